@@ -1,0 +1,34 @@
+/** Rendering proxy events as log lines: JSON lines or human-readable text, to stderr. */
+import { formatEndpoint } from '../core/net/sockaddr.js';
+import type { ProxyEvent } from '../dataplane/events.js';
+
+export type LogFormat = 'json' | 'text';
+
+export function formatEvent(event: ProxyEvent | { type: 'ready' | 'stopping' | 'stopped' | 'rules.applied' | 'rules.removed'; [k: string]: unknown }, format: LogFormat, now: Date = new Date()): string {
+  if (format === 'json') return `${JSON.stringify({ time: now.toISOString(), ...event })}\n`;
+  const e = event as ProxyEvent;
+  switch (e.type) {
+    case 'listening':
+      return `listening ${e.transport} ${formatEndpoint(e.local)} (IP_TRANSPARENT)\n`;
+    case 'tcp.accept':
+      return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} intercepted\n`;
+    case 'tcp.refused':
+      return `tcp refused ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)}: ${e.reason}\n`;
+    case 'tcp.connected':
+      return `tcp #${e.id} upstream connected from ${formatEndpoint(e.upstreamLocal)}\n`;
+    case 'tcp.close':
+      return `tcp #${e.id} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromServer} bytes down, ${e.durationMs} ms\n`;
+    case 'udp.session.open':
+      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session opened (upstream ${formatEndpoint(e.upstreamLocal)})\n`;
+    case 'udp.session.close':
+      return `udp #${e.id} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down\n`;
+    case 'udp.drop':
+      return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}\n`;
+    case 'error':
+      return `error ${e.code}: ${e.message}\n`;
+    default: {
+      const { type, ...rest } = event as { type: string };
+      return `${type}${Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : ''}\n`;
+    }
+  }
+}

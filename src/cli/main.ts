@@ -1,0 +1,70 @@
+/**
+ * The command line: `tproxy <command> [options]`. The only place that turns errors into exit codes;
+ * bin/tproxy.js is the only place that calls process.exit.
+ */
+import { readFileSync } from 'node:fs';
+import { isTproxyError } from '../core/errors.js';
+import { demoCommand } from './commands/demo.js';
+import { plannedCommands } from './commands/planned.js';
+import { rulesCommand } from './commands/rules.js';
+import { runCommand } from './commands/run.js';
+import type { CliIo, Command } from './io.js';
+
+export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, ...plannedCommands];
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `Usage: tproxy <command> [options]
+
+A Linux transparent proxy built on the netfilter TPROXY target.
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Options:
+  --help      help for tproxy or a command (tproxy <command> --help)
+  --version   print the version
+
+Exit codes: 0 success, 1 failure, 2 bad usage, 3 not built yet, 130 interrupted.
+`;
+}
+
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    io.out(`${version()}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    io.err(`tproxy: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const json = rest.includes('--json');
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    if (isTproxyError(error)) {
+      if (json) io.out(`${JSON.stringify({ ok: false, error: error.toJSON() }, null, 2)}\n`);
+      io.err(`tproxy ${name}: ${error.message} [${error.code}]\n`);
+      if (error.code === 'ERR_NOT_IMPLEMENTED') return 3;
+      return error.code === 'ERR_INVALID_ARGUMENT' ? 2 : 1;
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`tproxy ${name}: ${(error as Error).message}\n\n${command.usage}`);
+      return 2;
+    }
+    io.err(`tproxy ${name}: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,65 @@
+/** Parsing of the `--intercept PROTO:PORTS` and `--family` notations. Pure. */
+import { TproxyError } from '../errors.js';
+import type { Family, Transport } from '../net/constants.js';
+import type { InterceptSpec, PortRange } from '../rules/plan.js';
+
+function parsePort(text: string, whole: string): number {
+  if (!/^\d{1,5}$/.test(text)) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `--intercept ${whole}: "${text}" is not a port number (use PROTO:PORT[,PORT|FROM-TO...], e.g. tcp:80,443 or udp:53)`, { value: whole });
+  }
+  const port = Number(text);
+  if (port < 1 || port > 65535) throw new TproxyError('ERR_INVALID_ARGUMENT', `--intercept ${whole}: port ${port} is outside 1-65535`, { value: whole });
+  return port;
+}
+
+/** `tcp:80,443`, `udp:53`, `tcp:8000-8100` -> InterceptSpec. */
+export function parseIntercept(text: string): InterceptSpec {
+  const match = /^(tcp|udp):(.+)$/.exec(text.trim().toLowerCase());
+  if (!match) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `--intercept ${text}: expected PROTO:PORTS with PROTO tcp or udp, e.g. tcp:80,443 or udp:53`, { value: text });
+  }
+  const transport = match[1] as Transport;
+  const ports: PortRange[] = (match[2] ?? '').split(',').map((part) => {
+    const [from = '', to] = part.split('-');
+    const range = { from: parsePort(from, text), to: to === undefined ? parsePort(from, text) : parsePort(to, text) };
+    if (range.from > range.to) throw new TproxyError('ERR_INVALID_ARGUMENT', `--intercept ${text}: range ${part} is reversed (write FROM-TO with FROM <= TO)`, { value: text });
+    return range;
+  });
+  return { transport, ports };
+}
+
+/** Merge specs of the same transport (`--intercept tcp:80 --intercept tcp:443`). */
+export function mergeIntercepts(specs: readonly InterceptSpec[]): InterceptSpec[] {
+  const byTransport = new Map<Transport, PortRange[]>();
+  for (const spec of specs) byTransport.set(spec.transport, [...(byTransport.get(spec.transport) ?? []), ...spec.ports]);
+  return [...byTransport].map(([transport, ports]) => ({ transport, ports }));
+}
+
+export function parseFamily(text: string): Family[] {
+  switch (text) {
+    case '4':
+    case 'ipv4':
+      return [4];
+    case '6':
+    case 'ipv6':
+      return [6];
+    case 'both':
+      return [4, 6];
+    default:
+      throw new TproxyError('ERR_INVALID_ARGUMENT', `--family ${text}: use 4, 6 or both`, { value: text });
+  }
+}
+
+export function parsePortOption(name: string, text: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `--${name} ${text}: use a port number from 1 to 65535`, { value: text });
+  }
+  return Number(text);
+}
+
+export function parseMark(name: string, text: string): number {
+  if (!/^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(text) || Number(text) > 0xffffffff) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `--${name} ${text}: use a 32-bit number, decimal or hex (e.g. 0x1)`, { value: text });
+  }
+  return Number(text);
+}

@@ -1,0 +1,55 @@
+/**
+ * Linux socket ABI constants (x86_64 / aarch64, both use the generic values below).
+ * Names are the kernel's; see include/uapi/linux/in.h, in6.h, socket.h, asm-generic/socket.h.
+ */
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+
+export const IPPROTO_IP = 0;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const IPPROTO_IPV6 = 41;
+
+export const SOL_SOCKET = 1;
+export const SOL_IP = IPPROTO_IP;
+export const SOL_IPV6 = IPPROTO_IPV6;
+
+export const SO_REUSEADDR = 2;
+export const SO_ERROR = 4;
+export const SO_RCVBUF = 8;
+export const SO_REUSEPORT = 15;
+export const SO_MARK = 36;
+
+export const IP_FREEBIND = 15;
+export const IP_TRANSPARENT = 19;
+export const IP_RECVORIGDSTADDR = 20;
+/** cmsg type carrying the original destination (IP_ORIGDSTADDR == IP_RECVORIGDSTADDR). */
+export const IP_ORIGDSTADDR = IP_RECVORIGDSTADDR;
+export const IP_BIND_ADDRESS_NO_PORT = 24;
+
+export const IPV6_V6ONLY = 26;
+export const IPV6_RECVORIGDSTADDR = 74;
+export const IPV6_ORIGDSTADDR = IPV6_RECVORIGDSTADDR;
+export const IPV6_TRANSPARENT = 75;
+export const IPV6_FREEBIND = 78;
+
+export const MSG_DONTWAIT = 0x40;
+export const MSG_TRUNC = 0x20;
+export const MSG_CTRUNC = 0x08;
+
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLNVAL = 0x020;
+
+export const SHUT_WR = 1;
+
+export type Family = 4 | 6;
+export type Transport = 'tcp' | 'udp';

@@ -1,0 +1,100 @@
+/**
+ * struct sockaddr_in / sockaddr_in6 encoding and decoding. Pure: Buffers in, Buffers out.
+ *
+ *   sockaddr_in  (16 bytes): u16 family (host order) | u16 port (network order) | 4 addr | 8 zero
+ *   sockaddr_in6 (28 bytes): u16 family | u16 port (network) | u32 flowinfo | 16 addr | u32 scope_id
+ */
+import ipaddr from 'ipaddr.js';
+import { TproxyError } from '../errors.js';
+import { AF_INET, AF_INET6, type Family } from './constants.js';
+
+export const SOCKADDR_IN_SIZE = 16;
+export const SOCKADDR_IN6_SIZE = 28;
+/** Big enough for any sockaddr we use (sizeof(struct sockaddr_storage) is 128). */
+export const SOCKADDR_STORAGE_SIZE = 128;
+
+/** An IP endpoint in the notation Node uses (`address` as text, `port` as a number). */
+export interface Endpoint {
+  readonly family: Family;
+  readonly address: string;
+  readonly port: number;
+  /** IPv6 scope id (interface index) for link-local addresses. */
+  readonly scopeId?: number;
+}
+
+export function familyOf(address: string): Family {
+  if (ipaddr.IPv4.isValidFourPartDecimal(address)) return 4;
+  if (ipaddr.IPv6.isValid(address)) return 6;
+  throw new TproxyError('ERR_INVALID_ARGUMENT', `"${address}" is not an IPv4 or IPv6 address`, { address });
+}
+
+function checkPort(port: number): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `port ${port} is out of range: use an integer from 0 to 65535`, { port });
+  }
+}
+
+/** Encode an endpoint as sockaddr_in (IPv4) or sockaddr_in6 (IPv6). */
+export function encodeSockaddr(endpoint: Endpoint): Buffer {
+  checkPort(endpoint.port);
+  if (endpoint.family === 4) {
+    if (!ipaddr.IPv4.isValidFourPartDecimal(endpoint.address)) {
+      throw new TproxyError('ERR_INVALID_ARGUMENT', `"${endpoint.address}" is not an IPv4 address`, { address: endpoint.address });
+    }
+    const buf = Buffer.alloc(SOCKADDR_IN_SIZE);
+    buf.writeUInt16LE(AF_INET, 0);
+    buf.writeUInt16BE(endpoint.port, 2);
+    Buffer.from(ipaddr.IPv4.parse(endpoint.address).toByteArray()).copy(buf, 4);
+    return buf;
+  }
+  if (!ipaddr.IPv6.isValid(endpoint.address)) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `"${endpoint.address}" is not an IPv6 address`, { address: endpoint.address });
+  }
+  const buf = Buffer.alloc(SOCKADDR_IN6_SIZE);
+  buf.writeUInt16LE(AF_INET6, 0);
+  buf.writeUInt16BE(endpoint.port, 2);
+  Buffer.from(ipaddr.IPv6.parse(endpoint.address).toByteArray()).copy(buf, 8);
+  buf.writeUInt32LE(endpoint.scopeId ?? 0, 24);
+  return buf;
+}
+
+/** Decode a sockaddr_in / sockaddr_in6 of `length` bytes at the start of `buf`. */
+export function decodeSockaddr(buf: Buffer, length: number = buf.length): Endpoint {
+  if (length < 2) throw new TproxyError('ERR_INVALID_ARGUMENT', `sockaddr of ${length} bytes is too short`, { length });
+  const family = buf.readUInt16LE(0);
+  if (family === AF_INET) {
+    if (length < 8) throw new TproxyError('ERR_INVALID_ARGUMENT', `sockaddr_in of ${length} bytes is too short (need 8)`, { length });
+    const address = ipaddr.fromByteArray([...buf.subarray(4, 8)]).toString();
+    return { family: 4, address, port: buf.readUInt16BE(2) };
+  }
+  if (family === AF_INET6) {
+    if (length < 24) throw new TproxyError('ERR_INVALID_ARGUMENT', `sockaddr_in6 of ${length} bytes is too short (need 24)`, { length });
+    const address = ipaddr.fromByteArray([...buf.subarray(8, 24)]).toString();
+    const scopeId = length >= 28 ? buf.readUInt32LE(24) : 0;
+    return scopeId === 0 ? { family: 6, address, port: buf.readUInt16BE(2) } : { family: 6, address, port: buf.readUInt16BE(2), scopeId };
+  }
+  throw new TproxyError('ERR_INVALID_ARGUMENT', `unsupported address family ${family} in sockaddr`, { family });
+}
+
+/** `198.51.100.10:80` or `[2001:db8::1]:80`. */
+export function formatEndpoint(endpoint: Pick<Endpoint, 'address' | 'port'>): string {
+  return endpoint.address.includes(':') ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
+}
+
+/** Canonical text of an address (RFC 5952 for IPv6; IPv4-mapped IPv6 unwrapped to IPv4). */
+export function normalizeAddress(address: string): string {
+  const parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    return (parsed as ipaddr.IPv6).toIPv4Address().toString();
+  }
+  return parsed.toString();
+}
+
+export function sameEndpoint(a: Pick<Endpoint, 'address' | 'port'>, b: Pick<Endpoint, 'address' | 'port'>): boolean {
+  return a.port === b.port && normalizeAddress(a.address) === normalizeAddress(b.address);
+}
+
+/** The wildcard address of a family: `0.0.0.0` or `::`. */
+export function anyAddress(family: Family): string {
+  return family === 4 ? '0.0.0.0' : '::';
+}

@@ -1,0 +1,43 @@
+/**
+ * What the data plane reports. Plain JSON-safe objects: the CLI prints them as log lines, the demo
+ * and the tests read them, the metrics layer will count them.
+ */
+import type { Family, Transport } from '../core/net/constants.js';
+import type { Endpoint } from '../core/net/sockaddr.js';
+
+export type UpstreamMode = 'direct' | 'transparent';
+
+export type ProxyEvent =
+  | { readonly type: 'listening'; readonly transport: Transport; readonly family: Family; readonly local: Endpoint }
+  | { readonly type: 'tcp.accept'; readonly id: number; readonly client: Endpoint; readonly originalDestination: Endpoint }
+  | { readonly type: 'tcp.refused'; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly reason: RefusalReason }
+  | { readonly type: 'tcp.connected'; readonly id: number; readonly upstreamLocal: Endpoint }
+  | {
+      readonly type: 'tcp.close';
+      readonly id: number;
+      readonly client: Endpoint;
+      readonly originalDestination: Endpoint;
+      readonly bytesFromClient: number;
+      readonly bytesFromServer: number;
+      readonly durationMs: number;
+      /** 'done' for a clean end both ways, else what ended it (errno name, 'timeout', 'stopped'). */
+      readonly reason: string;
+    }
+  | { readonly type: 'udp.session.open'; readonly id: number; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly upstreamLocal: Endpoint }
+  | {
+      readonly type: 'udp.session.close';
+      readonly id: number;
+      readonly client: Endpoint;
+      readonly originalDestination: Endpoint;
+      readonly datagramsFromClient: number;
+      readonly datagramsFromServer: number;
+      readonly bytesFromClient: number;
+      readonly bytesFromServer: number;
+      readonly reason: string;
+    }
+  | { readonly type: 'udp.drop'; readonly reason: string; readonly source?: Endpoint }
+  | { readonly type: 'error'; readonly code: string; readonly message: string };
+
+export type RefusalReason = 'not-intercepted' | 'loop' | 'limit';
+
+export type EventSink = (event: ProxyEvent) => void;

@@ -1,0 +1,58 @@
+/**
+ * The libc calls Node does not expose, bound with koffi. This file only declares them; sys/socket.ts
+ * gives them types and errors. Buffers passed as `void *` are handed to C without a copy.
+ */
+import koffi from 'koffi';
+
+export interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Buffer, length: Buffer): number;
+  bind(fd: number, address: Buffer, length: number): number;
+  listen(fd: number, backlog: number): number;
+  connect(fd: number, address: Buffer, length: number): number;
+  getsockname(fd: number, address: Buffer, length: Buffer): number;
+  getpeername(fd: number, address: Buffer, length: Buffer): number;
+  recvmsg(fd: number, msghdr: Buffer, flags: number): number;
+  sendmsg(fd: number, msghdr: Buffer, flags: number): number;
+  send(fd: number, data: Buffer, length: number, flags: number): number;
+  recv(fd: number, data: Buffer, length: number, flags: number): number;
+  poll(fds: Buffer, count: number, timeoutMs: number): number;
+  shutdown(fd: number, how: number): number;
+  close(fd: number): number;
+  geteuid(): number;
+  /** errno of the last failed call on this thread. */
+  errno(): number;
+  /** Address of a Buffer's memory, to store in C structs that point to other buffers. */
+  address(buf: Buffer): bigint;
+}
+
+let cached: Libc | undefined;
+
+/** Load libc once per thread (koffi bindings are per isolate). */
+export function loadLibc(): Libc {
+  if (cached) return cached;
+  const lib = koffi.load('libc.so.6');
+  const fn = <T>(decl: string): T => lib.func(decl) as T;
+  cached = {
+    socket: fn('int socket(int, int, int)'),
+    setsockopt: fn('int setsockopt(int, int, int, const void *, uint32_t)'),
+    getsockopt: fn('int getsockopt(int, int, int, void *, void *)'),
+    bind: fn('int bind(int, const void *, uint32_t)'),
+    listen: fn('int listen(int, int)'),
+    connect: fn('int connect(int, const void *, uint32_t)'),
+    getsockname: fn('int getsockname(int, void *, void *)'),
+    getpeername: fn('int getpeername(int, void *, void *)'),
+    recvmsg: fn('intptr_t recvmsg(int, void *, int)'),
+    sendmsg: fn('intptr_t sendmsg(int, const void *, int)'),
+    send: fn('intptr_t send(int, const void *, size_t, int)'),
+    recv: fn('intptr_t recv(int, void *, size_t, int)'),
+    poll: fn('int poll(void *, unsigned long, int)'),
+    shutdown: fn('int shutdown(int, int)'),
+    close: fn('int close(int)'),
+    geteuid: fn('uint32_t geteuid(void)'),
+    errno: () => koffi.errno(),
+    address: (buf: Buffer) => koffi.address(buf),
+  };
+  return cached;
+}

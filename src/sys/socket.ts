@@ -1,0 +1,304 @@
+/**
+ * Typed socket calls for what Node lacks: transparent sockets, marks, original destinations.
+ * Every failure raises TproxyError with the call, the errno name and advice a user can act on.
+ * The only file that calls libc for sockets.
+ */
+import { TproxyError, type TproxyErrorCode } from '../core/errors.js';
+import { errnoAdvice, errnoName } from '../core/errno.js';
+import * as C from '../core/net/constants.js';
+import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../core/net/sockaddr.js';
+import { decodeControlMessages, originalDestination, ORIGDSTADDR_CONTROL_SPACE } from '../core/net/cmsg.js';
+import { MSGHDR_SIZE, IOVEC_SIZE, writeMsghdr, writeIovec, readMsghdrResult } from '../core/net/msghdr.js';
+import { loadLibc, type Libc } from './libc.js';
+
+export interface SocketOptions {
+  readonly family: C.Family;
+  readonly transport: C.Transport;
+  /** IP_TRANSPARENT / IPV6_TRANSPARENT: accept TPROXY traffic, bind foreign addresses. CAP_NET_ADMIN. */
+  readonly transparent?: boolean;
+  /** SO_MARK on every packet the socket sends. CAP_NET_ADMIN. */
+  readonly mark?: number;
+  readonly reuseAddress?: boolean;
+  readonly reusePort?: boolean;
+  /** IP_FREEBIND / IPV6_FREEBIND: bind an address not (yet) configured on the host. */
+  readonly freebind?: boolean;
+  /** IP_BIND_ADDRESS_NO_PORT: bind(addr, 0) defers the port choice to connect(). */
+  readonly bindAddressNoPort?: boolean;
+  /** IPV6_V6ONLY; defaults to true for IPv6 so v4 and v6 listeners never overlap. */
+  readonly v6Only?: boolean;
+  /** IP_RECVORIGDSTADDR / IPV6_RECVORIGDSTADDR: deliver each datagram's original destination. */
+  readonly recvOriginalDestination?: boolean;
+  /** O_NONBLOCK (default true). */
+  readonly nonBlocking?: boolean;
+}
+
+export interface ReceivedDatagram {
+  /** Bytes received (the datagram is truncated to the buffer when `truncated`). */
+  readonly length: number;
+  readonly truncated: boolean;
+  readonly source: Endpoint;
+  /** From IP_ORIGDSTADDR, when the socket asked for it. */
+  readonly originalDestination: Endpoint | undefined;
+}
+
+const OPTION_NAMES: Readonly<Record<string, string>> = {
+  [`${C.SOL_SOCKET}:${C.SO_REUSEADDR}`]: 'SO_REUSEADDR',
+  [`${C.SOL_SOCKET}:${C.SO_REUSEPORT}`]: 'SO_REUSEPORT',
+  [`${C.SOL_SOCKET}:${C.SO_MARK}`]: 'SO_MARK',
+  [`${C.SOL_SOCKET}:${C.SO_RCVBUF}`]: 'SO_RCVBUF',
+  [`${C.SOL_IP}:${C.IP_TRANSPARENT}`]: 'IP_TRANSPARENT',
+  [`${C.SOL_IP}:${C.IP_FREEBIND}`]: 'IP_FREEBIND',
+  [`${C.SOL_IP}:${C.IP_RECVORIGDSTADDR}`]: 'IP_RECVORIGDSTADDR',
+  [`${C.SOL_IP}:${C.IP_BIND_ADDRESS_NO_PORT}`]: 'IP_BIND_ADDRESS_NO_PORT',
+  [`${C.SOL_IPV6}:${C.IPV6_TRANSPARENT}`]: 'IPV6_TRANSPARENT',
+  [`${C.SOL_IPV6}:${C.IPV6_FREEBIND}`]: 'IPV6_FREEBIND',
+  [`${C.SOL_IPV6}:${C.IPV6_RECVORIGDSTADDR}`]: 'IPV6_RECVORIGDSTADDR',
+  [`${C.SOL_IPV6}:${C.IPV6_V6ONLY}`]: 'IPV6_V6ONLY',
+};
+
+function codeFor(errno: string): TproxyErrorCode {
+  if (errno === 'EPERM' || errno === 'EACCES') return 'ERR_PRIVILEGE';
+  if (errno === 'EADDRINUSE') return 'ERR_ADDRESS_IN_USE';
+  if (errno === 'ENOPROTOOPT') return 'ERR_KERNEL_FEATURE';
+  return 'ERR_SYSCALL';
+}
+
+/** Socket calls bound to one libc (one per thread). */
+export class SocketApi {
+  private readonly libc: Libc;
+  private readonly u32 = Buffer.alloc(4);
+
+  constructor(libc: Libc = loadLibc()) {
+    this.libc = libc;
+  }
+
+  /** Raise the error for a failed `call`, with errno read right now. */
+  fail(call: string, context: Record<string, unknown> = {}): never {
+    const errnoNumber = this.libc.errno();
+    const errno = errnoName(errnoNumber);
+    const advice = errnoAdvice(call, errno);
+    throw new TproxyError(codeFor(errno), `${call} failed with ${errno}${advice ? `: ${advice}` : ''}`, { call, errno, errnoNumber, ...context });
+  }
+
+  /** socket() plus every option of `options`, in the order the kernel needs them (before bind). */
+  open(options: SocketOptions): number {
+    const domain = options.family === 4 ? C.AF_INET : C.AF_INET6;
+    const type = (options.transport === 'tcp' ? C.SOCK_STREAM : C.SOCK_DGRAM) | C.SOCK_CLOEXEC | (options.nonBlocking === false ? 0 : C.SOCK_NONBLOCK);
+    const fd = this.libc.socket(domain, type, 0);
+    if (fd < 0) this.fail(`socket(${options.family === 4 ? 'AF_INET' : 'AF_INET6'}, ${options.transport === 'tcp' ? 'SOCK_STREAM' : 'SOCK_DGRAM'})`);
+    try {
+      const ip = options.family === 4;
+      if (options.family === 6) this.setInt(fd, C.SOL_IPV6, C.IPV6_V6ONLY, options.v6Only === false ? 0 : 1);
+      if (options.reuseAddress) this.setInt(fd, C.SOL_SOCKET, C.SO_REUSEADDR, 1);
+      if (options.reusePort) this.setInt(fd, C.SOL_SOCKET, C.SO_REUSEPORT, 1);
+      if (options.transparent) this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_TRANSPARENT : C.IPV6_TRANSPARENT, 1);
+      if (options.freebind) this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_FREEBIND : C.IPV6_FREEBIND, 1);
+      if (options.mark !== undefined) this.setInt(fd, C.SOL_SOCKET, C.SO_MARK, options.mark);
+      if (options.bindAddressNoPort) this.setInt(fd, C.SOL_IP, C.IP_BIND_ADDRESS_NO_PORT, 1);
+      if (options.recvOriginalDestination) {
+        this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_RECVORIGDSTADDR : C.IPV6_RECVORIGDSTADDR, 1);
+      }
+    } catch (error) {
+      this.libc.close(fd);
+      throw error;
+    }
+    return fd;
+  }
+
+  setInt(fd: number, level: number, name: number, value: number): void {
+    this.u32.writeUInt32LE(value >>> 0, 0);
+    if (this.libc.setsockopt(fd, level, name, this.u32, 4) !== 0) {
+      this.fail(`setsockopt(${OPTION_NAMES[`${level}:${name}`] ?? `${level}:${name}`})`, { fd, value });
+    }
+  }
+
+  getInt(fd: number, level: number, name: number): number {
+    const value = Buffer.alloc(4);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(4, 0);
+    if (this.libc.getsockopt(fd, level, name, value, length) !== 0) {
+      this.fail(`getsockopt(${OPTION_NAMES[`${level}:${name}`] ?? `${level}:${name}`})`, { fd });
+    }
+    return value.readUInt32LE(0);
+  }
+
+  bind(fd: number, endpoint: Endpoint): void {
+    const sa = encodeSockaddr(endpoint);
+    if (this.libc.bind(fd, sa, sa.length) !== 0) this.fail(`bind(${formatForCall(endpoint)})`, { fd, address: endpoint.address, port: endpoint.port });
+  }
+
+  listen(fd: number, backlog: number): void {
+    if (this.libc.listen(fd, backlog) !== 0) this.fail('listen', { fd, backlog });
+  }
+
+  /** connect(); on a non-blocking socket EINPROGRESS is not an error (poll for POLLOUT). */
+  connect(fd: number, endpoint: Endpoint): 'connected' | 'in-progress' {
+    const sa = encodeSockaddr(endpoint);
+    if (this.libc.connect(fd, sa, sa.length) === 0) return 'connected';
+    if (errnoName(this.libc.errno()) === 'EINPROGRESS') return 'in-progress';
+    return this.fail(`connect(${formatForCall(endpoint)})`, { fd, address: endpoint.address, port: endpoint.port });
+  }
+
+  localEndpoint(fd: number): Endpoint {
+    return this.nameOf(fd, 'getsockname');
+  }
+
+  remoteEndpoint(fd: number): Endpoint {
+    return this.nameOf(fd, 'getpeername');
+  }
+
+  private nameOf(fd: number, call: 'getsockname' | 'getpeername'): Endpoint {
+    const sa = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(sa.length, 0);
+    if (this.libc[call](fd, sa, length) !== 0) this.fail(call, { fd });
+    return decodeSockaddr(sa, length.readUInt32LE(0));
+  }
+
+  /** send() on a connected socket; null when it would block. */
+  send(fd: number, data: Buffer, length: number = data.length): number | null {
+    const n = this.libc.send(fd, data, length, C.MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errnoName(this.libc.errno()) === 'EAGAIN') return null;
+    return this.fail('send', { fd, length });
+  }
+
+  /** sendmsg() to `destination` (unconnected datagram socket); null when it would block. */
+  sendTo(fd: number, data: Buffer, length: number, destination: Endpoint): number | null {
+    const name = encodeSockaddr(destination);
+    const iov = Buffer.alloc(IOVEC_SIZE);
+    writeIovec(iov, 0, this.libc.address(data), length);
+    const msghdr = writeMsghdr(Buffer.alloc(MSGHDR_SIZE), {
+      nameAddress: this.libc.address(name),
+      nameLength: name.length,
+      iovAddress: this.libc.address(iov),
+      iovCount: 1,
+      controlAddress: 0n,
+      controlLength: 0,
+    });
+    const n = this.libc.sendmsg(fd, msghdr, C.MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errnoName(this.libc.errno()) === 'EAGAIN') return null;
+    return this.fail(`sendmsg(${formatForCall(destination)})`, { fd, length });
+  }
+
+  shutdown(fd: number, how: number): void {
+    if (this.libc.shutdown(fd, how) !== 0) this.fail('shutdown', { fd, how });
+  }
+
+  close(fd: number): void {
+    if (this.libc.close(fd) !== 0) this.fail('close', { fd });
+  }
+
+  /** The effective uid of this process. */
+  geteuid(): number {
+    return this.libc.geteuid();
+  }
+
+  /** A reusable receiver for recvmsg with source address and original destination. */
+  receiver(maxDatagramBytes: number): DatagramReceiver {
+    return new DatagramReceiver(this, this.libc, maxDatagramBytes);
+  }
+
+  /** A reusable poll set. */
+  poller(capacity: number): Poller {
+    return new Poller(this, this.libc, capacity);
+  }
+}
+
+function formatForCall(endpoint: Endpoint): string {
+  return endpoint.family === 6 ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
+}
+
+/**
+ * recvmsg with preallocated msghdr/iovec/name/control buffers: one receiver per loop, reused for
+ * every datagram (`data` is overwritten by the next receive).
+ */
+export class DatagramReceiver {
+  readonly data: Buffer;
+  private readonly name = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
+  private readonly control = Buffer.alloc(ORIGDSTADDR_CONTROL_SPACE);
+  private readonly iov = Buffer.alloc(IOVEC_SIZE);
+  private readonly msghdr = Buffer.alloc(MSGHDR_SIZE);
+
+  constructor(
+    private readonly api: SocketApi,
+    private readonly libc: Libc,
+    maxDatagramBytes: number,
+  ) {
+    this.data = Buffer.alloc(maxDatagramBytes);
+    writeIovec(this.iov, 0, libc.address(this.data), this.data.length);
+  }
+
+  /** One datagram, or null when none is waiting (EAGAIN). */
+  receive(fd: number): ReceivedDatagram | null {
+    writeMsghdr(this.msghdr, {
+      nameAddress: this.libc.address(this.name),
+      nameLength: this.name.length,
+      iovAddress: this.libc.address(this.iov),
+      iovCount: 1,
+      controlAddress: this.libc.address(this.control),
+      controlLength: this.control.length,
+    });
+    const n = this.libc.recvmsg(fd, this.msghdr, C.MSG_DONTWAIT | C.MSG_TRUNC);
+    if (n < 0) {
+      if (errnoName(this.libc.errno()) === 'EAGAIN') return null;
+      return this.api.fail('recvmsg', { fd });
+    }
+    const result = readMsghdrResult(this.msghdr);
+    const controlMessages = decodeControlMessages(this.control, result.controlLength);
+    return {
+      length: Math.min(n, this.data.length),
+      truncated: (result.flags & C.MSG_TRUNC) !== 0 || n > this.data.length,
+      source: decodeSockaddr(this.name, result.nameLength),
+      originalDestination: originalDestination(controlMessages),
+    };
+  }
+}
+
+export interface PollResult {
+  readonly fd: number;
+  readonly revents: number;
+}
+
+/** poll(2) over a set of fds, each watched for POLLIN (and POLLOUT when asked). */
+export class Poller {
+  private buf: Buffer;
+  private fds: number[] = [];
+  private events: number[] = [];
+
+  constructor(
+    private readonly api: SocketApi,
+    private readonly libc: Libc,
+    capacity: number,
+  ) {
+    this.buf = Buffer.alloc(Math.max(1, capacity) * 8);
+  }
+
+  set(fds: readonly number[], events: readonly number[] = []): void {
+    this.fds = [...fds];
+    this.events = fds.map((_, i) => events[i] ?? C.POLLIN);
+    if (this.buf.length < fds.length * 8) this.buf = Buffer.alloc(fds.length * 16);
+  }
+
+  /** Wait up to timeoutMs; returns the fds with events. EINTR counts as no events. */
+  wait(timeoutMs: number): PollResult[] {
+    for (let i = 0; i < this.fds.length; i++) {
+      this.buf.writeInt32LE(this.fds[i] ?? -1, i * 8);
+      this.buf.writeInt16LE(this.events[i] ?? C.POLLIN, i * 8 + 4);
+      this.buf.writeInt16LE(0, i * 8 + 6);
+    }
+    const n = this.libc.poll(this.buf, this.fds.length, timeoutMs);
+    if (n < 0) {
+      if (errnoName(this.libc.errno()) === 'EINTR') return [];
+      return this.api.fail('poll');
+    }
+    const ready: PollResult[] = [];
+    if (n === 0) return ready;
+    for (let i = 0; i < this.fds.length; i++) {
+      const revents = this.buf.readInt16LE(i * 8 + 6);
+      if (revents !== 0) ready.push({ fd: this.fds[i] ?? -1, revents });
+    }
+    return ready;
+  }
+}
