@@ -29,7 +29,7 @@ export function errnoAdvice(call: string, errno: string): string {
     case 'EPERM':
     case 'EACCES':
       if (PRIVILEGED_OPTIONS.has(option)) {
-        return `${option} needs CAP_NET_ADMIN: run as root or grant the capability (setcap cap_net_admin+ep, or AmbientCapabilities=CAP_NET_ADMIN in systemd)`;
+        return `${option} needs CAP_NET_ADMIN (the kernel also accepts CAP_NET_RAW): run as root or grant the capability (setcap cap_net_admin+ep, or AmbientCapabilities=CAP_NET_ADMIN in systemd)`;
       }
       if (call.startsWith('bind')) return 'binding a port below 1024 needs CAP_NET_BIND_SERVICE, or choose a higher port';
       return 'operation not permitted: run as root or with CAP_NET_ADMIN';

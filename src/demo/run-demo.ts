@@ -13,7 +13,7 @@
  *   7. rules removed, proxy stopped (bytes per flow reported), namespaces deleted
  */
 import { fileURLToPath } from 'node:url';
-import { TproxyError } from '../core/errors.js';
+import { TproxyError, type TproxyErrorCode } from '../core/errors.js';
 import type { Family, Transport } from '../core/net/constants.js';
 import { formatEndpoint, normalizeAddress, sameEndpoint, type Endpoint } from '../core/net/sockaddr.js';
 import { ipRouteArgs, ipRuleArgs, planRules, renderNftScript, DEFAULT_RULES_CONFIG, type RulesPlan } from '../core/rules/plan.js';
@@ -61,6 +61,8 @@ export interface DemoResult {
   readonly upstream: UpstreamMode;
   readonly flows: DemoFlow[];
   readonly ruleCounters: Record<string, number>;
+  /** Processes the demo started (all stopped when it returns). */
+  readonly pids: { readonly server: number; readonly proxy: number };
 }
 
 type ProxyLogLine = ProxyEvent & { time?: string } | { type: 'ready' | 'stopped' | 'stopping'; time?: string };
@@ -109,14 +111,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     ]);
     if (!ready) {
       await proxyLines.closed();
-      const errorLine = proxyLines.text.find((l) => l.includes('error')) ?? proxyLines.text.slice(-1)[0] ?? '';
-      let message = errorLine;
-      try {
-        message = (JSON.parse(errorLine) as { message?: string }).message ?? errorLine;
-      } catch {
-        // plain text
-      }
-      throw new TproxyError('ERR_DEMO_FAILED', `the proxy could not start in the router namespace: ${message}`, { proxyOutput: proxyLines.text.slice(-5) });
+      // The proxy's last words are `tproxy run: <message> [<code>]`: pass both on.
+      const errorLine = [...proxyLines.text].reverse().find((l) => l.startsWith('tproxy run:')) ?? proxyLines.text.slice(-1)[0] ?? '(no output)';
+      const parsed = /^tproxy run: (.*) \[(ERR_[A-Z_]+)\]$/.exec(errorLine);
+      const code = (parsed?.[2] ?? 'ERR_DEMO_FAILED') as TproxyErrorCode;
+      throw new TproxyError(code, `the proxy could not start in the router namespace: ${parsed?.[1] ?? errorLine}`, { proxyOutput: proxyLines.text.slice(-5) });
     }
     const listening = proxyLines.items.filter((l): l is Extract<ProxyEvent, { type: 'listening' }> => l.type === 'listening');
     report(`[3/7] proxy: tproxy run in the router namespace, pid ${proxy.child.pid ?? '?'}, upstream ${options.upstream}; listening ${listening.map((l) => `${l.transport} ${formatEndpoint(l.local)}`).join(', ')} with IP_TRANSPARENT`);
@@ -205,7 +204,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     });
     report(`[7/7] rules removed (table ${removed.table ? 'deleted' : 'absent'}, ${removed.rules} ip rule(s), ${removed.routes} route(s)); proxy stopped (exit ${code}); bytes relayed:`);
     for (const f of withBytes) report(`      ${f.transport}/ipv${f.family} ${formatEndpoint(f.client)} -> ${formatEndpoint(f.originalDestination)}: ${f.bytesFromClient ?? '?'} bytes up, ${f.bytesFromServer ?? '?'} bytes down`);
-    return { prefix: lab.prefix, upstream: options.upstream, flows: withBytes, ruleCounters };
+    return { prefix: lab.prefix, upstream: options.upstream, flows: withBytes, ruleCounters, pids: { server: server.child.pid ?? -1, proxy: proxy.child.pid ?? -1 } };
   } finally {
     if (lab) {
       if (plan && controller) await controller.remove(plan).catch(() => undefined);

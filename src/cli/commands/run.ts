@@ -7,7 +7,7 @@ import type { UpstreamMode } from '../../dataplane/events.js';
 import { DEFAULT_PROXY_CONFIG, Proxy } from '../../dataplane/proxy.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
-import { formatEvent, type LogFormat } from '../log.js';
+import { formatEvent } from '../log.js';
 import { SELECTION_HELP, SELECTION_OPTIONS, rulesConfigFrom } from '../selection.js';
 
 const USAGE = `Usage: tproxy run [options]
@@ -61,7 +61,7 @@ export const runCommand: Command = {
     const rulesConfig = rulesConfigFrom(values);
     const udpIdle = Number(values['udp-idle-timeout-ms']);
     if (!Number.isInteger(udpIdle) || udpIdle < 100) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-idle-timeout-ms ${values['udp-idle-timeout-ms']}: use an integer of at least 100`);
-    const log = (event: Parameters<typeof formatEvent>[0]): void => io.err(formatEvent(event, format as LogFormat));
+    const log = (event: Parameters<typeof formatEvent>[0]): void => io.err(formatEvent(event, format));
     const plan: RulesPlan | undefined = values['no-rules'] ? undefined : planRules(rulesConfig);
 
     const proxy = new Proxy(

@@ -1,0 +1,40 @@
+// Runs the compiled tests with node's test runner. `unit` needs no privileges; `root` tests build
+// network namespaces (each test its own, with a unique prefix) and run concurrently.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const which = process.argv[2] ?? 'all';
+const root = new URL('../dist/test/', import.meta.url).pathname;
+
+function walk(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? walk(path) : [path];
+  });
+}
+
+const files = walk(root)
+  .filter((f) => f.endsWith('.test.js'))
+  .filter((f) => which === 'all' || (which === 'root') === f.endsWith('.root.test.js'))
+  .sort();
+if (files.length === 0) {
+  console.error(`run-tests: no ${which} tests found under ${root}: run npm run build first`);
+  process.exit(1);
+}
+if (which !== 'unit' && process.getuid?.() !== 0) {
+  console.error('run-tests: namespace tests need root (they create network namespaces)');
+  process.exit(1);
+}
+const tap = join(mkdtempSync(join(tmpdir(), 'tproxy-tests-')), 'results.tap');
+const result = spawnSync(
+  process.execPath,
+  ['--test', '--test-concurrency=4', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],
+  { stdio: 'inherit' },
+);
+// The plain closing line, read from the TAP summary.
+const summary = readFileSync(tap, 'utf8');
+const count = (key) => Number(new RegExp(`^# ${key} (\\d+)$`, 'm').exec(summary)?.[1] ?? 0);
+console.log(`tests: ${count('pass')} passed, ${count('fail')} failed, ${count('skipped')} skipped`);
+process.exit(result.status ?? 1);

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { COMMANDS, main } from '../../src/cli/main.js';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+
+describe('tproxy command line', () => {
+  it('lists every command in --help', async () => {
+    const { code, out } = await cli('--help');
+    assert.equal(code, 0);
+    for (const name of ['demo', 'run', 'rules', 'explain', 'snapshot', 'doctor', 'status', 'config']) assert.match(out, new RegExp(`^  ${name} `, 'm'));
+  });
+
+  it('prints the version', async () => {
+    const { code, out } = await cli('--version');
+    assert.equal(code, 0);
+    assert.match(out, /^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('has --help on every command', async () => {
+    for (const command of COMMANDS) {
+      const { code, out } = await cli(command.name, '--help');
+      assert.equal(code, 0, command.name);
+      assert.match(out, new RegExp(`Usage: tproxy ${command.name}`));
+    }
+  });
+
+  it('rejects an unknown command with exit 2', async () => {
+    const { code, err } = await cli('frobnicate');
+    assert.equal(code, 2);
+    assert.match(err, /unknown command "frobnicate"/);
+  });
+
+  it('says plainly that a planned command is not built yet (exit 3)', async () => {
+    const { code, err } = await cli('explain');
+    assert.equal(code, 3);
+    assert.match(err, /tproxy explain is not built yet/);
+    const json = await cli('doctor', '--json');
+    assert.equal(json.code, 3);
+    assert.equal((JSON.parse(json.out) as { error: { code: string } }).error.code, 'ERR_NOT_IMPLEMENTED');
+  });
+
+  it('rejects an unknown flag with the usage (exit 2)', async () => {
+    const { code, err } = await cli('run', '--lisen', '8000');
+    assert.equal(code, 2);
+    assert.match(err, /Unknown option '--lisen'/);
+    assert.match(err, /Usage: tproxy run/);
+  });
+
+  it('rejects a bad --intercept with what is allowed (exit 2)', async () => {
+    const { code, err } = await cli('rules', 'plan', '--intercept', 'tcp:http');
+    assert.equal(code, 2);
+    assert.match(err, /"http" is not a port number \(use PROTO:PORT/);
+  });
+
+  it('plans rules without touching the host', async () => {
+    const { code, out } = await cli('rules', 'plan', '--intercept', 'tcp:80,443', '--intercept', 'udp:53', '--family', '4', '--listen', '9000');
+    assert.equal(code, 0);
+    assert.match(out, /tcp dport \{ 80, 443 \} tproxy ip to :9000/);
+    assert.match(out, /udp dport 53 tproxy ip to :9000/);
+    assert.match(out, /^ip -4 rule add fwmark 0x00000001\/0x00000001 lookup 100 priority 9000$/m);
+    assert.doesNotMatch(out, /ip6|-6/);
+    const json = await cli('rules', 'plan', '--json', '--intercept', 'udp:53');
+    assert.equal((JSON.parse(json.out) as { plan: { table: { name: string } } }).plan.table.name, 'tproxy');
+  });
+
+  it('refuses --config until config files exist (exit 3)', async () => {
+    const { code, err } = await cli('run', '--config', 'tproxy.yaml');
+    assert.equal(code, 3);
+    assert.match(err, /--config is not supported yet/);
+  });
+});

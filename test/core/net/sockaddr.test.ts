@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isTproxyError } from '../../../src/core/errors.js';
+import { decodeSockaddr, encodeSockaddr, familyOf, formatEndpoint, normalizeAddress, sameEndpoint } from '../../../src/core/net/sockaddr.js';
+
+describe('sockaddr', () => {
+  it('encodes sockaddr_in with host-order family and network-order port', () => {
+    const buf = encodeSockaddr({ family: 4, address: '198.51.100.10', port: 8000 });
+    assert.equal(buf.length, 16);
+    assert.deepEqual([...buf], [2, 0, 0x1f, 0x40, 198, 51, 100, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('encodes sockaddr_in6 with address at offset 8 and scope id at 24', () => {
+    const buf = encodeSockaddr({ family: 6, address: '2001:db8:1::10', port: 80, scopeId: 3 });
+    assert.equal(buf.length, 28);
+    assert.equal(buf.readUInt16LE(0), 10);
+    assert.equal(buf.readUInt16BE(2), 80);
+    assert.equal(buf.readUInt32LE(4), 0, 'flowinfo');
+    assert.equal(buf.subarray(8, 24).toString('hex'), '20010db8000100000000000000000010');
+    assert.equal(buf.readUInt32LE(24), 3);
+  });
+
+  const cases = [
+    { family: 4, address: '203.0.113.20', port: 80 },
+    { family: 4, address: '0.0.0.0', port: 0 },
+    { family: 4, address: '255.255.255.255', port: 65535 },
+    { family: 6, address: '2001:db8:2::20', port: 443 },
+    { family: 6, address: '::', port: 0 },
+    { family: 6, address: '::ffff:198.51.100.1', port: 53 },
+    { family: 6, address: 'fe80::1', port: 1, scopeId: 7 },
+  ] as const;
+  for (const endpoint of cases) {
+    it(`round-trips ${formatEndpoint(endpoint)}`, () => {
+      const decoded = decodeSockaddr(encodeSockaddr(endpoint));
+      assert.equal(decoded.family, endpoint.family);
+      assert.equal(decoded.port, endpoint.port);
+      assert.equal(normalizeAddress(decoded.address), normalizeAddress(endpoint.address));
+      assert.equal(decoded.scopeId, 'scopeId' in endpoint ? endpoint.scopeId : undefined);
+    });
+  }
+
+  it('decodes the shortened IPv6 text form', () => {
+    const buf = encodeSockaddr({ family: 6, address: '2001:0db8:0000:0000:0000:0000:0000:0001', port: 1 });
+    assert.equal(decodeSockaddr(buf).address, '2001:db8::1');
+  });
+
+  const bad: [string, () => unknown, RegExp][] = [
+    ['an IPv6 address as IPv4', () => encodeSockaddr({ family: 4, address: '::1', port: 1 }), /not an IPv4 address/],
+    ['an IPv4 address as IPv6', () => encodeSockaddr({ family: 6, address: '1.2.3.4', port: 1 }), /not an IPv6 address/],
+    ['a port above 65535', () => encodeSockaddr({ family: 4, address: '1.2.3.4', port: 70000 }), /out of range/],
+    ['a fractional port', () => encodeSockaddr({ family: 4, address: '1.2.3.4', port: 1.5 }), /out of range/],
+    ['a short buffer', () => decodeSockaddr(Buffer.from([2, 0, 0]), 3), /too short/],
+    ['an unknown family', () => decodeSockaddr(Buffer.alloc(16, 0).fill(1, 0, 1), 16), /unsupported address family 1/],
+    ['a hostname', () => familyOf('example'), /not an IPv4 or IPv6 address/],
+  ];
+  for (const [what, call, message] of bad) {
+    it(`rejects ${what} with ERR_INVALID_ARGUMENT`, () => {
+      assert.throws(call, (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && message.test(e.message));
+    });
+  }
+
+  it('compares endpoints across IPv4-mapped and plain notation', () => {
+    assert.ok(sameEndpoint({ address: '::ffff:203.0.113.20', port: 80 }, { address: '203.0.113.20', port: 80 }));
+    assert.ok(!sameEndpoint({ address: '203.0.113.20', port: 81 }, { address: '203.0.113.20', port: 80 }));
+    assert.equal(formatEndpoint({ address: '2001:db8::1', port: 80 }), '[2001:db8::1]:80');
+    assert.equal(familyOf('2001:db8::1'), 6);
+    assert.equal(familyOf('192.0.2.1'), 4);
+  });
+});

@@ -1,0 +1,15 @@
+/** Paths of the built artefacts the root tests start as processes. */
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
+export const AGENT = fileURLToPath(new URL('../../src/lab/agent.js', import.meta.url));
+export const SOCKET_MODULE = new URL('../../src/sys/socket.js', import.meta.url).href;
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isTproxyError } from '../../src/core/errors.js';
+import { NetnsRunner, ProcessRunner, findExecutable, type CommandRunner } from '../../src/sys/exec.js';
+
+describe('ProcessRunner', () => {
+  it('passes stdin and returns stdout', async () => {
+    const result = await new ProcessRunner().run(['cat'], { input: 'hello' });
+    assert.deepEqual(result, { stdout: 'hello', stderr: '', exitCode: 0 });
+  });
+
+  it('says how to install a missing binary', async () => {
+    await assert.rejects(new ProcessRunner().run(['tproxy-no-such-binary']), (e: unknown) => isTproxyError(e, 'ERR_COMMAND_MISSING') && /not found on PATH/.test(e.message));
+    const error = await new ProcessRunner().run(['nft-missing']).then(() => undefined, (e: unknown) => e as Error);
+    assert.match(error?.message ?? '', /install it/);
+  });
+
+  it('reports the exit code and the first stderr line of a failed command', async () => {
+    await assert.rejects(
+      new ProcessRunner().run(['sh', '-c', 'echo; echo "Error: bad thing" >&2; echo more >&2; exit 3']),
+      (e: unknown) => isTproxyError(e, 'ERR_COMMAND_FAILED') && e.details.exitCode === 3 && /exited with 3: Error: bad thing$/.test(e.message),
+    );
+  });
+
+  it('returns instead of throwing when check is false', async () => {
+    const result = await new ProcessRunner().run(['sh', '-c', 'exit 4'], { check: false });
+    assert.equal(result.exitCode, 4);
+  });
+
+  it('kills a command that runs past its timeout', async () => {
+    await assert.rejects(new ProcessRunner().run(['sleep', '5'], { timeoutMs: 100 }), (e: unknown) => isTproxyError(e, 'ERR_TIMEOUT'));
+  });
+
+  it('finds executables on PATH and in sbin', () => {
+    assert.ok(findExecutable('sh'));
+    assert.equal(findExecutable('tproxy-no-such-binary'), undefined);
+  });
+
+  it('prefixes commands with ip netns exec for a namespace', async () => {
+    const seen: string[][] = [];
+    const inner: CommandRunner = { run: (argv) => (seen.push([...argv]), Promise.resolve({ stdout: '', stderr: '', exitCode: 0 })) };
+    await new NetnsRunner('lab-router', inner).run(['nft', '-j', 'list', 'ruleset']);
+    assert.deepEqual(seen, [['ip', 'netns', 'exec', 'lab-router', 'nft', '-j', 'list', 'ruleset']]);
+  });
+});
