@@ -24,6 +24,10 @@ export function formatEvent(event: ProxyEvent | { type: 'ready' | 'stopping' | '
       return `udp #${e.id} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down\n`;
     case 'udp.drop':
       return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}\n`;
+    case 'worker.start':
+      return `tcp worker ${e.pid} started${e.restart > 0 ? ` (restart ${e.restart})` : ''}\n`;
+    case 'worker.exit':
+      return `tcp worker ${e.pid} exited (code ${e.exitCode ?? '-'}, signal ${e.signal ?? '-'})${e.restarting ? ', restarting' : ', not restarted'}\n`;
     case 'error':
       return `error ${e.code}: ${e.message}\n`;
     default: {

@@ -36,6 +36,8 @@ export type ProxyEvent =
       readonly reason: string;
     }
   | { readonly type: 'udp.drop'; readonly reason: string; readonly source?: Endpoint }
+  | { readonly type: 'worker.start'; readonly pid: number; readonly restart: number }
+  | { readonly type: 'worker.exit'; readonly pid: number; readonly exitCode: number | null; readonly signal: string | null; readonly restarting: boolean }
   | { readonly type: 'error'; readonly code: string; readonly message: string };
 
 export type RefusalReason = 'not-intercepted' | 'loop' | 'limit';

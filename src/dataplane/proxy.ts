@@ -1,13 +1,18 @@
 /**
- * The proxy: transparent TCP listeners (one per family) and the UDP relay, started and stopped
- * together. Listener failures at start undo what was started.
+ * The proxy: transparent TCP listeners (in worker processes, or in this process with
+ * `tcpWorkers: 0`) and the UDP relay, started and stopped together. A failure at start undoes
+ * what was started.
  */
+import os from 'node:os';
 import type { Family, Transport } from '../core/net/constants.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import { SocketApi } from '../sys/socket.js';
+import { raiseFileLimit } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
 import { localAddressCache } from './local-addresses.js';
-import { TcpRelay } from './tcp/relay.js';
+import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
+import { TcpWorkerPool } from './tcp/pool.js';
+import { TcpRelay, type StopReport, type TcpRelayConfig } from './tcp/relay.js';
 import { UdpRelay } from './udp/relay.js';
 
 export interface ProxyConfig {
@@ -18,8 +23,15 @@ export interface ProxyConfig {
   readonly upstreamMark: number;
   readonly connectTimeoutMs: number;
   readonly tcpIdleTimeoutMs: number;
+  readonly tcpKeepAliveMs: number;
+  /** Concurrent TCP flows per worker; accepting pauses at the cap. */
+  readonly maxConnections: number;
+  /** TCP worker processes (SO_REUSEPORT); 0 runs TCP in this process. */
+  readonly tcpWorkers: number;
   readonly udpIdleTimeoutMs: number;
   readonly maxUdpSessions: number;
+  /** Report every flow as an event (debug logging); counters are kept regardless. */
+  readonly flowEvents: boolean;
 }
 
 export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
@@ -30,8 +42,12 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
   upstreamMark: 0x2,
   connectTimeoutMs: 10_000,
   tcpIdleTimeoutMs: 600_000,
+  tcpKeepAliveMs: 0,
+  maxConnections: 100_000,
+  tcpWorkers: os.availableParallelism(),
   udpIdleTimeoutMs: 60_000,
   maxUdpSessions: 65_536,
+  flowEvents: false,
 };
 
 export interface ProxyDeps {
@@ -39,7 +55,12 @@ export interface ProxyDeps {
   readonly emit: EventSink;
 }
 
+export interface ProxyCounters {
+  readonly tcp: TcpCounters;
+}
+
 export class Proxy {
+  private pool: TcpWorkerPool | undefined;
   private readonly tcp: TcpRelay[] = [];
   private udp: UdpRelay | undefined;
   private readonly sockets: SocketApi;
@@ -51,27 +72,40 @@ export class Proxy {
     this.sockets = deps.sockets ?? new SocketApi();
   }
 
+  private relayConfig(): Omit<TcpRelayConfig, 'family'> {
+    const c = this.config;
+    return {
+      port: c.port,
+      upstream: c.upstream,
+      upstreamMark: c.upstreamMark,
+      connectTimeoutMs: c.connectTimeoutMs,
+      idleTimeoutMs: c.tcpIdleTimeoutMs,
+      keepAliveMs: c.tcpKeepAliveMs,
+      backlog: 4096,
+      reusePort: c.tcpWorkers > 0,
+      maxConnections: c.maxConnections,
+      flowEvents: c.flowEvents,
+    };
+  }
+
   async start(): Promise<Endpoint[]> {
+    raiseFileLimit();
     const locals: Endpoint[] = [];
-    const localAddresses = localAddressCache();
     try {
       if (this.config.transports.includes('tcp')) {
-        for (const family of this.config.families) {
-          const relay = new TcpRelay(
-            {
-              family,
-              port: this.config.port,
-              upstream: this.config.upstream,
-              upstreamMark: this.config.upstreamMark,
-              connectTimeoutMs: this.config.connectTimeoutMs,
-              idleTimeoutMs: this.config.tcpIdleTimeoutMs,
-              backlog: 1024,
-              reusePort: false,
-            },
-            { sockets: this.sockets, emit: this.deps.emit, localAddresses },
+        if (this.config.tcpWorkers > 0) {
+          this.pool = new TcpWorkerPool(
+            { families: this.config.families, relay: this.relayConfig(), countersIntervalMs: 1000, workers: this.config.tcpWorkers, maxRestartsPerMinute: 10 },
+            { sockets: this.sockets, emit: this.deps.emit },
           );
-          this.tcp.push(relay);
-          locals.push(await relay.start());
+          locals.push(...(await this.pool.start()));
+        } else {
+          const localAddresses = localAddressCache();
+          for (const family of this.config.families) {
+            const relay = new TcpRelay({ ...this.relayConfig(), family }, { sockets: this.sockets, emit: this.deps.emit, localAddresses });
+            this.tcp.push(relay);
+            locals.push(await relay.start());
+          }
         }
       }
       if (this.config.transports.includes('udp')) {
@@ -96,11 +130,23 @@ export class Proxy {
     return locals;
   }
 
-  /** Stop accepting, let TCP flows finish for up to graceMs, then close everything. */
-  async stop(graceMs = 5000): Promise<void> {
+  /** The pids of the TCP worker processes (empty when TCP runs in this process). */
+  workerPids(): number[] {
+    return this.pool?.pids() ?? [];
+  }
+
+  counters(): ProxyCounters {
+    const tcp = this.pool ? this.pool.counters() : this.tcp.length > 0 ? sumTcpCounters(this.tcp.map((r) => r.counters)) : emptyTcpCounters();
+    return { tcp };
+  }
+
+  /** Stop accepting, let TCP flows finish for up to graceMs, then reset the rest. */
+  async stop(graceMs = 5000): Promise<StopReport> {
     const udp = this.udp;
     this.udp = undefined;
-    await Promise.all([...this.tcp.map((t) => t.stop(graceMs)), udp?.stop()]);
-    this.tcp.length = 0;
+    const pool = this.pool;
+    const relays = this.tcp.splice(0);
+    const [reports] = await Promise.all([Promise.all([...relays.map((t) => t.stop(graceMs)), ...(pool ? [pool.stop(graceMs)] : [])]), udp?.stop()]);
+    return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
   }
 }

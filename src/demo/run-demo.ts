@@ -102,7 +102,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
     const familyArg = options.families.length === 2 ? 'both' : `${options.families[0] ?? 4}`;
     const interceptArgs = options.transports.flatMap((t) => ['--intercept', `${t}:80`]);
-    const proxy = lab.spawn('router', [process.execPath, BIN, 'run', '--no-rules', '--listen', `${options.listenPort}`, ...interceptArgs, '--family', familyArg, '--upstream', options.upstream, '--log-format', 'json']);
+    const proxy = lab.spawn('router', [process.execPath, BIN, 'run', '--no-rules', '--listen', `${options.listenPort}`, ...interceptArgs, '--family', familyArg, '--upstream', options.upstream, '--log-level', 'debug', '--log-format', 'json']);
     const proxyLines = new JsonLines<ProxyLogLine>(proxy.child.stderr!);
     const proxyExit = proxy.exited.then((code) => code);
     const ready = await Promise.race([

@@ -20,6 +20,9 @@ export interface Libc {
   poll(fds: Buffer, count: number, timeoutMs: number): number;
   shutdown(fd: number, how: number): number;
   close(fd: number): number;
+  dup(fd: number): number;
+  getrlimit(resource: number, limit: Buffer): number;
+  setrlimit(resource: number, limit: Buffer): number;
   geteuid(): number;
   /** errno of the last failed call on this thread. */
   errno(): number;
@@ -50,6 +53,9 @@ export function loadLibc(): Libc {
     poll: fn('int poll(void *, unsigned long, int)'),
     shutdown: fn('int shutdown(int, int)'),
     close: fn('int close(int)'),
+    dup: fn('int dup(int)'),
+    getrlimit: fn('int getrlimit(int, void *)'),
+    setrlimit: fn('int setrlimit(int, const void *)'),
     geteuid: fn('uint32_t geteuid(void)'),
     errno: () => koffi.errno(),
     address: (buf: Buffer) => koffi.address(buf),

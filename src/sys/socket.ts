@@ -190,6 +190,13 @@ export class SocketApi {
     if (this.libc.close(fd) !== 0) this.fail('close', { fd });
   }
 
+  /** dup(): a second descriptor for the same socket (lets a listener be paused without closing it). */
+  dup(fd: number): number {
+    const copy = this.libc.dup(fd);
+    if (copy < 0) this.fail('dup', { fd });
+    return copy;
+  }
+
   /** The effective uid of this process. */
   geteuid(): number {
     return this.libc.geteuid();

@@ -34,7 +34,7 @@ describe('tproxy run and tproxy rules in a namespace (root)', () => {
   });
 
   it('tproxy run applies its rules, relays, and removes them on SIGTERM', async () => {
-    const proxy = lab.spawn('router', [process.execPath, BIN, 'run', ...ruleArgs, '--log-format', 'json']);
+    const proxy = lab.spawn('router', [process.execPath, BIN, 'run', ...ruleArgs, '--log-level', 'debug', '--log-format', 'json']);
     const lines = new JsonLines<{ type: string; originalDestination?: { address: string; port: number } }>(proxy.child.stderr!);
     await lines.waitFor((l) => l.type === 'ready', 15_000, 'tproxy run ready');
     assert.ok(lines.find((l) => l.type === 'rules.applied'));

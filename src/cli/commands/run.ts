@@ -20,7 +20,15 @@ ${SELECTION_HELP}
   --upstream direct|transparent  source address toward servers: this host's (direct, default)
                          or the client's (transparent; needs replies routed back through this host)
   --no-rules             do not touch kernel rules (they are managed elsewhere)
+  --workers N            TCP worker processes with SO_REUSEPORT listeners, default one per core
+                         (0: TCP in the main process)
+  --max-connections N    concurrent TCP flows per worker; accepting pauses at the cap, default 100000
+  --connect-timeout-ms N upstream connect timeout, default 10000
+  --idle-timeout-ms N    close a TCP flow idle both ways this long, default 600000 (0: never)
+  --keepalive-ms N       TCP keepalive on both sides after this idle time, default 0 (off)
+  --grace-ms N           on stop, let flows finish this long before resetting them, default 5000
   --udp-idle-timeout-ms N  idle time after which a UDP session ends, default 60000
+  --log-level info|debug debug logs one line per flow, default info
   --log-format text|json log lines on stderr, default text
   --config FILE          configuration file (not supported yet)
   --help                 this help
@@ -29,6 +37,12 @@ ${SELECTION_HELP}
 function parseUpstream(text: string): UpstreamMode {
   if (text === 'direct' || text === 'transparent') return text;
   throw new TproxyError('ERR_INVALID_ARGUMENT', `--upstream ${text}: use direct or transparent`, { value: text });
+}
+
+function integerOption(name: string, text: string, min: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min) throw new TproxyError('ERR_INVALID_ARGUMENT', `--${name} ${text}: use an integer of at least ${min}`, { value: text });
+  return value;
 }
 
 export const runCommand: Command = {
@@ -42,7 +56,14 @@ export const runCommand: Command = {
         ...SELECTION_OPTIONS,
         upstream: { type: 'string', default: 'direct' },
         'no-rules': { type: 'boolean', default: false },
+        workers: { type: 'string' },
+        'max-connections': { type: 'string', default: '100000' },
+        'connect-timeout-ms': { type: 'string', default: '10000' },
+        'idle-timeout-ms': { type: 'string', default: '600000' },
+        'keepalive-ms': { type: 'string', default: '0' },
+        'grace-ms': { type: 'string', default: '5000' },
         'udp-idle-timeout-ms': { type: 'string', default: '60000' },
+        'log-level': { type: 'string', default: 'info' },
         'log-format': { type: 'string', default: 'text' },
         config: { type: 'string' },
         help: { type: 'boolean', default: false },
@@ -59,8 +80,10 @@ export const runCommand: Command = {
     const format = values['log-format'];
     if (format !== 'json' && format !== 'text') throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-format ${format}: use text or json`);
     const rulesConfig = rulesConfigFrom(values);
-    const udpIdle = Number(values['udp-idle-timeout-ms']);
-    if (!Number.isInteger(udpIdle) || udpIdle < 100) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-idle-timeout-ms ${values['udp-idle-timeout-ms']}: use an integer of at least 100`);
+    const udpIdle = integerOption('udp-idle-timeout-ms', values['udp-idle-timeout-ms'], 100);
+    const level = values['log-level'];
+    if (level !== 'info' && level !== 'debug') throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-level ${level}: use info or debug`);
+    const graceMs = integerOption('grace-ms', values['grace-ms'], 0);
     const log = (event: Parameters<typeof formatEvent>[0]): void => io.err(formatEvent(event, format));
     const plan: RulesPlan | undefined = values['no-rules'] ? undefined : planRules(rulesConfig);
 
@@ -73,6 +96,12 @@ export const runCommand: Command = {
         upstream: parseUpstream(values.upstream),
         upstreamMark: rulesConfig.upstreamMark,
         udpIdleTimeoutMs: udpIdle,
+        tcpWorkers: values.workers === undefined ? DEFAULT_PROXY_CONFIG.tcpWorkers : integerOption('workers', values.workers, 0),
+        maxConnections: integerOption('max-connections', values['max-connections'], 1),
+        connectTimeoutMs: integerOption('connect-timeout-ms', values['connect-timeout-ms'], 1),
+        tcpIdleTimeoutMs: integerOption('idle-timeout-ms', values['idle-timeout-ms'], 0),
+        tcpKeepAliveMs: integerOption('keepalive-ms', values['keepalive-ms'], 0),
+        flowEvents: level === 'debug',
       },
       { emit: log },
     );
@@ -88,7 +117,7 @@ export const runCommand: Command = {
       }
       log({ type: 'rules.applied', table: `${plan.table.family} ${plan.table.name}`, policyRoutes: plan.policyRoutes.length });
     }
-    log({ type: 'ready', pid: process.pid });
+    log({ type: 'ready', pid: process.pid, tcpWorkers: proxy.workerPids() });
 
     await new Promise<void>((resolve) => {
       const stop = (): void => {
@@ -104,8 +133,8 @@ export const runCommand: Command = {
       const removed = await controller.remove(plan);
       log({ type: 'rules.removed', ...removed });
     }
-    await proxy.stop(5000);
-    log({ type: 'stopped' });
+    const report = await proxy.stop(graceMs);
+    log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters: proxy.counters() });
     return 0;
   },
 };

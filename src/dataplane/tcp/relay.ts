@@ -2,9 +2,18 @@
  * Transparent TCP relay: a listener with IP_TRANSPARENT receives TPROXY'd connections; the accepted
  * socket's local address is the original destination; bytes are relayed to it and back.
  *
- * Upstream `direct`: the proxy host's own address as source. `transparent`: the upstream socket is
- * bound to the client's address (IP_TRANSPARENT), so the server sees the client. Both carry SO_MARK
- * so the kernel rules never intercept the proxy's own traffic again.
+ * Upstream `direct`: this host's address as source. `transparent`: the upstream socket is bound to
+ * the client's address and port (IP_TRANSPARENT), so the server sees the client; the divert rule
+ * brings the server's replies back to it. Both carry SO_MARK so our own traffic is never
+ * intercepted again.
+ *
+ * Stream semantics: backpressure both ways (pipe), half-close (allowHalfOpen: a FIN crosses as a
+ * FIN while the other direction keeps flowing), resets cross as resets (a refused or failed
+ * upstream resets the client, a client reset resets the upstream), connect and idle timeouts.
+ *
+ * Accepting pauses instead of failing: the listening socket is ours and libuv gets a dup() of it;
+ * at the connection cap or the descriptor limit we close libuv's copy only, so the kernel keeps
+ * queueing connections in the backlog until we take them again.
  */
 import net from 'node:net';
 import { TproxyError } from '../../core/errors.js';
@@ -12,6 +21,7 @@ import type { Family } from '../../core/net/constants.js';
 import { anyAddress, normalizeAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, RefusalReason, UpstreamMode } from '../events.js';
+import { emptyTcpCounters, increment, type TcpCounters } from './counters.js';
 
 export interface TcpRelayConfig {
   readonly family: Family;
@@ -21,9 +31,16 @@ export interface TcpRelayConfig {
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
   readonly connectTimeoutMs: number;
+  /** Close a flow with no traffic either way for this long (0: never). */
   readonly idleTimeoutMs: number;
+  /** TCP keepalive probes on both sockets after this idle time (0: off). */
+  readonly keepAliveMs: number;
   readonly backlog: number;
   readonly reusePort: boolean;
+  /** Accepting pauses while this many flows are active. */
+  readonly maxConnections: number;
+  /** Emit an event per flow (accept, connected, close, refused); counters are kept regardless. */
+  readonly flowEvents: boolean;
 }
 
 export interface TcpRelayDeps {
@@ -33,16 +50,36 @@ export interface TcpRelayDeps {
   readonly localAddresses: () => ReadonlySet<string>;
 }
 
+export interface StopReport {
+  /** Flows that ended on their own during the grace period. */
+  readonly completed: number;
+  /** Flows reset at the deadline. */
+  readonly forced: number;
+}
+
+interface Flow {
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+  end(reason: string): void;
+}
+
 const endpointOf = (family: Family, address: string | undefined, port: number | undefined): Endpoint => ({
   family,
   address: normalizeAddress(address ?? anyAddress(family)),
   port: port ?? 0,
 });
 
+const errnoOf = (error: unknown): string => (error instanceof TproxyError ? String(error.details.errno ?? error.code) : ((error as NodeJS.ErrnoException).code ?? 'error'));
+
 export class TcpRelay {
+  readonly counters: TcpCounters = emptyTcpCounters();
+  private listenFd = -1;
   private server: net.Server | undefined;
+  private paused = false;
+  private stopping = false;
+  private resumeTimer: NodeJS.Timeout | undefined;
   private nextId = 1;
-  private readonly flows = new Set<net.Socket>();
+  private readonly flows = new Set<Flow>();
 
   constructor(
     private readonly config: TcpRelayConfig,
@@ -61,34 +98,89 @@ export class TcpRelay {
       sockets.close(fd);
       throw error;
     }
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => this.onConnection(client));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ fd }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (error) => this.deps.emit({ type: 'error', code: (error as NodeJS.ErrnoException).code ?? 'ERR_SYSCALL', message: `tcp listener: ${error.message}` }));
+    this.listenFd = fd;
+    await this.attach();
     const local = sockets.localEndpoint(fd);
     this.deps.emit({ type: 'listening', transport: 'tcp', family, local });
     return local;
   }
 
-  /** Stop accepting; flows in progress continue until they end or `stop(deadline)` closes them. */
-  async stop(graceMs = 0): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (this.flows.size === 0) return;
-    const deadline = Date.now() + graceMs;
-    while (this.flows.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const socket of this.flows) socket.destroy();
-  }
-
   get activeFlows(): number {
     return this.flows.size;
+  }
+
+  get acceptPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Hand libuv a dup of the listening socket and accept from it. */
+  private async attach(): Promise<void> {
+    const fd = this.deps.sockets.dup(this.listenFd);
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => this.onConnection(client));
+    server.on('error', (error: NodeJS.ErrnoException) => this.onAcceptError(error));
+    this.server = server;
+    this.paused = false;
+    await new Promise<void>((resolve) => server.listen({ fd, exclusive: true }, resolve));
+  }
+
+  private pauseAccept(): void {
+    if (this.paused || this.stopping) return;
+    this.paused = true;
+    this.counters.acceptPauses++;
+    const server = this.server;
+    this.server = undefined;
+    server?.close();
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.stopping) return;
+    if (this.flows.size >= Math.max(1, Math.floor(this.config.maxConnections * 0.9))) return;
+    clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+    this.attach().catch((error: unknown) => {
+      this.deps.emit({ type: 'error', code: errnoOf(error), message: `tcp listener could not resume accepting: ${(error as Error).message}` });
+    });
+  }
+
+  private onAcceptError(error: NodeJS.ErrnoException): void {
+    const code = error.code ?? 'error';
+    if (code === 'EMFILE' || code === 'ENFILE') {
+      this.descriptorsExhausted(code);
+      return;
+    }
+    this.deps.emit({ type: 'error', code, message: `tcp accept: ${error.message}` });
+  }
+
+  /** Out of descriptors: stop accepting; resume when a flow ends or after a short wait. */
+  private descriptorsExhausted(code: string): void {
+    increment(this.counters.connectErrors, code);
+    this.pauseAccept();
+    if (!this.resumeTimer) {
+      this.resumeTimer = setTimeout(() => {
+        this.resumeTimer = undefined;
+        this.maybeResume();
+      }, 250);
+      this.resumeTimer.unref();
+    }
+  }
+
+  /** Stop accepting; flows in progress get up to graceMs to end, then are reset. */
+  async stop(graceMs = 0): Promise<StopReport> {
+    this.stopping = true;
+    clearTimeout(this.resumeTimer);
+    const server = this.server;
+    this.server = undefined;
+    server?.close();
+    if (this.listenFd >= 0) {
+      this.deps.sockets.close(this.listenFd);
+      this.listenFd = -1;
+    }
+    const inFlight = this.flows.size;
+    const deadline = Date.now() + graceMs;
+    while (this.flows.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const forced = this.flows.size;
+    for (const flow of [...this.flows]) flow.end('stopped');
+    return { completed: inFlight - forced, forced };
   }
 
   private refusal(client: Endpoint, destination: Endpoint): RefusalReason | undefined {
@@ -99,85 +191,106 @@ export class TcpRelay {
       return destination.port === this.config.port ? 'not-intercepted' : 'loop';
     }
     if (client.address === destination.address) return 'loop';
+    if (this.flows.size >= this.config.maxConnections) return 'limit';
     return undefined;
   }
 
   private onConnection(client: net.Socket): void {
-    const { family } = this.config;
+    const { family, flowEvents } = this.config;
+    const emit = this.deps.emit;
     const clientEnd = endpointOf(family, client.remoteAddress, client.remotePort);
     const destination = endpointOf(family, client.localAddress, client.localPort);
-    const reason = this.refusal(clientEnd, destination);
-    if (reason) {
-      this.deps.emit({ type: 'tcp.refused', client: clientEnd, originalDestination: destination, reason });
+    client.on('error', () => undefined);
+    const refused = this.refusal(clientEnd, destination);
+    if (refused) {
+      this.counters.refused[refused]++;
+      if (flowEvents) emit({ type: 'tcp.refused', client: clientEnd, originalDestination: destination, reason: refused });
       client.resetAndDestroy();
       return;
     }
     const id = this.nextId++;
     const started = Date.now();
-    this.deps.emit({ type: 'tcp.accept', id, client: clientEnd, originalDestination: destination });
+    this.counters.accepted++;
+    if (flowEvents) emit({ type: 'tcp.accept', id, client: clientEnd, originalDestination: destination });
 
     let upstream: net.Socket;
     try {
       upstream = this.openUpstream(clientEnd);
     } catch (error) {
-      this.deps.emit({ type: 'error', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: `upstream socket for ${clientEnd.address}: ${(error as Error).message}` });
+      const errno = errnoOf(error);
+      increment(this.counters.connectErrors, errno);
+      if (errno === 'EMFILE' || errno === 'ENFILE') this.descriptorsExhausted(errno);
+      else emit({ type: 'error', code: errno, message: `upstream socket for ${clientEnd.address}: ${(error as Error).message}` });
       client.resetAndDestroy();
       return;
     }
-    this.flows.add(client);
-    let closed = false;
-    let reason2 = 'done';
-    const finish = (why: string): void => {
-      if (closed) return;
-      closed = true;
-      reason2 = why;
+
+    let ended = false;
+    let connected = false;
+    const end = (reason: string): void => {
+      if (ended) return;
+      ended = true;
       clearTimeout(connectTimer);
-      this.flows.delete(client);
-      this.deps.emit({
-        type: 'tcp.close',
-        id,
-        client: clientEnd,
-        originalDestination: destination,
-        bytesFromClient: client.bytesRead,
-        bytesFromServer: upstream.bytesRead,
-        durationMs: Date.now() - started,
-        reason: reason2,
-      });
+      // Anything but a clean end both ways is passed on as a reset, never as a silent close.
+      if (reason !== 'done') {
+        if (!client.destroyed) client.resetAndDestroy();
+        if (!upstream.destroyed) upstream.resetAndDestroy();
+      }
+      this.flows.delete(flow);
+      this.counters.active = this.flows.size;
+      increment(this.counters.closed, reason);
+      this.counters.bytesFromClient += client.bytesRead;
+      this.counters.bytesFromServer += upstream.bytesRead;
+      if (flowEvents) {
+        emit({
+          type: 'tcp.close',
+          id,
+          client: clientEnd,
+          originalDestination: destination,
+          bytesFromClient: client.bytesRead,
+          bytesFromServer: upstream.bytesRead,
+          durationMs: Date.now() - started,
+          reason,
+        });
+      }
+      this.maybeResume();
     };
+    const flow: Flow = { client, upstream, end };
+    this.flows.add(flow);
+    this.counters.active = this.flows.size;
+    if (this.flows.size >= this.config.maxConnections) this.pauseAccept();
+
     const connectTimer = setTimeout(() => {
-      upstream.destroy();
-      client.resetAndDestroy();
-      finish('connect-timeout');
+      increment(this.counters.connectErrors, 'connect-timeout');
+      end('connect-timeout');
     }, this.config.connectTimeoutMs);
 
     upstream.once('connect', () => {
+      connected = true;
       clearTimeout(connectTimer);
-      this.deps.emit({ type: 'tcp.connected', id, upstreamLocal: endpointOf(family, upstream.localAddress, upstream.localPort) });
+      if (flowEvents) emit({ type: 'tcp.connected', id, upstreamLocal: endpointOf(family, upstream.localAddress, upstream.localPort) });
+      if (this.config.keepAliveMs > 0) {
+        client.setKeepAlive(true, this.config.keepAliveMs);
+        upstream.setKeepAlive(true, this.config.keepAliveMs);
+      }
+      if (this.config.idleTimeoutMs > 0) {
+        // Activity either way touches the client socket (reads from it, or writes to it).
+        client.setTimeout(this.config.idleTimeoutMs, () => end('idle-timeout'));
+      }
       client.pipe(upstream);
       upstream.pipe(client);
       client.resume();
-      if (this.config.idleTimeoutMs > 0) {
-        const idle = (): void => {
-          upstream.destroy();
-          client.resetAndDestroy();
-          finish('idle-timeout');
-        };
-        client.setTimeout(this.config.idleTimeoutMs, idle);
-      }
     });
-    // A reset or failure on one side becomes a reset on the other, never a silent close.
     upstream.on('error', (error: NodeJS.ErrnoException) => {
-      if (!client.destroyed) client.resetAndDestroy();
-      finish(error.code ?? 'error');
+      const errno = error.code ?? 'error';
+      if (!connected) increment(this.counters.connectErrors, errno);
+      end(connected ? `upstream-${errno}` : errno);
     });
-    client.on('error', (error: NodeJS.ErrnoException) => {
-      if (!upstream.destroyed) upstream.resetAndDestroy();
-      finish(error.code ?? 'error');
-    });
-    let ended = 0;
+    client.on('error', (error: NodeJS.ErrnoException) => end(`client-${error.code ?? 'error'}`));
+    let closedSides = 0;
     const onClose = (): void => {
-      ended++;
-      if (ended === 2) finish('done');
+      closedSides++;
+      if (closedSides === 2) end('done');
     };
     client.once('close', onClose);
     upstream.once('close', onClose);
@@ -187,13 +300,25 @@ export class TcpRelay {
   private openUpstream(client: Endpoint): net.Socket {
     const { sockets } = this.deps;
     const { family, upstream, upstreamMark } = this.config;
-    const transparent = upstream === 'transparent';
-    const fd = sockets.open({ family, transport: 'tcp', mark: upstreamMark, transparent, bindAddressNoPort: transparent && family === 4, reuseAddress: transparent });
+    if (upstream === 'direct') {
+      return new net.Socket({ fd: sockets.open({ family, transport: 'tcp', mark: upstreamMark }), allowHalfOpen: true, readable: true, writable: true });
+    }
+    // Transparent: the client's own address and port, so the server sees exactly the client.
+    let fd = sockets.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, reuseAddress: true });
     try {
-      if (transparent) sockets.bind(fd, { family, address: client.address, port: 0 });
+      sockets.bind(fd, client);
     } catch (error) {
       sockets.close(fd);
-      throw error;
+      if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
+      // The client's port is taken here (another flow of the same client): keep the address.
+      this.counters.clientPortFallbacks++;
+      fd = sockets.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, bindAddressNoPort: true });
+      try {
+        sockets.bind(fd, { ...client, port: 0 });
+      } catch (error2) {
+        sockets.close(fd);
+        throw error2;
+      }
     }
     return new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   }

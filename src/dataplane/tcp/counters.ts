@@ -1,0 +1,60 @@
+/** TCP relay counters: plain data, summed across listeners and worker processes. Pure. */
+import type { RefusalReason } from '../events.js';
+
+export interface TcpCounters {
+  accepted: number;
+  active: number;
+  /** Connections refused before any upstream work, by reason. */
+  refused: Record<RefusalReason, number>;
+  /** Upstream connect failures by errno name (ECONNREFUSED, ETIMEDOUT, ...) or 'connect-timeout'. */
+  connectErrors: Record<string, number>;
+  /** Closed flows by how they ended ('done', 'idle-timeout', 'ECONNRESET', 'stopped', ...). */
+  closed: Record<string, number>;
+  bytesFromClient: number;
+  bytesFromServer: number;
+  /** Times accepting was paused at the connection cap or the descriptor limit. */
+  acceptPauses: number;
+  /** Transparent mode: the client's port was taken on this host, another port was used. */
+  clientPortFallbacks: number;
+}
+
+export function emptyTcpCounters(): TcpCounters {
+  return {
+    accepted: 0,
+    active: 0,
+    refused: { 'not-intercepted': 0, loop: 0, limit: 0 },
+    connectErrors: {},
+    closed: {},
+    bytesFromClient: 0,
+    bytesFromServer: 0,
+    acceptPauses: 0,
+    clientPortFallbacks: 0,
+  };
+}
+
+export function increment(record: Record<string, number>, key: string, by = 1): void {
+  record[key] = (record[key] ?? 0) + by;
+}
+
+function addRecords(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+export function sumTcpCounters(list: readonly TcpCounters[]): TcpCounters {
+  return list.reduce<TcpCounters>(
+    (acc, c) => ({
+      accepted: acc.accepted + c.accepted,
+      active: acc.active + c.active,
+      refused: addRecords(acc.refused, c.refused),
+      connectErrors: addRecords(acc.connectErrors, c.connectErrors),
+      closed: addRecords(acc.closed, c.closed),
+      bytesFromClient: acc.bytesFromClient + c.bytesFromClient,
+      bytesFromServer: acc.bytesFromServer + c.bytesFromServer,
+      acceptPauses: acc.acceptPauses + c.acceptPauses,
+      clientPortFallbacks: acc.clientPortFallbacks + c.clientPortFallbacks,
+    }),
+    emptyTcpCounters(),
+  );
+}

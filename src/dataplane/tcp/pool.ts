@@ -1,0 +1,162 @@
+/**
+ * The TCP supervisor: N worker processes (default one per core), each with its own SO_REUSEPORT
+ * transparent listeners. A worker that dies is replaced (with backoff, bounded per minute); its
+ * counters are kept. Before the workers start, one plain bind of the port checks that no other
+ * program (or another tproxy) holds it: SO_REUSEPORT would otherwise share it silently.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { TproxyError, type TproxyErrorCode } from '../../core/errors.js';
+import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
+import type { SocketApi } from '../../sys/socket.js';
+import type { EventSink } from '../events.js';
+import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './counters.js';
+import type { StopReport } from './relay.js';
+import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
+
+const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+
+export interface TcpPoolConfig extends TcpWorkerConfig {
+  readonly workers: number;
+  /** More crashes than this within a minute stop the restarts (a crash loop helps nobody). */
+  readonly maxRestartsPerMinute: number;
+}
+
+export interface TcpPoolDeps {
+  readonly sockets: SocketApi;
+  readonly emit: EventSink;
+}
+
+interface WorkerState {
+  readonly child: ChildProcess;
+  counters: TcpCounters;
+  stopped?: { report: StopReport; counters: TcpCounters };
+}
+
+export class TcpWorkerPool {
+  private readonly workers = new Map<number, WorkerState>();
+  private retired: TcpCounters = emptyTcpCounters();
+  private restarts: number[] = [];
+  private restartCount = 0;
+  private stopping = false;
+
+  constructor(
+    private readonly config: TcpPoolConfig,
+    private readonly deps: TcpPoolDeps,
+  ) {}
+
+  /** The pids of the running workers. */
+  pids(): number[] {
+    return [...this.workers.keys()];
+  }
+
+  /** Totals over all workers, including those that were replaced. */
+  counters(): TcpCounters {
+    const live = [...this.workers.values()].map((w) => w.counters);
+    const total = sumTcpCounters([this.retired, ...live]);
+    return { ...total, active: live.reduce((n, c) => n + c.active, 0) };
+  }
+
+  async start(): Promise<Endpoint[]> {
+    this.checkPortFree();
+    const started = await Promise.allSettled(Array.from({ length: Math.max(1, this.config.workers) }, () => this.spawn()));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await this.stop(0);
+      throw failed.reason;
+    }
+    const first = started[0];
+    return first && first.status === 'fulfilled' ? first.value : [];
+  }
+
+  private checkPortFree(): void {
+    const { sockets } = this.deps;
+    for (const family of this.config.families) {
+      const fd = sockets.open({ family, transport: 'tcp', transparent: true, reuseAddress: true });
+      try {
+        sockets.bind(fd, { family, address: this.config.relay.address ?? anyAddress(family), port: this.config.relay.port });
+      } finally {
+        sockets.close(fd);
+      }
+    }
+  }
+
+  private spawn(): Promise<Endpoint[]> {
+    const child = fork(WORKER_MAIN, [], {
+      env: { ...process.env, TPROXY_TCP_WORKER: JSON.stringify(this.config satisfies TcpWorkerConfig) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const pid = child.pid ?? -1;
+    const state: WorkerState = { child, counters: emptyTcpCounters() };
+    this.workers.set(pid, state);
+    this.deps.emit({ type: 'worker.start', pid, restart: this.restartCount });
+    return new Promise<Endpoint[]>((resolve, reject) => {
+      let ready = false;
+      child.on('message', (message: WorkerMessage) => {
+        switch (message.kind) {
+          case 'ready':
+            ready = true;
+            resolve([...message.locals]);
+            break;
+          case 'fatal':
+            reject(new TproxyError(message.code as TproxyErrorCode, message.message, message.details ?? {}));
+            break;
+          case 'events':
+            for (const event of message.events) this.deps.emit(event);
+            break;
+          case 'counters':
+            state.counters = message.counters;
+            break;
+          case 'stopped':
+            state.counters = message.counters;
+            state.stopped = { report: message.report, counters: message.counters };
+            break;
+        }
+      });
+      child.on('exit', (exitCode, signal) => {
+        this.workers.delete(pid);
+        this.retired = sumTcpCounters([this.retired, { ...state.counters, active: 0 }]);
+        if (!ready) {
+          reject(new TproxyError('ERR_SYSCALL', `tcp worker ${pid} exited before it was ready (code ${exitCode ?? '-'}, signal ${signal ?? '-'})`));
+          return;
+        }
+        if (this.stopping) return;
+        const restarting = this.mayRestart();
+        this.deps.emit({ type: 'worker.exit', pid, exitCode, signal, restarting });
+        if (restarting) {
+          const delay = Math.min(5000, 100 * 2 ** Math.min(6, this.restarts.length - 1));
+          setTimeout(() => {
+            if (this.stopping) return;
+            this.restartCount++;
+            this.spawn().catch((error: unknown) => this.deps.emit({ type: 'error', code: 'ERR_SYSCALL', message: `tcp worker restart failed: ${(error as Error).message}` }));
+          }, delay).unref();
+        }
+      });
+    });
+  }
+
+  private mayRestart(): boolean {
+    const now = Date.now();
+    this.restarts = this.restarts.filter((t) => now - t < 60_000);
+    if (this.restarts.length >= this.config.maxRestartsPerMinute) return false;
+    this.restarts.push(now);
+    return true;
+  }
+
+  /** Stop accepting in every worker, let flows finish for up to graceMs, then reset the rest. */
+  async stop(graceMs: number): Promise<StopReport> {
+    this.stopping = true;
+    const states = [...this.workers.values()];
+    const exits = states.map((s) => new Promise<void>((resolve) => (s.child.exitCode !== null || s.child.signalCode !== null ? resolve() : s.child.once('exit', () => resolve()))));
+    for (const s of states) {
+      if (s.child.connected) s.child.send({ kind: 'stop', graceMs } satisfies SupervisorMessage);
+      else s.child.kill('SIGKILL');
+    }
+    const timer = setTimeout(() => {
+      for (const s of states) s.child.kill('SIGKILL');
+    }, graceMs + 3000);
+    await Promise.all(exits);
+    clearTimeout(timer);
+    return states.reduce((a, s) => ({ completed: a.completed + (s.stopped?.report.completed ?? 0), forced: a.forced + (s.stopped?.report.forced ?? 0) }), { completed: 0, forced: 0 });
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Entry point of a TCP worker process (forked by TcpWorkerPool). Each worker opens its own
+ * SO_REUSEPORT transparent listeners, so the kernel spreads connections over the workers.
+ */
+import { isTproxyError } from '../../core/errors.js';
+import { SocketApi } from '../../sys/socket.js';
+import { raiseFileLimit } from '../../sys/limits.js';
+import type { ProxyEvent } from '../events.js';
+import { localAddressCache } from '../local-addresses.js';
+import { sumTcpCounters } from './counters.js';
+import { TcpRelay } from './relay.js';
+import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
+
+const send = (message: WorkerMessage): void => {
+  process.send?.(message);
+};
+
+async function main(config: TcpWorkerConfig): Promise<void> {
+  raiseFileLimit();
+  const sockets = new SocketApi();
+  const localAddresses = localAddressCache();
+  let batch: ProxyEvent[] = [];
+  let flushScheduled = false;
+  const emit = (event: ProxyEvent): void => {
+    batch.push(event);
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(() => {
+      flushScheduled = false;
+      send({ kind: 'events', events: batch });
+      batch = [];
+    });
+  };
+  const relays = config.families.map((family) => new TcpRelay({ ...config.relay, family }, { sockets, emit, localAddresses }));
+  const locals = [];
+  try {
+    for (const relay of relays) locals.push(await relay.start());
+  } catch (error) {
+    const e = isTproxyError(error) ? error : undefined;
+    send({ kind: 'fatal', code: e?.code ?? 'ERR_SYSCALL', message: (error as Error).message, ...(e ? { details: { ...e.details } } : {}) });
+    process.exit(1);
+  }
+  send({ kind: 'ready', locals });
+  const counters = (): ReturnType<typeof sumTcpCounters> => sumTcpCounters(relays.map((r) => r.counters));
+  const timer = setInterval(() => send({ kind: 'counters', counters: counters() }), config.countersIntervalMs);
+  process.on('message', (message: SupervisorMessage) => {
+    if (message.kind !== 'stop') return;
+    clearInterval(timer);
+    void Promise.all(relays.map((r) => r.stop(message.graceMs))).then((reports) => {
+      const report = reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
+      setImmediate(() => {
+        send({ kind: 'stopped', report, counters: counters() });
+        process.disconnect?.();
+      });
+    });
+  });
+  // The supervisor went away (crashed or killed): do not linger as an orphan holding the port.
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => undefined);
+}
+
+const config = JSON.parse(process.env.TPROXY_TCP_WORKER ?? 'null') as TcpWorkerConfig | null;
+if (!config) {
+  process.stderr.write('tproxy tcp worker: started without TPROXY_TCP_WORKER configuration\n');
+  process.exit(2);
+}
+void main(config);

@@ -1,0 +1,22 @@
+/** IPC between the TCP supervisor and its worker processes. */
+import type { Family } from '../../core/net/constants.js';
+import type { Endpoint } from '../../core/net/sockaddr.js';
+import type { ProxyEvent } from '../events.js';
+import type { TcpCounters } from './counters.js';
+import type { StopReport, TcpRelayConfig } from './relay.js';
+
+export interface TcpWorkerConfig {
+  readonly families: readonly Family[];
+  readonly relay: Omit<TcpRelayConfig, 'family'>;
+  /** How often the worker reports its counters. */
+  readonly countersIntervalMs: number;
+}
+
+export type SupervisorMessage = { readonly kind: 'stop'; readonly graceMs: number };
+
+export type WorkerMessage =
+  | { readonly kind: 'ready'; readonly locals: readonly Endpoint[] }
+  | { readonly kind: 'fatal'; readonly code: string; readonly message: string; readonly details?: Record<string, unknown> }
+  | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
+  | { readonly kind: 'counters'; readonly counters: TcpCounters }
+  | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters };
