@@ -7,9 +7,10 @@ import os from 'node:os';
 import type { Family, Transport } from '../core/net/constants.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import { SocketApi } from '../sys/socket.js';
-import { raiseFileLimit } from '../sys/limits.js';
+import { fileLimit, raiseFileLimit } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
 import { localAddressCache } from './local-addresses.js';
+import { connectionCap } from './tcp/capacity.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { TcpWorkerPool } from './tcp/pool.js';
 import { TcpRelay, type StopReport, type TcpRelayConfig } from './tcp/relay.js';
@@ -89,7 +90,7 @@ export class Proxy {
   }
 
   async start(): Promise<Endpoint[]> {
-    raiseFileLimit();
+    const fileLimit = raiseFileLimit();
     const locals: Endpoint[] = [];
     try {
       if (this.config.transports.includes('tcp')) {
@@ -102,7 +103,8 @@ export class Proxy {
         } else {
           const localAddresses = localAddressCache();
           for (const family of this.config.families) {
-            const relay = new TcpRelay({ ...this.relayConfig(), family }, { sockets: this.sockets, emit: this.deps.emit, localAddresses });
+            const maxConnections = connectionCap(this.config.maxConnections, fileLimit.soft);
+            const relay = new TcpRelay({ ...this.relayConfig(), maxConnections, family }, { sockets: this.sockets, emit: this.deps.emit, localAddresses });
             this.tcp.push(relay);
             locals.push(await relay.start());
           }
@@ -133,6 +135,11 @@ export class Proxy {
   /** The pids of the TCP worker processes (empty when TCP runs in this process). */
   workerPids(): number[] {
     return this.pool?.pids() ?? [];
+  }
+
+  /** The TCP connection cap in force per worker (or for this process). */
+  maxConnectionsPerWorker(): number {
+    return this.pool?.maxConnectionsPerWorker ?? connectionCap(this.config.maxConnections, fileLimit().soft);
   }
 
   counters(): ProxyCounters {

@@ -13,3 +13,5 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+export const TCP_PEER = fileURLToPath(new URL('./tcp-peer.js', import.meta.url));

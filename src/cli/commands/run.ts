@@ -117,7 +117,7 @@ export const runCommand: Command = {
       }
       log({ type: 'rules.applied', table: `${plan.table.family} ${plan.table.name}`, policyRoutes: plan.policyRoutes.length });
     }
-    log({ type: 'ready', pid: process.pid, tcpWorkers: proxy.workerPids() });
+    log({ type: 'ready', pid: process.pid, tcpWorkers: proxy.workerPids(), maxConnectionsPerWorker: proxy.maxConnectionsPerWorker() });
 
     await new Promise<void>((resolve) => {
       const stop = (): void => {
@@ -129,11 +129,14 @@ export const runCommand: Command = {
       process.on('SIGTERM', stop);
     });
     log({ type: 'stopping' });
+    // Listeners close first; the rules stay while flows drain, because established flows reach
+    // their transparent sockets only through the divert rule and the fwmark route. New connections
+    // meanwhile find no listener, and nft tproxy lets them pass (fail-open).
+    const report = await proxy.stop(graceMs);
     if (plan) {
       const removed = await controller.remove(plan);
       log({ type: 'rules.removed', ...removed });
     }
-    const report = await proxy.stop(graceMs);
     log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters: proxy.counters() });
     return 0;
   },

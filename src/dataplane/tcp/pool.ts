@@ -39,6 +39,8 @@ export class TcpWorkerPool {
   private restarts: number[] = [];
   private restartCount = 0;
   private stopping = false;
+  /** The cap each worker applies (the configured one, lowered to fit its descriptor limit). */
+  maxConnectionsPerWorker = 0;
 
   constructor(
     private readonly config: TcpPoolConfig,
@@ -96,6 +98,7 @@ export class TcpWorkerPool {
         switch (message.kind) {
           case 'ready':
             ready = true;
+            this.maxConnectionsPerWorker = message.maxConnections;
             resolve([...message.locals]);
             break;
           case 'fatal':

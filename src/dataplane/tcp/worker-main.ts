@@ -7,6 +7,7 @@ import { SocketApi } from '../../sys/socket.js';
 import { raiseFileLimit } from '../../sys/limits.js';
 import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
+import { connectionCap } from './capacity.js';
 import { sumTcpCounters } from './counters.js';
 import { TcpRelay } from './relay.js';
 import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
@@ -16,7 +17,8 @@ const send = (message: WorkerMessage): void => {
 };
 
 async function main(config: TcpWorkerConfig): Promise<void> {
-  raiseFileLimit();
+  const fileLimit = raiseFileLimit();
+  const maxConnections = connectionCap(config.relay.maxConnections, fileLimit.soft);
   const sockets = new SocketApi();
   const localAddresses = localAddressCache();
   let batch: ProxyEvent[] = [];
@@ -31,7 +33,7 @@ async function main(config: TcpWorkerConfig): Promise<void> {
       batch = [];
     });
   };
-  const relays = config.families.map((family) => new TcpRelay({ ...config.relay, family }, { sockets, emit, localAddresses }));
+  const relays = config.families.map((family) => new TcpRelay({ ...config.relay, maxConnections, family }, { sockets, emit, localAddresses }));
   const locals = [];
   try {
     for (const relay of relays) locals.push(await relay.start());
@@ -40,7 +42,7 @@ async function main(config: TcpWorkerConfig): Promise<void> {
     send({ kind: 'fatal', code: e?.code ?? 'ERR_SYSCALL', message: (error as Error).message, ...(e ? { details: { ...e.details } } : {}) });
     process.exit(1);
   }
-  send({ kind: 'ready', locals });
+  send({ kind: 'ready', locals, maxConnections });
   const counters = (): ReturnType<typeof sumTcpCounters> => sumTcpCounters(relays.map((r) => r.counters));
   const timer = setInterval(() => send({ kind: 'counters', counters: counters() }), config.countersIntervalMs);
   process.on('message', (message: SupervisorMessage) => {

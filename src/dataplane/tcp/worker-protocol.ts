@@ -15,7 +15,7 @@ export interface TcpWorkerConfig {
 export type SupervisorMessage = { readonly kind: 'stop'; readonly graceMs: number };
 
 export type WorkerMessage =
-  | { readonly kind: 'ready'; readonly locals: readonly Endpoint[] }
+  | { readonly kind: 'ready'; readonly locals: readonly Endpoint[]; readonly maxConnections: number }
   | { readonly kind: 'fatal'; readonly code: string; readonly message: string; readonly details?: Record<string, unknown> }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'counters'; readonly counters: TcpCounters }
