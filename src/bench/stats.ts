@@ -1,0 +1,49 @@
+/** Parsing benchmark tools' output and summarising rounds. Pure. */
+import { TproxyError } from '../core/errors.js';
+
+export interface Summary {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly samples: readonly number[];
+}
+
+export function summarize(samples: readonly number[]): Summary {
+  if (samples.length === 0) return { median: NaN, min: NaN, max: NaN, samples };
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
+  return { median, min: sorted[0] ?? NaN, max: sorted[sorted.length - 1] ?? NaN, samples };
+}
+
+/** Received throughput in bits per second from `iperf3 -J` output. */
+export function parseIperf3(json: string): number {
+  const parsed = JSON.parse(json) as { error?: string; end?: { sum_received?: { bits_per_second?: number } } };
+  if (parsed.error) throw new TproxyError('ERR_COMMAND_FAILED', `iperf3: ${parsed.error}`);
+  const bps = parsed.end?.sum_received?.bits_per_second;
+  if (typeof bps !== 'number') throw new TproxyError('ERR_COMMAND_FAILED', 'iperf3 output has no end.sum_received.bits_per_second');
+  return bps;
+}
+
+export interface WrkResult {
+  readonly requestsPerSecond: number;
+  /** Latency percentiles in milliseconds (with --latency). */
+  readonly latencyMs: Readonly<Record<string, number>>;
+  readonly errors: number;
+}
+
+function toMs(value: string, unit: string): number {
+  const n = Number(value);
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
+}
+
+/** Requests per second, latency percentiles and socket errors from wrk's text output. */
+export function parseWrk(text: string): WrkResult {
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
+  if (!rps) throw new TproxyError('ERR_COMMAND_FAILED', `wrk output has no Requests/sec line: ${text.slice(0, 200)}`);
+  const latencyMs: Record<string, number> = {};
+  for (const m of text.matchAll(/^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$/gm)) latencyMs[`p${m[1]}`] = toMs(m[2] ?? '0', m[3] ?? 'ms');
+  const errorsLine = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const errors = errorsLine ? errorsLine.slice(1).reduce((n, v) => n + Number(v), 0) : 0;
+  return { requestsPerSecond: Number(rps[1]), latencyMs, errors };
+}
