@@ -10,10 +10,11 @@ import { SocketApi } from '../sys/socket.js';
 import { fileLimit, raiseFileLimit } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
 import { localAddressCache } from './local-addresses.js';
-import { connectionCap } from './tcp/capacity.js';
-import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
+import { connectionCap, descriptorsPerFlow } from './tcp/capacity.js';
+import { emptyTcpCounters, type TcpCounters } from './tcp/counters.js';
+import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
 import { TcpWorkerPool } from './tcp/pool.js';
-import { TcpRelay, type StopReport, type TcpRelayConfig } from './tcp/relay.js';
+import type { StopReport, TcpRelayConfig } from './tcp/relay.js';
 import { UdpRelay } from './udp/relay.js';
 
 export interface ProxyConfig {
@@ -29,6 +30,8 @@ export interface ProxyConfig {
   readonly maxConnections: number;
   /** TCP worker processes (SO_REUSEPORT); 0 runs TCP in this process. */
   readonly tcpWorkers: number;
+  /** `splice`: bytes move kernel to kernel (default); `stream`: Node streams. */
+  readonly tcpEngine: TcpEngineKind;
   readonly udpIdleTimeoutMs: number;
   readonly maxUdpSessions: number;
   /** Report every flow as an event (debug logging); counters are kept regardless. */
@@ -46,6 +49,7 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
   tcpKeepAliveMs: 0,
   maxConnections: 100_000,
   tcpWorkers: os.availableParallelism(),
+  tcpEngine: 'splice',
   udpIdleTimeoutMs: 60_000,
   maxUdpSessions: 65_536,
   flowEvents: false,
@@ -62,7 +66,7 @@ export interface ProxyCounters {
 
 export class Proxy {
   private pool: TcpWorkerPool | undefined;
-  private readonly tcp: TcpRelay[] = [];
+  private tcp: TcpEngine | undefined;
   private udp: UdpRelay | undefined;
   private readonly sockets: SocketApi;
 
@@ -96,18 +100,14 @@ export class Proxy {
       if (this.config.transports.includes('tcp')) {
         if (this.config.tcpWorkers > 0) {
           this.pool = new TcpWorkerPool(
-            { families: this.config.families, relay: this.relayConfig(), countersIntervalMs: 1000, workers: this.config.tcpWorkers, maxRestartsPerMinute: 10 },
+            { engine: this.config.tcpEngine, families: this.config.families, relay: this.relayConfig(), countersIntervalMs: 1000, workers: this.config.tcpWorkers, maxRestartsPerMinute: 10 },
             { sockets: this.sockets, emit: this.deps.emit },
           );
           locals.push(...(await this.pool.start()));
         } else {
-          const localAddresses = localAddressCache();
-          for (const family of this.config.families) {
-            const maxConnections = connectionCap(this.config.maxConnections, fileLimit.soft);
-            const relay = new TcpRelay({ ...this.relayConfig(), maxConnections, family }, { sockets: this.sockets, emit: this.deps.emit, localAddresses });
-            this.tcp.push(relay);
-            locals.push(await relay.start());
-          }
+          const maxConnections = connectionCap(this.config.maxConnections, fileLimit.soft, descriptorsPerFlow(this.config.tcpEngine));
+          this.tcp = createTcpEngine(this.config.tcpEngine, this.config.families, { ...this.relayConfig(), maxConnections }, { sockets: this.sockets, emit: this.deps.emit, localAddresses: localAddressCache() });
+          locals.push(...(await this.tcp.start()));
         }
       }
       if (this.config.transports.includes('udp')) {
@@ -139,11 +139,11 @@ export class Proxy {
 
   /** The TCP connection cap in force per worker (or for this process). */
   maxConnectionsPerWorker(): number {
-    return this.pool?.maxConnectionsPerWorker ?? connectionCap(this.config.maxConnections, fileLimit().soft);
+    return this.pool?.maxConnectionsPerWorker ?? connectionCap(this.config.maxConnections, fileLimit().soft, descriptorsPerFlow(this.config.tcpEngine));
   }
 
   counters(): ProxyCounters {
-    const tcp = this.pool ? this.pool.counters() : this.tcp.length > 0 ? sumTcpCounters(this.tcp.map((r) => r.counters)) : emptyTcpCounters();
+    const tcp = this.pool ? this.pool.counters() : (this.tcp?.counters() ?? emptyTcpCounters());
     return { tcp };
   }
 
@@ -152,8 +152,9 @@ export class Proxy {
     const udp = this.udp;
     this.udp = undefined;
     const pool = this.pool;
-    const relays = this.tcp.splice(0);
-    const [reports] = await Promise.all([Promise.all([...relays.map((t) => t.stop(graceMs)), ...(pool ? [pool.stop(graceMs)] : [])]), udp?.stop()]);
+    const tcp = this.tcp;
+    this.tcp = undefined;
+    const [reports] = await Promise.all([Promise.all([...(tcp ? [tcp.stop(graceMs)] : []), ...(pool ? [pool.stop(graceMs)] : [])]), udp?.stop()]);
     return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
   }
 }

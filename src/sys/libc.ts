@@ -24,6 +24,16 @@ export interface Libc {
   getrlimit(resource: number, limit: Buffer): number;
   setrlimit(resource: number, limit: Buffer): number;
   geteuid(): number;
+  accept4(fd: number, address: Buffer | null, length: Buffer | null, flags: number): number;
+  epoll_create1(flags: number): number;
+  epoll_ctl(epfd: number, op: number, fd: number, event: Buffer | null): number;
+  epoll_wait(epfd: number, events: Buffer, maxEvents: number, timeoutMs: number): number;
+  splice(fdIn: number, offIn: null, fdOut: number, offOut: null, length: number, flags: number): number;
+  pipe2(fds: Buffer, flags: number): number;
+  eventfd(initval: number, flags: number): number;
+  read(fd: number, buf: Buffer, length: number): number;
+  write(fd: number, buf: Buffer, length: number): number;
+  fcntl(fd: number, cmd: number, arg: number): number;
   /** errno of the last failed call on this thread. */
   errno(): number;
   /** Address of a Buffer's memory, to store in C structs that point to other buffers. */
@@ -57,6 +67,16 @@ export function loadLibc(): Libc {
     getrlimit: fn('int getrlimit(int, void *)'),
     setrlimit: fn('int setrlimit(int, const void *)'),
     geteuid: fn('uint32_t geteuid(void)'),
+    accept4: fn('int accept4(int, void *, void *, int)'),
+    epoll_create1: fn('int epoll_create1(int)'),
+    epoll_ctl: fn('int epoll_ctl(int, int, int, void *)'),
+    epoll_wait: fn('int epoll_wait(int, void *, int, int)'),
+    splice: fn('intptr_t splice(int, void *, int, void *, size_t, unsigned int)'),
+    pipe2: fn('int pipe2(void *, int)'),
+    eventfd: fn('int eventfd(unsigned int, int)'),
+    read: fn('intptr_t read(int, void *, size_t)'),
+    write: fn('intptr_t write(int, const void *, size_t)'),
+    fcntl: fn('int fcntl(int, int, int)'),
     errno: () => koffi.errno(),
     address: (buf: Buffer) => koffi.address(buf),
   };

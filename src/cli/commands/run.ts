@@ -5,6 +5,7 @@ import { planRules, type RulesPlan } from '../../core/rules/plan.js';
 import { RulesController } from '../../control/apply.js';
 import type { UpstreamMode } from '../../dataplane/events.js';
 import { DEFAULT_PROXY_CONFIG, Proxy } from '../../dataplane/proxy.js';
+import type { TcpEngineKind } from '../../dataplane/tcp/engines.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
 import { formatEvent } from '../log.js';
@@ -22,6 +23,7 @@ ${SELECTION_HELP}
   --no-rules             do not touch kernel rules (they are managed elsewhere)
   --workers N            TCP worker processes with SO_REUSEPORT listeners, default one per core
                          (0: TCP in the main process)
+  --tcp-engine splice|stream  splice: bytes move kernel to kernel (default); stream: Node streams
   --max-connections N    concurrent TCP flows per worker; accepting pauses at the cap, default 100000
   --connect-timeout-ms N upstream connect timeout, default 10000
   --idle-timeout-ms N    close a TCP flow idle both ways this long, default 600000 (0: never)
@@ -37,6 +39,11 @@ ${SELECTION_HELP}
 function parseUpstream(text: string): UpstreamMode {
   if (text === 'direct' || text === 'transparent') return text;
   throw new TproxyError('ERR_INVALID_ARGUMENT', `--upstream ${text}: use direct or transparent`, { value: text });
+}
+
+function parseEngine(text: string): TcpEngineKind {
+  if (text === 'splice' || text === 'stream') return text;
+  throw new TproxyError('ERR_INVALID_ARGUMENT', `--tcp-engine ${text}: use splice or stream`, { value: text });
 }
 
 function integerOption(name: string, text: string, min: number): number {
@@ -57,6 +64,7 @@ export const runCommand: Command = {
         upstream: { type: 'string', default: 'direct' },
         'no-rules': { type: 'boolean', default: false },
         workers: { type: 'string' },
+        'tcp-engine': { type: 'string', default: 'splice' },
         'max-connections': { type: 'string', default: '100000' },
         'connect-timeout-ms': { type: 'string', default: '10000' },
         'idle-timeout-ms': { type: 'string', default: '600000' },
@@ -102,6 +110,7 @@ export const runCommand: Command = {
         tcpIdleTimeoutMs: integerOption('idle-timeout-ms', values['idle-timeout-ms'], 0),
         tcpKeepAliveMs: integerOption('keepalive-ms', values['keepalive-ms'], 0),
         flowEvents: level === 'debug',
+        tcpEngine: parseEngine(values['tcp-engine']),
       },
       { emit: log },
     );

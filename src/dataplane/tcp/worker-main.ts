@@ -7,9 +7,8 @@ import { SocketApi } from '../../sys/socket.js';
 import { raiseFileLimit } from '../../sys/limits.js';
 import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
-import { connectionCap } from './capacity.js';
-import { sumTcpCounters } from './counters.js';
-import { TcpRelay } from './relay.js';
+import { connectionCap, descriptorsPerFlow } from './capacity.js';
+import { createTcpEngine } from './engines.js';
 import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
 
 const send = (message: WorkerMessage): void => {
@@ -18,9 +17,7 @@ const send = (message: WorkerMessage): void => {
 
 async function main(config: TcpWorkerConfig): Promise<void> {
   const fileLimit = raiseFileLimit();
-  const maxConnections = connectionCap(config.relay.maxConnections, fileLimit.soft);
-  const sockets = new SocketApi();
-  const localAddresses = localAddressCache();
+  const maxConnections = connectionCap(config.relay.maxConnections, fileLimit.soft, descriptorsPerFlow(config.engine));
   let batch: ProxyEvent[] = [];
   let flushScheduled = false;
   const emit = (event: ProxyEvent): void => {
@@ -33,25 +30,23 @@ async function main(config: TcpWorkerConfig): Promise<void> {
       batch = [];
     });
   };
-  const relays = config.families.map((family) => new TcpRelay({ ...config.relay, maxConnections, family }, { sockets, emit, localAddresses }));
-  const locals = [];
+  const engine = createTcpEngine(config.engine, config.families, { ...config.relay, maxConnections }, { sockets: new SocketApi(), emit, localAddresses: localAddressCache() });
+  let locals;
   try {
-    for (const relay of relays) locals.push(await relay.start());
+    locals = await engine.start();
   } catch (error) {
     const e = isTproxyError(error) ? error : undefined;
     send({ kind: 'fatal', code: e?.code ?? 'ERR_SYSCALL', message: (error as Error).message, ...(e ? { details: { ...e.details } } : {}) });
     process.exit(1);
   }
   send({ kind: 'ready', locals, maxConnections });
-  const counters = (): ReturnType<typeof sumTcpCounters> => sumTcpCounters(relays.map((r) => r.counters));
-  const timer = setInterval(() => send({ kind: 'counters', counters: counters() }), config.countersIntervalMs);
+  const timer = setInterval(() => send({ kind: 'counters', counters: engine.counters() }), config.countersIntervalMs);
   process.on('message', (message: SupervisorMessage) => {
     if (message.kind !== 'stop') return;
     clearInterval(timer);
-    void Promise.all(relays.map((r) => r.stop(message.graceMs))).then((reports) => {
-      const report = reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
+    void engine.stop(message.graceMs).then((report) => {
       setImmediate(() => {
-        send({ kind: 'stopped', report, counters: counters() });
+        send({ kind: 'stopped', report, counters: engine.counters() });
         process.disconnect?.();
       });
     });

@@ -3,9 +3,11 @@ import type { Family } from '../../core/net/constants.js';
 import type { Endpoint } from '../../core/net/sockaddr.js';
 import type { ProxyEvent } from '../events.js';
 import type { TcpCounters } from './counters.js';
+import type { TcpEngineKind } from './engines.js';
 import type { StopReport, TcpRelayConfig } from './relay.js';
 
 export interface TcpWorkerConfig {
+  readonly engine: TcpEngineKind;
   readonly families: readonly Family[];
   readonly relay: Omit<TcpRelayConfig, 'family'>;
   /** How often the worker reports its counters. */

@@ -7,8 +7,8 @@ import { startProxyLab, type LogLine, type ProxyLab } from '../../helpers/proxy-
 describe('TCP connection limits (root)', () => {
   let p: ProxyLab;
   before(async () => {
-    // A descriptor limit of 128 leaves room for (128 - 64) / 2 = 32 flows per worker.
-    p = await startProxyLab(['--intercept', 'tcp:81', '--workers', '1', '--max-connections', '1000', '--table', 'tproxy_limit'], 81, ['prlimit', '--nofile=128:128']);
+    // A descriptor limit of 256 leaves room for (256 - 64) / 6 = 32 splice flows per worker.
+    p = await startProxyLab(['--intercept', 'tcp:81', '--workers', '1', '--max-connections', '1000', '--table', 'tproxy_limit'], 81, ['prlimit', '--nofile=256:256']);
   });
   after(() => p.lab.destroy());
 

@@ -1,0 +1,532 @@
+/**
+ * The splice engine: TCP relaying whose bytes never enter JavaScript. Runs in its own thread:
+ * an epoll loop (koffi) accepts on the transparent listeners, connects upstream without blocking,
+ * and moves bytes socket -> pipe -> socket with splice(2). JavaScript runs per event, not per byte.
+ *
+ * Per flow and direction, a pipe holds at most `pipeBytes`: the source is read only while its pipe
+ * has room (backpressure), a FIN crosses as shutdown(SHUT_WR) once the pipe is drained
+ * (half-close), and any error crosses as a reset (SO_LINGER 0, close). Accepting pauses at the
+ * connection cap or on EMFILE by taking the listener out of the epoll set: the kernel backlog
+ * holds new connections meanwhile.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { TproxyError } from '../../../core/errors.js';
+import { errnoName } from '../../../core/errno.js';
+import * as C from '../../../core/net/constants.js';
+import { epollEventSize, readEpollEvent, writeEpollEvent } from '../../../core/net/epoll.js';
+import { decodeSockaddr, normalizeAddress, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
+import { loadLibc, type Libc } from '../../../sys/libc.js';
+import { SocketApi } from '../../../sys/socket.js';
+import type { ProxyEvent, RefusalReason } from '../../events.js';
+import { emptyTcpCounters, increment } from '../counters.js';
+import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
+
+const IPPROTO_TCP = 6;
+const SO_KEEPALIVE = 9;
+const TCP_KEEPIDLE = 4;
+const TCP_KEEPINTVL = 5;
+const TCP_KEEPCNT = 6;
+const SPLICE_FLAGS = C.SPLICE_F_MOVE | C.SPLICE_F_NONBLOCK;
+const MAX_EVENTS = 512;
+const ACCEPT_BATCH = 64;
+
+interface Direction {
+  /** Pipe read and write ends; -1 until the flow is connected. */
+  r: number;
+  w: number;
+  buffered: number;
+  /** The source sent its FIN. */
+  eof: boolean;
+  /** We passed the FIN on (shutdown SHUT_WR on the sink). */
+  shut: boolean;
+  bytes: number;
+}
+
+interface Flow {
+  readonly id: number;
+  readonly family: C.Family;
+  readonly client: Endpoint;
+  readonly destination: Endpoint;
+  readonly cfd: number;
+  readonly ufd: number;
+  connected: boolean;
+  closed: boolean;
+  readonly up: Direction; // client -> upstream
+  readonly down: Direction; // upstream -> client
+  readonly started: number;
+  readonly connectDeadline: number;
+  lastActive: number;
+  /** Current epoll interest per socket (-1: not registered). */
+  cInterest: number;
+  uInterest: number;
+}
+
+type Owner = { readonly kind: 'listener'; readonly fd: number; readonly family: C.Family; readonly port: number } | { readonly kind: 'client' | 'upstream'; readonly flow: Flow };
+
+const newDirection = (): Direction => ({ r: -1, w: -1, buffered: 0, eof: false, shut: false, bytes: 0 });
+
+export class SpliceEngine {
+  readonly counters = emptyTcpCounters();
+  private readonly libc: Libc;
+  private readonly api: SocketApi;
+  private readonly epfd: number;
+  readonly wakeFd: number;
+  private readonly evSize = epollEventSize();
+  private readonly events: Buffer;
+  private readonly ev1: Buffer;
+  private readonly u64 = Buffer.alloc(8);
+  private readonly i32 = Buffer.alloc(4);
+  private readonly linger = Buffer.alloc(8);
+  private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
+  private readonly addrLen = Buffer.alloc(4);
+  private readonly pipeFds = Buffer.alloc(8);
+  private readonly owners = new Map<number, Owner>();
+  private readonly flows = new Set<Flow>();
+  private readonly listeners: Owner[] = [];
+  private listening = true;
+  private acceptPaused = false;
+  private resumeAt = 0;
+  private localAddresses: Set<string>;
+  private nextId = 1;
+  private lastScan = 0;
+  private lastCounters = 0;
+  private pending: ProxyEvent[] = [];
+  private stopDeadline: number | undefined;
+  private stopInFlight = 0;
+
+  constructor(
+    private readonly config: SpliceEngineConfig,
+    private readonly post: (message: FromEngine) => void,
+    libc: Libc = loadLibc(),
+  ) {
+    this.libc = libc;
+    this.api = new SocketApi(libc);
+    this.events = Buffer.alloc(MAX_EVENTS * this.evSize);
+    this.ev1 = Buffer.alloc(this.evSize);
+    this.linger.writeInt32LE(1, 0);
+    this.linger.writeInt32LE(0, 4);
+    this.localAddresses = new Set(config.localAddresses);
+    this.epfd = libc.epoll_create1(C.EPOLL_CLOEXEC);
+    if (this.epfd < 0) this.api.fail('epoll_create1');
+    this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
+    if (this.wakeFd < 0) this.api.fail('eventfd');
+    this.ctl(C.EPOLL_CTL_ADD, this.wakeFd, C.EPOLLIN);
+    for (const l of config.listeners) {
+      const owner: Owner = { kind: 'listener', fd: l.fd, family: l.family, port: l.port };
+      this.listeners.push(owner);
+      this.owners.set(l.fd, owner);
+      this.ctl(C.EPOLL_CTL_ADD, l.fd, C.EPOLLIN);
+    }
+  }
+
+  private ctl(op: number, fd: number, events: number): void {
+    writeEpollEvent(this.ev1, 0, events, fd, this.evSize);
+    if (this.libc.epoll_ctl(this.epfd, op, fd, op === C.EPOLL_CTL_DEL ? null : this.ev1) !== 0) this.api.fail('epoll_ctl', { fd, op });
+  }
+
+  private errno(): string {
+    return errnoName(this.libc.errno());
+  }
+
+  emit(event: ProxyEvent): void {
+    this.pending.push(event);
+  }
+
+  handle(message: ToEngine): void {
+    if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
+    else this.beginStop(message.graceMs);
+  }
+
+  /** One loop turn: wait for events (up to waitMs), handle them, run timers. False once stopped. */
+  turn(waitMs: number): boolean {
+    const n = this.libc.epoll_wait(this.epfd, this.events, MAX_EVENTS, waitMs);
+    if (n < 0 && this.errno() !== 'EINTR') this.api.fail('epoll_wait');
+    for (let i = 0; i < n; i++) {
+      const { events, data: fd } = readEpollEvent(this.events, i, this.evSize);
+      if (fd === this.wakeFd) {
+        this.libc.read(this.wakeFd, this.u64, 8);
+        continue;
+      }
+      const owner = this.owners.get(fd);
+      if (!owner) continue;
+      if (owner.kind === 'listener') this.acceptFrom(owner);
+      else if (!owner.flow.closed) this.onSocket(owner.flow, owner.kind, events);
+    }
+    const now = Date.now();
+    if (now - this.lastScan >= 100) this.scan(now);
+    if (this.pending.length > 0) {
+      this.post({ kind: 'events', events: this.pending });
+      this.pending = [];
+    }
+    if (now - this.lastCounters >= this.config.countersIntervalMs) {
+      this.lastCounters = now;
+      this.post({ kind: 'counters', counters: this.snapshot() });
+    }
+    return !this.finishStopIfDone(now);
+  }
+
+  private snapshot(): typeof this.counters {
+    let bytesFromClient = this.counters.bytesFromClient;
+    let bytesFromServer = this.counters.bytesFromServer;
+    for (const f of this.flows) {
+      bytesFromClient += f.up.bytes;
+      bytesFromServer += f.down.bytes;
+    }
+    return { ...this.counters, active: this.flows.size, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed } };
+  }
+
+  // ---- accepting ------------------------------------------------------------------------------
+
+  private setAccepting(on: boolean): void {
+    if (!this.listening || on === !this.acceptPaused) return;
+    for (const l of this.listeners) this.ctl(on ? C.EPOLL_CTL_ADD : C.EPOLL_CTL_DEL, (l as { fd: number }).fd, C.EPOLLIN);
+    this.acceptPaused = !on;
+    if (!on) this.counters.acceptPauses++;
+  }
+
+  private acceptFrom(listener: Extract<Owner, { kind: 'listener' }>): void {
+    for (let i = 0; i < ACCEPT_BATCH && !this.acceptPaused; i++) {
+      this.addrLen.writeUInt32LE(this.addr.length, 0);
+      const cfd = this.libc.accept4(listener.fd, this.addr, this.addrLen, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
+      if (cfd < 0) {
+        const errno = this.errno();
+        if (errno === 'EAGAIN' || errno === 'EINTR') return;
+        if (errno === 'EMFILE' || errno === 'ENFILE') {
+          increment(this.counters.connectErrors, errno);
+          this.setAccepting(false);
+          this.resumeAt = Date.now() + 250;
+          return;
+        }
+        if (errno !== 'ECONNABORTED') this.emit({ type: 'error', code: errno, message: `tcp accept: ${errno}` });
+        continue;
+      }
+      const client = decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0));
+      const local = this.api.localEndpoint(cfd);
+      this.onAccepted(listener, cfd, { ...client, address: normalizeAddress(client.address) }, { ...local, address: normalizeAddress(local.address) });
+    }
+  }
+
+  private refusal(client: Endpoint, destination: Endpoint, port: number): RefusalReason | undefined {
+    if (this.localAddresses.has(destination.address)) return destination.port === port ? 'not-intercepted' : 'loop';
+    if (client.address === destination.address) return 'loop';
+    if (this.flows.size >= this.config.maxConnections) return 'limit';
+    return undefined;
+  }
+
+  private onAccepted(listener: Extract<Owner, { kind: 'listener' }>, cfd: number, client: Endpoint, destination: Endpoint): void {
+    const refused = this.refusal(client, destination, listener.port);
+    if (refused) {
+      this.counters.refused[refused]++;
+      if (this.config.flowEvents) this.emit({ type: 'tcp.refused', client, originalDestination: destination, reason: refused });
+      this.reset(cfd);
+      return;
+    }
+    let ufd: number;
+    try {
+      ufd = this.openUpstream(client);
+      this.api.connect(ufd, destination);
+    } catch (error) {
+      const errno = error instanceof TproxyError ? String(error.details.errno ?? error.code) : 'error';
+      increment(this.counters.connectErrors, errno);
+      if (errno === 'EMFILE' || errno === 'ENFILE') {
+        this.setAccepting(false);
+        this.resumeAt = Date.now() + 250;
+      }
+      this.reset(cfd);
+      return;
+    }
+    const now = Date.now();
+    const flow: Flow = {
+      id: this.nextId++,
+      family: listener.family,
+      client,
+      destination,
+      cfd,
+      ufd,
+      connected: false,
+      closed: false,
+      up: newDirection(),
+      down: newDirection(),
+      started: now,
+      connectDeadline: now + this.config.connectTimeoutMs,
+      lastActive: now,
+      cInterest: -1,
+      uInterest: -1,
+    };
+    this.counters.accepted++;
+    this.flows.add(flow);
+    this.owners.set(cfd, { kind: 'client', flow });
+    this.owners.set(ufd, { kind: 'upstream', flow });
+    this.ctl(C.EPOLL_CTL_ADD, ufd, C.EPOLLOUT);
+    flow.uInterest = C.EPOLLOUT;
+    if (this.config.flowEvents) this.emit({ type: 'tcp.accept', id: flow.id, client, originalDestination: destination });
+    if (this.flows.size >= this.config.maxConnections) this.setAccepting(false);
+  }
+
+  private openUpstream(client: Endpoint): number {
+    const { upstream, upstreamMark } = this.config;
+    const family = client.family;
+    if (upstream === 'direct') return this.api.open({ family, transport: 'tcp', mark: upstreamMark });
+    let fd = this.api.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, reuseAddress: true });
+    try {
+      this.api.bind(fd, client);
+      return fd;
+    } catch (error) {
+      this.libc.close(fd);
+      if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
+    }
+    this.counters.clientPortFallbacks++;
+    fd = this.api.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, bindAddressNoPort: true });
+    try {
+      this.api.bind(fd, { ...client, port: 0 });
+    } catch (error) {
+      this.libc.close(fd);
+      throw error;
+    }
+    return fd;
+  }
+
+  // ---- flows ----------------------------------------------------------------------------------
+
+  private onSocket(flow: Flow, side: 'client' | 'upstream', events: number): void {
+    if (!flow.connected) {
+      if (side !== 'upstream') return;
+      const soError = this.api.getInt(flow.ufd, C.SOL_SOCKET, C.SO_ERROR);
+      if (soError !== 0) {
+        const errno = errnoName(soError);
+        increment(this.counters.connectErrors, errno);
+        this.abort(flow, errno);
+        return;
+      }
+      if ((events & C.EPOLLOUT) === 0) return;
+      this.onConnected(flow);
+      return;
+    }
+    if (events & C.EPOLLERR) {
+      const soError = this.api.getInt(side === 'client' ? flow.cfd : flow.ufd, C.SOL_SOCKET, C.SO_ERROR);
+      if (soError !== 0) {
+        this.abort(flow, `${side}-${errnoName(soError)}`);
+        return;
+      }
+    }
+    this.pumpAll(flow);
+  }
+
+  private newPipe(d: Direction): void {
+    if (this.libc.pipe2(this.pipeFds, C.O_NONBLOCK | C.O_CLOEXEC) !== 0) this.api.fail('pipe2');
+    d.r = this.pipeFds.readInt32LE(0);
+    d.w = this.pipeFds.readInt32LE(4);
+    this.libc.fcntl(d.w, C.F_SETPIPE_SZ, this.config.pipeBytes);
+  }
+
+  private onConnected(flow: Flow): void {
+    flow.connected = true;
+    try {
+      this.newPipe(flow.up);
+      this.newPipe(flow.down);
+    } catch {
+      increment(this.counters.connectErrors, this.errno());
+      this.abort(flow, 'pipe');
+      return;
+    }
+    if (this.config.keepAliveMs > 0) {
+      const idle = Math.max(1, Math.round(this.config.keepAliveMs / 1000));
+      for (const fd of [flow.cfd, flow.ufd]) {
+        this.api.setInt(fd, C.SOL_SOCKET, SO_KEEPALIVE, 1);
+        this.api.setInt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle);
+        this.api.setInt(fd, IPPROTO_TCP, TCP_KEEPINTVL, Math.max(1, Math.round(idle / 3)));
+        this.api.setInt(fd, IPPROTO_TCP, TCP_KEEPCNT, 3);
+      }
+    }
+    if (this.config.flowEvents) {
+      const local = this.api.localEndpoint(flow.ufd);
+      this.emit({ type: 'tcp.connected', id: flow.id, upstreamLocal: { ...local, address: normalizeAddress(local.address) } });
+    }
+    this.pumpAll(flow);
+  }
+
+  /** Move what can be moved both ways, pass FINs on, then set epoll interest to match. */
+  private pumpAll(flow: Flow): void {
+    if (!this.pump(flow, flow.up, flow.cfd, flow.ufd, 'client') || !this.pump(flow, flow.down, flow.ufd, flow.cfd, 'upstream')) return;
+    if (flow.up.shut && flow.down.shut) {
+      this.close(flow, 'done');
+      return;
+    }
+    const pipeBytes = this.config.pipeBytes;
+    const reading = (d: Direction): number => (!d.eof && d.buffered < pipeBytes ? C.EPOLLIN | C.EPOLLRDHUP : 0);
+    const writing = (d: Direction): number => (d.buffered > 0 ? C.EPOLLOUT : 0);
+    this.interest(flow, 'client', reading(flow.up) | writing(flow.down));
+    this.interest(flow, 'upstream', reading(flow.down) | writing(flow.up));
+  }
+
+  private interest(flow: Flow, side: 'client' | 'upstream', events: number): void {
+    const fd = side === 'client' ? flow.cfd : flow.ufd;
+    const current = side === 'client' ? flow.cInterest : flow.uInterest;
+    if (current === events) return;
+    // A socket with nothing left to wait for leaves the set: EPOLLHUP would be reported forever.
+    if (events === 0) {
+      if (current !== -1) this.ctl(C.EPOLL_CTL_DEL, fd, 0);
+    } else {
+      this.ctl(current === -1 ? C.EPOLL_CTL_ADD : C.EPOLL_CTL_MOD, fd, events);
+    }
+    const stored = events === 0 ? -1 : events;
+    if (side === 'client') flow.cInterest = stored;
+    else flow.uInterest = stored;
+  }
+
+  /** One direction; false when the flow was aborted. */
+  private pump(flow: Flow, d: Direction, source: number, sink: number, sourceSide: 'client' | 'upstream'): boolean {
+    const sinkSide = sourceSide === 'client' ? 'upstream' : 'client';
+    const pipeBytes = this.config.pipeBytes;
+    for (let round = 0; round < 16; round++) {
+      let progressed = false;
+      if (!d.eof && d.buffered < pipeBytes) {
+        const n = this.libc.splice(source, null, d.w, null, pipeBytes - d.buffered, SPLICE_FLAGS);
+        if (n > 0) {
+          d.buffered += n;
+          d.bytes += n;
+          flow.lastActive = Date.now();
+          progressed = true;
+        } else if (n === 0) {
+          d.eof = true;
+        } else {
+          const errno = this.errno();
+          if (errno !== 'EAGAIN' && errno !== 'EINTR') {
+            this.abort(flow, `${sourceSide}-${errno}`);
+            return false;
+          }
+        }
+      }
+      if (d.buffered > 0) {
+        const n = this.libc.splice(d.r, null, sink, null, d.buffered, SPLICE_FLAGS);
+        if (n > 0) {
+          d.buffered -= n;
+          progressed = true;
+        } else if (n < 0) {
+          const errno = this.errno();
+          if (errno !== 'EAGAIN' && errno !== 'EINTR') {
+            this.abort(flow, `${sinkSide}-${errno}`);
+            return false;
+          }
+        }
+      }
+      if (!progressed) break;
+    }
+    if (d.eof && d.buffered === 0 && !d.shut) {
+      this.libc.shutdown(sink, C.SHUT_WR);
+      d.shut = true;
+    }
+    return true;
+  }
+
+  /** Close with a reset on both sockets: the peers must not mistake a cut stream for a clean end. */
+  private abort(flow: Flow, reason: string): void {
+    this.close(flow, reason);
+  }
+
+  private reset(fd: number): void {
+    this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.linger, 8);
+    this.libc.close(fd);
+  }
+
+  private close(flow: Flow, reason: string): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    for (const [fd, interest] of [[flow.cfd, flow.cInterest], [flow.ufd, flow.uInterest]] as const) {
+      if (interest !== -1) this.libc.epoll_ctl(this.epfd, C.EPOLL_CTL_DEL, fd, null);
+      this.owners.delete(fd);
+      if (reason === 'done') this.libc.close(fd);
+      else this.reset(fd);
+    }
+    for (const d of [flow.up, flow.down]) {
+      if (d.r >= 0) this.libc.close(d.r);
+      if (d.w >= 0) this.libc.close(d.w);
+    }
+    this.flows.delete(flow);
+    increment(this.counters.closed, reason);
+    this.counters.bytesFromClient += flow.up.bytes;
+    this.counters.bytesFromServer += flow.down.bytes;
+    this.counters.active = this.flows.size;
+    if (this.config.flowEvents) {
+      this.emit({
+        type: 'tcp.close',
+        id: flow.id,
+        client: flow.client,
+        originalDestination: flow.destination,
+        bytesFromClient: flow.up.bytes,
+        bytesFromServer: flow.down.bytes,
+        durationMs: Date.now() - flow.started,
+        reason,
+      });
+    }
+    if (this.acceptPaused && this.resumeAt === 0 && this.flows.size < Math.max(1, Math.floor(this.config.maxConnections * 0.9))) this.setAccepting(true);
+  }
+
+  private scan(now: number): void {
+    this.lastScan = now;
+    if (this.acceptPaused && this.resumeAt !== 0 && now >= this.resumeAt) {
+      this.resumeAt = 0;
+      if (this.flows.size < this.config.maxConnections) this.setAccepting(true);
+    }
+    for (const flow of [...this.flows]) {
+      if (!flow.connected) {
+        if (now >= flow.connectDeadline) {
+          increment(this.counters.connectErrors, 'connect-timeout');
+          this.abort(flow, 'connect-timeout');
+        }
+      } else if (this.config.idleTimeoutMs > 0 && now - flow.lastActive >= this.config.idleTimeoutMs) {
+        this.abort(flow, 'idle-timeout');
+      }
+    }
+  }
+
+  // ---- stopping -------------------------------------------------------------------------------
+
+  private beginStop(graceMs: number): void {
+    if (this.stopDeadline !== undefined) return;
+    this.stopDeadline = Date.now() + graceMs;
+    this.stopInFlight = this.flows.size;
+    if (!this.acceptPaused) this.setAccepting(false);
+    this.listening = false;
+    for (const l of this.listeners) this.libc.close((l as { fd: number }).fd);
+  }
+
+  private finishStopIfDone(now: number): boolean {
+    if (this.stopDeadline === undefined) return false;
+    if (this.flows.size > 0 && now < this.stopDeadline) return false;
+    const forced = this.flows.size;
+    for (const flow of [...this.flows]) this.abort(flow, 'stopped');
+    if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
+    this.pending = [];
+    this.post({ kind: 'stopped', report: { completed: this.stopInFlight - forced, forced }, counters: this.snapshot() });
+    this.libc.close(this.epfd);
+    this.libc.close(this.wakeFd);
+    return true;
+  }
+
+  get stopping(): boolean {
+    return this.stopDeadline !== undefined;
+  }
+}
+
+// Thread entry: run the loop, yielding to the event loop between turns so messages arrive.
+if (parentPort && (workerData as { spliceEngine?: SpliceEngineConfig } | undefined)?.spliceEngine) {
+  const port = parentPort;
+  const config = (workerData as { spliceEngine: SpliceEngineConfig }).spliceEngine;
+  try {
+    const engine = new SpliceEngine(config, (m) => port.postMessage(m));
+    port.on('message', (m: ToEngine) => engine.handle(m));
+    port.postMessage({ kind: 'ready', wakeFd: engine.wakeFd } satisfies FromEngine);
+    const loop = (): void => {
+      try {
+        if (engine.turn(engine.stopping ? 20 : 200)) setImmediate(loop);
+        else port.close();
+      } catch (error) {
+        port.postMessage({ kind: 'fatal', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: (error as Error).message } satisfies FromEngine);
+      }
+    };
+    setImmediate(loop);
+  } catch (error) {
+    port.postMessage({ kind: 'fatal', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: (error as Error).message } satisfies FromEngine);
+  }
+}

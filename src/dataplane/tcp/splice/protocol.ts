@@ -1,0 +1,31 @@
+/** Messages between a SpliceRelay (its owner thread) and the splice engine thread. */
+import type { Family } from '../../../core/net/constants.js';
+import type { ProxyEvent, UpstreamMode } from '../../events.js';
+import type { TcpCounters } from '../counters.js';
+import type { StopReport } from '../relay.js';
+
+export interface SpliceEngineConfig {
+  readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
+  readonly upstream: UpstreamMode;
+  readonly upstreamMark: number;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly keepAliveMs: number;
+  readonly maxConnections: number;
+  readonly flowEvents: boolean;
+  /** Bytes each direction's pipe may hold (F_SETPIPE_SZ). */
+  readonly pipeBytes: number;
+  readonly localAddresses: readonly string[];
+  readonly countersIntervalMs: number;
+}
+
+export type ToEngine =
+  | { readonly kind: 'stop'; readonly graceMs: number }
+  | { readonly kind: 'local-addresses'; readonly addresses: readonly string[] };
+
+export type FromEngine =
+  | { readonly kind: 'ready'; readonly wakeFd: number }
+  | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
+  | { readonly kind: 'counters'; readonly counters: TcpCounters }
+  | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters }
+  | { readonly kind: 'fatal'; readonly code: string; readonly message: string };

@@ -1,0 +1,126 @@
+/**
+ * SpliceRelay: the owner-thread side of the splice engine. Opens the transparent listeners here
+ * (so address-in-use and privilege errors surface at start), then hands them to the engine thread.
+ */
+import { Worker } from 'node:worker_threads';
+import { TproxyError, type TproxyErrorCode } from '../../../core/errors.js';
+import type { Family } from '../../../core/net/constants.js';
+import { anyAddress, type Endpoint } from '../../../core/net/sockaddr.js';
+import { loadLibc } from '../../../sys/libc.js';
+import type { SocketApi } from '../../../sys/socket.js';
+import type { EventSink } from '../../events.js';
+import { emptyTcpCounters, type TcpCounters } from '../counters.js';
+import type { StopReport, TcpRelayConfig } from '../relay.js';
+import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
+
+export interface SpliceRelayDeps {
+  readonly sockets: SocketApi;
+  readonly emit: EventSink;
+  readonly localAddresses: () => ReadonlySet<string>;
+}
+
+export class SpliceRelay {
+  counters: TcpCounters = emptyTcpCounters();
+  private worker: Worker | undefined;
+  private wakeFd = -1;
+  private stopped: Promise<StopReport> | undefined;
+  private resolveStopped: ((report: StopReport) => void) | undefined;
+  private refresh: NodeJS.Timeout | undefined;
+  private readonly wake = Buffer.alloc(8);
+
+  constructor(
+    private readonly config: Omit<TcpRelayConfig, 'family'> & { readonly families: readonly Family[]; readonly pipeBytes: number },
+    private readonly deps: SpliceRelayDeps,
+  ) {
+    this.wake.writeBigUInt64LE(1n, 0);
+  }
+
+  get activeFlows(): number {
+    return this.counters.active;
+  }
+
+  async start(): Promise<Endpoint[]> {
+    const { sockets } = this.deps;
+    const listeners: SpliceEngineConfig['listeners'][number][] = [];
+    const locals: Endpoint[] = [];
+    try {
+      for (const family of this.config.families) {
+        const fd = sockets.open({ family, transport: 'tcp', transparent: true, reuseAddress: true, reusePort: this.config.reusePort });
+        listeners.push({ fd, family, port: this.config.port });
+        sockets.bind(fd, { family, address: this.config.address ?? anyAddress(family), port: this.config.port });
+        sockets.listen(fd, this.config.backlog);
+        locals.push(sockets.localEndpoint(fd));
+      }
+    } catch (error) {
+      for (const l of listeners) sockets.close(l.fd);
+      throw error;
+    }
+    const engine: SpliceEngineConfig = {
+      listeners,
+      upstream: this.config.upstream,
+      upstreamMark: this.config.upstreamMark,
+      connectTimeoutMs: this.config.connectTimeoutMs,
+      idleTimeoutMs: this.config.idleTimeoutMs,
+      keepAliveMs: this.config.keepAliveMs,
+      maxConnections: this.config.maxConnections,
+      flowEvents: this.config.flowEvents,
+      pipeBytes: this.config.pipeBytes,
+      localAddresses: [...this.deps.localAddresses()],
+      countersIntervalMs: 1000,
+    };
+    const worker = new Worker(new URL('./engine.js', import.meta.url), { workerData: { spliceEngine: engine } });
+    this.worker = worker;
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    await new Promise<void>((resolve, reject) => {
+      worker.on('message', (m: FromEngine) => {
+        switch (m.kind) {
+          case 'ready':
+            this.wakeFd = m.wakeFd;
+            resolve();
+            break;
+          case 'events':
+            for (const e of m.events) this.deps.emit(e);
+            break;
+          case 'counters':
+            this.counters = m.counters;
+            break;
+          case 'stopped':
+            this.counters = m.counters;
+            this.resolveStopped?.(m.report);
+            break;
+          case 'fatal': {
+            const error = new TproxyError(m.code as TproxyErrorCode, `tcp splice engine: ${m.message}`);
+            this.deps.emit({ type: 'error', code: m.code, message: error.message });
+            reject(error);
+            break;
+          }
+        }
+      });
+      worker.once('error', (error) => reject(new TproxyError('ERR_SYSCALL', `tcp splice engine failed: ${error.message}`, {}, { cause: error })));
+    });
+    // Host addresses change (DHCP, hotplug): the loop/direct-connection checks must follow.
+    this.refresh = setInterval(() => this.send({ kind: 'local-addresses', addresses: [...this.deps.localAddresses()] }), 5000);
+    this.refresh.unref();
+    for (const local of locals) this.deps.emit({ type: 'listening', transport: 'tcp', family: local.family, local });
+    return locals;
+  }
+
+  private send(message: ToEngine): void {
+    if (!this.worker) return;
+    this.worker.postMessage(message);
+    loadLibc().write(this.wakeFd, this.wake, 8);
+  }
+
+  async stop(graceMs = 0): Promise<StopReport> {
+    clearInterval(this.refresh);
+    const worker = this.worker;
+    if (!worker || !this.stopped) return { completed: 0, forced: 0 };
+    this.send({ kind: 'stop', graceMs });
+    const timer = setTimeout(() => void worker.terminate(), graceMs + 5000);
+    const report = await Promise.race([this.stopped, new Promise<StopReport>((resolve) => worker.once('exit', () => resolve({ completed: 0, forced: this.counters.active })))]);
+    clearTimeout(timer);
+    await worker.terminate();
+    this.worker = undefined;
+    return report;
+  }
+}
