@@ -1,0 +1,77 @@
+// The TCP relay through real kernel rules: transparent mode, IPv4 and IPv6, stream semantics.
+// The same cases run against both engines (relay.root.test.ts: splice, relay-stream: stream).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { normalizeAddress } from '../../../src/core/net/sockaddr.js';
+import { LAB_ADDRESSES } from '../../../src/lab/topology.js';
+import { startProxyLab, type ProxyLab } from '../../helpers/proxy-lab.js';
+
+const SERVER = { 4: LAB_ADDRESSES.server.ipv4, 6: LAB_ADDRESSES.server.ipv6 } as const;
+const CLIENT = { 4: LAB_ADDRESSES.client.ipv4, 6: LAB_ADDRESSES.client.ipv6 } as const;
+const MiB = 1024 * 1024;
+
+export function relayCases(engine: 'splice' | 'stream'): void {
+  describe(`TCP relay (${engine} engine), transparent upstream (root)`, () => {
+    let p: ProxyLab;
+    before(async () => {
+      p = await startProxyLab(['--intercept', 'tcp:81,82', '--upstream', 'transparent', '--workers', '2', '--tcp-engine', engine, '--idle-timeout-ms', '1500', '--table', 'tproxy_tcp']);
+    });
+    after(() => p.lab.destroy());
+
+    for (const family of [4, 6] as const) {
+      it(`IPv${family}: the server sees the client's address and port`, async () => {
+        const r = await p.client<{ how: string; local: { address: string; port: number }; seen: { address: string; port: number } }>('peer', SERVER[family], 81);
+        assert.equal(r.how, 'end');
+        assert.equal(normalizeAddress(r.seen.address), CLIENT[family]);
+        assert.equal(r.seen.port, r.local.port, 'same source port');
+        await p.logs.waitFor((l) => l.type === 'tcp.accept' && (l.client as { port: number }).port === r.local.port, 5000, 'the proxy logging the flow');
+      });
+
+      it(`IPv${family}: 64 MiB each way arrive intact`, async () => {
+        const r = await p.client<{ how: string; receivedBytes: number; sentSha256: string; receivedSha256: string }>('bulk', SERVER[family], 81, 64 * MiB);
+        assert.equal(r.how, 'end');
+        assert.equal(r.receivedBytes, 64 * MiB);
+        assert.equal(r.receivedSha256, r.sentSha256);
+      });
+    }
+
+    it('half-close: the client FINs first and still receives everything the server sends after', async () => {
+      const r = await p.client<{ how: string; receivedBytes: number; intact: boolean }>('halfclose', SERVER[4], 81, 4 * MiB);
+      assert.deepEqual(r, { how: 'end', receivedBytes: 4 * MiB, intact: true });
+    });
+
+    it('a reset from the server reaches the client as a reset', async () => {
+      assert.equal((await p.client<{ how: string }>('reset', SERVER[6], 81)).how, 'reset');
+    });
+
+    it('a reset from the client reaches the server as a reset', async () => {
+      const r = await p.client<{ local: { port: number } }>('hold-reset', SERVER[4], 81);
+      const closed = await p.serverLog.waitFor((l) => l.event === 'closed' && l.peer?.port === r.local.port, 5000, 'the server seeing the connection end');
+      assert.equal(closed.how, 'reset');
+    });
+
+    it('a closed port upstream gives the client a reset, not a silent close, and is counted', async () => {
+      assert.equal((await p.client<{ how: string }>('raw', SERVER[4], 82)).how, 'reset');
+      await p.logs.waitFor((l) => l.type === 'tcp.close' && l.reason === 'ECONNREFUSED', 5000, 'the refused connect logged');
+    });
+
+    it('an idle flow is closed (reset both ways) after the idle timeout', async () => {
+      const r = await p.client<{ how: string; reply: string }>('hold', SERVER[6], 81, 20_000);
+      assert.equal(r.reply, 'OK\n');
+      assert.equal(r.how, 'reset');
+      await p.logs.waitFor((l) => l.type === 'tcp.close' && l.reason === 'idle-timeout', 5000, 'idle timeout logged');
+    });
+
+    it('relays 1,000 concurrent connections', async () => {
+      const r = await p.client<{ opened: number; echoed: number; openAtOnce: number; failures: string[] }>('many', SERVER[4], 81, 1000);
+      assert.deepEqual(r.failures, []);
+      assert.equal(r.echoed, 1000);
+      assert.equal(r.openAtOnce, 1000);
+    });
+
+    it('refuses a connection made straight to the listener (not through TPROXY)', async () => {
+      assert.equal((await p.client<{ how: string }>('raw', LAB_ADDRESSES.routerClientSide.ipv4, 8000)).how, 'reset');
+      await p.logs.waitFor((l) => l.type === 'tcp.refused' && l.reason === 'not-intercepted', 5000, 'the refusal logged');
+    });
+  });
+}
