@@ -1,8 +1,10 @@
 /**
- * `npm run bench`: kernel forwarding vs tproxy, side by side in one run on the namespace lab.
+ * `npm run bench`: kernel forwarding vs tproxy vs HAProxy (transparent mode), side by side in one
+ * run on the namespace lab.
  *
- * One lab, one proxy process on the router (started once, `--no-rules`); the scenario is switched
- * by applying or removing the tproxy rules, so both scenarios share every other condition. Rounds
+ * One lab; tproxy (`--no-rules`) and HAProxy both run on the router for the whole run; the scenario
+ * is switched by applying the tproxy rules toward one or the other, or removing them, so all
+ * scenarios share every other condition. Rounds
  * are interleaved (the order alternates each round) and summarised as median, min and max.
  *
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE]
@@ -10,7 +12,8 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { planRules, DEFAULT_RULES_CONFIG } from '../core/rules/plan.js';
+import { planRules, DEFAULT_RULES_CONFIG, type RulesPlan } from '../core/rules/plan.js';
+import { startHaproxy, HAPROXY_PORT } from './haproxy.js';
 import { RulesController } from '../control/apply.js';
 import { JsonLines } from '../lab/json-lines.js';
 import { Lab } from '../lab/topology.js';
@@ -23,13 +26,17 @@ import { TCP_WORKLOADS, type Workload } from './workloads.js';
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
 
-type Scenario = 'forwarding' | 'tproxy';
+type Scenario = 'forwarding' | 'tproxy' | 'haproxy';
+const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy'];
 
 export interface BenchResult {
   readonly date: string;
   readonly rounds: number;
   readonly seconds: number;
-  readonly workloads: Record<string, { unit: string; description: string; higherIsBetter: boolean; scenarios: Record<Scenario, Summary>; ratio: number }>;
+  readonly workloads: Record<
+    string,
+    { unit: string; description: string; higherIsBetter: boolean; scenarios: Record<Scenario, Summary>; ratio: number; haproxyRatio: number; extra: unknown }
+  >;
 }
 
 const say = (line: string): void => {
@@ -37,10 +44,10 @@ const say = (line: string): void => {
 };
 
 function table(result: BenchResult): string {
-  const rows = [['workload', 'kernel forwarding', 'tproxy', 'tproxy / forwarding']];
+  const rows = [['workload', 'kernel forwarding', 'tproxy', 'HAProxy 2.6 transparent', 'tproxy / fwd', 'HAProxy / fwd']];
   const fmt = (s: Summary, unit: string): string => `${s.median.toPrecision(4)} ${unit} [${s.min.toPrecision(3)}-${s.max.toPrecision(3)}]`;
   for (const [name, w] of Object.entries(result.workloads)) {
-    rows.push([name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), `${w.ratio.toFixed(2)}x`]);
+    rows.push([name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), `${w.ratio.toFixed(2)}x`, `${w.haproxyRatio.toFixed(2)}x`]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
@@ -60,7 +67,7 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds ?? (values.quick ? 2 : 5));
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root: it builds network namespaces');
   const runner = new ProcessRunner();
-  await ensureTools(['iperf3', 'wrk', 'nginx'], runner, say);
+  await ensureTools(['iperf3', 'wrk', 'nginx', 'haproxy'], runner, say);
 
   const lab = await Lab.create();
   const stopOnSignal = (): void => {
@@ -73,11 +80,14 @@ async function main(): Promise<void> {
     const workers = values.workers ?? '2';
     const proxy = lab.spawn('router', [process.execPath, BIN, 'run', '--no-rules', '--listen', `${PROXY_PORT}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', '--workers', workers, '--log-format', 'json']);
     await new JsonLines<{ type: string }>(proxy.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
-    const plan = planRules({ ...DEFAULT_RULES_CONFIG, tableName: 'tproxy_bench', listenPort: PROXY_PORT, families: [4], intercept: [{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }] });
+    startHaproxy(lab, { splice: false, threads: 2 });
+    const planFor = (listenPort: number): RulesPlan =>
+      planRules({ ...DEFAULT_RULES_CONFIG, tableName: 'tproxy_bench', listenPort, families: [4], intercept: [{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }] });
+    const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT) };
     const rules = new RulesController(lab.runnerFor('router'));
     const scenarioOn = async (scenario: Scenario): Promise<void> => {
-      if (scenario === 'tproxy') await rules.apply(plan);
-      else await rules.remove(plan);
+      if (scenario === 'forwarding') await rules.remove(plans.forwarding);
+      else await rules.apply(plans[scenario]);
     };
 
     const workloads: readonly Workload[] = TCP_WORKLOADS;
@@ -85,28 +95,31 @@ async function main(): Promise<void> {
     const extras: Record<string, Record<Scenario, Record<string, number>[]>> = {};
     say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${workers} worker(s), upstream direct`);
     for (let round = 0; round < rounds; round++) {
-      const order: Scenario[] = round % 2 === 0 ? ['forwarding', 'tproxy'] : ['tproxy', 'forwarding'];
+      const order: Scenario[] = round % 2 === 0 ? [...SCENARIOS] : [...SCENARIOS].reverse();
       for (const workload of workloads) {
         for (const scenario of order) {
           await scenarioOn(scenario);
           const m = await workload.run(lab, seconds);
-          ((samples[workload.name] ??= { forwarding: [], tproxy: [] })[scenario]).push(m.value);
-          ((extras[workload.name] ??= { forwarding: [], tproxy: [] })[scenario]).push(m.extra ?? {});
+          ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.value);
+          ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.extra ?? {});
           say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}`);
         }
       }
     }
-    await rules.remove(plan);
+    await rules.remove(plans.forwarding);
     const result: BenchResult = {
       date: new Date().toISOString(),
       rounds,
       seconds,
       workloads: Object.fromEntries(
         workloads.map((w) => {
-          const s = samples[w.name] ?? { forwarding: [], tproxy: [] };
-          const scenarios = { forwarding: summarize(s.forwarding), tproxy: summarize(s.tproxy) };
-          const ratio = w.higherIsBetter ? scenarios.tproxy.median / scenarios.forwarding.median : scenarios.forwarding.median / scenarios.tproxy.median;
-          return [w.name, { unit: w.name.includes('throughput') ? 'Gbit/s' : 'conn/s', description: w.description, higherIsBetter: w.higherIsBetter, scenarios, ratio, extra: extras[w.name] }];
+          const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [] };
+          const scenarios = { forwarding: summarize(s.forwarding), tproxy: summarize(s.tproxy), haproxy: summarize(s.haproxy) };
+          const ratioOf = (x: Summary): number => (w.higherIsBetter ? x.median / scenarios.forwarding.median : scenarios.forwarding.median / x.median);
+          return [
+            w.name,
+            { unit: w.unit, description: w.description, higherIsBetter: w.higherIsBetter, scenarios, ratio: ratioOf(scenarios.tproxy), haproxyRatio: ratioOf(scenarios.haproxy), extra: extras[w.name] },
+          ];
         }),
       ),
     };

@@ -6,6 +6,7 @@ export const BENCH_TOOLS: Readonly<Record<string, string>> = {
   iperf3: 'iperf3',
   wrk: 'wrk',
   nginx: 'nginx-light',
+  haproxy: 'haproxy',
 };
 
 export async function ensureTools(names: readonly string[], runner: CommandRunner, say: (line: string) => void): Promise<void> {

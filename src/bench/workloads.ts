@@ -12,6 +12,7 @@ export interface Measurement {
 export interface Workload {
   readonly name: string;
   readonly description: string;
+  readonly unit: string;
   /** Higher is better (throughput) or lower is better (latency, memory). */
   readonly higherIsBetter: boolean;
   run(lab: Lab, seconds: number): Promise<Measurement>;
@@ -23,6 +24,7 @@ export const TCP_WORKLOADS: readonly Workload[] = [
   {
     name: 'tcp-throughput-1',
     description: 'iperf3, one TCP stream, client -> server',
+    unit: 'Gbit/s',
     higherIsBetter: true,
     async run(lab, seconds) {
       const out = await lab.run('client', ['iperf3', '-c', server, '-p', `${IPERF_PORT}`, '-t', `${seconds}`, '-J'], { timeoutMs: (seconds + 30) * 1000, check: false });
@@ -32,6 +34,7 @@ export const TCP_WORKLOADS: readonly Workload[] = [
   {
     name: 'tcp-connections',
     description: 'wrk, 50 connections, one request each (Connection: close)',
+    unit: 'conn/s',
     higherIsBetter: true,
     async run(lab, seconds) {
       const out = await lab.run('client', ['wrk', '-t1', '-c50', `-d${seconds}s`, '--latency', '-H', 'Connection: close', `http://${server}:${HTTP_PORT}/`], { timeoutMs: (seconds + 30) * 1000 });

@@ -1,0 +1,35 @@
+/** HAProxy in transparent mode on the router: the peer the benchmark compares tproxy with. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Lab, SpawnedProcess } from '../lab/topology.js';
+
+export const HAPROXY_PORT = 8001;
+
+/**
+ * `bind ... transparent` receives TPROXY'd connections; `server orig 0.0.0.0` (no port) connects to
+ * each connection's original destination. `splice` adds `option splice-auto`.
+ */
+export function haproxyConfig(options: { splice: boolean; threads: number }): string {
+  return `global
+  maxconn 200000
+  nbthread ${options.threads}
+defaults
+  mode tcp
+  timeout connect 10s
+  timeout client 600s
+  timeout server 600s
+${options.splice ? '  option splice-auto\n' : ''}frontend tproxy_bench
+  bind 0.0.0.0:${HAPROXY_PORT} transparent
+  default_backend original_destination
+backend original_destination
+  server orig 0.0.0.0
+`;
+}
+
+export function startHaproxy(lab: Lab, options: { splice: boolean; threads: number }): SpawnedProcess {
+  const dir = mkdtempSync(join(tmpdir(), 'tproxy-bench-haproxy-'));
+  const file = join(dir, 'haproxy.cfg');
+  writeFileSync(file, haproxyConfig(options));
+  return lab.spawn('router', ['haproxy', '-db', '-f', file]);
+}
