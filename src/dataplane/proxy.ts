@@ -8,6 +8,8 @@ import { SocketApi } from '../sys/socket.js';
 import type { EventSink, UpstreamMode } from './events.js';
 import { localAddressCache } from './local-addresses.js';
 import { TcpRelay } from './tcp/relay.js';
+import type { UdpCounters } from './udp/counters.js';
+import type { UdpMapping } from './udp/protocol.js';
 import { UdpRelay } from './udp/relay.js';
 
 export interface ProxyConfig {
@@ -20,6 +22,7 @@ export interface ProxyConfig {
   readonly tcpIdleTimeoutMs: number;
   readonly udpIdleTimeoutMs: number;
   readonly maxUdpSessions: number;
+  readonly udpMapping: UdpMapping;
 }
 
 export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
@@ -32,6 +35,7 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
   tcpIdleTimeoutMs: 600_000,
   udpIdleTimeoutMs: 60_000,
   maxUdpSessions: 65_536,
+  udpMapping: 'endpoint-dependent',
 };
 
 export interface ProxyDeps {
@@ -83,7 +87,7 @@ export class Proxy {
             upstreamMark: this.config.upstreamMark,
             idleTimeoutMs: this.config.udpIdleTimeoutMs,
             maxSessions: this.config.maxUdpSessions,
-            maxDatagramBytes: 65_535,
+            mapping: this.config.udpMapping,
           },
           { sockets: this.sockets, emit: this.deps.emit },
         );
@@ -94,6 +98,11 @@ export class Proxy {
       throw error;
     }
     return locals;
+  }
+
+  /** The UDP relay's counters, when UDP is relayed. */
+  udpCounters(): UdpCounters | undefined {
+    return this.udp?.counters();
   }
 
   /** Stop accepting, let TCP flows finish for up to graceMs, then close everything. */

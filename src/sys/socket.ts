@@ -9,7 +9,10 @@ import * as C from '../core/net/constants.js';
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../core/net/sockaddr.js';
 import { decodeControlMessages, originalDestination, ORIGDSTADDR_CONTROL_SPACE } from '../core/net/cmsg.js';
 import { MSGHDR_SIZE, IOVEC_SIZE, writeMsghdr, writeIovec, readMsghdrResult } from '../core/net/msghdr.js';
+import { DatagramBatch } from './datagram-batch.js';
+import { Epoll } from './epoll.js';
 import { loadLibc, type Libc } from './libc.js';
+import { RawUdpSender } from './raw-udp.js';
 
 export interface SocketOptions {
   readonly family: C.Family;
@@ -46,6 +49,7 @@ const OPTION_NAMES: Readonly<Record<string, string>> = {
   [`${C.SOL_SOCKET}:${C.SO_REUSEPORT}`]: 'SO_REUSEPORT',
   [`${C.SOL_SOCKET}:${C.SO_MARK}`]: 'SO_MARK',
   [`${C.SOL_SOCKET}:${C.SO_RCVBUF}`]: 'SO_RCVBUF',
+  [`${C.SOL_SOCKET}:${C.SO_ATTACH_FILTER}`]: 'SO_ATTACH_FILTER',
   [`${C.SOL_IP}:${C.IP_TRANSPARENT}`]: 'IP_TRANSPARENT',
   [`${C.SOL_IP}:${C.IP_FREEBIND}`]: 'IP_FREEBIND',
   [`${C.SOL_IP}:${C.IP_RECVORIGDSTADDR}`]: 'IP_RECVORIGDSTADDR',
@@ -112,6 +116,12 @@ export class SocketApi {
     }
   }
 
+  setBytes(fd: number, level: number, name: number, value: Buffer): void {
+    if (this.libc.setsockopt(fd, level, name, value, value.length) !== 0) {
+      this.fail(`setsockopt(${OPTION_NAMES[`${level}:${name}`] ?? `${level}:${name}`})`, { fd });
+    }
+  }
+
   getInt(fd: number, level: number, name: number): number {
     const value = Buffer.alloc(4);
     const length = Buffer.alloc(4);
@@ -163,6 +173,15 @@ export class SocketApi {
     return this.fail('send', { fd, length });
   }
 
+  /**
+   * One datagram, for hot paths: to `to` (an encoded sockaddr) or, with null, to the connected peer.
+   * Bytes sent, or -errno (EAGAIN included): never throws.
+   */
+  sendDatagram(fd: number, data: Buffer, length: number, to: Buffer | null): number {
+    const n = this.libc.sendto(fd, data, length, C.MSG_DONTWAIT, to, to ? to.length : 0);
+    return n >= 0 ? n : -this.libc.errno();
+  }
+
   /** sendmsg() to `destination` (unconnected datagram socket); null when it would block. */
   sendTo(fd: number, data: Buffer, length: number, destination: Endpoint): number | null {
     const name = encodeSockaddr(destination);
@@ -198,6 +217,29 @@ export class SocketApi {
   /** A reusable receiver for recvmsg with source address and original destination. */
   receiver(maxDatagramBytes: number): DatagramReceiver {
     return new DatagramReceiver(this, this.libc, maxDatagramBytes);
+  }
+
+  /** recv() on a connected socket into `data`; null when nothing is waiting. */
+  recv(fd: number, data: Buffer): number | null {
+    const n = this.libc.recv(fd, data, data.length, C.MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errnoName(this.libc.errno()) === 'EAGAIN') return null;
+    return this.fail('recv', { fd });
+  }
+
+  /** Slots for recvmmsg/sendmmsg, allocated once. */
+  batch(capacity: number, slotBytes: number): DatagramBatch {
+    return new DatagramBatch(this.libc, capacity, slotBytes);
+  }
+
+  /** An epoll instance reporting up to maxEvents ready fds per wait. */
+  epoll(maxEvents: number): Epoll {
+    return new Epoll(this, this.libc, maxEvents);
+  }
+
+  /** A raw socket that sends UDP datagrams from any source address and port (CAP_NET_RAW). */
+  rawUdpSender(family: C.Family): RawUdpSender {
+    return new RawUdpSender(this, this.libc, family);
   }
 
   /** A reusable poll set. */

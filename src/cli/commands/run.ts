@@ -5,6 +5,7 @@ import { planRules, type RulesPlan } from '../../core/rules/plan.js';
 import { RulesController } from '../../control/apply.js';
 import type { UpstreamMode } from '../../dataplane/events.js';
 import { DEFAULT_PROXY_CONFIG, Proxy } from '../../dataplane/proxy.js';
+import { UDP_MAPPINGS } from '../../dataplane/udp/protocol.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
 import { formatEvent } from '../log.js';
@@ -21,6 +22,11 @@ ${SELECTION_HELP}
                          or the client's (transparent; needs replies routed back through this host)
   --no-rules             do not touch kernel rules (they are managed elsewhere)
   --udp-idle-timeout-ms N  idle time after which a UDP session ends, default 60000
+  --udp-max-sessions N   UDP sessions at most; the least recently used is evicted, default 65536
+  --udp-mapping endpoint-dependent|endpoint-independent
+                         endpoint-dependent (default): only the original destination answers;
+                         endpoint-independent: any remote that sends to the client's upstream
+                         port reaches the client (full cone, for games and STUN)
   --log-format text|json log lines on stderr, default text
   --config FILE          configuration file (not supported yet)
   --help                 this help
@@ -43,6 +49,8 @@ export const runCommand: Command = {
         upstream: { type: 'string', default: 'direct' },
         'no-rules': { type: 'boolean', default: false },
         'udp-idle-timeout-ms': { type: 'string', default: '60000' },
+        'udp-max-sessions': { type: 'string', default: '65536' },
+        'udp-mapping': { type: 'string', default: 'endpoint-dependent' },
         'log-format': { type: 'string', default: 'text' },
         config: { type: 'string' },
         help: { type: 'boolean', default: false },
@@ -61,6 +69,10 @@ export const runCommand: Command = {
     const rulesConfig = rulesConfigFrom(values);
     const udpIdle = Number(values['udp-idle-timeout-ms']);
     if (!Number.isInteger(udpIdle) || udpIdle < 100) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-idle-timeout-ms ${values['udp-idle-timeout-ms']}: use an integer of at least 100`);
+    const udpMaxSessions = Number(values['udp-max-sessions']);
+    if (!Number.isInteger(udpMaxSessions) || udpMaxSessions < 1) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-max-sessions ${values['udp-max-sessions']}: use a positive integer`);
+    const udpMapping = UDP_MAPPINGS.find((m) => m === values['udp-mapping']);
+    if (!udpMapping) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-mapping ${values['udp-mapping']}: use ${UDP_MAPPINGS.join(' or ')}`);
     const log = (event: Parameters<typeof formatEvent>[0]): void => io.err(formatEvent(event, format));
     const plan: RulesPlan | undefined = values['no-rules'] ? undefined : planRules(rulesConfig);
 
@@ -73,6 +85,8 @@ export const runCommand: Command = {
         upstream: parseUpstream(values.upstream),
         upstreamMark: rulesConfig.upstreamMark,
         udpIdleTimeoutMs: udpIdle,
+        maxUdpSessions: udpMaxSessions,
+        udpMapping,
       },
       { emit: log },
     );
