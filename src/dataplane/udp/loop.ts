@@ -82,6 +82,8 @@ export interface UdpLoopDeps {
   /** Addresses of this host: a destination among them would loop. */
   readonly localAddresses: () => ReadonlySet<string>;
   readonly now: () => number;
+  /** Test hook, called between bind() and connect() of a reply socket. */
+  readonly afterReplyBind?: () => void;
 }
 
 export class UdpLoop {
@@ -368,6 +370,7 @@ export class UdpLoop {
         if (!fallback) return undefined;
       }
       if (replyFd >= 0) {
+        this.deps.afterReplyBind?.();
         this.api.connect(replyFd, client);
         this.epoll.add(replyFd, EPOLLIN);
       }

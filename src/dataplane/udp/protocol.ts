@@ -29,8 +29,13 @@ export interface UdpLoopConfig {
 
 export interface UdpWorkerData extends UdpLoopConfig {
   readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
-  /** Int32Array view [0]: set to 1 to stop the loop. */
+  /** Int32Array view [0]: set to 1 to stop the loop; [1]: set to 1 to release a test hold. */
   readonly control: SharedArrayBuffer;
+  /**
+   * Test hook: the loop stops between bind() and connect() of its first reply socket (reporting
+   * 'held') until released or 10 s pass, so a test can send into the bind-before-connect window.
+   */
+  readonly holdFirstReplyBind?: boolean;
   /** Float64Array of the counters (layout in counters.ts), written by the loop. */
   readonly counters: SharedArrayBuffer;
 }
@@ -39,4 +44,5 @@ export type UdpWorkerMessage =
   | { readonly kind: 'ready' }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'stopped' }
+  | { readonly kind: 'held' }
   | { readonly kind: 'fatal'; readonly message: string; readonly code: string };

@@ -28,11 +28,15 @@ export interface UdpRelayConfig {
   readonly maxDatagramBytes?: number;
   /** Datagrams per recvmmsg / sendmmsg; default 32. */
   readonly batchSize?: number;
+  /** Test hook: see UdpWorkerData.holdFirstReplyBind; deps.onHold is called, releaseHold() resumes. */
+  readonly holdFirstReplyBind?: boolean;
 }
 
 export interface UdpRelayDeps {
   readonly sockets: SocketApi;
   readonly emit: EventSink;
+  /** Test hook: the loop is holding between bind() and connect() of its first reply socket. */
+  readonly onHold?: () => void;
 }
 
 function validate(config: UdpRelayConfig): void {
@@ -48,7 +52,7 @@ function validate(config: UdpRelayConfig): void {
 
 export class UdpRelay {
   private worker: Worker | undefined;
-  private readonly control = new SharedArrayBuffer(4);
+  private readonly control = new SharedArrayBuffer(8);
   private readonly counterBuffer = createCounterBuffer();
   private readonly counterSlots = new Float64Array(this.counterBuffer);
   private listenerFds: number[] = [];
@@ -94,6 +98,7 @@ export class UdpRelay {
       batchSize: this.config.batchSize ?? 32,
       control: this.control,
       counters: this.counterBuffer,
+      holdFirstReplyBind: this.config.holdFirstReplyBind === true,
     };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
     this.worker = worker;
@@ -116,6 +121,9 @@ export class UdpRelay {
             case 'stopped':
               void worker.terminate();
               break;
+            case 'held':
+              this.deps.onHold?.();
+              break;
           }
         });
         worker.once('error', (error) => reject(new TproxyError('ERR_SYSCALL', `udp relay worker failed: ${error.message}`, {}, { cause: error })));
@@ -128,12 +136,20 @@ export class UdpRelay {
     return locals;
   }
 
+  /** Test hook: let a held loop go on. */
+  releaseHold(): void {
+    const control = new Int32Array(this.control);
+    Atomics.store(control, 1, 1);
+    Atomics.notify(control, 1);
+  }
+
   /** Stop the loop (sessions closed and reported), report the final counters, close the listeners. */
   async stop(timeoutMs = 2000): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
     if (worker) {
       Atomics.store(new Int32Array(this.control), 0, 1);
+      this.releaseHold();
       const timer = setTimeout(() => void worker.terminate(), timeoutMs);
       await this.exited;
       clearTimeout(timer);

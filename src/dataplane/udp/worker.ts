@@ -27,12 +27,28 @@ const flush = (): void => {
   events = [];
 };
 
+let held = false;
+const holdOnce = (): void => {
+  if (held) return;
+  held = true;
+  flush();
+  post({ kind: 'held' });
+  Atomics.wait(stop, 1, 0, 10_000);
+};
+
 let loop: UdpLoop;
 try {
   loop = new UdpLoop(
     data,
     data.listeners.map((l) => l.fd),
-    { api: new SocketApi(), counters: new Float64Array(data.counters), emit: (e) => events.push(e), localAddresses: localAddressCache(), now: Date.now },
+    {
+      api: new SocketApi(),
+      counters: new Float64Array(data.counters),
+      emit: (e) => events.push(e),
+      localAddresses: localAddressCache(),
+      now: Date.now,
+      ...(data.holdFirstReplyBind ? { afterReplyBind: holdOnce } : {}),
+    },
   );
   post({ kind: 'ready' });
   setImmediate(tick);
