@@ -40,6 +40,9 @@ export class DatagramBatch {
   private readonly sendIov: Buffer;
   private readonly sendHdrs: Buffer;
   private readonly namesAddress: bigint;
+  private readonly nameAddresses: bigint[];
+  /** Entries the last receive filled: the only ones whose lengths the kernel overwrote. */
+  private filled: number;
 
   constructor(
     private readonly libc: Libc,
@@ -64,6 +67,8 @@ export class DatagramBatch {
     const controlsAddress = libc.address(this.controls);
     const recvIovAddress = libc.address(this.recvIov);
     const sendIovAddress = libc.address(this.sendIov);
+    this.nameAddresses = Array.from({ length: capacity }, (_, i) => this.namesAddress + BigInt(i * NAME_STRIDE));
+    this.filled = 0;
     for (let i = 0; i < capacity; i++) {
       const slot = dataAddress + BigInt(i * slotBytes);
       writeIovec(this.recvIov, i, slot, slotBytes);
@@ -100,12 +105,14 @@ export class DatagramBatch {
   /** Receive up to `max` datagrams: the count (0 when none is waiting), or -errno. */
   receive(fd: number, max: number = this.capacity): number {
     const count = Math.min(max, this.capacity);
-    for (let i = 0; i < count; i++) resetMmsghdrForReceive(this.recvHdrs, i, NAME_STRIDE, ORIGDSTADDR_CONTROL_SPACE);
+    for (let i = 0; i < this.filled; i++) resetMmsghdrForReceive(this.recvHdrs, i, NAME_STRIDE, ORIGDSTADDR_CONTROL_SPACE);
     const n = this.libc.recvmmsg(fd, this.recvHdrs, count, MSG_DONTWAIT, null);
     if (n < 0) {
+      this.filled = 0;
       const errno = this.libc.errno();
       return errno === EAGAIN ? 0 : -errno;
     }
+    this.filled = n;
     for (let i = 0; i < n; i++) {
       const at = i * MMSGHDR_SIZE;
       this.lengths[i] = Math.min(this.recvHdrs.readUInt32LE(at + MMSGHDR_LENGTH_OFFSET), this.slotBytes);
@@ -159,7 +166,7 @@ export class DatagramBatch {
     for (let i = from; i < from + count; i++) {
       this.sendIov.writeUInt32LE(this.lengths[i] ?? 0, i * IOVEC_SIZE + 8);
       if (to === null) setMmsghdrName(this.sendHdrs, i, 0n, 0);
-      else if (to === 'source') setMmsghdrName(this.sendHdrs, i, this.namesAddress + BigInt(i * NAME_STRIDE), this.nameLengths[i] ?? 0);
+      else if (to === 'source') setMmsghdrName(this.sendHdrs, i, this.nameAddresses[i] ?? 0n, this.nameLengths[i] ?? 0);
       else setMmsghdrName(this.sendHdrs, i, to.address, to.sockaddr.length);
     }
     let sent = 0;

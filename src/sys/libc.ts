@@ -18,7 +18,6 @@ export interface Libc {
   send(fd: number, data: Buffer, length: number, flags: number): number;
   sendto(fd: number, data: Buffer, length: number, flags: number, address: Buffer | null, addressLength: number): number;
   recv(fd: number, data: Buffer, length: number, flags: number): number;
-  poll(fds: Buffer, count: number, timeoutMs: number): number;
   recvmmsg(fd: number, mmsghdrs: Buffer, count: number, flags: number, timeout: null): number;
   sendmmsg(fd: number, mmsghdrs: Buffer, count: number, flags: number): number;
   epoll_create1(flags: number): number;
@@ -54,7 +53,6 @@ export function loadLibc(): Libc {
     send: fn('intptr_t send(int, const void *, size_t, int)'),
     sendto: fn('intptr_t sendto(int, const void *, size_t, int, const void *, uint32_t)'),
     recv: fn('intptr_t recv(int, void *, size_t, int)'),
-    poll: fn('int poll(void *, unsigned long, int)'),
     recvmmsg: fn('int recvmmsg(int, void *, unsigned int, int, void *)'),
     sendmmsg: fn('int sendmmsg(int, void *, unsigned int, int)'),
     epoll_create1: fn('int epoll_create1(int)'),

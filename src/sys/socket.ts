@@ -141,7 +141,7 @@ export class SocketApi {
     if (this.libc.listen(fd, backlog) !== 0) this.fail('listen', { fd, backlog });
   }
 
-  /** connect(); on a non-blocking socket EINPROGRESS is not an error (poll for POLLOUT). */
+  /** connect(); on a non-blocking socket EINPROGRESS is not an error (wait for the socket to become writable). */
   connect(fd: number, endpoint: Endpoint): 'connected' | 'in-progress' {
     const sa = encodeSockaddr(endpoint);
     if (this.libc.connect(fd, sa, sa.length) === 0) return 'connected';
@@ -180,25 +180,6 @@ export class SocketApi {
   sendDatagram(fd: number, data: Buffer, length: number, to: Buffer | null): number {
     const n = this.libc.sendto(fd, data, length, C.MSG_DONTWAIT, to, to ? to.length : 0);
     return n >= 0 ? n : -this.libc.errno();
-  }
-
-  /** sendmsg() to `destination` (unconnected datagram socket); null when it would block. */
-  sendTo(fd: number, data: Buffer, length: number, destination: Endpoint): number | null {
-    const name = encodeSockaddr(destination);
-    const iov = Buffer.alloc(IOVEC_SIZE);
-    writeIovec(iov, 0, this.libc.address(data), length);
-    const msghdr = writeMsghdr(Buffer.alloc(MSGHDR_SIZE), {
-      nameAddress: this.libc.address(name),
-      nameLength: name.length,
-      iovAddress: this.libc.address(iov),
-      iovCount: 1,
-      controlAddress: 0n,
-      controlLength: 0,
-    });
-    const n = this.libc.sendmsg(fd, msghdr, C.MSG_DONTWAIT);
-    if (n >= 0) return n;
-    if (errnoName(this.libc.errno()) === 'EAGAIN') return null;
-    return this.fail(`sendmsg(${formatForCall(destination)})`, { fd, length });
   }
 
   shutdown(fd: number, how: number): void {
@@ -242,10 +223,6 @@ export class SocketApi {
     return new RawUdpSender(this, this.libc, family);
   }
 
-  /** A reusable poll set. */
-  poller(capacity: number): Poller {
-    return new Poller(this, this.libc, capacity);
-  }
 }
 
 function formatForCall(endpoint: Endpoint): string {
@@ -295,52 +272,5 @@ export class DatagramReceiver {
       source: decodeSockaddr(this.name, result.nameLength),
       originalDestination: originalDestination(controlMessages),
     };
-  }
-}
-
-export interface PollResult {
-  readonly fd: number;
-  readonly revents: number;
-}
-
-/** poll(2) over a set of fds, each watched for POLLIN (and POLLOUT when asked). */
-export class Poller {
-  private buf: Buffer;
-  private fds: number[] = [];
-  private events: number[] = [];
-
-  constructor(
-    private readonly api: SocketApi,
-    private readonly libc: Libc,
-    capacity: number,
-  ) {
-    this.buf = Buffer.alloc(Math.max(1, capacity) * 8);
-  }
-
-  set(fds: readonly number[], events: readonly number[] = []): void {
-    this.fds = [...fds];
-    this.events = fds.map((_, i) => events[i] ?? C.POLLIN);
-    if (this.buf.length < fds.length * 8) this.buf = Buffer.alloc(fds.length * 16);
-  }
-
-  /** Wait up to timeoutMs; returns the fds with events. EINTR counts as no events. */
-  wait(timeoutMs: number): PollResult[] {
-    for (let i = 0; i < this.fds.length; i++) {
-      this.buf.writeInt32LE(this.fds[i] ?? -1, i * 8);
-      this.buf.writeInt16LE(this.events[i] ?? C.POLLIN, i * 8 + 4);
-      this.buf.writeInt16LE(0, i * 8 + 6);
-    }
-    const n = this.libc.poll(this.buf, this.fds.length, timeoutMs);
-    if (n < 0) {
-      if (errnoName(this.libc.errno()) === 'EINTR') return [];
-      return this.api.fail('poll');
-    }
-    const ready: PollResult[] = [];
-    if (n === 0) return ready;
-    for (let i = 0; i < this.fds.length; i++) {
-      const revents = this.buf.readInt16LE(i * 8 + 6);
-      if (revents !== 0) ready.push({ fd: this.fds[i] ?? -1, revents });
-    }
-    return ready;
   }
 }

@@ -47,11 +47,6 @@ export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
 export const MSG_CTRUNC = 0x08;
 
-export const POLLIN = 0x001;
-export const POLLOUT = 0x004;
-export const POLLERR = 0x008;
-export const POLLHUP = 0x010;
-export const POLLNVAL = 0x020;
 
 export const SHUT_WR = 1;
 
