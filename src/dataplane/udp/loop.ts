@@ -154,12 +154,16 @@ export class UdpLoop {
     this.c[slot] = (this.c[slot] ?? 0) + n;
   }
 
-  private count(reason: UdpErrorReason, source?: Endpoint, n = 1): void {
+  /** Count a drop or failure; report it as an event at most once per reason per second. */
+  private count(reason: UdpErrorReason, source?: Endpoint, n = 1, error?: unknown): void {
     this.bump(E[reason], n);
     const last = this.lastDropEvent.get(reason);
     if (last !== undefined && this.now - last < DROP_EVENT_INTERVAL_MS) return;
     this.lastDropEvent.set(reason, this.now);
     this.deps.emit(source ? { type: 'udp.drop', reason, source } : { type: 'udp.drop', reason });
+    if (error !== undefined) {
+      this.deps.emit({ type: 'error', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: `udp ${reason}: ${error instanceof Error ? error.message : JSON.stringify(error)}` });
+    }
   }
 
   // ---- client -> server ----
@@ -234,9 +238,14 @@ export class UdpLoop {
     else if (sent < count) this.count('upstream-busy', session.client, count - sent);
   }
 
+  /**
+   * Full buffers and oversized datagrams drop the datagram. Other errors end an endpoint-dependent
+   * session (its one destination failed); an endpoint-independent session serves other remotes
+   * too, so there the datagram is dropped and counted.
+   */
   private upstreamSendFailed(session: Session, errno: number, count: number): void {
     const name = errnoName(errno);
-    if (name === 'EAGAIN' || name === 'ENOBUFS' || name === 'EMSGSIZE') return this.count(errorReasonOf(name, 'upstream'), session.client, count);
+    if (this.independent || name === 'EAGAIN' || name === 'ENOBUFS' || name === 'EMSGSIZE') return this.count(errorReasonOf(name, 'upstream'), session.client, count);
     this.failed(session, errno, 'upstream');
   }
 
@@ -325,8 +334,7 @@ export class UdpLoop {
       this.epoll.add(upstreamFd, EPOLLIN);
     } catch (error) {
       if (upstreamFd >= 0) this.api.close(upstreamFd);
-      this.count('session-open-failed', client);
-      this.deps.emit({ type: 'error', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: `udp session ${formatPair(client, destination)} not opened: ${String((error as Error).message)}` });
+      this.count('session-open-failed', client, 1, error);
       return undefined;
     }
     const session: Session = {
@@ -381,8 +389,7 @@ export class UdpLoop {
       }
     } catch (error) {
       if (replyFd >= 0) this.api.close(replyFd);
-      this.count('session-open-failed', client);
-      this.deps.emit({ type: 'error', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: `udp reply path ${formatPair(remote, client)} not opened: ${String((error as Error).message)}` });
+      this.count('session-open-failed', client, 1, error);
       if (session.peers.size === 0) this.close(session, 'reply-path-failed');
       return undefined;
     }
@@ -405,8 +412,7 @@ export class UdpLoop {
         sender = this.api.rawUdpSender(remote.family);
         this.raw.set(remote.family, sender);
       } catch (error) {
-        this.count('reply-fallback-failed', session.client);
-        this.deps.emit({ type: 'error', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: `udp reply fallback unavailable: ${String((error as Error).message)}` });
+        this.count('reply-fallback-failed', session.client, 1, error);
         if (session.peers.size === 0) this.close(session, 'reply-path-failed');
         return undefined;
       }
@@ -476,9 +482,4 @@ export class UdpLoop {
       reason,
     });
   }
-}
-
-function formatPair(from: Endpoint, to: Endpoint): string {
-  const f = (e: Endpoint): string => (e.family === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`);
-  return `${f(from)} -> ${f(to)}`;
 }

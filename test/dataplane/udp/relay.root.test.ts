@@ -51,6 +51,8 @@ describe('UDP relay through tproxy run (root)', () => {
         }
         const open = await proxy.lines.waitFor((l) => l.type === 'udp.session.open' && l.originalDestination?.address === server, 5000, 'session open');
         assert.equal(open.client?.port, probe.local.port);
+        const upstreamSockets = await lab.run('router', ['ss', '-uanHe', 'dst', family === 4 ? `${server}:80` : `[${server}]:80`]);
+        assert.match(upstreamSockets.stdout, /fwmark:0x2\b/, 'the upstream socket carries SO_MARK (--upstream-mark)');
       }
       const counters = await proxy.stop();
       assert.equal(counters.sessionsCreated, 2);
