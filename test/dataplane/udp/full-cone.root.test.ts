@@ -12,7 +12,7 @@ interface Datagram {
   text?: string;
 }
 
-const RULES = ['--intercept', 'udp:80,9999', '--listen', '8500', '--table', 'tproxy_cone', '--route-table', '150', '--rule-priority', '9150', '--upstream', 'direct'];
+const RULES = ['--intercept', 'udp:80,9999', '--listen', '8500', '--table', 'tproxy_cone', '--route-table', '150', '--rule-priority', '9150'];
 
 describe('UDP mapping behaviour (root)', () => {
   let lab: Lab;
@@ -39,11 +39,12 @@ describe('UDP mapping behaviour (root)', () => {
     return { server, client, stranger, mapped, datagrams, done };
   }
 
-  for (const family of [4, 6] as const) {
-    it(`endpoint-independent (IPv${family}): a second remote reaches the client through the same mapping, and the client answers it from that mapping`, async () => {
-      const proxy = await startProxy(lab, [...RULES, '--udp-mapping', 'endpoint-independent']);
+  for (const [family, upstream] of [[4, 'direct'], [6, 'direct'], [4, 'transparent']] as const) {
+    it(`endpoint-independent (IPv${family}, --upstream ${upstream}): a second remote reaches the client through the same mapping, and the client answers it from that mapping`, async () => {
+      const proxy = await startProxy(lab, [...RULES, '--udp-mapping', 'endpoint-independent', '--upstream', upstream]);
       const s = await scene(family);
-      assert.equal(s.mapped.address, family === 4 ? A.routerServerSide.ipv4 : A.routerServerSide.ipv6);
+      const expected = upstream === 'direct' ? (family === 4 ? A.routerServerSide.ipv4 : A.routerServerSide.ipv6) : A.client.ipv4;
+      assert.equal(s.mapped.address, expected, upstream === 'direct' ? 'the mapping is on the router' : 'the mapping is the client itself');
       s.stranger.send(`send ${s.mapped.address} ${s.mapped.port} from the stranger`);
       const got = await s.client.lines.waitFor((l) => l.event === 'datagram' && l.text === 'from the stranger', 5000, 'the stranger reaching the client');
       assert.deepEqual(got.from, { address: s.server, port: 9999 }, 'the stranger is the source the client sees');
@@ -55,12 +56,12 @@ describe('UDP mapping behaviour (root)', () => {
       const counters = await proxy.stop();
       assert.equal(counters.sessionsCreated, 1);
       assert.equal(counters.peersCreated, 2);
-      assert.equal(counters.peersInbound, 1);
+      assert.equal(counters.peersInbound, 1, 'the stranger came in through the relay');
     });
   }
 
   it('endpoint-dependent (default): the second remote does not reach the client, and the client gets a new mapping toward it', async () => {
-    const proxy = await startProxy(lab, RULES);
+    const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct']);
     const s = await scene(4);
     s.stranger.send(`send ${s.mapped.address} ${s.mapped.port} from the stranger`);
     await s.stranger.lines.waitFor((l) => l.event === 'sent', 5000, 'the stranger sending');
