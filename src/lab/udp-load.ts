@@ -13,7 +13,7 @@
  *                                           one connected socket sending as fast as it can
  */
 import { createInterface } from 'node:readline';
-import { EPOLLIN, SOL_SOCKET, SO_RCVBUF } from '../core/net/constants.js';
+import { EPOLLIN } from '../core/net/constants.js';
 import { SocketApi } from '../sys/socket.js';
 
 const print = (value: unknown): void => void process.stdout.write(`${JSON.stringify(value)}\n`);
@@ -33,8 +33,7 @@ function serve(args: readonly string[]): Promise<number> {
   const counts = new Map<number, number>();
   for (const [list, sink] of [[ports(option(args, '--echo', '')), false], [ports(option(args, '--sink', '')), true]] as const) {
     for (const port of list) {
-      const fd = api.open({ family: 4, transport: 'udp', reuseAddress: true });
-      api.setInt(fd, SOL_SOCKET, SO_RCVBUF, 4 << 20);
+      const fd = api.open({ family: 4, transport: 'udp', reuseAddress: true, receiveBufferBytes: 4 << 20 });
       api.bind(fd, { family: 4, address: '0.0.0.0', port });
       epoll.add(fd, EPOLLIN);
       kind.set(fd, { sink, port });

@@ -31,6 +31,11 @@ export interface SocketOptions {
   readonly v6Only?: boolean;
   /** IP_RECVORIGDSTADDR / IPV6_RECVORIGDSTADDR: deliver each datagram's original destination. */
   readonly recvOriginalDestination?: boolean;
+  /**
+   * Receive buffer in bytes (SO_RCVBUFFORCE: beyond net.core.rmem_max, needs CAP_NET_ADMIN; the
+   * kernel doubles it for its bookkeeping).
+   */
+  readonly receiveBufferBytes?: number;
   /** O_NONBLOCK (default true). */
   readonly nonBlocking?: boolean;
 }
@@ -49,6 +54,7 @@ const OPTION_NAMES: Readonly<Record<string, string>> = {
   [`${C.SOL_SOCKET}:${C.SO_REUSEPORT}`]: 'SO_REUSEPORT',
   [`${C.SOL_SOCKET}:${C.SO_MARK}`]: 'SO_MARK',
   [`${C.SOL_SOCKET}:${C.SO_RCVBUF}`]: 'SO_RCVBUF',
+  [`${C.SOL_SOCKET}:${C.SO_RCVBUFFORCE}`]: 'SO_RCVBUFFORCE',
   [`${C.SOL_SOCKET}:${C.SO_ATTACH_FILTER}`]: 'SO_ATTACH_FILTER',
   [`${C.SOL_IP}:${C.IP_TRANSPARENT}`]: 'IP_TRANSPARENT',
   [`${C.SOL_IP}:${C.IP_FREEBIND}`]: 'IP_FREEBIND',
@@ -98,6 +104,7 @@ export class SocketApi {
       if (options.transparent) this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_TRANSPARENT : C.IPV6_TRANSPARENT, 1);
       if (options.freebind) this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_FREEBIND : C.IPV6_FREEBIND, 1);
       if (options.mark !== undefined) this.setInt(fd, C.SOL_SOCKET, C.SO_MARK, options.mark);
+      if (options.receiveBufferBytes !== undefined) this.setInt(fd, C.SOL_SOCKET, C.SO_RCVBUFFORCE, options.receiveBufferBytes);
       if (options.bindAddressNoPort) this.setInt(fd, C.SOL_IP, C.IP_BIND_ADDRESS_NO_PORT, 1);
       if (options.recvOriginalDestination) {
         this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_RECVORIGDSTADDR : C.IPV6_RECVORIGDSTADDR, 1);

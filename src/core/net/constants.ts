@@ -24,6 +24,7 @@ export const SOL_IPV6 = IPPROTO_IPV6;
 export const SO_REUSEADDR = 2;
 export const SO_ERROR = 4;
 export const SO_RCVBUF = 8;
+export const SO_RCVBUFFORCE = 33;
 export const SO_REUSEPORT = 15;
 export const SO_ATTACH_FILTER = 26;
 export const SO_MARK = 36;

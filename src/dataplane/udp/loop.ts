@@ -327,7 +327,7 @@ export class UdpLoop {
     const transparent = this.config.upstream === 'transparent';
     let upstreamFd = -1;
     try {
-      upstreamFd = this.api.open({ family, transport: 'udp', mark: this.config.upstreamMark, transparent, reuseAddress: transparent });
+      upstreamFd = this.api.open({ family, transport: 'udp', mark: this.config.upstreamMark, transparent, reuseAddress: transparent, receiveBufferBytes: this.config.receiveBufferBytes });
       if (transparent) this.api.bind(upstreamFd, client);
       else if (this.independent) this.api.bind(upstreamFd, { family, address: anyAddress(family), port: 0 });
       if (!this.independent) this.api.connect(upstreamFd, destination);
@@ -372,7 +372,7 @@ export class UdpLoop {
     let replyFd = -1;
     let fallback: UdpFallbackRoute | undefined;
     try {
-      replyFd = this.api.open({ family: remote.family, transport: 'udp', transparent: true, reuseAddress: true });
+      replyFd = this.api.open({ family: remote.family, transport: 'udp', transparent: true, reuseAddress: true, receiveBufferBytes: this.config.receiveBufferBytes });
       try {
         this.api.bind(replyFd, remote);
       } catch (error) {

@@ -23,6 +23,8 @@ export interface UdpLoopConfig {
   /** Remotes (reply sockets) per session with endpoint-independent mapping. */
   readonly maxPeersPerSession: number;
   readonly maxDatagramBytes: number;
+  /** SO_RCVBUFFORCE of listeners and session sockets: what a burst may queue before drops. */
+  readonly receiveBufferBytes: number;
   /** Datagrams moved per recvmmsg / sendmmsg call. */
   readonly batchSize: number;
 }

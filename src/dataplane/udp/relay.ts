@@ -28,6 +28,8 @@ export interface UdpRelayConfig {
   readonly maxDatagramBytes?: number;
   /** Datagrams per recvmmsg / sendmmsg; default 32. */
   readonly batchSize?: number;
+  /** Receive buffer of each socket (SO_RCVBUFFORCE); default 1 MiB. Memory is used only while datagrams wait. */
+  readonly receiveBufferBytes?: number;
   /** Test hook: see UdpWorkerData.holdFirstReplyBind; deps.onHold is called, releaseHold() resumes. */
   readonly holdFirstReplyBind?: boolean;
 }
@@ -47,6 +49,7 @@ function validate(config: UdpRelayConfig): void {
   if (!Number.isInteger(config.maxSessions) || config.maxSessions < 1) bad('maxSessions', `${config.maxSessions} must be a positive integer`);
   if (config.maxPeersPerSession !== undefined && (!Number.isInteger(config.maxPeersPerSession) || config.maxPeersPerSession < 1)) bad('maxPeersPerSession', `${config.maxPeersPerSession} must be a positive integer`);
   if (config.maxDatagramBytes !== undefined && (!Number.isInteger(config.maxDatagramBytes) || config.maxDatagramBytes < 512 || config.maxDatagramBytes > 65_535)) bad('maxDatagramBytes', `${config.maxDatagramBytes} must be from 512 to 65535`);
+  if (config.receiveBufferBytes !== undefined && (!Number.isInteger(config.receiveBufferBytes) || config.receiveBufferBytes < 4096 || config.receiveBufferBytes > 1 << 30)) bad('receiveBufferBytes', `${config.receiveBufferBytes} must be from 4096 to 1 GiB`);
   if (config.batchSize !== undefined && (!Number.isInteger(config.batchSize) || config.batchSize < 1 || config.batchSize > 1024)) bad('batchSize', `${config.batchSize} must be from 1 to 1024`);
 }
 
@@ -65,6 +68,10 @@ export class UdpRelay {
     validate(config);
   }
 
+  private receiveBufferBytes(): number {
+    return this.config.receiveBufferBytes ?? 1 << 20;
+  }
+
   /** Sessions, datagrams and bytes each way, errors by reason: a plain-object snapshot. */
   counters(): UdpCounters {
     return snapshotCounters(this.counterSlots);
@@ -76,7 +83,7 @@ export class UdpRelay {
     const locals: Endpoint[] = [];
     try {
       for (const family of this.config.families) {
-        const fd = sockets.open({ family, transport: 'udp', transparent: true, reuseAddress: true, recvOriginalDestination: true });
+        const fd = sockets.open({ family, transport: 'udp', transparent: true, reuseAddress: true, recvOriginalDestination: true, receiveBufferBytes: this.receiveBufferBytes() });
         this.listenerFds.push(fd);
         sockets.bind(fd, { family, address: anyAddress(family), port: this.config.port });
         listeners.push({ fd, family, port: this.config.port });
@@ -96,6 +103,7 @@ export class UdpRelay {
       maxPeersPerSession: this.config.maxPeersPerSession ?? 256,
       maxDatagramBytes: this.config.maxDatagramBytes ?? 65_535,
       batchSize: this.config.batchSize ?? 32,
+      receiveBufferBytes: this.receiveBufferBytes(),
       control: this.control,
       counters: this.counterBuffer,
       holdFirstReplyBind: this.config.holdFirstReplyBind === true,
