@@ -22,6 +22,8 @@ export function formatEvent(event: ProxyEvent | { type: 'ready' | 'stopping' | '
       return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session opened (upstream ${formatEndpoint(e.upstreamLocal)})\n`;
     case 'udp.session.close':
       return `udp #${e.id} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down\n`;
+    case 'udp.reply.fallback':
+      return `udp #${e.id} replies ${formatEndpoint(e.remote)} -> ${formatEndpoint(e.replyTo)} go through the raw socket (${e.reason}: a local service holds that port)\n`;
     case 'udp.drop':
       return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}\n`;
     case 'worker.start':

@@ -23,7 +23,18 @@ export type ProxyEvent =
       /** 'done' for a clean end both ways, else what ended it (errno name, 'timeout', 'stopped'). */
       readonly reason: string;
     }
-  | { readonly type: 'udp.session.open'; readonly id: number; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly upstreamLocal: Endpoint }
+  | {
+      readonly type: 'udp.session.open';
+      readonly id: number;
+      readonly client: Endpoint;
+      readonly originalDestination: Endpoint;
+      readonly upstreamLocal: Endpoint;
+      readonly mapping: 'endpoint-dependent' | 'endpoint-independent';
+    }
+  /** A reply address was taken by a local service (EADDRINUSE): replies go out through a raw socket. */
+  | { readonly type: 'udp.reply.fallback'; readonly id: number; readonly remote: Endpoint; readonly replyTo: Endpoint; readonly reason: 'EADDRINUSE' }
+  /** The UDP relay's counters when it stopped (see UdpRelay.counters()). */
+  | { readonly type: 'udp.stats'; readonly counters: Readonly<Record<string, number | Readonly<Record<string, number>>>> }
   | {
       readonly type: 'udp.session.close';
       readonly id: number;

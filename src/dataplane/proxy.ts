@@ -15,6 +15,8 @@ import { emptyTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
 import { TcpWorkerPool } from './tcp/pool.js';
 import type { StopReport, TcpRelayConfig } from './tcp/relay.js';
+import type { UdpCounters } from './udp/counters.js';
+import type { UdpMapping } from './udp/protocol.js';
 import { UdpRelay } from './udp/relay.js';
 
 export interface ProxyConfig {
@@ -36,6 +38,8 @@ export interface ProxyConfig {
   readonly maxUdpSessions: number;
   /** Report every flow as an event (debug logging); counters are kept regardless. */
   readonly flowEvents: boolean;
+  /** UDP mapping: endpoint-dependent (default) or endpoint-independent (full cone). */
+  readonly udpMapping: UdpMapping;
 }
 
 export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
@@ -53,6 +57,7 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
   udpIdleTimeoutMs: 60_000,
   maxUdpSessions: 65_536,
   flowEvents: false,
+  udpMapping: 'endpoint-dependent',
 };
 
 export interface ProxyDeps {
@@ -62,6 +67,8 @@ export interface ProxyDeps {
 
 export interface ProxyCounters {
   readonly tcp: TcpCounters;
+  /** Present when UDP is relayed. */
+  readonly udp?: UdpCounters;
 }
 
 export class Proxy {
@@ -119,7 +126,7 @@ export class Proxy {
             upstreamMark: this.config.upstreamMark,
             idleTimeoutMs: this.config.udpIdleTimeoutMs,
             maxSessions: this.config.maxUdpSessions,
-            maxDatagramBytes: 65_535,
+            mapping: this.config.udpMapping,
           },
           { sockets: this.sockets, emit: this.deps.emit },
         );
@@ -144,7 +151,8 @@ export class Proxy {
 
   counters(): ProxyCounters {
     const tcp = this.pool ? this.pool.counters() : (this.tcp?.counters() ?? emptyTcpCounters());
-    return { tcp };
+    const udp = this.udp?.counters();
+    return udp ? { tcp, udp } : { tcp };
   }
 
   /** Stop accepting, let TCP flows finish for up to graceMs, then reset the rest. */

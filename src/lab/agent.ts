@@ -1,14 +1,18 @@
 /**
  * Lab agent: small programs run inside lab namespaces. Each prints JSON lines on stdout.
  *
- *   agent serve --port 80        TCP and UDP echo servers on IPv4 and IPv6; every reply says which
+ *   agent serve --port 80 [--raw-port N]
+ *                                TCP and UDP echo servers on IPv4 and IPv6; every reply says which
  *                                peer address the server saw. Prints {"event":"ready"} when bound.
+ *                                --raw-port: also a UDP echo that returns each datagram unchanged.
+ *   agent udp-flows | udp-peer | dns ...   see agent-udp.ts
  *   agent probe tcp|udp HOST PORT MESSAGE [--timeout-ms N]
  *                                sends MESSAGE, waits for the echo, prints what came back and from
  *                                which address; exit 0 on a reply, 1 otherwise.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { dnsQuery, udpFlows, udpPeer } from './agent-udp.js';
 
 export interface EchoReply {
   /** The peer the server saw (for TCP: remote address of the accepted socket). */
@@ -21,8 +25,17 @@ function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-async function serve(port: number): Promise<void> {
+async function serve(port: number, rawPort: number | undefined): Promise<void> {
   const closers: (() => void)[] = [];
+  for (const host of rawPort === undefined ? [] : ['0.0.0.0', '::']) {
+    const raw = dgram.createSocket({ type: host === '::' ? 'udp6' : 'udp4', ipv6Only: host === '::', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+    raw.on('message', (msg, rinfo) => raw.send(msg, rinfo.port, rinfo.address));
+    await new Promise<void>((resolve, reject) => {
+      raw.once('error', reject);
+      raw.bind({ address: host, port: rawPort }, resolve);
+    });
+    closers.push(() => raw.close());
+  }
   for (const host of ['0.0.0.0', '::']) {
     const tcp = net.createServer({ allowHalfOpen: true }, (socket) => {
       const chunks: Buffer[] = [];
@@ -135,7 +148,8 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'serve') {
     const i = rest.indexOf('--port');
-    await serve(Number(i >= 0 ? rest[i + 1] : 80));
+    const r = rest.indexOf('--raw-port');
+    await serve(Number(i >= 0 ? rest[i + 1] : 80), r >= 0 ? Number(rest[r + 1]) : undefined);
     return -1; // keep running
   }
   if (command === 'probe') {
@@ -143,7 +157,10 @@ async function main(argv: string[]): Promise<number> {
     const i = rest.indexOf('--timeout-ms');
     return probe(transport, host, Number(port), message, Number(i >= 0 ? rest[i + 1] : 3000));
   }
-  process.stderr.write('usage: agent serve --port N | agent probe tcp|udp HOST PORT MESSAGE [--timeout-ms N]\n');
+  if (command === 'udp-flows') return udpFlows(rest);
+  if (command === 'udp-peer') return udpPeer(rest);
+  if (command === 'dns') return dnsQuery(rest);
+  process.stderr.write('usage: agent serve --port N | agent probe tcp|udp HOST PORT MESSAGE [--timeout-ms N] | agent udp-flows|udp-peer|dns ...\n');
   return 2;
 }
 

@@ -16,8 +16,13 @@ export interface Libc {
   recvmsg(fd: number, msghdr: Buffer, flags: number): number;
   sendmsg(fd: number, msghdr: Buffer, flags: number): number;
   send(fd: number, data: Buffer, length: number, flags: number): number;
+  sendto(fd: number, data: Buffer, length: number, flags: number, address: Buffer | null, addressLength: number): number;
   recv(fd: number, data: Buffer, length: number, flags: number): number;
-  poll(fds: Buffer, count: number, timeoutMs: number): number;
+  recvmmsg(fd: number, mmsghdrs: Buffer, count: number, flags: number, timeout: null): number;
+  sendmmsg(fd: number, mmsghdrs: Buffer, count: number, flags: number): number;
+  epoll_create1(flags: number): number;
+  epoll_ctl(epfd: number, op: number, fd: number, event: Buffer | null): number;
+  epoll_wait(epfd: number, events: Buffer, maxEvents: number, timeoutMs: number): number;
   shutdown(fd: number, how: number): number;
   close(fd: number): number;
   dup(fd: number): number;
@@ -25,9 +30,6 @@ export interface Libc {
   setrlimit(resource: number, limit: Buffer): number;
   geteuid(): number;
   accept4(fd: number, address: Buffer | null, length: Buffer | null, flags: number): number;
-  epoll_create1(flags: number): number;
-  epoll_ctl(epfd: number, op: number, fd: number, event: Buffer | null): number;
-  epoll_wait(epfd: number, events: Buffer, maxEvents: number, timeoutMs: number): number;
   splice(fdIn: number, offIn: null, fdOut: number, offOut: null, length: number, flags: number): number;
   pipe2(fds: Buffer, flags: number): number;
   eventfd(initval: number, flags: number): number;
@@ -59,8 +61,13 @@ export function loadLibc(): Libc {
     recvmsg: fn('intptr_t recvmsg(int, void *, int)'),
     sendmsg: fn('intptr_t sendmsg(int, const void *, int)'),
     send: fn('intptr_t send(int, const void *, size_t, int)'),
+    sendto: fn('intptr_t sendto(int, const void *, size_t, int, const void *, uint32_t)'),
     recv: fn('intptr_t recv(int, void *, size_t, int)'),
-    poll: fn('int poll(void *, unsigned long, int)'),
+    recvmmsg: fn('int recvmmsg(int, void *, unsigned int, int, void *)'),
+    sendmmsg: fn('int sendmmsg(int, void *, unsigned int, int)'),
+    epoll_create1: fn('int epoll_create1(int)'),
+    epoll_ctl: fn('int epoll_ctl(int, int, int, void *)'),
+    epoll_wait: fn('int epoll_wait(int, void *, int, int)'),
     shutdown: fn('int shutdown(int, int)'),
     close: fn('int close(int)'),
     dup: fn('int dup(int)'),
@@ -68,9 +75,6 @@ export function loadLibc(): Libc {
     setrlimit: fn('int setrlimit(int, const void *)'),
     geteuid: fn('uint32_t geteuid(void)'),
     accept4: fn('int accept4(int, void *, void *, int)'),
-    epoll_create1: fn('int epoll_create1(int)'),
-    epoll_ctl: fn('int epoll_ctl(int, int, int, void *)'),
-    epoll_wait: fn('int epoll_wait(int, void *, int, int)'),
     splice: fn('intptr_t splice(int, void *, int, void *, size_t, unsigned int)'),
     pipe2: fn('int pipe2(void *, int)'),
     eventfd: fn('int eventfd(unsigned int, int)'),

@@ -9,7 +9,10 @@ import * as C from '../core/net/constants.js';
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../core/net/sockaddr.js';
 import { decodeControlMessages, originalDestination, ORIGDSTADDR_CONTROL_SPACE } from '../core/net/cmsg.js';
 import { MSGHDR_SIZE, IOVEC_SIZE, writeMsghdr, writeIovec, readMsghdrResult } from '../core/net/msghdr.js';
+import { DatagramBatch } from './datagram-batch.js';
+import { Epoll } from './epoll.js';
 import { loadLibc, type Libc } from './libc.js';
+import { RawUdpSender } from './raw-udp.js';
 
 export interface SocketOptions {
   readonly family: C.Family;
@@ -28,6 +31,11 @@ export interface SocketOptions {
   readonly v6Only?: boolean;
   /** IP_RECVORIGDSTADDR / IPV6_RECVORIGDSTADDR: deliver each datagram's original destination. */
   readonly recvOriginalDestination?: boolean;
+  /**
+   * Receive buffer in bytes (SO_RCVBUFFORCE: beyond net.core.rmem_max, needs CAP_NET_ADMIN; the
+   * kernel doubles it for its bookkeeping).
+   */
+  readonly receiveBufferBytes?: number;
   /** O_NONBLOCK (default true). */
   readonly nonBlocking?: boolean;
 }
@@ -46,6 +54,8 @@ const OPTION_NAMES: Readonly<Record<string, string>> = {
   [`${C.SOL_SOCKET}:${C.SO_REUSEPORT}`]: 'SO_REUSEPORT',
   [`${C.SOL_SOCKET}:${C.SO_MARK}`]: 'SO_MARK',
   [`${C.SOL_SOCKET}:${C.SO_RCVBUF}`]: 'SO_RCVBUF',
+  [`${C.SOL_SOCKET}:${C.SO_RCVBUFFORCE}`]: 'SO_RCVBUFFORCE',
+  [`${C.SOL_SOCKET}:${C.SO_ATTACH_FILTER}`]: 'SO_ATTACH_FILTER',
   [`${C.SOL_IP}:${C.IP_TRANSPARENT}`]: 'IP_TRANSPARENT',
   [`${C.SOL_IP}:${C.IP_FREEBIND}`]: 'IP_FREEBIND',
   [`${C.SOL_IP}:${C.IP_RECVORIGDSTADDR}`]: 'IP_RECVORIGDSTADDR',
@@ -94,6 +104,7 @@ export class SocketApi {
       if (options.transparent) this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_TRANSPARENT : C.IPV6_TRANSPARENT, 1);
       if (options.freebind) this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_FREEBIND : C.IPV6_FREEBIND, 1);
       if (options.mark !== undefined) this.setInt(fd, C.SOL_SOCKET, C.SO_MARK, options.mark);
+      if (options.receiveBufferBytes !== undefined) this.setInt(fd, C.SOL_SOCKET, C.SO_RCVBUFFORCE, options.receiveBufferBytes);
       if (options.bindAddressNoPort) this.setInt(fd, C.SOL_IP, C.IP_BIND_ADDRESS_NO_PORT, 1);
       if (options.recvOriginalDestination) {
         this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_RECVORIGDSTADDR : C.IPV6_RECVORIGDSTADDR, 1);
@@ -109,6 +120,12 @@ export class SocketApi {
     this.u32.writeUInt32LE(value >>> 0, 0);
     if (this.libc.setsockopt(fd, level, name, this.u32, 4) !== 0) {
       this.fail(`setsockopt(${OPTION_NAMES[`${level}:${name}`] ?? `${level}:${name}`})`, { fd, value });
+    }
+  }
+
+  setBytes(fd: number, level: number, name: number, value: Buffer): void {
+    if (this.libc.setsockopt(fd, level, name, value, value.length) !== 0) {
+      this.fail(`setsockopt(${OPTION_NAMES[`${level}:${name}`] ?? `${level}:${name}`})`, { fd });
     }
   }
 
@@ -131,7 +148,7 @@ export class SocketApi {
     if (this.libc.listen(fd, backlog) !== 0) this.fail('listen', { fd, backlog });
   }
 
-  /** connect(); on a non-blocking socket EINPROGRESS is not an error (poll for POLLOUT). */
+  /** connect(); on a non-blocking socket EINPROGRESS is not an error (wait for the socket to become writable). */
   connect(fd: number, endpoint: Endpoint): 'connected' | 'in-progress' {
     const sa = encodeSockaddr(endpoint);
     if (this.libc.connect(fd, sa, sa.length) === 0) return 'connected';
@@ -163,23 +180,13 @@ export class SocketApi {
     return this.fail('send', { fd, length });
   }
 
-  /** sendmsg() to `destination` (unconnected datagram socket); null when it would block. */
-  sendTo(fd: number, data: Buffer, length: number, destination: Endpoint): number | null {
-    const name = encodeSockaddr(destination);
-    const iov = Buffer.alloc(IOVEC_SIZE);
-    writeIovec(iov, 0, this.libc.address(data), length);
-    const msghdr = writeMsghdr(Buffer.alloc(MSGHDR_SIZE), {
-      nameAddress: this.libc.address(name),
-      nameLength: name.length,
-      iovAddress: this.libc.address(iov),
-      iovCount: 1,
-      controlAddress: 0n,
-      controlLength: 0,
-    });
-    const n = this.libc.sendmsg(fd, msghdr, C.MSG_DONTWAIT);
-    if (n >= 0) return n;
-    if (errnoName(this.libc.errno()) === 'EAGAIN') return null;
-    return this.fail(`sendmsg(${formatForCall(destination)})`, { fd, length });
+  /**
+   * One datagram, for hot paths: to `to` (an encoded sockaddr) or, with null, to the connected peer.
+   * Bytes sent, or -errno (EAGAIN included): never throws.
+   */
+  sendDatagram(fd: number, data: Buffer, length: number, to: Buffer | null): number {
+    const n = this.libc.sendto(fd, data, length, C.MSG_DONTWAIT, to, to ? to.length : 0);
+    return n >= 0 ? n : -this.libc.errno();
   }
 
   shutdown(fd: number, how: number): void {
@@ -207,10 +214,29 @@ export class SocketApi {
     return new DatagramReceiver(this, this.libc, maxDatagramBytes);
   }
 
-  /** A reusable poll set. */
-  poller(capacity: number): Poller {
-    return new Poller(this, this.libc, capacity);
+  /** recv() on a connected socket into `data`; null when nothing is waiting. */
+  recv(fd: number, data: Buffer): number | null {
+    const n = this.libc.recv(fd, data, data.length, C.MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errnoName(this.libc.errno()) === 'EAGAIN') return null;
+    return this.fail('recv', { fd });
   }
+
+  /** Slots for recvmmsg/sendmmsg, allocated once. */
+  batch(capacity: number, slotBytes: number): DatagramBatch {
+    return new DatagramBatch(this.libc, capacity, slotBytes);
+  }
+
+  /** An epoll instance reporting up to maxEvents ready fds per wait. */
+  epoll(maxEvents: number): Epoll {
+    return new Epoll(this, this.libc, maxEvents);
+  }
+
+  /** A raw socket that sends UDP datagrams from any source address and port (CAP_NET_RAW). */
+  rawUdpSender(family: C.Family): RawUdpSender {
+    return new RawUdpSender(this, this.libc, family);
+  }
+
 }
 
 function formatForCall(endpoint: Endpoint): string {
@@ -260,52 +286,5 @@ export class DatagramReceiver {
       source: decodeSockaddr(this.name, result.nameLength),
       originalDestination: originalDestination(controlMessages),
     };
-  }
-}
-
-export interface PollResult {
-  readonly fd: number;
-  readonly revents: number;
-}
-
-/** poll(2) over a set of fds, each watched for POLLIN (and POLLOUT when asked). */
-export class Poller {
-  private buf: Buffer;
-  private fds: number[] = [];
-  private events: number[] = [];
-
-  constructor(
-    private readonly api: SocketApi,
-    private readonly libc: Libc,
-    capacity: number,
-  ) {
-    this.buf = Buffer.alloc(Math.max(1, capacity) * 8);
-  }
-
-  set(fds: readonly number[], events: readonly number[] = []): void {
-    this.fds = [...fds];
-    this.events = fds.map((_, i) => events[i] ?? C.POLLIN);
-    if (this.buf.length < fds.length * 8) this.buf = Buffer.alloc(fds.length * 16);
-  }
-
-  /** Wait up to timeoutMs; returns the fds with events. EINTR counts as no events. */
-  wait(timeoutMs: number): PollResult[] {
-    for (let i = 0; i < this.fds.length; i++) {
-      this.buf.writeInt32LE(this.fds[i] ?? -1, i * 8);
-      this.buf.writeInt16LE(this.events[i] ?? C.POLLIN, i * 8 + 4);
-      this.buf.writeInt16LE(0, i * 8 + 6);
-    }
-    const n = this.libc.poll(this.buf, this.fds.length, timeoutMs);
-    if (n < 0) {
-      if (errnoName(this.libc.errno()) === 'EINTR') return [];
-      return this.api.fail('poll');
-    }
-    const ready: PollResult[] = [];
-    if (n === 0) return ready;
-    for (let i = 0; i < this.fds.length; i++) {
-      const revents = this.buf.readInt16LE(i * 8 + 6);
-      if (revents !== 0) ready.push({ fd: this.fds[i] ?? -1, revents });
-    }
-    return ready;
   }
 }

@@ -6,6 +6,7 @@ import { RulesController } from '../../control/apply.js';
 import type { UpstreamMode } from '../../dataplane/events.js';
 import { DEFAULT_PROXY_CONFIG, Proxy } from '../../dataplane/proxy.js';
 import type { TcpEngineKind } from '../../dataplane/tcp/engines.js';
+import { UDP_MAPPINGS } from '../../dataplane/udp/protocol.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
 import { formatEvent } from '../log.js';
@@ -31,6 +32,11 @@ ${SELECTION_HELP}
   --grace-ms N           on stop, let flows finish this long before resetting them, default 5000
   --udp-idle-timeout-ms N  idle time after which a UDP session ends, default 60000
   --log-level info|debug debug logs one line per flow, default info
+  --udp-max-sessions N   UDP sessions at most; the least recently used is evicted, default 65536
+  --udp-mapping endpoint-dependent|endpoint-independent
+                         endpoint-dependent (default): only the original destination answers;
+                         endpoint-independent: any remote that sends to the client's upstream
+                         port reaches the client (full cone, for games and STUN)
   --log-format text|json log lines on stderr, default text
   --config FILE          configuration file (not supported yet)
   --help                 this help
@@ -72,6 +78,8 @@ export const runCommand: Command = {
         'grace-ms': { type: 'string', default: '5000' },
         'udp-idle-timeout-ms': { type: 'string', default: '60000' },
         'log-level': { type: 'string', default: 'info' },
+        'udp-max-sessions': { type: 'string', default: '65536' },
+        'udp-mapping': { type: 'string', default: 'endpoint-dependent' },
         'log-format': { type: 'string', default: 'text' },
         config: { type: 'string' },
         help: { type: 'boolean', default: false },
@@ -92,6 +100,9 @@ export const runCommand: Command = {
     const level = values['log-level'];
     if (level !== 'info' && level !== 'debug') throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-level ${level}: use info or debug`);
     const graceMs = integerOption('grace-ms', values['grace-ms'], 0);
+    const udpMaxSessions = integerOption('udp-max-sessions', values['udp-max-sessions'], 1);
+    const udpMapping = UDP_MAPPINGS.find((m) => m === values['udp-mapping']);
+    if (!udpMapping) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-mapping ${values['udp-mapping']}: use ${UDP_MAPPINGS.join(' or ')}`);
     const log = (event: Parameters<typeof formatEvent>[0]): void => io.err(formatEvent(event, format));
     const plan: RulesPlan | undefined = values['no-rules'] ? undefined : planRules(rulesConfig);
 
@@ -111,6 +122,8 @@ export const runCommand: Command = {
         tcpKeepAliveMs: integerOption('keepalive-ms', values['keepalive-ms'], 0),
         flowEvents: level === 'debug',
         tcpEngine: parseEngine(values['tcp-engine']),
+        maxUdpSessions: udpMaxSessions,
+        udpMapping,
       },
       { emit: log },
     );

@@ -8,6 +8,7 @@ export const AF_INET6 = 10;
 
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
+export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 
@@ -23,9 +24,12 @@ export const SOL_IPV6 = IPPROTO_IPV6;
 export const SO_REUSEADDR = 2;
 export const SO_ERROR = 4;
 export const SO_RCVBUF = 8;
+export const SO_RCVBUFFORCE = 33;
 export const SO_REUSEPORT = 15;
+export const SO_ATTACH_FILTER = 26;
 export const SO_MARK = 36;
 
+export const IP_PKTINFO = 8;
 export const IP_FREEBIND = 15;
 export const IP_TRANSPARENT = 19;
 export const IP_RECVORIGDSTADDR = 20;
@@ -34,6 +38,7 @@ export const IP_ORIGDSTADDR = IP_RECVORIGDSTADDR;
 export const IP_BIND_ADDRESS_NO_PORT = 24;
 
 export const IPV6_V6ONLY = 26;
+export const IPV6_PKTINFO = 50;
 export const IPV6_RECVORIGDSTADDR = 74;
 export const IPV6_ORIGDSTADDR = IPV6_RECVORIGDSTADDR;
 export const IPV6_TRANSPARENT = 75;
@@ -43,19 +48,11 @@ export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
 export const MSG_CTRUNC = 0x08;
 
-export const POLLIN = 0x001;
-export const POLLOUT = 0x004;
-export const POLLERR = 0x008;
-export const POLLHUP = 0x010;
-export const POLLNVAL = 0x020;
-
 export const SHUT_WR = 1;
-
-export type Family = 4 | 6;
-export type Transport = 'tcp' | 'udp';
-
+export const SHUT_RDWR = 2;
 export const SO_LINGER = 13;
-export const EPOLL_CLOEXEC = 0o2000000;
+
+export const EPOLL_CLOEXEC = SOCK_CLOEXEC;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
 export const EPOLL_CTL_MOD = 3;
@@ -71,4 +68,6 @@ export const O_CLOEXEC = 0o2000000;
 export const F_SETPIPE_SZ = 1031;
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
-export const SHUT_RDWR = 2;
+
+export type Family = 4 | 6;
+export type Transport = 'tcp' | 'udp';

@@ -1,18 +1,30 @@
 /**
- * struct epoll_event layout. On x86_64 the kernel declares it packed (12 bytes: u32 events, u64
- * data); on other 64-bit architectures it is naturally aligned (16 bytes). Pure.
+ * struct epoll_event layout. Pure.
+ *
+ *   struct epoll_event { uint32_t events; epoll_data_t data; }
+ *
+ * The kernel declares it __attribute__((packed)) on x86_64 only (12 bytes, data at offset 4);
+ * on other 64-bit architectures (aarch64) it is naturally aligned (16 bytes, data at offset 8).
+ * We store the fd in the low 32 bits of `data`.
  */
-export function epollEventSize(arch: string = process.arch): number {
-  return arch === 'x64' ? 12 : 16;
+
+export interface EpollEventLayout {
+  readonly size: number;
+  readonly dataOffset: number;
 }
 
-export function writeEpollEvent(buf: Buffer, index: number, events: number, data: number, size = epollEventSize()): void {
-  const o = index * size;
-  buf.writeUInt32LE(events >>> 0, o);
-  buf.writeBigUInt64LE(BigInt(data), o + (size === 12 ? 4 : 8));
+export function epollEventLayout(arch: string): EpollEventLayout {
+  return arch === 'x64' ? { size: 12, dataOffset: 4 } : { size: 16, dataOffset: 8 };
 }
 
-export function readEpollEvent(buf: Buffer, index: number, size = epollEventSize()): { events: number; data: number } {
-  const o = index * size;
-  return { events: buf.readUInt32LE(o), data: Number(buf.readBigUInt64LE(o + (size === 12 ? 4 : 8))) };
+export function writeEpollEvent(target: Buffer, layout: EpollEventLayout, index: number, events: number, fd: number): void {
+  const at = index * layout.size;
+  target.writeUInt32LE(events >>> 0, at);
+  target.writeInt32LE(fd, at + layout.dataOffset);
+  target.writeUInt32LE(0, at + layout.dataOffset + 4);
+}
+
+export function readEpollEvent(source: Buffer, layout: EpollEventLayout, index: number): { readonly events: number; readonly fd: number } {
+  const at = index * layout.size;
+  return { events: source.readUInt32LE(at), fd: source.readInt32LE(at + layout.dataOffset) };
 }

@@ -90,6 +90,19 @@ export function normalizeAddress(address: string): string {
   return parsed.toString();
 }
 
+/**
+ * A compact identity of the endpoint in an encoded sockaddr (port and address bytes; IPv6 flowinfo
+ * and scope id ignored), for map keys on hot paths where decoding to text would cost too much.
+ */
+export function sockaddrKey(buf: Buffer): string {
+  return buf.readUInt16LE(0) === AF_INET ? buf.toString('latin1', 2, 8) : buf.toString('latin1', 2, 4) + buf.toString('latin1', 8, 24);
+}
+
+/** sockaddrKey of an endpoint. */
+export function endpointKey(endpoint: Endpoint): string {
+  return sockaddrKey(encodeSockaddr(endpoint));
+}
+
 export function sameEndpoint(a: Pick<Endpoint, 'address' | 'port'>, b: Pick<Endpoint, 'address' | 'port'>): boolean {
   return a.port === b.port && normalizeAddress(a.address) === normalizeAddress(b.address);
 }

@@ -1,20 +1,50 @@
-/** Messages between the UDP relay (main thread) and its worker loop. */
+/** What the UDP relay (main thread) hands its worker loop, and the messages that come back. */
 import type { Family } from '../../core/net/constants.js';
 import type { ProxyEvent, UpstreamMode } from '../events.js';
 
-export interface UdpWorkerData {
-  readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
+/**
+ * How a client's upstream port is shared and who may answer through it (RFC 4787 vocabulary):
+ *   endpoint-dependent   one upstream socket per (client, original destination), connected: only
+ *                        that destination's datagrams come back (the default);
+ *   endpoint-independent one unconnected upstream socket per client for every destination, and
+ *                        any remote sending to it reaches the client with that remote as source
+ *                        ("full cone", as games and STUN expect).
+ */
+export type UdpMapping = 'endpoint-dependent' | 'endpoint-independent';
+
+export const UDP_MAPPINGS: readonly UdpMapping[] = ['endpoint-dependent', 'endpoint-independent'];
+
+export interface UdpLoopConfig {
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
+  readonly mapping: UdpMapping;
   readonly idleTimeoutMs: number;
   readonly maxSessions: number;
+  /** Remotes (reply sockets) per session with endpoint-independent mapping. */
+  readonly maxPeersPerSession: number;
   readonly maxDatagramBytes: number;
-  /** Int32Array view [0]: set to 1 to stop the loop. */
+  /** SO_RCVBUFFORCE of listeners and session sockets: what a burst may queue before drops. */
+  readonly receiveBufferBytes: number;
+  /** Datagrams moved per recvmmsg / sendmmsg call. */
+  readonly batchSize: number;
+}
+
+export interface UdpWorkerData extends UdpLoopConfig {
+  readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
+  /** Int32Array view [0]: set to 1 to stop the loop; [1]: set to 1 to release a test hold. */
   readonly control: SharedArrayBuffer;
+  /**
+   * Test hook: the loop stops between bind() and connect() of its first reply socket (reporting
+   * 'held') until released or 10 s pass, so a test can send into the bind-before-connect window.
+   */
+  readonly holdFirstReplyBind?: boolean;
+  /** Float64Array of the counters (layout in counters.ts), written by the loop. */
+  readonly counters: SharedArrayBuffer;
 }
 
 export type UdpWorkerMessage =
   | { readonly kind: 'ready' }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'stopped' }
+  | { readonly kind: 'held' }
   | { readonly kind: 'fatal'; readonly message: string; readonly code: string };

@@ -1,6 +1,7 @@
 /**
  * Transparent UDP relay, main-thread side: opens the IP_TRANSPARENT + IP_RECVORIGDSTADDR listeners
- * (so address-in-use and privilege errors surface at start), then runs the relay loop in a worker.
+ * (so address-in-use and privilege errors surface at start), runs the relay loop in a worker, and
+ * reads its counters from shared memory at any time.
  */
 import { Worker } from 'node:worker_threads';
 import { TproxyError } from '../../core/errors.js';
@@ -8,33 +9,73 @@ import type { Family } from '../../core/net/constants.js';
 import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
-import type { UdpWorkerData, UdpWorkerMessage } from './protocol.js';
+import { createCounterBuffer, snapshotCounters, type UdpCounters } from './counters.js';
+import type { UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
+
+/** The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more. */
+export const MAX_UDP_PAYLOAD_BYTES = 65_507;
 
 export interface UdpRelayConfig {
   readonly families: readonly Family[];
   readonly port: number;
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
+  readonly mapping?: UdpMapping;
   readonly idleTimeoutMs: number;
   readonly maxSessions: number;
-  readonly maxDatagramBytes: number;
+  readonly maxPeersPerSession?: number;
+  /** Slot size of the receive buffers; default 65,535 (every UDP datagram, IPv4 and IPv6). */
+  readonly maxDatagramBytes?: number;
+  /** Datagrams per recvmmsg / sendmmsg; default 32. */
+  readonly batchSize?: number;
+  /** Receive buffer of each socket (SO_RCVBUFFORCE); default 1 MiB. Memory is used only while datagrams wait. */
+  readonly receiveBufferBytes?: number;
+  /** Test hook: see UdpWorkerData.holdFirstReplyBind; deps.onHold is called, releaseHold() resumes. */
+  readonly holdFirstReplyBind?: boolean;
 }
 
 export interface UdpRelayDeps {
   readonly sockets: SocketApi;
   readonly emit: EventSink;
+  /** Test hook: the loop is holding between bind() and connect() of its first reply socket. */
+  readonly onHold?: () => void;
+}
+
+function validate(config: UdpRelayConfig): void {
+  const bad = (field: string, why: string): never => {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `udp relay ${field}: ${why}`, { field });
+  };
+  if (!Number.isInteger(config.idleTimeoutMs) || config.idleTimeoutMs < 1) bad('idleTimeoutMs', `${config.idleTimeoutMs} must be a positive integer (milliseconds)`);
+  if (!Number.isInteger(config.maxSessions) || config.maxSessions < 1) bad('maxSessions', `${config.maxSessions} must be a positive integer`);
+  if (config.maxPeersPerSession !== undefined && (!Number.isInteger(config.maxPeersPerSession) || config.maxPeersPerSession < 1)) bad('maxPeersPerSession', `${config.maxPeersPerSession} must be a positive integer`);
+  if (config.maxDatagramBytes !== undefined && (!Number.isInteger(config.maxDatagramBytes) || config.maxDatagramBytes < 512 || config.maxDatagramBytes > 65_535)) bad('maxDatagramBytes', `${config.maxDatagramBytes} must be from 512 to 65535`);
+  if (config.receiveBufferBytes !== undefined && (!Number.isInteger(config.receiveBufferBytes) || config.receiveBufferBytes < 4096 || config.receiveBufferBytes > 1 << 30)) bad('receiveBufferBytes', `${config.receiveBufferBytes} must be from 4096 to 1 GiB`);
+  if (config.batchSize !== undefined && (!Number.isInteger(config.batchSize) || config.batchSize < 1 || config.batchSize > 1024)) bad('batchSize', `${config.batchSize} must be from 1 to 1024`);
 }
 
 export class UdpRelay {
   private worker: Worker | undefined;
-  private readonly control = new SharedArrayBuffer(4);
+  private readonly control = new SharedArrayBuffer(8);
+  private readonly counterBuffer = createCounterBuffer();
+  private readonly counterSlots = new Float64Array(this.counterBuffer);
   private listenerFds: number[] = [];
   private exited: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: UdpRelayConfig,
     private readonly deps: UdpRelayDeps,
-  ) {}
+  ) {
+    validate(config);
+  }
+
+  private receiveBufferBytes(): number {
+    return this.config.receiveBufferBytes ?? 1 << 20;
+  }
+
+  /** Sessions, datagrams and bytes each way, errors by reason: a plain-object snapshot. */
+  counters(): UdpCounters {
+    return snapshotCounters(this.counterSlots);
+  }
 
   async start(): Promise<Endpoint[]> {
     const { sockets } = this.deps;
@@ -42,7 +83,7 @@ export class UdpRelay {
     const locals: Endpoint[] = [];
     try {
       for (const family of this.config.families) {
-        const fd = sockets.open({ family, transport: 'udp', transparent: true, reuseAddress: true, recvOriginalDestination: true });
+        const fd = sockets.open({ family, transport: 'udp', transparent: true, reuseAddress: true, recvOriginalDestination: true, receiveBufferBytes: this.receiveBufferBytes() });
         this.listenerFds.push(fd);
         sockets.bind(fd, { family, address: anyAddress(family), port: this.config.port });
         listeners.push({ fd, family, port: this.config.port });
@@ -56,46 +97,71 @@ export class UdpRelay {
       listeners,
       upstream: this.config.upstream,
       upstreamMark: this.config.upstreamMark,
+      mapping: this.config.mapping ?? 'endpoint-dependent',
       idleTimeoutMs: this.config.idleTimeoutMs,
       maxSessions: this.config.maxSessions,
-      maxDatagramBytes: this.config.maxDatagramBytes,
+      maxPeersPerSession: this.config.maxPeersPerSession ?? 256,
+      maxDatagramBytes: this.config.maxDatagramBytes ?? 65_535,
+      batchSize: this.config.batchSize ?? 32,
+      receiveBufferBytes: this.receiveBufferBytes(),
       control: this.control,
+      counters: this.counterBuffer,
+      holdFirstReplyBind: this.config.holdFirstReplyBind === true,
     };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
     this.worker = worker;
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
-    await new Promise<void>((resolve, reject) => {
-      worker.on('message', (message: UdpWorkerMessage) => {
-        switch (message.kind) {
-          case 'ready':
-            resolve();
-            break;
-          case 'events':
-            for (const event of message.events) this.deps.emit(event);
-            break;
-          case 'fatal':
-            this.deps.emit({ type: 'error', code: message.code, message: `udp relay loop stopped: ${message.message}` });
-            break;
-          case 'stopped':
-            void worker.terminate();
-            break;
-        }
+    try {
+      await new Promise<void>((resolve, reject) => {
+        worker.on('message', (message: UdpWorkerMessage) => {
+          switch (message.kind) {
+            case 'ready':
+              resolve();
+              break;
+            case 'events':
+              for (const event of message.events) this.deps.emit(event);
+              break;
+            case 'fatal':
+              reject(new TproxyError(message.code as TproxyError['code'], `udp relay loop stopped: ${message.message}`));
+              this.deps.emit({ type: 'error', code: message.code, message: `udp relay loop stopped: ${message.message}` });
+              void worker.terminate();
+              break;
+            case 'stopped':
+              void worker.terminate();
+              break;
+            case 'held':
+              this.deps.onHold?.();
+              break;
+          }
+        });
+        worker.once('error', (error) => reject(new TproxyError('ERR_SYSCALL', `udp relay worker failed: ${error.message}`, {}, { cause: error })));
       });
-      worker.once('error', (error) => reject(new TproxyError('ERR_SYSCALL', `udp relay worker failed: ${error.message}`, {}, { cause: error })));
-    });
+    } catch (error) {
+      await this.stop(0);
+      throw error;
+    }
     for (const local of locals) this.deps.emit({ type: 'listening', transport: 'udp', family: local.family, local });
     return locals;
   }
 
-  /** Stop the loop (sessions closed and reported), then close the listeners. */
+  /** Test hook: let a held loop go on. */
+  releaseHold(): void {
+    const control = new Int32Array(this.control);
+    Atomics.store(control, 1, 1);
+    Atomics.notify(control, 1);
+  }
+
+  /** Stop the loop (sessions closed and reported), report the final counters, close the listeners. */
   async stop(timeoutMs = 2000): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
     if (worker) {
       Atomics.store(new Int32Array(this.control), 0, 1);
+      this.releaseHold();
       const timer = setTimeout(() => void worker.terminate(), timeoutMs);
       await this.exited;
       clearTimeout(timer);
+      this.deps.emit({ type: 'udp.stats', counters: this.counters() });
     }
     this.closeListeners();
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTproxyError } from '../../../src/core/errors.js';
-import { decodeSockaddr, encodeSockaddr, familyOf, formatEndpoint, normalizeAddress, sameEndpoint } from '../../../src/core/net/sockaddr.js';
+import { decodeSockaddr, encodeSockaddr, endpointKey, familyOf, formatEndpoint, normalizeAddress, sameEndpoint, sockaddrKey } from '../../../src/core/net/sockaddr.js';
 
 describe('sockaddr', () => {
   it('encodes sockaddr_in with host-order family and network-order port', () => {
@@ -65,5 +65,16 @@ describe('sockaddr', () => {
     assert.equal(formatEndpoint({ address: '2001:db8::1', port: 80 }), '[2001:db8::1]:80');
     assert.equal(familyOf('2001:db8::1'), 6);
     assert.equal(familyOf('192.0.2.1'), 4);
+  });
+
+  it('keys endpoints by port and address bytes, ignoring IPv6 flowinfo and scope', () => {
+    const a = encodeSockaddr({ family: 6, address: '2001:db8:1::10', port: 53 });
+    const b = Buffer.from(a);
+    b.writeUInt32LE(0xabcdef, 4);
+    assert.equal(sockaddrKey(a), sockaddrKey(b));
+    assert.equal(endpointKey({ family: 6, address: '2001:db8:1::10', port: 53 }), sockaddrKey(a));
+    assert.notEqual(endpointKey({ family: 6, address: '2001:db8:1::10', port: 54 }), sockaddrKey(a));
+    assert.notEqual(endpointKey({ family: 4, address: '198.51.100.10', port: 53 }), endpointKey({ family: 4, address: '198.51.100.11', port: 53 }));
+    assert.equal(endpointKey({ family: 4, address: '198.51.100.10', port: 53 }).length, 6);
   });
 });

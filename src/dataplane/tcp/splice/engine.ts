@@ -13,9 +13,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { TproxyError } from '../../../core/errors.js';
 import { errnoName } from '../../../core/errno.js';
 import * as C from '../../../core/net/constants.js';
-import { epollEventSize, readEpollEvent, writeEpollEvent } from '../../../core/net/epoll.js';
 import { decodeSockaddr, normalizeAddress, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
+import { Epoll } from '../../../sys/epoll.js';
 import { SocketApi } from '../../../sys/socket.js';
 import type { ProxyEvent, RefusalReason } from '../../events.js';
 import { emptyTcpCounters, increment } from '../counters.js';
@@ -69,11 +69,8 @@ export class SpliceEngine {
   readonly counters = emptyTcpCounters();
   private readonly libc: Libc;
   private readonly api: SocketApi;
-  private readonly epfd: number;
+  private readonly epoll: Epoll;
   readonly wakeFd: number;
-  private readonly evSize = epollEventSize();
-  private readonly events: Buffer;
-  private readonly ev1: Buffer;
   private readonly u64 = Buffer.alloc(8);
   private readonly i32 = Buffer.alloc(4);
   private readonly linger = Buffer.alloc(8);
@@ -101,27 +98,19 @@ export class SpliceEngine {
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
-    this.events = Buffer.alloc(MAX_EVENTS * this.evSize);
-    this.ev1 = Buffer.alloc(this.evSize);
     this.linger.writeInt32LE(1, 0);
     this.linger.writeInt32LE(0, 4);
     this.localAddresses = new Set(config.localAddresses);
-    this.epfd = libc.epoll_create1(C.EPOLL_CLOEXEC);
-    if (this.epfd < 0) this.api.fail('epoll_create1');
+    this.epoll = new Epoll(this.api, libc, MAX_EVENTS);
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
-    this.ctl(C.EPOLL_CTL_ADD, this.wakeFd, C.EPOLLIN);
+    this.epoll.add(this.wakeFd, C.EPOLLIN);
     for (const l of config.listeners) {
       const owner: Owner = { kind: 'listener', fd: l.fd, family: l.family, port: l.port };
       this.listeners.push(owner);
       this.owners.set(l.fd, owner);
-      this.ctl(C.EPOLL_CTL_ADD, l.fd, C.EPOLLIN);
+      this.epoll.add(l.fd, C.EPOLLIN);
     }
-  }
-
-  private ctl(op: number, fd: number, events: number): void {
-    writeEpollEvent(this.ev1, 0, events, fd, this.evSize);
-    if (this.libc.epoll_ctl(this.epfd, op, fd, op === C.EPOLL_CTL_DEL ? null : this.ev1) !== 0) this.api.fail('epoll_ctl', { fd, op });
   }
 
   private errno(): string {
@@ -139,10 +128,10 @@ export class SpliceEngine {
 
   /** One loop turn: wait for events (up to waitMs), handle them, run timers. False once stopped. */
   turn(waitMs: number): boolean {
-    const n = this.libc.epoll_wait(this.epfd, this.events, MAX_EVENTS, waitMs);
-    if (n < 0 && this.errno() !== 'EINTR') this.api.fail('epoll_wait');
+    const n = this.epoll.wait(waitMs);
     for (let i = 0; i < n; i++) {
-      const { events, data: fd } = readEpollEvent(this.events, i, this.evSize);
+      const fd = this.epoll.readyFd(i);
+      const events = this.epoll.readyEvents(i);
       if (fd === this.wakeFd) {
         this.libc.read(this.wakeFd, this.u64, 8);
         continue;
@@ -179,7 +168,11 @@ export class SpliceEngine {
 
   private setAccepting(on: boolean): void {
     if (!this.listening || on === !this.acceptPaused) return;
-    for (const l of this.listeners) this.ctl(on ? C.EPOLL_CTL_ADD : C.EPOLL_CTL_DEL, (l as { fd: number }).fd, C.EPOLLIN);
+    for (const l of this.listeners) {
+      const fd = (l as { fd: number }).fd;
+      if (on) this.epoll.add(fd, C.EPOLLIN);
+      else this.epoll.remove(fd);
+    }
     this.acceptPaused = !on;
     if (!on) this.counters.acceptPauses++;
   }
@@ -257,7 +250,7 @@ export class SpliceEngine {
     this.flows.add(flow);
     this.owners.set(cfd, { kind: 'client', flow });
     this.owners.set(ufd, { kind: 'upstream', flow });
-    this.ctl(C.EPOLL_CTL_ADD, ufd, C.EPOLLOUT);
+    this.epoll.add(ufd, C.EPOLLOUT);
     flow.uInterest = C.EPOLLOUT;
     if (this.config.flowEvents) this.emit({ type: 'tcp.accept', id: flow.id, client, originalDestination: destination });
     if (this.flows.size >= this.config.maxConnections) this.setAccepting(false);
@@ -365,9 +358,11 @@ export class SpliceEngine {
     if (current === events) return;
     // A socket with nothing left to wait for leaves the set: EPOLLHUP would be reported forever.
     if (events === 0) {
-      if (current !== -1) this.ctl(C.EPOLL_CTL_DEL, fd, 0);
+      if (current !== -1) this.epoll.remove(fd);
+    } else if (current === -1) {
+      this.epoll.add(fd, events);
     } else {
-      this.ctl(current === -1 ? C.EPOLL_CTL_ADD : C.EPOLL_CTL_MOD, fd, events);
+      this.epoll.modify(fd, events);
     }
     const stored = events === 0 ? -1 : events;
     if (side === 'client') flow.cInterest = stored;
@@ -433,7 +428,7 @@ export class SpliceEngine {
     if (flow.closed) return;
     flow.closed = true;
     for (const [fd, interest] of [[flow.cfd, flow.cInterest], [flow.ufd, flow.uInterest]] as const) {
-      if (interest !== -1) this.libc.epoll_ctl(this.epfd, C.EPOLL_CTL_DEL, fd, null);
+      if (interest !== -1) this.epoll.remove(fd);
       this.owners.delete(fd);
       if (reason === 'done') this.libc.close(fd);
       else this.reset(fd);
@@ -499,7 +494,7 @@ export class SpliceEngine {
     if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
     this.pending = [];
     this.post({ kind: 'stopped', report: { completed: this.stopInFlight - forced, forced }, counters: this.snapshot() });
-    this.libc.close(this.epfd);
+    this.epoll.close();
     this.libc.close(this.wakeFd);
     return true;
   }

@@ -1,0 +1,183 @@
+/**
+ * UDP benchmark: the relay against kernel forwarding, side by side in one run on one lab.
+ *
+ * The server namespace runs `udp-load serve` with an echo and a sink port for each path; `tproxy
+ * run` in the router intercepts only the proxied ports, so the others are plain kernel forwarding
+ * through the same router. Each round measures, interleaved:
+ *   - round trips per second: `--flows` connected client sockets, one small datagram in flight each;
+ *   - datagrams per second: one client socket sending as fast as it can, counted at the sink.
+ * Figures are medians (and min / max) over the rounds; ratios are relay / kernel.
+ *
+ * Runnable: `node dist/src/bench/udp.js [--rounds N] [--duration-ms D] [--flows F]` builds a lab,
+ * prints a table and the JSON figures, and removes the lab (needs root).
+ */
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { TproxyError } from '../core/errors.js';
+import type { UdpCounters } from '../dataplane/udp/counters.js';
+import { JsonLines } from '../lab/json-lines.js';
+import { LAB_ADDRESSES, Lab } from '../lab/topology.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
+const LOAD = fileURLToPath(new URL('../lab/udp-load.js', import.meta.url));
+
+export interface UdpBenchOptions {
+  /** Rounds of each measurement (default 3). */
+  readonly rounds?: number;
+  /** Length of each measurement in ms (default 2000). */
+  readonly durationMs?: number;
+  /** Concurrent flows of the round-trip test (default 4). */
+  readonly flows?: number;
+  /** Payload bytes (default 64). */
+  readonly size?: number;
+  /** Called with a line of progress. */
+  readonly report?: (line: string) => void;
+}
+
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export interface UdpBenchFigure {
+  readonly kernel: Spread;
+  readonly relay: Spread;
+  /** relay median / kernel median. */
+  readonly ratio: number;
+}
+
+export interface UdpBenchResult {
+  readonly rounds: number;
+  readonly durationMs: number;
+  readonly flows: number;
+  readonly size: number;
+  /** Round trips per second. */
+  readonly roundTrips: UdpBenchFigure;
+  /** Datagrams per second delivered to the sink. */
+  readonly datagrams: UdpBenchFigure;
+  /** The relay's counters at the end (proof that the relayed runs went through it). */
+  readonly relayCounters: UdpCounters;
+}
+
+const PORTS = { echoKernel: 7000, echoRelay: 7001, sinkKernel: 7002, sinkRelay: 7003 } as const;
+const LISTEN = 8700;
+
+function spread(values: readonly number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+  return { median: Math.round(median), min: sorted[0] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
+}
+
+function figure(kernel: readonly number[], relay: readonly number[]): UdpBenchFigure {
+  const k = spread(kernel);
+  const r = spread(relay);
+  return { kernel: k, relay: r, ratio: k.median > 0 ? Math.round((r.median / k.median) * 100) / 100 : 0 };
+}
+
+async function lastJson<T>(lab: Lab, argv: readonly string[], timeoutMs: number): Promise<T> {
+  const result = await lab.run('client', argv, { timeoutMs });
+  return JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as T;
+}
+
+/** Run the benchmark on a fresh lab (nothing else running in it); the lab is left to the caller. */
+export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise<UdpBenchResult> {
+  const rounds = options.rounds ?? 3;
+  const durationMs = options.durationMs ?? 2000;
+  const flows = options.flows ?? 4;
+  const size = options.size ?? 64;
+  const report = options.report ?? (() => undefined);
+  const server = LAB_ADDRESSES.server.ipv4;
+
+  const sink = lab.spawn('server', [process.execPath, LOAD, 'serve', '--echo', `${PORTS.echoKernel},${PORTS.echoRelay}`, '--sink', `${PORTS.sinkKernel},${PORTS.sinkRelay}`]);
+  const sinkLines = new JsonLines<{ event: string; counts?: Record<string, number> }>(sink.child.stdout!);
+  await sinkLines.waitFor((l) => l.event === 'ready', 10_000, 'udp-load serve ready');
+  const proxy = lab.spawn('router', [
+    process.execPath, BIN, 'run', '--log-format', 'json', '--family', '4', '--listen', `${LISTEN}`,
+    '--intercept', `udp:${PORTS.echoRelay},${PORTS.sinkRelay}`, '--table', 'tproxy_bench', '--route-table', '170', '--rule-priority', '9170',
+  ]);
+  const proxyLines = new JsonLines<{ type: string; counters?: UdpCounters }>(proxy.child.stderr!);
+  await proxyLines.waitFor((l) => l.type === 'ready', 15_000, 'tproxy run ready');
+
+  let reports = 0;
+  const sinkCount = async (port: number): Promise<number> => {
+    const want = ++reports;
+    sink.child.stdin?.write('report\n');
+    const line = await sinkLines.waitFor((l) => l.event === 'report' && sinkLines.items.filter((x) => x.event === 'report').length >= want, 5000, 'sink report');
+    return sinkLines.items.filter((x) => x.event === 'report')[want - 1]?.counts?.[port] ?? line.counts?.[port] ?? 0;
+  };
+  const limit = durationMs + 15_000;
+  const rr = async (port: number): Promise<number> =>
+    (await lastJson<{ perSecond: number }>(lab, [process.execPath, LOAD, 'rr', server, `${port}`, '--flows', `${flows}`, '--duration-ms', `${durationMs}`, '--size', `${size}`], limit)).perSecond;
+  const flood = async (port: number): Promise<number> => {
+    const before = await sinkCount(port);
+    const sent = await lastJson<{ durationMs: number }>(lab, [process.execPath, LOAD, 'flood', server, `${port}`, '--duration-ms', `${durationMs}`, '--size', `${size}`], limit);
+    await new Promise((r) => setTimeout(r, 200)); // let the queues drain into the sink
+    return Math.round(((await sinkCount(port)) - before) * 1000 / sent.durationMs);
+  };
+
+  const rrKernel: number[] = [];
+  const rrRelay: number[] = [];
+  const dgKernel: number[] = [];
+  const dgRelay: number[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    rrKernel.push(await rr(PORTS.echoKernel));
+    rrRelay.push(await rr(PORTS.echoRelay));
+    dgKernel.push(await flood(PORTS.sinkKernel));
+    dgRelay.push(await flood(PORTS.sinkRelay));
+    report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)} relay ${rrRelay.at(-1)}; datagrams/s kernel ${dgKernel.at(-1)} relay ${dgRelay.at(-1)}`);
+  }
+
+  proxy.child.kill('SIGTERM');
+  await proxy.exited;
+  await proxyLines.closed();
+  sink.child.stdin?.end();
+  await sink.exited;
+  const relayCounters = proxyLines.find((l) => l.type === 'udp.stats')?.counters;
+  if (!relayCounters || relayCounters.datagramsFromClients === 0) {
+    throw new TproxyError('ERR_PROXY_BYPASSED', 'the relayed runs did not go through the relay (its counters show no datagrams): the figures would compare kernel forwarding with itself');
+  }
+  return { rounds, durationMs, flows, size, roundTrips: figure(rrKernel, rrRelay), datagrams: figure(dgKernel, dgRelay), relayCounters };
+}
+
+/** The result as a table. */
+export function formatUdpBench(result: UdpBenchResult): string {
+  const row = (name: string, f: UdpBenchFigure): string =>
+    `${name.padEnd(34)}${`${f.kernel.median}`.padStart(10)}${`${f.relay.median}`.padStart(10)}${`${f.ratio.toFixed(2)}x`.padStart(8)}   kernel ${f.kernel.min}-${f.kernel.max}, relay ${f.relay.min}-${f.relay.max}`;
+  return [
+    `UDP, ${result.size}-byte datagrams, medians of ${result.rounds} rounds of ${result.durationMs} ms`,
+    `${''.padEnd(34)}${'kernel'.padStart(10)}${'relay'.padStart(10)}${'ratio'.padStart(8)}`,
+    row(`round trips/s (${result.flows} flows)`, result.roundTrips),
+    row('datagrams/s (1 flow, to a sink)', result.datagrams),
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, 'duration-ms': { type: 'string', default: '2000' }, flows: { type: 'string', default: '4' } } });
+  const lab = await Lab.create();
+  const interrupt = (): void => {
+    lab.destroySync();
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+  try {
+    const result = await benchUdp(lab, {
+      rounds: Number(values.rounds),
+      durationMs: Number(values['duration-ms']),
+      flows: Number(values.flows),
+      report: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(`${formatUdpBench(result)}\n${JSON.stringify(result)}\n`);
+  } finally {
+    process.off('SIGINT', interrupt);
+    await lab.destroy();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`bench udp: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,485 @@
+/**
+ * The UDP relay loop (run in a worker thread by worker.ts): epoll over the listeners and every
+ * session socket, recvmmsg/sendmmsg between them.
+ *
+ * A session belongs to one client. It holds one upstream socket (SO_MARK; in transparent mode
+ * IP_TRANSPARENT and bound to the client's address and port) and one reply path per remote:
+ *
+ *   endpoint-dependent   session = (client, original destination); the upstream socket is
+ *                        connected to the destination, so the kernel drops anyone else's datagrams
+ *                        and reports ICMP errors (ECONNREFUSED ends the session); one remote.
+ *   endpoint-independent session = client; the upstream socket is unconnected and shared by every
+ *                        destination; a datagram from a new remote opens a reply path for it.
+ *
+ * A reply path is a socket with IP_TRANSPARENT + SO_REUSEADDR bound to the remote's address and
+ * port and connected to the client: replies leave with the remote as source address AND port, and
+ * the kernel delivers the client's later datagrams to that remote straight to it. Between bind()
+ * and connect() it can receive datagrams of OTHER clients to the same remote: they are drained
+ * right after connect() and handed to their own sessions (never answered through this one).
+ * When the bind fails with EADDRINUSE (a local service holds that port on a wildcard address
+ * without SO_REUSEADDR), replies go through a raw socket that writes the UDP header itself
+ * (sys/raw-udp.ts), and the client's later datagrams keep arriving through the listener.
+ */
+import { TproxyError } from '../../core/errors.js';
+import { errnoName } from '../../core/errno.js';
+import { EPOLLIN, type Family } from '../../core/net/constants.js';
+import { anyAddress, encodeSockaddr, endpointKey, type Endpoint } from '../../core/net/sockaddr.js';
+import { udpFallbackRoute, type UdpFallbackRoute } from '../../core/net/udp-datagram.js';
+import type { DatagramBatch, PinnedSockaddr } from '../../sys/datagram-batch.js';
+import type { Epoll } from '../../sys/epoll.js';
+import type { RawUdpSender } from '../../sys/raw-udp.js';
+import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
+import type { ProxyEvent } from '../events.js';
+import { errorReasonOf, UDP_COUNTER_INDEX as N, UDP_ERROR_INDEX as E, type UdpErrorReason } from './counters.js';
+import type { UdpLoopConfig } from './protocol.js';
+import { SessionTable, sessionKey } from './session-table.js';
+
+interface Session {
+  readonly key: string;
+  readonly id: number;
+  readonly client: Endpoint;
+  /** The client's sockaddr, to check the source of datagrams on reply sockets. */
+  readonly clientSockaddr: Buffer;
+  /** The first original destination. */
+  readonly destination: Endpoint;
+  readonly upstreamFd: number;
+  /** Remotes by endpointKey. */
+  readonly peers: Map<string, Peer>;
+  lastActiveMs: number;
+  datagramsFromClient: number;
+  datagramsFromServer: number;
+  bytesFromClient: number;
+  bytesFromServer: number;
+}
+
+interface Peer {
+  readonly session: Session;
+  readonly remote: Endpoint;
+  /** The remote's sockaddr, pinned for sendmmsg on an unconnected upstream socket. */
+  readonly pinned: PinnedSockaddr;
+  /** Connected reply socket, or -1 when replies use the raw fallback. */
+  readonly replyFd: number;
+  readonly fallback: UdpFallbackRoute | undefined;
+}
+
+type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer };
+
+interface Pending {
+  readonly client: Endpoint;
+  readonly destination: Endpoint;
+  readonly data: Buffer;
+}
+
+/** Datagrams taken off a new reply socket per drain: bounds the handover queue. */
+const MAX_DRAIN = 1024;
+/** At most one drop event per reason per this period; the counters count every drop. */
+const DROP_EVENT_INTERVAL_MS = 1000;
+
+export interface UdpLoopDeps {
+  readonly api: SocketApi;
+  readonly counters: Float64Array;
+  readonly emit: (event: ProxyEvent) => void;
+  /** Addresses of this host: a destination among them would loop. */
+  readonly localAddresses: () => ReadonlySet<string>;
+  readonly now: () => number;
+  /** Test hook, called between bind() and connect() of a reply socket. */
+  readonly afterReplyBind?: () => void;
+}
+
+export class UdpLoop {
+  private readonly api: SocketApi;
+  private readonly batch: DatagramBatch;
+  private readonly drainRx: DatagramReceiver;
+  private readonly epoll: Epoll;
+  private readonly sessions = new SessionTable<Session>();
+  private readonly owners = new Map<number, FdOwner>();
+  private readonly raw = new Map<Family, RawUdpSender>();
+  private readonly pending: Pending[] = [];
+  private readonly lastDropEvent = new Map<UdpErrorReason, number>();
+  private readonly c: Float64Array;
+  private readonly independent: boolean;
+  private nextId = 1;
+  private now: number;
+  private nextExpiryCheck = 0;
+
+  constructor(
+    private readonly config: UdpLoopConfig,
+    listenerFds: readonly number[],
+    private readonly deps: UdpLoopDeps,
+  ) {
+    this.api = deps.api;
+    this.c = deps.counters;
+    this.independent = config.mapping === 'endpoint-independent';
+    this.batch = this.api.batch(config.batchSize, config.maxDatagramBytes);
+    this.drainRx = this.api.receiver(config.maxDatagramBytes);
+    this.epoll = this.api.epoll(256);
+    this.now = deps.now();
+    for (const fd of listenerFds) {
+      this.owners.set(fd, { kind: 'listener' });
+      this.epoll.add(fd, EPOLLIN);
+    }
+  }
+
+  /** Wait up to timeoutMs for traffic, relay what came, expire idle sessions. */
+  runOnce(timeoutMs: number): void {
+    const ready = this.epoll.wait(timeoutMs);
+    this.now = this.deps.now();
+    for (let i = 0; i < ready; i++) {
+      const owner = this.owners.get(this.epoll.readyFd(i));
+      if (!owner) continue;
+      if (owner.kind === 'listener') this.readListener(this.epoll.readyFd(i));
+      else if (owner.kind === 'upstream') this.readUpstream(owner.session);
+      else this.readReply(owner.peer);
+      this.handOver();
+    }
+    if (this.now >= this.nextExpiryCheck) {
+      // Sessions end within a tenth of the idle timeout (at most 1 s) after it passed.
+      this.nextExpiryCheck = this.now + Math.min(1000, Math.max(10, this.config.idleTimeoutMs / 10));
+      for (const s of this.sessions.expired(this.now, this.config.idleTimeoutMs)) {
+        this.bump(N.sessionsExpired);
+        this.close(s, 'idle-timeout');
+      }
+    }
+  }
+
+  /** Close every session (reported) and the loop's own fds; listeners stay with their owner. */
+  shutdown(): void {
+    for (const s of [...this.sessions.values()]) this.close(s, 'stopped');
+    for (const sender of this.raw.values()) sender.close();
+    this.raw.clear();
+    this.epoll.close();
+  }
+
+  private bump(slot: number, n = 1): void {
+    this.c[slot] = (this.c[slot] ?? 0) + n;
+  }
+
+  /** Count a drop or failure; report it as an event at most once per reason per second. */
+  private count(reason: UdpErrorReason, source?: Endpoint, n = 1, error?: unknown): void {
+    this.bump(E[reason], n);
+    const last = this.lastDropEvent.get(reason);
+    if (last !== undefined && this.now - last < DROP_EVENT_INTERVAL_MS) return;
+    this.lastDropEvent.set(reason, this.now);
+    this.deps.emit(source ? { type: 'udp.drop', reason, source } : { type: 'udp.drop', reason });
+    if (error !== undefined) {
+      this.deps.emit({ type: 'error', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: `udp ${reason}: ${error instanceof Error ? error.message : JSON.stringify(error)}` });
+    }
+  }
+
+  // ---- client -> server ----
+
+  private readListener(fd: number): void {
+    const b = this.batch;
+    const n = b.receive(fd);
+    if (n < 0) return this.count('other');
+    for (let i = 0; i < n; i++) {
+      if (b.truncated(i)) {
+        this.count('truncated', b.source(i));
+        continue;
+      }
+      const destination = b.originalDestination(i);
+      if (!destination) {
+        this.count('no-original-destination', b.source(i));
+        continue;
+      }
+      this.fromClient(b.source(i), destination, b.slot(i), b.lengths[i] ?? 0);
+    }
+  }
+
+  /** A datagram from `client` to `destination` that did not arrive on a reply socket. */
+  private fromClient(client: Endpoint, destination: Endpoint, data: Buffer, length: number): void {
+    const key = this.independent ? sessionKey(client, { address: '*', port: 0 }) : sessionKey(client, destination);
+    let session = this.sessions.get(key);
+    if (!session) {
+      if (this.deps.localAddresses().has(destination.address)) return this.count('loop', client);
+      session = this.openSession(key, client, destination);
+      if (!session) return;
+    }
+    const peer = session.peers.get(endpointKey(destination)) ?? this.openPeer(session, destination, false);
+    if (!peer) return;
+    this.bump(N.datagramsFromClients);
+    this.bump(N.bytesFromClients, length);
+    session.datagramsFromClient++;
+    session.bytesFromClient += length;
+    this.sessions.touch(session, this.now);
+    const sent = this.api.sendDatagram(session.upstreamFd, data, length, this.independent ? peer.pinned.sockaddr : null);
+    if (sent < 0) this.upstreamSendFailed(session, -sent, 1);
+  }
+
+  private readReply(peer: Peer): void {
+    const { session } = peer;
+    const b = this.batch;
+    const n = b.receive(peer.replyFd);
+    if (n < 0) return this.failed(session, -n, 'client');
+    if (n === 0) return;
+    this.sessions.touch(session, this.now);
+    let runStart = 0;
+    for (let i = 0; i <= n; i++) {
+      // Datagrams queued before connect() are drained when the socket opens; a straggler from
+      // another client that still slips in is dropped, never relayed as this client's.
+      const valid = i < n && b.sourceIs(i, session.clientSockaddr);
+      if (valid) continue;
+      if (i > runStart) this.sendUp(peer, runStart, i - runStart);
+      if (i < n) this.count('foreign-source', b.source(i));
+      runStart = i + 1;
+    }
+  }
+
+  private sendUp(peer: Peer, from: number, count: number): void {
+    const { session } = peer;
+    let bytes = 0;
+    for (let i = from; i < from + count; i++) bytes += this.batch.lengths[i] ?? 0;
+    this.bump(N.datagramsFromClients, count);
+    this.bump(N.bytesFromClients, bytes);
+    session.datagramsFromClient += count;
+    session.bytesFromClient += bytes;
+    const sent = this.batch.send(session.upstreamFd, from, count, this.independent ? peer.pinned : null);
+    if (sent < 0) this.upstreamSendFailed(session, -sent, count);
+    else if (sent < count) this.count('upstream-busy', session.client, count - sent);
+  }
+
+  /**
+   * Full buffers and oversized datagrams drop the datagram. Other errors end an endpoint-dependent
+   * session (its one destination failed); an endpoint-independent session serves other remotes
+   * too, so there the datagram is dropped and counted.
+   */
+  private upstreamSendFailed(session: Session, errno: number, count: number): void {
+    const name = errnoName(errno);
+    if (this.independent || name === 'EAGAIN' || name === 'ENOBUFS' || name === 'EMSGSIZE') return this.count(errorReasonOf(name, 'upstream'), session.client, count);
+    this.failed(session, errno, 'upstream');
+  }
+
+  // ---- server -> client ----
+
+  private readUpstream(session: Session): void {
+    const b = this.batch;
+    const n = b.receive(session.upstreamFd);
+    if (n < 0) return this.failed(session, -n, 'upstream');
+    if (n === 0) return;
+    this.sessions.touch(session, this.now);
+    let runStart = 0;
+    let runPeer: Peer | undefined;
+    for (let i = 0; i < n; i++) {
+      const peer = this.peerForSource(session, i);
+      if (this.sessions.get(session.key) !== session) return; // closed while opening a peer
+      if (peer === runPeer) continue;
+      if (runPeer) this.deliver(runPeer, runStart, i - runStart);
+      if (this.sessions.get(session.key) !== session) return; // closed while delivering
+      runPeer = peer;
+      runStart = i;
+    }
+    if (runPeer) this.deliver(runPeer, runStart, n - runStart);
+  }
+
+  /** The peer a datagram on the upstream socket comes from, opened on first contact when full cone. */
+  private peerForSource(session: Session, i: number): Peer | undefined {
+    const b = this.batch;
+    if (!this.independent) {
+      const only = session.peers.values().next().value;
+      if (only && b.sourceIs(i, only.pinned.sockaddr)) return only;
+      this.count('foreign-source', b.source(i));
+      return undefined;
+    }
+    const source = b.source(i);
+    const known = session.peers.get(endpointKey(source));
+    if (known) return known;
+    return this.openPeer(session, source, true);
+  }
+
+  private deliver(peer: Peer, from: number, count: number): void {
+    const { session } = peer;
+    const b = this.batch;
+    let bytes = 0;
+    for (let i = from; i < from + count; i++) bytes += b.lengths[i] ?? 0;
+    this.bump(N.datagramsFromServers, count);
+    this.bump(N.bytesFromServers, bytes);
+    session.datagramsFromServer += count;
+    session.bytesFromServer += bytes;
+    if (peer.replyFd >= 0) {
+      const sent = b.send(peer.replyFd, from, count, null);
+      if (sent >= 0) {
+        if (sent < count) this.count('client-busy', session.client, count - sent);
+        return;
+      }
+      const name = errnoName(-sent);
+      if (name === 'EAGAIN' || name === 'ENOBUFS' || name === 'EMSGSIZE') return this.count(errorReasonOf(name, 'client'), session.client, count);
+      return this.failed(session, -sent, 'client');
+    }
+    const sender = this.raw.get(peer.remote.family);
+    if (!sender || !peer.fallback) return this.count('reply-fallback-failed', session.client, count);
+    for (let i = from; i < from + count; i++) {
+      const sent = sender.send(peer.fallback, b.slot(i), b.lengths[i] ?? 0);
+      if (sent < 0) this.count(errorReasonOf(errnoName(-sent), 'client'), session.client);
+    }
+  }
+
+  // ---- sessions and peers ----
+
+  private openSession(key: string, client: Endpoint, destination: Endpoint): Session | undefined {
+    if (this.sessions.size >= this.config.maxSessions) {
+      const oldest = this.sessions.oldest();
+      if (oldest) {
+        this.bump(N.sessionsEvicted);
+        this.close(oldest, 'evicted');
+      }
+    }
+    const { family } = destination;
+    const transparent = this.config.upstream === 'transparent';
+    let upstreamFd = -1;
+    try {
+      upstreamFd = this.api.open({ family, transport: 'udp', mark: this.config.upstreamMark, transparent, reuseAddress: transparent, receiveBufferBytes: this.config.receiveBufferBytes });
+      if (transparent) this.api.bind(upstreamFd, client);
+      else if (this.independent) this.api.bind(upstreamFd, { family, address: anyAddress(family), port: 0 });
+      if (!this.independent) this.api.connect(upstreamFd, destination);
+      this.epoll.add(upstreamFd, EPOLLIN);
+    } catch (error) {
+      if (upstreamFd >= 0) this.api.close(upstreamFd);
+      this.count('session-open-failed', client, 1, error);
+      return undefined;
+    }
+    const session: Session = {
+      key,
+      id: this.nextId++,
+      client,
+      clientSockaddr: encodeSockaddr(client),
+      destination,
+      upstreamFd,
+      peers: new Map(),
+      lastActiveMs: this.now,
+      datagramsFromClient: 0,
+      datagramsFromServer: 0,
+      bytesFromClient: 0,
+      bytesFromServer: 0,
+    };
+    this.sessions.add(session);
+    this.owners.set(upstreamFd, { kind: 'upstream', session });
+    this.bump(N.sessionsCreated);
+    this.bump(N.sessionsActive);
+    this.deps.emit({ type: 'udp.session.open', id: session.id, client, originalDestination: destination, upstreamLocal: this.api.localEndpoint(upstreamFd), mapping: this.config.mapping });
+    return session;
+  }
+
+  /**
+   * The reply path from `remote` to the session's client. `inbound`: the remote spoke first (full
+   * cone). Returns undefined when it cannot exist (the datagram is dropped and counted).
+   */
+  private openPeer(session: Session, remote: Endpoint, inbound: boolean): Peer | undefined {
+    if (session.peers.size >= (this.independent ? this.config.maxPeersPerSession : 1)) {
+      this.count('peer-limit', remote);
+      return undefined;
+    }
+    const { client } = session;
+    let replyFd = -1;
+    let fallback: UdpFallbackRoute | undefined;
+    try {
+      replyFd = this.api.open({ family: remote.family, transport: 'udp', transparent: true, reuseAddress: true, receiveBufferBytes: this.config.receiveBufferBytes });
+      try {
+        this.api.bind(replyFd, remote);
+      } catch (error) {
+        if (!(error instanceof TproxyError) || error.code !== 'ERR_ADDRESS_IN_USE') throw error;
+        this.api.close(replyFd);
+        replyFd = -1;
+        fallback = this.openFallback(session, remote);
+        if (!fallback) return undefined;
+      }
+      if (replyFd >= 0) {
+        this.deps.afterReplyBind?.();
+        this.api.connect(replyFd, client);
+        this.epoll.add(replyFd, EPOLLIN);
+      }
+    } catch (error) {
+      if (replyFd >= 0) this.api.close(replyFd);
+      this.count('session-open-failed', client, 1, error);
+      if (session.peers.size === 0) this.close(session, 'reply-path-failed');
+      return undefined;
+    }
+    const peer: Peer = { session, remote, pinned: this.batch.pin(remote), replyFd, fallback };
+    session.peers.set(endpointKey(remote), peer);
+    this.bump(N.peersCreated);
+    if (inbound) this.bump(N.peersInbound);
+    if (replyFd >= 0) {
+      this.owners.set(replyFd, { kind: 'reply', peer });
+      this.drain(peer);
+    }
+    return peer;
+  }
+
+  /** EADDRINUSE on the reply address: send replies through the raw socket of the family. */
+  private openFallback(session: Session, remote: Endpoint): UdpFallbackRoute | undefined {
+    let sender = this.raw.get(remote.family);
+    if (!sender) {
+      try {
+        sender = this.api.rawUdpSender(remote.family);
+        this.raw.set(remote.family, sender);
+      } catch (error) {
+        this.count('reply-fallback-failed', session.client, 1, error);
+        if (session.peers.size === 0) this.close(session, 'reply-path-failed');
+        return undefined;
+      }
+    }
+    this.bump(N.replyFallbacks);
+    this.deps.emit({ type: 'udp.reply.fallback', id: session.id, remote, replyTo: session.client, reason: 'EADDRINUSE' });
+    return udpFallbackRoute(remote, session.client);
+  }
+
+  /** Datagrams that reached the new reply socket between bind() and connect(), each to its own flow. */
+  private drain(peer: Peer): void {
+    for (let i = 0; i < MAX_DRAIN; i++) {
+      let d;
+      try {
+        d = this.drainRx.receive(peer.replyFd);
+      } catch {
+        return; // an error on the fresh socket shows up again on the next read
+      }
+      if (!d) return;
+      if (d.truncated) continue;
+      const data = Buffer.from(this.drainRx.data.subarray(0, d.length));
+      if (endpointKey(d.source) !== endpointKey(peer.session.client)) this.bump(N.raceHandovers);
+      this.pending.push({ client: d.source, destination: peer.remote, data });
+    }
+  }
+
+  /** Relay the drained datagrams, after the one that opened the socket. */
+  private handOver(): void {
+    for (let i = 0; i < MAX_DRAIN * 4 && this.pending.length > 0; i++) {
+      const p = this.pending.shift();
+      if (p) this.fromClient(p.client, p.destination, p.data, p.data.length);
+    }
+    if (this.pending.length > 0) this.count('other', undefined, this.pending.length);
+    this.pending.length = 0;
+  }
+
+  /** A send or receive failed with errno: the session ends, counted by reason. */
+  private failed(session: Session, errno: number, toward: 'upstream' | 'client'): void {
+    const name = errnoName(errno);
+    this.count(errorReasonOf(name, toward), toward === 'upstream' ? session.destination : session.client);
+    this.close(session, name);
+  }
+
+  private close(session: Session, reason: string): void {
+    if (this.sessions.get(session.key) !== session) return;
+    this.sessions.delete(session);
+    const fds = [session.upstreamFd, ...[...session.peers.values()].map((p) => p.replyFd).filter((fd) => fd >= 0)];
+    for (const fd of fds) {
+      this.owners.delete(fd);
+      try {
+        this.api.close(fd);
+      } catch {
+        // already closed
+      }
+    }
+    this.bump(N.sessionsActive, -1);
+    this.bump(N.sessionsClosed);
+    this.deps.emit({
+      type: 'udp.session.close',
+      id: session.id,
+      client: session.client,
+      originalDestination: session.destination,
+      datagramsFromClient: session.datagramsFromClient,
+      datagramsFromServer: session.datagramsFromServer,
+      bytesFromClient: session.bytesFromClient,
+      bytesFromServer: session.bytesFromServer,
+      reason,
+    });
+  }
+}

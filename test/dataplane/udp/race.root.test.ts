@@ -1,0 +1,59 @@
+// The bind-before-connect race of reply sockets, made to happen on purpose: the relay holds
+// between bind() and connect() of its first reply socket while 19 other clients send to the same
+// destination. Their datagrams land on that socket; each must reach its own session.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { UdpCounters } from '../../../src/dataplane/udp/counters.js';
+import { Nft, ruleCounter } from '../../../src/control/nft.js';
+import { JsonLines } from '../../../src/lab/json-lines.js';
+import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
+import { BIN } from '../../helpers/paths.js';
+import { spawnAgent, startEchoServer } from '../../helpers/udp-lab.js';
+
+const HOST = new URL('../../helpers/udp-relay-host.js', import.meta.url).pathname;
+const RULES = ['--intercept', 'udp:80', '--listen', '8300', '--family', '4', '--table', 'tproxy_race', '--route-table', '130', '--rule-priority', '9130'];
+
+async function waitForDivertedPackets(lab: Lab, packets: number): Promise<void> {
+  const nft = new Nft(lab.runnerFor('router'));
+  let seen = 0;
+  for (let i = 0; i < 100 && seen < packets; i++) {
+    const state = await nft.readTable('inet', 'tproxy_race');
+    const divert = state?.rules.find((r) => r.comment === 'tproxy: divert udp');
+    seen = divert ? (ruleCounter(divert)?.packets ?? 0) : 0;
+    if (seen < packets) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(seen, packets, 'datagrams diverted to the bound reply socket');
+}
+
+describe('UDP bind-before-connect race (root)', () => {
+  let lab: Lab;
+  before(async () => {
+    lab = await Lab.create();
+    await startEchoServer(lab);
+    await lab.run('router', [process.execPath, BIN, 'rules', 'apply', ...RULES]);
+  });
+  after(() => lab.destroy());
+
+  it('hands datagrams that reach a reply socket before connect() to their own sessions, never answering them as another client', async () => {
+    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8300, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, holdFirstReplyBind: true })]);
+    const events = new JsonLines<{ type: string; counters?: UdpCounters }>(relay.child.stdout!);
+    await events.waitFor((l) => l.type === 'ready', 10_000, 'relay ready');
+    const flows = spawnAgent<{ event?: string; ok?: boolean; replies?: number; problems?: string[] }>(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '20', '--rounds', '2', '--hold-first']);
+    await events.waitFor((l) => l.type === 'held', 10_000, 'the relay holding between bind and connect of the first reply socket');
+    flows.send('go');
+    await flows.lines.waitFor((l) => l.event === 'all-sent', 10_000, 'the other 19 clients sending');
+    // They are routed to the bound reply socket (the divert rule finds a transparent socket that
+    // owns that address and port): wait until the divert rule counted all 19, then let the relay
+    // connect and drain.
+    await waitForDivertedPackets(lab, 19);
+    relay.child.stdin?.write('release\n');
+    const result = await flows.lines.waitFor((l) => l.ok !== undefined, 20_000, 'udp-flows result');
+    assert.deepEqual(result.problems, []);
+    assert.equal(result.replies, 40);
+    relay.child.stdin?.write('stop\n');
+    const stats = await events.waitFor((l) => l.type === 'udp.stats', 10_000, 'final counters');
+    assert.equal(stats.counters?.raceHandovers, 19, 'the 19 datagrams that hit the first reply socket were handed over');
+    assert.equal(stats.counters?.sessionsCreated, 20);
+    assert.equal(stats.counters?.datagramsFromServers, 40);
+  });
+});

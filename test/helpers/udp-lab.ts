@@ -1,0 +1,66 @@
+/** Shared steps of the UDP namespace tests: the proxy, the agents, and reading what they print. */
+import type { UdpCounters } from '../../src/dataplane/udp/counters.js';
+import { JsonLines } from '../../src/lab/json-lines.js';
+import type { HostName, Lab, SpawnedProcess } from '../../src/lab/topology.js';
+import { AGENT, BIN } from './paths.js';
+
+export interface LogLine {
+  type: string;
+  reason?: string;
+  id?: number;
+  client?: { address: string; port: number };
+  originalDestination?: { address: string; port: number };
+  upstreamLocal?: { address: string; port: number };
+  counters?: UdpCounters;
+  [key: string]: unknown;
+}
+
+export interface RunningProxy {
+  readonly lines: JsonLines<LogLine>;
+  readonly process: SpawnedProcess;
+  /** SIGTERM, wait for the exit, and return the final UDP counters. */
+  stop(): Promise<UdpCounters>;
+}
+
+/** `tproxy run` with its own rules in the router namespace (JSON log lines on stderr). */
+export async function startProxy(lab: Lab, args: readonly string[]): Promise<RunningProxy> {
+  const proc = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', ...args]);
+  const lines = new JsonLines<LogLine>(proc.child.stderr!);
+  await lines.waitFor((l) => l.type === 'ready', 15_000, 'tproxy run ready');
+  return {
+    lines,
+    process: proc,
+    async stop() {
+      proc.child.kill('SIGTERM');
+      const code = await proc.exited;
+      await lines.closed();
+      if (code !== 0) throw new Error(`tproxy run exited with ${code}: ${lines.text.slice(-3).join(' | ')}`);
+      const stats = lines.find((l) => l.type === 'udp.stats');
+      if (!stats?.counters) throw new Error('tproxy run reported no udp.stats');
+      return stats.counters;
+    },
+  };
+}
+
+/** Run the agent to completion in `host`; its last JSON line. */
+export async function agent<T>(lab: Lab, host: HostName, args: readonly string[]): Promise<T> {
+  const result = await lab.run(host, [process.execPath, AGENT, ...args], { check: false, timeoutMs: 60_000 });
+  const last = result.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(last) as T;
+  } catch {
+    throw new Error(`agent ${args.join(' ')} printed no JSON (exit ${result.exitCode}): ${result.stderr.slice(0, 500)}`);
+  }
+}
+
+/** A long-running agent whose JSON lines on stdout can be awaited; stdin takes commands. */
+export function spawnAgent<T = Record<string, unknown>>(lab: Lab, host: HostName, args: readonly string[]): { proc: SpawnedProcess; lines: JsonLines<T>; send(line: string): void } {
+  const proc = lab.spawn(host, [process.execPath, AGENT, ...args]);
+  return { proc, lines: new JsonLines<T>(proc.child.stdout!), send: (line) => proc.child.stdin?.write(`${line}\n`) };
+}
+
+export async function startEchoServer(lab: Lab, port = 80, rawPort?: number): Promise<void> {
+  const args = ['serve', '--port', `${port}`, ...(rawPort === undefined ? [] : ['--raw-port', `${rawPort}`])];
+  const server = lab.spawn('server', [process.execPath, AGENT, ...args]);
+  await new JsonLines<{ event: string }>(server.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'echo server ready');
+}
