@@ -19,6 +19,7 @@ import { JsonLines } from '../lab/json-lines.js';
 import { Lab } from '../lab/topology.js';
 import { ProcessRunner } from '../sys/exec.js';
 import { startServers, HTTP_PORT, IPERF_PORT } from './servers.js';
+import { benchUdp, formatUdpBench, type UdpBenchResult } from './udp.js';
 import { summarize, type Summary } from './stats.js';
 import { ensureTools } from './tools.js';
 import { TCP_WORKLOADS, type Workload } from './workloads.js';
@@ -30,6 +31,7 @@ type Scenario = 'forwarding' | 'tproxy' | 'haproxy';
 const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy'];
 
 export interface BenchResult {
+  readonly udp: UdpBenchResult;
   readonly date: string;
   readonly rounds: number;
   readonly seconds: number;
@@ -107,7 +109,10 @@ async function main(): Promise<void> {
       }
     }
     await rules.remove(plans.forwarding);
+    say('bench: UDP (kernel forwarding vs tproxy; HAProxy has no UDP relay)');
+    const udp = await benchUdp(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
     const result: BenchResult = {
+      udp,
       date: new Date().toISOString(),
       rounds,
       seconds,
@@ -125,6 +130,8 @@ async function main(): Promise<void> {
     };
     say('');
     say(table(result));
+    say('');
+    say(formatUdpBench(udp));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
     say(`\nbench: figures and ratios written to ${values.out}`);
   } finally {
