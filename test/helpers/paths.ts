@@ -13,3 +13,8 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** A file under test/ in the source tree (fixtures and golden files are not compiled into dist). */
+export function sourcePath(relative: string): string {
+  return fileURLToPath(new URL(`../../../test/${relative}`, import.meta.url));
+}
