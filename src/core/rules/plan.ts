@@ -82,7 +82,8 @@ function upstreamReturn(config: RulesConfig, prefix: string): PlannedRule {
   return {
     role: 'upstream-return',
     matches: [{ type: 'mark', mark: { value: config.upstreamMark, mask: FULL_MASK } }],
-    statements: [],
+    // Counted: proof that the proxy's own traffic went around the interception (no loop).
+    statements: [{ type: 'counter' }],
     verdict: 'return',
     comment: `${prefix}upstream traffic of the proxy`,
   };

@@ -76,7 +76,7 @@ describe('rule planning', () => {
     assert.equal(planRules(classic).table.chains.length, 1);
     const config: RulesConfig = { ...classic, interfaces: ['eth0'], localTraffic: { excludeUids: [0, 1000], excludeGids: [100] } };
     const output = rulesOf(config, 'output').map((r) => nftRuleText(r.rule));
-    assert.equal(output[0], 'meta mark 0x00000002 return comment "tproxy: local: upstream traffic of the proxy"');
+    assert.equal(output[0], 'meta mark 0x00000002 counter return comment "tproxy: local: upstream traffic of the proxy"');
     assert.equal(output[1], 'meta skuid { 0, 1000 } return comment "tproxy: local: excluded users"');
     assert.equal(output[2], 'meta skgid 100 return comment "tproxy: local: excluded groups"');
     assert.equal(output.at(-1), 'meta nfproto ipv6 udp dport 80 meta mark set meta mark | 0x00000001 counter comment "tproxy: local: reroute udp ipv6"');
