@@ -168,7 +168,7 @@ function targets(rule: PlannedRule): { nonTerminal: string[]; terminal?: string 
         nonTerminal.push(`MARK --set-xmark ${valueMask(s.mark)}`);
         break;
       case 'dscp-set':
-        nonTerminal.push(`DSCP --set-dscp 0x${s.value.toString(16)}`);
+        nonTerminal.push(`DSCP --set-dscp 0x${s.value.toString(16).padStart(2, '0')}`);
         break;
       case 'ttl-set':
         nonTerminal.push(s.family === 4 ? `TTL --ttl-set ${s.value}` : `HL --hl-set ${s.value}`);
