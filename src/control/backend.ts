@@ -50,7 +50,7 @@ export interface RulesBackend<S extends OwnedRules = OwnedRules> {
 const INSTALL: Readonly<Record<string, string>> = { nft: 'nftables', 'iptables-restore': 'iptables', 'iptables-legacy-restore': 'iptables', 'iptables-nft-restore': 'iptables' };
 
 /** The binary a backend needs (checked before use). */
-export function backendBinary(name: BackendName): string {
+function backendBinary(name: BackendName): string {
   return name === 'nft' ? 'nft' : name === 'iptables' ? 'iptables-restore' : `${name}-restore`;
 }
 

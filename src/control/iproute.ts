@@ -4,7 +4,7 @@
  */
 import { TproxyError, isTproxyError } from '../core/errors.js';
 import type { Family } from '../core/net/constants.js';
-import { isPolicyRoute, isPolicyRule, type IpRouteJson, type IpRuleJson, type PolicyRoutingState } from '../core/rules/ip-json.js';
+import type { IpRouteJson, IpRuleJson, PolicyRoutingState } from '../core/rules/ip-json.js';
 import { ipRouteArgs, ipRuleArgs } from '../core/rules/policy-routing.js';
 import type { PolicyRoute } from '../core/rules/ruleset.js';
 import type { CommandRunner } from '../sys/exec.js';
@@ -73,12 +73,5 @@ export class IpRoute {
 
   async deleteRule(route: PolicyRoute): Promise<void> {
     await this.runner.run(['ip', ...ipRuleArgs(route, 'del')]).catch(explainIpError);
-  }
-
-  /** How many copies of exactly our rule exist, and whether our route does. */
-  async find(route: PolicyRoute): Promise<{ rules: number; route: boolean }> {
-    const rules = (await this.rules(route.family)).filter((r) => isPolicyRule(r, route)).length;
-    const present = (await this.routes(route.family)).some((r) => isPolicyRoute(r, route));
-    return { rules, route: present };
   }
 }

@@ -15,7 +15,7 @@ const FEATURES: readonly [RegExp, string][] = [
 ];
 
 /** The part of the script nft underlines with ^^^ under the failing line, or all of stderr. */
-export function failingPart(stderr: string): string {
+function failingPart(stderr: string): string {
   const lines = stderr.split('\n');
   const carets = lines.findIndex((l) => /^\s*\^[\^~]*\s*$/.test(l));
   const code = lines[carets - 1];

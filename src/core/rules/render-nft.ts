@@ -12,7 +12,7 @@ function list(items: readonly string[]): string {
   return items.length === 1 ? (items[0] ?? '') : `{ ${items.join(', ')} }`;
 }
 
-export function portsText(ports: readonly PortRange[]): string {
+function portsText(ports: readonly PortRange[]): string {
   return list(ports.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`)));
 }
 
@@ -65,7 +65,7 @@ function statementText(statement: Statement): string {
   }
 }
 
-export function verdictText(verdict: Verdict, rule: Pick<PlannedRule, 'family' | 'transport'>): string {
+function verdictText(verdict: Verdict, rule: Pick<PlannedRule, 'family' | 'transport'>): string {
   if (verdict === 'continue') return '';
   if (verdict !== 'reject') return verdict;
   if (rule.transport === 'tcp') return 'reject with tcp reset';
