@@ -135,8 +135,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     report('[4/7] rules applied in the router namespace (nft --check, then one atomic nft -f transaction):');
     for (const line of renderNftScript(plan).split('\n').slice(2)) if (line.trim()) report(`        ${line}`);
     for (const route of plan.policyRoutes) {
-      report(`        ip ${ipRuleArgs(route, 'add').join(' ')}`);
       report(`        ip ${ipRouteArgs(route, 'add').join(' ')}`);
+      report(`        ip ${ipRuleArgs(route, 'add').join(' ')}`);
     }
 
     report('[5/7] flows: the client talks to the server\'s address; the router intercepts them');
