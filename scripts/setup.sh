@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine (as root) for tproxy: the nftables and iproute2 packages when
-# their binaries are missing, dnsmasq-base (the binary only, no service; the UDP tests run it as a
-# resolver in a lab namespace), the npm packages, and the build. Safe to run again.
+# Sets up a fresh Debian machine (as root) for tproxy: the nftables, iproute2 and iptables packages
+# when their binaries are missing (iptables: for the iptables backend and its tests, both the legacy
+# and the nft flavour), dnsmasq-base (the binary only, no service; the UDP tests run it as a resolver
+# in a lab namespace), the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ missing=()
 have nft || missing+=(nftables)
 have ip || missing+=(iproute2)
 have dnsmasq || missing+=(dnsmasq-base)
+have iptables-legacy-restore && have iptables-nft-restore || missing+=(iptables)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing and not root: install them with apt-get install ${missing[*]}" >&2
@@ -21,7 +23,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "setup: nft, ip and dnsmasq present"
+  echo "setup: nft, ip, iptables and dnsmasq present"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -12,7 +12,8 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { planRules, DEFAULT_RULES_CONFIG, type RulesPlan } from '../core/rules/plan.js';
+import { planRules, DEFAULT_RULES_CONFIG } from '../core/rules/plan.js';
+import type { RulesPlan } from '../core/rules/ruleset.js';
 import { startHaproxy, HAPROXY_PORT } from './haproxy.js';
 import { RulesController } from '../control/apply.js';
 import { JsonLines } from '../lab/json-lines.js';

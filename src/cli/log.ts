@@ -4,7 +4,7 @@ import type { ProxyEvent } from '../dataplane/events.js';
 
 export type LogFormat = 'json' | 'text';
 
-export function formatEvent(event: ProxyEvent | { type: 'ready' | 'stopping' | 'stopped' | 'rules.applied' | 'rules.removed'; [k: string]: unknown }, format: LogFormat, now: Date = new Date()): string {
+export function formatEvent(event: ProxyEvent | { type: 'ready' | 'stopping' | 'stopped' | 'rules.applied' | 'rules.removed' | 'rules.warning'; [k: string]: unknown }, format: LogFormat, now: Date = new Date()): string {
   if (format === 'json') return `${JSON.stringify({ time: now.toISOString(), ...event })}\n`;
   const e = event as ProxyEvent;
   switch (e.type) {

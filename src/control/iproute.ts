@@ -1,74 +1,77 @@
 /**
- * Driving the `ip` binary for policy routing: the fwmark rule and the local route table.
- * State is read back with `ip -j` so applying twice never duplicates a rule.
+ * Driving the `ip` binary for policy routing: the fwmark rule and the local route table, read back
+ * with `ip -N -j` (numeric, so table names in rt_tables do not matter). Only this file reads ip's stderr.
  */
+import { TproxyError, isTproxyError } from '../core/errors.js';
+import type { Family } from '../core/net/constants.js';
+import type { IpRouteJson, IpRuleJson, PolicyRoutingState } from '../core/rules/ip-json.js';
+import { ipRouteArgs, ipRuleArgs } from '../core/rules/policy-routing.js';
+import type { PolicyRoute } from '../core/rules/ruleset.js';
 import type { CommandRunner } from '../sys/exec.js';
-import { ipRouteArgs, ipRuleArgs, type PolicyRoute } from '../core/rules/plan.js';
 
-interface IpJsonRule {
-  readonly priority?: number;
-  readonly fwmark?: string;
-  readonly fwmask?: string;
-  readonly table?: string;
+/** Turn a failed ip run into the error a user can act on. */
+export function explainIpError(error: unknown): never {
+  if (isTproxyError(error, 'ERR_COMMAND_FAILED')) {
+    const stderr = String(error.details.stderr ?? '');
+    if (/Operation not permitted/i.test(stderr)) {
+      throw new TproxyError('ERR_PRIVILEGE', 'ip needs CAP_NET_ADMIN to change policy routing: run as root (or grant the capability)', error.details, { cause: error });
+    }
+    if (/Address family not supported/i.test(stderr)) {
+      throw new TproxyError('ERR_KERNEL_FEATURE', 'IPv6 is disabled on this host (ipv6.disable=1 or a kernel without CONFIG_IPV6): use --family 4', error.details, { cause: error });
+    }
+    if (/Nexthop device is not up|Network is down/i.test(stderr)) {
+      throw new TproxyError('ERR_COMMAND_FAILED', `the local route needs the loopback interface up: ip link set lo up. ip said: ${stderr.split('\n')[0] ?? ''}`, error.details, { cause: error });
+    }
+    if (/Operation not supported/i.test(stderr)) {
+      throw new TproxyError('ERR_KERNEL_FEATURE', `the kernel has no policy routing for this family: it needs CONFIG_IP_MULTIPLE_TABLES (IPv4) and CONFIG_IPV6_MULTIPLE_TABLES (IPv6). ip said: ${stderr.split('\n')[0] ?? ''}`, error.details, { cause: error });
+    }
+  }
+  throw error;
 }
 
-interface IpJsonRoute {
-  readonly type?: string;
-  readonly dst?: string;
-  readonly dev?: string;
+function parse<T>(stdout: string): T[] {
+  const text = stdout.trim();
+  return text === '' ? [] : (JSON.parse(text) as T[]);
 }
 
 export class IpRoute {
   constructor(private readonly runner: CommandRunner) {}
 
-  async rules(family: 4 | 6): Promise<IpJsonRule[]> {
-    const result = await this.runner.run(['ip', '-j', `-${family}`, 'rule', 'show']);
-    return JSON.parse(result.stdout || '[]') as IpJsonRule[];
+  async rules(family: Family): Promise<IpRuleJson[]> {
+    const result = await this.runner.run(['ip', '-N', '-j', `-${family}`, 'rule', 'show']).catch(explainIpError);
+    return parse<IpRuleJson>(result.stdout);
   }
 
-  async routes(family: 4 | 6, table: number): Promise<IpJsonRoute[]> {
-    const result = await this.runner.run(['ip', '-j', `-${family}`, 'route', 'show', 'table', `${table}`], { check: false });
-    if (result.exitCode !== 0) return [];
-    return JSON.parse(result.stdout || '[]') as IpJsonRoute[];
+  /** Routes of every table of one family. */
+  async routes(family: Family): Promise<IpRouteJson[]> {
+    const result = await this.runner.run(['ip', '-N', '-j', `-${family}`, 'route', 'show', 'table', 'all']).catch(explainIpError);
+    return parse<IpRouteJson>(result.stdout);
   }
 
-  /** Is exactly our rule present (same priority, mark, mask, table)? */
-  async hasRule(route: PolicyRoute): Promise<boolean> {
-    const rules = await this.rules(route.family);
-    return rules.some((r) => matchesRule(r, route));
-  }
-
-  async hasRoute(route: PolicyRoute): Promise<boolean> {
-    const routes = await this.routes(route.family, route.route.table);
-    return routes.some((r) => r.type === 'local' && (r.dst === 'default' || r.dst === route.route.destination) && r.dev === 'lo');
-  }
-
-  /** Add rule and route unless present. */
-  async ensure(route: PolicyRoute): Promise<void> {
-    await this.runner.run(['ip', ...ipRouteArgs(route, 'replace')]);
-    if (!(await this.hasRule(route))) await this.runner.run(['ip', ...ipRuleArgs(route, 'add')]);
-  }
-
-  /** Remove every copy of our rule, then the route; missing pieces are not errors. */
-  async remove(route: PolicyRoute): Promise<{ rules: number; routes: number }> {
-    let rules = 0;
-    for (let i = 0; i < 16 && (await this.hasRule(route)); i++) {
-      await this.runner.run(['ip', ...ipRuleArgs(route, 'del')]);
-      rules++;
-    }
-    let routes = 0;
-    if (await this.hasRoute(route)) {
-      await this.runner.run(['ip', ...ipRouteArgs(route, 'del')]);
-      routes++;
+  /** Rules and routes of the given families (the others read as empty). */
+  async read(families: readonly Family[]): Promise<PolicyRoutingState> {
+    const rules: Record<Family, IpRuleJson[]> = { 4: [], 6: [] };
+    const routes: Record<Family, IpRouteJson[]> = { 4: [], 6: [] };
+    for (const family of families) {
+      rules[family] = await this.rules(family);
+      routes[family] = await this.routes(family);
     }
     return { rules, routes };
   }
-}
 
-function matchesRule(rule: IpJsonRule, route: PolicyRoute): boolean {
-  if (rule.priority !== route.rule.priority) return false;
-  if (rule.table !== `${route.rule.table}`) return false;
-  if (rule.fwmark === undefined || Number(rule.fwmark) !== route.rule.fwmark) return false;
-  const mask = rule.fwmask === undefined ? 0xffffffff : Number(rule.fwmask);
-  return mask === route.rule.fwmarkMask;
+  async addRoute(route: PolicyRoute): Promise<void> {
+    await this.runner.run(['ip', ...ipRouteArgs(route, 'add')]).catch(explainIpError);
+  }
+
+  async deleteRoute(route: PolicyRoute): Promise<void> {
+    await this.runner.run(['ip', ...ipRouteArgs(route, 'del')]).catch(explainIpError);
+  }
+
+  async addRule(route: PolicyRoute): Promise<void> {
+    await this.runner.run(['ip', ...ipRuleArgs(route, 'add')]).catch(explainIpError);
+  }
+
+  async deleteRule(route: PolicyRoute): Promise<void> {
+    await this.runner.run(['ip', ...ipRuleArgs(route, 'del')]).catch(explainIpError);
+  }
 }

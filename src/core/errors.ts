@@ -11,6 +11,7 @@ export type TproxyErrorCode =
   | 'ERR_COMMAND_FAILED' // a binary we drive exited non-zero
   | 'ERR_KERNEL_FEATURE' // the kernel lacks something we need (tproxy, socket match, ...)
   | 'ERR_INVALID_ARGUMENT' // bad input: flag, config value, address
+  | 'ERR_CONFLICT' // a mark, route table, rule priority or table name we would use is already used on the host
   | 'ERR_NOT_IMPLEMENTED' // a command that is planned but not built yet
   | 'ERR_TIMEOUT' // something did not happen in time
   | 'ERR_NETNS' // network-namespace lab failure

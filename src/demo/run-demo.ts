@@ -16,9 +16,11 @@ import { fileURLToPath } from 'node:url';
 import { TproxyError, type TproxyErrorCode } from '../core/errors.js';
 import type { Family, Transport } from '../core/net/constants.js';
 import { formatEndpoint, normalizeAddress, sameEndpoint, type Endpoint } from '../core/net/sockaddr.js';
-import { ipRouteArgs, ipRuleArgs, planRules, renderNftScript, DEFAULT_RULES_CONFIG, type RulesPlan } from '../core/rules/plan.js';
+import { planRules, DEFAULT_RULES_CONFIG } from '../core/rules/plan.js';
+import { ipRouteArgs, ipRuleArgs } from '../core/rules/policy-routing.js';
+import { renderNftScript } from '../core/rules/render-nft.js';
+import type { RulesPlan } from '../core/rules/ruleset.js';
 import { RulesController } from '../control/apply.js';
-import { ruleCounter } from '../control/nft.js';
 import type { ProxyEvent, UpstreamMode } from '../dataplane/events.js';
 import { findExecutable } from '../sys/exec.js';
 import { SocketApi } from '../sys/socket.js';
@@ -133,8 +135,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     report('[4/7] rules applied in the router namespace (nft --check, then one atomic nft -f transaction):');
     for (const line of renderNftScript(plan).split('\n').slice(2)) if (line.trim()) report(`        ${line}`);
     for (const route of plan.policyRoutes) {
+      report(`        ip ${ipRouteArgs(route, 'add').join(' ')}`);
       report(`        ip ${ipRuleArgs(route, 'add').join(' ')}`);
-      report(`        ip ${ipRouteArgs(route, 'replace').join(' ')}`);
     }
 
     report('[5/7] flows: the client talks to the server\'s address; the router intercepts them');
@@ -179,8 +181,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
     const state = await controller.status(plan);
     const ruleCounters: Record<string, number> = {};
-    for (const rule of state.table?.rules ?? []) {
-      if (rule.comment?.includes('intercept')) ruleCounters[rule.comment] = ruleCounter(rule)?.packets ?? 0;
+    for (const piece of state.pieces) {
+      const comment = piece.name.replace(/^prerouting: /, '');
+      if (piece.kind === 'rule' && comment.startsWith('tproxy: intercept')) ruleCounters[comment] = piece.counter?.packets ?? 0;
     }
     report(`[6/7] kernel counters: ${Object.entries(ruleCounters).map(([k, v]) => `${k.replace('tproxy: ', '')} ${v} packets`).join(', ')}`);
     for (const flow of flows) {
@@ -192,7 +195,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
     const removed = await controller.remove(plan);
     const after = await controller.status(plan);
-    if (after.table || after.policyRoutes.some((r) => r.rule || r.route)) throw new TproxyError('ERR_DEMO_FAILED', 'rules were still present after removal');
+    if (after.pieces.some((p) => p.state !== 'missing')) throw new TproxyError('ERR_DEMO_FAILED', 'rules were still present after removal');
     plan = undefined;
     proxy.child.kill('SIGTERM');
     const code = await proxyExit;

@@ -66,7 +66,34 @@ describe('tproxy command line', () => {
     assert.match(out, /^ip -4 rule add fwmark 0x00000001\/0x00000001 lookup 100 priority 9000$/m);
     assert.doesNotMatch(out, /ip6|-6/);
     const json = await cli('rules', 'plan', '--json', '--intercept', 'udp:53');
-    assert.equal((JSON.parse(json.out) as { plan: { table: { name: string } } }).plan.table.name, 'tproxy');
+    const parsed = JSON.parse(json.out) as { plan: { table: { name: string } }; failMode: string; commands: { argv: string[]; input: string }[] };
+    assert.equal(parsed.plan.table.name, 'tproxy_rules');
+    assert.equal(parsed.failMode, 'drop');
+    assert.match(parsed.commands[0]?.input ?? '', /udp dport 53 counter drop comment "tproxy: fail closed udp ipv6"/);
+  });
+
+  it('plans the iptables-restore input of a forced backend, one per family', async () => {
+    const { code, out } = await cli('rules', 'plan', '--backend', 'iptables-nft', '--intercept', 'tcp:80', '--local');
+    assert.equal(code, 0);
+    assert.match(out, /^# backend iptables-nft; fail mode drop: while no proxy socket exists, intercepted traffic is dropped \(fail closed\)$/m);
+    assert.match(out, /^iptables-nft-restore -w 10 --noflush <<'EOF'\n\*mangle\n/m);
+    assert.match(out, /^ip6tables-nft-restore -w 10 --noflush <<'EOF'$/m);
+    assert.match(out, /^-I OUTPUT 1 -m comment --comment "tproxy v1 families=4,6 fwmark=0x1\/0x1 table=100 priority=9000" -j TPROXY_RULES_OUT$/m);
+  });
+
+  it('names the flag and what is allowed in validation errors (exit 2)', async () => {
+    const cidr = await cli('rules', 'plan', '--bypass-dst', '10.1.2.3/8');
+    assert.equal(cidr.code, 2);
+    assert.match(cidr.err, /bypass.destinations: "10.1.2.3\/8" has host bits set below \/8: did you mean 10.0.0.0\/8\? \(--bypass-dst\) \[ERR_INVALID_ARGUMENT\]/);
+    const mark = await cli('rules', 'plan', '--set-mark', '0x3/0x3');
+    assert.match(mark.err, /mangle.mark: conflicting marks: mask 0x00000003 overlaps the fwmark mask 0x00000001.*\(--set-mark\)/);
+    const open = await cli('rules', 'plan', '--backend', 'iptables', '--fail-mode', 'open');
+    assert.equal(open.code, 2);
+    assert.match(open.err, /failMode: "open" cannot be done with the iptables backend.*Use --fail-mode drop, or the nftables backend/);
+    const uid = await cli('rules', 'plan', '--local-exclude-uid', '1000');
+    assert.match(uid.err, /only make sense with --local/);
+    const backend = await cli('rules', 'plan', '--backend', 'ipchains');
+    assert.match(backend.err, /--backend ipchains: use auto, nft, iptables, iptables-legacy, iptables-nft/);
   });
 
   it('refuses --config until config files exist (exit 3)', async () => {

@@ -45,7 +45,7 @@ describe('demo scenarios (root)', () => {
       families: [4],
       transformPlan: (plan) => ({
         ...plan,
-        table: { ...plan.table, chains: plan.table.chains.map((c) => ({ ...c, rules: c.rules.filter((r) => r.role !== 'tproxy') })) },
+        table: { ...plan.table, chains: plan.table.chains.map((c) => ({ ...c, rules: c.rules.filter((r) => r.role !== 'tproxy' && r.role !== 'fail-closed') })) },
       }),
     });
     await assert.rejects(runDemo(o), (e: unknown) => isTproxyError(e, 'ERR_PROXY_BYPASSED') && /tcp\/ipv4: the client got a reply but the proxy never saw the flow/.test(e.message));

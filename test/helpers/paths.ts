@@ -15,3 +15,7 @@ export function isAlive(pid: number): boolean {
 }
 
 export const TCP_PEER = fileURLToPath(new URL('./tcp-peer.js', import.meta.url));
+/** A file under test/ in the source tree (fixtures and golden files are not compiled into dist). */
+export function sourcePath(relative: string): string {
+  return fileURLToPath(new URL(`../../../test/${relative}`, import.meta.url));
+}

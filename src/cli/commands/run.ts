@@ -1,7 +1,7 @@
 /** `tproxy run`: start the transparent proxy and (unless --no-rules) apply its kernel rules. */
 import { parseArgs } from 'node:util';
 import { TproxyError } from '../../core/errors.js';
-import { planRules, type RulesPlan } from '../../core/rules/plan.js';
+import type { RulesPlan } from '../../core/rules/ruleset.js';
 import { RulesController } from '../../control/apply.js';
 import type { UpstreamMode } from '../../dataplane/events.js';
 import { DEFAULT_PROXY_CONFIG, Proxy } from '../../dataplane/proxy.js';
@@ -10,7 +10,7 @@ import { UDP_MAPPINGS } from '../../dataplane/udp/protocol.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
 import { formatEvent } from '../log.js';
-import { SELECTION_HELP, SELECTION_OPTIONS, rulesConfigFrom } from '../selection.js';
+import { SELECTION_HELP, SELECTION_OPTIONS, backendFrom, planFromConfig, rulesConfigFrom } from '../selection.js';
 
 const USAGE = `Usage: tproxy run [options]
 
@@ -104,7 +104,8 @@ export const runCommand: Command = {
     const udpMapping = UDP_MAPPINGS.find((m) => m === values['udp-mapping']);
     if (!udpMapping) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-mapping ${values['udp-mapping']}: use ${UDP_MAPPINGS.join(' or ')}`);
     const log = (event: Parameters<typeof formatEvent>[0]): void => io.err(formatEvent(event, format));
-    const plan: RulesPlan | undefined = values['no-rules'] ? undefined : planRules(rulesConfig);
+    const plan: RulesPlan | undefined = values['no-rules'] ? undefined : planFromConfig(rulesConfig);
+    const backend = plan ? backendFrom(values) : undefined;
 
     const proxy = new Proxy(
       {
@@ -129,15 +130,17 @@ export const runCommand: Command = {
     );
     // Listeners first: a tproxy rule with no transparent socket behind it lets traffic bypass us.
     await proxy.start();
-    const controller = new RulesController(new ProcessRunner());
+    const controller = new RulesController(new ProcessRunner(), { ...(backend ? { backend } : {}) });
     if (plan) {
       try {
-        await controller.apply(plan);
+        // Recorded as ours: after a crash the next start (or rules cleanup) finds and replaces it.
+        const applied = await controller.apply(plan, { owner: process.pid });
+        for (const warning of applied.warnings) log({ type: 'rules.warning', message: warning });
+        log({ type: 'rules.applied', backend, table: `${plan.table.family} ${plan.table.name}`, policyRoutes: plan.policyRoutes.length, failMode: plan.config.failMode, ...(applied.replaced ? { replaced: applied.replaced } : {}) });
       } catch (error) {
         await proxy.stop(0);
         throw error;
       }
-      log({ type: 'rules.applied', table: `${plan.table.family} ${plan.table.name}`, policyRoutes: plan.policyRoutes.length });
     }
     log({ type: 'ready', pid: process.pid, tcpWorkers: proxy.workerPids(), maxConnectionsPerWorker: proxy.maxConnectionsPerWorker() });
 

@@ -1,7 +1,7 @@
 /** Parsing of the `--intercept PROTO:PORTS` and `--family` notations. Pure. */
 import { TproxyError } from '../errors.js';
 import type { Family, Transport } from '../net/constants.js';
-import type { InterceptSpec, PortRange } from '../rules/plan.js';
+import type { InterceptSpec, PortRange } from '../rules/config.js';
 
 function parsePort(text: string, whole: string): number {
   if (!/^\d{1,5}$/.test(text)) {

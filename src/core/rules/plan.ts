@@ -1,220 +1,189 @@
 /**
  * Rule planning: configuration in, the kernel state we want out. Pure: no I/O.
  *
- * The plan is the classic TPROXY setup, made safe:
- *
- *   table inet <name>                       (the one table we own; replaced atomically)
- *     chain prerouting  type filter hook prerouting priority mangle
- *       meta mark <upstreamMark> return      our own upstream packets are never intercepted again
- *       divert: socket transparent 1 -> mark, accept   packets of flows the proxy already owns
- *               (TCP: not for pure SYNs, so a SYN that reuses a TIME_WAIT pair reaches tproxy)
- *       bypass: loopback, link-local, multicast, broadcast, local destinations -> return
- *       tproxy: per family and transport -> tproxy to :<listenPort>, mark, counter, accept
- *               (the counter follows tproxy: it only counts packets that found a transparent socket)
- *   ip rule  fwmark <mark>/<mask> lookup <table>    (IPv4 and IPv6, priority <rulePriority>)
- *   ip route local default dev lo table <table>      (IPv4 and IPv6)
+ *   table inet <name>                            the one table we own, replaced atomically
+ *     sets bypass_daddr4/6, bypass_saddr4/6      prefixes never intercepted (named: editable live)
+ *     chain prerouting   type filter hook prerouting priority mangle
+ *       meta mark <upstream> return               the proxy's own upstream packets: never again
+ *       divert   (per family and transport)       packets of flows a transparent socket owns -> mark,
+ *                                                 accept (TCP: not pure SYNs, so a SYN reusing a
+ *                                                 TIME_WAIT pair reaches tproxy and the listener)
+ *       bypass   destination / source sets, fib daddr type { local, broadcast, multicast } -> return
+ *       tproxy   (per family and transport)       tproxy to :<port>, mark, [mangle], counter, accept
+ *                                                 (the counter follows tproxy: it only counts packets
+ *                                                 that found a transparent socket)
+ *       fail-closed (failMode drop/reject)        what tproxy did not take (no socket): drop/reject
+ *     chain output       type route hook output priority mangle   (localTraffic only)
+ *       upstream mark, excluded uids/gids, bypass -> return; matching packets get the fwmark, so
+ *       they are rerouted through lo into prerouting, where the tproxy rules take them
+ *   ip rule  fwmark <mark>/<mask> lookup <table> priority <p>   (per family)
+ *   ip route local default dev lo table <table>                  (per family)
  */
-import { TproxyError } from '../errors.js';
-import type { Family, Transport } from '../net/constants.js';
+import type { Family } from '../net/constants.js';
+import { parseCidr, withoutCovered } from './cidr.js';
+import { DEFAULT_RULES_CONFIG, type RulesConfig } from './config.js';
+import { FULL_MASK } from './marks.js';
+import type { Match, PlannedChain, PlannedRule, PlannedSet, PolicyRoute, RulesPlan, Statement } from './ruleset.js';
+import { validateRulesConfig } from './validate.js';
 
-export interface PortRange {
-  readonly from: number;
-  readonly to: number;
+export { DEFAULT_RULES_CONFIG };
+
+export function setName(direction: 'saddr' | 'daddr', family: Family): string {
+  return `bypass_${direction}${family}`;
 }
 
-export interface InterceptSpec {
-  readonly transport: Transport;
-  readonly ports: readonly PortRange[];
-}
-
-export interface RulesConfig {
-  /** Name of our nftables table (family inet). */
-  readonly tableName: string;
-  /** The local port the proxy listens on (TCP and UDP). */
-  readonly listenPort: number;
-  readonly families: readonly Family[];
-  readonly intercept: readonly InterceptSpec[];
-  /** Restrict interception to these incoming interfaces (empty: all). */
-  readonly interfaces: readonly string[];
-  /** fwmark set on intercepted packets; the policy rule routes it to the local table. */
-  readonly fwmark: number;
-  readonly fwmarkMask: number;
-  /** SO_MARK of the proxy's upstream sockets; must not overlap fwmark under fwmarkMask. */
-  readonly upstreamMark: number;
-  readonly routeTable: number;
-  readonly rulePriority: number;
-}
-
-export const DEFAULT_RULES_CONFIG: Omit<RulesConfig, 'intercept'> = {
-  tableName: 'tproxy',
-  listenPort: 8000,
-  families: [4, 6],
-  interfaces: [],
-  fwmark: 0x1,
-  fwmarkMask: 0x1,
-  upstreamMark: 0x2,
-  routeTable: 100,
-  rulePriority: 9000,
-};
-
-/** What a rule is for; lets tests, `explain` and status find rules without parsing them. */
-export type RuleRole = 'upstream-return' | 'divert' | 'bypass' | 'tproxy';
-
-export interface PlannedRule {
-  readonly role: RuleRole;
-  readonly family?: Family;
-  readonly transport?: Transport;
-  /** nft rule text (statements), without the trailing comment. */
-  readonly text: string;
-  /** Comment attached to the rule in the kernel; unique within the table. */
-  readonly comment: string;
-}
-
-export interface PlannedChain {
-  readonly name: string;
-  readonly type: 'filter' | 'route';
-  readonly hook: 'prerouting' | 'output';
-  readonly priority: 'mangle' | number;
-  readonly policy: 'accept' | 'drop';
-  readonly rules: readonly PlannedRule[];
-}
-
-export interface PolicyRoute {
-  readonly family: Family;
-  /** `ip rule add fwmark M/K lookup T priority P` */
-  readonly rule: { readonly fwmark: number; readonly fwmarkMask: number; readonly table: number; readonly priority: number };
-  /** `ip route add local <default> dev lo table T` */
-  readonly route: { readonly type: 'local'; readonly destination: string; readonly device: 'lo'; readonly table: number };
-}
-
-export interface RulesPlan {
-  readonly table: { readonly family: 'inet'; readonly name: string; readonly chains: readonly PlannedChain[] };
-  readonly policyRoutes: readonly PolicyRoute[];
-  readonly config: RulesConfig;
-}
-
-const hex = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
-
-/** nft expression that sets `mark` under `mask`, keeping the other bits of the packet mark. */
-export function markSetExpression(mark: number, mask: number): string {
-  if (mask >>> 0 === 0xffffffff) return `meta mark set ${hex(mark)}`;
-  return `meta mark set meta mark and ${hex(~mask)} or ${hex(mark & mask)}`;
-}
-
-function portsExpression(ports: readonly PortRange[]): string {
-  const items = ports.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`));
-  return items.length === 1 ? items[0] ?? '' : `{ ${items.join(', ')} }`;
-}
-
-export function validateRulesConfig(config: RulesConfig): void {
-  const bad = (field: string, why: string): never => {
-    throw new TproxyError('ERR_INVALID_ARGUMENT', `${field}: ${why}`, { field });
-  };
-  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `"${config.tableName}" must be a letter followed by letters, digits or _ (at most 31)`);
-  if (!Number.isInteger(config.listenPort) || config.listenPort < 1 || config.listenPort > 65535) bad('listenPort', `${config.listenPort} must be a port from 1 to 65535`);
-  if (config.families.length === 0) bad('families', 'at least one of IPv4 or IPv6 is needed');
-  if (config.intercept.length === 0) bad('intercept', 'nothing to intercept: give at least one protocol and port, e.g. tcp:80');
-  for (const spec of config.intercept) {
-    if (spec.ports.length === 0) bad('intercept', `${spec.transport}: no ports given`);
-    for (const p of spec.ports) {
-      if (!Number.isInteger(p.from) || !Number.isInteger(p.to) || p.from < 1 || p.to > 65535 || p.from > p.to) {
-        bad('intercept', `${spec.transport}:${p.from}-${p.to} is not a port or range within 1-65535`);
-      }
+function plannedSets(config: RulesConfig): PlannedSet[] {
+  const sets: PlannedSet[] = [];
+  for (const direction of ['daddr', 'saddr'] as const) {
+    const texts = direction === 'daddr' ? config.bypass.destinations : config.bypass.sources;
+    const field = direction === 'daddr' ? 'bypass.destinations' : 'bypass.sources';
+    const cidrs = withoutCovered(texts.map((t) => parseCidr(t, field)));
+    for (const family of config.families) {
+      sets.push({ name: setName(direction, family), family, direction, elements: cidrs.filter((c) => c.family === family) });
     }
   }
-  for (const name of config.interfaces) if (!/^[^\s/"]{1,15}$/.test(name)) bad('interfaces', `"${name}" is not an interface name`);
-  if ((config.fwmark & config.fwmarkMask) === 0) bad('fwmark', `mark ${hex(config.fwmark)} has no bit inside mask ${hex(config.fwmarkMask)}`);
-  if ((config.upstreamMark & config.fwmarkMask) === (config.fwmark & config.fwmarkMask)) {
-    bad('upstreamMark', `upstream mark ${hex(config.upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the proxy's own traffic would be routed back to itself; choose a mark that differs inside the mask`);
-  }
-  if (config.upstreamMark === 0) bad('upstreamMark', 'must be non-zero, or upstream sockets cannot be told apart');
-  if (!Number.isInteger(config.routeTable) || config.routeTable < 1 || config.routeTable > 0xfffffff0 || [253, 254, 255].includes(config.routeTable)) {
-    bad('routeTable', `${config.routeTable} must be a free table id (not 253 default, 254 main, 255 local)`);
-  }
-  if (!Number.isInteger(config.rulePriority) || config.rulePriority < 1 || config.rulePriority >= 32766) bad('rulePriority', `${config.rulePriority} must be from 1 to 32765 (before the main table's rule)`);
+  return sets;
 }
 
-const BYPASS: Readonly<Record<Family, string>> = {
-  4: 'ip daddr { 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 255.255.255.255 } return',
-  6: 'ip6 daddr { ::1, fe80::/10, ff00::/8 } return',
-};
+function bypassRules(config: RulesConfig, prefix: string): PlannedRule[] {
+  const rules: PlannedRule[] = [];
+  for (const direction of ['daddr', 'saddr'] as const) {
+    for (const family of config.families) {
+      rules.push({
+        role: 'bypass',
+        family,
+        matches: [{ type: 'address-in-set', family, direction, set: setName(direction, family) }],
+        statements: [],
+        verdict: 'return',
+        comment: `${prefix}bypass ${direction === 'daddr' ? 'destinations' : 'sources'} ipv${family}`,
+      });
+    }
+  }
+  rules.push({
+    role: 'bypass',
+    matches: [{ type: 'fib-daddr-type', types: ['local', 'broadcast', 'multicast'] }],
+    statements: [],
+    verdict: 'return',
+    comment: `${prefix}bypass local, broadcast and multicast destinations`,
+  });
+  return rules;
+}
 
-export function planRules(config: RulesConfig): RulesPlan {
-  validateRulesConfig(config);
-  const mark = markSetExpression(config.fwmark, config.fwmarkMask);
-  const iif = config.interfaces.length === 0 ? '' : `iifname { ${config.interfaces.map((n) => `"${n}"`).join(', ')} } `;
-  const transports = new Set(config.intercept.map((s) => s.transport));
-  const rules: PlannedRule[] = [
-    { role: 'upstream-return', text: `meta mark ${hex(config.upstreamMark)} return`, comment: 'tproxy: upstream traffic of the proxy' },
+function mangleStatements(config: RulesConfig, family: Family): Statement[] {
+  const { mark, dscp, ttl } = config.mangle;
+  return [
+    ...(mark ? [{ type: 'mark-set', mark } as const] : []),
+    ...(dscp !== undefined ? [{ type: 'dscp-set', family, value: dscp } as const] : []),
+    ...(ttl !== undefined ? [{ type: 'ttl-set', family, value: ttl } as const] : []),
   ];
-  if (transports.has('tcp')) {
-    rules.push({
-      role: 'divert',
-      transport: 'tcp',
-      text: `meta l4proto tcp tcp flags & (syn | ack) != syn socket transparent 1 ${mark} counter accept`,
-      comment: 'tproxy: divert tcp',
-    });
-  }
-  if (transports.has('udp')) {
-    rules.push({ role: 'divert', transport: 'udp', text: `meta l4proto udp socket transparent 1 ${mark} counter accept`, comment: 'tproxy: divert udp' });
-  }
+}
+
+function upstreamReturn(config: RulesConfig, prefix: string): PlannedRule {
+  return {
+    role: 'upstream-return',
+    matches: [{ type: 'mark', mark: { value: config.upstreamMark, mask: FULL_MASK } }],
+    // Counted: proof that the proxy's own traffic went around the interception (no loop).
+    statements: [{ type: 'counter' }],
+    verdict: 'return',
+    comment: `${prefix}upstream traffic of the proxy`,
+  };
+}
+
+function preroutingChain(config: RulesConfig): PlannedChain {
+  const fwmark = { value: config.fwmark, mask: config.fwmarkMask };
+  const transports = config.intercept.map((s) => s.transport);
+  const iifnames = config.interfaces.length === 0 ? [] : [...new Set([...config.interfaces, ...(config.localTraffic ? ['lo'] : [])])];
+  const iif: Match[] = iifnames.length === 0 ? [] : [{ type: 'iifname', names: iifnames }];
+  const rules: PlannedRule[] = [upstreamReturn(config, 'tproxy: ')];
   for (const family of config.families) {
-    rules.push({ role: 'bypass', family, text: BYPASS[family], comment: `tproxy: bypass ipv${family}` });
+    for (const transport of transports) {
+      rules.push({
+        role: 'divert',
+        family,
+        transport,
+        matches: [{ type: 'nfproto', family }, transport === 'tcp' ? { type: 'tcp-not-syn' } : { type: 'l4proto', transport }, { type: 'socket-transparent' }],
+        statements: [{ type: 'mark-set', mark: fwmark }, ...mangleStatements(config, family), { type: 'counter' }],
+        verdict: 'accept',
+        comment: `tproxy: divert ${transport} ipv${family}`,
+      });
+    }
   }
-  rules.push({ role: 'bypass', text: 'fib daddr type local return', comment: 'tproxy: bypass local destinations' });
+  rules.push(...bypassRules(config, 'tproxy: '));
+  const selection = (family: Family, spec: RulesConfig['intercept'][number]): Match[] => [...iif, { type: 'nfproto', family }, { type: 'dport', transport: spec.transport, ports: spec.ports }];
   for (const family of config.families) {
     for (const spec of config.intercept) {
       rules.push({
         role: 'tproxy',
         family,
         transport: spec.transport,
-        text: `${iif}meta nfproto ipv${family} meta l4proto ${spec.transport} ${spec.transport} dport ${portsExpression(spec.ports)} tproxy ip${family === 6 ? '6' : ''} to :${config.listenPort} ${mark} counter accept`,
+        matches: selection(family, spec),
+        statements: [{ type: 'tproxy', family, port: config.listenPort, mark: fwmark }, ...mangleStatements(config, family), { type: 'counter' }],
+        verdict: 'accept',
         comment: `tproxy: intercept ${spec.transport} ipv${family}`,
       });
     }
   }
+  if (config.failMode !== 'open') {
+    for (const family of config.families) {
+      for (const spec of config.intercept) {
+        rules.push({
+          role: 'fail-closed',
+          family,
+          transport: spec.transport,
+          matches: selection(family, spec),
+          statements: [{ type: 'counter' }],
+          verdict: config.failMode,
+          comment: `tproxy: fail closed ${spec.transport} ipv${family}`,
+        });
+      }
+    }
+  }
+  return { name: 'prerouting', type: 'filter', hook: 'prerouting', priority: 'mangle', policy: 'accept', rules };
+}
+
+function outputChain(config: RulesConfig, local: NonNullable<RulesConfig['localTraffic']>): PlannedChain {
+  const rules: PlannedRule[] = [upstreamReturn(config, 'tproxy: local: ')];
+  if (local.excludeUids.length > 0) rules.push({ role: 'local-exclude', matches: [{ type: 'skuid', ids: local.excludeUids }], statements: [], verdict: 'return', comment: 'tproxy: local: excluded users' });
+  if (local.excludeGids.length > 0) rules.push({ role: 'local-exclude', matches: [{ type: 'skgid', ids: local.excludeGids }], statements: [], verdict: 'return', comment: 'tproxy: local: excluded groups' });
+  rules.push(...bypassRules(config, 'tproxy: local: '));
+  for (const family of config.families) {
+    for (const spec of config.intercept) {
+      rules.push({
+        role: 'local-reroute',
+        family,
+        transport: spec.transport,
+        matches: [{ type: 'nfproto', family }, { type: 'dport', transport: spec.transport, ports: spec.ports }],
+        statements: [{ type: 'mark-set', mark: { value: config.fwmark, mask: config.fwmarkMask } }, { type: 'counter' }],
+        verdict: 'continue',
+        comment: `tproxy: local: reroute ${spec.transport} ipv${family}`,
+      });
+    }
+  }
+  return { name: 'output', type: 'route', hook: 'output', priority: 'mangle', policy: 'accept', rules };
+}
+
+export function planRules(config: RulesConfig): RulesPlan {
+  validateRulesConfig(config);
+  const chains = [preroutingChain(config), ...(config.localTraffic ? [outputChain(config, config.localTraffic)] : [])];
+  const policyRoutes: PolicyRoute[] = config.families.map((family) => ({
+    family,
+    rule: { fwmark: config.fwmark, fwmarkMask: config.fwmarkMask, table: config.routeTable, priority: config.rulePriority },
+    route: { type: 'local', destination: family === 4 ? '0.0.0.0/0' : '::/0', device: 'lo', table: config.routeTable },
+  }));
   return {
-    table: {
-      family: 'inet',
-      name: config.tableName,
-      chains: [{ name: 'prerouting', type: 'filter', hook: 'prerouting', priority: 'mangle', policy: 'accept', rules }],
-    },
-    policyRoutes: config.families.map((family) => ({
-      family,
-      rule: { fwmark: config.fwmark, fwmarkMask: config.fwmarkMask, table: config.routeTable, priority: config.rulePriority },
-      route: { type: 'local', destination: family === 4 ? '0.0.0.0/0' : '::/0', device: 'lo', table: config.routeTable },
-    })),
+    table: { family: 'inet', name: config.tableName, sets: plannedSets(config), chains },
+    policyRoutes,
+    record: { families: config.families, fwmark: config.fwmark, fwmarkMask: config.fwmarkMask, routeTable: config.routeTable, rulePriority: config.rulePriority },
     config,
   };
 }
 
-/**
- * One nft script that replaces our table atomically: declaring the table first makes the delete
- * valid whether or not it exists, so applying twice gives the same state (idempotent).
- */
-export function renderNftScript(plan: RulesPlan): string {
-  const t = plan.table;
-  const lines = [`table ${t.family} ${t.name} {}`, `delete table ${t.family} ${t.name}`, `table ${t.family} ${t.name} {`, `  comment "managed by tproxy; removed by tproxy rules cleanup"`];
-  for (const chain of t.chains) {
-    lines.push(`  chain ${chain.name} {`);
-    lines.push(`    type ${chain.type} hook ${chain.hook} priority ${chain.priority}; policy ${chain.policy};`);
-    for (const rule of chain.rules) lines.push(`    ${rule.text} comment "${rule.comment}"`);
-    lines.push('  }');
-  }
-  lines.push('}');
-  return `${lines.join('\n')}\n`;
+/** The same plan, recorded as owned by the `tproxy run` process `pid`. */
+export function ownedBy(plan: RulesPlan, pid: number): RulesPlan {
+  return { ...plan, record: { ...plan.record, owner: pid } };
 }
 
-/** The nft script that removes our table (run only when it exists). */
-export function renderNftDeleteScript(plan: Pick<RulesPlan, 'table'>): string {
-  return `delete table ${plan.table.family} ${plan.table.name}\n`;
-}
-
-/** argv (after `ip`) that adds / deletes the policy rule and route of one family. */
-export function ipRuleArgs(route: PolicyRoute, verb: 'add' | 'del'): string[] {
-  return [`-${route.family}`, 'rule', verb, 'fwmark', `${hex(route.rule.fwmark)}/${hex(route.rule.fwmarkMask)}`, 'lookup', `${route.rule.table}`, 'priority', `${route.rule.priority}`];
-}
-
-export function ipRouteArgs(route: PolicyRoute, verb: 'replace' | 'del'): string[] {
-  return [`-${route.family}`, 'route', verb, 'local', route.route.destination, 'dev', route.route.device, 'table', `${route.route.table}`];
+/** Every rule of the plan with the chain it is in. */
+export function plannedRules(plan: RulesPlan): { chain: PlannedChain; rule: PlannedRule }[] {
+  return plan.table.chains.flatMap((chain) => chain.rules.map((rule) => ({ chain, rule })));
 }

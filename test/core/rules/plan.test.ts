@@ -1,60 +1,97 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTproxyError } from '../../../src/core/errors.js';
-import { DEFAULT_RULES_CONFIG, ipRouteArgs, ipRuleArgs, markSetExpression, planRules, renderNftDeleteScript, renderNftScript, type RulesConfig } from '../../../src/core/rules/plan.js';
+import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../../src/core/rules/config.js';
+import { ownedBy, planRules, plannedRules } from '../../../src/core/rules/plan.js';
+import { ipApplyCommands, ipRouteArgs, ipRuleArgs } from '../../../src/core/rules/policy-routing.js';
+import { markSetText, nftRuleText, renderNftDeleteScript, renderNftRestoreScript, renderNftScript } from '../../../src/core/rules/render-nft.js';
 
 const classic: RulesConfig = { ...DEFAULT_RULES_CONFIG, intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }, { transport: 'udp', ports: [{ from: 80, to: 80 }] }] };
 
-describe('rule planning', () => {
-  it('renders the classic setup as one atomic, idempotent nft script', () => {
-    const script = renderNftScript(planRules(classic));
-    assert.equal(
-      script,
-      `table inet tproxy {}
-delete table inet tproxy
-table inet tproxy {
-  comment "managed by tproxy; removed by tproxy rules cleanup"
-  chain prerouting {
-    type filter hook prerouting priority mangle; policy accept;
-    meta mark 0x00000002 return comment "tproxy: upstream traffic of the proxy"
-    meta l4proto tcp tcp flags & (syn | ack) != syn socket transparent 1 meta mark set meta mark and 0xfffffffe or 0x00000001 counter accept comment "tproxy: divert tcp"
-    meta l4proto udp socket transparent 1 meta mark set meta mark and 0xfffffffe or 0x00000001 counter accept comment "tproxy: divert udp"
-    ip daddr { 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 255.255.255.255 } return comment "tproxy: bypass ipv4"
-    ip6 daddr { ::1, fe80::/10, ff00::/8 } return comment "tproxy: bypass ipv6"
-    fib daddr type local return comment "tproxy: bypass local destinations"
-    meta nfproto ipv4 meta l4proto tcp tcp dport 80 tproxy ip to :8000 meta mark set meta mark and 0xfffffffe or 0x00000001 counter accept comment "tproxy: intercept tcp ipv4"
-    meta nfproto ipv4 meta l4proto udp udp dport 80 tproxy ip to :8000 meta mark set meta mark and 0xfffffffe or 0x00000001 counter accept comment "tproxy: intercept udp ipv4"
-    meta nfproto ipv6 meta l4proto tcp tcp dport 80 tproxy ip6 to :8000 meta mark set meta mark and 0xfffffffe or 0x00000001 counter accept comment "tproxy: intercept tcp ipv6"
-    meta nfproto ipv6 meta l4proto udp udp dport 80 tproxy ip6 to :8000 meta mark set meta mark and 0xfffffffe or 0x00000001 counter accept comment "tproxy: intercept udp ipv6"
-  }
+function rulesOf(config: RulesConfig, chain = 'prerouting'): ReturnType<typeof plannedRules> {
+  return plannedRules(planRules(config)).filter((r) => r.chain.name === chain);
 }
-`,
+
+describe('rule planning', () => {
+  it('orders rules: upstream return, divert, bypass, tproxy, then fail-closed', () => {
+    assert.deepEqual(
+      rulesOf(classic).map((r) => r.rule.role),
+      ['upstream-return', 'divert', 'divert', 'divert', 'divert', 'bypass', 'bypass', 'bypass', 'bypass', 'bypass', 'tproxy', 'tproxy', 'tproxy', 'tproxy', 'fail-closed', 'fail-closed', 'fail-closed', 'fail-closed'],
     );
   });
 
-  it('orders rules: upstream return, divert, bypass, then tproxy', () => {
-    const roles = planRules(classic).table.chains[0]?.rules.map((r) => r.role);
-    assert.deepEqual(roles, ['upstream-return', 'divert', 'divert', 'bypass', 'bypass', 'bypass', 'tproxy', 'tproxy', 'tproxy', 'tproxy']);
+  it('gives every rule a comment unique in its chain', () => {
+    const config: RulesConfig = { ...classic, localTraffic: { excludeUids: [1], excludeGids: [2] } };
+    for (const chain of planRules(config).table.chains) {
+      const comments = chain.rules.map((r) => r.comment);
+      assert.equal(new Set(comments).size, comments.length, chain.name);
+    }
   });
 
-  it('keeps pure SYNs out of the TCP divert rule (TIME_WAIT reuse goes to the tproxy rule)', () => {
-    const divert = planRules(classic).table.chains[0]?.rules.find((r) => r.role === 'divert' && r.transport === 'tcp');
-    assert.match(divert?.text ?? '', /tcp flags & \(syn \| ack\) != syn socket transparent 1/);
+  it('keeps pure SYNs out of the TCP divert rule and ignores wildcard-bound sockets', () => {
+    const divert = rulesOf(classic).find((r) => r.rule.role === 'divert' && r.rule.transport === 'tcp');
+    assert.match(nftRuleText(divert!.rule), /^meta nfproto ipv4 tcp flags & \(syn \| ack\) != syn socket transparent 1 socket wildcard 0 meta mark set/);
   });
 
   it('puts the counter after tproxy so it only counts packets that found a transparent socket', () => {
-    for (const rule of planRules(classic).table.chains[0]?.rules.filter((r) => r.role === 'tproxy') ?? []) {
-      assert.ok(rule.text.indexOf('tproxy ip') < rule.text.indexOf('counter'), rule.text);
+    for (const { rule } of rulesOf(classic).filter((r) => r.rule.role === 'tproxy')) {
+      const text = nftRuleText(rule);
+      assert.ok(text.indexOf('tproxy ip') < text.indexOf('counter'), text);
     }
+  });
+
+  it('fails closed after the tproxy rules: drop by default, reject on request, nothing when open', () => {
+    const text = (config: RulesConfig): string[] => rulesOf(config).filter((r) => r.rule.role === 'fail-closed').map((r) => nftRuleText(r.rule));
+    assert.deepEqual(text(classic)[0], 'meta nfproto ipv4 tcp dport 80 counter drop comment "tproxy: fail closed tcp ipv4"');
+    assert.deepEqual(text({ ...classic, failMode: 'reject' }), [
+      'meta nfproto ipv4 tcp dport 80 counter reject with tcp reset comment "tproxy: fail closed tcp ipv4"',
+      'meta nfproto ipv4 udp dport 80 counter reject with icmp port-unreachable comment "tproxy: fail closed udp ipv4"',
+      'meta nfproto ipv6 tcp dport 80 counter reject with tcp reset comment "tproxy: fail closed tcp ipv6"',
+      'meta nfproto ipv6 udp dport 80 counter reject with icmpv6 port-unreachable comment "tproxy: fail closed udp ipv6"',
+    ]);
+    assert.deepEqual(text({ ...classic, failMode: 'open' }), []);
   });
 
   it('plans IPv4 only, with port lists, ranges and interfaces', () => {
     const plan = planRules({ ...classic, families: [4], interfaces: ['eth1', 'wg0'], intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }, { from: 8000, to: 8100 }] }] });
-    const tproxy = plan.table.chains[0]?.rules.filter((r) => r.role === 'tproxy') ?? [];
+    const tproxy = plannedRules(plan).filter((r) => r.rule.role === 'tproxy');
     assert.equal(tproxy.length, 1);
-    assert.equal(tproxy[0]?.text.startsWith('iifname { "eth1", "wg0" } meta nfproto ipv4 meta l4proto tcp tcp dport { 80, 8000-8100 } tproxy ip to :8000'), true);
+    assert.match(nftRuleText(tproxy[0]!.rule), /^iifname \{ "eth1", "wg0" \} meta nfproto ipv4 tcp dport \{ 80, 8000-8100 \} tproxy ip to :8000 /);
     assert.equal(plan.policyRoutes.length, 1);
-    assert.ok(!renderNftScript(plan).includes('ip6 daddr'));
+    assert.deepEqual(plan.table.sets.map((s) => s.name), ['bypass_daddr4', 'bypass_saddr4']);
+    assert.ok(!renderNftScript(plan).includes('ip6 '));
+  });
+
+  it('bypasses the default prefixes, configured ones, and local, broadcast and multicast destinations', () => {
+    const plan = planRules({ ...classic, bypass: { destinations: [...classic.bypass.destinations, '10.0.0.0/8', '10.1.0.0/16'], sources: ['192.0.2.0/24', '2001:db8::/32'] } });
+    const set = (name: string): string[] => plan.table.sets.find((s) => s.name === name)!.elements.map((c) => `${c.address}/${c.length}`);
+    assert.deepEqual(set('bypass_daddr4'), ['127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32', '10.0.0.0/8']);
+    assert.deepEqual(set('bypass_daddr6'), ['::1/128', 'fe80::/10', 'ff00::/8']);
+    assert.deepEqual(set('bypass_saddr4'), ['192.0.2.0/24']);
+    assert.deepEqual(set('bypass_saddr6'), ['2001:db8::/32']);
+    assert.ok(plannedRules(plan).some((r) => nftRuleText(r.rule).startsWith('fib daddr type { local, broadcast, multicast } return')));
+  });
+
+  it('intercepts the host\'s own traffic only when asked, excluding the upstream mark, users and groups', () => {
+    assert.equal(planRules(classic).table.chains.length, 1);
+    const config: RulesConfig = { ...classic, interfaces: ['eth0'], localTraffic: { excludeUids: [0, 1000], excludeGids: [100] } };
+    const output = rulesOf(config, 'output').map((r) => nftRuleText(r.rule));
+    assert.equal(output[0], 'meta mark 0x00000002 counter return comment "tproxy: local: upstream traffic of the proxy"');
+    assert.equal(output[1], 'meta skuid { 0, 1000 } return comment "tproxy: local: excluded users"');
+    assert.equal(output[2], 'meta skgid 100 return comment "tproxy: local: excluded groups"');
+    assert.equal(output.at(-1), 'meta nfproto ipv6 udp dport 80 meta mark set meta mark | 0x00000001 counter comment "tproxy: local: reroute udp ipv6"');
+    const chain = planRules(config).table.chains[1]!;
+    assert.deepEqual([chain.type, chain.hook, chain.priority], ['route', 'output', 'mangle']);
+    // Rerouted packets come in on lo: an interface restriction must let them through.
+    assert.match(nftRuleText(rulesOf(config).find((r) => r.rule.role === 'tproxy')!.rule), /^iifname \{ "eth0", "lo" \}/);
+  });
+
+  it('adds the opt-in mangle targets to the packets handed to the proxy (divert and tproxy)', () => {
+    const config: RulesConfig = { ...classic, families: [6], mangle: { mark: { value: 0x100, mask: 0xff00 }, dscp: 46, ttl: 64 } };
+    for (const { rule } of rulesOf(config).filter((r) => r.rule.role === 'divert' || r.rule.role === 'tproxy')) {
+      assert.match(nftRuleText(rule), /meta mark set meta mark & 0xffff01ff \| 0x00000100 ip6 dscp set 46 ip6 hoplimit set 64 counter accept/);
+    }
+    assert.ok(!rulesOf(config).filter((r) => r.rule.role === 'bypass').some((r) => nftRuleText(r.rule).includes('dscp')));
   });
 
   it('plans policy routing for each family', () => {
@@ -63,35 +100,65 @@ table inet tproxy {
       ['-4', 'rule', 'add', 'fwmark', '0x00000001/0x00000001', 'lookup', '100', 'priority', '9000'],
       ['-6', 'rule', 'add', 'fwmark', '0x00000001/0x00000001', 'lookup', '100', 'priority', '9000'],
     ]);
-    assert.deepEqual(plan.policyRoutes.map((r) => ipRouteArgs(r, 'replace')), [
-      ['-4', 'route', 'replace', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '100'],
-      ['-6', 'route', 'replace', 'local', '::/0', 'dev', 'lo', 'table', '100'],
+    assert.deepEqual(plan.policyRoutes.map((r) => ipRouteArgs(r, 'del')), [
+      ['-4', 'route', 'del', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '100'],
+      ['-6', 'route', 'del', 'local', '::/0', 'dev', 'lo', 'table', '100'],
     ]);
-    assert.equal(renderNftDeleteScript(plan), 'delete table inet tproxy\n');
+    assert.deepEqual(ipApplyCommands(plan.policyRoutes)[0], ['ip', '-4', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '100']);
   });
 
-  it('sets marks under a mask without touching other bits', () => {
-    assert.equal(markSetExpression(0x1, 0x1), 'meta mark set meta mark and 0xfffffffe or 0x00000001');
-    assert.equal(markSetExpression(0x100, 0xff00), 'meta mark set meta mark and 0xffff00ff or 0x00000100');
-    assert.equal(markSetExpression(0x7, 0xffffffff), 'meta mark set 0x00000007');
+  it('records what it owns in the table comment, with the owner when run by tproxy run', () => {
+    const plan = planRules(classic);
+    assert.match(renderNftScript(plan), /^ {2}comment "tproxy v1 families=4,6 fwmark=0x1\/0x1 table=100 priority=9000"$/m);
+    assert.match(renderNftScript(ownedBy(plan, 4321)), /priority=9000 owner=4321"$/m);
   });
 
-  const invalid: [string, Partial<RulesConfig>, RegExp][] = [
-    ['a table name with a space', { tableName: 'my table' }, /tableName: "my table" must be a letter/],
-    ['port 0', { listenPort: 0 }, /listenPort: 0 must be a port/],
-    ['no family', { families: [] }, /at least one of IPv4 or IPv6/],
-    ['nothing to intercept', { intercept: [] }, /nothing to intercept/],
-    ['a reversed range', { intercept: [{ transport: 'tcp', ports: [{ from: 90, to: 80 }] }] }, /tcp:90-80 is not a port or range/],
-    ['an upstream mark equal to the fwmark', { upstreamMark: 0x1 }, /upstream mark 0x00000001 matches the tproxy fwmark/],
-    ['an upstream mark that matches under the mask', { upstreamMark: 0x3 }, /would be routed back to itself/],
-    ['a mark outside its mask', { fwmark: 0x2, fwmarkMask: 0x1 }, /has no bit inside mask/],
-    ['the main table', { routeTable: 254 }, /not 253 default, 254 main, 255 local/],
-    ['a rule priority after main', { rulePriority: 32766 }, /from 1 to 32765/],
-    ['a bad interface name', { interfaces: ['a very long interface name'] }, /is not an interface name/],
+  it('renders the delete and the rollback scripts', () => {
+    const plan = planRules(classic);
+    assert.equal(renderNftDeleteScript(plan), 'delete table inet tproxy_rules\n');
+    assert.equal(renderNftRestoreScript('inet', 'tproxy_rules', undefined), 'table inet tproxy_rules {}\ndelete table inet tproxy_rules\n');
+    assert.equal(renderNftRestoreScript('inet', 't', 'table inet t {\n}\n'), 'table inet t {}\ndelete table inet t\ntable inet t {\n}\n');
+  });
+
+  it('writes mark updates the way nft lists them', () => {
+    assert.equal(markSetText({ value: 0x1, mask: 0x1 }), 'meta mark set meta mark | 0x00000001');
+    assert.equal(markSetText({ value: 0x100, mask: 0xff00 }), 'meta mark set meta mark & 0xffff01ff | 0x00000100');
+    assert.equal(markSetText({ value: 0, mask: 0xf0 }), 'meta mark set meta mark & 0xffffff0f');
+    assert.equal(markSetText({ value: 0x7, mask: 0xffffffff }), 'meta mark set 0x00000007');
+  });
+});
+
+describe('rules configuration validation', () => {
+  const invalid: [string, Partial<RulesConfig>, string, RegExp][] = [
+    ['a table name with a space', { tableName: 'my table' }, 'tableName', /"my table" must be a letter/],
+    ['port 0', { listenPort: 0 }, 'listenPort', /0 must be a port/],
+    ['no family', { families: [] }, 'families', /at least one of IPv4 or IPv6/],
+    ['nothing to intercept', { intercept: [] }, 'intercept', /nothing to intercept/],
+    ['a reversed range', { intercept: [{ transport: 'tcp', ports: [{ from: 90, to: 80 }] }] }, 'intercept', /tcp:90-80 is not a port or range/],
+    ['a port above 65535', { intercept: [{ transport: 'udp', ports: [{ from: 53, to: 70000 }] }] }, 'intercept', /udp:53-70000/],
+    ['a protocol listed twice', { intercept: [{ transport: 'tcp', ports: [{ from: 1, to: 1 }] }, { transport: 'tcp', ports: [{ from: 2, to: 2 }] }] }, 'intercept', /tcp is listed twice/],
+    ['an invalid CIDR', { bypass: { destinations: ['10.0.0.300/8'], sources: [] } }, 'bypass.destinations', /"10.0.0.300\/8" is not an IPv4 or IPv6 address/],
+    ['a CIDR with host bits', { bypass: { destinations: [], sources: ['10.1.2.3/8'] } }, 'bypass.sources', /did you mean 10.0.0.0\/8/],
+    ['a prefix length too long', { bypass: { destinations: ['2001:db8::/129'], sources: [] } }, 'bypass.destinations', /invalid prefix length \(0-128 for IPv6\)/],
+    ['an upstream mark equal to the fwmark', { upstreamMark: 0x1 }, 'upstreamMark', /upstream mark 0x00000001 matches the tproxy fwmark/],
+    ['an upstream mark that matches under the mask', { upstreamMark: 0x3 }, 'upstreamMark', /would be routed back to itself/],
+    ['a mark outside its mask', { fwmark: 0x2, fwmarkMask: 0x1 }, 'fwmark', /has no bit inside mask/],
+    ['a mark with bits outside its mask', { fwmark: 0x3, fwmarkMask: 0x1 }, 'fwmark', /has bits outside mask/],
+    ['a mangle mark overlapping the fwmark mask', { mangle: { mark: { value: 0x1, mask: 0xff } } }, 'mangle.mark', /conflicting marks: mask 0x000000ff overlaps the fwmark mask/],
+    ['a DSCP above 63', { mangle: { dscp: 64 } }, 'mangle.dscp', /64 is not a DSCP code point/],
+    ['a TTL of 0', { mangle: { ttl: 0 } }, 'mangle.ttl', /0 is not a TTL/],
+    ['a negative uid', { localTraffic: { excludeUids: [-1], excludeGids: [] } }, 'localTraffic.excludeUids', /-1 is not a user or group id/],
+    ['an unknown fail mode', { failMode: 'maybe' as RulesConfig['failMode'] }, 'failMode', /use open, drop, reject/],
+    ['the main table', { routeTable: 254 }, 'routeTable', /not 253 default, 254 main, 255 local/],
+    ['a rule priority after main', { rulePriority: 32766 }, 'rulePriority', /from 1 to 32765/],
+    ['a bad interface name', { interfaces: ['a very long interface name'] }, 'interfaces', /is not an interface name/],
   ];
-  for (const [what, change, message] of invalid) {
-    it(`refuses ${what}`, () => {
-      assert.throws(() => planRules({ ...classic, ...change }), (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && message.test(e.message));
+  for (const [what, change, field, message] of invalid) {
+    it(`refuses ${what}, naming ${field}`, () => {
+      assert.throws(
+        () => planRules({ ...classic, ...change }),
+        (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && e.details.field === field && e.message.startsWith(`${field}: `) && message.test(e.message),
+      );
     });
   }
 });

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { UdpCounters } from '../../../src/dataplane/udp/counters.js';
-import { Nft, ruleCounter } from '../../../src/control/nft.js';
+import { Nft } from '../../../src/control/nft.js';
+import { ruleCounter } from '../../../src/core/rules/nft-json.js';
 import { JsonLines } from '../../../src/lab/json-lines.js';
 import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
 import { BIN } from '../../helpers/paths.js';
@@ -18,7 +19,7 @@ async function waitForDivertedPackets(lab: Lab, packets: number): Promise<void> 
   let seen = 0;
   for (let i = 0; i < 100 && seen < packets; i++) {
     const state = await nft.readTable('inet', 'tproxy_race');
-    const divert = state?.rules.find((r) => r.comment === 'tproxy: divert udp');
+    const divert = state?.rules.find((r) => r.comment === 'tproxy: divert udp ipv4');
     seen = divert ? (ruleCounter(divert)?.packets ?? 0) : 0;
     if (seen < packets) await new Promise((r) => setTimeout(r, 50));
   }

@@ -1,0 +1,103 @@
+/**
+ * What the kernel side should do: the configuration the planner turns into rules. Pure data.
+ *
+ * Defaults and why:
+ * - failMode 'drop' (fail-closed): while no proxy socket exists (proxy crashed, hung, or not started
+ *   yet) intercepted traffic is dropped instead of silently going around the proxy. nft `tproxy`
+ *   without a socket falls through (the leak users report), xt TPROXY drops; dropping makes both
+ *   backends behave the same, and a proxy the operator put in the path is never bypassed unnoticed.
+ *   `tproxy run` removes its rules on a clean stop, so only a crash leaves traffic blocked, until
+ *   the next start or `tproxy rules cleanup`. Choose 'open' where availability beats inspection.
+ * - bypass: loopback, link-local, multicast and limited broadcast destinations, plus (always) the
+ *   host's own, broadcast and multicast addresses through `fib daddr type`.
+ */
+import type { Family, Transport } from '../net/constants.js';
+
+export interface PortRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface InterceptSpec {
+  readonly transport: Transport;
+  readonly ports: readonly PortRange[];
+}
+
+/**
+ * What happens to intercepted traffic while no transparent proxy socket takes it:
+ * open (it goes its normal way), drop, or reject (TCP reset / ICMP port unreachable).
+ */
+export type FailMode = 'open' | 'drop' | 'reject';
+export const FAIL_MODES: readonly FailMode[] = ['open', 'drop', 'reject'];
+
+/** Named sets of CIDRs that are never intercepted (the ipset analogue), per direction. */
+export interface BypassConfig {
+  /** Destination prefixes, IPv4 and IPv6 mixed; split per family by the planner. */
+  readonly destinations: readonly string[];
+  readonly sources: readonly string[];
+}
+
+export const DEFAULT_BYPASS_DESTINATIONS: readonly string[] = [
+  '127.0.0.0/8', // loopback
+  '169.254.0.0/16', // link-local
+  '224.0.0.0/4', // multicast
+  '255.255.255.255/32', // limited broadcast
+  '::1/128', // loopback
+  'fe80::/10', // link-local
+  'ff00::/8', // multicast
+];
+
+/** Interception of the host's own traffic (opt-in): an output route chain marks it for rerouting. */
+export interface LocalTrafficConfig {
+  /** Processes running as these user ids are never intercepted. */
+  readonly excludeUids: readonly number[];
+  readonly excludeGids: readonly number[];
+}
+
+/** Opt-in mangle targets applied to every packet the rules hand to the proxy. */
+export interface MangleConfig {
+  /** Set these mark bits (value under mask); the mask must not overlap fwmarkMask. */
+  readonly mark?: { readonly value: number; readonly mask: number };
+  /** DSCP code point 0-63 (IPv4 `ip dscp`, IPv6 `ip6 dscp`). */
+  readonly dscp?: number;
+  /** IPv4 TTL and IPv6 hop limit, 1-255. */
+  readonly ttl?: number;
+}
+
+export interface RulesConfig {
+  /** Name of our nftables table (family inet); also the prefix of our iptables chains. */
+  readonly tableName: string;
+  /** The local port the proxy listens on (TCP and UDP). */
+  readonly listenPort: number;
+  readonly families: readonly Family[];
+  readonly intercept: readonly InterceptSpec[];
+  /** Restrict interception to these incoming interfaces (empty: all). */
+  readonly interfaces: readonly string[];
+  readonly bypass: BypassConfig;
+  /** Intercept locally generated traffic too (undefined: no). */
+  readonly localTraffic?: LocalTrafficConfig;
+  readonly mangle: MangleConfig;
+  readonly failMode: FailMode;
+  /** fwmark set on intercepted packets; the policy rule routes it to the local table. */
+  readonly fwmark: number;
+  readonly fwmarkMask: number;
+  /** SO_MARK of the proxy's upstream sockets; must differ from fwmark under fwmarkMask. */
+  readonly upstreamMark: number;
+  readonly routeTable: number;
+  readonly rulePriority: number;
+}
+
+export const DEFAULT_RULES_CONFIG: Omit<RulesConfig, 'intercept'> = {
+  tableName: 'tproxy_rules',
+  listenPort: 8000,
+  families: [4, 6],
+  interfaces: [],
+  bypass: { destinations: DEFAULT_BYPASS_DESTINATIONS, sources: [] },
+  mangle: {},
+  failMode: 'drop',
+  fwmark: 0x1,
+  fwmarkMask: 0x1,
+  upstreamMark: 0x2,
+  routeTable: 100,
+  rulePriority: 9000,
+};

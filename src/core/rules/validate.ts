@@ -1,0 +1,77 @@
+/**
+ * Validation of a rules configuration. Every error names the offending field and says what is
+ * allowed, so a user can fix the input without reading code. Pure.
+ */
+import { TproxyError } from '../errors.js';
+import { parseCidr } from './cidr.js';
+import { FAIL_MODES, type RulesConfig } from './config.js';
+import { FULL_MASK, hex, marksCollide } from './marks.js';
+
+const MAX_ID = 0xfffffffe;
+
+function bad(field: string, why: string): never {
+  throw new TproxyError('ERR_INVALID_ARGUMENT', `${field}: ${why}`, { field });
+}
+
+function isPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+function isU32(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= FULL_MASK;
+}
+
+export function validateRulesConfig(config: RulesConfig): void {
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `"${config.tableName}" must be a letter followed by letters, digits or _ (at most 31)`);
+  if (!isPort(config.listenPort)) bad('listenPort', `${config.listenPort} must be a port from 1 to 65535`);
+  if (config.families.length === 0) bad('families', 'at least one of IPv4 or IPv6 is needed');
+  if (config.families.some((f) => f !== 4 && f !== 6) || new Set(config.families).size !== config.families.length) bad('families', `${config.families.join(',')}: use 4, 6 or both, each once`);
+
+  if (config.intercept.length === 0) bad('intercept', 'nothing to intercept: give at least one protocol and port, e.g. tcp:80');
+  const transports = new Set<string>();
+  for (const spec of config.intercept) {
+    if (spec.transport !== 'tcp' && spec.transport !== 'udp') bad('intercept', `${String(spec.transport)}: the protocol must be tcp or udp`);
+    if (transports.has(spec.transport)) bad('intercept', `${spec.transport} is listed twice: give all its ports in one list, e.g. ${spec.transport}:80,443`);
+    transports.add(spec.transport);
+    if (spec.ports.length === 0) bad('intercept', `${spec.transport}: no ports given`);
+    for (const p of spec.ports) {
+      if (!isPort(p.from) || !isPort(p.to) || p.from > p.to) bad('intercept', `${spec.transport}:${p.from}-${p.to} is not a port or range within 1-65535`);
+    }
+  }
+  for (const name of config.interfaces) if (!/^[^\s/"'\\]{1,15}$/.test(name)) bad('interfaces', `"${name}" is not an interface name (1-15 characters, no spaces, quotes or /)`);
+
+  for (const text of config.bypass.destinations) parseCidr(text, 'bypass.destinations');
+  for (const text of config.bypass.sources) parseCidr(text, 'bypass.sources');
+
+  if (config.localTraffic) {
+    for (const [field, ids] of [['localTraffic.excludeUids', config.localTraffic.excludeUids], ['localTraffic.excludeGids', config.localTraffic.excludeGids]] as const) {
+      for (const id of ids) if (!Number.isInteger(id) || id < 0 || id > MAX_ID) bad(field, `${id} is not a user or group id (0-${MAX_ID})`);
+    }
+  }
+
+  if (!FAIL_MODES.includes(config.failMode)) bad('failMode', `"${String(config.failMode)}": use ${FAIL_MODES.join(', ')}`);
+
+  if (!isU32(config.fwmark) || !isU32(config.fwmarkMask)) bad('fwmark', 'mark and mask must be 32-bit numbers');
+  if ((config.fwmark & config.fwmarkMask) === 0) bad('fwmark', `mark ${hex(config.fwmark)} has no bit inside mask ${hex(config.fwmarkMask)}`);
+  if ((config.fwmark & ~config.fwmarkMask) !== 0) bad('fwmark', `mark ${hex(config.fwmark)} has bits outside mask ${hex(config.fwmarkMask)}: they would never be set or matched`);
+  if (!isU32(config.upstreamMark) || config.upstreamMark === 0) bad('upstreamMark', 'must be a non-zero 32-bit number, or upstream sockets cannot be told apart');
+  if (marksCollide({ value: config.upstreamMark, mask: FULL_MASK }, { value: config.fwmark, mask: config.fwmarkMask })) {
+    bad('upstreamMark', `upstream mark ${hex(config.upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the proxy's own traffic would be routed back to itself; choose a mark that differs inside the mask`);
+  }
+
+  const { mark, dscp, ttl } = config.mangle;
+  if (mark) {
+    if (!isU32(mark.value) || !isU32(mark.mask) || mark.mask === 0) bad('mangle.mark', 'value and mask must be 32-bit numbers with a non-zero mask');
+    if ((mark.value & ~mark.mask) !== 0) bad('mangle.mark', `value ${hex(mark.value)} has bits outside mask ${hex(mark.mask)}`);
+    if ((mark.mask & config.fwmarkMask) !== 0) {
+      bad('mangle.mark', `conflicting marks: mask ${hex(mark.mask)} overlaps the fwmark mask ${hex(config.fwmarkMask)}, so it would overwrite the mark that routes intercepted packets to the proxy; use bits outside ${hex(config.fwmarkMask)}`);
+    }
+  }
+  if (dscp !== undefined && (!Number.isInteger(dscp) || dscp < 0 || dscp > 63)) bad('mangle.dscp', `${dscp} is not a DSCP code point (0-63, e.g. 46 for EF)`);
+  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > 255)) bad('mangle.ttl', `${ttl} is not a TTL / hop limit (1-255)`);
+
+  if (!Number.isInteger(config.routeTable) || config.routeTable < 1 || config.routeTable > 0xfffffff0 || [253, 254, 255].includes(config.routeTable)) {
+    bad('routeTable', `${config.routeTable} must be a free table id from 1 to 4294967280 (not 253 default, 254 main, 255 local)`);
+  }
+  if (!Number.isInteger(config.rulePriority) || config.rulePriority < 1 || config.rulePriority >= 32766) bad('rulePriority', `${config.rulePriority} must be from 1 to 32765 (before the main table's rule)`);
+}

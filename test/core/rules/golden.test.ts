@@ -1,0 +1,35 @@
+// Golden plans: the exact nft script and iptables-restore input for a set of configurations.
+// Regenerate after an intended change with UPDATE_GOLDEN=1 (then review the diff).
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { describe, it } from 'node:test';
+import { planRules } from '../../../src/core/rules/plan.js';
+import { EMPTY_IPTABLES_STATE, plannedIptablesState, renderIptablesTransition } from '../../../src/core/rules/render-iptables.js';
+import { renderNftScript } from '../../../src/core/rules/render-nft.js';
+import { sourcePath } from '../../helpers/paths.js';
+import { GOLDEN_CONFIGS as CONFIGS } from '../../helpers/rules-configs.js';
+
+function compare(name: string, actual: string): void {
+  const path = sourcePath(`core/rules/golden/${name}`);
+  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, actual);
+  }
+  assert.equal(actual, readFileSync(path, 'utf8'), `${name} differs from its golden file (UPDATE_GOLDEN=1 to regenerate, then review)`);
+}
+
+describe('golden plans', () => {
+  for (const [name, { config, iptables }] of Object.entries(CONFIGS)) {
+    it(`${name}: nft script`, () => {
+      compare(`${name}.nft`, renderNftScript(planRules(config)));
+    });
+    if (iptables) {
+      it(`${name}: iptables-restore input`, () => {
+        const plan = planRules(config);
+        const text = plan.config.families.map((f) => `# ${f === 4 ? 'iptables' : 'ip6tables'}-restore --noflush\n${renderIptablesTransition(EMPTY_IPTABLES_STATE, plannedIptablesState(plan, f))}`).join('');
+        compare(`${name}.iptables`, text);
+      });
+    }
+  }
+});
