@@ -42,7 +42,7 @@ describe('tproxy run and tproxy rules in a namespace (root)', () => {
   });
 
   it('tproxy run applies its rules, relays, and removes them on SIGTERM', async () => {
-    const { process: proxy, lines } = await startProxy(lab, [...ruleArgs, '--log-level', 'debug']);
+    const { process: proxy, lines } = await startProxy(lab, ruleArgs);
     assert.ok(lines.find((l) => l.type === 'rules.applied'));
     for (const [transport, host] of [['tcp', LAB_ADDRESSES.server.ipv6], ['udp', LAB_ADDRESSES.server.ipv4]] as const) {
       const line = await probe(lab, 'client', transport, host, `via run ${transport}`);
