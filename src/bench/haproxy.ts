@@ -12,7 +12,7 @@ export const HAPROXY_PORT = 8001;
  */
 export function haproxyConfig(options: { splice: boolean; threads: number }): string {
   return `global
-  maxconn 200000
+  maxconn 8000
   nbthread ${options.threads}
 defaults
   mode tcp

@@ -16,6 +16,7 @@ import { planRules, DEFAULT_RULES_CONFIG } from '../core/rules/plan.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
 import { startHaproxy, HAPROXY_PORT } from './haproxy.js';
 import { RulesController } from '../control/apply.js';
+import { TproxyError } from '../core/errors.js';
 import { JsonLines } from '../lab/json-lines.js';
 import { Lab } from '../lab/topology.js';
 import { ProcessRunner } from '../sys/exec.js';
@@ -88,6 +89,11 @@ async function main(): Promise<void> {
       planRules({ ...DEFAULT_RULES_CONFIG, tableName: 'tproxy_bench', listenPort, families: [4], intercept: [{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }] });
     const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT) };
     const rules = new RulesController(lab.runnerFor('router'));
+    const intercepted = async (scenario: Scenario): Promise<number> => {
+      if (scenario === 'forwarding') return 0;
+      const status = await rules.status(plans[scenario]);
+      return status.pieces.filter((p) => p.kind === 'rule' && p.name.includes('intercept')).reduce((n, p) => n + (p.counter?.packets ?? 0), 0);
+    };
     const scenarioOn = async (scenario: Scenario): Promise<void> => {
       if (scenario === 'forwarding') await rules.remove(plans.forwarding);
       else await rules.apply(plans[scenario]);
@@ -102,7 +108,12 @@ async function main(): Promise<void> {
       for (const workload of workloads) {
         for (const scenario of order) {
           await scenarioOn(scenario);
+          const before = await intercepted(scenario);
           const m = await workload.run(lab, seconds);
+          // A proxy that is not in the path looks exactly like kernel forwarding: prove it was.
+          if (scenario !== 'forwarding' && (await intercepted(scenario)) <= before) {
+            throw new TproxyError('ERR_PROXY_BYPASSED', `${workload.name} ${scenario}: the tproxy rule counted no new packet: the traffic did not reach ${scenario}`);
+          }
           ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.value);
           ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.extra ?? {});
           say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}`);
