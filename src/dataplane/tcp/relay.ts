@@ -269,6 +269,8 @@ export class TcpRelay {
       connected = true;
       clearTimeout(connectTimer);
       if (flowEvents) emit({ type: 'tcp.connected', id, upstreamLocal: endpointOf(family, upstream.localAddress, upstream.localPort) });
+      client.setNoDelay(true);
+      upstream.setNoDelay(true);
       if (this.config.keepAliveMs > 0) {
         client.setKeepAlive(true, this.config.keepAliveMs);
         upstream.setKeepAlive(true, this.config.keepAliveMs);

@@ -22,6 +22,7 @@ import { emptyTcpCounters, increment } from '../counters.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
 const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
 const SO_KEEPALIVE = 9;
 const TCP_KEEPIDLE = 4;
 const TCP_KEEPINTVL = 5;
@@ -314,6 +315,10 @@ export class SpliceEngine {
 
   private onConnected(flow: Flow): void {
     flow.connected = true;
+    // Segments leave as they come: Nagle would hold the tail of a response for the peer's
+    // delayed ACK (up to 40 ms per exchange).
+    this.api.setInt(flow.cfd, IPPROTO_TCP, TCP_NODELAY, 1);
+    this.api.setInt(flow.ufd, IPPROTO_TCP, TCP_NODELAY, 1);
     try {
       this.newPipe(flow.up);
       this.newPipe(flow.down);
