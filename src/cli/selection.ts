@@ -1,6 +1,7 @@
 /**
  * Options shared by `run` and `rules`: what to intercept and how. One table drives parsing and help.
  */
+import net from 'node:net';
 import type { ParseArgsConfig } from 'node:util';
 import { mergeIntercepts, parseFamily, parseIntercept, parseMark, parsePortOption } from '../core/config/intercept.js';
 import { TproxyError, isTproxyError } from '../core/errors.js';
@@ -13,6 +14,7 @@ import { findExecutable, missingCommandError } from '../sys/exec.js';
 
 export const SELECTION_OPTIONS = {
   listen: { type: 'string', default: '8000' },
+  'listen-address': { type: 'string', multiple: true },
   intercept: { type: 'string', multiple: true },
   iface: { type: 'string', multiple: true },
   family: { type: 'string', default: 'both' },
@@ -36,6 +38,8 @@ export const SELECTION_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 export const SELECTION_HELP = `  --listen PORT          local port of the proxy (TCP and UDP), default 8000
+  --listen-address ADDR  listen on this address only (one IPv4 and/or one IPv6, repeatable;
+                         default: every address of the host); the tproxy rules redirect to it
   --intercept PROTO:PORTS  traffic to intercept, repeatable: tcp:80,443  udp:53  tcp:8000-8100
                          (default tcp:80,443)
   --iface NAME           only intercept traffic arriving on NAME, repeatable (default: all)
@@ -69,6 +73,7 @@ export const SELECTION_HELP = `  --listen PORT          local port of the proxy 
 
 export interface SelectionValues {
   listen?: string;
+  'listen-address'?: string[];
   intercept?: string[];
   iface?: string[];
   family?: string;
@@ -95,6 +100,7 @@ export interface SelectionValues {
 const FIELD_FLAGS: Readonly<Record<string, string>> = {
   tableName: '--table',
   listenPort: '--listen',
+  listenAddresses: '--listen-address',
   families: '--family',
   intercept: '--intercept',
   interfaces: '--iface',
@@ -135,6 +141,17 @@ function parseDscp(text: string): number {
   throw new TproxyError('ERR_INVALID_ARGUMENT', `--set-dscp ${text}: use a number 0-63 or a name (${Object.keys(DSCP_NAMES).join(', ')})`, { value: text });
 }
 
+function parseListenAddresses(texts: readonly string[]): RulesConfig['listenAddresses'] {
+  const out: { 4?: string; 6?: string } = {};
+  for (const text of texts) {
+    const family = net.isIPv4(text) ? 4 : net.isIPv6(text) ? 6 : undefined;
+    if (family === undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', `--listen-address ${text}: not an IPv4 or IPv6 address`, { value: text });
+    if (out[family] !== undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', `--listen-address ${text}: one address per family (IPv${family} already ${out[family]})`, { value: text });
+    out[family] = text;
+  }
+  return out;
+}
+
 function parseFailMode(text: string): FailMode {
   if ((FAIL_MODES as readonly string[]).includes(text)) return text as FailMode;
   throw new TproxyError('ERR_INVALID_ARGUMENT', `--fail-mode ${text}: use ${FAIL_MODES.join(', ')}`, { value: text });
@@ -148,6 +165,7 @@ export function rulesConfigFrom(values: SelectionValues): RulesConfig {
   return {
     tableName: values.table ?? DEFAULT_RULES_CONFIG.tableName,
     listenPort: parsePortOption('listen', values.listen ?? '8000'),
+    listenAddresses: parseListenAddresses(values['listen-address'] ?? []),
     families: parseFamily(values.family ?? 'both'),
     intercept,
     interfaces: values.iface ?? [],

@@ -21,6 +21,8 @@ import { UdpRelay } from './udp/relay.js';
 
 export interface ProxyConfig {
   readonly port: number;
+  /** Listen address per family (absent: any address of the host). */
+  readonly listenAddresses: { readonly 4?: string; readonly 6?: string };
   readonly families: readonly Family[];
   readonly transports: readonly Transport[];
   readonly upstream: UpstreamMode;
@@ -44,6 +46,7 @@ export interface ProxyConfig {
 
 export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
   port: 8000,
+  listenAddresses: {},
   families: [4, 6],
   transports: ['tcp', 'udp'],
   upstream: 'direct',
@@ -88,6 +91,7 @@ export class Proxy {
     const c = this.config;
     return {
       port: c.port,
+      addresses: c.listenAddresses,
       upstream: c.upstream,
       upstreamMark: c.upstreamMark,
       connectTimeoutMs: c.connectTimeoutMs,
@@ -121,6 +125,7 @@ export class Proxy {
         this.udp = new UdpRelay(
           {
             families: this.config.families,
+            addresses: this.config.listenAddresses,
             port: this.config.port,
             upstream: this.config.upstream,
             upstreamMark: this.config.upstreamMark,

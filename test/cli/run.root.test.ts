@@ -100,4 +100,18 @@ describe('tproxy run and tproxy rules in a namespace (root)', () => {
     assert.equal(result.exitCode, 1);
     assert.match(result.stderr, /nft needs CAP_NET_ADMIN: run as root \(or grant the capability\) \[ERR_PRIVILEGE\]/);
   });
+
+  it('listens on a given address and redirects there (--listen-address)', async () => {
+    const { process: proxy, lines } = await startProxy(lab, [...ruleArgs, '--listen-address', '127.0.0.1', '--listen-address', '::1']);
+    const listening = lines.items.filter((l) => l.type === 'listening').map((l) => (l as unknown as { local: { address: string } }).local.address);
+    assert.deepEqual([...new Set(listening)].sort(), ['127.0.0.1', '::1']);
+    for (const [transport, host] of [['tcp', LAB_ADDRESSES.server.ipv4], ['udp', LAB_ADDRESSES.server.ipv6]] as const) {
+      const line = await probe(lab, 'client', transport, host, `via loopback listener ${transport}`);
+      assert.equal(line.ok, true, `${transport} ${host}`);
+      await lines.waitFor((l) => (l.type === 'tcp.accept' || l.type === 'udp.session.open') && l.originalDestination?.address === host, 5000, `the proxy reporting the ${transport} flow`);
+    }
+    proxy.child.kill('SIGTERM');
+    assert.equal(await proxy.exited, 0);
+    await nothingLeft();
+  });
 });

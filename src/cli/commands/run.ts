@@ -111,6 +111,7 @@ export const runCommand: Command = {
       {
         ...DEFAULT_PROXY_CONFIG,
         port: rulesConfig.listenPort,
+        listenAddresses: rulesConfig.listenAddresses,
         families: rulesConfig.families,
         transports: [...new Set(rulesConfig.intercept.map((s) => s.transport))],
         upstream: parseUpstream(values.upstream),

@@ -69,6 +69,8 @@ export interface RulesConfig {
   readonly tableName: string;
   /** The local port the proxy listens on (TCP and UDP). */
   readonly listenPort: number;
+  /** The address the proxy listens on, per family (absent: any address of the host). */
+  readonly listenAddresses: { readonly 4?: string; readonly 6?: string };
   readonly families: readonly Family[];
   readonly intercept: readonly InterceptSpec[];
   /** Restrict interception to these incoming interfaces (empty: all). */
@@ -90,6 +92,7 @@ export interface RulesConfig {
 export const DEFAULT_RULES_CONFIG: Omit<RulesConfig, 'intercept'> = {
   tableName: 'tproxy_rules',
   listenPort: 8000,
+  listenAddresses: {},
   families: [4, 6],
   interfaces: [],
   bypass: { destinations: DEFAULT_BYPASS_DESTINATIONS, sources: [] },

@@ -107,7 +107,10 @@ function statementJson(statement: Statement): NftExpression[] {
   const ipProtocol = (family: 4 | 6): string => (family === 4 ? 'ip' : 'ip6');
   switch (statement.type) {
     case 'tproxy':
-      return [{ tproxy: { family: ipProtocol(statement.family), port: statement.port } }, { mangle: { key: meta('mark'), value: markValue(statement.mark) } }];
+      return [
+        { tproxy: statement.address === undefined ? { family: ipProtocol(statement.family), port: statement.port } : { family: ipProtocol(statement.family), addr: statement.address, port: statement.port } },
+        { mangle: { key: meta('mark'), value: markValue(statement.mark) } },
+      ];
     case 'mark-set':
       return [{ mangle: { key: meta('mark'), value: markValue(statement.mark) } }];
     case 'dscp-set':

@@ -32,6 +32,11 @@ export function setName(direction: 'saddr' | 'daddr', family: Family): string {
   return `bypass_${direction}${family}`;
 }
 
+function tproxyStatement(config: RulesConfig, family: Family, mark: Extract<Statement, { type: 'tproxy' }>['mark']): Statement {
+  const address = config.listenAddresses[family];
+  return address === undefined ? { type: 'tproxy', family, port: config.listenPort, mark } : { type: 'tproxy', family, address, port: config.listenPort, mark };
+}
+
 function plannedSets(config: RulesConfig): PlannedSet[] {
   const sets: PlannedSet[] = [];
   for (const direction of ['daddr', 'saddr'] as const) {
@@ -117,7 +122,7 @@ function preroutingChain(config: RulesConfig): PlannedChain {
         family,
         transport: spec.transport,
         matches: selection(family, spec),
-        statements: [{ type: 'tproxy', family, port: config.listenPort, mark: fwmark }, ...mangleStatements(config, family), { type: 'counter' }],
+        statements: [tproxyStatement(config, family, fwmark), ...mangleStatements(config, family), { type: 'counter' }],
         verdict: 'accept',
         comment: `tproxy: intercept ${spec.transport} ipv${family}`,
       });

@@ -162,7 +162,7 @@ function targets(rule: PlannedRule): { nonTerminal: string[]; terminal?: string 
   for (const s of rule.statements as Statement[]) {
     switch (s.type) {
       case 'tproxy':
-        terminal = `TPROXY --on-port ${s.port} --on-ip ${s.family === 4 ? '0.0.0.0' : '::'} --tproxy-mark ${valueMask(s.mark)}`;
+        terminal = `TPROXY --on-port ${s.port} --on-ip ${s.address ?? (s.family === 4 ? '0.0.0.0' : '::')} --tproxy-mark ${valueMask(s.mark)}`;
         break;
       case 'mark-set':
         nonTerminal.push(`MARK --set-xmark ${valueMask(s.mark)}`);

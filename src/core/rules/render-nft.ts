@@ -53,7 +53,7 @@ function matchText(match: Match): string {
 function statementText(statement: Statement): string {
   switch (statement.type) {
     case 'tproxy':
-      return `tproxy ${statement.family === 4 ? 'ip' : 'ip6'} to :${statement.port} ${markSetText(statement.mark)}`;
+      return `tproxy ${statement.family === 4 ? 'ip' : 'ip6'} to ${statement.address === undefined ? '' : statement.family === 6 ? `[${statement.address}]` : statement.address}:${statement.port} ${markSetText(statement.mark)}`;
     case 'mark-set':
       return markSetText(statement.mark);
     case 'dscp-set':

@@ -35,7 +35,7 @@ export type Match =
 
 export type Statement =
   /** `tproxy ip to :port meta mark set ...`: hand the packet to the local transparent socket and mark it */
-  | { readonly type: 'tproxy'; readonly family: Family; readonly port: number; readonly mark: MarkBits }
+  | { readonly type: 'tproxy'; readonly family: Family; readonly address?: string; readonly port: number; readonly mark: MarkBits }
   /** `meta mark set ...` under a mask */
   | { readonly type: 'mark-set'; readonly mark: MarkBits }
   /** `ip dscp set N` / `ip6 dscp set N` */

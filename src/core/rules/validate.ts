@@ -2,6 +2,7 @@
  * Validation of a rules configuration. Every error names the offending field and says what is
  * allowed, so a user can fix the input without reading code. Pure.
  */
+import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
 import { parseCidr } from './cidr.js';
 import { FAIL_MODES, type RulesConfig } from './config.js';
@@ -24,6 +25,12 @@ function isU32(n: number): boolean {
 export function validateRulesConfig(config: RulesConfig): void {
   if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `"${config.tableName}" must be a letter followed by letters, digits or _ (at most 31)`);
   if (!isPort(config.listenPort)) bad('listenPort', `${config.listenPort} must be a port from 1 to 65535`);
+  for (const family of [4, 6] as const) {
+    const address = config.listenAddresses[family];
+    if (address !== undefined && !(family === 4 ? ipaddr.IPv4.isValidFourPartDecimal(address) : ipaddr.IPv6.isValid(address) && !address.includes('%'))) {
+      bad('listenAddresses', `"${address}" is not an IPv${family} address`);
+    }
+  }
   if (config.families.length === 0) bad('families', 'at least one of IPv4 or IPv6 is needed');
   if (config.families.some((f) => f !== 4 && f !== 6) || new Set(config.families).size !== config.families.length) bad('families', `${config.families.join(',')}: use 4, 6 or both, each once`);
 

@@ -76,7 +76,7 @@ export class TcpWorkerPool {
     for (const family of this.config.families) {
       const fd = sockets.open({ family, transport: 'tcp', transparent: true, reuseAddress: true });
       try {
-        sockets.bind(fd, { family, address: this.config.relay.address ?? anyAddress(family), port: this.config.relay.port });
+        sockets.bind(fd, { family, address: this.config.relay.addresses?.[family] ?? anyAddress(family), port: this.config.relay.port });
       } finally {
         sockets.close(fd);
       }

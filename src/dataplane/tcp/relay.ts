@@ -25,8 +25,8 @@ import { emptyTcpCounters, increment, type TcpCounters } from './counters.js';
 
 export interface TcpRelayConfig {
   readonly family: Family;
-  /** Listen address; default the wildcard of the family. */
-  readonly address?: string;
+  /** Listen address per family; default the wildcard of the family. */
+  readonly addresses?: { readonly 4?: string; readonly 6?: string };
   readonly port: number;
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
@@ -92,7 +92,7 @@ export class TcpRelay {
     const { family } = this.config;
     const fd = sockets.open({ family, transport: 'tcp', transparent: true, reuseAddress: true, reusePort: this.config.reusePort });
     try {
-      sockets.bind(fd, { family, address: this.config.address ?? anyAddress(family), port: this.config.port });
+      sockets.bind(fd, { family, address: this.config.addresses?.[family] ?? anyAddress(family), port: this.config.port });
       sockets.listen(fd, this.config.backlog);
     } catch (error) {
       sockets.close(fd);

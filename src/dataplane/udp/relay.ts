@@ -17,6 +17,8 @@ export const MAX_UDP_PAYLOAD_BYTES = 65_507;
 
 export interface UdpRelayConfig {
   readonly families: readonly Family[];
+  /** Listen address per family (absent: any address). */
+  readonly addresses?: { readonly 4?: string; readonly 6?: string };
   readonly port: number;
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
@@ -85,7 +87,7 @@ export class UdpRelay {
       for (const family of this.config.families) {
         const fd = sockets.open({ family, transport: 'udp', transparent: true, reuseAddress: true, recvOriginalDestination: true, receiveBufferBytes: this.receiveBufferBytes() });
         this.listenerFds.push(fd);
-        sockets.bind(fd, { family, address: anyAddress(family), port: this.config.port });
+        sockets.bind(fd, { family, address: this.config.addresses?.[family] ?? anyAddress(family), port: this.config.port });
         listeners.push({ fd, family, port: this.config.port });
         locals.push(sockets.localEndpoint(fd));
       }

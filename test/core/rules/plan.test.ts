@@ -4,6 +4,8 @@ import { isTproxyError } from '../../../src/core/errors.js';
 import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../../src/core/rules/config.js';
 import { ownedBy, planRules, plannedRules } from '../../../src/core/rules/plan.js';
 import { ipApplyCommands, ipRouteArgs, ipRuleArgs } from '../../../src/core/rules/policy-routing.js';
+import { expectedExpressions } from '../../../src/core/rules/nft-json.js';
+import { plannedIptablesState } from '../../../src/core/rules/render-iptables.js';
 import { markSetText, nftRuleText, renderNftDeleteScript, renderNftRestoreScript, renderNftScript } from '../../../src/core/rules/render-nft.js';
 
 const classic: RulesConfig = { ...DEFAULT_RULES_CONFIG, intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }, { transport: 'udp', ports: [{ from: 80, to: 80 }] }] };
@@ -128,9 +130,33 @@ describe('rule planning', () => {
   });
 });
 
+describe('listen address', () => {
+  const plan = planRules({ ...classic, listenAddresses: { 4: '127.0.0.1', 6: '::1' } });
+  const tproxy = plannedRules(plan).filter((r) => r.rule.role === 'tproxy');
+
+  it('redirects to the listen address in nft text and JSON', () => {
+    const text = tproxy.map((r) => nftRuleText(r.rule)).join('\n');
+    assert.match(text, /tproxy ip to 127\.0\.0\.1:8000 /);
+    assert.match(text, /tproxy ip6 to \[::1\]:8000 /);
+    const json = tproxy.map((r) => expectedExpressions(r.rule)).flat();
+    assert.ok(json.some((e) => JSON.stringify(e) === JSON.stringify({ tproxy: { family: 'ip6', addr: '::1', port: 8000 } })));
+  });
+
+  it('redirects to the listen address with --on-ip in iptables', () => {
+    const v4 = plannedIptablesState(plan, 4);
+    assert.match(JSON.stringify(v4), /TPROXY --on-port 8000 --on-ip 127\.0\.0\.1 /);
+  });
+
+  it('keeps :port (any local address) without one', () => {
+    assert.match(plannedRules(planRules(classic)).filter((r) => r.rule.role === 'tproxy').map((r) => nftRuleText(r.rule)).join('\n'), /tproxy ip to :8000 /);
+  });
+});
+
 describe('rules configuration validation', () => {
   const invalid: [string, Partial<RulesConfig>, string, RegExp][] = [
     ['a table name with a space', { tableName: 'my table' }, 'tableName', /"my table" must be a letter/],
+    ['an IPv6 listen address given for IPv4', { listenAddresses: { 4: '::1' } }, 'listenAddresses', /"::1" is not an IPv4 address/],
+    ['a host name as listen address', { listenAddresses: { 6: 'localhost' } }, 'listenAddresses', /"localhost" is not an IPv6 address/],
     ['port 0', { listenPort: 0 }, 'listenPort', /0 must be a port/],
     ['no family', { families: [] }, 'families', /at least one of IPv4 or IPv6/],
     ['nothing to intercept', { intercept: [] }, 'intercept', /nothing to intercept/],

@@ -47,7 +47,7 @@ export class SpliceRelay {
       for (const family of this.config.families) {
         const fd = sockets.open({ family, transport: 'tcp', transparent: true, reuseAddress: true, reusePort: this.config.reusePort });
         listeners.push({ fd, family, port: this.config.port });
-        sockets.bind(fd, { family, address: this.config.address ?? anyAddress(family), port: this.config.port });
+        sockets.bind(fd, { family, address: this.config.addresses?.[family] ?? anyAddress(family), port: this.config.port });
         sockets.listen(fd, this.config.backlog);
         locals.push(sockets.localEndpoint(fd));
       }
