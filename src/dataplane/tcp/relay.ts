@@ -134,7 +134,9 @@ export class TcpRelay {
 
   private maybeResume(): void {
     if (!this.paused || this.stopping) return;
-    if (this.flows.size >= Math.max(1, Math.floor(this.config.maxConnections * 0.9))) return;
+    // Resume below the cap, not below a lower mark: waiting connections must not sit in the
+    // backlog while there is room (with a gap, flows that wait on each other could never finish).
+    if (this.flows.size >= this.config.maxConnections) return;
     clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
     this.attach().catch((error: unknown) => {

@@ -29,6 +29,8 @@ const TCP_KEEPINTVL = 5;
 const TCP_KEEPCNT = 6;
 const SPLICE_FLAGS = C.SPLICE_F_MOVE | C.SPLICE_F_NONBLOCK;
 const MAX_EVENTS = 512;
+/** Empty pipes kept for the next flows: creating and sizing two per connection is most of its setup. */
+const PIPE_POOL = 1024;
 const ACCEPT_BATCH = 64;
 
 interface Direction {
@@ -78,6 +80,7 @@ export class SpliceEngine {
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
   private readonly pipeFds = Buffer.alloc(8);
+  private readonly pipePool: { r: number; w: number }[] = [];
   private readonly owners = new Map<number, Owner>();
   private readonly flows = new Set<Flow>();
   private readonly listeners: Owner[] = [];
@@ -307,10 +310,31 @@ export class SpliceEngine {
   }
 
   private newPipe(d: Direction): void {
+    const pooled = this.pipePool.pop();
+    if (pooled) {
+      d.r = pooled.r;
+      d.w = pooled.w;
+      return;
+    }
     if (this.libc.pipe2(this.pipeFds, C.O_NONBLOCK | C.O_CLOEXEC) !== 0) this.api.fail('pipe2');
     d.r = this.pipeFds.readInt32LE(0);
     d.w = this.pipeFds.readInt32LE(4);
     this.libc.fcntl(d.w, C.F_SETPIPE_SZ, this.config.pipeBytes);
+  }
+
+  /** An empty pipe goes back to the pool; one still holding bytes (an aborted flow) is closed. */
+  private releasePipe(d: Direction): void {
+    if (d.r < 0) return;
+    // Pipes in use plus pooled never exceed two per allowed flow: the descriptor budget holds.
+    const room = this.config.maxConnections * 2 - this.flows.size * 2 - this.pipePool.length;
+    if (d.buffered === 0 && room > 0 && this.pipePool.length < PIPE_POOL && this.stopDeadline === undefined) {
+      this.pipePool.push({ r: d.r, w: d.w });
+    } else {
+      this.libc.close(d.r);
+      this.libc.close(d.w);
+    }
+    d.r = -1;
+    d.w = -1;
   }
 
   private onConnected(flow: Flow): void {
@@ -438,10 +462,8 @@ export class SpliceEngine {
       if (reason === 'done') this.libc.close(fd);
       else this.reset(fd);
     }
-    for (const d of [flow.up, flow.down]) {
-      if (d.r >= 0) this.libc.close(d.r);
-      if (d.w >= 0) this.libc.close(d.w);
-    }
+    this.releasePipe(flow.up);
+    this.releasePipe(flow.down);
     this.flows.delete(flow);
     increment(this.counters.closed, reason);
     this.counters.bytesFromClient += flow.up.bytes;
@@ -459,7 +481,9 @@ export class SpliceEngine {
         reason,
       });
     }
-    if (this.acceptPaused && this.resumeAt === 0 && this.flows.size < Math.max(1, Math.floor(this.config.maxConnections * 0.9))) this.setAccepting(true);
+    // Resume below the cap, not below a lower mark: waiting connections must not sit in the
+    // backlog while there is room (with a gap, flows that wait on each other could never finish).
+    if (this.acceptPaused && this.resumeAt === 0 && this.flows.size < this.config.maxConnections) this.setAccepting(true);
   }
 
   private scan(now: number): void {
@@ -499,6 +523,10 @@ export class SpliceEngine {
     if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
     this.pending = [];
     this.post({ kind: 'stopped', report: { completed: this.stopInFlight - forced, forced }, counters: this.snapshot() });
+    for (const p of this.pipePool.splice(0)) {
+      this.libc.close(p.r);
+      this.libc.close(p.w);
+    }
     this.epoll.close();
     this.libc.close(this.wakeFd);
     return true;
