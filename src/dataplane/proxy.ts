@@ -133,7 +133,7 @@ export class Proxy {
             maxSessions: this.config.maxUdpSessions,
             mapping: this.config.udpMapping,
           },
-          { sockets: this.sockets, emit: this.deps.emit },
+          { sockets: this.sockets, emit: this.udpEvents() },
         );
         locals.push(...(await this.udp.start()));
       }
@@ -142,6 +142,15 @@ export class Proxy {
       throw error;
     }
     return locals;
+  }
+
+  /** UDP session and drop events only at debug level (flowEvents), like TCP's per-flow events. */
+  private udpEvents(): EventSink {
+    if (this.config.flowEvents) return this.deps.emit;
+    const perFlow = new Set(['udp.session.open', 'udp.session.close', 'udp.drop']);
+    return (event) => {
+      if (!perFlow.has(event.type)) this.deps.emit(event);
+    };
   }
 
   /** The pids of the TCP worker processes (empty when TCP runs in this process). */

@@ -24,7 +24,7 @@ export interface RunningProxy {
 
 /** `tproxy run` with its own rules in the router namespace (JSON log lines on stderr). */
 export async function startProxy(lab: Lab, args: readonly string[]): Promise<RunningProxy> {
-  const proc = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', ...args]);
+  const proc = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', '--log-level', 'debug', ...args]);
   const lines = new JsonLines<LogLine>(proc.child.stderr!);
   await lines.waitFor((l) => l.type === 'ready', 15_000, 'tproxy run ready');
   return {
