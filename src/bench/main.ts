@@ -94,7 +94,12 @@ async function main(): Promise<void> {
       const status = await rules.status(plans[scenario]);
       return status.pieces.filter((p) => p.kind === 'rule' && p.name.includes('intercept')).reduce((n, p) => n + (p.counter?.packets ?? 0), 0);
     };
+    // Each scenario's client connections use their own ephemeral ports: a proxy's transparent
+    // TIME_WAIT sockets on the router would otherwise catch (early demux) and black-hole the same
+    // address/port pairs when a later scenario forwards them.
+    const PORT_RANGES: Record<Scenario, string> = { forwarding: '10000 27999', tproxy: '28000 45999', haproxy: '46000 63999' };
     const scenarioOn = async (scenario: Scenario): Promise<void> => {
+      await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[scenario]}`]);
       if (scenario === 'forwarding') await rules.remove(plans.forwarding);
       else await rules.apply(plans[scenario]);
     };
