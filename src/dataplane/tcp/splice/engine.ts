@@ -306,7 +306,13 @@ export class SpliceEngine {
         return;
       }
     }
-    this.pumpAll(flow);
+    // Only the directions this event can move: a readable socket feeds its direction, a writable
+    // one drains the other (HUP and ERR count as both, so EOF and errors are seen).
+    const readable = (events & (C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLHUP | C.EPOLLERR)) !== 0;
+    const writable = (events & (C.EPOLLOUT | C.EPOLLHUP | C.EPOLLERR)) !== 0;
+    const up = side === 'client' ? readable : writable;
+    const down = side === 'client' ? writable : readable;
+    this.pumpAll(flow, up, down);
   }
 
   private newPipe(d: Direction): void {
@@ -368,8 +374,9 @@ export class SpliceEngine {
   }
 
   /** Move what can be moved both ways, pass FINs on, then set epoll interest to match. */
-  private pumpAll(flow: Flow): void {
-    if (!this.pump(flow, flow.up, flow.cfd, flow.ufd, 'client') || !this.pump(flow, flow.down, flow.ufd, flow.cfd, 'upstream')) return;
+  private pumpAll(flow: Flow, up = true, down = true): void {
+    if (up && !this.pump(flow, flow.up, flow.cfd, flow.ufd, 'client')) return;
+    if (down && !this.pump(flow, flow.down, flow.ufd, flow.cfd, 'upstream')) return;
     if (flow.up.shut && flow.down.shut) {
       this.close(flow, 'done');
       return;
@@ -404,13 +411,18 @@ export class SpliceEngine {
     const pipeBytes = this.config.pipeBytes;
     for (let round = 0; round < 16; round++) {
       let progressed = false;
+      // A short read means the socket is (almost surely) drained: no retry that would only return
+      // EAGAIN. Level-triggered epoll reports whatever is left, EOF included, on the next turn.
+      let shortRead = false;
       if (!d.eof && d.buffered < pipeBytes) {
-        const n = this.libc.splice(source, null, d.w, null, pipeBytes - d.buffered, SPLICE_FLAGS);
+        const want = pipeBytes - d.buffered;
+        const n = this.libc.splice(source, null, d.w, null, want, SPLICE_FLAGS);
         if (n > 0) {
           d.buffered += n;
           d.bytes += n;
           flow.lastActive = Date.now();
           progressed = true;
+          shortRead = n < want;
         } else if (n === 0) {
           d.eof = true;
         } else {
@@ -434,7 +446,7 @@ export class SpliceEngine {
           }
         }
       }
-      if (!progressed) break;
+      if (!progressed || shortRead) break;
     }
     if (d.eof && d.buffered === 0 && !d.shut) {
       this.libc.shutdown(sink, C.SHUT_WR);
