@@ -37,12 +37,18 @@ describe('tproxy command line', () => {
   });
 
   it('says plainly that a planned command is not built yet (exit 3)', async () => {
-    const { code, err } = await cli('explain');
+    const { code, err } = await cli('status');
     assert.equal(code, 3);
-    assert.match(err, /tproxy explain is not built yet/);
+    assert.match(err, /tproxy status is not built yet/);
     const json = await cli('doctor', '--json');
     assert.equal(json.code, 3);
     assert.equal((JSON.parse(json.out) as { error: { code: string } }).error.code, 'ERR_NOT_IMPLEMENTED');
+  });
+
+  it('explain rejects a malformed packet with the expected form (exit 2)', async () => {
+    const { code, err } = await cli('explain', 'tcp', '1.2.3.4', '->', '5.6.7.8:80');
+    assert.equal(code, 2);
+    assert.match(err, /invalid packet .*"1\.2\.3\.4" is not ADDRESS:PORT.*Expected: tcp\|udp SADDR:SPORT -> DADDR:DPORT/);
   });
 
   it('rejects an unknown flag with the usage (exit 2)', async () => {
