@@ -191,6 +191,7 @@ export function evaluateMatch(m: Match, packet: Packet, ctx: MatchContext): Matc
     const x = field.value;
     matched = m.op === '<' ? x < n : m.op === '>' ? x > n : m.op === '<=' ? x <= n : x >= n;
   }
-  const shown = `${what}${m.mask ? ` & ${renderValue(m.mask)}` : ''} is ${show(field, m.left)}`;
-  return { matched, reason: matched ? shown : `${shown}, wanted ${m.op === '==' || m.op === 'in' ? '' : `${m.op} `}${renderValue(m.right)}` };
+  const isMark = m.left.kind === 'meta' && m.left.key === 'mark';
+  const shown = `${what}${m.mask ? ` & ${renderValue(m.mask, isMark)}` : ''} is ${show(field, m.left)}`;
+  return { matched, reason: matched ? shown : `${shown}, wanted ${m.op === '==' || m.op === 'in' ? '' : `${m.op} `}${renderValue(m.right, isMark)}` };
 }

@@ -18,10 +18,11 @@ export function renderSelector(s: Selector): string {
   }
 }
 
-export function renderValue(v: Value): string {
+/** A value as nft prints it; `hexNumbers` for marks and masks. */
+export function renderValue(v: Value, hexNumbers = false): string {
   switch (v.kind) {
     case 'number':
-      return v.value > 255 || v.value < 0 ? hex(v.value) : String(v.value);
+      return hexNumbers ? hex(v.value) : String(v.value);
     case 'symbol':
       return /^[\w.:-]+$/.test(v.value) ? v.value : JSON.stringify(v.value);
     case 'flags':
@@ -29,9 +30,9 @@ export function renderValue(v: Value): string {
     case 'prefix':
       return formatPrefix(v.prefix);
     case 'range':
-      return `${renderValue(v.from)}-${renderValue(v.to)}`;
+      return `${renderValue(v.from, hexNumbers)}-${renderValue(v.to, hexNumbers)}`;
     case 'set':
-      return `{ ${v.elements.map(renderValue).join(', ')} }`;
+      return `{ ${v.elements.map((e) => renderValue(e, hexNumbers)).join(', ')} }`;
     case 'setref':
       return `@${v.name}`;
   }
@@ -46,9 +47,10 @@ function renderMark(and: number, xor: number): string {
 export function renderExpression(e: Expression): string {
   switch (e.kind) {
     case 'match': {
-      const left = e.mask ? `${renderSelector(e.left)} & ${renderValue(e.mask)}` : renderSelector(e.left);
+      const isMark = e.left.kind === 'meta' && e.left.key === 'mark';
+      const left = e.mask ? `${renderSelector(e.left)} & ${renderValue(e.mask, isMark)}` : renderSelector(e.left);
       const op = e.op === '==' || e.op === 'in' ? '' : `${e.op} `;
-      return `${left} ${op}${renderValue(e.right)}`;
+      return `${left} ${op}${renderValue(e.right, isMark)}`;
     }
     case 'xt-socket':
       return `${e.negate ? '! ' : ''}-m socket${e.transparent ? ' --transparent' : ''}${e.nowildcard ? ' --nowildcard' : ''}`;
