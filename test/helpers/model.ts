@@ -67,7 +67,7 @@ export function sock(l4proto: 'tcp' | 'udp', state: SocketState, local: string, 
 
 export function rule(priority: number, spec: Partial<IpRule> & { from?: string; to?: string } = {}, family: 4 | 6 = 4): IpRule {
   const { from, to, ...rest } = spec;
-  return { family, priority, not: false, action: 'lookup', table: 'main', ...rest, ...(from ? { from: parsePrefix(from) } : {}), ...(to ? { to: parsePrefix(to) } : {}) } as IpRule;
+  return { family, priority, not: false, action: 'lookup', table: 'main', ...rest, ...(from ? { from: parsePrefix(from) } : {}), ...(to ? { to: parsePrefix(to) } : {}) };
 }
 
 export function route(dst: string, spec: Partial<Route> = {}, family: 4 | 6 = 4): Route {

@@ -12,7 +12,7 @@ const ctx = (over: Partial<MatchContext> = {}): MatchContext => ({ sets, socketF
 const m = (json: unknown): Match => {
   const e = parseExpression(json);
   assert.equal(e.kind, 'match');
-  return e as Match;
+  return e;
 };
 const L = {
   mark: { meta: { key: 'mark' } },
