@@ -8,7 +8,7 @@ import { TproxyError } from '../core/errors.js';
 import { SNAPSHOT_FORMAT, type Snapshot } from '../core/model/snapshot.js';
 import type { CommandRunner } from './exec.js';
 
-const SYSCTLS = ['net.ipv4.ip_forward', 'net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.conf.all.src_valid_mark', 'net.ipv4.conf.all.route_localnet', 'net.ipv4.ip_nonlocal_bind', 'net.ipv6.ip_nonlocal_bind'];
+const SYSCTLS = ['net.ipv4.ip_forward', 'net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.conf.all.src_valid_mark', 'net.ipv4.conf.all.route_localnet', 'net.ipv4.ip_nonlocal_bind', 'net.ipv4.ip_early_demux', 'net.ipv4.tcp_early_demux', 'net.ipv6.ip_nonlocal_bind'];
 
 export interface SnapshotOptions {
   readonly now?: () => Date;

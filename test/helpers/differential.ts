@@ -45,6 +45,8 @@ export interface Scenario {
   readonly ip?: readonly string[];
   readonly ip6?: readonly string[];
   readonly sysctls?: readonly string[];
+  /** nft script for the client's own namespace (e.g. to hold back its resets). */
+  readonly clientNft?: string;
   readonly sockets?: readonly SocketSpec[];
   readonly setup?: readonly ProbeSpec[];
   readonly probes: readonly Probe[];
@@ -175,6 +177,7 @@ export class DifferentialLab {
     await this.lab.run('router', ['nft', '-f', '-'], { input: `flush ruleset\n${OBS_TABLE('input', 1000, false)}\n${s.nft ?? ''}\n` });
     if (s.iptables?.ipv4) await this.lab.run('router', ['iptables-restore', '--noflush'], { input: s.iptables.ipv4 });
     if (s.iptables?.ipv6) await this.lab.run('router', ['ip6tables-restore', '--noflush'], { input: s.iptables.ipv6 });
+    await this.lab.run('client', ['nft', '-f', '-'], { input: `flush ruleset\n${s.clientNft ?? ''}\n` });
     await this.lab.run('server', ['nft', 'flush', 'set', 'inet', OBS, 's4']);
     await this.lab.run('server', ['nft', 'flush', 'set', 'inet', OBS, 's6']);
   }
@@ -227,6 +230,7 @@ export class DifferentialLab {
         await new Promise((r) => setTimeout(r, 200));
       }
       const mark = events.items.length;
+      for (const set of ['s4', 's6']) await this.lab.run('router', ['nft', 'flush', 'set', 'inet', OBS, set]);
       const snapshot = withoutObserver(await takeSnapshot(this.lab.runnerFor('router')));
       const world = worldFromSnapshot(snapshot);
       const predictions = s.probes.map((p) => {

@@ -15,7 +15,7 @@ import { evaluateHook, type HookEnvironment, type HookResult } from './evaluate.
 import { isPureSyn, type Packet } from './packet.js';
 import { describeIpRule, describeRoute, routeLookup, type RouteDecision } from './routing.js';
 import type { Hook } from './ruleset.js';
-import { describeSocket, lookupListener, lookupSocket, type SocketEntry } from './sockets.js';
+import { describeSocket, lookupEstablished, lookupListener, lookupSocket, type SocketEntry } from './sockets.js';
 import type { RuleRef, TraceStep } from './trace.js';
 import { fibAddressType, forwardingEnabled, tproxyLocalAddress, type World } from './world.js';
 
@@ -140,11 +140,25 @@ function incoming(walk: Walk, packetIn: Packet, looped?: RouteDecision): Explana
   const pre = walk.hook('prerouting', packetIn);
   if (pre.verdict === 'drop') return walk.dropped('netfilter', pre.drop?.by ?? 'prerouting hook', pre.packet, pre.drop?.reject);
   let packet = pre.packet;
+  let assigned = pre.assigned;
+  if (!assigned && !looped && packet.l4proto === 'tcp' && earlyDemuxEnabled(walk.world)) {
+    // ip_rcv_finish's early demux: an established (or TIME_WAIT) socket for the 4-tuple takes the
+    // packet (skb->sk) before routing; if routing then forwards it, ip_forward drops it (measured:
+    // the cached input route of a proxied socket is not used, IPv4 and IPv6 alike).
+    const sk = lookupEstablished(walk.world.sockets, packet);
+    if (sk) {
+      walk.trace.push({ stage: 'routing', text: `early demux: ${describeSocket(sk)} takes the packet (skb->sk); routing still decides` });
+      assigned = sk;
+    }
+  }
   const decision = looped ?? walk.route(packet, packet.iif ?? 'lo');
   if (looped) walk.trace.push({ stage: 'routing', text: 'looped back through lo: the output route (local delivery) still holds' });
-  if (decision.kind === 'local') return deliverLocally(walk, packet, pre.assigned);
+  if (decision.kind === 'local') return deliverLocally(walk, packet, assigned);
   if (decision.kind !== 'unicast') return routeFailure(walk, decision, packet);
-  if (pre.assigned) return walk.dropped('forward', `the packet carries the socket tproxy assigned (${describeSocket(pre.assigned)}) but routing forwards it, and ip_forward drops such packets: the fwmark ip rule or the local route of its table is missing`, packet);
+  if (assigned) {
+    const why = pre.assigned ? 'the fwmark ip rule or the local route of its table is missing' : 'a local socket holds this flow but nothing marks its packets local (divert rule missing?)';
+    return walk.dropped('forward', `the packet carries a socket (${describeSocket(assigned)}) but routing forwards it, and ip_forward drops such packets: ${why}`, packet);
+  }
   const fwd = forwardingEnabled(walk.world, packet.family, packet.iif);
   if (fwd === false) return walk.dropped('forward', `forwarding is disabled (${packet.family === 4 ? 'net.ipv4.ip_forward' : 'net.ipv6.conf.all.forwarding'} = 0)`, packet, packet.family === 4 ? 'icmp host-unreachable' : undefined);
   if (packet.ttl <= 1) return walk.dropped('forward', `${packet.family === 4 ? 'TTL' : 'hop limit'} ${packet.ttl} expires in forwarding`, packet, 'icmp time-exceeded');
@@ -156,6 +170,10 @@ function incoming(walk: Walk, packetIn: Packet, looped?: RouteDecision): Explana
   const post = walk.hook('postrouting', forward.packet, oif);
   if (post.verdict === 'drop') return walk.dropped('netfilter', post.drop?.by ?? 'postrouting hook', post.packet, post.drop?.reject);
   return walk.done({ kind: 'forwarded' }, post.packet, oif !== undefined ? { oif } : {});
+}
+
+function earlyDemuxEnabled(world: World): boolean {
+  return world.sysctls['net.ipv4.ip_early_demux'] !== '0' && world.sysctls['net.ipv4.tcp_early_demux'] !== '0';
 }
 
 function rerouteNeeded(before: Packet, after: Packet): boolean {
