@@ -102,18 +102,18 @@ function routeFailure(walk: Walk, decision: RouteDecision, packet: Packet): Expl
 }
 
 /** Input hook and socket demultiplexing for a packet routed to this host. */
-function deliverLocally(walk: Walk, packet: Packet, assigned: SocketEntry | undefined): Explanation {
+function deliverLocally(walk: Walk, packet: Packet, assigned: SocketEntry | undefined, assignedBy: 'tproxy' | 'early demux' = 'tproxy'): Explanation {
   const input = walk.hook('input', packet, undefined, assigned);
   if (input.verdict === 'drop') return walk.dropped('netfilter', input.drop?.by ?? 'input hook', input.packet, input.drop?.reject);
   const p = input.packet;
   const sockets = walk.world.sockets;
   if (assigned) {
     if (assigned.state === 'time-wait') {
-      walk.trace.push({ stage: 'deliver', text: `the TIME_WAIT socket ${describeSocket(assigned)} that tproxy assigned answers it` });
+      walk.trace.push({ stage: 'deliver', text: `the TIME_WAIT socket ${describeSocket(assigned)} that ${assignedBy} assigned answers it` });
       return walk.done({ kind: 'answered-by-time-wait' }, p, { socket: assigned });
     }
-    walk.trace.push({ stage: 'deliver', text: `delivered to the socket tproxy assigned: ${describeSocket(assigned)}` });
-    return walk.done({ kind: 'delivered', via: 'tproxy' }, p, { socket: assigned });
+    walk.trace.push({ stage: 'deliver', text: `delivered to the socket ${assignedBy} assigned: ${describeSocket(assigned)}` });
+    return walk.done({ kind: 'delivered', via: assignedBy === 'tproxy' ? 'tproxy' : 'lookup' }, p, { socket: assigned });
   }
   let sk = lookupSocket(sockets, p);
   if (sk?.state === 'time-wait') {
@@ -153,7 +153,7 @@ function incoming(walk: Walk, packetIn: Packet, looped?: RouteDecision): Explana
   }
   const decision = looped ?? walk.route(packet, packet.iif ?? 'lo');
   if (looped) walk.trace.push({ stage: 'routing', text: 'looped back through lo: the output route (local delivery) still holds' });
-  if (decision.kind === 'local') return deliverLocally(walk, packet, assigned);
+  if (decision.kind === 'local') return deliverLocally(walk, packet, assigned, pre.assigned ? 'tproxy' : 'early demux');
   if (decision.kind !== 'unicast') return routeFailure(walk, decision, packet);
   if (assigned) {
     const why = pre.assigned ? 'the fwmark ip rule or the local route of its table is missing' : 'a local socket holds this flow but nothing marks its packets local (divert rule missing?)';
