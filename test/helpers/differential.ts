@@ -69,13 +69,16 @@ interface Tuple {
   ttl: number;
 }
 
+// `ip6 dscp` as a dynamic set key reads 0 (nft 1.0.6 on Linux 6.18: the shifted 16-bit load), so
+// IPv6 uses one set per DSCP value, selected by an `ip6 dscp N` match, which does read correctly.
+const DSCP_VALUES = Array.from({ length: 64 }, (_, i) => i);
 const OBS_TABLE = (hook: 'input' | 'prerouting', priority: number, dropAfter: boolean): string => `
 table inet ${OBS} {
   set s4 { typeof th sport . meta mark . ip dscp . ip ttl; flags dynamic; }
-  set s6 { typeof th sport . meta mark . ip6 dscp . ip6 hoplimit; flags dynamic; }
+${DSCP_VALUES.map((d) => `  set s6d${d} { typeof th sport . meta mark . ip6 hoplimit; flags dynamic; }`).join('\n')}
   chain obs { type filter hook ${hook} priority ${priority}; policy accept;
     meta l4proto { tcp, udp } meta nfproto ipv4 add @s4 { th sport . meta mark . ip dscp . ip ttl }
-    meta l4proto { tcp, udp } meta nfproto ipv6 add @s6 { th sport . meta mark . ip6 dscp . ip6 hoplimit }
+${DSCP_VALUES.map((d) => `    meta l4proto { tcp, udp } meta nfproto ipv6 ip6 dscp ${d} add @s6d${d} { th sport . meta mark . ip6 hoplimit }`).join('\n')}
   }
   ${dropAfter ? 'chain sink { type filter hook input priority 0; policy accept; meta l4proto { tcp, udp } th sport != 22 drop; }' : ''}
 }
@@ -110,7 +113,13 @@ async function readTuples(lab: Lab, host: 'router' | 'server'): Promise<Tuple[]>
   const doc = JSON.parse(out.stdout) as { nftables: Record<string, { name?: string; elem?: { concat: unknown[] }[] }>[] };
   const tuples: Tuple[] = [];
   for (const item of doc.nftables) {
+    const v6 = /^s6d(\d+)$/.exec(item.set?.name ?? '');
     for (const e of item.set?.elem ?? []) {
+      if (v6) {
+        const [sport, mark, ttl] = e.concat;
+        tuples.push({ sport: Number(sport), mark: Number(mark), dscp: Number(v6[1]), ttl: Number(ttl) });
+        continue;
+      }
       const [sport, mark, dscp, ttl] = e.concat;
       const d = typeof dscp === 'string' ? (DSCP_NAMES[dscp] ?? Number(dscp)) : Number(dscp);
       tuples.push({ sport: Number(sport), mark: Number(mark), dscp: d, ttl: Number(ttl) });
@@ -159,6 +168,11 @@ export class DifferentialLab {
     return this.lab.destroy();
   }
 
+  private async flushObservations(host: 'router' | 'server'): Promise<void> {
+    const sets = ['s4', ...DSCP_VALUES.map((d) => `s6d${d}`)];
+    await this.lab.run(host, ['nft', '-f', '-'], { input: sets.map((s) => `flush set inet ${OBS} ${s}`).join('\n') + '\n' });
+  }
+
   private async reset(s: Scenario): Promise<void> {
     const routing = s.routing ?? 'standard';
     const v4: string[] = ['rule flush', 'rule add pref 32766 lookup main', 'rule add pref 32767 lookup default', 'route flush table 100'];
@@ -178,8 +192,7 @@ export class DifferentialLab {
     if (s.iptables?.ipv4) await this.lab.run('router', ['iptables-restore', '--noflush'], { input: s.iptables.ipv4 });
     if (s.iptables?.ipv6) await this.lab.run('router', ['ip6tables-restore', '--noflush'], { input: s.iptables.ipv6 });
     await this.lab.run('client', ['nft', '-f', '-'], { input: `flush ruleset\n${s.clientNft ?? ''}\n` });
-    await this.lab.run('server', ['nft', 'flush', 'set', 'inet', OBS, 's4']);
-    await this.lab.run('server', ['nft', 'flush', 'set', 'inet', OBS, 's6']);
+    await this.flushObservations('server');
   }
 
   private modelPacket(p: Probe): { packet: Packet; origin: 'wire' | 'local' } {
@@ -230,7 +243,7 @@ export class DifferentialLab {
         await new Promise((r) => setTimeout(r, 200));
       }
       const mark = events.items.length;
-      for (const set of ['s4', 's6']) await this.lab.run('router', ['nft', 'flush', 'set', 'inet', OBS, set]);
+      await this.flushObservations('router');
       const snapshot = withoutObserver(await takeSnapshot(this.lab.runnerFor('router')));
       const world = worldFromSnapshot(snapshot);
       const predictions = s.probes.map((p) => {

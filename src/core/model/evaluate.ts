@@ -134,6 +134,9 @@ export function evaluateHook(hook: Hook, packetIn: Packet, env: HookEnvironment,
         } else if (e.kind === 'mark') {
           packet = { ...packet, mark: ((packet.mark & e.and) ^ e.xor) >>> 0 };
           effects.push(`mark ${hex(packet.mark)}`);
+        } else if ((e.kind === 'tos' || e.kind === 'ttl') && e.family !== undefined && e.family !== packet.family) {
+          failed = `${renderExpression(e)}: not an IPv${e.family} packet (nft adds a hidden family match)`;
+          break;
         } else if (e.kind === 'tos') {
           const tos = ((tosOf(packet) & e.and) ^ e.xor) & 0xff;
           packet = { ...packet, dscp: tos >> 2, ecn: tos & 3 };

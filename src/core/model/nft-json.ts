@@ -131,11 +131,12 @@ function parseMangle(body: Json): Expression {
     return arithmetic ? { kind: 'mark', ...arithmetic } : unsupported(whole, false);
   }
   if (key.kind === 'payload' && (key.protocol === 'ip' || key.protocol === 'ip6')) {
+    const family = key.protocol === 'ip' ? 4 : 6;
     if (key.field === 'dscp') {
-      const dscp = typeof body.value === 'number' ? body.value : DSCP_NAMES[String(body.value)];
-      return dscp === undefined ? unsupported(whole, false) : dscpStatement(dscp, `${key.protocol} dscp set ${String(body.value)}`);
+      const dscp = typeof body.value === 'number' ? body.value : typeof body.value === 'string' ? DSCP_NAMES[body.value] : undefined;
+      return dscp === undefined ? unsupported(whole, false) : dscpStatement(dscp, `${key.protocol} dscp set ${typeof body.value === 'string' ? body.value : dscp}`, family);
     }
-    if ((key.field === 'ttl' || key.field === 'hoplimit') && typeof body.value === 'number') return { kind: 'ttl', op: 'set', value: body.value };
+    if ((key.field === 'ttl' || key.field === 'hoplimit') && typeof body.value === 'number') return { kind: 'ttl', op: 'set', value: body.value, family };
   }
   return unsupported(whole, false);
 }

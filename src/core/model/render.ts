@@ -59,7 +59,8 @@ export function renderExpression(e: Expression): string {
     case 'tos':
       return e.text;
     case 'ttl':
-      return e.op === 'set' ? `ttl set ${e.value}` : `ttl ${e.op} ${e.value}`;
+      if (e.family !== undefined) return `${e.family === 4 ? 'ip ttl' : 'ip6 hoplimit'} set ${e.value}`;
+      return e.op === 'set' ? `TTL --ttl-set ${e.value}` : `TTL --ttl-${e.op} ${e.value}`;
     case 'tproxy': {
       const fam = e.family === 4 ? ' ip' : e.family === 6 ? ' ip6' : '';
       const addr = e.addr ? (e.addr.family === 6 ? `[${formatIp(e.addr)}]` : formatIp(e.addr)) : '';

@@ -62,12 +62,15 @@ export interface TosStatement {
   readonly xor: number;
   /** How it was written, for the trace (`ip dscp set cs1`, `TOS --set-tos 0x10/0x3f`). */
   readonly text: string;
+  /** `ip ...` / `ip6 ...` in nft: the rule carries a hidden family dependency before it. */
+  readonly family?: IpFamily;
 }
 
 export interface TtlStatement {
   readonly kind: 'ttl';
   readonly op: 'set' | 'inc' | 'dec';
   readonly value: number;
+  readonly family?: IpFamily;
 }
 
 export interface TproxyStatement {
@@ -170,6 +173,6 @@ export function chainId(table: Table, chain: Chain): string {
 }
 
 /** The TOS byte statement for `ip dscp set N`: keep the ECN bits, replace the DSCP bits. */
-export function dscpStatement(dscp: number, text: string): TosStatement {
-  return { kind: 'tos', and: 0x03, xor: (dscp & 0x3f) << 2, text };
+export function dscpStatement(dscp: number, text: string, family?: IpFamily): TosStatement {
+  return { kind: 'tos', and: 0x03, xor: (dscp & 0x3f) << 2, text, ...(family ? { family } : {}) };
 }

@@ -1,8 +1,7 @@
 // The model against the kernel, nftables tproxy: sockets, listeners, TIME_WAIT, divert, routing
 // faults; IPv4 and IPv6. Each scenario builds its world on a lab router and sends real packets.
-import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { DifferentialLab, type Scenario } from '../../helpers/differential.js';
+import type { Scenario } from '../../helpers/differential.js';
+import { differentialSuite } from '../../helpers/differential-suite.js';
 import type { SocketSpec } from '../../helpers/model-agent.js';
 
 const S4 = '203.0.113.20';
@@ -180,17 +179,4 @@ export const SCENARIOS: Scenario[] = [
   },
 ];
 
-describe('model vs kernel: nftables tproxy scenarios (root)', () => {
-  let dl: DifferentialLab;
-  before(async () => {
-    dl = await DifferentialLab.create();
-  });
-  after(() => dl.destroy());
-  for (const s of SCENARIOS) {
-    it(s.name, async () => {
-      const reports = await dl.run(s);
-      const problems = reports.flatMap((r) => r.problems.map((p) => `probe ${r.probe.proto} ${r.probe.sport} -> ${r.probe.daddr}:${r.probe.dport}: ${p}`));
-      assert.deepEqual(problems, []);
-    });
-  }
-});
+differentialSuite('model vs kernel: nftables tproxy scenarios (root)', SCENARIOS);

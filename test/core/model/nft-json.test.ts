@@ -52,7 +52,7 @@ describe('nft JSON', () => {
       'ip daddr @byp4 return',
       'meta l4proto { tcp, udp } th dport { 80, 443, 1000-2000 } tproxy to :8000 meta mark set meta mark and 0xffffff00 xor 0x1 counter accept',
       'udp sport 53 tproxy ip to 127.0.0.1:53 accept',
-      'ip dscp set cs1 ttl set 5',
+      'ip dscp set cs1 ip ttl set 5',
       'socket wildcard 0 log prefix "x" reject with icmpx admin-prohibited',
       'goto sub',
     ]);
@@ -84,7 +84,7 @@ describe('nft JSON', () => {
   }
 
   it('reads dscp by name and ttl as statements', () => {
-    assert.deepEqual(parseExpression({ mangle: { key: { payload: { protocol: 'ip6', field: 'dscp' } }, value: 'af11' } }), { kind: 'tos', and: 3, xor: 40, text: 'ip6 dscp set af11' });
-    assert.deepEqual(parseExpression({ mangle: { key: { payload: { protocol: 'ip6', field: 'hoplimit' } }, value: 7 } }), { kind: 'ttl', op: 'set', value: 7 });
+    assert.deepEqual(parseExpression({ mangle: { key: { payload: { protocol: 'ip6', field: 'dscp' } }, value: 'af11' } }), { kind: 'tos', and: 3, xor: 40, text: 'ip6 dscp set af11', family: 6 });
+    assert.deepEqual(parseExpression({ mangle: { key: { payload: { protocol: 'ip6', field: 'hoplimit' } }, value: 7 } }), { kind: 'ttl', op: 'set', value: 7, family: 6 });
   });
 });
