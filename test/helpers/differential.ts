@@ -135,7 +135,8 @@ async function readCounters(lab: Lab): Promise<Counters> {
   const doc = JSON.parse((await lab.run('router', ['nft', '-j', 'list', 'ruleset'])).stdout) as { nftables: Record<string, Record<string, unknown>>[] };
   for (const item of doc.nftables) {
     const r = item.rule;
-    if (!r || r.table === OBS) continue;
+    // iptables-nft tables show up here too; their counters are read from iptables-save below.
+    if (!r || r.table === OBS || (r.table === 'mangle' && (r.family === 'ip' || r.family === 'ip6'))) continue;
     for (const e of r.expr as Record<string, { packets?: number }>[]) if (e.counter?.packets !== undefined) counters.set(`${String(r.family)} ${String(r.table)} ${String(r.chain)} #${Number(r.handle)}`, e.counter.packets);
   }
   for (const [fam, bin] of [[4, 'iptables-save'], [6, 'ip6tables-save']] as const) {
@@ -175,8 +176,8 @@ export class DifferentialLab {
 
   private async reset(s: Scenario): Promise<void> {
     const routing = s.routing ?? 'standard';
-    const v4: string[] = ['rule flush', 'rule add pref 32766 lookup main', 'rule add pref 32767 lookup default', 'route flush table 100'];
-    const v6: string[] = ['rule flush', 'rule add pref 32766 lookup main', 'route flush table 100'];
+    const v4: string[] = ['rule flush', 'rule add pref 32766 lookup main', 'rule add pref 32767 lookup default', 'route flush table 100', 'route flush table 200'];
+    const v6: string[] = ['rule flush', 'rule add pref 32766 lookup main', 'route flush table 100', 'route flush table 200'];
     if (routing === 'standard' || routing === 'no-route') {
       v4.push('rule add fwmark 0x1/0x1 lookup 100 pref 100');
       v6.push('rule add fwmark 0x1/0x1 lookup 100 pref 100');

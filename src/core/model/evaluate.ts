@@ -48,7 +48,13 @@ export interface HookResult {
   readonly counted: readonly RuleRef[];
   /** Something the model could not evaluate was on the path. */
   readonly uncertain: boolean;
+  /** A `type route` chain changed the mark, addresses or DSCP: output routing runs again. */
+  readonly reroute: boolean;
   readonly steps: readonly TraceStep[];
+}
+
+function routeKeysChanged(a: Packet, b: Packet): boolean {
+  return a.mark !== b.mark || a.daddr.value !== b.daddr.value || a.saddr.value !== b.saddr.value || a.dscp !== b.dscp;
 }
 
 interface Frame {
@@ -78,11 +84,13 @@ export function evaluateHook(hook: Hook, packetIn: Packet, env: HookEnvironment,
   const steps: TraceStep[] = [];
   const counted: RuleRef[] = [];
   let uncertain = false;
+  let reroute = false;
   const chains = baseChainsFor(env.ruleset, hook, packet.family);
   const skipped = env.ruleset.tables.flatMap((t) => (tableSeesFamily(t, packet.family) ? t.chains.filter((c) => c.base?.hook === hook && c.base.type === 'nat').map((c) => chainId(t, c)) : []));
   if (skipped.length) steps.push({ stage: 'note', hook, text: `nat chains not modelled: ${skipped.join(', ')}` });
   for (const { table, chain } of chains) {
     const base = chain.base!;
+    const entering = packet;
     steps.push({ stage: 'hook', hook, chain: chainId(table, chain), text: `${hook}: chain ${chainId(table, chain)} (type ${base.type}, priority ${base.priority}, policy ${base.policy})` });
     const ctx: MatchContext = {
       sets: table.sets,
@@ -251,7 +259,8 @@ export function evaluateHook(hook: Hook, packetIn: Packet, env: HookEnvironment,
           break;
       }
     }
-    if (chainVerdict === 'drop') return { packet, verdict: 'drop', ...(drop ? { drop } : {}), ...(assigned ? { assigned } : {}), counted, uncertain, steps };
+    if (chainVerdict === 'drop') return { packet, verdict: 'drop', ...(drop ? { drop } : {}), ...(assigned ? { assigned } : {}), counted, uncertain, reroute, steps };
+    if (base.type === 'route' && routeKeysChanged(entering, packet)) reroute = true;
   }
-  return { packet, verdict: 'accept', ...(assigned ? { assigned } : {}), counted, uncertain, steps };
+  return { packet, verdict: 'accept', ...(assigned ? { assigned } : {}), counted, uncertain, reroute, steps };
 }

@@ -176,10 +176,6 @@ function earlyDemuxEnabled(world: World): boolean {
   return world.sysctls['net.ipv4.ip_early_demux'] !== '0' && world.sysctls['net.ipv4.tcp_early_demux'] !== '0';
 }
 
-function rerouteNeeded(before: Packet, after: Packet): boolean {
-  return before.mark !== after.mark || before.daddr.value !== after.daddr.value || before.saddr.value !== after.saddr.value || before.dscp !== after.dscp;
-}
-
 function outgoing(walk: Walk, packetIn: Packet): Explanation {
   const local = { ...packetIn };
   delete (local as { iif?: string }).iif;
@@ -188,8 +184,8 @@ function outgoing(walk: Walk, packetIn: Packet): Explanation {
   const out = walk.hook('output', local, decision.kind === 'local' ? 'lo' : decision.route.dev);
   if (out.verdict === 'drop') return walk.dropped('netfilter', out.drop?.by ?? 'output hook', out.packet, out.drop?.reject);
   let packet = out.packet;
-  if (rerouteNeeded(local, packet)) {
-    walk.trace.push({ stage: 'routing', text: 'the output hook changed the mark, addresses or DSCP: routing again' });
+  if (out.reroute) {
+    walk.trace.push({ stage: 'routing', text: 'a type route chain changed the mark, addresses or DSCP: routing again' });
     decision = walk.route(packet, 'lo');
     if (decision.kind !== 'local' && decision.kind !== 'unicast') return routeFailure(walk, decision, packet);
   }
