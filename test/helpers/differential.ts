@@ -72,10 +72,19 @@ interface Tuple {
 // `ip6 dscp` as a dynamic set key reads 0 (nft 1.0.6 on Linux 6.18: the shifted 16-bit load), so
 // IPv6 uses one set per DSCP value, selected by an `ip6 dscp N` match, which does read correctly.
 const DSCP_VALUES = Array.from({ length: 64 }, (_, i) => i);
+// The client's last datagram of a batch; seen in the router's first prerouting chain, it means the
+// probes sent before it have been through the router (negative outcomes need no fixed wait).
+const FENCE_PORT = 9;
+const CLIENT_FENCE = 40999;
+const ROUTER_FENCE = 40998;
 const OBS_TABLE = (hook: 'input' | 'prerouting', priority: number, dropAfter: boolean): string => `
 table inet ${OBS} {
   set s4 { typeof th sport . meta mark . ip dscp . ip ttl; flags dynamic; }
 ${DSCP_VALUES.map((d) => `  set s6d${d} { typeof th sport . meta mark . ip6 hoplimit; flags dynamic; }`).join('\n')}
+  set fence { typeof udp sport; flags dynamic; }
+  chain fence { type filter hook prerouting priority -1000; policy accept;
+    udp dport ${FENCE_PORT} add @fence { udp sport }
+  }
   chain obs { type filter hook ${hook} priority ${priority}; policy accept;
     meta l4proto { tcp, udp } meta nfproto ipv4 add @s4 { th sport . meta mark . ip dscp . ip ttl }
 ${DSCP_VALUES.map((d) => `    meta l4proto { tcp, udp } meta nfproto ipv6 ip6 dscp ${d} add @s6d${d} { th sport . meta mark . ip6 hoplimit }`).join('\n')}
@@ -114,6 +123,10 @@ async function readTuples(lab: Lab, host: 'router' | 'server'): Promise<Tuple[]>
   const tuples: Tuple[] = [];
   for (const item of doc.nftables) {
     const v6 = /^s6d(\d+)$/.exec(item.set?.name ?? '');
+    if (item.set?.name === 'fence') {
+      for (const e of (item.set.elem ?? []) as unknown[]) tuples.push({ sport: Number(e), mark: -1, dscp: -1, ttl: -1 });
+      continue;
+    }
     for (const e of item.set?.elem ?? []) {
       if (v6) {
         const [sport, mark, ttl] = e.concat;
@@ -170,7 +183,7 @@ export class DifferentialLab {
   }
 
   private async flushObservations(host: 'router' | 'server'): Promise<void> {
-    const sets = ['s4', ...DSCP_VALUES.map((d) => `s6d${d}`)];
+    const sets = ['s4', 'fence', ...DSCP_VALUES.map((d) => `s6d${d}`)];
     await this.lab.run(host, ['nft', '-f', '-'], { input: sets.map((s) => `flush set inet ${OBS} ${s}`).join('\n') + '\n' });
   }
 
@@ -255,27 +268,33 @@ export class DifferentialLab {
       const before = compareCounters ? await readCounters(this.lab) : undefined;
       const fromClient = s.probes.filter((p) => p.from !== 'router' && !p.data);
       const fromRouter = s.probes.filter((p) => p.from === 'router');
-      if (fromClient.length) spawned.push(this.lab.spawn('client', [process.execPath, MODEL_AGENT, 'probe', JSON.stringify(fromClient)]));
-      if (fromRouter.length) spawned.push(this.lab.spawn('router', [process.execPath, MODEL_AGENT, 'probe', JSON.stringify(fromRouter)]));
+      // Data on held connections first, then the probes and a fence from each sender: the client's
+      // reaches the router from outside, the router's own loops through lo into prerouting.
       if (s.probes.some((p) => p.data)) setupProc?.child.stdin?.write('data\n');
-      // Wait until everything the model expects has been seen, at most 2.5 s; then a short settle.
-      const deadline = Date.now() + 2500;
+      spawned.push(this.lab.spawn('client', [process.execPath, MODEL_AGENT, 'probe', JSON.stringify(fromClient), `${LAB_ADDRESSES.routerClientSide.ipv4}:${FENCE_PORT}/${CLIENT_FENCE}`]));
+      if (fromRouter.length) spawned.push(this.lab.spawn('router', [process.execPath, MODEL_AGENT, 'probe', JSON.stringify(fromRouter), `127.0.0.1:${FENCE_PORT}/${ROUTER_FENCE}`]));
+      const fences = fromRouter.length ? [CLIENT_FENCE, ROUTER_FENCE] : [CLIENT_FENCE];
+      // Wait for the fence (the probes went first) and for everything the model expects to be seen,
+      // at most 10 s; then a short settle for the agents to report.
+      // (Polling is kept slow: these tests share two cores with the data-plane load tests.)
+      const deadline = Date.now() + 10_000;
       let routerTuples: Tuple[] = [];
       let serverTuples: Tuple[] = [];
-      for (let i = 0; i < 50 && Date.now() < deadline; i++) {
-        await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 40 && Date.now() < deadline; i++) {
+        await new Promise((r) => setTimeout(r, 250));
         routerTuples = await readTuples(this.lab, 'router');
         serverTuples = await readTuples(this.lab, 'server');
+        if (!fences.every((f) => routerTuples.some((t) => t.sport === f && t.mark === -1))) continue;
         const seen = predictions.every(({ p, model }) => {
           const c = classify(model);
           if (c === 'delivered') return events.items.slice(mark).some((l) => l.sport === p.sport && (p.data ? l.event === 'data' : l.event !== 'data'));
           if (c === 'forwarded') return serverTuples.some((t) => t.sport === p.sport);
           if (c === 'input-no-socket') return routerTuples.some((t) => t.sport === p.sport);
-          return false;
+          return true;
         });
         if (seen) break;
       }
-      await new Promise((r) => setTimeout(r, 300));
+      await new Promise((r) => setTimeout(r, 250));
       routerTuples = await readTuples(this.lab, 'router');
       serverTuples = await readTuples(this.lab, 'server');
       const after = compareCounters ? await readCounters(this.lab) : undefined;

@@ -4,7 +4,8 @@
  *   sockets SPECS   open the sockets of a scenario (TCP listeners, UDP sockets; transparent or
  *                   not) and report every accepted connection, datagram and data received:
  *                   {"event":"accept"|"datagram"|"data","id","sport",...}. {"event":"ready"} first.
- *   probe PROBES    make the client side of the probes: a TCP connect (SYN) from a fixed source
+ *   probe PROBES [FENCE]
+ *                   make the client side of the probes: a TCP connect (SYN) from a fixed source
  *                   port, or a UDP datagram; "hold" keeps a connection open and sends a line on
  *                   "data" on stdin; "time-wait" waits for the server's FIN and closes.
  */
@@ -78,20 +79,37 @@ function sockets(specs: SocketSpec[]): void {
   print({ event: 'ready' });
 }
 
-function probe(probes: ProbeSpec[]): void {
+/** After every probe left: one datagram to FENCE (ADDRESS:PORT/SPORT), so the observer knows the probes went first. */
+function sendFence(fence: string | undefined): void {
+  const m = fence ? /^(.+):(\d+)\/(\d+)$/.exec(fence) : null;
+  if (!m) return;
+  const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  s.bind({ port: Number(m[3]) }, () => s.send('fence', Number(m[2]), m[1], () => s.close()));
+}
+
+function probe(probes: ProbeSpec[], fence: string | undefined): void {
   const held: net.Socket[] = [];
+  const sends: Promise<void>[] = [];
   for (const p of probes) {
     const fam = family(p.daddr);
     if (p.proto === 'udp') {
       const s = dgram.createSocket({ type: fam === 6 ? 'udp6' : 'udp4', reuseAddr: true });
-      s.on('error', (e) => print({ event: 'probe', sport: p.sport, result: (e as NodeJS.ErrnoException).code ?? 'error' }));
-      s.bind({ port: p.sport, ...(p.saddr ? { address: p.saddr } : {}) }, () => {
-        if (p.ttl !== undefined) s.setTTL(p.ttl);
-        s.send('probe', p.dport, p.daddr, (error) => {
-          print({ event: 'probe', sport: p.sport, result: error ? 'error' : 'sent' });
-          setTimeout(() => s.close(), 3000).unref();
-        });
-      });
+      sends.push(
+        new Promise<void>((resolve) => {
+          s.on('error', (e) => {
+            print({ event: 'probe', sport: p.sport, result: (e as NodeJS.ErrnoException).code ?? 'error' });
+            resolve();
+          });
+          s.bind({ port: p.sport, ...(p.saddr ? { address: p.saddr } : {}) }, () => {
+            if (p.ttl !== undefined) s.setTTL(p.ttl);
+            s.send('probe', p.dport, p.daddr, (error) => {
+              print({ event: 'probe', sport: p.sport, result: error ? 'error' : 'sent' });
+              setTimeout(() => s.close(), 3000).unref();
+              resolve();
+            });
+          });
+        }),
+      );
       continue;
     }
     const socket = net.connect({ host: p.daddr, port: p.dport, localPort: p.sport, ...(p.saddr ? { localAddress: p.saddr } : {}), family: fam });
@@ -109,6 +127,7 @@ function probe(probes: ProbeSpec[]): void {
       if (socket.connecting) socket.destroy();
     });
   }
+  void Promise.all(sends).then(() => sendFence(fence));
   createInterface({ input: process.stdin }).on('line', (line) => {
     if (line.trim() === 'data') for (const s of held) s.write('data\n');
   });
@@ -116,10 +135,10 @@ function probe(probes: ProbeSpec[]): void {
   print({ event: 'started' });
 }
 
-const [mode, spec] = process.argv.slice(2);
+const [mode, spec, fence] = process.argv.slice(2);
 if (mode === 'sockets') sockets(JSON.parse(spec ?? '[]') as SocketSpec[]);
-else if (mode === 'probe') probe(JSON.parse(spec ?? '[]') as ProbeSpec[]);
+else if (mode === 'probe') probe(JSON.parse(spec ?? '[]') as ProbeSpec[], fence);
 else {
-  process.stderr.write('usage: model-agent sockets SPECS | probe PROBES\n');
+  process.stderr.write('usage: model-agent sockets SPECS | probe PROBES [FENCE_ADDR:PORT]\n');
   process.exit(2);
 }

@@ -1,9 +1,8 @@
 // The model against the kernel: iptables mangle (xt TPROXY, MARK, TOS, TTL, -m socket), policy
 // routing (rules, masks, not, shadowing, route types, throw, suppress_prefixlength), forwarding
 // sysctls, and the host's own traffic rerouted from output into the proxy.
-import type { Probe, Scenario } from '../../helpers/differential.js';
-import { differentialSuite } from '../../helpers/differential-suite.js';
-import type { SocketSpec } from '../../helpers/model-agent.js';
+import type { Probe, Scenario } from '../../../helpers/differential.js';
+import type { SocketSpec } from '../../../helpers/model-agent.js';
 
 const S4 = '203.0.113.20';
 const S6 = '2001:db8:2::20';
@@ -162,4 +161,3 @@ export const SCENARIOS: Scenario[] = [
   },
 ];
 
-differentialSuite('model vs kernel: iptables, routing and local traffic (root)', SCENARIOS);

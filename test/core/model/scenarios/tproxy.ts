@@ -1,8 +1,7 @@
 // The model against the kernel, nftables tproxy: sockets, listeners, TIME_WAIT, divert, routing
 // faults; IPv4 and IPv6. Each scenario builds its world on a lab router and sends real packets.
-import type { Scenario } from '../../helpers/differential.js';
-import { differentialSuite } from '../../helpers/differential-suite.js';
-import type { SocketSpec } from '../../helpers/model-agent.js';
+import type { Scenario } from '../../../helpers/differential.js';
+import type { SocketSpec } from '../../../helpers/model-agent.js';
 
 const S4 = '203.0.113.20';
 const S6 = '2001:db8:2::20';
@@ -179,4 +178,3 @@ export const SCENARIOS: Scenario[] = [
   },
 ];
 
-differentialSuite('model vs kernel: nftables tproxy scenarios (root)', SCENARIOS);
