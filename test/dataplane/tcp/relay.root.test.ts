@@ -12,7 +12,7 @@ const MiB = 1024 * 1024;
 describe('TCP relay, transparent upstream (root)', () => {
   let p: ProxyLab;
   before(async () => {
-    p = await startProxyLab(['--intercept', 'tcp:81,82', '--upstream', 'transparent', '--workers', '2', '--idle-timeout-ms', '1500', '--table', 'tproxy_tcp']);
+    p = await startProxyLab(['--intercept', 'tcp:81,82', '--upstream', 'transparent', '--workers', '2', '--idle-timeout-ms', '4000', '--table', 'tproxy_tcp']);
   });
   after(() => p.lab.destroy());
 
