@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine (as root) for tproxy: the nftables and iproute2 packages when
+# Sets up a fresh Debian machine (as root) for tproxy: the nftables, iproute2 and iptables packages when
 # their binaries are missing, the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin
 missing=()
 have nft || missing+=(nftables)
 have ip || missing+=(iproute2)
+have iptables-restore || missing+=(iptables) # the model's differential tests drive the iptables mangle table
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing and not root: install them with apt-get install ${missing[*]}" >&2
@@ -19,7 +20,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "setup: nft and ip present"
+  echo "setup: nft, ip and iptables present"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -6,6 +6,13 @@ export { encodeSockaddr, decodeSockaddr, formatEndpoint, normalizeAddress, sameE
 export { encodeControlMessages, decodeControlMessages, originalDestination, type ControlMessage } from './core/net/cmsg.js';
 export { parseIntercept, mergeIntercepts, parseFamily } from './core/config/intercept.js';
 export { planRules, renderNftScript, validateRulesConfig, DEFAULT_RULES_CONFIG, type RulesConfig, type RulesPlan, type PlannedRule } from './core/rules/plan.js';
+export { explainPacket, type Explanation, type Outcome } from './core/model/explain.js';
+export { parsePacketText, PACKET_FORM } from './core/model/packet-text.js';
+export { worldFromSnapshot, checkSnapshot, type Snapshot } from './core/model/snapshot.js';
+export { parseNftJson } from './core/model/nft-json.js';
+export { parseIptablesSave } from './core/model/iptables-save.js';
+export type { World } from './core/model/world.js';
+export { takeSnapshot } from './sys/snapshot.js';
 export { SocketApi, type SocketOptions, type ReceivedDatagram } from './sys/socket.js';
 export { ProcessRunner, NetnsRunner, type CommandRunner, type CommandResult } from './sys/exec.js';
 export { RulesController } from './control/apply.js';
