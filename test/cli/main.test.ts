@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { COMMANDS, main } from '../../src/cli/main.js';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -37,12 +40,56 @@ describe('tproxy command line', () => {
   });
 
   it('says plainly that a planned command is not built yet (exit 3)', async () => {
-    const { code, err } = await cli('explain');
+    const { code, err } = await cli('status');
     assert.equal(code, 3);
-    assert.match(err, /tproxy explain is not built yet/);
+    assert.match(err, /tproxy status is not built yet/);
     const json = await cli('doctor', '--json');
     assert.equal(json.code, 3);
     assert.equal((JSON.parse(json.out) as { error: { code: string } }).error.code, 'ERR_NOT_IMPLEMENTED');
+  });
+
+  it('explain rejects a malformed packet with the expected form (exit 2)', async () => {
+    const { code, err } = await cli('explain', 'tcp', '1.2.3.4', '->', '5.6.7.8:80');
+    assert.equal(code, 2);
+    assert.match(err, /invalid packet .*"1\.2\.3\.4" is not ADDRESS:PORT.*Expected: tcp\|udp SADDR:SPORT -> DADDR:DPORT/);
+  });
+
+  it('explain --snapshot follows a packet through a saved state, human and JSON', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tproxy-explain-')), 'state.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        format: 'tproxy-snapshot',
+        version: 1,
+        takenAt: '2026-01-01T00:00:00.000Z',
+        nft: {
+          nftables: [
+            { table: { family: 'inet', name: 't' } },
+            { chain: { family: 'inet', table: 't', name: 'pre', type: 'filter', hook: 'prerouting', prio: -150, policy: 'accept' } },
+            { rule: { family: 'inet', table: 't', chain: 'pre', handle: 4, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 80 } }, { tproxy: { port: 8000 } }, { mangle: { key: { meta: { key: 'mark' } }, value: 1 } }, { accept: null }] } },
+          ],
+        },
+        iptables: {},
+        ipRules: { ipv4: [{ priority: 0, src: 'all', table: 'local' }, { priority: 100, src: 'all', fwmark: '0x1', table: '100' }], ipv6: [] },
+        routes: { ipv4: [{ type: 'local', dst: 'default', dev: 'lo', table: '100' }], ipv6: [] },
+        addresses: [{ ifname: 'eth0', addr_info: [{ family: 'inet', local: '198.51.100.1', prefixlen: 24 }] }],
+        sockets: 'tcp LISTEN 0 128 0.0.0.0:8000 0.0.0.0:* users:(("tproxy",pid=7,fd=3)) <-> inet-sockopt: ( transparent)\n',
+        sysctls: {},
+        errors: {},
+      }),
+    );
+    const human = await cli('explain', '--snapshot', file, 'tcp', '198.51.100.10:40000', '->', '203.0.113.20:80', 'iif', 'eth0', 'syn');
+    assert.equal(human.code, 0, human.err);
+    assert.match(human.out, /result: DELIVERED to tcp listen 0\.0\.0\.0:8000 transparent \(tproxy\[7\]\) \(assigned by tproxy\)/);
+    assert.match(human.out, /leaves as: mark 0x1/);
+    const json = await cli('explain', '--json', '--snapshot', file, 'tcp 198.51.100.10:40000 -> 203.0.113.20:81 iif eth0');
+    const parsed = JSON.parse(json.out) as { outcome: { kind: string }; socket: unknown; oif: unknown; packet: { mark: string }; trace: { text: string }[] };
+    assert.equal(parsed.outcome.kind, 'dropped', 'no route to forward it in this snapshot');
+    assert.equal(parsed.socket, null);
+    assert.ok(parsed.trace.some((s) => /no match \(tcp dport is 81, wanted 80\)/.test(s.text)));
+    const missing = await cli('explain', '--snapshot', join(file, 'nope'), 'tcp 1.2.3.4:1 -> 5.6.7.8:2 iif eth0');
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /cannot read snapshot/);
   });
 
   it('rejects an unknown flag with the usage (exit 2)', async () => {

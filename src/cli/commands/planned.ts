@@ -19,8 +19,6 @@ function planned(name: string, summary: string, what: string): Command {
 }
 
 export const plannedCommands: Command[] = [
-  planned('explain', 'explain step by step what the kernel does with a packet and whether it reaches the proxy', 'it needs the userspace netfilter model'),
-  planned('snapshot', 'save the ruleset, routes and sockets of this host for explain and bug reports', 'it needs the userspace netfilter model'),
   planned('doctor', 'find what stops TPROXY from working on this host, and how to fix it', 'it needs the model and the host checks'),
   planned('status', 'show listeners, rules and counters of a running daemon', 'it needs the daemon admin socket'),
   planned('config', 'check a configuration file (config check FILE) or print an example (config example)', 'configuration files arrive with the operations work'),

@@ -1,0 +1,75 @@
+/**
+ * A snapshot: the raw outputs of the commands that describe a host (`nft -j list ruleset`,
+ * `iptables-save`, `ip -j rule`, `ip -j route`, `ip -j addr`, `ss`, sysctls), saved as they came
+ * so a bug report carries the evidence, and turned into the model's World here, purely.
+ */
+import { TproxyError } from '../errors.js';
+import { parseIp } from './address.js';
+import { parseIptablesSave } from './iptables-save.js';
+import { parseNftJson } from './nft-json.js';
+import { parseIpRules, parseRoutes } from './routing.js';
+import type { Table } from './ruleset.js';
+import { parseSsSockets } from './ss.js';
+import { isLocalAddress, type Interface, type World } from './world.js';
+
+export const SNAPSHOT_FORMAT = 'tproxy-snapshot';
+
+export interface Snapshot {
+  readonly format: typeof SNAPSHOT_FORMAT;
+  readonly version: 1;
+  readonly takenAt: string;
+  /** `nft -j list ruleset`, parsed JSON; null when nft is missing. */
+  readonly nft: unknown;
+  /** `iptables-save -c -t mangle` / `ip6tables-save ...` text, when the binaries exist. */
+  readonly iptables: { readonly ipv4?: string; readonly ipv6?: string };
+  readonly ipRules: { readonly ipv4: unknown; readonly ipv6: unknown };
+  readonly routes: { readonly ipv4: unknown; readonly ipv6: unknown };
+  /** `ip -j addr`. */
+  readonly addresses: unknown;
+  /** `ss -H -O -tuanpe --inet-sockopt`. */
+  readonly sockets: string;
+  readonly sysctls: Readonly<Record<string, string>>;
+  /** What could not be read, by source, with the reason. */
+  readonly errors: Readonly<Record<string, string>>;
+}
+
+/** `ip -j addr` output. */
+export function parseInterfaces(json: unknown): Interface[] {
+  if (!Array.isArray(json)) return [];
+  return (json as Record<string, unknown>[]).map((link) => ({
+    name: typeof link.ifname === 'string' ? link.ifname : '',
+    addresses: (Array.isArray(link.addr_info) ? (link.addr_info as Record<string, unknown>[]) : [])
+      .filter((a) => typeof a.local === 'string')
+      .map((a) => ({ ip: parseIp(a.local as string), prefixLength: Number(a.prefixlen ?? 0), secondary: a.secondary === true, tentative: a.tentative === true })),
+  }));
+}
+
+export function checkSnapshot(value: unknown): Snapshot {
+  const s = value as Partial<Snapshot> | null;
+  if (!s || typeof s !== 'object' || s.format !== SNAPSHOT_FORMAT || s.version !== 1) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `not a tproxy snapshot (format "${SNAPSHOT_FORMAT}", version 1): make one with \`tproxy snapshot > state.json\``);
+  }
+  return s as Snapshot;
+}
+
+export function worldFromSnapshot(snapshot: Snapshot): World {
+  const nft = snapshot.nft ? parseNftJson(snapshot.nft) : { tables: [] };
+  // An iptables mangle table without rules and with accepting policies changes nothing: left out.
+  const xt = [parseIptablesSave(snapshot.iptables.ipv4 ?? '', 4), parseIptablesSave(snapshot.iptables.ipv6 ?? '', 6)].filter(
+    (t): t is Table => t !== undefined && t.chains.some((c) => c.rules.length > 0 || c.base?.policy === 'drop'),
+  );
+  // iptables-nft keeps its tables in nf_tables too (with xt expressions nft cannot show): the
+  // iptables-save reading of the same table replaces them.
+  const tables = [...nft.tables.filter((t) => !xt.some((x) => x.family === t.family && x.name === t.name)), ...xt];
+  const interfaces = parseInterfaces(snapshot.addresses);
+  const routing = {
+    rules: [...parseIpRules(snapshot.ipRules.ipv4, 4), ...parseIpRules(snapshot.ipRules.ipv6, 6)],
+    routes: [...parseRoutes(snapshot.routes.ipv4, 4), ...parseRoutes(snapshot.routes.ipv6, 6)],
+  };
+  const partial: World = { ruleset: { tables }, routing, sockets: [], interfaces, sysctls: snapshot.sysctls };
+  // TIME_WAIT sockets report no options; one bound to an address that is not ours must be transparent.
+  const sockets = parseSsSockets(snapshot.sockets).map((s) =>
+    s.transparentSource === 'inferred' ? { ...s, transparent: s.local.addr.value !== 0n && !isLocalAddress(partial, s.local.addr) } : s,
+  );
+  return { ...partial, sockets };
+}

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { CommandRunner, CommandResult, RunOptions } from '../../src/sys/exec.js';
+import { takeSnapshot } from '../../src/sys/snapshot.js';
+
+/** A fake runner: canned output per command, and the argv of every call. */
+export function fakeRunner(outputs: Record<string, Partial<CommandResult>>): CommandRunner & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    run(argv: readonly string[], _options?: RunOptions): Promise<CommandResult> {
+      const key = argv.join(' ');
+      calls.push(key);
+      const found = Object.entries(outputs).find(([prefix]) => key.startsWith(prefix));
+      return Promise.resolve({ stdout: '', stderr: '', exitCode: 0, ...(found ? found[1] : { exitCode: 127, stderr: `${argv[0] ?? ''}: not found` }) });
+    },
+  };
+}
+
+describe('takeSnapshot', () => {
+  it('gathers every source through the runner and keeps raw outputs', async () => {
+    const runner = fakeRunner({
+      'nft -j list ruleset': { stdout: '{"nftables":[{"metainfo":{}}]}' },
+      'ip -j -4 rule show': { stdout: '[{"priority":0,"src":"all","table":"local"}]' },
+      'ip -j -6 rule show': { stdout: '' },
+      'ip -j -4 route show table all': { stdout: '[]' },
+      'ip -j -6 route show table all': { stdout: 'not json' },
+      'ip -j addr show': { stdout: '[]' },
+      'ss -H -O': { stdout: 'tcp LISTEN 0 128 0.0.0.0:8000 0.0.0.0:* <-> inet-sockopt: ( transparent)\n' },
+      'iptables-save': { stdout: '*mangle\nCOMMIT\n' },
+      sysctl: { stdout: 'net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 0\n' },
+    });
+    const s = await takeSnapshot(runner, { now: () => new Date('2026-01-01T00:00:00Z') });
+    assert.equal(s.format, 'tproxy-snapshot');
+    assert.equal(s.takenAt, '2026-01-01T00:00:00.000Z');
+    assert.deepEqual(s.ipRules.ipv6, []);
+    assert.equal(s.routes.ipv6, null);
+    assert.match(s.errors['routes.ipv6'] ?? '', /invalid JSON/);
+    assert.equal(s.iptables.ipv4, '*mangle\nCOMMIT\n');
+    assert.equal(s.iptables.ipv6, undefined, 'ip6tables-save is missing: not an error');
+    assert.equal(s.errors['iptables.ipv6'], undefined);
+    assert.deepEqual(s.sysctls, { 'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '0' });
+    assert.ok(runner.calls.includes('ss -H -O -t -u -a -n -p -e --inet-sockopt'));
+  });
+
+  it('records a failing source and goes on', async () => {
+    const s = await takeSnapshot(fakeRunner({ 'nft -j': { exitCode: 1, stderr: 'Operation not permitted\n' } }));
+    assert.equal(s.nft, null);
+    assert.match(s.errors.nft ?? '', /exited with 1: Operation not permitted/);
+  });
+});
