@@ -10,6 +10,7 @@ describe('tproxy snapshot and explain on a live host (root)', () => {
     lab = await Lab.create();
     await lab.run('router', [process.execPath, BIN, 'rules', 'apply', '--intercept', 'tcp:80', '--listen', '8100', '--table', 'tproxy_explain']);
   });
+  const syn = ['tcp', `${LAB_ADDRESSES.client.ipv4}:40000`, '->', `${LAB_ADDRESSES.server.ipv4}:80`, 'iif', 'to-client', 'syn'];
   after(() => lab.destroy());
 
   it('snapshot saves the rules, routing, sockets and sysctls', async () => {
@@ -21,8 +22,16 @@ describe('tproxy snapshot and explain on a live host (root)', () => {
     assert.equal(s.sysctls['net.ipv4.ip_forward'], '1');
   });
 
-  it('explain reads the live host: no proxy listening, so the SYN is forwarded (fail-open)', async () => {
-    const out = await lab.run('router', [process.execPath, BIN, 'explain', '--json', 'tcp', `${LAB_ADDRESSES.client.ipv4}:40000`, '->', `${LAB_ADDRESSES.server.ipv4}:80`, 'iif', 'to-client', 'syn']);
+  it('explain reads the live host: no proxy listening, so the fail-closed rule drops the SYN (the default)', async () => {
+    const out = await lab.run('router', [process.execPath, BIN, 'explain', '--json', ...syn]);
+    const e = JSON.parse(out.stdout) as { outcome: { kind: string }; trace: { text: string }[] };
+    assert.equal(e.outcome.kind, 'dropped');
+    assert.ok(e.trace.some((s) => /fail closed tcp ipv4/.test(s.text)), JSON.stringify(e.trace, null, 1));
+  });
+
+  it('explain reads the live host: with --fail-mode open and no proxy listening, the SYN is forwarded', async () => {
+    await lab.run('router', [process.execPath, BIN, 'rules', 'apply', '--intercept', 'tcp:80', '--listen', '8100', '--table', 'tproxy_explain', '--fail-mode', 'open']);
+    const out = await lab.run('router', [process.execPath, BIN, 'explain', '--json', ...syn]);
     const e = JSON.parse(out.stdout) as { outcome: { kind: string }; oif: string; packet: { ttl: number }; trace: { text: string }[] };
     assert.equal(e.outcome.kind, 'forwarded');
     assert.equal(e.oif, 'to-server');

@@ -118,7 +118,8 @@ export function evaluateHook(hook: Hook, packetIn: Packet, env: HookEnvironment,
         continue;
       }
       const ref: RuleRef = { chain: chainId(table, frame.chain), index: frame.index, ...(rule.handle !== undefined ? { handle: rule.handle } : {}) };
-      const id = `${ref.chain}${rule.handle !== undefined ? ` handle ${rule.handle}` : ` rule ${frame.index + 1}`}`;
+      // The rule's comment names it for people ("tproxy: fail closed tcp ipv4"); the handle for nft.
+      const id = `${ref.chain}${rule.handle !== undefined ? ` handle ${rule.handle}` : ` rule ${frame.index + 1}`}${rule.comment ? ` "${rule.comment}"` : ''}`;
       const text = renderRule(rule);
       frame.index++;
       const effects: string[] = [];
