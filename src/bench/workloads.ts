@@ -20,58 +20,37 @@ export interface Workload {
 
 const server = LAB_ADDRESSES.server.ipv4;
 
+function iperf(name: string, description: string, streams: number): Workload {
+  return {
+    name,
+    description,
+    unit: 'Gbit/s',
+    higherIsBetter: true,
+    async run(lab, seconds) {
+      const out = await lab.run('client', ['iperf3', '-c', server, '-p', `${IPERF_PORT}`, '-P', `${streams}`, '-t', `${seconds}`, '-J'], { timeoutMs: (seconds + 30) * 1000, check: false });
+      return { value: parseIperf3(out.stdout) / 1e9, unit: 'Gbit/s' };
+    },
+  };
+}
+
+function wrk(name: string, description: string, unit: string, connections: number, close: boolean): Workload {
+  return {
+    name,
+    description,
+    unit,
+    higherIsBetter: true,
+    async run(lab, seconds) {
+      const argv = ['wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...(close ? ['-H', 'Connection: close'] : []), `http://${server}:${HTTP_PORT}/`];
+      const r = parseWrk((await lab.run('client', argv, { timeoutMs: (seconds + 30) * 1000 })).stdout);
+      return { value: r.requestsPerSecond, unit, extra: { ...r.latencyMs, errors: r.errors } };
+    },
+  };
+}
+
 export const TCP_WORKLOADS: readonly Workload[] = [
-  {
-    name: 'tcp-throughput-1',
-    description: 'iperf3, one TCP stream, client -> server',
-    unit: 'Gbit/s',
-    higherIsBetter: true,
-    async run(lab, seconds) {
-      const out = await lab.run('client', ['iperf3', '-c', server, '-p', `${IPERF_PORT}`, '-t', `${seconds}`, '-J'], { timeoutMs: (seconds + 30) * 1000, check: false });
-      return { value: parseIperf3(out.stdout) / 1e9, unit: 'Gbit/s' };
-    },
-  },
-  {
-    name: 'tcp-throughput-4',
-    description: 'iperf3, four parallel TCP streams, client -> server',
-    unit: 'Gbit/s',
-    higherIsBetter: true,
-    async run(lab, seconds) {
-      const out = await lab.run('client', ['iperf3', '-c', server, '-p', `${IPERF_PORT}`, '-P', '4', '-t', `${seconds}`, '-J'], { timeoutMs: (seconds + 30) * 1000, check: false });
-      return { value: parseIperf3(out.stdout) / 1e9, unit: 'Gbit/s' };
-    },
-  },
-  {
-    name: 'tcp-connections',
-    description: 'wrk, 50 connections, one request each (Connection: close)',
-    unit: 'conn/s',
-    higherIsBetter: true,
-    async run(lab, seconds) {
-      const out = await lab.run('client', ['wrk', '-t1', '-c50', `-d${seconds}s`, '--latency', '-H', 'Connection: close', `http://${server}:${HTTP_PORT}/`], { timeoutMs: (seconds + 30) * 1000 });
-      const r = parseWrk(out.stdout);
-      return { value: r.requestsPerSecond, unit: 'conn/s', extra: { ...r.latencyMs, errors: r.errors } };
-    },
-  },
-  {
-    name: 'tcp-keepalive-requests',
-    description: 'wrk, 50 keep-alive connections, requests per second',
-    unit: 'req/s',
-    higherIsBetter: true,
-    async run(lab, seconds) {
-      const out = await lab.run('client', ['wrk', '-t1', '-c50', `-d${seconds}s`, '--latency', `http://${server}:${HTTP_PORT}/`], { timeoutMs: (seconds + 30) * 1000 });
-      const r = parseWrk(out.stdout);
-      return { value: r.requestsPerSecond, unit: 'req/s', extra: { ...r.latencyMs, errors: r.errors } };
-    },
-  },
-  {
-    name: 'tcp-1conn-requests',
-    description: 'wrk, one connection at a time, one request each (Connection: close): latency-bound',
-    unit: 'conn/s',
-    higherIsBetter: true,
-    async run(lab, seconds) {
-      const out = await lab.run('client', ['wrk', '-t1', '-c1', `-d${seconds}s`, '--latency', '-H', 'Connection: close', `http://${server}:${HTTP_PORT}/`], { timeoutMs: (seconds + 30) * 1000 });
-      const r = parseWrk(out.stdout);
-      return { value: r.requestsPerSecond, unit: 'conn/s', extra: { ...r.latencyMs, errors: r.errors } };
-    },
-  },
+  iperf('tcp-throughput-1', 'iperf3, one TCP stream, client -> server', 1),
+  iperf('tcp-throughput-4', 'iperf3, four parallel TCP streams, client -> server', 4),
+  wrk('tcp-connections', 'wrk, 50 connections, one request each (Connection: close)', 'conn/s', 50, true),
+  wrk('tcp-keepalive-requests', 'wrk, 50 keep-alive connections, requests per second', 'req/s', 50, false),
+  wrk('tcp-1conn-requests', 'wrk, one connection at a time, one request each (Connection: close): latency-bound', 'conn/s', 1, true),
 ];
