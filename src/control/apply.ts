@@ -19,6 +19,7 @@ import { encodeRecord, recordedPolicyRoutes, type RulesRecord } from '../core/ru
 import type { PolicyRoute, RulesPlan } from '../core/rules/ruleset.js';
 import { allInPlace, policyRoutingStatus, type PieceStatus } from '../core/rules/status.js';
 import type { CommandRunner } from '../sys/exec.js';
+import { isProcessAlive } from '../sys/process.js';
 import type { BackendName, OwnedRules, RulesBackend } from './backend.js';
 import { IpRoute } from './iproute.js';
 import { IptablesBackend } from './iptables-backend.js';
@@ -63,15 +64,6 @@ export interface RulesStatus {
   readonly inPlace: boolean;
 }
 
-function defaultIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export function createBackend(name: BackendName, runner: CommandRunner): RulesBackend {
   switch (name) {
     case 'nft':
@@ -107,7 +99,7 @@ export class RulesController {
   constructor(runner: CommandRunner, options: ControllerOptions = {}) {
     this.backend = createBackend(options.backend ?? 'nft', runner);
     this.ip = new IpRoute(runner);
-    this.isAlive = options.isProcessAlive ?? defaultIsAlive;
+    this.isAlive = options.isProcessAlive ?? isProcessAlive;
   }
 
   private refuseForeign(owned: OwnedRules): void {

@@ -13,6 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { TproxyError } from '../core/errors.js';
+import { isProcessAlive } from '../sys/process.js';
 import { NetnsRunner, ProcessRunner, runSync, type CommandResult, type CommandRunner, type RunOptions } from '../sys/exec.js';
 
 export type HostName = 'client' | 'router' | 'server';
@@ -33,15 +34,6 @@ export const LAB_NAME_PATTERN = /^tpx(\d+)x([a-z0-9]+)-(client|router|server)$/;
 
 export function labPrefix(pid: number = process.pid): string {
   return `tpx${pid}x${randomBytes(3).toString('hex')}`;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function listNamespaces(runner: CommandRunner): Promise<string[]> {
@@ -67,7 +59,7 @@ export async function sweepLeftovers(runner: CommandRunner = new ProcessRunner()
   const removed: string[] = [];
   for (const name of await listNamespaces(runner)) {
     const match = LAB_NAME_PATTERN.exec(name);
-    if (!match || isAlive(Number(match[1]))) continue;
+    if (!match || isProcessAlive(Number(match[1]))) continue;
     await deleteNamespace(runner, name);
     removed.push(name);
   }

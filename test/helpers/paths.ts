@@ -5,14 +5,7 @@ export const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.u
 export const AGENT = fileURLToPath(new URL('../../src/lab/agent.js', import.meta.url));
 export const SOCKET_MODULE = new URL('../../src/sys/socket.js', import.meta.url).href;
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isProcessAlive as isAlive } from '../../src/sys/process.js';
 
 export const TCP_PEER = fileURLToPath(new URL('./tcp-peer.js', import.meta.url));
 /** A file under test/ in the source tree (fixtures and golden files are not compiled into dist). */
