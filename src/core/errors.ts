@@ -50,6 +50,12 @@ export class TproxyError extends Error {
   }
 }
 
+/** The errno name (or code) behind a failure, for counters keyed by reason. */
+export function errnoOf(error: unknown): string {
+  if (error instanceof TproxyError) return String(error.details.errno ?? error.code);
+  return (error as NodeJS.ErrnoException | undefined)?.code ?? 'error';
+}
+
 export function isTproxyError(value: unknown, code?: TproxyErrorCode): value is TproxyError {
   return value instanceof TproxyError && (code === undefined || value.code === code);
 }

@@ -16,12 +16,13 @@
  * queueing connections in the backlog until we take them again.
  */
 import net from 'node:net';
-import { TproxyError } from '../../core/errors.js';
+import { TproxyError, errnoOf } from '../../core/errors.js';
 import type { Family } from '../../core/net/constants.js';
 import { anyAddress, normalizeAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
-import type { EventSink, RefusalReason, UpstreamMode } from '../events.js';
+import type { EventSink, UpstreamMode } from '../events.js';
 import { emptyTcpCounters, increment, type TcpCounters } from './counters.js';
+import { refusalReason } from './refusal.js';
 
 export interface TcpRelayConfig {
   readonly family: Family;
@@ -69,7 +70,6 @@ const endpointOf = (family: Family, address: string | undefined, port: number | 
   port: port ?? 0,
 });
 
-const errnoOf = (error: unknown): string => (error instanceof TproxyError ? String(error.details.errno ?? error.code) : ((error as NodeJS.ErrnoException).code ?? 'error'));
 
 export class TcpRelay {
   readonly counters: TcpCounters = emptyTcpCounters();
@@ -185,25 +185,18 @@ export class TcpRelay {
     return { completed: inFlight - forced, forced };
   }
 
-  private refusal(client: Endpoint, destination: Endpoint): RefusalReason | undefined {
-    const local = this.deps.localAddresses();
-    if (local.has(destination.address)) {
-      // Either a client connected to the listener itself (not through TPROXY), or the original
-      // destination is this host: relaying would make the proxy dial itself.
-      return destination.port === this.config.port ? 'not-intercepted' : 'loop';
-    }
-    if (client.address === destination.address) return 'loop';
-    if (this.flows.size >= this.config.maxConnections) return 'limit';
-    return undefined;
-  }
-
   private onConnection(client: net.Socket): void {
     const { family, flowEvents } = this.config;
     const emit = this.deps.emit;
     const clientEnd = endpointOf(family, client.remoteAddress, client.remotePort);
     const destination = endpointOf(family, client.localAddress, client.localPort);
     client.on('error', () => undefined);
-    const refused = this.refusal(clientEnd, destination);
+    const refused = refusalReason(clientEnd, destination, {
+      localAddresses: this.deps.localAddresses(),
+      listenPort: this.config.port,
+      activeFlows: this.flows.size,
+      maxConnections: this.config.maxConnections,
+    });
     if (refused) {
       this.counters.refused[refused]++;
       if (flowEvents) emit({ type: 'tcp.refused', client: clientEnd, originalDestination: destination, reason: refused });

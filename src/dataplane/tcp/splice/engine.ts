@@ -10,15 +10,16 @@
  * holds new connections meanwhile.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { TproxyError } from '../../../core/errors.js';
+import { TproxyError, errnoOf } from '../../../core/errors.js';
 import { errnoName } from '../../../core/errno.js';
 import * as C from '../../../core/net/constants.js';
-import { decodeSockaddr, normalizeAddress, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
+import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
 import { Epoll } from '../../../sys/epoll.js';
 import { SocketApi } from '../../../sys/socket.js';
-import type { ProxyEvent, RefusalReason } from '../../events.js';
+import type { ProxyEvent } from '../../events.js';
 import { emptyTcpCounters, increment } from '../counters.js';
+import { refusalReason } from '../refusal.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
 const IPPROTO_TCP = 6;
@@ -199,19 +200,18 @@ export class SpliceEngine {
       }
       const client = decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0));
       const local = this.api.localEndpoint(cfd);
-      this.onAccepted(listener, cfd, { ...client, address: normalizeAddress(client.address) }, { ...local, address: normalizeAddress(local.address) });
+      // decodeSockaddr already gives canonical text, and V6ONLY listeners see no IPv4-mapped peers.
+      this.onAccepted(listener, cfd, client, local);
     }
   }
 
-  private refusal(client: Endpoint, destination: Endpoint, port: number): RefusalReason | undefined {
-    if (this.localAddresses.has(destination.address)) return destination.port === port ? 'not-intercepted' : 'loop';
-    if (client.address === destination.address) return 'loop';
-    if (this.flows.size >= this.config.maxConnections) return 'limit';
-    return undefined;
-  }
-
   private onAccepted(listener: Extract<Owner, { kind: 'listener' }>, cfd: number, client: Endpoint, destination: Endpoint): void {
-    const refused = this.refusal(client, destination, listener.port);
+    const refused = refusalReason(client, destination, {
+      localAddresses: this.localAddresses,
+      listenPort: listener.port,
+      activeFlows: this.flows.size,
+      maxConnections: this.config.maxConnections,
+    });
     if (refused) {
       this.counters.refused[refused]++;
       if (this.config.flowEvents) this.emit({ type: 'tcp.refused', client, originalDestination: destination, reason: refused });
@@ -223,7 +223,7 @@ export class SpliceEngine {
       ufd = this.openUpstream(client);
       this.api.connect(ufd, destination);
     } catch (error) {
-      const errno = error instanceof TproxyError ? String(error.details.errno ?? error.code) : 'error';
+      const errno = errnoOf(error);
       increment(this.counters.connectErrors, errno);
       if (errno === 'EMFILE' || errno === 'ENFILE') {
         this.setAccepting(false);
@@ -292,7 +292,7 @@ export class SpliceEngine {
       if (soError !== 0) {
         const errno = errnoName(soError);
         increment(this.counters.connectErrors, errno);
-        this.abort(flow, errno);
+        this.close(flow, errno);
         return;
       }
       if ((events & C.EPOLLOUT) === 0) return;
@@ -302,7 +302,7 @@ export class SpliceEngine {
     if (events & C.EPOLLERR) {
       const soError = this.api.getInt(side === 'client' ? flow.cfd : flow.ufd, C.SOL_SOCKET, C.SO_ERROR);
       if (soError !== 0) {
-        this.abort(flow, `${side}-${errnoName(soError)}`);
+        this.close(flow, `${side}-${errnoName(soError)}`);
         return;
       }
     }
@@ -354,7 +354,7 @@ export class SpliceEngine {
       this.newPipe(flow.down);
     } catch {
       increment(this.counters.connectErrors, this.errno());
-      this.abort(flow, 'pipe');
+      this.close(flow, 'pipe');
       return;
     }
     if (this.config.keepAliveMs > 0) {
@@ -367,8 +367,7 @@ export class SpliceEngine {
       }
     }
     if (this.config.flowEvents) {
-      const local = this.api.localEndpoint(flow.ufd);
-      this.emit({ type: 'tcp.connected', id: flow.id, upstreamLocal: { ...local, address: normalizeAddress(local.address) } });
+      this.emit({ type: 'tcp.connected', id: flow.id, upstreamLocal: this.api.localEndpoint(flow.ufd) });
     }
     this.pumpAll(flow);
   }
@@ -428,7 +427,7 @@ export class SpliceEngine {
         } else {
           const errno = this.errno();
           if (errno !== 'EAGAIN' && errno !== 'EINTR') {
-            this.abort(flow, `${sourceSide}-${errno}`);
+            this.close(flow, `${sourceSide}-${errno}`);
             return false;
           }
         }
@@ -441,7 +440,7 @@ export class SpliceEngine {
         } else if (n < 0) {
           const errno = this.errno();
           if (errno !== 'EAGAIN' && errno !== 'EINTR') {
-            this.abort(flow, `${sinkSide}-${errno}`);
+            this.close(flow, `${sinkSide}-${errno}`);
             return false;
           }
         }
@@ -453,11 +452,6 @@ export class SpliceEngine {
       d.shut = true;
     }
     return true;
-  }
-
-  /** Close with a reset on both sockets: the peers must not mistake a cut stream for a clean end. */
-  private abort(flow: Flow, reason: string): void {
-    this.close(flow, reason);
   }
 
   private reset(fd: number): void {
@@ -508,10 +502,10 @@ export class SpliceEngine {
       if (!flow.connected) {
         if (now >= flow.connectDeadline) {
           increment(this.counters.connectErrors, 'connect-timeout');
-          this.abort(flow, 'connect-timeout');
+          this.close(flow, 'connect-timeout');
         }
       } else if (this.config.idleTimeoutMs > 0 && now - flow.lastActive >= this.config.idleTimeoutMs) {
-        this.abort(flow, 'idle-timeout');
+        this.close(flow, 'idle-timeout');
       }
     }
   }
@@ -531,7 +525,7 @@ export class SpliceEngine {
     if (this.stopDeadline === undefined) return false;
     if (this.flows.size > 0 && now < this.stopDeadline) return false;
     const forced = this.flows.size;
-    for (const flow of [...this.flows]) this.abort(flow, 'stopped');
+    for (const flow of [...this.flows]) this.close(flow, 'stopped');
     if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
     this.pending = [];
     this.post({ kind: 'stopped', report: { completed: this.stopInFlight - forced, forced }, counters: this.snapshot() });
