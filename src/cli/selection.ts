@@ -3,7 +3,7 @@
  */
 import net from 'node:net';
 import type { ParseArgsConfig } from 'node:util';
-import { mergeIntercepts, parseFamily, parseIntercept, parseMark, parsePortOption } from '../core/config/intercept.js';
+import { mergeIntercepts, parseFamily, parseInteger, parseIntercept, parseMark, parsePortOption } from '../core/config/intercept.js';
 import { TproxyError, isTproxyError } from '../core/errors.js';
 import { DEFAULT_BYPASS_DESTINATIONS, DEFAULT_RULES_CONFIG, FAIL_MODES, type FailMode, type RulesConfig } from '../core/rules/config.js';
 import { DSCP_NAMES } from '../core/rules/dscp.js';
@@ -119,9 +119,7 @@ const FIELD_FLAGS: Readonly<Record<string, string>> = {
 };
 
 function integer(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text)) throw new TproxyError('ERR_INVALID_ARGUMENT', `--${name} ${text}: use a positive integer`, { value: text });
-  return Number(text);
+  return text === undefined ? fallback : parseInteger(name, text, 0);
 }
 
 function ids(name: string, texts: readonly string[] | undefined): number[] {

@@ -1,5 +1,6 @@
 /** `tproxy run`: start the transparent proxy and (unless --no-rules) apply its kernel rules. */
 import { parseArgs } from 'node:util';
+import { parseInteger } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
 import type { RulesPlan } from '../../core/rules/ruleset.js';
 import { RulesController } from '../../control/apply.js';
@@ -52,12 +53,6 @@ function parseEngine(text: string): TcpEngineKind {
   throw new TproxyError('ERR_INVALID_ARGUMENT', `--tcp-engine ${text}: use splice or stream`, { value: text });
 }
 
-function integerOption(name: string, text: string, min: number): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min) throw new TproxyError('ERR_INVALID_ARGUMENT', `--${name} ${text}: use an integer of at least ${min}`, { value: text });
-  return value;
-}
-
 export const runCommand: Command = {
   name: 'run',
   summary: 'run the proxy and manage its kernel rules',
@@ -96,11 +91,11 @@ export const runCommand: Command = {
     const format = values['log-format'];
     if (format !== 'json' && format !== 'text') throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-format ${format}: use text or json`);
     const rulesConfig = rulesConfigFrom(values);
-    const udpIdle = integerOption('udp-idle-timeout-ms', values['udp-idle-timeout-ms'], 100);
+    const udpIdle = parseInteger('udp-idle-timeout-ms', values['udp-idle-timeout-ms'], 100);
     const level = values['log-level'];
     if (level !== 'info' && level !== 'debug') throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-level ${level}: use info or debug`);
-    const graceMs = integerOption('grace-ms', values['grace-ms'], 0);
-    const udpMaxSessions = integerOption('udp-max-sessions', values['udp-max-sessions'], 1);
+    const graceMs = parseInteger('grace-ms', values['grace-ms'], 0);
+    const udpMaxSessions = parseInteger('udp-max-sessions', values['udp-max-sessions'], 1);
     const udpMapping = UDP_MAPPINGS.find((m) => m === values['udp-mapping']);
     if (!udpMapping) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-mapping ${values['udp-mapping']}: use ${UDP_MAPPINGS.join(' or ')}`);
     const log = (event: Parameters<typeof formatEvent>[0]): void => io.err(formatEvent(event, format));
@@ -117,11 +112,11 @@ export const runCommand: Command = {
         upstream: parseUpstream(values.upstream),
         upstreamMark: rulesConfig.upstreamMark,
         udpIdleTimeoutMs: udpIdle,
-        tcpWorkers: values.workers === undefined ? DEFAULT_PROXY_CONFIG.tcpWorkers : integerOption('workers', values.workers, 0),
-        maxConnections: integerOption('max-connections', values['max-connections'], 1),
-        connectTimeoutMs: integerOption('connect-timeout-ms', values['connect-timeout-ms'], 1),
-        tcpIdleTimeoutMs: integerOption('idle-timeout-ms', values['idle-timeout-ms'], 0),
-        tcpKeepAliveMs: integerOption('keepalive-ms', values['keepalive-ms'], 0),
+        tcpWorkers: values.workers === undefined ? DEFAULT_PROXY_CONFIG.tcpWorkers : parseInteger('workers', values.workers, 0),
+        maxConnections: parseInteger('max-connections', values['max-connections'], 1),
+        connectTimeoutMs: parseInteger('connect-timeout-ms', values['connect-timeout-ms'], 1),
+        tcpIdleTimeoutMs: parseInteger('idle-timeout-ms', values['idle-timeout-ms'], 0),
+        tcpKeepAliveMs: parseInteger('keepalive-ms', values['keepalive-ms'], 0),
         flowEvents: level === 'debug',
         tcpEngine: parseEngine(values['tcp-engine']),
         maxUdpSessions: udpMaxSessions,

@@ -57,6 +57,15 @@ export function parsePortOption(name: string, text: string): number {
   return Number(text);
 }
 
+/** A whole number of at least `min` given as `--NAME TEXT`. */
+export function parseInteger(name: string, text: string, min: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `--${name} ${text}: use ${min <= 1 ? 'a positive integer' : `an integer of at least ${min}`}`, { value: text });
+  }
+  return value;
+}
+
 export function parseMark(name: string, text: string): number {
   if (!/^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(text) || Number(text) > 0xffffffff) {
     throw new TproxyError('ERR_INVALID_ARGUMENT', `--${name} ${text}: use a 32-bit number, decimal or hex (e.g. 0x1)`, { value: text });
