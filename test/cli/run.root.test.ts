@@ -1,10 +1,10 @@
 // `tproxy run` managing its own rules, and `tproxy rules`, inside a lab router namespace.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { LAB_ADDRESSES, Lab } from '../../src/lab/topology.js';
 import { probe, startEchoServer, startProxy } from '../helpers/lab-flows.js';
 import { BIN, isAlive } from '../helpers/paths.js';
+import { unprivilegedCopy } from '../helpers/unprivileged.js';
 
 describe('tproxy run and tproxy rules in a namespace (root)', () => {
   let lab: Lab;
@@ -91,12 +91,10 @@ describe('tproxy run and tproxy rules in a namespace (root)', () => {
     await nothingLeft();
   });
 
-  it('says plainly that rules need privileges when run without them', async (t) => {
-    if (spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', BIN]).status !== 0) {
-      t.skip('the checkout is not readable by uid 65534');
-      return;
-    }
-    const result = await lab.run('router', ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, BIN, 'rules', 'apply', ...ruleArgs], { check: false });
+  it('says plainly that rules need privileges when run without them', async () => {
+    const copy = unprivilegedCopy();
+    const result = await lab.run('router', ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, copy.bin, 'rules', 'apply', ...ruleArgs], { check: false });
+    copy.remove();
     assert.equal(result.exitCode, 1);
     assert.match(result.stderr, /nft needs CAP_NET_ADMIN: run as root \(or grant the capability\) \[ERR_PRIVILEGE\]/);
   });

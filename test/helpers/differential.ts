@@ -244,7 +244,7 @@ export class DifferentialLab {
       const agent = this.lab.spawn('router', [process.execPath, MODEL_AGENT, 'sockets', JSON.stringify(s.sockets ?? [])]);
       spawned.push(agent);
       const events = new JsonLines<{ event: string; id?: string; sport?: number }>(agent.child.stdout!);
-      await events.waitFor((l) => l.event === 'ready', 10_000, 'socket agent ready');
+      await events.waitFor((l) => l.event === 'ready', 30_000, 'socket agent ready');
       let setupProc: { child: import('node:child_process').ChildProcess } | undefined;
       if (s.setup?.length) {
         setupProc = this.lab.spawn('client', [process.execPath, MODEL_AGENT, 'probe', JSON.stringify(s.setup)]);
