@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine (as root) for tproxy: the nftables, iproute2 and iptables packages
-# when their binaries are missing (iptables: for the iptables backend and its tests, both the legacy
-# and the nft flavour), dnsmasq-base (the binary only, no service; the UDP tests run it as a resolver
+# Sets up a fresh Debian machine (as root) for tproxy: the nftables, iproute2, procps (sysctl, for
+# the lab's router) and iptables packages when their binaries are missing (iptables: for the
+# iptables backend and its tests, both the legacy and the nft flavour), dnsmasq-base (the binary only, no service; the UDP tests run it as a resolver
 # in a lab namespace), the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin
 missing=()
 have nft || missing+=(nftables)
 have ip || missing+=(iproute2)
+have sysctl || missing+=(procps)
 have dnsmasq || missing+=(dnsmasq-base)
 have iptables-legacy-restore && have iptables-nft-restore || missing+=(iptables)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -23,7 +24,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "setup: nft, ip, iptables and dnsmasq present"
+  echo "setup: nft, ip, sysctl, iptables and dnsmasq present"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
