@@ -132,8 +132,9 @@ export class Proxy {
             idleTimeoutMs: this.config.udpIdleTimeoutMs,
             maxSessions: this.config.maxUdpSessions,
             mapping: this.config.udpMapping,
+            flowEvents: this.config.flowEvents,
           },
-          { sockets: this.sockets, emit: this.udpEvents() },
+          { sockets: this.sockets, emit: this.deps.emit },
         );
         locals.push(...(await this.udp.start()));
       }
@@ -142,15 +143,6 @@ export class Proxy {
       throw error;
     }
     return locals;
-  }
-
-  /** UDP session and drop events only at debug level (flowEvents), like TCP's per-flow events. */
-  private udpEvents(): EventSink {
-    if (this.config.flowEvents) return this.deps.emit;
-    const perFlow = new Set(['udp.session.open', 'udp.session.close', 'udp.drop']);
-    return (event) => {
-      if (!perFlow.has(event.type)) this.deps.emit(event);
-    };
   }
 
   /** The pids of the TCP worker processes (empty when TCP runs in this process). */

@@ -355,7 +355,9 @@ export class UdpLoop {
     this.owners.set(upstreamFd, { kind: 'upstream', session });
     this.bump(N.sessionsCreated);
     this.bump(N.sessionsActive);
-    this.deps.emit({ type: 'udp.session.open', id: session.id, client, originalDestination: destination, upstreamLocal: this.api.localEndpoint(upstreamFd), mapping: this.config.mapping });
+    if (this.config.flowEvents) {
+      this.deps.emit({ type: 'udp.session.open', id: session.id, client, originalDestination: destination, upstreamLocal: this.api.localEndpoint(upstreamFd), mapping: this.config.mapping });
+    }
     return session;
   }
 
@@ -470,7 +472,7 @@ export class UdpLoop {
     }
     this.bump(N.sessionsActive, -1);
     this.bump(N.sessionsClosed);
-    this.deps.emit({
+    if (this.config.flowEvents) this.deps.emit({
       type: 'udp.session.close',
       id: session.id,
       client: session.client,

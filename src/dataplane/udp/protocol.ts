@@ -27,6 +27,8 @@ export interface UdpLoopConfig {
   readonly receiveBufferBytes: number;
   /** Datagrams moved per recvmmsg / sendmmsg call. */
   readonly batchSize: number;
+  /** Report each session's open and close as events (debug logging); counters are kept regardless. */
+  readonly flowEvents: boolean;
 }
 
 export interface UdpWorkerData extends UdpLoopConfig {

@@ -23,6 +23,8 @@ export interface UdpRelayConfig {
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
   readonly mapping?: UdpMapping;
+  /** Session open/close events; default true. */
+  readonly flowEvents?: boolean;
   readonly idleTimeoutMs: number;
   readonly maxSessions: number;
   readonly maxPeersPerSession?: number;
@@ -105,6 +107,7 @@ export class UdpRelay {
       maxPeersPerSession: this.config.maxPeersPerSession ?? 256,
       maxDatagramBytes: this.config.maxDatagramBytes ?? 65_535,
       batchSize: this.config.batchSize ?? 32,
+      flowEvents: this.config.flowEvents ?? true,
       receiveBufferBytes: this.receiveBufferBytes(),
       control: this.control,
       counters: this.counterBuffer,
