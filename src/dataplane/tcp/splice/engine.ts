@@ -91,6 +91,9 @@ export class SpliceEngine {
   private localAddresses: Set<string>;
   private nextId = 1;
   private lastScan = 0;
+  private lastIdleScan = 0;
+  /** Flows waiting for their upstream connect, in accept order (so in deadline order). */
+  private readonly connecting = new Set<Flow>();
   private lastCounters = 0;
   private pending: ProxyEvent[] = [];
   private stopDeadline: number | undefined;
@@ -252,6 +255,7 @@ export class SpliceEngine {
     };
     this.counters.accepted++;
     this.flows.add(flow);
+    this.connecting.add(flow);
     this.owners.set(cfd, { kind: 'client', flow });
     this.owners.set(ufd, { kind: 'upstream', flow });
     this.epoll.add(ufd, C.EPOLLOUT);
@@ -345,6 +349,7 @@ export class SpliceEngine {
 
   private onConnected(flow: Flow): void {
     flow.connected = true;
+    this.connecting.delete(flow);
     // Segments leave as they come: Nagle would hold the tail of a response for the peer's
     // delayed ACK (up to 40 ms per exchange).
     this.api.setInt(flow.cfd, IPPROTO_TCP, TCP_NODELAY, 1);
@@ -471,6 +476,7 @@ export class SpliceEngine {
     this.releasePipe(flow.up);
     this.releasePipe(flow.down);
     this.flows.delete(flow);
+    this.connecting.delete(flow);
     increment(this.counters.closed, reason);
     this.counters.bytesFromClient += flow.up.bytes;
     this.counters.bytesFromServer += flow.down.bytes;
@@ -498,15 +504,21 @@ export class SpliceEngine {
       this.resumeAt = 0;
       if (this.flows.size < this.config.maxConnections) this.setAccepting(true);
     }
-    for (const flow of [...this.flows]) {
-      if (!flow.connected) {
-        if (now >= flow.connectDeadline) {
-          increment(this.counters.connectErrors, 'connect-timeout');
-          this.close(flow, 'connect-timeout');
-        }
-      } else if (this.config.idleTimeoutMs > 0 && now - flow.lastActive >= this.config.idleTimeoutMs) {
-        this.close(flow, 'idle-timeout');
-      }
+    // Deadlines follow accept order: stop at the first connect that is not due yet.
+    const due: Flow[] = [];
+    for (const flow of this.connecting) {
+      if (now < flow.connectDeadline) break;
+      due.push(flow);
+    }
+    for (const flow of due) {
+      increment(this.counters.connectErrors, 'connect-timeout');
+      this.close(flow, 'connect-timeout');
+    }
+    // Idle flows: a full pass, but only as often as the timeout's resolution needs (1/10 of it).
+    const idle = this.config.idleTimeoutMs;
+    if (idle > 0 && now - this.lastIdleScan >= Math.min(1000, Math.max(100, idle / 10))) {
+      this.lastIdleScan = now;
+      for (const flow of [...this.flows]) if (flow.connected && now - flow.lastActive >= idle) this.close(flow, 'idle-timeout');
     }
   }
 
