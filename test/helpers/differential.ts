@@ -274,33 +274,43 @@ export class DifferentialLab {
       spawned.push(this.lab.spawn('client', [process.execPath, MODEL_AGENT, 'probe', JSON.stringify(fromClient), `${LAB_ADDRESSES.routerClientSide.ipv4}:${FENCE_PORT}/${CLIENT_FENCE}`]));
       if (fromRouter.length) spawned.push(this.lab.spawn('router', [process.execPath, MODEL_AGENT, 'probe', JSON.stringify(fromRouter), `127.0.0.1:${FENCE_PORT}/${ROUTER_FENCE}`]));
       const fences = fromRouter.length ? [CLIENT_FENCE, ROUTER_FENCE] : [CLIENT_FENCE];
-      // Wait for the fence (the probes went first) and for everything the model expects to be seen,
-      // at most 10 s; then a short settle for the agents to report.
-      // (Polling is kept slow: these tests share two cores with the data-plane load tests.)
-      const deadline = Date.now() + 10_000;
+      // Wait for the fence (the probes went first; agents start slowly at nice 19 on a loaded
+      // machine, hence the long bound), then for everything the model expects to be seen, at most
+      // 10 s more; then a short settle for the agents to report. Polling is kept slow: these
+      // tests share two cores with the data-plane load tests.
+      const fenced = (tuples: Tuple[]): boolean => fences.every((f) => tuples.some((t) => t.sport === f && t.mark === -1));
       let routerTuples: Tuple[] = [];
       let serverTuples: Tuple[] = [];
-      for (let i = 0; i < 40 && Date.now() < deadline; i++) {
+      const fenceDeadline = Date.now() + 30_000;
+      while (Date.now() < fenceDeadline && !fenced(routerTuples)) {
         await new Promise((r) => setTimeout(r, 250));
         routerTuples = await readTuples(this.lab, 'router');
+      }
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        const accepted = events.items.slice(mark);
+        routerTuples = await readTuples(this.lab, 'router');
         serverTuples = await readTuples(this.lab, 'server');
-        if (!fences.every((f) => routerTuples.some((t) => t.sport === f && t.mark === -1))) continue;
         const seen = predictions.every(({ p, model }) => {
           const c = classify(model);
-          if (c === 'delivered') return events.items.slice(mark).some((l) => l.sport === p.sport && (p.data ? l.event === 'data' : l.event !== 'data'));
+          if (c === 'delivered') return accepted.some((l) => l.sport === p.sport && (p.data ? l.event === 'data' : l.event !== 'data')) && routerTuples.some((t) => t.sport === p.sport);
           if (c === 'forwarded') return serverTuples.some((t) => t.sport === p.sport);
           if (c === 'input-no-socket') return routerTuples.some((t) => t.sport === p.sport);
           return true;
         });
         if (seen) break;
+        await new Promise((r) => setTimeout(r, 250));
       }
       await new Promise((r) => setTimeout(r, 250));
+      // Events first, then the sets: a packet a socket received has been through the hooks before
+      // the sets are read, so a late probe cannot look delivered yet unseen at the input hook.
+      const newEvents = events.items.slice(mark);
       routerTuples = await readTuples(this.lab, 'router');
       serverTuples = await readTuples(this.lab, 'server');
+      const fenceProblem = fenced(routerTuples) ? undefined : `the fence datagram (sent after the probes) never reached the router within 30 s: the probes may not all have been sent`;
       const after = compareCounters ? await readCounters(this.lab) : undefined;
-      const newEvents = events.items.slice(mark);
       const reports = predictions.map(({ p, packet, model }) => {
-        const problems: string[] = [];
+        const problems: string[] = fenceProblem ? [fenceProblem] : [];
         const got = newEvents.find((l) => l.sport === p.sport && (l.event === 'accept' || l.event === 'datagram' || l.event === 'data') && (p.data ? l.event === 'data' : l.event !== 'data'));
         const kernel: Observed = got ? 'delivered' : serverTuples.some((t) => t.sport === p.sport) ? 'forwarded' : routerTuples.some((t) => t.sport === p.sport) ? 'input-no-socket' : 'dropped';
         const modelClass = classify(model);
