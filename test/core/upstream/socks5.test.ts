@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { HandshakeStep } from '../../../src/core/upstream/handshake.js';
+import { Socks5Handshake } from '../../../src/core/upstream/socks5.js';
+
+const V4 = { family: 4, address: '203.0.113.20', port: 80 } as const;
+const V6 = { family: 6, address: '2001:db8:2::20', port: 443 } as const;
+const bytes = (...b: number[]): Uint8Array => Uint8Array.from(b);
+const hex = (u: Uint8Array): string => Buffer.from(u).toString('hex');
+const SUCCESS_V4 = bytes(5, 0, 0, 1, 192, 0, 2, 1, 0x1f, 0x90);
+
+function sent(step: HandshakeStep): string {
+  assert.equal(step.kind, 'send', JSON.stringify(step));
+  return hex((step as { send: Uint8Array }).send);
+}
+
+describe('SOCKS5 handshake', () => {
+  it('offers no authentication, then CONNECTs to an IPv4 destination', () => {
+    const h = new Socks5Handshake(V4);
+    assert.equal(hex(h.first), '050100');
+    assert.equal(sent(h.offer(bytes(5, 0))), '05010001cb0071140050');
+    assert.deepEqual(h.offer(SUCCESS_V4), { kind: 'done', take: 10 });
+  });
+
+  it('CONNECTs to an IPv6 destination with ATYP 4 and 16 address bytes', () => {
+    const h = new Socks5Handshake(V6);
+    assert.equal(sent(h.offer(bytes(5, 0))), '05010004' + '20010db8000200000000000000000020' + '01bb');
+  });
+
+  it('claims only the reply: bytes the destination sent right after it stay for the relay', () => {
+    const h = new Socks5Handshake(V4);
+    h.offer(bytes(5, 0));
+    const banner = Buffer.from('SSH-2.0-x\r\n');
+    assert.deepEqual(h.offer(Buffer.concat([SUCCESS_V4, banner])), { kind: 'done', take: 10 });
+  });
+
+  it('takes a reply that arrives a byte at a time, never claiming nothing', () => {
+    const h = new Socks5Handshake(V6);
+    h.offer(bytes(5, 0));
+    const reply = bytes(5, 0, 0, 4, ...new Array<number>(16).fill(0), 0, 80);
+    for (let i = 0; i < reply.length - 1; i++) assert.deepEqual(h.offer(reply.subarray(i, i + 1)), { kind: 'more', take: 1 });
+    assert.deepEqual(h.offer(reply.subarray(reply.length - 1)), { kind: 'done', take: 1 });
+  });
+
+  it('reads a domain-name bound address by its length byte', () => {
+    const h = new Socks5Handshake(V4);
+    h.offer(bytes(5, 0));
+    const name = Buffer.from('proxy.example');
+    const reply = Buffer.concat([bytes(5, 0, 0, 3, name.length), name, bytes(0, 80), Buffer.from('tail')]);
+    assert.deepEqual(h.offer(reply), { kind: 'done', take: 7 + name.length });
+  });
+
+  it('authenticates with username and password when the proxy asks (RFC 1929)', () => {
+    const h = new Socks5Handshake(V4, { username: 'alice', password: 'pw' });
+    assert.equal(hex(h.first), '05020002');
+    assert.equal(sent(h.offer(bytes(5, 2))), '0105' + Buffer.from('alice').toString('hex') + '02' + Buffer.from('pw').toString('hex'));
+    assert.equal(sent(h.offer(bytes(1, 0))).slice(0, 8), '05010001');
+    assert.equal(h.offer(SUCCESS_V4).kind, 'done');
+  });
+
+  it('fails on rejected credentials, a required authentication, and a refused connection', () => {
+    const auth = new Socks5Handshake(V4, { username: 'a', password: 'b' });
+    auth.offer(bytes(5, 2));
+    assert.deepEqual(auth.offer(bytes(1, 1)), { kind: 'failed', take: 2, reason: 'socks5-auth-failed', errno: 'EACCES' });
+    assert.deepEqual(new Socks5Handshake(V4).offer(bytes(5, 0xff)), { kind: 'failed', take: 2, reason: 'socks5-auth-required', errno: 'EACCES' });
+    const refused = new Socks5Handshake(V4);
+    refused.offer(bytes(5, 0));
+    assert.deepEqual(refused.offer(bytes(5, 5, 0, 1, 0, 0, 0, 0, 0, 0)), { kind: 'failed', take: 10, reason: 'socks5-connection-refused', errno: 'ECONNREFUSED' });
+  });
+
+  it('fails on a proxy that does not speak SOCKS5, or picks a method it was not offered', () => {
+    assert.deepEqual(new Socks5Handshake(V4).offer(Buffer.from('HTTP/1.1 400')), { kind: 'failed', take: 2, reason: 'socks5-protocol', errno: 'EPROTO' });
+    assert.deepEqual(new Socks5Handshake(V4).offer(bytes(5, 2)), { kind: 'failed', take: 2, reason: 'socks5-protocol', errno: 'EPROTO' });
+  });
+});
