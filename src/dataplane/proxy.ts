@@ -6,6 +6,8 @@
 import os from 'node:os';
 import type { Family, Transport } from '../core/net/constants.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
+import { TproxyError } from '../core/errors.js';
+import { formatUpstreamProxy, type UpstreamProxy } from '../core/upstream/proxy-url.js';
 import { SocketApi } from '../sys/socket.js';
 import { fileLimit, raiseFileLimit } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
@@ -27,6 +29,8 @@ export interface ProxyConfig {
   readonly transports: readonly Transport[];
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
+  /** TCP flows go through this proxy (SOCKS5 or HTTP CONNECT); needs `upstream: 'direct'` and TCP only. */
+  readonly upstreamProxy?: UpstreamProxy;
   readonly connectTimeoutMs: number;
   readonly tcpIdleTimeoutMs: number;
   readonly tcpKeepAliveMs: number;
@@ -85,6 +89,7 @@ export class Proxy {
     private readonly deps: ProxyDeps,
   ) {
     this.sockets = deps.sockets ?? new SocketApi();
+    checkUpstreamProxy(config);
   }
 
   private relayConfig(): Omit<TcpRelayConfig, 'family'> {
@@ -94,6 +99,7 @@ export class Proxy {
       addresses: c.listenAddresses,
       upstream: c.upstream,
       upstreamMark: c.upstreamMark,
+      ...(c.upstreamProxy ? { upstreamProxy: c.upstreamProxy } : {}),
       connectTimeoutMs: c.connectTimeoutMs,
       idleTimeoutMs: c.tcpIdleTimeoutMs,
       keepAliveMs: c.tcpKeepAliveMs,
@@ -170,5 +176,22 @@ export class Proxy {
     this.tcp = undefined;
     const [reports] = await Promise.all([Promise.all([...(tcp ? [tcp.stop(graceMs)] : []), ...(pool ? [pool.stop(graceMs)] : [])]), udp?.stop()]);
     return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
+  }
+}
+
+/**
+ * An upstream proxy carries TCP from this host's address. UDP would need SOCKS5 UDP ASSOCIATE,
+ * which is not built: relaying it straight to its destination instead would silently bypass the
+ * proxy a user chose (a leak), so it is refused rather than done halfway.
+ */
+function checkUpstreamProxy(config: ProxyConfig): void {
+  const proxy = config.upstreamProxy;
+  if (!proxy) return;
+  const name = formatUpstreamProxy(proxy);
+  if (config.upstream !== 'direct') {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `upstream mode ${config.upstream} cannot be combined with the upstream proxy ${name}: flows through a proxy leave from this host's address (use --upstream direct)`, { upstream: config.upstream });
+  }
+  if (config.transports.includes('udp')) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `UDP cannot go through the upstream proxy ${name} (SOCKS5 UDP ASSOCIATE is not supported): intercept TCP only (no udp: in --intercept)`, { transports: config.transports });
   }
 }

@@ -12,3 +12,4 @@ export const TCP_PEER = fileURLToPath(new URL('./tcp-peer.js', import.meta.url))
 export function sourcePath(relative: string): string {
   return fileURLToPath(new URL(`../../../test/${relative}`, import.meta.url));
 }
+export const UPSTREAM_PROXY_AGENT = fileURLToPath(new URL('./upstream-proxy-agent.js', import.meta.url));

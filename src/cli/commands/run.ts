@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { parseInteger } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
+import { parseUpstreamProxy } from '../../core/upstream/proxy-url.js';
 import type { RulesPlan } from '../../core/rules/ruleset.js';
 import { RulesController } from '../../control/apply.js';
 import type { UpstreamMode } from '../../dataplane/events.js';
@@ -22,6 +23,9 @@ ip rules, local route table) and remove them again on exit.
 ${SELECTION_HELP}
   --upstream direct|transparent  source address toward servers: this host's (direct, default)
                          or the client's (transparent; needs replies routed back through this host)
+  --upstream-proxy URL   relay TCP flows through this proxy instead of straight to their original
+                         destination: socks5://[USER:PASS@]ADDR:PORT or http://[USER:PASS@]ADDR:PORT
+                         (HTTP CONNECT); ADDR an IP address; needs --upstream direct, TCP only
   --no-rules             do not touch kernel rules (they are managed elsewhere)
   --workers N            TCP worker processes with SO_REUSEPORT listeners, default one per core
                          (0: TCP in the main process)
@@ -63,6 +67,7 @@ export const runCommand: Command = {
       options: {
         ...SELECTION_OPTIONS,
         upstream: { type: 'string', default: 'direct' },
+        'upstream-proxy': { type: 'string' },
         'no-rules': { type: 'boolean', default: false },
         workers: { type: 'string' },
         'tcp-engine': { type: 'string', default: 'splice' },
@@ -110,6 +115,7 @@ export const runCommand: Command = {
         families: rulesConfig.families,
         transports: [...new Set(rulesConfig.intercept.map((s) => s.transport))],
         upstream: parseUpstream(values.upstream),
+        ...(values['upstream-proxy'] === undefined ? {} : { upstreamProxy: parseUpstreamProxy(values['upstream-proxy']) }),
         upstreamMark: rulesConfig.upstreamMark,
         udpIdleTimeoutMs: udpIdle,
         tcpWorkers: values.workers === undefined ? DEFAULT_PROXY_CONFIG.tcpWorkers : parseInteger('workers', values.workers, 0),

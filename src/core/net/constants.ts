@@ -44,6 +44,7 @@ export const IPV6_ORIGDSTADDR = IPV6_RECVORIGDSTADDR;
 export const IPV6_TRANSPARENT = 75;
 export const IPV6_FREEBIND = 78;
 
+export const MSG_PEEK = 0x02;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
 export const MSG_CTRUNC = 0x08;

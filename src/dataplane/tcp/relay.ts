@@ -22,6 +22,9 @@ import { anyAddress, normalizeAddress, type Endpoint } from '../../core/net/sock
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
 import { emptyTcpCounters, increment, type TcpCounters } from './counters.js';
+import { createHandshake } from '../../core/upstream/handshake.js';
+import type { UpstreamProxy } from '../../core/upstream/proxy-url.js';
+import { handshakeOverStream, type HandshakeFailure } from './handshake-stream.js';
 import { refusalReason } from './refusal.js';
 
 export interface TcpRelayConfig {
@@ -31,6 +34,9 @@ export interface TcpRelayConfig {
   readonly port: number;
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
+  /** Flows go through this proxy (SOCKS5 or HTTP CONNECT) instead of straight to their destination. */
+  readonly upstreamProxy?: UpstreamProxy;
+  /** Covers the upstream proxy's handshake too. */
   readonly connectTimeoutMs: number;
   /** Close a flow with no traffic either way for this long (0: never). */
   readonly idleTimeoutMs: number;
@@ -222,6 +228,7 @@ export class TcpRelay {
 
     let ended = false;
     let connected = false;
+    let handshakeBytes = 0;
     const end = (reason: string): void => {
       if (ended) return;
       ended = true;
@@ -235,7 +242,7 @@ export class TcpRelay {
       this.counters.active = this.flows.size;
       increment(this.counters.closed, reason);
       this.counters.bytesFromClient += client.bytesRead;
-      this.counters.bytesFromServer += upstream.bytesRead;
+      this.counters.bytesFromServer += upstream.bytesRead - handshakeBytes;
       if (flowEvents) {
         emit({
           type: 'tcp.close',
@@ -243,7 +250,7 @@ export class TcpRelay {
           client: clientEnd,
           originalDestination: destination,
           bytesFromClient: client.bytesRead,
-          bytesFromServer: upstream.bytesRead,
+          bytesFromServer: upstream.bytesRead - handshakeBytes,
           durationMs: Date.now() - started,
           reason,
         });
@@ -260,7 +267,9 @@ export class TcpRelay {
       end('connect-timeout');
     }, this.config.connectTimeoutMs);
 
-    upstream.once('connect', () => {
+    const proxy = this.config.upstreamProxy;
+    const onTunnel = (early: Buffer): void => {
+      if (ended) return;
       connected = true;
       clearTimeout(connectTimer);
       if (flowEvents) emit({ type: 'tcp.connected', id, upstreamLocal: endpointOf(family, upstream.localAddress, upstream.localPort) });
@@ -274,9 +283,26 @@ export class TcpRelay {
         // Activity either way touches the client socket (reads from it, or writes to it).
         client.setTimeout(this.config.idleTimeoutMs, () => end('idle-timeout'));
       }
+      if (early.length > 0) client.write(early);
       client.pipe(upstream);
       upstream.pipe(client);
       client.resume();
+    };
+    upstream.once('connect', () => {
+      if (!proxy) {
+        onTunnel(Buffer.alloc(0));
+        return;
+      }
+      handshakeOverStream(upstream, createHandshake(proxy, destination)).then(
+        (result) => {
+          handshakeBytes = result.handshakeBytes;
+          onTunnel(result.early);
+        },
+        (failure: HandshakeFailure) => {
+          increment(this.counters.connectErrors, failure.errno ?? failure.reason);
+          end(failure.reason);
+        },
+      );
     });
     upstream.on('error', (error: NodeJS.ErrnoException) => {
       const errno = error.code ?? 'error';
@@ -291,12 +317,16 @@ export class TcpRelay {
     };
     client.once('close', onClose);
     upstream.once('close', onClose);
-    upstream.connect({ host: destination.address, port: destination.port });
+    const target = proxy?.endpoint ?? destination;
+    upstream.connect({ host: target.address, port: target.port });
   }
 
   private openUpstream(client: Endpoint): net.Socket {
     const { sockets } = this.deps;
-    const { family, upstream, upstreamMark } = this.config;
+    const { family, upstream, upstreamMark, upstreamProxy } = this.config;
+    if (upstreamProxy) {
+      return new net.Socket({ fd: sockets.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', mark: upstreamMark }), allowHalfOpen: true, readable: true, writable: true });
+    }
     if (upstream === 'direct') {
       return new net.Socket({ fd: sockets.open({ family, transport: 'tcp', mark: upstreamMark }), allowHalfOpen: true, readable: true, writable: true });
     }

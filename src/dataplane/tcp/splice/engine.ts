@@ -14,6 +14,7 @@ import { TproxyError, errnoOf } from '../../../core/errors.js';
 import { errnoName } from '../../../core/errno.js';
 import * as C from '../../../core/net/constants.js';
 import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
+import { createHandshake, type UpstreamHandshake } from '../../../core/upstream/handshake.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
 import { Epoll } from '../../../sys/epoll.js';
 import { SocketApi } from '../../../sys/socket.js';
@@ -54,6 +55,8 @@ interface Flow {
   readonly cfd: number;
   readonly ufd: number;
   connected: boolean;
+  /** Set while an upstream proxy's handshake runs (between its TCP connect and the tunnel). */
+  handshake: UpstreamHandshake | undefined;
   closed: boolean;
   readonly up: Direction; // client -> upstream
   readonly down: Direction; // upstream -> client
@@ -80,6 +83,8 @@ export class SpliceEngine {
   private readonly linger = Buffer.alloc(8);
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
+  /** Handshake bytes from an upstream proxy, peeked then read: replies are far smaller than this. */
+  private readonly peek = Buffer.alloc(4096);
   private readonly pipeFds = Buffer.alloc(8);
   private readonly pipePool: { r: number; w: number }[] = [];
   private readonly owners = new Map<number, Owner>();
@@ -224,7 +229,7 @@ export class SpliceEngine {
     let ufd: number;
     try {
       ufd = this.openUpstream(client);
-      this.api.connect(ufd, destination);
+      this.api.connect(ufd, this.config.upstreamProxy?.endpoint ?? destination);
     } catch (error) {
       const errno = errnoOf(error);
       increment(this.counters.connectErrors, errno);
@@ -244,6 +249,7 @@ export class SpliceEngine {
       cfd,
       ufd,
       connected: false,
+      handshake: undefined,
       closed: false,
       up: newDirection(),
       down: newDirection(),
@@ -265,7 +271,8 @@ export class SpliceEngine {
   }
 
   private openUpstream(client: Endpoint): number {
-    const { upstream, upstreamMark } = this.config;
+    const { upstream, upstreamMark, upstreamProxy } = this.config;
+    if (upstreamProxy) return this.api.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', mark: upstreamMark });
     const family = client.family;
     if (upstream === 'direct') return this.api.open({ family, transport: 'tcp', mark: upstreamMark });
     let fd = this.api.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, reuseAddress: true });
@@ -292,6 +299,10 @@ export class SpliceEngine {
   private onSocket(flow: Flow, side: 'client' | 'upstream', events: number): void {
     if (!flow.connected) {
       if (side !== 'upstream') return;
+      if (flow.handshake) {
+        this.onHandshakeBytes(flow, flow.handshake);
+        return;
+      }
       const soError = this.api.getInt(flow.ufd, C.SOL_SOCKET, C.SO_ERROR);
       if (soError !== 0) {
         const errno = errnoName(soError);
@@ -300,7 +311,8 @@ export class SpliceEngine {
         return;
       }
       if ((events & C.EPOLLOUT) === 0) return;
-      this.onConnected(flow);
+      if (this.config.upstreamProxy) this.startHandshake(flow, createHandshake(this.config.upstreamProxy, flow.destination));
+      else this.onConnected(flow);
       return;
     }
     if (events & C.EPOLLERR) {
@@ -317,6 +329,59 @@ export class SpliceEngine {
     const up = side === 'client' ? readable : writable;
     const down = side === 'client' ? writable : readable;
     this.pumpAll(flow, up, down);
+  }
+
+  // ---- upstream proxy handshake ---------------------------------------------------------------
+  // The connect deadline covers it: the flow stays in `connecting` until the tunnel is open, and
+  // the client is not read meanwhile (its bytes wait in its socket).
+
+  private startHandshake(flow: Flow, handshake: UpstreamHandshake): void {
+    flow.handshake = handshake;
+    if (!this.sendAll(flow, handshake.first)) return;
+    this.interest(flow, 'upstream', C.EPOLLIN | C.EPOLLRDHUP);
+  }
+
+  /** Proxy requests are small and the socket's buffer empty: a short send is a broken proxy. */
+  private sendAll(flow: Flow, bytes: Uint8Array): boolean {
+    const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (this.libc.send(flow.ufd, data, data.length, C.MSG_DONTWAIT) === data.length) return true;
+    this.handshakeFailed(flow, 'proxy-send', this.errno());
+    return false;
+  }
+
+  /** Peek at what the proxy sent and read exactly the bytes its handshake claims. */
+  private onHandshakeBytes(flow: Flow, handshake: UpstreamHandshake): void {
+    const n = this.libc.recv(flow.ufd, this.peek, this.peek.length, C.MSG_PEEK | C.MSG_DONTWAIT);
+    if (n < 0) {
+      const errno = this.errno();
+      if (errno !== 'EAGAIN' && errno !== 'EINTR') this.handshakeFailed(flow, `proxy-${errno}`, errno);
+      return;
+    }
+    if (n === 0) {
+      this.handshakeFailed(flow, 'proxy-closed', 'ECONNRESET');
+      return;
+    }
+    const step = handshake.offer(this.peek.subarray(0, n));
+    if (step.take > 0) this.libc.recv(flow.ufd, this.peek, step.take, C.MSG_DONTWAIT);
+    switch (step.kind) {
+      case 'more':
+        return;
+      case 'send':
+        this.sendAll(flow, step.send);
+        return;
+      case 'done':
+        flow.handshake = undefined;
+        this.onConnected(flow);
+        return;
+      case 'failed':
+        this.handshakeFailed(flow, step.reason, step.errno);
+    }
+  }
+
+  /** Counted with connect errors (by errno when the refusal has one), then the client is reset. */
+  private handshakeFailed(flow: Flow, reason: string, errno: string | undefined): void {
+    increment(this.counters.connectErrors, errno ?? reason);
+    this.close(flow, reason);
   }
 
   private newPipe(d: Direction): void {

@@ -1,5 +1,6 @@
 /** Messages between a SpliceRelay (its owner thread) and the splice engine thread. */
 import type { Family } from '../../../core/net/constants.js';
+import type { UpstreamProxy } from '../../../core/upstream/proxy-url.js';
 import type { ProxyEvent, UpstreamMode } from '../../events.js';
 import type { TcpCounters } from '../counters.js';
 import type { StopReport } from '../relay.js';
@@ -8,6 +9,8 @@ export interface SpliceEngineConfig {
   readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
+  /** Flows go through this proxy (SOCKS5 or HTTP CONNECT) instead of straight to their destination. */
+  readonly upstreamProxy?: UpstreamProxy;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly keepAliveMs: number;

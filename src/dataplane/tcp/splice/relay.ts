@@ -59,6 +59,7 @@ export class SpliceRelay {
       listeners,
       upstream: this.config.upstream,
       upstreamMark: this.config.upstreamMark,
+      ...(this.config.upstreamProxy ? { upstreamProxy: this.config.upstreamProxy } : {}),
       connectTimeoutMs: this.config.connectTimeoutMs,
       idleTimeoutMs: this.config.idleTimeoutMs,
       keepAliveMs: this.config.keepAliveMs,
