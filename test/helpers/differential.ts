@@ -164,6 +164,26 @@ async function readCounters(lab: Lab): Promise<Counters> {
   return counters;
 }
 
+/**
+ * Permanent neighbour entries on every link, both ways: IPv6 neighbour discovery packets cross
+ * the router's prerouting hook (ARP does not) whenever an entry goes stale, which on a loaded
+ * machine can land inside a scenario and move a counter of a rule that matches any packet
+ * (`iifname != "to-client" counter`, `fib daddr type local counter`) that no probe moved.
+ */
+async function pinNeighbours(lab: Lab): Promise<void> {
+  const mac = async (host: 'client' | 'router' | 'server', dev: string): Promise<string> => {
+    const links = JSON.parse((await lab.run(host, ['ip', '-j', 'link', 'show', 'dev', dev])).stdout) as { address: string }[];
+    return links[0]!.address;
+  };
+  const A = LAB_ADDRESSES;
+  const [routerClient, routerServer, client, server] = await Promise.all([mac('router', 'to-client'), mac('router', 'to-server'), mac('client', 'eth0'), mac('server', 'eth0')]);
+  const pin = (address: string, lladdr: string, dev: string): string => `neigh replace ${address} lladdr ${lladdr} dev ${dev} nud permanent`;
+  const batch = (lines: string[]): string => lines.join('\n') + '\n';
+  await lab.run('router', ['ip', '-batch', '-'], { input: batch([pin(A.client.ipv4, client, 'to-client'), pin(A.client.ipv6, client, 'to-client'), pin(A.server.ipv4, server, 'to-server'), pin(A.server.ipv6, server, 'to-server')]) });
+  await lab.run('client', ['ip', '-batch', '-'], { input: batch([pin(A.routerClientSide.ipv4, routerClient, 'eth0'), pin(A.routerClientSide.ipv6, routerClient, 'eth0')]) });
+  await lab.run('server', ['ip', '-batch', '-'], { input: batch([pin(A.routerServerSide.ipv4, routerServer, 'eth0'), pin(A.routerServerSide.ipv6, routerServer, 'eth0')]) });
+}
+
 export class DifferentialLab {
   private constructor(readonly lab: Lab) {}
 
@@ -171,6 +191,7 @@ export class DifferentialLab {
     const lab = await Lab.create();
     try {
       await lab.run('server', ['nft', '-f', '-'], { input: OBS_TABLE('prerouting', -500, true) });
+      await pinNeighbours(lab);
     } catch (error) {
       await lab.destroy();
       throw error;
