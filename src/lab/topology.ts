@@ -198,3 +198,20 @@ export class Lab {
     }
   }
 }
+
+/**
+ * Waits for a started process to say it is ready; if it does not, stops it (SIGTERM, then SIGKILL
+ * after 10 s) before the failure is passed on, so a late starter cannot hold ports or rules that
+ * the next test needs.
+ */
+export async function untilReady<T>(process: SpawnedProcess, ready: Promise<T>): Promise<T> {
+  try {
+    return await ready;
+  } catch (error) {
+    process.child.kill('SIGTERM');
+    const killer = setTimeout(() => process.child.kill('SIGKILL'), 10_000);
+    await process.exited;
+    clearTimeout(killer);
+    throw error;
+  }
+}

@@ -1,6 +1,6 @@
 /** Traffic helpers for namespace tests: the echo server, a proxy without rules, probes, counters. */
 import { JsonLines } from '../../src/lab/json-lines.js';
-import type { HostName, Lab, SpawnedProcess } from '../../src/lab/topology.js';
+import { untilReady, type HostName, type Lab, type SpawnedProcess } from '../../src/lab/topology.js';
 import type { RulesStatus } from '../../src/control/apply.js';
 import { AGENT, BIN } from './paths.js';
 
@@ -29,7 +29,7 @@ export async function startEchoServer(lab: Lab): Promise<SpawnedProcess> {
 export async function startProxy(lab: Lab, args: readonly string[]): Promise<{ process: SpawnedProcess; lines: JsonLines<ProxyLine> }> {
   const spawned = lab.spawn('router', [process.execPath, BIN, 'run', ...args, '--log-level', 'debug', '--log-format', 'json']);
   const lines = new JsonLines<ProxyLine>(spawned.child.stderr!);
-  await lines.waitFor((l) => l.type === 'ready', 60_000, `tproxy run ${args.join(' ')} ready`);
+  await untilReady(spawned, lines.waitFor((l) => l.type === 'ready', 60_000, `tproxy run ${args.join(' ')} ready`));
   return { process: spawned, lines };
 }
 

@@ -1,7 +1,7 @@
 /** Shared steps of the UDP namespace tests: the proxy, the agents, and reading what they print. */
 import type { UdpCounters } from '../../src/dataplane/udp/counters.js';
 import { JsonLines } from '../../src/lab/json-lines.js';
-import type { HostName, Lab, SpawnedProcess } from '../../src/lab/topology.js';
+import { untilReady, type HostName, type Lab, type SpawnedProcess } from '../../src/lab/topology.js';
 import { AGENT, BIN } from './paths.js';
 
 export interface LogLine {
@@ -26,7 +26,7 @@ export interface RunningProxy {
 export async function startProxy(lab: Lab, args: readonly string[]): Promise<RunningProxy> {
   const proc = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', '--log-level', 'debug', ...args]);
   const lines = new JsonLines<LogLine>(proc.child.stderr!);
-  await lines.waitFor((l) => l.type === 'ready', 60_000, 'tproxy run ready');
+  await untilReady(proc, lines.waitFor((l) => l.type === 'ready', 60_000, 'tproxy run ready'));
   return {
     lines,
     process: proc,
