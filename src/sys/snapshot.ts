@@ -91,14 +91,20 @@ type TextSource = (key: string, argv: string[], input?: string) => Promise<strin
  * and the effective capabilities of this process and of every process that owns a socket.
  */
 async function hostFacts(runner: CommandRunner, sockets: string, text: TextSource): Promise<HostFacts> {
-  const probe = async (ruleText: string): Promise<{ ok: boolean; detail?: string }> => {
-    const script = `table inet tproxy_doctor_probe {\n  chain probe {\n    type filter hook prerouting priority mangle; policy accept;\n    ${ruleText}\n  }\n}\n`;
+  const nftCheck = async (rules: readonly string[]): Promise<{ ok: boolean; detail?: string }> => {
+    const chains = rules.map((r, i) => `  chain probe${i} {\n    type filter hook prerouting priority mangle; policy accept;\n    ${r}\n  }\n`).join('');
     try {
-      const r = await runner.run(['nft', '--check', '-f', '-'], { check: false, input: script, timeoutMs: 20_000 });
+      const r = await runner.run(['nft', '--check', '-f', '-'], { check: false, input: `table inet tproxy_doctor_probe {\n${chains}}\n`, timeoutMs: 20_000 });
       return r.exitCode === 0 ? { ok: true } : { ok: false, detail: r.stderr.trim().split('\n')[0] ?? `exit ${r.exitCode}` };
     } catch (error) {
       return { ok: false, detail: error instanceof TproxyError ? error.message : String(error) };
     }
+  };
+  const probeAll = async (): Promise<[string, { ok: boolean; detail?: string }][]> => {
+    // One transaction for all; only when the kernel refuses it, one per feature to say which.
+    const all = await nftCheck(KERNEL_PROBES.map((p) => p.rule));
+    if (all.ok) return KERNEL_PROBES.map((p) => [p.id, all]);
+    return Promise.all(KERNEL_PROBES.map(async (p) => [p.id, await nftCheck([p.rule])] as [string, { ok: boolean; detail?: string }]));
   };
   const pids = [...new Set([...sockets.matchAll(/pid=(\d+)/g)].map((m) => m[1]!))].slice(0, 512);
   const quiet = async (argv: string[]): Promise<string | undefined> => {
@@ -109,22 +115,26 @@ async function hostFacts(runner: CommandRunner, sockets: string, text: TextSourc
       return undefined;
     }
   };
-  const [probeResults, modules, targets4, matches4, targets6, matches6, self, status] = await Promise.all([
-    Promise.all(KERNEL_PROBES.map(async (p) => [p.id, await probe(p.rule)] as const)),
-    quiet(['cat', '/proc/modules']),
-    quiet(['cat', '/proc/net/ip_tables_targets']),
-    quiet(['cat', '/proc/net/ip_tables_matches']),
-    quiet(['cat', '/proc/net/ip6_tables_targets']),
-    quiet(['cat', '/proc/net/ip6_tables_matches']),
+  const PROC_FILES = ['/proc/modules', '/proc/net/ip_tables_targets', '/proc/net/ip_tables_matches', '/proc/net/ip6_tables_targets', '/proc/net/ip6_tables_matches'];
+  const [probes, procText, self, status] = await Promise.all([
+    probeAll(),
+    quiet(['grep', '-s', '-H', '', ...PROC_FILES]),
     text('self', ['grep', '-E', '^(Uid|CapEff):', '/proc/self/status']),
     pids.length > 0 ? quiet(['grep', '-s', '-H', '^CapEff:', ...pids.map((p) => `/proc/${p}/status`)]) : Promise.resolve(''),
   ]);
+  const proc = new Map<string, string[]>();
+  for (const line of (procText ?? '').split('\n')) {
+    const file = PROC_FILES.find((f) => line.startsWith(`${f}:`));
+    if (file) proc.set(file, [...(proc.get(file) ?? []), line.slice(file.length + 1)]);
+  }
+  const file = (path: string): string | undefined => (procText === undefined ? undefined : (proc.get(path) ?? []).join('\n'));
+  const [modules, targets4, matches4, targets6, matches6] = PROC_FILES.map((f) => (f === '/proc/modules' && !proc.has(f) ? undefined : file(f)));
   const processes: Record<string, { capEff: string }> = {};
   for (const m of (status ?? '').matchAll(/^\/proc\/(\d+)\/status:CapEff:\s*([0-9a-f]+)$/gm)) processes[m[1]!] = { capEff: m[2]! };
   const uid = /^Uid:\s*\d+\s+(\d+)/m.exec(self ?? '');
   const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(self ?? '');
   return {
-    probes: Object.fromEntries(probeResults),
+    probes: Object.fromEntries(probes),
     ...(modules !== undefined ? { modules } : {}),
     xtables: {
       ...(targets4 !== undefined ? { targets4 } : {}),

@@ -34,7 +34,8 @@ export function sortFindings(findings: readonly Finding[]): Finding[] {
 
 export function diagnose(input: DoctorInput): DoctorReport {
   const errors = input.snapshot.errors;
-  const uninspected = Object.fromEntries(Object.entries(errors).filter(([key]) => ESSENTIAL.includes(key) && !(key === 'nft' && input.snapshot.iptables.ipv4 !== undefined)));
+  // A host without nft (iptables only) is fine; nft that is there but refuses (no privileges) is not.
+  const uninspected = Object.fromEntries(Object.entries(errors).filter(([key, reason]) => ESSENTIAL.includes(key) && !(key === 'nft' && /not found|ENOENT|not installed/i.test(reason) && input.snapshot.iptables.ipv4 !== undefined)));
   const findings: Finding[] = [];
   for (const check of CHECKS) {
     try {
