@@ -116,12 +116,16 @@ async function hostFacts(runner: CommandRunner, sockets: string, text: TextSourc
     }
   };
   const PROC_FILES = ['/proc/modules', '/proc/net/ip_tables_targets', '/proc/net/ip_tables_matches', '/proc/net/ip6_tables_targets', '/proc/net/ip6_tables_matches'];
-  const [probes, procText, self, status] = await Promise.all([
+  const [probes, procText, self, status, listing] = await Promise.all([
     probeAll(),
     quiet(['grep', '-s', '-H', '', ...PROC_FILES]),
     text('self', ['grep', '-E', '^(Uid|CapEff):', '/proc/self/status']),
     pids.length > 0 ? quiet(['grep', '-s', '-H', '^CapEff:', ...pids.map((p) => `/proc/${p}/status`)]) : Promise.resolve(''),
+    // `nft -j` leaves out table comments, where tproxy keeps its record.
+    quiet(['nft', 'list', 'ruleset']),
   ]);
+  const tableComments: Record<string, string> = {};
+  for (const m of (listing ?? '').matchAll(/^table (\S+) (\S+) \{\n\s+comment "(.*)"\s*$/gm)) tableComments[`${m[1]!} ${m[2]!}`] = m[3]!;
   const proc = new Map<string, string[]>();
   for (const line of (procText ?? '').split('\n')) {
     const file = PROC_FILES.find((f) => line.startsWith(`${f}:`));
@@ -144,5 +148,6 @@ async function hostFacts(runner: CommandRunner, sockets: string, text: TextSourc
     },
     ...(uid && capEff ? { self: { uid: Number(uid[1]), capEff: capEff[1]! } } : {}),
     processes,
+    tableComments,
   };
 }

@@ -9,7 +9,7 @@ import { sourcePath } from './paths.js';
 
 /** `tproxy snapshot` of the lab router running `tproxy run --intercept tcp:80 --intercept udp:80 --workers 0`. */
 export const HEALTHY_FILE = sourcePath('core/doctor/fixtures/healthy-router.snapshot.json');
-export const PROXY_PID = '25307';
+export const PROXY_PID = '2122';
 
 /** A deep copy of the healthy snapshot, as plain JSON to change. */
 export function healthy(): Snapshot & Record<string, unknown> {

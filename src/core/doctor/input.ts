@@ -1,6 +1,6 @@
 /**
  * Everything the checks read: the snapshot, the model's world built from it, the configuration
- * doctor was given (with the policy routing our table records, when it exists: the live host
+ * doctor was given (with the fwmark, route table and priority our table records, when it exists: the live host
  * wins), the plan for it, and the commands that re-create our side. Pure.
  */
 import { parseNftJson, type NftJsonTable, type NftRuleset } from '../rules/nft-json.js';
@@ -35,9 +35,9 @@ export interface DoctorInput {
 export function doctorInput(snapshot: Snapshot, requested: RulesConfig, commands: FixCommands, upstream: 'direct' | 'transparent' = 'direct'): DoctorInput {
   const nft = snapshot.nft ? parseNftJson(JSON.stringify(snapshot.nft)) : { tables: [], chains: [], sets: [], rules: [] };
   const table = nft.tables.find((t) => t.family === 'inet' && t.name === requested.tableName);
-  const record = decodeRecord(table?.comment);
+  const record = decodeRecord(table?.comment ?? snapshot.host?.tableComments?.[`inet ${requested.tableName}`]);
   const config: RulesConfig = record
-    ? { ...requested, families: record.families, fwmark: record.fwmark, fwmarkMask: record.fwmarkMask, routeTable: record.routeTable, rulePriority: record.rulePriority }
+    ? { ...requested, fwmark: record.fwmark, fwmarkMask: record.fwmarkMask, routeTable: record.routeTable, rulePriority: record.rulePriority }
     : requested;
   return {
     snapshot,

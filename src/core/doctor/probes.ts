@@ -9,13 +9,18 @@ import { describeOutcome } from '../model/format.js';
 import { finding, type Finding } from './finding.js';
 import type { DoctorInput } from './input.js';
 import { endpoint, probePacket, probePorts, probeSites } from './probe-packets.js';
+import { interfaceConf, reversePath } from './sysctls.js';
 import { formatTrace } from './trace-text.js';
 
 export function checkProbes(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
   const ours = `inet ${input.config.tableName} `;
   const foreign = new Set<string>();
-  for (const site of probeSites(input.world, input.config)) {
+  const sites = probeSites(input.world, input.config);
+  for (const family of input.config.families.filter((f) => !sites.some((s) => s.family === f))) {
+    out.push(finding('probes', `probe.sites.ipv${family}`, 'warn', `no interface${input.config.interfaces.length > 0 ? ` of ${input.config.interfaces.join(', ')}` : ''} has an IPv${family} subnet to probe from`, 'the synthetic probes (and the reverse-path check) need a client subnet on an intercepting interface: nothing was probed for this family'));
+  }
+  for (const site of sites) {
     for (const { transport, port } of probePorts(input.config)) {
       const packet = probePacket(site, transport, port);
       const id = `probe.${transport}.ipv${site.family}.${port}`;
@@ -27,8 +32,10 @@ export function checkProbes(input: DoctorInput): Finding[] {
         out.push(finding('probes', id, 'warn', `${what}: the model could not follow it: ${(error as Error).message}`, 'the ruleset has something the model cannot evaluate'));
         continue;
       }
-      const ok = e.outcome.kind === 'delivered' && e.outcome.via === 'tproxy' && e.socket?.transparent === true;
-      const result = describeOutcome(e.outcome, e);
+      // The model's path has no reverse-path validation: it runs in routing, before delivery.
+      const rpf = site.family === 4 && e.outcome.kind === 'delivered' ? reversePath(input.world, site, e.packet.mark, interfaceConf(input.world, site.iif)) : undefined;
+      const ok = e.outcome.kind === 'delivered' && e.outcome.via === 'tproxy' && e.socket?.transparent === true && rpf?.ok !== false;
+      const result = rpf && !rpf.ok ? `DROPPED in routing by the reverse-path check (${rpf.errno}): ${rpf.seen}; see sysctl.rp_filter / sysctl.src_valid_mark` : describeOutcome(e.outcome, e);
       if (ok) {
         out.push(finding('probes', id, e.uncertain ? 'warn' : 'pass', `${what}: ${result}`, e.uncertain ? 'part of the path is not modelled: the result may differ' : 'the model follows it to the proxy'));
         continue;

@@ -11,6 +11,11 @@ import type { DoctorInput } from './input.js';
 import { pidOf } from './privileges.js';
 import { probePacket, probeSites, type ProbeSite } from './probe-packets.js';
 
+const DOC = {
+  4: { saddr: parseIp('198.51.100.2'), daddr: parseIp('203.0.113.200') },
+  6: { saddr: parseIp('2001:db8::2'), daddr: parseIp('2001:db8:ffff::200') },
+} as const;
+
 /** Sockets on the redirect port: TCP listeners and unconnected UDP sockets. */
 export function proxyListeners(input: DoctorInput): SocketEntry[] {
   return input.world.sockets.filter((s) => s.local.port === input.config.listenPort && (s.l4proto === 'tcp' ? s.state === 'listen' : s.state === 'unconnected'));
@@ -32,8 +37,8 @@ export function checkSockets(input: DoctorInput): Finding[] {
   const sites = probeSites(input.world, c);
   const transports = [...new Set(c.intercept.map((s) => s.transport))];
   for (const family of c.families) {
-    const site = sites.find((s) => s.family === family);
-    if (!site) continue;
+    // Without a client subnet, the listener lookup still works for a documentation address.
+    const site = sites.find((s) => s.family === family) ?? { iif: c.interfaces[0] ?? 'eth0', family, saddr: DOC[family].saddr, daddr: DOC[family].daddr };
     for (const transport of transports) {
       const suffix = `${transport}.ipv${family}`;
       const { socket, where } = redirectTarget(input, site, transport);

@@ -53,6 +53,8 @@ export interface HostFacts {
   readonly self?: { readonly uid: number; readonly capEff: string };
   /** Effective capabilities of each process that owns a socket, by pid. */
   readonly processes?: Readonly<Record<string, { readonly capEff: string }>>;
+  /** nftables table comments by `family name` (`nft -j` leaves them out; tproxy keeps its record there). */
+  readonly tableComments?: Readonly<Record<string, string>>;
 }
 
 /** `ip -j addr` output. */

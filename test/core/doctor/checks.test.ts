@@ -63,7 +63,7 @@ describe('doctor: privileges', () => {
 
   it('fails a proxy process without CAP_NET_ADMIN, warns without CAP_NET_RAW when UDP is intercepted', () => {
     const none = checkPrivileges(input(edit((s) => void (s.host!.processes![PROXY_PID] = { capEff: '0000000000000000' }))));
-    assert.match(only(none, 'privileges.proxy', 'fail').seen, /node\[25307\] has no CAP_NET_ADMIN/);
+    assert.match(only(none, 'privileges.proxy', 'fail').seen, /node\[2122\] has no CAP_NET_ADMIN/);
     const noRaw = checkPrivileges(input(edit((s) => void (s.host!.processes![PROXY_PID] = { capEff: '0000000000001000' }))));
     assert.equal(only(noRaw, 'privileges.proxy').severity, 'warn');
     const tcpOnly = checkPrivileges(input(edit((s) => void (s.host!.processes![PROXY_PID] = { capEff: '0000000000001000' })), { intercept: ['tcp:80'] }));
@@ -83,6 +83,12 @@ describe('doctor: sysctls', () => {
     assert.equal(svm.length, 2, 'both interfaces');
     assert.equal(svm[0]!.fix, 'sysctl -w net.ipv4.conf.to-client.accept_local=1');
     assert.match(svm[0]!.seen, /is local \(local default dev lo table 100\)/);
+  });
+
+  it('the probes fail too: the reverse-path check runs in routing, before delivery', () => {
+    const r = report(edit((s) => void (s.sysctls['net.ipv4.conf.all.src_valid_mark'] = '1')));
+    assert.match(only(r.findings, 'probe.tcp.ipv4.80', 'fail').seen, /DROPPED in routing by the reverse-path check \(EINVAL\)/);
+    assert.equal(only(r.findings, 'probe.tcp.ipv6.80').severity, 'pass', 'IPv6 has no rp_filter');
   });
 
   it('rp_filter is the larger of all and the interface: strict with a reverse route through lo fails, loose passes', () => {
@@ -150,6 +156,14 @@ describe('doctor: policy routing', () => {
   });
 });
 
+describe('doctor: the record of our table', () => {
+  it('its fwmark, route table and priority win over the options given', () => {
+    const r = report(healthy(), { ...FLAGS, fwmark: '0x8', 'fwmark-mask': '0x8' });
+    assert.equal(only(r.findings, 'routing.fwmark-rule.ipv4').severity, 'pass');
+    assert.deepEqual(fails(r.findings), []);
+  });
+});
+
 describe('doctor: sockets', () => {
   const sockets = (change: (text: string) => string): Snapshot => edit((s) => void (s.sockets = change(s.sockets)));
 
@@ -162,6 +176,12 @@ describe('doctor: sockets', () => {
   it('a listener without IP_TRANSPARENT fails with the command that stops its process', () => {
     const f = checkSockets(input(sockets((t) => t.replace(/ transparent/g, ''))));
     assert.equal(only(f, 'sockets.transparent.tcp.ipv6', 'fail').fix, `kill ${PROXY_PID}`);
+  });
+
+  it('still checks the listener when no interface has a subnet to probe from (and says nothing was probed)', () => {
+    const r = report(healthy(), { ...FLAGS, iface: ['wg0'] });
+    assert.equal(only(r.findings, 'sockets.listener.tcp.ipv4').severity, 'pass');
+    assert.equal(only(r.findings, 'probe.sites.ipv4').severity, 'warn');
   });
 
   it('a local service on an intercepted UDP port warns (the reply sockets collide with it)', () => {
