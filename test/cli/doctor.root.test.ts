@@ -6,16 +6,15 @@ import { describe, it } from 'node:test';
 import { LAB_ADDRESSES, Lab } from '../../src/lab/topology.js';
 import { probe, startEchoServer, startProxy } from '../helpers/lab-flows.js';
 import { BIN } from '../helpers/paths.js';
+import { doctorOptions } from '../../src/cli/commands/doctor.js';
+import type { Finding } from '../../src/core/doctor/finding.js';
+import { doctorInput } from '../../src/core/doctor/input.js';
+import { diagnose } from '../../src/core/doctor/report.js';
+import { takeSnapshot } from '../../src/sys/snapshot.js';
 
-interface Finding {
-  id: string;
-  severity: 'pass' | 'warn' | 'fail';
-  seen: string;
-  fix?: string;
-}
 interface Report {
-  status: number;
-  findings: Finding[];
+  readonly status: number;
+  readonly findings: readonly Finding[];
 }
 
 // TCP in the proxy's main process: labs start proxies concurrently on a small shared machine.
@@ -39,7 +38,14 @@ class Router {
     await this.lab.run('router', ['sh', '-ec', script]);
   }
 
+  /** Doctor in this process, reading the router through its namespace runner (no node start per run). */
   async doctor(): Promise<Report> {
+    const { config, commands, upstream } = doctorOptions(this.flags);
+    return diagnose(doctorInput(await takeSnapshot(this.lab.runnerFor('router')), config, commands, upstream));
+  }
+
+  /** `tproxy doctor --json` itself, in the router namespace. */
+  async doctorCli(): Promise<Report> {
     const r = await this.lab.run('router', [process.execPath, BIN, 'doctor', '--json', ...this.flags], { check: false, timeoutMs: 60_000 });
     try {
       const report = JSON.parse(r.stdout) as Report;
@@ -95,7 +101,7 @@ interface Fault {
 }
 
 async function healthy(r: Router): Promise<void> {
-  const report = await r.doctor();
+  const report = await r.doctorCli();
   const fails = report.findings.filter((f) => f.severity === 'fail');
   assert.deepEqual(fails, [], 'a healthy setup reports no failure');
   assert.equal(report.status, 0);
@@ -211,7 +217,8 @@ const loopFault: Fault = {
   breakIt: async (r) => r.sh(`nft delete rule inet tproxy_rules output handle ${await r.handle('tproxy_rules', 'output', 'tproxy: local: upstream traffic of the proxy')}`),
 };
 
-describe('tproxy doctor on a live host (root)', { concurrency: true }, () => {
+// Three labs at a time: other suites share the machine and its kernel locks.
+describe('tproxy doctor on a live host (root)', { concurrency: 3 }, () => {
   it('policy routing (IPv4): the fwmark rule, the local route, a shadowing rule; our table removed', () => withLab(FLAGS, [...routingFaults4, tableFault]));
   it('policy routing (IPv6) and rules: the fwmark rule, the local route; a foreign drop, a mark collision', () => withLab(FLAGS, [...routingFaults6, ...rulesFaults]));
   it('host: src_valid_mark, strict rp_filter, no listener, a listener without IP_TRANSPARENT', () => withLab(FLAGS, hostFaults));

@@ -1,10 +1,11 @@
 /** `tproxy doctor`: find what stops TPROXY from working on this host, and the command that fixes it. */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { doctorInput, shellWord } from '../../core/doctor/input.js';
+import { doctorInput, shellWord, type FixCommands } from '../../core/doctor/input.js';
 import { diagnose, formatReport, reportToJson } from '../../core/doctor/report.js';
 import { TproxyError } from '../../core/errors.js';
 import { checkSnapshot, type Snapshot } from '../../core/model/snapshot.js';
+import type { RulesConfig } from '../../core/rules/config.js';
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import type { CliIo, Command } from '../io.js';
@@ -68,27 +69,40 @@ async function readSnapshot(path: string): Promise<Snapshot> {
   }
 }
 
+export interface DoctorOptions {
+  readonly values: { json: boolean; snapshot?: string; help: boolean };
+  readonly config: RulesConfig;
+  readonly commands: FixCommands;
+  readonly upstream: 'direct' | 'transparent';
+}
+
+/** The command line of doctor: what to expect on the host, and the fix commands it prints. */
+export function doctorOptions(argv: readonly string[]): DoctorOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { ...SELECTION_OPTIONS, ...RUN_OPTIONS, json: { type: 'boolean', default: false }, snapshot: { type: 'string' }, help: { type: 'boolean', default: false } },
+    strict: true,
+  });
+  const upstream = values.upstream;
+  if (upstream !== 'direct' && upstream !== 'transparent') throw new TproxyError('ERR_INVALID_ARGUMENT', `--upstream ${upstream}: use direct or transparent`, { value: upstream });
+  const config = rulesConfigFrom(values);
+  planFromConfig(config);
+  const withArgs = (command: string, args: string[]): string => [command, ...args].join(' ');
+  const commands = { apply: withArgs('tproxy rules apply', commandArgs(argv, SELECTION_OPTIONS)), run: withArgs('tproxy run', commandArgs(argv)) };
+  return { values: { json: values.json, help: values.help, ...(values.snapshot !== undefined ? { snapshot: values.snapshot } : {}) }, config, commands, upstream };
+}
+
 export function doctorCommand(runner: CommandRunner = new ProcessRunner()): Command {
   return {
     name: 'doctor',
     summary: 'find what stops TPROXY from working on this host, and how to fix it',
     usage: USAGE,
     async run(argv: string[], io: CliIo): Promise<number> {
-      const { values } = parseArgs({
-        args: argv,
-        options: { ...SELECTION_OPTIONS, ...RUN_OPTIONS, json: { type: 'boolean', default: false }, snapshot: { type: 'string' }, help: { type: 'boolean', default: false } },
-        strict: true,
-      });
+      const { values, config, commands, upstream } = doctorOptions(argv);
       if (values.help) {
         io.out(USAGE);
         return 0;
       }
-      const upstream = values.upstream;
-      if (upstream !== 'direct' && upstream !== 'transparent') throw new TproxyError('ERR_INVALID_ARGUMENT', `--upstream ${upstream}: use direct or transparent`, { value: upstream });
-      const config = rulesConfigFrom(values);
-      planFromConfig(config);
-      const withArgs = (command: string, args: string[]): string => [command, ...args].join(' ');
-      const commands = { apply: withArgs('tproxy rules apply', commandArgs(argv, SELECTION_OPTIONS)), run: withArgs('tproxy run', commandArgs(argv)) };
       const snapshot = values.snapshot !== undefined ? await readSnapshot(values.snapshot) : await takeSnapshot(runner);
       const report = diagnose(doctorInput(snapshot, config, commands, upstream));
       io.out(values.json ? `${JSON.stringify(reportToJson(report), null, 2)}\n` : formatReport(report));

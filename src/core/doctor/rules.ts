@@ -9,6 +9,7 @@ import { TCP_FLAGS, type Packet } from '../model/packet.js';
 import { markUsageFromNft } from '../rules/mark-usage.js';
 import { marksCollide, sharedBits, shortMark } from '../rules/marks.js';
 import { plannedRules } from '../rules/plan.js';
+import { chainPrefix } from '../rules/render-iptables.js';
 import { nftRuleText } from '../rules/render-nft.js';
 import type { PlannedChain, PlannedRule } from '../rules/ruleset.js';
 import { nftStatus } from '../rules/status.js';
@@ -39,6 +40,10 @@ function ourRules(input: DoctorInput): Finding[] {
   const { plan, commands } = input;
   const table = `${plan.table.family} ${plan.table.name}`;
   if (!input.ours.table) {
+    const chain = `${chainPrefix(plan.config.tableName)}_PRE`;
+    if (new RegExp(`^:${chain} `, 'm').test(input.snapshot.iptables.ipv4 ?? '')) {
+      return [finding('rules', 'rules.table', 'pass', `iptables mangle chain ${chain} (iptables backend)`, 'our rules are loaded; `tproxy rules status --backend iptables` compares them piece by piece, the probes below follow packets through them')];
+    }
     if (input.snapshot.nft === null || input.snapshot.nft === undefined) return out;
     return [finding('rules', 'rules.table', 'fail', `table ${table} does not exist`, 'nothing intercepts traffic: it is forwarded past the proxy', commands.apply)];
   }

@@ -17,6 +17,13 @@ describe('doctor: our rules', () => {
     assert.equal(only(f, 'rules.table', 'fail').fix, 'tproxy rules apply --intercept tcp:80 --intercept udp:80');
   });
 
+  it('with the iptables backend our chains count as our rules', () => {
+    const s = healthy();
+    (s as { nft: unknown }).nft = { nftables: nftItems(s).filter((i) => !JSON.stringify(i).includes('"tproxy_rules"')) };
+    (s.iptables as { ipv4?: string }).ipv4 = '*mangle\n:PREROUTING ACCEPT [0:0]\n:TPROXY_RULES_PRE - [0:0]\n-A PREROUTING -m comment --comment "tproxy v1 families=4 fwmark=0x1/0x1 table=100 priority=9000" -j TPROXY_RULES_PRE\nCOMMIT\n';
+    assert.equal(only(checkRules(input(s)), 'rules.table').severity, 'pass');
+  });
+
   it('a missing divert rule fails with --upstream transparent (warns otherwise) and is put back in its place', () => {
     const s = healthy();
     withoutRule(s, 'tproxy: divert tcp ipv4');
