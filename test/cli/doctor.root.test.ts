@@ -19,8 +19,6 @@ interface Report {
 
 // TCP in the proxy's main process: labs start proxies concurrently on a small shared machine.
 const FLAGS = ['--intercept', 'tcp:80', '--intercept', 'udp:80', '--workers', '0'];
-/** Applying rules in several namespaces at once is slow (the kernel serialises part of it). */
-const READY_MS = 60_000;
 
 class Router {
   proxy: Awaited<ReturnType<typeof startProxy>> | undefined;
@@ -31,7 +29,7 @@ class Router {
 
   async start(): Promise<void> {
     await startEchoServer(this.lab);
-    this.proxy = await startProxy(this.lab, this.flags, READY_MS);
+    this.proxy = await startProxy(this.lab, this.flags);
   }
 
   async sh(script: string): Promise<void> {
@@ -72,7 +70,7 @@ class Router {
       if (fix.startsWith('tproxy run ')) {
         const args = fix.slice('tproxy run '.length).split(' ');
         assert.deepEqual(args, [...this.flags], 'the printed run command has the options doctor was given');
-        this.proxy = await startProxy(this.lab, args, READY_MS);
+        this.proxy = await startProxy(this.lab, args);
       } else {
         await this.sh(fix.replace(/^tproxy /, `${process.execPath} ${BIN} `));
       }

@@ -26,7 +26,7 @@ export async function startEchoServer(lab: Lab): Promise<SpawnedProcess> {
 }
 
 /** `tproxy run` in the router with `args`; resolves once it is ready. */
-export async function startProxy(lab: Lab, args: readonly string[], readyTimeoutMs = 15_000): Promise<{ process: SpawnedProcess; lines: JsonLines<ProxyLine> }> {
+export async function startProxy(lab: Lab, args: readonly string[], readyTimeoutMs = 60_000): Promise<{ process: SpawnedProcess; lines: JsonLines<ProxyLine> }> {
   const spawned = lab.spawn('router', [process.execPath, BIN, 'run', ...args, '--log-level', 'debug', '--log-format', 'json']);
   const lines = new JsonLines<ProxyLine>(spawned.child.stderr!);
   await lines.waitFor((l) => l.type === 'ready', readyTimeoutMs, `tproxy run ${args.join(' ')} ready`);
