@@ -43,7 +43,7 @@ describe('tproxy command line', () => {
     const { code, err } = await cli('status');
     assert.equal(code, 3);
     assert.match(err, /tproxy status is not built yet/);
-    const json = await cli('doctor', '--json');
+    const json = await cli('config', '--json');
     assert.equal(json.code, 3);
     assert.equal((JSON.parse(json.out) as { error: { code: string } }).error.code, 'ERR_NOT_IMPLEMENTED');
   });

@@ -26,10 +26,10 @@ export async function startEchoServer(lab: Lab): Promise<SpawnedProcess> {
 }
 
 /** `tproxy run` in the router with `args`; resolves once it is ready. */
-export async function startProxy(lab: Lab, args: readonly string[]): Promise<{ process: SpawnedProcess; lines: JsonLines<ProxyLine> }> {
+export async function startProxy(lab: Lab, args: readonly string[], readyTimeoutMs = 60_000): Promise<{ process: SpawnedProcess; lines: JsonLines<ProxyLine> }> {
   const spawned = lab.spawn('router', [process.execPath, BIN, 'run', ...args, '--log-level', 'debug', '--log-format', 'json']);
   const lines = new JsonLines<ProxyLine>(spawned.child.stderr!);
-  await untilReady(spawned, lines.waitFor((l) => l.type === 'ready', 60_000, `tproxy run ${args.join(' ')} ready`));
+  await untilReady(spawned, lines.waitFor((l) => l.type === 'ready', readyTimeoutMs, `tproxy run ${args.join(' ')} ready`));
   return { process: spawned, lines };
 }
 

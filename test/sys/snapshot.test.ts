@@ -48,4 +48,33 @@ describe('takeSnapshot', () => {
     assert.equal(s.nft, null);
     assert.match(s.errors.nft ?? '', /exited with 1: Operation not permitted/);
   });
+
+  it('gathers what doctor needs: kernel probes in one nft --check, /proc files, capabilities, table comments', async () => {
+    const runner = fakeRunner({
+      'nft --check -f -': { stdout: '' },
+      'nft list ruleset': { stdout: 'table inet tproxy_rules {\n\tcomment "tproxy v1 families=4 fwmark=0x1/0x1 table=100 priority=9000"\n\tchain prerouting {\n\t}\n}\n' },
+      'ss -H -O': { stdout: 'tcp LISTEN 0 128 0.0.0.0:8000 0.0.0.0:* users:(("node",pid=42,fd=3)) <-> inet-sockopt: ( transparent)\n' },
+      'grep -s -H ^CapEff:': { stdout: '/proc/42/status:CapEff:\t000001ffffffffff\n' },
+      'grep -s -H  /proc/modules': { exitCode: 2, stdout: '/proc/net/ip_tables_targets:TPROXY\n/proc/net/ip_tables_targets:MARK\n/proc/net/ip_tables_matches:socket\n' },
+      'grep -E': { stdout: 'Uid:\t0\t0\t0\t0\nCapEff:\t000001ffffffffff\n' },
+      'sysctl -e -a': { stdout: 'net.ipv4.conf.eth0.rp_filter = 1\n' },
+    });
+    const s = await takeSnapshot(runner);
+    assert.equal(runner.calls.filter((c) => c.startsWith('nft --check')).length, 1, 'one transaction while the kernel accepts it');
+    assert.deepEqual(Object.values(s.host?.probes ?? {}).map((p) => p.ok), [true, true, true, true]);
+    assert.equal(s.host?.modules, undefined, 'no /proc/modules: a kernel without loadable modules');
+    assert.equal(s.host?.xtables?.targets4, 'TPROXY\nMARK');
+    assert.equal(s.host?.xtables?.matches6, '');
+    assert.deepEqual(s.host?.self, { uid: 0, capEff: '000001ffffffffff' });
+    assert.deepEqual(s.host?.processes, { 42: { capEff: '000001ffffffffff' } });
+    assert.deepEqual(s.host?.tableComments, { 'inet tproxy_rules': 'tproxy v1 families=4 fwmark=0x1/0x1 table=100 priority=9000' });
+    assert.equal(s.sysctls['net.ipv4.conf.eth0.rp_filter'], '1');
+  });
+
+  it('asks the kernel feature by feature only when it refuses the probe table', async () => {
+    const runner = fakeRunner({ 'nft --check -f -': { exitCode: 1, stderr: 'Error: Could not process rule: No such file or directory\n' } });
+    const s = await takeSnapshot(runner);
+    assert.equal(runner.calls.filter((c) => c.startsWith('nft --check')).length, 5);
+    assert.deepEqual(s.host?.probes?.['nft.socket'], { ok: false, detail: 'Error: Could not process rule: No such file or directory' });
+  });
 });

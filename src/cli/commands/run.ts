@@ -1,5 +1,5 @@
 /** `tproxy run`: start the transparent proxy and (unless --no-rules) apply its kernel rules. */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseInteger } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
 import { parseUpstreamProxy } from '../../core/upstream/proxy-url.js';
@@ -57,6 +57,26 @@ function parseEngine(text: string): TcpEngineKind {
   throw new TproxyError('ERR_INVALID_ARGUMENT', `--tcp-engine ${text}: use splice or stream`, { value: text });
 }
 
+/** Options of `tproxy run` beyond the rule selection (doctor accepts them too, to print run commands). */
+export const RUN_OPTIONS = {
+  upstream: { type: 'string', default: 'direct' },
+  'upstream-proxy': { type: 'string' },
+  'no-rules': { type: 'boolean', default: false },
+  workers: { type: 'string' },
+  'tcp-engine': { type: 'string', default: 'splice' },
+  'max-connections': { type: 'string', default: '100000' },
+  'connect-timeout-ms': { type: 'string', default: '10000' },
+  'idle-timeout-ms': { type: 'string', default: '600000' },
+  'keepalive-ms': { type: 'string', default: '0' },
+  'grace-ms': { type: 'string', default: '5000' },
+  'udp-idle-timeout-ms': { type: 'string', default: '60000' },
+  'log-level': { type: 'string', default: 'info' },
+  'udp-max-sessions': { type: 'string', default: '65536' },
+  'udp-mapping': { type: 'string', default: 'endpoint-dependent' },
+  'log-format': { type: 'string', default: 'text' },
+  config: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
 export const runCommand: Command = {
   name: 'run',
   summary: 'run the proxy and manage its kernel rules',
@@ -64,26 +84,7 @@ export const runCommand: Command = {
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values } = parseArgs({
       args: argv,
-      options: {
-        ...SELECTION_OPTIONS,
-        upstream: { type: 'string', default: 'direct' },
-        'upstream-proxy': { type: 'string' },
-        'no-rules': { type: 'boolean', default: false },
-        workers: { type: 'string' },
-        'tcp-engine': { type: 'string', default: 'splice' },
-        'max-connections': { type: 'string', default: '100000' },
-        'connect-timeout-ms': { type: 'string', default: '10000' },
-        'idle-timeout-ms': { type: 'string', default: '600000' },
-        'keepalive-ms': { type: 'string', default: '0' },
-        'grace-ms': { type: 'string', default: '5000' },
-        'udp-idle-timeout-ms': { type: 'string', default: '60000' },
-        'log-level': { type: 'string', default: 'info' },
-        'udp-max-sessions': { type: 'string', default: '65536' },
-        'udp-mapping': { type: 'string', default: 'endpoint-dependent' },
-        'log-format': { type: 'string', default: 'text' },
-        config: { type: 'string' },
-        help: { type: 'boolean', default: false },
-      },
+      options: { ...SELECTION_OPTIONS, ...RUN_OPTIONS, help: { type: 'boolean', default: false } },
       strict: true,
     });
     if (values.help) {

@@ -9,7 +9,10 @@ const USAGE = `Usage: tproxy snapshot [--help] > state.json
 
 Saves this host's nftables ruleset (nft -j), iptables mangle tables, ip rules and routes (IPv4 and
 IPv6), addresses, sockets with their IP_TRANSPARENT flag (ss --inet-sockopt) and forwarding
-sysctls as one JSON document, for \`tproxy explain --snapshot FILE\` and bug reports.
+sysctls (also per interface), and for doctor: kernel feature probes (nft --check, which changes
+nothing), loaded modules and xtables extensions, the capabilities of socket owners and table
+comments, as one JSON document, for \`tproxy explain\` / \`tproxy doctor --snapshot FILE\` and bug
+reports.
 Sources that cannot be read are listed under "errors". Needs root to see every socket and rule.
 `;
 

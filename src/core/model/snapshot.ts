@@ -28,9 +28,33 @@ export interface Snapshot {
   readonly addresses: unknown;
   /** `ss -H -O -tuanpe --inet-sockopt`. */
   readonly sockets: string;
+  /** Forwarding sysctls, and per interface: rp_filter, src_valid_mark, accept_local, ... */
   readonly sysctls: Readonly<Record<string, string>>;
+  /** Facts for `tproxy doctor` (absent in snapshots of older versions). */
+  readonly host?: HostFacts;
   /** What could not be read, by source, with the reason. */
   readonly errors: Readonly<Record<string, string>>;
+}
+
+export interface ProbeResult {
+  readonly ok: boolean;
+  /** The first line of the error when the kernel refused it. */
+  readonly detail?: string;
+}
+
+export interface HostFacts {
+  /** Kernel feature probes by id (KERNEL_PROBES): `nft --check` of a table using the expression. */
+  readonly probes?: Readonly<Record<string, ProbeResult>>;
+  /** `/proc/modules` (absent when the kernel has no loadable modules). */
+  readonly modules?: string;
+  /** `/proc/net/ip{,6}_tables_{targets,matches}`: xtables extensions the kernel has loaded. */
+  readonly xtables?: { readonly targets4?: string; readonly matches4?: string; readonly targets6?: string; readonly matches6?: string };
+  /** The inspecting process: real uid and effective capabilities (hex, as /proc/PID/status shows). */
+  readonly self?: { readonly uid: number; readonly capEff: string };
+  /** Effective capabilities of each process that owns a socket, by pid. */
+  readonly processes?: Readonly<Record<string, { readonly capEff: string }>>;
+  /** nftables table comments by `family name` (`nft -j` leaves them out; tproxy keeps its record there). */
+  readonly tableComments?: Readonly<Record<string, string>>;
 }
 
 /** `ip -j addr` output. */

@@ -1,0 +1,140 @@
+/**
+ * Our rules against the plan (the same status `tproxy rules status` shows), and what other rules
+ * on the host do to them: mark collisions, divert rules that also catch SYNs, fail-open exposure,
+ * and the proxy's own upstream traffic looping back into it (checked with the model).
+ */
+import { explainPacket } from '../model/explain.js';
+import { formatTrace } from './trace-text.js';
+import { TCP_FLAGS, type Packet } from '../model/packet.js';
+import { markUsageFromNft } from '../rules/mark-usage.js';
+import { marksCollide, sharedBits, shortMark } from '../rules/marks.js';
+import { plannedRules } from '../rules/plan.js';
+import { chainPrefix } from '../rules/render-iptables.js';
+import { nftRuleText } from '../rules/render-nft.js';
+import type { PlannedChain, PlannedRule } from '../rules/ruleset.js';
+import { nftStatus } from '../rules/status.js';
+import { finding, type Finding } from './finding.js';
+import { shellWord, type DoctorInput } from './input.js';
+import { probeSites } from './probe-packets.js';
+
+/** `nft add rule` that puts a missing planned rule back where the plan has it. */
+export function restoreRuleCommand(input: DoctorInput, chain: PlannedChain, rule: PlannedRule): string {
+  const { family, name } = input.plan.table;
+  const index = chain.rules.indexOf(rule);
+  const live = input.nft.rules.filter((r) => r.family === family && r.table === name && r.chain === chain.name);
+  const before = chain.rules.slice(0, index).reverse().map((p) => live.find((r) => r.comment === p.comment)).find((r) => r !== undefined);
+  const text = shellWord(nftRuleText(rule));
+  return before ? `nft add rule ${family} ${name} ${chain.name} position ${before.handle} ${text}` : `nft insert rule ${family} ${name} ${chain.name} ${text}`;
+}
+
+function ruleId(input: DoctorInput, chain: PlannedChain, rule: PlannedRule, local: boolean): { id: string; severity: 'fail' | 'warn'; why: string } {
+  if (rule.role === 'divert' && input.upstream === 'transparent') return { id: 'rules.divert', severity: 'fail', why: 'the servers\' replies to the proxy\'s upstream sockets (bound to client addresses with --upstream transparent) are not marked local: they are forwarded to the clients past the proxy' };
+  if (rule.role === 'divert') return { id: 'rules.divert', severity: 'warn', why: 'packets of flows the proxy already owns go through the tproxy rule\'s socket lookup instead (slower); with --upstream transparent the servers\' replies would be forwarded past the proxy' };
+  if (rule.role === 'upstream-return' && (chain.name === 'output' || local)) return { id: 'rules.upstream-loop', severity: 'fail', why: 'the proxy\'s own upstream traffic is not excluded: it is rerouted back into the proxy (a loop that ends in exhausted file descriptors)' };
+  if (rule.role === 'upstream-return') return { id: 'rules.upstream-return', severity: 'warn', why: 'the proxy\'s own upstream packets are not excluded in prerouting; harmless unless they come back through lo' };
+  return { id: 'rules.missing', severity: 'fail', why: `without it ${rule.role === 'fail-closed' ? 'intercepted traffic bypasses the proxy while it is down' : rule.role === 'bypass' ? 'traffic that must never be intercepted is' : 'traffic is not intercepted as configured'}` };
+}
+
+function ourRules(input: DoctorInput): Finding[] {
+  const out: Finding[] = [];
+  const { plan, commands } = input;
+  const table = `${plan.table.family} ${plan.table.name}`;
+  if (!input.ours.table) {
+    const chain = `${chainPrefix(plan.config.tableName)}_PRE`;
+    if (new RegExp(`^:${chain} `, 'm').test(input.snapshot.iptables.ipv4 ?? '')) {
+      return [finding('rules', 'rules.table', 'pass', `iptables mangle chain ${chain} (iptables backend)`, 'our rules are loaded; `tproxy rules status --backend iptables` compares them piece by piece, the probes below follow packets through them')];
+    }
+    if (input.snapshot.nft === null || input.snapshot.nft === undefined) return out;
+    return [finding('rules', 'rules.table', 'fail', `table ${table} does not exist`, 'nothing intercepts traffic: it is forwarded past the proxy', commands.apply)];
+  }
+  out.push(finding('rules', 'rules.table', 'pass', `table ${table}${input.ours.record?.owner !== undefined ? `, applied by tproxy run pid ${input.ours.record.owner}` : ''}`, 'our rules are loaded'));
+  const status = nftStatus(plan, input.nft);
+  const local = plan.config.localTraffic !== undefined;
+  for (const piece of status.pieces) {
+    if (piece.kind === 'table' || piece.state === 'in place') continue;
+    if (piece.kind !== 'rule') {
+      out.push(finding('rules', 'rules.missing', piece.state === 'missing' ? 'fail' : 'warn', `${piece.name}: ${piece.state}${piece.detail ? ` (${piece.detail})` : ''}`, 'our table is not as planned for these options', commands.apply));
+      continue;
+    }
+    const planned = plannedRules(plan).find(({ chain, rule }) => piece.name === `${chain.name}: ${rule.comment}`);
+    if (!planned) continue;
+    const { id, severity, why } = ruleId(input, planned.chain, planned.rule, local);
+    if (piece.state === 'missing') out.push(finding('rules', id, severity, `${table} ${piece.name}: missing`, why, restoreRuleCommand(input, planned.chain, planned.rule)));
+    else out.push(finding('rules', id === 'rules.missing' ? 'rules.drift' : id, 'warn', `${table} ${piece.name}: ${piece.detail ?? 'drifted'}`, 'the rule differs from the plan for these options (different options, or edited by hand)', commands.apply));
+  }
+  if (status.unexpected.length > 0) out.push(finding('rules', 'rules.unexpected', 'warn', `in ${table} but not planned: ${status.unexpected.join('; ')}`, 'our table was edited, or applied with other options than doctor was given', commands.apply));
+  if (!out.some((f) => f.id === 'rules.divert')) out.push(finding('rules', 'rules.divert', 'pass', 'divert rules in place', 'packets of flows the proxy owns reach its sockets'));
+  return out;
+}
+
+const DELETE = /^table (\S+) (\S+) chain (\S+) handle (\d+)/;
+
+function markCollisions(input: DoctorInput): Finding[] {
+  const { fwmark, fwmarkMask, tableName } = input.config;
+  const ours = { value: fwmark, mask: fwmarkMask };
+  const out: Finding[] = [];
+  for (const usage of markUsageFromNft(input.nft, { family: 'inet', name: tableName })) {
+    const del = DELETE.exec(usage.where);
+    const fix = del ? `nft delete rule ${del[1]!} ${del[2]!} ${del[3]!} handle ${del[4]!}` : undefined;
+    if (usage.kind === 'set' && sharedBits(usage.mark.mask, fwmarkMask) !== 0) {
+      out.push(finding('rules', 'rules.mark-collision', 'fail', `${usage.where} sets mark bits ${shortMark({ value: usage.mark.mask, mask: usage.mark.mask })}, which include fwmark ${shortMark(ours)}`, 'it overwrites the mark of intercepted packets (or marks other traffic as ours): marked packets lose their local route, or foreign packets are routed to the proxy. Remove the rule or give tproxy other bits (--fwmark, --fwmark-mask)', fix));
+    } else if (usage.kind === 'match' && marksCollide(usage.mark, ours)) {
+      out.push(finding('rules', 'rules.mark-collision', 'warn', `${usage.where} matches mark ${shortMark(usage.mark)}, which intercepted packets carry`, 'its action also applies to intercepted packets', fix));
+    }
+  }
+  if (out.length === 0) out.push(finding('rules', 'rules.mark-collision', 'pass', `no other rule uses fwmark ${shortMark(ours)}`, 'nothing else reads or writes our mark bits'));
+  return out;
+}
+
+function divertSyn(input: DoctorInput): Finding[] {
+  const out: Finding[] = [];
+  const hooks = new Map(input.nft.chains.map((c) => [`${c.family} ${c.table} ${c.name}`, c.hook]));
+  for (const rule of input.nft.rules) {
+    if (hooks.get(`${rule.family} ${rule.table} ${rule.chain}`) !== 'prerouting') continue;
+    const json = JSON.stringify(rule.expr);
+    if (!json.includes('"socket":{"key":"transparent"}') || json.includes('"field":"flags"')) continue;
+    if (/"key":"l4proto"\}\},"right":"udp"/.test(json)) continue;
+    out.push(finding('rules', 'rules.divert-syn', 'warn', `table ${rule.family} ${rule.table} chain ${rule.chain} handle ${rule.handle} matches socket transparent without excluding TCP SYNs`, 'a new SYN that reuses the addresses of a transparent TIME_WAIT socket is diverted to it and answered with an ACK instead of reaching the listener: connects stall for a second. Add `tcp flags & (syn | ack) != syn`'));
+  }
+  for (const [family, text] of [[4, input.snapshot.iptables.ipv4], [6, input.snapshot.iptables.ipv6]] as const) {
+    for (const line of (text ?? '').split('\n')) {
+      if (/^(\[\d+:\d+\] )?-A \S+ .*-m socket/.test(line) && !/--tcp-flags|! --syn|-p udp/.test(line)) {
+        out.push(finding('rules', 'rules.divert-syn', 'warn', `ip${family === 6 ? '6' : ''}tables mangle: ${line.replace(/^\[\d+:\d+\] /, '')}`, 'the socket match also catches SYNs that reuse a transparent TIME_WAIT socket\'s addresses: connects stall for a second. Add `! --tcp-flags SYN,ACK SYN` (or `! --syn`)'));
+      }
+    }
+  }
+  return out;
+}
+
+/** With --local: a packet the proxy sends upstream (carrying its SO_MARK) must leave, not loop back. */
+function upstreamLoop(input: DoctorInput, already: boolean): Finding[] {
+  const c = input.config;
+  const hasOutput = input.nft.chains.some((ch) => ch.family === 'inet' && ch.table === c.tableName && ch.hook === 'output');
+  if (!c.localTraffic && !hasOutput) return [];
+  const out: Finding[] = [];
+  const spec = c.intercept[0];
+  for (const site of probeSites(input.world, c)) {
+    const local = input.world.interfaces.flatMap((i) => i.addresses).find((a) => a.ip.family === site.family && !a.secondary && !(site.family === 6 && a.ip.value >> 118n === 0x3fan) && a.ip.value !== 1n && !(site.family === 4 && a.ip.value >> 24n === 127n));
+    if (!spec || !local) continue;
+    const packet: Packet = { family: site.family, l4proto: spec.transport, saddr: local.ip, daddr: site.daddr, sport: 45000, dport: spec.ports[0]?.from ?? 80, tcpFlags: spec.transport === 'tcp' ? TCP_FLAGS.syn! : 0, mark: c.upstreamMark, dscp: 0, ecn: 0, ttl: 64, ctState: 'new' };
+    const e = explainPacket(input.world, packet, { origin: 'local' });
+    const looped = e.outcome.kind === 'delivered' && e.socket?.local.port === c.listenPort;
+    if (looped && !already) {
+      out.push(finding('rules', 'rules.upstream-loop', 'fail', `a packet the proxy sends upstream (mark 0x${c.upstreamMark.toString(16)}) to port ${packet.dport} is delivered back to the proxy`, 'the proxy would connect to itself over and over', input.commands.apply, formatTrace(e)));
+    } else if (!looped && !already) {
+      out.push(finding('rules', 'rules.upstream-loop', 'pass', `the proxy's upstream packets (mark 0x${c.upstreamMark.toString(16)}) leave this host (${e.outcome.kind})`, 'no loop through the proxy'));
+    }
+    break;
+  }
+  return out;
+}
+
+export function checkRules(input: DoctorInput): Finding[] {
+  const out = ourRules(input);
+  if (input.config.failMode === 'open') {
+    out.push(finding('rules', 'rules.fail-open', 'warn', 'fail mode open: no rule stops intercepted traffic while no proxy socket exists', 'when the proxy is down, crashed or not yet started, nft tproxy does not match and intercepted traffic goes to its destination uninspected'));
+  }
+  out.push(...markCollisions(input), ...divertSyn(input));
+  out.push(...upstreamLoop(input, out.some((f) => f.id === 'rules.upstream-loop')));
+  return out;
+}

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { main } from '../../src/cli/main.js';
+import { HEALTHY_FILE } from '../helpers/doctor.js';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+
+const FLAGS = ['--intercept', 'tcp:80', '--intercept', 'udp:80'];
+
+describe('tproxy doctor --snapshot', () => {
+  it('a healthy saved state: exit 0', async () => {
+    const { code, out } = await cli('doctor', '--snapshot', HEALTHY_FILE, ...FLAGS);
+    assert.equal(code, 0, out);
+    assert.match(out, /^tproxy doctor: healthy \(0 fail, 0 warn, \d+ ok\)/);
+  });
+
+  it('a broken one: exit 1, JSON findings whose fix commands carry the options given', async () => {
+    const s = JSON.parse(readFileSync(HEALTHY_FILE, 'utf8')) as { sockets: string };
+    s.sockets = '';
+    const file = join(mkdtempSync(join(tmpdir(), 'tproxy-doctor-')), 'state.json');
+    writeFileSync(file, JSON.stringify(s));
+    const { code, out } = await cli('doctor', '--json', '--snapshot', file, ...FLAGS, '--workers', '0', '--upstream', 'transparent');
+    assert.equal(code, 1);
+    const report = JSON.parse(out) as { status: number; findings: { id: string; severity: string; fix?: string }[] };
+    assert.equal(report.status, 1);
+    const listener = report.findings.find((f) => f.id === 'sockets.listener.tcp.ipv4');
+    assert.equal(listener?.fix, 'tproxy run --intercept tcp:80 --intercept udp:80 --workers 0 --upstream transparent');
+  });
+
+  it('bad input is a usage error (exit 2)', async () => {
+    assert.equal((await cli('doctor', '--snapshot', HEALTHY_FILE, '--upstream', 'sideways')).code, 2);
+    assert.equal((await cli('doctor', '--snapshot', '/nonexistent/state.json')).code, 2);
+    assert.equal((await cli('doctor', '--intercept', 'icmp:1')).code, 2);
+  });
+});
