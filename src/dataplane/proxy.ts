@@ -161,14 +161,19 @@ export class Proxy {
     return udp ? { tcp, udp } : { tcp };
   }
 
-  /** Stop accepting, let TCP flows finish for up to graceMs, then reset the rest. */
+  /**
+   * Stop accepting, let TCP flows finish for up to graceMs, then reset the rest. Called again while
+   * flows drain (a listener removed by a reload, then the daemon stops), a shorter grace cuts the
+   * wait short.
+   */
   async stop(graceMs = 5000): Promise<StopReport> {
     const udp = this.udp;
     this.udp = undefined;
     const pool = this.pool;
     const tcp = this.tcp;
-    this.tcp = undefined;
     const [reports] = await Promise.all([Promise.all([...(tcp ? [tcp.stop(graceMs)] : []), ...(pool ? [pool.stop(graceMs)] : [])]), udp?.stop()]);
+    if (this.tcp === tcp) this.tcp = undefined;
+    if (this.pool === pool) this.pool = undefined;
     return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
   }
 }

@@ -10,7 +10,7 @@ import { type ConfigIssue, type ConfigPath, type FlagSpec, formatPath, type Sett
 import { CONFIG_SCHEMA } from './tproxy-config.js';
 
 /** `*` stands for every item of a list of sections. */
-export type FlagPath = readonly (string | '*')[];
+export type FlagPath = readonly string[];
 
 export interface ConfigFlag {
   readonly flag: FlagSpec;
@@ -18,7 +18,7 @@ export interface ConfigFlag {
   readonly setting: Setting<unknown>;
 }
 
-export type FlagValues = Readonly<Record<string, string | boolean | readonly string[] | undefined>>;
+export type FlagValues = Readonly<Record<string, string | boolean | readonly (string | boolean)[] | undefined>>;
 
 export interface FlagOverlay {
   readonly values: FlagValues;
@@ -52,7 +52,8 @@ function defaultText(setting: Setting<unknown>): string | undefined {
   const d = setting.kind === 'section' ? undefined : setting.default;
   if (d === undefined) return undefined;
   if (Array.isArray(d)) return d.length === 0 ? undefined : d.join(' ');
-  return String(d);
+  if (typeof d === 'string') return d;
+  return typeof d === 'number' || typeof d === 'boolean' ? d.toString() : undefined;
 }
 
 /** Wrap `text` to lines of at most `width` characters. */
@@ -109,9 +110,9 @@ function setAt(root: Record<string, unknown>, path: readonly (string | number)[]
   return true;
 }
 
-function rawOf(flag: FlagSpec, given: string | boolean | readonly string[]): unknown {
+function rawOf(flag: FlagSpec, given: string | boolean | readonly (string | boolean)[]): unknown {
   const one = (v: string | boolean): unknown => (typeof v === 'boolean' ? (flag.toRaw ? flag.toRaw('') : v) : flag.toRaw ? flag.toRaw(v) : v);
-  return Array.isArray(given) ? given.map((v: string) => one(v)) : one(given as string | boolean);
+  return typeof given === 'object' ? given.map(one) : one(given);
 }
 
 /**
@@ -127,17 +128,19 @@ export function applyFlags(raw: unknown, overlay: FlagOverlay, issues: ConfigIss
     }
     return undefined;
   };
-  const given = flags.filter(({ flag }) => overlay.values[flag.name] !== undefined);
-  if (given.length === 0) return { raw, fromFlag };
+  const present = flags.filter(({ flag }) => overlay.values[flag.name] !== undefined);
+  if (present.length === 0) return { raw, fromFlag };
   const root: unknown = raw === undefined || raw === null ? {} : structuredClone(raw);
   if (!isMapping(root)) return { raw, fromFlag };
-  for (const { flag, path } of given) {
-    const value = rawOf(flag, overlay.values[flag.name] as string | boolean | readonly string[]);
+  for (const { flag, path } of present) {
+    const given = overlay.values[flag.name];
+    if (given === undefined) continue;
+    const value = rawOf(flag, given);
     const star = path.indexOf('*');
     const concrete: (string | number)[][] = [];
     if (star < 0) concrete.push([...path]);
     else {
-      const listPath = path.slice(0, star) as string[];
+      const listPath = path.slice(0, star);
       if (listPath.length !== 1) throw new Error('flags inside nested lists are not supported');
       const key = listPath[0] as string;
       if (root[key] === undefined || root[key] === null) root[key] = [{}];
@@ -147,7 +150,7 @@ export function applyFlags(raw: unknown, overlay: FlagOverlay, issues: ConfigIss
         issues.push({ path: [key], message: `--${flag.name} sets a setting of one listener, but there are ${items.length}: set ${path.slice(star + 1).join('.')} of each in the file` });
         continue;
       }
-      for (let i = 0; i < items.length; i++) concrete.push([...listPath, i, ...(path.slice(star + 1) as string[])]);
+      for (let i = 0; i < items.length; i++) concrete.push([...listPath, i, ...(path.slice(star + 1))]);
     }
     for (const p of concrete) if (setAt(root, p, value)) set.set(formatPath(p), flag.name);
   }

@@ -107,8 +107,8 @@ export function show(raw: unknown): string {
   if (typeof raw === 'string') return JSON.stringify(raw);
   if (raw === null) return 'null';
   if (Array.isArray(raw)) return 'a list';
-  if (typeof raw === 'object') return 'a mapping';
-  return String(raw);
+  if (typeof raw === 'number' || typeof raw === 'boolean') return raw.toString();
+  return raw === undefined ? 'nothing' : 'a mapping';
 }
 
 function notAllowed(raw: unknown, allowed: string): string {
@@ -119,7 +119,7 @@ type Common = Pick<SettingBase<unknown>, 'help' | 'unit' | 'flag' | 'example'> &
 
 /** Absent means undefined: no default and not required. */
 export function optional<T>(setting: ValueSetting<T>): ValueSetting<T | undefined> {
-  return { ...setting, optional: true } as ValueSetting<T | undefined>;
+  return { ...setting, optional: true };
 }
 
 /** A whole number within [min, max]; flags give it as decimal text. */
@@ -165,7 +165,11 @@ export function oneOf<const V extends string>(choices: readonly V[], spec: Commo
     type: choices.join(' | '),
     allowed: `one of ${choices.join(', ')}`,
     ...spec,
-    parse: (raw) => ((choices as readonly unknown[]).includes(raw) ? (raw as V) : refused()),
+    parse: (raw) => {
+      if ((choices as readonly unknown[]).includes(raw)) return raw as V;
+      const near = typeof raw === 'string' ? didYouMean(raw, choices) : undefined;
+      return refused(near ? `use one of ${choices.join(', ')} (did you mean ${near}?)` : '');
+    },
   };
 }
 
@@ -188,11 +192,11 @@ export function text<T = string>(spec: Common & { readonly type?: string; readon
 }
 
 export function list<I>(item: Setting<I>, spec: Pick<SettingBase<unknown>, 'help' | 'unit' | 'flag' | 'example'> & { readonly default?: readonly unknown[]; readonly minItems?: number; readonly allowed?: string }): ListSetting<readonly I[]> {
-  return { kind: 'list', item: item as Setting<unknown>, allowed: spec.allowed ?? `a list of ${item.allowed.replace(/^(a|an|one of) /, '')}`, ...spec };
+  return { kind: 'list', item: item, allowed: spec.allowed ?? `a list of ${item.allowed.replace(/^(a|an|one of) /, '')}`, ...spec };
 }
 
 export function section<F extends Record<string, Setting<unknown>>>(spec: { readonly help: string; readonly fields: F; readonly check?: (value: SectionValue<F>, path: ConfigPath, issues: ConfigIssue[]) => void }): SectionSetting<SectionValue<F>> {
-  return { kind: 'section', allowed: `a mapping of ${Object.keys(spec.fields).join(', ')}`, ...spec } as SectionSetting<SectionValue<F>>;
+  return { kind: 'section', allowed: `a mapping of ${Object.keys(spec.fields).join(', ')}`, ...spec };
 }
 
 function isMapping(raw: unknown): raw is Record<string, unknown> {
@@ -205,7 +209,7 @@ function isMapping(raw: unknown): raw is Record<string, unknown> {
  */
 export function decode<T>(setting: Setting<T>, raw: unknown, path: ConfigPath, issues: ConfigIssue[]): T | undefined {
   const before = issues.length;
-  const out = decodeAny(setting as Setting<unknown>, raw, path, issues);
+  const out = decodeAny(setting, raw, path, issues);
   return issues.length === before ? (out as T) : undefined;
 }
 

@@ -74,11 +74,6 @@ export const LISTENER = section({
       seen.add(f);
     }
     if (new Set(listener.families).size !== listener.families.length) issues.push({ path: [...path, 'families'], message: `[${listener.families.join(', ')}] lists a family twice: use [4], [6] or [4, 6]` });
-    const transports = new Set<string>();
-    for (const [i, spec] of listener.intercept.entries()) {
-      if (transports.has(spec.transport)) issues.push({ path: [...path, 'intercept', i], message: `${spec.transport} is listed twice: give all its ports in one item, e.g. ${spec.transport}:80,443` });
-      transports.add(spec.transport);
-    }
   },
 });
 

@@ -16,7 +16,7 @@ function markBits(t: string): { value: number; mask: number } | ReturnType<typeo
 }
 
 const dscp = {
-  ...integer({ min: 0, max: 63, help: 'Also set this DSCP code point on intercepted packets (0-63, or a name: ef, af11, cs1, ...).', flag: { name: 'set-dscp', metavar: 'N|NAME', toRaw: (t: string) => (/^\d+$/.test(t) ? Number(t) : t) } }),
+  ...integer({ min: 0, max: 63, help: 'Also set this DSCP code point on intercepted packets (0-63, or a name: ef, af11, cs1, ...; absent: unchanged).', example: 'ef', flag: { name: 'set-dscp', metavar: 'N|NAME', toRaw: (t: string) => (/^\d+$/.test(t) ? Number(t) : t) } }),
   type: 'integer | name',
   allowed: `an integer from 0 to 63 or a name (${Object.keys(DSCP_NAMES).join(', ')})`,
   parse: (raw: unknown) => {
@@ -52,15 +52,18 @@ export const RULES = section({
         excludeGids: list(userId, { default: [], help: 'Never intercept processes of these group ids.', flag: { name: 'local-exclude-gid', metavar: 'N', multiple: true, toRaw: (t) => (/^\d+$/.test(t) ? Number(t) : t) } }),
       },
       check(local, path, issues) {
-        if (!local.enabled && local.excludeUids.length + local.excludeGids.length > 0) issues.push({ path: [...path, 'enabled'], message: 'false, but excludeUids / excludeGids only make sense when this host\'s own traffic is intercepted: set enabled: true' });
+        if (local.enabled) return;
+        for (const key of ['excludeUids', 'excludeGids'] as const) {
+          if (local[key].length > 0) issues.push({ path: [...path, key], message: 'only makes sense when this host\'s own traffic is intercepted: set enabled: true (--local)' });
+        }
       },
     }),
     mangle: section({
       help: 'Opt-in changes to every intercepted packet.',
       fields: {
-        mark: optional(text({ type: 'V[/M]', allowed: 'VALUE[/MASK], 32-bit numbers, e.g. 0x100/0xff00', help: 'Also set these mark bits on intercepted packets (outside the fwmark mask).', flag: { name: 'set-mark', metavar: 'V[/M]' }, parse: markBits })),
+        mark: optional(text({ type: 'V[/M]', allowed: 'VALUE[/MASK], 32-bit numbers, e.g. 0x100/0xff00', help: 'Also set these mark bits on intercepted packets (outside the fwmark mask; absent: none).', example: '0x100/0xff00', flag: { name: 'set-mark', metavar: 'V[/M]' }, parse: markBits })),
         dscp: optional(dscp),
-        ttl: optional(integer({ min: 1, max: 255, help: 'Also set TTL / hop limit on intercepted packets.', flag: { name: 'set-ttl', metavar: 'N' } })),
+        ttl: optional(integer({ min: 1, max: 255, help: 'Also set TTL / hop limit on intercepted packets (absent: unchanged).', example: 64, flag: { name: 'set-ttl', metavar: 'N' } })),
       },
     }),
     failMode: oneOf(FAIL_MODES, { default: DEFAULT_RULES_CONFIG.failMode, help: 'While no proxy socket takes intercepted traffic: let it go its normal way (open), or drop / reject it (fail closed).', flag: { name: 'fail-mode', metavar: 'MODE' } }),
