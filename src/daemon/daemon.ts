@@ -161,20 +161,22 @@ export class Daemon {
   }
 
   /** Stop accepting now; flows finish within graceMs (listeners draining after a reload too), then the rules go. */
-  async stop(graceMs: number): Promise<StopReport> {
+  async stop(graceMs: number): Promise<StopReport & { readonly counters: Record<string, ProxyCounters> }> {
     this.stopped = true;
     await this.queue;
     const stopping = [...this.running.values()].map((r) => r.proxy.stop(graceMs));
     // Listeners already draining: the shorter grace wins.
     for (const proxy of this.draining.keys()) void proxy.stop(graceMs).catch(() => undefined);
     const reports = await Promise.all([...stopping, ...this.draining.values()]);
+    const counters = this.counters();
     this.running.clear();
     if (this.rules) {
       const removed = await this.rules.controller.remove(this.rules.plan);
       this.deps.emit({ type: 'rules.removed', ...removed });
       this.rules = undefined;
     }
-    return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
+    const total = reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
+    return { ...total, counters };
   }
 
   /** Counters of every running listener, by name. */

@@ -11,11 +11,11 @@ import { fileLimit, raiseFileLimit } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
 import { localAddressCache } from './local-addresses.js';
 import { connectionCap, descriptorsPerFlow } from './tcp/capacity.js';
-import { emptyTcpCounters, type TcpCounters } from './tcp/counters.js';
+import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
 import { TcpWorkerPool } from './tcp/pool.js';
 import type { StopReport, TcpRelayConfig } from './tcp/relay.js';
-import type { UdpCounters } from './udp/counters.js';
+import { sumUdpCounters, type UdpCounters } from './udp/counters.js';
 import type { UdpMapping } from './udp/protocol.js';
 import { UdpRelay } from './udp/relay.js';
 
@@ -72,6 +72,13 @@ export interface ProxyCounters {
   readonly tcp: TcpCounters;
   /** Present when UDP is relayed. */
   readonly udp?: UdpCounters;
+}
+
+/** Counters of several proxies (listeners) added up. */
+export function sumProxyCounters(list: readonly ProxyCounters[]): ProxyCounters {
+  const tcp = sumTcpCounters(list.map((c) => c.tcp));
+  const udp = list.flatMap((c) => (c.udp ? [c.udp] : []));
+  return udp.length > 0 ? { tcp, udp: sumUdpCounters(udp) } : { tcp };
 }
 
 export class Proxy {

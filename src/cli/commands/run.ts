@@ -5,7 +5,7 @@ import { configFlags } from '../../core/config/flags.js';
 import type { TproxyConfig } from '../../core/config/tproxy-config.js';
 import { RulesController } from '../../control/apply.js';
 import { Daemon, type DaemonEvent } from '../../daemon/daemon.js';
-import { Proxy } from '../../dataplane/proxy.js';
+import { Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
 import { formatEvent } from '../log.js';
@@ -92,9 +92,8 @@ export const runCommand: Command = {
     // Listeners close first; the rules stay while flows drain, because established flows reach
     // their transparent sockets only through the divert rule and the fwmark route. New connections
     // meanwhile find no listener and meet the fail mode.
-    const counters = running.counters();
     const report = await running.stop(running.config.shutdown.graceMs);
-    log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters });
+    log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters: sumProxyCounters(Object.values(report.counters)), listeners: report.counters });
     return 0;
   },
 };
