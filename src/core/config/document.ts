@@ -17,12 +17,24 @@ export interface ConfigSource {
   readonly text?: string;
 }
 
-/** Where in the text a path is (offset): its key for unknown settings, else its value. */
-function offsetOf(doc: Document, issue: ConfigIssue): number | undefined {
-  const parent = issue.atKey ? issue.path.slice(0, -1) : issue.path;
-  let node: unknown = parent.length === 0 ? doc.contents : doc.getIn(parent, true);
-  if (issue.atKey && isMap(node)) node = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === issue.path[issue.path.length - 1])?.key;
+function rangeStart(node: unknown): number | undefined {
   return (node as { range?: [number, number, number] } | undefined)?.range?.[0];
+}
+
+/**
+ * Where in the text a path is (offset): its key for unknown settings, else its value; a value the
+ * file does not give (a default) is placed at the nearest enclosing one it does.
+ */
+function offsetOf(doc: Document, issue: ConfigIssue): number | undefined {
+  if (issue.atKey) {
+    const map: unknown = issue.path.length === 1 ? doc.contents : doc.getIn(issue.path.slice(0, -1), true);
+    if (isMap(map)) return rangeStart(map.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === issue.path[issue.path.length - 1])?.key);
+  }
+  for (let n = issue.path.length; n >= 0; n--) {
+    const start = rangeStart(n === 0 ? doc.contents : doc.getIn(issue.path.slice(0, n), true));
+    if (start !== undefined) return start;
+  }
+  return undefined;
 }
 
 function fail(lines: string[], details: Record<string, unknown>): never {

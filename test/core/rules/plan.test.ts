@@ -189,3 +189,43 @@ describe('rules configuration validation', () => {
     });
   }
 });
+
+describe('several listeners', () => {
+  const two: RulesConfig = {
+    ...BASE_CONFIG,
+    listeners: [
+      { name: 'web', port: 8100, addresses: {}, families: [4, 6], intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }], upstreamMark: 0x2 },
+      { name: 'dns', port: 8153, addresses: { 4: '127.0.0.1' }, families: [4], intercept: [{ transport: 'udp', ports: [{ from: 53, to: 53 }] }], upstreamMark: 0x4 },
+    ],
+  };
+
+  it('intercepts each listener\'s ports to its own port, in one table, naming the listener', () => {
+    const text = rulesOf(two).map((r) => nftRuleText(r.rule));
+    assert.deepEqual(text.filter((t) => t.includes('tproxy ') || t.includes('counter drop') || t.includes('return comment "tproxy: upstream')), [
+      'meta mark 0x00000002 counter return comment "tproxy: upstream traffic of the proxy mark 0x00000002"',
+      'meta mark 0x00000004 counter return comment "tproxy: upstream traffic of the proxy mark 0x00000004"',
+      'meta nfproto ipv4 tcp dport 80 tproxy ip to :8100 meta mark set meta mark | 0x00000001 counter accept comment "tproxy: intercept tcp ipv4 (web)"',
+      'meta nfproto ipv6 tcp dport 80 tproxy ip6 to :8100 meta mark set meta mark | 0x00000001 counter accept comment "tproxy: intercept tcp ipv6 (web)"',
+      'meta nfproto ipv4 udp dport 53 tproxy ip to 127.0.0.1:8153 meta mark set meta mark | 0x00000001 counter accept comment "tproxy: intercept udp ipv4 (dns)"',
+      'meta nfproto ipv4 tcp dport 80 counter drop comment "tproxy: fail closed tcp ipv4 (web)"',
+      'meta nfproto ipv6 tcp dport 80 counter drop comment "tproxy: fail closed tcp ipv6 (web)"',
+      'meta nfproto ipv4 udp dport 53 counter drop comment "tproxy: fail closed udp ipv4 (dns)"',
+    ]);
+    assert.deepEqual(rulesOf(two).filter((r) => r.rule.role === 'divert').map((r) => r.rule.comment), ['tproxy: divert tcp ipv4', 'tproxy: divert udp ipv4', 'tproxy: divert tcp ipv6', 'tproxy: divert udp ipv6']);
+    const iptables = JSON.stringify(plannedIptablesState(planRules(two), 4));
+    assert.match(iptables, /TPROXY --on-port 8153 --on-ip 127\.0\.0\.1 /);
+    assert.match(iptables, /TPROXY --on-port 8100 /);
+  });
+
+  it('refuses two listeners taking the same traffic or port, and a listener family the rules lack', () => {
+    const refuses = (config: RulesConfig, field: string, message: RegExp): void => {
+      assert.throws(() => planRules(config), (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && e.details.field === field && message.test(e.message), field);
+    };
+    const [web, dns] = two.listeners as [RulesConfig['listeners'][number], RulesConfig['listeners'][number]];
+    refuses({ ...two, listeners: [web, { ...dns, intercept: [{ transport: 'tcp', ports: [{ from: 70, to: 90 }] }] }] }, 'listeners[1].intercept', /tcp:70-90 is already intercepted by listeners\[0\] \(web\)/);
+    refuses({ ...two, listeners: [web, { ...dns, port: 8100, intercept: [{ transport: 'tcp', ports: [{ from: 443, to: 443 }] }] }] }, 'listeners[1].port', /8100 is already the port of listeners\[0\] \(web\) for tcp/);
+    refuses({ ...two, families: [6] }, 'listeners[0].families', /IPv4 is not among the families of the rules \(6\)/);
+    refuses({ ...two, listeners: [web, { ...dns, upstreamMark: 0x3 }] }, 'listeners[1].upstreamMark', /would be routed back to itself/);
+    refuses({ ...two, listeners: [] }, 'listeners', /at least one listener/);
+  });
+});
