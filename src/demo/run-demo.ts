@@ -109,7 +109,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const proxyLines = new JsonLines<ProxyLogLine>(proxy.child.stderr!);
     const proxyExit = proxy.exited.then((code) => code);
     const ready = await Promise.race([
-      proxyLines.waitFor((l) => l.type === 'ready', 15_000, 'the proxy in the router namespace starting').then(() => true),
+      proxyLines.waitFor((l) => l.type === 'ready', 60_000, 'the proxy in the router namespace starting').then(() => true),
       proxyExit.then(() => false),
     ]);
     if (!ready) {

@@ -14,6 +14,9 @@ const RULES = 'rules: { table: tproxy_cfg, routeTable: 131, rulePriority: 9131 }
 const WEB = '  - name: web\n    port: 8100\n    intercept: [tcp:80, tcp:81, udp:80]\n';
 const ALT = '  - name: alt\n    port: 8101\n    intercept: [tcp:8080, udp:8080]\n    upstream: transparent\n    upstreamMark: 0x4\n';
 
+/** Pieces of 1 KiB, 50 ms apart: a transfer of about 20 s, in progress across a reload. */
+const PIECES = 400;
+
 type Line = ProxyLine & { listener?: string; error?: string; kept?: string[]; added?: string[]; removed?: string[]; changed?: string[]; flowsCompleted?: number; flowsReset?: number };
 
 interface TrickleResult {
@@ -35,7 +38,7 @@ describe('tproxy run --config in a namespace (root)', () => {
       await new JsonLines<{ event: string }>(server.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, `echo server on ${port} ready`);
     }
     const peer = lab.spawn('server', [process.execPath, TCP_PEER, 'server', '--port', '81']);
-    await new JsonLines<{ event: string }>(peer.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'tcp peer on 81 ready');
+    await new JsonLines<{ event: string }>(peer.child.stdout!).waitFor((l) => l.event === 'ready', 30_000, 'tcp peer on 81 ready');
   });
   after(async () => {
     await lab.destroy();
@@ -48,7 +51,7 @@ describe('tproxy run --config in a namespace (root)', () => {
     return file;
   };
   const probe = async (transport: 'tcp' | 'udp', address: string, port: number, message: string): Promise<ProbeResult> => {
-    const result = await lab.run('client', [process.execPath, AGENT, 'probe', transport, address, `${port}`, message, '--timeout-ms', '3000'], { check: false });
+    const result = await lab.run('client', [process.execPath, AGENT, 'probe', transport, address, `${port}`, message, '--timeout-ms', '10000'], { check: false });
     return JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as ProbeResult;
   };
   /** A TCP transfer through port 81 lasting about pieces * 50 ms. */
@@ -79,7 +82,7 @@ describe('tproxy run --config in a namespace (root)', () => {
           const line = await probe(transport, host, port, `${transport} ${port} ${family}`);
           assert.equal(line.ok, true, `${transport} to ${host} port ${port}: ${line.reason ?? ''}`);
           assert.equal(line.reply?.seen.address, seen[family], `${listener} (${port}): the server sees the ${listener === 'web' ? 'router (direct)' : 'client (transparent)'}`);
-          await lines.waitFor((l: Line) => (l.type === 'tcp.accept' || l.type === 'udp.session.open') && l.listener === listener && l.originalDestination?.address === host && l.originalDestination.port === port, 5000, `${listener} reporting the ${transport} flow to ${host}:${port}`);
+          await lines.waitFor((l: Line) => (l.type === 'tcp.accept' || l.type === 'udp.session.open') && l.listener === listener && l.originalDestination?.address === host && l.originalDestination.port === port, 15_000, `${listener} reporting the ${transport} flow to ${host}:${port}`);
         }
       }
     }
@@ -94,21 +97,21 @@ describe('tproxy run --config in a namespace (root)', () => {
     const hup = async (what: 'reload.applied' | 'reload.rejected'): Promise<Line> => {
       const seen = lines.items.filter((l) => l.type === what).length;
       proxy.child.kill('SIGHUP');
-      await lines.waitFor(() => lines.items.filter((l) => l.type === what).length > seen, 20_000, what);
+      await lines.waitFor(() => lines.items.filter((l) => l.type === what).length > seen, 60_000, what);
       return lines.items.filter((l) => l.type === what).pop() as Line;
     };
     const flowsTo81 = (): number => lines.items.filter((l) => l.type === 'tcp.accept' && l.originalDestination?.port === 81).length;
 
     // An added listener; the unchanged one keeps its flow.
-    const first = trickle(100);
-    await lines.waitFor(() => flowsTo81() === 1, 10_000, 'the first transfer reaching the proxy');
+    const first = trickle(PIECES);
+    await lines.waitFor(() => flowsTo81() === 1, 30_000, 'the first transfer reaching the proxy');
     assert.equal((await probe('tcp', LAB_ADDRESSES.server.ipv4, 8080, 'before the reload')).reply?.seen.address, LAB_ADDRESSES.client.ipv4, 'not intercepted yet: the server sees the client, as routed');
     writeFileSync(file, `listeners:\n${WEB}${ALT}${RULES}`);
     const added = await hup('reload.applied');
     assert.deepEqual([added.kept, added.added, added.removed, added.changed], [['web'], ['alt'], [], []]);
     for (const transport of ['tcp', 'udp'] as const) {
       assert.equal((await probe(transport, LAB_ADDRESSES.server.ipv6, 8080, `${transport} after the reload`)).ok, true);
-      await lines.waitFor((l: Line) => (l.type === 'tcp.accept' || l.type === 'udp.session.open') && l.listener === 'alt' && l.originalDestination?.port === 8080, 5000, `the added listener relaying ${transport}`);
+      await lines.waitFor((l: Line) => (l.type === 'tcp.accept' || l.type === 'udp.session.open') && l.listener === 'alt' && l.originalDestination?.port === 8080, 15_000, `the added listener relaying ${transport}`);
     }
 
     // An invalid file: refused with the exact error, the running configuration stays.
@@ -116,18 +119,20 @@ describe('tproxy run --config in a namespace (root)', () => {
     const rejected = await hup('reload.rejected');
     assert.equal(rejected.error, `${file}:3:11: listeners[0].port: 70000 is not allowed: use a port from 1 to 65535`);
     for (const port of [80, 8080]) assert.equal((await probe('udp', LAB_ADDRESSES.server.ipv4, port, `after the refused reload ${port}`)).ok, true, `port ${port} still relayed`);
-    intact(await first, 100);
+    intact(await first, PIECES);
+    const closedAt = lines.items.findIndex((l: Line) => l.type === 'tcp.close' && l.originalDestination?.port === 81);
+    assert.ok(closedAt > lines.items.findIndex((l) => l.type === 'reload.applied'), 'the first transfer was still in progress when the reload was applied');
     assert.equal(lines.items.filter((l: Line) => l.type === 'tcp.close' && l.listener === 'web' && l.originalDestination?.port === 81 && (l as { reason?: string }).reason === 'done').length, 1, 'the first transfer went through the proxy to its end');
 
     // A removed listener stops accepting; its flow in progress finishes.
-    const second = trickle(100);
-    await lines.waitFor(() => flowsTo81() === 2, 10_000, 'the second transfer reaching the proxy');
+    const second = trickle(PIECES);
+    await lines.waitFor(() => flowsTo81() === 2, 30_000, 'the second transfer reaching the proxy');
     writeFileSync(file, `listeners:\n${ALT}${RULES}`);
     const removed = await hup('reload.applied');
     assert.deepEqual([removed.kept, removed.added, removed.removed], [['alt'], [], ['web']]);
     assert.equal((await probe('tcp', LAB_ADDRESSES.server.ipv4, 80, 'after web was removed')).reply?.seen.address, LAB_ADDRESSES.client.ipv4, 'port 80 is no longer intercepted');
-    intact(await second, 100);
-    const stopped = (await lines.waitFor((l: Line) => l.type === 'listener.stopped' && l.listener === 'web', 10_000, 'the removed listener stopping once its flow ended')) as Line;
+    intact(await second, PIECES);
+    const stopped = (await lines.waitFor((l: Line) => l.type === 'listener.stopped' && l.listener === 'web', 30_000, 'the removed listener stopping once its flow ended')) as Line;
     assert.deepEqual([stopped.flowsCompleted, stopped.flowsReset], [1, 0]);
     assert.equal(flowsTo81(), 2, 'no new flow reached the removed listener');
 
