@@ -179,8 +179,8 @@ export class Proxy {
     const pool = this.pool;
     const tcp = this.tcp;
     const [reports] = await Promise.all([Promise.all([...(tcp ? [tcp.stop(graceMs)] : []), ...(pool ? [pool.stop(graceMs)] : [])]), udp?.stop()]);
+    // The pool stays: its counters() are the workers' final counts.
     if (this.tcp === tcp) this.tcp = undefined;
-    if (this.pool === pool) this.pool = undefined;
     return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
   }
 }
