@@ -12,7 +12,8 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { planRules, DEFAULT_RULES_CONFIG } from '../core/rules/plan.js';
+import { singleListenerRules } from '../core/rules/config.js';
+import { planRules } from '../core/rules/plan.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
 import { startHaproxy, HAPROXY_PORT } from './haproxy.js';
 import { RulesController } from '../control/apply.js';
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
     await new JsonLines<{ type: string }>(proxy.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
     startHaproxy(lab, { splice: false, threads: 2 });
     const planFor = (listenPort: number): RulesPlan =>
-      planRules({ ...DEFAULT_RULES_CONFIG, tableName: 'tproxy_bench', listenPort, families: [4], intercept: [{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }] });
+      planRules(singleListenerRules([{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }], { port: listenPort, families: [4] }, { tableName: 'tproxy_bench' }));
     const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT) };
     const rules = new RulesController(lab.runnerFor('router'));
     const intercepted = async (scenario: Scenario): Promise<number> => {

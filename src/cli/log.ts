@@ -4,8 +4,14 @@ import type { ProxyEvent } from '../dataplane/events.js';
 
 export type LogFormat = 'json' | 'text';
 
-export function formatEvent(event: ProxyEvent | { type: 'ready' | 'stopping' | 'stopped' | 'rules.applied' | 'rules.removed' | 'rules.warning'; [k: string]: unknown }, format: LogFormat, now: Date = new Date()): string {
+export function formatEvent(event: ProxyEvent | { readonly type: string; readonly [k: string]: unknown }, format: LogFormat, now: Date = new Date()): string {
   if (format === 'json') return `${JSON.stringify({ time: now.toISOString(), ...event })}\n`;
+  // With several listeners, each proxy event names its listener.
+  const listener = (event as { listener?: unknown }).listener;
+  return typeof listener === 'string' && event.type !== 'listener.draining' && event.type !== 'listener.stopped' ? `${listener}: ${formatText(event)}` : formatText(event);
+}
+
+function formatText(event: ProxyEvent | { readonly type: string; readonly [k: string]: unknown }): string {
   const e = event as ProxyEvent;
   switch (e.type) {
     case 'listening':

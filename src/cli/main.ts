@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isTproxyError } from '../core/errors.js';
+import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { explainCommand } from './commands/explain.js';
@@ -13,7 +14,7 @@ import { runCommand } from './commands/run.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import type { CliIo, Command } from './io.js';
 
-export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), doctorCommand(), ...plannedCommands];
+export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), doctorCommand(), configCommand, ...plannedCommands];
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

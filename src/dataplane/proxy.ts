@@ -13,11 +13,11 @@ import { fileLimit, raiseFileLimit } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
 import { localAddressCache } from './local-addresses.js';
 import { connectionCap, descriptorsPerFlow } from './tcp/capacity.js';
-import { emptyTcpCounters, type TcpCounters } from './tcp/counters.js';
+import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
 import { TcpWorkerPool } from './tcp/pool.js';
 import type { StopReport, TcpRelayConfig } from './tcp/relay.js';
-import type { UdpCounters } from './udp/counters.js';
+import { sumUdpCounters, type UdpCounters } from './udp/counters.js';
 import type { UdpMapping } from './udp/protocol.js';
 import { UdpRelay } from './udp/relay.js';
 
@@ -76,6 +76,13 @@ export interface ProxyCounters {
   readonly tcp: TcpCounters;
   /** Present when UDP is relayed. */
   readonly udp?: UdpCounters;
+}
+
+/** Counters of several proxies (listeners) added up. */
+export function sumProxyCounters(list: readonly ProxyCounters[]): ProxyCounters {
+  const tcp = sumTcpCounters(list.map((c) => c.tcp));
+  const udp = list.flatMap((c) => (c.udp ? [c.udp] : []));
+  return udp.length > 0 ? { tcp, udp: sumUdpCounters(udp) } : { tcp };
 }
 
 export class Proxy {
@@ -167,14 +174,19 @@ export class Proxy {
     return udp ? { tcp, udp } : { tcp };
   }
 
-  /** Stop accepting, let TCP flows finish for up to graceMs, then reset the rest. */
+  /**
+   * Stop accepting, let TCP flows finish for up to graceMs, then reset the rest. Called again while
+   * flows drain (a listener removed by a reload, then the daemon stops), a shorter grace cuts the
+   * wait short.
+   */
   async stop(graceMs = 5000): Promise<StopReport> {
     const udp = this.udp;
     this.udp = undefined;
     const pool = this.pool;
     const tcp = this.tcp;
-    this.tcp = undefined;
     const [reports] = await Promise.all([Promise.all([...(tcp ? [tcp.stop(graceMs)] : []), ...(pool ? [pool.stop(graceMs)] : [])]), udp?.stop()]);
+    // The pool stays: its counters() are the workers' final counts.
+    if (this.tcp === tcp) this.tcp = undefined;
     return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
   }
 }

@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { TproxyError, type TproxyErrorCode } from '../core/errors.js';
 import type { Family, Transport } from '../core/net/constants.js';
 import { formatEndpoint, normalizeAddress, sameEndpoint, type Endpoint } from '../core/net/sockaddr.js';
-import { planRules, DEFAULT_RULES_CONFIG } from '../core/rules/plan.js';
+import { singleListenerRules } from '../core/rules/config.js';
+import { planRules } from '../core/rules/plan.js';
 import { ipRouteArgs, ipRuleArgs } from '../core/rules/policy-routing.js';
 import { renderNftScript } from '../core/rules/render-nft.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
@@ -122,13 +123,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const listening = proxyLines.items.filter((l): l is Extract<ProxyEvent, { type: 'listening' }> => l.type === 'listening');
     report(`[3/7] proxy: tproxy run in the router namespace, pid ${proxy.child.pid ?? '?'}, upstream ${options.upstream}; listening ${listening.map((l) => `${l.transport} ${formatEndpoint(l.local)}`).join(', ')} with IP_TRANSPARENT`);
 
-    const basePlan = planRules({
-      ...DEFAULT_RULES_CONFIG,
-      tableName: 'tproxy_demo',
-      listenPort: options.listenPort,
-      families: options.families,
-      intercept: options.transports.map((transport) => ({ transport, ports: [{ from: 80, to: 80 }] })),
-    });
+    const basePlan = planRules(
+      singleListenerRules(
+        options.transports.map((transport) => ({ transport, ports: [{ from: 80, to: 80 }] })),
+        { port: options.listenPort, families: options.families },
+        { tableName: 'tproxy_demo' },
+      ),
+    );
     plan = options.transformPlan ? options.transformPlan(basePlan) : basePlan;
     controller = new RulesController(lab.runnerFor('router'));
     await controller.apply(plan);

@@ -38,7 +38,7 @@ class Router {
 
   /** Doctor in this process, reading the router through its namespace runner (no node start per run). */
   async doctor(): Promise<Report> {
-    const { config, commands, upstream } = doctorOptions(this.flags);
+    const { config, commands, upstream } = await doctorOptions(this.flags);
     return diagnose(doctorInput(await takeSnapshot(this.lab.runnerFor('router')), config, commands, upstream));
   }
 

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RulesController } from '../../src/control/apply.js';
 import { isTproxyError } from '../../src/core/errors.js';
-import { DEFAULT_RULES_CONFIG } from '../../src/core/rules/config.js';
+import { singleListenerRules } from '../../src/core/rules/config.js';
 import { planRules } from '../../src/core/rules/plan.js';
 import { renderNftScript } from '../../src/core/rules/render-nft.js';
 import { FakeHost } from '../helpers/fake-host.js';
 
-const plan = planRules({ ...DEFAULT_RULES_CONFIG, intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }] });
+const plan = planRules(singleListenerRules([{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }]));
 const READS = ['ip -N -j -4 rule show', 'ip -N -j -4 route show table all', 'ip -N -j -6 rule show', 'ip -N -j -6 route show table all'];
 const controller = (host: FakeHost, alive: readonly number[] = []): RulesController => new RulesController(host, { backend: 'nft', isProcessAlive: (pid) => alive.includes(pid) });
 

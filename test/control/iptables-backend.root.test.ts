@@ -5,23 +5,16 @@ import { after, before, describe, it } from 'node:test';
 import { RulesController } from '../../src/control/apply.js';
 import type { BackendName } from '../../src/control/backend.js';
 import { isTproxyError } from '../../src/core/errors.js';
-import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../src/core/rules/config.js';
+import { singleListenerRules, type RulesConfig } from '../../src/core/rules/config.js';
 import { planRules } from '../../src/core/rules/plan.js';
 import { LAB_ADDRESSES as A, Lab } from '../../src/lab/topology.js';
 import { commandFailedError, findExecutable, type CommandResult, type CommandRunner, type RunOptions } from '../../src/sys/exec.js';
 import { notInPlace, packets, probe, startEchoServer, startProxy } from '../helpers/lab-flows.js';
-import { GOLDEN_CONFIGS } from '../helpers/rules-configs.js';
+import { GOLDEN_CONFIGS, rulesWith } from '../helpers/rules-configs.js';
 
 const FLAVOURS = (['legacy', 'nft'] as const).filter((f) => findExecutable(`iptables-${f}-restore`) && findExecutable(`ip6tables-${f}-restore`));
 
-const CONFIG: RulesConfig = {
-  ...DEFAULT_RULES_CONFIG,
-  tableName: 'tpx_ipt',
-  listenPort: 8100,
-  routeTable: 125,
-  rulePriority: 9125,
-  intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }, { transport: 'udp', ports: [{ from: 80, to: 80 }] }],
-};
+const CONFIG: RulesConfig = singleListenerRules([{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }, { transport: 'udp', ports: [{ from: 80, to: 80 }] }], { port: 8100 }, { tableName: 'tpx_ipt', routeTable: 125, rulePriority: 9125 });
 
 class FailOnce implements CommandRunner {
   private failed = false;
@@ -77,7 +70,7 @@ describe('iptables backend in a namespace (root)', () => {
     });
 
     it(`${backend}: a failure in the IPv6 transaction rolls back the IPv4 one too`, async () => {
-      const other = planRules({ ...CONFIG, intercept: [{ transport: 'tcp', ports: [{ from: 8080, to: 8080 }] }] });
+      const other = planRules(rulesWith(CONFIG, { intercept: [{ transport: 'tcp', ports: [{ from: 8080, to: 8080 }] }] }));
       const before = await ours();
       const failing = new FailOnce(lab.runnerFor('router'), `ip6tables-${flavour}-restore -w 10 --noflush`);
       await assert.rejects(controller(failing).apply(other), (e: unknown) => isTproxyError(e) && /injected failure \(rolled back: the host is as before\)/.test(e.message));

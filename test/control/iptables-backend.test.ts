@@ -3,12 +3,12 @@ import { describe, it } from 'node:test';
 import { RulesController } from '../../src/control/apply.js';
 import { chooseBackend } from '../../src/control/backend.js';
 import { isTproxyError } from '../../src/core/errors.js';
-import { DEFAULT_RULES_CONFIG } from '../../src/core/rules/config.js';
+import { singleListenerRules } from '../../src/core/rules/config.js';
 import { planRules } from '../../src/core/rules/plan.js';
 import { EMPTY_IPTABLES_STATE, plannedIptablesState, renderIptablesTransition } from '../../src/core/rules/render-iptables.js';
 import { FakeRunner } from '../helpers/fake-runner.js';
 
-const plan = planRules({ ...DEFAULT_RULES_CONFIG, families: [4], intercept: [{ transport: 'udp', ports: [{ from: 53, to: 53 }] }] });
+const plan = planRules(singleListenerRules([{ transport: 'udp', ports: [{ from: 53, to: 53 }] }], { families: [4] }));
 const EMPTY_MANGLE = '*mangle\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
 
 describe('iptables backend (fake runner)', () => {

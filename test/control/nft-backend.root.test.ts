@@ -4,22 +4,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RulesController } from '../../src/control/apply.js';
 import { isTproxyError } from '../../src/core/errors.js';
-import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../src/core/rules/config.js';
+import { singleListenerRules, type RulesConfig } from '../../src/core/rules/config.js';
 import { planRules } from '../../src/core/rules/plan.js';
 import type { RulesPlan } from '../../src/core/rules/ruleset.js';
 import { LAB_ADDRESSES as A, Lab } from '../../src/lab/topology.js';
 import { commandFailedError, type CommandResult, type CommandRunner, type RunOptions } from '../../src/sys/exec.js';
 import { notInPlace, packets, probe, startEchoServer, startProxy } from '../helpers/lab-flows.js';
-import { GOLDEN_CONFIGS } from '../helpers/rules-configs.js';
+import { GOLDEN_CONFIGS, rulesWith } from '../helpers/rules-configs.js';
 
-const CONFIG: RulesConfig = {
-  ...DEFAULT_RULES_CONFIG,
-  tableName: 'tpx_nft',
-  listenPort: 8100,
-  routeTable: 123,
-  rulePriority: 9123,
-  intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }, { transport: 'udp', ports: [{ from: 80, to: 80 }] }],
-};
+const CONFIG: RulesConfig = singleListenerRules([{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }, { transport: 'udp', ports: [{ from: 80, to: 80 }] }], { port: 8100 }, { tableName: 'tpx_nft', routeTable: 123, rulePriority: 9123 });
 
 /** Fails the first command that starts with `prefix` (after running nothing), then behaves. */
 class FaultyRunner implements CommandRunner {
@@ -96,7 +89,7 @@ describe('nftables backend in a namespace (root)', () => {
   });
 
   it('rolls back to the previous state when a step fails, before or after the nft commit', async () => {
-    const other = planRules({ ...CONFIG, routeTable: 124, rulePriority: 9124, intercept: [{ transport: 'tcp', ports: [{ from: 8080, to: 8080 }] }] });
+    const other = planRules({ ...rulesWith(CONFIG, { intercept: [{ transport: 'tcp', ports: [{ from: 8080, to: 8080 }] }] }), routeTable: 124, rulePriority: 9124 });
     const before = await snapshot();
     for (const step of ['nft -f -', 'ip -6 rule del fwmark 0x00000001/0x00000001 lookup 123']) {
       await assert.rejects(controller(new FaultyRunner(lab.runnerFor('router'), step)).apply(other), (e: unknown) => isTproxyError(e) && /injected failure.*rolled back: the host is as before/.test(e.message), step);
@@ -121,7 +114,7 @@ describe('nftables backend in a namespace (root)', () => {
 
   it('fails closed while no proxy socket exists: reject answers at once, drop counts; fail-open lets traffic pass', async () => {
     // Port 8199 has no listener: the tproxy rules find no socket, as when the proxy is down.
-    const down = (failMode: RulesConfig['failMode']): RulesPlan => planRules({ ...CONFIG, listenPort: 8199, failMode });
+    const down = (failMode: RulesConfig['failMode']): RulesPlan => planRules({ ...rulesWith(CONFIG, { port: 8199 }), failMode });
     await controller().apply(down('reject'));
     const rejected = await probe(lab, 'client', 'tcp', A.server.ipv4, 'rejected', 5000);
     assert.deepEqual([rejected.ok, rejected.reason], [false, 'ECONNREFUSED']);

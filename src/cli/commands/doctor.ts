@@ -5,12 +5,20 @@ import { doctorInput, shellWord, type FixCommands } from '../../core/doctor/inpu
 import { diagnose, formatReport, reportToJson } from '../../core/doctor/report.js';
 import { TproxyError } from '../../core/errors.js';
 import { checkSnapshot, type Snapshot } from '../../core/model/snapshot.js';
+import { configFlags } from '../../core/config/flags.js';
+import { rulesConfigOf } from '../../core/config/rules-of.js';
 import type { RulesConfig } from '../../core/rules/config.js';
+import { planRules } from '../../core/rules/plan.js';
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import type { CliIo, Command } from '../io.js';
-import { SELECTION_HELP, SELECTION_OPTIONS, planFromConfig, rulesConfigFrom } from '../selection.js';
-import { RUN_OPTIONS } from './run.js';
+import { RULES_FLAGS, configFrom, selectionHelp, selectionOptions } from '../selection.js';
+
+/** Every option of `tproxy run` (they say what to expect, and reappear in the fix commands). */
+const RUN_FLAGS = configFlags();
+const OPTIONS = { ...selectionOptions(RUN_FLAGS), json: { type: 'boolean' }, snapshot: { type: 'string' }, help: { type: 'boolean' } } as const;
+/** The options `tproxy rules apply` takes (the rules' part of the configuration, and --config). */
+const RULES_OPTION_NAMES = new Set(Object.keys(selectionOptions(RULES_FLAGS)));
 
 const USAGE = `Usage: tproxy doctor [--json] [--snapshot FILE] [options of tproxy run]
 
@@ -38,16 +46,16 @@ source could not be read).
   --snapshot FILE        judge a saved state (tproxy snapshot > FILE) instead of this host
   --json                 print the report as JSON (status, counts, findings with id, severity,
                          seen, why, fix, trace)
-${SELECTION_HELP}
+${selectionHelp(RUN_FLAGS)}
   --help                 this help
 `;
 
 /** The options doctor was given, as words for a fix command: all of them (run), or the rule selection only (rules apply). */
-function commandArgs(argv: readonly string[], only?: Readonly<Record<string, unknown>>): string[] {
-  const { tokens } = parseArgs({ args: [...argv], options: { ...SELECTION_OPTIONS, ...RUN_OPTIONS, json: { type: 'boolean' }, snapshot: { type: 'string' }, help: { type: 'boolean' } }, strict: true, tokens: true });
+function commandArgs(argv: readonly string[], only?: ReadonlySet<string>): string[] {
+  const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, tokens: true });
   const out: string[] = [];
   for (const t of tokens) {
-    if (t.kind !== 'option' || ['json', 'snapshot', 'help'].includes(t.name) || (only && !(t.name in only))) continue;
+    if (t.kind !== 'option' || ['json', 'snapshot', 'help'].includes(t.name) || (only && !only.has(t.name))) continue;
     out.push(t.rawName, ...(t.value !== undefined && !t.inlineValue ? [t.value] : []));
     if (t.inlineValue) out[out.length - 1] = `${t.rawName}=${t.value ?? ''}`;
   }
@@ -76,20 +84,21 @@ export interface DoctorOptions {
   readonly upstream: 'direct' | 'transparent';
 }
 
-/** The command line of doctor: what to expect on the host, and the fix commands it prints. */
-export function doctorOptions(argv: readonly string[]): DoctorOptions {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { ...SELECTION_OPTIONS, ...RUN_OPTIONS, json: { type: 'boolean', default: false }, snapshot: { type: 'string' }, help: { type: 'boolean', default: false } },
-    strict: true,
-  });
-  const upstream = values.upstream;
-  if (upstream !== 'direct' && upstream !== 'transparent') throw new TproxyError('ERR_INVALID_ARGUMENT', `--upstream ${upstream}: use direct or transparent`, { value: upstream });
-  const config = rulesConfigFrom(values);
-  planFromConfig(config);
+/**
+ * The command line of doctor (with --config, the file too): what to expect on the host, and the
+ * fix commands it prints. Any listener in transparent mode makes the divert rule a must.
+ */
+export async function doctorOptions(argv: readonly string[]): Promise<DoctorOptions> {
+  const { values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true });
+  const flags = { json: values.json === true, help: values.help === true, ...(typeof values.snapshot === 'string' ? { snapshot: values.snapshot } : {}) };
+  if (flags.help) return { values: flags, config: rulesConfigOf(await configFrom({})), commands: { apply: '', run: '' }, upstream: 'direct' };
+  const tproxy = await configFrom(values);
+  const config = rulesConfigOf(tproxy);
+  planRules(config);
+  const upstream = tproxy.listeners.some((l) => l.upstream === 'transparent') ? 'transparent' : 'direct';
   const withArgs = (command: string, args: string[]): string => [command, ...args].join(' ');
-  const commands = { apply: withArgs('tproxy rules apply', commandArgs(argv, SELECTION_OPTIONS)), run: withArgs('tproxy run', commandArgs(argv)) };
-  return { values: { json: values.json, help: values.help, ...(values.snapshot !== undefined ? { snapshot: values.snapshot } : {}) }, config, commands, upstream };
+  const commands = { apply: withArgs('tproxy rules apply', commandArgs(argv, RULES_OPTION_NAMES)), run: withArgs('tproxy run', commandArgs(argv)) };
+  return { values: flags, config, commands, upstream };
 }
 
 export function doctorCommand(runner: CommandRunner = new ProcessRunner()): Command {
@@ -98,7 +107,7 @@ export function doctorCommand(runner: CommandRunner = new ProcessRunner()): Comm
     summary: 'find what stops TPROXY from working on this host, and how to fix it',
     usage: USAGE,
     async run(argv: string[], io: CliIo): Promise<number> {
-      const { values, config, commands, upstream } = doctorOptions(argv);
+      const { values, config, commands, upstream } = await doctorOptions(argv);
       if (values.help) {
         io.out(USAGE);
         return 0;

@@ -8,7 +8,10 @@ import { RulesController, createBackend, type RulesStatus } from '../../control/
 import type { BackendName } from '../../control/backend.js';
 import { ProcessRunner, findExecutable } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
-import { SELECTION_HELP, SELECTION_OPTIONS, backendFrom, parseBackendChoice, planFromConfig, rulesConfigFrom, type SelectionValues } from '../selection.js';
+import { planRules } from '../../core/rules/plan.js';
+import { rulesConfigOf } from '../../core/config/rules-of.js';
+import type { BackendChoice } from '../../control/backend.js';
+import { RULES_FLAGS, backendFrom, configFrom, selectionHelp, selectionOptions } from '../selection.js';
 
 const USAGE = `Usage: tproxy rules plan|apply|status|cleanup [options]
 
@@ -23,7 +26,7 @@ const USAGE = `Usage: tproxy rules plan|apply|status|cleanup [options]
   cleanup   remove exactly our table (or chains), ip rules and routes, also those an earlier
             apply or a crashed tproxy run recorded; succeeds when there is nothing to remove
 
-${SELECTION_HELP}
+${selectionHelp(RULES_FLAGS)}
   --json                 print data as JSON
   --help                 this help
 `;
@@ -35,8 +38,7 @@ const FAIL_MODE_TEXT = {
 } as const;
 
 /** For `plan`: the backend apply would choose here, without requiring it to be installed. */
-function planBackend(values: SelectionValues): BackendName {
-  const choice = parseBackendChoice(values.backend ?? 'auto');
+function planBackend(choice: BackendChoice): BackendName {
   if (choice !== 'auto') return choice;
   if (findExecutable('nft')) return 'nft';
   return findExecutable('iptables-restore') ? 'iptables' : 'nft';
@@ -70,7 +72,7 @@ export const rulesCommand: Command = {
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { ...SELECTION_OPTIONS, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+      options: { ...selectionOptions(RULES_FLAGS), json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
       allowPositionals: true,
       strict: true,
     });
@@ -82,10 +84,11 @@ export const rulesCommand: Command = {
     if (!action || extra.length > 0 || !['plan', 'apply', 'status', 'cleanup'].includes(action)) {
       throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: expected one of plan, apply, status, cleanup${action ? `, got "${positionals.join(' ')}"` : ''}`);
     }
-    const plan = planFromConfig(rulesConfigFrom(values));
+    const config = await configFrom(values);
+    const plan = planRules(rulesConfigOf(config));
     const json = (value: unknown): void => io.out(`${JSON.stringify(value, null, 2)}\n`);
     if (action === 'plan') {
-      const backend = planBackend(values);
+      const backend = planBackend(config.rules.backend);
       const { commands, ipCommands } = renderPlan(plan, backend);
       if (values.json) {
         json({ backend, failMode: plan.config.failMode, commands, ipCommands, plan });
@@ -96,7 +99,7 @@ export const rulesCommand: Command = {
       }
       return 0;
     }
-    const backend = backendFrom(values);
+    const backend = backendFrom(config.rules.backend);
     const controller = new RulesController(new ProcessRunner(), { backend });
     switch (action) {
       case 'apply': {

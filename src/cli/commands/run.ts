@@ -1,171 +1,99 @@
-/** `tproxy run`: start the transparent proxy and (unless --no-rules) apply its kernel rules. */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseInteger } from '../../core/config/intercept.js';
-import { TproxyError } from '../../core/errors.js';
-import { parseUpstreamProxy } from '../../core/upstream/proxy-url.js';
-import type { RulesPlan } from '../../core/rules/ruleset.js';
+/** `tproxy run`: the daemon: transparent listeners and their kernel rules, reloaded on SIGHUP. */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { configFlags } from '../../core/config/flags.js';
+import type { TproxyConfig } from '../../core/config/tproxy-config.js';
 import { RulesController } from '../../control/apply.js';
-import type { UpstreamMode } from '../../dataplane/events.js';
-import { DEFAULT_PROXY_CONFIG, Proxy } from '../../dataplane/proxy.js';
-import type { TcpEngineKind } from '../../dataplane/tcp/engines.js';
-import { UDP_MAPPINGS } from '../../dataplane/udp/protocol.js';
+import { Daemon, type DaemonEvent } from '../../daemon/daemon.js';
+import { Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
 import { formatEvent } from '../log.js';
-import { SELECTION_HELP, SELECTION_OPTIONS, backendFrom, planFromConfig, rulesConfigFrom } from '../selection.js';
+import { backendFrom, configFrom, selectionHelp, selectionOptions, type SelectionValues } from '../selection.js';
 
-const USAGE = `Usage: tproxy run [options]
+const RUN_FLAGS = configFlags();
 
-Start the transparent proxy: IP_TRANSPARENT listeners for TCP and UDP on --listen, relaying each
-intercepted flow to its original destination; apply the kernel rules (nftables table, fwmark
-ip rules, local route table) and remove them again on exit.
+const USAGE = `Usage: tproxy run [--config FILE] [options]
 
-${SELECTION_HELP}
-  --upstream direct|transparent  source address toward servers: this host's (direct, default)
-                         or the client's (transparent; needs replies routed back through this host)
-  --upstream-proxy URL   relay TCP flows through this proxy instead of straight to their original
-                         destination: socks5://[USER:PASS@]ADDR:PORT or http://[USER:PASS@]ADDR:PORT
-                         (HTTP CONNECT); ADDR an IP address; needs --upstream direct, TCP only
-  --no-rules             do not touch kernel rules (they are managed elsewhere)
-  --workers N            TCP worker processes with SO_REUSEPORT listeners, default one per core
-                         (0: TCP in the main process)
-  --tcp-engine splice|stream  splice: bytes move kernel to kernel (default); stream: Node streams
-  --max-connections N    concurrent TCP flows per worker; accepting pauses at the cap, default 100000
-  --connect-timeout-ms N upstream connect timeout, default 10000
-  --idle-timeout-ms N    close a TCP flow idle both ways this long, default 600000 (0: never)
-  --keepalive-ms N       TCP keepalive on both sides after this idle time, default 0 (off)
-  --grace-ms N           on stop, let flows finish this long before resetting them, default 5000
-  --udp-idle-timeout-ms N  idle time after which a UDP session ends, default 60000
-  --log-level info|debug debug logs one line per flow, default info
-  --udp-max-sessions N   UDP sessions at most; the least recently used is evicted, default 65536
-  --udp-mapping endpoint-dependent|endpoint-independent
-                         endpoint-dependent (default): only the original destination answers;
-                         endpoint-independent: any remote that sends to the client's upstream
-                         port reaches the client (full cone, for games and STUN)
-  --log-format text|json log lines on stderr, default text
-  --config FILE          configuration file (not supported yet)
+Start the transparent proxy: for each listener, IP_TRANSPARENT sockets for TCP and UDP on its
+port, relaying each intercepted flow to its original destination; apply the kernel rules (one
+nftables table sending each listener's ports to its port, fwmark ip rules, local route table) and
+remove them again on exit. Without --config, the flags describe one listener.
+
+SIGHUP re-reads --config (the flags still override it): an invalid file is refused and logged, and
+the running configuration stays; a valid one changes listeners and rules without dropping the
+flows of unchanged listeners. SIGTERM or SIGINT stop: listeners close, flows get shutdown.graceMs.
+
+Options (each sets the configuration setting in brackets; see tproxy config example):
+${selectionHelp(RUN_FLAGS)}
   --help                 this help
 `;
 
-function parseUpstream(text: string): UpstreamMode {
-  if (text === 'direct' || text === 'transparent') return text;
-  throw new TproxyError('ERR_INVALID_ARGUMENT', `--upstream ${text}: use direct or transparent`, { value: text });
+function readyEvent(daemon: Daemon): DaemonEvent {
+  const listeners = daemon.listeners();
+  return {
+    type: 'ready',
+    pid: process.pid,
+    listeners: listeners.map((l) => ({ name: l.name, port: l.config.port, tcpWorkers: l.proxy.workerPids(), maxConnectionsPerWorker: l.proxy.maxConnectionsPerWorker() })),
+    tcpWorkers: listeners.flatMap((l) => l.proxy.workerPids()),
+    maxConnectionsPerWorker: listeners[0]?.proxy.maxConnectionsPerWorker() ?? 0,
+  };
 }
-
-function parseEngine(text: string): TcpEngineKind {
-  if (text === 'splice' || text === 'stream') return text;
-  throw new TproxyError('ERR_INVALID_ARGUMENT', `--tcp-engine ${text}: use splice or stream`, { value: text });
-}
-
-/** Options of `tproxy run` beyond the rule selection (doctor accepts them too, to print run commands). */
-export const RUN_OPTIONS = {
-  upstream: { type: 'string', default: 'direct' },
-  'upstream-proxy': { type: 'string' },
-  'no-rules': { type: 'boolean', default: false },
-  workers: { type: 'string' },
-  'tcp-engine': { type: 'string', default: 'splice' },
-  'max-connections': { type: 'string', default: '100000' },
-  'connect-timeout-ms': { type: 'string', default: '10000' },
-  'idle-timeout-ms': { type: 'string', default: '600000' },
-  'keepalive-ms': { type: 'string', default: '0' },
-  'grace-ms': { type: 'string', default: '5000' },
-  'udp-idle-timeout-ms': { type: 'string', default: '60000' },
-  'log-level': { type: 'string', default: 'info' },
-  'udp-max-sessions': { type: 'string', default: '65536' },
-  'udp-mapping': { type: 'string', default: 'endpoint-dependent' },
-  'log-format': { type: 'string', default: 'text' },
-  config: { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
 
 export const runCommand: Command = {
   name: 'run',
   summary: 'run the proxy and manage its kernel rules',
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
-      args: argv,
-      options: { ...SELECTION_OPTIONS, ...RUN_OPTIONS, help: { type: 'boolean', default: false } },
-      strict: true,
-    });
-    if (values.help) {
+    const values: SelectionValues = parseArgs({ args: argv, options: { ...selectionOptions(RUN_FLAGS), help: { type: 'boolean' } }, strict: true }).values;
+    if (values.help === true) {
       io.out(USAGE);
       return 0;
     }
-    if (values.config !== undefined) {
-      throw new TproxyError('ERR_NOT_IMPLEMENTED', '--config is not supported yet: use the command-line flags (config files arrive with the operations work)');
-    }
-    const format = values['log-format'];
-    if (format !== 'json' && format !== 'text') throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-format ${format}: use text or json`);
-    const rulesConfig = rulesConfigFrom(values);
-    const udpIdle = parseInteger('udp-idle-timeout-ms', values['udp-idle-timeout-ms'], 100);
-    const level = values['log-level'];
-    if (level !== 'info' && level !== 'debug') throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-level ${level}: use info or debug`);
-    const graceMs = parseInteger('grace-ms', values['grace-ms'], 0);
-    const udpMaxSessions = parseInteger('udp-max-sessions', values['udp-max-sessions'], 1);
-    const udpMapping = UDP_MAPPINGS.find((m) => m === values['udp-mapping']);
-    if (!udpMapping) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-mapping ${values['udp-mapping']}: use ${UDP_MAPPINGS.join(' or ')}`);
-    const log = (event: Parameters<typeof formatEvent>[0]): void => io.err(formatEvent(event, format));
-    const plan: RulesPlan | undefined = values['no-rules'] ? undefined : planFromConfig(rulesConfig);
-    const backend = plan ? backendFrom(values) : undefined;
-
-    const proxy = new Proxy(
-      {
-        ...DEFAULT_PROXY_CONFIG,
-        port: rulesConfig.listenPort,
-        listenAddresses: rulesConfig.listenAddresses,
-        families: rulesConfig.families,
-        transports: [...new Set(rulesConfig.intercept.map((s) => s.transport))],
-        upstream: parseUpstream(values.upstream),
-        ...(values['upstream-proxy'] === undefined ? {} : { upstreamProxy: parseUpstreamProxy(values['upstream-proxy']) }),
-        upstreamMark: rulesConfig.upstreamMark,
-        udpIdleTimeoutMs: udpIdle,
-        tcpWorkers: values.workers === undefined ? DEFAULT_PROXY_CONFIG.tcpWorkers : parseInteger('workers', values.workers, 0),
-        maxConnections: parseInteger('max-connections', values['max-connections'], 1),
-        connectTimeoutMs: parseInteger('connect-timeout-ms', values['connect-timeout-ms'], 1),
-        tcpIdleTimeoutMs: parseInteger('idle-timeout-ms', values['idle-timeout-ms'], 0),
-        tcpKeepAliveMs: parseInteger('keepalive-ms', values['keepalive-ms'], 0),
-        flowEvents: level === 'debug',
-        tcpEngine: parseEngine(values['tcp-engine']),
-        maxUdpSessions: udpMaxSessions,
-        udpMapping,
+    const config: TproxyConfig = await configFrom(values);
+    const log = (event: DaemonEvent): void => io.err(formatEvent(event, (daemon as Daemon | undefined)?.config.log.format ?? config.log.format));
+    const daemon: Daemon = new Daemon(config, {
+      emit: log,
+      createProxy: (proxyConfig, emit) => new Proxy(proxyConfig, { emit }),
+      rules: (choice) => {
+        const backend = backendFrom(choice);
+        return { backend, controller: new RulesController(new ProcessRunner(), { backend }) };
       },
-      { emit: log },
-    );
-    // Listeners first: a tproxy rule with no transparent socket behind it lets traffic bypass us.
-    await proxy.start();
-    const controller = new RulesController(new ProcessRunner(), { ...(backend ? { backend } : {}) });
-    if (plan) {
-      try {
-        // Recorded as ours: after a crash the next start (or rules cleanup) finds and replaces it.
-        const applied = await controller.apply(plan, { owner: process.pid });
-        for (const warning of applied.warnings) log({ type: 'rules.warning', message: warning });
-        log({ type: 'rules.applied', backend, table: `${plan.table.family} ${plan.table.name}`, policyRoutes: plan.policyRoutes.length, failMode: plan.config.failMode, ...(applied.replaced ? { replaced: applied.replaced } : {}) });
-      } catch (error) {
-        await proxy.stop(0);
-        throw error;
-      }
-    }
-    log({ type: 'ready', pid: process.pid, tcpWorkers: proxy.workerPids(), maxConnectionsPerWorker: proxy.maxConnectionsPerWorker() });
+      cores: os.availableParallelism(),
+      pid: process.pid,
+    });
+    await daemon.start();
+    const running = daemon;
+    log(readyEvent(running));
 
     await new Promise<void>((resolve) => {
+      const reload = (): void => {
+        if (typeof values.config !== 'string') {
+          log({ type: 'reload.rejected', error: 'no --config file to reload: the flags alone cannot change' });
+          return;
+        }
+        log({ type: 'reload', file: values.config });
+        configFrom(values)
+          .then((next) => running.reload(next))
+          .then(() => log(readyEvent(running)))
+          .catch((error: unknown) => log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error ? { code: error.code } : {}) }));
+      };
       const stop = (): void => {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
+        process.off('SIGHUP', reload);
         resolve();
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      process.on('SIGHUP', reload);
     });
     log({ type: 'stopping' });
     // Listeners close first; the rules stay while flows drain, because established flows reach
     // their transparent sockets only through the divert rule and the fwmark route. New connections
-    // meanwhile find no listener, and nft tproxy lets them pass (fail-open).
-    const report = await proxy.stop(graceMs);
-    if (plan) {
-      const removed = await controller.remove(plan);
-      log({ type: 'rules.removed', ...removed });
-    }
-    log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters: proxy.counters() });
+    // meanwhile find no listener and meet the fail mode.
+    const report = await running.stop(running.config.shutdown.graceMs);
+    log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters: sumProxyCounters(Object.values(report.counters)), listeners: report.counters });
     return 0;
   },
 };

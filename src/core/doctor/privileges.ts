@@ -44,7 +44,7 @@ export function checkPrivileges(input: DoctorInput): Finding[] {
       out.push(finding('privileges', 'privileges.proxy', 'fail', `${socket.process ?? pid} has no CAP_NET_ADMIN (CapEff ${caps})`, 'IP_TRANSPARENT and SO_MARK need CAP_NET_ADMIN: the proxy cannot accept intercepted flows or mark its upstream traffic', `setcap cap_net_admin,cap_net_raw+ep "$(readlink -f /proc/${pid}/exe)"  # or run it as root`));
       continue;
     }
-    const udp = input.config.intercept.some((s) => s.transport === 'udp');
+    const udp = input.config.listeners.some((l) => l.intercept.some((s) => s.transport === 'udp'));
     if (udp && !hasCapability(caps, CAP_NET_RAW)) {
       out.push(finding('privileges', 'privileges.proxy', 'warn', `${socket.process ?? pid} has CAP_NET_ADMIN but not CAP_NET_RAW`, 'UDP replies whose source port is taken by a local service go out through a raw socket, which needs CAP_NET_RAW'));
     } else {

@@ -62,7 +62,7 @@ export function probeSites(world: World, config: RulesConfig): ProbeSite[] {
 }
 
 export function probePorts(config: RulesConfig): { transport: 'tcp' | 'udp'; port: number }[] {
-  return config.intercept.flatMap((spec) => spec.ports.slice(0, MAX_PORTS).map((range) => ({ transport: spec.transport, port: range.from })));
+  return config.listeners.flatMap((l) => l.intercept.flatMap((spec) => spec.ports.slice(0, MAX_PORTS).map((range) => ({ transport: spec.transport, port: range.from }))));
 }
 
 export function probePacket(site: ProbeSite, transport: 'tcp' | 'udp', dport: number, mark = 0): Packet {

@@ -112,19 +112,23 @@ function upstreamLoop(input: DoctorInput, already: boolean): Finding[] {
   const hasOutput = input.nft.chains.some((ch) => ch.family === 'inet' && ch.table === c.tableName && ch.hook === 'output');
   if (!c.localTraffic && !hasOutput) return [];
   const out: Finding[] = [];
-  const spec = c.intercept[0];
-  for (const site of probeSites(input.world, c)) {
-    const local = input.world.interfaces.flatMap((i) => i.addresses).find((a) => a.ip.family === site.family && !a.secondary && !(site.family === 6 && a.ip.value >> 118n === 0x3fan) && a.ip.value !== 1n && !(site.family === 4 && a.ip.value >> 24n === 127n));
-    if (!spec || !local) continue;
-    const packet: Packet = { family: site.family, l4proto: spec.transport, saddr: local.ip, daddr: site.daddr, sport: 45000, dport: spec.ports[0]?.from ?? 80, tcpFlags: spec.transport === 'tcp' ? TCP_FLAGS.syn! : 0, mark: c.upstreamMark, dscp: 0, ecn: 0, ttl: 64, ctState: 'new' };
-    const e = explainPacket(input.world, packet, { origin: 'local' });
-    const looped = e.outcome.kind === 'delivered' && e.socket?.local.port === c.listenPort;
-    if (looped && !already) {
-      out.push(finding('rules', 'rules.upstream-loop', 'fail', `a packet the proxy sends upstream (mark 0x${c.upstreamMark.toString(16)}) to port ${packet.dport} is delivered back to the proxy`, 'the proxy would connect to itself over and over', input.commands.apply, formatTrace(e)));
-    } else if (!looped && !already) {
-      out.push(finding('rules', 'rules.upstream-loop', 'pass', `the proxy's upstream packets (mark 0x${c.upstreamMark.toString(16)}) leave this host (${e.outcome.kind})`, 'no loop through the proxy'));
+  for (const listener of c.listeners) {
+    const spec = listener.intercept[0];
+    const mark = `0x${listener.upstreamMark.toString(16)}`;
+    const whose = c.listeners.length > 1 ? ` of listener ${listener.name}` : '';
+    for (const site of probeSites(input.world, c)) {
+      const local = input.world.interfaces.flatMap((i) => i.addresses).find((a) => a.ip.family === site.family && !a.secondary && !(site.family === 6 && a.ip.value >> 118n === 0x3fan) && a.ip.value !== 1n && !(site.family === 4 && a.ip.value >> 24n === 127n));
+      if (!spec || !local) continue;
+      const packet: Packet = { family: site.family, l4proto: spec.transport, saddr: local.ip, daddr: site.daddr, sport: 45000, dport: spec.ports[0]?.from ?? 80, tcpFlags: spec.transport === 'tcp' ? TCP_FLAGS.syn! : 0, mark: listener.upstreamMark, dscp: 0, ecn: 0, ttl: 64, ctState: 'new' };
+      const e = explainPacket(input.world, packet, { origin: 'local' });
+      const looped = e.outcome.kind === 'delivered' && c.listeners.some((l) => e.socket?.local.port === l.port);
+      if (looped && !already) {
+        out.push(finding('rules', 'rules.upstream-loop', 'fail', `a packet the proxy sends upstream${whose} (mark ${mark}) to port ${packet.dport} is delivered back to the proxy`, 'the proxy would connect to itself over and over', input.commands.apply, formatTrace(e)));
+      } else if (!looped && !already) {
+        out.push(finding('rules', 'rules.upstream-loop', 'pass', `the proxy's upstream packets${whose} (mark ${mark}) leave this host (${e.outcome.kind})`, 'no loop through the proxy'));
+      }
+      break;
     }
-    break;
   }
   return out;
 }

@@ -117,8 +117,8 @@ export function checkSysctls(input: DoctorInput): Finding[] {
     if (fwd === '0') out.push(finding('sysctls', 'sysctl.ipv6_forwarding', 'warn', 'net.ipv6.conf.all.forwarding = 0', 'IPv6 traffic that is not intercepted is not routed through this host', 'sysctl -w net.ipv6.conf.all.forwarding=1'));
     if (world.sysctls['net.ipv6.conf.all.disable_ipv6'] === '1') out.push(finding('sysctls', 'sysctl.disable_ipv6', 'warn', 'net.ipv6.conf.all.disable_ipv6 = 1', 'IPv6 interception is configured but IPv6 is disabled', 'sysctl -w net.ipv6.conf.all.disable_ipv6=0'));
   }
-  const listen4 = config.listenAddresses[4];
-  if (listen4?.startsWith('127.')) {
+  const listen4 = config.listeners.map((l) => l.addresses[4]).find((a) => a?.startsWith('127.'));
+  if (listen4 !== undefined) {
     const sites = probeSites(world, config).filter((s) => s.family === 4);
     const off = sites.filter((s) => (num(world, 'net.ipv4.conf.all.route_localnet') ?? 0) === 0 && (num(world, `net.ipv4.conf.${s.iif}.route_localnet`) ?? 0) === 0);
     if (off.length > 0) {

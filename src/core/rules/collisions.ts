@@ -14,6 +14,7 @@
  * - entries that are ours (exactly our rule and route, now or as recorded by an earlier apply): fine.
  */
 import type { Family } from '../net/constants.js';
+import { upstreamMarks } from './config.js';
 import { describeIpRoute, describeIpRule, isPolicyRoute, isPolicyRule, routeTable, ruleMark, type PolicyRoutingState } from './ip-json.js';
 import type { MarkUsage } from './mark-usage.js';
 import { freeMarkBit, hex, marksCollide, sharedBits, shortMark, type MarkBits } from './marks.js';
@@ -49,7 +50,7 @@ export function findCollisions(plan: RulesPlan, host: HostUsage, own: readonly P
   const { fwmark, fwmarkMask, routeTable: table, rulePriority: priority } = plan.config;
   const ourMark: MarkBits = { value: fwmark, mask: fwmarkMask };
   const markUsers: string[] = [];
-  const usedBits: number[] = [plan.config.upstreamMark, ...(plan.config.mangle.mark ? [plan.config.mangle.mark.mask] : [])];
+  const usedBits: number[] = [...upstreamMarks(plan.config), ...(plan.config.mangle.mark ? [plan.config.mangle.mark.mask] : [])];
   const usedPriorities = new Set<number>();
   const usedTables = new Set<number>([253, 254, 255]);
 

@@ -64,15 +64,28 @@ export interface MangleConfig {
   readonly ttl?: number;
 }
 
+/** One listener of the proxy and the traffic the tproxy rules send to it. */
+export interface ListenerRules {
+  /** Names the listener in rule comments when there are several. */
+  readonly name: string;
+  /** The local port the listener has (TCP and UDP): the tproxy rules redirect to it. */
+  readonly port: number;
+  /** The address the listener is bound to, per family (absent: any address of the host). */
+  readonly addresses: { readonly 4?: string; readonly 6?: string };
+  /** Families intercepted for this listener: a subset of the config's families. */
+  readonly families: readonly Family[];
+  readonly intercept: readonly InterceptSpec[];
+  /** SO_MARK of this listener's upstream sockets; must differ from fwmark under fwmarkMask. */
+  readonly upstreamMark: number;
+}
+
 export interface RulesConfig {
   /** Name of our nftables table (family inet); also the prefix of our iptables chains. */
   readonly tableName: string;
-  /** The local port the proxy listens on (TCP and UDP). */
-  readonly listenPort: number;
-  /** The address the proxy listens on, per family (absent: any address of the host). */
-  readonly listenAddresses: { readonly 4?: string; readonly 6?: string };
+  /** Each listener intercepts its own ports to its own port; no two intercept the same traffic. */
+  readonly listeners: readonly ListenerRules[];
+  /** Families the rules are installed for (sets, bypass, policy routing): every listener's. */
   readonly families: readonly Family[];
-  readonly intercept: readonly InterceptSpec[];
   /** Restrict interception to these incoming interfaces (empty: all). */
   readonly interfaces: readonly string[];
   readonly bypass: BypassConfig;
@@ -83,16 +96,20 @@ export interface RulesConfig {
   /** fwmark set on intercepted packets; the policy rule routes it to the local table. */
   readonly fwmark: number;
   readonly fwmarkMask: number;
-  /** SO_MARK of the proxy's upstream sockets; must differ from fwmark under fwmarkMask. */
-  readonly upstreamMark: number;
   readonly routeTable: number;
   readonly rulePriority: number;
 }
 
-export const DEFAULT_RULES_CONFIG: Omit<RulesConfig, 'intercept'> = {
+export const DEFAULT_LISTENER_RULES: Omit<ListenerRules, 'intercept'> = {
+  name: 'main',
+  port: 8000,
+  addresses: {},
+  families: [4, 6],
+  upstreamMark: 0x2,
+};
+
+export const DEFAULT_RULES_CONFIG: Omit<RulesConfig, 'listeners'> = {
   tableName: 'tproxy_rules',
-  listenPort: 8000,
-  listenAddresses: {},
   families: [4, 6],
   interfaces: [],
   bypass: { destinations: DEFAULT_BYPASS_DESTINATIONS, sources: [] },
@@ -100,7 +117,17 @@ export const DEFAULT_RULES_CONFIG: Omit<RulesConfig, 'intercept'> = {
   failMode: 'drop',
   fwmark: 0x1,
   fwmarkMask: 0x1,
-  upstreamMark: 0x2,
   routeTable: 100,
   rulePriority: 9000,
 };
+
+/** A configuration of one listener on `port` intercepting `intercept`, for `families`. */
+export function singleListenerRules(intercept: readonly InterceptSpec[], listener: Partial<Omit<ListenerRules, 'intercept'>> = {}, config: Partial<Omit<RulesConfig, 'listeners'>> = {}): RulesConfig {
+  const families = listener.families ?? config.families ?? DEFAULT_RULES_CONFIG.families;
+  return { ...DEFAULT_RULES_CONFIG, families, ...config, listeners: [{ ...DEFAULT_LISTENER_RULES, families, ...listener, intercept }] };
+}
+
+/** The upstream marks of the listeners, each once, in listener order. */
+export function upstreamMarks(config: RulesConfig): number[] {
+  return [...new Set(config.listeners.map((l) => l.upstreamMark))];
+}

@@ -21,8 +21,8 @@
  */
 import type { Family } from '../net/constants.js';
 import { parseCidr, withoutCovered } from './cidr.js';
-import { DEFAULT_RULES_CONFIG, type RulesConfig } from './config.js';
-import { FULL_MASK } from './marks.js';
+import { DEFAULT_RULES_CONFIG, type InterceptSpec, type ListenerRules, type RulesConfig, upstreamMarks } from './config.js';
+import { FULL_MASK, hex } from './marks.js';
 import type { Match, PlannedChain, PlannedRule, PlannedSet, PolicyRoute, RulesPlan, Statement } from './ruleset.js';
 import { validateRulesConfig } from './validate.js';
 
@@ -32,9 +32,14 @@ export function setName(direction: 'saddr' | 'daddr', family: Family): string {
   return `bypass_${direction}${family}`;
 }
 
-function tproxyStatement(config: RulesConfig, family: Family, mark: Extract<Statement, { type: 'tproxy' }>['mark']): Statement {
-  const address = config.listenAddresses[family];
-  return address === undefined ? { type: 'tproxy', family, port: config.listenPort, mark } : { type: 'tproxy', family, address, port: config.listenPort, mark };
+function tproxyStatement(listener: ListenerRules, family: Family, mark: Extract<Statement, { type: 'tproxy' }>['mark']): Statement {
+  const address = listener.addresses[family];
+  return address === undefined ? { type: 'tproxy', family, port: listener.port, mark } : { type: 'tproxy', family, address, port: listener.port, mark };
+}
+
+/** Rule comments name the listener when there are several (comments are unique within a chain). */
+function listenerSuffix(config: RulesConfig, listener: ListenerRules): string {
+  return config.listeners.length > 1 ? ` (${listener.name})` : '';
 }
 
 function plannedSets(config: RulesConfig): PlannedSet[] {
@@ -83,23 +88,24 @@ function mangleStatements(config: RulesConfig, family: Family): Statement[] {
   ];
 }
 
-function upstreamReturn(config: RulesConfig, prefix: string): PlannedRule {
-  return {
+function upstreamReturn(config: RulesConfig, prefix: string): PlannedRule[] {
+  const marks = upstreamMarks(config);
+  return marks.map((mark) => ({
     role: 'upstream-return',
-    matches: [{ type: 'mark', mark: { value: config.upstreamMark, mask: FULL_MASK } }],
+    matches: [{ type: 'mark', mark: { value: mark, mask: FULL_MASK } }],
     // Counted: proof that the proxy's own traffic went around the interception (no loop).
     statements: [{ type: 'counter' }],
     verdict: 'return',
-    comment: `${prefix}upstream traffic of the proxy`,
-  };
+    comment: `${prefix}upstream traffic of the proxy${marks.length > 1 ? ` mark ${hex(mark)}` : ''}`,
+  }));
 }
 
 function preroutingChain(config: RulesConfig): PlannedChain {
   const fwmark = { value: config.fwmark, mask: config.fwmarkMask };
-  const transports = config.intercept.map((s) => s.transport);
+  const transports = [...new Set(config.listeners.flatMap((l) => l.intercept.map((s) => s.transport)))];
   const iifnames = config.interfaces.length === 0 ? [] : [...new Set([...config.interfaces, ...(config.localTraffic ? ['lo'] : [])])];
   const iif: Match[] = iifnames.length === 0 ? [] : [{ type: 'iifname', names: iifnames }];
-  const rules: PlannedRule[] = [upstreamReturn(config, 'tproxy: ')];
+  const rules: PlannedRule[] = [...upstreamReturn(config, 'tproxy: ')];
   for (const family of config.families) {
     for (const transport of transports) {
       rules.push({
@@ -114,32 +120,36 @@ function preroutingChain(config: RulesConfig): PlannedChain {
     }
   }
   rules.push(...bypassRules(config, 'tproxy: '));
-  const selection = (family: Family, spec: RulesConfig['intercept'][number]): Match[] => [...iif, { type: 'nfproto', family }, { type: 'dport', transport: spec.transport, ports: spec.ports }];
-  for (const family of config.families) {
-    for (const spec of config.intercept) {
-      rules.push({
-        role: 'tproxy',
-        family,
-        transport: spec.transport,
-        matches: selection(family, spec),
-        statements: [tproxyStatement(config, family, fwmark), ...mangleStatements(config, family), { type: 'counter' }],
-        verdict: 'accept',
-        comment: `tproxy: intercept ${spec.transport} ipv${family}`,
-      });
-    }
-  }
-  if (config.failMode !== 'open') {
-    for (const family of config.families) {
-      for (const spec of config.intercept) {
+  const selection = (family: Family, spec: InterceptSpec): Match[] => [...iif, { type: 'nfproto', family }, { type: 'dport', transport: spec.transport, ports: spec.ports }];
+  for (const listener of config.listeners) {
+    for (const family of listener.families) {
+      for (const spec of listener.intercept) {
         rules.push({
-          role: 'fail-closed',
+          role: 'tproxy',
           family,
           transport: spec.transport,
           matches: selection(family, spec),
-          statements: [{ type: 'counter' }],
-          verdict: config.failMode,
-          comment: `tproxy: fail closed ${spec.transport} ipv${family}`,
+          statements: [tproxyStatement(listener, family, fwmark), ...mangleStatements(config, family), { type: 'counter' }],
+          verdict: 'accept',
+          comment: `tproxy: intercept ${spec.transport} ipv${family}${listenerSuffix(config, listener)}`,
         });
+      }
+    }
+  }
+  if (config.failMode !== 'open') {
+    for (const listener of config.listeners) {
+      for (const family of listener.families) {
+        for (const spec of listener.intercept) {
+          rules.push({
+            role: 'fail-closed',
+            family,
+            transport: spec.transport,
+            matches: selection(family, spec),
+            statements: [{ type: 'counter' }],
+            verdict: config.failMode,
+            comment: `tproxy: fail closed ${spec.transport} ipv${family}${listenerSuffix(config, listener)}`,
+          });
+        }
       }
     }
   }
@@ -147,21 +157,23 @@ function preroutingChain(config: RulesConfig): PlannedChain {
 }
 
 function outputChain(config: RulesConfig, local: NonNullable<RulesConfig['localTraffic']>): PlannedChain {
-  const rules: PlannedRule[] = [upstreamReturn(config, 'tproxy: local: ')];
+  const rules: PlannedRule[] = [...upstreamReturn(config, 'tproxy: local: ')];
   if (local.excludeUids.length > 0) rules.push({ role: 'local-exclude', matches: [{ type: 'skuid', ids: local.excludeUids }], statements: [], verdict: 'return', comment: 'tproxy: local: excluded users' });
   if (local.excludeGids.length > 0) rules.push({ role: 'local-exclude', matches: [{ type: 'skgid', ids: local.excludeGids }], statements: [], verdict: 'return', comment: 'tproxy: local: excluded groups' });
   rules.push(...bypassRules(config, 'tproxy: local: '));
-  for (const family of config.families) {
-    for (const spec of config.intercept) {
-      rules.push({
-        role: 'local-reroute',
-        family,
-        transport: spec.transport,
-        matches: [{ type: 'nfproto', family }, { type: 'dport', transport: spec.transport, ports: spec.ports }],
-        statements: [{ type: 'mark-set', mark: { value: config.fwmark, mask: config.fwmarkMask } }, { type: 'counter' }],
-        verdict: 'continue',
-        comment: `tproxy: local: reroute ${spec.transport} ipv${family}`,
-      });
+  for (const listener of config.listeners) {
+    for (const family of listener.families) {
+      for (const spec of listener.intercept) {
+        rules.push({
+          role: 'local-reroute',
+          family,
+          transport: spec.transport,
+          matches: [{ type: 'nfproto', family }, { type: 'dport', transport: spec.transport, ports: spec.ports }],
+          statements: [{ type: 'mark-set', mark: { value: config.fwmark, mask: config.fwmarkMask } }, { type: 'counter' }],
+          verdict: 'continue',
+          comment: `tproxy: local: reroute ${spec.transport} ipv${family}${listenerSuffix(config, listener)}`,
+        });
+      }
     }
   }
   return { name: 'output', type: 'route', hook: 'output', priority: 'mangle', policy: 'accept', rules };

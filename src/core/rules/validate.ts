@@ -5,7 +5,7 @@
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
 import { parseCidr } from './cidr.js';
-import { FAIL_MODES, type RulesConfig } from './config.js';
+import { FAIL_MODES, type ListenerRules, type RulesConfig } from './config.js';
 import { FULL_MASK, hex, marksCollide } from './marks.js';
 
 const MAX_ID = 0xfffffffe;
@@ -22,29 +22,53 @@ function isU32(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n <= FULL_MASK;
 }
 
+function validateListener(config: RulesConfig, listener: ListenerRules, at: string): void {
+  if (!isPort(listener.port)) bad(`${at}.port`, `${listener.port} must be a port from 1 to 65535`);
+  for (const family of [4, 6] as const) {
+    const address = listener.addresses[family];
+    if (address !== undefined && !(family === 4 ? ipaddr.IPv4.isValidFourPartDecimal(address) : ipaddr.IPv6.isValid(address) && !address.includes('%'))) {
+      bad(`${at}.addresses`, `"${address}" is not an IPv${family} address`);
+    }
+  }
+  if (listener.families.length === 0) bad(`${at}.families`, 'at least one of IPv4 or IPv6 is needed');
+  for (const family of listener.families) if (!config.families.includes(family)) bad(`${at}.families`, `IPv${family} is not among the families of the rules (${config.families.join(', ')})`);
+  if (listener.intercept.length === 0) bad(`${at}.intercept`, 'nothing to intercept: give at least one protocol and port, e.g. tcp:80');
+  const transports = new Set<string>();
+  for (const spec of listener.intercept) {
+    if (spec.transport !== 'tcp' && spec.transport !== 'udp') bad(`${at}.intercept`, `${String(spec.transport)}: the protocol must be tcp or udp`);
+    if (transports.has(spec.transport)) bad(`${at}.intercept`, `${spec.transport} is listed twice: give all its ports in one list, e.g. ${spec.transport}:80,443`);
+    transports.add(spec.transport);
+    if (spec.ports.length === 0) bad(`${at}.intercept`, `${spec.transport}: no ports given`);
+    for (const p of spec.ports) {
+      if (!isPort(p.from) || !isPort(p.to) || p.from > p.to) bad(`${at}.intercept`, `${spec.transport}:${p.from}-${p.to} is not a port or range within 1-65535`);
+    }
+  }
+}
+
+/** No two listeners may intercept the same packets (the second's rule would never match) or share a port. */
+function checkOverlaps(listeners: readonly ListenerRules[]): void {
+  for (const [i, a] of listeners.entries()) {
+    for (const [j, b] of listeners.slice(0, i).entries()) {
+      const families = a.families.filter((f) => b.families.includes(f));
+      if (families.length === 0) continue;
+      for (const x of a.intercept) {
+        for (const y of b.intercept.filter((s) => s.transport === x.transport)) {
+          if (a.port === b.port) bad(`listeners[${i}].port`, `${a.port} is already the port of listeners[${j}] (${b.name}) for ${x.transport}: each listener needs its own port`);
+          const p = x.ports.find((r) => y.ports.some((q) => r.from <= q.to && q.from <= r.to));
+          if (p) bad(`listeners[${i}].intercept`, `${x.transport}:${p.from === p.to ? p.from : `${p.from}-${p.to}`} is already intercepted by listeners[${j}] (${b.name}): a port goes to one listener`);
+        }
+      }
+    }
+  }
+}
+
 export function validateRulesConfig(config: RulesConfig): void {
   if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `"${config.tableName}" must be a letter followed by letters, digits or _ (at most 31)`);
-  if (!isPort(config.listenPort)) bad('listenPort', `${config.listenPort} must be a port from 1 to 65535`);
-  for (const family of [4, 6] as const) {
-    const address = config.listenAddresses[family];
-    if (address !== undefined && !(family === 4 ? ipaddr.IPv4.isValidFourPartDecimal(address) : ipaddr.IPv6.isValid(address) && !address.includes('%'))) {
-      bad('listenAddresses', `"${address}" is not an IPv${family} address`);
-    }
-  }
   if (config.families.length === 0) bad('families', 'at least one of IPv4 or IPv6 is needed');
   if (config.families.some((f) => f !== 4 && f !== 6) || new Set(config.families).size !== config.families.length) bad('families', `${config.families.join(',')}: use 4, 6 or both, each once`);
-
-  if (config.intercept.length === 0) bad('intercept', 'nothing to intercept: give at least one protocol and port, e.g. tcp:80');
-  const transports = new Set<string>();
-  for (const spec of config.intercept) {
-    if (spec.transport !== 'tcp' && spec.transport !== 'udp') bad('intercept', `${String(spec.transport)}: the protocol must be tcp or udp`);
-    if (transports.has(spec.transport)) bad('intercept', `${spec.transport} is listed twice: give all its ports in one list, e.g. ${spec.transport}:80,443`);
-    transports.add(spec.transport);
-    if (spec.ports.length === 0) bad('intercept', `${spec.transport}: no ports given`);
-    for (const p of spec.ports) {
-      if (!isPort(p.from) || !isPort(p.to) || p.from > p.to) bad('intercept', `${spec.transport}:${p.from}-${p.to} is not a port or range within 1-65535`);
-    }
-  }
+  if (config.listeners.length === 0) bad('listeners', 'at least one listener is needed');
+  for (const [i, listener] of config.listeners.entries()) validateListener(config, listener, `listeners[${i}]`);
+  checkOverlaps(config.listeners);
   for (const name of config.interfaces) if (!/^[^\s/"'\\]{1,15}$/.test(name)) bad('interfaces', `"${name}" is not an interface name (1-15 characters, no spaces, quotes or /)`);
 
   for (const text of config.bypass.destinations) parseCidr(text, 'bypass.destinations');
@@ -61,9 +85,12 @@ export function validateRulesConfig(config: RulesConfig): void {
   if (!isU32(config.fwmark) || !isU32(config.fwmarkMask)) bad('fwmark', 'mark and mask must be 32-bit numbers');
   if ((config.fwmark & config.fwmarkMask) === 0) bad('fwmark', `mark ${hex(config.fwmark)} has no bit inside mask ${hex(config.fwmarkMask)}`);
   if ((config.fwmark & ~config.fwmarkMask) !== 0) bad('fwmark', `mark ${hex(config.fwmark)} has bits outside mask ${hex(config.fwmarkMask)}: they would never be set or matched`);
-  if (!isU32(config.upstreamMark) || config.upstreamMark === 0) bad('upstreamMark', 'must be a non-zero 32-bit number, or upstream sockets cannot be told apart');
-  if (marksCollide({ value: config.upstreamMark, mask: FULL_MASK }, { value: config.fwmark, mask: config.fwmarkMask })) {
-    bad('upstreamMark', `upstream mark ${hex(config.upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the proxy's own traffic would be routed back to itself; choose a mark that differs inside the mask`);
+  for (const [i, listener] of config.listeners.entries()) {
+    const field = `listeners[${i}].upstreamMark`;
+    if (!isU32(listener.upstreamMark) || listener.upstreamMark === 0) bad(field, 'must be a non-zero 32-bit number, or upstream sockets cannot be told apart');
+    if (marksCollide({ value: listener.upstreamMark, mask: FULL_MASK }, { value: config.fwmark, mask: config.fwmarkMask })) {
+      bad(field, `upstream mark ${hex(listener.upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the proxy's own traffic would be routed back to itself; choose a mark that differs inside the mask`);
+    }
   }
 
   const { mark, dscp, ttl } = config.mangle;

@@ -41,13 +41,18 @@ async function main(config: TcpWorkerConfig): Promise<void> {
   }
   send({ kind: 'ready', locals, maxConnections });
   const timer = setInterval(() => send({ kind: 'counters', counters: engine.counters() }), config.countersIntervalMs);
+  let stopping = false;
   process.on('message', (message: SupervisorMessage) => {
     if (message.kind !== 'stop') return;
     clearInterval(timer);
+    // A second stop while draining shortens the grace; only the first reports.
+    const first = !stopping;
+    stopping = true;
     void engine.stop(message.graceMs).then((report) => {
+      if (!first) return;
       setImmediate(() => {
         send({ kind: 'stopped', report, counters: engine.counters() });
-        process.disconnect?.();
+        if (process.connected) process.disconnect?.();
       });
     });
   });

@@ -89,3 +89,13 @@ export function errorReasonOf(errno: string, toward: 'upstream' | 'client'): Udp
       return 'other';
   }
 }
+
+/** Counters of several relays added up. */
+export function sumUdpCounters(list: readonly UdpCounters[]): UdpCounters {
+  const slots = new Float64Array(UDP_COUNTER_SLOTS);
+  for (const c of list) {
+    for (const name of UDP_COUNTER_NAMES) slots[UDP_COUNTER_INDEX[name]] = (slots[UDP_COUNTER_INDEX[name]] ?? 0) + c[name];
+    for (const reason of UDP_ERROR_REASONS) slots[UDP_ERROR_INDEX[reason]] = (slots[UDP_ERROR_INDEX[reason]] ?? 0) + c.errors[reason];
+  }
+  return snapshotCounters(slots);
+}

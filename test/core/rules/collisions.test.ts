@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { findCollisions, type HostUsage } from '../../../src/core/rules/collisions.js';
-import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../../src/core/rules/config.js';
+import { singleListenerRules, type RulesConfig } from '../../../src/core/rules/config.js';
 import type { IpRouteJson, IpRuleJson } from '../../../src/core/rules/ip-json.js';
 import { parseIptablesSave } from '../../../src/core/rules/iptables-save.js';
 import { markUsageFromIptables } from '../../../src/core/rules/mark-usage-iptables.js';
@@ -10,7 +10,7 @@ import { parseNftJson } from '../../../src/core/rules/nft-json.js';
 import { planRules } from '../../../src/core/rules/plan.js';
 import { recordedPolicyRoutes } from '../../../src/core/rules/record.js';
 
-const config: RulesConfig = { ...DEFAULT_RULES_CONFIG, intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }] };
+const config: RulesConfig = singleListenerRules([{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }]);
 const plan = planRules(config);
 const DEFAULT_RULES: IpRuleJson[] = [{ priority: 0, src: 'all', table: '255' }, { priority: 32766, src: 'all', table: '254' }, { priority: 32767, src: 'all', table: '253' }];
 const OURS: IpRuleJson = { priority: 9000, src: 'all', fwmark: '0x1', fwmask: '0x1', table: '100' };

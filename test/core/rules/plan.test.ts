@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTproxyError } from '../../../src/core/errors.js';
-import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../../src/core/rules/config.js';
+import type { RulesConfig } from '../../../src/core/rules/config.js';
 import { ownedBy, planRules, plannedRules } from '../../../src/core/rules/plan.js';
 import { ipApplyCommands, ipRouteArgs, ipRuleArgs } from '../../../src/core/rules/policy-routing.js';
 import { expectedExpressions } from '../../../src/core/rules/nft-json.js';
+import { BASE_CONFIG, rulesWith } from '../../helpers/rules-configs.js';
 import { plannedIptablesState } from '../../../src/core/rules/render-iptables.js';
 import { markSetText, nftRuleText, renderNftDeleteScript, renderNftRestoreScript, renderNftScript } from '../../../src/core/rules/render-nft.js';
 
-const classic: RulesConfig = { ...DEFAULT_RULES_CONFIG, intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }, { transport: 'udp', ports: [{ from: 80, to: 80 }] }] };
+const classic: RulesConfig = BASE_CONFIG;
 
 function rulesOf(config: RulesConfig, chain = 'prerouting'): ReturnType<typeof plannedRules> {
   return plannedRules(planRules(config)).filter((r) => r.chain.name === chain);
@@ -55,7 +56,7 @@ describe('rule planning', () => {
   });
 
   it('plans IPv4 only, with port lists, ranges and interfaces', () => {
-    const plan = planRules({ ...classic, families: [4], interfaces: ['eth1', 'wg0'], intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }, { from: 8000, to: 8100 }] }] });
+    const plan = planRules(rulesWith(classic, { families: [4], interfaces: ['eth1', 'wg0'], intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }, { from: 8000, to: 8100 }] }] }));
     const tproxy = plannedRules(plan).filter((r) => r.rule.role === 'tproxy');
     assert.equal(tproxy.length, 1);
     assert.match(nftRuleText(tproxy[0]!.rule), /^iifname \{ "eth1", "wg0" \} meta nfproto ipv4 tcp dport \{ 80, 8000-8100 \} tproxy ip to :8000 /);
@@ -89,7 +90,7 @@ describe('rule planning', () => {
   });
 
   it('adds the opt-in mangle targets to the packets handed to the proxy (divert and tproxy)', () => {
-    const config: RulesConfig = { ...classic, families: [6], mangle: { mark: { value: 0x100, mask: 0xff00 }, dscp: 46, ttl: 64 } };
+    const config: RulesConfig = rulesWith(classic, { families: [6], mangle: { mark: { value: 0x100, mask: 0xff00 }, dscp: 46, ttl: 64 } });
     for (const { rule } of rulesOf(config).filter((r) => r.rule.role === 'divert' || r.rule.role === 'tproxy')) {
       assert.match(nftRuleText(rule), /meta mark set meta mark & 0xffff01ff \| 0x00000100 ip6 dscp set 46 ip6 hoplimit set 64 counter accept/);
     }
@@ -131,7 +132,7 @@ describe('rule planning', () => {
 });
 
 describe('listen address', () => {
-  const plan = planRules({ ...classic, listenAddresses: { 4: '127.0.0.1', 6: '::1' } });
+  const plan = planRules(rulesWith(classic, { addresses: { 4: '127.0.0.1', 6: '::1' } }));
   const tproxy = plannedRules(plan).filter((r) => r.rule.role === 'tproxy');
 
   it('redirects to the listen address in nft text and JSON', () => {
@@ -153,21 +154,21 @@ describe('listen address', () => {
 });
 
 describe('rules configuration validation', () => {
-  const invalid: [string, Partial<RulesConfig>, string, RegExp][] = [
+  const invalid: [string, Parameters<typeof rulesWith>[1], string, RegExp][] = [
     ['a table name with a space', { tableName: 'my table' }, 'tableName', /"my table" must be a letter/],
-    ['an IPv6 listen address given for IPv4', { listenAddresses: { 4: '::1' } }, 'listenAddresses', /"::1" is not an IPv4 address/],
-    ['a host name as listen address', { listenAddresses: { 6: 'localhost' } }, 'listenAddresses', /"localhost" is not an IPv6 address/],
-    ['port 0', { listenPort: 0 }, 'listenPort', /0 must be a port/],
+    ['an IPv6 listen address given for IPv4', { addresses: { 4: '::1' } }, 'listeners[0].addresses', /"::1" is not an IPv4 address/],
+    ['a host name as listen address', { addresses: { 6: 'localhost' } }, 'listeners[0].addresses', /"localhost" is not an IPv6 address/],
+    ['port 0', { port: 0 }, 'listeners[0].port', /0 must be a port/],
     ['no family', { families: [] }, 'families', /at least one of IPv4 or IPv6/],
-    ['nothing to intercept', { intercept: [] }, 'intercept', /nothing to intercept/],
-    ['a reversed range', { intercept: [{ transport: 'tcp', ports: [{ from: 90, to: 80 }] }] }, 'intercept', /tcp:90-80 is not a port or range/],
-    ['a port above 65535', { intercept: [{ transport: 'udp', ports: [{ from: 53, to: 70000 }] }] }, 'intercept', /udp:53-70000/],
-    ['a protocol listed twice', { intercept: [{ transport: 'tcp', ports: [{ from: 1, to: 1 }] }, { transport: 'tcp', ports: [{ from: 2, to: 2 }] }] }, 'intercept', /tcp is listed twice/],
+    ['nothing to intercept', { intercept: [] }, 'listeners[0].intercept', /nothing to intercept/],
+    ['a reversed range', { intercept: [{ transport: 'tcp', ports: [{ from: 90, to: 80 }] }] }, 'listeners[0].intercept', /tcp:90-80 is not a port or range/],
+    ['a port above 65535', { intercept: [{ transport: 'udp', ports: [{ from: 53, to: 70000 }] }] }, 'listeners[0].intercept', /udp:53-70000/],
+    ['a protocol listed twice', { intercept: [{ transport: 'tcp', ports: [{ from: 1, to: 1 }] }, { transport: 'tcp', ports: [{ from: 2, to: 2 }] }] }, 'listeners[0].intercept', /tcp is listed twice/],
     ['an invalid CIDR', { bypass: { destinations: ['10.0.0.300/8'], sources: [] } }, 'bypass.destinations', /"10.0.0.300\/8" is not an IPv4 or IPv6 address/],
     ['a CIDR with host bits', { bypass: { destinations: [], sources: ['10.1.2.3/8'] } }, 'bypass.sources', /did you mean 10.0.0.0\/8/],
     ['a prefix length too long', { bypass: { destinations: ['2001:db8::/129'], sources: [] } }, 'bypass.destinations', /invalid prefix length \(0-128 for IPv6\)/],
-    ['an upstream mark equal to the fwmark', { upstreamMark: 0x1 }, 'upstreamMark', /upstream mark 0x00000001 matches the tproxy fwmark/],
-    ['an upstream mark that matches under the mask', { upstreamMark: 0x3 }, 'upstreamMark', /would be routed back to itself/],
+    ['an upstream mark equal to the fwmark', { upstreamMark: 0x1 }, 'listeners[0].upstreamMark', /upstream mark 0x00000001 matches the tproxy fwmark/],
+    ['an upstream mark that matches under the mask', { upstreamMark: 0x3 }, 'listeners[0].upstreamMark', /would be routed back to itself/],
     ['a mark outside its mask', { fwmark: 0x2, fwmarkMask: 0x1 }, 'fwmark', /has no bit inside mask/],
     ['a mark with bits outside its mask', { fwmark: 0x3, fwmarkMask: 0x1 }, 'fwmark', /has bits outside mask/],
     ['a mangle mark overlapping the fwmark mask', { mangle: { mark: { value: 0x1, mask: 0xff } } }, 'mangle.mark', /conflicting marks: mask 0x000000ff overlaps the fwmark mask/],
@@ -182,9 +183,49 @@ describe('rules configuration validation', () => {
   for (const [what, change, field, message] of invalid) {
     it(`refuses ${what}, naming ${field}`, () => {
       assert.throws(
-        () => planRules({ ...classic, ...change }),
+        () => planRules(rulesWith(classic, change)),
         (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && e.details.field === field && e.message.startsWith(`${field}: `) && message.test(e.message),
       );
     });
   }
+});
+
+describe('several listeners', () => {
+  const two: RulesConfig = {
+    ...BASE_CONFIG,
+    listeners: [
+      { name: 'web', port: 8100, addresses: {}, families: [4, 6], intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }], upstreamMark: 0x2 },
+      { name: 'dns', port: 8153, addresses: { 4: '127.0.0.1' }, families: [4], intercept: [{ transport: 'udp', ports: [{ from: 53, to: 53 }] }], upstreamMark: 0x4 },
+    ],
+  };
+
+  it('intercepts each listener\'s ports to its own port, in one table, naming the listener', () => {
+    const text = rulesOf(two).map((r) => nftRuleText(r.rule));
+    assert.deepEqual(text.filter((t) => t.includes('tproxy ') || t.includes('counter drop') || t.includes('return comment "tproxy: upstream')), [
+      'meta mark 0x00000002 counter return comment "tproxy: upstream traffic of the proxy mark 0x00000002"',
+      'meta mark 0x00000004 counter return comment "tproxy: upstream traffic of the proxy mark 0x00000004"',
+      'meta nfproto ipv4 tcp dport 80 tproxy ip to :8100 meta mark set meta mark | 0x00000001 counter accept comment "tproxy: intercept tcp ipv4 (web)"',
+      'meta nfproto ipv6 tcp dport 80 tproxy ip6 to :8100 meta mark set meta mark | 0x00000001 counter accept comment "tproxy: intercept tcp ipv6 (web)"',
+      'meta nfproto ipv4 udp dport 53 tproxy ip to 127.0.0.1:8153 meta mark set meta mark | 0x00000001 counter accept comment "tproxy: intercept udp ipv4 (dns)"',
+      'meta nfproto ipv4 tcp dport 80 counter drop comment "tproxy: fail closed tcp ipv4 (web)"',
+      'meta nfproto ipv6 tcp dport 80 counter drop comment "tproxy: fail closed tcp ipv6 (web)"',
+      'meta nfproto ipv4 udp dport 53 counter drop comment "tproxy: fail closed udp ipv4 (dns)"',
+    ]);
+    assert.deepEqual(rulesOf(two).filter((r) => r.rule.role === 'divert').map((r) => r.rule.comment), ['tproxy: divert tcp ipv4', 'tproxy: divert udp ipv4', 'tproxy: divert tcp ipv6', 'tproxy: divert udp ipv6']);
+    const iptables = JSON.stringify(plannedIptablesState(planRules(two), 4));
+    assert.match(iptables, /TPROXY --on-port 8153 --on-ip 127\.0\.0\.1 /);
+    assert.match(iptables, /TPROXY --on-port 8100 /);
+  });
+
+  it('refuses two listeners taking the same traffic or port, and a listener family the rules lack', () => {
+    const refuses = (config: RulesConfig, field: string, message: RegExp): void => {
+      assert.throws(() => planRules(config), (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && e.details.field === field && message.test(e.message), field);
+    };
+    const [web, dns] = two.listeners as [RulesConfig['listeners'][number], RulesConfig['listeners'][number]];
+    refuses({ ...two, listeners: [web, { ...dns, intercept: [{ transport: 'tcp', ports: [{ from: 70, to: 90 }] }] }] }, 'listeners[1].intercept', /tcp:70-90 is already intercepted by listeners\[0\] \(web\)/);
+    refuses({ ...two, listeners: [web, { ...dns, port: 8100, intercept: [{ transport: 'tcp', ports: [{ from: 443, to: 443 }] }] }] }, 'listeners[1].port', /8100 is already the port of listeners\[0\] \(web\) for tcp/);
+    refuses({ ...two, families: [6] }, 'listeners[0].families', /IPv4 is not among the families of the rules \(6\)/);
+    refuses({ ...two, listeners: [web, { ...dns, upstreamMark: 0x3 }] }, 'listeners[1].upstreamMark', /would be routed back to itself/);
+    refuses({ ...two, listeners: [] }, 'listeners', /at least one listener/);
+  });
 });

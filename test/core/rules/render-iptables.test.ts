@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTproxyError } from '../../../src/core/errors.js';
-import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../../src/core/rules/config.js';
+import { singleListenerRules, type RulesConfig } from '../../../src/core/rules/config.js';
 import { liveIptables } from '../../../src/core/rules/iptables-state.js';
 import { ownedBy, planRules } from '../../../src/core/rules/plan.js';
 import { EMPTY_IPTABLES_STATE, plannedIptablesState, renderIptablesTransition } from '../../../src/core/rules/render-iptables.js';
 
-const config: RulesConfig = { ...DEFAULT_RULES_CONFIG, families: [4], intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }] };
+const config: RulesConfig = singleListenerRules([{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }], { families: [4] });
 
 describe('iptables rendering', () => {
   it('refuses what xt cannot do, naming the field', () => {

@@ -9,6 +9,7 @@ import { parseNftJson, type NftRuleset } from '../../../src/core/rules/nft-json.
 import { planRules } from '../../../src/core/rules/plan.js';
 import { allInPlace, iptablesStatus, nftStatus, policyRoutingStatus, type StatusReport } from '../../../src/core/rules/status.js';
 import { sourcePath } from '../../helpers/paths.js';
+import { rulesWith } from '../../helpers/rules-configs.js';
 
 const fixture = (name: string): string => readFileSync(sourcePath(`core/rules/fixtures/${name}`), 'utf8');
 const RICH = {
@@ -120,7 +121,7 @@ describe('policy routing status', () => {
   it('reports a duplicated rule and a foreign route in our table as drifted', () => {
     const rule = { priority: 9000, src: 'all', fwmark: '0x1', fwmask: '0x1', table: '100' };
     const routing = { rules: { 4: [rule, rule], 6: [] }, routes: { 4: [{ type: '6', dst: '203.0.113.0/24', table: '100' }], 6: [] } };
-    const plan = planRules({ ...nftPlan.config, families: [4] });
+    const plan = planRules(rulesWith(nftPlan.config, { families: [4] }));
     assert.deepEqual(states(policyRoutingStatus(plan, routing)), {
       'ip -4 rule fwmark 0x00000001/0x00000001 lookup 100 priority 9000': 'drifted: present 2 times',
       'ip -4 route local 0.0.0.0/0 dev lo table 100': 'drifted: table 100 has ip -4 route blackhole 203.0.113.0/24 table 100 instead',

@@ -590,7 +590,11 @@ export class SpliceEngine {
   // ---- stopping -------------------------------------------------------------------------------
 
   private beginStop(graceMs: number): void {
-    if (this.stopDeadline !== undefined) return;
+    // Asked again while draining: the earlier deadline wins.
+    if (this.stopDeadline !== undefined) {
+      this.stopDeadline = Math.min(this.stopDeadline, Date.now() + graceMs);
+      return;
+    }
     this.stopDeadline = Date.now() + graceMs;
     this.stopInFlight = this.flows.size;
     if (!this.acceptPaused) this.setAccepting(false);

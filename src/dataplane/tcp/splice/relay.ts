@@ -23,6 +23,7 @@ export class SpliceRelay {
   counters: TcpCounters = emptyTcpCounters();
   private worker: Worker | undefined;
   private wakeFd = -1;
+  private stopRequested = false;
   private stopped: Promise<StopReport> | undefined;
   private resolveStopped: ((report: StopReport) => void) | undefined;
   private refresh: NodeJS.Timeout | undefined;
@@ -116,7 +117,11 @@ export class SpliceRelay {
     clearInterval(this.refresh);
     const worker = this.worker;
     if (!worker || !this.stopped) return { completed: 0, forced: 0 };
-    this.send({ kind: 'stop', graceMs });
+    // Asked again while draining (a shorter grace): the stopping loop turns every 20 ms and reads
+    // messages without a wake-up, and its eventfd may already be closed, so post only.
+    if (this.stopRequested) worker.postMessage({ kind: 'stop', graceMs } satisfies ToEngine);
+    else this.send({ kind: 'stop', graceMs });
+    this.stopRequested = true;
     const timer = setTimeout(() => void worker.terminate(), graceMs + 5000);
     const report = await Promise.race([this.stopped, new Promise<StopReport>((resolve) => worker.once('exit', () => resolve({ completed: 0, forced: this.counters.active })))]);
     clearTimeout(timer);

@@ -1,0 +1,51 @@
+/** `tproxy config check FILE` and `tproxy config example`. */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { exampleConfig } from '../../core/config/example.js';
+import { TproxyError } from '../../core/errors.js';
+import { rulesConfigOf } from '../../core/config/rules-of.js';
+import { planRules } from '../../core/rules/plan.js';
+import type { CliIo, Command } from '../io.js';
+import { configFrom } from '../selection.js';
+
+const USAGE = `Usage: tproxy config check [--json] FILE
+       tproxy config example
+
+  check     validate FILE as tproxy run --config would (every setting, and the rules it plans),
+            without applying anything. Exit 0 when valid, 2 with every problem (file:line:column,
+            the setting's path, what is allowed) otherwise. --json prints the configuration with
+            every default filled in
+  example   print a commented configuration with every setting and its default
+`;
+
+export const configCommand: Command = {
+  name: 'config',
+  summary: 'check a configuration file, or print a commented example',
+  usage: USAGE,
+  async run(argv: string[], io: CliIo): Promise<number> {
+    const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+    if (values.help) {
+      io.out(USAGE);
+      return 0;
+    }
+    const [action, ...rest] = positionals;
+    if (action === 'example' && rest.length === 0) {
+      io.out(exampleConfig());
+      return 0;
+    }
+    if (action === 'check' && rest.length === 1) {
+      const file = rest[0] as string;
+      const config = await configFrom({ config: file }, (f) => readFile(f, 'utf8'));
+      const plan = planRules(rulesConfigOf(config));
+      if (values.json) {
+        io.out(`${JSON.stringify(config, null, 2)}\n`);
+        return 0;
+      }
+      const listeners = plan.config.listeners.map((l) => `${l.name} (port ${l.port}: ${l.intercept.map((s) => `${s.transport}:${s.ports.map((p) => (p.from === p.to ? p.from : `${p.from}-${p.to}`)).join(',')}`).join(' ')})`);
+      const rules = config.rules.apply ? `rules: table inet ${plan.table.name}, ${plan.table.chains.reduce((n, c) => n + c.rules.length, 0)} rules, fail mode ${config.rules.failMode}` : 'rules: not applied (rules.apply: false)';
+      io.out(`${file}: valid\nlisteners: ${listeners.join(', ')}\n${rules}\n`);
+      return 0;
+    }
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy config: expected "check FILE" or "example"${positionals.length > 0 ? `, got "${positionals.join(' ')}"` : ''}`);
+  },
+};

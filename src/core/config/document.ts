@@ -1,0 +1,87 @@
+/**
+ * A configuration document: YAML text (or nothing) plus command-line flags in, a validated
+ * TproxyConfig out, or one TproxyError listing every problem with the file, line, field path and
+ * what is allowed. Pure: the caller reads the file.
+ */
+import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { TproxyError } from '../errors.js';
+import { type FlagOverlay, applyFlags } from './flags.js';
+import { checkRules } from './rules-of.js';
+import { type ConfigIssue, type ConfigPath, decode, formatPath } from './schema.js';
+import { CONFIG_SCHEMA, type TproxyConfig } from './tproxy-config.js';
+
+export interface ConfigSource {
+  /** File name for messages (`tproxy.yaml`); absent: flags only. */
+  readonly file?: string;
+  /** The file's text. */
+  readonly text?: string;
+}
+
+function rangeStart(node: unknown): number | undefined {
+  return (node as { range?: [number, number, number] } | undefined)?.range?.[0];
+}
+
+/**
+ * Where in the text a path is (offset): its key for unknown settings, else its value; a value the
+ * file does not give (a default) is placed at the nearest enclosing one it does.
+ */
+function offsetOf(doc: Document, issue: ConfigIssue): number | undefined {
+  if (issue.atKey) {
+    const map: unknown = issue.path.length === 1 ? doc.contents : doc.getIn(issue.path.slice(0, -1), true);
+    if (isMap(map)) return rangeStart(map.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === issue.path[issue.path.length - 1])?.key);
+  }
+  for (let n = issue.path.length; n >= 0; n--) {
+    const start = rangeStart(n === 0 ? doc.contents : doc.getIn(issue.path.slice(0, n), true));
+    if (start !== undefined) return start;
+  }
+  return undefined;
+}
+
+function fail(lines: string[], details: Record<string, unknown>): never {
+  const message = lines.length === 1 ? (lines[0] as string) : `${lines.length} problems in the configuration:\n${lines.map((l) => `  ${l}`).join('\n')}`;
+  throw new TproxyError('ERR_INVALID_ARGUMENT', message, details);
+}
+
+/** Parse the YAML text into a plain value (undefined for an empty file). */
+function parseText(source: ConfigSource): { raw: unknown; doc?: Document; counter?: LineCounter } {
+  if (source.text === undefined) return { raw: undefined };
+  const counter = new LineCounter();
+  const doc = parseDocument(source.text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
+  const file = source.file ?? 'config';
+  if (doc.errors.length > 0) {
+    fail(
+      doc.errors.map((e) => {
+        const { line, col } = counter.linePos(e.pos[0]);
+        return `${file}:${line}:${col}: not valid YAML: ${e.message.split('\n')[0] ?? ''}`;
+      }),
+      { file },
+    );
+  }
+  return { raw: doc.toJS({ maxAliasCount: 100 }) as unknown, doc, counter };
+}
+
+/** Validate the file and flags (flags win) into the configuration, or throw naming every problem. */
+export function loadConfig(source: ConfigSource, flags: FlagOverlay = { values: {} }): TproxyConfig {
+  const { raw, doc, counter } = parseText(source);
+  const file = source.file ?? 'config';
+  const issues: ConfigIssue[] = [];
+  const { raw: merged, fromFlag } = applyFlags(raw, flags, issues);
+  const config = issues.length === 0 ? decode(CONFIG_SCHEMA, merged, [], issues) : undefined;
+  if (config) checkRules(config, issues);
+  if (issues.length === 0 && config) return config;
+  const located = issues.map((issue) => {
+    const flag = fromFlag(issue.path);
+    const offset = flag === undefined && doc ? offsetOf(doc, issue) : undefined;
+    const pos = offset !== undefined && counter ? counter.linePos(offset) : undefined;
+    const where = flag !== undefined ? `--${flag}` : source.file === undefined ? '' : `${file}${pos ? `:${pos.line}:${pos.col}` : ''}`;
+    return { issue, offset: offset ?? Number.MAX_SAFE_INTEGER, text: [where, issue.path.length > 0 ? formatPath(issue.path) : '', issue.message].filter((s) => s !== '').join(': ') };
+  });
+  // In the order of the file; flags and defaults after.
+  located.sort((a, b) => a.offset - b.offset);
+  fail(
+    located.map((l) => l.text),
+    { ...(source.file === undefined ? {} : { file: source.file }), issues: located.map((l) => ({ path: formatPath(l.issue.path), message: l.issue.message })) },
+  );
+}
+
+export type { ConfigPath };

@@ -1,0 +1,98 @@
+/**
+ * `listeners:` the proxy's transparent listeners. Each has its own port (the tproxy rules send the
+ * traffic it intercepts there), families, upstream mode and mark, and its own limits and timeouts.
+ */
+import net from 'node:net';
+import { TproxyError } from '../../errors.js';
+import type { Family } from '../../net/constants.js';
+import type { InterceptSpec } from '../../rules/config.js';
+import { parseIntercept } from '../intercept.js';
+import { type ConfigIssue, type Infer, integer, list, mark, milliseconds, oneOf, port, refused, section, text, type Refusal, type ValueSetting } from '../schema.js';
+
+export const UPSTREAM_MODES = ['direct', 'transparent'] as const;
+export const UDP_MAPPING_CHOICES = ['endpoint-dependent', 'endpoint-independent'] as const;
+
+function interceptSpec(raw: string): InterceptSpec | Refusal {
+  try {
+    return parseIntercept(raw);
+  } catch (error) {
+    if (!(error instanceof TproxyError)) throw error;
+    // parseIntercept speaks of the flag: keep only its reason.
+    return refused(error.message.slice(error.message.indexOf(': ') + 2));
+  }
+}
+
+const family: ValueSetting<Family> = {
+  kind: 'value',
+  type: '4 | 6',
+  allowed: '4 or 6',
+  help: 'address family',
+  parse: (raw) => (raw === 4 || raw === 6 ? raw : refused()),
+};
+
+const udp = section({
+  help: 'UDP sessions of this listener.',
+  fields: {
+    maxSessions: integer({ min: 1, default: 65_536, unit: 'sessions', help: 'UDP sessions at most; the least recently used is evicted.', flag: { name: 'udp-max-sessions', metavar: 'N' } }),
+    idleTimeoutMs: milliseconds({ min: 100, default: 60_000, help: 'A UDP session idle this long ends.', flag: { name: 'udp-idle-timeout-ms', metavar: 'N' } }),
+    mapping: oneOf(UDP_MAPPING_CHOICES, {
+      default: 'endpoint-dependent',
+      help: 'endpoint-dependent: only the original destination answers; endpoint-independent: any remote that sends to the client\'s upstream port reaches the client (full cone, for games and STUN).',
+      flag: { name: 'udp-mapping', metavar: 'MODE' },
+    }),
+  },
+});
+
+export const LISTENER = section({
+  help: 'One transparent listener and the traffic the rules send to it.',
+  fields: {
+    name: text({ allowed: 'a name of letters, digits, - and _ (1-32, starting with a letter)', example: 'web', default: 'main', help: 'Names the listener in logs, rule comments and reloads (a listener keeps running across a reload while its name and settings stay the same).', parse: (t) => (/^[A-Za-z][A-Za-z0-9_-]{0,31}$/.test(t) ? t : refused()) }),
+    port: port({ default: 8000, help: 'Local port of the transparent listener (TCP and UDP); the tproxy rules send the intercepted traffic there.', flag: { name: 'listen', metavar: 'PORT', single: true } }),
+    addresses: list(
+      text({ type: 'address', allowed: 'an IPv4 or IPv6 address', help: 'listen address', parse: (t) => (net.isIP(t) !== 0 ? t : refused()) }),
+      { default: [], allowed: 'a list of at most one IPv4 and one IPv6 address', help: 'Listen on these addresses only (at most one per family; empty: every address of the host); the tproxy rules redirect to them.', flag: { name: 'listen-address', metavar: 'ADDR', multiple: true, single: true } },
+    ),
+    families: list(family, { default: [4, 6], minItems: 1, help: 'Address families to listen on and intercept.', flag: { name: 'family', metavar: '4|6|both', toRaw: (t) => (t === 'both' ? [4, 6] : t === '4' || t === 'ipv4' ? [4] : t === '6' || t === 'ipv6' ? [6] : t) } }),
+    intercept: list(
+      text({ type: 'PROTO:PORTS', allowed: 'PROTO:PORTS, e.g. tcp:80,443, udp:53 or tcp:8000-8100', help: 'traffic to intercept', parse: interceptSpec }),
+      { default: ['tcp:80,443'], minItems: 1, allowed: 'a list of PROTO:PORTS, e.g. [tcp:80,443, udp:53]', help: 'Traffic to intercept and send to this listener, by protocol and destination port.', flag: { name: 'intercept', metavar: 'PROTO:PORTS', multiple: true, single: true } },
+    ),
+    upstream: oneOf(UPSTREAM_MODES, { default: 'direct', help: 'Source address toward servers: this host\'s (direct) or the client\'s (transparent; needs replies routed back through this host).', flag: { name: 'upstream', metavar: 'MODE' } }),
+    upstreamMark: mark({ default: '0x2', help: 'SO_MARK of the upstream sockets, so the proxy\'s own traffic is never intercepted again; must differ from the fwmark.', flag: { name: 'upstream-mark', metavar: 'N' } }),
+    maxConnections: integer({ min: 1, default: 100_000, unit: 'connections', help: 'Concurrent TCP flows per worker; accepting pauses at the cap (the kernel backlog holds new connections).', flag: { name: 'max-connections', metavar: 'N' } }),
+    connectTimeoutMs: milliseconds({ min: 1, default: 10_000, help: 'Upstream TCP connect timeout.', flag: { name: 'connect-timeout-ms', metavar: 'N' } }),
+    idleTimeoutMs: milliseconds({ min: 0, default: 600_000, help: 'A TCP flow idle both ways this long is closed (0: never).', flag: { name: 'idle-timeout-ms', metavar: 'N' } }),
+    keepAliveMs: milliseconds({ min: 0, default: 0, help: 'TCP keepalive on both sides after this idle time (0: off).', flag: { name: 'keepalive-ms', metavar: 'N' } }),
+    udp,
+  },
+  check(listener, path, issues) {
+    const seen = new Set<number>();
+    for (const [i, address] of listener.addresses.entries()) {
+      const f = net.isIPv4(address) ? 4 : 6;
+      if (seen.has(f)) issues.push({ path: [...path, 'addresses', i], message: `"${address}" is a second IPv${f} address: use at most one per family` });
+      else if (!listener.families.includes(f)) issues.push({ path: [...path, 'addresses', i], message: `"${address}" is an IPv${f} address but families is [${listener.families.join(', ')}]` });
+      seen.add(f);
+    }
+    if (new Set(listener.families).size !== listener.families.length) issues.push({ path: [...path, 'families'], message: `[${listener.families.join(', ')}] lists a family twice: use [4], [6] or [4, 6]` });
+  },
+});
+
+export type ListenerSettings = Infer<typeof LISTENER>;
+
+/** Listeners must differ in name, and in port where they share a transport and family. */
+export function checkListeners(listeners: readonly ListenerSettings[], issues: ConfigIssue[]): void {
+  for (const [i, a] of listeners.entries()) {
+    for (const [j, b] of listeners.slice(0, i).entries()) {
+      if (a.name === b.name) issues.push({ path: ['listeners', i, 'name'], message: `"${a.name}" is already the name of listeners[${j}]: each listener needs its own name` });
+      const shared = a.intercept.some((x) => b.intercept.some((y) => y.transport === x.transport)) && a.families.some((f) => b.families.includes(f));
+      if (a.port === b.port && shared) issues.push({ path: ['listeners', i, 'port'], message: `${a.port} is already the port of listeners[${j}] (${b.name}): each listener needs its own port` });
+    }
+  }
+}
+
+export const LISTENERS = list(LISTENER, {
+  default: [{}],
+  minItems: 1,
+  allowed: 'a list of listeners',
+  help: 'The transparent listeners; each intercepts its own ports (one listener, named main, by default).',
+});

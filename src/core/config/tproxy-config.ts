@@ -1,0 +1,30 @@
+/**
+ * The whole configuration of `tproxy run`: one entry per section. A new section is one entry in
+ * SECTIONS (its settings described in its own file under sections/); validation, flags, the example
+ * file and the README reference follow from it.
+ */
+import { LISTENERS, checkListeners } from './sections/listeners.js';
+import { RELOAD, SHUTDOWN } from './sections/lifecycle.js';
+import { LOG } from './sections/log.js';
+import { RULES } from './sections/rules.js';
+import { TCP } from './sections/tcp.js';
+import { type Infer, section } from './schema.js';
+
+export const SECTIONS = {
+  listeners: LISTENERS,
+  rules: RULES,
+  tcp: TCP,
+  log: LOG,
+  shutdown: SHUTDOWN,
+  reload: RELOAD,
+} as const;
+
+export const CONFIG_SCHEMA = section({
+  help: 'tproxy configuration',
+  fields: SECTIONS,
+  check(config, _path, issues) {
+    checkListeners(config.listeners, issues);
+  },
+});
+
+export type TproxyConfig = Infer<typeof CONFIG_SCHEMA>;

@@ -1,0 +1,236 @@
+/**
+ * The daemon behind `tproxy run`: one Proxy per configured listener, and the kernel rules that send
+ * each listener's intercepted ports to its own port (one table, applied atomically).
+ *
+ * A reload (SIGHUP) changes what differs and nothing else: listeners whose settings are unchanged
+ * keep running (their flows never notice); added listeners start before the rules point at them;
+ * then the new rules replace the old in one transaction; then removed listeners stop accepting and
+ * their flows drain (up to reload.drainMs). A changed listener is stopped and started again on the
+ * same port (its TCP flows drain; its UDP sessions end). When anything fails the old configuration
+ * stays in force: listeners started for the new one are stopped, replaced ones restarted.
+ */
+import { rulesConfigOf } from '../core/config/rules-of.js';
+import type { TproxyConfig } from '../core/config/tproxy-config.js';
+import { errnoOf, isTproxyError } from '../core/errors.js';
+import { planRules } from '../core/rules/plan.js';
+import type { RulesPlan } from '../core/rules/ruleset.js';
+import type { ApplyOptions, ApplyResult, RemoveResult } from '../control/apply.js';
+import type { BackendChoice, BackendName } from '../control/backend.js';
+import type { EventSink, ProxyEvent } from '../dataplane/events.js';
+import type { ProxyConfig, ProxyCounters } from '../dataplane/proxy.js';
+import type { StopReport } from '../dataplane/tcp/relay.js';
+import { proxyConfigOf } from './proxy-config.js';
+import { listenerChanges, type ListenerChanges } from './reconcile.js';
+
+/** What the daemon needs of a proxy (the real one is dataplane/proxy.ts). */
+export interface ListenerProxy {
+  start(): Promise<unknown>;
+  stop(graceMs?: number): Promise<StopReport>;
+  counters(): ProxyCounters;
+  workerPids(): number[];
+  maxConnectionsPerWorker(): number;
+}
+
+export interface RulesApplier {
+  apply(plan: RulesPlan, options?: ApplyOptions): Promise<ApplyResult>;
+  remove(plan: RulesPlan): Promise<RemoveResult>;
+}
+
+export type DaemonEvent = (ProxyEvent & { readonly listener?: string }) | { readonly type: string; readonly [key: string]: unknown };
+
+export interface DaemonDeps {
+  readonly emit: (event: DaemonEvent) => void;
+  readonly createProxy: (config: ProxyConfig, emit: EventSink) => ListenerProxy;
+  /** The rules controller for a backend choice (`auto` resolved on this host). */
+  readonly rules: (choice: BackendChoice) => { readonly backend: BackendName; readonly controller: RulesApplier };
+  /** CPU cores, for tcp.workers: auto. */
+  readonly cores: number;
+  /** Recorded with the rules as their owner. */
+  readonly pid: number;
+  /** Waits between attempts to bind a port a stopping listener still holds. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export interface RunningListener {
+  readonly name: string;
+  readonly config: ProxyConfig;
+  readonly proxy: ListenerProxy;
+}
+
+interface AppliedRules {
+  readonly plan: RulesPlan;
+  readonly backend: BackendName;
+  readonly controller: RulesApplier;
+}
+
+export interface ReloadReport extends ListenerChanges {
+  readonly rulesChanged: boolean;
+}
+
+function wantedListeners(config: TproxyConfig, cores: number): Map<string, ProxyConfig> {
+  return new Map(config.listeners.map((l) => [l.name, proxyConfigOf(config, l, cores)]));
+}
+
+export class Daemon {
+  private current: TproxyConfig;
+  private readonly running = new Map<string, RunningListener>();
+  /** Listeners that stopped accepting and whose flows are finishing. */
+  private readonly draining = new Map<ListenerProxy, Promise<StopReport>>();
+  private rules: AppliedRules | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    config: TproxyConfig,
+    private readonly deps: DaemonDeps,
+  ) {
+    this.current = config;
+  }
+
+  get config(): TproxyConfig {
+    return this.current;
+  }
+
+  /** The listeners running now, in configuration order. */
+  listeners(): RunningListener[] {
+    return this.current.listeners.map((l) => this.running.get(l.name)).filter((r): r is RunningListener => r !== undefined);
+  }
+
+  /** Start every listener, then apply the rules (a tproxy rule without a socket behind it drops or leaks). */
+  async start(): Promise<void> {
+    const wanted = wantedListeners(this.current, this.deps.cores);
+    try {
+      for (const [name, config] of wanted) this.running.set(name, { name, config, proxy: await this.startProxy(name, config) });
+      this.rules = await this.applyRules(this.current, undefined);
+    } catch (error) {
+      await Promise.all([...this.running.values()].map((r) => r.proxy.stop(0)));
+      this.running.clear();
+      throw error;
+    }
+  }
+
+  /** Move to `next` (already validated). Rejects, with the old configuration still in force, on failure. */
+  reload(next: TproxyConfig): Promise<ReloadReport> {
+    const run = this.queue.then(() => this.reloadNow(next));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(next: TproxyConfig): Promise<ReloadReport> {
+    if (this.stopped) throw new Error('the daemon is stopping');
+    const wanted = wantedListeners(next, this.deps.cores);
+    const changes = listenerChanges(new Map([...this.running].map(([name, r]) => [name, r.config])), wanted);
+    const started: RunningListener[] = [];
+    const replaced: RunningListener[] = [];
+    try {
+      // A changed listener gives its port up first: stop accepting (flows drain), then bind anew.
+      for (const name of changes.changed) {
+        const old = this.running.get(name) as RunningListener;
+        replaced.push(old);
+        this.drain(old, next.reload.drainMs);
+      }
+      for (const name of [...changes.changed, ...changes.added]) {
+        const config = wanted.get(name) as ProxyConfig;
+        started.push({ name, config, proxy: await this.startProxy(name, config) });
+      }
+      const rules = await this.applyRules(next, this.rules);
+      const rulesChanged = rules !== this.rules;
+      this.rules = rules;
+      for (const r of started) this.running.set(r.name, r);
+      for (const name of changes.removed) {
+        const old = this.running.get(name) as RunningListener;
+        this.running.delete(name);
+        this.drain(old, next.reload.drainMs);
+      }
+      this.current = next;
+      this.deps.emit({ type: 'reload.applied', ...changes, rulesChanged });
+      return { ...changes, rulesChanged };
+    } catch (error) {
+      await Promise.all(started.map((r) => r.proxy.stop(0)));
+      // The replaced listeners stopped accepting: start them again as they were.
+      for (const old of replaced) {
+        try {
+          this.running.set(old.name, { ...old, proxy: await this.startProxy(old.name, old.config) });
+        } catch (restartError) {
+          this.running.delete(old.name);
+          this.deps.emit({ type: 'error', code: isTproxyError(restartError) ? restartError.code : errnoOf(restartError), message: `listener ${old.name} could not be restarted after a failed reload: ${(restartError as Error).message}` });
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** Stop accepting now; flows finish within graceMs (listeners draining after a reload too), then the rules go. */
+  async stop(graceMs: number): Promise<StopReport & { readonly counters: Record<string, ProxyCounters> }> {
+    this.stopped = true;
+    await this.queue;
+    const stopping = [...this.running.values()].map((r) => r.proxy.stop(graceMs));
+    // Listeners already draining: the shorter grace wins.
+    for (const proxy of this.draining.keys()) void proxy.stop(graceMs).catch(() => undefined);
+    const reports = await Promise.all([...stopping, ...this.draining.values()]);
+    const counters = this.counters();
+    this.running.clear();
+    if (this.rules) {
+      const removed = await this.rules.controller.remove(this.rules.plan);
+      this.deps.emit({ type: 'rules.removed', ...removed });
+      this.rules = undefined;
+    }
+    const total = reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
+    return { ...total, counters };
+  }
+
+  /** Counters of every running listener, by name. */
+  counters(): Record<string, ProxyCounters> {
+    return Object.fromEntries(this.listeners().map((r) => [r.name, r.proxy.counters()]));
+  }
+
+  private drain(listener: RunningListener, drainMs: number): void {
+    this.deps.emit({ type: 'listener.draining', listener: listener.name, drainMs });
+    const done = listener.proxy.stop(drainMs).then((report) => {
+      this.draining.delete(listener.proxy);
+      this.deps.emit({ type: 'listener.stopped', listener: listener.name, flowsCompleted: report.completed, flowsReset: report.forced });
+      return report;
+    });
+    this.draining.set(listener.proxy, done);
+  }
+
+  /** Start one listener; a port its stopping predecessor still holds is retried for a while. */
+  private async startProxy(name: string, config: ProxyConfig): Promise<ListenerProxy> {
+    const emit: EventSink = (event) => this.deps.emit({ ...event, listener: name });
+    const sleep = this.deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    for (let attempt = 1; ; attempt++) {
+      const proxy = this.deps.createProxy(config, emit);
+      try {
+        await proxy.start();
+        return proxy;
+      } catch (error) {
+        if (!isTproxyError(error, 'ERR_ADDRESS_IN_USE') || attempt >= 20 || this.draining.size === 0) throw error;
+        await sleep(100);
+      }
+    }
+  }
+
+  /** Apply the rules `config` asks for; the same rules as `before` are left alone. */
+  private async applyRules(config: TproxyConfig, before: AppliedRules | undefined): Promise<AppliedRules | undefined> {
+    if (!config.rules.apply) {
+      if (before) {
+        const removed = await before.controller.remove(before.plan);
+        this.deps.emit({ type: 'rules.removed', ...removed });
+      }
+      return undefined;
+    }
+    const plan = planRules(rulesConfigOf(config));
+    const { backend, controller } = before && before.plan.table.name === plan.table.name && config.rules.backend === this.current.rules.backend ? before : this.deps.rules(config.rules.backend);
+    if (before && JSON.stringify(before.plan) === JSON.stringify(plan) && before.backend === backend) return before;
+    // Another table or backend: the old rules go first (ours, so they would collide with the new).
+    if (before && (before.backend !== backend || before.plan.table.name !== plan.table.name)) {
+      const removed = await before.controller.remove(before.plan);
+      this.deps.emit({ type: 'rules.removed', ...removed });
+    }
+    // Recorded as ours: after a crash the next start (or rules cleanup) finds and replaces it.
+    const applied = await controller.apply(plan, { owner: this.deps.pid });
+    for (const warning of applied.warnings) this.deps.emit({ type: 'rules.warning', message: warning });
+    this.deps.emit({ type: 'rules.applied', backend, table: `${plan.table.family} ${plan.table.name}`, listeners: plan.config.listeners.length, policyRoutes: plan.policyRoutes.length, failMode: plan.config.failMode, ...(applied.replaced ? { replaced: applied.replaced } : {}) });
+    return { plan, backend, controller };
+  }
+}

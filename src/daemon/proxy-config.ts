@@ -1,0 +1,28 @@
+/** The data plane's configuration of one listener, from the validated configuration. Pure. */
+import net from 'node:net';
+import type { ListenerSettings } from '../core/config/sections/listeners.js';
+import type { TproxyConfig } from '../core/config/tproxy-config.js';
+import type { ProxyConfig } from '../dataplane/proxy.js';
+
+export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, cores: number): ProxyConfig {
+  const addresses: { 4?: string; 6?: string } = {};
+  for (const a of listener.addresses) addresses[net.isIPv4(a) ? 4 : 6] = a;
+  return {
+    port: listener.port,
+    listenAddresses: addresses,
+    families: listener.families,
+    transports: [...new Set(listener.intercept.map((s) => s.transport))],
+    upstream: listener.upstream,
+    upstreamMark: listener.upstreamMark,
+    connectTimeoutMs: listener.connectTimeoutMs,
+    tcpIdleTimeoutMs: listener.idleTimeoutMs,
+    tcpKeepAliveMs: listener.keepAliveMs,
+    maxConnections: listener.maxConnections,
+    tcpWorkers: config.tcp.workers === 'auto' ? cores : config.tcp.workers,
+    tcpEngine: config.tcp.engine,
+    udpIdleTimeoutMs: listener.udp.idleTimeoutMs,
+    maxUdpSessions: listener.udp.maxSessions,
+    flowEvents: config.log.level === 'debug',
+    udpMapping: listener.udp.mapping,
+  };
+}

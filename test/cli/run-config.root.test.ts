@@ -1,0 +1,143 @@
+// `tproxy run --config`: two listeners with their own ports and upstream modes, and SIGHUP reloads
+// with TCP flows in progress, inside a lab router namespace.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { LAB_ADDRESSES, Lab } from '../../src/lab/topology.js';
+import { JsonLines } from '../../src/lab/json-lines.js';
+import { type ProbeResult, type ProxyLine, startProxy } from '../helpers/lab-flows.js';
+import { AGENT, TCP_PEER } from '../helpers/paths.js';
+
+const RULES = 'rules: { table: tproxy_cfg, routeTable: 131, rulePriority: 9131 }\ntcp: { workers: 1 }\n';
+const WEB = '  - name: web\n    port: 8100\n    intercept: [tcp:80, tcp:81, udp:80]\n';
+const ALT = '  - name: alt\n    port: 8101\n    intercept: [tcp:8080, udp:8080]\n    upstream: transparent\n    upstreamMark: 0x4\n';
+
+/** Pieces of 1 KiB, 50 ms apart: a transfer of about 20 s, in progress across a reload. */
+const PIECES = 400;
+
+type Line = ProxyLine & { listener?: string; error?: string; kept?: string[]; added?: string[]; removed?: string[]; changed?: string[]; flowsCompleted?: number; flowsReset?: number };
+
+interface TrickleResult {
+  how: string;
+  sentBytes: number;
+  receivedBytes: number;
+  sentSha256: string;
+  receivedSha256: string;
+}
+
+describe('tproxy run --config in a namespace (root)', () => {
+  let lab: Lab;
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tproxy-config-'));
+    lab = await Lab.create();
+    for (const port of ['80', '8080']) {
+      const server = lab.spawn('server', [process.execPath, AGENT, 'serve', '--port', port]);
+      await new JsonLines<{ event: string }>(server.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, `echo server on ${port} ready`);
+    }
+    const peer = lab.spawn('server', [process.execPath, TCP_PEER, 'server', '--port', '81']);
+    await new JsonLines<{ event: string }>(peer.child.stdout!).waitFor((l) => l.event === 'ready', 30_000, 'tcp peer on 81 ready');
+  });
+  after(async () => {
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const write = (name: string, text: string): string => {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  };
+  const probe = async (transport: 'tcp' | 'udp', address: string, port: number, message: string): Promise<ProbeResult> => {
+    const result = await lab.run('client', [process.execPath, AGENT, 'probe', transport, address, `${port}`, message, '--timeout-ms', '10000'], { check: false });
+    return JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as ProbeResult;
+  };
+  /** A TCP transfer through port 81 lasting about pieces * 50 ms. */
+  const trickle = (pieces: number): Promise<TrickleResult> =>
+    lab.run('client', [process.execPath, TCP_PEER, 'client', 'trickle', LAB_ADDRESSES.server.ipv4, '81', `${pieces}`], { timeoutMs: 90_000 }).then((r) => JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as TrickleResult);
+  const intact = (r: TrickleResult, pieces: number): void => {
+    assert.equal(r.how, 'end', 'the transfer ended cleanly');
+    assert.equal(r.receivedBytes, pieces * 1024);
+    assert.equal(r.receivedSha256, r.sentSha256);
+  };
+  const nothingLeft = async (): Promise<void> => {
+    assert.equal((await lab.run('router', ['nft', 'list', 'tables'])).stdout.trim(), '', 'no table left');
+    for (const family of ['-4', '-6']) assert.doesNotMatch((await lab.run('router', ['ip', family, 'rule'])).stdout, /9131/, `no ip ${family} rule left`);
+  };
+
+  it('relays TCP and UDP through two listeners with their own ports and upstream modes', async () => {
+    const file = write('two.yaml', `listeners:\n${WEB}${ALT}${RULES}`);
+    const { process: proxy, lines } = await startProxy(lab, ['--config', file]);
+    const listening = (lines.items as Line[]).filter((l) => l.type === 'listening').map((l) => `${l.listener ?? '?'} ${(l as unknown as { transport: string; local: { port: number } }).transport} ${(l as unknown as { local: { port: number } }).local.port}`);
+    assert.deepEqual([...new Set(listening)].sort(), ['alt tcp 8101', 'alt udp 8101', 'web tcp 8100', 'web udp 8100']);
+    const ruleset = (await lab.run('router', ['nft', 'list', 'table', 'inet', 'tproxy_cfg'])).stdout;
+    assert.match(ruleset, /tcp dport \{ 80, 81 \} tproxy ip to :8100 .* comment "tproxy: intercept tcp ipv4 \(web\)"/);
+    assert.match(ruleset, /udp dport 8080 tproxy ip6 to :8101 .* comment "tproxy: intercept udp ipv6 \(alt\)"/);
+    for (const transport of ['tcp', 'udp'] as const) {
+      for (const [port, listener, seen] of [[80, 'web', LAB_ADDRESSES.routerServerSide], [8080, 'alt', LAB_ADDRESSES.client]] as const) {
+        for (const family of ['ipv4', 'ipv6'] as const) {
+          const host = LAB_ADDRESSES.server[family];
+          const line = await probe(transport, host, port, `${transport} ${port} ${family}`);
+          assert.equal(line.ok, true, `${transport} to ${host} port ${port}: ${line.reason ?? ''}`);
+          assert.equal(line.reply?.seen.address, seen[family], `${listener} (${port}): the server sees the ${listener === 'web' ? 'router (direct)' : 'client (transparent)'}`);
+          await lines.waitFor((l: Line) => (l.type === 'tcp.accept' || l.type === 'udp.session.open') && l.listener === listener && l.originalDestination?.address === host && l.originalDestination.port === port, 15_000, `${listener} reporting the ${transport} flow to ${host}:${port}`);
+        }
+      }
+    }
+    proxy.child.kill('SIGTERM');
+    assert.equal(await proxy.exited, 0);
+    await nothingLeft();
+  });
+
+  it('reloads on SIGHUP: flows in progress survive, an added listener works, an invalid file changes nothing, a removed listener drains', async () => {
+    const file = write('reload.yaml', `listeners:\n${WEB}${RULES}`);
+    const { process: proxy, lines } = await startProxy(lab, ['--config', file]);
+    const hup = async (what: 'reload.applied' | 'reload.rejected'): Promise<Line> => {
+      const seen = lines.items.filter((l) => l.type === what).length;
+      proxy.child.kill('SIGHUP');
+      await lines.waitFor(() => lines.items.filter((l) => l.type === what).length > seen, 60_000, what);
+      return lines.items.filter((l) => l.type === what).pop() as Line;
+    };
+    const flowsTo81 = (): number => lines.items.filter((l) => l.type === 'tcp.accept' && l.originalDestination?.port === 81).length;
+
+    // An added listener; the unchanged one keeps its flow.
+    const first = trickle(PIECES);
+    await lines.waitFor(() => flowsTo81() === 1, 30_000, 'the first transfer reaching the proxy');
+    assert.equal((await probe('tcp', LAB_ADDRESSES.server.ipv4, 8080, 'before the reload')).reply?.seen.address, LAB_ADDRESSES.client.ipv4, 'not intercepted yet: the server sees the client, as routed');
+    writeFileSync(file, `listeners:\n${WEB}${ALT}${RULES}`);
+    const added = await hup('reload.applied');
+    assert.deepEqual([added.kept, added.added, added.removed, added.changed], [['web'], ['alt'], [], []]);
+    for (const transport of ['tcp', 'udp'] as const) {
+      assert.equal((await probe(transport, LAB_ADDRESSES.server.ipv6, 8080, `${transport} after the reload`)).ok, true);
+      await lines.waitFor((l: Line) => (l.type === 'tcp.accept' || l.type === 'udp.session.open') && l.listener === 'alt' && l.originalDestination?.port === 8080, 15_000, `the added listener relaying ${transport}`);
+    }
+
+    // An invalid file: refused with the exact error, the running configuration stays.
+    writeFileSync(file, `listeners:\n  - name: web\n    port: 70000\n${RULES}`);
+    const rejected = await hup('reload.rejected');
+    assert.equal(rejected.error, `${file}:3:11: listeners[0].port: 70000 is not allowed: use a port from 1 to 65535`);
+    for (const port of [80, 8080]) assert.equal((await probe('udp', LAB_ADDRESSES.server.ipv4, port, `after the refused reload ${port}`)).ok, true, `port ${port} still relayed`);
+    intact(await first, PIECES);
+    const closedAt = lines.items.findIndex((l: Line) => l.type === 'tcp.close' && l.originalDestination?.port === 81);
+    assert.ok(closedAt > lines.items.findIndex((l) => l.type === 'reload.applied'), 'the first transfer was still in progress when the reload was applied');
+    assert.equal(lines.items.filter((l: Line) => l.type === 'tcp.close' && l.listener === 'web' && l.originalDestination?.port === 81 && (l as { reason?: string }).reason === 'done').length, 1, 'the first transfer went through the proxy to its end');
+
+    // A removed listener stops accepting; its flow in progress finishes.
+    const second = trickle(PIECES);
+    await lines.waitFor(() => flowsTo81() === 2, 30_000, 'the second transfer reaching the proxy');
+    writeFileSync(file, `listeners:\n${ALT}${RULES}`);
+    const removed = await hup('reload.applied');
+    assert.deepEqual([removed.kept, removed.added, removed.removed], [['alt'], [], ['web']]);
+    assert.equal((await probe('tcp', LAB_ADDRESSES.server.ipv4, 80, 'after web was removed')).reply?.seen.address, LAB_ADDRESSES.client.ipv4, 'port 80 is no longer intercepted');
+    intact(await second, PIECES);
+    const stopped = (await lines.waitFor((l: Line) => l.type === 'listener.stopped' && l.listener === 'web', 30_000, 'the removed listener stopping once its flow ended')) as Line;
+    assert.deepEqual([stopped.flowsCompleted, stopped.flowsReset], [1, 0]);
+    assert.equal(flowsTo81(), 2, 'no new flow reached the removed listener');
+
+    proxy.child.kill('SIGTERM');
+    assert.equal(await proxy.exited, 0);
+    await nothingLeft();
+  });
+});

@@ -1,0 +1,172 @@
+// The daemon's reload logic with fake proxies and a fake rules controller: what starts, stops and is
+// applied, in which order, and what stays when something fails.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/core/config/document.js';
+import type { TproxyConfig } from '../../src/core/config/tproxy-config.js';
+import { TproxyError } from '../../src/core/errors.js';
+import type { RulesPlan } from '../../src/core/rules/ruleset.js';
+import { Daemon, type DaemonEvent, type ListenerProxy } from '../../src/daemon/daemon.js';
+import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
+import type { ProxyConfig } from '../../src/dataplane/proxy.js';
+
+const config = (text: string): TproxyConfig => loadConfig({ file: 'test.yaml', text });
+const WEB = '  - { name: web, port: 8100, intercept: [tcp:80] }\n';
+const DNS = '  - { name: dns, port: 8153, intercept: [udp:53] }\n';
+
+interface Harness {
+  daemon: Daemon;
+  log: string[];
+  events: DaemonEvent[];
+  /** Make the next start of this port fail with this error. */
+  failStart: Map<number, TproxyError[]>;
+  failApply: TproxyError[];
+  /** Resolve the drain of the proxy on this port (its flows finished). */
+  finishDrain(port: number): void;
+}
+
+function harness(initial: TproxyConfig): Harness {
+  const log: string[] = [];
+  const events: DaemonEvent[] = [];
+  const failStart = new Map<number, TproxyError[]>();
+  const failApply: TproxyError[] = [];
+  const drains = new Map<number, () => void>();
+  let ids = 0;
+  const createProxy = (c: ProxyConfig): ListenerProxy => {
+    const id = `${c.port}#${++ids}`;
+    let draining: Promise<{ completed: number; forced: number }> | undefined;
+    return {
+      start() {
+        const error = failStart.get(c.port)?.shift();
+        log.push(`start ${id}${error ? ` fails ${error.code}` : ''}`);
+        return error ? Promise.reject(error) : Promise.resolve([]);
+      },
+      stop(graceMs = 0) {
+        log.push(`stop ${id} grace ${graceMs}`);
+        if (graceMs === 0) {
+          drains.get(c.port)?.();
+          return draining ?? Promise.resolve({ completed: 0, forced: 0 });
+        }
+        draining ??= new Promise((resolve) => drains.set(c.port, () => resolve({ completed: 1, forced: 0 })));
+        return draining;
+      },
+      counters: () => ({ tcp: emptyTcpCounters() }),
+      workerPids: () => [],
+      maxConnectionsPerWorker: () => 1,
+    };
+  };
+  const controller = {
+    apply(plan: RulesPlan, options?: { owner?: number }) {
+      const error = failApply.shift();
+      log.push(`apply ${plan.config.listeners.map((l) => `${l.name}:${l.port}`).join(',')} owner ${options?.owner ?? '-'}${error ? ' fails' : ''}`);
+      return error ? Promise.reject(error) : Promise.resolve({ changed: true, warnings: [] });
+    },
+    remove(plan: RulesPlan) {
+      log.push(`remove ${plan.table.name}`);
+      return Promise.resolve({ table: true, rules: 2, routes: 2 });
+    },
+  };
+  const daemon = new Daemon(initial, {
+    emit: (e) => events.push(e),
+    createProxy,
+    rules: () => ({ backend: 'nft', controller }),
+    cores: 2,
+    pid: 4242,
+    sleep: () => Promise.resolve(),
+  });
+  return { daemon, log, events, failStart, failApply, finishDrain: (port) => drains.get(port)?.() };
+}
+
+describe('daemon', () => {
+  it('starts every listener before the rules point at them', async () => {
+    const h = harness(config(`listeners:\n${WEB}${DNS}`));
+    await h.daemon.start();
+    assert.deepEqual(h.log, ['start 8100#1', 'start 8153#2', 'apply web:8100,dns:8153 owner 4242']);
+    assert.deepEqual(h.daemon.listeners().map((l) => [l.name, l.config.tcpWorkers]), [['web', 2], ['dns', 2]]);
+  });
+
+  it('undoes a failed start: listeners stopped, no rules', async () => {
+    const h = harness(config(`listeners:\n${WEB}${DNS}`));
+    h.failStart.set(8153, [new TproxyError('ERR_ADDRESS_IN_USE', 'port 8153 is taken')]);
+    await assert.rejects(h.daemon.start(), /port 8153 is taken/);
+    assert.deepEqual(h.log, ['start 8100#1', 'start 8153#2 fails ERR_ADDRESS_IN_USE', 'stop 8100#1 grace 0']);
+  });
+
+  it('reload: keeps unchanged listeners, starts added ones before the rules, drains removed ones after', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    await h.daemon.start();
+    const web = h.daemon.listeners()[0]?.proxy;
+    h.log.length = 0;
+    const report = await h.daemon.reload(config(`listeners:\n${WEB}${DNS}`));
+    assert.deepEqual([report.kept, report.added, report.removed, report.changed, report.rulesChanged], [['web'], ['dns'], [], [], true]);
+    assert.equal(h.daemon.listeners()[0]?.proxy, web, 'the unchanged listener is the same proxy');
+    assert.deepEqual(h.log, ['start 8153#2', 'apply web:8100,dns:8153 owner 4242']);
+
+    h.log.length = 0;
+    await h.daemon.reload(config(`listeners:\n${DNS}reload: { drainMs: 30000 }\n`));
+    assert.deepEqual(h.log, ['apply dns:8153 owner 4242', 'stop 8100#1 grace 30000']);
+    assert.deepEqual(h.daemon.listeners().map((l) => l.name), ['dns']);
+    h.finishDrain(8100);
+    await new Promise((r) => setImmediate(r));
+    assert.ok(h.events.some((e) => e.type === 'listener.stopped' && e.listener === 'web'));
+
+    h.log.length = 0;
+    const same = await h.daemon.reload(config(`listeners:\n${DNS}reload: { drainMs: 30000 }\n`));
+    assert.deepEqual([same.kept, same.rulesChanged, h.log], [['dns'], false, []]);
+  });
+
+  it('reload: a changed listener drains and is started again on its port, retrying while the port is held', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    await h.daemon.start();
+    h.log.length = 0;
+    h.failStart.set(8100, [new TproxyError('ERR_ADDRESS_IN_USE', 'still held')]);
+    const report = await h.daemon.reload(config(`listeners:\n  - { name: web, port: 8100, intercept: [tcp:80], idleTimeoutMs: 1000 }\n`));
+    assert.deepEqual([report.changed, report.rulesChanged], [['web'], false], 'the rules do not depend on timeouts');
+    assert.deepEqual(h.log, ['stop 8100#1 grace 600000', 'start 8100#2 fails ERR_ADDRESS_IN_USE', 'start 8100#3']);
+    assert.equal(h.daemon.listeners()[0]?.config.tcpIdleTimeoutMs, 1000);
+  });
+
+  it('reload: when a new listener cannot start, the old configuration stays (nothing applied, replaced listeners restarted)', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    await h.daemon.start();
+    const before = h.daemon.config;
+    h.log.length = 0;
+    h.failStart.set(8153, [new TproxyError('ERR_PRIVILEGE', 'no CAP_NET_ADMIN')]);
+    await assert.rejects(h.daemon.reload(config(`listeners:\n  - { name: web, port: 8100, intercept: [tcp:80], maxConnections: 9 }\n${DNS}`)), /no CAP_NET_ADMIN/);
+    assert.deepEqual(h.log, ['stop 8100#1 grace 600000', 'start 8100#2', 'start 8153#3 fails ERR_PRIVILEGE', 'stop 8100#2 grace 0', 'start 8100#4']);
+    assert.equal(h.daemon.config, before);
+    assert.deepEqual(h.daemon.listeners().map((l) => [l.name, l.config.maxConnections]), [['web', 100_000]]);
+  });
+
+  it('reload: when the rules cannot be applied, the listeners started for them stop again', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    await h.daemon.start();
+    h.log.length = 0;
+    h.failApply.push(new TproxyError('ERR_CONFLICT', 'route table 100 is already used'));
+    await assert.rejects(h.daemon.reload(config(`listeners:\n${WEB}${DNS}`)), /route table 100/);
+    assert.deepEqual(h.log, ['start 8153#2', 'apply web:8100,dns:8153 owner 4242 fails', 'stop 8153#2 grace 0']);
+    assert.deepEqual(h.daemon.listeners().map((l) => l.name), ['web']);
+  });
+
+  it('reload: rules turned off are removed; another table replaces the old one', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    await h.daemon.start();
+    h.log.length = 0;
+    await h.daemon.reload(config(`listeners:\n${WEB}rules: { table: other }\n`));
+    assert.deepEqual(h.log, ['remove tproxy_rules', 'apply web:8100 owner 4242']);
+    h.log.length = 0;
+    await h.daemon.reload(config(`listeners:\n${WEB}rules: { apply: false, table: other }\n`));
+    assert.deepEqual(h.log, ['remove other']);
+  });
+
+  it('stop: listeners get the grace, draining ones too (the shorter wait wins), then the rules go', async () => {
+    const h = harness(config(`listeners:\n${WEB}${DNS}`));
+    await h.daemon.start();
+    await h.daemon.reload(config(`listeners:\n${DNS}`));
+    h.log.length = 0;
+    const report = await h.daemon.stop(0);
+    assert.deepEqual(h.log, ['stop 8153#2 grace 0', 'stop 8100#1 grace 0', 'remove tproxy_rules']);
+    assert.deepEqual([report.completed, Object.keys(report.counters)], [1, ['dns']]);
+    await assert.rejects(h.daemon.reload(config(`listeners:\n${DNS}`)), /stopping/);
+  });
+});

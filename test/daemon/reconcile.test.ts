@@ -1,0 +1,18 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { listenerChanges } from '../../src/daemon/reconcile.js';
+import { DEFAULT_PROXY_CONFIG, type ProxyConfig } from '../../src/dataplane/proxy.js';
+
+const at = (port: number, more: Partial<ProxyConfig> = {}): ProxyConfig => ({ ...DEFAULT_PROXY_CONFIG, port, ...more });
+
+describe('listener changes on reload', () => {
+  it('sorts listeners by name into kept, added, removed and changed', () => {
+    const running = new Map([['a', at(1)], ['b', at(2)], ['c', at(3)]]);
+    const wanted = new Map([['a', at(1)], ['c', at(3, { udpIdleTimeoutMs: 5000 })], ['d', at(4)]]);
+    assert.deepEqual(listenerChanges(running, wanted), { kept: ['a'], added: ['d'], removed: ['b'], changed: ['c'] });
+  });
+
+  it('compares by value: an equal configuration from a new file is kept', () => {
+    assert.deepEqual(listenerChanges(new Map([['a', at(1, { families: [4] })]]), new Map([['a', at(1, { families: [4] })]])).kept, ['a']);
+  });
+});
