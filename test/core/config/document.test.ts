@@ -33,6 +33,7 @@ describe('configuration files: good ones', () => {
     ['an address per family', 'listeners:\n  - addresses: [127.0.0.1, "::1"]\n', (c) => rulesConfigOf(c).listeners[0]?.addresses, { 4: '127.0.0.1', 6: '::1' }],
     ['local traffic with exclusions', 'rules:\n  local: { enabled: true, excludeUids: [0, 1000] }\n', (c) => rulesConfigOf(c).localTraffic, { excludeUids: [0, 1000], excludeGids: [] }],
     ['no default bypass, extra prefixes', 'rules:\n  bypass: { defaultDestinations: false, destinations: [10.0.0.0/8] }\n', (c) => rulesConfigOf(c).bypass.destinations, ['10.0.0.0/8']],
+    ['an upstream SOCKS5 proxy with credentials', 'listeners:\n  - upstreamProxy: "socks5://al%40ice:pw@[2001:db8::7]:1080"\n', (c) => c.listeners[0]?.upstreamProxy, { protocol: 'socks5', endpoint: { family: 6, address: '2001:db8::7', port: 1080 }, auth: { username: 'al@ice', password: 'pw' } }],
     ['workers as a number, and comments', '# TCP in the main process\ntcp: { workers: 0, engine: stream } # no splice\n', (c) => [c.tcp.workers, c.tcp.engine], [0, 'stream']],
   ];
   for (const [what, text, pick, expected] of good) {
@@ -46,7 +47,10 @@ describe('configuration files: bad ones, with the exact error', () => {
     ['a port given as text', 'listeners:\n  - port: "8000"\n', 'tproxy.yaml:2:11: listeners[0].port: "8000" is not allowed: use a port from 1 to 65535'],
     ['an unknown top-level key, close to one', 'listener: []\n', 'tproxy.yaml:1:1: listener: unknown setting: did you mean listeners? (allowed here: listeners, rules, tcp, log, shutdown, reload)'],
     ['an unknown key, far from any', 'rules:\n  colour: blue\n', 'tproxy.yaml:2:3: rules.colour: unknown setting (allowed here: apply, backend, table, interfaces, bypass, local, mangle, failMode, fwmark, fwmarkMask, routeTable, rulePriority)'],
-    ['a misspelt key in the second listener', 'listeners:\n  - name: a\n  - name: b\n    port: 8001\n    idleTimeoutMS: 5\n', 'tproxy.yaml:5:5: listeners[1].idleTimeoutMS: unknown setting: did you mean idleTimeoutMs? (allowed here: name, port, addresses, families, intercept, upstream, upstreamMark, maxConnections, connectTimeoutMs, idleTimeoutMs, keepAliveMs, udp)'],
+    ['a misspelt key in the second listener', 'listeners:\n  - name: a\n  - name: b\n    port: 8001\n    idleTimeoutMS: 5\n', 'tproxy.yaml:5:5: listeners[1].idleTimeoutMS: unknown setting: did you mean idleTimeoutMs? (allowed here: name, port, addresses, families, intercept, upstream, upstreamProxy, upstreamMark, maxConnections, connectTimeoutMs, idleTimeoutMs, keepAliveMs, udp)'],
+    ['an upstream proxy given by name', 'listeners:\n  - upstreamProxy: socks5://proxy.example:1080\n', 'tproxy.yaml:2:20: listeners[0].upstreamProxy: "socks5://proxy.example:1080" is not allowed: proxy.example is not an IP address (names are not resolved); write socks5://ADDR:PORT or http://ADDR:PORT (ADDR an IP address, [..] around IPv6; user:pass@ before it for credentials)'],
+    ['UDP through an upstream proxy', 'listeners:\n  - intercept: [tcp:80, udp:53]\n    upstreamProxy: http://192.0.2.7:3128\n', 'tproxy.yaml:3:20: listeners[0].upstreamProxy: http://192.0.2.7:3128 carries TCP only (SOCKS5 UDP ASSOCIATE is not supported), but intercept has udp: intercept tcp only on this listener'],
+    ['an upstream proxy with transparent upstream', 'listeners:\n  - upstream: transparent\n    upstreamProxy: socks5://192.0.2.7\n', 'tproxy.yaml:3:20: listeners[0].upstreamProxy: socks5://192.0.2.7:1080 needs upstream direct (flows through a proxy leave from this host\'s address), not transparent'],
     ['an enum value misspelt', 'listeners:\n  - upstream: transparant\n', 'tproxy.yaml:2:15: listeners[0].upstream: "transparant" is not allowed: use one of direct, transparent (did you mean transparent?)'],
     ['a bad intercept', 'listeners:\n  - intercept: [tcp:80, "sctp:9"]\n', 'tproxy.yaml:2:25: listeners[0].intercept[1]: "sctp:9" is not allowed: expected PROTO:PORTS with PROTO tcp or udp, e.g. tcp:80,443 or udp:53'],
     ['nothing to intercept', 'listeners:\n  - intercept: []\n', 'tproxy.yaml:2:16: listeners[0].intercept: needs at least 1 item: use a list of PROTO:PORTS, e.g. [tcp:80,443, udp:53]'],
@@ -80,7 +84,7 @@ describe('configuration files: bad ones, with the exact error', () => {
         '3 problems in the configuration:',
         '  tproxy.yaml:2:10: log.level: "loud" is not allowed: use one of info, debug',
         '  tproxy.yaml:4:11: listeners[0].port: 0 is not allowed: use a port from 1 to 65535',
-        '  tproxy.yaml:5:5: listeners[0].nmae: unknown setting: did you mean name? (allowed here: name, port, addresses, families, intercept, upstream, upstreamMark, maxConnections, connectTimeoutMs, idleTimeoutMs, keepAliveMs, udp)',
+        '  tproxy.yaml:5:5: listeners[0].nmae: unknown setting: did you mean name? (allowed here: name, port, addresses, families, intercept, upstream, upstreamProxy, upstreamMark, maxConnections, connectTimeoutMs, idleTimeoutMs, keepAliveMs, udp)',
       ].join('\n'),
     );
   });

@@ -6,8 +6,9 @@ import net from 'node:net';
 import { TproxyError } from '../../errors.js';
 import type { Family } from '../../net/constants.js';
 import type { InterceptSpec } from '../../rules/config.js';
+import { formatUpstreamProxy, parseUpstreamProxy, type UpstreamProxy } from '../../upstream/proxy-url.js';
 import { parseIntercept } from '../intercept.js';
-import { type ConfigIssue, type Infer, integer, list, mark, milliseconds, oneOf, port, refused, section, text, type Refusal, type ValueSetting } from '../schema.js';
+import { type ConfigIssue, type Infer, integer, list, mark, milliseconds, oneOf, optional, port, refused, section, text, type Refusal, type ValueSetting } from '../schema.js';
 
 export const UPSTREAM_MODES = ['direct', 'transparent'] as const;
 export const UDP_MAPPING_CHOICES = ['endpoint-dependent', 'endpoint-independent'] as const;
@@ -18,6 +19,15 @@ function interceptSpec(raw: string): InterceptSpec | Refusal {
   } catch (error) {
     if (!(error instanceof TproxyError)) throw error;
     // parseIntercept speaks of the flag: keep only its reason.
+    return refused(error.message.slice(error.message.indexOf(': ') + 2));
+  }
+}
+
+function upstreamProxy(raw: string): UpstreamProxy | Refusal {
+  try {
+    return parseUpstreamProxy(raw);
+  } catch (error) {
+    if (!(error instanceof TproxyError)) throw error;
     return refused(error.message.slice(error.message.indexOf(': ') + 2));
   }
 }
@@ -58,6 +68,16 @@ export const LISTENER = section({
       { default: ['tcp:80,443'], minItems: 1, allowed: 'a list of PROTO:PORTS, e.g. [tcp:80,443, udp:53]', help: 'Traffic to intercept and send to this listener, by protocol and destination port.', flag: { name: 'intercept', metavar: 'PROTO:PORTS', multiple: true, single: true } },
     ),
     upstream: oneOf(UPSTREAM_MODES, { default: 'direct', help: 'Source address toward servers: this host\'s (direct) or the client\'s (transparent; needs replies routed back through this host).', flag: { name: 'upstream', metavar: 'MODE' } }),
+    upstreamProxy: optional(
+      text({
+        type: 'URL',
+        allowed: 'socks5://[USER:PASS@]ADDR:PORT or http://[USER:PASS@]ADDR:PORT with ADDR an IP address',
+        example: 'socks5://192.0.2.7:1080',
+        help: 'Relay this listener\'s TCP flows through this SOCKS5 or HTTP CONNECT proxy instead of straight to their original destination (needs upstream direct, TCP only); absent: no proxy.',
+        flag: { name: 'upstream-proxy', metavar: 'URL' },
+        parse: upstreamProxy,
+      }),
+    ),
     upstreamMark: mark({ default: '0x2', help: 'SO_MARK of the upstream sockets, so the proxy\'s own traffic is never intercepted again; must differ from the fwmark.', flag: { name: 'upstream-mark', metavar: 'N' } }),
     maxConnections: integer({ min: 1, default: 100_000, unit: 'connections', help: 'Concurrent TCP flows per worker; accepting pauses at the cap (the kernel backlog holds new connections).', flag: { name: 'max-connections', metavar: 'N' } }),
     connectTimeoutMs: milliseconds({ min: 1, default: 10_000, help: 'Upstream TCP connect timeout.', flag: { name: 'connect-timeout-ms', metavar: 'N' } }),
@@ -72,6 +92,11 @@ export const LISTENER = section({
       if (seen.has(f)) issues.push({ path: [...path, 'addresses', i], message: `"${address}" is a second IPv${f} address: use at most one per family` });
       else if (!listener.families.includes(f)) issues.push({ path: [...path, 'addresses', i], message: `"${address}" is an IPv${f} address but families is [${listener.families.join(', ')}]` });
       seen.add(f);
+    }
+    if (listener.upstreamProxy) {
+      const name = formatUpstreamProxy(listener.upstreamProxy);
+      if (listener.upstream !== 'direct') issues.push({ path: [...path, 'upstreamProxy'], message: `${name} needs upstream direct (flows through a proxy leave from this host's address), not ${listener.upstream}` });
+      if (listener.intercept.some((s) => s.transport === 'udp')) issues.push({ path: [...path, 'upstreamProxy'], message: `${name} carries TCP only (SOCKS5 UDP ASSOCIATE is not supported), but intercept has udp: intercept tcp only on this listener` });
     }
     if (new Set(listener.families).size !== listener.families.length) issues.push({ path: [...path, 'families'], message: `[${listener.families.join(', ')}] lists a family twice: use [4], [6] or [4, 6]` });
   },
