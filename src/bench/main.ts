@@ -7,7 +7,8 @@
  * scenarios share every other condition. Rounds
  * are interleaved (the order alternates each round) and summarised as median, min and max.
  *
- *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE]
+ *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
+ *                               [--only NAME,NAME] [--no-udp]
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -24,23 +25,35 @@ import { startServers, HTTP_PORT, IPERF_PORT } from './servers.js';
 import { benchUdp, formatUdpBench, type UdpBenchResult } from './udp.js';
 import { summarize, type Summary } from './stats.js';
 import { ensureTools } from './tools.js';
-import { TCP_WORKLOADS, type Workload } from './workloads.js';
+import { processTree, usageOf } from '../sys/proc-usage.js';
+import { fileLimit } from '../sys/limits.js';
+import { CPU_PER_GB_SOURCE, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Scenario, type Workload } from './workloads.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
 
-type Scenario = 'forwarding' | 'tproxy' | 'haproxy';
-const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy'];
+const CPU_PER_GB = 'proxy-cpu-per-gb';
 
 export interface BenchResult {
-  readonly udp: UdpBenchResult;
+  readonly udp: UdpBenchResult | undefined;
   readonly date: string;
   readonly rounds: number;
   readonly seconds: number;
-  readonly workloads: Record<
-    string,
-    { unit: string; description: string; higherIsBetter: boolean; scenarios: Record<Scenario, Summary>; ratio: number; haproxyRatio: number; extra: unknown }
-  >;
+  readonly workloads: Record<string, WorkloadResult>;
+}
+
+export interface WorkloadResult {
+  readonly unit: string;
+  readonly description: string;
+  readonly higherIsBetter: boolean;
+  /** Scenarios the workload does not apply to (no proxy process under kernel forwarding) are absent. */
+  readonly scenarios: Partial<Record<Scenario, Summary>>;
+  /** tproxy and HAProxy against kernel forwarding (>1 is better than forwarding); null without forwarding. */
+  readonly ratio: number | null;
+  readonly haproxyRatio: number | null;
+  /** tproxy against HAProxy (>1: tproxy is better, whichever way the unit runs). */
+  readonly vsHaproxy: number;
+  readonly extra: unknown;
 }
 
 const say = (line: string): void => {
@@ -48,13 +61,41 @@ const say = (line: string): void => {
 };
 
 function table(result: BenchResult): string {
-  const rows = [['workload', 'kernel forwarding', 'tproxy', 'HAProxy 2.6 transparent', 'tproxy / fwd', 'HAProxy / fwd']];
-  const fmt = (s: Summary, unit: string): string => `${s.median.toPrecision(4)} ${unit} [${s.min.toPrecision(3)}-${s.max.toPrecision(3)}]`;
+  const rows = [['workload', 'kernel forwarding', 'tproxy', 'HAProxy 2.6 transparent', 'tproxy / fwd', 'HAProxy / fwd', 'tproxy vs HAProxy']];
+  const fmt = (s: Summary | undefined, unit: string): string => (s ? `${s.median.toPrecision(4)} ${unit} [${s.min.toPrecision(3)}-${s.max.toPrecision(3)}]` : '-');
+  const x = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
   for (const [name, w] of Object.entries(result.workloads)) {
-    rows.push([name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), `${w.ratio.toFixed(2)}x`, `${w.haproxyRatio.toFixed(2)}x`]);
+    rows.push([name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), x(w.ratio), x(w.haproxyRatio), x(w.vsHaproxy)]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
+}
+
+/** A row computed from another workload's runs, not run itself. */
+const cpuPerGbRow: Workload = {
+  name: CPU_PER_GB,
+  description: `proxy CPU seconds (utime + stime of all its processes) per GB relayed, from the ${CPU_PER_GB_SOURCE} runs`,
+  unit: 's/GB',
+  higherIsBetter: false,
+  scenarios: ['tproxy', 'haproxy'],
+  run: () => Promise.reject(new Error('derived row')),
+};
+
+function resultOf(w: Workload, s: Record<Scenario, number[]>, extra: unknown): WorkloadResult {
+  const scenarios: Partial<Record<Scenario, Summary>> = {};
+  for (const name of SCENARIOS) if (s[name].length > 0) scenarios[name] = summarize(s[name]);
+  // Better-is-bigger ratio of a against b, whichever way the unit runs.
+  const better = (a: Summary | undefined, b: Summary | undefined): number | null => (a && b ? (w.higherIsBetter ? a.median / b.median : b.median / a.median) : null);
+  return {
+    unit: w.unit,
+    description: w.description,
+    higherIsBetter: w.higherIsBetter,
+    scenarios,
+    ratio: better(scenarios.tproxy, scenarios.forwarding),
+    haproxyRatio: better(scenarios.haproxy, scenarios.forwarding),
+    vsHaproxy: better(scenarios.tproxy, scenarios.haproxy) ?? NaN,
+    extra,
+  };
 }
 
 async function main(): Promise<void> {
@@ -65,6 +106,8 @@ async function main(): Promise<void> {
       seconds: { type: 'string' },
       out: { type: 'string', default: 'bench-results.json' },
       workers: { type: 'string' },
+      only: { type: 'string' },
+      'no-udp': { type: 'boolean', default: false },
     },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -83,8 +126,17 @@ async function main(): Promise<void> {
     await startServers(lab);
     const workers = values.workers ?? '2';
     const proxy = lab.spawn('router', [process.execPath, BIN, 'run', '--no-rules', '--listen', `${PROXY_PORT}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', '--workers', workers, '--log-format', 'json']);
-    await new JsonLines<{ type: string }>(proxy.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
-    startHaproxy(lab, { splice: false, threads: 2 });
+    const ready = await new JsonLines<{ type: string; maxConnectionsPerWorker?: number }>(proxy.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
+    // Both proxies live under this process's hard descriptor limit (raising it needs CAP_SYS_RESOURCE).
+    const hardLimit = fileLimit().hard;
+    const haproxyMaxconn = Math.min(40_000, Math.floor((hardLimit - 100) / 2));
+    const haproxy = startHaproxy(lab, { splice: false, threads: 2, maxconn: haproxyMaxconn });
+    const idleConnections = Math.min(IDLE_CONNECTIONS, Math.floor(haproxyMaxconn * 0.9), Math.floor((ready.maxConnectionsPerWorker ?? 0) * Number(workers) * 0.8));
+    const proxyPids: Record<Scenario, () => readonly number[]> = {
+      forwarding: () => [],
+      tproxy: () => processTree(proxy.child.pid ?? -1),
+      haproxy: () => processTree(haproxy.child.pid ?? -1),
+    };
     const planFor = (listenPort: number): RulesPlan =>
       planRules({ ...DEFAULT_RULES_CONFIG, tableName: 'tproxy_bench', listenPort, families: [4], intercept: [{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }] });
     const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT) };
@@ -104,51 +156,60 @@ async function main(): Promise<void> {
       else await rules.apply(plans[scenario]);
     };
 
-    const workloads: readonly Workload[] = TCP_WORKLOADS;
+    const only = values.only?.split(',');
+    const workloads: readonly Workload[] = TCP_WORKLOADS.filter((w) => !only || only.includes(w.name));
+    if (workloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${TCP_WORKLOADS.map((w) => w.name).join(', ')}`);
     const samples: Record<string, Record<Scenario, number[]>> = {};
     const extras: Record<string, Record<Scenario, Record<string, number>[]>> = {};
-    say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${workers} worker(s), upstream direct`);
+    say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${workers} worker(s), upstream direct; descriptor hard limit ${hardLimit}, ${idleConnections} idle connections`);
     for (let round = 0; round < rounds; round++) {
       const order: Scenario[] = round % 2 === 0 ? [...SCENARIOS] : [...SCENARIOS].reverse();
       for (const workload of workloads) {
-        for (const scenario of order) {
+        for (const scenario of order.filter((s) => (workload.scenarios ?? SCENARIOS).includes(s))) {
           await scenarioOn(scenario);
           const before = await intercepted(scenario);
-          const m = await workload.run(lab, seconds);
+          const pids = proxyPids[scenario]();
+          const cpuBefore = usageOf(pids).cpuSeconds;
+          const measured = await workload.run(lab, seconds, { proxyPids: proxyPids[scenario], idleConnections });
+          const cpuSeconds = usageOf(pids).cpuSeconds - cpuBefore;
+          // CPU per GB: the proxy's own threads (user and kernel time: splice runs in its syscalls).
+          const cpuPerGb = scenario !== 'forwarding' && measured.bytes ? cpuSeconds / (measured.bytes / 1e9) : undefined;
+          const m = cpuPerGb === undefined ? measured : { ...measured, extra: { ...measured.extra, cpuSecondsPerGB: cpuPerGb } };
+          if (cpuPerGb !== undefined && workload.name === CPU_PER_GB_SOURCE) {
+            ((samples[CPU_PER_GB] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(cpuPerGb);
+          }
           // A proxy that is not in the path looks exactly like kernel forwarding: prove it was.
           if (scenario !== 'forwarding' && (await intercepted(scenario)) <= before) {
             throw new TproxyError('ERR_PROXY_BYPASSED', `${workload.name} ${scenario}: the tproxy rule counted no new packet: the traffic did not reach ${scenario}`);
           }
           ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.value);
           ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.extra ?? {});
-          say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}`);
+          say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}${cpuPerGb === undefined ? '' : ` (proxy CPU ${cpuPerGb.toFixed(3)} s/GB)`}`);
         }
       }
     }
     await rules.remove(plans.forwarding);
-    say('bench: UDP (kernel forwarding vs tproxy; HAProxy has no UDP relay)');
-    const udp = await benchUdp(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
+    let udp: UdpBenchResult | undefined;
+    if (!values['no-udp']) {
+      say('bench: UDP (kernel forwarding vs tproxy; HAProxy has no UDP relay)');
+      udp = await benchUdp(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
+    }
     const result: BenchResult = {
       udp,
       date: new Date().toISOString(),
       rounds,
       seconds,
       workloads: Object.fromEntries(
-        workloads.map((w) => {
+        [...workloads, ...(samples[CPU_PER_GB] ? [cpuPerGbRow] : [])].map((w) => {
           const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [] };
-          const scenarios = { forwarding: summarize(s.forwarding), tproxy: summarize(s.tproxy), haproxy: summarize(s.haproxy) };
-          const ratioOf = (x: Summary): number => (w.higherIsBetter ? x.median / scenarios.forwarding.median : scenarios.forwarding.median / x.median);
-          return [
-            w.name,
-            { unit: w.unit, description: w.description, higherIsBetter: w.higherIsBetter, scenarios, ratio: ratioOf(scenarios.tproxy), haproxyRatio: ratioOf(scenarios.haproxy), extra: extras[w.name] },
-          ];
+          return [w.name, resultOf(w, s, extras[w.name])];
         }),
       ),
     };
     say('');
     say(table(result));
     say('');
-    say(formatUdpBench(udp));
+    if (udp) say(formatUdpBench(udp));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
     say(`\nbench: figures and ratios written to ${values.out}`);
   } finally {

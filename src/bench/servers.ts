@@ -27,7 +27,8 @@ export async function startServers(lab: Lab): Promise<void> {
     `worker_processes 1;
 pid ${prefix}/nginx.pid;
 error_log stderr warn;
-events { worker_connections 16384; }
+worker_rlimit_nofile 65536;
+events { worker_connections 32768; }
 http {
   access_log off;
   client_body_temp_path ${prefix}/body;
