@@ -19,9 +19,9 @@ import { startHaproxy, HAPROXY_PORT } from './haproxy.js';
 import { RulesController } from '../control/apply.js';
 import { TproxyError } from '../core/errors.js';
 import { JsonLines } from '../lab/json-lines.js';
-import { Lab } from '../lab/topology.js';
+import { Lab, type SpawnedProcess } from '../lab/topology.js';
 import { ProcessRunner } from '../sys/exec.js';
-import { startServers, HTTP_PORT, IPERF_PORT } from './servers.js';
+import { startServers, waitForPort, HTTP_PORT, IPERF_PORT } from './servers.js';
 import { benchUdp, formatUdpBench, type UdpBenchResult } from './udp.js';
 import { summarize, type Summary } from './stats.js';
 import { ensureTools } from './tools.js';
@@ -125,13 +125,35 @@ async function main(): Promise<void> {
   try {
     await startServers(lab);
     const workers = values.workers ?? '2';
-    const proxy = lab.spawn('router', [process.execPath, BIN, 'run', '--no-rules', '--listen', `${PROXY_PORT}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', '--workers', workers, '--log-format', 'json']);
-    const ready = await new JsonLines<{ type: string; maxConnectionsPerWorker?: number }>(proxy.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
+    const startTproxy = async (): Promise<{ process: SpawnedProcess; maxConnectionsPerWorker: number }> => {
+      const spawned = lab.spawn('router', [process.execPath, BIN, 'run', '--no-rules', '--listen', `${PROXY_PORT}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', '--workers', workers, '--log-format', 'json']);
+      const ready = await new JsonLines<{ type: string; maxConnectionsPerWorker?: number }>(spawned.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
+      return { process: spawned, maxConnectionsPerWorker: ready.maxConnectionsPerWorker ?? 0 };
+    };
     // Both proxies live under this process's hard descriptor limit (raising it needs CAP_SYS_RESOURCE).
     const hardLimit = fileLimit().hard;
     const haproxyMaxconn = Math.min(40_000, Math.floor((hardLimit - 100) / 2));
-    const haproxy = startHaproxy(lab, { splice: false, threads: 2, maxconn: haproxyMaxconn });
-    const idleConnections = Math.min(IDLE_CONNECTIONS, Math.floor(haproxyMaxconn * 0.9), Math.floor((ready.maxConnectionsPerWorker ?? 0) * Number(workers) * 0.8));
+    const startHaproxyReady = async (): Promise<SpawnedProcess> => {
+      const spawned = startHaproxy(lab, { splice: false, threads: 2, maxconn: haproxyMaxconn });
+      await waitForPort(lab, HAPROXY_PORT, 10_000, 'router');
+      return spawned;
+    };
+    const ready = await startTproxy();
+    let proxy = ready.process;
+    let haproxy = await startHaproxyReady();
+    /** A fresh process: memory a proxy freed keeps its RSS, and a later round would measure reuse. */
+    const restart = async (scenario: Scenario): Promise<void> => {
+      if (scenario === 'tproxy') {
+        proxy.child.kill('SIGTERM');
+        await proxy.exited;
+        proxy = (await startTproxy()).process;
+      } else if (scenario === 'haproxy') {
+        haproxy.child.kill('SIGTERM');
+        await haproxy.exited;
+        haproxy = await startHaproxyReady();
+      }
+    };
+    const idleConnections = Math.min(IDLE_CONNECTIONS, Math.floor(haproxyMaxconn * 0.9), Math.floor(ready.maxConnectionsPerWorker * Number(workers) * 0.8));
     const proxyPids: Record<Scenario, () => readonly number[]> = {
       forwarding: () => [],
       tproxy: () => processTree(proxy.child.pid ?? -1),
@@ -166,6 +188,7 @@ async function main(): Promise<void> {
       const order: Scenario[] = round % 2 === 0 ? [...SCENARIOS] : [...SCENARIOS].reverse();
       for (const workload of workloads) {
         for (const scenario of order.filter((s) => (workload.scenarios ?? SCENARIOS).includes(s))) {
+          if (workload.freshProxy) await restart(scenario);
           await scenarioOn(scenario);
           const before = await intercepted(scenario);
           const pids = proxyPids[scenario]();
@@ -174,7 +197,7 @@ async function main(): Promise<void> {
           const cpuSeconds = usageOf(pids).cpuSeconds - cpuBefore;
           // CPU per GB: the proxy's own threads (user and kernel time: splice runs in its syscalls).
           const cpuPerGb = scenario !== 'forwarding' && measured.bytes ? cpuSeconds / (measured.bytes / 1e9) : undefined;
-          const m = cpuPerGb === undefined ? measured : { ...measured, extra: { ...measured.extra, cpuSecondsPerGB: cpuPerGb } };
+          const m = scenario === 'forwarding' ? measured : { ...measured, extra: { ...measured.extra, proxyCpuSeconds: cpuSeconds, ...(cpuPerGb === undefined ? {} : { cpuSecondsPerGB: cpuPerGb }) } };
           if (cpuPerGb !== undefined && workload.name === CPU_PER_GB_SOURCE) {
             ((samples[CPU_PER_GB] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(cpuPerGb);
           }

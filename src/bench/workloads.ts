@@ -35,6 +35,8 @@ export interface Workload {
   readonly higherIsBetter: boolean;
   /** The scenarios it applies to (default all). */
   readonly scenarios?: readonly Scenario[];
+  /** Measured on a freshly started proxy (memory figures: a proxy keeps what it once allocated). */
+  readonly freshProxy?: boolean;
   run(lab: Lab, seconds: number, context: WorkloadContext): Promise<Measurement>;
 }
 
@@ -97,9 +99,11 @@ function idleMemory(): Workload {
     unit: 'KiB/conn',
     higherIsBetter: false,
     scenarios: ['tproxy', 'haproxy'],
+    freshProxy: true,
     async run(lab, _seconds, context) {
       const count = context.idleConnections;
       const baseline = await serverEstablished(lab);
+      await new Promise((r) => setTimeout(r, 500)); // a fresh proxy settles
       const before = usageOf(context.proxyPids());
       const holder = lab.spawn('client', ['prlimit', `--nofile=${count + 1024}`, process.execPath, TCP_HOLD, server, `${HTTP_PORT}`, `${count}`]);
       const lines = new JsonLines<{ event: string; open?: number; failed?: number }>(holder.child.stdout!);
