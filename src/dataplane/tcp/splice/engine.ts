@@ -118,6 +118,7 @@ export class SpliceEngine {
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.epoll.add(this.wakeFd, C.EPOLLIN);
     for (const l of config.listeners) {
+      this.api.setInt(l.fd, IPPROTO_TCP, TCP_NODELAY, 1);
       const owner: Owner = { kind: 'listener', fd: l.fd, family: l.family, port: l.port };
       this.listeners.push(owner);
       this.owners.set(l.fd, owner);
@@ -300,7 +301,8 @@ export class SpliceEngine {
   private onSocket(flow: Flow, side: 'client' | 'upstream', events: number): void {
     if (!flow.connected) {
       if (side !== 'upstream') return;
-      const soError = this.api.getInt(flow.ufd, C.SOL_SOCKET, C.SO_ERROR);
+      // A failed connect reports EPOLLERR (and HUP); only then is SO_ERROR worth a syscall.
+      const soError = events & (C.EPOLLERR | C.EPOLLHUP) ? this.api.getInt(flow.ufd, C.SOL_SOCKET, C.SO_ERROR) : 0;
       if (soError !== 0) {
         const errno = errnoName(soError);
         increment(this.counters.connectErrors, errno);
@@ -363,8 +365,7 @@ export class SpliceEngine {
     flow.connected = true;
     this.connecting.delete(flow);
     // Segments leave as they come: Nagle would hold the tail of a response for the peer's
-    // delayed ACK (up to 40 ms per exchange).
-    this.api.setInt(flow.cfd, IPPROTO_TCP, TCP_NODELAY, 1);
+    // delayed ACK (up to 40 ms per exchange). Accepted sockets inherit it from the listener.
     this.api.setInt(flow.ufd, IPPROTO_TCP, TCP_NODELAY, 1);
     if (this.config.keepAliveMs > 0) {
       const idle = Math.max(1, Math.round(this.config.keepAliveMs / 1000));
@@ -464,7 +465,10 @@ export class SpliceEngine {
     // Nothing in flight: the pipe goes back to the pool until the source has bytes again.
     if (d.buffered === 0) this.releasePipe(d);
     if (d.eof && d.buffered === 0 && !d.shut) {
-      this.libc.shutdown(sink, C.SHUT_WR);
+      // When the other way is already shut the flow closes right after this pump, and close()
+      // sends the FIN (both sockets were read to EOF, so it is a FIN, not a reset).
+      const other = d === flow.up ? flow.down : flow.up;
+      if (!other.shut) this.libc.shutdown(sink, C.SHUT_WR);
       d.shut = true;
     }
     return true;
@@ -478,8 +482,8 @@ export class SpliceEngine {
   private close(flow: Flow, reason: string): void {
     if (flow.closed) return;
     flow.closed = true;
-    for (const [fd, interest] of [[flow.cfd, flow.cInterest], [flow.ufd, flow.uInterest]] as const) {
-      if (interest !== -1) this.epoll.remove(fd);
+    // close() takes the sockets out of the epoll set (no other descriptor refers to them).
+    for (const fd of [flow.cfd, flow.ufd]) {
       this.owners.delete(fd);
       if (reason === 'done') this.libc.close(fd);
       else this.reset(fd);
