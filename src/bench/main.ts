@@ -8,7 +8,10 @@
  * are interleaved (the order alternates each round) and summarised as median, min and max.
  *
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
- *                               [--only NAME,NAME] [--no-udp]
+ *                               [--only NAME,NAME] [--no-udp] [--baseline OTHER/bin/tproxy.js]
+ *
+ * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
+ * after come from the same run and share its (noisy) conditions.
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +34,7 @@ import { CPU_PER_GB_SOURCE, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Sce
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
+const BASELINE_PORT = 8002;
 
 const CPU_PER_GB = 'proxy-cpu-per-gb';
 
@@ -51,8 +55,11 @@ export interface WorkloadResult {
   /** tproxy and HAProxy against kernel forwarding (>1 is better than forwarding); null without forwarding. */
   readonly ratio: number | null;
   readonly haproxyRatio: number | null;
+  readonly baselineRatio: number | null;
   /** tproxy against HAProxy (>1: tproxy is better, whichever way the unit runs). */
   readonly vsHaproxy: number;
+  /** tproxy against the baseline build (>1: this build is better); null without --baseline. */
+  readonly vsBaseline: number | null;
   readonly extra: unknown;
 }
 
@@ -60,12 +67,15 @@ const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
 
-function table(result: BenchResult): string {
-  const rows = [['workload', 'kernel forwarding', 'tproxy', 'HAProxy 2.6 transparent', 'tproxy / fwd', 'HAProxy / fwd', 'tproxy vs HAProxy']];
+function table(result: BenchResult, baseline: boolean): string {
+  const rows = [['workload', 'kernel forwarding', 'tproxy', 'HAProxy 2.6 transparent', ...(baseline ? ['baseline tproxy'] : []), 'tproxy / fwd', 'HAProxy / fwd', ...(baseline ? ['baseline / fwd'] : []), 'tproxy vs HAProxy', ...(baseline ? ['tproxy vs baseline'] : [])]];
   const fmt = (s: Summary | undefined, unit: string): string => (s ? `${s.median.toPrecision(4)} ${unit} [${s.min.toPrecision(3)}-${s.max.toPrecision(3)}]` : '-');
   const x = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
   for (const [name, w] of Object.entries(result.workloads)) {
-    rows.push([name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), x(w.ratio), x(w.haproxyRatio), x(w.vsHaproxy)]);
+    rows.push([
+      name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), ...(baseline ? [fmt(w.scenarios.baseline, w.unit)] : []),
+      x(w.ratio), x(w.haproxyRatio), ...(baseline ? [x(w.baselineRatio)] : []), x(w.vsHaproxy), ...(baseline ? [x(w.vsBaseline)] : []),
+    ]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
@@ -77,7 +87,7 @@ const cpuPerGbRow: Workload = {
   description: `proxy CPU seconds (utime + stime of all its processes) per GB relayed, from the ${CPU_PER_GB_SOURCE} runs`,
   unit: 's/GB',
   higherIsBetter: false,
-  scenarios: ['tproxy', 'haproxy'],
+  scenarios: ['tproxy', 'haproxy', 'baseline'],
   run: () => Promise.reject(new Error('derived row')),
 };
 
@@ -93,7 +103,9 @@ function resultOf(w: Workload, s: Record<Scenario, number[]>, extra: unknown): W
     scenarios,
     ratio: better(scenarios.tproxy, scenarios.forwarding),
     haproxyRatio: better(scenarios.haproxy, scenarios.forwarding),
+    baselineRatio: better(scenarios.baseline, scenarios.forwarding),
     vsHaproxy: better(scenarios.tproxy, scenarios.haproxy) ?? NaN,
+    vsBaseline: better(scenarios.tproxy, scenarios.baseline),
     extra,
   };
 }
@@ -108,6 +120,7 @@ async function main(): Promise<void> {
       workers: { type: 'string' },
       only: { type: 'string' },
       'no-udp': { type: 'boolean', default: false },
+      baseline: { type: 'string' },
     },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -125,8 +138,10 @@ async function main(): Promise<void> {
   try {
     await startServers(lab);
     const workers = values.workers ?? '2';
-    const startTproxy = async (): Promise<{ process: SpawnedProcess; maxConnectionsPerWorker: number }> => {
-      const spawned = lab.spawn('router', [process.execPath, BIN, 'run', '--no-rules', '--listen', `${PROXY_PORT}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', '--workers', workers, '--log-format', 'json']);
+    const baselineBin = values.baseline;
+    const scenarioList = SCENARIOS.filter((s) => s !== 'baseline' || baselineBin !== undefined);
+    const startTproxy = async (bin = BIN, port = PROXY_PORT): Promise<{ process: SpawnedProcess; maxConnectionsPerWorker: number }> => {
+      const spawned = lab.spawn('router', [process.execPath, bin, 'run', '--no-rules', '--listen', `${port}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', '--workers', workers, '--log-format', 'json']);
       const ready = await new JsonLines<{ type: string; maxConnectionsPerWorker?: number }>(spawned.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
       return { process: spawned, maxConnectionsPerWorker: ready.maxConnectionsPerWorker ?? 0 };
     };
@@ -141,6 +156,8 @@ async function main(): Promise<void> {
     const ready = await startTproxy();
     let proxy = ready.process;
     let haproxy = await startHaproxyReady();
+    const startBaseline = async (): Promise<SpawnedProcess | undefined> => (baselineBin ? (await startTproxy(baselineBin, BASELINE_PORT)).process : undefined);
+    let baseline = await startBaseline();
     /** A fresh process: memory a proxy freed keeps its RSS, and a later round would measure reuse. */
     const restart = async (scenario: Scenario): Promise<void> => {
       if (scenario === 'tproxy') {
@@ -151,6 +168,10 @@ async function main(): Promise<void> {
         haproxy.child.kill('SIGTERM');
         await haproxy.exited;
         haproxy = await startHaproxyReady();
+      } else if (scenario === 'baseline' && baseline) {
+        baseline.child.kill('SIGTERM');
+        await baseline.exited;
+        baseline = await startBaseline();
       }
     };
     const idleConnections = Math.min(IDLE_CONNECTIONS, Math.floor(haproxyMaxconn * 0.9), Math.floor(ready.maxConnectionsPerWorker * Number(workers) * 0.8));
@@ -158,10 +179,11 @@ async function main(): Promise<void> {
       forwarding: () => [],
       tproxy: () => processTree(proxy.child.pid ?? -1),
       haproxy: () => processTree(haproxy.child.pid ?? -1),
+      baseline: () => processTree(baseline?.child.pid ?? -1),
     };
     const planFor = (listenPort: number): RulesPlan =>
       planRules({ ...DEFAULT_RULES_CONFIG, tableName: 'tproxy_bench', listenPort, families: [4], intercept: [{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }] });
-    const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT) };
+    const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT), baseline: planFor(BASELINE_PORT) };
     const rules = new RulesController(lab.runnerFor('router'));
     const intercepted = async (scenario: Scenario): Promise<number> => {
       if (scenario === 'forwarding') return 0;
@@ -171,7 +193,7 @@ async function main(): Promise<void> {
     // Each scenario's client connections use their own ephemeral ports: a proxy's transparent
     // TIME_WAIT sockets on the router would otherwise catch (early demux) and black-hole the same
     // address/port pairs when a later scenario forwards them.
-    const PORT_RANGES: Record<Scenario, string> = { forwarding: '10000 27999', tproxy: '28000 45999', haproxy: '46000 63999' };
+    const PORT_RANGES: Record<Scenario, string> = { forwarding: '10000 22999', tproxy: '23000 35999', haproxy: '36000 48999', baseline: '49000 61999' };
     const scenarioOn = async (scenario: Scenario): Promise<void> => {
       await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[scenario]}`]);
       if (scenario === 'forwarding') await rules.remove(plans.forwarding);
@@ -185,7 +207,7 @@ async function main(): Promise<void> {
     const extras: Record<string, Record<Scenario, Record<string, number>[]>> = {};
     say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${workers} worker(s), upstream direct; descriptor hard limit ${hardLimit}, ${idleConnections} idle connections`);
     for (let round = 0; round < rounds; round++) {
-      const order: Scenario[] = round % 2 === 0 ? [...SCENARIOS] : [...SCENARIOS].reverse();
+      const order: Scenario[] = round % 2 === 0 ? [...scenarioList] : [...scenarioList].reverse();
       for (const workload of workloads) {
         for (const scenario of order.filter((s) => (workload.scenarios ?? SCENARIOS).includes(s))) {
           if (workload.freshProxy) await restart(scenario);
@@ -199,14 +221,14 @@ async function main(): Promise<void> {
           const cpuPerGb = scenario !== 'forwarding' && measured.bytes ? cpuSeconds / (measured.bytes / 1e9) : undefined;
           const m = scenario === 'forwarding' ? measured : { ...measured, extra: { ...measured.extra, proxyCpuSeconds: cpuSeconds, ...(cpuPerGb === undefined ? {} : { cpuSecondsPerGB: cpuPerGb }) } };
           if (cpuPerGb !== undefined && workload.name === CPU_PER_GB_SOURCE) {
-            ((samples[CPU_PER_GB] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(cpuPerGb);
+            ((samples[CPU_PER_GB] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [] })[scenario]).push(cpuPerGb);
           }
           // A proxy that is not in the path looks exactly like kernel forwarding: prove it was.
           if (scenario !== 'forwarding' && (await intercepted(scenario)) <= before) {
             throw new TproxyError('ERR_PROXY_BYPASSED', `${workload.name} ${scenario}: the tproxy rule counted no new packet: the traffic did not reach ${scenario}`);
           }
-          ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.value);
-          ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.extra ?? {});
+          ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [] })[scenario]).push(m.value);
+          ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [] })[scenario]).push(m.extra ?? {});
           say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}${cpuPerGb === undefined ? '' : ` (proxy CPU ${cpuPerGb.toFixed(3)} s/GB)`}`);
         }
       }
@@ -224,13 +246,13 @@ async function main(): Promise<void> {
       seconds,
       workloads: Object.fromEntries(
         [...workloads, ...(samples[CPU_PER_GB] ? [cpuPerGbRow] : [])].map((w) => {
-          const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [] };
+          const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [], baseline: [] };
           return [w.name, resultOf(w, s, extras[w.name])];
         }),
       ),
     };
     say('');
-    say(table(result));
+    say(table(result, baselineBin !== undefined));
     say('');
     if (udp) say(formatUdpBench(udp));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);

@@ -9,8 +9,10 @@ import { parseIperf3Received, parseWrk } from './stats.js';
 
 const TCP_HOLD = fileURLToPath(new URL('../lab/tcp-hold.js', import.meta.url));
 
-export type Scenario = 'forwarding' | 'tproxy' | 'haproxy';
-export const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy'];
+/** `baseline`: another tproxy build (`--baseline BIN`), for before/after figures from one run. */
+export type Scenario = 'forwarding' | 'tproxy' | 'haproxy' | 'baseline';
+export const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline'];
+const PROXIES: readonly Scenario[] = ['tproxy', 'haproxy', 'baseline'];
 
 export interface Measurement {
   readonly value: number;
@@ -98,7 +100,7 @@ function idleMemory(): Workload {
     description: `up to ${IDLE_CONNECTIONS} idle TCP connections (extra.connections: as many as the descriptor limit lets both proxies hold) held through the proxy: proxy process RSS growth per connection`,
     unit: 'KiB/conn',
     higherIsBetter: false,
-    scenarios: ['tproxy', 'haproxy'],
+    scenarios: PROXIES,
     freshProxy: true,
     async run(lab, _seconds, context) {
       const count = context.idleConnections;
