@@ -35,6 +35,7 @@ const MAX_EVENTS = 512;
 /** Empty pipes kept for the next flows: creating and sizing two per connection is most of its setup. */
 const PIPE_POOL = 1024;
 const ACCEPT_BATCH = 64;
+const EINPROGRESS = 115;
 
 interface Direction {
   /** Pipe read and write ends while bytes are in flight; -1 otherwise. */
@@ -82,6 +83,9 @@ export class SpliceEngine {
   private readonly linger = Buffer.alloc(8);
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
+  /** The accepted socket's local address: the original destination, as the kernel wrote it. */
+  private readonly local = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
+  private readonly localLen = Buffer.alloc(4);
   private readonly pipeFds = Buffer.alloc(8);
   private readonly pipePool: { r: number; w: number }[] = [];
   /** Pipes held by directions (bytes in flight), not counting the pool. */
@@ -211,9 +215,13 @@ export class SpliceEngine {
         continue;
       }
       const client = decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0));
-      const local = this.api.localEndpoint(cfd);
+      this.localLen.writeUInt32LE(this.local.length, 0);
+      if (this.libc.getsockname(cfd, this.local, this.localLen) !== 0) {
+        this.reset(cfd); // gone already (ENOTCONN is not expected on an accepted socket)
+        continue;
+      }
       // decodeSockaddr already gives canonical text, and V6ONLY listeners see no IPv4-mapped peers.
-      this.onAccepted(listener, cfd, client, local);
+      this.onAccepted(listener, cfd, client, decodeSockaddr(this.local, this.localLen.readUInt32LE(0)));
     }
   }
 
@@ -233,7 +241,12 @@ export class SpliceEngine {
     let ufd: number;
     try {
       ufd = this.openUpstream(client);
-      this.api.connect(ufd, destination);
+      // Straight from getsockname's bytes (this.local): no sockaddr to encode again.
+      if (this.libc.connect(ufd, this.local, this.localLen.readUInt32LE(0)) !== 0 && this.libc.errno() !== EINPROGRESS) {
+        const errno = this.errno();
+        this.libc.close(ufd);
+        throw new TproxyError('ERR_SYSCALL', `connect: ${errno}`, { errno });
+      }
     } catch (error) {
       const errno = errnoOf(error);
       increment(this.counters.connectErrors, errno);
