@@ -8,10 +8,11 @@
  * are interleaved (the order alternates each round) and summarised as median, min and max.
  *
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
- *                               [--only NAME,NAME] [--no-udp] [--baseline OTHER/bin/tproxy.js]
+ *                               [--only NAME,NAME] [--no-udp] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
- * after come from the same run and share its (noisy) conditions.
+ * after come from the same run and share its (noisy) conditions. With --baseline-workers it can be
+ * this very build with another worker count.
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -121,6 +122,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       'no-udp': { type: 'boolean', default: false },
       baseline: { type: 'string' },
+      'baseline-workers': { type: 'string' },
     },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -137,13 +139,15 @@ async function main(): Promise<void> {
   process.once('SIGINT', stopOnSignal);
   try {
     await startServers(lab);
-    const workers = values.workers ?? '2';
+    // Without --workers, tproxy runs its default worker count: the bench measures the default.
+    const workers = values.workers;
     const baselineBin = values.baseline;
     const scenarioList = SCENARIOS.filter((s) => s !== 'baseline' || baselineBin !== undefined);
-    const startTproxy = async (bin = BIN, port = PROXY_PORT): Promise<{ process: SpawnedProcess; maxConnectionsPerWorker: number }> => {
-      const spawned = lab.spawn('router', [process.execPath, bin, 'run', '--no-rules', '--listen', `${port}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', '--workers', workers, '--log-format', 'json']);
-      const ready = await new JsonLines<{ type: string; maxConnectionsPerWorker?: number }>(spawned.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
-      return { process: spawned, maxConnectionsPerWorker: ready.maxConnectionsPerWorker ?? 0 };
+    const startTproxy = async (bin = BIN, port = PROXY_PORT, workerCount = workers): Promise<{ process: SpawnedProcess; capacity: number; workers: number }> => {
+      const spawned = lab.spawn('router', [process.execPath, bin, 'run', '--no-rules', '--listen', `${port}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', ...(workerCount ? ['--workers', workerCount] : []), '--log-format', 'json']);
+      const ready = await new JsonLines<{ type: string; maxConnectionsPerWorker?: number; tcpWorkers?: number[] }>(spawned.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
+      const count = ready.tcpWorkers?.length ?? 1;
+      return { process: spawned, capacity: (ready.maxConnectionsPerWorker ?? 0) * count, workers: count };
     };
     // Both proxies live under this process's hard descriptor limit (raising it needs CAP_SYS_RESOURCE).
     const hardLimit = fileLimit().hard;
@@ -156,7 +160,7 @@ async function main(): Promise<void> {
     const ready = await startTproxy();
     let proxy = ready.process;
     let haproxy = await startHaproxyReady();
-    const startBaseline = async (): Promise<SpawnedProcess | undefined> => (baselineBin ? (await startTproxy(baselineBin, BASELINE_PORT)).process : undefined);
+    const startBaseline = async (): Promise<SpawnedProcess | undefined> => (baselineBin ? (await startTproxy(baselineBin, BASELINE_PORT, values['baseline-workers'] ?? workers)).process : undefined);
     let baseline = await startBaseline();
     /** A fresh process: memory a proxy freed keeps its RSS, and a later round would measure reuse. */
     const restart = async (scenario: Scenario): Promise<void> => {
@@ -174,7 +178,7 @@ async function main(): Promise<void> {
         baseline = await startBaseline();
       }
     };
-    const idleConnections = Math.min(IDLE_CONNECTIONS, Math.floor(haproxyMaxconn * 0.9), Math.floor(ready.maxConnectionsPerWorker * Number(workers) * 0.8));
+    const idleConnections = Math.min(IDLE_CONNECTIONS, Math.floor(haproxyMaxconn * 0.9), Math.floor(ready.capacity * 0.8));
     const proxyPids: Record<Scenario, () => readonly number[]> = {
       forwarding: () => [],
       tproxy: () => processTree(proxy.child.pid ?? -1),
@@ -205,7 +209,7 @@ async function main(): Promise<void> {
     if (workloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${TCP_WORKLOADS.map((w) => w.name).join(', ')}`);
     const samples: Record<string, Record<Scenario, number[]>> = {};
     const extras: Record<string, Record<Scenario, Record<string, number>[]>> = {};
-    say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${workers} worker(s), upstream direct; descriptor hard limit ${hardLimit}, ${idleConnections} idle connections`);
+    say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${ready.workers} worker(s), upstream direct; descriptor hard limit ${hardLimit}, ${idleConnections} idle connections`);
     for (let round = 0; round < rounds; round++) {
       const order: Scenario[] = round % 2 === 0 ? [...scenarioList] : [...scenarioList].reverse();
       for (const workload of workloads) {

@@ -23,7 +23,7 @@ ${SELECTION_HELP}
   --upstream direct|transparent  source address toward servers: this host's (direct, default)
                          or the client's (transparent; needs replies routed back through this host)
   --no-rules             do not touch kernel rules (they are managed elsewhere)
-  --workers N            TCP worker processes with SO_REUSEPORT listeners, default one per core
+  --workers N            TCP worker processes with SO_REUSEPORT listeners, default one per core but one
                          (0: TCP in the main process)
   --tcp-engine splice|stream  splice: bytes move kernel to kernel (default); stream: Node streams
   --max-connections N    concurrent TCP flows per worker; accepting pauses at the cap, default 100000
