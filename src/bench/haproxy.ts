@@ -6,13 +6,20 @@ import type { Lab, SpawnedProcess } from '../lab/topology.js';
 
 export const HAPROXY_PORT = 8001;
 
+export interface HaproxyOptions {
+  readonly splice: boolean;
+  readonly threads: number;
+  /** HAProxy refuses to start when 2 x maxconn descriptors exceed the hard limit it may raise to. */
+  readonly maxconn: number;
+}
+
 /**
  * `bind ... transparent` receives TPROXY'd connections; `server orig 0.0.0.0` (no port) connects to
  * each connection's original destination. `splice` adds `option splice-auto`.
  */
-export function haproxyConfig(options: { splice: boolean; threads: number }): string {
+export function haproxyConfig(options: HaproxyOptions): string {
   return `global
-  maxconn 8000
+  maxconn ${options.maxconn}
   nbthread ${options.threads}
 defaults
   mode tcp
@@ -27,7 +34,7 @@ backend original_destination
 `;
 }
 
-export function startHaproxy(lab: Lab, options: { splice: boolean; threads: number }): SpawnedProcess {
+export function startHaproxy(lab: Lab, options: HaproxyOptions): SpawnedProcess {
   const dir = mkdtempSync(join(tmpdir(), 'tproxy-bench-haproxy-'));
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, haproxyConfig(options));

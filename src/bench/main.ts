@@ -7,7 +7,12 @@
  * scenarios share every other condition. Rounds
  * are interleaved (the order alternates each round) and summarised as median, min and max.
  *
- *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE]
+ *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
+ *                               [--only NAME,NAME] [--no-udp] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
+ *
+ * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
+ * after come from the same run and share its (noisy) conditions. With --baseline-workers it can be
+ * this very build with another worker count.
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -19,43 +24,92 @@ import { startHaproxy, HAPROXY_PORT } from './haproxy.js';
 import { RulesController } from '../control/apply.js';
 import { TproxyError } from '../core/errors.js';
 import { JsonLines } from '../lab/json-lines.js';
-import { Lab } from '../lab/topology.js';
+import { Lab, type SpawnedProcess } from '../lab/topology.js';
 import { ProcessRunner } from '../sys/exec.js';
-import { startServers, HTTP_PORT, IPERF_PORT } from './servers.js';
+import { startServers, waitForPort, HTTP_PORT, IPERF_PORT } from './servers.js';
 import { benchUdp, formatUdpBench, type UdpBenchResult } from './udp.js';
 import { summarize, type Summary } from './stats.js';
 import { ensureTools } from './tools.js';
-import { TCP_WORKLOADS, type Workload } from './workloads.js';
+import { processTree, usageOf } from '../sys/proc-usage.js';
+import { fileLimit } from '../sys/limits.js';
+import { CPU_PER_GB_SOURCE, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Scenario, type Workload } from './workloads.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
+const BASELINE_PORT = 8002;
 
-type Scenario = 'forwarding' | 'tproxy' | 'haproxy';
-const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy'];
+const CPU_PER_GB = 'proxy-cpu-per-gb';
 
 export interface BenchResult {
-  readonly udp: UdpBenchResult;
+  readonly udp: UdpBenchResult | undefined;
   readonly date: string;
   readonly rounds: number;
   readonly seconds: number;
-  readonly workloads: Record<
-    string,
-    { unit: string; description: string; higherIsBetter: boolean; scenarios: Record<Scenario, Summary>; ratio: number; haproxyRatio: number; extra: unknown }
-  >;
+  readonly workloads: Record<string, WorkloadResult>;
+}
+
+export interface WorkloadResult {
+  readonly unit: string;
+  readonly description: string;
+  readonly higherIsBetter: boolean;
+  /** Scenarios the workload does not apply to (no proxy process under kernel forwarding) are absent. */
+  readonly scenarios: Partial<Record<Scenario, Summary>>;
+  /** tproxy and HAProxy against kernel forwarding (>1 is better than forwarding); null without forwarding. */
+  readonly ratio: number | null;
+  readonly haproxyRatio: number | null;
+  readonly baselineRatio: number | null;
+  /** tproxy against HAProxy (>1: tproxy is better, whichever way the unit runs). */
+  readonly vsHaproxy: number;
+  /** tproxy against the baseline build (>1: this build is better); null without --baseline. */
+  readonly vsBaseline: number | null;
+  readonly extra: unknown;
 }
 
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
 
-function table(result: BenchResult): string {
-  const rows = [['workload', 'kernel forwarding', 'tproxy', 'HAProxy 2.6 transparent', 'tproxy / fwd', 'HAProxy / fwd']];
-  const fmt = (s: Summary, unit: string): string => `${s.median.toPrecision(4)} ${unit} [${s.min.toPrecision(3)}-${s.max.toPrecision(3)}]`;
+function table(result: BenchResult, baseline: boolean): string {
+  const rows = [['workload', 'kernel forwarding', 'tproxy', 'HAProxy 2.6 transparent', ...(baseline ? ['baseline tproxy'] : []), 'tproxy / fwd', 'HAProxy / fwd', ...(baseline ? ['baseline / fwd'] : []), 'tproxy vs HAProxy', ...(baseline ? ['tproxy vs baseline'] : [])]];
+  const fmt = (s: Summary | undefined, unit: string): string => (s ? `${s.median.toPrecision(4)} ${unit} [${s.min.toPrecision(3)}-${s.max.toPrecision(3)}]` : '-');
+  const x = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
   for (const [name, w] of Object.entries(result.workloads)) {
-    rows.push([name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), `${w.ratio.toFixed(2)}x`, `${w.haproxyRatio.toFixed(2)}x`]);
+    rows.push([
+      name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), ...(baseline ? [fmt(w.scenarios.baseline, w.unit)] : []),
+      x(w.ratio), x(w.haproxyRatio), ...(baseline ? [x(w.baselineRatio)] : []), x(w.vsHaproxy), ...(baseline ? [x(w.vsBaseline)] : []),
+    ]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
+}
+
+/** A row computed from another workload's runs, not run itself. */
+const cpuPerGbRow: Workload = {
+  name: CPU_PER_GB,
+  description: `proxy CPU seconds (utime + stime of all its processes) per GB relayed, from the ${CPU_PER_GB_SOURCE} runs`,
+  unit: 's/GB',
+  higherIsBetter: false,
+  scenarios: ['tproxy', 'haproxy', 'baseline'],
+  run: () => Promise.reject(new Error('derived row')),
+};
+
+function resultOf(w: Workload, s: Record<Scenario, number[]>, extra: unknown): WorkloadResult {
+  const scenarios: Partial<Record<Scenario, Summary>> = {};
+  for (const name of SCENARIOS) if (s[name].length > 0) scenarios[name] = summarize(s[name]);
+  // Better-is-bigger ratio of a against b, whichever way the unit runs.
+  const better = (a: Summary | undefined, b: Summary | undefined): number | null => (a && b ? (w.higherIsBetter ? a.median / b.median : b.median / a.median) : null);
+  return {
+    unit: w.unit,
+    description: w.description,
+    higherIsBetter: w.higherIsBetter,
+    scenarios,
+    ratio: better(scenarios.tproxy, scenarios.forwarding),
+    haproxyRatio: better(scenarios.haproxy, scenarios.forwarding),
+    baselineRatio: better(scenarios.baseline, scenarios.forwarding),
+    vsHaproxy: better(scenarios.tproxy, scenarios.haproxy) ?? NaN,
+    vsBaseline: better(scenarios.tproxy, scenarios.baseline),
+    extra,
+  };
 }
 
 async function main(): Promise<void> {
@@ -66,6 +120,10 @@ async function main(): Promise<void> {
       seconds: { type: 'string' },
       out: { type: 'string', default: 'bench-results.json' },
       workers: { type: 'string' },
+      only: { type: 'string' },
+      'no-udp': { type: 'boolean', default: false },
+      baseline: { type: 'string' },
+      'baseline-workers': { type: 'string' },
     },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -82,13 +140,55 @@ async function main(): Promise<void> {
   process.once('SIGINT', stopOnSignal);
   try {
     await startServers(lab);
-    const workers = values.workers ?? '2';
-    const proxy = lab.spawn('router', [process.execPath, BIN, 'run', '--no-rules', '--listen', `${PROXY_PORT}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', '--workers', workers, '--log-format', 'json']);
-    await new JsonLines<{ type: string }>(proxy.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
-    startHaproxy(lab, { splice: false, threads: 2 });
+    // Without --workers, tproxy runs its default worker count: the bench measures the default.
+    const workers = values.workers;
+    const baselineBin = values.baseline;
+    const scenarioList = SCENARIOS.filter((s) => s !== 'baseline' || baselineBin !== undefined);
+    const startTproxy = async (bin = BIN, port = PROXY_PORT, workerCount = workers): Promise<{ process: SpawnedProcess; capacity: number; workers: number }> => {
+      const spawned = lab.spawn('router', [process.execPath, bin, 'run', '--no-rules', '--listen', `${port}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', ...(workerCount ? ['--workers', workerCount] : []), '--log-format', 'json']);
+      const ready = await new JsonLines<{ type: string; maxConnectionsPerWorker?: number; tcpWorkers?: number[] }>(spawned.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
+      const count = ready.tcpWorkers?.length ?? 1;
+      return { process: spawned, capacity: (ready.maxConnectionsPerWorker ?? 0) * count, workers: count };
+    };
+    // Both proxies live under this process's hard descriptor limit (raising it needs CAP_SYS_RESOURCE).
+    const hardLimit = fileLimit().hard;
+    const haproxyMaxconn = Math.min(40_000, Math.floor((hardLimit - 100) / 2));
+    const startHaproxyReady = async (): Promise<SpawnedProcess> => {
+      const spawned = startHaproxy(lab, { splice: false, threads: 2, maxconn: haproxyMaxconn });
+      await waitForPort(lab, HAPROXY_PORT, 10_000, 'router');
+      return spawned;
+    };
+    const ready = await startTproxy();
+    let proxy = ready.process;
+    let haproxy = await startHaproxyReady();
+    const startBaseline = async (): Promise<SpawnedProcess | undefined> => (baselineBin ? (await startTproxy(baselineBin, BASELINE_PORT, values['baseline-workers'] ?? workers)).process : undefined);
+    let baseline = await startBaseline();
+    /** A fresh process: memory a proxy freed keeps its RSS, and a later round would measure reuse. */
+    const restart = async (scenario: Scenario): Promise<void> => {
+      if (scenario === 'tproxy') {
+        proxy.child.kill('SIGTERM');
+        await proxy.exited;
+        proxy = (await startTproxy()).process;
+      } else if (scenario === 'haproxy') {
+        haproxy.child.kill('SIGTERM');
+        await haproxy.exited;
+        haproxy = await startHaproxyReady();
+      } else if (scenario === 'baseline' && baseline) {
+        baseline.child.kill('SIGTERM');
+        await baseline.exited;
+        baseline = await startBaseline();
+      }
+    };
+    const idleConnections = Math.min(IDLE_CONNECTIONS, Math.floor(haproxyMaxconn * 0.9), Math.floor(ready.capacity * 0.8));
+    const proxyPids: Record<Scenario, () => readonly number[]> = {
+      forwarding: () => [],
+      tproxy: () => processTree(proxy.child.pid ?? -1),
+      haproxy: () => processTree(haproxy.child.pid ?? -1),
+      baseline: () => processTree(baseline?.child.pid ?? -1),
+    };
     const planFor = (listenPort: number): RulesPlan =>
       planRules(singleListenerRules([{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }], { port: listenPort, families: [4] }, { tableName: 'tproxy_bench' }));
-    const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT) };
+    const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT), baseline: planFor(BASELINE_PORT) };
     const rules = new RulesController(lab.runnerFor('router'));
     const intercepted = async (scenario: Scenario): Promise<number> => {
       if (scenario === 'forwarding') return 0;
@@ -98,58 +198,68 @@ async function main(): Promise<void> {
     // Each scenario's client connections use their own ephemeral ports: a proxy's transparent
     // TIME_WAIT sockets on the router would otherwise catch (early demux) and black-hole the same
     // address/port pairs when a later scenario forwards them.
-    const PORT_RANGES: Record<Scenario, string> = { forwarding: '10000 27999', tproxy: '28000 45999', haproxy: '46000 63999' };
+    const PORT_RANGES: Record<Scenario, string> = { forwarding: '10000 22999', tproxy: '23000 35999', haproxy: '36000 48999', baseline: '49000 61999' };
     const scenarioOn = async (scenario: Scenario): Promise<void> => {
       await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[scenario]}`]);
       if (scenario === 'forwarding') await rules.remove(plans.forwarding);
       else await rules.apply(plans[scenario]);
     };
 
-    const workloads: readonly Workload[] = TCP_WORKLOADS;
+    const only = values.only?.split(',');
+    const workloads: readonly Workload[] = TCP_WORKLOADS.filter((w) => !only || only.includes(w.name));
+    if (workloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${TCP_WORKLOADS.map((w) => w.name).join(', ')}`);
     const samples: Record<string, Record<Scenario, number[]>> = {};
     const extras: Record<string, Record<Scenario, Record<string, number>[]>> = {};
-    say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${workers} worker(s), upstream direct`);
+    say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${ready.workers} worker(s), upstream direct; descriptor hard limit ${hardLimit}, ${idleConnections} idle connections`);
     for (let round = 0; round < rounds; round++) {
-      const order: Scenario[] = round % 2 === 0 ? [...SCENARIOS] : [...SCENARIOS].reverse();
+      const order: Scenario[] = round % 2 === 0 ? [...scenarioList] : [...scenarioList].reverse();
       for (const workload of workloads) {
-        for (const scenario of order) {
+        for (const scenario of order.filter((s) => (workload.scenarios ?? SCENARIOS).includes(s))) {
+          if (workload.freshProxy) await restart(scenario);
           await scenarioOn(scenario);
           const before = await intercepted(scenario);
-          const m = await workload.run(lab, seconds);
+          const pids = proxyPids[scenario]();
+          const cpuBefore = usageOf(pids).cpuSeconds;
+          const measured = await workload.run(lab, seconds, { proxyPids: proxyPids[scenario], idleConnections });
+          const cpuSeconds = usageOf(pids).cpuSeconds - cpuBefore;
+          // CPU per GB: the proxy's own threads (user and kernel time: splice runs in its syscalls).
+          const cpuPerGb = scenario !== 'forwarding' && measured.bytes ? cpuSeconds / (measured.bytes / 1e9) : undefined;
+          const m = scenario === 'forwarding' ? measured : { ...measured, extra: { ...measured.extra, proxyCpuSeconds: cpuSeconds, ...(cpuPerGb === undefined ? {} : { cpuSecondsPerGB: cpuPerGb }) } };
+          if (cpuPerGb !== undefined && workload.name === CPU_PER_GB_SOURCE) {
+            ((samples[CPU_PER_GB] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [] })[scenario]).push(cpuPerGb);
+          }
           // A proxy that is not in the path looks exactly like kernel forwarding: prove it was.
           if (scenario !== 'forwarding' && (await intercepted(scenario)) <= before) {
             throw new TproxyError('ERR_PROXY_BYPASSED', `${workload.name} ${scenario}: the tproxy rule counted no new packet: the traffic did not reach ${scenario}`);
           }
-          ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.value);
-          ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [] })[scenario]).push(m.extra ?? {});
-          say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}`);
+          ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [] })[scenario]).push(m.value);
+          ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [] })[scenario]).push(m.extra ?? {});
+          say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}${cpuPerGb === undefined ? '' : ` (proxy CPU ${cpuPerGb.toFixed(3)} s/GB)`}`);
         }
       }
     }
     await rules.remove(plans.forwarding);
-    say('bench: UDP (kernel forwarding vs tproxy; HAProxy has no UDP relay)');
-    const udp = await benchUdp(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
+    let udp: UdpBenchResult | undefined;
+    if (!values['no-udp']) {
+      say('bench: UDP (kernel forwarding vs tproxy; HAProxy has no UDP relay)');
+      udp = await benchUdp(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
+    }
     const result: BenchResult = {
       udp,
       date: new Date().toISOString(),
       rounds,
       seconds,
       workloads: Object.fromEntries(
-        workloads.map((w) => {
-          const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [] };
-          const scenarios = { forwarding: summarize(s.forwarding), tproxy: summarize(s.tproxy), haproxy: summarize(s.haproxy) };
-          const ratioOf = (x: Summary): number => (w.higherIsBetter ? x.median / scenarios.forwarding.median : scenarios.forwarding.median / x.median);
-          return [
-            w.name,
-            { unit: w.unit, description: w.description, higherIsBetter: w.higherIsBetter, scenarios, ratio: ratioOf(scenarios.tproxy), haproxyRatio: ratioOf(scenarios.haproxy), extra: extras[w.name] },
-          ];
+        [...workloads, ...(samples[CPU_PER_GB] ? [cpuPerGbRow] : [])].map((w) => {
+          const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [], baseline: [] };
+          return [w.name, resultOf(w, s, extras[w.name])];
         }),
       ),
     };
     say('');
-    say(table(result));
+    say(table(result, baselineBin !== undefined));
     say('');
-    say(formatUdpBench(udp));
+    if (udp) say(formatUdpBench(udp));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
     say(`\nbench: figures and ratios written to ${values.out}`);
   } finally {

@@ -2,19 +2,20 @@
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LAB_ADDRESSES, type Lab } from '../lab/topology.js';
+import { LAB_ADDRESSES, type HostName, type Lab } from '../lab/topology.js';
 
 export const IPERF_PORT = 5201;
 export const HTTP_PORT = 80;
 
-async function waitForPort(lab: Lab, port: number, timeoutMs: number): Promise<void> {
+/** Wait until something listens on TCP `port` in `host`'s namespace. */
+export async function waitForPort(lab: Lab, port: number, timeoutMs: number, host: HostName = 'server'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const out = await lab.run('server', ['ss', '-Hltn', `sport = :${port}`], { check: false });
+    const out = await lab.run(host, ['ss', '-Hltn', `sport = :${port}`], { check: false });
     if (out.stdout.trim()) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`nothing listened on port ${port} in the server namespace within ${timeoutMs} ms`);
+  throw new Error(`nothing listened on port ${port} in the ${host} namespace within ${timeoutMs} ms`);
 }
 
 export async function startServers(lab: Lab): Promise<void> {
@@ -27,7 +28,8 @@ export async function startServers(lab: Lab): Promise<void> {
     `worker_processes 1;
 pid ${prefix}/nginx.pid;
 error_log stderr warn;
-events { worker_connections 16384; }
+worker_rlimit_nofile 65536;
+events { worker_connections 32768; }
 http {
   access_log off;
   client_body_temp_path ${prefix}/body;

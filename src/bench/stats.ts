@@ -18,11 +18,16 @@ export function summarize(samples: readonly number[]): Summary {
 
 /** Received throughput in bits per second from `iperf3 -J` output. */
 export function parseIperf3(json: string): number {
-  const parsed = JSON.parse(json) as { error?: string; end?: { sum_received?: { bits_per_second?: number } } };
+  return parseIperf3Received(json).bitsPerSecond;
+}
+
+/** Received throughput and bytes from `iperf3 -J` output. */
+export function parseIperf3Received(json: string): { bitsPerSecond: number; bytes: number } {
+  const parsed = JSON.parse(json) as { error?: string; end?: { sum_received?: { bits_per_second?: number; bytes?: number } } };
   if (parsed.error) throw new TproxyError('ERR_COMMAND_FAILED', `iperf3: ${parsed.error}`);
   const bps = parsed.end?.sum_received?.bits_per_second;
   if (typeof bps !== 'number') throw new TproxyError('ERR_COMMAND_FAILED', 'iperf3 output has no end.sum_received.bits_per_second');
-  return bps;
+  return { bitsPerSecond: bps, bytes: parsed.end?.sum_received?.bytes ?? 0 };
 }
 
 export interface WrkResult {

@@ -1,12 +1,32 @@
 /** One measurement of each workload, run from the client namespace. */
+import { fileURLToPath } from 'node:url';
+import { TproxyError } from '../core/errors.js';
+import { JsonLines } from '../lab/json-lines.js';
 import { LAB_ADDRESSES, type Lab } from '../lab/topology.js';
+import { usageOf } from '../sys/proc-usage.js';
 import { HTTP_PORT, IPERF_PORT } from './servers.js';
-import { parseIperf3, parseWrk } from './stats.js';
+import { parseIperf3Received, parseWrk } from './stats.js';
+
+const TCP_HOLD = fileURLToPath(new URL('../lab/tcp-hold.js', import.meta.url));
+
+/** `baseline`: another tproxy build (`--baseline BIN`), for before/after figures from one run. */
+export type Scenario = 'forwarding' | 'tproxy' | 'haproxy' | 'baseline';
+export const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline'];
+const PROXIES: readonly Scenario[] = ['tproxy', 'haproxy', 'baseline'];
 
 export interface Measurement {
   readonly value: number;
   readonly unit: string;
+  /** Bytes the workload moved through the path (for CPU seconds per GB). */
+  readonly bytes?: number;
   readonly extra?: Readonly<Record<string, number>>;
+}
+
+export interface WorkloadContext {
+  /** The proxy's processes (none for kernel forwarding). */
+  readonly proxyPids: () => readonly number[];
+  /** Idle connections both proxies can hold under the descriptor limit (at most IDLE_CONNECTIONS). */
+  readonly idleConnections: number;
 }
 
 export interface Workload {
@@ -15,7 +35,11 @@ export interface Workload {
   readonly unit: string;
   /** Higher is better (throughput) or lower is better (latency, memory). */
   readonly higherIsBetter: boolean;
-  run(lab: Lab, seconds: number): Promise<Measurement>;
+  /** The scenarios it applies to (default all). */
+  readonly scenarios?: readonly Scenario[];
+  /** Measured on a freshly started proxy (memory figures: a proxy keeps what it once allocated). */
+  readonly freshProxy?: boolean;
+  run(lab: Lab, seconds: number, context: WorkloadContext): Promise<Measurement>;
 }
 
 const server = LAB_ADDRESSES.server.ipv4;
@@ -28,7 +52,8 @@ function iperf(name: string, description: string, streams: number): Workload {
     higherIsBetter: true,
     async run(lab, seconds) {
       const out = await lab.run('client', ['iperf3', '-c', server, '-p', `${IPERF_PORT}`, '-P', `${streams}`, '-t', `${seconds}`, '-J'], { timeoutMs: (seconds + 30) * 1000, check: false });
-      return { value: parseIperf3(out.stdout) / 1e9, unit: 'Gbit/s' };
+      const received = parseIperf3Received(out.stdout);
+      return { value: received.bitsPerSecond / 1e9, unit: 'Gbit/s', bytes: received.bytes };
     },
   };
 }
@@ -47,10 +72,75 @@ function wrk(name: string, description: string, unit: string, connections: numbe
   };
 }
 
+/** Connections the server namespace holds established on the HTTP port. */
+async function serverEstablished(lab: Lab): Promise<number> {
+  const out = await lab.run('server', ['ss', '-Htn', 'state', 'established', `( sport = :${HTTP_PORT} )`], { check: false });
+  return out.stdout.split('\n').filter((l) => l.trim()).length;
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+export const IDLE_CONNECTIONS = 10_000;
+
+/**
+ * Memory per idle connection: IDLE_CONNECTIONS connections opened through the proxy to nginx and
+ * held without a byte; the proxy processes' RSS grows by this much per connection (descriptors
+ * per connection in `extra`). Kernel memory (socket and pipe structures) is not process memory.
+ */
+function idleMemory(): Workload {
+  return {
+    name: 'idle-memory-per-conn',
+    description: `up to ${IDLE_CONNECTIONS} idle TCP connections (extra.connections: as many as the descriptor limit lets both proxies hold) held through the proxy: proxy process RSS growth per connection`,
+    unit: 'KiB/conn',
+    higherIsBetter: false,
+    scenarios: PROXIES,
+    freshProxy: true,
+    async run(lab, _seconds, context) {
+      const count = context.idleConnections;
+      const baseline = await serverEstablished(lab);
+      await new Promise((r) => setTimeout(r, 500)); // a fresh proxy settles
+      const before = usageOf(context.proxyPids());
+      const holder = lab.spawn('client', ['prlimit', `--nofile=${count + 1024}`, process.execPath, TCP_HOLD, server, `${HTTP_PORT}`, `${count}`]);
+      const lines = new JsonLines<{ event: string; open?: number; failed?: number }>(holder.child.stdout!);
+      try {
+        const held = await lines.waitFor((l) => l.event === 'held', 120_000, 'idle connections opened');
+        const open = held.open ?? 0;
+        if (open < count * 0.99) throw new TproxyError('ERR_COMMAND_FAILED', `only ${open} of ${count} idle connections opened (${held.failed ?? 0} failed)`);
+        // Accepted by the proxy is not yet connected upstream: wait for the server to hold them all.
+        if (!(await waitUntil(async () => (await serverEstablished(lab)) >= baseline + open * 0.99, 30_000))) {
+          throw new TproxyError('ERR_TIMEOUT', `the server did not see ${open} connections through the proxy within 30 s`);
+        }
+        await new Promise((r) => setTimeout(r, 300));
+        const after = usageOf(context.proxyPids());
+        return {
+          value: (after.rssBytes - before.rssBytes) / open / 1024,
+          unit: 'KiB/conn',
+          extra: { connections: open, descriptorsPerConn: (after.descriptors - before.descriptors) / open, rssBeforeMiB: before.rssBytes / 2 ** 20, rssAfterMiB: after.rssBytes / 2 ** 20 },
+        };
+      } finally {
+        holder.child.stdin?.end();
+        await Promise.race([holder.exited, new Promise((r) => setTimeout(r, 10_000))]);
+        await waitUntil(async () => (await serverEstablished(lab)) <= baseline, 30_000);
+      }
+    },
+  };
+}
+
 export const TCP_WORKLOADS: readonly Workload[] = [
   iperf('tcp-throughput-1', 'iperf3, one TCP stream, client -> server', 1),
   iperf('tcp-throughput-4', 'iperf3, four parallel TCP streams, client -> server', 4),
   wrk('tcp-connections', 'wrk, 50 connections, one request each (Connection: close)', 'conn/s', 50, true),
   wrk('tcp-keepalive-requests', 'wrk, 50 keep-alive connections, requests per second', 'req/s', 50, false),
   wrk('tcp-1conn-requests', 'wrk, one connection at a time, one request each (Connection: close): latency-bound', 'conn/s', 1, true),
+  idleMemory(),
 ];
+
+/** The workload whose runs give the proxy's CPU seconds per GB relayed. */
+export const CPU_PER_GB_SOURCE = 'tcp-throughput-1';

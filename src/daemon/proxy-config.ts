@@ -2,7 +2,7 @@
 import net from 'node:net';
 import type { ListenerSettings } from '../core/config/sections/listeners.js';
 import type { TproxyConfig } from '../core/config/tproxy-config.js';
-import type { ProxyConfig } from '../dataplane/proxy.js';
+import { defaultTcpWorkers, type ProxyConfig } from '../dataplane/proxy.js';
 
 export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, cores: number): ProxyConfig {
   const addresses: { 4?: string; 6?: string } = {};
@@ -19,7 +19,7 @@ export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, 
     tcpIdleTimeoutMs: listener.idleTimeoutMs,
     tcpKeepAliveMs: listener.keepAliveMs,
     maxConnections: listener.maxConnections,
-    tcpWorkers: config.tcp.workers === 'auto' ? cores : config.tcp.workers,
+    tcpWorkers: config.tcp.workers === 'auto' ? defaultTcpWorkers(cores) : config.tcp.workers,
     tcpEngine: config.tcp.engine,
     udpIdleTimeoutMs: listener.udp.idleTimeoutMs,
     maxUdpSessions: listener.udp.maxSessions,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseIperf3, parseWrk, summarize } from '../../src/bench/stats.js';
+import { parseIperf3, parseIperf3Received, parseWrk, summarize } from '../../src/bench/stats.js';
 
 describe('bench statistics and parsers', () => {
   it('summarises samples', () => {
@@ -12,6 +12,7 @@ describe('bench statistics and parsers', () => {
   it('reads iperf3 JSON and its errors', () => {
     assert.equal(parseIperf3(JSON.stringify({ end: { sum_received: { bits_per_second: 1.5e10 } } })), 1.5e10);
     assert.throws(() => parseIperf3(JSON.stringify({ error: 'unable to connect to server' })), /iperf3: unable to connect/);
+    assert.deepEqual(parseIperf3Received(JSON.stringify({ end: { sum_received: { bits_per_second: 8e9, bytes: 5e9 } } })), { bitsPerSecond: 8e9, bytes: 5e9 });
   });
 
   it('reads wrk output with latency distribution', () => {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 export const AGENT = fileURLToPath(new URL('../../src/lab/agent.js', import.meta.url));
+export const TCP_HOLD = fileURLToPath(new URL('../../src/lab/tcp-hold.js', import.meta.url));
 export const SOCKET_MODULE = new URL('../../src/sys/socket.js', import.meta.url).href;
 
 export { isProcessAlive as isAlive } from '../../src/sys/process.js';

@@ -64,7 +64,8 @@ export function decodeSockaddr(buf: Buffer, length: number = buf.length): Endpoi
   const family = buf.readUInt16LE(0);
   if (family === AF_INET) {
     if (length < 8) throw new TproxyError('ERR_INVALID_ARGUMENT', `sockaddr_in of ${length} bytes is too short (need 8)`, { length });
-    const address = ipaddr.fromByteArray([...buf.subarray(4, 8)]).toString();
+    // Dotted decimal is already canonical (what ipaddr.js prints), and this runs per connection.
+    const address = `${buf[4] ?? 0}.${buf[5] ?? 0}.${buf[6] ?? 0}.${buf[7] ?? 0}`;
     return { family: 4, address, port: buf.readUInt16BE(2) };
   }
   if (family === AF_INET6) {

@@ -8,7 +8,7 @@ const workers: ValueSetting<number | 'auto'> = {
   type: 'integer | auto',
   allowed: 'auto or an integer of at least 0',
   default: 'auto',
-  help: 'TCP worker processes with SO_REUSEPORT listeners (auto: one per core; 0: TCP in the main process).',
+  help: 'TCP worker processes with SO_REUSEPORT listeners (auto: one per core but one, at least one; 0: TCP in the main process).',
   flag: { name: 'workers', metavar: 'N', toRaw: (t) => (/^\d+$/.test(t) ? Number(t) : t) },
   parse: (raw) => (raw === 'auto' || (typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 && raw <= 1024) ? raw : refused()),
 };
