@@ -13,6 +13,7 @@ import { localAddressCache } from './local-addresses.js';
 import { connectionCap, descriptorsPerFlow } from './tcp/capacity.js';
 import { emptyTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
+import type { TcpFlowSnapshot } from './tcp/flows.js';
 import { TcpWorkerPool } from './tcp/pool.js';
 import type { StopReport, TcpRelayConfig } from './tcp/relay.js';
 import type { UdpCounters } from './udp/counters.js';
@@ -159,6 +160,17 @@ export class Proxy {
     const tcp = this.pool ? this.pool.counters() : (this.tcp?.counters() ?? emptyTcpCounters());
     const udp = this.udp?.counters();
     return udp ? { tcp, udp } : { tcp };
+  }
+
+  /** TCP worker processes running now, and how many were started to replace one that died. */
+  workers(): { readonly running: number; readonly restarts: number } {
+    return { running: this.pool?.pids().length ?? 0, restarts: this.pool?.workerRestarts() ?? 0 };
+  }
+
+  /** The busiest TCP flows now, by bytes both ways, over every worker. */
+  async flows(limit: number): Promise<TcpFlowSnapshot[]> {
+    if (this.pool) return this.pool.flows(limit);
+    return this.tcp ? this.tcp.flows(limit) : [];
   }
 
   /** Stop accepting, let TCP flows finish for up to graceMs, then reset the rest. */

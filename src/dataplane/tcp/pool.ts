@@ -11,6 +11,7 @@ import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink } from '../events.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './counters.js';
+import { busiestFlows, type TcpFlowSnapshot } from './flows.js';
 import type { StopReport } from './relay.js';
 import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
 
@@ -29,6 +30,7 @@ export interface TcpPoolDeps {
 
 interface WorkerState {
   readonly child: ChildProcess;
+  readonly flowRequests: Map<number, (flows: readonly TcpFlowSnapshot[]) => void>;
   counters: TcpCounters;
   stopped?: { report: StopReport; counters: TcpCounters };
 }
@@ -38,6 +40,7 @@ export class TcpWorkerPool {
   private retired: TcpCounters = emptyTcpCounters();
   private restarts: number[] = [];
   private restartCount = 0;
+  private nextRequest = 1;
   private stopping = false;
   /** The cap each worker applies (the configured one, lowered to fit its descriptor limit). */
   maxConnectionsPerWorker = 0;
@@ -50,6 +53,39 @@ export class TcpWorkerPool {
   /** The pids of the running workers. */
   pids(): number[] {
     return [...this.workers.keys()];
+  }
+
+  /** Workers started to replace one that died. */
+  workerRestarts(): number {
+    return this.restartCount;
+  }
+
+  /**
+   * The busiest flows over all workers: each is asked for its own (a message, answered from its
+   * flow table); one that does not answer within timeoutMs counts as having none.
+   */
+  async flows(limit: number, timeoutMs = 2000): Promise<TcpFlowSnapshot[]> {
+    const asks = [...this.workers.entries()].map(
+      ([pid, state]) =>
+        new Promise<TcpFlowSnapshot[]>((resolve) => {
+          if (!state.child.connected) {
+            resolve([]);
+            return;
+          }
+          const requestId = this.nextRequest++;
+          const done = (flows: readonly TcpFlowSnapshot[]): void => {
+            clearTimeout(timer);
+            state.flowRequests.delete(requestId);
+            resolve(flows.map((f) => ({ ...f, pid })));
+          };
+          const timer = setTimeout(() => done([]), timeoutMs);
+          state.flowRequests.set(requestId, done);
+          state.child.send({ kind: 'flows', requestId, limit } satisfies SupervisorMessage, (error) => {
+            if (error) done([]);
+          });
+        }),
+    );
+    return busiestFlows(await Promise.all(asks), limit);
   }
 
   /** Totals over all workers, including those that were replaced. */
@@ -89,7 +125,7 @@ export class TcpWorkerPool {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const pid = child.pid ?? -1;
-    const state: WorkerState = { child, counters: emptyTcpCounters() };
+    const state: WorkerState = { child, counters: emptyTcpCounters(), flowRequests: new Map() };
     this.workers.set(pid, state);
     this.deps.emit({ type: 'worker.start', pid, restart: this.restartCount });
     return new Promise<Endpoint[]>((resolve, reject) => {
@@ -110,6 +146,9 @@ export class TcpWorkerPool {
           case 'counters':
             state.counters = message.counters;
             break;
+          case 'flows':
+            state.flowRequests.get(message.requestId)?.(message.flows);
+            break;
           case 'stopped':
             state.counters = message.counters;
             state.stopped = { report: message.report, counters: message.counters };
@@ -118,6 +157,7 @@ export class TcpWorkerPool {
       });
       child.on('exit', (exitCode, signal) => {
         this.workers.delete(pid);
+        for (const answer of [...state.flowRequests.values()]) answer([]);
         this.retired = sumTcpCounters([this.retired, { ...state.counters, active: 0 }]);
         if (!ready) {
           reject(new TproxyError('ERR_SYSCALL', `tcp worker ${pid} exited before it was ready (code ${exitCode ?? '-'}, signal ${signal ?? '-'})`));

@@ -42,7 +42,10 @@ async function main(config: TcpWorkerConfig): Promise<void> {
   send({ kind: 'ready', locals, maxConnections });
   const timer = setInterval(() => send({ kind: 'counters', counters: engine.counters() }), config.countersIntervalMs);
   process.on('message', (message: SupervisorMessage) => {
-    if (message.kind !== 'stop') return;
+    if (message.kind === 'flows') {
+      void engine.flows(message.limit).then((flows) => send({ kind: 'flows', requestId: message.requestId, flows }));
+      return;
+    }
     clearInterval(timer);
     void engine.stop(message.graceMs).then((report) => {
       setImmediate(() => {

@@ -10,6 +10,7 @@ import { loadLibc } from '../../../sys/libc.js';
 import type { SocketApi } from '../../../sys/socket.js';
 import type { EventSink } from '../../events.js';
 import { emptyTcpCounters, type TcpCounters } from '../counters.js';
+import type { TcpFlowSnapshot } from '../flows.js';
 import type { StopReport, TcpRelayConfig } from '../relay.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
@@ -27,6 +28,8 @@ export class SpliceRelay {
   private resolveStopped: ((report: StopReport) => void) | undefined;
   private refresh: NodeJS.Timeout | undefined;
   private readonly wake = Buffer.alloc(8);
+  private nextRequest = 1;
+  private readonly flowRequests = new Map<number, (flows: readonly TcpFlowSnapshot[]) => void>();
 
   constructor(
     private readonly config: Omit<TcpRelayConfig, 'family'> & { readonly families: readonly Family[]; readonly pipeBytes: number },
@@ -84,6 +87,9 @@ export class SpliceRelay {
           case 'counters':
             this.counters = m.counters;
             break;
+          case 'flows':
+            this.flowRequests.get(m.requestId)?.(m.flows);
+            break;
           case 'stopped':
             this.counters = m.counters;
             this.resolveStopped?.(m.report);
@@ -103,6 +109,22 @@ export class SpliceRelay {
     this.refresh.unref();
     for (const local of locals) this.deps.emit({ type: 'listening', transport: 'tcp', family: local.family, local });
     return locals;
+  }
+
+  /** The busiest flows, asked of the engine thread; empty if it does not answer within timeoutMs. */
+  flows(limit: number, timeoutMs = 2000): Promise<TcpFlowSnapshot[]> {
+    if (!this.worker) return Promise.resolve([]);
+    const requestId = this.nextRequest++;
+    return new Promise((resolve) => {
+      const done = (flows: readonly TcpFlowSnapshot[]): void => {
+        clearTimeout(timer);
+        this.flowRequests.delete(requestId);
+        resolve([...flows]);
+      };
+      const timer = setTimeout(() => done([]), timeoutMs);
+      this.flowRequests.set(requestId, done);
+      this.send({ kind: 'flows', requestId, limit });
+    });
   }
 
   private send(message: ToEngine): void {
