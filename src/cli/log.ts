@@ -1,40 +1,114 @@
-/** Rendering proxy events as log lines: JSON lines or human-readable text, to stderr. */
+/**
+ * Log lines of the daemon, to stderr: leveled (error, warn, info, debug), as JSON lines or as
+ * human-readable text. Pure: formatting and filtering; the caller writes the lines.
+ *
+ * JSON shape (one object per line, stable; documented in the README):
+ *   time   RFC 3339 UTC with milliseconds
+ *   level  error | warn | info | debug
+ *   type   the event's stable name (`tcp.close`, `rules.applied`, ...): what programs select on
+ *   msg    the same sentence the text format prints: for people, not for parsing
+ *   ...    the event's fields, at the top level (never one of the four keys above)
+ */
 import { formatEndpoint } from '../core/net/sockaddr.js';
 import type { ProxyEvent } from '../dataplane/events.js';
 
 export type LogFormat = 'json' | 'text';
+export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
 
-export function formatEvent(event: ProxyEvent | { type: 'ready' | 'stopping' | 'stopped' | 'rules.applied' | 'rules.removed' | 'rules.warning'; [k: string]: unknown }, format: LogFormat, now: Date = new Date()): string {
-  if (format === 'json') return `${JSON.stringify({ time: now.toISOString(), ...event })}\n`;
+/** Most severe first: a level shows itself and everything before it. */
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Events of the daemon itself (start, stop, rules, admin and metrics endpoints). */
+export interface DaemonEvent {
+  readonly type: 'ready' | 'stopping' | 'stopped' | 'rules.applied' | 'rules.removed' | 'rules.warning' | 'metrics.listening' | 'admin.listening' | 'admin.stale-socket' | 'privileges';
+  readonly [field: string]: unknown;
+}
+
+export type LogEvent = ProxyEvent | DaemonEvent;
+
+/** One line per flow and per refused or dropped packet: debug. */
+const DEBUG = new Set(['tcp.accept', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop']);
+
+export function levelOf(event: LogEvent): LogLevel {
+  if (DEBUG.has(event.type)) return 'debug';
+  switch (event.type) {
+    case 'error':
+      return 'error';
+    case 'worker.exit':
+      return (event as Extract<ProxyEvent, { type: 'worker.exit' }>).restarting ? 'warn' : 'error';
+    case 'rules.warning':
+    case 'udp.reply.fallback':
+    case 'admin.stale-socket':
+      return 'warn';
+    default:
+      return 'info';
+  }
+}
+
+export function enabled(event: LogLevel, threshold: LogLevel): boolean {
+  return LOG_LEVELS.indexOf(event) <= LOG_LEVELS.indexOf(threshold);
+}
+
+/** The human sentence for an event (no newline). */
+export function messageOf(event: LogEvent): string {
   const e = event as ProxyEvent;
   switch (e.type) {
     case 'listening':
-      return `listening ${e.transport} ${formatEndpoint(e.local)} (IP_TRANSPARENT)\n`;
+      return `listening ${e.transport} ${formatEndpoint(e.local)} (IP_TRANSPARENT)`;
     case 'tcp.accept':
-      return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} intercepted\n`;
+      return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} intercepted`;
     case 'tcp.refused':
-      return `tcp refused ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)}: ${e.reason}\n`;
+      return `tcp refused ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)}: ${e.reason}`;
     case 'tcp.connected':
-      return `tcp #${e.id} upstream connected from ${formatEndpoint(e.upstreamLocal)}\n`;
+      return `tcp #${e.id} upstream connected from ${formatEndpoint(e.upstreamLocal)}`;
     case 'tcp.close':
-      return `tcp #${e.id} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromServer} bytes down, ${e.durationMs} ms\n`;
+      return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromServer} bytes down, ${e.durationMs} ms`;
     case 'udp.session.open':
-      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session opened (upstream ${formatEndpoint(e.upstreamLocal)})\n`;
+      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session opened (upstream ${formatEndpoint(e.upstreamLocal)})`;
     case 'udp.session.close':
-      return `udp #${e.id} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down\n`;
+      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down`;
     case 'udp.reply.fallback':
-      return `udp #${e.id} replies ${formatEndpoint(e.remote)} -> ${formatEndpoint(e.replyTo)} go through the raw socket (${e.reason}: a local service holds that port)\n`;
+      return `udp #${e.id} replies ${formatEndpoint(e.remote)} -> ${formatEndpoint(e.replyTo)} go through the raw socket (${e.reason}: a local service holds that port)`;
     case 'udp.drop':
-      return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}\n`;
+      return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}`;
     case 'worker.start':
-      return `tcp worker ${e.pid} started${e.restart > 0 ? ` (restart ${e.restart})` : ''}\n`;
+      return `tcp worker ${e.pid} started${e.restart > 0 ? ` (restart ${e.restart})` : ''}`;
     case 'worker.exit':
-      return `tcp worker ${e.pid} exited (code ${e.exitCode ?? '-'}, signal ${e.signal ?? '-'})${e.restarting ? ', restarting' : ', not restarted'}\n`;
+      return `tcp worker ${e.pid} exited (code ${e.exitCode ?? '-'}, signal ${e.signal ?? '-'})${e.restarting ? ', restarting' : ', not restarted'}`;
     case 'error':
-      return `error ${e.code}: ${e.message}\n`;
+      return `error ${e.code}: ${e.message}`;
     default: {
       const { type, ...rest } = event as { type: string };
-      return `${type}${Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : ''}\n`;
+      return `${type}${Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : ''}`;
     }
   }
+}
+
+/** One log line, newline included. */
+export function formatEvent(event: LogEvent, format: LogFormat, now: Date = new Date(), level: LogLevel = levelOf(event)): string {
+  const msg = messageOf(event);
+  if (format === 'json') {
+    const { type, ...fields } = event;
+    return `${JSON.stringify({ time: now.toISOString(), level, type, msg, ...fields })}\n`;
+  }
+  return `${now.toISOString()} ${level.padEnd(5)} ${msg}\n`;
+}
+
+export interface LoggerOptions {
+  readonly format: LogFormat;
+  readonly level: LogLevel;
+  readonly write: (line: string) => void;
+  readonly now?: () => Date;
+}
+
+export type Logger = (event: LogEvent) => void;
+
+/** A sink that drops events below the threshold and writes the rest as lines. */
+export function createLogger(options: LoggerOptions): Logger {
+  const now = options.now ?? ((): Date => new Date());
+  return (event) => {
+    const level = levelOf(event);
+    if (enabled(level, options.level)) options.write(formatEvent(event, options.format, now(), level));
+  };
 }
