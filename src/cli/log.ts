@@ -36,7 +36,7 @@ export function levelOf(event: LogEvent): LogLevel {
     case 'error':
       return 'error';
     case 'worker.exit':
-      return (event as Extract<ProxyEvent, { type: 'worker.exit' }>).restarting ? 'warn' : 'error';
+      return event.restarting ? 'warn' : 'error';
     case 'rules.warning':
     case 'udp.reply.fallback':
     case 'admin.stale-socket':
@@ -89,7 +89,8 @@ export function messageOf(event: LogEvent): string {
 export function formatEvent(event: LogEvent, format: LogFormat, now: Date = new Date(), level: LogLevel = levelOf(event)): string {
   const msg = messageOf(event);
   if (format === 'json') {
-    const { type, ...fields } = event;
+    const { type, ...fields } = event as { type: string; [field: string]: unknown };
+    for (const reserved of ['time', 'level', 'msg']) delete fields[reserved];
     return `${JSON.stringify({ time: now.toISOString(), level, type, msg, ...fields })}\n`;
   }
   return `${now.toISOString()} ${level.padEnd(5)} ${msg}\n`;

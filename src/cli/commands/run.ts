@@ -10,7 +10,10 @@ import type { TcpEngineKind } from '../../dataplane/tcp/engines.js';
 import { UDP_MAPPINGS } from '../../dataplane/udp/protocol.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
-import { formatEvent } from '../log.js';
+import { Operations } from '../../daemon/operations.js';
+import { parseListenAddress } from '../../daemon/listen-address.js';
+import { LOG_LEVELS, createLogger } from '../log.js';
+import { version } from '../version.js';
 import { SELECTION_HELP, SELECTION_OPTIONS, backendFrom, planFromConfig, rulesConfigFrom } from '../selection.js';
 
 const USAGE = `Usage: tproxy run [options]
@@ -32,13 +35,16 @@ ${SELECTION_HELP}
   --keepalive-ms N       TCP keepalive on both sides after this idle time, default 0 (off)
   --grace-ms N           on stop, let flows finish this long before resetting them, default 5000
   --udp-idle-timeout-ms N  idle time after which a UDP session ends, default 60000
-  --log-level info|debug debug logs one line per flow, default info
+  --log-level error|warn|info|debug  debug adds the lines of every flow, default info
   --udp-max-sessions N   UDP sessions at most; the least recently used is evicted, default 65536
   --udp-mapping endpoint-dependent|endpoint-independent
                          endpoint-dependent (default): only the original destination answers;
                          endpoint-independent: any remote that sends to the client's upstream
                          port reaches the client (full cone, for games and STUN)
-  --log-format text|json log lines on stderr, default text
+  --log-format text|json log lines on stderr, default text (JSON: time, level, type, msg, fields)
+  --metrics-address HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (off by default)
+  --admin-socket PATH    answer tproxy status on this unix socket, mode 0600 (off by default;
+                         the systemd unit uses /run/tproxy/admin.sock)
   --config FILE          configuration file (not supported yet)
   --help                 this help
 `;
@@ -76,6 +82,8 @@ export const runCommand: Command = {
         'udp-max-sessions': { type: 'string', default: '65536' },
         'udp-mapping': { type: 'string', default: 'endpoint-dependent' },
         'log-format': { type: 'string', default: 'text' },
+        'metrics-address': { type: 'string' },
+        'admin-socket': { type: 'string' },
         config: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
@@ -92,16 +100,19 @@ export const runCommand: Command = {
     if (format !== 'json' && format !== 'text') throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-format ${format}: use text or json`);
     const rulesConfig = rulesConfigFrom(values);
     const udpIdle = parseInteger('udp-idle-timeout-ms', values['udp-idle-timeout-ms'], 100);
-    const level = values['log-level'];
-    if (level !== 'info' && level !== 'debug') throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-level ${level}: use info or debug`);
+    const level = LOG_LEVELS.find((l) => l === values['log-level']);
+    if (!level) throw new TproxyError('ERR_INVALID_ARGUMENT', `--log-level ${values['log-level']}: use ${LOG_LEVELS.join(', ')}`);
+    const metricsAddress = values['metrics-address'] === undefined ? undefined : parseListenAddress('--metrics-address', values['metrics-address']);
     const graceMs = parseInteger('grace-ms', values['grace-ms'], 0);
     const udpMaxSessions = parseInteger('udp-max-sessions', values['udp-max-sessions'], 1);
     const udpMapping = UDP_MAPPINGS.find((m) => m === values['udp-mapping']);
     if (!udpMapping) throw new TproxyError('ERR_INVALID_ARGUMENT', `--udp-mapping ${values['udp-mapping']}: use ${UDP_MAPPINGS.join(' or ')}`);
-    const log = (event: Parameters<typeof formatEvent>[0]): void => io.err(formatEvent(event, format));
+    const log = createLogger({ format, level, write: (line) => io.err(line) });
     const plan: RulesPlan | undefined = values['no-rules'] ? undefined : planFromConfig(rulesConfig);
     const backend = plan ? backendFrom(values) : undefined;
 
+    const tcpEngine = parseEngine(values['tcp-engine']);
+    const ops = new Operations({ log, version: version(), engine: tcpEngine, ...(metricsAddress ? { metricsAddress } : {}), ...(values['admin-socket'] !== undefined ? { adminSocket: values['admin-socket'] } : {}) });
     const proxy = new Proxy(
       {
         ...DEFAULT_PROXY_CONFIG,
@@ -118,15 +129,19 @@ export const runCommand: Command = {
         tcpIdleTimeoutMs: parseInteger('idle-timeout-ms', values['idle-timeout-ms'], 0),
         tcpKeepAliveMs: parseInteger('keepalive-ms', values['keepalive-ms'], 0),
         flowEvents: level === 'debug',
-        tcpEngine: parseEngine(values['tcp-engine']),
+        tcpEngine,
         maxUdpSessions: udpMaxSessions,
         udpMapping,
       },
-      { emit: log },
+      { emit: ops.sink },
     );
-    // Listeners first: a tproxy rule with no transparent socket behind it lets traffic bypass us.
-    await proxy.start();
     const controller = new RulesController(new ProcessRunner(), { ...(backend ? { backend } : {}) });
+    await ops.start(proxy, plan ? { controller, plan } : undefined);
+    // Listeners first: a tproxy rule with no transparent socket behind it lets traffic bypass us.
+    await proxy.start().catch(async (error: unknown) => {
+      await ops.close();
+      throw error;
+    });
     if (plan) {
       try {
         // Recorded as ours: after a crash the next start (or rules cleanup) finds and replaces it.
@@ -135,10 +150,12 @@ export const runCommand: Command = {
         log({ type: 'rules.applied', backend, table: `${plan.table.family} ${plan.table.name}`, policyRoutes: plan.policyRoutes.length, failMode: plan.config.failMode, ...(applied.replaced ? { replaced: applied.replaced } : {}) });
       } catch (error) {
         await proxy.stop(0);
+        await ops.close();
         throw error;
       }
     }
     log({ type: 'ready', pid: process.pid, tcpWorkers: proxy.workerPids(), maxConnectionsPerWorker: proxy.maxConnectionsPerWorker() });
+    ops.running();
 
     await new Promise<void>((resolve) => {
       const stop = (): void => {
@@ -150,6 +167,7 @@ export const runCommand: Command = {
       process.on('SIGTERM', stop);
     });
     log({ type: 'stopping' });
+    ops.stopping();
     // Listeners close first; the rules stay while flows drain, because established flows reach
     // their transparent sockets only through the divert rule and the fwmark route. New connections
     // meanwhile find no listener, and nft tproxy lets them pass (fail-open).
@@ -158,6 +176,7 @@ export const runCommand: Command = {
       const removed = await controller.remove(plan);
       log({ type: 'rules.removed', ...removed });
     }
+    await ops.close();
     log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters: proxy.counters() });
     return 0;
   },

@@ -1,0 +1,70 @@
+/** `tproxy status` for people: a daemon's status as text. Pure. */
+import { formatEndpoint } from '../core/net/sockaddr.js';
+import type { DaemonStatus, RulesView } from '../daemon/admin-protocol.js';
+
+/** 1536 -> "1.5 KiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** 3725 -> "1h 2m 5s". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const parts = [[Math.floor(s / 86_400), 'd'], [Math.floor((s % 86_400) / 3600), 'h'], [Math.floor((s % 3600) / 60), 'm'], [s % 60, 's']] as const;
+  const shown = parts.filter(([n], i) => n > 0 || i === parts.length - 1);
+  return shown.map(([n, u]) => `${n}${u}`).join(' ');
+}
+
+/** "done 3, ECONNRESET 1" (zero entries left out), or "none". */
+function tally(record: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(record).filter(([, n]) => n > 0);
+  return entries.length === 0 ? 'none' : entries.map(([k, n]) => `${k} ${n}`).join(', ');
+}
+
+function rulesLines(rules: RulesView): string[] {
+  if (!rules.managed) return ['rules: not managed by this daemon (--no-rules)'];
+  if ('error' in rules) return [`rules: could not be read (backend ${rules.backend}): ${rules.error}`];
+  const table = rules.pieces.find((p) => p.kind === 'table');
+  const missing = rules.pieces.filter((p) => p.state !== 'in place');
+  const head = rules.inPlace
+    ? `rules: in place (backend ${rules.backend}${table ? `, ${table.name}` : ''})`
+    : `rules: NOT in place (backend ${rules.backend}): ${missing.map((p) => `${p.state} ${p.name}`).join('; ')}${rules.unexpected.length ? `; unexpected: ${rules.unexpected.join('; ')}` : ''}`;
+  const counted = rules.pieces.filter((p) => p.counter);
+  const width = Math.max(0, ...counted.map((p) => p.name.length));
+  return [head, ...counted.map((p) => `  ${p.name.padEnd(width)}  ${p.counter?.packets ?? 0} packets, ${formatBytes(p.counter?.bytes ?? 0)}`)];
+}
+
+export function renderStatus(s: DaemonStatus, top: number): string {
+  const tcp = s.counters.tcp;
+  const udp = s.counters.udp;
+  const lines = [
+    `tproxy ${s.version}, pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeSeconds)} (since ${s.startedAt}; engine ${s.engine}, node ${s.node})`,
+    `listeners: ${s.listeners.length === 0 ? 'none yet' : s.listeners.map((l) => `${l.transport} ${formatEndpoint(l)}`).join(', ')}`,
+    ...rulesLines(s.rules),
+    `tcp: ${tcp.active} active, ${tcp.accepted} accepted; ${formatBytes(tcp.bytesFromClient)} from clients, ${formatBytes(tcp.bytesFromServer)} from servers`,
+    `  closed: ${tally(tcp.closed)}; refused: ${tally(tcp.refused)}; connect errors: ${tally(tcp.connectErrors)}; accept pauses: ${tcp.acceptPauses}`,
+    `  workers: ${s.workers.pids.length === 0 ? 'none (TCP in the main process)' : `${s.workers.pids.length} (pids ${s.workers.pids.join(', ')})`}, ${s.workers.restarts} restarts`,
+  ];
+  if (udp) {
+    lines.push(
+      `udp: ${udp.sessionsActive} sessions active, ${udp.sessionsCreated} opened (${udp.sessionsExpired} expired, ${udp.sessionsEvicted} evicted); ${udp.datagramsFromClients} datagrams / ${formatBytes(udp.bytesFromClients)} from clients, ${udp.datagramsFromServers} / ${formatBytes(udp.bytesFromServers)} from servers`,
+      `  errors: ${tally(udp.errors)}`,
+    );
+  }
+  if (top > 0) {
+    lines.push(s.flows.length === 0 ? 'busiest tcp flows: none in progress' : `busiest tcp flows (top ${top} by bytes):`);
+    for (const f of s.flows) {
+      lines.push(
+        `  ${formatEndpoint(f.client)} -> ${formatEndpoint(f.originalDestination)}  ${formatBytes(f.bytesFromClient)} up, ${formatBytes(f.bytesFromServer)} down, ${formatDuration(f.ageMs / 1000)}${f.connected ? '' : ', connecting'}${f.pid !== undefined ? ` (worker ${f.pid})` : ''}`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
