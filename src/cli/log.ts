@@ -50,8 +50,39 @@ export function enabled(event: LogLevel, threshold: LogLevel): boolean {
   return LOG_LEVELS.indexOf(event) <= LOG_LEVELS.indexOf(threshold);
 }
 
+const list = (value: unknown): string => (Array.isArray(value) && value.length > 0 ? value.join(', ') : 'none');
+
+function daemonMessage(e: DaemonEvent): string | undefined {
+  switch (e.type) {
+    case 'ready':
+      return `ready: pid ${String(e.pid)}, tcp workers ${list(e.tcpWorkers)}, at most ${String(e.maxConnectionsPerWorker)} connections per worker`;
+    case 'stopping':
+      return 'stopping: listeners close, flows in progress get the grace period';
+    case 'stopped':
+      return `stopped: ${String(e.flowsCompleted)} flows finished, ${String(e.flowsReset)} reset`;
+    case 'rules.applied':
+      return `rules applied (backend ${String(e.backend)}, ${String(e.table)}, ${String(e.policyRoutes)} policy routes, fail mode ${String(e.failMode)})`;
+    case 'rules.removed':
+      return `rules removed (table ${e.table ? 'removed' : 'was not there'}, ${String(e.rules)} ip rules, ${String(e.routes)} routes)`;
+    case 'rules.warning':
+      return `rules: ${String(e.message)}`;
+    case 'metrics.listening':
+      return `metrics at ${String(e.url)}`;
+    case 'admin.listening':
+      return `admin socket ${String(e.path)} (mode ${String(e.mode)}): tproxy status --socket ${String(e.path)}`;
+    case 'admin.stale-socket':
+      return `admin socket ${String(e.path)}: ${String(e.message)}`;
+    case 'privileges':
+      return `running as uid ${String(e.uid)} with capabilities ${list(e.capabilities)} (ambient: ${list(e.ambient)})`;
+    default:
+      return undefined;
+  }
+}
+
 /** The human sentence for an event (no newline). */
 export function messageOf(event: LogEvent): string {
+  const daemon = daemonMessage(event as DaemonEvent);
+  if (daemon !== undefined) return daemon;
   const e = event as ProxyEvent;
   switch (e.type) {
     case 'listening':

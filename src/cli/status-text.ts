@@ -18,7 +18,8 @@ export function formatBytes(bytes: number): string {
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   const parts = [[Math.floor(s / 86_400), 'd'], [Math.floor((s % 86_400) / 3600), 'h'], [Math.floor((s % 3600) / 60), 'm'], [s % 60, 's']] as const;
-  const shown = parts.filter(([n], i) => n > 0 || i === parts.length - 1);
+  const first = parts.findIndex(([n]) => n > 0);
+  const shown = parts.slice(first < 0 ? parts.length - 1 : first);
   return shown.map(([n, u]) => `${n}${u}`).join(' ');
 }
 

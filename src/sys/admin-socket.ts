@@ -3,8 +3,9 @@
  * connect), one JSON request per line and one JSON response per line. A socket file left by a
  * daemon that died is removed; one that a running daemon answers on is refused.
  */
-import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { dirname } from 'node:path';
 import { TproxyError } from '../core/errors.js';
 
 /** A request or response line longer than this closes the connection. */
@@ -98,7 +99,9 @@ export async function serveAdminSocket(path: string, handle: (line: string) => P
     });
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code;
-    throw new TproxyError(errno === 'EACCES' ? 'ERR_PRIVILEGE' : errno === 'EADDRINUSE' ? 'ERR_ADDRESS_IN_USE' : 'ERR_SYSCALL', `admin socket ${path}: ${errno ?? (error as Error).message}${errno === 'EACCES' ? ': this user may not create files in that directory (systemd: RuntimeDirectory=)' : errno === 'ENOENT' ? ': its directory does not exist' : ''}`, { path, call: 'bind', errno });
+    // libuv reports a missing directory as EACCES too.
+    const hint = !existsSync(dirname(path)) ? `its directory ${dirname(path)} does not exist` : errno === 'EACCES' ? 'this user may not create files in that directory (systemd: RuntimeDirectory=)' : '';
+    throw new TproxyError(errno === 'EACCES' && hint.startsWith('this user') ? 'ERR_PRIVILEGE' : errno === 'EADDRINUSE' ? 'ERR_ADDRESS_IN_USE' : 'ERR_SYSCALL', `admin socket ${path}: ${errno ?? (error as Error).message}${hint ? `: ${hint}` : ''}`, { path, call: 'bind', errno });
   } finally {
     process.umask(umask);
   }

@@ -8,7 +8,9 @@ import type { UpstreamMode } from '../../dataplane/events.js';
 import { DEFAULT_PROXY_CONFIG, Proxy } from '../../dataplane/proxy.js';
 import type { TcpEngineKind } from '../../dataplane/tcp/engines.js';
 import { UDP_MAPPINGS } from '../../dataplane/udp/protocol.js';
+import { checkRunPrivileges, relevantCapabilities } from '../../core/capabilities.js';
 import { ProcessRunner } from '../../sys/exec.js';
+import { processPrivileges } from '../../sys/privileges.js';
 import type { CliIo, Command } from '../io.js';
 import { Operations } from '../../daemon/operations.js';
 import { parseListenAddress } from '../../daemon/listen-address.js';
@@ -112,6 +114,9 @@ export const runCommand: Command = {
     const backend = plan ? backendFrom(values) : undefined;
 
     const tcpEngine = parseEngine(values['tcp-engine']);
+    const privileges = processPrivileges();
+    checkRunPrivileges(privileges, plan !== undefined);
+    log({ type: 'privileges', uid: privileges.uid, capabilities: relevantCapabilities(privileges.effective), ambient: relevantCapabilities(privileges.ambient) });
     const ops = new Operations({ log, version: version(), engine: tcpEngine, ...(metricsAddress ? { metricsAddress } : {}), ...(values['admin-socket'] !== undefined ? { adminSocket: values['admin-socket'] } : {}) });
     const proxy = new Proxy(
       {
