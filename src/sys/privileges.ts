@@ -14,3 +14,13 @@ export function processPrivileges(): ProcessPrivileges {
   // Without /proc, root is taken to have every capability (the usual case).
   return text === '' && uid === 0 ? { uid, effective: -1n & ((1n << 64n) - 1n), ambient: 0n } : { uid, ...caps };
 }
+
+/** net.ipv4.ip_unprivileged_port_start of this network namespace (1024 if it cannot be read). */
+export function unprivilegedPortStart(): number {
+  try {
+    const value = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim());
+    return Number.isInteger(value) ? value : 1024;
+  } catch {
+    return 1024;
+  }
+}

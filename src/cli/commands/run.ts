@@ -10,7 +10,7 @@ import type { TcpEngineKind } from '../../dataplane/tcp/engines.js';
 import { UDP_MAPPINGS } from '../../dataplane/udp/protocol.js';
 import { checkRunPrivileges, relevantCapabilities } from '../../core/capabilities.js';
 import { ProcessRunner } from '../../sys/exec.js';
-import { processPrivileges } from '../../sys/privileges.js';
+import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
 import type { CliIo, Command } from '../io.js';
 import { Operations } from '../../daemon/operations.js';
 import { parseListenAddress } from '../../daemon/listen-address.js';
@@ -115,7 +115,7 @@ export const runCommand: Command = {
 
     const tcpEngine = parseEngine(values['tcp-engine']);
     const privileges = processPrivileges();
-    checkRunPrivileges(privileges, plan !== undefined);
+    checkRunPrivileges(privileges, plan !== undefined, { listenPort: rulesConfig.listenPort, udpPorts: rulesConfig.intercept.flatMap((s) => (s.transport === 'udp' ? s.ports : [])), unprivilegedPortStart: unprivilegedPortStart() });
     log({ type: 'privileges', uid: privileges.uid, capabilities: relevantCapabilities(privileges.effective), ambient: relevantCapabilities(privileges.ambient) });
     const ops = new Operations({ log, version: version(), engine: tcpEngine, ...(metricsAddress ? { metricsAddress } : {}), ...(values['admin-socket'] !== undefined ? { adminSocket: values['admin-socket'] } : {}) });
     const proxy = new Proxy(
