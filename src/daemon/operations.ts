@@ -131,7 +131,7 @@ export class Operations {
 
   async metricsSnapshot(): Promise<MetricsSnapshot> {
     const proxy = this.requireProxy();
-    const view = await this.readRules();
+    const [view, now] = await Promise.all([this.readRules(), proxy.snapshot(0)]);
     const rules: RulesSnapshot = !view.managed
       ? view
       : 'error' in view
@@ -145,7 +145,7 @@ export class Operations {
     return {
       build: { version: this.options.version, node: process.version, engine: this.options.engine },
       startTimeSeconds: Math.floor(this.startedAt.getTime() / 1000),
-      counters: proxy.counters(),
+      counters: now.counters,
       workers: proxy.workers(),
       rules,
       rulesReadFailures: this.rulesReadFailures,
@@ -155,7 +155,7 @@ export class Operations {
 
   async status(top: number): Promise<DaemonStatus> {
     const proxy = this.requireProxy();
-    const [rules, flows] = await Promise.all([this.readRules(), proxy.flows(top)]);
+    const [rules, now] = await Promise.all([this.readRules(), proxy.snapshot(top)]);
     return {
       state: this.state,
       pid: process.pid,
@@ -166,9 +166,9 @@ export class Operations {
       uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       listeners: this.listeners,
       rules,
-      counters: proxy.counters(),
+      counters: now.counters,
       workers: { pids: proxy.workerPids(), restarts: proxy.workers().restarts },
-      flows,
+      flows: now.flows,
     };
   }
 

@@ -167,10 +167,15 @@ export class Proxy {
     return { running: this.pool?.pids().length ?? 0, restarts: this.pool?.workerRestarts() ?? 0 };
   }
 
-  /** The busiest TCP flows now, by bytes both ways, over every worker. */
-  async flows(limit: number): Promise<TcpFlowSnapshot[]> {
-    if (this.pool) return this.pool.flows(limit);
-    return this.tcp ? this.tcp.flows(limit) : [];
+  /**
+   * Counters now (TCP workers are asked, bytes of flows in progress included) and the busiest TCP
+   * flows by bytes both ways (`limit` of them, 0 for none). counters() gives what the workers last
+   * reported (once a second) without asking.
+   */
+  async snapshot(limit: number): Promise<{ readonly counters: ProxyCounters; readonly flows: readonly TcpFlowSnapshot[] }> {
+    const tcp = this.pool ? await this.pool.snapshot(limit) : this.tcp ? await this.tcp.snapshot(limit) : { counters: emptyTcpCounters(), flows: [] };
+    const udp = this.udp?.counters();
+    return { counters: udp ? { tcp: tcp.counters, udp } : { tcp: tcp.counters }, flows: tcp.flows };
   }
 
   /** Stop accepting, let TCP flows finish for up to graceMs, then reset the rest. */

@@ -141,3 +141,33 @@ describe('metrics and tproxy status of a running daemon (root)', () => {
     assert.equal((await p.lab.run('router', ['nft', 'list', 'tables'])).stdout.trim(), '');
   });
 });
+
+describe('tproxy status and metrics with the stream engine in the main process (root)', () => {
+  let p: ProxyLab;
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tproxy-ops-stream-'));
+    p = await startProxyLab(['--intercept', 'tcp:81', '--workers', '0', '--tcp-engine', 'stream', '--table', 'tproxy_ops_stream', '--route-table', '134', '--rule-priority', '9134', '--metrics-address', METRICS, '--admin-socket', join(dir, 'admin.sock')]);
+  });
+  after(async () => {
+    await p.lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('counts the bytes of a flow in progress, at scrape time and in status', async () => {
+    const trickle = p.client<{ receivedBytes: number }>('trickle', A.server.ipv6, 81, 120);
+    const read = async (): Promise<DaemonStatus> => JSON.parse((await cli(['status', '--socket', join(dir, 'admin.sock'), '--json'])).stdout) as DaemonStatus;
+    const busy = await until(read, (s) => (s.flows[0]?.bytesFromClient ?? 0) >= 16 * 1024, 15_000, 'the flow in status');
+    const flow = busy.flows[0]!;
+    assert.equal(flow.pid, undefined, 'no worker: TCP runs in the main process');
+    assert.deepEqual(flow.originalDestination, { family: 6, address: A.server.ipv6, port: 81 });
+    assert.ok(busy.counters.tcp.bytesFromClient >= flow.bytesFromClient, 'counters include the bytes of flows in progress');
+    assert.equal(busy.workers.pids.length, 0);
+    const script = `fetch('http://${METRICS}/metrics').then(async (r) => process.stdout.write(await r.text()))`;
+    const metrics = parsePromText((await p.lab.run('router', [process.execPath, '-e', script])).stdout);
+    assert.ok((metrics.value('tproxy_tcp_bytes_total', { direction: 'from_client' }) ?? 0) >= flow.bytesFromClient, 'and so does a scrape, while the flow runs');
+    assert.equal(metrics.value('tproxy_tcp_connections_active'), 1);
+    assert.equal(metrics.value('tproxy_build_info', { version: '0.1.0', node: process.version, engine: 'stream' }), 1);
+    assert.equal((await trickle).receivedBytes, 120 * 1024);
+  });
+});

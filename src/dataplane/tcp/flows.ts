@@ -1,5 +1,6 @@
 /** A TCP flow as the busiest-flows view shows it, and picking the busiest. Pure. */
 import type { Endpoint } from '../../core/net/sockaddr.js';
+import type { TcpCounters } from './counters.js';
 
 export interface TcpFlowSnapshot {
   /** The flow's number in its engine (unique per worker process, not across them). */
@@ -13,6 +14,12 @@ export interface TcpFlowSnapshot {
   readonly connected: boolean;
   /** The TCP worker process that relays it (absent when TCP runs in the main process). */
   readonly pid?: number;
+}
+
+/** What a TCP engine answers a snapshot request with: its counters now and its busiest flows. */
+export interface TcpSnapshot {
+  readonly counters: TcpCounters;
+  readonly flows: readonly TcpFlowSnapshot[];
 }
 
 /** Busiest-flow requests ask for at most this many. */

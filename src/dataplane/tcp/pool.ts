@@ -11,7 +11,7 @@ import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink } from '../events.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './counters.js';
-import { busiestFlows, type TcpFlowSnapshot } from './flows.js';
+import { busiestFlows, type TcpFlowSnapshot, type TcpSnapshot } from './flows.js';
 import type { StopReport } from './relay.js';
 import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
 
@@ -30,7 +30,7 @@ export interface TcpPoolDeps {
 
 interface WorkerState {
   readonly child: ChildProcess;
-  readonly flowRequests: Map<number, (flows: readonly TcpFlowSnapshot[]) => void>;
+  readonly snapshotRequests: Map<number, (snapshot: TcpSnapshot | undefined) => void>;
   counters: TcpCounters;
   stopped?: { report: StopReport; counters: TcpCounters };
 }
@@ -61,10 +61,11 @@ export class TcpWorkerPool {
   }
 
   /**
-   * The busiest flows over all workers: each is asked for its own (a message, answered from its
-   * flow table); one that does not answer within timeoutMs counts as having none.
+   * Counters and busiest flows over all workers, now: each is asked (a message, answered from its
+   * counters and flow table). One that does not answer within timeoutMs counts with the counters it
+   * last reported and no flows.
    */
-  async flows(limit: number, timeoutMs = 2000): Promise<TcpFlowSnapshot[]> {
+  async snapshot(limit: number, timeoutMs = 2000): Promise<TcpSnapshot> {
     const asks = [...this.workers.entries()].map(
       ([pid, state]) =>
         new Promise<TcpFlowSnapshot[]>((resolve) => {
@@ -73,19 +74,21 @@ export class TcpWorkerPool {
             return;
           }
           const requestId = this.nextRequest++;
-          const done = (flows: readonly TcpFlowSnapshot[]): void => {
+          const done = (snapshot: TcpSnapshot | undefined): void => {
             clearTimeout(timer);
-            state.flowRequests.delete(requestId);
-            resolve(flows.map((f) => ({ ...f, pid })));
+            state.snapshotRequests.delete(requestId);
+            if (snapshot) state.counters = snapshot.counters;
+            resolve((snapshot?.flows ?? []).map((f) => ({ ...f, pid })));
           };
-          const timer = setTimeout(() => done([]), timeoutMs);
-          state.flowRequests.set(requestId, done);
-          state.child.send({ kind: 'flows', requestId, limit } satisfies SupervisorMessage, (error) => {
-            if (error) done([]);
+          const timer = setTimeout(() => done(undefined), timeoutMs);
+          state.snapshotRequests.set(requestId, done);
+          state.child.send({ kind: 'snapshot', requestId, limit } satisfies SupervisorMessage, (error) => {
+            if (error) done(undefined);
           });
         }),
     );
-    return busiestFlows(await Promise.all(asks), limit);
+    const flows = busiestFlows(await Promise.all(asks), limit);
+    return { counters: this.counters(), flows };
   }
 
   /** Totals over all workers, including those that were replaced. */
@@ -125,7 +128,7 @@ export class TcpWorkerPool {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const pid = child.pid ?? -1;
-    const state: WorkerState = { child, counters: emptyTcpCounters(), flowRequests: new Map() };
+    const state: WorkerState = { child, counters: emptyTcpCounters(), snapshotRequests: new Map() };
     this.workers.set(pid, state);
     this.deps.emit({ type: 'worker.start', pid, restart: this.restartCount });
     return new Promise<Endpoint[]>((resolve, reject) => {
@@ -146,8 +149,8 @@ export class TcpWorkerPool {
           case 'counters':
             state.counters = message.counters;
             break;
-          case 'flows':
-            state.flowRequests.get(message.requestId)?.(message.flows);
+          case 'snapshot':
+            state.snapshotRequests.get(message.requestId)?.(message);
             break;
           case 'stopped':
             state.counters = message.counters;
@@ -157,7 +160,7 @@ export class TcpWorkerPool {
       });
       child.on('exit', (exitCode, signal) => {
         this.workers.delete(pid);
-        for (const answer of [...state.flowRequests.values()]) answer([]);
+        for (const answer of [...state.snapshotRequests.values()]) answer(undefined);
         this.retired = sumTcpCounters([this.retired, { ...state.counters, active: 0 }]);
         if (!ready) {
           reject(new TproxyError('ERR_SYSCALL', `tcp worker ${pid} exited before it was ready (code ${exitCode ?? '-'}, signal ${signal ?? '-'})`));

@@ -115,6 +115,17 @@ export class TcpRelay {
     return this.flows.size;
   }
 
+  /** The counters with the bytes of flows in progress (counted into `counters` when they end). */
+  liveCounters(): TcpCounters {
+    let bytesFromClient = this.counters.bytesFromClient;
+    let bytesFromServer = this.counters.bytesFromServer;
+    for (const f of this.flows) {
+      bytesFromClient += f.client.bytesRead;
+      bytesFromServer += f.upstream.bytesRead;
+    }
+    return { ...this.counters, bytesFromClient, bytesFromServer };
+  }
+
   /** The busiest flows by bytes both ways (bytes read from each side so far). */
   busiest(limit: number): TcpFlowSnapshot[] {
     const now = Date.now();

@@ -42,8 +42,8 @@ async function main(config: TcpWorkerConfig): Promise<void> {
   send({ kind: 'ready', locals, maxConnections });
   const timer = setInterval(() => send({ kind: 'counters', counters: engine.counters() }), config.countersIntervalMs);
   process.on('message', (message: SupervisorMessage) => {
-    if (message.kind === 'flows') {
-      void engine.flows(message.limit).then((flows) => send({ kind: 'flows', requestId: message.requestId, flows }));
+    if (message.kind === 'snapshot') {
+      void engine.snapshot(message.limit).then((snapshot) => send({ kind: 'snapshot', requestId: message.requestId, ...snapshot }));
       return;
     }
     clearInterval(timer);

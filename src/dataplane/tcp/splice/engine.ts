@@ -132,7 +132,7 @@ export class SpliceEngine {
 
   handle(message: ToEngine): void {
     if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
-    else if (message.kind === 'flows') this.post({ kind: 'flows', requestId: message.requestId, flows: this.busiest(message.limit) });
+    else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
     else this.beginStop(message.graceMs);
   }
 

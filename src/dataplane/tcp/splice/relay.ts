@@ -10,7 +10,7 @@ import { loadLibc } from '../../../sys/libc.js';
 import type { SocketApi } from '../../../sys/socket.js';
 import type { EventSink } from '../../events.js';
 import { emptyTcpCounters, type TcpCounters } from '../counters.js';
-import type { TcpFlowSnapshot } from '../flows.js';
+import type { TcpSnapshot } from '../flows.js';
 import type { StopReport, TcpRelayConfig } from '../relay.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
@@ -29,7 +29,7 @@ export class SpliceRelay {
   private refresh: NodeJS.Timeout | undefined;
   private readonly wake = Buffer.alloc(8);
   private nextRequest = 1;
-  private readonly flowRequests = new Map<number, (flows: readonly TcpFlowSnapshot[]) => void>();
+  private readonly snapshotRequests = new Map<number, (snapshot: TcpSnapshot) => void>();
 
   constructor(
     private readonly config: Omit<TcpRelayConfig, 'family'> & { readonly families: readonly Family[]; readonly pipeBytes: number },
@@ -87,8 +87,9 @@ export class SpliceRelay {
           case 'counters':
             this.counters = m.counters;
             break;
-          case 'flows':
-            this.flowRequests.get(m.requestId)?.(m.flows);
+          case 'snapshot':
+            this.counters = m.counters;
+            this.snapshotRequests.get(m.requestId)?.(m);
             break;
           case 'stopped':
             this.counters = m.counters;
@@ -111,19 +112,22 @@ export class SpliceRelay {
     return locals;
   }
 
-  /** The busiest flows, asked of the engine thread; empty if it does not answer within timeoutMs. */
-  flows(limit: number, timeoutMs = 2000): Promise<TcpFlowSnapshot[]> {
-    if (!this.worker) return Promise.resolve([]);
+  /**
+   * Counters and busiest flows now, asked of the engine thread; if it does not answer within
+   * timeoutMs, the counters it last reported and no flows.
+   */
+  snapshot(limit: number, timeoutMs = 2000): Promise<TcpSnapshot> {
+    if (!this.worker) return Promise.resolve({ counters: this.counters, flows: [] });
     const requestId = this.nextRequest++;
     return new Promise((resolve) => {
-      const done = (flows: readonly TcpFlowSnapshot[]): void => {
+      const done = (snapshot: TcpSnapshot): void => {
         clearTimeout(timer);
-        this.flowRequests.delete(requestId);
-        resolve([...flows]);
+        this.snapshotRequests.delete(requestId);
+        resolve({ counters: snapshot.counters, flows: snapshot.flows });
       };
-      const timer = setTimeout(() => done([]), timeoutMs);
-      this.flowRequests.set(requestId, done);
-      this.send({ kind: 'flows', requestId, limit });
+      const timer = setTimeout(() => done({ counters: this.counters, flows: [] }), timeoutMs);
+      this.snapshotRequests.set(requestId, done);
+      this.send({ kind: 'snapshot', requestId, limit });
     });
   }
 
