@@ -1,6 +1,6 @@
 /** `tproxy status` for people: a daemon's status as text. Pure. */
 import { formatEndpoint } from '../core/net/sockaddr.js';
-import type { DaemonStatus, RulesView } from '../daemon/admin-protocol.js';
+import type { DaemonStatus, ListenerStatus, RulesView } from '../daemon/admin-protocol.js';
 
 /** 1536 -> "1.5 KiB". */
 export function formatBytes(bytes: number): string {
@@ -42,28 +42,37 @@ function rulesLines(rules: RulesView): string[] {
   return [head, ...counted.map((p) => `  ${p.name.padEnd(width)}  ${p.counter?.packets ?? 0} packets, ${formatBytes(p.counter?.bytes ?? 0)}`)];
 }
 
-export function renderStatus(s: DaemonStatus, top: number): string {
-  const tcp = s.counters.tcp;
-  const udp = s.counters.udp;
+function listenerLines(l: ListenerStatus): string[] {
+  const tcp = l.counters.tcp;
+  const udp = l.counters.udp;
   const lines = [
-    `tproxy ${s.version}, pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeSeconds)} (since ${s.startedAt}; engine ${s.engine}, node ${s.node})`,
-    `listeners: ${s.listeners.length === 0 ? 'none yet' : s.listeners.map((l) => `${l.transport} ${formatEndpoint(l)}`).join(', ')}`,
-    ...rulesLines(s.rules),
-    `tcp: ${tcp.active} active, ${tcp.accepted} accepted; ${formatBytes(tcp.bytesFromClient)} from clients, ${formatBytes(tcp.bytesFromServer)} from servers`,
-    `  closed: ${tally(tcp.closed)}; refused: ${tally(tcp.refused)}; connect errors: ${tally(tcp.connectErrors)}; accept pauses: ${tcp.acceptPauses}`,
-    `  workers: ${s.workers.pids.length === 0 ? 'none (TCP in the main process)' : `${s.workers.pids.length} (pids ${s.workers.pids.join(', ')})`}, ${s.workers.restarts} restarts`,
+    `listener ${l.name}: ${l.sockets.length === 0 ? 'no sockets yet' : l.sockets.map((s) => `${s.transport} ${formatEndpoint(s)}`).join(', ')}`,
+    `  tcp: ${tcp.active} active, ${tcp.accepted} accepted; ${formatBytes(tcp.bytesFromClient)} from clients, ${formatBytes(tcp.bytesFromServer)} from servers`,
+    `    closed: ${tally(tcp.closed)}; refused: ${tally(tcp.refused)}; connect errors: ${tally(tcp.connectErrors)}; accept pauses: ${tcp.acceptPauses}`,
+    `    workers: ${l.workers.pids.length === 0 ? 'none (TCP in the main process)' : `${l.workers.pids.length} (pids ${l.workers.pids.join(', ')})`}, ${l.workers.restarts} restarts`,
   ];
   if (udp) {
     lines.push(
-      `udp: ${udp.sessionsActive} sessions active, ${udp.sessionsCreated} opened (${udp.sessionsExpired} expired, ${udp.sessionsEvicted} evicted); ${udp.datagramsFromClients} datagrams / ${formatBytes(udp.bytesFromClients)} from clients, ${udp.datagramsFromServers} / ${formatBytes(udp.bytesFromServers)} from servers`,
-      `  errors: ${tally(udp.errors)}`,
+      `  udp: ${udp.sessionsActive} sessions active, ${udp.sessionsCreated} opened (${udp.sessionsExpired} expired, ${udp.sessionsEvicted} evicted); ${udp.datagramsFromClients} datagrams / ${formatBytes(udp.bytesFromClients)} from clients, ${udp.datagramsFromServers} / ${formatBytes(udp.bytesFromServers)} from servers`,
+      `    errors: ${tally(udp.errors)}`,
     );
   }
+  return lines;
+}
+
+export function renderStatus(s: DaemonStatus, top: number): string {
+  const named = s.listeners.length > 1;
+  const lines = [
+    `tproxy ${s.version}, pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeSeconds)} (since ${s.startedAt}; engine ${s.engine}, node ${s.node})`,
+    ...rulesLines(s.rules),
+    ...(s.listeners.length === 0 ? ['listeners: none yet'] : s.listeners.flatMap(listenerLines)),
+  ];
   if (top > 0) {
     lines.push(s.flows.length === 0 ? 'busiest tcp flows: none in progress' : `busiest tcp flows (top ${top} by bytes):`);
     for (const f of s.flows) {
+      const where = [...(named ? [`listener ${f.listener}`] : []), ...(f.pid !== undefined ? [`worker ${f.pid}`] : [])];
       lines.push(
-        `  ${formatEndpoint(f.client)} -> ${formatEndpoint(f.originalDestination)}  ${formatBytes(f.bytesFromClient)} up, ${formatBytes(f.bytesFromServer)} down, ${formatDuration(f.ageMs / 1000)}${f.connected ? '' : ', connecting'}${f.pid !== undefined ? ` (worker ${f.pid})` : ''}`,
+        `  ${formatEndpoint(f.client)} -> ${formatEndpoint(f.originalDestination)}  ${formatBytes(f.bytesFromClient)} up, ${formatBytes(f.bytesFromServer)} down, ${formatDuration(f.ageMs / 1000)}${f.connected ? '' : ', connecting'}${where.length ? ` (${where.join(', ')})` : ''}`,
       );
     }
   }

@@ -40,6 +40,14 @@ export type RulesView =
   | ({ readonly managed: true } & RulesStatus)
   | { readonly managed: true; readonly backend: string; readonly error: string };
 
+export interface ListenerStatus {
+  readonly name: string;
+  /** Its sockets (TCP and UDP, per family). */
+  readonly sockets: readonly (Endpoint & { readonly transport: Transport })[];
+  readonly counters: ProxyCounters;
+  readonly workers: { readonly pids: readonly number[]; readonly restarts: number };
+}
+
 export interface DaemonStatus {
   readonly state: 'starting' | 'running' | 'stopping';
   readonly pid: number;
@@ -48,12 +56,10 @@ export interface DaemonStatus {
   readonly engine: string;
   readonly startedAt: string;
   readonly uptimeSeconds: number;
-  readonly listeners: readonly (Endpoint & { readonly transport: Transport })[];
+  readonly listeners: readonly ListenerStatus[];
   readonly rules: RulesView;
-  readonly counters: ProxyCounters;
-  readonly workers: { readonly pids: readonly number[]; readonly restarts: number };
-  /** The busiest TCP flows, by bytes both ways, at most `top` of the request. */
-  readonly flows: readonly TcpFlowSnapshot[];
+  /** The busiest TCP flows over every listener, by bytes both ways, at most `top` of the request. */
+  readonly flows: readonly (TcpFlowSnapshot & { readonly listener: string })[];
 }
 
 const invalid = (message: string): TproxyError => new TproxyError('ERR_INVALID_ARGUMENT', `admin request: ${message}`);

@@ -1,22 +1,55 @@
 /**
  * What an operator sees of a running daemon: the metrics endpoint and the admin socket, both
- * opt-in, both answered from the proxy's counters and the kernel's rule counters read at that
- * moment (nothing is polled between requests). Also the event sink that counts reported errors.
+ * opt-in, both answered from the listeners' counters and the kernel's rule counters read at that
+ * moment (nothing is polled between requests). Also the event sink that counts reported errors and
+ * notes each listener's sockets.
+ *
+ * It reads the daemon through OperationsSource: the listeners running now (each one Proxy, by
+ * name) and the rules applied now, so listeners and rules that change at run time are followed.
  */
 import type { Transport } from '../core/net/constants.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
-import type { RulesController } from '../control/apply.js';
+import type { RulesStatus } from '../control/apply.js';
+import type { BackendName } from '../control/backend.js';
 import type { ProxyEvent } from '../dataplane/events.js';
-import type { Proxy } from '../dataplane/proxy.js';
+import type { ProxyCounters } from '../dataplane/proxy.js';
 import { increment } from '../dataplane/tcp/counters.js';
+import { busiestFlows, type TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
 import { request, serveAdminSocket, type AdminEndpoint } from '../sys/admin-socket.js';
 import { serveMetrics, type MetricsEndpoint } from '../sys/metrics-http.js';
 import type { Logger } from '../cli/log.js';
 import { answer, resultOf, type DaemonStatus, type PingResult, type RulesView } from './admin-protocol.js';
 import { formatListenAddress, type ListenAddress } from './listen-address.js';
 import { metricValues, type MetricsSnapshot, type RulesSnapshot } from './metric-families.js';
-import { PrometheusExposition } from './prometheus.js';
+
+/** The name of the listener when the daemon runs one unnamed (the configuration's default). */
+export const DEFAULT_LISTENER = 'main';
+
+/** What operations needs of one Proxy (dataplane/proxy.ts has all of it). */
+export interface OperatedProxy {
+  snapshot(limit: number): Promise<{ readonly counters: ProxyCounters; readonly flows: readonly TcpFlowSnapshot[] }>;
+  workers(): { readonly running: number; readonly restarts: number };
+  workerPids(): number[];
+}
+
+export interface OperatedListener {
+  readonly name: string;
+  readonly proxy: OperatedProxy;
+}
+
+/** Our kernel rules as applied now, and what reads them back. */
+export interface ManagedRules {
+  readonly plan: RulesPlan;
+  readonly backend: BackendName;
+  readonly controller: { status(plan: RulesPlan): Promise<RulesStatus> };
+}
+
+export interface OperationsSource {
+  listeners(): readonly OperatedListener[];
+  /** Undefined when this daemon does not manage rules. */
+  rules(): ManagedRules | undefined;
+}
 
 export interface OperationsOptions {
   readonly metricsAddress?: ListenAddress;
@@ -26,18 +59,12 @@ export interface OperationsOptions {
   readonly engine: string;
 }
 
-export interface ManagedRules {
-  readonly controller: RulesController;
-  readonly plan: RulesPlan;
-}
-
-type Listener = Endpoint & { readonly transport: Transport };
+type Socket = Endpoint & { readonly transport: Transport };
 
 export class Operations {
-  private proxy: Proxy | undefined;
-  private rules: ManagedRules | undefined;
+  private source: OperationsSource | undefined;
   private state: DaemonStatus['state'] = 'starting';
-  private listeners: readonly Listener[] = [];
+  private readonly sockets = new Map<string, Socket[]>();
   private readonly errors: Record<string, number> = {};
   private rulesReadFailures = 0;
   private rulesRead: Promise<RulesView> | undefined;
@@ -47,23 +74,27 @@ export class Operations {
 
   constructor(private readonly options: OperationsOptions) {}
 
-  /** The proxy's event sink: every event is logged, reported errors are counted by code. */
-  readonly sink = (event: ProxyEvent): void => {
+  /** The proxies' event sink: every event is logged, errors are counted by code, sockets noted per listener. */
+  readonly sink = (event: ProxyEvent & { readonly listener?: string }): void => {
     if (event.type === 'error') increment(this.errors, event.code);
-    // Every TCP worker reports its own (SO_REUSEPORT) listeners: keep one of each.
-    else if (event.type === 'listening' && !this.listeners.some((l) => l.transport === event.transport && l.address === event.local.address && l.port === event.local.port)) {
-      this.listeners = [...this.listeners, { ...event.local, transport: event.transport }];
-    }
+    else if (event.type === 'listening') this.noteSocket(event.listener ?? DEFAULT_LISTENER, { ...event.local, transport: event.transport });
     this.options.log(event);
   };
 
+  private noteSocket(listener: string, socket: Socket): void {
+    const list = this.sockets.get(listener) ?? [];
+    // Every TCP worker reports its own (SO_REUSEPORT) sockets, and a listener started again on a
+    // reload reports them anew: keep one of each.
+    if (!list.some((s) => s.transport === socket.transport && s.address === socket.address && s.port === socket.port)) list.push(socket);
+    this.sockets.set(listener, list);
+  }
+
   /**
-   * Open the endpoints that were asked for. Before the proxy starts, so a second daemon on the
+   * Open the endpoints that were asked for. Before the proxies start, so a second daemon on the
    * same admin socket, or a taken metrics port, is refused before anything is touched.
    */
-  async start(proxy: Proxy, rules: ManagedRules | undefined): Promise<void> {
-    this.proxy = proxy;
-    this.rules = rules;
+  async start(source: OperationsSource): Promise<void> {
+    this.source = source;
     const { log } = this.options;
     try {
       if (this.options.adminSocket !== undefined) {
@@ -83,6 +114,8 @@ export class Operations {
         log({ type: 'admin.listening', path: this.admin.path, mode: '0600' });
       }
       if (this.options.metricsAddress !== undefined) {
+        // prom-client is loaded only when metrics are asked for.
+        const { PrometheusExposition } = await import('./prometheus.js');
         const exposition = new PrometheusExposition();
         this.metrics = await serveMetrics(
           this.options.metricsAddress,
@@ -114,7 +147,7 @@ export class Operations {
 
   /** Our kernel rules now; concurrent callers share one read. */
   private readRules(): Promise<RulesView> {
-    const rules = this.rules;
+    const rules = this.requireSource().rules();
     if (!rules) return Promise.resolve({ managed: false });
     this.rulesRead ??= rules.controller
       .status(rules.plan)
@@ -122,16 +155,20 @@ export class Operations {
         (status): RulesView => ({ managed: true, ...status }),
         (error: unknown): RulesView => {
           this.rulesReadFailures++;
-          return { managed: true, backend: rules.controller.backend.name, error: (error as Error).message };
+          return { managed: true, backend: rules.backend, error: (error as Error).message };
         },
       )
       .finally(() => (this.rulesRead = undefined));
     return this.rulesRead;
   }
 
+  /** Every listener's counters and busiest flows, now. */
+  private async listenersNow(top: number): Promise<{ listener: OperatedListener; counters: ProxyCounters; flows: readonly TcpFlowSnapshot[] }[]> {
+    return Promise.all(this.requireSource().listeners().map(async (listener) => ({ listener, ...(await listener.proxy.snapshot(top)) })));
+  }
+
   async metricsSnapshot(): Promise<MetricsSnapshot> {
-    const proxy = this.requireProxy();
-    const [view, now] = await Promise.all([this.readRules(), proxy.snapshot(0)]);
+    const [view, listeners] = await Promise.all([this.readRules(), this.listenersNow(0)]);
     const rules: RulesSnapshot = !view.managed
       ? view
       : 'error' in view
@@ -145,8 +182,7 @@ export class Operations {
     return {
       build: { version: this.options.version, node: process.version, engine: this.options.engine },
       startTimeSeconds: Math.floor(this.startedAt.getTime() / 1000),
-      counters: now.counters,
-      workers: proxy.workers(),
+      listeners: listeners.map((l) => ({ name: l.listener.name, counters: l.counters, workers: l.listener.proxy.workers() })),
       rules,
       rulesReadFailures: this.rulesReadFailures,
       errors: { ...this.errors },
@@ -154,8 +190,7 @@ export class Operations {
   }
 
   async status(top: number): Promise<DaemonStatus> {
-    const proxy = this.requireProxy();
-    const [rules, now] = await Promise.all([this.readRules(), proxy.snapshot(top)]);
+    const [rules, listeners] = await Promise.all([this.readRules(), this.listenersNow(top)]);
     return {
       state: this.state,
       pid: process.pid,
@@ -164,17 +199,23 @@ export class Operations {
       engine: this.options.engine,
       startedAt: this.startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
-      listeners: this.listeners,
+      listeners: listeners.map(({ listener, counters }) => ({
+        name: listener.name,
+        sockets: this.sockets.get(listener.name) ?? [],
+        counters,
+        workers: { pids: listener.proxy.workerPids(), restarts: listener.proxy.workers().restarts },
+      })),
       rules,
-      counters: now.counters,
-      workers: { pids: proxy.workerPids(), restarts: proxy.workers().restarts },
-      flows: now.flows,
+      flows: busiestFlows(
+        listeners.map((l) => l.flows.map((f) => ({ ...f, listener: l.listener.name }))),
+        top,
+      ) as (TcpFlowSnapshot & { listener: string })[],
     };
   }
 
-  private requireProxy(): Proxy {
-    if (!this.proxy) throw new Error('operations: start() was not called');
-    return this.proxy;
+  private requireSource(): OperationsSource {
+    if (!this.source) throw new Error('operations: start() was not called');
+    return this.source;
   }
 }
 

@@ -12,7 +12,14 @@ const status: DaemonStatus = {
   engine: 'splice',
   startedAt: '2026-11-30T04:00:00.000Z',
   uptimeSeconds: 3725,
-  listeners: [{ family: 4, address: '0.0.0.0', port: 8000, transport: 'tcp' }, { family: 6, address: '::', port: 8000, transport: 'tcp' }],
+  listeners: [
+    {
+      name: 'main',
+      sockets: [{ family: 4, address: '0.0.0.0', port: 8000, transport: 'tcp' }, { family: 6, address: '::', port: 8000, transport: 'tcp' }],
+      counters: { tcp: { ...emptyTcpCounters(), accepted: 5, active: 1, closed: { done: 4 }, bytesFromClient: 1536, bytesFromServer: 3 * 1024 * 1024 } },
+      workers: { pids: [43, 44], restarts: 0 },
+    },
+  ],
   rules: {
     managed: true,
     backend: 'nft',
@@ -23,9 +30,7 @@ const status: DaemonStatus = {
     ],
     unexpected: [],
   },
-  counters: { tcp: { ...emptyTcpCounters(), accepted: 5, active: 1, closed: { done: 4 }, bytesFromClient: 1536, bytesFromServer: 3 * 1024 * 1024 } },
-  workers: { pids: [43, 44], restarts: 0 },
-  flows: [{ id: 3, client: { family: 4, address: '198.51.100.10', port: 40_000 }, originalDestination: { family: 4, address: '203.0.113.20', port: 81 }, bytesFromClient: 1024, bytesFromServer: 0, ageMs: 2400, connected: true, pid: 43 }],
+  flows: [{ listener: 'main', id: 3, client: { family: 4, address: '198.51.100.10', port: 40_000 }, originalDestination: { family: 4, address: '203.0.113.20', port: 81 }, bytesFromClient: 1024, bytesFromServer: 0, ageMs: 2400, connected: true, pid: 43 }],
 };
 
 describe('tproxy status text', () => {
@@ -42,12 +47,12 @@ describe('tproxy status text', () => {
       renderStatus(status, 10),
       [
         'tproxy 0.1.0, pid 42, running, up 1h 2m 5s (since 2026-11-30T04:00:00.000Z; engine splice, node v20.20.2)',
-        'listeners: tcp 0.0.0.0:8000, tcp [::]:8000',
         'rules: in place (backend nft, table inet tproxy_rules)',
         '  prerouting: tproxy: intercept tcp ipv4  12 packets, 2.0 KiB',
-        'tcp: 1 active, 5 accepted; 1.5 KiB from clients, 3.0 MiB from servers',
-        '  closed: done 4; refused: none; connect errors: none; accept pauses: 0',
-        '  workers: 2 (pids 43, 44), 0 restarts',
+        'listener main: tcp 0.0.0.0:8000, tcp [::]:8000',
+        '  tcp: 1 active, 5 accepted; 1.5 KiB from clients, 3.0 MiB from servers',
+        '    closed: done 4; refused: none; connect errors: none; accept pauses: 0',
+        '    workers: 2 (pids 43, 44), 0 restarts',
         'busiest tcp flows (top 10 by bytes):',
         '  198.51.100.10:40000 -> 203.0.113.20:81  1.0 KiB up, 0 B down, 2s (worker 43)',
         '',
@@ -59,5 +64,13 @@ describe('tproxy status text', () => {
     assert.match(renderStatus({ ...status, rules: { managed: false } }, 0), /^rules: not managed by this daemon \(--no-rules\)$/m);
     assert.match(renderStatus({ ...status, rules: { managed: true, backend: 'nft', error: 'nft: exit 1' } }, 0), /^rules: could not be read \(backend nft\): nft: exit 1$/m);
     assert.doesNotMatch(renderStatus(status, 0), /busiest/);
+  });
+
+  it('names the listener of each busiest flow when there are several', () => {
+    const two: DaemonStatus = { ...status, listeners: [...status.listeners, { ...status.listeners[0]!, name: 'dns', workers: { pids: [], restarts: 0 } }] };
+    const text = renderStatus(two, 1);
+    assert.match(text, /^listener dns: tcp 0\.0\.0\.0:8000, tcp \[::\]:8000$/m);
+    assert.match(text, /^ {4}workers: none \(TCP in the main process\), 0 restarts$/m);
+    assert.match(text, /, 2s \(listener main, worker 43\)$/m);
   });
 });

@@ -12,7 +12,7 @@ import { checkRunPrivileges, relevantCapabilities } from '../../core/capabilitie
 import { ProcessRunner } from '../../sys/exec.js';
 import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
 import type { CliIo, Command } from '../io.js';
-import { Operations } from '../../daemon/operations.js';
+import { DEFAULT_LISTENER, Operations } from '../../daemon/operations.js';
 import { parseListenAddress } from '../../daemon/listen-address.js';
 import { LOG_LEVELS, createLogger } from '../log.js';
 import { version } from '../version.js';
@@ -141,7 +141,7 @@ export const runCommand: Command = {
       { emit: ops.sink },
     );
     const controller = new RulesController(new ProcessRunner(), { ...(backend ? { backend } : {}) });
-    await ops.start(proxy, plan ? { controller, plan } : undefined);
+    await ops.start({ listeners: () => [{ name: DEFAULT_LISTENER, proxy }], rules: () => (plan && backend ? { plan, backend, controller } : undefined) });
     // Listeners first: a tproxy rule with no transparent socket behind it lets traffic bypass us.
     await proxy.start().catch(async (error: unknown) => {
       await ops.close();
