@@ -49,7 +49,7 @@ describe('tproxy run without root, with only CAP_NET_ADMIN and CAP_NET_BIND_SERV
     const socket = join(dir, 'admin.sock');
     const daemon = lab.spawn('router', [...AS_NOBODY, '--inh-caps=+net_admin,+net_bind_service', '--ambient-caps=+net_admin,+net_bind_service', process.execPath, copy.bin, ...ARGS, '--admin-socket', socket]);
     const lines = new JsonLines<{ type: string; uid?: number; capabilities?: string[]; ambient?: string[]; tcpWorkers?: number[]; originalDestination?: { address: string } }>(daemon.child.stderr!);
-    const ready = await lines.waitFor((l) => l.type === 'ready', 20_000, 'the unprivileged daemon ready');
+    const ready = await lines.waitFor((l) => l.type === 'ready', 60_000, 'the unprivileged daemon ready');
     const privileges = lines.find((l) => l.type === 'privileges');
     assert.equal(privileges?.uid, NOBODY);
     assert.deepEqual(privileges?.capabilities, ['net_bind_service', 'net_admin']);
@@ -60,7 +60,7 @@ describe('tproxy run without root, with only CAP_NET_ADMIN and CAP_NET_BIND_SERV
     for (const [transport, host] of [['tcp', A.server.ipv4], ['udp', A.server.ipv6], ['tcp', A.server.ipv6]] as const) {
       const result = await probe(lab, 'client', transport, host, `as nobody ${transport}`);
       assert.equal(result.ok, true, `${transport} ${host}: ${result.reason ?? ''}`);
-      await lines.waitFor((l) => (l.type === 'tcp.accept' || l.type === 'udp.session.open') && l.originalDestination?.address === host, 5000, `the proxy relaying ${transport} to ${host}`);
+      await lines.waitFor((l) => (l.type === 'tcp.accept' || l.type === 'udp.session.open') && l.originalDestination?.address === host, 10_000, `the proxy relaying ${transport} to ${host}`);
     }
 
     const stat = statSync(socket);
