@@ -29,7 +29,7 @@ export async function startEchoServer(lab: Lab): Promise<SpawnedProcess> {
 export async function startProxy(lab: Lab, args: readonly string[]): Promise<{ process: SpawnedProcess; lines: JsonLines<ProxyLine> }> {
   const spawned = lab.spawn('router', [process.execPath, BIN, 'run', ...args, '--log-level', 'debug', '--log-format', 'json']);
   const lines = new JsonLines<ProxyLine>(spawned.child.stderr!);
-  await lines.waitFor((l) => l.type === 'ready', 15_000, `tproxy run ${args.join(' ')} ready`);
+  await lines.waitFor((l) => l.type === 'ready', 60_000, `tproxy run ${args.join(' ')} ready`);
   return { process: spawned, lines };
 }
 

@@ -22,7 +22,7 @@ export async function startProxyLab(runArgs: readonly string[], serverPort = 81,
     await serverLog.waitFor((l) => l.event === 'ready', 10_000, 'tcp test server ready');
     const proxy = lab.spawn('router', [...wrapper, process.execPath, BIN, 'run', ...runArgs, '--log-level', 'debug', '--log-format', 'json']);
     const logs = new JsonLines<LogLine>(proxy.child.stderr!);
-    await logs.waitFor((l) => l.type === 'ready', 20_000, 'tproxy run ready');
+    await logs.waitFor((l) => l.type === 'ready', 60_000, 'tproxy run ready');
     return {
       lab,
       proxy,

@@ -26,7 +26,7 @@ export interface RunningProxy {
 export async function startProxy(lab: Lab, args: readonly string[]): Promise<RunningProxy> {
   const proc = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', '--log-level', 'debug', ...args]);
   const lines = new JsonLines<LogLine>(proc.child.stderr!);
-  await lines.waitFor((l) => l.type === 'ready', 15_000, 'tproxy run ready');
+  await lines.waitFor((l) => l.type === 'ready', 60_000, 'tproxy run ready');
   return {
     lines,
     process: proc,
