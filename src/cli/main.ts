@@ -2,7 +2,6 @@
  * The command line: `tproxy <command> [options]`. The only place that turns errors into exit codes;
  * bin/tproxy.js is the only place that calls process.exit.
  */
-import { readFileSync } from 'node:fs';
 import { isTproxyError } from '../core/errors.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
@@ -11,14 +10,13 @@ import { plannedCommands } from './commands/planned.js';
 import { rulesCommand } from './commands/rules.js';
 import { runCommand } from './commands/run.js';
 import { snapshotCommand } from './commands/snapshot.js';
+import { statusCommand } from './commands/status.js';
 import type { CliIo, Command } from './io.js';
+import { version } from './version.js';
 
-export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), configCommand, ...plannedCommands];
+export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), configCommand, statusCommand, ...plannedCommands];
 
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+export { version };
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

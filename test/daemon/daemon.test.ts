@@ -51,6 +51,8 @@ function harness(initial: TproxyConfig): Harness {
         return draining;
       },
       counters: () => ({ tcp: emptyTcpCounters() }),
+      snapshot: () => Promise.resolve({ counters: { tcp: emptyTcpCounters() }, flows: [] }),
+      workers: () => ({ running: 0, restarts: 0 }),
       workerPids: () => [],
       maxConnectionsPerWorker: () => 1,
     };
@@ -65,6 +67,7 @@ function harness(initial: TproxyConfig): Harness {
       log.push(`remove ${plan.table.name}`);
       return Promise.resolve({ table: true, rules: 2, routes: 2 });
     },
+    status: () => Promise.reject(new Error('not asked in these tests')),
   };
   const daemon = new Daemon(initial, {
     emit: (e) => events.push(e),

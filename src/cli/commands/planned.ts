@@ -20,5 +20,4 @@ function planned(name: string, summary: string, what: string): Command {
 
 export const plannedCommands: Command[] = [
   planned('doctor', 'find what stops TPROXY from working on this host, and how to fix it', 'it needs the model and the host checks'),
-  planned('status', 'show listeners, rules and counters of a running daemon', 'it needs the daemon admin socket'),
 ];

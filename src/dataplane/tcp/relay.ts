@@ -22,6 +22,7 @@ import { anyAddress, normalizeAddress, type Endpoint } from '../../core/net/sock
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
 import { emptyTcpCounters, increment, type TcpCounters } from './counters.js';
+import { topN, type TcpFlowSnapshot } from './flows.js';
 import { refusalReason } from './refusal.js';
 
 export interface TcpRelayConfig {
@@ -59,8 +60,13 @@ export interface StopReport {
 }
 
 interface Flow {
+  readonly id: number;
   readonly client: net.Socket;
   readonly upstream: net.Socket;
+  readonly clientEnd: Endpoint;
+  readonly destination: Endpoint;
+  readonly started: number;
+  connected(): boolean;
   end(reason: string): void;
 }
 
@@ -107,6 +113,31 @@ export class TcpRelay {
 
   get activeFlows(): number {
     return this.flows.size;
+  }
+
+  /** The counters with the bytes of flows in progress (counted into `counters` when they end). */
+  liveCounters(): TcpCounters {
+    let bytesFromClient = this.counters.bytesFromClient;
+    let bytesFromServer = this.counters.bytesFromServer;
+    for (const f of this.flows) {
+      bytesFromClient += f.client.bytesRead;
+      bytesFromServer += f.upstream.bytesRead;
+    }
+    return { ...this.counters, bytesFromClient, bytesFromServer };
+  }
+
+  /** The busiest flows by bytes both ways (bytes read from each side so far). */
+  busiest(limit: number): TcpFlowSnapshot[] {
+    const now = Date.now();
+    return topN(this.flows, limit, (f) => f.client.bytesRead + f.upstream.bytesRead).map((f) => ({
+      id: f.id,
+      client: f.clientEnd,
+      originalDestination: f.destination,
+      bytesFromClient: f.client.bytesRead,
+      bytesFromServer: f.upstream.bytesRead,
+      ageMs: now - f.started,
+      connected: f.connected(),
+    }));
   }
 
   get acceptPaused(): boolean {
@@ -250,7 +281,7 @@ export class TcpRelay {
       }
       this.maybeResume();
     };
-    const flow: Flow = { client, upstream, end };
+    const flow: Flow = { id, client, upstream, clientEnd, destination, started, connected: () => connected, end };
     this.flows.add(flow);
     this.counters.active = this.flows.size;
     if (this.flows.size >= this.config.maxConnections) this.pauseAccept();
