@@ -100,6 +100,12 @@ describe('flags over the file', () => {
     assert.deepEqual([config.listeners.map((l) => l.maxConnections), config.log.format, config.rules.apply], [[7, 7], 'text', false]);
   });
 
+  it('--metrics-address, --admin-socket and --log-level set the operations settings over the file', () => {
+    const config = load('metrics: { listen: 127.0.0.1:9100 }\nadmin: { socket: /run/a.sock }\n', { 'metrics-address': '127.0.0.1:0', 'admin-socket': '/run/b.sock', 'log-level': 'error' });
+    assert.deepEqual([config.metrics.listen, config.admin.socket, config.log.level], [{ host: '127.0.0.1', port: 0 }, '/run/b.sock', 'error']);
+    assert.equal(refusal('', { 'metrics-address': 'localhost' }), '--metrics-address: metrics.listen: "localhost" is not allowed: use HOST:PORT with an IPv4 address, [IPv6] or localhost, e.g. 127.0.0.1:9464 or [::1]:9464');
+  });
+
   it('a flag names itself in errors, not the file', () => {
     assert.equal(refusal('listeners:\n  - port: 9000\n', { listen: '99999' }), '--listen: listeners[0].port: 99999 is not allowed: use a port from 1 to 65535');
     assert.equal(refusal('', { intercept: ['tcp:80', 'udp:x'] }), '--intercept: listeners[0].intercept[1]: "udp:x" is not allowed: "x" is not a port number (use PROTO:PORT[,PORT|FROM-TO...], e.g. tcp:80,443 or udp:53)');
