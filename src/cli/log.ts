@@ -1,46 +1,156 @@
-/** Rendering proxy events as log lines: JSON lines or human-readable text, to stderr. */
+/**
+ * Log lines of the daemon, to stderr: leveled (error, warn, info, debug), as JSON lines or as
+ * human-readable text. Pure: formatting and filtering; the caller writes the lines.
+ *
+ * JSON shape (one object per line, stable; documented in the README):
+ *   time   RFC 3339 UTC with milliseconds
+ *   level  error | warn | info | debug
+ *   type   the event's stable name (`tcp.close`, `rules.applied`, ...): what programs select on
+ *   msg    the same sentence the text format prints: for people, not for parsing
+ *   ...    the event's fields, at the top level (never one of the four keys above)
+ */
 import { formatEndpoint } from '../core/net/sockaddr.js';
+import { LOG_LEVELS, type LogLevel } from '../core/config/sections/log.js';
+import type { DaemonEvent, DaemonOwnEvent } from '../daemon/events.js';
 import type { ProxyEvent } from '../dataplane/events.js';
 
 export type LogFormat = 'json' | 'text';
 
-export function formatEvent(event: ProxyEvent | { readonly type: string; readonly [k: string]: unknown }, format: LogFormat, now: Date = new Date()): string {
-  if (format === 'json') return `${JSON.stringify({ time: now.toISOString(), ...event })}\n`;
-  // With several listeners, each proxy event names its listener.
-  const listener = (event as { listener?: unknown }).listener;
-  return typeof listener === 'string' && event.type !== 'listener.draining' && event.type !== 'listener.stopped' ? `${listener}: ${formatText(event)}` : formatText(event);
+export { LOG_LEVELS, type LogLevel };
+
+export type LogEvent = DaemonEvent;
+
+/** One line per flow and per refused or dropped packet: debug. */
+const DEBUG = new Set(['tcp.accept', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop']);
+
+export function levelOf(event: LogEvent): LogLevel {
+  if (DEBUG.has(event.type)) return 'debug';
+  switch (event.type) {
+    case 'error':
+      return 'error';
+    case 'worker.exit':
+      return event.restarting ? 'warn' : 'error';
+    case 'rules.warning':
+    case 'udp.reply.fallback':
+    case 'admin.stale-socket':
+    case 'reload.rejected':
+      return 'warn';
+    default:
+      return 'info';
+  }
 }
 
-function formatText(event: ProxyEvent | { readonly type: string; readonly [k: string]: unknown }): string {
+export function enabled(event: LogLevel, threshold: LogLevel): boolean {
+  return LOG_LEVELS.indexOf(event) <= LOG_LEVELS.indexOf(threshold);
+}
+
+const list = (value: unknown): string => (Array.isArray(value) && value.length > 0 ? value.join(', ') : 'none');
+
+const listeners = (value: unknown): string =>
+  Array.isArray(value) ? `listeners ${list((value as { name?: unknown; port?: unknown }[]).map((l) => `${String(l.name)} (port ${String(l.port)})`))}, ` : '';
+
+function daemonMessage(e: DaemonOwnEvent): string | undefined {
+  switch (e.type) {
+    case 'ready':
+      return `ready: pid ${String(e.pid)}, ${listeners(e.listeners)}tcp workers ${list(e.tcpWorkers)}, at most ${String(e.maxConnectionsPerWorker)} connections per worker`;
+    case 'reload':
+      return `reload: reading ${String(e.file)}`;
+    case 'reload.applied':
+      return `reload applied: listeners added ${list(e.added)}, removed ${list(e.removed)}, changed ${list(e.changed)}, kept ${list(e.kept)}; rules ${e.rulesChanged ? 'replaced' : 'unchanged'}`;
+    case 'reload.rejected':
+      return `reload rejected, the running configuration stays: ${String(e.error)}`;
+    case 'listener.draining':
+      return `listener ${String(e.listener)} stopped accepting; its flows get ${String(e.drainMs)} ms`;
+    case 'listener.stopped':
+      return `listener ${String(e.listener)} stopped: ${String(e.flowsCompleted)} flows finished, ${String(e.flowsReset)} reset`;
+    case 'stopping':
+      return 'stopping: listeners close, flows in progress get the grace period';
+    case 'stopped':
+      return `stopped: ${String(e.flowsCompleted)} flows finished, ${String(e.flowsReset)} reset`;
+    case 'rules.applied':
+      return `rules applied (backend ${String(e.backend)}, ${String(e.table)}, ${String(e.policyRoutes)} policy routes, fail mode ${String(e.failMode)})`;
+    case 'rules.removed':
+      return `rules removed (table ${e.table ? 'removed' : 'was not there'}, ${String(e.rules)} ip rules, ${String(e.routes)} routes)`;
+    case 'rules.warning':
+      return `rules: ${String(e.message)}`;
+    case 'metrics.listening':
+      return `metrics at ${String(e.url)}`;
+    case 'admin.listening':
+      return `admin socket ${String(e.path)} (mode ${String(e.mode)}): tproxy status --socket ${String(e.path)}`;
+    case 'admin.stale-socket':
+      return `admin socket ${String(e.path)}: ${String(e.message)}`;
+    case 'privileges':
+      return `running as uid ${String(e.uid)} with capabilities ${list(e.capabilities)} (ambient: ${list(e.ambient)})`;
+    default:
+      return undefined;
+  }
+}
+
+/** The human sentence for an event (no newline). */
+export function messageOf(event: LogEvent): string {
+  const daemon = daemonMessage(event as DaemonOwnEvent);
+  if (daemon !== undefined) return daemon;
   const e = event as ProxyEvent;
   switch (e.type) {
     case 'listening':
-      return `listening ${e.transport} ${formatEndpoint(e.local)} (IP_TRANSPARENT)\n`;
+      return `listening ${e.transport} ${formatEndpoint(e.local)} (IP_TRANSPARENT)`;
     case 'tcp.accept':
-      return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} intercepted\n`;
+      return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} intercepted`;
     case 'tcp.refused':
-      return `tcp refused ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)}: ${e.reason}\n`;
+      return `tcp refused ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)}: ${e.reason}`;
     case 'tcp.connected':
-      return `tcp #${e.id} upstream connected from ${formatEndpoint(e.upstreamLocal)}\n`;
+      return `tcp #${e.id} upstream connected from ${formatEndpoint(e.upstreamLocal)}`;
     case 'tcp.close':
-      return `tcp #${e.id} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromServer} bytes down, ${e.durationMs} ms\n`;
+      return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromServer} bytes down, ${e.durationMs} ms`;
     case 'udp.session.open':
-      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session opened (upstream ${formatEndpoint(e.upstreamLocal)})\n`;
+      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session opened (upstream ${formatEndpoint(e.upstreamLocal)})`;
     case 'udp.session.close':
-      return `udp #${e.id} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down\n`;
+      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down`;
     case 'udp.reply.fallback':
-      return `udp #${e.id} replies ${formatEndpoint(e.remote)} -> ${formatEndpoint(e.replyTo)} go through the raw socket (${e.reason}: a local service holds that port)\n`;
+      return `udp #${e.id} replies ${formatEndpoint(e.remote)} -> ${formatEndpoint(e.replyTo)} go through the raw socket (${e.reason}: a local service holds that port)`;
     case 'udp.drop':
-      return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}\n`;
+      return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}`;
     case 'worker.start':
-      return `tcp worker ${e.pid} started${e.restart > 0 ? ` (restart ${e.restart})` : ''}\n`;
+      return `tcp worker ${e.pid} started${e.restart > 0 ? ` (restart ${e.restart})` : ''}`;
     case 'worker.exit':
-      return `tcp worker ${e.pid} exited (code ${e.exitCode ?? '-'}, signal ${e.signal ?? '-'})${e.restarting ? ', restarting' : ', not restarted'}\n`;
+      return `tcp worker ${e.pid} exited (code ${e.exitCode ?? '-'}, signal ${e.signal ?? '-'})${e.restarting ? ', restarting' : ', not restarted'}`;
     case 'error':
-      return `error ${e.code}: ${e.message}\n`;
+      return `error ${e.code}: ${e.message}`;
     default: {
       const { type, ...rest } = event as { type: string };
-      return `${type}${Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : ''}\n`;
+      return `${type}${Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : ''}`;
     }
   }
+}
+
+/** One log line, newline included. */
+export function formatEvent(event: LogEvent, format: LogFormat, now: Date = new Date(), level: LogLevel = levelOf(event)): string {
+  const msg = messageOf(event);
+  if (format === 'json') {
+    const { type, ...fields } = event as { type: string; [field: string]: unknown };
+    for (const reserved of ['time', 'level', 'msg']) delete fields[reserved];
+    return `${JSON.stringify({ time: now.toISOString(), level, type, msg, ...fields })}\n`;
+  }
+  // With several listeners, each proxy event names its listener (the listener.* events say it already).
+  const listener = (event as { listener?: unknown }).listener;
+  const prefix = typeof listener === 'string' && event.type !== 'listener.draining' && event.type !== 'listener.stopped' ? `${listener}: ` : '';
+  return `${now.toISOString()} ${level.padEnd(5)} ${prefix}${msg}\n`;
+}
+
+export interface LoggerOptions {
+  readonly format: LogFormat;
+  readonly level: LogLevel;
+  readonly write: (line: string) => void;
+  readonly now?: () => Date;
+}
+
+export type Logger = (event: LogEvent) => void;
+
+/** A sink that drops events below the threshold and writes the rest as lines. */
+export function createLogger(options: LoggerOptions): Logger {
+  const now = options.now ?? ((): Date => new Date());
+  return (event) => {
+    const level = levelOf(event);
+    if (enabled(level, options.level)) options.write(formatEvent(event, options.format, now(), level));
+  };
 }

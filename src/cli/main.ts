@@ -2,24 +2,21 @@
  * The command line: `tproxy <command> [options]`. The only place that turns errors into exit codes;
  * bin/tproxy.js is the only place that calls process.exit.
  */
-import { readFileSync } from 'node:fs';
 import { isTproxyError } from '../core/errors.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { explainCommand } from './commands/explain.js';
-import { plannedCommands } from './commands/planned.js';
 import { rulesCommand } from './commands/rules.js';
 import { runCommand } from './commands/run.js';
 import { snapshotCommand } from './commands/snapshot.js';
+import { statusCommand } from './commands/status.js';
 import type { CliIo, Command } from './io.js';
+import { version } from './version.js';
 
-export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), doctorCommand(), configCommand, ...plannedCommands];
+export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), doctorCommand(), configCommand, statusCommand];
 
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+export { version };
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -34,7 +31,7 @@ Options:
   --help      help for tproxy or a command (tproxy <command> --help)
   --version   print the version
 
-Exit codes: 0 success, 1 failure, 2 bad usage, 3 not built yet, 130 interrupted.
+Exit codes: 0 success, 1 failure, 2 bad usage, 130 interrupted.
 `;
 }
 
@@ -60,7 +57,6 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (isTproxyError(error)) {
       if (json) io.out(`${JSON.stringify({ ok: false, error: error.toJSON() }, null, 2)}\n`);
       io.err(`tproxy ${name}: ${error.message} [${error.code}]\n`);
-      if (error.code === 'ERR_NOT_IMPLEMENTED') return 3;
       return error.code === 'ERR_INVALID_ARGUMENT' ? 2 : 1;
     }
     const code = (error as NodeJS.ErrnoException).code;

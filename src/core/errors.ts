@@ -12,8 +12,8 @@ export type TproxyErrorCode =
   | 'ERR_KERNEL_FEATURE' // the kernel lacks something we need (tproxy, socket match, ...)
   | 'ERR_INVALID_ARGUMENT' // bad input: flag, config value, address
   | 'ERR_CONFLICT' // a mark, route table, rule priority or table name we would use is already used on the host
-  | 'ERR_NOT_IMPLEMENTED' // a command that is planned but not built yet
   | 'ERR_TIMEOUT' // something did not happen in time
+  | 'ERR_NOT_RUNNING' // no daemon answers on the admin socket
   | 'ERR_NETNS' // network-namespace lab failure
   | 'ERR_PROXY_BYPASSED' // traffic reached its destination without passing through the proxy
   | 'ERR_DEMO_FAILED'; // a step of the demo did not produce what it must

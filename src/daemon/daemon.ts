@@ -14,19 +14,26 @@ import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { errnoOf, isTproxyError } from '../core/errors.js';
 import { planRules } from '../core/rules/plan.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
-import type { ApplyOptions, ApplyResult, RemoveResult } from '../control/apply.js';
+import type { ApplyOptions, ApplyResult, RemoveResult, RulesStatus } from '../control/apply.js';
 import type { BackendChoice, BackendName } from '../control/backend.js';
-import type { EventSink, ProxyEvent } from '../dataplane/events.js';
+import type { EventSink } from '../dataplane/events.js';
 import type { ProxyConfig, ProxyCounters } from '../dataplane/proxy.js';
+import type { TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
 import type { StopReport } from '../dataplane/tcp/relay.js';
+import type { DaemonEvent } from './events.js';
 import { proxyConfigOf } from './proxy-config.js';
 import { listenerChanges, type ListenerChanges } from './reconcile.js';
+
+export type { DaemonEvent };
 
 /** What the daemon needs of a proxy (the real one is dataplane/proxy.ts). */
 export interface ListenerProxy {
   start(): Promise<unknown>;
   stop(graceMs?: number): Promise<StopReport>;
   counters(): ProxyCounters;
+  /** Counters now and the busiest TCP flows (for status and metrics). */
+  snapshot(limit: number): Promise<{ readonly counters: ProxyCounters; readonly flows: readonly TcpFlowSnapshot[] }>;
+  workers(): { readonly running: number; readonly restarts: number };
   workerPids(): number[];
   maxConnectionsPerWorker(): number;
 }
@@ -34,9 +41,10 @@ export interface ListenerProxy {
 export interface RulesApplier {
   apply(plan: RulesPlan, options?: ApplyOptions): Promise<ApplyResult>;
   remove(plan: RulesPlan): Promise<RemoveResult>;
+  /** The plan's pieces as the kernel has them now, with their counters (for status and metrics). */
+  status(plan: RulesPlan): Promise<RulesStatus>;
 }
 
-export type DaemonEvent = (ProxyEvent & { readonly listener?: string }) | { readonly type: string; readonly [key: string]: unknown };
 
 export interface DaemonDeps {
   readonly emit: (event: DaemonEvent) => void;
@@ -57,7 +65,7 @@ export interface RunningListener {
   readonly proxy: ListenerProxy;
 }
 
-interface AppliedRules {
+export interface AppliedRules {
   readonly plan: RulesPlan;
   readonly backend: BackendName;
   readonly controller: RulesApplier;
@@ -177,6 +185,11 @@ export class Daemon {
     }
     const total = reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
     return { ...total, counters };
+  }
+
+  /** The kernel rules in force now (changes on a reload); undefined when rules.apply is off. */
+  appliedRules(): AppliedRules | undefined {
+    return this.rules;
   }
 
   /** Counters of every running listener, by name. */

@@ -15,6 +15,7 @@ import { localAddressCache } from './local-addresses.js';
 import { connectionCap, descriptorsPerFlow } from './tcp/capacity.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
+import type { TcpFlowSnapshot } from './tcp/flows.js';
 import { TcpWorkerPool } from './tcp/pool.js';
 import type { StopReport, TcpRelayConfig } from './tcp/relay.js';
 import { sumUdpCounters, type UdpCounters } from './udp/counters.js';
@@ -182,6 +183,22 @@ export class Proxy {
     const tcp = this.pool ? this.pool.counters() : (this.tcp?.counters() ?? emptyTcpCounters());
     const udp = this.udp?.counters();
     return udp ? { tcp, udp } : { tcp };
+  }
+
+  /** TCP worker processes running now, and how many were started to replace one that died. */
+  workers(): { readonly running: number; readonly restarts: number } {
+    return { running: this.pool?.pids().length ?? 0, restarts: this.pool?.workerRestarts() ?? 0 };
+  }
+
+  /**
+   * Counters now (TCP workers are asked, bytes of flows in progress included) and the busiest TCP
+   * flows by bytes both ways (`limit` of them, 0 for none). counters() gives what the workers last
+   * reported (once a second) without asking.
+   */
+  async snapshot(limit: number): Promise<{ readonly counters: ProxyCounters; readonly flows: readonly TcpFlowSnapshot[] }> {
+    const tcp = this.pool ? await this.pool.snapshot(limit) : this.tcp ? await this.tcp.snapshot(limit) : { counters: emptyTcpCounters(), flows: [] };
+    const udp = this.udp?.counters();
+    return { counters: udp ? { tcp: tcp.counters, udp } : { tcp: tcp.counters }, flows: tcp.flows };
   }
 
   /**

@@ -31,6 +31,8 @@ import type { EchoReply } from '../lab/agent.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const AGENT = fileURLToPath(new URL('../lab/agent.js', import.meta.url));
+/** How long a flow that got its reply waits for the proxy's line about it (generous: suites run in parallel). */
+const INTERCEPT_LINE_WAIT_MS = 10_000;
 
 export interface DemoOptions {
   readonly upstream: UpstreamMode;
@@ -150,9 +152,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         const message = `hello over ${transport}/ipv${family} ${Math.random().toString(36).slice(2, 10)}`;
         const result = await lab.run('client', [process.execPath, AGENT, 'probe', transport, serverAddress, '80', message, '--timeout-ms', `${probeTimeoutMs}`], { check: false });
         const line = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as { ok?: boolean; reason?: string; from?: { address: string; port: number }; local?: { address: string; port: number }; reply?: EchoReply };
-        const intercepted = proxyLines.find((l) =>
-          (transport === 'tcp' ? l.type === 'tcp.accept' : l.type === 'udp.session.open') &&
-          'client' in l && normalizeAddress(l.client.address) === normalizeAddress(clientAddress) && sameEndpoint(l.originalDestination, destination));
+        // The proxy's line can arrive after the reply: the UDP relay's thread hands its events over
+        // in batches, and stderr is read asynchronously. A flow that got a reply waits for it.
+        const intercepted = await proxyLines
+          .waitFor(
+            (l) =>
+              (transport === 'tcp' ? l.type === 'tcp.accept' : l.type === 'udp.session.open') &&
+              'client' in l && normalizeAddress(l.client.address) === normalizeAddress(clientAddress) && sameEndpoint(l.originalDestination, destination),
+            line.ok ? INTERCEPT_LINE_WAIT_MS : 0,
+            `the proxy's line for ${transport}/ipv${family}`,
+          )
+          .catch(() => undefined);
         const label = `${transport}/ipv${family}`;
         if (!line.ok || !line.reply || !line.from) {
           throw new TproxyError('ERR_DEMO_FAILED', `${label}: the client got no reply from ${formatEndpoint(destination)} (${line.reason ?? 'no output'})${intercepted ? '; the proxy did intercept the flow' : '; the proxy never saw the flow'}`, { proxyOutput: proxyLines.text.slice(-5) });

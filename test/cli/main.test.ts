@@ -39,13 +39,14 @@ describe('tproxy command line', () => {
     assert.match(err, /unknown command "frobnicate"/);
   });
 
-  it('says plainly that a planned command is not built yet (exit 3)', async () => {
-    const { code, err } = await cli('status');
-    assert.equal(code, 3);
-    assert.match(err, /tproxy status is not built yet/);
-    const json = await cli('status', '--json');
-    assert.equal(json.code, 3);
-    assert.equal((JSON.parse(json.out) as { error: { code: string } }).error.code, 'ERR_NOT_IMPLEMENTED');
+  it('status says plainly when no daemon answers on the socket (exit 1), and checks --top', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'tproxy-status-')), 'absent.sock');
+    const { code, err } = await cli('status', '--socket', path);
+    assert.equal(code, 1);
+    assert.equal(err, `tproxy status: no daemon answers on ${path}: no such socket: is tproxy run started with --admin-socket at this path? [ERR_NOT_RUNNING]\n`);
+    const top = await cli('status', '--socket', path, '--top', '5000');
+    assert.equal(top.code, 2);
+    assert.match(top.err, /--top 5000: at most 1000 \[ERR_INVALID_ARGUMENT\]/);
   });
 
   it('explain rejects a malformed packet with the expected form (exit 2)', async () => {

@@ -7,6 +7,7 @@ import type { TproxyConfig } from '../../src/core/config/tproxy-config.js';
 import { TproxyError } from '../../src/core/errors.js';
 import type { RulesPlan } from '../../src/core/rules/ruleset.js';
 import { Daemon, type DaemonEvent, type ListenerProxy } from '../../src/daemon/daemon.js';
+import { Operations } from '../../src/daemon/operations.js';
 import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
 import type { ProxyConfig } from '../../src/dataplane/proxy.js';
 
@@ -51,6 +52,8 @@ function harness(initial: TproxyConfig): Harness {
         return draining;
       },
       counters: () => ({ tcp: emptyTcpCounters() }),
+      snapshot: () => Promise.resolve({ counters: { tcp: emptyTcpCounters() }, flows: [] }),
+      workers: () => ({ running: 0, restarts: 0 }),
       workerPids: () => [],
       maxConnectionsPerWorker: () => 1,
     };
@@ -65,6 +68,7 @@ function harness(initial: TproxyConfig): Harness {
       log.push(`remove ${plan.table.name}`);
       return Promise.resolve({ table: true, rules: 2, routes: 2 });
     },
+    status: () => Promise.resolve({ backend: 'nft' as const, pieces: [], unexpected: [], inPlace: true }),
   };
   const daemon = new Daemon(initial, {
     emit: (e) => events.push(e),
@@ -169,5 +173,20 @@ describe('daemon', () => {
     assert.deepEqual(h.log, ['stop 8153#2 grace 0', 'stop 8100#1 grace 0', 'remove tproxy_rules']);
     assert.deepEqual([report.completed, Object.keys(report.counters)], [1, ['dns']]);
     await assert.rejects(h.daemon.reload(config(`listeners:\n${DNS}`)), /stopping/);
+  });
+
+  it('operations (status, metrics) read the listeners and rules in force at each request, so they follow a reload', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    const ops = new Operations({ log: () => undefined, version: '0.0.0', engine: 'splice' });
+    await ops.start({ listeners: () => h.daemon.listeners(), rules: () => h.daemon.appliedRules() });
+    await h.daemon.start();
+    const before = await ops.status(5);
+    assert.deepEqual([before.listeners.map((l) => l.name), before.rules.managed && 'inPlace' in before.rules && before.rules.inPlace], [['web'], true]);
+    await h.daemon.reload(config(`listeners:\n${DNS}`));
+    assert.deepEqual((await ops.status(5)).listeners.map((l) => l.name), ['dns']);
+    assert.deepEqual((await ops.metricsSnapshot()).listeners.map((l) => l.name), ['dns']);
+    await h.daemon.reload(config(`listeners:\n${DNS}rules: { apply: false }\n`));
+    assert.deepEqual((await ops.status(5)).rules, { managed: false });
+    await ops.close();
   });
 });

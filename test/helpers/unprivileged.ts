@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const PARTS = ['bin', 'dist/src', 'package.json', 'node_modules/koffi', 'node_modules/@koromix', 'node_modules/ipaddr.js', 'node_modules/yaml'];
+const PARTS = ['bin', 'dist/src', 'package.json', 'node_modules/koffi', 'node_modules/@koromix', 'node_modules/ipaddr.js', 'node_modules/yaml', 'node_modules/prom-client', 'node_modules/@opentelemetry', 'node_modules/tdigest', 'node_modules/bintrees'];
 
 export interface UnprivilegedCopy {
   readonly bin: string;

@@ -5,7 +5,9 @@
  */
 import { LISTENERS, checkListeners } from './sections/listeners.js';
 import { RELOAD, SHUTDOWN } from './sections/lifecycle.js';
+import { ADMIN } from './sections/admin.js';
 import { LOG } from './sections/log.js';
+import { METRICS } from './sections/metrics.js';
 import { RULES } from './sections/rules.js';
 import { TCP } from './sections/tcp.js';
 import { type Infer, section } from './schema.js';
@@ -17,6 +19,8 @@ export const SECTIONS = {
   log: LOG,
   shutdown: SHUTDOWN,
   reload: RELOAD,
+  metrics: METRICS,
+  admin: ADMIN,
 } as const;
 
 export const CONFIG_SCHEMA = section({

@@ -8,6 +8,7 @@ import type { Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink } from '../events.js';
 import { sumTcpCounters, type TcpCounters } from './counters.js';
+import { busiestFlows, type TcpSnapshot } from './flows.js';
 import { TcpRelay, type StopReport, type TcpRelayConfig } from './relay.js';
 import { SpliceRelay } from './splice/relay.js';
 
@@ -19,6 +20,8 @@ export interface TcpEngine {
   start(): Promise<Endpoint[]>;
   stop(graceMs: number): Promise<StopReport>;
   counters(): TcpCounters;
+  /** Counters now (bytes of flows in progress included) and the busiest flows: taken on request. */
+  snapshot(limit: number): Promise<TcpSnapshot>;
 }
 
 export interface TcpEngineDeps {
@@ -30,7 +33,7 @@ export interface TcpEngineDeps {
 export function createTcpEngine(kind: TcpEngineKind, families: readonly Family[], config: Omit<TcpRelayConfig, 'family'>, deps: TcpEngineDeps): TcpEngine {
   if (kind === 'splice') {
     const relay = new SpliceRelay({ ...config, families, pipeBytes: PIPE_BYTES }, deps);
-    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters };
+    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters, snapshot: (limit) => relay.snapshot(limit) };
   }
   const relays = families.map((family) => new TcpRelay({ ...config, family }, deps));
   return {
@@ -44,5 +47,6 @@ export function createTcpEngine(kind: TcpEngineKind, families: readonly Family[]
       return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
     },
     counters: () => sumTcpCounters(relays.map((r) => r.counters)),
+    snapshot: (limit) => Promise.resolve({ counters: sumTcpCounters(relays.map((r) => r.liveCounters())), flows: busiestFlows(relays.map((r) => r.busiest(limit)), limit) }),
   };
 }

@@ -11,6 +11,7 @@ import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink } from '../events.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './counters.js';
+import { busiestFlows, type TcpFlowSnapshot, type TcpSnapshot } from './flows.js';
 import type { StopReport } from './relay.js';
 import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
 
@@ -29,6 +30,7 @@ export interface TcpPoolDeps {
 
 interface WorkerState {
   readonly child: ChildProcess;
+  readonly snapshotRequests: Map<number, (snapshot: TcpSnapshot | undefined) => void>;
   counters: TcpCounters;
   stopped?: { report: StopReport; counters: TcpCounters };
 }
@@ -38,6 +40,7 @@ export class TcpWorkerPool {
   private retired: TcpCounters = emptyTcpCounters();
   private restarts: number[] = [];
   private restartCount = 0;
+  private nextRequest = 1;
   private stopping = false;
   /** The cap each worker applies (the configured one, lowered to fit its descriptor limit). */
   maxConnectionsPerWorker = 0;
@@ -50,6 +53,42 @@ export class TcpWorkerPool {
   /** The pids of the running workers. */
   pids(): number[] {
     return [...this.workers.keys()];
+  }
+
+  /** Workers started to replace one that died. */
+  workerRestarts(): number {
+    return this.restartCount;
+  }
+
+  /**
+   * Counters and busiest flows over all workers, now: each is asked (a message, answered from its
+   * counters and flow table). One that does not answer within timeoutMs counts with the counters it
+   * last reported and no flows.
+   */
+  async snapshot(limit: number, timeoutMs = 2000): Promise<TcpSnapshot> {
+    const asks = [...this.workers.entries()].map(
+      ([pid, state]) =>
+        new Promise<TcpFlowSnapshot[]>((resolve) => {
+          if (!state.child.connected) {
+            resolve([]);
+            return;
+          }
+          const requestId = this.nextRequest++;
+          const done = (snapshot: TcpSnapshot | undefined): void => {
+            clearTimeout(timer);
+            state.snapshotRequests.delete(requestId);
+            if (snapshot) state.counters = snapshot.counters;
+            resolve((snapshot?.flows ?? []).map((f) => ({ ...f, pid })));
+          };
+          const timer = setTimeout(() => done(undefined), timeoutMs);
+          state.snapshotRequests.set(requestId, done);
+          state.child.send({ kind: 'snapshot', requestId, limit } satisfies SupervisorMessage, (error) => {
+            if (error) done(undefined);
+          });
+        }),
+    );
+    const flows = busiestFlows(await Promise.all(asks), limit);
+    return { counters: this.counters(), flows };
   }
 
   /** Totals over all workers, including those that were replaced. */
@@ -89,7 +128,7 @@ export class TcpWorkerPool {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const pid = child.pid ?? -1;
-    const state: WorkerState = { child, counters: emptyTcpCounters() };
+    const state: WorkerState = { child, counters: emptyTcpCounters(), snapshotRequests: new Map() };
     this.workers.set(pid, state);
     this.deps.emit({ type: 'worker.start', pid, restart: this.restartCount });
     return new Promise<Endpoint[]>((resolve, reject) => {
@@ -110,6 +149,9 @@ export class TcpWorkerPool {
           case 'counters':
             state.counters = message.counters;
             break;
+          case 'snapshot':
+            state.snapshotRequests.get(message.requestId)?.(message);
+            break;
           case 'stopped':
             state.counters = message.counters;
             state.stopped = { report: message.report, counters: message.counters };
@@ -118,6 +160,7 @@ export class TcpWorkerPool {
       });
       child.on('exit', (exitCode, signal) => {
         this.workers.delete(pid);
+        for (const answer of [...state.snapshotRequests.values()]) answer(undefined);
         this.retired = sumTcpCounters([this.retired, { ...state.counters, active: 0 }]);
         if (!ready) {
           reject(new TproxyError('ERR_SYSCALL', `tcp worker ${pid} exited before it was ready (code ${exitCode ?? '-'}, signal ${signal ?? '-'})`));

@@ -25,6 +25,7 @@ import { emptyTcpCounters, increment, type TcpCounters } from './counters.js';
 import { createHandshake } from '../../core/upstream/handshake.js';
 import type { UpstreamProxy } from '../../core/upstream/proxy-url.js';
 import { handshakeOverStream, type HandshakeFailure } from './handshake-stream.js';
+import { topN, type TcpFlowSnapshot } from './flows.js';
 import { refusalReason } from './refusal.js';
 
 export interface TcpRelayConfig {
@@ -65,8 +66,15 @@ export interface StopReport {
 }
 
 interface Flow {
+  readonly id: number;
   readonly client: net.Socket;
   readonly upstream: net.Socket;
+  readonly clientEnd: Endpoint;
+  readonly destination: Endpoint;
+  readonly started: number;
+  connected(): boolean;
+  /** Bytes the upstream proxy's replies took: read from the upstream socket, not from the server. */
+  handshakeBytes(): number;
   end(reason: string): void;
 }
 
@@ -113,6 +121,31 @@ export class TcpRelay {
 
   get activeFlows(): number {
     return this.flows.size;
+  }
+
+  /** The counters with the bytes of flows in progress (counted into `counters` when they end). */
+  liveCounters(): TcpCounters {
+    let bytesFromClient = this.counters.bytesFromClient;
+    let bytesFromServer = this.counters.bytesFromServer;
+    for (const f of this.flows) {
+      bytesFromClient += f.client.bytesRead;
+      bytesFromServer += f.upstream.bytesRead - f.handshakeBytes();
+    }
+    return { ...this.counters, bytesFromClient, bytesFromServer };
+  }
+
+  /** The busiest flows by bytes both ways (bytes read from each side so far). */
+  busiest(limit: number): TcpFlowSnapshot[] {
+    const now = Date.now();
+    return topN(this.flows, limit, (f) => f.client.bytesRead + f.upstream.bytesRead - f.handshakeBytes()).map((f) => ({
+      id: f.id,
+      client: f.clientEnd,
+      originalDestination: f.destination,
+      bytesFromClient: f.client.bytesRead,
+      bytesFromServer: f.upstream.bytesRead - f.handshakeBytes(),
+      ageMs: now - f.started,
+      connected: f.connected(),
+    }));
   }
 
   get acceptPaused(): boolean {
@@ -257,7 +290,7 @@ export class TcpRelay {
       }
       this.maybeResume();
     };
-    const flow: Flow = { client, upstream, end };
+    const flow: Flow = { id, client, upstream, clientEnd, destination, started, connected: () => connected, handshakeBytes: () => handshakeBytes, end };
     this.flows.add(flow);
     this.counters.active = this.flows.size;
     if (this.flows.size >= this.config.maxConnections) this.pauseAccept();

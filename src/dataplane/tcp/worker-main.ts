@@ -43,7 +43,10 @@ async function main(config: TcpWorkerConfig): Promise<void> {
   const timer = setInterval(() => send({ kind: 'counters', counters: engine.counters() }), config.countersIntervalMs);
   let stopping = false;
   process.on('message', (message: SupervisorMessage) => {
-    if (message.kind !== 'stop') return;
+    if (message.kind === 'snapshot') {
+      void engine.snapshot(message.limit).then((snapshot) => send({ kind: 'snapshot', requestId: message.requestId, ...snapshot }));
+      return;
+    }
     clearInterval(timer);
     // A second stop while draining shortens the grace; only the first reports.
     const first = !stopping;

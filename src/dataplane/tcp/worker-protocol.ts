@@ -4,6 +4,7 @@ import type { Endpoint } from '../../core/net/sockaddr.js';
 import type { ProxyEvent } from '../events.js';
 import type { TcpCounters } from './counters.js';
 import type { TcpEngineKind } from './engines.js';
+import type { TcpSnapshot } from './flows.js';
 import type { StopReport, TcpRelayConfig } from './relay.js';
 
 export interface TcpWorkerConfig {
@@ -14,11 +15,12 @@ export interface TcpWorkerConfig {
   readonly countersIntervalMs: number;
 }
 
-export type SupervisorMessage = { readonly kind: 'stop'; readonly graceMs: number };
+export type SupervisorMessage = { readonly kind: 'stop'; readonly graceMs: number } | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number };
 
 export type WorkerMessage =
   | { readonly kind: 'ready'; readonly locals: readonly Endpoint[]; readonly maxConnections: number }
   | { readonly kind: 'fatal'; readonly code: string; readonly message: string; readonly details?: Record<string, unknown> }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'counters'; readonly counters: TcpCounters }
+  | ({ readonly kind: 'snapshot'; readonly requestId: number } & TcpSnapshot)
   | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters };

@@ -34,6 +34,8 @@ describe('configuration files: good ones', () => {
     ['local traffic with exclusions', 'rules:\n  local: { enabled: true, excludeUids: [0, 1000] }\n', (c) => rulesConfigOf(c).localTraffic, { excludeUids: [0, 1000], excludeGids: [] }],
     ['no default bypass, extra prefixes', 'rules:\n  bypass: { defaultDestinations: false, destinations: [10.0.0.0/8] }\n', (c) => rulesConfigOf(c).bypass.destinations, ['10.0.0.0/8']],
     ['an upstream SOCKS5 proxy with credentials', 'listeners:\n  - upstreamProxy: "socks5://al%40ice:pw@[2001:db8::7]:1080"\n', (c) => c.listeners[0]?.upstreamProxy, { protocol: 'socks5', endpoint: { family: 6, address: '2001:db8::7', port: 1080 }, auth: { username: 'al@ice', password: 'pw' } }],
+    ['metrics and the admin socket', 'metrics: { listen: "[::1]:9464" }\nadmin: { socket: /run/tproxy/admin.sock }\nlog: { level: warn }\n', (c) => [c.metrics.listen, c.admin.socket, c.log.level], [{ host: '::1', port: 9464 }, '/run/tproxy/admin.sock', 'warn']],
+    ['no metrics and no admin socket by default', '', (c) => [c.metrics.listen, c.admin.socket], [undefined, undefined]],
     ['workers as a number, and comments', '# TCP in the main process\ntcp: { workers: 0, engine: stream } # no splice\n', (c) => [c.tcp.workers, c.tcp.engine], [0, 'stream']],
   ];
   for (const [what, text, pick, expected] of good) {
@@ -45,7 +47,7 @@ describe('configuration files: bad ones, with the exact error', () => {
   const bad: [string, string, string][] = [
     ['a port out of range', 'listeners:\n  - port: 70000\n', 'tproxy.yaml:2:11: listeners[0].port: 70000 is not allowed: use a port from 1 to 65535'],
     ['a port given as text', 'listeners:\n  - port: "8000"\n', 'tproxy.yaml:2:11: listeners[0].port: "8000" is not allowed: use a port from 1 to 65535'],
-    ['an unknown top-level key, close to one', 'listener: []\n', 'tproxy.yaml:1:1: listener: unknown setting: did you mean listeners? (allowed here: listeners, rules, tcp, log, shutdown, reload)'],
+    ['an unknown top-level key, close to one', 'listener: []\n', 'tproxy.yaml:1:1: listener: unknown setting: did you mean listeners? (allowed here: listeners, rules, tcp, log, shutdown, reload, metrics, admin)'],
     ['an unknown key, far from any', 'rules:\n  colour: blue\n', 'tproxy.yaml:2:3: rules.colour: unknown setting (allowed here: apply, backend, table, interfaces, bypass, local, mangle, failMode, fwmark, fwmarkMask, routeTable, rulePriority)'],
     ['a misspelt key in the second listener', 'listeners:\n  - name: a\n  - name: b\n    port: 8001\n    idleTimeoutMS: 5\n', 'tproxy.yaml:5:5: listeners[1].idleTimeoutMS: unknown setting: did you mean idleTimeoutMs? (allowed here: name, port, addresses, families, intercept, upstream, upstreamProxy, upstreamMark, maxConnections, connectTimeoutMs, idleTimeoutMs, keepAliveMs, udp)'],
     ['an upstream proxy given by name', 'listeners:\n  - upstreamProxy: socks5://proxy.example:1080\n', 'tproxy.yaml:2:20: listeners[0].upstreamProxy: "socks5://proxy.example:1080" is not allowed: proxy.example is not an IP address (names are not resolved); write socks5://ADDR:PORT or http://ADDR:PORT (ADDR an IP address, [..] around IPv6; user:pass@ before it for credentials)'],
@@ -69,7 +71,13 @@ describe('configuration files: bad ones, with the exact error', () => {
     ['a negative timeout', 'listeners:\n  - udp: { idleTimeoutMs: 5 }\n', 'tproxy.yaml:2:27: listeners[0].udp.idleTimeoutMs: 5 is not allowed: use an integer of at least 100'],
     ['workers as a word', 'tcp:\n  workers: many\n', 'tproxy.yaml:2:12: tcp.workers: "many" is not allowed: use auto or an integer of at least 0'],
     ['a DSCP out of range', 'rules:\n  mangle: { dscp: 64 }\n', 'tproxy.yaml:2:19: rules.mangle.dscp: 64 is not allowed: use an integer from 0 to 63 or a name (cs0, df, be, lephb, cs1, af11, af12, af13, cs2, af21, af22, af23, cs3, af31, af32, af33, cs4, af41, af42, af43, cs5, va, ef, cs6, cs7)'],
-    ['a file that is a list', '- a\n- b\n', 'tproxy.yaml:1:1: a list is not allowed: use a mapping of listeners, rules, tcp, log, shutdown, reload'],
+    ['a metrics address that is not HOST:PORT', 'metrics:\n  listen: 9464\n', 'tproxy.yaml:2:11: metrics.listen: 9464 is not allowed: use HOST:PORT with an IPv4 address, [IPv6] or localhost, e.g. 127.0.0.1:9464 or [::1]:9464'],
+    ['a metrics address with a host name', 'metrics:\n  listen: example.org:9464\n', 'tproxy.yaml:2:11: metrics.listen: "example.org:9464" is not allowed: example.org is not an IPv4 address or localhost (IPv6 goes in brackets); use HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464'],
+    ['a metrics port out of range', 'metrics:\n  listen: 127.0.0.1:70000\n', 'tproxy.yaml:2:11: metrics.listen: "127.0.0.1:70000" is not allowed: the port must be from 0 to 65535; use HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464'],
+    ['a relative admin socket path', 'admin:\n  socket: admin.sock\n', 'tproxy.yaml:2:11: admin.socket: "admin.sock" is not allowed: use an absolute path shorter than 108 bytes (the unix socket limit)'],
+    ['an admin socket path too long for a unix socket', `admin:\n  socket: /${'a'.repeat(107)}\n`, `tproxy.yaml:2:11: admin.socket: "/${'a'.repeat(107)}" is not allowed: use an absolute path shorter than 108 bytes (the unix socket limit)`],
+    ['a log level that does not exist', 'log:\n  level: warning\n', 'tproxy.yaml:2:10: log.level: "warning" is not allowed: use one of error, warn, info, debug'],
+    ['a file that is a list', '- a\n- b\n', 'tproxy.yaml:1:1: a list is not allowed: use a mapping of listeners, rules, tcp, log, shutdown, reload, metrics, admin'],
     ['not YAML', 'listeners: [\n', 'tproxy.yaml:2:1: not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]'],
     ['a key given twice', 'log: {}\nlog: {}\n', 'tproxy.yaml:2:1: not valid YAML: Map keys must be unique'],
   ];
@@ -82,7 +90,7 @@ describe('configuration files: bad ones, with the exact error', () => {
       refusal('log:\n  level: loud\nlisteners:\n  - port: 0\n    nmae: x\n'),
       [
         '3 problems in the configuration:',
-        '  tproxy.yaml:2:10: log.level: "loud" is not allowed: use one of info, debug',
+        '  tproxy.yaml:2:10: log.level: "loud" is not allowed: use one of error, warn, info, debug',
         '  tproxy.yaml:4:11: listeners[0].port: 0 is not allowed: use a port from 1 to 65535',
         '  tproxy.yaml:5:5: listeners[0].nmae: unknown setting: did you mean name? (allowed here: name, port, addresses, families, intercept, upstream, upstreamProxy, upstreamMark, maxConnections, connectTimeoutMs, idleTimeoutMs, keepAliveMs, udp)',
       ].join('\n'),
@@ -94,6 +102,12 @@ describe('flags over the file', () => {
   it('a flag overrides the file, for every listener', () => {
     const config = load('listeners:\n  - { name: a, port: 9000, maxConnections: 5 }\n  - { name: b, port: 9001, intercept: [udp:53] }\nlog: { format: json }\n', { 'max-connections': '7', 'log-format': 'text', 'no-rules': true });
     assert.deepEqual([config.listeners.map((l) => l.maxConnections), config.log.format, config.rules.apply], [[7, 7], 'text', false]);
+  });
+
+  it('--metrics-address, --admin-socket and --log-level set the operations settings over the file', () => {
+    const config = load('metrics: { listen: 127.0.0.1:9100 }\nadmin: { socket: /run/a.sock }\n', { 'metrics-address': '127.0.0.1:0', 'admin-socket': '/run/b.sock', 'log-level': 'error' });
+    assert.deepEqual([config.metrics.listen, config.admin.socket, config.log.level], [{ host: '127.0.0.1', port: 0 }, '/run/b.sock', 'error']);
+    assert.equal(refusal('', { 'metrics-address': 'localhost' }), '--metrics-address: metrics.listen: "localhost" is not allowed: use HOST:PORT with an IPv4 address, [IPv6] or localhost, e.g. 127.0.0.1:9464 or [::1]:9464');
   });
 
   it('a flag names itself in errors, not the file', () => {

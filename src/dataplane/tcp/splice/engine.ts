@@ -22,6 +22,7 @@ import { Epoll } from '../../../sys/epoll.js';
 import { SocketApi } from '../../../sys/socket.js';
 import type { ProxyEvent } from '../../events.js';
 import { emptyTcpCounters, increment } from '../counters.js';
+import { topN, type TcpFlowSnapshot } from '../flows.js';
 import { refusalReason } from '../refusal.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
@@ -145,11 +146,25 @@ export class SpliceEngine {
 
   handle(message: ToEngine): void {
     if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
+    else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
     else this.beginStop(message.graceMs);
   }
 
   /** The owner thread posted a message (the wake eventfd fired): return to the event loop to take it. */
   woken = false;
+  /** The busiest flows by bytes both ways (bytes read into the pipes so far). */
+  busiest(limit: number): TcpFlowSnapshot[] {
+    const now = Date.now();
+    return topN(this.flows, limit, (f) => f.up.bytes + f.down.bytes).map((f) => ({
+      id: f.id,
+      client: f.client,
+      originalDestination: f.destination,
+      bytesFromClient: f.up.bytes,
+      bytesFromServer: f.down.bytes,
+      ageMs: now - f.started,
+      connected: f.connected,
+    }));
+  }
 
   /** One loop turn: wait for events (up to waitMs), handle them, run timers. False once stopped. */
   turn(waitMs: number): boolean {

@@ -3,6 +3,7 @@ import type { Family } from '../../../core/net/constants.js';
 import type { UpstreamProxy } from '../../../core/upstream/proxy-url.js';
 import type { ProxyEvent, UpstreamMode } from '../../events.js';
 import type { TcpCounters } from '../counters.js';
+import type { TcpSnapshot } from '../flows.js';
 import type { StopReport } from '../relay.js';
 
 export interface SpliceEngineConfig {
@@ -24,11 +25,14 @@ export interface SpliceEngineConfig {
 
 export type ToEngine =
   | { readonly kind: 'stop'; readonly graceMs: number }
-  | { readonly kind: 'local-addresses'; readonly addresses: readonly string[] };
+  | { readonly kind: 'local-addresses'; readonly addresses: readonly string[] }
+  /** Counters and busiest flows now: answered once, from the engine's own flow table (no per-packet work). */
+  | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number };
 
 export type FromEngine =
   | { readonly kind: 'ready'; readonly wakeFd: number }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'counters'; readonly counters: TcpCounters }
+  | ({ readonly kind: 'snapshot'; readonly requestId: number } & TcpSnapshot)
   | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters }
   | { readonly kind: 'fatal'; readonly code: string; readonly message: string };

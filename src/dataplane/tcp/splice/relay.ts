@@ -10,6 +10,7 @@ import { loadLibc } from '../../../sys/libc.js';
 import type { SocketApi } from '../../../sys/socket.js';
 import type { EventSink } from '../../events.js';
 import { emptyTcpCounters, type TcpCounters } from '../counters.js';
+import type { TcpSnapshot } from '../flows.js';
 import type { StopReport, TcpRelayConfig } from '../relay.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
@@ -28,6 +29,8 @@ export class SpliceRelay {
   private resolveStopped: ((report: StopReport) => void) | undefined;
   private refresh: NodeJS.Timeout | undefined;
   private readonly wake = Buffer.alloc(8);
+  private nextRequest = 1;
+  private readonly snapshotRequests = new Map<number, (snapshot: TcpSnapshot) => void>();
 
   constructor(
     private readonly config: Omit<TcpRelayConfig, 'family'> & { readonly families: readonly Family[]; readonly pipeBytes: number },
@@ -86,6 +89,10 @@ export class SpliceRelay {
           case 'counters':
             this.counters = m.counters;
             break;
+          case 'snapshot':
+            this.counters = m.counters;
+            this.snapshotRequests.get(m.requestId)?.(m);
+            break;
           case 'stopped':
             this.counters = m.counters;
             this.resolveStopped?.(m.report);
@@ -105,6 +112,25 @@ export class SpliceRelay {
     this.refresh.unref();
     for (const local of locals) this.deps.emit({ type: 'listening', transport: 'tcp', family: local.family, local });
     return locals;
+  }
+
+  /**
+   * Counters and busiest flows now, asked of the engine thread; if it does not answer within
+   * timeoutMs, the counters it last reported and no flows.
+   */
+  snapshot(limit: number, timeoutMs = 2000): Promise<TcpSnapshot> {
+    if (!this.worker) return Promise.resolve({ counters: this.counters, flows: [] });
+    const requestId = this.nextRequest++;
+    return new Promise((resolve) => {
+      const done = (snapshot: TcpSnapshot): void => {
+        clearTimeout(timer);
+        this.snapshotRequests.delete(requestId);
+        resolve({ counters: snapshot.counters, flows: snapshot.flows });
+      };
+      const timer = setTimeout(() => done({ counters: this.counters, flows: [] }), timeoutMs);
+      this.snapshotRequests.set(requestId, done);
+      this.send({ kind: 'snapshot', requestId, limit });
+    });
   }
 
   private send(message: ToEngine): void {

@@ -1,0 +1,80 @@
+/** `tproxy status` for people: a daemon's status as text. Pure. */
+import { formatEndpoint } from '../core/net/sockaddr.js';
+import type { DaemonStatus, ListenerStatus, RulesView } from '../daemon/admin-protocol.js';
+
+/** 1536 -> "1.5 KiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** 3725 -> "1h 2m 5s". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const parts = [[Math.floor(s / 86_400), 'd'], [Math.floor((s % 86_400) / 3600), 'h'], [Math.floor((s % 3600) / 60), 'm'], [s % 60, 's']] as const;
+  const first = parts.findIndex(([n]) => n > 0);
+  const shown = parts.slice(first < 0 ? parts.length - 1 : first);
+  return shown.map(([n, u]) => `${n}${u}`).join(' ');
+}
+
+/** "done 3, ECONNRESET 1" (zero entries left out), or "none". */
+function tally(record: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(record).filter(([, n]) => n > 0);
+  return entries.length === 0 ? 'none' : entries.map(([k, n]) => `${k} ${n}`).join(', ');
+}
+
+function rulesLines(rules: RulesView): string[] {
+  if (!rules.managed) return ['rules: not managed by this daemon (--no-rules)'];
+  if ('error' in rules) return [`rules: could not be read (backend ${rules.backend}): ${rules.error}`];
+  const table = rules.pieces.find((p) => p.kind === 'table');
+  const missing = rules.pieces.filter((p) => p.state !== 'in place');
+  const head = rules.inPlace
+    ? `rules: in place (backend ${rules.backend}${table ? `, ${table.name}` : ''})`
+    : `rules: NOT in place (backend ${rules.backend}): ${missing.map((p) => `${p.state} ${p.name}`).join('; ')}${rules.unexpected.length ? `; unexpected: ${rules.unexpected.join('; ')}` : ''}`;
+  const counted = rules.pieces.filter((p) => p.counter);
+  const width = Math.max(0, ...counted.map((p) => p.name.length));
+  return [head, ...counted.map((p) => `  ${p.name.padEnd(width)}  ${p.counter?.packets ?? 0} packets, ${formatBytes(p.counter?.bytes ?? 0)}`)];
+}
+
+function listenerLines(l: ListenerStatus): string[] {
+  const tcp = l.counters.tcp;
+  const udp = l.counters.udp;
+  const lines = [
+    `listener ${l.name}: ${l.sockets.length === 0 ? 'no sockets yet' : l.sockets.map((s) => `${s.transport} ${formatEndpoint(s)}`).join(', ')}`,
+    `  tcp: ${tcp.active} active, ${tcp.accepted} accepted; ${formatBytes(tcp.bytesFromClient)} from clients, ${formatBytes(tcp.bytesFromServer)} from servers`,
+    `    closed: ${tally(tcp.closed)}; refused: ${tally(tcp.refused)}; connect errors: ${tally(tcp.connectErrors)}; accept pauses: ${tcp.acceptPauses}`,
+    `    workers: ${l.workers.pids.length === 0 ? 'none (TCP in the main process)' : `${l.workers.pids.length} (pids ${l.workers.pids.join(', ')})`}, ${l.workers.restarts} restarts`,
+  ];
+  if (udp) {
+    lines.push(
+      `  udp: ${udp.sessionsActive} sessions active, ${udp.sessionsCreated} opened (${udp.sessionsExpired} expired, ${udp.sessionsEvicted} evicted); ${udp.datagramsFromClients} datagrams / ${formatBytes(udp.bytesFromClients)} from clients, ${udp.datagramsFromServers} / ${formatBytes(udp.bytesFromServers)} from servers`,
+      `    errors: ${tally(udp.errors)}`,
+    );
+  }
+  return lines;
+}
+
+export function renderStatus(s: DaemonStatus, top: number): string {
+  const named = s.listeners.length > 1;
+  const lines = [
+    `tproxy ${s.version}, pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeSeconds)} (since ${s.startedAt}; engine ${s.engine}, node ${s.node})`,
+    ...rulesLines(s.rules),
+    ...(s.listeners.length === 0 ? ['listeners: none yet'] : s.listeners.flatMap(listenerLines)),
+  ];
+  if (top > 0) {
+    lines.push(s.flows.length === 0 ? 'busiest tcp flows: none in progress' : `busiest tcp flows (top ${top} by bytes):`);
+    for (const f of s.flows) {
+      const where = [...(named ? [`listener ${f.listener}`] : []), ...(f.pid !== undefined ? [`worker ${f.pid}`] : [])];
+      lines.push(
+        `  ${formatEndpoint(f.client)} -> ${formatEndpoint(f.originalDestination)}  ${formatBytes(f.bytesFromClient)} up, ${formatBytes(f.bytesFromServer)} down, ${formatDuration(f.ageMs / 1000)}${f.connected ? '' : ', connecting'}${where.length ? ` (${where.join(', ')})` : ''}`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}

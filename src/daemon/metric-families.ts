@@ -1,0 +1,165 @@
+/**
+ * The daemon's metrics: which families exist (name, type, help, labels) and how one snapshot of
+ * the counters maps onto them. Pure: the snapshot is read at scrape time by the caller, the
+ * Prometheus text is written by prom-client (prometheus.ts).
+ */
+import type { ProxyCounters } from '../dataplane/proxy.js';
+import { UDP_ERROR_REASONS } from '../dataplane/udp/counters.js';
+
+export type MetricType = 'counter' | 'gauge';
+
+export interface MetricFamily {
+  readonly name: string;
+  readonly type: MetricType;
+  readonly help: string;
+  readonly labelNames: readonly string[];
+}
+
+export interface Sample {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+export interface FamilyValues {
+  readonly family: MetricFamily;
+  readonly samples: readonly Sample[];
+}
+
+export interface RuleCounter {
+  /** The rule as `tproxy rules status` names it, e.g. `prerouting: tproxy: intercept tcp ipv4`. */
+  readonly rule: string;
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+/** Our kernel rules as read at scrape time. */
+export type RulesSnapshot =
+  | { readonly managed: false }
+  | { readonly managed: true; readonly backend: string; readonly inPlace: boolean; readonly counters: readonly RuleCounter[] }
+  /** Reading them failed (the tool's error); the failure is counted, not fatal to the scrape. */
+  | { readonly managed: true; readonly backend: string; readonly error: string };
+
+/** One listener (one Proxy) of the daemon. */
+export interface ListenerSnapshot {
+  readonly name: string;
+  readonly counters: ProxyCounters;
+  readonly workers: { readonly running: number; readonly restarts: number };
+}
+
+export interface MetricsSnapshot {
+  readonly build: { readonly version: string; readonly node: string; readonly engine: string };
+  readonly startTimeSeconds: number;
+  readonly listeners: readonly ListenerSnapshot[];
+  readonly rules: RulesSnapshot;
+  /** Failed reads of the kernel rules since start. */
+  readonly rulesReadFailures: number;
+  /** `error` events since start, by code. */
+  readonly errors: Readonly<Record<string, number>>;
+}
+
+const family = (name: string, type: MetricType, help: string, labelNames: readonly string[] = []): MetricFamily => ({ name, type, help, labelNames });
+
+/** Every family, in exposition order. Names follow Prometheus conventions (units, _total). */
+export const FAMILIES = {
+  buildInfo: family('tproxy_build_info', 'gauge', 'Always 1; the labels say what is running.', ['version', 'node', 'engine']),
+  startTime: family('tproxy_start_time_seconds', 'gauge', 'When the daemon started, seconds since the epoch.'),
+  tcpActive: family('tproxy_tcp_connections_active', 'gauge', 'TCP flows being relayed now.', ['listener']),
+  tcpAccepted: family('tproxy_tcp_connections_total', 'counter', 'TCP connections accepted for relaying.', ['listener']),
+  tcpClosed: family('tproxy_tcp_connections_closed_total', 'counter', 'TCP flows ended, by how they ended (done: cleanly both ways).', ['listener', 'reason']),
+  tcpRefused: family('tproxy_tcp_refused_total', 'counter', 'TCP connections reset before any upstream work, by reason.', ['listener', 'reason']),
+  tcpConnectErrors: family('tproxy_tcp_connect_errors_total', 'counter', 'Upstream connects that failed, by errno name (or connect-timeout).', ['listener', 'errno']),
+  tcpBytes: family('tproxy_tcp_bytes_total', 'counter', 'TCP payload bytes relayed, by direction.', ['listener', 'direction']),
+  tcpAcceptPauses: family('tproxy_tcp_accept_pauses_total', 'counter', 'Times accepting paused at the connection cap or the descriptor limit.', ['listener']),
+  tcpPortFallbacks: family('tproxy_tcp_client_port_fallbacks_total', 'counter', 'Transparent upstreams that could not reuse the client port and took another.', ['listener']),
+  workers: family('tproxy_tcp_workers', 'gauge', 'TCP worker processes running.', ['listener']),
+  workerRestarts: family('tproxy_tcp_worker_restarts_total', 'counter', 'TCP worker processes started to replace one that died.', ['listener']),
+  udpActive: family('tproxy_udp_sessions_active', 'gauge', 'UDP sessions open now.', ['listener']),
+  udpCreated: family('tproxy_udp_sessions_total', 'counter', 'UDP sessions opened.', ['listener']),
+  udpClosed: family('tproxy_udp_sessions_closed_total', 'counter', 'UDP sessions closed, for any reason.', ['listener']),
+  udpEvicted: family('tproxy_udp_sessions_evicted_total', 'counter', 'UDP sessions closed to make room at the session cap (least recently used).', ['listener']),
+  udpExpired: family('tproxy_udp_sessions_expired_total', 'counter', 'UDP sessions closed by the idle timeout.', ['listener']),
+  udpDatagrams: family('tproxy_udp_datagrams_total', 'counter', 'UDP datagrams relayed, by direction.', ['listener', 'direction']),
+  udpBytes: family('tproxy_udp_bytes_total', 'counter', 'UDP payload bytes relayed, by direction.', ['listener', 'direction']),
+  udpErrors: family('tproxy_udp_errors_total', 'counter', 'UDP datagrams dropped or sessions ended early, by reason.', ['listener', 'reason']),
+  udpPeers: family('tproxy_udp_reply_sockets_total', 'counter', 'UDP reply sockets opened (one per session, or per remote with endpoint-independent mapping).', ['listener']),
+  udpFallbacks: family('tproxy_udp_reply_fallbacks_total', 'counter', 'UDP reply paths sent through the raw socket because a local service held the port.', ['listener']),
+  udpHandovers: family('tproxy_udp_race_handovers_total', 'counter', 'Datagrams found on a new reply socket that belonged to another client, handed to their own session.', ['listener']),
+  rulesInPlace: family('tproxy_rules_in_place', 'gauge', '1 when every kernel rule of ours is live as planned, else 0 (absent with --no-rules).', ['backend']),
+  rulesReadFailures: family('tproxy_rules_read_failures_total', 'counter', 'Scrapes whose read of the kernel rules failed.'),
+  rulePackets: family('tproxy_rule_packets_total', 'counter', 'Packets counted by our kernel rules (tproxy rules count only packets that reached a transparent socket).', ['rule']),
+  ruleBytes: family('tproxy_rule_bytes_total', 'counter', 'Bytes counted by our kernel rules.', ['rule']),
+  errors: family('tproxy_errors_total', 'counter', 'Errors the data plane reported, by code.', ['code']),
+} as const;
+
+export const FAMILY_LIST: readonly MetricFamily[] = Object.values(FAMILIES);
+
+const one = (value: number, labels: Record<string, string> = {}): Sample => ({ labels, value });
+const byLabel = (label: string, record: Readonly<Record<string, number>>): Sample[] =>
+  Object.entries(record)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, value]) => ({ labels: { [label]: key }, value }));
+const directions = (fromClient: number, fromServer: number): Sample[] => [one(fromClient, { direction: 'from_client' }), one(fromServer, { direction: 'from_server' })];
+
+/** The families of one listener's counters, each sample labelled with the listener's name. */
+function listenerValues(l: ListenerSnapshot): FamilyValues[] {
+  const F = FAMILIES;
+  const tcp = l.counters.tcp;
+  const udp = l.counters.udp;
+  const out: FamilyValues[] = [
+    { family: F.tcpActive, samples: [one(tcp.active)] },
+    { family: F.tcpAccepted, samples: [one(tcp.accepted)] },
+    { family: F.tcpClosed, samples: byLabel('reason', tcp.closed) },
+    { family: F.tcpRefused, samples: byLabel('reason', tcp.refused) },
+    { family: F.tcpConnectErrors, samples: byLabel('errno', tcp.connectErrors) },
+    { family: F.tcpBytes, samples: directions(tcp.bytesFromClient, tcp.bytesFromServer) },
+    { family: F.tcpAcceptPauses, samples: [one(tcp.acceptPauses)] },
+    { family: F.tcpPortFallbacks, samples: [one(tcp.clientPortFallbacks)] },
+    { family: F.workers, samples: [one(l.workers.running)] },
+    { family: F.workerRestarts, samples: [one(l.workers.restarts)] },
+  ];
+  if (udp) {
+    out.push(
+      { family: F.udpActive, samples: [one(udp.sessionsActive)] },
+      { family: F.udpCreated, samples: [one(udp.sessionsCreated)] },
+      { family: F.udpClosed, samples: [one(udp.sessionsClosed)] },
+      { family: F.udpEvicted, samples: [one(udp.sessionsEvicted)] },
+      { family: F.udpExpired, samples: [one(udp.sessionsExpired)] },
+      { family: F.udpDatagrams, samples: directions(udp.datagramsFromClients, udp.datagramsFromServers) },
+      { family: F.udpBytes, samples: directions(udp.bytesFromClients, udp.bytesFromServers) },
+      { family: F.udpErrors, samples: UDP_ERROR_REASONS.map((reason) => one(udp.errors[reason], { reason })) },
+      { family: F.udpPeers, samples: [one(udp.peersCreated)] },
+      { family: F.udpFallbacks, samples: [one(udp.replyFallbacks)] },
+      { family: F.udpHandovers, samples: [one(udp.raceHandovers)] },
+    );
+  }
+  return out.map(({ family, samples }) => ({ family, samples: samples.map((s) => ({ labels: { listener: l.name, ...s.labels }, value: s.value })) }));
+}
+
+/**
+ * The values of every family for one snapshot. Listener families carry a `listener` label; UDP
+ * families are absent when no listener relays UDP; rule families when rules are not managed here.
+ */
+export function metricValues(s: MetricsSnapshot): FamilyValues[] {
+  const F = FAMILIES;
+  const out: FamilyValues[] = [
+    { family: F.buildInfo, samples: [one(1, { version: s.build.version, node: s.build.node, engine: s.build.engine })] },
+    { family: F.startTime, samples: [one(s.startTimeSeconds)] },
+  ];
+  // One entry per family, the samples of every listener in it (a family must appear once).
+  const byFamily = new Map<MetricFamily, Sample[]>();
+  for (const l of s.listeners) for (const { family, samples } of listenerValues(l)) byFamily.set(family, [...(byFamily.get(family) ?? []), ...samples]);
+  out.push(...FAMILY_LIST.filter((f) => byFamily.has(f)).map((family) => ({ family, samples: byFamily.get(family) ?? [] })));
+  const rules = s.rules;
+  if (rules.managed) {
+    out.push({ family: F.rulesReadFailures, samples: [one(s.rulesReadFailures)] });
+    if (!('error' in rules)) {
+      out.push(
+        { family: F.rulesInPlace, samples: [one(rules.inPlace ? 1 : 0, { backend: rules.backend })] },
+        { family: F.rulePackets, samples: rules.counters.map((c) => one(c.packets, { rule: c.rule })) },
+        { family: F.ruleBytes, samples: rules.counters.map((c) => one(c.bytes, { rule: c.rule })) },
+      );
+    }
+  }
+  out.push({ family: F.errors, samples: byLabel('code', s.errors) });
+  return out;
+}

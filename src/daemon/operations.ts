@@ -1,0 +1,225 @@
+/**
+ * What an operator sees of a running daemon: the metrics endpoint and the admin socket, both
+ * opt-in, both answered from the listeners' counters and the kernel's rule counters read at that
+ * moment (nothing is polled between requests). Also the event sink that counts reported errors and
+ * notes each listener's sockets.
+ *
+ * It reads the daemon through OperationsSource: the listeners running now (each one Proxy, by
+ * name) and the rules applied now, so listeners and rules that change at run time are followed.
+ */
+import type { Transport } from '../core/net/constants.js';
+import type { Endpoint } from '../core/net/sockaddr.js';
+import type { RulesPlan } from '../core/rules/ruleset.js';
+import type { RulesStatus } from '../control/apply.js';
+import type { BackendName } from '../control/backend.js';
+import type { ProxyCounters } from '../dataplane/proxy.js';
+import { increment } from '../dataplane/tcp/counters.js';
+import { busiestFlows, type TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
+import { request, serveAdminSocket, type AdminEndpoint } from '../sys/admin-socket.js';
+import { serveMetrics, type MetricsEndpoint } from '../sys/metrics-http.js';
+import type { Logger } from '../cli/log.js';
+import type { DaemonEvent } from './events.js';
+import { answer, resultOf, type DaemonStatus, type PingResult, type RulesView } from './admin-protocol.js';
+import { formatListenAddress, type ListenAddress } from '../core/config/listen-address.js';
+import { metricValues, type MetricsSnapshot, type RulesSnapshot } from './metric-families.js';
+
+/** The name of the listener when the daemon runs one unnamed (the configuration's default). */
+export const DEFAULT_LISTENER = 'main';
+
+/** What operations needs of one Proxy (dataplane/proxy.ts has all of it). */
+export interface OperatedProxy {
+  snapshot(limit: number): Promise<{ readonly counters: ProxyCounters; readonly flows: readonly TcpFlowSnapshot[] }>;
+  workers(): { readonly running: number; readonly restarts: number };
+  workerPids(): number[];
+}
+
+export interface OperatedListener {
+  readonly name: string;
+  readonly proxy: OperatedProxy;
+}
+
+/** Our kernel rules as applied now, and what reads them back. */
+export interface ManagedRules {
+  readonly plan: RulesPlan;
+  readonly backend: BackendName;
+  readonly controller: { status(plan: RulesPlan): Promise<RulesStatus> };
+}
+
+export interface OperationsSource {
+  listeners(): readonly OperatedListener[];
+  /** Undefined when this daemon does not manage rules. */
+  rules(): ManagedRules | undefined;
+}
+
+export interface OperationsOptions {
+  readonly metricsAddress?: ListenAddress;
+  readonly adminSocket?: string;
+  readonly log: Logger;
+  readonly version: string;
+  readonly engine: string;
+}
+
+type Socket = Endpoint & { readonly transport: Transport };
+
+export class Operations {
+  private source: OperationsSource | undefined;
+  private state: DaemonStatus['state'] = 'starting';
+  private readonly sockets = new Map<string, Socket[]>();
+  private readonly errors: Record<string, number> = {};
+  private rulesReadFailures = 0;
+  private rulesRead: Promise<RulesView> | undefined;
+  private readonly startedAt = new Date();
+  private metrics: MetricsEndpoint | undefined;
+  private admin: AdminEndpoint | undefined;
+
+  constructor(private readonly options: OperationsOptions) {}
+
+  /** The proxies' event sink: every event is logged, errors are counted by code, sockets noted per listener. */
+  readonly sink = (event: DaemonEvent): void => {
+    if (event.type === 'error') increment(this.errors, event.code);
+    else if (event.type === 'listening') this.noteSocket(event.listener ?? DEFAULT_LISTENER, { ...event.local, transport: event.transport });
+    this.options.log(event);
+  };
+
+  private noteSocket(listener: string, socket: Socket): void {
+    const list = this.sockets.get(listener) ?? [];
+    // Every TCP worker reports its own (SO_REUSEPORT) sockets, and a listener started again on a
+    // reload reports them anew: keep one of each.
+    if (!list.some((s) => s.transport === socket.transport && s.address === socket.address && s.port === socket.port)) list.push(socket);
+    this.sockets.set(listener, list);
+  }
+
+  /**
+   * Open the endpoints that were asked for. Before the proxies start, so a second daemon on the
+   * same admin socket, or a taken metrics port, is refused before anything is touched.
+   */
+  async start(source: OperationsSource): Promise<void> {
+    this.source = source;
+    const { log } = this.options;
+    try {
+      if (this.options.adminSocket !== undefined) {
+        this.admin = await serveAdminSocket(
+          this.options.adminSocket,
+          (line) => answer(line, async (req) => (req.method === 'ping' ? ({ pid: process.pid, version: this.options.version } satisfies PingResult) : this.status(req.top))),
+          { onStale: (path) => log({ type: 'admin.stale-socket', path, message: 'removed a socket file nobody answered on (a daemon that died left it)' }), onError: (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `admin socket: ${error.message}` }) },
+          JSON.stringify({ id: 0, method: 'ping' }),
+          (line) => {
+            try {
+              return `a running tproxy (pid ${resultOf<PingResult>(line ?? '').pid}) answers`;
+            } catch {
+              return 'a running program answers';
+            }
+          },
+        );
+        log({ type: 'admin.listening', path: this.admin.path, mode: '0600' });
+      }
+      if (this.options.metricsAddress !== undefined) {
+        // prom-client is loaded only when metrics are asked for.
+        const { PrometheusExposition } = await import('./prometheus.js');
+        const exposition = new PrometheusExposition();
+        this.metrics = await serveMetrics(
+          this.options.metricsAddress,
+          async () => ({ contentType: exposition.contentType, body: await exposition.render(metricValues(await this.metricsSnapshot())) }),
+          (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `metrics endpoint: ${error.message}` }),
+        );
+        log({ type: 'metrics.listening', address: formatListenAddress(this.metrics.address), url: `http://${formatListenAddress(this.metrics.address)}/metrics` });
+      }
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  running(): void {
+    this.state = 'running';
+  }
+
+  stopping(): void {
+    this.state = 'stopping';
+  }
+
+  async close(): Promise<void> {
+    const [admin, metrics] = [this.admin, this.metrics];
+    this.admin = undefined;
+    this.metrics = undefined;
+    await Promise.all([admin?.close(), metrics?.close()]);
+  }
+
+  /** Our kernel rules now; concurrent callers share one read. */
+  private readRules(): Promise<RulesView> {
+    const rules = this.requireSource().rules();
+    if (!rules) return Promise.resolve({ managed: false });
+    this.rulesRead ??= rules.controller
+      .status(rules.plan)
+      .then(
+        (status): RulesView => ({ managed: true, ...status }),
+        (error: unknown): RulesView => {
+          this.rulesReadFailures++;
+          return { managed: true, backend: rules.backend, error: (error as Error).message };
+        },
+      )
+      .finally(() => (this.rulesRead = undefined));
+    return this.rulesRead;
+  }
+
+  /** Every listener's counters and busiest flows, now. */
+  private async listenersNow(top: number): Promise<{ listener: OperatedListener; counters: ProxyCounters; flows: readonly TcpFlowSnapshot[] }[]> {
+    return Promise.all(this.requireSource().listeners().map(async (listener) => ({ listener, ...(await listener.proxy.snapshot(top)) })));
+  }
+
+  async metricsSnapshot(): Promise<MetricsSnapshot> {
+    const [view, listeners] = await Promise.all([this.readRules(), this.listenersNow(0)]);
+    const rules: RulesSnapshot = !view.managed
+      ? view
+      : 'error' in view
+        ? view
+        : {
+            managed: true,
+            backend: view.backend,
+            inPlace: view.inPlace,
+            counters: view.pieces.flatMap((p) => (p.counter ? [{ rule: p.name, packets: p.counter.packets, bytes: p.counter.bytes }] : [])),
+          };
+    return {
+      build: { version: this.options.version, node: process.version, engine: this.options.engine },
+      startTimeSeconds: Math.floor(this.startedAt.getTime() / 1000),
+      listeners: listeners.map((l) => ({ name: l.listener.name, counters: l.counters, workers: l.listener.proxy.workers() })),
+      rules,
+      rulesReadFailures: this.rulesReadFailures,
+      errors: { ...this.errors },
+    };
+  }
+
+  async status(top: number): Promise<DaemonStatus> {
+    const [rules, listeners] = await Promise.all([this.readRules(), this.listenersNow(top)]);
+    return {
+      state: this.state,
+      pid: process.pid,
+      version: this.options.version,
+      node: process.version,
+      engine: this.options.engine,
+      startedAt: this.startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+      listeners: listeners.map(({ listener, counters }) => ({
+        name: listener.name,
+        sockets: this.sockets.get(listener.name) ?? [],
+        counters,
+        workers: { pids: listener.proxy.workerPids(), restarts: listener.proxy.workers().restarts },
+      })),
+      rules,
+      flows: busiestFlows(
+        listeners.map((l) => l.flows.map((f) => ({ ...f, listener: l.listener.name }))),
+        top,
+      ) as (TcpFlowSnapshot & { listener: string })[],
+    };
+  }
+
+  private requireSource(): OperationsSource {
+    if (!this.source) throw new Error('operations: start() was not called');
+    return this.source;
+  }
+}
+
+/** Ask the daemon on `path` for its status. */
+export async function fetchStatus(path: string, top: number, timeoutMs = 10_000): Promise<DaemonStatus> {
+  return resultOf<DaemonStatus>(await request(path, JSON.stringify({ id: 1, method: 'status', params: { top } }), timeoutMs));
+}

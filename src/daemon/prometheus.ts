@@ -1,0 +1,34 @@
+/**
+ * The Prometheus text exposition of one snapshot, written by prom-client: a fresh registry per
+ * scrape holds exactly the families of that snapshot (no stale series), merged with the registry
+ * of prom-client's process metrics (CPU, memory, event loop lag, GC of the main process).
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FamilyValues } from './metric-families.js';
+
+export class PrometheusExposition {
+  private readonly process = new Registry();
+
+  constructor(options: { readonly processMetrics: boolean } = { processMetrics: true }) {
+    if (options.processMetrics) collectDefaultMetrics({ register: this.process });
+  }
+
+  get contentType(): string {
+    return this.process.contentType;
+  }
+
+  async render(values: readonly FamilyValues[]): Promise<string> {
+    const registry = new Registry();
+    for (const { family, samples } of values) {
+      const config = { name: family.name, help: family.help, labelNames: [...family.labelNames], registers: [registry] };
+      if (family.type === 'counter') {
+        const counter = new Counter(config);
+        for (const s of samples) counter.inc(s.labels, s.value);
+      } else {
+        const gauge = new Gauge(config);
+        for (const s of samples) gauge.set(s.labels, s.value);
+      }
+    }
+    return Registry.merge([registry, this.process]).metrics();
+  }
+}

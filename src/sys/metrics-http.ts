@@ -1,0 +1,59 @@
+/**
+ * The metrics endpoint: a plain HTTP server that answers GET /metrics with whatever `render`
+ * produces at that moment (nothing is collected between scrapes).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { TproxyError } from '../core/errors.js';
+import type { ListenAddress } from '../core/config/listen-address.js';
+
+export interface MetricsPage {
+  readonly contentType: string;
+  readonly body: string;
+}
+
+export interface MetricsEndpoint {
+  readonly address: ListenAddress;
+  close(): Promise<void>;
+}
+
+export async function serveMetrics(address: ListenAddress, render: () => Promise<MetricsPage>, onError: (error: Error) => void): Promise<MetricsEndpoint> {
+  const server = http.createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0];
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (path !== '/metrics') {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('tproxy: metrics are at /metrics\n');
+      return;
+    }
+    render().then(
+      (page) => response.writeHead(200, { 'content-type': page.contentType }).end(request.method === 'HEAD' ? undefined : page.body),
+      (error: unknown) => {
+        onError(error as Error);
+        response.writeHead(500, { 'content-type': 'text/plain' }).end(`tproxy: collecting metrics failed: ${(error as Error).message}\n`);
+      },
+    );
+  });
+  server.keepAliveTimeout = 5000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const hint = error.code === 'EADDRINUSE' ? 'another program listens there: choose another --metrics-address' : error.code === 'EADDRNOTAVAIL' ? 'no interface of this host has that address' : error.code === 'EACCES' ? 'ports below 1024 need CAP_NET_BIND_SERVICE' : '';
+      reject(new TproxyError(error.code === 'EADDRINUSE' ? 'ERR_ADDRESS_IN_USE' : error.code === 'EACCES' ? 'ERR_PRIVILEGE' : 'ERR_SYSCALL', `metrics endpoint ${address.host}:${address.port}: ${error.code ?? error.message}${hint ? `: ${hint}` : ''}`, { call: 'listen', errno: error.code }));
+    });
+    server.listen({ host: address.host, port: address.port, exclusive: true }, resolve);
+  });
+  server.on('error', onError);
+  const bound = server.address() as AddressInfo;
+  return {
+    address: { host: bound.address, port: bound.port },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

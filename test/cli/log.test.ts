@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createLogger, formatEvent, levelOf, type LogEvent } from '../../src/cli/log.js';
+
+const at = new Date('2026-11-30T04:00:00.000Z');
+const close: LogEvent = {
+  type: 'tcp.close',
+  id: 7,
+  client: { family: 4, address: '198.51.100.10', port: 40_000 },
+  originalDestination: { family: 4, address: '203.0.113.20', port: 80 },
+  bytesFromClient: 100,
+  bytesFromServer: 2000,
+  durationMs: 15,
+  reason: 'done',
+};
+
+describe('log lines', () => {
+  it('JSON: time, level, type, msg, then the fields of the event', () => {
+    const line = formatEvent(close, 'json', at);
+    assert.ok(line.endsWith('}\n'));
+    const parsed = JSON.parse(line) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(parsed).slice(0, 4), ['time', 'level', 'type', 'msg']);
+    assert.equal(parsed.time, '2026-11-30T04:00:00.000Z');
+    assert.equal(parsed.level, 'debug');
+    assert.equal(parsed.type, 'tcp.close');
+    assert.equal(parsed.msg, 'tcp #7 198.51.100.10:40000 -> 203.0.113.20:80 closed (done): 100 bytes up, 2000 bytes down, 15 ms');
+    assert.equal(parsed.bytesFromServer, 2000);
+    assert.deepEqual(parsed.client, { family: 4, address: '198.51.100.10', port: 40_000 });
+  });
+
+  it('an event field never overwrites time, level or msg', () => {
+    const parsed = JSON.parse(formatEvent({ type: 'rules.warning', message: 'x', level: 'nope', time: 'nope', msg: 'nope' }, 'json', at)) as Record<string, unknown>;
+    assert.equal(parsed.level, 'warn');
+    assert.equal(parsed.time, '2026-11-30T04:00:00.000Z');
+    assert.equal(parsed.msg, 'rules: x');
+  });
+
+  it('text: time, level, the sentence', () => {
+    assert.equal(formatEvent({ type: 'listening', transport: 'tcp', family: 6, local: { family: 6, address: '::', port: 8000 } }, 'text', at), '2026-11-30T04:00:00.000Z info  listening tcp [::]:8000 (IP_TRANSPARENT)\n');
+    assert.equal(formatEvent({ type: 'error', code: 'EMFILE', message: 'tcp accept: EMFILE' }, 'text', at), '2026-11-30T04:00:00.000Z error error EMFILE: tcp accept: EMFILE\n');
+    assert.equal(formatEvent({ type: 'metrics.listening', address: '127.0.0.1:9464', url: 'http://127.0.0.1:9464/metrics' }, 'text', at), '2026-11-30T04:00:00.000Z info  metrics at http://127.0.0.1:9464/metrics\n');
+  });
+
+  it('with several listeners: a proxy event names its listener (text prefix, JSON field)', () => {
+    const listening: LogEvent = { type: 'listening', transport: 'udp', family: 4, local: { family: 4, address: '0.0.0.0', port: 8053 }, listener: 'dns' };
+    assert.equal(formatEvent(listening, 'text', at), '2026-11-30T04:00:00.000Z info  dns: listening udp 0.0.0.0:8053 (IP_TRANSPARENT)\n');
+    assert.equal((JSON.parse(formatEvent(listening, 'json', at)) as { listener: string }).listener, 'dns');
+    assert.equal(formatEvent({ type: 'listener.draining', listener: 'web', drainMs: 600_000 }, 'text', at), '2026-11-30T04:00:00.000Z info  listener web stopped accepting; its flows get 600000 ms\n');
+  });
+
+  it('reloads: applied at info with what changed, rejected at warn with why', () => {
+    assert.equal(
+      formatEvent({ type: 'reload.applied', kept: ['web'], added: ['dns'], removed: [], changed: [], rulesChanged: true }, 'text', at),
+      '2026-11-30T04:00:00.000Z info  reload applied: listeners added dns, removed none, changed none, kept web; rules replaced\n',
+    );
+    const rejected = JSON.parse(formatEvent({ type: 'reload.rejected', error: 'tproxy.yaml:2:11: listeners[0].port: 0 is not allowed' }, 'json', at)) as Record<string, unknown>;
+    assert.deepEqual([rejected.level, rejected.msg], ['warn', 'reload rejected, the running configuration stays: tproxy.yaml:2:11: listeners[0].port: 0 is not allowed']);
+    assert.equal(
+      formatEvent({ type: 'ready', pid: 9, listeners: [{ name: 'web', port: 8000 }, { name: 'dns', port: 8053 }], tcpWorkers: [10, 11], maxConnectionsPerWorker: 100 }, 'text', at),
+      '2026-11-30T04:00:00.000Z info  ready: pid 9, listeners web (port 8000), dns (port 8053), tcp workers 10, 11, at most 100 connections per worker\n',
+    );
+  });
+
+  it('levels: flows at debug, a worker that dies for good at error, one restarted at warn', () => {
+    assert.equal(levelOf(close), 'debug');
+    assert.equal(levelOf({ type: 'udp.session.open', id: 1, client: close.client, originalDestination: close.originalDestination, upstreamLocal: close.client, mapping: 'endpoint-dependent' }), 'debug');
+    assert.equal(levelOf({ type: 'worker.exit', pid: 1, exitCode: 1, signal: null, restarting: true }), 'warn');
+    assert.equal(levelOf({ type: 'worker.exit', pid: 1, exitCode: 1, signal: null, restarting: false }), 'error');
+    assert.equal(levelOf({ type: 'ready', pid: 1 }), 'info');
+  });
+
+  it('the logger drops what is below its level', () => {
+    const lines: string[] = [];
+    const log = createLogger({ format: 'json', level: 'warn', write: (l) => lines.push(l), now: () => at });
+    log(close);
+    log({ type: 'ready', pid: 1 });
+    log({ type: 'rules.warning', message: 'w' });
+    log({ type: 'error', code: 'E', message: 'e' });
+    assert.deepEqual(lines.map((l) => (JSON.parse(l) as { type: string }).type), ['rules.warning', 'error']);
+  });
+});

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { formatBytes, formatDuration, renderStatus } from '../../src/cli/status-text.js';
+import type { DaemonStatus } from '../../src/daemon/admin-protocol.js';
+import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
+
+const status: DaemonStatus = {
+  state: 'running',
+  pid: 42,
+  version: '0.1.0',
+  node: 'v20.20.2',
+  engine: 'splice',
+  startedAt: '2026-11-30T04:00:00.000Z',
+  uptimeSeconds: 3725,
+  listeners: [
+    {
+      name: 'main',
+      sockets: [{ family: 4, address: '0.0.0.0', port: 8000, transport: 'tcp' }, { family: 6, address: '::', port: 8000, transport: 'tcp' }],
+      counters: { tcp: { ...emptyTcpCounters(), accepted: 5, active: 1, closed: { done: 4 }, bytesFromClient: 1536, bytesFromServer: 3 * 1024 * 1024 } },
+      workers: { pids: [43, 44], restarts: 0 },
+    },
+  ],
+  rules: {
+    managed: true,
+    backend: 'nft',
+    inPlace: true,
+    pieces: [
+      { kind: 'table', name: 'table inet tproxy_rules', state: 'in place' },
+      { kind: 'rule', name: 'prerouting: tproxy: intercept tcp ipv4', state: 'in place', counter: { packets: 12, bytes: 2048 } },
+    ],
+    unexpected: [],
+  },
+  flows: [{ listener: 'main', id: 3, client: { family: 4, address: '198.51.100.10', port: 40_000 }, originalDestination: { family: 4, address: '203.0.113.20', port: 81 }, bytesFromClient: 1024, bytesFromServer: 0, ageMs: 2400, connected: true, pid: 43 }],
+};
+
+describe('tproxy status text', () => {
+  it('formats bytes and durations', () => {
+    assert.equal(formatBytes(999), '999 B');
+    assert.equal(formatBytes(1536), '1.5 KiB');
+    assert.equal(formatDuration(3725), '1h 2m 5s');
+    assert.equal(formatDuration(0.4), '0s');
+    assert.equal(formatDuration(86_400 + 5), '1d 0h 0m 5s');
+  });
+
+  it('shows the daemon, its listeners, rules with counters, counters and busiest flows', () => {
+    assert.equal(
+      renderStatus(status, 10),
+      [
+        'tproxy 0.1.0, pid 42, running, up 1h 2m 5s (since 2026-11-30T04:00:00.000Z; engine splice, node v20.20.2)',
+        'rules: in place (backend nft, table inet tproxy_rules)',
+        '  prerouting: tproxy: intercept tcp ipv4  12 packets, 2.0 KiB',
+        'listener main: tcp 0.0.0.0:8000, tcp [::]:8000',
+        '  tcp: 1 active, 5 accepted; 1.5 KiB from clients, 3.0 MiB from servers',
+        '    closed: done 4; refused: none; connect errors: none; accept pauses: 0',
+        '    workers: 2 (pids 43, 44), 0 restarts',
+        'busiest tcp flows (top 10 by bytes):',
+        '  198.51.100.10:40000 -> 203.0.113.20:81  1.0 KiB up, 0 B down, 2s (worker 43)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('says when rules are not managed here or could not be read', () => {
+    assert.match(renderStatus({ ...status, rules: { managed: false } }, 0), /^rules: not managed by this daemon \(--no-rules\)$/m);
+    assert.match(renderStatus({ ...status, rules: { managed: true, backend: 'nft', error: 'nft: exit 1' } }, 0), /^rules: could not be read \(backend nft\): nft: exit 1$/m);
+    assert.doesNotMatch(renderStatus(status, 0), /busiest/);
+  });
+
+  it('names the listener of each busiest flow when there are several', () => {
+    const two: DaemonStatus = { ...status, listeners: [...status.listeners, { ...status.listeners[0]!, name: 'dns', workers: { pids: [], restarts: 0 } }] };
+    const text = renderStatus(two, 1);
+    assert.match(text, /^listener dns: tcp 0\.0\.0\.0:8000, tcp \[::\]:8000$/m);
+    assert.match(text, /^ {4}workers: none \(TCP in the main process\), 0 restarts$/m);
+    assert.match(text, /, 2s \(listener main, worker 43\)$/m);
+  });
+});

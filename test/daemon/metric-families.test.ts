@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FAMILY_LIST, metricValues, type MetricsSnapshot } from '../../src/daemon/metric-families.js';
+import { PrometheusExposition } from '../../src/daemon/prometheus.js';
+import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
+import { snapshotCounters, UDP_COUNTER_SLOTS } from '../../src/dataplane/udp/counters.js';
+import { parsePromText } from '../helpers/prometheus-text.js';
+
+const udp = { ...snapshotCounters(new Float64Array(UDP_COUNTER_SLOTS)), sessionsActive: 2, sessionsCreated: 9, sessionsClosed: 7, sessionsExpired: 5, sessionsEvicted: 1, datagramsFromClients: 40, bytesFromClients: 4000, datagramsFromServers: 38, bytesFromServers: 3800, peersCreated: 9, replyFallbacks: 1, raceHandovers: 3 };
+udp.errors['upstream-refused'] = 4;
+
+const snapshot: MetricsSnapshot = {
+  build: { version: '0.1.0', node: 'v20.20.2', engine: 'splice' },
+  startTimeSeconds: 1_800_000_000,
+  listeners: [
+    {
+      name: 'main',
+      counters: {
+        tcp: { ...emptyTcpCounters(), accepted: 12, active: 3, refused: { 'not-intercepted': 1, loop: 2, limit: 0 }, connectErrors: { ECONNREFUSED: 4, 'connect-timeout': 1 }, closed: { done: 6, 'client-ECONNRESET': 2 }, bytesFromClient: 1000, bytesFromServer: 250_000, acceptPauses: 1, clientPortFallbacks: 2 },
+        udp,
+      },
+      workers: { running: 2, restarts: 1 },
+    },
+    { name: 'dns', counters: { tcp: { ...emptyTcpCounters(), accepted: 1 } }, workers: { running: 1, restarts: 0 } },
+  ],
+  rules: { managed: true, backend: 'nft', inPlace: true, counters: [{ rule: 'prerouting: tproxy: intercept tcp ipv4', packets: 30, bytes: 2400 }, { rule: 'prerouting: tproxy: intercept udp ipv6', packets: 0, bytes: 0 }] },
+  rulesReadFailures: 0,
+  errors: { EMFILE: 2 },
+};
+
+const main = { listener: 'main' };
+const sample = (name: string, labels: Record<string, string> = {}): number | undefined => {
+  const values = metricValues(snapshot).find((v) => v.family.name === name);
+  return values?.samples.find((s) => JSON.stringify(s.labels) === JSON.stringify(labels))?.value;
+};
+
+describe('metric families (pure mapping)', () => {
+  it('has unique, well-formed names; counters end in _total, every label is declared', () => {
+    const names = FAMILY_LIST.map((f) => f.name);
+    assert.equal(new Set(names).size, names.length);
+    for (const f of FAMILY_LIST) {
+      assert.match(f.name, /^tproxy_[a-z0-9_]+$/);
+      assert.equal(f.name.endsWith('_total'), f.type === 'counter', f.name);
+    }
+    for (const { family, samples } of metricValues(snapshot)) for (const s of samples) assert.deepEqual(Object.keys(s.labels).sort(), [...family.labelNames].sort(), family.name);
+  });
+
+  it('maps TCP counters per listener: active, accepted, bytes each way, refusals, connect errors and closes by label', () => {
+    assert.equal(sample('tproxy_tcp_connections_active', main), 3);
+    assert.equal(sample('tproxy_tcp_connections_total', main), 12);
+    assert.equal(sample('tproxy_tcp_connections_total', { listener: 'dns' }), 1);
+    assert.equal(sample('tproxy_tcp_bytes_total', { ...main, direction: 'from_client' }), 1000);
+    assert.equal(sample('tproxy_tcp_bytes_total', { ...main, direction: 'from_server' }), 250_000);
+    assert.equal(sample('tproxy_tcp_refused_total', { ...main, reason: 'loop' }), 2);
+    assert.equal(sample('tproxy_tcp_refused_total', { ...main, reason: 'limit' }), 0, 'every refusal reason is exported, also at 0');
+    assert.equal(sample('tproxy_tcp_connect_errors_total', { ...main, errno: 'ECONNREFUSED' }), 4);
+    assert.equal(sample('tproxy_tcp_connect_errors_total', { ...main, errno: 'connect-timeout' }), 1);
+    assert.equal(sample('tproxy_tcp_connections_closed_total', { ...main, reason: 'client-ECONNRESET' }), 2);
+    assert.equal(sample('tproxy_tcp_worker_restarts_total', main), 1);
+    assert.equal(sample('tproxy_tcp_workers', main), 2);
+    assert.equal(metricValues(snapshot).filter((v) => v.family.name === 'tproxy_tcp_connections_total').length, 1, 'one family, a sample per listener');
+  });
+
+  it('maps UDP counters, with every error reason, for the listeners that relay UDP', () => {
+    assert.equal(sample('tproxy_udp_sessions_active', main), 2);
+    assert.equal(sample('tproxy_udp_sessions_total', main), 9);
+    assert.equal(sample('tproxy_udp_sessions_expired_total', main), 5);
+    assert.equal(sample('tproxy_udp_datagrams_total', { ...main, direction: 'from_server' }), 38);
+    assert.equal(sample('tproxy_udp_bytes_total', { ...main, direction: 'from_client' }), 4000);
+    assert.equal(sample('tproxy_udp_errors_total', { ...main, reason: 'upstream-refused' }), 4);
+    assert.equal(sample('tproxy_udp_errors_total', { ...main, reason: 'client-busy' }), 0);
+    assert.equal(metricValues(snapshot).find((v) => v.family.name === 'tproxy_udp_errors_total')?.samples.length, 14);
+    assert.equal(sample('tproxy_udp_sessions_total', { listener: 'dns' }), undefined);
+  });
+
+  it('maps the kernel rule counters and build info', () => {
+    assert.equal(sample('tproxy_rule_packets_total', { rule: 'prerouting: tproxy: intercept tcp ipv4' }), 30);
+    assert.equal(sample('tproxy_rule_bytes_total', { rule: 'prerouting: tproxy: intercept tcp ipv4' }), 2400);
+    assert.equal(sample('tproxy_rules_in_place', { backend: 'nft' }), 1);
+    assert.equal(sample('tproxy_build_info', { version: '0.1.0', node: 'v20.20.2', engine: 'splice' }), 1);
+    assert.equal(sample('tproxy_errors_total', { code: 'EMFILE' }), 2);
+  });
+
+  it('leaves out what does not apply: UDP when not relayed, rules with --no-rules, rule counters when the read failed', () => {
+    const names = (s: MetricsSnapshot): string[] => metricValues(s).map((v) => v.family.name);
+    const tcpOnly = names({ ...snapshot, listeners: snapshot.listeners.map((l) => ({ ...l, counters: { tcp: l.counters.tcp } })), rules: { managed: false } });
+    assert.equal(tcpOnly.some((n) => n.startsWith('tproxy_udp_') || n.startsWith('tproxy_rule')), false);
+    const failed = names({ ...snapshot, rules: { managed: true, backend: 'nft', error: 'nft: exit 1' }, rulesReadFailures: 3 });
+    assert.ok(failed.includes('tproxy_rules_read_failures_total'));
+    assert.equal(failed.includes('tproxy_rule_packets_total'), false);
+    assert.equal(failed.includes('tproxy_rules_in_place'), false);
+  });
+
+  it('prom-client writes them as Prometheus text that parses back to the same values', async () => {
+    const text = await new PrometheusExposition({ processMetrics: false }).render(metricValues(snapshot));
+    const parsed = parsePromText(text);
+    assert.equal(parsed.types.get('tproxy_tcp_bytes_total'), 'counter');
+    assert.equal(parsed.types.get('tproxy_tcp_connections_active'), 'gauge');
+    assert.equal(parsed.value('tproxy_tcp_bytes_total', { listener: 'main', direction: 'from_server' }), 250_000);
+    assert.equal(parsed.value('tproxy_rule_packets_total', { rule: 'prerouting: tproxy: intercept tcp ipv4' }), 30);
+    assert.equal(parsed.value('tproxy_udp_sessions_total', main), 9);
+    assert.equal(parsed.samples.some((s) => s.name.startsWith('process_')), false);
+    const withProcess = parsePromText(await new PrometheusExposition().render(metricValues(snapshot)));
+    assert.ok((withProcess.value('process_resident_memory_bytes') ?? 0) > 0, 'process metrics of prom-client are included');
+  });
+
+  it('a fresh registry per scrape: a series gone from the snapshot is gone from the text', async () => {
+    const exposition = new PrometheusExposition({ processMetrics: false });
+    await exposition.render(metricValues(snapshot));
+    const later = parsePromText(await exposition.render(metricValues({ ...snapshot, errors: {} })));
+    assert.equal(later.value('tproxy_errors_total', { code: 'EMFILE' }), undefined);
+  });
+});
