@@ -7,6 +7,7 @@
  * issue naming the field path and what is allowed. Sections hold named settings and refuse
  * unknown keys (with a did-you-mean suggestion when one is close).
  */
+import { TproxyError } from '../errors.js';
 import { didYouMean } from './suggest.js';
 
 export type PathSegment = string | number;
@@ -64,6 +65,21 @@ export function refused(reason = ''): Refusal {
   const r = { refused: reason };
   REFUSALS.add(r);
   return r;
+}
+
+/**
+ * A parser that throws the project's error (it speaks of a flag or value: "NAME: reason"), as a
+ * setting's parse: its reason becomes the refusal, so the message names the file's path instead.
+ */
+export function refusing<T>(parse: (text: string) => T): (text: string) => T | Refusal {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      if (!(error instanceof TproxyError)) throw error;
+      return refused(error.message.slice(error.message.indexOf(': ') + 2));
+    }
+  };
 }
 
 function isRefusal(value: unknown): value is Refusal {

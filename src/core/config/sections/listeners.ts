@@ -3,34 +3,13 @@
  * traffic it intercepts there), families, upstream mode and mark, and its own limits and timeouts.
  */
 import net from 'node:net';
-import { TproxyError } from '../../errors.js';
 import type { Family } from '../../net/constants.js';
-import type { InterceptSpec } from '../../rules/config.js';
-import { formatUpstreamProxy, parseUpstreamProxy, type UpstreamProxy } from '../../upstream/proxy-url.js';
+import { formatUpstreamProxy, parseUpstreamProxy } from '../../upstream/proxy-url.js';
 import { parseIntercept } from '../intercept.js';
-import { type ConfigIssue, type Infer, integer, list, mark, milliseconds, oneOf, optional, port, refused, section, text, type Refusal, type ValueSetting } from '../schema.js';
+import { type ConfigIssue, type Infer, integer, list, mark, milliseconds, oneOf, optional, port, refused, refusing, section, text, type ValueSetting } from '../schema.js';
 
 export const UPSTREAM_MODES = ['direct', 'transparent'] as const;
 export const UDP_MAPPING_CHOICES = ['endpoint-dependent', 'endpoint-independent'] as const;
-
-function interceptSpec(raw: string): InterceptSpec | Refusal {
-  try {
-    return parseIntercept(raw);
-  } catch (error) {
-    if (!(error instanceof TproxyError)) throw error;
-    // parseIntercept speaks of the flag: keep only its reason.
-    return refused(error.message.slice(error.message.indexOf(': ') + 2));
-  }
-}
-
-function upstreamProxy(raw: string): UpstreamProxy | Refusal {
-  try {
-    return parseUpstreamProxy(raw);
-  } catch (error) {
-    if (!(error instanceof TproxyError)) throw error;
-    return refused(error.message.slice(error.message.indexOf(': ') + 2));
-  }
-}
 
 const family: ValueSetting<Family> = {
   kind: 'value',
@@ -64,7 +43,7 @@ export const LISTENER = section({
     ),
     families: list(family, { default: [4, 6], minItems: 1, help: 'Address families to listen on and intercept.', flag: { name: 'family', metavar: '4|6|both', toRaw: (t) => (t === 'both' ? [4, 6] : t === '4' || t === 'ipv4' ? [4] : t === '6' || t === 'ipv6' ? [6] : t) } }),
     intercept: list(
-      text({ type: 'PROTO:PORTS', allowed: 'PROTO:PORTS, e.g. tcp:80,443, udp:53 or tcp:8000-8100', help: 'traffic to intercept', parse: interceptSpec }),
+      text({ type: 'PROTO:PORTS', allowed: 'PROTO:PORTS, e.g. tcp:80,443, udp:53 or tcp:8000-8100', help: 'traffic to intercept', parse: refusing(parseIntercept) }),
       { default: ['tcp:80,443'], minItems: 1, allowed: 'a list of PROTO:PORTS, e.g. [tcp:80,443, udp:53]', help: 'Traffic to intercept and send to this listener, by protocol and destination port.', flag: { name: 'intercept', metavar: 'PROTO:PORTS', multiple: true, single: true } },
     ),
     upstream: oneOf(UPSTREAM_MODES, { default: 'direct', help: 'Source address toward servers: this host\'s (direct) or the client\'s (transparent; needs replies routed back through this host).', flag: { name: 'upstream', metavar: 'MODE' } }),
@@ -75,7 +54,7 @@ export const LISTENER = section({
         example: 'socks5://192.0.2.7:1080',
         help: 'Relay this listener\'s TCP flows through this SOCKS5 or HTTP CONNECT proxy instead of straight to their original destination (needs upstream direct, TCP only); absent: no proxy.',
         flag: { name: 'upstream-proxy', metavar: 'URL' },
-        parse: upstreamProxy,
+        parse: refusing(parseUpstreamProxy),
       }),
     ),
     upstreamMark: mark({ default: '0x2', help: 'SO_MARK of the upstream sockets, so the proxy\'s own traffic is never intercepted again; must differ from the fwmark.', flag: { name: 'upstream-mark', metavar: 'N' } }),
