@@ -1,0 +1,9 @@
+/** `tproxy ARGS...` in this process, with what it printed (for CLI tests that need no namespace). */
+import { main } from '../../src/cli/main.js';
+
+export async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
