@@ -367,7 +367,11 @@ export class SpliceEngine {
     const writable = (events & (C.EPOLLOUT | C.EPOLLHUP | C.EPOLLERR)) !== 0;
     const up = side === 'client' ? readable : writable;
     const down = side === 'client' ? writable : readable;
-    this.pumpAll(flow, up, down);
+    // The peer's FIN is already here: read on to it in this turn, so the FIN follows the last
+    // bytes at once (a client that closes first on seeing a whole response would otherwise be the
+    // one left in TIME_WAIT, and run out of ports).
+    const finished = (events & (C.EPOLLRDHUP | C.EPOLLHUP)) !== 0;
+    this.pumpAll(flow, up, down, finished && side === 'client', finished && side === 'upstream');
   }
 
   // ---- upstream proxy handshake ---------------------------------------------------------------
@@ -477,9 +481,9 @@ export class SpliceEngine {
   }
 
   /** Move what can be moved both ways, pass FINs on, then set epoll interest to match. */
-  private pumpAll(flow: Flow, up = true, down = true): void {
-    if (up && !this.pump(flow, flow.up, flow.cfd, flow.ufd, 'client')) return;
-    if (down && !this.pump(flow, flow.down, flow.ufd, flow.cfd, 'upstream')) return;
+  private pumpAll(flow: Flow, up = true, down = true, upFinished = false, downFinished = false): void {
+    if (up && !this.pump(flow, flow.up, flow.cfd, flow.ufd, 'client', upFinished)) return;
+    if (down && !this.pump(flow, flow.down, flow.ufd, flow.cfd, 'upstream', downFinished)) return;
     if (flow.up.shut && flow.down.shut) {
       this.close(flow, 'done');
       return;
@@ -508,14 +512,15 @@ export class SpliceEngine {
     else flow.uInterest = stored;
   }
 
-  /** One direction; false when the flow was aborted. */
-  private pump(flow: Flow, d: Direction, source: number, sink: number, sourceSide: 'client' | 'upstream'): boolean {
+  /** One direction; false when the flow was aborted. `finished`: the source's FIN has arrived. */
+  private pump(flow: Flow, d: Direction, source: number, sink: number, sourceSide: 'client' | 'upstream', finished: boolean): boolean {
     const sinkSide = sourceSide === 'client' ? 'upstream' : 'client';
     const pipeBytes = this.config.pipeBytes;
     for (let round = 0; round < 16; round++) {
       let progressed = false;
       // A short read means the socket is (almost surely) drained: no retry that would only return
-      // EAGAIN. Level-triggered epoll reports whatever is left, EOF included, on the next turn.
+      // EAGAIN. Level-triggered epoll reports whatever is left, EOF included, on the next turn;
+      // unless the FIN is known to be there, when the retry reads it (0) now.
       let shortRead = false;
       if (!d.eof && d.buffered < pipeBytes) {
         if (d.r < 0 && !this.takePipe(d)) {
@@ -530,7 +535,7 @@ export class SpliceEngine {
           d.bytes += n;
           flow.lastActive = Date.now();
           progressed = true;
-          shortRead = n < want;
+          shortRead = n < want && !finished;
         } else if (n === 0) {
           d.eof = true;
         } else {
