@@ -30,7 +30,8 @@ import { startServers, waitForPort, HTTP_PORT, IPERF_PORT } from './servers.js';
 import { benchUdp, formatUdpBench, type UdpBenchResult } from './udp.js';
 import { summarize, type Summary } from './stats.js';
 import { ensureTools } from './tools.js';
-import { processTree, usageOf } from '../sys/proc-usage.js';
+import { machineCpu, machineCpuSince, processTree, usageOf } from '../sys/proc-usage.js';
+import { machineSample, machineTable, summarizeMachine, type MachineSample, type MachineSummary } from './machine.js';
 import { fileLimit } from '../sys/limits.js';
 import { CPU_PER_GB_SOURCE, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Scenario, type Workload } from './workloads.js';
 
@@ -62,6 +63,8 @@ export interface WorkloadResult {
   readonly vsHaproxy: number;
   /** tproxy against the baseline build (>1: this build is better); null without --baseline. */
   readonly vsBaseline: number | null;
+  /** The whole machine's CPU per unit of work and busy share, per scenario (workloads that count work). */
+  readonly machine: Partial<Record<Scenario, MachineSummary>>;
   readonly extra: unknown;
 }
 
@@ -93,9 +96,14 @@ const cpuPerGbRow: Workload = {
   run: () => Promise.reject(new Error('derived row')),
 };
 
-function resultOf(w: Workload, s: Record<Scenario, number[]>, extra: unknown): WorkloadResult {
+function resultOf(w: Workload, s: Record<Scenario, number[]>, extra: unknown, machineSamples: Partial<Record<Scenario, MachineSample[]>>): WorkloadResult {
   const scenarios: Partial<Record<Scenario, Summary>> = {};
   for (const name of SCENARIOS) if (s[name].length > 0) scenarios[name] = summarize(s[name]);
+  const machine: Partial<Record<Scenario, MachineSummary>> = {};
+  for (const name of SCENARIOS) {
+    const m = summarizeMachine(machineSamples[name] ?? []);
+    if (m) machine[name] = m;
+  }
   // Better-is-bigger ratio of a against b, whichever way the unit runs.
   const better = (a: Summary | undefined, b: Summary | undefined): number | null => (a && b ? (w.higherIsBetter ? a.median / b.median : b.median / a.median) : null);
   return {
@@ -108,6 +116,7 @@ function resultOf(w: Workload, s: Record<Scenario, number[]>, extra: unknown): W
     baselineRatio: better(scenarios.baseline, scenarios.forwarding),
     vsHaproxy: better(scenarios.tproxy, scenarios.haproxy) ?? NaN,
     vsBaseline: better(scenarios.tproxy, scenarios.baseline),
+    machine,
     extra,
   };
 }
@@ -215,6 +224,7 @@ async function main(): Promise<void> {
     if (workloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${TCP_WORKLOADS.map((w) => w.name).join(', ')}`);
     const samples: Record<string, Record<Scenario, number[]>> = {};
     const extras: Record<string, Record<Scenario, Record<string, number>[]>> = {};
+    const machineSamples: Record<string, Partial<Record<Scenario, MachineSample[]>>> = {};
     say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${ready.workers} worker(s), upstream direct; descriptor hard limit ${hardLimit}, ${idleConnections} idle connections`);
     for (let round = 0; round < rounds; round++) {
       const order: Scenario[] = round % 2 === 0 ? [...scenarioList] : [...scenarioList].reverse();
@@ -224,9 +234,15 @@ async function main(): Promise<void> {
           await scenarioOn(scenario);
           const before = await intercepted(scenario);
           const pids = proxyPids[scenario]();
-          const cpuBefore = usageOf(pids).cpuSeconds;
+          const usageBefore = usageOf(pids);
+          const machineBefore = machineCpu();
           const measured = await workload.run(lab, seconds, { proxyPids: proxyPids[scenario], idleConnections });
-          const cpuSeconds = usageOf(pids).cpuSeconds - cpuBefore;
+          const machineSpent = machineCpuSince(machineBefore);
+          const usageAfter = usageOf(pids);
+          const cpuSeconds = usageAfter.cpuSeconds - usageBefore.cpuSeconds;
+          const proxySpent = scenario === 'forwarding' ? undefined : { cpuSeconds, systemSeconds: usageAfter.systemSeconds - usageBefore.systemSeconds };
+          const machine = measured.work ? machineSample(machineSpent, measured.work, proxySpent) : undefined;
+          if (machine) ((machineSamples[workload.name] ??= {})[scenario] ??= []).push(machine);
           // CPU per GB: the proxy's own threads (user and kernel time: splice runs in its syscalls).
           const cpuPerGb = scenario !== 'forwarding' && measured.bytes ? cpuSeconds / (measured.bytes / 1e9) : undefined;
           const m = scenario === 'forwarding' ? measured : { ...measured, extra: { ...measured.extra, proxyCpuSeconds: cpuSeconds, ...(cpuPerGb === undefined ? {} : { cpuSecondsPerGB: cpuPerGb }) } };
@@ -257,12 +273,14 @@ async function main(): Promise<void> {
       workloads: Object.fromEntries(
         [...workloads, ...(samples[CPU_PER_GB] ? [cpuPerGbRow] : [])].map((w) => {
           const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [], baseline: [] };
-          return [w.name, resultOf(w, s, extras[w.name])];
+          return [w.name, resultOf(w, s, extras[w.name], machineSamples[w.name] ?? {})];
         }),
       ),
     };
     say('');
     say(table(result, baselineBin !== undefined));
+    say('');
+    say(machineTable(result.workloads));
     say('');
     if (udp) say(formatUdpBench(udp));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);

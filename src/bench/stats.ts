@@ -32,6 +32,8 @@ export function parseIperf3Received(json: string): { bitsPerSecond: number; byte
 
 export interface WrkResult {
   readonly requestsPerSecond: number;
+  /** Requests completed in the whole run. */
+  readonly requests: number;
   /** Latency percentiles in milliseconds (with --latency). */
   readonly latencyMs: Readonly<Record<string, number>>;
   readonly errors: number;
@@ -50,5 +52,7 @@ export function parseWrk(text: string): WrkResult {
   for (const m of text.matchAll(/^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$/gm)) latencyMs[`p${m[1]}`] = toMs(m[2] ?? '0', m[3] ?? 'ms');
   const errorsLine = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const errors = errorsLine ? errorsLine.slice(1).reduce((n, v) => n + Number(v), 0) : 0;
-  return { requestsPerSecond: Number(rps[1]), latencyMs, errors };
+  const requests = /^\s*(\d+) requests in /m.exec(text);
+  if (!requests) throw new TproxyError('ERR_COMMAND_FAILED', `wrk output has no "N requests in" line: ${text.slice(0, 200)}`);
+  return { requestsPerSecond: Number(rps[1]), requests: Number(requests[1]), latencyMs, errors };
 }

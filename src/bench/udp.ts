@@ -17,6 +17,7 @@ import { TproxyError } from '../core/errors.js';
 import type { UdpCounters } from '../dataplane/udp/counters.js';
 import { JsonLines } from '../lab/json-lines.js';
 import { LAB_ADDRESSES, Lab } from '../lab/topology.js';
+import { machineCpu, machineCpuSince } from '../sys/proc-usage.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const LOAD = fileURLToPath(new URL('../lab/udp-load.js', import.meta.url));
@@ -45,6 +46,33 @@ export interface UdpBenchFigure {
   readonly relay: Spread;
   /** relay median / kernel median. */
   readonly ratio: number;
+  /**
+   * The whole machine (all CPUs, every process) during the runs, medians: share of CPU time busy,
+   * and microseconds of CPU per round trip or datagram. A path that leaves the machine idle is
+   * bound by latency (thread wake-ups), not by CPU.
+   */
+  readonly machine: { readonly kernel: MachineFigure; readonly relay: MachineFigure };
+}
+
+export interface MachineFigure {
+  readonly busy: number;
+  readonly cpuMicrosPerUnit: number;
+}
+
+interface Run {
+  readonly perSecond: number;
+  readonly busy: number;
+  readonly cpuMicrosPerUnit: number;
+}
+
+/** Run `measure` (events per second over durationMs) and what the machine spent meanwhile. */
+async function withMachine(durationMs: number, measure: () => Promise<number>): Promise<Run> {
+  const before = machineCpu();
+  const perSecond = await measure();
+  const spent = machineCpuSince(before);
+  const total = spent.busySeconds + spent.idleSeconds;
+  const events = (perSecond * durationMs) / 1000;
+  return { perSecond, busy: total > 0 ? spent.busySeconds / total : 0, cpuMicrosPerUnit: events > 0 ? (spent.busySeconds / events) * 1e6 : 0 };
 }
 
 export interface UdpBenchResult {
@@ -65,15 +93,24 @@ const LISTEN = 8700;
 
 function spread(values: readonly number[]): Spread {
   const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-  return { median: Math.round(median), min: sorted[0] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
+  return { median: Math.round(median(values)), min: sorted[0] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
 }
 
-function figure(kernel: readonly number[], relay: readonly number[]): UdpBenchFigure {
-  const k = spread(kernel);
-  const r = spread(relay);
-  return { kernel: k, relay: r, ratio: k.median > 0 ? Math.round((r.median / k.median) * 100) / 100 : 0 };
+const machineOf = (runs: readonly Run[]): MachineFigure => ({
+  busy: Math.round(median(runs.map((r) => r.busy)) * 100) / 100,
+  cpuMicrosPerUnit: Math.round(median(runs.map((r) => r.cpuMicrosPerUnit)) * 10) / 10,
+});
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+function figure(kernel: readonly Run[], relay: readonly Run[]): UdpBenchFigure {
+  const k = spread(kernel.map((r) => r.perSecond));
+  const r = spread(relay.map((x) => x.perSecond));
+  return { kernel: k, relay: r, ratio: k.median > 0 ? Math.round((r.median / k.median) * 100) / 100 : 0, machine: { kernel: machineOf(kernel), relay: machineOf(relay) } };
 }
 
 async function lastJson<T>(lab: Lab, argv: readonly string[], timeoutMs: number): Promise<T> {
@@ -117,16 +154,16 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
     return Math.round(((await sinkCount(port)) - before) * 1000 / sent.durationMs);
   };
 
-  const rrKernel: number[] = [];
-  const rrRelay: number[] = [];
-  const dgKernel: number[] = [];
-  const dgRelay: number[] = [];
+  const rrKernel: Run[] = [];
+  const rrRelay: Run[] = [];
+  const dgKernel: Run[] = [];
+  const dgRelay: Run[] = [];
   for (let round = 1; round <= rounds; round++) {
-    rrKernel.push(await rr(PORTS.echoKernel));
-    rrRelay.push(await rr(PORTS.echoRelay));
-    dgKernel.push(await flood(PORTS.sinkKernel));
-    dgRelay.push(await flood(PORTS.sinkRelay));
-    report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)} relay ${rrRelay.at(-1)}; datagrams/s kernel ${dgKernel.at(-1)} relay ${dgRelay.at(-1)}`);
+    rrKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel)));
+    rrRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay)));
+    dgKernel.push(await withMachine(durationMs, () => flood(PORTS.sinkKernel)));
+    dgRelay.push(await withMachine(durationMs, () => flood(PORTS.sinkRelay)));
+    report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)?.perSecond} relay ${rrRelay.at(-1)?.perSecond}; datagrams/s kernel ${dgKernel.at(-1)?.perSecond} relay ${dgRelay.at(-1)?.perSecond}`);
   }
 
   proxy.child.kill('SIGTERM');
@@ -143,8 +180,9 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
 
 /** The result as a table. */
 export function formatUdpBench(result: UdpBenchResult): string {
+  const machine = (m: MachineFigure): string => `${m.cpuMicrosPerUnit} us (${Math.round(m.busy * 100)}% busy)`;
   const row = (name: string, f: UdpBenchFigure): string =>
-    `${name.padEnd(34)}${`${f.kernel.median}`.padStart(10)}${`${f.relay.median}`.padStart(10)}${`${f.ratio.toFixed(2)}x`.padStart(8)}   kernel ${f.kernel.min}-${f.kernel.max}, relay ${f.relay.min}-${f.relay.max}`;
+    `${name.padEnd(34)}${`${f.kernel.median}`.padStart(10)}${`${f.relay.median}`.padStart(10)}${`${f.ratio.toFixed(2)}x`.padStart(8)}   kernel ${f.kernel.min}-${f.kernel.max}, relay ${f.relay.min}-${f.relay.max}; machine CPU each: kernel ${machine(f.machine.kernel)}, relay ${machine(f.machine.relay)}`;
   return [
     `UDP, ${result.size}-byte datagrams, medians of ${result.rounds} rounds of ${result.durationMs} ms`,
     `${''.padEnd(34)}${'kernel'.padStart(10)}${'relay'.padStart(10)}${'ratio'.padStart(8)}`,

@@ -19,6 +19,8 @@ export interface Measurement {
   readonly unit: string;
   /** Bytes the workload moved through the path (for CPU seconds per GB). */
   readonly bytes?: number;
+  /** The work done, for the machine's CPU per unit of it (GB relayed, requests answered). */
+  readonly work?: { readonly count: number; readonly unit: string };
   readonly extra?: Readonly<Record<string, number>>;
 }
 
@@ -53,7 +55,7 @@ function iperf(name: string, description: string, streams: number): Workload {
     async run(lab, seconds) {
       const out = await lab.run('client', ['iperf3', '-c', server, '-p', `${IPERF_PORT}`, '-P', `${streams}`, '-t', `${seconds}`, '-J'], { timeoutMs: (seconds + 30) * 1000, check: false });
       const received = parseIperf3Received(out.stdout);
-      return { value: received.bitsPerSecond / 1e9, unit: 'Gbit/s', bytes: received.bytes };
+      return { value: received.bitsPerSecond / 1e9, unit: 'Gbit/s', bytes: received.bytes, work: { count: received.bytes / 1e9, unit: 'GB' } };
     },
   };
 }
@@ -67,7 +69,7 @@ function wrk(name: string, description: string, unit: string, connections: numbe
     async run(lab, seconds) {
       const argv = ['wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...(close ? ['-H', 'Connection: close'] : []), `http://${server}:${HTTP_PORT}/`];
       const r = parseWrk((await lab.run('client', argv, { timeoutMs: (seconds + 30) * 1000 })).stdout);
-      return { value: r.requestsPerSecond, unit, extra: { ...r.latencyMs, errors: r.errors } };
+      return { value: r.requestsPerSecond, unit, work: { count: r.requests, unit: 'request' }, extra: { ...r.latencyMs, errors: r.errors } };
     },
   };
 }

@@ -28,7 +28,8 @@ describe('bench statistics and parsers', () => {
 Requests/sec:   8000.50
 Transfer/sec:      1.00MB
 `;
-    assert.deepEqual(parseWrk(text), { requestsPerSecond: 8000.5, latencyMs: { p50: 1.2, p75: 0.85, p90: 2.1, p99: 1050 }, errors: 4 });
+    assert.deepEqual(parseWrk(text), { requestsPerSecond: 8000.5, requests: 40000, latencyMs: { p50: 1.2, p75: 0.85, p90: 2.1, p99: 1050 }, errors: 4 });
     assert.throws(() => parseWrk('unable to connect'), /no Requests\/sec line/);
+    assert.throws(() => parseWrk('Requests/sec: 1.0\n'), /no "N requests in" line/);
   });
 });
