@@ -15,7 +15,8 @@ export interface HaproxyOptions {
 
 /**
  * `bind ... transparent` receives TPROXY'd connections; `server orig 0.0.0.0` (no port) connects to
- * each connection's original destination. `splice` adds `option splice-auto`.
+ * each connection's original destination. `splice` makes it splice both ways (`option
+ * splice-request` and `splice-response`: `splice-auto` left every byte copied in this lab).
  */
 export function haproxyConfig(options: HaproxyOptions): string {
   return `global
@@ -26,7 +27,7 @@ defaults
   timeout connect 10s
   timeout client 600s
   timeout server 600s
-${options.splice ? '  option splice-auto\n' : ''}frontend tproxy_bench
+${options.splice ? '  option splice-request\n  option splice-response\n' : ''}frontend tproxy_bench
   bind 0.0.0.0:${HAPROXY_PORT} transparent
   default_backend original_destination
 backend original_destination

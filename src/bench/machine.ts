@@ -66,9 +66,9 @@ function perUnit(m: MachineSummary | undefined): string {
 }
 
 /** One row per workload: each scenario's machine CPU per unit and busy share, and the ceilings. */
-export function machineTable(workloads: Readonly<Record<string, { readonly machine: Partial<Record<Scenario, MachineSummary>> }>>): string {
+export function machineTable(workloads: Readonly<Record<string, { readonly machine: Partial<Record<Scenario, MachineSummary>> }>>, haproxyLabel = 'HAProxy'): string {
   const x = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
-  const rows = [['machine CPU per unit', 'kernel forwarding', 'tproxy', 'HAProxy 2.6 transparent', 'CPU ceiling tproxy / fwd', 'CPU ceiling HAProxy / fwd']];
+  const rows = [['machine CPU per unit', 'kernel forwarding', 'tproxy', haproxyLabel, 'CPU ceiling tproxy / fwd', 'CPU ceiling HAProxy / fwd']];
   for (const [name, w] of Object.entries(workloads)) {
     const m = w.machine;
     if (!m.forwarding && !m.tproxy) continue;

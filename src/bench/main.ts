@@ -9,10 +9,12 @@
  *
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
  *                               [--only NAME,NAME] [--no-udp] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
+ *                               [--haproxy-splice]
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
  * after come from the same run and share its (noisy) conditions. With --baseline-workers it can be
- * this very build with another worker count.
+ * this very build with another worker count. --haproxy-splice makes HAProxy splice both
+ * ways (`option splice-request` and `splice-response`), its fastest setting for streams.
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -37,12 +39,16 @@ import { CPU_PER_GB_SOURCE, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Sce
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
+/** One per core of the lab machine, as HAProxy's own default would be there. */
+const HAPROXY_THREADS = 2;
 const BASELINE_PORT = 8002;
 
 const CPU_PER_GB = 'proxy-cpu-per-gb';
 
 export interface BenchResult {
   readonly udp: UdpBenchResult | undefined;
+  /** How the HAProxy scenario ran. */
+  readonly haproxy: { readonly splice: boolean; readonly threads: number };
   readonly date: string;
   readonly rounds: number;
   readonly seconds: number;
@@ -72,8 +78,12 @@ const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
 
+function haproxyLabel(splice: boolean): string {
+  return `HAProxy 2.6 transparent${splice ? ' + splice' : ''}`;
+}
+
 function table(result: BenchResult, baseline: boolean): string {
-  const rows = [['workload', 'kernel forwarding', 'tproxy', 'HAProxy 2.6 transparent', ...(baseline ? ['baseline tproxy'] : []), 'tproxy / fwd', 'HAProxy / fwd', ...(baseline ? ['baseline / fwd'] : []), 'tproxy vs HAProxy', ...(baseline ? ['tproxy vs baseline'] : [])]];
+  const rows = [['workload', 'kernel forwarding', 'tproxy', haproxyLabel(result.haproxy.splice), ...(baseline ? ['baseline tproxy'] : []), 'tproxy / fwd', 'HAProxy / fwd', ...(baseline ? ['baseline / fwd'] : []), 'tproxy vs HAProxy', ...(baseline ? ['tproxy vs baseline'] : [])]];
   const fmt = (s: Summary | undefined, unit: string): string => (s ? `${s.median.toPrecision(4)} ${unit} [${s.min.toPrecision(3)}-${s.max.toPrecision(3)}]` : '-');
   const x = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
   for (const [name, w] of Object.entries(result.workloads)) {
@@ -133,6 +143,7 @@ async function main(): Promise<void> {
       'no-udp': { type: 'boolean', default: false },
       baseline: { type: 'string' },
       'baseline-workers': { type: 'string' },
+      'haproxy-splice': { type: 'boolean', default: false },
     },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -166,9 +177,12 @@ async function main(): Promise<void> {
     };
     // Both proxies live under this process's hard descriptor limit (raising it needs CAP_SYS_RESOURCE).
     const hardLimit = fileLimit().hard;
-    const haproxyMaxconn = Math.min(40_000, Math.floor((hardLimit - 100) / 2));
+    const haproxySplice = values['haproxy-splice'];
+    // Two descriptors per connection, and with splice a pipe (two more) per four connections
+    // (HAProxy's default maxpipes): HAProxy refuses to start when they do not fit.
+    const haproxyMaxconn = Math.min(40_000, Math.floor((hardLimit - 100) / (haproxySplice ? 2.5 : 2)));
     const startHaproxyReady = async (): Promise<SpawnedProcess> => {
-      const spawned = startHaproxy(lab, { splice: false, threads: 2, maxconn: haproxyMaxconn });
+      const spawned = startHaproxy(lab, { splice: haproxySplice, threads: HAPROXY_THREADS, maxconn: haproxyMaxconn });
       await waitForPort(lab, HAPROXY_PORT, 10_000, 'router');
       return spawned;
     };
@@ -267,6 +281,7 @@ async function main(): Promise<void> {
     }
     const result: BenchResult = {
       udp,
+      haproxy: { splice: haproxySplice, threads: HAPROXY_THREADS },
       date: new Date().toISOString(),
       rounds,
       seconds,
@@ -280,7 +295,7 @@ async function main(): Promise<void> {
     say('');
     say(table(result, baselineBin !== undefined));
     say('');
-    say(machineTable(result.workloads));
+    say(machineTable(result.workloads, haproxyLabel(haproxySplice)));
     say('');
     if (udp) say(formatUdpBench(udp));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
