@@ -5,7 +5,9 @@
  * A reload (SIGHUP) changes what differs and nothing else: listeners whose settings are unchanged
  * keep running (their flows never notice); added listeners start before the rules point at them;
  * then the new rules replace the old in one transaction; then removed listeners stop accepting and
- * their flows drain (up to reload.drainMs). A changed listener is stopped and started again on the
+ * their flows drain (up to reload.drainMs). Draining listeners keep the rules their established flows
+ * need (divert, policy routing of their families, their upstream mark) until their drain ends; then
+ * the rules are planned again without them. A changed listener is stopped and started again on the
  * same port (its TCP flows drain; its UDP sessions end). When anything fails the old configuration
  * stays in force: listeners started for the new one are stopped, replaced ones restarted.
  */
@@ -13,6 +15,7 @@ import { rulesConfigOf } from '../core/config/rules-of.js';
 import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { errnoOf, isTproxyError } from '../core/errors.js';
 import { planRules } from '../core/rules/plan.js';
+import type { ListenerRules } from '../core/rules/config.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
 import type { ApplyOptions, ApplyResult, RemoveResult, RulesStatus } from '../control/apply.js';
 import type { BackendChoice, BackendName } from '../control/backend.js';
@@ -75,6 +78,18 @@ export interface ReloadReport extends ListenerChanges {
   readonly rulesChanged: boolean;
 }
 
+/** A listener that stopped accepting: its flows finishing, and the rules they need until then. */
+interface DrainingListener {
+  readonly done: Promise<StopReport>;
+  readonly rules: ListenerRules | undefined;
+}
+
+/** Plans that differ only in their draining listeners where that changes no rule need no apply. */
+function sameRules(a: RulesPlan, b: RulesPlan): boolean {
+  const withoutDraining = (p: RulesPlan): string => JSON.stringify({ ...p, config: { ...p.config, draining: undefined } });
+  return withoutDraining(a) === withoutDraining(b);
+}
+
 function wantedListeners(config: TproxyConfig, cores: number): Map<string, ProxyConfig> {
   return new Map(config.listeners.map((l) => [l.name, proxyConfigOf(config, l, cores)]));
 }
@@ -83,7 +98,7 @@ export class Daemon {
   private current: TproxyConfig;
   private readonly running = new Map<string, RunningListener>();
   /** Listeners that stopped accepting and whose flows are finishing. */
-  private readonly draining = new Map<ListenerProxy, Promise<StopReport>>();
+  private readonly draining = new Map<ListenerProxy, DrainingListener>();
   private rules: AppliedRules | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -141,7 +156,9 @@ export class Daemon {
         const config = wanted.get(name) as ProxyConfig;
         started.push({ name, config, proxy: await this.startProxy(name, config) });
       }
-      const rules = await this.applyRules(next, this.rules);
+      // Removed listeners drain once these rules are in force: their flows keep their rules meanwhile.
+      const removedRules = changes.removed.map((name) => this.listenerRules(name)).filter((r): r is ListenerRules => r !== undefined);
+      const rules = await this.applyRules(next, this.rules, [...this.drainingRules(), ...removedRules]);
       const rulesChanged = rules !== this.rules;
       this.rules = rules;
       for (const r of started) this.running.set(r.name, r);
@@ -175,7 +192,7 @@ export class Daemon {
     const stopping = [...this.running.values()].map((r) => r.proxy.stop(graceMs));
     // Listeners already draining: the shorter grace wins.
     for (const proxy of this.draining.keys()) void proxy.stop(graceMs).catch(() => undefined);
-    const reports = await Promise.all([...stopping, ...this.draining.values()]);
+    const reports = await Promise.all([...stopping, ...[...this.draining.values()].map((d) => d.done)]);
     const counters = this.counters();
     this.running.clear();
     if (this.rules) {
@@ -199,12 +216,35 @@ export class Daemon {
 
   private drain(listener: RunningListener, drainMs: number): void {
     this.deps.emit({ type: 'listener.draining', listener: listener.name, drainMs });
+    const rules = this.listenerRules(listener.name);
     const done = listener.proxy.stop(drainMs).then((report) => {
       this.draining.delete(listener.proxy);
       this.deps.emit({ type: 'listener.stopped', listener: listener.name, flowsCompleted: report.completed, flowsReset: report.forced });
+      this.releaseRules(listener.name);
       return report;
     });
-    this.draining.set(listener.proxy, done);
+    this.draining.set(listener.proxy, { done, rules });
+  }
+
+  /** The rules of a listener of the configuration in force (before a reload: the old one). */
+  private listenerRules(name: string): ListenerRules | undefined {
+    return rulesConfigOf(this.current).listeners.find((l) => l.name === name);
+  }
+
+  private drainingRules(): ListenerRules[] {
+    return [...this.draining.values()].map((d) => d.rules).filter((r): r is ListenerRules => r !== undefined);
+  }
+
+  /** After a drain: plan without the drained listener, in turn with reloads (stop removes all rules anyway). */
+  private releaseRules(name: string): void {
+    this.queue = this.queue.then(async () => {
+      if (this.stopped || !this.rules) return;
+      try {
+        this.rules = await this.applyRules(this.current, this.rules, this.drainingRules());
+      } catch (error) {
+        this.deps.emit({ type: 'error', code: isTproxyError(error) ? error.code : errnoOf(error), message: `the rules kept for listener ${name} while it drained could not be removed: ${(error as Error).message}` });
+      }
+    });
   }
 
   /** Start one listener; a port its stopping predecessor still holds is retried for a while. */
@@ -223,8 +263,8 @@ export class Daemon {
     }
   }
 
-  /** Apply the rules `config` asks for; the same rules as `before` are left alone. */
-  private async applyRules(config: TproxyConfig, before: AppliedRules | undefined): Promise<AppliedRules | undefined> {
+  /** Apply the rules `config` asks for, keeping what `draining` listeners' flows need; the same rules as `before` are left alone. */
+  private async applyRules(config: TproxyConfig, before: AppliedRules | undefined, draining: readonly ListenerRules[] = []): Promise<AppliedRules | undefined> {
     if (!config.rules.apply) {
       if (before) {
         const removed = await before.controller.remove(before.plan);
@@ -232,9 +272,9 @@ export class Daemon {
       }
       return undefined;
     }
-    const plan = planRules(rulesConfigOf(config));
+    const plan = planRules(rulesConfigOf(config, draining));
     const { backend, controller } = before && before.plan.table.name === plan.table.name && config.rules.backend === this.current.rules.backend ? before : this.deps.rules(config.rules.backend);
-    if (before && JSON.stringify(before.plan) === JSON.stringify(plan) && before.backend === backend) return before;
+    if (before && sameRules(before.plan, plan) && before.backend === backend) return before;
     // Another table or backend: the old rules go first (ours, so they would collide with the new).
     if (before && (before.backend !== backend || before.plan.table.name !== plan.table.name)) {
       const removed = await before.controller.remove(before.plan);
@@ -243,7 +283,7 @@ export class Daemon {
     // Recorded as ours: after a crash the next start (or rules cleanup) finds and replaces it.
     const applied = await controller.apply(plan, { owner: this.deps.pid });
     for (const warning of applied.warnings) this.deps.emit({ type: 'rules.warning', message: warning });
-    this.deps.emit({ type: 'rules.applied', backend, table: `${plan.table.family} ${plan.table.name}`, listeners: plan.config.listeners.length, policyRoutes: plan.policyRoutes.length, failMode: plan.config.failMode, ...(applied.replaced ? { replaced: applied.replaced } : {}) });
+    this.deps.emit({ type: 'rules.applied', backend, table: `${plan.table.family} ${plan.table.name}`, listeners: plan.config.listeners.length, ...(plan.config.draining ? { draining: plan.config.draining.map((l) => l.name) } : {}), policyRoutes: plan.policyRoutes.length, failMode: plan.config.failMode, ...(applied.replaced ? { replaced: applied.replaced } : {}) });
     return { plan, backend, controller };
   }
 }

@@ -1,5 +1,6 @@
 // `tproxy run --config`: two listeners with their own ports and upstream modes, and SIGHUP reloads
-// with TCP flows in progress, inside a lab router namespace.
+// with TCP flows in progress (also when the reload removes the last TCP listener), inside a lab
+// router namespace.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -135,6 +136,48 @@ describe('tproxy run --config in a namespace (root)', () => {
     const stopped = (await lines.waitFor((l: Line) => l.type === 'listener.stopped' && l.listener === 'web', 30_000, 'the removed listener stopping once its flow ended')) as Line;
     assert.deepEqual([stopped.flowsCompleted, stopped.flowsReset], [1, 0]);
     assert.equal(flowsTo81(), 2, 'no new flow reached the removed listener');
+
+    proxy.child.kill('SIGTERM');
+    assert.equal(await proxy.exited, 0);
+    await nothingLeft();
+  });
+
+  it('keeps the divert rule and policy routing of the last TCP and IPv4 listener while it drains, then removes them', async () => {
+    const file = write('last.yaml', `listeners:\n${WEB}${RULES}`);
+    const { process: proxy, lines } = await startProxy(lab, ['--config', file]);
+    const hup = async (): Promise<Line> => {
+      const seen = lines.items.filter((l) => l.type === 'reload.applied').length;
+      proxy.child.kill('SIGHUP');
+      await lines.waitFor(() => lines.items.filter((l) => l.type === 'reload.applied').length > seen, 60_000, 'reload.applied');
+      return lines.items.filter((l) => l.type === 'reload.applied').pop() as Line;
+    };
+    const table = async (): Promise<string> => (await lab.run('router', ['nft', 'list', 'table', 'inet', 'tproxy_cfg'])).stdout;
+    const rule4 = async (): Promise<string> => (await lab.run('router', ['ip', '-4', 'rule'])).stdout;
+
+    const transfer = trickle(PIECES);
+    await lines.waitFor((l: Line) => l.type === 'tcp.accept' && l.originalDestination?.port === 81, 30_000, 'the transfer reaching the proxy');
+    // The only listener now relays UDP over IPv6: no TCP and no IPv4 of its own.
+    writeFileSync(file, `listeners:\n  - name: dns\n    port: 8102\n    families: [6]\n    intercept: [udp:8080]\n${RULES}`);
+    const reloaded = await hup();
+    assert.deepEqual([reloaded.kept, reloaded.added, reloaded.removed], [[], ['dns'], ['web']]);
+    const during = { table: await table(), rule4: await rule4() };
+    assert.equal((await probe('udp', LAB_ADDRESSES.server.ipv6, 8080, 'udp to the new listener')).ok, true);
+    await lines.waitFor((l: Line) => l.type === 'udp.session.open' && l.listener === 'dns', 15_000, 'the new listener relaying udp');
+
+    // Without the divert rule and the IPv4 policy routing the flow's packets bypass its socket: it breaks.
+    intact(await transfer, PIECES);
+    assert.match(during.table, /comment "tproxy: divert tcp ipv4"/, 'the draining flow still reaches its socket');
+    assert.doesNotMatch(during.table, /tproxy ip to :8100|dport \{ 80, 81 \}/, 'nothing new goes to the removed listener');
+    assert.match(during.rule4, /9131/, 'IPv4 policy routing stays for the draining flow');
+    const stoppedAt = (): number => lines.items.findIndex((l: Line) => l.type === 'listener.stopped' && l.listener === 'web');
+    const stopped = (await lines.waitFor((l: Line) => l.type === 'listener.stopped' && l.listener === 'web', 30_000, 'the removed listener stopping once its flow ended')) as Line;
+    assert.deepEqual([stopped.flowsCompleted, stopped.flowsReset], [1, 0]);
+    await lines.waitFor(() => lines.items.some((l, i) => i > stoppedAt() && l.type === 'rules.applied'), 30_000, 'the rules applied again without the drained listener');
+    const after = await table();
+    assert.doesNotMatch(after, /divert tcp|ipv4/, 'no TCP divert rule and nothing of IPv4 left');
+    assert.match(after, /comment "tproxy: divert udp ipv6"/);
+    assert.doesNotMatch(await rule4(), /9131/, 'no IPv4 policy routing left');
+    assert.match((await lab.run('router', ['ip', '-6', 'rule'])).stdout, /9131/);
 
     proxy.child.kill('SIGTERM');
     assert.equal(await proxy.exited, 0);

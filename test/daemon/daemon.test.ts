@@ -12,6 +12,12 @@ import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
 import type { ProxyConfig } from '../../src/dataplane/proxy.js';
 
 const config = (text: string): TproxyConfig => loadConfig({ file: 'test.yaml', text });
+const prerouting = (plan: RulesPlan | undefined) => plan?.table.chains.find((c) => c.name === 'prerouting')?.rules ?? [];
+const diverts = (plan: RulesPlan | undefined): string[] => prerouting(plan).filter((r) => r.role === 'divert').map((r) => r.comment);
+const tproxyPorts = (plan: RulesPlan | undefined): number[] => prerouting(plan).flatMap((r) => r.statements.flatMap((s) => (s.type === 'tproxy' ? [s.port] : [])));
+const upstreamReturns = (plan: RulesPlan | undefined): string[] => prerouting(plan).flatMap((r) => r.matches.flatMap((m) => (r.role === 'upstream-return' && m.type === 'mark' ? [`mark 0x${m.mark.value.toString(16)}`] : [])));
+/** Resolves once the re-plan a finished drain queued has run (with fakes it only waits for promises). */
+const settled = (): Promise<void> => new Promise((r) => setImmediate(r));
 const WEB = '  - { name: web, port: 8100, intercept: [tcp:80] }\n';
 const DNS = '  - { name: dns, port: 8153, intercept: [udp:53] }\n';
 
@@ -22,6 +28,8 @@ interface Harness {
   /** Make the next start of this port fail with this error. */
   failStart: Map<number, TproxyError[]>;
   failApply: TproxyError[];
+  /** Every plan applied, in order. */
+  plans: RulesPlan[];
   /** Resolve the drain of the proxy on this port (its flows finished). */
   finishDrain(port: number): void;
 }
@@ -31,6 +39,7 @@ function harness(initial: TproxyConfig): Harness {
   const events: DaemonEvent[] = [];
   const failStart = new Map<number, TproxyError[]>();
   const failApply: TproxyError[] = [];
+  const plans: RulesPlan[] = [];
   const drains = new Map<number, () => void>();
   let ids = 0;
   const createProxy = (c: ProxyConfig): ListenerProxy => {
@@ -61,6 +70,7 @@ function harness(initial: TproxyConfig): Harness {
   const controller = {
     apply(plan: RulesPlan, options?: { owner?: number }) {
       const error = failApply.shift();
+      if (!error) plans.push(plan);
       log.push(`apply ${plan.config.listeners.map((l) => `${l.name}:${l.port}`).join(',')} owner ${options?.owner ?? '-'}${error ? ' fails' : ''}`);
       return error ? Promise.reject(error) : Promise.resolve({ changed: true, warnings: [] });
     },
@@ -78,7 +88,7 @@ function harness(initial: TproxyConfig): Harness {
     pid: 4242,
     sleep: () => Promise.resolve(),
   });
-  return { daemon, log, events, failStart, failApply, finishDrain: (port) => drains.get(port)?.() };
+  return { daemon, log, events, failStart, failApply, plans, finishDrain: (port) => drains.get(port)?.() };
 }
 
 describe('daemon', () => {
@@ -162,6 +172,56 @@ describe('daemon', () => {
     h.log.length = 0;
     await h.daemon.reload(config(`listeners:\n${WEB}rules: { apply: false, table: other }\n`));
     assert.deepEqual(h.log, ['remove other']);
+  });
+
+  it('reload: a removed listener keeps the divert rule of its flows while it drains, then the rules are planned without it', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    await h.daemon.start();
+    h.log.length = 0;
+    await h.daemon.reload(config(`listeners:\n${DNS}reload: { drainMs: 30000 }\n`));
+    assert.deepEqual(h.log, ['start 8153#2', 'apply dns:8153 owner 4242', 'stop 8100#1 grace 30000']);
+    const during = h.plans.at(-1);
+    assert.deepEqual([during?.config.draining?.map((l) => l.name), diverts(during)], [['web'], ['tproxy: divert udp ipv4', 'tproxy: divert tcp ipv4', 'tproxy: divert udp ipv6', 'tproxy: divert tcp ipv6']]);
+    assert.ok(!tproxyPorts(during).includes(8100), 'the draining listener gets no new flows');
+    assert.deepEqual(h.daemon.appliedRules()?.plan, during);
+
+    h.log.length = 0;
+    h.finishDrain(8100);
+    await settled();
+    assert.deepEqual(h.log, ['apply dns:8153 owner 4242']);
+    const after = h.plans.at(-1);
+    assert.deepEqual([after?.config.draining, diverts(after)], [undefined, ['tproxy: divert udp ipv4', 'tproxy: divert udp ipv6']]);
+    assert.deepEqual(h.daemon.appliedRules()?.plan, after);
+  });
+
+  it('reload: the old version of a changed listener keeps its upstream mark while it drains', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    await h.daemon.start();
+    await h.daemon.reload(config(`listeners:\n  - { name: web, port: 8100, intercept: [tcp:80], upstreamMark: 0x4 }\n`));
+    assert.deepEqual(upstreamReturns(h.plans.at(-1)), ['mark 0x4', 'mark 0x2']);
+    h.finishDrain(8100);
+    await settled();
+    assert.deepEqual(upstreamReturns(h.plans.at(-1)), ['mark 0x4']);
+  });
+
+  it('after a drain: rules that cannot be updated are an error event; nothing is applied once stopping', async () => {
+    const h = harness(config(`listeners:\n${WEB}${DNS}`));
+    await h.daemon.start();
+    await h.daemon.reload(config(`listeners:\n${DNS}`));
+    h.failApply.push(new TproxyError('ERR_COMMAND_FAILED', 'nft: busy'));
+    h.finishDrain(8100);
+    await settled();
+    const error = h.events.find((e) => e.type === 'error');
+    assert.deepEqual([error?.code, error?.message], ['ERR_COMMAND_FAILED', 'the rules kept for listener web while it drained could not be removed: nft: busy']);
+    assert.deepEqual(h.daemon.appliedRules()?.plan.config.draining?.map((l) => l.name), ['web'], 'the rules in force are still those applied');
+
+    const h2 = harness(config(`listeners:\n${WEB}${DNS}`));
+    await h2.daemon.start();
+    await h2.daemon.reload(config(`listeners:\n${DNS}`));
+    h2.log.length = 0;
+    await h2.daemon.stop(0);
+    await settled();
+    assert.deepEqual(h2.log, ['stop 8153#2 grace 0', 'stop 8100#1 grace 0', 'remove tproxy_rules']);
   });
 
   it('stop: listeners get the grace, draining ones too (the shorter wait wins), then the rules go', async () => {

@@ -14,12 +14,18 @@ function addresses(texts: readonly string[]): ListenerRules['addresses'] {
   return out;
 }
 
-export function rulesConfigOf(config: TproxyConfig): RulesConfig {
+/**
+ * The rules `config` asks for; `draining` are listeners of an earlier configuration whose flows are
+ * still finishing (their families stay installed for them).
+ */
+export function rulesConfigOf(config: TproxyConfig, draining: readonly ListenerRules[] = []): RulesConfig {
   const r = config.rules;
-  const families = ([4, 6] as const).filter((f) => config.listeners.some((l) => l.families.includes(f))) as Family[];
+  const listeners = config.listeners.map((l) => ({ name: l.name, port: l.port, addresses: addresses(l.addresses), families: l.families, intercept: mergeIntercepts(l.intercept), upstreamMark: l.upstreamMark }));
+  const families = ([4, 6] as const).filter((f) => [...listeners, ...draining].some((l) => l.families.includes(f))) as Family[];
   return {
     tableName: r.table,
-    listeners: config.listeners.map((l) => ({ name: l.name, port: l.port, addresses: addresses(l.addresses), families: l.families, intercept: mergeIntercepts(l.intercept), upstreamMark: l.upstreamMark })),
+    listeners,
+    ...(draining.length > 0 ? { draining } : {}),
     families,
     interfaces: r.interfaces,
     bypass: { destinations: [...(r.bypass.defaultDestinations ? DEFAULT_BYPASS_DESTINATIONS : []), ...r.bypass.destinations], sources: r.bypass.sources },

@@ -84,7 +84,13 @@ export interface RulesConfig {
   readonly tableName: string;
   /** Each listener intercepts its own ports to its own port; no two intercept the same traffic. */
   readonly listeners: readonly ListenerRules[];
-  /** Families the rules are installed for (sets, bypass, policy routing): every listener's. */
+  /**
+   * Listeners of an earlier configuration whose flows are still finishing after a reload. They get
+   * no tproxy rules (they accept nothing new), but keep what carries their established flows: the
+   * divert rule of each of their transports, their families (policy routing) and their upstream mark.
+   */
+  readonly draining?: readonly ListenerRules[];
+  /** Families the rules are installed for (sets, bypass, policy routing): every listener's, draining ones' too. */
   readonly families: readonly Family[];
   /** Restrict interception to these incoming interfaces (empty: all). */
   readonly interfaces: readonly string[];
@@ -127,7 +133,7 @@ export function singleListenerRules(intercept: readonly InterceptSpec[], listene
   return { ...DEFAULT_RULES_CONFIG, families, ...config, listeners: [{ ...DEFAULT_LISTENER_RULES, families, ...listener, intercept }] };
 }
 
-/** The upstream marks of the listeners, each once, in listener order. */
+/** The upstream marks of the listeners, draining ones too, each once, in listener order. */
 export function upstreamMarks(config: RulesConfig): number[] {
-  return [...new Set(config.listeners.map((l) => l.upstreamMark))];
+  return [...new Set([...config.listeners, ...(config.draining ?? [])].map((l) => l.upstreamMark))];
 }

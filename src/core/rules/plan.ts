@@ -7,7 +7,8 @@
  *       meta mark <upstream> return               the proxy's own upstream packets: never again
  *       divert   (per family and transport)       packets of flows a transparent socket owns -> mark,
  *                                                 accept (TCP: not pure SYNs, so a SYN reusing a
- *                                                 TIME_WAIT pair reaches tproxy and the listener)
+ *                                                 TIME_WAIT pair reaches tproxy and the listener);
+ *                                                 listeners draining after a reload keep theirs
  *       bypass   destination / source sets, fib daddr type { local, broadcast, multicast } -> return
  *       tproxy   (per family and transport)       tproxy to :<port>, mark, [mangle], counter, accept
  *                                                 (the counter follows tproxy: it only counts packets
@@ -102,7 +103,8 @@ function upstreamReturn(config: RulesConfig, prefix: string): PlannedRule[] {
 
 function preroutingChain(config: RulesConfig): PlannedChain {
   const fwmark = { value: config.fwmark, mask: config.fwmarkMask };
-  const transports = [...new Set(config.listeners.flatMap((l) => l.intercept.map((s) => s.transport)))];
+  // Draining listeners' transports too: their established flows reach their sockets only through divert.
+  const transports = [...new Set([...config.listeners, ...(config.draining ?? [])].flatMap((l) => l.intercept.map((s) => s.transport)))];
   const iifnames = config.interfaces.length === 0 ? [] : [...new Set([...config.interfaces, ...(config.localTraffic ? ['lo'] : [])])];
   const iif: Match[] = iifnames.length === 0 ? [] : [{ type: 'iifname', names: iifnames }];
   const rules: PlannedRule[] = [...upstreamReturn(config, 'tproxy: ')];

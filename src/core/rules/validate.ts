@@ -69,6 +69,8 @@ export function validateRulesConfig(config: RulesConfig): void {
   if (config.listeners.length === 0) bad('listeners', 'at least one listener is needed');
   for (const [i, listener] of config.listeners.entries()) validateListener(config, listener, `listeners[${i}]`);
   checkOverlaps(config.listeners);
+  // Draining listeners may share ports and traffic with the new ones: they get no tproxy rules.
+  for (const [i, listener] of (config.draining ?? []).entries()) validateListener(config, listener, `draining[${i}]`);
   for (const name of config.interfaces) if (!/^[^\s/"'\\]{1,15}$/.test(name)) bad('interfaces', `"${name}" is not an interface name (1-15 characters, no spaces, quotes or /)`);
 
   for (const text of config.bypass.destinations) parseCidr(text, 'bypass.destinations');
@@ -85,8 +87,9 @@ export function validateRulesConfig(config: RulesConfig): void {
   if (!isU32(config.fwmark) || !isU32(config.fwmarkMask)) bad('fwmark', 'mark and mask must be 32-bit numbers');
   if ((config.fwmark & config.fwmarkMask) === 0) bad('fwmark', `mark ${hex(config.fwmark)} has no bit inside mask ${hex(config.fwmarkMask)}`);
   if ((config.fwmark & ~config.fwmarkMask) !== 0) bad('fwmark', `mark ${hex(config.fwmark)} has bits outside mask ${hex(config.fwmarkMask)}: they would never be set or matched`);
-  for (const [i, listener] of config.listeners.entries()) {
-    const field = `listeners[${i}].upstreamMark`;
+  const marked = [...config.listeners.map((l, i) => [l, `listeners[${i}]`] as const), ...(config.draining ?? []).map((l, i) => [l, `draining[${i}]`] as const)];
+  for (const [listener, at] of marked) {
+    const field = `${at}.upstreamMark`;
     if (!isU32(listener.upstreamMark) || listener.upstreamMark === 0) bad(field, 'must be a non-zero 32-bit number, or upstream sockets cannot be told apart');
     if (marksCollide({ value: listener.upstreamMark, mask: FULL_MASK }, { value: config.fwmark, mask: config.fwmarkMask })) {
       bad(field, `upstream mark ${hex(listener.upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the proxy's own traffic would be routed back to itself; choose a mark that differs inside the mask`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTproxyError } from '../../../src/core/errors.js';
-import type { RulesConfig } from '../../../src/core/rules/config.js';
+import type { ListenerRules, RulesConfig } from '../../../src/core/rules/config.js';
 import { ownedBy, planRules, plannedRules } from '../../../src/core/rules/plan.js';
 import { ipApplyCommands, ipRouteArgs, ipRuleArgs } from '../../../src/core/rules/policy-routing.js';
 import { expectedExpressions } from '../../../src/core/rules/nft-json.js';
@@ -227,5 +227,52 @@ describe('several listeners', () => {
     refuses({ ...two, families: [6] }, 'listeners[0].families', /IPv4 is not among the families of the rules \(6\)/);
     refuses({ ...two, listeners: [web, { ...dns, upstreamMark: 0x3 }] }, 'listeners[1].upstreamMark', /would be routed back to itself/);
     refuses({ ...two, listeners: [] }, 'listeners', /at least one listener/);
+  });
+});
+
+describe('draining listeners', () => {
+  const tcp = (port: number) => ({ transport: 'tcp' as const, ports: [{ from: port, to: port }] });
+  const udp = (port: number) => ({ transport: 'udp' as const, ports: [{ from: port, to: port }] });
+  const web: ListenerRules = { name: 'web', port: 8100, addresses: {}, families: [4, 6], intercept: [tcp(80)], upstreamMark: 0x2 };
+  const dns: ListenerRules = { name: 'dns', port: 8153, addresses: {}, families: [4, 6], intercept: [udp(53)], upstreamMark: 0x4 };
+  const dnsOnly: RulesConfig = { ...BASE_CONFIG, listeners: [dns] };
+
+  it('keep the divert rule of their transport and their upstream mark, but get no tproxy or fail-closed rule', () => {
+    const text = rulesOf({ ...dnsOnly, draining: [web] }).map((r) => nftRuleText(r.rule));
+    assert.deepEqual(text.filter((t) => /divert|upstream|tcp dport/.test(t)).map((t) => /comment "(.*)"/.exec(t)?.[1]), [
+      'tproxy: upstream traffic of the proxy mark 0x00000004',
+      'tproxy: upstream traffic of the proxy mark 0x00000002',
+      'tproxy: divert udp ipv4',
+      'tproxy: divert tcp ipv4',
+      'tproxy: divert udp ipv6',
+      'tproxy: divert tcp ipv6',
+    ]);
+    assert.ok(!text.some((t) => t.includes(':8100')), 'nothing is sent to the draining listener');
+    const iptables = JSON.stringify(plannedIptablesState(planRules({ ...dnsOnly, draining: [web] }), 4));
+    assert.match(iptables, /-p tcp -m tcp ! --tcp-flags SYN,ACK SYN -m socket --transparent -m comment --comment \\"tproxy: divert tcp ipv4\\" -j TPROXY_RULES_DIVERT/);
+    assert.doesNotMatch(iptables, /--on-port 8100/);
+    // Without the draining listener the TCP divert rule is gone: its flows would no longer reach their socket.
+    assert.deepEqual(rulesOf(dnsOnly).filter((r) => r.rule.role === 'divert').map((r) => r.rule.comment), ['tproxy: divert udp ipv4', 'tproxy: divert udp ipv6']);
+  });
+
+  it('keep the output chain from rerouting their upstream traffic', () => {
+    const output = rulesOf({ ...dnsOnly, localTraffic: { excludeUids: [], excludeGids: [] }, draining: [web] }, 'output');
+    assert.deepEqual(output.filter((r) => r.rule.role === 'upstream-return').map((r) => r.rule.matches), [[{ type: 'mark', mark: { value: 0x4, mask: 0xffffffff } }], [{ type: 'mark', mark: { value: 0x2, mask: 0xffffffff } }]]);
+    assert.ok(!output.some((r) => r.rule.transport === 'tcp'));
+  });
+
+  it('change nothing when there are none', () => {
+    for (const config of [BASE_CONFIG, dnsOnly]) {
+      const plan = planRules({ ...config, draining: [] });
+      assert.deepEqual([plan.table, plan.policyRoutes, plan.record], [planRules(config).table, planRules(config).policyRoutes, planRules(config).record]);
+      assert.equal(renderNftScript(plan), renderNftScript(planRules(config)));
+    }
+  });
+
+  it('may share port and traffic with the new listeners (the old version of a changed one), but are validated', () => {
+    const changed = { ...web, upstreamMark: 0x8 };
+    assert.deepEqual(rulesOf({ ...dnsOnly, listeners: [changed], draining: [web] }).filter((r) => r.rule.role === 'tproxy').length, 2);
+    assert.throws(() => planRules({ ...dnsOnly, families: [6], listeners: [{ ...dns, families: [6] }], draining: [web] }), (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && e.details.field === 'draining[0].families');
+    assert.throws(() => planRules({ ...dnsOnly, draining: [{ ...web, upstreamMark: 0x3 }] }), (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && e.details.field === 'draining[0].upstreamMark');
   });
 });
