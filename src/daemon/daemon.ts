@@ -8,8 +8,11 @@
  * their flows drain (up to reload.drainMs). Draining listeners keep the rules their established flows
  * need (divert, policy routing of their families, their upstream mark) until their drain ends; then
  * the rules are planned again without them. A changed listener is stopped and started again on the
- * same port (its TCP flows drain; its UDP sessions end). When anything fails the old configuration
- * stays in force: listeners started for the new one are stopped, replaced ones restarted.
+ * same port (its TCP flows drain; its UDP sessions end). Per-flow events (on with log.level debug)
+ * are the exception: a listener that differs only in them keeps running and is switched in place,
+ * once the rest of the reload succeeded, so turning on debug logging does not disturb the traffic
+ * one wants to look at. When anything fails the old configuration stays in force: listeners
+ * started for the new one are stopped, replaced ones restarted.
  */
 import { rulesConfigOf } from '../core/config/rules-of.js';
 import type { TproxyConfig } from '../core/config/tproxy-config.js';
@@ -39,6 +42,8 @@ export interface ListenerProxy {
   workers(): { readonly running: number; readonly restarts: number };
   workerPids(): number[];
   maxConnectionsPerWorker(): number;
+  /** Per-flow events on or off, listeners and flows untouched; resolves once in force. */
+  setFlowEvents(on: boolean): Promise<void>;
 }
 
 export interface RulesApplier {
@@ -162,6 +167,14 @@ export class Daemon {
       const rulesChanged = rules !== this.rules;
       this.rules = rules;
       for (const r of started) this.running.set(r.name, r);
+      await Promise.all(
+        (changes.flowEventsSwitched ?? []).map(async (name) => {
+          const kept = this.running.get(name) as RunningListener;
+          const config = wanted.get(name) as ProxyConfig;
+          await kept.proxy.setFlowEvents(config.flowEvents);
+          this.running.set(name, { ...kept, config });
+        }),
+      );
       for (const name of changes.removed) {
         const old = this.running.get(name) as RunningListener;
         this.running.delete(name);

@@ -43,7 +43,7 @@ export interface ProxyConfig {
   readonly tcpEngine: TcpEngineKind;
   readonly udpIdleTimeoutMs: number;
   readonly maxUdpSessions: number;
-  /** Report every flow as an event (debug logging); counters are kept regardless. */
+  /** Report every flow as an event (debug logging); counters are kept regardless. Switched at run time by setFlowEvents. */
   readonly flowEvents: boolean;
   /** UDP mapping: endpoint-dependent (default) or endpoint-independent (full cone). */
   readonly udpMapping: UdpMapping;
@@ -101,13 +101,32 @@ export class Proxy {
   private tcp: TcpEngine | undefined;
   private udp: UdpRelay | undefined;
   private readonly sockets: SocketApi;
+  private current: ProxyConfig;
 
   constructor(
-    readonly config: ProxyConfig,
+    config: ProxyConfig,
     private readonly deps: ProxyDeps,
   ) {
+    this.current = config;
     this.sockets = deps.sockets ?? new SocketApi();
     checkUpstreamProxy(config);
+  }
+
+  /** The configuration in force (flowEvents follows setFlowEvents). */
+  get config(): ProxyConfig {
+    return this.current;
+  }
+
+  /**
+   * Report every flow (TCP and UDP) as events from now on, or stop: listeners, flows, UDP sessions
+   * and TCP workers go on untouched. Resolves once every engine has it in force (a TCP worker that
+   * does not answer within 2 s is not waited for; one started later gets it at its start).
+   */
+  async setFlowEvents(on: boolean): Promise<void> {
+    this.current = { ...this.current, flowEvents: on };
+    this.tcp?.setFlowEvents(on);
+    this.udp?.setFlowEvents(on);
+    await this.pool?.setFlowEvents(on);
   }
 
   private relayConfig(): Omit<TcpRelayConfig, 'family'> {

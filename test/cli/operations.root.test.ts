@@ -12,6 +12,7 @@ import { probe, startEchoServer } from '../helpers/lab-flows.js';
 import { BIN } from '../helpers/paths.js';
 import { parsePromText, type PromText } from '../helpers/prometheus-text.js';
 import { startProxyLab, type ProxyLab } from '../helpers/proxy-lab.js';
+import { until } from '../helpers/until.js';
 
 const METRICS = '127.0.0.1:9464';
 const INTERCEPT_TCP = 'prerouting: tproxy: intercept tcp ipv4';
@@ -28,18 +29,6 @@ function cli(argv: readonly string[]): Promise<{ code: number; stdout: string; s
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
-}
-
-/** Poll `read` until `ok` holds (at most timeoutMs): counters of TCP workers arrive once a second. */
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await read();
-  while (!ok(last)) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms; last: ${JSON.stringify(last).slice(0, 2000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-    last = await read();
-  }
-  return last;
 }
 
 describe('metrics and tproxy status of a running daemon (root)', () => {

@@ -1,15 +1,20 @@
 // `tproxy run --config`: two listeners with their own ports and upstream modes, and SIGHUP reloads
-// with TCP flows in progress (also when the reload removes the last TCP listener), inside a lab
-// router namespace.
+// with TCP flows in progress (also when the reload removes the last TCP listener, and with a UDP
+// session when only log.level changes), inside a lab router namespace.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LAB_ADDRESSES, Lab } from '../../src/lab/topology.js';
+import type { EchoReply } from '../../src/lab/agent.js';
+import { LAB_ADDRESSES, Lab, type SpawnedProcess, untilReady } from '../../src/lab/topology.js';
 import { JsonLines } from '../../src/lab/json-lines.js';
+import type { DaemonStatus } from '../../src/daemon/admin-protocol.js';
+import { cli } from '../helpers/cli.js';
 import { type ProbeResult, type ProxyLine, startProxy } from '../helpers/lab-flows.js';
-import { AGENT, TCP_PEER } from '../helpers/paths.js';
+import { AGENT, BIN, TCP_PEER } from '../helpers/paths.js';
+import { spawnAgent } from '../helpers/udp-lab.js';
+import { until } from '../helpers/until.js';
 
 const RULES = 'rules: { table: tproxy_cfg, routeTable: 131, rulePriority: 9131 }\ntcp: { workers: 1 }\n';
 const WEB = '  - name: web\n    port: 8100\n    intercept: [tcp:80, tcp:81, udp:80]\n';
@@ -18,7 +23,10 @@ const ALT = '  - name: alt\n    port: 8101\n    intercept: [tcp:8080, udp:8080]\
 /** Pieces of 1 KiB, 50 ms apart: a transfer of about 20 s, in progress across a reload. */
 const PIECES = 400;
 
-type Line = ProxyLine & { listener?: string; error?: string; kept?: string[]; added?: string[]; removed?: string[]; changed?: string[]; flowsCompleted?: number; flowsReset?: number };
+type Line = ProxyLine & { listener?: string; error?: string; kept?: string[]; added?: string[]; removed?: string[]; changed?: string[]; flowEventsSwitched?: string[]; flowsCompleted?: number; flowsReset?: number; id?: number; reason?: string };
+
+/** Events the data plane reports per flow, only while log.level is debug. */
+const FLOW_EVENTS = ['tcp.accept', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close'];
 
 interface TrickleResult {
   how: string;
@@ -63,6 +71,13 @@ describe('tproxy run --config in a namespace (root)', () => {
     assert.equal(r.receivedBytes, pieces * 1024);
     assert.equal(r.receivedSha256, r.sentSha256);
   };
+  /** SIGHUP, then the daemon's next `what` line. */
+  const hupAndWait = async (proxy: SpawnedProcess, lines: JsonLines<Line>, what: 'reload.applied' | 'reload.rejected'): Promise<Line> => {
+    const seen = lines.items.filter((l) => l.type === what).length;
+    proxy.child.kill('SIGHUP');
+    await lines.waitFor(() => lines.items.filter((l) => l.type === what).length > seen, 60_000, what);
+    return lines.items.filter((l) => l.type === what).pop() as Line;
+  };
   const nothingLeft = async (): Promise<void> => {
     assert.equal((await lab.run('router', ['nft', 'list', 'tables'])).stdout.trim(), '', 'no table left');
     for (const family of ['-4', '-6']) assert.doesNotMatch((await lab.run('router', ['ip', family, 'rule'])).stdout, /9131/, `no ip ${family} rule left`);
@@ -95,12 +110,7 @@ describe('tproxy run --config in a namespace (root)', () => {
   it('reloads on SIGHUP: flows in progress survive, an added listener works, an invalid file changes nothing, a removed listener drains', async () => {
     const file = write('reload.yaml', `listeners:\n${WEB}${RULES}`);
     const { process: proxy, lines } = await startProxy(lab, ['--config', file]);
-    const hup = async (what: 'reload.applied' | 'reload.rejected'): Promise<Line> => {
-      const seen = lines.items.filter((l) => l.type === what).length;
-      proxy.child.kill('SIGHUP');
-      await lines.waitFor(() => lines.items.filter((l) => l.type === what).length > seen, 60_000, what);
-      return lines.items.filter((l) => l.type === what).pop() as Line;
-    };
+    const hup = (what: 'reload.applied' | 'reload.rejected'): Promise<Line> => hupAndWait(proxy, lines, what);
     const flowsTo81 = (): number => lines.items.filter((l) => l.type === 'tcp.accept' && l.originalDestination?.port === 81).length;
 
     // An added listener; the unchanged one keeps its flow.
@@ -181,6 +191,88 @@ describe('tproxy run --config in a namespace (root)', () => {
 
     proxy.child.kill('SIGTERM');
     assert.equal(await proxy.exited, 0);
+    await nothingLeft();
+  });
+
+  it('reloads a change of log.level alone in place: the TCP flow and the UDP session go on, per-flow events switch on and off', async () => {
+    const socket = join(dir, 'admin.sock');
+    const file = write('level.yaml', `listeners:\n${WEB}${RULES}admin: { socket: ${socket} }\nlog: { level: info, format: json }\n`);
+    const level = (name: string): void => writeFileSync(file, `listeners:\n${WEB}${RULES}admin: { socket: ${socket} }\nlog: { level: ${name}, format: json }\n`);
+    // Not startProxy: its --log-level flag would override the file's log.level on every reload.
+    const proxy = lab.spawn('router', [process.execPath, BIN, 'run', '--config', file]);
+    const lines = new JsonLines<Line>(proxy.child.stderr!);
+    await untilReady(proxy, lines.waitFor((l) => l.type === 'ready', 60_000, 'tproxy run ready'));
+    const status = async (): Promise<DaemonStatus> => {
+      const r = await cli('status', '--socket', socket, '--json', '--top', '5');
+      assert.equal(r.code, 0, r.err);
+      return JSON.parse(r.out) as DaemonStatus;
+    };
+    const udpSessions = async (): Promise<number> => (await status()).listeners[0]?.counters.udp?.sessionsCreated ?? -1;
+    const workersStarted = (): number => lines.items.filter((l) => l.type === 'worker.start').length;
+
+    // A UDP session: one client socket, the server tells which source port it saw (the session's upstream socket).
+    const peer = spawnAgent<{ event: string; text?: string; local?: { port: number } }>(lab, 'client', ['udp-peer']);
+    const peerPort = (await peer.lines.waitFor((l) => l.event === 'ready', 5000, 'udp-peer ready')).local?.port;
+    const echo = async (message: string): Promise<EchoReply> => {
+      peer.send(`send ${LAB_ADDRESSES.server.ipv4} 80 ${message}`);
+      const datagram = await peer.lines.waitFor((l) => l.event === 'datagram' && (JSON.parse(l.text ?? '{}') as EchoReply).message === message, 10_000, `the echo of ${message}`);
+      return JSON.parse(datagram.text ?? '{}') as EchoReply;
+    };
+    const first = await echo('before the reload');
+    assert.equal(first.seen.address, LAB_ADDRESSES.routerServerSide.ipv4, 'relayed by the proxy (direct upstream)');
+    assert.equal(await udpSessions(), 1);
+
+    // A TCP flow in progress across both reloads.
+    const flowing = trickle(PIECES);
+    const flowOf = (s: DaemonStatus): DaemonStatus['flows'][number] | undefined => s.flows.find((f) => f.originalDestination.port === 81);
+    const before = flowOf(await until(status, (s) => (flowOf(s)?.bytesFromClient ?? 0) >= 4 * 1024, 30_000, 'the trickling flow in status'));
+    assert.ok(before);
+    const started = workersStarted();
+    assert.equal(lines.items.filter((l) => FLOW_EVENTS.includes(l.type)).length, 0, 'no flow events at info');
+
+    level('debug');
+    const on = await hupAndWait(proxy, lines, 'reload.applied');
+    assert.deepEqual([on.kept, on.added, on.removed, on.changed, on.flowEventsSwitched], [['web'], [], [], [], ['web']]);
+    assert.equal(workersStarted(), started, 'no TCP worker was restarted');
+    assert.equal(lines.items.filter((l) => l.type === 'listener.draining').length, 0, 'no listener was stopped');
+    // The same connection (client port, worker) goes on moving bytes.
+    const moving = flowOf(await until(status, (s) => (flowOf(s)?.bytesFromClient ?? 0) > before.bytesFromClient, 30_000, 'the trickling flow moving after the reload'));
+    assert.deepEqual([moving?.client, moving?.pid], [before.client, before.pid]);
+    // The same UDP session: the same upstream port, no session created.
+    assert.equal((await echo('after debug')).seen.port, first.seen.port, 'the server sees the same source port');
+    assert.equal(await udpSessions(), 1, 'no UDP session was created');
+    assert.equal(lines.items.filter((l) => l.type === 'udp.session.open' && l.client?.port === peerPort).length, 0, 'the UDP session was not opened again');
+
+    // New flows are reported now.
+    assert.equal((await probe('tcp', LAB_ADDRESSES.server.ipv4, 80, 'tcp at debug')).ok, true);
+    const accepted = await lines.waitFor((l) => l.type === 'tcp.accept' && l.listener === 'web' && l.originalDestination?.port === 80, 15_000, 'tcp.accept of a new flow at debug');
+    await lines.waitFor((l) => l.type === 'tcp.close' && l.id === accepted.id && l.listener === 'web', 15_000, 'tcp.close of that flow');
+    assert.equal((await probe('udp', LAB_ADDRESSES.server.ipv4, 80, 'udp at debug')).ok, true);
+    await lines.waitFor((l) => l.type === 'udp.session.open' && l.listener === 'web' && l.originalDestination?.port === 80, 15_000, 'udp.session.open of a new session at debug');
+    // The flow accepted at info ends through the proxy, reported as it closes.
+    intact(await flowing, PIECES);
+    const closed = await lines.waitFor((l) => l.type === 'tcp.close' && l.originalDestination?.port === 81, 30_000, 'tcp.close of the flow accepted before the reload');
+    assert.equal(closed.reason, 'done');
+    assert.equal(lines.items.filter((l) => l.type === 'tcp.accept' && l.originalDestination?.port === 81).length, 0, 'it was accepted before flow events were on: the same connection');
+
+    level('info');
+    const off = await hupAndWait(proxy, lines, 'reload.applied');
+    assert.deepEqual([off.kept, off.changed, off.flowEventsSwitched], [['web'], [], ['web']]);
+    const quietFrom = lines.items.length;
+    assert.equal((await probe('tcp', LAB_ADDRESSES.server.ipv4, 80, 'tcp at info')).ok, true);
+    assert.equal((await probe('udp', LAB_ADDRESSES.server.ipv4, 80, 'udp at info')).ok, true);
+    assert.equal((await echo('after info')).seen.port, first.seen.port, 'still the same UDP session');
+    peer.proc.child.stdin?.end();
+    await peer.proc.exited;
+
+    proxy.child.kill('SIGTERM');
+    assert.equal(await proxy.exited, 0);
+    // Every event of the daemon is out once it exited: none per flow after the switch back.
+    assert.deepEqual(lines.items.slice(quietFrom).filter((l) => FLOW_EVENTS.includes(l.type)).map((l) => l.type), []);
+    const stopped = lines.items.find((l) => l.type === 'stopped') as unknown as { counters: { tcp: { accepted: number } } } | undefined;
+    const udpStats = lines.items.find((l) => l.type === 'udp.stats') as unknown as { counters: { sessionsCreated: number } } | undefined;
+    assert.deepEqual([stopped?.counters.tcp.accepted, udpStats?.counters.sessionsCreated], [3, 3], 'the trickle and a probe at debug and at info each (TCP); the session kept throughout and a probe at debug and at info each (UDP)');
+    assert.equal(workersStarted(), started, 'no TCP worker was restarted by either reload');
     await nothingLeft();
   });
 });

@@ -65,6 +65,10 @@ function harness(initial: TproxyConfig): Harness {
       workers: () => ({ running: 0, restarts: 0 }),
       workerPids: () => [],
       maxConnectionsPerWorker: () => 1,
+      setFlowEvents(on) {
+        log.push(`flow events ${id} ${on ? 'on' : 'off'}`);
+        return Promise.resolve();
+      },
     };
   };
   const controller = {
@@ -139,6 +143,43 @@ describe('daemon', () => {
     assert.deepEqual([report.changed, report.rulesChanged], [['web'], false], 'the rules do not depend on timeouts');
     assert.deepEqual(h.log, ['stop 8100#1 grace 600000', 'start 8100#2 fails ERR_ADDRESS_IN_USE', 'start 8100#3']);
     assert.equal(h.daemon.listeners()[0]?.config.tcpIdleTimeoutMs, 1000);
+  });
+
+  it('reload: log.level debug and back switches per-flow events on the running listeners, starting and stopping nothing', async () => {
+    const h = harness(config(`listeners:\n${WEB}${DNS}`));
+    await h.daemon.start();
+    const proxies = h.daemon.listeners().map((l) => l.proxy);
+    assert.deepEqual(h.daemon.listeners().map((l) => l.config.flowEvents), [false, false]);
+    h.log.length = 0;
+
+    const on = await h.daemon.reload(config(`listeners:\n${WEB}${DNS}log: { level: debug }\n`));
+    assert.deepEqual([on.kept, on.added, on.removed, on.changed, on.flowEventsSwitched, on.rulesChanged], [['web', 'dns'], [], [], [], ['web', 'dns'], false]);
+    assert.deepEqual(h.log, ['flow events 8100#1 on', 'flow events 8153#2 on'], 'no start, no stop, no rules: only the switch');
+    assert.deepEqual(h.daemon.listeners().map((l) => l.proxy), proxies, 'the same proxies run');
+    assert.deepEqual(h.daemon.listeners().map((l) => l.config.flowEvents), [true, true]);
+    const applied = h.events.filter((e) => e.type === 'reload.applied').pop() as Record<string, unknown> | undefined;
+    assert.deepEqual([applied?.kept, applied?.changed, applied?.flowEventsSwitched], [['web', 'dns'], [], ['web', 'dns']]);
+
+    h.log.length = 0;
+    const off = await h.daemon.reload(config(`listeners:\n${WEB}${DNS}log: { level: info }\n`));
+    assert.deepEqual([off.kept, off.changed, off.flowEventsSwitched], [['web', 'dns'], [], ['web', 'dns']]);
+    assert.deepEqual(h.log, ['flow events 8100#1 off', 'flow events 8153#2 off']);
+    assert.deepEqual(h.daemon.listeners().map((l) => l.config.flowEvents), [false, false]);
+
+    h.log.length = 0;
+    const same = await h.daemon.reload(config(`listeners:\n${WEB}${DNS}log: { level: warn }\n`));
+    assert.deepEqual([same.kept, same.flowEventsSwitched, h.log], [['web', 'dns'], undefined, []], 'info to warn: flow events stay off, nothing to switch');
+    assert.equal(h.events.filter((e) => e.type === 'listener.draining').length, 0);
+  });
+
+  it('reload: a listener whose port changes along with log.level is replaced, its new proxy started with flow events on', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    await h.daemon.start();
+    h.log.length = 0;
+    const report = await h.daemon.reload(config(`listeners:\n  - { name: web, port: 8200, intercept: [tcp:80] }\nlog: { level: debug }\n`));
+    assert.deepEqual([report.kept, report.changed, report.flowEventsSwitched], [[], ['web'], undefined]);
+    assert.deepEqual(h.log, ['stop 8100#1 grace 600000', 'start 8200#2', 'apply web:8200 owner 4242']);
+    assert.deepEqual(h.daemon.listeners().map((l) => [l.config.port, l.config.flowEvents]), [[8200, true]]);
   });
 
   it('reload: when a new listener cannot start, the old configuration stays (nothing applied, replaced listeners restarted)', async () => {

@@ -12,6 +12,17 @@ describe('listener changes on reload', () => {
     assert.deepEqual(listenerChanges(running, wanted), { kept: ['a'], added: ['d'], removed: ['b'], changed: ['c'] });
   });
 
+  it('keeps a listener that differs only in flow events, naming it to be switched in place', () => {
+    const running = new Map([['a', at(1)], ['b', at(2, { flowEvents: true })], ['c', at(3)]]);
+    const wanted = new Map([['a', at(1, { flowEvents: true })], ['b', at(2)], ['c', at(3)]]);
+    assert.deepEqual(listenerChanges(running, wanted), { kept: ['a', 'b', 'c'], added: [], removed: [], changed: [], flowEventsSwitched: ['a', 'b'] });
+  });
+
+  it('replaces a listener whose flow events and anything else differ (the new one starts with its flow events)', () => {
+    const changes = listenerChanges(new Map([['a', at(1)]]), new Map([['a', at(2, { flowEvents: true })]]));
+    assert.deepEqual(changes, { kept: [], added: [], removed: [], changed: ['a'] });
+  });
+
   it('compares by value: an equal configuration from a new file is kept', () => {
     assert.deepEqual(listenerChanges(new Map([['a', at(1, { families: [4] })]]), new Map([['a', at(1, { families: [4] })]])).kept, ['a']);
   });

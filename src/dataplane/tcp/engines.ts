@@ -22,6 +22,8 @@ export interface TcpEngine {
   counters(): TcpCounters;
   /** Counters now (bytes of flows in progress included) and the busiest flows: taken on request. */
   snapshot(limit: number): Promise<TcpSnapshot>;
+  /** Per-flow events on or off from now on, without touching the listeners or flows. */
+  setFlowEvents(on: boolean): void;
 }
 
 export interface TcpEngineDeps {
@@ -33,7 +35,7 @@ export interface TcpEngineDeps {
 export function createTcpEngine(kind: TcpEngineKind, families: readonly Family[], config: Omit<TcpRelayConfig, 'family'>, deps: TcpEngineDeps): TcpEngine {
   if (kind === 'splice') {
     const relay = new SpliceRelay({ ...config, families, pipeBytes: PIPE_BYTES }, deps);
-    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters, snapshot: (limit) => relay.snapshot(limit) };
+    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters, snapshot: (limit) => relay.snapshot(limit), setFlowEvents: (on) => relay.setFlowEvents(on) };
   }
   const relays = families.map((family) => new TcpRelay({ ...config, family }, deps));
   return {
@@ -48,5 +50,6 @@ export function createTcpEngine(kind: TcpEngineKind, families: readonly Family[]
     },
     counters: () => sumTcpCounters(relays.map((r) => r.counters)),
     snapshot: (limit) => Promise.resolve({ counters: sumTcpCounters(relays.map((r) => r.liveCounters())), flows: busiestFlows(relays.map((r) => r.busiest(limit)), limit) }),
+    setFlowEvents: (on) => relays.forEach((r) => r.setFlowEvents(on)),
   };
 }

@@ -30,7 +30,11 @@ export interface TcpPoolDeps {
 
 interface WorkerState {
   readonly child: ChildProcess;
-  readonly snapshotRequests: Map<number, (snapshot: TcpSnapshot | undefined) => void>;
+  /** Questions asked of the worker (snapshot, flow-events) by requestId; undefined: no answer. */
+  readonly requests: Map<number, (answer: WorkerMessage | undefined) => void>;
+  /** The per-flow events setting it was started with (it may have changed before it was ready). */
+  readonly flowEvents: boolean;
+  ready: boolean;
   counters: TcpCounters;
   stopped?: { report: StopReport; counters: TcpCounters };
 }
@@ -46,7 +50,8 @@ export class TcpWorkerPool {
   maxConnectionsPerWorker = 0;
 
   constructor(
-    private readonly config: TcpPoolConfig,
+    /** Workers start with it: setFlowEvents updates it, so a restarted worker has the value in force. */
+    private config: TcpPoolConfig,
     private readonly deps: TcpPoolDeps,
   ) {}
 
@@ -66,29 +71,46 @@ export class TcpWorkerPool {
    * last reported and no flows.
    */
   async snapshot(limit: number, timeoutMs = 2000): Promise<TcpSnapshot> {
-    const asks = [...this.workers.entries()].map(
-      ([pid, state]) =>
-        new Promise<TcpFlowSnapshot[]>((resolve) => {
-          if (!state.child.connected) {
-            resolve([]);
-            return;
-          }
-          const requestId = this.nextRequest++;
-          const done = (snapshot: TcpSnapshot | undefined): void => {
-            clearTimeout(timer);
-            state.snapshotRequests.delete(requestId);
-            if (snapshot) state.counters = snapshot.counters;
-            resolve((snapshot?.flows ?? []).map((f) => ({ ...f, pid })));
-          };
-          const timer = setTimeout(() => done(undefined), timeoutMs);
-          state.snapshotRequests.set(requestId, done);
-          state.child.send({ kind: 'snapshot', requestId, limit } satisfies SupervisorMessage, (error) => {
-            if (error) done(undefined);
-          });
-        }),
-    );
+    const asks = [...this.workers.entries()].map(async ([pid, state]): Promise<TcpFlowSnapshot[]> => {
+      const answer = await this.ask(state, (requestId) => ({ kind: 'snapshot', requestId, limit }), timeoutMs);
+      if (answer?.kind !== 'snapshot') return [];
+      state.counters = answer.counters;
+      return answer.flows.map((f) => ({ ...f, pid }));
+    });
     const flows = busiestFlows(await Promise.all(asks), limit);
     return { counters: this.counters(), flows };
+  }
+
+  /**
+   * Per-flow events on or off in every worker, and in workers started later (restarts). Resolves
+   * once each ready worker has it in force (or did not answer within timeoutMs); a worker still
+   * starting is switched when it reports ready.
+   */
+  async setFlowEvents(on: boolean, timeoutMs = 2000): Promise<void> {
+    this.config = { ...this.config, relay: { ...this.config.relay, flowEvents: on } };
+    const ready = [...this.workers.values()].filter((s) => s.ready);
+    await Promise.all(ready.map((s) => this.ask(s, (requestId) => ({ kind: 'flow-events', requestId, on }), timeoutMs)));
+  }
+
+  /** Ask one worker; its answer (same requestId), or undefined if none came within timeoutMs or it exited. */
+  private ask(state: WorkerState, question: (requestId: number) => SupervisorMessage, timeoutMs: number): Promise<WorkerMessage | undefined> {
+    return new Promise((resolve) => {
+      if (!state.child.connected) {
+        resolve(undefined);
+        return;
+      }
+      const requestId = this.nextRequest++;
+      const done = (answer: WorkerMessage | undefined): void => {
+        clearTimeout(timer);
+        state.requests.delete(requestId);
+        resolve(answer);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      state.requests.set(requestId, done);
+      state.child.send(question(requestId), (error) => {
+        if (error) done(undefined);
+      });
+    });
   }
 
   /** Totals over all workers, including those that were replaced. */
@@ -128,18 +150,20 @@ export class TcpWorkerPool {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const pid = child.pid ?? -1;
-    const state: WorkerState = { child, counters: emptyTcpCounters(), snapshotRequests: new Map() };
+    const state: WorkerState = { child, counters: emptyTcpCounters(), requests: new Map(), flowEvents: this.config.relay.flowEvents, ready: false };
     this.workers.set(pid, state);
     this.deps.emit({ type: 'worker.start', pid, restart: this.restartCount });
     return new Promise<Endpoint[]>((resolve, reject) => {
-      let ready = false;
       child.on('message', (message: WorkerMessage) => {
         switch (message.kind) {
-          case 'ready':
-            ready = true;
+          case 'ready': {
+            state.ready = true;
             this.maxConnectionsPerWorker = message.maxConnections;
+            const on = this.config.relay.flowEvents;
+            if (on !== state.flowEvents) void this.ask(state, (requestId) => ({ kind: 'flow-events', requestId, on }), 2000);
             resolve([...message.locals]);
             break;
+          }
           case 'fatal':
             reject(new TproxyError(message.code as TproxyErrorCode, message.message, message.details ?? {}));
             break;
@@ -150,7 +174,8 @@ export class TcpWorkerPool {
             state.counters = message.counters;
             break;
           case 'snapshot':
-            state.snapshotRequests.get(message.requestId)?.(message);
+          case 'flow-events':
+            state.requests.get(message.requestId)?.(message);
             break;
           case 'stopped':
             state.counters = message.counters;
@@ -160,9 +185,9 @@ export class TcpWorkerPool {
       });
       child.on('exit', (exitCode, signal) => {
         this.workers.delete(pid);
-        for (const answer of [...state.snapshotRequests.values()]) answer(undefined);
+        for (const answer of [...state.requests.values()]) answer(undefined);
         this.retired = sumTcpCounters([this.retired, { ...state.counters, active: 0 }]);
-        if (!ready) {
+        if (!state.ready) {
           reject(new TproxyError('ERR_SYSCALL', `tcp worker ${pid} exited before it was ready (code ${exitCode ?? '-'}, signal ${signal ?? '-'})`));
           return;
         }

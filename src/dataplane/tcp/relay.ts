@@ -47,7 +47,7 @@ export interface TcpRelayConfig {
   readonly reusePort: boolean;
   /** Accepting pauses while this many flows are active. */
   readonly maxConnections: number;
-  /** Emit an event per flow (accept, connected, close, refused); counters are kept regardless. */
+  /** Emit an event per flow (accept, connected, close, refused); counters are kept regardless. Switched later by setFlowEvents. */
   readonly flowEvents: boolean;
 }
 
@@ -94,11 +94,19 @@ export class TcpRelay {
   private resumeTimer: NodeJS.Timeout | undefined;
   private nextId = 1;
   private readonly flows = new Set<Flow>();
+  private flowEvents: boolean;
 
   constructor(
     private readonly config: TcpRelayConfig,
     private readonly deps: TcpRelayDeps,
-  ) {}
+  ) {
+    this.flowEvents = config.flowEvents;
+  }
+
+  /** Report every flow from now on (each event as it happens), or stop reporting; flows go on either way. */
+  setFlowEvents(on: boolean): void {
+    this.flowEvents = on;
+  }
 
   /** Open the transparent listener; throws TproxyError (EADDRINUSE, EPERM ...) with advice. */
   async start(): Promise<Endpoint> {
@@ -225,7 +233,7 @@ export class TcpRelay {
   }
 
   private onConnection(client: net.Socket): void {
-    const { family, flowEvents } = this.config;
+    const { family } = this.config;
     const emit = this.deps.emit;
     const clientEnd = endpointOf(family, client.remoteAddress, client.remotePort);
     const destination = endpointOf(family, client.localAddress, client.localPort);
@@ -238,14 +246,14 @@ export class TcpRelay {
     });
     if (refused) {
       this.counters.refused[refused]++;
-      if (flowEvents) emit({ type: 'tcp.refused', client: clientEnd, originalDestination: destination, reason: refused });
+      if (this.flowEvents) emit({ type: 'tcp.refused', client: clientEnd, originalDestination: destination, reason: refused });
       client.resetAndDestroy();
       return;
     }
     const id = this.nextId++;
     const started = Date.now();
     this.counters.accepted++;
-    if (flowEvents) emit({ type: 'tcp.accept', id, client: clientEnd, originalDestination: destination });
+    if (this.flowEvents) emit({ type: 'tcp.accept', id, client: clientEnd, originalDestination: destination });
 
     let upstream: net.Socket;
     try {
@@ -276,7 +284,7 @@ export class TcpRelay {
       increment(this.counters.closed, reason);
       this.counters.bytesFromClient += client.bytesRead;
       this.counters.bytesFromServer += upstream.bytesRead - handshakeBytes;
-      if (flowEvents) {
+      if (this.flowEvents) {
         emit({
           type: 'tcp.close',
           id,
@@ -305,7 +313,7 @@ export class TcpRelay {
       if (ended) return;
       connected = true;
       clearTimeout(connectTimer);
-      if (flowEvents) emit({ type: 'tcp.connected', id, upstreamLocal: endpointOf(family, upstream.localAddress, upstream.localPort) });
+      if (this.flowEvents) emit({ type: 'tcp.connected', id, upstreamLocal: endpointOf(family, upstream.localAddress, upstream.localPort) });
       client.setNoDelay(true);
       upstream.setNoDelay(true);
       if (this.config.keepAliveMs > 0) {

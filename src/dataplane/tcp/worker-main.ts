@@ -47,6 +47,11 @@ async function main(config: TcpWorkerConfig): Promise<void> {
       void engine.snapshot(message.limit).then((snapshot) => send({ kind: 'snapshot', requestId: message.requestId, ...snapshot }));
       return;
     }
+    if (message.kind === 'flow-events') {
+      engine.setFlowEvents(message.on);
+      send({ kind: 'flow-events', requestId: message.requestId });
+      return;
+    }
     clearInterval(timer);
     // A second stop while draining shortens the grace; only the first reports.
     const first = !stopping;

@@ -15,7 +15,11 @@ export interface TcpWorkerConfig {
   readonly countersIntervalMs: number;
 }
 
-export type SupervisorMessage = { readonly kind: 'stop'; readonly graceMs: number } | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number };
+export type SupervisorMessage =
+  | { readonly kind: 'stop'; readonly graceMs: number }
+  | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number }
+  /** Per-flow events on or off from now on; answered once in force (flows started after the answer follow it). */
+  | { readonly kind: 'flow-events'; readonly requestId: number; readonly on: boolean };
 
 export type WorkerMessage =
   | { readonly kind: 'ready'; readonly locals: readonly Endpoint[]; readonly maxConnections: number }
@@ -23,4 +27,5 @@ export type WorkerMessage =
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'counters'; readonly counters: TcpCounters }
   | ({ readonly kind: 'snapshot'; readonly requestId: number } & TcpSnapshot)
+  | { readonly kind: 'flow-events'; readonly requestId: number }
   | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters };

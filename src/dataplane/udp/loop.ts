@@ -82,6 +82,8 @@ export interface UdpLoopDeps {
   /** Addresses of this host: a destination among them would loop. */
   readonly localAddresses: () => ReadonlySet<string>;
   readonly now: () => number;
+  /** Whether to report each session's open and close as events now (switched at run time). */
+  readonly flowEvents: () => boolean;
   /** Test hook, called between bind() and connect() of a reply socket. */
   readonly afterReplyBind?: () => void;
 }
@@ -355,7 +357,7 @@ export class UdpLoop {
     this.owners.set(upstreamFd, { kind: 'upstream', session });
     this.bump(N.sessionsCreated);
     this.bump(N.sessionsActive);
-    if (this.config.flowEvents) {
+    if (this.deps.flowEvents()) {
       this.deps.emit({ type: 'udp.session.open', id: session.id, client, originalDestination: destination, upstreamLocal: this.api.localEndpoint(upstreamFd), mapping: this.config.mapping });
     }
     return session;
@@ -472,7 +474,7 @@ export class UdpLoop {
     }
     this.bump(N.sessionsActive, -1);
     this.bump(N.sessionsClosed);
-    if (this.config.flowEvents) this.deps.emit({
+    if (this.deps.flowEvents()) this.deps.emit({
       type: 'udp.session.close',
       id: session.id,
       client: session.client,

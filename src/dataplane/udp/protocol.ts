@@ -27,13 +27,16 @@ export interface UdpLoopConfig {
   readonly receiveBufferBytes: number;
   /** Datagrams moved per recvmmsg / sendmmsg call. */
   readonly batchSize: number;
-  /** Report each session's open and close as events (debug logging); counters are kept regardless. */
-  readonly flowEvents: boolean;
 }
 
 export interface UdpWorkerData extends UdpLoopConfig {
   readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
-  /** Int32Array view [0]: set to 1 to stop the loop; [1]: set to 1 to release a test hold. */
+  /**
+   * Int32Array view [0]: set to 1 to stop the loop; [1]: set to 1 to release a test hold; [2]: 1
+   * while each session's open and close are reported as events (debug logging; counters are kept
+   * regardless). Shared memory, so a switch of [2] is in force for the next session without a
+   * message round trip.
+   */
   readonly control: SharedArrayBuffer;
   /**
    * Test hook: the loop stops between bind() and connect() of its first reply socket (reporting

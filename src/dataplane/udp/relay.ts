@@ -23,7 +23,7 @@ export interface UdpRelayConfig {
   readonly upstream: UpstreamMode;
   readonly upstreamMark: number;
   readonly mapping?: UdpMapping;
-  /** Session open/close events; default true. */
+  /** Session open/close events; default true; switched later by setFlowEvents. */
   readonly flowEvents?: boolean;
   readonly idleTimeoutMs: number;
   readonly maxSessions: number;
@@ -59,7 +59,8 @@ function validate(config: UdpRelayConfig): void {
 
 export class UdpRelay {
   private worker: Worker | undefined;
-  private readonly control = new SharedArrayBuffer(8);
+  /** Shared with the loop: stop flag, test hold, flow events (see UdpWorkerData.control). */
+  private readonly control = new SharedArrayBuffer(12);
   private readonly counterBuffer = createCounterBuffer();
   private readonly counterSlots = new Float64Array(this.counterBuffer);
   private listenerFds: number[] = [];
@@ -70,6 +71,12 @@ export class UdpRelay {
     private readonly deps: UdpRelayDeps,
   ) {
     validate(config);
+    this.setFlowEvents(config.flowEvents ?? true);
+  }
+
+  /** Report sessions opened and closed from now on, or stop reporting them; sessions go on either way. */
+  setFlowEvents(on: boolean): void {
+    Atomics.store(new Int32Array(this.control), 2, on ? 1 : 0);
   }
 
   private receiveBufferBytes(): number {
@@ -107,7 +114,6 @@ export class UdpRelay {
       maxPeersPerSession: this.config.maxPeersPerSession ?? 256,
       maxDatagramBytes: this.config.maxDatagramBytes ?? 65_535,
       batchSize: this.config.batchSize ?? 32,
-      flowEvents: this.config.flowEvents ?? true,
       receiveBufferBytes: this.receiveBufferBytes(),
       control: this.control,
       counters: this.counterBuffer,

@@ -19,7 +19,7 @@ function post(message: UdpWorkerMessage): void {
 }
 
 const data = workerData as UdpWorkerData;
-const stop = new Int32Array(data.control);
+const control = new Int32Array(data.control);
 let events: ProxyEvent[] = [];
 const flush = (): void => {
   if (events.length === 0) return;
@@ -33,7 +33,7 @@ const holdOnce = (): void => {
   held = true;
   flush();
   post({ kind: 'held' });
-  Atomics.wait(stop, 1, 0, 10_000);
+  Atomics.wait(control, 1, 0, 10_000);
 };
 
 let loop: UdpLoop;
@@ -47,6 +47,7 @@ try {
       emit: (e) => events.push(e),
       localAddresses: localAddressCache(),
       now: Date.now,
+      flowEvents: () => Atomics.load(control, 2) === 1,
       ...(data.holdFirstReplyBind ? { afterReplyBind: holdOnce } : {}),
     },
   );
@@ -60,7 +61,7 @@ function tick(): void {
   try {
     const sliceEnd = Date.now() + SLICE_MS;
     do {
-      if (Atomics.load(stop, 0) !== 0) {
+      if (Atomics.load(control, 0) !== 0) {
         loop.shutdown();
         flush();
         post({ kind: 'stopped' });

@@ -112,6 +112,7 @@ export class SpliceEngine {
   private pending: ProxyEvent[] = [];
   private stopDeadline: number | undefined;
   private stopInFlight = 0;
+  private readonly flowEventsFlag: Int32Array;
 
   constructor(
     private readonly config: SpliceEngineConfig,
@@ -123,6 +124,7 @@ export class SpliceEngine {
     this.linger.writeInt32LE(1, 0);
     this.linger.writeInt32LE(0, 4);
     this.localAddresses = new Set(config.localAddresses);
+    this.flowEventsFlag = new Int32Array(config.flowEvents);
     this.epoll = new Epoll(this.api, libc, MAX_EVENTS);
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
@@ -138,6 +140,11 @@ export class SpliceEngine {
 
   private errno(): string {
     return errnoName(this.libc.errno());
+  }
+
+  /** Read per flow event, not once: the owner switches it while the engine runs. */
+  private flowEvents(): boolean {
+    return Atomics.load(this.flowEventsFlag, 0) === 1;
   }
 
   emit(event: ProxyEvent): void {
@@ -254,7 +261,7 @@ export class SpliceEngine {
     });
     if (refused) {
       this.counters.refused[refused]++;
-      if (this.config.flowEvents) this.emit({ type: 'tcp.refused', client, originalDestination: destination, reason: refused });
+      if (this.flowEvents()) this.emit({ type: 'tcp.refused', client, originalDestination: destination, reason: refused });
       this.reset(cfd);
       return;
     }
@@ -304,7 +311,7 @@ export class SpliceEngine {
     this.owners.set(ufd, { kind: 'upstream', flow });
     this.epoll.add(ufd, C.EPOLLOUT);
     flow.uInterest = C.EPOLLOUT;
-    if (this.config.flowEvents) this.emit({ type: 'tcp.accept', id: flow.id, client, originalDestination: destination });
+    if (this.flowEvents()) this.emit({ type: 'tcp.accept', id: flow.id, client, originalDestination: destination });
     if (this.flows.size >= this.config.maxConnections) this.setAccepting(false);
   }
 
@@ -474,7 +481,7 @@ export class SpliceEngine {
         this.api.setInt(fd, IPPROTO_TCP, TCP_KEEPCNT, 3);
       }
     }
-    if (this.config.flowEvents) {
+    if (this.flowEvents()) {
       this.emit({ type: 'tcp.connected', id: flow.id, upstreamLocal: this.api.localEndpoint(flow.ufd) });
     }
     this.pumpAll(flow);
@@ -595,7 +602,7 @@ export class SpliceEngine {
     this.counters.bytesFromClient += flow.up.bytes;
     this.counters.bytesFromServer += flow.down.bytes;
     this.counters.active = this.flows.size;
-    if (this.config.flowEvents) {
+    if (this.flowEvents()) {
       this.emit({
         type: 'tcp.close',
         id: flow.id,

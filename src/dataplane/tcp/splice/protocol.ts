@@ -16,7 +16,12 @@ export interface SpliceEngineConfig {
   readonly idleTimeoutMs: number;
   readonly keepAliveMs: number;
   readonly maxConnections: number;
-  readonly flowEvents: boolean;
+  /**
+   * Int32Array view [0]: 1 while every flow is reported as events (accept, connected, close,
+   * refused). The owner thread switches it at run time (setFlowEvents); shared memory, so the
+   * switch is in force for the next flow without a message round trip.
+   */
+  readonly flowEvents: SharedArrayBuffer;
   /** Bytes each direction's pipe may hold (F_SETPIPE_SZ). */
   readonly pipeBytes: number;
   readonly localAddresses: readonly string[];

@@ -31,12 +31,20 @@ export class SpliceRelay {
   private readonly wake = Buffer.alloc(8);
   private nextRequest = 1;
   private readonly snapshotRequests = new Map<number, (snapshot: TcpSnapshot) => void>();
+  /** Shared with the engine thread (SpliceEngineConfig.flowEvents). */
+  private readonly flowEvents = new SharedArrayBuffer(4);
 
   constructor(
     private readonly config: Omit<TcpRelayConfig, 'family'> & { readonly families: readonly Family[]; readonly pipeBytes: number },
     private readonly deps: SpliceRelayDeps,
   ) {
     this.wake.writeBigUInt64LE(1n, 0);
+    this.setFlowEvents(config.flowEvents);
+  }
+
+  /** Report every flow from now on, or stop reporting; flows in progress go on either way. */
+  setFlowEvents(on: boolean): void {
+    Atomics.store(new Int32Array(this.flowEvents), 0, on ? 1 : 0);
   }
 
   get activeFlows(): number {
@@ -68,7 +76,7 @@ export class SpliceRelay {
       idleTimeoutMs: this.config.idleTimeoutMs,
       keepAliveMs: this.config.keepAliveMs,
       maxConnections: this.config.maxConnections,
-      flowEvents: this.config.flowEvents,
+      flowEvents: this.flowEvents,
       pipeBytes: this.config.pipeBytes,
       localAddresses: [...this.deps.localAddresses()],
       countersIntervalMs: 1000,
