@@ -100,6 +100,8 @@ export class Proxy {
   private pool: TcpWorkerPool | undefined;
   private tcp: TcpEngine | undefined;
   private udp: UdpRelay | undefined;
+  /** The engines' last counts, kept once they are stopped (the daemon reports them after stop). */
+  private final: ProxyCounters | undefined;
   private readonly sockets: SocketApi;
   private current: ProxyConfig;
 
@@ -148,6 +150,7 @@ export class Proxy {
   }
 
   async start(): Promise<Endpoint[]> {
+    this.final = undefined;
     const fileLimit = raiseFileLimit();
     const locals: Endpoint[] = [];
     try {
@@ -199,6 +202,7 @@ export class Proxy {
   }
 
   counters(): ProxyCounters {
+    if (this.final) return this.final;
     const tcp = this.pool ? this.pool.counters() : (this.tcp?.counters() ?? emptyTcpCounters());
     const udp = this.udp?.counters();
     return udp ? { tcp, udp } : { tcp };
@@ -231,7 +235,11 @@ export class Proxy {
     const pool = this.pool;
     const tcp = this.tcp;
     const [reports] = await Promise.all([Promise.all([...(tcp ? [tcp.stop(graceMs)] : []), ...(pool ? [pool.stop(graceMs)] : [])]), udp?.stop()]);
-    // The pool stays: its counters() are the workers' final counts.
+    // A second stop (a shorter grace while draining) finds the engines already taken: it keeps
+    // what the first one recorded for them.
+    const tcpCounters = pool ? pool.counters() : (tcp?.counters() ?? this.final?.tcp ?? emptyTcpCounters());
+    const udpCounters = udp?.counters() ?? this.final?.udp;
+    this.final = udpCounters ? { tcp: tcpCounters, udp: udpCounters } : { tcp: tcpCounters };
     if (this.tcp === tcp) this.tcp = undefined;
     return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
   }

@@ -129,9 +129,12 @@ describe('metrics and tproxy status of a running daemon (root)', () => {
     assert.equal((await status()).pid, pid, 'the first daemon still answers');
   });
 
-  it('stops cleanly: rules removed, the socket file gone', async () => {
+  it('stops cleanly: rules removed, the socket file gone, the final counts of TCP and UDP reported', async () => {
     p.proxy.child.kill('SIGTERM');
     assert.equal(await p.proxy.exited, 0);
+    const stopped = (await p.logs.waitFor((l) => l.type === 'stopped', 10_000, 'the stopped line')) as unknown as { counters: { tcp: { accepted: number }; udp?: { sessionsCreated: number } } } | undefined;
+    assert.ok((stopped?.counters.tcp.accepted ?? 0) >= 1);
+    assert.equal(typeof stopped?.counters.udp?.sessionsCreated, 'number', 'the UDP relay stopped too, and its counts are in the stopped line');
     assert.throws(() => statSync(socket), /ENOENT/);
     assert.equal((await p.lab.run('router', ['nft', 'list', 'tables'])).stdout.trim(), '');
   });
@@ -164,5 +167,13 @@ describe('tproxy status and metrics with the stream engine in the main process (
     assert.equal(metrics.value('tproxy_tcp_connections_active', MAIN), 1);
     assert.equal(metrics.value('tproxy_build_info', { version: '0.1.0', node: process.version, engine: 'stream' }), 1);
     assert.equal((await trickle).receivedBytes, 300 * 1024);
+  });
+
+  it('reports the final counts of the engine in this process when it stops', async () => {
+    p.proxy.child.kill('SIGTERM');
+    assert.equal(await p.proxy.exited, 0);
+    const stopped = (await p.logs.waitFor((l) => l.type === 'stopped', 10_000, 'the stopped line')) as unknown as { counters: { tcp: { accepted: number; bytesFromServer: number } } } | undefined;
+    assert.equal(stopped?.counters.tcp.accepted, 1, 'the one flow of the test above');
+    assert.ok((stopped?.counters.tcp.bytesFromServer ?? 0) >= 300 * 1024);
   });
 });
