@@ -68,7 +68,7 @@ function daemonMessage(e: DaemonOwnEvent): string | undefined {
     case 'stopped':
       return `stopped: ${String(e.flowsCompleted)} flows finished, ${String(e.flowsReset)} reset`;
     case 'rules.applied':
-      return `rules applied (backend ${String(e.backend)}, ${String(e.table)}, ${String(e.policyRoutes)} policy routes, fail mode ${String(e.failMode)})`;
+      return `rules applied (backend ${String(e.backend)}, ${String(e.table)}, ${String(e.policyRoutes)} policy routes, fail mode ${String(e.failMode)}${e.draining ? `; kept for draining listeners ${list(e.draining)}` : ''})`;
     case 'rules.removed':
       return `rules removed (table ${e.table ? 'removed' : 'was not there'}, ${String(e.rules)} ip rules, ${String(e.routes)} routes)`;
     case 'rules.warning':

@@ -46,6 +46,10 @@ describe('log lines', () => {
     assert.equal(formatEvent(listening, 'text', at), '2026-11-30T04:00:00.000Z info  dns: listening udp 0.0.0.0:8053 (IP_TRANSPARENT)\n');
     assert.equal((JSON.parse(formatEvent(listening, 'json', at)) as { listener: string }).listener, 'dns');
     assert.equal(formatEvent({ type: 'listener.draining', listener: 'web', drainMs: 600_000 }, 'text', at), '2026-11-30T04:00:00.000Z info  listener web stopped accepting; its flows get 600000 ms\n');
+    assert.equal(
+      formatEvent({ type: 'rules.applied', backend: 'nft', table: 'inet tproxy_rules', listeners: 1, draining: ['web'], policyRoutes: 2, failMode: 'closed' }, 'text', at),
+      '2026-11-30T04:00:00.000Z info  rules applied (backend nft, inet tproxy_rules, 2 policy routes, fail mode closed; kept for draining listeners web)\n',
+    );
   });
 
   it('reloads: applied at info with what changed, rejected at warn with why', () => {
