@@ -87,11 +87,15 @@ export function validateRulesConfig(config: RulesConfig): void {
   if (!isU32(config.fwmark) || !isU32(config.fwmarkMask)) bad('fwmark', 'mark and mask must be 32-bit numbers');
   if ((config.fwmark & config.fwmarkMask) === 0) bad('fwmark', `mark ${hex(config.fwmark)} has no bit inside mask ${hex(config.fwmarkMask)}`);
   if ((config.fwmark & ~config.fwmarkMask) !== 0) bad('fwmark', `mark ${hex(config.fwmark)} has bits outside mask ${hex(config.fwmarkMask)}: they would never be set or matched`);
-  const marked = [...config.listeners.map((l, i) => [l, `listeners[${i}]`] as const), ...(config.draining ?? []).map((l, i) => [l, `draining[${i}]`] as const)];
-  for (const [listener, at] of marked) {
+  const marked = [...config.listeners.map((l, i) => [l, `listeners[${i}]`, false] as const), ...(config.draining ?? []).map((l, i) => [l, `draining[${i}]`, true] as const)];
+  for (const [listener, at, draining] of marked) {
     const field = `${at}.upstreamMark`;
     if (!isU32(listener.upstreamMark) || listener.upstreamMark === 0) bad(field, 'must be a non-zero 32-bit number, or upstream sockets cannot be told apart');
     if (marksCollide({ value: listener.upstreamMark, mask: FULL_MASK }, { value: config.fwmark, mask: config.fwmarkMask })) {
+      // A draining listener is not in the new file: say which one, and what to do about it.
+      if (draining) {
+        bad(field, `listener ${listener.name} is still draining, and its flows keep upstream mark ${hex(listener.upstreamMark)}, which the new fwmark ${hex(config.fwmark)} matches under mask ${hex(config.fwmarkMask)}: keep the old fwmark until it has drained (reload.drainMs), then change it`);
+      }
       bad(field, `upstream mark ${hex(listener.upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the proxy's own traffic would be routed back to itself; choose a mark that differs inside the mask`);
     }
   }

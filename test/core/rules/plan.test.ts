@@ -274,5 +274,6 @@ describe('draining listeners', () => {
     assert.deepEqual(rulesOf({ ...dnsOnly, listeners: [changed], draining: [web] }).filter((r) => r.rule.role === 'tproxy').length, 2);
     assert.throws(() => planRules({ ...dnsOnly, families: [6], listeners: [{ ...dns, families: [6] }], draining: [web] }), (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && e.details.field === 'draining[0].families');
     assert.throws(() => planRules({ ...dnsOnly, draining: [{ ...web, upstreamMark: 0x3 }] }), (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && e.details.field === 'draining[0].upstreamMark');
+    assert.throws(() => planRules({ ...dnsOnly, draining: [{ ...web, upstreamMark: 0x3 }] }), new RegExp(`listener ${web.name} is still draining, and its flows keep upstream mark 0x00000003, which the new fwmark 0x00000001 matches under mask 0x00000001: keep the old fwmark until it has drained \\(reload\\.drainMs\\), then change it`));
   });
 });
