@@ -5,7 +5,7 @@
  * the ratio the proxy could reach if CPU were all that limited both. Pure.
  */
 import type { MachineCpu } from '../sys/proc-usage.js';
-import { summarize, type Summary } from './stats.js';
+import { formatColumns, summarize, type Summary } from './stats.js';
 import type { Scenario } from './workloads.js';
 
 export interface MachineSample {
@@ -74,6 +74,5 @@ export function machineTable(workloads: Readonly<Record<string, { readonly machi
     if (!m.forwarding && !m.tproxy) continue;
     rows.push([name, perUnit(m.forwarding), perUnit(m.tproxy), perUnit(m.haproxy), x(cpuCeiling(m.forwarding, m.tproxy)), x(cpuCeiling(m.forwarding, m.haproxy))]);
   }
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
+  return formatColumns(rows);
 }

@@ -30,7 +30,7 @@ import { Lab, type SpawnedProcess } from '../lab/topology.js';
 import { ProcessRunner } from '../sys/exec.js';
 import { startServers, waitForPort, HTTP_PORT, IPERF_PORT } from './servers.js';
 import { benchUdp, formatUdpBench, type UdpBenchResult } from './udp.js';
-import { summarize, type Summary } from './stats.js';
+import { formatColumns, summarize, type Summary } from './stats.js';
 import { ensureTools } from './tools.js';
 import { machineCpu, machineCpuSince, processTree, usageOf } from '../sys/proc-usage.js';
 import { machineSample, machineTable, summarizeMachine, type MachineSample, type MachineSummary } from './machine.js';
@@ -92,8 +92,7 @@ function table(result: BenchResult, baseline: boolean): string {
       x(w.ratio), x(w.haproxyRatio), ...(baseline ? [x(w.baselineRatio)] : []), x(w.vsHaproxy), ...(baseline ? [x(w.vsBaseline)] : []),
     ]);
   }
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
+  return formatColumns(rows);
 }
 
 /** A row computed from another workload's runs, not run itself. */

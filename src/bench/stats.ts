@@ -8,6 +8,12 @@ export interface Summary {
   readonly samples: readonly number[];
 }
 
+/** Rows as left-aligned columns two spaces apart (the first row is the header). */
+export function formatColumns(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
+}
+
 export function summarize(samples: readonly number[]): Summary {
   if (samples.length === 0) return { median: NaN, min: NaN, max: NaN, samples };
   const sorted = [...samples].sort((a, b) => a - b);

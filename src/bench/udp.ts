@@ -18,6 +18,7 @@ import type { UdpCounters } from '../dataplane/udp/counters.js';
 import { JsonLines } from '../lab/json-lines.js';
 import { LAB_ADDRESSES, Lab } from '../lab/topology.js';
 import { machineCpu, machineCpuSince } from '../sys/proc-usage.js';
+import { summarize } from './stats.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const LOAD = fileURLToPath(new URL('../lab/udp-load.js', import.meta.url));
@@ -92,20 +93,14 @@ const PORTS = { echoKernel: 7000, echoRelay: 7001, sinkKernel: 7002, sinkRelay: 
 const LISTEN = 8700;
 
 function spread(values: readonly number[]): Spread {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { median: Math.round(median(values)), min: sorted[0] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
+  const s = summarize(values);
+  return { median: Math.round(s.median), min: s.min, max: s.max };
 }
 
 const machineOf = (runs: readonly Run[]): MachineFigure => ({
-  busy: Math.round(median(runs.map((r) => r.busy)) * 100) / 100,
-  cpuMicrosPerUnit: Math.round(median(runs.map((r) => r.cpuMicrosPerUnit)) * 10) / 10,
+  busy: Math.round(summarize(runs.map((r) => r.busy)).median * 100) / 100,
+  cpuMicrosPerUnit: Math.round(summarize(runs.map((r) => r.cpuMicrosPerUnit)).median * 10) / 10,
 });
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
 
 function figure(kernel: readonly Run[], relay: readonly Run[]): UdpBenchFigure {
   const k = spread(kernel.map((r) => r.perSecond));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseIperf3, parseIperf3Received, parseWrk, summarize } from '../../src/bench/stats.js';
+import { formatColumns, parseIperf3, parseIperf3Received, parseWrk, summarize } from '../../src/bench/stats.js';
 
 describe('bench statistics and parsers', () => {
   it('summarises samples', () => {
@@ -31,5 +31,9 @@ Transfer/sec:      1.00MB
     assert.deepEqual(parseWrk(text), { requestsPerSecond: 8000.5, requests: 40000, latencyMs: { p50: 1.2, p75: 0.85, p90: 2.1, p99: 1050 }, errors: 4 });
     assert.throws(() => parseWrk('unable to connect'), /no Requests\/sec line/);
     assert.throws(() => parseWrk('Requests/sec: 1.0\n'), /no "N requests in" line/);
+  });
+
+  it('lays rows out in left-aligned columns', () => {
+    assert.equal(formatColumns([['workload', 'tproxy'], ['tcp-throughput-1', '0.61x']]), 'workload          tproxy\ntcp-throughput-1  0.61x ');
   });
 });

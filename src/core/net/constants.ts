@@ -28,6 +28,13 @@ export const SO_RCVBUFFORCE = 33;
 export const SO_REUSEPORT = 15;
 export const SO_ATTACH_FILTER = 26;
 export const SO_MARK = 36;
+export const SO_KEEPALIVE = 9;
+
+/** include/uapi/linux/tcp.h */
+export const TCP_NODELAY = 1;
+export const TCP_KEEPIDLE = 4;
+export const TCP_KEEPINTVL = 5;
+export const TCP_KEEPCNT = 6;
 
 export const IP_PKTINFO = 8;
 export const IP_FREEBIND = 15;

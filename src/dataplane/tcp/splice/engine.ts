@@ -26,12 +26,6 @@ import { topN, type TcpFlowSnapshot } from '../flows.js';
 import { refusalReason } from '../refusal.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
-const IPPROTO_TCP = 6;
-const TCP_NODELAY = 1;
-const SO_KEEPALIVE = 9;
-const TCP_KEEPIDLE = 4;
-const TCP_KEEPINTVL = 5;
-const TCP_KEEPCNT = 6;
 const SPLICE_FLAGS = C.SPLICE_F_MOVE | C.SPLICE_F_NONBLOCK;
 const MAX_EVENTS = 512;
 /** Empty pipes kept for the next flows: creating and sizing two per connection is most of its setup. */
@@ -130,7 +124,7 @@ export class SpliceEngine {
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.epoll.add(this.wakeFd, C.EPOLLIN);
     for (const l of config.listeners) {
-      this.api.setInt(l.fd, IPPROTO_TCP, TCP_NODELAY, 1);
+      this.api.setInt(l.fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
       const owner: Owner = { kind: 'listener', fd: l.fd, family: l.family, port: l.port };
       this.listeners.push(owner);
       this.owners.set(l.fd, owner);
@@ -471,14 +465,14 @@ export class SpliceEngine {
     this.connecting.delete(flow);
     // Segments leave as they come: Nagle would hold the tail of a response for the peer's
     // delayed ACK (up to 40 ms per exchange). Accepted sockets inherit it from the listener.
-    this.api.setInt(flow.ufd, IPPROTO_TCP, TCP_NODELAY, 1);
+    this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
     if (this.config.keepAliveMs > 0) {
       const idle = Math.max(1, Math.round(this.config.keepAliveMs / 1000));
       for (const fd of [flow.cfd, flow.ufd]) {
-        this.api.setInt(fd, C.SOL_SOCKET, SO_KEEPALIVE, 1);
-        this.api.setInt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle);
-        this.api.setInt(fd, IPPROTO_TCP, TCP_KEEPINTVL, Math.max(1, Math.round(idle / 3)));
-        this.api.setInt(fd, IPPROTO_TCP, TCP_KEEPCNT, 3);
+        this.api.setInt(fd, C.SOL_SOCKET, C.SO_KEEPALIVE, 1);
+        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPIDLE, idle);
+        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPINTVL, Math.max(1, Math.round(idle / 3)));
+        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPCNT, 3);
       }
     }
     if (this.flowEvents()) {
