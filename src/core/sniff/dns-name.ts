@@ -29,6 +29,7 @@ ALLOWED[0x5f] = 1;
  * Reads the bytes directly so that no string is built for garbage.
  */
 export function dnsNameFromBytes(bytes: Uint8Array, start: number, end: number): string | undefined {
+  if (start < 0 || end > bytes.length) return undefined;
   if (end > start && bytes[end - 1] === DOT) end--;
   const length = end - start;
   if (length < 1 || length > MAX_NAME) return undefined;
