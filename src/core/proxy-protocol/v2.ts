@@ -115,7 +115,9 @@ export function decodeProxyHeaderV2(bytes: Uint8Array, maxBytes: number): ProxyD
 function decodeAddresses(bytes: Uint8Array, family: number): { source: Endpoint; destination: Endpoint } {
   const at = V2_FIXED_BYTES;
   const size = family === AF_INET ? 4 : 16;
-  const text = (start: number): string => ipaddr.fromByteArray([...bytes.subarray(start, start + size)]).toString();
+  // Dotted decimal is already canonical; IPv6 goes through ipaddr.js for RFC 5952 text.
+  const text = (start: number): string =>
+    size === 4 ? `${bytes[start]}.${bytes[start + 1]}.${bytes[start + 2]}.${bytes[start + 3]}` : ipaddr.fromByteArray([...bytes.subarray(start, start + size)]).toString();
   const ports = at + 2 * size;
   const f = family === AF_INET ? 4 : 6;
   return {
