@@ -32,6 +32,7 @@ export function levelOf(event: LogEvent): LogLevel {
       return event.restarting ? 'warn' : 'error';
     case 'rules.warning':
     case 'udp.reply.fallback':
+    case 'udp.restart':
     case 'admin.stale-socket':
     case 'reload.rejected':
       return 'warn';
@@ -108,6 +109,8 @@ export function messageOf(event: LogEvent): string {
       return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down`;
     case 'udp.reply.fallback':
       return `udp #${e.id} replies ${formatEndpoint(e.remote)} -> ${formatEndpoint(e.replyTo)} go through the raw socket (${e.reason}: a local service holds that port)`;
+    case 'udp.restart':
+      return `udp relay loop on port ${e.port} started again (restart ${e.restarts})`;
     case 'udp.drop':
       return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}`;
     case 'worker.start':
