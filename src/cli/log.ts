@@ -64,8 +64,10 @@ function daemonMessage(e: DaemonOwnEvent): string | undefined {
       return `listener ${String(e.listener)} stopped accepting; its flows get ${String(e.drainMs)} ms`;
     case 'listener.stopped':
       return `listener ${String(e.listener)} stopped: ${String(e.flowsCompleted)} flows finished, ${String(e.flowsReset)} reset`;
+    case 'signal':
+      return `${String(e.signal)}: ${String(e.message)}`;
     case 'stopping':
-      return 'stopping: listeners close, flows in progress get the grace period';
+      return e.cause === 'failure' ? `stopping after a failure (${String(e.error)}): listeners close, then the rules are removed` : 'stopping: listeners close, flows in progress get the grace period';
     case 'stopped':
       return `stopped: ${String(e.flowsCompleted)} flows finished, ${String(e.flowsReset)} reset`;
     case 'rules.applied':
