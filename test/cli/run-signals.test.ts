@@ -10,7 +10,11 @@ function setup(): { source: EventEmitter; signals: RunSignals; logged: LogEvent[
   return { source, signals: new RunSignals(source, (e) => logged.push(e)), logged };
 }
 
-const actions = (logged: LogEvent[]): unknown[] => logged.filter((e) => e.type === 'signal').map((e) => `${String(e.signal)} ${String((e as { action?: unknown }).action)}`);
+const actions = (logged: LogEvent[]): string[] =>
+  logged.filter((e) => e.type === 'signal').map((e) => {
+    const { signal, action } = e as { signal?: unknown; action?: unknown };
+    return `${String(signal)} ${String(action)}`;
+  });
 
 describe('RunSignals', () => {
   it('handles every signal from the start: none is left to its default action', () => {
