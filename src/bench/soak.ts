@@ -92,11 +92,16 @@ function configText(withExtra: boolean, socket: string): string {
 
 async function lastJson<T>(lab: Lab, host: 'client' | 'server' | 'router', argv: readonly string[], timeoutMs = 60_000): Promise<T | undefined> {
   const r = await lab.run(host, argv, { check: false, timeoutMs }).catch(() => undefined);
-  try {
-    return JSON.parse(r?.stdout.trim().split('\n').pop() ?? '') as T;
-  } catch {
-    return undefined;
+  const text = r?.stdout.trim() ?? '';
+  // One JSON document (status --json, pretty-printed) or JSON lines, the last one wanted.
+  for (const candidate of [text, text.split('\n').pop() ?? '']) {
+    try {
+      return JSON.parse(candidate) as T;
+    } catch {
+      // the next form
+    }
   }
+  return undefined;
 }
 
 async function rulesInPlace(lab: Lab): Promise<boolean> {
