@@ -17,6 +17,7 @@ import { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
+import { RestartWindow } from '../restart-window.js';
 import { createCounterBuffer, snapshotCounters, type UdpCounters } from './counters.js';
 import type { UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
 
@@ -82,7 +83,7 @@ export class UdpRelay {
   private readonly budget: DescriptorBudget;
   private data: UdpWorkerData | undefined;
   private stopping = false;
-  private restartTimes: number[] = [];
+  private readonly restartWindow = new RestartWindow(MAX_RESTARTS_PER_MINUTE);
   private restartCount = 0;
 
   constructor(
@@ -202,20 +203,20 @@ export class UdpRelay {
 
   /** Start the loop again, unless it keeps dying: then the relay has failed for good. */
   private loopEnded(data: UdpWorkerData, error: TproxyError): void {
-    const now = Date.now();
-    this.restartTimes = this.restartTimes.filter((t) => now - t < 60_000);
-    if (this.restartTimes.length >= MAX_RESTARTS_PER_MINUTE) {
+    if (!this.restartWindow.allow()) {
       this.worker = undefined;
       this.deps.emit({ type: 'error', code: error.code, message: `udp relay loop on port ${this.config.port} ended ${MAX_RESTARTS_PER_MINUTE + 1} times within a minute: not started again` });
       this.deps.onFailure?.(error);
       return;
     }
-    this.restartTimes.push(now);
     this.restartCount++;
-    this.startLoop(data, false).then(
-      () => this.deps.emit({ type: 'udp.restart', port: this.config.port, restarts: this.restartCount }),
-      () => undefined, // its exit was reported and handled like the first one's
-    );
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.startLoop(data, false).then(
+        () => this.deps.emit({ type: 'udp.restart', port: this.config.port, restarts: this.restartCount }),
+        () => undefined, // its exit was reported and handled like the first one's
+      );
+    }, this.restartWindow.backoffMs()).unref();
   }
 
   /** Test hook: let a held loop go on. */
