@@ -81,7 +81,6 @@ export class UdpRelay {
   private listenerFds: number[] = [];
   private exited: Promise<void> = Promise.resolve();
   private readonly budget: DescriptorBudget;
-  private data: UdpWorkerData | undefined;
   private stopping = false;
   private readonly restartWindow = new RestartWindow(MAX_RESTARTS_PER_MINUTE);
   private restartCount = 0;
@@ -131,7 +130,7 @@ export class UdpRelay {
       throw error;
     }
     this.stopping = false;
-    this.data = {
+    const data: UdpWorkerData = {
       listeners,
       upstream: this.config.upstream,
       upstreamMark: this.config.upstreamMark,
@@ -148,7 +147,7 @@ export class UdpRelay {
       holdFirstReplyBind: this.config.holdFirstReplyBind === true,
     };
     try {
-      await this.startLoop(this.data, true);
+      await this.startLoop(data, true);
     } catch (error) {
       await this.stop(0);
       throw error;
