@@ -8,8 +8,14 @@ if (!existsSync(entry)) {
   process.stderr.write('tproxy: not built yet: run `bash scripts/setup.sh` (or `npm ci && npm run build`) first\n');
   process.exit(1);
 }
+// `tproxy run` handles its signals from its first line; a SIGHUP (systemd's reload) that comes
+// while the modules load must not kill it with the default action. Nothing to reload yet: the
+// configuration is read after this.
+const beforeRun = () => undefined;
+if (process.argv[2] === 'run') process.on('SIGHUP', beforeRun);
 const { main } = await import(entry.href);
 const { processIo } = await import(io.href);
 const code = await main(process.argv.slice(2), processIo);
+process.off('SIGHUP', beforeRun);
 process.exitCode = code;
 if (code !== 0) process.exit(code);

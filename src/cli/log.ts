@@ -32,6 +32,7 @@ export function levelOf(event: LogEvent): LogLevel {
       return event.restarting ? 'warn' : 'error';
     case 'rules.warning':
     case 'udp.reply.fallback':
+    case 'udp.restart':
     case 'admin.stale-socket':
     case 'reload.rejected':
       return 'warn';
@@ -63,8 +64,10 @@ function daemonMessage(e: DaemonOwnEvent): string | undefined {
       return `listener ${String(e.listener)} stopped accepting; its flows get ${String(e.drainMs)} ms`;
     case 'listener.stopped':
       return `listener ${String(e.listener)} stopped: ${String(e.flowsCompleted)} flows finished, ${String(e.flowsReset)} reset`;
+    case 'signal':
+      return `${String(e.signal)}: ${String(e.message)}`;
     case 'stopping':
-      return 'stopping: listeners close, flows in progress get the grace period';
+      return e.cause === 'failure' ? `stopping after a failure (${String(e.error)}): listeners close, then the rules are removed` : 'stopping: listeners close, flows in progress get the grace period';
     case 'stopped':
       return `stopped: ${String(e.flowsCompleted)} flows finished, ${String(e.flowsReset)} reset`;
     case 'rules.applied':
@@ -108,6 +111,8 @@ export function messageOf(event: LogEvent): string {
       return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down`;
     case 'udp.reply.fallback':
       return `udp #${e.id} replies ${formatEndpoint(e.remote)} -> ${formatEndpoint(e.replyTo)} go through the raw socket (${e.reason}: a local service holds that port)`;
+    case 'udp.restart':
+      return `udp relay loop on port ${e.port} started again (restart ${e.restarts})`;
     case 'udp.drop':
       return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}`;
     case 'worker.start':

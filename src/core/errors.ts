@@ -13,6 +13,7 @@ export type TproxyErrorCode =
   | 'ERR_INVALID_ARGUMENT' // bad input: flag, config value, address
   | 'ERR_CONFLICT' // a mark, route table, rule priority or table name we would use is already used on the host
   | 'ERR_TIMEOUT' // something did not happen in time
+  | 'ERR_RESOURCE_EXHAUSTED' // out of descriptors (the process's budget or the kernel's EMFILE / ENFILE)
   | 'ERR_NOT_RUNNING' // no daemon answers on the admin socket
   | 'ERR_NETNS' // network-namespace lab failure
   | 'ERR_PROXY_BYPASSED' // traffic reached its destination without passing through the proxy

@@ -107,6 +107,9 @@ export class Daemon {
   private rules: AppliedRules | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  private stopping: Promise<StopReport & { readonly counters: Record<string, ProxyCounters> }> | undefined;
+  /** The grace in force for the stop: a second stop() shortens it. */
+  private graceMs = Infinity;
 
   constructor(
     config: TproxyConfig,
@@ -198,20 +201,40 @@ export class Daemon {
     }
   }
 
-  /** Stop accepting now; flows finish within graceMs (listeners draining after a reload too), then the rules go. */
-  async stop(graceMs: number): Promise<StopReport & { readonly counters: Record<string, ProxyCounters> }> {
+  /**
+   * Stop accepting now; flows finish within graceMs (listeners draining after a reload too), then
+   * the rules go. Called again while stopping (a second stop signal) with a shorter grace, it cuts
+   * the wait short and returns the same stop: the rules are still removed, once.
+   */
+  stop(graceMs: number): Promise<StopReport & { readonly counters: Record<string, ProxyCounters> }> {
+    this.graceMs = Math.min(this.graceMs, graceMs);
+    if (this.stopping) {
+      for (const proxy of [...[...this.running.values()].map((r) => r.proxy), ...this.draining.keys()]) void proxy.stop(this.graceMs).catch(() => undefined);
+      return this.stopping;
+    }
+    this.stopping = this.stopNow();
+    return this.stopping;
+  }
+
+  private async stopNow(): Promise<StopReport & { readonly counters: Record<string, ProxyCounters> }> {
     this.stopped = true;
     await this.queue;
-    const stopping = [...this.running.values()].map((r) => r.proxy.stop(graceMs));
+    const stopping = [...this.running.values()].map((r) => r.proxy.stop(this.graceMs));
     // Listeners already draining: the shorter grace wins.
-    for (const proxy of this.draining.keys()) void proxy.stop(graceMs).catch(() => undefined);
-    const reports = await Promise.all([...stopping, ...[...this.draining.values()].map((d) => d.done)]);
-    const counters = this.counters();
-    this.running.clear();
-    if (this.rules) {
-      const removed = await this.rules.controller.remove(this.rules.plan);
-      this.deps.emit({ type: 'rules.removed', ...removed });
-      this.rules = undefined;
+    for (const proxy of this.draining.keys()) void proxy.stop(this.graceMs).catch(() => undefined);
+    let reports: StopReport[];
+    let counters: Record<string, ProxyCounters>;
+    try {
+      reports = await Promise.all([...stopping, ...[...this.draining.values()].map((d) => d.done)]);
+      counters = this.counters();
+    } finally {
+      // Whatever happened to the listeners, the rules go: left alone they would black-hole the traffic.
+      this.running.clear();
+      if (this.rules) {
+        const removed = await this.rules.controller.remove(this.rules.plan);
+        this.deps.emit({ type: 'rules.removed', ...removed });
+        this.rules = undefined;
+      }
     }
     const total = reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
     return { ...total, counters };

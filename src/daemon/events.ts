@@ -11,6 +11,7 @@ export interface DaemonOwnEvent {
     | 'reload.rejected'
     | 'listener.draining'
     | 'listener.stopped'
+    | 'signal'
     | 'stopping'
     | 'stopped'
     | 'rules.applied'

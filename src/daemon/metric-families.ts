@@ -4,6 +4,7 @@
  * Prometheus text is written by prom-client (prometheus.ts).
  */
 import type { ProxyCounters } from '../dataplane/proxy.js';
+import type { DescriptorBudgetSnapshot } from '../sys/descriptor-budget.js';
 import { UDP_ERROR_REASONS } from '../dataplane/udp/counters.js';
 
 export type MetricType = 'counter' | 'gauge';
@@ -55,6 +56,8 @@ export interface MetricsSnapshot {
   readonly rulesReadFailures: number;
   /** `error` events since start, by code. */
   readonly errors: Readonly<Record<string, number>>;
+  /** The daemon process's descriptor budget (TCP worker processes have their own). */
+  readonly descriptors?: DescriptorBudgetSnapshot;
 }
 
 const family = (name: string, type: MetricType, help: string, labelNames: readonly string[] = []): MetricFamily => ({ name, type, help, labelNames });
@@ -76,7 +79,7 @@ export const FAMILIES = {
   udpActive: family('tproxy_udp_sessions_active', 'gauge', 'UDP sessions open now.', ['listener']),
   udpCreated: family('tproxy_udp_sessions_total', 'counter', 'UDP sessions opened.', ['listener']),
   udpClosed: family('tproxy_udp_sessions_closed_total', 'counter', 'UDP sessions closed, for any reason.', ['listener']),
-  udpEvicted: family('tproxy_udp_sessions_evicted_total', 'counter', 'UDP sessions closed to make room at the session cap (least recently used).', ['listener']),
+  udpEvicted: family('tproxy_udp_sessions_evicted_total', 'counter', 'UDP sessions closed to make room (least recently used), by reason: session-limit (udp.maxSessions) or descriptor-limit (the process descriptor budget).', ['listener', 'reason']),
   udpExpired: family('tproxy_udp_sessions_expired_total', 'counter', 'UDP sessions closed by the idle timeout.', ['listener']),
   udpDatagrams: family('tproxy_udp_datagrams_total', 'counter', 'UDP datagrams relayed, by direction.', ['listener', 'direction']),
   udpBytes: family('tproxy_udp_bytes_total', 'counter', 'UDP payload bytes relayed, by direction.', ['listener', 'direction']),
@@ -89,6 +92,9 @@ export const FAMILIES = {
   rulePackets: family('tproxy_rule_packets_total', 'counter', 'Packets counted by our kernel rules (tproxy rules count only packets that reached a transparent socket).', ['rule']),
   ruleBytes: family('tproxy_rule_bytes_total', 'counter', 'Bytes counted by our kernel rules.', ['rule']),
   errors: family('tproxy_errors_total', 'counter', 'Errors the data plane reported, by code.', ['code']),
+  descriptorsCapacity: family('tproxy_descriptors_capacity', 'gauge', 'Descriptors the daemon process hands out: the soft RLIMIT_NOFILE less those open at start and a slack for the runtime.'),
+  descriptorsInUse: family('tproxy_descriptors_in_use', 'gauge', 'Descriptors of the daemon process taken from its budget now, by consumer (TCP worker processes have their own).', ['consumer']),
+  descriptorsRefused: family('tproxy_descriptors_refused_total', 'counter', 'Requests for descriptors the budget refused, by consumer.', ['consumer']),
 } as const;
 
 export const FAMILY_LIST: readonly MetricFamily[] = Object.values(FAMILIES);
@@ -122,7 +128,7 @@ function listenerValues(l: ListenerSnapshot): FamilyValues[] {
       { family: F.udpActive, samples: [one(udp.sessionsActive)] },
       { family: F.udpCreated, samples: [one(udp.sessionsCreated)] },
       { family: F.udpClosed, samples: [one(udp.sessionsClosed)] },
-      { family: F.udpEvicted, samples: [one(udp.sessionsEvicted)] },
+      { family: F.udpEvicted, samples: [one(udp.sessionsEvicted - udp.sessionsEvictedForDescriptors, { reason: 'session-limit' }), one(udp.sessionsEvictedForDescriptors, { reason: 'descriptor-limit' })] },
       { family: F.udpExpired, samples: [one(udp.sessionsExpired)] },
       { family: F.udpDatagrams, samples: directions(udp.datagramsFromClients, udp.datagramsFromServers) },
       { family: F.udpBytes, samples: directions(udp.bytesFromClients, udp.bytesFromServers) },
@@ -161,5 +167,14 @@ export function metricValues(s: MetricsSnapshot): FamilyValues[] {
     }
   }
   out.push({ family: F.errors, samples: byLabel('code', s.errors) });
+  const d = s.descriptors;
+  if (d) {
+    const consumers = Object.entries(d.byConsumer);
+    out.push(
+      { family: F.descriptorsCapacity, samples: [one(d.capacity)] },
+      { family: F.descriptorsInUse, samples: consumers.map(([consumer, c]) => one(c.inUse, { consumer })) },
+      { family: F.descriptorsRefused, samples: consumers.map(([consumer, c]) => one(c.refused, { consumer })) },
+    );
+  }
   return out;
 }

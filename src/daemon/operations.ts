@@ -15,8 +15,10 @@ import type { BackendName } from '../control/backend.js';
 import type { ProxyCounters } from '../dataplane/proxy.js';
 import { increment } from '../dataplane/tcp/counters.js';
 import { busiestFlows, type TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
-import { request, serveAdminSocket, type AdminEndpoint } from '../sys/admin-socket.js';
-import { serveMetrics, type MetricsEndpoint } from '../sys/metrics-http.js';
+import { TproxyError } from '../core/errors.js';
+import { ADMIN_MAX_CONNECTIONS, request, serveAdminSocket, type AdminEndpoint } from '../sys/admin-socket.js';
+import type { DescriptorBudget, DescriptorConsumer } from '../sys/descriptor-budget.js';
+import { METRICS_MAX_CONNECTIONS, serveMetrics, type MetricsEndpoint } from '../sys/metrics-http.js';
 import type { Logger } from '../cli/log.js';
 import type { DaemonEvent } from './events.js';
 import { answer, resultOf, type DaemonStatus, type PingResult, type RulesView } from './admin-protocol.js';
@@ -57,6 +59,8 @@ export interface OperationsOptions {
   readonly log: Logger;
   readonly version: string;
   readonly engine: string;
+  /** The process's descriptors: each server takes its listener and its connections at start. */
+  readonly budget?: DescriptorBudget;
 }
 
 type Socket = Endpoint & { readonly transport: Transport };
@@ -71,6 +75,7 @@ export class Operations {
   private readonly startedAt = new Date();
   private metrics: MetricsEndpoint | undefined;
   private admin: AdminEndpoint | undefined;
+  private readonly taken: { consumer: DescriptorConsumer; n: number }[] = [];
 
   constructor(private readonly options: OperationsOptions) {}
 
@@ -98,6 +103,7 @@ export class Operations {
     const { log } = this.options;
     try {
       if (this.options.adminSocket !== undefined) {
+        this.take('admin', 1 + ADMIN_MAX_CONNECTIONS);
         this.admin = await serveAdminSocket(
           this.options.adminSocket,
           (line) => answer(line, async (req) => (req.method === 'ping' ? ({ pid: process.pid, version: this.options.version } satisfies PingResult) : this.status(req.top))),
@@ -117,6 +123,7 @@ export class Operations {
         // prom-client is loaded only when metrics are asked for.
         const { PrometheusExposition } = await import('./prometheus.js');
         const exposition = new PrometheusExposition();
+        this.take('metrics', 1 + METRICS_MAX_CONNECTIONS);
         this.metrics = await serveMetrics(
           this.options.metricsAddress,
           async () => ({ contentType: exposition.contentType, body: await exposition.render(metricValues(await this.metricsSnapshot())) }),
@@ -128,6 +135,14 @@ export class Operations {
       await this.close();
       throw error;
     }
+  }
+
+  /** Hold a server's descriptors (its listener and connections) in the budget for as long as it runs. */
+  private take(consumer: DescriptorConsumer, n: number): void {
+    const { budget } = this.options;
+    if (!budget) return;
+    if (!budget.acquire(consumer, n)) throw new TproxyError('ERR_RESOURCE_EXHAUSTED', `the ${consumer} server needs ${n} descriptors and the process has ${budget.available(consumer)} left: raise LimitNOFILE / ulimit -n`, { errno: 'EMFILE' });
+    this.taken.push({ consumer, n });
   }
 
   running(): void {
@@ -143,6 +158,7 @@ export class Operations {
     this.admin = undefined;
     this.metrics = undefined;
     await Promise.all([admin?.close(), metrics?.close()]);
+    for (const { consumer, n } of this.taken.splice(0)) this.options.budget?.release(consumer, n);
   }
 
   /** Our kernel rules now; concurrent callers share one read. */
@@ -186,6 +202,7 @@ export class Operations {
       rules,
       rulesReadFailures: this.rulesReadFailures,
       errors: { ...this.errors },
+      ...(this.options.budget ? { descriptors: this.options.budget.snapshot() } : {}),
     };
   }
 

@@ -32,6 +32,8 @@ export type ProxyEvent =
       readonly mapping: 'endpoint-dependent' | 'endpoint-independent';
     }
   /** A reply address was taken by a local service (EADDRINUSE): replies go out through a raw socket. */
+  /** The UDP relay loop ended unexpectedly and was started again on the same listeners. */
+  | { readonly type: 'udp.restart'; readonly port: number; readonly restarts: number }
   | { readonly type: 'udp.reply.fallback'; readonly id: number; readonly remote: Endpoint; readonly replyTo: Endpoint; readonly reason: 'EADDRINUSE' }
   /** The UDP relay's counters when it stopped (see UdpRelay.counters()). */
   | { readonly type: 'udp.stats'; readonly counters: Readonly<Record<string, number | Readonly<Record<string, number>>>> }

@@ -9,10 +9,11 @@ import type { Endpoint } from '../core/net/sockaddr.js';
 import { TproxyError } from '../core/errors.js';
 import { formatUpstreamProxy, type UpstreamProxy } from '../core/upstream/proxy-url.js';
 import { SocketApi } from '../sys/socket.js';
-import { fileLimit, raiseFileLimit } from '../sys/limits.js';
+import type { DescriptorBudget } from '../sys/descriptor-budget.js';
+import { processDescriptorBudget } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
 import { localAddressCache } from './local-addresses.js';
-import { connectionCap, descriptorsPerFlow } from './tcp/capacity.js';
+import { reserveTcpFlows } from './tcp/capacity.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
 import type { TcpFlowSnapshot } from './tcp/flows.js';
@@ -81,6 +82,17 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
 export interface ProxyDeps {
   readonly sockets?: SocketApi;
   readonly emit: EventSink;
+  /**
+   * This process's descriptors, shared by every listener's UDP sessions and in-process TCP flows
+   * and by the daemon's child processes and servers. Absent: the proxy makes one for itself (a
+   * program with one proxy and nothing else, such as a test or the bench).
+   */
+  readonly budget?: DescriptorBudget;
+  /**
+   * The UDP relay failed for good (its thread kept dying): traffic sent to this listener's port is
+   * black-holed, so the owner must stop and remove the rules. Absent: only reported as an event.
+   */
+  readonly onFailure?: (error: Error) => void;
 }
 
 export interface ProxyCounters {
@@ -103,6 +115,10 @@ export class Proxy {
   /** The engines' last counts, kept once they are stopped (the daemon reports them after stop). */
   private final: ProxyCounters | undefined;
   private readonly sockets: SocketApi;
+  private readonly budget: DescriptorBudget;
+  /** Gives back the descriptors taken for in-process TCP flows. */
+  private releaseTcp: (() => void) | undefined;
+  private tcpCap = 0;
   private current: ProxyConfig;
 
   constructor(
@@ -111,6 +127,7 @@ export class Proxy {
   ) {
     this.current = config;
     this.sockets = deps.sockets ?? new SocketApi();
+    this.budget = deps.budget ?? processDescriptorBudget();
     checkUpstreamProxy(config);
   }
 
@@ -151,7 +168,6 @@ export class Proxy {
 
   async start(): Promise<Endpoint[]> {
     this.final = undefined;
-    const fileLimit = raiseFileLimit();
     const locals: Endpoint[] = [];
     try {
       if (this.config.transports.includes('tcp')) {
@@ -162,7 +178,10 @@ export class Proxy {
           );
           locals.push(...(await this.pool.start()));
         } else {
-          const maxConnections = connectionCap(this.config.maxConnections, fileLimit.soft, descriptorsPerFlow(this.config.tcpEngine));
+          // TCP in this process: half of what is left when UDP sessions need descriptors here too.
+          const { maxConnections, release } = reserveTcpFlows(this.budget, this.config.maxConnections, this.config.tcpEngine, this.config.transports.includes('udp') ? 0.5 : 1);
+          this.releaseTcp = release;
+          this.tcpCap = maxConnections;
           this.tcp = createTcpEngine(this.config.tcpEngine, this.config.families, { ...this.relayConfig(), maxConnections }, { sockets: this.sockets, emit: this.deps.emit, localAddresses: localAddressCache() });
           locals.push(...(await this.tcp.start()));
         }
@@ -180,7 +199,7 @@ export class Proxy {
             mapping: this.config.udpMapping,
             flowEvents: this.config.flowEvents,
           },
-          { sockets: this.sockets, emit: this.deps.emit },
+          { sockets: this.sockets, emit: this.deps.emit, budget: this.budget, ...(this.deps.onFailure ? { onFailure: this.deps.onFailure } : {}) },
         );
         locals.push(...(await this.udp.start()));
       }
@@ -198,7 +217,7 @@ export class Proxy {
 
   /** The TCP connection cap in force per worker (or for this process). */
   maxConnectionsPerWorker(): number {
-    return this.pool?.maxConnectionsPerWorker ?? connectionCap(this.config.maxConnections, fileLimit().soft, descriptorsPerFlow(this.config.tcpEngine));
+    return this.pool?.maxConnectionsPerWorker ?? this.tcpCap;
   }
 
   counters(): ProxyCounters {
@@ -240,7 +259,11 @@ export class Proxy {
     const tcpCounters = pool ? pool.counters() : (tcp?.counters() ?? this.final?.tcp ?? emptyTcpCounters());
     const udpCounters = udp?.counters() ?? this.final?.udp;
     this.final = udpCounters ? { tcp: tcpCounters, udp: udpCounters } : { tcp: tcpCounters };
-    if (this.tcp === tcp) this.tcp = undefined;
+    if (this.tcp === tcp) {
+      this.tcp = undefined;
+      this.releaseTcp?.();
+      this.releaseTcp = undefined;
+    }
     return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
   }
 }

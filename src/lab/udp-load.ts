@@ -11,6 +11,10 @@
  *                                           round trips completed in D ms
  *   udp-load flood HOST PORT --duration-ms D --size S
  *                                           one connected socket sending as fast as it can
+ *   udp-load spray HOST PORT --sources N [--first-port P] [--size S]
+ *                                           one datagram from each of N source ports (P, P+1, ...),
+ *                                           each socket closed right after: N new flows for a
+ *                                           proxy, none of which hears back
  */
 import { createInterface } from 'node:readline';
 import { EPOLLIN } from '../core/net/constants.js';
@@ -142,11 +146,39 @@ function flood(args: readonly string[]): number {
   return 0;
 }
 
+function spray(args: readonly string[]): number {
+  const [host = '', portText = '0'] = args;
+  const sources = Number(option(args, '--sources', '1000'));
+  const firstPort = Number(option(args, '--first-port', '20000'));
+  const size = Number(option(args, '--size', '32'));
+  const api = new SocketApi();
+  const payload = Buffer.alloc(size, 0x73);
+  let sent = 0;
+  let failed = 0;
+  const start = Date.now();
+  for (let i = 0; i < sources; i++) {
+    const fd = api.open({ family: 4, transport: 'udp', reuseAddress: true });
+    try {
+      api.bind(fd, { family: 4, address: '0.0.0.0', port: firstPort + i });
+      api.connect(fd, { family: 4, address: host, port: Number(portText) });
+      if ((api.send(fd, payload, size) ?? -1) < 0) failed++;
+      else sent++;
+    } catch {
+      failed++;
+    } finally {
+      api.close(fd);
+    }
+  }
+  print({ sent, failed, durationMs: Date.now() - start });
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'serve') return serve(rest);
   if (command === 'rr') return rr(rest);
   if (command === 'flood') return flood(rest);
+  if (command === 'spray') return spray(rest);
   process.stderr.write('usage: udp-load serve --echo P,P --sink P,P | rr HOST PORT [--flows F] [--duration-ms D] [--size S] | flood HOST PORT [--duration-ms D] [--size S]\n');
   return 2;
 }

@@ -11,6 +11,8 @@ import { TproxyError } from '../core/errors.js';
 /** A request or response line longer than this closes the connection. */
 export const MAX_LINE_BYTES = 64 * 1024;
 const IDLE_MS = 30_000;
+/** Connections served at once; more are closed as soon as accepted (the descriptor budget holds this many). */
+export const ADMIN_MAX_CONNECTIONS = 16;
 
 export interface AdminEndpoint {
   readonly path: string;
@@ -52,7 +54,7 @@ async function probe(path: string, hello: string, timeoutMs: number): Promise<Pr
  * Listen on `path`. `hello` is the request sent to an existing socket to tell a live daemon from
  * a stale file; `describeLive` turns its answer into the reason for refusing.
  */
-export async function serveAdminSocket(path: string, handle: (line: string) => Promise<string>, hooks: AdminSocketHooks, hello: string, describeLive: (firstLine: string | undefined) => string): Promise<AdminEndpoint> {
+export async function serveAdminSocket(path: string, handle: (line: string) => Promise<string>, hooks: AdminSocketHooks, hello: string, describeLive: (firstLine: string | undefined) => string, maxConnections = ADMIN_MAX_CONNECTIONS): Promise<AdminEndpoint> {
   const found = await probe(path, hello, 1000);
   if (found.state === 'live') throw new TproxyError('ERR_CONFLICT', `${describeLive(found.firstLine)} on the admin socket ${path}: stop it first, or give this daemon another --admin-socket`, { path });
   if (found.state === 'stale') {
@@ -87,6 +89,7 @@ export async function serveAdminSocket(path: string, handle: (line: string) => P
     });
   });
   server.on('error', hooks.onError);
+  server.maxConnections = maxConnections;
   // Created owner-only: the mode is right from the first moment, not chmod()ed after a window.
   const umask = process.umask(0o177);
   try {

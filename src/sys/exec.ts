@@ -1,11 +1,17 @@
 /**
  * The process boundary: running the binaries we drive (nft, ip). One small interface, passed in
  * wherever commands run, so tests can record argv/stdin and namespaces can prefix `ip netns exec`.
+ *
+ * Every way a command can fail becomes a TproxyError, a failed spawn included: libuv reports
+ * EMFILE / ENFILE / EAGAIN as an 'error' event on a child without stdio (and throws others), and
+ * an unhandled 'error' event would kill the daemon with its rules installed. With a descriptor
+ * budget, the descriptors a child needs are taken from it before the spawn.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { TproxyError } from '../core/errors.js';
+import { DESCRIPTORS_PER_CHILD, type DescriptorBudget } from './descriptor-budget.js';
 
 export interface CommandResult {
   readonly stdout: string;
@@ -63,35 +69,63 @@ export function commandFailedError(argv: readonly string[], result: CommandResul
 
 /** Runs commands as child processes. */
 export class ProcessRunner implements CommandRunner {
+  /** budget: the process's descriptors; a command that would not fit is refused before the spawn. */
+  constructor(private readonly budget?: DescriptorBudget) {}
+
   run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
     const [command, ...args] = argv;
     if (command === undefined) return Promise.reject(new TproxyError('ERR_INVALID_ARGUMENT', 'empty command'));
     const executable = command.includes('/') ? command : findExecutable(command);
     if (!executable) return Promise.reject(missingCommandError(command));
-    return new Promise((resolve, reject) => {
-      const child = spawn(executable, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const call = argv.join(' ');
+    if (this.budget && !this.budget.acquire('child', DESCRIPTORS_PER_CHILD)) {
+      return Promise.reject(new TproxyError('ERR_RESOURCE_EXHAUSTED', `could not start \`${call}\`: the process's descriptor budget is spent (raise LimitNOFILE / ulimit -n)`, { call, errno: 'EMFILE' }));
+    }
+    let released = false;
+    const release = (): void => {
+      if (released || !this.budget) return;
+      released = true;
+      this.budget.release('child', DESCRIPTORS_PER_CHILD);
+    };
+    const spawnFailed = (error: NodeJS.ErrnoException): TproxyError =>
+      new TproxyError(error.code === 'EMFILE' || error.code === 'ENFILE' || error.code === 'EAGAIN' ? 'ERR_RESOURCE_EXHAUSTED' : 'ERR_COMMAND_FAILED', `could not start \`${call}\`: ${error.message}`, { call, ...(error.code ? { errno: error.code } : {}) }, { cause: error });
+    return new Promise<CommandResult>((resolve, reject) => {
+      let child;
+      try {
+        child = spawn(executable, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      } catch (error) {
+        reject(spawnFailed(error as NodeJS.ErrnoException));
+        return;
+      }
+      let settled = false;
+      const settle = (outcome: () => void): void => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        outcome();
+      };
+      // First, before anything can fail: the spawn's own error arrives as this event.
+      child.on('error', (error) => {
+        release();
+        settle(() => reject(spawnFailed(error)));
+      });
       let stdout = '';
       let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       const timer = options.timeoutMs
         ? setTimeout(() => {
             child.kill('SIGKILL');
-            reject(new TproxyError('ERR_TIMEOUT', `\`${argv.join(' ')}\` did not finish within ${options.timeoutMs} ms`, { call: argv.join(' ') }));
+            settle(() => reject(new TproxyError('ERR_TIMEOUT', `\`${call}\` did not finish within ${options.timeoutMs} ms`, { call })));
           }, options.timeoutMs)
         : undefined;
-      child.on('error', (error) => {
-        if (timer) clearTimeout(timer);
-        reject(new TproxyError('ERR_COMMAND_FAILED', `could not start \`${argv.join(' ')}\`: ${error.message}`, { call: argv.join(' ') }, { cause: error }));
-      });
       child.on('close', (code, signal) => {
-        if (timer) clearTimeout(timer);
+        release();
         const result = { stdout, stderr, exitCode: code ?? (signal ? 128 : 1) };
-        if (result.exitCode !== 0 && options.check !== false) reject(commandFailedError(argv, result));
-        else resolve(result);
+        settle(() => (result.exitCode !== 0 && options.check !== false ? reject(commandFailedError(argv, result)) : resolve(result)));
       });
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(options.input ?? '');
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(options.input ?? '');
     });
   }
 }

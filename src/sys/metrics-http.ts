@@ -17,7 +17,10 @@ export interface MetricsEndpoint {
   close(): Promise<void>;
 }
 
-export async function serveMetrics(address: ListenAddress, render: () => Promise<MetricsPage>, onError: (error: Error) => void): Promise<MetricsEndpoint> {
+/** Connections served at once; more are closed as soon as accepted (the descriptor budget holds this many). */
+export const METRICS_MAX_CONNECTIONS = 16;
+
+export async function serveMetrics(address: ListenAddress, render: () => Promise<MetricsPage>, onError: (error: Error) => void, maxConnections = METRICS_MAX_CONNECTIONS): Promise<MetricsEndpoint> {
   const server = http.createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -36,6 +39,7 @@ export async function serveMetrics(address: ListenAddress, render: () => Promise
       },
     );
   });
+  server.maxConnections = maxConnections;
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

@@ -6,7 +6,7 @@ import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
 import { snapshotCounters, UDP_COUNTER_SLOTS } from '../../src/dataplane/udp/counters.js';
 import { parsePromText } from '../helpers/prometheus-text.js';
 
-const udp = { ...snapshotCounters(new Float64Array(UDP_COUNTER_SLOTS)), sessionsActive: 2, sessionsCreated: 9, sessionsClosed: 7, sessionsExpired: 5, sessionsEvicted: 1, datagramsFromClients: 40, bytesFromClients: 4000, datagramsFromServers: 38, bytesFromServers: 3800, peersCreated: 9, replyFallbacks: 1, raceHandovers: 3 };
+const udp = { ...snapshotCounters(new Float64Array(UDP_COUNTER_SLOTS)), sessionsActive: 2, sessionsCreated: 9, sessionsClosed: 7, sessionsExpired: 5, sessionsEvicted: 4, sessionsEvictedForDescriptors: 3, datagramsFromClients: 40, bytesFromClients: 4000, datagramsFromServers: 38, bytesFromServers: 3800, peersCreated: 9, replyFallbacks: 1, raceHandovers: 3 };
 udp.errors['upstream-refused'] = 4;
 
 const snapshot: MetricsSnapshot = {
@@ -26,6 +26,13 @@ const snapshot: MetricsSnapshot = {
   rules: { managed: true, backend: 'nft', inPlace: true, counters: [{ rule: 'prerouting: tproxy: intercept tcp ipv4', packets: 30, bytes: 2400 }, { rule: 'prerouting: tproxy: intercept udp ipv6', packets: 0, bytes: 0 }] },
   rulesReadFailures: 0,
   errors: { EMFILE: 2 },
+  descriptors: {
+    capacity: 900,
+    inUse: 120,
+    childReserve: 32,
+    stopReserve: 16,
+    byConsumer: { tcp: { inUse: 0, refused: 0 }, udp: { inUse: 86, refused: 7 }, child: { inUse: 0, refused: 1 }, admin: { inUse: 17, refused: 0 }, metrics: { inUse: 17, refused: 0 } },
+  },
 };
 
 const main = { listener: 'main' };
@@ -69,8 +76,18 @@ describe('metric families (pure mapping)', () => {
     assert.equal(sample('tproxy_udp_bytes_total', { ...main, direction: 'from_client' }), 4000);
     assert.equal(sample('tproxy_udp_errors_total', { ...main, reason: 'upstream-refused' }), 4);
     assert.equal(sample('tproxy_udp_errors_total', { ...main, reason: 'client-busy' }), 0);
-    assert.equal(metricValues(snapshot).find((v) => v.family.name === 'tproxy_udp_errors_total')?.samples.length, 14);
+    assert.equal(metricValues(snapshot).find((v) => v.family.name === 'tproxy_udp_errors_total')?.samples.length, 15);
+    assert.equal(sample('tproxy_udp_sessions_evicted_total', { ...main, reason: 'session-limit' }), 1);
+    assert.equal(sample('tproxy_udp_sessions_evicted_total', { ...main, reason: 'descriptor-limit' }), 3);
     assert.equal(sample('tproxy_udp_sessions_total', { listener: 'dns' }), undefined);
+  });
+
+  it('maps the daemon process descriptor budget: capacity, in use and refused by consumer', () => {
+    assert.equal(sample('tproxy_descriptors_capacity'), 900);
+    assert.equal(sample('tproxy_descriptors_in_use', { consumer: 'udp' }), 86);
+    assert.equal(sample('tproxy_descriptors_in_use', { consumer: 'metrics' }), 17);
+    assert.equal(sample('tproxy_descriptors_refused_total', { consumer: 'udp' }), 7);
+    assert.equal(sample('tproxy_descriptors_refused_total', { consumer: 'child' }), 1);
   });
 
   it('maps the kernel rule counters and build info', () => {

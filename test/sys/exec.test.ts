@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTproxyError } from '../../src/core/errors.js';
+import { spawnSync } from 'node:child_process';
+import { DescriptorBudget } from '../../src/sys/descriptor-budget.js';
 import { NetnsRunner, ProcessRunner, findExecutable, type CommandRunner } from '../../src/sys/exec.js';
+
+const EXEC_MODULE = new URL('../../src/sys/exec.js', import.meta.url).href;
 
 describe('ProcessRunner', () => {
   it('passes stdin and returns stdout', async () => {
@@ -29,6 +33,31 @@ describe('ProcessRunner', () => {
 
   it('kills a command that runs past its timeout', async () => {
     await assert.rejects(new ProcessRunner().run(['sleep', '5'], { timeoutMs: 100 }), (e: unknown) => isTproxyError(e, 'ERR_TIMEOUT'));
+  });
+
+  it('refuses a command the descriptor budget has no room for, before spawning it, and gives back what a finished one took', async () => {
+    const budget = DescriptorBudget.create({ limit: 100, open: 0, slack: 0, childReserve: 0, stopReserve: 0 });
+    assert.ok(budget.acquire('udp', 95));
+    await assert.rejects(new ProcessRunner(budget).run(['true']), (e: unknown) => isTproxyError(e, 'ERR_RESOURCE_EXHAUSTED') && /descriptor budget/.test(e.message));
+    budget.release('udp', 95);
+    await new ProcessRunner(budget).run(['true']);
+    await new ProcessRunner(budget).run(['sh', '-c', 'exit 1'], { check: false });
+    assert.equal(budget.snapshot().inUse, 0);
+    assert.equal(budget.snapshot().byConsumer.child.refused, 1);
+  });
+
+  it('turns a spawn that fails with EMFILE into a TproxyError, not an unhandled error event', () => {
+    // A process whose descriptors are all taken (a low limit, filled with /dev/null) runs a command.
+    const script = `
+      import { openSync } from 'node:fs';
+      const { ProcessRunner } = await import(${JSON.stringify(EXEC_MODULE)});
+      const held = [];
+      try { for (;;) held.push(openSync('/dev/null', 'r')); } catch {}
+      const outcome = await new ProcessRunner().run(['true']).then(() => 'ran', (e) => e.name + ' ' + e.code + ' ' + e.details.errno);
+      process.stdout.write(outcome);`;
+    const r = spawnSync('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" --input-type=module -e "$0"`, script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^TproxyError ERR_RESOURCE_EXHAUSTED (EMFILE|ENFILE)$/);
   });
 
   it('finds executables on PATH and in sbin', () => {

@@ -9,9 +9,11 @@ import { Daemon, type DaemonEvent } from '../../daemon/daemon.js';
 import { Operations } from '../../daemon/operations.js';
 import { Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
 import { ProcessRunner } from '../../sys/exec.js';
+import { processDescriptorBudget } from '../../sys/limits.js';
 import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
 import type { CliIo, Command } from '../io.js';
 import { createLogger, type Logger } from '../log.js';
+import { RunSignals } from '../run-signals.js';
 import { backendFrom, configFrom, selectionHelp, selectionOptions, type SelectionValues } from '../selection.js';
 import { version } from '../version.js';
 
@@ -26,7 +28,9 @@ remove them again on exit. Without --config, the flags describe one listener.
 
 SIGHUP re-reads --config (the flags still override it): an invalid file is refused and logged, and
 the running configuration stays; a valid one changes listeners and rules without dropping the
-flows of unchanged listeners. SIGTERM or SIGINT stop: listeners close, flows get shutdown.graceMs.
+flows of unchanged listeners (one during the start is applied once started; one while stopping is
+ignored). SIGTERM or SIGINT stop: listeners close, flows get shutdown.graceMs, the rules go; a
+second one resets the flows at once and still removes the rules.
 
 Opt-in: Prometheus metrics over HTTP (--metrics-address) and the admin socket that tproxy status
 asks (--admin-socket; the systemd unit uses /run/tproxy/admin.sock). Log lines go to stderr
@@ -63,79 +67,97 @@ export const runCommand: Command = {
   summary: 'run the proxy and manage its kernel rules',
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const values: SelectionValues = parseArgs({ args: argv, options: { ...selectionOptions(RUN_FLAGS), help: { type: 'boolean' } }, strict: true }).values;
-    if (values.help === true) {
-      io.out(USAGE);
-      return 0;
-    }
-    const config: TproxyConfig = await configFrom(values);
-    // log.format and log.level follow reloads: the logger of the configuration in force.
-    const loggerOf = (c: TproxyConfig): Logger => createLogger({ format: c.log.format, level: c.log.level, write: (line) => io.err(line) });
-    let logger = loggerOf(config);
+    // Signals are ours from the first line (a default action would leave the rules installed):
+    // until the logger of the configuration exists, what they say goes to stderr as text.
+    let logger: Logger = createLogger({ format: 'text', level: 'info', write: (line) => io.err(line) });
     const log: Logger = (event) => logger(event);
-    checkPrivileges(config, log);
-    // Metrics and admin socket: opened before the listeners (a second daemon on the same admin
-    // socket, or a taken metrics port, is refused before anything is touched); the admin socket
-    // and metrics.listen are read once, at start.
-    const ops = new Operations({
-      log,
-      version: version(),
-      engine: config.tcp.engine,
-      ...(config.metrics.listen ? { metricsAddress: config.metrics.listen } : {}),
-      ...(config.admin.socket !== undefined ? { adminSocket: config.admin.socket } : {}),
-    });
-    const daemon: Daemon = new Daemon(config, {
-      emit: ops.sink,
-      createProxy: (proxyConfig, emit) => new Proxy(proxyConfig, { emit }),
-      rules: (choice) => {
-        const backend = backendFrom(choice);
-        return { backend, controller: new RulesController(new ProcessRunner(), { backend }) };
-      },
-      cores: os.availableParallelism(),
-      pid: process.pid,
-    });
-    // Read at each request, so listeners and rules changed by a reload are followed.
-    await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules() });
-    await daemon.start().catch(async (error: unknown) => {
-      await ops.close();
-      throw error;
-    });
-    const running = daemon;
-    log(readyEvent(running));
-    ops.running();
-
-    await new Promise<void>((resolve) => {
-      const reload = (): void => {
-        if (typeof values.config !== 'string') {
-          log({ type: 'reload.rejected', error: 'no --config file to reload: the flags alone cannot change' });
-          return;
-        }
-        log({ type: 'reload', file: values.config });
-        configFrom(values)
-          .then((next) => running.reload(next))
-          .then(() => {
-            logger = loggerOf(running.config);
-            log(readyEvent(running));
-          })
-          .catch((error: unknown) => log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error ? { code: error.code } : {}) }));
-      };
-      const stop = (): void => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        process.off('SIGHUP', reload);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      process.on('SIGHUP', reload);
-    });
-    log({ type: 'stopping' });
-    ops.stopping();
-    // Listeners close first; the rules stay while flows drain, because established flows reach
-    // their transparent sockets only through the divert rule and the fwmark route. New connections
-    // meanwhile find no listener and meet the fail mode.
-    const report = await running.stop(running.config.shutdown.graceMs).finally(() => ops.close());
-    log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters: sumProxyCounters(Object.values(report.counters)), listeners: report.counters });
-    return 0;
+    const signals = new RunSignals(process, log);
+    // An unexpected exception anywhere in this process: stop and remove the rules instead of dying with them.
+    const unexpected = (error: unknown): void => {
+      const e = error instanceof Error ? error : new Error(String(error));
+      log({ type: 'error', code: 'ERR_UNEXPECTED', message: `unexpected failure, stopping: ${e.stack ?? e.message}` });
+      signals.fail(e);
+    };
+    process.on('uncaughtException', unexpected);
+    try {
+      return await runDaemon(argv, io, signals, log, (next) => (logger = next));
+    } finally {
+      process.off('uncaughtException', unexpected);
+      signals.dispose();
+    }
   },
 };
+
+async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Logger, setLogger: (logger: Logger) => void): Promise<number> {
+  const values: SelectionValues = parseArgs({ args: argv, options: { ...selectionOptions(RUN_FLAGS), help: { type: 'boolean' } }, strict: true }).values;
+  if (values.help === true) {
+    io.out(USAGE);
+    return 0;
+  }
+  const config: TproxyConfig = await configFrom(values);
+  // log.format and log.level follow reloads: the logger of the configuration in force.
+  const loggerOf = (c: TproxyConfig): Logger => createLogger({ format: c.log.format, level: c.log.level, write: (line) => io.err(line) });
+  setLogger(loggerOf(config));
+  checkPrivileges(config, log);
+  // This process's descriptors: UDP sessions, in-process TCP flows, the nft / ip children and the
+  // admin and metrics servers all take theirs from it (TCP worker processes have their own).
+  const budget = processDescriptorBudget();
+  // Metrics and admin socket: opened before the listeners (a second daemon on the same admin
+  // socket, or a taken metrics port, is refused before anything is touched); the admin socket
+  // and metrics.listen are read once, at start.
+  const ops = new Operations({
+    log,
+    version: version(),
+    engine: config.tcp.engine,
+    budget,
+    ...(config.metrics.listen ? { metricsAddress: config.metrics.listen } : {}),
+    ...(config.admin.socket !== undefined ? { adminSocket: config.admin.socket } : {}),
+  });
+  const daemon: Daemon = new Daemon(config, {
+    emit: ops.sink,
+    createProxy: (proxyConfig, emit) => new Proxy(proxyConfig, { emit, budget, onFailure: (error) => signals.fail(error) }),
+    rules: (choice) => {
+      const backend = backendFrom(choice);
+      return { backend, controller: new RulesController(new ProcessRunner(budget), { backend }) };
+    },
+    cores: os.availableParallelism(),
+    pid: process.pid,
+  });
+  // Read at each request, so listeners and rules changed by a reload are followed.
+  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules() });
+  await daemon.start().catch(async (error: unknown) => {
+    await ops.close();
+    throw error;
+  });
+  const running = daemon;
+  log(readyEvent(running));
+  ops.running();
+
+  signals.running(() => {
+    if (typeof values.config !== 'string') {
+      log({ type: 'reload.rejected', error: 'no --config file to reload: the flags alone cannot change' });
+      return;
+    }
+    log({ type: 'reload', file: values.config });
+    configFrom(values)
+      .then((next) => running.reload(next))
+      .then(() => {
+        setLogger(loggerOf(running.config));
+        log(readyEvent(running));
+      })
+      .catch((error: unknown) => log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error ? { code: error.code } : {}) }));
+  });
+  const cause = await signals.stopRequested;
+  log({ type: 'stopping', cause: cause.kind, ...(cause.kind === 'failure' ? { error: cause.error.message } : { signal: cause.signal }) });
+  ops.stopping();
+  // The rule removal may now use the descriptors kept for it.
+  budget.stopping();
+  // Listeners close first; the rules stay while flows drain, because established flows reach
+  // their transparent sockets only through the divert rule and the fwmark route. New connections
+  // meanwhile find no listener and meet the fail mode. After a failure nothing waits.
+  const stopped = running.stop(cause.kind === 'failure' ? 0 : running.config.shutdown.graceMs);
+  signals.stopping(() => void running.stop(0));
+  const report = await stopped.finally(() => ops.close());
+  log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters: sumProxyCounters(Object.values(report.counters)), listeners: report.counters });
+  return cause.kind === 'failure' ? 1 : 0;
+}

@@ -10,6 +10,7 @@ import { TproxyError, type TproxyErrorCode } from '../../core/errors.js';
 import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink } from '../events.js';
+import { RestartWindow } from '../restart-window.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './counters.js';
 import { busiestFlows, type TcpFlowSnapshot, type TcpSnapshot } from './flows.js';
 import type { StopReport } from './relay.js';
@@ -42,7 +43,7 @@ interface WorkerState {
 export class TcpWorkerPool {
   private readonly workers = new Map<number, WorkerState>();
   private retired: TcpCounters = emptyTcpCounters();
-  private restarts: number[] = [];
+  private readonly restarts: RestartWindow;
   private restartCount = 0;
   private nextRequest = 1;
   private stopping = false;
@@ -53,7 +54,9 @@ export class TcpWorkerPool {
     /** Workers start with it: setFlowEvents updates it, so a restarted worker has the value in force. */
     private config: TcpPoolConfig,
     private readonly deps: TcpPoolDeps,
-  ) {}
+  ) {
+    this.restarts = new RestartWindow(config.maxRestartsPerMinute);
+  }
 
   /** The pids of the running workers. */
   pids(): number[] {
@@ -192,10 +195,10 @@ export class TcpWorkerPool {
           return;
         }
         if (this.stopping) return;
-        const restarting = this.mayRestart();
+        const restarting = this.restarts.allow();
         this.deps.emit({ type: 'worker.exit', pid, exitCode, signal, restarting });
         if (restarting) {
-          const delay = Math.min(5000, 100 * 2 ** Math.min(6, this.restarts.length - 1));
+          const delay = this.restarts.backoffMs();
           setTimeout(() => {
             if (this.stopping) return;
             this.restartCount++;
@@ -204,14 +207,6 @@ export class TcpWorkerPool {
         }
       });
     });
-  }
-
-  private mayRestart(): boolean {
-    const now = Date.now();
-    this.restarts = this.restarts.filter((t) => now - t < 60_000);
-    if (this.restarts.length >= this.config.maxRestartsPerMinute) return false;
-    this.restarts.push(now);
-    return true;
   }
 
   /** Stop accepting in every worker, let flows finish for up to graceMs, then reset the rest. */

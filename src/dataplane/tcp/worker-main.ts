@@ -4,10 +4,10 @@
  */
 import { isTproxyError } from '../../core/errors.js';
 import { SocketApi } from '../../sys/socket.js';
-import { raiseFileLimit } from '../../sys/limits.js';
+import { processDescriptorBudget } from '../../sys/limits.js';
 import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
-import { connectionCap, descriptorsPerFlow } from './capacity.js';
+import { reserveTcpFlows } from './capacity.js';
 import { createTcpEngine } from './engines.js';
 import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
 
@@ -16,8 +16,9 @@ const send = (message: WorkerMessage): void => {
 };
 
 async function main(config: TcpWorkerConfig): Promise<void> {
-  const fileLimit = raiseFileLimit();
-  const maxConnections = connectionCap(config.relay.maxConnections, fileLimit.soft, descriptorsPerFlow(config.engine));
+  // A worker process has its own descriptor limit and spawns nothing: TCP flows get all of it.
+  const budget = processDescriptorBudget({ childReserve: 0, stopReserve: 0 });
+  const { maxConnections } = reserveTcpFlows(budget, config.relay.maxConnections, config.engine);
   let batch: ProxyEvent[] = [];
   let flushScheduled = false;
   const emit = (event: ProxyEvent): void => {

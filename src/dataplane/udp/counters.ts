@@ -8,7 +8,10 @@ export const UDP_COUNTER_NAMES = [
   'sessionsActive',
   'sessionsCreated',
   'sessionsClosed',
+  /** Sessions closed to make room, least recently used first: at the session cap or at the descriptor budget. */
   'sessionsEvicted',
+  /** Of those, the ones closed because the process's descriptor budget was spent. */
+  'sessionsEvictedForDescriptors',
   'sessionsExpired',
   /** Reply sockets opened (one per session in endpoint-dependent mode, one per remote otherwise). */
   'peersCreated',
@@ -43,6 +46,8 @@ export const UDP_ERROR_REASONS = [
   /** The original destination is an address of this host: relaying would loop. */
   'loop',
   'session-open-failed',
+  /** No descriptor left in the budget and no session of this listener to evict: the datagram is dropped. */
+  'descriptor-limit',
   /** A bind of the reply address failed with EADDRINUSE and the raw fallback could not be used. */
   'reply-fallback-failed',
   /** A datagram from an unexpected source on a connected socket. */

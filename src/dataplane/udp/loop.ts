@@ -26,6 +26,7 @@ import { EPOLLIN, type Family } from '../../core/net/constants.js';
 import { anyAddress, encodeSockaddr, endpointKey, type Endpoint } from '../../core/net/sockaddr.js';
 import { udpFallbackRoute, type UdpFallbackRoute } from '../../core/net/udp-datagram.js';
 import type { DatagramBatch, PinnedSockaddr } from '../../sys/datagram-batch.js';
+import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import type { Epoll } from '../../sys/epoll.js';
 import type { RawUdpSender } from '../../sys/raw-udp.js';
 import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
@@ -84,9 +85,14 @@ export interface UdpLoopDeps {
   readonly now: () => number;
   /** Whether to report each session's open and close as events now (switched at run time). */
   readonly flowEvents: () => boolean;
+  /** The process's descriptor budget: asked before every socket a session opens. */
+  readonly budget: DescriptorBudget;
   /** Test hook, called between bind() and connect() of a reply socket. */
   readonly afterReplyBind?: () => void;
 }
+
+/** Sessions evicted at most to find room for one descriptor (each frees two or more). */
+const MAX_EVICTIONS_PER_DESCRIPTOR = 4;
 
 export class UdpLoop {
   private readonly api: SocketApi;
@@ -147,7 +153,10 @@ export class UdpLoop {
   /** Close every session (reported) and the loop's own fds; listeners stay with their owner. */
   shutdown(): void {
     for (const s of [...this.sessions.values()]) this.close(s, 'stopped');
-    for (const sender of this.raw.values()) sender.close();
+    for (const sender of this.raw.values()) {
+      sender.close();
+      this.giveBack();
+    }
     this.raw.clear();
     this.epoll.close();
   }
@@ -325,6 +334,12 @@ export class UdpLoop {
         this.close(oldest, 'evicted');
       }
     }
+    // The upstream socket now, the reply socket right after: room for both, or the datagram waits.
+    if (!this.takeDescriptor(undefined, 2)) {
+      this.count('descriptor-limit', client);
+      return undefined;
+    }
+    this.giveBack(); // the reply socket's one, taken again by openPeer
     const { family } = destination;
     const transparent = this.config.upstream === 'transparent';
     let upstreamFd = -1;
@@ -336,6 +351,7 @@ export class UdpLoop {
       this.epoll.add(upstreamFd, EPOLLIN);
     } catch (error) {
       if (upstreamFd >= 0) this.api.close(upstreamFd);
+      this.giveBack();
       this.count('session-open-failed', client, 1, error);
       return undefined;
     }
@@ -373,6 +389,11 @@ export class UdpLoop {
       return undefined;
     }
     const { client } = session;
+    if (!this.takeDescriptor(session)) {
+      this.count('descriptor-limit', remote);
+      if (session.peers.size === 0) this.close(session, 'descriptor-limit');
+      return undefined;
+    }
     let replyFd = -1;
     let fallback: UdpFallbackRoute | undefined;
     try {
@@ -382,6 +403,7 @@ export class UdpLoop {
       } catch (error) {
         if (!(error instanceof TproxyError) || error.code !== 'ERR_ADDRESS_IN_USE') throw error;
         this.api.close(replyFd);
+        this.giveBack();
         replyFd = -1;
         fallback = this.openFallback(session, remote);
         if (!fallback) return undefined;
@@ -393,6 +415,7 @@ export class UdpLoop {
       }
     } catch (error) {
       if (replyFd >= 0) this.api.close(replyFd);
+      this.giveBack(); // the open failed, or the socket was closed just now
       this.count('session-open-failed', client, 1, error);
       if (session.peers.size === 0) this.close(session, 'reply-path-failed');
       return undefined;
@@ -413,7 +436,13 @@ export class UdpLoop {
     let sender = this.raw.get(remote.family);
     if (!sender) {
       try {
-        sender = this.api.rawUdpSender(remote.family);
+        if (!this.takeDescriptor(session)) throw new TproxyError('ERR_SYSCALL', 'no descriptor left in the budget for the raw reply socket', { errno: 'EMFILE' });
+        try {
+          sender = this.api.rawUdpSender(remote.family);
+        } catch (error) {
+          this.giveBack();
+          throw error;
+        }
         this.raw.set(remote.family, sender);
       } catch (error) {
         this.count('reply-fallback-failed', session.client, 1, error);
@@ -460,6 +489,29 @@ export class UdpLoop {
     this.close(session, name);
   }
 
+  /**
+   * Take `n` descriptors from the budget before opening sockets. At the budget the least recently
+   * active sessions of this relay (never `keep`) are evicted to make room: a flood of new flows
+   * then pushes out the flood's own idle sessions while active flows stay, where refusing would
+   * lock every new flow out until the flood's sessions expire. False (refused, counted by the
+   * budget) when nothing is left to evict.
+   */
+  private takeDescriptor(keep: Session | undefined, n = 1): boolean {
+    const { budget } = this.deps;
+    for (let i = 0; i < MAX_EVICTIONS_PER_DESCRIPTOR * n && budget.available('udp') < n; i++) {
+      const victim = this.sessions.oldest(keep);
+      if (!victim) break;
+      this.bump(N.sessionsEvicted);
+      this.bump(N.sessionsEvictedForDescriptors);
+      this.close(victim, 'evicted');
+    }
+    return budget.acquire('udp', n);
+  }
+
+  private giveBack(n = 1): void {
+    if (n > 0) this.deps.budget.release('udp', n);
+  }
+
   private close(session: Session, reason: string): void {
     if (this.sessions.get(session.key) !== session) return;
     this.sessions.delete(session);
@@ -472,6 +524,7 @@ export class UdpLoop {
         // already closed
       }
     }
+    this.giveBack(fds.length);
     this.bump(N.sessionsActive, -1);
     this.bump(N.sessionsClosed);
     if (this.deps.flowEvents()) this.deps.emit({

@@ -45,6 +45,8 @@ export interface UdpWorkerData extends UdpLoopConfig {
   readonly holdFirstReplyBind?: boolean;
   /** Float64Array of the counters (layout in counters.ts), written by the loop. */
   readonly counters: SharedArrayBuffer;
+  /** The process's descriptor budget (sys/descriptor-budget.ts), shared with the main thread. */
+  readonly budget: SharedArrayBuffer;
 }
 
 export type UdpWorkerMessage =

@@ -2,13 +2,22 @@
  * Transparent UDP relay, main-thread side: opens the IP_TRANSPARENT + IP_RECVORIGDSTADDR listeners
  * (so address-in-use and privilege errors surface at start), runs the relay loop in a worker, and
  * reads its counters from shared memory at any time.
+ *
+ * The loop must never just stop: the kernel rules keep sending the listener's traffic here, so a
+ * dead loop black-holes it. A loop that ends unexpectedly (it closes its sessions first when it
+ * can) is started again on the same listeners, at most MAX_RESTARTS_PER_MINUTE times a minute;
+ * past that the relay has failed for good and says so to its owner (deps.onFailure), which stops
+ * and removes the rules.
  */
 import { Worker } from 'node:worker_threads';
 import { TproxyError } from '../../core/errors.js';
 import type { Family } from '../../core/net/constants.js';
 import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
+import { DescriptorBudget } from '../../sys/descriptor-budget.js';
+import { processDescriptorBudget } from '../../sys/limits.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
+import { RestartWindow } from '../restart-window.js';
 import { createCounterBuffer, snapshotCounters, type UdpCounters } from './counters.js';
 import type { UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
 
@@ -38,9 +47,15 @@ export interface UdpRelayConfig {
   readonly holdFirstReplyBind?: boolean;
 }
 
+export const MAX_RESTARTS_PER_MINUTE = 5;
+
 export interface UdpRelayDeps {
   readonly sockets: SocketApi;
   readonly emit: EventSink;
+  /** The process's descriptor budget (absent: one made for this relay alone). */
+  readonly budget?: DescriptorBudget;
+  /** The loop kept dying and is not started again: the relay black-holes its traffic. */
+  readonly onFailure?: (error: TproxyError) => void;
   /** Test hook: the loop is holding between bind() and connect() of its first reply socket. */
   readonly onHold?: () => void;
 }
@@ -65,13 +80,23 @@ export class UdpRelay {
   private readonly counterSlots = new Float64Array(this.counterBuffer);
   private listenerFds: number[] = [];
   private exited: Promise<void> = Promise.resolve();
+  private readonly budget: DescriptorBudget;
+  private stopping = false;
+  private readonly restartWindow = new RestartWindow(MAX_RESTARTS_PER_MINUTE);
+  private restartCount = 0;
 
   constructor(
     private readonly config: UdpRelayConfig,
     private readonly deps: UdpRelayDeps,
   ) {
     validate(config);
+    this.budget = deps.budget ?? processDescriptorBudget();
     this.setFlowEvents(config.flowEvents ?? true);
+  }
+
+  /** Loops started to replace one that ended unexpectedly. */
+  restarts(): number {
+    return this.restartCount;
   }
 
   /** Report sessions opened and closed from now on, or stop reporting them; sessions go on either way. */
@@ -104,6 +129,7 @@ export class UdpRelay {
       this.closeListeners();
       throw error;
     }
+    this.stopping = false;
     const data: UdpWorkerData = {
       listeners,
       upstream: this.config.upstream,
@@ -117,42 +143,79 @@ export class UdpRelay {
       receiveBufferBytes: this.receiveBufferBytes(),
       control: this.control,
       counters: this.counterBuffer,
+      budget: this.budget.buffer,
       holdFirstReplyBind: this.config.holdFirstReplyBind === true,
     };
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
-    this.worker = worker;
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     try {
-      await new Promise<void>((resolve, reject) => {
-        worker.on('message', (message: UdpWorkerMessage) => {
-          switch (message.kind) {
-            case 'ready':
-              resolve();
-              break;
-            case 'events':
-              for (const event of message.events) this.deps.emit(event);
-              break;
-            case 'fatal':
-              reject(new TproxyError(message.code as TproxyError['code'], `udp relay loop stopped: ${message.message}`));
-              this.deps.emit({ type: 'error', code: message.code, message: `udp relay loop stopped: ${message.message}` });
-              void worker.terminate();
-              break;
-            case 'stopped':
-              void worker.terminate();
-              break;
-            case 'held':
-              this.deps.onHold?.();
-              break;
-          }
-        });
-        worker.once('error', (error) => reject(new TproxyError('ERR_SYSCALL', `udp relay worker failed: ${error.message}`, {}, { cause: error })));
-      });
+      await this.startLoop(data, true);
     } catch (error) {
       await this.stop(0);
       throw error;
     }
     for (const local of locals) this.deps.emit({ type: 'listening', transport: 'udp', family: local.family, local });
     return locals;
+  }
+
+  /** Run the loop in a worker thread; resolves once it is ready. Its unexpected end restarts it. */
+  private startLoop(data: UdpWorkerData, initial: boolean): Promise<void> {
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
+    this.worker = worker;
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    let reason: string | undefined;
+    let code: TproxyError['code'] = 'ERR_SYSCALL';
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (message: UdpWorkerMessage) => {
+        switch (message.kind) {
+          case 'ready':
+            ready = true;
+            resolve();
+            break;
+          case 'events':
+            for (const event of message.events) this.deps.emit(event);
+            break;
+          case 'fatal':
+            reason = message.message;
+            code = message.code as TproxyError['code'];
+            void worker.terminate();
+            break;
+          case 'stopped':
+            void worker.terminate();
+            break;
+          case 'held':
+            this.deps.onHold?.();
+            break;
+        }
+      });
+      worker.once('error', (error) => {
+        reason ??= `${error.name}: ${error.message}`;
+      });
+      worker.once('exit', (exitCode) => {
+        if (this.worker !== worker || this.stopping) return;
+        const error = new TproxyError(code, `udp relay loop stopped: ${reason ?? `its thread exited with code ${exitCode}`}`);
+        this.deps.emit({ type: 'error', code: error.code, message: error.message });
+        if (!ready) reject(error);
+        if (ready || !initial) this.loopEnded(data, error);
+      });
+    });
+  }
+
+  /** Start the loop again, unless it keeps dying: then the relay has failed for good. */
+  private loopEnded(data: UdpWorkerData, error: TproxyError): void {
+    if (!this.restartWindow.allow()) {
+      this.worker = undefined;
+      this.deps.emit({ type: 'error', code: error.code, message: `udp relay loop on port ${this.config.port} ended ${MAX_RESTARTS_PER_MINUTE + 1} times within a minute: not started again` });
+      this.deps.onFailure?.(error);
+      return;
+    }
+    this.restartCount++;
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.startLoop(data, false).then(
+        () => this.deps.emit({ type: 'udp.restart', port: this.config.port, restarts: this.restartCount }),
+        () => undefined, // its exit was reported and handled like the first one's
+      );
+    }, this.restartWindow.backoffMs()).unref();
   }
 
   /** Test hook: let a held loop go on. */
@@ -164,6 +227,7 @@ export class UdpRelay {
 
   /** Stop the loop (sessions closed and reported), report the final counters, close the listeners. */
   async stop(timeoutMs = 2000): Promise<void> {
+    this.stopping = true;
     const worker = this.worker;
     this.worker = undefined;
     if (worker) {

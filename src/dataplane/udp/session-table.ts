@@ -39,9 +39,10 @@ export class SessionTable<S extends SessionLike> {
     if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
   }
 
-  /** The least recently used session. */
-  oldest(): S | undefined {
-    return this.sessions.values().next().value;
+  /** The least recently used session (other than `keep`). */
+  oldest(keep?: S): S | undefined {
+    for (const s of this.sessions.values()) if (s !== keep) return s;
+    return undefined;
   }
 
   /** Sessions idle for at least idleMs, oldest first. */

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { TproxyError } from '../../core/errors.js';
+import { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import { SocketApi } from '../../sys/socket.js';
 import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
@@ -36,7 +37,7 @@ const holdOnce = (): void => {
   Atomics.wait(control, 1, 0, 10_000);
 };
 
-let loop: UdpLoop;
+let loop: UdpLoop | undefined;
 try {
   loop = new UdpLoop(
     data,
@@ -48,6 +49,7 @@ try {
       localAddresses: localAddressCache(),
       now: Date.now,
       flowEvents: () => Atomics.load(control, 2) === 1,
+      budget: DescriptorBudget.attach(data.budget),
       ...(data.holdFirstReplyBind ? { afterReplyBind: holdOnce } : {}),
     },
   );
@@ -61,6 +63,7 @@ function tick(): void {
   try {
     const sliceEnd = Date.now() + SLICE_MS;
     do {
+      if (!loop) return;
       if (Atomics.load(control, 0) !== 0) {
         loop.shutdown();
         flush();
@@ -77,8 +80,14 @@ function tick(): void {
   }
 }
 
+/** An unexpected error: close every session (their descriptors go back) and tell the relay, which starts a new loop. */
 function fatal(error: unknown): void {
-  const e = error instanceof TproxyError ? error : new TproxyError('ERR_SYSCALL', String(error));
+  const e = error instanceof TproxyError ? error : new TproxyError('ERR_SYSCALL', error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+  try {
+    loop?.shutdown();
+  } catch {
+    // their sockets stay open (and counted in the budget): nothing else can close them
+  }
   flush();
   post({ kind: 'fatal', message: e.message, code: e.code });
 }

@@ -1,13 +1,29 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { connectionCap } from '../../../src/dataplane/tcp/capacity.js';
+import { connectionCap, descriptorsPerFlow, reserveTcpFlows } from '../../../src/dataplane/tcp/capacity.js';
+import { DescriptorBudget } from '../../../src/sys/descriptor-budget.js';
 import { emptyTcpCounters, sumTcpCounters } from '../../../src/dataplane/tcp/counters.js';
 
 describe('TCP capacity and counters', () => {
-  it('keeps two descriptors per flow plus a reserve under the file limit', () => {
-    assert.equal(connectionCap(100_000, 1024), 480);
-    assert.equal(connectionCap(100, 1_048_576), 100);
-    assert.equal(connectionCap(100, 10), 1, 'never below one');
+  it('fits the cap to the descriptors available, six per splice flow and two per stream flow', () => {
+    assert.equal(descriptorsPerFlow('splice'), 6);
+    assert.equal(descriptorsPerFlow('stream'), 2);
+    assert.equal(connectionCap(100_000, 960, 2), 480);
+    assert.equal(connectionCap(100, 1_048_576, 6), 100);
+    assert.equal(connectionCap(100, 10, 6), 1, 'never below one');
+  });
+
+  it('takes the flows from the descriptor budget, a share of it when UDP shares the process, and gives them back', () => {
+    const budget = DescriptorBudget.create({ limit: 1024, open: 0, slack: 64, childReserve: 0, stopReserve: 0 });
+    const whole = reserveTcpFlows(budget, 100_000, 'splice');
+    assert.equal(whole.maxConnections, 160);
+    assert.equal(budget.snapshot().byConsumer.tcp.inUse, 960);
+    whole.release();
+    whole.release();
+    assert.equal(budget.snapshot().inUse, 0, 'released once');
+    const half = reserveTcpFlows(budget, 100_000, 'stream', 0.5);
+    assert.equal(half.maxConnections, 240);
+    assert.equal(budget.available('udp'), 480);
   });
 
   it('sums counters across workers, records included', () => {

@@ -27,6 +27,16 @@ describe('UDP session table', () => {
     assert.equal(table.size, 2);
   });
 
+  it('finds the least recently used session other than the one being served (eviction for its reply socket)', () => {
+    const table = new SessionTable<S>();
+    const [a, b] = [s('a', 0), s('b', 1)];
+    table.add(a);
+    assert.equal(table.oldest(a), undefined, 'never the kept one');
+    table.add(b);
+    assert.equal(table.oldest(a), b);
+    assert.equal(table.oldest(b), a);
+  });
+
   it('lists expired sessions oldest first and stops at the first live one', () => {
     const table = new SessionTable<S>();
     for (const x of [s('a', 0), s('b', 50), s('c', 100)]) table.add(x);
