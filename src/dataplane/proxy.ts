@@ -11,6 +11,7 @@ import { formatUpstreamProxy, type UpstreamProxy } from '../core/upstream/proxy-
 import { SocketApi } from '../sys/socket.js';
 import { fileLimit, raiseFileLimit } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
+import type { SentHeaders } from './headers.js';
 import { localAddressCache } from './local-addresses.js';
 import { connectionCap, descriptorsPerFlow } from './tcp/capacity.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
@@ -47,6 +48,8 @@ export interface ProxyConfig {
   readonly flowEvents: boolean;
   /** UDP mapping: endpoint-dependent (default) or endpoint-independent (full cone). */
   readonly udpMapping: UdpMapping;
+  /** DSCP and TTL of every packet the proxy sends for this listener (TCP and UDP, both ways); absent: the kernel's defaults. */
+  readonly headers?: SentHeaders;
 }
 
 /**
@@ -146,6 +149,7 @@ export class Proxy {
       reusePort: c.tcpWorkers > 0,
       maxConnections: c.maxConnections,
       flowEvents: c.flowEvents,
+      ...(c.headers ? { headers: c.headers } : {}),
     };
   }
 
@@ -179,6 +183,7 @@ export class Proxy {
             maxSessions: this.config.maxUdpSessions,
             mapping: this.config.udpMapping,
             flowEvents: this.config.flowEvents,
+            ...(this.config.headers ? { headers: this.config.headers } : {}),
           },
           { sockets: this.sockets, emit: this.deps.emit },
         );

@@ -19,6 +19,10 @@
  * When the bind fails with EADDRINUSE (a local service holds that port on a wildcard address
  * without SO_REUSEADDR), replies go through a raw socket that writes the UDP header itself
  * (sys/raw-udp.ts), and the client's later datagrams keep arriving through the listener.
+ *
+ * Sent headers: upstream and reply sockets get the listener's DSCP and TTL when opened; with
+ * `dscp: copy` a session's sockets get the DSCP of the datagram that opened it (IP_RECVTOS /
+ * IPV6_RECVTCLASS on the listener). Replies through the raw fallback keep the kernel's defaults.
  */
 import { TproxyError } from '../../core/errors.js';
 import { errnoName } from '../../core/errno.js';
@@ -43,6 +47,8 @@ interface Session {
   /** The first original destination. */
   readonly destination: Endpoint;
   readonly upstreamFd: number;
+  /** DSCP of everything the session sends (undefined: the kernel's default). */
+  readonly dscp: number | undefined;
   /** Remotes by endpointKey. */
   readonly peers: Map<string, Peer>;
   lastActiveMs: number;
@@ -184,17 +190,20 @@ export class UdpLoop {
         this.count('no-original-destination', b.source(i));
         continue;
       }
-      this.fromClient(b.source(i), destination, b.slot(i), b.lengths[i] ?? 0);
+      this.fromClient(b.source(i), destination, b.slot(i), b.lengths[i] ?? 0, i);
     }
   }
 
-  /** A datagram from `client` to `destination` that did not arrive on a reply socket. */
-  private fromClient(client: Endpoint, destination: Endpoint, data: Buffer, length: number): void {
+  /**
+   * A datagram from `client` to `destination` that did not arrive on a reply socket; `slot`: its
+   * batch slot when it came from the listener (for its DSCP).
+   */
+  private fromClient(client: Endpoint, destination: Endpoint, data: Buffer, length: number, slot = -1): void {
     const key = this.independent ? sessionKey(client, { address: '*', port: 0 }) : sessionKey(client, destination);
     let session = this.sessions.get(key);
     if (!session) {
       if (this.deps.localAddresses().has(destination.address)) return this.count('loop', client);
-      session = this.openSession(key, client, destination);
+      session = this.openSession(key, client, destination, this.sessionDscp(slot));
       if (!session) return;
     }
     const peer = session.peers.get(endpointKey(destination)) ?? this.openPeer(session, destination, false);
@@ -317,7 +326,20 @@ export class UdpLoop {
 
   // ---- sessions and peers ----
 
-  private openSession(key: string, client: Endpoint, destination: Endpoint): Session | undefined {
+  /** The DSCP a new session sends with: the listener's, or with `copy` the opening datagram's. */
+  private sessionDscp(slot: number): number | undefined {
+    const { dscp } = this.config.headers;
+    if (dscp !== 'copy') return dscp;
+    return slot >= 0 ? (this.batch.dscp(slot) ?? 0) : 0;
+  }
+
+  /** setsockopt options for the sent headers of a session's sockets. */
+  private sent(session: { readonly dscp: number | undefined }): { dscp?: number; ttl?: number } {
+    const { ttl } = this.config.headers;
+    return { ...(session.dscp !== undefined ? { dscp: session.dscp } : {}), ...(ttl !== undefined ? { ttl } : {}) };
+  }
+
+  private openSession(key: string, client: Endpoint, destination: Endpoint, dscp: number | undefined): Session | undefined {
     if (this.sessions.size >= this.config.maxSessions) {
       const oldest = this.sessions.oldest();
       if (oldest) {
@@ -329,7 +351,7 @@ export class UdpLoop {
     const transparent = this.config.upstream === 'transparent';
     let upstreamFd = -1;
     try {
-      upstreamFd = this.api.open({ family, transport: 'udp', mark: this.config.upstreamMark, transparent, reuseAddress: transparent, receiveBufferBytes: this.config.receiveBufferBytes });
+      upstreamFd = this.api.open({ family, transport: 'udp', mark: this.config.upstreamMark, transparent, reuseAddress: transparent, receiveBufferBytes: this.config.receiveBufferBytes, ...this.sent({ dscp }) });
       if (transparent) this.api.bind(upstreamFd, client);
       else if (this.independent) this.api.bind(upstreamFd, { family, address: anyAddress(family), port: 0 });
       if (!this.independent) this.api.connect(upstreamFd, destination);
@@ -346,6 +368,7 @@ export class UdpLoop {
       clientSockaddr: encodeSockaddr(client),
       destination,
       upstreamFd,
+      dscp,
       peers: new Map(),
       lastActiveMs: this.now,
       datagramsFromClient: 0,
@@ -376,7 +399,7 @@ export class UdpLoop {
     let replyFd = -1;
     let fallback: UdpFallbackRoute | undefined;
     try {
-      replyFd = this.api.open({ family: remote.family, transport: 'udp', transparent: true, reuseAddress: true, receiveBufferBytes: this.config.receiveBufferBytes });
+      replyFd = this.api.open({ family: remote.family, transport: 'udp', transparent: true, reuseAddress: true, receiveBufferBytes: this.config.receiveBufferBytes, ...this.sent(session) });
       try {
         this.api.bind(replyFd, remote);
       } catch (error) {

@@ -9,6 +9,7 @@ import type { Family } from '../../core/net/constants.js';
 import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
+import type { SentHeaders } from '../headers.js';
 import { createCounterBuffer, snapshotCounters, type UdpCounters } from './counters.js';
 import type { UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
 
@@ -36,6 +37,8 @@ export interface UdpRelayConfig {
   readonly receiveBufferBytes?: number;
   /** Test hook: see UdpWorkerData.holdFirstReplyBind; deps.onHold is called, releaseHold() resumes. */
   readonly holdFirstReplyBind?: boolean;
+  /** DSCP and TTL of the datagrams sent both ways; absent: the kernel's defaults. */
+  readonly headers?: SentHeaders;
 }
 
 export interface UdpRelayDeps {
@@ -94,7 +97,7 @@ export class UdpRelay {
     const locals: Endpoint[] = [];
     try {
       for (const family of this.config.families) {
-        const fd = sockets.open({ family, transport: 'udp', transparent: true, reuseAddress: true, recvOriginalDestination: true, receiveBufferBytes: this.receiveBufferBytes() });
+        const fd = sockets.open({ family, transport: 'udp', transparent: true, reuseAddress: true, recvOriginalDestination: true, receiveBufferBytes: this.receiveBufferBytes(), recvDscp: this.config.headers?.dscp === 'copy' });
         this.listenerFds.push(fd);
         sockets.bind(fd, { family, address: this.config.addresses?.[family] ?? anyAddress(family), port: this.config.port });
         listeners.push({ fd, family, port: this.config.port });
@@ -118,6 +121,7 @@ export class UdpRelay {
       control: this.control,
       counters: this.counterBuffer,
       holdFirstReplyBind: this.config.holdFirstReplyBind === true,
+      headers: this.config.headers ?? {},
     };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
     this.worker = worker;
