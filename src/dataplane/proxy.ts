@@ -13,7 +13,7 @@ import { fileLimit, raiseFileLimit } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
 import type { SentHeaders } from './headers.js';
 import { localAddressCache } from './local-addresses.js';
-import { connectionCap, descriptorsPerFlow } from './tcp/capacity.js';
+import { connectionCap, descriptorsPerFlow, tcpCapacity, type TcpCapacity } from './tcp/capacity.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
 import type { TcpFlowSnapshot } from './tcp/flows.js';
@@ -203,7 +203,14 @@ export class Proxy {
 
   /** The TCP connection cap in force per worker (or for this process). */
   maxConnectionsPerWorker(): number {
-    return this.pool?.maxConnectionsPerWorker ?? connectionCap(this.config.maxConnections, fileLimit().soft, descriptorsPerFlow(this.config.tcpEngine));
+    return this.tcpCapacity().perWorker;
+  }
+
+  /** The cap in force and why (the workers report theirs; the file limit is the same in them). */
+  tcpCapacity(): TcpCapacity {
+    const capacity = tcpCapacity(this.config.maxConnections, fileLimit().soft, this.config.tcpEngine);
+    const perWorker = this.pool && this.pool.maxConnectionsPerWorker > 0 ? this.pool.maxConnectionsPerWorker : capacity.perWorker;
+    return { ...capacity, perWorker, limitedBy: perWorker < capacity.configured ? 'descriptors' : 'configured' };
   }
 
   counters(): ProxyCounters {
