@@ -20,6 +20,15 @@
  * without SO_REUSEADDR), replies go through a raw socket that writes the UDP header itself
  * (sys/raw-udp.ts), and the client's later datagrams keep arriving through the listener.
  *
+ * Endpoint-dependent mapping with upstream transparent: the upstream socket is bound to the
+ * client's own address and port and connected to the destination, so the divert rule brings only
+ * the destination's datagrams to it; anyone else's datagram to the client's address and port would
+ * find no socket and be forwarded to the client by the router. A guard socket per client endpoint
+ * (IP_TRANSPARENT, SO_REUSEADDR, bound to that address and port, unconnected) is what the kernel's
+ * lookup finds for those instead (a connected socket wins for its own remote), so the divert rule
+ * delivers them here, where they are dropped and counted (`unsolicited`). Only the original
+ * destination answers, as the mapping says.
+ *
  * Sent headers: upstream and reply sockets get the listener's DSCP and TTL when opened; with
  * `dscp: copy` a session's sockets get the DSCP of the datagram that opened it (IP_RECVTOS /
  * IPV6_RECVTCLASS on the listener). Replies through the raw fallback keep the kernel's defaults.
@@ -68,7 +77,14 @@ interface Peer {
   readonly fallback: UdpFallbackRoute | undefined;
 }
 
-type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer };
+/** The guard of one client endpoint, shared by that endpoint's sessions. */
+interface Guard {
+  readonly fd: number;
+  readonly key: string;
+  sessions: number;
+}
+
+type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer } | { readonly kind: 'guard'; readonly guard: Guard };
 
 interface Pending {
   readonly client: Endpoint;
@@ -78,6 +94,8 @@ interface Pending {
 
 /** Datagrams taken off a new reply socket per drain: bounds the handover queue. */
 const MAX_DRAIN = 1024;
+/** A guard only drops what it receives: a small buffer (the kernel doubles it). */
+const GUARD_RECEIVE_BYTES = 16 * 1024;
 /** At most one drop event per reason per this period; the counters count every drop. */
 const DROP_EVENT_INTERVAL_MS = 1000;
 
@@ -106,6 +124,8 @@ export class UdpLoop {
   private readonly lastDropEvent = new Map<UdpErrorReason, number>();
   private readonly c: Float64Array;
   private readonly independent: boolean;
+  /** Guards by client endpointKey (endpoint-dependent mapping with upstream transparent only). */
+  private readonly guards = new Map<string, Guard>();
   private nextId = 1;
   private now: number;
   private nextExpiryCheck = 0;
@@ -137,6 +157,7 @@ export class UdpLoop {
       if (!owner) continue;
       if (owner.kind === 'listener') this.readListener(this.epoll.readyFd(i));
       else if (owner.kind === 'upstream') this.readUpstream(owner.session);
+      else if (owner.kind === 'guard') this.readGuard(owner.guard);
       else this.readReply(owner.peer);
       this.handOver();
     }
@@ -153,6 +174,11 @@ export class UdpLoop {
   /** Close every session (reported) and the loop's own fds; listeners stay with their owner. */
   shutdown(): void {
     for (const s of [...this.sessions.values()]) this.close(s, 'stopped');
+    for (const g of [...this.guards.values()]) {
+      this.api.close(g.fd);
+      this.owners.delete(g.fd);
+    }
+    this.guards.clear();
     for (const sender of this.raw.values()) sender.close();
     this.raw.clear();
     this.epoll.close();
@@ -356,6 +382,7 @@ export class UdpLoop {
       else if (this.independent) this.api.bind(upstreamFd, { family, address: anyAddress(family), port: 0 });
       if (!this.independent) this.api.connect(upstreamFd, destination);
       this.epoll.add(upstreamFd, EPOLLIN);
+      if (transparent && !this.independent) this.holdGuard(client);
     } catch (error) {
       if (upstreamFd >= 0) this.api.close(upstreamFd);
       this.count('session-open-failed', client, 1, error);
@@ -431,6 +458,41 @@ export class UdpLoop {
     return peer;
   }
 
+  /** The guard of `client`'s endpoint: opened by its first session, shared by the others. */
+  private holdGuard(client: Endpoint): void {
+    const key = endpointKey(client);
+    const held = this.guards.get(key);
+    if (held) {
+      held.sessions++;
+      return;
+    }
+    const fd = this.api.open({ family: client.family, transport: 'udp', transparent: true, reuseAddress: true, receiveBufferBytes: GUARD_RECEIVE_BYTES });
+    try {
+      this.api.bind(fd, client);
+      this.epoll.add(fd, EPOLLIN);
+    } catch (error) {
+      this.api.close(fd);
+      throw error;
+    }
+    const guard: Guard = { fd, key, sessions: 1 };
+    this.guards.set(key, guard);
+    this.owners.set(fd, { kind: 'guard', guard });
+  }
+
+  private releaseGuard(client: Endpoint): void {
+    const guard = this.guards.get(endpointKey(client));
+    if (!guard || --guard.sessions > 0) return;
+    this.guards.delete(guard.key);
+    this.owners.delete(guard.fd);
+    this.api.close(guard.fd);
+  }
+
+  /** Datagrams to a client's endpoint from anyone but its destinations: dropped, counted. */
+  private readGuard(guard: Guard): void {
+    const n = this.batch.receive(guard.fd);
+    for (let i = 0; i < n; i++) this.count('unsolicited', this.batch.source(i));
+  }
+
   /** EADDRINUSE on the reply address: send replies through the raw socket of the family. */
   private openFallback(session: Session, remote: Endpoint): UdpFallbackRoute | undefined {
     let sender = this.raw.get(remote.family);
@@ -495,6 +557,7 @@ export class UdpLoop {
         // already closed
       }
     }
+    if (this.config.upstream === 'transparent' && !this.independent) this.releaseGuard(session.client);
     this.bump(N.sessionsActive, -1);
     this.bump(N.sessionsClosed);
     if (this.deps.flowEvents()) this.deps.emit({

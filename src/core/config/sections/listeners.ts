@@ -27,7 +27,7 @@ const udp = section({
     idleTimeoutMs: milliseconds({ min: 100, default: 60_000, help: 'A UDP session idle this long ends.', flag: { name: 'udp-idle-timeout-ms', metavar: 'N' } }),
     mapping: oneOf(UDP_MAPPING_CHOICES, {
       default: 'endpoint-dependent',
-      help: 'endpoint-dependent: only the original destination answers; endpoint-independent: any remote that sends to the client\'s upstream port reaches the client (full cone, for games and STUN).',
+      help: 'endpoint-dependent: only the original destination answers (with upstream transparent, datagrams from anyone else to the client\'s address and port are dropped at this host and counted as unsolicited); endpoint-independent: any remote that sends to the client\'s upstream port reaches the client (full cone, for games and STUN).',
       flag: { name: 'udp-mapping', metavar: 'MODE' },
     }),
   },
