@@ -38,6 +38,12 @@ async function exchange(lab: Lab, udp: boolean): Promise<Legs> {
   };
 }
 
+/** A UDP datagram, or a TCP segment with payload (tcpdump's last `length N` is the payload's). */
+function carriesData(p: CapturedPacket): boolean {
+  const lengths = [...p.line.matchAll(/length (\d+)/g)];
+  return p.line.includes(' UDP, ') || Number(lengths[lengths.length - 1]?.[1] ?? 0) > 0;
+}
+
 function assertAll(packets: CapturedPacket[], what: string, expected: { dscp: number; ttl: number }, families: readonly (4 | 6)[] = [4, 6], minimum = 3): void {
   for (const family of families) {
     const of = packets.filter((p) => p.family === family);
@@ -88,12 +94,13 @@ describe('sent headers: --set-dscp and --set-ttl on the wire (root)', () => {
         const legs = await exchange(lab, engine === 'splice');
         await proxy.stop();
         assertAll(legs.toServer, `${engine}: proxy -> server`, { dscp: 34, ttl: 64 });
-        // The kernel answers the SYN before the proxy accepts the connection, so the SYN-ACK
-        // carries the listener's DSCP (0); everything after it carries the copy.
+        // The kernel answers the SYN (and may ACK the client's first bytes) before the proxy takes
+        // the connection and sets the copy, so those carry the listener's DSCP (0); every packet
+        // with data the proxy sends back carries the copy.
         const synAcks = legs.toClient.filter((p) => p.line.includes('Flags [S.]'));
         assert.equal(synAcks.length, 2, 'one SYN-ACK per family');
         for (const p of synAcks) assert.equal(p.dscp, 0, p.line);
-        assertAll(legs.toClient.filter((p) => !synAcks.includes(p)), `${engine}: proxy -> client`, { dscp: 34, ttl: 64 });
+        assertAll(legs.toClient.filter(carriesData), `${engine}: proxy -> client`, { dscp: 34, ttl: 64 }, [4, 6], engine === 'splice' ? 2 : 1);
       }
     } finally {
       await lab.run('client', ['nft', 'delete', 'table', 'inet', 'client_marks']);
