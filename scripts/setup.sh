@@ -2,7 +2,8 @@
 # Sets up a fresh Debian machine (as root) for tproxy: the nftables, iproute2, procps (sysctl, for
 # the lab's router) and iptables packages when their binaries are missing (iptables: for the
 # iptables backend and its tests, both the legacy and the nft flavour), dnsmasq-base (the binary only, no service; the UDP tests run it as a resolver
-# in a lab namespace), the npm packages, and the build. Safe to run again.
+# in a lab namespace), tcpdump (the captures that prove what the proxy puts on the wire), the npm
+# packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ have nft || missing+=(nftables)
 have ip || missing+=(iproute2)
 have sysctl || missing+=(procps)
 have dnsmasq || missing+=(dnsmasq-base)
+have tcpdump || missing+=(tcpdump)
 have iptables-legacy-restore && have iptables-nft-restore || missing+=(iptables)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -24,7 +26,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "setup: nft, ip, sysctl, iptables and dnsmasq present"
+  echo "setup: nft, ip, sysctl, iptables, dnsmasq and tcpdump present"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

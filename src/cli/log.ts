@@ -118,7 +118,7 @@ export function messageOf(event: LogEvent): string {
     case 'worker.start':
       return `tcp worker ${e.pid} started${e.restart > 0 ? ` (restart ${e.restart})` : ''}`;
     case 'worker.exit':
-      return `tcp worker ${e.pid} exited (code ${e.exitCode ?? '-'}, signal ${e.signal ?? '-'})${e.restarting ? ', restarting' : ', not restarted'}`;
+      return `tcp worker ${e.pid} exited (code ${e.exitCode ?? '-'}, signal ${e.signal ?? '-'})${e.lostFlows > 0 ? `: ${e.lostFlows} flows lost (reset toward both peers; counted as closed worker-lost)` : ''}${e.restarting ? ', restarting' : ', not restarted'}`;
     case 'error':
       return `error ${e.code}: ${e.message}`;
     default: {

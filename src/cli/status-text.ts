@@ -1,4 +1,5 @@
 /** `tproxy status` for people: a daemon's status as text. Pure. */
+import { describeCapacity } from '../dataplane/tcp/capacity.js';
 import { formatEndpoint } from '../core/net/sockaddr.js';
 import type { DaemonStatus, ListenerStatus, RulesView } from '../daemon/admin-protocol.js';
 
@@ -50,6 +51,7 @@ function listenerLines(l: ListenerStatus): string[] {
     `  tcp: ${tcp.active} active, ${tcp.accepted} accepted; ${formatBytes(tcp.bytesFromClient)} from clients, ${formatBytes(tcp.bytesFromServer)} from servers`,
     `    closed: ${tally(tcp.closed)}; refused: ${tally(tcp.refused)}; connect errors: ${tally(tcp.connectErrors)}; accept pauses: ${tcp.acceptPauses}`,
     `    workers: ${l.workers.pids.length === 0 ? 'none (TCP in the main process)' : `${l.workers.pids.length} (pids ${l.workers.pids.join(', ')})`}, ${l.workers.restarts} restarts`,
+    `    cap: ${describeCapacity(l.capacity)}`,
   ];
   if (udp) {
     lines.push(

@@ -7,6 +7,7 @@
  *
  * Methods: `ping` (pid and version: who answers here), `status` (everything `tproxy status` shows).
  */
+import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import { TproxyError, isTproxyError } from '../core/errors.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import type { Transport } from '../core/net/constants.js';
@@ -46,6 +47,8 @@ export interface ListenerStatus {
   readonly sockets: readonly (Endpoint & { readonly transport: Transport })[];
   readonly counters: ProxyCounters;
   readonly workers: { readonly pids: readonly number[]; readonly restarts: number };
+  /** The TCP connection cap in force per worker, and whether the descriptor limit lowered it. */
+  readonly capacity: TcpCapacity;
 }
 
 export interface DaemonStatus {

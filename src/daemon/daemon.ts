@@ -27,6 +27,7 @@ import type { ProxyConfig, ProxyCounters } from '../dataplane/proxy.js';
 import type { TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
 import type { StopReport } from '../dataplane/tcp/relay.js';
 import type { DaemonEvent } from './events.js';
+import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import { proxyConfigOf } from './proxy-config.js';
 import { listenerChanges, type ListenerChanges } from './reconcile.js';
 
@@ -41,7 +42,8 @@ export interface ListenerProxy {
   snapshot(limit: number): Promise<{ readonly counters: ProxyCounters; readonly flows: readonly TcpFlowSnapshot[] }>;
   workers(): { readonly running: number; readonly restarts: number };
   workerPids(): number[];
-  maxConnectionsPerWorker(): number;
+  /** The TCP connection cap in force per worker, and whether the descriptor limit lowered it. */
+  tcpCapacity(): TcpCapacity;
   /** Per-flow events on or off, listeners and flows untouched; resolves once in force. */
   setFlowEvents(on: boolean): Promise<void>;
 }

@@ -3,6 +3,7 @@
  * the counters maps onto them. Pure: the snapshot is read at scrape time by the caller, the
  * Prometheus text is written by prom-client (prometheus.ts).
  */
+import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import type { ProxyCounters } from '../dataplane/proxy.js';
 import type { DescriptorBudgetSnapshot } from '../sys/descriptor-budget.js';
 import { UDP_ERROR_REASONS } from '../dataplane/udp/counters.js';
@@ -45,6 +46,7 @@ export interface ListenerSnapshot {
   readonly name: string;
   readonly counters: ProxyCounters;
   readonly workers: { readonly running: number; readonly restarts: number };
+  readonly capacity: TcpCapacity;
 }
 
 export interface MetricsSnapshot {
@@ -75,6 +77,8 @@ export const FAMILIES = {
   tcpAcceptPauses: family('tproxy_tcp_accept_pauses_total', 'counter', 'Times accepting paused at the connection cap or the descriptor limit.', ['listener']),
   tcpPortFallbacks: family('tproxy_tcp_client_port_fallbacks_total', 'counter', 'Transparent upstreams that could not reuse the client port and took another.', ['listener']),
   workers: family('tproxy_tcp_workers', 'gauge', 'TCP worker processes running.', ['listener']),
+  tcpMaxConnections: family('tproxy_tcp_max_connections', 'gauge', 'TCP flows each worker accepts at most (the cap in force); limit="descriptors" when the file limit lowered it below the configured maxConnections, else limit="configured".', ['listener', 'limit']),
+  tcpMaxConnectionsConfigured: family('tproxy_tcp_max_connections_configured', 'gauge', 'TCP flows per worker as configured (maxConnections), before the file limit.', ['listener']),
   workerRestarts: family('tproxy_tcp_worker_restarts_total', 'counter', 'TCP worker processes started to replace one that died.', ['listener']),
   udpActive: family('tproxy_udp_sessions_active', 'gauge', 'UDP sessions open now.', ['listener']),
   udpCreated: family('tproxy_udp_sessions_total', 'counter', 'UDP sessions opened.', ['listener']),
@@ -122,6 +126,8 @@ function listenerValues(l: ListenerSnapshot): FamilyValues[] {
     { family: F.tcpPortFallbacks, samples: [one(tcp.clientPortFallbacks)] },
     { family: F.workers, samples: [one(l.workers.running)] },
     { family: F.workerRestarts, samples: [one(l.workers.restarts)] },
+    { family: F.tcpMaxConnections, samples: [one(l.capacity.perWorker, { limit: l.capacity.limitedBy })] },
+    { family: F.tcpMaxConnectionsConfigured, samples: [one(l.capacity.configured)] },
   ];
   if (udp) {
     out.push(

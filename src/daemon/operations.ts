@@ -7,6 +7,7 @@
  * It reads the daemon through OperationsSource: the listeners running now (each one Proxy, by
  * name) and the rules applied now, so listeners and rules that change at run time are followed.
  */
+import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import type { Transport } from '../core/net/constants.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
@@ -33,6 +34,7 @@ export interface OperatedProxy {
   snapshot(limit: number): Promise<{ readonly counters: ProxyCounters; readonly flows: readonly TcpFlowSnapshot[] }>;
   workers(): { readonly running: number; readonly restarts: number };
   workerPids(): number[];
+  tcpCapacity(): TcpCapacity;
 }
 
 export interface OperatedListener {
@@ -198,7 +200,7 @@ export class Operations {
     return {
       build: { version: this.options.version, node: process.version, engine: this.options.engine },
       startTimeSeconds: Math.floor(this.startedAt.getTime() / 1000),
-      listeners: listeners.map((l) => ({ name: l.listener.name, counters: l.counters, workers: l.listener.proxy.workers() })),
+      listeners: listeners.map((l) => ({ name: l.listener.name, counters: l.counters, workers: l.listener.proxy.workers(), capacity: l.listener.proxy.tcpCapacity() })),
       rules,
       rulesReadFailures: this.rulesReadFailures,
       errors: { ...this.errors },
@@ -221,6 +223,7 @@ export class Operations {
         sockets: this.sockets.get(listener.name) ?? [],
         counters,
         workers: { pids: listener.proxy.workerPids(), restarts: listener.proxy.workers().restarts },
+        capacity: listener.proxy.tcpCapacity(),
       })),
       rules,
       flows: busiestFlows(

@@ -25,5 +25,6 @@ export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, 
     maxUdpSessions: listener.udp.maxSessions,
     flowEvents: config.log.level === 'debug',
     udpMapping: listener.udp.mapping,
+    headers: { ...(listener.headers.dscp !== undefined ? { dscp: listener.headers.dscp } : {}), ...(listener.headers.ttl !== undefined ? { ttl: listener.headers.ttl } : {}) },
   };
 }

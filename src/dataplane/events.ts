@@ -50,7 +50,12 @@ export type ProxyEvent =
     }
   | { readonly type: 'udp.drop'; readonly reason: string; readonly source?: Endpoint }
   | { readonly type: 'worker.start'; readonly pid: number; readonly restart: number }
-  | { readonly type: 'worker.exit'; readonly pid: number; readonly exitCode: number | null; readonly signal: string | null; readonly restarting: boolean }
+  /**
+   * A TCP worker ended without being asked to stop. lostFlows: flows it had open (as of its last
+   * counters report), ended by the kernel with a reset toward both peers and counted as closed
+   * `worker-lost`.
+   */
+  | { readonly type: 'worker.exit'; readonly pid: number; readonly exitCode: number | null; readonly signal: string | null; readonly restarting: boolean; readonly lostFlows: number }
   | { readonly type: 'error'; readonly code: string; readonly message: string };
 
 export type RefusalReason = 'not-intercepted' | 'loop' | 'limit';

@@ -10,10 +10,11 @@ import { TproxyError } from '../core/errors.js';
 import { formatUpstreamProxy, type UpstreamProxy } from '../core/upstream/proxy-url.js';
 import { SocketApi } from '../sys/socket.js';
 import type { DescriptorBudget } from '../sys/descriptor-budget.js';
-import { processDescriptorBudget } from '../sys/limits.js';
+import { fileLimit, processDescriptorBudget } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
+import type { SentHeaders } from './headers.js';
 import { localAddressCache } from './local-addresses.js';
-import { reserveTcpFlows } from './tcp/capacity.js';
+import { expectedTcpCapacity, reserveTcpFlows, tcpCapacity, type TcpCapacity } from './tcp/capacity.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
 import type { TcpFlowSnapshot } from './tcp/flows.js';
@@ -48,6 +49,8 @@ export interface ProxyConfig {
   readonly flowEvents: boolean;
   /** UDP mapping: endpoint-dependent (default) or endpoint-independent (full cone). */
   readonly udpMapping: UdpMapping;
+  /** DSCP and TTL of every packet the proxy sends for this listener (TCP and UDP, both ways); absent: the kernel's defaults. */
+  readonly headers?: SentHeaders;
 }
 
 /**
@@ -163,6 +166,7 @@ export class Proxy {
       reusePort: c.tcpWorkers > 0,
       maxConnections: c.maxConnections,
       flowEvents: c.flowEvents,
+      ...(c.headers ? { headers: c.headers } : {}),
     };
   }
 
@@ -198,6 +202,7 @@ export class Proxy {
             maxSessions: this.config.maxUdpSessions,
             mapping: this.config.udpMapping,
             flowEvents: this.config.flowEvents,
+            ...(this.config.headers ? { headers: this.config.headers } : {}),
           },
           { sockets: this.sockets, emit: this.deps.emit, budget: this.budget, ...(this.deps.onFailure ? { onFailure: this.deps.onFailure } : {}) },
         );
@@ -217,7 +222,14 @@ export class Proxy {
 
   /** The TCP connection cap in force per worker (or for this process). */
   maxConnectionsPerWorker(): number {
-    return this.pool?.maxConnectionsPerWorker ?? this.tcpCap;
+    return this.tcpCapacity().perWorker;
+  }
+
+  /** The cap in force and why: what the workers (or this process's budget) gave, under the file limit. */
+  tcpCapacity(): TcpCapacity {
+    const limit = fileLimit().soft;
+    const inForce = this.pool ? this.pool.maxConnectionsPerWorker : this.tcpCap;
+    return inForce > 0 ? tcpCapacity(this.config.maxConnections, inForce, limit, this.config.tcpEngine) : expectedTcpCapacity(this.config.maxConnections, limit, this.config.tcpEngine);
   }
 
   counters(): ProxyCounters {

@@ -6,6 +6,7 @@
  * connected (no name), to one pinned sockaddr, or each slot back to its own source.
  */
 import { decodeControlMessages, originalDestination, ORIGDSTADDR_CONTROL_SPACE } from '../core/net/cmsg.js';
+import { dscpOfControlMessages } from '../core/net/ip-header.js';
 import { MSG_DONTWAIT, MSG_TRUNC } from '../core/net/constants.js';
 import { MMSGHDR_LENGTH_OFFSET, MMSGHDR_SIZE, resetMmsghdrForReceive, setMmsghdrName, writeMmsghdr } from '../core/net/mmsghdr.js';
 import { IOVEC_SIZE, MSGHDR_OFFSET, writeIovec } from '../core/net/msghdr.js';
@@ -156,6 +157,14 @@ export class DatagramBatch {
     if (length === 0) return undefined;
     const at = i * ORIGDSTADDR_CONTROL_SPACE;
     return originalDestination(decodeControlMessages(this.controls.subarray(at, at + length), length));
+  }
+
+  /** The DSCP slot i arrived with (IP_TOS / IPV6_TCLASS), when the socket asked for it. */
+  dscp(i: number): number | undefined {
+    const length = this.controlLengths[i] ?? 0;
+    if (length === 0) return undefined;
+    const at = i * ORIGDSTADDR_CONTROL_SPACE;
+    return dscpOfControlMessages(decodeControlMessages(this.controls.subarray(at, at + length), length));
   }
 
   /**

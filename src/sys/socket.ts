@@ -8,6 +8,7 @@ import { errnoAdvice, errnoName } from '../core/errno.js';
 import * as C from '../core/net/constants.js';
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../core/net/sockaddr.js';
 import { decodeControlMessages, originalDestination, ORIGDSTADDR_CONTROL_SPACE } from '../core/net/cmsg.js';
+import { dscpOfSavedSyn } from '../core/net/ip-header.js';
 import { MSGHDR_SIZE, IOVEC_SIZE, writeMsghdr, writeIovec, readMsghdrResult } from '../core/net/msghdr.js';
 import { DatagramBatch } from './datagram-batch.js';
 import { Epoll } from './epoll.js';
@@ -36,6 +37,14 @@ export interface SocketOptions {
    * kernel doubles it for its bookkeeping).
    */
   readonly receiveBufferBytes?: number;
+  /** IP_TOS / IPV6_TCLASS: this DSCP (0-63) on every packet the socket sends (accepted sockets inherit it). */
+  readonly dscp?: number;
+  /** IP_TTL / IPV6_UNICAST_HOPS of every packet the socket sends (accepted sockets inherit it). */
+  readonly ttl?: number;
+  /** TCP_SAVE_SYN on a listener: each accepted socket keeps its SYN's headers for savedSynDscp(). */
+  readonly saveSyn?: boolean;
+  /** IP_RECVTOS / IPV6_RECVTCLASS: deliver each datagram's DSCP (ReceivedDatagram / DatagramBatch.dscp). */
+  readonly recvDscp?: boolean;
   /** O_NONBLOCK (default true). */
   readonly nonBlocking?: boolean;
 }
@@ -57,6 +66,15 @@ const OPTION_NAMES: Readonly<Record<string, string>> = {
   [`${C.SOL_SOCKET}:${C.SO_RCVBUFFORCE}`]: 'SO_RCVBUFFORCE',
   [`${C.SOL_SOCKET}:${C.SO_ATTACH_FILTER}`]: 'SO_ATTACH_FILTER',
   [`${C.SOL_IP}:${C.IP_TRANSPARENT}`]: 'IP_TRANSPARENT',
+  [`${C.SOL_IP}:${C.IP_TOS}`]: 'IP_TOS',
+  [`${C.SOL_IP}:${C.IP_TTL}`]: 'IP_TTL',
+  [`${C.SOL_IP}:${C.IP_RECVTOS}`]: 'IP_RECVTOS',
+  [`${C.SOL_IPV6}:${C.IPV6_TCLASS}`]: 'IPV6_TCLASS',
+  [`${C.SOL_IPV6}:${C.IPV6_UNICAST_HOPS}`]: 'IPV6_UNICAST_HOPS',
+  [`${C.SOL_IPV6}:${C.IPV6_RECVTCLASS}`]: 'IPV6_RECVTCLASS',
+  [`${C.IPPROTO_TCP}:${C.TCP_SAVE_SYN}`]: 'TCP_SAVE_SYN',
+  [`${C.IPPROTO_TCP}:${C.TCP_SAVED_SYN}`]: 'TCP_SAVED_SYN',
+  [`${C.SOL_SOCKET}:${C.SO_LINGER}`]: 'SO_LINGER',
   [`${C.SOL_IP}:${C.IP_FREEBIND}`]: 'IP_FREEBIND',
   [`${C.SOL_IP}:${C.IP_RECVORIGDSTADDR}`]: 'IP_RECVORIGDSTADDR',
   [`${C.SOL_IP}:${C.IP_BIND_ADDRESS_NO_PORT}`]: 'IP_BIND_ADDRESS_NO_PORT',
@@ -109,6 +127,10 @@ export class SocketApi {
       if (options.recvOriginalDestination) {
         this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_RECVORIGDSTADDR : C.IPV6_RECVORIGDSTADDR, 1);
       }
+      if (options.dscp !== undefined) this.setDscp(fd, options.family, options.dscp);
+      if (options.ttl !== undefined) this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_TTL : C.IPV6_UNICAST_HOPS, options.ttl);
+      if (options.saveSyn) this.setInt(fd, C.IPPROTO_TCP, C.TCP_SAVE_SYN, 1);
+      if (options.recvDscp) this.setInt(fd, ip ? C.SOL_IP : C.SOL_IPV6, ip ? C.IP_RECVTOS : C.IPV6_RECVTCLASS, 1);
     } catch (error) {
       this.libc.close(fd);
       throw error;
@@ -127,6 +149,33 @@ export class SocketApi {
     if (this.libc.setsockopt(fd, level, name, value, value.length) !== 0) {
       this.fail(`setsockopt(${OPTION_NAMES[`${level}:${name}`] ?? `${level}:${name}`})`, { fd });
     }
+  }
+
+  /** IP_TOS / IPV6_TCLASS from a DSCP (the ECN bits stay the kernel's for TCP). */
+  setDscp(fd: number, family: C.Family, dscp: number): void {
+    if (family === 4) this.setInt(fd, C.SOL_IP, C.IP_TOS, dscp << 2);
+    else this.setInt(fd, C.SOL_IPV6, C.IPV6_TCLASS, dscp << 2);
+  }
+
+  /**
+   * The DSCP of an accepted socket's SYN (its listener had TCP_SAVE_SYN): read once, the kernel
+   * frees the headers then. Undefined when none are kept (read already, or the listener lacked it).
+   */
+  savedSynDscp(fd: number): number | undefined {
+    const headers = Buffer.alloc(SAVED_SYN_BYTES);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(headers.length, 0);
+    if (this.libc.getsockopt(fd, C.IPPROTO_TCP, C.TCP_SAVED_SYN, headers, length) !== 0) this.fail('getsockopt(TCP_SAVED_SYN)', { fd });
+    return dscpOfSavedSyn(headers, length.readUInt32LE(0));
+  }
+
+  /**
+   * SO_LINGER {1, 0} (on) or {0, 0} (off). On: close() resets the connection instead of sending a
+   * FIN, and so does the kernel when the process dies holding the socket.
+   */
+  setResetOnClose(fd: number, on: boolean): void {
+    const linger = on ? LINGER_ON : LINGER_OFF;
+    if (this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, linger, linger.length) !== 0) this.fail('setsockopt(SO_LINGER)', { fd, on });
   }
 
   getInt(fd: number, level: number, name: number): number {
@@ -238,6 +287,12 @@ export class SocketApi {
   }
 
 }
+
+/** IPv6 (40) plus the longest TCP header (60): a SYN's headers always fit. */
+const SAVED_SYN_BYTES = 100;
+/** struct linger { int l_onoff; int l_linger; } */
+const LINGER_ON = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
+const LINGER_OFF = Buffer.alloc(8);
 
 function formatForCall(endpoint: Endpoint): string {
   return endpoint.family === 6 ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createLogger, formatEvent, levelOf, type LogEvent } from '../../src/cli/log.js';
+import { createLogger, formatEvent, levelOf, messageOf, type LogEvent } from '../../src/cli/log.js';
 
 const at = new Date('2026-11-30T04:00:00.000Z');
 const close: LogEvent = {
@@ -72,9 +72,17 @@ describe('log lines', () => {
   it('levels: flows at debug, a worker that dies for good at error, one restarted at warn', () => {
     assert.equal(levelOf(close), 'debug');
     assert.equal(levelOf({ type: 'udp.session.open', id: 1, client: close.client, originalDestination: close.originalDestination, upstreamLocal: close.client, mapping: 'endpoint-dependent' }), 'debug');
-    assert.equal(levelOf({ type: 'worker.exit', pid: 1, exitCode: 1, signal: null, restarting: true }), 'warn');
-    assert.equal(levelOf({ type: 'worker.exit', pid: 1, exitCode: 1, signal: null, restarting: false }), 'error');
+    assert.equal(levelOf({ type: 'worker.exit', pid: 1, exitCode: 1, signal: null, restarting: true, lostFlows: 0 }), 'warn');
+    assert.equal(levelOf({ type: 'worker.exit', pid: 1, exitCode: 1, signal: null, restarting: false, lostFlows: 0 }), 'error');
     assert.equal(levelOf({ type: 'ready', pid: 1 }), 'info');
+  });
+
+  it('a crashed worker\'s line says how many flows it lost and how they ended', () => {
+    assert.equal(
+      messageOf({ type: 'worker.exit', pid: 7, exitCode: null, signal: 'SIGKILL', restarting: true, lostFlows: 8 }),
+      'tcp worker 7 exited (code -, signal SIGKILL): 8 flows lost (reset toward both peers; counted as closed worker-lost), restarting',
+    );
+    assert.equal(messageOf({ type: 'worker.exit', pid: 7, exitCode: 1, signal: null, restarting: false, lostFlows: 0 }), 'tcp worker 7 exited (code 1, signal -), not restarted');
   });
 
   it('the logger drops what is below its level', () => {

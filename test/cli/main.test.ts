@@ -76,7 +76,7 @@ describe('tproxy command line', () => {
     const human = await cli('explain', '--snapshot', file, 'tcp', '198.51.100.10:40000', '->', '203.0.113.20:80', 'iif', 'eth0', 'syn');
     assert.equal(human.code, 0, human.err);
     assert.match(human.out, /result: DELIVERED to tcp listen 0\.0\.0\.0:8000 transparent \(tproxy\[7\]\) \(assigned by tproxy\)/);
-    assert.match(human.out, /leaves as: mark 0x1/);
+    assert.match(human.out, /reaches the socket as: mark 0x1, .* \(it ends there; what the proxy sends carries its own DSCP and TTL\)/);
     const json = await cli('explain', '--json', '--snapshot', file, 'tcp 198.51.100.10:40000 -> 203.0.113.20:81 iif eth0');
     const parsed = JSON.parse(json.out) as { outcome: { kind: string }; socket: unknown; oif: unknown; packet: { mark: string }; trace: { text: string }[] };
     assert.equal(parsed.outcome.kind, 'dropped', 'no route to forward it in this snapshot');

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { backendFrom, configFrom, rulesConfigFrom } from '../../src/cli/selection.js';
 import { isTproxyError } from '../../src/core/errors.js';
 import { DEFAULT_BYPASS_DESTINATIONS } from '../../src/core/rules/config.js';
+import { DSCP_NAMES } from '../../src/core/rules/dscp.js';
 
 describe('rules options', () => {
   it('defaults: one listener on 8000 for tcp:80,443 on both families, fail closed by drop, default bypass prefixes, no local traffic', () => {
@@ -24,8 +25,8 @@ describe('rules options', () => {
       'local-exclude-uid': ['0', '1000'],
       'local-exclude-gid': ['100'],
       'set-mark': '0x100/0xff00',
-      'set-dscp': 'AF41',
-      'set-ttl': '64',
+      'intercepted-dscp': 'AF41',
+      'intercepted-ttl': '64',
       'fail-mode': 'reject',
     });
     assert.deepEqual(config.bypass, { destinations: ['10.0.0.0/8'], sources: ['192.0.2.0/24'] });
@@ -49,7 +50,9 @@ describe('rules options', () => {
     };
     refuses({ 'fail-mode': 'closed' }, '--fail-mode: rules.failMode: "closed" is not allowed: use one of open, drop, reject');
     refuses({ upstream: 'transparant' }, '--upstream: listeners[0].upstream: "transparant" is not allowed: use one of direct, transparent (did you mean transparent?)');
-    refuses({ 'set-ttl': '300' }, '--set-ttl: rules.mangle.ttl: 300 is not allowed: use an integer from 1 to 255');
+    refuses({ 'intercepted-ttl': '300' }, '--intercepted-ttl: rules.mangle.ttl: 300 is not allowed: use an integer from 1 to 255');
+    refuses({ 'set-ttl': '0' }, '--set-ttl: listeners[0].headers.ttl: 0 is not allowed: use an integer from 1 to 255');
+    refuses({ 'set-dscp': 'fast' }, `--set-dscp: listeners[0].headers.dscp: "fast" is not allowed: use an integer from 0 to 63, a name (${Object.keys(DSCP_NAMES).join(', ')}) or copy`);
     refuses({ listen: '0' }, '--listen: listeners[0].port: 0 is not allowed: use a port from 1 to 65535');
     refuses({ 'route-table': '255' }, '--route-table: rules.routeTable: 255 must be a free table id from 1 to 4294967280 (not 253 default, 254 main, 255 local)');
     refuses({ local: true, 'local-exclude-uid': ['root'] }, '--local-exclude-uid: rules.local.excludeUids[0]: "root" is not allowed: use an integer from 0 to 4294967294');

@@ -64,7 +64,7 @@ function harness(initial: TproxyConfig): Harness {
       snapshot: () => Promise.resolve({ counters: { tcp: emptyTcpCounters() }, flows: [] }),
       workers: () => ({ running: 0, restarts: 0 }),
       workerPids: () => [],
-      maxConnectionsPerWorker: () => 1,
+      tcpCapacity: () => ({ configured: 1, perWorker: 1, limitedBy: 'configured', fileLimit: 1024, descriptorsPerFlow: 6 }),
       setFlowEvents(on) {
         log.push(`flow events ${id} ${on ? 'on' : 'off'}`);
         return Promise.resolve();

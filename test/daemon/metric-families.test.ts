@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { FAMILY_LIST, metricValues, type MetricsSnapshot } from '../../src/daemon/metric-families.js';
 import { PrometheusExposition } from '../../src/daemon/prometheus.js';
 import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
-import { snapshotCounters, UDP_COUNTER_SLOTS } from '../../src/dataplane/udp/counters.js';
+import { snapshotCounters, UDP_COUNTER_SLOTS, UDP_ERROR_REASONS } from '../../src/dataplane/udp/counters.js';
 import { parsePromText } from '../helpers/prometheus-text.js';
 
 const udp = { ...snapshotCounters(new Float64Array(UDP_COUNTER_SLOTS)), sessionsActive: 2, sessionsCreated: 9, sessionsClosed: 7, sessionsExpired: 5, sessionsEvicted: 4, sessionsEvictedForDescriptors: 3, datagramsFromClients: 40, bytesFromClients: 4000, datagramsFromServers: 38, bytesFromServers: 3800, peersCreated: 9, replyFallbacks: 1, raceHandovers: 3 };
@@ -20,8 +20,9 @@ const snapshot: MetricsSnapshot = {
         udp,
       },
       workers: { running: 2, restarts: 1 },
+      capacity: { configured: 100_000, perWorker: 3322, limitedBy: 'descriptors', fileLimit: 20_000, descriptorsPerFlow: 6 },
     },
-    { name: 'dns', counters: { tcp: { ...emptyTcpCounters(), accepted: 1 } }, workers: { running: 1, restarts: 0 } },
+    { name: 'dns', counters: { tcp: { ...emptyTcpCounters(), accepted: 1 } }, workers: { running: 1, restarts: 0 }, capacity: { configured: 100, perWorker: 100, limitedBy: 'configured', fileLimit: 20_000, descriptorsPerFlow: 6 } },
   ],
   rules: { managed: true, backend: 'nft', inPlace: true, counters: [{ rule: 'prerouting: tproxy: intercept tcp ipv4', packets: 30, bytes: 2400 }, { rule: 'prerouting: tproxy: intercept udp ipv6', packets: 0, bytes: 0 }] },
   rulesReadFailures: 0,
@@ -65,6 +66,9 @@ describe('metric families (pure mapping)', () => {
     assert.equal(sample('tproxy_tcp_connections_closed_total', { ...main, reason: 'client-ECONNRESET' }), 2);
     assert.equal(sample('tproxy_tcp_worker_restarts_total', main), 1);
     assert.equal(sample('tproxy_tcp_workers', main), 2);
+    assert.equal(sample('tproxy_tcp_max_connections', { ...main, limit: 'descriptors' }), 3322, 'the cap in force, and that the file limit set it');
+    assert.equal(sample('tproxy_tcp_max_connections_configured', main), 100_000);
+    assert.equal(sample('tproxy_tcp_max_connections', { listener: 'dns', limit: 'configured' }), 100);
     assert.equal(metricValues(snapshot).filter((v) => v.family.name === 'tproxy_tcp_connections_total').length, 1, 'one family, a sample per listener');
   });
 
@@ -76,7 +80,7 @@ describe('metric families (pure mapping)', () => {
     assert.equal(sample('tproxy_udp_bytes_total', { ...main, direction: 'from_client' }), 4000);
     assert.equal(sample('tproxy_udp_errors_total', { ...main, reason: 'upstream-refused' }), 4);
     assert.equal(sample('tproxy_udp_errors_total', { ...main, reason: 'client-busy' }), 0);
-    assert.equal(metricValues(snapshot).find((v) => v.family.name === 'tproxy_udp_errors_total')?.samples.length, 15);
+    assert.equal(metricValues(snapshot).find((v) => v.family.name === 'tproxy_udp_errors_total')?.samples.length, UDP_ERROR_REASONS.length, 'one sample per reason');
     assert.equal(sample('tproxy_udp_sessions_evicted_total', { ...main, reason: 'session-limit' }), 1);
     assert.equal(sample('tproxy_udp_sessions_evicted_total', { ...main, reason: 'descriptor-limit' }), 3);
     assert.equal(sample('tproxy_udp_sessions_total', { listener: 'dns' }), undefined);

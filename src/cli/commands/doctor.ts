@@ -1,4 +1,8 @@
 /** `tproxy doctor`: find what stops TPROXY from working on this host, and the command that fixes it. */
+import { expectedTcpCapacity, RESERVED_DESCRIPTORS } from '../../dataplane/tcp/capacity.js';
+import type { TcpEngineKind } from '../../dataplane/tcp/engines.js';
+import { fileLimit } from '../../sys/limits.js';
+import type { ListenerCapacity } from '../../core/doctor/input.js';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { doctorInput, shellWord, type FixCommands } from '../../core/doctor/input.js';
@@ -82,6 +86,8 @@ export interface DoctorOptions {
   readonly config: RulesConfig;
   readonly commands: FixCommands;
   readonly upstream: 'direct' | 'transparent';
+  /** Per listener: configured maxConnections and TCP engine (for the cap under this host's file limit). */
+  readonly tcp: readonly { readonly listener: string; readonly maxConnections: number; readonly engine: TcpEngineKind }[];
 }
 
 /**
@@ -91,14 +97,24 @@ export interface DoctorOptions {
 export async function doctorOptions(argv: readonly string[]): Promise<DoctorOptions> {
   const { values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true });
   const flags = { json: values.json === true, help: values.help === true, ...(typeof values.snapshot === 'string' ? { snapshot: values.snapshot } : {}) };
-  if (flags.help) return { values: flags, config: rulesConfigOf(await configFrom({})), commands: { apply: '', run: '' }, upstream: 'direct' };
+  if (flags.help) return { values: flags, config: rulesConfigOf(await configFrom({})), commands: { apply: '', run: '' }, upstream: 'direct', tcp: [] };
   const tproxy = await configFrom(values);
   const config = rulesConfigOf(tproxy);
   planRules(config);
   const upstream = tproxy.listeners.some((l) => l.upstream === 'transparent') ? 'transparent' : 'direct';
   const withArgs = (command: string, args: string[]): string => [command, ...args].join(' ');
   const commands = { apply: withArgs('tproxy rules apply', commandArgs(argv, RULES_OPTION_NAMES)), run: withArgs('tproxy run', commandArgs(argv)) };
-  return { values: flags, config, commands, upstream };
+  const tcp = tproxy.listeners.filter((l) => l.intercept.some((s) => s.transport === 'tcp')).map((l) => ({ listener: l.name, maxConnections: l.maxConnections, engine: tproxy.tcp.engine }));
+  return { values: flags, config, commands, upstream, tcp };
+}
+
+/** The cap each listener's workers would apply here: the daemon raises its soft file limit to this process's hard one. */
+function capacityHere(tcp: DoctorOptions['tcp']): ListenerCapacity[] {
+  const limit = fileLimit().hard;
+  return tcp.map((l) => {
+    const c = expectedTcpCapacity(l.maxConnections, limit, l.engine);
+    return { listener: l.listener, configured: c.configured, perWorker: c.perWorker, fileLimit: c.fileLimit, descriptorsPerFlow: c.descriptorsPerFlow, reservedDescriptors: RESERVED_DESCRIPTORS };
+  });
 }
 
 export function doctorCommand(runner: CommandRunner = new ProcessRunner()): Command {
@@ -107,13 +123,14 @@ export function doctorCommand(runner: CommandRunner = new ProcessRunner()): Comm
     summary: 'find what stops TPROXY from working on this host, and how to fix it',
     usage: USAGE,
     async run(argv: string[], io: CliIo): Promise<number> {
-      const { values, config, commands, upstream } = await doctorOptions(argv);
+      const { values, config, commands, upstream, tcp } = await doctorOptions(argv);
       if (values.help) {
         io.out(USAGE);
         return 0;
       }
       const snapshot = values.snapshot !== undefined ? await readSnapshot(values.snapshot) : await takeSnapshot(runner);
-      const report = diagnose(doctorInput(snapshot, config, commands, upstream));
+      // A snapshot comes from another host (or time): its file limit is not this process's.
+      const report = diagnose(doctorInput(snapshot, config, commands, upstream, values.snapshot !== undefined ? undefined : capacityHere(tcp)));
       io.out(values.json ? `${JSON.stringify(reportToJson(report), null, 2)}\n` : formatReport(report));
       return report.status;
     },

@@ -8,6 +8,7 @@ import { RulesController } from '../../control/apply.js';
 import { Daemon, type DaemonEvent } from '../../daemon/daemon.js';
 import { Operations } from '../../daemon/operations.js';
 import { Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
+import { describeCapacity } from '../../dataplane/tcp/capacity.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
@@ -46,9 +47,9 @@ function readyEvent(daemon: Daemon): DaemonEvent {
   return {
     type: 'ready',
     pid: process.pid,
-    listeners: listeners.map((l) => ({ name: l.name, port: l.config.port, tcpWorkers: l.proxy.workerPids(), maxConnectionsPerWorker: l.proxy.maxConnectionsPerWorker() })),
+    listeners: listeners.map((l) => ({ name: l.name, port: l.config.port, tcpWorkers: l.proxy.workerPids(), maxConnectionsPerWorker: l.proxy.tcpCapacity().perWorker, capacity: describeCapacity(l.proxy.tcpCapacity()) })),
     tcpWorkers: listeners.flatMap((l) => l.proxy.workerPids()),
-    maxConnectionsPerWorker: listeners[0]?.proxy.maxConnectionsPerWorker() ?? 0,
+    maxConnectionsPerWorker: listeners[0]?.proxy.tcpCapacity().perWorker ?? 0,
   };
 }
 

@@ -77,7 +77,7 @@ export function flagsHelp(flags: readonly ConfigFlag[] = configFlags()): string 
     const head = `  --${flag.name}${flag.metavar ? ` ${flag.metavar}` : ''}`;
     const d = isSwitch(flag) ? undefined : defaultText(setting);
     const more = [flag.multiple ? 'repeatable' : '', setting.unit ? `unit ${setting.unit}` : '', d ? `default ${d}` : ''].filter((s) => s !== '');
-    const body = `${setting.help}${more.length > 0 ? ` (${more.join(', ')})` : ''} [${path.join('.').replaceAll('.*', '[]')}]`;
+    const body = `${flag.help ?? setting.help}${more.length > 0 ? ` (${more.join(', ')})` : ''} [${path.join('.').replaceAll('.*', '[]')}]`;
     const lines = wrap(body, 72);
     if (head.length < 25) out.push(`${head.padEnd(25)}${lines[0] ?? ''}`, ...lines.slice(1).map((l) => `${' '.repeat(25)}${l}`));
     else out.push(head, ...lines.map((l) => `${' '.repeat(25)}${l}`));

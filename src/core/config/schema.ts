@@ -39,6 +39,8 @@ export interface FlagSpec {
   readonly single?: boolean;
   /** Turns the flag's text into the raw value of the setting (default: the text as is). */
   readonly toRaw?: (text: string) => unknown;
+  /** The flag's own help in `--help`, where the setting's reads the wrong way (a switch that turns a setting off). */
+  readonly help?: string;
 }
 
 interface SettingBase<T> {

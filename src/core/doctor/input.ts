@@ -30,9 +30,20 @@ export interface DoctorInput {
   readonly commands: FixCommands;
   /** The proxy's upstream mode: with `transparent` the divert rule carries the servers' replies. */
   readonly upstream: 'direct' | 'transparent';
+  /** The TCP connection cap each listener's workers would apply here (absent with a snapshot: not this host's limits). */
+  readonly capacity?: readonly ListenerCapacity[];
 }
 
-export function doctorInput(snapshot: Snapshot, requested: RulesConfig, commands: FixCommands, upstream: 'direct' | 'transparent' = 'direct'): DoctorInput {
+export interface ListenerCapacity {
+  readonly listener: string;
+  readonly configured: number;
+  readonly perWorker: number;
+  readonly fileLimit: number;
+  readonly descriptorsPerFlow: number;
+  readonly reservedDescriptors: number;
+}
+
+export function doctorInput(snapshot: Snapshot, requested: RulesConfig, commands: FixCommands, upstream: 'direct' | 'transparent' = 'direct', capacity?: readonly ListenerCapacity[]): DoctorInput {
   const nft = snapshot.nft ? parseNftJson(JSON.stringify(snapshot.nft)) : { tables: [], chains: [], sets: [], rules: [] };
   const table = nft.tables.find((t) => t.family === 'inet' && t.name === requested.tableName);
   const record = decodeRecord(table?.comment ?? snapshot.host?.tableComments?.[`inet ${requested.tableName}`]);
@@ -48,6 +59,7 @@ export function doctorInput(snapshot: Snapshot, requested: RulesConfig, commands
     ours: { ...(table ? { table } : {}), ...(record ? { record } : {}) },
     commands,
     upstream,
+    ...(capacity ? { capacity } : {}),
   };
 }
 

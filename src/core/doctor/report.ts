@@ -5,6 +5,7 @@
 import { AREAS, SEVERITY_RANK, finding, type Area, type Finding } from './finding.js';
 import type { DoctorInput } from './input.js';
 import { checkKernel } from './kernel.js';
+import { checkLimits } from './limits.js';
 import { checkPrivileges } from './privileges.js';
 import { checkProbes } from './probes.js';
 import { checkRouting } from './routing.js';
@@ -22,7 +23,7 @@ export interface DoctorReport {
 /** Sources without which doctor cannot judge the host. */
 const ESSENTIAL = ['nft', 'ipRules.ipv4', 'ipRules.ipv6', 'routes.ipv4', 'routes.ipv6', 'sockets', 'addresses'];
 
-const CHECKS: readonly ((input: DoctorInput) => Finding[])[] = [checkKernel, checkPrivileges, checkSysctls, checkRouting, checkRules, checkSockets, checkProbes];
+const CHECKS: readonly ((input: DoctorInput) => Finding[])[] = [checkKernel, checkPrivileges, checkLimits, checkSysctls, checkRouting, checkRules, checkSockets, checkProbes];
 
 function areaRank(findings: readonly Finding[], area: Area): number {
   return Math.min(...findings.filter((f) => f.area === area).map((f) => SEVERITY_RANK[f.severity]));

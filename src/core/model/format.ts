@@ -72,7 +72,12 @@ export function explanationToJson(e: Explanation): Record<string, unknown> {
 export function formatExplanation(input: Packet, e: Explanation): string {
   const lines = [`packet: ${describePacket(input)}`, `result: ${describeOutcome(e.outcome, e)}`];
   const p = e.packet;
-  lines.push(`leaves as: mark ${hex(p.mark)}, dscp ${p.dscp}, ${p.family === 4 ? 'ttl' : 'hop limit'} ${p.ttl}`);
+  // A delivered packet ends at its socket: what the proxy then sends is its own (its sockets'
+  // DSCP and TTL, --set-dscp / --set-ttl), not this packet's fields.
+  const fields = `mark ${hex(p.mark)}, dscp ${p.dscp}, ${p.family === 4 ? 'ttl' : 'hop limit'} ${p.ttl}`;
+  if (e.outcome.kind === 'delivered' || e.outcome.kind === 'answered-by-time-wait') lines.push(`reaches the socket as: ${fields} (it ends there; what the proxy sends carries its own DSCP and TTL)`);
+  else if (e.outcome.kind === 'dropped') lines.push(`dropped as: ${fields}`);
+  else lines.push(`leaves as: ${fields}`);
   if (e.uncertain) lines.push('note: part of the ruleset is not modelled (marked "not modelled" below): the result may differ');
   lines.push('trace:');
   for (const step of e.trace) {

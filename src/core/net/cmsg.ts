@@ -66,5 +66,8 @@ export function originalDestination(messages: readonly ControlMessage[]): Endpoi
   return undefined;
 }
 
-/** Space to reserve in msg_control to receive the original destination of either family. */
+/**
+ * Space to reserve in msg_control for what a listener receives: the original destination of either
+ * family (28 bytes at most) and the DSCP (IP_TOS, 1 byte, or IPV6_TCLASS, 4) with room to spare.
+ */
 export const ORIGDSTADDR_CONTROL_SPACE = cmsgSpace(28) * 2;

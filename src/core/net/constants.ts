@@ -35,8 +35,15 @@ export const TCP_NODELAY = 1;
 export const TCP_KEEPIDLE = 4;
 export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;
+/** Keep the SYN's headers on the listener's new connections; read once with TCP_SAVED_SYN (Linux 4.2+). */
+export const TCP_SAVE_SYN = 27;
+export const TCP_SAVED_SYN = 28;
 
+/** include/uapi/linux/in.h */
+export const IP_TOS = 1;
+export const IP_TTL = 2;
 export const IP_PKTINFO = 8;
+export const IP_RECVTOS = 13;
 export const IP_FREEBIND = 15;
 export const IP_TRANSPARENT = 19;
 export const IP_RECVORIGDSTADDR = 20;
@@ -44,7 +51,11 @@ export const IP_RECVORIGDSTADDR = 20;
 export const IP_ORIGDSTADDR = IP_RECVORIGDSTADDR;
 export const IP_BIND_ADDRESS_NO_PORT = 24;
 
+/** include/uapi/linux/in6.h */
+export const IPV6_UNICAST_HOPS = 16;
 export const IPV6_V6ONLY = 26;
+export const IPV6_RECVTCLASS = 66;
+export const IPV6_TCLASS = 67;
 export const IPV6_PKTINFO = 50;
 export const IPV6_RECVORIGDSTADDR = 74;
 export const IPV6_ORIGDSTADDR = IPV6_RECVORIGDSTADDR;

@@ -9,6 +9,14 @@ import type { HandshakeStep, UpstreamHandshake } from './handshake.js';
 export const MAX_RESPONSE_HEAD = 16 * 1024;
 const END = Buffer.from('\r\n\r\n');
 
+/**
+ * Refusals with an errno meaning, counted with direct connects' errors under it (like SOCKS5's
+ * replies): 407 our credentials (or their absence), 401 the same from a proxy that answers with
+ * the origin's code, 403 policy: EACCES, as a SOCKS5 authentication failure; 502 / 503 the proxy
+ * could not reach the destination; 504 it timed out. Other codes count under their reason.
+ */
+const STATUS_ERRNO: Readonly<Record<number, string>> = { 401: 'EACCES', 403: 'EACCES', 407: 'EACCES', 502: 'ECONNREFUSED', 503: 'ECONNREFUSED', 504: 'ETIMEDOUT' };
+
 export class HttpConnectHandshake implements UpstreamHandshake {
   readonly first: Uint8Array;
   private head = Buffer.alloc(0);
@@ -33,8 +41,7 @@ export class HttpConnectHandshake implements UpstreamHandshake {
     if (!status) return { kind: 'failed', take, reason: 'http-connect-protocol', errno: 'EPROTO' };
     const code = Number(status[1]);
     if (code >= 200 && code < 300) return { kind: 'done', take };
-    // 407: our credentials (or their absence); 403: policy; 502/503/504: the proxy could not reach it.
-    const errno = code === 407 || code === 403 ? 'EACCES' : code === 502 || code === 503 ? 'ECONNREFUSED' : code === 504 ? 'ETIMEDOUT' : undefined;
+    const errno = STATUS_ERRNO[code];
     return { kind: 'failed', take, reason: `http-connect-${code}`, ...(errno ? { errno } : {}) };
   }
 }

@@ -32,6 +32,19 @@ export function emptyTcpCounters(): TcpCounters {
   };
 }
 
+/** Closed reason of flows that a crashed worker held (its sockets closed with SO_LINGER 0: resets). */
+export const WORKER_LOST = 'worker-lost';
+
+/**
+ * The counters of a worker that is gone: its open flows count as closed `worker-lost`, so
+ * accepted = the sum of closed over every reason (nothing is active any more).
+ */
+export function retireTcpCounters(c: TcpCounters): { readonly counters: TcpCounters; readonly lost: number } {
+  const lost = c.active;
+  const closed = lost > 0 ? { ...c.closed, [WORKER_LOST]: (c.closed[WORKER_LOST] ?? 0) + lost } : c.closed;
+  return { counters: { ...c, active: 0, closed }, lost };
+}
+
 export function increment(record: Record<string, number>, key: string, by = 1): void {
   record[key] = (record[key] ?? 0) + by;
 }

@@ -1,7 +1,8 @@
 /**
  * The TCP supervisor: N worker processes (default one per core), each with its own SO_REUSEPORT
  * transparent listeners. A worker that dies is replaced (with backoff, bounded per minute); its
- * counters are kept. Before the workers start, one plain bind of the port checks that no other
+ * counters are kept, and the flows it held (the kernel reset them: see SO_LINGER in the engines)
+ * count as closed `worker-lost`. Before the workers start, one plain bind of the port checks that no other
  * program (or another tproxy) holds it: SO_REUSEPORT would otherwise share it silently.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -11,7 +12,7 @@ import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink } from '../events.js';
 import { RestartWindow } from '../restart-window.js';
-import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './counters.js';
+import { emptyTcpCounters, retireTcpCounters, sumTcpCounters, type TcpCounters } from './counters.js';
 import { busiestFlows, type TcpFlowSnapshot, type TcpSnapshot } from './flows.js';
 import type { StopReport } from './relay.js';
 import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
@@ -44,6 +45,8 @@ export class TcpWorkerPool {
   private readonly workers = new Map<number, WorkerState>();
   private retired: TcpCounters = emptyTcpCounters();
   private readonly restarts: RestartWindow;
+  /** Restarts waiting for their backoff; cleared by stop(). */
+  private readonly restartTimers = new Set<NodeJS.Timeout>();
   private restartCount = 0;
   private nextRequest = 1;
   private stopping = false;
@@ -189,21 +192,26 @@ export class TcpWorkerPool {
       child.on('exit', (exitCode, signal) => {
         this.workers.delete(pid);
         for (const answer of [...state.requests.values()]) answer(undefined);
-        this.retired = sumTcpCounters([this.retired, { ...state.counters, active: 0 }]);
+        const { counters: retired, lost } = retireTcpCounters(state.counters);
+        this.retired = sumTcpCounters([this.retired, retired]);
         if (!state.ready) {
           reject(new TproxyError('ERR_SYSCALL', `tcp worker ${pid} exited before it was ready (code ${exitCode ?? '-'}, signal ${signal ?? '-'})`));
           return;
         }
         if (this.stopping) return;
         const restarting = this.restarts.allow();
-        this.deps.emit({ type: 'worker.exit', pid, exitCode, signal, restarting });
+        this.deps.emit({ type: 'worker.exit', pid, exitCode, signal, restarting, lostFlows: lost });
         if (restarting) {
           const delay = this.restarts.backoffMs();
-          setTimeout(() => {
+          // Not unref()'d: with a single worker, this timer is what keeps the daemon's event loop
+          // alive until the replacement runs (an unref'd one let the daemon exit silently).
+          const timer = setTimeout(() => {
+            this.restartTimers.delete(timer);
             if (this.stopping) return;
             this.restartCount++;
             this.spawn().catch((error: unknown) => this.deps.emit({ type: 'error', code: 'ERR_SYSCALL', message: `tcp worker restart failed: ${(error as Error).message}` }));
-          }, delay).unref();
+          }, delay);
+          this.restartTimers.add(timer);
         }
       });
     });
@@ -212,6 +220,8 @@ export class TcpWorkerPool {
   /** Stop accepting in every worker, let flows finish for up to graceMs, then reset the rest. */
   async stop(graceMs: number): Promise<StopReport> {
     this.stopping = true;
+    for (const timer of this.restartTimers) clearTimeout(timer);
+    this.restartTimers.clear();
     const states = [...this.workers.values()];
     const exits = states.map((s) => new Promise<void>((resolve) => (s.child.exitCode !== null || s.child.signalCode !== null ? resolve() : s.child.once('exit', () => resolve()))));
     for (const s of states) {

@@ -11,6 +11,15 @@
  * FIN while the other direction keeps flowing), resets cross as resets (a refused or failed
  * upstream resets the client, a client reset resets the upstream), connect and idle timeouts.
  *
+ * Sent headers (headers.ts): the listener carries the DSCP and TTL, so every accepted socket inherits
+ * them (SYN-ACK included); each upstream socket gets them before its SYN. With `dscp: copy` the
+ * listener keeps each SYN (TCP_SAVE_SYN) and both sockets of a flow get that SYN's DSCP.
+ *
+ * Reset on crash: the listener has SO_LINGER {1, 0}, inherited by every accepted socket, and each
+ * upstream socket gets it too; a socket's linger is cleared once its FIN is sent ('finish'), so a
+ * graceful end stays a FIN, while a process that dies mid-flow resets both peers (the kernel
+ * closes the sockets with the linger in force).
+ *
  * Accepting pauses instead of failing: the listening socket is ours and libuv gets a dup() of it;
  * at the connection cap or the descriptor limit we close libuv's copy only, so the kernel keeps
  * queueing connections in the backlog until we take them again.
@@ -21,6 +30,7 @@ import type { Family } from '../../core/net/constants.js';
 import { anyAddress, normalizeAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
+import { fixedDscp, type SentHeaders } from '../headers.js';
 import { emptyTcpCounters, increment, type TcpCounters } from './counters.js';
 import { createHandshake } from '../../core/upstream/handshake.js';
 import type { UpstreamProxy } from '../../core/upstream/proxy-url.js';
@@ -49,6 +59,8 @@ export interface TcpRelayConfig {
   readonly maxConnections: number;
   /** Emit an event per flow (accept, connected, close, refused); counters are kept regardless. Switched later by setFlowEvents. */
   readonly flowEvents: boolean;
+  /** DSCP and TTL of the packets sent both ways; absent: the kernel's defaults. */
+  readonly headers?: SentHeaders;
 }
 
 export interface TcpRelayDeps {
@@ -112,8 +124,10 @@ export class TcpRelay {
   async start(): Promise<Endpoint> {
     const { sockets } = this.deps;
     const { family } = this.config;
-    const fd = sockets.open({ family, transport: 'tcp', transparent: true, reuseAddress: true, reusePort: this.config.reusePort });
+    const headers = this.config.headers ?? {};
+    const fd = sockets.open({ family, transport: 'tcp', transparent: true, reuseAddress: true, reusePort: this.config.reusePort, ...listenerHeaders(headers) });
     try {
+      sockets.setResetOnClose(fd, true);
       sockets.bind(fd, { family, address: this.config.addresses?.[family] ?? anyAddress(family), port: this.config.port });
       sockets.listen(fd, this.config.backlog);
     } catch (error) {
@@ -257,7 +271,14 @@ export class TcpRelay {
 
     let upstream: net.Socket;
     try {
-      upstream = this.openUpstream(clientEnd);
+      const clientFd = fdOf(client);
+      let dscp = fixedDscp(this.config.headers ?? {});
+      if (this.config.headers?.dscp === 'copy') {
+        dscp = this.deps.sockets.savedSynDscp(clientFd) ?? 0;
+        this.deps.sockets.setDscp(clientFd, family, dscp);
+      }
+      client.prependOnceListener('finish', () => this.finOnClose(clientFd));
+      upstream = this.openUpstream(clientEnd, dscp);
     } catch (error) {
       const errno = errnoOf(error);
       increment(this.counters.connectErrors, errno);
@@ -362,17 +383,38 @@ export class TcpRelay {
     upstream.connect({ host: target.address, port: target.port });
   }
 
-  private openUpstream(client: Endpoint): net.Socket {
+  /** The upstream socket, with the flow's DSCP and the TTL, reset on close until its FIN is sent. */
+  private openUpstream(client: Endpoint, dscp: number | undefined): net.Socket {
+    const { sockets } = this.deps;
+    const fd = this.openUpstreamFd(client, dscp);
+    try {
+      sockets.setResetOnClose(fd, true);
+    } catch (error) {
+      sockets.close(fd);
+      throw error;
+    }
+    const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+    socket.prependOnceListener('finish', () => this.finOnClose(fd));
+    return socket;
+  }
+
+  /** Its FIN is sent: a crash from now on must not turn into a reset toward this peer. */
+  private finOnClose(fd: number): void {
+    try {
+      this.deps.sockets.setResetOnClose(fd, false);
+    } catch {
+      // closed already: nothing left to reset
+    }
+  }
+
+  private openUpstreamFd(client: Endpoint, dscp: number | undefined): number {
     const { sockets } = this.deps;
     const { family, upstream, upstreamMark, upstreamProxy } = this.config;
-    if (upstreamProxy) {
-      return new net.Socket({ fd: sockets.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', mark: upstreamMark }), allowHalfOpen: true, readable: true, writable: true });
-    }
-    if (upstream === 'direct') {
-      return new net.Socket({ fd: sockets.open({ family, transport: 'tcp', mark: upstreamMark }), allowHalfOpen: true, readable: true, writable: true });
-    }
+    const sent = { mark: upstreamMark, ...(dscp !== undefined ? { dscp } : {}), ...(this.config.headers?.ttl !== undefined ? { ttl: this.config.headers.ttl } : {}) };
+    if (upstreamProxy) return sockets.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', ...sent });
+    if (upstream === 'direct') return sockets.open({ family, transport: 'tcp', ...sent });
     // Transparent: the client's own address and port, so the server sees exactly the client.
-    let fd = sockets.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, reuseAddress: true });
+    let fd = sockets.open({ family, transport: 'tcp', ...sent, transparent: true, reuseAddress: true });
     try {
       sockets.bind(fd, client);
     } catch (error) {
@@ -380,7 +422,7 @@ export class TcpRelay {
       if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
       // The client's port is taken here (another flow of the same client): keep the address.
       this.counters.clientPortFallbacks++;
-      fd = sockets.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, bindAddressNoPort: true });
+      fd = sockets.open({ family, transport: 'tcp', ...sent, transparent: true, bindAddressNoPort: true });
       try {
         sockets.bind(fd, { ...client, port: 0 });
       } catch (error2) {
@@ -388,6 +430,19 @@ export class TcpRelay {
         throw error2;
       }
     }
-    return new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+    return fd;
   }
+}
+
+/** Listener options for the sent headers: accepted sockets inherit DSCP and TTL; `copy` keeps each SYN. */
+export function listenerHeaders(headers: SentHeaders): { dscp?: number; ttl?: number; saveSyn?: boolean } {
+  const dscp = fixedDscp(headers);
+  return { ...(dscp !== undefined ? { dscp } : {}), ...(headers.ttl !== undefined ? { ttl: headers.ttl } : {}), ...(headers.dscp === 'copy' ? { saveSyn: true } : {}) };
+}
+
+/** The descriptor under an accepted net.Socket (libuv's; Node exposes it on its handle on Unix). */
+function fdOf(socket: net.Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new TproxyError('ERR_SYSCALL', 'accepted socket has no descriptor', {});
+  return fd;
 }

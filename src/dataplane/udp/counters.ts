@@ -54,6 +54,11 @@ export const UDP_ERROR_REASONS = [
   'foreign-source',
   /** A remote beyond the per-session cap (endpoint-independent mapping). */
   'peer-limit',
+  /**
+   * A datagram from anyone but the original destination to a client's address and port
+   * (endpoint-dependent mapping with upstream transparent): dropped by the client's guard socket.
+   */
+  'unsolicited',
   'other',
 ] as const;
 

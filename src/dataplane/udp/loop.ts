@@ -19,6 +19,19 @@
  * When the bind fails with EADDRINUSE (a local service holds that port on a wildcard address
  * without SO_REUSEADDR), replies go through a raw socket that writes the UDP header itself
  * (sys/raw-udp.ts), and the client's later datagrams keep arriving through the listener.
+ *
+ * Endpoint-dependent mapping with upstream transparent: the upstream socket is bound to the
+ * client's own address and port and connected to the destination, so the divert rule brings only
+ * the destination's datagrams to it; anyone else's datagram to the client's address and port would
+ * find no socket and be forwarded to the client by the router. A guard socket per client endpoint
+ * (IP_TRANSPARENT, SO_REUSEADDR, bound to that address and port, unconnected) is what the kernel's
+ * lookup finds for those instead (a connected socket wins for its own remote), so the divert rule
+ * delivers them here, where they are dropped and counted (`unsolicited`). Only the original
+ * destination answers, as the mapping says.
+ *
+ * Sent headers: upstream and reply sockets get the listener's DSCP and TTL when opened; with
+ * `dscp: copy` a session's sockets get the DSCP of the datagram that opened it (IP_RECVTOS /
+ * IPV6_RECVTCLASS on the listener). Replies through the raw fallback keep the kernel's defaults.
  */
 import { TproxyError } from '../../core/errors.js';
 import { errnoName } from '../../core/errno.js';
@@ -44,6 +57,8 @@ interface Session {
   /** The first original destination. */
   readonly destination: Endpoint;
   readonly upstreamFd: number;
+  /** DSCP of everything the session sends (undefined: the kernel's default). */
+  readonly dscp: number | undefined;
   /** Remotes by endpointKey. */
   readonly peers: Map<string, Peer>;
   lastActiveMs: number;
@@ -63,7 +78,14 @@ interface Peer {
   readonly fallback: UdpFallbackRoute | undefined;
 }
 
-type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer };
+/** The guard of one client endpoint, shared by that endpoint's sessions. */
+interface Guard {
+  readonly fd: number;
+  readonly key: string;
+  sessions: number;
+}
+
+type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer } | { readonly kind: 'guard'; readonly guard: Guard };
 
 interface Pending {
   readonly client: Endpoint;
@@ -73,6 +95,8 @@ interface Pending {
 
 /** Datagrams taken off a new reply socket per drain: bounds the handover queue. */
 const MAX_DRAIN = 1024;
+/** A guard only drops what it receives: a small buffer (the kernel doubles it). */
+const GUARD_RECEIVE_BYTES = 16 * 1024;
 /** At most one drop event per reason per this period; the counters count every drop. */
 const DROP_EVENT_INTERVAL_MS = 1000;
 
@@ -106,6 +130,8 @@ export class UdpLoop {
   private readonly lastDropEvent = new Map<UdpErrorReason, number>();
   private readonly c: Float64Array;
   private readonly independent: boolean;
+  /** Guards by client endpointKey (endpoint-dependent mapping with upstream transparent only). */
+  private readonly guards = new Map<string, Guard>();
   private nextId = 1;
   private now: number;
   private nextExpiryCheck = 0;
@@ -137,6 +163,7 @@ export class UdpLoop {
       if (!owner) continue;
       if (owner.kind === 'listener') this.readListener(this.epoll.readyFd(i));
       else if (owner.kind === 'upstream') this.readUpstream(owner.session);
+      else if (owner.kind === 'guard') this.readGuard(owner.guard);
       else this.readReply(owner.peer);
       this.handOver();
     }
@@ -153,6 +180,12 @@ export class UdpLoop {
   /** Close every session (reported) and the loop's own fds; listeners stay with their owner. */
   shutdown(): void {
     for (const s of [...this.sessions.values()]) this.close(s, 'stopped');
+    for (const g of [...this.guards.values()]) {
+      this.api.close(g.fd);
+      this.owners.delete(g.fd);
+      this.giveBack();
+    }
+    this.guards.clear();
     for (const sender of this.raw.values()) {
       sender.close();
       this.giveBack();
@@ -193,17 +226,20 @@ export class UdpLoop {
         this.count('no-original-destination', b.source(i));
         continue;
       }
-      this.fromClient(b.source(i), destination, b.slot(i), b.lengths[i] ?? 0);
+      this.fromClient(b.source(i), destination, b.slot(i), b.lengths[i] ?? 0, i);
     }
   }
 
-  /** A datagram from `client` to `destination` that did not arrive on a reply socket. */
-  private fromClient(client: Endpoint, destination: Endpoint, data: Buffer, length: number): void {
+  /**
+   * A datagram from `client` to `destination` that did not arrive on a reply socket; `slot`: its
+   * batch slot when it came from the listener (for its DSCP).
+   */
+  private fromClient(client: Endpoint, destination: Endpoint, data: Buffer, length: number, slot = -1): void {
     const key = this.independent ? sessionKey(client, { address: '*', port: 0 }) : sessionKey(client, destination);
     let session = this.sessions.get(key);
     if (!session) {
       if (this.deps.localAddresses().has(destination.address)) return this.count('loop', client);
-      session = this.openSession(key, client, destination);
+      session = this.openSession(key, client, destination, this.sessionDscp(slot));
       if (!session) return;
     }
     const peer = session.peers.get(endpointKey(destination)) ?? this.openPeer(session, destination, false);
@@ -326,7 +362,20 @@ export class UdpLoop {
 
   // ---- sessions and peers ----
 
-  private openSession(key: string, client: Endpoint, destination: Endpoint): Session | undefined {
+  /** The DSCP a new session sends with: the listener's, or with `copy` the opening datagram's. */
+  private sessionDscp(slot: number): number | undefined {
+    const { dscp } = this.config.headers;
+    if (dscp !== 'copy') return dscp;
+    return slot >= 0 ? (this.batch.dscp(slot) ?? 0) : 0;
+  }
+
+  /** setsockopt options for the sent headers of a session's sockets. */
+  private sent(session: { readonly dscp: number | undefined }): { dscp?: number; ttl?: number } {
+    const { ttl } = this.config.headers;
+    return { ...(session.dscp !== undefined ? { dscp: session.dscp } : {}), ...(ttl !== undefined ? { ttl } : {}) };
+  }
+
+  private openSession(key: string, client: Endpoint, destination: Endpoint, dscp: number | undefined): Session | undefined {
     if (this.sessions.size >= this.config.maxSessions) {
       const oldest = this.sessions.oldest();
       if (oldest) {
@@ -344,11 +393,12 @@ export class UdpLoop {
     const transparent = this.config.upstream === 'transparent';
     let upstreamFd = -1;
     try {
-      upstreamFd = this.api.open({ family, transport: 'udp', mark: this.config.upstreamMark, transparent, reuseAddress: transparent, receiveBufferBytes: this.config.receiveBufferBytes });
+      upstreamFd = this.api.open({ family, transport: 'udp', mark: this.config.upstreamMark, transparent, reuseAddress: transparent, receiveBufferBytes: this.config.receiveBufferBytes, ...this.sent({ dscp }) });
       if (transparent) this.api.bind(upstreamFd, client);
       else if (this.independent) this.api.bind(upstreamFd, { family, address: anyAddress(family), port: 0 });
       if (!this.independent) this.api.connect(upstreamFd, destination);
       this.epoll.add(upstreamFd, EPOLLIN);
+      if (transparent && !this.independent) this.holdGuard(client);
     } catch (error) {
       if (upstreamFd >= 0) this.api.close(upstreamFd);
       this.giveBack();
@@ -362,6 +412,7 @@ export class UdpLoop {
       clientSockaddr: encodeSockaddr(client),
       destination,
       upstreamFd,
+      dscp,
       peers: new Map(),
       lastActiveMs: this.now,
       datagramsFromClient: 0,
@@ -397,7 +448,7 @@ export class UdpLoop {
     let replyFd = -1;
     let fallback: UdpFallbackRoute | undefined;
     try {
-      replyFd = this.api.open({ family: remote.family, transport: 'udp', transparent: true, reuseAddress: true, receiveBufferBytes: this.config.receiveBufferBytes });
+      replyFd = this.api.open({ family: remote.family, transport: 'udp', transparent: true, reuseAddress: true, receiveBufferBytes: this.config.receiveBufferBytes, ...this.sent(session) });
       try {
         this.api.bind(replyFd, remote);
       } catch (error) {
@@ -429,6 +480,45 @@ export class UdpLoop {
       this.drain(peer);
     }
     return peer;
+  }
+
+  /** The guard of `client`'s endpoint: opened by its first session, shared by the others. */
+  private holdGuard(client: Endpoint): void {
+    const key = endpointKey(client);
+    const held = this.guards.get(key);
+    if (held) {
+      held.sessions++;
+      return;
+    }
+    if (!this.takeDescriptor(undefined)) throw new TproxyError('ERR_RESOURCE_EXHAUSTED', 'no descriptor left in the budget for the endpoint guard socket', { errno: 'EMFILE' });
+    let fd = -1;
+    try {
+      fd = this.api.open({ family: client.family, transport: 'udp', transparent: true, reuseAddress: true, receiveBufferBytes: GUARD_RECEIVE_BYTES });
+      this.api.bind(fd, client);
+      this.epoll.add(fd, EPOLLIN);
+    } catch (error) {
+      if (fd >= 0) this.api.close(fd);
+      this.giveBack();
+      throw error;
+    }
+    const guard: Guard = { fd, key, sessions: 1 };
+    this.guards.set(key, guard);
+    this.owners.set(fd, { kind: 'guard', guard });
+  }
+
+  private releaseGuard(client: Endpoint): void {
+    const guard = this.guards.get(endpointKey(client));
+    if (!guard || --guard.sessions > 0) return;
+    this.guards.delete(guard.key);
+    this.owners.delete(guard.fd);
+    this.api.close(guard.fd);
+    this.giveBack();
+  }
+
+  /** Datagrams to a client's endpoint from anyone but its destinations: dropped, counted. */
+  private readGuard(guard: Guard): void {
+    const n = this.batch.receive(guard.fd);
+    for (let i = 0; i < n; i++) this.count('unsolicited', this.batch.source(i));
   }
 
   /** EADDRINUSE on the reply address: send replies through the raw socket of the family. */
@@ -525,6 +615,7 @@ export class UdpLoop {
       }
     }
     this.giveBack(fds.length);
+    if (this.config.upstream === 'transparent' && !this.independent) this.releaseGuard(session.client);
     this.bump(N.sessionsActive, -1);
     this.bump(N.sessionsClosed);
     if (this.deps.flowEvents()) this.deps.emit({

@@ -1,6 +1,7 @@
 /** What the UDP relay (main thread) hands its worker loop, and the messages that come back. */
 import type { Family } from '../../core/net/constants.js';
 import type { ProxyEvent, UpstreamMode } from '../events.js';
+import type { SentHeaders } from '../headers.js';
 
 /**
  * How a client's upstream port is shared and who may answer through it (RFC 4787 vocabulary):
@@ -27,6 +28,8 @@ export interface UdpLoopConfig {
   readonly receiveBufferBytes: number;
   /** Datagrams moved per recvmmsg / sendmmsg call. */
   readonly batchSize: number;
+  /** DSCP and TTL of the datagrams sent both ways (upstream and reply sockets). */
+  readonly headers: SentHeaders;
 }
 
 export interface UdpWorkerData extends UdpLoopConfig {

@@ -18,6 +18,7 @@ import { processDescriptorBudget } from '../../sys/limits.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
 import { RestartWindow } from '../restart-window.js';
+import type { SentHeaders } from '../headers.js';
 import { createCounterBuffer, snapshotCounters, type UdpCounters } from './counters.js';
 import type { UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
 
@@ -45,6 +46,8 @@ export interface UdpRelayConfig {
   readonly receiveBufferBytes?: number;
   /** Test hook: see UdpWorkerData.holdFirstReplyBind; deps.onHold is called, releaseHold() resumes. */
   readonly holdFirstReplyBind?: boolean;
+  /** DSCP and TTL of the datagrams sent both ways; absent: the kernel's defaults. */
+  readonly headers?: SentHeaders;
 }
 
 export const MAX_RESTARTS_PER_MINUTE = 5;
@@ -119,7 +122,7 @@ export class UdpRelay {
     const locals: Endpoint[] = [];
     try {
       for (const family of this.config.families) {
-        const fd = sockets.open({ family, transport: 'udp', transparent: true, reuseAddress: true, recvOriginalDestination: true, receiveBufferBytes: this.receiveBufferBytes() });
+        const fd = sockets.open({ family, transport: 'udp', transparent: true, reuseAddress: true, recvOriginalDestination: true, receiveBufferBytes: this.receiveBufferBytes(), recvDscp: this.config.headers?.dscp === 'copy' });
         this.listenerFds.push(fd);
         sockets.bind(fd, { family, address: this.config.addresses?.[family] ?? anyAddress(family), port: this.config.port });
         listeners.push({ fd, family, port: this.config.port });
@@ -145,6 +148,7 @@ export class UdpRelay {
       counters: this.counterBuffer,
       budget: this.budget.buffer,
       holdFirstReplyBind: this.config.holdFirstReplyBind === true,
+      headers: this.config.headers ?? {},
     };
     try {
       await this.startLoop(data, true);

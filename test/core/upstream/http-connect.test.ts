@@ -24,8 +24,8 @@ describe('HTTP CONNECT handshake', () => {
     assert.deepEqual(h.offer(Buffer.from('\nhello')), { kind: 'done', take: 1 });
   });
 
-  it('fails with the status: 407 and 403 as EACCES, 502 and 503 as ECONNREFUSED, 504 as ETIMEDOUT', () => {
-    const cases: [number, string | undefined][] = [[407, 'EACCES'], [403, 'EACCES'], [502, 'ECONNREFUSED'], [503, 'ECONNREFUSED'], [504, 'ETIMEDOUT'], [500, undefined]];
+  it('fails with the status: 407, 401 and 403 as EACCES (like a SOCKS5 authentication failure), 502 and 503 as ECONNREFUSED, 504 as ETIMEDOUT', () => {
+    const cases: [number, string | undefined][] = [[407, 'EACCES'], [401, 'EACCES'], [403, 'EACCES'], [502, 'ECONNREFUSED'], [503, 'ECONNREFUSED'], [504, 'ETIMEDOUT'], [500, undefined]];
     for (const [code, errno] of cases) {
       const head = `HTTP/1.1 ${code} No\r\nContent-Length: 0\r\n\r\n`;
       assert.deepEqual(new HttpConnectHandshake(V4).offer(Buffer.from(head)), { kind: 'failed', take: head.length, reason: `http-connect-${code}`, ...(errno ? { errno } : {}) });

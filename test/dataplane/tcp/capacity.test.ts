@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { connectionCap, descriptorsPerFlow, reserveTcpFlows } from '../../../src/dataplane/tcp/capacity.js';
+import { connectionCap, describeCapacity, descriptorsPerFlow, expectedTcpCapacity, reserveTcpFlows } from '../../../src/dataplane/tcp/capacity.js';
 import { DescriptorBudget } from '../../../src/sys/descriptor-budget.js';
 import { emptyTcpCounters, sumTcpCounters } from '../../../src/dataplane/tcp/counters.js';
 
@@ -24,6 +24,15 @@ describe('TCP capacity and counters', () => {
     const half = reserveTcpFlows(budget, 100_000, 'stream', 0.5);
     assert.equal(half.maxConnections, 240);
     assert.equal(budget.available('udp'), 480);
+  });
+
+  it('says when the file limit lowers the configured cap, by how much, and the limit that lifts it', () => {
+    const limited = expectedTcpCapacity(100_000, 20_000, 'splice');
+    assert.deepEqual(limited, { configured: 100_000, perWorker: 3322, limitedBy: 'descriptors', fileLimit: 20_000, descriptorsPerFlow: 6 });
+    assert.match(describeCapacity(limited), /^at most 3322 connections per worker, not the configured 100000: the descriptor limit 20000 .* to 600064 for the configured cap$/);
+    const stream = expectedTcpCapacity(1000, 1_048_576, 'stream');
+    assert.equal(stream.limitedBy, 'configured');
+    assert.equal(describeCapacity(stream), 'at most 1000 connections per worker (as configured)');
   });
 
   it('sums counters across workers, records included', () => {

@@ -77,4 +77,33 @@ describe('UDP mapping behaviour (root)', () => {
     assert.equal(counters.sessionsCreated, 2);
     assert.equal(counters.peersInbound, 0);
   });
+
+  for (const family of [4, 6] as const) {
+    it(`endpoint-dependent with --upstream transparent (IPv${family}): datagrams to the client's address and port from another port of the server and from a third address are dropped at the router, not forwarded`, async () => {
+      const third = family === 4 ? '203.0.113.21' : '2001:db8:2::21';
+      // A secondary (IPv4) or deprecated (IPv6) address: the server's own replies keep their source.
+      await lab.run('server', ['ip', 'addr', 'add', `${third}/${family === 4 ? 24 : 64}`, 'dev', 'eth0', ...(family === 6 ? ['nodad', 'preferred_lft', '0'] : [])]);
+      const proxy = await startProxy(lab, [...RULES, '--upstream', 'transparent']);
+      const s = await scene(family);
+      assert.deepEqual(s.mapped.address, family === 4 ? A.client.ipv4 : A.client.ipv6, 'the server sees the client itself');
+      const outsider = spawnAgent<Datagram>(lab, 'server', ['udp-peer', '--bind', third, '--port', '9999']);
+      await outsider.lines.waitFor((l) => l.event === 'ready', 5000, 'third address ready');
+      s.stranger.send(`send ${s.mapped.address} ${s.mapped.port} from the stranger`);
+      outsider.send(`send ${s.mapped.address} ${s.mapped.port} from a third address`);
+      await s.stranger.lines.waitFor((l) => l.event === 'sent', 5000, 'the stranger sending');
+      await outsider.lines.waitFor((l) => l.event === 'sent', 5000, 'the third address sending');
+      // The original destination still answers, after both unsolicited datagrams were sent.
+      s.client.send(`send ${s.server} 80 second`);
+      await s.client.lines.waitFor((l) => l.event === 'datagram' && (l.text ?? '').includes('"second"'), 5000, 'the second echo');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(s.datagrams().map((d) => d.from), [{ address: s.server, port: 80 }, { address: s.server, port: 80 }], 'only the two echoes reached the client');
+      outsider.proc.child.stdin?.end();
+      await outsider.proc.exited;
+      await s.done();
+      const counters = await proxy.stop();
+      assert.equal(counters.errors.unsolicited, 2, 'both were dropped by the client\'s guard socket and counted');
+      assert.equal(counters.sessionsCreated, 1);
+      await lab.run('server', ['ip', 'addr', 'del', `${third}/${family === 4 ? 24 : 64}`, 'dev', 'eth0']);
+    });
+  }
 });

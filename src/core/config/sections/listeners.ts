@@ -5,8 +5,9 @@
 import net from 'node:net';
 import type { Family } from '../../net/constants.js';
 import { formatUpstreamProxy, parseUpstreamProxy } from '../../upstream/proxy-url.js';
+import { DSCP_NAMES } from '../../rules/dscp.js';
 import { parseIntercept } from '../intercept.js';
-import { type ConfigIssue, type Infer, integer, list, mark, milliseconds, oneOf, optional, port, refused, refusing, section, text, type ValueSetting } from '../schema.js';
+import { type ConfigIssue, type Infer, type Refusal, integer, list, mark, milliseconds, oneOf, optional, port, refused, refusing, section, text, type ValueSetting } from '../schema.js';
 
 export const UPSTREAM_MODES = ['direct', 'transparent'] as const;
 export const UDP_MAPPING_CHOICES = ['endpoint-dependent', 'endpoint-independent'] as const;
@@ -26,9 +27,26 @@ const udp = section({
     idleTimeoutMs: milliseconds({ min: 100, default: 60_000, help: 'A UDP session idle this long ends.', flag: { name: 'udp-idle-timeout-ms', metavar: 'N' } }),
     mapping: oneOf(UDP_MAPPING_CHOICES, {
       default: 'endpoint-dependent',
-      help: 'endpoint-dependent: only the original destination answers; endpoint-independent: any remote that sends to the client\'s upstream port reaches the client (full cone, for games and STUN).',
+      help: 'endpoint-dependent: only the original destination answers (with upstream transparent, datagrams from anyone else to the client\'s address and port are dropped at this host and counted as unsolicited); endpoint-independent: any remote that sends to the client\'s upstream port reaches the client (full cone, for games and STUN).',
       flag: { name: 'udp-mapping', metavar: 'MODE' },
     }),
+  },
+});
+
+const headers = section({
+  help: 'IP header fields of the packets the proxy sends for this listener\'s flows: toward servers and back to clients, TCP and UDP. (The rules\' intercepted-dscp/ttl only rewrite the packets arriving at the proxy, which end there.)',
+  fields: {
+    dscp: optional({
+      ...integer({ min: 0, max: 63, help: 'DSCP of every packet the proxy sends for this listener, both ways (IP_TOS / IPV6_TCLASS on its sockets): 0-63, a name (ef, af41, cs1, ...), or copy: each flow keeps the DSCP its client sent (TCP: the SYN\'s, UDP: the first datagram\'s). Absent: 0, the kernel\'s default.', example: 'ef', flag: { name: 'set-dscp', metavar: 'N|NAME|copy', toRaw: (t: string) => (/^\d+$/.test(t) ? Number(t) : t) } }),
+      type: 'integer | name | copy',
+      allowed: `an integer from 0 to 63, a name (${Object.keys(DSCP_NAMES).join(', ')}) or copy`,
+      parse: (raw: unknown): number | 'copy' | Refusal => {
+        if (typeof raw === 'string' && raw.toLowerCase() === 'copy') return 'copy';
+        const n = typeof raw === 'string' ? DSCP_NAMES[raw.toLowerCase()] : raw;
+        return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 63 ? n : refused();
+      },
+    }),
+    ttl: optional(integer({ min: 1, max: 255, help: 'IPv4 TTL and IPv6 hop limit of every packet the proxy sends for this listener, both ways (IP_TTL / IPV6_UNICAST_HOPS on its sockets). Absent: the kernel\'s default (64).', example: 64, flag: { name: 'set-ttl', metavar: 'N' } })),
   },
 });
 
@@ -63,6 +81,7 @@ export const LISTENER = section({
     idleTimeoutMs: milliseconds({ min: 0, default: 600_000, help: 'A TCP flow idle both ways this long is closed (0: never).', flag: { name: 'idle-timeout-ms', metavar: 'N' } }),
     keepAliveMs: milliseconds({ min: 0, default: 0, help: 'TCP keepalive on both sides after this idle time (0: off).', flag: { name: 'keepalive-ms', metavar: 'N' } }),
     udp,
+    headers,
   },
   check(listener, path, issues) {
     const seen = new Set<number>();

@@ -16,7 +16,7 @@ function markBits(t: string): { value: number; mask: number } | ReturnType<typeo
 }
 
 const dscp = {
-  ...integer({ min: 0, max: 63, help: 'Also set this DSCP code point on intercepted packets (0-63, or a name: ef, af11, cs1, ...; absent: unchanged).', example: 'ef', flag: { name: 'set-dscp', metavar: 'N|NAME', toRaw: (t: string) => (/^\d+$/.test(t) ? Number(t) : t) } }),
+  ...integer({ min: 0, max: 63, help: 'Rewrite the DSCP of intercepted packets as they arrive (0-63, or a name: ef, af11, cs1, ...; absent: unchanged). Those packets end at the proxy\'s sockets, so this marks nothing that leaves the host: listeners[].headers.dscp (--set-dscp) does; with --set-dscp copy the proxy copies the value set here.', example: 'ef', flag: { name: 'intercepted-dscp', metavar: 'N|NAME', toRaw: (t: string) => (/^\d+$/.test(t) ? Number(t) : t) } }),
   type: 'integer | name',
   allowed: `an integer from 0 to 63 or a name (${Object.keys(DSCP_NAMES).join(', ')})`,
   parse: (raw: unknown) => {
@@ -28,7 +28,7 @@ const dscp = {
 export const RULES = section({
   help: 'The kernel rules: one nftables table (or iptables chains) and fwmark policy routing, applied on start and removed on stop.',
   fields: {
-    apply: boolean({ default: true, help: 'Apply the kernel rules on start and remove them on stop (false: they are managed elsewhere).', flag: { name: 'no-rules', toRaw: () => false } }),
+    apply: boolean({ default: true, help: 'Apply the kernel rules on start and remove them on stop (false: they are managed elsewhere).', flag: { name: 'no-rules', toRaw: () => false, help: 'Do not apply the kernel rules on start or remove them on stop: they are managed elsewhere (sets apply: false).' } }),
     backend: oneOf(BACKEND_CHOICE_NAMES, { default: 'auto', help: 'How rules are written; auto: nftables when nft is installed, else iptables-restore.', flag: { name: 'backend', metavar: 'NAME' } }),
     table: text({ default: DEFAULT_RULES_CONFIG.tableName, allowed: 'a letter followed by letters, digits or _ (at most 31)', help: 'Name of the nftables table we own (family inet; with iptables, the chain prefix).', flag: { name: 'table', metavar: 'NAME' }, parse: (t) => (/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(t) ? t : refused()) }),
     interfaces: list(text({ type: 'interface', allowed: 'an interface name (1-15 characters, no spaces, quotes or /)', help: 'interface', parse: (t) => (/^[^\s/"'\\]{1,15}$/.test(t) ? t : refused()) }), {
@@ -39,7 +39,7 @@ export const RULES = section({
     bypass: section({
       help: 'Prefixes never intercepted (named sets bypass_daddr4/6 and bypass_saddr4/6, editable live).',
       fields: {
-        defaultDestinations: boolean({ default: true, help: `Also bypass the default destinations: ${DEFAULT_BYPASS_DESTINATIONS.join(' ')}.`, flag: { name: 'no-default-bypass', toRaw: () => false } }),
+        defaultDestinations: boolean({ default: true, help: `Also bypass the default destinations: ${DEFAULT_BYPASS_DESTINATIONS.join(' ')}.`, flag: { name: 'no-default-bypass', toRaw: () => false, help: `Do not bypass the default destinations (${DEFAULT_BYPASS_DESTINATIONS.join(' ')}): only those listed with --bypass-dst (sets defaultDestinations: false).` } }),
         destinations: list(text({ type: 'CIDR', allowed: 'a prefix like 10.0.0.0/8 or 2001:db8::/32', help: 'prefix' }), { default: [], help: 'Never intercept traffic to these prefixes.', flag: { name: 'bypass-dst', metavar: 'CIDR', multiple: true } }),
         sources: list(text({ type: 'CIDR', allowed: 'a prefix like 10.0.0.0/8 or 2001:db8::/32', help: 'prefix' }), { default: [], help: 'Never intercept traffic from these prefixes.', flag: { name: 'bypass-src', metavar: 'CIDR', multiple: true } }),
       },
@@ -59,11 +59,11 @@ export const RULES = section({
       },
     }),
     mangle: section({
-      help: 'Opt-in changes to every intercepted packet.',
+      help: 'Opt-in changes to every intercepted packet, on arrival (before the proxy\'s socket gets it).',
       fields: {
         mark: optional(text({ type: 'V[/M]', allowed: 'VALUE[/MASK], 32-bit numbers, e.g. 0x100/0xff00', help: 'Also set these mark bits on intercepted packets (outside the fwmark mask; absent: none).', example: '0x100/0xff00', flag: { name: 'set-mark', metavar: 'V[/M]' }, parse: markBits })),
         dscp: optional(dscp),
-        ttl: optional(integer({ min: 1, max: 255, help: 'Also set TTL / hop limit on intercepted packets (absent: unchanged).', example: 64, flag: { name: 'set-ttl', metavar: 'N' } })),
+        ttl: optional(integer({ min: 1, max: 255, help: 'Rewrite the TTL / hop limit of intercepted packets as they arrive (absent: unchanged). Those packets end at the proxy\'s sockets, so this sets nothing that leaves the host: listeners[].headers.ttl (--set-ttl) does.', example: 64, flag: { name: 'intercepted-ttl', metavar: 'N' } })),
       },
     }),
     failMode: oneOf(FAIL_MODES, { default: DEFAULT_RULES_CONFIG.failMode, help: 'While no proxy socket takes intercepted traffic: let it go its normal way (open), or drop / reject it (fail closed).', flag: { name: 'fail-mode', metavar: 'MODE' } }),

@@ -10,6 +10,15 @@
  * (half-close), and any error crosses as a reset (SO_LINGER 0, close). Accepting pauses at the
  * connection cap or on EMFILE by taking the listener out of the epoll set: the kernel backlog
  * holds new connections meanwhile.
+ *
+ * Reset on crash: every relayed socket has SO_LINGER {1, 0} while its side of the flow is open
+ * (accepted sockets inherit it from the listener, upstream sockets get it when opened), and loses
+ * it when the FIN toward that peer is sent. A graceful end stays a FIN; a worker killed mid-flow
+ * resets both peers, since the kernel closes its sockets with the linger in force.
+ *
+ * Sent headers: the listeners carry the fixed DSCP and TTL (accepted sockets inherit them), each
+ * upstream socket gets them before its SYN; with `dscp: copy` each flow's two sockets get the DSCP
+ * of its SYN (TCP_SAVED_SYN).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { TproxyError, errnoOf } from '../../../core/errors.js';
@@ -79,6 +88,7 @@ export class SpliceEngine {
   private readonly u64 = Buffer.alloc(8);
   private readonly i32 = Buffer.alloc(4);
   private readonly linger = Buffer.alloc(8);
+  private readonly noLinger = Buffer.alloc(8);
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
   /** Handshake bytes from an upstream proxy, peeked then read: replies are far smaller than this. */
@@ -261,7 +271,12 @@ export class SpliceEngine {
     }
     let ufd: number;
     try {
-      ufd = this.openUpstream(client);
+      let dscp = typeof this.config.headers.dscp === 'number' ? this.config.headers.dscp : undefined;
+      if (this.config.headers.dscp === 'copy') {
+        dscp = this.api.savedSynDscp(cfd) ?? 0;
+        this.api.setDscp(cfd, listener.family, dscp);
+      }
+      ufd = this.openUpstream(client, dscp);
       if (this.config.upstreamProxy) this.api.connect(ufd, this.config.upstreamProxy.endpoint);
       // Straight from getsockname's bytes (this.local): no sockaddr to encode again.
       else if (this.libc.connect(ufd, this.local, this.localLen.readUInt32LE(0)) !== 0 && this.libc.errno() !== EINPROGRESS) {
@@ -309,12 +324,24 @@ export class SpliceEngine {
     if (this.flows.size >= this.config.maxConnections) this.setAccepting(false);
   }
 
-  private openUpstream(client: Endpoint): number {
-    const { upstream, upstreamMark, upstreamProxy } = this.config;
-    if (upstreamProxy) return this.api.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', mark: upstreamMark });
+  /** The upstream socket with the flow's DSCP and the TTL, reset on close until its FIN is sent. */
+  private openUpstream(client: Endpoint, dscp: number | undefined): number {
+    const fd = this.openUpstreamFd(client, dscp);
+    if (this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.linger, 8) !== 0) {
+      const errno = this.errno();
+      this.libc.close(fd);
+      throw new TproxyError('ERR_SYSCALL', `setsockopt(SO_LINGER): ${errno}`, { errno });
+    }
+    return fd;
+  }
+
+  private openUpstreamFd(client: Endpoint, dscp: number | undefined): number {
+    const { upstream, upstreamMark, upstreamProxy, headers } = this.config;
+    const sent = { mark: upstreamMark, ...(dscp !== undefined ? { dscp } : {}), ...(headers.ttl !== undefined ? { ttl: headers.ttl } : {}) };
+    if (upstreamProxy) return this.api.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', ...sent });
     const family = client.family;
-    if (upstream === 'direct') return this.api.open({ family, transport: 'tcp', mark: upstreamMark });
-    let fd = this.api.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, reuseAddress: true });
+    if (upstream === 'direct') return this.api.open({ family, transport: 'tcp', ...sent });
+    let fd = this.api.open({ family, transport: 'tcp', ...sent, transparent: true, reuseAddress: true });
     try {
       this.api.bind(fd, client);
       return fd;
@@ -323,7 +350,7 @@ export class SpliceEngine {
       if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
     }
     this.counters.clientPortFallbacks++;
-    fd = this.api.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, bindAddressNoPort: true });
+    fd = this.api.open({ family, transport: 'tcp', ...sent, transparent: true, bindAddressNoPort: true });
     try {
       this.api.bind(fd, { ...client, port: 0 });
     } catch (error) {
@@ -565,6 +592,8 @@ export class SpliceEngine {
     // Nothing in flight: the pipe goes back to the pool until the source has bytes again.
     if (d.buffered === 0) this.releasePipe(d);
     if (d.eof && d.buffered === 0 && !d.shut) {
+      // The FIN toward the sink's peer goes now: from here on a crash must not reset that peer.
+      this.libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
       // When the other way is already shut the flow closes right after this pump, and close()
       // sends the FIN (both sockets were read to EOF, so it is a FIN, not a reset).
       const other = d === flow.up ? flow.down : flow.up;

@@ -2,6 +2,7 @@
 import type { Family } from '../../../core/net/constants.js';
 import type { UpstreamProxy } from '../../../core/upstream/proxy-url.js';
 import type { ProxyEvent, UpstreamMode } from '../../events.js';
+import type { SentHeaders } from '../../headers.js';
 import type { TcpCounters } from '../counters.js';
 import type { TcpSnapshot } from '../flows.js';
 import type { StopReport } from '../relay.js';
@@ -26,6 +27,8 @@ export interface SpliceEngineConfig {
   readonly pipeBytes: number;
   readonly localAddresses: readonly string[];
   readonly countersIntervalMs: number;
+  /** DSCP and TTL of the packets sent both ways (the listeners already carry the fixed ones). */
+  readonly headers: SentHeaders;
 }
 
 export type ToEngine =

@@ -11,7 +11,7 @@ import type { SocketApi } from '../../../sys/socket.js';
 import type { EventSink } from '../../events.js';
 import { emptyTcpCounters, type TcpCounters } from '../counters.js';
 import type { TcpSnapshot } from '../flows.js';
-import type { StopReport, TcpRelayConfig } from '../relay.js';
+import { listenerHeaders, type StopReport, type TcpRelayConfig } from '../relay.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
 export interface SpliceRelayDeps {
@@ -57,8 +57,10 @@ export class SpliceRelay {
     const locals: Endpoint[] = [];
     try {
       for (const family of this.config.families) {
-        const fd = sockets.open({ family, transport: 'tcp', transparent: true, reuseAddress: true, reusePort: this.config.reusePort });
+        const fd = sockets.open({ family, transport: 'tcp', transparent: true, reuseAddress: true, reusePort: this.config.reusePort, ...listenerHeaders(this.config.headers ?? {}) });
         listeners.push({ fd, family, port: this.config.port });
+        // Accepted sockets inherit it: a crashed worker resets its clients (see engine.ts).
+        sockets.setResetOnClose(fd, true);
         sockets.bind(fd, { family, address: this.config.addresses?.[family] ?? anyAddress(family), port: this.config.port });
         sockets.listen(fd, this.config.backlog);
         locals.push(sockets.localEndpoint(fd));
@@ -80,6 +82,7 @@ export class SpliceRelay {
       pipeBytes: this.config.pipeBytes,
       localAddresses: [...this.deps.localAddresses()],
       countersIntervalMs: 1000,
+      headers: this.config.headers ?? {},
     };
     const worker = new Worker(new URL('./engine.js', import.meta.url), { workerData: { spliceEngine: engine } });
     this.worker = worker;
