@@ -33,6 +33,8 @@ export interface Command {
   readonly options: readonly CliOption[];
   /** The words its first operand can be (`tproxy rules plan`), if a fixed set. */
   readonly actions?: readonly string[];
+  /** The operand after the action, e.g. `FILE` (completed as a file name) or `PACKET`. */
+  readonly operand?: string;
   run(argv: string[], io: CliIo): Promise<number>;
 }
 

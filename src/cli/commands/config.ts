@@ -31,6 +31,7 @@ export const configCommand: Command = {
   description: DESCRIPTION,
   options: OPTIONS,
   actions: ['check', 'example'],
+  operand: 'FILE',
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseCommandLine(argv, OPTIONS, true);
     if (values.help) {

@@ -38,6 +38,7 @@ export function explainCommand(runner: CommandRunner = new ProcessRunner()): Com
     synopsis: SYNOPSIS,
     description: DESCRIPTION,
     options: OPTIONS,
+    operand: 'PACKET',
     async run(argv: string[], io: CliIo): Promise<number> {
       // The packet's `->` looks like an option to parseArgs: keep it apart as a placeholder.
       const ARROW = '\u2192';
