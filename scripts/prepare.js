@@ -1,9 +1,14 @@
 // npm's prepare step (npm ci, npm pack, and installing the package from a git URL): build dist/ and
-// the man page. A global install from a git URL (npm install -g git+https://...) runs this step in
-// a clone whose dependencies npm did not install (npm/cli#8440): install them there first, dev
-// dependencies included (tsc), as a plain local install, then build.
+// the man page.
+//
+// A global install from a git URL (npm install -g git+https://...) runs this step through an npm
+// that wrongly inherits --global (npm/cli#8440): it links the temporary clone into the global
+// prefix instead of installing the clone's dependencies there. So, in that case: install them in
+// the clone, dev dependencies included (tsc), as a plain local install; build; and remove the link,
+// which would otherwise send the real install into the clone that npm deletes afterwards.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 // npm runs scripts with npm_execpath set to its own CLI; fall back to npm on PATH.
@@ -21,3 +26,13 @@ if (!existsSync(new URL('../node_modules/typescript/package.json', import.meta.u
   run(['ci', '--include=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], env);
 }
 run(['run', '--silent', 'build']);
+
+const prefix = process.env.npm_config_prefix;
+if (/^true$/i.test(process.env.npm_config_global ?? '') && prefix) {
+  const { name } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const link = join(prefix, 'lib', 'node_modules', name);
+  if (existsSync(link) && lstatSync(link).isSymbolicLink() && realpathSync(link) === realpathSync(root)) {
+    console.error(`prepare: removing ${link}, the link to this temporary clone (npm/cli#8440)`);
+    unlinkSync(link);
+  }
+}
