@@ -5,9 +5,10 @@
 // that wrongly inherits --global (npm/cli#8440): it links the temporary clone into the global
 // prefix instead of installing the clone's dependencies there. So, in that case: install them in
 // the clone, dev dependencies included (tsc), as a plain local install; build; and remove the link,
-// which would otherwise send the real install into the clone that npm deletes afterwards.
+// which would otherwise send the real install into the clone that npm deletes afterwards, and put
+// back the empty directory the real install extracts into.
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -32,7 +33,8 @@ if (/^true$/i.test(process.env.npm_config_global ?? '') && prefix) {
   const { name } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const link = join(prefix, 'lib', 'node_modules', name);
   if (existsSync(link) && lstatSync(link).isSymbolicLink() && realpathSync(link) === realpathSync(root)) {
-    console.error(`prepare: removing ${link}, the link to this temporary clone (npm/cli#8440)`);
+    console.error(`prepare: replacing ${link}, a link to this temporary clone (npm/cli#8440), with the empty directory the install expects`);
     unlinkSync(link);
+    mkdirSync(link);
   }
 }
