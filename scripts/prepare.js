@@ -1,14 +1,15 @@
 // npm's prepare step (npm ci, npm pack, and installing the package from a git URL): build dist/ and
 // the man page.
 //
-// A global install from a git URL (npm install -g git+https://...) runs this step through an npm
-// that wrongly inherits --global (npm/cli#8440): it links the temporary clone into the global
-// prefix instead of installing the clone's dependencies there. So, in that case: install them in
-// the clone, dev dependencies included (tsc), as a plain local install; build; and remove the link,
-// which would otherwise send the real install into the clone that npm deletes afterwards, and put
-// back the empty directory the real install extracts into.
+// A global install from a git URL (npm install -g git+https://...) first runs this step through an
+// npm that wrongly inherits --global (npm/cli#8440): instead of installing the dependencies in the
+// temporary clone, it moves the package directory the real install is filling aside (to
+// .NAME-XXXX, deleted when it finishes) and links the clone into the global prefix in its place.
+// So, in that case: install the dependencies in the clone (dev included: tsc) as a plain local
+// install, build, and put the real directory back where the link is. Otherwise the real install
+// loses the dependencies it extracted and writes into the clone, which npm deletes afterwards.
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -21,6 +22,16 @@ function run(args, env = process.env) {
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
+/** The global package directory when it is a link to this clone (npm/cli#8440), else undefined. */
+function linkToThisClone() {
+  const prefix = process.env.npm_config_prefix;
+  if (!/^true$/i.test(process.env.npm_config_global ?? '') || !prefix) return undefined;
+  const { name } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const link = join(prefix, 'lib', 'node_modules', name);
+  if (!existsSync(link) || !lstatSync(link).isSymbolicLink() || realpathSync(link) !== realpathSync(root)) return undefined;
+  return { link, name, dir: join(prefix, 'lib', 'node_modules') };
+}
+
 if (!existsSync(new URL('../node_modules/typescript/package.json', import.meta.url))) {
   console.error('prepare: the dependencies are not installed (a global install from a git URL): installing them here to build');
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_config_(global|location|prefix)$/i.test(key)));
@@ -28,13 +39,15 @@ if (!existsSync(new URL('../node_modules/typescript/package.json', import.meta.u
 }
 run(['run', '--silent', 'build']);
 
-const prefix = process.env.npm_config_prefix;
-if (/^true$/i.test(process.env.npm_config_global ?? '') && prefix) {
-  const { name } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-  const link = join(prefix, 'lib', 'node_modules', name);
-  if (existsSync(link) && lstatSync(link).isSymbolicLink() && realpathSync(link) === realpathSync(root)) {
-    console.error(`prepare: replacing ${link}, a link to this temporary clone (npm/cli#8440), with the empty directory the install expects`);
-    unlinkSync(link);
-    mkdirSync(link);
-  }
+const linked = linkToThisClone();
+if (linked) {
+  const { link, name, dir } = linked;
+  const moved = readdirSync(dir)
+    .filter((entry) => entry.startsWith(`.${name}-`))
+    .map((entry) => join(dir, entry))
+    .filter((path) => lstatSync(path).isDirectory())
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  unlinkSync(link);
+  if (moved) renameSync(moved, link);
+  console.error(`prepare: ${link} linked this temporary clone (npm/cli#8440): ${moved ? `moved ${moved} back` : 'link removed'}`);
 }
