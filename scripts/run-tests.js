@@ -1,5 +1,7 @@
-// Runs the compiled tests with node's test runner. `unit` needs no privileges; `root` tests build
-// network namespaces (each test its own, with a unique prefix) and run concurrently.
+// Runs the compiled tests with node's test runner (the node that runs this script). `unit` needs no
+// privileges; `root` tests build network namespaces (each test its own, with a unique prefix) and
+// run concurrently; `all` is both; `lines` is what runs on every other supported Node.js line: the
+// unit tests and one namespace test per data-plane engine (TCP splice, TCP stream, UDP).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,9 +17,21 @@ function walk(dir) {
   });
 }
 
+const ENGINE_TESTS = ['dataplane/tcp/relay.root.test.js', 'dataplane/tcp/relay-stream.root.test.js', 'dataplane/udp/relay.root.test.js'].map((f) => join(root, f));
+const SELECTIONS = {
+  all: () => true,
+  unit: (f) => !f.endsWith('.root.test.js'),
+  root: (f) => f.endsWith('.root.test.js'),
+  lines: (f) => !f.endsWith('.root.test.js') || ENGINE_TESTS.includes(f),
+};
+const select = SELECTIONS[which];
+if (!select) {
+  console.error(`run-tests: unknown selection "${which}": use ${Object.keys(SELECTIONS).join(', ')}`);
+  process.exit(2);
+}
 const files = walk(root)
   .filter((f) => f.endsWith('.test.js'))
-  .filter((f) => which === 'all' || (which === 'root') === f.endsWith('.root.test.js'))
+  .filter(select)
   .sort();
 if (files.length === 0) {
   console.error(`run-tests: no ${which} tests found under ${root}: run npm run build first`);

@@ -2,7 +2,8 @@
 # Sets up a fresh Debian machine (as root) for tproxy: the nftables, iproute2, procps (sysctl, for
 # the lab's router) and iptables packages when their binaries are missing (iptables: for the
 # iptables backend and its tests, both the legacy and the nft flavour), dnsmasq-base (the binary only, no service; the UDP tests run it as a resolver
-# in a lab namespace), tcpdump (the captures that prove what the proxy puts on the wire), the npm
+# in a lab namespace), tcpdump (the captures that prove what the proxy puts on the wire), zsh and fish (the completion
+# tests parse and run their scripts), the npm
 # packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ have sysctl || missing+=(procps)
 have dnsmasq || missing+=(dnsmasq-base)
 have tcpdump || missing+=(tcpdump)
 have iptables-legacy-restore && have iptables-nft-restore || missing+=(iptables)
+have zsh || missing+=(zsh)
+have fish || missing+=(fish)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing and not root: install them with apt-get install ${missing[*]}" >&2
@@ -26,14 +29,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "setup: nft, ip, sysctl, iptables, dnsmasq and tcpdump present"
+  echo "setup: nft, ip, sysctl, iptables, dnsmasq, tcpdump, zsh and fish present"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: installing npm packages (npm ci)"
+  # npm ci runs the package's prepare script, which is the build.
+  echo "setup: installing npm packages (npm ci) and building (tsc, man page)"
   npm ci --no-audit --no-fund --loglevel=error
 else
-  echo "setup: npm packages up to date"
+  echo "setup: npm packages up to date; building (tsc, man page)"
+  npm run --silent build
 fi
-echo "setup: building (tsc)"
-npm run --silent build

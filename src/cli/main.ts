@@ -3,6 +3,8 @@
  * bin/tproxy.js is the only place that calls process.exit.
  */
 import { isTproxyError } from '../core/errors.js';
+import { optionsHelp } from '../core/cli-options.js';
+import { completionCommand } from './commands/completion.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -12,11 +14,20 @@ import { runCommand } from './commands/run.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { statusCommand } from './commands/status.js';
 import type { CliIo, Command } from './io.js';
-import { version } from './version.js';
+import { GLOBAL_OPTIONS } from './completion.js';
+import { manPage } from './man.js';
+import { description, version } from './version.js';
 
-export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), doctorCommand(), configCommand, statusCommand];
+export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), doctorCommand(), configCommand, statusCommand, completionCommand(() => COMMANDS)];
 
 export { version };
+
+export const EXIT_CODES = '0 success, 1 failure, 2 bad usage, 130 interrupted.';
+
+/** The man page of tproxy (roff), written to man/tproxy.1 by the build. */
+export function manPageText(): string {
+  return manPage({ version: version(), description: description(), commands: COMMANDS, exitCodes: EXIT_CODES });
+}
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -28,10 +39,9 @@ Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
 Options:
-  --help      help for tproxy or a command (tproxy <command> --help)
-  --version   print the version
+${optionsHelp(GLOBAL_OPTIONS)}
 
-Exit codes: 0 success, 1 failure, 2 bad usage, 130 interrupted.
+Exit codes: ${EXIT_CODES}
 `;
 }
 

@@ -3,9 +3,9 @@
  * (flags override the file). `run` takes every flag; `rules` the ones that shape the kernel rules.
  */
 import { readFile } from 'node:fs/promises';
-import type { ParseArgsConfig } from 'node:util';
 import { loadConfig } from '../core/config/document.js';
-import { type ConfigFlag, configFlags, type FlagValues, flagsHelp, parseArgsOptions } from '../core/config/flags.js';
+import type { CliOption } from '../core/cli-options.js';
+import { type ConfigFlag, configFlags, flagOption, type FlagValues } from '../core/config/flags.js';
 import { rulesConfigOf } from '../core/config/rules-of.js';
 import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { TproxyError } from '../core/errors.js';
@@ -19,15 +19,11 @@ const RULE_LISTENER_SETTINGS = ['port', 'addresses', 'families', 'intercept', 'u
 /** The flags of `tproxy rules`: the rules section and what the rules need of a listener. */
 export const RULES_FLAGS: readonly ConfigFlag[] = configFlags().filter(({ path }) => path[0] === 'rules' || (path[0] === 'listeners' && RULE_LISTENER_SETTINGS.includes(path[2] ?? '')));
 
-export const CONFIG_FLAG_HELP = `  --config FILE          configuration file (YAML; \`tproxy config example\` prints one); flags
-                         override its settings`;
+export const CONFIG_OPTION: CliOption = { name: 'config', metavar: 'FILE', help: 'configuration file (YAML; `tproxy config example` prints one); flags override its settings' };
 
-export function selectionOptions(flags: readonly ConfigFlag[]): NonNullable<ParseArgsConfig['options']> {
-  return { ...parseArgsOptions(flags), config: { type: 'string' } };
-}
-
-export function selectionHelp(flags: readonly ConfigFlag[]): string {
-  return `${flagsHelp(flags)}\n${CONFIG_FLAG_HELP}`;
+/** The options of a selection: the flags, then --config. */
+export function selectionOptions(flags: readonly ConfigFlag[]): CliOption[] {
+  return [...flags.map(flagOption), CONFIG_OPTION];
 }
 
 export type SelectionValues = FlagValues & { readonly config?: string | boolean | readonly string[] };

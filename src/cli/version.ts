@@ -1,7 +1,19 @@
-/** The package version (package.json), for --version, logs and metrics. */
+/** The package's version and description (package.json), for --version, logs, metrics and the man page. */
 import { readFileSync } from 'node:fs';
 
+interface PackageJson {
+  readonly version: string;
+  readonly description: string;
+}
+
+function packageJson(): PackageJson {
+  return JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as PackageJson;
+}
+
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  return packageJson().version;
+}
+
+export function description(): string {
+  return packageJson().description;
 }

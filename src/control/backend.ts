@@ -8,6 +8,7 @@ import type { MarkUsage } from '../core/rules/mark-usage.js';
 import type { RulesRecord } from '../core/rules/record.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
 import type { StatusReport } from '../core/rules/status.js';
+import { hostInstallCommand, missingCommandError } from '../sys/exec.js';
 
 export type BackendName = 'nft' | 'iptables' | 'iptables-legacy' | 'iptables-nft';
 export type BackendChoice = BackendName | 'auto';
@@ -47,8 +48,6 @@ export interface RulesBackend<S extends OwnedRules = OwnedRules> {
   markUsage(plan: RulesPlan): Promise<MarkUsage[]>;
 }
 
-const INSTALL: Readonly<Record<string, string>> = { nft: 'nftables', 'iptables-restore': 'iptables', 'iptables-legacy-restore': 'iptables', 'iptables-nft-restore': 'iptables' };
-
 /** The binary a backend needs (checked before use). */
 function backendBinary(name: BackendName): string {
   return name === 'nft' ? 'nft' : name === 'iptables' ? 'iptables-restore' : `${name}-restore`;
@@ -62,9 +61,9 @@ export function chooseBackend(choice: BackendChoice, has: (binary: string) => bo
   if (choice === 'auto') {
     if (has('nft')) return 'nft';
     if (has('iptables-restore')) return 'iptables';
-    throw new TproxyError('ERR_COMMAND_MISSING', 'neither `nft` nor `iptables-restore` was found on PATH: install one, e.g. apt-get install nftables', { call: 'nft' });
+    throw new TproxyError('ERR_COMMAND_MISSING', `neither \`nft\` nor \`iptables-restore\` was found on PATH: install one, e.g. nftables: ${hostInstallCommand(['nft']) ?? ''}`, { call: 'nft' });
   }
   const binary = backendBinary(choice);
-  if (!has(binary)) throw new TproxyError('ERR_COMMAND_MISSING', `\`${binary}\` was not found on PATH (needed by --backend ${choice}): install it, e.g. apt-get install ${INSTALL[binary] ?? 'iptables'}`, { call: binary });
+  if (!has(binary)) throw missingCommandError(binary, `needed by --backend ${choice}`);
   return choice;
 }

@@ -23,7 +23,7 @@ import { renderNftScript } from '../core/rules/render-nft.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
 import { RulesController } from '../control/apply.js';
 import type { ProxyEvent, UpstreamMode } from '../dataplane/events.js';
-import { findExecutable } from '../sys/exec.js';
+import { findExecutable, missingCommandError } from '../sys/exec.js';
 import { SocketApi } from '../sys/socket.js';
 import { JsonLines } from '../lab/json-lines.js';
 import { LAB_ADDRESSES, Lab, namespacesWithPrefix } from '../lab/topology.js';
@@ -76,9 +76,7 @@ function preflight(): void {
   if (new SocketApi().geteuid() !== 0) {
     throw new TproxyError('ERR_PRIVILEGE', 'tproxy demo needs root: it creates network namespaces, nftables rules and IP_TRANSPARENT sockets (CAP_SYS_ADMIN and CAP_NET_ADMIN). Run it as root, e.g. sudo tproxy demo');
   }
-  for (const [bin, pkg] of [['ip', 'iproute2'], ['nft', 'nftables']] as const) {
-    if (!findExecutable(bin)) throw new TproxyError('ERR_COMMAND_MISSING', `\`${bin}\` is not installed: apt-get install ${pkg}`, { call: bin });
-  }
+  for (const bin of ['ip', 'nft']) if (!findExecutable(bin)) throw missingCommandError(bin, 'tproxy demo needs it');
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {

@@ -11,7 +11,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { TproxyError } from '../core/errors.js';
+import { installCommand } from '../core/packages.js';
 import { DESCRIPTORS_PER_CHILD, type DescriptorBudget } from './descriptor-budget.js';
+import { hostDistroFamily } from './os-release.js';
 
 export interface CommandResult {
   readonly stdout: string;
@@ -31,13 +33,6 @@ export interface CommandRunner {
   run(argv: readonly string[], options?: RunOptions): Promise<CommandResult>;
 }
 
-const INSTALL_HINT: Readonly<Record<string, string>> = {
-  nft: 'install it: apt-get install nftables',
-  ip: 'install it: apt-get install iproute2',
-  ss: 'install it: apt-get install iproute2',
-  'iptables-restore': 'install it: apt-get install iptables',
-};
-
 /** Find an executable on PATH (plus the sbin directories root normally has). */
 export function findExecutable(name: string, path: string = process.env.PATH ?? ''): string | undefined {
   const dirs = [...path.split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
@@ -54,8 +49,15 @@ export function findExecutable(name: string, path: string = process.env.PATH ?? 
   return undefined;
 }
 
-export function missingCommandError(name: string): TproxyError {
-  return new TproxyError('ERR_COMMAND_MISSING', `\`${name}\` was not found on PATH: ${INSTALL_HINT[name] ?? 'install it'}`, { call: name });
+/** The command that installs the packages holding `binaries` on this host's distribution (every known one's when it is not known). */
+export function hostInstallCommand(binaries: readonly string[]): string | undefined {
+  return installCommand(binaries, hostDistroFamily());
+}
+
+/** `why`: what needs it, e.g. `needed by --backend nft`. */
+export function missingCommandError(name: string, why?: string): TproxyError {
+  const command = hostInstallCommand([name]);
+  return new TproxyError('ERR_COMMAND_MISSING', `\`${name}\` was not found on PATH${why ? ` (${why})` : ''}: install it${command ? `: ${command}` : ''}`, { call: name });
 }
 
 export function commandFailedError(argv: readonly string[], result: CommandResult): TproxyError {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cli } from '../helpers/cli.js';
+import { cli, cliWithInput } from '../helpers/cli.js';
 
 describe('tproxy config', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tproxy-config-cli-'));
@@ -22,6 +22,16 @@ describe('tproxy config', () => {
     const checked = await cli('config', 'check', file('example.yaml', example.out));
     assert.deepEqual([checked.code, checked.err], [0, '']);
     assert.equal(checked.out, `${join(dir, 'example.yaml')}: valid\nlisteners: main (port 8000: tcp:80,443)\nrules: table inet tproxy_rules, 12 rules, fail mode drop\n`);
+  });
+
+  it('checks standard input when FILE is -, naming it <stdin> in problems', async () => {
+    const example = await cli('config', 'example');
+    const checked = await cliWithInput(example.out, 'config', 'check', '-');
+    assert.deepEqual([checked.code, checked.err], [0, '']);
+    assert.match(checked.out, /^<stdin>: valid\nlisteners: main \(port 8000/);
+    const bad = await cliWithInput('listeners:\n  - port: 0\n', 'config', 'check', '-');
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /<stdin>:2:11: listeners\[0\]\.port: 0 is not allowed/);
   });
 
   it('checks two listeners and prints the configuration with defaults as JSON', async () => {

@@ -79,6 +79,6 @@ describe('rules options', () => {
     const has = (...present: string[]) => (binary: string): boolean => present.includes(binary);
     assert.equal(backendFrom('auto', has('nft', 'ip')), 'nft');
     assert.equal(backendFrom('iptables-legacy', has('nft', 'ip', 'iptables-legacy-restore')), 'iptables-legacy');
-    assert.throws(() => backendFrom('auto', has('nft')), (e: unknown) => isTproxyError(e, 'ERR_COMMAND_MISSING') && /`ip` was not found on PATH: install it: apt-get install iproute2/.test(e.message));
+    assert.throws(() => backendFrom('auto', has('nft')), (e: unknown) => isTproxyError(e, 'ERR_COMMAND_MISSING') && /`ip` was not found on PATH: install it: .*iproute/.test(e.message));
   });
 });

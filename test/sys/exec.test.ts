@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { isTproxyError } from '../../src/core/errors.js';
 import { spawnSync } from 'node:child_process';
 import { DescriptorBudget } from '../../src/sys/descriptor-budget.js';
-import { NetnsRunner, ProcessRunner, findExecutable, type CommandRunner } from '../../src/sys/exec.js';
+import { NetnsRunner, ProcessRunner, findExecutable, missingCommandError, type CommandRunner } from '../../src/sys/exec.js';
 
 const EXEC_MODULE = new URL('../../src/sys/exec.js', import.meta.url).href;
 
@@ -17,6 +17,11 @@ describe('ProcessRunner', () => {
     await assert.rejects(new ProcessRunner().run(['tproxy-no-such-binary']), (e: unknown) => isTproxyError(e, 'ERR_COMMAND_MISSING') && /not found on PATH/.test(e.message));
     const error = await new ProcessRunner().run(['nft-missing']).then(() => undefined, (e: unknown) => e as Error);
     assert.match(error?.message ?? '', /install it/);
+  });
+
+  it('names the package of a binary of ours and the command that installs it on this distribution', () => {
+    const message = missingCommandError('nft', 'tproxy demo needs it').message;
+    assert.match(message, /^`nft` was not found on PATH \(tproxy demo needs it\): install it: .*(apt-get install|dnf install|pacman -S|apk add) nftables/);
   });
 
   it('reports the exit code and the first stderr line of a failed command', async () => {

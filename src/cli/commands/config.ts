@@ -1,29 +1,39 @@
 /** `tproxy config check FILE` and `tproxy config example`. */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
 import { exampleConfig } from '../../core/config/example.js';
 import { TproxyError } from '../../core/errors.js';
 import { rulesConfigOf } from '../../core/config/rules-of.js';
 import { planRules } from '../../core/rules/plan.js';
-import type { CliIo, Command } from '../io.js';
+import { type CliIo, type Command, usageText } from '../io.js';
 import { configFrom } from '../selection.js';
 
-const USAGE = `Usage: tproxy config check [--json] FILE
-       tproxy config example
+const OPTIONS = [{ name: 'json', help: 'check: print the configuration with every default filled in, as JSON' }, HELP_OPTION] as const;
 
-  check     validate FILE as tproxy run --config would (every setting, and the rules it plans),
-            without applying anything. Exit 0 when valid, 2 with every problem (file:line:column,
-            the setting's path, what is allowed) otherwise. --json prints the configuration with
-            every default filled in
+/** How standard input is named in messages (`tproxy config check -`). */
+const STDIN_NAME = '<stdin>';
+
+const SYNOPSIS = ['tproxy config check [--json] FILE', 'tproxy config example'];
+
+const DESCRIPTION = `  check     validate FILE (- for standard input) as tproxy run --config would (every setting, and
+            the rules it plans), without applying anything. Exit 0 when valid, 2 with every
+            problem (file:line:column, the setting's path, what is allowed) otherwise
   example   print a commented configuration with every setting and its default
 `;
+
+const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
 export const configCommand: Command = {
   name: 'config',
   summary: 'check a configuration file, or print a commented example',
   usage: USAGE,
+  synopsis: SYNOPSIS,
+  description: DESCRIPTION,
+  options: OPTIONS,
+  actions: ['check', 'example'],
+  operand: 'FILE',
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseCommandLine(argv, OPTIONS, true);
     if (values.help) {
       io.out(USAGE);
       return 0;
@@ -34,8 +44,9 @@ export const configCommand: Command = {
       return 0;
     }
     if (action === 'check' && rest.length === 1) {
-      const file = rest[0] as string;
-      const config = await configFrom({ config: file }, (f) => readFile(f, 'utf8'));
+      const stdin = rest[0] === '-';
+      const file = stdin ? STDIN_NAME : (rest[0] as string);
+      const config = await configFrom({ config: file }, stdin ? () => io.readInput() : (f) => readFile(f, 'utf8'));
       const plan = planRules(rulesConfigOf(config));
       if (values.json) {
         io.out(`${JSON.stringify(config, null, 2)}\n`);

@@ -1,45 +1,40 @@
 /** `tproxy demo`: the classic TPROXY relay end to end in network namespaces. */
-import { parseArgs } from 'node:util';
+import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
 import { parseFamily, parsePortOption } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
 import type { Transport } from '../../core/net/constants.js';
 import { runDemo } from '../../demo/run-demo.js';
 import type { Lab } from '../../lab/topology.js';
-import type { CliIo, Command } from '../io.js';
+import { type CliIo, type Command, usageText } from '../io.js';
 
-const USAGE = `Usage: tproxy demo [options]
+const OPTIONS = [
+  { name: 'upstream', metavar: 'MODE', choices: ['direct', 'transparent'], default: 'transparent', help: 'the server sees the router (direct) or the client (transparent, the classic relay)' },
+  { name: 'listen', metavar: 'PORT', default: '8000', help: 'proxy port on the router' },
+  { name: 'family', metavar: 'FAMILY', choices: ['4', '6', 'both'], default: 'both', help: 'IPv4, IPv6 or both' },
+  { name: 'transport', metavar: 'PROTO', choices: ['tcp', 'udp', 'both'], default: 'both', help: 'TCP, UDP or both' },
+  { name: 'json', help: 'print the result as JSON at the end' },
+  HELP_OPTION,
+] as const;
 
-Reproduce the classic TPROXY relay in three network namespaces (client, router, server): intercept
+const SYNOPSIS = ['tproxy demo [options]'];
+
+const DESCRIPTION = `Reproduce the classic TPROXY relay in three network namespaces (client, router, server): intercept
 TCP and UDP to port 80 on the router with a mangle-priority tproxy rule, deliver it to the proxy's
 IP_TRANSPARENT sockets through fwmark policy routing, relay it to the server and back, and prove
 every step. Needs root. Leaves nothing behind.
-
-  --upstream direct|transparent  the server sees the router (direct) or the client (transparent,
-                         the classic relay; default)
-  --listen PORT          proxy port on the router, default 8000
-  --family 4|6|both      default both
-  --transport tcp|udp|both  default both
-  --json                 print the result as JSON at the end
-  --help                 this help
 `;
+
+const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'run the classic TPROXY relay end to end in network namespaces',
   usage: USAGE,
+  synopsis: SYNOPSIS,
+  description: DESCRIPTION,
+  options: OPTIONS,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        upstream: { type: 'string', default: 'transparent' },
-        listen: { type: 'string', default: '8000' },
-        family: { type: 'string', default: 'both' },
-        transport: { type: 'string', default: 'both' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-    });
+    const { values } = parseCommandLine(argv, OPTIONS);
     if (values.help) {
       io.out(USAGE);
       return 0;

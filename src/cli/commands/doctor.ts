@@ -15,18 +15,25 @@ import type { RulesConfig } from '../../core/rules/config.js';
 import { planRules } from '../../core/rules/plan.js';
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
-import type { CliIo, Command } from '../io.js';
-import { RULES_FLAGS, configFrom, selectionHelp, selectionOptions } from '../selection.js';
+import { type CliIo, type Command, usageText } from '../io.js';
+import { HELP_OPTION, parseOptions, type CliOption } from '../../core/cli-options.js';
+import { RULES_FLAGS, configFrom, selectionOptions } from '../selection.js';
 
-/** Every option of `tproxy run` (they say what to expect, and reappear in the fix commands). */
-const RUN_FLAGS = configFlags();
-const OPTIONS = { ...selectionOptions(RUN_FLAGS), json: { type: 'boolean' }, snapshot: { type: 'string' }, help: { type: 'boolean' } } as const;
+/** Its own options, then every option of `tproxy run` (they say what to expect, and reappear in the fix commands). */
+const OWN_OPTIONS: readonly CliOption[] = [
+  { name: 'snapshot', metavar: 'FILE', help: 'judge a saved state (tproxy snapshot > FILE) instead of this host' },
+  { name: 'json', help: 'print the report as JSON (status, counts, findings with id, severity, seen, why, fix, trace)' },
+];
+const OPTIONS: readonly CliOption[] = [...OWN_OPTIONS, ...selectionOptions(configFlags()), HELP_OPTION];
+const PARSE_OPTIONS = parseOptions(OPTIONS);
+/** Doctor's own options, left out of the fix commands. */
+const NOT_FORWARDED = new Set([...OWN_OPTIONS, HELP_OPTION].map((o) => o.name));
 /** The options `tproxy rules apply` takes (the rules' part of the configuration, and --config). */
-const RULES_OPTION_NAMES = new Set(Object.keys(selectionOptions(RULES_FLAGS)));
+const RULES_OPTION_NAMES = new Set(selectionOptions(RULES_FLAGS).map((o) => o.name));
 
-const USAGE = `Usage: tproxy doctor [--json] [--snapshot FILE] [options of tproxy run]
+const SYNOPSIS = ['tproxy doctor [--json] [--snapshot FILE] [options of tproxy run]'];
 
-Checks everything TPROXY depends on, on this host (or in a saved snapshot), and says for each
+const DESCRIPTION = `Checks everything TPROXY depends on, on this host (or in a saved snapshot), and says for each
 problem what was seen, why it matters and the command that fixes it:
   kernel      nftables tproxy / socket / fib expressions (probed with nft --check, nothing is
               changed), xtables TPROXY and socket, IPv4 / IPv6 policy routing
@@ -46,20 +53,16 @@ our table exists, its recorded fwmark, route table and rule priority are used.
 
 Exit status: 0 healthy (warnings allowed), 1 problems found, 2 could not inspect (not root, or a
 source could not be read).
-
-  --snapshot FILE        judge a saved state (tproxy snapshot > FILE) instead of this host
-  --json                 print the report as JSON (status, counts, findings with id, severity,
-                         seen, why, fix, trace)
-${selectionHelp(RUN_FLAGS)}
-  --help                 this help
 `;
+
+const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
 /** The options doctor was given, as words for a fix command: all of them (run), or the rule selection only (rules apply). */
 function commandArgs(argv: readonly string[], only?: ReadonlySet<string>): string[] {
-  const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, tokens: true });
+  const { tokens } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, strict: true, tokens: true });
   const out: string[] = [];
   for (const t of tokens) {
-    if (t.kind !== 'option' || ['json', 'snapshot', 'help'].includes(t.name) || (only && !only.has(t.name))) continue;
+    if (t.kind !== 'option' || NOT_FORWARDED.has(t.name) || (only && !only.has(t.name))) continue;
     out.push(t.rawName, ...(t.value !== undefined && !t.inlineValue ? [t.value] : []));
     if (t.inlineValue) out[out.length - 1] = `${t.rawName}=${t.value ?? ''}`;
   }
@@ -95,7 +98,7 @@ export interface DoctorOptions {
  * fix commands it prints. Any listener in transparent mode makes the divert rule a must.
  */
 export async function doctorOptions(argv: readonly string[]): Promise<DoctorOptions> {
-  const { values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true });
+  const { values } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, strict: true });
   const flags = { json: values.json === true, help: values.help === true, ...(typeof values.snapshot === 'string' ? { snapshot: values.snapshot } : {}) };
   if (flags.help) return { values: flags, config: rulesConfigOf(await configFrom({})), commands: { apply: '', run: '' }, upstream: 'direct', tcp: [] };
   const tproxy = await configFrom(values);
@@ -122,6 +125,9 @@ export function doctorCommand(runner: CommandRunner = new ProcessRunner()): Comm
     name: 'doctor',
     summary: 'find what stops TPROXY from working on this host, and how to fix it',
     usage: USAGE,
+    synopsis: SYNOPSIS,
+    description: DESCRIPTION,
+    options: OPTIONS,
     async run(argv: string[], io: CliIo): Promise<number> {
       const { values, config, commands, upstream, tcp } = await doctorOptions(argv);
       if (values.help) {

@@ -7,15 +7,19 @@ import type { PieceStatus } from '../../core/rules/status.js';
 import { RulesController, createBackend, type RulesStatus } from '../../control/apply.js';
 import type { BackendName } from '../../control/backend.js';
 import { ProcessRunner, findExecutable } from '../../sys/exec.js';
-import type { CliIo, Command } from '../io.js';
+import { type CliIo, type Command, usageText } from '../io.js';
 import { planRules } from '../../core/rules/plan.js';
 import { rulesConfigOf } from '../../core/config/rules-of.js';
 import type { BackendChoice } from '../../control/backend.js';
-import { RULES_FLAGS, backendFrom, configFrom, selectionHelp, selectionOptions } from '../selection.js';
+import { HELP_OPTION, parseOptions, type CliOption } from '../../core/cli-options.js';
+import { RULES_FLAGS, backendFrom, configFrom, selectionOptions } from '../selection.js';
 
-const USAGE = `Usage: tproxy rules plan|apply|status|cleanup [options]
+const ACTIONS = ['plan', 'apply', 'status', 'cleanup'];
+const OPTIONS: readonly CliOption[] = [...selectionOptions(RULES_FLAGS), { name: 'json', help: 'print data as JSON' }, HELP_OPTION];
 
-  plan      print exactly what apply writes (nft script or iptables-restore input, ip commands);
+const SYNOPSIS = ['tproxy rules plan|apply|status|cleanup [options]'];
+
+const DESCRIPTION = `  plan      print exactly what apply writes (nft script or iptables-restore input, ip commands);
             changes nothing, needs no privileges
   apply     check, then apply atomically: ip routes and rules, then one nft (or iptables-restore)
             transaction. Idempotent: when everything is in place nothing is touched. Refuses when
@@ -25,11 +29,9 @@ const USAGE = `Usage: tproxy rules plan|apply|status|cleanup [options]
             drifted; rule counters. Exit 0 when everything is in place, 1 otherwise
   cleanup   remove exactly our table (or chains), ip rules and routes, also those an earlier
             apply or a crashed tproxy run recorded; succeeds when there is nothing to remove
-
-${selectionHelp(RULES_FLAGS)}
-  --json                 print data as JSON
-  --help                 this help
 `;
+
+const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
 const FAIL_MODE_TEXT = {
   open: 'open: while no proxy socket exists, intercepted traffic goes its normal way',
@@ -69,10 +71,14 @@ export const rulesCommand: Command = {
   name: 'rules',
   summary: 'plan, apply, show or remove the kernel rules',
   usage: USAGE,
+  synopsis: SYNOPSIS,
+  description: DESCRIPTION,
+  options: OPTIONS,
+  actions: ACTIONS,
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { ...selectionOptions(RULES_FLAGS), json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+      options: parseOptions(OPTIONS),
       allowPositionals: true,
       strict: true,
     });
@@ -81,8 +87,8 @@ export const rulesCommand: Command = {
       return 0;
     }
     const [action, ...extra] = positionals;
-    if (!action || extra.length > 0 || !['plan', 'apply', 'status', 'cleanup'].includes(action)) {
-      throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: expected one of plan, apply, status, cleanup${action ? `, got "${positionals.join(' ')}"` : ''}`);
+    if (!action || extra.length > 0 || !ACTIONS.includes(action)) {
+      throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: expected one of ${ACTIONS.join(', ')}${action ? `, got "${positionals.join(' ')}"` : ''}`);
     }
     const config = await configFrom(values);
     const plan = planRules(rulesConfigOf(config));

@@ -2,6 +2,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkRunPrivileges, relevantCapabilities } from '../../core/capabilities.js';
+import { HELP_OPTION, parseOptions } from '../../core/cli-options.js';
 import { configFlags } from '../../core/config/flags.js';
 import type { TproxyConfig } from '../../core/config/tproxy-config.js';
 import { RulesController } from '../../control/apply.js';
@@ -12,17 +13,17 @@ import { describeCapacity } from '../../dataplane/tcp/capacity.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
-import type { CliIo, Command } from '../io.js';
+import { type CliIo, type Command, usageText } from '../io.js';
 import { createLogger, type Logger } from '../log.js';
 import { RunSignals } from '../run-signals.js';
-import { backendFrom, configFrom, selectionHelp, selectionOptions, type SelectionValues } from '../selection.js';
+import { backendFrom, configFrom, selectionOptions, type SelectionValues } from '../selection.js';
 import { version } from '../version.js';
 
-const RUN_FLAGS = configFlags();
+const OPTIONS = [...selectionOptions(configFlags()), HELP_OPTION];
 
-const USAGE = `Usage: tproxy run [--config FILE] [options]
+const SYNOPSIS = ['tproxy run [--config FILE] [options]'];
 
-Start the transparent proxy: for each listener, IP_TRANSPARENT sockets for TCP and UDP on its
+const DESCRIPTION = `Start the transparent proxy: for each listener, IP_TRANSPARENT sockets for TCP and UDP on its
 port, relaying each intercepted flow to its original destination; apply the kernel rules (one
 nftables table sending each listener's ports to its port, fwmark ip rules, local route table) and
 remove them again on exit. Without --config, the flags describe one listener.
@@ -37,10 +38,10 @@ Opt-in: Prometheus metrics over HTTP (--metrics-address) and the admin socket th
 asks (--admin-socket; the systemd unit uses /run/tproxy/admin.sock). Log lines go to stderr
 (JSON: time, level, type, msg, then the event's fields).
 
-Options (each sets the configuration setting in brackets; see tproxy config example):
-${selectionHelp(RUN_FLAGS)}
-  --help                 this help
+Each option sets the configuration setting in brackets (see tproxy config example).
 `;
+
+const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
 function readyEvent(daemon: Daemon): DaemonEvent {
   const listeners = daemon.listeners();
@@ -67,6 +68,9 @@ export const runCommand: Command = {
   name: 'run',
   summary: 'run the proxy and manage its kernel rules',
   usage: USAGE,
+  synopsis: SYNOPSIS,
+  description: DESCRIPTION,
+  options: OPTIONS,
   async run(argv: string[], io: CliIo): Promise<number> {
     // Signals are ours from the first line (a default action would leave the rules installed):
     // until the logger of the configuration exists, what they say goes to stderr as text.
@@ -90,7 +94,7 @@ export const runCommand: Command = {
 };
 
 async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Logger, setLogger: (logger: Logger) => void): Promise<number> {
-  const values: SelectionValues = parseArgs({ args: argv, options: { ...selectionOptions(RUN_FLAGS), help: { type: 'boolean' } }, strict: true }).values;
+  const values: SelectionValues = parseArgs({ args: argv, options: parseOptions(OPTIONS), strict: true }).values;
   if (values.help === true) {
     io.out(USAGE);
     return 0;

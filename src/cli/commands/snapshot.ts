@@ -1,13 +1,15 @@
 /** `tproxy snapshot`: save what the model needs to explain packets on this host, as JSON. */
-import { parseArgs } from 'node:util';
+import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import type { CommandRunner } from '../../sys/exec.js';
 import { ProcessRunner } from '../../sys/exec.js';
-import type { CliIo, Command } from '../io.js';
+import { type CliIo, type Command, usageText } from '../io.js';
 
-const USAGE = `Usage: tproxy snapshot [--help] > state.json
+const OPTIONS = [HELP_OPTION] as const;
 
-Saves this host's nftables ruleset (nft -j), iptables mangle tables, ip rules and routes (IPv4 and
+const SYNOPSIS = ['tproxy snapshot [--help] > state.json'];
+
+const DESCRIPTION = `Saves this host's nftables ruleset (nft -j), iptables mangle tables, ip rules and routes (IPv4 and
 IPv6), addresses, sockets with their IP_TRANSPARENT flag (ss --inet-sockopt) and forwarding
 sysctls (also per interface), and for doctor: kernel feature probes (nft --check, which changes
 nothing), loaded modules and xtables extensions, the capabilities of socket owners and table
@@ -16,13 +18,18 @@ reports.
 Sources that cannot be read are listed under "errors". Needs root to see every socket and rule.
 `;
 
+const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
+
 export function snapshotCommand(runner: CommandRunner = new ProcessRunner()): Command {
   return {
     name: 'snapshot',
     summary: 'save the ruleset, routes, sockets and sysctls of this host as JSON',
     usage: USAGE,
+    synopsis: SYNOPSIS,
+    description: DESCRIPTION,
+    options: OPTIONS,
     async run(argv: string[], io: CliIo): Promise<number> {
-      const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', default: false } }, strict: true });
+      const { values } = parseCommandLine(argv, OPTIONS);
       if (values.help) {
         io.out(USAGE);
         return 0;

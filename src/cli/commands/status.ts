@@ -1,38 +1,41 @@
 /** `tproxy status`: ask a running daemon over its admin socket. */
-import { parseArgs } from 'node:util';
+import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
 import { parseInteger } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
 import { DEFAULT_TOP_FLOWS } from '../../daemon/admin-protocol.js';
 import { MAX_FLOWS_LIMIT } from '../../dataplane/tcp/flows.js';
 import { fetchStatus } from '../../daemon/operations.js';
-import type { CliIo, Command } from '../io.js';
+import { type CliIo, type Command, usageText } from '../io.js';
 import { renderStatus } from '../status-text.js';
 
 export const DEFAULT_ADMIN_SOCKET = '/run/tproxy/admin.sock';
 
-const USAGE = `Usage: tproxy status [--socket PATH] [--top N] [--json]
+const OPTIONS = [
+  { name: 'socket', metavar: 'PATH', default: DEFAULT_ADMIN_SOCKET, help: "the daemon's admin socket" },
+  { name: 'top', metavar: 'N', default: `${DEFAULT_TOP_FLOWS}`, help: `busiest flows to show; 0: none, at most ${MAX_FLOWS_LIMIT}` },
+  { name: 'json', help: "the daemon's answer as JSON" },
+  HELP_OPTION,
+] as const;
 
-Show a running daemon (tproxy run --admin-socket PATH): its listeners, whether its kernel rules
+const SYNOPSIS = ['tproxy status [--socket PATH] [--top N] [--json]'];
+
+const DESCRIPTION = `Show a running daemon (tproxy run --admin-socket PATH): its listeners, whether its kernel rules
 are in place with their counters, its counters, and the busiest TCP flows in progress.
-
-  --socket PATH  the daemon's admin socket, default ${DEFAULT_ADMIN_SOCKET}
-  --top N        busiest flows to show, default ${DEFAULT_TOP_FLOWS} (0: none, at most ${MAX_FLOWS_LIMIT})
-  --json         the daemon's answer as JSON
-  --help         this help
 
 The socket is owner-only (mode 0600): run as the daemon's user, or as root.
 `;
+
+const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
 export const statusCommand: Command = {
   name: 'status',
   summary: 'show listeners, rules, counters and busiest flows of a running daemon',
   usage: USAGE,
+  synopsis: SYNOPSIS,
+  description: DESCRIPTION,
+  options: OPTIONS,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
-      args: argv,
-      options: { socket: { type: 'string', default: DEFAULT_ADMIN_SOCKET }, top: { type: 'string', default: `${DEFAULT_TOP_FLOWS}` }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
-      strict: true,
-    });
+    const { values } = parseCommandLine(argv, OPTIONS);
     if (values.help) {
       io.out(USAGE);
       return 0;

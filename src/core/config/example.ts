@@ -4,7 +4,7 @@
  * passes `tproxy config check`. Pure.
  */
 import { stringify } from 'yaml';
-import { wrap } from './flags.js';
+import { wrap } from '../cli-options.js';
 import type { Setting, ValueSetting } from './schema.js';
 import { CONFIG_SCHEMA } from './tproxy-config.js';
 

@@ -5,7 +5,7 @@
  * every listener; those that identify one listener (port, addresses, intercept) are refused when
  * the file has several. Pure.
  */
-import type { ParseArgsConfig } from 'node:util';
+import { type CliOption, optionsHelp, parseOptions, type ParseArgsOptions } from '../cli-options.js';
 import { type ConfigIssue, type ConfigPath, type FlagSpec, formatPath, type Setting } from './schema.js';
 import { CONFIG_SCHEMA } from './tproxy-config.js';
 
@@ -41,13 +41,6 @@ function isSwitch(flag: FlagSpec): boolean {
   return flag.metavar === undefined;
 }
 
-/** The `parseArgs` options of the flags (no defaults: an absent flag leaves the file's value). */
-export function parseArgsOptions(flags: readonly ConfigFlag[] = configFlags()): NonNullable<ParseArgsConfig['options']> {
-  const options: NonNullable<ParseArgsConfig['options']> = {};
-  for (const { flag } of flags) options[flag.name] = isSwitch(flag) ? { type: 'boolean' } : { type: 'string', ...(flag.multiple ? { multiple: true } : {}) };
-  return options;
-}
-
 function defaultText(setting: Setting<unknown>): string | undefined {
   const d = setting.kind === 'section' ? undefined : setting.default;
   if (d === undefined) return undefined;
@@ -56,33 +49,31 @@ function defaultText(setting: Setting<unknown>): string | undefined {
   return typeof d === 'number' || typeof d === 'boolean' ? d.toString() : undefined;
 }
 
-/** Wrap `text` to lines of at most `width` characters. */
-export function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(/\s+/)) {
-    if (line !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line === '' ? word : `${line} ${word}`;
-  }
-  if (line !== '') lines.push(line);
-  return lines;
+/**
+ * The command-line option of a flag: its help says the unit, the default and the setting it
+ * overrides. No parse default: an absent flag leaves the file's value.
+ */
+export function flagOption({ flag, path, setting }: ConfigFlag): CliOption {
+  const d = isSwitch(flag) ? undefined : defaultText(setting);
+  const more = [flag.multiple ? 'repeatable' : '', setting.unit ? `unit ${setting.unit}` : '', d ? `default ${d}` : ''].filter((s) => s !== '');
+  const choices = setting.kind === 'value' ? setting.choices : undefined;
+  return {
+    name: flag.name,
+    ...(flag.metavar !== undefined ? { metavar: flag.metavar } : {}),
+    help: `${flag.help ?? setting.help}${more.length > 0 ? ` (${more.join(', ')})` : ''} [${path.join('.').replaceAll('.*', '[]')}]`,
+    ...(choices ? { choices } : {}),
+    ...(flag.multiple ? { multiple: true } : {}),
+  };
+}
+
+/** The `parseArgs` options of the flags. */
+export function parseArgsOptions(flags: readonly ConfigFlag[] = configFlags()): ParseArgsOptions {
+  return parseOptions(flags.map(flagOption));
 }
 
 /** `--help` text of the flags: name, help, unit and default, and the setting it overrides. */
 export function flagsHelp(flags: readonly ConfigFlag[] = configFlags()): string {
-  const out: string[] = [];
-  for (const { flag, path, setting } of flags) {
-    const head = `  --${flag.name}${flag.metavar ? ` ${flag.metavar}` : ''}`;
-    const d = isSwitch(flag) ? undefined : defaultText(setting);
-    const more = [flag.multiple ? 'repeatable' : '', setting.unit ? `unit ${setting.unit}` : '', d ? `default ${d}` : ''].filter((s) => s !== '');
-    const body = `${flag.help ?? setting.help}${more.length > 0 ? ` (${more.join(', ')})` : ''} [${path.join('.').replaceAll('.*', '[]')}]`;
-    const lines = wrap(body, 72);
-    if (head.length < 25) out.push(`${head.padEnd(25)}${lines[0] ?? ''}`, ...lines.slice(1).map((l) => `${' '.repeat(25)}${l}`));
-    else out.push(head, ...lines.map((l) => `${' '.repeat(25)}${l}`));
-  }
-  return out.join('\n');
+  return optionsHelp(flags.map(flagOption));
 }
 
 function isMapping(raw: unknown): raw is Record<string, unknown> {

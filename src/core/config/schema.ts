@@ -92,6 +92,8 @@ export interface ValueSetting<T> extends SettingBase<T> {
   readonly kind: 'value';
   /** The type as the reference shows it, e.g. `integer`, `port`, `text`. */
   readonly type: string;
+  /** The values allowed when they are a fixed set (shell completion offers them). */
+  readonly choices?: readonly string[];
   /** The raw default (as written in YAML); absent: required, unless optional. */
   readonly default?: unknown;
   /** Absent means undefined (no default, not required). */
@@ -181,6 +183,7 @@ export function oneOf<const V extends string>(choices: readonly V[], spec: Commo
   return {
     kind: 'value',
     type: choices.join(' | '),
+    choices,
     allowed: `one of ${choices.join(', ')}`,
     ...spec,
     parse: (raw) => {

@@ -1,0 +1,49 @@
+/** `tproxy completion bash|zsh|fish`: the shell completion script, from the commands' option lists. */
+import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
+import { TproxyError } from '../../core/errors.js';
+import { completionScript, SHELLS, type Shell } from '../completion.js';
+import { type CliIo, type Command, usageText } from '../io.js';
+
+const OPTIONS = [HELP_OPTION] as const;
+
+const SYNOPSIS = ['tproxy completion bash|zsh|fish'];
+
+const DESCRIPTION = `Print the shell completion script: commands, their actions, options, and the values an option
+accepts when they are a fixed set. Load it in the current shell, or save it where the shell looks:
+  bash   source <(tproxy completion bash)
+         tproxy completion bash > /etc/bash_completion.d/tproxy
+  zsh    source <(tproxy completion zsh)   (after compinit)
+         tproxy completion zsh > "\${fpath[1]}/_tproxy"
+  fish   tproxy completion fish | source
+         tproxy completion fish > ~/.config/fish/completions/tproxy.fish
+`;
+
+const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
+
+function isShell(word: string | undefined): word is Shell {
+  return (SHELLS as readonly (string | undefined)[]).includes(word);
+}
+
+/** `commands`: every command of tproxy (this one included), read when the script is printed. */
+export function completionCommand(commands: () => readonly Command[]): Command {
+  return {
+    name: 'completion',
+    summary: 'print the shell completion script (bash, zsh or fish)',
+    usage: USAGE,
+    synopsis: SYNOPSIS,
+    description: DESCRIPTION,
+    options: OPTIONS,
+    actions: SHELLS,
+    run(argv: string[], io: CliIo): Promise<number> {
+      const { values, positionals } = parseCommandLine(argv, OPTIONS, true);
+      if (values.help) {
+        io.out(USAGE);
+        return Promise.resolve(0);
+      }
+      const [shell, ...rest] = positionals;
+      if (!isShell(shell) || rest.length > 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy completion: expected one of ${SHELLS.join(', ')}${positionals.length > 0 ? `, got "${positionals.join(' ')}"` : ''}`);
+      io.out(completionScript(shell, commands()));
+      return Promise.resolve(0);
+    },
+  };
+}
