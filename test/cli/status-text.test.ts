@@ -54,7 +54,7 @@ describe('tproxy status text', () => {
         '  tcp: 1 active, 5 accepted; 1.5 KiB from clients, 3.0 MiB from servers',
         '    closed: done 4; refused: none; connect errors: none; accept pauses: 0',
         '    workers: 2 (pids 43, 44), 0 restarts',
-        '    cap: at most 3322 connections per worker, not the configured 100000: the descriptor limit 20000 (RLIMIT_NOFILE) holds (20000 - 64 reserved) / 6 per flow; raise it (LimitNOFILE= in the systemd unit, ulimit -n) to 600064 for the configured cap',
+        '    cap: at most 3322 connections per worker, not the configured 100000: the descriptor limit 20000 (RLIMIT_NOFILE) holds (20000 - 64 reserved and what is open at start) / 6 per flow; raise it (LimitNOFILE= in the systemd unit, ulimit -n) to 600064 for the configured cap',
         'busiest tcp flows (top 10 by bytes):',
         '  198.51.100.10:40000 -> 203.0.113.20:81  1.0 KiB up, 0 B down, 2s (worker 43)',
         '',

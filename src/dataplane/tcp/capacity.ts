@@ -65,5 +65,5 @@ export function expectedTcpCapacity(configured: number, softFileLimit: number, e
 /** One line: the cap, and when the file limit lowered it, by how much and how to lift it. */
 export function describeCapacity(c: TcpCapacity): string {
   if (c.limitedBy === 'configured') return `at most ${c.perWorker} connections per worker (as configured)`;
-  return `at most ${c.perWorker} connections per worker, not the configured ${c.configured}: the descriptor limit ${c.fileLimit} (RLIMIT_NOFILE) holds (${c.fileLimit} - ${RESERVED_DESCRIPTORS} reserved and what is open at start) / ${c.descriptorsPerFlow} per flow; raise it (LimitNOFILE= in the systemd unit, ulimit -n) to at least ${c.configured * c.descriptorsPerFlow + RESERVED_DESCRIPTORS} for the configured cap`;
+  return `at most ${c.perWorker} connections per worker, not the configured ${c.configured}: the descriptor limit ${c.fileLimit} (RLIMIT_NOFILE) holds (${c.fileLimit} - ${RESERVED_DESCRIPTORS} reserved and what is open at start) / ${c.descriptorsPerFlow} per flow; raise it (LimitNOFILE= in the systemd unit, ulimit -n) to ${c.configured * c.descriptorsPerFlow + RESERVED_DESCRIPTORS} for the configured cap`;
 }
