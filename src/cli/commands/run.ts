@@ -81,6 +81,8 @@ export const runCommand: Command = {
       log,
       version: version(),
       engine: config.tcp.engine,
+      argv,
+      ...(typeof values.config === 'string' ? { configFile: values.config } : {}),
       ...(config.metrics.listen ? { metricsAddress: config.metrics.listen } : {}),
       ...(config.admin.socket !== undefined ? { adminSocket: config.admin.socket } : {}),
     });
@@ -95,7 +97,7 @@ export const runCommand: Command = {
       pid: process.pid,
     });
     // Read at each request, so listeners and rules changed by a reload are followed.
-    await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules() });
+    await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config });
     await daemon.start().catch(async (error: unknown) => {
       await ops.close();
       throw error;

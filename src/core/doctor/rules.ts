@@ -39,9 +39,15 @@ function ourRules(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
   const { plan, commands } = input;
   const table = `${plan.table.family} ${plan.table.name}`;
+  if (input.rulesBy === 'others') {
+    const where = [...new Set(input.foreign.map((r) => r.where.replace(/ (rule|handle) \d+$/, '')))];
+    const seen = where.length > 0 ? `the TPROXY rules in force are not tproxy's: ${where.join(', ')}` : 'tproxy does not manage the rules here (rules.apply: false), and no TPROXY rule is in force';
+    return [finding('rules', 'rules.table', 'pass', seen, 'rules written by others are judged by what they do: the routing and the probes below follow packets through them')];
+  }
   if (!input.ours.table) {
     const chain = `${chainPrefix(plan.config.tableName)}_PRE`;
-    if (new RegExp(`^:${chain} `, 'm').test(input.snapshot.iptables.ipv4 ?? '')) {
+    const texts = [input.snapshot.iptables.ipv4, input.snapshot.iptablesLegacy?.ipv4];
+    if (texts.some((t) => new RegExp(`^:${chain} `, 'm').test(t ?? ''))) {
       return [finding('rules', 'rules.table', 'pass', `iptables mangle chain ${chain} (iptables backend)`, 'our rules are loaded; `tproxy rules status --backend iptables` compares them piece by piece, the probes below follow packets through them')];
     }
     if (input.snapshot.nft === null || input.snapshot.nft === undefined) return out;
