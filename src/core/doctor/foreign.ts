@@ -57,11 +57,15 @@ export function takes(world: World, r: ForeignTproxyRule, packet: Packet): boole
   return true;
 }
 
-/** The command that edits the user's iptables rules, in the flavour they live in. */
-function iptablesTool(snapshot: Snapshot, table: Table): string {
-  const six = table.family === 'ip6' ? '6' : '';
-  if (table.origin === 'iptables-legacy') return snapshot.iptablesCommand === 'legacy' ? `ip${six}tables` : `ip${six}tables-legacy`;
+/** The command that edits iptables rules of a family, in the flavour they live in (`iptables` when it is that flavour). */
+export function iptablesTool(snapshot: Snapshot, family: IpFamily, legacy: boolean): string {
+  const six = family === 6 ? '6' : '';
+  if (legacy) return snapshot.iptablesCommand === 'legacy' ? `ip${six}tables` : `ip${six}tables-legacy`;
   return snapshot.iptablesCommand === 'legacy' ? `ip${six}tables-nft` : `ip${six}tables`;
+}
+
+function toolFor(snapshot: Snapshot, table: Table): string {
+  return iptablesTool(snapshot, table.family === 'ip6' ? 6 : 4, table.origin === 'iptables-legacy');
 }
 
 /** The `-A CHAIN ...` line of an iptables rule as iptables-save printed it (without counters). */
@@ -84,7 +88,7 @@ export function retargetCommand(snapshot: Snapshot, r: ForeignTproxyRule, port: 
   const line = savedLine(snapshot, r);
   if (!line || !/--on-port \d+/.test(line)) return undefined;
   const spec = line.slice(`-A ${r.chain.name} `.length).replace(/--on-port \d+/, `--on-port ${port}`);
-  return `${iptablesTool(snapshot, r.table)} -t mangle -R ${r.chain.name} ${r.index + 1} ${spec}`;
+  return `${toolFor(snapshot, r.table)} -t mangle -R ${r.chain.name} ${r.index + 1} ${spec}`;
 }
 
 /**
@@ -97,5 +101,5 @@ export function addCommand(snapshot: Snapshot, like: ForeignTproxyRule | undefin
     return `nft add rule ${like.table.family} ${like.table.name} ${like.chain.name} ${transport} dport ${dport} tproxy${inet} to :${port} meta mark set ${hex(mark.value)} accept`;
   }
   const table: Table = like && (like.table.family === (family === 4 ? 'ip' : 'ip6')) ? like.table : { family: family === 4 ? 'ip' : 'ip6', name: 'mangle', origin: like?.table.origin ?? 'iptables', chains: [], sets: [] };
-  return `${iptablesTool(snapshot, table)} -t mangle -A ${like?.chain.name ?? 'PREROUTING'} -p ${transport} --dport ${dport} -j TPROXY --tproxy-mark ${hex(mark.value)}/${hex(mark.mask)} --on-port ${port}`;
+  return `${toolFor(snapshot, table)} -t mangle -A ${like?.chain.name ?? 'PREROUTING'} -p ${transport} --dport ${dport} -j TPROXY --tproxy-mark ${hex(mark.value)}/${hex(mark.mask)} --on-port ${port}`;
 }

@@ -11,7 +11,7 @@ import type { DoctorInput } from './input.js';
 import { endpoint, probePacket, probePorts, probeSites } from './probe-packets.js';
 import { interfaceConf, reversePath } from './sysctls.js';
 import { formatTrace } from './trace-text.js';
-import { addCommand, retargetCommand, takes } from './foreign.js';
+import { addCommand, iptablesTool, retargetCommand, takes } from './foreign.js';
 import type { Packet } from '../model/packet.js';
 
 /**
@@ -69,10 +69,19 @@ export function checkProbes(input: DoctorInput): Finding[] {
       out.push(finding('probes', id, 'fail', `${what}: ${result}`, `this packet does not reach the proxy${others ? `: ${others.why}` : ''}; the trace shows the step where it goes elsewhere`, others?.fix, formatTrace(e)));
       if (e.outcome.kind !== 'dropped' || e.outcome.stage !== 'netfilter') continue;
       const step = [...e.trace].reverse().find((s) => s.chain !== undefined && (s.verdict?.startsWith('drop') || s.verdict?.startsWith('reject')));
-      if (!step?.chain || step.chain.startsWith(ours) || foreign.has(`${step.chain} ${step.handle ?? ''}`)) continue;
+      // A TPROXY target that finds no socket drops too: that is the probe's finding, not another table's drop.
+      if (!step?.chain || step.chain.startsWith(ours) || step.text.includes('drop with TPROXY:') || foreign.has(`${step.chain} ${step.handle ?? ''}`)) continue;
       foreign.add(`${step.chain} ${step.handle ?? ''}`);
       const [family, table, chain] = step.chain.split(' ');
-      const fix = step.stage === 'rule' && step.handle !== undefined ? `nft delete rule ${family!} ${table!} ${chain!} handle ${step.handle}` : undefined;
+      const position = / rule (\d+)/.exec(step.text)?.[1];
+      const fix =
+        step.stage !== 'rule'
+          ? undefined
+          : step.handle !== undefined
+            ? `nft delete rule ${family!} ${table!} ${chain!} handle ${step.handle}`
+            : position !== undefined
+              ? `${iptablesTool(input.snapshot, family === 'ip6' ? 6 : 4, table!.endsWith('[legacy]'))} -t ${table!.replace('[legacy]', '')} -D ${chain!} ${position}`
+              : undefined;
       out.push(
         finding('rules', 'rules.foreign-drop', 'fail', `${step.text} (${what})`, 'a chain of another table drops intercepted traffic before it reaches the proxy; allow the intercepted ports there, or remove the rule', fix),
       );
