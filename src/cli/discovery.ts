@@ -16,8 +16,8 @@ import { configFrom, type SelectionValues } from './selection.js';
 export type ConfigSource =
   | { readonly kind: 'options'; readonly file?: string }
   | { readonly kind: 'daemon'; readonly pid: number; readonly socket: string; readonly file?: string }
-  | { readonly kind: 'record'; readonly where: string; readonly owner?: number }
-  | { readonly kind: 'defaults' };
+  | { readonly kind: 'record'; readonly where: string; readonly owner?: number; readonly daemonAsked: boolean }
+  | { readonly kind: 'defaults'; readonly daemonAsked: boolean };
 
 export interface RunningConfig {
   readonly source: ConfigSource;
@@ -61,9 +61,9 @@ export function describeSource(source: ConfigSource): string {
     case 'daemon':
       return `configuration: the running daemon's (tproxy run pid ${source.pid}, asked on ${source.socket}${source.file !== undefined ? `; file ${source.file}` : ''})`;
     case 'record':
-      return `configuration: what ${source.where} records${source.owner !== undefined ? ` (applied by tproxy run pid ${source.owner}, which does not answer)` : ''}, over the defaults (no daemon answers here)`;
+      return `configuration: what ${source.where} records${source.owner !== undefined ? ` (applied by tproxy run pid ${source.owner})` : ''}, over the defaults (${source.daemonAsked ? 'no daemon answers here' : 'a saved state: no daemon asked'})`;
     case 'defaults':
-      return 'configuration: the defaults (no options given, no daemon answers here, no rules of ours)';
+      return `configuration: the defaults (no options given, ${source.daemonAsked ? 'no daemon answers here' : 'a saved state: no daemon asked'}, no rules of ours)`;
   }
 }
 
@@ -95,10 +95,11 @@ export async function runningConfig(values: SelectionValues, given: boolean, arg
   }
   const defaults = loadConfig({}, { values: {} });
   const base = rulesConfigOf(defaults);
-  if (!found) return { source: { kind: 'defaults' }, rules: base, rulesApply: true, backend: defaults.rules.backend, upstream: 'direct', argv: [] };
+  const daemonAsked = deps.askDaemon !== false;
+  if (!found) return { source: { kind: 'defaults', daemonAsked }, rules: base, rulesApply: true, backend: defaults.rules.backend, upstream: 'direct', argv: [] };
   const r = found.record;
   return {
-    source: { kind: 'record', where: found.where, ...(r.owner !== undefined ? { owner: r.owner } : {}) },
+    source: { kind: 'record', where: found.where, ...(r.owner !== undefined ? { owner: r.owner } : {}), daemonAsked },
     rules: found.overlay?.(base) ?? { ...base, families: r.families, listeners: base.listeners.map((l) => ({ ...l, families: r.families })), fwmark: r.fwmark, fwmarkMask: r.fwmarkMask, routeTable: r.routeTable, rulePriority: r.rulePriority },
     rulesApply: true,
     backend: found.backend,

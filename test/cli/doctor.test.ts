@@ -19,7 +19,7 @@ describe('tproxy doctor --snapshot', () => {
     const { code, out } = await cli('doctor', '--json', '--snapshot', HEALTHY_FILE);
     const report = JSON.parse(out) as { status: number; configuration: { kind: string; text: string }; findings: { id: string; severity: string }[] };
     assert.equal(report.configuration.kind, 'record');
-    assert.match(report.configuration.text, /^configuration: what table inet tproxy_rules records \(applied by tproxy run pid \d+, which does not answer\), over the defaults/);
+    assert.match(report.configuration.text, /^configuration: what table inet tproxy_rules records \(applied by tproxy run pid \d+\), over the defaults \(a saved state: no daemon asked\)$/);
     assert.deepEqual(report.findings.filter((f) => f.severity === 'fail'), []);
     assert.ok(report.findings.some((f) => f.id === 'probe.udp.ipv4.80'), 'udp:80, as the table intercepts');
     assert.ok(!report.findings.some((f) => f.id.endsWith('.443')), 'no probe for the default 443');
