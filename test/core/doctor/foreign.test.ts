@@ -7,7 +7,7 @@ import { doctorInput } from '../../../src/core/doctor/input.js';
 import { recordedListeners } from '../../../src/core/doctor/recorded.js';
 import { diagnose } from '../../../src/core/doctor/report.js';
 import { worldFromSnapshot, type Snapshot } from '../../../src/core/model/snapshot.js';
-import { fails, healthy, only } from '../../helpers/doctor.js';
+import { addForeignChain, fails, healthy, only } from '../../helpers/doctor.js';
 
 const MANGLE = (rule: string): string => `*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n[3:84] -A PREROUTING ${rule}\nCOMMIT\n`;
 const SEED = (port: number): string => `-p udp -m udp --dport 80 -j TPROXY --on-port ${port} --on-ip 0.0.0.0 --tproxy-mark 0x1/0x1`;
@@ -63,6 +63,38 @@ describe('doctor: rules tproxy does not own', () => {
     const report = judge(s);
     assert.equal(only(report.findings, 'routing.fwmark-rule.ipv4', 'fail').fix, 'ip -4 rule add fwmark 0x1/0x1 lookup 100');
     for (const f of report.findings) assert.doesNotMatch(f.fix ?? '', /tproxy rules apply/);
+  });
+});
+
+describe('doctor: TPROXY rules someone wrote with nft', () => {
+  const tproxyRule = (transport: string, port: number): unknown[] => [
+    { match: { op: '==', left: { payload: { protocol: transport, field: 'dport' } }, right: 80 } },
+    { tproxy: { family: 'ip', port } },
+    { mangle: { key: { meta: { key: 'mark' } }, value: 1 } },
+    { accept: null },
+  ];
+  function nftSeeded(port: number): Snapshot {
+    const s = seeded(port, 'legacy') as Snapshot & { iptablesLegacy?: unknown };
+    delete s.iptablesLegacy;
+    addForeignChain(s, 'fw', 'prerouting', -150, [tproxyRule('udp', port)]);
+    return s;
+  }
+
+  it('delivering: healthy, and their `meta mark set` is not a mark collision', () => {
+    const report = judge(nftSeeded(8000));
+    assert.deepEqual(fails(report.findings), []);
+    assert.equal(only(report.findings, 'rules.mark-collision').severity, 'pass');
+  });
+
+  it('a configured port no rule takes: the fix adds an nft rule to their chain', () => {
+    const report = judge(nftSeeded(8000), { ...UDP4, intercept: ['udp:80', 'tcp:443'] });
+    assert.equal(report.findings.find((f) => f.id === 'probe.tcp.ipv4.443' && f.severity === 'fail')?.fix, 'nft add rule inet fw pre tcp dport 443 tproxy ip to :8000 meta mark set 0x1 accept');
+  });
+
+  it('the wrong port: named, with no fix rather than one of another family', () => {
+    const probe = judge(nftSeeded(8001)).findings.find((f) => f.id === 'probe.udp.ipv4.80' && f.severity === 'fail');
+    assert.match(probe?.why ?? '', /inet fw pre handle 2 sends it to port 8001, but the proxy listens on 8000/);
+    assert.equal(probe?.fix, undefined);
   });
 });
 
