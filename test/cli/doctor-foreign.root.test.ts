@@ -37,9 +37,9 @@ async function doctor(lab: Lab): Promise<Report> {
   }
 }
 
-async function explain(lab: Lab, packet: string): Promise<{ outcome: { kind: string }; socket?: { local: string } }> {
+async function explain(lab: Lab, packet: string): Promise<{ outcome: { kind: string }; socket?: { local: string }; source: string }> {
   const r = await lab.run('router', [process.execPath, BIN, 'explain', '--json', ...packet.split(' ')]);
-  return JSON.parse(r.stdout) as { outcome: { kind: string }; socket?: { local: string } };
+  return JSON.parse(r.stdout) as { outcome: { kind: string }; socket?: { local: string }; source: string };
 }
 
 /** A UDP exchange with the server's port 80: through the proxy (the server sees the router) or not at all. */
@@ -97,6 +97,7 @@ async function seedRules(iptables: Flavour): Promise<void> {
     const delivered = await explain(lab, `udp ${LAB_ADDRESSES.client.ipv4}:40000 -> ${LAB_ADDRESSES.server.ipv4}:80 iif to-client`);
     assert.equal(delivered.outcome.kind, 'delivered', JSON.stringify(delivered));
     assert.match(delivered.socket?.local ?? '', /:8000$/);
+    assert.match(delivered.source, iptables === 'iptables' ? /^state: this host; rules read from iptables-nft \(ip mangle\)$/ : /^state: this host; rules read from iptables-legacy \(ip mangle\)$/);
     const forwarded = await explain(lab, `tcp ${LAB_ADDRESSES.client.ipv4}:40000 -> ${LAB_ADDRESSES.server.ipv4}:80 iif to-client syn`);
     assert.equal(forwarded.outcome.kind, 'forwarded', JSON.stringify(forwarded));
     const tcp = await probe(lab, 'client', 'tcp', LAB_ADDRESSES.server.ipv4, 'direct');

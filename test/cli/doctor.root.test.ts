@@ -217,6 +217,10 @@ const hostFaults: Fault[] = [
     async breakIt(r) {
       r.proxy!.process.child.kill('SIGKILL');
       await r.proxy!.process.exited;
+      // No daemon answers: rules status reads what our table records (its listeners too), not the defaults.
+      const status = await r.lab.run('router', [process.execPath, BIN, 'rules', 'status'], { check: false });
+      assert.match(status.stdout, /^configuration: what table inet tproxy_rules records \(applied by tproxy run pid \d+\), over the defaults \(no daemon answers here\)\nrules: in place /, status.stderr);
+      assert.equal(status.exitCode, 0);
     },
   },
   {

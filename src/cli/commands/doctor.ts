@@ -105,7 +105,7 @@ export async function doctorRun(argv: readonly string[], runner: CommandRunner, 
     askDaemon: saved === undefined,
     record: () => {
       const found = recordInSnapshot(snapshot, DEFAULT_RULES_CONFIG.tableName);
-      return Promise.resolve(found && { ...found, overlay: (base: RulesConfig) => recordedConfig(worldFromSnapshot(snapshot), base, found.record) });
+      return Promise.resolve(found && { ...found, overlay: (base: RulesConfig) => recordedConfig(worldFromSnapshot(snapshot).ruleset, base, found.record) });
     },
   });
   planRules(running.rules);

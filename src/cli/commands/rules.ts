@@ -14,6 +14,9 @@ import type { BackendChoice } from '../../control/backend.js';
 import { RULES_FLAGS, backendFrom, configFrom, selectionHelp, selectionOptions, type SelectionValues } from '../selection.js';
 import { describeSource, runningConfig, selectsConfig } from '../discovery.js';
 import { loadConfig } from '../../core/config/document.js';
+import { recordedConfig } from '../../core/doctor/recorded.js';
+import { parseNftJson } from '../../core/model/nft-json.js';
+import type { RulesConfig } from '../../core/rules/config.js';
 
 const USAGE = `Usage: tproxy rules plan|apply|status|cleanup [options]
 
@@ -83,7 +86,13 @@ async function status(values: SelectionValues, io: CliIo, json: (value: unknown)
       const defaults = rulesConfigOf(loadConfig({}, { values: {} }));
       const backend = backendFrom('auto');
       const found = await new RulesController(runner, { backend }).status(planRules(defaults));
-      return found.record ? { record: found.record, where: backend === 'nft' ? `table inet ${defaults.tableName}` : `the ${backend} mangle chains ${defaults.tableName.toUpperCase()}_*`, backend } : undefined;
+      if (!found.record) return undefined;
+      const record = found.record;
+      if (backend !== 'nft') return { record, where: `the ${backend} mangle chains ${defaults.tableName.toUpperCase()}_*`, backend };
+      // Our table's rules also say which ports go to which listener.
+      const table = await runner.run(['nft', '-j', 'list', 'table', 'inet', defaults.tableName], { check: false });
+      const ruleset = table.exitCode === 0 ? parseNftJson(JSON.parse(table.stdout) as unknown) : { tables: [] };
+      return { record, where: `table inet ${defaults.tableName}`, backend, overlay: (base: RulesConfig) => recordedConfig(ruleset, base, record) };
     },
   });
   const configuration = { ...running.source, text: describeSource(running.source) };

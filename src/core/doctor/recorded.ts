@@ -5,8 +5,7 @@
  * `meta mark ... return` rule) and the fail mode (the fail-closed rules). Pure.
  */
 import { formatIp } from '../model/address.js';
-import type { Table, Value } from '../model/ruleset.js';
-import type { World } from '../model/world.js';
+import type { Ruleset, Table, Value } from '../model/ruleset.js';
 import type { Family, Transport } from '../net/constants.js';
 import type { FailMode, ListenerRules, PortRange, RulesConfig } from '../rules/config.js';
 import type { RulesRecord } from '../rules/record.js';
@@ -20,13 +19,13 @@ function portRanges(v: Value): PortRange[] {
   return [];
 }
 
-function ourTable(world: World, tableName: string): Table | undefined {
-  return world.ruleset.tables.find((t) => t.origin === 'nft' && t.family === 'inet' && t.name === tableName);
+function ourTable(ruleset: Ruleset, tableName: string): Table | undefined {
+  return ruleset.tables.find((t) => t.origin === 'nft' && t.family === 'inet' && t.name === tableName);
 }
 
 /** The listeners our table's tproxy rules send traffic to, in rule order (empty when it has none). */
-export function recordedListeners(world: World, tableName: string, defaults: Omit<ListenerRules, 'intercept' | 'name'>): ListenerRules[] {
-  const table = ourTable(world, tableName);
+export function recordedListeners(ruleset: Ruleset, tableName: string, defaults: Omit<ListenerRules, 'intercept' | 'name'>): ListenerRules[] {
+  const table = ourTable(ruleset, tableName);
   const byName = new Map<string, { port: number; addresses: { 4?: string; 6?: string }; families: Set<Family>; ports: Map<Transport, PortRange[]> }>();
   for (const chain of table?.chains ?? []) {
     for (const rule of chain.rules) {
@@ -55,13 +54,13 @@ export function recordedListeners(world: World, tableName: string, defaults: Omi
 }
 
 /** The defaults with what the record and our table's rules say laid over them. */
-export function recordedConfig(world: World, base: RulesConfig, record: RulesRecord): RulesConfig {
+export function recordedConfig(ruleset: Ruleset, base: RulesConfig, record: RulesRecord): RulesConfig {
   const [first] = base.listeners;
-  const table = ourTable(world, base.tableName);
+  const table = ourTable(ruleset, base.tableName);
   const rules = table?.chains.flatMap((c) => c.rules) ?? [];
   const mark = rules.find((r) => /upstream traffic of the proxy$/.test(r.comment ?? ''))?.expressions.find((e) => e.kind === 'match' && e.left.kind === 'meta' && e.left.key === 'mark');
   const upstreamMark = mark?.kind === 'match' && mark.right.kind === 'number' ? mark.right.value : (first?.upstreamMark ?? 0x2);
-  const listeners = first ? recordedListeners(world, base.tableName, { ...first, upstreamMark }) : [];
+  const listeners = first ? recordedListeners(ruleset, base.tableName, { ...first, upstreamMark }) : [];
   const closed = rules.filter((r) => /^tproxy: fail closed /.test(r.comment ?? ''));
   const failMode: FailMode = table === undefined ? base.failMode : closed.length === 0 ? 'open' : closed.some((r) => r.expressions.some((e) => e.kind === 'verdict' && e.verdict === 'reject')) ? 'reject' : 'drop';
   return {

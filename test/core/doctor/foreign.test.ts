@@ -100,7 +100,7 @@ describe('doctor: TPROXY rules someone wrote with nft', () => {
 
 describe('doctor: what our table records', () => {
   it('its listeners: port, families and intercepted ports from its tproxy rules', () => {
-    const listeners = recordedListeners(worldFromSnapshot(healthy()), 'tproxy_rules', { port: 8000, addresses: {}, families: [4, 6], upstreamMark: 2 });
+    const listeners = recordedListeners(worldFromSnapshot(healthy()).ruleset, 'tproxy_rules', { port: 8000, addresses: {}, families: [4, 6], upstreamMark: 2 });
     assert.deepEqual(listeners, [
       { port: 8000, addresses: {}, families: [4, 6], upstreamMark: 2, name: 'main', intercept: [{ transport: 'tcp', ports: [{ from: 80, to: 80 }] }, { transport: 'udp', ports: [{ from: 80, to: 80 }] }] },
     ]);
