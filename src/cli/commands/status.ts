@@ -10,7 +10,6 @@ import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
 import { renderStatus } from '../status-text.js';
 
-export { DEFAULT_ADMIN_SOCKET };
 
 const USAGE = `Usage: tproxy status [--socket PATH] [--top N] [--json]
 
