@@ -5,17 +5,22 @@
  *   <- {"id": 1, "ok": true, "result": {...DaemonStatus}}
  *   <- {"id": 1, "ok": false, "error": {"code": "ERR_INVALID_ARGUMENT", "message": "..."}}
  *
- * Methods: `ping` (pid and version: who answers here), `status` (everything `tproxy status` shows).
+ * Methods: `ping` (pid and version: who answers here), `status` (everything `tproxy status` shows),
+ * `config` (the configuration in force, secrets masked: what doctor and `rules status` judge against).
  */
 import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
+import type { TcpEngineKind } from '../dataplane/tcp/engines.js';
+import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { TproxyError, isTproxyError } from '../core/errors.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import type { Transport } from '../core/net/constants.js';
+import type { RulesConfig } from '../core/rules/config.js';
 import type { RulesStatus } from '../control/apply.js';
+import type { BackendChoice } from '../control/backend.js';
 import type { ProxyCounters } from '../dataplane/proxy.js';
 import { MAX_FLOWS_LIMIT, type TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
 
-export const ADMIN_METHODS = ['ping', 'status'] as const;
+export const ADMIN_METHODS = ['ping', 'status', 'config'] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 export const DEFAULT_TOP_FLOWS = 10;
@@ -34,6 +39,45 @@ export type AdminResponse<T = unknown> =
 export interface PingResult {
   readonly pid: number;
   readonly version: string;
+}
+
+/**
+ * The configuration a daemon runs with now (a reload changes it), as the kernel side sees it: the
+ * rules configuration, whether the daemon applies those rules itself, and the options it was started
+ * with (to repeat in a fix command). Secrets (upstream proxy passwords) are masked.
+ */
+export interface DaemonConfig {
+  readonly pid: number;
+  readonly version: string;
+  /** The --config file, when it was started with one. */
+  readonly file?: string;
+  /** Its command line after `tproxy run`, passwords masked. */
+  readonly argv: readonly string[];
+  /** rules.apply: false when the rules are managed elsewhere (--no-rules). */
+  readonly rulesApply: boolean;
+  readonly backend: BackendChoice;
+  /** transparent when any listener connects upstream from the client's address. */
+  readonly upstream: 'direct' | 'transparent';
+  readonly rules: RulesConfig;
+  /** Per TCP listener: the configured cap and engine (doctor judges the cap under the host's file limit). Absent from older daemons. */
+  readonly tcp?: readonly TcpLimits[];
+}
+
+/** A TCP listener's configured connection cap and engine. */
+export interface TcpLimits {
+  readonly listener: string;
+  readonly maxConnections: number;
+  readonly engine: TcpEngineKind;
+}
+
+/** The TCP listeners of a configuration, with their caps. Pure. */
+export function tcpLimitsOf(config: TproxyConfig): TcpLimits[] {
+  return config.listeners.filter((l) => l.intercept.some((s) => s.transport === 'tcp')).map((l) => ({ listener: l.name, maxConnections: l.maxConnections, engine: config.tcp.engine }));
+}
+
+/** `scheme://user:password@host` -> `scheme://user:***@host`, wherever it appears in a word. */
+export function maskSecrets(word: string): string {
+  return word.replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*):[^@/\s]*@/gi, '$1:***@');
 }
 
 export type RulesView =
@@ -78,7 +122,7 @@ export function parseAdminRequest(line: string): AdminRequest {
   const { id = null, method, params = {} } = value as { id?: unknown; method?: unknown; params?: unknown };
   if (id !== null && typeof id !== 'number' && typeof id !== 'string') throw invalid('"id" must be a number or a string');
   const known = ADMIN_METHODS.find((m) => m === method);
-  if (!known) throw invalid(`unknown method ${JSON.stringify(method)}: use ${ADMIN_METHODS.join(' or ')}`);
+  if (!known) throw invalid(`unknown method ${JSON.stringify(method)}: use ${ADMIN_METHODS.join(', ')}`);
   if (params === null || typeof params !== 'object' || Array.isArray(params)) throw invalid('"params" must be an object');
   const top = (params as { top?: unknown }).top ?? DEFAULT_TOP_FLOWS;
   if (typeof top !== 'number' || !Number.isInteger(top) || top < 0 || top > MAX_FLOWS_LIMIT) throw invalid(`"params.top" must be an integer from 0 to ${MAX_FLOWS_LIMIT}`);

@@ -22,7 +22,9 @@ import type { DescriptorBudget, DescriptorConsumer } from '../sys/descriptor-bud
 import { METRICS_MAX_CONNECTIONS, serveMetrics, type MetricsEndpoint } from '../sys/metrics-http.js';
 import type { Logger } from '../cli/log.js';
 import type { DaemonEvent } from './events.js';
-import { answer, resultOf, type DaemonStatus, type PingResult, type RulesView } from './admin-protocol.js';
+import { answer, maskSecrets, tcpLimitsOf, resultOf, type AdminRequest, type DaemonConfig, type DaemonStatus, type PingResult, type RulesView } from './admin-protocol.js';
+import { rulesConfigOf } from '../core/config/rules-of.js';
+import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { formatListenAddress, type ListenAddress } from '../core/config/listen-address.js';
 import { metricValues, type MetricsSnapshot, type RulesSnapshot } from './metric-families.js';
 
@@ -53,6 +55,8 @@ export interface OperationsSource {
   listeners(): readonly OperatedListener[];
   /** Undefined when this daemon does not manage rules. */
   rules(): ManagedRules | undefined;
+  /** The configuration in force (changes on a reload). */
+  config(): TproxyConfig;
 }
 
 export interface OperationsOptions {
@@ -63,6 +67,9 @@ export interface OperationsOptions {
   readonly engine: string;
   /** The process's descriptors: each server takes its listener and its connections at start. */
   readonly budget?: DescriptorBudget;
+  /** How the daemon was started (the admin socket's `config` answer repeats them, secrets masked). */
+  readonly argv?: readonly string[];
+  readonly configFile?: string;
 }
 
 type Socket = Endpoint & { readonly transport: Transport };
@@ -108,7 +115,7 @@ export class Operations {
         this.take('admin', 1 + ADMIN_MAX_CONNECTIONS);
         this.admin = await serveAdminSocket(
           this.options.adminSocket,
-          (line) => answer(line, async (req) => (req.method === 'ping' ? ({ pid: process.pid, version: this.options.version } satisfies PingResult) : this.status(req.top))),
+          (line) => answer(line, (req) => this.answer(req)),
           { onStale: (path) => log({ type: 'admin.stale-socket', path, message: 'removed a socket file nobody answered on (a daemon that died left it)' }), onError: (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `admin socket: ${error.message}` }) },
           JSON.stringify({ id: 0, method: 'ping' }),
           (line) => {
@@ -145,6 +152,33 @@ export class Operations {
     if (!budget) return;
     if (!budget.acquire(consumer, n)) throw new TproxyError('ERR_RESOURCE_EXHAUSTED', `the ${consumer} server needs ${n} descriptors and the process has ${budget.available(consumer)} left: raise LimitNOFILE / ulimit -n`, { errno: 'EMFILE' });
     this.taken.push({ consumer, n });
+  }
+
+  private async answer(request: AdminRequest): Promise<unknown> {
+    switch (request.method) {
+      case 'ping':
+        return { pid: process.pid, version: this.options.version } satisfies PingResult;
+      case 'config':
+        return this.config();
+      case 'status':
+        return this.status(request.top);
+    }
+  }
+
+  /** The configuration in force, as doctor and `rules status` need it; passwords masked. */
+  config(): DaemonConfig {
+    const config = this.requireSource().config();
+    return {
+      pid: process.pid,
+      version: this.options.version,
+      ...(this.options.configFile !== undefined ? { file: this.options.configFile } : {}),
+      argv: (this.options.argv ?? []).map(maskSecrets),
+      rulesApply: config.rules.apply,
+      backend: config.rules.backend,
+      upstream: config.listeners.some((l) => l.upstream === 'transparent') ? 'transparent' : 'direct',
+      rules: rulesConfigOf(config),
+      tcp: tcpLimitsOf(config),
+    };
   }
 
   running(): void {
@@ -237,6 +271,11 @@ export class Operations {
     if (!this.source) throw new Error('operations: start() was not called');
     return this.source;
   }
+}
+
+/** Ask the daemon on `path` for the configuration in force. */
+export async function fetchConfig(path: string, timeoutMs = 5_000): Promise<DaemonConfig> {
+  return resultOf<DaemonConfig>(await request(path, JSON.stringify({ id: 1, method: 'config' }), timeoutMs));
 }
 
 /** Ask the daemon on `path` for its status. */

@@ -44,7 +44,16 @@ export async function takeSnapshot(runner: CommandRunner, options: SnapshotOptio
       return null;
     }
   };
-  const [nft, rules4, rules6, routes4, routes6, addresses, sockets, ipt4, ipt6] = await Promise.all([
+  // Legacy x_tables exist per network namespace, and reading one creates it: only those listed are read.
+  const legacyNames = async (file: string): Promise<boolean> => {
+    try {
+      const r = await runner.run(['cat', file], { check: false, timeoutMs: 10_000 });
+      return r.exitCode === 0 && r.stdout.split('\n').includes('mangle');
+    } catch {
+      return false;
+    }
+  };
+  const [nft, rules4, rules6, routes4, routes6, addresses, sockets, ipt4, ipt6, legacy4, legacy6, flavour] = await Promise.all([
     json('nft', ['nft', '-j', 'list', 'ruleset']),
     json('ipRules.ipv4', ['ip', '-j', '-4', 'rule', 'show']),
     json('ipRules.ipv6', ['ip', '-j', '-6', 'rule', 'show']),
@@ -52,8 +61,14 @@ export async function takeSnapshot(runner: CommandRunner, options: SnapshotOptio
     json('routes.ipv6', ['ip', '-j', '-6', 'route', 'show', 'table', 'all']),
     json('addresses', ['ip', '-j', 'addr', 'show']),
     text('sockets', ['ss', '-H', '-O', '-t', '-u', '-a', '-n', '-p', '-e', '--inet-sockopt']),
-    text('iptables.ipv4', ['iptables-save', '-c', '-t', 'mangle']),
-    text('iptables.ipv6', ['ip6tables-save', '-c', '-t', 'mangle']),
+    iptablesSave(text, errors, 'iptables.ipv4', 'iptables'),
+    iptablesSave(text, errors, 'iptables.ipv6', 'ip6tables'),
+    legacyNames('/proc/net/ip_tables_names').then((has) => (has ? text('iptablesLegacy.ipv4', ['iptables-legacy-save', '-c', '-t', 'mangle']) : undefined)),
+    legacyNames('/proc/net/ip6_tables_names').then((has) => (has ? text('iptablesLegacy.ipv6', ['ip6tables-legacy-save', '-c', '-t', 'mangle']) : undefined)),
+    runner.run(['iptables', '--version'], { check: false, timeoutMs: 10_000 }).then(
+      (r) => (/\(legacy\)/.test(r.stdout) ? ('legacy' as const) : /nf_tables/.test(r.stdout) ? ('nft' as const) : undefined),
+      () => undefined,
+    ),
   ]);
   const sysctls: Record<string, string> = {};
   const [sysctlOut, perInterface, host] = await Promise.all([
@@ -66,13 +81,15 @@ export async function takeSnapshot(runner: CommandRunner, options: SnapshotOptio
     if (m) sysctls[m[1]!] = m[2]!;
   }
   // A missing iptables is normal on nftables-only hosts.
-  for (const key of ['iptables.ipv4', 'iptables.ipv6']) if (errors[key]?.includes('not found')) delete errors[key];
+  for (const key of ['iptables.ipv4', 'iptables.ipv6', 'iptablesLegacy.ipv4', 'iptablesLegacy.ipv6']) if (/not found|No such file/.test(errors[key] ?? '')) delete errors[key];
   return {
     format: SNAPSHOT_FORMAT,
     version: 1,
     takenAt: (options.now?.() ?? new Date()).toISOString(),
     nft,
     iptables: { ...(ipt4 ? { ipv4: ipt4 } : {}), ...(ipt6 ? { ipv6: ipt6 } : {}) },
+    ...(legacy4 || legacy6 ? { iptablesLegacy: { ...(legacy4 ? { ipv4: legacy4 } : {}), ...(legacy6 ? { ipv6: legacy6 } : {}) } } : {}),
+    ...(flavour ? { iptablesCommand: flavour } : {}),
     ipRules: { ipv4: rules4, ipv6: rules6 },
     routes: { ipv4: routes4, ipv6: routes6 },
     addresses,
@@ -84,6 +101,17 @@ export async function takeSnapshot(runner: CommandRunner, options: SnapshotOptio
 }
 
 type TextSource = (key: string, argv: string[], input?: string) => Promise<string | undefined>;
+
+/**
+ * The mangle table as iptables-nft keeps it in nf_tables (`iptables-nft-save`); where that flavour
+ * is not installed, `iptables-save`, whichever it is.
+ */
+async function iptablesSave(text: TextSource, errors: Record<string, string>, key: string, tool: 'iptables' | 'ip6tables'): Promise<string | undefined> {
+  const nft = await text(key, [`${tool}-nft-save`, '-c', '-t', 'mangle']);
+  if (nft !== undefined || !/not found|No such file/.test(errors[key] ?? '')) return nft;
+  delete errors[key];
+  return text(key, [`${tool}-save`, '-c', '-t', 'mangle']);
+}
 
 /**
  * What doctor needs beyond the model: kernel feature probes (`nft --check` of a table using the

@@ -1,20 +1,24 @@
 // `tproxy doctor` on a live host: a working lab router is broken in 14 ways; each time doctor must
 // fail with the finding's id, and applying the fix it prints must make doctor pass and traffic
-// flow through the proxy again. Independent labs run concurrently; faults within a lab run in turn.
+// flow through the proxy again. Doctor is given no options: it asks the daemon running in the
+// router's namespace (started with flags, or with a file) for its configuration, and after the
+// daemon was killed it reads what our table records. Independent labs run concurrently; faults
+// within a lab run in turn.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LAB_ADDRESSES, Lab } from '../../src/lab/topology.js';
 import { probe, startEchoServer, startProxy } from '../helpers/lab-flows.js';
 import { BIN } from '../helpers/paths.js';
-import { doctorOptions } from '../../src/cli/commands/doctor.js';
+import { doctorRun } from '../../src/cli/commands/doctor.js';
 import type { Finding } from '../../src/core/doctor/finding.js';
-import { doctorInput } from '../../src/core/doctor/input.js';
-import { diagnose } from '../../src/core/doctor/report.js';
-import { takeSnapshot } from '../../src/sys/snapshot.js';
 
 interface Report {
   readonly status: number;
   readonly findings: readonly Finding[];
+  readonly configuration?: { readonly kind: string; readonly text: string };
 }
 
 // TCP in the proxy's main process: labs start proxies concurrently on a small shared machine.
@@ -36,15 +40,15 @@ class Router {
     await this.lab.run('router', ['sh', '-ec', script]);
   }
 
-  /** Doctor in this process, reading the router through its namespace runner (no node start per run). */
+  /** Doctor in this process, with no options, reading the router through its namespace runner (no node start per run). */
   async doctor(): Promise<Report> {
-    const { config, commands, upstream } = await doctorOptions(this.flags);
-    return diagnose(doctorInput(await takeSnapshot(this.lab.runnerFor('router')), config, commands, upstream));
+    const { running, report } = await doctorRun([], this.lab.runnerFor('router'));
+    return { ...report, configuration: { kind: running.source.kind, text: '' } };
   }
 
-  /** `tproxy doctor --json` itself, in the router namespace. */
+  /** `tproxy doctor --json` itself, with no options, in the router namespace. */
   async doctorCli(): Promise<Report> {
-    const r = await this.lab.run('router', [process.execPath, BIN, 'doctor', '--json', ...this.flags], { check: false, timeoutMs: 60_000 });
+    const r = await this.lab.run('router', [process.execPath, BIN, 'doctor', '--json'], { check: false, timeoutMs: 60_000 });
     try {
       const report = JSON.parse(r.stdout) as Report;
       assert.equal(r.exitCode, report.status);
@@ -67,9 +71,12 @@ class Router {
     const fixes = [...new Set(report.findings.filter((f) => f.severity === 'fail' && f.fix).map((f) => f.fix!))];
     fixes.sort((a, b) => Number(a.startsWith('tproxy run ')) - Number(b.startsWith('tproxy run ')));
     for (const fix of fixes) {
-      if (fix.startsWith('tproxy run ')) {
+      if (fix === 'tproxy run') {
+        // The daemon is gone: nothing here knows its options but the test.
+        this.proxy = await startProxy(this.lab, this.flags);
+      } else if (fix.startsWith('tproxy run ')) {
         const args = fix.slice('tproxy run '.length).split(' ');
-        assert.deepEqual(args, [...this.flags], 'the printed run command has the options doctor was given');
+        assert.deepEqual(args, [...this.flags], 'the printed run command has the options the daemon runs with');
         this.proxy = await startProxy(this.lab, args);
       } else {
         await this.sh(fix.replace(/^tproxy /, `${process.execPath} ${BIN} `));
@@ -101,9 +108,11 @@ interface Fault {
 async function healthy(r: Router): Promise<void> {
   const report = await r.doctorCli();
   const fails = report.findings.filter((f) => f.severity === 'fail');
+  assert.equal(report.configuration?.kind, 'daemon', `doctor asked the daemon: ${report.configuration?.text ?? ''}`);
   assert.deepEqual(fails, [], 'a healthy setup reports no failure');
   assert.equal(report.status, 0);
   assert.ok(report.findings.some((f) => f.id === 'probe.tcp.ipv4.80' && f.severity === 'pass'));
+  assert.ok(!report.findings.some((f) => /^probe\.tcp\.ipv[46]\.443$/.test(f.id)), 'a tcp:80 daemon is not probed on 443 (the default)');
 }
 
 async function exercise(r: Router, fault: Fault): Promise<void> {
@@ -127,16 +136,36 @@ async function exercise(r: Router, fault: Fault): Promise<void> {
   await fault.cleanup?.(r);
 }
 
-async function withLab(flags: readonly string[], faults: readonly Fault[]): Promise<void> {
+/** The daemon's options: `flags` with an admin socket of this lab, or (file) the same as a configuration file. */
+function daemonOptions(dir: string, flags: readonly string[], file: boolean): string[] {
+  const socket = join(dir, 'admin.sock');
+  if (!file) return [...flags, '--admin-socket', socket];
+  const transparent = flags.includes('transparent') ? '\n    upstream: transparent' : '';
+  const local = flags.includes('--local') ? '\n  local: { enabled: true }' : '';
+  const path = join(dir, 'tproxy.yaml');
+  writeFileSync(path, `listeners:\n  - intercept: [tcp:80, udp:80]${transparent}\ntcp: { workers: 0 }\nrules:\n  failMode: drop${local}\nadmin: { socket: ${socket} }\n`);
+  return ['--config', path];
+}
+
+async function withLab(flags: readonly string[], faults: readonly Fault[], file = false): Promise<void> {
   const lab = await Lab.create();
+  const dir = mkdtempSync(join(tmpdir(), 'tpx-doctor-'));
   try {
-    const r = new Router(lab, flags);
+    const r = new Router(lab, daemonOptions(dir, flags, file));
     await r.start();
     await healthy(r);
     assert.equal(await r.traffic(4), true, 'the healthy lab passes traffic through the proxy');
+    // rules status and status, given no options, find the daemon the same way.
+    const rules = await lab.run('router', [process.execPath, BIN, 'rules', 'status'], { check: false });
+    assert.match(rules.stdout, /^configuration: the running daemon's \(tproxy run pid \d+, asked on \/tmp\/tpx-doctor-\w+\/admin\.sock[;)]/, rules.stderr);
+    assert.match(rules.stdout, /^rules: in place \(backend nft, owner tproxy run pid \d+ \(running\)\)$/m);
+    assert.equal(rules.exitCode, 0);
+    const status = await lab.run('router', [process.execPath, BIN, 'status', '--top', '0']);
+    assert.match(status.stdout, /^admin socket: \/tmp\/tpx-doctor-\w+\/admin\.sock \(found: tproxy run pid \d+ in this network namespace\)\ntproxy /);
     for (const fault of faults) await exercise(r, fault);
   } finally {
     await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -188,6 +217,10 @@ const hostFaults: Fault[] = [
     async breakIt(r) {
       r.proxy!.process.child.kill('SIGKILL');
       await r.proxy!.process.exited;
+      // No daemon answers: rules status reads what our table records (its listeners too), not the defaults.
+      const status = await r.lab.run('router', [process.execPath, BIN, 'rules', 'status'], { check: false });
+      assert.match(status.stdout, /^configuration: what table inet tproxy_rules records \(applied by tproxy run pid \d+\), over the defaults \(no daemon answers here\)\nrules: in place /, status.stderr);
+      assert.equal(status.exitCode, 0);
     },
   },
   {
@@ -219,7 +252,7 @@ const loopFault: Fault = {
 describe('tproxy doctor on a live host (root)', { concurrency: 3 }, () => {
   it('policy routing (IPv4): the fwmark rule, the local route, a shadowing rule; our table removed', () => withLab(FLAGS, [...routingFaults4, tableFault]));
   it('policy routing (IPv6) and rules: the fwmark rule, the local route; a foreign drop, a mark collision', () => withLab(FLAGS, [...routingFaults6, ...rulesFaults]));
-  it('host: src_valid_mark, strict rp_filter, no listener, a listener without IP_TRANSPARENT', () => withLab(FLAGS, hostFaults));
+  it('host (daemon started with a file): src_valid_mark, strict rp_filter, no listener, a listener without IP_TRANSPARENT', () => withLab(FLAGS, hostFaults, true));
   it('transparent upstream: the divert rule missing', () => withLab([...FLAGS, '--upstream', 'transparent'], [divertFault]));
   it('local traffic: the proxy\'s upstream mark not excluded (loop)', () => withLab([...FLAGS, '--local'], [loopFault]));
 });

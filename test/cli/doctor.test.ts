@@ -12,7 +12,18 @@ describe('tproxy doctor --snapshot', () => {
   it('a healthy saved state: exit 0', async () => {
     const { code, out } = await cli('doctor', '--snapshot', HEALTHY_FILE, ...FLAGS);
     assert.equal(code, 0, out);
-    assert.match(out, /^tproxy doctor: healthy \(0 fail, 0 warn, \d+ ok\)/);
+    assert.match(out, /^configuration: the options given\ntproxy doctor: healthy \(0 fail, 0 warn, \d+ ok\)/);
+  });
+
+  it('no options: what our table records (listeners, ports, fwmark) is the configuration, not the defaults', async () => {
+    const { code, out } = await cli('doctor', '--json', '--snapshot', HEALTHY_FILE);
+    const report = JSON.parse(out) as { status: number; configuration: { kind: string; text: string }; findings: { id: string; severity: string }[] };
+    assert.equal(report.configuration.kind, 'record');
+    assert.match(report.configuration.text, /^configuration: what table inet tproxy_rules records \(applied by tproxy run pid \d+\), over the defaults \(a saved state: no daemon asked\)$/);
+    assert.deepEqual(report.findings.filter((f) => f.severity === 'fail'), []);
+    assert.ok(report.findings.some((f) => f.id === 'probe.udp.ipv4.80'), 'udp:80, as the table intercepts');
+    assert.ok(!report.findings.some((f) => f.id.endsWith('.443')), 'no probe for the default 443');
+    assert.equal(code, 0);
   });
 
   it('a broken one: exit 1, JSON findings whose fix commands carry the options given', async () => {

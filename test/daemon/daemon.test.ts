@@ -278,9 +278,11 @@ describe('daemon', () => {
 
   it('operations (status, metrics) read the listeners and rules in force at each request, so they follow a reload', async () => {
     const h = harness(config(`listeners:\n${WEB}`));
-    const ops = new Operations({ log: () => undefined, version: '0.0.0', engine: 'splice' });
-    await ops.start({ listeners: () => h.daemon.listeners(), rules: () => h.daemon.appliedRules() });
+    const ops = new Operations({ log: () => undefined, version: '0.0.0', engine: 'splice', configFile: '/etc/tproxy.yaml', argv: ['--config', '/etc/tproxy.yaml', '--upstream-proxy', 'socks5://me:secret@192.0.2.7:1080'] });
+    await ops.start({ listeners: () => h.daemon.listeners(), rules: () => h.daemon.appliedRules(), config: () => h.daemon.config });
     await h.daemon.start();
+    assert.deepEqual([ops.config().rules.listeners.map((l) => l.name), ops.config().rulesApply, ops.config().file], [['web'], true, '/etc/tproxy.yaml']);
+    assert.deepEqual(ops.config().argv, ['--config', '/etc/tproxy.yaml', '--upstream-proxy', 'socks5://me:***@192.0.2.7:1080'], 'passwords are masked');
     const before = await ops.status(5);
     assert.deepEqual([before.listeners.map((l) => l.name), before.rules.managed && 'inPlace' in before.rules && before.rules.inPlace], [['web'], true]);
     await h.daemon.reload(config(`listeners:\n${DNS}`));
@@ -288,6 +290,7 @@ describe('daemon', () => {
     assert.deepEqual((await ops.metricsSnapshot()).listeners.map((l) => l.name), ['dns']);
     await h.daemon.reload(config(`listeners:\n${DNS}rules: { apply: false }\n`));
     assert.deepEqual((await ops.status(5)).rules, { managed: false });
+    assert.deepEqual([ops.config().rules.listeners.map((l) => l.name), ops.config().rulesApply], [['dns'], false], 'config follows the reload');
     await ops.close();
   });
 });

@@ -1,23 +1,24 @@
 /** `tproxy doctor`: find what stops TPROXY from working on this host, and the command that fixes it. */
 import { expectedTcpCapacity, RESERVED_DESCRIPTORS } from '../../dataplane/tcp/capacity.js';
-import type { TcpEngineKind } from '../../dataplane/tcp/engines.js';
 import { fileLimit } from '../../sys/limits.js';
 import type { ListenerCapacity } from '../../core/doctor/input.js';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { doctorInput, shellWord, type FixCommands } from '../../core/doctor/input.js';
-import { diagnose, formatReport, reportToJson } from '../../core/doctor/report.js';
+import { doctorInput, recordInSnapshot, shellWord, type FixCommands } from '../../core/doctor/input.js';
+import { diagnose, formatReport, reportToJson, type DoctorReport } from '../../core/doctor/report.js';
+import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../core/rules/config.js';
+import { recordedConfig } from '../../core/doctor/recorded.js';
+import { describeSource, runningConfig, selectsConfig, type RunningConfig } from '../discovery.js';
+import type { TcpLimits } from '../../daemon/admin-protocol.js';
 import { TproxyError } from '../../core/errors.js';
-import { checkSnapshot, type Snapshot } from '../../core/model/snapshot.js';
+import { checkSnapshot, worldFromSnapshot, type Snapshot } from '../../core/model/snapshot.js';
 import { configFlags } from '../../core/config/flags.js';
-import { rulesConfigOf } from '../../core/config/rules-of.js';
-import type { RulesConfig } from '../../core/rules/config.js';
 import { planRules } from '../../core/rules/plan.js';
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import { type CliIo, type Command, usageText } from '../io.js';
 import { HELP_OPTION, parseOptions, type CliOption } from '../../core/cli-options.js';
-import { RULES_FLAGS, configFrom, selectionOptions } from '../selection.js';
+import { RULES_FLAGS, selectionOptions } from '../selection.js';
 
 /** Its own options, then every option of `tproxy run` (they say what to expect, and reappear in the fix commands). */
 const OWN_OPTIONS: readonly CliOption[] = [
@@ -28,6 +29,8 @@ const OPTIONS: readonly CliOption[] = [...OWN_OPTIONS, ...selectionOptions(confi
 const PARSE_OPTIONS = parseOptions(OPTIONS);
 /** Doctor's own options, left out of the fix commands. */
 const NOT_FORWARDED = new Set([...OWN_OPTIONS, HELP_OPTION].map((o) => o.name));
+/** doctor's own switches (the rest select a configuration). */
+const OWN = [...NOT_FORWARDED];
 /** The options `tproxy rules apply` takes (the rules' part of the configuration, and --config). */
 const RULES_OPTION_NAMES = new Set(selectionOptions(RULES_FLAGS).map((o) => o.name));
 
@@ -47,9 +50,14 @@ problem what was seen, why it matters and the command that fixes it:
   sockets     a transparent listener on the redirect port; local services on intercepted UDP ports
   probes      for each interface, family and intercepted port, a first packet followed by the
               model (tproxy explain); a failing probe shows its trace
-Give the options you run tproxy with (any option of tproxy run is accepted: they say which ports,
-families, marks and upstream mode to expect, and appear in the fix commands); when
-our table exists, its recorded fwmark, route table and rule priority are used.
+What to expect (ports, families, marks, upstream mode; the fix commands repeat it), in this order:
+the options given (any option of tproxy run, or --config FILE); without any, the configuration
+of the tproxy run daemon in this network namespace, asked over its admin socket; without a
+daemon, the record our rules carry (fwmark, route table, rule priority) over the defaults; else
+the defaults. The first line names the source. When our table exists, its recorded fwmark, route
+table and rule priority are used. TPROXY rules that tproxy does not own (--no-rules, or rules of
+other tables in nft, iptables-nft or iptables-legacy) are judged by what they do, and fixed with
+commands of their own family.
 
 Exit status: 0 healthy (warnings allowed), 1 problems found, 2 could not inspect (not root, or a
 source could not be read).
@@ -84,35 +92,38 @@ async function readSnapshot(path: string): Promise<Snapshot> {
   }
 }
 
-export interface DoctorOptions {
-  readonly values: { json: boolean; snapshot?: string; help: boolean };
-  readonly config: RulesConfig;
-  readonly commands: FixCommands;
-  readonly upstream: 'direct' | 'transparent';
-  /** Per listener: configured maxConnections and TCP engine (for the cap under this host's file limit). */
-  readonly tcp: readonly { readonly listener: string; readonly maxConnections: number; readonly engine: TcpEngineKind }[];
+export interface DoctorRun {
+  readonly running: RunningConfig;
+  readonly report: DoctorReport;
 }
 
 /**
- * The command line of doctor (with --config, the file too): what to expect on the host, and the
- * fix commands it prints. Any listener in transparent mode makes the divert rule a must.
+ * Judge a host (through `runner`, in its network namespace) or a saved snapshot against the
+ * configuration that runs there: the options given, else the daemon's, else our record's, else
+ * the defaults (discovery.ts). The fix commands repeat the options of that configuration.
  */
-export async function doctorOptions(argv: readonly string[]): Promise<DoctorOptions> {
+export async function doctorRun(argv: readonly string[], runner: CommandRunner, saved?: Snapshot): Promise<DoctorRun> {
   const { values } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, strict: true });
-  const flags = { json: values.json === true, help: values.help === true, ...(typeof values.snapshot === 'string' ? { snapshot: values.snapshot } : {}) };
-  if (flags.help) return { values: flags, config: rulesConfigOf(await configFrom({})), commands: { apply: '', run: '' }, upstream: 'direct', tcp: [] };
-  const tproxy = await configFrom(values);
-  const config = rulesConfigOf(tproxy);
-  planRules(config);
-  const upstream = tproxy.listeners.some((l) => l.upstream === 'transparent') ? 'transparent' : 'direct';
-  const withArgs = (command: string, args: string[]): string => [command, ...args].join(' ');
-  const commands = { apply: withArgs('tproxy rules apply', commandArgs(argv, RULES_OPTION_NAMES)), run: withArgs('tproxy run', commandArgs(argv)) };
-  const tcp = tproxy.listeners.filter((l) => l.intercept.some((s) => s.transport === 'tcp')).map((l) => ({ listener: l.name, maxConnections: l.maxConnections, engine: tproxy.tcp.engine }));
-  return { values: flags, config, commands, upstream, tcp };
+  const snapshot = saved ?? (await takeSnapshot(runner));
+  const given = selectsConfig(values, OWN);
+  const running = await runningConfig(values, given, commandArgs(argv), {
+    runner,
+    askDaemon: saved === undefined,
+    record: () => {
+      const found = recordInSnapshot(snapshot, DEFAULT_RULES_CONFIG.tableName);
+      return Promise.resolve(found && { ...found, overlay: (base: RulesConfig) => recordedConfig(worldFromSnapshot(snapshot).ruleset, base, found.record) });
+    },
+  });
+  planRules(running.rules);
+  const withArgs = (command: string, args: readonly string[]): string => [command, ...args].join(' ');
+  const commands: FixCommands = { apply: withArgs('tproxy rules apply', commandArgs(running.argv, RULES_OPTION_NAMES)), run: withArgs('tproxy run', commandArgs(running.argv)) };
+  // A saved snapshot comes from another host (or time): its file limit is not this process's.
+  const capacity = saved === undefined ? { capacity: capacityHere(running.tcp) } : {};
+  return { running, report: diagnose(doctorInput(snapshot, running.rules, commands, running.upstream, { rulesApply: running.rulesApply, ...capacity })) };
 }
 
 /** The cap each listener's workers would apply here: the daemon raises its soft file limit to this process's hard one. */
-function capacityHere(tcp: DoctorOptions['tcp']): ListenerCapacity[] {
+function capacityHere(tcp: readonly TcpLimits[]): ListenerCapacity[] {
   const limit = fileLimit().hard;
   return tcp.map((l) => {
     const c = expectedTcpCapacity(l.maxConnections, limit, l.engine);
@@ -129,15 +140,15 @@ export function doctorCommand(runner: CommandRunner = new ProcessRunner()): Comm
     description: DESCRIPTION,
     options: OPTIONS,
     async run(argv: string[], io: CliIo): Promise<number> {
-      const { values, config, commands, upstream, tcp } = await doctorOptions(argv);
-      if (values.help) {
+      const { values } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, strict: true });
+      if (values.help === true) {
         io.out(USAGE);
         return 0;
       }
-      const snapshot = values.snapshot !== undefined ? await readSnapshot(values.snapshot) : await takeSnapshot(runner);
-      // A snapshot comes from another host (or time): its file limit is not this process's.
-      const report = diagnose(doctorInput(snapshot, config, commands, upstream, values.snapshot !== undefined ? undefined : capacityHere(tcp)));
-      io.out(values.json ? `${JSON.stringify(reportToJson(report), null, 2)}\n` : formatReport(report));
+      const saved = typeof values.snapshot === 'string' ? await readSnapshot(values.snapshot) : undefined;
+      const { running, report } = await doctorRun(argv, runner, saved);
+      const configuration = { ...running.source, text: describeSource(running.source) };
+      io.out(values.json === true ? `${JSON.stringify({ ...reportToJson(report), configuration }, null, 2)}\n` : `${configuration.text}\n${formatReport(report)}`);
       return report.status;
     },
   };

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
 import { TproxyError } from '../../core/errors.js';
 import { explainPacket } from '../../core/model/explain.js';
-import { explanationToJson, formatExplanation } from '../../core/model/format.js';
+import { describeRuleSources, explanationToJson, formatExplanation } from '../../core/model/format.js';
 import { PACKET_FORM, parsePacketText } from '../../core/model/packet-text.js';
 import { checkSnapshot, worldFromSnapshot, type Snapshot } from '../../core/model/snapshot.js';
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
@@ -19,7 +19,8 @@ const OPTIONS = [
 const SYNOPSIS = ['tproxy explain [--json] [--snapshot FILE] PACKET'];
 
 const DESCRIPTION = `Follows one packet through this host's netfilter hooks, policy routing and socket lookup, as the
-kernel would, and says where it ends: delivered to which socket, forwarded out of which
+kernel would (rules of nftables, iptables-nft and iptables-legacy, whoever wrote them; the first
+line says which were read), and says where it ends: delivered to which socket, forwarded out of which
 interface, or dropped and by what; with the packet as it leaves and every step on the way.
 
 PACKET: ${PACKET_FORM}
@@ -68,9 +69,11 @@ export function explainCommand(runner: CommandRunner = new ProcessRunner()): Com
       } else {
         snapshot = await takeSnapshot(runner);
       }
-      const explanation = explainPacket(worldFromSnapshot(snapshot), packet, { origin });
-      if (values.json) io.out(`${JSON.stringify(explanationToJson(explanation), null, 2)}\n`);
-      else io.out(formatExplanation(packet, explanation));
+      const world = worldFromSnapshot(snapshot);
+      const explanation = explainPacket(world, packet, { origin });
+      const source = `${values.snapshot !== undefined ? `state: snapshot ${values.snapshot}` : 'state: this host'}; rules read from ${describeRuleSources(world.ruleset)}`;
+      if (values.json) io.out(`${JSON.stringify({ ...explanationToJson(explanation), source }, null, 2)}\n`);
+      else io.out(`${source}\n${formatExplanation(packet, explanation)}`);
       for (const [source, reason] of Object.entries(snapshot.errors)) io.err(`tproxy explain: could not read ${source}: ${reason}\n`);
       return 0;
     },

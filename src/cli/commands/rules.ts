@@ -12,7 +12,12 @@ import { planRules } from '../../core/rules/plan.js';
 import { rulesConfigOf } from '../../core/config/rules-of.js';
 import type { BackendChoice } from '../../control/backend.js';
 import { HELP_OPTION, parseOptions, type CliOption } from '../../core/cli-options.js';
-import { RULES_FLAGS, backendFrom, configFrom, selectionOptions } from '../selection.js';
+import { RULES_FLAGS, backendFrom, configFrom, selectionOptions, type SelectionValues } from '../selection.js';
+import { describeSource, runningConfig, selectsConfig } from '../discovery.js';
+import { loadConfig } from '../../core/config/document.js';
+import { recordedConfig } from '../../core/doctor/recorded.js';
+import { parseNftJson } from '../../core/model/nft-json.js';
+import type { RulesConfig } from '../../core/rules/config.js';
 
 const ACTIONS = ['plan', 'apply', 'status', 'cleanup'];
 const OPTIONS: readonly CliOption[] = [...selectionOptions(RULES_FLAGS), { name: 'json', help: 'print data as JSON' }, HELP_OPTION];
@@ -26,7 +31,10 @@ const DESCRIPTION = `  plan      print exactly what apply writes (nft script or 
             the mark, route table or rule priority is used by someone else on this host. Any
             failure rolls back to the state before
   status    compare what is live with what the options want, piece by piece: in place, missing,
-            drifted; rule counters. Exit 0 when everything is in place, 1 otherwise
+            drifted; rule counters. Without options: with the configuration of the daemon
+            running here (asked over its admin socket), else with the record our rules carry
+            over the defaults; the first line names the source. Exit 0 when everything is in
+            place (or the rules are managed outside tproxy), 1 otherwise
   cleanup   remove exactly our table (or chains), ip rules and routes, also those an earlier
             apply or a crashed tproxy run recorded; succeeds when there is nothing to remove
 `;
@@ -67,6 +75,49 @@ function statusHeadline(status: RulesStatus): string {
   return `rules: not in place: ${count('missing')} missing, ${count('drifted')} drifted, ${status.unexpected.length} unexpected (backend ${status.backend}${owner})\n`;
 }
 
+/**
+ * `rules status`: against the options given; without any, against what runs here (the daemon's
+ * configuration, else the record of our rules over the defaults, else the defaults).
+ */
+async function status(values: SelectionValues, io: CliIo, json: (value: unknown) => void): Promise<number> {
+  const runner = new ProcessRunner();
+  const running = await runningConfig(values, selectsConfig(values, ['json', 'help']), [], {
+    runner,
+    // The record is read with the defaults' table name, by the backend this host would use.
+    record: async () => {
+      const defaults = rulesConfigOf(loadConfig({}, { values: {} }));
+      const backend = backendFrom('auto');
+      const found = await new RulesController(runner, { backend }).status(planRules(defaults));
+      if (!found.record) return undefined;
+      const record = found.record;
+      if (backend !== 'nft') return { record, where: `the ${backend} mangle chains ${defaults.tableName.toUpperCase()}_*`, backend };
+      // Our table's rules also say which ports go to which listener.
+      const table = await runner.run(['nft', '-j', 'list', 'table', 'inet', defaults.tableName], { check: false });
+      const ruleset = table.exitCode === 0 ? parseNftJson(JSON.parse(table.stdout) as unknown) : { tables: [] };
+      return { record, where: `table inet ${defaults.tableName}`, backend, overlay: (base: RulesConfig) => recordedConfig(ruleset, base, record) };
+    },
+  });
+  const configuration = { ...running.source, text: describeSource(running.source) };
+  if (!running.rulesApply) {
+    const text = 'rules: managed outside tproxy (rules.apply is false): `tproxy doctor` judges the rules in force';
+    if (values.json === true) json({ configuration, managed: false });
+    else io.out(`${configuration.text}\n${text}\n`);
+    return 0;
+  }
+  const plan = planRules(running.rules);
+  const backend = backendFrom(running.backend);
+  const result = await new RulesController(runner, { backend }).status(plan);
+  if (values.json === true) {
+    json({ ...result, configuration });
+  } else {
+    io.out(`${configuration.text}\n`);
+    io.out(statusHeadline(result));
+    for (const piece of result.pieces) io.out(pieceLine(piece));
+    if (result.unexpected.length > 0) io.out(`unexpected (in our table or chains, not planned):\n${result.unexpected.map((u) => `  ${u}\n`).join('')}`);
+  }
+  return result.inPlace ? 0 : 1;
+}
+
 export const rulesCommand: Command = {
   name: 'rules',
   summary: 'plan, apply, show or remove the kernel rules',
@@ -90,9 +141,10 @@ export const rulesCommand: Command = {
     if (!action || extra.length > 0 || !ACTIONS.includes(action)) {
       throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: expected one of ${ACTIONS.join(', ')}${action ? `, got "${positionals.join(' ')}"` : ''}`);
     }
+    const json = (value: unknown): void => io.out(`${JSON.stringify(value, null, 2)}\n`);
+    if (action === 'status') return status(values, io, json);
     const config = await configFrom(values);
     const plan = planRules(rulesConfigOf(config));
-    const json = (value: unknown): void => io.out(`${JSON.stringify(value, null, 2)}\n`);
     if (action === 'plan') {
       const backend = planBackend(config.rules.backend);
       const { commands, ipCommands } = renderPlan(plan, backend);
@@ -126,17 +178,8 @@ export const rulesCommand: Command = {
         else io.out(`removed (backend ${backend}): ${removed.table ? 'our rules' : 'no rules of ours were there'}, ${removed.rules} ip rule(s), ${removed.routes} route(s)\n`);
         return 0;
       }
-      default: {
-        const status = await controller.status(plan);
-        if (values.json) {
-          json(status);
-        } else {
-          io.out(statusHeadline(status));
-          for (const piece of status.pieces) io.out(pieceLine(piece));
-          if (status.unexpected.length > 0) io.out(`unexpected (in our table or chains, not planned):\n${status.unexpected.map((u) => `  ${u}\n`).join('')}`);
-        }
-        return status.inPlace ? 0 : 1;
-      }
+      default:
+        throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: unknown action ${action}`);
     }
   },
 };

@@ -115,6 +115,8 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     version: version(),
     engine: config.tcp.engine,
     budget,
+    argv,
+    ...(typeof values.config === 'string' ? { configFile: values.config } : {}),
     ...(config.metrics.listen ? { metricsAddress: config.metrics.listen } : {}),
     ...(config.admin.socket !== undefined ? { adminSocket: config.admin.socket } : {}),
   });
@@ -129,7 +131,7 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     pid: process.pid,
   });
   // Read at each request, so listeners and rules changed by a reload are followed.
-  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules() });
+  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config });
   await daemon.start().catch(async (error: unknown) => {
     await ops.close();
     throw error;

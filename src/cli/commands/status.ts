@@ -5,13 +5,14 @@ import { TproxyError } from '../../core/errors.js';
 import { DEFAULT_TOP_FLOWS } from '../../daemon/admin-protocol.js';
 import { MAX_FLOWS_LIMIT } from '../../dataplane/tcp/flows.js';
 import { fetchStatus } from '../../daemon/operations.js';
+import { DEFAULT_ADMIN_SOCKET, discoverDaemon } from '../../daemon/discover.js';
+import { ProcessRunner } from '../../sys/exec.js';
 import { type CliIo, type Command, usageText } from '../io.js';
 import { renderStatus } from '../status-text.js';
 
-export const DEFAULT_ADMIN_SOCKET = '/run/tproxy/admin.sock';
 
 const OPTIONS = [
-  { name: 'socket', metavar: 'PATH', default: DEFAULT_ADMIN_SOCKET, help: "the daemon's admin socket" },
+  { name: 'socket', metavar: 'PATH', help: `the daemon's admin socket; without it, ${DEFAULT_ADMIN_SOCKET}, else the admin socket of the tproxy run daemon found in this network namespace` },
   { name: 'top', metavar: 'N', default: `${DEFAULT_TOP_FLOWS}`, help: `busiest flows to show; 0: none, at most ${MAX_FLOWS_LIMIT}` },
   { name: 'json', help: "the daemon's answer as JSON" },
   HELP_OPTION,
@@ -26,6 +27,14 @@ The socket is owner-only (mode 0600): run as the daemon's user, or as root.
 `;
 
 const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
+
+/** The socket given; else the default one when a daemon answers there; else the one found in this network namespace. */
+async function adminSocket(given: string | undefined): Promise<{ path: string; how: string }> {
+  if (given !== undefined) return { path: given, how: 'given' };
+  const found = await discoverDaemon(new ProcessRunner());
+  if (found) return { path: found.socket, how: found.socket === DEFAULT_ADMIN_SOCKET ? 'the default' : `found: tproxy run pid ${found.config.pid} in this network namespace` };
+  return { path: DEFAULT_ADMIN_SOCKET, how: 'the default' };
+}
 
 export const statusCommand: Command = {
   name: 'status',
@@ -42,8 +51,10 @@ export const statusCommand: Command = {
     }
     const top = parseInteger('top', values.top, 0);
     if (top > MAX_FLOWS_LIMIT) throw new TproxyError('ERR_INVALID_ARGUMENT', `--top ${top}: at most ${MAX_FLOWS_LIMIT}`);
-    const status = await fetchStatus(values.socket, top);
-    io.out(values.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, top));
+    const { path, how } = await adminSocket(values.socket);
+    const status = await fetchStatus(path, top);
+    const source = `admin socket: ${path} (${how})`;
+    io.out(values.json ? `${JSON.stringify({ adminSocket: { path, how }, ...status }, null, 2)}\n` : `${source}\n${renderStatus(status, top)}`);
     return 0;
   },
 };

@@ -11,6 +11,31 @@ import type { DoctorInput } from './input.js';
 import { endpoint, probePacket, probePorts, probeSites } from './probe-packets.js';
 import { interfaceConf, reversePath } from './sysctls.js';
 import { formatTrace } from './trace-text.js';
+import { addCommand, iptablesTool, retargetCommand, takes } from './foreign.js';
+import type { Packet } from '../model/packet.js';
+
+/**
+ * For rules tproxy does not own: why a probe misses the proxy when a TPROXY rule is the reason,
+ * and the command, in the user's own family, that fixes that rule (or adds the missing one).
+ */
+function foreignFix(input: DoctorInput, packet: Packet): { why: string; fix?: string } | undefined {
+  const c = input.config;
+  const listener = c.listeners.find((l) => l.families.includes(packet.family) && l.intercept.some((s) => s.transport === packet.l4proto && s.ports.some((r) => r.from <= packet.dport && packet.dport <= r.to)));
+  if (!listener) return undefined;
+  const taking = input.foreign.filter((r) => takes(input.world, r, packet));
+  const mark = { value: c.fwmark, mask: c.fwmarkMask };
+  const transport = packet.l4proto === 'tcp' ? 'tcp' : 'udp';
+  if (taking.length === 0) {
+    const like = input.foreign.find((r) => r.table.family === 'inet' || r.table.family === (packet.family === 4 ? 'ip' : 'ip6')) ?? input.foreign[0];
+    return { why: `no TPROXY rule in force takes ${transport} port ${packet.dport} (IPv${packet.family}) to the proxy's port ${listener.port}`, fix: addCommand(input.snapshot, like, packet.family, transport, packet.dport, listener.port, mark) };
+  }
+  const first = taking[0]!;
+  if (first.tproxy.port !== undefined && first.tproxy.port !== listener.port) {
+    const fix = retargetCommand(input.snapshot, first, listener.port);
+    return { why: `${first.where} sends it to port ${first.tproxy.port}, but the proxy listens on ${listener.port}`, ...(fix ? { fix } : {}) };
+  }
+  return undefined;
+}
 
 export function checkProbes(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
@@ -40,13 +65,23 @@ export function checkProbes(input: DoctorInput): Finding[] {
         out.push(finding('probes', id, e.uncertain ? 'warn' : 'pass', `${what}: ${result}`, e.uncertain ? 'part of the path is not modelled: the result may differ' : 'the model follows it to the proxy'));
         continue;
       }
-      out.push(finding('probes', id, 'fail', `${what}: ${result}`, 'this packet does not reach the proxy; the trace shows the step where it goes elsewhere', undefined, formatTrace(e)));
+      const others = input.rulesBy === 'others' ? foreignFix(input, packet) : undefined;
+      out.push(finding('probes', id, 'fail', `${what}: ${result}`, `this packet does not reach the proxy${others ? `: ${others.why}` : ''}; the trace shows the step where it goes elsewhere`, others?.fix, formatTrace(e)));
       if (e.outcome.kind !== 'dropped' || e.outcome.stage !== 'netfilter') continue;
       const step = [...e.trace].reverse().find((s) => s.chain !== undefined && (s.verdict?.startsWith('drop') || s.verdict?.startsWith('reject')));
-      if (!step?.chain || step.chain.startsWith(ours) || foreign.has(`${step.chain} ${step.handle ?? ''}`)) continue;
+      // A TPROXY target that finds no socket drops too: that is the probe's finding, not another table's drop.
+      if (!step?.chain || step.chain.startsWith(ours) || step.text.includes('drop with TPROXY:') || foreign.has(`${step.chain} ${step.handle ?? ''}`)) continue;
       foreign.add(`${step.chain} ${step.handle ?? ''}`);
       const [family, table, chain] = step.chain.split(' ');
-      const fix = step.stage === 'rule' && step.handle !== undefined ? `nft delete rule ${family!} ${table!} ${chain!} handle ${step.handle}` : undefined;
+      const position = / rule (\d+)/.exec(step.text)?.[1];
+      const fix =
+        step.stage !== 'rule'
+          ? undefined
+          : step.handle !== undefined
+            ? `nft delete rule ${family!} ${table!} ${chain!} handle ${step.handle}`
+            : position !== undefined
+              ? `${iptablesTool(input.snapshot, family === 'ip6' ? 6 : 4, table!.endsWith('[legacy]'))} -t ${table!.replace('[legacy]', '')} -D ${chain!} ${position}`
+              : undefined;
       out.push(
         finding('rules', 'rules.foreign-drop', 'fail', `${step.text} (${what})`, 'a chain of another table drops intercepted traffic before it reaches the proxy; allow the intercepted ports there, or remove the rule', fix),
       );

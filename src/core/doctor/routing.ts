@@ -23,8 +23,16 @@ export function fwmarkRules(input: DoctorInput, family: IpFamily): IpRule[] {
   );
 }
 
-export function ruleCommand(input: DoctorInput, family: IpFamily, priority: number): string {
+/**
+ * `ip rule add` for our fwmark. For rules tproxy does not own, as a user writes it (no priority),
+ * to the table that already holds a local default route, if one does.
+ */
+export function ruleCommand(input: DoctorInput, family: IpFamily, priority: number, shadowed = false): string {
   const c = input.config;
+  if (input.rulesBy === 'others' && !shadowed) {
+    const local = input.world.routing.routes.find((r) => r.family === family && r.type === 'local' && r.dst.length === 0 && !['local', '255', 'main', '254'].includes(r.table));
+    return `ip -${family} rule add fwmark ${hex(c.fwmark)}/${hex(c.fwmarkMask)} lookup ${local?.table ?? c.routeTable}`;
+  }
   return `ip -${family} rule add fwmark ${hex(c.fwmark)}/${hex(c.fwmarkMask)} lookup ${c.routeTable} priority ${priority}`;
 }
 
@@ -61,7 +69,7 @@ export function checkRouting(input: DoctorInput): Finding[] {
     const decider = decision.kind === 'none' ? undefined : decision.rule;
     const trace = tried.map((t) => `ip rule ${describeIpRule(t.rule)}: ${t.result}`);
     const result = decision.kind === 'none' ? 'no route' : decision.kind === 'unicast' ? `forwarded (${describeRoute(decision.route)})` : decision.kind;
-    const fix = decider && decider.priority > 0 && decider.priority < first.priority ? ruleCommand(input, family, decider.priority - 1) : undefined;
+    const fix = decider && decider.priority > 0 && decider.priority < first.priority ? ruleCommand(input, family, decider.priority - 1, true) : undefined;
     out.push(
       finding(
         'routing',

@@ -39,9 +39,15 @@ function ourRules(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
   const { plan, commands } = input;
   const table = `${plan.table.family} ${plan.table.name}`;
+  if (input.rulesBy === 'others') {
+    const where = [...new Set(input.foreign.map((r) => r.where.replace(/ (rule|handle) \d+$/, '')))];
+    const seen = where.length > 0 ? `the TPROXY rules in force are not tproxy's: ${where.join(', ')}` : 'tproxy does not manage the rules here (rules.apply: false), and no TPROXY rule is in force';
+    return [finding('rules', 'rules.table', 'pass', seen, 'rules written by others are judged by what they do: the routing and the probes below follow packets through them')];
+  }
   if (!input.ours.table) {
     const chain = `${chainPrefix(plan.config.tableName)}_PRE`;
-    if (new RegExp(`^:${chain} `, 'm').test(input.snapshot.iptables.ipv4 ?? '')) {
+    const texts = [input.snapshot.iptables.ipv4, input.snapshot.iptablesLegacy?.ipv4];
+    if (texts.some((t) => new RegExp(`^:${chain} `, 'm').test(t ?? ''))) {
       return [finding('rules', 'rules.table', 'pass', `iptables mangle chain ${chain} (iptables backend)`, 'our rules are loaded; `tproxy rules status --backend iptables` compares them piece by piece, the probes below follow packets through them')];
     }
     if (input.snapshot.nft === null || input.snapshot.nft === undefined) return out;
@@ -73,8 +79,11 @@ function markCollisions(input: DoctorInput): Finding[] {
   const { fwmark, fwmarkMask, tableName } = input.config;
   const ours = { value: fwmark, mask: fwmarkMask };
   const out: Finding[] = [];
+  // Rules of others that intercept set the fwmark on purpose: those are the TPROXY rules in force.
+  const intercepting = new Set(input.rulesBy === 'others' ? input.foreign.filter((r) => r.table.origin === 'nft' && r.rule.handle !== undefined).map((r) => `table ${r.table.family} ${r.table.name} chain ${r.chain.name} handle ${r.rule.handle ?? ''}`) : []);
   for (const usage of markUsageFromNft(input.nft, { family: 'inet', name: tableName })) {
     const del = DELETE.exec(usage.where);
+    if (del && intercepting.has(del[0])) continue;
     const fix = del ? `nft delete rule ${del[1]!} ${del[2]!} ${del[3]!} handle ${del[4]!}` : undefined;
     if (usage.kind === 'set' && sharedBits(usage.mark.mask, fwmarkMask) !== 0) {
       out.push(finding('rules', 'rules.mark-collision', 'fail', `${usage.where} sets mark bits ${shortMark({ value: usage.mark.mask, mask: usage.mark.mask })}, which include fwmark ${shortMark(ours)}`, 'it overwrites the mark of intercepted packets (or marks other traffic as ours): marked packets lose their local route, or foreign packets are routed to the proxy. Remove the rule or give tproxy other bits (--fwmark, --fwmark-mask)', fix));

@@ -3,6 +3,7 @@ import { formatIp } from './address.js';
 import type { Explanation, Outcome } from './explain.js';
 import { hex, tcpFlagNames, type Packet } from './packet.js';
 import { describeSocket, type SocketEntry } from './sockets.js';
+import type { Ruleset, Table } from './ruleset.js';
 
 function endpoint(family: 4 | 6, addr: string, port: number): string {
   return family === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
@@ -86,4 +87,13 @@ export function formatExplanation(input: Packet, e: Explanation): string {
     lines.push(`${indent}${mark}${step.text}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+const ORIGIN_NAMES: Readonly<Record<Table['origin'], string>> = { nft: 'nftables', iptables: 'iptables-nft', 'iptables-legacy': 'iptables-legacy' };
+
+/** `nftables (inet tproxy_rules, inet fw), iptables-legacy (ip mangle)`: where the rules of a ruleset came from. */
+export function describeRuleSources(ruleset: Ruleset): string {
+  const by = new Map<string, string[]>();
+  for (const t of ruleset.tables) by.set(ORIGIN_NAMES[t.origin], [...(by.get(ORIGIN_NAMES[t.origin]) ?? []), `${t.family} ${t.name}`]);
+  return by.size === 0 ? 'nowhere: no rules in force' : [...by].map(([origin, tables]) => `${origin} (${tables.join(', ')})`).join(', ');
 }

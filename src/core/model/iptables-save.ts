@@ -225,7 +225,7 @@ function target_(how: 'jump' | 'goto', target: string, o: Record<string, string>
 }
 
 /** The mangle table of `iptables-save` / `ip6tables-save` output, or undefined when it has none. */
-export function parseIptablesSave(text: string, family: IpFamily): Table | undefined {
+export function parseIptablesSave(text: string, family: IpFamily, origin: 'iptables' | 'iptables-legacy' = 'iptables'): Table | undefined {
   let inMangle = false;
   let seen = false;
   const chains = new Map<string, { name: string; base?: Chain['base']; rules: Rule[] }>();
@@ -259,5 +259,5 @@ export function parseIptablesSave(text: string, family: IpFamily): Table | undef
     c.rules.push(rule);
   }
   if (!seen) return undefined;
-  return { family: family === 4 ? 'ip' : 'ip6', name: 'mangle', origin: 'iptables', sets: [], chains: [...chains.values()] };
+  return { family: family === 4 ? 'ip' : 'ip6', name: 'mangle', origin, sets: [], chains: [...chains.values()] };
 }

@@ -154,8 +154,8 @@ export interface NamedSet {
 export interface Table {
   readonly family: TableFamily;
   readonly name: string;
-  /** Where it was read from: nftables, or iptables-save (legacy or the nft flavour). */
-  readonly origin: 'nft' | 'iptables';
+  /** Where it was read from: nftables, iptables-save of the nft flavour, or the legacy x_tables. */
+  readonly origin: 'nft' | 'iptables' | 'iptables-legacy';
   readonly chains: readonly Chain[];
   readonly sets: readonly NamedSet[];
 }
@@ -168,8 +168,9 @@ export function tableSeesFamily(table: Table, family: IpFamily): boolean {
   return table.family === 'inet' || (table.family === 'ip' && family === 4) || (table.family === 'ip6' && family === 6);
 }
 
+/** `inet fw pre`; a legacy x_tables chain reads `ip mangle[legacy] PREROUTING` (the nft flavour's has the same names). */
 export function chainId(table: Table, chain: Chain): string {
-  return `${table.family} ${table.name} ${chain.name}`;
+  return `${table.family} ${table.name}${table.origin === 'iptables-legacy' ? '[legacy]' : ''} ${chain.name}`;
 }
 
 /** The TOS byte statement for `ip dscp set N`: keep the ECN bits, replace the DSCP bits. */

@@ -20,8 +20,12 @@ export interface Snapshot {
   readonly takenAt: string;
   /** `nft -j list ruleset`, parsed JSON; null when nft is missing. */
   readonly nft: unknown;
-  /** `iptables-save -c -t mangle` / `ip6tables-save ...` text, when the binaries exist. */
+  /** `iptables-nft-save -c -t mangle` / `ip6tables-nft-save ...` text (or `iptables-save` where there is no nft flavour). */
   readonly iptables: { readonly ipv4?: string; readonly ipv6?: string };
+  /** `iptables-legacy-save -c -t mangle` / `ip6tables-legacy-save ...`: the legacy x_tables, when this namespace has them. */
+  readonly iptablesLegacy?: { readonly ipv4?: string; readonly ipv6?: string };
+  /** Which flavour the plain `iptables` command is here (for fix commands). */
+  readonly iptablesCommand?: 'nft' | 'legacy';
   readonly ipRules: { readonly ipv4: unknown; readonly ipv6: unknown };
   readonly routes: { readonly ipv4: unknown; readonly ipv6: unknown };
   /** `ip -j addr`. */
@@ -79,12 +83,13 @@ export function checkSnapshot(value: unknown): Snapshot {
 export function worldFromSnapshot(snapshot: Snapshot): World {
   const nft = snapshot.nft ? parseNftJson(snapshot.nft) : { tables: [] };
   // An iptables mangle table without rules and with accepting policies changes nothing: left out.
-  const xt = [parseIptablesSave(snapshot.iptables.ipv4 ?? '', 4), parseIptablesSave(snapshot.iptables.ipv6 ?? '', 6)].filter(
-    (t): t is Table => t !== undefined && t.chains.some((c) => c.rules.length > 0 || c.base?.policy === 'drop'),
-  );
+  const used = (t: Table | undefined): t is Table => t !== undefined && t.chains.some((c) => c.rules.length > 0 || c.base?.policy === 'drop');
+  const xt = [parseIptablesSave(snapshot.iptables.ipv4 ?? '', 4), parseIptablesSave(snapshot.iptables.ipv6 ?? '', 6)].filter(used);
+  // The legacy x_tables hook in beside nf_tables: a host can have rules in both at once.
+  const legacy = [parseIptablesSave(snapshot.iptablesLegacy?.ipv4 ?? '', 4, 'iptables-legacy'), parseIptablesSave(snapshot.iptablesLegacy?.ipv6 ?? '', 6, 'iptables-legacy')].filter(used);
   // iptables-nft keeps its tables in nf_tables too (with xt expressions nft cannot show): the
   // iptables-save reading of the same table replaces them.
-  const tables = [...nft.tables.filter((t) => !xt.some((x) => x.family === t.family && x.name === t.name)), ...xt];
+  const tables = [...nft.tables.filter((t) => !xt.some((x) => x.family === t.family && x.name === t.name)), ...xt, ...legacy];
   const interfaces = parseInterfaces(snapshot.addresses);
   const routing = {
     rules: [...parseIpRules(snapshot.ipRules.ipv4, 4), ...parseIpRules(snapshot.ipRules.ipv6, 6)],
