@@ -1,12 +1,13 @@
 /**
  * The routing a validated TproxyConfig asks for, per listener, and its checks across sections as
  * config issues: every name a route or listener uses exists and is of the right kind, no route
- * sends UDP to an outbound that carries TCP only, and no route hides behind one that matches
- * everything. Pure.
+ * could match a UDP flow (UDP sessions are not routed yet), no listener sends UDP to an outbound
+ * that cannot carry it, and no route hides behind one that matches everything. Pure.
  */
 import { type Transport } from '../net/constants.js';
 import { matchesEverything, type RouteSpec, type RoutingConfig } from '../route/config.js';
 import { BUILT_IN_OUTBOUNDS, carries, type Outbound } from '../route/outbound.js';
+import { DEFAULT_ROUTE } from '../route/table.js';
 import type { ConfigIssue } from './schema.js';
 import type { ListenerSettings } from './sections/listeners.js';
 import { outboundOf } from './sections/outbounds.js';
@@ -81,6 +82,7 @@ export function checkRouting(config: TproxyConfig, issues: ConfigIssue[]): void 
 
   const everything = config.routes.findIndex(matchesEverything);
   for (const [i, route] of config.routes.entries()) {
+    if (route.name === DEFAULT_ROUTE) issues.push({ path: ['routes', i, 'name'], message: `"${DEFAULT_ROUTE}" names the flows no route matches (in metrics and logs): give this route another name` });
     if (everything !== -1 && i > everything) {
       issues.push({ path: ['routes', i], message: `can never match: routes[${everything}] (${config.routes[everything]?.name ?? ''}) has no condition and matches every flow first; move it last or give it a condition` });
     }
@@ -98,12 +100,9 @@ export function checkRouting(config: TproxyConfig, issues: ConfigIssue[]): void 
         else if (list.kind !== kind) issues.push({ path: ['routes', i, key, j], message: `"${name}" is a list of ${list.kind}, ${key} needs ${kind}: ${hint}` });
       }
     }
-    if (!outbound) continue;
-    for (const listener of config.listeners.filter((l) => appliesTo(route, l))) {
-      if (transportsOf(route, listener).some((t) => !carries(outbound, t))) {
-        issues.push({ path: ['routes', i, 'outbound'], message: `outbound ${outbound.name} carries TCP only, but this route can match UDP flows of listener ${listener.name}: add protocols: [tcp]` });
-        break;
-      }
-    }
+    // UDP sessions take their listener's own outbound: a route that could match one would be
+    // silently ignored, so it is refused until UDP is routed.
+    const udp = config.listeners.find((l) => appliesTo(route, l) && transportsOf(route, l).includes('udp'));
+    if (udp) issues.push({ path: ['routes', i], message: `can match UDP flows of listener ${udp.name}, but UDP sessions are not routed yet (they take their listener's outbound): add protocols: [tcp]` });
   }
 }

@@ -1,11 +1,12 @@
 /**
  * The entries routes match on, as written in the configuration or a list file: address prefixes
  * (`10.0.0.0/8`, `2001:db8::/32`, a bare address) and names (`example.com` exactly,
- * `*.example.com` or `.example.com` for every name below it). Each parser returns the canonical
+ * `*.example.com` or `.example.com` for every name below it, `+.example.com` for both). Each parser returns the canonical
  * text, or throws saying what to write instead. Pure.
  */
 import { TproxyError } from '../errors.js';
 import { formatCidr, parseCidr } from '../rules/cidr.js';
+import { parseDomainEntry } from '../sniff/domain-set.js';
 
 export type EntryKind = 'prefixes' | 'names';
 
@@ -23,23 +24,19 @@ export function parsePrefixEntry(text: string): string {
   }
 }
 
-const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/;
-
-/** `Example.COM.` -> `example.com`; `*.example.com` and `.example.com` -> `.example.com` (a suffix). */
+/**
+ * `Example.COM.` -> `example.com`; `*.example.com` and `.example.com` -> `.example.com` (names under
+ * it); `+.example.com` (the domain and the names under it) as is. DomainSet reads these forms.
+ */
 export function parseNameEntry(text: string): string {
-  const bad = (why: string): never => {
-    throw new TproxyError('ERR_INVALID_ARGUMENT', `name: ${why}`, { value: text });
-  };
-  let name = text.trim().toLowerCase();
-  let suffix = false;
-  if (name.startsWith('*.')) [name, suffix] = [name.slice(2), true];
-  else if (name.startsWith('.')) [name, suffix] = [name.slice(1), true];
-  if (name.endsWith('.')) name = name.slice(0, -1);
-  if (name === '') return bad('names nothing: write example.com, or *.example.com for every name below it');
-  if (name.length > 253) return bad('is longer than a DNS name can be (253 characters)');
-  if (name.includes('*')) return bad('has a * that is not the first label: only *.example.com (every name below example.com) is allowed');
-  for (const label of name.split('.')) if (!LABEL.test(label)) return bad(`has an invalid label "${label}": use letters, digits, - and _ (1-63 each, no - at either end)`);
-  return suffix ? `.${name}` : name;
+  let entry;
+  try {
+    entry = parseDomainEntry(text);
+  } catch (error) {
+    if (error instanceof TproxyError) throw new TproxyError('ERR_INVALID_ARGUMENT', `name: ${error.message.replace(`${JSON.stringify(text)} `, '')}`, { value: text });
+    throw error;
+  }
+  return entry.match === 'exact' ? entry.domain : entry.match === 'subdomains' ? `.${entry.domain}` : `+.${entry.domain}`;
 }
 
 export function parseEntry(kind: EntryKind, text: string): string {

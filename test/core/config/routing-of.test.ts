@@ -44,7 +44,7 @@ listeners:
   - { name: a, port: 8000, intercept: [tcp:80, "tcp:443"], outbound: corp, sniffTimeoutMs: 150 }
   - { name: b, port: 8001, intercept: [udp:53], upstream: transparent }
 routes:
-  - { name: lan, outbound: direct, destinationLists: [lan] }
+  - { name: lan, outbound: direct, destinationLists: [lan], protocols: [tcp] }
   - { name: ads, outbound: reject, nameLists: [ads], protocols: [tcp] }
   - { name: tls, outbound: web, ports: [443, "8443-8444"], listeners: [a] }
 `);
@@ -87,14 +87,15 @@ describe('routing configuration: bad ones, with the exact error', () => {
     ],
     ['a name list used as prefixes', 'lists:\n  - { name: ads, kind: names, entries: [ads.example] }\nroutes:\n  - { name: x, outbound: reject, destinationLists: [ads] }\n', 'tproxy.yaml:4:53: routes[0].destinationLists[0]: "ads" is a list of names, destinationLists needs prefixes: add a list of kind prefixes under lists'],
     ['an unknown list', 'routes:\n  - { name: x, outbound: reject, nameLists: [ads] }\n', 'tproxy.yaml:2:46: routes[0].nameLists[0]: "ads" is not a list: add a list of kind names under lists'],
-    ['an HTTP proxy for UDP flows', `${OUTBOUNDS}listeners:\n  - intercept: [udp:53]\nroutes:\n  - { name: x, outbound: web }\n`, 'tproxy.yaml:8:26: routes[0].outbound: outbound web carries TCP only, but this route can match UDP flows of listener main: add protocols: [tcp]'],
+    ['a route that could match UDP flows', `${OUTBOUNDS}listeners:\n  - intercept: [udp:53]\nroutes:\n  - { name: x, outbound: web }\n`, 'tproxy.yaml:8:5: routes[0]: can match UDP flows of listener main, but UDP sessions are not routed yet (they take their listener\'s outbound): add protocols: [tcp]'],
+    ['a route named default', 'routes:\n  - { name: default, outbound: direct, ports: [1] }\n', 'tproxy.yaml:2:13: routes[0].name: "default" names the flows no route matches (in metrics and logs): give this route another name'],
     ['a route behind a route that matches everything', 'routes:\n  - { name: all, outbound: direct }\n  - { name: x, outbound: reject, ports: [22] }\n', 'tproxy.yaml:3:5: routes[1]: can never match: routes[0] (all) has no condition and matches every flow first; move it last or give it a condition'],
     ['a built-in outbound redefined', 'outbounds:\n  - { name: direct, kind: direct, proxyProtocol: v1 }\n', 'tproxy.yaml:2:13: outbounds[0].name: "direct" is a built-in outbound: give this one another name (e.g. direct-pp) and use it in routes'],
     ['a URL of the other kind', 'outbounds:\n  - { name: p, kind: http, url: "socks5://192.0.2.7" }\n', 'tproxy.yaml:2:33: outbounds[0].url: is a socks5 URL but kind is http: make them agree'],
     ['a socks5 outbound without url', 'outbounds:\n  - { name: p, kind: socks5 }\n', 'tproxy.yaml:2:5: outbounds[0].url: missing: a socks5 outbound needs the proxy\'s URL, e.g. socks5://192.0.2.7:1080'],
     ['outbound and upstreamProxy together', 'listeners:\n  - { outbound: direct, upstreamProxy: "socks5://192.0.2.7:1080" }\n', 'tproxy.yaml:2:17: listeners[0].outbound: outbound and upstreamProxy both name the way out: keep outbound (an outbound of kind socks5 or http holds the proxy)'],
     ['a reversed port range', 'routes:\n  - { name: x, outbound: direct, ports: ["9000-8000"] }\n', 'tproxy.yaml:2:42: routes[0].ports[0]: "9000-8000" is not allowed: the range is reversed: write 8000-9000'],
-    ['a wildcard in the middle of a name', 'routes:\n  - { name: x, outbound: direct, names: ["a.*.example"] }\n', 'tproxy.yaml:2:42: routes[0].names[0]: "a.*.example" is not allowed: has a * that is not the first label: only *.example.com (every name below example.com) is allowed'],
+    ['a wildcard in the middle of a name', 'routes:\n  - { name: x, outbound: direct, names: ["a.*.example"] }\n', 'tproxy.yaml:2:42: routes[0].names[0]: "a.*.example" is not allowed: is not a domain entry: use example.com (exactly), *.example.com or .example.com (names under it), or +.example.com (both) (letters, digits, - and _ only; no address literal)'],
     ['two routes of one name', 'routes:\n  - { name: x, outbound: direct, ports: [1] }\n  - { name: x, outbound: direct, ports: [2] }\n', 'tproxy.yaml:3:13: routes[1].name: "x" is already the name of routes[0]: each needs its own name'],
     ['a listener defaulting to a TCP-only outbound while it intercepts UDP', `${OUTBOUNDS}listeners:\n  - { intercept: [udp:53], outbound: corp }\n`, 'tproxy.yaml:6:38: listeners[0].outbound: outbound corp carries TCP only, but this listener intercepts UDP: intercept tcp only here, or give UDP its own listener'],
   ];

@@ -8,9 +8,9 @@ describe('route entries', () => {
     assert.deepEqual(['10.0.0.0/8', '192.0.2.7', '2001:DB8:0::/32'].map(parsePrefixEntry), ['10.0.0.0/8', '192.0.2.7/32', '2001:db8::/32']);
   });
 
-  it('names: lower case, trailing dot dropped, *.x and .x are one suffix', () => {
-    assert.deepEqual(['Example.COM.', '*.example.com', '.example.com', 'xn--bcher-kva.example'].map(parseNameEntry), ['example.com', '.example.com', '.example.com', 'xn--bcher-kva.example']);
-    for (const bad of ['', '*.', 'a..b', '-a.example', 'a b.example', `${'a'.repeat(64)}.example`]) assert.throws(() => parseNameEntry(bad), /name: /, bad);
+  it('names: lower case, trailing dot dropped, *.x and .x are one suffix, +.x the domain too', () => {
+    assert.deepEqual(['Example.COM.', '*.example.com', '.example.com', '+.example.com', 'xn--bcher-kva.example'].map(parseNameEntry), ['example.com', '.example.com', '.example.com', '+.example.com', 'xn--bcher-kva.example']);
+    for (const bad of ['', '*.', 'a..b', 'a.*.example', 'a b.example', '192.0.2.1', `${'a'.repeat(64)}.example`]) assert.throws(() => parseNameEntry(bad), /^TproxyError: name: is not a domain entry/, bad);
   });
 
   it('a list file: comments and blanks skipped, at most 10 bad lines then a count', () => {
@@ -18,7 +18,7 @@ describe('route entries', () => {
     const { entries, problems } = parseListFile('names', 'l.txt', text);
     assert.deepEqual(entries, ['a.example']);
     assert.equal(problems.length, 11);
-    assert.match(problems[0] ?? '', /^l\.txt:4: "bad name!" has an invalid label "bad name!"/);
+    assert.match(problems[0] ?? '', /^l\.txt:4: "bad name!" is not a domain entry: use example\.com/);
     assert.equal(problems[10], 'l.txt: and 2 more bad lines');
   });
 });
