@@ -20,10 +20,13 @@ import { TproxyError, errnoOf } from '../../core/errors.js';
 import type { Family } from '../../core/net/constants.js';
 import { anyAddress, normalizeAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
-import type { EventSink, UpstreamMode } from '../events.js';
-import { emptyTcpCounters, increment, type TcpCounters } from './counters.js';
+import type { EventSink } from '../events.js';
+import { copyRouted, countRouted, emptyTcpCounters, increment, type TcpCounters } from './counters.js';
 import { createHandshake } from '../../core/upstream/handshake.js';
-import type { UpstreamProxy } from '../../core/upstream/proxy-url.js';
+import type { RoutingConfig } from '../../core/route/config.js';
+import type { Outbound } from '../../core/route/outbound.js';
+import { type RouteDecision, RouteTable } from '../../core/route/table.js';
+import { decideWithoutName, routeFields } from './routing.js';
 import { handshakeOverStream, type HandshakeFailure } from './handshake-stream.js';
 import { topN, type TcpFlowSnapshot } from './flows.js';
 import { refusalReason } from './refusal.js';
@@ -33,10 +36,9 @@ export interface TcpRelayConfig {
   /** Listen address per family; default the wildcard of the family. */
   readonly addresses?: { readonly 4?: string; readonly 6?: string };
   readonly port: number;
-  readonly upstream: UpstreamMode;
+  /** The routes and outbounds of the listener: each flow leaves the way its route says. */
+  readonly routing: RoutingConfig;
   readonly upstreamMark: number;
-  /** Flows go through this proxy (SOCKS5 or HTTP CONNECT) instead of straight to their destination. */
-  readonly upstreamProxy?: UpstreamProxy;
   /** Covers the upstream proxy's handshake too. */
   readonly connectTimeoutMs: number;
   /** Close a flow with no traffic either way for this long (0: never). */
@@ -72,6 +74,8 @@ interface Flow {
   readonly clientEnd: Endpoint;
   readonly destination: Endpoint;
   readonly started: number;
+  /** The route and outbound the flow took at its start; a reload does not change them. */
+  readonly decision: RouteDecision;
   connected(): boolean;
   /** Bytes the upstream proxy's replies took: read from the upstream socket, not from the server. */
   handshakeBytes(): number;
@@ -95,12 +99,14 @@ export class TcpRelay {
   private nextId = 1;
   private readonly flows = new Set<Flow>();
   private flowEvents: boolean;
+  private readonly routes: RouteTable;
 
   constructor(
     private readonly config: TcpRelayConfig,
     private readonly deps: TcpRelayDeps,
   ) {
     this.flowEvents = config.flowEvents;
+    this.routes = RouteTable.compile(config.routing);
   }
 
   /** Report every flow from now on (each event as it happens), or stop reporting; flows go on either way. */
@@ -135,11 +141,15 @@ export class TcpRelay {
   liveCounters(): TcpCounters {
     let bytesFromClient = this.counters.bytesFromClient;
     let bytesFromServer = this.counters.bytesFromServer;
+    const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
     for (const f of this.flows) {
-      bytesFromClient += f.client.bytesRead;
-      bytesFromServer += f.upstream.bytesRead - f.handshakeBytes();
+      const up = f.client.bytesRead;
+      const down = f.upstream.bytesRead - f.handshakeBytes();
+      bytesFromClient += up;
+      bytesFromServer += down;
+      countRouted(routed, f.decision.route, f.decision.outbound.name, 0, up, down);
     }
-    return { ...this.counters, bytesFromClient, bytesFromServer };
+    return { ...this.counters, bytesFromClient, bytesFromServer, ...routed };
   }
 
   /** The busiest flows by bytes both ways (bytes read from each side so far). */
@@ -253,11 +263,23 @@ export class TcpRelay {
     const id = this.nextId++;
     const started = Date.now();
     this.counters.accepted++;
-    if (this.flowEvents) emit({ type: 'tcp.accept', id, client: clientEnd, originalDestination: destination });
+    const decision = decideWithoutName(this.routes, clientEnd, destination);
+    const outbound = decision.outbound;
+    countRouted(this.counters, decision.route, outbound.name, 1);
+    if (this.flowEvents) {
+      emit({ type: 'tcp.accept', id, client: clientEnd, originalDestination: destination });
+      emit({ type: 'tcp.route', id, ...routeFields(decision) });
+    }
+    if (outbound.kind === 'reject') {
+      increment(this.counters.closed, 'rejected');
+      if (this.flowEvents) emit({ type: 'tcp.close', id, client: clientEnd, originalDestination: destination, bytesFromClient: 0, bytesFromServer: 0, durationMs: 0, reason: 'rejected', ...routeFields(decision) });
+      client.resetAndDestroy();
+      return;
+    }
 
     let upstream: net.Socket;
     try {
-      upstream = this.openUpstream(clientEnd);
+      upstream = this.openUpstream(clientEnd, outbound);
     } catch (error) {
       const errno = errnoOf(error);
       increment(this.counters.connectErrors, errno);
@@ -284,6 +306,7 @@ export class TcpRelay {
       increment(this.counters.closed, reason);
       this.counters.bytesFromClient += client.bytesRead;
       this.counters.bytesFromServer += upstream.bytesRead - handshakeBytes;
+      countRouted(this.counters, decision.route, outbound.name, 0, client.bytesRead, upstream.bytesRead - handshakeBytes);
       if (this.flowEvents) {
         emit({
           type: 'tcp.close',
@@ -294,11 +317,12 @@ export class TcpRelay {
           bytesFromServer: upstream.bytesRead - handshakeBytes,
           durationMs: Date.now() - started,
           reason,
+          ...routeFields(decision),
         });
       }
       this.maybeResume();
     };
-    const flow: Flow = { id, client, upstream, clientEnd, destination, started, connected: () => connected, handshakeBytes: () => handshakeBytes, end };
+    const flow: Flow = { id, client, upstream, clientEnd, destination, started, decision, connected: () => connected, handshakeBytes: () => handshakeBytes, end };
     this.flows.add(flow);
     this.counters.active = this.flows.size;
     if (this.flows.size >= this.config.maxConnections) this.pauseAccept();
@@ -308,7 +332,7 @@ export class TcpRelay {
       end('connect-timeout');
     }, this.config.connectTimeoutMs);
 
-    const proxy = this.config.upstreamProxy;
+    const proxy = outbound.kind === 'socks5' || outbound.kind === 'http' ? outbound.proxy : undefined;
     const onTunnel = (early: Buffer): void => {
       if (ended) return;
       connected = true;
@@ -362,13 +386,13 @@ export class TcpRelay {
     upstream.connect({ host: target.address, port: target.port });
   }
 
-  private openUpstream(client: Endpoint): net.Socket {
+  private openUpstream(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>): net.Socket {
     const { sockets } = this.deps;
-    const { family, upstream, upstreamMark, upstreamProxy } = this.config;
-    if (upstreamProxy) {
-      return new net.Socket({ fd: sockets.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', mark: upstreamMark }), allowHalfOpen: true, readable: true, writable: true });
+    const { family, upstreamMark } = this.config;
+    if (outbound.kind === 'socks5' || outbound.kind === 'http') {
+      return new net.Socket({ fd: sockets.open({ family: outbound.proxy.endpoint.family, transport: 'tcp', mark: upstreamMark }), allowHalfOpen: true, readable: true, writable: true });
     }
-    if (upstream === 'direct') {
+    if (outbound.kind === 'direct') {
       return new net.Socket({ fd: sockets.open({ family, transport: 'tcp', mark: upstreamMark }), allowHalfOpen: true, readable: true, writable: true });
     }
     // Transparent: the client's own address and port, so the server sees exactly the client.

@@ -17,13 +17,16 @@ import { errnoName } from '../../../core/errno.js';
 import * as C from '../../../core/net/constants.js';
 import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
 import { createHandshake, type UpstreamHandshake } from '../../../core/upstream/handshake.js';
+import type { Outbound } from '../../../core/route/outbound.js';
+import { type RouteDecision, RouteTable } from '../../../core/route/table.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
 import { Epoll } from '../../../sys/epoll.js';
 import { SocketApi } from '../../../sys/socket.js';
 import type { ProxyEvent } from '../../events.js';
-import { emptyTcpCounters, increment } from '../counters.js';
+import { copyRouted, countRouted, emptyTcpCounters, increment } from '../counters.js';
 import { topN, type TcpFlowSnapshot } from '../flows.js';
 import { refusalReason } from '../refusal.js';
+import { decideWithoutName, routeFields } from '../routing.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
 const SPLICE_FLAGS = C.SPLICE_F_MOVE | C.SPLICE_F_NONBLOCK;
@@ -52,6 +55,8 @@ interface Flow {
   readonly destination: Endpoint;
   readonly cfd: number;
   readonly ufd: number;
+  /** The route and outbound the flow took at its start; a reload does not change them. */
+  readonly decision: RouteDecision;
   connected: boolean;
   /** Set while an upstream proxy's handshake runs (between its TCP connect and the tunnel). */
   handshake: UpstreamHandshake | undefined;
@@ -107,6 +112,7 @@ export class SpliceEngine {
   private stopDeadline: number | undefined;
   private stopInFlight = 0;
   private readonly flowEventsFlag: Int32Array;
+  private readonly routes: RouteTable;
 
   constructor(
     private readonly config: SpliceEngineConfig,
@@ -119,6 +125,7 @@ export class SpliceEngine {
     this.linger.writeInt32LE(0, 4);
     this.localAddresses = new Set(config.localAddresses);
     this.flowEventsFlag = new Int32Array(config.flowEvents);
+    this.routes = RouteTable.compile(config.routing);
     this.epoll = new Epoll(this.api, libc, MAX_EVENTS);
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
@@ -199,11 +206,13 @@ export class SpliceEngine {
   private snapshot(): typeof this.counters {
     let bytesFromClient = this.counters.bytesFromClient;
     let bytesFromServer = this.counters.bytesFromServer;
+    const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
     for (const f of this.flows) {
       bytesFromClient += f.up.bytes;
       bytesFromServer += f.down.bytes;
+      countRouted(routed, f.decision.route, f.decision.outbound.name, 0, f.up.bytes, f.down.bytes);
     }
-    return { ...this.counters, active: this.flows.size, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed } };
+    return { ...this.counters, active: this.flows.size, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed }, ...routed };
   }
 
   // ---- accepting ------------------------------------------------------------------------------
@@ -259,10 +268,25 @@ export class SpliceEngine {
       this.reset(cfd);
       return;
     }
+    const id = this.nextId++;
+    const decision = decideWithoutName(this.routes, client, destination);
+    const outbound = decision.outbound;
+    countRouted(this.counters, decision.route, outbound.name, 1);
+    if (this.flowEvents()) {
+      this.emit({ type: 'tcp.accept', id, client, originalDestination: destination });
+      this.emit({ type: 'tcp.route', id, ...(decision.route === undefined ? {} : { route: decision.route }), outbound: outbound.name });
+    }
+    if (outbound.kind === 'reject') {
+      this.counters.accepted++;
+      increment(this.counters.closed, 'rejected');
+      if (this.flowEvents()) this.emit({ type: 'tcp.close', id, client, originalDestination: destination, bytesFromClient: 0, bytesFromServer: 0, durationMs: 0, reason: 'rejected', ...routeFields(decision) });
+      this.reset(cfd);
+      return;
+    }
     let ufd: number;
     try {
-      ufd = this.openUpstream(client);
-      if (this.config.upstreamProxy) this.api.connect(ufd, this.config.upstreamProxy.endpoint);
+      ufd = this.openUpstream(client, outbound);
+      if (outbound.kind === 'socks5' || outbound.kind === 'http') this.api.connect(ufd, outbound.proxy.endpoint);
       // Straight from getsockname's bytes (this.local): no sockaddr to encode again.
       else if (this.libc.connect(ufd, this.local, this.localLen.readUInt32LE(0)) !== 0 && this.libc.errno() !== EINPROGRESS) {
         const errno = this.errno();
@@ -281,12 +305,13 @@ export class SpliceEngine {
     }
     const now = Date.now();
     const flow: Flow = {
-      id: this.nextId++,
+      id,
       family: listener.family,
       client,
       destination,
       cfd,
       ufd,
+      decision,
       connected: false,
       handshake: undefined,
       closed: false,
@@ -305,15 +330,14 @@ export class SpliceEngine {
     this.owners.set(ufd, { kind: 'upstream', flow });
     this.epoll.add(ufd, C.EPOLLOUT);
     flow.uInterest = C.EPOLLOUT;
-    if (this.flowEvents()) this.emit({ type: 'tcp.accept', id: flow.id, client, originalDestination: destination });
     if (this.flows.size >= this.config.maxConnections) this.setAccepting(false);
   }
 
-  private openUpstream(client: Endpoint): number {
-    const { upstream, upstreamMark, upstreamProxy } = this.config;
-    if (upstreamProxy) return this.api.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', mark: upstreamMark });
+  private openUpstream(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>): number {
+    const { upstreamMark } = this.config;
+    if (outbound.kind === 'socks5' || outbound.kind === 'http') return this.api.open({ family: outbound.proxy.endpoint.family, transport: 'tcp', mark: upstreamMark });
     const family = client.family;
-    if (upstream === 'direct') return this.api.open({ family, transport: 'tcp', mark: upstreamMark });
+    if (outbound.kind === 'direct') return this.api.open({ family, transport: 'tcp', mark: upstreamMark });
     let fd = this.api.open({ family, transport: 'tcp', mark: upstreamMark, transparent: true, reuseAddress: true });
     try {
       this.api.bind(fd, client);
@@ -351,7 +375,8 @@ export class SpliceEngine {
         return;
       }
       if ((events & C.EPOLLOUT) === 0) return;
-      if (this.config.upstreamProxy) this.startHandshake(flow, createHandshake(this.config.upstreamProxy, flow.destination));
+      const outbound = flow.decision.outbound;
+      if (outbound.kind === 'socks5' || outbound.kind === 'http') this.startHandshake(flow, createHandshake(outbound.proxy, flow.destination));
       else this.onConnected(flow);
       return;
     }
@@ -595,6 +620,7 @@ export class SpliceEngine {
     increment(this.counters.closed, reason);
     this.counters.bytesFromClient += flow.up.bytes;
     this.counters.bytesFromServer += flow.down.bytes;
+    countRouted(this.counters, flow.decision.route, flow.decision.outbound.name, 0, flow.up.bytes, flow.down.bytes);
     this.counters.active = this.flows.size;
     if (this.flowEvents()) {
       this.emit({
@@ -606,6 +632,7 @@ export class SpliceEngine {
         bytesFromServer: flow.down.bytes,
         durationMs: Date.now() - flow.started,
         reason,
+        ...routeFields(flow.decision),
       });
     }
     // Resume below the cap, not below a lower mark: waiting connections must not sit in the

@@ -69,9 +69,8 @@ export class SpliceRelay {
     }
     const engine: SpliceEngineConfig = {
       listeners,
-      upstream: this.config.upstream,
+      routing: this.config.routing,
       upstreamMark: this.config.upstreamMark,
-      ...(this.config.upstreamProxy ? { upstreamProxy: this.config.upstreamProxy } : {}),
       connectTimeoutMs: this.config.connectTimeoutMs,
       idleTimeoutMs: this.config.idleTimeoutMs,
       keepAliveMs: this.config.keepAliveMs,
