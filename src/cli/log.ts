@@ -99,7 +99,7 @@ export function messageOf(event: LogEvent): string {
     case 'tcp.refused':
       return `tcp refused ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)}: ${e.reason}`;
     case 'tcp.route':
-      return `tcp #${e.id} ${e.route === undefined ? 'no route matched' : `route ${e.route}`} -> outbound ${e.outbound}${e.name === undefined ? '' : ` (name ${e.name})`}`;
+      return `tcp #${e.id} -> ${formatEndpoint(e.originalDestination)}${e.name === undefined ? '' : ` (name ${e.name})`}: ${e.route === undefined ? 'no route matched' : `route ${e.route}`}, outbound ${e.outbound}`;
     case 'tcp.connected':
       return `tcp #${e.id} upstream connected from ${formatEndpoint(e.upstreamLocal)}`;
     case 'tcp.close':

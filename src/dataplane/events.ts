@@ -13,7 +13,7 @@ export type ProxyEvent =
   | { readonly type: 'tcp.refused'; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly reason: RefusalReason }
   | { readonly type: 'tcp.connected'; readonly id: number; readonly upstreamLocal: Endpoint }
   /** The flow's route (absent: none matched, the listener's default) and outbound; `name` when one was sniffed. */
-  | { readonly type: 'tcp.route'; readonly id: number; readonly route?: string; readonly outbound: string; readonly name?: string }
+  | { readonly type: 'tcp.route'; readonly id: number; readonly originalDestination: Endpoint; readonly route?: string; readonly outbound: string; readonly name?: string }
   | {
       readonly type: 'tcp.close';
       readonly id: number;

@@ -146,6 +146,7 @@ export class Proxy {
       port: c.port,
       addresses: c.listenAddresses,
       routing: tcpRouting(c),
+      sniffTimeoutMs: c.sniffTimeoutMs ?? 300,
       upstreamMark: c.upstreamMark,
       connectTimeoutMs: c.connectTimeoutMs,
       idleTimeoutMs: c.tcpIdleTimeoutMs,

@@ -29,6 +29,12 @@ export interface TcpCounters {
   routes: Record<string, RoutedCounters>;
   /** By outbound name. */
   outbounds: Record<string, RoutedCounters>;
+  /**
+   * Flows whose name was sniffed, by outcome: the protocol that gave it (tls, http), or why none
+   * did (none: not TLS or HTTP, or no name in it; timeout: no answer within the sniff timeout;
+   * closed: the client closed or sent its FIN first).
+   */
+  sniffs: Record<string, number>;
 }
 
 export function emptyTcpCounters(): TcpCounters {
@@ -44,6 +50,7 @@ export function emptyTcpCounters(): TcpCounters {
     clientPortFallbacks: 0,
     routes: {},
     outbounds: {},
+    sniffs: {},
   };
 }
 
@@ -95,6 +102,7 @@ export function sumTcpCounters(list: readonly TcpCounters[]): TcpCounters {
       clientPortFallbacks: acc.clientPortFallbacks + c.clientPortFallbacks,
       routes: sumRouted(acc.routes, c.routes),
       outbounds: sumRouted(acc.outbounds, c.outbounds),
+      sniffs: addRecords(acc.sniffs, c.sniffs ?? {}),
     }),
     emptyTcpCounters(),
   );

@@ -26,7 +26,8 @@ import { createHandshake } from '../../core/upstream/handshake.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import type { Outbound } from '../../core/route/outbound.js';
 import { type RouteDecision, RouteTable } from '../../core/route/table.js';
-import { decideWithoutName, routeFields } from './routing.js';
+import { routeFields, routeFlowOf } from './routing.js';
+import { sniffClient } from './sniff-stream.js';
 import { handshakeOverStream, type HandshakeFailure } from './handshake-stream.js';
 import { topN, type TcpFlowSnapshot } from './flows.js';
 import { refusalReason } from './refusal.js';
@@ -38,6 +39,8 @@ export interface TcpRelayConfig {
   readonly port: number;
   /** The routes and outbounds of the listener: each flow leaves the way its route says. */
   readonly routing: RoutingConfig;
+  /** How long a flow whose name could change its route waits for its first bytes. */
+  readonly sniffTimeoutMs: number;
   readonly upstreamMark: number;
   /** Covers the upstream proxy's handshake too. */
   readonly connectTimeoutMs: number;
@@ -100,6 +103,8 @@ export class TcpRelay {
   private readonly flows = new Set<Flow>();
   private flowEvents: boolean;
   private readonly routes: RouteTable;
+  /** Connections waiting for their name (not flows yet; they count toward the cap). */
+  private sniffing = 0;
 
   constructor(
     private readonly config: TcpRelayConfig,
@@ -251,7 +256,7 @@ export class TcpRelay {
     const refused = refusalReason(clientEnd, destination, {
       localAddresses: this.deps.localAddresses(),
       listenPort: this.config.port,
-      activeFlows: this.flows.size,
+      activeFlows: this.flows.size + this.sniffing,
       maxConnections: this.config.maxConnections,
     });
     if (refused) {
@@ -261,15 +266,37 @@ export class TcpRelay {
       return;
     }
     const id = this.nextId++;
-    const started = Date.now();
     this.counters.accepted++;
-    const decision = decideWithoutName(this.routes, clientEnd, destination);
+    if (this.flowEvents) emit({ type: 'tcp.accept', id, client: clientEnd, originalDestination: destination });
+    const first = this.routes.decideUnnamed(routeFlowOf(clientEnd, destination));
+    if (first !== 'sniff') {
+      this.startFlow(client, id, clientEnd, destination, first, undefined, { bytes: Buffer.alloc(0), ended: false });
+      return;
+    }
+    this.sniffing++;
+    sniffClient(client, this.config.sniffTimeoutMs, (outcome, name, early) => {
+      this.sniffing--;
+      increment(this.counters.sniffs, outcome);
+      if (outcome === 'error') {
+        increment(this.counters.closed, 'client-error');
+        client.resetAndDestroy();
+        return;
+      }
+      this.startFlow(client, id, clientEnd, destination, this.routes.decide(routeFlowOf(clientEnd, destination, name)), name, early);
+    });
+  }
+
+  /**
+   * The flow takes its route's outbound. `early`: bytes sniffing already read from the client
+   * (they go upstream first), and whether the client's FIN came with them.
+   */
+  private startFlow(client: net.Socket, id: number, clientEnd: Endpoint, destination: Endpoint, decision: RouteDecision, name: string | undefined, early: { bytes: Buffer; ended: boolean }): void {
+    const { family } = this.config;
+    const emit = this.deps.emit;
+    const started = Date.now();
     const outbound = decision.outbound;
     countRouted(this.counters, decision.route, outbound.name, 1);
-    if (this.flowEvents) {
-      emit({ type: 'tcp.accept', id, client: clientEnd, originalDestination: destination });
-      emit({ type: 'tcp.route', id, ...routeFields(decision) });
-    }
+    if (this.flowEvents) emit({ type: 'tcp.route', id, originalDestination: destination, ...routeFields(decision), ...(name === undefined ? {} : { name }) });
     if (outbound.kind === 'reject') {
       increment(this.counters.closed, 'rejected');
       if (this.flowEvents) emit({ type: 'tcp.close', id, client: clientEnd, originalDestination: destination, bytesFromClient: 0, bytesFromServer: 0, durationMs: 0, reason: 'rejected', ...routeFields(decision) });
@@ -333,6 +360,7 @@ export class TcpRelay {
     }, this.config.connectTimeoutMs);
 
     const proxy = outbound.kind === 'socks5' || outbound.kind === 'http' ? outbound.proxy : undefined;
+    const sniffed = early;
     const onTunnel = (early: Buffer): void => {
       if (ended) return;
       connected = true;
@@ -349,7 +377,9 @@ export class TcpRelay {
         client.setTimeout(this.config.idleTimeoutMs, () => end('idle-timeout'));
       }
       if (early.length > 0) client.write(early);
-      client.pipe(upstream);
+      if (sniffed.bytes.length > 0) upstream.write(sniffed.bytes);
+      if (sniffed.ended) upstream.end();
+      else client.pipe(upstream);
       upstream.pipe(client);
       client.resume();
     };

@@ -10,6 +10,8 @@ export interface SpliceEngineConfig {
   readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
   /** The routes and outbounds of the listener: each flow leaves the way its route says. */
   readonly routing: RoutingConfig;
+  /** How long a flow whose name could change its route waits for its first bytes. */
+  readonly sniffTimeoutMs: number;
   readonly upstreamMark: number;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;

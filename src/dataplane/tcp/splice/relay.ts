@@ -70,6 +70,7 @@ export class SpliceRelay {
     const engine: SpliceEngineConfig = {
       listeners,
       routing: this.config.routing,
+      sniffTimeoutMs: this.config.sniffTimeoutMs,
       upstreamMark: this.config.upstreamMark,
       connectTimeoutMs: this.config.connectTimeoutMs,
       idleTimeoutMs: this.config.idleTimeoutMs,
