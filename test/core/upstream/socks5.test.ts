@@ -72,4 +72,35 @@ describe('SOCKS5 handshake', () => {
     assert.deepEqual(new Socks5Handshake(V4).offer(Buffer.from('HTTP/1.1 400')), { kind: 'failed', take: 2, reason: 'socks5-protocol', errno: 'EPROTO' });
     assert.deepEqual(new Socks5Handshake(V4).offer(bytes(5, 2)), { kind: 'failed', take: 2, reason: 'socks5-protocol', errno: 'EPROTO' });
   });
+
+  it('keeps the bound address of the reply (IPv4, IPv6, domain) and fails on an unknown address type', () => {
+    const h = new Socks5Handshake(V4);
+    h.offer(bytes(5, 0));
+    h.offer(SUCCESS_V4);
+    assert.deepEqual(h.bound, { family: 4, address: '192.0.2.1', port: 8080 });
+    const unknown = new Socks5Handshake(V4);
+    unknown.offer(bytes(5, 0));
+    assert.deepEqual(unknown.offer(bytes(5, 0, 0, 9, 1, 2, 3, 4, 0, 80)), { kind: 'failed', take: 5, reason: 'socks5-protocol', errno: 'EPROTO' });
+    const hostile = new Socks5Handshake(V4);
+    hostile.offer(bytes(5, 0));
+    assert.equal(hostile.offer(Buffer.concat([bytes(5, 0, 0, 3, 4), Buffer.from('a\r\nb'), bytes(0, 80)])).kind, 'failed');
+  });
+
+  it('UDP ASSOCIATE: sends command 3 with the client address, and reports the relay (0.0.0.0 kept for the caller to replace)', () => {
+    const h = new Socks5Handshake({ family: 4, address: '0.0.0.0', port: 0 }, undefined, 'udp-associate');
+    assert.equal(sent(h.offer(bytes(5, 0))), '05030001000000000000');
+    assert.deepEqual(h.offer(bytes(5, 0, 0, 1, 0, 0, 0, 0, 0x30, 0x39)), { kind: 'done', take: 10 });
+    assert.deepEqual(h.bound, { family: 4, address: '0.0.0.0', port: 12345 });
+    const v6 = new Socks5Handshake({ family: 6, address: '::', port: 0 }, { username: 'u', password: 'p' }, 'udp-associate');
+    v6.offer(bytes(5, 2));
+    assert.equal(sent(v6.offer(bytes(1, 0))), '05030004' + '00'.repeat(16) + '0000');
+    v6.offer(bytes(5, 0, 0, 4, 0x20, 0x01, 0x0d, 0xb8, ...new Array<number>(11).fill(0), 1, 0x30, 0x39));
+    assert.deepEqual(v6.bound, { family: 6, address: '2001:db8::1', port: 12345 });
+  });
+
+  it('UDP ASSOCIATE refused by a server without UDP: command not supported', () => {
+    const h = new Socks5Handshake({ family: 4, address: '0.0.0.0', port: 0 }, undefined, 'udp-associate');
+    h.offer(bytes(5, 0));
+    assert.deepEqual(h.offer(bytes(5, 7, 0, 1, 0, 0, 0, 0, 0, 0)), { kind: 'failed', take: 10, reason: 'socks5-command-not-supported' });
+  });
 });
