@@ -26,7 +26,7 @@ import { createHandshake } from '../../core/upstream/handshake.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import type { Outbound } from '../../core/route/outbound.js';
 import { type RouteDecision, RouteTable } from '../../core/route/table.js';
-import { routeFields, routeFlowOf } from './routing.js';
+import { proxyHeaderFor, routeFields, routeFlowOf } from './routing.js';
 import { sniffClient } from './sniff-stream.js';
 import { handshakeOverStream, type HandshakeFailure } from './handshake-stream.js';
 import { topN, type TcpFlowSnapshot } from './flows.js';
@@ -377,6 +377,8 @@ export class TcpRelay {
         client.setTimeout(this.config.idleTimeoutMs, () => end('idle-timeout'));
       }
       if (early.length > 0) client.write(early);
+      const header = proxyHeaderFor(outbound, clientEnd, destination);
+      if (header) upstream.write(header);
       if (sniffed.bytes.length > 0) upstream.write(sniffed.bytes);
       if (sniffed.ended) upstream.end();
       else client.pipe(upstream);

@@ -12,6 +12,10 @@ import { startProxyLab, type LogLine, type ProxyLab } from '../../helpers/proxy-
 
 const SERVER = { 4: LAB_ADDRESSES.server.ipv4, 6: LAB_ADDRESSES.server.ipv6 } as const;
 const BANNER_PORT = 84;
+const PP_PORT = 83;
+// Answers with the first bytes it receives: the PROXY header, when one came first.
+const FIRST_BYTES_SERVER = `require('node:net').createServer((s) => s.once('data', (d) => s.end(d))).listen(${PP_PORT}, () => console.log('ready'));`;
+const FIRST_BYTES_CLIENT = `const s = require('node:net').connect(${PP_PORT}, '203.0.113.20', () => s.write('hi\\n')); let all = ''; s.on('data', (d) => { all += d; }); s.on('end', () => console.log(JSON.stringify(all)));`;
 
 const config = (engine: string): string => `listeners:
   - name: main
@@ -25,6 +29,11 @@ routes:
   - name: names-blocked
     outbound: reject
     nameLists: [blocked]
+  - name: pp
+    outbound: pp
+    ports: [${PP_PORT}]
+outbounds:
+  - { name: pp, kind: direct, proxyProtocol: v1 }
 lists:
   - name: blocked
     kind: names
@@ -51,14 +60,16 @@ for (const engine of ['splice', 'stream'] as const) {
       writeFileSync(join(dir, 'tproxy.yaml'), config(engine));
       p = await startProxyLab(['--config', join(dir, 'tproxy.yaml')]);
       try {
-        const banner = p.lab.spawn('server', [process.execPath, '-e', BANNER_SERVER]);
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error('banner server not ready in 10 s')), 10_000);
-          banner.child.stdout?.once('data', () => {
-            clearTimeout(timer);
-            resolve();
+        for (const script of [BANNER_SERVER, FIRST_BYTES_SERVER]) {
+          const server = p.lab.spawn('server', [process.execPath, '-e', script]);
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error('test server not ready in 10 s')), 10_000);
+            server.child.stdout?.once('data', () => {
+              clearTimeout(timer);
+              resolve();
+            });
           });
-        });
+        }
       } catch (error) {
         await p.lab.destroy();
         throw error;
@@ -109,6 +120,13 @@ for (const engine of ['splice', 'stream'] as const) {
     it('a server that speaks first completes: the sniff times out, then the flow goes its way', async () => {
       const r = await p.lab.run('client', [process.execPath, '-e', BANNER_CLIENT], { timeoutMs: 30_000 });
       assert.equal(JSON.parse(r.stdout.trim()), '220 banner\ngot hello\n');
+    });
+
+    it('an outbound with proxyProtocol v1 sends the PROXY header naming the real client first', async () => {
+      const r = await p.lab.run('client', [process.execPath, '-e', FIRST_BYTES_CLIENT], { timeoutMs: 30_000 });
+      assert.match(JSON.parse(r.stdout.trim()) as string, new RegExp(`^PROXY TCP4 ${LAB_ADDRESSES.client.ipv4.replaceAll('.', '\\.')} ${SERVER[4].replaceAll('.', '\\.')} \\d+ ${PP_PORT}\r\n`));
+      const route = await routeOf(undefined, SERVER[4]);
+      assert.ok(route);
     });
 
     it('counts flows and bytes per route and outbound, and sniffs by outcome', async () => {

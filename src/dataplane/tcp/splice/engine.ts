@@ -26,7 +26,7 @@ import type { ProxyEvent } from '../../events.js';
 import { copyRouted, countRouted, emptyTcpCounters, increment } from '../counters.js';
 import { topN, type TcpFlowSnapshot } from '../flows.js';
 import { refusalReason } from '../refusal.js';
-import { routeFields, routeFlowOf } from '../routing.js';
+import { proxyHeaderFor, routeFields, routeFlowOf } from '../routing.js';
 import { MAX_STREAM_SNIFF_BYTES, sniffStream } from '../../../core/sniff/stream.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
@@ -575,6 +575,9 @@ export class SpliceEngine {
   }
 
   private onConnected(flow: Flow): void {
+    // The socket's send buffer is empty: the header goes whole or the next hop is broken.
+    const header = proxyHeaderFor(flow.decision.outbound, flow.client, flow.destination);
+    if (header && !this.sendAll(flow, header)) return;
     flow.connected = true;
     this.connecting.delete(flow);
     // Segments leave as they come: Nagle would hold the tail of a response for the peer's
