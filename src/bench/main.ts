@@ -30,6 +30,7 @@ import { Lab, type SpawnedProcess } from '../lab/topology.js';
 import { ProcessRunner } from '../sys/exec.js';
 import { startServers, waitForPort, HTTP_PORT, IPERF_PORT } from './servers.js';
 import { benchUdp, formatUdpBench, type UdpBenchResult } from './udp.js';
+import { benchRoute, formatRouteBench, type RouteBenchResult } from './route.js';
 import { formatColumns, summarize, type Summary } from './stats.js';
 import { ensureTools } from './tools.js';
 import { machineCpu, machineCpuSince, processTree, usageOf } from '../sys/proc-usage.js';
@@ -47,6 +48,8 @@ const CPU_PER_GB = 'proxy-cpu-per-gb';
 
 export interface BenchResult {
   readonly udp: UdpBenchResult | undefined;
+  /** The route decision microbenchmark (10,000 prefixes + 1,000 name suffixes vs no routes). */
+  readonly route: RouteBenchResult;
   /** How the HAProxy scenario ran. */
   readonly haproxy: { readonly splice: boolean; readonly threads: number };
   readonly date: string;
@@ -148,6 +151,9 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
   const seconds = Number(values.seconds ?? (values.quick ? 2 : 5));
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root: it builds network namespaces');
+  // First, before the lab loads the machine: the route decision needs no root and no lab.
+  const route = benchRoute({ rounds: values.quick ? 3 : 7 });
+  say(formatRouteBench(route));
   const runner = new ProcessRunner();
   await ensureTools(['iperf3', 'wrk', 'nginx', 'haproxy'], runner, say);
 
@@ -280,6 +286,7 @@ async function main(): Promise<void> {
     }
     const result: BenchResult = {
       udp,
+      route,
       haproxy: { splice: haproxySplice, threads: HAPROXY_THREADS },
       date: new Date().toISOString(),
       rounds,
@@ -297,6 +304,7 @@ async function main(): Promise<void> {
     say(machineTable(result.workloads, haproxyLabel(haproxySplice)));
     say('');
     if (udp) say(formatUdpBench(udp));
+    say(formatRouteBench(route));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
     say(`\nbench: figures and ratios written to ${values.out}`);
   } finally {

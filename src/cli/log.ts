@@ -21,7 +21,7 @@ export { LOG_LEVELS, type LogLevel };
 export type LogEvent = DaemonEvent;
 
 /** One line per flow and per refused or dropped packet: debug. */
-const DEBUG = new Set(['tcp.accept', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop']);
+const DEBUG = new Set(['tcp.accept', 'tcp.route', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop']);
 
 export function levelOf(event: LogEvent): LogLevel {
   if (DEBUG.has(event.type)) return 'debug';
@@ -101,10 +101,12 @@ export function messageOf(event: LogEvent): string {
       return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} intercepted`;
     case 'tcp.refused':
       return `tcp refused ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)}: ${e.reason}`;
+    case 'tcp.route':
+      return `tcp #${e.id} -> ${formatEndpoint(e.originalDestination)}${e.name === undefined ? '' : ` (name ${e.name})`}: ${e.route === undefined ? 'no route matched' : `route ${e.route}`}, outbound ${e.outbound}`;
     case 'tcp.connected':
       return `tcp #${e.id} upstream connected from ${formatEndpoint(e.upstreamLocal)}`;
     case 'tcp.close':
-      return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromServer} bytes down, ${e.durationMs} ms`;
+      return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromServer} bytes down, ${e.durationMs} ms${e.outbound === undefined ? '' : ` via ${e.route ?? 'default'}/${e.outbound}`}`;
     case 'udp.session.open':
       return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session opened (upstream ${formatEndpoint(e.upstreamLocal)})`;
     case 'udp.session.close':

@@ -2,7 +2,9 @@
  * The configuration from the command line: `--config FILE` plus the flags the schema defines
  * (flags override the file). `run` takes every flag; `rules` the ones that shape the kernel rules.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { loadConfig } from '../core/config/document.js';
 import type { CliOption } from '../core/cli-options.js';
 import { type ConfigFlag, configFlags, flagOption, type FlagValues } from '../core/config/flags.js';
@@ -39,7 +41,19 @@ export async function configFrom(values: SelectionValues, read: (file: string) =
       throw new TproxyError('ERR_INVALID_ARGUMENT', `${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { file }, { cause: error });
     }
   }
-  return loadConfig(file === undefined ? {} : { file, text: text ?? '' }, { values });
+  return loadConfig(file === undefined ? {} : { file, text: text ?? '', readFile: listFileReader(file) }, { values });
+}
+
+/** Reads the list files a configuration names, relative to the configuration file's folder. */
+export function listFileReader(configFile: string): (file: string) => string {
+  return (file) => {
+    try {
+      return readFileSync(path.resolve(path.dirname(configFile), file), 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new Error(code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? String(error)), { cause: error });
+    }
+  };
 }
 
 /** The rules configuration of flags alone (no file). */

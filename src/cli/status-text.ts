@@ -2,6 +2,8 @@
 import { describeCapacity } from '../dataplane/tcp/capacity.js';
 import { formatEndpoint } from '../core/net/sockaddr.js';
 import type { DaemonStatus, ListenerStatus, RulesView } from '../daemon/admin-protocol.js';
+import { DEFAULT_ROUTE } from '../core/route/table.js';
+import type { RoutedCounters } from '../dataplane/tcp/counters.js';
 
 /** 1536 -> "1.5 KiB". */
 export function formatBytes(bytes: number): string {
@@ -43,6 +45,13 @@ function rulesLines(rules: RulesView): string[] {
   return [head, ...counted.map((p) => `  ${p.name.padEnd(width)}  ${p.counter?.packets ?? 0} packets, ${formatBytes(p.counter?.bytes ?? 0)}`)];
 }
 
+/** "lan 12 flows (1.2 KiB up, 3.0 MiB down), default 3 flows (...)". */
+function routed(record: Readonly<Record<string, RoutedCounters>>): string {
+  return Object.entries(record)
+    .map(([k, c]) => `${k} ${c.flows} flow${c.flows === 1 ? '' : 's'} (${formatBytes(c.bytesFromClient)} up, ${formatBytes(c.bytesFromServer)} down)`)
+    .join(', ');
+}
+
 function listenerLines(l: ListenerStatus): string[] {
   const tcp = l.counters.tcp;
   const udp = l.counters.udp;
@@ -50,6 +59,8 @@ function listenerLines(l: ListenerStatus): string[] {
     `listener ${l.name}: ${l.sockets.length === 0 ? 'no sockets yet' : l.sockets.map((s) => `${s.transport} ${formatEndpoint(s)}`).join(', ')}`,
     `  tcp: ${tcp.active} active, ${tcp.accepted} accepted; ${formatBytes(tcp.bytesFromClient)} from clients, ${formatBytes(tcp.bytesFromServer)} from servers`,
     `    closed: ${tally(tcp.closed)}; refused: ${tally(tcp.refused)}; connect errors: ${tally(tcp.connectErrors)}; accept pauses: ${tcp.acceptPauses}`,
+    // Only with routes: a listener without them has one outbound, and its flows are the lines above.
+    ...(Object.keys(tcp.routes ?? {}).some((r) => r !== DEFAULT_ROUTE) ? [`    routes: ${routed(tcp.routes)}`, `    outbounds: ${routed(tcp.outbounds)}`, `    sniffed: ${tally(tcp.sniffs ?? {})}`] : []),
     `    workers: ${l.workers.pids.length === 0 ? 'none (TCP in the main process)' : `${l.workers.pids.length} (pids ${l.workers.pids.join(', ')})`}, ${l.workers.restarts} restarts`,
     `    cap: ${describeCapacity(l.capacity)}`,
   ];

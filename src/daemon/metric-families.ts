@@ -7,6 +7,7 @@ import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import type { ProxyCounters } from '../dataplane/proxy.js';
 import type { DescriptorBudgetSnapshot } from '../sys/descriptor-budget.js';
 import { UDP_ERROR_REASONS } from '../dataplane/udp/counters.js';
+import type { RoutedCounters } from '../dataplane/tcp/counters.js';
 
 export type MetricType = 'counter' | 'gauge';
 
@@ -76,6 +77,13 @@ export const FAMILIES = {
   tcpBytes: family('tproxy_tcp_bytes_total', 'counter', 'TCP payload bytes relayed, by direction.', ['listener', 'direction']),
   tcpAcceptPauses: family('tproxy_tcp_accept_pauses_total', 'counter', 'Times accepting paused at the connection cap or the descriptor limit.', ['listener']),
   tcpPortFallbacks: family('tproxy_tcp_client_port_fallbacks_total', 'counter', 'Transparent upstreams that could not reuse the client port and took another.', ['listener']),
+  // Routes and outbounds: labelled by their names in the configuration (bounded by it), never by
+  // a destination or a sniffed name (unbounded).
+  tcpRouteFlows: family('tproxy_tcp_route_flows_total', 'counter', 'TCP flows by the route they took (default: none matched).', ['listener', 'route']),
+  tcpRouteBytes: family('tproxy_tcp_route_bytes_total', 'counter', 'TCP payload bytes by route and direction.', ['listener', 'route', 'direction']),
+  tcpOutboundFlows: family('tproxy_tcp_outbound_flows_total', 'counter', 'TCP flows by the outbound they left through (reject: reset at once).', ['listener', 'outbound']),
+  tcpOutboundBytes: family('tproxy_tcp_outbound_bytes_total', 'counter', 'TCP payload bytes by outbound and direction.', ['listener', 'outbound', 'direction']),
+  tcpSniffs: family('tproxy_tcp_sniffs_total', 'counter', 'TCP flows whose name was sniffed, by outcome (tls, http, none, timeout, closed).', ['listener', 'outcome']),
   workers: family('tproxy_tcp_workers', 'gauge', 'TCP worker processes running.', ['listener']),
   tcpMaxConnections: family('tproxy_tcp_max_connections', 'gauge', 'TCP flows each worker accepts at most (the cap in force); limit="descriptors" when the file limit lowered it below the configured maxConnections, else limit="configured".', ['listener', 'limit']),
   tcpMaxConnectionsConfigured: family('tproxy_tcp_max_connections_configured', 'gauge', 'TCP flows per worker as configured (maxConnections), before the file limit.', ['listener']),
@@ -110,6 +118,15 @@ const byLabel = (label: string, record: Readonly<Record<string, number>>): Sampl
     .map(([key, value]) => ({ labels: { [label]: key }, value }));
 const directions = (fromClient: number, fromServer: number): Sample[] => [one(fromClient, { direction: 'from_client' }), one(fromServer, { direction: 'from_server' })];
 
+const routedFlows = (label: string, record: Readonly<Record<string, RoutedCounters>> | undefined): Sample[] =>
+  Object.entries(record ?? {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, c]) => one(c.flows, { [label]: key }));
+const routedBytes = (label: string, record: Readonly<Record<string, RoutedCounters>> | undefined): Sample[] =>
+  Object.entries(record ?? {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .flatMap(([key, c]) => directions(c.bytesFromClient, c.bytesFromServer).map((s) => ({ labels: { [label]: key, ...s.labels }, value: s.value })));
+
 /** The families of one listener's counters, each sample labelled with the listener's name. */
 function listenerValues(l: ListenerSnapshot): FamilyValues[] {
   const F = FAMILIES;
@@ -124,6 +141,11 @@ function listenerValues(l: ListenerSnapshot): FamilyValues[] {
     { family: F.tcpBytes, samples: directions(tcp.bytesFromClient, tcp.bytesFromServer) },
     { family: F.tcpAcceptPauses, samples: [one(tcp.acceptPauses)] },
     { family: F.tcpPortFallbacks, samples: [one(tcp.clientPortFallbacks)] },
+    { family: F.tcpRouteFlows, samples: routedFlows('route', tcp.routes) },
+    { family: F.tcpRouteBytes, samples: routedBytes('route', tcp.routes) },
+    { family: F.tcpOutboundFlows, samples: routedFlows('outbound', tcp.outbounds) },
+    { family: F.tcpOutboundBytes, samples: routedBytes('outbound', tcp.outbounds) },
+    { family: F.tcpSniffs, samples: byLabel('outcome', tcp.sniffs) },
     { family: F.workers, samples: [one(l.workers.running)] },
     { family: F.workerRestarts, samples: [one(l.workers.restarts)] },
     { family: F.tcpMaxConnections, samples: [one(l.capacity.perWorker, { limit: l.capacity.limitedBy })] },

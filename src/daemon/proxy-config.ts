@@ -2,19 +2,26 @@
 import net from 'node:net';
 import type { ListenerSettings } from '../core/config/sections/listeners.js';
 import type { TproxyConfig } from '../core/config/tproxy-config.js';
+import { routingOf } from '../core/config/routing-of.js';
 import { defaultTcpWorkers, type ProxyConfig } from '../dataplane/proxy.js';
 
 export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, cores: number): ProxyConfig {
   const addresses: { 4?: string; 6?: string } = {};
   for (const a of listener.addresses) addresses[net.isIPv4(a) ? 4 : 6] = a;
+  const routing = routingOf(config).find((r) => r.listener === listener.name);
+  if (!routing) throw new Error(`listener ${listener.name}: no routing`);
+  // UDP sessions are not routed: they leave the way the listener's own outbound says.
+  const upstream = listener.outbound !== undefined && routing.defaultOutbound.kind === 'transparent' ? 'transparent' : listener.upstream;
   return {
     port: listener.port,
     listenAddresses: addresses,
     families: listener.families,
     transports: [...new Set(listener.intercept.map((s) => s.transport))],
-    upstream: listener.upstream,
+    upstream,
     upstreamMark: listener.upstreamMark,
     ...(listener.upstreamProxy ? { upstreamProxy: listener.upstreamProxy } : {}),
+    routing,
+    sniffTimeoutMs: listener.sniffTimeoutMs,
     connectTimeoutMs: listener.connectTimeoutMs,
     tcpIdleTimeoutMs: listener.idleTimeoutMs,
     tcpKeepAliveMs: listener.keepAliveMs,

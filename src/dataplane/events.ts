@@ -12,6 +12,8 @@ export type ProxyEvent =
   | { readonly type: 'tcp.accept'; readonly id: number; readonly client: Endpoint; readonly originalDestination: Endpoint }
   | { readonly type: 'tcp.refused'; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly reason: RefusalReason }
   | { readonly type: 'tcp.connected'; readonly id: number; readonly upstreamLocal: Endpoint }
+  /** The flow's route (absent: none matched, the listener's default) and outbound; `name` when one was sniffed. */
+  | { readonly type: 'tcp.route'; readonly id: number; readonly originalDestination: Endpoint; readonly route?: string; readonly outbound: string; readonly name?: string }
   | {
       readonly type: 'tcp.close';
       readonly id: number;
@@ -20,8 +22,11 @@ export type ProxyEvent =
       readonly bytesFromClient: number;
       readonly bytesFromServer: number;
       readonly durationMs: number;
-      /** 'done' for a clean end both ways, else what ended it (errno name, 'timeout', 'stopped'). */
+      /** 'done' for a clean end both ways, else what ended it (errno name, 'timeout', 'stopped', 'rejected'). */
       readonly reason: string;
+      /** The route the flow took (absent: the listener's default, or no routing). */
+      readonly route?: string;
+      readonly outbound?: string;
     }
   | {
       readonly type: 'udp.session.open';

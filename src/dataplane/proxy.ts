@@ -8,6 +8,8 @@ import type { Family, Transport } from '../core/net/constants.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import { TproxyError } from '../core/errors.js';
 import { formatUpstreamProxy, type UpstreamProxy } from '../core/upstream/proxy-url.js';
+import type { RoutingConfig } from '../core/route/config.js';
+import type { Outbound } from '../core/route/outbound.js';
 import { SocketApi } from '../sys/socket.js';
 import type { DescriptorBudget } from '../sys/descriptor-budget.js';
 import { fileLimit, processDescriptorBudget } from '../sys/limits.js';
@@ -34,6 +36,13 @@ export interface ProxyConfig {
   readonly upstreamMark: number;
   /** TCP flows go through this proxy (SOCKS5 or HTTP CONNECT); needs `upstream: 'direct'` and TCP only. */
   readonly upstreamProxy?: UpstreamProxy;
+  /**
+   * Routes and outbounds of TCP flows. Absent: every flow takes the outbound upstream and
+   * upstreamProxy describe (the one-outbound listener of before routes).
+   */
+  readonly routing?: RoutingConfig;
+  /** How long a TCP flow waits for its first bytes when a route matches on names (default 300). */
+  readonly sniffTimeoutMs?: number;
   readonly connectTimeoutMs: number;
   readonly tcpIdleTimeoutMs: number;
   readonly tcpKeepAliveMs: number;
@@ -156,9 +165,9 @@ export class Proxy {
     return {
       port: c.port,
       addresses: c.listenAddresses,
-      upstream: c.upstream,
+      routing: tcpRouting(c),
+      sniffTimeoutMs: c.sniffTimeoutMs ?? 300,
       upstreamMark: c.upstreamMark,
-      ...(c.upstreamProxy ? { upstreamProxy: c.upstreamProxy } : {}),
       connectTimeoutMs: c.connectTimeoutMs,
       idleTimeoutMs: c.tcpIdleTimeoutMs,
       keepAliveMs: c.tcpKeepAliveMs,
@@ -278,6 +287,14 @@ export class Proxy {
     }
     return reports.reduce((a, r) => ({ completed: a.completed + r.completed, forced: a.forced + r.forced }), { completed: 0, forced: 0 });
   }
+}
+
+/** The routing of TCP flows: the configured one, or the single outbound upstream and upstreamProxy describe. */
+export function tcpRouting(config: ProxyConfig): RoutingConfig {
+  if (config.routing) return config.routing;
+  const proxy = config.upstreamProxy;
+  const defaultOutbound: Outbound = proxy ? { name: `upstream-proxy`, kind: proxy.protocol, proxy } : { name: config.upstream, kind: config.upstream };
+  return { listener: 'main', defaultOutbound, outbounds: [], lists: [], routes: [] };
 }
 
 /**

@@ -35,6 +35,19 @@ const status: DaemonStatus = {
 };
 
 describe('tproxy status text', () => {
+  it('lists flows and bytes per route and outbound, and sniff outcomes, when the listener has routes', () => {
+    const c = { flows: 2, bytesFromClient: 2048, bytesFromServer: 0 };
+    const withRoutes: DaemonStatus = {
+      ...status,
+      listeners: status.listeners.map((l) => ({ ...l, counters: { tcp: { ...l.counters.tcp, routes: { lan: c, default: { ...c, flows: 1 } }, outbounds: { direct: c, corp: { ...c, flows: 1 } }, sniffs: { tls: 2, timeout: 1 } } } })),
+    };
+    const text = renderStatus(withRoutes, 0);
+    assert.match(text, /\n {4}routes: lan 2 flows \(2\.0 KiB up, 0 B down\), default 1 flow \(2\.0 KiB up, 0 B down\)\n/);
+    assert.match(text, /\n {4}outbounds: direct 2 flows \(2\.0 KiB up, 0 B down\), corp 1 flow/);
+    assert.match(text, /\n {4}sniffed: tls 2, timeout 1\n/);
+    assert.doesNotMatch(renderStatus(status, 0), /routes:/, 'no routes line without routes');
+  });
+
   it('formats bytes and durations', () => {
     assert.equal(formatBytes(999), '999 B');
     assert.equal(formatBytes(1536), '1.5 KiB');

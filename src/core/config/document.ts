@@ -7,6 +7,7 @@ import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } fr
 import { TproxyError } from '../errors.js';
 import { type FlagOverlay, applyFlags } from './flags.js';
 import { checkRules } from './rules-of.js';
+import { withListFiles } from './list-files.js';
 import { type ConfigIssue, type ConfigPath, decode, formatPath } from './schema.js';
 import { CONFIG_SCHEMA, type TproxyConfig } from './tproxy-config.js';
 
@@ -15,6 +16,12 @@ export interface ConfigSource {
   readonly file?: string;
   /** The file's text. */
   readonly text?: string;
+  /**
+   * Reads a list file named in the configuration (a path as written there; relative ones are
+   * relative to the configuration file). Throws when it cannot (its message says why). Absent:
+   * list files are refused.
+   */
+  readonly readFile?: (path: string) => string;
 }
 
 function rangeStart(node: unknown): number | undefined {
@@ -66,7 +73,8 @@ export function loadConfig(source: ConfigSource, flags: FlagOverlay = { values: 
   const file = source.file ?? 'config';
   const issues: ConfigIssue[] = [];
   const { raw: merged, fromFlag } = applyFlags(raw, flags, issues);
-  const config = issues.length === 0 ? decode(CONFIG_SCHEMA, merged, [], issues) : undefined;
+  const decoded = issues.length === 0 ? decode(CONFIG_SCHEMA, merged, [], issues) : undefined;
+  const config = decoded && withListFiles(decoded, source.readFile, issues);
   if (config) checkRules(config, issues);
   if (issues.length === 0 && config) return config;
   const located = issues.map((issue) => {

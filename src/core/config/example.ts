@@ -27,6 +27,14 @@ function valueLines(indent: string, key: string, setting: ValueSetting<unknown>)
 
 function listLines(indent: string, key: string, setting: Setting<unknown> & { kind: 'list' }): string[] {
   const items = setting.default ?? [];
+  if (setting.item.kind === 'section' && items.length === 0) {
+    // An empty list by default: `key: []`, then one item with example values, commented out.
+    const examples = Object.fromEntries(Object.entries(setting.item.fields).flatMap(([k, f]) => (f.kind === 'value' && f.default === undefined && f.example !== undefined && !f.optional ? [[k, f.example]] : [])));
+    const body = sectionLines(`${indent}    `, setting.item, examples);
+    const first = body.findIndex((l) => !l.trimStart().startsWith('#'));
+    const item = [...body.slice(0, first), `${indent}  - ${(body[first] ?? '').trimStart()}`, ...body.slice(first + 1)];
+    return [`${indent}${key}: []`, ...item.map((l) => (l.trimStart().startsWith('#') ? l : l.replace(/^(\s*)/, '$1# ')))];
+  }
   if (setting.item.kind === 'section') {
     const out = [`${indent}${key}:`];
     for (const item of items.length > 0 ? items : [{}]) {

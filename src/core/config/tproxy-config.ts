@@ -10,10 +10,17 @@ import { LOG } from './sections/log.js';
 import { METRICS } from './sections/metrics.js';
 import { RULES } from './sections/rules.js';
 import { TCP } from './sections/tcp.js';
+import { OUTBOUNDS } from './sections/outbounds.js';
+import { LISTS } from './sections/lists.js';
+import { ROUTES } from './sections/routes.js';
+import { checkRouting } from './routing-of.js';
 import { type Infer, section } from './schema.js';
 
 export const SECTIONS = {
   listeners: LISTENERS,
+  outbounds: OUTBOUNDS,
+  lists: LISTS,
+  routes: ROUTES,
   rules: RULES,
   tcp: TCP,
   log: LOG,
@@ -28,6 +35,7 @@ export const CONFIG_SCHEMA = section({
   fields: SECTIONS,
   check(config, _path, issues) {
     checkListeners(config.listeners, issues);
+    checkRouting(config, issues);
   },
 });
 

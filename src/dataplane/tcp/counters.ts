@@ -1,5 +1,14 @@
 /** TCP relay counters: plain data, summed across listeners and worker processes. Pure. */
+import { DEFAULT_ROUTE } from '../../core/route/table.js';
 import type { RefusalReason } from '../events.js';
+
+/** Flows and their bytes through one route or one outbound (bytes of flows in progress included in snapshots). */
+export interface RoutedCounters {
+  flows: number;
+  bytesFromClient: number;
+  bytesFromServer: number;
+}
+
 
 export interface TcpCounters {
   accepted: number;
@@ -16,6 +25,16 @@ export interface TcpCounters {
   acceptPauses: number;
   /** Transparent mode: the client's port was taken on this host, another port was used. */
   clientPortFallbacks: number;
+  /** By route name (DEFAULT_ROUTE: no route matched); flows a reject outbound reset included. */
+  routes: Record<string, RoutedCounters>;
+  /** By outbound name. */
+  outbounds: Record<string, RoutedCounters>;
+  /**
+   * Flows whose name was sniffed, by outcome: the protocol that gave it (tls, http), or why none
+   * did (none: not TLS or HTTP, or no name in it; timeout: no answer within the sniff timeout;
+   * closed: the client closed or sent its FIN first).
+   */
+  sniffs: Record<string, number>;
 }
 
 export function emptyTcpCounters(): TcpCounters {
@@ -29,6 +48,9 @@ export function emptyTcpCounters(): TcpCounters {
     bytesFromServer: 0,
     acceptPauses: 0,
     clientPortFallbacks: 0,
+    routes: {},
+    outbounds: {},
+    sniffs: {},
   };
 }
 
@@ -43,6 +65,30 @@ export function retireTcpCounters(c: TcpCounters): { readonly counters: TcpCount
   const lost = c.active;
   const closed = lost > 0 ? { ...c.closed, [WORKER_LOST]: (c.closed[WORKER_LOST] ?? 0) + lost } : c.closed;
   return { counters: { ...c, active: 0, closed }, lost };
+}
+
+function addRouted(record: Record<string, RoutedCounters>, key: string, flows: number, fromClient: number, fromServer: number): void {
+  const c = (record[key] ??= { flows: 0, bytesFromClient: 0, bytesFromServer: 0 });
+  c.flows += flows;
+  c.bytesFromClient += fromClient;
+  c.bytesFromServer += fromServer;
+}
+
+/** Count a flow (flows 1, at its start) or its bytes (flows 0, as they are known) under its route and outbound. */
+export function countRouted(counters: Pick<TcpCounters, 'routes' | 'outbounds'>, route: string | undefined, outbound: string, flows: number, fromClient = 0, fromServer = 0): void {
+  addRouted(counters.routes, route ?? DEFAULT_ROUTE, flows, fromClient, fromServer);
+  addRouted(counters.outbounds, outbound, flows, fromClient, fromServer);
+}
+
+/** A deep copy (snapshots must not share the live records). */
+export function copyRouted(record: Record<string, RoutedCounters>): Record<string, RoutedCounters> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, { ...v }]));
+}
+
+function sumRouted(a: Record<string, RoutedCounters>, b: Record<string, RoutedCounters> | undefined): Record<string, RoutedCounters> {
+  const out = copyRouted(a);
+  for (const [k, v] of Object.entries(b ?? {})) addRouted(out, k, v.flows, v.bytesFromClient, v.bytesFromServer);
+  return out;
 }
 
 export function increment(record: Record<string, number>, key: string, by = 1): void {
@@ -67,6 +113,9 @@ export function sumTcpCounters(list: readonly TcpCounters[]): TcpCounters {
       bytesFromServer: acc.bytesFromServer + c.bytesFromServer,
       acceptPauses: acc.acceptPauses + c.acceptPauses,
       clientPortFallbacks: acc.clientPortFallbacks + c.clientPortFallbacks,
+      routes: sumRouted(acc.routes, c.routes),
+      outbounds: sumRouted(acc.outbounds, c.outbounds),
+      sniffs: addRecords(acc.sniffs, c.sniffs ?? {}),
     }),
     emptyTcpCounters(),
   );

@@ -151,10 +151,8 @@ export class TcpWorkerPool {
   }
 
   private spawn(): Promise<Endpoint[]> {
-    const child = fork(WORKER_MAIN, [], {
-      env: { ...process.env, TPROXY_TCP_WORKER: JSON.stringify(this.config satisfies TcpWorkerConfig) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    const child = fork(WORKER_MAIN, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.send({ kind: 'config', config: this.config satisfies TcpWorkerConfig } satisfies SupervisorMessage);
     const pid = child.pid ?? -1;
     const state: WorkerState = { child, counters: emptyTcpCounters(), requests: new Map(), flowEvents: this.config.relay.flowEvents, ready: false };
     this.workers.set(pid, state);

@@ -29,11 +29,15 @@ import { TproxyError, errnoOf } from '../../core/errors.js';
 import type { Family } from '../../core/net/constants.js';
 import { anyAddress, normalizeAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
-import type { EventSink, UpstreamMode } from '../events.js';
+import type { EventSink } from '../events.js';
 import { fixedDscp, type SentHeaders } from '../headers.js';
-import { emptyTcpCounters, increment, type TcpCounters } from './counters.js';
+import { copyRouted, countRouted, emptyTcpCounters, increment, type TcpCounters } from './counters.js';
 import { createHandshake } from '../../core/upstream/handshake.js';
-import type { UpstreamProxy } from '../../core/upstream/proxy-url.js';
+import type { RoutingConfig } from '../../core/route/config.js';
+import type { Outbound } from '../../core/route/outbound.js';
+import { type RouteDecision, RouteTable } from '../../core/route/table.js';
+import { proxyHeaderFor, routeFields, routeFlowOf } from './routing.js';
+import { sniffClient } from './sniff-stream.js';
 import { handshakeOverStream, type HandshakeFailure } from './handshake-stream.js';
 import { topN, type TcpFlowSnapshot } from './flows.js';
 import { refusalReason } from './refusal.js';
@@ -43,10 +47,11 @@ export interface TcpRelayConfig {
   /** Listen address per family; default the wildcard of the family. */
   readonly addresses?: { readonly 4?: string; readonly 6?: string };
   readonly port: number;
-  readonly upstream: UpstreamMode;
+  /** The routes and outbounds of the listener: each flow leaves the way its route says. */
+  readonly routing: RoutingConfig;
+  /** How long a flow whose name could change its route waits for its first bytes. */
+  readonly sniffTimeoutMs: number;
   readonly upstreamMark: number;
-  /** Flows go through this proxy (SOCKS5 or HTTP CONNECT) instead of straight to their destination. */
-  readonly upstreamProxy?: UpstreamProxy;
   /** Covers the upstream proxy's handshake too. */
   readonly connectTimeoutMs: number;
   /** Close a flow with no traffic either way for this long (0: never). */
@@ -84,6 +89,8 @@ interface Flow {
   readonly clientEnd: Endpoint;
   readonly destination: Endpoint;
   readonly started: number;
+  /** The route and outbound the flow took at its start; a reload does not change them. */
+  readonly decision: RouteDecision;
   connected(): boolean;
   /** Bytes the upstream proxy's replies took: read from the upstream socket, not from the server. */
   handshakeBytes(): number;
@@ -107,12 +114,16 @@ export class TcpRelay {
   private nextId = 1;
   private readonly flows = new Set<Flow>();
   private flowEvents: boolean;
+  private readonly routes: RouteTable;
+  /** Connections waiting for their name (not flows yet; they count toward the cap). */
+  private sniffing = 0;
 
   constructor(
     private readonly config: TcpRelayConfig,
     private readonly deps: TcpRelayDeps,
   ) {
     this.flowEvents = config.flowEvents;
+    this.routes = RouteTable.compile(config.routing);
   }
 
   /** Report every flow from now on (each event as it happens), or stop reporting; flows go on either way. */
@@ -149,11 +160,15 @@ export class TcpRelay {
   liveCounters(): TcpCounters {
     let bytesFromClient = this.counters.bytesFromClient;
     let bytesFromServer = this.counters.bytesFromServer;
+    const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
     for (const f of this.flows) {
-      bytesFromClient += f.client.bytesRead;
-      bytesFromServer += f.upstream.bytesRead - f.handshakeBytes();
+      const up = f.client.bytesRead;
+      const down = f.upstream.bytesRead - f.handshakeBytes();
+      bytesFromClient += up;
+      bytesFromServer += down;
+      countRouted(routed, f.decision.route, f.decision.outbound.name, 0, up, down);
     }
-    return { ...this.counters, bytesFromClient, bytesFromServer };
+    return { ...this.counters, bytesFromClient, bytesFromServer, ...routed };
   }
 
   /** The busiest flows by bytes both ways (bytes read from each side so far). */
@@ -255,7 +270,7 @@ export class TcpRelay {
     const refused = refusalReason(clientEnd, destination, {
       localAddresses: this.deps.localAddresses(),
       listenPort: this.config.port,
-      activeFlows: this.flows.size,
+      activeFlows: this.flows.size + this.sniffing,
       maxConnections: this.config.maxConnections,
     });
     if (refused) {
@@ -265,9 +280,43 @@ export class TcpRelay {
       return;
     }
     const id = this.nextId++;
-    const started = Date.now();
     this.counters.accepted++;
     if (this.flowEvents) emit({ type: 'tcp.accept', id, client: clientEnd, originalDestination: destination });
+    const first = this.routes.decideUnnamed(routeFlowOf(clientEnd, destination));
+    if (first !== 'sniff') {
+      this.startFlow(client, id, clientEnd, destination, first, undefined, { bytes: Buffer.alloc(0), ended: false });
+      return;
+    }
+    this.sniffing++;
+    sniffClient(client, this.config.sniffTimeoutMs, (outcome, name, early) => {
+      this.sniffing--;
+      increment(this.counters.sniffs, outcome);
+      if (outcome === 'error') {
+        increment(this.counters.closed, 'client-error');
+        client.resetAndDestroy();
+        return;
+      }
+      this.startFlow(client, id, clientEnd, destination, this.routes.decide(routeFlowOf(clientEnd, destination, name)), name, early);
+    });
+  }
+
+  /**
+   * The flow takes its route's outbound. `early`: bytes sniffing already read from the client
+   * (they go upstream first), and whether the client's FIN came with them.
+   */
+  private startFlow(client: net.Socket, id: number, clientEnd: Endpoint, destination: Endpoint, decision: RouteDecision, name: string | undefined, early: { bytes: Buffer; ended: boolean }): void {
+    const { family } = this.config;
+    const emit = this.deps.emit;
+    const started = Date.now();
+    const outbound = decision.outbound;
+    countRouted(this.counters, decision.route, outbound.name, 1);
+    if (this.flowEvents) emit({ type: 'tcp.route', id, originalDestination: destination, ...routeFields(decision), ...(name === undefined ? {} : { name }) });
+    if (outbound.kind === 'reject') {
+      increment(this.counters.closed, 'rejected');
+      if (this.flowEvents) emit({ type: 'tcp.close', id, client: clientEnd, originalDestination: destination, bytesFromClient: 0, bytesFromServer: 0, durationMs: 0, reason: 'rejected', ...routeFields(decision) });
+      client.resetAndDestroy();
+      return;
+    }
 
     let upstream: net.Socket;
     try {
@@ -278,7 +327,7 @@ export class TcpRelay {
         this.deps.sockets.setDscp(clientFd, family, dscp);
       }
       client.prependOnceListener('finish', () => this.finOnClose(clientFd));
-      upstream = this.openUpstream(clientEnd, dscp);
+      upstream = this.openUpstream(clientEnd, outbound, dscp);
     } catch (error) {
       const errno = errnoOf(error);
       increment(this.counters.connectErrors, errno);
@@ -305,6 +354,7 @@ export class TcpRelay {
       increment(this.counters.closed, reason);
       this.counters.bytesFromClient += client.bytesRead;
       this.counters.bytesFromServer += upstream.bytesRead - handshakeBytes;
+      countRouted(this.counters, decision.route, outbound.name, 0, client.bytesRead, upstream.bytesRead - handshakeBytes);
       if (this.flowEvents) {
         emit({
           type: 'tcp.close',
@@ -315,11 +365,12 @@ export class TcpRelay {
           bytesFromServer: upstream.bytesRead - handshakeBytes,
           durationMs: Date.now() - started,
           reason,
+          ...routeFields(decision),
         });
       }
       this.maybeResume();
     };
-    const flow: Flow = { id, client, upstream, clientEnd, destination, started, connected: () => connected, handshakeBytes: () => handshakeBytes, end };
+    const flow: Flow = { id, client, upstream, clientEnd, destination, started, decision, connected: () => connected, handshakeBytes: () => handshakeBytes, end };
     this.flows.add(flow);
     this.counters.active = this.flows.size;
     if (this.flows.size >= this.config.maxConnections) this.pauseAccept();
@@ -329,7 +380,8 @@ export class TcpRelay {
       end('connect-timeout');
     }, this.config.connectTimeoutMs);
 
-    const proxy = this.config.upstreamProxy;
+    const proxy = outbound.kind === 'socks5' || outbound.kind === 'http' ? outbound.proxy : undefined;
+    const sniffed = early;
     const onTunnel = (early: Buffer): void => {
       if (ended) return;
       connected = true;
@@ -346,7 +398,11 @@ export class TcpRelay {
         client.setTimeout(this.config.idleTimeoutMs, () => end('idle-timeout'));
       }
       if (early.length > 0) client.write(early);
-      client.pipe(upstream);
+      const header = proxyHeaderFor(outbound, clientEnd, destination);
+      if (header) upstream.write(header);
+      if (sniffed.bytes.length > 0) upstream.write(sniffed.bytes);
+      if (sniffed.ended) upstream.end();
+      else client.pipe(upstream);
       upstream.pipe(client);
       client.resume();
     };
@@ -384,9 +440,9 @@ export class TcpRelay {
   }
 
   /** The upstream socket, with the flow's DSCP and the TTL, reset on close until its FIN is sent. */
-  private openUpstream(client: Endpoint, dscp: number | undefined): net.Socket {
+  private openUpstream(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>, dscp: number | undefined): net.Socket {
     const { sockets } = this.deps;
-    const fd = this.openUpstreamFd(client, dscp);
+    const fd = this.openUpstreamFd(client, outbound, dscp);
     try {
       sockets.setResetOnClose(fd, true);
     } catch (error) {
@@ -407,12 +463,12 @@ export class TcpRelay {
     }
   }
 
-  private openUpstreamFd(client: Endpoint, dscp: number | undefined): number {
+  private openUpstreamFd(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>, dscp: number | undefined): number {
     const { sockets } = this.deps;
-    const { family, upstream, upstreamMark, upstreamProxy } = this.config;
+    const { family, upstreamMark } = this.config;
     const sent = { mark: upstreamMark, ...(dscp !== undefined ? { dscp } : {}), ...(this.config.headers?.ttl !== undefined ? { ttl: this.config.headers.ttl } : {}) };
-    if (upstreamProxy) return sockets.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', ...sent });
-    if (upstream === 'direct') return sockets.open({ family, transport: 'tcp', ...sent });
+    if (outbound.kind === 'socks5' || outbound.kind === 'http') return sockets.open({ family: outbound.proxy.endpoint.family, transport: 'tcp', ...sent });
+    if (outbound.kind === 'direct') return sockets.open({ family, transport: 'tcp', ...sent });
     // Transparent: the client's own address and port, so the server sees exactly the client.
     let fd = sockets.open({ family, transport: 'tcp', ...sent, transparent: true, reuseAddress: true });
     try {

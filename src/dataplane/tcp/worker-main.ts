@@ -44,6 +44,7 @@ async function main(config: TcpWorkerConfig): Promise<void> {
   const timer = setInterval(() => send({ kind: 'counters', counters: engine.counters() }), config.countersIntervalMs);
   let stopping = false;
   process.on('message', (message: SupervisorMessage) => {
+    if (message.kind === 'config') return; // taken once, at the start
     if (message.kind === 'snapshot') {
       void engine.snapshot(message.limit).then((snapshot) => send({ kind: 'snapshot', requestId: message.requestId, ...snapshot }));
       return;
@@ -71,9 +72,15 @@ async function main(config: TcpWorkerConfig): Promise<void> {
   process.on('SIGTERM', () => undefined);
 }
 
-const config = JSON.parse(process.env.TPROXY_TCP_WORKER ?? 'null') as TcpWorkerConfig | null;
-if (!config) {
-  process.stderr.write('tproxy tcp worker: started without TPROXY_TCP_WORKER configuration\n');
+// The supervisor sends the configuration first; without an IPC channel there is none.
+if (!process.send) {
+  process.stderr.write('tproxy tcp worker: started without an IPC channel to its supervisor\n');
   process.exit(2);
 }
-void main(config);
+process.once('message', (message: SupervisorMessage) => {
+  if (message.kind !== 'config') {
+    process.stderr.write(`tproxy tcp worker: expected its configuration first, got ${message.kind}\n`);
+    process.exit(2);
+  }
+  void main(message.config);
+});

@@ -16,6 +16,11 @@ export interface TcpWorkerConfig {
 }
 
 export type SupervisorMessage =
+  /**
+   * The first message, once: the worker's configuration. Over IPC, not the environment: route
+   * lists of 10,000s of prefixes are far larger than one environment string may be (128 KiB).
+   */
+  | { readonly kind: 'config'; readonly config: TcpWorkerConfig }
   | { readonly kind: 'stop'; readonly graceMs: number }
   | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number }
   /** Per-flow events on or off from now on; answered once in force (flows started after the answer follow it). */

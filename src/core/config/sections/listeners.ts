@@ -75,6 +75,17 @@ export const LISTENER = section({
         parse: refusing(parseUpstreamProxy),
       }),
     ),
+    outbound: optional(
+      text({
+        type: 'name',
+        allowed: 'the name of an outbound (direct, transparent, reject or one of outbounds)',
+        example: 'corp',
+        help: 'The outbound of this listener\'s flows that no route matches; absent: upstream, or upstreamProxy when set (both are shorthands for it).',
+        flag: { name: 'outbound', metavar: 'NAME' },
+        parse: (t) => (/^[A-Za-z][A-Za-z0-9_-]{0,31}$/.test(t) ? t : refused()),
+      }),
+    ),
+    sniffTimeoutMs: milliseconds({ min: 1, max: 60_000, default: 300, help: 'When a route matches on names, how long a TCP flow waits for the client\'s first bytes (TLS SNI, HTTP Host) before it is routed without a name.', flag: { name: 'sniff-timeout-ms', metavar: 'N' } }),
     upstreamMark: mark({ default: '0x2', help: 'SO_MARK of the upstream sockets, so the proxy\'s own traffic is never intercepted again; must differ from the fwmark.', flag: { name: 'upstream-mark', metavar: 'N' } }),
     maxConnections: integer({ min: 1, default: 100_000, unit: 'connections', help: 'Concurrent TCP flows per worker; accepting pauses at the cap (the kernel backlog holds new connections).', flag: { name: 'max-connections', metavar: 'N' } }),
     connectTimeoutMs: milliseconds({ min: 1, default: 10_000, help: 'Upstream TCP connect timeout.', flag: { name: 'connect-timeout-ms', metavar: 'N' } }),
@@ -96,6 +107,8 @@ export const LISTENER = section({
       if (listener.upstream !== 'direct') issues.push({ path: [...path, 'upstreamProxy'], message: `${name} needs upstream direct (flows through a proxy leave from this host's address), not ${listener.upstream}` });
       if (listener.intercept.some((s) => s.transport === 'udp')) issues.push({ path: [...path, 'upstreamProxy'], message: `${name} carries TCP only (SOCKS5 UDP ASSOCIATE is not supported), but intercept has udp: intercept tcp only on this listener` });
     }
+    if (listener.outbound !== undefined && listener.upstreamProxy) issues.push({ path: [...path, 'outbound'], message: 'outbound and upstreamProxy both name the way out: keep outbound (an outbound of kind socks5 or http holds the proxy)' });
+    if (listener.outbound !== undefined && listener.upstream !== 'direct') issues.push({ path: [...path, 'outbound'], message: `outbound and upstream ${listener.upstream} both name the way out: keep outbound (the built-in outbound transparent is upstream transparent)` });
     if (new Set(listener.families).size !== listener.families.length) issues.push({ path: [...path, 'families'], message: `[${listener.families.join(', ')}] lists a family twice: use [4], [6] or [4, 6]` });
   },
 });

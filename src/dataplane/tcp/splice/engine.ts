@@ -26,13 +26,17 @@ import { errnoName } from '../../../core/errno.js';
 import * as C from '../../../core/net/constants.js';
 import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
 import { createHandshake, type UpstreamHandshake } from '../../../core/upstream/handshake.js';
+import type { Outbound } from '../../../core/route/outbound.js';
+import { type RouteDecision, RouteTable } from '../../../core/route/table.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
 import { Epoll } from '../../../sys/epoll.js';
 import { SocketApi } from '../../../sys/socket.js';
 import type { ProxyEvent } from '../../events.js';
-import { emptyTcpCounters, increment } from '../counters.js';
+import { copyRouted, countRouted, emptyTcpCounters, increment } from '../counters.js';
 import { topN, type TcpFlowSnapshot } from '../flows.js';
 import { refusalReason } from '../refusal.js';
+import { proxyHeaderFor, routeFields, routeFlowOf } from '../routing.js';
+import { MAX_STREAM_SNIFF_BYTES, sniffStream } from '../../../core/sniff/stream.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
 const SPLICE_FLAGS = C.SPLICE_F_MOVE | C.SPLICE_F_NONBLOCK;
@@ -61,6 +65,8 @@ interface Flow {
   readonly destination: Endpoint;
   readonly cfd: number;
   readonly ufd: number;
+  /** The route and outbound the flow took at its start; a reload does not change them. */
+  readonly decision: RouteDecision;
   connected: boolean;
   /** Set while an upstream proxy's handshake runs (between its TCP connect and the tunnel). */
   handshake: UpstreamHandshake | undefined;
@@ -75,7 +81,19 @@ interface Flow {
   uInterest: number;
 }
 
-type Owner = { readonly kind: 'listener'; readonly fd: number; readonly family: C.Family; readonly port: number } | { readonly kind: 'client' | 'upstream'; readonly flow: Flow };
+type ListenerOwner = { readonly kind: 'listener'; readonly fd: number; readonly family: C.Family; readonly port: number };
+
+/** An accepted connection whose first bytes are being peeked at for a name, before its route is known. */
+interface Sniffing {
+  readonly id: number;
+  readonly listener: ListenerOwner;
+  readonly cfd: number;
+  readonly client: Endpoint;
+  readonly destination: Endpoint;
+  readonly deadline: number;
+}
+
+type Owner = ListenerOwner | { readonly kind: 'client' | 'upstream'; readonly flow: Flow } | { readonly kind: 'sniffing'; readonly sniff: Sniffing };
 
 const newDirection = (): Direction => ({ r: -1, w: -1, buffered: 0, eof: false, shut: false, bytes: 0 });
 
@@ -117,6 +135,11 @@ export class SpliceEngine {
   private stopDeadline: number | undefined;
   private stopInFlight = 0;
   private readonly flowEventsFlag: Int32Array;
+  private readonly routes: RouteTable;
+  /** Connections waiting for their name, in accept order (so in deadline order). */
+  private readonly sniffing = new Set<Sniffing>();
+  /** The first bytes of a client, peeked (never read) for its name. */
+  private readonly sniffBytes = Buffer.alloc(MAX_STREAM_SNIFF_BYTES);
 
   constructor(
     private readonly config: SpliceEngineConfig,
@@ -129,6 +152,7 @@ export class SpliceEngine {
     this.linger.writeInt32LE(0, 4);
     this.localAddresses = new Set(config.localAddresses);
     this.flowEventsFlag = new Int32Array(config.flowEvents);
+    this.routes = RouteTable.compile(config.routing);
     this.epoll = new Epoll(this.api, libc, MAX_EVENTS);
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
@@ -179,7 +203,9 @@ export class SpliceEngine {
 
   /** One loop turn: wait for events (up to waitMs), handle them, run timers. False once stopped. */
   turn(waitMs: number): boolean {
-    const n = this.epoll.wait(waitMs);
+    // A sniff deadline due sooner than waitMs shortens the wait (flows are not delayed past it).
+    const firstSniff = this.sniffing.values().next().value;
+    const n = this.epoll.wait(firstSniff ? Math.max(0, Math.min(waitMs, firstSniff.deadline - Date.now())) : waitMs);
     for (let i = 0; i < n; i++) {
       const fd = this.epoll.readyFd(i);
       const events = this.epoll.readyEvents(i);
@@ -191,9 +217,11 @@ export class SpliceEngine {
       const owner = this.owners.get(fd);
       if (!owner) continue;
       if (owner.kind === 'listener') this.acceptFrom(owner);
+      else if (owner.kind === 'sniffing') this.onSniffBytes(owner.sniff, events);
       else if (!owner.flow.closed) this.onSocket(owner.flow, owner.kind, events);
     }
     const now = Date.now();
+    if (firstSniff) this.expireSniffs(now);
     if (now - this.lastScan >= 100) this.scan(now);
     if (this.pending.length > 0) {
       this.post({ kind: 'events', events: this.pending });
@@ -209,11 +237,13 @@ export class SpliceEngine {
   private snapshot(): typeof this.counters {
     let bytesFromClient = this.counters.bytesFromClient;
     let bytesFromServer = this.counters.bytesFromServer;
+    const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
     for (const f of this.flows) {
       bytesFromClient += f.up.bytes;
       bytesFromServer += f.down.bytes;
+      countRouted(routed, f.decision.route, f.decision.outbound.name, 0, f.up.bytes, f.down.bytes);
     }
-    return { ...this.counters, active: this.flows.size, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed } };
+    return { ...this.counters, active: this.flows.size, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed }, ...routed };
   }
 
   // ---- accepting ------------------------------------------------------------------------------
@@ -229,7 +259,7 @@ export class SpliceEngine {
     if (!on) this.counters.acceptPauses++;
   }
 
-  private acceptFrom(listener: Extract<Owner, { kind: 'listener' }>): void {
+  private acceptFrom(listener: ListenerOwner): void {
     for (let i = 0; i < ACCEPT_BATCH && !this.acceptPaused; i++) {
       this.addrLen.writeUInt32LE(this.addr.length, 0);
       const cfd = this.libc.accept4(listener.fd, this.addr, this.addrLen, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
@@ -256,16 +286,98 @@ export class SpliceEngine {
     }
   }
 
-  private onAccepted(listener: Extract<Owner, { kind: 'listener' }>, cfd: number, client: Endpoint, destination: Endpoint): void {
+  private onAccepted(listener: ListenerOwner, cfd: number, client: Endpoint, destination: Endpoint): void {
     const refused = refusalReason(client, destination, {
       localAddresses: this.localAddresses,
       listenPort: listener.port,
-      activeFlows: this.flows.size,
+      activeFlows: this.flows.size + this.sniffing.size,
       maxConnections: this.config.maxConnections,
     });
     if (refused) {
       this.counters.refused[refused]++;
       if (this.flowEvents()) this.emit({ type: 'tcp.refused', client, originalDestination: destination, reason: refused });
+      this.reset(cfd);
+      return;
+    }
+    const id = this.nextId++;
+    if (this.flowEvents()) this.emit({ type: 'tcp.accept', id, client, originalDestination: destination });
+    const first = this.routes.decideUnnamed(routeFlowOf(client, destination));
+    if (first !== 'sniff') {
+      this.startFlow(listener, id, cfd, client, destination, first, undefined, true);
+      return;
+    }
+    // Its name could change its route: peek at its first bytes (epoll says when they come).
+    const sniff: Sniffing = { id, listener, cfd, client, destination, deadline: Date.now() + this.config.sniffTimeoutMs };
+    this.sniffing.add(sniff);
+    this.owners.set(cfd, { kind: 'sniffing', sniff });
+    this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);
+    if (this.flowsAtCap()) this.setAccepting(false);
+  }
+
+  // ---- sniffing -------------------------------------------------------------------------------
+  // MSG_PEEK only: every byte stays in the client's socket for the relay. sniffStream gives a
+  // final answer by MAX_STREAM_SNIFF_BYTES, so the buffer never fills without one.
+
+  private onSniffBytes(sniff: Sniffing, events: number): void {
+    const n = this.libc.recv(sniff.cfd, this.sniffBytes, this.sniffBytes.length, C.MSG_PEEK | C.MSG_DONTWAIT);
+    if (n < 0) {
+      const errno = this.errno();
+      if (errno === 'EAGAIN' || errno === 'EINTR') return;
+      this.endSniff(sniff);
+      this.counters.accepted++;
+      increment(this.counters.closed, `client-${errno}`);
+      this.reset(sniff.cfd);
+      return;
+    }
+    if (n === 0) {
+      this.finishSniff(sniff, 'closed', undefined);
+      return;
+    }
+    const result = sniffStream(this.sniffBytes.subarray(0, n));
+    if (result.kind === 'name') this.finishSniff(sniff, result.protocol, result.name);
+    else if (result.kind === 'none') this.finishSniff(sniff, 'none', undefined);
+    // 'more' with the client's FIN already here: no more bytes will come.
+    else if (events & (C.EPOLLRDHUP | C.EPOLLHUP)) this.finishSniff(sniff, 'closed', undefined);
+  }
+
+  private expireSniffs(now: number): void {
+    const due: Sniffing[] = [];
+    for (const sniff of this.sniffing) {
+      if (now < sniff.deadline) break;
+      due.push(sniff);
+    }
+    for (const sniff of due) this.finishSniff(sniff, 'timeout', undefined);
+  }
+
+  private endSniff(sniff: Sniffing): void {
+    this.sniffing.delete(sniff);
+    this.owners.delete(sniff.cfd);
+    this.epoll.remove(sniff.cfd);
+  }
+
+  private finishSniff(sniff: Sniffing, outcome: string, name: string | undefined): void {
+    this.endSniff(sniff);
+    increment(this.counters.sniffs, outcome);
+    const decision = this.routes.decide(routeFlowOf(sniff.client, sniff.destination, name));
+    this.startFlow(sniff.listener, sniff.id, sniff.cfd, sniff.client, sniff.destination, decision, name, false);
+  }
+
+  private flowsAtCap(): boolean {
+    return this.flows.size + this.sniffing.size >= this.config.maxConnections;
+  }
+
+  /**
+   * The flow takes its route's outbound. `fresh`: called from the accept itself, so this.local
+   * still holds the destination's sockaddr as the kernel gave it.
+   */
+  private startFlow(listener: ListenerOwner, id: number, cfd: number, client: Endpoint, destination: Endpoint, decision: RouteDecision, name: string | undefined, fresh: boolean): void {
+    const outbound = decision.outbound;
+    countRouted(this.counters, decision.route, outbound.name, 1);
+    if (this.flowEvents()) this.emit({ type: 'tcp.route', id, originalDestination: destination, ...routeFields(decision), ...(name === undefined ? {} : { name }) });
+    if (outbound.kind === 'reject') {
+      this.counters.accepted++;
+      increment(this.counters.closed, 'rejected');
+      if (this.flowEvents()) this.emit({ type: 'tcp.close', id, client, originalDestination: destination, bytesFromClient: 0, bytesFromServer: 0, durationMs: 0, reason: 'rejected', ...routeFields(decision) });
       this.reset(cfd);
       return;
     }
@@ -276,8 +388,9 @@ export class SpliceEngine {
         dscp = this.api.savedSynDscp(cfd) ?? 0;
         this.api.setDscp(cfd, listener.family, dscp);
       }
-      ufd = this.openUpstream(client, dscp);
-      if (this.config.upstreamProxy) this.api.connect(ufd, this.config.upstreamProxy.endpoint);
+      ufd = this.openUpstream(client, outbound, dscp);
+      if (outbound.kind === 'socks5' || outbound.kind === 'http') this.api.connect(ufd, outbound.proxy.endpoint);
+      else if (!fresh) this.api.connect(ufd, destination);
       // Straight from getsockname's bytes (this.local): no sockaddr to encode again.
       else if (this.libc.connect(ufd, this.local, this.localLen.readUInt32LE(0)) !== 0 && this.libc.errno() !== EINPROGRESS) {
         const errno = this.errno();
@@ -296,12 +409,13 @@ export class SpliceEngine {
     }
     const now = Date.now();
     const flow: Flow = {
-      id: this.nextId++,
+      id,
       family: listener.family,
       client,
       destination,
       cfd,
       ufd,
+      decision,
       connected: false,
       handshake: undefined,
       closed: false,
@@ -320,13 +434,12 @@ export class SpliceEngine {
     this.owners.set(ufd, { kind: 'upstream', flow });
     this.epoll.add(ufd, C.EPOLLOUT);
     flow.uInterest = C.EPOLLOUT;
-    if (this.flowEvents()) this.emit({ type: 'tcp.accept', id: flow.id, client, originalDestination: destination });
-    if (this.flows.size >= this.config.maxConnections) this.setAccepting(false);
+    if (this.flowsAtCap()) this.setAccepting(false);
   }
 
   /** The upstream socket with the flow's DSCP and the TTL, reset on close until its FIN is sent. */
-  private openUpstream(client: Endpoint, dscp: number | undefined): number {
-    const fd = this.openUpstreamFd(client, dscp);
+  private openUpstream(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>, dscp: number | undefined): number {
+    const fd = this.openUpstreamFd(client, outbound, dscp);
     if (this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.linger, 8) !== 0) {
       const errno = this.errno();
       this.libc.close(fd);
@@ -335,12 +448,12 @@ export class SpliceEngine {
     return fd;
   }
 
-  private openUpstreamFd(client: Endpoint, dscp: number | undefined): number {
-    const { upstream, upstreamMark, upstreamProxy, headers } = this.config;
+  private openUpstreamFd(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>, dscp: number | undefined): number {
+    const { upstreamMark, headers } = this.config;
     const sent = { mark: upstreamMark, ...(dscp !== undefined ? { dscp } : {}), ...(headers.ttl !== undefined ? { ttl: headers.ttl } : {}) };
-    if (upstreamProxy) return this.api.open({ family: upstreamProxy.endpoint.family, transport: 'tcp', ...sent });
+    if (outbound.kind === 'socks5' || outbound.kind === 'http') return this.api.open({ family: outbound.proxy.endpoint.family, transport: 'tcp', ...sent });
     const family = client.family;
-    if (upstream === 'direct') return this.api.open({ family, transport: 'tcp', ...sent });
+    if (outbound.kind === 'direct') return this.api.open({ family, transport: 'tcp', ...sent });
     let fd = this.api.open({ family, transport: 'tcp', ...sent, transparent: true, reuseAddress: true });
     try {
       this.api.bind(fd, client);
@@ -378,7 +491,8 @@ export class SpliceEngine {
         return;
       }
       if ((events & C.EPOLLOUT) === 0) return;
-      if (this.config.upstreamProxy) this.startHandshake(flow, createHandshake(this.config.upstreamProxy, flow.destination));
+      const outbound = flow.decision.outbound;
+      if (outbound.kind === 'socks5' || outbound.kind === 'http') this.startHandshake(flow, createHandshake(outbound.proxy, flow.destination));
       else this.onConnected(flow);
       return;
     }
@@ -488,6 +602,9 @@ export class SpliceEngine {
   }
 
   private onConnected(flow: Flow): void {
+    // The socket's send buffer is empty: the header goes whole or the next hop is broken.
+    const header = proxyHeaderFor(flow.decision.outbound, flow.client, flow.destination);
+    if (header && !this.sendAll(flow, header)) return;
     flow.connected = true;
     this.connecting.delete(flow);
     // Segments leave as they come: Nagle would hold the tail of a response for the peer's
@@ -624,6 +741,7 @@ export class SpliceEngine {
     increment(this.counters.closed, reason);
     this.counters.bytesFromClient += flow.up.bytes;
     this.counters.bytesFromServer += flow.down.bytes;
+    countRouted(this.counters, flow.decision.route, flow.decision.outbound.name, 0, flow.up.bytes, flow.down.bytes);
     this.counters.active = this.flows.size;
     if (this.flowEvents()) {
       this.emit({
@@ -635,18 +753,19 @@ export class SpliceEngine {
         bytesFromServer: flow.down.bytes,
         durationMs: Date.now() - flow.started,
         reason,
+        ...routeFields(flow.decision),
       });
     }
     // Resume below the cap, not below a lower mark: waiting connections must not sit in the
     // backlog while there is room (with a gap, flows that wait on each other could never finish).
-    if (this.acceptPaused && this.resumeAt === 0 && this.flows.size < this.config.maxConnections) this.setAccepting(true);
+    if (this.acceptPaused && this.resumeAt === 0 && !this.flowsAtCap()) this.setAccepting(true);
   }
 
   private scan(now: number): void {
     this.lastScan = now;
     if (this.acceptPaused && this.resumeAt !== 0 && now >= this.resumeAt) {
       this.resumeAt = 0;
-      if (this.flows.size < this.config.maxConnections) this.setAccepting(true);
+      if (!this.flowsAtCap()) this.setAccepting(true);
     }
     // Deadlines follow accept order: stop at the first connect that is not due yet.
     const due: Flow[] = [];
@@ -679,6 +798,12 @@ export class SpliceEngine {
     if (!this.acceptPaused) this.setAccepting(false);
     this.listening = false;
     for (const l of this.listeners) this.libc.close((l as { fd: number }).fd);
+    // Connections still waiting for their name never became flows: reset them.
+    for (const sniff of [...this.sniffing]) {
+      this.endSniff(sniff);
+      increment(this.counters.closed, 'stopped');
+      this.reset(sniff.cfd);
+    }
   }
 
   private finishStopIfDone(now: number): boolean {

@@ -1,7 +1,7 @@
 /** Messages between a SpliceRelay (its owner thread) and the splice engine thread. */
 import type { Family } from '../../../core/net/constants.js';
-import type { UpstreamProxy } from '../../../core/upstream/proxy-url.js';
-import type { ProxyEvent, UpstreamMode } from '../../events.js';
+import type { RoutingConfig } from '../../../core/route/config.js';
+import type { ProxyEvent } from '../../events.js';
 import type { SentHeaders } from '../../headers.js';
 import type { TcpCounters } from '../counters.js';
 import type { TcpSnapshot } from '../flows.js';
@@ -9,10 +9,11 @@ import type { StopReport } from '../relay.js';
 
 export interface SpliceEngineConfig {
   readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
-  readonly upstream: UpstreamMode;
+  /** The routes and outbounds of the listener: each flow leaves the way its route says. */
+  readonly routing: RoutingConfig;
+  /** How long a flow whose name could change its route waits for its first bytes. */
+  readonly sniffTimeoutMs: number;
   readonly upstreamMark: number;
-  /** Flows go through this proxy (SOCKS5 or HTTP CONNECT) instead of straight to their destination. */
-  readonly upstreamProxy?: UpstreamProxy;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly keepAliveMs: number;

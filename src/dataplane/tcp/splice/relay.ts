@@ -71,9 +71,9 @@ export class SpliceRelay {
     }
     const engine: SpliceEngineConfig = {
       listeners,
-      upstream: this.config.upstream,
+      routing: this.config.routing,
+      sniffTimeoutMs: this.config.sniffTimeoutMs,
       upstreamMark: this.config.upstreamMark,
-      ...(this.config.upstreamProxy ? { upstreamProxy: this.config.upstreamProxy } : {}),
       connectTimeoutMs: this.config.connectTimeoutMs,
       idleTimeoutMs: this.config.idleTimeoutMs,
       keepAliveMs: this.config.keepAliveMs,
