@@ -31,7 +31,11 @@ export function parseIntercept(text: string): InterceptSpec {
 /** Merge specs of the same transport (`--intercept tcp:80 --intercept tcp:443`). */
 export function mergeIntercepts(specs: readonly InterceptSpec[]): InterceptSpec[] {
   const byTransport = new Map<Transport, PortRange[]>();
-  for (const spec of specs) byTransport.set(spec.transport, [...(byTransport.get(spec.transport) ?? []), ...spec.ports]);
+  for (const spec of specs) {
+    const ports = byTransport.get(spec.transport) ?? [];
+    byTransport.set(spec.transport, ports);
+    for (const range of spec.ports) ports.push(range);
+  }
   return [...byTransport].map(([transport, ports]) => ({ transport, ports }));
 }
 

@@ -5,7 +5,7 @@
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
 import { parseCidr } from './cidr.js';
-import { FAIL_MODES, type ListenerRules, type RulesConfig } from './config.js';
+import { FAIL_MODES, type ListenerRules, type PortRange, type RulesConfig } from './config.js';
 import { FULL_MASK, hex, marksCollide } from './marks.js';
 
 const MAX_ID = 0xfffffffe;
@@ -45,18 +45,35 @@ function validateListener(config: RulesConfig, listener: ListenerRules, at: stri
   }
 }
 
-/** No two listeners may intercept the same packets (the second's rule would never match) or share a port. */
+function formatRange(range: PortRange): string {
+  return range.from === range.to ? String(range.from) : `${range.from}-${range.to}`;
+}
+
+/**
+ * No two listeners may intercept the same packets (the second's rule would never match) or share a
+ * port. Per family and transport, every listener's port ranges sorted by start and swept once,
+ * O(n log n) in the number of ranges (32,768 single ports are one sort, not a billion comparisons):
+ * the first range that starts within the widest range so far of another listener overlaps it.
+ */
 function checkOverlaps(listeners: readonly ListenerRules[]): void {
   for (const [i, a] of listeners.entries()) {
     for (const [j, b] of listeners.slice(0, i).entries()) {
-      const families = a.families.filter((f) => b.families.includes(f));
-      if (families.length === 0) continue;
-      for (const x of a.intercept) {
-        for (const y of b.intercept.filter((s) => s.transport === x.transport)) {
-          if (a.port === b.port) bad(`listeners[${i}].port`, `${a.port} is already the port of listeners[${j}] (${b.name}) for ${x.transport}: each listener needs its own port`);
-          const p = x.ports.find((r) => y.ports.some((q) => r.from <= q.to && q.from <= r.to));
-          if (p) bad(`listeners[${i}].intercept`, `${x.transport}:${p.from === p.to ? p.from : `${p.from}-${p.to}`} is already intercepted by listeners[${j}] (${b.name}): a port goes to one listener`);
+      if (a.port !== b.port || !a.families.some((f) => b.families.includes(f))) continue;
+      const shared = a.intercept.find((x) => b.intercept.some((y) => y.transport === x.transport));
+      if (shared) bad(`listeners[${i}].port`, `${a.port} is already the port of listeners[${j}] (${b.name}) for ${shared.transport}: each listener needs its own port`);
+    }
+  }
+  for (const family of [4, 6] as const) {
+    for (const transport of ['tcp', 'udp'] as const) {
+      const ranges = listeners.flatMap((l, index) => (l.families.includes(family) ? l.intercept.filter((s) => s.transport === transport).flatMap((s) => s.ports.map((range) => ({ range, index }))) : []));
+      ranges.sort((x, y) => x.range.from - y.range.from || x.index - y.index);
+      let widest: (typeof ranges)[number] | undefined;
+      for (const current of ranges) {
+        if (widest && current.index !== widest.index && current.range.from <= widest.range.to) {
+          const [later, earlier] = current.index > widest.index ? [current, widest] : [widest, current];
+          bad(`listeners[${later.index}].intercept`, `${transport}:${formatRange(later.range)} is already intercepted by listeners[${earlier.index}] (${listeners[earlier.index]?.name}): a port goes to one listener`);
         }
+        if (!widest || current.range.to > widest.range.to) widest = current;
       }
     }
   }
