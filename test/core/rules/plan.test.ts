@@ -257,8 +257,8 @@ describe('several listeners', () => {
         } catch (error) {
           refused = error;
         }
-        assert.equal(refused !== undefined, overlap, String(refused));
-        if (refused) assert.ok(isTproxyError(refused, 'ERR_INVALID_ARGUMENT') && /is already intercepted by listeners\[\d\]/.test(refused.message), String(refused));
+        assert.equal(refused !== undefined, overlap, (refused as Error | undefined)?.message);
+        if (refused) assert.ok(isTproxyError(refused, 'ERR_INVALID_ARGUMENT') && /is already intercepted by listeners\[\d\]/.test(refused.message), (refused as Error).message);
       }),
       { seed: 1313, numRuns: 400 },
     );
