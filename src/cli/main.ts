@@ -13,6 +13,7 @@ import { snapshotCommand } from './commands/snapshot.js';
 import { statusCommand } from './commands/status.js';
 import type { CliIo, Command } from './io.js';
 import { version } from './version.js';
+import { clipped, quoted } from '../core/quote.js';
 
 export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), doctorCommand(), configCommand, statusCommand];
 
@@ -47,7 +48,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    io.err(`tproxy: unknown command "${name}"\n\n${usage()}`);
+    io.err(`tproxy: unknown command ${quoted(name)}\n\n${usage()}`);
     return 2;
   }
   const json = rest.includes('--json');
@@ -61,7 +62,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     }
     const code = (error as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`tproxy ${name}: ${(error as Error).message}\n\n${command.usage}`);
+      // node's message quotes the option whole: keep a line, not megabytes.
+      io.err(`tproxy ${name}: ${clipped((error as Error).message)}\n\n${command.usage}`);
       return 2;
     }
     io.err(`tproxy ${name}: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);

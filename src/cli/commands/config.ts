@@ -1,12 +1,13 @@
 /** `tproxy config check FILE` and `tproxy config example`. */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { exampleConfig } from '../../core/config/example.js';
 import { TproxyError } from '../../core/errors.js';
+import { quoted } from '../../core/quote.js';
 import { rulesConfigOf } from '../../core/config/rules-of.js';
 import { planRules } from '../../core/rules/plan.js';
 import type { CliIo, Command } from '../io.js';
 import { configFrom } from '../selection.js';
+import { parseCommandLine } from '../args.js';
 
 const USAGE = `Usage: tproxy config check [--json] FILE
        tproxy config example
@@ -23,7 +24,7 @@ export const configCommand: Command = {
   summary: 'check a configuration file, or print a commented example',
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseCommandLine({ args: argv, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
     if (values.help) {
       io.out(USAGE);
       return 0;
@@ -46,6 +47,6 @@ export const configCommand: Command = {
       io.out(`${file}: valid\nlisteners: ${listeners.join(', ')}\n${rules}\n`);
       return 0;
     }
-    throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy config: expected "check FILE" or "example"${positionals.length > 0 ? `, got "${positionals.join(' ')}"` : ''}`);
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy config: expected "check FILE" or "example"${positionals.length > 0 ? `, got ${quoted(positionals.join(' '))}` : ''}`);
   },
 };

@@ -1,11 +1,11 @@
 /** `tproxy demo`: the classic TPROXY relay end to end in network namespaces. */
-import { parseArgs } from 'node:util';
 import { parseFamily, parsePortOption } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
 import type { Transport } from '../../core/net/constants.js';
 import { runDemo } from '../../demo/run-demo.js';
 import type { Lab } from '../../lab/topology.js';
 import type { CliIo, Command } from '../io.js';
+import { parseCommandLine } from '../args.js';
 
 const USAGE = `Usage: tproxy demo [options]
 
@@ -28,7 +28,7 @@ export const demoCommand: Command = {
   summary: 'run the classic TPROXY relay end to end in network namespaces',
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
+    const { values } = parseCommandLine({
       args: argv,
       options: {
         upstream: { type: 'string', default: 'transparent' },

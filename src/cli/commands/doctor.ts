@@ -1,6 +1,5 @@
 /** `tproxy doctor`: find what stops TPROXY from working on this host, and the command that fixes it. */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { doctorInput, shellWord, type FixCommands } from '../../core/doctor/input.js';
 import { diagnose, formatReport, reportToJson } from '../../core/doctor/report.js';
 import { TproxyError } from '../../core/errors.js';
@@ -13,6 +12,8 @@ import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import type { CliIo, Command } from '../io.js';
 import { RULES_FLAGS, configFrom, selectionHelp, selectionOptions } from '../selection.js';
+import { parseCommandLine } from '../args.js';
+import { maskProxyUrl } from '../../core/upstream/proxy-url.js';
 
 /** Every option of `tproxy run` (they say what to expect, and reappear in the fix commands). */
 const RUN_FLAGS = configFlags();
@@ -52,12 +53,14 @@ ${selectionHelp(RUN_FLAGS)}
 
 /** The options doctor was given, as words for a fix command: all of them (run), or the rule selection only (rules apply). */
 function commandArgs(argv: readonly string[], only?: ReadonlySet<string>): string[] {
-  const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, tokens: true });
+  const { tokens } = parseCommandLine({ args: [...argv], options: OPTIONS, strict: true, tokens: true });
   const out: string[] = [];
   for (const t of tokens) {
     if (t.kind !== 'option' || ['json', 'snapshot', 'help'].includes(t.name) || (only && !only.has(t.name))) continue;
-    out.push(t.rawName, ...(t.value !== undefined && !t.inlineValue ? [t.value] : []));
-    if (t.inlineValue) out[out.length - 1] = `${t.rawName}=${t.value ?? ''}`;
+    // A proxy URL's password is not printed: the command shows USER:***@ to fill in.
+    const value = t.value !== undefined && (t.name as string) === 'upstream-proxy' ? maskProxyUrl(t.value) : t.value;
+    out.push(t.rawName, ...(value !== undefined && !t.inlineValue ? [value] : []));
+    if (t.inlineValue) out[out.length - 1] = `${t.rawName}=${value ?? ''}`;
   }
   return out.map(shellWord);
 }
@@ -89,7 +92,7 @@ export interface DoctorOptions {
  * fix commands it prints. Any listener in transparent mode makes the divert rule a must.
  */
 export async function doctorOptions(argv: readonly string[]): Promise<DoctorOptions> {
-  const { values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true });
+  const { values } = parseCommandLine({ args: [...argv], options: OPTIONS, strict: true });
   const flags = { json: values.json === true, help: values.help === true, ...(typeof values.snapshot === 'string' ? { snapshot: values.snapshot } : {}) };
   if (flags.help) return { values: flags, config: rulesConfigOf(await configFrom({})), commands: { apply: '', run: '' }, upstream: 'direct' };
   const tproxy = await configFrom(values);

@@ -1,6 +1,5 @@
 /** `tproxy explain PACKET`: what the kernel does with one packet, and why, from the live host or a snapshot. */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { TproxyError } from '../../core/errors.js';
 import { explainPacket } from '../../core/model/explain.js';
 import { explanationToJson, formatExplanation } from '../../core/model/format.js';
@@ -9,6 +8,7 @@ import { checkSnapshot, worldFromSnapshot, type Snapshot } from '../../core/mode
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import type { CliIo, Command } from '../io.js';
+import { parseCommandLine } from '../args.js';
 
 const USAGE = `Usage: tproxy explain [--json] [--snapshot FILE] PACKET
 
@@ -34,7 +34,7 @@ export function explainCommand(runner: CommandRunner = new ProcessRunner()): Com
     async run(argv: string[], io: CliIo): Promise<number> {
       // The packet's `->` looks like an option to parseArgs: keep it apart as a placeholder.
       const ARROW = '\u2192';
-      const { values, positionals: words } = parseArgs({
+      const { values, positionals: words } = parseCommandLine({
         args: argv.map((a) => (a === '->' ? ARROW : a)),
         options: { json: { type: 'boolean', default: false }, snapshot: { type: 'string' }, help: { type: 'boolean', default: false } },
         allowPositionals: true,

@@ -1,6 +1,6 @@
 /** `tproxy rules plan|apply|status|cleanup`: the kernel side on its own. */
-import { parseArgs } from 'node:util';
 import { TproxyError } from '../../core/errors.js';
+import { quoted } from '../../core/quote.js';
 import { ipApplyCommands } from '../../core/rules/policy-routing.js';
 import type { RulesPlan } from '../../core/rules/ruleset.js';
 import type { PieceStatus } from '../../core/rules/status.js';
@@ -12,6 +12,7 @@ import { planRules } from '../../core/rules/plan.js';
 import { rulesConfigOf } from '../../core/config/rules-of.js';
 import type { BackendChoice } from '../../control/backend.js';
 import { RULES_FLAGS, backendFrom, configFrom, selectionHelp, selectionOptions } from '../selection.js';
+import { parseCommandLine } from '../args.js';
 
 const USAGE = `Usage: tproxy rules plan|apply|status|cleanup [options]
 
@@ -70,7 +71,7 @@ export const rulesCommand: Command = {
   summary: 'plan, apply, show or remove the kernel rules',
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values, positionals } = parseArgs({
+    const { values, positionals } = parseCommandLine({
       args: argv,
       options: { ...selectionOptions(RULES_FLAGS), json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
       allowPositionals: true,
@@ -82,7 +83,7 @@ export const rulesCommand: Command = {
     }
     const [action, ...extra] = positionals;
     if (!action || extra.length > 0 || !['plan', 'apply', 'status', 'cleanup'].includes(action)) {
-      throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: expected one of plan, apply, status, cleanup${action ? `, got "${positionals.join(' ')}"` : ''}`);
+      throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: expected one of plan, apply, status, cleanup${action ? `, got ${quoted(positionals.join(' '))}` : ''}`);
     }
     const config = await configFrom(values);
     const plan = planRules(rulesConfigOf(config));

@@ -1,6 +1,5 @@
 /** `tproxy run`: the daemon: transparent listeners and their kernel rules, reloaded on SIGHUP. */
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { checkRunPrivileges, relevantCapabilities } from '../../core/capabilities.js';
 import { configFlags } from '../../core/config/flags.js';
 import type { TproxyConfig } from '../../core/config/tproxy-config.js';
@@ -14,6 +13,7 @@ import type { CliIo, Command } from '../io.js';
 import { createLogger, type Logger } from '../log.js';
 import { backendFrom, configFrom, selectionHelp, selectionOptions, type SelectionValues } from '../selection.js';
 import { version } from '../version.js';
+import { parseCommandLine } from '../args.js';
 
 const RUN_FLAGS = configFlags();
 
@@ -63,7 +63,7 @@ export const runCommand: Command = {
   summary: 'run the proxy and manage its kernel rules',
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const values: SelectionValues = parseArgs({ args: argv, options: { ...selectionOptions(RUN_FLAGS), help: { type: 'boolean' } }, strict: true }).values;
+    const values: SelectionValues = parseCommandLine({ args: argv, options: { ...selectionOptions(RUN_FLAGS), help: { type: 'boolean' } }, strict: true }).values;
     if (values.help === true) {
       io.out(USAGE);
       return 0;

@@ -1,9 +1,9 @@
 /** `tproxy snapshot`: save what the model needs to explain packets on this host, as JSON. */
-import { parseArgs } from 'node:util';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import type { CommandRunner } from '../../sys/exec.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import type { CliIo, Command } from '../io.js';
+import { parseCommandLine } from '../args.js';
 
 const USAGE = `Usage: tproxy snapshot [--help] > state.json
 
@@ -22,7 +22,7 @@ export function snapshotCommand(runner: CommandRunner = new ProcessRunner()): Co
     summary: 'save the ruleset, routes, sockets and sysctls of this host as JSON',
     usage: USAGE,
     async run(argv: string[], io: CliIo): Promise<number> {
-      const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', default: false } }, strict: true });
+      const { values } = parseCommandLine({ args: argv, options: { help: { type: 'boolean', default: false } }, strict: true });
       if (values.help) {
         io.out(USAGE);
         return 0;

@@ -1,5 +1,4 @@
 /** `tproxy status`: ask a running daemon over its admin socket. */
-import { parseArgs } from 'node:util';
 import { parseInteger } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
 import { DEFAULT_TOP_FLOWS } from '../../daemon/admin-protocol.js';
@@ -7,6 +6,7 @@ import { MAX_FLOWS_LIMIT } from '../../dataplane/tcp/flows.js';
 import { fetchStatus } from '../../daemon/operations.js';
 import type { CliIo, Command } from '../io.js';
 import { renderStatus } from '../status-text.js';
+import { parseCommandLine } from '../args.js';
 
 export const DEFAULT_ADMIN_SOCKET = '/run/tproxy/admin.sock';
 
@@ -28,7 +28,7 @@ export const statusCommand: Command = {
   summary: 'show listeners, rules, counters and busiest flows of a running daemon',
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
+    const { values } = parseCommandLine({
       args: argv,
       options: { socket: { type: 'string', default: DEFAULT_ADMIN_SOCKET }, top: { type: 'string', default: `${DEFAULT_TOP_FLOWS}` }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
       strict: true,

@@ -4,6 +4,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
+import { quoted } from '../quote.js';
 import { parseCidr } from './cidr.js';
 import { FAIL_MODES, type ListenerRules, type PortRange, type RulesConfig } from './config.js';
 import { FULL_MASK, hex, marksCollide } from './marks.js';
@@ -27,7 +28,7 @@ function validateListener(config: RulesConfig, listener: ListenerRules, at: stri
   for (const family of [4, 6] as const) {
     const address = listener.addresses[family];
     if (address !== undefined && !(family === 4 ? ipaddr.IPv4.isValidFourPartDecimal(address) : ipaddr.IPv6.isValid(address) && !address.includes('%'))) {
-      bad(`${at}.addresses`, `"${address}" is not an IPv${family} address`);
+      bad(`${at}.addresses`, `${quoted(address)} is not an IPv${family} address`);
     }
   }
   if (listener.families.length === 0) bad(`${at}.families`, 'at least one of IPv4 or IPv6 is needed');
@@ -80,7 +81,7 @@ function checkOverlaps(listeners: readonly ListenerRules[]): void {
 }
 
 export function validateRulesConfig(config: RulesConfig): void {
-  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `"${config.tableName}" must be a letter followed by letters, digits or _ (at most 31)`);
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `${quoted(config.tableName)} must be a letter followed by letters, digits or _ (at most 31)`);
   if (config.families.length === 0) bad('families', 'at least one of IPv4 or IPv6 is needed');
   if (config.families.some((f) => f !== 4 && f !== 6) || new Set(config.families).size !== config.families.length) bad('families', `${config.families.join(',')}: use 4, 6 or both, each once`);
   if (config.listeners.length === 0) bad('listeners', 'at least one listener is needed');
@@ -88,7 +89,7 @@ export function validateRulesConfig(config: RulesConfig): void {
   checkOverlaps(config.listeners);
   // Draining listeners may share ports and traffic with the new ones: they get no tproxy rules.
   for (const [i, listener] of (config.draining ?? []).entries()) validateListener(config, listener, `draining[${i}]`);
-  for (const name of config.interfaces) if (!/^[^\s/"'\\]{1,15}$/.test(name)) bad('interfaces', `"${name}" is not an interface name (1-15 characters, no spaces, quotes or /)`);
+  for (const name of config.interfaces) if (!/^[^\s/"'\\]{1,15}$/.test(name)) bad('interfaces', `${quoted(name)} is not an interface name (1-15 characters, no spaces, quotes or /)`);
 
   for (const text of config.bypass.destinations) parseCidr(text, 'bypass.destinations');
   for (const text of config.bypass.sources) parseCidr(text, 'bypass.sources');
@@ -99,7 +100,7 @@ export function validateRulesConfig(config: RulesConfig): void {
     }
   }
 
-  if (!FAIL_MODES.includes(config.failMode)) bad('failMode', `"${String(config.failMode)}": use ${FAIL_MODES.join(', ')}`);
+  if (!FAIL_MODES.includes(config.failMode)) bad('failMode', `${quoted(String(config.failMode))}: use ${FAIL_MODES.join(', ')}`);
 
   if (!isU32(config.fwmark) || !isU32(config.fwmarkMask)) bad('fwmark', 'mark and mask must be 32-bit numbers');
   if ((config.fwmark & config.fwmarkMask) === 0) bad('fwmark', `mark ${hex(config.fwmark)} has no bit inside mask ${hex(config.fwmarkMask)}`);
