@@ -8,7 +8,7 @@ import type { RulesConfig } from '../rules/config.js';
 import { planRules } from '../rules/plan.js';
 import { decodeRecord, type RulesRecord } from '../rules/record.js';
 import type { RulesPlan } from '../rules/ruleset.js';
-import { worldFromSnapshot, type Snapshot } from '../model/snapshot.js';
+import { readSource, worldFromSnapshot, type Snapshot } from '../model/snapshot.js';
 import type { World } from '../model/world.js';
 
 export interface FixCommands {
@@ -33,7 +33,7 @@ export interface DoctorInput {
 }
 
 export function doctorInput(snapshot: Snapshot, requested: RulesConfig, commands: FixCommands, upstream: 'direct' | 'transparent' = 'direct'): DoctorInput {
-  const nft = snapshot.nft ? parseNftJson(JSON.stringify(snapshot.nft)) : { tables: [], chains: [], sets: [], rules: [] };
+  const nft = readSource('nft', () => (snapshot.nft ? parseNftJson(JSON.stringify(snapshot.nft)) : { tables: [], chains: [], sets: [], rules: [] }));
   const table = nft.tables.find((t) => t.family === 'inet' && t.name === requested.tableName);
   const record = decodeRecord(table?.comment ?? snapshot.host?.tableComments?.[`inet ${requested.tableName}`]);
   const config: RulesConfig = record
