@@ -53,7 +53,7 @@ function replaced(value: unknown, path: readonly (string | number)[], by: unknow
   // An earlier edit may have replaced a parent: the path is gone.
   if (value === null || typeof value !== 'object') return value;
   const [head, ...rest] = path as [string | number, ...(string | number)[]];
-  if (Array.isArray(value)) return value.map((v, i) => (i === head ? replaced(v, rest, by) : v));
+  if (Array.isArray(value)) return (value as unknown[]).map((v, i) => (i === head ? replaced(v, rest, by) : v));
   const object = value as Record<string, unknown>;
   return { ...object, [head]: replaced(object[head], rest, by) };
 }
