@@ -58,6 +58,11 @@ export class Socks5Handshake implements UpstreamHandshake {
     if (reply.length > 0 && reply[0] !== (this.stage === 'auth' ? USERPASS_VERSION : VERSION)) {
       return { kind: 'failed', take, reason: 'socks5-protocol', errno: 'EPROTO' };
     }
+    // A success with an address type we cannot size is no reply we understand: its bytes must not
+    // reach the client as the server's data.
+    if (this.stage === 'connect' && reply.length >= 4 && reply[3] !== ATYP_IPV4 && reply[3] !== ATYP_IPV6 && reply[3] !== ATYP_DOMAIN) {
+      return { kind: 'failed', take, reason: 'socks5-protocol', errno: 'EPROTO' };
+    }
     if (this.stage === 'connect' && reply.length >= 2 && reply[1] !== 0) {
       const failure = REPLY_FAILURES[reply[1]!] ?? { reason: 'socks5-protocol', errno: 'EPROTO' };
       return { kind: 'failed', take, ...failure };
@@ -84,7 +89,7 @@ export class Socks5Handshake implements UpstreamHandshake {
     if (have < 5) return 5 - have;
     const atyp = this.reply[3];
     const addressBytes = atyp === ATYP_IPV4 ? 4 : atyp === ATYP_IPV6 ? 16 : atyp === ATYP_DOMAIN ? 1 + this.reply[4]! : -1;
-    if (addressBytes < 0) return 0; // unknown type: complete as far as we can tell; rejected below
+    if (addressBytes < 0) return 0; // unknown type: refused by offer()
     return 4 + addressBytes + 2 - have;
   }
 
