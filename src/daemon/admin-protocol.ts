@@ -8,6 +8,7 @@
  * Methods: `ping` (pid and version: who answers here), `status` (everything `tproxy status` shows).
  */
 import { TproxyError, isTproxyError } from '../core/errors.js';
+import { clipped } from '../core/quote.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import type { Transport } from '../core/net/constants.js';
 import type { RulesStatus } from '../control/apply.js';
@@ -75,7 +76,7 @@ export function parseAdminRequest(line: string): AdminRequest {
   const { id = null, method, params = {} } = value as { id?: unknown; method?: unknown; params?: unknown };
   if (id !== null && typeof id !== 'number' && typeof id !== 'string') throw invalid('"id" must be a number or a string');
   const known = ADMIN_METHODS.find((m) => m === method);
-  if (!known) throw invalid(`unknown method ${JSON.stringify(method)}: use ${ADMIN_METHODS.join(' or ')}`);
+  if (!known) throw invalid(`unknown method ${clipped(JSON.stringify(method) ?? 'nothing')}: use ${ADMIN_METHODS.join(' or ')}`);
   if (params === null || typeof params !== 'object' || Array.isArray(params)) throw invalid('"params" must be an object');
   const top = (params as { top?: unknown }).top ?? DEFAULT_TOP_FLOWS;
   if (typeof top !== 'number' || !Number.isInteger(top) || top < 0 || top > MAX_FLOWS_LIMIT) throw invalid(`"params.top" must be an integer from 0 to ${MAX_FLOWS_LIMIT}`);

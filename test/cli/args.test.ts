@@ -1,0 +1,41 @@
+// The command line of every command: any argv is options, or an error main turns into exit 2 (the
+// project's error, or node's ERR_PARSE_ARGS_* with the usage), never anything else.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { parseCommandLine } from '../../src/cli/args.js';
+import { selectionOptions } from '../../src/cli/selection.js';
+import { configFlags } from '../../src/core/config/flags.js';
+import { isTproxyError } from '../../src/core/errors.js';
+import { FUZZ, hostileText } from '../helpers/hostile.js';
+
+const OPTIONS = { ...selectionOptions(configFlags()), help: { type: 'boolean' } } as const;
+
+describe('command-line options', () => {
+  it('refuses a single-valued option twice, takes a repeatable one many times', () => {
+    assert.throws(() => parseCommandLine({ args: ['--listen', '1', '--listen=2'], options: OPTIONS, strict: true }), /--listen is given more than once/);
+    const { values } = parseCommandLine({ args: ['--intercept', 'tcp:80', '--intercept', 'udp:53', '--local', '--local'], options: OPTIONS, strict: true });
+    assert.deepEqual((values as Record<string, unknown>).intercept, ['tcp:80', 'udp:53']);
+  });
+
+  it('any argv: options or an error that exits 2', () => {
+    const names = Object.keys(OPTIONS);
+    const arg = fc.oneof(
+      fc.constantFrom(...names).map((n) => `--${n}`),
+      fc.tuple(fc.constantFrom(...names), hostileText).map(([n, v]) => `--${n}=${v}`),
+      hostileText,
+      fc.constantFrom('-', '--', '-x', '---', '--=', '-h'),
+    );
+    fc.assert(
+      fc.property(fc.array(arg, { maxLength: 10 }), (args) => {
+        try {
+          parseCommandLine({ args, options: OPTIONS, strict: true });
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code ?? '';
+          assert.ok(isTproxyError(error, 'ERR_INVALID_ARGUMENT') || code.startsWith('ERR_PARSE_ARGS'), String(error));
+        }
+      }),
+      FUZZ,
+    );
+  });
+});
