@@ -2,6 +2,7 @@
  * The command line: `tproxy <command> [options]`. The only place that turns errors into exit codes;
  * bin/tproxy.js is the only place that calls process.exit.
  */
+import { clipped, quoted } from '../core/quote.js';
 import { isTproxyError } from '../core/errors.js';
 import { optionsHelp } from '../core/cli-options.js';
 import { completionCommand } from './commands/completion.js';
@@ -57,7 +58,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    io.err(`tproxy: unknown command "${name}"\n\n${usage()}`);
+    io.err(`tproxy: unknown command ${quoted(name)}\n\n${usage()}`);
     return 2;
   }
   const json = rest.includes('--json');
@@ -71,7 +72,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     }
     const code = (error as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`tproxy ${name}: ${(error as Error).message}\n\n${command.usage}`);
+      // node's message quotes the option whole: keep a line, not megabytes.
+      io.err(`tproxy ${name}: ${clipped((error as Error).message)}\n\n${command.usage}`);
       return 2;
     }
     io.err(`tproxy ${name}: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);

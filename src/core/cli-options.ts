@@ -5,6 +5,7 @@
  * other commands list theirs by hand. Pure.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { TproxyError } from './errors.js';
 
 export interface CliOption {
   readonly name: string;
@@ -87,8 +88,23 @@ type ValueOf<O extends CliOption> = O extends { readonly metavar: string }
 /** The parsed values of a literal option list, typed by name. */
 export type OptionValues<O extends readonly CliOption[]> = { -readonly [K in O[number] as K['name']]: ValueOf<K> };
 
-/** Parse `args` strictly (unknown options are refused) with the options of a literal list. */
+/**
+ * Parse `args` strictly (unknown options are refused) with the options of a literal list. One rule
+ * parseArgs lacks: an option that takes one value (not `multiple`) given twice is refused instead
+ * of the last one silently winning (`--listen 8000 --listen 8001` would start one listener on 8001,
+ * not the two the user may have meant: several listeners are written in a configuration file).
+ */
 export function parseCommandLine<const O extends readonly CliOption[]>(args: readonly string[], options: O, allowPositionals = false): { values: OptionValues<O>; positionals: string[] } {
-  const { values, positionals } = parseArgs({ args: [...args], options: parseOptions(options), allowPositionals, strict: true });
+  const { values, positionals, tokens } = parseArgs({ args: [...args], options: parseOptions(options), allowPositionals, strict: true, tokens: true });
+  const single = new Set(options.filter((o) => !isSwitch(o) && o.multiple !== true).map((o) => o.name));
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== 'option' || !single.has(token.name)) continue;
+    // The values are not repeated: one may hold a secret (a proxy URL's password).
+    if (seen.has(token.name)) {
+      throw new TproxyError('ERR_INVALID_ARGUMENT', `--${token.name} is given more than once, but takes one value: give it once${token.name === 'listen' ? ' (for several listeners, write them in a configuration file: tproxy config example)' : ''}`, { option: token.name });
+    }
+    seen.add(token.name);
+  }
   return { values: values as OptionValues<O>, positionals };
 }

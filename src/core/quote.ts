@@ -11,3 +11,8 @@ export function quoted(text: string, max = QUOTE_MAX_CHARS): string {
   if (text.length <= max) return JSON.stringify(text);
   return `${JSON.stringify(`${text.slice(0, max)}…`)} (${text.length} characters)`;
 }
+
+/** Text shown as is, but at most `max` characters of it: `abc… (20000000 characters)`. */
+export function clipped(text: string, max = QUOTE_MAX_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+}

@@ -12,6 +12,7 @@ import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import type { TcpEngineKind } from '../dataplane/tcp/engines.js';
 import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { TproxyError, isTproxyError } from '../core/errors.js';
+import { clipped } from '../core/quote.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import type { Transport } from '../core/net/constants.js';
 import type { RulesConfig } from '../core/rules/config.js';
@@ -122,7 +123,7 @@ export function parseAdminRequest(line: string): AdminRequest {
   const { id = null, method, params = {} } = value as { id?: unknown; method?: unknown; params?: unknown };
   if (id !== null && typeof id !== 'number' && typeof id !== 'string') throw invalid('"id" must be a number or a string');
   const known = ADMIN_METHODS.find((m) => m === method);
-  if (!known) throw invalid(`unknown method ${JSON.stringify(method)}: use ${ADMIN_METHODS.join(', ')}`);
+  if (!known) throw invalid(`unknown method ${clipped(JSON.stringify(method) ?? 'nothing')}: use ${ADMIN_METHODS.join(', ')}`);
   if (params === null || typeof params !== 'object' || Array.isArray(params)) throw invalid('"params" must be an object');
   const top = (params as { top?: unknown }).top ?? DEFAULT_TOP_FLOWS;
   if (typeof top !== 'number' || !Number.isInteger(top) || top < 0 || top > MAX_FLOWS_LIMIT) throw invalid(`"params.top" must be an integer from 0 to ${MAX_FLOWS_LIMIT}`);

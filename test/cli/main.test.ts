@@ -94,6 +94,21 @@ describe('tproxy command line', () => {
     assert.match(err, /Usage: tproxy run/);
   });
 
+  it('refuses a single-valued flag given twice instead of taking the last (exit 2); list flags add up', async () => {
+    const listen = await cli('rules', 'plan', '--listen', '8000', '--listen', '8001');
+    assert.equal(listen.code, 2);
+    assert.match(listen.err, /--listen is given more than once, but takes one value: give it once \(for several listeners, write them in a configuration file/);
+    const proxy = await cli('run', '--upstream-proxy', 'socks5://a:S3cr3t@192.0.2.1:1080', '--upstream-proxy=socks5://a:S3cr3t@192.0.2.2:1080');
+    assert.equal(proxy.code, 2);
+    assert.match(proxy.err, /--upstream-proxy is given more than once/);
+    assert.doesNotMatch(proxy.err, /S3cr3t/);
+    const status = await cli('status', '--top', '1', '--top', '2');
+    assert.equal(status.code, 2);
+    const lists = await cli('rules', 'plan', '--intercept', 'tcp:80', '--intercept', 'udp:53', '--bypass-dst', '192.0.2.0/24', '--bypass-dst', '198.51.100.0/24', '--local', '--local');
+    assert.equal(lists.code, 0, lists.err);
+    assert.match(lists.out, /192\.0\.2\.0\/24, 198\.51\.100\.0\/24/);
+  });
+
   it('rejects a bad --intercept with what is allowed (exit 2)', async () => {
     const { code, err } = await cli('rules', 'plan', '--intercept', 'tcp:http');
     assert.equal(code, 2);

@@ -83,7 +83,7 @@ describe('tproxy run and tproxy rules in a namespace (root)', () => {
 
   it('refuses a second tproxy run on the same rules while the first is running', async () => {
     const first = await startProxy(lab, ruleArgs);
-    const second = await lab.run('router', [process.execPath, BIN, 'run', ...ruleArgs, '--listen', '8101'], { check: false });
+    const second = await lab.run('router', [process.execPath, BIN, 'run', ...ruleArgs.map((a) => (a === '8100' ? '8101' : a))], { check: false });
     assert.equal(second.exitCode, 1);
     assert.match(second.stderr, new RegExp(`belong to a running tproxy \\(pid ${first.process.child.pid ?? -1}\\).*\\[ERR_CONFLICT\\]`));
     first.process.child.kill('SIGTERM');

@@ -1,4 +1,5 @@
 /** `tproxy completion bash|zsh|fish`: the shell completion script, from the commands' option lists. */
+import { quoted } from '../../core/quote.js';
 import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
 import { TproxyError } from '../../core/errors.js';
 import { completionScript, SHELLS, type Shell } from '../completion.js';
@@ -41,7 +42,7 @@ export function completionCommand(commands: () => readonly Command[]): Command {
         return Promise.resolve(0);
       }
       const [shell, ...rest] = positionals;
-      if (!isShell(shell) || rest.length > 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy completion: expected one of ${SHELLS.join(', ')}${positionals.length > 0 ? `, got "${positionals.join(' ')}"` : ''}`);
+      if (!isShell(shell) || rest.length > 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy completion: expected one of ${SHELLS.join(', ')}${positionals.length > 0 ? `, got ${quoted(positionals.join(' '))}` : ''}`);
       io.out(completionScript(shell, commands()));
       return Promise.resolve(0);
     },

@@ -1,4 +1,5 @@
 /** `tproxy config check FILE` and `tproxy config example`. */
+import { quoted } from '../../core/quote.js';
 import { readFile } from 'node:fs/promises';
 import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
 import { exampleConfig } from '../../core/config/example.js';
@@ -57,6 +58,6 @@ export const configCommand: Command = {
       io.out(`${file}: valid\nlisteners: ${listeners.join(', ')}\n${rules}\n`);
       return 0;
     }
-    throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy config: expected "check FILE" or "example"${positionals.length > 0 ? `, got "${positionals.join(' ')}"` : ''}`);
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy config: expected "check FILE" or "example"${positionals.length > 0 ? `, got ${quoted(positionals.join(' '))}` : ''}`);
   },
 };

@@ -11,13 +11,14 @@ import { recordedConfig } from '../../core/doctor/recorded.js';
 import { describeSource, runningConfig, selectsConfig, type RunningConfig } from '../discovery.js';
 import type { TcpLimits } from '../../daemon/admin-protocol.js';
 import { TproxyError } from '../../core/errors.js';
+import { maskProxyUrl } from '../../core/upstream/proxy-url.js';
 import { checkSnapshot, worldFromSnapshot, type Snapshot } from '../../core/model/snapshot.js';
 import { configFlags } from '../../core/config/flags.js';
 import { planRules } from '../../core/rules/plan.js';
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import { type CliIo, type Command, usageText } from '../io.js';
-import { HELP_OPTION, parseOptions, type CliOption } from '../../core/cli-options.js';
+import { HELP_OPTION, parseCommandLine, parseOptions, type CliOption } from '../../core/cli-options.js';
 import { RULES_FLAGS, selectionOptions } from '../selection.js';
 
 /** Its own options, then every option of `tproxy run` (they say what to expect, and reappear in the fix commands). */
@@ -71,8 +72,10 @@ function commandArgs(argv: readonly string[], only?: ReadonlySet<string>): strin
   const out: string[] = [];
   for (const t of tokens) {
     if (t.kind !== 'option' || NOT_FORWARDED.has(t.name) || (only && !only.has(t.name))) continue;
-    out.push(t.rawName, ...(t.value !== undefined && !t.inlineValue ? [t.value] : []));
-    if (t.inlineValue) out[out.length - 1] = `${t.rawName}=${t.value ?? ''}`;
+    // A proxy URL's password is not printed: the command shows USER:***@ to fill in.
+    const value = t.value !== undefined && t.name === 'upstream-proxy' ? maskProxyUrl(t.value) : t.value;
+    out.push(t.rawName, ...(value !== undefined && !t.inlineValue ? [value] : []));
+    if (t.inlineValue) out[out.length - 1] = `${t.rawName}=${value ?? ''}`;
   }
   return out.map(shellWord);
 }
@@ -103,7 +106,7 @@ export interface DoctorRun {
  * the defaults (discovery.ts). The fix commands repeat the options of that configuration.
  */
 export async function doctorRun(argv: readonly string[], runner: CommandRunner, saved?: Snapshot): Promise<DoctorRun> {
-  const { values } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, strict: true });
+  const { values } = parseCommandLine(argv, OPTIONS);
   const snapshot = saved ?? (await takeSnapshot(runner));
   const given = selectsConfig(values, OWN);
   const running = await runningConfig(values, given, commandArgs(argv), {
@@ -140,7 +143,7 @@ export function doctorCommand(runner: CommandRunner = new ProcessRunner()): Comm
     description: DESCRIPTION,
     options: OPTIONS,
     async run(argv: string[], io: CliIo): Promise<number> {
-      const { values } = parseArgs({ args: [...argv], options: PARSE_OPTIONS, strict: true });
+      const { values } = parseCommandLine(argv, OPTIONS);
       if (values.help === true) {
         io.out(USAGE);
         return 0;

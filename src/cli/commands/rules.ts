@@ -1,5 +1,5 @@
 /** `tproxy rules plan|apply|status|cleanup`: the kernel side on its own. */
-import { parseArgs } from 'node:util';
+import { quoted } from '../../core/quote.js';
 import { TproxyError } from '../../core/errors.js';
 import { ipApplyCommands } from '../../core/rules/policy-routing.js';
 import type { RulesPlan } from '../../core/rules/ruleset.js';
@@ -11,7 +11,7 @@ import { type CliIo, type Command, usageText } from '../io.js';
 import { planRules } from '../../core/rules/plan.js';
 import { rulesConfigOf } from '../../core/config/rules-of.js';
 import type { BackendChoice } from '../../control/backend.js';
-import { HELP_OPTION, parseOptions, type CliOption } from '../../core/cli-options.js';
+import { HELP_OPTION, parseCommandLine, type CliOption } from '../../core/cli-options.js';
 import { RULES_FLAGS, backendFrom, configFrom, selectionOptions, type SelectionValues } from '../selection.js';
 import { describeSource, runningConfig, selectsConfig } from '../discovery.js';
 import { loadConfig } from '../../core/config/document.js';
@@ -127,19 +127,15 @@ export const rulesCommand: Command = {
   options: OPTIONS,
   actions: ACTIONS,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: parseOptions(OPTIONS),
-      allowPositionals: true,
-      strict: true,
-    });
+    const { positionals, values: parsed } = parseCommandLine(argv, OPTIONS, true);
+    const values = parsed as SelectionValues & { json?: boolean; help?: boolean };
     if (values.help) {
       io.out(USAGE);
       return 0;
     }
     const [action, ...extra] = positionals;
     if (!action || extra.length > 0 || !ACTIONS.includes(action)) {
-      throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: expected one of ${ACTIONS.join(', ')}${action ? `, got "${positionals.join(' ')}"` : ''}`);
+      throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: expected one of ${ACTIONS.join(', ')}${action ? `, got ${quoted(positionals.join(' '))}` : ''}`);
     }
     const json = (value: unknown): void => io.out(`${JSON.stringify(value, null, 2)}\n`);
     if (action === 'status') return status(values, io, json);

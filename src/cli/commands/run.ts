@@ -1,8 +1,7 @@
 /** `tproxy run`: the daemon: transparent listeners and their kernel rules, reloaded on SIGHUP. */
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { checkRunPrivileges, relevantCapabilities } from '../../core/capabilities.js';
-import { HELP_OPTION, parseOptions } from '../../core/cli-options.js';
+import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
 import { configFlags } from '../../core/config/flags.js';
 import type { TproxyConfig } from '../../core/config/tproxy-config.js';
 import { RulesController } from '../../control/apply.js';
@@ -94,7 +93,7 @@ export const runCommand: Command = {
 };
 
 async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Logger, setLogger: (logger: Logger) => void): Promise<number> {
-  const values: SelectionValues = parseArgs({ args: argv, options: parseOptions(OPTIONS), strict: true }).values;
+  const values = parseCommandLine(argv, OPTIONS).values as SelectionValues;
   if (values.help === true) {
     io.out(USAGE);
     return 0;

@@ -44,10 +44,18 @@ function offsetOf(doc: Document, issue: ConfigIssue): number | undefined {
   return undefined;
 }
 
+/** How many problems a message lists (all of them stay in the error's details). */
+const MAX_LISTED_PROBLEMS = 20;
+
 function fail(lines: string[], details: Record<string, unknown>): never {
-  const message = lines.length === 1 ? (lines[0] as string) : `${lines.length} problems in the configuration:\n${lines.map((l) => `  ${l}`).join('\n')}`;
+  const listed = lines.slice(0, MAX_LISTED_PROBLEMS).map((l) => `  ${l}`);
+  if (lines.length > MAX_LISTED_PROBLEMS) listed.push(`  ... and ${lines.length - MAX_LISTED_PROBLEMS} more`);
+  const message = lines.length === 1 ? (lines[0] as string) : `${lines.length} problems in the configuration:\n${listed.join('\n')}`;
   throw new TproxyError('ERR_INVALID_ARGUMENT', message, details);
 }
+
+/** How many aliased nodes a document may expand (a real configuration has a few). */
+const MAX_ALIAS_COUNT = 100;
 
 /** Parse the YAML text into a plain value (undefined for an empty file). */
 function parseText(source: ConfigSource): { raw: unknown; doc?: Document; counter?: LineCounter } {
@@ -64,7 +72,15 @@ function parseText(source: ConfigSource): { raw: unknown; doc?: Document; counte
       { file },
     );
   }
-  return { raw: doc.toJS({ maxAliasCount: 100 }) as unknown, doc, counter };
+  let raw: unknown;
+  try {
+    // The alias limit stops a "billion laughs" document: the yaml library throws a plain Error then.
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    const why = (error as Error).message.split('\n')[0] ?? '';
+    fail([/alias/i.test(why) ? `${file}: too many aliases: the document expands to more than ${MAX_ALIAS_COUNT} aliased nodes (write the values out)` : `${file}: not valid YAML: ${why}`], { file });
+  }
+  return { raw, doc, counter };
 }
 
 /** Validate the file and flags (flags win) into the configuration, or throw naming every problem. */

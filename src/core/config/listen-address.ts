@@ -1,6 +1,7 @@
 /** HOST:PORT of an opt-in TCP endpoint (metrics.listen). Pure. */
 import { isIP } from 'node:net';
 import { TproxyError } from '../errors.js';
+import { clipped } from '../quote.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -23,7 +24,7 @@ export function readListenAddress(text: string): ListenAddress | { readonly why:
 
 export function parseListenAddress(option: string, text: string): ListenAddress {
   const address = readListenAddress(text);
-  if ('why' in address) throw new TproxyError('ERR_INVALID_ARGUMENT', `${option} ${text}: ${address.why} (write ${LISTEN_ADDRESS_FORM})`, { value: text });
+  if ('why' in address) throw new TproxyError('ERR_INVALID_ARGUMENT', `${option} ${clipped(text)}: ${address.why} (write ${LISTEN_ADDRESS_FORM})`, { value: clipped(text) });
   return address;
 }
 

@@ -8,6 +8,7 @@
  * unknown keys (with a did-you-mean suggestion when one is close).
  */
 import { TproxyError } from '../errors.js';
+import { QUOTE_MAX_CHARS, quoted } from '../quote.js';
 import { didYouMean } from './suggest.js';
 
 export type PathSegment = string | number;
@@ -24,7 +25,11 @@ export interface ConfigIssue {
 /** `listeners[1].port` */
 export function formatPath(path: ConfigPath): string {
   let out = '';
-  for (const segment of path) out += typeof segment === 'number' ? `[${segment}]` : out === '' ? segment : `.${segment}`;
+  for (const segment of path) {
+    // A key is the file's text: a 20 MB one is shown by its start.
+    const key = typeof segment === 'string' && segment.length > QUOTE_MAX_CHARS ? quoted(segment) : segment;
+    out += typeof key === 'number' ? `[${key}]` : out === '' ? key : `.${key}`;
+  }
   return out;
 }
 
@@ -52,6 +57,8 @@ interface SettingBase<T> {
   readonly allowed: string;
   /** A raw value for the example file when there is no default. */
   readonly example?: unknown;
+  /** How a value given as text is shown in messages when it may hold a secret (a proxy URL's password). */
+  readonly shown?: (text: string) => string;
   /** Phantom: the decoded type. */
   readonly __type?: { readonly value: T };
 }
@@ -122,20 +129,23 @@ export type Infer<S> = S extends { readonly __type?: { readonly value: infer T }
 
 export type SectionValue<F extends Record<string, Setting<unknown>>> = { readonly [K in keyof F]: Infer<F[K]> };
 
-/** The text of a raw value in a message: strings quoted, the rest as YAML would show it. */
-export function show(raw: unknown): string {
-  if (typeof raw === 'string') return JSON.stringify(raw);
+/**
+ * The text of a raw value in a message: strings quoted (at most QUOTE_MAX_CHARS of them, secrets
+ * masked by the setting's `shown`), the rest as YAML would show it.
+ */
+export function show(raw: unknown, setting?: Pick<SettingBase<unknown>, 'shown'>): string {
+  if (typeof raw === 'string') return quoted(setting?.shown ? setting.shown(raw) : raw);
   if (raw === null) return 'null';
   if (Array.isArray(raw)) return 'a list';
   if (typeof raw === 'number' || typeof raw === 'boolean') return raw.toString();
   return raw === undefined ? 'nothing' : 'a mapping';
 }
 
-function notAllowed(raw: unknown, allowed: string): string {
-  return `${show(raw)} is not allowed: use ${allowed}`;
+function notAllowed(raw: unknown, setting: Pick<SettingBase<unknown>, 'shown' | 'allowed'>): string {
+  return `${show(raw, setting)} is not allowed: use ${setting.allowed}`;
 }
 
-type Common = Pick<SettingBase<unknown>, 'help' | 'unit' | 'flag' | 'example'> & { readonly default?: unknown };
+type Common = Pick<SettingBase<unknown>, 'help' | 'unit' | 'flag' | 'example' | 'shown'> & { readonly default?: unknown };
 
 /** Absent means undefined: no default and not required. */
 export function optional<T>(setting: ValueSetting<T>): ValueSetting<T | undefined> {
@@ -245,13 +255,13 @@ function decodeAny(setting: Setting<unknown>, raw: unknown, path: ConfigPath, is
       }
       const out = setting.parse(raw);
       if (!isRefusal(out)) return out;
-      issues.push({ path, message: out.refused === '' ? notAllowed(raw, setting.allowed) : `${show(raw)} is not allowed: ${out.refused}` });
+      issues.push({ path, message: out.refused === '' ? notAllowed(raw, setting) : `${show(raw, setting)} is not allowed: ${out.refused}` });
       return undefined;
     }
     case 'list': {
       const items = raw === undefined || raw === null ? (setting.default ?? []) : raw;
       if (!Array.isArray(items)) {
-        issues.push({ path, message: notAllowed(raw, setting.allowed) });
+        issues.push({ path, message: notAllowed(raw, setting) });
         return undefined;
       }
       if (items.length < (setting.minItems ?? 0)) {
@@ -263,7 +273,7 @@ function decodeAny(setting: Setting<unknown>, raw: unknown, path: ConfigPath, is
     case 'section': {
       const fields = raw === undefined || raw === null ? {} : raw;
       if (!isMapping(fields)) {
-        issues.push({ path, message: notAllowed(raw, setting.allowed) });
+        issues.push({ path, message: notAllowed(raw, setting) });
         return undefined;
       }
       const names = Object.keys(setting.fields);

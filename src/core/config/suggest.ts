@@ -19,6 +19,9 @@ export function editDistance(a: string, b: string): number {
 export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
   let best: { name: string; distance: number } | undefined;
   for (const name of candidates) {
+    // The distance is at least the difference in length: a far longer word is no typo (and a
+    // 20 MB key would make a 20 MB-row table).
+    if (Math.abs(word.length - name.length) > Math.max(1, Math.floor(name.length / 3))) continue;
     const distance = editDistance(word.toLowerCase(), name.toLowerCase());
     if (!best || distance < best.distance) best = { name, distance };
   }

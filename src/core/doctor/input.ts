@@ -14,7 +14,7 @@ import type { RulesConfig } from '../rules/config.js';
 import { planRules } from '../rules/plan.js';
 import { decodeRecord, type RulesRecord } from '../rules/record.js';
 import type { RulesPlan } from '../rules/ruleset.js';
-import { worldFromSnapshot, type Snapshot } from '../model/snapshot.js';
+import { readSource, worldFromSnapshot, type Snapshot } from '../model/snapshot.js';
 import type { World } from '../model/world.js';
 import { foreignTproxyRules, type ForeignTproxyRule } from './foreign.js';
 
@@ -68,7 +68,7 @@ function ourChainsIn(snapshot: Snapshot, tableName: string): boolean {
 }
 
 export function doctorInput(snapshot: Snapshot, requested: RulesConfig, commands: FixCommands, upstream: 'direct' | 'transparent' = 'direct', options: DoctorInputOptions = {}): DoctorInput {
-  const nft = snapshot.nft ? parseNftJson(JSON.stringify(snapshot.nft)) : { tables: [], chains: [], sets: [], rules: [] };
+  const nft = readSource('nft', () => (snapshot.nft ? parseNftJson(JSON.stringify(snapshot.nft)) : { tables: [], chains: [], sets: [], rules: [] }));
   const table = nft.tables.find((t) => t.family === 'inet' && t.name === requested.tableName);
   const record = decodeRecord(table?.comment ?? snapshot.host?.tableComments?.[`inet ${requested.tableName}`]);
   const world = worldFromSnapshot(snapshot);

@@ -12,6 +12,7 @@ import { checkRouting } from './routing.js';
 import { checkRules } from './rules.js';
 import { checkSockets } from './sockets.js';
 import { checkSysctls } from './sysctls.js';
+import { isTproxyError } from '../errors.js';
 
 export interface DoctorReport {
   readonly status: 0 | 1 | 2;
@@ -42,7 +43,10 @@ export function diagnose(input: DoctorInput): DoctorReport {
     try {
       findings.push(...check(input));
     } catch (error) {
-      findings.push(finding('probes', `doctor.${check.name}`, 'warn', `the check failed: ${(error as Error).message}`, 'this part of the host could not be judged'));
+      // What the host (or snapshot) holds cannot be judged: said with the error's code, so a bug
+      // (a TypeError, no code) stands out from data the check refused.
+      const code = isTproxyError(error) ? ` [${error.code}]` : '';
+      findings.push(finding('probes', `doctor.${check.name}`, 'warn', `the check failed: ${(error as Error).message}${code}`, 'this part of the host could not be judged'));
     }
   }
   const status = Object.keys(uninspected).length > 0 ? 2 : findings.some((f) => f.severity === 'fail') ? 1 : 0;

@@ -4,6 +4,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
+import { quoted } from '../quote.js';
 
 export type IpFamily = 4 | 6;
 
@@ -36,20 +37,20 @@ export function parseIp(text: string): IpAddress {
     for (const b of ipaddr.IPv6.parse(clean).toByteArray()) value = (value << 8n) | BigInt(b);
     return { family: 6, value };
   }
-  throw new TproxyError('ERR_INVALID_ARGUMENT', `"${text}" is not an IPv4 or IPv6 address`, { address: text });
+  throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(text)} is not an IPv4 or IPv6 address`, { address: quoted(text) });
 }
 
 /** `10.0.0.0/8`, `2001:db8::/32`, a bare address (a full-length prefix), or `default` / `any`. */
 export function parsePrefix(text: string, family?: IpFamily): IpPrefix {
   if (text === 'default' || text === 'any' || text === 'all') {
-    if (family === undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', `"${text}" needs a family`, { prefix: text });
+    if (family === undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(text)} needs a family`, { prefix: quoted(text) });
     return { family, value: 0n, length: 0 };
   }
   const [addr = '', len] = text.split('/');
   const ip = parseIp(addr);
   const length = len === undefined ? bits(ip.family) : Number(len);
   if (!Number.isInteger(length) || length < 0 || length > bits(ip.family)) {
-    throw new TproxyError('ERR_INVALID_ARGUMENT', `"${text}" has an invalid prefix length`, { prefix: text });
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(text)} has an invalid prefix length`, { prefix: quoted(text) });
   }
   return { family: ip.family, value: ip.value & prefixMask(ip.family, length), length };
 }

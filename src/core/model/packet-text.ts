@@ -11,6 +11,7 @@
  * other TCP packets.
  */
 import { TproxyError } from '../errors.js';
+import { quoted } from '../quote.js';
 import { parseIp } from './address.js';
 import { DSCP_NAMES, TCP_FLAGS, type CtState, type Packet } from './packet.js';
 
@@ -22,31 +23,31 @@ export interface ParsedPacket {
 }
 
 function invalid(text: string, why: string): TproxyError {
-  return new TproxyError('ERR_INVALID_ARGUMENT', `invalid packet "${text}": ${why}. Expected: ${PACKET_FORM}`, { packet: text });
+  return new TproxyError('ERR_INVALID_ARGUMENT', `invalid packet ${quoted(text)}: ${why}. Expected: ${PACKET_FORM}`, { packet: quoted(text) });
 }
 
 function endpoint(text: string, word: string): { addr: ReturnType<typeof parseIp>; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(word) ?? /^([^:[\]]+):(\d+)$/.exec(word);
-  if (!m) throw invalid(text, `"${word}" is not ADDRESS:PORT`);
+  if (!m) throw invalid(text, `${quoted(word)} is not ADDRESS:PORT`);
   const port = Number(m[2]);
   if (port < 0 || port > 65535) throw invalid(text, `port ${port} is out of range`);
   try {
     return { addr: parseIp(m[1]!), port };
   } catch {
-    throw invalid(text, `"${m[1]!}" is not an IPv4 or IPv6 address`);
+    throw invalid(text, `${quoted(m[1]!)} is not an IPv4 or IPv6 address`);
   }
 }
 
 function number(text: string, word: string | undefined, what: string, max: number): number {
   const n = word !== undefined && /^(0x[0-9a-f]+|\d+)$/i.test(word) ? Number(word) : NaN;
-  if (!Number.isInteger(n) || n < 0 || n > max) throw invalid(text, `${what} needs a number from 0 to ${max}${word ? `, got "${word}"` : ''}`);
+  if (!Number.isInteger(n) || n < 0 || n > max) throw invalid(text, `${what} needs a number from 0 to ${max}${word ? `, got ${quoted(word)}` : ''}`);
   return n;
 }
 
 export function parsePacketText(text: string): ParsedPacket {
   const words = text.trim().split(/\s+/).filter(Boolean);
   const [proto, src, arrow, dst, ...rest] = words;
-  if (proto !== 'tcp' && proto !== 'udp') throw invalid(text, `it must start with tcp or udp${proto ? `, not "${proto}"` : ''}`);
+  if (proto !== 'tcp' && proto !== 'udp') throw invalid(text, `it must start with tcp or udp${proto ? `, not ${quoted(proto)}` : ''}`);
   if (!src || arrow !== '->' || !dst) throw invalid(text, 'the addresses must read SADDR:SPORT -> DADDR:DPORT');
   const s = endpoint(text, src);
   const d = endpoint(text, dst);
@@ -94,7 +95,7 @@ export function parsePacketText(text: string): ParsedPacket {
           flags = (flags ?? 0) | names.reduce((acc, n) => acc | TCP_FLAGS[n]!, 0);
           break;
         }
-        throw invalid(text, `unknown word "${w}"`);
+        throw invalid(text, `unknown word ${quoted(w)}`);
       }
     }
   }

@@ -72,32 +72,112 @@ export function parseInterfaces(json: unknown): Interface[] {
   }));
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function badField(field: string, what: string, value: unknown): never {
+  const got = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'an object' : typeof value === 'string' ? 'text' : typeof value;
+  throw new TproxyError('ERR_INVALID_ARGUMENT', `snapshot: "${field}" must be ${what}, not ${got}: the file is damaged or was edited; make a new one with \`tproxy snapshot > state.json\``, { field });
+}
+
+/** `object.key` is absent (when `optional`) or text. */
+function checkText(object: Record<string, unknown>, key: string, field: string, optional: boolean): void {
+  const value = object[key];
+  if ((value === undefined && optional) || typeof value === 'string') return;
+  badField(field, 'text', value);
+}
+
+/** Every value of the object is text (sysctls, errors, ...). */
+function checkTexts(value: unknown, field: string): void {
+  if (!isObject(value)) badField(field, 'an object of texts', value);
+  for (const key of Object.keys(value)) checkText(value, key, `${field}.${key}`, false);
+}
+
+/**
+ * The shape of a snapshot, checked before anything reads it: each source has the type the code
+ * expects (the raw command outputs inside are read by parsers that refuse what they cannot use).
+ */
 export function checkSnapshot(value: unknown): Snapshot {
   const s = value as Partial<Snapshot> | null;
   if (!s || typeof s !== 'object' || s.format !== SNAPSHOT_FORMAT || s.version !== 1) {
     throw new TproxyError('ERR_INVALID_ARGUMENT', `not a tproxy snapshot (format "${SNAPSHOT_FORMAT}", version 1): make one with \`tproxy snapshot > state.json\``);
   }
+  const o = s as Record<string, unknown>;
+  checkText(o, 'takenAt', 'takenAt', false);
+  if (o.nft !== null && !isObject(o.nft)) badField('nft', 'an object (nft -j list ruleset) or null', o.nft);
+  if (!isObject(o.iptables)) badField('iptables', 'an object with the ipv4 and ipv6 iptables-save texts', o.iptables);
+  for (const family of ['ipv4', 'ipv6']) checkText(o.iptables, family, `iptables.${family}`, true);
+  if (o.iptablesLegacy !== undefined) {
+    if (!isObject(o.iptablesLegacy)) badField('iptablesLegacy', 'an object with the ipv4 and ipv6 iptables-legacy-save texts', o.iptablesLegacy);
+    for (const family of ['ipv4', 'ipv6']) checkText(o.iptablesLegacy, family, `iptablesLegacy.${family}`, true);
+  }
+  for (const field of ['ipRules', 'routes'] as const) {
+    const v = o[field];
+    if (!isObject(v)) badField(field, 'an object with the ipv4 and ipv6 lists (ip -j)', v);
+    for (const family of ['ipv4', 'ipv6']) if (!Array.isArray(v[family])) badField(`${field}.${family}`, 'a list (ip -j)', v[family]);
+  }
+  if (!Array.isArray(o.addresses)) badField('addresses', 'a list (ip -j addr)', o.addresses);
+  checkText(o, 'sockets', 'sockets', false);
+  checkTexts(o.sysctls, 'sysctls');
+  checkTexts(o.errors, 'errors');
+  if (o.host !== undefined) {
+    const host = o.host;
+    if (!isObject(host)) badField('host', 'an object', host);
+    if (host.probes !== undefined) {
+      if (!isObject(host.probes)) badField('host.probes', 'an object', host.probes);
+      for (const [id, probe] of Object.entries(host.probes)) {
+        if (!isObject(probe) || typeof probe.ok !== 'boolean') badField(`host.probes.${id}`, 'an object with ok: true or false', probe);
+        checkText(probe, 'detail', `host.probes.${id}.detail`, true);
+      }
+    }
+    checkText(host, 'modules', 'host.modules', true);
+    if (host.xtables !== undefined) {
+      if (!isObject(host.xtables)) badField('host.xtables', 'an object', host.xtables);
+      for (const key of ['targets4', 'matches4', 'targets6', 'matches6']) checkText(host.xtables, key, `host.xtables.${key}`, true);
+    }
+    if (host.self !== undefined && (!isObject(host.self) || typeof host.self.uid !== 'number' || typeof host.self.capEff !== 'string')) badField('host.self', 'an object with uid (a number) and capEff (text)', host.self);
+    if (host.processes !== undefined) {
+      if (!isObject(host.processes)) badField('host.processes', 'an object', host.processes);
+      for (const [pid, p] of Object.entries(host.processes)) if (!isObject(p) || typeof p.capEff !== 'string') badField(`host.processes.${pid}`, 'an object with capEff (text)', p);
+    }
+    if (host.tableComments !== undefined) checkTexts(host.tableComments, 'host.tableComments');
+  }
   return s as Snapshot;
 }
 
+/**
+ * Read one source of the snapshot with its parser. The shape is checked (checkSnapshot); what a
+ * parser finds inside a command's output that it cannot use is said naming the source, as the
+ * project's error, whatever the parser tripped on.
+ */
+export function readSource<T>(source: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof TproxyError) throw error;
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `snapshot: "${source}" is not what ${source === 'nft' ? 'nft -j list ruleset' : source === 'sockets' ? 'ss' : source === 'iptables' ? 'iptables-save' : 'ip -j'} prints (${(error as Error).message}): the file is damaged or was edited; make a new one with \`tproxy snapshot > state.json\``, { field: source }, { cause: error });
+  }
+}
+
 export function worldFromSnapshot(snapshot: Snapshot): World {
-  const nft = snapshot.nft ? parseNftJson(snapshot.nft) : { tables: [] };
+  const nft = readSource('nft', () => (snapshot.nft ? parseNftJson(snapshot.nft) : { tables: [] }));
   // An iptables mangle table without rules and with accepting policies changes nothing: left out.
   const used = (t: Table | undefined): t is Table => t !== undefined && t.chains.some((c) => c.rules.length > 0 || c.base?.policy === 'drop');
-  const xt = [parseIptablesSave(snapshot.iptables.ipv4 ?? '', 4), parseIptablesSave(snapshot.iptables.ipv6 ?? '', 6)].filter(used);
+  const xt = readSource('iptables', () => [parseIptablesSave(snapshot.iptables.ipv4 ?? '', 4), parseIptablesSave(snapshot.iptables.ipv6 ?? '', 6)]).filter(used);
   // The legacy x_tables hook in beside nf_tables: a host can have rules in both at once.
-  const legacy = [parseIptablesSave(snapshot.iptablesLegacy?.ipv4 ?? '', 4, 'iptables-legacy'), parseIptablesSave(snapshot.iptablesLegacy?.ipv6 ?? '', 6, 'iptables-legacy')].filter(used);
+  const legacy = readSource('iptablesLegacy', () => [parseIptablesSave(snapshot.iptablesLegacy?.ipv4 ?? '', 4, 'iptables-legacy'), parseIptablesSave(snapshot.iptablesLegacy?.ipv6 ?? '', 6, 'iptables-legacy')]).filter(used);
   // iptables-nft keeps its tables in nf_tables too (with xt expressions nft cannot show): the
   // iptables-save reading of the same table replaces them.
   const tables = [...nft.tables.filter((t) => !xt.some((x) => x.family === t.family && x.name === t.name)), ...xt, ...legacy];
-  const interfaces = parseInterfaces(snapshot.addresses);
+  const interfaces = readSource('addresses', () => parseInterfaces(snapshot.addresses));
   const routing = {
-    rules: [...parseIpRules(snapshot.ipRules.ipv4, 4), ...parseIpRules(snapshot.ipRules.ipv6, 6)],
-    routes: [...parseRoutes(snapshot.routes.ipv4, 4), ...parseRoutes(snapshot.routes.ipv6, 6)],
+    rules: readSource('ipRules', () => [...parseIpRules(snapshot.ipRules.ipv4, 4), ...parseIpRules(snapshot.ipRules.ipv6, 6)]),
+    routes: readSource('routes', () => [...parseRoutes(snapshot.routes.ipv4, 4), ...parseRoutes(snapshot.routes.ipv6, 6)]),
   };
   const partial: World = { ruleset: { tables }, routing, sockets: [], interfaces, sysctls: snapshot.sysctls };
   // TIME_WAIT sockets report no options; one bound to an address that is not ours must be transparent.
-  const sockets = parseSsSockets(snapshot.sockets).map((s) =>
+  const sockets = readSource('sockets', () => parseSsSockets(snapshot.sockets)).map((s) =>
     s.transparentSource === 'inferred' ? { ...s, transparent: s.local.addr.value !== 0n && !isLocalAddress(partial, s.local.addr) } : s,
   );
   return { ...partial, sockets };

@@ -6,6 +6,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
+import { quoted } from '../quote.js';
 import { AF_INET, AF_INET6, type Family } from './constants.js';
 
 export const SOCKADDR_IN_SIZE = 16;
@@ -25,7 +26,7 @@ export interface Endpoint {
 export function familyOf(address: string): Family {
   if (ipaddr.IPv4.isValidFourPartDecimal(address)) return 4;
   if (ipaddr.IPv6.isValid(address)) return 6;
-  throw new TproxyError('ERR_INVALID_ARGUMENT', `"${address}" is not an IPv4 or IPv6 address`, { address });
+  throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(address)} is not an IPv4 or IPv6 address`, { address: quoted(address) });
 }
 
 function checkPort(port: number): void {
@@ -39,7 +40,7 @@ export function encodeSockaddr(endpoint: Endpoint): Buffer {
   checkPort(endpoint.port);
   if (endpoint.family === 4) {
     if (!ipaddr.IPv4.isValidFourPartDecimal(endpoint.address)) {
-      throw new TproxyError('ERR_INVALID_ARGUMENT', `"${endpoint.address}" is not an IPv4 address`, { address: endpoint.address });
+      throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(endpoint.address)} is not an IPv4 address`, { address: quoted(endpoint.address) });
     }
     const buf = Buffer.alloc(SOCKADDR_IN_SIZE);
     buf.writeUInt16LE(AF_INET, 0);
@@ -48,7 +49,7 @@ export function encodeSockaddr(endpoint: Endpoint): Buffer {
     return buf;
   }
   if (!ipaddr.IPv6.isValid(endpoint.address)) {
-    throw new TproxyError('ERR_INVALID_ARGUMENT', `"${endpoint.address}" is not an IPv6 address`, { address: endpoint.address });
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(endpoint.address)} is not an IPv6 address`, { address: quoted(endpoint.address) });
   }
   const buf = Buffer.alloc(SOCKADDR_IN6_SIZE);
   buf.writeUInt16LE(AF_INET6, 0);

@@ -4,8 +4,9 @@
  */
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
+import { quoted } from '../quote.js';
 import { parseCidr } from './cidr.js';
-import { FAIL_MODES, type ListenerRules, type RulesConfig } from './config.js';
+import { FAIL_MODES, type ListenerRules, type PortRange, type RulesConfig } from './config.js';
 import { FULL_MASK, hex, marksCollide } from './marks.js';
 
 const MAX_ID = 0xfffffffe;
@@ -27,7 +28,7 @@ function validateListener(config: RulesConfig, listener: ListenerRules, at: stri
   for (const family of [4, 6] as const) {
     const address = listener.addresses[family];
     if (address !== undefined && !(family === 4 ? ipaddr.IPv4.isValidFourPartDecimal(address) : ipaddr.IPv6.isValid(address) && !address.includes('%'))) {
-      bad(`${at}.addresses`, `"${address}" is not an IPv${family} address`);
+      bad(`${at}.addresses`, `${quoted(address)} is not an IPv${family} address`);
     }
   }
   if (listener.families.length === 0) bad(`${at}.families`, 'at least one of IPv4 or IPv6 is needed');
@@ -45,25 +46,42 @@ function validateListener(config: RulesConfig, listener: ListenerRules, at: stri
   }
 }
 
-/** No two listeners may intercept the same packets (the second's rule would never match) or share a port. */
+function formatRange(range: PortRange): string {
+  return range.from === range.to ? String(range.from) : `${range.from}-${range.to}`;
+}
+
+/**
+ * No two listeners may intercept the same packets (the second's rule would never match) or share a
+ * port. Per family and transport, every listener's port ranges sorted by start and swept once,
+ * O(n log n) in the number of ranges (32,768 single ports are one sort, not a billion comparisons):
+ * the first range that starts within the widest range so far of another listener overlaps it.
+ */
 function checkOverlaps(listeners: readonly ListenerRules[]): void {
   for (const [i, a] of listeners.entries()) {
     for (const [j, b] of listeners.slice(0, i).entries()) {
-      const families = a.families.filter((f) => b.families.includes(f));
-      if (families.length === 0) continue;
-      for (const x of a.intercept) {
-        for (const y of b.intercept.filter((s) => s.transport === x.transport)) {
-          if (a.port === b.port) bad(`listeners[${i}].port`, `${a.port} is already the port of listeners[${j}] (${b.name}) for ${x.transport}: each listener needs its own port`);
-          const p = x.ports.find((r) => y.ports.some((q) => r.from <= q.to && q.from <= r.to));
-          if (p) bad(`listeners[${i}].intercept`, `${x.transport}:${p.from === p.to ? p.from : `${p.from}-${p.to}`} is already intercepted by listeners[${j}] (${b.name}): a port goes to one listener`);
+      if (a.port !== b.port || !a.families.some((f) => b.families.includes(f))) continue;
+      const shared = a.intercept.find((x) => b.intercept.some((y) => y.transport === x.transport));
+      if (shared) bad(`listeners[${i}].port`, `${a.port} is already the port of listeners[${j}] (${b.name}) for ${shared.transport}: each listener needs its own port`);
+    }
+  }
+  for (const family of [4, 6] as const) {
+    for (const transport of ['tcp', 'udp'] as const) {
+      const ranges = listeners.flatMap((l, index) => (l.families.includes(family) ? l.intercept.filter((s) => s.transport === transport).flatMap((s) => s.ports.map((range) => ({ range, index }))) : []));
+      ranges.sort((x, y) => x.range.from - y.range.from || x.index - y.index);
+      let widest: (typeof ranges)[number] | undefined;
+      for (const current of ranges) {
+        if (widest && current.index !== widest.index && current.range.from <= widest.range.to) {
+          const [later, earlier] = current.index > widest.index ? [current, widest] : [widest, current];
+          bad(`listeners[${later.index}].intercept`, `${transport}:${formatRange(later.range)} is already intercepted by listeners[${earlier.index}] (${listeners[earlier.index]?.name}): a port goes to one listener`);
         }
+        if (!widest || current.range.to > widest.range.to) widest = current;
       }
     }
   }
 }
 
 export function validateRulesConfig(config: RulesConfig): void {
-  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `"${config.tableName}" must be a letter followed by letters, digits or _ (at most 31)`);
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `${quoted(config.tableName)} must be a letter followed by letters, digits or _ (at most 31)`);
   if (config.families.length === 0) bad('families', 'at least one of IPv4 or IPv6 is needed');
   if (config.families.some((f) => f !== 4 && f !== 6) || new Set(config.families).size !== config.families.length) bad('families', `${config.families.join(',')}: use 4, 6 or both, each once`);
   if (config.listeners.length === 0) bad('listeners', 'at least one listener is needed');
@@ -71,7 +89,7 @@ export function validateRulesConfig(config: RulesConfig): void {
   checkOverlaps(config.listeners);
   // Draining listeners may share ports and traffic with the new ones: they get no tproxy rules.
   for (const [i, listener] of (config.draining ?? []).entries()) validateListener(config, listener, `draining[${i}]`);
-  for (const name of config.interfaces) if (!/^[^\s/"'\\]{1,15}$/.test(name)) bad('interfaces', `"${name}" is not an interface name (1-15 characters, no spaces, quotes or /)`);
+  for (const name of config.interfaces) if (!/^[^\s/"'\\]{1,15}$/.test(name)) bad('interfaces', `${quoted(name)} is not an interface name (1-15 characters, no spaces, quotes or /)`);
 
   for (const text of config.bypass.destinations) parseCidr(text, 'bypass.destinations');
   for (const text of config.bypass.sources) parseCidr(text, 'bypass.sources');
@@ -82,7 +100,7 @@ export function validateRulesConfig(config: RulesConfig): void {
     }
   }
 
-  if (!FAIL_MODES.includes(config.failMode)) bad('failMode', `"${String(config.failMode)}": use ${FAIL_MODES.join(', ')}`);
+  if (!FAIL_MODES.includes(config.failMode)) bad('failMode', `${quoted(String(config.failMode))}: use ${FAIL_MODES.join(', ')}`);
 
   if (!isU32(config.fwmark) || !isU32(config.fwmarkMask)) bad('fwmark', 'mark and mask must be 32-bit numbers');
   if ((config.fwmark & config.fwmarkMask) === 0) bad('fwmark', `mark ${hex(config.fwmark)} has no bit inside mask ${hex(config.fwmarkMask)}`);

@@ -34,9 +34,9 @@ export class HttpConnectHandshake implements UpstreamHandshake {
     const end = seen.indexOf(END);
     const take = end < 0 ? peeked.length : end + END.length - carried;
     this.head = Buffer.concat([this.head, peeked.subarray(0, take)]);
-    if (end < 0) {
-      return this.head.length > MAX_RESPONSE_HEAD ? { kind: 'failed', take, reason: 'http-connect-protocol', errno: 'EPROTO' } : { kind: 'more', take };
-    }
+    // The bound holds after every read, a head that arrived whole included.
+    if (this.head.length > MAX_RESPONSE_HEAD) return { kind: 'failed', take, reason: 'http-connect-protocol', errno: 'EPROTO' };
+    if (end < 0) return { kind: 'more', take };
     const status = /^HTTP\/1\.[01] (\d{3})[ \r]/.exec(this.head.toString('latin1'));
     if (!status) return { kind: 'failed', take, reason: 'http-connect-protocol', errno: 'EPROTO' };
     const code = Number(status[1]);

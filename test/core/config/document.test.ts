@@ -50,7 +50,7 @@ describe('configuration files: bad ones, with the exact error', () => {
     ['an unknown top-level key, close to one', 'listener: []\n', 'tproxy.yaml:1:1: listener: unknown setting: did you mean listeners? (allowed here: listeners, outbounds, lists, routes, rules, tcp, log, shutdown, reload, metrics, admin)'],
     ['an unknown key, far from any', 'rules:\n  colour: blue\n', 'tproxy.yaml:2:3: rules.colour: unknown setting (allowed here: apply, backend, table, interfaces, bypass, local, mangle, failMode, fwmark, fwmarkMask, routeTable, rulePriority)'],
     ['a misspelt key in the second listener', 'listeners:\n  - name: a\n  - name: b\n    port: 8001\n    idleTimeoutMS: 5\n', 'tproxy.yaml:5:5: listeners[1].idleTimeoutMS: unknown setting: did you mean idleTimeoutMs? (allowed here: name, port, addresses, families, intercept, upstream, upstreamProxy, outbound, sniffTimeoutMs, upstreamMark, maxConnections, connectTimeoutMs, idleTimeoutMs, keepAliveMs, udp, headers)'],
-    ['an upstream proxy given by name', 'listeners:\n  - upstreamProxy: socks5://proxy.example:1080\n', 'tproxy.yaml:2:20: listeners[0].upstreamProxy: "socks5://proxy.example:1080" is not allowed: proxy.example is not an IP address (names are not resolved); write socks5://ADDR:PORT or http://ADDR:PORT (ADDR an IP address, [..] around IPv6; user:pass@ before it for credentials)'],
+    ['an upstream proxy given by name', 'listeners:\n  - upstreamProxy: socks5://proxy.example:1080\n', 'tproxy.yaml:2:20: listeners[0].upstreamProxy: "socks5://proxy.example:1080" is not allowed: "proxy.example" is not an IP address (names are not resolved); write socks5://ADDR:PORT or http://ADDR:PORT (ADDR an IP address, [..] around IPv6; user:pass@ before it for credentials)'],
     ['UDP through an upstream proxy', 'listeners:\n  - intercept: [tcp:80, udp:53]\n    upstreamProxy: http://192.0.2.7:3128\n', 'tproxy.yaml:3:20: listeners[0].upstreamProxy: http://192.0.2.7:3128 carries TCP only (SOCKS5 UDP ASSOCIATE is not supported), but intercept has udp: intercept tcp only on this listener'],
     ['an upstream proxy with transparent upstream', 'listeners:\n  - upstream: transparent\n    upstreamProxy: socks5://192.0.2.7\n', 'tproxy.yaml:3:20: listeners[0].upstreamProxy: socks5://192.0.2.7:1080 needs upstream direct (flows through a proxy leave from this host\'s address), not transparent'],
     ['an enum value misspelt', 'listeners:\n  - upstream: transparant\n', 'tproxy.yaml:2:15: listeners[0].upstream: "transparant" is not allowed: use one of direct, transparent (did you mean transparent?)'],
@@ -122,5 +122,48 @@ describe('flags over the file', () => {
   it('without a file, flags alone make the configuration (errors have no file)', () => {
     assert.equal(loadConfig({}, { values: { listen: '9000', family: '6' } }).listeners[0]?.port, 9000);
     assert.throws(() => loadConfig({}, { values: { family: 'ipx' } }), (e: unknown) => isTproxyError(e) && e.message === '--family: listeners[0].families: "ipx" is not allowed: use a list of 4 or 6');
+  });
+});
+
+describe('configuration files: hostile ones', () => {
+  const refusal = (text: string, flags: Record<string, string> = {}): { message: string; json: string } => {
+    try {
+      loadConfig({ file: 'tproxy.yaml', text }, { values: flags });
+    } catch (error) {
+      assert.ok(isTproxyError(error, 'ERR_INVALID_ARGUMENT'), String(error));
+      return { message: error.message, json: JSON.stringify(error.toJSON()) };
+    }
+    assert.fail('accepted');
+  };
+
+  it('masks the password of an upstream proxy URL it refuses, in the message and the details, from the file and from a flag', () => {
+    const file = refusal('listeners:\n  - upstreamProxy: "socks5://alice:S3cr3t@203.0.113.20:99999"\n');
+    assert.equal(file.message, 'tproxy.yaml:2:20: listeners[0].upstreamProxy: "socks5://alice:***@203.0.113.20:99999" is not allowed: not a URL; write socks5://ADDR:PORT or http://ADDR:PORT (ADDR an IP address, [..] around IPv6; user:pass@ before it for credentials)');
+    const flag = refusal('', { 'upstream-proxy': 'http://bob:S3cr3t@203.0.113.20:0' });
+    for (const r of [file, flag]) assert.ok(!r.json.includes('S3cr3t'), r.json);
+    // A valid URL with a refused combination names it masked too.
+    const combination = refusal('listeners:\n  - upstreamProxy: "socks5://alice:S3cr3t@203.0.113.20:1080"\n    upstream: transparent\n');
+    assert.match(combination.message, /socks5:\/\/alice:\*\*\*@203\.0\.113\.20:1080 needs upstream direct/);
+    assert.ok(!combination.json.includes('S3cr3t'));
+  });
+
+  it('quotes at most 200 characters of a huge value or key, and lists at most 20 problems', () => {
+    const huge = refusal(`listeners:\n  - port: "${'x'.repeat(2_000_000)}"\n  - ? ${'k'.repeat(1_000_000)}\n    : 1\n`);
+    assert.ok(huge.message.length < 2000, `${huge.message.length} characters`);
+    assert.match(huge.message, /listeners\[0\]\.port: "x{200}…" \(2000000 characters\) is not allowed/);
+    assert.match(huge.message, /listeners\[1\]\."k{200}…" \(1000000 characters\): unknown setting/);
+    const many = refusal(`rules:\n  bypass:\n    destinations:\n${Array.from({ length: 50 }, (_, i) => `      - 10.0.0.${i}/8\n`).join('')}`);
+    assert.match(many.message, /^1 problems|^tproxy\.yaml/);
+    const ports = refusal(`listeners:\n${Array.from({ length: 30 }, (_, i) => `  - { name: l${i}, port: ${70000 + i} }\n`).join('')}`);
+    assert.match(ports.message, /^30 problems in the configuration:\n/);
+    assert.equal(ports.message.split('\n').length, 1 + 20 + 1);
+    assert.match(ports.message, /\n {2}\.\.\. and 10 more$/);
+  });
+
+  it('stops a "billion laughs" document at the alias limit with the error, not a stack trace', () => {
+    const lol = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (let i = 1; i < 9; i++) lol.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    const r = refusal(`${lol.join('\n')}\n`);
+    assert.match(r.message, /tproxy\.yaml: too many aliases/);
   });
 });

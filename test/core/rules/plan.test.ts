@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { isTproxyError } from '../../../src/core/errors.js';
 import type { ListenerRules, RulesConfig } from '../../../src/core/rules/config.js';
 import { ownedBy, planRules, plannedRules } from '../../../src/core/rules/plan.js';
@@ -227,6 +228,49 @@ describe('several listeners', () => {
     refuses({ ...two, families: [6] }, 'listeners[0].families', /IPv4 is not among the families of the rules \(6\)/);
     refuses({ ...two, listeners: [web, { ...dns, upstreamMark: 0x3 }] }, 'listeners[1].upstreamMark', /would be routed back to itself/);
     refuses({ ...two, listeners: [] }, 'listeners', /at least one listener/);
+  });
+
+  it('refuses overlapping ports exactly when two listeners share a family, a transport and a port (against a naive check)', () => {
+    const range = fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 5 })).map(([from, width]) => ({ from, to: from + width }));
+    const listener = fc.record({
+      families: fc.constantFrom<(4 | 6)[]>([4], [6], [4, 6]),
+      tcp: fc.array(range, { maxLength: 3 }),
+      udp: fc.array(range, { maxLength: 3 }),
+    });
+    fc.assert(
+      fc.property(fc.array(listener, { minLength: 1, maxLength: 4 }), (drawn) => {
+        const listeners: ListenerRules[] = drawn.map((l, i) => ({
+          name: `l${i}`,
+          port: 8100 + i,
+          addresses: {},
+          families: l.families,
+          intercept: [...(l.tcp.length > 0 ? [{ transport: 'tcp' as const, ports: l.tcp }] : []), ...(l.udp.length > 0 ? [{ transport: 'udp' as const, ports: l.udp }] : [])],
+          upstreamMark: 0x2 << i,
+        }));
+        if (listeners.some((l) => l.intercept.length === 0)) return;
+        const overlap = listeners.some((a, i) =>
+          listeners.slice(0, i).some((b) => a.families.some((f) => b.families.includes(f)) && a.intercept.some((x) => b.intercept.some((y) => x.transport === y.transport && x.ports.some((p) => y.ports.some((q) => p.from <= q.to && q.from <= p.to))))),
+        );
+        let refused: unknown;
+        try {
+          planRules({ ...BASE_CONFIG, families: [4, 6], listeners });
+        } catch (error) {
+          refused = error;
+        }
+        assert.equal(refused !== undefined, overlap, (refused as Error | undefined)?.message);
+        if (refused) assert.ok(isTproxyError(refused, 'ERR_INVALID_ARGUMENT') && /is already intercepted by listeners\[\d\]/.test(refused.message), (refused as Error).message);
+      }),
+      { seed: 1313, numRuns: 400 },
+    );
+  });
+
+  it('checks 32,768 single ports per listener by one sort (no pairwise comparison)', () => {
+    const ports = (odd: number) => Array.from({ length: 32767 }, (_, k) => ({ from: 2 * k + odd, to: 2 * k + odd })).filter((r) => r.from >= 1);
+    const [web, dns] = two.listeners as [ListenerRules, ListenerRules];
+    const config = { ...two, listeners: [{ ...web, intercept: [{ transport: 'tcp' as const, ports: ports(1) }] }, { ...dns, families: [4, 6] as (4 | 6)[], intercept: [{ transport: 'tcp' as const, ports: ports(0) }] }] };
+    assert.equal(planRules(config).table.chains.length, 1);
+    const clash = { ...config, listeners: [config.listeners[0] as ListenerRules, { ...dns, intercept: [{ transport: 'tcp' as const, ports: [...ports(0), { from: 65533, to: 65533 }] }] }] };
+    assert.throws(() => planRules(clash), /listeners\[1\]\.intercept: tcp:65533 is already intercepted by listeners\[0\] \(web\)/);
   });
 });
 

@@ -39,4 +39,12 @@ describe('HTTP CONNECT handshake', () => {
     for (let i = 0; i <= MAX_RESPONSE_HEAD / 1024 + 1 && step.kind === 'more'; i++) step = h.offer(Buffer.alloc(1024, 'a'));
     assert.deepEqual(step, { kind: 'failed', take: 1024, reason: 'http-connect-protocol', errno: 'EPROTO' });
   });
+
+  it('refuses a head over the bound also when it arrives whole in one read', () => {
+    const head = `HTTP/1.1 200 OK\r\nX-Pad: ${'a'.repeat(20 * 1024)}\r\n\r\n`;
+    assert.deepEqual(new HttpConnectHandshake(V4).offer(Buffer.from(`${head}data`)), { kind: 'failed', take: head.length, reason: 'http-connect-protocol', errno: 'EPROTO' });
+    const exact = `HTTP/1.1 200 OK\r\nX-Pad: ${'a'.repeat(MAX_RESPONSE_HEAD - 30)}\r\n\r\n`;
+    assert.ok(exact.length <= MAX_RESPONSE_HEAD);
+    assert.equal(new HttpConnectHandshake(V4).offer(Buffer.from(exact)).kind, 'done');
+  });
 });

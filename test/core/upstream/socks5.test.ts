@@ -42,6 +42,12 @@ describe('SOCKS5 handshake', () => {
     assert.deepEqual(h.offer(reply.subarray(reply.length - 1)), { kind: 'done', take: 1 });
   });
 
+  it('refuses a success reply with an address type it cannot size (0x09): its bytes never reach the client', () => {
+    const h = new Socks5Handshake(V4);
+    h.offer(bytes(5, 0));
+    assert.deepEqual(h.offer(bytes(5, 0, 0, 9, 1, 2, 3, 4, 0, 80)), { kind: 'failed', take: 5, reason: 'socks5-protocol', errno: 'EPROTO' });
+  });
+
   it('reads a domain-name bound address by its length byte', () => {
     const h = new Socks5Handshake(V4);
     h.offer(bytes(5, 0));

@@ -4,8 +4,9 @@
  */
 import net from 'node:net';
 import type { Family } from '../../net/constants.js';
-import { formatUpstreamProxy, parseUpstreamProxy } from '../../upstream/proxy-url.js';
+import { formatUpstreamProxy, maskProxyUrl, parseUpstreamProxy } from '../../upstream/proxy-url.js';
 import { DSCP_NAMES } from '../../rules/dscp.js';
+import { quoted } from '../../quote.js';
 import { parseIntercept } from '../intercept.js';
 import { type ConfigIssue, type Infer, type Refusal, integer, list, mark, milliseconds, oneOf, optional, port, refused, refusing, section, text, type ValueSetting } from '../schema.js';
 
@@ -72,6 +73,7 @@ export const LISTENER = section({
         example: 'socks5://192.0.2.7:1080',
         help: 'Relay this listener\'s TCP flows through this SOCKS5 or HTTP CONNECT proxy instead of straight to their original destination (needs upstream direct, TCP only); absent: no proxy.',
         flag: { name: 'upstream-proxy', metavar: 'URL' },
+        shown: maskProxyUrl,
         parse: refusing(parseUpstreamProxy),
       }),
     ),
@@ -98,8 +100,8 @@ export const LISTENER = section({
     const seen = new Set<number>();
     for (const [i, address] of listener.addresses.entries()) {
       const f = net.isIPv4(address) ? 4 : 6;
-      if (seen.has(f)) issues.push({ path: [...path, 'addresses', i], message: `"${address}" is a second IPv${f} address: use at most one per family` });
-      else if (!listener.families.includes(f)) issues.push({ path: [...path, 'addresses', i], message: `"${address}" is an IPv${f} address but families is [${listener.families.join(', ')}]` });
+      if (seen.has(f)) issues.push({ path: [...path, 'addresses', i], message: `${quoted(address)} is a second IPv${f} address: use at most one per family` });
+      else if (!listener.families.includes(f)) issues.push({ path: [...path, 'addresses', i], message: `${quoted(address)} is an IPv${f} address but families is [${listener.families.join(', ')}]` });
       seen.add(f);
     }
     if (listener.upstreamProxy) {
@@ -119,7 +121,7 @@ export type ListenerSettings = Infer<typeof LISTENER>;
 export function checkListeners(listeners: readonly ListenerSettings[], issues: ConfigIssue[]): void {
   for (const [i, a] of listeners.entries()) {
     for (const [j, b] of listeners.slice(0, i).entries()) {
-      if (a.name === b.name) issues.push({ path: ['listeners', i, 'name'], message: `"${a.name}" is already the name of listeners[${j}]: each listener needs its own name` });
+      if (a.name === b.name) issues.push({ path: ['listeners', i, 'name'], message: `${quoted(a.name)} is already the name of listeners[${j}]: each listener needs its own name` });
       const shared = a.intercept.some((x) => b.intercept.some((y) => y.transport === x.transport)) && a.families.some((f) => b.families.includes(f));
       if (a.port === b.port && shared) issues.push({ path: ['listeners', i, 'port'], message: `${a.port} is already the port of listeners[${j}] (${b.name}): each listener needs its own port` });
     }
