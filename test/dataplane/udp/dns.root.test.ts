@@ -71,6 +71,9 @@ describe('DNS through the UDP relay (root)', () => {
     await query(4, 'A');
     await query(6, 'AAAA');
     await query(4, 'A');
+    // UDP events come from the relay thread in batches: under load a reply can arrive before the line about it.
+    let seen = 0;
+    await proxy.lines.waitFor((l) => l.type === 'udp.reply.fallback' && ++seen === 3, 10_000, 'a reply fallback line for each of the 3 sessions');
     const fallbacks = proxy.lines.items.filter((l) => l.type === 'udp.reply.fallback');
     assert.equal(fallbacks.length, 3, 'each session found the reply address taken');
     const counters = await proxy.stop();
