@@ -1,5 +1,5 @@
 /**
- * Real servers from Debian packages (danted, tinyproxy, nginx) in a lab namespace: each runs in the
+ * Real servers from Debian packages (danted, tinyproxy, nginx, haproxy) in a lab namespace: each runs in the
  * foreground from a config, pid and log files in a test's temp dir, bound to the namespace's own
  * addresses; the lab kills it by PID when it is destroyed (also when a test fails).
  */
@@ -12,13 +12,17 @@ export interface Daemon {
   log(): string;
 }
 
-/** Start `argv` in `host` and wait (at most 15 s) until something listens on each of `ports`. */
-export async function startDaemon(lab: Lab, host: HostName, argv: readonly string[], ports: readonly number[], logFile: string): Promise<Daemon> {
+/**
+ * Start `argv` in `host` and wait (at most 15 s) until something listens on each of `ports`. Its log
+ * is `logFile`, or without one what it writes to stdout (for servers that log nowhere else, like HAProxy).
+ */
+export async function startDaemon(lab: Lab, host: HostName, argv: readonly string[], ports: readonly number[], logFile?: string): Promise<Daemon> {
   const spawned = lab.spawn(host, argv);
   let stderr = '';
+  let stdout = '';
   spawned.child.stderr?.on('data', (d: Buffer) => void (stderr += d.toString()));
-  spawned.child.stdout?.resume();
-  const log = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+  spawned.child.stdout?.on('data', (d: Buffer) => void (stdout += d.toString()));
+  const log = (): string => (logFile === undefined ? stdout : existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
   const deadline = Date.now() + 15_000;
   for (;;) {
     const out = await lab.run(host, ['ss', '-Htln'], { check: false });

@@ -1,7 +1,7 @@
 // Outbounds against real servers from Debian packages, through real kernel rules: Dante's danted as
 // the socks5 outbound (without and with RFC 1929 username/password), tinyproxy as the http (CONNECT)
 // outbound with Basic credentials, nginx behind `listen ... proxy_protocol` reading the PROXY v1
-// and v2 headers tproxy sends, and name routes that send real curl requests (TLS SNI through
+// and v2 headers tproxy sends (and HAProxy's `bind ... accept-proxy`), and name routes that send real curl requests (TLS SNI through
 // --resolve, HTTP Host) to different outbounds. Each proxy's own log shows the original destination,
 // so the flow went through it, not around it.
 import assert from 'node:assert/strict';
@@ -13,6 +13,7 @@ import { LAB_ADDRESSES } from '../../../src/lab/topology.js';
 import type { Daemon } from '../../helpers/daemon.js';
 import { waitForLog } from '../../helpers/daemon.js';
 import { startDante } from '../../helpers/dante.js';
+import { startHaproxyAcceptProxy } from '../../helpers/haproxy.js';
 import { startNginx } from '../../helpers/nginx.js';
 import { startProxyLab, type LogLine, type ProxyLab } from '../../helpers/proxy-lab.js';
 import { startTinyproxy } from '../../helpers/tinyproxy.js';
@@ -20,6 +21,7 @@ import { startTinyproxy } from '../../helpers/tinyproxy.js';
 const SERVER = LAB_ADDRESSES.server.ipv4;
 const CLIENT = LAB_ADDRESSES.client.ipv4;
 const PORTS = { plain: 84, proxy: 85, tls: 86 } as const;
+const HAPROXY_PORT = 87;
 const SOCKS = 1080;
 const SOCKS_AUTH = 1081;
 const HTTP_PROXY = 3128;
@@ -30,14 +32,14 @@ const HTTP_USER = { name: 'tpxhttp', password: 'http-pw-1' };
 const config = `listeners:
   - name: main
     port: 8000
-    intercept: ["tcp:84-86"]
+    intercept: ["tcp:84-87"]
     sniffTimeoutMs: 2000
 routes:
   - { name: via-socks, outbound: socks, names: [socks.example, tls.example] }
   - { name: via-socks-auth, outbound: socks-auth, names: [auth.example] }
   - { name: via-http, outbound: http, names: [http.example] }
-  - { name: pp1, outbound: pp1, names: [v1.example] }
-  - { name: pp2, outbound: pp2, names: [v2.example] }
+  - { name: pp1, outbound: pp1, names: [v1.example, v1h.example] }
+  - { name: pp2, outbound: pp2, names: [v2.example, v2h.example] }
 outbounds:
   - { name: socks, kind: socks5, url: "socks5://${SERVER}:${SOCKS}" }
   - { name: socks-auth, kind: socks5, url: "socks5://${SOCKS_USER.name}:${SOCKS_USER.password}@${SERVER}:${SOCKS_AUTH}" }
@@ -50,23 +52,25 @@ tcp:
   workers: 1
 `;
 
-describe('outbounds through real danted, tinyproxy and nginx (root)', () => {
+describe('outbounds through real danted, tinyproxy, nginx and haproxy (root)', () => {
   let p: ProxyLab;
   let dir: string;
   let socks: Daemon;
   let socksAuth: Daemon;
   let http: Daemon;
   let nginx: Daemon;
+  let haproxy: Daemon;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tproxy-outreal-'));
     writeFileSync(join(dir, 'tproxy.yaml'), config);
     p = await startProxyLab(['--config', join(dir, 'tproxy.yaml')]);
     try {
-      [socks, socksAuth, http, nginx] = await Promise.all([
+      [socks, socksAuth, http, nginx, haproxy] = await Promise.all([
         startDante(p.lab, 'server', dir, { address: SERVER, port: SOCKS }),
         startDante(p.lab, 'server', dir, { address: SERVER, port: SOCKS_AUTH, user: SOCKS_USER }),
         startTinyproxy(p.lab, 'server', dir, { address: SERVER, port: HTTP_PROXY, connectPorts: [PORTS.plain, PORTS.tls], user: HTTP_USER }),
         startNginx(p.lab, 'server', dir, SERVER, PORTS),
+        startHaproxyAcceptProxy(p.lab, 'server', dir, SERVER, HAPROXY_PORT),
       ]);
     } catch (error) {
       await p.lab.destroy();
@@ -128,6 +132,17 @@ describe('outbounds through real danted, tinyproxy and nginx (root)', () => {
     const [v1, v2] = [await routeOf('v1.example'), await routeOf('v2.example')];
     assert.deepEqual([v1.outbound, v2.outbound], ['pp1', 'pp2']);
     const log = await waitForLog(nginx, /(?:.*\n){2}/);
+    assert.deepEqual(log.trim().split('\n'), sent.map(([, port]) => `${CLIENT}:${port}`));
+  });
+
+  it('PROXY v1 and v2 out: HAProxy (bind ... accept-proxy) takes the real client address and port', async () => {
+    const sent = [['v1h.example', 40_003], ['v2h.example', 40_004]] as const;
+    for (const [name, port] of sent) {
+      assert.equal(await curl(['--local-port', `${port}`, '-H', `Host: ${name}`, `http://${SERVER}:${HAPROXY_PORT}/`]), 'haproxy\n');
+    }
+    const [v1, v2] = [await routeOf('v1h.example'), await routeOf('v2h.example')];
+    assert.deepEqual([v1.outbound, v2.outbound], ['pp1', 'pp2']);
+    const log = await waitForLog(haproxy, /(?:.*\n){2}/);
     assert.deepEqual(log.trim().split('\n'), sent.map(([, port]) => `${CLIENT}:${port}`));
   });
 });
