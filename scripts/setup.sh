@@ -3,8 +3,10 @@
 # the lab's router) and iptables packages when their binaries are missing (iptables: for the
 # iptables backend and its tests, both the legacy and the nft flavour), dnsmasq-base (the binary only, no service; the UDP tests run it as a resolver
 # in a lab namespace), tcpdump (the captures that prove what the proxy puts on the wire), zsh and fish (the completion
-# tests parse and run their scripts), the npm
-# packages, and the build. Safe to run again.
+# tests parse and run their scripts), dante-server, tinyproxy, nginx-light and haproxy (the binaries the outbound tests run
+# in a lab namespace as the real SOCKS5, HTTP CONNECT and PROXY-protocol/TLS servers; no service is started:
+# the tests start each in the foreground from a temp dir), openssl (their throwaway certificate and password hash),
+# the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,12 @@ have tcpdump || missing+=(tcpdump)
 have iptables-legacy-restore && have iptables-nft-restore || missing+=(iptables)
 have zsh || missing+=(zsh)
 have fish || missing+=(fish)
+have danted || missing+=(dante-server)
+have tinyproxy || missing+=(tinyproxy)
+have nginx || missing+=(nginx-light)
+have haproxy || missing+=(haproxy)
+have openssl || missing+=(openssl)
+have curl || missing+=(curl)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing and not root: install them with apt-get install ${missing[*]}" >&2
@@ -27,9 +35,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]} from apt (their binaries are missing)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # danted, tinyproxy, nginx and haproxy come with services that the packages start on install: a policy-rc.d
+  # that refuses (exit 101, the Debian convention) keeps them stopped; it is removed again unless the
+  # machine had its own.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "setup: nft, ip, sysctl, iptables, dnsmasq, tcpdump, zsh and fish present"
+  echo "setup: nft, ip, sysctl, iptables, dnsmasq, tcpdump, zsh, fish, danted, tinyproxy, nginx, haproxy, openssl and curl present"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

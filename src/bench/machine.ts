@@ -68,11 +68,13 @@ function perUnit(m: MachineSummary | undefined): string {
 /** One row per workload: each scenario's machine CPU per unit and busy share, and the ceilings. */
 export function machineTable(workloads: Readonly<Record<string, { readonly machine: Partial<Record<Scenario, MachineSummary>> }>>, haproxyLabel = 'HAProxy'): string {
   const x = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
-  const rows = [['machine CPU per unit', 'kernel forwarding', 'tproxy', haproxyLabel, 'CPU ceiling tproxy / fwd', 'CPU ceiling HAProxy / fwd']];
+  // The routed listener's column only when some workload ran it.
+  const routed = Object.values(workloads).some((w) => w.machine.routed);
+  const rows = [['machine CPU per unit', 'kernel forwarding', 'tproxy', haproxyLabel, ...(routed ? ['tproxy + routes'] : []), 'CPU ceiling tproxy / fwd', 'CPU ceiling HAProxy / fwd']];
   for (const [name, w] of Object.entries(workloads)) {
     const m = w.machine;
     if (!m.forwarding && !m.tproxy) continue;
-    rows.push([name, perUnit(m.forwarding), perUnit(m.tproxy), perUnit(m.haproxy), x(cpuCeiling(m.forwarding, m.tproxy)), x(cpuCeiling(m.forwarding, m.haproxy))]);
+    rows.push([name, perUnit(m.forwarding), perUnit(m.tproxy), perUnit(m.haproxy), ...(routed ? [perUnit(m.routed)] : []), x(cpuCeiling(m.forwarding, m.tproxy)), x(cpuCeiling(m.forwarding, m.haproxy))]);
   }
   return formatColumns(rows);
 }

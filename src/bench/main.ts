@@ -16,7 +16,9 @@
  * this very build with another worker count. --haproxy-splice makes HAProxy splice both
  * ways (`option splice-request` and `splice-response`), its fastest setting for streams.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { singleListenerRules } from '../core/rules/config.js';
@@ -36,13 +38,16 @@ import { ensureTools } from './tools.js';
 import { machineCpu, machineCpuSince, processTree, usageOf } from '../sys/proc-usage.js';
 import { machineSample, machineTable, summarizeMachine, type MachineSample, type MachineSummary } from './machine.js';
 import { fileLimit } from '../sys/limits.js';
-import { CPU_PER_GB_SOURCE, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Scenario, type Workload } from './workloads.js';
+import { CPU_PER_GB_SOURCE, DEFAULT_SCENARIOS, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Scenario, type Workload } from './workloads.js';
+import { benchSniff, formatSniffBench, type SniffBenchRow } from './sniff.js';
+import { ROUTED_PREFIXES, writeRoutedConfig } from './routed.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
 /** One per core of the lab machine, as HAProxy's own default would be there. */
 const HAPROXY_THREADS = 2;
 const BASELINE_PORT = 8002;
+const ROUTED_PORT = 8003;
 
 const CPU_PER_GB = 'proxy-cpu-per-gb';
 
@@ -50,6 +55,8 @@ export interface BenchResult {
   readonly udp: UdpBenchResult | undefined;
   /** The route decision microbenchmark (10,000 prefixes + 1,000 name suffixes vs no routes). */
   readonly route: RouteBenchResult;
+  /** The per-flow parsers (TLS SNI, HTTP Host, PROXY v2, ...), ns per call. */
+  readonly sniff: readonly SniffBenchRow[];
   /** How the HAProxy scenario ran. */
   readonly haproxy: { readonly splice: boolean; readonly threads: number };
   readonly date: string;
@@ -72,6 +79,8 @@ export interface WorkloadResult {
   readonly vsHaproxy: number;
   /** tproxy against the baseline build (>1: this build is better); null without --baseline. */
   readonly vsBaseline: number | null;
+  /** The listener with ROUTED_PREFIXES prefixes against the same listener without routes (>1: the routed one is better); null where not run. */
+  readonly routedVsPlain: number | null;
   /** The whole machine's CPU per unit of work and busy share, per scenario (workloads that count work). */
   readonly machine: Partial<Record<Scenario, MachineSummary>>;
   readonly extra: unknown;
@@ -86,13 +95,14 @@ function haproxyLabel(splice: boolean): string {
 }
 
 function table(result: BenchResult, baseline: boolean): string {
-  const rows = [['workload', 'kernel forwarding', 'tproxy', haproxyLabel(result.haproxy.splice), ...(baseline ? ['baseline tproxy'] : []), 'tproxy / fwd', 'HAProxy / fwd', ...(baseline ? ['baseline / fwd'] : []), 'tproxy vs HAProxy', ...(baseline ? ['tproxy vs baseline'] : [])]];
+  const routed = Object.values(result.workloads).some((w) => w.scenarios.routed);
+  const rows = [['workload', 'kernel forwarding', 'tproxy', haproxyLabel(result.haproxy.splice), ...(baseline ? ['baseline tproxy'] : []), ...(routed ? [`tproxy + ${ROUTED_PREFIXES / 1000}k prefixes`] : []), 'tproxy / fwd', 'HAProxy / fwd', ...(baseline ? ['baseline / fwd'] : []), 'tproxy vs HAProxy', ...(baseline ? ['tproxy vs baseline'] : []), ...(routed ? ['routed vs no routes'] : [])]];
   const fmt = (s: Summary | undefined, unit: string): string => (s ? `${s.median.toPrecision(4)} ${unit} [${s.min.toPrecision(3)}-${s.max.toPrecision(3)}]` : '-');
   const x = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
   for (const [name, w] of Object.entries(result.workloads)) {
     rows.push([
-      name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), ...(baseline ? [fmt(w.scenarios.baseline, w.unit)] : []),
-      x(w.ratio), x(w.haproxyRatio), ...(baseline ? [x(w.baselineRatio)] : []), x(w.vsHaproxy), ...(baseline ? [x(w.vsBaseline)] : []),
+      name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), ...(baseline ? [fmt(w.scenarios.baseline, w.unit)] : []), ...(routed ? [fmt(w.scenarios.routed, w.unit)] : []),
+      x(w.ratio), x(w.haproxyRatio), ...(baseline ? [x(w.baselineRatio)] : []), x(w.vsHaproxy), ...(baseline ? [x(w.vsBaseline)] : []), ...(routed ? [x(w.routedVsPlain)] : []),
     ]);
   }
   return formatColumns(rows);
@@ -128,6 +138,7 @@ function resultOf(w: Workload, s: Record<Scenario, number[]>, extra: unknown, ma
     baselineRatio: better(scenarios.baseline, scenarios.forwarding),
     vsHaproxy: better(scenarios.tproxy, scenarios.haproxy) ?? NaN,
     vsBaseline: better(scenarios.tproxy, scenarios.baseline),
+    routedVsPlain: better(scenarios.routed, scenarios.tproxy),
     machine,
     extra,
   };
@@ -154,10 +165,13 @@ async function main(): Promise<void> {
   // First, before the lab loads the machine: the route decision needs no root and no lab.
   const route = benchRoute({ rounds: values.quick ? 3 : 7 });
   say(formatRouteBench(route));
+  const sniff = benchSniff(values.quick ? 50_000 : 200_000, values.quick ? 3 : 5);
+  say(formatSniffBench(sniff));
   const runner = new ProcessRunner();
   await ensureTools(['iperf3', 'wrk', 'nginx', 'haproxy'], runner, say);
 
   const lab = await Lab.create();
+  const routedDir = mkdtempSync(join(tmpdir(), 'tproxy-bench-routed-'));
   const stopOnSignal = (): void => {
     lab.destroySync();
     process.exit(130);
@@ -165,7 +179,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', stopOnSignal);
   try {
     // The client reuses its TIME_WAIT ports (older than 1 s) for new connections, as load generators
-    // do: each scenario has 13,000 client ports (below), which the connection workloads fill with
+    // do: each scenario has 10,400 client ports (below), which the connection workloads fill with
     // TIME_WAIT in 2-3 s whenever the client closes first; connect() then scans for a free port
     // (0.4 ms at 85% full), and the one-at-a-time workload measured that scan, not the path.
     await lab.run('client', ['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1']);
@@ -173,9 +187,16 @@ async function main(): Promise<void> {
     // Without --workers, tproxy runs its default worker count: the bench measures the default.
     const workers = values.workers;
     const baselineBin = values.baseline;
-    const scenarioList = SCENARIOS.filter((s) => s !== 'baseline' || baselineBin !== undefined);
+    const only = values.only?.split(',');
+    const workloads: readonly Workload[] = TCP_WORKLOADS.filter((w) => !only || only.includes(w.name));
+    if (workloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${TCP_WORKLOADS.map((w) => w.name).join(', ')}`);
+    // The baseline runs with --baseline only; the routed listener only for the workloads that name it.
+    const scenarioList = SCENARIOS.filter((s) => (s !== 'baseline' || baselineBin !== undefined) && (s !== 'routed' || workloads.some((w) => w.scenarios?.includes('routed'))));
+    const routedConfig = writeRoutedConfig(routedDir, ROUTED_PORT, [IPERF_PORT, HTTP_PORT]);
+    /** The plain listener from flags, or the routed one from its configuration. */
     const startTproxy = async (bin = BIN, port = PROXY_PORT, workerCount = workers): Promise<{ process: SpawnedProcess; capacity: number; workers: number }> => {
-      const spawned = lab.spawn('router', [process.execPath, bin, 'run', '--no-rules', '--listen', `${port}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4', ...(workerCount ? ['--workers', workerCount] : []), '--log-format', 'json']);
+      const listener = port === ROUTED_PORT ? ['--config', routedConfig] : ['--no-rules', '--listen', `${port}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4'];
+      const spawned = lab.spawn('router', [process.execPath, bin, 'run', ...listener, ...(workerCount ? ['--workers', workerCount] : []), '--log-format', 'json']);
       const ready = await new JsonLines<{ type: string; maxConnectionsPerWorker?: number; tcpWorkers?: number[] }>(spawned.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
       const count = ready.tcpWorkers?.length ?? 1;
       return { process: spawned, capacity: (ready.maxConnectionsPerWorker ?? 0) * count, workers: count };
@@ -196,6 +217,8 @@ async function main(): Promise<void> {
     let haproxy = await startHaproxyReady();
     const startBaseline = async (): Promise<SpawnedProcess | undefined> => (baselineBin ? (await startTproxy(baselineBin, BASELINE_PORT, values['baseline-workers'] ?? workers)).process : undefined);
     let baseline = await startBaseline();
+    const startRouted = async (): Promise<SpawnedProcess | undefined> => (scenarioList.includes('routed') ? (await startTproxy(BIN, ROUTED_PORT)).process : undefined);
+    let routed = await startRouted();
     /** A fresh process: memory a proxy freed keeps its RSS, and a later round would measure reuse. */
     const restart = async (scenario: Scenario): Promise<void> => {
       if (scenario === 'tproxy') {
@@ -210,6 +233,10 @@ async function main(): Promise<void> {
         baseline.child.kill('SIGTERM');
         await baseline.exited;
         baseline = await startBaseline();
+      } else if (scenario === 'routed' && routed) {
+        routed.child.kill('SIGTERM');
+        await routed.exited;
+        routed = await startRouted();
       }
     };
     const idleConnections = Math.min(IDLE_CONNECTIONS, Math.floor(haproxyMaxconn * 0.9), Math.floor(ready.capacity * 0.8));
@@ -218,10 +245,11 @@ async function main(): Promise<void> {
       tproxy: () => processTree(proxy.child.pid ?? -1),
       haproxy: () => processTree(haproxy.child.pid ?? -1),
       baseline: () => processTree(baseline?.child.pid ?? -1),
+      routed: () => processTree(routed?.child.pid ?? -1),
     };
     const planFor = (listenPort: number): RulesPlan =>
       planRules(singleListenerRules([{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }], { port: listenPort, families: [4] }, { tableName: 'tproxy_bench' }));
-    const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT), baseline: planFor(BASELINE_PORT) };
+    const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT), baseline: planFor(BASELINE_PORT), routed: planFor(ROUTED_PORT) };
     const rules = new RulesController(lab.runnerFor('router'));
     const intercepted = async (scenario: Scenario): Promise<number> => {
       if (scenario === 'forwarding') return 0;
@@ -231,16 +259,13 @@ async function main(): Promise<void> {
     // Each scenario's client connections use their own ephemeral ports: a proxy's transparent
     // TIME_WAIT sockets on the router would otherwise catch (early demux) and black-hole the same
     // address/port pairs when a later scenario forwards them.
-    const PORT_RANGES: Record<Scenario, string> = { forwarding: '10000 22999', tproxy: '23000 35999', haproxy: '36000 48999', baseline: '49000 61999' };
+    const PORT_RANGES: Record<Scenario, string> = { forwarding: '10000 20399', tproxy: '20400 30799', haproxy: '30800 41199', baseline: '41200 51599', routed: '51600 61999' };
     const scenarioOn = async (scenario: Scenario): Promise<void> => {
       await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[scenario]}`]);
       if (scenario === 'forwarding') await rules.remove(plans.forwarding);
       else await rules.apply(plans[scenario]);
     };
 
-    const only = values.only?.split(',');
-    const workloads: readonly Workload[] = TCP_WORKLOADS.filter((w) => !only || only.includes(w.name));
-    if (workloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${TCP_WORKLOADS.map((w) => w.name).join(', ')}`);
     const samples: Record<string, Record<Scenario, number[]>> = {};
     const extras: Record<string, Record<Scenario, Record<string, number>[]>> = {};
     const machineSamples: Record<string, Partial<Record<Scenario, MachineSample[]>>> = {};
@@ -248,7 +273,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       const order: Scenario[] = round % 2 === 0 ? [...scenarioList] : [...scenarioList].reverse();
       for (const workload of workloads) {
-        for (const scenario of order.filter((s) => (workload.scenarios ?? SCENARIOS).includes(s))) {
+        for (const scenario of order.filter((s) => (workload.scenarios ?? DEFAULT_SCENARIOS).includes(s))) {
           if (workload.freshProxy) await restart(scenario);
           await scenarioOn(scenario);
           const before = await intercepted(scenario);
@@ -266,14 +291,14 @@ async function main(): Promise<void> {
           const cpuPerGb = scenario !== 'forwarding' && measured.bytes ? cpuSeconds / (measured.bytes / 1e9) : undefined;
           const m = scenario === 'forwarding' ? measured : { ...measured, extra: { ...measured.extra, proxyCpuSeconds: cpuSeconds, ...(cpuPerGb === undefined ? {} : { cpuSecondsPerGB: cpuPerGb }) } };
           if (cpuPerGb !== undefined && workload.name === CPU_PER_GB_SOURCE) {
-            ((samples[CPU_PER_GB] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [] })[scenario]).push(cpuPerGb);
+            ((samples[CPU_PER_GB] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(cpuPerGb);
           }
           // A proxy that is not in the path looks exactly like kernel forwarding: prove it was.
           if (scenario !== 'forwarding' && (await intercepted(scenario)) <= before) {
             throw new TproxyError('ERR_PROXY_BYPASSED', `${workload.name} ${scenario}: the tproxy rule counted no new packet: the traffic did not reach ${scenario}`);
           }
-          ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [] })[scenario]).push(m.value);
-          ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [] })[scenario]).push(m.extra ?? {});
+          ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(m.value);
+          ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(m.extra ?? {});
           say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}${cpuPerGb === undefined ? '' : ` (proxy CPU ${cpuPerGb.toFixed(3)} s/GB)`}`);
         }
       }
@@ -287,13 +312,14 @@ async function main(): Promise<void> {
     const result: BenchResult = {
       udp,
       route,
+      sniff,
       haproxy: { splice: haproxySplice, threads: HAPROXY_THREADS },
       date: new Date().toISOString(),
       rounds,
       seconds,
       workloads: Object.fromEntries(
         [...workloads, ...(samples[CPU_PER_GB] ? [cpuPerGbRow] : [])].map((w) => {
-          const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [], baseline: [] };
+          const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] };
           return [w.name, resultOf(w, s, extras[w.name], machineSamples[w.name] ?? {})];
         }),
       ),
@@ -305,10 +331,12 @@ async function main(): Promise<void> {
     say('');
     if (udp) say(formatUdpBench(udp));
     say(formatRouteBench(route));
+    say(formatSniffBench(sniff));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
     say(`\nbench: figures and ratios written to ${values.out}`);
   } finally {
     process.off('SIGINT', stopOnSignal);
+    rmSync(routedDir, { recursive: true, force: true });
     await lab.destroy();
   }
 }

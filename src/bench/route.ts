@@ -22,7 +22,7 @@ export interface RouteBenchResult {
 }
 
 /** A small seeded generator (mulberry32): the same flows every run. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -39,13 +39,18 @@ function ipv4(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
-/** The table of the bench: lan first, then names, then 10,000 prefixes (a country's list), then ports. */
-export function benchRouting(prefixes: number, suffixes: number, next: () => number): RoutingConfig {
-  const list = Array.from({ length: prefixes }, () => {
+/** `count` random IPv4 prefixes of /16 to /24 (a country's list). */
+export function randomPrefixes(count: number, next: () => number): string[] {
+  return Array.from({ length: count }, () => {
     const len = 16 + Math.floor(next() * 9);
     const n = (Math.floor(next() * 2 ** 32) & ((0xffffffff << (32 - len)) >>> 0)) >>> 0;
     return `${ipv4(n)}/${len}`;
   });
+}
+
+/** The table of the bench: lan first, then names, then 10,000 prefixes (a country's list), then ports. */
+export function benchRouting(prefixes: number, suffixes: number, next: () => number): RoutingConfig {
+  const list = randomPrefixes(prefixes, next);
   const names = Array.from({ length: suffixes }, (_, i) => `.s${i}.example`);
   const direct = { name: 'direct', kind: 'direct' } as const;
   const reject = { name: 'reject', kind: 'reject' } as const;

@@ -9,9 +9,15 @@ import { parseIperf3Received, parseWrk } from './stats.js';
 
 const TCP_HOLD = fileURLToPath(new URL('../lab/tcp-hold.js', import.meta.url));
 
-/** `baseline`: another tproxy build (`--baseline BIN`), for before/after figures from one run. */
-export type Scenario = 'forwarding' | 'tproxy' | 'haproxy' | 'baseline';
-export const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline'];
+/**
+ * `baseline`: another tproxy build (`--baseline BIN`), for before/after figures from one run.
+ * `routed`: this tproxy with a 10,000-prefix route table on its listener (src/bench/routed.ts),
+ * against `tproxy`'s listener without routes; only the workloads that name it run it.
+ */
+export type Scenario = 'forwarding' | 'tproxy' | 'haproxy' | 'baseline' | 'routed';
+export const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline', 'routed'];
+/** The scenarios of a workload that does not name its own. */
+export const DEFAULT_SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline'];
 const PROXIES: readonly Scenario[] = ['tproxy', 'haproxy', 'baseline'];
 
 export interface Measurement {
@@ -37,7 +43,7 @@ export interface Workload {
   readonly unit: string;
   /** Higher is better (throughput) or lower is better (latency, memory). */
   readonly higherIsBetter: boolean;
-  /** The scenarios it applies to (default all). */
+  /** The scenarios it applies to (default DEFAULT_SCENARIOS). */
   readonly scenarios?: readonly Scenario[];
   /** Measured on a freshly started proxy (memory figures: a proxy keeps what it once allocated). */
   readonly freshProxy?: boolean;
@@ -60,12 +66,13 @@ function iperf(name: string, description: string, streams: number): Workload {
   };
 }
 
-function wrk(name: string, description: string, unit: string, connections: number, close: boolean): Workload {
+function wrk(name: string, description: string, unit: string, connections: number, close: boolean, scenarios: readonly Scenario[] = DEFAULT_SCENARIOS): Workload {
   return {
     name,
     description,
     unit,
     higherIsBetter: true,
+    scenarios,
     async run(lab, seconds) {
       const argv = ['wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...(close ? ['-H', 'Connection: close'] : []), `http://${server}:${HTTP_PORT}/`];
       const r = parseWrk((await lab.run('client', argv, { timeoutMs: (seconds + 30) * 1000 })).stdout);
@@ -138,7 +145,7 @@ function idleMemory(): Workload {
 export const TCP_WORKLOADS: readonly Workload[] = [
   iperf('tcp-throughput-1', 'iperf3, one TCP stream, client -> server', 1),
   iperf('tcp-throughput-4', 'iperf3, four parallel TCP streams, client -> server', 4),
-  wrk('tcp-connections', 'wrk, 50 connections, one request each (Connection: close)', 'conn/s', 50, true),
+  wrk('tcp-connections', 'wrk, 50 connections, one request each (Connection: close); routed: a listener with 10,000 destination prefixes', 'conn/s', 50, true, [...DEFAULT_SCENARIOS, 'routed']),
   wrk('tcp-keepalive-requests', 'wrk, 50 keep-alive connections, requests per second', 'req/s', 50, false),
   wrk('tcp-1conn-requests', 'wrk, one connection at a time, one request each (Connection: close): latency-bound', 'conn/s', 1, true),
   idleMemory(),
