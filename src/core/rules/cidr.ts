@@ -1,7 +1,7 @@
 /** CIDR prefixes for the bypass sets: parsing, canonical text, and removal of covered prefixes. Pure. */
-import ipaddr from 'ipaddr.js';
-import { TproxyError } from '../errors.js';
 import type { Family } from '../net/constants.js';
+import { type Prefix, formatAddress, parsePrefix } from '../net/prefix.js';
+import { uncovered } from '../net/prefix-set.js';
 
 export interface Cidr {
   readonly family: Family;
@@ -14,18 +14,8 @@ export function formatCidr(cidr: Cidr): string {
   return `${cidr.address}/${cidr.length}`;
 }
 
-function bits(family: Family): number {
-  return family === 4 ? 32 : 128;
-}
-
-function toBigInt(address: ipaddr.IPv4 | ipaddr.IPv6): bigint {
-  return address.toByteArray().reduce((acc, byte) => (acc << 8n) | BigInt(byte), 0n);
-}
-
-function fromBigInt(value: bigint, family: Family): string {
-  const bytes: number[] = [];
-  for (let i = 0; i < bits(family) / 8; i++) bytes.unshift(Number((value >> BigInt(8 * i)) & 0xffn));
-  return ipaddr.fromByteArray(bytes).toString();
+function toCidr(prefix: Prefix): Cidr {
+  return { family: prefix.family, address: formatAddress({ family: prefix.family, value: prefix.start }), length: prefix.length };
 }
 
 /**
@@ -33,40 +23,16 @@ function fromBigInt(value: bigint, family: Family): string {
  * in errors. Host bits set below the prefix length are refused with the network address to use.
  */
 export function parseCidr(text: string, field: string): Cidr {
-  const bad = (why: string): never => {
-    throw new TproxyError('ERR_INVALID_ARGUMENT', `${field}: "${text}" ${why}`, { field, value: text });
-  };
-  const [addressText = '', lengthText, ...rest] = text.trim().split('/');
-  if (rest.length > 0) bad('is not a CIDR prefix (use ADDRESS/LENGTH, e.g. 10.0.0.0/8 or 2001:db8::/32)');
-  let family: Family;
-  if (ipaddr.IPv4.isValidFourPartDecimal(addressText)) family = 4;
-  else if (ipaddr.IPv6.isValid(addressText) && !addressText.includes('%')) family = 6;
-  else return bad('is not an IPv4 or IPv6 address or prefix (use ADDRESS/LENGTH, e.g. 10.0.0.0/8 or 2001:db8::/32)');
-  const length = lengthText === undefined ? bits(family) : /^\d{1,3}$/.test(lengthText) ? Number(lengthText) : NaN;
-  if (!Number.isInteger(length) || length > bits(family)) bad(`has an invalid prefix length (0-${bits(family)} for IPv${family})`);
-  const parsed = ipaddr.parse(addressText);
-  const value = toBigInt(parsed);
-  const hostBits = BigInt(bits(family) - length);
-  const network = (value >> hostBits) << hostBits;
-  if (network !== value) bad(`has host bits set below /${length}: did you mean ${fromBigInt(network, family)}/${length}?`);
-  return { family, address: fromBigInt(network, family), length };
-}
-
-function contains(outer: Cidr, inner: Cidr): boolean {
-  if (outer.family !== inner.family || outer.length > inner.length) return false;
-  const shift = BigInt(bits(outer.family) - outer.length);
-  return toBigInt(ipaddr.parse(outer.address)) >> shift === toBigInt(ipaddr.parse(inner.address)) >> shift;
+  return toCidr(parsePrefix(text, field));
 }
 
 /**
- * Drop duplicates and prefixes covered by a wider one, keep the input order otherwise: nftables
- * interval sets refuse overlapping elements, and what we apply must read back unchanged.
+ * Parse a bypass list and drop duplicates and prefixes covered by a wider one, keeping the input
+ * order otherwise: nftables interval sets refuse overlapping elements, and what we apply must read
+ * back unchanged. O(n log n) (100,000 prefixes in well under a second).
  */
-export function withoutCovered(cidrs: readonly Cidr[]): Cidr[] {
-  const kept: Cidr[] = [];
-  cidrs.forEach((cidr, i) => {
-    const coveredBy = cidrs.findIndex((other, j) => j !== i && contains(other, cidr) && (other.length < cidr.length || j < i));
-    if (coveredBy === -1) kept.push(cidr);
-  });
-  return kept;
+export function bypassCidrs(texts: readonly string[], field: string): Cidr[] {
+  const prefixes = texts.map((t) => parsePrefix(t, field));
+  const keep = uncovered(prefixes);
+  return prefixes.filter((_, i) => keep[i]).map(toCidr);
 }

@@ -21,7 +21,7 @@
  *   ip route local default dev lo table <table>                  (per family)
  */
 import type { Family } from '../net/constants.js';
-import { parseCidr, withoutCovered } from './cidr.js';
+import { bypassCidrs } from './cidr.js';
 import { DEFAULT_RULES_CONFIG, type InterceptSpec, type ListenerRules, type RulesConfig, upstreamMarks } from './config.js';
 import { FULL_MASK, hex } from './marks.js';
 import type { Match, PlannedChain, PlannedRule, PlannedSet, PolicyRoute, RulesPlan, Statement } from './ruleset.js';
@@ -48,7 +48,7 @@ function plannedSets(config: RulesConfig): PlannedSet[] {
   for (const direction of ['daddr', 'saddr'] as const) {
     const texts = direction === 'daddr' ? config.bypass.destinations : config.bypass.sources;
     const field = direction === 'daddr' ? 'bypass.destinations' : 'bypass.sources';
-    const cidrs = withoutCovered(texts.map((t) => parseCidr(t, field)));
+    const cidrs = bypassCidrs(texts, field);
     for (const family of config.families) {
       sets.push({ name: setName(direction, family), family, direction, elements: cidrs.filter((c) => c.family === family) });
     }
