@@ -8,6 +8,7 @@ import { RELOAD, SHUTDOWN } from './sections/lifecycle.js';
 import { ADMIN } from './sections/admin.js';
 import { LOG } from './sections/log.js';
 import { METRICS } from './sections/metrics.js';
+import { MMPROXY, checkMmproxy } from './sections/mmproxy.js';
 import { RULES } from './sections/rules.js';
 import { TCP } from './sections/tcp.js';
 import { type Infer, section } from './schema.js';
@@ -21,6 +22,7 @@ export const SECTIONS = {
   reload: RELOAD,
   metrics: METRICS,
   admin: ADMIN,
+  mmproxy: MMPROXY,
 } as const;
 
 export const CONFIG_SCHEMA = section({
@@ -28,6 +30,7 @@ export const CONFIG_SCHEMA = section({
   fields: SECTIONS,
   check(config, _path, issues) {
     checkListeners(config.listeners, issues);
+    checkMmproxy(config.mmproxy, issues);
   },
 });
 
