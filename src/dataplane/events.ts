@@ -56,7 +56,8 @@ export type ProxyEvent =
    * `worker-lost`.
    */
   | { readonly type: 'worker.exit'; readonly pid: number; readonly exitCode: number | null; readonly signal: string | null; readonly restarting: boolean; readonly lostFlows: number }
-  /** mmproxy listeners (behind a load balancer): a refused connection, a health check, a relayed flow's end. */
+  /** mmproxy listeners (behind a load balancer): listening (an ordinary socket), a refused connection, a health check, a relayed flow's end. */
+  | { readonly type: 'mmproxy.listening'; readonly listener: string; readonly local: Endpoint }
   | { readonly type: 'mmproxy.reject'; readonly listener: string; readonly balancer: Endpoint; readonly reason: string }
   | { readonly type: 'mmproxy.local'; readonly listener: string; readonly balancer: Endpoint }
   | {

@@ -78,7 +78,7 @@ export class MmproxyTcpRelay {
         const a = server.address() as net.AddressInfo;
         const local = { family: familyOf(a.address), address: a.address, port: a.port };
         locals.push(local);
-        this.deps.emit({ type: 'listening', transport: 'tcp', family: local.family, local });
+        this.deps.emit({ type: 'mmproxy.listening', listener: this.config.name, local });
       }
     } catch (error) {
       await this.stop();

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { JsonLines } from '../../../src/lab/json-lines.js';
 import { Lab, LAB_ADDRESSES } from '../../../src/lab/topology.js';
 import type { MmproxyTcpConfig } from '../../../src/dataplane/mmproxy/tcp-relay.js';
-import { HEADER_SENDER, MMPROXY_AGENT } from '../../helpers/paths.js';
+import { BIN, HEADER_SENDER, MMPROXY_AGENT } from '../../helpers/paths.js';
 import { until } from '../../helpers/until.js';
 
 const BALANCER = { 4: LAB_ADDRESSES.routerClientSide.ipv4, 6: LAB_ADDRESSES.routerClientSide.ipv6 } as const;
@@ -20,13 +20,15 @@ const CLIENT = { 4: LAB_ADDRESSES.client.ipv4, 6: LAB_ADDRESSES.client.ipv6 } as
 const hex = (text: string): string => Buffer.from(text, 'latin1').toString('hex');
 const V2_SIGNATURE = '0d0a0d0a000d0a515549540a';
 
-type Line = { type: string; seq?: number; reason?: string; rejected?: Record<string, number>; headersProxy?: number; headersLocal?: number };
+type Line = { type: string; seq?: number; reason?: string; listener?: string; headerSource?: { address: string; port: number }; rejected?: Record<string, number>; headersProxy?: number; headersLocal?: number };
 
 describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () => {
   let lab: Lab;
   let dir: string;
   let lines: JsonLines<Line>;
   let agent: ReturnType<Lab['spawn']>;
+  let daemon: ReturnType<Lab['spawn']>;
+  let daemonLog: JsonLines<Line>;
   const accessLog = (): string[] => readFileSync(path.join(dir, 'access.log'), 'utf8').split('\n').filter((l) => l !== '');
 
   before(async () => {
@@ -74,6 +76,12 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
           `  bind ${BALANCER[4]}:81`,
           `  bind [${BALANCER[6]}]:81`,
           '  default_backend v2',
+          'frontend daemon',
+          `  bind ${BALANCER[4]}:82`,
+          `  bind [${BALANCER[6]}]:82`,
+          '  default_backend daemon',
+          'backend daemon',
+          '  server mm 127.0.0.1:8444 send-proxy-v2',
           'backend v1',
           '  server mm 127.0.0.1:8443 send-proxy',
           'backend v2',
@@ -95,6 +103,14 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
       agent = lab.spawn('router', [process.execPath, MMPROXY_AGENT, JSON.stringify(config)]);
       lines = new JsonLines<Line>(agent.child.stdout!);
       await lines.waitFor((l) => l.type === 'ready', 10_000, 'the mmproxy listener ready');
+      // The same job done by `tproxy run` from a configuration file (its own listener on 8444).
+      writeFileSync(
+        path.join(dir, 'tproxy.yaml'),
+        ['listeners: [{port: 8000, intercept: ["tcp:9"]}]', 'rules: {apply: false}', 'mmproxy:', '  - name: lb', '    listen: [127.0.0.1:8444]', '    backend4: 127.0.0.1:8080', '    backend6: "[::1]:8080"', '    headerTimeoutMs: 2000'].join('\n') + '\n',
+      );
+      daemon = lab.spawn('router', [process.execPath, BIN, 'run', '--config', path.join(dir, 'tproxy.yaml'), '--log-format', 'json', '--log-level', 'debug']);
+      daemonLog = new JsonLines<Line>(daemon.child.stderr!);
+      await daemonLog.waitFor((l) => l.type === 'ready', 15_000, 'tproxy run ready');
       lab.spawn('router', ['nginx', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off; user root;']);
       lab.spawn('router', ['haproxy', '-db', '-f', path.join(dir, 'haproxy.cfg')]);
       await until(async () => (await lab.run('router', ['ss', '-ltnH'], { check: false })).stdout, (s) => s.includes(`${BALANCER[4]}:81`) && s.includes('127.0.0.1:8080'), 10_000, 'haproxy and nginx listening');
@@ -169,5 +185,24 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
     await slow;
     const c = await counters();
     assert.ok((c.headersProxy ?? 0) >= 5);
+  });
+
+  for (const family of [4, 6] as const) {
+    it(`tproxy run with an mmproxy section, IPv${family}: nginx sees the client, the flow is logged with its client`, async () => {
+      const port = ++localPort;
+      const url = family === 4 ? `http://${BALANCER[4]}:82/daemon-${family}` : `http://[${BALANCER[6]}]:82/daemon-${family}`;
+      const r = await lab.run('client', ['curl', '-sS', '--max-time', '10', '--local-port', `${port}`, url]);
+      assert.equal(r.stdout.trim(), `backend saw ${CLIENT[family]}:${port}`);
+      const close = await daemonLog.waitFor((l) => l.type === 'mmproxy.close' && l.headerSource?.port === port, 5000, 'the flow logged');
+      assert.equal(close.listener, 'lb');
+      assert.equal(close.headerSource?.address, CLIENT[family]);
+    });
+  }
+
+  it('tproxy run stops its mmproxy listener on SIGTERM', async () => {
+    daemon.child.kill('SIGTERM');
+    assert.equal(await daemon.exited, 0);
+    const ss = await lab.run('router', ['ss', '-ltnH']);
+    assert.doesNotMatch(ss.stdout, /127\.0\.0\.1:8444/);
   });
 });
