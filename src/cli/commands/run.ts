@@ -132,10 +132,10 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     cores: os.availableParallelism(),
     pid: process.pid,
   });
-  // Read at each request, so listeners and rules changed by a reload are followed.
-  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config });
-  // mmproxy listeners (behind a load balancer) first: a taken port is refused before any rule is applied.
   const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink });
+  // Read at each request, so listeners and rules changed by a reload are followed.
+  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters() });
+  // mmproxy listeners (behind a load balancer) first: a taken port is refused before any rule is applied.
   await mmproxy
     .apply(config.mmproxy)
     .then(() => daemon.start())
