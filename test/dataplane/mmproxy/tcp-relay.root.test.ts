@@ -106,7 +106,7 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
       // The same job done by `tproxy run` from a configuration file (its own listener on 8444).
       writeFileSync(
         path.join(dir, 'tproxy.yaml'),
-        ['listeners: [{port: 8000, intercept: ["tcp:9"]}]', 'rules: {apply: false}', 'metrics: {listen: "127.0.0.1:9464"}', 'mmproxy:', '  - name: lb', '    listen: [127.0.0.1:8444]', '    backend4: 127.0.0.1:8080', '    backend6: "[::1]:8080"', '    headerTimeoutMs: 2000'].join('\n') + '\n',
+        ['listeners: [{port: 8000, intercept: ["tcp:9"]}]', 'rules: {apply: false}', 'metrics: {listen: "127.0.0.1:9464"}', 'mmproxy:', '  - name: lb', '    listen: [127.0.0.1:8444]', '    backend4: 127.0.0.1:8080', '    backend6: "[::1]:8080"', '    headerTimeoutMs: 2000', '    healthTarget: 127.0.0.1:8080'].join('\n') + '\n',
       );
       daemon = lab.spawn('router', [process.execPath, BIN, 'run', '--config', path.join(dir, 'tproxy.yaml'), '--log-format', 'json', '--log-level', 'debug']);
       daemonLog = new JsonLines<Line>(daemon.child.stderr!);
@@ -199,12 +199,28 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
     });
   }
 
+  it('a LOCAL header (health check) without a health target is closed cleanly after the header, counted as local', async () => {
+    const before = accessLog().length;
+    const r = await lab.run('router', [process.execPath, HEADER_SENDER, '127.0.0.1', '8443', `${V2_SIGNATURE}20000000${hex('GET / HTTP/1.0\r\n\r\n')}`]);
+    assert.equal((JSON.parse(r.stdout.trim()) as { how: string }).how, 'end');
+    assert.equal((await counters()).headersLocal, 1);
+    assert.equal(accessLog().length, before, 'a health check reaches no backend');
+  });
+
+  it('a LOCAL header with a health target is relayed to it from this host (tproxy run)', async () => {
+    const r = await lab.run('router', [process.execPath, HEADER_SENDER, '127.0.0.1', '8444', `${V2_SIGNATURE}20000000${hex('GET /health HTTP/1.0\r\n\r\n')}`]);
+    const out = JSON.parse(r.stdout.trim()) as { how: string; received: string };
+    assert.equal(out.how, 'end');
+    assert.match(out.received, /backend saw 127\.0\.0\.1:\d+/);
+  });
+
   it('tproxy run exports the mmproxy counters: headers by command, rejections by reason', async () => {
     await lab.run('router', [process.execPath, HEADER_SENDER, '127.0.0.1', '8444', hex('SSH-2.0-x\r\n')]);
     const metrics = (await lab.run('router', ['curl', '-sS', '--max-time', '5', 'http://127.0.0.1:9464/metrics'])).stdout;
     assert.match(metrics, /^tproxy_mmproxy_headers_total\{listener="lb",command="proxy"\} 2$/m);
     assert.match(metrics, /^tproxy_mmproxy_rejected_total\{listener="lb",reason="bad-signature"\} 1$/m);
-    assert.match(metrics, /^tproxy_mmproxy_connections_closed_total\{listener="lb",reason="done"\} 2$/m);
+    assert.match(metrics, /^tproxy_mmproxy_headers_total\{listener="lb",command="local"\} 1$/m);
+    assert.match(metrics, /^tproxy_mmproxy_connections_closed_total\{listener="lb",reason="done"\} 3$/m);
   });
 
   it('tproxy run stops its mmproxy listener on SIGTERM', async () => {
