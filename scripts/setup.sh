@@ -3,7 +3,8 @@
 # the lab's router) and iptables packages when their binaries are missing (iptables: for the
 # iptables backend and its tests, both the legacy and the nft flavour), dnsmasq-base (the binary only, no service; the UDP tests run it as a resolver
 # in a lab namespace), tcpdump (the captures that prove what the proxy puts on the wire), zsh and fish (the completion
-# tests parse and run their scripts), the npm
+# tests parse and run their scripts), haproxy, nginx-light and curl (the mmproxy tests: HAProxy sends
+# PROXY headers, nginx logs the client it sees; each run from a config in a temp dir), the npm
 # packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ have tcpdump || missing+=(tcpdump)
 have iptables-legacy-restore && have iptables-nft-restore || missing+=(iptables)
 have zsh || missing+=(zsh)
 have fish || missing+=(fish)
+have haproxy || missing+=(haproxy)
+have nginx || missing+=(nginx-light)
+have curl || missing+=(curl)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing and not root: install them with apt-get install ${missing[*]}" >&2
