@@ -81,8 +81,8 @@ export class MmproxyTcpRelay {
         this.deps.emit({ type: 'mmproxy.listening', listener: this.config.name, local });
       }
     } catch (error) {
-      await this.stop();
       const at = this.config.listen[this.servers.length - 1];
+      await this.stop();
       throw new TproxyError('ERR_SYSCALL', `mmproxy ${this.config.name}: cannot listen on ${at?.address}:${at?.port}: ${(error as Error).message}`, { errno: errnoOf(error) });
     }
     return locals;
@@ -128,6 +128,8 @@ export class MmproxyTcpRelay {
       this.deps.emit({ type: 'mmproxy.local', listener: this.config.name, balancer });
       const health = this.config.healthTarget;
       if (!health) {
+        // Closed cleanly after the header; a balancer that keeps its side open is cut after the header timeout.
+        client.setTimeout(this.config.headerTimeoutMs, () => client.destroy());
         client.end();
         client.resume();
         return;
