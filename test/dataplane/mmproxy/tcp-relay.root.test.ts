@@ -1,9 +1,11 @@
 // The mmproxy TCP listener between real peers in namespaces: HAProxy as the load balancer in front
 // (send-proxy and send-proxy-v2), nginx as the backend on the same host (loopback) logging
-// $remote_addr:$remote_port. The backend sees the real client's address and port, IPv4 and IPv6;
+// $remote_addr:$remote_port, and a second nginx on another host (the server namespace). The backend
+// sees the real client's address and port, IPv4 and IPv6;
 // bad headers and sources not allowed are reset, counted by reason and never reach nginx, while
 // good flows go on. The replies come back through go-mmproxy's policy rule (`from 127.0.0.0/8 iif
-// lo` / `from ::1 iif lo` to a local route), set here in the namespace by hand.
+// lo` / `from ::1 iif lo` to a local route) for loopback, and through a divert rule and fwmark
+// route for the other host, set here in the namespace by hand.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,7 @@ import { BIN, HEADER_SENDER, MMPROXY_AGENT } from '../../helpers/paths.js';
 import { until } from '../../helpers/until.js';
 
 const BALANCER = { 4: LAB_ADDRESSES.routerClientSide.ipv4, 6: LAB_ADDRESSES.routerClientSide.ipv6 } as const;
+const SERVER = { 4: LAB_ADDRESSES.server.ipv4, 6: LAB_ADDRESSES.server.ipv6 } as const;
 const CLIENT = { 4: LAB_ADDRESSES.client.ipv4, 6: LAB_ADDRESSES.client.ipv6 } as const;
 const hex = (text: string): string => Buffer.from(text, 'latin1').toString('hex');
 const V2_SIGNATURE = '0d0a0d0a000d0a515549540a';
@@ -28,9 +31,11 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
   let lines: JsonLines<Line>;
   let agent: ReturnType<Lab['spawn']>;
   let daemon: ReturnType<Lab['spawn']>;
+  let remote: ReturnType<Lab['spawn']>;
   let daemonLog: JsonLines<Line>;
   const accessLog = (): string[] => readFileSync(path.join(dir, 'access.log'), 'utf8').split('\n').filter((l) => l !== '');
 
+  const baseConfig = { upstreamMark: 0x2, headerTimeoutMs: 1500, maxHeaderBytes: 512, connectTimeoutMs: 5000, idleTimeoutMs: 60_000, allowedSources: ['127.0.0.0/8', '::1'] };
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'tproxy-mmproxy-'));
     lab = await Lab.create();
@@ -42,7 +47,31 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
         ['ip', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '123'],
         ['ip', '-6', 'rule', 'add', 'from', '::1/128', 'iif', 'lo', 'lookup', '123'],
         ['ip', '-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', '123'],
+        // A backend on another host: its replies to the client's address come through this host
+        // (the server's route), where the divert rule hands them to the transparent socket.
+        ['ip', 'rule', 'add', 'fwmark', '1', 'lookup', '100'],
+        ['ip', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '100'],
+        ['ip', '-6', 'rule', 'add', 'fwmark', '1', 'lookup', '100'],
+        ['ip', '-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', '100'],
       ]) await lab.run('router', argv);
+      await lab.run('router', ['nft', '-f', '-'], { input: 'table inet mmtest {\n  chain divert {\n    type filter hook prerouting priority mangle;\n    meta l4proto tcp socket transparent 1 meta mark set 0x1 accept\n  }\n}\n' });
+      writeFileSync(
+        path.join(dir, 'nginx-remote.conf'),
+        [
+          'worker_processes 1;',
+          `pid ${dir}/nginx-remote.pid;`,
+          `error_log ${dir}/nginx-remote-error.log;`,
+          'events { worker_connections 64; }',
+          'http {',
+          `  client_body_temp_path ${dir}/rbody; proxy_temp_path ${dir}/rproxy; fastcgi_temp_path ${dir}/rfcgi; uwsgi_temp_path ${dir}/ruwsgi; scgi_temp_path ${dir}/rscgi;`,
+          `  access_log off;`,
+          `  server { listen ${SERVER[4]}:8080; listen [${SERVER[6]}]:8080; location / { return 200 "remote backend saw $remote_addr:$remote_port\\n"; } }`,
+          '}',
+        ].join('\n'),
+      );
+      lab.spawn('server', ['nginx', '-p', dir, '-c', path.join(dir, 'nginx-remote.conf'), '-g', 'daemon off; user root;']);
+      remote = lab.spawn('router', [process.execPath, MMPROXY_AGENT, JSON.stringify({ ...baseConfig, name: 'remote', listen: [{ address: '127.0.0.1', port: 8445 }], backend4: { address: SERVER[4], port: 8080 }, backend6: { address: SERVER[6], port: 8080 } })]);
+      await new JsonLines<Line>(remote.child.stdout!).waitFor((l) => l.type === 'ready', 10_000, 'the remote mmproxy listener ready');
       writeFileSync(
         path.join(dir, 'nginx.conf'),
         [
@@ -80,6 +109,12 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
           `  bind ${BALANCER[4]}:82`,
           `  bind [${BALANCER[6]}]:82`,
           '  default_backend daemon',
+          'frontend remote',
+          `  bind ${BALANCER[4]}:83`,
+          `  bind [${BALANCER[6]}]:83`,
+          '  default_backend remote',
+          'backend remote',
+          '  server mm 127.0.0.1:8445 send-proxy-v2',
           'backend daemon',
           '  server mm 127.0.0.1:8444 send-proxy-v2',
           'backend v1',
@@ -89,6 +124,7 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
         ].join('\n') + '\n',
       );
       const config: MmproxyTcpConfig = {
+        ...baseConfig,
         name: 'web',
         listen: [{ address: '127.0.0.1', port: 8443 }, { address: '::1', port: 8443 }, { address: BALANCER[4], port: 8443 }],
         allowedSources: ['127.0.0.0/8', '::1'],
@@ -143,6 +179,15 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
         await until(() => Promise.resolve(accessLog()), (log) => log.includes(`${seen} /${version}-${family}`), 5000, 'the access log line');
       });
     }
+  }
+
+  for (const family of [4, 6] as const) {
+    it(`a backend on another host, IPv${family}: it sees the client, its replies come back through the divert rule`, async () => {
+      const port = ++localPort;
+      const url = family === 4 ? `http://${BALANCER[4]}:83/` : `http://[${BALANCER[6]}]:83/`;
+      const r = await lab.run('client', ['curl', '-sS', '--max-time', '10', '--local-port', `${port}`, url]);
+      assert.equal(r.stdout.trim(), `remote backend saw ${CLIENT[family]}:${port}`);
+    });
   }
 
   const BAD = [
