@@ -3,8 +3,8 @@
 # the lab's router) and iptables packages when their binaries are missing (iptables: for the
 # iptables backend and its tests, both the legacy and the nft flavour), dnsmasq-base (the binary only, no service; the UDP tests run it as a resolver
 # in a lab namespace), tcpdump (the captures that prove what the proxy puts on the wire), zsh and fish (the completion
-# tests parse and run their scripts), dante-server, tinyproxy, nginx-light and haproxy (the binaries the outbound tests run
-# in a lab namespace as the real SOCKS5, HTTP CONNECT and PROXY-protocol/TLS servers; no service is started:
+# tests parse and run their scripts), dante-server, tinyproxy, nginx-light and haproxy (the binaries the outbound and
+# mmproxy tests run in a lab namespace as the real SOCKS5, HTTP CONNECT, PROXY-protocol/TLS servers and load balancer; no service is started:
 # the tests start each in the foreground from a temp dir), openssl (their throwaway certificate and password hash),
 # the npm packages, and the build. Safe to run again.
 set -euo pipefail

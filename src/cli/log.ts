@@ -21,13 +21,16 @@ export { LOG_LEVELS, type LogLevel };
 export type LogEvent = DaemonEvent;
 
 /** One line per flow and per refused or dropped packet: debug. */
-const DEBUG = new Set(['tcp.accept', 'tcp.route', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop']);
+const DEBUG = new Set(['tcp.accept', 'tcp.route', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop', 'mmproxy.local', 'mmproxy.close']);
 
 export function levelOf(event: LogEvent): LogLevel {
   if (DEBUG.has(event.type)) return 'debug';
   switch (event.type) {
     case 'error':
       return 'error';
+    case 'mmproxy.reject':
+      // A balancer that sends a bad header is misconfigured (info); a source not allowed is a scan (debug).
+      return event.reason === 'source-not-allowed' ? 'debug' : 'info';
     case 'worker.exit':
       return event.restarting ? 'warn' : 'error';
     case 'rules.warning':
@@ -121,6 +124,14 @@ export function messageOf(event: LogEvent): string {
       return `tcp worker ${e.pid} started${e.restart > 0 ? ` (restart ${e.restart})` : ''}`;
     case 'worker.exit':
       return `tcp worker ${e.pid} exited (code ${e.exitCode ?? '-'}, signal ${e.signal ?? '-'})${e.lostFlows > 0 ? `: ${e.lostFlows} flows lost (reset toward both peers; counted as closed worker-lost)` : ''}${e.restarting ? ', restarting' : ', not restarted'}`;
+    case 'mmproxy.listening':
+      return `mmproxy ${e.listener} listening tcp ${formatEndpoint(e.local)} (PROXY protocol v1/v2)`;
+    case 'mmproxy.reject':
+      return `mmproxy ${e.listener} refused ${formatEndpoint(e.balancer)}: ${e.reason}`;
+    case 'mmproxy.local':
+      return `mmproxy ${e.listener} health check (LOCAL) from ${formatEndpoint(e.balancer)}`;
+    case 'mmproxy.close':
+      return `mmproxy ${e.listener} ${e.headerSource ? formatEndpoint(e.headerSource) : 'health check'} via ${formatEndpoint(e.balancer)} -> ${formatEndpoint(e.backend)} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromBackend} bytes down, ${e.durationMs} ms`;
     case 'error':
       return `error ${e.code}: ${e.message}`;
     default: {

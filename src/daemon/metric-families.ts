@@ -3,6 +3,7 @@
  * the counters maps onto them. Pure: the snapshot is read at scrape time by the caller, the
  * Prometheus text is written by prom-client (prometheus.ts).
  */
+import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';
 import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import type { ProxyCounters } from '../dataplane/proxy.js';
 import type { DescriptorBudgetSnapshot } from '../sys/descriptor-budget.js';
@@ -61,6 +62,8 @@ export interface MetricsSnapshot {
   readonly errors: Readonly<Record<string, number>>;
   /** The daemon process's descriptor budget (TCP worker processes have their own). */
   readonly descriptors?: DescriptorBudgetSnapshot;
+  /** The mmproxy listeners (behind a load balancer), by name; absent or empty: none configured. */
+  readonly mmproxy?: Readonly<Record<string, MmproxyCounters>>;
 }
 
 const family = (name: string, type: MetricType, help: string, labelNames: readonly string[] = []): MetricFamily => ({ name, type, help, labelNames });
@@ -99,6 +102,12 @@ export const FAMILIES = {
   udpPeers: family('tproxy_udp_reply_sockets_total', 'counter', 'UDP reply sockets opened (one per session, or per remote with endpoint-independent mapping).', ['listener']),
   udpFallbacks: family('tproxy_udp_reply_fallbacks_total', 'counter', 'UDP reply paths sent through the raw socket because a local service held the port.', ['listener']),
   udpHandovers: family('tproxy_udp_race_handovers_total', 'counter', 'Datagrams found on a new reply socket that belonged to another client, handed to their own session.', ['listener']),
+  mmproxyHeaders: family('tproxy_mmproxy_headers_total', 'counter', 'PROXY headers accepted by mmproxy listeners, by command (proxy: relayed from the client\'s address; local: a health check).', ['listener', 'command']),
+  mmproxyRejected: family('tproxy_mmproxy_rejected_total', 'counter', 'Connections to mmproxy listeners reset before any relay, by reason (source-not-allowed, header-timeout, closed-before-header, or the header decoder\'s reason).', ['listener', 'reason']),
+  mmproxyActive: family('tproxy_mmproxy_connections_active', 'gauge', 'Flows mmproxy listeners relay now.', ['listener']),
+  mmproxyClosed: family('tproxy_mmproxy_connections_closed_total', 'counter', 'Flows of mmproxy listeners ended, by how they ended (done: cleanly both ways).', ['listener', 'reason']),
+  mmproxyConnectErrors: family('tproxy_mmproxy_connect_errors_total', 'counter', 'Backend connects of mmproxy listeners that failed, by errno name (or connect-timeout).', ['listener', 'errno']),
+  mmproxyBytes: family('tproxy_mmproxy_bytes_total', 'counter', 'Bytes mmproxy listeners relayed (flows ended), by direction.', ['listener', 'direction']),
   rulesInPlace: family('tproxy_rules_in_place', 'gauge', '1 when every kernel rule of ours is live as planned, else 0 (absent with --no-rules).', ['backend']),
   rulesReadFailures: family('tproxy_rules_read_failures_total', 'counter', 'Scrapes whose read of the kernel rules failed.'),
   rulePackets: family('tproxy_rule_packets_total', 'counter', 'Packets counted by our kernel rules (tproxy rules count only packets that reached a transparent socket).', ['rule']),
@@ -193,6 +202,18 @@ export function metricValues(s: MetricsSnapshot): FamilyValues[] {
         { family: F.ruleBytes, samples: rules.counters.map((c) => one(c.bytes, { rule: c.rule })) },
       );
     }
+  }
+  const mmproxy = Object.entries(s.mmproxy ?? {});
+  if (mmproxy.length > 0) {
+    const each = (f: (c: MmproxyCounters) => Sample[]): Sample[] => mmproxy.flatMap(([listener, c]) => f(c).map((x) => ({ labels: { listener, ...x.labels }, value: x.value })));
+    out.push(
+      { family: F.mmproxyHeaders, samples: each((c) => [one(c.headersProxy, { command: 'proxy' }), one(c.headersLocal, { command: 'local' })]) },
+      { family: F.mmproxyRejected, samples: each((c) => byLabel('reason', c.rejected)) },
+      { family: F.mmproxyActive, samples: each((c) => [one(c.active)]) },
+      { family: F.mmproxyClosed, samples: each((c) => byLabel('reason', c.closed)) },
+      { family: F.mmproxyConnectErrors, samples: each((c) => byLabel('errno', c.connectErrors)) },
+      { family: F.mmproxyBytes, samples: each((c) => [one(c.bytesFromClient, { direction: 'from_client' }), one(c.bytesFromBackend, { direction: 'from_server' })]) },
+    );
   }
   out.push({ family: F.errors, samples: byLabel('code', s.errors) });
   const d = s.descriptors;

@@ -13,6 +13,7 @@ import type { Endpoint } from '../core/net/sockaddr.js';
 import type { RulesPlan } from '../core/rules/ruleset.js';
 import type { RulesStatus } from '../control/apply.js';
 import type { BackendName } from '../control/backend.js';
+import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';
 import type { ProxyCounters } from '../dataplane/proxy.js';
 import { increment } from '../dataplane/tcp/counters.js';
 import { busiestFlows, type TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
@@ -57,6 +58,8 @@ export interface OperationsSource {
   rules(): ManagedRules | undefined;
   /** The configuration in force (changes on a reload). */
   config(): TproxyConfig;
+  /** The mmproxy listeners' counters, by name (absent: none run here). */
+  mmproxy?(): Readonly<Record<string, MmproxyCounters>>;
 }
 
 export interface OperationsOptions {
@@ -239,6 +242,7 @@ export class Operations {
       rulesReadFailures: this.rulesReadFailures,
       errors: { ...this.errors },
       ...(this.options.budget ? { descriptors: this.options.budget.snapshot() } : {}),
+      ...(this.source?.mmproxy ? { mmproxy: this.source.mmproxy() } : {}),
     };
   }
 

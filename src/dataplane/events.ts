@@ -61,6 +61,22 @@ export type ProxyEvent =
    * `worker-lost`.
    */
   | { readonly type: 'worker.exit'; readonly pid: number; readonly exitCode: number | null; readonly signal: string | null; readonly restarting: boolean; readonly lostFlows: number }
+  /** mmproxy listeners (behind a load balancer): listening (an ordinary socket), a refused connection, a health check, a relayed flow's end. */
+  | { readonly type: 'mmproxy.listening'; readonly listener: string; readonly local: Endpoint }
+  | { readonly type: 'mmproxy.reject'; readonly listener: string; readonly balancer: Endpoint; readonly reason: string }
+  | { readonly type: 'mmproxy.local'; readonly listener: string; readonly balancer: Endpoint }
+  | {
+      readonly type: 'mmproxy.close';
+      readonly listener: string;
+      readonly balancer: Endpoint;
+      /** The client the header named (absent for a health check). */
+      readonly headerSource?: Endpoint;
+      readonly backend: Endpoint;
+      readonly bytesFromClient: number;
+      readonly bytesFromBackend: number;
+      readonly durationMs: number;
+      readonly reason: string;
+    }
   | { readonly type: 'error'; readonly code: string; readonly message: string };
 
 export type RefusalReason = 'not-intercepted' | 'loop' | 'limit';

@@ -8,7 +8,7 @@
  * (a worker thread's own loop, listeners, IPC channels, a file read). Of that capacity two
  * reserves are kept, so the lower priorities cannot starve the higher:
  *
- *   data plane (tcp, udp) and the admin and metrics servers   may use capacity - childReserve - stopReserve
+ *   data plane (tcp, udp, mmproxy) and the admin and metrics servers   may use capacity - childReserve - stopReserve
  *   child processes (nft, ip)                                   may use capacity - stopReserve
  *   child processes once the daemon is stopping (rule removal)  may use everything
  *
@@ -17,7 +17,7 @@
  * their own, so each makes its own budget. Accounting only: no I/O here.
  */
 
-export const DESCRIPTOR_CONSUMERS = ['tcp', 'udp', 'child', 'admin', 'metrics'] as const;
+export const DESCRIPTOR_CONSUMERS = ['tcp', 'udp', 'child', 'admin', 'metrics', 'mmproxy'] as const;
 export type DescriptorConsumer = (typeof DESCRIPTOR_CONSUMERS)[number];
 
 /**

@@ -32,7 +32,10 @@ const snapshot: MetricsSnapshot = {
     inUse: 120,
     childReserve: 32,
     stopReserve: 16,
-    byConsumer: { tcp: { inUse: 0, refused: 0 }, udp: { inUse: 86, refused: 7 }, child: { inUse: 0, refused: 1 }, admin: { inUse: 17, refused: 0 }, metrics: { inUse: 17, refused: 0 } },
+    byConsumer: { tcp: { inUse: 0, refused: 0 }, udp: { inUse: 86, refused: 7 }, child: { inUse: 0, refused: 1 }, admin: { inUse: 17, refused: 0 }, metrics: { inUse: 17, refused: 0 }, mmproxy: { inUse: 0, refused: 0 } },
+  },
+  mmproxy: {
+    lb: { headersProxy: 20, headersLocal: 3, rejected: { 'source-not-allowed': 4, 'header-timeout': 1, 'v2-too-long': 2 }, connectErrors: { ECONNREFUSED: 1 }, closed: { done: 18 }, active: 1, bytesFromClient: 700, bytesFromBackend: 9000 },
   },
 };
 
@@ -43,6 +46,20 @@ const sample = (name: string, labels: Record<string, string> = {}): number | und
 };
 
 describe('metric families (pure mapping)', () => {
+  it('maps the mmproxy listeners: headers by command, rejections by reason, flows and bytes; absent without any', () => {
+    const lb = { listener: 'lb' };
+    assert.equal(sample('tproxy_mmproxy_headers_total', { ...lb, command: 'proxy' }), 20);
+    assert.equal(sample('tproxy_mmproxy_headers_total', { ...lb, command: 'local' }), 3);
+    assert.equal(sample('tproxy_mmproxy_rejected_total', { ...lb, reason: 'source-not-allowed' }), 4);
+    assert.equal(sample('tproxy_mmproxy_rejected_total', { ...lb, reason: 'v2-too-long' }), 2);
+    assert.equal(sample('tproxy_mmproxy_connections_active', lb), 1);
+    assert.equal(sample('tproxy_mmproxy_connections_closed_total', { ...lb, reason: 'done' }), 18);
+    assert.equal(sample('tproxy_mmproxy_connect_errors_total', { ...lb, errno: 'ECONNREFUSED' }), 1);
+    assert.equal(sample('tproxy_mmproxy_bytes_total', { ...lb, direction: 'from_server' }), 9000);
+    const { mmproxy: _none, ...without } = snapshot;
+    assert.ok(!metricValues(without).some((v) => v.family.name.startsWith('tproxy_mmproxy_')));
+  });
+
   it('has unique, well-formed names; counters end in _total, every label is declared', () => {
     const names = FAMILY_LIST.map((f) => f.name);
     assert.equal(new Set(names).size, names.length);

@@ -14,3 +14,5 @@ export function sourcePath(relative: string): string {
   return fileURLToPath(new URL(`../../../test/${relative}`, import.meta.url));
 }
 export const UPSTREAM_PROXY_AGENT = fileURLToPath(new URL('./upstream-proxy-agent.js', import.meta.url));
+export const MMPROXY_AGENT = fileURLToPath(new URL('./mmproxy-agent.js', import.meta.url));
+export const HEADER_SENDER = fileURLToPath(new URL('./header-sender.js', import.meta.url));

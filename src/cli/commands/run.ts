@@ -6,10 +6,12 @@ import { configFlags } from '../../core/config/flags.js';
 import type { TproxyConfig } from '../../core/config/tproxy-config.js';
 import { RulesController } from '../../control/apply.js';
 import { Daemon, type DaemonEvent } from '../../daemon/daemon.js';
+import { MmproxyListeners } from '../../daemon/mmproxy.js';
 import { Operations } from '../../daemon/operations.js';
 import { Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
 import { describeCapacity } from '../../dataplane/tcp/capacity.js';
 import { ProcessRunner } from '../../sys/exec.js';
+import { SocketApi } from '../../sys/socket.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
 import { type CliIo, type Command, usageText } from '../io.js';
@@ -129,12 +131,18 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     cores: os.availableParallelism(),
     pid: process.pid,
   });
+  const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget });
   // Read at each request, so listeners and rules changed by a reload are followed.
-  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config });
-  await daemon.start().catch(async (error: unknown) => {
-    await ops.close();
-    throw error;
-  });
+  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters() });
+  // mmproxy listeners (behind a load balancer) first: a taken port is refused before any rule is applied.
+  await mmproxy
+    .apply(config.mmproxy)
+    .then(() => daemon.start())
+    .catch(async (error: unknown) => {
+      await mmproxy.stop();
+      await ops.close();
+      throw error;
+    });
   const running = daemon;
   log(readyEvent(running));
   ops.running();
@@ -146,7 +154,10 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     }
     log({ type: 'reload', file: values.config });
     configFrom(values)
-      .then((next) => running.reload(next))
+      .then(async (next) => {
+        await running.reload(next);
+        await mmproxy.apply(next.mmproxy);
+      })
       .then(() => {
         setLogger(loggerOf(running.config));
         log(readyEvent(running));
@@ -163,7 +174,9 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   // meanwhile find no listener and meet the fail mode. After a failure nothing waits.
   const stopped = running.stop(cause.kind === 'failure' ? 0 : running.config.shutdown.graceMs);
   signals.stopping(() => void running.stop(0));
-  const report = await stopped.finally(() => ops.close());
+  const report = await Promise.all([stopped, mmproxy.stop()])
+    .then(([r]) => r)
+    .finally(() => ops.close());
   log({ type: 'stopped', flowsCompleted: report.completed, flowsReset: report.forced, counters: sumProxyCounters(Object.values(report.counters)), listeners: report.counters });
   return cause.kind === 'failure' ? 1 : 0;
 }

@@ -43,7 +43,8 @@ function listLines(indent: string, key: string, setting: Setting<unknown> & { ki
       const first = body.findIndex((l) => !l.trimStart().startsWith('#'));
       out.push(...body.slice(0, first), `${indent}  - ${(body[first] ?? '').trimStart()}`, ...body.slice(first + 1));
     }
-    return out;
+    // None by default: the one item is shown commented out (as an example), so the file keeps the default.
+    return items.length > 0 ? out : out.map((l) => (l.trimStart().startsWith('#') ? l : l.replace(/^(\s*)/, '$1# ')));
   }
   if (items.length === 0) return [`${indent}${key}: []`];
   if (items.every((i) => typeof i === 'number')) return [`${indent}${key}: [${items.join(', ')}]`];

@@ -8,6 +8,7 @@ import { RELOAD, SHUTDOWN } from './sections/lifecycle.js';
 import { ADMIN } from './sections/admin.js';
 import { LOG } from './sections/log.js';
 import { METRICS } from './sections/metrics.js';
+import { MMPROXY, checkMmproxy } from './sections/mmproxy.js';
 import { RULES } from './sections/rules.js';
 import { TCP } from './sections/tcp.js';
 import { OUTBOUNDS } from './sections/outbounds.js';
@@ -28,6 +29,7 @@ export const SECTIONS = {
   reload: RELOAD,
   metrics: METRICS,
   admin: ADMIN,
+  mmproxy: MMPROXY,
 } as const;
 
 export const CONFIG_SCHEMA = section({
@@ -36,6 +38,7 @@ export const CONFIG_SCHEMA = section({
   check(config, _path, issues) {
     checkListeners(config.listeners, issues);
     checkRouting(config, issues);
+    checkMmproxy(config.mmproxy, issues);
   },
 });
 

@@ -33,7 +33,7 @@ describe('config example', () => {
     const paths = settingPaths(CONFIG_SCHEMA, '', []);
     for (const path of paths) {
       const key = path.split(/[.[\]]+/).filter((s) => s !== '').pop() ?? '';
-      assert.match(example, new RegExp(`^\\s*(- )?(# )?${key}:`, 'm'), `${path} is in the example`);
+      assert.match(example, new RegExp(`^\\s*(# )?(- )?(# )?${key}:`, 'm'), `${path} is in the example`);
     }
     // Optional settings without a default are commented out with an example value that is valid.
     const uncommented = example.replace(/^(\s*)# (mark|dscp|ttl): /gm, '$1$2: ');

@@ -1,0 +1,255 @@
+/**
+ * The backend half of a load balancer (what go-mmproxy does), TCP on the stream engine: accept the
+ * balancer's connection on an ordinary socket, from an allowed source only; read its PROXY header
+ * (v1 or v2) within the header timeout; connect to the backend FROM the client's address and port
+ * that the header names (IP_TRANSPARENT + IP_FREEBIND, SO_MARK for the policy rule that brings the
+ * backend's replies back to this socket), then relay both ways. The client's bytes that came with
+ * the header go to the backend first.
+ *
+ * Anything refused (a source not allowed, a header that is not one, too long or too slow) is reset,
+ * counted by reason and reported once; not one byte of it reaches a backend.
+ *
+ * LOCAL headers (and v1 UNKNOWN / v2 AF_UNSPEC, which carry no client) are the balancer's health
+ * checks: relayed to the health target from this host's address when one is set, else closed
+ * cleanly after the header.
+ */
+import net from 'node:net';
+import { errnoOf, TproxyError } from '../../core/errors.js';
+import type { Family } from '../../core/net/constants.js';
+import { PrefixSet } from '../../core/net/prefix-set.js';
+import { normalizeAddress, type Endpoint } from '../../core/net/sockaddr.js';
+import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
+import type { ProxyHeader } from '../../core/proxy-protocol/header.js';
+import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
+import type { SocketApi } from '../../sys/socket.js';
+import type { EventSink } from '../events.js';
+import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
+import { readProxyHeader, type HeaderRejected } from './header-reader.js';
+
+export interface MmproxyTcpConfig {
+  readonly name: string;
+  readonly listen: readonly MmproxyEndpoint[];
+  readonly allowedSources: readonly string[];
+  /** Fixed backend per family; absent: the header's destination. */
+  readonly backend4?: MmproxyEndpoint;
+  readonly backend6?: MmproxyEndpoint;
+  readonly headerTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+  readonly healthTarget?: MmproxyEndpoint;
+  readonly upstreamMark: number;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+export interface MmproxyTcpDeps {
+  readonly sockets: SocketApi;
+  readonly emit: EventSink;
+  /** The process's descriptors: each connection takes its two (balancer side and backend side) at accept. */
+  readonly budget?: DescriptorBudget;
+}
+
+/** The balancer's connection and the backend connection. */
+const DESCRIPTORS_PER_CONNECTION = 2;
+
+const familyOf = (address: string): Family => (net.isIPv4(address) ? 4 : 6);
+
+export class MmproxyTcpRelay {
+  readonly counters: MmproxyCounters = emptyMmproxyCounters();
+  private readonly allowed: PrefixSet;
+  private readonly servers: net.Server[] = [];
+  private readonly open = new Set<net.Socket>();
+
+  constructor(
+    private readonly config: MmproxyTcpConfig,
+    private readonly deps: MmproxyTcpDeps,
+  ) {
+    this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
+  }
+
+  /** Listen on every address; a failure closes what was opened and throws with the address. */
+  async start(): Promise<Endpoint[]> {
+    const locals: Endpoint[] = [];
+    try {
+      for (const at of this.config.listen) {
+        const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.onConnection(socket));
+        this.servers.push(server);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: at.address, port: at.port, ipv6Only: true }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        server.on('error', (error: NodeJS.ErrnoException) => this.deps.emit({ type: 'error', code: error.code ?? 'error', message: `mmproxy ${this.config.name} accept: ${error.message}` }));
+        const a = server.address() as net.AddressInfo;
+        const local = { family: familyOf(a.address), address: a.address, port: a.port };
+        locals.push(local);
+        this.deps.emit({ type: 'mmproxy.listening', listener: this.config.name, local });
+      }
+    } catch (error) {
+      const at = this.config.listen[this.servers.length - 1];
+      await this.stop();
+      throw new TproxyError('ERR_SYSCALL', `mmproxy ${this.config.name}: cannot listen on ${at?.address}:${at?.port}: ${(error as Error).message}`, { errno: errnoOf(error) });
+    }
+    return locals;
+  }
+
+  /** Stop accepting and reset every connection still open. */
+  async stop(): Promise<void> {
+    const closing = this.servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of this.open) s.resetAndDestroy();
+    await Promise.all(closing);
+  }
+
+  private track(socket: net.Socket): void {
+    this.open.add(socket);
+    socket.once('close', () => this.open.delete(socket));
+  }
+
+  private onConnection(client: net.Socket): void {
+    client.on('error', () => undefined);
+    this.track(client);
+    const source = normalizeAddress(client.remoteAddress ?? '');
+    const balancer: Endpoint = { family: familyOf(source), address: source, port: client.remotePort ?? 0 };
+    // Both descriptors of the connection before anything else; given back when the balancer's side
+    // closes (the backend side closes with it, at most a moment later: accounting, not a lock).
+    const { budget } = this.deps;
+    if (budget) {
+      if (!budget.acquire('mmproxy', DESCRIPTORS_PER_CONNECTION)) {
+        this.reject(client, balancer, 'descriptor-limit');
+        return;
+      }
+      client.once('close', () => budget.release('mmproxy', DESCRIPTORS_PER_CONNECTION));
+    }
+    if (!this.allowed.has(source)) {
+      this.reject(client, balancer, 'source-not-allowed');
+      return;
+    }
+    readProxyHeader(client, { maxV2Bytes: this.config.maxHeaderBytes }, this.config.headerTimeoutMs).then(
+      ({ header, early }) => this.relay(client, balancer, header, early),
+      (error: HeaderRejected) => this.reject(client, balancer, error.reason),
+    );
+  }
+
+  private reject(client: net.Socket, balancer: Endpoint, reason: string): void {
+    count(this.counters.rejected, reason);
+    this.deps.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
+    client.resetAndDestroy();
+  }
+
+  private relay(client: net.Socket, balancer: Endpoint, header: ProxyHeader, early: Buffer): void {
+    const addresses = header.command === 'proxy' ? header.addresses : undefined;
+    if (!addresses) {
+      this.counters.headersLocal++;
+      this.deps.emit({ type: 'mmproxy.local', listener: this.config.name, balancer });
+      const health = this.config.healthTarget;
+      if (!health) {
+        // Closed cleanly after the header; a balancer that keeps its side open is cut after the header timeout.
+        client.setTimeout(this.config.headerTimeoutMs, () => client.destroy());
+        client.end();
+        client.resume();
+        return;
+      }
+      this.pipe(client, balancer, undefined, { family: familyOf(health.address), ...health }, early);
+      return;
+    }
+    this.counters.headersProxy++;
+    const { source, destination } = addresses;
+    const fixed = source.family === 4 ? this.config.backend4 : this.config.backend6;
+    const backend: Endpoint = fixed ? { family: familyOf(fixed.address), ...fixed } : destination;
+    if (backend.family !== source.family) {
+      // Only a fixed backend can differ (the header's addresses share a family): a client cannot be a source toward it.
+      this.reject(client, balancer, 'backend-family');
+      return;
+    }
+    this.pipe(client, balancer, source, backend, early);
+  }
+
+  /** Connect to `backend` (from `from` when given, transparently) and relay both ways. */
+  private pipe(client: net.Socket, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint, early: Buffer): void {
+    let upstream: net.Socket;
+    try {
+      upstream = this.openUpstream(backend.family, from);
+    } catch (error) {
+      count(this.counters.connectErrors, errnoOf(error));
+      this.deps.emit({ type: 'error', code: errnoOf(error), message: `mmproxy ${this.config.name}: backend socket from ${from?.address ?? 'this host'}: ${(error as Error).message}` });
+      client.resetAndDestroy();
+      return;
+    }
+    this.track(upstream);
+    this.counters.active++;
+    const started = Date.now();
+    let ended = false;
+    let connected = false;
+    const end = (reason: string): void => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      if (reason !== 'done') {
+        if (!client.destroyed) client.resetAndDestroy();
+        if (!upstream.destroyed) upstream.resetAndDestroy();
+      }
+      this.counters.active--;
+      count(this.counters.closed, reason);
+      const bytesFromClient = client.bytesRead;
+      const bytesFromBackend = upstream.bytesRead;
+      this.counters.bytesFromClient += bytesFromClient;
+      this.counters.bytesFromBackend += bytesFromBackend;
+      this.deps.emit({ type: 'mmproxy.close', listener: this.config.name, balancer, ...(from ? { headerSource: from } : {}), backend, bytesFromClient, bytesFromBackend, durationMs: Date.now() - started, reason });
+    };
+    const timer = setTimeout(() => {
+      count(this.counters.connectErrors, 'connect-timeout');
+      end('connect-timeout');
+    }, this.config.connectTimeoutMs);
+    upstream.once('connect', () => {
+      connected = true;
+      clearTimeout(timer);
+      client.setNoDelay(true);
+      upstream.setNoDelay(true);
+      if (this.config.idleTimeoutMs > 0) client.setTimeout(this.config.idleTimeoutMs, () => end('idle-timeout'));
+      if (early.length > 0) upstream.write(early);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+    });
+    upstream.on('error', (error: NodeJS.ErrnoException) => {
+      const errno = error.code ?? 'error';
+      if (!connected) count(this.counters.connectErrors, errno);
+      end(connected ? `backend-${errno}` : errno);
+    });
+    client.on('error', (error: NodeJS.ErrnoException) => end(`client-${error.code ?? 'error'}`));
+    let closedSides = 0;
+    const onClose = (): void => {
+      if (++closedSides === 2) end('done');
+    };
+    client.once('close', onClose);
+    upstream.once('close', onClose);
+    upstream.connect({ host: backend.address, port: backend.port });
+  }
+
+  /**
+   * The backend socket: from the client's address and port (IP_TRANSPARENT binds an address that
+   * is not this host's, IP_FREEBIND one no interface has), or from this host for a health check.
+   */
+  private openUpstream(family: Family, from: Endpoint | undefined): net.Socket {
+    const { sockets } = this.deps;
+    const mark = this.config.upstreamMark;
+    if (!from) return new net.Socket({ fd: sockets.open({ family, transport: 'tcp', mark }), allowHalfOpen: true, readable: true, writable: true });
+    let fd = sockets.open({ family, transport: 'tcp', mark, transparent: true, freebind: true, reuseAddress: true });
+    try {
+      sockets.bind(fd, from);
+    } catch (error) {
+      sockets.close(fd);
+      if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
+      // The client's port is in use here (the balancer reused it toward another backend): keep the address.
+      fd = sockets.open({ family, transport: 'tcp', mark, transparent: true, freebind: true, bindAddressNoPort: true });
+      try {
+        sockets.bind(fd, { ...from, port: 0 });
+      } catch (error2) {
+        sockets.close(fd);
+        throw error2;
+      }
+    }
+    return new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+  }
+}

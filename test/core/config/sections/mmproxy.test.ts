@@ -1,0 +1,49 @@
+// The mmproxy section: defaults an operator replacing go-mmproxy can start from, and refusals that
+// say what to fix (a backend of the wrong family, a bad prefix, a name used twice).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../../../src/core/config/document.js';
+import { parseHostPort } from '../../../../src/core/config/sections/mmproxy.js';
+
+const load = (text: string) => loadConfig({ file: 't.yaml', text });
+
+describe('mmproxy config', () => {
+  it('is empty by default, and one entry gets safe defaults', () => {
+    assert.deepEqual(load('').mmproxy, []);
+    const [m] = load('mmproxy: [{}]').mmproxy;
+    assert.deepEqual(m, {
+      name: 'mmproxy',
+      listen: [{ address: '0.0.0.0', port: 8443 }],
+      allowedSources: ['127.0.0.0/8', '::1/128'],
+      backend4: undefined,
+      backend6: undefined,
+      headerTimeoutMs: 5000,
+      maxHeaderBytes: 2048,
+      healthTarget: undefined,
+      upstreamMark: 2,
+      connectTimeoutMs: 10_000,
+      idleTimeoutMs: 600_000,
+    });
+  });
+
+  it('reads backends per family and IPv6 in brackets', () => {
+    const [m] = load('mmproxy:\n  - listen: ["[2001:db8::1]:9000", 192.0.2.1:9000]\n    backend4: 127.0.0.1:80\n    backend6: "[::1]:80"\n    allowedSources: [192.0.2.0/24]').mmproxy;
+    assert.deepEqual(m!.listen, [{ address: '2001:db8::1', port: 9000 }, { address: '192.0.2.1', port: 9000 }]);
+    assert.deepEqual(m!.backend6, { address: '::1', port: 80 });
+    assert.deepEqual(m!.backend4, { address: '127.0.0.1', port: 80 });
+  });
+
+  for (const [yaml, says] of [
+    ['mmproxy: [{backend4: "[::1]:80"}]', /::1 is not an IPv4 address/],
+    ['mmproxy: [{allowedSources: [10.0.0.1/8]}]', /allowedSources/],
+    ['mmproxy: [{listen: [localhost:80]}]', /ADDR:PORT/],
+    ['mmproxy: [{maxHeaderBytes: 70000}]', /maxHeaderBytes/],
+    ['mmproxy: [{name: a}, {name: a}]', /already the name of mmproxy\[0\]/],
+  ] as const) {
+    it(`refuses ${yaml}`, () => assert.throws(() => load(yaml), says));
+  }
+
+  it('parseHostPort refuses a name, a port out of range and a bare IPv6 address', () => {
+    for (const bad of ['example.com:80', '192.0.2.1:0', '192.0.2.1:65536', '2001:db8::1:80']) assert.throws(() => parseHostPort(bad), /is not ADDR:PORT/);
+  });
+});
