@@ -42,7 +42,7 @@ describe('tproxy run out of descriptors (root)', () => {
     await untilReady(proxy, logs.waitFor((l) => l.type === 'ready', 60_000, 'tproxy run ready'));
     const pid = proxy.child.pid ?? 0;
     const flows = (count: number): Promise<Flows> => lab.run('client', [process.execPath, AGENT, 'udp-flows', A.server.ipv4, '80', '--count', `${count}`], { timeoutMs: 30_000, check: false }).then((r) => JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Flows);
-    const status = async (): Promise<{ listeners: { counters: { udp: { sessionsActive: number; sessionsEvictedForDescriptors: number } } }[]; rules: { managed: boolean; inPlace?: boolean } }> =>
+    const status = async (): Promise<{ listeners: { counters: { udp: { sessionsActive: number; sessionsCreated: number; sessionsEvictedForDescriptors: number } } }[]; rules: { managed: boolean; inPlace?: boolean } }> =>
       JSON.parse((await lab.run('router', [process.execPath, BIN, 'status', '--socket', socket, '--json'], { timeoutMs: 20_000 })).stdout) as never;
 
     // Warm up (the runtime opens what it keeps), then the baseline.
@@ -56,6 +56,18 @@ describe('tproxy run out of descriptors (root)', () => {
     assert.ok(isAlive(pid), 'the daemon lives');
     const during = openDescriptors(pid);
     assert.ok(during <= 256, `within its limit: ${during}`);
+
+    // The spray's datagrams that fit wait in the listener's receive buffer: let the loop work through
+    // them first. On a loaded machine the buffer can still be full when the fresh flows send, and
+    // udp-flows sends each datagram once (a real client would retry), so they would be dropped by
+    // the kernel before the proxy ever saw them. Bounded: 30 polls of 500 ms.
+    let created = -1;
+    for (let i = 0; i < 30; i++) {
+      const now = (await status()).listeners[0]?.counters.udp.sessionsCreated ?? 0;
+      if (now === created) break;
+      created = now;
+      await new Promise((r) => setTimeout(r, 500));
+    }
 
     // New flows still work, and the daemon still runs its nft children (status reads the rules).
     const fresh = await flows(5);
