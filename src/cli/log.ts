@@ -111,7 +111,7 @@ export function messageOf(event: LogEvent): string {
     case 'tcp.close':
       return `tcp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromServer} bytes down, ${e.durationMs} ms${e.outbound === undefined ? '' : ` via ${e.route ?? 'default'}/${e.outbound}`}`;
     case 'udp.session.open':
-      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session opened (upstream ${formatEndpoint(e.upstreamLocal)})`;
+      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session opened (upstream ${formatEndpoint(e.upstreamLocal)}${e.outbound === undefined ? '' : `, via ${e.route ?? 'default'}/${e.outbound}`})`;
     case 'udp.session.close':
       return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down`;
     case 'udp.reply.fallback':

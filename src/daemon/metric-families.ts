@@ -7,7 +7,7 @@ import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';
 import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import type { ProxyCounters } from '../dataplane/proxy.js';
 import type { DescriptorBudgetSnapshot } from '../sys/descriptor-budget.js';
-import { UDP_ERROR_REASONS } from '../dataplane/udp/counters.js';
+import { UDP_ERROR_REASONS, type UdpRoutedCounters } from '../dataplane/udp/counters.js';
 import type { RoutedCounters } from '../dataplane/tcp/counters.js';
 
 export type MetricType = 'counter' | 'gauge';
@@ -101,6 +101,12 @@ export const FAMILIES = {
   udpErrors: family('tproxy_udp_errors_total', 'counter', 'UDP datagrams dropped or sessions ended early, by reason.', ['listener', 'reason']),
   udpPeers: family('tproxy_udp_reply_sockets_total', 'counter', 'UDP reply sockets opened (one per session, or per remote with endpoint-independent mapping).', ['listener']),
   udpFallbacks: family('tproxy_udp_reply_fallbacks_total', 'counter', 'UDP reply paths sent through the raw socket because a local service held the port.', ['listener']),
+  udpRouteSessions: family('tproxy_udp_route_sessions_total', 'counter', 'UDP sessions by the route of their first datagram (default: none matched).', ['listener', 'route']),
+  udpRouteBytes: family('tproxy_udp_route_bytes_total', 'counter', 'UDP payload bytes by route and direction.', ['listener', 'route', 'direction']),
+  udpOutboundSessions: family('tproxy_udp_outbound_sessions_total', 'counter', 'UDP sessions by the outbound they leave through.', ['listener', 'outbound']),
+  udpOutboundBytes: family('tproxy_udp_outbound_bytes_total', 'counter', 'UDP payload bytes by outbound and direction.', ['listener', 'outbound', 'direction']),
+  udpRejected: family('tproxy_udp_rejected_datagrams_total', 'counter', 'UDP datagrams dropped because their route leads to a reject outbound, by route.', ['listener', 'route']),
+  udpSniffs: family('tproxy_udp_quic_sniffs_total', 'counter', 'UDP flows whose first datagram was read for a QUIC server name, by outcome (quic: a name, none: no name).', ['listener', 'outcome']),
   udpHandovers: family('tproxy_udp_race_handovers_total', 'counter', 'Datagrams found on a new reply socket that belonged to another client, handed to their own session.', ['listener']),
   mmproxyHeaders: family('tproxy_mmproxy_headers_total', 'counter', 'PROXY headers accepted by mmproxy listeners, by command (proxy: relayed from the client\'s address; local: a health check).', ['listener', 'command']),
   mmproxyRejected: family('tproxy_mmproxy_rejected_total', 'counter', 'Connections to mmproxy listeners reset before any relay, by reason (source-not-allowed, header-timeout, closed-before-header, or the header decoder\'s reason).', ['listener', 'reason']),
@@ -135,6 +141,15 @@ const routedBytes = (label: string, record: Readonly<Record<string, RoutedCounte
   Object.entries(record ?? {})
     .sort(([a], [b]) => a.localeCompare(b))
     .flatMap(([key, c]) => directions(c.bytesFromClient, c.bytesFromServer).map((s) => ({ labels: { [label]: key, ...s.labels }, value: s.value })));
+
+const udpRouted = (label: string, record: Readonly<Record<string, UdpRoutedCounters>> | undefined, key: 'sessions' | 'rejected'): Sample[] =>
+  Object.entries(record ?? {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, c]) => one(c[key], { [label]: name }));
+const udpRoutedBytes = (label: string, record: Readonly<Record<string, UdpRoutedCounters>> | undefined): Sample[] =>
+  Object.entries(record ?? {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .flatMap(([name, c]) => directions(c.bytesFromClients, c.bytesFromServers).map((s) => ({ labels: { [label]: name, ...s.labels }, value: s.value })));
 
 /** The families of one listener's counters, each sample labelled with the listener's name. */
 function listenerValues(l: ListenerSnapshot): FamilyValues[] {
@@ -173,6 +188,12 @@ function listenerValues(l: ListenerSnapshot): FamilyValues[] {
       { family: F.udpPeers, samples: [one(udp.peersCreated)] },
       { family: F.udpFallbacks, samples: [one(udp.replyFallbacks)] },
       { family: F.udpHandovers, samples: [one(udp.raceHandovers)] },
+      { family: F.udpRouteSessions, samples: udpRouted('route', udp.routes, 'sessions') },
+      { family: F.udpRouteBytes, samples: udpRoutedBytes('route', udp.routes) },
+      { family: F.udpOutboundSessions, samples: udpRouted('outbound', udp.outbounds, 'sessions') },
+      { family: F.udpOutboundBytes, samples: udpRoutedBytes('outbound', udp.outbounds) },
+      { family: F.udpRejected, samples: udpRouted('route', udp.routes, 'rejected') },
+      { family: F.udpSniffs, samples: [one(udp.quicNames, { outcome: 'quic' }), one(udp.quicSniffs - udp.quicNames, { outcome: 'none' })] },
     );
   }
   return out.map(({ family, samples }) => ({ family, samples: samples.map((s) => ({ labels: { listener: l.name, ...s.labels }, value: s.value })) }));

@@ -10,7 +10,7 @@ export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, 
   for (const a of listener.addresses) addresses[net.isIPv4(a) ? 4 : 6] = a;
   const routing = routingOf(config).find((r) => r.listener === listener.name);
   if (!routing) throw new Error(`listener ${listener.name}: no routing`);
-  // UDP sessions are not routed: they leave the way the listener's own outbound says.
+  // The one-outbound shorthand of the listener (routing's default decides each flow).
   const upstream = listener.outbound !== undefined && routing.defaultOutbound.kind === 'transparent' ? 'transparent' : listener.upstream;
   return {
     port: listener.port,

@@ -4,6 +4,7 @@
  */
 import type { Family, Transport } from '../core/net/constants.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
+import type { UdpCounters } from './udp/counters.js';
 
 export type UpstreamMode = 'direct' | 'transparent';
 
@@ -35,13 +36,16 @@ export type ProxyEvent =
       readonly originalDestination: Endpoint;
       readonly upstreamLocal: Endpoint;
       readonly mapping: 'endpoint-dependent' | 'endpoint-independent';
+      /** The session's route (absent: none matched, the listener's default) and outbound. */
+      readonly route?: string;
+      readonly outbound?: string;
     }
   /** A reply address was taken by a local service (EADDRINUSE): replies go out through a raw socket. */
   /** The UDP relay loop ended unexpectedly and was started again on the same listeners. */
   | { readonly type: 'udp.restart'; readonly port: number; readonly restarts: number }
   | { readonly type: 'udp.reply.fallback'; readonly id: number; readonly remote: Endpoint; readonly replyTo: Endpoint; readonly reason: 'EADDRINUSE' }
   /** The UDP relay's counters when it stopped (see UdpRelay.counters()). */
-  | { readonly type: 'udp.stats'; readonly counters: Readonly<Record<string, number | Readonly<Record<string, number>>>> }
+  | { readonly type: 'udp.stats'; readonly counters: UdpCounters }
   | {
       readonly type: 'udp.session.close';
       readonly id: number;

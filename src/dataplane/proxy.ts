@@ -165,7 +165,7 @@ export class Proxy {
     return {
       port: c.port,
       addresses: c.listenAddresses,
-      routing: tcpRouting(c),
+      routing: flowRouting(c),
       sniffTimeoutMs: c.sniffTimeoutMs ?? 300,
       upstreamMark: c.upstreamMark,
       connectTimeoutMs: c.connectTimeoutMs,
@@ -206,6 +206,7 @@ export class Proxy {
             addresses: this.config.listenAddresses,
             port: this.config.port,
             upstream: this.config.upstream,
+            routing: flowRouting(this.config),
             upstreamMark: this.config.upstreamMark,
             idleTimeoutMs: this.config.udpIdleTimeoutMs,
             maxSessions: this.config.maxUdpSessions,
@@ -289,8 +290,8 @@ export class Proxy {
   }
 }
 
-/** The routing of TCP flows: the configured one, or the single outbound upstream and upstreamProxy describe. */
-export function tcpRouting(config: ProxyConfig): RoutingConfig {
+/** The routing of flows: the configured one, or the single outbound upstream and upstreamProxy describe. */
+export function flowRouting(config: ProxyConfig): RoutingConfig {
   if (config.routing) return config.routing;
   const proxy = config.upstreamProxy;
   const defaultOutbound: Outbound = proxy ? { name: `upstream-proxy`, kind: proxy.protocol, proxy } : { name: config.upstream, kind: config.upstream };

@@ -8,7 +8,8 @@
  *       others send (lets a test line up the proxy's bind-before-connect window).
  *   udp-peer [--bind ADDRESS] [--port P]
  *       one socket; prints {"event":"ready"} then every datagram received (source, length, sha1,
- *       text); stdin lines `send HOST PORT TEXT` and `send-size HOST PORT BYTES` send datagrams.
+ *       text); stdin lines `send HOST PORT TEXT`, `send-hex HOST PORT HEX` and
+ *       `send-size HOST PORT BYTES` send datagrams.
  *   dns HOST NAME [--type A|AAAA]
  *       one DNS query over UDP to HOST:53; prints the answer and where it came from.
  */
@@ -111,6 +112,7 @@ export async function udpPeer(args: readonly string[]): Promise<number> {
   lines.on('line', (line) => {
     const [verb, host = '', p = '0', ...rest] = line.split(' ');
     if (verb === 'send') socket.send(rest.join(' '), Number(p), host, () => print({ event: 'sent' }));
+    if (verb === 'send-hex') socket.send(Buffer.from(rest[0] ?? '', 'hex'), Number(p), host, () => print({ event: 'sent' }));
     if (verb === 'send-size') {
       const data = Buffer.alloc(Number(rest[0] ?? 0));
       for (let i = 0; i < data.length; i++) data[i] = (i * 7 + 3) & 0xff;

@@ -3,10 +3,17 @@ import { describe, it } from 'node:test';
 import { FAMILY_LIST, metricValues, type MetricsSnapshot } from '../../src/daemon/metric-families.js';
 import { PrometheusExposition } from '../../src/daemon/prometheus.js';
 import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
-import { snapshotCounters, UDP_COUNTER_SLOTS, UDP_ERROR_REASONS } from '../../src/dataplane/udp/counters.js';
+import { snapshotCounters, UDP_COUNTER_SLOTS, UDP_ERROR_REASONS, type UdpRoutedCounters } from '../../src/dataplane/udp/counters.js';
 import { parsePromText } from '../helpers/prometheus-text.js';
 
-const udp = { ...snapshotCounters(new Float64Array(UDP_COUNTER_SLOTS)), sessionsActive: 2, sessionsCreated: 9, sessionsClosed: 7, sessionsExpired: 5, sessionsEvicted: 4, sessionsEvictedForDescriptors: 3, datagramsFromClients: 40, bytesFromClients: 4000, datagramsFromServers: 38, bytesFromServers: 3800, peersCreated: 9, replyFallbacks: 1, raceHandovers: 3 };
+const routed = (sessions: number, rejected: number, bytesFromClients: number): UdpRoutedCounters => ({ sessions, rejected, datagramsFromClients: 1, bytesFromClients, datagramsFromServers: 1, bytesFromServers: 5 });
+const udp = {
+  ...snapshotCounters(new Float64Array(UDP_COUNTER_SLOTS)),
+  routes: { blocked: routed(0, 6, 0), default: routed(9, 0, 4000) },
+  outbounds: { reject: routed(0, 6, 0), direct: routed(9, 0, 4000) },
+  quicSniffs: 5,
+  quicNames: 2,
+  sessionsActive: 2, sessionsCreated: 9, sessionsClosed: 7, sessionsExpired: 5, sessionsEvicted: 4, sessionsEvictedForDescriptors: 3, datagramsFromClients: 40, bytesFromClients: 4000, datagramsFromServers: 38, bytesFromServers: 3800, peersCreated: 9, replyFallbacks: 1, raceHandovers: 3 };
 udp.errors['upstream-refused'] = 4;
 
 const snapshot: MetricsSnapshot = {
@@ -101,6 +108,13 @@ describe('metric families (pure mapping)', () => {
     assert.equal(sample('tproxy_udp_sessions_evicted_total', { ...main, reason: 'session-limit' }), 1);
     assert.equal(sample('tproxy_udp_sessions_evicted_total', { ...main, reason: 'descriptor-limit' }), 3);
     assert.equal(sample('tproxy_udp_sessions_total', { listener: 'dns' }), undefined);
+    assert.equal(sample('tproxy_udp_route_sessions_total', { ...main, route: 'default' }), 9);
+    assert.equal(sample('tproxy_udp_route_bytes_total', { ...main, route: 'default', direction: 'from_client' }), 4000);
+    assert.equal(sample('tproxy_udp_outbound_sessions_total', { ...main, outbound: 'direct' }), 9);
+    assert.equal(sample('tproxy_udp_outbound_bytes_total', { ...main, outbound: 'reject', direction: 'from_server' }), 5);
+    assert.equal(sample('tproxy_udp_rejected_datagrams_total', { ...main, route: 'blocked' }), 6);
+    assert.equal(sample('tproxy_udp_quic_sniffs_total', { ...main, outcome: 'quic' }), 2);
+    assert.equal(sample('tproxy_udp_quic_sniffs_total', { ...main, outcome: 'none' }), 3);
   });
 
   it('maps the daemon process descriptor budget: capacity, in use and refused by consumer', () => {

@@ -1,8 +1,8 @@
 /**
  * The routing a validated TproxyConfig asks for, per listener, and its checks across sections as
  * config issues: every name a route or listener uses exists and is of the right kind, no route
- * could match a UDP flow (UDP sessions are not routed yet), no listener sends UDP to an outbound
- * that cannot carry it, and no route hides behind one that matches everything. Pure.
+ * that could match a UDP flow and no listener that intercepts UDP names an outbound that cannot
+ * carry it, and no route hides behind one that matches everything. Pure.
  */
 import { type Transport } from '../net/constants.js';
 import { matchesEverything, type RouteSpec, type RoutingConfig } from '../route/config.js';
@@ -100,9 +100,11 @@ export function checkRouting(config: TproxyConfig, issues: ConfigIssue[]): void 
         else if (list.kind !== kind) issues.push({ path: ['routes', i, key, j], message: `"${name}" is a list of ${list.kind}, ${key} needs ${kind}: ${hint}` });
       }
     }
-    // UDP sessions take their listener's own outbound: a route that could match one would be
-    // silently ignored, so it is refused until UDP is routed.
+    // A UDP flow routed to an outbound that cannot carry it would have to leave another way
+    // (a leak past the proxy the route chose) or be lost: refused at load.
     const udp = config.listeners.find((l) => appliesTo(route, l) && transportsOf(route, l).includes('udp'));
-    if (udp) issues.push({ path: ['routes', i], message: `can match UDP flows of listener ${udp.name}, but UDP sessions are not routed yet (they take their listener's outbound): add protocols: [tcp]` });
+    if (udp && outbound && !carries(outbound, 'udp')) {
+      issues.push({ path: ['routes', i, 'outbound'], message: `outbound ${outbound.name} carries TCP only, but this route can match UDP flows of listener ${udp.name}: add protocols: [tcp], or route UDP to direct, transparent or reject` });
+    }
   }
 }

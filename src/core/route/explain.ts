@@ -10,17 +10,17 @@ import { type RouteDecision, RouteTable } from './table.js';
 export interface RouteExplanation {
   readonly listener: string;
   readonly decision: RouteDecision;
-  /** The listener would peek at the flow's first bytes for its name (TCP; UDP sessions are not routed). */
+  /** The listener would read the flow's first bytes (TCP) or first datagram (UDP) for its name. */
   readonly sniffed: boolean;
+  readonly protocol: Transport;
   readonly name?: string;
 }
 
 export function explainRoute(routing: RoutingConfig, flow: { protocol: Transport; source: string; destination: string; destinationPort: number; name?: string }): RouteExplanation {
-  // UDP sessions take their listener's outbound: the routes are for TCP until UDP is routed.
-  const table = RouteTable.compile(flow.protocol === 'udp' ? { ...routing, routes: [] } : routing);
+  const table = RouteTable.compile(routing);
   const first = table.decideUnnamed({ ...flow, name: undefined });
   const decision = first === 'sniff' ? table.decide(flow) : first;
-  return { listener: routing.listener, decision, sniffed: first === 'sniff', ...(flow.name === undefined ? {} : { name: flow.name }) };
+  return { listener: routing.listener, decision, sniffed: first === 'sniff', protocol: flow.protocol, ...(flow.name === undefined ? {} : { name: flow.name }) };
 }
 
 const ACTIONS: Readonly<Record<string, string>> = {
@@ -34,7 +34,9 @@ const ACTIONS: Readonly<Record<string, string>> = {
 export function formatRouteExplanation(r: RouteExplanation): string {
   const o = r.decision.outbound;
   const lines = [`route (listener ${r.listener}):`];
-  if (r.sniffed) lines.push(r.name === undefined ? '  a route matches on names: the listener peeks at the first bytes for the name (TLS SNI, HTTP Host); none given here (--sni NAME or --host NAME)' : `  name ${r.name} (the listener peeks at the first bytes for it)`);
+  const udp = r.protocol === 'udp';
+  const reads = udp ? 'reads the session\'s first datagram' : 'peeks at the first bytes';
+  if (r.sniffed) lines.push(r.name === undefined ? `  a route matches on names: the listener ${reads} for the name (${udp ? 'QUIC Initial SNI' : 'TLS SNI, HTTP Host'}); none given here (--sni NAME${udp ? '' : ' or --host NAME'})` : `  name ${r.name} (the listener ${reads} for it)`);
   lines.push(r.decision.route === undefined ? '  no route matches: the listener\'s own outbound' : `  route ${r.decision.route} (routes[${r.decision.index ?? '?'}]) matches`);
   lines.push(`  outbound ${formatOutbound(o)}: ${ACTIONS[o.kind] ?? o.kind}${o.kind !== 'reject' && o.proxyProtocol ? `, after a PROXY ${o.proxyProtocol} header` : ''}`);
   return `${lines.join('\n')}\n`;

@@ -1,8 +1,11 @@
 /**
  * The UDP relay's counters: one Float64Array slot each, in a SharedArrayBuffer the worker loop
  * writes and the main thread reads (one writer; each slot is a monotonic count, except
- * sessionsActive). Pure: layout and snapshot only.
+ * sessionsActive), then one block per route and per outbound of the relay's routing. Pure: layout
+ * and snapshot only.
  */
+import type { RoutingConfig } from '../../core/route/config.js';
+import { DEFAULT_ROUTE } from '../../core/route/table.js';
 
 export const UDP_COUNTER_NAMES = [
   'sessionsActive',
@@ -25,6 +28,10 @@ export const UDP_COUNTER_NAMES = [
   'bytesFromClients',
   'datagramsFromServers',
   'bytesFromServers',
+  /** Flows whose first datagram was read for a QUIC Initial's server name (a route needed a name). */
+  'quicSniffs',
+  /** Of those, the ones that gave a name. */
+  'quicNames',
 ] as const;
 
 /** Why a datagram was dropped or a session ended early. */
@@ -59,27 +66,85 @@ export const UDP_ERROR_REASONS = [
    * (endpoint-dependent mapping with upstream transparent): dropped by the client's guard socket.
    */
   'unsolicited',
+  /** The flow's route leads to the reject outbound: the datagram is dropped. */
+  'rejected',
   'other',
 ] as const;
 
 export type UdpCounterName = (typeof UDP_COUNTER_NAMES)[number];
 export type UdpErrorReason = (typeof UDP_ERROR_REASONS)[number];
 
-export type UdpCounters = { [K in UdpCounterName]: number } & { readonly errors: { [K in UdpErrorReason]: number } };
+/** Per route and per outbound: sessions opened, datagrams rejected, datagrams and bytes each way. */
+export const UDP_ROUTED_NAMES = ['sessions', 'rejected', 'datagramsFromClients', 'bytesFromClients', 'datagramsFromServers', 'bytesFromServers'] as const;
+export type UdpRoutedName = (typeof UDP_ROUTED_NAMES)[number];
+export type UdpRoutedCounters = { [K in UdpRoutedName]: number };
+export const UDP_ROUTED_INDEX = Object.fromEntries(UDP_ROUTED_NAMES.map((name, i) => [name, i])) as { readonly [K in UdpRoutedName]: number };
+
+/**
+ * The route and outbound names a relay counts under, in slot order after the fixed counters: known
+ * when the relay starts (the names of its configuration), so the buffer can be shared memory.
+ */
+export interface UdpRoutedLayout {
+  readonly routes: readonly string[];
+  readonly outbounds: readonly string[];
+}
+
+export const NO_ROUTES: UdpRoutedLayout = { routes: [], outbounds: [] };
+
+/** Every route of the routing and the default; every outbound a route or the default names. */
+export function routedLayoutOf(routing: RoutingConfig): UdpRoutedLayout {
+  return {
+    routes: [...routing.routes.map((r) => r.name), DEFAULT_ROUTE],
+    outbounds: [...new Set([...routing.routes.map((r) => r.outbound), routing.defaultOutbound.name])],
+  };
+}
+
+export type UdpCounters = { [K in UdpCounterName]: number } & {
+  readonly errors: { [K in UdpErrorReason]: number };
+  /** By route name (DEFAULT_ROUTE: no route matched). */
+  readonly routes: Readonly<Record<string, UdpRoutedCounters>>;
+  /** By outbound name. */
+  readonly outbounds: Readonly<Record<string, UdpRoutedCounters>>;
+};
 
 export const UDP_COUNTER_INDEX = Object.fromEntries(UDP_COUNTER_NAMES.map((name, i) => [name, i])) as { readonly [K in UdpCounterName]: number };
 export const UDP_ERROR_INDEX = Object.fromEntries(UDP_ERROR_REASONS.map((name, i) => [name, UDP_COUNTER_NAMES.length + i])) as { readonly [K in UdpErrorReason]: number };
 export const UDP_COUNTER_SLOTS = UDP_COUNTER_NAMES.length + UDP_ERROR_REASONS.length;
 
-export function createCounterBuffer(): SharedArrayBuffer {
-  return new SharedArrayBuffer(UDP_COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT);
+/** First slot of route `i`'s block (add UDP_ROUTED_INDEX[name]). */
+export function routeSlot(i: number): number {
+  return UDP_COUNTER_SLOTS + i * UDP_ROUTED_NAMES.length;
+}
+
+/** First slot of outbound `i`'s block. */
+export function outboundSlot(layout: UdpRoutedLayout, i: number): number {
+  return routeSlot(layout.routes.length + i);
+}
+
+export function createCounterBuffer(layout: UdpRoutedLayout = NO_ROUTES): SharedArrayBuffer {
+  return new SharedArrayBuffer(routeSlot(layout.routes.length + layout.outbounds.length) * Float64Array.BYTES_PER_ELEMENT);
+}
+
+function routed(slots: Float64Array, names: readonly string[], first: (i: number) => number): Record<string, UdpRoutedCounters> {
+  return Object.fromEntries(names.map((name, i) => [name, Object.fromEntries(UDP_ROUTED_NAMES.map((k) => [k, slots[first(i) + UDP_ROUTED_INDEX[k]] ?? 0])) as UdpRoutedCounters]));
 }
 
 /** A plain-object copy of the counters. */
-export function snapshotCounters(slots: Float64Array): UdpCounters {
+export function snapshotCounters(slots: Float64Array, layout: UdpRoutedLayout = NO_ROUTES): UdpCounters {
   const counters = Object.fromEntries(UDP_COUNTER_NAMES.map((name) => [name, slots[UDP_COUNTER_INDEX[name]] ?? 0])) as { [K in UdpCounterName]: number };
   const errors = Object.fromEntries(UDP_ERROR_REASONS.map((reason) => [reason, slots[UDP_ERROR_INDEX[reason]] ?? 0])) as { [K in UdpErrorReason]: number };
-  return { ...counters, errors };
+  return { ...counters, errors, routes: routed(slots, layout.routes, routeSlot), outbounds: routed(slots, layout.outbounds, (i) => outboundSlot(layout, i)) };
+}
+
+function sumRouted(list: readonly Readonly<Record<string, UdpRoutedCounters>>[]): Record<string, UdpRoutedCounters> {
+  const out: Record<string, UdpRoutedCounters> = {};
+  for (const record of list) {
+    for (const [name, c] of Object.entries(record)) {
+      const sum = (out[name] ??= Object.fromEntries(UDP_ROUTED_NAMES.map((k) => [k, 0])) as UdpRoutedCounters);
+      for (const k of UDP_ROUTED_NAMES) sum[k] += c[k];
+    }
+  }
+  return out;
 }
 
 /** errno name of a failed send/receive -> error reason. */
@@ -107,5 +172,5 @@ export function sumUdpCounters(list: readonly UdpCounters[]): UdpCounters {
     for (const name of UDP_COUNTER_NAMES) slots[UDP_COUNTER_INDEX[name]] = (slots[UDP_COUNTER_INDEX[name]] ?? 0) + c[name];
     for (const reason of UDP_ERROR_REASONS) slots[UDP_ERROR_INDEX[reason]] = (slots[UDP_ERROR_INDEX[reason]] ?? 0) + c.errors[reason];
   }
-  return snapshotCounters(slots);
+  return { ...snapshotCounters(slots), routes: sumRouted(list.map((c) => c.routes)), outbounds: sumRouted(list.map((c) => c.outbounds)) };
 }

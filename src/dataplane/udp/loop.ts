@@ -29,6 +29,14 @@
  * delivers them here, where they are dropped and counted (`unsolicited`). Only the original
  * destination answers, as the mapping says.
  *
+ * Routes: the first datagram of a flow (client, original destination) is routed (RouteTable, protocol
+ * udp): `reject` drops it and every later one (counted, nothing opened); `direct` / `transparent`
+ * say how the session's upstream socket is bound. When a route could match on a name, that first
+ * datagram is read for a QUIC Initial's server name (sniffQuicServerName); anything else routes
+ * without a name, at once (no waiting for later datagrams). Endpoint-independent sessions are per
+ * (client, outbound), so a client's flows that route to different outbounds get different upstream
+ * sockets. A session keeps its outbound for its life.
+ *
  * Sent headers: upstream and reply sockets get the listener's DSCP and TTL when opened; with
  * `dscp: copy` a session's sockets get the DSCP of the datagram that opened it (IP_RECVTOS /
  * IPV6_RECVTCLASS on the listener). Replies through the raw fallback keep the kernel's defaults.
@@ -46,6 +54,9 @@ import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
 import type { ProxyEvent } from '../events.js';
 import { errorReasonOf, UDP_COUNTER_INDEX as N, UDP_ERROR_INDEX as E, type UdpErrorReason } from './counters.js';
 import type { UdpLoopConfig } from './protocol.js';
+import { type RouteDecision, RouteTable } from '../../core/route/table.js';
+import { sniffQuicServerName } from '../../core/sniff/quic-initial.js';
+import { outboundSlot, routedLayoutOf, routeSlot, UDP_ROUTED_INDEX as R, type UdpRoutedLayout } from './counters.js';
 import { SessionTable, sessionKey } from './session-table.js';
 
 interface Session {
@@ -57,6 +68,13 @@ interface Session {
   /** The first original destination. */
   readonly destination: Endpoint;
   readonly upstreamFd: number;
+  /** Upstream socket bound to the client's address and port (the transparent outbound). */
+  readonly transparent: boolean;
+  /** The route and outbound of the flow that opened the session. */
+  readonly decision: RouteDecision;
+  /** First counter slot of its route's and its outbound's blocks. */
+  readonly routeSlot: number;
+  readonly outboundSlot: number;
   /** DSCP of everything the session sends (undefined: the kernel's default). */
   readonly dscp: number | undefined;
   /** Remotes by endpointKey. */
@@ -91,6 +109,11 @@ interface Pending {
   readonly client: Endpoint;
   readonly destination: Endpoint;
   readonly data: Buffer;
+}
+
+/** The key of one flow: its client and the remote it talks to. */
+function flowKey(client: Endpoint, remote: Endpoint): string {
+  return `${endpointKey(client)}>${endpointKey(remote)}`;
 }
 
 /** Datagrams taken off a new reply socket per drain: bounds the handover queue. */
@@ -132,6 +155,10 @@ export class UdpLoop {
   private readonly independent: boolean;
   /** Guards by client endpointKey (endpoint-dependent mapping with upstream transparent only). */
   private readonly guards = new Map<string, Guard>();
+  private readonly routes: RouteTable;
+  private readonly layout: UdpRoutedLayout;
+  /** The peer of each flow (client endpointKey > remote endpointKey), to find a flow's session. */
+  private readonly flows = new Map<string, Peer>();
   private nextId = 1;
   private now: number;
   private nextExpiryCheck = 0;
@@ -144,6 +171,8 @@ export class UdpLoop {
     this.api = deps.api;
     this.c = deps.counters;
     this.independent = config.mapping === 'endpoint-independent';
+    this.routes = RouteTable.compile(config.routing);
+    this.layout = routedLayoutOf(config.routing);
     this.batch = this.api.batch(config.batchSize, config.maxDatagramBytes);
     this.drainRx = this.api.receiver(config.maxDatagramBytes);
     this.epoll = this.api.epoll(256);
@@ -235,19 +264,14 @@ export class UdpLoop {
    * batch slot when it came from the listener (for its DSCP).
    */
   private fromClient(client: Endpoint, destination: Endpoint, data: Buffer, length: number, slot = -1): void {
-    const key = this.independent ? sessionKey(client, { address: '*', port: 0 }) : sessionKey(client, destination);
-    let session = this.sessions.get(key);
-    if (!session) {
-      if (this.deps.localAddresses().has(destination.address)) return this.count('loop', client);
-      session = this.openSession(key, client, destination, this.sessionDscp(slot));
-      if (!session) return;
-    }
-    const peer = session.peers.get(endpointKey(destination)) ?? this.openPeer(session, destination, false);
+    const peer = this.flows.get(flowKey(client, destination)) ?? this.openFlow(client, destination, data, length, slot);
     if (!peer) return;
+    const { session } = peer;
     this.bump(N.datagramsFromClients);
     this.bump(N.bytesFromClients, length);
     session.datagramsFromClient++;
     session.bytesFromClient += length;
+    this.bumpRouted(session, R.datagramsFromClients, R.bytesFromClients, 1, length);
     this.sessions.touch(session, this.now);
     const sent = this.api.sendDatagram(session.upstreamFd, data, length, this.independent ? peer.pinned.sockaddr : null);
     if (sent < 0) this.upstreamSendFailed(session, -sent, 1);
@@ -280,6 +304,7 @@ export class UdpLoop {
     this.bump(N.bytesFromClients, bytes);
     session.datagramsFromClient += count;
     session.bytesFromClient += bytes;
+    this.bumpRouted(session, R.datagramsFromClients, R.bytesFromClients, count, bytes);
     const sent = this.batch.send(session.upstreamFd, from, count, this.independent ? peer.pinned : null);
     if (sent < 0) this.upstreamSendFailed(session, -sent, count);
     else if (sent < count) this.count('upstream-busy', session.client, count - sent);
@@ -342,6 +367,7 @@ export class UdpLoop {
     this.bump(N.bytesFromServers, bytes);
     session.datagramsFromServer += count;
     session.bytesFromServer += bytes;
+    this.bumpRouted(session, R.datagramsFromServers, R.bytesFromServers, count, bytes);
     if (peer.replyFd >= 0) {
       const sent = b.send(peer.replyFd, from, count, null);
       if (sent >= 0) {
@@ -360,6 +386,65 @@ export class UdpLoop {
     }
   }
 
+  // ---- routes ----
+
+  /**
+   * The first datagram of a flow with no peer yet: route it, then find or open its session and
+   * the flow's reply path. Undefined: dropped (rejected, a loop, or no room), counted.
+   */
+  private openFlow(client: Endpoint, destination: Endpoint, data: Buffer, length: number, slot: number): Peer | undefined {
+    if (this.deps.localAddresses().has(destination.address)) {
+      this.count('loop', client);
+      return undefined;
+    }
+    const decision = this.route(client, destination, data, length);
+    const { outbound } = decision;
+    if (outbound.kind === 'reject') {
+      this.bumpRoutedOf(decision, R.rejected, 1);
+      this.count('rejected', client);
+      return undefined;
+    }
+    if (outbound.kind !== 'direct' && outbound.kind !== 'transparent') {
+      // The relay refuses such routing at start; a session never leaves through a proxy unseen.
+      this.count('session-open-failed', client);
+      return undefined;
+    }
+    const key = this.independent ? `${sessionKey(client, { address: '*', port: 0 })}|${outbound.name}` : sessionKey(client, destination);
+    const session = this.sessions.get(key) ?? this.openSession(key, client, destination, decision, this.sessionDscp(slot));
+    if (!session) return undefined;
+    return session.peers.get(endpointKey(destination)) ?? this.openPeer(session, destination, false);
+  }
+
+  /** The route of a flow; its first datagram is read for a QUIC server name only when a route could use one. */
+  private route(client: Endpoint, destination: Endpoint, data: Buffer, length: number): RouteDecision {
+    const flow = { protocol: 'udp', source: client.address, destination: destination.address, destinationPort: destination.port } as const;
+    const first = this.routes.decideUnnamed(flow);
+    if (first !== 'sniff') return first;
+    this.bump(N.quicSniffs);
+    const sniffed = sniffQuicServerName(data.subarray(0, length));
+    if (sniffed.kind !== 'name') return this.routes.decide(flow);
+    this.bump(N.quicNames);
+    return this.routes.decide({ ...flow, name: sniffed.name });
+  }
+
+  private routedSlots(decision: RouteDecision): { readonly route: number; readonly outbound: number } {
+    const r = decision.route === undefined ? this.layout.routes.length - 1 : this.layout.routes.indexOf(decision.route);
+    return { route: routeSlot(r), outbound: outboundSlot(this.layout, this.layout.outbounds.indexOf(decision.outbound.name)) };
+  }
+
+  private bumpRoutedOf(decision: RouteDecision, slot: number, n: number): void {
+    const at = this.routedSlots(decision);
+    this.bump(at.route + slot, n);
+    this.bump(at.outbound + slot, n);
+  }
+
+  private bumpRouted(session: Session, datagramsSlot: number, bytesSlot: number, datagrams: number, bytes: number): void {
+    this.bump(session.routeSlot + datagramsSlot, datagrams);
+    this.bump(session.routeSlot + bytesSlot, bytes);
+    this.bump(session.outboundSlot + datagramsSlot, datagrams);
+    this.bump(session.outboundSlot + bytesSlot, bytes);
+  }
+
   // ---- sessions and peers ----
 
   /** The DSCP a new session sends with: the listener's, or with `copy` the opening datagram's. */
@@ -375,7 +460,7 @@ export class UdpLoop {
     return { ...(session.dscp !== undefined ? { dscp: session.dscp } : {}), ...(ttl !== undefined ? { ttl } : {}) };
   }
 
-  private openSession(key: string, client: Endpoint, destination: Endpoint, dscp: number | undefined): Session | undefined {
+  private openSession(key: string, client: Endpoint, destination: Endpoint, decision: RouteDecision, dscp: number | undefined): Session | undefined {
     if (this.sessions.size >= this.config.maxSessions) {
       const oldest = this.sessions.oldest();
       if (oldest) {
@@ -390,7 +475,7 @@ export class UdpLoop {
     }
     this.giveBack(); // the reply socket's one, taken again by openPeer
     const { family } = destination;
-    const transparent = this.config.upstream === 'transparent';
+    const transparent = decision.outbound.kind === 'transparent';
     let upstreamFd = -1;
     try {
       upstreamFd = this.api.open({ family, transport: 'udp', mark: this.config.upstreamMark, transparent, reuseAddress: transparent, receiveBufferBytes: this.config.receiveBufferBytes, ...this.sent({ dscp }) });
@@ -405,6 +490,7 @@ export class UdpLoop {
       this.count('session-open-failed', client, 1, error);
       return undefined;
     }
+    const slots = this.routedSlots(decision);
     const session: Session = {
       key,
       id: this.nextId++,
@@ -412,6 +498,10 @@ export class UdpLoop {
       clientSockaddr: encodeSockaddr(client),
       destination,
       upstreamFd,
+      transparent,
+      decision,
+      routeSlot: slots.route,
+      outboundSlot: slots.outbound,
       dscp,
       peers: new Map(),
       lastActiveMs: this.now,
@@ -424,8 +514,11 @@ export class UdpLoop {
     this.owners.set(upstreamFd, { kind: 'upstream', session });
     this.bump(N.sessionsCreated);
     this.bump(N.sessionsActive);
+    this.bump(slots.route + R.sessions);
+    this.bump(slots.outbound + R.sessions);
     if (this.deps.flowEvents()) {
-      this.deps.emit({ type: 'udp.session.open', id: session.id, client, originalDestination: destination, upstreamLocal: this.api.localEndpoint(upstreamFd), mapping: this.config.mapping });
+      const route = decision.route === undefined ? {} : { route: decision.route };
+      this.deps.emit({ type: 'udp.session.open', id: session.id, client, originalDestination: destination, upstreamLocal: this.api.localEndpoint(upstreamFd), mapping: this.config.mapping, ...route, outbound: decision.outbound.name });
     }
     return session;
   }
@@ -473,6 +566,7 @@ export class UdpLoop {
     }
     const peer: Peer = { session, remote, pinned: this.batch.pin(remote), replyFd, fallback };
     session.peers.set(endpointKey(remote), peer);
+    this.flows.set(flowKey(client, remote), peer);
     this.bump(N.peersCreated);
     if (inbound) this.bump(N.peersInbound);
     if (replyFd >= 0) {
@@ -605,6 +699,7 @@ export class UdpLoop {
   private close(session: Session, reason: string): void {
     if (this.sessions.get(session.key) !== session) return;
     this.sessions.delete(session);
+    for (const peer of session.peers.values()) this.flows.delete(flowKey(session.client, peer.remote));
     const fds = [session.upstreamFd, ...[...session.peers.values()].map((p) => p.replyFd).filter((fd) => fd >= 0)];
     for (const fd of fds) {
       this.owners.delete(fd);
@@ -615,7 +710,7 @@ export class UdpLoop {
       }
     }
     this.giveBack(fds.length);
-    if (this.config.upstream === 'transparent' && !this.independent) this.releaseGuard(session.client);
+    if (session.transparent && !this.independent) this.releaseGuard(session.client);
     this.bump(N.sessionsActive, -1);
     this.bump(N.sessionsClosed);
     if (this.deps.flowEvents()) this.deps.emit({

@@ -1,6 +1,7 @@
 /** What the UDP relay (main thread) hands its worker loop, and the messages that come back. */
 import type { Family } from '../../core/net/constants.js';
-import type { ProxyEvent, UpstreamMode } from '../events.js';
+import type { RoutingConfig } from '../../core/route/config.js';
+import type { ProxyEvent } from '../events.js';
 import type { SentHeaders } from '../headers.js';
 
 /**
@@ -16,7 +17,8 @@ export type UdpMapping = 'endpoint-dependent' | 'endpoint-independent';
 export const UDP_MAPPINGS: readonly UdpMapping[] = ['endpoint-dependent', 'endpoint-independent'];
 
 export interface UdpLoopConfig {
-  readonly upstream: UpstreamMode;
+  /** The listener's routes and outbounds: each session leaves the way the route of its first datagram says. */
+  readonly routing: RoutingConfig;
   readonly upstreamMark: number;
   readonly mapping: UdpMapping;
   readonly idleTimeoutMs: number;

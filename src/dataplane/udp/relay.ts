@@ -19,7 +19,9 @@ import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
 import { RestartWindow } from '../restart-window.js';
 import type { SentHeaders } from '../headers.js';
-import { createCounterBuffer, snapshotCounters, type UdpCounters } from './counters.js';
+import { createCounterBuffer, routedLayoutOf, snapshotCounters, type UdpCounters, type UdpRoutedLayout } from './counters.js';
+import type { RoutingConfig } from '../../core/route/config.js';
+import { carries } from '../../core/route/outbound.js';
 import type { UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
 
 /** The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more. */
@@ -30,7 +32,10 @@ export interface UdpRelayConfig {
   /** Listen address per family (absent: any address). */
   readonly addresses?: { readonly 4?: string; readonly 6?: string };
   readonly port: number;
+  /** The one outbound of every session when there is no routing. */
   readonly upstream: UpstreamMode;
+  /** Routes and outbounds: each session leaves the way its route says (absent: upstream for all). */
+  readonly routing?: RoutingConfig;
   readonly upstreamMark: number;
   readonly mapping?: UdpMapping;
   /** Session open/close events; default true; switched later by setFlowEvents. */
@@ -72,6 +77,9 @@ function validate(config: UdpRelayConfig): void {
   if (config.maxPeersPerSession !== undefined && (!Number.isInteger(config.maxPeersPerSession) || config.maxPeersPerSession < 1)) bad('maxPeersPerSession', `${config.maxPeersPerSession} must be a positive integer`);
   if (config.maxDatagramBytes !== undefined && (!Number.isInteger(config.maxDatagramBytes) || config.maxDatagramBytes < 512 || config.maxDatagramBytes > 65_535)) bad('maxDatagramBytes', `${config.maxDatagramBytes} must be from 512 to 65535`);
   if (config.receiveBufferBytes !== undefined && (!Number.isInteger(config.receiveBufferBytes) || config.receiveBufferBytes < 4096 || config.receiveBufferBytes > 1 << 30)) bad('receiveBufferBytes', `${config.receiveBufferBytes} must be from 4096 to 1 GiB`);
+  const routing = config.routing;
+  const udpOutbounds = routing ? [routing.defaultOutbound, ...routing.outbounds.filter((o) => routing.routes.some((r) => r.outbound === o.name && (r.protocols.length === 0 || r.protocols.includes('udp'))))] : [];
+  for (const o of udpOutbounds) if (!carries(o, 'udp')) bad('routing', `outbound ${o.name} (${o.kind}) cannot carry UDP yet: route UDP to direct, transparent or reject`);
   if (config.batchSize !== undefined && (!Number.isInteger(config.batchSize) || config.batchSize < 1 || config.batchSize > 1024)) bad('batchSize', `${config.batchSize} must be from 1 to 1024`);
 }
 
@@ -79,8 +87,10 @@ export class UdpRelay {
   private worker: Worker | undefined;
   /** Shared with the loop: stop flag, test hold, flow events (see UdpWorkerData.control). */
   private readonly control = new SharedArrayBuffer(12);
-  private readonly counterBuffer = createCounterBuffer();
-  private readonly counterSlots = new Float64Array(this.counterBuffer);
+  private readonly routing: RoutingConfig;
+  private readonly layout: UdpRoutedLayout;
+  private readonly counterBuffer: SharedArrayBuffer;
+  private readonly counterSlots: Float64Array;
   private listenerFds: number[] = [];
   private exited: Promise<void> = Promise.resolve();
   private readonly budget: DescriptorBudget;
@@ -93,6 +103,10 @@ export class UdpRelay {
     private readonly deps: UdpRelayDeps,
   ) {
     validate(config);
+    this.routing = config.routing ?? { listener: 'main', defaultOutbound: { name: config.upstream, kind: config.upstream }, outbounds: [], lists: [], routes: [] };
+    this.layout = routedLayoutOf(this.routing);
+    this.counterBuffer = createCounterBuffer(this.layout);
+    this.counterSlots = new Float64Array(this.counterBuffer);
     this.budget = deps.budget ?? processDescriptorBudget();
     this.setFlowEvents(config.flowEvents ?? true);
   }
@@ -113,7 +127,7 @@ export class UdpRelay {
 
   /** Sessions, datagrams and bytes each way, errors by reason: a plain-object snapshot. */
   counters(): UdpCounters {
-    return snapshotCounters(this.counterSlots);
+    return snapshotCounters(this.counterSlots, this.layout);
   }
 
   async start(): Promise<Endpoint[]> {
@@ -135,7 +149,7 @@ export class UdpRelay {
     this.stopping = false;
     const data: UdpWorkerData = {
       listeners,
-      upstream: this.config.upstream,
+      routing: this.routing,
       upstreamMark: this.config.upstreamMark,
       mapping: this.config.mapping ?? 'endpoint-dependent',
       idleTimeoutMs: this.config.idleTimeoutMs,

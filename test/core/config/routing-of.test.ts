@@ -44,8 +44,8 @@ listeners:
   - { name: a, port: 8000, intercept: [tcp:80, "tcp:443"], outbound: corp, sniffTimeoutMs: 150 }
   - { name: b, port: 8001, intercept: [udp:53], upstream: transparent }
 routes:
-  - { name: lan, outbound: direct, destinationLists: [lan], protocols: [tcp] }
-  - { name: ads, outbound: reject, nameLists: [ads], protocols: [tcp] }
+  - { name: lan, outbound: direct, destinationLists: [lan] }
+  - { name: ads, outbound: reject, nameLists: [ads] }
   - { name: tls, outbound: web, ports: [443, "8443-8444"], listeners: [a] }
 `);
     const [a, b] = routingOf(config);
@@ -87,7 +87,8 @@ describe('routing configuration: bad ones, with the exact error', () => {
     ],
     ['a name list used as prefixes', 'lists:\n  - { name: ads, kind: names, entries: [ads.example] }\nroutes:\n  - { name: x, outbound: reject, destinationLists: [ads] }\n', 'tproxy.yaml:4:53: routes[0].destinationLists[0]: "ads" is a list of names, destinationLists needs prefixes: add a list of kind prefixes under lists'],
     ['an unknown list', 'routes:\n  - { name: x, outbound: reject, nameLists: [ads] }\n', 'tproxy.yaml:2:46: routes[0].nameLists[0]: "ads" is not a list: add a list of kind names under lists'],
-    ['a route that could match UDP flows', `${OUTBOUNDS}listeners:\n  - intercept: [udp:53]\nroutes:\n  - { name: x, outbound: web }\n`, 'tproxy.yaml:8:5: routes[0]: can match UDP flows of listener main, but UDP sessions are not routed yet (they take their listener\'s outbound): add protocols: [tcp]'],
+    ['a route that could send UDP flows to a TCP-only outbound', `${OUTBOUNDS}listeners:\n  - intercept: [udp:53]\nroutes:\n  - { name: x, outbound: web }\n`, 'tproxy.yaml:8:26: routes[0].outbound: outbound web carries TCP only, but this route can match UDP flows of listener main: add protocols: [tcp], or route UDP to direct, transparent or reject'],
+    ['a route that could send UDP flows to a PROXY header outbound', `${OUTBOUNDS}listeners:\n  - intercept: [udp:53]\nroutes:\n  - { name: x, outbound: pp, ports: [53] }\n`, 'tproxy.yaml:8:26: routes[0].outbound: outbound pp carries TCP only, but this route can match UDP flows of listener main: add protocols: [tcp], or route UDP to direct, transparent or reject'],
     ['a route named default', 'routes:\n  - { name: default, outbound: direct, ports: [1] }\n', 'tproxy.yaml:2:13: routes[0].name: "default" names the flows no route matches (in metrics and logs): give this route another name'],
     ['a route behind a route that matches everything', 'routes:\n  - { name: all, outbound: direct }\n  - { name: x, outbound: reject, ports: [22] }\n', 'tproxy.yaml:3:5: routes[1]: can never match: routes[0] (all) has no condition and matches every flow first; move it last or give it a condition'],
     ['a built-in outbound redefined', 'outbounds:\n  - { name: direct, kind: direct, proxyProtocol: v1 }\n', 'tproxy.yaml:2:13: outbounds[0].name: "direct" is a built-in outbound: give this one another name (e.g. direct-pp) and use it in routes'],

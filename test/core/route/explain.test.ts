@@ -35,6 +35,13 @@ describe('explain a route', () => {
     assert.doesNotMatch(text, /s3cret/);
   });
 
+  it('UDP flows take the routes too; a name route reads the first datagram for a QUIC name', () => {
+    const udp = routingOf(loadConfig({ text: 'listeners:\n  - { intercept: ["udp:443"] }\nroutes:\n  - { name: quic, outbound: reject, names: [example.com], protocols: [udp] }\n' }))[0]!;
+    const named = explainRoute(udp, { ...flow, protocol: 'udp', destination: '203.0.113.20', name: 'example.com' });
+    assert.equal(formatRouteExplanation(named), "route (listener main):\n  name example.com (the listener reads the session's first datagram for it)\n  route quic (routes[0]) matches\n  outbound reject: resets the connection (TCP) or drops the datagram (UDP), counted\n");
+    assert.match(formatRouteExplanation(explainRoute(udp, { ...flow, protocol: 'udp', destination: '203.0.113.20' })), /for the name \(QUIC Initial SNI\); none given here \(--sni NAME\)\n {2}no route matches/);
+  });
+
   it('an address route decides before any sniffing', () => {
     const r = explainRoute(routing!, { ...flow, destination: '10.1.2.3', name: 'x.ads.example' });
     assert.deepEqual([r.decision.route, r.sniffed], ['lan', false]);

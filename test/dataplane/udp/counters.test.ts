@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createCounterBuffer, errorReasonOf, snapshotCounters, UDP_COUNTER_INDEX, UDP_ERROR_INDEX, UDP_ERROR_REASONS } from '../../../src/dataplane/udp/counters.js';
+import type { RoutingConfig } from '../../../src/core/route/config.js';
+import { createCounterBuffer, errorReasonOf, outboundSlot, routedLayoutOf, routeSlot, snapshotCounters, sumUdpCounters, UDP_COUNTER_INDEX, UDP_COUNTER_SLOTS, UDP_ERROR_INDEX, UDP_ERROR_REASONS, UDP_ROUTED_INDEX, UDP_ROUTED_NAMES } from '../../../src/dataplane/udp/counters.js';
 
 describe('UDP counters', () => {
   it('gives every counter and error reason its own slot and snapshots them as a plain object', () => {
@@ -26,5 +27,40 @@ describe('UDP counters', () => {
     assert.equal(errorReasonOf('ENOBUFS', 'upstream'), 'upstream-busy');
     assert.equal(errorReasonOf('EMSGSIZE', 'upstream'), 'message-too-big');
     assert.equal(errorReasonOf('EBADF', 'upstream'), 'other');
+  });
+});
+
+describe('UDP counters per route and outbound', () => {
+  const routing = {
+    listener: 'main',
+    defaultOutbound: { name: 'direct', kind: 'direct' },
+    outbounds: [{ name: 'reject', kind: 'reject' }],
+    lists: [],
+    routes: [{ name: 'blocked', outbound: 'reject' }, { name: 'dns', outbound: 'direct' }],
+  } as unknown as RoutingConfig;
+
+  it('lays out one block per route (the default last) and per outbound after the fixed slots', () => {
+    const layout = routedLayoutOf(routing);
+    assert.deepEqual(layout, { routes: ['blocked', 'dns', 'default'], outbounds: ['reject', 'direct'] });
+    const slots = new Float64Array(createCounterBuffer(layout));
+    assert.equal(slots.length, UDP_COUNTER_SLOTS + 5 * UDP_ROUTED_NAMES.length);
+    slots[routeSlot(1) + UDP_ROUTED_INDEX.sessions] = 2;
+    slots[outboundSlot(layout, 0) + UDP_ROUTED_INDEX.rejected] = 7;
+    const snap = snapshotCounters(slots, layout);
+    assert.equal(snap.routes['dns']?.sessions, 2);
+    assert.equal(snap.routes['blocked']?.sessions, 0);
+    assert.equal(snap.outbounds['reject']?.rejected, 7);
+    assert.equal(snap.outbounds['direct']?.rejected, 0);
+  });
+
+  it('adds up several relays\' routes and outbounds by name', () => {
+    const layout = routedLayoutOf(routing);
+    const slots = new Float64Array(createCounterBuffer(layout));
+    slots[routeSlot(2) + UDP_ROUTED_INDEX.bytesFromServers] = 10;
+    const one = snapshotCounters(slots, layout);
+    const other = snapshotCounters(new Float64Array(createCounterBuffer()));
+    const sum = sumUdpCounters([one, one, other]);
+    assert.equal(sum.routes['default']?.bytesFromServers, 20);
+    assert.deepEqual(Object.keys(sum.outbounds).sort(), ['direct', 'reject']);
   });
 });
