@@ -1,4 +1,4 @@
-// `tproxy config example` passes the check, shows every setting, and the README reference is current.
+// `tproxy config example` passes the check, shows every setting, and docs/configuration.md's reference is current.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
@@ -20,7 +20,7 @@ function settingPaths(setting: Setting<unknown>, path: string, out: string[]): s
   return out;
 }
 
-const README = sourcePath('../README.md');
+const CONFIGURATION_DOC = sourcePath('../docs/configuration.md');
 
 describe('config example', () => {
   it('is a valid configuration equal to the defaults', () => {
@@ -53,21 +53,20 @@ describe('flags from the schema', () => {
   });
 });
 
-describe('README configuration reference', () => {
+describe('docs/configuration.md reference', () => {
   it('is the one the schema generates (npm run docs:config)', () => {
-    const readme = readFileSync(README, 'utf8');
-    assert.ok(readme.includes(configReference()), 'README.md is stale: run npm run docs:config');
-    assert.equal(withReference(readme), readme);
-    for (const path of settingPaths(CONFIG_SCHEMA, '', [])) assert.ok(readme.includes(`| \`${path}\` |`), `${path} in the reference`);
+    const doc = readFileSync(CONFIGURATION_DOC, 'utf8');
+    assert.ok(doc.includes(configReference()), 'docs/configuration.md is stale: run npm run docs:config');
+    assert.equal(withReference(doc), doc);
+    for (const path of settingPaths(CONFIG_SCHEMA, '', [])) assert.ok(doc.includes(`| \`${path}\` |`), `${path} in the reference`);
   });
 
   it('its example file is valid', () => {
-    const readme = readFileSync(README, 'utf8');
-    const section = readme.slice(readme.indexOf('## Configuration'));
-    const yamlBlock = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
-    assert.ok(yamlBlock, 'the Configuration section has a yaml example');
+    const doc = readFileSync(CONFIGURATION_DOC, 'utf8');
+    const yamlBlock = /```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(yamlBlock, 'docs/configuration.md has a yaml example');
     assert.ok(parse(yamlBlock));
-    const config = loadConfig({ file: 'README.md', text: yamlBlock });
+    const config = loadConfig({ file: 'docs/configuration.md', text: yamlBlock });
     assert.deepEqual(config.listeners.map((l) => [l.name, l.port, l.upstream]), [['web', 8000, 'transparent'], ['dns', 8053, 'direct']]);
   });
 });
