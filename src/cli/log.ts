@@ -2,7 +2,7 @@
  * Log lines of the daemon, to stderr: leveled (error, warn, info, debug), as JSON lines or as
  * human-readable text. Pure: formatting and filtering; the caller writes the lines.
  *
- * JSON shape (one object per line, stable; documented in the README):
+ * JSON shape (one object per line, stable; documented in docs/operations.md):
  *   time   RFC 3339 UTC with milliseconds
  *   level  error | warn | info | debug
  *   type   the event's stable name (`tcp.close`, `rules.applied`, ...): what programs select on

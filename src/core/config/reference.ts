@@ -1,4 +1,4 @@
-/** The configuration reference of the README: one table row per setting, from the schema. Pure. */
+/** The configuration reference of docs/configuration.md: one table row per setting, from the schema. Pure. */
 import type { Setting } from './schema.js';
 import { CONFIG_SCHEMA } from './tproxy-config.js';
 
@@ -44,7 +44,7 @@ export function configReference(): string {
   return `${REFERENCE_START}\n${out.join('\n')}\n${REFERENCE_END}`;
 }
 
-/** README text with the section between the markers replaced (undefined: the markers are missing). */
+/** Document text with the section between the markers replaced (undefined: the markers are missing). */
 export function withReference(readme: string): string | undefined {
   const start = readme.indexOf(REFERENCE_START);
   const end = readme.indexOf(REFERENCE_END);

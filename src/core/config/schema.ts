@@ -1,7 +1,7 @@
 /**
  * The configuration schema language: each setting is described once (type, default, unit, one
  * sentence of help, optional command-line flag) and the description drives validation, the flags
- * of `tproxy run`, `tproxy config example` and the README's configuration reference. Pure.
+ * of `tproxy run`, `tproxy config example` and the configuration reference in docs/configuration.md. Pure.
  *
  * A setting decodes a raw value (parsed YAML, or a flag's text) into its typed value, or records an
  * issue naming the field path and what is allowed. Sections hold named settings and refuse

@@ -1,7 +1,7 @@
 /**
  * The whole configuration of `tproxy run`: one entry per section. A new section is one entry in
  * SECTIONS (its settings described in its own file under sections/); validation, flags, the example
- * file and the README reference follow from it.
+ * file and the configuration reference (docs/configuration.md) follow from it.
  */
 import { LISTENERS, checkListeners } from './sections/listeners.js';
 import { RELOAD, SHUTDOWN } from './sections/lifecycle.js';
