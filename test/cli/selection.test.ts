@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { backendFrom, configFrom, rulesConfigFrom } from '../../src/cli/selection.js';
 import { isTproxyError } from '../../src/core/errors.js';
 import { DEFAULT_BYPASS_DESTINATIONS } from '../../src/core/rules/config.js';
-import { DSCP_NAMES } from '../../src/core/rules/dscp.js';
+import { DSCP_NAMES } from '../../src/core/net/dscp.js';
 
 describe('rules options', () => {
   it('defaults: one listener on 8000 for tcp:80,443 on both families, fail closed by drop, default bypass prefixes, no local traffic', () => {

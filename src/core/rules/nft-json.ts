@@ -3,7 +3,7 @@
  * planned rules must read back as. Used to tell "in place" from "drifted". Pure.
  */
 import { formatCidr } from './cidr.js';
-import { DSCP_NAMES } from './dscp.js';
+import { DSCP_NAMES } from '../net/dscp.js';
 import { FULL_MASK, markSetOperation, type MarkBits } from './marks.js';
 import type { Match, PlannedRule, PlannedSet, Statement } from './ruleset.js';
 

@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { Family } from '../../net/constants.js';
 import { formatUpstreamProxy, maskProxyUrl, parseUpstreamProxy } from '../../upstream/proxy-url.js';
-import { DSCP_NAMES } from '../../rules/dscp.js';
+import { DSCP_NAMES } from '../../net/dscp.js';
 import { quoted } from '../../quote.js';
 import { parseIntercept } from '../intercept.js';
 import { type ConfigIssue, type Infer, type Refusal, integer, list, mark, milliseconds, oneOf, optional, port, refused, refusing, section, text, type ValueSetting } from '../schema.js';

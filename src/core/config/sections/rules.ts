@@ -1,6 +1,6 @@
 /** `rules:` the kernel side: the nftables table (or iptables chains), fwmark policy routing, bypass, fail mode. */
 import { DEFAULT_BYPASS_DESTINATIONS, DEFAULT_RULES_CONFIG, FAIL_MODES } from '../../rules/config.js';
-import { DSCP_NAMES } from '../../rules/dscp.js';
+import { DSCP_NAMES } from '../../net/dscp.js';
 import { boolean, type Infer, integer, list, mark, oneOf, optional, refused, section, text } from '../schema.js';
 
 export const BACKEND_CHOICE_NAMES = ['auto', 'nft', 'iptables', 'iptables-legacy', 'iptables-nft'] as const;
