@@ -4,7 +4,8 @@
  * match is false whatever the operator; a socket lookup that finds nothing breaks the rule.
  */
 import { prefixContains, type IpAddress } from './address.js';
-import { CT_STATE_BITS, DSCP_NAMES, L4PROTO_NUMBERS, NFPROTO_NUMBERS, TCP_FLAGS, hex, type Packet } from './packet.js';
+import { DSCP_NAMES } from '../net/dscp.js';
+import { CT_STATE_BITS, L4PROTO_NUMBERS, NFPROTO_NUMBERS, TCP_FLAGS, hex, type Packet } from './packet.js';
 import { renderSelector, renderValue } from './render.js';
 import type { Match, NamedSet, Selector, Value } from './ruleset.js';
 import type { SocketEntry } from './sockets.js';

@@ -6,7 +6,7 @@
 import { TproxyError } from '../errors.js';
 import { isIpAddress, parseIp, parsePrefix } from './address.js';
 import { dscpStatement, type Chain, type Expression, type Hook, type MatchOp, type NamedSet, type Rule, type Ruleset, type Selector, type TableFamily, type Value } from './ruleset.js';
-import { DSCP_NAMES } from './packet.js';
+import { DSCP_NAMES } from '../net/dscp.js';
 
 type Json = Record<string, unknown>;
 

@@ -13,7 +13,8 @@
 import { TproxyError } from '../errors.js';
 import { quoted } from '../quote.js';
 import { parseIp } from './address.js';
-import { DSCP_NAMES, TCP_FLAGS, type CtState, type Packet } from './packet.js';
+import { DSCP_NAMES } from '../net/dscp.js';
+import { TCP_FLAGS, type CtState, type Packet } from './packet.js';
 
 export const PACKET_FORM = 'tcp|udp SADDR:SPORT -> DADDR:DPORT [iif NAME | local] [syn|ack|fin|rst|psh ...] [mark N] [dscp N] [ttl N] [ct STATE] (IPv6 in brackets: [2001:db8::1]:80)';
 

@@ -37,12 +37,6 @@ export const L4PROTO_NUMBERS: Readonly<Record<string, number>> = { icmp: 1, tcp:
 
 export const NFPROTO_NUMBERS: Readonly<Record<string, number>> = { ipv4: 2, ipv6: 10 };
 
-/** DSCP code point names as nft prints them. */
-export const DSCP_NAMES: Readonly<Record<string, number>> = {
-  cs0: 0, cs1: 8, cs2: 16, cs3: 24, cs4: 32, cs5: 40, cs6: 48, cs7: 56, be: 0, ef: 46, lephb: 1, va: 44,
-  af11: 10, af12: 12, af13: 14, af21: 18, af22: 20, af23: 22, af31: 26, af32: 28, af33: 30, af41: 34, af42: 36, af43: 38,
-};
-
 export function tcpFlagNames(flags: number): string[] {
   return Object.entries(TCP_FLAGS)
     .filter(([, bit]) => (flags & bit) !== 0)
