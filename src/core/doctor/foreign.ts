@@ -3,12 +3,12 @@
  * (`tproxy run --no-rules` behind them). Where they live, which packets they take, the mark they
  * set, and the commands in the user's own family that add or correct one. Pure.
  */
+import type { Family } from '../net/constants.js';
 import { hex, type Packet } from '../model/packet.js';
 import { evaluateMatch } from '../model/match.js';
 import { fibAddressType, type World } from '../model/world.js';
 import { chainId, tableSeesFamily, type Chain, type Rule, type Table, type TproxyStatement } from '../model/ruleset.js';
 import type { Snapshot } from '../model/snapshot.js';
-import type { IpFamily } from '../model/address.js';
 
 export interface ForeignTproxyRule {
   readonly table: Table;
@@ -58,7 +58,7 @@ export function takes(world: World, r: ForeignTproxyRule, packet: Packet): boole
 }
 
 /** The command that edits iptables rules of a family, in the flavour they live in (`iptables` when it is that flavour). */
-export function iptablesTool(snapshot: Snapshot, family: IpFamily, legacy: boolean): string {
+export function iptablesTool(snapshot: Snapshot, family: Family, legacy: boolean): string {
   const six = family === 6 ? '6' : '';
   if (legacy) return snapshot.iptablesCommand === 'legacy' ? `ip${six}tables` : `ip${six}tables-legacy`;
   return snapshot.iptablesCommand === 'legacy' ? `ip${six}tables-nft` : `ip${six}tables`;
@@ -95,7 +95,7 @@ export function retargetCommand(snapshot: Snapshot, r: ForeignTproxyRule, port: 
  * The command that adds interception of `transport`:`dport` to `port`, written like the user's
  * other TPROXY rules (iptables of their flavour, or nft in their chain); iptables by default.
  */
-export function addCommand(snapshot: Snapshot, like: ForeignTproxyRule | undefined, family: IpFamily, transport: 'tcp' | 'udp', dport: number, port: number, mark: { value: number; mask: number }): string {
+export function addCommand(snapshot: Snapshot, like: ForeignTproxyRule | undefined, family: Family, transport: 'tcp' | 'udp', dport: number, port: number, mark: { value: number; mask: number }): string {
   if (like?.table.origin === 'nft') {
     const inet = like.table.family === 'inet' ? ` ${family === 4 ? 'ip' : 'ip6'}` : '';
     return `nft add rule ${like.table.family} ${like.table.name} ${like.chain.name} ${transport} dport ${dport} tproxy${inet} to :${port} meta mark set ${hex(mark.value)} accept`;

@@ -4,19 +4,20 @@
  * interface (or a documentation address), and for each intercepted port a first packet (TCP SYN,
  * UDP datagram). Pure.
  */
-import { formatIp, prefixContains, type IpAddress, type IpFamily } from '../model/address.js';
+import type { Family } from '../net/constants.js';
+import { formatIp, prefixContains, type IpAddress } from '../model/address.js';
 import { TCP_FLAGS, type Packet } from '../model/packet.js';
 import { isLocalAddress, type Interface, type World } from '../model/world.js';
 import type { RulesConfig } from '../rules/config.js';
 
 export interface ProbeSite {
   readonly iif: string;
-  readonly family: IpFamily;
+  readonly family: Family;
   readonly saddr: IpAddress;
   readonly daddr: IpAddress;
 }
 
-const DOCUMENTATION_REMOTE: Readonly<Record<IpFamily, IpAddress>> = {
+const DOCUMENTATION_REMOTE: Readonly<Record<Family, IpAddress>> = {
   4: { family: 4, value: 0xc00002c8n }, // 192.0.2.200
   6: { family: 6, value: (0x20010db8n << 96n) | (0xffffn << 80n) | 0x200n }, // 2001:db8:ffff::200
 };
@@ -24,7 +25,7 @@ const DOCUMENTATION_REMOTE: Readonly<Record<IpFamily, IpAddress>> = {
 /** Ports probed per transport at most (the first of each range). */
 const MAX_PORTS = 4;
 
-function subnets(iface: Interface, family: IpFamily): { network: bigint; length: number }[] {
+function subnets(iface: Interface, family: Family): { network: bigint; length: number }[] {
   const width = family === 4 ? 32 : 128;
   return iface.addresses
     .filter((a) => a.ip.family === family && !a.tentative && a.prefixLength < width - 1)
@@ -36,7 +37,7 @@ function subnets(iface: Interface, family: IpFamily): { network: bigint; length:
 }
 
 /** A host of the subnet that is not this host's own address. */
-function hostIn(world: World, family: IpFamily, subnet: { network: bigint; length: number }): IpAddress | undefined {
+function hostIn(world: World, family: Family, subnet: { network: bigint; length: number }): IpAddress | undefined {
   for (let k = 2n; k < 64n; k++) {
     const ip = { family, value: subnet.network + k };
     if (!prefixContains({ family, value: subnet.network, length: subnet.length }, ip)) return undefined;

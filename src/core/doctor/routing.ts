@@ -3,20 +3,21 @@
  * fwmark rule exists per family, its table has the local default route, and no earlier rule
  * (WireGuard's `not fwmark X lookup 51820`, Tailscale, mwan3) decides for the marked packets first.
  */
-import { formatIp, type IpFamily } from '../model/address.js';
+import type { Family } from '../net/constants.js';
+import { formatIp } from '../model/address.js';
 import { describeIpRule, describeRoute, lookupTable, routeLookup, type IpRule } from '../model/routing.js';
 import { hex } from '../model/packet.js';
 import { finding, type Finding } from './finding.js';
 import type { DoctorInput } from './input.js';
 import { probeSites, type ProbeSite } from './probe-packets.js';
 
-const DOC_REMOTE: Readonly<Record<IpFamily, ProbeSite>> = {
+const DOC_REMOTE: Readonly<Record<Family, ProbeSite>> = {
   4: { iif: 'eth0', family: 4, saddr: { family: 4, value: 0xc6336402n }, daddr: { family: 4, value: 0xcb0071c8n } },
   6: { iif: 'eth0', family: 6, saddr: { family: 6, value: (0x20010db8n << 96n) | 2n }, daddr: { family: 6, value: (0x20010db8n << 96n) | (0xffffn << 80n) | 0x200n } },
 };
 
 /** The ip rules that send packets carrying our fwmark to a table (what `fwmark M/M lookup T` does). */
-export function fwmarkRules(input: DoctorInput, family: IpFamily): IpRule[] {
+export function fwmarkRules(input: DoctorInput, family: Family): IpRule[] {
   const { fwmark, fwmarkMask } = input.config;
   return input.world.routing.rules.filter(
     (r) => r.family === family && r.action === 'lookup' && r.fwmark !== undefined && !r.not && ((r.fwmask ?? 0xffffffff) & fwmarkMask) !== 0 && (((fwmark ^ r.fwmark) & (r.fwmask ?? 0xffffffff)) >>> 0) === 0,
@@ -27,7 +28,7 @@ export function fwmarkRules(input: DoctorInput, family: IpFamily): IpRule[] {
  * `ip rule add` for our fwmark. For rules tproxy does not own, as a user writes it (no priority),
  * to the table that already holds a local default route, if one does.
  */
-export function ruleCommand(input: DoctorInput, family: IpFamily, priority: number, shadowed = false): string {
+export function ruleCommand(input: DoctorInput, family: Family, priority: number, shadowed = false): string {
   const c = input.config;
   if (input.rulesBy === 'others' && !shadowed) {
     const local = input.world.routing.routes.find((r) => r.family === family && r.type === 'local' && r.dst.length === 0 && !['local', '255', 'main', '254'].includes(r.table));

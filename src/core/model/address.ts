@@ -5,21 +5,20 @@
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
 import { quoted } from '../quote.js';
-
-export type IpFamily = 4 | 6;
+import type { Family } from '../net/constants.js';
 
 export interface IpAddress {
-  readonly family: IpFamily;
+  readonly family: Family;
   readonly value: bigint;
 }
 
 export interface IpPrefix {
-  readonly family: IpFamily;
+  readonly family: Family;
   readonly value: bigint;
   readonly length: number;
 }
 
-export function bits(family: IpFamily): number {
+export function bits(family: Family): number {
   return family === 4 ? 32 : 128;
 }
 
@@ -41,7 +40,7 @@ export function parseIp(text: string): IpAddress {
 }
 
 /** `10.0.0.0/8`, `2001:db8::/32`, a bare address (a full-length prefix), or `default` / `any`. */
-export function parsePrefix(text: string, family?: IpFamily): IpPrefix {
+export function parsePrefix(text: string, family?: Family): IpPrefix {
   if (text === 'default' || text === 'any' || text === 'all') {
     if (family === undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(text)} needs a family`, { prefix: quoted(text) });
     return { family, value: 0n, length: 0 };
@@ -55,7 +54,7 @@ export function parsePrefix(text: string, family?: IpFamily): IpPrefix {
   return { family: ip.family, value: ip.value & prefixMask(ip.family, length), length };
 }
 
-export function prefixMask(family: IpFamily, length: number): bigint {
+export function prefixMask(family: Family, length: number): bigint {
   const total = BigInt(bits(family));
   const all = (1n << total) - 1n;
   return length === 0 ? 0n : (all >> (total - BigInt(length))) << (total - BigInt(length));

@@ -5,8 +5,9 @@
  * -m mark, -m socket, -m conntrack/state, -m dscp, -m addrtype; targets ACCEPT, DROP, RETURN,
  * user chains (-j / -g), MARK, TOS, DSCP, TTL / HL, TPROXY, LOG. Others stay `unsupported`.
  */
+import type { Family } from '../net/constants.js';
 import { TproxyError } from '../errors.js';
-import { parseIp, parsePrefix, type IpFamily } from './address.js';
+import { parseIp, parsePrefix } from './address.js';
 import { TCP_FLAGS } from './packet.js';
 import { dscpStatement, type Chain, type Expression, type Hook, type Match, type MatchOp, type Rule, type Selector, type Table, type Value } from './ruleset.js';
 
@@ -45,7 +46,7 @@ function flagNames(text: string): string[] {
   return text.toLowerCase().split(',');
 }
 
-function parseRule(tokens: string[], family: IpFamily, context: string): { chain: string; rule: Rule } {
+function parseRule(tokens: string[], family: Family, context: string): { chain: string; rule: Rule } {
   const expressions: Expression[] = [];
   let chain = '';
   let proto = '';
@@ -161,7 +162,7 @@ function parseRule(tokens: string[], family: IpFamily, context: string): { chain
   return { chain, rule: { ...(comment !== undefined ? { comment } : {}), expressions } };
 }
 
-function target_(how: 'jump' | 'goto', target: string, o: Record<string, string>, family: IpFamily): Expression[] {
+function target_(how: 'jump' | 'goto', target: string, o: Record<string, string>, family: Family): Expression[] {
   switch (target) {
     case 'ACCEPT':
       return [{ kind: 'verdict', verdict: 'accept' }];
@@ -225,7 +226,7 @@ function target_(how: 'jump' | 'goto', target: string, o: Record<string, string>
 }
 
 /** The mangle table of `iptables-save` / `ip6tables-save` output, or undefined when it has none. */
-export function parseIptablesSave(text: string, family: IpFamily, origin: 'iptables' | 'iptables-legacy' = 'iptables'): Table | undefined {
+export function parseIptablesSave(text: string, family: Family, origin: 'iptables' | 'iptables-legacy' = 'iptables'): Table | undefined {
   let inMangle = false;
   let seen = false;
   const chains = new Map<string, { name: string; base?: Chain['base']; rules: Rule[] }>();

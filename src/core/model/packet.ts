@@ -2,14 +2,15 @@
  * The packet the model follows: what the kernel's netfilter and routing code look at.
  * Plain data; statements return changed copies.
  */
-import type { IpAddress, IpFamily } from './address.js';
+import type { Family } from '../net/constants.js';
+import type { IpAddress } from './address.js';
 
 export type L4Proto = 'tcp' | 'udp';
 
 export type CtState = 'new' | 'established' | 'related' | 'invalid' | 'untracked';
 
 export interface Packet {
-  readonly family: IpFamily;
+  readonly family: Family;
   readonly l4proto: L4Proto;
   readonly saddr: IpAddress;
   readonly daddr: IpAddress;

@@ -4,14 +4,15 @@
  * prohibit, goto), then the longest-prefix route of the table (ties: lowest metric).
  * Read from `ip -j rule` and `ip -j route show table all`.
  */
+import type { Family } from '../net/constants.js';
 import { TproxyError } from '../errors.js';
-import { formatPrefix, parsePrefix, prefixContains, type IpAddress, type IpFamily, type IpPrefix } from './address.js';
+import { formatPrefix, parsePrefix, prefixContains, type IpAddress, type IpPrefix } from './address.js';
 import { hex } from './packet.js';
 
 export type RouteType = 'unicast' | 'local' | 'broadcast' | 'multicast' | 'anycast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw' | 'nat';
 
 export interface Route {
-  readonly family: IpFamily;
+  readonly family: Family;
   readonly table: string;
   readonly type: RouteType;
   readonly dst: IpPrefix;
@@ -23,7 +24,7 @@ export interface Route {
 export type RuleAction = 'lookup' | 'blackhole' | 'unreachable' | 'prohibit' | 'goto' | 'nop';
 
 export interface IpRule {
-  readonly family: IpFamily;
+  readonly family: Family;
   readonly priority: number;
   readonly not: boolean;
   readonly from?: IpPrefix;
@@ -67,13 +68,13 @@ function parseJsonArray(text: unknown, what: string): Record<string, unknown>[] 
   }
 }
 
-function selectorPrefix(addr: unknown, len: unknown, family: IpFamily): IpPrefix | undefined {
+function selectorPrefix(addr: unknown, len: unknown, family: Family): IpPrefix | undefined {
   if (typeof addr !== 'string' || addr === 'all') return undefined;
   return parsePrefix(typeof len === 'number' || typeof len === 'string' ? `${addr}/${len}` : addr, family);
 }
 
 /** `ip -j [-6] rule` output. */
-export function parseIpRules(json: unknown, family: IpFamily): IpRule[] {
+export function parseIpRules(json: unknown, family: Family): IpRule[] {
   return parseJsonArray(json, `ip -j -${family} rule`).map((r) => {
     const action = (typeof r.action === 'string' ? r.action : r.table !== undefined ? 'lookup' : 'nop');
     const fwmark = num(r.fwmark);
@@ -97,7 +98,7 @@ export function parseIpRules(json: unknown, family: IpFamily): IpRule[] {
 }
 
 /** `ip -j [-6] route show table all` output. */
-export function parseRoutes(json: unknown, family: IpFamily): Route[] {
+export function parseRoutes(json: unknown, family: Family): Route[] {
   const routes: Route[] = [];
   for (const r of parseJsonArray(json, `ip -j -${family} route show table all`)) {
     if (typeof r.dst !== 'string') continue;
@@ -118,7 +119,7 @@ export function parseRoutes(json: unknown, family: IpFamily): Route[] {
 }
 
 export interface FlowKey {
-  readonly family: IpFamily;
+  readonly family: Family;
   readonly saddr: IpAddress;
   readonly daddr: IpAddress;
   /** Incoming interface; `lo` for locally generated packets (as the kernel's flowi has it). */
@@ -170,7 +171,7 @@ function ruleSelects(rule: IpRule, flow: FlowKey): boolean {
 }
 
 /** The longest-prefix route of `table` for `daddr` (lowest metric among equals). */
-export function lookupTable(routes: readonly Route[], table: string, family: IpFamily, daddr: IpAddress): Route | undefined {
+export function lookupTable(routes: readonly Route[], table: string, family: Family, daddr: IpAddress): Route | undefined {
   let best: Route | undefined;
   for (const r of routes) {
     if (r.family !== family || r.table !== table || !prefixContains(r.dst, daddr)) continue;

@@ -4,7 +4,8 @@
  * expressions evaluated left to right: matches stop the rule when false, statements act, verdicts
  * end it. Both nft JSON and iptables-save text are read into this one form.
  */
-import type { IpAddress, IpFamily, IpPrefix } from './address.js';
+import type { Family } from '../net/constants.js';
+import type { IpAddress, IpPrefix } from './address.js';
 
 export type TableFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
 
@@ -63,14 +64,14 @@ export interface TosStatement {
   /** How it was written, for the trace (`ip dscp set cs1`, `TOS --set-tos 0x10/0x3f`). */
   readonly text: string;
   /** `ip ...` / `ip6 ...` in nft: the rule carries a hidden family dependency before it. */
-  readonly family?: IpFamily;
+  readonly family?: Family;
 }
 
 export interface TtlStatement {
   readonly kind: 'ttl';
   readonly op: 'set' | 'inc' | 'dec';
   readonly value: number;
-  readonly family?: IpFamily;
+  readonly family?: Family;
 }
 
 export interface TproxyStatement {
@@ -78,7 +79,7 @@ export interface TproxyStatement {
   /** nft: no socket means the rule stops matching; xt (iptables TPROXY): the packet is dropped. */
   readonly flavour: 'nft' | 'xt';
   /** The `ip` / `ip6` form; undefined for the inet form (`tproxy to :8000`). */
-  readonly family?: IpFamily;
+  readonly family?: Family;
   readonly addr?: IpAddress;
   readonly port?: number;
   /** xt TPROXY sets the mark itself when it finds a socket: (mark & ~mask) ^ value. */
@@ -164,7 +165,7 @@ export interface Ruleset {
   readonly tables: readonly Table[];
 }
 
-export function tableSeesFamily(table: Table, family: IpFamily): boolean {
+export function tableSeesFamily(table: Table, family: Family): boolean {
   return table.family === 'inet' || (table.family === 'ip' && family === 4) || (table.family === 'ip6' && family === 6);
 }
 
@@ -174,6 +175,6 @@ export function chainId(table: Table, chain: Chain): string {
 }
 
 /** The TOS byte statement for `ip dscp set N`: keep the ECN bits, replace the DSCP bits. */
-export function dscpStatement(dscp: number, text: string, family?: IpFamily): TosStatement {
+export function dscpStatement(dscp: number, text: string, family?: Family): TosStatement {
   return { kind: 'tos', and: 0x03, xor: (dscp & 0x3f) << 2, text, ...(family ? { family } : {}) };
 }
