@@ -12,7 +12,7 @@ import { Lab, LAB_ADDRESSES } from '../../src/lab/topology.js';
 import { JsonLines } from '../../src/lab/json-lines.js';
 import { explainPacket, type Explanation } from '../../src/core/model/explain.js';
 import { formatExplanation } from '../../src/core/model/format.js';
-import { parseIp, sameIp } from '../../src/core/model/address.js';
+import { parseIp, sameIp } from '../../src/core/net/address.js';
 import { DSCP_NAMES } from '../../src/core/net/dscp.js';
 import { TCP_FLAGS, type Packet } from '../../src/core/model/packet.js';
 import { worldFromSnapshot, type Snapshot } from '../../src/core/model/snapshot.js';

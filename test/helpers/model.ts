@@ -1,5 +1,5 @@
 // Small builders for model tests: nft JSON rule expressions, sockets, routing and worlds.
-import { parseIp, parsePrefix } from '../../src/core/model/address.js';
+import { parseIp, parsePrefix } from '../../src/core/net/address.js';
 import { parseNftJson } from '../../src/core/model/nft-json.js';
 import { parsePacketText } from '../../src/core/model/packet-text.js';
 import type { Packet } from '../../src/core/model/packet.js';

@@ -12,7 +12,7 @@ import { type CliIo, type Command, usageText } from '../io.js';
 import { configFrom } from '../selection.js';
 import { routingOf } from '../../core/config/routing-of.js';
 import type { TproxyConfig } from '../../core/config/tproxy-config.js';
-import { formatIp } from '../../core/model/address.js';
+import { formatIp } from '../../core/net/address.js';
 import type { Packet } from '../../core/model/packet.js';
 import { explainRoute, formatRouteExplanation, routeExplanationToJson, type RouteExplanation } from '../../core/route/explain.js';
 import { normalizeDnsName } from '../../core/sniff/dns-name.js';

@@ -5,7 +5,7 @@
  * UDP datagram). Pure.
  */
 import type { Family } from '../net/constants.js';
-import { formatIp, prefixContains, type IpAddress } from '../model/address.js';
+import { formatIp, prefixContains, type IpAddress } from '../net/address.js';
 import { TCP_FLAGS, type Packet } from '../model/packet.js';
 import { isLocalAddress, type Interface, type World } from '../model/world.js';
 import type { RulesConfig } from '../rules/config.js';

@@ -4,7 +4,7 @@
  * each listener's port, families and intercepted ports (the tproxy rules), the upstream mark (the
  * `meta mark ... return` rule) and the fail mode (the fail-closed rules). Pure.
  */
-import { formatIp } from '../model/address.js';
+import { formatIp } from '../net/address.js';
 import type { Ruleset, Table, Value } from '../model/ruleset.js';
 import type { Family, Transport } from '../net/constants.js';
 import type { FailMode, ListenerRules, PortRange, RulesConfig } from '../rules/config.js';

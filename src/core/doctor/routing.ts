@@ -4,7 +4,7 @@
  * (WireGuard's `not fwmark X lookup 51820`, Tailscale, mwan3) decides for the marked packets first.
  */
 import type { Family } from '../net/constants.js';
-import { formatIp } from '../model/address.js';
+import { formatIp } from '../net/address.js';
 import { describeIpRule, describeRoute, lookupTable, routeLookup, type IpRule } from '../model/routing.js';
 import { hex } from '../model/packet.js';
 import { finding, type Finding } from './finding.js';

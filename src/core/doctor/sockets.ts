@@ -3,7 +3,7 @@
  * (found with the model's own lookup, as the TPROXY target finds it), and whether it has
  * IP_TRANSPARENT; local services on intercepted UDP ports, which take the reply sockets' ports.
  */
-import { formatIp, parseIp } from '../model/address.js';
+import { formatIp, parseIp } from '../net/address.js';
 import { describeSocket, lookupListener, lookupUdp, type SocketEntry } from '../model/sockets.js';
 import { tproxyLocalAddress } from '../model/world.js';
 import type { ListenerRules } from '../rules/config.js';

@@ -8,7 +8,7 @@
  * fwmark rule makes that route local, which is refused (martian) unless accept_local is on; a
  * reverse route through another interface is refused by strict rp_filter (1).
  */
-import { formatIp } from '../model/address.js';
+import { formatIp } from '../net/address.js';
 import { describeRoute, routeLookup } from '../model/routing.js';
 import type { World } from '../model/world.js';
 import { finding, type Finding } from './finding.js';

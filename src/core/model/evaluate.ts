@@ -9,7 +9,7 @@
  * its policy. Jumps deeper than the kernel's stack (16) stop the evaluation.
  */
 import { TproxyError } from '../errors.js';
-import { formatIp, type IpAddress } from './address.js';
+import { formatIp, type IpAddress } from '../net/address.js';
 import { evaluateMatch, type MatchContext } from './match.js';
 import { hex, type Packet } from './packet.js';
 import { renderExpression, renderRule } from './render.js';

@@ -10,7 +10,7 @@
  * A tproxy statement assigns the socket (skb->sk) in prerouting; routing must then make the packet
  * local, or ip_forward drops it. Without an assigned socket, delivery is the ordinary lookup.
  */
-import { formatIp } from './address.js';
+import { formatIp } from '../net/address.js';
 import { evaluateHook, type HookEnvironment, type HookResult } from './evaluate.js';
 import { isPureSyn, type Packet } from './packet.js';
 import { describeIpRule, describeRoute, routeLookup, type RouteDecision } from './routing.js';

@@ -1,5 +1,5 @@
 /** An explanation as JSON-ready data and as a few readable lines. */
-import { formatIp } from './address.js';
+import { formatIp } from '../net/address.js';
 import type { Explanation, Outcome } from './explain.js';
 import { hex, tcpFlagNames, type Packet } from './packet.js';
 import { describeSocket, type SocketEntry } from './sockets.js';

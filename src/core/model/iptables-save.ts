@@ -7,7 +7,7 @@
  */
 import type { Family } from '../net/constants.js';
 import { TproxyError } from '../errors.js';
-import { parseIp, parsePrefix } from './address.js';
+import { parseIp, parsePrefix } from '../net/address.js';
 import { TCP_FLAGS } from './packet.js';
 import { dscpStatement, type Chain, type Expression, type Hook, type Match, type MatchOp, type Rule, type Selector, type Table, type Value } from './ruleset.js';
 

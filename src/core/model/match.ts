@@ -3,7 +3,7 @@
  * another protocol means the implicit dependency (`meta l4proto tcp` for `tcp dport`) fails, so the
  * match is false whatever the operator; a socket lookup that finds nothing breaks the rule.
  */
-import { prefixContains, type IpAddress } from './address.js';
+import { prefixContains, type IpAddress } from '../net/address.js';
 import { DSCP_NAMES } from '../net/dscp.js';
 import { CT_STATE_BITS, L4PROTO_NUMBERS, NFPROTO_NUMBERS, TCP_FLAGS, hex, type Packet } from './packet.js';
 import { renderSelector, renderValue } from './render.js';

@@ -4,7 +4,7 @@
  * trace can say where the model is unsure instead of guessing silently.
  */
 import { TproxyError } from '../errors.js';
-import { isIpAddress, parseIp, parsePrefix } from './address.js';
+import { isIpAddress, parseIp, parsePrefix } from '../net/address.js';
 import { dscpStatement, type Chain, type Expression, type Hook, type MatchOp, type NamedSet, type Rule, type Ruleset, type Selector, type TableFamily, type Value } from './ruleset.js';
 import { DSCP_NAMES } from '../net/dscp.js';
 

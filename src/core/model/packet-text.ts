@@ -12,7 +12,7 @@
  */
 import { TproxyError } from '../errors.js';
 import { quoted } from '../quote.js';
-import { parseIp } from './address.js';
+import { parseIp } from '../net/address.js';
 import { DSCP_NAMES } from '../net/dscp.js';
 import { TCP_FLAGS, type CtState, type Packet } from './packet.js';
 

@@ -3,7 +3,7 @@
  * Plain data; statements return changed copies.
  */
 import type { Family } from '../net/constants.js';
-import type { IpAddress } from './address.js';
+import type { IpAddress } from '../net/address.js';
 
 export type L4Proto = 'tcp' | 'udp';
 

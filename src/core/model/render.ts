@@ -1,5 +1,5 @@
 /** Rules as short nft-like text for traces: `tcp dport 80 tproxy to :8000 meta mark set 0x1 accept`. */
-import { formatIp, formatPrefix } from './address.js';
+import { formatIp, formatPrefix } from '../net/address.js';
 import { hex } from './packet.js';
 import type { Expression, Rule, Selector, Value } from './ruleset.js';
 

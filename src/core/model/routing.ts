@@ -6,7 +6,7 @@
  */
 import type { Family } from '../net/constants.js';
 import { TproxyError } from '../errors.js';
-import { formatPrefix, parsePrefix, prefixContains, type IpAddress, type IpPrefix } from './address.js';
+import { formatPrefix, parsePrefix, prefixContains, type IpAddress, type IpPrefix } from '../net/address.js';
 import { hex } from './packet.js';
 
 export type RouteType = 'unicast' | 'local' | 'broadcast' | 'multicast' | 'anycast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw' | 'nat';

@@ -5,7 +5,7 @@
  * end it. Both nft JSON and iptables-save text are read into this one form.
  */
 import type { Family } from '../net/constants.js';
-import type { IpAddress, IpPrefix } from './address.js';
+import type { IpAddress, IpPrefix } from '../net/address.js';
 
 export type TableFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
 

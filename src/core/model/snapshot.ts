@@ -4,7 +4,7 @@
  * so a bug report carries the evidence, and turned into the model's World here, purely.
  */
 import { TproxyError } from '../errors.js';
-import { parseIp } from './address.js';
+import { parseIp } from '../net/address.js';
 import { parseIptablesSave } from './iptables-save.js';
 import { parseNftJson } from './nft-json.js';
 import { parseIpRules, parseRoutes } from './routing.js';

@@ -3,7 +3,7 @@
  * listener lookup (exact address before wildcard), UDP's best-score lookup, and the TPROXY
  * lookup of nf_tproxy_ipv4.c / nf_tproxy_ipv6.c with its TIME_WAIT handling.
  */
-import { formatIp, isAnyAddress, sameIp, unmapV4, type IpAddress } from './address.js';
+import { formatIp, isAnyAddress, sameIp, unmapV4, type IpAddress } from '../net/address.js';
 import { isPureSyn, type L4Proto, type Packet } from './packet.js';
 
 export type SocketState = 'listen' | 'unconnected' | 'established' | 'syn-recv' | 'time-wait' | 'closing';

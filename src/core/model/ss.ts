@@ -3,7 +3,7 @@
  * IP_TRANSPARENT as `transparent` inside `inet-sockopt: ( ... )` (Linux 5.10+). TIME_WAIT sockets
  * report no options: their transparency is inferred later from whether the address is local.
  */
-import { parseIp, type IpAddress } from './address.js';
+import { parseIp, type IpAddress } from '../net/address.js';
 import type { SocketEntry, SocketState } from './sockets.js';
 
 const STATES: Readonly<Record<string, SocketState>> = {

@@ -2,7 +2,7 @@
  * Everything the model needs to know about one host: its ruleset, policy routing, sockets,
  * interfaces and the sysctls that change forwarding. Pure data, read from a snapshot.
  */
-import { prefixContains, sameIp, type IpAddress } from './address.js';
+import { prefixContains, sameIp, type IpAddress } from '../net/address.js';
 import type { Packet } from './packet.js';
 import { lookupTable, type Routing } from './routing.js';
 import type { Ruleset } from './ruleset.js';

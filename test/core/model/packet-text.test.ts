@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTproxyError } from '../../../src/core/errors.js';
-import { formatIp } from '../../../src/core/model/address.js';
+import { formatIp } from '../../../src/core/net/address.js';
 import { parsePacketText } from '../../../src/core/model/packet-text.js';
 import { tcpFlagNames } from '../../../src/core/model/packet.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseIp } from '../../../src/core/model/address.js';
+import { parseIp } from '../../../src/core/net/address.js';
 import { describeIpRule, parseIpRules, parseRoutes, routeLookup, type FlowKey } from '../../../src/core/model/routing.js';
 
 // Real `ip -j rule` / `ip -j route show table all` output (iproute2 6.1).

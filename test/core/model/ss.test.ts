@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatIp } from '../../../src/core/model/address.js';
+import { formatIp } from '../../../src/core/net/address.js';
 import { parseSsAddress, parseSsSockets } from '../../../src/core/model/ss.js';
 
 // Real `ss -H -O -tuanpe --inet-sockopt` lines (iproute2 6.1, Linux 6.18).
