@@ -6,6 +6,7 @@
 import { explainPacket } from '../model/explain.js';
 import { formatTrace } from './trace-text.js';
 import { TCP_FLAGS, type Packet } from '../model/packet.js';
+import type { Match, Rule } from '../model/ruleset.js';
 import { markUsageFromNft } from '../rules/mark-usage.js';
 import { marksCollide, sharedBits, shortMark } from '../rules/marks.js';
 import { plannedRules } from '../rules/plan.js';
@@ -95,15 +96,25 @@ function markCollisions(input: DoctorInput): Finding[] {
   return out;
 }
 
+/** A divert rule that matches `socket transparent` but looks at no TCP flags and is not UDP-only: it catches SYNs. */
+function catchesSyns(rule: Rule): boolean {
+  const matches = rule.expressions.filter((e): e is Match => e.kind === 'match');
+  if (!matches.some((m) => m.left.kind === 'socket' && m.left.key === 'transparent')) return false;
+  if (matches.some((m) => m.left.kind === 'payload' && m.left.field === 'flags')) return false;
+  return !matches.some((m) => m.left.kind === 'meta' && m.left.key === 'l4proto' && m.right.kind === 'symbol' && m.right.value === 'udp');
+}
+
 function divertSyn(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
-  const hooks = new Map(input.nft.chains.map((c) => [`${c.family} ${c.table} ${c.name}`, c.hook]));
-  for (const rule of input.nft.rules) {
-    if (hooks.get(`${rule.family} ${rule.table} ${rule.chain}`) !== 'prerouting') continue;
-    const json = JSON.stringify(rule.expr);
-    if (!json.includes('"socket":{"key":"transparent"}') || json.includes('"field":"flags"')) continue;
-    if (/"key":"l4proto"\}\},"right":"udp"/.test(json)) continue;
-    out.push(finding('rules', 'rules.divert-syn', 'warn', `table ${rule.family} ${rule.table} chain ${rule.chain} handle ${rule.handle} matches socket transparent without excluding TCP SYNs`, 'a new SYN that reuses the addresses of a transparent TIME_WAIT socket is diverted to it and answered with an ACK instead of reaching the listener: connects stall for a second. Add `tcp flags & (syn | ack) != syn`'));
+  for (const table of input.world.ruleset.tables) {
+    if (table.origin !== 'nft') continue;
+    for (const chain of table.chains) {
+      if (chain.base?.hook !== 'prerouting') continue;
+      for (const rule of chain.rules) {
+        if (!catchesSyns(rule)) continue;
+        out.push(finding('rules', 'rules.divert-syn', 'warn', `table ${table.family} ${table.name} chain ${chain.name} handle ${rule.handle ?? '?'} matches socket transparent without excluding TCP SYNs`, 'a new SYN that reuses the addresses of a transparent TIME_WAIT socket is diverted to it and answered with an ACK instead of reaching the listener: connects stall for a second. Add `tcp flags & (syn | ack) != syn`'));
+      }
+    }
   }
   for (const [family, text] of [[4, input.snapshot.iptables.ipv4], [6, input.snapshot.iptables.ipv6]] as const) {
     for (const line of (text ?? '').split('\n')) {
