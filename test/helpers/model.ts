@@ -1,5 +1,6 @@
 // Small builders for model tests: nft JSON rule expressions, sockets, routing and worlds.
-import { parseIp, parsePrefix } from '../../src/core/net/address.js';
+import { parseIp } from '../../src/core/net/address.js';
+import { parseKernelPrefix } from '../../src/core/net/prefix.js';
 import { parseNftJson } from '../../src/core/model/nft-json.js';
 import { parsePacketText } from '../../src/core/model/packet-text.js';
 import type { Packet } from '../../src/core/model/packet.js';
@@ -67,11 +68,11 @@ export function sock(l4proto: 'tcp' | 'udp', state: SocketState, local: string, 
 
 export function rule(priority: number, spec: Partial<IpRule> & { from?: string; to?: string } = {}, family: 4 | 6 = 4): IpRule {
   const { from, to, ...rest } = spec;
-  return { family, priority, not: false, action: 'lookup', table: 'main', ...rest, ...(from ? { from: parsePrefix(from) } : {}), ...(to ? { to: parsePrefix(to) } : {}) };
+  return { family, priority, not: false, action: 'lookup', table: 'main', ...rest, ...(from ? { from: parseKernelPrefix(from) } : {}), ...(to ? { to: parseKernelPrefix(to) } : {}) };
 }
 
 export function route(dst: string, spec: Partial<Route> = {}, family: 4 | 6 = 4): Route {
-  return { family, table: 'main', type: 'unicast', metric: 0, ...spec, dst: parsePrefix(dst, family) };
+  return { family, table: 'main', type: 'unicast', metric: 0, ...spec, dst: parseKernelPrefix(dst, family) };
 }
 
 /** A router like the lab's: eth0 198.51.100.1 (clients), eth1 203.0.113.1 (servers), fwmark 1 -> table 100 local. */

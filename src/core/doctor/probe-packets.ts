@@ -5,7 +5,8 @@
  * UDP datagram). Pure.
  */
 import type { Family } from '../net/constants.js';
-import { formatIp, prefixContains, type IpAddress } from '../net/address.js';
+import { formatIp, type IpAddress } from '../net/address.js';
+import { prefixContains } from '../net/prefix.js';
 import { TCP_FLAGS, type Packet } from '../model/packet.js';
 import { isLocalAddress, type Interface, type World } from '../model/world.js';
 import type { RulesConfig } from '../rules/config.js';
@@ -40,7 +41,7 @@ function subnets(iface: Interface, family: Family): { network: bigint; length: n
 function hostIn(world: World, family: Family, subnet: { network: bigint; length: number }): IpAddress | undefined {
   for (let k = 2n; k < 64n; k++) {
     const ip = { family, value: subnet.network + k };
-    if (!prefixContains({ family, value: subnet.network, length: subnet.length }, ip)) return undefined;
+    if (!prefixContains({ family, start: subnet.network, length: subnet.length }, ip)) return undefined;
     if (!isLocalAddress(world, ip)) return ip;
   }
   return undefined;

@@ -7,7 +7,8 @@
  */
 import type { Family } from '../net/constants.js';
 import { TproxyError } from '../errors.js';
-import { parseIp, parsePrefix } from '../net/address.js';
+import { parseIp } from '../net/address.js';
+import { parseKernelPrefix } from '../net/prefix.js';
 import { TCP_FLAGS } from './packet.js';
 import { dscpStatement, type Chain, type Expression, type Hook, type Match, type MatchOp, type Rule, type Selector, type Table, type Value } from './ruleset.js';
 
@@ -81,7 +82,7 @@ function parseRule(tokens: string[], family: Family, context: string): { chain: 
         break;
       case '-s':
       case '-d':
-        expressions.push(match({ kind: 'payload', protocol: fam, field: t === '-s' ? 'saddr' : 'daddr' }, neg, { kind: 'prefix', prefix: parsePrefix(next(++i)) }));
+        expressions.push(match({ kind: 'payload', protocol: fam, field: t === '-s' ? 'saddr' : 'daddr' }, neg, { kind: 'prefix', prefix: parseKernelPrefix(next(++i)) }));
         break;
       case '-i':
       case '-o':

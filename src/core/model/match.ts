@@ -3,7 +3,8 @@
  * another protocol means the implicit dependency (`meta l4proto tcp` for `tcp dport`) fails, so the
  * match is false whatever the operator; a socket lookup that finds nothing breaks the rule.
  */
-import { prefixContains, type IpAddress } from '../net/address.js';
+import { familyBits, type IpAddress } from '../net/address.js';
+import { prefixContains } from '../net/prefix.js';
 import { DSCP_NAMES } from '../net/dscp.js';
 import { CT_STATE_BITS, L4PROTO_NUMBERS, NFPROTO_NUMBERS, TCP_FLAGS, hex, type Packet } from './packet.js';
 import { renderSelector, renderValue } from './render.js';
@@ -138,7 +139,7 @@ function contains(s: Selector, field: Field, v: Value, sets: readonly NamedSet[]
       return field.kind === 'ip' && prefixContains(v.prefix, field.value);
     case 'range': {
       if (field.kind === 'ip' && v.from.kind === 'prefix' && v.to.kind === 'prefix') {
-        return v.from.prefix.family === field.value.family && field.value.value >= v.from.prefix.value && field.value.value <= v.to.prefix.value;
+        return v.from.prefix.family === field.value.family && field.value.value >= v.from.prefix.start && field.value.value <= v.to.prefix.start;
       }
       const [from, to] = [valueNumber(s, v.from), valueNumber(s, v.to)];
       return field.kind === 'number' && from !== undefined && to !== undefined && field.value >= from && field.value <= to;
@@ -160,7 +161,7 @@ function show(field: Field, s: Selector): string {
       if (s.kind === 'meta' && s.key === 'mark') return hex(field.value);
       return String(field.value);
     case 'ip':
-      return renderValue({ kind: 'prefix', prefix: { ...field.value, length: field.value.family === 4 ? 32 : 128 } });
+      return renderValue({ kind: 'prefix', prefix: { family: field.value.family, start: field.value.value, length: familyBits(field.value.family) } });
     case 'string':
       return field.value === '' ? '""' : field.value;
     case 'absent':

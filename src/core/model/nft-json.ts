@@ -4,7 +4,8 @@
  * trace can say where the model is unsure instead of guessing silently.
  */
 import { TproxyError } from '../errors.js';
-import { isIpAddress, parseIp, parsePrefix } from '../net/address.js';
+import { isIpAddress, parseIp } from '../net/address.js';
+import { parseKernelPrefix } from '../net/prefix.js';
 import { dscpStatement, type Chain, type Expression, type Hook, type MatchOp, type NamedSet, type Rule, type Ruleset, type Selector, type TableFamily, type Value } from './ruleset.js';
 import { DSCP_NAMES } from '../net/dscp.js';
 
@@ -49,7 +50,7 @@ export function parseValue(json: unknown): Value | undefined {
   if (typeof json === 'boolean') return { kind: 'number', value: json ? 1 : 0 };
   if (typeof json === 'string') {
     if (json.startsWith('@')) return { kind: 'setref', name: json.slice(1) };
-    if (isIpAddress(json)) return { kind: 'prefix', prefix: parsePrefix(json) };
+    if (isIpAddress(json)) return { kind: 'prefix', prefix: parseKernelPrefix(json) };
     return { kind: 'symbol', value: json };
   }
   if (Array.isArray(json)) {
@@ -61,7 +62,7 @@ export function parseValue(json: unknown): Value | undefined {
   const [key, body] = only(json);
   switch (key) {
     case 'prefix':
-      if (isObject(body) && typeof body.addr === 'string' && typeof body.len === 'number') return { kind: 'prefix', prefix: parsePrefix(`${body.addr}/${body.len}`) };
+      if (isObject(body) && typeof body.addr === 'string' && typeof body.len === 'number') return { kind: 'prefix', prefix: parseKernelPrefix(`${body.addr}/${body.len}`) };
       return undefined;
     case 'range': {
       if (!Array.isArray(body) || body.length !== 2) return undefined;

@@ -1,5 +1,6 @@
 /** Rules as short nft-like text for traces: `tcp dport 80 tproxy to :8000 meta mark set 0x1 accept`. */
-import { formatIp, formatPrefix } from '../net/address.js';
+import { formatIp } from '../net/address.js';
+import { formatKernelPrefix } from '../net/prefix.js';
 import { hex } from './packet.js';
 import type { Expression, Rule, Selector, Value } from './ruleset.js';
 
@@ -28,7 +29,7 @@ export function renderValue(v: Value, hexNumbers = false): string {
     case 'flags':
       return v.values.join(',');
     case 'prefix':
-      return formatPrefix(v.prefix);
+      return formatKernelPrefix(v.prefix);
     case 'range':
       return `${renderValue(v.from, hexNumbers)}-${renderValue(v.to, hexNumbers)}`;
     case 'set':

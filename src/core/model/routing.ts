@@ -6,7 +6,8 @@
  */
 import type { Family } from '../net/constants.js';
 import { TproxyError } from '../errors.js';
-import { formatPrefix, parsePrefix, prefixContains, type IpAddress, type IpPrefix } from '../net/address.js';
+import type { IpAddress } from '../net/address.js';
+import { formatKernelPrefix, parseKernelPrefix, prefixContains, type Prefix } from '../net/prefix.js';
 import { hex } from './packet.js';
 
 export type RouteType = 'unicast' | 'local' | 'broadcast' | 'multicast' | 'anycast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw' | 'nat';
@@ -15,7 +16,7 @@ export interface Route {
   readonly family: Family;
   readonly table: string;
   readonly type: RouteType;
-  readonly dst: IpPrefix;
+  readonly dst: Prefix;
   readonly dev?: string;
   readonly gateway?: string;
   readonly metric: number;
@@ -27,8 +28,8 @@ export interface IpRule {
   readonly family: Family;
   readonly priority: number;
   readonly not: boolean;
-  readonly from?: IpPrefix;
-  readonly to?: IpPrefix;
+  readonly from?: Prefix;
+  readonly to?: Prefix;
   readonly iif?: string;
   readonly oif?: string;
   readonly fwmark?: number;
@@ -68,9 +69,9 @@ function parseJsonArray(text: unknown, what: string): Record<string, unknown>[] 
   }
 }
 
-function selectorPrefix(addr: unknown, len: unknown, family: Family): IpPrefix | undefined {
+function selectorPrefix(addr: unknown, len: unknown, family: Family): Prefix | undefined {
   if (typeof addr !== 'string' || addr === 'all') return undefined;
-  return parsePrefix(typeof len === 'number' || typeof len === 'string' ? `${addr}/${len}` : addr, family);
+  return parseKernelPrefix(typeof len === 'number' || typeof len === 'string' ? `${addr}/${len}` : addr, family);
 }
 
 /** `ip -j [-6] rule` output. */
@@ -109,7 +110,7 @@ export function parseRoutes(json: unknown, family: Family): Route[] {
       family,
       table: tableName(r.table),
       type,
-      dst: parsePrefix(dstText, family),
+      dst: parseKernelPrefix(dstText, family),
       ...(typeof r.dev === 'string' ? { dev: r.dev } : {}),
       ...(typeof r.gateway === 'string' ? { gateway: r.gateway } : {}),
       metric: num(r.metric) ?? 0,
@@ -143,8 +144,8 @@ export interface RuleTried {
 export function describeIpRule(r: IpRule): string {
   const parts = [`${r.priority}:`];
   if (r.not) parts.push('not');
-  parts.push(`from ${r.from ? formatPrefix(r.from) : 'all'}`);
-  if (r.to) parts.push(`to ${formatPrefix(r.to)}`);
+  parts.push(`from ${r.from ? formatKernelPrefix(r.from) : 'all'}`);
+  if (r.to) parts.push(`to ${formatKernelPrefix(r.to)}`);
   if (r.iif) parts.push(`iif ${r.iif}`);
   if (r.oif) parts.push(`oif ${r.oif}`);
   if (r.fwmark !== undefined) parts.push(`fwmark ${hex(r.fwmark)}${r.fwmask !== 0xffffffff ? `/${hex(r.fwmask ?? 0xffffffff)}` : ''}`);
@@ -157,7 +158,7 @@ export function describeIpRule(r: IpRule): string {
 
 export function describeRoute(r: Route): string {
   const type = r.type === 'unicast' ? '' : `${r.type} `;
-  return `${type}${r.dst.length === 0 ? 'default' : formatPrefix(r.dst)}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''} table ${r.table}`;
+  return `${type}${r.dst.length === 0 ? 'default' : formatKernelPrefix(r.dst)}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''} table ${r.table}`;
 }
 
 function ruleSelects(rule: IpRule, flow: FlowKey): boolean {

@@ -5,7 +5,8 @@
  * end it. Both nft JSON and iptables-save text are read into this one form.
  */
 import type { Family } from '../net/constants.js';
-import type { IpAddress, IpPrefix } from '../net/address.js';
+import type { IpAddress } from '../net/address.js';
+import type { Prefix } from '../net/prefix.js';
 
 export type TableFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
 
@@ -25,7 +26,7 @@ export type Value =
   | { readonly kind: 'symbol'; readonly value: string }
   /** A list of flag or state names combined (`syn | ack`, `established,related`). */
   | { readonly kind: 'flags'; readonly values: readonly string[] }
-  | { readonly kind: 'prefix'; readonly prefix: IpPrefix }
+  | { readonly kind: 'prefix'; readonly prefix: Prefix }
   | { readonly kind: 'range'; readonly from: Value; readonly to: Value }
   | { readonly kind: 'set'; readonly elements: readonly Value[] }
   | { readonly kind: 'setref'; readonly name: string };

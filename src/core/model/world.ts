@@ -2,7 +2,8 @@
  * Everything the model needs to know about one host: its ruleset, policy routing, sockets,
  * interfaces and the sysctls that change forwarding. Pure data, read from a snapshot.
  */
-import { prefixContains, sameIp, type IpAddress } from '../net/address.js';
+import { sameIp, type IpAddress } from '../net/address.js';
+import { prefixContains } from '../net/prefix.js';
 import type { Packet } from './packet.js';
 import { lookupTable, type Routing } from './routing.js';
 import type { Ruleset } from './ruleset.js';
@@ -39,10 +40,10 @@ export function isLocalAddress(world: World, ip: IpAddress): boolean {
 export function fibAddressType(world: World, packet: Packet): string {
   const d = packet.daddr;
   if (d.family === 6) {
-    if (prefixContains({ family: 6, value: 0xffn << 120n, length: 8 }, d)) return 'multicast';
+    if (prefixContains({ family: 6, start: 0xffn << 120n, length: 8 }, d)) return 'multicast';
     return isLocalAddress(world, d) ? 'local' : 'unicast';
   }
-  if (prefixContains({ family: 4, value: 0xe0000000n, length: 4 }, d)) return 'multicast';
+  if (prefixContains({ family: 4, start: 0xe0000000n, length: 4 }, d)) return 'multicast';
   if (d.value === 0xffffffffn) return 'broadcast';
   const route = lookupTable(world.routing.routes, 'local', 4, d);
   if (route && ['local', 'broadcast', 'multicast', 'anycast'].includes(route.type)) return route.type;

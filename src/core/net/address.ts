@@ -1,24 +1,20 @@
 /**
- * IP addresses as numbers, for prefix and range matching. IPv4 in 32 bits, IPv6 in 128 bits
- * (IPv4-mapped IPv6 addresses stay IPv6, as the kernel sees them on an AF_INET6 socket).
+ * IP addresses as numbers: IPv4 in 32 bits, IPv6 in 128 bits of a bigint, so both families share
+ * one code path (IPv4-mapped IPv6 addresses stay IPv6, as the kernel sees them on an AF_INET6
+ * socket). The one home of addresses: the kernel model, the route table and the interval sets all
+ * use IpAddress. Prefixes are in prefix.ts. Pure.
  */
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
 import { quoted } from '../quote.js';
-import type { Family } from '../net/constants.js';
+import type { Family } from './constants.js';
 
 export interface IpAddress {
   readonly family: Family;
   readonly value: bigint;
 }
 
-export interface IpPrefix {
-  readonly family: Family;
-  readonly value: bigint;
-  readonly length: number;
-}
-
-export function bits(family: Family): number {
+export function familyBits(family: Family): number {
   return family === 4 ? 32 : 128;
 }
 
@@ -39,31 +35,31 @@ export function parseIp(text: string): IpAddress {
   throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(text)} is not an IPv4 or IPv6 address`, { address: quoted(text) });
 }
 
-/** `10.0.0.0/8`, `2001:db8::/32`, a bare address (a full-length prefix), or `default` / `any`. */
-export function parsePrefix(text: string, family?: Family): IpPrefix {
-  if (text === 'default' || text === 'any' || text === 'all') {
-    if (family === undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(text)} needs a family`, { prefix: quoted(text) });
-    return { family, value: 0n, length: 0 };
+const IPV4 = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+
+/**
+ * `192.0.2.7` or `2001:db8::7`, or undefined for anything else (IPv4 in four decimal parts without
+ * leading zeros, IPv6 without a zone: the forms the kernel prints). For lookups: parse once, look
+ * up many times. parseIp is the lenient reader of tool output (brackets, zones).
+ */
+export function parseAddress(text: string): IpAddress | undefined {
+  const v4 = IPV4.exec(text);
+  if (v4) {
+    let value = 0;
+    for (let i = 1; i <= 4; i++) {
+      const octet = Number(v4[i]);
+      if (octet > 255) return undefined;
+      value = value * 256 + octet;
+    }
+    return { family: 4, value: BigInt(value) };
   }
-  const [addr = '', len] = text.split('/');
-  const ip = parseIp(addr);
-  const length = len === undefined ? bits(ip.family) : Number(len);
-  if (!Number.isInteger(length) || length < 0 || length > bits(ip.family)) {
-    throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(text)} has an invalid prefix length`, { prefix: quoted(text) });
-  }
-  return { family: ip.family, value: ip.value & prefixMask(ip.family, length), length };
+  if (!text.includes(':') || text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined;
+  let value = 0n;
+  for (const part of ipaddr.IPv6.parse(text).parts) value = (value << 16n) | BigInt(part);
+  return { family: 6, value };
 }
 
-export function prefixMask(family: Family, length: number): bigint {
-  const total = BigInt(bits(family));
-  const all = (1n << total) - 1n;
-  return length === 0 ? 0n : (all >> (total - BigInt(length))) << (total - BigInt(length));
-}
-
-export function prefixContains(prefix: IpPrefix, ip: IpAddress): boolean {
-  return prefix.family === ip.family && (ip.value & prefixMask(prefix.family, prefix.length)) === prefix.value;
-}
-
+/** Canonical text of an address: dotted quad, or IPv6 compressed in lower case. */
 export function formatIp(ip: IpAddress): string {
   if (ip.family === 4) {
     const v = Number(ip.value);
@@ -72,11 +68,6 @@ export function formatIp(ip: IpAddress): string {
   const bytes: number[] = [];
   for (let i = 15; i >= 0; i--) bytes.push(Number((ip.value >> BigInt(i * 8)) & 255n));
   return ipaddr.fromByteArray(bytes).toString();
-}
-
-export function formatPrefix(prefix: IpPrefix): string {
-  const addr = formatIp(prefix);
-  return prefix.length === bits(prefix.family) ? addr : `${addr}/${prefix.length}`;
 }
 
 export function sameIp(a: IpAddress, b: IpAddress): boolean {

@@ -9,7 +9,8 @@
  *     intervals [10.0.0.0, 10.255.255.255], [192.0.2.0, 192.0.2.255]   (adjacent ones merged)
  */
 import type { Family } from './constants.js';
-import { type AddressKey, type Prefix, familyBits, formatPrefix, parseAddress, parsePrefix, prefixEnd } from './prefix.js';
+import { type IpAddress, familyBits, parseAddress } from './address.js';
+import { type Prefix, formatPrefix, parsePrefix, prefixEnd } from './prefix.js';
 
 interface Intervals {
   readonly starts: readonly bigint[];
@@ -149,9 +150,9 @@ export class PrefixSet {
   /**
    * Whether the address is in one of the prefixes, O(log n). Takes the text (`192.0.2.7`,
    * `2001:db8::7`; anything else is not in the set) or, cheaper on a hot path where the same
-   * address is looked up in several sets, the AddressKey that parseAddress returns.
+   * address is looked up in several sets, the IpAddress that parseAddress returns.
    */
-  has(address: string | AddressKey): boolean {
+  has(address: string | IpAddress): boolean {
     const key = typeof address === 'string' ? parseAddress(address) : address;
     if (!key) return false;
     const intervals = this.#intervals(key.family);

@@ -1,18 +1,13 @@
 /**
- * One IPv4 or IPv6 address or prefix as numbers: the form the interval sets (prefix-set.ts) and the
- * bypass lists (rules/cidr.ts) compute with. Addresses are unsigned integers in a bigint (32 or 128
- * bits), so both families share one code path. Pure.
+ * IPv4 and IPv6 prefixes as numbers: the one home of prefixes, for the interval sets
+ * (prefix-set.ts), the bypass lists (rules/cidr.ts), the route table and the kernel model.
+ * parsePrefix reads what a user wrote (strict: host bits set are refused with the network to use);
+ * parseKernelPrefix reads what the kernel's tools print (`default`, bare addresses). Pure.
  */
-import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
 import { quoted } from '../quote.js';
+import { familyBits, parseAddress, parseIp, formatIp, type IpAddress } from './address.js';
 import type { Family } from './constants.js';
-
-/** An address in the form lookups take: parse once with parseAddress, look up many times. */
-export interface AddressKey {
-  readonly family: Family;
-  readonly value: bigint;
-}
 
 /** A prefix: its first address and its length. `start` has no bits set below the length. */
 export interface Prefix {
@@ -21,51 +16,20 @@ export interface Prefix {
   readonly length: number;
 }
 
-export function familyBits(family: Family): number {
-  return family === 4 ? 32 : 128;
-}
-
 /** The last address of the prefix. */
 export function prefixEnd(prefix: Prefix): bigint {
   return prefix.start | ((1n << BigInt(familyBits(prefix.family) - prefix.length)) - 1n);
 }
 
-const IPV4 = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
-
-/**
- * `192.0.2.7` or `2001:db8::7` as an AddressKey, or undefined for anything else (IPv4 in four
- * decimal parts without leading zeros, IPv6 without a zone: the forms the kernel prints).
- */
-export function parseAddress(text: string): AddressKey | undefined {
-  const v4 = IPV4.exec(text);
-  if (v4) {
-    let value = 0;
-    for (let i = 1; i <= 4; i++) {
-      const octet = Number(v4[i]);
-      if (octet > 255) return undefined;
-      value = value * 256 + octet;
-    }
-    return { family: 4, value: BigInt(value) };
-  }
-  if (!text.includes(':') || text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined;
-  let value = 0n;
-  for (const part of ipaddr.IPv6.parse(text).parts) value = (value << 16n) | BigInt(part);
-  return { family: 6, value };
-}
-
-/** Canonical text of an address: dotted quad, or IPv6 compressed in lower case. */
-export function formatAddress(key: AddressKey): string {
-  if (key.family === 4) {
-    const n = Number(key.value);
-    return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
-  }
-  const parts: number[] = [];
-  for (let shift = 112n; shift >= 0n; shift -= 16n) parts.push(Number((key.value >> shift) & 0xffffn));
-  return new ipaddr.IPv6(parts).toString();
-}
-
+/** `10.0.0.0/8`, always with its length (the form our rules and lists write). */
 export function formatPrefix(prefix: Prefix): string {
-  return `${formatAddress({ family: prefix.family, value: prefix.start })}/${prefix.length}`;
+  return `${formatIp({ family: prefix.family, value: prefix.start })}/${prefix.length}`;
+}
+
+/** As `ip` and `nft` print a prefix: a full-length prefix as a bare address. */
+export function formatKernelPrefix(prefix: Prefix): string {
+  const address = formatIp({ family: prefix.family, value: prefix.start });
+  return prefix.length === familyBits(prefix.family) ? address : `${address}/${prefix.length}`;
 }
 
 /**
@@ -87,6 +51,31 @@ export function parsePrefix(text: string, field: string): Prefix {
   if (!Number.isInteger(length) || length > bits) bad(`has an invalid prefix length (0-${bits} for IPv${address.family})`);
   const hostBits = BigInt(bits - length);
   const start = (address.value >> hostBits) << hostBits;
-  if (start !== address.value) bad(`has host bits set below /${length}: did you mean ${formatAddress({ family: address.family, value: start })}/${length}?`);
+  if (start !== address.value) bad(`has host bits set below /${length}: did you mean ${formatIp({ family: address.family, value: start })}/${length}?`);
   return { family: address.family, start, length };
+}
+
+/** As `ip -j route`, `nft -j` and iptables-save print a prefix: `default` / `any` / `all` (with a family), a bare address, host bits masked. */
+export function parseKernelPrefix(text: string, family?: Family): Prefix {
+  if (text === 'default' || text === 'any' || text === 'all') {
+    if (family === undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(text)} needs a family`, { prefix: quoted(text) });
+    return { family, start: 0n, length: 0 };
+  }
+  const [addr = '', len] = text.split('/');
+  const ip = parseIp(addr);
+  const length = len === undefined ? familyBits(ip.family) : Number(len);
+  if (!Number.isInteger(length) || length < 0 || length > familyBits(ip.family)) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `${quoted(text)} has an invalid prefix length`, { prefix: quoted(text) });
+  }
+  return { family: ip.family, start: ip.value & prefixMask(ip.family, length), length };
+}
+
+export function prefixMask(family: Family, length: number): bigint {
+  const total = BigInt(familyBits(family));
+  const all = (1n << total) - 1n;
+  return length === 0 ? 0n : (all >> (total - BigInt(length))) << (total - BigInt(length));
+}
+
+export function prefixContains(prefix: Prefix, ip: IpAddress): boolean {
+  return prefix.family === ip.family && (ip.value & prefixMask(prefix.family, prefix.length)) === prefix.start;
 }

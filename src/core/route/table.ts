@@ -14,7 +14,7 @@
  * never delayed.
  */
 import type { Transport } from '../net/constants.js';
-import { type AddressKey, parseAddress } from '../net/prefix.js';
+import { type IpAddress, parseAddress } from '../net/address.js';
 import { PrefixSet } from '../net/prefix-set.js';
 import type { PortRange } from '../rules/config.js';
 import { DomainSet } from '../sniff/domain-set.js';
@@ -43,8 +43,8 @@ export interface RouteDecision {
 }
 
 interface Keys {
-  readonly destination?: AddressKey | undefined;
-  readonly source?: AddressKey | undefined;
+  readonly destination?: IpAddress | undefined;
+  readonly source?: IpAddress | undefined;
 }
 
 /** How flows no route matched are named in metrics and logs (no route may be named so). */

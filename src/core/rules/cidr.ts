@@ -1,6 +1,7 @@
 /** CIDR prefixes for the bypass sets: parsing, canonical text, and removal of covered prefixes. Pure. */
 import type { Family } from '../net/constants.js';
-import { type Prefix, formatAddress, parsePrefix } from '../net/prefix.js';
+import { formatIp } from '../net/address.js';
+import { type Prefix, parsePrefix } from '../net/prefix.js';
 import { uncovered } from '../net/prefix-set.js';
 
 export interface Cidr {
@@ -15,7 +16,7 @@ export function formatCidr(cidr: Cidr): string {
 }
 
 function toCidr(prefix: Prefix): Cidr {
-  return { family: prefix.family, address: formatAddress({ family: prefix.family, value: prefix.start }), length: prefix.length };
+  return { family: prefix.family, address: formatIp({ family: prefix.family, value: prefix.start }), length: prefix.length };
 }
 
 /**

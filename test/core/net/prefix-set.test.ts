@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { isTproxyError } from '../../../src/core/errors.js';
-import { type Prefix, familyBits, formatPrefix, parseAddress, prefixEnd } from '../../../src/core/net/prefix.js';
+import { familyBits, parseAddress } from '../../../src/core/net/address.js';
+import { type Prefix, formatPrefix, prefixEnd } from '../../../src/core/net/prefix.js';
 import { PrefixSet, uncovered } from '../../../src/core/net/prefix-set.js';
 
 describe('PrefixSet', () => {

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseAddress, parsePrefix, prefixEnd } from '../../../src/core/net/prefix.js';
+import { parseAddress } from '../../../src/core/net/address.js';
+import { parsePrefix, prefixEnd } from '../../../src/core/net/prefix.js';
 import type { ListSpec, RouteSpec, RoutingConfig } from '../../../src/core/route/config.js';
 import type { Outbound } from '../../../src/core/route/outbound.js';
 import { type RouteFlow, RouteTable } from '../../../src/core/route/table.js';
