@@ -5,7 +5,7 @@
 import { isTproxyError } from '../core/errors.js';
 import type { Family } from '../core/net/constants.js';
 import { liveIptables, type LiveIptables } from '../core/rules/iptables-state.js';
-import { parseIptablesSave } from '../core/rules/iptables-save.js';
+import { parseIptablesDump } from '../core/rules/iptables-save.js';
 import type { MarkUsage } from '../core/rules/mark-usage.js';
 import { markUsageFromIptables } from '../core/rules/mark-usage-iptables.js';
 import { EMPTY_IPTABLES_STATE, plannedIptablesState, renderIptablesTransition, validateForIptables, type IptablesState } from '../core/rules/render-iptables.js';
@@ -99,7 +99,7 @@ export class IptablesBackend implements RulesBackend<IptablesOwned> {
   async markUsage(plan: RulesPlan): Promise<MarkUsage[]> {
     const usages: MarkUsage[] = [];
     for (const family of plan.config.families) {
-      usages.push(...markUsageFromIptables(parseIptablesSave(await this.tools[family].save()), iptablesBinary(this.flavour, family, 'save').replace(/-save$/, ''), plan.config.tableName));
+      usages.push(...markUsageFromIptables(parseIptablesDump(await this.tools[family].save()), iptablesBinary(this.flavour, family, 'save').replace(/-save$/, ''), plan.config.tableName));
     }
     return usages;
   }

@@ -3,7 +3,7 @@
  * rollback and the record in its comment) and rulesets (JSON). Only this file reads nft's stderr.
  */
 import { TproxyError, isTproxyError } from '../core/errors.js';
-import { parseNftJson, type NftRuleset } from '../core/rules/nft-json.js';
+import { parseNftListing, type NftRuleset } from '../core/rules/nft-json.js';
 import { commandFailedError, type CommandRunner } from '../sys/exec.js';
 
 /** Kernel options behind the nft expressions we use, by the word nft shows in its error. */
@@ -77,7 +77,7 @@ export class Nft {
   /** One table as JSON, or undefined when it does not exist. */
   async readTable(family: string, name: string): Promise<NftRuleset | undefined> {
     const result = await this.runner.run(['nft', '-j', 'list', 'table', family, name], { check: false });
-    if (result.exitCode === 0) return parseNftJson(result.stdout);
+    if (result.exitCode === 0) return parseNftListing(result.stdout);
     if (notFound(result.stderr)) return undefined;
     return explainNftError(commandFailedError(['nft', '-j', 'list', 'table', family, name], result));
   }
@@ -85,7 +85,7 @@ export class Nft {
   /** The whole ruleset as JSON (every table, ours and others'). */
   async listRuleset(): Promise<NftRuleset> {
     const result = await this.runner.run(['nft', '-j', 'list', 'ruleset']).catch(explainNftError);
-    return parseNftJson(result.stdout);
+    return parseNftListing(result.stdout);
   }
 }
 

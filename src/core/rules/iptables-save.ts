@@ -1,4 +1,8 @@
-/** Parsing `iptables-save [-c]` output: tables, chains and rules with their counters. Pure. */
+/**
+ * `iptables-save [-c]` output as a dump: tables, chain names and rule specs as text with their
+ * counters, for status and mark-collision checks on our own chains. The kernel model reads the same
+ * text into its ruleset with model/iptables-save.ts (parseIptablesSave). Pure.
+ */
 
 export interface IptablesRule {
   readonly table: string;
@@ -14,7 +18,7 @@ export interface IptablesDump {
   readonly rules: readonly IptablesRule[];
 }
 
-export function parseIptablesSave(text: string): IptablesDump {
+export function parseIptablesDump(text: string): IptablesDump {
   const chains = new Map<string, string[]>();
   const rules: IptablesRule[] = [];
   let table = '';

@@ -1,5 +1,5 @@
 /** Our part of a live mangle table, read from iptables-save: chains, jump rules, the record. Pure. */
-import { parseIptablesSave, specComment, specTarget, type IptablesDump } from './iptables-save.js';
+import { parseIptablesDump, specComment, specTarget, type IptablesDump } from './iptables-save.js';
 import { decodeRecord, type RulesRecord } from './record.js';
 import { ourChainNames, type BuiltinChain, type IptablesState } from './render-iptables.js';
 
@@ -13,7 +13,7 @@ export interface LiveIptables {
 }
 
 export function liveIptables(dump: IptablesDump | string, tableName: string): LiveIptables {
-  const parsed = typeof dump === 'string' ? parseIptablesSave(dump) : dump;
+  const parsed = typeof dump === 'string' ? parseIptablesDump(dump) : dump;
   const names = new Set(ourChainNames(tableName));
   const present = (parsed.chains.get('mangle') ?? []).filter((c) => names.has(c));
   const mangle = parsed.rules.filter((r) => r.table === 'mangle');

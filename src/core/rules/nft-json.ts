@@ -50,7 +50,7 @@ export interface NftRuleset {
   readonly rules: readonly NftJsonRule[];
 }
 
-export function parseNftJson(text: string): NftRuleset {
+export function parseNftListing(text: string): NftRuleset {
   const parsed = JSON.parse(text || '{}') as { nftables?: Record<string, unknown>[] };
   const tables: NftJsonTable[] = [];
   const chains: NftJsonChain[] = [];

@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import { findCollisions, type HostUsage } from '../../../src/core/rules/collisions.js';
 import { singleListenerRules, type RulesConfig } from '../../../src/core/rules/config.js';
 import type { IpRouteJson, IpRuleJson } from '../../../src/core/rules/ip-json.js';
-import { parseIptablesSave } from '../../../src/core/rules/iptables-save.js';
+import { parseIptablesDump } from '../../../src/core/rules/iptables-save.js';
 import { markUsageFromIptables } from '../../../src/core/rules/mark-usage-iptables.js';
 import { markUsageFromNft } from '../../../src/core/rules/mark-usage.js';
-import { parseNftJson } from '../../../src/core/rules/nft-json.js';
+import { parseNftListing } from '../../../src/core/rules/nft-json.js';
 import { planRules } from '../../../src/core/rules/plan.js';
 import { recordedPolicyRoutes } from '../../../src/core/rules/record.js';
 
@@ -21,7 +21,7 @@ function host(rules: IpRuleJson[] = [], routes: IpRouteJson[] = [], marks: HostU
 }
 
 // What WireGuard (wg-quick), kube-proxy and Tailscale put on a host: none of it collides with 0x1/0x1.
-const NEIGHBOURS = parseNftJson(JSON.stringify({
+const NEIGHBOURS = parseNftListing(JSON.stringify({
   nftables: [
     { rule: { family: 'ip', table: 'wg-quick-wg0', chain: 'postmangle', handle: 3, expr: [{ match: { op: '==', left: { meta: { key: 'mark' } }, right: 51820 } }, { mangle: { key: { ct: { key: 'mark' } }, value: { meta: { key: 'mark' } } } }] } },
     { rule: { family: 'ip', table: 'kube-proxy', chain: 'mark-for-masquerade', handle: 4, expr: [{ mangle: { key: { meta: { key: 'mark' } }, value: { '|': [{ meta: { key: 'mark' } }, 0x4000] } } }] } },
@@ -58,7 +58,7 @@ describe('collision detection', () => {
   });
 
   it('refuses our mark in a foreign ip rule, nft match or constant set, naming each and a free bit', () => {
-    const marks = markUsageFromNft(parseNftJson(JSON.stringify({
+    const marks = markUsageFromNft(parseNftListing(JSON.stringify({
       nftables: [
         { rule: { family: 'inet', table: 'other', chain: 'c', handle: 7, comment: 'their proxy', expr: [{ match: { op: '==', left: { '&': [{ meta: { key: 'mark' } }, 0xff] }, right: 1 } }, { accept: null }] } },
         { rule: { family: 'ip', table: 'mangle2', chain: 'c', handle: 8, expr: [{ mangle: { key: { meta: { key: 'mark' } }, value: { '|': [{ meta: { key: 'mark' } }, 0x1] } } }] } },
@@ -73,7 +73,7 @@ describe('collision detection', () => {
   });
 
   it('warns about whole-mark copies and opaque xt targets instead of refusing', () => {
-    const marks = markUsageFromNft(parseNftJson(JSON.stringify({
+    const marks = markUsageFromNft(parseNftListing(JSON.stringify({
       nftables: [
         { rule: { family: 'ip', table: 'wg-quick-wg0', chain: 'premangle', handle: 2, expr: [{ match: { op: '==', left: { meta: { key: 'l4proto' } }, right: 'udp' } }, { mangle: { key: { meta: { key: 'mark' } }, value: { ct: { key: 'mark' } } } }] } },
         { rule: { family: 'ip', table: 'mangle', chain: 'PREROUTING', handle: 3, expr: [{ xt: { type: 'target', name: 'TPROXY' } }] } },
@@ -94,7 +94,7 @@ describe('collision detection', () => {
   });
 
   it('reads mark usage from iptables-save, skipping our own chains', () => {
-    const dump = parseIptablesSave(`*mangle
+    const dump = parseIptablesDump(`*mangle
 :PREROUTING ACCEPT [0:0]
 :TPROXY_RULES_PRE - [0:0]
 -A PREROUTING -m comment --comment "tproxy v1 families=4 fwmark=0x1/0x1 table=100 priority=9000" -j TPROXY_RULES_PRE
