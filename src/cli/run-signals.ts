@@ -12,7 +12,7 @@
  * exception) is a stop too (`fail`), with exit code 1: the rules are removed rather than left to
  * black-hole the traffic they intercept.
  */
-import type { Logger } from './log.js';
+import type { Logger } from '../daemon/log.js';
 
 export type StopSignal = 'SIGTERM' | 'SIGINT';
 type Signal = StopSignal | 'SIGHUP';

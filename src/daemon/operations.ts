@@ -21,7 +21,7 @@ import { TproxyError } from '../core/errors.js';
 import { ADMIN_MAX_CONNECTIONS, request, serveAdminSocket, type AdminEndpoint } from '../sys/admin-socket.js';
 import type { DescriptorBudget, DescriptorConsumer } from '../sys/descriptor-budget.js';
 import { METRICS_MAX_CONNECTIONS, serveMetrics, type MetricsEndpoint } from '../sys/metrics-http.js';
-import type { Logger } from '../cli/log.js';
+import type { Logger } from './log.js';
 import type { DaemonEvent } from './events.js';
 import { answer, maskSecrets, tcpLimitsOf, resultOf, type AdminRequest, type DaemonConfig, type DaemonStatus, type PingResult, type RulesView } from './admin-protocol.js';
 import { rulesConfigOf } from '../core/config/rules-of.js';

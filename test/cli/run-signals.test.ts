@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import type { LogEvent } from '../../src/cli/log.js';
+import type { LogEvent } from '../../src/daemon/log.js';
 import { RunSignals } from '../../src/cli/run-signals.js';
 
 function setup(): { source: EventEmitter; signals: RunSignals; logged: LogEvent[] } {

@@ -15,7 +15,7 @@ import { SocketApi } from '../../sys/socket.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
 import { type CliIo, type Command, usageText } from '../io.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, type Logger } from '../../daemon/log.js';
 import { RunSignals } from '../run-signals.js';
 import { backendFrom, configFrom, selectionOptions, type SelectionValues } from '../selection.js';
 import { version } from '../version.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createLogger, formatEvent, levelOf, messageOf, type LogEvent } from '../../src/cli/log.js';
+import { createLogger, formatEvent, levelOf, messageOf, type LogEvent } from '../../src/daemon/log.js';
 
 const at = new Date('2026-11-30T04:00:00.000Z');
 const close: LogEvent = {

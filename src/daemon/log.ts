@@ -11,7 +11,7 @@
  */
 import { formatEndpoint } from '../core/net/sockaddr.js';
 import { LOG_LEVELS, type LogLevel } from '../core/config/sections/log.js';
-import type { DaemonEvent, DaemonOwnEvent } from '../daemon/events.js';
+import type { DaemonEvent, DaemonOwnEvent } from './events.js';
 import type { ProxyEvent } from '../dataplane/events.js';
 
 export type LogFormat = 'json' | 'text';
