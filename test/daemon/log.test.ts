@@ -29,7 +29,9 @@ describe('log lines', () => {
   });
 
   it('an event field never overwrites time, level or msg', () => {
-    const parsed = JSON.parse(formatEvent({ type: 'rules.warning', message: 'x', level: 'nope', time: 'nope', msg: 'nope' }, 'json', at)) as Record<string, unknown>;
+    // Events are typed and have no such fields; one that came with them anyway (a cast, a JSON line) must not win.
+    const hostile = { type: 'rules.warning', message: 'x', level: 'nope', time: 'nope', msg: 'nope' } as unknown as LogEvent;
+    const parsed = JSON.parse(formatEvent(hostile, 'json', at)) as Record<string, unknown>;
     assert.equal(parsed.level, 'warn');
     assert.equal(parsed.time, '2026-11-30T04:00:00.000Z');
     assert.equal(parsed.msg, 'rules: x');
@@ -47,8 +49,8 @@ describe('log lines', () => {
     assert.equal((JSON.parse(formatEvent(listening, 'json', at)) as { listener: string }).listener, 'dns');
     assert.equal(formatEvent({ type: 'listener.draining', listener: 'web', drainMs: 600_000 }, 'text', at), '2026-11-30T04:00:00.000Z info  listener web stopped accepting; its flows get 600000 ms\n');
     assert.equal(
-      formatEvent({ type: 'rules.applied', backend: 'nft', table: 'inet tproxy_rules', listeners: 1, draining: ['web'], policyRoutes: 2, failMode: 'closed' }, 'text', at),
-      '2026-11-30T04:00:00.000Z info  rules applied (backend nft, inet tproxy_rules, 2 policy routes, fail mode closed; kept for draining listeners web)\n',
+      formatEvent({ type: 'rules.applied', backend: 'nft', table: 'inet tproxy_rules', listeners: 1, draining: ['web'], policyRoutes: 2, failMode: 'drop' }, 'text', at),
+      '2026-11-30T04:00:00.000Z info  rules applied (backend nft, inet tproxy_rules, 2 policy routes, fail mode drop; kept for draining listeners web)\n',
     );
   });
 
@@ -64,7 +66,7 @@ describe('log lines', () => {
     const rejected = JSON.parse(formatEvent({ type: 'reload.rejected', error: 'tproxy.yaml:2:11: listeners[0].port: 0 is not allowed' }, 'json', at)) as Record<string, unknown>;
     assert.deepEqual([rejected.level, rejected.msg], ['warn', 'reload rejected, the running configuration stays: tproxy.yaml:2:11: listeners[0].port: 0 is not allowed']);
     assert.equal(
-      formatEvent({ type: 'ready', pid: 9, listeners: [{ name: 'web', port: 8000 }, { name: 'dns', port: 8053 }], tcpWorkers: [10, 11], maxConnectionsPerWorker: 100 }, 'text', at),
+      formatEvent({ type: 'ready', pid: 9, listeners: [{ name: 'web', port: 8000, tcpWorkers: [10], maxConnectionsPerWorker: 100, capacity: 'as configured' }, { name: 'dns', port: 8053, tcpWorkers: [11], maxConnectionsPerWorker: 100, capacity: 'as configured' }], tcpWorkers: [10, 11], maxConnectionsPerWorker: 100 }, 'text', at),
       '2026-11-30T04:00:00.000Z info  ready: pid 9, listeners web (port 8000), dns (port 8053), tcp workers 10, 11, at most 100 connections per worker\n',
     );
   });

@@ -162,10 +162,10 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
         setLogger(loggerOf(running.config));
         log(readyEvent(running));
       })
-      .catch((error: unknown) => log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error ? { code: error.code } : {}) }));
+      .catch((error: unknown) => log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error && typeof error.code === 'string' ? { code: error.code } : {}) }));
   });
   const cause = await signals.stopRequested;
-  log({ type: 'stopping', cause: cause.kind, ...(cause.kind === 'failure' ? { error: cause.error.message } : { signal: cause.signal }) });
+  log(cause.kind === 'failure' ? { type: 'stopping', cause: 'failure', error: cause.error.message } : { type: 'stopping', cause: 'signal', signal: cause.signal });
   ops.stopping();
   // The rule removal may now use the descriptors kept for it.
   budget.stopping();
