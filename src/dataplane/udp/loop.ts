@@ -41,6 +41,7 @@
  * `dscp: copy` a session's sockets get the DSCP of the datagram that opened it (IP_RECVTOS /
  * IPV6_RECVTCLASS on the listener). Replies through the raw fallback keep the kernel's defaults.
  */
+import type { UdpLoopTestSeam } from './test-seam.js';
 import { TproxyError } from '../../core/errors.js';
 import { errnoName } from '../../core/errno.js';
 import { EPOLLIN, type Family } from '../../core/net/constants.js';
@@ -134,8 +135,8 @@ export interface UdpLoopDeps {
   readonly flowEvents: () => boolean;
   /** The process's descriptor budget: asked before every socket a session opens. */
   readonly budget: DescriptorBudget;
-  /** Test hook, called between bind() and connect() of a reply socket. */
-  readonly afterReplyBind?: () => void;
+  /** Tests only (test-seam.ts): called between bind() and connect() of a reply socket. */
+  readonly testSeam?: UdpLoopTestSeam;
 }
 
 /** Sessions evicted at most to find room for one descriptor (each frees two or more). */
@@ -553,7 +554,7 @@ export class UdpLoop {
         if (!fallback) return undefined;
       }
       if (replyFd >= 0) {
-        this.deps.afterReplyBind?.();
+        this.deps.testSeam?.afterReplyBind();
         this.api.connect(replyFd, client);
         this.epoll.add(replyFd, EPOLLIN);
       }

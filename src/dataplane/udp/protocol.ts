@@ -1,4 +1,5 @@
 /** What the UDP relay (main thread) hands its worker loop, and the messages that come back. */
+import type { UdpTestSeam } from './test-seam.js';
 import type { Family } from '../../core/net/constants.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import type { ProxyEvent } from '../events.js';
@@ -37,17 +38,15 @@ export interface UdpLoopConfig {
 export interface UdpWorkerData extends UdpLoopConfig {
   readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
   /**
-   * Int32Array view [0]: set to 1 to stop the loop; [1]: set to 1 to release a test hold; [2]: 1
+   * Int32Array view [0]: set to 1 to stop the loop; [1]: set to 1 to release a test hold
+   * (test-seam.ts); [2]: 1
    * while each session's open and close are reported as events (debug logging; counters are kept
    * regardless). Shared memory, so a switch of [2] is in force for the next session without a
    * message round trip.
    */
   readonly control: SharedArrayBuffer;
-  /**
-   * Test hook: the loop stops between bind() and connect() of its first reply socket (reporting
-   * 'held') until released or 10 s pass, so a test can send into the bind-before-connect window.
-   */
-  readonly holdFirstReplyBind?: boolean;
+  /** Tests only: see test-seam.ts. */
+  readonly testSeam?: UdpTestSeam;
   /** Float64Array of the counters (layout in counters.ts), written by the loop. */
   readonly counters: SharedArrayBuffer;
   /** The process's descriptor budget (sys/descriptor-budget.ts), shared with the main thread. */
@@ -58,5 +57,6 @@ export type UdpWorkerMessage =
   | { readonly kind: 'ready' }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'stopped' }
-  | { readonly kind: 'held' }
+  /** Tests only (test-seam.ts): the loop holds between bind() and connect() of its first reply socket. */
+  | { readonly kind: 'test-seam.held' }
   | { readonly kind: 'fatal'; readonly message: string; readonly code: string };

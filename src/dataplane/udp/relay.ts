@@ -23,6 +23,7 @@ import { createCounterBuffer, routedLayoutOf, snapshotCounters, type UdpCounters
 import type { RoutingConfig } from '../../core/route/config.js';
 import { carries } from '../../core/route/outbound.js';
 import type { UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
+import { releaseHold, type UdpTestSeam } from './test-seam.js';
 
 /** The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more. */
 export const MAX_UDP_PAYLOAD_BYTES = 65_507;
@@ -49,8 +50,8 @@ export interface UdpRelayConfig {
   readonly batchSize?: number;
   /** Receive buffer of each socket (SO_RCVBUFFORCE); default 1 MiB. Memory is used only while datagrams wait. */
   readonly receiveBufferBytes?: number;
-  /** Test hook: see UdpWorkerData.holdFirstReplyBind; deps.onHold is called, releaseHold() resumes. */
-  readonly holdFirstReplyBind?: boolean;
+  /** Tests only (test-seam.ts): deps.onTestSeamHold is called, releaseTestSeamHold() resumes. */
+  readonly testSeam?: UdpTestSeam;
   /** DSCP and TTL of the datagrams sent both ways; absent: the kernel's defaults. */
   readonly headers?: SentHeaders;
 }
@@ -64,8 +65,8 @@ export interface UdpRelayDeps {
   readonly budget?: DescriptorBudget;
   /** The loop kept dying and is not started again: the relay black-holes its traffic. */
   readonly onFailure?: (error: TproxyError) => void;
-  /** Test hook: the loop is holding between bind() and connect() of its first reply socket. */
-  readonly onHold?: () => void;
+  /** Tests only (test-seam.ts): the loop is holding between bind() and connect() of its first reply socket. */
+  readonly onTestSeamHold?: () => void;
 }
 
 function validate(config: UdpRelayConfig): void {
@@ -161,7 +162,7 @@ export class UdpRelay {
       control: this.control,
       counters: this.counterBuffer,
       budget: this.budget.buffer,
-      holdFirstReplyBind: this.config.holdFirstReplyBind === true,
+      ...(this.config.testSeam ? { testSeam: this.config.testSeam } : {}),
       headers: this.config.headers ?? {},
     };
     try {
@@ -200,8 +201,8 @@ export class UdpRelay {
           case 'stopped':
             void worker.terminate();
             break;
-          case 'held':
-            this.deps.onHold?.();
+          case 'test-seam.held':
+            this.deps.onTestSeamHold?.();
             break;
         }
       });
@@ -236,11 +237,9 @@ export class UdpRelay {
     }, this.restartWindow.backoffMs()).unref();
   }
 
-  /** Test hook: let a held loop go on. */
-  releaseHold(): void {
-    const control = new Int32Array(this.control);
-    Atomics.store(control, 1, 1);
-    Atomics.notify(control, 1);
+  /** Tests only (test-seam.ts): let a held loop go on. */
+  releaseTestSeamHold(): void {
+    releaseHold(new Int32Array(this.control));
   }
 
   /** Stop the loop (sessions closed and reported), report the final counters, close the listeners. */
@@ -250,7 +249,7 @@ export class UdpRelay {
     this.worker = undefined;
     if (worker) {
       Atomics.store(new Int32Array(this.control), 0, 1);
-      this.releaseHold();
+      releaseHold(new Int32Array(this.control));
       const timer = setTimeout(() => void worker.terminate(), timeoutMs);
       await this.exited;
       clearTimeout(timer);

@@ -11,6 +11,7 @@ import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
 import { UdpLoop } from './loop.js';
 import type { UdpWorkerData, UdpWorkerMessage } from './protocol.js';
+import { holdFirstReplyBind } from './test-seam.js';
 
 const WAIT_MS = 50;
 const SLICE_MS = 20;
@@ -28,15 +29,6 @@ const flush = (): void => {
   events = [];
 };
 
-let held = false;
-const holdOnce = (): void => {
-  if (held) return;
-  held = true;
-  flush();
-  post({ kind: 'held' });
-  Atomics.wait(control, 1, 0, 10_000);
-};
-
 let loop: UdpLoop | undefined;
 try {
   loop = new UdpLoop(
@@ -50,7 +42,14 @@ try {
       now: Date.now,
       flowEvents: () => Atomics.load(control, 2) === 1,
       budget: DescriptorBudget.attach(data.budget),
-      ...(data.holdFirstReplyBind ? { afterReplyBind: holdOnce } : {}),
+      ...(data.testSeam?.holdFirstReplyBind
+        ? {
+            testSeam: holdFirstReplyBind(control, () => {
+              flush();
+              post({ kind: 'test-seam.held' });
+            }),
+          }
+        : {}),
     },
   );
   post({ kind: 'ready' });

@@ -36,7 +36,7 @@ describe('UDP bind-before-connect race (root)', () => {
   after(() => lab.destroy());
 
   it('hands datagrams that reach a reply socket before connect() to their own sessions, never answering them as another client', async () => {
-    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8300, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, holdFirstReplyBind: true })]);
+    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8300, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, testSeam: { holdFirstReplyBind: true } })]);
     const events = new JsonLines<{ type: string; counters?: UdpCounters }>(relay.child.stdout!);
     await events.waitFor((l) => l.type === 'ready', 10_000, 'relay ready');
     const flows = spawnAgent<{ event?: string; ok?: boolean; replies?: number; problems?: string[] }>(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '20', '--rounds', '2', '--hold-first']);

@@ -1,0 +1,48 @@
+/**
+ * The UDP relay's one test seam, and everything of it: a namespace test
+ * (test/dataplane/udp/race.root.test.ts, through test/helpers/udp-relay-host.ts) stops the loop
+ * between bind() and connect() of its first reply socket, so it can send other clients' datagrams
+ * into that window and check they reach their own sessions. Production never sets it (the daemon
+ * and the CLI build UdpRelayConfig without `testSeam`); then none of this runs.
+ *
+ * Across the thread boundary it is one flag in the worker data, one message (`test-seam.held`)
+ * and one slot of the control array (TEST_SEAM_RELEASE), which the owner sets to let the loop go on.
+ */
+
+/** Set in UdpRelayConfig / UdpWorkerData by tests only. */
+export interface UdpTestSeam {
+  /** Hold the loop between bind() and connect() of its first reply socket until released (at most 10 s). */
+  readonly holdFirstReplyBind: boolean;
+}
+
+/** The loop's side (UdpLoopDeps.testSeam): called between bind() and connect() of every reply socket. */
+export interface UdpLoopTestSeam {
+  readonly afterReplyBind: () => void;
+}
+
+/** Index in the control Int32Array (protocol.ts) that releases a hold. */
+export const TEST_SEAM_RELEASE = 1;
+
+const HOLD_LIMIT_MS = 10_000;
+
+/**
+ * The worker's side: a UdpLoopTestSeam that, the first time, announces the hold (after flushing
+ * what came before) and blocks the thread until released or HOLD_LIMIT_MS pass.
+ */
+export function holdFirstReplyBind(control: Int32Array, announce: () => void): UdpLoopTestSeam {
+  let held = false;
+  return {
+    afterReplyBind: () => {
+      if (held) return;
+      held = true;
+      announce();
+      Atomics.wait(control, TEST_SEAM_RELEASE, 0, HOLD_LIMIT_MS);
+    },
+  };
+}
+
+/** The owner's side: let a held loop go on (harmless when nothing is held). */
+export function releaseHold(control: Int32Array): void {
+  Atomics.store(control, TEST_SEAM_RELEASE, 1);
+  Atomics.notify(control, TEST_SEAM_RELEASE);
+}
