@@ -1,5 +1,6 @@
 // Golden plans: the exact nft script and iptables-restore input for a set of configurations.
-// Regenerate after an intended change with UPDATE_GOLDEN=1 (then review the diff).
+// Regenerate after an intended change with UPDATE_GOLDEN=1 (then review the diff); a missing file
+// fails unless UPDATE_GOLDEN=1 is set.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -12,10 +13,12 @@ import { GOLDEN_CONFIGS as CONFIGS } from '../../helpers/rules-configs.js';
 
 function compare(name: string, actual: string): void {
   const path = sourcePath(`core/rules/golden/${name}`);
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
+  if (process.env.UPDATE_GOLDEN === '1') {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, actual);
   }
+  // A missing golden file fails: writing it here would make the first run pass whatever the plan says.
+  assert.ok(existsSync(path), `test/core/rules/golden/${name} is missing: run with UPDATE_GOLDEN=1 to write it, then review it`);
   assert.equal(actual, readFileSync(path, 'utf8'), `${name} differs from its golden file (UPDATE_GOLDEN=1 to regenerate, then review)`);
 }
 
