@@ -41,6 +41,7 @@ import { fileLimit } from '../sys/limits.js';
 import { CPU_PER_GB_SOURCE, DEFAULT_SCENARIOS, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Scenario, type Workload } from './workloads.js';
 import { benchSniff, formatSniffBench, type SniffBenchRow } from './sniff.js';
 import { ROUTED_PREFIXES, writeRoutedConfig } from './routed.js';
+import { benchChartSvg, chartPathOf } from './chart.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
@@ -333,7 +334,9 @@ async function main(): Promise<void> {
     say(formatRouteBench(route));
     say(formatSniffBench(sniff));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
-    say(`\nbench: figures and ratios written to ${values.out}`);
+    const chart = chartPathOf(values.out);
+    writeFileSync(chart, benchChartSvg({ ...result, haproxyLabel: haproxyLabel(result.haproxy.splice) }));
+    say(`\nbench: figures and ratios written to ${values.out}, the chart of the ratios to ${chart}`);
   } finally {
     process.off('SIGINT', stopOnSignal);
     rmSync(routedDir, { recursive: true, force: true });
