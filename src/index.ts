@@ -8,7 +8,7 @@ export { parseIntercept, mergeIntercepts, parseFamily } from './core/config/inte
 export { planRules, ownedBy, DEFAULT_RULES_CONFIG } from './core/rules/plan.js';
 export { validateRulesConfig } from './core/rules/validate.js';
 export type { RulesConfig, FailMode, InterceptSpec, PortRange, BypassConfig, LocalTrafficConfig, MangleConfig } from './core/rules/config.js';
-export type { RulesPlan, PlannedRule, PlannedChain, PlannedSet, PolicyRoute, Match, Statement, Verdict, RuleRole } from './core/rules/ruleset.js';
+export type { RulesPlan, PlannedRule, PlannedChain, PlannedSet, PolicyRoute, Match, Statement, Verdict, RuleRole } from './core/rules/planned.js';
 export { renderNftScript } from './core/rules/render-nft.js';
 export { plannedIptablesState, renderIptablesTransition } from './core/rules/render-iptables.js';
 export { findCollisions } from './core/rules/collisions.js';

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { singleListenerRules } from '../core/rules/config.js';
 import { planRules } from '../core/rules/plan.js';
-import type { RulesPlan } from '../core/rules/ruleset.js';
+import type { RulesPlan } from '../core/rules/planned.js';
 import { startHaproxy, HAPROXY_PORT } from './haproxy.js';
 import { RulesController } from '../control/apply.js';
 import { TproxyError } from '../core/errors.js';

@@ -16,7 +16,7 @@ import { findCollisions } from '../core/rules/collisions.js';
 import { isPolicyRoute, isPolicyRule, type PolicyRoutingState } from '../core/rules/ip-json.js';
 import { ownedBy } from '../core/rules/plan.js';
 import { encodeRecord, recordedPolicyRoutes, type RulesRecord } from '../core/rules/record.js';
-import type { PolicyRoute, RulesPlan } from '../core/rules/ruleset.js';
+import type { PolicyRoute, RulesPlan } from '../core/rules/planned.js';
 import { allInPlace, policyRoutingStatus, type PieceStatus } from '../core/rules/status.js';
 import type { CommandRunner } from '../sys/exec.js';
 import { isProcessAlive } from '../sys/process.js';

@@ -6,7 +6,7 @@
 import { TproxyError } from '../core/errors.js';
 import type { MarkUsage } from '../core/rules/mark-usage.js';
 import type { RulesRecord } from '../core/rules/record.js';
-import type { RulesPlan } from '../core/rules/ruleset.js';
+import type { RulesPlan } from '../core/rules/planned.js';
 import type { StatusReport } from '../core/rules/status.js';
 import { hostInstallCommand, missingCommandError } from '../sys/exec.js';
 

@@ -6,7 +6,7 @@ import { TproxyError, isTproxyError } from '../core/errors.js';
 import type { Family } from '../core/net/constants.js';
 import type { IpRouteJson, IpRuleJson, PolicyRoutingState } from '../core/rules/ip-json.js';
 import { ipRouteArgs, ipRuleArgs } from '../core/rules/policy-routing.js';
-import type { PolicyRoute } from '../core/rules/ruleset.js';
+import type { PolicyRoute } from '../core/rules/planned.js';
 import type { CommandRunner } from '../sys/exec.js';
 
 /** Turn a failed ip run into the error a user can act on. */

@@ -2,9 +2,9 @@
 import { TproxyError, isTproxyError } from '../core/errors.js';
 import { decodeRecord } from '../core/rules/record.js';
 import { markUsageFromNft, type MarkUsage } from '../core/rules/mark-usage.js';
-import type { NftRuleset } from '../core/rules/nft-json.js';
+import type { NftRuleset } from '../core/rules/nft-listing.js';
 import { renderNftDeleteScript, renderNftRestoreScript, renderNftScript } from '../core/rules/render-nft.js';
-import type { RulesPlan } from '../core/rules/ruleset.js';
+import type { RulesPlan } from '../core/rules/planned.js';
 import { nftStatus, type StatusReport } from '../core/rules/status.js';
 import type { CommandRunner } from '../sys/exec.js';
 import type { BackendCommand, OwnedRules, RulesBackend } from './backend.js';

@@ -3,7 +3,7 @@
  * rollback and the record in its comment) and rulesets (JSON). Only this file reads nft's stderr.
  */
 import { TproxyError, isTproxyError } from '../core/errors.js';
-import { parseNftListing, type NftRuleset } from '../core/rules/nft-json.js';
+import { parseNftListing, type NftRuleset } from '../core/rules/nft-listing.js';
 import { commandFailedError, type CommandRunner } from '../sys/exec.js';
 
 /** Kernel options behind the nft expressions we use, by the word nft shows in its error. */

@@ -19,7 +19,7 @@ import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { errnoOf, isTproxyError } from '../core/errors.js';
 import { planRules } from '../core/rules/plan.js';
 import type { ListenerRules } from '../core/rules/config.js';
-import type { RulesPlan } from '../core/rules/ruleset.js';
+import type { RulesPlan } from '../core/rules/planned.js';
 import type { ApplyOptions, ApplyResult, RemoveResult, RulesStatus } from '../control/apply.js';
 import type { BackendChoice, BackendName } from '../control/backend.js';
 import type { EventSink } from '../dataplane/events.js';

@@ -10,7 +10,7 @@
 import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import type { Transport } from '../core/net/constants.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
-import type { RulesPlan } from '../core/rules/ruleset.js';
+import type { RulesPlan } from '../core/rules/planned.js';
 import type { RulesStatus } from '../control/apply.js';
 import type { BackendName } from '../control/backend.js';
 import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';

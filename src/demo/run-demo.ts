@@ -20,7 +20,7 @@ import { singleListenerRules } from '../core/rules/config.js';
 import { planRules } from '../core/rules/plan.js';
 import { ipRouteArgs, ipRuleArgs } from '../core/rules/policy-routing.js';
 import { renderNftScript } from '../core/rules/render-nft.js';
-import type { RulesPlan } from '../core/rules/ruleset.js';
+import type { RulesPlan } from '../core/rules/planned.js';
 import { RulesController } from '../control/apply.js';
 import type { ProxyEvent, UpstreamMode } from '../dataplane/events.js';
 import { findExecutable, missingCommandError } from '../sys/exec.js';

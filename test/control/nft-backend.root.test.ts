@@ -6,7 +6,7 @@ import { RulesController } from '../../src/control/apply.js';
 import { isTproxyError } from '../../src/core/errors.js';
 import { singleListenerRules, type RulesConfig } from '../../src/core/rules/config.js';
 import { planRules } from '../../src/core/rules/plan.js';
-import type { RulesPlan } from '../../src/core/rules/ruleset.js';
+import type { RulesPlan } from '../../src/core/rules/planned.js';
 import { LAB_ADDRESSES as A, Lab } from '../../src/lab/topology.js';
 import { commandFailedError, type CommandResult, type CommandRunner, type RunOptions } from '../../src/sys/exec.js';
 import { notInPlace, packets, probe, startEchoServer, startProxy } from '../helpers/lab-flows.js';

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/core/config/document.js';
 import type { TproxyConfig } from '../../src/core/config/tproxy-config.js';
 import { TproxyError } from '../../src/core/errors.js';
-import type { RulesPlan } from '../../src/core/rules/ruleset.js';
+import type { RulesPlan } from '../../src/core/rules/planned.js';
 import { Daemon, type DaemonEvent, type ListenerProxy } from '../../src/daemon/daemon.js';
 import { Operations } from '../../src/daemon/operations.js';
 import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';

@@ -5,10 +5,10 @@
  * as a rollback does) makes it the live table, listed the way nft would.
  */
 import type { IpRouteJson, IpRuleJson } from '../../src/core/rules/ip-json.js';
-import { expectedExpressions } from '../../src/core/rules/nft-json.js';
+import { expectedExpressions } from '../../src/core/rules/nft-listing.js';
 import { ownedBy } from '../../src/core/rules/plan.js';
 import { renderNftTable } from '../../src/core/rules/render-nft.js';
-import type { RulesPlan } from '../../src/core/rules/ruleset.js';
+import type { RulesPlan } from '../../src/core/rules/planned.js';
 import { commandFailedError, type CommandResult, type CommandRunner, type RunOptions } from '../../src/sys/exec.js';
 
 const NOT_FOUND = { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory\n' };

@@ -2,7 +2,7 @@
 import { quoted } from '../../core/quote.js';
 import { TproxyError } from '../../core/errors.js';
 import { ipApplyCommands } from '../../core/rules/policy-routing.js';
-import type { RulesPlan } from '../../core/rules/ruleset.js';
+import type { RulesPlan } from '../../core/rules/planned.js';
 import type { PieceStatus } from '../../core/rules/status.js';
 import { RulesController, createBackend, type RulesStatus } from '../../control/apply.js';
 import type { BackendName } from '../../control/backend.js';

@@ -9,11 +9,11 @@
  * they do (the probes follow packets through them) and fixed with commands of their own family;
  * the fwmark their TPROXY rules set replaces the configured one.
  */
-import { parseNftListing, type NftJsonTable, type NftRuleset } from '../rules/nft-json.js';
+import { parseNftListing, type NftJsonTable, type NftRuleset } from '../rules/nft-listing.js';
 import type { RulesConfig } from '../rules/config.js';
 import { planRules } from '../rules/plan.js';
 import { decodeRecord, type RulesRecord } from '../rules/record.js';
-import type { RulesPlan } from '../rules/ruleset.js';
+import type { RulesPlan } from '../rules/planned.js';
 import { readSource, worldFromSnapshot, type Snapshot } from '../model/snapshot.js';
 import type { World } from '../model/world.js';
 import { foreignTproxyRules, type ForeignTproxyRule } from './foreign.js';

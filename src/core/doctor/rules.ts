@@ -12,7 +12,7 @@ import { marksCollide, sharedBits, shortMark } from '../rules/marks.js';
 import { plannedRules } from '../rules/plan.js';
 import { chainPrefix } from '../rules/render-iptables.js';
 import { nftRuleText } from '../rules/render-nft.js';
-import type { PlannedChain, PlannedRule } from '../rules/ruleset.js';
+import type { PlannedChain, PlannedRule } from '../rules/planned.js';
 import { nftStatus } from '../rules/status.js';
 import { finding, type Finding } from './finding.js';
 import { shellWord, type DoctorInput } from './input.js';

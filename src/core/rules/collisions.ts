@@ -18,7 +18,7 @@ import { upstreamMarks } from './config.js';
 import { describeIpRoute, describeIpRule, isPolicyRoute, isPolicyRule, routeTable, ruleMark, type PolicyRoutingState } from './ip-json.js';
 import type { MarkUsage } from './mark-usage.js';
 import { freeMarkBit, hex, marksCollide, sharedBits, shortMark, type MarkBits } from './marks.js';
-import type { PolicyRoute, RulesPlan } from './ruleset.js';
+import type { PolicyRoute, RulesPlan } from './planned.js';
 
 export interface CollisionReport {
   /** One line per conflict, each saying what uses it and what to choose instead. */

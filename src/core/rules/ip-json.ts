@@ -4,7 +4,7 @@
  */
 import type { Family } from '../net/constants.js';
 import { FULL_MASK, shortMark } from './marks.js';
-import type { PolicyRoute } from './ruleset.js';
+import type { PolicyRoute } from './planned.js';
 
 export interface IpRuleJson {
   readonly priority?: number;

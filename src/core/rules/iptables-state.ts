@@ -1,5 +1,5 @@
 /** Our part of a live mangle table, read from iptables-save: chains, jump rules, the record. Pure. */
-import { parseIptablesDump, specComment, specTarget, type IptablesDump } from './iptables-save.js';
+import { parseIptablesDump, specComment, specTarget, type IptablesDump } from './iptables-dump.js';
 import { decodeRecord, type RulesRecord } from './record.js';
 import { ourChainNames, type BuiltinChain, type IptablesState } from './render-iptables.js';
 

@@ -4,7 +4,7 @@
  */
 import { FULL_MASK } from './marks.js';
 import type { MarkBits } from './marks.js';
-import type { NftExpression, NftRuleset } from './nft-json.js';
+import type { NftExpression, NftRuleset } from './nft-listing.js';
 
 /**
  * - match: the rule tests the mark (value under mask)

@@ -24,7 +24,7 @@ import type { Family } from '../net/constants.js';
 import { bypassCidrs } from './cidr.js';
 import { DEFAULT_RULES_CONFIG, type InterceptSpec, type ListenerRules, type RulesConfig, upstreamMarks } from './config.js';
 import { FULL_MASK, hex } from './marks.js';
-import type { Match, PlannedChain, PlannedRule, PlannedSet, PolicyRoute, RulesPlan, Statement } from './ruleset.js';
+import type { Match, PlannedChain, PlannedRule, PlannedSet, PolicyRoute, RulesPlan, Statement } from './planned.js';
 import { validateRulesConfig } from './validate.js';
 
 export { DEFAULT_RULES_CONFIG };

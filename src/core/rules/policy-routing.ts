@@ -1,6 +1,6 @@
 /** The `ip` commands of the policy routing that makes marked packets local. Pure. */
 import { hex } from './marks.js';
-import type { PolicyRoute } from './ruleset.js';
+import type { PolicyRoute } from './planned.js';
 
 /** argv (after `ip`) that adds / deletes the fwmark rule of one family. */
 export function ipRuleArgs(route: PolicyRoute, verb: 'add' | 'del'): string[] {

@@ -7,7 +7,7 @@
  *   tproxy v1 families=4,6 fwmark=0x1/0x1 table=100 priority=9000 owner=1234
  */
 import type { Family } from '../net/constants.js';
-import type { PolicyRoute } from './ruleset.js';
+import type { PolicyRoute } from './planned.js';
 
 export interface RulesRecord {
   readonly families: readonly Family[];

@@ -22,7 +22,7 @@ import type { Family } from '../net/constants.js';
 import { formatCidr } from './cidr.js';
 import { shortMark, type MarkBits } from './marks.js';
 import { encodeRecord } from './record.js';
-import type { ChainName, Match, PlannedRule, RulesPlan, Statement } from './ruleset.js';
+import type { ChainName, Match, PlannedRule, RulesPlan, Statement } from './planned.js';
 
 export type BuiltinChain = 'PREROUTING' | 'OUTPUT';
 

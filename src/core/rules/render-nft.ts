@@ -6,7 +6,7 @@ import { formatCidr } from './cidr.js';
 import type { PortRange } from './config.js';
 import { FULL_MASK, hex, markSetOperation, type MarkBits } from './marks.js';
 import { encodeRecord } from './record.js';
-import type { Match, PlannedRule, PlannedSet, RulesPlan, Statement, Verdict } from './ruleset.js';
+import type { Match, PlannedRule, PlannedSet, RulesPlan, Statement, Verdict } from './planned.js';
 
 function list(items: readonly string[]): string {
   return items.length === 1 ? (items[0] ?? '') : `{ ${items.join(', ')} }`;

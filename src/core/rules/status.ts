@@ -4,12 +4,12 @@
  */
 import type { Family } from '../net/constants.js';
 import { describeIpRoute, isPolicyRoute, isPolicyRule, type PolicyRoutingState } from './ip-json.js';
-import { specComment } from './iptables-save.js';
+import { specComment } from './iptables-dump.js';
 import type { LiveIptables } from './iptables-state.js';
 import { ipRouteArgs, ipRuleArgs } from './policy-routing.js';
-import { expectedExpressions, plannedSetElements, ruleCounter, sameExpressions, setElements, type NftRuleset } from './nft-json.js';
+import { expectedExpressions, plannedSetElements, ruleCounter, sameExpressions, setElements, type NftRuleset } from './nft-listing.js';
 import { plannedIptablesState } from './render-iptables.js';
-import type { RulesPlan } from './ruleset.js';
+import type { RulesPlan } from './planned.js';
 
 export type PieceState = 'in place' | 'missing' | 'drifted';
 

@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import { findCollisions, type HostUsage } from '../../../src/core/rules/collisions.js';
 import { singleListenerRules, type RulesConfig } from '../../../src/core/rules/config.js';
 import type { IpRouteJson, IpRuleJson } from '../../../src/core/rules/ip-json.js';
-import { parseIptablesDump } from '../../../src/core/rules/iptables-save.js';
+import { parseIptablesDump } from '../../../src/core/rules/iptables-dump.js';
 import { markUsageFromIptables } from '../../../src/core/rules/mark-usage-iptables.js';
 import { markUsageFromNft } from '../../../src/core/rules/mark-usage.js';
-import { parseNftListing } from '../../../src/core/rules/nft-json.js';
+import { parseNftListing } from '../../../src/core/rules/nft-listing.js';
 import { planRules } from '../../../src/core/rules/plan.js';
 import { recordedPolicyRoutes } from '../../../src/core/rules/record.js';
 

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { rulesConfigFrom } from '../../../src/cli/selection.js';
 import { liveIptables } from '../../../src/core/rules/iptables-state.js';
-import { parseNftListing, type NftRuleset } from '../../../src/core/rules/nft-json.js';
+import { parseNftListing, type NftRuleset } from '../../../src/core/rules/nft-listing.js';
 import { planRules } from '../../../src/core/rules/plan.js';
 import { allInPlace, iptablesStatus, nftStatus, policyRoutingStatus, type StatusReport } from '../../../src/core/rules/status.js';
 import { sourcePath } from '../../helpers/paths.js';

@@ -5,7 +5,7 @@
 import { formatCidr } from './cidr.js';
 import { DSCP_NAMES } from '../net/dscp.js';
 import { FULL_MASK, markSetOperation, type MarkBits } from './marks.js';
-import type { Match, PlannedRule, PlannedSet, Statement } from './ruleset.js';
+import type { Match, PlannedRule, PlannedSet, Statement } from './planned.js';
 
 export type NftExpression = Record<string, unknown>;
 
