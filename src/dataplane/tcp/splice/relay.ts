@@ -84,7 +84,7 @@ export class SpliceRelay {
       countersIntervalMs: 1000,
       headers: this.config.headers ?? {},
     };
-    const worker = new Worker(new URL('./engine.js', import.meta.url), { workerData: { spliceEngine: engine } });
+    const worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: { spliceEngine: engine } });
     this.worker = worker;
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     await new Promise<void>((resolve, reject) => {
