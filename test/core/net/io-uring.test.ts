@@ -50,7 +50,7 @@ describe('io_uring ABI and support', () => {
 });
 
 const direct = { kind: 'direct', name: 'direct' } as const;
-const routing = (over: Partial<RoutingConfig> = {}): RoutingConfig => ({ listener: 'l', defaultOutbound: { kind: 'transparent', name: 'transparent' } as RoutingConfig['defaultOutbound'], outbounds: [], lists: [], routes: [], ...over });
+const routing = (over: Partial<RoutingConfig> = {}): RoutingConfig => ({ listener: 'l', defaultOutbound: { kind: 'transparent', name: 'transparent' }, outbounds: [], lists: [], routes: [], ...over });
 const route = { name: 'r', outbound: 'direct', destinations: [], destinationLists: [], sources: [], sourceLists: [], ports: [], protocols: [], listeners: [], names: ['example.org'], nameLists: [] };
 
 describe('choosing the TCP engine', () => {
@@ -62,7 +62,7 @@ describe('choosing the TCP engine', () => {
     const refused = resolveTcpEngine('uring', routing(), no);
     assert.equal(refused.engine, 'splice');
     assert.match(refused.why ?? '', /EPERM: the splice engine runs instead/);
-    const named = resolveTcpEngine('uring', routing({ routes: [route], outbounds: [direct as RoutingConfig['outbounds'][number]] }), yes);
+    const named = resolveTcpEngine('uring', routing({ routes: [route], outbounds: [direct] }), yes);
     assert.equal(named.engine, 'splice');
     assert.match(named.why ?? '', /routes by name/);
     assert.equal(uringRoutingGap(routing()), undefined);
