@@ -10,6 +10,8 @@ export type UpstreamMode = 'direct' | 'transparent';
 
 export type ProxyEvent =
   | { readonly type: 'listening'; readonly transport: Transport; readonly family: Family; readonly local: Endpoint }
+  /** Which TCP engine runs and why (asked for uring: whether io_uring and the routing allow it). */
+  | { readonly type: 'tcp.engine'; readonly requested: string; readonly engine: string; readonly why: string }
   | { readonly type: 'tcp.accept'; readonly id: number; readonly client: Endpoint; readonly originalDestination: Endpoint }
   | { readonly type: 'tcp.refused'; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly reason: RefusalReason }
   | { readonly type: 'tcp.connected'; readonly id: number; readonly upstreamLocal: Endpoint }

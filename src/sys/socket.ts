@@ -1,7 +1,13 @@
 /**
  * Typed socket calls for what Node lacks: transparent sockets, marks, original destinations.
  * Every failure raises TproxyError with the call, the errno name and advice a user can act on.
- * The only file that calls libc for sockets.
+ *
+ * Socket calls that may fail in a way a user must hear about go through here. The hot loops call
+ * the injected Libc directly instead, because there an error is an ordinary outcome handled per
+ * call (EAGAIN, a reset peer) and a thrown TproxyError plus its message per call would cost more
+ * than the call: sys/epoll.ts, sys/datagram-batch.ts and sys/raw-udp.ts (the UDP loop), and the
+ * splice engine's accept, sniff, handshake and byte pump (dataplane/tcp/splice/engine.ts and
+ * pump.ts; pipes in pipe-pool.ts). Each takes its Libc as a parameter, so tests can fake it.
  */
 import { TproxyError, type TproxyErrorCode } from '../core/errors.js';
 import { errnoAdvice, errnoName } from '../core/errno.js';

@@ -90,3 +90,26 @@ export const EFD_CLOEXEC = 0o2000000;
 
 export type Family = 4 | 6;
 export type Transport = 'tcp' | 'udp';
+
+/** errno values the data plane tests for on hot paths (include/uapi/asm-generic/errno-base.h, errno.h). */
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const ENFILE = 23;
+export const EMFILE = 24;
+export const ECONNABORTED = 103;
+export const ECONNRESET = 104;
+export const EINPROGRESS = 115;
+
+/** Data-plane timing and batching (ours, not the kernel's). */
+/** After running out of descriptors (EMFILE/ENFILE), accepting is retried this much later. */
+export const DESCRIPTOR_RETRY_MS = 250;
+/** How often the splice engine checks connect deadlines and retries paused accepting. */
+export const TIMER_SCAN_MS = 100;
+/**
+ * Read/write rounds of one direction per event before the loop serves other sockets: bounds how
+ * long one fast flow holds the loop (16 x the pipe size, 4 MiB with 256 KiB pipes).
+ */
+export const PUMP_ROUNDS = 16;
+/** The idle-timeout pass runs at 1/10 of the timeout, between these bounds. */
+export const IDLE_SCAN_MIN_MS = 100;
+export const IDLE_SCAN_MAX_MS = 1000;

@@ -26,6 +26,7 @@
  */
 import net from 'node:net';
 import { TproxyError, errnoOf } from '../../core/errors.js';
+import * as C from '../../core/net/constants.js';
 import type { Family } from '../../core/net/constants.js';
 import { anyAddress, normalizeAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
@@ -34,13 +35,13 @@ import { fixedDscp, type SentHeaders } from '../headers.js';
 import { copyRouted, countRouted, emptyTcpCounters, increment, type TcpCounters } from './counters.js';
 import { createHandshake } from '../../core/upstream/handshake.js';
 import type { RoutingConfig } from '../../core/route/config.js';
-import type { Outbound } from '../../core/route/outbound.js';
 import { type RouteDecision, RouteTable } from '../../core/route/table.js';
 import { proxyHeaderFor, routeFields, routeFlowOf } from './routing.js';
 import { sniffClient } from './sniff-stream.js';
 import { handshakeOverStream, type HandshakeFailure } from './handshake-stream.js';
 import { topN, type TcpFlowSnapshot } from './flows.js';
 import { refusalReason } from './refusal.js';
+import { openUpstreamSocket, type ConnectingOutbound } from './upstream-socket.js';
 
 export interface TcpRelayConfig {
   readonly family: Family;
@@ -73,6 +74,8 @@ export interface TcpRelayDeps {
   readonly emit: EventSink;
   /** Addresses of this host (for loop and direct-connection refusal). */
   readonly localAddresses: () => ReadonlySet<string>;
+  /** The clock of flow ages and durations and of the stop deadline (ms); default Date.now. */
+  readonly now?: () => number;
 }
 
 export interface StopReport {
@@ -117,6 +120,7 @@ export class TcpRelay {
   private readonly routes: RouteTable;
   /** Connections waiting for their name (not flows yet; they count toward the cap). */
   private sniffing = 0;
+  private readonly now: () => number;
 
   constructor(
     private readonly config: TcpRelayConfig,
@@ -124,6 +128,7 @@ export class TcpRelay {
   ) {
     this.flowEvents = config.flowEvents;
     this.routes = RouteTable.compile(config.routing);
+    this.now = deps.now ?? Date.now;
   }
 
   /** Report every flow from now on (each event as it happens), or stop reporting; flows go on either way. */
@@ -173,7 +178,7 @@ export class TcpRelay {
 
   /** The busiest flows by bytes both ways (bytes read from each side so far). */
   busiest(limit: number): TcpFlowSnapshot[] {
-    const now = Date.now();
+    const now = this.now();
     return topN(this.flows, limit, (f) => f.client.bytesRead + f.upstream.bytesRead - f.handshakeBytes()).map((f) => ({
       id: f.id,
       client: f.clientEnd,
@@ -237,7 +242,7 @@ export class TcpRelay {
       this.resumeTimer = setTimeout(() => {
         this.resumeTimer = undefined;
         this.maybeResume();
-      }, 250);
+      }, C.DESCRIPTOR_RETRY_MS);
       this.resumeTimer.unref();
     }
   }
@@ -254,8 +259,8 @@ export class TcpRelay {
       this.listenFd = -1;
     }
     const inFlight = this.flows.size;
-    const deadline = Date.now() + graceMs;
-    while (this.flows.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const deadline = this.now() + graceMs;
+    while (this.flows.size > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const forced = this.flows.size;
     for (const flow of [...this.flows]) flow.end('stopped');
     return { completed: inFlight - forced, forced };
@@ -307,7 +312,7 @@ export class TcpRelay {
   private startFlow(client: net.Socket, id: number, clientEnd: Endpoint, destination: Endpoint, decision: RouteDecision, name: string | undefined, early: { bytes: Buffer; ended: boolean }): void {
     const { family } = this.config;
     const emit = this.deps.emit;
-    const started = Date.now();
+    const started = this.now();
     const outbound = decision.outbound;
     countRouted(this.counters, decision.route, outbound.name, 1);
     if (this.flowEvents) emit({ type: 'tcp.route', id, originalDestination: destination, ...routeFields(decision), ...(name === undefined ? {} : { name }) });
@@ -363,7 +368,7 @@ export class TcpRelay {
           originalDestination: destination,
           bytesFromClient: client.bytesRead,
           bytesFromServer: upstream.bytesRead - handshakeBytes,
-          durationMs: Date.now() - started,
+          durationMs: this.now() - started,
           reason,
           ...routeFields(decision),
         });
@@ -439,16 +444,10 @@ export class TcpRelay {
     upstream.connect({ host: target.address, port: target.port });
   }
 
-  /** The upstream socket, with the flow's DSCP and the TTL, reset on close until its FIN is sent. */
-  private openUpstream(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>, dscp: number | undefined): net.Socket {
-    const { sockets } = this.deps;
-    const fd = this.openUpstreamFd(client, outbound, dscp);
-    try {
-      sockets.setResetOnClose(fd, true);
-    } catch (error) {
-      sockets.close(fd);
-      throw error;
-    }
+  /** The upstream socket (upstream-socket.ts), handed to Node; its linger is cleared once its FIN is sent. */
+  private openUpstream(client: Endpoint, outbound: ConnectingOutbound, dscp: number | undefined): net.Socket {
+    const settings = { upstreamMark: this.config.upstreamMark, ttl: this.config.headers?.ttl };
+    const fd = openUpstreamSocket(this.deps.sockets, settings, client, outbound, dscp, () => this.counters.clientPortFallbacks++);
     const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
     socket.prependOnceListener('finish', () => this.finOnClose(fd));
     return socket;
@@ -461,32 +460,6 @@ export class TcpRelay {
     } catch {
       // closed already: nothing left to reset
     }
-  }
-
-  private openUpstreamFd(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>, dscp: number | undefined): number {
-    const { sockets } = this.deps;
-    const { family, upstreamMark } = this.config;
-    const sent = { mark: upstreamMark, ...(dscp !== undefined ? { dscp } : {}), ...(this.config.headers?.ttl !== undefined ? { ttl: this.config.headers.ttl } : {}) };
-    if (outbound.kind === 'socks5' || outbound.kind === 'http') return sockets.open({ family: outbound.proxy.endpoint.family, transport: 'tcp', ...sent });
-    if (outbound.kind === 'direct') return sockets.open({ family, transport: 'tcp', ...sent });
-    // Transparent: the client's own address and port, so the server sees exactly the client.
-    let fd = sockets.open({ family, transport: 'tcp', ...sent, transparent: true, reuseAddress: true });
-    try {
-      sockets.bind(fd, client);
-    } catch (error) {
-      sockets.close(fd);
-      if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
-      // The client's port is taken here (another flow of the same client): keep the address.
-      this.counters.clientPortFallbacks++;
-      fd = sockets.open({ family, transport: 'tcp', ...sent, transparent: true, bindAddressNoPort: true });
-      try {
-        sockets.bind(fd, { ...client, port: 0 });
-      } catch (error2) {
-        sockets.close(fd);
-        throw error2;
-      }
-    }
-    return fd;
   }
 }
 

@@ -1,5 +1,6 @@
 // The TCP relay through real kernel rules: transparent mode, IPv4 and IPv6, stream semantics.
-// The same cases run against both engines (relay.root.test.ts: splice, relay-stream: stream).
+// The same cases run against every engine (relay.root.test.ts: splice, relay-stream: stream,
+// relay-uring: uring).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { normalizeAddress } from '../../../src/core/net/sockaddr.js';
@@ -10,13 +11,20 @@ const SERVER = { 4: LAB_ADDRESSES.server.ipv4, 6: LAB_ADDRESSES.server.ipv6 } as
 const CLIENT = { 4: LAB_ADDRESSES.client.ipv4, 6: LAB_ADDRESSES.client.ipv6 } as const;
 const MiB = 1024 * 1024;
 
-export function relayCases(engine: 'splice' | 'stream'): void {
+export function relayCases(engine: 'splice' | 'stream' | 'uring'): void {
   describe(`TCP relay (${engine} engine), transparent upstream (root)`, () => {
     let p: ProxyLab;
     before(async () => {
       p = await startProxyLab(['--intercept', 'tcp:81,82', '--upstream', 'transparent', '--workers', '2', '--tcp-engine', engine, '--table', 'tproxy_tcp']);
     });
     after(() => p.lab.destroy());
+
+    if (engine === 'uring') {
+      it('runs the uring engine, not the splice fallback, and says so', async () => {
+        const line = await p.logs.waitFor((l) => l.type === 'tcp.engine', 5000, 'the engine line');
+        assert.equal(line.engine, 'uring', String(line.why));
+      });
+    }
 
     for (const family of [4, 6] as const) {
       it(`IPv${family}: the server sees the client's address and port`, async () => {

@@ -1,15 +1,13 @@
 /**
- * The splice engine: TCP relaying whose bytes never enter JavaScript. Runs in its own thread:
- * an epoll loop (koffi) accepts on the transparent listeners, connects upstream without blocking,
- * and moves bytes socket -> pipe -> socket with splice(2). JavaScript runs per event, not per byte.
+ * The splice engine: TCP relaying whose bytes never enter JavaScript. Runs in its own thread
+ * (thread.ts): an epoll loop (koffi) accepts on the transparent listeners, connects upstream
+ * without blocking, and moves bytes socket -> pipe -> socket with splice(2) (pump.ts, with pipes
+ * from pipe-pool.ts). JavaScript runs per event, not per byte.
  *
- * Per flow and direction, a pipe holds at most `pipeBytes`: the source is read only while its pipe
- * has room (backpressure). A direction holds a pipe only while bytes are in flight: it takes one
- * from the pool to splice in and gives it back once the sink took everything, so an idle flow
- * costs its two sockets and no pipe (4 descriptors and ~11 KiB of kernel memory less). a FIN crosses as shutdown(SHUT_WR) once the pipe is drained
- * (half-close), and any error crosses as a reset (SO_LINGER 0, close). Accepting pauses at the
- * connection cap or on EMFILE by taking the listener out of the epoll set: the kernel backlog
- * holds new connections meanwhile.
+ * This file holds accepting, sniffing, the upstream connect and proxy handshake, and closing; the
+ * byte pump, the pipe pool, epoll interest, timers and the graceful stop have their own files.
+ * Accepting pauses at the connection cap or on EMFILE by taking the listener out of the epoll
+ * set: the kernel backlog holds new connections meanwhile.
  *
  * Reset on crash: every relayed socket has SO_LINGER {1, 0} while its side of the flow is open
  * (accepted sockets inherit it from the listener, upstream sockets get it when opened), and loses
@@ -19,17 +17,19 @@
  * Sent headers: the listeners carry the fixed DSCP and TTL (accepted sockets inherit them), each
  * upstream socket gets them before its SYN; with `dscp: copy` each flow's two sockets get the DSCP
  * of its SYN (TCP_SAVED_SYN).
+ *
+ * Socket calls: typed and throwing through SocketApi (sys/socket.ts) off the per-event path; on it
+ * (accept4, getsockname, recv/send of sniffing and handshakes, splice, shutdown, close) the
+ * injected Libc directly, reading errno numbers: no exception or allocation per call.
  */
-import { parentPort, workerData } from 'node:worker_threads';
 import { TproxyError, errnoOf } from '../../../core/errors.js';
 import { errnoName } from '../../../core/errno.js';
 import * as C from '../../../core/net/constants.js';
 import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
 import { createHandshake, type UpstreamHandshake } from '../../../core/upstream/handshake.js';
-import type { Outbound } from '../../../core/route/outbound.js';
 import { type RouteDecision, RouteTable } from '../../../core/route/table.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
-import { Epoll } from '../../../sys/epoll.js';
+import type { Epoll } from '../../../sys/epoll.js';
 import { SocketApi } from '../../../sys/socket.js';
 import type { ProxyEvent } from '../../events.js';
 import { copyRouted, countRouted, emptyTcpCounters, increment } from '../counters.js';
@@ -37,26 +37,16 @@ import { topN, type TcpFlowSnapshot } from '../flows.js';
 import { refusalReason } from '../refusal.js';
 import { proxyHeaderFor, routeFields, routeFlowOf } from '../routing.js';
 import { MAX_STREAM_SNIFF_BYTES, sniffStream } from '../../../core/sniff/stream.js';
+import { openUpstreamSocket } from '../upstream-socket.js';
+import { NOT_WATCHED, socketInterest, updateInterest } from './interest.js';
+import { PipePool } from './pipe-pool.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
+import { newDirection, Pump, type Direction, type PumpFailure } from './pump.js';
+import { GracefulStop } from './stop.js';
+import { duePrefix, EngineTimers } from './timers.js';
 
-const SPLICE_FLAGS = C.SPLICE_F_MOVE | C.SPLICE_F_NONBLOCK;
 const MAX_EVENTS = 512;
-/** Empty pipes kept for the next flows: creating and sizing two per connection is most of its setup. */
-const PIPE_POOL = 1024;
 const ACCEPT_BATCH = 64;
-const EINPROGRESS = 115;
-
-interface Direction {
-  /** Pipe read and write ends while bytes are in flight; -1 otherwise. */
-  r: number;
-  w: number;
-  buffered: number;
-  /** The source sent its FIN. */
-  eof: boolean;
-  /** We passed the FIN on (shutdown SHUT_WR on the sink). */
-  shut: boolean;
-  bytes: number;
-}
 
 interface Flow {
   readonly id: number;
@@ -76,7 +66,7 @@ interface Flow {
   readonly started: number;
   readonly connectDeadline: number;
   lastActive: number;
-  /** Current epoll interest per socket (-1: not registered). */
+  /** Current epoll interest per socket (NOT_WATCHED: not registered). */
   cInterest: number;
   uInterest: number;
 }
@@ -95,8 +85,6 @@ interface Sniffing {
 
 type Owner = ListenerOwner | { readonly kind: 'client' | 'upstream'; readonly flow: Flow } | { readonly kind: 'sniffing'; readonly sniff: Sniffing };
 
-const newDirection = (): Direction => ({ r: -1, w: -1, buffered: 0, eof: false, shut: false, bytes: 0 });
-
 export class SpliceEngine {
   readonly counters = emptyTcpCounters();
   private readonly libc: Libc;
@@ -106,7 +94,6 @@ export class SpliceEngine {
   private readonly u64 = Buffer.alloc(8);
   private readonly i32 = Buffer.alloc(4);
   private readonly linger = Buffer.alloc(8);
-  private readonly noLinger = Buffer.alloc(8);
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
   /** Handshake bytes from an upstream proxy, peeked then read: replies are far smaller than this. */
@@ -114,10 +101,8 @@ export class SpliceEngine {
   /** The accepted socket's local address: the original destination, as the kernel wrote it. */
   private readonly local = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly localLen = Buffer.alloc(4);
-  private readonly pipeFds = Buffer.alloc(8);
-  private readonly pipePool: { r: number; w: number }[] = [];
-  /** Pipes held by directions (bytes in flight), not counting the pool. */
-  private pipesInUse = 0;
+  private readonly pipes: PipePool;
+  private readonly pump: Pump;
   private readonly owners = new Map<number, Owner>();
   private readonly flows = new Set<Flow>();
   private readonly listeners: Owner[] = [];
@@ -126,14 +111,11 @@ export class SpliceEngine {
   private resumeAt = 0;
   private localAddresses: Set<string>;
   private nextId = 1;
-  private lastScan = 0;
-  private lastIdleScan = 0;
+  private readonly timers: EngineTimers;
   /** Flows waiting for their upstream connect, in accept order (so in deadline order). */
   private readonly connecting = new Set<Flow>();
-  private lastCounters = 0;
   private pending: ProxyEvent[] = [];
-  private stopDeadline: number | undefined;
-  private stopInFlight = 0;
+  private readonly stop = new GracefulStop();
   private readonly flowEventsFlag: Int32Array;
   private readonly routes: RouteTable;
   /** Connections waiting for their name, in accept order (so in deadline order). */
@@ -145,15 +127,20 @@ export class SpliceEngine {
     private readonly config: SpliceEngineConfig,
     private readonly post: (message: FromEngine) => void,
     libc: Libc = loadLibc(),
+    /** The clock of deadlines, timeouts, ages and durations (ms). */
+    private readonly now: () => number = Date.now,
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
+    this.pipes = new PipePool(libc, config.pipeBytes, config.maxConnections * 2);
+    this.pump = new Pump(libc, this.pipes, config.pipeBytes);
+    this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.linger.writeInt32LE(1, 0);
     this.linger.writeInt32LE(0, 4);
     this.localAddresses = new Set(config.localAddresses);
     this.flowEventsFlag = new Int32Array(config.flowEvents);
     this.routes = RouteTable.compile(config.routing);
-    this.epoll = new Epoll(this.api, libc, MAX_EVENTS);
+    this.epoll = this.api.epoll(MAX_EVENTS);
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.epoll.add(this.wakeFd, C.EPOLLIN);
@@ -189,7 +176,7 @@ export class SpliceEngine {
   woken = false;
   /** The busiest flows by bytes both ways (bytes read into the pipes so far). */
   busiest(limit: number): TcpFlowSnapshot[] {
-    const now = Date.now();
+    const now = this.now();
     return topN(this.flows, limit, (f) => f.up.bytes + f.down.bytes).map((f) => ({
       id: f.id,
       client: f.client,
@@ -205,7 +192,7 @@ export class SpliceEngine {
   turn(waitMs: number): boolean {
     // A sniff deadline due sooner than waitMs shortens the wait (flows are not delayed past it).
     const firstSniff = this.sniffing.values().next().value;
-    const n = this.epoll.wait(firstSniff ? Math.max(0, Math.min(waitMs, firstSniff.deadline - Date.now())) : waitMs);
+    const n = this.epoll.wait(firstSniff ? Math.max(0, Math.min(waitMs, firstSniff.deadline - this.now())) : waitMs);
     for (let i = 0; i < n; i++) {
       const fd = this.epoll.readyFd(i);
       const events = this.epoll.readyEvents(i);
@@ -220,17 +207,14 @@ export class SpliceEngine {
       else if (owner.kind === 'sniffing') this.onSniffBytes(owner.sniff, events);
       else if (!owner.flow.closed) this.onSocket(owner.flow, owner.kind, events);
     }
-    const now = Date.now();
+    const now = this.now();
     if (firstSniff) this.expireSniffs(now);
-    if (now - this.lastScan >= 100) this.scan(now);
+    if (this.timers.scanDue(now)) this.scan(now);
     if (this.pending.length > 0) {
       this.post({ kind: 'events', events: this.pending });
       this.pending = [];
     }
-    if (now - this.lastCounters >= this.config.countersIntervalMs) {
-      this.lastCounters = now;
-      this.post({ kind: 'counters', counters: this.snapshot() });
-    }
+    if (this.timers.countersDue(now)) this.post({ kind: 'counters', counters: this.snapshot() });
     return !this.finishStopIfDone(now);
   }
 
@@ -264,15 +248,13 @@ export class SpliceEngine {
       this.addrLen.writeUInt32LE(this.addr.length, 0);
       const cfd = this.libc.accept4(listener.fd, this.addr, this.addrLen, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
       if (cfd < 0) {
-        const errno = this.errno();
-        if (errno === 'EAGAIN' || errno === 'EINTR') return;
-        if (errno === 'EMFILE' || errno === 'ENFILE') {
-          increment(this.counters.connectErrors, errno);
-          this.setAccepting(false);
-          this.resumeAt = Date.now() + 250;
+        const errno = this.libc.errno();
+        if (errno === C.EAGAIN || errno === C.EINTR) return;
+        if (errno === C.EMFILE || errno === C.ENFILE) {
+          this.descriptorsExhausted(errnoName(errno));
           return;
         }
-        if (errno !== 'ECONNABORTED') this.emit({ type: 'error', code: errno, message: `tcp accept: ${errno}` });
+        if (errno !== C.ECONNABORTED) this.emit({ type: 'error', code: errnoName(errno), message: `tcp accept: ${errnoName(errno)}` });
         continue;
       }
       const client = decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0));
@@ -284,6 +266,13 @@ export class SpliceEngine {
       // decodeSockaddr already gives canonical text, and V6ONLY listeners see no IPv4-mapped peers.
       this.onAccepted(listener, cfd, client, decodeSockaddr(this.local, this.localLen.readUInt32LE(0)));
     }
+  }
+
+  /** Out of descriptors: counted, and accepting pauses until DESCRIPTOR_RETRY_MS from now. */
+  private descriptorsExhausted(errno: string): void {
+    increment(this.counters.connectErrors, errno);
+    this.setAccepting(false);
+    this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
   }
 
   private onAccepted(listener: ListenerOwner, cfd: number, client: Endpoint, destination: Endpoint): void {
@@ -307,7 +296,7 @@ export class SpliceEngine {
       return;
     }
     // Its name could change its route: peek at its first bytes (epoll says when they come).
-    const sniff: Sniffing = { id, listener, cfd, client, destination, deadline: Date.now() + this.config.sniffTimeoutMs };
+    const sniff: Sniffing = { id, listener, cfd, client, destination, deadline: this.now() + this.config.sniffTimeoutMs };
     this.sniffing.add(sniff);
     this.owners.set(cfd, { kind: 'sniffing', sniff });
     this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);
@@ -321,11 +310,11 @@ export class SpliceEngine {
   private onSniffBytes(sniff: Sniffing, events: number): void {
     const n = this.libc.recv(sniff.cfd, this.sniffBytes, this.sniffBytes.length, C.MSG_PEEK | C.MSG_DONTWAIT);
     if (n < 0) {
-      const errno = this.errno();
-      if (errno === 'EAGAIN' || errno === 'EINTR') return;
+      const errno = this.libc.errno();
+      if (errno === C.EAGAIN || errno === C.EINTR) return;
       this.endSniff(sniff);
       this.counters.accepted++;
-      increment(this.counters.closed, `client-${errno}`);
+      increment(this.counters.closed, `client-${errnoName(errno)}`);
       this.reset(sniff.cfd);
       return;
     }
@@ -341,12 +330,7 @@ export class SpliceEngine {
   }
 
   private expireSniffs(now: number): void {
-    const due: Sniffing[] = [];
-    for (const sniff of this.sniffing) {
-      if (now < sniff.deadline) break;
-      due.push(sniff);
-    }
-    for (const sniff of due) this.finishSniff(sniff, 'timeout', undefined);
+    for (const sniff of duePrefix(this.sniffing, now, (s) => s.deadline)) this.finishSniff(sniff, 'timeout', undefined);
   }
 
   private endSniff(sniff: Sniffing): void {
@@ -388,26 +372,24 @@ export class SpliceEngine {
         dscp = this.api.savedSynDscp(cfd) ?? 0;
         this.api.setDscp(cfd, listener.family, dscp);
       }
-      ufd = this.openUpstream(client, outbound, dscp);
+      const settings = { upstreamMark: this.config.upstreamMark, ttl: this.config.headers.ttl };
+      ufd = openUpstreamSocket(this.api, settings, client, outbound, dscp, () => this.counters.clientPortFallbacks++);
       if (outbound.kind === 'socks5' || outbound.kind === 'http') this.api.connect(ufd, outbound.proxy.endpoint);
       else if (!fresh) this.api.connect(ufd, destination);
       // Straight from getsockname's bytes (this.local): no sockaddr to encode again.
-      else if (this.libc.connect(ufd, this.local, this.localLen.readUInt32LE(0)) !== 0 && this.libc.errno() !== EINPROGRESS) {
+      else if (this.libc.connect(ufd, this.local, this.localLen.readUInt32LE(0)) !== 0 && this.libc.errno() !== C.EINPROGRESS) {
         const errno = this.errno();
         this.libc.close(ufd);
         throw new TproxyError('ERR_SYSCALL', `connect: ${errno}`, { errno });
       }
     } catch (error) {
       const errno = errnoOf(error);
-      increment(this.counters.connectErrors, errno);
-      if (errno === 'EMFILE' || errno === 'ENFILE') {
-        this.setAccepting(false);
-        this.resumeAt = Date.now() + 250;
-      }
+      if (errno === 'EMFILE' || errno === 'ENFILE') this.descriptorsExhausted(errno);
+      else increment(this.counters.connectErrors, errno);
       this.reset(cfd);
       return;
     }
-    const now = Date.now();
+    const now = this.now();
     const flow: Flow = {
       id,
       family: listener.family,
@@ -424,8 +406,8 @@ export class SpliceEngine {
       started: now,
       connectDeadline: now + this.config.connectTimeoutMs,
       lastActive: now,
-      cInterest: -1,
-      uInterest: -1,
+      cInterest: NOT_WATCHED,
+      uInterest: NOT_WATCHED,
     };
     this.counters.accepted++;
     this.flows.add(flow);
@@ -435,42 +417,6 @@ export class SpliceEngine {
     this.epoll.add(ufd, C.EPOLLOUT);
     flow.uInterest = C.EPOLLOUT;
     if (this.flowsAtCap()) this.setAccepting(false);
-  }
-
-  /** The upstream socket with the flow's DSCP and the TTL, reset on close until its FIN is sent. */
-  private openUpstream(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>, dscp: number | undefined): number {
-    const fd = this.openUpstreamFd(client, outbound, dscp);
-    if (this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.linger, 8) !== 0) {
-      const errno = this.errno();
-      this.libc.close(fd);
-      throw new TproxyError('ERR_SYSCALL', `setsockopt(SO_LINGER): ${errno}`, { errno });
-    }
-    return fd;
-  }
-
-  private openUpstreamFd(client: Endpoint, outbound: Exclude<Outbound, { kind: 'reject' }>, dscp: number | undefined): number {
-    const { upstreamMark, headers } = this.config;
-    const sent = { mark: upstreamMark, ...(dscp !== undefined ? { dscp } : {}), ...(headers.ttl !== undefined ? { ttl: headers.ttl } : {}) };
-    if (outbound.kind === 'socks5' || outbound.kind === 'http') return this.api.open({ family: outbound.proxy.endpoint.family, transport: 'tcp', ...sent });
-    const family = client.family;
-    if (outbound.kind === 'direct') return this.api.open({ family, transport: 'tcp', ...sent });
-    let fd = this.api.open({ family, transport: 'tcp', ...sent, transparent: true, reuseAddress: true });
-    try {
-      this.api.bind(fd, client);
-      return fd;
-    } catch (error) {
-      this.libc.close(fd);
-      if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
-    }
-    this.counters.clientPortFallbacks++;
-    fd = this.api.open({ family, transport: 'tcp', ...sent, transparent: true, bindAddressNoPort: true });
-    try {
-      this.api.bind(fd, { ...client, port: 0 });
-    } catch (error) {
-      this.libc.close(fd);
-      throw error;
-    }
-    return fd;
   }
 
   // ---- flows ----------------------------------------------------------------------------------
@@ -538,8 +484,8 @@ export class SpliceEngine {
   private onHandshakeBytes(flow: Flow, handshake: UpstreamHandshake): void {
     const n = this.libc.recv(flow.ufd, this.peek, this.peek.length, C.MSG_PEEK | C.MSG_DONTWAIT);
     if (n < 0) {
-      const errno = this.errno();
-      if (errno !== 'EAGAIN' && errno !== 'EINTR') this.handshakeFailed(flow, `proxy-${errno}`, errno);
+      const errno = this.libc.errno();
+      if (errno !== C.EAGAIN && errno !== C.EINTR) this.handshakeFailed(flow, `proxy-${errnoName(errno)}`, errnoName(errno));
       return;
     }
     if (n === 0) {
@@ -569,38 +515,6 @@ export class SpliceEngine {
     this.close(flow, reason);
   }
 
-  /** A pipe for `d`, from the pool or new; false (errno set) when none can be made. */
-  private takePipe(d: Direction): boolean {
-    const pooled = this.pipePool.pop();
-    if (pooled) {
-      d.r = pooled.r;
-      d.w = pooled.w;
-    } else {
-      if (this.libc.pipe2(this.pipeFds, C.O_NONBLOCK | C.O_CLOEXEC) !== 0) return false;
-      d.r = this.pipeFds.readInt32LE(0);
-      d.w = this.pipeFds.readInt32LE(4);
-      this.libc.fcntl(d.w, C.F_SETPIPE_SZ, this.config.pipeBytes);
-    }
-    this.pipesInUse++;
-    return true;
-  }
-
-  /** An empty pipe goes back to the pool; one still holding bytes (an aborted flow) is closed. */
-  private releasePipe(d: Direction): void {
-    if (d.r < 0) return;
-    this.pipesInUse--;
-    // Pipes in use plus pooled never exceed two per allowed flow: the descriptor budget holds.
-    const room = this.config.maxConnections * 2 - this.pipesInUse - this.pipePool.length;
-    if (d.buffered === 0 && room > 0 && this.pipePool.length < PIPE_POOL && this.stopDeadline === undefined) {
-      this.pipePool.push({ r: d.r, w: d.w });
-    } else {
-      this.libc.close(d.r);
-      this.libc.close(d.w);
-    }
-    d.r = -1;
-    d.w = -1;
-  }
-
   private onConnected(flow: Flow): void {
     // The socket's send buffer is empty: the header goes whole or the next hop is broken.
     const header = proxyHeaderFor(flow.decision.outbound, flow.client, flow.destination);
@@ -627,97 +541,41 @@ export class SpliceEngine {
 
   /** Move what can be moved both ways, pass FINs on, then set epoll interest to match. */
   private pumpAll(flow: Flow, up = true, down = true, upFinished = false, downFinished = false): void {
-    if (up && !this.pump(flow, flow.up, flow.cfd, flow.ufd, 'client', upFinished)) return;
-    if (down && !this.pump(flow, flow.down, flow.ufd, flow.cfd, 'upstream', downFinished)) return;
+    if (up && !this.pumpOne(flow, flow.up, flow.down, flow.cfd, flow.ufd, 'client', upFinished)) return;
+    if (down && !this.pumpOne(flow, flow.down, flow.up, flow.ufd, flow.cfd, 'upstream', downFinished)) return;
     if (flow.up.shut && flow.down.shut) {
       this.close(flow, 'done');
       return;
     }
     const pipeBytes = this.config.pipeBytes;
-    const reading = (d: Direction): number => (!d.eof && d.buffered < pipeBytes ? C.EPOLLIN | C.EPOLLRDHUP : 0);
-    const writing = (d: Direction): number => (d.buffered > 0 ? C.EPOLLOUT : 0);
-    this.interest(flow, 'client', reading(flow.up) | writing(flow.down));
-    this.interest(flow, 'upstream', reading(flow.down) | writing(flow.up));
+    this.interest(flow, 'client', socketInterest(flow.up, flow.down, pipeBytes));
+    this.interest(flow, 'upstream', socketInterest(flow.down, flow.up, pipeBytes));
   }
 
   private interest(flow: Flow, side: 'client' | 'upstream', events: number): void {
-    const fd = side === 'client' ? flow.cfd : flow.ufd;
-    const current = side === 'client' ? flow.cInterest : flow.uInterest;
-    if (current === events) return;
-    // A socket with nothing left to wait for leaves the set: EPOLLHUP would be reported forever.
-    if (events === 0) {
-      if (current !== -1) this.epoll.remove(fd);
-    } else if (current === -1) {
-      this.epoll.add(fd, events);
-    } else {
-      this.epoll.modify(fd, events);
-    }
-    const stored = events === 0 ? -1 : events;
-    if (side === 'client') flow.cInterest = stored;
-    else flow.uInterest = stored;
+    if (side === 'client') flow.cInterest = updateInterest(this.epoll, flow.cfd, flow.cInterest, events);
+    else flow.uInterest = updateInterest(this.epoll, flow.ufd, flow.uInterest, events);
   }
 
   /** One direction; false when the flow was aborted. `finished`: the source's FIN has arrived. */
-  private pump(flow: Flow, d: Direction, source: number, sink: number, sourceSide: 'client' | 'upstream', finished: boolean): boolean {
-    const sinkSide = sourceSide === 'client' ? 'upstream' : 'client';
-    const pipeBytes = this.config.pipeBytes;
-    for (let round = 0; round < 16; round++) {
-      let progressed = false;
-      // A short read means the socket is (almost surely) drained: no retry that would only return
-      // EAGAIN. Level-triggered epoll reports whatever is left, EOF included, on the next turn;
-      // unless the FIN is known to be there, when the retry reads it (0) now.
-      let shortRead = false;
-      if (!d.eof && d.buffered < pipeBytes) {
-        if (d.r < 0 && !this.takePipe(d)) {
-          increment(this.counters.connectErrors, this.errno());
-          this.close(flow, 'pipe');
-          return false;
-        }
-        const want = pipeBytes - d.buffered;
-        const n = this.libc.splice(source, null, d.w, null, want, SPLICE_FLAGS);
-        if (n > 0) {
-          d.buffered += n;
-          d.bytes += n;
-          flow.lastActive = Date.now();
-          progressed = true;
-          shortRead = n < want && !finished;
-        } else if (n === 0) {
-          d.eof = true;
-        } else {
-          const errno = this.errno();
-          if (errno !== 'EAGAIN' && errno !== 'EINTR') {
-            this.close(flow, `${sourceSide}-${errno}`);
-            return false;
-          }
-        }
-      }
-      if (d.buffered > 0) {
-        const n = this.libc.splice(d.r, null, sink, null, d.buffered, SPLICE_FLAGS);
-        if (n > 0) {
-          d.buffered -= n;
-          progressed = true;
-        } else if (n < 0) {
-          const errno = this.errno();
-          if (errno !== 'EAGAIN' && errno !== 'EINTR') {
-            this.close(flow, `${sinkSide}-${errno}`);
-            return false;
-          }
-        }
-      }
-      if (!progressed || shortRead) break;
+  private pumpOne(flow: Flow, d: Direction, other: Direction, source: number, sink: number, sourceSide: 'client' | 'upstream', finished: boolean): boolean {
+    const before = d.bytes;
+    const failure = this.pump.move(d, other, source, sink, finished);
+    if (d.bytes !== before) flow.lastActive = this.now();
+    if (failure === undefined) return true;
+    this.pumpFailed(flow, failure, sourceSide);
+    return false;
+  }
+
+  private pumpFailed(flow: Flow, failure: PumpFailure, sourceSide: 'client' | 'upstream'): void {
+    const errno = errnoName(failure.errno);
+    if (failure.at === 'pipe') {
+      increment(this.counters.connectErrors, errno);
+      this.close(flow, 'pipe');
+      return;
     }
-    // Nothing in flight: the pipe goes back to the pool until the source has bytes again.
-    if (d.buffered === 0) this.releasePipe(d);
-    if (d.eof && d.buffered === 0 && !d.shut) {
-      // The FIN toward the sink's peer goes now: from here on a crash must not reset that peer.
-      this.libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
-      // When the other way is already shut the flow closes right after this pump, and close()
-      // sends the FIN (both sockets were read to EOF, so it is a FIN, not a reset).
-      const other = d === flow.up ? flow.down : flow.up;
-      if (!other.shut) this.libc.shutdown(sink, C.SHUT_WR);
-      d.shut = true;
-    }
-    return true;
+    const side = failure.at === 'source' ? sourceSide : sourceSide === 'client' ? 'upstream' : 'client';
+    this.close(flow, `${side}-${errno}`);
   }
 
   private reset(fd: number): void {
@@ -734,8 +592,8 @@ export class SpliceEngine {
       if (reason === 'done') this.libc.close(fd);
       else this.reset(fd);
     }
-    this.releasePipe(flow.up);
-    this.releasePipe(flow.down);
+    this.pipes.release(flow.up, flow.up.buffered === 0);
+    this.pipes.release(flow.down, flow.down.buffered === 0);
     this.flows.delete(flow);
     this.connecting.delete(flow);
     increment(this.counters.closed, reason);
@@ -751,7 +609,7 @@ export class SpliceEngine {
         originalDestination: flow.destination,
         bytesFromClient: flow.up.bytes,
         bytesFromServer: flow.down.bytes,
-        durationMs: Date.now() - flow.started,
+        durationMs: this.now() - flow.started,
         reason,
         ...routeFields(flow.decision),
       });
@@ -762,25 +620,16 @@ export class SpliceEngine {
   }
 
   private scan(now: number): void {
-    this.lastScan = now;
     if (this.acceptPaused && this.resumeAt !== 0 && now >= this.resumeAt) {
       this.resumeAt = 0;
       if (!this.flowsAtCap()) this.setAccepting(true);
     }
-    // Deadlines follow accept order: stop at the first connect that is not due yet.
-    const due: Flow[] = [];
-    for (const flow of this.connecting) {
-      if (now < flow.connectDeadline) break;
-      due.push(flow);
-    }
-    for (const flow of due) {
+    for (const flow of duePrefix(this.connecting, now, (f) => f.connectDeadline)) {
       increment(this.counters.connectErrors, 'connect-timeout');
       this.close(flow, 'connect-timeout');
     }
-    // Idle flows: a full pass, but only as often as the timeout's resolution needs (1/10 of it).
-    const idle = this.config.idleTimeoutMs;
-    if (idle > 0 && now - this.lastIdleScan >= Math.min(1000, Math.max(100, idle / 10))) {
-      this.lastIdleScan = now;
+    if (this.timers.idleDue(now)) {
+      const idle = this.config.idleTimeoutMs;
       for (const flow of [...this.flows]) if (flow.connected && now - flow.lastActive >= idle) this.close(flow, 'idle-timeout');
     }
   }
@@ -788,13 +637,8 @@ export class SpliceEngine {
   // ---- stopping -------------------------------------------------------------------------------
 
   private beginStop(graceMs: number): void {
-    // Asked again while draining: the earlier deadline wins.
-    if (this.stopDeadline !== undefined) {
-      this.stopDeadline = Math.min(this.stopDeadline, Date.now() + graceMs);
-      return;
-    }
-    this.stopDeadline = Date.now() + graceMs;
-    this.stopInFlight = this.flows.size;
+    if (!this.stop.begin(this.now(), graceMs, this.flows.size)) return;
+    this.pipes.draining = true;
     if (!this.acceptPaused) this.setAccepting(false);
     this.listening = false;
     for (const l of this.listeners) this.libc.close((l as { fd: number }).fd);
@@ -807,57 +651,19 @@ export class SpliceEngine {
   }
 
   private finishStopIfDone(now: number): boolean {
-    if (this.stopDeadline === undefined) return false;
-    if (this.flows.size > 0 && now < this.stopDeadline) return false;
+    if (!this.stop.due(now, this.flows.size)) return false;
     const forced = this.flows.size;
     for (const flow of [...this.flows]) this.close(flow, 'stopped');
     if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
     this.pending = [];
-    this.post({ kind: 'stopped', report: { completed: this.stopInFlight - forced, forced }, counters: this.snapshot() });
-    for (const p of this.pipePool.splice(0)) {
-      this.libc.close(p.r);
-      this.libc.close(p.w);
-    }
+    this.post({ kind: 'stopped', report: this.stop.report(forced), counters: this.snapshot() });
+    this.pipes.closeIdle();
     this.epoll.close();
     this.libc.close(this.wakeFd);
     return true;
   }
 
   get stopping(): boolean {
-    return this.stopDeadline !== undefined;
-  }
-}
-
-/**
- * Turns run back to back for up to this long before the thread yields to its event loop (where
- * messages from the owner arrive, and which the wake eventfd cuts short): a yield per turn cost a
- * second epoll_wait and a libuv pass for every few events.
- */
-const SLICE_MS = 20;
-
-// Thread entry: run the loop in slices, yielding to the event loop between them so messages arrive.
-if (parentPort && (workerData as { spliceEngine?: SpliceEngineConfig } | undefined)?.spliceEngine) {
-  const port = parentPort;
-  const config = (workerData as { spliceEngine: SpliceEngineConfig }).spliceEngine;
-  try {
-    const engine = new SpliceEngine(config, (m) => port.postMessage(m));
-    port.on('message', (m: ToEngine) => engine.handle(m));
-    port.postMessage({ kind: 'ready', wakeFd: engine.wakeFd } satisfies FromEngine);
-    const loop = (): void => {
-      try {
-        const sliceEnd = Date.now() + SLICE_MS;
-        engine.woken = false;
-        let running: boolean;
-        do running = engine.turn(engine.stopping ? 20 : 200);
-        while (running && !engine.woken && Date.now() < sliceEnd);
-        if (running) setImmediate(loop);
-        else port.close();
-      } catch (error) {
-        port.postMessage({ kind: 'fatal', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: (error as Error).message } satisfies FromEngine);
-      }
-    };
-    setImmediate(loop);
-  } catch (error) {
-    port.postMessage({ kind: 'fatal', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: (error as Error).message } satisfies FromEngine);
+    return this.stop.stopping;
   }
 }

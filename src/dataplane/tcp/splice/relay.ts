@@ -35,7 +35,7 @@ export class SpliceRelay {
   private readonly flowEvents = new SharedArrayBuffer(4);
 
   constructor(
-    private readonly config: Omit<TcpRelayConfig, 'family'> & { readonly families: readonly Family[]; readonly pipeBytes: number },
+    private readonly config: Omit<TcpRelayConfig, 'family'> & { readonly families: readonly Family[]; readonly pipeBytes: number; readonly engine?: 'splice' | 'uring' },
     private readonly deps: SpliceRelayDeps,
   ) {
     this.wake.writeBigUInt64LE(1n, 0);
@@ -84,7 +84,9 @@ export class SpliceRelay {
       countersIntervalMs: 1000,
       headers: this.config.headers ?? {},
     };
-    const worker = new Worker(new URL('./engine.js', import.meta.url), { workerData: { spliceEngine: engine } });
+    // Both engines of this thread protocol: splice (epoll) and uring (io_uring).
+    const entry = this.config.engine === 'uring' ? '../uring/thread.js' : './thread.js';
+    const worker = new Worker(new URL(entry, import.meta.url), { workerData: { spliceEngine: engine } });
     this.worker = worker;
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     await new Promise<void>((resolve, reject) => {
@@ -109,14 +111,14 @@ export class SpliceRelay {
             this.resolveStopped?.(m.report);
             break;
           case 'fatal': {
-            const error = new TproxyError(m.code as TproxyErrorCode, `tcp splice engine: ${m.message}`);
+            const error = new TproxyError(m.code as TproxyErrorCode, `tcp ${this.config.engine ?? 'splice'} engine: ${m.message}`);
             this.deps.emit({ type: 'error', code: m.code, message: error.message });
             reject(error);
             break;
           }
         }
       });
-      worker.once('error', (error) => reject(new TproxyError('ERR_SYSCALL', `tcp splice engine failed: ${error.message}`, {}, { cause: error })));
+      worker.once('error', (error) => reject(new TproxyError('ERR_SYSCALL', `tcp ${this.config.engine ?? 'splice'} engine failed: ${error.message}`, {}, { cause: error })));
     });
     // Host addresses change (DHCP, hotplug): the loop/direct-connection checks must follow.
     this.refresh = setInterval(() => this.send({ kind: 'local-addresses', addresses: [...this.deps.localAddresses()] }), 5000);

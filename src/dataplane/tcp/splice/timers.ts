@@ -1,0 +1,52 @@
+/**
+ * The splice engine's timers, run once per loop turn from one clock reading (no timer objects):
+ * connect and sniff deadlines (kept in accept order, so the due ones are a prefix), the idle
+ * timeout, the retry of accepting after running out of descriptors, and the counters report.
+ */
+import * as C from '../../../core/net/constants.js';
+
+/** The due entries of `ordered` (deadlines ascending): stops at the first that is not due. */
+export function duePrefix<T>(ordered: Iterable<T>, now: number, deadlineOf: (item: T) => number): T[] {
+  const due: T[] = [];
+  for (const item of ordered) {
+    if (now < deadlineOf(item)) break;
+    due.push(item);
+  }
+  return due;
+}
+
+/** The idle pass runs as often as the timeout's resolution needs: 1/10 of it, within bounds. */
+export function idleScanInterval(idleTimeoutMs: number): number {
+  return Math.min(C.IDLE_SCAN_MAX_MS, Math.max(C.IDLE_SCAN_MIN_MS, idleTimeoutMs / 10));
+}
+
+export class EngineTimers {
+  private lastScan = 0;
+  private lastIdleScan = 0;
+  private lastCounters = 0;
+
+  constructor(
+    private readonly idleTimeoutMs: number,
+    private readonly countersIntervalMs: number,
+  ) {}
+
+  /** Connect deadlines and accept retries: every TIMER_SCAN_MS. */
+  scanDue(now: number): boolean {
+    if (now - this.lastScan < C.TIMER_SCAN_MS) return false;
+    this.lastScan = now;
+    return true;
+  }
+
+  /** A full pass over the flows for the idle timeout (never when it is 0). */
+  idleDue(now: number): boolean {
+    if (this.idleTimeoutMs <= 0 || now - this.lastIdleScan < idleScanInterval(this.idleTimeoutMs)) return false;
+    this.lastIdleScan = now;
+    return true;
+  }
+
+  countersDue(now: number): boolean {
+    if (now - this.lastCounters < this.countersIntervalMs) return false;
+    this.lastCounters = now;
+    return true;
+  }
+}

@@ -1,0 +1,533 @@
+/**
+ * The uring engine (prototype, opt-in with `--tcp-engine uring`): TCP relaying driven by one
+ * io_uring per thread instead of epoll. A loop turn is one io_uring_enter that submits every
+ * operation queued since the last turn and waits for completions; the operations themselves are
+ * multishot accept on the listeners, connect linked to a timeout, recv into a buffer the kernel
+ * picks from a provided buffer ring when bytes arrive (so an idle flow holds no buffer), and send
+ * of that buffer to the other socket. Bytes cross user memory but never enter JavaScript: a
+ * completion names a buffer by id, and the send points the kernel at the same memory.
+ *
+ * One buffer in flight per direction: a direction's next recv is queued once its last buffer was
+ * sent whole (backpressure). A FIN crosses as shutdown(SHUT_WR) (half-close); an error on either
+ * socket resets both (SO_LINGER {1, 0}, as the other engines). Accepting pauses at the connection
+ * cap by cancelling the multishot accept; the kernel backlog holds new connections meanwhile.
+ *
+ * Not yet (the relay falls back to splice for them, saying why): routes by name (sniffing),
+ * upstream proxies and PROXY protocol headers.
+ */
+import { errnoName } from '../../../core/errno.js';
+import { errnoOf } from '../../../core/errors.js';
+import * as C from '../../../core/net/constants.js';
+import * as U from '../../../core/net/io-uring.js';
+import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
+import { type RouteDecision, RouteTable } from '../../../core/route/table.js';
+import { loadLibc, type Libc } from '../../../sys/libc.js';
+import { IoUring, type BufferRing } from '../../../sys/io-uring.js';
+import { SocketApi } from '../../../sys/socket.js';
+import type { ProxyEvent } from '../../events.js';
+import { copyRouted, countRouted, emptyTcpCounters, increment } from '../counters.js';
+import { topN, type TcpFlowSnapshot } from '../flows.js';
+import { refusalReason } from '../refusal.js';
+import { routeFields, routeFlowOf } from '../routing.js';
+import { openUpstreamSocket } from '../upstream-socket.js';
+import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
+import { GracefulStop } from '../splice/stop.js';
+import { EngineTimers } from '../splice/timers.js';
+
+const RING_ENTRIES = 4096;
+/** Receive buffers: count (a power of two) and size. */
+export const URING_BUFFERS = 1024;
+export const URING_BUFFER_BYTES = 64 * 1024;
+const BUFFER_GROUP = 1;
+const ECANCELED = 125;
+const ENOBUFS = 105;
+const ETIME = 62;
+
+/** Operation kinds in user_data. */
+const Op = {
+  Accept: 1,
+  Connect: 2,
+  ConnectTimeout: 3,
+  RecvClient: 4,
+  RecvUpstream: 5,
+  SendUpstream: 6,
+  SendClient: 7,
+  Wake: 8,
+  Cancel: 9,
+} as const;
+
+interface UDirection {
+  /** The buffer being sent on (-1: none), its length and how much of it went. */
+  bid: number;
+  length: number;
+  sent: number;
+  eof: boolean;
+  shut: boolean;
+  bytes: number;
+  /** Waiting for a buffer (the ring ran dry). */
+  starved: boolean;
+}
+
+interface UFlow {
+  readonly id: number;
+  readonly client: Endpoint;
+  readonly destination: Endpoint;
+  readonly cfd: number;
+  readonly ufd: number;
+  readonly decision: RouteDecision;
+  /** The destination's sockaddr: the kernel reads it until the connect completes. */
+  readonly sockaddr: Buffer;
+  connected: boolean;
+  closed: boolean;
+  readonly up: UDirection;
+  readonly down: UDirection;
+  readonly started: number;
+  lastActive: number;
+  /** Operations on the flow's sockets not yet completed. */
+  pending: number;
+}
+
+const newDirection = (): UDirection => ({ bid: -1, length: 0, sent: 0, eof: false, shut: false, bytes: 0, starved: false });
+
+export class UringEngine {
+  readonly counters = emptyTcpCounters();
+  readonly wakeFd: number;
+  woken = false;
+  private readonly libc: Libc;
+  private readonly api: SocketApi;
+  private readonly ring: IoUring;
+  private readonly buffers: BufferRing;
+  private readonly flows = new Map<number, UFlow>();
+  private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; armed: boolean }[];
+  private readonly routes: RouteTable;
+  private readonly flowEventsFlag: Int32Array;
+  private localAddresses: Set<string>;
+  private nextId = 1;
+  private pending: ProxyEvent[] = [];
+  private acceptPaused = false;
+  private resumeAt = 0;
+  private readonly stop = new GracefulStop();
+  private readonly timers: EngineTimers;
+  private readonly starved: UFlow[] = [];
+  private readonly connectTimeout = Buffer.alloc(16);
+  private readonly connectTimeoutAddress: bigint;
+  private readonly linger = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
+  private readonly noLinger = Buffer.alloc(8);
+  private readonly u64 = Buffer.alloc(8);
+  private readonly name = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
+  private readonly nameLength = Buffer.alloc(4);
+
+  constructor(
+    private readonly config: SpliceEngineConfig,
+    private readonly post: (message: FromEngine) => void,
+    libc: Libc = loadLibc(),
+    private readonly now: () => number = Date.now,
+  ) {
+    this.libc = libc;
+    this.api = new SocketApi(libc);
+    this.routes = RouteTable.compile(config.routing);
+    this.flowEventsFlag = new Int32Array(config.flowEvents);
+    this.localAddresses = new Set(config.localAddresses);
+    this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
+    this.ring = new IoUring(RING_ENTRIES);
+    this.buffers = this.ring.bufferRing(BUFFER_GROUP, URING_BUFFERS, URING_BUFFER_BYTES);
+    const ms = config.connectTimeoutMs;
+    this.connectTimeout.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+    this.connectTimeout.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
+    this.connectTimeoutAddress = libc.address(this.connectTimeout);
+    this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
+    if (this.wakeFd < 0) this.api.fail('eventfd');
+    this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
+    this.listeners = config.listeners.map((l) => ({ ...l, armed: false }));
+    for (const l of this.listeners) this.api.setInt(l.fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
+    this.setAccepting(true);
+  }
+
+  get stopping(): boolean {
+    return this.stop.stopping;
+  }
+
+  /** io_uring_enter calls so far. */
+  get enters(): number {
+    return this.ring.enters;
+  }
+
+  private flowEvents(): boolean {
+    return Atomics.load(this.flowEventsFlag, 0) === 1;
+  }
+
+  private emit(event: ProxyEvent): void {
+    this.pending.push(event);
+  }
+
+  handle(message: ToEngine): void {
+    if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
+    else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
+    else this.beginStop(message.graceMs);
+  }
+
+  busiest(limit: number): TcpFlowSnapshot[] {
+    const now = this.now();
+    return topN(this.flows.values(), limit, (f) => f.up.bytes + f.down.bytes).map((f) => ({
+      id: f.id,
+      client: f.client,
+      originalDestination: f.destination,
+      bytesFromClient: f.up.bytes,
+      bytesFromServer: f.down.bytes,
+      ageMs: now - f.started,
+      connected: f.connected,
+    }));
+  }
+
+  private snapshot(): typeof this.counters {
+    let bytesFromClient = this.counters.bytesFromClient;
+    let bytesFromServer = this.counters.bytesFromServer;
+    const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
+    for (const f of this.flows.values()) {
+      bytesFromClient += f.up.bytes;
+      bytesFromServer += f.down.bytes;
+      countRouted(routed, f.decision.route, f.decision.outbound.name, 0, f.up.bytes, f.down.bytes);
+    }
+    return { ...this.counters, active: this.flows.size, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed }, ...routed };
+  }
+
+  /** One loop turn: submit what is queued and wait (up to waitMs) for completions, handle them, run timers. */
+  turn(waitMs: number): boolean {
+    this.ring.submit(1, waitMs);
+    const c = this.ring.completion;
+    // Completions handled here queue new operations; they go with the next turn's enter.
+    while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
+    const now = this.now();
+    if (this.timers.scanDue(now)) this.scan(now);
+    if (this.pending.length > 0) {
+      this.post({ kind: 'events', events: this.pending });
+      this.pending = [];
+    }
+    if (this.timers.countersDue(now)) this.post({ kind: 'counters', counters: this.snapshot() });
+    return !this.finishStopIfDone(now);
+  }
+
+  private complete(kind: number, id: number, res: number, flags: number): void {
+    switch (kind) {
+      case Op.Accept:
+        this.onAccept(id, res, flags);
+        return;
+      case Op.Wake:
+        this.libc.read(this.wakeFd, this.u64, 8);
+        this.woken = true;
+        if ((flags & U.IORING_CQE_F_MORE) === 0 && !this.stop.stopping) this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
+        return;
+      case Op.ConnectTimeout:
+      case Op.Cancel:
+        return;
+    }
+    const flow = this.flows.get(id);
+    if (!flow || flow.closed) {
+      // A flow reset before its operations completed: only a buffer it was lent needs a way back.
+      if (flags & U.IORING_CQE_F_BUFFER) this.giveBack(flags >>> U.IORING_CQE_BUFFER_SHIFT);
+      return;
+    }
+    flow.pending--;
+    switch (kind) {
+      case Op.Connect:
+        this.onConnect(flow, res);
+        return;
+      case Op.RecvClient:
+        this.onRecv(flow, flow.up, 'client', res, flags);
+        return;
+      case Op.RecvUpstream:
+        this.onRecv(flow, flow.down, 'upstream', res, flags);
+        return;
+      case Op.SendUpstream:
+        this.onSent(flow, flow.up, 'upstream', res);
+        return;
+      case Op.SendClient:
+        this.onSent(flow, flow.down, 'client', res);
+        return;
+    }
+  }
+
+  // ---- accepting ------------------------------------------------------------------------------
+
+  private setAccepting(on: boolean): void {
+    if (this.stop.stopping && on) return;
+    this.listeners.forEach((l, i) => {
+      if (on && !l.armed) {
+        this.ring.acceptMultishot(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, i);
+        l.armed = true;
+      } else if (!on && l.armed) {
+        this.ring.cancel(Op.Accept, i, Op.Cancel);
+      }
+    });
+    if (!on && !this.acceptPaused) this.counters.acceptPauses++;
+    this.acceptPaused = !on;
+  }
+
+  private atCap(): boolean {
+    return this.flows.size >= this.config.maxConnections;
+  }
+
+  private onAccept(index: number, res: number, flags: number): void {
+    const listener = this.listeners[index];
+    if (!listener) return;
+    if ((flags & U.IORING_CQE_F_MORE) === 0) {
+      listener.armed = false;
+      if (!this.acceptPaused && !this.stop.stopping && res !== -ECANCELED) this.setAccepting(true);
+    }
+    if (res < 0) {
+      const errno = errnoName(-res);
+      if (res === -C.EMFILE || res === -C.ENFILE) {
+        increment(this.counters.connectErrors, errno);
+        this.setAccepting(false);
+        this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
+      } else if (res !== -ECANCELED && res !== -C.ECONNABORTED && res !== -C.EAGAIN) {
+        this.emit({ type: 'error', code: errno, message: `tcp accept: ${errno}` });
+      }
+      return;
+    }
+    const cfd = res;
+    if (this.stop.stopping) {
+      this.reset(cfd);
+      return;
+    }
+    const client = this.endpoint(cfd, 'getpeername');
+    const destination = client && this.endpoint(cfd, 'getsockname');
+    if (!client || !destination) {
+      this.reset(cfd);
+      return;
+    }
+    this.onAccepted(listener, cfd, client, destination);
+    if (this.atCap() && !this.acceptPaused) this.setAccepting(false);
+  }
+
+  private endpoint(fd: number, call: 'getpeername' | 'getsockname'): Endpoint | undefined {
+    this.nameLength.writeUInt32LE(this.name.length, 0);
+    if (this.libc[call](fd, this.name, this.nameLength) !== 0) return undefined;
+    return decodeSockaddr(this.name, this.nameLength.readUInt32LE(0));
+  }
+
+  private onAccepted(listener: { readonly family: C.Family; readonly port: number }, cfd: number, client: Endpoint, destination: Endpoint): void {
+    const refused = refusalReason(client, destination, { localAddresses: this.localAddresses, listenPort: listener.port, activeFlows: this.flows.size, maxConnections: this.config.maxConnections });
+    if (refused) {
+      this.counters.refused[refused]++;
+      if (this.flowEvents()) this.emit({ type: 'tcp.refused', client, originalDestination: destination, reason: refused });
+      this.reset(cfd);
+      return;
+    }
+    const id = this.nextId++;
+    if (this.flowEvents()) this.emit({ type: 'tcp.accept', id, client, originalDestination: destination });
+    const first = this.routes.decideUnnamed(routeFlowOf(client, destination));
+    // The relay starts this engine only for routing without names (uringRoutingGap).
+    const decision = first === 'sniff' ? this.routes.decide(routeFlowOf(client, destination)) : first;
+    const outbound = decision.outbound;
+    countRouted(this.counters, decision.route, outbound.name, 1);
+    if (this.flowEvents()) this.emit({ type: 'tcp.route', id, originalDestination: destination, ...routeFields(decision) });
+    this.counters.accepted++;
+    if (outbound.kind === 'reject') {
+      increment(this.counters.closed, 'rejected');
+      if (this.flowEvents()) this.emit({ type: 'tcp.close', id, client, originalDestination: destination, bytesFromClient: 0, bytesFromServer: 0, durationMs: 0, reason: 'rejected', ...routeFields(decision) });
+      this.reset(cfd);
+      return;
+    }
+    let ufd: number;
+    try {
+      let dscp = typeof this.config.headers.dscp === 'number' ? this.config.headers.dscp : undefined;
+      if (this.config.headers.dscp === 'copy') {
+        dscp = this.api.savedSynDscp(cfd) ?? 0;
+        this.api.setDscp(cfd, listener.family, dscp);
+      }
+      ufd = openUpstreamSocket(this.api, { upstreamMark: this.config.upstreamMark, ttl: this.config.headers.ttl }, client, outbound, dscp, () => this.counters.clientPortFallbacks++);
+    } catch (error) {
+      const errno = errnoOf(error);
+      increment(this.counters.connectErrors, errno);
+      if (errno === 'EMFILE' || errno === 'ENFILE') {
+        this.setAccepting(false);
+        this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
+      }
+      this.reset(cfd);
+      return;
+    }
+    const now = this.now();
+    const sockaddr = encodeSockaddr(destination);
+    const flow: UFlow = { id, client, destination, cfd, ufd, decision, sockaddr, connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: 1 };
+    this.flows.set(id, flow);
+    this.ring.connect(ufd, this.libc.address(sockaddr), sockaddr.length, Op.Connect, id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
+  }
+
+  // ---- flows ----------------------------------------------------------------------------------
+
+  private onConnect(flow: UFlow, res: number): void {
+    if (res < 0) {
+      // The linked timeout cancels the connect: ECANCELED is the deadline passing.
+      const reason = res === -ECANCELED || res === -ETIME ? 'connect-timeout' : errnoName(-res);
+      increment(this.counters.connectErrors, reason);
+      this.close(flow, reason);
+      return;
+    }
+    flow.connected = true;
+    this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
+    if (this.config.keepAliveMs > 0) {
+      const idle = Math.max(1, Math.round(this.config.keepAliveMs / 1000));
+      for (const fd of [flow.cfd, flow.ufd]) {
+        this.api.setInt(fd, C.SOL_SOCKET, C.SO_KEEPALIVE, 1);
+        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPIDLE, idle);
+        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPINTVL, Math.max(1, Math.round(idle / 3)));
+        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPCNT, 3);
+      }
+    }
+    if (this.flowEvents()) this.emit({ type: 'tcp.connected', id: flow.id, upstreamLocal: this.api.localEndpoint(flow.ufd) });
+    this.recv(flow, 'client');
+    this.recv(flow, 'upstream');
+  }
+
+  private recv(flow: UFlow, from: 'client' | 'upstream'): void {
+    flow.pending++;
+    if (from === 'client') this.ring.recvSelect(flow.cfd, BUFFER_GROUP, URING_BUFFER_BYTES, Op.RecvClient, flow.id);
+    else this.ring.recvSelect(flow.ufd, BUFFER_GROUP, URING_BUFFER_BYTES, Op.RecvUpstream, flow.id);
+  }
+
+  private onRecv(flow: UFlow, d: UDirection, from: 'client' | 'upstream', res: number, flags: number): void {
+    if (res > 0) {
+      const bid = flags >>> U.IORING_CQE_BUFFER_SHIFT;
+      this.buffers.taken();
+      d.bid = bid;
+      d.length = res;
+      d.sent = 0;
+      d.bytes += res;
+      flow.lastActive = this.now();
+      this.sendRest(flow, d, from === 'client' ? 'upstream' : 'client');
+      return;
+    }
+    if (res === 0) {
+      d.eof = true;
+      this.passFin(flow, d, from === 'client' ? flow.ufd : flow.cfd);
+      return;
+    }
+    if (res === -ENOBUFS) {
+      // Every buffer is lent: this direction waits for one to come back.
+      d.starved = true;
+      this.starved.push(flow);
+      return;
+    }
+    this.close(flow, `${from}-${errnoName(-res)}`);
+  }
+
+  private sendRest(flow: UFlow, d: UDirection, to: 'client' | 'upstream'): void {
+    flow.pending++;
+    const address = this.buffers.address(d.bid) + BigInt(d.sent);
+    if (to === 'upstream') this.ring.send(flow.ufd, address, d.length - d.sent, 0, Op.SendUpstream, flow.id);
+    else this.ring.send(flow.cfd, address, d.length - d.sent, 0, Op.SendClient, flow.id);
+  }
+
+  private onSent(flow: UFlow, d: UDirection, to: 'client' | 'upstream', res: number): void {
+    if (res < 0) {
+      this.close(flow, `${to}-${errnoName(-res)}`);
+      return;
+    }
+    d.sent += res;
+    if (d.sent < d.length) {
+      this.sendRest(flow, d, to);
+      return;
+    }
+    this.giveBack(d.bid);
+    d.bid = -1;
+    this.recv(flow, to === 'upstream' ? 'client' : 'upstream');
+  }
+
+  /** The source's FIN, after everything before it was sent: SHUT_WR on the sink, or the end. */
+  private passFin(flow: UFlow, d: UDirection, sink: number): void {
+    this.libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
+    d.shut = true;
+    const other = d === flow.up ? flow.down : flow.up;
+    if (other.shut) {
+      this.close(flow, 'done');
+      return;
+    }
+    this.libc.shutdown(sink, C.SHUT_WR);
+  }
+
+  private giveBack(bid: number): void {
+    this.buffers.giveBack(bid);
+    // A direction that found the ring empty gets its recv again.
+    while (this.starved.length > 0) {
+      const flow = this.starved.shift();
+      if (!flow || flow.closed) continue;
+      for (const [d, from] of [[flow.up, 'client'], [flow.down, 'upstream']] as const) {
+        if (!d.starved) continue;
+        d.starved = false;
+        this.recv(flow, from);
+      }
+      return;
+    }
+  }
+
+  private reset(fd: number): void {
+    this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.linger, 8);
+    this.libc.close(fd);
+  }
+
+  private close(flow: UFlow, reason: string): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    // Operations still pending hold the sockets: cancel them first, or close() would not close.
+    if (flow.pending > 0) {
+      this.ring.cancelFdNow(flow.cfd);
+      this.ring.cancelFdNow(flow.ufd);
+    }
+    for (const fd of [flow.cfd, flow.ufd]) {
+      if (reason === 'done') this.libc.close(fd);
+      else this.reset(fd);
+    }
+    for (const d of [flow.up, flow.down]) {
+      if (d.bid >= 0) this.giveBack(d.bid);
+      d.bid = -1;
+    }
+    this.flows.delete(flow.id);
+    increment(this.counters.closed, reason);
+    this.counters.bytesFromClient += flow.up.bytes;
+    this.counters.bytesFromServer += flow.down.bytes;
+    countRouted(this.counters, flow.decision.route, flow.decision.outbound.name, 0, flow.up.bytes, flow.down.bytes);
+    this.counters.active = this.flows.size;
+    if (this.flowEvents()) {
+      this.emit({ type: 'tcp.close', id: flow.id, client: flow.client, originalDestination: flow.destination, bytesFromClient: flow.up.bytes, bytesFromServer: flow.down.bytes, durationMs: this.now() - flow.started, reason, ...routeFields(flow.decision) });
+    }
+    if (this.acceptPaused && this.resumeAt === 0 && !this.atCap()) this.setAccepting(true);
+  }
+
+  private scan(now: number): void {
+    if (this.acceptPaused && this.resumeAt !== 0 && now >= this.resumeAt) {
+      this.resumeAt = 0;
+      if (!this.atCap()) this.setAccepting(true);
+    }
+    if (this.timers.idleDue(now)) {
+      const idle = this.config.idleTimeoutMs;
+      for (const flow of [...this.flows.values()]) if (flow.connected && now - flow.lastActive >= idle) this.close(flow, 'idle-timeout');
+    }
+  }
+
+  // ---- stopping -------------------------------------------------------------------------------
+
+  private beginStop(graceMs: number): void {
+    if (!this.stop.begin(this.now(), graceMs, this.flows.size)) return;
+    this.setAccepting(false);
+    this.ring.submit(0, -1);
+    for (const l of this.listeners) {
+      this.ring.cancelFdNow(l.fd);
+      this.libc.close(l.fd);
+    }
+  }
+
+  private finishStopIfDone(now: number): boolean {
+    if (!this.stop.due(now, this.flows.size)) return false;
+    const forced = this.flows.size;
+    for (const flow of [...this.flows.values()]) this.close(flow, 'stopped');
+    if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
+    this.pending = [];
+    this.post({ kind: 'stopped', report: this.stop.report(forced), counters: this.snapshot() });
+    this.ring.cancelFdNow(this.wakeFd);
+    this.ring.close();
+    this.buffers.close();
+    this.libc.close(this.wakeFd);
+    return true;
+  }
+}

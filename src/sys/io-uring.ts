@@ -1,0 +1,405 @@
+/**
+ * io_uring through koffi, without liburing: io_uring_setup / io_uring_enter / io_uring_register
+ * as raw system calls, the rings mmapped and read and written in place from JavaScript
+ * (koffi.view gives an ArrayBuffer over the mapping; Atomics order the head and tail updates
+ * against the kernel). Queuing an operation is a few stores into the SQ ring, no native call;
+ * one io_uring_enter per loop turn submits them all and waits for completions.
+ *
+ * A provided buffer ring (IORING_REGISTER_PBUF_RING) lends receive buffers to the kernel: a recv
+ * takes one only when bytes arrive, so an idle connection holds none.
+ */
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import koffi from 'koffi';
+import { TproxyError } from '../core/errors.js';
+import { errnoName } from '../core/errno.js';
+import * as U from '../core/net/io-uring.js';
+
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const MAP_SHARED = 0x01;
+const MAP_PRIVATE = 0x02;
+const MAP_ANONYMOUS = 0x20;
+const MAP_POPULATE = 0x8000;
+
+interface UringCalls {
+  setup(nr: number, entries: number, params: Buffer): number;
+  enter(nr: number, fd: number, toSubmit: number, minComplete: number, flags: number, arg: Buffer | null, argSize: number): number;
+  register(nr: number, fd: number, opcode: number, arg: Buffer | null, nrArgs: number): number;
+  mmap(addr: null, length: number, prot: number, flags: number, fd: number, offset: number): unknown;
+  munmap(addr: unknown, length: number): number;
+  close(fd: number): number;
+  errno(): number;
+}
+
+let calls: UringCalls | undefined;
+
+function load(): UringCalls {
+  if (calls) return calls;
+  const lib = koffi.load('libc.so.6');
+  calls = {
+    setup: lib.func('syscall', 'long', ['long', 'uint32_t', 'void *']) as UringCalls['setup'],
+    enter: lib.func('syscall', 'long', ['long', 'int', 'uint32_t', 'uint32_t', 'uint32_t', 'void *', 'size_t']) as UringCalls['enter'],
+    register: lib.func('syscall', 'long', ['long', 'int', 'uint32_t', 'void *', 'uint32_t']) as UringCalls['register'],
+    mmap: lib.func('void *mmap(void *, size_t, int, int, int, int64_t)') as UringCalls['mmap'],
+    munmap: lib.func('int munmap(void *, size_t)') as UringCalls['munmap'],
+    close: lib.func('int close(int)') as UringCalls['close'],
+    errno: () => koffi.errno(),
+  };
+  return calls;
+}
+
+function fail(call: string): never {
+  const errno = errnoName(load().errno());
+  throw new TproxyError(errno === 'EPERM' ? 'ERR_PRIVILEGE' : 'ERR_SYSCALL', `${call} failed with ${errno}`, { call, errno });
+}
+
+const MAP_FAILED = -1n;
+
+function mapped(ptr: unknown, call: string): unknown {
+  if (ptr === null || koffi.address(ptr) === MAP_FAILED) fail(call);
+  return ptr;
+}
+
+/** One completion, read in place (valid until the next `next()`). */
+export interface Completion {
+  /** Operation kind and id from userData(kind, id). */
+  kind: number;
+  id: number;
+  res: number;
+  flags: number;
+}
+
+export class IoUring {
+  readonly fd: number;
+  readonly offsets: U.RingOffsets;
+  private readonly ringBytes: number;
+  private readonly ringPtr: unknown;
+  private readonly sqesPtr: unknown;
+  private readonly ring: ArrayBuffer;
+  private readonly sqes: DataView;
+  private readonly sqesU8: Uint8Array;
+  private readonly ringU32: Uint32Array;
+  private readonly cqes: DataView;
+  private readonly sqMask: number;
+  private readonly cqMask: number;
+  private sqTail: number;
+  private submitted: number;
+  private readonly extArg = Buffer.alloc(U.GETEVENTS_ARG_SIZE);
+  private readonly timespec = Buffer.alloc(16);
+  private readonly syncCancel = Buffer.alloc(U.SYNC_CANCEL_REG_SIZE);
+  readonly completion: Completion = { kind: 0, id: 0, res: 0, flags: 0 };
+  /** io_uring_enter calls so far (the bench and tests count them). */
+  enters = 0;
+
+  constructor(entries: number) {
+    const c = load();
+    const params = Buffer.alloc(U.PARAMS_SIZE);
+    const flags = U.IORING_SETUP_CQSIZE | U.IORING_SETUP_SUBMIT_ALL | U.IORING_SETUP_COOP_TASKRUN | U.IORING_SETUP_SINGLE_ISSUER | U.IORING_SETUP_DEFER_TASKRUN;
+    U.writeParams(params, flags, entries * 4);
+    const fd = c.setup(U.SYS_IO_URING_SETUP, entries, params);
+    if (fd < 0) fail('io_uring_setup');
+    this.fd = fd;
+    const o = U.readParams(params);
+    this.offsets = o;
+    if ((o.features & U.IORING_FEAT_SINGLE_MMAP) === 0 || (o.features & U.IORING_FEAT_EXT_ARG) === 0) {
+      c.close(fd);
+      throw new TproxyError('ERR_KERNEL_FEATURE', 'io_uring lacks IORING_FEAT_SINGLE_MMAP or IORING_FEAT_EXT_ARG: kernel too old');
+    }
+    this.ringBytes = Math.max(o.sq.array + o.sqEntries * 4, o.cq.cqes + o.cqEntries * U.CQE_SIZE);
+    this.ringPtr = mapped(c.mmap(null, this.ringBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, U.IORING_OFF_SQ_RING), 'mmap(io_uring rings)');
+    this.sqesPtr = mapped(c.mmap(null, o.sqEntries * U.SQE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, U.IORING_OFF_SQES), 'mmap(io_uring sqes)');
+    this.ring = koffi.view(this.ringPtr, this.ringBytes);
+    const sqesBuffer = koffi.view(this.sqesPtr, o.sqEntries * U.SQE_SIZE);
+    this.sqes = new DataView(sqesBuffer);
+    this.sqesU8 = new Uint8Array(sqesBuffer);
+    this.ringU32 = new Uint32Array(this.ring);
+    this.cqes = new DataView(this.ring, o.cq.cqes, o.cqEntries * U.CQE_SIZE);
+    this.sqMask = this.ringU32[o.sq.ringMask / 4] ?? 0;
+    this.cqMask = this.ringU32[o.cq.ringMask / 4] ?? 0;
+    this.sqTail = Atomics.load(this.ringU32, o.sq.tail / 4);
+    this.submitted = this.sqTail;
+    // The SQ array maps ring slots to SQEs one to one, once.
+    for (let i = 0; i < o.sqEntries; i++) this.ringU32[o.sq.array / 4 + i] = i;
+  }
+
+  /** SQEs queued and not yet submitted. */
+  get queued(): number {
+    return (this.sqTail - this.submitted) >>> 0;
+  }
+
+  private free(): number {
+    const head = Atomics.load(this.ringU32, this.offsets.sq.head / 4);
+    return this.offsets.sqEntries - ((this.sqTail - head) >>> 0);
+  }
+
+  /** The next SQE, zeroed, at byte offset returned; submits first when the ring is full. */
+  private sqe(opcode: number, fd: number, kind: number, id: number): number {
+    if (this.free() === 0) this.submit(0, -1);
+    const at = (this.sqTail & this.sqMask) * U.SQE_SIZE;
+    this.sqesU8.fill(0, at, at + U.SQE_SIZE);
+    const v = this.sqes;
+    v.setUint8(at + U.SQE.opcode, opcode);
+    v.setInt32(at + U.SQE.fd, fd, true);
+    v.setUint32(at + U.SQE.userData, id >>> 0, true);
+    v.setUint32(at + U.SQE.userData + 4, kind >>> 0, true);
+    this.sqTail = (this.sqTail + 1) >>> 0;
+    return at;
+  }
+
+  private publish(): void {
+    Atomics.store(this.ringU32, this.offsets.sq.tail / 4, this.sqTail);
+  }
+
+  /** Multishot accept on a listener: one CQE per connection (res: the new fd) until cancelled. */
+  acceptMultishot(fd: number, flags: number, kind: number, id: number): void {
+    const at = this.sqe(U.IORING_OP_ACCEPT, fd, kind, id);
+    this.sqes.setUint16(at + U.SQE.ioprio, U.IORING_ACCEPT_MULTISHOT, true);
+    this.sqes.setUint32(at + U.SQE.opFlags, flags, true);
+  }
+
+  /** connect() to the sockaddr at `address` (kept alive by the caller until the CQE), linked to a timeout. */
+  connect(fd: number, address: bigint, length: number, kind: number, id: number, timeout: { readonly at: bigint; readonly kind: number } | undefined): void {
+    const at = this.sqe(U.IORING_OP_CONNECT, fd, kind, id);
+    this.sqes.setBigUint64(at + U.SQE.addr, address, true);
+    this.sqes.setBigUint64(at + U.SQE.off, BigInt(length), true);
+    if (!timeout) return;
+    this.sqes.setUint8(at + U.SQE.flags, U.IOSQE_IO_LINK);
+    const t = this.sqe(U.IORING_OP_LINK_TIMEOUT, -1, timeout.kind, id);
+    this.sqes.setBigUint64(t + U.SQE.addr, timeout.at, true);
+    this.sqes.setUint32(t + U.SQE.len, 1, true);
+  }
+
+  /** recv into a buffer the kernel picks from group `group` when bytes arrive. */
+  recvSelect(fd: number, group: number, maxBytes: number, kind: number, id: number): void {
+    const at = this.sqe(U.IORING_OP_RECV, fd, kind, id);
+    this.sqes.setUint8(at + U.SQE.flags, U.IOSQE_BUFFER_SELECT);
+    this.sqes.setUint16(at + U.SQE.bufGroup, group, true);
+    this.sqes.setUint32(at + U.SQE.len, maxBytes, true);
+  }
+
+  send(fd: number, address: bigint, length: number, msgFlags: number, kind: number, id: number): void {
+    const at = this.sqe(U.IORING_OP_SEND, fd, kind, id);
+    this.sqes.setBigUint64(at + U.SQE.addr, address, true);
+    this.sqes.setUint32(at + U.SQE.len, length, true);
+    this.sqes.setUint32(at + U.SQE.opFlags, msgFlags, true);
+  }
+
+  /** Multishot poll (for the wake eventfd). */
+  pollMultishot(fd: number, events: number, kind: number, id: number): void {
+    const at = this.sqe(U.IORING_OP_POLL_ADD, fd, kind, id);
+    this.sqes.setUint32(at + U.SQE.len, U.IORING_POLL_ADD_MULTI, true);
+    this.sqes.setUint32(at + U.SQE.opFlags, events, true);
+  }
+
+  /** Cancel the operations with this user_data (all of them). */
+  cancel(kind: number, id: number, ownKind: number): void {
+    const at = this.sqe(U.IORING_OP_ASYNC_CANCEL, -1, ownKind, id);
+    this.sqes.setUint32(at + U.SQE.addr, id >>> 0, true);
+    this.sqes.setUint32(at + U.SQE.addr + 4, kind >>> 0, true);
+    this.sqes.setUint32(at + U.SQE.opFlags, U.IORING_ASYNC_CANCEL_ALL, true);
+  }
+
+  /**
+   * Cancel every operation on `fd` now (IORING_REGISTER_SYNC_CANCEL): when it returns the kernel
+   * holds no reference to the socket through this ring, so close() really closes it. Their CQEs
+   * (-ECANCELED) still come.
+   */
+  cancelFdNow(fd: number): void {
+    const b = this.syncCancel;
+    b.fill(0);
+    b.writeInt32LE(fd, 8);
+    b.writeUInt32LE(U.IORING_ASYNC_CANCEL_FD | U.IORING_ASYNC_CANCEL_ALL, 12);
+    b.writeBigInt64LE(-1n, 16); // no timeout
+    b.writeBigInt64LE(-1n, 24);
+    // ENOENT: nothing was pending.
+    load().register(U.SYS_IO_URING_REGISTER, this.fd, U.IORING_REGISTER_SYNC_CANCEL, b, 1);
+  }
+
+  /**
+   * Submit what is queued and wait up to waitMs (-1: no wait, only submit) for at least
+   * `minComplete` completions: one system call. Returns the CQEs ready.
+   */
+  submit(minComplete: number, waitMs: number): number {
+    this.publish();
+    const toSubmit = this.queued;
+    if (waitMs < 0 || minComplete === 0) {
+      if (toSubmit > 0 || waitMs >= 0) {
+        this.enters++;
+        const n = load().enter(U.SYS_IO_URING_ENTER, this.fd, toSubmit, 0, U.IORING_ENTER_GETEVENTS, null, 0);
+        if (n < 0 && !this.transient()) fail('io_uring_enter');
+        if (n > 0) this.submitted = (this.submitted + n) >>> 0;
+      }
+      return this.ready();
+    }
+    const ms = Math.max(0, Math.floor(waitMs));
+    this.timespec.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+    this.timespec.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
+    this.extArg.fill(0);
+    this.extArg.writeBigUInt64LE(koffi.address(this.timespec), 16);
+    this.enters++;
+    const n = load().enter(U.SYS_IO_URING_ENTER, this.fd, toSubmit, minComplete, U.IORING_ENTER_GETEVENTS | U.IORING_ENTER_EXT_ARG, this.extArg, U.GETEVENTS_ARG_SIZE);
+    if (n < 0 && !this.transient()) fail('io_uring_enter');
+    // ETIME (the wait ended) and EINTR still submitted what they could: read it back from the head.
+    this.submitted = n > 0 ? (this.submitted + n) >>> 0 : this.submittedByKernel();
+    return this.ready();
+  }
+
+  private submittedByKernel(): number {
+    return Atomics.load(this.ringU32, this.offsets.sq.head / 4) >>> 0 === this.sqTail ? this.sqTail : this.submitted;
+  }
+
+  private transient(): boolean {
+    const e = load().errno();
+    return e === 62 /* ETIME */ || e === 4 /* EINTR */ || e === 11 /* EAGAIN */ || e === 16 /* EBUSY */;
+  }
+
+  /** CQEs waiting to be read. */
+  ready(): number {
+    const tail = Atomics.load(this.ringU32, this.offsets.cq.tail / 4);
+    const head = this.ringU32[this.offsets.cq.head / 4] ?? 0;
+    return (tail - head) >>> 0;
+  }
+
+  /** Read the next CQE into `completion` and consume it; false when none is waiting. */
+  next(): boolean {
+    const headIndex = this.offsets.cq.head / 4;
+    const head = this.ringU32[headIndex] ?? 0;
+    if (head === Atomics.load(this.ringU32, this.offsets.cq.tail / 4)) return false;
+    const at = (head & this.cqMask) * U.CQE_SIZE;
+    const c = this.completion;
+    c.id = this.cqes.getUint32(at, true);
+    c.kind = this.cqes.getUint32(at + 4, true);
+    c.res = this.cqes.getInt32(at + 8, true);
+    c.flags = this.cqes.getUint32(at + 12, true);
+    Atomics.store(this.ringU32, headIndex, (head + 1) >>> 0);
+    return true;
+  }
+
+  /** A provided buffer ring of `count` buffers of `size` bytes as group `group`. */
+  bufferRing(group: number, count: number, size: number): BufferRing {
+    return new BufferRing(this, group, count, size);
+  }
+
+  /** @internal */
+  registerRaw(opcode: number, arg: Buffer, nrArgs: number): number {
+    return load().register(U.SYS_IO_URING_REGISTER, this.fd, opcode, arg, nrArgs);
+  }
+
+  close(): void {
+    const c = load();
+    c.munmap(this.sqesPtr, this.offsets.sqEntries * U.SQE_SIZE);
+    c.munmap(this.ringPtr, this.ringBytes);
+    c.close(this.fd);
+  }
+}
+
+/**
+ * Receive buffers lent to the kernel: a recv with IOSQE_BUFFER_SELECT takes one when bytes arrive
+ * (its id in the CQE flags); we give it back once its bytes were sent on.
+ */
+export class BufferRing {
+  readonly base: bigint;
+  private readonly ringPtr: unknown;
+  private readonly bufsPtr: unknown;
+  private readonly ring: DataView;
+  private readonly tail16: Uint16Array;
+  private tail = 0;
+  private readonly mask: number;
+  private lent = 0;
+
+  constructor(
+    private readonly uring: IoUring,
+    readonly group: number,
+    readonly count: number,
+    readonly size: number,
+  ) {
+    if ((count & (count - 1)) !== 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `buffer ring size ${count} is not a power of two`);
+    const c = load();
+    this.ringPtr = mapped(c.mmap(null, count * U.BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0), 'mmap(buffer ring)');
+    this.bufsPtr = mapped(c.mmap(null, count * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), 'mmap(buffers)');
+    this.base = koffi.address(this.bufsPtr);
+    const view = koffi.view(this.ringPtr, count * U.BUF_SIZE);
+    this.ring = new DataView(view);
+    this.tail16 = new Uint16Array(view);
+    this.mask = count - 1;
+    const reg = Buffer.alloc(U.BUF_REG_SIZE);
+    reg.writeBigUInt64LE(koffi.address(this.ringPtr), 0);
+    reg.writeUInt32LE(count, 8);
+    reg.writeUInt16LE(group, 12);
+    if (uring.registerRaw(U.IORING_REGISTER_PBUF_RING, reg, 1) !== 0) fail('io_uring_register(IORING_REGISTER_PBUF_RING)');
+    for (let bid = 0; bid < count; bid++) this.put(bid);
+    this.lent = count;
+    this.publish();
+    this.lent = 0;
+  }
+
+  /** Buffers the kernel has handed to us (taken by a recv, not yet given back). */
+  get inUse(): number {
+    return this.lent;
+  }
+
+  address(bid: number): bigint {
+    return this.base + BigInt(bid * this.size);
+  }
+
+  /** The kernel handed us buffer `bid` (a recv CQE). */
+  taken(): void {
+    this.lent++;
+  }
+
+  private put(bid: number): void {
+    const at = (this.tail & this.mask) * U.BUF_SIZE;
+    this.ring.setBigUint64(at, this.address(bid), true);
+    this.ring.setUint32(at + 8, this.size, true);
+    this.ring.setUint16(at + 12, bid, true);
+    this.tail = (this.tail + 1) & 0xffff;
+  }
+
+  private publish(): void {
+    Atomics.store(this.tail16, U.BUF_RING_TAIL_OFFSET / 2, this.tail);
+  }
+
+  /** Give buffer `bid` back to the kernel. */
+  giveBack(bid: number): void {
+    this.put(bid);
+    this.lent--;
+    this.publish();
+  }
+
+  close(): void {
+    const c = load();
+    c.munmap(this.bufsPtr, this.count * this.size);
+    c.munmap(this.ringPtr, this.count * U.BUF_SIZE);
+  }
+}
+
+/** kernel.io_uring_disabled, or undefined when the kernel has no such sysctl (before 6.6). */
+export function readIoUringDisabled(path = '/proc/sys/kernel/io_uring_disabled'): number | undefined {
+  try {
+    return Number(readFileSync(path, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Open and close a small ring: undefined when that works, else the errno name it failed with. */
+export function probeIoUringSetup(): string | undefined {
+  try {
+    new IoUring(4).close();
+    return undefined;
+  } catch (error) {
+    return error instanceof TproxyError ? String(error.details.errno ?? error.code) : (error as Error).message;
+  }
+}
+
+let support: U.IoUringSupport | undefined;
+
+/** Whether the uring engine can run on this host, probed once per process. */
+export function hostIoUringSupport(): U.IoUringSupport {
+  if (support) return support;
+  const input = { release: release(), disabledSysctl: readIoUringDisabled(), setupErrno: undefined as string | undefined, root: process.geteuid?.() === 0 };
+  const first = U.ioUringSupport(input);
+  support = first.available ? U.ioUringSupport({ ...input, setupErrno: probeIoUringSetup() }) : first;
+  return support;
+}
