@@ -64,7 +64,7 @@ const BAR_GAP = 3;
 const GROUP_GAP = 14;
 const LEFT = 200;
 const PLOT_WIDTH = 460;
-const TOP = 56;
+const TOP = 64;
 const RIGHT = 60;
 
 /** The chart as a standalone SVG document. Each bar is a <rect class="bar"> with data-workload and data-scenario. */
@@ -100,15 +100,24 @@ export function benchChartSvg(input: ChartInput): string {
     ticks.push(`<line x1="${tx}" y1="${TOP - 6}" x2="${tx}" y2="${plotBottom}" stroke="${Math.abs(t - 1) < 1e-9 ? '#000' : '#ddd'}" stroke-width="${Math.abs(t - 1) < 1e-9 ? 1.5 : 1}"/>`);
     if (major) ticks.push(`<text class="tick" x="${tx}" y="${plotBottom + 14}" text-anchor="middle">${t.toFixed(1)}x</text>`);
   }
-  const legend = scenarios.map((s, i) => `<rect x="${LEFT + i * 150}" y="26" width="12" height="12" fill="${COLOURS[s]}"/><text x="${LEFT + i * 150 + 16}" y="36">${xmlText(labelOf(s, input))}</text>`);
-  const width = LEFT + PLOT_WIDTH + RIGHT;
+  // Legend entries one after another, each as wide as its label (about 6.5 px a character at 11 px).
+  const legend: string[] = [];
+  let lx = LEFT;
+  for (const s of scenarios) {
+    const label = labelOf(s, input);
+    legend.push(`<rect x="${lx}" y="34" width="12" height="12" fill="${COLOURS[s]}"/><text x="${lx + 16}" y="44">${xmlText(label)}</text>`);
+    lx += 16 + Math.ceil(label.length * 6.5) + 24;
+  }
+  const width = Math.max(LEFT + PLOT_WIDTH + RIGHT, lx);
   const height = plotBottom + 40;
-  const title = `Ratio to kernel forwarding (1.0x = forwarding; higher is better). ${input.rounds} rounds of ${input.seconds} s, ${input.date}`;
+  const title = 'Ratio to kernel forwarding (1.0x = forwarding; higher is better)';
+  const subtitle = `npm run bench, ${input.rounds} ${input.rounds === 1 ? 'round' : 'rounds'} of ${input.seconds} s (medians), ${input.date}`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
-    `<title>${xmlText(title)}</title>`,
+    `<title>${xmlText(`${title}. ${subtitle}`)}</title>`,
     `<rect x="0" y="0" width="${width}" height="${height}" fill="#fff"/>`,
     `<text x="10" y="16" font-size="12" font-weight="bold">${xmlText(title)}</text>`,
+    `<text x="10" y="30" fill="#555">${xmlText(subtitle)}</text>`,
     ...legend,
     ...ticks,
     ...out,
