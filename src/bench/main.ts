@@ -9,12 +9,15 @@
  *
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
  *                               [--only NAME,NAME] [--no-udp] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
- *                               [--haproxy-splice]
+ *                               [--haproxy-splice] [--tcp-engine ENGINE] [--baseline-tcp-engine ENGINE]
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
  * after come from the same run and share its (noisy) conditions. With --baseline-workers it can be
  * this very build with another worker count. --haproxy-splice makes HAProxy splice both
  * ways (`option splice-request` and `splice-response`), its fastest setting for streams.
+ * --tcp-engine runs the tproxy scenario on that engine; --baseline-tcp-engine runs the baseline
+ * on that one (this build unless --baseline names another), so two engines share one run:
+ * `--tcp-engine uring --baseline-tcp-engine splice`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -158,6 +161,8 @@ async function main(): Promise<void> {
       baseline: { type: 'string' },
       'baseline-workers': { type: 'string' },
       'haproxy-splice': { type: 'boolean', default: false },
+      'tcp-engine': { type: 'string' },
+      'baseline-tcp-engine': { type: 'string' },
     },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -187,7 +192,9 @@ async function main(): Promise<void> {
     await startServers(lab);
     // Without --workers, tproxy runs its default worker count: the bench measures the default.
     const workers = values.workers;
-    const baselineBin = values.baseline;
+    // --baseline-tcp-engine alone compares two engines of this very build in one run.
+    const baselineBin = values.baseline ?? (values['baseline-tcp-engine'] !== undefined ? BIN : undefined);
+    const engineArgs = (engine: string | undefined): string[] => (engine !== undefined ? ['--tcp-engine', engine] : []);
     const only = values.only?.split(',');
     const workloads: readonly Workload[] = TCP_WORKLOADS.filter((w) => !only || only.includes(w.name));
     if (workloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${TCP_WORKLOADS.map((w) => w.name).join(', ')}`);
@@ -195,9 +202,9 @@ async function main(): Promise<void> {
     const scenarioList = SCENARIOS.filter((s) => (s !== 'baseline' || baselineBin !== undefined) && (s !== 'routed' || workloads.some((w) => w.scenarios?.includes('routed'))));
     const routedConfig = writeRoutedConfig(routedDir, ROUTED_PORT, [IPERF_PORT, HTTP_PORT]);
     /** The plain listener from flags, or the routed one from its configuration. */
-    const startTproxy = async (bin = BIN, port = PROXY_PORT, workerCount = workers): Promise<{ process: SpawnedProcess; capacity: number; workers: number }> => {
+    const startTproxy = async (bin = BIN, port = PROXY_PORT, workerCount = workers, engine = values['tcp-engine']): Promise<{ process: SpawnedProcess; capacity: number; workers: number }> => {
       const listener = port === ROUTED_PORT ? ['--config', routedConfig] : ['--no-rules', '--listen', `${port}`, '--intercept', `tcp:${IPERF_PORT},${HTTP_PORT}`, '--family', '4'];
-      const spawned = lab.spawn('router', [process.execPath, bin, 'run', ...listener, ...(workerCount ? ['--workers', workerCount] : []), '--log-format', 'json']);
+      const spawned = lab.spawn('router', [process.execPath, bin, 'run', ...listener, ...(port === ROUTED_PORT ? [] : engineArgs(engine)), ...(workerCount ? ['--workers', workerCount] : []), '--log-format', 'json']);
       const ready = await new JsonLines<{ type: string; maxConnectionsPerWorker?: number; tcpWorkers?: number[] }>(spawned.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'the proxy starting');
       const count = ready.tcpWorkers?.length ?? 1;
       return { process: spawned, capacity: (ready.maxConnectionsPerWorker ?? 0) * count, workers: count };
@@ -216,7 +223,7 @@ async function main(): Promise<void> {
     const ready = await startTproxy();
     let proxy = ready.process;
     let haproxy = await startHaproxyReady();
-    const startBaseline = async (): Promise<SpawnedProcess | undefined> => (baselineBin ? (await startTproxy(baselineBin, BASELINE_PORT, values['baseline-workers'] ?? workers)).process : undefined);
+    const startBaseline = async (): Promise<SpawnedProcess | undefined> => (baselineBin ? (await startTproxy(baselineBin, BASELINE_PORT, values['baseline-workers'] ?? workers, values['baseline-tcp-engine'])).process : undefined);
     let baseline = await startBaseline();
     const startRouted = async (): Promise<SpawnedProcess | undefined> => (scenarioList.includes('routed') ? (await startTproxy(BIN, ROUTED_PORT)).process : undefined);
     let routed = await startRouted();

@@ -30,6 +30,8 @@ export interface UdpBenchOptions {
   readonly durationMs?: number;
   /** Concurrent flows of the round-trip test (default 4). */
   readonly flows?: number;
+  /** Concurrent flows of the many-flow round-trip test (default 64), where epoll relays fall behind. */
+  readonly manyFlows?: number;
   /** Payload bytes (default 64). */
   readonly size?: number;
   /** Called with a line of progress. */
@@ -80,9 +82,12 @@ export interface UdpBenchResult {
   readonly rounds: number;
   readonly durationMs: number;
   readonly flows: number;
+  readonly manyFlows: number;
   readonly size: number;
   /** Round trips per second. */
   readonly roundTrips: UdpBenchFigure;
+  /** Round trips per second with manyFlows flows. */
+  readonly roundTripsManyFlows: UdpBenchFigure;
   /** Datagrams per second delivered to the sink. */
   readonly datagrams: UdpBenchFigure;
   /** The relay's counters at the end (proof that the relayed runs went through it). */
@@ -118,6 +123,7 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
   const rounds = options.rounds ?? 3;
   const durationMs = options.durationMs ?? 2000;
   const flows = options.flows ?? 4;
+  const manyFlows = options.manyFlows ?? 64;
   const size = options.size ?? 64;
   const report = options.report ?? (() => undefined);
   const server = LAB_ADDRESSES.server.ipv4;
@@ -140,8 +146,8 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
     return sinkLines.items.filter((x) => x.event === 'report')[want - 1]?.counts?.[port] ?? line.counts?.[port] ?? 0;
   };
   const limit = durationMs + 15_000;
-  const rr = async (port: number): Promise<number> =>
-    (await lastJson<{ perSecond: number }>(lab, [process.execPath, LOAD, 'rr', server, `${port}`, '--flows', `${flows}`, '--duration-ms', `${durationMs}`, '--size', `${size}`], limit)).perSecond;
+  const rr = async (port: number, count = flows): Promise<number> =>
+    (await lastJson<{ perSecond: number }>(lab, [process.execPath, LOAD, 'rr', server, `${port}`, '--flows', `${count}`, '--duration-ms', `${durationMs}`, '--size', `${size}`], limit)).perSecond;
   const flood = async (port: number): Promise<number> => {
     const before = await sinkCount(port);
     const sent = await lastJson<{ durationMs: number }>(lab, [process.execPath, LOAD, 'flood', server, `${port}`, '--duration-ms', `${durationMs}`, '--size', `${size}`], limit);
@@ -151,14 +157,18 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
 
   const rrKernel: Run[] = [];
   const rrRelay: Run[] = [];
+  const manyKernel: Run[] = [];
+  const manyRelay: Run[] = [];
   const dgKernel: Run[] = [];
   const dgRelay: Run[] = [];
   for (let round = 1; round <= rounds; round++) {
     rrKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel)));
     rrRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay)));
+    manyKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel, manyFlows)));
+    manyRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay, manyFlows)));
     dgKernel.push(await withMachine(durationMs, () => flood(PORTS.sinkKernel)));
     dgRelay.push(await withMachine(durationMs, () => flood(PORTS.sinkRelay)));
-    report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)?.perSecond} relay ${rrRelay.at(-1)?.perSecond}; datagrams/s kernel ${dgKernel.at(-1)?.perSecond} relay ${dgRelay.at(-1)?.perSecond}`);
+    report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)?.perSecond} relay ${rrRelay.at(-1)?.perSecond}; with ${manyFlows} flows kernel ${manyKernel.at(-1)?.perSecond} relay ${manyRelay.at(-1)?.perSecond}; datagrams/s kernel ${dgKernel.at(-1)?.perSecond} relay ${dgRelay.at(-1)?.perSecond}`);
   }
 
   proxy.child.kill('SIGTERM');
@@ -170,7 +180,7 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
   if (!relayCounters || relayCounters.datagramsFromClients === 0) {
     throw new TproxyError('ERR_PROXY_BYPASSED', 'the relayed runs did not go through the relay (its counters show no datagrams): the figures would compare kernel forwarding with itself');
   }
-  return { rounds, durationMs, flows, size, roundTrips: figure(rrKernel, rrRelay), datagrams: figure(dgKernel, dgRelay), relayCounters };
+  return { rounds, durationMs, flows, manyFlows, size, roundTrips: figure(rrKernel, rrRelay), roundTripsManyFlows: figure(manyKernel, manyRelay), datagrams: figure(dgKernel, dgRelay), relayCounters };
 }
 
 /** The result as a table. */
@@ -182,6 +192,7 @@ export function formatUdpBench(result: UdpBenchResult): string {
     `UDP, ${result.size}-byte datagrams, medians of ${result.rounds} rounds of ${result.durationMs} ms`,
     `${''.padEnd(34)}${'kernel'.padStart(10)}${'relay'.padStart(10)}${'ratio'.padStart(8)}`,
     row(`round trips/s (${result.flows} flows)`, result.roundTrips),
+    row(`round trips/s (${result.manyFlows} flows)`, result.roundTripsManyFlows),
     row('datagrams/s (1 flow, to a sink)', result.datagrams),
   ].join('\n');
 }
