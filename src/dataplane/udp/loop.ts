@@ -56,7 +56,8 @@ import { errorReasonOf, UDP_COUNTER_INDEX as N, UDP_ERROR_INDEX as E, type UdpEr
 import type { UdpLoopConfig } from './protocol.js';
 import { type RouteDecision, RouteTable } from '../../core/route/table.js';
 import { sniffQuicServerName } from '../../core/sniff/quic-initial.js';
-import { outboundSlot, routedLayoutOf, routeSlot, UDP_ROUTED_INDEX as R, type UdpRoutedLayout } from './counters.js';
+import { migrateCounters, outboundSlot, routedLayoutOf, routeSlot, UDP_ROUTED_INDEX as R, type UdpRoutedLayout } from './counters.js';
+import type { RoutingConfig } from '../../core/route/config.js';
 import { SessionTable, sessionKey } from './session-table.js';
 
 interface Session {
@@ -72,9 +73,9 @@ interface Session {
   readonly transparent: boolean;
   /** The route and outbound of the flow that opened the session. */
   readonly decision: RouteDecision;
-  /** First counter slot of its route's and its outbound's blocks. */
-  readonly routeSlot: number;
-  readonly outboundSlot: number;
+  /** First counter slot of its route's and its outbound's blocks (moved when a reload grows the counters). */
+  routeSlot: number;
+  outboundSlot: number;
   /** DSCP of everything the session sends (undefined: the kernel's default). */
   readonly dscp: number | undefined;
   /** Remotes by endpointKey. */
@@ -151,12 +152,12 @@ export class UdpLoop {
   private readonly raw = new Map<Family, RawUdpSender>();
   private readonly pending: Pending[] = [];
   private readonly lastDropEvent = new Map<UdpErrorReason, number>();
-  private readonly c: Float64Array;
+  private c: Float64Array;
   private readonly independent: boolean;
   /** Guards by client endpointKey (endpoint-dependent mapping with upstream transparent only). */
   private readonly guards = new Map<string, Guard>();
-  private readonly routes: RouteTable;
-  private readonly layout: UdpRoutedLayout;
+  private routes: RouteTable;
+  private layout: UdpRoutedLayout;
   /** The peer of each flow (client endpointKey > remote endpointKey), to find a flow's session. */
   private readonly flows = new Map<string, Peer>();
   private nextId = 1;
@@ -172,7 +173,7 @@ export class UdpLoop {
     this.c = deps.counters;
     this.independent = config.mapping === 'endpoint-independent';
     this.routes = RouteTable.compile(config.routing);
-    this.layout = routedLayoutOf(config.routing);
+    this.layout = config.layout ?? routedLayoutOf(config.routing);
     this.batch = this.api.batch(config.batchSize, config.maxDatagramBytes);
     this.drainRx = this.api.receiver(config.maxDatagramBytes);
     this.epoll = this.api.epoll(256);
@@ -203,6 +204,24 @@ export class UdpLoop {
         this.bump(N.sessionsExpired);
         this.close(s, 'idle-timeout');
       }
+    }
+  }
+
+  /**
+   * A reload's routing: new flows take it; sessions keep their decision (outbound and sockets).
+   * The counters move to `counters`, laid out as `layout` (every name of the old layout and the
+   * new ones): this loop is their one writer, so it copies them and counts on there from now on.
+   */
+  setRouting(routing: RoutingConfig, layout: UdpRoutedLayout, counters: Float64Array): void {
+    const routes = RouteTable.compile(routing);
+    migrateCounters(this.c, this.layout, counters, layout);
+    this.routes = routes;
+    this.layout = layout;
+    this.c = counters;
+    for (const session of this.sessions.values()) {
+      const slots = this.routedSlots(session.decision);
+      session.routeSlot = slots.route;
+      session.outboundSlot = slots.outbound;
     }
   }
 

@@ -135,7 +135,9 @@ export class SpliceEngine {
   private stopDeadline: number | undefined;
   private stopInFlight = 0;
   private readonly flowEventsFlag: Int32Array;
-  private readonly routes: RouteTable;
+  /** Routes of new flows; a reload swaps it, flows keep the decision they took. */
+  private routes: RouteTable;
+  private sniffTimeoutMs: number;
   /** Connections waiting for their name, in accept order (so in deadline order). */
   private readonly sniffing = new Set<Sniffing>();
   /** The first bytes of a client, peeked (never read) for its name. */
@@ -153,6 +155,7 @@ export class SpliceEngine {
     this.localAddresses = new Set(config.localAddresses);
     this.flowEventsFlag = new Int32Array(config.flowEvents);
     this.routes = RouteTable.compile(config.routing);
+    this.sniffTimeoutMs = config.sniffTimeoutMs;
     this.epoll = new Epoll(this.api, libc, MAX_EVENTS);
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
@@ -182,7 +185,11 @@ export class SpliceEngine {
   handle(message: ToEngine): void {
     if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
     else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
-    else this.beginStop(message.graceMs);
+    else if (message.kind === 'routing') {
+      this.routes = RouteTable.compile(message.routing);
+      this.sniffTimeoutMs = message.sniffTimeoutMs;
+      this.post({ kind: 'routing', requestId: message.requestId });
+    }    else this.beginStop(message.graceMs);
   }
 
   /** The owner thread posted a message (the wake eventfd fired): return to the event loop to take it. */
@@ -307,7 +314,7 @@ export class SpliceEngine {
       return;
     }
     // Its name could change its route: peek at its first bytes (epoll says when they come).
-    const sniff: Sniffing = { id, listener, cfd, client, destination, deadline: Date.now() + this.config.sniffTimeoutMs };
+    const sniff: Sniffing = { id, listener, cfd, client, destination, deadline: Date.now() + this.sniffTimeoutMs };
     this.sniffing.add(sniff);
     this.owners.set(cfd, { kind: 'sniffing', sniff });
     this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);
