@@ -241,6 +241,7 @@ export class Proxy {
             port: this.config.port,
             upstream: this.config.upstream,
             routing: flowRouting(this.config),
+            ...(this.config.sniffTimeoutMs !== undefined ? { sniffTimeoutMs: this.config.sniffTimeoutMs } : {}),
             upstreamMark: this.config.upstreamMark,
             idleTimeoutMs: this.config.udpIdleTimeoutMs,
             maxSessions: this.config.maxUdpSessions,

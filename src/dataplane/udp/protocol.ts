@@ -20,6 +20,8 @@ export const UDP_MAPPINGS: readonly UdpMapping[] = ['endpoint-dependent', 'endpo
 export interface UdpLoopConfig {
   /** The listener's routes and outbounds: each session leaves the way the route of its first datagram says. */
   readonly routing: RoutingConfig;
+  /** How long a flow whose QUIC ClientHello takes several datagrams is held for the rest (default 300). */
+  readonly sniffTimeoutMs?: number;
   /** The layout of the routed counters (absent: that of routing; after a reload, the union of the layouts so far). */
   readonly layout?: UdpRoutedLayout;
   readonly upstreamMark: number;
@@ -63,7 +65,7 @@ export type UdpLoopMessage =
    * A reload's routing for new flows (sessions keep theirs), with a new counter buffer laid out as
    * `layout`: the loop copies its counts into it and counts there from then on; answered once done.
    */
-  { readonly kind: 'routing'; readonly requestId: number; readonly routing: RoutingConfig; readonly layout: UdpRoutedLayout; readonly counters: SharedArrayBuffer };
+  { readonly kind: 'routing'; readonly requestId: number; readonly routing: RoutingConfig; readonly sniffTimeoutMs: number; readonly layout: UdpRoutedLayout; readonly counters: SharedArrayBuffer };
 
 export type UdpWorkerMessage =
   | { readonly kind: 'ready' }

@@ -37,6 +37,8 @@ export interface UdpRelayConfig {
   readonly upstream: UpstreamMode;
   /** Routes and outbounds: each session leaves the way its route says (absent: upstream for all). */
   readonly routing?: RoutingConfig;
+  /** How long a flow whose QUIC ClientHello takes several datagrams waits for the rest; default 300. */
+  readonly sniffTimeoutMs?: number;
   readonly upstreamMark: number;
   readonly mapping?: UdpMapping;
   /** Session open/close events; default true; switched later by setFlowEvents. */
@@ -99,7 +101,7 @@ export class UdpRelay {
   /** What the loop starts with (restarts included); set by start(). */
   private data: UdpWorkerData | undefined;
   /** Routing swaps the loop has not confirmed yet, by requestId, in the order they were sent. */
-  private readonly swaps = new Map<number, { readonly routing: RoutingConfig; readonly layout: UdpRoutedLayout; readonly buffer: SharedArrayBuffer; readonly settle: (error?: Error) => void }>();
+  private readonly swaps = new Map<number, { readonly routing: RoutingConfig; readonly sniffTimeoutMs: number; readonly layout: UdpRoutedLayout; readonly buffer: SharedArrayBuffer; readonly settle: (error?: Error) => void }>();
   private nextRequest = 1;
   private listenerFds: number[] = [];
   private exited: Promise<void> = Promise.resolve();
@@ -160,6 +162,7 @@ export class UdpRelay {
     const data: UdpWorkerData = {
       listeners,
       routing: this.routing,
+      sniffTimeoutMs: this.config.sniffTimeoutMs ?? 300,
       upstreamMark: this.config.upstreamMark,
       mapping: this.config.mapping ?? 'endpoint-dependent',
       idleTimeoutMs: this.config.idleTimeoutMs,
@@ -268,6 +271,7 @@ export class UdpRelay {
       const timer = setTimeout(() => reject(new TproxyError('ERR_SYSCALL', `udp relay on port ${this.config.port}: the loop did not take the new routing within ${timeoutMs} ms`)), timeoutMs);
       this.swaps.set(requestId, {
         routing: update.routing,
+        sniffTimeoutMs: update.sniffTimeoutMs,
         layout,
         buffer,
         settle: (error) => {
@@ -277,7 +281,7 @@ export class UdpRelay {
         },
       });
       const worker = this.worker;
-      if (worker) worker.postMessage({ kind: 'routing', requestId, routing: update.routing, layout, counters: buffer } satisfies UdpLoopMessage);
+      if (worker) worker.postMessage({ kind: 'routing', requestId, routing: update.routing, sniffTimeoutMs: update.sniffTimeoutMs, layout, counters: buffer } satisfies UdpLoopMessage);
       else this.swapped(requestId, undefined, true);
     });
   }
@@ -299,7 +303,7 @@ export class UdpRelay {
     this.layout = swap.layout;
     this.counterBuffer = swap.buffer;
     this.counterSlots = new Float64Array(swap.buffer);
-    if (this.data) this.data = { ...this.data, routing: swap.routing, layout: swap.layout, counters: swap.buffer };
+    if (this.data) this.data = { ...this.data, routing: swap.routing, sniffTimeoutMs: swap.sniffTimeoutMs, layout: swap.layout, counters: swap.buffer };
     swap.settle();
   }
 

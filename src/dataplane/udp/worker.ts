@@ -59,7 +59,7 @@ try {
   parentPort?.on('message', (message: UdpLoopMessage) => {
     if (message.kind !== 'routing' || !loop) return;
     try {
-      loop.setRouting(message.routing, message.layout, new Float64Array(message.counters));
+      loop.setRouting(message.routing, message.layout, new Float64Array(message.counters), message.sniffTimeoutMs);
       post({ kind: 'routing', requestId: message.requestId });
     } catch (error) {
       // Nothing was swapped (the table compiles before it replaces the old): the loop goes on as it was.
