@@ -263,11 +263,11 @@ export class UdpRelay {
    * the relay cannot carry the new routing or the loop refuses it, or gives no answer within timeoutMs.
    */
   setRouting(update: RoutingUpdate, timeoutMs = 10_000): Promise<void> {
-    validate({ ...this.config, routing: update.routing });
-    const layout = unionLayout(this.layout, routedLayoutOf(update.routing));
-    const buffer = createCounterBuffer(layout);
-    const requestId = this.nextRequest++;
     return new Promise<void>((resolve, reject) => {
+      validate({ ...this.config, routing: update.routing }); // a throw here rejects
+      const layout = unionLayout(this.layout, routedLayoutOf(update.routing));
+      const buffer = createCounterBuffer(layout);
+      const requestId = this.nextRequest++;
       const timer = setTimeout(() => reject(new TproxyError('ERR_SYSCALL', `udp relay on port ${this.config.port}: the loop did not take the new routing within ${timeoutMs} ms`)), timeoutMs);
       this.swaps.set(requestId, {
         routing: update.routing,
