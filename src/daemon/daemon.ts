@@ -8,11 +8,16 @@
  * their flows drain (up to reload.drainMs). Draining listeners keep the rules their established flows
  * need (divert, policy routing of their families, their upstream mark) until their drain ends; then
  * the rules are planned again without them. A changed listener is stopped and started again on the
- * same port (its TCP flows drain; its UDP sessions end). Per-flow events (on with log.level debug)
- * are the exception: a listener that differs only in them keeps running and is switched in place,
- * once the rest of the reload succeeded, so turning on debug logging does not disturb the traffic
- * one wants to look at. When anything fails the old configuration stays in force: listeners
- * started for the new one are stopped, replaced ones restarted.
+ * same port (its TCP flows drain; its UDP sessions end). Two kinds of change are made on the
+ * running listener instead:
+ *   - routes and outbounds (routes, lists, outbounds, the listener's own outbound, the sniff
+ *     timeout): swapped in place first of all, so a swap the data plane refuses fails the reload
+ *     before anything else changed; new flows take the new routes, flows and UDP sessions in
+ *     progress keep the route and outbound they started with, and their counters go on;
+ *   - per-flow events (on with log.level debug): switched once the rest of the reload succeeded,
+ *     so turning on debug logging does not disturb the traffic one wants to look at.
+ * When anything fails the old configuration stays in force: listeners started for the new one are
+ * stopped, replaced ones restarted, swapped routes swapped back.
  */
 import { rulesConfigOf } from '../core/config/rules-of.js';
 import type { TproxyConfig } from '../core/config/tproxy-config.js';
@@ -23,7 +28,7 @@ import type { RulesPlan } from '../core/rules/planned.js';
 import type { ApplyOptions, ApplyResult, RemoveResult, RulesStatus } from '../control/apply.js';
 import type { BackendChoice, BackendName } from '../control/backend.js';
 import type { EventSink } from '../dataplane/events.js';
-import type { ProxyConfig, ProxyCounters } from '../dataplane/proxy.js';
+import { routingSettingsOf, type ProxyConfig, type ProxyCounters, type RoutingSettings } from '../dataplane/proxy.js';
 import type { TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
 import type { StopReport } from '../dataplane/tcp/relay.js';
 import type { DaemonEvent } from './events.js';
@@ -46,6 +51,8 @@ export interface ListenerProxy {
   tcpCapacity(): TcpCapacity;
   /** Per-flow events on or off, listeners and flows untouched; resolves once in force. */
   setFlowEvents(on: boolean): Promise<void>;
+  /** Routes and outbounds of new flows; flows and UDP sessions in progress keep theirs. Resolves once in force. */
+  setRouting(settings: RoutingSettings): Promise<void>;
 }
 
 export interface RulesApplier {
@@ -155,7 +162,15 @@ export class Daemon {
     const changes = listenerChanges(new Map([...this.running].map(([name, r]) => [name, r.config])), wanted);
     const started: RunningListener[] = [];
     const replaced: RunningListener[] = [];
+    const rerouted: RunningListener[] = [];
     try {
+      // Routes swapped on running listeners first: one the data plane refuses fails the reload
+      // before anything else changed. Flows and UDP sessions in progress keep their outbound.
+      for (const name of changes.routingSwitched ?? []) {
+        const kept = this.running.get(name) as RunningListener;
+        rerouted.push(kept);
+        await kept.proxy.setRouting(routingSettingsOf(wanted.get(name) as ProxyConfig));
+      }
       // A changed listener gives its port up first: stop accepting (flows drain), then bind anew.
       for (const name of changes.changed) {
         const old = this.running.get(name) as RunningListener;
@@ -180,6 +195,7 @@ export class Daemon {
           this.running.set(name, { ...kept, config });
         }),
       );
+      for (const name of changes.routingSwitched ?? []) this.running.set(name, { ...(this.running.get(name) as RunningListener), config: wanted.get(name) as ProxyConfig });
       for (const name of changes.removed) {
         const old = this.running.get(name) as RunningListener;
         this.running.delete(name);
@@ -190,6 +206,12 @@ export class Daemon {
       return { ...changes, rulesChanged };
     } catch (error) {
       await Promise.all(started.map((r) => r.proxy.stop(0)));
+      // Routes swapped back: new flows leave as before the reload again.
+      for (const old of rerouted) {
+        await old.proxy.setRouting(routingSettingsOf(old.config)).catch((restoreError: unknown) => {
+          this.deps.emit({ type: 'error', code: isTproxyError(restoreError) ? restoreError.code : errnoOf(restoreError), message: `listener ${old.name}: its routes could not be restored after a failed reload: ${(restoreError as Error).message}` });
+        });
+      }
       // The replaced listeners stopped accepting: start them again as they were.
       for (const old of replaced) {
         try {

@@ -60,7 +60,7 @@ function daemonMessage(e: DaemonOwnEvent): string | undefined {
     case 'reload':
       return `reload: reading ${String(e.file)}`;
     case 'reload.applied':
-      return `reload applied: listeners added ${list(e.added)}, removed ${list(e.removed)}, changed ${list(e.changed)}, kept ${list(e.kept)}${e.flowEventsSwitched ? ` (per-flow events switched in place in ${list(e.flowEventsSwitched)})` : ''}; rules ${e.rulesChanged ? 'replaced' : 'unchanged'}`;
+      return `reload applied: listeners added ${list(e.added)}, removed ${list(e.removed)}, changed ${list(e.changed)}, kept ${list(e.kept)}${e.flowEventsSwitched ? ` (per-flow events switched in place in ${list(e.flowEventsSwitched)})` : ''}${e.routingSwitched ? ` (routes swapped in place in ${list(e.routingSwitched)}: flows in progress keep their outbound)` : ''}; rules ${e.rulesChanged ? 'replaced' : 'unchanged'}`;
     case 'reload.rejected':
       return `reload rejected, the running configuration stays: ${String(e.error)}`;
     case 'listener.draining':

@@ -15,6 +15,7 @@ import type { DescriptorBudget } from '../sys/descriptor-budget.js';
 import { fileLimit, processDescriptorBudget } from '../sys/limits.js';
 import type { EventSink, UpstreamMode } from './events.js';
 import type { SentHeaders } from './headers.js';
+import type { RoutingUpdate } from './routing.js';
 import { localAddressCache } from './local-addresses.js';
 import { expectedTcpCapacity, reserveTcpFlows, tcpCapacity, type TcpCapacity } from './tcp/capacity.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
@@ -91,6 +92,19 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
   udpMapping: 'endpoint-dependent',
 };
 
+/** What a reload can change in a running listener without restarting it (see Proxy.setRouting). */
+export const ROUTING_SETTINGS = ['routing', 'sniffTimeoutMs', 'upstream', 'upstreamProxy'] as const;
+export type RoutingSettings = Pick<ProxyConfig, (typeof ROUTING_SETTINGS)[number]>;
+
+export function routingSettingsOf(config: ProxyConfig): RoutingSettings {
+  return {
+    upstream: config.upstream,
+    ...(config.routing ? { routing: config.routing } : {}),
+    ...(config.sniffTimeoutMs !== undefined ? { sniffTimeoutMs: config.sniffTimeoutMs } : {}),
+    ...(config.upstreamProxy ? { upstreamProxy: config.upstreamProxy } : {}),
+  };
+}
+
 export interface ProxyDeps {
   readonly sockets?: SocketApi;
   readonly emit: EventSink;
@@ -160,6 +174,26 @@ export class Proxy {
     await this.pool?.setFlowEvents(on);
   }
 
+  /**
+   * A reload's routes and outbounds: new flows (TCP) and new UDP sessions take them from now on;
+   * flows and sessions in progress keep the route and outbound they started with, and the
+   * per-route and per-outbound counters go on. Listeners, workers and sessions are untouched.
+   * Resolves once every engine has it in force (a TCP worker that does not answer within 2 s is
+   * not waited for; one started later gets it at its start). Rejects when the UDP relay cannot
+   * carry the new routing; call it again with the old settings to go back.
+   */
+  async setRouting(settings: RoutingSettings): Promise<void> {
+    // The optional ones absent from settings are absent from the result too.
+    const { routing: _routing, sniffTimeoutMs: _sniff, upstreamProxy: _proxy, ...rest } = this.current;
+    const next: ProxyConfig = { ...rest, ...settings };
+    checkUpstreamProxy(next);
+    const update: RoutingUpdate = { routing: flowRouting(next), sniffTimeoutMs: next.sniffTimeoutMs ?? 300 };
+    // UDP first: it is the one that can refuse (routing it cannot carry), before TCP changes.
+    await this.udp?.setRouting(update);
+    this.current = next;
+    await Promise.all([this.tcp?.setRouting(update), this.pool?.setRouting(update)]);
+  }
+
   private relayConfig(): Omit<TcpRelayConfig, 'family'> {
     const c = this.config;
     return {
@@ -207,6 +241,7 @@ export class Proxy {
             port: this.config.port,
             upstream: this.config.upstream,
             routing: flowRouting(this.config),
+            ...(this.config.sniffTimeoutMs !== undefined ? { sniffTimeoutMs: this.config.sniffTimeoutMs } : {}),
             upstreamMark: this.config.upstreamMark,
             idleTimeoutMs: this.config.udpIdleTimeoutMs,
             maxSessions: this.config.maxUdpSessions,

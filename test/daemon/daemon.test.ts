@@ -28,6 +28,8 @@ interface Harness {
   /** Make the next start of this port fail with this error. */
   failStart: Map<number, TproxyError[]>;
   failApply: TproxyError[];
+  /** Make the next routing swap of this port fail with this error. */
+  failRouting: Map<number, TproxyError[]>;
   /** Every plan applied, in order. */
   plans: RulesPlan[];
   /** Resolve the drain of the proxy on this port (its flows finished). */
@@ -39,6 +41,7 @@ function harness(initial: TproxyConfig): Harness {
   const events: DaemonEvent[] = [];
   const failStart = new Map<number, TproxyError[]>();
   const failApply: TproxyError[] = [];
+  const failRouting = new Map<number, TproxyError[]>();
   const plans: RulesPlan[] = [];
   const drains = new Map<number, () => void>();
   let ids = 0;
@@ -69,6 +72,11 @@ function harness(initial: TproxyConfig): Harness {
         log.push(`flow events ${id} ${on ? 'on' : 'off'}`);
         return Promise.resolve();
       },
+      setRouting(settings) {
+        const error = failRouting.get(c.port)?.shift();
+        log.push(`routing ${id} default ${settings.routing?.defaultOutbound.name ?? settings.upstream}${error ? ` fails ${error.code}` : ''}`);
+        return error ? Promise.reject(error) : Promise.resolve();
+      },
     };
   };
   const controller = {
@@ -92,7 +100,7 @@ function harness(initial: TproxyConfig): Harness {
     pid: 4242,
     sleep: () => Promise.resolve(),
   });
-  return { daemon, log, events, failStart, failApply, plans, finishDrain: (port) => drains.get(port)?.() };
+  return { daemon, log, events, failStart, failApply, failRouting, plans, finishDrain: (port) => drains.get(port)?.() };
 }
 
 describe('daemon', () => {
@@ -170,6 +178,47 @@ describe('daemon', () => {
     const same = await h.daemon.reload(config(`listeners:\n${WEB}${DNS}log: { level: warn }\n`));
     assert.deepEqual([same.kept, same.flowEventsSwitched, h.log], [['web', 'dns'], undefined, []], 'info to warn: flow events stay off, nothing to switch');
     assert.equal(h.events.filter((e) => e.type === 'listener.draining').length, 0);
+  });
+
+  it('reload: changed routes are swapped on the running listeners, starting and stopping nothing', async () => {
+    const h = harness(config(`listeners:\n${WEB}${DNS}`));
+    await h.daemon.start();
+    const proxies = h.daemon.listeners().map((l) => l.proxy);
+    h.log.length = 0;
+    const routed = config(`listeners:\n${WEB}${DNS}routes:\n  - { name: lab, outbound: transparent, destinations: [203.0.113.0/24], listeners: [web] }\n`);
+    const report = await h.daemon.reload(routed);
+    assert.deepEqual([report.kept, report.added, report.removed, report.changed, report.routingSwitched, report.rulesChanged], [['web', 'dns'], [], [], [], ['web'], false]);
+    assert.deepEqual(h.log, ['routing 8100#1 default direct'], 'no start, no stop, no rules: only the swap, and only where the routes apply');
+    assert.deepEqual(h.daemon.listeners().map((l) => l.proxy), proxies, 'the same proxies run');
+    assert.deepEqual(h.daemon.listeners()[0]?.config.routing?.routes.map((r) => r.name), ['lab']);
+    const applied = h.events.filter((e) => e.type === 'reload.applied').pop() as Record<string, unknown> | undefined;
+    assert.deepEqual(applied?.routingSwitched, ['web']);
+
+    // The listener's own outbound is routing too; with log.level, both are switched in place.
+    h.log.length = 0;
+    const both = await h.daemon.reload(config(`listeners:\n  - { name: web, port: 8100, intercept: [tcp:80], outbound: reject }\n${DNS}log: { level: debug }\n`));
+    assert.deepEqual([both.kept, both.changed, both.flowEventsSwitched, both.routingSwitched], [['web', 'dns'], [], ['web', 'dns'], ['web']]);
+    assert.deepEqual(h.log, ['routing 8100#1 default reject', 'flow events 8100#1 on', 'flow events 8153#2 on']);
+    assert.deepEqual(h.daemon.listeners().map((l) => [l.config.routing?.defaultOutbound.name, l.config.routing?.routes.length, l.config.flowEvents]), [['reject', 0, true], ['direct', 0, true]]);
+  });
+
+  it('reload: routes swapped back when the rest of the reload fails, and a swap the data plane refuses changes nothing', async () => {
+    const h = harness(config(`listeners:\n${WEB}`));
+    await h.daemon.start();
+    const before = h.daemon.config;
+    h.log.length = 0;
+    h.failApply.push(new TproxyError('ERR_CONFLICT', 'route table 100 is already used'));
+    const rerouted = `listeners:\n  - { name: web, port: 8100, intercept: [tcp:80], outbound: transparent }\n`;
+    await assert.rejects(h.daemon.reload(config(`${rerouted}${DNS}`)), /route table 100/);
+    assert.deepEqual(h.log, ['routing 8100#1 default transparent', 'start 8153#2', 'apply web:8100,dns:8153 owner 4242 fails', 'stop 8153#2 grace 0', 'routing 8100#1 default direct']);
+    assert.equal(h.daemon.config, before);
+    assert.equal(h.daemon.listeners()[0]?.config.routing?.defaultOutbound.name, 'direct');
+
+    h.log.length = 0;
+    h.failRouting.set(8100, [new TproxyError('ERR_INVALID_ARGUMENT', 'the new routing was refused')]);
+    await assert.rejects(h.daemon.reload(config(`${rerouted}${DNS}`)), /the new routing was refused/);
+    assert.deepEqual(h.log, ['routing 8100#1 default transparent fails ERR_INVALID_ARGUMENT', 'routing 8100#1 default direct'], 'nothing started or applied');
+    assert.equal(h.daemon.config, before);
   });
 
   it('reload: a listener whose port changes along with log.level is replaced, its new proxy started with flow events on', async () => {

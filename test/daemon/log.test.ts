@@ -63,6 +63,10 @@ describe('log lines', () => {
       formatEvent({ type: 'reload.applied', kept: ['web', 'dns'], added: [], removed: [], changed: [], flowEventsSwitched: ['web', 'dns'], rulesChanged: false }, 'text', at),
       '2026-11-30T04:00:00.000Z info  reload applied: listeners added none, removed none, changed none, kept web, dns (per-flow events switched in place in web, dns); rules unchanged\n',
     );
+    assert.equal(
+      formatEvent({ type: 'reload.applied', kept: ['web'], added: [], removed: [], changed: [], routingSwitched: ['web'], rulesChanged: false }, 'text', at),
+      '2026-11-30T04:00:00.000Z info  reload applied: listeners added none, removed none, changed none, kept web (routes swapped in place in web: flows in progress keep their outbound); rules unchanged\n',
+    );
     const rejected = JSON.parse(formatEvent({ type: 'reload.rejected', error: 'tproxy.yaml:2:11: listeners[0].port: 0 is not allowed' }, 'json', at)) as Record<string, unknown>;
     assert.deepEqual([rejected.level, rejected.msg], ['warn', 'reload rejected, the running configuration stays: tproxy.yaml:2:11: listeners[0].port: 0 is not allowed']);
     assert.equal(

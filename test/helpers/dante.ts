@@ -12,7 +12,8 @@ import type { HostName, Lab } from '../../src/lab/topology.js';
 import { startDaemon, type Daemon } from './daemon.js';
 
 export interface DanteOptions {
-  readonly address: string;
+  /** Where it listens and connects from: one address, or one per family (IPv4 and IPv6). */
+  readonly address: string | readonly string[];
   readonly port: number;
   /** Require this user and password (RFC 1929); absent: no authentication. */
   readonly user?: { readonly name: string; readonly password: string };
@@ -21,19 +22,22 @@ export interface DanteOptions {
 export async function startDante(lab: Lab, host: HostName, dir: string, options: DanteOptions): Promise<Daemon> {
   const base = join(dir, `danted-${options.port}`);
   const method = options.user ? 'username' : 'none';
+  const addresses = typeof options.address === 'string' ? [options.address] : options.address;
+  // Rules per family: 0.0.0.0/0 matches IPv4 only.
+  const nets = addresses.some((a) => a.includes(':')) ? ['0.0.0.0/0', '::/0'] : ['0.0.0.0/0'];
   writeFileSync(
     `${base}.conf`,
     [
       `logoutput: ${base}.log`,
-      `internal: ${options.address} port = ${options.port}`,
-      `external: ${options.address}`,
+      ...addresses.map((a) => `internal: ${a} port = ${options.port}`),
+      ...addresses.map((a) => `external: ${a}`),
       'clientmethod: none',
       `socksmethod: ${method}`,
       'user.privileged: root',
       'user.unprivileged: nobody',
       // A keyword's values run to the end of its line (command: connect log: ... would read log as a command).
-      'client pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  log: connect error\n}',
-      'socks pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: connect\n  log: connect error\n}',
+      ...nets.map((n) => `client pass {\n  from: ${n} to: ${n}\n  log: connect error\n}`),
+      ...nets.flatMap((from) => nets.map((to) => `socks pass {\n  from: ${from} to: ${to}\n  command: connect\n  log: connect error\n}`)),
       '',
     ].join('\n'),
   );

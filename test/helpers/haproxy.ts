@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import type { HostName, Lab } from '../../src/lab/topology.js';
 import { startDaemon, type Daemon } from './daemon.js';
 
-export async function startHaproxyAcceptProxy(lab: Lab, host: HostName, dir: string, address: string, port: number): Promise<Daemon> {
+/** `address`: one address, or one per family (IPv4 and IPv6). */
+export async function startHaproxyAcceptProxy(lab: Lab, host: HostName, dir: string, address: string | readonly string[], port: number): Promise<Daemon> {
+  const binds = (typeof address === 'string' ? [address] : address).map((a) => `  bind ${a.includes(':') ? `[${a}]` : a}:${port} accept-proxy`).join('\n');
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(
     file,
@@ -23,7 +25,7 @@ defaults
   timeout client 20s
   timeout server 20s
 frontend pp
-  bind ${address}:${port} accept-proxy
+${binds}
   log-format "%ci:%cp"
   http-request return status 200 content-type text/plain string "haproxy\\n"
 `,

@@ -18,7 +18,9 @@ export interface NginxPorts {
   readonly tls: number;
 }
 
-export async function startNginx(lab: Lab, host: HostName, dir: string, address: string, ports: NginxPorts): Promise<Daemon> {
+/** `address`: one address, or one per family (IPv4 and IPv6), each listened on by every server. */
+export async function startNginx(lab: Lab, host: HostName, dir: string, address: string | readonly string[], ports: NginxPorts): Promise<Daemon> {
+  const listen = (port: number, more = ''): string => (typeof address === 'string' ? [address] : address).map((a) => `listen ${a.includes(':') ? `[${a}]` : a}:${port}${more};`).join(' ');
   const root = join(dir, 'nginx');
   mkdirSync(join(root, 'tmp'), { recursive: true });
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test.example', '-keyout', join(root, 'key.pem'), '-out', join(root, 'cert.pem')], { stdio: 'ignore' });
@@ -35,9 +37,9 @@ export async function startNginx(lab: Lab, host: HostName, dir: string, address:
       ...temp,
       `  access_log ${root}/access.log;`,
       "  log_format pp '$proxy_protocol_addr:$proxy_protocol_port';",
-      `  server { listen ${address}:${ports.plain}; location / { return 200 "$server_port $host\\n"; } }`,
-      `  server { listen ${address}:${ports.proxy} proxy_protocol; access_log ${root}/proxy.log pp; location / { return 200 "proxied\\n"; } }`,
-      `  server { listen ${address}:${ports.tls} ssl; ssl_certificate ${root}/cert.pem; ssl_certificate_key ${root}/key.pem; location / { return 200 "tls $ssl_server_name\\n"; } }`,
+      `  server { ${listen(ports.plain)} location / { return 200 "$server_port $host\\n"; } }`,
+      `  server { ${listen(ports.proxy, ' proxy_protocol')} access_log ${root}/proxy.log pp; location / { return 200 "proxied\\n"; } }`,
+      `  server { ${listen(ports.tls, ' ssl')} ssl_certificate ${root}/cert.pem; ssl_certificate_key ${root}/key.pem; location / { return 200 "tls $ssl_server_name\\n"; } }`,
       '}',
       '',
     ].join('\n'),

@@ -7,6 +7,7 @@ import type { Family } from '../../core/net/constants.js';
 import type { Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink } from '../events.js';
+import type { RoutingUpdate } from '../routing.js';
 import { sumTcpCounters, type TcpCounters } from './counters.js';
 import { busiestFlows, type TcpSnapshot } from './flows.js';
 import { TcpRelay, type StopReport, type TcpRelayConfig } from './relay.js';
@@ -28,6 +29,8 @@ export interface TcpEngine {
   snapshot(limit: number): Promise<TcpSnapshot>;
   /** Per-flow events on or off from now on, without touching the listeners or flows. */
   setFlowEvents(on: boolean): void;
+  /** New flows take these routes from now on; flows in progress keep theirs. Resolves once in force. */
+  setRouting(update: RoutingUpdate): Promise<void>;
 }
 
 export interface TcpEngineDeps {
@@ -54,7 +57,7 @@ export function createTcpEngine(requested: TcpEngineKind, families: readonly Fam
   if (why !== undefined) deps.emit({ type: 'tcp.engine', requested, engine: kind, why });
   if (kind === 'splice' || kind === 'uring') {
     const relay = new SpliceRelay({ ...config, families, pipeBytes: PIPE_BYTES, engine: kind }, deps);
-    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters, snapshot: (limit) => relay.snapshot(limit), setFlowEvents: (on) => relay.setFlowEvents(on) };
+    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters, snapshot: (limit) => relay.snapshot(limit), setFlowEvents: (on) => relay.setFlowEvents(on), setRouting: (update) => relay.setRouting(update) };
   }
   const relays = families.map((family) => new TcpRelay({ ...config, family }, deps));
   return {
@@ -70,5 +73,9 @@ export function createTcpEngine(requested: TcpEngineKind, families: readonly Fam
     counters: () => sumTcpCounters(relays.map((r) => r.counters)),
     snapshot: (limit) => Promise.resolve({ counters: sumTcpCounters(relays.map((r) => r.liveCounters())), flows: busiestFlows(relays.map((r) => r.busiest(limit)), limit) }),
     setFlowEvents: (on) => relays.forEach((r) => r.setFlowEvents(on)),
+    setRouting: (update) => {
+      for (const r of relays) r.setRouting(update);
+      return Promise.resolve();
+    },
   };
 }

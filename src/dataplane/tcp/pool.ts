@@ -14,6 +14,7 @@ import type { EventSink } from '../events.js';
 import { RestartWindow } from '../restart-window.js';
 import { emptyTcpCounters, retireTcpCounters, sumTcpCounters, type TcpCounters } from './counters.js';
 import { busiestFlows, type TcpFlowSnapshot, type TcpSnapshot } from './flows.js';
+import type { RoutingUpdate } from '../routing.js';
 import type { StopReport } from './relay.js';
 import type { SupervisorMessage, TcpWorkerConfig, WorkerMessage } from './worker-protocol.js';
 
@@ -36,6 +37,8 @@ interface WorkerState {
   readonly requests: Map<number, (answer: WorkerMessage | undefined) => void>;
   /** The per-flow events setting it was started with (it may have changed before it was ready). */
   readonly flowEvents: boolean;
+  /** The routing it was started with (a reload may have swapped it before it was ready). */
+  readonly routing: TcpWorkerConfig['relay']['routing'];
   ready: boolean;
   counters: TcpCounters;
   stopped?: { report: StopReport; counters: TcpCounters };
@@ -98,6 +101,18 @@ export class TcpWorkerPool {
     await Promise.all(ready.map((s) => this.ask(s, (requestId) => ({ kind: 'flow-events', requestId, on }), timeoutMs)));
   }
 
+  /**
+   * New flows take these routes in every worker, and in workers started later; flows in progress
+   * keep theirs. Resolves once each ready worker has them in force (or did not answer within
+   * timeoutMs: IPC keeps the order, so it takes them before anything asked later); a worker still
+   * starting is given them when it reports ready.
+   */
+  async setRouting(update: RoutingUpdate, timeoutMs = 2000): Promise<void> {
+    this.config = { ...this.config, relay: { ...this.config.relay, routing: update.routing, sniffTimeoutMs: update.sniffTimeoutMs } };
+    const ready = [...this.workers.values()].filter((s) => s.ready);
+    await Promise.all(ready.map((s) => this.ask(s, (requestId) => ({ kind: 'routing', requestId, ...update }), timeoutMs)));
+  }
+
   /** Ask one worker; its answer (same requestId), or undefined if none came within timeoutMs or it exited. */
   private ask(state: WorkerState, question: (requestId: number) => SupervisorMessage, timeoutMs: number): Promise<WorkerMessage | undefined> {
     return new Promise((resolve) => {
@@ -154,7 +169,7 @@ export class TcpWorkerPool {
     const child = fork(WORKER_MAIN, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     child.send({ kind: 'config', config: this.config satisfies TcpWorkerConfig } satisfies SupervisorMessage);
     const pid = child.pid ?? -1;
-    const state: WorkerState = { child, counters: emptyTcpCounters(), requests: new Map(), flowEvents: this.config.relay.flowEvents, ready: false };
+    const state: WorkerState = { child, counters: emptyTcpCounters(), requests: new Map(), flowEvents: this.config.relay.flowEvents, routing: this.config.relay.routing, ready: false };
     this.workers.set(pid, state);
     this.deps.emit({ type: 'worker.start', pid, restart: this.restartCount });
     return new Promise<Endpoint[]>((resolve, reject) => {
@@ -165,6 +180,8 @@ export class TcpWorkerPool {
             this.maxConnectionsPerWorker = message.maxConnections;
             const on = this.config.relay.flowEvents;
             if (on !== state.flowEvents) void this.ask(state, (requestId) => ({ kind: 'flow-events', requestId, on }), 2000);
+            const { routing, sniffTimeoutMs } = this.config.relay;
+            if (routing !== state.routing) void this.ask(state, (requestId) => ({ kind: 'routing', requestId, routing, sniffTimeoutMs }), 2000);
             resolve([...message.locals]);
             break;
           }
@@ -179,6 +196,7 @@ export class TcpWorkerPool {
             break;
           case 'snapshot':
           case 'flow-events':
+          case 'routing':
             state.requests.get(message.requestId)?.(message);
             break;
           case 'stopped':

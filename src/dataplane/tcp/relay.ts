@@ -42,6 +42,7 @@ import { handshakeOverStream, type HandshakeFailure } from './handshake-stream.j
 import { topN, type TcpFlowSnapshot } from './flows.js';
 import { refusalReason } from './refusal.js';
 import { openUpstreamSocket, type ConnectingOutbound } from './upstream-socket.js';
+import type { RoutingUpdate } from '../routing.js';
 
 export interface TcpRelayConfig {
   readonly family: Family;
@@ -117,7 +118,9 @@ export class TcpRelay {
   private nextId = 1;
   private readonly flows = new Set<Flow>();
   private flowEvents: boolean;
-  private readonly routes: RouteTable;
+  /** Routes of new flows; a reload swaps it (setRouting), flows keep the decision they took. */
+  private routes: RouteTable;
+  private sniffTimeoutMs: number;
   /** Connections waiting for their name (not flows yet; they count toward the cap). */
   private sniffing = 0;
   private readonly now: () => number;
@@ -129,11 +132,18 @@ export class TcpRelay {
     this.flowEvents = config.flowEvents;
     this.routes = RouteTable.compile(config.routing);
     this.now = deps.now ?? Date.now;
+    this.sniffTimeoutMs = config.sniffTimeoutMs;
   }
 
   /** Report every flow from now on (each event as it happens), or stop reporting; flows go on either way. */
   setFlowEvents(on: boolean): void {
     this.flowEvents = on;
+  }
+
+  /** New flows (and connections still waiting for their name) take these routes; flows in progress keep theirs. */
+  setRouting(update: RoutingUpdate): void {
+    this.routes = RouteTable.compile(update.routing);
+    this.sniffTimeoutMs = update.sniffTimeoutMs;
   }
 
   /** Open the transparent listener; throws TproxyError (EADDRINUSE, EPERM ...) with advice. */
@@ -293,7 +303,7 @@ export class TcpRelay {
       return;
     }
     this.sniffing++;
-    sniffClient(client, this.config.sniffTimeoutMs, (outcome, name, early) => {
+    sniffClient(client, this.sniffTimeoutMs, (outcome, name, early) => {
       this.sniffing--;
       increment(this.counters.sniffs, outcome);
       if (outcome === 'error') {

@@ -49,6 +49,10 @@ async function main(config: TcpWorkerConfig): Promise<void> {
       void engine.snapshot(message.limit).then((snapshot) => send({ kind: 'snapshot', requestId: message.requestId, ...snapshot }));
       return;
     }
+    if (message.kind === 'routing') {
+      void engine.setRouting({ routing: message.routing, sniffTimeoutMs: message.sniffTimeoutMs }).then(() => send({ kind: 'routing', requestId: message.requestId }));
+      return;
+    }
     if (message.kind === 'flow-events') {
       engine.setFlowEvents(message.on);
       send({ kind: 'flow-events', requestId: message.requestId });

@@ -2,6 +2,7 @@
 import type { Family } from '../../core/net/constants.js';
 import type { Endpoint } from '../../core/net/sockaddr.js';
 import type { ProxyEvent } from '../events.js';
+import type { RoutingUpdate } from '../routing.js';
 import type { TcpCounters } from './counters.js';
 import type { TcpEngineKind } from './engines.js';
 import type { TcpSnapshot } from './flows.js';
@@ -24,7 +25,9 @@ export type SupervisorMessage =
   | { readonly kind: 'stop'; readonly graceMs: number }
   | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number }
   /** Per-flow events on or off from now on; answered once in force (flows started after the answer follow it). */
-  | { readonly kind: 'flow-events'; readonly requestId: number; readonly on: boolean };
+  | { readonly kind: 'flow-events'; readonly requestId: number; readonly on: boolean }
+  /** A reload's routes for new flows (flows in progress keep theirs); answered once in force. */
+  | ({ readonly kind: 'routing'; readonly requestId: number } & RoutingUpdate);
 
 export type WorkerMessage =
   | { readonly kind: 'ready'; readonly locals: readonly Endpoint[]; readonly maxConnections: number }
@@ -33,4 +36,5 @@ export type WorkerMessage =
   | { readonly kind: 'counters'; readonly counters: TcpCounters }
   | ({ readonly kind: 'snapshot'; readonly requestId: number } & TcpSnapshot)
   | { readonly kind: 'flow-events'; readonly requestId: number }
+  | { readonly kind: 'routing'; readonly requestId: number }
   | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters };

@@ -99,6 +99,36 @@ export function routedLayoutOf(routing: RoutingConfig): UdpRoutedLayout {
   };
 }
 
+/**
+ * The layout after a reload: every name of `before` (sessions in progress keep counting under
+ * their route and outbound, even one the new routing no longer has) and the new ones of `after`;
+ * DEFAULT_ROUTE stays last.
+ */
+export function unionLayout(before: UdpRoutedLayout, after: UdpRoutedLayout): UdpRoutedLayout {
+  const routes = [...new Set([...before.routes, ...after.routes])].filter((r) => r !== DEFAULT_ROUTE);
+  return { routes: [...routes, DEFAULT_ROUTE], outbounds: [...new Set([...before.outbounds, ...after.outbounds])] };
+}
+
+/**
+ * Copy every count of `from` (laid out as `fromLayout`) into `to` (laid out as `toLayout`, which
+ * has every name of fromLayout): the fixed slots as they are, each route's and outbound's block
+ * to the block of the same name. Run by the one writer (the loop), so nothing is counted twice or lost.
+ */
+export function migrateCounters(from: Float64Array, fromLayout: UdpRoutedLayout, to: Float64Array, toLayout: UdpRoutedLayout): void {
+  to.set(from.subarray(0, UDP_COUNTER_SLOTS));
+  const block = (at: number): Float64Array => from.subarray(at, at + UDP_ROUTED_NAMES.length);
+  for (const [i, name] of fromLayout.routes.entries()) {
+    const j = toLayout.routes.indexOf(name);
+    if (j < 0) throw new Error(`udp counters: route ${name} missing from the new layout`);
+    to.set(block(routeSlot(i)), routeSlot(j));
+  }
+  for (const [i, name] of fromLayout.outbounds.entries()) {
+    const j = toLayout.outbounds.indexOf(name);
+    if (j < 0) throw new Error(`udp counters: outbound ${name} missing from the new layout`);
+    to.set(block(outboundSlot(fromLayout, i)), outboundSlot(toLayout, j));
+  }
+}
+
 export type UdpCounters = { [K in UdpCounterName]: number } & {
   readonly errors: { [K in UdpErrorReason]: number };
   /** By route name (DEFAULT_ROUTE: no route matched). */

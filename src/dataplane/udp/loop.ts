@@ -32,8 +32,10 @@
  * Routes: the first datagram of a flow (client, original destination) is routed (RouteTable, protocol
  * udp): `reject` drops it and every later one (counted, nothing opened); `direct` / `transparent`
  * say how the session's upstream socket is bound. When a route could match on a name, that first
- * datagram is read for a QUIC Initial's server name (sniffQuicServerName); anything else routes
- * without a name, at once (no waiting for later datagrams). Endpoint-independent sessions are per
+ * datagram is read for a QUIC Initial's server name; anything else routes without a name, at once.
+ * A ClientHello that takes more than one Initial datagram (Chrome's post-quantum one) holds the
+ * flow's datagrams (quic-hold.ts) until its name is in, it is given up, or the sniff timeout
+ * passes; then they are sent in order. Endpoint-independent sessions are per
  * (client, outbound), so a client's flows that route to different outbounds get different upstream
  * sockets. A session keeps its outbound for its life.
  *
@@ -56,8 +58,9 @@ import type { ProxyEvent } from '../events.js';
 import { errorReasonOf, UDP_COUNTER_INDEX as N, UDP_ERROR_INDEX as E, type UdpErrorReason } from './counters.js';
 import type { UdpLoopConfig } from './protocol.js';
 import { type RouteDecision, RouteTable } from '../../core/route/table.js';
-import { sniffQuicServerName } from '../../core/sniff/quic-initial.js';
-import { outboundSlot, routedLayoutOf, routeSlot, UDP_ROUTED_INDEX as R, type UdpRoutedLayout } from './counters.js';
+import { QuicHold, type ExpiredHold, type QuicHoldStep } from './quic-hold.js';
+import { migrateCounters, outboundSlot, routedLayoutOf, routeSlot, UDP_ROUTED_INDEX as R, type UdpRoutedLayout } from './counters.js';
+import type { RoutingConfig } from '../../core/route/config.js';
 import { SessionTable, sessionKey } from './session-table.js';
 
 interface Session {
@@ -73,9 +76,9 @@ interface Session {
   readonly transparent: boolean;
   /** The route and outbound of the flow that opened the session. */
   readonly decision: RouteDecision;
-  /** First counter slot of its route's and its outbound's blocks. */
-  readonly routeSlot: number;
-  readonly outboundSlot: number;
+  /** First counter slot of its route's and its outbound's blocks (moved when a reload grows the counters). */
+  routeSlot: number;
+  outboundSlot: number;
   /** DSCP of everything the session sends (undefined: the kernel's default). */
   readonly dscp: number | undefined;
   /** Remotes by endpointKey. */
@@ -105,6 +108,13 @@ interface Guard {
 }
 
 type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer } | { readonly kind: 'guard'; readonly guard: Guard };
+
+/** A routed flow: its decision, the DSCP of its first datagram, and the datagrams held before the one at hand. */
+interface Routed {
+  readonly decision: RouteDecision;
+  readonly dscp: number | undefined;
+  readonly held: readonly Buffer[];
+}
 
 interface Pending {
   readonly client: Endpoint;
@@ -152,14 +162,16 @@ export class UdpLoop {
   private readonly raw = new Map<Family, RawUdpSender>();
   private readonly pending: Pending[] = [];
   private readonly lastDropEvent = new Map<UdpErrorReason, number>();
-  private readonly c: Float64Array;
+  private c: Float64Array;
   private readonly independent: boolean;
   /** Guards by client endpointKey (endpoint-dependent mapping with upstream transparent only). */
   private readonly guards = new Map<string, Guard>();
-  private readonly routes: RouteTable;
-  private readonly layout: UdpRoutedLayout;
+  private routes: RouteTable;
+  private layout: UdpRoutedLayout;
   /** The peer of each flow (client endpointKey > remote endpointKey), to find a flow's session. */
   private readonly flows = new Map<string, Peer>();
+  /** Flows waiting for the rest of a QUIC ClientHello (their route could depend on its name). */
+  private readonly quic: QuicHold;
   private nextId = 1;
   private now: number;
   private nextExpiryCheck = 0;
@@ -173,7 +185,8 @@ export class UdpLoop {
     this.c = deps.counters;
     this.independent = config.mapping === 'endpoint-independent';
     this.routes = RouteTable.compile(config.routing);
-    this.layout = routedLayoutOf(config.routing);
+    this.layout = config.layout ?? routedLayoutOf(config.routing);
+    this.quic = new QuicHold({ timeoutMs: config.sniffTimeoutMs ?? 300 });
     this.batch = this.api.batch(config.batchSize, config.maxDatagramBytes);
     this.drainRx = this.api.receiver(config.maxDatagramBytes);
     this.epoll = this.api.epoll(256);
@@ -197,6 +210,7 @@ export class UdpLoop {
       else this.readReply(owner.peer);
       this.handOver();
     }
+    if (this.quic.size > 0) for (const held of this.quic.expired(this.now)) this.releaseHeld(held);
     if (this.now >= this.nextExpiryCheck) {
       // Sessions end within a tenth of the idle timeout (at most 1 s) after it passed.
       this.nextExpiryCheck = this.now + Math.min(1000, Math.max(10, this.config.idleTimeoutMs / 10));
@@ -207,8 +221,28 @@ export class UdpLoop {
     }
   }
 
+  /**
+   * A reload's routing: new flows take it; sessions keep their decision (outbound and sockets).
+   * The counters move to `counters`, laid out as `layout` (every name of the old layout and the
+   * new ones): this loop is their one writer, so it copies them and counts on there from now on.
+   */
+  setRouting(routing: RoutingConfig, layout: UdpRoutedLayout, counters: Float64Array, sniffTimeoutMs?: number): void {
+    const routes = RouteTable.compile(routing);
+    migrateCounters(this.c, this.layout, counters, layout);
+    this.routes = routes;
+    this.layout = layout;
+    this.c = counters;
+    if (sniffTimeoutMs !== undefined) this.quic.setTimeout(sniffTimeoutMs);
+    for (const session of this.sessions.values()) {
+      const slots = this.routedSlots(session.decision);
+      session.routeSlot = slots.route;
+      session.outboundSlot = slots.outbound;
+    }
+  }
+
   /** Close every session (reported) and the loop's own fds; listeners stay with their owner. */
   shutdown(): void {
+    this.quic.clear();
     for (const s of [...this.sessions.values()]) this.close(s, 'stopped');
     for (const g of [...this.guards.values()]) {
       this.api.close(g.fd);
@@ -266,7 +300,11 @@ export class UdpLoop {
    */
   private fromClient(client: Endpoint, destination: Endpoint, data: Buffer, length: number, slot = -1): void {
     const peer = this.flows.get(flowKey(client, destination)) ?? this.openFlow(client, destination, data, length, slot);
-    if (!peer) return;
+    if (peer) this.relayFromClient(peer, data, length);
+  }
+
+  /** A client's datagram on a flow with its reply path: counted and sent upstream. */
+  private relayFromClient(peer: Peer, data: Buffer, length: number): void {
     const { session } = peer;
     this.bump(N.datagramsFromClients);
     this.bump(N.bytesFromClients, length);
@@ -390,19 +428,37 @@ export class UdpLoop {
   // ---- routes ----
 
   /**
-   * The first datagram of a flow with no peer yet: route it, then find or open its session and
-   * the flow's reply path. Undefined: dropped (rejected, a loop, or no room), counted.
+   * A datagram of a flow with no peer yet: route it, then find or open its session and the flow's
+   * reply path. Undefined: held (its QUIC ClientHello is not complete), or dropped (rejected, a
+   * loop, or no room), counted.
    */
   private openFlow(client: Endpoint, destination: Endpoint, data: Buffer, length: number, slot: number): Peer | undefined {
     if (this.deps.localAddresses().has(destination.address)) {
       this.count('loop', client);
       return undefined;
     }
-    const decision = this.route(client, destination, data, length);
+    const routed = this.route(client, destination, data, length, slot);
+    return routed === undefined ? undefined : this.openRouted(client, destination, routed);
+  }
+
+  /** A held flow whose sniff timeout passed: routed without a name, its datagrams sent in order. */
+  private releaseHeld({ client, destination, held, dscp }: ExpiredHold): void {
+    const flow = { protocol: 'udp', source: client.address, destination: destination.address, destinationPort: destination.port } as const;
+    const last = held[held.length - 1];
+    if (!last) return;
+    const peer = this.openRouted(client, destination, { decision: this.routes.decide(flow), dscp, held: held.slice(0, -1) });
+    if (peer && this.sessions.get(peer.session.key) === peer.session) this.relayFromClient(peer, last, last.length);
+  }
+
+  /**
+   * The session and reply path of a routed flow, the datagrams held for it sent first (the one at
+   * hand is the caller's). Undefined: dropped (rejected, or no room), counted.
+   */
+  private openRouted(client: Endpoint, destination: Endpoint, { decision, dscp, held }: Routed): Peer | undefined {
     const { outbound } = decision;
     if (outbound.kind === 'reject') {
-      this.bumpRoutedOf(decision, R.rejected, 1);
-      this.count('rejected', client);
+      this.bumpRoutedOf(decision, R.rejected, 1 + held.length);
+      this.count('rejected', client, 1 + held.length);
       return undefined;
     }
     if (outbound.kind !== 'direct' && outbound.kind !== 'transparent') {
@@ -411,21 +467,35 @@ export class UdpLoop {
       return undefined;
     }
     const key = this.independent ? `${sessionKey(client, { address: '*', port: 0 })}|${outbound.name}` : sessionKey(client, destination);
-    const session = this.sessions.get(key) ?? this.openSession(key, client, destination, decision, this.sessionDscp(slot));
+    const session = this.sessions.get(key) ?? this.openSession(key, client, destination, decision, dscp);
     if (!session) return undefined;
-    return session.peers.get(endpointKey(destination)) ?? this.openPeer(session, destination, false);
+    const peer = session.peers.get(endpointKey(destination)) ?? this.openPeer(session, destination, false);
+    for (const datagram of held) {
+      if (!peer || this.sessions.get(session.key) !== session) return undefined; // failed while sending
+      this.relayFromClient(peer, datagram, datagram.length);
+    }
+    return peer;
   }
 
-  /** The route of a flow; its first datagram is read for a QUIC server name only when a route could use one. */
-  private route(client: Endpoint, destination: Endpoint, data: Buffer, length: number): RouteDecision {
+  /**
+   * The route of a flow's datagram. Only when a route could use a name are its datagrams read for
+   * a QUIC ClientHello's server name; undefined: held until the rest of that ClientHello comes.
+   */
+  private route(client: Endpoint, destination: Endpoint, data: Buffer, length: number, slot: number): Routed | undefined {
     const flow = { protocol: 'udp', source: client.address, destination: destination.address, destinationPort: destination.port } as const;
-    const first = this.routes.decideUnnamed(flow);
-    if (first !== 'sniff') return first;
-    this.bump(N.quicSniffs);
-    const sniffed = sniffQuicServerName(data.subarray(0, length));
-    if (sniffed.kind !== 'name') return this.routes.decide(flow);
+    const key = flowKey(client, destination);
+    let step: QuicHoldStep;
+    if (this.quic.has(key)) step = this.quic.next(key, data.subarray(0, length));
+    else {
+      const first = this.routes.decideUnnamed(flow);
+      if (first !== 'sniff') return { decision: first, dscp: this.sessionDscp(slot), held: [] };
+      this.bump(N.quicSniffs);
+      step = this.quic.first(key, client, destination, data.subarray(0, length), this.sessionDscp(slot), this.now);
+    }
+    if (step.kind === 'held') return undefined;
+    if (step.name === undefined) return { decision: this.routes.decide(flow), dscp: step.dscp, held: step.held };
     this.bump(N.quicNames);
-    return this.routes.decide({ ...flow, name: sniffed.name });
+    return { decision: this.routes.decide({ ...flow, name: step.name }), dscp: step.dscp, held: step.held };
   }
 
   private routedSlots(decision: RouteDecision): { readonly route: number; readonly outbound: number } {

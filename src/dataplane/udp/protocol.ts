@@ -4,6 +4,7 @@ import type { Family } from '../../core/net/constants.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import type { ProxyEvent } from '../events.js';
 import type { SentHeaders } from '../headers.js';
+import type { UdpRoutedLayout } from './counters.js';
 
 /**
  * How a client's upstream port is shared and who may answer through it (RFC 4787 vocabulary):
@@ -20,6 +21,10 @@ export const UDP_MAPPINGS: readonly UdpMapping[] = ['endpoint-dependent', 'endpo
 export interface UdpLoopConfig {
   /** The listener's routes and outbounds: each session leaves the way the route of its first datagram says. */
   readonly routing: RoutingConfig;
+  /** How long a flow whose QUIC ClientHello takes several datagrams is held for the rest (default 300). */
+  readonly sniffTimeoutMs?: number;
+  /** The layout of the routed counters (absent: that of routing; after a reload, the union of the layouts so far). */
+  readonly layout?: UdpRoutedLayout;
   readonly upstreamMark: number;
   readonly mapping: UdpMapping;
   readonly idleTimeoutMs: number;
@@ -53,10 +58,20 @@ export interface UdpWorkerData extends UdpLoopConfig {
   readonly budget: SharedArrayBuffer;
 }
 
+/** Messages to the loop's thread. */
+export type UdpLoopMessage =
+  /**
+   * A reload's routing for new flows (sessions keep theirs), with a new counter buffer laid out as
+   * `layout`: the loop copies its counts into it and counts there from then on; answered once done.
+   */
+  { readonly kind: 'routing'; readonly requestId: number; readonly routing: RoutingConfig; readonly sniffTimeoutMs: number; readonly layout: UdpRoutedLayout; readonly counters: SharedArrayBuffer };
+
 export type UdpWorkerMessage =
   | { readonly kind: 'ready' }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'stopped' }
   /** Tests only (test-seam.ts): the loop holds between bind() and connect() of its first reply socket. */
   | { readonly kind: 'test-seam.held' }
+  /** The routing is in force, or (error) the loop kept the one it had. */
+  | { readonly kind: 'routing'; readonly requestId: number; readonly error?: string }
   | { readonly kind: 'fatal'; readonly message: string; readonly code: string };

@@ -19,10 +19,11 @@ import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink, UpstreamMode } from '../events.js';
 import { RestartWindow } from '../restart-window.js';
 import type { SentHeaders } from '../headers.js';
-import { createCounterBuffer, routedLayoutOf, snapshotCounters, type UdpCounters, type UdpRoutedLayout } from './counters.js';
+import { createCounterBuffer, migrateCounters, routedLayoutOf, snapshotCounters, unionLayout, type UdpCounters, type UdpRoutedLayout } from './counters.js';
+import type { RoutingUpdate } from '../routing.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import { carries } from '../../core/route/outbound.js';
-import type { UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
+import type { UdpLoopMessage, UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
 import { releaseHold, type UdpTestSeam } from './test-seam.js';
 
 /** The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more. */
@@ -37,6 +38,8 @@ export interface UdpRelayConfig {
   readonly upstream: UpstreamMode;
   /** Routes and outbounds: each session leaves the way its route says (absent: upstream for all). */
   readonly routing?: RoutingConfig;
+  /** How long a flow whose QUIC ClientHello takes several datagrams waits for the rest; default 300. */
+  readonly sniffTimeoutMs?: number;
   readonly upstreamMark: number;
   readonly mapping?: UdpMapping;
   /** Session open/close events; default true; switched later by setFlowEvents. */
@@ -88,10 +91,19 @@ export class UdpRelay {
   private worker: Worker | undefined;
   /** Shared with the loop: stop flag, test hold, flow events (see UdpWorkerData.control). */
   private readonly control = new SharedArrayBuffer(12);
-  private readonly routing: RoutingConfig;
-  private readonly layout: UdpRoutedLayout;
-  private readonly counterBuffer: SharedArrayBuffer;
-  private readonly counterSlots: Float64Array;
+  /**
+   * The routing and counters the loop uses now (and a restarted loop starts with): a reload's
+   * routing is taken over once the loop confirms it moved its counts to the new buffer.
+   */
+  private routing: RoutingConfig;
+  private layout: UdpRoutedLayout;
+  private counterBuffer: SharedArrayBuffer;
+  private counterSlots: Float64Array;
+  /** What the loop starts with (restarts included); set by start(). */
+  private data: UdpWorkerData | undefined;
+  /** Routing swaps the loop has not confirmed yet, by requestId, in the order they were sent. */
+  private readonly swaps = new Map<number, { readonly routing: RoutingConfig; readonly sniffTimeoutMs: number; readonly layout: UdpRoutedLayout; readonly buffer: SharedArrayBuffer; readonly settle: (error?: Error) => void }>();
+  private nextRequest = 1;
   private listenerFds: number[] = [];
   private exited: Promise<void> = Promise.resolve();
   private readonly budget: DescriptorBudget;
@@ -151,6 +163,7 @@ export class UdpRelay {
     const data: UdpWorkerData = {
       listeners,
       routing: this.routing,
+      sniffTimeoutMs: this.config.sniffTimeoutMs ?? 300,
       upstreamMark: this.config.upstreamMark,
       mapping: this.config.mapping ?? 'endpoint-dependent',
       idleTimeoutMs: this.config.idleTimeoutMs,
@@ -165,6 +178,7 @@ export class UdpRelay {
       ...(this.config.testSeam ? { testSeam: this.config.testSeam } : {}),
       headers: this.config.headers ?? {},
     };
+    this.data = data;
     try {
       await this.startLoop(data, true);
     } catch (error) {
@@ -204,23 +218,28 @@ export class UdpRelay {
           case 'test-seam.held':
             this.deps.onTestSeamHold?.();
             break;
+          case 'routing':
+            this.swapped(message.requestId, message.error);
+            break;
         }
       });
       worker.once('error', (error) => {
         reason ??= `${error.name}: ${error.message}`;
       });
       worker.once('exit', (exitCode) => {
+        // Swaps it never answered: nothing writes the counters now, so they are moved here.
+        for (const requestId of [...this.swaps.keys()]) this.swapped(requestId, undefined, true);
         if (this.worker !== worker || this.stopping) return;
         const error = new TproxyError(code, `udp relay loop stopped: ${reason ?? `its thread exited with code ${exitCode}`}`);
         this.deps.emit({ type: 'error', code: error.code, message: error.message });
         if (!ready) reject(error);
-        if (ready || !initial) this.loopEnded(data, error);
+        if (ready || !initial) this.loopEnded(error);
       });
     });
   }
 
   /** Start the loop again, unless it keeps dying: then the relay has failed for good. */
-  private loopEnded(data: UdpWorkerData, error: TproxyError): void {
+  private loopEnded(error: TproxyError): void {
     if (!this.restartWindow.allow()) {
       this.worker = undefined;
       this.deps.emit({ type: 'error', code: error.code, message: `udp relay loop on port ${this.config.port} ended ${MAX_RESTARTS_PER_MINUTE + 1} times within a minute: not started again` });
@@ -230,11 +249,63 @@ export class UdpRelay {
     this.restartCount++;
     setTimeout(() => {
       if (this.stopping) return;
-      this.startLoop(data, false).then(
+      if (!this.data) return;
+      this.startLoop(this.data, false).then(
         () => this.deps.emit({ type: 'udp.restart', port: this.config.port, restarts: this.restartCount }),
         () => undefined, // its exit was reported and handled like the first one's
       );
     }, this.restartWindow.backoffMs()).unref();
+  }
+
+  /**
+   * A reload's routing: new flows take it, sessions in progress keep their route and outbound (and
+   * their sockets). The routed counters continue: the loop copies them into a buffer with the new
+   * names added and counts there from then on. Rejects, with the routing in force unchanged, when
+   * the relay cannot carry the new routing or the loop refuses it, or gives no answer within timeoutMs.
+   */
+  setRouting(update: RoutingUpdate, timeoutMs = 10_000): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      validate({ ...this.config, routing: update.routing }); // a throw here rejects
+      const layout = unionLayout(this.layout, routedLayoutOf(update.routing));
+      const buffer = createCounterBuffer(layout);
+      const requestId = this.nextRequest++;
+      const timer = setTimeout(() => reject(new TproxyError('ERR_SYSCALL', `udp relay on port ${this.config.port}: the loop did not take the new routing within ${timeoutMs} ms`)), timeoutMs);
+      this.swaps.set(requestId, {
+        routing: update.routing,
+        sniffTimeoutMs: update.sniffTimeoutMs,
+        layout,
+        buffer,
+        settle: (error) => {
+          clearTimeout(timer);
+          if (error) reject(error);
+          else resolve();
+        },
+      });
+      const worker = this.worker;
+      if (worker) worker.postMessage({ kind: 'routing', requestId, routing: update.routing, sniffTimeoutMs: update.sniffTimeoutMs, layout, counters: buffer } satisfies UdpLoopMessage);
+      else this.swapped(requestId, undefined, true);
+    });
+  }
+
+  /**
+   * The loop answered a routing swap (or, byHand, no loop runs to answer): from now on the counters
+   * are read from its buffer, and a restarted loop starts with its routing.
+   */
+  private swapped(requestId: number, error: string | undefined, byHand = false): void {
+    const swap = this.swaps.get(requestId);
+    if (!swap) return;
+    this.swaps.delete(requestId);
+    if (error !== undefined) {
+      swap.settle(new TproxyError('ERR_INVALID_ARGUMENT', `udp relay on port ${this.config.port}: the new routing was refused: ${error}`));
+      return;
+    }
+    if (byHand) migrateCounters(this.counterSlots, this.layout, new Float64Array(swap.buffer), swap.layout);
+    this.routing = swap.routing;
+    this.layout = swap.layout;
+    this.counterBuffer = swap.buffer;
+    this.counterSlots = new Float64Array(swap.buffer);
+    if (this.data) this.data = { ...this.data, routing: swap.routing, sniffTimeoutMs: swap.sniffTimeoutMs, layout: swap.layout, counters: swap.buffer };
+    swap.settle();
   }
 
   /** Tests only (test-seam.ts): let a held loop go on. */

@@ -10,7 +10,7 @@ import { SocketApi } from '../../sys/socket.js';
 import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
 import { UdpLoop } from './loop.js';
-import type { UdpWorkerData, UdpWorkerMessage } from './protocol.js';
+import type { UdpLoopMessage, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
 import { holdFirstReplyBind } from './test-seam.js';
 
 const WAIT_MS = 50;
@@ -54,6 +54,17 @@ try {
   );
   post({ kind: 'ready' });
   setImmediate(tick);
+  // Taken between loop slices (the loop yields to this thread's event loop every SLICE_MS).
+  parentPort?.on('message', (message: UdpLoopMessage) => {
+    if (message.kind !== 'routing' || !loop) return;
+    try {
+      loop.setRouting(message.routing, message.layout, new Float64Array(message.counters), message.sniffTimeoutMs);
+      post({ kind: 'routing', requestId: message.requestId });
+    } catch (error) {
+      // Nothing was swapped (the table compiles before it replaces the old): the loop goes on as it was.
+      post({ kind: 'routing', requestId: message.requestId, error: error instanceof Error ? error.message : String(error) });
+    }
+  });
 } catch (error) {
   fatal(error);
 }

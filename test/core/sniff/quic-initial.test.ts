@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { clientInitialKeys, contiguousCrypto, decryptClientInitial, sniffQuicServerName } from '../../../src/core/sniff/quic-initial.js';
+import { clientInitialKeys, contiguousCrypto, decryptClientInitial, QuicClientHelloAssembly, sniffQuicServerName } from '../../../src/core/sniff/quic-initial.js';
 import { sniffClientHelloMessage } from '../../../src/core/sniff/tls-client-hello.js';
-import { clientHelloMessage, padding, serverNameExtension } from '../../helpers/client-hello.js';
+import { clientHelloMessage, extension, padding, serverNameExtension } from '../../helpers/client-hello.js';
 import { RFC9001_CLIENT_CRYPTO_FRAME, RFC9001_CLIENT_INITIAL, RFC9001_CLIENT_KEYS, RFC9001_DCID, cryptoFrame, protectClientInitial } from '../../helpers/rfc9001.js';
 import { PROPERTY_RUNS, assertSniffResult } from '../../helpers/sniff.js';
 
@@ -110,6 +110,95 @@ describe('QUIC v1 client Initial SNI', () => {
         assert.deepEqual(sniffQuicServerName(protectClientInitial(dcid, Buffer.concat(order.map((o) => o.f)))), quicName(name));
       }),
       { seed: 0x15f2, numRuns: 300 },
+    );
+  });
+
+});
+
+/** A Handshake-type long header packet (not opened, skipped by its length): type 2, version 1. */
+const handshakePacket = (dcid: Uint8Array, bodyLength = 40): Buffer => Buffer.concat([Buffer.of(0xe0, 0, 0, 0, 1, dcid.length), dcid, Buffer.of(0), Buffer.of(0x40 | (bodyLength >> 8), bodyLength & 0xff), Buffer.alloc(bodyLength, 0x5a)]);
+/** A ClientHello the size of Chrome's with an X25519MLKEM768 key share (1,216 bytes of it): about 1.9 KB. */
+const pqHello = (name: string): Buffer => clientHelloMessage({ extensions: [extension(51, Buffer.concat([Buffer.of(0x04, 0xc6, 0x11, 0xec, 0x04, 0xc0), Buffer.alloc(1216, 0x42)])), padding(500), serverNameExtension({ name })] });
+/** `ch` cut at `cuts`, one Initial datagram per piece (packet numbers in order). */
+const datagramsOf = (ch: Buffer, cuts: readonly number[], dcid: Uint8Array = DCID): Buffer[] => {
+  const bounds = [0, ...cuts, ch.length];
+  return bounds.slice(1).map((end, i) => protectClientInitial(dcid, cryptoFrame(bounds[i]!, ch.subarray(bounds[i], end)), { packetNumber: i }));
+};
+
+describe('QUIC ClientHello over several Initial datagrams and packets', () => {
+  it('a post-quantum-sized ClientHello in two datagrams: more after the first, the name after the second, in either order', () => {
+    const ch = pqHello('pq.example');
+    assert.ok(ch.length > 1800, `${ch.length} bytes: more than one datagram`);
+    const [first, second] = datagramsOf(ch, [1100]);
+    assert.deepEqual(sniffQuicServerName(first!), NONE, 'one datagram alone has no name');
+    const inOrder = new QuicClientHelloAssembly();
+    assert.deepEqual([inOrder.offer(first!), inOrder.offer(second!)], [{ kind: 'more' }, quicName('pq.example')]);
+    const reordered = new QuicClientHelloAssembly();
+    assert.deepEqual([reordered.offer(second!), reordered.offer(first!)], [{ kind: 'more' }, quicName('pq.example')], 'the second datagram first: its CRYPTO waits for offset 0');
+  });
+
+  it('gives up after maxDatagrams, past maxCryptoBytes, and at once on a first datagram that is no Initial', () => {
+    const ch = hello('many.example', 3000);
+    const pieces = datagramsOf(ch, [600, 1200, 1800, 2400]);
+    const four = new QuicClientHelloAssembly();
+    assert.deepEqual(pieces.slice(0, 4).map((d) => four.offer(d).kind), ['more', 'more', 'more', 'none'], 'the default bound is 4 datagrams');
+    const five = new QuicClientHelloAssembly({ maxDatagrams: 5 });
+    assert.deepEqual(pieces.map((d) => five.offer(d).kind), ['more', 'more', 'more', 'more', 'name']);
+    const repeated = new QuicClientHelloAssembly({ maxDatagrams: 100, maxCryptoBytes: 2000 });
+    assert.deepEqual([1, 2, 3, 4].map(() => repeated.offer(pieces[0]!).kind), ['more', 'more', 'more', 'none'], 'the same 600 bytes again and again: past 2,000 bytes, none');
+    const plain = new QuicClientHelloAssembly();
+    assert.deepEqual(plain.offer(Buffer.from('not quic at all')), NONE);
+  });
+
+  it('a later datagram that is no Initial of this flow adds nothing but counts', () => {
+    const ch = pqHello('dcid.example');
+    const [first, second] = datagramsOf(ch, [1000]);
+    const [, otherDcid] = datagramsOf(ch, [1000], Buffer.from('ffeeddccbbaa9988', 'hex'));
+    const a = new QuicClientHelloAssembly({ maxDatagrams: 4 });
+    assert.deepEqual([a.offer(first!), a.offer(otherDcid!), a.offer(Buffer.from('0-RTT or garbage')), a.offer(second!)].map((r) => r.kind), ['more', 'more', 'more', 'name']);
+    const b = new QuicClientHelloAssembly({ maxDatagrams: 3 });
+    assert.deepEqual([b.offer(first!), b.offer(otherDcid!), b.offer(Buffer.from('garbage'))].map((r) => r.kind), ['more', 'more', 'none']);
+  });
+
+  it('coalesced packets in one datagram: Initials after the first add their CRYPTO, other long headers are skipped, padding and other DCIDs end it', () => {
+    const ch = hello('coalesced.example', 600);
+    const [one, two] = [protectClientInitial(DCID, cryptoFrame(0, ch.subarray(0, 300)), { size: 0, packetNumber: 0 }), protectClientInitial(DCID, cryptoFrame(300, ch.subarray(300)), { size: 0, packetNumber: 1 })];
+    assert.deepEqual(sniffQuicServerName(one), NONE);
+    assert.deepEqual(sniffQuicServerName(Buffer.concat([one, two])), quicName('coalesced.example'));
+    assert.deepEqual(sniffQuicServerName(Buffer.concat([two, one, Buffer.alloc(200)])), quicName('coalesced.example'), 'in reverse order, then zero padding');
+    assert.deepEqual(sniffQuicServerName(Buffer.concat([one, handshakePacket(DCID), two])), quicName('coalesced.example'), 'a Handshake packet between them is skipped');
+    assert.deepEqual(sniffQuicServerName(Buffer.concat([one, Buffer.alloc(30), two])), NONE, 'bytes that are no packet end the datagram');
+    const foreign = protectClientInitial(Buffer.from('0102030405060708', 'hex'), cryptoFrame(300, ch.subarray(300)), { size: 0 });
+    assert.deepEqual(sniffQuicServerName(Buffer.concat([one, foreign])), NONE, 'a packet of another connection ID is not read');
+    const damaged = Buffer.from(two);
+    damaged[damaged.length - 1] = damaged[damaged.length - 1]! ^ 1;
+    assert.deepEqual(sniffQuicServerName(Buffer.concat([one, damaged])), NONE, 'a coalesced Initial that does not authenticate adds nothing');
+    assert.equal(decryptClientInitial(Buffer.concat([one, damaged]))?.crypto.length, 1, 'the first packet still opens');
+  });
+
+  it('property: a ClientHello cut into 1-4 datagrams, frames scattered within each, coalesced or not, offered in any order, gives the name', () => {
+    const label = fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,15}$/);
+    fc.assert(
+      fc.property(label, fc.nat(2500), fc.array(fc.nat(1 << 16), { minLength: 0, maxLength: 3 }), fc.array(fc.nat(1 << 16), { maxLength: 6 }), fc.integer(), fc.boolean(), (name, pad, datagramCuts, frameCuts, shuffle, coalesce) => {
+        const ch = hello(`${name}.example`, pad);
+        const cuts = [...new Set(datagramCuts.map((c) => 1 + (c % (ch.length - 1))))].sort((a, b) => a - b);
+        const bounds = [0, ...cuts, ch.length];
+        const packets = bounds.slice(1).map((end, i) => {
+          const start = bounds[i]!;
+          const inner = [...new Set(frameCuts.map((c) => start + (c % (end - start))))].filter((c) => c > start).sort((a, b) => a - b);
+          const edges = [start, ...inner, end];
+          const frames = edges.slice(1).map((e, j) => cryptoFrame(edges[j]!, ch.subarray(edges[j], e)));
+          const order = frames.map((f, j) => ({ f, k: Math.imul(j + 7, shuffle | 1) >>> 0 })).sort((x, y) => x.k - y.k);
+          return protectClientInitial(DCID, Buffer.concat(order.map((o) => o.f)), { packetNumber: i, size: coalesce ? 0 : 1200 });
+        });
+        const order = packets.map((p, i) => ({ p, k: Math.imul(i + 3, shuffle | 1) >>> 0 })).sort((x, y) => x.k - y.k).map((o) => o.p);
+        const datagrams = coalesce ? [Buffer.concat(order)] : order;
+        const assembly = new QuicClientHelloAssembly();
+        const results = datagrams.map((d) => assembly.offer(d));
+        assert.deepEqual(results.pop(), quicName(`${name}.example`));
+        assert.ok(results.every((r) => r.kind === 'more'), 'more until the last');
+      }),
+      { seed: 0x15f3, numRuns: 200 },
     );
   });
 });

@@ -3,7 +3,9 @@
 // outbound with Basic credentials, nginx behind `listen ... proxy_protocol` reading the PROXY v1
 // and v2 headers tproxy sends (and HAProxy's `bind ... accept-proxy`), and name routes that send real curl requests (TLS SNI through
 // --resolve, HTTP Host) to different outbounds. Each proxy's own log shows the original destination,
-// so the flow went through it, not around it.
+// so the flow went through it, not around it. The same servers, started once, listen on IPv4 and
+// IPv6: each case runs again toward the server's IPv6 address (the proxies are still reached over
+// IPv4, and are asked for an IPv6 destination; PROXY headers carry the client's IPv6 address).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +22,8 @@ import { startTinyproxy } from '../../helpers/tinyproxy.js';
 
 const SERVER = LAB_ADDRESSES.server.ipv4;
 const CLIENT = LAB_ADDRESSES.client.ipv4;
+const SERVER6 = LAB_ADDRESSES.server.ipv6;
+const CLIENT6 = LAB_ADDRESSES.client.ipv6;
 const PORTS = { plain: 84, proxy: 85, tls: 86 } as const;
 const HAPROXY_PORT = 87;
 const SOCKS = 1080;
@@ -66,11 +70,11 @@ describe('outbounds through real danted, tinyproxy, nginx and haproxy (root)', (
     p = await startProxyLab(['--config', join(dir, 'tproxy.yaml')]);
     try {
       [socks, socksAuth, http, nginx, haproxy] = await Promise.all([
-        startDante(p.lab, 'server', dir, { address: SERVER, port: SOCKS }),
-        startDante(p.lab, 'server', dir, { address: SERVER, port: SOCKS_AUTH, user: SOCKS_USER }),
+        startDante(p.lab, 'server', dir, { address: [SERVER, SERVER6], port: SOCKS }),
+        startDante(p.lab, 'server', dir, { address: [SERVER, SERVER6], port: SOCKS_AUTH, user: SOCKS_USER }),
         startTinyproxy(p.lab, 'server', dir, { address: SERVER, port: HTTP_PROXY, connectPorts: [PORTS.plain, PORTS.tls], user: HTTP_USER }),
-        startNginx(p.lab, 'server', dir, SERVER, PORTS),
-        startHaproxyAcceptProxy(p.lab, 'server', dir, SERVER, HAPROXY_PORT),
+        startNginx(p.lab, 'server', dir, [SERVER, SERVER6], PORTS),
+        startHaproxyAcceptProxy(p.lab, 'server', dir, [SERVER, SERVER6], HAPROXY_PORT),
       ]);
     } catch (error) {
       await p.lab.destroy();
@@ -85,7 +89,7 @@ describe('outbounds through real danted, tinyproxy, nginx and haproxy (root)', (
 
   const curl = async (args: readonly string[]): Promise<string> => (await p.lab.run('client', ['curl', '-sS', '-m', '20', ...args], { timeoutMs: 30_000 })).stdout;
   const routeOf = (name: string): Promise<LogLine> => p.logs.waitFor((l) => l.type === 'tcp.route' && l.name === name, 10_000, `the route of the flow named ${name}`);
-  const DEST = (port: number): RegExp => new RegExp(`${SERVER.replaceAll('.', '\\.')}\\.${port}\\b`);
+  const DEST = (port: number, server: string = SERVER): RegExp => new RegExp(`${server.replaceAll('.', '\\.')}\\.${port}\\b`);
 
   it('socks5 outbound without authentication: danted connects to the original destination', async () => {
     assert.equal(await curl(['-H', 'Host: socks.example', `http://${SERVER}:${PORTS.plain}/`]), `${PORTS.plain} socks.example\n`);
@@ -144,5 +148,47 @@ describe('outbounds through real danted, tinyproxy, nginx and haproxy (root)', (
     assert.deepEqual([v1.outbound, v2.outbound], ['pp1', 'pp2']);
     const log = await waitForLog(haproxy, /(?:.*\n){2}/);
     assert.deepEqual(log.trim().split('\n'), sent.map(([, port]) => `${CLIENT}:${port}`));
+  });
+
+  describe('IPv6 destinations, through the same servers', () => {
+    const URL6 = (port: number, scheme = 'http'): string => `${scheme}://[${SERVER6}]:${port}/`;
+
+    it('socks5 outbounds, without and with username/password: danted connects to the IPv6 destination', async () => {
+      assert.equal(await curl(['-H', 'Host: socks.example', URL6(PORTS.plain)]), `${PORTS.plain} socks.example\n`);
+      assert.equal(await curl(['-H', 'Host: auth.example', URL6(PORTS.plain)]), `${PORTS.plain} auth.example\n`);
+      await waitForLog(socks, DEST(PORTS.plain, SERVER6));
+      const log = await waitForLog(socksAuth, DEST(PORTS.plain, SERVER6));
+      assert.match(log, new RegExp(`username%${SOCKS_USER.name}@`));
+    });
+
+    it('http outbound: tinyproxy CONNECTs to the IPv6 destination', async () => {
+      const before = http.log().length;
+      assert.equal(await curl(['-H', 'Host: http.example', URL6(PORTS.plain)]), `${PORTS.plain} http.example\n`);
+      await waitForLog(http, /CONNECT/);
+      assert.match(http.log().slice(before), new RegExp(`CONNECT \\[?${SERVER6}\\]?:${PORTS.plain}`));
+    });
+
+    it('TLS name routes: curl --resolve and openssl s_client -servername to the IPv6 address, through danted to nginx', async () => {
+      assert.equal(await curl(['-k', '--resolve', `tls.example:${PORTS.tls}:[${SERVER6}]`, `https://tls.example:${PORTS.tls}/`]), 'tls tls.example\n');
+      const script = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | openssl s_client -quiet -connect '[${SERVER6}]:${PORTS.tls}' -servername tls.example 2>/dev/null`;
+      const openssl = await p.lab.run('client', ['timeout', '20', 'sh', '-c', script], { check: false, timeoutMs: 30_000 });
+      assert.match(openssl.stdout, /tls tls\.example\n$/, openssl.stderr);
+      const routes = p.logs.items.filter((l) => l.type === 'tcp.route' && l.name === 'tls.example' && (l.originalDestination as { address?: string } | undefined)?.address === SERVER6);
+      assert.deepEqual(routes.map((l) => l.outbound), ['socks', 'socks'], 'both clients named tls.example and went through danted');
+      await waitForLog(socks, DEST(PORTS.tls, SERVER6));
+    });
+
+    it('PROXY v1 and v2 out to nginx and HAProxy: the real client IPv6 address and port', async () => {
+      for (const [daemon, port, names, ports] of [
+        [nginx, PORTS.proxy, ['v1.example', 'v2.example'], [40_011, 40_012]],
+        [haproxy, HAPROXY_PORT, ['v1h.example', 'v2h.example'], [40_013, 40_014]],
+      ] as const) {
+        for (const [i, name] of names.entries()) {
+          assert.equal(await curl(['--local-port', `${ports[i]}`, '-H', `Host: ${name}`, URL6(port)]), daemon === nginx ? 'proxied\n' : 'haproxy\n');
+        }
+        const log = await waitForLog(daemon, new RegExp(`^${CLIENT6}:${ports[1]}$`, 'm'));
+        assert.deepEqual(log.trim().split('\n').filter((line) => line.startsWith(`${CLIENT6}:`)), ports.map((clientPort) => `${CLIENT6}:${clientPort}`));
+      }
+    });
   });
 });

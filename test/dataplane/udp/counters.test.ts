@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RoutingConfig } from '../../../src/core/route/config.js';
-import { createCounterBuffer, errorReasonOf, outboundSlot, routedLayoutOf, routeSlot, snapshotCounters, sumUdpCounters, UDP_COUNTER_INDEX, UDP_COUNTER_SLOTS, UDP_ERROR_INDEX, UDP_ERROR_REASONS, UDP_ROUTED_INDEX, UDP_ROUTED_NAMES } from '../../../src/dataplane/udp/counters.js';
+import { createCounterBuffer, errorReasonOf, migrateCounters, outboundSlot, unionLayout, routedLayoutOf, routeSlot, snapshotCounters, sumUdpCounters, UDP_COUNTER_INDEX, UDP_COUNTER_SLOTS, UDP_ERROR_INDEX, UDP_ERROR_REASONS, UDP_ROUTED_INDEX, UDP_ROUTED_NAMES } from '../../../src/dataplane/udp/counters.js';
 
 describe('UDP counters', () => {
   it('gives every counter and error reason its own slot and snapshots them as a plain object', () => {
@@ -62,5 +62,24 @@ describe('UDP counters per route and outbound', () => {
     const sum = sumUdpCounters([one, one, other]);
     assert.equal(sum.routes['default']?.bytesFromServers, 20);
     assert.deepEqual(Object.keys(sum.outbounds).sort(), ['direct', 'reject']);
+  });
+
+  it('after a reload, keeps every name so far (the default last) and moves every count to the block of its name', () => {
+    const before = routedLayoutOf(routing);
+    const after = routedLayoutOf({ ...routing, defaultOutbound: { name: 'vpn', kind: 'transparent' }, routes: [{ name: 'games', outbound: 'reject' }, { name: 'dns', outbound: 'direct' }] } as unknown as RoutingConfig);
+    const layout = unionLayout(before, after);
+    assert.deepEqual(layout, { routes: ['blocked', 'dns', 'games', 'default'], outbounds: ['reject', 'direct', 'vpn'] });
+    const from = new Float64Array(createCounterBuffer(before));
+    from.forEach((_, i) => (from[i] = i + 1));
+    const to = new Float64Array(createCounterBuffer(layout));
+    migrateCounters(from, before, to, layout);
+    const was = snapshotCounters(from, before);
+    const now = snapshotCounters(to, layout);
+    assert.deepEqual({ ...now, routes: undefined, outbounds: undefined }, { ...was, routes: undefined, outbounds: undefined }, 'the fixed counters as they were');
+    for (const name of before.routes) assert.deepEqual(now.routes[name], was.routes[name], `route ${name}`);
+    for (const name of before.outbounds) assert.deepEqual(now.outbounds[name], was.outbounds[name], `outbound ${name}`);
+    assert.deepEqual(Object.values(now.routes['games'] ?? {}), UDP_ROUTED_NAMES.map(() => 0), 'a new route starts at 0');
+    assert.deepEqual(Object.values(now.outbounds['vpn'] ?? {}), UDP_ROUTED_NAMES.map(() => 0));
+    assert.throws(() => migrateCounters(to, layout, from, before), /route games missing from the new layout/);
   });
 });

@@ -87,7 +87,7 @@ export const LISTENER = section({
         parse: (t) => (/^[A-Za-z][A-Za-z0-9_-]{0,31}$/.test(t) ? t : refused()),
       }),
     ),
-    sniffTimeoutMs: milliseconds({ min: 1, max: 60_000, default: 300, help: 'When a route matches on names, how long a TCP flow waits for the client\'s first bytes (TLS SNI, HTTP Host) before it is routed without a name.', flag: { name: 'sniff-timeout-ms', metavar: 'N' } }),
+    sniffTimeoutMs: milliseconds({ min: 1, max: 60_000, default: 300, help: 'When a route matches on names, how long a TCP flow waits for the client\'s first bytes (TLS SNI, HTTP Host), and a UDP flow for the rest of a QUIC ClientHello that takes several datagrams, before it is routed without a name.', flag: { name: 'sniff-timeout-ms', metavar: 'N' } }),
     upstreamMark: mark({ default: '0x2', help: 'SO_MARK of the upstream sockets, so the proxy\'s own traffic is never intercepted again; must differ from the fwmark.', flag: { name: 'upstream-mark', metavar: 'N' } }),
     maxConnections: integer({ min: 1, default: 100_000, unit: 'connections', help: 'Concurrent TCP flows per worker; accepting pauses at the cap (the kernel backlog holds new connections).', flag: { name: 'max-connections', metavar: 'N' } }),
     connectTimeoutMs: milliseconds({ min: 1, default: 10_000, help: 'Upstream TCP connect timeout.', flag: { name: 'connect-timeout-ms', metavar: 'N' } }),

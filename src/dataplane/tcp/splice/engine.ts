@@ -117,7 +117,9 @@ export class SpliceEngine {
   private pending: ProxyEvent[] = [];
   private readonly stop = new GracefulStop();
   private readonly flowEventsFlag: Int32Array;
-  private readonly routes: RouteTable;
+  /** Routes of new flows; a reload swaps it, flows keep the decision they took. */
+  private routes: RouteTable;
+  private sniffTimeoutMs: number;
   /** Connections waiting for their name, in accept order (so in deadline order). */
   private readonly sniffing = new Set<Sniffing>();
   /** The first bytes of a client, peeked (never read) for its name. */
@@ -140,6 +142,7 @@ export class SpliceEngine {
     this.localAddresses = new Set(config.localAddresses);
     this.flowEventsFlag = new Int32Array(config.flowEvents);
     this.routes = RouteTable.compile(config.routing);
+    this.sniffTimeoutMs = config.sniffTimeoutMs;
     this.epoll = this.api.epoll(MAX_EVENTS);
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
@@ -169,7 +172,11 @@ export class SpliceEngine {
   handle(message: ToEngine): void {
     if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
     else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
-    else this.beginStop(message.graceMs);
+    else if (message.kind === 'routing') {
+      this.routes = RouteTable.compile(message.routing);
+      this.sniffTimeoutMs = message.sniffTimeoutMs;
+      this.post({ kind: 'routing', requestId: message.requestId });
+    }    else this.beginStop(message.graceMs);
   }
 
   /** The owner thread posted a message (the wake eventfd fired): return to the event loop to take it. */
@@ -296,7 +303,7 @@ export class SpliceEngine {
       return;
     }
     // Its name could change its route: peek at its first bytes (epoll says when they come).
-    const sniff: Sniffing = { id, listener, cfd, client, destination, deadline: this.now() + this.config.sniffTimeoutMs };
+    const sniff: Sniffing = { id, listener, cfd, client, destination, deadline: this.now() + this.sniffTimeoutMs };
     this.sniffing.add(sniff);
     this.owners.set(cfd, { kind: 'sniffing', sniff });
     this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);

@@ -3,6 +3,7 @@ import type { Family } from '../../../core/net/constants.js';
 import type { RoutingConfig } from '../../../core/route/config.js';
 import type { ProxyEvent } from '../../events.js';
 import type { SentHeaders } from '../../headers.js';
+import type { RoutingUpdate } from '../../routing.js';
 import type { TcpCounters } from '../counters.js';
 import type { TcpSnapshot } from '../flows.js';
 import type { StopReport } from '../relay.js';
@@ -36,12 +37,15 @@ export type ToEngine =
   | { readonly kind: 'stop'; readonly graceMs: number }
   | { readonly kind: 'local-addresses'; readonly addresses: readonly string[] }
   /** Counters and busiest flows now: answered once, from the engine's own flow table (no per-packet work). */
-  | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number };
+  | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number }
+  /** A reload's routes for new flows (flows in progress keep theirs); answered once in force. */
+  | ({ readonly kind: 'routing'; readonly requestId: number } & RoutingUpdate);
 
 export type FromEngine =
   | { readonly kind: 'ready'; readonly wakeFd: number }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'counters'; readonly counters: TcpCounters }
   | ({ readonly kind: 'snapshot'; readonly requestId: number } & TcpSnapshot)
+  | { readonly kind: 'routing'; readonly requestId: number }
   | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters }
   | { readonly kind: 'fatal'; readonly code: string; readonly message: string };

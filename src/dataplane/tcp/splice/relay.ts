@@ -12,6 +12,8 @@ import type { EventSink } from '../../events.js';
 import { emptyTcpCounters, type TcpCounters } from '../counters.js';
 import type { TcpSnapshot } from '../flows.js';
 import { listenerHeaders, type StopReport, type TcpRelayConfig } from '../relay.js';
+import type { RoutingUpdate } from '../../routing.js';
+import { uringRoutingGap } from '../uring/routing-gap.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
 export interface SpliceRelayDeps {
@@ -31,6 +33,7 @@ export class SpliceRelay {
   private readonly wake = Buffer.alloc(8);
   private nextRequest = 1;
   private readonly snapshotRequests = new Map<number, (snapshot: TcpSnapshot) => void>();
+  private readonly routingRequests = new Map<number, () => void>();
   /** Shared with the engine thread (SpliceEngineConfig.flowEvents). */
   private readonly flowEvents = new SharedArrayBuffer(4);
 
@@ -106,6 +109,9 @@ export class SpliceRelay {
             this.counters = m.counters;
             this.snapshotRequests.get(m.requestId)?.(m);
             break;
+          case 'routing':
+            this.routingRequests.get(m.requestId)?.();
+            break;
           case 'stopped':
             this.counters = m.counters;
             this.resolveStopped?.(m.report);
@@ -143,6 +149,27 @@ export class SpliceRelay {
       const timer = setTimeout(() => done({ counters: this.counters, flows: [] }), timeoutMs);
       this.snapshotRequests.set(requestId, done);
       this.send({ kind: 'snapshot', requestId, limit });
+    });
+  }
+
+  /**
+   * New flows take these routes from now on; flows in progress keep theirs. Resolves once the
+   * engine thread has them in force, or after timeoutMs (it takes them with its next messages).
+   */
+  setRouting(update: RoutingUpdate, timeoutMs = 2000): Promise<void> {
+    const gap = this.config.engine === 'uring' ? uringRoutingGap(update.routing) : undefined;
+    if (gap) return Promise.reject(new TproxyError('ERR_INVALID_ARGUMENT', `tcp uring engine on port ${this.config.port}: the new routes need ${gap}, which the uring engine does not handle yet: restart with --tcp-engine splice to use them`));
+    if (!this.worker) return Promise.resolve();
+    const requestId = this.nextRequest++;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.routingRequests.delete(requestId);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.routingRequests.set(requestId, done);
+      this.send({ kind: 'routing', requestId, routing: update.routing, sniffTimeoutMs: update.sniffTimeoutMs });
     });
   }
 

@@ -99,7 +99,8 @@ export class UringEngine {
   private readonly buffers: BufferRing;
   private readonly flows = new Map<number, UFlow>();
   private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; armed: boolean }[];
-  private readonly routes: RouteTable;
+  /** Routes of new flows; a reload swaps it, flows keep the decision they took. */
+  private routes: RouteTable;
   private readonly flowEventsFlag: Int32Array;
   private localAddresses: Set<string>;
   private nextId = 1;
@@ -163,7 +164,10 @@ export class UringEngine {
   handle(message: ToEngine): void {
     if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
     else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
-    else this.beginStop(message.graceMs);
+    else if (message.kind === 'routing') {
+      this.routes = RouteTable.compile(message.routing);
+      this.post({ kind: 'routing', requestId: message.requestId });
+    } else this.beginStop(message.graceMs);
   }
 
   busiest(limit: number): TcpFlowSnapshot[] {
