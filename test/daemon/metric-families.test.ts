@@ -6,7 +6,7 @@ import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
 import { snapshotCounters, UDP_COUNTER_SLOTS, UDP_ERROR_REASONS, type UdpRoutedCounters } from '../../src/dataplane/udp/counters.js';
 import { parsePromText } from '../helpers/prometheus-text.js';
 
-const routed = (sessions: number, rejected: number, bytesFromClients: number): UdpRoutedCounters => ({ sessions, rejected, datagramsFromClients: 1, bytesFromClients, datagramsFromServers: 1, bytesFromServers: 5 });
+const routed = (sessions: number, rejected: number, bytesFromClients: number): UdpRoutedCounters => ({ sessions, rejected, failed: 0, datagramsFromClients: 1, bytesFromClients, datagramsFromServers: 1, bytesFromServers: 5 });
 const udp = {
   ...snapshotCounters(new Float64Array(UDP_COUNTER_SLOTS)),
   routes: { blocked: routed(0, 6, 0), default: routed(9, 0, 4000) },
