@@ -16,6 +16,11 @@ export interface DanteOptions {
   readonly port: number;
   /** Require this user and password (RFC 1929); absent: no authentication. */
   readonly user?: { readonly name: string; readonly password: string };
+  /**
+   * Also allow UDP ASSOCIATE (and the replies to it), logging each association's destinations and
+   * every datagram relayed (`iooperation`), so a test can see where its datagrams went.
+   */
+  readonly udp?: boolean;
 }
 
 export async function startDante(lab: Lab, host: HostName, dir: string, options: DanteOptions): Promise<Daemon> {
@@ -33,7 +38,12 @@ export async function startDante(lab: Lab, host: HostName, dir: string, options:
       'user.unprivileged: nobody',
       // A keyword's values run to the end of its line (command: connect log: ... would read log as a command).
       'client pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  log: connect error\n}',
-      'socks pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: connect\n  log: connect error\n}',
+      ...(options.udp
+        ? [
+            'socks pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: connect udpassociate\n  log: connect disconnect error iooperation\n}',
+            'socks pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: udpreply\n  log: connect disconnect error iooperation\n}',
+          ]
+        : ['socks pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: connect\n  log: connect error\n}']),
       '',
     ].join('\n'),
   );
