@@ -71,7 +71,7 @@ export const LISTENER = section({
         type: 'URL',
         allowed: 'socks5://[USER:PASS@]ADDR:PORT or http://[USER:PASS@]ADDR:PORT with ADDR an IP address',
         example: 'socks5://192.0.2.7:1080',
-        help: 'Relay this listener\'s TCP flows through this SOCKS5 or HTTP CONNECT proxy instead of straight to their original destination (needs upstream direct, TCP only); absent: no proxy.',
+        help: 'Relay this listener\'s flows through this SOCKS5 proxy (TCP by CONNECT, UDP by UDP ASSOCIATE) or HTTP CONNECT proxy (TCP only) instead of straight to their original destination (needs upstream direct); absent: no proxy.',
         flag: { name: 'upstream-proxy', metavar: 'URL' },
         shown: maskProxyUrl,
         parse: refusing(parseUpstreamProxy),
