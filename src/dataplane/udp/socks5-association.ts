@@ -58,7 +58,8 @@ export type AssociationStep =
 export type AssociationState = 'connecting' | 'handshake' | 'ready';
 
 export interface AssociationOptions {
-  readonly mark: number;
+  /** SO_MARK of the control connection (the listener's upstream mark; CAP_NET_ADMIN); absent: none. */
+  readonly mark?: number;
   readonly dscp?: number;
   readonly ttl?: number;
   readonly nowMs: number;
@@ -100,7 +101,7 @@ export class Socks5Association {
    * when the socket cannot be made; the caller holds the descriptor budget for it.
    */
   static open(api: SocketApi, epoll: Epoll, proxy: UpstreamProxy, options: AssociationOptions): Socks5Association {
-    const fd = api.open({ family: proxy.endpoint.family, transport: 'tcp', mark: options.mark, ...(options.dscp !== undefined ? { dscp: options.dscp } : {}), ...(options.ttl !== undefined ? { ttl: options.ttl } : {}) });
+    const fd = api.open({ family: proxy.endpoint.family, transport: 'tcp', ...(options.mark !== undefined ? { mark: options.mark } : {}), ...(options.dscp !== undefined ? { dscp: options.dscp } : {}), ...(options.ttl !== undefined ? { ttl: options.ttl } : {}) });
     try {
       api.connect(fd, proxy.endpoint);
       epoll.add(fd, EPOLLOUT | EPOLLIN | EPOLLRDHUP);
