@@ -107,9 +107,10 @@ describe('Socks5Association', () => {
   }
 
   it('ends when the control connection closes after the association is up', async () => {
-    const { a, step, epoll, closeClient } = await associate(plain, [() => Buffer.of(5, 0), () => reply(0, ...IPV4_ZERO, 0x13, 0x88)]);
+    const up = await associate(plain, [() => Buffer.of(5, 0), () => reply(0, ...IPV4_ZERO, 0x13, 0x88)]);
+    const { a, step, epoll } = up;
     assert.equal(step.kind, 'ready');
-    closeClient();
+    up.closeClient();
     assert.deepEqual(await drive(a, epoll), { kind: 'failed', reason: 'socks5-control-closed', detail: 'closed by the proxy' });
     api.close(a.controlFd);
   });
