@@ -26,6 +26,8 @@ export interface DanteOptions {
 export async function startDante(lab: Lab, host: HostName, dir: string, options: DanteOptions): Promise<Daemon> {
   const base = join(dir, `danted-${options.port}`);
   const method = options.user ? 'username' : 'none';
+  // Rules match one family: an IPv6 danted's clients and destinations are IPv6.
+  const any = options.address.includes(':') ? '::/0' : '0.0.0.0/0';
   writeFileSync(
     `${base}.conf`,
     [
@@ -37,13 +39,13 @@ export async function startDante(lab: Lab, host: HostName, dir: string, options:
       'user.privileged: root',
       'user.unprivileged: nobody',
       // A keyword's values run to the end of its line (command: connect log: ... would read log as a command).
-      'client pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  log: connect error\n}',
+      `client pass {\n  from: ${any} to: ${any}\n  log: connect error\n}`,
       ...(options.udp
         ? [
-            'socks pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: connect udpassociate\n  log: connect disconnect error iooperation\n}',
-            'socks pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: udpreply\n  log: connect disconnect error iooperation\n}',
+            `socks pass {\n  from: ${any} to: ${any}\n  command: connect udpassociate\n  log: connect disconnect error iooperation\n}`,
+            `socks pass {\n  from: ${any} to: ${any}\n  command: udpreply\n  log: connect disconnect error iooperation\n}`,
           ]
-        : ['socks pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: connect\n  log: connect error\n}']),
+        : [`socks pass {\n  from: ${any} to: ${any}\n  command: connect\n  log: connect error\n}`]),
       '',
     ].join('\n'),
   );

@@ -1,6 +1,6 @@
 // UDP through socks5 outbounds (SOCKS5 UDP ASSOCIATE), through real kernel rules: Dante's danted
-// (Debian dante-server) as the proxy, without and with RFC 1929 username/password, 50 client ports
-// at once, danted killed mid-session and started again; and SOCKS servers written here for what a
+// (Debian dante-server) as the proxy, without and with RFC 1929 username/password, on IPv4 and on
+// IPv6, 50 client ports at once, danted killed mid-session and started again; and SOCKS servers written here for what a
 // real one will not do on request: a relay answered as 0.0.0.0 that also sends fragments (dropped)
 // and relays from anyone (full cone through the proxy), a refusal (REP=7), garbage, silence. Each
 // failure ends its own session only, counted by reason and per outbound. Full cone and routes: a
@@ -19,8 +19,9 @@ import { agent, spawnAgent, startEchoServer, startProxy, type LogLine, type Runn
 import { sumUdpCounters, type UdpCounters } from '../../../src/dataplane/udp/counters.js';
 
 const SERVER = A.server.ipv4;
-const PORTS = { socks: 80, auth: 81, zero: 82, refuse: 83, garbage: 84, silent: 85, cone: 90, coneDirect: 91 } as const;
-const SOCKS = { socks: 1080, auth: 1081, zero: 1082, refuse: 1083, garbage: 1084, silent: 1085 } as const;
+const PORTS = { socks: 80, auth: 81, zero: 82, refuse: 83, garbage: 84, silent: 85, v6: 86, cone: 90, coneDirect: 91 } as const;
+const SOCKS = { socks: 1080, auth: 1081, zero: 1082, refuse: 1083, garbage: 1084, silent: 1085, v6: 1086 } as const;
+const SERVER6 = A.server.ipv6;
 // Throwaway credentials of a server that lives only in the test's namespace.
 const USER = { name: 'tpxudp', password: 'udp-pw-1' };
 const STRANGER_OK = 9998;
@@ -30,7 +31,7 @@ const url = (port: number, auth = ''): string => `socks5://${auth}${SERVER}:${po
 const config = `listeners:
   - name: main
     port: 8700
-    intercept: ["udp:80-85"]
+    intercept: ["udp:80-86"]
     upstream: direct
   - name: cone
     port: 8701
@@ -44,6 +45,7 @@ routes:
   - { name: via-refuse, outbound: refuse, ports: [${PORTS.refuse}] }
   - { name: via-garbage, outbound: garbage, ports: [${PORTS.garbage}] }
   - { name: via-silent, outbound: silent, ports: [${PORTS.silent}] }
+  - { name: via-v6, outbound: socks6, ports: [${PORTS.v6}] }
   - { name: blocked, outbound: reject, ports: [${STRANGER_BLOCKED}] }
 outbounds:
   - { name: socks, kind: socks5, url: "${url(SOCKS.socks)}" }
@@ -52,6 +54,7 @@ outbounds:
   - { name: refuse, kind: socks5, url: "${url(SOCKS.refuse)}" }
   - { name: garbage, kind: socks5, url: "${url(SOCKS.garbage)}" }
   - { name: silent, kind: socks5, url: "${url(SOCKS.silent)}" }
+  - { name: socks6, kind: socks5, url: "socks5://[${SERVER6}]:${SOCKS.v6}" }
 rules:
   table: tproxy_udp_socks
   routeTable: 152
@@ -95,16 +98,18 @@ describe('UDP through socks5 outbounds (root)', () => {
   let proxy: RunningProxy;
   let socks: Daemon;
   let auth: Daemon;
+  let socks6: Daemon;
   const fakes = new Map<string, JsonLines<{ event: string; [key: string]: unknown }>>();
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tproxy-udp-socks-'));
     lab = await Lab.create();
     try {
-      for (const port of [PORTS.socks, PORTS.auth, PORTS.zero, PORTS.cone, PORTS.coneDirect]) await startEchoServer(lab, port);
-      [socks, auth] = await Promise.all([
+      for (const port of [PORTS.socks, PORTS.auth, PORTS.zero, PORTS.v6, PORTS.cone, PORTS.coneDirect]) await startEchoServer(lab, port);
+      [socks, auth, socks6] = await Promise.all([
         startDante(lab, 'server', dir, { address: SERVER, port: SOCKS.socks, udp: true }),
         startDante(lab, 'server', dir, { address: SERVER, port: SOCKS.auth, user: USER, udp: true }),
+        startDante(lab, 'server', dir, { address: SERVER6, port: SOCKS.v6, udp: true }),
       ]);
       for (const mode of ['zero', 'refuse', 'garbage', 'silent'] as const) {
         const fake = lab.spawn('server', [process.execPath, FAKE_SOCKS5, SERVER, `${SOCKS[mode]}`, mode]);
@@ -152,6 +157,24 @@ describe('UDP through socks5 outbounds (root)', () => {
       assert.equal((JSON.parse(echo.text ?? '{}') as { message: string }).message, 'through the authenticated association');
       const log = await waitForLog(auth, new RegExp(`username%${USER.name}@.*${SERVER.replaceAll('.', '\\.')}\\.${PORTS.auth}\\b`), 10_000);
       assert.ok(!log.includes(USER.password));
+    } finally {
+      client.proc.child.stdin?.end();
+      await client.proc.exited;
+    }
+  });
+
+  it('IPv6: a client, its destination and danted all on IPv6', async () => {
+    const client = spawnAgent<Datagram>(lab, 'client', ['udp-peer', '--bind', '::']);
+    try {
+      await client.lines.waitFor((l) => l.event === 'ready', 5000, 'client ready');
+      client.send(`send ${SERVER6} ${PORTS.v6} over IPv6`);
+      const echo = await client.lines.waitFor((l) => l.event === 'datagram', 10_000, 'the echo through danted on IPv6');
+      assert.deepEqual(echo.from, { address: SERVER6, port: PORTS.v6 }, 'the reply comes from the original destination');
+      const seen = (JSON.parse(echo.text ?? '{}') as { seen: { address: string } }).seen;
+      assert.equal(seen.address, SERVER6, 'the server saw danted, on IPv6');
+      await waitForLog(socks6, new RegExp(`udpassociate.*${SERVER6}\\.${PORTS.v6}\\b`), 10_000);
+    } catch (error) {
+      throw new Error(`${String(error)}\nproxy: ${proxy.lines.text.filter((t) => t.includes(SERVER6) || t.includes('socks6')).slice(-6).join('\n')}\ndanted: ${socks6.log().slice(-1500)}`, { cause: error });
     } finally {
       client.proc.child.stdin?.end();
       await client.proc.exited;
