@@ -4,6 +4,8 @@
 //            relays: unwraps each datagram to its destination, wraps every datagram its external
 //            socket receives (from anyone: a full cone) with the sender in the header. Before each
 //            real reply it sends a copy with FRAG=1, which the client must drop.
+//   named    as zero, but the header of each reply names its sender as echo.example (ATYP 3), and
+//            no fragment is sent.
 //   refuse   answers UDP ASSOCIATE with REP=7 (command not supported) and closes.
 //   garbage  answers the greeting with bytes that are not SOCKS5.
 //   silent   accepts the connection and never answers.
@@ -87,10 +89,16 @@ function associate(conn: net.Socket): void {
       return;
     }
     if (!client) return;
-    const header = Buffer.concat([Buffer.of(0, 0, 0), encodeAddress(from.address, from.port)]);
-    const fragment = Buffer.from(header);
-    fragment[2] = 1;
-    relay.send(Buffer.concat([fragment, msg]), client.port, client.address);
+    const port = Buffer.alloc(2);
+    port.writeUInt16BE(from.port);
+    const name = Buffer.from('echo.example');
+    const address = mode === 'named' ? Buffer.concat([Buffer.of(3, name.length), name, port]) : encodeAddress(from.address, from.port);
+    const header = Buffer.concat([Buffer.of(0, 0, 0), address]);
+    if (mode !== 'named') {
+      const fragment = Buffer.from(header);
+      fragment[2] = 1;
+      relay.send(Buffer.concat([fragment, msg]), client.port, client.address);
+    }
     relay.send(Buffer.concat([header, msg]), client.port, client.address);
     print({ event: 'relay-in', from: { address: from.address, port: from.port } });
   });

@@ -19,8 +19,8 @@ import { agent, spawnAgent, startEchoServer, startProxy, type LogLine, type Runn
 import { sumUdpCounters, type UdpCounters } from '../../../src/dataplane/udp/counters.js';
 
 const SERVER = A.server.ipv4;
-const PORTS = { socks: 80, auth: 81, zero: 82, refuse: 83, garbage: 84, silent: 85, v6: 86, cone: 90, coneDirect: 91 } as const;
-const SOCKS = { socks: 1080, auth: 1081, zero: 1082, refuse: 1083, garbage: 1084, silent: 1085, v6: 1086 } as const;
+const PORTS = { socks: 80, auth: 81, zero: 82, refuse: 83, garbage: 84, silent: 85, v6: 86, named: 87, cone: 90, coneDirect: 91, coneNamed: 92 } as const;
+const SOCKS = { socks: 1080, auth: 1081, zero: 1082, refuse: 1083, garbage: 1084, silent: 1085, v6: 1086, named: 1087 } as const;
 const SERVER6 = A.server.ipv6;
 // Throwaway credentials of a server that lives only in the test's namespace.
 const USER = { name: 'tpxudp', password: 'udp-pw-1' };
@@ -31,11 +31,11 @@ const url = (port: number, auth = ''): string => `socks5://${auth}${SERVER}:${po
 const config = `listeners:
   - name: main
     port: 8700
-    intercept: ["udp:80-86"]
+    intercept: ["udp:80-87"]
     upstream: direct
   - name: cone
     port: 8701
-    intercept: ["udp:90-91"]
+    intercept: ["udp:90-92"]
     upstream: direct
     udp: { mapping: endpoint-independent }
 routes:
@@ -46,6 +46,7 @@ routes:
   - { name: via-garbage, outbound: garbage, ports: [${PORTS.garbage}] }
   - { name: via-silent, outbound: silent, ports: [${PORTS.silent}] }
   - { name: via-v6, outbound: socks6, ports: [${PORTS.v6}] }
+  - { name: via-named, outbound: named, ports: [${PORTS.named}, ${PORTS.coneNamed}] }
   - { name: blocked, outbound: reject, ports: [${STRANGER_BLOCKED}] }
 outbounds:
   - { name: socks, kind: socks5, url: "${url(SOCKS.socks)}" }
@@ -55,6 +56,7 @@ outbounds:
   - { name: garbage, kind: socks5, url: "${url(SOCKS.garbage)}" }
   - { name: silent, kind: socks5, url: "${url(SOCKS.silent)}" }
   - { name: socks6, kind: socks5, url: "socks5://[${SERVER6}]:${SOCKS.v6}" }
+  - { name: named, kind: socks5, url: "${url(SOCKS.named)}" }
 rules:
   table: tproxy_udp_socks
   routeTable: 152
@@ -105,13 +107,13 @@ describe('UDP through socks5 outbounds (root)', () => {
     dir = mkdtempSync(join(tmpdir(), 'tproxy-udp-socks-'));
     lab = await Lab.create();
     try {
-      for (const port of [PORTS.socks, PORTS.auth, PORTS.zero, PORTS.v6, PORTS.cone, PORTS.coneDirect]) await startEchoServer(lab, port);
+      for (const port of [PORTS.socks, PORTS.auth, PORTS.zero, PORTS.v6, PORTS.named, PORTS.cone, PORTS.coneDirect, PORTS.coneNamed]) await startEchoServer(lab, port);
       [socks, auth, socks6] = await Promise.all([
         startDante(lab, 'server', dir, { address: SERVER, port: SOCKS.socks, udp: true }),
         startDante(lab, 'server', dir, { address: SERVER, port: SOCKS.auth, user: USER, udp: true }),
         startDante(lab, 'server', dir, { address: SERVER6, port: SOCKS.v6, udp: true }),
       ]);
-      for (const mode of ['zero', 'refuse', 'garbage', 'silent'] as const) {
+      for (const mode of ['zero', 'named', 'refuse', 'garbage', 'silent'] as const) {
         const fake = lab.spawn('server', [process.execPath, FAKE_SOCKS5, SERVER, `${SOCKS[mode]}`, mode]);
         const lines = new JsonLines<{ event: string; [key: string]: unknown }>(fake.child.stdout!);
         await lines.waitFor((l) => l.event === 'ready', 10_000, `fake SOCKS5 server ${mode} ready`);
@@ -192,6 +194,23 @@ describe('UDP through socks5 outbounds (root)', () => {
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(client.lines.items.filter((l) => l.event === 'datagram').length, 1, 'the fragment sent before the reply never reached the client');
       assert.deepEqual(fakes.get('zero')!.find((l) => l.event === 'request')?.['client'], { host: '0.0.0.0', port: 0 }, 'UDP ASSOCIATE names no source address');
+    } finally {
+      client.proc.child.stdin?.end();
+      await client.proc.exited;
+    }
+  });
+
+  it('a reply whose header names its sender by name: taken as the destination\'s under endpoint-dependent mapping, dropped under full cone (a reply needs an address)', async () => {
+    const client = spawnAgent<Datagram>(lab, 'client', ['udp-peer', '--bind', '0.0.0.0']);
+    try {
+      await client.lines.waitFor((l) => l.event === 'ready', 5000, 'client ready');
+      client.send(`send ${SERVER} ${PORTS.named} by name`);
+      const echo = await client.lines.waitFor((l) => l.event === 'datagram', 10_000, 'the echo named by name');
+      assert.deepEqual(echo.from, { address: SERVER, port: PORTS.named }, 'sent from the original destination');
+      client.send(`send ${SERVER} ${PORTS.coneNamed} by name under full cone`);
+      await fakes.get('named')!.waitFor((l) => l.event === 'relay-in' && (l['from'] as { port: number }).port === PORTS.coneNamed, 5000, 'the fake relaying the full-cone reply');
+      await proxy.lines.waitFor((l) => l.type === 'udp.drop' && l.reason === 'socks5-bad-datagram', 5000, 'the drop of the named reply under full cone');
+      assert.equal(client.lines.items.filter((l) => l.event === 'datagram').length, 1, 'the full-cone reply named by name never reached the client');
     } finally {
       client.proc.child.stdin?.end();
       await client.proc.exited;
