@@ -174,7 +174,7 @@ async function main(): Promise<void> {
   const sniff = benchSniff(values.quick ? 50_000 : 200_000, values.quick ? 3 : 5);
   say(formatSniffBench(sniff));
   const runner = new ProcessRunner();
-  await ensureTools(['iperf3', 'wrk', 'nginx', 'haproxy'], runner, say);
+  await ensureTools(['iperf3', 'wrk', 'nginx', 'haproxy', ...(values['no-udp'] ? [] : ['danted'])], runner, say);
 
   const lab = await Lab.create();
   const routedDir = mkdtempSync(join(tmpdir(), 'tproxy-bench-routed-'));

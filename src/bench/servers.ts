@@ -1,4 +1,4 @@
-/** Benchmark servers in the lab's server namespace: iperf3 and nginx. */
+/** Benchmark servers in the lab's server namespace: iperf3, nginx, and danted for UDP through SOCKS5. */
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,4 +49,32 @@ http {
   lab.spawn('server', ['nginx', '-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;']);
   await waitForPort(lab, IPERF_PORT, 10_000);
   await waitForPort(lab, HTTP_PORT, 10_000);
+}
+
+export const SOCKS_PORT = 1080;
+
+/**
+ * Dante's danted on the server's IPv4 address, no authentication, UDP ASSOCIATE allowed, logging
+ * errors only (a line per datagram would measure the log). Its files go in `dir`.
+ */
+export async function startDanted(lab: Lab, dir: string): Promise<void> {
+  const address = LAB_ADDRESSES.server.ipv4;
+  const conf = join(dir, 'danted.conf');
+  writeFileSync(
+    conf,
+    [
+      `logoutput: ${join(dir, 'danted.log')}`,
+      `internal: ${address} port = ${SOCKS_PORT}`,
+      `external: ${address}`,
+      'clientmethod: none',
+      'socksmethod: none',
+      'user.privileged: root',
+      'user.unprivileged: nobody',
+      'client pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  log: error\n}',
+      'socks pass {\n  from: 0.0.0.0/0 to: 0.0.0.0/0\n  command: udpassociate udpreply\n  log: error\n}',
+      '',
+    ].join('\n'),
+  );
+  lab.spawn('server', ['danted', '-f', conf, '-p', join(dir, 'danted.pid'), '-N', '1']);
+  await waitForPort(lab, SOCKS_PORT, 10_000);
 }

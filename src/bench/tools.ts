@@ -7,6 +7,7 @@ export const BENCH_TOOLS: Readonly<Record<string, string>> = {
   wrk: 'wrk',
   nginx: 'nginx-light',
   haproxy: 'haproxy',
+  danted: 'dante-server',
 };
 
 export async function ensureTools(names: readonly string[], runner: CommandRunner, say: (line: string) => void): Promise<void> {

@@ -5,8 +5,12 @@
  * run` in the router intercepts only the proxied ports, so the others are plain kernel forwarding
  * through the same router. Each round measures, interleaved:
  *   - round trips per second: `--flows` connected client sockets, one small datagram in flight each;
- *   - datagrams per second: one client socket sending as fast as it can, counted at the sink.
- * Figures are medians (and min / max) over the rounds; ratios are relay / kernel.
+ *   - datagrams per second: one client socket sending as fast as it can, counted at the sink;
+ *   - with `socks` (default): round trips per second through the relay and Dante's danted (a
+ *     socks5 outbound: UDP ASSOCIATE, every datagram wrapped and unwrapped), against the relay
+ *     straight to the server, on their own ports of the same listener.
+ * Figures are medians (and min / max) over the rounds; ratios are relay / kernel, and socks5 /
+ * relay for the SOCKS5 path.
  *
  * Runnable: `node dist/src/bench/udp.js [--rounds N] [--duration-ms D] [--flows F]` builds a lab,
  * prints a table and the JSON figures, and removes the lab (needs root).
@@ -19,6 +23,10 @@ import { JsonLines } from '../lab/json-lines.js';
 import { LAB_ADDRESSES, Lab } from '../lab/topology.js';
 import { machineCpu, machineCpuSince } from '../sys/proc-usage.js';
 import { summarize } from './stats.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SOCKS_PORT, startDanted } from './servers.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const LOAD = fileURLToPath(new URL('../lab/udp-load.js', import.meta.url));
@@ -36,6 +44,8 @@ export interface UdpBenchOptions {
   readonly size?: number;
   /** Called with a line of progress. */
   readonly report?: (line: string) => void;
+  /** Also measure UDP through danted (a socks5 outbound); default true (needs danted). */
+  readonly socks?: boolean;
 }
 
 export interface Spread {
@@ -90,11 +100,17 @@ export interface UdpBenchResult {
   readonly roundTripsManyFlows: UdpBenchFigure;
   /** Datagrams per second delivered to the sink. */
   readonly datagrams: UdpBenchFigure;
+  /**
+   * Round trips per second through the relay and danted (socks5 outbound), side by side with the
+   * relay straight to the server (`kernel` in this figure is the direct relay, `relay` the SOCKS5
+   * path; ratio: socks5 / direct).
+   */
+  readonly socksRoundTrips: UdpBenchFigure | undefined;
   /** The relay's counters at the end (proof that the relayed runs went through it). */
   readonly relayCounters: UdpCounters;
 }
 
-const PORTS = { echoKernel: 7000, echoRelay: 7001, sinkKernel: 7002, sinkRelay: 7003 } as const;
+const PORTS = { echoKernel: 7000, echoRelay: 7001, sinkKernel: 7002, sinkRelay: 7003, echoSocks: 7004 } as const;
 const LISTEN = 8700;
 
 function spread(values: readonly number[]): Spread {
@@ -127,14 +143,47 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
   const size = options.size ?? 64;
   const report = options.report ?? (() => undefined);
   const server = LAB_ADDRESSES.server.ipv4;
+  const socks = options.socks ?? true;
+  const dir = mkdtempSync(join(tmpdir(), 'tproxy-bench-udp-'));
+  try {
+    return await benchIn(lab, dir, { rounds, durationMs, flows, manyFlows, size, report, socks, server });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
-  const sink = lab.spawn('server', [process.execPath, LOAD, 'serve', '--echo', `${PORTS.echoKernel},${PORTS.echoRelay}`, '--sink', `${PORTS.sinkKernel},${PORTS.sinkRelay}`]);
+/** The listener: the relayed ports straight to the server, the SOCKS5 port through danted. */
+function relayConfig(socks: boolean, server: string): string {
+  const ports = [PORTS.echoRelay, PORTS.sinkRelay, ...(socks ? [PORTS.echoSocks] : [])].join(',');
+  return [
+    'listeners:',
+    '  - name: bench',
+    `    port: ${LISTEN}`,
+    '    families: [4]',
+    `    intercept: ["udp:${ports}"]`,
+    ...(socks ? ['routes:', `  - { name: via-socks, outbound: socks, ports: [${PORTS.echoSocks}] }`, 'outbounds:', `  - { name: socks, kind: socks5, url: "socks5://${server}:${SOCKS_PORT}" }`] : []),
+    'rules:',
+    '  table: tproxy_bench',
+    '  routeTable: 170',
+    '  rulePriority: 9170',
+    '',
+  ].join('\n');
+}
+
+async function benchIn(
+  lab: Lab,
+  dir: string,
+  o: { rounds: number; durationMs: number; flows: number; manyFlows: number; size: number; report: (line: string) => void; socks: boolean; server: string },
+): Promise<UdpBenchResult> {
+  const { rounds, durationMs, flows, manyFlows, size, report, socks, server } = o;
+  const echoPorts = [PORTS.echoKernel, PORTS.echoRelay, ...(socks ? [PORTS.echoSocks] : [])].join(',');
+  const sink = lab.spawn('server', [process.execPath, LOAD, 'serve', '--echo', echoPorts, '--sink', `${PORTS.sinkKernel},${PORTS.sinkRelay}`]);
   const sinkLines = new JsonLines<{ event: string; counts?: Record<string, number> }>(sink.child.stdout!);
   await sinkLines.waitFor((l) => l.event === 'ready', 10_000, 'udp-load serve ready');
-  const proxy = lab.spawn('router', [
-    process.execPath, BIN, 'run', '--log-format', 'json', '--family', '4', '--listen', `${LISTEN}`,
-    '--intercept', `udp:${PORTS.echoRelay},${PORTS.sinkRelay}`, '--table', 'tproxy_bench', '--route-table', '170', '--rule-priority', '9170',
-  ]);
+  if (socks) await startDanted(lab, dir);
+  const configFile = join(dir, 'tproxy.yaml');
+  writeFileSync(configFile, relayConfig(socks, server));
+  const proxy = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', '--config', configFile]);
   const proxyLines = new JsonLines<{ type: string; counters?: UdpCounters }>(proxy.child.stderr!);
   await proxyLines.waitFor((l) => l.type === 'ready', 15_000, 'tproxy run ready');
 
@@ -161,14 +210,16 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
   const manyRelay: Run[] = [];
   const dgKernel: Run[] = [];
   const dgRelay: Run[] = [];
+  const rrSocks: Run[] = [];
   for (let round = 1; round <= rounds; round++) {
     rrKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel)));
     rrRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay)));
     manyKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel, manyFlows)));
     manyRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay, manyFlows)));
+    if (socks) rrSocks.push(await withMachine(durationMs, () => rr(PORTS.echoSocks)));
     dgKernel.push(await withMachine(durationMs, () => flood(PORTS.sinkKernel)));
     dgRelay.push(await withMachine(durationMs, () => flood(PORTS.sinkRelay)));
-    report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)?.perSecond} relay ${rrRelay.at(-1)?.perSecond}; with ${manyFlows} flows kernel ${manyKernel.at(-1)?.perSecond} relay ${manyRelay.at(-1)?.perSecond}; datagrams/s kernel ${dgKernel.at(-1)?.perSecond} relay ${dgRelay.at(-1)?.perSecond}`);
+    report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)?.perSecond} relay ${rrRelay.at(-1)?.perSecond}; with ${manyFlows} flows kernel ${manyKernel.at(-1)?.perSecond} relay ${manyRelay.at(-1)?.perSecond}${socks ? `; socks5 ${rrSocks.at(-1)?.perSecond}` : ''}; datagrams/s kernel ${dgKernel.at(-1)?.perSecond} relay ${dgRelay.at(-1)?.perSecond}`);
   }
 
   proxy.child.kill('SIGTERM');
@@ -180,20 +231,26 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
   if (!relayCounters || relayCounters.datagramsFromClients === 0) {
     throw new TproxyError('ERR_PROXY_BYPASSED', 'the relayed runs did not go through the relay (its counters show no datagrams): the figures would compare kernel forwarding with itself');
   }
-  return { rounds, durationMs, flows, manyFlows, size, roundTrips: figure(rrKernel, rrRelay), roundTripsManyFlows: figure(manyKernel, manyRelay), datagrams: figure(dgKernel, dgRelay), relayCounters };
+  if (socks && !(relayCounters.outbounds['socks']?.datagramsFromServers ?? 0)) {
+    throw new TproxyError('ERR_PROXY_BYPASSED', 'the SOCKS5 runs brought nothing back through the socks5 outbound (its counters show no datagram from servers): the figure would not measure danted');
+  }
+  return { rounds, durationMs, flows, manyFlows, size, roundTrips: figure(rrKernel, rrRelay), roundTripsManyFlows: figure(manyKernel, manyRelay), datagrams: figure(dgKernel, dgRelay), socksRoundTrips: socks ? figure(rrRelay, rrSocks) : undefined, relayCounters };
 }
 
 /** The result as a table. */
 export function formatUdpBench(result: UdpBenchResult): string {
   const machine = (m: MachineFigure): string => `${m.cpuMicrosPerUnit} us (${Math.round(m.busy * 100)}% busy)`;
-  const row = (name: string, f: UdpBenchFigure): string =>
-    `${name.padEnd(34)}${`${f.kernel.median}`.padStart(10)}${`${f.relay.median}`.padStart(10)}${`${f.ratio.toFixed(2)}x`.padStart(8)}   kernel ${f.kernel.min}-${f.kernel.max}, relay ${f.relay.min}-${f.relay.max}; machine CPU each: kernel ${machine(f.machine.kernel)}, relay ${machine(f.machine.relay)}`;
+  const row = (name: string, f: UdpBenchFigure, [a, b] = ['kernel', 'relay']): string =>
+    `${name.padEnd(34)}${`${f.kernel.median}`.padStart(10)}${`${f.relay.median}`.padStart(10)}${`${f.ratio.toFixed(2)}x`.padStart(8)}   ${a} ${f.kernel.min}-${f.kernel.max}, ${b} ${f.relay.min}-${f.relay.max}; machine CPU each: ${a} ${machine(f.machine.kernel)}, ${b} ${machine(f.machine.relay)}`;
   return [
     `UDP, ${result.size}-byte datagrams, medians of ${result.rounds} rounds of ${result.durationMs} ms`,
     `${''.padEnd(34)}${'kernel'.padStart(10)}${'relay'.padStart(10)}${'ratio'.padStart(8)}`,
     row(`round trips/s (${result.flows} flows)`, result.roundTrips),
     row(`round trips/s (${result.manyFlows} flows)`, result.roundTripsManyFlows),
     row('datagrams/s (1 flow, to a sink)', result.datagrams),
+    ...(result.socksRoundTrips
+      ? [`${''.padEnd(34)}${'direct'.padStart(10)}${'socks5'.padStart(10)}${'ratio'.padStart(8)}`, row(`round trips/s via danted (${result.flows} flows)`, result.socksRoundTrips, ['direct', 'socks5'])]
+      : []),
   ].join('\n');
 }
 

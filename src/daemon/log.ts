@@ -35,6 +35,7 @@ export function levelOf(event: LogEvent): LogLevel {
       return event.restarting ? 'warn' : 'error';
     case 'rules.warning':
     case 'udp.reply.fallback':
+    case 'udp.outbound.failed':
     case 'udp.restart':
     case 'admin.stale-socket':
     case 'reload.rejected':
@@ -116,6 +117,8 @@ export function messageOf(event: LogEvent): string {
       return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromServer} / ${e.bytesFromServer} down`;
     case 'udp.reply.fallback':
       return `udp #${e.id} replies ${formatEndpoint(e.remote)} -> ${formatEndpoint(e.replyTo)} go through the raw socket (${e.reason}: a local service holds that port)`;
+    case 'udp.outbound.failed':
+      return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} failed on outbound ${e.outbound} (${e.proxy}): ${e.reason} (${e.detail}); the session ended${e.failures > 1 ? ` (${e.failures} sessions failed so since the last line)` : ''}`;
     case 'udp.restart':
       return `udp relay loop on port ${e.port} started again (restart ${e.restarts})`;
     case 'udp.drop':

@@ -106,6 +106,7 @@ export const FAMILIES = {
   udpOutboundSessions: family('tproxy_udp_outbound_sessions_total', 'counter', 'UDP sessions by the outbound they leave through.', ['listener', 'outbound']),
   udpOutboundBytes: family('tproxy_udp_outbound_bytes_total', 'counter', 'UDP payload bytes by outbound and direction.', ['listener', 'outbound', 'direction']),
   udpRejected: family('tproxy_udp_rejected_datagrams_total', 'counter', 'UDP datagrams dropped because their route leads to a reject outbound, by route.', ['listener', 'route']),
+  udpOutboundFailed: family('tproxy_udp_outbound_failed_sessions_total', 'counter', 'UDP sessions ended because their outbound failed (a SOCKS5 association refused, broken or closed; the reason is in tproxy_udp_errors_total), by outbound.', ['listener', 'outbound']),
   udpSniffs: family('tproxy_udp_quic_sniffs_total', 'counter', 'UDP flows whose first datagram was read for a QUIC server name, by outcome (quic: a name, none: no name).', ['listener', 'outcome']),
   udpHandovers: family('tproxy_udp_race_handovers_total', 'counter', 'Datagrams found on a new reply socket that belonged to another client, handed to their own session.', ['listener']),
   mmproxyHeaders: family('tproxy_mmproxy_headers_total', 'counter', 'PROXY headers accepted by mmproxy listeners, by command (proxy: relayed from the client\'s address; local: a health check).', ['listener', 'command']),
@@ -142,7 +143,7 @@ const routedBytes = (label: string, record: Readonly<Record<string, RoutedCounte
     .sort(([a], [b]) => a.localeCompare(b))
     .flatMap(([key, c]) => directions(c.bytesFromClient, c.bytesFromServer).map((s) => ({ labels: { [label]: key, ...s.labels }, value: s.value })));
 
-const udpRouted = (label: string, record: Readonly<Record<string, UdpRoutedCounters>> | undefined, key: 'sessions' | 'rejected'): Sample[] =>
+const udpRouted = (label: string, record: Readonly<Record<string, UdpRoutedCounters>> | undefined, key: 'sessions' | 'rejected' | 'failed'): Sample[] =>
   Object.entries(record ?? {})
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([name, c]) => one(c[key], { [label]: name }));
@@ -193,6 +194,7 @@ function listenerValues(l: ListenerSnapshot): FamilyValues[] {
       { family: F.udpOutboundSessions, samples: udpRouted('outbound', udp.outbounds, 'sessions') },
       { family: F.udpOutboundBytes, samples: udpRoutedBytes('outbound', udp.outbounds) },
       { family: F.udpRejected, samples: udpRouted('route', udp.routes, 'rejected') },
+      { family: F.udpOutboundFailed, samples: udpRouted('outbound', udp.outbounds, 'failed') },
       { family: F.udpSniffs, samples: [one(udp.quicNames, { outcome: 'quic' }), one(udp.quicSniffs - udp.quicNames, { outcome: 'none' })] },
     );
   }

@@ -60,6 +60,23 @@ export type ProxyEvent =
       readonly reason: string;
     }
   | { readonly type: 'udp.drop'; readonly reason: string; readonly source?: Endpoint }
+  /**
+   * A UDP session's outbound failed (a SOCKS5 association refused, broken or closed): the session
+   * ends, nothing else does. At most one line per outbound and reason per second; `failures`
+   * counts the sessions failed that way since the previous line (this one's included).
+   */
+  | {
+      readonly type: 'udp.outbound.failed';
+      readonly id: number;
+      readonly client: Endpoint;
+      readonly originalDestination: Endpoint;
+      readonly outbound: string;
+      /** The proxy, as a URL without its password. */
+      readonly proxy: string;
+      readonly reason: string;
+      readonly detail: string;
+      readonly failures: number;
+    }
   | { readonly type: 'worker.start'; readonly pid: number; readonly restart: number }
   /**
    * A TCP worker ended without being asked to stop. lostFlows: flows it had open (as of its last

@@ -334,9 +334,9 @@ export function flowRouting(config: ProxyConfig): RoutingConfig {
 }
 
 /**
- * An upstream proxy carries TCP from this host's address. UDP would need SOCKS5 UDP ASSOCIATE,
- * which is not built: relaying it straight to its destination instead would silently bypass the
- * proxy a user chose (a leak), so it is refused rather than done halfway.
+ * An upstream proxy carries flows from this host's address. A SOCKS5 proxy carries UDP too (UDP
+ * ASSOCIATE); an HTTP one cannot: relaying UDP straight to its destination instead would silently
+ * bypass the proxy a user chose (a leak), so it is refused.
  */
 function checkUpstreamProxy(config: ProxyConfig): void {
   const proxy = config.upstreamProxy;
@@ -345,7 +345,7 @@ function checkUpstreamProxy(config: ProxyConfig): void {
   if (config.upstream !== 'direct') {
     throw new TproxyError('ERR_INVALID_ARGUMENT', `upstream mode ${config.upstream} cannot be combined with the upstream proxy ${name}: flows through a proxy leave from this host's address (use --upstream direct)`, { upstream: config.upstream });
   }
-  if (config.transports.includes('udp')) {
-    throw new TproxyError('ERR_INVALID_ARGUMENT', `UDP cannot go through the upstream proxy ${name} (SOCKS5 UDP ASSOCIATE is not supported): intercept TCP only (no udp: in --intercept)`, { transports: config.transports });
+  if (proxy.protocol === 'http' && config.transports.includes('udp')) {
+    throw new TproxyError('ERR_INVALID_ARGUMENT', `UDP cannot go through the upstream proxy ${name} (HTTP CONNECT carries TCP only): intercept TCP only (no udp: in --intercept), or use a socks5:// proxy`, { transports: config.transports });
   }
 }

@@ -277,6 +277,14 @@ export class SocketApi {
     return this.fail('recv', { fd });
   }
 
+  /** recv(MSG_PEEK) on a connected socket: the bytes stay queued; null when nothing is waiting. */
+  peek(fd: number, data: Buffer): number | null {
+    const n = this.libc.recv(fd, data, data.length, C.MSG_PEEK | C.MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errnoName(this.libc.errno()) === 'EAGAIN') return null;
+    return this.fail('recv(MSG_PEEK)', { fd });
+  }
+
   /** Slots for recvmmsg/sendmmsg, allocated once. */
   batch(capacity: number, slotBytes: number): DatagramBatch {
     return new DatagramBatch(this.libc, capacity, slotBytes);

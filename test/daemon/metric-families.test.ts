@@ -6,11 +6,11 @@ import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
 import { snapshotCounters, UDP_COUNTER_SLOTS, UDP_ERROR_REASONS, type UdpRoutedCounters } from '../../src/dataplane/udp/counters.js';
 import { parsePromText } from '../helpers/prometheus-text.js';
 
-const routed = (sessions: number, rejected: number, bytesFromClients: number): UdpRoutedCounters => ({ sessions, rejected, datagramsFromClients: 1, bytesFromClients, datagramsFromServers: 1, bytesFromServers: 5 });
+const routed = (sessions: number, rejected: number, bytesFromClients: number): UdpRoutedCounters => ({ sessions, rejected, failed: 0, datagramsFromClients: 1, bytesFromClients, datagramsFromServers: 1, bytesFromServers: 5 });
 const udp = {
   ...snapshotCounters(new Float64Array(UDP_COUNTER_SLOTS)),
   routes: { blocked: routed(0, 6, 0), default: routed(9, 0, 4000) },
-  outbounds: { reject: routed(0, 6, 0), direct: routed(9, 0, 4000) },
+  outbounds: { reject: routed(0, 6, 0), direct: routed(9, 0, 4000), corp: { ...routed(3, 0, 10), failed: 2 } },
   quicSniffs: 5,
   quicNames: 2,
   sessionsActive: 2, sessionsCreated: 9, sessionsClosed: 7, sessionsExpired: 5, sessionsEvicted: 4, sessionsEvictedForDescriptors: 3, datagramsFromClients: 40, bytesFromClients: 4000, datagramsFromServers: 38, bytesFromServers: 3800, peersCreated: 9, replyFallbacks: 1, raceHandovers: 3 };
@@ -121,6 +121,8 @@ describe('metric families (pure mapping)', () => {
     assert.equal(sample('tproxy_udp_outbound_sessions_total', { ...main, outbound: 'direct' }), 9);
     assert.equal(sample('tproxy_udp_outbound_bytes_total', { ...main, outbound: 'reject', direction: 'from_server' }), 5);
     assert.equal(sample('tproxy_udp_rejected_datagrams_total', { ...main, route: 'blocked' }), 6);
+    assert.equal(sample('tproxy_udp_outbound_failed_sessions_total', { ...main, outbound: 'corp' }), 2);
+    assert.equal(sample('tproxy_udp_outbound_failed_sessions_total', { ...main, outbound: 'direct' }), 0);
     assert.equal(sample('tproxy_udp_quic_sniffs_total', { ...main, outcome: 'quic' }), 2);
     assert.equal(sample('tproxy_udp_quic_sniffs_total', { ...main, outcome: 'none' }), 3);
   });

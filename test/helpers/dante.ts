@@ -17,6 +17,11 @@ export interface DanteOptions {
   readonly port: number;
   /** Require this user and password (RFC 1929); absent: no authentication. */
   readonly user?: { readonly name: string; readonly password: string };
+  /**
+   * Also allow UDP ASSOCIATE (and the replies to it), logging each association's destinations and
+   * every datagram relayed (`iooperation`), so a test can see where its datagrams went.
+   */
+  readonly udp?: boolean;
 }
 
 export async function startDante(lab: Lab, host: HostName, dir: string, options: DanteOptions): Promise<Daemon> {
@@ -37,7 +42,16 @@ export async function startDante(lab: Lab, host: HostName, dir: string, options:
       'user.unprivileged: nobody',
       // A keyword's values run to the end of its line (command: connect log: ... would read log as a command).
       ...nets.map((n) => `client pass {\n  from: ${n} to: ${n}\n  log: connect error\n}`),
-      ...nets.flatMap((from) => nets.map((to) => `socks pass {\n  from: ${from} to: ${to}\n  command: connect\n  log: connect error\n}`)),
+      ...nets.flatMap((from) =>
+        nets.flatMap((to) =>
+          options.udp
+            ? [
+                `socks pass {\n  from: ${from} to: ${to}\n  command: connect udpassociate\n  log: connect disconnect error iooperation\n}`,
+                `socks pass {\n  from: ${from} to: ${to}\n  command: udpreply\n  log: connect disconnect error iooperation\n}`,
+              ]
+            : [`socks pass {\n  from: ${from} to: ${to}\n  command: connect\n  log: connect error\n}`],
+        ),
+      ),
       '',
     ].join('\n'),
   );

@@ -104,7 +104,7 @@ export function checkRouting(config: TproxyConfig, issues: ConfigIssue[]): void 
     // (a leak past the proxy the route chose) or be lost: refused at load.
     const udp = config.listeners.find((l) => appliesTo(route, l) && transportsOf(route, l).includes('udp'));
     if (udp && outbound && !carries(outbound, 'udp')) {
-      issues.push({ path: ['routes', i, 'outbound'], message: `outbound ${outbound.name} carries TCP only, but this route can match UDP flows of listener ${udp.name}: add protocols: [tcp], or route UDP to direct, transparent or reject` });
+      issues.push({ path: ['routes', i, 'outbound'], message: `outbound ${outbound.name} carries TCP only, but this route can match UDP flows of listener ${udp.name}: add protocols: [tcp], or route UDP to direct, transparent, socks5 or reject` });
     }
   }
 }

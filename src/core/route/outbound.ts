@@ -36,12 +36,13 @@ export function isBuiltInOutbound(name: string): boolean {
 }
 
 /**
- * Whether the outbound can carry flows of `transport`. HTTP CONNECT is TCP only; SOCKS5 UDP
- * ASSOCIATE is not built yet; a PROXY header per UDP datagram is not built yet either.
+ * Whether the outbound can carry flows of `transport`. HTTP CONNECT is TCP only; SOCKS5 carries
+ * UDP by UDP ASSOCIATE (dataplane/udp/socks5-association.ts); a PROXY header per UDP datagram is
+ * not built.
  */
 export function carries(outbound: Outbound, transport: Transport): boolean {
   if (transport === 'tcp' || outbound.kind === 'reject') return true;
-  return (outbound.kind === 'direct' || outbound.kind === 'transparent') && outbound.proxyProtocol === undefined;
+  return (outbound.kind === 'direct' || outbound.kind === 'transparent' || outbound.kind === 'socks5') && outbound.proxyProtocol === undefined;
 }
 
 /** One line for logs, status and explain: `corp (socks5://alice:***@192.0.2.7:1080, PROXY v2)`; never a password. */

@@ -66,16 +66,35 @@ export const UDP_ERROR_REASONS = [
    * (endpoint-dependent mapping with upstream transparent): dropped by the client's guard socket.
    */
   'unsolicited',
-  /** The flow's route leads to the reject outbound: the datagram is dropped. */
+  /**
+   * The flow's route leads to the reject outbound: the datagram is dropped. With endpoint-independent
+   * mapping also a datagram from a new remote whose route (client -> remote) is reject.
+   */
   'rejected',
+  // A session through a socks5 outbound failed (see SOCKS5_FAILURE_REASONS in socks5-association.ts):
+  'socks5-connect-failed',
+  'socks5-refused',
+  'socks5-auth-failed',
+  'socks5-protocol',
+  'socks5-timeout',
+  'socks5-control-closed',
+  /** A datagram from a SOCKS5 relay with FRAG != 0: fragments are dropped, never reassembled. */
+  'socks5-fragmented',
+  /** A datagram from a SOCKS5 relay whose header is not valid (or names a remote by name under full cone). */
+  'socks5-bad-datagram',
+  /** A datagram that came while its association was set up, past the queue's bound. */
+  'socks5-queue-full',
   'other',
 ] as const;
 
 export type UdpCounterName = (typeof UDP_COUNTER_NAMES)[number];
 export type UdpErrorReason = (typeof UDP_ERROR_REASONS)[number];
 
-/** Per route and per outbound: sessions opened, datagrams rejected, datagrams and bytes each way. */
-export const UDP_ROUTED_NAMES = ['sessions', 'rejected', 'datagramsFromClients', 'bytesFromClients', 'datagramsFromServers', 'bytesFromServers'] as const;
+/**
+ * Per route and per outbound: sessions opened, datagrams rejected, sessions ended because their
+ * outbound failed (a SOCKS5 association), datagrams and bytes each way.
+ */
+export const UDP_ROUTED_NAMES = ['sessions', 'rejected', 'failed', 'datagramsFromClients', 'bytesFromClients', 'datagramsFromServers', 'bytesFromServers'] as const;
 export type UdpRoutedName = (typeof UDP_ROUTED_NAMES)[number];
 export type UdpRoutedCounters = { [K in UdpRoutedName]: number };
 export const UDP_ROUTED_INDEX = Object.fromEntries(UDP_ROUTED_NAMES.map((name, i) => [name, i])) as { readonly [K in UdpRoutedName]: number };

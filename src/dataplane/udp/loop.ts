@@ -39,6 +39,16 @@
  * (client, outbound), so a client's flows that route to different outbounds get different upstream
  * sockets. A session keeps its outbound for its life.
  *
+ * SOCKS5 outbound (socks5-association.ts): the session's upstream socket is connected to the
+ * proxy's UDP relay once a TCP control connection, driven by this same epoll, got its UDP ASSOCIATE
+ * reply; every datagram goes out behind the RFC 1928 header naming its remote, and comes back
+ * behind one naming its source, which picks the reply path as the source address does otherwise.
+ * The association is per session: per flow, or per (client, outbound) with endpoint-independent
+ * mapping (full cone through the proxy). Its end ends the session; it fails that session only.
+ *
+ * Full cone and routes: a datagram from a new remote is routed as the flow client -> remote would
+ * be; a remote whose route is `reject` is dropped and counted, never given a reply path.
+ *
  * Sent headers: upstream and reply sockets get the listener's DSCP and TTL when opened; with
  * `dscp: copy` a session's sockets get the DSCP of the datagram that opened it (IP_RECVTOS /
  * IPV6_RECVTCLASS on the listener). Replies through the raw fallback keep the kernel's defaults.
@@ -62,6 +72,10 @@ import { QuicHold, type ExpiredHold, type QuicHoldStep } from './quic-hold.js';
 import { migrateCounters, outboundSlot, routedLayoutOf, routeSlot, UDP_ROUTED_INDEX as R, type UdpRoutedLayout } from './counters.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import { SessionTable, sessionKey } from './session-table.js';
+import { Socks5Association, SOCKS5_SETUP_TIMEOUT_MS, type Socks5FailureReason } from './socks5-association.js';
+import { decodeSocks5UdpDatagram } from '../../core/upstream/socks5-udp.js';
+import { encodeSocks5Address, type Socks5Address } from '../../core/upstream/socks5-address.js';
+import { formatUpstreamProxy } from '../../core/upstream/proxy-url.js';
 
 interface Session {
   readonly key: string;
@@ -83,6 +97,8 @@ interface Session {
   readonly dscp: number | undefined;
   /** Remotes by endpointKey. */
   readonly peers: Map<string, Peer>;
+  /** Through a socks5 outbound: the association; upstreamFd then talks to its relay. */
+  readonly socks: Socks5Association | undefined;
   lastActiveMs: number;
   datagramsFromClient: number;
   datagramsFromServer: number;
@@ -98,6 +114,8 @@ interface Peer {
   /** Connected reply socket, or -1 when replies use the raw fallback. */
   readonly replyFd: number;
   readonly fallback: UdpFallbackRoute | undefined;
+  /** Through a socks5 outbound: RSV FRAG ATYP DST.ADDR DST.PORT naming this remote. */
+  readonly socksHeader: Buffer | undefined;
 }
 
 /** The guard of one client endpoint, shared by that endpoint's sessions. */
@@ -107,7 +125,7 @@ interface Guard {
   sessions: number;
 }
 
-type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer } | { readonly kind: 'guard'; readonly guard: Guard };
+type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'socks-control'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer } | { readonly kind: 'guard'; readonly guard: Guard };
 
 /** A routed flow: its decision, the DSCP of its first datagram, and the datagrams held before the one at hand. */
 interface Routed {
@@ -172,6 +190,12 @@ export class UdpLoop {
   private readonly flows = new Map<string, Peer>();
   /** Flows waiting for the rest of a QUIC ClientHello (their route could depend on its name). */
   private readonly quic: QuicHold;
+  /** Sessions whose SOCKS5 association is not ready yet (their set-up deadline is checked). */
+  private readonly settingUp = new Set<Session>();
+  /** A datagram with its SOCKS5 header in front, built here before each send. */
+  private readonly wrapped: Buffer;
+  /** Sessions failed per outbound and reason since the last line about them (one line per second at most). */
+  private readonly failures = new Map<string, { lastMs: number; since: number }>();
   private nextId = 1;
   private now: number;
   private nextExpiryCheck = 0;
@@ -189,6 +213,7 @@ export class UdpLoop {
     this.quic = new QuicHold({ timeoutMs: config.sniffTimeoutMs ?? 300 });
     this.batch = this.api.batch(config.batchSize, config.maxDatagramBytes);
     this.drainRx = this.api.receiver(config.maxDatagramBytes);
+    this.wrapped = Buffer.alloc(config.maxDatagramBytes + 4 + 256 + 2);
     this.epoll = this.api.epoll(256);
     this.now = deps.now();
     for (const fd of listenerFds) {
@@ -205,7 +230,10 @@ export class UdpLoop {
       const owner = this.owners.get(this.epoll.readyFd(i));
       if (!owner) continue;
       if (owner.kind === 'listener') this.readListener(this.epoll.readyFd(i));
-      else if (owner.kind === 'upstream') this.readUpstream(owner.session);
+      else if (owner.kind === 'upstream') {
+        if (owner.session.socks) this.readRelay(owner.session);
+        else this.readUpstream(owner.session);
+      } else if (owner.kind === 'socks-control') this.onControl(owner.session, this.epoll.readyEvents(i));
       else if (owner.kind === 'guard') this.readGuard(owner.guard);
       else this.readReply(owner.peer);
       this.handOver();
@@ -218,6 +246,7 @@ export class UdpLoop {
         this.bump(N.sessionsExpired);
         this.close(s, 'idle-timeout');
       }
+      for (const s of this.settingUp) if (s.socks && this.now >= s.socks.deadlineMs) this.socksFailed(s, 'socks5-timeout', `no UDP ASSOCIATE reply within ${SOCKS5_SETUP_TIMEOUT_MS} ms`);
     }
   }
 
@@ -312,6 +341,7 @@ export class UdpLoop {
     session.bytesFromClient += length;
     this.bumpRouted(session, R.datagramsFromClients, R.bytesFromClients, 1, length);
     this.sessions.touch(session, this.now);
+    if (session.socks) return this.sendToRelay(peer, data, length);
     const sent = this.api.sendDatagram(session.upstreamFd, data, length, this.independent ? peer.pinned.sockaddr : null);
     if (sent < 0) this.upstreamSendFailed(session, -sent, 1);
   }
@@ -344,6 +374,10 @@ export class UdpLoop {
     session.datagramsFromClient += count;
     session.bytesFromClient += bytes;
     this.bumpRouted(session, R.datagramsFromClients, R.bytesFromClients, count, bytes);
+    if (session.socks) {
+      for (let i = from; i < from + count && this.sessions.get(session.key) === session; i++) this.sendToRelay(peer, this.batch.slot(i), this.batch.lengths[i] ?? 0);
+      return;
+    }
     const sent = this.batch.send(session.upstreamFd, from, count, this.independent ? peer.pinned : null);
     if (sent < 0) this.upstreamSendFailed(session, -sent, count);
     else if (sent < count) this.count('upstream-busy', session.client, count - sent);
@@ -394,7 +428,24 @@ export class UdpLoop {
     const source = b.source(i);
     const known = session.peers.get(endpointKey(source));
     if (known) return known;
-    return this.openPeer(session, source, true);
+    return this.inboundRejected(session, source) ? undefined : this.openPeer(session, source, true);
+  }
+
+  /**
+   * Full cone: a remote that was never a destination of this session sends to its mapping. It is
+   * routed as the flow client -> remote would be (without a name: there is no first datagram of
+   * the client's to read one from); a `reject` route drops it, counted, as it would the client's
+   * own datagrams to it. Any other route lets it in through this session's mapping: the mapping is
+   * what it reached, and the client's answers to it leave the same way.
+   */
+  private inboundRejected(session: Session, remote: Endpoint): boolean {
+    const flow = { protocol: 'udp', source: session.client.address, destination: remote.address, destinationPort: remote.port } as const;
+    const first = this.routes.decideUnnamed(flow);
+    const decision = first === 'sniff' ? this.routes.decide(flow) : first;
+    if (decision.outbound.kind !== 'reject') return false;
+    this.bumpRoutedOf(decision, R.rejected, 1);
+    this.count('rejected', remote);
+    return true;
   }
 
   private deliver(peer: Peer, from: number, count: number): void {
@@ -423,6 +474,137 @@ export class UdpLoop {
       const sent = sender.send(peer.fallback, b.slot(i), b.lengths[i] ?? 0);
       if (sent < 0) this.count(errorReasonOf(errnoName(-sent), 'client'), session.client);
     }
+  }
+
+  // ---- socks5 outbound (socks5-association.ts) ----
+
+  /** The control connection moved: on with the association, or the session fails. */
+  private onControl(session: Session, events: number): void {
+    const socks = session.socks;
+    if (!socks) return;
+    const step = socks.onEvents(events);
+    if (step.kind === 'wait') return;
+    if (step.kind === 'failed') return this.socksFailed(session, step.reason, step.detail);
+    if (step.relay.family !== socks.proxy.endpoint.family) return this.socksFailed(session, 'socks5-protocol', `relay ${endpointKey(step.relay)} is not in the proxy's address family`);
+    try {
+      this.api.connect(session.upstreamFd, step.relay);
+    } catch (error) {
+      return this.socksFailed(session, 'socks5-connect-failed', error instanceof TproxyError ? String(error.details['errno'] ?? error.message) : String(error));
+    }
+    this.settingUp.delete(session);
+    for (const datagram of socks.takeHeld()) {
+      const sent = this.api.sendDatagram(session.upstreamFd, datagram, datagram.length, null);
+      if (sent < 0) this.upstreamSendFailed(session, -sent, 1);
+      if (this.sessions.get(session.key) !== session) return;
+    }
+  }
+
+  /** One datagram to the relay behind its SOCKS5 header; held while the association is set up. */
+  private sendToRelay(peer: Peer, data: Buffer, length: number): void {
+    const { session, socksHeader } = peer;
+    if (!session.socks || !socksHeader) return;
+    const total = socksHeader.length + length;
+    if (session.socks.state !== 'ready') {
+      const copy = Buffer.allocUnsafe(total);
+      socksHeader.copy(copy, 0);
+      data.copy(copy, socksHeader.length, 0, length);
+      if (!session.socks.hold(copy)) this.count('socks5-queue-full', session.client);
+      return;
+    }
+    socksHeader.copy(this.wrapped, 0);
+    data.copy(this.wrapped, socksHeader.length, 0, length);
+    const sent = this.api.sendDatagram(session.upstreamFd, this.wrapped, total, null);
+    if (sent < 0) this.upstreamSendFailed(session, -sent, 1);
+  }
+
+  /** Datagrams from the relay: each header names its remote, whose reply path sends the payload on. */
+  private readRelay(session: Session): void {
+    const b = this.batch;
+    const n = b.receive(session.upstreamFd);
+    if (n < 0) return this.failed(session, -n, 'upstream');
+    if (n === 0) return;
+    this.sessions.touch(session, this.now);
+    for (let i = 0; i < n; i++) {
+      if (b.truncated(i)) {
+        this.count('truncated', session.client);
+        continue;
+      }
+      const decoded = decodeSocks5UdpDatagram(b.slot(i));
+      if (decoded.kind === 'invalid') {
+        this.count(decoded.reason === 'fragmented' ? 'socks5-fragmented' : 'socks5-bad-datagram', session.client);
+        continue;
+      }
+      const peer = this.relayPeer(session, decoded.destination);
+      if (this.sessions.get(session.key) !== session) return; // closed while opening a peer
+      if (!peer) continue;
+      const { payload } = decoded;
+      this.deliverPayload(peer, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+      if (this.sessions.get(session.key) !== session) return;
+    }
+  }
+
+  /**
+   * The peer a relayed datagram comes from, by the address in its header. Endpoint-dependent: the
+   * session's one destination only (a name is taken as the proxy's word for it); full cone: any
+   * remote with an address, opened on first contact (a name cannot be a reply socket's source).
+   */
+  private relayPeer(session: Session, source: Socks5Address): Peer | undefined {
+    if (!this.independent) {
+      const only = session.peers.values().next().value;
+      if (only && (source.family === 'domain' || endpointKey(source) === endpointKey(only.remote))) return only;
+      this.count('foreign-source', source.family === 'domain' ? session.client : source);
+      return undefined;
+    }
+    if (source.family === 'domain') {
+      this.count('socks5-bad-datagram', session.client);
+      return undefined;
+    }
+    const known = session.peers.get(endpointKey(source));
+    if (known) return known;
+    return this.inboundRejected(session, source) ? undefined : this.openPeer(session, source, true);
+  }
+
+  private deliverPayload(peer: Peer, payload: Buffer): void {
+    const { session } = peer;
+    const length = payload.length;
+    this.bump(N.datagramsFromServers);
+    this.bump(N.bytesFromServers, length);
+    session.datagramsFromServer++;
+    session.bytesFromServer += length;
+    this.bumpRouted(session, R.datagramsFromServers, R.bytesFromServers, 1, length);
+    if (peer.replyFd >= 0) {
+      const sent = this.api.sendDatagram(peer.replyFd, payload, length, null);
+      if (sent >= 0) return;
+      const name = errnoName(-sent);
+      if (name === 'EAGAIN' || name === 'ENOBUFS' || name === 'EMSGSIZE') return this.count(errorReasonOf(name, 'client'), session.client);
+      return this.failed(session, -sent, 'client');
+    }
+    const sender = this.raw.get(peer.remote.family);
+    if (!sender || !peer.fallback) return this.count('reply-fallback-failed', session.client);
+    const sent = sender.send(peer.fallback, payload, length);
+    if (sent < 0) this.count(errorReasonOf(errnoName(-sent), 'client'), session.client);
+  }
+
+  /**
+   * The association failed: counted by reason and per route and outbound, one log line per
+   * outbound and reason per second at most, and the session ends; no other session is touched.
+   */
+  private socksFailed(session: Session, reason: Socks5FailureReason, detail: string): void {
+    this.bump(E[reason]);
+    this.bump(session.routeSlot + R.failed);
+    this.bump(session.outboundSlot + R.failed);
+    const { outbound } = session.decision;
+    const key = `${outbound.name}|${reason}`;
+    const seen = this.failures.get(key) ?? { lastMs: -Infinity, since: 0 };
+    seen.since++;
+    this.failures.set(key, seen);
+    if (this.now - seen.lastMs >= DROP_EVENT_INTERVAL_MS) {
+      const proxy = outbound.kind === 'socks5' ? formatUpstreamProxy(outbound.proxy) : outbound.name;
+      this.deps.emit({ type: 'udp.outbound.failed', id: session.id, client: session.client, originalDestination: session.destination, outbound: outbound.name, proxy, reason, detail, failures: seen.since });
+      seen.lastMs = this.now;
+      seen.since = 0;
+    }
+    this.close(session, reason);
   }
 
   // ---- routes ----
@@ -461,7 +643,7 @@ export class UdpLoop {
       this.count('rejected', client, 1 + held.length);
       return undefined;
     }
-    if (outbound.kind !== 'direct' && outbound.kind !== 'transparent') {
+    if (outbound.kind !== 'direct' && outbound.kind !== 'transparent' && outbound.kind !== 'socks5') {
       // The relay refuses such routing at start; a session never leaves through a proxy unseen.
       this.count('session-open-failed', client);
       return undefined;
@@ -539,25 +721,32 @@ export class UdpLoop {
         this.close(oldest, 'evicted');
       }
     }
-    // The upstream socket now, the reply socket right after: room for both, or the datagram waits.
-    if (!this.takeDescriptor(undefined, 2)) {
+    // The upstream socket now (and a SOCKS5 control connection), the reply socket right after:
+    // room for all, or the datagram waits.
+    const proxy = decision.outbound.kind === 'socks5' ? decision.outbound.proxy : undefined;
+    const held = proxy ? 2 : 1;
+    if (!this.takeDescriptor(undefined, held + 1)) {
       this.count('descriptor-limit', client);
       return undefined;
     }
     this.giveBack(); // the reply socket's one, taken again by openPeer
-    const { family } = destination;
+    // Through a proxy the upstream socket talks to its relay, in the proxy's family.
+    const family = proxy ? proxy.endpoint.family : destination.family;
     const transparent = decision.outbound.kind === 'transparent';
     let upstreamFd = -1;
+    let socks: Socks5Association | undefined;
     try {
       upstreamFd = this.api.open({ family, transport: 'udp', mark: this.config.upstreamMark, transparent, reuseAddress: transparent, receiveBufferBytes: this.config.receiveBufferBytes, ...this.sent({ dscp }) });
-      if (transparent) this.api.bind(upstreamFd, client);
+      if (proxy) socks = Socks5Association.open(this.api, this.epoll, proxy, { mark: this.config.upstreamMark, ...this.sent({ dscp }), nowMs: this.now });
+      else if (transparent) this.api.bind(upstreamFd, client);
       else if (this.independent) this.api.bind(upstreamFd, { family, address: anyAddress(family), port: 0 });
-      if (!this.independent) this.api.connect(upstreamFd, destination);
+      if (!this.independent && !proxy) this.api.connect(upstreamFd, destination);
       this.epoll.add(upstreamFd, EPOLLIN);
       if (transparent && !this.independent) this.holdGuard(client);
     } catch (error) {
       if (upstreamFd >= 0) this.api.close(upstreamFd);
-      this.giveBack();
+      if (socks) this.api.close(socks.controlFd);
+      this.giveBack(held);
       this.count('session-open-failed', client, 1, error);
       return undefined;
     }
@@ -575,6 +764,7 @@ export class UdpLoop {
       outboundSlot: slots.outbound,
       dscp,
       peers: new Map(),
+      socks,
       lastActiveMs: this.now,
       datagramsFromClient: 0,
       datagramsFromServer: 0,
@@ -583,6 +773,10 @@ export class UdpLoop {
     };
     this.sessions.add(session);
     this.owners.set(upstreamFd, { kind: 'upstream', session });
+    if (socks) {
+      this.owners.set(socks.controlFd, { kind: 'socks-control', session });
+      this.settingUp.add(session);
+    }
     this.bump(N.sessionsCreated);
     this.bump(N.sessionsActive);
     this.bump(slots.route + R.sessions);
@@ -635,7 +829,8 @@ export class UdpLoop {
       if (session.peers.size === 0) this.close(session, 'reply-path-failed');
       return undefined;
     }
-    const peer: Peer = { session, remote, pinned: this.batch.pin(remote), replyFd, fallback };
+    const socksHeader = session.socks ? socks5Header(remote) : undefined;
+    const peer: Peer = { session, remote, pinned: this.batch.pin(remote), replyFd, fallback, socksHeader };
     session.peers.set(endpointKey(remote), peer);
     this.flows.set(flowKey(client, remote), peer);
     this.bump(N.peersCreated);
@@ -771,7 +966,8 @@ export class UdpLoop {
     if (this.sessions.get(session.key) !== session) return;
     this.sessions.delete(session);
     for (const peer of session.peers.values()) this.flows.delete(flowKey(session.client, peer.remote));
-    const fds = [session.upstreamFd, ...[...session.peers.values()].map((p) => p.replyFd).filter((fd) => fd >= 0)];
+    const fds = [session.upstreamFd, ...(session.socks ? [session.socks.controlFd] : []), ...[...session.peers.values()].map((p) => p.replyFd).filter((fd) => fd >= 0)];
+    this.settingUp.delete(session);
     for (const fd of fds) {
       this.owners.delete(fd);
       try {
@@ -796,4 +992,9 @@ export class UdpLoop {
       reason,
     });
   }
+}
+
+/** RSV(2) FRAG(1) and the address of `remote`: the header of every datagram to it through a SOCKS5 relay. */
+function socks5Header(remote: Endpoint): Buffer {
+  return Buffer.concat([Buffer.of(0, 0, 0), encodeSocks5Address(remote)]);
 }

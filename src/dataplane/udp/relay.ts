@@ -83,7 +83,7 @@ function validate(config: UdpRelayConfig): void {
   if (config.receiveBufferBytes !== undefined && (!Number.isInteger(config.receiveBufferBytes) || config.receiveBufferBytes < 4096 || config.receiveBufferBytes > 1 << 30)) bad('receiveBufferBytes', `${config.receiveBufferBytes} must be from 4096 to 1 GiB`);
   const routing = config.routing;
   const udpOutbounds = routing ? [routing.defaultOutbound, ...routing.outbounds.filter((o) => routing.routes.some((r) => r.outbound === o.name && (r.protocols.length === 0 || r.protocols.includes('udp'))))] : [];
-  for (const o of udpOutbounds) if (!carries(o, 'udp')) bad('routing', `outbound ${o.name} (${o.kind}) cannot carry UDP yet: route UDP to direct, transparent or reject`);
+  for (const o of udpOutbounds) if (!carries(o, 'udp')) bad('routing', `outbound ${o.name} (${o.kind}) cannot carry UDP: route UDP to direct, transparent, a socks5 outbound without proxyProtocol, or reject`);
   if (config.batchSize !== undefined && (!Number.isInteger(config.batchSize) || config.batchSize < 1 || config.batchSize > 1024)) bad('batchSize', `${config.batchSize} must be from 1 to 1024`);
 }
 

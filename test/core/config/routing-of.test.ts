@@ -62,6 +62,14 @@ routes:
     assert.deepEqual(config.routes[2]?.ports, [{ from: 443, to: 443 }, { from: 8443, to: 8444 }]);
   });
 
+  it('lets UDP leave through a socks5 outbound (UDP ASSOCIATE), by route, by default and by upstreamProxy', () => {
+    const [byRoute, byDefault] = routingOf(load(`${OUTBOUNDS}listeners:\n  - { name: a, port: 8000, intercept: [udp:53] }\n  - { name: b, port: 8001, intercept: [udp:54], outbound: corp }\nroutes:\n  - { name: x, outbound: corp, ports: [53], listeners: [a] }\n`));
+    assert.deepEqual(byRoute?.routes.map((r) => r.outbound), ['corp']);
+    assert.equal(byDefault?.defaultOutbound.kind, 'socks5');
+    const [main] = routingOf(load('listeners:\n  - { intercept: [udp:53], upstreamProxy: "socks5://192.0.2.9:1080" }\n'));
+    assert.equal(main?.defaultOutbound.kind, 'socks5');
+  });
+
   it('turns upstreamProxy into the listener\'s default outbound', () => {
     const [main] = routingOf(load('listeners:\n  - upstreamProxy: "http://bob:pw@192.0.2.9:8080"\n'));
     assert.equal(main && formatOutbound(main.defaultOutbound), 'main-upstream-proxy (http://bob:***@192.0.2.9:8080)');
@@ -87,8 +95,8 @@ describe('routing configuration: bad ones, with the exact error', () => {
     ],
     ['a name list used as prefixes', 'lists:\n  - { name: ads, kind: names, entries: [ads.example] }\nroutes:\n  - { name: x, outbound: reject, destinationLists: [ads] }\n', 'tproxy.yaml:4:53: routes[0].destinationLists[0]: "ads" is a list of names, destinationLists needs prefixes: add a list of kind prefixes under lists'],
     ['an unknown list', 'routes:\n  - { name: x, outbound: reject, nameLists: [ads] }\n', 'tproxy.yaml:2:46: routes[0].nameLists[0]: "ads" is not a list: add a list of kind names under lists'],
-    ['a route that could send UDP flows to a TCP-only outbound', `${OUTBOUNDS}listeners:\n  - intercept: [udp:53]\nroutes:\n  - { name: x, outbound: web }\n`, 'tproxy.yaml:8:26: routes[0].outbound: outbound web carries TCP only, but this route can match UDP flows of listener main: add protocols: [tcp], or route UDP to direct, transparent or reject'],
-    ['a route that could send UDP flows to a PROXY header outbound', `${OUTBOUNDS}listeners:\n  - intercept: [udp:53]\nroutes:\n  - { name: x, outbound: pp, ports: [53] }\n`, 'tproxy.yaml:8:26: routes[0].outbound: outbound pp carries TCP only, but this route can match UDP flows of listener main: add protocols: [tcp], or route UDP to direct, transparent or reject'],
+    ['a route that could send UDP flows to a TCP-only outbound', `${OUTBOUNDS}listeners:\n  - intercept: [udp:53]\nroutes:\n  - { name: x, outbound: web }\n`, 'tproxy.yaml:8:26: routes[0].outbound: outbound web carries TCP only, but this route can match UDP flows of listener main: add protocols: [tcp], or route UDP to direct, transparent, socks5 or reject'],
+    ['a route that could send UDP flows to a PROXY header outbound', `${OUTBOUNDS}listeners:\n  - intercept: [udp:53]\nroutes:\n  - { name: x, outbound: pp, ports: [53] }\n`, 'tproxy.yaml:8:26: routes[0].outbound: outbound pp carries TCP only, but this route can match UDP flows of listener main: add protocols: [tcp], or route UDP to direct, transparent, socks5 or reject'],
     ['a route named default', 'routes:\n  - { name: default, outbound: direct, ports: [1] }\n', 'tproxy.yaml:2:13: routes[0].name: "default" names the flows no route matches (in metrics and logs): give this route another name'],
     ['a route behind a route that matches everything', 'routes:\n  - { name: all, outbound: direct }\n  - { name: x, outbound: reject, ports: [22] }\n', 'tproxy.yaml:3:5: routes[1]: can never match: routes[0] (all) has no condition and matches every flow first; move it last or give it a condition'],
     ['a built-in outbound redefined', 'outbounds:\n  - { name: direct, kind: direct, proxyProtocol: v1 }\n', 'tproxy.yaml:2:13: outbounds[0].name: "direct" is a built-in outbound: give this one another name (e.g. direct-pp) and use it in routes'],
@@ -98,7 +106,7 @@ describe('routing configuration: bad ones, with the exact error', () => {
     ['a reversed port range', 'routes:\n  - { name: x, outbound: direct, ports: ["9000-8000"] }\n', 'tproxy.yaml:2:42: routes[0].ports[0]: "9000-8000" is not allowed: the range is reversed: write 8000-9000'],
     ['a wildcard in the middle of a name', 'routes:\n  - { name: x, outbound: direct, names: ["a.*.example"] }\n', 'tproxy.yaml:2:42: routes[0].names[0]: "a.*.example" is not allowed: is not a domain entry: use example.com (exactly), *.example.com or .example.com (names under it), or +.example.com (both) (letters, digits, - and _ only; no address literal)'],
     ['two routes of one name', 'routes:\n  - { name: x, outbound: direct, ports: [1] }\n  - { name: x, outbound: direct, ports: [2] }\n', 'tproxy.yaml:3:13: routes[1].name: "x" is already the name of routes[0]: each needs its own name'],
-    ['a listener defaulting to a TCP-only outbound while it intercepts UDP', `${OUTBOUNDS}listeners:\n  - { intercept: [udp:53], outbound: corp }\n`, 'tproxy.yaml:6:38: listeners[0].outbound: outbound corp carries TCP only, but this listener intercepts UDP: intercept tcp only here, or give UDP its own listener'],
+    ['a listener defaulting to a TCP-only outbound while it intercepts UDP', `${OUTBOUNDS}listeners:\n  - { intercept: [udp:53], outbound: web }\n`, 'tproxy.yaml:6:38: listeners[0].outbound: outbound web carries TCP only, but this listener intercepts UDP: intercept tcp only here, or give UDP its own listener'],
   ];
   for (const [what, text, message] of bad) {
     it(`refuses ${what}`, () => assert.equal(refusal(text), message));

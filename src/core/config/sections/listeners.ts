@@ -71,7 +71,7 @@ export const LISTENER = section({
         type: 'URL',
         allowed: 'socks5://[USER:PASS@]ADDR:PORT or http://[USER:PASS@]ADDR:PORT with ADDR an IP address',
         example: 'socks5://192.0.2.7:1080',
-        help: 'Relay this listener\'s TCP flows through this SOCKS5 or HTTP CONNECT proxy instead of straight to their original destination (needs upstream direct, TCP only); absent: no proxy.',
+        help: 'Relay this listener\'s flows through this SOCKS5 proxy (TCP by CONNECT, UDP by UDP ASSOCIATE) or HTTP CONNECT proxy (TCP only) instead of straight to their original destination (needs upstream direct); absent: no proxy.',
         flag: { name: 'upstream-proxy', metavar: 'URL' },
         shown: maskProxyUrl,
         parse: refusing(parseUpstreamProxy),
@@ -107,7 +107,7 @@ export const LISTENER = section({
     if (listener.upstreamProxy) {
       const name = formatUpstreamProxy(listener.upstreamProxy);
       if (listener.upstream !== 'direct') issues.push({ path: [...path, 'upstreamProxy'], message: `${name} needs upstream direct (flows through a proxy leave from this host's address), not ${listener.upstream}` });
-      if (listener.intercept.some((s) => s.transport === 'udp')) issues.push({ path: [...path, 'upstreamProxy'], message: `${name} carries TCP only (SOCKS5 UDP ASSOCIATE is not supported), but intercept has udp: intercept tcp only on this listener` });
+      if (listener.upstreamProxy.protocol === 'http' && listener.intercept.some((s) => s.transport === 'udp')) issues.push({ path: [...path, 'upstreamProxy'], message: `${name} carries TCP only (HTTP CONNECT), but intercept has udp: intercept tcp only on this listener, or use a socks5:// proxy (UDP ASSOCIATE)` });
     }
     if (listener.outbound !== undefined && listener.upstreamProxy) issues.push({ path: [...path, 'outbound'], message: 'outbound and upstreamProxy both name the way out: keep outbound (an outbound of kind socks5 or http holds the proxy)' });
     if (listener.outbound !== undefined && listener.upstream !== 'direct') issues.push({ path: [...path, 'outbound'], message: `outbound and upstream ${listener.upstream} both name the way out: keep outbound (the built-in outbound transparent is upstream transparent)` });

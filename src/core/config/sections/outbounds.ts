@@ -14,7 +14,7 @@ export const OUTBOUND = section({
   help: 'One named way out.',
   fields: {
     name: text({ allowed: NAME_ALLOWED, example: 'corp', help: 'Names the outbound in routes, logs and metrics (direct, transparent and reject are built in).', parse: (t) => (NAME_PATTERN.test(t) ? t : refused()) }),
-    kind: oneOf(OUTBOUND_KINDS, { example: 'socks5', help: 'direct: this host\'s address; transparent: the client\'s address; socks5 / http: through that proxy (url); reject: TCP reset, UDP dropped.' }),
+    kind: oneOf(OUTBOUND_KINDS, { example: 'socks5', help: 'direct: this host\'s address; transparent: the client\'s address; socks5: through that proxy (url), TCP by CONNECT and UDP by UDP ASSOCIATE (one association per UDP session); http: through that proxy by CONNECT, TCP only; reject: TCP reset, UDP dropped.' }),
     url: optional(
       text({
         type: 'URL',
@@ -24,7 +24,7 @@ export const OUTBOUND = section({
         parse: refusing(parseUpstreamProxy),
       }),
     ),
-    proxyProtocol: optional(oneOf(PROXY_PROTOCOL_VERSIONS, { example: 'v2', help: 'Send a PROXY protocol header (v1 text, v2 binary) to the next hop first, so it sees the real client; absent: none.' })),
+    proxyProtocol: optional(oneOf(PROXY_PROTOCOL_VERSIONS, { example: 'v2', help: 'Send a PROXY protocol header (v1 text, v2 binary) to the next hop first, so it sees the real client (TCP only: an outbound with it cannot carry UDP); absent: none.' })),
   },
   check(o, path, issues) {
     if (isBuiltInOutbound(o.name)) issues.push({ path: [...path, 'name'], message: `"${o.name}" is a built-in outbound: give this one another name (e.g. ${o.name}-pp) and use it in routes` });
