@@ -2,6 +2,7 @@
 // privileges; `root` tests build network namespaces (each test its own, with a unique prefix) and
 // run concurrently; `all` is both; `lines` is what runs on every other supported Node.js line: the
 // unit tests and one namespace test per data-plane engine (TCP splice, TCP stream, UDP).
+// Files after the selection narrow it: `node scripts/run-tests.js root test/cli/doctor.root.test.ts`.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,12 +30,15 @@ if (!select) {
   console.error(`run-tests: unknown selection "${which}": use ${Object.keys(SELECTIONS).join(', ')}`);
   process.exit(2);
 }
+// Files named after the selection (test/x.test.ts, dist/test/x.test.js or x.test.js) narrow it.
+const named = process.argv.slice(3).map((f) => f.replace(/^(dist\/)?test\//, '').replace(/\.ts$/, '.js'));
 const files = walk(root)
   .filter((f) => f.endsWith('.test.js'))
   .filter(select)
+  .filter((f) => named.length === 0 || named.some((n) => f.endsWith(`/${n}`)))
   .sort();
 if (files.length === 0) {
-  console.error(`run-tests: no ${which} tests found under ${root}: run npm run build first`);
+  console.error(`run-tests: no ${which} tests${named.length ? ` named ${named.join(', ')}` : ''} found under ${root}: run npm run build first`);
   process.exit(1);
 }
 if (which !== 'unit' && process.getuid?.() !== 0) {

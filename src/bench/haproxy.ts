@@ -1,5 +1,5 @@
 /** HAProxy in transparent mode on the router: the peer the benchmark compares tproxy with. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Lab, SpawnedProcess } from '../lab/topology.js';
@@ -39,5 +39,8 @@ export function startHaproxy(lab: Lab, options: HaproxyOptions): SpawnedProcess 
   const dir = mkdtempSync(join(tmpdir(), 'tproxy-bench-haproxy-'));
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, haproxyConfig(options));
-  return lab.spawn('router', ['haproxy', '-db', '-f', file]);
+  const haproxy = lab.spawn('router', ['haproxy', '-db', '-f', file]);
+  // The configuration goes with the process: runs used to leave one directory in /tmp per start.
+  void haproxy.exited.then(() => rmSync(dir, { recursive: true, force: true }));
+  return haproxy;
 }

@@ -1,5 +1,5 @@
 /** Benchmark servers in the lab's server namespace: iperf3, nginx, and danted for UDP through SOCKS5. */
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LAB_ADDRESSES, type HostName, type Lab } from '../lab/topology.js';
@@ -46,7 +46,9 @@ http {
 }
 `,
   );
-  lab.spawn('server', ['nginx', '-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;']);
+  const nginx = lab.spawn('server', ['nginx', '-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;']);
+  // Its prefix (configuration, pid, temp paths) goes with it: runs used to leave one in /tmp each.
+  void nginx.exited.then(() => rmSync(prefix, { recursive: true, force: true }));
   await waitForPort(lab, IPERF_PORT, 10_000);
   await waitForPort(lab, HTTP_PORT, 10_000);
 }
