@@ -85,8 +85,8 @@ function validate(config: UdpRelayConfig): void {
 
 export class UdpRelay {
   private worker: Worker | undefined;
-  /** Shared with the loop: stop flag, test hold, flow events (see UdpWorkerData.control). */
-  private readonly control = new SharedArrayBuffer(12);
+  /** Shared with the loop: stop flag, test hold, flow events, test crash (see UdpWorkerData.control). */
+  private readonly control = new SharedArrayBuffer(16);
   private readonly routing: RoutingConfig;
   private readonly layout: UdpRoutedLayout;
   private readonly counterBuffer: SharedArrayBuffer;
@@ -234,6 +234,15 @@ export class UdpRelay {
         () => undefined, // its exit was reported and handled like the first one's
       );
     }, this.restartWindow.backoffMs()).unref();
+  }
+
+  /**
+   * Test seam: the loop's thread throws at its next turn, as an unexpected error in it would, so a
+   * test can see the restart path (sessions closed, the loop started again after the backoff, and
+   * past MAX_RESTARTS_PER_MINUTE deps.onFailure) without a real fault.
+   */
+  crashLoopForTest(): void {
+    Atomics.store(new Int32Array(this.control), 3, 1);
   }
 
   /** Test hook: let a held loop go on. */

@@ -70,6 +70,8 @@ function tick(): void {
         post({ kind: 'stopped' });
         return;
       }
+      // A test asked for a crash (UdpRelay.crashLoopForTest): once, like an unexpected error.
+      if (Atomics.load(control, 3) !== 0 && Atomics.exchange(control, 3, 0) !== 0) throw new Error('crash requested by a test (UdpRelay.crashLoopForTest)');
       loop.runOnce(WAIT_MS);
       if (events.length >= 256) flush();
     } while (Date.now() < sliceEnd);
