@@ -30,6 +30,8 @@ export class FakeUdpKernel {
   readonly sockets = new Map<number, FakeSocket>();
   private nextFd = 100;
   private readonly watched = new Set<number>();
+  /** Called once right after the next epoll_wait returns: what arrives while the loop works through its turn. */
+  afterNextWait: (() => void) | undefined;
 
   /** A listener socket (as UdpRelay opens it), bound to `local`. */
   listener(local: Endpoint): number {
@@ -85,6 +87,7 @@ export class FakeUdpKernel {
         this.get(fd).closed = true;
         this.watched.delete(fd);
       },
+      hasQueuedDatagram: (fd: number) => this.get(fd).queue.length > 0,
       localEndpoint: (fd: number) => this.get(fd).bound ?? { family: 4 as const, address: '0.0.0.0', port: 0 },
       sendDatagram: (fd: number, data: Buffer, length: number, to: Buffer | null) => {
         this.record(fd, data.subarray(0, length), to ? decodeSockaddr(to) : undefined);
@@ -113,6 +116,9 @@ export class FakeUdpKernel {
           remove: (fd: number) => void this.watched.delete(fd),
           wait: () => {
             ready = [...this.watched].filter((fd) => (this.sockets.get(fd)?.queue.length ?? 0) > 0);
+            const after = this.afterNextWait;
+            this.afterNextWait = undefined;
+            after?.();
             return ready.length;
           },
           readyFd: (i: number) => ready[i] ?? -1,

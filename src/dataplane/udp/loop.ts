@@ -201,6 +201,12 @@ export class UdpLoop {
       // Sessions end within a tenth of the idle timeout (at most 1 s) after it passed.
       this.nextExpiryCheck = this.now + Math.min(1000, Math.max(10, this.config.idleTimeoutMs / 10));
       for (const s of this.sessions.expired(this.now, this.config.idleTimeoutMs)) {
+        // A datagram that came after epoll_wait returned (the turn can take long under load) is
+        // waiting on one of its sockets: the session is not idle, and closing would drop it.
+        if (this.hasQueued(s)) {
+          this.sessions.touch(s, this.now);
+          continue;
+        }
         this.bump(N.sessionsExpired);
         this.close(s, 'idle-timeout');
       }
@@ -677,6 +683,13 @@ export class UdpLoop {
     }
     if (this.pending.length > 0) this.count('other', undefined, this.pending.length);
     this.pending.length = 0;
+  }
+
+  /** Whether a datagram waits on the session's upstream socket or one of its reply sockets. */
+  private hasQueued(session: Session): boolean {
+    if (this.api.hasQueuedDatagram(session.upstreamFd)) return true;
+    for (const peer of session.peers.values()) if (peer.replyFd >= 0 && this.api.hasQueuedDatagram(peer.replyFd)) return true;
+    return false;
   }
 
   /** A send or receive failed with errno: the session ends, counted by reason. */

@@ -16,7 +16,8 @@ const B: Endpoint = { family: 4, address: '198.51.100.11', port: 40_002 };
 const ROUTING: RoutingConfig = { listener: 'main', defaultOutbound: { name: 'direct', kind: 'direct' }, outbounds: [], lists: [], routes: [] };
 const same = (x: Endpoint | undefined, y: Endpoint): boolean => x?.address === y.address && x.port === y.port;
 
-function setup(afterReplyBind?: (kernel: FakeUdpKernel) => void): { kernel: FakeUdpKernel; loop: UdpLoop; listener: number; counters: () => UdpCounters; events: ProxyEvent[] } {
+function setup(afterReplyBind?: (kernel: FakeUdpKernel) => void): { kernel: FakeUdpKernel; loop: UdpLoop; listener: number; counters: () => UdpCounters; events: ProxyEvent[]; clock: { now: number } } {
+  const clock = { now: 1000 };
   const kernel = new FakeUdpKernel();
   const listener = kernel.listener({ family: 4, address: '0.0.0.0', port: 8000 });
   const layout = routedLayoutOf(ROUTING);
@@ -30,13 +31,13 @@ function setup(afterReplyBind?: (kernel: FakeUdpKernel) => void): { kernel: Fake
       counters: slots,
       emit: (e) => events.push(e),
       localAddresses: () => new Set(),
-      now: () => 1000,
+      now: () => clock.now,
       flowEvents: () => true,
       budget: DescriptorBudget.create({ limit: 1000, open: 0 }),
       ...(afterReplyBind ? { afterReplyBind: () => afterReplyBind(kernel) } : {}),
     },
   );
-  return { kernel, loop, listener, counters: () => snapshotCounters(slots, layout), events };
+  return { kernel, loop, listener, counters: () => snapshotCounters(slots, layout), events, clock };
 }
 
 /** The reply socket of `client`'s flow to SERVER (bound to the server, connected to the client). */
@@ -101,5 +102,24 @@ describe('UDP relay loop (fake kernel)', () => {
     loop.runOnce(0);
     assert.deepEqual(replySocket(kernel, B).sent, [{ data: 'echo b1', to: B }]);
     assert.deepEqual(replyA.sent, [], 'nothing of B\'s went to A');
+  });
+
+  it('keeps an idle session whose client\'s datagram arrived during the turn that would expire it, and relays that datagram', () => {
+    const { kernel, loop, listener, counters, clock } = setup();
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    const replyA = replySocket(kernel, A);
+    clock.now += 5000 + 1; // past the idle timeout
+    // After epoll_wait returned, before the idle sweep: the client's next datagram is queued.
+    kernel.afterNextWait = () => kernel.deliver(replyA.fd, { source: A, destination: SERVER, data: 'a2' });
+    loop.runOnce(0);
+    loop.runOnce(0);
+    assert.deepEqual(upstreamPayloads(kernel), [['a1', 'a2']], 'a2 went up through the same session');
+    assert.equal(counters().sessionsExpired, 0);
+    // Idle for real now: it expires.
+    clock.now += 5000 + 1;
+    loop.runOnce(0);
+    assert.equal(counters().sessionsExpired, 1);
+    assert.equal(kernel.find((x) => same(x.bound, SERVER)).length, 0, 'its sockets are closed');
   });
 });
