@@ -1,6 +1,5 @@
 /** HAProxy in transparent mode on the router: the peer the benchmark compares tproxy with. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab, SpawnedProcess } from '../lab/topology.js';
 
@@ -35,12 +34,10 @@ backend original_destination
 `;
 }
 
-export function startHaproxy(lab: Lab, options: HaproxyOptions): SpawnedProcess {
-  const dir = mkdtempSync(join(tmpdir(), 'tproxy-bench-haproxy-'));
-  const file = join(dir, 'haproxy.cfg');
+/** HAProxy on the router, its configuration written under `dir` (the caller removes it; a restart writes the same file again). */
+export function startHaproxy(lab: Lab, options: HaproxyOptions, dir: string): SpawnedProcess {
+  mkdirSync(join(dir, 'haproxy'), { recursive: true });
+  const file = join(dir, 'haproxy', 'haproxy.cfg');
   writeFileSync(file, haproxyConfig(options));
-  const haproxy = lab.spawn('router', ['haproxy', '-db', '-f', file]);
-  // The configuration goes with the process: runs used to leave one directory in /tmp per start.
-  void haproxy.exited.then(() => rmSync(dir, { recursive: true, force: true }));
-  return haproxy;
+  return lab.spawn('router', ['haproxy', '-db', '-f', file]);
 }

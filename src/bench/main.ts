@@ -19,7 +19,7 @@
  * on that one (this build unless --baseline names another), so two engines share one run:
  * `--tcp-engine uring --baseline-tcp-engine splice`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -177,9 +177,14 @@ async function main(): Promise<void> {
   await ensureTools(['iperf3', 'wrk', 'nginx', 'haproxy', ...(values['no-udp'] ? [] : ['danted'])], runner, say);
 
   const lab = await Lab.create();
-  const routedDir = mkdtempSync(join(tmpdir(), 'tproxy-bench-routed-'));
+  // Everything the run writes (nginx's prefix, HAProxy's and the routed listener's configuration)
+  // goes under one directory, removed at the end, on failure and on Ctrl-C.
+  const scratch = mkdtempSync(join(tmpdir(), 'tproxy-bench-'));
+  const routedDir = join(scratch, 'routed');
+  mkdirSync(routedDir);
   const stopOnSignal = (): void => {
     lab.destroySync();
+    rmSync(scratch, { recursive: true, force: true });
     process.exit(130);
   };
   process.once('SIGINT', stopOnSignal);
@@ -189,7 +194,7 @@ async function main(): Promise<void> {
     // TIME_WAIT in 2-3 s whenever the client closes first; connect() then scans for a free port
     // (0.4 ms at 85% full), and the one-at-a-time workload measured that scan, not the path.
     await lab.run('client', ['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1']);
-    await startServers(lab);
+    await startServers(lab, scratch);
     // Without --workers, tproxy runs its default worker count: the bench measures the default.
     const workers = values.workers;
     // --baseline-tcp-engine alone compares two engines of this very build in one run.
@@ -216,7 +221,7 @@ async function main(): Promise<void> {
     // (HAProxy's default maxpipes): HAProxy refuses to start when they do not fit.
     const haproxyMaxconn = Math.min(40_000, Math.floor((hardLimit - 100) / (haproxySplice ? 2.5 : 2)));
     const startHaproxyReady = async (): Promise<SpawnedProcess> => {
-      const spawned = startHaproxy(lab, { splice: haproxySplice, threads: HAPROXY_THREADS, maxconn: haproxyMaxconn });
+      const spawned = startHaproxy(lab, { splice: haproxySplice, threads: HAPROXY_THREADS, maxconn: haproxyMaxconn }, scratch);
       await waitForPort(lab, HAPROXY_PORT, 10_000, 'router');
       return spawned;
     };
@@ -346,8 +351,11 @@ async function main(): Promise<void> {
     say(`\nbench: figures and ratios written to ${values.out}, the chart of the ratios to ${chart}`);
   } finally {
     process.off('SIGINT', stopOnSignal);
-    rmSync(routedDir, { recursive: true, force: true });
-    await lab.destroy();
+    try {
+      await lab.destroy();
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   }
 }
 

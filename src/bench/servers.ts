@@ -1,6 +1,5 @@
 /** Benchmark servers in the lab's server namespace: iperf3, nginx, and danted for UDP through SOCKS5. */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LAB_ADDRESSES, type HostName, type Lab } from '../lab/topology.js';
 
@@ -18,10 +17,11 @@ export async function waitForPort(lab: Lab, port: number, timeoutMs: number, hos
   throw new Error(`nothing listened on port ${port} in the ${host} namespace within ${timeoutMs} ms`);
 }
 
-export async function startServers(lab: Lab): Promise<void> {
+/** iperf3 and nginx in the server namespace; nginx's prefix (config, pid, temp paths) goes under `dir`, which the caller removes. */
+export async function startServers(lab: Lab, dir: string): Promise<void> {
   lab.spawn('server', ['iperf3', '-s', '-p', `${IPERF_PORT}`]);
-  const prefix = mkdtempSync(join(tmpdir(), 'tproxy-bench-nginx-'));
-  mkdirSync(join(prefix, 'logs'));
+  const prefix = join(dir, 'nginx');
+  mkdirSync(join(prefix, 'logs'), { recursive: true });
   const S = LAB_ADDRESSES.server;
   writeFileSync(
     join(prefix, 'nginx.conf'),
@@ -46,9 +46,7 @@ http {
 }
 `,
   );
-  const nginx = lab.spawn('server', ['nginx', '-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;']);
-  // Its prefix (configuration, pid, temp paths) goes with it: runs used to leave one in /tmp each.
-  void nginx.exited.then(() => rmSync(prefix, { recursive: true, force: true }));
+  lab.spawn('server', ['nginx', '-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;']);
   await waitForPort(lab, IPERF_PORT, 10_000);
   await waitForPort(lab, HTTP_PORT, 10_000);
 }

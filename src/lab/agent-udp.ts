@@ -46,15 +46,19 @@ export async function udpFlows(args: readonly string[]): Promise<number> {
     }),
   );
   const problems: string[] = [];
+  /** Flows whose echo never came: which socket (its local port) in which round, with the payload sent. */
+  const lost: { flow: number; round: number; port: number; message: string; sentAt: string }[] = [];
   let replies = 0;
   const seenPorts = new Set<number>();
   for (let round = 0; round < rounds; round++) {
     const expected = sockets.map((_, i) => `flow ${i} round ${round} ${Math.random().toString(36).slice(2)}`);
+    const sentAt = new Date().toISOString();
     const done = sockets.map(
       (s, i) =>
         new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             problems.push(`flow ${i} round ${round}: no reply within ${timeoutMs} ms`);
+            lost.push({ flow: i, round, port: s.address().port, message: expected[i] ?? '', sentAt });
             finish();
           }, timeoutMs);
           const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
@@ -94,7 +98,7 @@ export async function udpFlows(args: readonly string[]): Promise<number> {
   for (const [i, s] of sockets.entries()) s.on('message', (m) => problems.push(`flow ${i}: unexpected extra datagram "${m.toString('utf8').slice(0, 80)}"`));
   await new Promise((r) => setTimeout(r, 200));
   for (const s of sockets) s.close();
-  print({ ok: problems.length === 0, flows: count, rounds, replies, distinctServerSeenPorts: seenPorts.size, problems: problems.slice(0, 20) });
+  print({ ok: problems.length === 0, flows: count, rounds, replies, distinctServerSeenPorts: seenPorts.size, lost: lost.slice(0, 20), problems: problems.slice(0, 20) });
   return problems.length === 0 ? 0 : 1;
 }
 

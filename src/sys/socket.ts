@@ -101,6 +101,7 @@ function codeFor(errno: string): TproxyErrorCode {
 export class SocketApi {
   private readonly libc: Libc;
   private readonly u32 = Buffer.alloc(4);
+  private readonly peekByte = Buffer.alloc(1);
 
   constructor(libc: Libc = loadLibc()) {
     this.libc = libc;
@@ -283,6 +284,15 @@ export class SocketApi {
     if (n >= 0) return n;
     if (errnoName(this.libc.errno()) === 'EAGAIN') return null;
     return this.fail('recv(MSG_PEEK)', { fd });
+  }
+
+  /**
+   * Whether a datagram waits in the socket's receive queue (recv with MSG_PEEK into one byte:
+   * nothing is taken). An error other than EAGAIN counts as waiting: the next read reports it.
+   */
+  hasQueuedDatagram(fd: number): boolean {
+    if (this.libc.recv(fd, this.peekByte, 1, C.MSG_PEEK | C.MSG_DONTWAIT | C.MSG_TRUNC) >= 0) return true;
+    return errnoName(this.libc.errno()) !== 'EAGAIN';
   }
 
   /** Slots for recvmmsg/sendmmsg, allocated once. */

@@ -102,6 +102,27 @@ describe('socket layer (root)', () => {
     });
   }
 
+  it('tells whether a datagram waits on a UDP socket without taking it (also an empty one)', async () => {
+    const fd = open({ family: 4, transport: 'udp' });
+    api.bind(fd, { family: 4, address: '127.0.0.1', port: 0 });
+    const { port } = api.localEndpoint(fd);
+    assert.equal(api.hasQueuedDatagram(fd), false);
+    const sender = dgram.createSocket('udp4');
+    try {
+      for (const payload of [Buffer.from('a datagram longer than the one byte peeked'), Buffer.alloc(0)]) {
+        await new Promise<void>((resolve, reject) => sender.send(payload, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+        // Loopback delivers within the send: bounded wait all the same.
+        for (let i = 0; i < 100 && !api.hasQueuedDatagram(fd); i++) await new Promise((r) => setTimeout(r, 10));
+        assert.equal(api.hasQueuedDatagram(fd), true);
+        assert.equal(api.hasQueuedDatagram(fd), true, 'peeking took nothing');
+        assert.equal(api.recv(fd, Buffer.alloc(100)), payload.length);
+        assert.equal(api.hasQueuedDatagram(fd), false);
+      }
+    } finally {
+      sender.close();
+    }
+  });
+
   it('raises ERR_PRIVILEGE naming CAP_NET_ADMIN when the process lacks it (IP_TRANSPARENT, SO_MARK)', () => {
     const script = `import(${JSON.stringify(SOCKET_MODULE)}).then(({ SocketApi }) => {
       for (const options of [{ transparent: true }, { mark: 2 }]) {

@@ -15,7 +15,8 @@
  * port and connected to the client: replies leave with the remote as source address AND port, and
  * the kernel delivers the client's later datagrams to that remote straight to it. Between bind()
  * and connect() it can receive datagrams of OTHER clients to the same remote: they are drained
- * right after connect() and handed to their own sessions (never answered through this one).
+ * right after connect() and handed to their own sessions (never answered through this one); one
+ * looked up before connect() but queued after that drain is handed over the same way when read.
  * When the bind fails with EADDRINUSE (a local service holds that port on a wildcard address
  * without SO_REUSEADDR), replies go through a raw socket that writes the UDP header itself
  * (sys/raw-udp.ts), and the client's later datagrams keep arriving through the listener.
@@ -243,6 +244,12 @@ export class UdpLoop {
       // Sessions end within a tenth of the idle timeout (at most 1 s) after it passed.
       this.nextExpiryCheck = this.now + Math.min(1000, Math.max(10, this.config.idleTimeoutMs / 10));
       for (const s of this.sessions.expired(this.now, this.config.idleTimeoutMs)) {
+        // A datagram that came after epoll_wait returned (the turn can take long under load) is
+        // waiting on one of its sockets: the session is not idle, and closing would drop it.
+        if (this.hasQueued(s)) {
+          this.sessions.touch(s, this.now);
+          continue;
+        }
         this.bump(N.sessionsExpired);
         this.close(s, 'idle-timeout');
       }
@@ -355,14 +362,26 @@ export class UdpLoop {
     this.sessions.touch(session, this.now);
     let runStart = 0;
     for (let i = 0; i <= n; i++) {
-      // Datagrams queued before connect() are drained when the socket opens; a straggler from
-      // another client that still slips in is dropped, never relayed as this client's.
       const valid = i < n && b.sourceIs(i, session.clientSockaddr);
       if (valid) continue;
       if (i > runStart) this.sendUp(peer, runStart, i - runStart);
-      if (i < n) this.count('foreign-source', b.source(i));
+      if (i < n) this.handOverStraggler(peer, i);
       runStart = i + 1;
     }
+  }
+
+  /**
+   * A datagram of another client on a connected reply socket: the kernel looked the socket up
+   * while it was still unconnected (between bind() and connect()) but queued the datagram only
+   * after the drain that follows connect(); under load, with a burst of new flows, that happens.
+   * It went to this socket's address, so it is that client's datagram to the same remote: handed to
+   * its own flow like the drained ones, never relayed as this session's client's.
+   */
+  private handOverStraggler(peer: Peer, i: number): void {
+    const b = this.batch;
+    if (b.truncated(i)) return this.count('truncated', b.source(i));
+    this.bump(N.raceHandovers);
+    this.pending.push({ client: b.source(i), destination: peer.remote, data: Buffer.from(b.slot(i)) });
   }
 
   private sendUp(peer: Peer, from: number, count: number): void {
@@ -930,6 +949,13 @@ export class UdpLoop {
     }
     if (this.pending.length > 0) this.count('other', undefined, this.pending.length);
     this.pending.length = 0;
+  }
+
+  /** Whether a datagram waits on the session's upstream socket or one of its reply sockets. */
+  private hasQueued(session: Session): boolean {
+    if (this.api.hasQueuedDatagram(session.upstreamFd)) return true;
+    for (const peer of session.peers.values()) if (peer.replyFd >= 0 && this.api.hasQueuedDatagram(peer.replyFd)) return true;
+    return false;
   }
 
   /** A send or receive failed with errno: the session ends, counted by reason. */

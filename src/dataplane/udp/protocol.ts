@@ -46,8 +46,9 @@ export interface UdpWorkerData extends UdpLoopConfig {
    * Int32Array view [0]: set to 1 to stop the loop; [1]: set to 1 to release a test hold
    * (test-seam.ts); [2]: 1
    * while each session's open and close are reported as events (debug logging; counters are kept
-   * regardless). Shared memory, so a switch of [2] is in force for the next session without a
-   * message round trip.
+   * regardless); [3]: set to 1 by a test (UdpRelay.testSeamCrashLoop (test-seam.ts)) to make the loop throw once.
+   * Shared memory, so a switch of [2] is in force for the next session without a message round
+   * trip.
    */
   readonly control: SharedArrayBuffer;
   /** Tests only: see test-seam.ts. */

@@ -24,7 +24,7 @@ import type { RoutingUpdate } from '../routing.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import { carries } from '../../core/route/outbound.js';
 import type { UdpLoopMessage, UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
-import { releaseHold, type UdpTestSeam } from './test-seam.js';
+import { releaseHold, requestCrash, type UdpTestSeam } from './test-seam.js';
 
 /** The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more. */
 export const MAX_UDP_PAYLOAD_BYTES = 65_507;
@@ -89,8 +89,8 @@ function validate(config: UdpRelayConfig): void {
 
 export class UdpRelay {
   private worker: Worker | undefined;
-  /** Shared with the loop: stop flag, test hold, flow events (see UdpWorkerData.control). */
-  private readonly control = new SharedArrayBuffer(12);
+  /** Shared with the loop: stop flag, test-seam hold, flow events, test-seam crash (see UdpWorkerData.control). */
+  private readonly control = new SharedArrayBuffer(16);
   /**
    * The routing and counters the loop uses now (and a restarted loop starts with): a reload's
    * routing is taken over once the loop confirms it moved its counts to the new buffer.
@@ -306,6 +306,15 @@ export class UdpRelay {
     this.counterSlots = new Float64Array(swap.buffer);
     if (this.data) this.data = { ...this.data, routing: swap.routing, sniffTimeoutMs: swap.sniffTimeoutMs, layout: swap.layout, counters: swap.buffer };
     swap.settle();
+  }
+
+  /**
+   * Tests only (test-seam.ts): the loop's thread throws at its next turn, as an unexpected error in
+   * it would, so a test can see the restart path (sessions closed, the loop started again after the
+   * backoff, and past MAX_RESTARTS_PER_MINUTE deps.onFailure) without a real fault.
+   */
+  testSeamCrashLoop(): void {
+    requestCrash(new Int32Array(this.control));
   }
 
   /** Tests only (test-seam.ts): let a held loop go on. */

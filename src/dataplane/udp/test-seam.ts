@@ -1,5 +1,8 @@
 /**
- * The UDP relay's one test seam, and everything of it: a namespace test
+ * The UDP relay's test seam, and everything of it. Two uses:
+ * - a crash on request (TEST_SEAM_CRASH): test/dataplane/udp/restart.root.test.ts makes the loop's
+ *   thread throw, as an unexpected error would, to see the restart path;
+ * - a hold: a namespace test
  * (test/dataplane/udp/race.root.test.ts, through test/helpers/udp-relay-host.ts) stops the loop
  * between bind() and connect() of its first reply socket, so it can send other clients' datagrams
  * into that window and check they reach their own sessions. Production never sets it (the daemon
@@ -45,4 +48,17 @@ export function holdFirstReplyBind(control: Int32Array, announce: () => void): U
 export function releaseHold(control: Int32Array): void {
   Atomics.store(control, TEST_SEAM_RELEASE, 1);
   Atomics.notify(control, TEST_SEAM_RELEASE);
+}
+
+/** Index in the control Int32Array (protocol.ts) that asks the loop's thread to throw once. */
+export const TEST_SEAM_CRASH = 3;
+
+/** The owner's side: the loop's thread throws at its next turn. */
+export function requestCrash(control: Int32Array): void {
+  Atomics.store(control, TEST_SEAM_CRASH, 1);
+}
+
+/** The worker's side: whether a crash was asked for (once: the request is taken). */
+export function crashRequested(control: Int32Array): boolean {
+  return Atomics.load(control, TEST_SEAM_CRASH) !== 0 && Atomics.exchange(control, TEST_SEAM_CRASH, 0) !== 0;
 }

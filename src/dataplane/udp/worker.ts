@@ -11,7 +11,7 @@ import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
 import { UdpLoop } from './loop.js';
 import type { UdpLoopMessage, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
-import { holdFirstReplyBind } from './test-seam.js';
+import { crashRequested, holdFirstReplyBind } from './test-seam.js';
 
 const WAIT_MS = 50;
 const SLICE_MS = 20;
@@ -80,6 +80,8 @@ function tick(): void {
         post({ kind: 'stopped' });
         return;
       }
+      // A test asked for a crash (test-seam.ts): once, like an unexpected error.
+      if (crashRequested(control)) throw new Error('crash requested by a test (UdpRelay.testSeamCrashLoop)');
       loop.runOnce(WAIT_MS);
       if (events.length >= 256) flush();
     } while (Date.now() < sliceEnd);

@@ -1,0 +1,125 @@
+// The UDP relay loop over a fake kernel (test/helpers/fake-udp-kernel.ts): datagrams in the orders
+// the real kernel produces only by chance under load.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Endpoint } from '../../../src/core/net/sockaddr.js';
+import type { RoutingConfig } from '../../../src/core/route/config.js';
+import { createCounterBuffer, routedLayoutOf, snapshotCounters, type UdpCounters } from '../../../src/dataplane/udp/counters.js';
+import { UdpLoop } from '../../../src/dataplane/udp/loop.js';
+import type { ProxyEvent } from '../../../src/dataplane/events.js';
+import { DescriptorBudget } from '../../../src/sys/descriptor-budget.js';
+import { FakeUdpKernel, type FakeSocket } from '../../helpers/fake-udp-kernel.js';
+
+const SERVER: Endpoint = { family: 4, address: '203.0.113.20', port: 80 };
+const A: Endpoint = { family: 4, address: '198.51.100.10', port: 40_001 };
+const B: Endpoint = { family: 4, address: '198.51.100.11', port: 40_002 };
+const ROUTING: RoutingConfig = { listener: 'main', defaultOutbound: { name: 'direct', kind: 'direct' }, outbounds: [], lists: [], routes: [] };
+const same = (x: Endpoint | undefined, y: Endpoint): boolean => x?.address === y.address && x.port === y.port;
+
+function setup(afterReplyBind?: (kernel: FakeUdpKernel) => void): { kernel: FakeUdpKernel; loop: UdpLoop; listener: number; counters: () => UdpCounters; events: ProxyEvent[]; clock: { now: number } } {
+  const clock = { now: 1000 };
+  const kernel = new FakeUdpKernel();
+  const listener = kernel.listener({ family: 4, address: '0.0.0.0', port: 8000 });
+  const layout = routedLayoutOf(ROUTING);
+  const slots = new Float64Array(createCounterBuffer(layout));
+  const events: ProxyEvent[] = [];
+  const loop = new UdpLoop(
+    { routing: ROUTING, upstreamMark: 2, mapping: 'endpoint-dependent', idleTimeoutMs: 5000, maxSessions: 100, maxPeersPerSession: 8, maxDatagramBytes: 2048, receiveBufferBytes: 65_536, batchSize: 8, headers: {} },
+    [listener],
+    {
+      api: kernel.api(),
+      counters: slots,
+      emit: (e) => events.push(e),
+      localAddresses: () => new Set(),
+      now: () => clock.now,
+      flowEvents: () => true,
+      budget: DescriptorBudget.create({ limit: 1000, open: 0 }),
+      ...(afterReplyBind ? { afterReplyBind: () => afterReplyBind(kernel) } : {}),
+    },
+  );
+  return { kernel, loop, listener, counters: () => snapshotCounters(slots, layout), events, clock };
+}
+
+/** The reply socket of `client`'s flow to SERVER (bound to the server, connected to the client). */
+function replySocket(kernel: FakeUdpKernel, client: Endpoint): FakeSocket {
+  const [s] = kernel.find((x) => same(x.bound, SERVER) && same(x.connected, client));
+  assert.ok(s, `a reply socket for ${client.address}:${client.port}`);
+  return s;
+}
+
+/** The upstream sockets (connected to SERVER) and the payloads each sent. */
+function upstreamPayloads(kernel: FakeUdpKernel): string[][] {
+  return kernel.find((x) => same(x.connected, SERVER)).map((x) => x.sent.map((d) => d.data));
+}
+
+describe('UDP relay loop (fake kernel)', () => {
+  it('relays the first datagram of a flow through a new session: an upstream socket and a reply socket', () => {
+    const { kernel, loop, listener } = setup();
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    assert.deepEqual(upstreamPayloads(kernel), [['a1']]);
+    const reply = replySocket(kernel, A);
+    assert.equal(reply.options.transparent, true);
+    // The server's answer goes back through the reply socket, to the client.
+    const [upstream] = kernel.find((x) => same(x.connected, SERVER));
+    kernel.deliver(upstream!.fd, { source: SERVER, destination: upstream!.bound!, data: 'echo a1' });
+    loop.runOnce(0);
+    assert.deepEqual(reply.sent, [{ data: 'echo a1', to: A }]);
+  });
+
+  it('hands a datagram queued on a new reply socket before connect() to its own flow (the drain)', () => {
+    let once = true;
+    const { kernel, loop, listener, counters } = setup((k) => {
+      if (!once) return;
+      once = false;
+      // Between bind() and connect(): B's datagram to the same server reaches A's new reply socket.
+      const [unconnected] = k.find((x) => same(x.bound, SERVER) && x.connected === undefined);
+      k.deliver(unconnected!.fd, { source: B, destination: SERVER, data: 'b1' });
+    });
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    assert.deepEqual(upstreamPayloads(kernel).sort(), [['a1'], ['b1']]);
+    replySocket(kernel, B);
+    assert.equal(counters().raceHandovers, 1);
+  });
+
+  it('hands another client\'s datagram that reaches a connected reply socket after the drain to that client\'s own flow, never to this one', () => {
+    // The kernel looked A's reply socket up for B's datagram while it was unconnected, and queued
+    // it after the loop's drain: seen under load with bursts of new flows (the soak's lost round trips).
+    const { kernel, loop, listener, counters } = setup();
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    const replyA = replySocket(kernel, A);
+    kernel.deliver(replyA.fd, { source: B, destination: SERVER, data: 'b1' });
+    loop.runOnce(0);
+    const sessions = upstreamPayloads(kernel).sort();
+    assert.deepEqual(sessions, [['a1'], ['b1']], 'B\'s datagram went up through a session of its own, not A\'s');
+    assert.equal(counters().errors['foreign-source'], 0);
+    assert.equal(counters().raceHandovers, 1);
+    // B's flow is whole: the server's answer reaches B from the server's address and port.
+    const [upstreamB] = kernel.find((x) => same(x.connected, SERVER) && x.sent.some((d) => d.data === 'b1'));
+    kernel.deliver(upstreamB!.fd, { source: SERVER, destination: upstreamB!.bound!, data: 'echo b1' });
+    loop.runOnce(0);
+    assert.deepEqual(replySocket(kernel, B).sent, [{ data: 'echo b1', to: B }]);
+    assert.deepEqual(replyA.sent, [], 'nothing of B\'s went to A');
+  });
+
+  it('keeps an idle session whose client\'s datagram arrived during the turn that would expire it, and relays that datagram', () => {
+    const { kernel, loop, listener, counters, clock } = setup();
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    const replyA = replySocket(kernel, A);
+    clock.now += 5000 + 1; // past the idle timeout
+    // After epoll_wait returned, before the idle sweep: the client's next datagram is queued.
+    kernel.afterNextWait = () => kernel.deliver(replyA.fd, { source: A, destination: SERVER, data: 'a2' });
+    loop.runOnce(0);
+    loop.runOnce(0);
+    assert.deepEqual(upstreamPayloads(kernel), [['a1', 'a2']], 'a2 went up through the same session');
+    assert.equal(counters().sessionsExpired, 0);
+    // Idle for real now: it expires.
+    clock.now += 5000 + 1;
+    loop.runOnce(0);
+    assert.equal(counters().sessionsExpired, 1);
+    assert.equal(kernel.find((x) => same(x.bound, SERVER)).length, 0, 'its sockets are closed');
+  });
+});
