@@ -46,6 +46,8 @@ export interface ListenerProxy {
   tcpCapacity(): TcpCapacity;
   /** Per-flow events on or off, listeners and flows untouched; resolves once in force. */
   setFlowEvents(on: boolean): Promise<void>;
+  /** Reset TCP flow `id` (of worker `pid`) toward both peers; false when it is not in progress. */
+  closeTcpFlow(id: number, pid?: number): Promise<boolean>;
 }
 
 export interface RulesApplier {

@@ -18,6 +18,7 @@ export interface DaemonOwnEvent {
     | 'rules.removed'
     | 'rules.warning'
     | 'metrics.listening'
+    | 'dashboard.listening'
     | 'admin.listening'
     | 'admin.stale-socket';
   readonly [field: string]: unknown;

@@ -69,6 +69,7 @@ function harness(initial: TproxyConfig): Harness {
         log.push(`flow events ${id} ${on ? 'on' : 'off'}`);
         return Promise.resolve();
       },
+      closeTcpFlow: () => Promise.resolve(false),
     };
   };
   const controller = {

@@ -24,6 +24,8 @@ export interface TcpEngine {
   snapshot(limit: number): Promise<TcpSnapshot>;
   /** Per-flow events on or off from now on, without touching the listeners or flows. */
   setFlowEvents(on: boolean): void;
+  /** Reset flow `id` toward both peers, closed as `reason`; false when it is not in progress here. */
+  closeFlow(id: number, reason: string): Promise<boolean>;
 }
 
 export interface TcpEngineDeps {
@@ -35,7 +37,7 @@ export interface TcpEngineDeps {
 export function createTcpEngine(kind: TcpEngineKind, families: readonly Family[], config: Omit<TcpRelayConfig, 'family'>, deps: TcpEngineDeps): TcpEngine {
   if (kind === 'splice') {
     const relay = new SpliceRelay({ ...config, families, pipeBytes: PIPE_BYTES }, deps);
-    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters, snapshot: (limit) => relay.snapshot(limit), setFlowEvents: (on) => relay.setFlowEvents(on) };
+    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters, snapshot: (limit) => relay.snapshot(limit), setFlowEvents: (on) => relay.setFlowEvents(on), closeFlow: (id, reason) => relay.closeFlow(id, reason) };
   }
   const relays = families.map((family) => new TcpRelay({ ...config, family }, deps));
   return {
@@ -51,5 +53,6 @@ export function createTcpEngine(kind: TcpEngineKind, families: readonly Family[]
     counters: () => sumTcpCounters(relays.map((r) => r.counters)),
     snapshot: (limit) => Promise.resolve({ counters: sumTcpCounters(relays.map((r) => r.liveCounters())), flows: busiestFlows(relays.map((r) => r.busiest(limit)), limit) }),
     setFlowEvents: (on) => relays.forEach((r) => r.setFlowEvents(on)),
+    closeFlow: (id, reason) => Promise.resolve(relays.some((r) => r.closeFlow(id, reason))),
   };
 }

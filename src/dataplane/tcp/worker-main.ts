@@ -49,6 +49,10 @@ async function main(config: TcpWorkerConfig): Promise<void> {
       void engine.snapshot(message.limit).then((snapshot) => send({ kind: 'snapshot', requestId: message.requestId, ...snapshot }));
       return;
     }
+    if (message.kind === 'close-flow') {
+      void engine.closeFlow(message.id, message.reason).then((closed) => send({ kind: 'close-flow', requestId: message.requestId, closed }));
+      return;
+    }
     if (message.kind === 'flow-events') {
       engine.setFlowEvents(message.on);
       send({ kind: 'flow-events', requestId: message.requestId });

@@ -24,7 +24,9 @@ export type SupervisorMessage =
   | { readonly kind: 'stop'; readonly graceMs: number }
   | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number }
   /** Per-flow events on or off from now on; answered once in force (flows started after the answer follow it). */
-  | { readonly kind: 'flow-events'; readonly requestId: number; readonly on: boolean };
+  | { readonly kind: 'flow-events'; readonly requestId: number; readonly on: boolean }
+  /** Reset one flow toward both peers (an operator closed it); answered with whether it was found. */
+  | { readonly kind: 'close-flow'; readonly requestId: number; readonly id: number; readonly reason: string };
 
 export type WorkerMessage =
   | { readonly kind: 'ready'; readonly locals: readonly Endpoint[]; readonly maxConnections: number }
@@ -33,4 +35,5 @@ export type WorkerMessage =
   | { readonly kind: 'counters'; readonly counters: TcpCounters }
   | ({ readonly kind: 'snapshot'; readonly requestId: number } & TcpSnapshot)
   | { readonly kind: 'flow-events'; readonly requestId: number }
+  | { readonly kind: 'close-flow'; readonly requestId: number; readonly closed: boolean }
   | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters };

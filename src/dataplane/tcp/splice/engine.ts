@@ -182,6 +182,7 @@ export class SpliceEngine {
   handle(message: ToEngine): void {
     if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
     else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
+    else if (message.kind === 'close-flow') this.post({ kind: 'close-flow', requestId: message.requestId, closed: this.closeById(message.id, message.reason) });
     else this.beginStop(message.graceMs);
   }
 
@@ -718,6 +719,16 @@ export class SpliceEngine {
       d.shut = true;
     }
     return true;
+  }
+
+  /** An operator closes flow `id`: reset both peers. False when it is not in progress. */
+  private closeById(id: number, reason: string): boolean {
+    for (const flow of this.flows) {
+      if (flow.id !== id) continue;
+      this.close(flow, reason);
+      return true;
+    }
+    return false;
   }
 
   private reset(fd: number): void {

@@ -36,12 +36,15 @@ export type ToEngine =
   | { readonly kind: 'stop'; readonly graceMs: number }
   | { readonly kind: 'local-addresses'; readonly addresses: readonly string[] }
   /** Counters and busiest flows now: answered once, from the engine's own flow table (no per-packet work). */
-  | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number };
+  | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number }
+  /** Reset one flow toward both peers (an operator closed it); answered with whether it was found. */
+  | { readonly kind: 'close-flow'; readonly requestId: number; readonly id: number; readonly reason: string };
 
 export type FromEngine =
   | { readonly kind: 'ready'; readonly wakeFd: number }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'counters'; readonly counters: TcpCounters }
   | ({ readonly kind: 'snapshot'; readonly requestId: number } & TcpSnapshot)
+  | { readonly kind: 'close-flow'; readonly requestId: number; readonly closed: boolean }
   | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters }
   | { readonly kind: 'fatal'; readonly code: string; readonly message: string };

@@ -31,6 +31,7 @@ export class SpliceRelay {
   private readonly wake = Buffer.alloc(8);
   private nextRequest = 1;
   private readonly snapshotRequests = new Map<number, (snapshot: TcpSnapshot) => void>();
+  private readonly closeRequests = new Map<number, (closed: boolean) => void>();
   /** Shared with the engine thread (SpliceEngineConfig.flowEvents). */
   private readonly flowEvents = new SharedArrayBuffer(4);
 
@@ -104,6 +105,9 @@ export class SpliceRelay {
             this.counters = m.counters;
             this.snapshotRequests.get(m.requestId)?.(m);
             break;
+          case 'close-flow':
+            this.closeRequests.get(m.requestId)?.(m.closed);
+            break;
           case 'stopped':
             this.counters = m.counters;
             this.resolveStopped?.(m.report);
@@ -141,6 +145,22 @@ export class SpliceRelay {
       const timer = setTimeout(() => done({ counters: this.counters, flows: [] }), timeoutMs);
       this.snapshotRequests.set(requestId, done);
       this.send({ kind: 'snapshot', requestId, limit });
+    });
+  }
+
+  /** Reset flow `id` in the engine thread; false when it is not in progress (or no answer within timeoutMs). */
+  closeFlow(id: number, reason: string, timeoutMs = 2000): Promise<boolean> {
+    if (!this.worker) return Promise.resolve(false);
+    const requestId = this.nextRequest++;
+    return new Promise((resolve) => {
+      const done = (closed: boolean): void => {
+        clearTimeout(timer);
+        this.closeRequests.delete(requestId);
+        resolve(closed);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.closeRequests.set(requestId, done);
+      this.send({ kind: 'close-flow', requestId, id, reason });
     });
   }
 
