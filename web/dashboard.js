@@ -94,6 +94,8 @@ function flowRow(flow, now) {
   const row = document.createElement('div');
   row.className = 'row flow';
   row.dataset.key = flow.key;
+  row.dataset.up = String(flow.bytesFromClient);
+  row.dataset.down = String(flow.bytesFromServer);
   row.append(
     cell(flow.transport),
     cell(flow.listener),
@@ -246,7 +248,7 @@ function connect() {
 
 async function post(path, body, withToken) {
   const headers = { 'content-type': 'application/json' };
-  if (withToken) headers['x-tproxy-token'] = $('token').value;
+  if (withToken && $('token').value !== '') headers['x-tproxy-token'] = $('token').value;
   const response = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body) });
   const answer = await response.json().catch(() => ({ ok: false, error: `HTTP ${response.status}` }));
   return { status: response.status, ...answer };

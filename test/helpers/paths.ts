@@ -16,3 +16,4 @@ export function sourcePath(relative: string): string {
 export const UPSTREAM_PROXY_AGENT = fileURLToPath(new URL('./upstream-proxy-agent.js', import.meta.url));
 export const MMPROXY_AGENT = fileURLToPath(new URL('./mmproxy-agent.js', import.meta.url));
 export const HEADER_SENDER = fileURLToPath(new URL('./header-sender.js', import.meta.url));
+export const SNI_CLIENT = fileURLToPath(new URL('./sni-client.js', import.meta.url));

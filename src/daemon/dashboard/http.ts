@@ -142,7 +142,7 @@ async function handle(dashboard: Dashboard, assets: ReadonlyMap<string, Asset>, 
   if (path === '/api/flows/close' || path === '/api/reload') {
     const token = request.headers[TOKEN_HEADER];
     if (dashboard.readOnly) return fail(response, 403, 'the dashboard is read-only: set dashboard.token in the configuration to allow actions');
-    if (typeof token !== 'string') return fail(response, 401, `actions need the token in the ${TOKEN_HEADER} header`);
+    if (typeof token !== 'string' || token === '') return fail(response, 401, `actions need the token in the ${TOKEN_HEADER} header`);
     if (!dashboard.authorized(token)) return fail(response, 403, 'wrong token');
   }
   let body: Record<string, unknown>;

@@ -103,6 +103,7 @@ describe('dashboard HTTP with a token', () => {
   it('refuses actions without the token, with a wrong one, by GET, cross-origin, without JSON, and from a Host that is a name', async () => {
     const body = JSON.stringify({ key: 'tcp/web/50/1' });
     assert.equal((await request(port, 'POST', '/api/flows/close', JSON_HEADERS, body)).status, 401);
+    assert.equal((await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': '' }, body)).status, 401);
     assert.equal((await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': `${TOKEN}x` }, body)).status, 403);
     assert.equal((await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN.replace('a', 'b') }, body)).status, 403);
     assert.equal((await request(port, 'GET', `/api/flows/close?key=tcp/web/50/1&token=${TOKEN}`)).status, 405);
