@@ -9,6 +9,8 @@ const state = {
   flows: new Map(),
   history: [],
   status: undefined,
+  /** Per listener: active and accepted flows, from each second's sample. */
+  live: undefined,
   readOnly: true,
   untracked: 0,
   filter: '',
@@ -149,6 +151,9 @@ function applyChanges(changes) {
 
 // ---- listeners, rules, chart -------------------------------------------------------------------
 
+/** The listener's figures of the last second's sample (the status is read less often). */
+const live = (name) => state.live?.find((l) => l.name === name);
+
 function renderStatus() {
   const s = state.status;
   if (!s) return;
@@ -158,9 +163,9 @@ function renderStatus() {
     s.listeners.map((l) => [
       l.name,
       l.sockets.map((k) => `${k.transport} ${k.family === 6 ? `[${k.address}]` : k.address}:${k.port}`).join(', '),
-      l.counters.tcp.active,
-      l.counters.tcp.accepted,
-      l.counters.udp ? l.counters.udp.sessionsActive : '-',
+      live(l.name)?.tcpActive ?? l.counters.tcp.active,
+      live(l.name)?.tcpAccepted ?? l.counters.tcp.accepted,
+      live(l.name)?.udpActive ?? (l.counters.udp ? l.counters.udp.sessionsActive : '-'),
       l.workers.pids.length,
     ]),
   );
@@ -234,6 +239,8 @@ function connect() {
     state.history.push(sample);
     if (state.history.length > 600) state.history.shift();
     state.untracked = sample.untracked ?? state.untracked;
+    state.live = sample.listeners;
+    renderStatus();
     renderChart();
     // Ages move on.
     schedule();

@@ -147,3 +147,26 @@ export class FlowTable {
     return { op: 'remove', key, reason, bytesFromClient, bytesFromServer };
   }
 }
+
+/**
+ * One batch of changes as the page needs it: per flow, the net effect. A flow added and removed
+ * within the batch (a short connection) is left out altogether, updates are merged into its add
+ * or into one update, and an update followed by its removal is the removal. Order of first
+ * appearance is kept.
+ */
+export function coalesce(changes: readonly FlowChange[]): FlowChange[] {
+  const net = new Map<string, FlowChange | undefined>();
+  for (const c of changes) {
+    const key = c.op === 'add' ? c.flow.key : c.key;
+    const before = net.get(key);
+    if (c.op === 'add') net.set(key, { op: 'add', flow: { ...c.flow } });
+    else if (c.op === 'update') {
+      if (before === undefined && net.has(key)) continue; // added and removed already: gone
+      if (before?.op === 'add') Object.assign(before.flow, c.fields);
+      else if (before?.op === 'update') net.set(key, { op: 'update', key, fields: { ...before.fields, ...c.fields } });
+      else if (before?.op !== 'remove') net.set(key, c);
+    } else if (before?.op === 'add') net.set(key, undefined);
+    else net.set(key, c);
+  }
+  return [...net.values()].filter((c): c is FlowChange => c !== undefined);
+}

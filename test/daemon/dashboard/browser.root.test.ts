@@ -121,7 +121,7 @@ describe('dashboard in chromium (root)', { skip: existsSync(CHROMIUM) ? false : 
       await page.locator(rowSelector(`${server}:81`)).nth(1).waitFor();
       await page.locator(rowSelector(`${server}:80`, 'udp')).first().waitFor();
       const first = Number(await page.locator(rowSelector(`${server}:81`)).first().getAttribute('data-up'));
-      await poll('the bytes of a trickling flow rise', async () => (await page.locator(rowSelector(`${server}:81`)).evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-up'))))).some((up) => up > first));
+      await poll('the bytes of a trickling flow rise', async () => (await Promise.all((await page.locator(rowSelector(`${server}:81`)).all()).map(async (r) => Number(await r.getAttribute('data-up'))))).some((up) => up > first));
       await poll('the chart draws a line that is not flat', async () => {
         const points = ((await page.getAttribute('#line-up', 'points')) ?? '').trim().split(/\s+/).filter(Boolean);
         return points.length >= 3 && new Set(points.map((p) => p.split(',')[1])).size > 1;

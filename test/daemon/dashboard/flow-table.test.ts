@@ -1,7 +1,7 @@
 // The dashboard's flow table: events in, changes out, bounded, keys that tell where a flow lives.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FlowTable, parseFlowKey, tcpFlowKey, udpFlowKey } from '../../../src/daemon/dashboard/flow-table.js';
+import { coalesce, FlowTable, parseFlowKey, tcpFlowKey, udpFlowKey, type DashboardFlow } from '../../../src/daemon/dashboard/flow-table.js';
 import type { DaemonEvent } from '../../../src/daemon/events.js';
 
 const client = { family: 4 as const, address: '198.51.100.10', port: 40000 };
@@ -58,5 +58,26 @@ describe('dashboard flow table', () => {
     assert.deepEqual(parseFlowKey(tcpFlowKey('web', 5, undefined)), { transport: 'tcp', listener: 'web', id: 5 });
     assert.deepEqual(parseFlowKey(udpFlowKey('dns', 9)), { transport: 'udp', listener: 'dns', id: 9 });
     for (const bad of ['', 'tcp/web/x/1', 'sctp/a/1', 'tcp/web/1', '../etc']) assert.equal(parseFlowKey(bad), undefined, bad);
+  });
+
+  it('a batch of changes goes out as its net effect: short flows left out, updates merged', () => {
+    const flow = (key: string): DashboardFlow => ({ key, transport: 'tcp', listener: 'w', id: 1, client: 'c', originalDestination: 'd', bytesFromClient: 0, bytesFromServer: 0, startedAt: 0 });
+    const out = coalesce([
+      { op: 'add', flow: flow('short') },
+      { op: 'add', flow: flow('long') },
+      { op: 'update', key: 'short', fields: { outbound: 'direct' } },
+      { op: 'update', key: 'long', fields: { outbound: 'direct', name: 'a.example' } },
+      { op: 'remove', key: 'short', reason: 'done', bytesFromClient: 1, bytesFromServer: 2 },
+      { op: 'update', key: 'old', fields: { bytesFromClient: 5 } },
+      { op: 'update', key: 'old', fields: { bytesFromServer: 6 } },
+      { op: 'update', key: 'older', fields: { bytesFromClient: 5 } },
+      { op: 'remove', key: 'older', reason: 'done', bytesFromClient: 7, bytesFromServer: 8 },
+      { op: 'update', key: 'short', fields: { bytesFromClient: 9 } },
+    ]);
+    assert.deepEqual(out, [
+      { op: 'add', flow: { ...flow('long'), outbound: 'direct', name: 'a.example' } },
+      { op: 'update', key: 'old', fields: { bytesFromClient: 5, bytesFromServer: 6 } },
+      { op: 'remove', key: 'older', reason: 'done', bytesFromClient: 7, bytesFromServer: 8 },
+    ]);
   });
 });

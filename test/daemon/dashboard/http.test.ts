@@ -174,7 +174,7 @@ describe('dashboard HTTP without a token', () => {
       assert.equal(r.status, 403);
       assert.match(r.body, /read-only: set dashboard.token/);
       assert.equal((await request(port, 'POST', '/api/reload', JSON_HEADERS, '{}')).status, 403);
-      assert.equal(JSON.parse((await request(port, 'GET', '/api/state')).body).readOnly, true);
+      assert.equal((JSON.parse((await request(port, 'GET', '/api/state')).body) as { readOnly: boolean }).readOnly, true);
     } finally {
       s.dashboard.stop();
       await s.endpoint.close();
