@@ -39,8 +39,9 @@ flows of unchanged listeners (one during the start is applied once started; one 
 ignored). SIGTERM or SIGINT stop: listeners close, flows get shutdown.graceMs, the rules go; a
 second one resets the flows at once and still removes the rules.
 
-Opt-in: Prometheus metrics over HTTP (--metrics-address) and the admin socket that tproxy status
-asks (--admin-socket; the systemd unit uses /run/tproxy/admin.sock). Log lines go to stderr
+Opt-in: Prometheus metrics over HTTP (--metrics-address), the admin socket that tproxy status
+asks (--admin-socket; the systemd unit uses /run/tproxy/admin.sock) and the live dashboard in the
+browser (dashboard.enabled in the configuration file; docs/dashboard.md). Log lines go to stderr
 (JSON: time, level, type, msg, then the event's fields).
 
 Each option sets the configuration setting in brackets (see tproxy config example).
