@@ -27,6 +27,9 @@ const SECURITY_HEADERS = {
 
 export const TOKEN_HEADER = 'x-tproxy-token';
 
+/** What the event stream may hold unsent for one page before it is cut off. */
+export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
 /** Bodies of API requests are small (a packet, a flow key). */
 const MAX_BODY_BYTES = 16 * 1024;
 
@@ -192,6 +195,12 @@ async function events(dashboard: Dashboard, request: IncomingMessage, response: 
   response.socket?.setTimeout(0);
   const bye = await dashboard.connect({
     send: (event, data) => {
+      // A page that stopped reading (a stalled tab, a dead link) would make the daemon hold every
+      // change for it: past the limit it is cut off; EventSource reconnects and gets the state anew.
+      if (response.writableLength > MAX_BUFFERED_BYTES) {
+        response.destroy();
+        return;
+      }
       response.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     },
   });
