@@ -32,4 +32,13 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   { files: ['src/cli/**/*.ts', 'src/lab/agent.ts'], rules: { 'no-console': 'off' } },
+  // The dashboard page's script runs in the browser.
+  { files: ['web/**/*.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['web/**/*.js'],
+    languageOptions: {
+      parserOptions: { projectService: false },
+      globals: { document: 'readonly', requestAnimationFrame: 'readonly', EventSource: 'readonly', fetch: 'readonly', HTMLElement: 'readonly' },
+    },
+  },
 );

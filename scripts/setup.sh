@@ -6,6 +6,7 @@
 # tests parse and run their scripts), dante-server, tinyproxy, nginx-light and haproxy (the binaries the outbound and
 # mmproxy tests run in a lab namespace as the real SOCKS5, HTTP CONNECT, PROXY-protocol/TLS servers and load balancer; no service is started:
 # the tests start each in the foreground from a temp dir), openssl (their throwaway certificate and password hash),
+# chromium (the dashboard tests drive it headless through playwright-core, inside a lab namespace),
 # the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,7 @@ have nginx || missing+=(nginx-light)
 have haproxy || missing+=(haproxy)
 have openssl || missing+=(openssl)
 have curl || missing+=(curl)
+have chromium || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing and not root: install them with apt-get install ${missing[*]}" >&2
@@ -45,7 +47,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "setup: nft, ip, sysctl, iptables, dnsmasq, tcpdump, zsh, fish, danted, tinyproxy, nginx, haproxy, openssl and curl present"
+  echo "setup: nft, ip, sysctl, iptables, dnsmasq, tcpdump, zsh, fish, danted, tinyproxy, nginx, haproxy, openssl, curl and chromium present"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -9,7 +9,7 @@
  *
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
  *                               [--only NAME,NAME] [--no-udp] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
- *                               [--haproxy-splice] [--tcp-engine ENGINE] [--baseline-tcp-engine ENGINE]
+ *                               [--haproxy-splice] [--tcp-engine ENGINE] [--baseline-tcp-engine ENGINE] [--no-dashboard]
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
  * after come from the same run and share its (noisy) conditions. With --baseline-workers it can be
@@ -35,6 +35,7 @@ import { Lab, type SpawnedProcess } from '../lab/topology.js';
 import { ProcessRunner } from '../sys/exec.js';
 import { startServers, waitForPort, HTTP_PORT, IPERF_PORT } from './servers.js';
 import { benchUdp, formatUdpBench, type UdpBenchResult } from './udp.js';
+import { benchDashboard, formatDashboardBench, type DashboardBenchResult } from './dashboard.js';
 import { benchRoute, formatRouteBench, type RouteBenchResult } from './route.js';
 import { formatColumns, summarize, type Summary } from './stats.js';
 import { ensureTools } from './tools.js';
@@ -57,6 +58,8 @@ const CPU_PER_GB = 'proxy-cpu-per-gb';
 
 export interface BenchResult {
   readonly udp: UdpBenchResult | undefined;
+  /** Daemon CPU with one dashboard page open vs none. */
+  readonly dashboard: DashboardBenchResult | undefined;
   /** The route decision microbenchmark (10,000 prefixes + 1,000 name suffixes vs no routes). */
   readonly route: RouteBenchResult;
   /** The per-flow parsers (TLS SNI, HTTP Host, PROXY v2, ...), ns per call. */
@@ -158,6 +161,7 @@ async function main(): Promise<void> {
       workers: { type: 'string' },
       only: { type: 'string' },
       'no-udp': { type: 'boolean', default: false },
+      'no-dashboard': { type: 'boolean', default: false },
       baseline: { type: 'string' },
       'baseline-workers': { type: 'string' },
       'haproxy-splice': { type: 'boolean', default: false },
@@ -322,8 +326,14 @@ async function main(): Promise<void> {
       say('bench: UDP (kernel forwarding vs tproxy; HAProxy has no UDP relay)');
       udp = await benchUdp(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
     }
+    let dashboard: DashboardBenchResult | undefined;
+    if (!values['no-dashboard']) {
+      say('bench: daemon CPU with one dashboard page open vs none (wrk connection churn)');
+      dashboard = await benchDashboard(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
+    }
     const result: BenchResult = {
       udp,
+      dashboard,
       route,
       sniff,
       haproxy: { splice: haproxySplice, threads: HAPROXY_THREADS },
@@ -343,6 +353,7 @@ async function main(): Promise<void> {
     say(machineTable(result.workloads, haproxyLabel(haproxySplice)));
     say('');
     if (udp) say(formatUdpBench(udp));
+    if (dashboard) say(formatDashboardBench(dashboard));
     say(formatRouteBench(route));
     say(formatSniffBench(sniff));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);

@@ -53,6 +53,8 @@ export interface ListenerProxy {
   setFlowEvents(on: boolean): Promise<void>;
   /** Routes and outbounds of new flows; flows and UDP sessions in progress keep theirs. Resolves once in force. */
   setRouting(settings: RoutingSettings): Promise<void>;
+  /** Reset TCP flow `id` (of worker `pid`) toward both peers; false when it is not in progress. */
+  closeTcpFlow(id: number, pid?: number): Promise<boolean>;
 }
 
 export interface RulesApplier {

@@ -44,6 +44,7 @@ export type DaemonOwnEvent =
   | ({ readonly type: 'rules.removed' } & RemoveResult)
   | { readonly type: 'rules.warning'; readonly message: string }
   | { readonly type: 'metrics.listening'; readonly address: string; readonly url: string }
+  | { readonly type: 'dashboard.listening'; readonly url: string; readonly actions: string }
   | { readonly type: 'admin.listening'; readonly path: string; readonly mode: string }
   | { readonly type: 'admin.stale-socket'; readonly path: string; readonly message: string };
 

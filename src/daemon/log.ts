@@ -82,6 +82,8 @@ function daemonMessage(e: DaemonOwnEvent): string | undefined {
       return `rules: ${String(e.message)}`;
     case 'metrics.listening':
       return `metrics at ${String(e.url)}`;
+    case 'dashboard.listening':
+      return `dashboard at ${String(e.url)} (actions: ${String(e.actions)})`;
     case 'admin.listening':
       return `admin socket ${String(e.path)} (mode ${String(e.mode)}): tproxy status --socket ${String(e.path)}`;
     case 'admin.stale-socket':

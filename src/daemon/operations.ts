@@ -28,6 +28,8 @@ import { rulesConfigOf } from '../core/config/rules-of.js';
 import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { formatListenAddress, type ListenAddress } from '../core/config/listen-address.js';
 import { metricValues, type MetricsSnapshot, type RulesSnapshot } from './metric-families.js';
+import type { Dashboard } from './dashboard/dashboard.js';
+import { dashboardHandler, loadAssets } from './dashboard/http.js';
 
 /** The name of the listener when the daemon runs one unnamed (the configuration's default). */
 export const DEFAULT_LISTENER = 'main';
@@ -73,6 +75,12 @@ export interface OperationsOptions {
   /** How the daemon was started (the admin socket's `config` answer repeats them, secrets masked). */
   readonly argv?: readonly string[];
   readonly configFile?: string;
+  /**
+   * The live dashboard, served on the metrics address (or, without one, on dashboardAddress) and
+   * fed every event.
+   */
+  readonly dashboard?: Dashboard;
+  readonly dashboardAddress?: ListenAddress;
 }
 
 type Socket = Endpoint & { readonly transport: Transport };
@@ -93,6 +101,7 @@ export class Operations {
 
   /** The proxies' event sink: every event is logged, errors are counted by code, sockets noted per listener. */
   readonly sink = (event: DaemonEvent): void => {
+    this.options.dashboard?.sink(event);
     if (event.type === 'error') increment(this.errors, event.code);
     else if (event.type === 'listening') this.noteSocket(event.listener ?? DEFAULT_LISTENER, { ...event.local, transport: event.transport });
     this.options.log(event);
@@ -131,17 +140,26 @@ export class Operations {
         );
         log({ type: 'admin.listening', path: this.admin.path, mode: '0600' });
       }
-      if (this.options.metricsAddress !== undefined) {
+      const { dashboard } = this.options;
+      const address = this.options.metricsAddress ?? (dashboard ? this.options.dashboardAddress : undefined);
+      if (address !== undefined) {
         // prom-client is loaded only when metrics are asked for.
         const { PrometheusExposition } = await import('./prometheus.js');
         const exposition = new PrometheusExposition();
+        const handler = dashboard ? dashboardHandler(dashboard, await loadAssets()) : undefined;
         this.take('metrics', 1 + METRICS_MAX_CONNECTIONS);
         this.metrics = await serveMetrics(
-          this.options.metricsAddress,
+          address,
           async () => ({ contentType: exposition.contentType, body: await exposition.render(metricValues(await this.metricsSnapshot())) }),
           (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `metrics endpoint: ${error.message}` }),
+          METRICS_MAX_CONNECTIONS,
+          handler,
         );
         log({ type: 'metrics.listening', address: formatListenAddress(this.metrics.address), url: `http://${formatListenAddress(this.metrics.address)}/metrics` });
+        if (dashboard) {
+          dashboard.start();
+          log({ type: 'dashboard.listening', url: `http://${formatListenAddress(this.metrics.address)}/`, actions: dashboard.readOnly ? 'none (read-only: no dashboard.token)' : 'with the token' });
+        }
       }
     } catch (error) {
       await this.close();
@@ -193,6 +211,7 @@ export class Operations {
   }
 
   async close(): Promise<void> {
+    this.options.dashboard?.stop();
     const [admin, metrics] = [this.admin, this.metrics];
     this.admin = undefined;
     this.metrics = undefined;

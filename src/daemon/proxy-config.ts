@@ -30,7 +30,8 @@ export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, 
     tcpEngine: config.tcp.engine,
     udpIdleTimeoutMs: listener.udp.idleTimeoutMs,
     maxUdpSessions: listener.udp.maxSessions,
-    flowEvents: config.log.level === 'debug',
+    // The dashboard's flow table is fed by the per-flow events.
+    flowEvents: config.log.level === 'debug' || config.dashboard.enabled,
     udpMapping: listener.udp.mapping,
     headers: { ...(listener.headers.dscp !== undefined ? { dscp: listener.headers.dscp } : {}), ...(listener.headers.ttl !== undefined ? { ttl: listener.headers.ttl } : {}) },
   };

@@ -12,11 +12,12 @@ export type ProxyEvent =
   | { readonly type: 'listening'; readonly transport: Transport; readonly family: Family; readonly local: Endpoint }
   /** Which TCP engine runs and why (asked for uring: whether io_uring and the routing allow it). */
   | { readonly type: 'tcp.engine'; readonly requested: string; readonly engine: string; readonly why: string }
-  | { readonly type: 'tcp.accept'; readonly id: number; readonly client: Endpoint; readonly originalDestination: Endpoint }
+  /** `pid` on the events of a flow: the TCP worker process that relays it (flow ids are per worker; absent when TCP runs in the daemon's process). */
+  | { readonly type: 'tcp.accept'; readonly id: number; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly pid?: number }
   | { readonly type: 'tcp.refused'; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly reason: RefusalReason }
-  | { readonly type: 'tcp.connected'; readonly id: number; readonly upstreamLocal: Endpoint }
+  | { readonly type: 'tcp.connected'; readonly id: number; readonly upstreamLocal: Endpoint; readonly pid?: number }
   /** The flow's route (absent: none matched, the listener's default) and outbound; `name` when one was sniffed. */
-  | { readonly type: 'tcp.route'; readonly id: number; readonly originalDestination: Endpoint; readonly route?: string; readonly outbound: string; readonly name?: string }
+  | { readonly type: 'tcp.route'; readonly id: number; readonly originalDestination: Endpoint; readonly route?: string; readonly outbound: string; readonly name?: string; readonly pid?: number }
   | {
       readonly type: 'tcp.close';
       readonly id: number;
@@ -30,6 +31,7 @@ export type ProxyEvent =
       /** The route the flow took (absent: the listener's default, or no routing). */
       readonly route?: string;
       readonly outbound?: string;
+      readonly pid?: number;
     }
   | {
       readonly type: 'udp.session.open';
@@ -105,3 +107,19 @@ export type ProxyEvent =
 export type RefusalReason = 'not-intercepted' | 'loop' | 'limit';
 
 export type EventSink = (event: ProxyEvent) => void;
+
+/** The reason a flow an operator closed (dashboard) ends with. */
+export const OPERATOR_CLOSE_REASON = 'closed-by-operator';
+
+/** A worker's event as its supervisor passes it on: a TCP flow's events name the worker process (ids are per worker). */
+export function withWorker(event: ProxyEvent, pid: number): ProxyEvent {
+  switch (event.type) {
+    case 'tcp.accept':
+    case 'tcp.connected':
+    case 'tcp.route':
+    case 'tcp.close':
+      return { ...event, pid };
+    default:
+      return event;
+  }
+}

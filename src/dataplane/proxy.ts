@@ -13,7 +13,7 @@ import type { Outbound } from '../core/route/outbound.js';
 import { SocketApi } from '../sys/socket.js';
 import type { DescriptorBudget } from '../sys/descriptor-budget.js';
 import { fileLimit, processDescriptorBudget } from '../sys/limits.js';
-import type { EventSink, UpstreamMode } from './events.js';
+import { OPERATOR_CLOSE_REASON, type EventSink, type UpstreamMode } from './events.js';
 import type { SentHeaders } from './headers.js';
 import type { RoutingUpdate } from './routing.js';
 import { localAddressCache } from './local-addresses.js';
@@ -298,6 +298,16 @@ export class Proxy {
     const tcp = this.pool ? await this.pool.snapshot(limit) : this.tcp ? await this.tcp.snapshot(limit) : { counters: emptyTcpCounters(), flows: [] };
     const udp = this.udp?.counters();
     return { counters: udp ? { tcp: tcp.counters, udp } : { tcp: tcp.counters }, flows: tcp.flows };
+  }
+
+  /**
+   * Reset TCP flow `id` toward both peers (an operator closed it; counted and reported closed as
+   * OPERATOR_CLOSE_REASON). `pid`: the worker process that relays it (flow ids are per worker;
+   * absent when TCP runs in this process). False when no such flow is in progress.
+   */
+  async closeTcpFlow(id: number, pid?: number): Promise<boolean> {
+    if (this.pool) return pid === undefined ? false : this.pool.closeFlow(pid, id, OPERATOR_CLOSE_REASON);
+    return pid === undefined && this.tcp ? this.tcp.closeFlow(id, OPERATOR_CLOSE_REASON) : false;
   }
 
   /**

@@ -1,8 +1,9 @@
 /**
  * The metrics endpoint: a plain HTTP server that answers GET /metrics with whatever `render`
- * produces at that moment (nothing is collected between scrapes).
+ * produces at that moment (nothing is collected between scrapes). Other paths go to `other` when
+ * given (the dashboard), else 404.
  */
-import http from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TproxyError } from '../core/errors.js';
 import type { ListenAddress } from '../core/config/listen-address.js';
@@ -20,9 +21,13 @@ export interface MetricsEndpoint {
 /** Connections served at once; more are closed as soon as accepted (the descriptor budget holds this many). */
 export const METRICS_MAX_CONNECTIONS = 16;
 
-export async function serveMetrics(address: ListenAddress, render: () => Promise<MetricsPage>, onError: (error: Error) => void, maxConnections = METRICS_MAX_CONNECTIONS): Promise<MetricsEndpoint> {
+export async function serveMetrics(address: ListenAddress, render: () => Promise<MetricsPage>, onError: (error: Error) => void, maxConnections = METRICS_MAX_CONNECTIONS, other?: (request: IncomingMessage, response: ServerResponse) => void): Promise<MetricsEndpoint> {
   const server = http.createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
+    if (path !== '/metrics' && other) {
+      other(request, response);
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;

@@ -77,6 +77,7 @@ function harness(initial: TproxyConfig): Harness {
         log.push(`routing ${id} default ${settings.routing?.defaultOutbound.name ?? settings.upstream}${error ? ` fails ${error.code}` : ''}`);
         return error ? Promise.reject(error) : Promise.resolve();
       },
+      closeTcpFlow: () => Promise.resolve(false),
     };
   };
   const controller = {

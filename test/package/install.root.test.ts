@@ -13,7 +13,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** What the tarball may hold; anything else (tests, sources, source maps, the bench) is a failure. */
-const ALLOWED = [/^package\.json$/, /^README\.md$/, /^bin\/tproxy\.js$/, /^man\/tproxy\.1$/, /^packaging\/tproxy\.service$/, /^dist\/src\/(?!bench\/).*\.(js|d\.ts)$/];
+const ALLOWED = [/^package\.json$/, /^web\/dashboard\.(html|js|css)$/, /^README\.md$/, /^bin\/tproxy\.js$/, /^man\/tproxy\.1$/, /^packaging\/tproxy\.service$/, /^dist\/src\/(?!bench\/).*\.(js|d\.ts)$/];
 
 function walk(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -46,7 +46,7 @@ describe('npm package (root)', () => {
       .map((f) => relative(ROOT, f))
       .filter((f) => ALLOWED.some((pattern) => pattern.test(f)));
     assert.deepEqual(runtime.filter((f) => !files.includes(f)), [], 'compiled modules missing from the package');
-    for (const needed of ['bin/tproxy.js', 'man/tproxy.1', 'packaging/tproxy.service', 'dist/src/cli/main.js', 'dist/src/lab/agent.js', 'dist/src/dataplane/tcp/worker-main.js', 'dist/src/dataplane/udp/worker.js']) assert.ok(files.includes(needed), needed);
+    for (const needed of ['bin/tproxy.js', 'man/tproxy.1', 'packaging/tproxy.service', 'dist/src/cli/main.js', 'dist/src/lab/agent.js', 'dist/src/dataplane/tcp/worker-main.js', 'dist/src/dataplane/udp/worker.js', 'web/dashboard.html', 'web/dashboard.js', 'web/dashboard.css']) assert.ok(files.includes(needed), needed);
   });
 
   it('installs from the tarball into a fresh prefix: tproxy on PATH, its man page linked', () => {

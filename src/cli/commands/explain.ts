@@ -2,20 +2,13 @@
 import { readFile } from 'node:fs/promises';
 import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
 import { TproxyError } from '../../core/errors.js';
-import { explainPacket } from '../../core/model/explain.js';
-import { describeRuleSources, explanationToJson, formatExplanation } from '../../core/model/format.js';
-import { PACKET_FORM, parsePacketText } from '../../core/model/packet-text.js';
-import { checkSnapshot, worldFromSnapshot, type Snapshot } from '../../core/model/snapshot.js';
+import { checkExplainRequest, explainRequest, type ExplainRequest } from '../../core/model/explain-request.js';
+import { PACKET_FORM } from '../../core/model/packet-text.js';
+import { checkSnapshot, type Snapshot } from '../../core/model/snapshot.js';
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import { type CliIo, type Command, usageText } from '../io.js';
 import { configFrom } from '../selection.js';
-import { routingOf } from '../../core/config/routing-of.js';
-import type { TproxyConfig } from '../../core/config/tproxy-config.js';
-import { formatIp } from '../../core/net/address.js';
-import type { Packet } from '../../core/model/packet.js';
-import { explainRoute, formatRouteExplanation, routeExplanationToJson, type RouteExplanation } from '../../core/route/explain.js';
-import { normalizeDnsName } from '../../core/sniff/dns-name.js';
 
 const OPTIONS = [
   { name: 'snapshot', metavar: 'FILE', help: 'explain against a saved state (tproxy snapshot > FILE) instead of this host' },
@@ -42,20 +35,6 @@ PACKET: ${PACKET_FORM}
 
 const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
-/** The route of the packet's flow on its listener: named, else the one its socket belongs to, else the one intercepting its port. */
-function routeOfPacket(config: TproxyConfig, packet: Packet, socketPort: number | undefined, listenerName: string | undefined, name: string | undefined): RouteExplanation | undefined {
-  const transport = packet.l4proto === 'udp' ? 'udp' : 'tcp';
-  const listener =
-    listenerName !== undefined
-      ? config.listeners.find((l) => l.name === listenerName)
-      : (config.listeners.find((l) => l.port === socketPort && l.intercept.some((s) => s.transport === transport)) ??
-        config.listeners.find((l) => l.intercept.some((s) => s.transport === transport && s.ports.some((r) => packet.dport >= r.from && packet.dport <= r.to))));
-  if (listenerName !== undefined && !listener) throw new TproxyError('ERR_INVALID_ARGUMENT', `--listener ${listenerName}: no such listener in the configuration (${config.listeners.map((l) => l.name).join(', ')})`);
-  const routing = listener && routingOf(config).find((r) => r.listener === listener.name);
-  if (!routing) return undefined;
-  return explainRoute(routing, { protocol: transport, source: formatIp(packet.saddr), destination: formatIp(packet.daddr), destinationPort: packet.dport, ...(name === undefined ? {} : { name }) });
-}
-
 export function explainCommand(runner: CommandRunner = new ProcessRunner()): Command {
   return {
     name: 'explain',
@@ -75,12 +54,9 @@ export function explainCommand(runner: CommandRunner = new ProcessRunner()): Com
         return 0;
       }
       if (positionals.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy explain needs a packet: ${PACKET_FORM}`);
-      const { packet, origin } = parsePacketText(positionals.join(' '));
-      if (values.sni !== undefined && values.host !== undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', '--sni and --host both name the flow: give one');
-      const name = values.sni ?? values.host;
-      if ((name !== undefined || values.listener !== undefined) && values.config === undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', '--sni, --host and --listener need --config FILE (the routes are in it)');
-      const normalized = name === undefined ? undefined : normalizeDnsName(name);
-      if (name !== undefined && normalized === undefined) throw new TproxyError('ERR_INVALID_ARGUMENT', `${values.sni !== undefined ? '--sni' : '--host'} ${JSON.stringify(name)}: not a DNS name (a sniffed name that is not one routes without a name)`);
+      const request: ExplainRequest = { packet: positionals.join(' '), ...(values.sni !== undefined ? { sni: values.sni } : {}), ...(values.host !== undefined ? { host: values.host } : {}), ...(values.listener !== undefined ? { listener: values.listener } : {}) };
+      // Refused before the host is read (explainRequest checks it again).
+      checkExplainRequest(request, values.config !== undefined);
       const config = values.config === undefined ? undefined : await configFrom({ config: values.config });
       let snapshot: Snapshot;
       if (values.snapshot !== undefined) {
@@ -100,12 +76,9 @@ export function explainCommand(runner: CommandRunner = new ProcessRunner()): Com
       } else {
         snapshot = await takeSnapshot(runner);
       }
-      const world = worldFromSnapshot(snapshot);
-      const explanation = explainPacket(world, packet, { origin });
-      const source = `${values.snapshot !== undefined ? `state: snapshot ${values.snapshot}` : 'state: this host'}; rules read from ${describeRuleSources(world.ruleset)}`;
-      const route = config && routeOfPacket(config, packet, explanation.socket?.local.port, values.listener, normalized);
-      if (values.json) io.out(`${JSON.stringify({ ...explanationToJson(explanation), source, ...(route ? { route: routeExplanationToJson(route) } : {}) }, null, 2)}\n`);
-      else io.out(`${source}\n${formatExplanation(packet, explanation)}${route ? formatRouteExplanation(route) : ''}`);
+      const answer = explainRequest(snapshot, values.snapshot !== undefined ? `state: snapshot ${values.snapshot}` : 'state: this host', request, config);
+      if (values.json) io.out(`${JSON.stringify(answer.json, null, 2)}\n`);
+      else io.out(answer.text);
       for (const [source, reason] of Object.entries(snapshot.errors)) io.err(`tproxy explain: could not read ${source}: ${reason}\n`);
       return 0;
     },

@@ -8,6 +8,10 @@ import { RulesController } from '../../control/apply.js';
 import { Daemon, type DaemonEvent } from '../../daemon/daemon.js';
 import { MmproxyListeners } from '../../daemon/mmproxy.js';
 import { Operations } from '../../daemon/operations.js';
+import { Dashboard } from '../../daemon/dashboard/dashboard.js';
+import { DASHBOARD_DEFAULT_LISTEN } from '../../core/config/sections/dashboard.js';
+import { explainRequest } from '../../core/model/explain-request.js';
+import { takeSnapshot } from '../../sys/snapshot.js';
 import { Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
 import { describeCapacity } from '../../dataplane/tcp/capacity.js';
 import { ProcessRunner } from '../../sys/exec.js';
@@ -35,8 +39,9 @@ flows of unchanged listeners (one during the start is applied once started; one 
 ignored). SIGTERM or SIGINT stop: listeners close, flows get shutdown.graceMs, the rules go; a
 second one resets the flows at once and still removes the rules.
 
-Opt-in: Prometheus metrics over HTTP (--metrics-address) and the admin socket that tproxy status
-asks (--admin-socket; the systemd unit uses /run/tproxy/admin.sock). Log lines go to stderr
+Opt-in: Prometheus metrics over HTTP (--metrics-address), the admin socket that tproxy status
+asks (--admin-socket; the systemd unit uses /run/tproxy/admin.sock) and the live dashboard in the
+browser (dashboard.enabled in the configuration file; docs/dashboard.md). Log lines go to stderr
 (JSON: time, level, type, msg, then the event's fields).
 
 Each option sets the configuration setting in brackets (see tproxy config example).
@@ -111,7 +116,21 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   // Metrics and admin socket: opened before the listeners (a second daemon on the same admin
   // socket, or a taken metrics port, is refused before anything is touched); the admin socket
   // and metrics.listen are read once, at start.
-  const ops = new Operations({
+  // The dashboard (opt-in, read at start): its flow table is fed by the daemon's events.
+  let reloadNow: () => Promise<void> = () => Promise.reject(new Error('the daemon is not running yet'));
+  const explainRunner = new ProcessRunner(budget);
+  const dashboard: Dashboard | undefined = config.dashboard.enabled
+    ? new Dashboard(
+        {
+          listeners: () => daemon.listeners(),
+          status: () => ops.status(0),
+          explain: async (request) => explainRequest(await takeSnapshot(explainRunner), 'state: this host', request, daemon.config),
+          reload: () => reloadNow(),
+        },
+        config.dashboard.token !== undefined ? { token: config.dashboard.token } : {},
+      )
+    : undefined;
+  const ops: Operations = new Operations({
     log,
     version: version(),
     engine: config.tcp.engine,
@@ -120,6 +139,7 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     ...(typeof values.config === 'string' ? { configFile: values.config } : {}),
     ...(config.metrics.listen ? { metricsAddress: config.metrics.listen } : {}),
     ...(config.admin.socket !== undefined ? { adminSocket: config.admin.socket } : {}),
+    ...(dashboard ? { dashboard, dashboardAddress: DASHBOARD_DEFAULT_LISTEN } : {}),
   });
   const daemon: Daemon = new Daemon(config, {
     emit: ops.sink,
@@ -147,23 +167,26 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   log(readyEvent(running));
   ops.running();
 
-  signals.running(() => {
+  // SIGHUP, or the dashboard's reload action: resolves once applied, rejects with why it was refused.
+  reloadNow = async () => {
     if (typeof values.config !== 'string') {
-      log({ type: 'reload.rejected', error: 'no --config file to reload: the flags alone cannot change' });
-      return;
+      const error = 'no --config file to reload: the flags alone cannot change';
+      log({ type: 'reload.rejected', error });
+      throw new Error(error);
     }
     log({ type: 'reload', file: values.config });
-    configFrom(values)
-      .then(async (next) => {
-        await running.reload(next);
-        await mmproxy.apply(next.mmproxy);
-      })
-      .then(() => {
-        setLogger(loggerOf(running.config));
-        log(readyEvent(running));
-      })
-      .catch((error: unknown) => log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error && typeof error.code === 'string' ? { code: error.code } : {}) }));
-  });
+    try {
+      const next = await configFrom(values);
+      await running.reload(next);
+      await mmproxy.apply(next.mmproxy);
+    } catch (error) {
+      log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error && typeof error.code === 'string' ? { code: error.code } : {}) });
+      throw error;
+    }
+    setLogger(loggerOf(running.config));
+    log(readyEvent(running));
+  };
+  signals.running(() => void reloadNow().catch(() => undefined));
   const cause = await signals.stopRequested;
   log(cause.kind === 'failure' ? { type: 'stopping', cause: 'failure', error: cause.error.message } : { type: 'stopping', cause: 'signal', signal: cause.signal });
   ops.stopping();

@@ -6,6 +6,7 @@
 import { LISTENERS, checkListeners } from './sections/listeners.js';
 import { RELOAD, SHUTDOWN } from './sections/lifecycle.js';
 import { ADMIN } from './sections/admin.js';
+import { DASHBOARD } from './sections/dashboard.js';
 import { LOG } from './sections/log.js';
 import { METRICS } from './sections/metrics.js';
 import { MMPROXY, checkMmproxy } from './sections/mmproxy.js';
@@ -29,6 +30,7 @@ export const SECTIONS = {
   reload: RELOAD,
   metrics: METRICS,
   admin: ADMIN,
+  dashboard: DASHBOARD,
   mmproxy: MMPROXY,
 } as const;
 

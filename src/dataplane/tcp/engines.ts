@@ -31,6 +31,8 @@ export interface TcpEngine {
   setFlowEvents(on: boolean): void;
   /** New flows take these routes from now on; flows in progress keep theirs. Resolves once in force. */
   setRouting(update: RoutingUpdate): Promise<void>;
+  /** Reset flow `id` toward both peers, closed as `reason`; false when it is not in progress here. */
+  closeFlow(id: number, reason: string): Promise<boolean>;
 }
 
 export interface TcpEngineDeps {
@@ -57,7 +59,7 @@ export function createTcpEngine(requested: TcpEngineKind, families: readonly Fam
   if (why !== undefined) deps.emit({ type: 'tcp.engine', requested, engine: kind, why });
   if (kind === 'splice' || kind === 'uring') {
     const relay = new SpliceRelay({ ...config, families, pipeBytes: PIPE_BYTES, engine: kind }, deps);
-    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters, snapshot: (limit) => relay.snapshot(limit), setFlowEvents: (on) => relay.setFlowEvents(on), setRouting: (update) => relay.setRouting(update) };
+    return { start: () => relay.start(), stop: (g) => relay.stop(g), counters: () => relay.counters, snapshot: (limit) => relay.snapshot(limit), setFlowEvents: (on) => relay.setFlowEvents(on), setRouting: (update) => relay.setRouting(update), closeFlow: (id, reason) => relay.closeFlow(id, reason) };
   }
   const relays = families.map((family) => new TcpRelay({ ...config, family }, deps));
   return {
@@ -77,5 +79,6 @@ export function createTcpEngine(requested: TcpEngineKind, families: readonly Fam
       for (const r of relays) r.setRouting(update);
       return Promise.resolve();
     },
+    closeFlow: (id, reason) => Promise.resolve(relays.some((r) => r.closeFlow(id, reason))),
   };
 }

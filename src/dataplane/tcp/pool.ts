@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { TproxyError, type TproxyErrorCode } from '../../core/errors.js';
 import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
-import type { EventSink } from '../events.js';
+import { withWorker, type EventSink } from '../events.js';
 import { RestartWindow } from '../restart-window.js';
 import { emptyTcpCounters, retireTcpCounters, sumTcpCounters, type TcpCounters } from './counters.js';
 import { busiestFlows, type TcpFlowSnapshot, type TcpSnapshot } from './flows.js';
@@ -113,6 +113,14 @@ export class TcpWorkerPool {
     await Promise.all(ready.map((s) => this.ask(s, (requestId) => ({ kind: 'routing', requestId, ...update }), timeoutMs)));
   }
 
+  /** Reset flow `id` of worker `pid` toward both peers; false when no such flow is in progress there. */
+  async closeFlow(pid: number, id: number, reason: string, timeoutMs = 2000): Promise<boolean> {
+    const state = this.workers.get(pid);
+    if (!state?.ready) return false;
+    const answer = await this.ask(state, (requestId) => ({ kind: 'close-flow', requestId, id, reason }), timeoutMs);
+    return answer?.kind === 'close-flow' && answer.closed;
+  }
+
   /** Ask one worker; its answer (same requestId), or undefined if none came within timeoutMs or it exited. */
   private ask(state: WorkerState, question: (requestId: number) => SupervisorMessage, timeoutMs: number): Promise<WorkerMessage | undefined> {
     return new Promise((resolve) => {
@@ -189,7 +197,7 @@ export class TcpWorkerPool {
             reject(new TproxyError(message.code as TproxyErrorCode, message.message, message.details ?? {}));
             break;
           case 'events':
-            for (const event of message.events) this.deps.emit(event);
+            for (const event of message.events) this.deps.emit(withWorker(event, pid));
             break;
           case 'counters':
             state.counters = message.counters;
@@ -197,6 +205,7 @@ export class TcpWorkerPool {
           case 'snapshot':
           case 'flow-events':
           case 'routing':
+          case 'close-flow':
             state.requests.get(message.requestId)?.(message);
             break;
           case 'stopped':

@@ -146,6 +146,16 @@ export class TcpRelay {
     this.sniffTimeoutMs = update.sniffTimeoutMs;
   }
 
+  /** Reset flow `id` toward both peers (closed as `reason`); false when no such flow is in progress. */
+  closeFlow(id: number, reason: string): boolean {
+    for (const flow of this.flows) {
+      if (flow.id !== id) continue;
+      flow.end(reason);
+      return true;
+    }
+    return false;
+  }
+
   /** Open the transparent listener; throws TproxyError (EADDRINUSE, EPERM ...) with advice. */
   async start(): Promise<Endpoint> {
     const { sockets } = this.deps;

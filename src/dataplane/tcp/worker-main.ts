@@ -53,6 +53,10 @@ async function main(config: TcpWorkerConfig): Promise<void> {
       void engine.setRouting({ routing: message.routing, sniffTimeoutMs: message.sniffTimeoutMs }).then(() => send({ kind: 'routing', requestId: message.requestId }));
       return;
     }
+    if (message.kind === 'close-flow') {
+      void engine.closeFlow(message.id, message.reason).then((closed) => send({ kind: 'close-flow', requestId: message.requestId, closed }));
+      return;
+    }
     if (message.kind === 'flow-events') {
       engine.setFlowEvents(message.on);
       send({ kind: 'flow-events', requestId: message.requestId });

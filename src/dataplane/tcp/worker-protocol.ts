@@ -27,7 +27,9 @@ export type SupervisorMessage =
   /** Per-flow events on or off from now on; answered once in force (flows started after the answer follow it). */
   | { readonly kind: 'flow-events'; readonly requestId: number; readonly on: boolean }
   /** A reload's routes for new flows (flows in progress keep theirs); answered once in force. */
-  | ({ readonly kind: 'routing'; readonly requestId: number } & RoutingUpdate);
+  | ({ readonly kind: 'routing'; readonly requestId: number } & RoutingUpdate)
+  /** Reset one flow toward both peers (an operator closed it); answered with whether it was found. */
+  | { readonly kind: 'close-flow'; readonly requestId: number; readonly id: number; readonly reason: string };
 
 export type WorkerMessage =
   | { readonly kind: 'ready'; readonly locals: readonly Endpoint[]; readonly maxConnections: number }
@@ -37,4 +39,5 @@ export type WorkerMessage =
   | ({ readonly kind: 'snapshot'; readonly requestId: number } & TcpSnapshot)
   | { readonly kind: 'flow-events'; readonly requestId: number }
   | { readonly kind: 'routing'; readonly requestId: number }
+  | { readonly kind: 'close-flow'; readonly requestId: number; readonly closed: boolean }
   | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters };

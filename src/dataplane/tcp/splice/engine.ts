@@ -176,7 +176,9 @@ export class SpliceEngine {
       this.routes = RouteTable.compile(message.routing);
       this.sniffTimeoutMs = message.sniffTimeoutMs;
       this.post({ kind: 'routing', requestId: message.requestId });
-    }    else this.beginStop(message.graceMs);
+    }
+    else if (message.kind === 'close-flow') this.post({ kind: 'close-flow', requestId: message.requestId, closed: this.closeById(message.id, message.reason) });
+    else this.beginStop(message.graceMs);
   }
 
   /** The owner thread posted a message (the wake eventfd fired): return to the event loop to take it. */
@@ -583,6 +585,16 @@ export class SpliceEngine {
     }
     const side = failure.at === 'source' ? sourceSide : sourceSide === 'client' ? 'upstream' : 'client';
     this.close(flow, `${side}-${errno}`);
+  }
+
+  /** An operator closes flow `id`: reset both peers. False when it is not in progress. */
+  private closeById(id: number, reason: string): boolean {
+    for (const flow of this.flows) {
+      if (flow.id !== id) continue;
+      this.close(flow, reason);
+      return true;
+    }
+    return false;
   }
 
   private reset(fd: number): void {

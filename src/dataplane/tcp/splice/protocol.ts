@@ -39,7 +39,9 @@ export type ToEngine =
   /** Counters and busiest flows now: answered once, from the engine's own flow table (no per-packet work). */
   | { readonly kind: 'snapshot'; readonly requestId: number; readonly limit: number }
   /** A reload's routes for new flows (flows in progress keep theirs); answered once in force. */
-  | ({ readonly kind: 'routing'; readonly requestId: number } & RoutingUpdate);
+  | ({ readonly kind: 'routing'; readonly requestId: number } & RoutingUpdate)
+  /** Reset one flow toward both peers (an operator closed it); answered with whether it was found. */
+  | { readonly kind: 'close-flow'; readonly requestId: number; readonly id: number; readonly reason: string };
 
 export type FromEngine =
   | { readonly kind: 'ready'; readonly wakeFd: number }
@@ -47,5 +49,6 @@ export type FromEngine =
   | { readonly kind: 'counters'; readonly counters: TcpCounters }
   | ({ readonly kind: 'snapshot'; readonly requestId: number } & TcpSnapshot)
   | { readonly kind: 'routing'; readonly requestId: number }
+  | { readonly kind: 'close-flow'; readonly requestId: number; readonly closed: boolean }
   | { readonly kind: 'stopped'; readonly report: StopReport; readonly counters: TcpCounters }
   | { readonly kind: 'fatal'; readonly code: string; readonly message: string };

@@ -34,6 +34,7 @@ export class SpliceRelay {
   private nextRequest = 1;
   private readonly snapshotRequests = new Map<number, (snapshot: TcpSnapshot) => void>();
   private readonly routingRequests = new Map<number, () => void>();
+  private readonly closeRequests = new Map<number, (closed: boolean) => void>();
   /** Shared with the engine thread (SpliceEngineConfig.flowEvents). */
   private readonly flowEvents = new SharedArrayBuffer(4);
 
@@ -112,6 +113,9 @@ export class SpliceRelay {
           case 'routing':
             this.routingRequests.get(m.requestId)?.();
             break;
+          case 'close-flow':
+            this.closeRequests.get(m.requestId)?.(m.closed);
+            break;
           case 'stopped':
             this.counters = m.counters;
             this.resolveStopped?.(m.report);
@@ -170,6 +174,22 @@ export class SpliceRelay {
       const timer = setTimeout(done, timeoutMs);
       this.routingRequests.set(requestId, done);
       this.send({ kind: 'routing', requestId, routing: update.routing, sniffTimeoutMs: update.sniffTimeoutMs });
+    });
+  }
+
+  /** Reset flow `id` in the engine thread; false when it is not in progress (or no answer within timeoutMs). */
+  closeFlow(id: number, reason: string, timeoutMs = 2000): Promise<boolean> {
+    if (!this.worker) return Promise.resolve(false);
+    const requestId = this.nextRequest++;
+    return new Promise((resolve) => {
+      const done = (closed: boolean): void => {
+        clearTimeout(timer);
+        this.closeRequests.delete(requestId);
+        resolve(closed);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.closeRequests.set(requestId, done);
+      this.send({ kind: 'close-flow', requestId, id, reason });
     });
   }
 

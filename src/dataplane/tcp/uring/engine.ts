@@ -167,6 +167,10 @@ export class UringEngine {
     else if (message.kind === 'routing') {
       this.routes = RouteTable.compile(message.routing);
       this.post({ kind: 'routing', requestId: message.requestId });
+    } else if (message.kind === 'close-flow') {
+      const flow = this.flows.get(message.id);
+      if (flow) this.close(flow, message.reason);
+      this.post({ kind: 'close-flow', requestId: message.requestId, closed: flow !== undefined });
     } else this.beginStop(message.graceMs);
   }
 

@@ -1,0 +1,211 @@
+// The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core, run
+// inside the lab router's namespace (ip netns exec) against `tproxy run` with the dashboard on
+// loopback there. The lab relays TCP flows (two trickling, one held) and a UDP session; the page
+// must list them with their original destinations and rising bytes, draw the chart, explain a
+// packet as `tproxy explain --json` does, close a flow only with the token, keep a strict CSP and
+// show names from the network as text. On a failure each test saves a screenshot to a temp dir
+// named in the failure.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { JsonLines } from '../../../src/lab/json-lines.js';
+import { LAB_ADDRESSES, Lab, type SpawnedProcess } from '../../../src/lab/topology.js';
+import { startProxy } from '../../helpers/lab-flows.js';
+import { AGENT, BIN, SNI_CLIENT, TCP_PEER } from '../../helpers/paths.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'dashboard-test-token-0123456789';
+const PORT = 9470;
+const URL_ = `http://127.0.0.1:${PORT}/`;
+const server = LAB_ADDRESSES.server.ipv4;
+const client = LAB_ADDRESSES.client.ipv4;
+
+const CONFIG = `listeners:
+  - name: web
+    port: 8100
+    intercept: [tcp:80, tcp:81, tcp:82, tcp:443, udp:80]
+routes:
+  - { name: named, outbound: direct, names: [allowed.example] }
+rules: { table: tproxy_dash, routeTable: 133, rulePriority: 9133 }
+tcp: { workers: 1 }
+metrics: { listen: "127.0.0.1:${PORT}" }
+dashboard: { enabled: true, token: ${TOKEN} }
+`;
+
+describe('dashboard in chromium (root)', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} missing: bash scripts/setup.sh installs it` }, () => {
+  let lab: Lab;
+  let dir: string;
+  let shots: string;
+  let configFile: string;
+  let context: BrowserContext;
+  let page: Page;
+  let failed = false;
+  const trickles: Promise<unknown>[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-'));
+    shots = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-shots-'));
+    lab = await Lab.create();
+    const echo = lab.spawn('server', [process.execPath, AGENT, 'serve', '--port', '80']);
+    await new JsonLines<{ event: string }>(echo.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'echo server on 80');
+    const tls = lab.spawn('server', [process.execPath, AGENT, 'serve', '--port', '443']);
+    await new JsonLines<{ event: string }>(tls.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'echo server on 443');
+    for (const port of ['81', '82']) {
+      const peer = lab.spawn('server', [process.execPath, TCP_PEER, 'server', '--port', port]);
+      await new JsonLines<{ event: string }>(peer.child.stdout!).waitFor((l) => l.event === 'ready', 30_000, `tcp peer on ${port}`);
+    }
+    configFile = join(dir, 'tproxy.yaml');
+    writeFileSync(configFile, CONFIG);
+    await startProxy(lab, ['--config', configFile]);
+    // Chromium in the router's namespace: ip netns exec execs it (same pid, so playwright's
+    // pipe and its kill reach the browser itself).
+    const wrapper = join(dir, 'chromium-in-router');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${lab.namespace('router')} ${CHROMIUM} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+      executablePath: wrapper,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      timeout: 60_000,
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(30_000);
+  });
+
+  after(async () => {
+    await context?.close().catch(() => undefined);
+    await Promise.allSettled(trickles);
+    await lab?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+    if (!failed) rmSync(shots, { recursive: true, force: true });
+  });
+
+  /** Run a step; on failure save a screenshot and name it in the error. */
+  const step = async (name: string, body: () => Promise<void>): Promise<void> => {
+    try {
+      await body();
+    } catch (error) {
+      failed = true;
+      const file = join(shots, `${name}.png`);
+      await page?.screenshot({ path: file, fullPage: true }).catch(() => undefined);
+      throw new Error(`${(error as Error).message}\n(screenshot: ${file})`, { cause: error });
+    }
+  };
+
+  const rowSelector = (dest: string, transport = 'tcp'): string => `#flow-rows .row.flow[data-key^="${transport}/"]:has(span.dest:text-is("${dest}"))`;
+
+  it('loads with a strict CSP that blocks injected inline script, and goes live', () =>
+    step('load', async () => {
+      const response = await page.goto(URL_);
+      const csp = response?.headers()['content-security-policy'] ?? '';
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /script-src 'self'/);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+      await page.locator('#connection:text-is("live")').waitFor();
+      // An inline script added to the page: the CSP must keep it from running (and eval too).
+      await page.addScriptTag({ content: 'window.__inline = 1' }).catch(() => undefined);
+      await page.locator('#filter').fill('x');
+      await page.locator('#filter').fill('');
+      const inline = await page.evaluate(() => (globalThis as { __inline?: number }).__inline);
+      assert.equal(inline, undefined, 'inline script ran despite the CSP');
+    }));
+
+  it('lists TCP and UDP flows with their original destinations, bytes rising, and draws the chart', () =>
+    step('flows', async () => {
+      for (let i = 0; i < 2; i++) trickles.push(lab.run('client', [process.execPath, TCP_PEER, 'client', 'trickle', server, '81', '600'], { timeoutMs: 120_000, check: false }));
+      const udp = await lab.run('client', [process.execPath, AGENT, 'probe', 'udp', server, '80', 'dash', '--timeout-ms', '10000'], { check: false });
+      assert.match(udp.stdout, /"ok":true/, udp.stdout);
+      await page.locator(rowSelector(`${server}:81`)).nth(1).waitFor();
+      await page.locator(rowSelector(`${server}:80`, 'udp')).first().waitFor();
+      const first = Number(await page.locator(rowSelector(`${server}:81`)).first().getAttribute('data-up'));
+      await poll('the bytes of a trickling flow rise', async () => (await Promise.all((await page.locator(rowSelector(`${server}:81`)).all()).map(async (r) => Number(await r.getAttribute('data-up'))))).some((up) => up > first));
+      await poll('the chart draws a line that is not flat', async () => {
+        const points = ((await page.getAttribute('#line-up', 'points')) ?? '').trim().split(/\s+/).filter(Boolean);
+        return points.length >= 3 && new Set(points.map((p) => p.split(',')[1])).size > 1;
+      });
+      const sources = await page.locator(`${rowSelector(`${server}:81`)} span:nth-child(3)`).allTextContents();
+      assert.ok(sources.every((s) => s.startsWith(`${client}:`)), sources.join(', '));
+    }));
+
+  it('explains a packet as `tproxy explain --json` does', () =>
+    step('explain', async () => {
+      const packet = `tcp ${client}:40000 -> ${server}:80 iif to-client syn`;
+      await page.fill('#explain-packet', packet);
+      await page.fill('#explain-sni', '');
+      await page.fill('#explain-listener', '');
+      await page.click('#explain-form button[type=submit]');
+      await poll('the explanation arrives', async () => ((await page.getAttribute('#explain-output', 'data-json')) ?? '') !== '');
+      const fromPage = JSON.parse((await page.getAttribute('#explain-output', 'data-json')) ?? '{}') as Record<string, unknown>;
+      const cli = await lab.run('router', [process.execPath, BIN, 'explain', '--json', '--config', configFile, ...packet.split(' ')]);
+      const fromCli = JSON.parse(cli.stdout) as Record<string, unknown>;
+      assert.deepEqual(fromPage, fromCli);
+      assert.equal((fromPage.outcome as { kind: string }).kind, 'delivered');
+      assert.match((await page.textContent('#explain-output')) ?? '', /delivered|socket/);
+    }));
+
+  it('closes a flow only with the right token: refused without and with a wrong one, reset with it', () =>
+    step('close', async () => {
+      const hold = lab.run('client', [process.execPath, TCP_PEER, 'client', 'hold', server, '82', '90000'], { timeoutMs: 120_000, check: false });
+      const row = page.locator(rowSelector(`${server}:82`)).first();
+      await row.waitFor();
+      await page.fill('#token', '');
+      await row.locator('button.close').click();
+      await page.locator('#action-result:has-text("not closed: actions need the token")').waitFor();
+      await page.fill('#token', `${TOKEN}-wrong`);
+      await row.locator('button.close').click();
+      await page.locator('#action-result:has-text("not closed: wrong token")').waitFor();
+      assert.equal(await page.locator(rowSelector(`${server}:82`)).count(), 1, 'the flow is still there');
+      await page.fill('#token', TOKEN);
+      await row.locator('button.close').click();
+      const result = JSON.parse((await hold).stdout.trim().split('\n').pop() ?? '{}') as { how: string };
+      assert.equal(result.how, 'reset', 'the client saw its flow reset');
+      await page.locator(rowSelector(`${server}:82`)).waitFor({ state: 'detached' });
+    }));
+
+  it('shows names from the network and the explain form as text: an SNI with <script> runs nothing', () =>
+    step('escape', async () => {
+      const evil = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">';
+      const sni = lab.spawn('client', [process.execPath, SNI_CLIENT, server, '443', evil]);
+      await new JsonLines<{ event: string }>(sni.child.stdout!).waitFor((l) => l.event === 'sent', 10_000, 'ClientHello sent');
+      await page.locator(rowSelector(`${server}:443`)).first().waitFor();
+      await page.fill('#explain-packet', `tcp ${client}:40001 -> ${server}:443 iif to-client syn`);
+      await page.fill('#explain-sni', evil);
+      await page.click('#explain-form button[type=submit]');
+      await page.locator('#explain-output:has-text("not a DNS name")').waitFor();
+      const seen = {
+        xss: await page.evaluate(() => (globalThis as { __xss?: number }).__xss),
+        scripts: await page.locator('script:has-text("__xss")').count(),
+        images: await page.locator('img').count(),
+        output: (await page.textContent('#explain-output')) ?? '',
+        outputChildren: await page.locator('#explain-output > *').count(),
+      };
+      assert.equal(seen.xss, undefined);
+      assert.equal(seen.scripts, 0, 'no script element made of the name');
+      assert.equal(seen.images, 0);
+      assert.equal(seen.outputChildren, 0);
+      assert.ok(seen.output.includes('<script>window.__xss=1</script>'), seen.output);
+      // The data plane never takes such bytes for a name: the flow is listed without one.
+      assert.equal(await page.locator(`${rowSelector(`${server}:443`)} span.name`).first().textContent(), '');
+      killQuietly(sni);
+    }));
+});
+
+/** Wait for a condition the page reaches by itself (at most timeoutMs), checking every 200 ms. */
+async function poll(what: string, ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function killQuietly(p: SpawnedProcess): void {
+  try {
+    p.child.kill('SIGTERM');
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,194 @@
+// The dashboard over HTTP on a real loopback server: the page's files with a strict CSP, the API,
+// the event stream (state, then changes only), and the rules for actions: POST, JSON, same
+// origin, the token in its header; read-only without a configured token.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { Dashboard, type DashboardSource } from '../../../src/daemon/dashboard/dashboard.js';
+import { CONTENT_SECURITY_POLICY, dashboardHandler, hostAllowed, loadAssets, originAllowed } from '../../../src/daemon/dashboard/http.js';
+import type { DaemonStatus } from '../../../src/daemon/admin-protocol.js';
+import { emptyTcpCounters } from '../../../src/dataplane/tcp/counters.js';
+import { serveMetrics, type MetricsEndpoint } from '../../../src/sys/metrics-http.js';
+
+const TOKEN = 'abcdefghijklmnop0123';
+const client = { family: 4 as const, address: '198.51.100.10', port: 40000 };
+const dest = { family: 4 as const, address: '203.0.113.20', port: 443 };
+
+const STATUS = { state: 'running', pid: 1, version: 'test', node: 'v20', engine: 'splice', startedAt: '', uptimeSeconds: 0, listeners: [], rules: { managed: false }, flows: [] } as unknown as DaemonStatus;
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function request(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndpoint; dashboard: Dashboard; closed: { id: number; pid?: number }[]; reloads: number[] }> {
+  const closed: { id: number; pid?: number }[] = [];
+  const reloads: number[] = [];
+  const source: DashboardSource = {
+    listeners: () => [
+      {
+        name: 'web',
+        proxy: {
+          counters: () => ({ tcp: emptyTcpCounters() }),
+          snapshot: () => Promise.resolve({ flows: [{ id: 1, pid: 50, client, originalDestination: dest, bytesFromClient: 5, bytesFromServer: 6, ageMs: 1, connected: true }] }),
+          closeTcpFlow: (id, pid) => {
+            closed.push({ id, ...(pid !== undefined ? { pid } : {}) });
+            return Promise.resolve(true);
+          },
+        },
+      },
+    ],
+    status: () => Promise.resolve(STATUS),
+    explain: (r) => Promise.resolve({ text: `explained ${r.packet}`, json: { outcome: 'delivered', sni: r.sni } }),
+    reload: () => {
+      reloads.push(1);
+      return Promise.resolve();
+    },
+  };
+  const dashboard = new Dashboard(source, { ...(token !== undefined ? { token } : {}), pushEveryMs: 20 });
+  const endpoint = await serveMetrics({ host: '127.0.0.1', port: 0 }, () => Promise.resolve({ contentType: 'text/plain', body: 'm 1\n' }), () => undefined, 16, dashboardHandler(dashboard, await loadAssets()));
+  dashboard.start();
+  return { endpoint, dashboard, closed, reloads };
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+describe('dashboard HTTP with a token', () => {
+  let s: Awaited<ReturnType<typeof serve>>;
+  let port: number;
+  before(async () => {
+    s = await serve(TOKEN);
+    port = s.endpoint.address.port;
+    s.dashboard.sink({ type: 'tcp.accept', id: 1, pid: 50, client, originalDestination: dest, listener: 'web' });
+  });
+  after(async () => {
+    s.dashboard.stop();
+    await s.endpoint.close();
+  });
+
+  it('serves the page and its files with a strict Content-Security-Policy (no inline script), metrics still at /metrics', async () => {
+    const page = await request(port, 'GET', '/');
+    assert.equal(page.status, 200);
+    assert.equal(page.headers['content-security-policy'], CONTENT_SECURITY_POLICY);
+    assert.match(CONTENT_SECURITY_POLICY, /default-src 'none'/);
+    assert.match(CONTENT_SECURITY_POLICY, /script-src 'self'(;|$)/);
+    assert.doesNotMatch(CONTENT_SECURITY_POLICY, /unsafe-inline|unsafe-eval|\*/);
+    assert.equal(page.headers['x-content-type-options'], 'nosniff');
+    assert.doesNotMatch(page.body, /<script>|<script [^>]*>[^<]|\son[a-z]+=/i, 'no inline script or handler in the page');
+    assert.equal((await request(port, 'GET', '/dashboard.js')).headers['content-type'], 'text/javascript; charset=utf-8');
+    assert.doesNotMatch((await request(port, 'GET', '/dashboard.js')).body, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/, 'server text never parsed as HTML');
+    assert.equal((await request(port, 'GET', '/metrics')).body, 'm 1\n');
+  });
+
+  it('answers the state and the flows as JSON', async () => {
+    const state = JSON.parse((await request(port, 'GET', '/api/state')).body) as { readOnly: boolean; flows: { key: string }[] };
+    assert.equal(state.readOnly, false);
+    assert.deepEqual(state.flows.map((f) => f.key), ['tcp/web/50/1']);
+    assert.equal((await request(port, 'GET', '/api/nothing')).status, 404);
+  });
+
+  it('refuses actions without the token, with a wrong one, by GET, cross-origin, without JSON, and from a Host that is a name', async () => {
+    const body = JSON.stringify({ key: 'tcp/web/50/1' });
+    assert.equal((await request(port, 'POST', '/api/flows/close', JSON_HEADERS, body)).status, 401);
+    assert.equal((await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': '' }, body)).status, 401);
+    assert.equal((await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': `${TOKEN}x` }, body)).status, 403);
+    assert.equal((await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN.replace('a', 'b') }, body)).status, 403);
+    assert.equal((await request(port, 'GET', `/api/flows/close?key=tcp/web/50/1&token=${TOKEN}`)).status, 405);
+    assert.equal((await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN, origin: 'http://evil.example' }, body)).status, 403);
+    assert.equal((await request(port, 'POST', '/api/flows/close', { 'content-type': 'text/plain', 'x-tproxy-token': TOKEN }, body)).status, 415);
+    assert.equal((await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN, host: 'rebind.example:9464' }, body)).status, 421);
+    assert.deepEqual(s.closed, [], 'nothing was closed');
+  });
+
+  it('closes a flow with the token (same origin), and says when there is no such flow', async () => {
+    const ok = await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN, origin: `http://127.0.0.1:${port}` }, JSON.stringify({ key: 'tcp/web/50/1' }));
+    assert.equal(ok.status, 200, ok.body);
+    assert.deepEqual(s.closed, [{ id: 1, pid: 50 }]);
+    const missing = await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN }, JSON.stringify({ key: 'tcp/web/50/2' }));
+    assert.equal(missing.status, 404);
+    assert.match(missing.body, /no flow/);
+    assert.equal((await request(port, 'POST', '/api/reload', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN }, '{}')).status, 200);
+    assert.equal(s.reloads.length, 1);
+  });
+
+  it('explains by POST without the token; a bad body is a 400 that says what to send', async () => {
+    const r = await request(port, 'POST', '/api/explain', JSON_HEADERS, JSON.stringify({ packet: 'tcp 198.51.100.10:1 -> 203.0.113.20:80', sni: 'a.example' }));
+    assert.deepEqual(JSON.parse(r.body), { ok: true, text: 'explained tcp 198.51.100.10:1 -> 203.0.113.20:80', json: { outcome: 'delivered', sni: 'a.example' } });
+    const bad = await request(port, 'POST', '/api/explain', JSON_HEADERS, '{"sni": 3}');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body, /packet/);
+    assert.equal((await request(port, 'POST', '/api/explain', JSON_HEADERS, 'not json')).status, 400);
+  });
+
+  it('streams the state once, then only changes', async () => {
+    const events: { event: string; data: unknown }[] = [];
+    const req = http.request({ host: '127.0.0.1', port, path: '/api/events' });
+    const seen = new Promise<void>((resolve, reject) => {
+      req.on('response', (res) => {
+        assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
+        let buffer = '';
+        res.on('data', (d: Buffer) => {
+          buffer += d.toString();
+          let at;
+          while ((at = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, at);
+            buffer = buffer.slice(at + 2);
+            const event = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (event && data) events.push({ event, data: JSON.parse(data) });
+            if (event === 'state') s.dashboard.sink({ type: 'tcp.accept', id: 9, pid: 50, client, originalDestination: dest, listener: 'web' });
+            if (events.some((e) => e.event === 'flows' && JSON.stringify(e.data).includes('tcp/web/50/9'))) resolve();
+          }
+        });
+      });
+      req.on('error', reject);
+    });
+    req.end();
+    await seen;
+    req.destroy();
+    assert.equal(events[0]?.event, 'state');
+    const change = events.find((e) => e.event === 'flows')?.data as { op: string }[];
+    assert.ok(change.every((c) => ['add', 'update', 'remove'].includes(c.op)), 'changes, not the whole table');
+  });
+});
+
+describe('dashboard HTTP without a token', () => {
+  it('is read-only: every action is refused and says how to allow it', async () => {
+    const s = await serve(undefined);
+    try {
+      const port = s.endpoint.address.port;
+      const r = await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': 'anything-at-all-1234' }, '{"key":"tcp/web/50/1"}');
+      assert.equal(r.status, 403);
+      assert.match(r.body, /read-only: set dashboard.token/);
+      assert.equal((await request(port, 'POST', '/api/reload', JSON_HEADERS, '{}')).status, 403);
+      assert.equal((JSON.parse((await request(port, 'GET', '/api/state')).body) as { readOnly: boolean }).readOnly, true);
+    } finally {
+      s.dashboard.stop();
+      await s.endpoint.close();
+    }
+  });
+});
+
+describe('dashboard request checks', () => {
+  it('Host: addresses and localhost only; Origin: absent or this server', () => {
+    for (const ok of ['127.0.0.1:9464', '[::1]:9464', 'localhost:9464', 'LOCALHOST', '10.0.0.1']) assert.equal(hostAllowed(ok), true, ok);
+    for (const bad of [undefined, '', 'evil.example:9464', 'localhost.evil.example', '127.0.0.1.nip.io:80', '[::1', 'a b']) assert.equal(hostAllowed(bad), false, String(bad));
+    assert.equal(originAllowed(undefined, '127.0.0.1:1'), true);
+    assert.equal(originAllowed('http://127.0.0.1:1', '127.0.0.1:1'), true);
+    assert.equal(originAllowed('http://127.0.0.1:2', '127.0.0.1:1'), false);
+    assert.equal(originAllowed('null', '127.0.0.1:1'), false);
+  });
+});
