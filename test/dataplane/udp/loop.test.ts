@@ -34,7 +34,7 @@ function setup(afterReplyBind?: (kernel: FakeUdpKernel) => void): { kernel: Fake
       now: () => clock.now,
       flowEvents: () => true,
       budget: DescriptorBudget.create({ limit: 1000, open: 0 }),
-      ...(afterReplyBind ? { afterReplyBind: () => afterReplyBind(kernel) } : {}),
+      ...(afterReplyBind ? { testSeam: { afterReplyBind: () => afterReplyBind(kernel) } } : {}),
     },
   );
   return { kernel, loop, listener, counters: () => snapshotCounters(slots, layout), events, clock };
