@@ -19,7 +19,10 @@ export interface DaemonOwnEvent {
     | 'rules.warning'
     | 'metrics.listening'
     | 'admin.listening'
-    | 'admin.stale-socket';
+    | 'admin.stale-socket'
+    | 'drained'
+    | 'undrained'
+    | 'config.changed';
   readonly [field: string]: unknown;
 }
 

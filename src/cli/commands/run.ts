@@ -11,6 +11,7 @@ import { Operations } from '../../daemon/operations.js';
 import { Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
 import { describeCapacity } from '../../dataplane/tcp/capacity.js';
 import { ProcessRunner } from '../../sys/exec.js';
+import { watchFileContent, type FileWatch } from '../../sys/file-watch.js';
 import { SocketApi } from '../../sys/socket.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
@@ -147,7 +148,7 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   log(readyEvent(running));
   ops.running();
 
-  signals.running(() => {
+  const reload = (): void => {
     if (typeof values.config !== 'string') {
       log({ type: 'reload.rejected', error: 'no --config file to reload: the flags alone cannot change' });
       return;
@@ -163,8 +164,22 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
         log(readyEvent(running));
       })
       .catch((error: unknown) => log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error ? { code: error.code } : {}) }));
-  });
+  };
+  signals.running(reload);
+  // reload.watch (read at start): a change on disk reloads as SIGHUP does; the reloads queue in the daemon.
+  let watch: FileWatch | undefined;
+  if (config.reload.watch && typeof values.config === 'string') {
+    const file = values.config;
+    watch = await watchFileContent(file, () => {
+      log({ type: 'config.changed', file });
+      reload();
+    }, { onError: (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `watching ${file}: ${error.message}` }) }).catch((error: unknown) => {
+      log({ type: 'error', code: 'ERR_SYSCALL', message: `reload.watch: cannot watch ${file} (${(error as Error).message}): reload with SIGHUP instead` });
+      return undefined;
+    });
+  } else if (config.reload.watch) log({ type: 'reload.rejected', error: 'reload.watch needs a --config file to watch' });
   const cause = await signals.stopRequested;
+  watch?.close();
   log({ type: 'stopping', cause: cause.kind, ...(cause.kind === 'failure' ? { error: cause.error.message } : { signal: cause.signal }) });
   ops.stopping();
   // The rule removal may now use the descriptors kept for it.

@@ -8,6 +8,7 @@ import { RELOAD, SHUTDOWN } from './sections/lifecycle.js';
 import { ADMIN } from './sections/admin.js';
 import { LOG } from './sections/log.js';
 import { METRICS } from './sections/metrics.js';
+import { HEALTH } from './sections/health.js';
 import { MMPROXY, checkMmproxy } from './sections/mmproxy.js';
 import { RULES } from './sections/rules.js';
 import { TCP } from './sections/tcp.js';
@@ -28,6 +29,7 @@ export const SECTIONS = {
   shutdown: SHUTDOWN,
   reload: RELOAD,
   metrics: METRICS,
+  health: HEALTH,
   admin: ADMIN,
   mmproxy: MMPROXY,
 } as const;
