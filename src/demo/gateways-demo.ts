@@ -21,7 +21,7 @@ export async function runGatewaysDemo(gateways: number, report: (line: string) =
   onLab(lab);
   try {
     const name = (address: string): string => (lab.gatewayOf(address) ? `gw${lab.gatewayOf(address)}` : address);
-    const named = (r: FlowReport): Record<string, number> => Object.fromEntries(Object.entries(r.via).map(([a, n]) => [name(a), n]).sort());
+    const named = (r: FlowReport): Record<string, number> => Object.fromEntries(Object.entries(r.via).map(([a, n]): [string, number] => [name(a), n]).sort());
     report(`edge routes ${SERVICE.prefix} over ${(await lab.nextHops()).join(', ')}`);
     const held = await lab.open('held', 40);
     const spread = named(held);
