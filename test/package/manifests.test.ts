@@ -2,7 +2,7 @@
 // cluster here): what they must carry, the configuration they ship validated by tproxy's own
 // loader, and the image's build steps held against the README's install steps.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../../src/core/config/document.js';
@@ -126,9 +126,10 @@ describe('Dockerfile', () => {
     assert.ok(runs.some((r) => /apt-get install .*\bnftables\b.*\biproute2\b/.test(r)));
     assert.match(dockerfile, /^USER tproxy:tproxy$/m);
     assert.match(dockerfile, /setcap cap_net_admin,cap_net_bind_service\+ep \/usr\/local\/lib\/tproxy\/caps/);
-    // The same flags as the README's "Running as a service, without root".
+    // The same flags as the README's "Running as a service, without root" (which may live under docs/).
     const readmeFlags = /--inh-caps=\+net_admin,\+net_bind_service --ambient-caps=\+net_admin,\+net_bind_service/;
-    assert.match(read('README.md'), readmeFlags);
+    const docs = readdirSync(new URL('../../../docs/', import.meta.url)).filter((f) => f.endsWith('.md')).map((f) => read(`docs/${f}`));
+    assert.ok([read('README.md'), ...docs].some((text) => readmeFlags.test(text)), 'the README (or docs/) gives these setpriv flags');
     assert.match(dockerfile, /ENTRYPOINT \["\/usr\/local\/lib\/tproxy\/caps", "--inh-caps=\+net_admin,\+net_bind_service", "--ambient-caps=\+net_admin,\+net_bind_service", "--", "tproxy"\]/);
   });
 });
