@@ -109,6 +109,22 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   // This process's descriptors: UDP sessions, in-process TCP flows, the nft / ip children and the
   // admin and metrics servers all take theirs from it (TCP worker processes have their own).
   const budget = processDescriptorBudget();
+  // reload.watch (read at start): a change on disk reloads as SIGHUP does (the reloads queue in the
+  // daemon). Watched from here, so a change while starting is not missed: it is applied once running.
+  let onFileChange: (() => void) | undefined;
+  let missedChange = false;
+  let watch: FileWatch | undefined;
+  if (config.reload.watch && typeof values.config === 'string') {
+    const file = values.config;
+    watch = await watchFileContent(file, () => {
+      log({ type: 'config.changed', file });
+      if (onFileChange) onFileChange();
+      else missedChange = true;
+    }, { onError: (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `watching ${file}: ${error.message}` }) }).catch((error: unknown) => {
+      log({ type: 'error', code: 'ERR_SYSCALL', message: `reload.watch: cannot watch ${file} (${(error as Error).message}): reload with SIGHUP instead` });
+      return undefined;
+    });
+  } else if (config.reload.watch) log({ type: 'reload.rejected', error: 'reload.watch needs a --config file to watch' });
   // Metrics and admin socket: opened before the listeners (a second daemon on the same admin
   // socket, or a taken metrics port, is refused before anything is touched); the admin socket
   // and metrics.listen are read once, at start.
@@ -134,12 +150,16 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   });
   const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget });
   // Read at each request, so listeners and rules changed by a reload are followed.
-  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters() });
+  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters() }).catch((error: unknown) => {
+    watch?.close();
+    throw error;
+  });
   // mmproxy listeners (behind a load balancer) first: a taken port is refused before any rule is applied.
   await mmproxy
     .apply(config.mmproxy)
     .then(() => daemon.start())
     .catch(async (error: unknown) => {
+      watch?.close();
       await mmproxy.stop();
       await ops.close();
       throw error;
@@ -166,18 +186,8 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
       .catch((error: unknown) => log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error ? { code: error.code } : {}) }));
   };
   signals.running(reload);
-  // reload.watch (read at start): a change on disk reloads as SIGHUP does; the reloads queue in the daemon.
-  let watch: FileWatch | undefined;
-  if (config.reload.watch && typeof values.config === 'string') {
-    const file = values.config;
-    watch = await watchFileContent(file, () => {
-      log({ type: 'config.changed', file });
-      reload();
-    }, { onError: (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `watching ${file}: ${error.message}` }) }).catch((error: unknown) => {
-      log({ type: 'error', code: 'ERR_SYSCALL', message: `reload.watch: cannot watch ${file} (${(error as Error).message}): reload with SIGHUP instead` });
-      return undefined;
-    });
-  } else if (config.reload.watch) log({ type: 'reload.rejected', error: 'reload.watch needs a --config file to watch' });
+  if (missedChange) reload();
+  onFileChange = reload;
   const cause = await signals.stopRequested;
   watch?.close();
   log({ type: 'stopping', cause: cause.kind, ...(cause.kind === 'failure' ? { error: cause.error.message } : { signal: cause.signal }) });
