@@ -111,15 +111,14 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   const budget = processDescriptorBudget();
   // reload.watch (read at start): a change on disk reloads as SIGHUP does (the reloads queue in the
   // daemon). Watched from here, so a change while starting is not missed: it is applied once running.
-  let onFileChange: (() => void) | undefined;
-  let missedChange = false;
+  const fileChange: { reload?: () => void; missed: boolean } = { missed: false };
   let watch: FileWatch | undefined;
   if (config.reload.watch && typeof values.config === 'string') {
     const file = values.config;
     watch = await watchFileContent(file, () => {
       log({ type: 'config.changed', file });
-      if (onFileChange) onFileChange();
-      else missedChange = true;
+      if (fileChange.reload) fileChange.reload();
+      else fileChange.missed = true;
     }, { onError: (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `watching ${file}: ${error.message}` }) }).catch((error: unknown) => {
       log({ type: 'error', code: 'ERR_SYSCALL', message: `reload.watch: cannot watch ${file} (${(error as Error).message}): reload with SIGHUP instead` });
       return undefined;
@@ -186,8 +185,8 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
       .catch((error: unknown) => log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error ? { code: error.code } : {}) }));
   };
   signals.running(reload);
-  if (missedChange) reload();
-  onFileChange = reload;
+  if (fileChange.missed) reload();
+  fileChange.reload = reload;
   const cause = await signals.stopRequested;
   watch?.close();
   log({ type: 'stopping', cause: cause.kind, ...(cause.kind === 'failure' ? { error: cause.error.message } : { signal: cause.signal }) });
