@@ -5,7 +5,8 @@
 # in a lab namespace), tcpdump (the captures that prove what the proxy puts on the wire), zsh and fish (the completion
 # tests parse and run their scripts), dante-server, tinyproxy, nginx-light and haproxy (the binaries the outbound and
 # mmproxy tests run in a lab namespace as the real SOCKS5, HTTP CONNECT, PROXY-protocol/TLS servers and load balancer; no service is started:
-# the tests start each in the foreground from a temp dir), openssl (their throwaway certificate and password hash),
+# the tests start each in the foreground from a temp dir), bird2 (BIRD 2: the routing daemon of the multi-gateway lab, BGP
+# and BFD between the edge and the gateways, one per namespace from a temp dir), openssl (their throwaway certificate and password hash),
 # chromium (the dashboard tests drive it headless through playwright-core, inside a lab namespace),
 # the npm packages, and the build. Safe to run again.
 set -euo pipefail
@@ -29,6 +30,7 @@ have haproxy || missing+=(haproxy)
 have openssl || missing+=(openssl)
 have curl || missing+=(curl)
 have chromium || missing+=(chromium)
+have bird && have birdc || missing+=(bird2)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing and not root: install them with apt-get install ${missing[*]}" >&2
@@ -37,7 +39,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]} from apt (their binaries are missing)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # danted, tinyproxy, nginx and haproxy come with services that the packages start on install: a policy-rc.d
+  # danted, tinyproxy, nginx, haproxy and bird come with services that the packages start on install: a policy-rc.d
   # that refuses (exit 101, the Debian convention) keeps them stopped; it is removed again unless the
   # machine had its own.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -47,7 +49,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "setup: nft, ip, sysctl, iptables, dnsmasq, tcpdump, zsh, fish, danted, tinyproxy, nginx, haproxy, openssl, curl and chromium present"
+  echo "setup: nft, ip, sysctl, iptables, dnsmasq, tcpdump, zsh, fish, danted, tinyproxy, nginx, haproxy, bird, openssl, curl and chromium present"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

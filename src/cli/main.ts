@@ -9,6 +9,7 @@ import { completionCommand } from './commands/completion.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
+import { drainCommand, undrainCommand } from './commands/drain.js';
 import { explainCommand } from './commands/explain.js';
 import { rulesCommand } from './commands/rules.js';
 import { runCommand } from './commands/run.js';
@@ -19,7 +20,7 @@ import { GLOBAL_OPTIONS } from './completion.js';
 import { manPage } from './man.js';
 import { description, version } from './version.js';
 
-export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), doctorCommand(), configCommand, statusCommand, completionCommand(() => COMMANDS)];
+export const COMMANDS: readonly Command[] = [demoCommand, runCommand, rulesCommand, explainCommand(), snapshotCommand(), doctorCommand(), configCommand, statusCommand, drainCommand, undrainCommand, completionCommand(() => COMMANDS)];
 
 export { version };
 

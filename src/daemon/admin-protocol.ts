@@ -6,7 +6,9 @@
  *   <- {"id": 1, "ok": false, "error": {"code": "ERR_INVALID_ARGUMENT", "message": "..."}}
  *
  * Methods: `ping` (pid and version: who answers here), `status` (everything `tproxy status` shows),
- * `config` (the configuration in force, secrets masked: what doctor and `rules status` judge against).
+ * `config` (the configuration in force, secrets masked: what doctor and `rules status` judge against),
+ * `ready` (ready for new flows or not, with the reasons: what /readyz answers), `drain` and
+ * `undrain` (take the gateway out of service on purpose and back; each answers like `ready`).
  */
 import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
 import type { TcpEngineKind } from '../dataplane/tcp/engines.js';
@@ -21,7 +23,7 @@ import type { BackendChoice } from '../control/backend.js';
 import type { ProxyCounters } from '../dataplane/proxy.js';
 import { MAX_FLOWS_LIMIT, type TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
 
-export const ADMIN_METHODS = ['ping', 'status', 'config'] as const;
+export const ADMIN_METHODS = ['ping', 'status', 'config', 'ready', 'drain', 'undrain'] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 export const DEFAULT_TOP_FLOWS = 10;

@@ -28,7 +28,7 @@ import type { RulesPlan } from '../core/rules/planned.js';
 import type { ApplyOptions, ApplyResult, RemoveResult, RulesStatus } from '../control/apply.js';
 import type { BackendChoice, BackendName } from '../control/backend.js';
 import type { EventSink } from '../dataplane/events.js';
-import { routingSettingsOf, type ProxyConfig, type ProxyCounters, type RoutingSettings } from '../dataplane/proxy.js';
+import { routingSettingsOf, type ProxyConfig, type ProxyCounters, type ProxyHealth, type RoutingSettings } from '../dataplane/proxy.js';
 import type { TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
 import type { StopReport } from '../dataplane/tcp/relay.js';
 import type { DaemonEvent } from './events.js';
@@ -47,6 +47,8 @@ export interface ListenerProxy {
   snapshot(limit: number): Promise<{ readonly counters: ProxyCounters; readonly flows: readonly TcpFlowSnapshot[] }>;
   workers(): { readonly running: number; readonly restarts: number };
   workerPids(): number[];
+  /** TCP accepting, UDP loop running: what readiness judges. */
+  health(): ProxyHealth;
   /** The TCP connection cap in force per worker, and whether the descriptor limit lowered it. */
   tcpCapacity(): TcpCapacity;
   /** Per-flow events on or off, listeners and flows untouched; resolves once in force. */

@@ -46,7 +46,9 @@ export type DaemonOwnEvent =
   | { readonly type: 'metrics.listening'; readonly address: string; readonly url: string }
   | { readonly type: 'dashboard.listening'; readonly url: string; readonly actions: string }
   | { readonly type: 'admin.listening'; readonly path: string; readonly mode: string }
-  | { readonly type: 'admin.stale-socket'; readonly path: string; readonly message: string };
+  | { readonly type: 'admin.stale-socket'; readonly path: string; readonly message: string }
+  | { readonly type: 'drained' | 'undrained'; readonly message: string }
+  | { readonly type: 'config.changed'; readonly file: string };
 
 /** With several listeners, the daemon adds the listener's name to each proxy event. */
 export type DaemonEvent = (ProxyEvent & { readonly listener?: string }) | DaemonOwnEvent;

@@ -88,6 +88,11 @@ function daemonMessage(e: DaemonOwnEvent): string | undefined {
       return `admin socket ${String(e.path)} (mode ${String(e.mode)}): tproxy status --socket ${String(e.path)}`;
     case 'admin.stale-socket':
       return `admin socket ${String(e.path)}: ${String(e.message)}`;
+    case 'drained':
+    case 'undrained':
+      return `${e.type}: ${String(e.message)}`;
+    case 'config.changed':
+      return `configuration file ${String(e.file)} changed on disk: reloading as on SIGHUP`;
     case 'privileges':
       return `running as uid ${String(e.uid)} with capabilities ${list(e.capabilities)} (ambient: ${list(e.ambient)})`;
     default:

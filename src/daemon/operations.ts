@@ -14,7 +14,7 @@ import type { RulesPlan } from '../core/rules/planned.js';
 import type { RulesStatus } from '../control/apply.js';
 import type { BackendName } from '../control/backend.js';
 import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';
-import type { ProxyCounters } from '../dataplane/proxy.js';
+import type { ProxyCounters, ProxyHealth } from '../dataplane/proxy.js';
 import { increment } from '../dataplane/tcp/counters.js';
 import { busiestFlows, type TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
 import { TproxyError } from '../core/errors.js';
@@ -30,6 +30,8 @@ import { formatListenAddress, type ListenAddress } from '../core/config/listen-a
 import { metricValues, type MetricsSnapshot, type RulesSnapshot } from './metric-families.js';
 import type { Dashboard } from './dashboard/dashboard.js';
 import { dashboardHandler, loadAssets } from './dashboard/http.js';
+import { judgeReadiness, readinessText, upstreamProxiesOf, type Readiness, type UpstreamReachability } from './readiness.js';
+import { probeTcp } from '../sys/tcp-probe.js';
 
 /** The name of the listener when the daemon runs one unnamed (the configuration's default). */
 export const DEFAULT_LISTENER = 'main';
@@ -40,6 +42,7 @@ export interface OperatedProxy {
   workers(): { readonly running: number; readonly restarts: number };
   workerPids(): number[];
   tcpCapacity(): TcpCapacity;
+  health(): ProxyHealth;
 }
 
 export interface OperatedListener {
@@ -81,6 +84,10 @@ export interface OperationsOptions {
    */
   readonly dashboard?: Dashboard;
   readonly dashboardAddress?: ListenAddress;
+  /** Tries a TCP connection to an upstream proxy (readiness's upstream check); default sys/tcp-probe. */
+  readonly probeUpstream?: (endpoint: Endpoint, timeoutMs: number) => Promise<{ readonly reachable: boolean; readonly error?: string }>;
+  /** Milliseconds since some fixed point (the cache of the readiness reads); default performance.now. */
+  readonly now?: () => number;
 }
 
 type Socket = Endpoint & { readonly transport: Transport };
@@ -96,6 +103,11 @@ export class Operations {
   private metrics: MetricsEndpoint | undefined;
   private admin: AdminEndpoint | undefined;
   private readonly taken: { consumer: DescriptorConsumer; n: number }[] = [];
+  /** Taken out of service on purpose (tproxy drain): not ready, serving on. */
+  private drained = false;
+  /** The last reads readiness judged from, reused for health.rulesCheckMs. */
+  private readyRules: { at: number; view: Promise<RulesView> } | undefined;
+  private readyUpstreams: { at: number; reach: Promise<UpstreamReachability[]> } | undefined;
 
   constructor(private readonly options: OperationsOptions) {}
 
@@ -150,10 +162,16 @@ export class Operations {
         this.take('metrics', 1 + METRICS_MAX_CONNECTIONS);
         this.metrics = await serveMetrics(
           address,
-          async () => ({ contentType: exposition.contentType, body: await exposition.render(metricValues(await this.metricsSnapshot())) }),
+          {
+            metrics: async () => ({ contentType: exposition.contentType, body: await exposition.render(metricValues(await this.metricsSnapshot())) }),
+            ready: async () => {
+              const readiness = await this.readiness();
+              return { ready: readiness.ready, body: readinessText(readiness) };
+            },
+            ...(handler ? { other: handler } : {}),
+          },
           (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `metrics endpoint: ${error.message}` }),
           METRICS_MAX_CONNECTIONS,
-          handler,
         );
         log({ type: 'metrics.listening', address: formatListenAddress(this.metrics.address), url: `http://${formatListenAddress(this.metrics.address)}/metrics` });
         if (dashboard) {
@@ -183,7 +201,52 @@ export class Operations {
         return this.config();
       case 'status':
         return this.status(request.top);
+      case 'ready':
+        return this.readiness();
+      case 'drain':
+        return this.drain(true);
+      case 'undrain':
+        return this.drain(false);
     }
+  }
+
+  /**
+   * Take this gateway out of service (or back in): readiness says no, so the routing daemon
+   * withdraws its route (or Kubernetes its endpoint). Listeners go on accepting: with ECMP the
+   * routers need a moment to converge, and flows that still arrive meanwhile are served, not
+   * refused; flows in progress are never touched. Lasts until undrain or the process ends.
+   */
+  drain(on: boolean): Promise<Readiness> {
+    if (this.drained !== on) {
+      this.drained = on;
+      this.options.log({ type: on ? 'drained' : 'undrained', message: on ? 'not ready on purpose: new flows are still served until the routers move them' : 'in service again' });
+    }
+    return this.readiness();
+  }
+
+  /** Ready for new flows or not, and why: rules read back from the kernel (cached for health.rulesCheckMs), listeners, upstreams. */
+  async readiness(): Promise<Readiness> {
+    const source = this.requireSource();
+    const { health } = source.config();
+    const now = this.options.now ?? (() => performance.now());
+    const at = now();
+    if (!this.readyRules || at - this.readyRules.at >= health.rulesCheckMs) this.readyRules = { at, view: this.readRules() };
+    let upstreams: Promise<UpstreamReachability[]> | undefined;
+    if (health.checkUpstreams) {
+      if (!this.readyUpstreams || at - this.readyUpstreams.at >= health.rulesCheckMs) {
+        const probe = this.options.probeUpstream ?? probeTcp;
+        this.readyUpstreams = { at, reach: Promise.all(upstreamProxiesOf(source.config()).map(async (u) => ({ ...u, ...(await probe(u.endpoint, health.upstreamTimeoutMs)) }))) };
+      }
+      upstreams = this.readyUpstreams.reach;
+    }
+    const [rules, reach] = await Promise.all([this.readyRules.view, upstreams]);
+    return judgeReadiness({
+      state: this.state,
+      drained: this.drained,
+      rules,
+      listeners: source.listeners().map((l) => ({ name: l.name, health: l.proxy.health() })),
+      ...(reach ? { upstreams: reach } : {}),
+    });
   }
 
   /** The configuration in force, as doctor and `rules status` need it; passwords masked. */
@@ -299,6 +362,16 @@ export class Operations {
 /** Ask the daemon on `path` for the configuration in force. */
 export async function fetchConfig(path: string, timeoutMs = 5_000): Promise<DaemonConfig> {
   return resultOf<DaemonConfig>(await request(path, JSON.stringify({ id: 1, method: 'config' }), timeoutMs));
+}
+
+/** Ask the daemon on `path` whether it is ready (for new flows), and why not. */
+export async function fetchReadiness(path: string, timeoutMs = 10_000): Promise<Readiness> {
+  return resultOf<Readiness>(await request(path, JSON.stringify({ id: 1, method: 'ready' }), timeoutMs));
+}
+
+/** Drain (on) or undrain the daemon on `path`; its readiness after. */
+export async function requestDrain(path: string, on: boolean, timeoutMs = 10_000): Promise<Readiness> {
+  return resultOf<Readiness>(await request(path, JSON.stringify({ id: 1, method: on ? 'drain' : 'undrain' }), timeoutMs));
 }
 
 /** Ask the daemon on `path` for its status. */

@@ -134,6 +134,15 @@ export function sumProxyCounters(list: readonly ProxyCounters[]): ProxyCounters 
   return udp.length > 0 ? { tcp, udp: sumUdpCounters(udp) } : { tcp };
 }
 
+/**
+ * Whether a listener serves, as readiness judges it: its TCP side accepts (the in-process engine
+ * started, or every TCP worker process running) and its UDP relay loop runs.
+ */
+export interface ProxyHealth {
+  readonly tcp?: { readonly accepting: boolean; readonly workers: { readonly running: number; readonly wanted: number } };
+  readonly udp?: { readonly loopRunning: boolean };
+}
+
 export class Proxy {
   private pool: TcpWorkerPool | undefined;
   private tcp: TcpEngine | undefined;
@@ -282,6 +291,16 @@ export class Proxy {
     const tcp = this.pool ? this.pool.counters() : (this.tcp?.counters() ?? emptyTcpCounters());
     const udp = this.udp?.counters();
     return udp ? { tcp, udp } : { tcp };
+  }
+
+  /** What readiness needs to know: TCP accepting (workers running as configured), UDP loop running. */
+  health(): ProxyHealth {
+    const c = this.config;
+    const running = this.pool?.pids().length ?? 0;
+    return {
+      ...(c.transports.includes('tcp') ? { tcp: { accepting: c.tcpWorkers > 0 ? this.pool !== undefined && running === c.tcpWorkers : this.tcp !== undefined, workers: { running, wanted: c.tcpWorkers } } } : {}),
+      ...(c.transports.includes('udp') ? { udp: { loopRunning: this.udp?.running() ?? false } } : {}),
+    };
   }
 
   /** TCP worker processes running now, and how many were started to replace one that died. */

@@ -1,7 +1,9 @@
 /**
  * The metrics endpoint: a plain HTTP server that answers GET /metrics with whatever `render`
- * produces at that moment (nothing is collected between scrapes). Other paths go to `other` when
- * given (the dashboard), else 404.
+ * produces at that moment (nothing is collected between scrapes), and the probes a routing
+ * daemon's health check or Kubernetes asks: /healthz (200 whenever the process answers) and
+ * /readyz (200 when ready, 503 when not, the reasons in the body). Other paths go to
+ * `pages.other` when given (the dashboard), else 404.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +15,20 @@ export interface MetricsPage {
   readonly body: string;
 }
 
+/** What /readyz answers: its status code follows `ready`. */
+export interface ReadyPage {
+  readonly ready: boolean;
+  readonly body: string;
+}
+
+export interface MetricsPages {
+  readonly metrics: () => Promise<MetricsPage>;
+  /** Absent: /readyz is not served (404). */
+  readonly ready?: () => Promise<ReadyPage>;
+  /** Every other path and method (the dashboard's page and API); absent: 404. */
+  readonly other?: (request: IncomingMessage, response: ServerResponse) => void;
+}
+
 export interface MetricsEndpoint {
   readonly address: ListenAddress;
   close(): Promise<void>;
@@ -21,23 +37,41 @@ export interface MetricsEndpoint {
 /** Connections served at once; more are closed as soon as accepted (the descriptor budget holds this many). */
 export const METRICS_MAX_CONNECTIONS = 16;
 
-export async function serveMetrics(address: ListenAddress, render: () => Promise<MetricsPage>, onError: (error: Error) => void, maxConnections = METRICS_MAX_CONNECTIONS, other?: (request: IncomingMessage, response: ServerResponse) => void): Promise<MetricsEndpoint> {
+const TEXT = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };
+
+export async function serveMetrics(address: ListenAddress, pages: MetricsPages, onError: (error: Error) => void, maxConnections = METRICS_MAX_CONNECTIONS): Promise<MetricsEndpoint> {
   const server = http.createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
-    if (path !== '/metrics' && other) {
-      other(request, response);
+    const own = path === '/metrics' || path === '/healthz' || (path === '/readyz' && pages.ready !== undefined);
+    if (!own && pages.other) {
+      pages.other(request, response);
       return;
     }
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
+    const head = request.method === 'HEAD';
+    if (request.method !== 'GET' && !head) {
       response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
     }
-    if (path !== '/metrics') {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('tproxy: metrics are at /metrics\n');
+    if (path === '/healthz') {
+      response.writeHead(200, TEXT).end(head ? undefined : 'ok\n');
       return;
     }
-    render().then(
-      (page) => response.writeHead(200, { 'content-type': page.contentType }).end(request.method === 'HEAD' ? undefined : page.body),
+    if (path === '/readyz' && pages.ready) {
+      pages.ready().then(
+        (page) => response.writeHead(page.ready ? 200 : 503, TEXT).end(head ? undefined : page.body),
+        (error: unknown) => {
+          onError(error as Error);
+          response.writeHead(503, TEXT).end(head ? undefined : `not ready\n- the readiness check failed: ${(error as Error).message}\n`);
+        },
+      );
+      return;
+    }
+    if (path !== '/metrics') {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end(`tproxy: metrics are at /metrics, liveness at /healthz${pages.ready ? ', readiness at /readyz' : ''}\n`);
+      return;
+    }
+    pages.metrics().then(
+      (page) => response.writeHead(200, { 'content-type': page.contentType }).end(head ? undefined : page.body),
       (error: unknown) => {
         onError(error as Error);
         response.writeHead(500, { 'content-type': 'text/plain' }).end(`tproxy: collecting metrics failed: ${(error as Error).message}\n`);

@@ -13,7 +13,7 @@ describe('admin protocol', () => {
   const bad: [string, string][] = [
     ['status', 'admin request: not JSON: send one JSON object per line, e.g. {"id":1,"method":"status"}'],
     ['[1]', 'admin request: not a JSON object'],
-    ['{"method":"reload"}', 'admin request: unknown method "reload": use ping, status, config'],
+    ['{"method":"reload"}', 'admin request: unknown method "reload": use ping, status, config, ready, drain, undrain'],
     ['{"id":{},"method":"ping"}', 'admin request: "id" must be a number or a string'],
     ['{"method":"status","params":[]}', 'admin request: "params" must be an object'],
     ['{"method":"status","params":{"top":1001}}', 'admin request: "params.top" must be an integer from 0 to 1000'],
@@ -25,7 +25,7 @@ describe('admin protocol', () => {
 
   it('answers every line with one response line, errors included', async () => {
     assert.deepEqual(JSON.parse(await answer('{"id":3,"method":"ping"}', () => Promise.resolve({ pid: 9 }))), { id: 3, ok: true, result: { pid: 9 } });
-    assert.deepEqual(JSON.parse(await answer('{"id":4,"method":"nope"}', () => Promise.resolve(1))), { id: 4, ok: false, error: { code: 'ERR_INVALID_ARGUMENT', message: 'admin request: unknown method "nope": use ping, status, config' } });
+    assert.deepEqual(JSON.parse(await answer('{"id":4,"method":"nope"}', () => Promise.resolve(1))), { id: 4, ok: false, error: { code: 'ERR_INVALID_ARGUMENT', message: 'admin request: unknown method "nope": use ping, status, config, ready, drain, undrain' } });
     const failed = JSON.parse(await answer('{"id":5,"method":"status"}', () => Promise.reject(new TproxyError('ERR_COMMAND_FAILED', 'nft failed')))) as unknown;
     assert.deepEqual(failed, { id: 5, ok: false, error: { code: 'ERR_COMMAND_FAILED', message: 'nft failed' } });
   });

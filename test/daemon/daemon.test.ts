@@ -67,6 +67,7 @@ function harness(initial: TproxyConfig): Harness {
       snapshot: () => Promise.resolve({ counters: { tcp: emptyTcpCounters() }, flows: [] }),
       workers: () => ({ running: 0, restarts: 0 }),
       workerPids: () => [],
+      health: () => ({ tcp: { accepting: true, workers: { running: 0, wanted: 0 } } }),
       tcpCapacity: () => ({ configured: 1, perWorker: 1, limitedBy: 'configured', fileLimit: 1024, descriptorsPerFlow: 6 }),
       setFlowEvents(on) {
         log.push(`flow events ${id} ${on ? 'on' : 'off'}`);

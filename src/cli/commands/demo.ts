@@ -4,6 +4,9 @@ import { parseFamily, parsePortOption } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
 import type { Transport } from '../../core/net/constants.js';
 import { runDemo } from '../../demo/run-demo.js';
+import { runGatewaysDemo } from '../../demo/gateways-demo.js';
+import type { GatewayLab } from '../../lab/gateways.js';
+import { parseInteger } from '../../core/config/intercept.js';
 import type { Lab } from '../../lab/topology.js';
 import { type CliIo, type Command, usageText } from '../io.js';
 
@@ -12,16 +15,23 @@ const OPTIONS = [
   { name: 'listen', metavar: 'PORT', default: '8000', help: 'proxy port on the router' },
   { name: 'family', metavar: 'FAMILY', choices: ['4', '6', 'both'], default: 'both', help: 'IPv4, IPv6 or both' },
   { name: 'transport', metavar: 'PROTO', choices: ['tcp', 'udp', 'both'], default: 'both', help: 'TCP, UDP or both' },
+  { name: 'gateways', metavar: 'N', help: 'instead: N tproxy gateways (2 to 8) behind an ECMP edge, announced by BIRD while /readyz is good; kills one and shows the others taking every new flow (needs bird2)' },
   { name: 'json', help: 'print the result as JSON at the end' },
   HELP_OPTION,
 ] as const;
 
-const SYNOPSIS = ['tproxy demo [options]'];
+const SYNOPSIS = ['tproxy demo [options]', 'tproxy demo --gateways N [--json]'];
 
 const DESCRIPTION = `Reproduce the classic TPROXY relay in three network namespaces (client, router, server): intercept
 TCP and UDP to port 80 on the router with a mangle-priority tproxy rule, deliver it to the proxy's
 IP_TRANSPARENT sockets through fwmark policy routing, relay it to the server and back, and prove
 every step. Needs root. Leaves nothing behind.
+
+With --gateways N: clients behind an edge router, N gateway namespaces each running tproxy and
+BIRD (BGP with BFD to the edge; each announces the intercepted prefix while its /readyz is good),
+a server behind them. The edge installs one ECMP route with per-flow L4 hashing. The demo shows
+flows spread over the gateways, kills gateway 1's proxy, and shows the route withdrawn and every
+new flow on the survivors, whose flows in progress go on (see docs/gateways.md).
 `;
 
 const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
@@ -39,6 +49,7 @@ export const demoCommand: Command = {
       io.out(USAGE);
       return 0;
     }
+    if (values.gateways !== undefined) return runGateways(parseInteger('gateways', values.gateways, 2), values.json === true, io);
     const upstream = values.upstream;
     if (upstream !== 'direct' && upstream !== 'transparent') throw new TproxyError('ERR_INVALID_ARGUMENT', `--upstream ${upstream}: use direct or transparent`);
     const transports: Transport[] = values.transport === 'both' ? ['tcp', 'udp'] : values.transport === 'tcp' || values.transport === 'udp' ? [values.transport] : [];
@@ -70,3 +81,24 @@ export const demoCommand: Command = {
     }
   },
 };
+
+async function runGateways(gateways: number, json: boolean, io: CliIo): Promise<number> {
+  let lab: GatewayLab | undefined;
+  const interrupt = (): void => {
+    io.err('\ninterrupted: removing the namespaces\n');
+    lab?.destroySync();
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  try {
+    const result = await runGatewaysDemo(gateways, (line) => (json ? io.err : io.out)(`${line}\n`), (l) => (lab = l));
+    if (json) io.out(`${JSON.stringify({ ok: true, ...result }, null, 2)}\n`);
+    const ok = result.held.broken === (result.spread.gw1 ?? 0) && result.after.gw1 === undefined;
+    if (!json) io.out(ok ? `demo passed: gw1 withdrawn after ${result.withdrawnMs} ms; new flows avoid it; only its own flows broke\n` : 'demo FAILED: see above\n');
+    return ok ? 0 : 1;
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+  }
+}

@@ -15,6 +15,7 @@ import { takeSnapshot } from '../../sys/snapshot.js';
 import { Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
 import { describeCapacity } from '../../dataplane/tcp/capacity.js';
 import { ProcessRunner } from '../../sys/exec.js';
+import { watchFileContent, type FileWatch } from '../../sys/file-watch.js';
 import { SocketApi } from '../../sys/socket.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
@@ -113,6 +114,21 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   // This process's descriptors: UDP sessions, in-process TCP flows, the nft / ip children and the
   // admin and metrics servers all take theirs from it (TCP worker processes have their own).
   const budget = processDescriptorBudget();
+  // reload.watch (read at start): a change on disk reloads as SIGHUP does (the reloads queue in the
+  // daemon). Watched from here, so a change while starting is not missed: it is applied once running.
+  const fileChange: { reload?: () => void; missed: boolean } = { missed: false };
+  let watch: FileWatch | undefined;
+  if (config.reload.watch && typeof values.config === 'string') {
+    const file = values.config;
+    watch = await watchFileContent(file, () => {
+      log({ type: 'config.changed', file });
+      if (fileChange.reload) fileChange.reload();
+      else fileChange.missed = true;
+    }, { onError: (error) => log({ type: 'error', code: 'ERR_SYSCALL', message: `watching ${file}: ${error.message}` }) }).catch((error: unknown) => {
+      log({ type: 'error', code: 'ERR_SYSCALL', message: `reload.watch: cannot watch ${file} (${(error as Error).message}): reload with SIGHUP instead` });
+      return undefined;
+    });
+  } else if (config.reload.watch) log({ type: 'reload.rejected', error: 'reload.watch needs a --config file to watch' });
   // Metrics and admin socket: opened before the listeners (a second daemon on the same admin
   // socket, or a taken metrics port, is refused before anything is touched); the admin socket
   // and metrics.listen are read once, at start.
@@ -153,12 +169,16 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   });
   const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget });
   // Read at each request, so listeners and rules changed by a reload are followed.
-  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters() });
+  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters() }).catch((error: unknown) => {
+    watch?.close();
+    throw error;
+  });
   // mmproxy listeners (behind a load balancer) first: a taken port is refused before any rule is applied.
   await mmproxy
     .apply(config.mmproxy)
     .then(() => daemon.start())
     .catch(async (error: unknown) => {
+      watch?.close();
       await mmproxy.stop();
       await ops.close();
       throw error;
@@ -186,8 +206,12 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     setLogger(loggerOf(running.config));
     log(readyEvent(running));
   };
-  signals.running(() => void reloadNow().catch(() => undefined));
+  const reload = (): void => void reloadNow().catch(() => undefined);
+  signals.running(reload);
+  if (fileChange.missed) reload();
+  fileChange.reload = reload;
   const cause = await signals.stopRequested;
+  watch?.close();
   log(cause.kind === 'failure' ? { type: 'stopping', cause: 'failure', error: cause.error.message } : { type: 'stopping', cause: 'signal', signal: cause.signal });
   ops.stopping();
   // The rule removal may now use the descriptors kept for it.

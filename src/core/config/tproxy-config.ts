@@ -9,6 +9,7 @@ import { ADMIN } from './sections/admin.js';
 import { DASHBOARD } from './sections/dashboard.js';
 import { LOG } from './sections/log.js';
 import { METRICS } from './sections/metrics.js';
+import { HEALTH } from './sections/health.js';
 import { MMPROXY, checkMmproxy } from './sections/mmproxy.js';
 import { RULES } from './sections/rules.js';
 import { TCP } from './sections/tcp.js';
@@ -29,6 +30,7 @@ export const SECTIONS = {
   shutdown: SHUTDOWN,
   reload: RELOAD,
   metrics: METRICS,
+  health: HEALTH,
   admin: ADMIN,
   dashboard: DASHBOARD,
   mmproxy: MMPROXY,

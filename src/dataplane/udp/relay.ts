@@ -110,6 +110,8 @@ export class UdpRelay {
   private stopping = false;
   private readonly restartWindow = new RestartWindow(MAX_RESTARTS_PER_MINUTE);
   private restartCount = 0;
+  /** The relay loop's thread is up and answering (false between its unexpected end and its restart). */
+  private loopRunning = false;
 
   constructor(
     private readonly config: UdpRelayConfig,
@@ -122,6 +124,11 @@ export class UdpRelay {
     this.counterSlots = new Float64Array(this.counterBuffer);
     this.budget = deps.budget ?? processDescriptorBudget();
     this.setFlowEvents(config.flowEvents ?? true);
+  }
+
+  /** Whether the relay loop runs now: false while a loop that ended is waiting to be started again, or for good. */
+  running(): boolean {
+    return this.loopRunning;
   }
 
   /** Loops started to replace one that ended unexpectedly. */
@@ -202,6 +209,7 @@ export class UdpRelay {
         switch (message.kind) {
           case 'ready':
             ready = true;
+            if (this.worker === worker) this.loopRunning = true;
             resolve();
             break;
           case 'events':
@@ -227,6 +235,7 @@ export class UdpRelay {
         reason ??= `${error.name}: ${error.message}`;
       });
       worker.once('exit', (exitCode) => {
+        if (this.worker === worker) this.loopRunning = false;
         // Swaps it never answered: nothing writes the counters now, so they are moved here.
         for (const requestId of [...this.swaps.keys()]) this.swapped(requestId, undefined, true);
         if (this.worker !== worker || this.stopping) return;
@@ -325,6 +334,7 @@ export class UdpRelay {
   /** Stop the loop (sessions closed and reported), report the final counters, close the listeners. */
   async stop(timeoutMs = 2000): Promise<void> {
     this.stopping = true;
+    this.loopRunning = false;
     const worker = this.worker;
     this.worker = undefined;
     if (worker) {

@@ -59,7 +59,7 @@ async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndp
     },
   };
   const dashboard = new Dashboard(source, { ...(token !== undefined ? { token } : {}), pushEveryMs: 20 });
-  const endpoint = await serveMetrics({ host: '127.0.0.1', port: 0 }, () => Promise.resolve({ contentType: 'text/plain', body: 'm 1\n' }), () => undefined, 16, dashboardHandler(dashboard, await loadAssets()));
+  const endpoint = await serveMetrics({ host: '127.0.0.1', port: 0 }, { metrics: () => Promise.resolve({ contentType: 'text/plain', body: 'm 1\n' }), other: dashboardHandler(dashboard, await loadAssets()) }, () => undefined, 16);
   dashboard.start();
   return { endpoint, dashboard, closed, reloads };
 }

@@ -42,7 +42,7 @@ describe('dashboard with 10,000 flows in chromium (root)', { skip: existsSync(CH
       dashboard.sink({ type: 'tcp.accept', id: i, pid: 7, client: endpointOf(i), originalDestination: destOf(i), listener: 'web' });
       dashboard.sink({ type: 'tcp.route', id: i, pid: 7, originalDestination: destOf(i), outbound: 'direct', name: `host${i}.example`, listener: 'web' });
     }
-    endpoint = await serveMetrics({ host: '127.0.0.1', port: 0 }, () => Promise.resolve({ contentType: 'text/plain', body: '' }), () => undefined, 16, dashboardHandler(dashboard, await loadAssets()));
+    endpoint = await serveMetrics({ host: '127.0.0.1', port: 0 }, { metrics: () => Promise.resolve({ contentType: 'text/plain', body: '' }), other: dashboardHandler(dashboard, await loadAssets()) }, () => undefined, 16);
     dashboard.start();
     context = await chromium.launchPersistentContext(join(dir, 'profile'), {
       executablePath: CHROMIUM,
