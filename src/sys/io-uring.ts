@@ -151,10 +151,9 @@ export class IoUring {
     Atomics.store(this.ringU32, this.offsets.sq.tail / 4, this.sqTail);
   }
 
-  /** Multishot accept on a listener: one CQE per connection (res: the new fd) until cancelled. */
-  acceptMultishot(fd: number, flags: number, kind: number, id: number): void {
+  /** accept4() on a listener with these flags (res: the new descriptor). */
+  accept(fd: number, flags: number, kind: number, id: number): void {
     const at = this.sqe(U.IORING_OP_ACCEPT, fd, kind, id);
-    this.sqes.setUint16(at + U.SQE.ioprio, U.IORING_ACCEPT_MULTISHOT, true);
     this.sqes.setUint32(at + U.SQE.opFlags, flags, true);
   }
 

@@ -6,6 +6,7 @@
  */
 import { TproxyError } from '../core/errors.js';
 import { KERNEL_PROBES } from '../core/doctor/kernel-probes.js';
+import { hostIoUringSupport } from './io-uring.js';
 import { SNAPSHOT_FORMAT, type HostFacts, type Snapshot } from '../core/model/snapshot.js';
 import type { CommandRunner } from './exec.js';
 
@@ -177,5 +178,6 @@ async function hostFacts(runner: CommandRunner, sockets: string, text: TextSourc
     ...(uid && capEff ? { self: { uid: Number(uid[1]), capEff: capEff[1]! } } : {}),
     processes,
     tableComments,
+    ioUring: hostIoUringSupport(),
   };
 }

@@ -32,6 +32,12 @@ export function checkKernel(input: DoctorInput): Finding[] {
       out.push(finding('kernel', 'kernel.xt.socket', has ? 'pass' : 'warn', has ? 'the socket match is loaded' : 'the socket match is not loaded (/proc/net/ip_tables_matches)', 'the divert chain of the iptables backend needs -m socket', has ? undefined : 'modprobe xt_socket'));
     }
   }
+  const ioUring = snapshot.host?.ioUring;
+  if (ioUring) {
+    // Opt-in: without it the epoll engines run, so a host without io_uring only hears why.
+    if (ioUring.available) out.push(finding('kernel', 'kernel.io_uring', 'pass', ioUring.why, 'the uring TCP engine (--tcp-engine uring) can run'));
+    else out.push(finding('kernel', 'kernel.io_uring', 'warn', ioUring.why, '--tcp-engine uring falls back to the splice engine here (the default engines are unaffected)'));
+  }
   for (const family of config.families) {
     const rules = input.world.routing.rules.filter((r) => r.family === family);
     const error = snapshot.errors[`ipRules.ipv${family}`];

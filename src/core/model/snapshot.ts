@@ -59,6 +59,8 @@ export interface HostFacts {
   readonly processes?: Readonly<Record<string, { readonly capEff: string }>>;
   /** nftables table comments by `family name` (`nft -j` leaves them out; tproxy keeps its record there). */
   readonly tableComments?: Readonly<Record<string, string>>;
+  /** Whether this process may use io_uring (the uring TCP engine), and why. */
+  readonly ioUring?: { readonly available: boolean; readonly why: string };
 }
 
 /** `ip -j addr` output. */

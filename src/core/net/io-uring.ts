@@ -43,8 +43,6 @@ export const IOSQE_IO_LINK = 1 << 2;
 export const IOSQE_BUFFER_SELECT = 1 << 5;
 export const IOSQE_CQE_SKIP_SUCCESS = 1 << 6;
 
-/** sqe.ioprio of an accept: one SQE accepts until cancelled (Linux 5.19). */
-export const IORING_ACCEPT_MULTISHOT = 1 << 0;
 /** sqe.len of a poll: one SQE reports until cancelled. */
 export const IORING_POLL_ADD_MULTI = 1 << 0;
 export const IORING_ASYNC_CANCEL_ALL = 1 << 0;
@@ -121,7 +119,7 @@ export function kernelVersion(release: string): readonly [number, number] | unde
   return m ? [Number(m[1]), Number(m[2])] : undefined;
 }
 
-/** Multishot accept and provided buffer rings (5.19), DEFER_TASKRUN (6.1): what the uring engine uses. */
+/** Provided buffer rings (5.19), DEFER_TASKRUN (6.1), synchronous cancel (6.0): what the uring engine uses. */
 export const IO_URING_MIN_KERNEL = [6, 1] as const;
 
 export type IoUringSupport = { readonly available: true; readonly why: string } | { readonly available: false; readonly why: string };
@@ -135,7 +133,7 @@ export function ioUringSupport(input: { readonly release: string; readonly disab
   const version = kernelVersion(input.release);
   const [minMajor, minMinor] = IO_URING_MIN_KERNEL;
   if (!version || version[0] < minMajor || (version[0] === minMajor && version[1] < minMinor)) {
-    return { available: false, why: `kernel ${input.release} is older than ${minMajor}.${minMinor} (multishot accept, provided buffer rings, DEFER_TASKRUN)` };
+    return { available: false, why: `kernel ${input.release} is older than ${minMajor}.${minMinor} (provided buffer rings, DEFER_TASKRUN, synchronous cancel)` };
   }
   if (input.disabledSysctl === 2) return { available: false, why: 'kernel.io_uring_disabled is 2: io_uring is off for every process (sysctl -w kernel.io_uring_disabled=0 to allow it)' };
   if (input.disabledSysctl === 1 && !input.root) return { available: false, why: 'kernel.io_uring_disabled is 1: only root and the io_uring_group may create rings' };

@@ -52,6 +52,16 @@ describe('doctor: kernel support', () => {
     assert.equal(only(f, 'kernel.xt.tproxy').fix, 'modprobe xt_TPROXY');
     assert.equal(only(f, 'kernel.xt.socket').severity, 'pass');
   });
+
+  it('says whether the uring engine can run, and why not (a seccomp profile refusing io_uring)', () => {
+    assert.ok(!checkKernel(input(healthy())).some((x) => x.id === 'kernel.io_uring'), 'a snapshot without the fact says nothing');
+    const ok = checkKernel(input(edit((s) => void (s.host!.ioUring = { available: true, why: 'io_uring is available (kernel 6.18.0)' }))));
+    assert.equal(only(ok, 'kernel.io_uring').severity, 'pass');
+    const refused = checkKernel(input(edit((s) => void (s.host!.ioUring = { available: false, why: 'io_uring_setup failed with EPERM: a seccomp profile refuses io_uring' }))));
+    const f = only(refused, 'kernel.io_uring', 'warn');
+    assert.match(f.seen, /EPERM/);
+    assert.match(f.why, /falls back to the splice engine/);
+  });
 });
 
 describe('doctor: privileges', () => {

@@ -9,7 +9,7 @@ import { TCP_PEER } from '../../helpers/paths.js';
 const FLOWS = 4;
 
 describe('a crashed TCP worker resets its flows (root)', () => {
-  for (const engine of ['splice', 'stream'] as const) {
+  for (const engine of ['splice', 'stream', 'uring'] as const) {
     it(`${engine} engine: clients read ECONNRESET, the server sees resets, the lost flows are counted`, async () => {
       const p = await startProxyLab(['--intercept', 'tcp:81', '--workers', '1', '--tcp-engine', engine, '--grace-ms', '1000']);
       try {

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { LAB_ADDRESSES } from '../../../src/lab/topology.js';
 import { startProxyLab, type ProxyLab } from '../../helpers/proxy-lab.js';
 
-for (const engine of ['splice', 'stream'] as const) {
+for (const engine of ['splice', 'stream', 'uring'] as const) {
   describe(`TCP idle timeout, ${engine} engine (root)`, () => {
     let p: ProxyLab;
     before(async () => {

@@ -6,10 +6,11 @@ import { LAB_ADDRESSES } from '../../../src/lab/topology.js';
 import { startProxyLab, type LogLine, type ProxyLab } from '../../helpers/proxy-lab.js';
 import { TCP_PEER } from '../../helpers/paths.js';
 
-describe('TCP relay lifecycle (root)', () => {
+// The default engine (splice), and uring (its own stop: cancelled accepts, then a drain).
+for (const engine of ['splice', 'uring'] as const) describe(`TCP relay lifecycle, ${engine} engine (root)`, () => {
   let p: ProxyLab;
   before(async () => {
-    p = await startProxyLab(['--intercept', 'tcp:81', '--workers', '2', '--grace-ms', '8000', '--table', 'tproxy_life']);
+    p = await startProxyLab(['--intercept', 'tcp:81', '--workers', '2', '--tcp-engine', engine, '--grace-ms', '8000', '--table', 'tproxy_life']);
   });
   after(() => p.lab.destroy());
 

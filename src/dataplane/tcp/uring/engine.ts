@@ -2,15 +2,15 @@
  * The uring engine (prototype, opt-in with `--tcp-engine uring`): TCP relaying driven by one
  * io_uring per thread instead of epoll. A loop turn is one io_uring_enter that submits every
  * operation queued since the last turn and waits for completions; the operations themselves are
- * multishot accept on the listeners, connect linked to a timeout, recv into a buffer the kernel
+ * accepts (a few queued per listener, none at the connection cap), connect linked to a timeout, recv into a buffer the kernel
  * picks from a provided buffer ring when bytes arrive (so an idle flow holds no buffer), and send
  * of that buffer to the other socket. Bytes cross user memory but never enter JavaScript: a
  * completion names a buffer by id, and the send points the kernel at the same memory.
  *
  * One buffer in flight per direction: a direction's next recv is queued once its last buffer was
  * sent whole (backpressure). A FIN crosses as shutdown(SHUT_WR) (half-close); an error on either
- * socket resets both (SO_LINGER {1, 0}, as the other engines). Accepting pauses at the connection
- * cap by cancelling the multishot accept; the kernel backlog holds new connections meanwhile.
+ * socket resets both (SO_LINGER {1, 0}, as the other engines). At the connection cap no accept is
+ * queued, so the kernel backlog holds new connections until a flow ends.
  *
  * Not yet (the relay falls back to splice for them, saying why): routes by name (sniffing),
  * upstream proxies and PROXY protocol headers.
@@ -35,6 +35,11 @@ import { GracefulStop } from '../splice/stop.js';
 import { EngineTimers } from '../splice/timers.js';
 
 const RING_ENTRIES = 4096;
+/**
+ * Accepts queued per listener: how many connections one loop turn can take from a backlog, and
+ * how many can be accepted past the cap (they wait, parked, for a flow to end).
+ */
+const ACCEPTS_PER_LISTENER = 8;
 /** Receive buffers: count (a power of two) and size. */
 export const URING_BUFFERS = 1024;
 export const URING_BUFFER_BYTES = 64 * 1024;
@@ -98,14 +103,21 @@ export class UringEngine {
   private readonly ring: IoUring;
   private readonly buffers: BufferRing;
   private readonly flows = new Map<number, UFlow>();
-  private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; armed: boolean }[];
+  private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; inFlight: number }[];
   /** Routes of new flows; a reload swaps it, flows keep the decision they took. */
   private routes: RouteTable;
   private readonly flowEventsFlag: Int32Array;
   private localAddresses: Set<string>;
   private nextId = 1;
   private pending: ProxyEvent[] = [];
-  private acceptPaused = false;
+  /**
+   * Connections accepted while the flows were at the cap (an accept queued before the cap was
+   * reached completed after): they wait here, without an upstream socket, for a flow to end.
+   * At most ACCEPTS_PER_LISTENER per listener.
+   */
+  private readonly parked: { readonly listener: { readonly family: C.Family; readonly port: number }; readonly cfd: number; readonly client: Endpoint; readonly destination: Endpoint }[] = [];
+  /** At the cap (counted once per pause in acceptPauses). */
+  private capped = false;
   private resumeAt = 0;
   private readonly stop = new GracefulStop();
   private readonly timers: EngineTimers;
@@ -139,9 +151,9 @@ export class UringEngine {
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
-    this.listeners = config.listeners.map((l) => ({ ...l, armed: false }));
+    this.listeners = config.listeners.map((l) => ({ ...l, inFlight: 0 }));
     for (const l of this.listeners) this.api.setInt(l.fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
-    this.setAccepting(true);
+    this.armAccepts();
   }
 
   get stopping(): boolean {
@@ -218,7 +230,7 @@ export class UringEngine {
   private complete(kind: number, id: number, res: number, flags: number): void {
     switch (kind) {
       case Op.Accept:
-        this.onAccept(id, res, flags);
+        this.onAccept(id, res);
         return;
       case Op.Wake:
         this.libc.read(this.wakeFd, this.u64, 8);
@@ -257,40 +269,47 @@ export class UringEngine {
 
   // ---- accepting ------------------------------------------------------------------------------
 
-  private setAccepting(on: boolean): void {
-    if (this.stop.stopping && on) return;
-    this.listeners.forEach((l, i) => {
-      if (on && !l.armed) {
-        this.ring.acceptMultishot(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, i);
-        l.armed = true;
-      } else if (!on && l.armed) {
-        this.ring.cancel(Op.Accept, i, Op.Cancel);
+  /**
+   * Keep ACCEPTS_PER_LISTENER single-shot accepts queued per listener while the flows are below
+   * the cap; at the cap none is queued again, so new connections wait in the kernel backlog.
+   */
+  private armAccepts(): void {
+    if (this.stop.stopping || this.resumeAt !== 0) return;
+    if (this.flows.size + this.parked.length >= this.config.maxConnections) {
+      if (!this.capped) {
+        this.capped = true;
+        this.counters.acceptPauses++;
       }
-    });
-    if (!on && !this.acceptPaused) this.counters.acceptPauses++;
-    this.acceptPaused = !on;
+      return;
+    }
+    for (const [i, l] of this.listeners.entries()) {
+      while (l.inFlight < ACCEPTS_PER_LISTENER) {
+        this.ring.accept(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, i);
+        l.inFlight++;
+      }
+    }
   }
 
-  private atCap(): boolean {
-    return this.flows.size >= this.config.maxConnections;
+  /** Cancel the accepts in flight (out of descriptors, or stopping); their CQEs say ECANCELED. */
+  private cancelAccepts(): void {
+    for (const [i, l] of this.listeners.entries()) if (l.inFlight > 0) this.ring.cancel(Op.Accept, i, Op.Cancel);
   }
 
-  private onAccept(index: number, res: number, flags: number): void {
+  private onAccept(index: number, res: number): void {
     const listener = this.listeners[index];
     if (!listener) return;
-    if ((flags & U.IORING_CQE_F_MORE) === 0) {
-      listener.armed = false;
-      if (!this.acceptPaused && !this.stop.stopping && res !== -ECANCELED) this.setAccepting(true);
-    }
+    listener.inFlight--;
     if (res < 0) {
       const errno = errnoName(-res);
       if (res === -C.EMFILE || res === -C.ENFILE) {
         increment(this.counters.connectErrors, errno);
-        this.setAccepting(false);
+        if (this.resumeAt === 0) this.counters.acceptPauses++;
         this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
+        this.cancelAccepts();
       } else if (res !== -ECANCELED && res !== -C.ECONNABORTED && res !== -C.EAGAIN) {
         this.emit({ type: 'error', code: errno, message: `tcp accept: ${errno}` });
       }
+      this.armAccepts();
       return;
     }
     const cfd = res;
@@ -300,12 +319,10 @@ export class UringEngine {
     }
     const client = this.endpoint(cfd, 'getpeername');
     const destination = client && this.endpoint(cfd, 'getsockname');
-    if (!client || !destination) {
-      this.reset(cfd);
-      return;
-    }
-    this.onAccepted(listener, cfd, client, destination);
-    if (this.atCap() && !this.acceptPaused) this.setAccepting(false);
+    if (!client || !destination) this.reset(cfd);
+    else if (this.flows.size >= this.config.maxConnections) this.parked.push({ listener, cfd, client, destination });
+    else this.onAccepted(listener, cfd, client, destination);
+    this.armAccepts();
   }
 
   private endpoint(fd: number, call: 'getpeername' | 'getsockname'): Endpoint | undefined {
@@ -349,8 +366,9 @@ export class UringEngine {
       const errno = errnoOf(error);
       increment(this.counters.connectErrors, errno);
       if (errno === 'EMFILE' || errno === 'ENFILE') {
-        this.setAccepting(false);
+        if (this.resumeAt === 0) this.counters.acceptPauses++;
         this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
+        this.cancelAccepts();
       }
       this.reset(cfd);
       return;
@@ -499,13 +517,18 @@ export class UringEngine {
     if (this.flowEvents()) {
       this.emit({ type: 'tcp.close', id: flow.id, client: flow.client, originalDestination: flow.destination, bytesFromClient: flow.up.bytes, bytesFromServer: flow.down.bytes, durationMs: this.now() - flow.started, reason, ...routeFields(flow.decision) });
     }
-    if (this.acceptPaused && this.resumeAt === 0 && !this.atCap()) this.setAccepting(true);
+    // A connection accepted at the cap takes the place first; then accepting resumes.
+    const next = this.parked.shift();
+    if (next && !this.stop.stopping) this.onAccepted(next.listener, next.cfd, next.client, next.destination);
+    else if (next) this.reset(next.cfd);
+    if (this.flows.size + this.parked.length < this.config.maxConnections) this.capped = false;
+    this.armAccepts();
   }
 
   private scan(now: number): void {
-    if (this.acceptPaused && this.resumeAt !== 0 && now >= this.resumeAt) {
+    if (this.resumeAt !== 0 && now >= this.resumeAt) {
       this.resumeAt = 0;
-      if (!this.atCap()) this.setAccepting(true);
+      this.armAccepts();
     }
     if (this.timers.idleDue(now)) {
       const idle = this.config.idleTimeoutMs;
@@ -517,7 +540,11 @@ export class UringEngine {
 
   private beginStop(graceMs: number): void {
     if (!this.stop.begin(this.now(), graceMs, this.flows.size)) return;
-    this.setAccepting(false);
+    this.cancelAccepts();
+    for (const p of this.parked.splice(0)) {
+      increment(this.counters.closed, 'stopped');
+      this.reset(p.cfd);
+    }
     this.ring.submit(0, -1);
     for (const l of this.listeners) {
       this.ring.cancelFdNow(l.fd);
