@@ -8,7 +8,7 @@ import { parseIptablesSave as modelIptablesSave } from '../../../src/core/model/
 import { parseNftJson as modelNftJson } from '../../../src/core/model/nft-json.js';
 import { parsePacketText } from '../../../src/core/model/packet-text.js';
 import { parseIptablesDump as rulesIptablesSave } from '../../../src/core/rules/iptables-dump.js';
-import { parseNftListing as rulesNftJson } from '../../../src/core/rules/nft-listing.js';
+import { parseNftListing } from '../../../src/core/nft-listing.js';
 import { FUZZ, damaged, hostileText, onlyTproxyErrors } from '../../helpers/hostile.js';
 import { sourcePath } from '../../helpers/paths.js';
 
@@ -20,7 +20,7 @@ describe('hostile parser inputs', () => {
     fc.assert(
       fc.property(damaged(NFT), (json) => {
         onlyTproxyErrors(() => modelNftJson(json));
-        onlyTproxyErrors(() => rulesNftJson(JSON.stringify(json) ?? ''));
+        onlyTproxyErrors(() => parseNftListing(JSON.stringify(json) ?? ''));
       }),
       FUZZ,
     );
