@@ -1,6 +1,6 @@
 // Hostile kernel outputs and packet text: damaged copies of real `nft -j list ruleset` and
-// iptables-save outputs fed to the model's and the rules' parsers, and packets written with any
-// words: a result or the project's error, never a TypeError.
+// iptables-save outputs fed to the model's and the rules' parsers (the nft listing reader as
+// well), and packets written with any words: a result or the project's error, never a TypeError.
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
