@@ -2,7 +2,7 @@
 import { TproxyError, isTproxyError } from '../core/errors.js';
 import { decodeRecord } from '../core/rules/record.js';
 import { markUsageFromNft, type MarkUsage } from '../core/rules/mark-usage.js';
-import type { NftRuleset } from '../core/rules/nft-listing.js';
+import type { NftListing } from '../core/nft-listing.js';
 import { renderNftDeleteScript, renderNftRestoreScript, renderNftScript } from '../core/rules/render-nft.js';
 import type { RulesPlan } from '../core/rules/planned.js';
 import { nftStatus, type StatusReport } from '../core/rules/status.js';
@@ -13,10 +13,10 @@ import { Nft, tableComment } from './nft.js';
 export interface NftOwned extends OwnedRules {
   /** `nft list table` text: what a rollback feeds back. */
   readonly listing?: string;
-  readonly ruleset?: NftRuleset;
+  readonly ruleset?: NftListing;
 }
 
-const EMPTY: NftRuleset = { tables: [], chains: [], sets: [], rules: [] };
+const EMPTY: NftListing = { tables: [], chains: [], sets: [], rules: [] };
 
 export class NftBackend implements RulesBackend<NftOwned> {
   readonly name = 'nft';

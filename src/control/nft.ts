@@ -3,7 +3,7 @@
  * rollback and the record in its comment) and rulesets (JSON). Only this file reads nft's stderr.
  */
 import { TproxyError, isTproxyError } from '../core/errors.js';
-import { parseNftListing, type NftRuleset } from '../core/rules/nft-listing.js';
+import { parseNftListing, type NftListing } from '../core/nft-listing.js';
 import { commandFailedError, type CommandRunner } from '../sys/exec.js';
 
 /** Kernel options behind the nft expressions we use, by the word nft shows in its error. */
@@ -75,7 +75,7 @@ export class Nft {
   }
 
   /** One table as JSON, or undefined when it does not exist. */
-  async readTable(family: string, name: string): Promise<NftRuleset | undefined> {
+  async readTable(family: string, name: string): Promise<NftListing | undefined> {
     const result = await this.runner.run(['nft', '-j', 'list', 'table', family, name], { check: false });
     if (result.exitCode === 0) return parseNftListing(result.stdout);
     if (notFound(result.stderr)) return undefined;
@@ -83,7 +83,7 @@ export class Nft {
   }
 
   /** The whole ruleset as JSON (every table, ours and others'). */
-  async listRuleset(): Promise<NftRuleset> {
+  async listRuleset(): Promise<NftListing> {
     const result = await this.runner.run(['nft', '-j', 'list', 'ruleset']).catch(explainNftError);
     return parseNftListing(result.stdout);
   }

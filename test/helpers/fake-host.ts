@@ -5,7 +5,7 @@
  * as a rollback does) makes it the live table, listed the way nft would.
  */
 import type { IpRouteJson, IpRuleJson } from '../../src/core/rules/ip-json.js';
-import { expectedExpressions } from '../../src/core/rules/nft-listing.js';
+import { expectedExpressions } from '../../src/core/rules/nft-expected.js';
 import { ownedBy } from '../../src/core/rules/plan.js';
 import { renderNftTable } from '../../src/core/rules/render-nft.js';
 import type { RulesPlan } from '../../src/core/rules/planned.js';

@@ -93,7 +93,7 @@ async function status(values: SelectionValues, io: CliIo, json: (value: unknown)
       if (backend !== 'nft') return { record, where: `the ${backend} mangle chains ${defaults.tableName.toUpperCase()}_*`, backend };
       // Our table's rules also say which ports go to which listener.
       const table = await runner.run(['nft', '-j', 'list', 'table', 'inet', defaults.tableName], { check: false });
-      const ruleset = table.exitCode === 0 ? parseNftJson(JSON.parse(table.stdout) as unknown) : { tables: [] };
+      const ruleset = table.exitCode === 0 ? parseNftJson(table.stdout) : { tables: [] };
       return { record, where: `table inet ${defaults.tableName}`, backend, overlay: (base: RulesConfig) => recordedConfig(ruleset, base, record) };
     },
   });

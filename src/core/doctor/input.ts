@@ -9,7 +9,7 @@
  * they do (the probes follow packets through them) and fixed with commands of their own family;
  * the fwmark their TPROXY rules set replaces the configured one.
  */
-import { parseNftListing, type NftJsonTable, type NftRuleset } from '../rules/nft-listing.js';
+import { parseNftListing, type NftJsonTable, type NftListing } from '../nft-listing.js';
 import type { RulesConfig } from '../rules/config.js';
 import { planRules } from '../rules/plan.js';
 import { decodeRecord, type RulesRecord } from '../rules/record.js';
@@ -31,7 +31,7 @@ export interface DoctorInput {
   readonly config: RulesConfig;
   readonly plan: RulesPlan;
   /** `nft -j list ruleset` as objects (empty when nft could not be read). */
-  readonly nft: NftRuleset;
+  readonly nft: NftListing;
   /** Our table, and the record in its comment. */
   readonly ours: { readonly table?: NftJsonTable; readonly record?: RulesRecord };
   readonly commands: FixCommands;
@@ -68,7 +68,7 @@ function ourChainsIn(snapshot: Snapshot, tableName: string): boolean {
 }
 
 export function doctorInput(snapshot: Snapshot, requested: RulesConfig, commands: FixCommands, upstream: 'direct' | 'transparent' = 'direct', options: DoctorInputOptions = {}): DoctorInput {
-  const nft = readSource('nft', () => (snapshot.nft ? parseNftListing(JSON.stringify(snapshot.nft)) : { tables: [], chains: [], sets: [], rules: [] }));
+  const nft = readSource('nft', () => (snapshot.nft ? parseNftListing(snapshot.nft) : { tables: [], chains: [], sets: [], rules: [] }));
   const table = nft.tables.find((t) => t.family === 'inet' && t.name === requested.tableName);
   const record = decodeRecord(table?.comment ?? snapshot.host?.tableComments?.[`inet ${requested.tableName}`]);
   const world = worldFromSnapshot(snapshot);
@@ -98,7 +98,7 @@ export function doctorInput(snapshot: Snapshot, requested: RulesConfig, commands
 
 /** Our record in a snapshot: the nft table's comment, or the comment of our iptables jump rule (either flavour). */
 export function recordInSnapshot(snapshot: Snapshot, tableName: string): { record: RulesRecord; where: string; backend: 'nft' | 'iptables' | 'iptables-legacy' } | undefined {
-  const nft = snapshot.nft ? parseNftListing(JSON.stringify(snapshot.nft)) : undefined;
+  const nft = snapshot.nft ? parseNftListing(snapshot.nft) : undefined;
   const table = nft?.tables.find((t) => t.family === 'inet' && t.name === tableName);
   const fromNft = decodeRecord(table?.comment ?? snapshot.host?.tableComments?.[`inet ${tableName}`]);
   if (fromNft) return { record: fromNft, where: `table inet ${tableName}`, backend: 'nft' };

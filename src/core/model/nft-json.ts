@@ -1,32 +1,23 @@
 /**
- * Reading `nft -j list ruleset` (libnftables-json(5)) into the model's ruleset, for any table.
- * Expressions the model does not evaluate are kept as `unsupported` with their JSON text, so the
- * trace can say where the model is unsure instead of guessing silently.
+ * The model's ruleset from `nft -j list ruleset`, for any table: the listing is read by
+ * core/nft-listing.ts; here its expressions get their meaning. Expressions the model does not
+ * evaluate are kept as `unsupported` with their JSON text, so the trace can say where the model is
+ * unsure instead of guessing silently.
  */
-import { TproxyError } from '../errors.js';
 import { isIpAddress, parseIp } from '../net/address.js';
 import { parseKernelPrefix } from '../net/prefix.js';
-import { dscpStatement, type Chain, type Expression, type Hook, type MatchOp, type NamedSet, type Rule, type Ruleset, type Selector, type TableFamily, type Value } from './ruleset.js';
+import { isJsonObject, onlyEntry, parseNftListing, type NftListing, type TableFamily } from '../nft-listing.js';
+import { dscpStatement, type Chain, type Expression, type Hook, type MatchOp, type NamedSet, type Rule, type Ruleset, type Selector, type Value } from './ruleset.js';
 import { DSCP_NAMES } from '../net/dscp.js';
 
 type Json = Record<string, unknown>;
 
 const HOOKS: readonly string[] = ['prerouting', 'input', 'forward', 'output', 'postrouting', 'ingress', 'egress'];
-const FAMILIES: readonly string[] = ['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev'];
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function only(obj: Json): [string, unknown] {
-  const entries = Object.entries(obj);
-  return entries.length === 1 ? entries[0]! : ['', undefined];
-}
 
 export function parseSelector(json: unknown): Selector | undefined {
-  if (!isObject(json)) return undefined;
-  const [key, body] = only(json);
-  if (!isObject(body)) return undefined;
+  if (!isJsonObject(json)) return undefined;
+  const [key, body] = onlyEntry(json);
+  if (!isJsonObject(body)) return undefined;
   switch (key) {
     case 'meta':
       return typeof body.key === 'string' ? { kind: 'meta', key: body.key } : undefined;
@@ -58,11 +49,11 @@ export function parseValue(json: unknown): Value | undefined {
     const elements = json.map(parseValue);
     return elements.every((e) => e !== undefined) ? { kind: 'set', elements: elements } : undefined;
   }
-  if (!isObject(json)) return undefined;
-  const [key, body] = only(json);
+  if (!isJsonObject(json)) return undefined;
+  const [key, body] = onlyEntry(json);
   switch (key) {
     case 'prefix':
-      if (isObject(body) && typeof body.addr === 'string' && typeof body.len === 'number') return { kind: 'prefix', prefix: parseKernelPrefix(`${body.addr}/${body.len}`) };
+      if (isJsonObject(body) && typeof body.addr === 'string' && typeof body.len === 'number') return { kind: 'prefix', prefix: parseKernelPrefix(`${body.addr}/${body.len}`) };
       return undefined;
     case 'range': {
       if (!Array.isArray(body) || body.length !== 2) return undefined;
@@ -75,7 +66,7 @@ export function parseValue(json: unknown): Value | undefined {
       return elements.every((e) => e !== undefined) ? { kind: 'set', elements: elements } : undefined;
     }
     case 'elem':
-      return isObject(body) ? parseValue(body.val) : undefined;
+      return isJsonObject(body) ? parseValue(body.val) : undefined;
     default:
       return undefined;
   }
@@ -88,14 +79,14 @@ function unsupported(json: unknown, isMatch: boolean): Expression {
 function parseMatch(body: Json): Expression {
   let leftJson = body.left;
   let mask: Value | undefined;
-  if (isObject(leftJson) && Array.isArray(leftJson['&']) && leftJson['&'].length === 2) {
+  if (isJsonObject(leftJson) && Array.isArray(leftJson['&']) && leftJson['&'].length === 2) {
     mask = parseValue(leftJson['&'][1]);
     leftJson = leftJson['&'][0];
   }
   const left = parseSelector(leftJson);
   const right = parseValue(body.right);
   const op = (typeof body.op === 'string' ? body.op : '==') as MatchOp;
-  if (!left || !right || !['==', '!=', 'in', '<', '>', '<=', '>='].includes(op) || (isObject(body.left) && body.left['&'] !== undefined && !mask)) {
+  if (!left || !right || !['==', '!=', 'in', '<', '>', '<=', '>='].includes(op) || (isJsonObject(body.left) && body.left['&'] !== undefined && !mask)) {
     return unsupported({ match: body }, true);
   }
   return mask ? { kind: 'match', left, mask, op, right } : { kind: 'match', left, op, right };
@@ -104,9 +95,9 @@ function parseMatch(body: Json): Expression {
 /** A mark value expression as (old & and) ^ xor; undefined when it reads anything but the mark. */
 export function markArithmetic(json: unknown): { and: number; xor: number } | undefined {
   if (typeof json === 'number') return { and: 0, xor: json >>> 0 };
-  if (!isObject(json)) return undefined;
-  const [op, body] = only(json);
-  if (op === 'meta' && isObject(body) && body.key === 'mark') return { and: 0xffffffff, xor: 0 };
+  if (!isJsonObject(json)) return undefined;
+  const [op, body] = onlyEntry(json);
+  if (op === 'meta' && isJsonObject(body) && body.key === 'mark') return { and: 0xffffffff, xor: 0 };
   if (!Array.isArray(body) || body.length !== 2 || typeof body[1] !== 'number') return undefined;
   const inner = markArithmetic(body[0]);
   const n = body[1] >>> 0;
@@ -143,15 +134,15 @@ function parseMangle(body: Json): Expression {
 }
 
 export function parseExpression(json: unknown): Expression {
-  if (!isObject(json)) return unsupported(json, false);
-  const [key, body] = only(json);
+  if (!isJsonObject(json)) return unsupported(json, false);
+  const [key, body] = onlyEntry(json);
   switch (key) {
     case 'match':
-      return isObject(body) ? parseMatch(body) : unsupported(json, true);
+      return isJsonObject(body) ? parseMatch(body) : unsupported(json, true);
     case 'mangle':
-      return isObject(body) ? parseMangle(body) : unsupported(json, false);
+      return isJsonObject(body) ? parseMangle(body) : unsupported(json, false);
     case 'tproxy': {
-      if (!isObject(body)) return unsupported(json, false);
+      if (!isJsonObject(body)) return unsupported(json, false);
       const family = body.family === 'ip' ? 4 : body.family === 'ip6' ? 6 : undefined;
       return {
         kind: 'tproxy',
@@ -162,9 +153,9 @@ export function parseExpression(json: unknown): Expression {
       };
     }
     case 'counter':
-      return isObject(body) ? { kind: 'counter', packets: Number(body.packets ?? 0), bytes: Number(body.bytes ?? 0) } : { kind: 'counter' };
+      return isJsonObject(body) ? { kind: 'counter', packets: Number(body.packets ?? 0), bytes: Number(body.bytes ?? 0) } : { kind: 'counter' };
     case 'log':
-      return isObject(body) && typeof body.prefix === 'string' ? { kind: 'log', prefix: body.prefix } : { kind: 'log' };
+      return isJsonObject(body) && typeof body.prefix === 'string' ? { kind: 'log', prefix: body.prefix } : { kind: 'log' };
     case 'accept':
     case 'drop':
     case 'return':
@@ -174,9 +165,9 @@ export function parseExpression(json: unknown): Expression {
       return { kind: 'verdict', verdict: 'queue' };
     case 'jump':
     case 'goto':
-      return isObject(body) && typeof body.target === 'string' ? { kind: 'verdict', verdict: key, target: body.target } : unsupported(json, false);
+      return isJsonObject(body) && typeof body.target === 'string' ? { kind: 'verdict', verdict: key, target: body.target } : unsupported(json, false);
     case 'reject': {
-      const detail = isObject(body) ? [body.type, body.expr].filter((v) => typeof v === 'string').join(' ') : '';
+      const detail = isJsonObject(body) ? [body.type, body.expr].filter((v) => typeof v === 'string').join(' ') : '';
       return detail ? { kind: 'verdict', verdict: 'reject', detail } : { kind: 'verdict', verdict: 'reject' };
     }
     default:
@@ -195,60 +186,46 @@ interface TableBuilder {
   sets: NamedSet[];
 }
 
-/** The whole ruleset from `nft -j list ruleset` output (text or already parsed). */
-export function parseNftJson(input: unknown): Ruleset {
-  let doc: unknown = input;
-  if (typeof input === 'string') {
-    if (input.trim() === '') return { tables: [] };
-    try {
-      doc = JSON.parse(input);
-    } catch (error) {
-      throw new TproxyError('ERR_INVALID_ARGUMENT', `nft JSON could not be parsed: ${(error as Error).message}`, {}, { cause: error });
-    }
-  }
-  const items = isObject(doc) && Array.isArray(doc.nftables) ? (doc.nftables as unknown[]) : undefined;
-  if (!items) throw new TproxyError('ERR_INVALID_ARGUMENT', 'nft JSON has no "nftables" array: expected the output of `nft -j list ruleset`');
+/**
+ * The model's ruleset from a listing. Tables come in the order nft listed them (a table only named
+ * by its chains, sets or rules after them); chains in the order listed, a chain only named by its
+ * rules after those.
+ */
+export function rulesetFromListing(listing: NftListing): Ruleset {
   const tables = new Map<string, TableBuilder>();
-  const tableFor = (family: unknown, name: unknown): TableBuilder | undefined => {
-    if (typeof family !== 'string' || typeof name !== 'string' || !FAMILIES.includes(family)) return undefined;
+  const tableFor = (family: TableFamily, name: string): TableBuilder => {
     const id = `${family} ${name}`;
     let t = tables.get(id);
-    if (!t) tables.set(id, (t = { family: family as TableFamily, name, chains: new Map(), sets: [] }));
+    if (!t) tables.set(id, (t = { family, name, chains: new Map(), sets: [] }));
     return t;
   };
-  for (const item of items) {
-    if (!isObject(item)) continue;
-    const [kind, body] = only(item);
-    if (!isObject(body)) continue;
-    if (kind === 'table') {
-      tableFor(body.family, body.name);
-    } else if (kind === 'chain') {
-      const t = tableFor(body.family, body.table);
-      if (!t || typeof body.name !== 'string') continue;
-      const hook = parseHook(body.hook);
-      const base = hook
-        ? { type: typeof body.type === 'string' ? body.type : 'filter', hook, priority: Number(body.prio ?? 0), policy: body.policy === 'drop' ? ('drop' as const) : ('accept' as const) }
-        : undefined;
-      t.chains.set(body.name, { name: body.name, ...(base ? { base } : {}), rules: t.chains.get(body.name)?.rules ?? [] });
-    } else if (kind === 'rule') {
-      const t = tableFor(body.family, body.table);
-      if (!t || typeof body.chain !== 'string') continue;
-      let chain = t.chains.get(body.chain);
-      if (!chain) t.chains.set(body.chain, (chain = { name: body.chain, rules: [] }));
-      const expressions = Array.isArray(body.expr) ? body.expr.map(parseExpression) : [];
-      chain.rules.push({
-        ...(typeof body.handle === 'number' ? { handle: body.handle } : {}),
-        ...(typeof body.comment === 'string' ? { comment: body.comment } : {}),
-        expressions,
-      });
-    } else if (kind === 'set') {
-      const t = tableFor(body.family, body.table);
-      if (!t || typeof body.name !== 'string') continue;
-      const elements = (Array.isArray(body.elem) ? body.elem : []).map(parseValue).filter((v): v is Value => v !== undefined);
-      t.sets.push({ name: body.name, type: Array.isArray(body.type) ? body.type.map(String).join(' . ') : typeof body.type === 'string' ? body.type : '', elements });
-    }
+  for (const table of listing.tables) tableFor(table.family, table.name);
+  for (const chain of listing.chains) {
+    const t = tableFor(chain.family, chain.table);
+    const hook = parseHook(chain.hook);
+    const base = hook ? { type: chain.type ?? 'filter', hook, priority: chain.prio ?? 0, policy: chain.policy === 'drop' ? ('drop' as const) : ('accept' as const) } : undefined;
+    t.chains.set(chain.name, { name: chain.name, ...(base ? { base } : {}), rules: t.chains.get(chain.name)?.rules ?? [] });
+  }
+  for (const set of listing.sets) {
+    const elements = (set.elem ?? []).map(parseValue).filter((v): v is Value => v !== undefined);
+    tableFor(set.family, set.table).sets.push({ name: set.name, type: set.type, elements });
+  }
+  for (const rule of listing.rules) {
+    const t = tableFor(rule.family, rule.table);
+    let chain = t.chains.get(rule.chain);
+    if (!chain) t.chains.set(rule.chain, (chain = { name: rule.chain, rules: [] }));
+    chain.rules.push({
+      ...(rule.handle !== undefined ? { handle: rule.handle } : {}),
+      ...(rule.comment !== undefined ? { comment: rule.comment } : {}),
+      expressions: rule.expr.map(parseExpression),
+    });
   }
   return {
     tables: [...tables.values()].map((t) => ({ family: t.family, name: t.name, origin: 'nft', sets: t.sets, chains: [...t.chains.values()] })),
   };
+}
+
+/** The whole ruleset from `nft -j list ruleset` output (text or already parsed). */
+export function parseNftJson(input: unknown): Ruleset {
+  return rulesetFromListing(parseNftListing(input));
 }

@@ -7,8 +7,7 @@
 import type { Family } from '../net/constants.js';
 import type { IpAddress } from '../net/address.js';
 import type { Prefix } from '../net/prefix.js';
-
-export type TableFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
+import type { TableFamily } from '../nft-listing.js';
 
 export type Hook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress' | 'egress';
 

@@ -4,7 +4,7 @@
  */
 import { FULL_MASK } from './marks.js';
 import type { MarkBits } from './marks.js';
-import type { NftExpression, NftRuleset } from './nft-listing.js';
+import { isJsonObject, type NftExpression, type NftListing } from '../nft-listing.js';
 
 /**
  * - match: the rule tests the mark (value under mask)
@@ -71,12 +71,12 @@ function expressionUsages(expr: NftExpression, where: string): MarkUsage[] {
 }
 
 /** Mark usage of every rule outside our own table. */
-export function markUsageFromNft(ruleset: NftRuleset, ours: { family: string; name: string }): MarkUsage[] {
+export function markUsageFromNft(listing: NftListing, ours: { family: string; name: string }): MarkUsage[] {
   const usages: MarkUsage[] = [];
-  for (const rule of ruleset.rules) {
+  for (const rule of listing.rules) {
     if (rule.family === ours.family && rule.table === ours.name) continue;
     const where = `table ${rule.family} ${rule.table} chain ${rule.chain} handle ${rule.handle}${rule.comment ? ` ("${rule.comment}")` : ''}`;
-    for (const expr of rule.expr) usages.push(...expressionUsages(expr, where));
+    for (const expr of rule.expr) if (isJsonObject(expr)) usages.push(...expressionUsages(expr, where));
   }
   return usages;
 }

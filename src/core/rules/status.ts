@@ -7,7 +7,8 @@ import { describeIpRoute, isPolicyRoute, isPolicyRule, type PolicyRoutingState }
 import { specComment } from './iptables-dump.js';
 import type { LiveIptables } from './iptables-state.js';
 import { ipRouteArgs, ipRuleArgs } from './policy-routing.js';
-import { expectedExpressions, plannedSetElements, ruleCounter, sameExpressions, setElements, type NftRuleset } from './nft-listing.js';
+import type { NftListing } from '../nft-listing.js';
+import { expectedExpressions, plannedSetElements, ruleCounter, sameExpressions, setElements } from './nft-expected.js';
 import { plannedIptablesState } from './render-iptables.js';
 import type { RulesPlan } from './planned.js';
 
@@ -31,7 +32,7 @@ export interface StatusReport {
 const PRIORITY_MANGLE = -150;
 
 /** Our nft table (objects of other tables in `live` are ignored). */
-export function nftStatus(plan: RulesPlan, live: NftRuleset): StatusReport {
+export function nftStatus(plan: RulesPlan, live: NftListing): StatusReport {
   const { family, name } = plan.table;
   const mine = <T extends { family: string; table?: string; name?: string }>(o: T): boolean => o.family === family && (o.table ?? o.name) === name;
   const table = live.tables.find((t) => t.family === family && t.name === name);

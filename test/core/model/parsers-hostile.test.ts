@@ -1,6 +1,6 @@
 // Hostile kernel outputs and packet text: damaged copies of real `nft -j list ruleset` and
-// iptables-save outputs fed to the model's and the rules' parsers, and packets written with any
-// words: a result or the project's error, never a TypeError.
+// iptables-save outputs fed to the model's and the rules' parsers (the nft listing reader as
+// well), and packets written with any words: a result or the project's error, never a TypeError.
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -8,7 +8,7 @@ import { parseIptablesSave as modelIptablesSave } from '../../../src/core/model/
 import { parseNftJson as modelNftJson } from '../../../src/core/model/nft-json.js';
 import { parsePacketText } from '../../../src/core/model/packet-text.js';
 import { parseIptablesDump as rulesIptablesSave } from '../../../src/core/rules/iptables-dump.js';
-import { parseNftListing as rulesNftJson } from '../../../src/core/rules/nft-listing.js';
+import { parseNftListing } from '../../../src/core/nft-listing.js';
 import { FUZZ, damaged, hostileText, onlyTproxyErrors } from '../../helpers/hostile.js';
 import { sourcePath } from '../../helpers/paths.js';
 
@@ -20,7 +20,7 @@ describe('hostile parser inputs', () => {
     fc.assert(
       fc.property(damaged(NFT), (json) => {
         onlyTproxyErrors(() => modelNftJson(json));
-        onlyTproxyErrors(() => rulesNftJson(JSON.stringify(json) ?? ''));
+        onlyTproxyErrors(() => parseNftListing(JSON.stringify(json) ?? ''));
       }),
       FUZZ,
     );

@@ -6,7 +6,7 @@ import type { IpRouteJson, IpRuleJson } from '../../../src/core/rules/ip-json.js
 import { parseIptablesDump } from '../../../src/core/rules/iptables-dump.js';
 import { markUsageFromIptables } from '../../../src/core/rules/mark-usage-iptables.js';
 import { markUsageFromNft } from '../../../src/core/rules/mark-usage.js';
-import { parseNftListing } from '../../../src/core/rules/nft-listing.js';
+import { parseNftListing } from '../../../src/core/nft-listing.js';
 import { planRules } from '../../../src/core/rules/plan.js';
 import { recordedPolicyRoutes } from '../../../src/core/rules/record.js';
 

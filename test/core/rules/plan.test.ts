@@ -5,7 +5,7 @@ import { isTproxyError } from '../../../src/core/errors.js';
 import type { ListenerRules, RulesConfig } from '../../../src/core/rules/config.js';
 import { ownedBy, planRules, plannedRules } from '../../../src/core/rules/plan.js';
 import { ipApplyCommands, ipRouteArgs, ipRuleArgs } from '../../../src/core/rules/policy-routing.js';
-import { expectedExpressions } from '../../../src/core/rules/nft-listing.js';
+import { expectedExpressions } from '../../../src/core/rules/nft-expected.js';
 import { BASE_CONFIG, rulesWith } from '../../helpers/rules-configs.js';
 import { plannedIptablesState } from '../../../src/core/rules/render-iptables.js';
 import { markSetText, nftRuleText, renderNftDeleteScript, renderNftRestoreScript, renderNftScript } from '../../../src/core/rules/render-nft.js';

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { rulesConfigFrom } from '../../../src/cli/selection.js';
 import { liveIptables } from '../../../src/core/rules/iptables-state.js';
-import { parseNftListing, type NftRuleset } from '../../../src/core/rules/nft-listing.js';
+import { parseNftListing, type NftListing } from '../../../src/core/nft-listing.js';
 import { planRules } from '../../../src/core/rules/plan.js';
 import { allInPlace, iptablesStatus, nftStatus, policyRoutingStatus, type StatusReport } from '../../../src/core/rules/status.js';
 import { sourcePath } from '../../helpers/paths.js';
@@ -26,7 +26,7 @@ const RICH = {
 };
 const nftPlan = planRules(rulesConfigFrom({ ...RICH, 'fail-mode': 'reject' }));
 const iptablesPlan = planRules(rulesConfigFrom({ ...RICH, 'fail-mode': 'drop' }));
-const live = (): NftRuleset => parseNftListing(fixture('rich.nft.json'));
+const live = (): NftListing => parseNftListing(fixture('rich.nft.json'));
 
 function states(report: StatusReport): Record<string, string> {
   return Object.fromEntries(report.pieces.filter((p) => p.state !== 'in place').map((p) => [p.name, `${p.state}${p.detail ? `: ${p.detail}` : ''}`]));

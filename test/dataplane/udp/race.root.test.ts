@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { UdpCounters } from '../../../src/dataplane/udp/counters.js';
 import { Nft } from '../../../src/control/nft.js';
-import { ruleCounter } from '../../../src/core/rules/nft-listing.js';
+import { ruleCounter } from '../../../src/core/rules/nft-expected.js';
 import { JsonLines } from '../../../src/lab/json-lines.js';
 import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
 import { BIN } from '../../helpers/paths.js';

@@ -1,69 +1,13 @@
 /**
- * nftables JSON (libnftables-json(5)): the shapes we read from `nft -j`, and the expressions our
- * planned rules must read back as. Used to tell "in place" from "drifted". Pure.
+ * The expressions our planned rules must read back as in `nft -j` (libnftables-json(5)), and how a
+ * listed rule or set (core/nft-listing.ts) is compared with the plan: what tells "in place" from
+ * "drifted". Pure.
  */
 import { formatCidr } from './cidr.js';
 import { DSCP_NAMES } from '../net/dscp.js';
+import { isJsonObject, type NftExpression, type NftJsonRule, type NftJsonSet } from '../nft-listing.js';
 import { FULL_MASK, markSetOperation, type MarkBits } from './marks.js';
 import type { Match, PlannedRule, PlannedSet, Statement } from './planned.js';
-
-export type NftExpression = Record<string, unknown>;
-
-export interface NftJsonTable {
-  readonly family: string;
-  readonly name: string;
-  readonly handle: number;
-  readonly comment?: string;
-}
-export interface NftJsonChain {
-  readonly family: string;
-  readonly table: string;
-  readonly name: string;
-  readonly handle: number;
-  readonly type?: string;
-  readonly hook?: string;
-  readonly prio?: number;
-  readonly policy?: string;
-}
-export interface NftJsonSet {
-  readonly family: string;
-  readonly table: string;
-  readonly name: string;
-  readonly type: string;
-  readonly flags?: readonly string[];
-  readonly elem?: readonly unknown[];
-}
-export interface NftJsonRule {
-  readonly family: string;
-  readonly table: string;
-  readonly chain: string;
-  readonly handle: number;
-  readonly comment?: string;
-  readonly expr: readonly NftExpression[];
-}
-
-/** A whole `nft -j list ruleset` (or `list table`), split by object kind. */
-export interface NftRuleset {
-  readonly tables: readonly NftJsonTable[];
-  readonly chains: readonly NftJsonChain[];
-  readonly sets: readonly NftJsonSet[];
-  readonly rules: readonly NftJsonRule[];
-}
-
-export function parseNftListing(text: string): NftRuleset {
-  const parsed = JSON.parse(text || '{}') as { nftables?: Record<string, unknown>[] };
-  const tables: NftJsonTable[] = [];
-  const chains: NftJsonChain[] = [];
-  const sets: NftJsonSet[] = [];
-  const rules: NftJsonRule[] = [];
-  for (const item of parsed.nftables ?? []) {
-    if (item.table) tables.push(item.table as NftJsonTable);
-    if (item.chain) chains.push(item.chain as NftJsonChain);
-    if (item.set) sets.push(item.set as NftJsonSet);
-    if (item.rule) rules.push(item.rule as NftJsonRule);
-  }
-  return { tables, chains, sets, rules };
-}
 
 const meta = (key: string): NftExpression => ({ meta: { key } });
 const payload = (protocol: string, field: string): NftExpression => ({ payload: { protocol, field } });
@@ -163,7 +107,7 @@ export function normalizeExpression(value: unknown): unknown {
   return Object.fromEntries(Object.entries(object).map(([k, v]) => [k, normalizeExpression(v)]));
 }
 
-export function sameExpressions(live: readonly NftExpression[], wanted: readonly NftExpression[]): boolean {
+export function sameExpressions(live: readonly unknown[], wanted: readonly NftExpression[]): boolean {
   return JSON.stringify(normalizeExpression(live)) === JSON.stringify(normalizeExpression(wanted));
 }
 
@@ -186,7 +130,7 @@ export function plannedSetElements(set: PlannedSet): string[] {
 /** Packet and byte counts of a rule's counter, if it has one. */
 export function ruleCounter(rule: Pick<NftJsonRule, 'expr'>): { packets: number; bytes: number } | undefined {
   for (const expr of rule.expr) {
-    const counter = expr.counter as { packets?: number; bytes?: number } | undefined;
+    const counter = isJsonObject(expr) ? (expr.counter as { packets?: number; bytes?: number } | undefined) : undefined;
     if (counter && typeof counter.packets === 'number') return { packets: counter.packets, bytes: counter.bytes ?? 0 };
   }
   return undefined;
