@@ -4,9 +4,9 @@
 // unit tests and one namespace test per data-plane engine (TCP splice, TCP stream, UDP).
 // Files after the selection narrow it: `node scripts/run-tests.js root test/cli/doctor.root.test.ts`.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const which = process.argv[2] ?? 'all';
 const root = new URL('../dist/test/', import.meta.url).pathname;
@@ -53,6 +53,7 @@ const result = spawnSync(
 );
 // The plain closing line, read from the TAP summary.
 const summary = readFileSync(tap, 'utf8');
+rmSync(dirname(tap), { recursive: true, force: true });
 const count = (key) => Number(new RegExp(`^# ${key} (\\d+)$`, 'm').exec(summary)?.[1] ?? 0);
 console.log(`tests: ${count('pass')} passed, ${count('fail')} failed, ${count('skipped')} skipped`);
 process.exit(result.status ?? 1);
