@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -29,9 +29,10 @@ describe('tproxy doctor --snapshot', () => {
   it('a broken one: exit 1, JSON findings whose fix commands carry the options given', async () => {
     const s = JSON.parse(readFileSync(HEALTHY_FILE, 'utf8')) as { sockets: string };
     s.sockets = '';
-    const file = join(mkdtempSync(join(tmpdir(), 'tproxy-doctor-')), 'state.json');
+    const dir = mkdtempSync(join(tmpdir(), 'tproxy-doctor-'));
+    const file = join(dir, 'state.json');
     writeFileSync(file, JSON.stringify(s));
-    const { code, out } = await cli('doctor', '--json', '--snapshot', file, ...FLAGS, '--workers', '0', '--upstream', 'transparent');
+    const { code, out } = await cli('doctor', '--json', '--snapshot', file, ...FLAGS, '--workers', '0', '--upstream', 'transparent').finally(() => rmSync(dir, { recursive: true, force: true }));
     assert.equal(code, 1);
     const report = JSON.parse(out) as { status: number; findings: { id: string; severity: string; fix?: string }[] };
     assert.equal(report.status, 1);

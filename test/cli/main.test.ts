@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMANDS } from '../../src/cli/main.js';
@@ -33,8 +33,10 @@ describe('tproxy command line', () => {
     assert.match(err, /unknown command "frobnicate"/);
   });
 
-  it('status says plainly when no daemon answers on the socket (exit 1), and checks --top', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'tproxy-status-')), 'absent.sock');
+  it('status says plainly when no daemon answers on the socket (exit 1), and checks --top', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tproxy-status-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'absent.sock');
     const { code, err } = await cli('status', '--socket', path);
     assert.equal(code, 1);
     assert.equal(err, `tproxy status: no daemon answers on ${path}: no such socket: is tproxy run started with --admin-socket at this path? [ERR_NOT_RUNNING]\n`);
@@ -49,8 +51,10 @@ describe('tproxy command line', () => {
     assert.match(err, /invalid packet .*"1\.2\.3\.4" is not ADDRESS:PORT.*Expected: tcp\|udp SADDR:SPORT -> DADDR:DPORT/);
   });
 
-  it('explain --snapshot follows a packet through a saved state, human and JSON', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'tproxy-explain-')), 'state.json');
+  it('explain --snapshot follows a packet through a saved state, human and JSON', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tproxy-explain-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'state.json');
     writeFileSync(
       file,
       JSON.stringify({
