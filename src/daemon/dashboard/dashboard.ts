@@ -10,6 +10,8 @@
  * statusEveryMs (30 s: reading the rules runs nft and ip, which cost the daemon about 8% of its
  * CPU under connection churn when done every 5 s) and at once after the rules or listeners
  * changed. Without a page, the cost is the flow events and one read of the counters a second.
+ * The readiness (drained, and every reason the gateway should not get new flows) goes with the
+ * status, and to the pages at once after a drain or undrain from the page.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { ExplainAnswer, ExplainRequest } from '../../core/model/explain-request.js';
@@ -17,6 +19,7 @@ import type { ProxyCounters } from '../../dataplane/proxy.js';
 import { MAX_FLOWS_LIMIT, type TcpFlowSnapshot } from '../../dataplane/tcp/flows.js';
 import type { DaemonStatus } from '../admin-protocol.js';
 import type { DaemonEvent } from '../events.js';
+import type { Readiness } from '../readiness.js';
 import { coalesce, FlowTable, parseFlowKey, type DashboardFlow, type FlowChange } from './flow-table.js';
 import { History, type HistorySample } from './history.js';
 
@@ -34,6 +37,10 @@ export interface DashboardSource {
   explain(request: ExplainRequest): Promise<ExplainAnswer>;
   /** Re-read the configuration file and apply it, as SIGHUP does; rejects with the reason it was refused. */
   reload(): Promise<void>;
+  /** Whether this gateway should get new flows, with every reason (Operations.readiness, /readyz). */
+  readiness(): Promise<Readiness>;
+  /** Take the gateway out of service (true) or back in (false), as `tproxy drain`/`undrain`; its readiness after. */
+  drain(on: boolean): Promise<Readiness>;
 }
 
 export interface DashboardOptions {
@@ -61,6 +68,7 @@ export interface DashboardState {
   readonly flows: readonly DashboardFlow[];
   readonly history: readonly HistorySample[];
   readonly status: DaemonStatus;
+  readonly readiness: Readiness;
 }
 
 export type ActionResult = { readonly ok: true; readonly [field: string]: unknown } | { readonly ok: false; readonly status: number; readonly error: string };
@@ -68,7 +76,7 @@ export type ActionResult = { readonly ok: true; readonly [field: string]: unknow
 export const DEFAULT_MAX_FLOWS = 20_000;
 
 /** Events after which the status (listeners, rules) is read again at the next second. */
-const STATUS_CHANGES = new Set(['ready', 'rules.applied', 'rules.removed', 'reload.applied', 'listener.draining', 'listener.stopped', 'worker.exit']);
+const STATUS_CHANGES = new Set(['ready', 'rules.applied', 'rules.removed', 'reload.applied', 'listener.draining', 'listener.stopped', 'worker.exit', 'drained', 'undrained']);
 
 /** A listener's live figures, sent with every sample (from the counters, no request to anyone). */
 export interface ListenerFigures {
@@ -85,6 +93,7 @@ export class Dashboard {
   private pending: FlowChange[] = [];
   private timers: NodeJS.Timeout[] = [];
   private lastStatus = '';
+  private lastReadiness = '';
   private statusAt = 0;
   private busy = false;
   private readonly now: () => number;
@@ -132,7 +141,8 @@ export class Dashboard {
   }
 
   async state(): Promise<DashboardState> {
-    return { readOnly: this.readOnly, maxFlows: this.table.maxFlows, untracked: this.table.untracked, flows: this.table.list(), history: this.history.samples(), status: await this.source.status() };
+    const [status, readiness] = await Promise.all([this.source.status(), this.source.readiness()]);
+    return { readOnly: this.readOnly, maxFlows: this.table.maxFlows, untracked: this.table.untracked, flows: this.table.list(), history: this.history.samples(), status, readiness };
   }
 
   /** A page connects: it gets the whole state once, then the changes. Returns its goodbye. */
@@ -141,6 +151,7 @@ export class Dashboard {
     this.clients.add(client);
     const state = await this.state();
     this.lastStatus = JSON.stringify(statusOnly(state.status));
+    this.lastReadiness = JSON.stringify(state.readiness);
     this.statusAt = this.now();
     client.send('state', state);
     return () => this.clients.delete(client);
@@ -152,6 +163,10 @@ export class Dashboard {
 
   explain(request: ExplainRequest): Promise<ExplainAnswer> {
     return this.source.explain(request);
+  }
+
+  readiness(): Promise<Readiness> {
+    return this.source.readiness();
   }
 
   /** The token of a request matches the configured one (constant time); false when none is configured. */
@@ -182,6 +197,29 @@ export class Dashboard {
     } catch (error) {
       return { ok: false, status: 409, error: `reload refused, the configuration in force stays: ${(error as Error).message}` };
     }
+  }
+
+  /**
+   * Drain (on) or undrain the gateway, as `tproxy drain` does: readiness says no, flows in progress
+   * and new ones are still served. The pages get the readiness at once (a `readiness` event).
+   */
+  async drain(on: boolean): Promise<ActionResult> {
+    let readiness: Readiness;
+    try {
+      readiness = await this.source.drain(on);
+    } catch (error) {
+      return { ok: false, status: 500, error: `${on ? 'drain' : 'undrain'} failed: ${(error as Error).message}` };
+    }
+    this.noteReadiness(readiness);
+    return { ok: true, readiness };
+  }
+
+  /** Sends the readiness to the pages when it differs from what they last got. */
+  private noteReadiness(readiness: Readiness): void {
+    const text = JSON.stringify(readiness);
+    if (text === this.lastReadiness) return;
+    this.lastReadiness = text;
+    this.broadcast('readiness', readiness);
   }
 
   private broadcast(event: string, data: unknown): void {
@@ -228,6 +266,7 @@ export class Dashboard {
           this.lastStatus = text;
           this.broadcast('status', status);
         }
+        this.noteReadiness(await this.source.readiness());
       }
     } catch {
       // A listener stopping mid-read: the next second asks again.

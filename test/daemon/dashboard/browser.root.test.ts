@@ -2,7 +2,7 @@
 // inside the lab router's namespace (ip netns exec) against `tproxy run` with the dashboard on
 // loopback there. The lab relays TCP flows (two trickling, one held) and a UDP session; the page
 // must list them with their original destinations and rising bytes, draw the chart, explain a
-// packet as `tproxy explain --json` does, close a flow only with the token, keep a strict CSP and
+// packet as `tproxy explain --json` does, close a flow and drain only with the token, keep a strict CSP and
 // show names from the network as text. On a failure each test saves a screenshot to a temp dir
 // named in the failure.
 import assert from 'node:assert/strict';
@@ -163,6 +163,26 @@ describe('dashboard in chromium (root)', { skip: existsSync(CHROMIUM) ? false : 
       const result = JSON.parse((await hold).stdout.trim().split('\n').pop() ?? '{}') as { how: string };
       assert.equal(result.how, 'reset', 'the client saw its flow reset');
       await page.locator(rowSelector(`${server}:82`)).waitFor({ state: 'detached' });
+    }));
+
+  it('drains and undrains from the page with the token: the header, the reasons and /readyz follow', () =>
+    step('drain', async () => {
+      const readyz = (): Promise<number> => page.evaluate(() => fetch('/readyz').then((r) => r.status));
+      await page.locator('#readiness:text-is("ready")').waitFor();
+      await page.fill('#token', `${TOKEN}-wrong`);
+      await page.click('#drain');
+      await page.locator('#action-result:has-text("drain: wrong token")').waitFor();
+      assert.equal(await readyz(), 200, 'a refused drain left the gateway ready');
+      await page.fill('#token', TOKEN);
+      await page.click('#drain');
+      await page.locator('#readiness:text-is("drained")').waitFor();
+      await page.locator('#readiness-reasons li:has-text("drained on purpose")').waitFor();
+      assert.equal(await readyz(), 503);
+      assert.equal(await page.textContent('#drain'), 'undrain');
+      await page.click('#drain');
+      await page.locator('#readiness:text-is("ready")').waitFor();
+      assert.equal(await page.locator('#readiness-panel').isHidden(), true);
+      assert.equal(await readyz(), 200);
     }));
 
   it('shows names from the network and the explain form as text: an SNI with <script> runs nothing', () =>
