@@ -113,7 +113,7 @@ function flowRow(flow, now) {
     cell(fmtAge(now - flow.startedAt), 'num'),
   );
   const actions = document.createElement('span');
-  if (!state.readOnly && flow.transport === 'tcp') {
+  if (!state.readOnly) {
     const button = document.createElement('button');
     button.type = 'button';
     button.className = 'close';

@@ -4,8 +4,8 @@
  * to the event stream, to which it pushes changes only: flows added, updated (route, name, bytes),
  * removed; one history sample a second; the listeners' and rules' status when it changed.
  *
- * Work done for the pages happens only while one is connected: the TCP engines are asked for the
- * bytes of their flows in progress once a second; the listeners' counters (read without asking
+ * Work done for the pages happens only while one is connected: the TCP engines and the UDP relay
+ * loops are asked for the bytes of their flows in progress once a second; the listeners' counters (read without asking
  * anyone) go with each second's sample; the status with the kernel rules' counters is read every
  * statusEveryMs (30 s: reading the rules runs nft and ip, which cost the daemon about 8% of its
  * CPU under connection churn when done every 5 s) and at once after the rules or listeners
@@ -17,6 +17,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { ExplainAnswer, ExplainRequest } from '../../core/model/explain-request.js';
 import type { ProxyCounters } from '../../dataplane/proxy.js';
 import { MAX_FLOWS_LIMIT, type TcpFlowSnapshot } from '../../dataplane/tcp/flows.js';
+import type { UdpSessionSnapshot } from '../../dataplane/udp/protocol.js';
 import type { DaemonStatus } from '../admin-protocol.js';
 import type { DaemonEvent } from '../events.js';
 import type { Readiness } from '../readiness.js';
@@ -28,6 +29,9 @@ export interface DashboardProxy {
   counters(): ProxyCounters;
   snapshot(limit: number): Promise<{ readonly flows: readonly TcpFlowSnapshot[] }>;
   closeTcpFlow(id: number, pid?: number): Promise<boolean>;
+  /** The busiest UDP sessions in progress with their bytes now (none without UDP). */
+  udpSessions(limit: number): Promise<readonly UdpSessionSnapshot[]>;
+  closeUdpSession(id: number): Promise<boolean>;
 }
 
 export interface DashboardSource {
@@ -178,15 +182,14 @@ export class Dashboard {
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
-  /** Reset one flow in progress (TCP). */
+  /** End one flow in progress: a TCP flow is reset toward both peers, a UDP session's sockets close. */
   async closeFlow(key: string): Promise<ActionResult> {
     const where = parseFlowKey(key);
     const flow = this.table.get(key);
     if (!where || !flow) return { ok: false, status: 404, error: `no flow ${JSON.stringify(key)} in progress (it may have ended)` };
-    if (where.transport !== 'tcp') return { ok: false, status: 409, error: 'UDP sessions cannot be closed from here: they end after udp.idleTimeoutMs without datagrams' };
     const listener = this.source.listeners().find((l) => l.name === where.listener);
     if (!listener) return { ok: false, status: 404, error: `listener ${where.listener} is no longer running` };
-    const closed = await listener.proxy.closeTcpFlow(where.id, where.pid);
+    const closed = where.transport === 'tcp' ? await listener.proxy.closeTcpFlow(where.id, where.pid) : await listener.proxy.closeUdpSession(where.id);
     return closed ? { ok: true, key } : { ok: false, status: 404, error: `flow ${key} had already ended` };
   }
 
@@ -233,7 +236,7 @@ export class Dashboard {
     if (changes.length > 0) this.broadcast('flows', changes);
   }
 
-  /** Once a second: a history sample; with pages connected, the bytes of TCP flows in progress and (less often) the status. */
+  /** Once a second: a history sample; with pages connected, the bytes of flows in progress (the 1,000 busiest TCP flows and UDP sessions of each listener) and (less often) the status. */
   private tick(): void {
     const listeners = this.source.listeners();
     let bytesFromClient = 0;
@@ -255,9 +258,8 @@ export class Dashboard {
 
   private async refresh(listeners: readonly { readonly name: string; readonly proxy: DashboardProxy }[]): Promise<void> {
     try {
-      const tcp = listeners.map((l) => ({ name: l.name, proxy: l.proxy }));
-      const snapshots = await Promise.all(tcp.map(async (l) => ({ name: l.name, flows: (await l.proxy.snapshot(MAX_FLOWS_LIMIT)).flows })));
-      for (const s of snapshots) this.pending.push(...this.table.updateBytes(s.name, s.flows));
+      const snapshots = await Promise.all(listeners.map(async (l) => ({ name: l.name, flows: (await l.proxy.snapshot(MAX_FLOWS_LIMIT)).flows, sessions: await l.proxy.udpSessions(MAX_FLOWS_LIMIT) })));
+      for (const s of snapshots) this.pending.push(...this.table.updateBytes(s.name, s.flows), ...this.table.updateUdpBytes(s.name, s.sessions));
       if (this.now() - this.statusAt >= (this.options.statusEveryMs ?? 30_000)) {
         this.statusAt = this.now();
         const status = await this.source.status();

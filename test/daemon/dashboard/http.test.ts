@@ -35,8 +35,11 @@ function request(port: number, method: string, path: string, headers: Record<str
   });
 }
 
-async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndpoint; dashboard: Dashboard; closed: { id: number; pid?: number }[]; reloads: number[]; drains: boolean[] }> {
+async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndpoint; dashboard: Dashboard; closed: { id: number; pid?: number }[]; closedUdp: number[]; reloads: number[]; drains: boolean[] }> {
   const closed: { id: number; pid?: number }[] = [];
+  const closedUdp: number[] = [];
+  // UDP session 3 of listener web: its bytes grow at each snapshot, as a live session's do.
+  let udpAsked = 0;
   const reloads: number[] = [];
   const drains: boolean[] = [];
   let drained = false;
@@ -52,6 +55,16 @@ async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndp
           closeTcpFlow: (id, pid) => {
             closed.push({ id, ...(pid !== undefined ? { pid } : {}) });
             return Promise.resolve(true);
+          },
+          udpSessions: (limit) => {
+            udpAsked++;
+            assert.equal(limit, 1000, 'bounded like the TCP snapshot');
+            return Promise.resolve(closedUdp.includes(3) ? [] : [{ id: 3, client, originalDestination: dest, datagramsFromClient: udpAsked, datagramsFromServer: udpAsked, bytesFromClient: 10 * udpAsked, bytesFromServer: 20 * udpAsked, idleMs: 0 }]);
+          },
+          closeUdpSession: (id) => {
+            const live = id === 3 && !closedUdp.includes(3);
+            if (live) closedUdp.push(id);
+            return Promise.resolve(live);
           },
         },
       },
@@ -72,7 +85,7 @@ async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndp
   const dashboard = new Dashboard(source, { ...(token !== undefined ? { token } : {}), pushEveryMs: 20 });
   const endpoint = await serveMetrics({ host: '127.0.0.1', port: 0 }, { metrics: () => Promise.resolve({ contentType: 'text/plain', body: 'm 1\n' }), other: dashboardHandler(dashboard, await loadAssets()) }, () => undefined, 16);
   dashboard.start();
-  return { endpoint, dashboard, closed, reloads, drains };
+  return { endpoint, dashboard, closed, closedUdp, reloads, drains };
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
@@ -190,6 +203,46 @@ describe('dashboard HTTP with a token', () => {
     } finally {
       req.destroy();
     }
+  });
+
+  it('UDP sessions: their bytes rise while they live (with a page connected), and the close action ends one', async () => {
+    s.dashboard.sink({ type: 'udp.session.open', id: 3, client, originalDestination: dest, upstreamLocal: client, mapping: 'endpoint-dependent', listener: 'web' });
+    const ups: number[] = [];
+    const req = http.request({ host: '127.0.0.1', port, path: '/api/events' });
+    const rising = new Promise<void>((resolve) => {
+      req.on('response', (res) => {
+        let buffer = '';
+        res.on('data', (d: Buffer) => {
+          buffer += d.toString();
+          let at;
+          while ((at = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, at);
+            buffer = buffer.slice(at + 2);
+            if (/^event: flows$/m.test(block)) {
+              const changes = JSON.parse(/^data: (.*)$/m.exec(block)![1]!) as { op: string; key: string; fields?: { bytesFromClient?: number } }[];
+              for (const c of changes) if (c.op === 'update' && c.key === 'udp/web/3' && c.fields?.bytesFromClient !== undefined) ups.push(c.fields.bytesFromClient);
+              if (ups.length >= 2) resolve();
+            }
+          }
+        });
+      });
+    });
+    req.end();
+    try {
+      await rising;
+    } finally {
+      req.destroy();
+    }
+    assert.ok(ups[1]! > ups[0]!, `bytes rise: ${ups.join(', ')}`);
+    const listed = (JSON.parse((await request(port, 'GET', '/api/flows')).body) as { key: string; bytesFromClient: number }[]).find((f) => f.key === 'udp/web/3');
+    assert.ok(listed && listed.bytesFromClient >= ups[1]!, 'the table holds the live bytes');
+    assert.equal((await request(port, 'POST', '/api/flows/close', JSON_HEADERS, '{"key":"udp/web/3"}')).status, 401);
+    assert.deepEqual(s.closedUdp, []);
+    const ok = await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN }, '{"key":"udp/web/3"}');
+    assert.equal(ok.status, 200, ok.body);
+    assert.deepEqual(s.closedUdp, [3]);
+    const again = await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN }, '{"key":"udp/web/3"}');
+    assert.equal(again.status, 404, 'the loop no longer has it');
   });
 
   it('explains by POST without the token; a bad body is a 400 that says what to send', async () => {

@@ -36,7 +36,7 @@ describe('dashboard with 10,000 flows in chromium (root)', { skip: existsSync(CH
     dir = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-many-'));
     shots = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-many-shots-'));
     dashboard = new Dashboard(
-      { listeners: () => [{ name: 'web', proxy: { counters: () => ({ tcp: emptyTcpCounters() }), snapshot: () => Promise.resolve({ flows: [] }), closeTcpFlow: () => Promise.resolve(false) } }], status: () => Promise.resolve(STATUS), explain: () => Promise.reject(new Error('not here')), reload: () => Promise.resolve(), readiness: () => Promise.resolve(READY), drain: () => Promise.resolve(READY) },
+      { listeners: () => [{ name: 'web', proxy: { counters: () => ({ tcp: emptyTcpCounters() }), snapshot: () => Promise.resolve({ flows: [] }), closeTcpFlow: () => Promise.resolve(false), udpSessions: () => Promise.resolve([]), closeUdpSession: () => Promise.resolve(false) } }], status: () => Promise.resolve(STATUS), explain: () => Promise.reject(new Error('not here')), reload: () => Promise.resolve(), readiness: () => Promise.resolve(READY), drain: () => Promise.resolve(READY) },
       { pushEveryMs: 50 },
     );
     for (let i = 1; i <= FLOWS; i++) {
