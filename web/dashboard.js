@@ -9,6 +9,8 @@ const state = {
   flows: new Map(),
   history: [],
   status: undefined,
+  /** Whether the gateway should get new flows: { ready, drained, reasons }. */
+  readiness: undefined,
   /** Per listener: active and accepted flows, from each second's sample. */
   live: undefined,
   readOnly: true,
@@ -111,7 +113,7 @@ function flowRow(flow, now) {
     cell(fmtAge(now - flow.startedAt), 'num'),
   );
   const actions = document.createElement('span');
-  if (!state.readOnly && flow.transport === 'tcp') {
+  if (!state.readOnly) {
     const button = document.createElement('button');
     button.type = 'button';
     button.className = 'close';
@@ -202,10 +204,29 @@ function renderChart() {
     : 'no samples yet';
 }
 
+function renderReadiness() {
+  const r = state.readiness;
+  if (!r) return;
+  $('readiness').textContent = r.ready ? 'ready' : r.drained ? 'drained' : 'not ready';
+  $('readiness').className = r.ready ? 'good' : 'bad';
+  $('readiness-panel').hidden = r.ready;
+  $('readiness-reasons').replaceChildren(
+    ...r.reasons.map((reason) => {
+      const li = document.createElement('li');
+      li.textContent = reason;
+      return li;
+    }),
+  );
+  // Drain takes the gateway out of service (readiness says no, flows go on); undrain puts it back.
+  $('drain').textContent = r.drained ? 'undrain' : 'drain';
+  $('drain').dataset.drained = String(r.drained);
+}
+
 function setMode() {
   $('mode').textContent = state.readOnly ? 'read-only (no dashboard.token configured)' : 'actions need the token';
   $('token-label').hidden = state.readOnly;
   $('reload').hidden = state.readOnly;
+  $('drain').hidden = state.readOnly;
 }
 
 // ---- the event stream --------------------------------------------------------------------------
@@ -225,11 +246,13 @@ function connect() {
     state.flows = new Map(s.flows.map((f) => [f.key, f]));
     state.history = s.history;
     state.status = s.status;
+    state.readiness = s.readiness;
     state.readOnly = s.readOnly;
     state.untracked = s.untracked;
     state.dirty = true;
     setMode();
     renderStatus();
+    renderReadiness();
     renderChart();
     schedule();
   });
@@ -248,6 +271,10 @@ function connect() {
   source.addEventListener('status', (e) => {
     state.status = JSON.parse(e.data);
     renderStatus();
+  });
+  source.addEventListener('readiness', (e) => {
+    state.readiness = JSON.parse(e.data);
+    renderReadiness();
   });
 }
 
@@ -288,6 +315,17 @@ $('flow-rows').addEventListener('click', (e) => {
 
 $('reload').addEventListener('click', () => {
   void post('/api/reload', {}, true).then((r) => showResult(r.ok ? 'configuration reloaded' : `reload: ${r.error}`, r.ok));
+});
+
+$('drain').addEventListener('click', () => {
+  const undrain = $('drain').dataset.drained === 'true';
+  void post(undrain ? '/api/undrain' : '/api/drain', {}, true).then((r) => {
+    if (r.ok) {
+      state.readiness = r.readiness;
+      renderReadiness();
+    }
+    showResult(r.ok ? (undrain ? 'in service again' : 'drained: not ready, flows go on') : `${undrain ? 'undrain' : 'drain'}: ${r.error}`, r.ok);
+  });
 });
 
 $('explain-form').addEventListener('submit', (e) => {

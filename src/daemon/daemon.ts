@@ -30,6 +30,7 @@ import type { BackendChoice, BackendName } from '../control/backend.js';
 import type { EventSink } from '../dataplane/events.js';
 import { routingSettingsOf, type ProxyConfig, type ProxyCounters, type ProxyHealth, type RoutingSettings } from '../dataplane/proxy.js';
 import type { TcpFlowSnapshot } from '../dataplane/tcp/flows.js';
+import type { UdpSessionSnapshot } from '../dataplane/udp/protocol.js';
 import type { StopReport } from '../dataplane/tcp/relay.js';
 import type { DaemonEvent } from './events.js';
 import type { TcpCapacity } from '../dataplane/tcp/capacity.js';
@@ -57,6 +58,10 @@ export interface ListenerProxy {
   setRouting(settings: RoutingSettings): Promise<void>;
   /** Reset TCP flow `id` (of worker `pid`) toward both peers; false when it is not in progress. */
   closeTcpFlow(id: number, pid?: number): Promise<boolean>;
+  /** The `limit` busiest UDP sessions in progress with their bytes now. */
+  udpSessions(limit: number): Promise<readonly UdpSessionSnapshot[]>;
+  /** End UDP session `id`; false when it is not in progress. */
+  closeUdpSession(id: number): Promise<boolean>;
 }
 
 export interface RulesApplier {

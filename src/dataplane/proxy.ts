@@ -24,7 +24,7 @@ import type { TcpFlowSnapshot } from './tcp/flows.js';
 import { TcpWorkerPool } from './tcp/pool.js';
 import type { StopReport, TcpRelayConfig } from './tcp/relay.js';
 import { sumUdpCounters, type UdpCounters } from './udp/counters.js';
-import type { UdpMapping } from './udp/protocol.js';
+import type { UdpMapping, UdpSessionSnapshot } from './udp/protocol.js';
 import { UdpRelay } from './udp/relay.js';
 
 export interface ProxyConfig {
@@ -327,6 +327,16 @@ export class Proxy {
   async closeTcpFlow(id: number, pid?: number): Promise<boolean> {
     if (this.pool) return pid === undefined ? false : this.pool.closeFlow(pid, id, OPERATOR_CLOSE_REASON);
     return pid === undefined && this.tcp ? this.tcp.closeFlow(id, OPERATOR_CLOSE_REASON) : false;
+  }
+
+  /** The `limit` busiest UDP sessions in progress with their bytes now; none without UDP. */
+  udpSessions(limit: number): Promise<readonly UdpSessionSnapshot[]> {
+    return this.udp ? this.udp.sessions(limit) : Promise.resolve([]);
+  }
+
+  /** End UDP session `id` (an operator closed it; counted and reported closed as OPERATOR_CLOSE_REASON). False when it is not in progress. */
+  closeUdpSession(id: number): Promise<boolean> {
+    return this.udp ? this.udp.closeSession(id) : Promise.resolve(false);
   }
 
   /**

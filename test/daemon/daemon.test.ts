@@ -79,6 +79,8 @@ function harness(initial: TproxyConfig): Harness {
         return error ? Promise.reject(error) : Promise.resolve();
       },
       closeTcpFlow: () => Promise.resolve(false),
+      udpSessions: () => Promise.resolve([]),
+      closeUdpSession: () => Promise.resolve(false),
     };
   };
   const controller = {

@@ -13,7 +13,7 @@ const udp = {
   outbounds: { reject: routed(0, 6, 0), direct: routed(9, 0, 4000), corp: { ...routed(3, 0, 10), failed: 2 } },
   quicSniffs: 5,
   quicNames: 2,
-  sessionsActive: 2, sessionsCreated: 9, sessionsClosed: 7, sessionsExpired: 5, sessionsEvicted: 4, sessionsEvictedForDescriptors: 3, datagramsFromClients: 40, bytesFromClients: 4000, datagramsFromServers: 38, bytesFromServers: 3800, peersCreated: 9, replyFallbacks: 1, raceHandovers: 3 };
+  sessionsActive: 2, sessionsCreated: 9, sessionsClosed: 7, sessionsExpired: 5, sessionsClosedByOperator: 0, sessionsEvicted: 4, sessionsEvictedForDescriptors: 3, datagramsFromClients: 40, bytesFromClients: 4000, datagramsFromServers: 38, bytesFromServers: 3800, peersCreated: 9, replyFallbacks: 1, raceHandovers: 3 };
 udp.errors['upstream-refused'] = 4;
 
 const snapshot: MetricsSnapshot = {

@@ -142,6 +142,8 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
           status: () => ops.status(0),
           explain: async (request) => explainRequest(await takeSnapshot(explainRunner), 'state: this host', request, daemon.config),
           reload: () => reloadNow(),
+          readiness: () => ops.readiness(),
+          drain: (on) => ops.drain(on),
         },
         config.dashboard.token !== undefined ? { token: config.dashboard.token } : {},
       )

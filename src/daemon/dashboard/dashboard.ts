@@ -4,19 +4,23 @@
  * to the event stream, to which it pushes changes only: flows added, updated (route, name, bytes),
  * removed; one history sample a second; the listeners' and rules' status when it changed.
  *
- * Work done for the pages happens only while one is connected: the TCP engines are asked for the
- * bytes of their flows in progress once a second; the listeners' counters (read without asking
+ * Work done for the pages happens only while one is connected: the TCP engines and the UDP relay
+ * loops are asked for the bytes of their flows in progress once a second; the listeners' counters (read without asking
  * anyone) go with each second's sample; the status with the kernel rules' counters is read every
  * statusEveryMs (30 s: reading the rules runs nft and ip, which cost the daemon about 8% of its
  * CPU under connection churn when done every 5 s) and at once after the rules or listeners
  * changed. Without a page, the cost is the flow events and one read of the counters a second.
+ * The readiness (drained, and every reason the gateway should not get new flows) goes with the
+ * status, and to the pages at once after a drain or undrain from the page.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { ExplainAnswer, ExplainRequest } from '../../core/model/explain-request.js';
 import type { ProxyCounters } from '../../dataplane/proxy.js';
 import { MAX_FLOWS_LIMIT, type TcpFlowSnapshot } from '../../dataplane/tcp/flows.js';
+import type { UdpSessionSnapshot } from '../../dataplane/udp/protocol.js';
 import type { DaemonStatus } from '../admin-protocol.js';
 import type { DaemonEvent } from '../events.js';
+import type { Readiness } from '../readiness.js';
 import { coalesce, FlowTable, parseFlowKey, type DashboardFlow, type FlowChange } from './flow-table.js';
 import { History, type HistorySample } from './history.js';
 
@@ -25,6 +29,9 @@ export interface DashboardProxy {
   counters(): ProxyCounters;
   snapshot(limit: number): Promise<{ readonly flows: readonly TcpFlowSnapshot[] }>;
   closeTcpFlow(id: number, pid?: number): Promise<boolean>;
+  /** The busiest UDP sessions in progress with their bytes now (none without UDP). */
+  udpSessions(limit: number): Promise<readonly UdpSessionSnapshot[]>;
+  closeUdpSession(id: number): Promise<boolean>;
 }
 
 export interface DashboardSource {
@@ -34,6 +41,10 @@ export interface DashboardSource {
   explain(request: ExplainRequest): Promise<ExplainAnswer>;
   /** Re-read the configuration file and apply it, as SIGHUP does; rejects with the reason it was refused. */
   reload(): Promise<void>;
+  /** Whether this gateway should get new flows, with every reason (Operations.readiness, /readyz). */
+  readiness(): Promise<Readiness>;
+  /** Take the gateway out of service (true) or back in (false), as `tproxy drain`/`undrain`; its readiness after. */
+  drain(on: boolean): Promise<Readiness>;
 }
 
 export interface DashboardOptions {
@@ -61,6 +72,7 @@ export interface DashboardState {
   readonly flows: readonly DashboardFlow[];
   readonly history: readonly HistorySample[];
   readonly status: DaemonStatus;
+  readonly readiness: Readiness;
 }
 
 export type ActionResult = { readonly ok: true; readonly [field: string]: unknown } | { readonly ok: false; readonly status: number; readonly error: string };
@@ -68,7 +80,7 @@ export type ActionResult = { readonly ok: true; readonly [field: string]: unknow
 export const DEFAULT_MAX_FLOWS = 20_000;
 
 /** Events after which the status (listeners, rules) is read again at the next second. */
-const STATUS_CHANGES = new Set(['ready', 'rules.applied', 'rules.removed', 'reload.applied', 'listener.draining', 'listener.stopped', 'worker.exit']);
+const STATUS_CHANGES = new Set(['ready', 'rules.applied', 'rules.removed', 'reload.applied', 'listener.draining', 'listener.stopped', 'worker.exit', 'drained', 'undrained']);
 
 /** A listener's live figures, sent with every sample (from the counters, no request to anyone). */
 export interface ListenerFigures {
@@ -85,6 +97,7 @@ export class Dashboard {
   private pending: FlowChange[] = [];
   private timers: NodeJS.Timeout[] = [];
   private lastStatus = '';
+  private lastReadiness = '';
   private statusAt = 0;
   private busy = false;
   private readonly now: () => number;
@@ -132,7 +145,8 @@ export class Dashboard {
   }
 
   async state(): Promise<DashboardState> {
-    return { readOnly: this.readOnly, maxFlows: this.table.maxFlows, untracked: this.table.untracked, flows: this.table.list(), history: this.history.samples(), status: await this.source.status() };
+    const [status, readiness] = await Promise.all([this.source.status(), this.source.readiness()]);
+    return { readOnly: this.readOnly, maxFlows: this.table.maxFlows, untracked: this.table.untracked, flows: this.table.list(), history: this.history.samples(), status, readiness };
   }
 
   /** A page connects: it gets the whole state once, then the changes. Returns its goodbye. */
@@ -141,6 +155,7 @@ export class Dashboard {
     this.clients.add(client);
     const state = await this.state();
     this.lastStatus = JSON.stringify(statusOnly(state.status));
+    this.lastReadiness = JSON.stringify(state.readiness);
     this.statusAt = this.now();
     client.send('state', state);
     return () => this.clients.delete(client);
@@ -154,6 +169,10 @@ export class Dashboard {
     return this.source.explain(request);
   }
 
+  readiness(): Promise<Readiness> {
+    return this.source.readiness();
+  }
+
   /** The token of a request matches the configured one (constant time); false when none is configured. */
   authorized(token: string | undefined): boolean {
     const expected = this.options.token;
@@ -163,15 +182,14 @@ export class Dashboard {
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
-  /** Reset one flow in progress (TCP). */
+  /** End one flow in progress: a TCP flow is reset toward both peers, a UDP session's sockets close. */
   async closeFlow(key: string): Promise<ActionResult> {
     const where = parseFlowKey(key);
     const flow = this.table.get(key);
     if (!where || !flow) return { ok: false, status: 404, error: `no flow ${JSON.stringify(key)} in progress (it may have ended)` };
-    if (where.transport !== 'tcp') return { ok: false, status: 409, error: 'UDP sessions cannot be closed from here: they end after udp.idleTimeoutMs without datagrams' };
     const listener = this.source.listeners().find((l) => l.name === where.listener);
     if (!listener) return { ok: false, status: 404, error: `listener ${where.listener} is no longer running` };
-    const closed = await listener.proxy.closeTcpFlow(where.id, where.pid);
+    const closed = where.transport === 'tcp' ? await listener.proxy.closeTcpFlow(where.id, where.pid) : await listener.proxy.closeUdpSession(where.id);
     return closed ? { ok: true, key } : { ok: false, status: 404, error: `flow ${key} had already ended` };
   }
 
@@ -182,6 +200,29 @@ export class Dashboard {
     } catch (error) {
       return { ok: false, status: 409, error: `reload refused, the configuration in force stays: ${(error as Error).message}` };
     }
+  }
+
+  /**
+   * Drain (on) or undrain the gateway, as `tproxy drain` does: readiness says no, flows in progress
+   * and new ones are still served. The pages get the readiness at once (a `readiness` event).
+   */
+  async drain(on: boolean): Promise<ActionResult> {
+    let readiness: Readiness;
+    try {
+      readiness = await this.source.drain(on);
+    } catch (error) {
+      return { ok: false, status: 500, error: `${on ? 'drain' : 'undrain'} failed: ${(error as Error).message}` };
+    }
+    this.noteReadiness(readiness);
+    return { ok: true, readiness };
+  }
+
+  /** Sends the readiness to the pages when it differs from what they last got. */
+  private noteReadiness(readiness: Readiness): void {
+    const text = JSON.stringify(readiness);
+    if (text === this.lastReadiness) return;
+    this.lastReadiness = text;
+    this.broadcast('readiness', readiness);
   }
 
   private broadcast(event: string, data: unknown): void {
@@ -195,7 +236,7 @@ export class Dashboard {
     if (changes.length > 0) this.broadcast('flows', changes);
   }
 
-  /** Once a second: a history sample; with pages connected, the bytes of TCP flows in progress and (less often) the status. */
+  /** Once a second: a history sample; with pages connected, the bytes of flows in progress (the 1,000 busiest TCP flows and UDP sessions of each listener) and (less often) the status. */
   private tick(): void {
     const listeners = this.source.listeners();
     let bytesFromClient = 0;
@@ -217,9 +258,8 @@ export class Dashboard {
 
   private async refresh(listeners: readonly { readonly name: string; readonly proxy: DashboardProxy }[]): Promise<void> {
     try {
-      const tcp = listeners.map((l) => ({ name: l.name, proxy: l.proxy }));
-      const snapshots = await Promise.all(tcp.map(async (l) => ({ name: l.name, flows: (await l.proxy.snapshot(MAX_FLOWS_LIMIT)).flows })));
-      for (const s of snapshots) this.pending.push(...this.table.updateBytes(s.name, s.flows));
+      const snapshots = await Promise.all(listeners.map(async (l) => ({ name: l.name, flows: (await l.proxy.snapshot(MAX_FLOWS_LIMIT)).flows, sessions: await l.proxy.udpSessions(MAX_FLOWS_LIMIT) })));
+      for (const s of snapshots) this.pending.push(...this.table.updateBytes(s.name, s.flows), ...this.table.updateUdpBytes(s.name, s.sessions));
       if (this.now() - this.statusAt >= (this.options.statusEveryMs ?? 30_000)) {
         this.statusAt = this.now();
         const status = await this.source.status();
@@ -228,6 +268,7 @@ export class Dashboard {
           this.lastStatus = text;
           this.broadcast('status', status);
         }
+        this.noteReadiness(await this.source.readiness());
       }
     } catch {
       // A listener stopping mid-read: the next second asks again.

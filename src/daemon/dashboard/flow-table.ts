@@ -6,6 +6,7 @@
  */
 import { formatEndpoint, type Endpoint } from '../../core/net/sockaddr.js';
 import type { TcpFlowSnapshot } from '../../dataplane/tcp/flows.js';
+import type { UdpSessionSnapshot } from '../../dataplane/udp/protocol.js';
 import type { DaemonEvent } from '../events.js';
 
 export interface DashboardFlow {
@@ -122,9 +123,18 @@ export class FlowTable {
 
   /** Byte counts of a listener's TCP flows in progress (the engines' busiest flows): what changed. */
   updateBytes(listener: string, snapshots: readonly TcpFlowSnapshot[]): FlowChange[] {
+    return this.setBytes(snapshots.map((s) => ({ key: tcpFlowKey(listener, s.id, s.pid), bytesFromClient: s.bytesFromClient, bytesFromServer: s.bytesFromServer })));
+  }
+
+  /** The same for UDP sessions in progress (the loop's snapshot of them). */
+  updateUdpBytes(listener: string, sessions: readonly UdpSessionSnapshot[]): FlowChange[] {
+    return this.setBytes(sessions.map((s) => ({ key: udpFlowKey(listener, s.id), bytesFromClient: s.bytesFromClient, bytesFromServer: s.bytesFromServer })));
+  }
+
+  private setBytes(snapshots: readonly { readonly key: string; readonly bytesFromClient: number; readonly bytesFromServer: number }[]): FlowChange[] {
     const changes: FlowChange[] = [];
     for (const s of snapshots) {
-      const flow = this.flows.get(tcpFlowKey(listener, s.id, s.pid));
+      const flow = this.flows.get(s.key);
       if (!flow || (flow.bytesFromClient === s.bytesFromClient && flow.bytesFromServer === s.bytesFromServer)) continue;
       flow.bytesFromClient = s.bytesFromClient;
       flow.bytesFromServer = s.bytesFromServer;

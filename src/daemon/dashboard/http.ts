@@ -30,6 +30,11 @@ export const TOKEN_HEADER = 'x-tproxy-token';
 /** What the event stream may hold unsent for one page before it is cut off. */
 export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
+/** The POST endpoints that change something: they need the token. */
+const ACTIONS = new Set(['/api/flows/close', '/api/reload', '/api/drain', '/api/undrain']);
+/** Every POST endpoint (a GET on one is told to POST). */
+const POSTS = new Set([...ACTIONS, '/api/explain']);
+
 /** Bodies of API requests are small (a packet, a flow key). */
 const MAX_BODY_BYTES = 16 * 1024;
 
@@ -132,17 +137,19 @@ async function handle(dashboard: Dashboard, assets: ReadonlyMap<string, Asset>, 
         return json(response, 200, dashboard.table.list());
       case '/api/history':
         return json(response, 200, dashboard.history.samples());
+      case '/api/readiness':
+        return json(response, 200, await dashboard.readiness());
       case '/api/events':
         return events(dashboard, request, response);
     }
-    if (path.startsWith('/api/')) return fail(response, path === '/api/explain' || path === '/api/flows/close' || path === '/api/reload' ? 405 : 404, path === '/api/explain' || path === '/api/flows/close' || path === '/api/reload' ? `${path} takes POST with a JSON body` : `no such endpoint: ${path} (see docs/dashboard.md)`);
+    if (path.startsWith('/api/')) return fail(response, POSTS.has(path) ? 405 : 404, POSTS.has(path) ? `${path} takes POST with a JSON body` : `no such endpoint: ${path} (see docs/dashboard.md)`);
     return fail(response, 404, `nothing at ${path}: the dashboard is at /`);
   }
   if (method !== 'POST') return fail(response, 405, 'GET for reading, POST for explain and the actions');
   // Every POST: JSON only (a cross-site form cannot send it without a preflight), from this origin.
   if (!originAllowed(request.headers.origin, host)) return fail(response, 403, `cross-origin request refused (Origin ${request.headers.origin ?? ''})`);
   if (!(request.headers['content-type'] ?? '').startsWith('application/json')) return fail(response, 415, 'send the body as application/json');
-  if (path === '/api/flows/close' || path === '/api/reload') {
+  if (ACTIONS.has(path)) {
     const token = request.headers[TOKEN_HEADER];
     if (dashboard.readOnly) return fail(response, 403, 'the dashboard is read-only: set dashboard.token in the configuration to allow actions');
     if (typeof token !== 'string' || token === '') return fail(response, 401, `actions need the token in the ${TOKEN_HEADER} header`);
@@ -181,6 +188,11 @@ async function handle(dashboard: Dashboard, assets: ReadonlyMap<string, Asset>, 
     }
     case '/api/reload': {
       const result = await dashboard.reload();
+      return result.ok ? json(response, 200, result) : fail(response, result.status, result.error);
+    }
+    case '/api/drain':
+    case '/api/undrain': {
+      const result = await dashboard.drain(path === '/api/drain');
       return result.ok ? json(response, 200, result) : fail(response, result.status, result.error);
     }
   }

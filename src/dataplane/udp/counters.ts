@@ -32,6 +32,8 @@ export const UDP_COUNTER_NAMES = [
   'quicSniffs',
   /** Of those, the ones that gave a name. */
   'quicNames',
+  /** Sessions an operator ended (the dashboard's close): reported closed as closed-by-operator. */
+  'sessionsClosedByOperator',
 ] as const;
 
 /** Why a datagram was dropped or a session ended early. */

@@ -65,9 +65,9 @@ import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import type { Epoll } from '../../sys/epoll.js';
 import type { RawUdpSender } from '../../sys/raw-udp.js';
 import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
-import type { ProxyEvent } from '../events.js';
+import { OPERATOR_CLOSE_REASON, type ProxyEvent } from '../events.js';
 import { errorReasonOf, UDP_COUNTER_INDEX as N, UDP_ERROR_INDEX as E, type UdpErrorReason } from './counters.js';
-import type { UdpLoopConfig } from './protocol.js';
+import type { UdpLoopConfig, UdpSessionSnapshot } from './protocol.js';
 import { type RouteDecision, RouteTable } from '../../core/route/table.js';
 import { QuicHold, type ExpiredHold, type QuicHoldStep } from './quic-hold.js';
 import { migrateCounters, outboundSlot, routedLayoutOf, routeSlot, UDP_ROUTED_INDEX as R, type UdpRoutedLayout } from './counters.js';
@@ -274,6 +274,34 @@ export class UdpLoop {
       session.routeSlot = slots.route;
       session.outboundSlot = slots.outbound;
     }
+  }
+
+  /** The `limit` sessions in progress with the most bytes both ways, busiest first. */
+  sessionSnapshot(limit: number): UdpSessionSnapshot[] {
+    const now = this.deps.now();
+    const all = [...this.sessions.values()];
+    all.sort((a, b) => b.bytesFromClient + b.bytesFromServer - (a.bytesFromClient + a.bytesFromServer));
+    return all.slice(0, Math.max(0, limit)).map((s) => ({
+      id: s.id,
+      client: s.client,
+      originalDestination: s.destination,
+      datagramsFromClient: s.datagramsFromClient,
+      datagramsFromServer: s.datagramsFromServer,
+      bytesFromClient: s.bytesFromClient,
+      bytesFromServer: s.bytesFromServer,
+      idleMs: Math.max(0, now - s.lastActiveMs),
+    }));
+  }
+
+  /** An operator ends session `id` (its sockets close, reported as closed-by-operator, counted). False when none is in progress. */
+  closeSession(id: number): boolean {
+    for (const s of this.sessions.values()) {
+      if (s.id !== id) continue;
+      this.bump(N.sessionsClosedByOperator);
+      this.close(s, OPERATOR_CLOSE_REASON);
+      return true;
+    }
+    return false;
   }
 
   /** Close every session (reported) and the loop's own fds; listeners stay with their owner. */

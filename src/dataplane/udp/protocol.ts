@@ -2,6 +2,7 @@
 import type { UdpTestSeam } from './test-seam.js';
 import type { Family } from '../../core/net/constants.js';
 import type { RoutingConfig } from '../../core/route/config.js';
+import type { Endpoint } from '../../core/net/sockaddr.js';
 import type { ProxyEvent } from '../events.js';
 import type { SentHeaders } from '../headers.js';
 import type { UdpRoutedLayout } from './counters.js';
@@ -65,7 +66,25 @@ export type UdpLoopMessage =
    * A reload's routing for new flows (sessions keep theirs), with a new counter buffer laid out as
    * `layout`: the loop copies its counts into it and counts there from then on; answered once done.
    */
-  { readonly kind: 'routing'; readonly requestId: number; readonly routing: RoutingConfig; readonly sniffTimeoutMs: number; readonly layout: UdpRoutedLayout; readonly counters: SharedArrayBuffer };
+  | { readonly kind: 'routing'; readonly requestId: number; readonly routing: RoutingConfig; readonly sniffTimeoutMs: number; readonly layout: UdpRoutedLayout; readonly counters: SharedArrayBuffer }
+  /** The `limit` busiest sessions in progress (bytes both ways), answered by a 'sessions' message. */
+  | { readonly kind: 'sessions'; readonly requestId: number; readonly limit: number }
+  /** End session `id` (an operator closed it): reported closed as closed-by-operator and counted; answered by 'close-session'. */
+  | { readonly kind: 'close-session'; readonly requestId: number; readonly id: number };
+
+/** A UDP session in progress, as the loop counts it now. */
+export interface UdpSessionSnapshot {
+  readonly id: number;
+  readonly client: Endpoint;
+  /** The first original destination. */
+  readonly originalDestination: Endpoint;
+  readonly datagramsFromClient: number;
+  readonly datagramsFromServer: number;
+  readonly bytesFromClient: number;
+  readonly bytesFromServer: number;
+  /** Since its last datagram (it expires at udp.idleTimeoutMs). */
+  readonly idleMs: number;
+}
 
 export type UdpWorkerMessage =
   | { readonly kind: 'ready' }
@@ -73,6 +92,9 @@ export type UdpWorkerMessage =
   | { readonly kind: 'stopped' }
   /** Tests only (test-seam.ts): the loop holds between bind() and connect() of its first reply socket. */
   | { readonly kind: 'test-seam.held' }
+  | { readonly kind: 'sessions'; readonly requestId: number; readonly sessions: readonly UdpSessionSnapshot[] }
+  /** closed: false when no session `id` was in progress. */
+  | { readonly kind: 'close-session'; readonly requestId: number; readonly closed: boolean }
   /** The routing is in force, or (error) the loop kept the one it had. */
   | { readonly kind: 'routing'; readonly requestId: number; readonly error?: string }
   | { readonly kind: 'fatal'; readonly message: string; readonly code: string };

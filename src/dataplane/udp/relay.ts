@@ -23,7 +23,7 @@ import { createCounterBuffer, migrateCounters, routedLayoutOf, snapshotCounters,
 import type { RoutingUpdate } from '../routing.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import { carries } from '../../core/route/outbound.js';
-import type { UdpLoopMessage, UdpMapping, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
+import type { UdpLoopMessage, UdpMapping, UdpSessionSnapshot, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
 import { releaseHold, requestCrash, type UdpTestSeam } from './test-seam.js';
 
 /** The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more. */
@@ -104,6 +104,8 @@ export class UdpRelay {
   /** Routing swaps the loop has not confirmed yet, by requestId, in the order they were sent. */
   private readonly swaps = new Map<number, { readonly routing: RoutingConfig; readonly sniffTimeoutMs: number; readonly layout: UdpRoutedLayout; readonly buffer: SharedArrayBuffer; readonly settle: (error?: Error) => void }>();
   private nextRequest = 1;
+  /** Session requests (snapshot, close) the loop has not answered yet, by requestId. */
+  private readonly asks = new Map<number, (answer: UdpWorkerMessage | undefined) => void>();
   private listenerFds: number[] = [];
   private exited: Promise<void> = Promise.resolve();
   private readonly budget: DescriptorBudget;
@@ -229,6 +231,10 @@ export class UdpRelay {
           case 'routing':
             this.swapped(message.requestId, message.error);
             break;
+          case 'sessions':
+          case 'close-session':
+            this.asks.get(message.requestId)?.(message);
+            break;
         }
       });
       worker.once('error', (error) => {
@@ -238,6 +244,8 @@ export class UdpRelay {
         if (this.worker === worker) this.loopRunning = false;
         // Swaps it never answered: nothing writes the counters now, so they are moved here.
         for (const requestId of [...this.swaps.keys()]) this.swapped(requestId, undefined, true);
+        // Its sessions ended with it: nothing to list or close.
+        for (const answer of [...this.asks.values()]) answer(undefined);
         if (this.worker !== worker || this.stopping) return;
         const error = new TproxyError(code, `udp relay loop stopped: ${reason ?? `its thread exited with code ${exitCode}`}`);
         this.deps.emit({ type: 'error', code: error.code, message: error.message });
@@ -264,6 +272,37 @@ export class UdpRelay {
         () => undefined, // its exit was reported and handled like the first one's
       );
     }, this.restartWindow.backoffMs()).unref();
+  }
+
+  /** The `limit` busiest sessions in progress (bytes both ways, counted now); none when no loop runs. */
+  async sessions(limit: number, timeoutMs = 5000): Promise<readonly UdpSessionSnapshot[]> {
+    const answer = await this.ask((requestId) => ({ kind: 'sessions', requestId, limit }), timeoutMs);
+    return answer?.kind === 'sessions' ? answer.sessions : [];
+  }
+
+  /** End session `id` as an operator (reported closed as closed-by-operator, counted); false when it is not in progress. */
+  async closeSession(id: number, timeoutMs = 5000): Promise<boolean> {
+    const answer = await this.ask((requestId) => ({ kind: 'close-session', requestId, id }), timeoutMs);
+    return answer?.kind === 'close-session' && answer.closed;
+  }
+
+  /** One request to the loop; undefined when no loop runs or it ended before answering. */
+  private ask(message: (requestId: number) => UdpLoopMessage, timeoutMs: number): Promise<UdpWorkerMessage | undefined> {
+    const worker = this.worker;
+    if (!worker || !this.loopRunning) return Promise.resolve(undefined);
+    const requestId = this.nextRequest++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.asks.delete(requestId);
+        reject(new TproxyError('ERR_SYSCALL', `udp relay on port ${this.config.port}: the loop did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.asks.set(requestId, (answer) => {
+        clearTimeout(timer);
+        this.asks.delete(requestId);
+        resolve(answer);
+      });
+      worker.postMessage(message(requestId));
+    });
   }
 
   /**

@@ -56,7 +56,18 @@ try {
   setImmediate(tick);
   // Taken between loop slices (the loop yields to this thread's event loop every SLICE_MS).
   parentPort?.on('message', (message: UdpLoopMessage) => {
-    if (message.kind !== 'routing' || !loop) return;
+    if (!loop) return;
+    if (message.kind === 'sessions') {
+      post({ kind: 'sessions', requestId: message.requestId, sessions: loop.sessionSnapshot(message.limit) });
+      return;
+    }
+    if (message.kind === 'close-session') {
+      const closed = loop.closeSession(message.id);
+      // Its close event goes out now (before the answer), not with the next slice's.
+      flush();
+      post({ kind: 'close-session', requestId: message.requestId, closed });
+      return;
+    }
     try {
       loop.setRouting(message.routing, message.layout, new Float64Array(message.counters), message.sniffTimeoutMs);
       post({ kind: 'routing', requestId: message.requestId });

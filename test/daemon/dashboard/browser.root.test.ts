@@ -1,8 +1,8 @@
 // The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core, run
 // inside the lab router's namespace (ip netns exec) against `tproxy run` with the dashboard on
 // loopback there. The lab relays TCP flows (two trickling, one held) and a UDP session; the page
-// must list them with their original destinations and rising bytes, draw the chart, explain a
-// packet as `tproxy explain --json` does, close a flow only with the token, keep a strict CSP and
+// must list them with their original destinations and rising bytes (the UDP session's while it lives), draw the chart, explain a
+// packet as `tproxy explain --json` does, close a flow and drain only with the token, keep a strict CSP and
 // show names from the network as text. On a failure each test saves a screenshot to a temp dir
 // named in the failure.
 import assert from 'node:assert/strict';
@@ -163,6 +163,41 @@ describe('dashboard in chromium (root)', { skip: existsSync(CHROMIUM) ? false : 
       const result = JSON.parse((await hold).stdout.trim().split('\n').pop() ?? '{}') as { how: string };
       assert.equal(result.how, 'reset', 'the client saw its flow reset');
       await page.locator(rowSelector(`${server}:82`)).waitFor({ state: 'detached' });
+    }));
+
+  it('shows the bytes of a UDP session while it lives, and closes it with the token (counted as closed by the operator)', () =>
+    step('udp', async () => {
+      // The probe's session (one datagram each way) lives until udp.idleTimeoutMs: its bytes are
+      // on the page before it ends.
+      const row = page.locator(rowSelector(`${server}:80`, 'udp')).first();
+      await poll('the UDP session shows its bytes while it lives', async () => Number(await row.getAttribute('data-up')) > 0 && Number(await row.getAttribute('data-down')) > 0);
+      const key = (await row.getAttribute('data-key')) ?? '';
+      await page.fill('#token', TOKEN);
+      await row.locator('button.close').click();
+      await page.locator(`#action-result:text-is("closed ${key}")`).waitFor();
+      await page.locator(`#flow-rows .row.flow[data-key="${key}"]`).waitFor({ state: 'detached' });
+      const state = await page.evaluate(() => fetch('/api/state').then((r) => r.json() as Promise<{ status: { listeners: { counters: { udp?: { sessionsClosedByOperator: number } } }[] } }>));
+      assert.equal(state.status.listeners[0]?.counters.udp?.sessionsClosedByOperator, 1);
+    }));
+
+  it('drains and undrains from the page with the token: the header, the reasons and /readyz follow', () =>
+    step('drain', async () => {
+      const readyz = (): Promise<number> => page.evaluate(() => fetch('/readyz').then((r) => r.status));
+      await page.locator('#readiness:text-is("ready")').waitFor();
+      await page.fill('#token', `${TOKEN}-wrong`);
+      await page.click('#drain');
+      await page.locator('#action-result:has-text("drain: wrong token")').waitFor();
+      assert.equal(await readyz(), 200, 'a refused drain left the gateway ready');
+      await page.fill('#token', TOKEN);
+      await page.click('#drain');
+      await page.locator('#readiness:text-is("drained")').waitFor();
+      await page.locator('#readiness-reasons li:has-text("drained on purpose")').waitFor();
+      assert.equal(await readyz(), 503);
+      assert.equal(await page.textContent('#drain'), 'undrain');
+      await page.click('#drain');
+      await page.locator('#readiness:text-is("ready")').waitFor();
+      assert.equal(await page.locator('#readiness-panel').isHidden(), true);
+      assert.equal(await readyz(), 200);
     }));
 
   it('shows names from the network and the explain form as text: an SNI with <script> runs nothing', () =>

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { Dashboard, type DashboardSource } from '../../../src/daemon/dashboard/dashboard.js';
 import { CONTENT_SECURITY_POLICY, dashboardHandler, hostAllowed, loadAssets, originAllowed } from '../../../src/daemon/dashboard/http.js';
 import type { DaemonStatus } from '../../../src/daemon/admin-protocol.js';
+import { judgeReadiness } from '../../../src/daemon/readiness.js';
 import { emptyTcpCounters } from '../../../src/dataplane/tcp/counters.js';
 import { serveMetrics, type MetricsEndpoint } from '../../../src/sys/metrics-http.js';
 
@@ -34,9 +35,16 @@ function request(port: number, method: string, path: string, headers: Record<str
   });
 }
 
-async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndpoint; dashboard: Dashboard; closed: { id: number; pid?: number }[]; reloads: number[] }> {
+async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndpoint; dashboard: Dashboard; closed: { id: number; pid?: number }[]; closedUdp: number[]; reloads: number[]; drains: boolean[] }> {
   const closed: { id: number; pid?: number }[] = [];
+  const closedUdp: number[] = [];
+  // UDP session 3 of listener web: its bytes grow at each snapshot, as a live session's do.
+  let udpAsked = 0;
   const reloads: number[] = [];
+  const drains: boolean[] = [];
+  let drained = false;
+  // The daemon's own judgement (readiness.ts), over a daemon whose only state is drained or not.
+  const readiness = () => judgeReadiness({ state: 'running', drained, rules: { managed: false }, listeners: [{ name: 'web', health: { tcp: { accepting: true, workers: { running: 0, wanted: 0 } } } }] });
   const source: DashboardSource = {
     listeners: () => [
       {
@@ -48,6 +56,16 @@ async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndp
             closed.push({ id, ...(pid !== undefined ? { pid } : {}) });
             return Promise.resolve(true);
           },
+          udpSessions: (limit) => {
+            udpAsked++;
+            assert.equal(limit, 1000, 'bounded like the TCP snapshot');
+            return Promise.resolve(closedUdp.includes(3) ? [] : [{ id: 3, client, originalDestination: dest, datagramsFromClient: udpAsked, datagramsFromServer: udpAsked, bytesFromClient: 10 * udpAsked, bytesFromServer: 20 * udpAsked, idleMs: 0 }]);
+          },
+          closeUdpSession: (id) => {
+            const live = id === 3 && !closedUdp.includes(3);
+            if (live) closedUdp.push(id);
+            return Promise.resolve(live);
+          },
         },
       },
     ],
@@ -57,11 +75,17 @@ async function serve(token: string | undefined): Promise<{ endpoint: MetricsEndp
       reloads.push(1);
       return Promise.resolve();
     },
+    readiness: () => Promise.resolve(readiness()),
+    drain: (on) => {
+      drains.push(on);
+      drained = on;
+      return Promise.resolve(readiness());
+    },
   };
   const dashboard = new Dashboard(source, { ...(token !== undefined ? { token } : {}), pushEveryMs: 20 });
   const endpoint = await serveMetrics({ host: '127.0.0.1', port: 0 }, { metrics: () => Promise.resolve({ contentType: 'text/plain', body: 'm 1\n' }), other: dashboardHandler(dashboard, await loadAssets()) }, () => undefined, 16);
   dashboard.start();
-  return { endpoint, dashboard, closed, reloads };
+  return { endpoint, dashboard, closed, closedUdp, reloads, drains };
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
@@ -124,6 +148,103 @@ describe('dashboard HTTP with a token', () => {
     assert.equal(s.reloads.length, 1);
   });
 
+  it('drains and undrains with the token: the answer, /api/readiness and the event stream say drained and why', async () => {
+    const events: { event: string; data: { ready: boolean; drained: boolean; reasons: string[] } }[] = [];
+    const req = http.request({ host: '127.0.0.1', port, path: '/api/events' });
+    let onEvent = (): void => undefined;
+    req.on('response', (res) => {
+      let buffer = '';
+      res.on('data', (d: Buffer) => {
+        buffer += d.toString();
+        let at;
+        while ((at = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, at);
+          buffer = buffer.slice(at + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event === 'state') events.push({ event, data: (JSON.parse(data!) as { readiness: (typeof events)[0]['data'] }).readiness });
+          if (event === 'readiness') events.push({ event, data: JSON.parse(data!) as (typeof events)[0]['data'] });
+          onEvent();
+        }
+      });
+    });
+    req.end();
+    const waitFor = (n: number): Promise<void> =>
+      new Promise((resolve) => {
+        onEvent = () => events.length >= n && resolve();
+        onEvent();
+      });
+    try {
+      await waitFor(1);
+      assert.deepEqual(events[0], { event: 'state', data: { ready: true, drained: false, reasons: [] } });
+      // Without the token, or with a wrong one: refused, nothing drained.
+      assert.equal((await request(port, 'POST', '/api/drain', JSON_HEADERS, '{}')).status, 401);
+      assert.equal((await request(port, 'POST', '/api/drain', { ...JSON_HEADERS, 'x-tproxy-token': `${TOKEN}x` }, '{}')).status, 403);
+      assert.equal((await request(port, 'GET', '/api/drain')).status, 405);
+      assert.deepEqual(s.drains, []);
+      const drain = await request(port, 'POST', '/api/drain', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN, origin: `http://127.0.0.1:${port}` }, '{}');
+      assert.equal(drain.status, 200, drain.body);
+      const drained = JSON.parse(drain.body) as { ok: boolean; readiness: { ready: boolean; drained: boolean; reasons: string[] } };
+      assert.equal(drained.ok, true);
+      assert.equal(drained.readiness.ready, false);
+      assert.equal(drained.readiness.drained, true);
+      assert.match(drained.readiness.reasons.join('\n'), /drained on purpose/);
+      assert.deepEqual(JSON.parse((await request(port, 'GET', '/api/readiness')).body), drained.readiness);
+      await waitFor(2);
+      assert.deepEqual(events[1], { event: 'readiness', data: drained.readiness });
+      // Draining twice changes nothing the pages need to hear about.
+      assert.equal((await request(port, 'POST', '/api/drain', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN }, '{}')).status, 200);
+      const undrain = await request(port, 'POST', '/api/undrain', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN }, '{}');
+      assert.equal(undrain.status, 200, undrain.body);
+      assert.deepEqual((JSON.parse(undrain.body) as { readiness: unknown }).readiness, { ready: true, drained: false, reasons: [] });
+      await waitFor(3);
+      assert.deepEqual(events.slice(1).map((e) => e.data.drained), [true, false], 'one readiness event per change');
+      assert.deepEqual(s.drains, [true, true, false]);
+    } finally {
+      req.destroy();
+    }
+  });
+
+  it('UDP sessions: their bytes rise while they live (with a page connected), and the close action ends one', async () => {
+    s.dashboard.sink({ type: 'udp.session.open', id: 3, client, originalDestination: dest, upstreamLocal: client, mapping: 'endpoint-dependent', listener: 'web' });
+    const ups: number[] = [];
+    const req = http.request({ host: '127.0.0.1', port, path: '/api/events' });
+    const rising = new Promise<void>((resolve) => {
+      req.on('response', (res) => {
+        let buffer = '';
+        res.on('data', (d: Buffer) => {
+          buffer += d.toString();
+          let at;
+          while ((at = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, at);
+            buffer = buffer.slice(at + 2);
+            if (/^event: flows$/m.test(block)) {
+              const changes = JSON.parse(/^data: (.*)$/m.exec(block)![1]!) as { op: string; key: string; fields?: { bytesFromClient?: number } }[];
+              for (const c of changes) if (c.op === 'update' && c.key === 'udp/web/3' && c.fields?.bytesFromClient !== undefined) ups.push(c.fields.bytesFromClient);
+              if (ups.length >= 2) resolve();
+            }
+          }
+        });
+      });
+    });
+    req.end();
+    try {
+      await rising;
+    } finally {
+      req.destroy();
+    }
+    assert.ok(ups[1]! > ups[0]!, `bytes rise: ${ups.join(', ')}`);
+    const listed = (JSON.parse((await request(port, 'GET', '/api/flows')).body) as { key: string; bytesFromClient: number }[]).find((f) => f.key === 'udp/web/3');
+    assert.ok(listed && listed.bytesFromClient >= ups[1]!, 'the table holds the live bytes');
+    assert.equal((await request(port, 'POST', '/api/flows/close', JSON_HEADERS, '{"key":"udp/web/3"}')).status, 401);
+    assert.deepEqual(s.closedUdp, []);
+    const ok = await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN }, '{"key":"udp/web/3"}');
+    assert.equal(ok.status, 200, ok.body);
+    assert.deepEqual(s.closedUdp, [3]);
+    const again = await request(port, 'POST', '/api/flows/close', { ...JSON_HEADERS, 'x-tproxy-token': TOKEN }, '{"key":"udp/web/3"}');
+    assert.equal(again.status, 404, 'the loop no longer has it');
+  });
+
   it('explains by POST without the token; a bad body is a 400 that says what to send', async () => {
     const r = await request(port, 'POST', '/api/explain', JSON_HEADERS, JSON.stringify({ packet: 'tcp 198.51.100.10:1 -> 203.0.113.20:80', sni: 'a.example' }));
     assert.deepEqual(JSON.parse(r.body), { ok: true, text: 'explained tcp 198.51.100.10:1 -> 203.0.113.20:80', json: { outcome: 'delivered', sni: 'a.example' } });
@@ -174,6 +295,10 @@ describe('dashboard HTTP without a token', () => {
       assert.equal(r.status, 403);
       assert.match(r.body, /read-only: set dashboard.token/);
       assert.equal((await request(port, 'POST', '/api/reload', JSON_HEADERS, '{}')).status, 403);
+      assert.equal((await request(port, 'POST', '/api/drain', JSON_HEADERS, '{}')).status, 403);
+      assert.equal((await request(port, 'POST', '/api/undrain', JSON_HEADERS, '{}')).status, 403);
+      assert.deepEqual(s.drains, []);
+      assert.equal((JSON.parse((await request(port, 'GET', '/api/readiness')).body) as { ready: boolean }).ready, true);
       assert.equal((JSON.parse((await request(port, 'GET', '/api/state')).body) as { readOnly: boolean }).readOnly, true);
     } finally {
       s.dashboard.stop();

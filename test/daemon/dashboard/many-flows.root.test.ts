@@ -18,6 +18,7 @@ import { serveMetrics, type MetricsEndpoint } from '../../../src/sys/metrics-htt
 const CHROMIUM = '/usr/bin/chromium';
 const FLOWS = 10_000;
 const STATUS = { state: 'running', pid: 1, version: 'test', node: 'v20', engine: 'splice', startedAt: '', uptimeSeconds: 0, listeners: [], rules: { managed: false }, flows: [] } as unknown as DaemonStatus;
+const READY = { ready: true, drained: false, reasons: [] };
 
 const endpointOf = (i: number): { family: 4; address: string; port: number } => ({ family: 4, address: `198.51.100.${(i % 250) + 1}`, port: 10_000 + i });
 const destOf = (i: number): { family: 4; address: string; port: number } => ({ family: 4, address: `203.0.113.${(i % 200) + 1}`, port: 443 });
@@ -35,7 +36,7 @@ describe('dashboard with 10,000 flows in chromium (root)', { skip: existsSync(CH
     dir = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-many-'));
     shots = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-many-shots-'));
     dashboard = new Dashboard(
-      { listeners: () => [{ name: 'web', proxy: { counters: () => ({ tcp: emptyTcpCounters() }), snapshot: () => Promise.resolve({ flows: [] }), closeTcpFlow: () => Promise.resolve(false) } }], status: () => Promise.resolve(STATUS), explain: () => Promise.reject(new Error('not here')), reload: () => Promise.resolve() },
+      { listeners: () => [{ name: 'web', proxy: { counters: () => ({ tcp: emptyTcpCounters() }), snapshot: () => Promise.resolve({ flows: [] }), closeTcpFlow: () => Promise.resolve(false), udpSessions: () => Promise.resolve([]), closeUdpSession: () => Promise.resolve(false) } }], status: () => Promise.resolve(STATUS), explain: () => Promise.reject(new Error('not here')), reload: () => Promise.resolve(), readiness: () => Promise.resolve(READY), drain: () => Promise.resolve(READY) },
       { pushEveryMs: 50 },
     );
     for (let i = 1; i <= FLOWS; i++) {

@@ -122,4 +122,30 @@ describe('UDP relay loop (fake kernel)', () => {
     assert.equal(counters().sessionsExpired, 1);
     assert.equal(kernel.find((x) => same(x.bound, SERVER)).length, 0, 'its sockets are closed');
   });
+
+  it('lists sessions in progress with their bytes now, busiest first and bounded, and an operator closes one by id', () => {
+    const { kernel, loop, listener, counters, events, clock } = setup();
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    kernel.deliver(listener, { source: B, destination: SERVER, data: 'b-longer' });
+    loop.runOnce(0);
+    const [upstreamA] = kernel.find((x) => same(x.connected, SERVER) && x.sent.some((d) => d.data === 'a1'));
+    kernel.deliver(upstreamA!.fd, { source: SERVER, destination: upstreamA!.bound!, data: 'echo a1 echo a1' });
+    loop.runOnce(0);
+    clock.now += 40;
+    const all = loop.sessionSnapshot(10);
+    assert.deepEqual(all.map((x) => [x.client.port, x.bytesFromClient, x.bytesFromServer, x.datagramsFromServer]), [[A.port, 2, 15, 1], [B.port, 8, 0, 0]], 'bytes each way while they live, busiest first');
+    assert.equal(all[0]!.idleMs, 40);
+    assert.deepEqual(loop.sessionSnapshot(1).map((x) => x.client.port), [A.port], 'bounded');
+    assert.equal(loop.closeSession(all[0]!.id), true);
+    assert.equal(loop.closeSession(all[0]!.id), false, 'not twice');
+    assert.equal(loop.closeSession(9999), false);
+    const closed = events.find((e) => e.type === 'udp.session.close');
+    assert.ok(closed && closed.type === 'udp.session.close');
+    assert.equal(closed.reason, 'closed-by-operator');
+    assert.equal(closed.bytesFromServer, 15);
+    assert.equal(counters().sessionsClosedByOperator, 1);
+    assert.equal(counters().sessionsActive, 1);
+    assert.deepEqual(loop.sessionSnapshot(10).map((x) => x.client.port), [B.port]);
+    assert.equal(kernel.find((x) => same(x.connected, A)).length, 0, "A's reply socket is closed");
+  });
 });
