@@ -2,8 +2,8 @@
  * The daemon's mmproxy listeners (config section `mmproxy:`), beside the transparent ones: started
  * with the daemon, stopped with it, and on a reload changed where their settings differ (an entry
  * whose settings are unchanged keeps running and its flows never notice; a changed one is stopped,
- * then started again, so it may keep its port; a removed one is stopped). They need no rules of
- * their own in the table: the replies' policy routing is set up by hand for now (see README).
+ * then started again, so it may keep its port; a removed one is stopped). The reply routing they
+ * need (loopback rule, divert, fwmark route) is planned with the daemon's rules (rulesConfigOf).
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { MmproxySettings } from '../core/config/sections/mmproxy.js';

@@ -6,7 +6,7 @@ import type { Family } from '../net/constants.js';
 import { describeIpRoute, isPolicyRoute, isPolicyRule, type PolicyRoutingState } from './ip-json.js';
 import { specComment } from './iptables-save.js';
 import type { LiveIptables } from './iptables-state.js';
-import { ipRouteArgs, ipRuleArgs } from './policy-routing.js';
+import { distinctRoutes, ipRouteArgs, ipRuleArgs } from './policy-routing.js';
 import { expectedExpressions, plannedSetElements, ruleCounter, sameExpressions, setElements, type NftRuleset } from './nft-json.js';
 import { plannedIptablesState } from './render-iptables.js';
 import type { RulesPlan } from './ruleset.js';
@@ -129,6 +129,8 @@ export function policyRoutingStatus(plan: RulesPlan, live: PolicyRoutingState): 
       state: copies === 0 ? 'missing' : copies > 1 ? 'drifted' : 'in place',
       ...(copies > 1 ? { detail: `present ${copies} times` } : {}),
     });
+  }
+  for (const route of distinctRoutes(plan.policyRoutes)) {
     const inTable = live.routes[route.family].filter((r) => (r.table ?? '254') === `${route.route.table}`);
     const ours = inTable.some((r) => isPolicyRoute(r, route));
     const others = inTable.filter((r) => !isPolicyRoute(r, route));

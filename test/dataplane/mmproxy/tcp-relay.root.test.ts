@@ -3,9 +3,10 @@
 // $remote_addr:$remote_port, and a second nginx on another host (the server namespace). The backend
 // sees the real client's address and port, IPv4 and IPv6;
 // bad headers and sources not allowed are reset, counted by reason and never reach nginx, while
-// good flows go on. The replies come back through go-mmproxy's policy rule (`from 127.0.0.0/8 iif
-// lo` / `from ::1 iif lo` to a local route) for loopback, and through a divert rule and fwmark
-// route for the other host, set here in the namespace by hand.
+// good flows go on. The replies come back through the rules `tproxy run` applies for its mmproxy
+// section and removes when it stops: go-mmproxy's policy rule (`from 127.0.0.0/8 iif lo` / `from
+// ::1 iif lo` to a local route) for loopback, and a divert rule and fwmark route for the other host.
+// Nothing is typed by hand: the standalone listener (the agent) relies on the daemon's rules too.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +32,6 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
   let lines: JsonLines<Line>;
   let agent: ReturnType<Lab['spawn']>;
   let daemon: ReturnType<Lab['spawn']>;
-  let remote: ReturnType<Lab['spawn']>;
   let daemonLog: JsonLines<Line>;
   const accessLog = (): string[] => readFileSync(path.join(dir, 'access.log'), 'utf8').split('\n').filter((l) => l !== '');
 
@@ -40,21 +40,6 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
     dir = mkdtempSync(path.join(tmpdir(), 'tproxy-mmproxy-'));
     lab = await Lab.create();
     try {
-      // What the backend's replies need (the control plane's job, issue 16 step 3): replies from
-      // loopback to a client address are delivered locally, to the transparent backend socket.
-      for (const argv of [
-        ['ip', 'rule', 'add', 'from', '127.0.0.0/8', 'iif', 'lo', 'lookup', '123'],
-        ['ip', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '123'],
-        ['ip', '-6', 'rule', 'add', 'from', '::1/128', 'iif', 'lo', 'lookup', '123'],
-        ['ip', '-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', '123'],
-        // A backend on another host: its replies to the client's address come through this host
-        // (the server's route), where the divert rule hands them to the transparent socket.
-        ['ip', 'rule', 'add', 'fwmark', '1', 'lookup', '100'],
-        ['ip', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '100'],
-        ['ip', '-6', 'rule', 'add', 'fwmark', '1', 'lookup', '100'],
-        ['ip', '-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', '100'],
-      ]) await lab.run('router', argv);
-      await lab.run('router', ['nft', '-f', '-'], { input: 'table inet mmtest {\n  chain divert {\n    type filter hook prerouting priority mangle;\n    meta l4proto tcp socket transparent 1 meta mark set 0x1 accept\n  }\n}\n' });
       writeFileSync(
         path.join(dir, 'nginx-remote.conf'),
         [
@@ -70,8 +55,6 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
         ].join('\n'),
       );
       lab.spawn('server', ['nginx', '-p', dir, '-c', path.join(dir, 'nginx-remote.conf'), '-g', 'daemon off; user root;']);
-      remote = lab.spawn('router', [process.execPath, MMPROXY_AGENT, JSON.stringify({ ...baseConfig, name: 'remote', listen: [{ address: '127.0.0.1', port: 8445 }], backend4: { address: SERVER[4], port: 8080 }, backend6: { address: SERVER[6], port: 8080 } })]);
-      await new JsonLines<Line>(remote.child.stdout!).waitFor((l) => l.type === 'ready', 10_000, 'the remote mmproxy listener ready');
       writeFileSync(
         path.join(dir, 'nginx.conf'),
         [
@@ -142,7 +125,22 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
       // The same job done by `tproxy run` from a configuration file (its own listener on 8444).
       writeFileSync(
         path.join(dir, 'tproxy.yaml'),
-        ['listeners: [{port: 8000, intercept: ["tcp:9"]}]', 'rules: {apply: false}', 'metrics: {listen: "127.0.0.1:9464"}', 'mmproxy:', '  - name: lb', '    listen: [127.0.0.1:8444]', '    backend4: 127.0.0.1:8080', '    backend6: "[::1]:8080"', '    headerTimeoutMs: 2000', '    healthTarget: 127.0.0.1:8080'].join('\n') + '\n',
+        [
+          // The transparent listener intercepts UDP only, so the TCP divert rule is there for the mmproxy listener alone.
+          'listeners: [{port: 8000, intercept: ["udp:9"]}]',
+          'metrics: {listen: "127.0.0.1:9464"}',
+          'mmproxy:',
+          '  - name: lb',
+          '    listen: [127.0.0.1:8444]',
+          '    backend4: 127.0.0.1:8080',
+          '    backend6: "[::1]:8080"',
+          '    headerTimeoutMs: 2000',
+          '    healthTarget: 127.0.0.1:8080',
+          '  - name: remote',
+          '    listen: [127.0.0.1:8445]',
+          `    backend4: ${SERVER[4]}:8080`,
+          `    backend6: "[${SERVER[6]}]:8080"`,
+        ].join('\n') + '\n',
       );
       daemon = lab.spawn('router', [process.execPath, BIN, 'run', '--config', path.join(dir, 'tproxy.yaml'), '--log-format', 'json', '--log-level', 'debug']);
       daemonLog = new JsonLines<Line>(daemon.child.stderr!);
@@ -268,10 +266,29 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
     assert.match(metrics, /^tproxy_mmproxy_connections_closed_total\{listener="lb",reason="done"\} 3$/m);
   });
 
-  it('tproxy run stops its mmproxy listener on SIGTERM', async () => {
+  it('tproxy run applied the reply routing of its mmproxy section: loopback rule, fwmark rule, local route, TCP divert', async () => {
+    const rules4 = (await lab.run('router', ['ip', '-4', 'rule'])).stdout;
+    const rules6 = (await lab.run('router', ['ip', '-6', 'rule'])).stdout;
+    assert.match(rules4, /^9000:\s+from 127\.0\.0\.0\/8 iif lo lookup 100/m);
+    assert.match(rules6, /^9000:\s+from ::1 iif lo lookup 100/m);
+    assert.match(rules4, /^9000:\s+from all fwmark 0x1\/0x1 lookup 100/m);
+    assert.match(rules6, /^9000:\s+from all fwmark 0x1\/0x1 lookup 100/m);
+    assert.match((await lab.run('router', ['ip', '-6', 'route', 'show', 'table', '100'])).stdout, /^local default dev lo/m);
+    const table = (await lab.run('router', ['nft', 'list', 'table', 'inet', 'tproxy_rules'])).stdout;
+    // The replies of the flows above went through it (its counter moved); the transparent listener diverts UDP only.
+    for (const family of [4, 6]) assert.match(table, new RegExp(`meta nfproto ipv${family} tcp [^\\n]*socket transparent 1 [^\\n]* counter packets [1-9]\\d* bytes \\d+ accept comment "tproxy: divert tcp ipv${family}"`));
+  });
+
+  it('tproxy run stops its mmproxy listeners on SIGTERM and removes their reply routing', async () => {
     daemon.child.kill('SIGTERM');
     assert.equal(await daemon.exited, 0);
     const ss = await lab.run('router', ['ss', '-ltnH']);
     assert.doesNotMatch(ss.stdout, /127\.0\.0\.1:8444/);
+    for (const family of ['-4', '-6']) {
+      const rules = (await lab.run('router', ['ip', family, 'rule'])).stdout;
+      assert.doesNotMatch(rules, /iif lo|fwmark|lookup 100/, rules);
+      assert.equal((await lab.run('router', ['ip', family, 'route', 'show', 'table', '100'])).stdout.trim(), '');
+    }
+    assert.notEqual((await lab.run('router', ['nft', 'list', 'table', 'inet', 'tproxy_rules'], { check: false })).exitCode, 0);
   });
 });
