@@ -40,6 +40,9 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
     dir = mkdtempSync(path.join(tmpdir(), 'tproxy-mmproxy-'));
     lab = await Lab.create();
     try {
+      // Strict reverse-path filtering on the mmproxy host (some distributions' default): the reply
+      // routing must not depend on it being off.
+      for (const key of ['all', 'default', 'lo']) await lab.run('router', ['sysctl', '-qw', `net.ipv4.conf.${key}.rp_filter=1`]);
       writeFileSync(
         path.join(dir, 'nginx-remote.conf'),
         [
