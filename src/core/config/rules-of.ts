@@ -3,7 +3,7 @@ import net from 'node:net';
 import { isTproxyError } from '../errors.js';
 import { mergeIntercepts } from './intercept.js';
 import type { Family } from '../net/constants.js';
-import { DEFAULT_BYPASS_DESTINATIONS, type ListenerRules, type MmproxyRules, type RulesConfig } from '../rules/config.js';
+import { DEFAULT_BYPASS_DESTINATIONS, type ListenerRules, type MmproxyBackend, type MmproxyRules, type RulesConfig } from '../rules/config.js';
 import { validateRulesConfig } from '../rules/validate.js';
 import type { ConfigIssue, PathSegment } from './schema.js';
 import type { TproxyConfig } from './tproxy-config.js';
@@ -34,7 +34,10 @@ export function mmproxyRulesOf(config: TproxyConfig): MmproxyRules | undefined {
     }
   }
   const sorted = (s: Set<Family>): Family[] => ([4, 6] as const).filter((f) => s.has(f));
-  return { loopback: sorted(loopback), divert: sorted(divert), transports: ['tcp'], upstreamMarks: [...new Set(config.mmproxy.map((l) => l.upstreamMark))] };
+  const backends = config.mmproxy.flatMap((l) =>
+    ([[4, l.backend4], [6, l.backend6]] as const).map(([family, b]): MmproxyBackend => ({ listener: l.name, family, ...(b ? { address: b.address, port: b.port } : {}), upstreamMark: l.upstreamMark })),
+  );
+  return { loopback: sorted(loopback), divert: sorted(divert), transports: ['tcp'], upstreamMarks: [...new Set(config.mmproxy.map((l) => l.upstreamMark))], backends };
 }
 
 /**

@@ -99,6 +99,17 @@ export interface MmproxyRules {
   readonly transports: readonly Transport[];
   /** SO_MARK of the mmproxy listeners' backend sockets, each once. */
   readonly upstreamMarks: readonly number[];
+  /** The fixed backends (not planned: doctor follows their replies), and the families whose backend the header names. */
+  readonly backends?: readonly MmproxyBackend[];
+}
+
+export interface MmproxyBackend {
+  readonly listener: string;
+  readonly family: Family;
+  /** Absent: the header's destination (unknown until a flow comes). */
+  readonly address?: string;
+  readonly port?: number;
+  readonly upstreamMark: number;
 }
 
 export interface RulesConfig {

@@ -282,6 +282,21 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
     for (const family of [4, 6]) assert.match(table, new RegExp(`meta nfproto ipv${family} tcp [^\\n]*socket transparent 1 [^\\n]* counter packets [1-9]\\d* bytes \\d+ accept comment "tproxy: divert tcp ipv${family}"`));
   });
 
+  it('tproxy doctor follows each mmproxy backend\'s reply on this host: loopback and remote, IPv4 and IPv6, all pass', async () => {
+    const r = await lab.run('router', [process.execPath, BIN, 'doctor', '--json', '--config', path.join(dir, 'tproxy.yaml')], { check: false });
+    const report = JSON.parse(r.stdout) as { findings: { id: string; severity: string; seen: string }[] };
+    const mm = report.findings.filter((f) => f.id.startsWith('mmproxy.'));
+    assert.deepEqual(mm.map((f) => `${f.id} ${f.severity}`).sort(), ['mmproxy.reply.lb.ipv4 pass', 'mmproxy.reply.lb.ipv6 pass', 'mmproxy.reply.remote.ipv4 pass', 'mmproxy.reply.remote.ipv6 pass'], JSON.stringify(mm, null, 2));
+    assert.match(mm.find((f) => f.id === 'mmproxy.reply.remote.ipv4')!.seen, new RegExp(`backend ${SERVER[4].replace(/\./g, '\\.')}:8080 on another host \\(via `));
+  });
+
+  it('tproxy explain --mmproxy names the rule and route that bring a backend\'s reply back, for this host', async () => {
+    const explain = async (name: string, client: string): Promise<string> => (await lab.run('router', [process.execPath, BIN, 'explain', '--config', path.join(dir, 'tproxy.yaml'), '--mmproxy', name, client])).stdout;
+    assert.match(await explain('lb', `${CLIENT[4]}:40000`), /^brought back by: ip rule 9000: from 127\.0\.0\.0\/8 iif lo lookup 100 -> local default dev lo table 100/m);
+    assert.match(await explain('lb', `[${CLIENT[6]}]:40000`), /^brought back by: ip rule 9000: from ::1(\/128)? iif lo lookup 100 -> local default dev lo table 100/m);
+    assert.match(await explain('remote', `${CLIENT[4]}:40000`), /^brought back by: ip rule 9000: from all fwmark 0x1\/0x1 lookup 100 -> local default dev lo table 100, arriving on \S+ with mark 0x1/m);
+  });
+
   it('tproxy run stops its mmproxy listeners on SIGTERM and removes their reply routing', async () => {
     daemon.child.kill('SIGTERM');
     assert.equal(await daemon.exited, 0);
