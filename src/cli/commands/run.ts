@@ -133,7 +133,7 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   });
   const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget });
   // Read at each request, so listeners and rules changed by a reload are followed.
-  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters() });
+  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters(), mmproxyStatus: () => mmproxy.status() });
   // mmproxy listeners (behind a load balancer) first: a taken port is refused before any rule is applied.
   await mmproxy
     .apply(config.mmproxy)
@@ -155,8 +155,16 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     log({ type: 'reload', file: values.config });
     configFrom(values)
       .then(async (next) => {
-        await running.reload(next);
-        await mmproxy.apply(next.mmproxy);
+        // All or nothing: the mmproxy listeners' new addresses are bound first (the old ones still
+        // accept), the daemon's reload (listeners, rules) runs, then the mmproxy sockets change hands.
+        const change = await mmproxy.prepare(next.mmproxy);
+        try {
+          await running.reload(next);
+        } catch (error) {
+          await change.abort();
+          throw error;
+        }
+        change.commit();
       })
       .then(() => {
         setLogger(loggerOf(running.config));

@@ -132,6 +132,7 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
           // The transparent listener intercepts UDP only, so the TCP divert rule is there for the mmproxy listener alone.
           'listeners: [{port: 8000, intercept: ["udp:9"]}]',
           'metrics: {listen: "127.0.0.1:9464"}',
+          `admin: {socket: ${path.join(dir, 'admin.sock')}}`,
           'mmproxy:',
           '  - name: lb',
           '    listen: [127.0.0.1:8444]',
@@ -267,6 +268,23 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
     assert.match(metrics, /^tproxy_mmproxy_rejected_total\{listener="lb",reason="bad-signature"\} 1$/m);
     assert.match(metrics, /^tproxy_mmproxy_headers_total\{listener="lb",command="local"\} 1$/m);
     assert.match(metrics, /^tproxy_mmproxy_connections_closed_total\{listener="lb",reason="done"\} 3$/m);
+  });
+
+  it('a reload (SIGHUP) changing an mmproxy entry keeps its port and its counters; tproxy status lists the mmproxy listeners', async () => {
+    const file = path.join(dir, 'tproxy.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('    headerTimeoutMs: 2000\n', '    headerTimeoutMs: 2500\n'));
+    let readies = 0;
+    daemon.child.kill('SIGHUP');
+    await daemonLog.waitFor((l) => l.type === 'ready' && ++readies === 2, 15_000, 'ready again after the reload');
+    assert.equal(daemonLog.find((l) => l.type === 'reload.rejected'), undefined);
+    const port = ++localPort;
+    const r = await lab.run('client', ['curl', '-sS', '--max-time', '10', '--local-port', `${port}`, `http://${BALANCER[4]}:82/after-reload`]);
+    assert.equal(r.stdout.trim(), `backend saw ${CLIENT[4]}:${port}`);
+    const status = (await lab.run('router', [process.execPath, BIN, 'status', '--socket', path.join(dir, 'admin.sock')])).stdout;
+    assert.match(status, /^mmproxy lb: tcp 127\.0\.0\.1:8444 \(PROXY v1\/v2\) -> IPv4 127\.0\.0\.1:8080, IPv6 \[::1\]:8080$/m);
+    // The two flows and the bad header of the tests above, and this flow: the counters went on over the reload.
+    assert.match(status, /^ {2}headers: 3 proxy, 1 local; refused: bad-signature 1; connect errors: none$/m);
+    assert.match(status, /^mmproxy remote: tcp 127\.0\.0\.1:8445 \(PROXY v1\/v2\) -> IPv4 203\.0\.113\.20:8080, IPv6 \[2001:db8:2::20\]:8080$/m);
   });
 
   it('tproxy run applied the reply routing of its mmproxy section: loopback rule, fwmark rule, local route, TCP divert', async () => {
