@@ -8,7 +8,7 @@
  * are interleaved (the order alternates each round) and summarised as median, min and max.
  *
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
- *                               [--only NAME,NAME] [--no-udp] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
+ *                               [--only NAME,NAME] [--no-udp] [--no-mmproxy] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
  *                               [--haproxy-splice]
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
@@ -41,6 +41,7 @@ import { fileLimit } from '../sys/limits.js';
 import { CPU_PER_GB_SOURCE, DEFAULT_SCENARIOS, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Scenario, type Workload } from './workloads.js';
 import { benchSniff, formatSniffBench, type SniffBenchRow } from './sniff.js';
 import { ROUTED_PREFIXES, writeRoutedConfig } from './routed.js';
+import { benchMmproxy, formatMmproxyBench, type MmproxyBenchResult } from './mmproxy.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
@@ -53,6 +54,8 @@ const CPU_PER_GB = 'proxy-cpu-per-gb';
 
 export interface BenchResult {
   readonly udp: UdpBenchResult | undefined;
+  /** The mmproxy workloads (absent with --no-mmproxy). */
+  readonly mmproxy: MmproxyBenchResult | undefined;
   /** The route decision microbenchmark (10,000 prefixes + 1,000 name suffixes vs no routes). */
   readonly route: RouteBenchResult;
   /** The per-flow parsers (TLS SNI, HTTP Host, PROXY v2, ...), ns per call. */
@@ -154,6 +157,7 @@ async function main(): Promise<void> {
       workers: { type: 'string' },
       only: { type: 'string' },
       'no-udp': { type: 'boolean', default: false },
+      'no-mmproxy': { type: 'boolean', default: false },
       baseline: { type: 'string' },
       'baseline-workers': { type: 'string' },
       'haproxy-splice': { type: 'boolean', default: false },
@@ -309,8 +313,14 @@ async function main(): Promise<void> {
       say('bench: UDP (kernel forwarding vs tproxy; HAProxy has no UDP relay)');
       udp = await benchUdp(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
     }
+    let mmproxy: MmproxyBenchResult | undefined;
+    if (!values['no-mmproxy']) {
+      say('bench: mmproxy (HAProxy balancer -> tproxy mmproxy vs HAProxy accept-proxy + usesrc clientip -> server)');
+      mmproxy = await benchMmproxy(lab, { rounds, seconds, report: (line) => say(`  ${line}`) });
+    }
     const result: BenchResult = {
       udp,
+      mmproxy,
       route,
       sniff,
       haproxy: { splice: haproxySplice, threads: HAPROXY_THREADS },
@@ -330,6 +340,7 @@ async function main(): Promise<void> {
     say(machineTable(result.workloads, haproxyLabel(haproxySplice)));
     say('');
     if (udp) say(formatUdpBench(udp));
+    if (mmproxy) say(`${formatMmproxyBench(mmproxy)}\n`);
     say(formatRouteBench(route));
     say(formatSniffBench(sniff));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
