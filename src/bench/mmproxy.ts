@@ -143,7 +143,13 @@ export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds:
     spawned.push(lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'balancer.cfg')]));
     const tproxy = lab.spawn('router', [process.execPath, BIN, 'run', '--config', join(dir, 'tproxy.yaml'), '--log-format', 'json']);
     spawned.push(tproxy);
-    await new JsonLines<{ type: string }>(tproxy.child.stderr!).waitFor((l) => l.type === 'ready', 20_000, 'tproxy run (mmproxy) starting');
+    const log = new JsonLines<{ type: string; level?: string; message?: string; error?: string }>(tproxy.child.stderr!);
+    await log.waitFor((l) => l.type === 'ready', 20_000, 'tproxy run (mmproxy) starting');
+    /** What tproxy said that was not routine, for a failed measurement. */
+    const complaints = (): string => {
+      const lines = [...(['error', 'warn'] as const).flatMap((level) => (log.find((l) => l.level === level) ? [JSON.stringify(log.find((l) => l.level === level))] : []))];
+      return `tproxy ${tproxy.child.exitCode === null ? 'running' : `exited ${tproxy.child.exitCode}`}${lines.length ? `; it logged ${lines.join(' ')}` : ''}`;
+    };
     for (const port of [FRONT.tproxy.http, FRONT.haproxy.iperf, BACKEND_HALF.haproxy.http, BACKEND_HALF.tproxy.iperf]) await waitForPort(lab, port, 10_000, 'router');
     const samples: Record<string, Record<Peer, number[]>> = {};
     for (let round = 0; round < options.rounds; round++) {
@@ -151,7 +157,9 @@ export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds:
       for (const w of MMPROXY_WORKLOADS) {
         for (const peer of order) {
           await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[peer]}`]);
-          const value = await w.run(lab, peer, options.seconds);
+          const value = await w.run(lab, peer, options.seconds).catch((error: unknown) => {
+            throw new TproxyError('ERR_COMMAND_FAILED', `${(error as Error).message} (${complaints()})`, {}, { cause: error });
+          });
           ((samples[w.name] ??= { tproxy: [], haproxy: [] })[peer]).push(value);
           options.report(`round ${round + 1} ${w.name} ${peer}: ${value.toPrecision(4)} ${w.unit}`);
         }

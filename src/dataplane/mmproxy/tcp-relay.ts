@@ -181,8 +181,15 @@ export class MmproxyTcpRelay {
 
   private onConnection(client: net.Socket): void {
     client.on('error', () => undefined);
+    if (client.remoteAddress === undefined) {
+      // Reset by the balancer between the kernel's accept and this callback (Node then knows no
+      // peer): nothing to read or to answer. Counted, never fatal.
+      count(this.counters.rejected, 'closed-before-header');
+      client.destroy();
+      return;
+    }
     this.track(client);
-    const source = normalizeAddress(client.remoteAddress ?? '');
+    const source = normalizeAddress(client.remoteAddress);
     const balancer: Endpoint = { family: familyOf(source), address: source, port: client.remotePort ?? 0 };
     // Both descriptors of the connection before anything else; given back when the balancer's side
     // closes (the backend side closes with it, at most a moment later: accounting, not a lock).
