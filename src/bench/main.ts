@@ -8,7 +8,7 @@
  * are interleaved (the order alternates each round) and summarised as median, min and max.
  *
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
- *                               [--only NAME,NAME] [--no-udp] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
+ *                               [--only NAME,NAME] [--no-udp] [--no-mmproxy] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
  *                               [--haproxy-splice] [--tcp-engine ENGINE] [--baseline-tcp-engine ENGINE] [--no-dashboard]
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
@@ -46,6 +46,7 @@ import { CPU_PER_GB_SOURCE, DEFAULT_SCENARIOS, IDLE_CONNECTIONS, SCENARIOS, TCP_
 import { benchSniff, formatSniffBench, type SniffBenchRow } from './sniff.js';
 import { ROUTED_PREFIXES, writeRoutedConfig } from './routed.js';
 import { benchChartSvg, chartPathOf } from './chart.js';
+import { benchMmproxy, formatMmproxyBench, type MmproxyBenchResult } from './mmproxy.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
@@ -60,6 +61,8 @@ export interface BenchResult {
   readonly udp: UdpBenchResult | undefined;
   /** Daemon CPU with one dashboard page open vs none. */
   readonly dashboard: DashboardBenchResult | undefined;
+  /** The mmproxy workloads (absent with --no-mmproxy). */
+  readonly mmproxy: MmproxyBenchResult | undefined;
   /** The route decision microbenchmark (10,000 prefixes + 1,000 name suffixes vs no routes). */
   readonly route: RouteBenchResult;
   /** The per-flow parsers (TLS SNI, HTTP Host, PROXY v2, ...), ns per call. */
@@ -162,6 +165,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       'no-udp': { type: 'boolean', default: false },
       'no-dashboard': { type: 'boolean', default: false },
+      'no-mmproxy': { type: 'boolean', default: false },
       baseline: { type: 'string' },
       'baseline-workers': { type: 'string' },
       'haproxy-splice': { type: 'boolean', default: false },
@@ -331,9 +335,15 @@ async function main(): Promise<void> {
       say('bench: daemon CPU with one dashboard page open vs none (wrk connection churn)');
       dashboard = await benchDashboard(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
     }
+    let mmproxy: MmproxyBenchResult | undefined;
+    if (!values['no-mmproxy']) {
+      say('bench: mmproxy (HAProxy balancer -> tproxy mmproxy vs HAProxy accept-proxy + usesrc clientip -> server)');
+      mmproxy = await benchMmproxy(lab, { rounds, seconds, report: (line) => say(`  ${line}`) });
+    }
     const result: BenchResult = {
       udp,
       dashboard,
+      mmproxy,
       route,
       sniff,
       haproxy: { splice: haproxySplice, threads: HAPROXY_THREADS },
@@ -354,6 +364,7 @@ async function main(): Promise<void> {
     say('');
     if (udp) say(formatUdpBench(udp));
     if (dashboard) say(formatDashboardBench(dashboard));
+    if (mmproxy) say(`${formatMmproxyBench(mmproxy)}\n`);
     say(formatRouteBench(route));
     say(formatSniffBench(sniff));
     writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);

@@ -1,7 +1,7 @@
 /** `tproxy status` for people: a daemon's status as text. Pure. */
 import { describeCapacity } from '../dataplane/tcp/capacity.js';
 import { formatEndpoint } from '../core/net/sockaddr.js';
-import type { DaemonStatus, ListenerStatus, RulesView } from '../daemon/admin-protocol.js';
+import type { DaemonStatus, ListenerStatus, MmproxyStatusView, RulesView } from '../daemon/admin-protocol.js';
 import { DEFAULT_ROUTE } from '../core/route/table.js';
 import type { RoutedCounters } from '../dataplane/tcp/counters.js';
 
@@ -73,12 +73,32 @@ function listenerLines(l: ListenerStatus): string[] {
   return lines;
 }
 
+function hostPort(e: { address: string; port: number }): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+/** The mmproxy listeners: where they listen, their backends, headers, refusals and flows. */
+function mmproxyLines(view: MmproxyStatusView): string[] {
+  const lines = view.listeners.flatMap((l) => {
+    const c = l.counters;
+    const backends = [l.backend4 ? `IPv4 ${hostPort(l.backend4)}` : 'IPv4 the header\'s destination', l.backend6 ? `IPv6 ${hostPort(l.backend6)}` : 'IPv6 the header\'s destination'].join(', ');
+    return [
+      `mmproxy ${l.name}: tcp ${l.listen.map(hostPort).join(', ')} (PROXY v1/v2) -> ${backends}`,
+      `  headers: ${c.headersProxy} proxy, ${c.headersLocal} local; refused: ${tally(c.rejected)}; connect errors: ${tally(c.connectErrors)}`,
+      `  flows: ${c.active} active; closed: ${tally(c.closed)}; ${formatBytes(c.bytesFromClient)} from clients, ${formatBytes(c.bytesFromBackend)} from backends (flows ended)`,
+    ];
+  });
+  if (view.drainingConnections > 0) lines.push(`mmproxy: ${view.drainingConnections} connection${view.drainingConnections === 1 ? '' : 's'} of replaced listeners still finishing`);
+  return lines;
+}
+
 export function renderStatus(s: DaemonStatus, top: number): string {
   const named = s.listeners.length > 1;
   const lines = [
     `tproxy ${s.version}, pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeSeconds)} (since ${s.startedAt}; engine ${s.engine}, node ${s.node})`,
     ...rulesLines(s.rules),
     ...(s.listeners.length === 0 ? ['listeners: none yet'] : s.listeners.flatMap(listenerLines)),
+    ...(s.mmproxy ? mmproxyLines(s.mmproxy) : []),
   ];
   if (top > 0) {
     lines.push(s.flows.length === 0 ? 'busiest tcp flows: none in progress' : `busiest tcp flows (top ${top} by bytes):`);

@@ -15,6 +15,7 @@ import type { Family } from '../core/net/constants.js';
 import { findCollisions } from '../core/rules/collisions.js';
 import { isPolicyRoute, isPolicyRule, type PolicyRoutingState } from '../core/rules/ip-json.js';
 import { ownedBy } from '../core/rules/plan.js';
+import { distinctRoutes } from '../core/rules/policy-routing.js';
 import { encodeRecord, recordedPolicyRoutes, type RulesRecord } from '../core/rules/record.js';
 import type { PolicyRoute, RulesPlan } from '../core/rules/planned.js';
 import { allInPlace, policyRoutingStatus, type PieceStatus } from '../core/rules/status.js';
@@ -136,7 +137,7 @@ export class RulesController {
 
     const undo: { what: string; run: () => Promise<void> }[] = [];
     try {
-      for (const route of plan.policyRoutes) {
+      for (const route of distinctRoutes(plan.policyRoutes)) {
         if (routing.routes[route.family].some((r) => isPolicyRoute(r, route))) continue;
         await this.ip.addRoute(route);
         undo.push({ what: `ip -${route.family} route del local default table ${route.route.table}`, run: () => this.ip.deleteRoute(route) });
@@ -155,6 +156,7 @@ export class RulesController {
       // Registered first: an install of several transactions (iptables: one per family) can fail halfway.
       undo.push({ what: `${this.backend.name}: restore ${this.describe(plan)}`, run: () => this.backend.restore(plan, before) });
       await this.backend.install(plan, before);
+      const routesGone = new Set<string>();
       for (const old of stale) {
         const found = { rules: routing.rules[old.family].filter((r) => isPolicyRule(r, old)).length, route: routing.routes[old.family].some((r) => isPolicyRoute(r, old)) };
         for (let i = 0; i < found.rules && i < 16; i++) {
@@ -162,7 +164,10 @@ export class RulesController {
           undo.push({ what: `ip -${old.family} rule add priority ${old.rule.priority}`, run: () => this.ip.addRule(old) });
         }
         const stillUsed = plan.policyRoutes.some((r) => r.family === old.family && r.route.table === old.route.table);
-        if (found.route && !stillUsed) {
+        // Several stale rules (fwmark and loopback) may share one route: it goes once.
+        const key = `${old.family}/${old.route.table}`;
+        if (found.route && !stillUsed && !routesGone.has(key)) {
+          routesGone.add(key);
           await this.ip.deleteRoute(old);
           undo.push({ what: `ip -${old.family} route add local default table ${old.route.table}`, run: () => this.ip.addRoute(old) });
         }

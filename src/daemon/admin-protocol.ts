@@ -18,6 +18,8 @@ import { clipped } from '../core/quote.js';
 import type { Endpoint } from '../core/net/sockaddr.js';
 import type { Transport } from '../core/net/constants.js';
 import type { RulesConfig } from '../core/rules/config.js';
+import type { MmproxyEndpoint } from '../core/config/sections/mmproxy.js';
+import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';
 import type { RulesStatus } from '../control/apply.js';
 import type { BackendChoice } from '../control/backend.js';
 import type { ProxyCounters } from '../dataplane/proxy.js';
@@ -110,6 +112,23 @@ export interface DaemonStatus {
   readonly rules: RulesView;
   /** The busiest TCP flows over every listener, by bytes both ways, at most `top` of the request. */
   readonly flows: readonly (TcpFlowSnapshot & { readonly listener: string })[];
+  /** The mmproxy listeners (absent from older daemons, and when none are configured). */
+  readonly mmproxy?: MmproxyStatusView;
+}
+
+export interface MmproxyListenerStatus {
+  readonly name: string;
+  readonly listen: readonly MmproxyEndpoint[];
+  /** Fixed backends; absent: the header's destination. */
+  readonly backend4?: MmproxyEndpoint;
+  readonly backend6?: MmproxyEndpoint;
+  readonly counters: MmproxyCounters;
+}
+
+export interface MmproxyStatusView {
+  readonly listeners: readonly MmproxyListenerStatus[];
+  /** Connections of listeners a reload replaced or removed, still finishing. */
+  readonly drainingConnections: number;
 }
 
 const invalid = (message: string): TproxyError => new TproxyError('ERR_INVALID_ARGUMENT', `admin request: ${message}`);

@@ -1,13 +1,23 @@
 /**
  * The daemon's mmproxy listeners (config section `mmproxy:`), beside the transparent ones: started
- * with the daemon, stopped with it, and on a reload changed where their settings differ (an entry
- * whose settings are unchanged keeps running and its flows never notice; a changed one is stopped,
- * then started again, so it may keep its port; a removed one is stopped). They need no rules of
- * their own in the table: the replies' policy routing is set up by hand for now (see docs/mmproxy.md).
+ * with the daemon, stopped with it, and changed by a reload atomically:
+ * - an entry whose settings are unchanged keeps running, its flows never notice;
+ * - a new or changed entry is built (its settings checked), and listens on its new addresses,
+ *   before anything else changes: a refusal there (a taken port, a bad prefix) closes what the
+ *   reload opened and leaves every listener as it was;
+ * - then, at once, the listening sockets of addresses that stay are handed from the old entry to
+ *   the new one (no moment without a listener, no second bind of a port), the old entry stops
+ *   accepting and its flows in progress go on to their end (it drains); its counters go on in the
+ *   new entry of the same name;
+ * - a removed entry stops accepting and drains likewise.
+ * The reply routing they need (loopback rule, divert, fwmark route) is planned with the daemon's
+ * rules (rulesConfigOf).
  */
+import type net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { MmproxySettings } from '../core/config/sections/mmproxy.js';
 import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';
+import type { MmproxyStatusView } from './admin-protocol.js';
 import { MmproxyTcpRelay } from '../dataplane/mmproxy/tcp-relay.js';
 import type { EventSink } from '../dataplane/events.js';
 import type { DescriptorBudget } from '../sys/descriptor-budget.js';
@@ -24,35 +34,90 @@ export interface MmproxyListenersDeps {
   readonly budget?: DescriptorBudget;
 }
 
+/** A prepared change of the mmproxy listeners (MmproxyListeners.prepare). */
+export interface MmproxyChange {
+  commit(): void;
+  abort(): Promise<void>;
+}
+
 export class MmproxyListeners {
   private readonly running = new Map<string, Running>();
+  /** Entries replaced or removed by a reload whose flows are still finishing. */
+  private readonly draining = new Set<MmproxyTcpRelay>();
 
   constructor(private readonly deps: MmproxyListenersDeps) {}
 
-  /** Make the running listeners those of `wanted`. A listener that cannot start throws (with its address); the others stay as they were. */
+  /**
+   * Make the running listeners those of `wanted`, atomically (see above). A refusal throws (naming
+   * the listener and address) and changes nothing.
+   */
   async apply(wanted: readonly MmproxySettings[]): Promise<void> {
-    for (const [name, r] of [...this.running]) {
-      const next = wanted.find((w) => w.name === name);
-      if (next && isDeepStrictEqual(next, r.settings)) continue;
-      this.running.delete(name);
-      await r.relay.stop();
-    }
-    for (const settings of wanted) {
-      if (this.running.has(settings.name)) continue;
-      const relay = new MmproxyTcpRelay(settings, this.deps);
-      await relay.start();
-      this.running.set(settings.name, { settings, relay });
-    }
+    (await this.prepare(wanted)).commit();
   }
 
+  /**
+   * The part of a change that can be refused: the settings checked and the new addresses bound.
+   * Then `commit` (cannot fail) or `abort` (closes what was bound; nothing changed). Between the
+   * two the old listeners still accept, so another part of a reload (the rules) can go first.
+   */
+  async prepare(wanted: readonly MmproxySettings[]): Promise<MmproxyChange> {
+    const changed = wanted.filter((w) => !isDeepStrictEqual(this.running.get(w.name)?.settings, w));
+    const leaving = [...this.running.values()].filter((r) => !isDeepStrictEqual(wanted.find((w) => w.name === r.settings.name), r.settings));
+    // Built first: a setting the relay refuses throws before anything is opened.
+    const fresh = changed.map((settings) => ({ settings, relay: new MmproxyTcpRelay(settings, this.deps, this.running.get(settings.name)?.relay.counters) }));
+    const handedOver = new Map<string, MmproxyTcpRelay>();
+    for (const r of leaving) for (const key of r.relay.keys()) handedOver.set(key, r.relay);
+    const bound: MmproxyTcpRelay[] = [];
+    const abort = async (): Promise<void> => {
+      await Promise.all(bound.map((r) => r.stop()));
+    };
+    try {
+      for (const f of fresh) {
+        bound.push(f.relay);
+        await f.relay.bind(new Set(f.relay.keys().filter((k) => handedOver.has(k))));
+      }
+    } catch (error) {
+      await abort();
+      throw error;
+    }
+    const commit = (): void => {
+      // Nothing here can fail: hand the sockets over, then let the old entries drain.
+      for (const f of fresh) {
+        const handed = new Map<string, net.Server>();
+        for (const key of f.relay.keys()) {
+          const server = handedOver.get(key)?.release(key);
+          if (server) handed.set(key, server);
+        }
+        f.relay.adopt(handed);
+      }
+      for (const r of leaving) {
+        this.running.delete(r.settings.name);
+        this.draining.add(r.relay);
+        void r.relay.drain().then(() => this.draining.delete(r.relay));
+      }
+      for (const f of fresh) this.running.set(f.settings.name, f);
+    };
+    return { commit, abort };
+  }
+
+  /** Stop every listener, and reset the flows still in progress (draining ones too). */
   async stop(): Promise<void> {
-    const all = [...this.running.values()];
+    const all = [...[...this.running.values()].map((r) => r.relay), ...this.draining];
     this.running.clear();
-    await Promise.all(all.map((r) => r.relay.stop()));
+    this.draining.clear();
+    await Promise.all(all.map((r) => r.stop()));
   }
 
   /** Each listener's counters, by name. */
   counters(): Record<string, MmproxyCounters> {
     return Object.fromEntries([...this.running].map(([name, r]) => [name, r.relay.counters]));
+  }
+
+  /** Each listener's addresses, backends and counters, for status; and the connections replaced ones still finish. */
+  status(): MmproxyStatusView {
+    return {
+      listeners: [...this.running.values()].map(({ settings: s, relay }) => ({ name: s.name, listen: s.listen, ...(s.backend4 ? { backend4: s.backend4 } : {}), ...(s.backend6 ? { backend6: s.backend6 } : {}), counters: relay.counters })),
+      drainingConnections: [...this.draining].reduce((n, r) => n + r.connections, 0),
+    };
   }
 }

@@ -23,7 +23,7 @@ import type { DescriptorBudget, DescriptorConsumer } from '../sys/descriptor-bud
 import { METRICS_MAX_CONNECTIONS, serveMetrics, type MetricsEndpoint } from '../sys/metrics-http.js';
 import type { Logger } from './log.js';
 import type { DaemonEvent } from './events.js';
-import { answer, maskSecrets, tcpLimitsOf, resultOf, type AdminRequest, type DaemonConfig, type DaemonStatus, type PingResult, type RulesView } from './admin-protocol.js';
+import { answer, maskSecrets, tcpLimitsOf, resultOf, type AdminRequest, type DaemonConfig, type DaemonStatus, type MmproxyStatusView, type PingResult, type RulesView } from './admin-protocol.js';
 import { rulesConfigOf } from '../core/config/rules-of.js';
 import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { formatListenAddress, type ListenAddress } from '../core/config/listen-address.js';
@@ -65,6 +65,8 @@ export interface OperationsSource {
   config(): TproxyConfig;
   /** The mmproxy listeners' counters, by name (absent: none run here). */
   mmproxy?(): Readonly<Record<string, MmproxyCounters>>;
+  /** The mmproxy listeners for status (absent: none run here). */
+  mmproxyStatus?(): MmproxyStatusView;
 }
 
 export interface OperationsOptions {
@@ -330,6 +332,7 @@ export class Operations {
 
   async status(top: number): Promise<DaemonStatus> {
     const [rules, listeners] = await Promise.all([this.readRules(), this.listenersNow(top)]);
+    const mmproxyView = this.source?.mmproxyStatus?.();
     return {
       state: this.state,
       pid: process.pid,
@@ -350,6 +353,7 @@ export class Operations {
         listeners.map((l) => l.flows.map((f) => ({ ...f, listener: l.listener.name }))),
         top,
       ) as (TcpFlowSnapshot & { listener: string })[],
+      ...(mmproxyView && (mmproxyView.listeners.length > 0 || mmproxyView.drainingConnections > 0) ? { mmproxy: mmproxyView } : {}),
     };
   }
 

@@ -75,6 +75,23 @@ describe('tproxy status text', () => {
     );
   });
 
+  it('lists the mmproxy listeners with their backends and counts, and connections of replaced ones still finishing', () => {
+    const counters = { headersProxy: 12, headersLocal: 3, rejected: { 'source-not-allowed': 2, 'bad-signature': 1 }, connectErrors: {}, closed: { done: 10 }, active: 2, bytesFromClient: 4096, bytesFromBackend: 1_048_576 };
+    const text = renderStatus({ ...status, mmproxy: { listeners: [{ name: 'web', listen: [{ address: '0.0.0.0', port: 8443 }, { address: '::', port: 8443 }], backend4: { address: '127.0.0.1', port: 80 }, counters }], drainingConnections: 1 } }, 0);
+    assert.match(
+      text,
+      new RegExp(
+        [
+          'mmproxy web: tcp 0\\.0\\.0\\.0:8443, \\[::\\]:8443 \\(PROXY v1/v2\\) -> IPv4 127\\.0\\.0\\.1:80, IPv6 the header\'s destination',
+          '  headers: 12 proxy, 3 local; refused: source-not-allowed 2, bad-signature 1; connect errors: none',
+          '  flows: 2 active; closed: done 10; 4\\.0 KiB from clients, 1\\.0 MiB from backends \\(flows ended\\)',
+          'mmproxy: 1 connection of replaced listeners still finishing',
+        ].join('\n'),
+      ),
+    );
+    assert.doesNotMatch(renderStatus(status, 0), /mmproxy/);
+  });
+
   it('says when rules are not managed here or could not be read', () => {
     assert.match(renderStatus({ ...status, rules: { managed: false } }, 0), /^rules: not managed by this daemon \(--no-rules\)$/m);
     assert.match(renderStatus({ ...status, rules: { managed: true, backend: 'nft', error: 'nft: exit 1' } }, 0), /^rules: could not be read \(backend nft\): nft: exit 1$/m);

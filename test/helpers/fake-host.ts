@@ -7,6 +7,7 @@
 import type { IpRouteJson, IpRuleJson } from '../../src/core/rules/ip-json.js';
 import { expectedExpressions } from '../../src/core/rules/nft-expected.js';
 import { ownedBy } from '../../src/core/rules/plan.js';
+import { distinctRoutes, ipRuleArgs } from '../../src/core/rules/policy-routing.js';
 import { renderNftTable } from '../../src/core/rules/render-nft.js';
 import type { RulesPlan } from '../../src/core/rules/planned.js';
 import { commandFailedError, type CommandResult, type CommandRunner, type RunOptions } from '../../src/sys/exec.js';
@@ -38,6 +39,13 @@ function hex(text: string | undefined): string {
 /** `ip -4 rule add fwmark 0x00000001/0x00000001 lookup 100 priority 9000` as `ip -N -j` lists it. */
 function ruleOf(argv: readonly string[]): IpRuleJson {
   const at = (key: string): string | undefined => argv[argv.indexOf(key) + 1];
+  const from = argv.includes('from') ? at('from') : undefined;
+  if (from !== undefined) {
+    // The mmproxy loopback rule, as `ip -N -j rule show` prints it (srclen only when not a full-length prefix).
+    const [src, len] = from.split('/');
+    const full = src!.includes(':') ? 128 : 32;
+    return { priority: Number(at('priority')), src: src!, ...(len !== undefined && Number(len) !== full ? { srclen: Number(len) } : {}), iif: at('iif') ?? '', table: at('lookup') ?? '' };
+  }
   const [mark, mask] = (at('fwmark') ?? '').split('/');
   return { priority: Number(at('priority')), src: 'all', fwmark: hex(mark), ...(mask && Number(mask) !== 0xffffffff ? { fwmask: hex(mask) } : {}), table: at('lookup') ?? '' };
 }
@@ -74,10 +82,8 @@ export class FakeHost implements CommandRunner {
     if (options.foreignTable) this.table = 'foreign';
     if (options.applied && first) {
       this.table = options.owner !== undefined ? ownedBy(first, options.owner) : first;
-      for (const r of first.policyRoutes) {
-        this.rules[r.family].push({ priority: r.rule.priority, src: 'all', fwmark: hex(`${r.rule.fwmark}`), fwmask: hex(`${r.rule.fwmarkMask}`), table: `${r.rule.table}` });
-        this.routes[r.family].push({ type: '2', dst: 'default', dev: 'lo', table: `${r.route.table}` });
-      }
+      for (const r of first.policyRoutes) this.rules[r.family].push(ruleOf(['ip', ...ipRuleArgs(r, 'add')]));
+      for (const r of distinctRoutes(first.policyRoutes)) this.routes[r.family].push({ type: '2', dst: 'default', dev: 'lo', table: `${r.route.table}` });
     }
     this.rules[4].push(...(options.foreignRules ?? []));
     this.routes[4].push(...(options.foreignRoutes ?? []));

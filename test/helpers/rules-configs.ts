@@ -49,4 +49,13 @@ export const GOLDEN_CONFIGS: Record<string, { config: RulesConfig; iptables: boo
     }),
     iptables: true,
   },
+  // mmproxy listeners beside a UDP-only transparent one: the TCP divert rules, the return rule of
+  // their upstream mark and the loopback-replies rules come from the mmproxy section alone.
+  mmproxy: {
+    config: {
+      ...rulesWith(BASE_CONFIG, { intercept: [{ transport: 'udp', ports: [{ from: 53, to: 53 }] }] }),
+      mmproxy: { loopback: [4, 6], divert: [6], transports: ['tcp'], upstreamMarks: [0x4] },
+    },
+    iptables: true,
+  },
 };

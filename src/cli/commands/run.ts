@@ -171,7 +171,7 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
   });
   const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget });
   // Read at each request, so listeners and rules changed by a reload are followed.
-  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters() }).catch((error: unknown) => {
+  await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters(), mmproxyStatus: () => mmproxy.status() }).catch((error: unknown) => {
     watch?.close();
     throw error;
   });
@@ -199,8 +199,16 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     log({ type: 'reload', file: values.config });
     try {
       const next = await configFrom(values);
-      await running.reload(next);
-      await mmproxy.apply(next.mmproxy);
+      // All or nothing: the mmproxy listeners' new addresses are bound first (the old ones still
+      // accept), the daemon's reload (listeners, rules) runs, then the mmproxy sockets change hands.
+      const change = await mmproxy.prepare(next.mmproxy);
+      try {
+        await running.reload(next);
+      } catch (error) {
+        await change.abort();
+        throw error;
+      }
+      change.commit();
     } catch (error) {
       log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error && typeof error.code === 'string' ? { code: error.code } : {}) });
       throw error;

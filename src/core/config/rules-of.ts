@@ -3,7 +3,7 @@ import net from 'node:net';
 import { isTproxyError } from '../errors.js';
 import { mergeIntercepts } from './intercept.js';
 import type { Family } from '../net/constants.js';
-import { DEFAULT_BYPASS_DESTINATIONS, type ListenerRules, type RulesConfig } from '../rules/config.js';
+import { DEFAULT_BYPASS_DESTINATIONS, type ListenerRules, type MmproxyBackend, type MmproxyRules, type RulesConfig } from '../rules/config.js';
 import { validateRulesConfig } from '../rules/validate.js';
 import type { ConfigIssue, PathSegment } from './schema.js';
 import type { TproxyConfig } from './tproxy-config.js';
@@ -14,6 +14,32 @@ function addresses(texts: readonly string[]): ListenerRules['addresses'] {
   return out;
 }
 
+function isLoopback(address: string): boolean {
+  return net.isIPv4(address) ? address.startsWith('127.') : address === '::1' || address === '0:0:0:0:0:0:0:1';
+}
+
+/**
+ * What the mmproxy listeners' replies need, per family: a fixed backend on loopback needs the
+ * loopback rule, one elsewhere the divert; without a fixed backend the header's destination is
+ * reached, which may be either, so both.
+ */
+export function mmproxyRulesOf(config: TproxyConfig): MmproxyRules | undefined {
+  if (config.mmproxy.length === 0) return undefined;
+  const loopback = new Set<Family>();
+  const divert = new Set<Family>();
+  for (const l of config.mmproxy) {
+    for (const [family, backend] of [[4, l.backend4], [6, l.backend6]] as const) {
+      if (!backend || isLoopback(backend.address)) loopback.add(family);
+      if (!backend || !isLoopback(backend.address)) divert.add(family);
+    }
+  }
+  const sorted = (s: Set<Family>): Family[] => ([4, 6] as const).filter((f) => s.has(f));
+  const backends = config.mmproxy.flatMap((l) =>
+    ([[4, l.backend4], [6, l.backend6]] as const).map(([family, b]): MmproxyBackend => ({ listener: l.name, family, ...(b ? { address: b.address, port: b.port } : {}), upstreamMark: l.upstreamMark })),
+  );
+  return { loopback: sorted(loopback), divert: sorted(divert), transports: ['tcp'], upstreamMarks: [...new Set(config.mmproxy.map((l) => l.upstreamMark))], backends };
+}
+
 /**
  * The rules `config` asks for; `draining` are listeners of an earlier configuration whose flows are
  * still finishing (their families stay installed for them).
@@ -21,7 +47,8 @@ function addresses(texts: readonly string[]): ListenerRules['addresses'] {
 export function rulesConfigOf(config: TproxyConfig, draining: readonly ListenerRules[] = []): RulesConfig {
   const r = config.rules;
   const listeners = config.listeners.map((l) => ({ name: l.name, port: l.port, addresses: addresses(l.addresses), families: l.families, intercept: mergeIntercepts(l.intercept), upstreamMark: l.upstreamMark }));
-  const families = ([4, 6] as const).filter((f) => [...listeners, ...draining].some((l) => l.families.includes(f))) as Family[];
+  const mmproxy = mmproxyRulesOf(config);
+  const families = ([4, 6] as const).filter((f) => [...listeners, ...draining].some((l) => l.families.includes(f)) || mmproxy?.loopback.includes(f) || mmproxy?.divert.includes(f)) as Family[];
   return {
     tableName: r.table,
     listeners,
@@ -36,6 +63,7 @@ export function rulesConfigOf(config: TproxyConfig, draining: readonly ListenerR
     fwmarkMask: r.fwmarkMask,
     routeTable: r.routeTable,
     rulePriority: r.rulePriority,
+    ...(mmproxy ? { mmproxy } : {}),
   };
 }
 
@@ -47,7 +75,7 @@ const RULES_PATHS: Readonly<Record<string, string>> = {
 };
 
 function pathOf(field: string): PathSegment[] {
-  const text = field.startsWith('listeners') ? field : (RULES_PATHS[field] ?? `rules.${field}`);
+  const text = field.startsWith('listeners') || field.startsWith('mmproxy') ? field : (RULES_PATHS[field] ?? `rules.${field}`);
   return text.split(/\.|(?=\[)/).map((s) => (s.startsWith('[') ? Number(s.slice(1, -1)) : s));
 }
 

@@ -4,9 +4,9 @@
  */
 export type Severity = 'pass' | 'warn' | 'fail';
 
-export type Area = 'kernel' | 'privileges' | 'limits' | 'sysctls' | 'routing' | 'rules' | 'sockets' | 'probes';
+export type Area = 'kernel' | 'privileges' | 'limits' | 'sysctls' | 'routing' | 'rules' | 'sockets' | 'mmproxy' | 'probes';
 
-export const AREAS: readonly Area[] = ['kernel', 'privileges', 'limits', 'sysctls', 'routing', 'rules', 'sockets', 'probes'];
+export const AREAS: readonly Area[] = ['kernel', 'privileges', 'limits', 'sysctls', 'routing', 'rules', 'sockets', 'mmproxy', 'probes'];
 
 export interface Finding {
   /** Stable: scripts and tests match on it. */

@@ -6,6 +6,7 @@ import { AREAS, SEVERITY_RANK, finding, type Area, type Finding } from './findin
 import type { DoctorInput } from './input.js';
 import { checkKernel } from './kernel.js';
 import { checkLimits } from './limits.js';
+import { checkMmproxy } from './mmproxy.js';
 import { checkPrivileges } from './privileges.js';
 import { checkProbes } from './probes.js';
 import { checkRouting } from './routing.js';
@@ -24,7 +25,7 @@ export interface DoctorReport {
 /** Sources without which doctor cannot judge the host. */
 const ESSENTIAL = ['nft', 'ipRules.ipv4', 'ipRules.ipv6', 'routes.ipv4', 'routes.ipv6', 'sockets', 'addresses'];
 
-const CHECKS: readonly ((input: DoctorInput) => Finding[])[] = [checkKernel, checkPrivileges, checkLimits, checkSysctls, checkRouting, checkRules, checkSockets, checkProbes];
+const CHECKS: readonly ((input: DoctorInput) => Finding[])[] = [checkKernel, checkPrivileges, checkLimits, checkSysctls, checkRouting, checkRules, checkSockets, checkMmproxy, checkProbes];
 
 function areaRank(findings: readonly Finding[], area: Area): number {
   return Math.min(...findings.filter((f) => f.area === area).map((f) => SEVERITY_RANK[f.severity]));

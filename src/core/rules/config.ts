@@ -79,6 +79,39 @@ export interface ListenerRules {
   readonly upstreamMark: number;
 }
 
+/**
+ * What the replies to the mmproxy listeners' backend connections need (issue 16). Those connections
+ * leave this host from the client's address (a transparent socket), so the backend answers to an
+ * address that is not ours:
+ * - a backend on this host's loopback answers from 127.0.0.0/8 (::1) to the client's address, a
+ *   packet the main table would send out of the host: `ip rule from 127.0.0.0/8 iif lo lookup
+ *   <routeTable>` (iif lo: only this host's own packets) makes it local, and it reaches the
+ *   transparent socket (what go-mmproxy's README asks users to type by hand);
+ * - a backend on another host routes its answers to the client through this host: the divert rule
+ *   (`socket transparent`) marks them, and the fwmark rule makes them local.
+ */
+export interface MmproxyRules {
+  /** Families whose backend is (or may be, when the header names it) on this host's loopback. */
+  readonly loopback: readonly Family[];
+  /** Families whose backend is (or may be) on another host: divert and fwmark routing. */
+  readonly divert: readonly Family[];
+  /** Transports relayed (TCP, UDP): the divert rules of these transports. */
+  readonly transports: readonly Transport[];
+  /** SO_MARK of the mmproxy listeners' backend sockets, each once. */
+  readonly upstreamMarks: readonly number[];
+  /** The fixed backends (not planned: doctor follows their replies), and the families whose backend the header names. */
+  readonly backends?: readonly MmproxyBackend[];
+}
+
+export interface MmproxyBackend {
+  readonly listener: string;
+  readonly family: Family;
+  /** Absent: the header's destination (unknown until a flow comes). */
+  readonly address?: string;
+  readonly port?: number;
+  readonly upstreamMark: number;
+}
+
 export interface RulesConfig {
   /** Name of our nftables table (family inet); also the prefix of our iptables chains. */
   readonly tableName: string;
@@ -104,6 +137,8 @@ export interface RulesConfig {
   readonly fwmarkMask: number;
   readonly routeTable: number;
   readonly rulePriority: number;
+  /** The reply routing of the mmproxy listeners (absent: none configured). */
+  readonly mmproxy?: MmproxyRules;
 }
 
 export const DEFAULT_LISTENER_RULES: Omit<ListenerRules, 'intercept'> = {
@@ -133,7 +168,7 @@ export function singleListenerRules(intercept: readonly InterceptSpec[], listene
   return { ...DEFAULT_RULES_CONFIG, families, ...config, listeners: [{ ...DEFAULT_LISTENER_RULES, families, ...listener, intercept }] };
 }
 
-/** The upstream marks of the listeners, draining ones too, each once, in listener order. */
+/** The upstream marks of the listeners, draining ones too, then the mmproxy listeners', each once, in listener order. */
 export function upstreamMarks(config: RulesConfig): number[] {
-  return [...new Set([...config.listeners, ...(config.draining ?? [])].map((l) => l.upstreamMark))];
+  return [...new Set([...[...config.listeners, ...(config.draining ?? [])].map((l) => l.upstreamMark), ...(config.mmproxy?.upstreamMarks ?? [])])];
 }

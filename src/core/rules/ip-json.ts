@@ -48,21 +48,18 @@ export function routeTable(route: IpRouteJson): string {
   return route.table ?? MAIN_TABLE;
 }
 
-/** Exactly our fwmark rule: same priority, mark, mask and table, nothing else. */
+/** Exactly our rule: same priority and table, and the same selector (mark and mask, or source prefix and iif lo), nothing else. */
 export function isPolicyRule(rule: IpRuleJson, route: PolicyRoute): boolean {
   const mark = ruleMark(rule);
-  return (
-    rule.priority === route.rule.priority &&
-    rule.table === `${route.rule.table}` &&
-    mark !== undefined &&
-    mark.value === route.rule.fwmark >>> 0 &&
-    mark.mask === route.rule.fwmarkMask >>> 0 &&
-    !('not' in rule) &&
-    (rule.src ?? 'all') === 'all' &&
-    rule.dst === undefined &&
-    rule.iif === undefined &&
-    rule.oif === undefined
-  );
+  const planned = route.rule;
+  const common = rule.priority === planned.priority && rule.table === `${planned.table}` && !('not' in rule) && rule.dst === undefined && rule.oif === undefined;
+  if (!common) return false;
+  if ('fwmark' in planned) {
+    return mark !== undefined && mark.value === planned.fwmark >>> 0 && mark.mask === planned.fwmarkMask >>> 0 && (rule.src ?? 'all') === 'all' && rule.iif === undefined;
+  }
+  const [address, length] = planned.from.split('/');
+  const full = address!.includes(':') ? 128 : 32;
+  return mark === undefined && rule.iif === planned.iif && rule.src === address && (rule.srclen ?? full) === Number(length ?? full);
 }
 
 /** Exactly our route: `local default dev lo` in our table. */

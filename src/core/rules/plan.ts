@@ -18,13 +18,18 @@
  *       upstream mark, excluded uids/gids, bypass -> return; matching packets get the fwmark, so
  *       they are rerouted through lo into prerouting, where the tproxy rules take them
  *   ip rule  fwmark <mark>/<mask> lookup <table> priority <p>   (per family)
+ *   ip rule  from 127.0.0.0/8 iif lo lookup <table> priority <p> (mmproxy loopback backends; ::1/128 for IPv6)
  *   ip route local default dev lo table <table>                  (per family)
+ *
+ * mmproxy listeners (issue 16) add the divert rule of their transports and families (the replies of
+ * a backend on another host), the return rule of their upstream mark, and the loopback rule.
  */
 import type { Family } from '../net/constants.js';
 import { bypassCidrs } from './cidr.js';
 import { DEFAULT_RULES_CONFIG, type InterceptSpec, type ListenerRules, type RulesConfig, upstreamMarks } from './config.js';
 import { FULL_MASK, hex } from './marks.js';
-import type { Match, PlannedChain, PlannedRule, PlannedSet, PolicyRoute, RulesPlan, Statement } from './planned.js';
+import { policyRoutesOf, type RulesRecord } from './record.js';
+import type { Match, PlannedChain, PlannedRule, PlannedSet, RulesPlan, Statement } from './planned.js';
 import { validateRulesConfig } from './validate.js';
 
 export { DEFAULT_RULES_CONFIG };
@@ -104,7 +109,7 @@ function upstreamReturn(config: RulesConfig, prefix: string): PlannedRule[] {
 function preroutingChain(config: RulesConfig): PlannedChain {
   const fwmark = { value: config.fwmark, mask: config.fwmarkMask };
   // Draining listeners' transports too: their established flows reach their sockets only through divert.
-  const transports = [...new Set([...config.listeners, ...(config.draining ?? [])].flatMap((l) => l.intercept.map((s) => s.transport)))];
+  const transports = [...new Set([...[...config.listeners, ...(config.draining ?? [])].flatMap((l) => l.intercept.map((s) => s.transport)), ...(config.mmproxy?.transports ?? [])])];
   const iifnames = config.interfaces.length === 0 ? [] : [...new Set([...config.interfaces, ...(config.localTraffic ? ['lo'] : [])])];
   const iif: Match[] = iifnames.length === 0 ? [] : [{ type: 'iifname', names: iifnames }];
   const rules: PlannedRule[] = [...upstreamReturn(config, 'tproxy: ')];
@@ -184,17 +189,16 @@ function outputChain(config: RulesConfig, local: NonNullable<RulesConfig['localT
 export function planRules(config: RulesConfig): RulesPlan {
   validateRulesConfig(config);
   const chains = [preroutingChain(config), ...(config.localTraffic ? [outputChain(config, config.localTraffic)] : [])];
-  const policyRoutes: PolicyRoute[] = config.families.map((family) => ({
-    family,
-    rule: { fwmark: config.fwmark, fwmarkMask: config.fwmarkMask, table: config.routeTable, priority: config.rulePriority },
-    route: { type: 'local', destination: family === 4 ? '0.0.0.0/0' : '::/0', device: 'lo', table: config.routeTable },
-  }));
-  return {
-    table: { family: 'inet', name: config.tableName, sets: plannedSets(config), chains },
-    policyRoutes,
-    record: { families: config.families, fwmark: config.fwmark, fwmarkMask: config.fwmarkMask, routeTable: config.routeTable, rulePriority: config.rulePriority },
-    config,
+  const loopback = config.families.filter((f) => config.mmproxy?.loopback.includes(f));
+  const record: RulesRecord = {
+    families: config.families,
+    fwmark: config.fwmark,
+    fwmarkMask: config.fwmarkMask,
+    routeTable: config.routeTable,
+    rulePriority: config.rulePriority,
+    ...(loopback.length > 0 ? { loopback } : {}),
   };
+  return { table: { family: 'inet', name: config.tableName, sets: plannedSets(config), chains }, policyRoutes: policyRoutesOf(record), record, config };
 }
 
 /** The same plan, recorded as owned by the `tproxy run` process `pid`. */

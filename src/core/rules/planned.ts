@@ -80,10 +80,17 @@ export interface PlannedSet {
   readonly elements: readonly Cidr[];
 }
 
+/**
+ * What selects the packets a policy rule sends to our table: our fwmark (intercepted and diverted
+ * packets), or this host's own packets from loopback (`from 127.0.0.0/8 iif lo`: the replies of an
+ * mmproxy backend on loopback to a client's address).
+ */
+export type PolicySelector = { readonly fwmark: number; readonly fwmarkMask: number } | { readonly from: string; readonly iif: 'lo' };
+
 export interface PolicyRoute {
   readonly family: Family;
-  /** `ip rule add fwmark M/K lookup T priority P` */
-  readonly rule: { readonly fwmark: number; readonly fwmarkMask: number; readonly table: number; readonly priority: number };
+  /** `ip rule add fwmark M/K lookup T priority P`, or `ip rule add from 127.0.0.0/8 iif lo lookup T priority P` */
+  readonly rule: PolicySelector & { readonly table: number; readonly priority: number };
   /** `ip route add local <default> dev lo table T` */
   readonly route: { readonly type: 'local'; readonly destination: string; readonly device: 'lo'; readonly table: number };
 }

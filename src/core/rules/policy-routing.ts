@@ -2,9 +2,16 @@
 import { hex } from './marks.js';
 import type { PolicyRoute } from './planned.js';
 
-/** argv (after `ip`) that adds / deletes the fwmark rule of one family. */
+/** The loopback prefix of a family: where a backend on this host's loopback answers from. */
+export function loopbackPrefix(family: 4 | 6): string {
+  return family === 4 ? '127.0.0.0/8' : '::1/128';
+}
+
+/** argv (after `ip`) that adds / deletes the policy rule of one family (fwmark, or loopback replies). */
 export function ipRuleArgs(route: PolicyRoute, verb: 'add' | 'del'): string[] {
-  return [`-${route.family}`, 'rule', verb, 'fwmark', `${hex(route.rule.fwmark)}/${hex(route.rule.fwmarkMask)}`, 'lookup', `${route.rule.table}`, 'priority', `${route.rule.priority}`];
+  const r = route.rule;
+  const selector = 'fwmark' in r ? ['fwmark', `${hex(r.fwmark)}/${hex(r.fwmarkMask)}`] : ['from', r.from, 'iif', r.iif];
+  return [`-${route.family}`, 'rule', verb, ...selector, 'lookup', `${r.table}`, 'priority', `${r.priority}`];
 }
 
 /** argv (after `ip`) that adds / deletes the local default route of one family. */
@@ -12,7 +19,18 @@ export function ipRouteArgs(route: PolicyRoute, verb: 'add' | 'del'): string[] {
   return [`-${route.family}`, 'route', verb, 'local', route.route.destination, 'dev', route.route.device, 'table', `${route.route.table}`];
 }
 
+/** The routes of `routes`, one per family and table (several rules may look up one table). */
+export function distinctRoutes(routes: readonly PolicyRoute[]): PolicyRoute[] {
+  const seen = new Set<string>();
+  return routes.filter((r) => {
+    const key = `${r.family}/${r.route.table}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 /** The commands `apply` runs on a host without any of them (shown by `tproxy rules plan`). */
 export function ipApplyCommands(routes: readonly PolicyRoute[]): string[][] {
-  return routes.flatMap((r) => [['ip', ...ipRouteArgs(r, 'add')], ['ip', ...ipRuleArgs(r, 'add')]]);
+  return [...distinctRoutes(routes).map((r) => ['ip', ...ipRouteArgs(r, 'add')]), ...routes.map((r) => ['ip', ...ipRuleArgs(r, 'add')])];
 }

@@ -6,7 +6,7 @@ import type { Family } from '../net/constants.js';
 import { describeIpRoute, isPolicyRoute, isPolicyRule, type PolicyRoutingState } from './ip-json.js';
 import { specComment } from './iptables-dump.js';
 import type { LiveIptables } from './iptables-state.js';
-import { ipRouteArgs, ipRuleArgs } from './policy-routing.js';
+import { distinctRoutes, ipRouteArgs, ipRuleArgs } from './policy-routing.js';
 import type { NftListing } from '../nft-listing.js';
 import { expectedExpressions, plannedSetElements, ruleCounter, sameExpressions, setElements } from './nft-expected.js';
 import { plannedIptablesState } from './render-iptables.js';
@@ -130,6 +130,8 @@ export function policyRoutingStatus(plan: RulesPlan, live: PolicyRoutingState): 
       state: copies === 0 ? 'missing' : copies > 1 ? 'drifted' : 'in place',
       ...(copies > 1 ? { detail: `present ${copies} times` } : {}),
     });
+  }
+  for (const route of distinctRoutes(plan.policyRoutes)) {
     const inTable = live.routes[route.family].filter((r) => (r.table ?? '254') === `${route.route.table}`);
     const ours = inTable.some((r) => isPolicyRoute(r, route));
     const others = inTable.filter((r) => !isPolicyRoute(r, route));

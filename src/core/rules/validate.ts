@@ -118,6 +118,16 @@ export function validateRulesConfig(config: RulesConfig): void {
     }
   }
 
+  if (config.mmproxy) {
+    for (const family of [...config.mmproxy.loopback, ...config.mmproxy.divert]) if (!config.families.includes(family)) bad('mmproxy', `IPv${family} is not among the families of the rules (${config.families.join(', ')})`);
+    for (const upstreamMark of config.mmproxy.upstreamMarks) {
+      if (!isU32(upstreamMark) || upstreamMark === 0) bad('mmproxy.upstreamMark', 'must be a non-zero 32-bit number, or the backend connections cannot be told apart');
+      if (marksCollide({ value: upstreamMark, mask: FULL_MASK }, { value: config.fwmark, mask: config.fwmarkMask })) {
+        bad('mmproxy.upstreamMark', `upstream mark ${hex(upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the connections to the backend would be routed back to this host; choose a mark that differs inside the mask`);
+      }
+    }
+  }
+
   const { mark, dscp, ttl } = config.mangle;
   if (mark) {
     if (!isU32(mark.value) || !isU32(mark.mask) || mark.mask === 0) bad('mangle.mark', 'value and mask must be 32-bit numbers with a non-zero mask');

@@ -53,26 +53,51 @@ const DESCRIPTORS_PER_CONNECTION = 2;
 
 const familyOf = (address: string): Family => (net.isIPv4(address) ? 4 : 6);
 
-export class MmproxyTcpRelay {
-  readonly counters: MmproxyCounters = emptyMmproxyCounters();
-  private readonly allowed: PrefixSet;
-  private readonly servers: net.Server[] = [];
-  private readonly open = new Set<net.Socket>();
+/** A listen endpoint as a key: the same text on a reload is the same socket. */
+export function endpointKey(e: MmproxyEndpoint): string {
+  return `${e.address}|${e.port}`;
+}
 
+export class MmproxyTcpRelay {
+  readonly counters: MmproxyCounters;
+  private readonly allowed: PrefixSet;
+  /** Listening sockets by endpointKey. */
+  private readonly servers = new Map<string, net.Server>();
+  private readonly open = new Set<net.Socket>();
+  private idle: (() => void) | undefined;
+
+  /** `counters`: those of the listener this one replaces on a reload (they go on counting). */
   constructor(
     private readonly config: MmproxyTcpConfig,
     private readonly deps: MmproxyTcpDeps,
+    counters?: MmproxyCounters,
   ) {
     this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
+    this.counters = counters ?? emptyMmproxyCounters();
   }
 
   /** Listen on every address; a failure closes what was opened and throws with the address. */
   async start(): Promise<Endpoint[]> {
-    const locals: Endpoint[] = [];
-    try {
-      for (const at of this.config.listen) {
-        const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.onConnection(socket));
-        this.servers.push(server);
+    await this.bind(new Set());
+    return this.adopt(new Map());
+  }
+
+  /** The keys of the endpoints this listener is configured for. */
+  keys(): string[] {
+    return this.config.listen.map(endpointKey);
+  }
+
+  /**
+   * Listen on the endpoints not in `skip` (those another listener hands over, see adopt). A failure
+   * closes what this call opened and throws with the address; nothing else changes.
+   */
+  async bind(skip: ReadonlySet<string>): Promise<void> {
+    const opened: string[] = [];
+    for (const at of this.config.listen) {
+      const key = endpointKey(at);
+      if (skip.has(key) || this.servers.has(key)) continue;
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+      try {
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
           server.listen({ host: at.address, port: at.port, ipv6Only: true }, () => {
@@ -80,36 +105,91 @@ export class MmproxyTcpRelay {
             resolve();
           });
         });
-        server.on('error', (error: NodeJS.ErrnoException) => this.deps.emit({ type: 'error', code: error.code ?? 'error', message: `mmproxy ${this.config.name} accept: ${error.message}` }));
-        const a = server.address() as net.AddressInfo;
-        const local = { family: familyOf(a.address), address: a.address, port: a.port };
-        locals.push(local);
-        this.deps.emit({ type: 'mmproxy.listening', listener: this.config.name, local });
+      } catch (error) {
+        server.close();
+        for (const k of opened) {
+          this.servers.get(k)?.close();
+          this.servers.delete(k);
+        }
+        throw new TproxyError('ERR_SYSCALL', `mmproxy ${this.config.name}: cannot listen on ${at.address}:${at.port}: ${(error as Error).message}`, { errno: errnoOf(error) });
       }
-    } catch (error) {
-      const at = this.config.listen[this.servers.length - 1];
-      await this.stop();
-      throw new TproxyError('ERR_SYSCALL', `mmproxy ${this.config.name}: cannot listen on ${at?.address}:${at?.port}: ${(error as Error).message}`, { errno: errnoOf(error) });
+      this.servers.set(key, server);
+      opened.push(key);
+    }
+  }
+
+  /**
+   * Take over `handed` (listening sockets of the listener this one replaces, by key) and start
+   * accepting on every socket: from here new connections are this listener's. Cannot fail.
+   */
+  adopt(handed: ReadonlyMap<string, net.Server>): Endpoint[] {
+    for (const [key, server] of handed) this.servers.set(key, server);
+    const locals: Endpoint[] = [];
+    for (const at of this.config.listen) {
+      const server = this.servers.get(endpointKey(at));
+      if (!server) continue;
+      server.removeAllListeners('connection');
+      server.removeAllListeners('error');
+      server.on('connection', (socket: net.Socket) => this.onConnection(socket));
+      server.on('error', (error: NodeJS.ErrnoException) => this.deps.emit({ type: 'error', code: error.code ?? 'error', message: `mmproxy ${this.config.name} accept: ${error.message}` }));
+      const a = server.address() as net.AddressInfo;
+      const local = { family: familyOf(a.address), address: a.address, port: a.port };
+      locals.push(local);
+      this.deps.emit({ type: 'mmproxy.listening', listener: this.config.name, local });
     }
     return locals;
   }
 
+  /** Give up the listening socket of `key` (to the listener that replaces this one), if this one has it. */
+  release(key: string): net.Server | undefined {
+    const server = this.servers.get(key);
+    this.servers.delete(key);
+    return server;
+  }
+
+  /**
+   * Stop accepting (the sockets not handed over are closed) and let the flows in progress finish;
+   * resolves when the last one has ended.
+   */
+  drain(): Promise<void> {
+    for (const server of this.servers.values()) server.close();
+    this.servers.clear();
+    if (this.open.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.idle = resolve));
+  }
+
+  /** Flows (and connections still reading their header) in progress. */
+  get connections(): number {
+    return this.open.size;
+  }
+
   /** Stop accepting and reset every connection still open. */
   async stop(): Promise<void> {
-    const closing = this.servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    const closing = [...this.servers.values()].map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    this.servers.clear();
     for (const s of this.open) s.resetAndDestroy();
     await Promise.all(closing);
   }
 
   private track(socket: net.Socket): void {
     this.open.add(socket);
-    socket.once('close', () => this.open.delete(socket));
+    socket.once('close', () => {
+      this.open.delete(socket);
+      if (this.open.size === 0) this.idle?.();
+    });
   }
 
   private onConnection(client: net.Socket): void {
     client.on('error', () => undefined);
+    if (client.remoteAddress === undefined) {
+      // Reset by the balancer between the kernel's accept and this callback (Node then knows no
+      // peer): nothing to read or to answer. Counted, never fatal.
+      count(this.counters.rejected, 'closed-before-header');
+      client.destroy();
+      return;
+    }
     this.track(client);
-    const source = normalizeAddress(client.remoteAddress ?? '');
+    const source = normalizeAddress(client.remoteAddress);
     const balancer: Endpoint = { family: familyOf(source), address: source, port: client.remotePort ?? 0 };
     // Both descriptors of the connection before anything else; given back when the balancer's side
     // closes (the backend side closes with it, at most a moment later: accounting, not a lock).

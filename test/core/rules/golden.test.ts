@@ -1,4 +1,4 @@
-// Golden plans: the exact nft script and iptables-restore input for a set of configurations.
+// Golden plans: the exact nft script, iptables-restore input and ip commands for a set of configurations.
 // Regenerate after an intended change with UPDATE_GOLDEN=1 (then review the diff); a missing file
 // fails unless UPDATE_GOLDEN=1 is set.
 import assert from 'node:assert/strict';
@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
 import { planRules } from '../../../src/core/rules/plan.js';
+import { ipApplyCommands } from '../../../src/core/rules/policy-routing.js';
 import { EMPTY_IPTABLES_STATE, plannedIptablesState, renderIptablesTransition } from '../../../src/core/rules/render-iptables.js';
 import { renderNftScript } from '../../../src/core/rules/render-nft.js';
 import { sourcePath } from '../../helpers/paths.js';
@@ -26,6 +27,9 @@ describe('golden plans', () => {
   for (const [name, { config, iptables }] of Object.entries(CONFIGS)) {
     it(`${name}: nft script`, () => {
       compare(`${name}.nft`, renderNftScript(planRules(config)));
+    });
+    it(`${name}: ip commands`, () => {
+      compare(`${name}.ip`, `${ipApplyCommands(planRules(config).policyRoutes).map((argv) => argv.join(' ')).join('\n')}\n`);
     });
     if (iptables) {
       it(`${name}: iptables-restore input`, () => {

@@ -3,9 +3,10 @@
 // $remote_addr:$remote_port, and a second nginx on another host (the server namespace). The backend
 // sees the real client's address and port, IPv4 and IPv6;
 // bad headers and sources not allowed are reset, counted by reason and never reach nginx, while
-// good flows go on. The replies come back through go-mmproxy's policy rule (`from 127.0.0.0/8 iif
-// lo` / `from ::1 iif lo` to a local route) for loopback, and through a divert rule and fwmark
-// route for the other host, set here in the namespace by hand.
+// good flows go on. The replies come back through the rules `tproxy run` applies for its mmproxy
+// section and removes when it stops: go-mmproxy's policy rule (`from 127.0.0.0/8 iif lo` / `from
+// ::1 iif lo` to a local route) for loopback, and a divert rule and fwmark route for the other host.
+// Nothing is typed by hand: the standalone listener (the agent) relies on the daemon's rules too.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +32,6 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
   let lines: JsonLines<Line>;
   let agent: ReturnType<Lab['spawn']>;
   let daemon: ReturnType<Lab['spawn']>;
-  let remote: ReturnType<Lab['spawn']>;
   let daemonLog: JsonLines<Line>;
   const accessLog = (): string[] => readFileSync(path.join(dir, 'access.log'), 'utf8').split('\n').filter((l) => l !== '');
 
@@ -40,21 +40,9 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
     dir = mkdtempSync(path.join(tmpdir(), 'tproxy-mmproxy-'));
     lab = await Lab.create();
     try {
-      // What the backend's replies need (the control plane's job, issue 16 step 3): replies from
-      // loopback to a client address are delivered locally, to the transparent backend socket.
-      for (const argv of [
-        ['ip', 'rule', 'add', 'from', '127.0.0.0/8', 'iif', 'lo', 'lookup', '123'],
-        ['ip', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '123'],
-        ['ip', '-6', 'rule', 'add', 'from', '::1/128', 'iif', 'lo', 'lookup', '123'],
-        ['ip', '-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', '123'],
-        // A backend on another host: its replies to the client's address come through this host
-        // (the server's route), where the divert rule hands them to the transparent socket.
-        ['ip', 'rule', 'add', 'fwmark', '1', 'lookup', '100'],
-        ['ip', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '100'],
-        ['ip', '-6', 'rule', 'add', 'fwmark', '1', 'lookup', '100'],
-        ['ip', '-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', '100'],
-      ]) await lab.run('router', argv);
-      await lab.run('router', ['nft', '-f', '-'], { input: 'table inet mmtest {\n  chain divert {\n    type filter hook prerouting priority mangle;\n    meta l4proto tcp socket transparent 1 meta mark set 0x1 accept\n  }\n}\n' });
+      // Strict reverse-path filtering on the mmproxy host (some distributions' default): the reply
+      // routing must not depend on it being off.
+      for (const key of ['all', 'default', 'lo']) await lab.run('router', ['sysctl', '-qw', `net.ipv4.conf.${key}.rp_filter=1`]);
       writeFileSync(
         path.join(dir, 'nginx-remote.conf'),
         [
@@ -70,8 +58,6 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
         ].join('\n'),
       );
       lab.spawn('server', ['nginx', '-p', dir, '-c', path.join(dir, 'nginx-remote.conf'), '-g', 'daemon off; user root;']);
-      remote = lab.spawn('router', [process.execPath, MMPROXY_AGENT, JSON.stringify({ ...baseConfig, name: 'remote', listen: [{ address: '127.0.0.1', port: 8445 }], backend4: { address: SERVER[4], port: 8080 }, backend6: { address: SERVER[6], port: 8080 } })]);
-      await new JsonLines<Line>(remote.child.stdout!).waitFor((l) => l.type === 'ready', 10_000, 'the remote mmproxy listener ready');
       writeFileSync(
         path.join(dir, 'nginx.conf'),
         [
@@ -142,7 +128,23 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
       // The same job done by `tproxy run` from a configuration file (its own listener on 8444).
       writeFileSync(
         path.join(dir, 'tproxy.yaml'),
-        ['listeners: [{port: 8000, intercept: ["tcp:9"]}]', 'rules: {apply: false}', 'metrics: {listen: "127.0.0.1:9464"}', 'mmproxy:', '  - name: lb', '    listen: [127.0.0.1:8444]', '    backend4: 127.0.0.1:8080', '    backend6: "[::1]:8080"', '    headerTimeoutMs: 2000', '    healthTarget: 127.0.0.1:8080'].join('\n') + '\n',
+        [
+          // The transparent listener intercepts UDP only, so the TCP divert rule is there for the mmproxy listener alone.
+          'listeners: [{port: 8000, intercept: ["udp:9"]}]',
+          'metrics: {listen: "127.0.0.1:9464"}',
+          `admin: {socket: ${path.join(dir, 'admin.sock')}}`,
+          'mmproxy:',
+          '  - name: lb',
+          '    listen: [127.0.0.1:8444]',
+          '    backend4: 127.0.0.1:8080',
+          '    backend6: "[::1]:8080"',
+          '    headerTimeoutMs: 2000',
+          '    healthTarget: 127.0.0.1:8080',
+          '  - name: remote',
+          '    listen: [127.0.0.1:8445]',
+          `    backend4: ${SERVER[4]}:8080`,
+          `    backend6: "[${SERVER[6]}]:8080"`,
+        ].join('\n') + '\n',
       );
       daemon = lab.spawn('router', [process.execPath, BIN, 'run', '--config', path.join(dir, 'tproxy.yaml'), '--log-format', 'json', '--log-level', 'debug']);
       daemonLog = new JsonLines<Line>(daemon.child.stderr!);
@@ -268,10 +270,61 @@ describe('mmproxy TCP: HAProxy in front, nginx behind on loopback (root)', () =>
     assert.match(metrics, /^tproxy_mmproxy_connections_closed_total\{listener="lb",reason="done"\} 3$/m);
   });
 
-  it('tproxy run stops its mmproxy listener on SIGTERM', async () => {
+  it('a reload (SIGHUP) changing an mmproxy entry keeps its port and its counters; tproxy status lists the mmproxy listeners', async () => {
+    const file = path.join(dir, 'tproxy.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('    headerTimeoutMs: 2000\n', '    headerTimeoutMs: 2500\n'));
+    let readies = 0;
+    daemon.child.kill('SIGHUP');
+    await daemonLog.waitFor((l) => l.type === 'ready' && ++readies === 2, 15_000, 'ready again after the reload');
+    assert.equal(daemonLog.find((l) => l.type === 'reload.rejected'), undefined);
+    const port = ++localPort;
+    const r = await lab.run('client', ['curl', '-sS', '--max-time', '10', '--local-port', `${port}`, `http://${BALANCER[4]}:82/after-reload`]);
+    assert.equal(r.stdout.trim(), `backend saw ${CLIENT[4]}:${port}`);
+    const status = (await lab.run('router', [process.execPath, BIN, 'status', '--socket', path.join(dir, 'admin.sock')])).stdout;
+    assert.match(status, /^mmproxy lb: tcp 127\.0\.0\.1:8444 \(PROXY v1\/v2\) -> IPv4 127\.0\.0\.1:8080, IPv6 \[::1\]:8080$/m);
+    // The two flows and the bad header of the tests above, and this flow: the counters went on over the reload.
+    assert.match(status, /^ {2}headers: 3 proxy, 1 local; refused: bad-signature 1; connect errors: none$/m);
+    assert.match(status, /^mmproxy remote: tcp 127\.0\.0\.1:8445 \(PROXY v1\/v2\) -> IPv4 203\.0\.113\.20:8080, IPv6 \[2001:db8:2::20\]:8080$/m);
+  });
+
+  it('tproxy run applied the reply routing of its mmproxy section: loopback rule, fwmark rule, local route, TCP divert', async () => {
+    const rules4 = (await lab.run('router', ['ip', '-4', 'rule'])).stdout;
+    const rules6 = (await lab.run('router', ['ip', '-6', 'rule'])).stdout;
+    assert.match(rules4, /^9000:\s+from 127\.0\.0\.0\/8 iif lo lookup 100/m);
+    assert.match(rules6, /^9000:\s+from ::1 iif lo lookup 100/m);
+    assert.match(rules4, /^9000:\s+from all fwmark 0x1\/0x1 lookup 100/m);
+    assert.match(rules6, /^9000:\s+from all fwmark 0x1\/0x1 lookup 100/m);
+    assert.match((await lab.run('router', ['ip', '-6', 'route', 'show', 'table', '100'])).stdout, /^local default dev lo/m);
+    const table = (await lab.run('router', ['nft', 'list', 'table', 'inet', 'tproxy_rules'])).stdout;
+    // The replies of the flows above went through it (its counter moved); the transparent listener diverts UDP only.
+    for (const family of [4, 6]) assert.match(table, new RegExp(`meta nfproto ipv${family} tcp [^\\n]*socket transparent 1 [^\\n]* counter packets [1-9]\\d* bytes \\d+ accept comment "tproxy: divert tcp ipv${family}"`));
+  });
+
+  it('tproxy doctor follows each mmproxy backend\'s reply on this host: loopback and remote, IPv4 and IPv6, all pass', async () => {
+    const r = await lab.run('router', [process.execPath, BIN, 'doctor', '--json', '--config', path.join(dir, 'tproxy.yaml')], { check: false });
+    const report = JSON.parse(r.stdout) as { findings: { id: string; severity: string; seen: string }[] };
+    const mm = report.findings.filter((f) => f.id.startsWith('mmproxy.'));
+    assert.deepEqual(mm.map((f) => `${f.id} ${f.severity}`).sort(), ['mmproxy.reply.lb.ipv4 pass', 'mmproxy.reply.lb.ipv6 pass', 'mmproxy.reply.remote.ipv4 pass', 'mmproxy.reply.remote.ipv6 pass'], JSON.stringify(mm, null, 2));
+    assert.match(mm.find((f) => f.id === 'mmproxy.reply.remote.ipv4')!.seen, new RegExp(`backend ${SERVER[4].replace(/\./g, '\\.')}:8080 on another host \\(via `));
+  });
+
+  it('tproxy explain --mmproxy names the rule and route that bring a backend\'s reply back, for this host', async () => {
+    const explain = async (name: string, client: string): Promise<string> => (await lab.run('router', [process.execPath, BIN, 'explain', '--config', path.join(dir, 'tproxy.yaml'), '--mmproxy', name, client])).stdout;
+    assert.match(await explain('lb', `${CLIENT[4]}:40000`), /^brought back by: ip rule 9000: from 127\.0\.0\.0\/8 iif lo lookup 100 -> local default dev lo table 100/m);
+    assert.match(await explain('lb', `[${CLIENT[6]}]:40000`), /^brought back by: ip rule 9000: from ::1(\/128)? iif lo lookup 100 -> local default dev lo table 100/m);
+    assert.match(await explain('remote', `${CLIENT[4]}:40000`), /^brought back by: ip rule 9000: from all fwmark 0x1\/0x1 lookup 100 -> local default dev lo table 100, arriving on \S+ with mark 0x1/m);
+  });
+
+  it('tproxy run stops its mmproxy listeners on SIGTERM and removes their reply routing', async () => {
     daemon.child.kill('SIGTERM');
     assert.equal(await daemon.exited, 0);
     const ss = await lab.run('router', ['ss', '-ltnH']);
     assert.doesNotMatch(ss.stdout, /127\.0\.0\.1:8444/);
+    for (const family of ['-4', '-6']) {
+      const rules = (await lab.run('router', ['ip', family, 'rule'])).stdout;
+      assert.doesNotMatch(rules, /iif lo|fwmark|lookup 100/, rules);
+      assert.equal((await lab.run('router', ['ip', family, 'route', 'show', 'table', '100'])).stdout.trim(), '');
+    }
+    assert.notEqual((await lab.run('router', ['nft', 'list', 'table', 'inet', 'tproxy_rules'], { check: false })).exitCode, 0);
   });
 });

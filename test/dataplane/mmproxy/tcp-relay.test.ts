@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import type { ProxyEvent } from '../../../src/dataplane/events.js';
-import { MmproxyTcpRelay, type MmproxyTcpConfig } from '../../../src/dataplane/mmproxy/tcp-relay.js';
+import { endpointKey, MmproxyTcpRelay, type MmproxyTcpConfig } from '../../../src/dataplane/mmproxy/tcp-relay.js';
 import { SocketApi } from '../../../src/sys/socket.js';
 
 const config = (port: number, allowedSources: string[] = ['127.0.0.0/8']): MmproxyTcpConfig => ({
@@ -45,5 +45,18 @@ describe('MmproxyTcpRelay (loopback)', () => {
       events.filter((e) => e.type === 'mmproxy.reject').map((e) => e.type === 'mmproxy.reject' && e.reason),
       ['source-not-allowed'],
     );
+  });
+
+  it('a connection reset before its callback (no peer address any more) is counted, never fatal', async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const relay = new MmproxyTcpRelay(config(port), { sockets: new SocketApi(), emit: () => undefined });
+    relay.adopt(new Map([[endpointKey({ address: '127.0.0.1', port }), server]]));
+    // What Node hands over when the balancer reset the connection between accept and the callback.
+    server.emit('connection', new net.Socket());
+    assert.deepEqual(relay.counters.rejected, { 'closed-before-header': 1 });
+    assert.equal(relay.connections, 0);
+    await relay.stop();
   });
 });

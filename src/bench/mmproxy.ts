@@ -1,0 +1,194 @@
+/**
+ * The mmproxy workload of `npm run bench` (issue 16): a load balancer (HAProxy, `send-proxy-v2`) on
+ * the router in front of the backend half, which connects to nginx / iperf3 in the server namespace
+ * FROM the client's address:
+ *
+ *   tproxy:  client -> HAProxy balancer -> tproxy run (mmproxy listener) -> server
+ *   haproxy: client -> HAProxy balancer -> HAProxy (`accept-proxy`, `source 0.0.0.0 usesrc clientip`) -> server
+ *
+ * The same balancer (one HAProxy process, a frontend per scenario and service), the same reply
+ * routing (tproxy's plan for a remote mmproxy backend: TCP divert and fwmark route, which HAProxy's
+ * transparent backend connections need as well), rounds interleaved: new connections/s, keep-alive
+ * requests/s and one-stream throughput, as ratios from one run.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RulesController } from '../control/apply.js';
+import { TproxyError } from '../core/errors.js';
+import { singleListenerRules } from '../core/rules/config.js';
+import { planRules } from '../core/rules/plan.js';
+import { JsonLines } from '../lab/json-lines.js';
+import { LAB_ADDRESSES, type Lab, type SpawnedProcess } from '../lab/topology.js';
+import { HTTP_PORT, IPERF_PORT, waitForPort } from './servers.js';
+import { parseIperf3Received, parseWrk, summarize, type Summary } from './stats.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
+const BALANCER = LAB_ADDRESSES.routerClientSide.ipv4;
+const SERVER = LAB_ADDRESSES.server.ipv4;
+
+type Peer = 'tproxy' | 'haproxy';
+const PEERS: readonly Peer[] = ['tproxy', 'haproxy'];
+/** The backend half listens on loopback: HTTP and iperf3, per peer; the balancer's frontends on the router's client side. */
+const BACKEND_HALF: Record<Peer, { http: number; iperf: number }> = { tproxy: { http: 9101, iperf: 9102 }, haproxy: { http: 9201, iperf: 9202 } };
+const FRONT: Record<Peer, { http: number; iperf: number }> = { tproxy: { http: 9301, iperf: 9302 }, haproxy: { http: 9401, iperf: 9402 } };
+/**
+ * Each peer's client ports, apart from each other and from the main scenarios' (10000-61999): a
+ * transparent TIME_WAIT socket left on the router by one would catch another's reused pairs.
+ */
+const PORT_RANGES: Record<Peer, string> = { tproxy: '62000 63749', haproxy: '63750 65499' };
+
+interface MmproxyWorkload {
+  readonly name: string;
+  readonly unit: string;
+  run(lab: Lab, peer: Peer, seconds: number): Promise<number>;
+}
+
+const wrk = (name: string, close: boolean): MmproxyWorkload => ({
+  name,
+  unit: close ? 'conn/s' : 'req/s',
+  async run(lab, peer, seconds) {
+    const argv = ['wrk', '-t1', '-c50', `-d${seconds}s`, ...(close ? ['-H', 'Connection: close'] : []), `http://${BALANCER}:${FRONT[peer].http}/`];
+    const r = parseWrk((await lab.run('client', argv, { timeoutMs: (seconds + 30) * 1000 })).stdout);
+    if (r.errors > r.requests / 100) throw new TproxyError('ERR_COMMAND_FAILED', `mmproxy ${name} ${peer}: ${r.errors} errors in ${r.requests} requests`);
+    return r.requestsPerSecond;
+  },
+});
+
+export const MMPROXY_WORKLOADS: readonly MmproxyWorkload[] = [
+  wrk('mmproxy-connections', true),
+  wrk('mmproxy-keepalive-requests', false),
+  {
+    name: 'mmproxy-throughput-1',
+    unit: 'Gbit/s',
+    async run(lab, peer, seconds) {
+      const out = await lab.run('client', ['iperf3', '-c', BALANCER, '-p', `${FRONT[peer].iperf}`, '-t', `${seconds}`, '-J'], { timeoutMs: (seconds + 30) * 1000, check: false });
+      return parseIperf3Received(out.stdout).bitsPerSecond / 1e9;
+    },
+  },
+];
+
+function balancerConfig(): string {
+  const fronts = PEERS.flatMap((peer) =>
+    (['http', 'iperf'] as const).map(
+      (service) => `frontend ${peer}_${service}
+  bind ${BALANCER}:${FRONT[peer][service]}
+  default_backend ${peer}_${service}
+backend ${peer}_${service}
+  server half 127.0.0.1:${BACKEND_HALF[peer][service]} send-proxy-v2
+`,
+    ),
+  );
+  return `global
+  maxconn 4000
+  nbthread 1
+defaults
+  mode tcp
+  timeout connect 10s
+  timeout client 600s
+  timeout server 600s
+${fronts.join('')}`;
+}
+
+function haproxyHalfConfig(): string {
+  const services = (['http', 'iperf'] as const).map(
+    (service) => `frontend half_${service}
+  bind 127.0.0.1:${BACKEND_HALF.haproxy[service]} accept-proxy
+  default_backend server_${service}
+backend server_${service}
+  source 0.0.0.0 usesrc clientip
+  server s ${SERVER}:${service === 'http' ? HTTP_PORT : IPERF_PORT}
+`,
+  );
+  return `global
+  maxconn 4000
+  nbthread 1
+defaults
+  mode tcp
+  timeout connect 10s
+  timeout client 600s
+  timeout server 600s
+${services.join('')}`;
+}
+
+function tproxyConfig(): string {
+  return `listeners: [{port: 8009, families: [4], intercept: ["udp:9"]}]
+rules: {apply: false}
+mmproxy:
+  - name: http
+    listen: [127.0.0.1:${BACKEND_HALF.tproxy.http}]
+    backend4: ${SERVER}:${HTTP_PORT}
+  - name: iperf
+    listen: [127.0.0.1:${BACKEND_HALF.tproxy.iperf}]
+    backend4: ${SERVER}:${IPERF_PORT}
+`;
+}
+
+export interface MmproxyBenchResult {
+  readonly workloads: Readonly<Record<string, { readonly unit: string; readonly tproxy: Summary; readonly haproxy: Summary; readonly tproxyVsHaproxy: number }>>;
+}
+
+/** Run the mmproxy workloads, `rounds` interleaved rounds of `seconds` each. The servers must be running. */
+export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds: number; report: (line: string) => void }): Promise<MmproxyBenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'tproxy-bench-mmproxy-'));
+  const rules = new RulesController(lab.runnerFor('router'));
+  // The reply routing of a remote mmproxy backend, planned by tproxy (a UDP listener only, so the TCP divert is the mmproxy's).
+  const plan = planRules({ ...singleListenerRules([{ transport: 'udp', ports: [{ from: 9, to: 9 }] }], { port: 8009, families: [4] }, { tableName: 'tproxy_bench_mm' }), mmproxy: { loopback: [], divert: [4], transports: ['tcp'], upstreamMarks: [2] } });
+  const spawned: SpawnedProcess[] = [];
+  try {
+    await rules.apply(plan);
+    for (const [name, text] of [['balancer.cfg', balancerConfig()], ['half.cfg', haproxyHalfConfig()], ['tproxy.yaml', tproxyConfig()]] as const) writeFileSync(join(dir, name), text);
+    spawned.push(lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'half.cfg')]));
+    spawned.push(lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'balancer.cfg')]));
+    const tproxy = lab.spawn('router', [process.execPath, BIN, 'run', '--config', join(dir, 'tproxy.yaml'), '--log-format', 'json']);
+    spawned.push(tproxy);
+    const log = new JsonLines<{ type: string; level?: string; message?: string; error?: string }>(tproxy.child.stderr!);
+    await log.waitFor((l) => l.type === 'ready', 20_000, 'tproxy run (mmproxy) starting');
+    /** What tproxy said that was not routine, for a failed measurement. */
+    const complaints = (): string => {
+      const lines = [...(['error', 'warn'] as const).flatMap((level) => (log.find((l) => l.level === level) ? [JSON.stringify(log.find((l) => l.level === level))] : []))];
+      return `tproxy ${tproxy.child.exitCode === null ? 'running' : `exited ${tproxy.child.exitCode}`}${lines.length ? `; it logged ${lines.join(' ')}` : ''}`;
+    };
+    for (const port of [FRONT.tproxy.http, FRONT.haproxy.iperf, BACKEND_HALF.haproxy.http, BACKEND_HALF.tproxy.iperf]) await waitForPort(lab, port, 10_000, 'router');
+    const samples: Record<string, Record<Peer, number[]>> = {};
+    for (let round = 0; round < options.rounds; round++) {
+      const order = round % 2 === 0 ? PEERS : [...PEERS].reverse();
+      for (const w of MMPROXY_WORKLOADS) {
+        for (const peer of order) {
+          await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[peer]}`]);
+          const value = await w.run(lab, peer, options.seconds).catch((error: unknown) => {
+            throw new TproxyError('ERR_COMMAND_FAILED', `${(error as Error).message} (${complaints()})`, {}, { cause: error });
+          });
+          ((samples[w.name] ??= { tproxy: [], haproxy: [] })[peer]).push(value);
+          options.report(`round ${round + 1} ${w.name} ${peer}: ${value.toPrecision(4)} ${w.unit}`);
+        }
+      }
+    }
+    // Proof that tproxy's listener carried its flows (a misrouted bench would measure nothing).
+    const divert = (await rules.status(plan)).pieces.find((p) => p.name.includes('divert tcp ipv4'));
+    if (!divert?.counter || divert.counter.packets === 0) throw new TproxyError('ERR_PROXY_BYPASSED', 'mmproxy bench: the divert rule counted no reply: the backend halves were not in the path');
+    return {
+      workloads: Object.fromEntries(
+        MMPROXY_WORKLOADS.map((w) => {
+          const s = samples[w.name]!;
+          const t = summarize(s.tproxy);
+          const h = summarize(s.haproxy);
+          return [w.name, { unit: w.unit, tproxy: t, haproxy: h, tproxyVsHaproxy: t.median / h.median }];
+        }),
+      ),
+    };
+  } finally {
+    for (const p of spawned) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+    await Promise.all(spawned.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 5000))])));
+    await rules.remove(plan).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function formatMmproxyBench(r: MmproxyBenchResult): string {
+  const rows = [['mmproxy workload (balancer -> backend half -> nginx/iperf3)', 'tproxy mmproxy', 'HAProxy accept-proxy + usesrc clientip', 'tproxy vs HAProxy']];
+  for (const [name, w] of Object.entries(r.workloads)) rows.push([name, `${w.tproxy.median.toPrecision(4)} ${w.unit}`, `${w.haproxy.median.toPrecision(4)} ${w.unit}`, `${w.tproxyVsHaproxy.toFixed(2)}x`]);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
+}

@@ -1,0 +1,109 @@
+// Doctor's mmproxy checks on a real snapshot of the lab router (server 203.0.113.20 behind
+// to-server), changed one fault at a time: each backend's first reply followed to the listener's socket.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { rulesConfigFrom } from '../../../src/cli/selection.js';
+import { doctorInput } from '../../../src/core/doctor/input.js';
+import { diagnose } from '../../../src/core/doctor/report.js';
+import type { Finding } from '../../../src/core/doctor/finding.js';
+import type { MmproxyBackend, RulesConfig } from '../../../src/core/rules/config.js';
+import type { Snapshot } from '../../../src/core/model/snapshot.js';
+import { FLAGS, healthy, only, withoutRule } from '../../helpers/doctor.js';
+
+const COMMANDS = { apply: 'tproxy rules apply --config tproxy.yaml', run: 'tproxy run --config tproxy.yaml' };
+
+function config(backends: readonly MmproxyBackend[], loopback: RulesConfig['families'] = []): RulesConfig {
+  return { ...rulesConfigFrom(FLAGS), mmproxy: { loopback, divert: [4, 6], transports: ['tcp'], upstreamMarks: [2], backends } };
+}
+
+function mmproxyFindings(snapshot: Snapshot, backends: readonly MmproxyBackend[], loopback: RulesConfig['families'] = []): Finding[] {
+  return diagnose(doctorInput(snapshot, config(backends, loopback), COMMANDS)).findings.filter((f) => f.area === 'mmproxy');
+}
+
+const remote4: MmproxyBackend = { listener: 'web', family: 4, address: '203.0.113.20', port: 8080, upstreamMark: 2 };
+const remote6: MmproxyBackend = { listener: 'web', family: 6, address: '2001:db8:2::20', port: 8080, upstreamMark: 2 };
+const loop4: MmproxyBackend = { listener: 'lo', family: 4, address: '127.0.0.1', port: 8080, upstreamMark: 2 };
+const loop6: MmproxyBackend = { listener: 'lo', family: 6, address: '::1', port: 8080, upstreamMark: 2 };
+
+type Json = Record<string, unknown>;
+function addLoopbackRules(s: Snapshot, table = '100'): void {
+  const rules = s.ipRules as unknown as Record<'ipv4' | 'ipv6', Json[]>;
+  rules.ipv4.splice(1, 0, { priority: 9000, src: '127.0.0.0', srclen: 8, iif: 'lo', table });
+  rules.ipv6.splice(1, 0, { priority: 9000, src: '::1', iif: 'lo', table });
+}
+
+describe('doctor: mmproxy reply routing', () => {
+  it('says nothing without mmproxy listeners', () => {
+    assert.deepEqual(diagnose(doctorInput(healthy(), rulesConfigFrom(FLAGS), COMMANDS)).findings.filter((f) => f.area === 'mmproxy'), []);
+  });
+
+  it('a backend on another host: its reply is diverted, made local and reaches the listener\'s socket (IPv4 and IPv6)', () => {
+    const found = mmproxyFindings(healthy(), [remote4, remote6]);
+    const v4 = only(found, 'mmproxy.reply.web.ipv4', 'pass');
+    assert.match(v4.seen, /backend 203\.0\.113\.20:8080 on another host \(via to-server\): its reply to 198\.51\.100\.123:40000 reaches tcp established 198\.51\.100\.123:40000 peer 203\.0\.113\.20:8080 transparent/);
+    only(found, 'mmproxy.reply.web.ipv6', 'pass');
+    assert.equal(found.filter((f) => f.severity !== 'pass').length, 0, JSON.stringify(found));
+  });
+
+  it('a backend on another host without the TCP divert rule: its reply goes to the client directly, named with the fix', () => {
+    const s = healthy();
+    withoutRule(s, 'tproxy: divert tcp ipv4');
+    const f = only(mmproxyFindings(s, [remote4]), 'mmproxy.reply.web.ipv4', 'fail');
+    assert.match(f.why, /nothing marks the backend's reply \(the divert rule, `socket transparent`, is missing\)/);
+    assert.equal(f.fix, COMMANDS.apply);
+    assert.ok(f.trace && f.trace.length > 0);
+  });
+
+  it('a backend on another host with src_valid_mark and no accept_local: the reverse-path check drops its replies', () => {
+    const s = healthy();
+    const sysctls = s.sysctls as Record<string, string>;
+    sysctls['net.ipv4.conf.all.src_valid_mark'] = '1';
+    const f = only(mmproxyFindings(s, [remote4]), 'mmproxy.rp_filter.web.ipv4', 'fail');
+    assert.match(f.seen, /answers through to-server/);
+    assert.equal(f.fix, 'sysctl -w net.ipv4.conf.to-server.accept_local=1');
+  });
+
+  it('a backend on loopback without the loopback rule: named, with the ip rule to add (IPv4 and IPv6)', () => {
+    const found = mmproxyFindings(healthy(), [loop4, loop6], [4, 6]);
+    const rule4 = only(found, 'mmproxy.loopback-rule.ipv4', 'fail');
+    assert.equal(rule4.fix, 'ip -4 rule add from 127.0.0.0/8 iif lo lookup 100 priority 9000');
+    assert.equal(only(found, 'mmproxy.loopback-rule.ipv6', 'fail').fix, 'ip -6 rule add from ::1/128 iif lo lookup 100 priority 9000');
+    const reply = only(found, 'mmproxy.reply.lo.ipv4', 'fail');
+    assert.match(reply.seen, /backend 127\.0\.0\.1:8080 on loopback: its reply to 198\.51\.100\.123:40000 does not reach the listener's socket/);
+    assert.equal(reply.fix, rule4.fix);
+  });
+
+  it('a backend on loopback with the rule in place: pass, and no sysctl needed', () => {
+    const s = healthy();
+    addLoopbackRules(s);
+    const found = mmproxyFindings(s, [loop4, loop6], [4, 6]);
+    only(found, 'mmproxy.reply.lo.ipv4', 'pass');
+    only(found, 'mmproxy.reply.lo.ipv6', 'pass');
+    assert.equal(found.filter((f) => f.severity !== 'pass').length, 0, JSON.stringify(found));
+  });
+
+  it('the loopback rule to a table without a local route: the route is the fault', () => {
+    const s = healthy();
+    addLoopbackRules(s, '123');
+    const f = only(mmproxyFindings(s, [loop4]), 'mmproxy.local-route.ipv4', 'fail');
+    assert.equal(f.fix, 'ip -4 route add local default dev lo table 123');
+  });
+
+  it('the header\'s destination: checked with a loopback backend; the planned loopback rule is checked without any backend on loopback', () => {
+    const found = mmproxyFindings(healthy(), [{ listener: 'any', family: 4, upstreamMark: 2 }], [4]);
+    assert.match(only(found, 'mmproxy.reply.any.ipv4', 'fail').seen, /the header's destination \(checked as 127\.0\.0\.1:80\)/);
+    const planned = mmproxyFindings(healthy(), [remote4], [4]);
+    only(planned, 'mmproxy.loopback-rule.ipv4', 'fail');
+  });
+
+  it('a backend on an address of this host that is not loopback: its replies would leave the host', () => {
+    const f = only(mmproxyFindings(healthy(), [{ ...remote4, address: '203.0.113.1' }]), 'mmproxy.backend.web.ipv4', 'fail');
+    assert.match(f.seen, /203\.0\.113\.1:8080 is an address of this host but not loopback/);
+    assert.equal(f.fix, undefined);
+  });
+
+  it('a backend without a route from the client\'s address', () => {
+    const f = only(mmproxyFindings(healthy(), [{ ...remote6, address: '2001:db8:99::1' }]), 'mmproxy.backend.web.ipv6', 'fail');
+    assert.match(f.seen, /no route from a client's address/);
+  });
+});
