@@ -5,7 +5,7 @@
 import { isTproxyError } from '../core/errors.js';
 import type { Family } from '../core/net/constants.js';
 import { liveIptables, type LiveIptables } from '../core/rules/iptables-state.js';
-import { parseIptablesDump } from '../core/rules/iptables-dump.js';
+import { parseIptablesDump } from '../core/iptables-dump.js';
 import type { MarkUsage } from '../core/rules/mark-usage.js';
 import { markUsageFromIptables } from '../core/rules/mark-usage-iptables.js';
 import { EMPTY_IPTABLES_STATE, plannedIptablesState, renderIptablesTransition, validateForIptables, type IptablesState } from '../core/rules/render-iptables.js';

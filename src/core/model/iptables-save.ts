@@ -4,9 +4,11 @@
  * POSTROUTING at priority -150; matches -p, -s, -d, -i, -o, tcp/udp/multiport ports, --tcp-flags,
  * -m mark, -m socket, -m conntrack/state, -m dscp, -m addrtype; targets ACCEPT, DROP, RETURN,
  * user chains (-j / -g), MARK, TOS, DSCP, TTL / HL, TPROXY, LOG. Others stay `unsupported`.
+ * The lines come from the one iptables-save reader (core/iptables-dump.ts); this gives them meaning.
  */
 import type { Family } from '../net/constants.js';
 import { TproxyError } from '../errors.js';
+import { parseIptablesDump } from '../iptables-dump.js';
 import { parseIp } from '../net/address.js';
 import { parseKernelPrefix } from '../net/prefix.js';
 import { TCP_FLAGS } from './packet.js';
@@ -228,38 +230,27 @@ function target_(how: 'jump' | 'goto', target: string, o: Record<string, string>
 
 /** The mangle table of `iptables-save` / `ip6tables-save` output, or undefined when it has none. */
 export function parseIptablesSave(text: string, family: Family, origin: 'iptables' | 'iptables-legacy' = 'iptables'): Table | undefined {
-  let inMangle = false;
-  let seen = false;
+  const dump = parseIptablesDump(text);
+  const declared = dump.chains.get('mangle');
+  if (!declared) return undefined;
   const chains = new Map<string, { name: string; base?: Chain['base']; rules: Rule[] }>();
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    if (line.startsWith('*')) {
-      inMangle = line === '*mangle';
-      seen ||= inMangle;
-      continue;
-    }
-    if (!inMangle) continue;
-    if (line === 'COMMIT') {
-      inMangle = false;
-      continue;
-    }
-    if (line.startsWith(':')) {
-      const [name = '', policy = '-'] = line.slice(1).split(/\s+/);
-      const hook = BASE_HOOKS[name];
-      chains.set(name, {
-        name,
-        ...(hook ? { base: { type: hook === 'output' ? 'route' : 'filter', hook, priority: MANGLE_PRIORITY, policy: policy === 'DROP' ? ('drop' as const) : ('accept' as const) } } : {}),
-        rules: [],
-      });
-      continue;
-    }
+  for (const { name, policy } of declared) {
+    const hook = BASE_HOOKS[name];
+    chains.set(name, {
+      name,
+      ...(hook ? { base: { type: hook === 'output' ? 'route' : 'filter', hook, priority: MANGLE_PRIORITY, policy: policy === 'DROP' ? ('drop' as const) : ('accept' as const) } } : {}),
+      rules: [],
+    });
+  }
+  // Rules in the order listed; a line that is no rule still goes through the rule reader, which
+  // refuses what it cannot read and skips what names no chain.
+  const lines = [...dump.rules.filter((r) => r.table === 'mangle').map((r) => r.line), ...dump.unread.filter((u) => u.table === 'mangle').map((u) => u.line)];
+  for (const line of lines) {
     const { chain, rule } = parseRule(tokenize(line), family, line);
     if (!chain) continue;
     let c = chains.get(chain);
     if (!c) chains.set(chain, (c = { name: chain, rules: [] }));
     c.rules.push(rule);
   }
-  if (!seen) return undefined;
   return { family: family === 4 ? 'ip' : 'ip6', name: 'mangle', origin, sets: [], chains: [...chains.values()] };
 }

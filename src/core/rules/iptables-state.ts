@@ -1,5 +1,5 @@
 /** Our part of a live mangle table, read from iptables-save: chains, jump rules, the record. Pure. */
-import { parseIptablesDump, specComment, specTarget, type IptablesDump } from './iptables-dump.js';
+import { parseIptablesDump, specComment, specTarget, type IptablesDump } from '../iptables-dump.js';
 import { decodeRecord, type RulesRecord } from './record.js';
 import { ourChainNames, type BuiltinChain, type IptablesState } from './render-iptables.js';
 
@@ -15,7 +15,7 @@ export interface LiveIptables {
 export function liveIptables(dump: IptablesDump | string, tableName: string): LiveIptables {
   const parsed = typeof dump === 'string' ? parseIptablesDump(dump) : dump;
   const names = new Set(ourChainNames(tableName));
-  const present = (parsed.chains.get('mangle') ?? []).filter((c) => names.has(c));
+  const present = (parsed.chains.get('mangle') ?? []).map((c) => c.name).filter((c) => names.has(c));
   const mangle = parsed.rules.filter((r) => r.table === 'mangle');
   const jumps = mangle
     .filter((r) => (r.chain === 'PREROUTING' || r.chain === 'OUTPUT') && names.has(specTarget(r.spec) ?? ''))

@@ -3,10 +3,10 @@
  * hosts where the iptables backend is used. Our own chains and jump rules are skipped. Pure.
  */
 import { FULL_MASK } from './marks.js';
-import type { IptablesDump } from './iptables-dump.js';
+import type { IptablesDump } from '../iptables-dump.js';
 import type { MarkUsage } from './mark-usage.js';
 import { ourChainNames } from './render-iptables.js';
-import { specTarget } from './iptables-dump.js';
+import { specTarget } from '../iptables-dump.js';
 
 function valueMask(text: string): { value: number; mask: number } {
   const [value = '0', mask] = text.split('/');

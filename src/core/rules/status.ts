@@ -4,7 +4,7 @@
  */
 import type { Family } from '../net/constants.js';
 import { describeIpRoute, isPolicyRoute, isPolicyRule, type PolicyRoutingState } from './ip-json.js';
-import { specComment } from './iptables-dump.js';
+import { specComment } from '../iptables-dump.js';
 import type { LiveIptables } from './iptables-state.js';
 import { distinctRoutes, ipRouteArgs, ipRuleArgs } from './policy-routing.js';
 import type { NftListing } from '../nft-listing.js';

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { parseIptablesSave as modelIptablesSave } from '../../../src/core/model/iptables-save.js';
 import { parseNftJson as modelNftJson } from '../../../src/core/model/nft-json.js';
 import { parsePacketText } from '../../../src/core/model/packet-text.js';
-import { parseIptablesDump as rulesIptablesSave } from '../../../src/core/rules/iptables-dump.js';
+import { parseIptablesDump as rulesIptablesSave } from '../../../src/core/iptables-dump.js';
 import { parseNftListing } from '../../../src/core/nft-listing.js';
 import { FUZZ, damaged, hostileText, onlyTproxyErrors } from '../../helpers/hostile.js';
 import { sourcePath } from '../../helpers/paths.js';

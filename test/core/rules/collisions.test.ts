@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { findCollisions, type HostUsage } from '../../../src/core/rules/collisions.js';
 import { singleListenerRules, type RulesConfig } from '../../../src/core/rules/config.js';
 import type { IpRouteJson, IpRuleJson } from '../../../src/core/rules/ip-json.js';
-import { parseIptablesDump } from '../../../src/core/rules/iptables-dump.js';
+import { parseIptablesDump } from '../../../src/core/iptables-dump.js';
 import { markUsageFromIptables } from '../../../src/core/rules/mark-usage-iptables.js';
 import { markUsageFromNft } from '../../../src/core/rules/mark-usage.js';
 import { parseNftListing } from '../../../src/core/nft-listing.js';
