@@ -157,11 +157,13 @@ async function withLab(flags: readonly string[], faults: readonly Fault[], file 
     assert.equal(await r.traffic(4), true, 'the healthy lab passes traffic through the proxy');
     // rules status and status, given no options, find the daemon the same way.
     const rules = await lab.run('router', [process.execPath, BIN, 'rules', 'status'], { check: false });
-    assert.match(rules.stdout, /^configuration: the running daemon's \(tproxy run pid \d+, asked on \/tmp\/tpx-doctor-\w+\/admin\.sock[;)]/, rules.stderr);
+    // The socket's path as this run made it (TMPDIR may move it from /tmp).
+    const socket = join(dir, 'admin.sock').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    assert.match(rules.stdout, new RegExp(`^configuration: the running daemon's \\(tproxy run pid \\d+, asked on ${socket}[;)]`), rules.stderr);
     assert.match(rules.stdout, /^rules: in place \(backend nft, owner tproxy run pid \d+ \(running\)\)$/m);
     assert.equal(rules.exitCode, 0);
     const status = await lab.run('router', [process.execPath, BIN, 'status', '--top', '0']);
-    assert.match(status.stdout, /^admin socket: \/tmp\/tpx-doctor-\w+\/admin\.sock \(found: tproxy run pid \d+ in this network namespace\)\ntproxy /);
+    assert.match(status.stdout, new RegExp(`^admin socket: ${socket} \\(found: tproxy run pid \\d+ in this network namespace\\)\\ntproxy `));
     for (const fault of faults) await exercise(r, fault);
   } finally {
     await lab.destroy();
