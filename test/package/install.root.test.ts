@@ -13,7 +13,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** What the tarball may hold; anything else (tests, sources, source maps, the bench) is a failure. */
-const ALLOWED = [/^package\.json$/, /^web\/dashboard\.(html|js|css)$/, /^README\.md$/, /^bin\/tproxy\.js$/, /^man\/tproxy\.1$/, /^packaging\/tproxy\.service$/, /^dist\/src\/(?!bench\/).*\.(js|d\.ts)$/];
+const ALLOWED = [/^package\.json$/, /^web\/dashboard\.(html|js|css)$/, /^README\.md$/, /^LICENSE$/, /^bin\/tproxy\.js$/, /^man\/tproxy\.1$/, /^packaging\/tproxy\.service$/, /^dist\/src\/(?!bench\/).*\.(js|d\.ts)$/];
 
 function walk(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
