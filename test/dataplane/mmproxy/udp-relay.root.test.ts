@@ -70,6 +70,39 @@ describe('mmproxy UDP: PROXY v2 per datagram, backends on loopback and on anothe
     await lab?.destroy();
   });
 
+  it('sessions are capped, end when idle, and end on the backend\'s port unreachable', async () => {
+    const config: MmproxyUdpConfig = { name: 'small', listen: [{ address: LISTEN[4], port: PORT + 1 }], allowedSources: [`${LAB_ADDRESSES.client.ipv4}/32`], maxHeaderBytes: 512, upstreamMark: 0x2, idleTimeoutMs: 500, maxSessions: 1 };
+    const small = lab.spawn('router', [process.execPath, MMPROXY_UDP_AGENT, JSON.stringify(config)]);
+    const out = new JsonLines<Line>(small.child.stdout!);
+    await out.waitFor((l) => l.type === 'ready', 10_000, 'the small mmproxy UDP listener ready');
+    let seq = 0;
+    const smallCounters = async (): Promise<Line> => {
+      const n = ++seq;
+      small.child.stdin!.write(`counters ${n}\n`);
+      return out.waitFor((l) => l.type === 'counters' && l.seq === n, 5000, 'the counters');
+    };
+    const sendSmall = async (expected: number, hex: string[]): Promise<string[]> => {
+      const sender = lab.spawn('client', [process.execPath, UDP_PEERS, 'send', LISTEN[4], String(PORT + 1), String(expected), ...hex]);
+      const o = await new JsonLines<{ replies: string[] }>(sender.child.stdout!).waitFor(() => true, 15_000, 'the sender');
+      await sender.exited;
+      return o.replies;
+    };
+    const first = datagram(ep('192.0.2.40', 40_040), ep(SERVER[4], ECHO), 'first');
+    const second = datagram(ep('192.0.2.41', 40_041), ep(SERVER[4], ECHO), 'second');
+    // The second flow finds the one session taken: dropped and counted; the first is answered.
+    assert.deepEqual(await sendSmall(1, [first, second]), ['192.0.2.40:40040|first']);
+    assert.equal((await smallCounters()).rejected?.['session-limit'], 1);
+    // Idle for 500 ms: closed, and the second flow gets the place.
+    await until(smallCounters, (c) => c.closed?.['idle'] === 1 && c.sessions === 0, 5000, 'the idle session closed');
+    assert.deepEqual(await sendSmall(1, [second]), ['192.0.2.41:40041|second']);
+    await until(smallCounters, (c) => c.sessions === 0, 5000, 'the idle session closed');
+    // Nothing listens on the loopback port: the ICMP port unreachable ends the session.
+    assert.deepEqual(await sendSmall(0, [datagram(ep('192.0.2.42', 40_042), ep(LOOPBACK[4], ECHO + 1), 'nobody')]), []);
+    await until(smallCounters, (c) => c.closed?.['ECONNREFUSED'] === 1 && c.sessions === 0, 5000, 'the session ended by ECONNREFUSED');
+    small.child.kill('SIGTERM');
+    assert.equal(await small.exited, 0);
+  });
+
   let asked = 0;
   const counters = async (): Promise<Line> => {
     const seq = ++asked;
