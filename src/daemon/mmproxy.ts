@@ -12,6 +12,11 @@
  * - a removed entry stops accepting and drains likewise.
  * The reply routing they need (loopback rule, divert, fwmark route) is planned with the daemon's
  * rules (rulesConfigOf).
+ *
+ * A `protocol: udp` entry (MmproxyUdpRelay) is simpler: nothing is handed over. A new or changed
+ * one binds its addresses beside the old entry's (SO_REUSEADDR), and at commit the old one stops:
+ * its sessions end, and the next datagram of each flow opens a new one on the new entry (a UDP
+ * session holds nothing a client would miss but the socket itself).
  */
 import type net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
@@ -19,13 +24,14 @@ import type { MmproxySettings } from '../core/config/sections/mmproxy.js';
 import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';
 import type { MmproxyStatusView } from './admin-protocol.js';
 import { MmproxyTcpRelay } from '../dataplane/mmproxy/tcp-relay.js';
+import { MmproxyUdpRelay } from '../dataplane/mmproxy/udp-relay.js';
 import type { EventSink } from '../dataplane/events.js';
 import type { DescriptorBudget } from '../sys/descriptor-budget.js';
 import type { SocketApi } from '../sys/socket.js';
 
 interface Running {
   readonly settings: MmproxySettings;
-  readonly relay: MmproxyTcpRelay;
+  readonly relay: MmproxyTcpRelay | MmproxyUdpRelay;
 }
 
 export interface MmproxyListenersDeps {
@@ -44,6 +50,8 @@ export class MmproxyListeners {
   private readonly running = new Map<string, Running>();
   /** Entries replaced or removed by a reload whose flows are still finishing. */
   private readonly draining = new Set<MmproxyTcpRelay>();
+  /** udp entries replaced or removed by a reload that is being stopped. */
+  private readonly stoppingUdp = new Set<Promise<void>>();
 
   constructor(private readonly deps: MmproxyListenersDeps) {}
 
@@ -53,6 +61,8 @@ export class MmproxyListeners {
    */
   async apply(wanted: readonly MmproxySettings[]): Promise<void> {
     (await this.prepare(wanted)).commit();
+    // udp entries replaced or removed have closed their sockets (their ports are free) on return.
+    await Promise.all(this.stoppingUdp);
   }
 
   /**
@@ -64,17 +74,21 @@ export class MmproxyListeners {
     const changed = wanted.filter((w) => !isDeepStrictEqual(this.running.get(w.name)?.settings, w));
     const leaving = [...this.running.values()].filter((r) => !isDeepStrictEqual(wanted.find((w) => w.name === r.settings.name), r.settings));
     // Built first: a setting the relay refuses throws before anything is opened.
-    const fresh = changed.map((settings) => ({ settings, relay: new MmproxyTcpRelay(settings, this.deps, this.running.get(settings.name)?.relay.counters) }));
+    const fresh = changed.map((settings): Running => {
+      const counters = this.running.get(settings.name)?.relay.counters;
+      return { settings, relay: settings.protocol === 'udp' ? new MmproxyUdpRelay(settings, this.deps, counters) : new MmproxyTcpRelay(settings, this.deps, counters) };
+    });
     const handedOver = new Map<string, MmproxyTcpRelay>();
-    for (const r of leaving) for (const key of r.relay.keys()) handedOver.set(key, r.relay);
-    const bound: MmproxyTcpRelay[] = [];
+    for (const r of leaving) if (r.relay instanceof MmproxyTcpRelay) for (const key of r.relay.keys()) handedOver.set(key, r.relay);
+    const bound: (MmproxyTcpRelay | MmproxyUdpRelay)[] = [];
     const abort = async (): Promise<void> => {
       await Promise.all(bound.map((r) => r.stop()));
     };
     try {
       for (const f of fresh) {
         bound.push(f.relay);
-        await f.relay.bind(new Set(f.relay.keys().filter((k) => handedOver.has(k))));
+        if (f.relay instanceof MmproxyUdpRelay) f.relay.start();
+        else await f.relay.bind(new Set(f.relay.keys().filter((k) => handedOver.has(k))));
       }
     } catch (error) {
       await abort();
@@ -83,6 +97,7 @@ export class MmproxyListeners {
     const commit = (): void => {
       // Nothing here can fail: hand the sockets over, then let the old entries drain.
       for (const f of fresh) {
+        if (!(f.relay instanceof MmproxyTcpRelay)) continue;
         const handed = new Map<string, net.Server>();
         for (const key of f.relay.keys()) {
           const server = handedOver.get(key)?.release(key);
@@ -92,8 +107,14 @@ export class MmproxyListeners {
       }
       for (const r of leaving) {
         this.running.delete(r.settings.name);
-        this.draining.add(r.relay);
-        void r.relay.drain().then(() => this.draining.delete(r.relay));
+        const relay = r.relay;
+        if (relay instanceof MmproxyUdpRelay) {
+          const stopped: Promise<void> = relay.stop().catch(() => undefined).then(() => void this.stoppingUdp.delete(stopped));
+          this.stoppingUdp.add(stopped);
+          continue;
+        }
+        this.draining.add(relay);
+        void relay.drain().then(() => this.draining.delete(relay));
       }
       for (const f of fresh) this.running.set(f.settings.name, f);
     };
@@ -105,7 +126,7 @@ export class MmproxyListeners {
     const all = [...[...this.running.values()].map((r) => r.relay), ...this.draining];
     this.running.clear();
     this.draining.clear();
-    await Promise.all(all.map((r) => r.stop()));
+    await Promise.all([...all.map((r) => r.stop()), ...this.stoppingUdp]);
   }
 
   /** Each listener's counters, by name. */

@@ -54,6 +54,19 @@ export class Epoll {
     return this.api.fail('epoll_wait');
   }
 
+  /**
+   * The same wait off this thread (koffi's worker), resolved on its event loop: for a loop that
+   * shares the main thread with Node's. A failed wait (EINTR) reads as 0 ready.
+   */
+  waitAsync(timeoutMs: number): Promise<number> {
+    const libc = this.libc;
+    // A libc without it (a test's fake): look without blocking, after a short timer, never in a tight loop.
+    if (!libc.epoll_wait_async) return new Promise((resolve) => setTimeout(() => resolve(this.wait(0)), Math.min(timeoutMs, 10)));
+    return new Promise((resolve, reject) => {
+      libc.epoll_wait_async!(this.fd, this.ready, this.maxEvents, timeoutMs, (error, n) => (error ? reject(new Error('epoll_wait on koffi\'s thread failed', { cause: error })) : resolve(Math.max(0, n))));
+    });
+  }
+
   readyFd(i: number): number {
     return readEpollEvent(this.ready, this.layout, i).fd;
   }

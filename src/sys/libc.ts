@@ -36,6 +36,11 @@ export interface Libc {
   read(fd: number, buf: Buffer, length: number): number;
   write(fd: number, buf: Buffer, length: number): number;
   fcntl(fd: number, cmd: number, arg: number): number;
+  /**
+   * epoll_wait on koffi's worker thread: `done(error, n)` runs on this thread's event loop (for a
+   * main-thread loop that must not block it). Absent from fake libcs; n < 0 is a failed wait (EINTR).
+   */
+  epoll_wait_async?: (epfd: number, events: Buffer, maxEvents: number, timeoutMs: number, done: (error: unknown, n: number) => void) => void;
   /** errno of the last failed call on this thread. */
   errno(): number;
   /** Address of a Buffer's memory, to store in C structs that point to other buffers. */
@@ -49,6 +54,7 @@ export function loadLibc(): Libc {
   if (cached) return cached;
   const lib = koffi.load('libc.so.6');
   const fn = <T>(decl: string): T => lib.func(decl) as T;
+  const epollWait = lib.func('int epoll_wait(int, void *, int, int)') as unknown as { async: (...args: unknown[]) => void };
   cached = {
     socket: fn('int socket(int, int, int)'),
     setsockopt: fn('int setsockopt(int, int, int, const void *, uint32_t)'),
@@ -68,6 +74,7 @@ export function loadLibc(): Libc {
     epoll_create1: fn('int epoll_create1(int)'),
     epoll_ctl: fn('int epoll_ctl(int, int, int, void *)'),
     epoll_wait: fn('int epoll_wait(int, void *, int, int)'),
+    epoll_wait_async: (epfd, events, maxEvents, timeoutMs, done) => epollWait.async(epfd, events, maxEvents, timeoutMs, done),
     shutdown: fn('int shutdown(int, int)'),
     close: fn('int close(int)'),
     dup: fn('int dup(int)'),

@@ -58,6 +58,8 @@ describe('mmproxy listeners: reload', () => {
   let listeners: MmproxyListeners;
   const settings = (change: Partial<Omit<MmproxySettings, 'backend4' | 'backend6' | 'healthTarget'>> = {}): MmproxySettings => ({
     name: 'lb',
+    protocol: 'tcp',
+    maxSessions: 4096,
     listen: [{ address: '127.0.0.1', port }],
     allowedSources: ['127.0.0.0/8'],
     backend4: undefined,

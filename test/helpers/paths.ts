@@ -15,6 +15,8 @@ export function sourcePath(relative: string): string {
 }
 export const UPSTREAM_PROXY_AGENT = fileURLToPath(new URL('./upstream-proxy-agent.js', import.meta.url));
 export const MMPROXY_AGENT = fileURLToPath(new URL('./mmproxy-agent.js', import.meta.url));
+export const MMPROXY_UDP_AGENT = fileURLToPath(new URL('./mmproxy-udp-agent.js', import.meta.url));
+export const UDP_PEERS = fileURLToPath(new URL('./udp-peers.js', import.meta.url));
 export const FAKE_SOCKS5 = fileURLToPath(new URL('./fake-socks5.js', import.meta.url));
 export const HEADER_SENDER = fileURLToPath(new URL('./header-sender.js', import.meta.url));
 export const SNI_CLIENT = fileURLToPath(new URL('./sni-client.js', import.meta.url));

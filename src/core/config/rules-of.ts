@@ -37,7 +37,7 @@ export function mmproxyRulesOf(config: TproxyConfig): MmproxyRules | undefined {
   const backends = config.mmproxy.flatMap((l) =>
     ([[4, l.backend4], [6, l.backend6]] as const).map(([family, b]): MmproxyBackend => ({ listener: l.name, family, ...(b ? { address: b.address, port: b.port } : {}), upstreamMark: l.upstreamMark })),
   );
-  return { loopback: sorted(loopback), divert: sorted(divert), transports: ['tcp'], upstreamMarks: [...new Set(config.mmproxy.map((l) => l.upstreamMark))], backends };
+  return { loopback: sorted(loopback), divert: sorted(divert), transports: [...new Set(config.mmproxy.map((l) => l.protocol))].sort(), upstreamMarks: [...new Set(config.mmproxy.map((l) => l.upstreamMark))], backends };
 }
 
 /**

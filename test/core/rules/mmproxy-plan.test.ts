@@ -31,6 +31,9 @@ describe('mmproxy reply routing: from the mmproxy section', () => {
     assert.deepEqual(planned([{ name: 'a', backend4: '127.0.0.1:80', backend6: '[::1]:80' }]), { loopback: [4, 6], divert: [], transports: ['tcp'], upstreamMarks: [2] });
     assert.deepEqual(planned([{ name: 'a', backend4: '203.0.113.20:80', backend6: '[2001:db8::20]:80', upstreamMark: '0x4' }]), { loopback: [], divert: [4, 6], transports: ['tcp'], upstreamMarks: [4] });
     assert.deepEqual(planned([{ name: 'a', backend4: '127.0.0.2:80' }, { name: 'b', listen: ['0.0.0.0:9000'], backend4: '203.0.113.20:80', backend6: '[::1]:80' }]), { loopback: [4, 6], divert: [4, 6], transports: ['tcp'], upstreamMarks: [2] });
+    // protocol udp: the UDP divert rule for its replies (beside TCP's when both kinds are configured).
+    assert.deepEqual(planned([{ name: 'a', protocol: 'udp', backend4: '203.0.113.20:53' }]).transports, ['udp']);
+    assert.deepEqual(planned([{ name: 'a', protocol: 'udp' }, { name: 'b', listen: ['0.0.0.0:9000'] }]).transports, ['tcp', 'udp']);
     assert.deepEqual(mmproxyRulesOf(config([{ name: 'a', backend4: '127.0.0.2:80' }]))?.backends, [
       { listener: 'a', family: 4, address: '127.0.0.2', port: 80, upstreamMark: 2 },
       { listener: 'a', family: 6, upstreamMark: 2 },

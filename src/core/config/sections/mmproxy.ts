@@ -12,7 +12,7 @@
 import net from 'node:net';
 import { TproxyError } from '../../errors.js';
 import { parsePrefix } from '../../net/prefix.js';
-import { type ConfigIssue, type Infer, integer, list, mark, milliseconds, optional, refused, section, text } from '../schema.js';
+import { type ConfigIssue, type Infer, integer, list, mark, milliseconds, oneOf, optional, refused, section, text } from '../schema.js';
 
 /** `HOST:PORT` with HOST an IP address (IPv6 in brackets). */
 export interface MmproxyEndpoint {
@@ -40,6 +40,7 @@ export const MMPROXY_LISTENER = section({
   help: 'One listener behind a load balancer: PROXY protocol in, the client\'s own address out.',
   fields: {
     name: text({ allowed: 'a name of letters, digits, - and _ (1-32, starting with a letter)', example: 'web', default: 'mmproxy', help: 'Names this listener in logs and metrics.', parse: (t) => (/^[A-Za-z][A-Za-z0-9_-]{0,31}$/.test(t) ? t : refused()) }),
+    protocol: oneOf(['tcp', 'udp'] as const, { default: 'tcp', help: 'tcp: connections, each behind a PROXY header (v1 or v2). udp: datagrams, each behind its own PROXY v2 header (DGRAM), as go-mmproxy sends them; the replies go back to the balancer without a header.' }),
     listen: list(endpoint('listen address and port', '0.0.0.0:8443'), { default: ['0.0.0.0:8443'], minItems: 1, help: 'Address and port to accept the balancer\'s connections on (ordinary sockets, not intercepted); one entry per address.' }),
     allowedSources: list(
       text({ type: 'prefix', allowed: 'an IPv4 or IPv6 address or prefix (e.g. 10.0.0.0/8)', help: 'balancer prefix', parse: (t) => {
@@ -59,7 +60,8 @@ export const MMPROXY_LISTENER = section({
     healthTarget: optional(endpoint('Where a LOCAL header (the balancer\'s own health check) is connected to, from this host\'s address; absent: a LOCAL connection is closed after its header (a clean close tells the balancer the listener is up).', '127.0.0.1:80')),
     upstreamMark: mark({ default: '0x2', help: 'SO_MARK of the connections to the backend (the policy rule for the replies matches it).' }),
     connectTimeoutMs: milliseconds({ min: 1, default: 10_000, help: 'Backend connect timeout.' }),
-    idleTimeoutMs: milliseconds({ min: 0, default: 600_000, help: 'A flow idle both ways this long is closed (0: never).' }),
+    idleTimeoutMs: milliseconds({ min: 0, default: 600_000, help: 'A flow idle both ways this long is closed (0: never). For udp, a session: one per balancer socket, client and destination.' }),
+    maxSessions: integer({ min: 1, max: 1_000_000, default: 4096, help: 'udp: sessions open at once (one socket each); a datagram that would open one more is dropped (counted as session-limit).' }),
   },
   check(l, path, issues) {
     for (const [f, key] of [[4, 'backend4'], [6, 'backend6']] as const) {

@@ -13,6 +13,7 @@ describe('mmproxy config', () => {
     const [m] = load('mmproxy: [{}]').mmproxy;
     assert.deepEqual(m, {
       name: 'mmproxy',
+      protocol: 'tcp',
       listen: [{ address: '0.0.0.0', port: 8443 }],
       allowedSources: ['127.0.0.0/8', '::1/128'],
       backend4: undefined,
@@ -23,7 +24,16 @@ describe('mmproxy config', () => {
       upstreamMark: 2,
       connectTimeoutMs: 10_000,
       idleTimeoutMs: 600_000,
+      maxSessions: 4096,
     });
+  });
+
+  it('takes protocol udp with a session cap, and refuses another protocol', () => {
+    const [m] = load('mmproxy: [{protocol: udp, maxSessions: 10}]').mmproxy;
+    assert.equal(m!.protocol, 'udp');
+    assert.equal(m!.maxSessions, 10);
+    assert.throws(() => load('mmproxy: [{protocol: sctp}]'), /protocol/);
+    assert.throws(() => load('mmproxy: [{protocol: udp, maxSessions: 0}]'), /maxSessions/);
   });
 
   it('reads backends per family and IPv6 in brackets', () => {

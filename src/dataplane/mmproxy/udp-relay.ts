@@ -1,0 +1,268 @@
+/**
+ * The UDP half of an mmproxy listener (issue 16), what go-mmproxy does for UDP: every datagram from
+ * the balancer starts with a PROXY v2 header (DGRAM); only allowed sources are read. Per
+ * (balancer, header source, header destination) a session socket (IP_TRANSPARENT, IP_FREEBIND, the
+ * upstream mark, SO_REUSEADDR) is bound to the header's source and connected to the backend (fixed
+ * per family, or the header's destination); the payload after the header goes out on it. What the
+ * backend sends back on a session socket goes to the balancer from the listener socket, without a
+ * header. Sessions end when idle (idleTimeoutMs), on an error from the backend (ECONNREFUSED) and
+ * with the relay; their count is capped (maxSessions) and each takes one descriptor of the
+ * 'mmproxy' budget.
+ *
+ * Every socket is a SocketApi (koffi) socket, never Node's dgram (FINDINGS: a connected UDP fd
+ * cannot be adopted by dgram). One epoll carries them all; its wait runs on koffi's worker thread
+ * (Epoll.waitAsync), so the loop shares the main thread with Node's without blocking it.
+ *
+ * Dropped and counted, never relayed: a source not allowed (source-not-allowed), a header the
+ * decoder refuses (its reason: bad-signature, truncated, v2-too-long...), a header that is not
+ * DGRAM (not-dgram), a LOCAL header (headersLocal: the balancer's health check, no session), a
+ * new session beyond the cap (session-limit) or the descriptor budget (descriptor-budget).
+ */
+import { errnoOf } from '../../core/errors.js';
+import { EPOLLIN, type Family } from '../../core/net/constants.js';
+import { PrefixSet } from '../../core/net/prefix-set.js';
+import { encodeSockaddr, endpointKey, familyOf, type Endpoint } from '../../core/net/sockaddr.js';
+import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
+import { decodeProxyDatagram } from '../../core/proxy-protocol/decode.js';
+import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
+import type { Epoll } from '../../sys/epoll.js';
+import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
+import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
+
+export interface MmproxyUdpConfig {
+  readonly name: string;
+  readonly listen: readonly MmproxyEndpoint[];
+  readonly allowedSources: readonly string[];
+  readonly backend4?: MmproxyEndpoint | undefined;
+  readonly backend6?: MmproxyEndpoint | undefined;
+  readonly maxHeaderBytes: number;
+  readonly upstreamMark: number;
+  /** A session with no datagram either way this long is closed (0: never). */
+  readonly idleTimeoutMs: number;
+  /** Sessions open at once; a datagram that would open one more is dropped (session-limit). */
+  readonly maxSessions: number;
+}
+
+export interface MmproxyUdpDeps {
+  readonly sockets: SocketApi;
+  readonly budget?: DescriptorBudget | undefined;
+}
+
+interface Session {
+  readonly key: string;
+  readonly fd: number;
+  readonly listenerFd: number;
+  /** The balancer's sockaddr: where replies go, from the listener socket. */
+  readonly balancer: Buffer;
+  lastActiveMs: number;
+}
+
+/** The largest UDP payload. */
+const MAX_DATAGRAM = 65_535;
+/** Datagrams read per ready socket per wait: one busy socket cannot starve the others. */
+const READS_PER_WAKE = 64;
+/** The longest wait: how late an idle sweep or a stop is seen. */
+const WAIT_MS = 200;
+
+export class MmproxyUdpRelay {
+  readonly counters: MmproxyCounters;
+  private readonly allowed: PrefixSet;
+  private readonly listeners: number[] = [];
+  private readonly sessions = new Map<string, Session>();
+  private readonly byFd = new Map<number, Session>();
+  private readonly receiver: DatagramReceiver;
+  private readonly reply = Buffer.alloc(MAX_DATAGRAM);
+  private epoll: Epoll | undefined;
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+  private lastSweepMs = Date.now();
+
+  constructor(
+    private readonly config: MmproxyUdpConfig,
+    private readonly deps: MmproxyUdpDeps,
+    counters?: MmproxyCounters,
+  ) {
+    this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
+    this.counters = counters ?? emptyMmproxyCounters();
+    this.receiver = deps.sockets.receiver(MAX_DATAGRAM);
+  }
+
+  /** Open the listeners and start the loop; a bind refused throws (naming the address) and opens nothing. */
+  start(): void {
+    const { sockets } = this.deps;
+    const epoll = sockets.epoll(256);
+    try {
+      for (const at of this.config.listen) {
+        const family = familyOf(at.address);
+        const fd = sockets.open({ family, transport: 'udp', reuseAddress: true });
+        this.listeners.push(fd);
+        sockets.bind(fd, { family, address: at.address, port: at.port });
+        epoll.add(fd, EPOLLIN);
+      }
+    } catch (error) {
+      for (const fd of this.listeners.splice(0)) sockets.close(fd);
+      epoll.close();
+      throw error;
+    }
+    this.epoll = epoll;
+    this.loop = this.run(epoll);
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Stop reading, close every session and listener (within one wait, WAIT_MS). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.loop;
+    this.loop = undefined;
+    for (const s of [...this.sessions.values()]) this.close(s, 'stopped');
+    for (const fd of this.listeners.splice(0)) this.deps.sockets.close(fd);
+    this.epoll?.close();
+    this.epoll = undefined;
+    if (this.failure) throw this.failure;
+  }
+
+  /** Why the loop ended before stop() (thrown by stop()); the listener no longer reads then. */
+  private failure: Error | undefined;
+
+  private async run(epoll: Epoll): Promise<void> {
+    try {
+      await this.turn(epoll);
+    } catch (error) {
+      this.failure = error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
+  private async turn(epoll: Epoll): Promise<void> {
+    while (!this.stopping) {
+      const n = await epoll.waitAsync(WAIT_MS);
+      if (this.stopping) return;
+      for (let i = 0; i < n; i++) {
+        const fd = epoll.readyFd(i);
+        const session = this.byFd.get(fd);
+        if (session) this.fromBackend(session);
+        else if (this.listeners.includes(fd)) this.fromBalancer(fd);
+      }
+      const now = Date.now();
+      if (now - this.lastSweepMs >= 1000) this.sweep(now);
+    }
+  }
+
+  private fromBalancer(listenerFd: number): void {
+    for (let i = 0; i < READS_PER_WAKE; i++) {
+      let d;
+      try {
+        d = this.receiver.receive(listenerFd);
+      } catch {
+        return;
+      }
+      if (!d) return;
+      if (!this.allowed.has(d.source.address)) {
+        count(this.counters.rejected, 'source-not-allowed');
+        continue;
+      }
+      const datagram = this.receiver.data.subarray(0, d.length);
+      const decoded = decodeProxyDatagram(datagram, { maxV2Bytes: this.config.maxHeaderBytes });
+      if (decoded.kind !== 'header') {
+        count(this.counters.rejected, decoded.kind === 'invalid' ? decoded.reason : 'truncated');
+        continue;
+      }
+      const { header, take } = decoded;
+      if (header.command === 'local' || !header.addresses) {
+        this.counters.headersLocal++;
+        continue;
+      }
+      if (header.transport !== 'udp') {
+        count(this.counters.rejected, 'not-dgram');
+        continue;
+      }
+      this.counters.headersProxy++;
+      const { source, destination } = header.addresses;
+      const key = `${listenerFd}|${endpointKey(d.source)}|${endpointKey(source)}|${endpointKey(destination)}`;
+      const session = this.sessions.get(key) ?? this.open(key, listenerFd, d.source, source, destination);
+      if (!session) continue;
+      session.lastActiveMs = Date.now();
+      const payload = datagram.subarray(take);
+      const sent = this.deps.sockets.sendDatagram(session.fd, payload, payload.length, null);
+      if (sent >= 0) this.counters.bytesFromClient += sent;
+      else count(this.counters.connectErrors, 'send-failed');
+    }
+  }
+
+  private open(key: string, listenerFd: number, balancer: Endpoint, source: Endpoint, destination: Endpoint): Session | undefined {
+    if (this.sessions.size >= this.config.maxSessions) {
+      count(this.counters.rejected, 'session-limit');
+      return undefined;
+    }
+    if (this.deps.budget && !this.deps.budget.acquire('mmproxy')) {
+      count(this.counters.rejected, 'descriptor-budget');
+      return undefined;
+    }
+    const { sockets } = this.deps;
+    const family: Family = source.family;
+    const fixed = family === 4 ? this.config.backend4 : this.config.backend6;
+    const backend: Endpoint = fixed ? { family, address: fixed.address, port: fixed.port } : destination;
+    let fd = -1;
+    try {
+      fd = sockets.open({ family, transport: 'udp', transparent: true, freebind: true, reuseAddress: true, mark: this.config.upstreamMark });
+      sockets.bind(fd, source);
+      sockets.connect(fd, backend);
+      // Between bind and connect the socket could take datagrams meant for another socket bound to
+      // this address and port: nothing legitimate can have arrived before our first send.
+      for (let i = 0; i < READS_PER_WAKE && sockets.recv(fd, this.reply) !== null; i++);
+      this.epoll!.add(fd, EPOLLIN);
+    } catch (error) {
+      if (fd >= 0) sockets.close(fd);
+      this.deps.budget?.release('mmproxy');
+      count(this.counters.connectErrors, errnoOf(error));
+      return undefined;
+    }
+    const session: Session = { key, fd, listenerFd, balancer: encodeSockaddr(balancer), lastActiveMs: Date.now() };
+    this.sessions.set(key, session);
+    this.byFd.set(fd, session);
+    this.counters.active = this.sessions.size;
+    return session;
+  }
+
+  private fromBackend(session: Session): void {
+    const { sockets } = this.deps;
+    for (let i = 0; i < READS_PER_WAKE; i++) {
+      let n: number | null;
+      try {
+        n = sockets.recv(session.fd, this.reply);
+      } catch (error) {
+        // ECONNREFUSED and the like: the backend's ICMP error ends the session.
+        this.close(session, errnoOf(error));
+        return;
+      }
+      if (n === null) return;
+      session.lastActiveMs = Date.now();
+      const sent = sockets.sendDatagram(session.listenerFd, this.reply, n, session.balancer);
+      if (sent >= 0) this.counters.bytesFromBackend += sent;
+    }
+  }
+
+  private sweep(now: number): void {
+    this.lastSweepMs = now;
+    const idle = this.config.idleTimeoutMs;
+    if (idle <= 0) return;
+    for (const s of [...this.sessions.values()]) if (now - s.lastActiveMs >= idle) this.close(s, 'idle');
+  }
+
+  private close(session: Session, reason: string): void {
+    if (this.sessions.get(session.key) !== session) return;
+    this.sessions.delete(session.key);
+    this.byFd.delete(session.fd);
+    this.epoll?.remove(session.fd);
+    try {
+      this.deps.sockets.close(session.fd);
+    } catch {
+      // Already gone: nothing left to release but the budget.
+    }
+    this.deps.budget?.release('mmproxy');
+    count(this.counters.closed, reason);
+    this.counters.active = this.sessions.size;
+  }
+}
