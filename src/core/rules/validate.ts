@@ -84,7 +84,8 @@ export function validateRulesConfig(config: RulesConfig): void {
   if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `${quoted(config.tableName)} must be a letter followed by letters, digits or _ (at most 31)`);
   if (config.families.length === 0) bad('families', 'at least one of IPv4 or IPv6 is needed');
   if (config.families.some((f) => f !== 4 && f !== 6) || new Set(config.families).size !== config.families.length) bad('families', `${config.families.join(',')}: use 4, 6 or both, each once`);
-  if (config.listeners.length === 0) bad('listeners', 'at least one listener is needed');
+  // mmproxy listeners alone need only their reply routing (no interception).
+  if (config.listeners.length === 0 && !config.mmproxy) bad('listeners', 'at least one listener (or mmproxy entry) is needed');
   for (const [i, listener] of config.listeners.entries()) validateListener(config, listener, `listeners[${i}]`);
   checkOverlaps(config.listeners);
   // Draining listeners may share ports and traffic with the new ones: they get no tproxy rules.

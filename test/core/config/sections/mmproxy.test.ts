@@ -43,6 +43,26 @@ describe('mmproxy config', () => {
     it(`refuses ${yaml}`, () => assert.throws(() => load(yaml), says));
   }
 
+  it('runs with mmproxy entries alone: no listeners key means no transparent listener, and its rules are the reply routing only', async () => {
+    const { rulesConfigOf } = await import('../../../../src/core/config/rules-of.js');
+    const { planRules, plannedRules } = await import('../../../../src/core/rules/plan.js');
+    const config = load('mmproxy:\n  - listen: [127.0.0.1:9000]\n    backend4: 127.0.0.1:80');
+    assert.deepEqual(config.listeners, []);
+    assert.deepEqual(load('listeners: []\nmmproxy: [{}]').listeners, []);
+    // The default listener stays for a file without mmproxy entries, and one asked for is kept.
+    assert.deepEqual(load('').listeners.map((l) => l.name), ['main']);
+    assert.deepEqual(load('listeners: [{name: web}]\nmmproxy: [{}]').listeners.map((l) => l.name), ['web']);
+    const plan = planRules(rulesConfigOf(config));
+    const roles = plannedRules(plan).map(({ rule }) => rule.role);
+    assert.ok(!roles.includes('tproxy') && !roles.includes('fail-closed'), roles.join(','));
+    assert.ok(roles.includes('upstream-return'), roles.join(','));
+    assert.deepEqual(plan.record.loopback, [4, 6]); // IPv6 clients reach the header's destination: maybe loopback
+  });
+
+  it('refuses a configuration with nothing to run', () => {
+    assert.throws(() => load('listeners: []'), /t\.yaml:1:\d+: listeners: nothing to run: add a listener .*or an mmproxy entry/);
+  });
+
   it('parseHostPort refuses a name, a port out of range and a bare IPv6 address', () => {
     for (const bad of ['example.com:80', '192.0.2.1:0', '192.0.2.1:65536', '2001:db8::1:80']) assert.throws(() => parseHostPort(bad), /is not ADDR:PORT/);
   });
