@@ -11,7 +11,7 @@
  *   new entry of the same name;
  * - a removed entry stops accepting and drains likewise.
  * The reply routing they need (loopback rule, divert, fwmark route) is planned with the daemon's
- * rules (rulesConfigOf).
+ * rules (rulesConfigOf); a leaving entry's stays until its drain ends (Daemon.reload, mmproxyDrained).
  */
 import type net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
@@ -36,7 +36,10 @@ export interface MmproxyListenersDeps {
 
 /** A prepared change of the mmproxy listeners (MmproxyListeners.prepare). */
 export interface MmproxyChange {
-  commit(): void;
+  /** The settings of the entries the change removes or replaces: they drain once committed. */
+  readonly leaving: readonly MmproxySettings[];
+  /** Make the change; each leaving entry's drain, settled once its last flow ended. */
+  commit(): { readonly settings: MmproxySettings; readonly drained: Promise<void> }[];
   abort(): Promise<void>;
 }
 
@@ -52,7 +55,7 @@ export class MmproxyListeners {
    * the listener and address) and changes nothing.
    */
   async apply(wanted: readonly MmproxySettings[]): Promise<void> {
-    (await this.prepare(wanted)).commit();
+    void (await this.prepare(wanted)).commit();
   }
 
   /**
@@ -80,7 +83,7 @@ export class MmproxyListeners {
       await abort();
       throw error;
     }
-    const commit = (): void => {
+    const commit = (): { settings: MmproxySettings; drained: Promise<void> }[] => {
       // Nothing here can fail: hand the sockets over, then let the old entries drain.
       for (const f of fresh) {
         const handed = new Map<string, net.Server>();
@@ -90,14 +93,15 @@ export class MmproxyListeners {
         }
         f.relay.adopt(handed);
       }
-      for (const r of leaving) {
+      const drains = leaving.map((r) => {
         this.running.delete(r.settings.name);
         this.draining.add(r.relay);
-        void r.relay.drain().then(() => this.draining.delete(r.relay));
-      }
+        return { settings: r.settings, drained: r.relay.drain().then(() => void this.draining.delete(r.relay)) };
+      });
       for (const f of fresh) this.running.set(f.settings.name, f);
+      return drains;
     };
-    return { commit, abort };
+    return { leaving: leaving.map((r) => r.settings), commit, abort };
   }
 
   /** Stop every listener, and reset the flows still in progress (draining ones too). */

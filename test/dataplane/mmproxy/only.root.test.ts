@@ -2,14 +2,16 @@
 // `listeners:` at all. The daemon runs the mmproxy entries, applies only their reply routing (no
 // tproxy interception rule), relays from the client's address named in the PROXY header to a
 // backend on loopback (a TCP peer reporting the source it saw), and removes its rules at stop.
+// A reload that removes the entry keeps the reply routing its flow in progress needs (the IPv4
+// loopback rule, which the entry left is not asking for) until that flow ends.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { JsonLines } from '../../../src/lab/json-lines.js';
 import { Lab, LAB_ADDRESSES } from '../../../src/lab/topology.js';
-import { BIN, HEADER_SENDER, TCP_PEER } from '../../helpers/paths.js';
+import { BIN, HEADER_SENDER, PROXIED_CLIENT, TCP_PEER } from '../../helpers/paths.js';
 import { until } from '../../helpers/until.js';
 
 const CLIENT4 = LAB_ADDRESSES.client.ipv4;
@@ -87,6 +89,31 @@ describe('tproxy run with mmproxy entries only (root)', () => {
     assert.doesNotMatch(table, /tproxy (ip6? )?to|comment "tproxy: intercept/, table);
   });
 
+  it('a reload removing the entry keeps its reply routing while its flow drains, and removes it after', async () => {
+    const flow = lab.spawn('router', [process.execPath, PROXIED_CLIENT, '127.0.0.1', '8444', `${v2Header4(CLIENT4, 40_002)}${Buffer.from('ECHO\n').toString('hex')}`]);
+    const out = new JsonLines<{ event?: string; data?: string }>(flow.child.stdout!);
+    let echoed = '';
+    const echo = async (text: string): Promise<void> => {
+      flow.child.stdin!.write(`${text}\n`);
+      await out.waitFor((l) => (echoed += l.data ?? '').includes(`${text}\n`), 5000, `the echo of ${text}`);
+    };
+    await echo('before');
+    // The entry left needs no IPv4 loopback rule: its IPv4 backend is on another host.
+    writeFileSync(config(), readFileSync(config(), 'utf8').replace(/ {2}- name: lb[^]*$/, ['  - name: other', '    listen: [127.0.0.1:8446]', `    backend4: ${LAB_ADDRESSES.server.ipv4}:8080`, '    backend6: "[::1]:8080"', ''].join('\n')));
+    let readies = 0;
+    daemon.child.kill('SIGHUP');
+    await daemonLog.waitFor((l) => l.type === 'ready' && ++readies === 2, 15_000, 'ready again after the reload');
+    assert.equal(daemonLog.find((l) => l.type === 'reload.rejected'), undefined);
+    assert.match((await lab.run('router', ['ip', '-4', 'rule'])).stdout, /^9000:\s+from 127\.0\.0\.0\/8 iif lo lookup 100/m, 'kept for the draining flow');
+    await echo('during the drain');
+    flow.child.stdin!.end();
+    assert.equal(await flow.exited, 0);
+    await until(async () => (await lab.run('router', ['ip', '-4', 'rule'])).stdout, (s) => !/from 127\.0\.0\.0\/8 iif lo/.test(s), 10_000, 'the IPv4 loopback rule removed once the flow ended');
+    // What the entry left asks for stays: IPv6 loopback, the IPv4 divert.
+    assert.match((await lab.run('router', ['ip', '-6', 'rule'])).stdout, /^9000:\s+from ::1 iif lo lookup 100/m);
+    assert.match((await lab.run('router', ['nft', 'list', 'table', 'inet', 'tproxy_rules'])).stdout, /comment "tproxy: divert tcp ipv4"/);
+  });
+
   it('removes its rules when it stops', async () => {
     daemon.child.kill('SIGTERM');
     assert.equal(await daemon.exited, 0);
@@ -95,6 +122,6 @@ describe('tproxy run with mmproxy entries only (root)', () => {
       assert.doesNotMatch(rules, /iif lo|fwmark|lookup 100/, rules);
     }
     assert.notEqual((await lab.run('router', ['nft', 'list', 'table', 'inet', 'tproxy_rules'], { check: false })).exitCode, 0);
-    await until(async () => (await lab.run('router', ['ss', '-ltnH'])).stdout, (s) => !s.includes('127.0.0.1:8444'), 5000, 'the mmproxy port closed');
+    await until(async () => (await lab.run('router', ['ss', '-ltnH'])).stdout, (s) => !s.includes('127.0.0.1:8446'), 5000, 'the mmproxy port closed');
   });
 });
