@@ -90,6 +90,14 @@ export function checkRules(config: TproxyConfig, issues: ConfigIssue[]): void {
   } catch (error) {
     if (!isTproxyError(error, 'ERR_INVALID_ARGUMENT') || typeof error.details.field !== 'string') throw error;
     const field = error.details.field;
+    const mark = error.details['upstreamMark'];
+    if (field === 'mmproxy.upstreamMark' && typeof mark === 'number') {
+      // The marks are planned once each: the issue goes to every entry that uses the mark.
+      const message = error.message.slice(field.length + 2);
+      const at = config.mmproxy.flatMap((l, i) => (l.upstreamMark === mark ? [i] : []));
+      for (const i of at) issues.push({ path: ['mmproxy', i, 'upstreamMark'], message });
+      if (at.length > 0) return;
+    }
     issues.push({ path: pathOf(field), message: error.message.startsWith(`${field}: `) ? error.message.slice(field.length + 2) : error.message });
   }
 }

@@ -11,8 +11,8 @@ import { FULL_MASK, hex, marksCollide } from './marks.js';
 
 const MAX_ID = 0xfffffffe;
 
-function bad(field: string, why: string): never {
-  throw new TproxyError('ERR_INVALID_ARGUMENT', `${field}: ${why}`, { field });
+function bad(field: string, why: string, details: Readonly<Record<string, unknown>> = {}): never {
+  throw new TproxyError('ERR_INVALID_ARGUMENT', `${field}: ${why}`, { ...details, field });
 }
 
 function isPort(n: number): boolean {
@@ -122,9 +122,10 @@ export function validateRulesConfig(config: RulesConfig): void {
   if (config.mmproxy) {
     for (const family of [...config.mmproxy.loopback, ...config.mmproxy.divert]) if (!config.families.includes(family)) bad('mmproxy', `IPv${family} is not among the families of the rules (${config.families.join(', ')})`);
     for (const upstreamMark of config.mmproxy.upstreamMarks) {
-      if (!isU32(upstreamMark) || upstreamMark === 0) bad('mmproxy.upstreamMark', 'must be a non-zero 32-bit number, or the backend connections cannot be told apart');
+      // The mark in the details: the configuration layer names the entries that use it (mmproxy[i].upstreamMark).
+      if (!isU32(upstreamMark) || upstreamMark === 0) bad('mmproxy.upstreamMark', 'must be a non-zero 32-bit number, or the backend connections cannot be told apart', { upstreamMark });
       if (marksCollide({ value: upstreamMark, mask: FULL_MASK }, { value: config.fwmark, mask: config.fwmarkMask })) {
-        bad('mmproxy.upstreamMark', `upstream mark ${hex(upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the connections to the backend would be routed back to this host; choose a mark that differs inside the mask`);
+        bad('mmproxy.upstreamMark', `upstream mark ${hex(upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the connections to the backend would be routed back to this host; choose a mark that differs inside the mask`, { upstreamMark });
       }
     }
   }

@@ -63,6 +63,19 @@ describe('mmproxy config', () => {
     assert.throws(() => load('listeners: []'), /t\.yaml:1:\d+: listeners: nothing to run: add a listener .*or an mmproxy entry/);
   });
 
+  it('names the entry (with its index and line) whose upstream mark collides with the tproxy fwmark', () => {
+    assert.throws(
+      () => load('mmproxy:\n  - name: a\n  - name: b\n    upstreamMark: 0x1\n'),
+      (error: Error) => {
+        assert.match(error.message, /^t\.yaml:4:\d+: mmproxy\[1\]\.upstreamMark: upstream mark 0x0*1 matches the tproxy fwmark under mask 0x0*1: .*choose a mark that differs inside the mask$/m);
+        assert.doesNotMatch(error.message, /mmproxy\.upstreamMark|mmproxy\[0\]/);
+        return true;
+      },
+    );
+    // Two entries with the same bad mark: each is named.
+    assert.throws(() => load('mmproxy:\n  - {name: a, upstreamMark: 0x3}\n  - {name: b, upstreamMark: 0x3}\n'), (error: Error) => /mmproxy\[0\]\.upstreamMark/.test(error.message) && /mmproxy\[1\]\.upstreamMark/.test(error.message));
+  });
+
   it('parseHostPort refuses a name, a port out of range and a bare IPv6 address', () => {
     for (const bad of ['example.com:80', '192.0.2.1:0', '192.0.2.1:65536', '2001:db8::1:80']) assert.throws(() => parseHostPort(bad), /is not ADDR:PORT/);
   });
