@@ -97,7 +97,7 @@ export function renderStatus(s: DaemonStatus, top: number): string {
   const lines = [
     `tproxy ${s.version}, pid ${s.pid}, ${s.state}, up ${formatDuration(s.uptimeSeconds)} (since ${s.startedAt}; engine ${s.engine}, node ${s.node})`,
     ...rulesLines(s.rules),
-    ...(s.listeners.length === 0 ? ['listeners: none yet'] : s.listeners.flatMap(listenerLines)),
+    ...(s.listeners.length > 0 ? s.listeners.flatMap(listenerLines) : s.mmproxy && s.mmproxy.listeners.length > 0 ? [] : ['listeners: none yet']),
     ...(s.mmproxy ? mmproxyLines(s.mmproxy) : []),
   ];
   if (top > 0) {

@@ -24,6 +24,7 @@ import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { errnoOf, isTproxyError } from '../core/errors.js';
 import { planRules } from '../core/rules/plan.js';
 import type { ListenerRules } from '../core/rules/config.js';
+import type { MmproxySettings } from '../core/config/sections/mmproxy.js';
 import type { RulesPlan } from '../core/rules/planned.js';
 import type { ApplyOptions, ApplyResult, RemoveResult, RulesStatus } from '../control/apply.js';
 import type { BackendChoice, BackendName } from '../control/backend.js';
@@ -122,6 +123,8 @@ export class Daemon {
   private readonly running = new Map<string, RunningListener>();
   /** Listeners that stopped accepting and whose flows are finishing. */
   private readonly draining = new Map<ListenerProxy, DrainingListener>();
+  /** mmproxy entries a reload removed or replaced whose flows are finishing: their reply routing stays. */
+  private readonly mmproxyDraining = new Set<MmproxySettings>();
   private rules: AppliedRules | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -158,15 +161,20 @@ export class Daemon {
     }
   }
 
-  /** Move to `next` (already validated). Rejects, with the old configuration still in force, on failure. */
-  reload(next: TproxyConfig): Promise<ReloadReport> {
-    const run = this.queue.then(() => this.reloadNow(next));
+  /**
+   * Move to `next` (already validated). Rejects, with the old configuration still in force, on
+   * failure. `mmproxyLeaving`: the mmproxy entries the reload removes or replaces; the rules keep
+   * their reply routing until mmproxyDrained is called for each.
+   */
+  reload(next: TproxyConfig, mmproxyLeaving: readonly MmproxySettings[] = []): Promise<ReloadReport> {
+    const run = this.queue.then(() => this.reloadNow(next, mmproxyLeaving));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async reloadNow(next: TproxyConfig): Promise<ReloadReport> {
+  private async reloadNow(next: TproxyConfig, mmproxyLeaving: readonly MmproxySettings[]): Promise<ReloadReport> {
     if (this.stopped) throw new Error('the daemon is stopping');
+    for (const settings of mmproxyLeaving) this.mmproxyDraining.add(settings);
     const wanted = wantedListeners(next, this.deps.cores);
     const changes = listenerChanges(new Map([...this.running].map(([name, r]) => [name, r.config])), wanted);
     const started: RunningListener[] = [];
@@ -214,6 +222,7 @@ export class Daemon {
       this.deps.emit({ type: 'reload.applied', ...changes, rulesChanged });
       return { ...changes, rulesChanged };
     } catch (error) {
+      for (const settings of mmproxyLeaving) this.mmproxyDraining.delete(settings);
       await Promise.all(started.map((r) => r.proxy.stop(0)));
       // Routes swapped back: new flows leave as before the reload again.
       for (const old of rerouted) {
@@ -289,7 +298,7 @@ export class Daemon {
     const done = listener.proxy.stop(drainMs).then((report) => {
       this.draining.delete(listener.proxy);
       this.deps.emit({ type: 'listener.stopped', listener: listener.name, flowsCompleted: report.completed, flowsReset: report.forced });
-      this.releaseRules(listener.name);
+      this.releaseRules(`listener ${listener.name}`);
       return report;
     });
     this.draining.set(listener.proxy, { done, rules });
@@ -304,14 +313,19 @@ export class Daemon {
     return [...this.draining.values()].map((d) => d.rules).filter((r): r is ListenerRules => r !== undefined);
   }
 
+  /** The last flow of an mmproxy entry a reload removed or replaced ended: its reply routing may go. */
+  mmproxyDrained(settings: MmproxySettings): void {
+    if (this.mmproxyDraining.delete(settings)) this.releaseRules(`mmproxy listener ${settings.name}`);
+  }
+
   /** After a drain: plan without the drained listener, in turn with reloads (stop removes all rules anyway). */
-  private releaseRules(name: string): void {
+  private releaseRules(who: string): void {
     this.queue = this.queue.then(async () => {
       if (this.stopped || !this.rules) return;
       try {
         this.rules = await this.applyRules(this.current, this.rules, this.drainingRules());
       } catch (error) {
-        this.deps.emit({ type: 'error', code: isTproxyError(error) ? error.code : errnoOf(error), message: `the rules kept for listener ${name} while it drained could not be removed: ${(error as Error).message}` });
+        this.deps.emit({ type: 'error', code: isTproxyError(error) ? error.code : errnoOf(error), message: `the rules kept for ${who} while it drained could not be removed: ${(error as Error).message}` });
       }
     });
   }
@@ -341,7 +355,7 @@ export class Daemon {
       }
       return undefined;
     }
-    const plan = planRules(rulesConfigOf(config, draining));
+    const plan = planRules(rulesConfigOf(config, draining, [...this.mmproxyDraining]));
     const { backend, controller } = before && before.plan.table.name === plan.table.name && config.rules.backend === this.current.rules.backend ? before : this.deps.rules(config.rules.backend);
     if (before && sameRules(before.plan, plan) && before.backend === backend) return before;
     // Another table or backend: the old rules go first (ours, so they would collide with the new).

@@ -11,7 +11,7 @@
  *   new entry of the same name;
  * - a removed entry stops accepting and drains likewise.
  * The reply routing they need (loopback rule, divert, fwmark route) is planned with the daemon's
- * rules (rulesConfigOf).
+ * rules (rulesConfigOf); a leaving entry's stays until its drain ends (Daemon.reload, mmproxyDrained).
  *
  * A `protocol: udp` entry (MmproxyUdpRelay) is simpler: nothing is handed over. A new or changed
  * one binds its addresses beside the old entry's (SO_REUSEADDR), and at commit the old one stops:
@@ -42,7 +42,10 @@ export interface MmproxyListenersDeps {
 
 /** A prepared change of the mmproxy listeners (MmproxyListeners.prepare). */
 export interface MmproxyChange {
-  commit(): void;
+  /** The settings of the entries the change removes or replaces: they drain once committed. */
+  readonly leaving: readonly MmproxySettings[];
+  /** Make the change; each leaving entry's drain, settled once its last flow ended. */
+  commit(): { readonly settings: MmproxySettings; readonly drained: Promise<void> }[];
   abort(): Promise<void>;
 }
 
@@ -60,7 +63,7 @@ export class MmproxyListeners {
    * the listener and address) and changes nothing.
    */
   async apply(wanted: readonly MmproxySettings[]): Promise<void> {
-    (await this.prepare(wanted)).commit();
+    void (await this.prepare(wanted)).commit();
     // udp entries replaced or removed have closed their sockets (their ports are free) on return.
     await Promise.all(this.stoppingUdp);
   }
@@ -94,7 +97,7 @@ export class MmproxyListeners {
       await abort();
       throw error;
     }
-    const commit = (): void => {
+    const commit = (): { settings: MmproxySettings; drained: Promise<void> }[] => {
       // Nothing here can fail: hand the sockets over, then let the old entries drain.
       for (const f of fresh) {
         if (!(f.relay instanceof MmproxyTcpRelay)) continue;
@@ -105,20 +108,22 @@ export class MmproxyListeners {
         }
         f.relay.adopt(handed);
       }
-      for (const r of leaving) {
+      const drains = leaving.map((r) => {
         this.running.delete(r.settings.name);
         const relay = r.relay;
         if (relay instanceof MmproxyUdpRelay) {
+          // A UDP entry holds no flow a client would miss: it stops, and its stop is its drain.
           const stopped: Promise<void> = relay.stop().catch(() => undefined).then(() => void this.stoppingUdp.delete(stopped));
           this.stoppingUdp.add(stopped);
-          continue;
+          return { settings: r.settings, drained: stopped };
         }
         this.draining.add(relay);
-        void relay.drain().then(() => this.draining.delete(relay));
-      }
+        return { settings: r.settings, drained: relay.drain().then(() => void this.draining.delete(relay)) };
+      });
       for (const f of fresh) this.running.set(f.settings.name, f);
+      return drains;
     };
-    return { commit, abort };
+    return { leaving: leaving.map((r) => r.settings), commit, abort };
   }
 
   /** Stop every listener, and reset the flows still in progress (draining ones too). */

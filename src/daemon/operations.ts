@@ -247,6 +247,7 @@ export class Operations {
       drained: this.drained,
       rules,
       listeners: source.listeners().map((l) => ({ name: l.name, health: l.proxy.health() })),
+      mmproxyListeners: source.mmproxyStatus?.().listeners.length ?? 0,
       ...(reach ? { upstreams: reach } : {}),
     });
   }

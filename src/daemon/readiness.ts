@@ -33,6 +33,8 @@ export interface ReadinessInput {
   readonly drained: boolean;
   readonly rules: RulesView;
   readonly listeners: readonly { readonly name: string; readonly health: ProxyHealth }[];
+  /** How many mmproxy listeners run (absent: none). */
+  readonly mmproxyListeners?: number;
   /** Absent: upstream checks are off. */
   readonly upstreams?: readonly UpstreamReachability[];
 }
@@ -49,7 +51,7 @@ export function judgeReadiness(input: ReadinessInput): Readiness {
   if (input.state !== 'running') reasons.push(`the daemon is ${input.state}`);
   if (input.drained) reasons.push('drained on purpose (tproxy drain): flows in progress go on, new ones are still served until the routers move them; tproxy undrain ends it');
   reasons.push(...rulesReasons(input.rules));
-  if (input.listeners.length === 0 && input.state === 'running') reasons.push('no listener runs');
+  if (input.listeners.length === 0 && (input.mmproxyListeners ?? 0) === 0 && input.state === 'running') reasons.push('no listener runs');
   for (const { name, health } of input.listeners) {
     const { tcp, udp } = health;
     if (tcp && !tcp.accepting) reasons.push(tcp.workers.wanted > 0 ? `listener ${name}: ${tcp.workers.running} of ${tcp.workers.wanted} TCP worker processes run` : `listener ${name}: TCP is not accepting`);

@@ -132,14 +132,27 @@ describe('mmproxy listeners: reload', () => {
     await still.end();
   });
 
-  it('a removed entry stops accepting and drains: its flows go on to their end', async () => {
-    await listeners.apply([]);
+  it('a removed entry stops accepting and drains: its flows go on to their end, and its drain settles then (the daemon keeps its reply routing until)', async () => {
+    const last = new Flow(port);
+    await last.echo('on the entry removed');
+    const before = listeners.status().listeners.map((l) => l.name);
+    const change = await listeners.prepare([]);
+    assert.deepEqual(change.leaving.map((l) => l.name), before);
+    const drains = change.commit();
+    assert.deepEqual(drains.map((d) => d.settings.name), before);
+    let drained = false;
+    void Promise.all(drains.map((d) => d.drained)).then(() => (drained = true));
     assert.deepEqual(listeners.status().listeners, []);
     await assert.rejects(
       new Promise((resolve, reject) => net.connect(port, '127.0.0.1', () => resolve(undefined)).on('error', reject)),
       /ECONNREFUSED/,
     );
     await first.echo('seven');
+    await last.echo('eight');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(drained, false, 'the drain settles only when its last flow ended');
+    await last.end();
+    await Promise.all(drains.map((d) => d.drained));
     await first.end();
     const deadline = Date.now() + 5000;
     while (listeners.status().drainingConnections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

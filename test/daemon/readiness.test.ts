@@ -34,6 +34,9 @@ describe('readiness', () => {
     ['no listener', { listeners: [] }, /no listener runs/],
     ['an upstream unreachable', { upstreams: [{ outbound: 'corp', endpoint: { family: 6, address: '2001:db8::7', port: 1080 }, reachable: false, error: 'ECONNREFUSED' }] }, /outbound corp: upstream proxy \[2001:db8::7\]:1080 not reachable \(ECONNREFUSED\)/],
   ];
+  it('is ready with mmproxy listeners alone (no transparent listener)', () => {
+    assert.deepEqual(judgeReadiness({ ...GOOD, listeners: [], mmproxyListeners: 1 }).reasons, []);
+  });
   for (const [what, change, reason] of cases) {
     it(`is not ready when ${what}`, () => {
       const r = judgeReadiness({ ...GOOD, ...change });

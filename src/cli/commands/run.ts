@@ -203,12 +203,13 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
       // accept), the daemon's reload (listeners, rules) runs, then the mmproxy sockets change hands.
       const change = await mmproxy.prepare(next.mmproxy);
       try {
-        await running.reload(next);
+        // The leaving entries' reply routing stays in the rules until their flows end.
+        await running.reload(next, change.leaving);
       } catch (error) {
         await change.abort();
         throw error;
       }
-      change.commit();
+      for (const { settings, drained } of change.commit()) void drained.then(() => running.mmproxyDrained(settings));
     } catch (error) {
       log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error && typeof error.code === 'string' ? { code: error.code } : {}) });
       throw error;

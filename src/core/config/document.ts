@@ -83,13 +83,25 @@ function parseText(source: ConfigSource): { raw: unknown; doc?: Document; counte
   return { raw, doc, counter };
 }
 
+/**
+ * A file with mmproxy entries and no `listeners:` key replaces go-mmproxy: it gets no transparent
+ * listener (the default `main` would intercept ports 80 and 443 it never asked for). Pure.
+ */
+function withoutDefaultListener(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  const fields = raw as Record<string, unknown>;
+  const mmproxy = fields['mmproxy'];
+  if ((fields['listeners'] !== undefined && fields['listeners'] !== null) || !Array.isArray(mmproxy) || mmproxy.length === 0) return raw;
+  return { ...fields, listeners: [] };
+}
+
 /** Validate the file and flags (flags win) into the configuration, or throw naming every problem. */
 export function loadConfig(source: ConfigSource, flags: FlagOverlay = { values: {} }): TproxyConfig {
   const { raw, doc, counter } = parseText(source);
   const file = source.file ?? 'config';
   const issues: ConfigIssue[] = [];
   const { raw: merged, fromFlag } = applyFlags(raw, flags, issues);
-  const decoded = issues.length === 0 ? decode(CONFIG_SCHEMA, merged, [], issues) : undefined;
+  const decoded = issues.length === 0 ? decode(CONFIG_SCHEMA, withoutDefaultListener(merged), [], issues) : undefined;
   const config = decoded && withListFiles(decoded, source.readFile, issues);
   if (config) checkRules(config, issues);
   if (issues.length === 0 && config) return config;

@@ -40,6 +40,7 @@ export const CONFIG_SCHEMA = section({
   help: 'tproxy configuration',
   fields: SECTIONS,
   check(config, _path, issues) {
+    if (config.listeners.length === 0 && config.mmproxy.length === 0) issues.push({ path: ['listeners'], message: 'nothing to run: add a listener (or leave listeners out for the default one), or an mmproxy entry' });
     checkListeners(config.listeners, issues);
     checkRouting(config, issues);
     checkMmproxy(config.mmproxy, issues);

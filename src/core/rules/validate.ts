@@ -11,8 +11,8 @@ import { FULL_MASK, hex, marksCollide } from './marks.js';
 
 const MAX_ID = 0xfffffffe;
 
-function bad(field: string, why: string): never {
-  throw new TproxyError('ERR_INVALID_ARGUMENT', `${field}: ${why}`, { field });
+function bad(field: string, why: string, details: Readonly<Record<string, unknown>> = {}): never {
+  throw new TproxyError('ERR_INVALID_ARGUMENT', `${field}: ${why}`, { ...details, field });
 }
 
 function isPort(n: number): boolean {
@@ -84,7 +84,8 @@ export function validateRulesConfig(config: RulesConfig): void {
   if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(config.tableName)) bad('tableName', `${quoted(config.tableName)} must be a letter followed by letters, digits or _ (at most 31)`);
   if (config.families.length === 0) bad('families', 'at least one of IPv4 or IPv6 is needed');
   if (config.families.some((f) => f !== 4 && f !== 6) || new Set(config.families).size !== config.families.length) bad('families', `${config.families.join(',')}: use 4, 6 or both, each once`);
-  if (config.listeners.length === 0) bad('listeners', 'at least one listener is needed');
+  // mmproxy listeners alone need only their reply routing (no interception).
+  if (config.listeners.length === 0 && !config.mmproxy) bad('listeners', 'at least one listener (or mmproxy entry) is needed');
   for (const [i, listener] of config.listeners.entries()) validateListener(config, listener, `listeners[${i}]`);
   checkOverlaps(config.listeners);
   // Draining listeners may share ports and traffic with the new ones: they get no tproxy rules.
@@ -121,9 +122,10 @@ export function validateRulesConfig(config: RulesConfig): void {
   if (config.mmproxy) {
     for (const family of [...config.mmproxy.loopback, ...config.mmproxy.divert]) if (!config.families.includes(family)) bad('mmproxy', `IPv${family} is not among the families of the rules (${config.families.join(', ')})`);
     for (const upstreamMark of config.mmproxy.upstreamMarks) {
-      if (!isU32(upstreamMark) || upstreamMark === 0) bad('mmproxy.upstreamMark', 'must be a non-zero 32-bit number, or the backend connections cannot be told apart');
+      // The mark in the details: the configuration layer names the entries that use it (mmproxy[i].upstreamMark).
+      if (!isU32(upstreamMark) || upstreamMark === 0) bad('mmproxy.upstreamMark', 'must be a non-zero 32-bit number, or the backend connections cannot be told apart', { upstreamMark });
       if (marksCollide({ value: upstreamMark, mask: FULL_MASK }, { value: config.fwmark, mask: config.fwmarkMask })) {
-        bad('mmproxy.upstreamMark', `upstream mark ${hex(upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the connections to the backend would be routed back to this host; choose a mark that differs inside the mask`);
+        bad('mmproxy.upstreamMark', `upstream mark ${hex(upstreamMark)} matches the tproxy fwmark under mask ${hex(config.fwmarkMask)}: the connections to the backend would be routed back to this host; choose a mark that differs inside the mask`, { upstreamMark });
       }
     }
   }

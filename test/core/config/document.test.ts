@@ -56,7 +56,7 @@ describe('configuration files: bad ones, with the exact error', () => {
     ['an enum value misspelt', 'listeners:\n  - upstream: transparant\n', 'tproxy.yaml:2:15: listeners[0].upstream: "transparant" is not allowed: use one of direct, transparent (did you mean transparent?)'],
     ['a bad intercept', 'listeners:\n  - intercept: [tcp:80, "sctp:9"]\n', 'tproxy.yaml:2:25: listeners[0].intercept[1]: "sctp:9" is not allowed: expected PROTO:PORTS with PROTO tcp or udp, e.g. tcp:80,443 or udp:53'],
     ['nothing to intercept', 'listeners:\n  - intercept: []\n', 'tproxy.yaml:2:16: listeners[0].intercept: needs at least 1 item: use a list of PROTO:PORTS, e.g. [tcp:80,443, udp:53]'],
-    ['no listeners', 'listeners: []\n', 'tproxy.yaml:1:12: listeners: needs at least 1 item: use a list of listeners'],
+    ['no listeners', 'listeners: []\n', 'tproxy.yaml:1:12: listeners: nothing to run: add a listener (or leave listeners out for the default one), or an mmproxy entry'],
     ['a mapping where a list belongs', 'listeners:\n  name: a\n', 'tproxy.yaml:2:3: listeners: a mapping is not allowed: use a list of listeners'],
     ['a family that does not exist', 'listeners:\n  - families: [4, 5]\n', 'tproxy.yaml:2:19: listeners[0].families[1]: 5 is not allowed: use 4 or 6'],
     ['an IPv6 address on an IPv4 listener', 'listeners:\n  - families: [4]\n    addresses: ["::1"]\n', 'tproxy.yaml:3:17: listeners[0].addresses[0]: "::1" is an IPv6 address but families is [4]'],

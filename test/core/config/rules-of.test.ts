@@ -1,4 +1,4 @@
-// The rules configuration of a tproxy configuration, with listeners draining after a reload.
+// The rules configuration of a tproxy configuration, with listeners (and mmproxy entries) draining after a reload.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../../src/core/config/document.js';
@@ -22,5 +22,23 @@ describe('rulesConfigOf with draining listeners', () => {
     assert.deepEqual(rulesConfigOf(next, []), rulesConfigOf(next));
     assert.equal('draining' in rulesConfigOf(next), false);
     assert.deepEqual(rulesConfigOf(next).families, [6]);
+  });
+});
+
+describe('rulesConfigOf with draining mmproxy entries', () => {
+  const before = config('mmproxy:\n  - { name: lb, backend4: 127.0.0.1:80, backend6: "[::1]:80", upstreamMark: 0x4 }\n');
+  const next = config('mmproxy:\n  - { name: other, backend4: 203.0.113.20:80, backend6: "[::1]:80" }\n');
+
+  it('keeps a removed entry\'s reply routing and upstream mark while it drains, and only its routing: its backends are not followed', () => {
+    const rules = rulesConfigOf(next, [], before.mmproxy);
+    assert.deepEqual([rules.mmproxy?.loopback, rules.mmproxy?.divert, rules.mmproxy?.upstreamMarks], [[4, 6], [4], [0x2, 0x4]]);
+    assert.deepEqual(rules.mmproxy?.backends?.map((b) => b.listener), ['other', 'other']);
+    assert.deepEqual(planRules(rules).record.loopback, [4, 6]);
+  });
+
+  it('drops it once drained', () => {
+    const rules = rulesConfigOf(next);
+    assert.deepEqual([rules.mmproxy?.loopback, rules.mmproxy?.upstreamMarks], [[6], [0x2]]);
+    assert.deepEqual(planRules(rules).record.loopback, [6]);
   });
 });

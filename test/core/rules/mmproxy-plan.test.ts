@@ -46,10 +46,10 @@ describe('mmproxy reply routing: from the mmproxy section', () => {
     assert.deepEqual(planRules(rules).record.loopback, [4, 6]);
   });
 
-  it('refuses an mmproxy upstream mark that the fwmark matches, naming the setting', () => {
+  it('refuses an mmproxy upstream mark that the fwmark matches, naming the entry and its setting', () => {
     assert.throws(
       () => config([{ name: 'a', upstreamMark: '0x3' }]),
-      (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && /mmproxy\.upstreamMark: upstream mark 0x00000003 matches the tproxy fwmark under mask 0x00000001: the connections to the backend would be routed back/.test(e.message),
+      (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && /mmproxy\[0\]\.upstreamMark: upstream mark 0x00000003 matches the tproxy fwmark under mask 0x00000001: the connections to the backend would be routed back/.test(e.message),
     );
   });
 

@@ -227,7 +227,7 @@ describe('several listeners', () => {
     refuses({ ...two, listeners: [web, { ...dns, port: 8100, intercept: [{ transport: 'tcp', ports: [{ from: 443, to: 443 }] }] }] }, 'listeners[1].port', /8100 is already the port of listeners\[0\] \(web\) for tcp/);
     refuses({ ...two, families: [6] }, 'listeners[0].families', /IPv4 is not among the families of the rules \(6\)/);
     refuses({ ...two, listeners: [web, { ...dns, upstreamMark: 0x3 }] }, 'listeners[1].upstreamMark', /would be routed back to itself/);
-    refuses({ ...two, listeners: [] }, 'listeners', /at least one listener/);
+    refuses({ ...two, listeners: [] }, 'listeners', /at least one listener \(or mmproxy entry\)/);
   });
 
   it('refuses overlapping ports exactly when two listeners share a family, a transport and a port (against a naive check)', () => {

@@ -130,7 +130,6 @@ export function checkListeners(listeners: readonly ListenerSettings[], issues: C
 
 export const LISTENERS = list(LISTENER, {
   default: [{}],
-  minItems: 1,
   allowed: 'a list of listeners',
-  help: 'The transparent listeners; each intercepts its own ports (one listener, named main, by default).',
+  help: 'The transparent listeners; each intercepts its own ports (one listener, named main, by default; none by default when the file has mmproxy entries, and [] runs none).',
 });

@@ -53,6 +53,39 @@ describe('mmproxy config', () => {
     it(`refuses ${yaml}`, () => assert.throws(() => load(yaml), says));
   }
 
+  it('runs with mmproxy entries alone: no listeners key means no transparent listener, and its rules are the reply routing only', async () => {
+    const { rulesConfigOf } = await import('../../../../src/core/config/rules-of.js');
+    const { planRules, plannedRules } = await import('../../../../src/core/rules/plan.js');
+    const config = load('mmproxy:\n  - listen: [127.0.0.1:9000]\n    backend4: 127.0.0.1:80');
+    assert.deepEqual(config.listeners, []);
+    assert.deepEqual(load('listeners: []\nmmproxy: [{}]').listeners, []);
+    // The default listener stays for a file without mmproxy entries, and one asked for is kept.
+    assert.deepEqual(load('').listeners.map((l) => l.name), ['main']);
+    assert.deepEqual(load('listeners: [{name: web}]\nmmproxy: [{}]').listeners.map((l) => l.name), ['web']);
+    const plan = planRules(rulesConfigOf(config));
+    const roles = plannedRules(plan).map(({ rule }) => rule.role);
+    assert.ok(!roles.includes('tproxy') && !roles.includes('fail-closed'), roles.join(','));
+    assert.ok(roles.includes('upstream-return'), roles.join(','));
+    assert.deepEqual(plan.record.loopback, [4, 6]); // IPv6 clients reach the header's destination: maybe loopback
+  });
+
+  it('refuses a configuration with nothing to run', () => {
+    assert.throws(() => load('listeners: []'), /t\.yaml:1:\d+: listeners: nothing to run: add a listener .*or an mmproxy entry/);
+  });
+
+  it('names the entry (with its index and line) whose upstream mark collides with the tproxy fwmark', () => {
+    assert.throws(
+      () => load('mmproxy:\n  - name: a\n  - name: b\n    upstreamMark: 0x1\n'),
+      (error: Error) => {
+        assert.match(error.message, /^t\.yaml:4:\d+: mmproxy\[1\]\.upstreamMark: upstream mark 0x0*1 matches the tproxy fwmark under mask 0x0*1: .*choose a mark that differs inside the mask$/m);
+        assert.doesNotMatch(error.message, /mmproxy\.upstreamMark|mmproxy\[0\]/);
+        return true;
+      },
+    );
+    // Two entries with the same bad mark: each is named.
+    assert.throws(() => load('mmproxy:\n  - {name: a, upstreamMark: 0x3}\n  - {name: b, upstreamMark: 0x3}\n'), (error: Error) => /mmproxy\[0\]\.upstreamMark/.test(error.message) && /mmproxy\[1\]\.upstreamMark/.test(error.message));
+  });
+
   it('parseHostPort refuses a name, a port out of range and a bare IPv6 address', () => {
     for (const bad of ['example.com:80', '192.0.2.1:0', '192.0.2.1:65536', '2001:db8::1:80']) assert.throws(() => parseHostPort(bad), /is not ADDR:PORT/);
   });
