@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DEFAULT_PROXY_LIMITS, decodeProxyHeader, maxProxyHeaderBytes } from '../../../src/core/proxy-protocol/decode.js';
+import { DEFAULT_PROXY_LIMITS, decodeProxyDatagram, decodeProxyHeader, maxProxyHeaderBytes } from '../../../src/core/proxy-protocol/decode.js';
 import type { ProxyDecodeResult, ProxyHeader } from '../../../src/core/proxy-protocol/header.js';
 import { encodeProxyHeaderV1 } from '../../../src/core/proxy-protocol/v1.js';
 import { encodeProxyHeaderV2 } from '../../../src/core/proxy-protocol/v2.js';
@@ -63,6 +63,31 @@ describe('PROXY header decoding, properties', () => {
     fc.assert(
       fc.property(fc.oneof(fc.uint8Array({ maxLength: 3000 }), led, mutate(good), mutate(v1)), (bytes) => assertResult(decodeProxyHeader(bytes, DEFAULT_PROXY_LIMITS), bytes.length)),
       { seed: 0x1561, numRuns: PROPERTY_RUNS },
+    );
+  });
+
+  it('property: a datagram (UDP mmproxy) decodes to header or invalid, never more and never a throw; the payload after the header is kept', () => {
+    const udp = encodeProxyHeaderV2({ command: 'proxy', transport: 'udp', addresses: { source: { family: 6, address: '2001:db8:1::10', port: 5353 }, destination: { family: 6, address: '2001:db8:2::20', port: 53 } } });
+    const mutated = fc.tuple(fc.array(fc.tuple(fc.nat(udp.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat(udp.length + 40)).map(([edits, cut]) => {
+      const copy = Buffer.concat([udp, Buffer.alloc(40, 0x42)]);
+      for (const [at, value] of edits) copy[at] = value;
+      return copy.subarray(0, cut);
+    });
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 1500 }), mutated), (bytes) => {
+        const result = decodeProxyDatagram(bytes, DEFAULT_PROXY_LIMITS);
+        assert.notEqual(result.kind, 'more');
+        assertResult(result, bytes.length);
+      }),
+      { seed: 0x1562, numRuns: PROPERTY_RUNS },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (payload) => {
+        const result = decodeProxyDatagram(Buffer.concat([udp, payload]), DEFAULT_PROXY_LIMITS);
+        assert.equal(result.kind, 'header');
+        if (result.kind === 'header') assert.equal(result.take, udp.length);
+      }),
+      { seed: 0x1563, numRuns: PROPERTY_RUNS },
     );
   });
 
