@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { isTproxyError } from '../../core/errors.js';
 import type { ExplainRequest } from '../../core/model/explain-request.js';
+import { METRICS_MAX_CONNECTIONS } from '../../sys/metrics-http.js';
 import type { Dashboard } from './dashboard.js';
 
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -29,6 +30,12 @@ export const TOKEN_HEADER = 'x-tproxy-token';
 
 /** What the event stream may hold unsent for one page before it is cut off. */
 export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Event streams open at once. A stream holds its connection for as long as the page is open; the
+ * metrics server's other connections stay for scrapes, probes and the pages' API requests.
+ */
+export const MAX_EVENT_STREAMS = Math.floor(METRICS_MAX_CONNECTIONS / 2);
 
 /** The POST endpoints that change something: they need the token. */
 const ACTIONS = new Set(['/api/flows/close', '/api/reload', '/api/drain', '/api/undrain']);
@@ -201,6 +208,9 @@ async function handle(dashboard: Dashboard, assets: ReadonlyMap<string, Asset>, 
 
 /** The event stream: `state` once, then `flows` (changes), `sample` (a second of history) and `status`. */
 async function events(dashboard: Dashboard, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  if (dashboard.connected >= MAX_EVENT_STREAMS) {
+    return fail(response, 503, `${MAX_EVENT_STREAMS} dashboard pages are open, the most this server streams to at once (its other connections stay for scrapes and probes): close one`);
+  }
   response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
   response.socket?.setNoDelay(true);
   // The stream has no end of its own: no request timeout applies to it.

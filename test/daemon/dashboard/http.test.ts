@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Dashboard, type DashboardSource } from '../../../src/daemon/dashboard/dashboard.js';
-import { CONTENT_SECURITY_POLICY, dashboardHandler, hostAllowed, loadAssets, originAllowed } from '../../../src/daemon/dashboard/http.js';
+import { CONTENT_SECURITY_POLICY, dashboardHandler, hostAllowed, loadAssets, MAX_EVENT_STREAMS, originAllowed } from '../../../src/daemon/dashboard/http.js';
 import type { DaemonStatus } from '../../../src/daemon/admin-protocol.js';
 import { judgeReadiness } from '../../../src/daemon/readiness.js';
 import { emptyTcpCounters } from '../../../src/dataplane/tcp/counters.js';
@@ -283,6 +283,47 @@ describe('dashboard HTTP with a token', () => {
     assert.equal(events[0]?.event, 'state');
     const change = events.find((e) => e.event === 'flows')?.data as { op: string }[];
     assert.ok(change.every((c) => ['add', 'update', 'remove'].includes(c.op)), 'changes, not the whole table');
+  });
+});
+
+describe('dashboard event streams', () => {
+  it(`serves at most ${MAX_EVENT_STREAMS} at once: the next page gets 503 and what to do, /metrics still answers, a closed page frees its place`, async () => {
+    const s = await serve(TOKEN);
+    const port = s.endpoint.address.port;
+    const open: http.ClientRequest[] = [];
+    const stream = (): Promise<{ req: http.ClientRequest; status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, path: '/api/events', agent: false });
+        req.on('response', (res) => {
+          if (res.statusCode !== 200) {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ req, status: res.statusCode ?? 0, body }));
+            return;
+          }
+          // Open once the state arrived: the dashboard counts it.
+          res.once('data', () => resolve({ req, status: 200, body: '' }));
+        });
+        req.on('error', reject);
+        req.end();
+        open.push(req);
+      });
+    try {
+      for (let i = 0; i < MAX_EVENT_STREAMS; i++) assert.equal((await stream()).status, 200);
+      assert.equal(s.dashboard.connected, MAX_EVENT_STREAMS);
+      const refused = await stream();
+      assert.equal(refused.status, 503);
+      assert.match(refused.body, new RegExp(`${MAX_EVENT_STREAMS} dashboard pages are open.*close one`));
+      assert.equal((await request(port, 'GET', '/metrics')).status, 200, 'scrapes keep their connections');
+      open[0]!.destroy();
+      const deadline = Date.now() + 5000;
+      while (s.dashboard.connected >= MAX_EVENT_STREAMS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal((await stream()).status, 200, 'a closed page frees its place');
+    } finally {
+      for (const req of open) req.destroy();
+      s.dashboard.stop();
+      await s.endpoint.close();
+    }
   });
 });
 
