@@ -29,7 +29,6 @@ const ROUTE_TABLE = 100;
 
 type Line = { type: string; listeners?: number };
 
-const bracket = (a: string): string => (a.includes(':') ? `[${a}]` : a);
 const ep = (address: string, port: number): Endpoint => ({ family: address.includes(':') ? 6 : 4, address, port });
 /** A balancer's datagram: the PROXY v2 header (PROXY, DGRAM) naming `client`, then `payload`; as hex. */
 function datagram(client: Endpoint, destination: Endpoint, payload: string): string {
