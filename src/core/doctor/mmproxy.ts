@@ -1,6 +1,7 @@
 /**
  * The mmproxy listeners' reply routing (issue 16), checked by following each backend's first reply
- * through the model (model/mmproxy-reply.ts) from a documentation client address:
+ * (a SYN-ACK; for a `protocol: udp` listener a datagram to its session socket) through the model
+ * (model/mmproxy-reply.ts) from a documentation client address:
  * - a backend on loopback: the `from 127.0.0.0/8 iif lo` (`::1/128`) rule and the local route of
  *   its table must make the reply local (route_localnet is not needed: the packets never leave lo);
  * - a backend on another host: reachable from the client's address, its reply marked by the divert
@@ -34,7 +35,7 @@ const LOOPBACK_EXAMPLE: Readonly<Record<Family, string>> = { 4: '127.0.0.1', 6: 
 function flowOf(backend: MmproxyBackend): { flow: MmproxyFlow; named: string } {
   const address = backend.address ?? LOOPBACK_EXAMPLE[backend.family];
   const port = backend.port ?? 80;
-  const flow: MmproxyFlow = { client: { addr: CLIENT[backend.family], port: 40000 }, backend: { addr: parseIp(address), port }, upstreamMark: backend.upstreamMark };
+  const flow: MmproxyFlow = { transport: backend.transport, client: { addr: CLIENT[backend.family], port: 40000 }, backend: { addr: parseIp(address), port }, upstreamMark: backend.upstreamMark };
   const named = backend.address === undefined ? `the header's destination (checked as ${formatEndpoint(flow.backend)})` : formatEndpoint(flow.backend);
   return { flow, named };
 }
@@ -93,7 +94,7 @@ function checkBackend(input: DoctorInput, backend: MmproxyBackend): Finding[] {
   }
   const out: Finding[] = [];
   if (path.reaches) {
-    out.push(finding('mmproxy', `mmproxy.reply.${id}`, 'pass', `${whose}: ${describeReplyPath(path)}`, 'the backend\'s replies reach the listener\'s connection'));
+    out.push(finding('mmproxy', `mmproxy.reply.${id}`, 'pass', `${whose}: ${describeReplyPath(path)}`, backend.transport === 'udp' ? 'the backend\'s reply datagrams reach the listener\'s session socket' : 'the backend\'s replies reach the listener\'s connection'));
   } else {
     const cause = path.place === 'loopback' ? loopbackFault(input, family) : undefined;
     if (cause) out.push(cause);
@@ -103,7 +104,7 @@ function checkBackend(input: DoctorInput, backend: MmproxyBackend): Finding[] {
         ? 'the replies of a backend on loopback must be routed locally by the loopback rule'
         : marked
           ? 'the divert rule marked the reply, but routing does not make it local: the fwmark rule or the local route of its table is missing or shadowed (see routing)'
-          : 'nothing marks the backend\'s reply (the divert rule, `socket transparent`, is missing), so it is routed to the client directly';
+          : `nothing marks the backend's reply (the ${backend.transport.toUpperCase()} divert rule, \`socket transparent\`, is missing), so it is routed to the client directly`;
     out.push(finding('mmproxy', `mmproxy.reply.${id}`, 'fail', `${whose}: ${describeReplyPath(path)}`, why, cause?.fix ?? input.commands.apply, formatTrace(path.explanation)));
   }
   if (path.place === 'remote' && family === 4 && path.via !== undefined) {
