@@ -37,6 +37,12 @@ function addLoopbackRules(s: Snapshot, table = '100'): void {
   rules.ipv6.splice(1, 0, { priority: 9000, src: '::1', iif: 'lo', table });
 }
 
+/** Add UDP sockets (`ss` lines: ADDR:PORT, the process, v6only) to the snapshot's socket table. */
+function addUdpSockets(s: Snapshot, sockets: readonly { at: string; process: string; v6only?: boolean }[]): void {
+  const lines = sockets.map((k, i) => `udp UNCONN 0      0      ${k.at} ${k.at.startsWith('[') ? '[::]:*' : '0.0.0.0:*'} users:(("${k.process}",pid=${300 + i},fd=4)) ino:${900 + i} sk:${900 + i} cgroup:unreachable:1${k.v6only ? ' v6only:1' : ''} <-> inet-sockopt: ( mc_loop)`);
+  (s as unknown as { sockets: string }).sockets += `${lines.join('\n')}\n`;
+}
+
 describe('doctor: mmproxy reply routing', () => {
   it('says nothing without mmproxy listeners', () => {
     assert.deepEqual(diagnose(doctorInput(healthy(), rulesConfigFrom(FLAGS), COMMANDS)).findings.filter((f) => f.area === 'mmproxy'), []);
@@ -136,6 +142,38 @@ describe('doctor: mmproxy reply routing', () => {
     const found = mmproxyFindings(s, [dnsLoop4, dnsLoop6], [4, 6]);
     assert.match(only(found, 'mmproxy.reply.dnslo.ipv6', 'pass').seen, /reaches udp established \[2001:db8:ffff::123\]:40000 peer \[::1\]:53 transparent/);
     only(found, 'mmproxy.reply.dnslo.ipv4', 'pass');
+  });
+
+  it('udp: a loopback backend bound to the wildcard address is warned about, with what to bind instead (IPv4 and IPv6)', () => {
+    const s = healthy();
+    addLoopbackRules(s);
+    addUdpSockets(s, [{ at: '0.0.0.0:53', process: 'dnsd' }, { at: '[::]:53', process: 'dnsd', v6only: true }]);
+    const found = mmproxyFindings(s, [dnsLoop4, dnsLoop6], [4, 6]);
+    const v4 = only(found, 'mmproxy.backend-bind.dnslo.ipv4', 'warn');
+    assert.match(v4.seen, /mmproxy dnslo, IPv4 backend 127\.0\.0\.1:53: its datagrams reach udp unconnected 0\.0\.0\.0:53 \(dnsd\[300\]\), bound to the wildcard address/);
+    assert.match(v4.why, /answers from the address the route lookup picks .* not 127\.0\.0\.1\), so the loopback rule \(from 127\.0\.0\.0\/8 iif lo\) does not match its replies.*Bind the backend to 127\.0\.0\.1:53/);
+    assert.equal(v4.fix, undefined, 'binding the backend is the operator\'s change, not a command of ours');
+    assert.match(only(found, 'mmproxy.backend-bind.dnslo.ipv6', 'warn').why, /not ::1\).*Bind the backend to \[::1\]:53/);
+    // The routing itself is fine: the replies' path passes, the warning is about their source.
+    only(found, 'mmproxy.reply.dnslo.ipv4', 'pass');
+  });
+
+  it('udp: no warning when the backend binds loopback (also beside a wildcard socket, which then gets nothing), for a TCP backend, or with nothing bound', () => {
+    const s = healthy();
+    addLoopbackRules(s);
+    addUdpSockets(s, [{ at: '127.0.0.1:53', process: 'dnsd' }, { at: '0.0.0.0:53', process: 'other' }, { at: '[::1]:53', process: 'dnsd' }, { at: '0.0.0.0:8080', process: 'web' }]);
+    const found = mmproxyFindings(s, [dnsLoop4, dnsLoop6, loop4], [4, 6]);
+    assert.deepEqual(found.filter((f) => f.id.startsWith('mmproxy.backend-bind.')), []);
+    assert.deepEqual(mmproxyFindings(healthy(), [dnsLoop4], [4]).filter((f) => f.id.startsWith('mmproxy.backend-bind.')), []);
+  });
+
+  it('udp: an IPv6 wildcard socket that also takes IPv4 (not v6only) is the IPv4 backend\'s socket too', () => {
+    const s = healthy();
+    addUdpSockets(s, [{ at: '[::]:53', process: 'dnsd' }]);
+    const found = mmproxyFindings(s, [dnsLoop4, dns4], [4]);
+    assert.match(only(found, 'mmproxy.backend-bind.dnslo.ipv4', 'warn').seen, /udp unconnected \[::\]:53 \(dnsd\[300\]\)/);
+    // A backend on another host is not checked: its socket is on that host.
+    assert.equal(found.filter((f) => f.id === 'mmproxy.backend-bind.dns.ipv4').length, 0);
   });
 
   it('a backend without a route from the client\'s address', () => {
