@@ -89,7 +89,7 @@ describe('mmproxy UDP relay: the descriptor budget', () => {
   it('gives back what it took when a bind fails after the budget was asked', async () => {
     const [free, taken] = await freePorts(2);
     const holder = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => holder.bind(taken!, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => holder.bind(taken, '127.0.0.1', resolve));
     try {
       const budget = budgetOf(10);
       // The listener uses SO_REUSEADDR: a socket without it (the holder) still makes the bind fail.
@@ -110,7 +110,7 @@ describe('mmproxy UDP relay: the descriptor budget', () => {
     const sender = dgram.createSocket('udp4');
     try {
       const header = encodeProxyHeaderV2({ command: 'proxy', transport: 'udp', addresses: { source: { family: 4, address: '192.0.2.10', port: 40_000 }, destination: { family: 4, address: '127.0.0.1', port: 9 } } });
-      await new Promise<void>((resolve, reject) => sender.send(Buffer.concat([header, Buffer.from('x')]), port!, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+      await new Promise<void>((resolve, reject) => sender.send(Buffer.concat([header, Buffer.from('x')]), port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
       const deadline = Date.now() + 5000;
       while (relay.counters.rejected['descriptor-budget'] !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       assert.equal(relay.counters.rejected['descriptor-budget'], 1, JSON.stringify(relay.counters));
