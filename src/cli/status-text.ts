@@ -82,11 +82,19 @@ function mmproxyLines(view: MmproxyStatusView): string[] {
   const lines = view.listeners.flatMap((l) => {
     const c = l.counters;
     const backends = [l.backend4 ? `IPv4 ${hostPort(l.backend4)}` : 'IPv4 the header\'s destination', l.backend6 ? `IPv6 ${hostPort(l.backend6)}` : 'IPv6 the header\'s destination'].join(', ');
-    return [
-      `mmproxy ${l.name}: tcp ${l.listen.map(hostPort).join(', ')} (PROXY v1/v2) -> ${backends}`,
-      `  headers: ${c.headersProxy} proxy, ${c.headersLocal} local; refused: ${tally(c.rejected)}; connect errors: ${tally(c.connectErrors)}`,
-      `  flows: ${c.active} active; closed: ${tally(c.closed)}; ${formatBytes(c.bytesFromClient)} from clients, ${formatBytes(c.bytesFromBackend)} from backends (flows ended)`,
-    ];
+    const headers = `  headers: ${c.headersProxy} proxy, ${c.headersLocal} local; refused: ${tally(c.rejected)}; connect errors: ${tally(c.connectErrors)}`;
+    // UDP counts bytes as they are relayed (a session has no end worth waiting for); TCP when a flow ends.
+    return l.protocol === 'udp'
+      ? [
+          `mmproxy ${l.name}: udp ${l.listen.map(hostPort).join(', ')} (PROXY v2 per datagram) -> ${backends}`,
+          headers,
+          `  sessions: ${c.active} open; closed: ${tally(c.closed)}; ${formatBytes(c.bytesFromClient)} from clients, ${formatBytes(c.bytesFromBackend)} from backends`,
+        ]
+      : [
+          `mmproxy ${l.name}: tcp ${l.listen.map(hostPort).join(', ')} (PROXY v1/v2) -> ${backends}`,
+          headers,
+          `  flows: ${c.active} active; closed: ${tally(c.closed)}; ${formatBytes(c.bytesFromClient)} from clients, ${formatBytes(c.bytesFromBackend)} from backends (flows ended)`,
+        ];
   });
   if (view.drainingConnections > 0) lines.push(`mmproxy: ${view.drainingConnections} connection${view.drainingConnections === 1 ? '' : 's'} of replaced listeners still finishing`);
   return lines;

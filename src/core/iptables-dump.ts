@@ -57,6 +57,14 @@ export function parseIptablesDump(text: string): IptablesDump {
   return { chains, rules, unread };
 }
 
+/** A rule spec's words as iptables-save quotes them ("..." with backslash escapes, as one word). */
+export function specTokens(spec: string): string[] {
+  const tokens: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (let m = re.exec(spec); m; m = re.exec(spec)) tokens.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!);
+  return tokens;
+}
+
 /** The `--comment` of a rule spec, if any. */
 export function specComment(spec: string): string | undefined {
   const match = /-m comment --comment (?:"((?:[^"\\]|\\.)*)"|(\S+))/.exec(spec);

@@ -118,6 +118,8 @@ export interface DaemonStatus {
 
 export interface MmproxyListenerStatus {
   readonly name: string;
+  /** tcp: connections behind PROXY v1/v2; udp: datagrams each behind its own v2 header (absent: tcp, from an older daemon). */
+  readonly protocol?: 'tcp' | 'udp';
   readonly listen: readonly MmproxyEndpoint[];
   /** Fixed backends; absent: the header's destination. */
   readonly backend4?: MmproxyEndpoint;

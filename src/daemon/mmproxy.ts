@@ -142,7 +142,7 @@ export class MmproxyListeners {
   /** Each listener's addresses, backends and counters, for status; and the connections replaced ones still finish. */
   status(): MmproxyStatusView {
     return {
-      listeners: [...this.running.values()].map(({ settings: s, relay }) => ({ name: s.name, listen: s.listen, ...(s.backend4 ? { backend4: s.backend4 } : {}), ...(s.backend6 ? { backend6: s.backend6 } : {}), counters: relay.counters })),
+      listeners: [...this.running.values()].map(({ settings: s, relay }) => ({ name: s.name, protocol: s.protocol, listen: s.listen, ...(s.backend4 ? { backend4: s.backend4 } : {}), ...(s.backend6 ? { backend6: s.backend6 } : {}), counters: relay.counters })),
       drainingConnections: [...this.draining].reduce((n, r) => n + r.connections, 0),
     };
   }

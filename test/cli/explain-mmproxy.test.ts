@@ -27,7 +27,7 @@ describe('tproxy explain --mmproxy', () => {
     config = join(dir, 'tproxy.yaml');
     writeFileSync(
       config,
-      ['listeners: [{port: 8000, intercept: ["tcp:80"]}]', 'mmproxy:', '  - name: remote', '    backend4: 203.0.113.20:8080', '  - name: local', '    listen: [127.0.0.1:8444]', '    backend4: 127.0.0.1:8080', '    backend6: "[::1]:8080"'].join('\n') + '\n',
+      ['listeners: [{port: 8000, intercept: ["tcp:80"]}]', 'mmproxy:', '  - name: remote', '    backend4: 203.0.113.20:8080', '  - name: local', '    listen: [127.0.0.1:8444]', '    backend4: 127.0.0.1:8080', '    backend6: "[::1]:8080"', '  - name: dns', '    protocol: udp', '    listen: [0.0.0.0:5353]', '    backend4: 203.0.113.20:53', '    backend6: "[::1]:53"'].join('\n') + '\n',
     );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,10 +55,25 @@ describe('tproxy explain --mmproxy', () => {
     assert.equal(parsed.outcome.kind, 'delivered');
   });
 
+  it('a udp listener: the backend\'s reply datagram followed to the session socket (remote backend by the UDP divert, loopback backend by the loopback rule)', async () => {
+    const r = await cli('explain', '--snapshot', without, '--config', config, '--mmproxy', 'dns', '198.51.100.10:40000');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^mmproxy reply: backend 203\.0\.113\.20:53 on another host \(via to-server\): its reply datagram to 198\.51\.100\.10:40000 reaches udp established 198\.51\.100\.10:40000 peer 203\.0\.113\.20:53 transparent/m);
+    assert.match(r.out, /^the listener's session socket \(bound to the client, connected to the backend\): udp established 198\.51\.100\.10:40000 peer 203\.0\.113\.20:53 transparent \(tproxy mmproxy\) \(no such flow now: assumed/m);
+    assert.match(r.out, /^packet: udp 203\.0\.113\.20:53 -> 198\.51\.100\.10:40000/m);
+    assert.match(r.out, /\+ .*divert udp ipv4/);
+    assert.match(r.out, /^brought back by: ip rule 9000: from all fwmark 0x1\/0x1 lookup 100 -> local default dev lo table 100, arriving on to-server with mark 0x1/m);
+    const v6 = await cli('explain', '--json', '--snapshot', withRule, '--config', config, '--mmproxy', 'dns', '[2001:db8:1::10]:40000');
+    const parsed = JSON.parse(v6.out) as { mmproxy: { place: string; reaches: boolean }; socket: { l4proto: string } };
+    assert.deepEqual([parsed.mmproxy.place, parsed.mmproxy.reaches, parsed.socket.l4proto], ['loopback', true, 'udp']);
+    const no = await cli('explain', '--json', '--snapshot', without, '--config', config, '--mmproxy', 'dns', '[2001:db8:1::10]:40000');
+    assert.equal((JSON.parse(no.out) as { mmproxy: { reaches: boolean } }).mmproxy.reaches, false, 'without the loopback rule the datagram does not come back');
+  });
+
   it('refuses what it cannot explain, saying what to give', async () => {
     const none = await cli('explain', '--snapshot', without, '--config', config, '--mmproxy', 'nope', '198.51.100.10:40000');
     assert.equal(none.code, 2);
-    assert.match(none.err, /--mmproxy nope: no such mmproxy listener in .*tproxy\.yaml \(remote, local\)/);
+    assert.match(none.err, /--mmproxy nope: no such mmproxy listener in .*tproxy\.yaml \(remote, local, dns\)/);
     const header = await cli('explain', '--snapshot', without, '--config', config, '--mmproxy', 'remote', '[2001:db8:1::10]:40000');
     assert.match(header.err, /mmproxy remote has no backend6: an IPv6 client reaches the destination its header names/);
     const noConfig = await cli('explain', '--snapshot', without, '--mmproxy', 'remote', '198.51.100.10:40000');

@@ -92,6 +92,22 @@ describe('tproxy status text', () => {
     assert.doesNotMatch(renderStatus(status, 0), /mmproxy/);
   });
 
+  it('shows a udp mmproxy listener as udp, with its sessions and bytes relayed so far', () => {
+    const counters = { headersProxy: 7, headersLocal: 1, rejected: { 'not-dgram': 1 }, connectErrors: {}, closed: { idle: 2 }, active: 3, bytesFromClient: 2048, bytesFromBackend: 4096 };
+    const text = renderStatus({ ...status, mmproxy: { listeners: [{ name: 'dns', protocol: 'udp', listen: [{ address: '10.0.0.5', port: 5353 }], backend4: { address: '127.0.0.1', port: 53 }, counters }], drainingConnections: 0 } }, 0);
+    assert.match(
+      text,
+      new RegExp(
+        [
+          'mmproxy dns: udp 10\\.0\\.0\\.5:5353 \\(PROXY v2 per datagram\\) -> IPv4 127\\.0\\.0\\.1:53, IPv6 the header\'s destination',
+          '  headers: 7 proxy, 1 local; refused: not-dgram 1; connect errors: none',
+          '  sessions: 3 open; closed: idle 2; 2\\.0 KiB from clients, 4\\.0 KiB from backends$',
+        ].join('\n'),
+        'm',
+      ),
+    );
+  });
+
   it('says when rules are not managed here or could not be read', () => {
     assert.match(renderStatus({ ...status, rules: { managed: false } }, 0), /^rules: not managed by this daemon \(--no-rules\)$/m);
     assert.match(renderStatus({ ...status, rules: { managed: true, backend: 'nft', error: 'nft: exit 1' } }, 0), /^rules: could not be read \(backend nft\): nft: exit 1$/m);

@@ -2,7 +2,9 @@
 //   echo PORT [ADDR4 ADDR6]
 //                        answers every datagram on ADDR4:PORT and [ADDR6]:PORT (default 0.0.0.0, ::) with
 //                        "<source address>:<source port>|<payload>" (what the backend saw); prints
-//                        {"type":"ready"} once both are bound. Ends on SIGTERM or stdin's end.
+//                        {"type":"ready"} once both are bound, {"type":"seen","from":"ADDR:PORT"} for each
+//                        datagram, and {"type":"send-error","code":...} when an answer cannot be sent.
+//                        Ends on SIGTERM or stdin's end.
 //   send HOST PORT EXPECTED HEX...
 //                        sends each datagram (hex) to HOST:PORT from one socket, then waits (at most
 //                        10 s) for EXPECTED replies; prints {"replies":[text...]} and exits.
@@ -16,7 +18,12 @@ if (role === 'echo') {
   const sockets = [dgram.createSocket('udp4'), dgram.createSocket({ type: 'udp6', ipv6Only: true })];
   let bound = 0;
   for (const [i, s] of sockets.entries()) {
-    s.on('message', (payload, from) => s.send(Buffer.concat([Buffer.from(`${from.address}:${from.port}|`), payload]), from.port, from.address));
+    s.on('message', (payload, from) => {
+      process.stdout.write(`${JSON.stringify({ type: 'seen', from: `${from.address}:${from.port}` })}\n`);
+      s.send(Buffer.concat([Buffer.from(`${from.address}:${from.port}|`), payload]), from.port, from.address, (error) => {
+        if (error) process.stdout.write(`${JSON.stringify({ type: 'send-error', code: (error as NodeJS.ErrnoException).code })}\n`);
+      });
+    });
     s.bind(port, i === 0 ? address4 : address6, () => {
       if (++bound === sockets.length) process.stdout.write(`${JSON.stringify({ type: 'ready' })}\n`);
     });

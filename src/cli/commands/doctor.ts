@@ -49,10 +49,12 @@ problem what was seen, why it matters and the command that fixes it:
   rules       our table against the plan (divert, upstream exclusion, fail closed), chains of other
               tables that drop intercepted traffic, mark collisions, divert rules that catch SYNs
   sockets     a transparent listener on the redirect port; local services on intercepted UDP ports
-  mmproxy     each mmproxy backend's first reply followed to the listener's socket: the loopback
+  mmproxy     each mmproxy backend's first reply (SYN-ACK; a datagram to the session socket for
+              protocol: udp) followed to the listener's socket: the loopback
               rule and its local route (backend on loopback), a route to the backend, the divert
               and fwmark rule and rp_filter on the way back (backend elsewhere), a backend on a
-              non-loopback address of this host
+              non-loopback address of this host, a UDP backend on loopback whose socket is bound
+              to 0.0.0.0 or :: (its replies leave from another address)
   probes      for each interface, family and intercepted port, a first packet followed by the
               model (tproxy explain); a failing probe shows its trace
 What to expect (ports, families, marks, upstream mode; the fix commands repeat it), in this order:

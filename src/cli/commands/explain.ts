@@ -42,7 +42,9 @@ With --mmproxy NAME CLIENT: the first reply (SYN-ACK) of the backend of mmproxy 
 CLIENT (ADDR:PORT, the address a PROXY header names), followed back to the listener's connection
 (bound transparently to CLIENT; assumed when no such flow exists now), and the ip rule and route
 that bring it there: the loopback rule for a backend on loopback, the divert rule and fwmark rule
-for one elsewhere.
+for one elsewhere. For a protocol: udp listener, the backend's reply datagram (from the backend to
+CLIENT) followed to the listener's session socket (transparent, bound to CLIENT, connected to the
+backend).
   tproxy explain --config tproxy.yaml --mmproxy web 198.51.100.10:40000
 `;
 
@@ -80,10 +82,10 @@ async function explainMmproxyReply(io: CliIo, runner: CommandRunner, values: { m
   }
   const family = net.isIPv4(client.address) ? 4 : 6;
   const backend = family === 4 ? listener.backend4 : listener.backend6;
-  if (!backend) throw new TproxyError('ERR_INVALID_ARGUMENT', `mmproxy ${listener.name} has no backend${family}: an IPv${family} client reaches the destination its header names; explain that packet instead (tproxy explain tcp DEST -> ${positionals[0]} local, or iif IFACE)`);
+  if (!backend) throw new TproxyError('ERR_INVALID_ARGUMENT', `mmproxy ${listener.name} has no backend${family}: an IPv${family} client reaches the destination its header names; explain that packet instead (tproxy explain ${listener.protocol} DEST -> ${positionals[0]} local, or iif IFACE)`);
   const snapshot = await stateOf(runner, values.snapshot);
   const world = worldFromSnapshot(snapshot);
-  const path = mmproxyReplyPath(world, { client: { addr: parseIp(client.address), port: client.port }, backend: { addr: parseIp(backend.address), port: backend.port }, upstreamMark: listener.upstreamMark });
+  const path = mmproxyReplyPath(world, { transport: listener.protocol, client: { addr: parseIp(client.address), port: client.port }, backend: { addr: parseIp(backend.address), port: backend.port }, upstreamMark: listener.upstreamMark });
   const summary = replySummary(world, path);
   const source = `${values.snapshot !== undefined ? `state: snapshot ${values.snapshot}` : 'state: this host'}; rules read from ${describeRuleSources(world.ruleset)}`;
   if (values.json) io.out(`${JSON.stringify({ mmproxy: { listener: listener.name, place: path.place, reaches: path.reaches, assumedSocket: path.assumed, summary }, ...explanationToJson(path.explanation), source }, null, 2)}\n`);

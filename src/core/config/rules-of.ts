@@ -38,7 +38,7 @@ export function mmproxyRulesOf(config: TproxyConfig, draining: readonly MmproxyS
   }
   const sorted = (s: Set<Family>): Family[] => ([4, 6] as const).filter((f) => s.has(f));
   const backends = config.mmproxy.flatMap((l) =>
-    ([[4, l.backend4], [6, l.backend6]] as const).map(([family, b]): MmproxyBackend => ({ listener: l.name, family, ...(b ? { address: b.address, port: b.port } : {}), upstreamMark: l.upstreamMark })),
+    ([[4, l.backend4], [6, l.backend6]] as const).map(([family, b]): MmproxyBackend => ({ listener: l.name, transport: l.protocol, family, ...(b ? { address: b.address, port: b.port } : {}), upstreamMark: l.upstreamMark })),
   );
   return { loopback: sorted(loopback), divert: sorted(divert), transports: [...new Set(entries.map((l) => l.protocol))].sort(), upstreamMarks: [...new Set(entries.map((l) => l.upstreamMark))], backends };
 }

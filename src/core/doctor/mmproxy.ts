@@ -1,6 +1,7 @@
 /**
  * The mmproxy listeners' reply routing (issue 16), checked by following each backend's first reply
- * through the model (model/mmproxy-reply.ts) from a documentation client address:
+ * (a SYN-ACK; for a `protocol: udp` listener a datagram to its session socket) through the model
+ * (model/mmproxy-reply.ts) from a documentation client address:
  * - a backend on loopback: the `from 127.0.0.0/8 iif lo` (`::1/128`) rule and the local route of
  *   its table must make the reply local (route_localnet is not needed: the packets never leave lo);
  * - a backend on another host: reachable from the client's address, its reply marked by the divert
@@ -9,14 +10,23 @@
  * - a backend on a non-loopback address of this host: its replies leave by the main table (no rule
  *   of ours can take them without taking the host's own traffic from that address).
  * A listener without a fixed backend (the header's destination) is checked with a loopback one.
+ *
+ * A `protocol: udp` backend on loopback is also checked for the socket that receives its datagrams
+ * (the model's UDP lookup over the host's sockets): bound to the wildcard address (0.0.0.0, ::), it
+ * answers from the address the route lookup picks for the client's address (the main table's way
+ * out, not 127.0.0.1 / ::1) unless it sets the source itself (IP_PKTINFO, which sock_diag does not
+ * show): the loopback rule does not match such a reply and it leaves the host. Seen in a namespace
+ * (test/dataplane/mmproxy/udp-run.root.test.ts): no reply came back; bound to 127.0.0.1 it did.
+ * TCP does not have this: an accepted connection answers from the address it was accepted on.
  * Pure.
  */
-import { formatIp, parseIp, type IpAddress } from '../net/address.js';
+import { formatIp, isAnyAddress, parseIp, unmapV4, type IpAddress } from '../net/address.js';
 import { prefixContains } from '../net/prefix.js';
 import type { Family } from '../net/constants.js';
 import { describeReplyPath, formatEndpoint, isLoopback, mmproxyReplyPath, type MmproxyFlow } from '../model/mmproxy-reply.js';
 import { hex } from '../model/packet.js';
 import { describeIpRule, lookupTable } from '../model/routing.js';
+import { describeSocket, lookupUdp } from '../model/sockets.js';
 import type { MmproxyBackend } from '../rules/config.js';
 import { loopbackPrefix } from '../rules/policy-routing.js';
 import { finding, type Finding } from './finding.js';
@@ -34,7 +44,7 @@ const LOOPBACK_EXAMPLE: Readonly<Record<Family, string>> = { 4: '127.0.0.1', 6: 
 function flowOf(backend: MmproxyBackend): { flow: MmproxyFlow; named: string } {
   const address = backend.address ?? LOOPBACK_EXAMPLE[backend.family];
   const port = backend.port ?? 80;
-  const flow: MmproxyFlow = { client: { addr: CLIENT[backend.family], port: 40000 }, backend: { addr: parseIp(address), port }, upstreamMark: backend.upstreamMark };
+  const flow: MmproxyFlow = { transport: backend.transport, client: { addr: CLIENT[backend.family], port: 40000 }, backend: { addr: parseIp(address), port }, upstreamMark: backend.upstreamMark };
   const named = backend.address === undefined ? `the header's destination (checked as ${formatEndpoint(flow.backend)})` : formatEndpoint(flow.backend);
   return { flow, named };
 }
@@ -93,7 +103,7 @@ function checkBackend(input: DoctorInput, backend: MmproxyBackend): Finding[] {
   }
   const out: Finding[] = [];
   if (path.reaches) {
-    out.push(finding('mmproxy', `mmproxy.reply.${id}`, 'pass', `${whose}: ${describeReplyPath(path)}`, 'the backend\'s replies reach the listener\'s connection'));
+    out.push(finding('mmproxy', `mmproxy.reply.${id}`, 'pass', `${whose}: ${describeReplyPath(path)}`, backend.transport === 'udp' ? 'the backend\'s reply datagrams reach the listener\'s session socket' : 'the backend\'s replies reach the listener\'s connection'));
   } else {
     const cause = path.place === 'loopback' ? loopbackFault(input, family) : undefined;
     if (cause) out.push(cause);
@@ -103,7 +113,7 @@ function checkBackend(input: DoctorInput, backend: MmproxyBackend): Finding[] {
         ? 'the replies of a backend on loopback must be routed locally by the loopback rule'
         : marked
           ? 'the divert rule marked the reply, but routing does not make it local: the fwmark rule or the local route of its table is missing or shadowed (see routing)'
-          : 'nothing marks the backend\'s reply (the divert rule, `socket transparent`, is missing), so it is routed to the client directly';
+          : `nothing marks the backend's reply (the ${backend.transport.toUpperCase()} divert rule, \`socket transparent\`, is missing), so it is routed to the client directly`;
     out.push(finding('mmproxy', `mmproxy.reply.${id}`, 'fail', `${whose}: ${describeReplyPath(path)}`, why, cause?.fix ?? input.commands.apply, formatTrace(path.explanation)));
   }
   if (path.place === 'remote' && family === 4 && path.via !== undefined) {
@@ -126,9 +136,34 @@ function checkBackend(input: DoctorInput, backend: MmproxyBackend): Finding[] {
   return out;
 }
 
+/**
+ * A UDP backend on loopback whose datagrams reach a socket bound to the wildcard address: its
+ * replies take their source from the route lookup and miss the loopback rule (see above).
+ */
+function checkUdpBackendBind(input: DoctorInput, backend: MmproxyBackend): Finding | undefined {
+  if (backend.transport !== 'udp' || backend.address === undefined || backend.port === undefined) return undefined;
+  const { flow, named } = flowOf(backend);
+  if (!isLoopback(flow.backend.addr)) return undefined;
+  const family = backend.family;
+  const probe = { family, l4proto: 'udp', saddr: flow.client.addr, daddr: flow.backend.addr, sport: flow.client.port, dport: flow.backend.port, tcpFlags: 0, iif: 'lo', mark: 0, dscp: 0, ecn: 0, ttl: 64, ctState: 'new' } as const;
+  const socket = lookupUdp(input.world.sockets, probe, flow.backend.addr, flow.backend.port);
+  if (!socket || socket.remote) return undefined;
+  const local = socket.family === family ? socket.local.addr : isAnyAddress(socket.local.addr) ? socket.local.addr : unmapV4(socket.local.addr);
+  if (!local || !isAnyAddress(local)) return undefined;
+  const loopback = LOOPBACK_EXAMPLE[family];
+  return finding(
+    'mmproxy',
+    `mmproxy.backend-bind.${backend.listener}.ipv${family}`,
+    'warn',
+    `mmproxy ${backend.listener}, IPv${family} backend ${named}: its datagrams reach ${describeSocket(socket)}, bound to the wildcard address`,
+    `a UDP socket bound to ${family === 4 ? '0.0.0.0' : '::'} answers from the address the route lookup picks for the client's address (the main table's way out, not ${loopback}), so the loopback rule (from ${loopbackPrefix(family)} iif lo) does not match its replies: they leave the host and never reach the session socket. ` +
+      `Bind the backend to ${formatEndpoint(flow.backend)} (its listen or bind setting), unless it answers from the address each datagram came to (IP_PKTINFO / IPV6_PKTINFO on its replies, which this check cannot see)`,
+  );
+}
+
 export function checkMmproxy(input: DoctorInput): Finding[] {
   const backends = input.config.mmproxy?.backends ?? [];
-  const out = backends.flatMap((b) => checkBackend(input, b));
+  const out = backends.flatMap((b) => [...checkBackend(input, b), ...[checkUdpBackendBind(input, b)].filter((f) => f !== undefined)]);
   // The loopback rule is wanted for every family the plan gives it, even when no fixed backend is on loopback.
   for (const family of input.config.mmproxy?.loopback ?? []) {
     if (backends.some((b) => b.family === family && (b.address === undefined || isLoopback(parseIp(b.address))))) continue;

@@ -3,6 +3,7 @@
  * on the host do to them: mark collisions, divert rules that also catch SYNs, fail-open exposure,
  * and the proxy's own upstream traffic looping back into it (checked with the model).
  */
+import { parseIptablesDump, specTokens, type IptablesRule } from '../iptables-dump.js';
 import { explainPacket } from '../model/explain.js';
 import { formatTrace } from './trace-text.js';
 import { TCP_FLAGS, type Packet } from '../model/packet.js';
@@ -104,6 +105,24 @@ function catchesSyns(rule: Rule): boolean {
   return !matches.some((m) => m.left.kind === 'meta' && m.left.key === 'l4proto' && m.right.kind === 'symbol' && m.right.value === 'udp');
 }
 
+/** Built-in mangle chains a divert cannot be in: it must act before routing (PREROUTING, or a chain of its own jumped to). */
+const NOT_BEFORE_ROUTING = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+
+/**
+ * The iptables form of catchesSyns, read from the rule's words (quoted comments are one word, so a
+ * comment naming `-m socket` is not a match): the socket match, no look at the TCP flags
+ * (`--tcp-flags`, `--syn`, negated or not), and not UDP only (`-p udp`; `! -p udp` still takes TCP).
+ */
+function specCatchesSyns(rule: IptablesRule): boolean {
+  if (rule.table !== 'mangle' || NOT_BEFORE_ROUTING.has(rule.chain)) return false;
+  const words = specTokens(rule.spec);
+  const option = (names: readonly string[], value: (v: string | undefined) => boolean, negated: boolean): boolean =>
+    words.some((w, i) => names.includes(w) && value(words[i + 1]) && (words[i - 1] === '!') === negated);
+  if (!option(['-m', '--match'], (v) => v === 'socket', false)) return false;
+  if (words.includes('--tcp-flags') || words.includes('--syn')) return false;
+  return !option(['-p', '--protocol'], (v) => v === 'udp' || v === '17', false);
+}
+
 function divertSyn(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
   for (const table of input.world.ruleset.tables) {
@@ -116,11 +135,17 @@ function divertSyn(input: DoctorInput): Finding[] {
       }
     }
   }
-  for (const [family, text] of [[4, input.snapshot.iptables.ipv4], [6, input.snapshot.iptables.ipv6]] as const) {
-    for (const line of (text ?? '').split('\n')) {
-      if (/^(\[\d+:\d+\] )?-A \S+ .*-m socket/.test(line) && !/--tcp-flags|! --syn|-p udp/.test(line)) {
-        out.push(finding('rules', 'rules.divert-syn', 'warn', `ip${family === 6 ? '6' : ''}tables mangle: ${line.replace(/^\[\d+:\d+\] /, '')}`, 'the socket match also catches SYNs that reuse a transparent TIME_WAIT socket\'s addresses: connects stall for a second. Add `! --tcp-flags SYN,ACK SYN` (or `! --syn`)'));
-      }
+  const { iptables, iptablesLegacy } = input.snapshot;
+  const dumps = [
+    ['iptables', iptables.ipv4],
+    ['ip6tables', iptables.ipv6],
+    ['iptables-legacy', iptablesLegacy?.ipv4],
+    ['ip6tables-legacy', iptablesLegacy?.ipv6],
+  ] as const;
+  for (const [command, text] of dumps) {
+    for (const rule of parseIptablesDump(text ?? '').rules) {
+      if (!specCatchesSyns(rule)) continue;
+      out.push(finding('rules', 'rules.divert-syn', 'warn', `${command} -t mangle: -A ${rule.chain} ${rule.spec}`, 'the socket match also catches SYNs that reuse a transparent TIME_WAIT socket\'s addresses: connects stall for a second. Add `-m tcp ! --tcp-flags SYN,ACK SYN` (or `! --syn`) to the rule'));
     }
   }
   return out;

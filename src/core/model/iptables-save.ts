@@ -8,7 +8,7 @@
  */
 import type { Family } from '../net/constants.js';
 import { TproxyError } from '../errors.js';
-import { parseIptablesDump } from '../iptables-dump.js';
+import { parseIptablesDump, specTokens } from '../iptables-dump.js';
 import { parseIp } from '../net/address.js';
 import { parseKernelPrefix } from '../net/prefix.js';
 import { TCP_FLAGS } from './packet.js';
@@ -17,12 +17,6 @@ import { dscpStatement, type Chain, type Expression, type Hook, type Match, type
 const BASE_HOOKS: Readonly<Record<string, Hook>> = { PREROUTING: 'prerouting', INPUT: 'input', FORWARD: 'forward', OUTPUT: 'output', POSTROUTING: 'postrouting' };
 export const MANGLE_PRIORITY = -150;
 
-function tokenize(line: string): string[] {
-  const tokens: string[] = [];
-  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
-  for (let m = re.exec(line); m; m = re.exec(line)) tokens.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!);
-  return tokens;
-}
 
 function num(text: string): number {
   return Number(text) >>> 0;
@@ -246,7 +240,7 @@ export function parseIptablesSave(text: string, family: Family, origin: 'iptable
   // refuses what it cannot read and skips what names no chain.
   const lines = [...dump.rules.filter((r) => r.table === 'mangle').map((r) => r.line), ...dump.unread.filter((u) => u.table === 'mangle').map((u) => u.line)];
   for (const line of lines) {
-    const { chain, rule } = parseRule(tokenize(line), family, line);
+    const { chain, rule } = parseRule(specTokens(line), family, line);
     if (!chain) continue;
     let c = chains.get(chain);
     if (!c) chains.set(chain, (c = { name: chain, rules: [] }));

@@ -1,8 +1,11 @@
 /**
  * The reply of an mmproxy listener's backend, followed through the model (issue 16). The listener
  * connects to the backend from the client's address and port (a transparent socket, SO_MARK the
- * listener's upstream mark); the backend answers that client address, and the answer must come
- * back to the listener's socket:
+ * listener's upstream mark): a TCP connection, or for `protocol: udp` a session socket bound to the
+ * client's address and port and connected to the backend. The backend answers that client address
+ * (a SYN-ACK, or a datagram from the backend's address and port), and the answer must come back to
+ * the listener's socket (TCP's established lookup, or UDP's lookup where the connected session
+ * socket scores above any wildcard one on the client's port):
  *
  *   backend on loopback:   backend -> routing (iif lo: `from 127.0.0.0/8 iif lo` makes it local)
  *                          -> output -> lo -> prerouting -> input -> the listener's socket
@@ -27,6 +30,8 @@ export interface Endpoint {
 }
 
 export interface MmproxyFlow {
+  /** tcp: a connection to the backend; udp: a session socket connected to it. */
+  readonly transport: 'tcp' | 'udp';
   /** The client the PROXY header names: the listener's socket is bound to it. */
   readonly client: Endpoint;
   readonly backend: Endpoint;
@@ -50,7 +55,7 @@ export interface ReplyPath {
   readonly toBackend: RouteDecision;
   /** The interface the connection leaves by and the reply comes in on (remote backends). */
   readonly via?: string;
-  /** The backend's first reply (SYN-ACK), as it enters this host. */
+  /** The backend's first reply (SYN-ACK, or its first datagram for udp), as it enters this host. */
   readonly reply: Packet;
   readonly origin: 'local' | 'wire';
   /** The listener's socket for the flow. */
@@ -83,18 +88,19 @@ export function backendRoute(world: World, flow: MmproxyFlow): { place: BackendP
 export function mmproxyReplyPath(world: World, flow: MmproxyFlow): ReplyPath {
   const { place, decision, via } = backendRoute(world, flow);
   const family = flow.client.addr.family;
-  const found = world.sockets.find((s) => s.l4proto === 'tcp' && s.state === 'established' && s.remote !== undefined && sameEndpoint(s.local, flow.client) && sameEndpoint(s.remote, flow.backend));
-  const socket: SocketEntry = found ?? { l4proto: 'tcp', family, state: 'established', local: flow.client, remote: flow.backend, transparent: true, transparentSource: 'given', process: 'tproxy mmproxy', mark: flow.upstreamMark };
+  const l4proto = flow.transport;
+  const found = world.sockets.find((s) => s.l4proto === l4proto && s.state === 'established' && s.remote !== undefined && sameEndpoint(s.local, flow.client) && sameEndpoint(s.remote, flow.backend));
+  const socket: SocketEntry = found ?? { l4proto, family, state: 'established', local: flow.client, remote: flow.backend, transparent: true, transparentSource: 'given', process: 'tproxy mmproxy', mark: flow.upstreamMark };
   const withSocket: World = found ? world : { ...world, sockets: [socket, ...world.sockets] };
   const origin = place === 'remote' || place === 'unreachable' ? 'wire' : 'local';
   const reply: Packet = {
     family,
-    l4proto: 'tcp',
+    l4proto,
     saddr: flow.backend.addr,
     daddr: flow.client.addr,
     sport: flow.backend.port,
     dport: flow.client.port,
-    tcpFlags: TCP_FLAGS.syn! | TCP_FLAGS.ack!,
+    tcpFlags: l4proto === 'tcp' ? TCP_FLAGS.syn! | TCP_FLAGS.ack! : 0,
     ...(origin === 'wire' && via !== undefined ? { iif: via } : {}),
     mark: 0,
     dscp: 0,
@@ -116,7 +122,7 @@ export function formatEndpoint(e: Endpoint): string {
 export function describeReplyPath(path: ReplyPath): string {
   const where = path.place === 'remote' ? `on another host (via ${path.via ?? '?'})` : path.place === 'loopback' ? 'on loopback' : path.place === 'local-address' ? 'on an address of this host that is not loopback' : 'unreachable';
   const result = path.reaches ? `reaches ${describeSocket(path.socket)}` : `does not reach the listener's socket (${path.explanation.outcome.kind === 'dropped' ? `dropped: ${path.explanation.outcome.by}` : path.explanation.outcome.kind})`;
-  return `backend ${formatEndpoint(path.socket.remote!)} ${where}: its reply to ${formatEndpoint(path.socket.local)} ${result}`;
+  return `backend ${formatEndpoint(path.socket.remote!)} ${where}: its ${path.reply.l4proto === 'udp' ? 'reply datagram' : 'reply'} to ${formatEndpoint(path.socket.local)} ${result}`;
 }
 
 /**
@@ -125,7 +131,8 @@ export function describeReplyPath(path: ReplyPath): string {
  */
 export function replySummary(world: World, path: ReplyPath): string[] {
   const lines = [`mmproxy reply: ${describeReplyPath(path)}`];
-  lines.push(`the listener's connection: ${describeSocket(path.socket)}${path.assumed ? ' (no such flow now: assumed, to follow its replies)' : ''}`);
+  const own = path.reply.l4proto === 'udp' ? 'the listener\'s session socket (bound to the client, connected to the backend)' : 'the listener\'s connection';
+  lines.push(`${own}: ${describeSocket(path.socket)}${path.assumed ? ' (no such flow now: assumed, to follow its replies)' : ''}`);
   if (path.place === 'local-address') lines.push('the backend is an address of this host but not loopback: it answers from it, and the main table sends the reply out of the host');
   if (path.place === 'unreachable') lines.push('no route to the backend from the client\'s address: the connection cannot be made');
   const iif = path.origin === 'local' ? 'lo' : (path.via ?? 'lo');

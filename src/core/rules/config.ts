@@ -105,6 +105,8 @@ export interface MmproxyRules {
 
 export interface MmproxyBackend {
   readonly listener: string;
+  /** The listener's protocol: whose reply (SYN-ACK or datagram) doctor follows. */
+  readonly transport: Transport;
   readonly family: Family;
   /** Absent: the header's destination (unknown until a flow comes). */
   readonly address?: string;

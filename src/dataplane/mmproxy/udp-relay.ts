@@ -7,7 +7,9 @@
  * backend sends back on a session socket goes to the balancer from the listener socket, without a
  * header. Sessions end when idle (idleTimeoutMs), on an error from the backend (ECONNREFUSED) and
  * with the relay; their count is capped (maxSessions) and each takes one descriptor of the
- * 'mmproxy' budget.
+ * 'mmproxy' budget. The listening sockets and the epoll take theirs when the relay starts (refused
+ * with ERR_RESOURCE_EXHAUSTED, nothing opened, when the budget cannot hold them) and give them back
+ * when it stops.
  *
  * Every socket is a SocketApi (koffi) socket, never Node's dgram (FINDINGS: a connected UDP fd
  * cannot be adopted by dgram). One epoll carries them all; its wait runs on koffi's worker thread
@@ -18,7 +20,7 @@
  * DGRAM (not-dgram), a LOCAL header (headersLocal: the balancer's health check, no session), a
  * new session beyond the cap (session-limit) or the descriptor budget (descriptor-budget).
  */
-import { errnoOf } from '../../core/errors.js';
+import { errnoOf, TproxyError } from '../../core/errors.js';
 import { EPOLLIN, type Family } from '../../core/net/constants.js';
 import { PrefixSet } from '../../core/net/prefix-set.js';
 import { encodeSockaddr, endpointKey, familyOf, type Endpoint } from '../../core/net/sockaddr.js';
@@ -76,6 +78,8 @@ export class MmproxyUdpRelay {
   private loop: Promise<void> | undefined;
   private stopping = false;
   private lastSweepMs = Date.now();
+  /** Descriptors of the budget held by the listening sockets and the epoll (0 until start). */
+  private held = 0;
 
   constructor(
     private readonly config: MmproxyUdpConfig,
@@ -87,10 +91,29 @@ export class MmproxyUdpRelay {
     this.receiver = deps.sockets.receiver(MAX_DATAGRAM);
   }
 
-  /** Open the listeners and start the loop; a bind refused throws (naming the address) and opens nothing. */
+  /**
+   * Open the listeners and start the loop; a bind refused throws (naming the address) and opens
+   * nothing, as does a descriptor budget that cannot hold the listening sockets and the epoll.
+   */
   start(): void {
-    const { sockets } = this.deps;
-    const epoll = sockets.epoll(256);
+    const { sockets, budget } = this.deps;
+    const wanted = this.config.listen.length + 1;
+    if (budget && !budget.acquire('mmproxy', wanted)) {
+      const { capacity } = budget.snapshot();
+      throw new TproxyError(
+        'ERR_RESOURCE_EXHAUSTED',
+        `mmproxy ${this.config.name}: the descriptor budget cannot hold its ${wanted} descriptors (${this.config.listen.length} listening socket${this.config.listen.length === 1 ? '' : 's'} and its epoll): ${budget.available('mmproxy')} left of ${capacity} (sessions and listeners of every kind share them): raise the descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)`,
+        { errno: 'EMFILE' },
+      );
+    }
+    this.held = wanted;
+    let epoll: Epoll;
+    try {
+      epoll = sockets.epoll(256);
+    } catch (error) {
+      this.releaseHeld();
+      throw error;
+    }
     try {
       for (const at of this.config.listen) {
         const family = familyOf(at.address);
@@ -102,6 +125,7 @@ export class MmproxyUdpRelay {
     } catch (error) {
       for (const fd of this.listeners.splice(0)) sockets.close(fd);
       epoll.close();
+      this.releaseHeld();
       throw error;
     }
     this.epoll = epoll;
@@ -121,7 +145,13 @@ export class MmproxyUdpRelay {
     for (const fd of this.listeners.splice(0)) this.deps.sockets.close(fd);
     this.epoll?.close();
     this.epoll = undefined;
+    this.releaseHeld();
     if (this.failure) throw this.failure;
+  }
+
+  private releaseHeld(): void {
+    if (this.held > 0) this.deps.budget?.release('mmproxy', this.held);
+    this.held = 0;
   }
 
   /** Why the loop ended before stop() (thrown by stop()); the listener no longer reads then. */

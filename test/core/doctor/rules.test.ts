@@ -5,6 +5,7 @@ import { formatReport, reportToJson } from '../../../src/core/doctor/report.js';
 import { checkRules } from '../../../src/core/doctor/rules.js';
 import { rulesConfigFrom } from '../../../src/cli/selection.js';
 import { planRules } from '../../../src/core/rules/plan.js';
+import { EMPTY_IPTABLES_STATE, plannedIptablesState, renderIptablesTransition } from '../../../src/core/rules/render-iptables.js';
 import { FLAGS, addForeignChain, fails, healthy, input, nftItems, only, report, withoutRule } from '../../helpers/doctor.js';
 import { nftJsonOf } from '../../helpers/fake-host.js';
 import { match, meta, payload, setMark } from '../../helpers/model.js';
@@ -45,6 +46,37 @@ describe('doctor: our rules', () => {
     assert.ok(!checkRules(input(s)).some((x) => x.id === 'rules.divert-syn'));
     addForeignChain(s, 'other', 'prerouting', -150, [[match({ socket: { key: 'transparent' } }, 1), setMark(1), { accept: null }]]);
     assert.match(only(checkRules(input(s)), 'rules.divert-syn', 'warn').seen, /table inet other chain pre handle 2/);
+  });
+
+  it('an iptables divert that also catches SYNs warns, read rule by rule (nft and legacy flavours); quoted comments, UDP and flag matches do not', () => {
+    const dump = (...rules: string[]): string => ['*mangle', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':DIVERT - [0:0]', ...rules, 'COMMIT', ''].join('\n');
+    const s = healthy();
+    (s.iptables as { ipv4?: string }).ipv4 = dump(
+      '[12:720] -A PREROUTING -p tcp -m socket --transparent -j DIVERT',
+      '-A PREROUTING ! -p udp -m socket -j DIVERT',
+      '-A PREROUTING -p tcp -m socket --transparent -m tcp ! --tcp-flags SYN,ACK SYN -j DIVERT',
+      '-A PREROUTING -p tcp -m tcp ! --syn -m socket -j DIVERT',
+      '-A PREROUTING -p udp -m socket --transparent -j DIVERT',
+      '-A PREROUTING -p tcp -m comment --comment "not -m socket here" -j ACCEPT',
+      '-A INPUT -p tcp -m socket -j ACCEPT',
+      '-A DIVERT -j MARK --set-xmark 0x1/0x1',
+    );
+    (s as { iptablesLegacy?: unknown }).iptablesLegacy = { ipv4: '', ipv6: dump('-A PREROUTING -p tcp -m socket -j DIVERT') };
+    const seen = checkRules(input(s)).filter((x) => x.id === 'rules.divert-syn').map((x) => `${x.severity} ${x.seen}`);
+    assert.deepEqual(seen, [
+      'warn iptables -t mangle: -A PREROUTING -p tcp -m socket --transparent -j DIVERT',
+      'warn iptables -t mangle: -A PREROUTING ! -p udp -m socket -j DIVERT',
+      'warn ip6tables-legacy -t mangle: -A PREROUTING -p tcp -m socket -j DIVERT',
+    ]);
+    assert.match(only(checkRules(input(s)), 'rules.divert-syn').why, /Add `-m tcp ! --tcp-flags SYN,ACK SYN`/);
+  });
+
+  it('our own iptables divert rules exclude SYNs: no warning', () => {
+    const s = healthy();
+    const plan = planRules(rulesConfigFrom(FLAGS));
+    (s.iptables as { ipv4?: string }).ipv4 = renderIptablesTransition(EMPTY_IPTABLES_STATE, plannedIptablesState(plan, 4));
+    assert.match(s.iptables.ipv4 ?? '', /-m socket --transparent/, 'the rendered rules have the socket match');
+    assert.ok(!checkRules(input(s)).some((x) => x.id === 'rules.divert-syn'));
   });
 
   it('fail mode open warns about exposure while the listener is down', () => {

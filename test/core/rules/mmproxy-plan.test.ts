@@ -35,9 +35,10 @@ describe('mmproxy reply routing: from the mmproxy section', () => {
     assert.deepEqual(planned([{ name: 'a', protocol: 'udp', backend4: '203.0.113.20:53' }]).transports, ['udp']);
     assert.deepEqual(planned([{ name: 'a', protocol: 'udp' }, { name: 'b', listen: ['0.0.0.0:9000'] }]).transports, ['tcp', 'udp']);
     assert.deepEqual(mmproxyRulesOf(config([{ name: 'a', backend4: '127.0.0.2:80' }]))?.backends, [
-      { listener: 'a', family: 4, address: '127.0.0.2', port: 80, upstreamMark: 2 },
-      { listener: 'a', family: 6, upstreamMark: 2 },
+      { listener: 'a', transport: 'tcp', family: 4, address: '127.0.0.2', port: 80, upstreamMark: 2 },
+      { listener: 'a', transport: 'tcp', family: 6, upstreamMark: 2 },
     ]);
+    assert.deepEqual(mmproxyRulesOf(config([{ name: 'd', protocol: 'udp', backend6: '[::1]:53' }]))?.backends?.map((b) => [b.transport, b.family]), [['udp', 4], ['udp', 6]]);
   });
 
   it('adds the mmproxy families to an IPv4-only configuration', () => {
