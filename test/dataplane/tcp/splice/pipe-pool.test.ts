@@ -57,4 +57,94 @@ describe('splice pipe pool (fake kernel)', () => {
     assert.equal(kernel.openPipes(), 0);
     assert.equal(pool.pooled, 0);
   });
+
+  it('past the budget a direction waits in line: a pipe given back goes to the first in line, in order', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, 65536, 2);
+    const a = ends();
+    const b = ends();
+    assert.equal(pool.spent, false);
+    pool.take(a);
+    pool.take(b);
+    assert.equal(pool.spent, true, 'both pipes of the budget held');
+    const first = ends();
+    const second = ends();
+    pool.wait(first, 'first');
+    pool.wait(second, 'second');
+    pool.wait(first, 'first'); // already in line: keeps its place, no second entry
+    assert.equal(pool.waiting, 2);
+    assert.deepEqual(pool.takeWoken(), []);
+    const aEnds = { ...a };
+    pool.release(a, true);
+    assert.deepEqual(first, aEnds, 'the very pipe, handed over');
+    assert.deepEqual(a, { r: -1, w: -1 });
+    assert.equal(pool.inUse, 2, 'still held, by the waiter now');
+    assert.equal(pool.pooled, 0, 'never pooled in between');
+    assert.equal(pool.waiting, 1);
+    assert.equal(pool.spent, true, 'a direction still waits: nobody takes past the line');
+    assert.deepEqual(pool.takeWoken(), ['first']);
+    assert.deepEqual(pool.takeWoken(), [], 'taken once');
+    pool.release(b, true);
+    assert.deepEqual(pool.takeWoken(), ['second']);
+    assert.equal(pool.waiting, 0);
+    assert.equal(pool.spent, true, 'the budget is held again');
+    pool.release(first, true);
+    assert.equal(pool.spent, false);
+    assert.equal(pool.pooled, 1, 'nobody waits: pooled again');
+    assert.equal(kernel.calls.filter((c) => c === 'pipe2').length, 2, 'two pipes served four directions');
+  });
+
+  it('a pipe given back with bytes in it is closed and the waiter gets a new one; a forgotten waiter gets none', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, 65536, 1);
+    const a = ends();
+    pool.take(a);
+    const gone = ends();
+    const next = ends();
+    pool.wait(gone, 'gone');
+    pool.wait(next, 'next');
+    pool.forget(gone); // its flow closed while waiting
+    const stale = { ...a };
+    pool.release(a, false);
+    assert.deepEqual(pool.takeWoken(), ['next']);
+    assert.notEqual(next.r, stale.r, 'a new pipe: the old one held stale bytes');
+    assert.equal(gone.r, -1);
+    assert.equal(kernel.openPipes(), 1);
+    assert.equal(pool.inUse, 1);
+  });
+
+  it('when no new pipe can be made the waiter keeps its place for the next pipe given back', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, 65536, 2);
+    const a = ends();
+    const b = ends();
+    pool.take(a);
+    pool.take(b);
+    const w = ends();
+    pool.wait(w, 'w');
+    kernel.outOfDescriptors = true;
+    pool.release(a, false);
+    assert.deepEqual(pool.takeWoken(), []);
+    assert.equal(pool.waiting, 1);
+    assert.equal(pool.spent, true, 'below the budget, but a direction waits first');
+    kernel.outOfDescriptors = false;
+    pool.release(b, true);
+    assert.deepEqual(pool.takeWoken(), ['w']);
+    assert.ok(w.r >= 0);
+  });
+
+  it('hands pipes to waiters while draining (flows finishing at a graceful stop need them)', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, 65536, 1);
+    const a = ends();
+    pool.take(a);
+    const w = ends();
+    pool.wait(w, 'w');
+    pool.draining = true;
+    pool.release(a, true);
+    assert.deepEqual(pool.takeWoken(), ['w']);
+    pool.release(w, true);
+    assert.equal(pool.pooled, 0, 'closed while draining');
+    assert.equal(kernel.openPipes(), 0);
+  });
 });

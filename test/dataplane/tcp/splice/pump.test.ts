@@ -144,4 +144,45 @@ describe('splice pump (fake kernel)', () => {
     assert.equal(pump.move(d, newDirection(), later, kernel.socket(), false), undefined);
     assert.equal(d.eof, false);
   });
+
+  it('a direction that finds the pipe budget spent waits unread, and moves its bytes once a pipe is handed to it', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, PIPE, 1);
+    const pump = new Pump(kernel, pool, PIPE);
+    // One flow holds the only pipe: its sink takes nothing (backpressure).
+    const busySource = kernel.socket({ inbound: 2 * PIPE });
+    const busySink = kernel.socket({ room: 0 });
+    const busy = newDirection();
+    assert.equal(pump.move(busy, newDirection(), busySource, busySink, false), undefined);
+    assert.equal(pool.inUse, 1);
+    // Another flow's bytes arrive: no pipe to be had, and it is no failure.
+    const source = kernel.socket({ inbound: 5_000, fin: true });
+    const sink = kernel.socket();
+    const d = newDirection();
+    const other = newDirection();
+    const before = kernel.calls.length;
+    assert.equal(pump.move(d, other, source, sink, true), undefined);
+    assert.equal(d.waiting, true);
+    assert.deepEqual(kernel.calls.slice(before), [], 'no read without a pipe to read into');
+    assert.equal(d.bytes, 0);
+    assert.equal(d.r, -1);
+    assert.equal(socketInterest(d, other, PIPE) & C.EPOLLIN, 0, 'not watched for reading while it waits (no level-triggered spin)');
+    pool.wait(d, 'waiting flow');
+    // Called again before its turn (another event of its flow): it still waits, in its place.
+    assert.equal(pump.move(d, other, source, sink, true), undefined);
+    assert.equal(d.waiting, true);
+    pool.wait(d, 'waiting flow');
+    assert.equal(pool.waiting, 1);
+    // The busy sink drains: its pipe goes straight to the waiter.
+    kernel.state(busySink).room = 1 << 30;
+    assert.equal(pump.move(busy, newDirection(), busySource, busySink, false), undefined);
+    assert.equal(kernel.state(busySink).sent, 2 * PIPE);
+    assert.deepEqual(pool.takeWoken(), ['waiting flow']);
+    assert.equal(pump.move(d, other, source, sink, true), undefined);
+    assert.equal(d.waiting, false);
+    assert.equal(kernel.state(sink).sent, 5_000, 'every byte, after the wait');
+    assert.equal(d.shut, true, 'and the FIN after them');
+    assert.equal(pool.inUse, 0);
+    assert.equal(kernel.calls.filter((c) => c === 'pipe2').length, 1, 'one pipe served both flows');
+  });
 });
