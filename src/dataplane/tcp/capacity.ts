@@ -22,10 +22,11 @@ export function descriptorsPerFlow(_engine: TcpEngineKind): number {
 /**
  * The pipes a splice engine with a cap of `flows` shares among its flows with bytes in flight: a
  * quarter of the cap (HAProxy's default maxpipes is maxconn / 4), at least MIN_SHARED_PIPES, never
- * more than the two per flow that would never make a direction wait. A direction that finds none
- * waits for one (splice/pipe-pool.ts); a pipe is held only while its bytes have not reached the
- * sink, so a quarter covers every flow whose sink is slower than its source at once. None for the
- * other engines (no pipes).
+ * more than the two per flow that would never make a direction wait. They go by slots of two, one
+ * per flow with bytes in flight (its other way never waits); a flow that finds every slot taken
+ * waits for one (splice/pipe-pool.ts). A pipe is held only while its bytes have not reached the
+ * sink, so an eighth of the flows can be that slow at once before any waits. None for the other
+ * engines (no pipes).
  */
 export function sharedPipes(engine: TcpEngineKind, flows: number): number {
   if (engine !== 'splice') return 0;

@@ -617,8 +617,8 @@ export class SpliceEngine {
     }
     this.pipes.forget(flow.up);
     this.pipes.forget(flow.down);
-    this.pipes.release(flow.up, flow.up.buffered === 0);
-    this.pipes.release(flow.down, flow.down.buffered === 0);
+    this.pipes.release(flow.up, flow.up.buffered === 0, flow.down);
+    this.pipes.release(flow.down, flow.down.buffered === 0, flow.up);
     this.flows.delete(flow);
     this.connecting.delete(flow);
     increment(this.counters.closed, reason);

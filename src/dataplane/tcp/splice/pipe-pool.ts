@@ -4,10 +4,14 @@
  * costs its two sockets and no pipe (4 descriptors and ~11 KiB of kernel memory less). Empty pipes
  * are kept for the next flows: creating and sizing two per connection was most of its setup.
  *
- * The pipes held never exceed the budget (capacity.ts: sharedPipes). A direction that finds the
- * budget spent waits in line (FIFO, at most one entry per direction, so at most two per flow): a
- * pipe given back goes straight to the first in line, and the waiter is handed to the engine to be
- * pumped (`woken`). Nobody takes a pipe past the line: while directions wait, the budget is spent.
+ * The budget (capacity.ts: sharedPipes) is counted in flows: a flow with bytes in flight holds a
+ * slot of two pipes, so once one of its directions has a pipe the other always gets one too. A
+ * direction could otherwise wait forever: a server that stops reading while its reply cannot get
+ * through holds the request's pipe, and that pipe drains only once the reply moves. A direction of
+ * a flow without a slot that finds every slot taken waits in line (FIFO, at most one entry per
+ * direction): the slot of a flow that gives back its last pipe goes, with that pipe, straight to the
+ * first in line, and the waiter is handed to the engine to be pumped (`woken`). Nobody takes a
+ * slot past the line. Pipes held never exceed two per slot, so never the budget.
  */
 import * as C from '../../../core/net/constants.js';
 import type { Libc } from '../../../sys/libc.js';
@@ -30,6 +34,9 @@ export class PipePool<W = unknown> {
   private readonly fds = Buffer.alloc(8);
   /** Pipes held by directions (bytes in flight, or handed to a woken waiter), not counting the pool. */
   private held = 0;
+  /** Flows holding at least one pipe. */
+  private slotsHeld = 0;
+  private readonly maxSlots: number;
   /** Directions waiting for a pipe, first in line first (a Map keeps insertion order). */
   private readonly line = new Map<PipeEnds, W>();
   /** Waiters that got a pipe since the engine last took them. */
@@ -41,9 +48,11 @@ export class PipePool<W = unknown> {
     private readonly libc: PipeLibc,
     /** F_SETPIPE_SZ of every new pipe. */
     private readonly pipeBytes: number,
-    /** Pipes held plus pooled never exceed this: the pipe budget (capacity.ts sharedPipes). */
+    /** Pipes held plus pooled never exceed this: the pipe budget (capacity.ts sharedPipes), half as many slots. */
     private readonly maxPipes: number,
-  ) {}
+  ) {
+    this.maxSlots = Math.max(1, Math.floor(maxPipes / 2));
+  }
 
   get inUse(): number {
     return this.held;
@@ -58,13 +67,28 @@ export class PipePool<W = unknown> {
     return this.line.size;
   }
 
-  /** Every pipe of the budget is held (or directions are already waiting): a new taker waits. */
-  get spent(): boolean {
-    return this.held >= this.maxPipes || this.line.size > 0;
+  /** Flows holding pipes. */
+  get slotsInUse(): number {
+    return this.slotsHeld;
   }
 
-  /** A pipe into `into`, from the pool or new; false (errno set) when none can be made. Check `spent` first. */
-  take(into: PipeEnds): boolean {
+  /** Every slot is taken (or directions already wait for one): a flow holding no pipe waits. */
+  get spent(): boolean {
+    return this.slotsHeld >= this.maxSlots || this.line.size > 0;
+  }
+
+  /**
+   * A pipe into `into`, from the pool or new; false (errno set) when none can be made. `other`: the
+   * flow's other direction; when it holds a pipe this one is within the flow's slot, else it takes
+   * a slot (check `spent` first).
+   */
+  take(into: PipeEnds, other: PipeEnds): boolean {
+    if (!this.takePipe(into)) return false;
+    if (other.r < 0) this.slotsHeld++;
+    return true;
+  }
+
+  private takePipe(into: PipeEnds): boolean {
     const pooled = this.idle.pop();
     if (pooled) {
       into.r = pooled.r;
@@ -98,12 +122,14 @@ export class PipePool<W = unknown> {
   }
 
   /**
-   * Give `from`'s pipe back: to the first direction in line when one waits (a new pipe when this
-   * one still holds bytes), else kept when `empty` and there is room, else closed. No-op without one.
+   * Give `from`'s pipe back (`other`: the flow's other direction). The flow's last pipe frees its
+   * slot: to the first direction in line when one waits, with this pipe (a new one when this one
+   * still holds bytes). Otherwise kept when `empty` and there is room, else closed. No-op without one.
    */
-  release(from: PipeEnds, empty: boolean): void {
+  release(from: PipeEnds, empty: boolean, other: PipeEnds): void {
     if (from.r < 0) return;
-    const first = this.firstInLine();
+    const first = other.r < 0 ? this.firstInLine() : undefined;
+    if (other.r < 0 && !first) this.slotsHeld--;
     if (first && empty) {
       // Straight to the waiter: still held, never pooled in between.
       const [into, waiter] = first;
@@ -119,9 +145,12 @@ export class PipePool<W = unknown> {
         this.libc.close(from.r);
         this.libc.close(from.w);
       }
-      // Bytes were left in it (the flow is being reset): the waiter gets a new pipe instead; if
-      // none can be made now it keeps its place for the next pipe given back.
-      if (first && this.take(first[0])) this.handed(first[0], first[1]);
+      // Bytes were left in it (the flow is being reset): the waiter gets a new pipe with the slot;
+      // if none can be made now the slot is free and the waiter keeps its place for the next one.
+      if (first) {
+        if (this.takePipe(first[0])) this.handed(first[0], first[1]);
+        else this.slotsHeld--;
+      }
     }
     from.r = -1;
     from.w = -1;

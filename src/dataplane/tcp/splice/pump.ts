@@ -66,11 +66,12 @@ export class Pump {
       let shortRead = false;
       if (!d.eof && d.buffered < pipeBytes) {
         if (d.r < 0) {
-          if (this.pipes.spent) {
+          // Within the flow's slot when the other way holds a pipe: never waits then.
+          if (other.r < 0 && this.pipes.spent) {
             d.waiting = true;
             break;
           }
-          if (!this.pipes.take(d)) return { at: 'pipe', errno: libc.errno() };
+          if (!this.pipes.take(d, other)) return { at: 'pipe', errno: libc.errno() };
         }
         const want = pipeBytes - d.buffered;
         const n = libc.splice(source, null, d.w, null, want, SPLICE_FLAGS);
@@ -99,7 +100,7 @@ export class Pump {
       if (!progressed || shortRead) break;
     }
     // Nothing in flight: the pipe goes back to the pool until the source has bytes again.
-    if (d.buffered === 0) this.pipes.release(d, true);
+    if (d.buffered === 0) this.pipes.release(d, true, other);
     if (d.eof && d.buffered === 0 && !d.shut) {
       // The FIN toward the sink's peer goes now: from here on a crash must not reset that peer.
       libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, NO_LINGER, NO_LINGER.length);

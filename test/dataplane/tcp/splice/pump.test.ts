@@ -110,7 +110,7 @@ describe('splice pump (fake kernel)', () => {
     assert.equal(d.buffered, 4_000);
     // The engine gives the pipe back as not empty: it is closed, never pooled with stale bytes.
     const open = kernel.openPipes();
-    pool.release(d, false);
+    pool.release(d, false, newDirection());
     assert.equal(kernel.openPipes(), open - 1);
   });
 
@@ -184,5 +184,33 @@ describe('splice pump (fake kernel)', () => {
     assert.equal(d.shut, true, 'and the FIN after them');
     assert.equal(pool.inUse, 0);
     assert.equal(kernel.calls.filter((c) => c === 'pipe2').length, 1, 'one pipe served both flows');
+  });
+
+  it('the other way of a flow that holds a pipe never waits: it moves within the flow\'s slot while other flows wait', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, PIPE, 2); // one slot
+    const pump = new Pump(kernel, pool, PIPE);
+    const client = kernel.socket({ inbound: 4 * PIPE });
+    const server = kernel.socket({ room: 0, inbound: 0 }); // reads nothing until its reply goes
+    const up = newDirection();
+    const down = newDirection();
+    assert.equal(pump.move(up, down, client, server, false), undefined);
+    assert.equal(up.buffered, PIPE, 'the request is stuck in its pipe');
+    const elsewhere = newDirection();
+    assert.equal(pump.move(elsewhere, newDirection(), kernel.socket({ inbound: 10 }), kernel.socket(), false), undefined);
+    assert.equal(elsewhere.waiting, true, 'another flow waits: the only slot is taken');
+    pool.wait(elsewhere, 'elsewhere');
+    // The server replies: the reply gets a pipe at once, although another flow waits in line.
+    kernel.state(server).inbound = 1000;
+    assert.equal(pump.move(down, up, server, client, false), undefined);
+    assert.equal(down.waiting, false);
+    assert.equal(kernel.state(client).sent, 1000);
+    assert.equal(pool.inUse, 1, 'the reply gave its pipe back (pooled, not to the line: the flow keeps its slot)');
+    assert.deepEqual(pool.takeWoken(), []);
+    // The server reads again: the request drains, the flow gives back its last pipe with the slot.
+    kernel.state(server).room = 1 << 30;
+    assert.equal(pump.move(up, down, client, server, false), undefined);
+    assert.equal(kernel.state(server).sent, 4 * PIPE);
+    assert.deepEqual(pool.takeWoken(), ['elsewhere']);
   });
 });
