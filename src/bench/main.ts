@@ -42,7 +42,7 @@ import { ensureTools } from './tools.js';
 import { machineCpu, machineCpuSince, processTree, usageOf } from '../sys/proc-usage.js';
 import { machineSample, machineTable, summarizeMachine, type MachineSample, type MachineSummary } from './machine.js';
 import { fileLimit } from '../sys/limits.js';
-import { CPU_PER_GB_SOURCE, DEFAULT_SCENARIOS, IDLE_CONNECTIONS, SCENARIOS, TCP_WORKLOADS, type Scenario, type Workload } from './workloads.js';
+import { CPU_PER_GB_SOURCE, DEFAULT_SCENARIOS, haproxyIdlePlan, PROXY_SCENARIOS, SCENARIOS, tproxyIdlePlan, type IdlePlan, TCP_WORKLOADS, type Scenario, type Workload } from './workloads.js';
 import { benchSniff, formatSniffBench, type SniffBenchRow } from './sniff.js';
 import { ROUTED_PREFIXES, writeRoutedConfig } from './routed.js';
 import { benchChartSvg, chartPathOf } from './chart.js';
@@ -236,16 +236,26 @@ async function main(): Promise<void> {
     const ready = await startTproxy();
     let proxy = ready.process;
     let haproxy = await startHaproxyReady();
-    const startBaseline = async (): Promise<SpawnedProcess | undefined> => (baselineBin ? (await startTproxy(baselineBin, BASELINE_PORT, values['baseline-workers'] ?? workers, values['baseline-tcp-engine'])).process : undefined);
+    /** The baseline's cap per worker and worker count as it starts for the other workloads. */
+    let baselineCapacity: { perWorker: number; workers: number } | undefined;
+    const startBaseline = async (workerCount = values['baseline-workers'] ?? workers): Promise<SpawnedProcess | undefined> => {
+      if (!baselineBin) return undefined;
+      const started = await startTproxy(baselineBin, BASELINE_PORT, workerCount, values['baseline-tcp-engine']);
+      baselineCapacity ??= { perWorker: started.capacity / started.workers, workers: started.workers };
+      return started.process;
+    };
     let baseline = await startBaseline();
     const startRouted = async (): Promise<SpawnedProcess | undefined> => (scenarioList.includes('routed') ? (await startTproxy(BIN, ROUTED_PORT)).process : undefined);
     let routed = await startRouted();
-    /** A fresh process: memory a proxy freed keeps its RSS, and a later round would measure reuse. */
-    const restart = async (scenario: Scenario): Promise<void> => {
+    /**
+     * A fresh process: memory a proxy freed keeps its RSS, and a later round would measure reuse.
+     * `workerCount`: a tproxy with that many workers (the idle workload's), else as started first.
+     */
+    const restart = async (scenario: Scenario, workerCount?: string): Promise<void> => {
       if (scenario === 'tproxy') {
         proxy.child.kill('SIGTERM');
         await proxy.exited;
-        proxy = (await startTproxy()).process;
+        proxy = (await startTproxy(BIN, PROXY_PORT, workerCount ?? workers)).process;
       } else if (scenario === 'haproxy') {
         haproxy.child.kill('SIGTERM');
         await haproxy.exited;
@@ -253,14 +263,25 @@ async function main(): Promise<void> {
       } else if (scenario === 'baseline' && baseline) {
         baseline.child.kill('SIGTERM');
         await baseline.exited;
-        baseline = await startBaseline();
+        baseline = await startBaseline(workerCount);
       } else if (scenario === 'routed' && routed) {
         routed.child.kill('SIGTERM');
         await routed.exited;
         routed = await startRouted();
       }
     };
-    const idleConnections = Math.min(IDLE_CONNECTIONS, Math.floor(haproxyMaxconn * 0.9), Math.floor(ready.capacity * 0.8));
+    // Idle connections per scenario: IDLE_CONNECTIONS where the proxy can hold them. Each tproxy
+    // worker has its own descriptor limit, so a tproxy whose workers hold fewer runs the idle
+    // workload with more workers (SO_REUSEPORT spreads the connections unevenly: 0.8 of the cap);
+    // HAProxy is one process: 2 descriptors per connection under the hard limit (0.9 of maxconn).
+    const tproxyCapacity = { perWorker: ready.capacity / ready.workers, workers: ready.workers };
+    const idlePlan = (scenario: Scenario): IdlePlan => (scenario === 'haproxy' ? haproxyIdlePlan(haproxyMaxconn) : tproxyIdlePlan(scenario === 'baseline' ? baselineCapacity : tproxyCapacity));
+    const idleSummary = PROXY_SCENARIOS.filter((s) => scenarioList.includes(s))
+      .map((s) => {
+        const plan = idlePlan(s);
+        return `${s} ${plan.connections}${plan.workers ? ` (${plan.workers} workers)` : ''}`;
+      })
+      .join(', ');
     const proxyPids: Record<Scenario, () => readonly number[]> = {
       forwarding: () => [],
       tproxy: () => processTree(proxy.child.pid ?? -1),
@@ -290,18 +311,19 @@ async function main(): Promise<void> {
     const samples: Record<string, Record<Scenario, number[]>> = {};
     const extras: Record<string, Record<Scenario, Record<string, number>[]>> = {};
     const machineSamples: Record<string, Partial<Record<Scenario, MachineSample[]>>> = {};
-    say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${ready.workers} worker(s), upstream direct; descriptor hard limit ${hardLimit}, ${idleConnections} idle connections`);
+    say(`bench: ${rounds} round(s) of ${seconds} s per workload and scenario, interleaved; proxy with ${ready.workers} worker(s), upstream direct; descriptor hard limit ${hardLimit}; idle connections: ${idleSummary}`);
     for (let round = 0; round < rounds; round++) {
       const order: Scenario[] = round % 2 === 0 ? [...scenarioList] : [...scenarioList].reverse();
       for (const workload of workloads) {
         for (const scenario of order.filter((s) => (workload.scenarios ?? DEFAULT_SCENARIOS).includes(s))) {
-          if (workload.freshProxy) await restart(scenario);
+          const idle = workload.holdsConnections ? idlePlan(scenario) : undefined;
+          if (workload.freshProxy) await restart(scenario, idle?.workers === undefined ? undefined : `${idle.workers}`);
           await scenarioOn(scenario);
           const before = await intercepted(scenario);
           const pids = proxyPids[scenario]();
           const usageBefore = usageOf(pids);
           const machineBefore = machineCpu();
-          const measured = await workload.run(lab, seconds, { proxyPids: proxyPids[scenario], idleConnections });
+          const measured = await workload.run(lab, seconds, { proxyPids: proxyPids[scenario], idleConnections: idle?.connections ?? 0 });
           const machineSpent = machineCpuSince(machineBefore);
           const usageAfter = usageOf(pids);
           const cpuSeconds = usageAfter.cpuSeconds - usageBefore.cpuSeconds;
@@ -321,6 +343,8 @@ async function main(): Promise<void> {
           ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(m.value);
           ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(m.extra ?? {});
           say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}${cpuPerGb === undefined ? '' : ` (proxy CPU ${cpuPerGb.toFixed(3)} s/GB)`}`);
+          // The other workloads measure the proxy as it starts by default.
+          if (idle?.workers !== undefined) await restart(scenario);
         }
       }
     }

@@ -18,7 +18,8 @@ export type Scenario = 'forwarding' | 'tproxy' | 'haproxy' | 'baseline' | 'route
 export const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline', 'routed'];
 /** The scenarios of a workload that does not name its own. */
 export const DEFAULT_SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline'];
-const PROXIES: readonly Scenario[] = ['tproxy', 'haproxy', 'baseline'];
+/** The scenarios with a proxy in the path. */
+export const PROXY_SCENARIOS: readonly Scenario[] = ['tproxy', 'haproxy', 'baseline'];
 
 export interface Measurement {
   readonly value: number;
@@ -33,7 +34,7 @@ export interface Measurement {
 export interface WorkloadContext {
   /** The proxy's processes (none for kernel forwarding). */
   readonly proxyPids: () => readonly number[];
-  /** Idle connections both proxies can hold under the descriptor limit (at most IDLE_CONNECTIONS). */
+  /** Idle connections this scenario's proxy can hold under the descriptor limit (at most IDLE_CONNECTIONS). */
   readonly idleConnections: number;
 }
 
@@ -47,6 +48,8 @@ export interface Workload {
   readonly scenarios?: readonly Scenario[];
   /** Measured on a freshly started proxy (memory figures: a proxy keeps what it once allocated). */
   readonly freshProxy?: boolean;
+  /** Holds context.idleConnections open at once: a tproxy starts with workers enough for them. */
+  readonly holdsConnections?: boolean;
   run(lab: Lab, seconds: number, context: WorkloadContext): Promise<Measurement>;
 }
 
@@ -97,6 +100,33 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Prom
 }
 
 export const IDLE_CONNECTIONS = 10_000;
+/** The share of a tproxy's cap the idle workload counts on: SO_REUSEPORT spreads connections over the workers unevenly. */
+export const IDLE_SPREAD = 0.8;
+/** The share of HAProxy's maxconn it counts on. */
+const HAPROXY_IDLE_SHARE = 0.9;
+
+/** How a proxy holds the idle workload: `connections` (at most IDLE_CONNECTIONS), with `workers` when a tproxy needs more than it starts with. */
+export interface IdlePlan {
+  readonly connections: number;
+  readonly workers?: number;
+}
+
+/**
+ * A tproxy whose workers hold `perWorker` flows each (each worker process has its own descriptor
+ * limit): IDLE_CONNECTIONS, with more workers than `workers` when those hold fewer. Pure.
+ */
+export function tproxyIdlePlan(capacity: { readonly perWorker: number; readonly workers: number } | undefined): IdlePlan {
+  if (!capacity || capacity.perWorker <= 0) return { connections: 0 };
+  const needed = Math.ceil(IDLE_CONNECTIONS / (capacity.perWorker * IDLE_SPREAD));
+  const workers = Math.max(needed, capacity.workers);
+  const connections = Math.min(IDLE_CONNECTIONS, Math.floor(capacity.perWorker * workers * IDLE_SPREAD));
+  return workers > capacity.workers ? { connections, workers } : { connections };
+}
+
+/** HAProxy is one process: what its maxconn (two descriptors each under the hard limit) holds. Pure. */
+export function haproxyIdlePlan(maxconn: number): IdlePlan {
+  return { connections: Math.min(IDLE_CONNECTIONS, Math.floor(maxconn * HAPROXY_IDLE_SHARE)) };
+}
 
 /**
  * Memory per idle connection: IDLE_CONNECTIONS connections opened through the proxy to nginx and
@@ -106,10 +136,11 @@ export const IDLE_CONNECTIONS = 10_000;
 function idleMemory(): Workload {
   return {
     name: 'idle-memory-per-conn',
-    description: `up to ${IDLE_CONNECTIONS} idle TCP connections (extra.connections: as many as the descriptor limit lets both proxies hold) held through the proxy: proxy process RSS growth per connection`,
+    description: `${IDLE_CONNECTIONS} idle TCP connections held through the proxy (extra.connections: fewer where the descriptor limit holds fewer; a tproxy whose workers hold fewer runs with more workers): proxy process RSS growth per connection`,
     unit: 'KiB/conn',
     higherIsBetter: false,
-    scenarios: PROXIES,
+    scenarios: PROXY_SCENARIOS,
+    holdsConnections: true,
     freshProxy: true,
     async run(lab, _seconds, context) {
       const count = context.idleConnections;

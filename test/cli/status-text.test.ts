@@ -18,7 +18,7 @@ const status: DaemonStatus = {
       sockets: [{ family: 4, address: '0.0.0.0', port: 8000, transport: 'tcp' }, { family: 6, address: '::', port: 8000, transport: 'tcp' }],
       counters: { tcp: { ...emptyTcpCounters(), accepted: 5, active: 1, closed: { done: 4 }, bytesFromClient: 1536, bytesFromServer: 3 * 1024 * 1024 } },
       workers: { pids: [43, 44], restarts: 0 },
-      capacity: { configured: 100_000, perWorker: 3322, limitedBy: 'descriptors', fileLimit: 20_000, descriptorsPerFlow: 6 },
+      capacity: { configured: 100_000, perWorker: 7974, limitedBy: 'descriptors', fileLimit: 20_000, descriptorsPerFlow: 2, sharedPipes: 1994, neededFileLimit: 250_064 },
     },
   ],
   rules: {
@@ -67,7 +67,7 @@ describe('tproxy status text', () => {
         '  tcp: 1 active, 5 accepted; 1.5 KiB from clients, 3.0 MiB from servers',
         '    closed: done 4; refused: none; connect errors: none; accept pauses: 0',
         '    workers: 2 (pids 43, 44), 0 restarts',
-        '    cap: at most 3322 connections per worker, not the configured 100000: the descriptor limit 20000 (RLIMIT_NOFILE) holds (20000 - 64 reserved and what is open at start) / 6 per flow; raise it (LimitNOFILE= in the systemd unit, ulimit -n) to 600064 for the configured cap',
+        '    cap: at most 7974 connections per worker, not the configured 100000: the descriptor limit 20000 (RLIMIT_NOFILE) holds (20000 - 64 reserved and what is open at start) at 2 per flow plus 2 for each of 1994 pipes the flows with bytes in flight share; raise it (LimitNOFILE= in the systemd unit, ulimit -n) to 250064 for the configured cap',
         'busiest tcp flows (top 10 by bytes):',
         '  198.51.100.10:40000 -> 203.0.113.20:81  1.0 KiB up, 0 B down, 2s (worker 43)',
         '',

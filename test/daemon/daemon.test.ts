@@ -68,7 +68,7 @@ function harness(initial: TproxyConfig): Harness {
       workers: () => ({ running: 0, restarts: 0 }),
       workerPids: () => [],
       health: () => ({ tcp: { accepting: true, workers: { running: 0, wanted: 0 } } }),
-      tcpCapacity: () => ({ configured: 1, perWorker: 1, limitedBy: 'configured', fileLimit: 1024, descriptorsPerFlow: 6 }),
+      tcpCapacity: () => ({ configured: 1, perWorker: 1, limitedBy: 'configured', fileLimit: 1024, descriptorsPerFlow: 2, sharedPipes: 2, neededFileLimit: 70 }),
       setFlowEvents(on) {
         log.push(`flow events ${id} ${on ? 'on' : 'off'}`);
         return Promise.resolve();

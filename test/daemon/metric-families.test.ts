@@ -27,9 +27,9 @@ const snapshot: MetricsSnapshot = {
         udp,
       },
       workers: { running: 2, restarts: 1 },
-      capacity: { configured: 100_000, perWorker: 3322, limitedBy: 'descriptors', fileLimit: 20_000, descriptorsPerFlow: 6 },
+      capacity: { configured: 100_000, perWorker: 7974, limitedBy: 'descriptors', fileLimit: 20_000, descriptorsPerFlow: 2, sharedPipes: 1994, neededFileLimit: 250_064 },
     },
-    { name: 'dns', counters: { tcp: { ...emptyTcpCounters(), accepted: 1 } }, workers: { running: 1, restarts: 0 }, capacity: { configured: 100, perWorker: 100, limitedBy: 'configured', fileLimit: 20_000, descriptorsPerFlow: 6 } },
+    { name: 'dns', counters: { tcp: { ...emptyTcpCounters(), accepted: 1 } }, workers: { running: 1, restarts: 0 }, capacity: { configured: 100, perWorker: 100, limitedBy: 'configured', fileLimit: 20_000, descriptorsPerFlow: 2, sharedPipes: 64, neededFileLimit: 392 } },
   ],
   rules: { managed: true, backend: 'nft', inPlace: true, counters: [{ rule: 'prerouting: tproxy: intercept tcp ipv4', packets: 30, bytes: 2400 }, { rule: 'prerouting: tproxy: intercept udp ipv6', packets: 0, bytes: 0 }] },
   rulesReadFailures: 0,
@@ -98,7 +98,7 @@ describe('metric families (pure mapping)', () => {
     assert.equal(sample('tproxy_tcp_connections_closed_total', { ...main, reason: 'client-ECONNRESET' }), 2);
     assert.equal(sample('tproxy_tcp_worker_restarts_total', main), 1);
     assert.equal(sample('tproxy_tcp_workers', main), 2);
-    assert.equal(sample('tproxy_tcp_max_connections', { ...main, limit: 'descriptors' }), 3322, 'the cap in force, and that the file limit set it');
+    assert.equal(sample('tproxy_tcp_max_connections', { ...main, limit: 'descriptors' }), 7974, 'the cap in force, and that the file limit set it');
     assert.equal(sample('tproxy_tcp_max_connections_configured', main), 100_000);
     assert.equal(sample('tproxy_tcp_max_connections', { listener: 'dns', limit: 'configured' }), 100);
     assert.equal(metricValues(snapshot).filter((v) => v.family.name === 'tproxy_tcp_connections_total').length, 1, 'one family, a sample per listener');

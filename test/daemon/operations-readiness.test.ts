@@ -30,7 +30,7 @@ function fake(configText: string): Fake {
       snapshot: () => Promise.resolve({ counters: { tcp: emptyTcpCounters() }, flows: [] }),
       workers: () => ({ running: 1, restarts: 0 }),
       workerPids: () => [1],
-      tcpCapacity: () => ({ configured: 1, perWorker: 1, limitedBy: 'configured', fileLimit: 1024, descriptorsPerFlow: 6 }),
+      tcpCapacity: () => ({ configured: 1, perWorker: 1, limitedBy: 'configured', fileLimit: 1024, descriptorsPerFlow: 2, sharedPipes: 2, neededFileLimit: 70 }),
       health: () => health.current,
     },
   };

@@ -19,6 +19,7 @@
  *                         hold        HOLD, then wait up to ARG ms for the connection to end; how?
  *                         raw         connect, send a line, report how the connection ended
  *                         many N      N concurrent ECHO connections, all open at once
+ *                         bulkmany N B  N concurrent bulk B transfers at once; how many came back intact
  *                         gated N G   N concurrent connections sending GATE G
  */
 import { createCipheriv, createHash } from 'node:crypto';
@@ -215,6 +216,40 @@ async function gated(host: string, port: number, count: number, gateSize: number
   print({ ok: results.filter((r) => r === 'ok').length, failures: results.filter((r) => r !== 'ok').slice(0, 5) });
 }
 
+/** One ECHO transfer of `bytes` both ways at full speed: 'ok' when every byte came back intact, else what went wrong. */
+async function bulkOnce(host: string, port: number, bytes: number): Promise<string> {
+  const socket = await connect(host, port);
+  const sent = createHash('sha256');
+  const got = createHash('sha256');
+  let received = 0;
+  const ended = new Promise<string>((resolve) => {
+    socket.on('data', (d: Buffer) => {
+      got.update(d);
+      received += d.length;
+    });
+    socket.on('end', () => resolve('end'));
+    socket.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+  let over = false;
+  void ended.then(() => (over = true));
+  socket.write('ECHO\n');
+  for (const c of chunks(bytes, 64 * 1024)) {
+    sent.update(c);
+    if (!socket.write(c)) await Promise.race([new Promise((r) => socket.once('drain', r)), ended]);
+    if (over) break;
+  }
+  socket.end();
+  const how = await ended;
+  if (how !== 'end') return how;
+  if (received !== bytes) return `short-${received}`;
+  return got.digest('hex') === sent.digest('hex') ? 'ok' : 'corrupt';
+}
+
+async function bulkMany(host: string, port: number, count: number, bytes: number): Promise<void> {
+  const results = await Promise.all(Array.from({ length: count }, () => bulkOnce(host, port, bytes).catch((e: NodeJS.ErrnoException) => e.code ?? 'error')));
+  print({ ok: results.filter((r) => r === 'ok').length, failures: results.filter((r) => r !== 'ok').slice(0, 5) });
+}
+
 async function many(host: string, port: number, count: number): Promise<void> {
   const sockets: net.Socket[] = [];
   let echoed = 0;
@@ -258,7 +293,11 @@ if (role === 'server') {
 } else if (role === 'client') {
   const [scenario = '', host = '', port = '0', arg = '0', arg2 = '0'] = args;
   const run =
-    scenario === 'many' ? many(host, Number(port), Number(arg)) : scenario === 'gated' ? gated(host, Number(port), Number(arg), Number(arg2)) : client(scenario, host, Number(port), Number(arg));
+    scenario === 'many'
+      ? many(host, Number(port), Number(arg))
+      : scenario === 'bulkmany'
+        ? bulkMany(host, Number(port), Number(arg), Number(arg2))
+        : scenario === 'gated' ? gated(host, Number(port), Number(arg), Number(arg2)) : client(scenario, host, Number(port), Number(arg));
   run.then(
     () => process.exit(0),
     (error: unknown) => {

@@ -136,7 +136,7 @@ function capacityHere(tcp: readonly TcpLimits[]): ListenerCapacity[] {
   const limit = fileLimit().hard;
   return tcp.map((l) => {
     const c = expectedTcpCapacity(l.maxConnections, limit, l.engine);
-    return { listener: l.listener, configured: c.configured, perWorker: c.perWorker, fileLimit: c.fileLimit, descriptorsPerFlow: c.descriptorsPerFlow, reservedDescriptors: RESERVED_DESCRIPTORS };
+    return { listener: l.listener, configured: c.configured, perWorker: c.perWorker, fileLimit: c.fileLimit, descriptorsPerFlow: c.descriptorsPerFlow, sharedPipes: c.sharedPipes, reservedDescriptors: RESERVED_DESCRIPTORS, neededFileLimit: c.neededFileLimit };
   });
 }
 

@@ -57,8 +57,13 @@ export interface ListenerCapacity {
   readonly configured: number;
   readonly perWorker: number;
   readonly fileLimit: number;
+  /** Descriptors each flow holds (its two sockets). */
   readonly descriptorsPerFlow: number;
+  /** Pipes (two descriptors each) a worker shares among its flows with bytes in flight (splice engine; 0 otherwise). */
+  readonly sharedPipes: number;
   readonly reservedDescriptors: number;
+  /** The file limit the configured cap needs, reserve included. */
+  readonly neededFileLimit: number;
 }
 
 /** Our iptables chains (the iptables backend's), in either flavour. */

@@ -4,7 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { LAB_ADDRESSES } from '../../../src/lab/topology.js';
 import { startProxyLab, type LogLine, type ProxyLab } from '../../helpers/proxy-lab.js';
 
-// splice (6 descriptors per flow) and uring (2: its accept pauses by cancelling a multishot accept).
+// splice (at caps this small 6 descriptors per flow: two sockets and two shared pipes per flow, up
+// to 64 pipes) and uring (2: its accept pauses by cancelling a multishot accept).
 for (const engine of ['splice', 'uring'] as const) describe(`TCP connection limits, ${engine} engine (root)`, () => {
   let p: ProxyLab;
   const perFlow = engine === 'splice' ? 6 : 2;

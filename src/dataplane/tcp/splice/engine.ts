@@ -38,6 +38,7 @@ import { refusalReason } from '../refusal.js';
 import { proxyHeaderFor, routeFields, routeFlowOf } from '../routing.js';
 import { MAX_STREAM_SNIFF_BYTES, sniffStream } from '../../../core/sniff/stream.js';
 import { openUpstreamSocket } from '../upstream-socket.js';
+import { sharedPipes } from '../capacity.js';
 import { NOT_WATCHED, socketInterest, updateInterest } from './interest.js';
 import { PipePool } from './pipe-pool.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
@@ -101,7 +102,8 @@ export class SpliceEngine {
   /** The accepted socket's local address: the original destination, as the kernel wrote it. */
   private readonly local = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly localLen = Buffer.alloc(4);
-  private readonly pipes: PipePool;
+  /** Shared by the flows with bytes in flight; a direction that finds none waits in its line. */
+  private readonly pipes: PipePool<Flow>;
   private readonly pump: Pump;
   private readonly owners = new Map<number, Owner>();
   private readonly flows = new Set<Flow>();
@@ -134,7 +136,7 @@ export class SpliceEngine {
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
-    this.pipes = new PipePool(libc, config.pipeBytes, config.maxConnections * 2);
+    this.pipes = new PipePool<Flow>(libc, config.pipeBytes, config.maxPipes ?? sharedPipes('splice', config.maxConnections));
     this.pump = new Pump(libc, this.pipes, config.pipeBytes);
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.linger.writeInt32LE(1, 0);
@@ -219,6 +221,7 @@ export class SpliceEngine {
     const now = this.now();
     if (firstSniff) this.expireSniffs(now);
     if (this.timers.scanDue(now)) this.scan(now);
+    this.wakePipeWaiters();
     if (this.pending.length > 0) {
       this.post({ kind: 'events', events: this.pending });
       this.pending = [];
@@ -571,6 +574,7 @@ export class SpliceEngine {
     const before = d.bytes;
     const failure = this.pump.move(d, other, source, sink, finished);
     if (d.bytes !== before) flow.lastActive = this.now();
+    if (d.waiting) this.pipes.wait(d, flow);
     if (failure === undefined) return true;
     this.pumpFailed(flow, failure, sourceSide);
     return false;
@@ -611,8 +615,10 @@ export class SpliceEngine {
       if (reason === 'done') this.libc.close(fd);
       else this.reset(fd);
     }
-    this.pipes.release(flow.up, flow.up.buffered === 0);
-    this.pipes.release(flow.down, flow.down.buffered === 0);
+    this.pipes.forget(flow.up);
+    this.pipes.forget(flow.down);
+    this.pipes.release(flow.up, flow.up.buffered === 0, flow.down);
+    this.pipes.release(flow.down, flow.down.buffered === 0, flow.up);
     this.flows.delete(flow);
     this.connecting.delete(flow);
     increment(this.counters.closed, reason);
@@ -636,6 +642,20 @@ export class SpliceEngine {
     // Resume below the cap, not below a lower mark: waiting connections must not sit in the
     // backlog while there is room (with a gap, flows that wait on each other could never finish).
     if (this.acceptPaused && this.resumeAt === 0 && !this.flowsAtCap()) this.setAccepting(true);
+  }
+
+  /**
+   * Pump the flows whose waiting direction was handed a pipe this turn (pipes given back by
+   * drained directions and closed flows). Each pump may give pipes back and wake more: bounded by
+   * the line, which holds at most two directions per flow.
+   */
+  private wakePipeWaiters(): void {
+    for (let rounds = 0; rounds < 2 * this.config.maxConnections + 1; rounds++) {
+      const woken = this.pipes.takeWoken();
+      if (woken.length === 0) return;
+      // Only the directions that hold a pipe now: an idle other way must not join the line.
+      for (const flow of woken) if (!flow.closed) this.pumpAll(flow, flow.up.r >= 0, flow.down.r >= 0);
+    }
   }
 
   private scan(now: number): void {

@@ -1,6 +1,6 @@
 /**
  * epoll interest of a flow's two sockets. Level-triggered: a socket is watched for reading while
- * its direction's pipe has room and no FIN came, for writing while the other direction has bytes
+ * its direction's pipe has room, no FIN came and it is not waiting for a pipe, for writing while the other direction has bytes
  * waiting for it; a socket with nothing to wait for leaves the set (EPOLLHUP would be reported
  * forever otherwise).
  */
@@ -9,7 +9,7 @@ import type { Direction } from './pump.js';
 
 /** Events to watch on the socket that feeds `reads` and drains `writes`. Pure. */
 export function socketInterest(reads: Direction, writes: Direction, pipeBytes: number): number {
-  const reading = !reads.eof && reads.buffered < pipeBytes ? C.EPOLLIN | C.EPOLLRDHUP : 0;
+  const reading = !reads.eof && !reads.waiting && reads.buffered < pipeBytes ? C.EPOLLIN | C.EPOLLRDHUP : 0;
   const writing = writes.buffered > 0 ? C.EPOLLOUT : 0;
   return reading | writing;
 }

@@ -27,6 +27,8 @@ export interface SpliceEngineConfig {
   readonly flowEvents: SharedArrayBuffer;
   /** Bytes each direction's pipe may hold (F_SETPIPE_SZ). */
   readonly pipeBytes: number;
+  /** Pipes shared by the flows with bytes in flight; default capacity.ts sharedPipes(maxConnections). */
+  readonly maxPipes?: number;
   readonly localAddresses: readonly string[];
   readonly countersIntervalMs: number;
   /** DSCP and TTL of the packets sent both ways (the listeners already carry the fixed ones). */

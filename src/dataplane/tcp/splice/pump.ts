@@ -3,7 +3,8 @@
  * socket with splice(2). Bytes never enter JavaScript.
  *
  * The source is read only while the direction's pipe has room (backpressure: at most `pipeBytes`
- * in flight). A FIN crosses as shutdown(SHUT_WR) on the sink once the pipe is drained
+ * in flight). A direction with nothing in flight holds no pipe; when it needs one and the budget
+ * is spent it waits (`waiting`: not read, the engine puts it in the pool's line) instead of failing. A FIN crosses as shutdown(SHUT_WR) on the sink once the pipe is drained
  * (half-close); the sink loses its SO_LINGER {1, 0} first, so from then on a crash no longer
  * resets that peer. An error on either socket is returned; the engine resets the flow.
  */
@@ -23,11 +24,13 @@ export interface Direction extends PipeEnds {
   shut: boolean;
   /** Bytes read from the source so far. */
   bytes: number;
+  /** It needs a pipe and the budget is spent: not read until the pool hands it one. */
+  waiting: boolean;
 }
 
-export const newDirection = (): Direction => ({ r: -1, w: -1, buffered: 0, eof: false, shut: false, bytes: 0 });
+export const newDirection = (): Direction => ({ r: -1, w: -1, buffered: 0, eof: false, shut: false, bytes: 0, waiting: false });
 
-/** Why a direction stopped: its source or sink failed (errno), or no pipe could be had (errno). */
+/** Why a direction stopped: its source or sink failed (errno), or pipe2 failed (errno: out of descriptors). */
 export interface PumpFailure {
   readonly at: 'source' | 'sink' | 'pipe';
   readonly errno: number;
@@ -49,10 +52,12 @@ export class Pump {
    * the FIN on once everything before it went. `finished`: the source's FIN is known to have
    * arrived (EPOLLRDHUP), so reading on to it now is worth a call. `other`: the opposite
    * direction; when it is already shut the flow ends and its close() sends this FIN instead.
-   * Undefined, or why the flow must be reset.
+   * Undefined, or why the flow must be reset. Sets `d.waiting` when it needs a pipe the budget
+   * cannot give now.
    */
   move(d: Direction, other: Direction, source: number, sink: number, finished: boolean): PumpFailure | undefined {
     const { libc, pipeBytes } = this;
+    d.waiting = false;
     for (let round = 0; round < C.PUMP_ROUNDS; round++) {
       let progressed = false;
       // A short read means the socket is (almost surely) drained: no retry that would only return
@@ -60,7 +65,14 @@ export class Pump {
       // unless the FIN is known to be there, when the retry reads it (0) now.
       let shortRead = false;
       if (!d.eof && d.buffered < pipeBytes) {
-        if (d.r < 0 && !this.pipes.take(d)) return { at: 'pipe', errno: libc.errno() };
+        if (d.r < 0) {
+          // Within the flow's slot when the other way holds a pipe: never waits then.
+          if (other.r < 0 && this.pipes.spent) {
+            d.waiting = true;
+            break;
+          }
+          if (!this.pipes.take(d, other)) return { at: 'pipe', errno: libc.errno() };
+        }
         const want = pipeBytes - d.buffered;
         const n = libc.splice(source, null, d.w, null, want, SPLICE_FLAGS);
         if (n > 0) {
@@ -88,7 +100,7 @@ export class Pump {
       if (!progressed || shortRead) break;
     }
     // Nothing in flight: the pipe goes back to the pool until the source has bytes again.
-    if (d.buffered === 0) this.pipes.release(d, true);
+    if (d.buffered === 0) this.pipes.release(d, true, other);
     if (d.eof && d.buffered === 0 && !d.shut) {
       // The FIN toward the sink's peer goes now: from here on a crash must not reset that peer.
       libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, NO_LINGER, NO_LINGER.length);

@@ -39,7 +39,7 @@ export class SpliceRelay {
   private readonly flowEvents = new SharedArrayBuffer(4);
 
   constructor(
-    private readonly config: Omit<TcpRelayConfig, 'family'> & { readonly families: readonly Family[]; readonly pipeBytes: number; readonly engine?: 'splice' | 'uring' },
+    private readonly config: Omit<TcpRelayConfig, 'family'> & { readonly families: readonly Family[]; readonly pipeBytes: number; readonly maxPipes?: number; readonly engine?: 'splice' | 'uring' },
     private readonly deps: SpliceRelayDeps,
   ) {
     this.wake.writeBigUInt64LE(1n, 0);
@@ -84,6 +84,7 @@ export class SpliceRelay {
       maxConnections: this.config.maxConnections,
       flowEvents: this.flowEvents,
       pipeBytes: this.config.pipeBytes,
+      ...(this.config.maxPipes === undefined ? {} : { maxPipes: this.config.maxPipes }),
       localAddresses: [...this.deps.localAddresses()],
       countersIntervalMs: 1000,
       headers: this.config.headers ?? {},

@@ -4,6 +4,8 @@ import { PipePool, type PipeEnds } from '../../../../src/dataplane/tcp/splice/pi
 import { FakeKernel } from './fake-kernel.js';
 
 const ends = (): PipeEnds => ({ r: -1, w: -1 });
+/** The other direction of a flow that holds no pipe. */
+const alone: PipeEnds = { r: -1, w: -1 };
 
 describe('splice pipe pool (fake kernel)', () => {
   it('sizes new pipes, reuses empty ones, and never keeps more than the descriptor budget allows', () => {
@@ -11,33 +13,33 @@ describe('splice pipe pool (fake kernel)', () => {
     const pool = new PipePool(kernel, 256 * 1024, 2);
     const a = ends();
     const b = ends();
-    assert.ok(pool.take(a));
-    assert.ok(pool.take(b));
+    assert.ok(pool.take(a, alone));
+    assert.ok(pool.take(b, alone));
     assert.deepEqual(kernel.calls, ['pipe2', 'fcntl', 'pipe2', 'fcntl']);
     assert.equal(pool.inUse, 2);
-    pool.release(a, true);
+    pool.release(a, true, alone);
     assert.equal(pool.pooled, 1);
     assert.deepEqual(a, { r: -1, w: -1 });
-    pool.release(b, true);
+    pool.release(b, true, alone);
     assert.equal(pool.pooled, 2);
     // Three held at once (beyond the budget of 2): given back, they are kept only while held plus
     // pooled stays within it.
     const c = ends();
     const d = ends();
     const e = ends();
-    pool.take(c);
-    pool.take(d);
-    pool.take(e);
+    pool.take(c, alone);
+    pool.take(d, alone);
+    pool.take(e, alone);
     assert.equal(pool.inUse, 3);
     assert.equal(kernel.calls.filter((x) => x === 'pipe2').length, 3, 'two from the pool, one new');
-    pool.release(c, true);
+    pool.release(c, true, alone);
     assert.equal(pool.pooled, 0, 'held 2 + pooled 0 is the budget: closed');
-    pool.release(d, true);
+    pool.release(d, true, alone);
     assert.equal(pool.pooled, 1);
-    pool.release(e, true);
+    pool.release(e, true, alone);
     assert.equal(pool.pooled, 2);
     assert.equal(kernel.openPipes(), 2);
-    pool.release(ends(), true); // nothing held: no-op
+    pool.release(ends(), true, alone); // nothing held: no-op
     assert.equal(pool.inUse, 0);
   });
 
@@ -46,15 +48,130 @@ describe('splice pipe pool (fake kernel)', () => {
     const pool = new PipePool(kernel, 65536, 8);
     const a = ends();
     const b = ends();
-    pool.take(a);
-    pool.take(b);
-    pool.release(a, true);
+    pool.take(a, alone);
+    pool.take(b, alone);
+    pool.release(a, true, alone);
     pool.draining = true;
-    pool.release(b, true);
+    pool.release(b, true, alone);
     assert.equal(pool.pooled, 1);
     assert.equal(kernel.openPipes(), 1);
     pool.closeIdle();
     assert.equal(kernel.openPipes(), 0);
     assert.equal(pool.pooled, 0);
+  });
+
+  it('past the budget a direction waits in line: a flow\'s last pipe given back goes to the first in line, in order', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, 65536, 4); // two slots of two pipes
+    const a = ends();
+    const b = ends();
+    assert.equal(pool.spent, false);
+    pool.take(a, alone);
+    pool.take(b, alone);
+    assert.equal(pool.spent, true, 'both slots held (one pipe each)');
+    const first = ends();
+    const second = ends();
+    pool.wait(first, 'first');
+    pool.wait(second, 'second');
+    pool.wait(first, 'first'); // already in line: keeps its place, no second entry
+    assert.equal(pool.waiting, 2);
+    assert.deepEqual(pool.takeWoken(), []);
+    const aEnds = { ...a };
+    pool.release(a, true, alone);
+    assert.deepEqual(first, aEnds, 'the very pipe, handed over');
+    assert.deepEqual(a, { r: -1, w: -1 });
+    assert.equal(pool.inUse, 2, 'still held, by the waiter now');
+    assert.equal(pool.pooled, 0, 'never pooled in between');
+    assert.equal(pool.waiting, 1);
+    assert.equal(pool.spent, true, 'a direction still waits: nobody takes past the line');
+    assert.deepEqual(pool.takeWoken(), ['first']);
+    assert.deepEqual(pool.takeWoken(), [], 'taken once');
+    pool.release(b, true, alone);
+    assert.deepEqual(pool.takeWoken(), ['second']);
+    assert.equal(pool.waiting, 0);
+    assert.equal(pool.spent, true, 'the budget is held again');
+    pool.release(first, true, alone);
+    assert.equal(pool.spent, false);
+    assert.equal(pool.pooled, 1, 'nobody waits: pooled again');
+    assert.equal(kernel.calls.filter((c) => c === 'pipe2').length, 2, 'two pipes served four directions');
+  });
+
+  it('a pipe given back with bytes in it is closed and the waiter gets a new one; a forgotten waiter gets none', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, 65536, 1);
+    const a = ends();
+    pool.take(a, alone);
+    const gone = ends();
+    const next = ends();
+    pool.wait(gone, 'gone');
+    pool.wait(next, 'next');
+    pool.forget(gone); // its flow closed while waiting
+    const stale = { ...a };
+    pool.release(a, false, alone);
+    assert.deepEqual(pool.takeWoken(), ['next']);
+    assert.notEqual(next.r, stale.r, 'a new pipe: the old one held stale bytes');
+    assert.equal(gone.r, -1);
+    assert.equal(kernel.openPipes(), 1);
+    assert.equal(pool.inUse, 1);
+  });
+
+  it('when no new pipe can be made the waiter keeps its place for the next pipe given back', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, 65536, 4);
+    const a = ends();
+    const b = ends();
+    pool.take(a, alone);
+    pool.take(b, alone);
+    const w = ends();
+    pool.wait(w, 'w');
+    kernel.outOfDescriptors = true;
+    pool.release(a, false, alone);
+    assert.deepEqual(pool.takeWoken(), []);
+    assert.equal(pool.waiting, 1);
+    assert.equal(pool.spent, true, 'below the budget, but a direction waits first');
+    kernel.outOfDescriptors = false;
+    pool.release(b, true, alone);
+    assert.deepEqual(pool.takeWoken(), ['w']);
+    assert.ok(w.r >= 0);
+  });
+
+  it('hands pipes to waiters while draining (flows finishing at a graceful stop need them)', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, 65536, 1);
+    const a = ends();
+    pool.take(a, alone);
+    const w = ends();
+    pool.wait(w, 'w');
+    pool.draining = true;
+    pool.release(a, true, alone);
+    assert.deepEqual(pool.takeWoken(), ['w']);
+    pool.release(w, true, alone);
+    assert.equal(pool.pooled, 0, 'closed while draining');
+    assert.equal(kernel.openPipes(), 0);
+  });
+
+  it('a flow holding a pipe gets its second within its slot, and its slot passes on only with its last pipe', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, 65536, 2); // one slot
+    const up = ends();
+    const down = ends();
+    assert.ok(pool.take(up, down));
+    assert.equal(pool.slotsInUse, 1);
+    assert.equal(pool.spent, true);
+    // The reply way of the same flow: within the slot (a server blocked on its reply must not
+    // hold the request's pipe forever while the reply waits for a pipe).
+    assert.ok(pool.take(down, up));
+    assert.equal(pool.inUse, 2);
+    assert.equal(pool.slotsInUse, 1);
+    const other = ends();
+    pool.wait(other, 'other flow');
+    pool.release(up, true, down);
+    assert.deepEqual(pool.takeWoken(), [], 'the flow still holds a pipe: its slot stays');
+    assert.equal(pool.pooled, 1);
+    pool.release(down, true, up);
+    assert.deepEqual(pool.takeWoken(), ['other flow'], 'its last pipe goes with the slot');
+    assert.equal(pool.slotsInUse, 1);
+    assert.equal(pool.inUse, 1);
+    assert.ok(kernel.openPipes() <= 2, 'never more pipes than the budget');
   });
 });

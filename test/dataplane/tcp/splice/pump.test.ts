@@ -110,7 +110,7 @@ describe('splice pump (fake kernel)', () => {
     assert.equal(d.buffered, 4_000);
     // The engine gives the pipe back as not empty: it is closed, never pooled with stale bytes.
     const open = kernel.openPipes();
-    pool.release(d, false);
+    pool.release(d, false, newDirection());
     assert.equal(kernel.openPipes(), open - 1);
   });
 
@@ -143,5 +143,74 @@ describe('splice pump (fake kernel)', () => {
     const d = newDirection();
     assert.equal(pump.move(d, newDirection(), later, kernel.socket(), false), undefined);
     assert.equal(d.eof, false);
+  });
+
+  it('a direction that finds the pipe budget spent waits unread, and moves its bytes once a pipe is handed to it', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, PIPE, 1);
+    const pump = new Pump(kernel, pool, PIPE);
+    // One flow holds the only pipe: its sink takes nothing (backpressure).
+    const busySource = kernel.socket({ inbound: 2 * PIPE });
+    const busySink = kernel.socket({ room: 0 });
+    const busy = newDirection();
+    assert.equal(pump.move(busy, newDirection(), busySource, busySink, false), undefined);
+    assert.equal(pool.inUse, 1);
+    // Another flow's bytes arrive: no pipe to be had, and it is no failure.
+    const source = kernel.socket({ inbound: 5_000, fin: true });
+    const sink = kernel.socket();
+    const d = newDirection();
+    const other = newDirection();
+    const before = kernel.calls.length;
+    assert.equal(pump.move(d, other, source, sink, true), undefined);
+    assert.equal(d.waiting, true);
+    assert.deepEqual(kernel.calls.slice(before), [], 'no read without a pipe to read into');
+    assert.equal(d.bytes, 0);
+    assert.equal(d.r, -1);
+    assert.equal(socketInterest(d, other, PIPE) & C.EPOLLIN, 0, 'not watched for reading while it waits (no level-triggered spin)');
+    pool.wait(d, 'waiting flow');
+    // Called again before its turn (another event of its flow): it still waits, in its place.
+    assert.equal(pump.move(d, other, source, sink, true), undefined);
+    assert.equal(d.waiting, true);
+    pool.wait(d, 'waiting flow');
+    assert.equal(pool.waiting, 1);
+    // The busy sink drains: its pipe goes straight to the waiter.
+    kernel.state(busySink).room = 1 << 30;
+    assert.equal(pump.move(busy, newDirection(), busySource, busySink, false), undefined);
+    assert.equal(kernel.state(busySink).sent, 2 * PIPE);
+    assert.deepEqual(pool.takeWoken(), ['waiting flow']);
+    assert.equal(pump.move(d, other, source, sink, true), undefined);
+    assert.equal(d.waiting, false);
+    assert.equal(kernel.state(sink).sent, 5_000, 'every byte, after the wait');
+    assert.equal(d.shut, true, 'and the FIN after them');
+    assert.equal(pool.inUse, 0);
+    assert.equal(kernel.calls.filter((c) => c === 'pipe2').length, 1, 'one pipe served both flows');
+  });
+
+  it('the other way of a flow that holds a pipe never waits: it moves within the flow\'s slot while other flows wait', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool<string>(kernel, PIPE, 2); // one slot
+    const pump = new Pump(kernel, pool, PIPE);
+    const client = kernel.socket({ inbound: 4 * PIPE });
+    const server = kernel.socket({ room: 0, inbound: 0 }); // reads nothing until its reply goes
+    const up = newDirection();
+    const down = newDirection();
+    assert.equal(pump.move(up, down, client, server, false), undefined);
+    assert.equal(up.buffered, PIPE, 'the request is stuck in its pipe');
+    const elsewhere = newDirection();
+    assert.equal(pump.move(elsewhere, newDirection(), kernel.socket({ inbound: 10 }), kernel.socket(), false), undefined);
+    assert.equal(elsewhere.waiting, true, 'another flow waits: the only slot is taken');
+    pool.wait(elsewhere, 'elsewhere');
+    // The server replies: the reply gets a pipe at once, although another flow waits in line.
+    kernel.state(server).inbound = 1000;
+    assert.equal(pump.move(down, up, server, client, false), undefined);
+    assert.equal(down.waiting, false);
+    assert.equal(kernel.state(client).sent, 1000);
+    assert.equal(pool.inUse, 1, 'the reply gave its pipe back (pooled, not to the line: the flow keeps its slot)');
+    assert.deepEqual(pool.takeWoken(), []);
+    // The server reads again: the request drains, the flow gives back its last pipe with the slot.
+    kernel.state(server).room = 1 << 30;
+    assert.equal(pump.move(up, down, client, server, false), undefined);
+    assert.equal(kernel.state(server).sent, 4 * PIPE);
+    assert.deepEqual(pool.takeWoken(), ['elsewhere']);
   });
 });
