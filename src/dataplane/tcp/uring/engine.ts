@@ -30,6 +30,7 @@ import { topN, type TcpFlowSnapshot } from '../flows.js';
 import { refusalReason } from '../refusal.js';
 import { routeFields, routeFlowOf } from '../routing.js';
 import { openUpstreamSocket } from '../upstream-socket.js';
+import { upstreamSetup, type RingOption } from './upstream-setup.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
 import { EngineTimers } from '../splice/timers.js';
@@ -47,6 +48,17 @@ const BUFFER_GROUP = 1;
 const ECANCELED = 125;
 const ENOBUFS = 105;
 const ETIME = 62;
+const EADDRINUSE = 98;
+/** Where optionValues keeps each constant value (SO_LINGER values are struct linger, 8 bytes). */
+const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16, lingerOff: 24 } as const;
+const OPTION_VALUES_BYTES = 32;
+/** Longest linked chain queued at once: the upstream socket's options, bind, connect and its timeout. */
+const CHAIN_ROOM = 16;
+/**
+ * `sync`: open upstream sockets with synchronous calls even where the ring could (tests use it to
+ * run the fallback of kernels before 6.11 on this one).
+ */
+export const URING_SETUP_ENV = 'TPROXY_URING_SOCKET_SETUP';
 
 /** Operation kinds in user_data. */
 const Op = {
@@ -59,7 +71,25 @@ const Op = {
   SendClient: 7,
   Wake: 8,
   Cancel: 9,
+  /** IORING_OP_SOCKET of a flow's upstream socket. */
+  Socket: 10,
+  /** A socket option or the bind of the setup chain: a CQE only when it fails (CQE_SKIP_SUCCESS). */
+  Setup: 11,
+  /** The linked options, shutdown and close of a FIN or an orderly end: a CQE only on failure. */
+  Finish: 12,
+  Probe: 13,
+  /** The bind of the setup chain: a CQE only when it fails. */
+  Bind: 14,
+  /** The connect of a second setup chain (the client's port was taken): a late CQE of the first is told apart. */
+  ConnectAgain: 15,
 } as const;
+
+/** What the kernel lets the engine do through the ring instead of with synchronous calls. */
+export interface RingSetupSupport {
+  /** socket, setsockopt and bind of upstream sockets, and the setsockopt/shutdown/close of a FIN. */
+  readonly sockets: boolean;
+  readonly why: string;
+}
 
 interface UDirection {
   /** The buffer being sent on (-1: none), its length and how much of it went. */
@@ -78,10 +108,20 @@ interface UFlow {
   readonly client: Endpoint;
   readonly destination: Endpoint;
   readonly cfd: number;
-  readonly ufd: number;
+  /** -1 while IORING_OP_SOCKET is in flight. */
+  ufd: number;
   readonly decision: RouteDecision;
   /** The destination's sockaddr: the kernel reads it until the connect completes. */
   readonly sockaddr: Buffer;
+  /** Ring setup: the DSCP the upstream socket gets (undefined: none set). */
+  readonly dscp: number | undefined;
+  /** Ring setup: the client's port was taken here, so the kernel picks one. */
+  portTaken: boolean;
+  /** Ring setup: the option values this flow's chain points the kernel at (DSCP, bind address). */
+  setupValues: Buffer | undefined;
+  bindAddress: Buffer | undefined;
+  /** Ring setup: the chain (options, bind, connect) is in flight; its connect's CQE ends it. */
+  chain: boolean;
   connected: boolean;
   closed: boolean;
   readonly up: UDirection;
@@ -103,7 +143,7 @@ export class UringEngine {
   private readonly ring: IoUring;
   private readonly buffers: BufferRing;
   private readonly flows = new Map<number, UFlow>();
-  private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; inFlight: number }[];
+  private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; inFlight: number; readonly freeSlots: number[] }[];
   /** Routes of new flows; a reload swaps it, flows keep the decision they took. */
   private routes: RouteTable;
   private readonly flowEventsFlag: Int32Array;
@@ -122,6 +162,13 @@ export class UringEngine {
   private readonly stop = new GracefulStop();
   private readonly timers: EngineTimers;
   private readonly starved: UFlow[] = [];
+  /**
+   * Upstream sockets of flows ended while their setup chain was in flight, by flow id: closed
+   * when the chain's connect completes. The kernel issues the chain's later steps after the
+   * submission and looks the descriptor up then: closed earlier, its number could be a new
+   * socket's by then, and the chain would set options on it and connect it.
+   */
+  private readonly orphans = new Map<number, number>();
   private readonly connectTimeout = Buffer.alloc(16);
   private readonly connectTimeoutAddress: bigint;
   private readonly linger = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
@@ -129,6 +176,18 @@ export class UringEngine {
   private readonly u64 = Buffer.alloc(8);
   private readonly name = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly nameLength = Buffer.alloc(4);
+  /** Upstream socket setup, FIN and orderly close through the ring (probed at start). */
+  readonly ringSetup: RingSetupSupport;
+  /** Constant option values the ring's setsockopt reads (ints; SO_LINGER structs). */
+  private readonly optionValues = Buffer.alloc(OPTION_VALUES_BYTES);
+  private readonly optionAddress: bigint;
+  /**
+   * The peer's sockaddr per queued accept (slot i of listener l at (l * ACCEPTS_PER_LISTENER + i)),
+   * written by the kernel: no getpeername per connection. Then a socklen_t per slot.
+   */
+  private readonly peers: Buffer;
+  private readonly peerLengthsAt: number;
+  private readonly peersAddress: bigint;
 
   constructor(
     private readonly config: SpliceEngineConfig,
@@ -148,12 +207,49 @@ export class UringEngine {
     this.connectTimeout.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
     this.connectTimeout.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
     this.connectTimeoutAddress = libc.address(this.connectTimeout);
+    this.optionValues.writeInt32LE(1, OPTION_AT.one);
+    this.optionValues.writeUInt32LE(config.upstreamMark >>> 0, OPTION_AT.mark);
+    this.optionValues.writeInt32LE(config.headers.ttl ?? 0, OPTION_AT.ttl);
+    this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }; lingerOff stays zero
+    this.optionAddress = libc.address(this.optionValues);
+    this.ringSetup = this.probeRingSetup();
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
-    this.listeners = config.listeners.map((l) => ({ ...l, inFlight: 0 }));
+    this.listeners = config.listeners.map((l) => ({ ...l, inFlight: 0, freeSlots: Array.from({ length: ACCEPTS_PER_LISTENER }, (_, i) => i) }));
+    this.peerLengthsAt = this.listeners.length * ACCEPTS_PER_LISTENER * SOCKADDR_STORAGE_SIZE;
+    this.peers = Buffer.alloc(this.peerLengthsAt + this.listeners.length * ACCEPTS_PER_LISTENER * 4);
+    this.peersAddress = libc.address(this.peers);
     for (const l of this.listeners) this.api.setInt(l.fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
     this.armAccepts();
+  }
+
+  /**
+   * Whether the kernel has socket, bind and setsockopt as ring operations (IORING_OP_SOCKET 5.19,
+   * IORING_OP_BIND 6.11, SOCKET_URING_OP_SETSOCKOPT 6.7): the probe lists the opcodes, and one
+   * setsockopt through the ring on a scratch socket proves the socket command.
+   */
+  private probeRingSetup(): RingSetupSupport {
+    if (process.env[URING_SETUP_ENV] === 'sync') return { sockets: false, why: `${URING_SETUP_ENV}=sync` };
+    const ops = this.ring.supportedOpcodes();
+    const missing = [
+      [U.IORING_OP_SOCKET, 'IORING_OP_SOCKET'],
+      [U.IORING_OP_URING_CMD, 'IORING_OP_URING_CMD'],
+      [U.IORING_OP_BIND, 'IORING_OP_BIND'],
+    ].filter(([op]) => !ops.has(op as number));
+    if (missing.length > 0) return { sockets: false, why: `the kernel lacks ${missing.map(([, name]) => name).join(', ')}` };
+    const fd = this.libc.socket(C.AF_INET, C.SOCK_STREAM | C.SOCK_CLOEXEC, 0);
+    if (fd < 0) this.api.fail('socket(AF_INET, SOCK_STREAM)');
+    try {
+      this.ring.setsockopt(fd, C.IPPROTO_TCP, C.TCP_NODELAY, this.optionAddress, 4, Op.Probe, 0);
+      this.ring.submit(1, 1000);
+      let res: number | undefined;
+      while (this.ring.next()) if (this.ring.completion.kind === Op.Probe) res = this.ring.completion.res;
+      if (res === 0) return { sockets: true, why: 'socket, setsockopt and bind run on the ring' };
+      return { sockets: false, why: `setsockopt through the ring (SOCKET_URING_OP_SETSOCKOPT, Linux 6.7) failed with ${res === undefined ? 'no completion' : errnoName(-res)}` };
+    } finally {
+      this.libc.close(fd);
+    }
   }
 
   get stopping(): boolean {
@@ -239,17 +335,40 @@ export class UringEngine {
         return;
       case Op.ConnectTimeout:
       case Op.Cancel:
+      case Op.Probe:
+      case Op.Finish:
+        // Finish: a failed step of a FIN or an orderly close. The flow ends (or ended) anyway, as
+        // when shutdown() and close() were synchronous calls whose results went unread.
         return;
     }
     const flow = this.flows.get(id);
     if (!flow || flow.closed) {
-      // A flow reset before its operations completed: only a buffer it was lent needs a way back.
+      // A flow reset before its operations completed: only a buffer it was lent needs a way back,
+      // and a socket opened for it a close.
       if (flags & U.IORING_CQE_F_BUFFER) this.giveBack(flags >>> U.IORING_CQE_BUFFER_SHIFT);
+      if (kind === Op.Socket && res >= 0) this.libc.close(res);
+      // The chain's end: its connect, or a failed step (see onSetupFailed).
+      const chainEnd = kind === Op.Connect || kind === Op.ConnectAgain || kind === Op.Setup || kind === Op.Bind;
+      const orphan = chainEnd ? this.orphans.get(id) : undefined;
+      if (orphan !== undefined) {
+        this.orphans.delete(id);
+        this.reset(orphan);
+      }
       return;
     }
+    if (kind === Op.Setup || kind === Op.Bind) {
+      if (flow.chain) this.onSetupFailed(flow, kind === Op.Bind, -res);
+      return;
+    }
+    // A late CQE of a first chain that failed, should a kernel post them: onSetupFailed ended it.
+    if (kind === Op.Connect && flow.portTaken) return;
     flow.pending--;
     switch (kind) {
+      case Op.Socket:
+        this.onSocket(flow, res);
+        return;
       case Op.Connect:
+      case Op.ConnectAgain:
         this.onConnect(flow, res);
         return;
       case Op.RecvClient:
@@ -283,8 +402,11 @@ export class UringEngine {
       return;
     }
     for (const [i, l] of this.listeners.entries()) {
-      while (l.inFlight < ACCEPTS_PER_LISTENER) {
-        this.ring.accept(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, i);
+      for (let slot = l.freeSlots.pop(); slot !== undefined; slot = l.freeSlots.pop()) {
+        const at = i * ACCEPTS_PER_LISTENER + slot;
+        this.peers.writeUInt32LE(SOCKADDR_STORAGE_SIZE, this.peerLengthsAt + at * 4);
+        const peer = { address: this.peersAddress + BigInt(at * SOCKADDR_STORAGE_SIZE), length: this.peersAddress + BigInt(this.peerLengthsAt + at * 4) };
+        this.ring.accept(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, at, peer);
         l.inFlight++;
       }
     }
@@ -292,13 +414,17 @@ export class UringEngine {
 
   /** Cancel the accepts in flight (out of descriptors, or stopping); their CQEs say ECANCELED. */
   private cancelAccepts(): void {
-    for (const [i, l] of this.listeners.entries()) if (l.inFlight > 0) this.ring.cancel(Op.Accept, i, Op.Cancel);
+    for (const [i, l] of this.listeners.entries()) {
+      if (l.inFlight === 0) continue;
+      for (let slot = 0; slot < ACCEPTS_PER_LISTENER; slot++) if (!l.freeSlots.includes(slot)) this.ring.cancel(Op.Accept, i * ACCEPTS_PER_LISTENER + slot, Op.Cancel);
+    }
   }
 
-  private onAccept(index: number, res: number): void {
-    const listener = this.listeners[index];
+  private onAccept(at: number, res: number): void {
+    const listener = this.listeners[Math.floor(at / ACCEPTS_PER_LISTENER)];
     if (!listener) return;
     listener.inFlight--;
+    listener.freeSlots.push(at % ACCEPTS_PER_LISTENER);
     if (res < 0) {
       const errno = errnoName(-res);
       if (res === -C.EMFILE || res === -C.ENFILE) {
@@ -317,12 +443,21 @@ export class UringEngine {
       this.reset(cfd);
       return;
     }
-    const client = this.endpoint(cfd, 'getpeername');
+    // The kernel wrote the peer's address with the accept: the slot is free again only below.
+    const client = this.acceptedPeer(at);
     const destination = client && this.endpoint(cfd, 'getsockname');
     if (!client || !destination) this.reset(cfd);
     else if (this.flows.size >= this.config.maxConnections) this.parked.push({ listener, cfd, client, destination });
     else this.onAccepted(listener, cfd, client, destination);
     this.armAccepts();
+  }
+
+  private acceptedPeer(at: number): Endpoint | undefined {
+    try {
+      return decodeSockaddr(this.peers.subarray(at * SOCKADDR_STORAGE_SIZE, (at + 1) * SOCKADDR_STORAGE_SIZE), this.peers.readUInt32LE(this.peerLengthsAt + at * 4));
+    } catch {
+      return undefined;
+    }
   }
 
   private endpoint(fd: number, call: 'getpeername' | 'getsockname'): Endpoint | undefined {
@@ -354,35 +489,130 @@ export class UringEngine {
       this.reset(cfd);
       return;
     }
-    let ufd: number;
+    let dscp = typeof this.config.headers.dscp === 'number' ? this.config.headers.dscp : undefined;
+    let ufd = -1;
     try {
-      let dscp = typeof this.config.headers.dscp === 'number' ? this.config.headers.dscp : undefined;
       if (this.config.headers.dscp === 'copy') {
         dscp = this.api.savedSynDscp(cfd) ?? 0;
         this.api.setDscp(cfd, listener.family, dscp);
       }
-      ufd = openUpstreamSocket(this.api, { upstreamMark: this.config.upstreamMark, ttl: this.config.headers.ttl }, client, outbound, dscp, () => this.counters.clientPortFallbacks++);
+      if (!this.ringSetup.sockets) ufd = openUpstreamSocket(this.api, { upstreamMark: this.config.upstreamMark, ttl: this.config.headers.ttl }, client, outbound, dscp, () => this.counters.clientPortFallbacks++);
     } catch (error) {
-      const errno = errnoOf(error);
-      increment(this.counters.connectErrors, errno);
-      if (errno === 'EMFILE' || errno === 'ENFILE') {
-        if (this.resumeAt === 0) this.counters.acceptPauses++;
-        this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
-        this.cancelAccepts();
-      }
-      this.reset(cfd);
+      this.setupFailed(errnoOf(error), cfd);
       return;
     }
     const now = this.now();
     const sockaddr = encodeSockaddr(destination);
-    const flow: UFlow = { id, client, destination, cfd, ufd, decision, sockaddr, connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: 1 };
+    const flow: UFlow = {
+      id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false,
+      connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: 1,
+    };
     this.flows.set(id, flow);
-    this.ring.connect(ufd, this.libc.address(sockaddr), sockaddr.length, Op.Connect, id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
+    if (ufd < 0) this.ring.socket(client.family === 4 ? C.AF_INET : C.AF_INET6, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Socket, id);
+    else this.ring.connect(ufd, this.libc.address(sockaddr), sockaddr.length, Op.Connect, id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
+  }
+
+  /** The upstream socket could not be opened: counted as a connect error, the client reset. */
+  private setupFailed(errno: string, cfd: number): void {
+    increment(this.counters.connectErrors, errno);
+    if (errno === 'EMFILE' || errno === 'ENFILE') {
+      if (this.resumeAt === 0) this.counters.acceptPauses++;
+      this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
+      this.cancelAccepts();
+    }
+    this.reset(cfd);
+  }
+
+  /** A flow whose upstream socket failed before its connect began: gone without a close (as when opened synchronously). */
+  private dropFlow(flow: UFlow, errno: string): void {
+    flow.closed = true;
+    this.flows.delete(flow.id);
+    this.counters.active = this.flows.size;
+    if (flow.ufd >= 0) this.libc.close(flow.ufd);
+    this.setupFailed(errno, flow.cfd);
+    this.admitParked();
+  }
+
+  /**
+   * IORING_OP_SOCKET completed: queue the options, the bind and the connect (with its timeout) as
+   * one linked chain. The options and the bind post a CQE only when they fail, and then the rest
+   * of the chain completes with ECANCELED.
+   */
+  private onSocket(flow: UFlow, res: number): void {
+    if (res < 0) {
+      this.dropFlow(flow, errnoName(-res));
+      return;
+    }
+    flow.ufd = res;
+    const outbound = flow.decision.outbound;
+    if (outbound.kind !== 'direct' && outbound.kind !== 'transparent') {
+      this.dropFlow(flow, 'EINVAL');
+      return;
+    }
+    const setup = upstreamSetup(flow.client, outbound, { dscp: flow.dscp !== undefined, ttl: this.config.headers.ttl !== undefined }, flow.portTaken);
+    if (flow.dscp !== undefined && !flow.setupValues) {
+      flow.setupValues = Buffer.alloc(4);
+      flow.setupValues.writeInt32LE(flow.dscp << 2, 0);
+    }
+    this.ring.reserve(CHAIN_ROOM);
+    const link = U.IOSQE_IO_LINK | U.IOSQE_CQE_SKIP_SUCCESS;
+    for (const option of setup.options) {
+      const [address, length] = this.optionValue(flow, option);
+      this.ring.setsockopt(flow.ufd, option.level, option.name, address, length, Op.Setup, flow.id, link);
+    }
+    if (setup.bind) {
+      flow.bindAddress = encodeSockaddr(setup.bind);
+      this.ring.bind(flow.ufd, this.libc.address(flow.bindAddress), flow.bindAddress.length, Op.Bind, flow.id, link);
+    }
+    flow.pending++;
+    flow.chain = true;
+    this.ring.connect(flow.ufd, this.libc.address(flow.sockaddr), flow.sockaddr.length, this.connectKind(flow), flow.id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
+  }
+
+  private connectKind(flow: UFlow): number {
+    return flow.portTaken ? Op.ConnectAgain : Op.Connect;
+  }
+
+  /**
+   * A step of the setup chain failed (its CQE). It is the chain's last: after a failure of an SQE
+   * with IOSQE_CQE_SKIP_SUCCESS the kernel posts no CQE for the links it cancels (seen on 6.18),
+   * so the connect counted in `pending` ends here. The client's port taken (EADDRINUSE on the
+   * bind): a new socket, bound to the client's address with a port the kernel picks at connect.
+   */
+  private onSetupFailed(flow: UFlow, bind: boolean, errno: number): void {
+    flow.chain = false;
+    flow.pending--;
+    if (bind && errno === EADDRINUSE && !flow.portTaken) {
+      this.counters.clientPortFallbacks++;
+      flow.portTaken = true;
+      this.libc.close(flow.ufd);
+      flow.ufd = -1;
+      flow.pending++;
+      this.ring.socket(flow.client.family === 4 ? C.AF_INET : C.AF_INET6, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Socket, flow.id);
+      return;
+    }
+    this.dropFlow(flow, errnoName(errno));
+  }
+
+  private optionValue(flow: UFlow, option: RingOption): readonly [bigint, number] {
+    switch (option.value) {
+      case 'one':
+        return [this.optionAddress + BigInt(OPTION_AT.one), 4];
+      case 'mark':
+        return [this.optionAddress + BigInt(OPTION_AT.mark), 4];
+      case 'ttl':
+        return [this.optionAddress + BigInt(OPTION_AT.ttl), 4];
+      case 'linger':
+        return [this.optionAddress + BigInt(OPTION_AT.linger), 8];
+      case 'dscp':
+        return [this.libc.address(flow.setupValues ?? this.optionValues), 4];
+    }
   }
 
   // ---- flows ----------------------------------------------------------------------------------
 
   private onConnect(flow: UFlow, res: number): void {
+    flow.chain = false;
     if (res < 0) {
       // The linked timeout cancels the connect: ECANCELED is the deadline passing.
       const reason = res === -ECANCELED || res === -ETIME ? 'connect-timeout' : errnoName(-res);
@@ -391,7 +621,8 @@ export class UringEngine {
       return;
     }
     flow.connected = true;
-    this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
+    // Set in the setup chain when the ring opened the socket.
+    if (!this.ringSetup.sockets) this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
     if (this.config.keepAliveMs > 0) {
       const idle = Math.max(1, Math.round(this.config.keepAliveMs / 1000));
       for (const fd of [flow.cfd, flow.ufd]) {
@@ -462,14 +693,29 @@ export class UringEngine {
 
   /** The source's FIN, after everything before it was sent: SHUT_WR on the sink, or the end. */
   private passFin(flow: UFlow, d: UDirection, sink: number): void {
-    this.libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
     d.shut = true;
     const other = d === flow.up ? flow.down : flow.up;
     if (other.shut) {
-      this.close(flow, 'done');
+      this.close(flow, 'done', sink);
       return;
     }
+    // SO_LINGER matters to close() only: through the ring it can go with the next submission.
+    // The FIN itself stays a synchronous call: IORING_OP_SHUTDOWN always runs in an io-wq
+    // worker thread (a wake-up per FIN), and looks its descriptor up there, late enough for a
+    // close queued after it to run first and a new socket to take the number.
+    if (this.ringSetup.sockets) this.lingerOffThroughRing(flow, sink);
+    else this.libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
     this.libc.shutdown(sink, C.SHUT_WR);
+  }
+
+  /**
+   * SO_LINGER {0, 0} on `fd`, through the ring. Not linked to the close that follows: the kernel
+   * issues a linked SQE later (as task work, after the rest of the submission) and looks its
+   * descriptor up then; unlinked, the setsockopt and the closes run inline, in queue order, at
+   * submission. Their results went unread when they were synchronous calls, too.
+   */
+  private lingerOffThroughRing(flow: UFlow, fd: number): void {
+    this.ring.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.optionAddress + BigInt(OPTION_AT.lingerOff), 8, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
   }
 
   private giveBack(bid: number): void {
@@ -492,17 +738,35 @@ export class UringEngine {
     this.libc.close(fd);
   }
 
-  private close(flow: UFlow, reason: string): void {
+  /**
+   * End a flow. `lastFin`: an orderly end, the descriptor whose SO_LINGER goes off before it
+   * closes (the other one's went off with its FIN). Through the ring when nothing of the flow is
+   * in flight: SO_LINGER off, then both closes, in this order with the next submission.
+   */
+  private close(flow: UFlow, reason: string, lastFin?: number): void {
     if (flow.closed) return;
     flow.closed = true;
-    // Operations still pending hold the sockets: cancel them first, or close() would not close.
-    if (flow.pending > 0) {
-      this.ring.cancelFdNow(flow.cfd);
-      this.ring.cancelFdNow(flow.ufd);
+    if (flow.chain) {
+      this.orphans.set(flow.id, flow.ufd);
+      this.ring.cancel(this.connectKind(flow), flow.id, Op.Cancel);
     }
-    for (const fd of [flow.cfd, flow.ufd]) {
-      if (reason === 'done') this.libc.close(fd);
-      else this.reset(fd);
+    const fds = flow.ufd >= 0 && !flow.chain ? [flow.cfd, flow.ufd] : [flow.cfd];
+    if (lastFin !== undefined && this.ringSetup.sockets && flow.pending === 0) {
+      this.lingerOffThroughRing(flow, lastFin);
+      this.ring.closeFd(lastFin, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
+      for (const fd of fds) if (fd !== lastFin) this.ring.closeFd(fd, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
+    } else {
+      if (lastFin !== undefined) this.libc.setsockopt(lastFin, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
+      // SQEs queued this turn may name these descriptors: submitted after a close() here, they
+      // would act on whatever socket gets the number next (a shutdown queued for this flow, run
+      // on the next flow's new upstream socket, left it unable to send). So they go first.
+      if (this.ring.queued > 0) this.ring.submit(0, -1);
+      // Operations still pending hold the sockets: cancel them first, or close() would not close.
+      if (flow.pending > 0) for (const fd of fds) this.ring.cancelFdNow(fd);
+      for (const fd of fds) {
+        if (reason === 'done') this.libc.close(fd);
+        else this.reset(fd);
+      }
     }
     for (const d of [flow.up, flow.down]) {
       if (d.bid >= 0) this.giveBack(d.bid);
@@ -517,7 +781,11 @@ export class UringEngine {
     if (this.flowEvents()) {
       this.emit({ type: 'tcp.close', id: flow.id, client: flow.client, originalDestination: flow.destination, bytesFromClient: flow.up.bytes, bytesFromServer: flow.down.bytes, durationMs: this.now() - flow.started, reason, ...routeFields(flow.decision) });
     }
-    // A connection accepted at the cap takes the place first; then accepting resumes.
+    this.admitParked();
+  }
+
+  /** A place came free: a connection accepted at the cap takes it first; then accepting resumes. */
+  private admitParked(): void {
     const next = this.parked.shift();
     if (next && !this.stop.stopping) this.onAccepted(next.listener, next.cfd, next.client, next.destination);
     else if (next) this.reset(next.cfd);
@@ -559,8 +827,14 @@ export class UringEngine {
     if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
     this.pending = [];
     this.post({ kind: 'stopped', report: this.stop.report(forced), counters: this.snapshot() });
+    // Closes queued through the ring go now, and sockets the ring opened for flows gone get closed.
+    this.ring.submit(0, -1);
+    const c = this.ring.completion;
+    while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     this.ring.cancelFdNow(this.wakeFd);
     this.ring.close();
+    for (const fd of this.orphans.values()) this.reset(fd);
+    this.orphans.clear();
     this.buffers.close();
     this.libc.close(this.wakeFd);
     return true;
