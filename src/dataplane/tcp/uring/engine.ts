@@ -12,6 +12,9 @@
  * socket resets both (SO_LINGER {1, 0}, as the other engines). At the connection cap no accept is
  * queued, so the kernel backlog holds new connections until a flow ends.
  *
+ * Per-flow admission (refusal, route decision, upstream socket, accounting) is ../admission.ts,
+ * shared with the splice engine.
+ *
  * Not yet (the relay falls back to splice for them, saying why): routes by name (sniffing),
  * upstream proxies and PROXY protocol headers.
  */
@@ -20,16 +23,13 @@ import { errnoOf } from '../../../core/errors.js';
 import * as C from '../../../core/net/constants.js';
 import * as U from '../../../core/net/io-uring.js';
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
-import { type RouteDecision, RouteTable } from '../../../core/route/table.js';
+import type { RouteDecision } from '../../../core/route/table.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
 import { IoUring, type BufferRing } from '../../../sys/io-uring.js';
 import { SocketApi } from '../../../sys/socket.js';
-import type { ProxyEvent } from '../../events.js';
-import { copyRouted, countRouted, emptyTcpCounters, increment } from '../counters.js';
-import { topN, type TcpFlowSnapshot } from '../flows.js';
-import { refusalReason } from '../refusal.js';
-import { routeFields, routeFlowOf } from '../routing.js';
-import { openUpstreamSocket } from '../upstream-socket.js';
+import { FlowAdmission } from '../admission.js';
+import { increment, type TcpCounters } from '../counters.js';
+import type { TcpFlowSnapshot } from '../flows.js';
 import { upstreamSetup, type RingOption } from './upstream-setup.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
@@ -135,7 +135,8 @@ interface UFlow {
 const newDirection = (): UDirection => ({ bid: -1, length: 0, sent: 0, eof: false, shut: false, bytes: 0, starved: false });
 
 export class UringEngine {
-  readonly counters = emptyTcpCounters();
+  private readonly admission: FlowAdmission;
+  private readonly counters: TcpCounters;
   readonly wakeFd: number;
   woken = false;
   private readonly libc: Libc;
@@ -144,12 +145,6 @@ export class UringEngine {
   private readonly buffers: BufferRing;
   private readonly flows = new Map<number, UFlow>();
   private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; inFlight: number; readonly freeSlots: number[] }[];
-  /** Routes of new flows; a reload swaps it, flows keep the decision they took. */
-  private routes: RouteTable;
-  private readonly flowEventsFlag: Int32Array;
-  private localAddresses: Set<string>;
-  private nextId = 1;
-  private pending: ProxyEvent[] = [];
   /**
    * Connections accepted while the flows were at the cap (an accept queued before the cap was
    * reached completed after): they wait here, without an upstream socket, for a flow to end.
@@ -197,9 +192,8 @@ export class UringEngine {
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
-    this.routes = RouteTable.compile(config.routing);
-    this.flowEventsFlag = new Int32Array(config.flowEvents);
-    this.localAddresses = new Set(config.localAddresses);
+    this.admission = new FlowAdmission(config, this.api, now);
+    this.counters = this.admission.counters;
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.ring = new IoUring(RING_ENTRIES);
     this.buffers = this.ring.bufferRing(BUFFER_GROUP, URING_BUFFERS, URING_BUFFER_BYTES);
@@ -261,19 +255,11 @@ export class UringEngine {
     return this.ring.enters;
   }
 
-  private flowEvents(): boolean {
-    return Atomics.load(this.flowEventsFlag, 0) === 1;
-  }
-
-  private emit(event: ProxyEvent): void {
-    this.pending.push(event);
-  }
-
   handle(message: ToEngine): void {
-    if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
+    if (message.kind === 'local-addresses') this.admission.localAddresses = new Set(message.addresses);
     else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
     else if (message.kind === 'routing') {
-      this.routes = RouteTable.compile(message.routing);
+      this.admission.reroute(message.routing);
       this.post({ kind: 'routing', requestId: message.requestId });
     } else if (message.kind === 'close-flow') {
       const flow = this.flows.get(message.id);
@@ -283,28 +269,11 @@ export class UringEngine {
   }
 
   busiest(limit: number): TcpFlowSnapshot[] {
-    const now = this.now();
-    return topN(this.flows.values(), limit, (f) => f.up.bytes + f.down.bytes).map((f) => ({
-      id: f.id,
-      client: f.client,
-      originalDestination: f.destination,
-      bytesFromClient: f.up.bytes,
-      bytesFromServer: f.down.bytes,
-      ageMs: now - f.started,
-      connected: f.connected,
-    }));
+    return this.admission.busiest(this.flows.values(), limit);
   }
 
-  private snapshot(): typeof this.counters {
-    let bytesFromClient = this.counters.bytesFromClient;
-    let bytesFromServer = this.counters.bytesFromServer;
-    const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
-    for (const f of this.flows.values()) {
-      bytesFromClient += f.up.bytes;
-      bytesFromServer += f.down.bytes;
-      countRouted(routed, f.decision.route, f.decision.outbound.name, 0, f.up.bytes, f.down.bytes);
-    }
-    return { ...this.counters, active: this.flows.size, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed }, ...routed };
+  private snapshot(): TcpCounters {
+    return this.admission.snapshot(this.flows.values(), this.flows.size);
   }
 
   /** One loop turn: submit what is queued and wait (up to waitMs) for completions, handle them, run timers. */
@@ -315,10 +284,8 @@ export class UringEngine {
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     const now = this.now();
     if (this.timers.scanDue(now)) this.scan(now);
-    if (this.pending.length > 0) {
-      this.post({ kind: 'events', events: this.pending });
-      this.pending = [];
-    }
+    const events = this.admission.takeEvents();
+    if (events) this.post({ kind: 'events', events });
     if (this.timers.countersDue(now)) this.post({ kind: 'counters', counters: this.snapshot() });
     return !this.finishStopIfDone(now);
   }
@@ -433,7 +400,7 @@ export class UringEngine {
         this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
         this.cancelAccepts();
       } else if (res !== -ECANCELED && res !== -C.ECONNABORTED && res !== -C.EAGAIN) {
-        this.emit({ type: 'error', code: errno, message: `tcp accept: ${errno}` });
+        this.admission.emit({ type: 'error', code: errno, message: `tcp accept: ${errno}` });
       }
       this.armAccepts();
       return;
@@ -467,36 +434,24 @@ export class UringEngine {
   }
 
   private onAccepted(listener: { readonly family: C.Family; readonly port: number }, cfd: number, client: Endpoint, destination: Endpoint): void {
-    const refused = refusalReason(client, destination, { localAddresses: this.localAddresses, listenPort: listener.port, activeFlows: this.flows.size, maxConnections: this.config.maxConnections });
-    if (refused) {
-      this.counters.refused[refused]++;
-      if (this.flowEvents()) this.emit({ type: 'tcp.refused', client, originalDestination: destination, reason: refused });
+    const id = this.admission.admit(listener.port, client, destination, this.flows.size);
+    if (id === undefined) {
       this.reset(cfd);
       return;
     }
-    const id = this.nextId++;
-    if (this.flowEvents()) this.emit({ type: 'tcp.accept', id, client, originalDestination: destination });
-    const first = this.routes.decideUnnamed(routeFlowOf(client, destination));
+    const first = this.admission.firstDecision(client, destination);
     // The relay starts this engine only for routing without names (uringRoutingGap).
-    const decision = first === 'sniff' ? this.routes.decide(routeFlowOf(client, destination)) : first;
-    const outbound = decision.outbound;
-    countRouted(this.counters, decision.route, outbound.name, 1);
-    if (this.flowEvents()) this.emit({ type: 'tcp.route', id, originalDestination: destination, ...routeFields(decision) });
-    this.counters.accepted++;
-    if (outbound.kind === 'reject') {
-      increment(this.counters.closed, 'rejected');
-      if (this.flowEvents()) this.emit({ type: 'tcp.close', id, client, originalDestination: destination, bytesFromClient: 0, bytesFromServer: 0, durationMs: 0, reason: 'rejected', ...routeFields(decision) });
+    const decision = first === 'sniff' ? this.admission.decide(client, destination) : first;
+    if (!this.admission.routed(id, client, destination, decision)) {
       this.reset(cfd);
       return;
     }
-    let dscp = typeof this.config.headers.dscp === 'number' ? this.config.headers.dscp : undefined;
+    this.counters.accepted++;
+    let dscp: number | undefined;
     let ufd = -1;
     try {
-      if (this.config.headers.dscp === 'copy') {
-        dscp = this.api.savedSynDscp(cfd) ?? 0;
-        this.api.setDscp(cfd, listener.family, dscp);
-      }
-      if (!this.ringSetup.sockets) ufd = openUpstreamSocket(this.api, { upstreamMark: this.config.upstreamMark, ttl: this.config.headers.ttl }, client, outbound, dscp, () => this.counters.clientPortFallbacks++);
+      dscp = this.admission.flowDscp(cfd, listener.family);
+      if (!this.ringSetup.sockets) ufd = this.admission.openUpstream(cfd, listener.family, client, decision.outbound, dscp);
     } catch (error) {
       this.setupFailed(errnoOf(error), cfd);
       return;
@@ -621,18 +576,8 @@ export class UringEngine {
       return;
     }
     flow.connected = true;
-    // Set in the setup chain when the ring opened the socket.
-    if (!this.ringSetup.sockets) this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
-    if (this.config.keepAliveMs > 0) {
-      const idle = Math.max(1, Math.round(this.config.keepAliveMs / 1000));
-      for (const fd of [flow.cfd, flow.ufd]) {
-        this.api.setInt(fd, C.SOL_SOCKET, C.SO_KEEPALIVE, 1);
-        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPIDLE, idle);
-        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPINTVL, Math.max(1, Math.round(idle / 3)));
-        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPCNT, 3);
-      }
-    }
-    if (this.flowEvents()) this.emit({ type: 'tcp.connected', id: flow.id, upstreamLocal: this.api.localEndpoint(flow.ufd) });
+    // TCP_NODELAY was set in the setup chain when the ring opened the socket.
+    this.admission.connected(flow.id, flow.cfd, flow.ufd, this.ringSetup.sockets);
     this.recv(flow, 'client');
     this.recv(flow, 'upstream');
   }
@@ -773,14 +718,7 @@ export class UringEngine {
       d.bid = -1;
     }
     this.flows.delete(flow.id);
-    increment(this.counters.closed, reason);
-    this.counters.bytesFromClient += flow.up.bytes;
-    this.counters.bytesFromServer += flow.down.bytes;
-    countRouted(this.counters, flow.decision.route, flow.decision.outbound.name, 0, flow.up.bytes, flow.down.bytes);
-    this.counters.active = this.flows.size;
-    if (this.flowEvents()) {
-      this.emit({ type: 'tcp.close', id: flow.id, client: flow.client, originalDestination: flow.destination, bytesFromClient: flow.up.bytes, bytesFromServer: flow.down.bytes, durationMs: this.now() - flow.started, reason, ...routeFields(flow.decision) });
-    }
+    this.admission.closed(flow, reason, this.flows.size);
     this.admitParked();
   }
 
@@ -824,8 +762,8 @@ export class UringEngine {
     if (!this.stop.due(now, this.flows.size)) return false;
     const forced = this.flows.size;
     for (const flow of [...this.flows.values()]) this.close(flow, 'stopped');
-    if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
-    this.pending = [];
+    const events = this.admission.takeEvents();
+    if (events) this.post({ kind: 'events', events });
     this.post({ kind: 'stopped', report: this.stop.report(forced), counters: this.snapshot() });
     // Closes queued through the ring go now, and sockets the ring opened for flows gone get closed.
     this.ring.submit(0, -1);
