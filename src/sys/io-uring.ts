@@ -171,14 +171,10 @@ export class IoUring {
     this.sqes.setBigUint64(at + U.SQE.off, peer.length, true);
   }
 
-  /** socket(domain, type, 0) (res: the new descriptor). `sqeFlags`: IOSQE_* (say IOSQE_IO_LINK). */
-  socket(domain: number, type: number, kind: number, id: number, sqeFlags = 0): void {
-    const at = this.sqe(U.IORING_OP_SOCKET, domain, kind, id);
-    this.sqes.setBigUint64(at + U.SQE.off, BigInt(type), true);
-    this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
-  }
-
-  /** setsockopt() as SOCKET_URING_OP_SETSOCKOPT (Linux 6.7); the value at `value` is read when it runs. */
+  /**
+   * setsockopt() as SOCKET_URING_OP_SETSOCKOPT (Linux 6.7); the value at `value` is read when it
+   * runs. `sqeFlags`: IOSQE_* (IOSQE_CQE_SKIP_SUCCESS, IOSQE_IO_LINK).
+   */
   setsockopt(fd: number, level: number, name: number, value: bigint, length: number, kind: number, id: number, sqeFlags = 0): void {
     const at = this.sqe(U.IORING_OP_URING_CMD, fd, kind, id);
     const v = this.sqes;

@@ -39,8 +39,6 @@ export const IORING_OP_CLOSE = 19;
 export const IORING_OP_SEND = 26;
 export const IORING_OP_RECV = 27;
 export const IORING_OP_SHUTDOWN = 34;
-/** socket() (Linux 5.19). */
-export const IORING_OP_SOCKET = 45;
 /** A command to the file's driver: for sockets, SOCKET_URING_OP_* (setsockopt from Linux 6.7). */
 export const IORING_OP_URING_CMD = 46;
 /** bind() (Linux 6.11). */

@@ -12,6 +12,13 @@
  * socket resets both (SO_LINGER {1, 0}, as the other engines). At the connection cap no accept is
  * queued, so the kernel backlog holds new connections until a flow ends.
  *
+ * Where the kernel has them (SOCKET_URING_OP_SETSOCKOPT 6.7, IORING_OP_BIND 6.11; probed at
+ * start, else the synchronous calls of the other engines), a new connection's socket setup goes
+ * through the ring too: the peer's address comes with the accept, the upstream socket's options
+ * and bind are queued with its connect, and an orderly end queues SO_LINGER off and both closes.
+ * What stays synchronous per connection: socket(), getsockname() (the original destination) and
+ * one shutdown() per FIN.
+ *
  * Per-flow admission (refusal, route decision, upstream socket, accounting) is ../admission.ts,
  * shared with the splice engine.
  *
@@ -71,9 +78,7 @@ const Op = {
   SendClient: 7,
   Wake: 8,
   Cancel: 9,
-  /** IORING_OP_SOCKET of a flow's upstream socket. */
-  Socket: 10,
-  /** A socket option or the bind of the setup chain: a CQE only when it fails (CQE_SKIP_SUCCESS). */
+  /** A socket option of the setup: a CQE only when it fails (CQE_SKIP_SUCCESS). */
   Setup: 11,
   /** The linked options, shutdown and close of a FIN or an orderly end: a CQE only on failure. */
   Finish: 12,
@@ -108,7 +113,7 @@ interface UFlow {
   readonly client: Endpoint;
   readonly destination: Endpoint;
   readonly cfd: number;
-  /** -1 while IORING_OP_SOCKET is in flight. */
+  /** -1 between a failed bind and the new socket of the fallback. */
   ufd: number;
   readonly decision: RouteDecision;
   /** The destination's sockaddr: the kernel reads it until the connect completes. */
@@ -122,6 +127,8 @@ interface UFlow {
   bindAddress: Buffer | undefined;
   /** Ring setup: the chain (options, bind, connect) is in flight; its connect's CQE ends it. */
   chain: boolean;
+  /** Ring setup: the errno of the first option that failed (0: none). */
+  setupErrno: number;
   connected: boolean;
   closed: boolean;
   readonly up: UDirection;
@@ -219,15 +226,14 @@ export class UringEngine {
   }
 
   /**
-   * Whether the kernel has socket, bind and setsockopt as ring operations (IORING_OP_SOCKET 5.19,
-   * IORING_OP_BIND 6.11, SOCKET_URING_OP_SETSOCKOPT 6.7): the probe lists the opcodes, and one
-   * setsockopt through the ring on a scratch socket proves the socket command.
+   * Whether the kernel has bind and setsockopt as ring operations (IORING_OP_BIND 6.11,
+   * SOCKET_URING_OP_SETSOCKOPT 6.7): the probe lists the opcodes, and one setsockopt through the
+   * ring on a scratch socket proves the socket command.
    */
   private probeRingSetup(): RingSetupSupport {
     if (process.env[URING_SETUP_ENV] === 'sync') return { sockets: false, why: `${URING_SETUP_ENV}=sync` };
     const ops = this.ring.supportedOpcodes();
     const missing = [
-      [U.IORING_OP_SOCKET, 'IORING_OP_SOCKET'],
       [U.IORING_OP_URING_CMD, 'IORING_OP_URING_CMD'],
       [U.IORING_OP_BIND, 'IORING_OP_BIND'],
     ].filter(([op]) => !ops.has(op as number));
@@ -239,7 +245,7 @@ export class UringEngine {
       this.ring.submit(1, 1000);
       let res: number | undefined;
       while (this.ring.next()) if (this.ring.completion.kind === Op.Probe) res = this.ring.completion.res;
-      if (res === 0) return { sockets: true, why: 'socket, setsockopt and bind run on the ring' };
+      if (res === 0) return { sockets: true, why: 'setsockopt and bind run on the ring' };
       return { sockets: false, why: `setsockopt through the ring (SOCKET_URING_OP_SETSOCKOPT, Linux 6.7) failed with ${res === undefined ? 'no completion' : errnoName(-res)}` };
     } finally {
       this.libc.close(fd);
@@ -311,11 +317,10 @@ export class UringEngine {
     const flow = this.flows.get(id);
     if (!flow || flow.closed) {
       // A flow reset before its operations completed: only a buffer it was lent needs a way back,
-      // and a socket opened for it a close.
+      // and an upstream socket kept for its setup chain a close.
       if (flags & U.IORING_CQE_F_BUFFER) this.giveBack(flags >>> U.IORING_CQE_BUFFER_SHIFT);
-      if (kind === Op.Socket && res >= 0) this.libc.close(res);
-      // The chain's end: its connect, or a failed step (see onSetupFailed).
-      const chainEnd = kind === Op.Connect || kind === Op.ConnectAgain || kind === Op.Setup || kind === Op.Bind;
+      // The chain's end: its connect, or a failed bind (see onBindFailed).
+      const chainEnd = kind === Op.Connect || kind === Op.ConnectAgain || kind === Op.Bind;
       const orphan = chainEnd ? this.orphans.get(id) : undefined;
       if (orphan !== undefined) {
         this.orphans.delete(id);
@@ -323,17 +328,19 @@ export class UringEngine {
       }
       return;
     }
-    if (kind === Op.Setup || kind === Op.Bind) {
-      if (flow.chain) this.onSetupFailed(flow, kind === Op.Bind, -res);
+    if (kind === Op.Setup) {
+      // A failed option: the flow ends when its chain does (the connect, or a failed bind).
+      if (flow.chain && flow.setupErrno === 0) flow.setupErrno = -res;
+      return;
+    }
+    if (kind === Op.Bind) {
+      if (flow.chain) this.onBindFailed(flow, -res);
       return;
     }
     // A late CQE of a first chain that failed, should a kernel post them: onSetupFailed ended it.
     if (kind === Op.Connect && flow.portTaken) return;
     flow.pending--;
     switch (kind) {
-      case Op.Socket:
-        this.onSocket(flow, res);
-        return;
       case Op.Connect:
       case Op.ConnectAgain:
         this.onConnect(flow, res);
@@ -459,11 +466,11 @@ export class UringEngine {
     const now = this.now();
     const sockaddr = encodeSockaddr(destination);
     const flow: UFlow = {
-      id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false,
-      connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: 1,
+      id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
+      connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0,
     };
     this.flows.set(id, flow);
-    if (ufd < 0) this.ring.socket(client.family === 4 ? C.AF_INET : C.AF_INET6, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Socket, id);
+    if (ufd < 0) this.openThroughRing(flow);
     else this.ring.connect(ufd, this.libc.address(sockaddr), sockaddr.length, Op.Connect, id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
   }
 
@@ -489,16 +496,24 @@ export class UringEngine {
   }
 
   /**
-   * IORING_OP_SOCKET completed: queue the options, the bind and the connect (with its timeout) as
-   * one linked chain. The options and the bind post a CQE only when they fail, and then the rest
-   * of the chain completes with ECANCELED.
+   * The upstream socket (socket() stays a synchronous call: IORING_OP_SOCKET cost each new
+   * connection a loop turn before its options could be queued, and measured slower), then its
+   * options, bind and connect (with its timeout) through the ring, all with the next submission.
+   *
+   * The options are not linked: they run inline, in order, at submission, and post a CQE only
+   * when one fails (that ends the flow once its connect is done). Links would cost a loop turn
+   * per step: with DEFER_TASKRUN the kernel issues each next link as task work, which an
+   * io_uring_enter that already has completions to return runs one step of. Only the bind is
+   * linked to the connect (transparent outbounds), so a client whose port is taken here is never
+   * connected from another source: a failed bind ends the chain, with no CQE for the connect
+   * (the kernel posts none for the links cancelled after an SQE with IOSQE_CQE_SKIP_SUCCESS fails).
    */
-  private onSocket(flow: UFlow, res: number): void {
-    if (res < 0) {
-      this.dropFlow(flow, errnoName(-res));
+  private openThroughRing(flow: UFlow): void {
+    flow.ufd = this.libc.socket(flow.client.family === 4 ? C.AF_INET : C.AF_INET6, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0);
+    if (flow.ufd < 0) {
+      this.dropFlow(flow, errnoName(this.libc.errno()));
       return;
     }
-    flow.ufd = res;
     const outbound = flow.decision.outbound;
     if (outbound.kind !== 'direct' && outbound.kind !== 'transparent') {
       this.dropFlow(flow, 'EINVAL');
@@ -510,14 +525,14 @@ export class UringEngine {
       flow.setupValues.writeInt32LE(flow.dscp << 2, 0);
     }
     this.ring.reserve(CHAIN_ROOM);
-    const link = U.IOSQE_IO_LINK | U.IOSQE_CQE_SKIP_SUCCESS;
+    flow.setupErrno = 0;
     for (const option of setup.options) {
       const [address, length] = this.optionValue(flow, option);
-      this.ring.setsockopt(flow.ufd, option.level, option.name, address, length, Op.Setup, flow.id, link);
+      this.ring.setsockopt(flow.ufd, option.level, option.name, address, length, Op.Setup, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
     }
     if (setup.bind) {
       flow.bindAddress = encodeSockaddr(setup.bind);
-      this.ring.bind(flow.ufd, this.libc.address(flow.bindAddress), flow.bindAddress.length, Op.Bind, flow.id, link);
+      this.ring.bind(flow.ufd, this.libc.address(flow.bindAddress), flow.bindAddress.length, Op.Bind, flow.id, U.IOSQE_IO_LINK | U.IOSQE_CQE_SKIP_SUCCESS);
     }
     flow.pending++;
     flow.chain = true;
@@ -529,21 +544,23 @@ export class UringEngine {
   }
 
   /**
-   * A step of the setup chain failed (its CQE). It is the chain's last: after a failure of an SQE
-   * with IOSQE_CQE_SKIP_SUCCESS the kernel posts no CQE for the links it cancels (seen on 6.18),
-   * so the connect counted in `pending` ends here. The client's port taken (EADDRINUSE on the
-   * bind): a new socket, bound to the client's address with a port the kernel picks at connect.
+   * The bind failed (its CQE): the chain's end, the connect linked to it cancelled without a CQE
+   * (so the connect counted in `pending` ends here). The client's port taken (EADDRINUSE): a new
+   * socket, bound to the client's address with a port the kernel picks at connect.
    */
-  private onSetupFailed(flow: UFlow, bind: boolean, errno: number): void {
+  private onBindFailed(flow: UFlow, errno: number): void {
     flow.chain = false;
     flow.pending--;
-    if (bind && errno === EADDRINUSE && !flow.portTaken) {
+    if (flow.setupErrno !== 0) {
+      this.dropFlow(flow, errnoName(flow.setupErrno));
+      return;
+    }
+    if (errno === EADDRINUSE && !flow.portTaken) {
       this.counters.clientPortFallbacks++;
       flow.portTaken = true;
       this.libc.close(flow.ufd);
       flow.ufd = -1;
-      flow.pending++;
-      this.ring.socket(flow.client.family === 4 ? C.AF_INET : C.AF_INET6, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Socket, flow.id);
+      this.openThroughRing(flow);
       return;
     }
     this.dropFlow(flow, errnoName(errno));
@@ -568,6 +585,11 @@ export class UringEngine {
 
   private onConnect(flow: UFlow, res: number): void {
     flow.chain = false;
+    if (flow.setupErrno !== 0) {
+      // An option failed (its CQE came before this one): connected or not, the flow ends.
+      this.dropFlow(flow, errnoName(flow.setupErrno));
+      return;
+    }
     if (res < 0) {
       // The linked timeout cancels the connect: ECANCELED is the deadline passing.
       const reason = res === -ECANCELED || res === -ETIME ? 'connect-timeout' : errnoName(-res);
