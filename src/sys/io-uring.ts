@@ -151,10 +151,60 @@ export class IoUring {
     Atomics.store(this.ringU32, this.offsets.sq.tail / 4, this.sqTail);
   }
 
-  /** accept4() on a listener with these flags (res: the new descriptor). */
-  accept(fd: number, flags: number, kind: number, id: number): void {
+  /**
+   * Room for `count` SQEs without a submission in between: a linked chain split by a submission
+   * would be cut at the split.
+   */
+  reserve(count: number): void {
+    if (this.free() < count) this.submit(0, -1);
+  }
+
+  /**
+   * accept4() on a listener with these flags (res: the new descriptor). With `peer`, the kernel
+   * writes the peer's sockaddr there and its length at `peerLength` (a socklen_t holding the room).
+   */
+  accept(fd: number, flags: number, kind: number, id: number, peer?: { readonly address: bigint; readonly length: bigint }): void {
     const at = this.sqe(U.IORING_OP_ACCEPT, fd, kind, id);
     this.sqes.setUint32(at + U.SQE.opFlags, flags, true);
+    if (!peer) return;
+    this.sqes.setBigUint64(at + U.SQE.addr, peer.address, true);
+    this.sqes.setBigUint64(at + U.SQE.off, peer.length, true);
+  }
+
+  /**
+   * setsockopt() as SOCKET_URING_OP_SETSOCKOPT (Linux 6.7); the value at `value` is read when it
+   * runs. `sqeFlags`: IOSQE_* (IOSQE_CQE_SKIP_SUCCESS, IOSQE_IO_LINK).
+   */
+  setsockopt(fd: number, level: number, name: number, value: bigint, length: number, kind: number, id: number, sqeFlags = 0): void {
+    const at = this.sqe(U.IORING_OP_URING_CMD, fd, kind, id);
+    const v = this.sqes;
+    v.setUint8(at + U.SQE.flags, sqeFlags);
+    v.setUint32(at + U.SQE.cmdOp, U.SOCKET_URING_OP_SETSOCKOPT, true);
+    v.setUint32(at + U.SQE.level, level, true);
+    v.setUint32(at + U.SQE.optname, name, true);
+    v.setUint32(at + U.SQE.optlen, length, true);
+    v.setBigUint64(at + U.SQE.optval, value, true);
+  }
+
+  /** bind() to the sockaddr at `address` (Linux 6.11; the kernel copies it when the SQE is prepared). */
+  bind(fd: number, address: bigint, length: number, kind: number, id: number, sqeFlags = 0): void {
+    const at = this.sqe(U.IORING_OP_BIND, fd, kind, id);
+    this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
+    this.sqes.setBigUint64(at + U.SQE.addr, address, true);
+    this.sqes.setBigUint64(at + U.SQE.off, BigInt(length), true);
+  }
+
+  /** close() of a descriptor (not a registered one). */
+  closeFd(fd: number, kind: number, id: number, sqeFlags = 0): void {
+    const at = this.sqe(U.IORING_OP_CLOSE, fd, kind, id);
+    this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
+  }
+
+  /** The opcodes this kernel supports (IORING_REGISTER_PROBE, Linux 5.6). */
+  supportedOpcodes(): Set<number> {
+    const probe = Buffer.alloc(U.PROBE_HEADER_SIZE + U.PROBE_OPS * U.PROBE_OP_SIZE);
+    if (load().register(U.SYS_IO_URING_REGISTER, this.fd, U.IORING_REGISTER_PROBE, probe, U.PROBE_OPS) < 0) fail('io_uring_register(IORING_REGISTER_PROBE)');
+    return U.probedOpcodes(probe);
   }
 
   /** connect() to the sockaddr at `address` (kept alive by the caller until the CQE), linked to a timeout. */

@@ -13,6 +13,7 @@
  *                         bulk N      send N bytes after ECHO, FIN, read the echo; sha256 both ways
  *                         trickle N   like bulk, but N pieces of 1 KiB, 50 ms apart (a flow that lasts)
  *                         peer        the address the server saw
+ *                         peer-from P the same, connecting from local port P
  *                         halfclose N FIN first, then receive N bytes
  *                         reset       expect the server's reset to arrive as a reset
  *                         hold-reset  HOLD, then reset the connection ourselves
@@ -21,10 +22,14 @@
  *                         many N      N concurrent ECHO connections, all open at once
  *                         bulkmany N B  N concurrent bulk B transfers at once; how many came back intact
  *                         gated N G   N concurrent connections sending GATE G
+ *   hold-port ADDRESS PORT  (on the router) hold ADDRESS:PORT with a transparent socket bound
+ *                         without SO_REUSEADDR, so a proxy's bind to it fails; "ready", then
+ *                         wait for SIGTERM
  */
 import { createCipheriv, createHash } from 'node:crypto';
 import net from 'node:net';
 import { raiseFileLimit } from '../../src/sys/limits.js';
+import { SocketApi } from '../../src/sys/socket.js';
 
 const print = (value: unknown): void => {
   process.stdout.write(`${JSON.stringify(value)}\n`);
@@ -121,16 +126,16 @@ function outcome(socket: net.Socket, timeoutMs: number): Promise<{ how: string; 
   });
 }
 
-function connect(host: string, port: number): Promise<net.Socket> {
+function connect(host: string, port: number, localPort?: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, allowHalfOpen: true });
+    const socket = net.connect({ host, port, allowHalfOpen: true, ...(localPort !== undefined ? { localPort } : {}) });
     socket.once('connect', () => resolve(socket));
     socket.once('error', reject);
   });
 }
 
 async function client(scenario: string, host: string, port: number, arg: number): Promise<void> {
-  const socket = await connect(host, port);
+  const socket = await connect(host, port, scenario === 'peer-from' ? arg : undefined);
   const local = { address: socket.localAddress, port: socket.localPort };
   switch (scenario) {
     case 'bulk':
@@ -161,7 +166,8 @@ async function client(scenario: string, host: string, port: number, arg: number)
       print({ how, local, sentBytes: scenario === 'bulk' ? arg : arg * 1024, receivedBytes, sentSha256: sent.digest('hex'), receivedSha256: got.digest('hex') });
       break;
     }
-    case 'peer': {
+    case 'peer':
+    case 'peer-from': {
       socket.end('PEER\n');
       const r = await outcome(socket, 5000);
       const [address, p] = r.received.toString().trim().split(' ');
@@ -308,6 +314,17 @@ if (role === 'server') {
       process.exit(0);
     },
   );
+} else if (role === 'hold-port') {
+  const [address = '', port = '0'] = args;
+  const sockets = new SocketApi();
+  const fd = sockets.open({ family: address.includes(':') ? 6 : 4, transport: 'tcp', transparent: true });
+  sockets.bind(fd, { family: address.includes(':') ? 6 : 4, address, port: Number(port) });
+  print({ event: 'ready', address, port: Number(port) });
+  process.on('SIGTERM', () => {
+    sockets.close(fd);
+    process.exit(0);
+  });
+  setInterval(() => undefined, 60_000);
 } else {
   process.stderr.write('usage: tcp-peer server --port P | tcp-peer client SCENARIO HOST PORT [ARG]\n');
   process.exit(2);

@@ -24,6 +24,7 @@ export const IORING_ENTER_EXT_ARG = 1 << 3;
 export const IORING_OFF_SQ_RING = 0;
 export const IORING_OFF_SQES = 0x10000000;
 
+export const IORING_REGISTER_PROBE = 8;
 export const IORING_REGISTER_PBUF_RING = 22;
 export const IORING_REGISTER_SYNC_CANCEL = 24;
 
@@ -38,6 +39,30 @@ export const IORING_OP_CLOSE = 19;
 export const IORING_OP_SEND = 26;
 export const IORING_OP_RECV = 27;
 export const IORING_OP_SHUTDOWN = 34;
+/** A command to the file's driver: for sockets, SOCKET_URING_OP_* (setsockopt from Linux 6.7). */
+export const IORING_OP_URING_CMD = 46;
+/** bind() (Linux 6.11). */
+export const IORING_OP_BIND = 56;
+
+/** cmd_op of IORING_OP_URING_CMD on a socket. */
+export const SOCKET_URING_OP_SETSOCKOPT = 3;
+
+/** struct io_uring_probe: a 16-byte header, then 8 bytes per opcode ({ op, resv, flags, resv2 }). */
+export const PROBE_HEADER_SIZE = 16;
+export const PROBE_OP_SIZE = 8;
+export const PROBE_OPS = 256;
+export const IO_URING_OP_SUPPORTED = 1;
+
+/** The opcodes a probe (IORING_REGISTER_PROBE) says this kernel supports. */
+export function probedOpcodes(probe: Buffer): Set<number> {
+  const supported = new Set<number>();
+  const count = Math.min(probe.readUInt8(1), Math.floor((probe.length - PROBE_HEADER_SIZE) / PROBE_OP_SIZE));
+  for (let i = 0; i < count; i++) {
+    const at = PROBE_HEADER_SIZE + i * PROBE_OP_SIZE;
+    if (probe.readUInt16LE(at + 2) & IO_URING_OP_SUPPORTED) supported.add(probe.readUInt8(at));
+  }
+  return supported;
+}
 
 export const IOSQE_IO_LINK = 1 << 2;
 export const IOSQE_BUFFER_SELECT = 1 << 5;
@@ -72,12 +97,20 @@ export const SQE = {
   ioprio: 2,
   fd: 4,
   off: 8,
+  /** IORING_OP_URING_CMD: the command (shares `off`). */
+  cmdOp: 8,
   addr: 16,
+  /** SOCKET_URING_OP_SETSOCKOPT: level and optname (share `addr`). */
+  level: 16,
+  optname: 20,
   len: 24,
   opFlags: 28,
   userData: 32,
   bufGroup: 40,
   fileIndex: 44,
+  /** SOCKET_URING_OP_SETSOCKOPT: the option's length (shares `fileIndex`) and its address. */
+  optlen: 44,
+  optval: 48,
 } as const;
 
 /** The ring offsets io_uring_setup writes into io_uring_params. */

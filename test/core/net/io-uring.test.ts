@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ioUringSupport, kernelVersion, PARAMS_SIZE, readParams, userData, writeParams } from '../../../src/core/net/io-uring.js';
+import { IO_URING_OP_SUPPORTED, ioUringSupport, kernelVersion, PARAMS_SIZE, PROBE_HEADER_SIZE, PROBE_OP_SIZE, probedOpcodes, readParams, userData, writeParams } from '../../../src/core/net/io-uring.js';
 import { uringRoutingGap } from '../../../src/dataplane/tcp/uring/routing-gap.js';
 import { resolveTcpEngine } from '../../../src/dataplane/tcp/engines.js';
 import type { RoutingConfig } from '../../../src/core/route/config.js';
@@ -32,6 +32,21 @@ describe('io_uring ABI and support', () => {
   it('packs an operation kind and an id into user_data', () => {
     assert.equal(userData(5, 0xffffffff), (5n << 32n) | 0xffffffffn);
     assert.equal(userData(1, -1), (1n << 32n) | 0xffffffffn, 'ids wrap at 32 bits');
+  });
+
+  it('reads the supported opcodes from an IORING_REGISTER_PROBE answer', () => {
+    const probe = Buffer.alloc(PROBE_HEADER_SIZE + 4 * PROBE_OP_SIZE);
+    probe.writeUInt8(56, 0); // last_op
+    probe.writeUInt8(3, 1); // ops_len: the fourth entry is past it
+    const entry = (i: number, op: number, flags: number): void => {
+      probe.writeUInt8(op, PROBE_HEADER_SIZE + i * PROBE_OP_SIZE);
+      probe.writeUInt16LE(flags, PROBE_HEADER_SIZE + i * PROBE_OP_SIZE + 2);
+    };
+    entry(0, 45, IO_URING_OP_SUPPORTED);
+    entry(1, 46, 0);
+    entry(2, 56, IO_URING_OP_SUPPORTED);
+    entry(3, 19, IO_URING_OP_SUPPORTED);
+    assert.deepEqual([...probedOpcodes(probe)].sort((a, b) => a - b), [45, 56]);
   });
 
   it('says why io_uring cannot run: old kernel, the sysctl, a seccomp refusal', () => {

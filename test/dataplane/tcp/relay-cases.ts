@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { normalizeAddress } from '../../../src/core/net/sockaddr.js';
 import { LAB_ADDRESSES } from '../../../src/lab/topology.js';
+import { JsonLines } from '../../../src/lab/json-lines.js';
+import { TCP_PEER } from '../../helpers/paths.js';
 import { startProxyLab, type ProxyLab } from '../../helpers/proxy-lab.js';
 
 const SERVER = { 4: LAB_ADDRESSES.server.ipv4, 6: LAB_ADDRESSES.server.ipv6 } as const;
@@ -42,6 +44,22 @@ export function relayCases(engine: 'splice' | 'stream' | 'uring'): void {
         assert.equal(r.receivedSha256, r.sentSha256);
       });
     }
+
+    it("the client's port taken on the proxy host: the server sees the client's address from a port the kernel picked", async () => {
+      const port = 40_000 + Math.floor(Math.random() * 10_000);
+      const holder = p.lab.spawn('router', [process.execPath, TCP_PEER, 'hold-port', CLIENT[4], `${port}`]);
+      try {
+        await new JsonLines<{ event: string }>(holder.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'the port held on the router');
+        const r = await p.client<{ how: string; local: { address: string; port: number }; seen: { address: string; port: number } }>('peer-from', SERVER[4], 81, port);
+        assert.equal(r.how, 'end');
+        assert.equal(r.local.port, port);
+        assert.equal(normalizeAddress(r.seen.address), CLIENT[4]);
+        assert.notEqual(r.seen.port, port, 'the held port cannot be the source');
+      } finally {
+        holder.child.kill('SIGTERM');
+        await holder.exited;
+      }
+    });
 
     it('half-close: the client FINs first and still receives everything the server sends after', async () => {
       const r = await p.client<{ how: string; receivedBytes: number; intact: boolean }>('halfclose', SERVER[4], 81, 4 * MiB);

@@ -5,7 +5,9 @@
  * from pipe-pool.ts). JavaScript runs per event, not per byte.
  *
  * This file holds accepting, sniffing, the upstream connect and proxy handshake, and closing; the
- * byte pump, the pipe pool, epoll interest, timers and the graceful stop have their own files.
+ * byte pump, the pipe pool, epoll interest, timers and the graceful stop have their own files, and
+ * per-flow admission (refusal, route decision, upstream socket, accounting) is ../admission.ts,
+ * shared with the uring engine.
  * Accepting pauses at the connection cap or on EMFILE by taking the listener out of the epoll
  * set: the kernel backlog holds new connections meanwhile.
  *
@@ -27,17 +29,15 @@ import { errnoName } from '../../../core/errno.js';
 import * as C from '../../../core/net/constants.js';
 import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
 import { createHandshake, type UpstreamHandshake } from '../../../core/upstream/handshake.js';
-import { type RouteDecision, RouteTable } from '../../../core/route/table.js';
+import type { RouteDecision } from '../../../core/route/table.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
 import type { Epoll } from '../../../sys/epoll.js';
 import { SocketApi } from '../../../sys/socket.js';
-import type { ProxyEvent } from '../../events.js';
-import { copyRouted, countRouted, emptyTcpCounters, increment } from '../counters.js';
-import { topN, type TcpFlowSnapshot } from '../flows.js';
-import { refusalReason } from '../refusal.js';
-import { proxyHeaderFor, routeFields, routeFlowOf } from '../routing.js';
+import { FlowAdmission } from '../admission.js';
+import { increment, type TcpCounters } from '../counters.js';
+import type { TcpFlowSnapshot } from '../flows.js';
+import { proxyHeaderFor } from '../routing.js';
 import { MAX_STREAM_SNIFF_BYTES, sniffStream } from '../../../core/sniff/stream.js';
-import { openUpstreamSocket } from '../upstream-socket.js';
 import { sharedPipes } from '../capacity.js';
 import { NOT_WATCHED, socketInterest, updateInterest } from './interest.js';
 import { PipePool } from './pipe-pool.js';
@@ -87,7 +87,8 @@ interface Sniffing {
 type Owner = ListenerOwner | { readonly kind: 'client' | 'upstream'; readonly flow: Flow } | { readonly kind: 'sniffing'; readonly sniff: Sniffing };
 
 export class SpliceEngine {
-  readonly counters = emptyTcpCounters();
+  private readonly admission: FlowAdmission;
+  private readonly counters: TcpCounters;
   private readonly libc: Libc;
   private readonly api: SocketApi;
   private readonly epoll: Epoll;
@@ -111,16 +112,10 @@ export class SpliceEngine {
   private listening = true;
   private acceptPaused = false;
   private resumeAt = 0;
-  private localAddresses: Set<string>;
-  private nextId = 1;
   private readonly timers: EngineTimers;
   /** Flows waiting for their upstream connect, in accept order (so in deadline order). */
   private readonly connecting = new Set<Flow>();
-  private pending: ProxyEvent[] = [];
   private readonly stop = new GracefulStop();
-  private readonly flowEventsFlag: Int32Array;
-  /** Routes of new flows; a reload swaps it, flows keep the decision they took. */
-  private routes: RouteTable;
   private sniffTimeoutMs: number;
   /** Connections waiting for their name, in accept order (so in deadline order). */
   private readonly sniffing = new Set<Sniffing>();
@@ -136,14 +131,13 @@ export class SpliceEngine {
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
+    this.admission = new FlowAdmission(config, this.api, now);
+    this.counters = this.admission.counters;
     this.pipes = new PipePool<Flow>(libc, config.pipeBytes, config.maxPipes ?? sharedPipes('splice', config.maxConnections));
     this.pump = new Pump(libc, this.pipes, config.pipeBytes);
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.linger.writeInt32LE(1, 0);
     this.linger.writeInt32LE(0, 4);
-    this.localAddresses = new Set(config.localAddresses);
-    this.flowEventsFlag = new Int32Array(config.flowEvents);
-    this.routes = RouteTable.compile(config.routing);
     this.sniffTimeoutMs = config.sniffTimeoutMs;
     this.epoll = this.api.epoll(MAX_EVENTS);
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
@@ -162,20 +156,11 @@ export class SpliceEngine {
     return errnoName(this.libc.errno());
   }
 
-  /** Read per flow event, not once: the owner switches it while the engine runs. */
-  private flowEvents(): boolean {
-    return Atomics.load(this.flowEventsFlag, 0) === 1;
-  }
-
-  emit(event: ProxyEvent): void {
-    this.pending.push(event);
-  }
-
   handle(message: ToEngine): void {
-    if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
+    if (message.kind === 'local-addresses') this.admission.localAddresses = new Set(message.addresses);
     else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
     else if (message.kind === 'routing') {
-      this.routes = RouteTable.compile(message.routing);
+      this.admission.reroute(message.routing);
       this.sniffTimeoutMs = message.sniffTimeoutMs;
       this.post({ kind: 'routing', requestId: message.requestId });
     }
@@ -187,16 +172,7 @@ export class SpliceEngine {
   woken = false;
   /** The busiest flows by bytes both ways (bytes read into the pipes so far). */
   busiest(limit: number): TcpFlowSnapshot[] {
-    const now = this.now();
-    return topN(this.flows, limit, (f) => f.up.bytes + f.down.bytes).map((f) => ({
-      id: f.id,
-      client: f.client,
-      originalDestination: f.destination,
-      bytesFromClient: f.up.bytes,
-      bytesFromServer: f.down.bytes,
-      ageMs: now - f.started,
-      connected: f.connected,
-    }));
+    return this.admission.busiest(this.flows, limit);
   }
 
   /** One loop turn: wait for events (up to waitMs), handle them, run timers. False once stopped. */
@@ -222,24 +198,14 @@ export class SpliceEngine {
     if (firstSniff) this.expireSniffs(now);
     if (this.timers.scanDue(now)) this.scan(now);
     this.wakePipeWaiters();
-    if (this.pending.length > 0) {
-      this.post({ kind: 'events', events: this.pending });
-      this.pending = [];
-    }
+    const events = this.admission.takeEvents();
+    if (events) this.post({ kind: 'events', events });
     if (this.timers.countersDue(now)) this.post({ kind: 'counters', counters: this.snapshot() });
     return !this.finishStopIfDone(now);
   }
 
-  private snapshot(): typeof this.counters {
-    let bytesFromClient = this.counters.bytesFromClient;
-    let bytesFromServer = this.counters.bytesFromServer;
-    const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
-    for (const f of this.flows) {
-      bytesFromClient += f.up.bytes;
-      bytesFromServer += f.down.bytes;
-      countRouted(routed, f.decision.route, f.decision.outbound.name, 0, f.up.bytes, f.down.bytes);
-    }
-    return { ...this.counters, active: this.flows.size, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed }, ...routed };
+  private snapshot(): TcpCounters {
+    return this.admission.snapshot(this.flows, this.flows.size);
   }
 
   // ---- accepting ------------------------------------------------------------------------------
@@ -266,7 +232,7 @@ export class SpliceEngine {
           this.descriptorsExhausted(errnoName(errno));
           return;
         }
-        if (errno !== C.ECONNABORTED) this.emit({ type: 'error', code: errnoName(errno), message: `tcp accept: ${errnoName(errno)}` });
+        if (errno !== C.ECONNABORTED) this.admission.emit({ type: 'error', code: errnoName(errno), message: `tcp accept: ${errnoName(errno)}` });
         continue;
       }
       const client = decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0));
@@ -288,21 +254,12 @@ export class SpliceEngine {
   }
 
   private onAccepted(listener: ListenerOwner, cfd: number, client: Endpoint, destination: Endpoint): void {
-    const refused = refusalReason(client, destination, {
-      localAddresses: this.localAddresses,
-      listenPort: listener.port,
-      activeFlows: this.flows.size + this.sniffing.size,
-      maxConnections: this.config.maxConnections,
-    });
-    if (refused) {
-      this.counters.refused[refused]++;
-      if (this.flowEvents()) this.emit({ type: 'tcp.refused', client, originalDestination: destination, reason: refused });
+    const id = this.admission.admit(listener.port, client, destination, this.flows.size + this.sniffing.size);
+    if (id === undefined) {
       this.reset(cfd);
       return;
     }
-    const id = this.nextId++;
-    if (this.flowEvents()) this.emit({ type: 'tcp.accept', id, client, originalDestination: destination });
-    const first = this.routes.decideUnnamed(routeFlowOf(client, destination));
+    const first = this.admission.firstDecision(client, destination);
     if (first !== 'sniff') {
       this.startFlow(listener, id, cfd, client, destination, first, undefined, true);
       return;
@@ -354,7 +311,7 @@ export class SpliceEngine {
   private finishSniff(sniff: Sniffing, outcome: string, name: string | undefined): void {
     this.endSniff(sniff);
     increment(this.counters.sniffs, outcome);
-    const decision = this.routes.decide(routeFlowOf(sniff.client, sniff.destination, name));
+    const decision = this.admission.decide(sniff.client, sniff.destination, name);
     this.startFlow(sniff.listener, sniff.id, sniff.cfd, sniff.client, sniff.destination, decision, name, false);
   }
 
@@ -367,25 +324,14 @@ export class SpliceEngine {
    * still holds the destination's sockaddr as the kernel gave it.
    */
   private startFlow(listener: ListenerOwner, id: number, cfd: number, client: Endpoint, destination: Endpoint, decision: RouteDecision, name: string | undefined, fresh: boolean): void {
-    const outbound = decision.outbound;
-    countRouted(this.counters, decision.route, outbound.name, 1);
-    if (this.flowEvents()) this.emit({ type: 'tcp.route', id, originalDestination: destination, ...routeFields(decision), ...(name === undefined ? {} : { name }) });
-    if (outbound.kind === 'reject') {
-      this.counters.accepted++;
-      increment(this.counters.closed, 'rejected');
-      if (this.flowEvents()) this.emit({ type: 'tcp.close', id, client, originalDestination: destination, bytesFromClient: 0, bytesFromServer: 0, durationMs: 0, reason: 'rejected', ...routeFields(decision) });
+    if (!this.admission.routed(id, client, destination, decision, name)) {
       this.reset(cfd);
       return;
     }
+    const outbound = decision.outbound;
     let ufd: number;
     try {
-      let dscp = typeof this.config.headers.dscp === 'number' ? this.config.headers.dscp : undefined;
-      if (this.config.headers.dscp === 'copy') {
-        dscp = this.api.savedSynDscp(cfd) ?? 0;
-        this.api.setDscp(cfd, listener.family, dscp);
-      }
-      const settings = { upstreamMark: this.config.upstreamMark, ttl: this.config.headers.ttl };
-      ufd = openUpstreamSocket(this.api, settings, client, outbound, dscp, () => this.counters.clientPortFallbacks++);
+      ufd = this.admission.openUpstream(cfd, listener.family, client, outbound);
       if (outbound.kind === 'socks5' || outbound.kind === 'http') this.api.connect(ufd, outbound.proxy.endpoint);
       else if (!fresh) this.api.connect(ufd, destination);
       // Straight from getsockname's bytes (this.local): no sockaddr to encode again.
@@ -533,21 +479,7 @@ export class SpliceEngine {
     if (header && !this.sendAll(flow, header)) return;
     flow.connected = true;
     this.connecting.delete(flow);
-    // Segments leave as they come: Nagle would hold the tail of a response for the peer's
-    // delayed ACK (up to 40 ms per exchange). Accepted sockets inherit it from the listener.
-    this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
-    if (this.config.keepAliveMs > 0) {
-      const idle = Math.max(1, Math.round(this.config.keepAliveMs / 1000));
-      for (const fd of [flow.cfd, flow.ufd]) {
-        this.api.setInt(fd, C.SOL_SOCKET, C.SO_KEEPALIVE, 1);
-        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPIDLE, idle);
-        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPINTVL, Math.max(1, Math.round(idle / 3)));
-        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPCNT, 3);
-      }
-    }
-    if (this.flowEvents()) {
-      this.emit({ type: 'tcp.connected', id: flow.id, upstreamLocal: this.api.localEndpoint(flow.ufd) });
-    }
+    this.admission.connected(flow.id, flow.cfd, flow.ufd);
     this.pumpAll(flow);
   }
 
@@ -621,24 +553,7 @@ export class SpliceEngine {
     this.pipes.release(flow.down, flow.down.buffered === 0, flow.up);
     this.flows.delete(flow);
     this.connecting.delete(flow);
-    increment(this.counters.closed, reason);
-    this.counters.bytesFromClient += flow.up.bytes;
-    this.counters.bytesFromServer += flow.down.bytes;
-    countRouted(this.counters, flow.decision.route, flow.decision.outbound.name, 0, flow.up.bytes, flow.down.bytes);
-    this.counters.active = this.flows.size;
-    if (this.flowEvents()) {
-      this.emit({
-        type: 'tcp.close',
-        id: flow.id,
-        client: flow.client,
-        originalDestination: flow.destination,
-        bytesFromClient: flow.up.bytes,
-        bytesFromServer: flow.down.bytes,
-        durationMs: this.now() - flow.started,
-        reason,
-        ...routeFields(flow.decision),
-      });
-    }
+    this.admission.closed(flow, reason, this.flows.size);
     // Resume below the cap, not below a lower mark: waiting connections must not sit in the
     // backlog while there is room (with a gap, flows that wait on each other could never finish).
     if (this.acceptPaused && this.resumeAt === 0 && !this.flowsAtCap()) this.setAccepting(true);
@@ -693,8 +608,8 @@ export class SpliceEngine {
     if (!this.stop.due(now, this.flows.size)) return false;
     const forced = this.flows.size;
     for (const flow of [...this.flows]) this.close(flow, 'stopped');
-    if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
-    this.pending = [];
+    const events = this.admission.takeEvents();
+    if (events) this.post({ kind: 'events', events });
     this.post({ kind: 'stopped', report: this.stop.report(forced), counters: this.snapshot() });
     this.pipes.closeIdle();
     this.epoll.close();

@@ -12,6 +12,16 @@
  * socket resets both (SO_LINGER {1, 0}, as the other engines). At the connection cap no accept is
  * queued, so the kernel backlog holds new connections until a flow ends.
  *
+ * Where the kernel has them (SOCKET_URING_OP_SETSOCKOPT 6.7, IORING_OP_BIND 6.11; probed at
+ * start, else the synchronous calls of the other engines), a new connection's socket setup goes
+ * through the ring too: the peer's address comes with the accept, the upstream socket's options
+ * and bind are queued with its connect, and an orderly end queues SO_LINGER off and both closes.
+ * What stays synchronous per connection: socket(), getsockname() (the original destination) and
+ * one shutdown() per FIN.
+ *
+ * Per-flow admission (refusal, route decision, upstream socket, accounting) is ../admission.ts,
+ * shared with the splice engine.
+ *
  * Not yet (the relay falls back to splice for them, saying why): routes by name (sniffing),
  * upstream proxies and PROXY protocol headers.
  */
@@ -20,16 +30,14 @@ import { errnoOf } from '../../../core/errors.js';
 import * as C from '../../../core/net/constants.js';
 import * as U from '../../../core/net/io-uring.js';
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
-import { type RouteDecision, RouteTable } from '../../../core/route/table.js';
+import type { RouteDecision } from '../../../core/route/table.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
 import { IoUring, type BufferRing } from '../../../sys/io-uring.js';
 import { SocketApi } from '../../../sys/socket.js';
-import type { ProxyEvent } from '../../events.js';
-import { copyRouted, countRouted, emptyTcpCounters, increment } from '../counters.js';
-import { topN, type TcpFlowSnapshot } from '../flows.js';
-import { refusalReason } from '../refusal.js';
-import { routeFields, routeFlowOf } from '../routing.js';
-import { openUpstreamSocket } from '../upstream-socket.js';
+import { FlowAdmission } from '../admission.js';
+import { increment, type TcpCounters } from '../counters.js';
+import type { TcpFlowSnapshot } from '../flows.js';
+import { upstreamSetup, type RingOption } from './upstream-setup.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
 import { EngineTimers } from '../splice/timers.js';
@@ -47,6 +55,17 @@ const BUFFER_GROUP = 1;
 const ECANCELED = 125;
 const ENOBUFS = 105;
 const ETIME = 62;
+const EADDRINUSE = 98;
+/** Where optionValues keeps each constant value (SO_LINGER values are struct linger, 8 bytes). */
+const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16, lingerOff: 24 } as const;
+const OPTION_VALUES_BYTES = 32;
+/** Longest linked chain queued at once: the upstream socket's options, bind, connect and its timeout. */
+const CHAIN_ROOM = 16;
+/**
+ * `sync`: open upstream sockets with synchronous calls even where the ring could (tests use it to
+ * run the fallback of kernels before 6.11 on this one).
+ */
+export const URING_SETUP_ENV = 'TPROXY_URING_SOCKET_SETUP';
 
 /** Operation kinds in user_data. */
 const Op = {
@@ -59,7 +78,23 @@ const Op = {
   SendClient: 7,
   Wake: 8,
   Cancel: 9,
+  /** A socket option of the setup: a CQE only when it fails (CQE_SKIP_SUCCESS). */
+  Setup: 11,
+  /** The linked options, shutdown and close of a FIN or an orderly end: a CQE only on failure. */
+  Finish: 12,
+  Probe: 13,
+  /** The bind of the setup chain: a CQE only when it fails. */
+  Bind: 14,
+  /** The connect of a second setup chain (the client's port was taken): a late CQE of the first is told apart. */
+  ConnectAgain: 15,
 } as const;
+
+/** What the kernel lets the engine do through the ring instead of with synchronous calls. */
+export interface RingSetupSupport {
+  /** socket, setsockopt and bind of upstream sockets, and the setsockopt/shutdown/close of a FIN. */
+  readonly sockets: boolean;
+  readonly why: string;
+}
 
 interface UDirection {
   /** The buffer being sent on (-1: none), its length and how much of it went. */
@@ -78,10 +113,22 @@ interface UFlow {
   readonly client: Endpoint;
   readonly destination: Endpoint;
   readonly cfd: number;
-  readonly ufd: number;
+  /** -1 between a failed bind and the new socket of the fallback. */
+  ufd: number;
   readonly decision: RouteDecision;
   /** The destination's sockaddr: the kernel reads it until the connect completes. */
   readonly sockaddr: Buffer;
+  /** Ring setup: the DSCP the upstream socket gets (undefined: none set). */
+  readonly dscp: number | undefined;
+  /** Ring setup: the client's port was taken here, so the kernel picks one. */
+  portTaken: boolean;
+  /** Ring setup: the option values this flow's chain points the kernel at (DSCP, bind address). */
+  setupValues: Buffer | undefined;
+  bindAddress: Buffer | undefined;
+  /** Ring setup: the chain (options, bind, connect) is in flight; its connect's CQE ends it. */
+  chain: boolean;
+  /** Ring setup: the errno of the first option that failed (0: none). */
+  setupErrno: number;
   connected: boolean;
   closed: boolean;
   readonly up: UDirection;
@@ -95,7 +142,8 @@ interface UFlow {
 const newDirection = (): UDirection => ({ bid: -1, length: 0, sent: 0, eof: false, shut: false, bytes: 0, starved: false });
 
 export class UringEngine {
-  readonly counters = emptyTcpCounters();
+  private readonly admission: FlowAdmission;
+  private readonly counters: TcpCounters;
   readonly wakeFd: number;
   woken = false;
   private readonly libc: Libc;
@@ -103,13 +151,7 @@ export class UringEngine {
   private readonly ring: IoUring;
   private readonly buffers: BufferRing;
   private readonly flows = new Map<number, UFlow>();
-  private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; inFlight: number }[];
-  /** Routes of new flows; a reload swaps it, flows keep the decision they took. */
-  private routes: RouteTable;
-  private readonly flowEventsFlag: Int32Array;
-  private localAddresses: Set<string>;
-  private nextId = 1;
-  private pending: ProxyEvent[] = [];
+  private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; inFlight: number; readonly freeSlots: number[] }[];
   /**
    * Connections accepted while the flows were at the cap (an accept queued before the cap was
    * reached completed after): they wait here, without an upstream socket, for a flow to end.
@@ -122,6 +164,13 @@ export class UringEngine {
   private readonly stop = new GracefulStop();
   private readonly timers: EngineTimers;
   private readonly starved: UFlow[] = [];
+  /**
+   * Upstream sockets of flows ended while their setup chain was in flight, by flow id: closed
+   * when the chain's connect completes. The kernel issues the chain's later steps after the
+   * submission and looks the descriptor up then: closed earlier, its number could be a new
+   * socket's by then, and the chain would set options on it and connect it.
+   */
+  private readonly orphans = new Map<number, number>();
   private readonly connectTimeout = Buffer.alloc(16);
   private readonly connectTimeoutAddress: bigint;
   private readonly linger = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
@@ -129,6 +178,18 @@ export class UringEngine {
   private readonly u64 = Buffer.alloc(8);
   private readonly name = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly nameLength = Buffer.alloc(4);
+  /** Upstream socket setup, FIN and orderly close through the ring (probed at start). */
+  readonly ringSetup: RingSetupSupport;
+  /** Constant option values the ring's setsockopt reads (ints; SO_LINGER structs). */
+  private readonly optionValues = Buffer.alloc(OPTION_VALUES_BYTES);
+  private readonly optionAddress: bigint;
+  /**
+   * The peer's sockaddr per queued accept (slot i of listener l at (l * ACCEPTS_PER_LISTENER + i)),
+   * written by the kernel: no getpeername per connection. Then a socklen_t per slot.
+   */
+  private readonly peers: Buffer;
+  private readonly peerLengthsAt: number;
+  private readonly peersAddress: bigint;
 
   constructor(
     private readonly config: SpliceEngineConfig,
@@ -138,9 +199,8 @@ export class UringEngine {
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
-    this.routes = RouteTable.compile(config.routing);
-    this.flowEventsFlag = new Int32Array(config.flowEvents);
-    this.localAddresses = new Set(config.localAddresses);
+    this.admission = new FlowAdmission(config, this.api, now);
+    this.counters = this.admission.counters;
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.ring = new IoUring(RING_ENTRIES);
     this.buffers = this.ring.bufferRing(BUFFER_GROUP, URING_BUFFERS, URING_BUFFER_BYTES);
@@ -148,12 +208,48 @@ export class UringEngine {
     this.connectTimeout.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
     this.connectTimeout.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
     this.connectTimeoutAddress = libc.address(this.connectTimeout);
+    this.optionValues.writeInt32LE(1, OPTION_AT.one);
+    this.optionValues.writeUInt32LE(config.upstreamMark >>> 0, OPTION_AT.mark);
+    this.optionValues.writeInt32LE(config.headers.ttl ?? 0, OPTION_AT.ttl);
+    this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }; lingerOff stays zero
+    this.optionAddress = libc.address(this.optionValues);
+    this.ringSetup = this.probeRingSetup();
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
-    this.listeners = config.listeners.map((l) => ({ ...l, inFlight: 0 }));
+    this.listeners = config.listeners.map((l) => ({ ...l, inFlight: 0, freeSlots: Array.from({ length: ACCEPTS_PER_LISTENER }, (_, i) => i) }));
+    this.peerLengthsAt = this.listeners.length * ACCEPTS_PER_LISTENER * SOCKADDR_STORAGE_SIZE;
+    this.peers = Buffer.alloc(this.peerLengthsAt + this.listeners.length * ACCEPTS_PER_LISTENER * 4);
+    this.peersAddress = libc.address(this.peers);
     for (const l of this.listeners) this.api.setInt(l.fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
     this.armAccepts();
+  }
+
+  /**
+   * Whether the kernel has bind and setsockopt as ring operations (IORING_OP_BIND 6.11,
+   * SOCKET_URING_OP_SETSOCKOPT 6.7): the probe lists the opcodes, and one setsockopt through the
+   * ring on a scratch socket proves the socket command.
+   */
+  private probeRingSetup(): RingSetupSupport {
+    if (process.env[URING_SETUP_ENV] === 'sync') return { sockets: false, why: `${URING_SETUP_ENV}=sync` };
+    const ops = this.ring.supportedOpcodes();
+    const missing = [
+      [U.IORING_OP_URING_CMD, 'IORING_OP_URING_CMD'],
+      [U.IORING_OP_BIND, 'IORING_OP_BIND'],
+    ].filter(([op]) => !ops.has(op as number));
+    if (missing.length > 0) return { sockets: false, why: `the kernel lacks ${missing.map(([, name]) => name).join(', ')}` };
+    const fd = this.libc.socket(C.AF_INET, C.SOCK_STREAM | C.SOCK_CLOEXEC, 0);
+    if (fd < 0) this.api.fail('socket(AF_INET, SOCK_STREAM)');
+    try {
+      this.ring.setsockopt(fd, C.IPPROTO_TCP, C.TCP_NODELAY, this.optionAddress, 4, Op.Probe, 0);
+      this.ring.submit(1, 1000);
+      let res: number | undefined;
+      while (this.ring.next()) if (this.ring.completion.kind === Op.Probe) res = this.ring.completion.res;
+      if (res === 0) return { sockets: true, why: 'setsockopt and bind run on the ring' };
+      return { sockets: false, why: `setsockopt through the ring (SOCKET_URING_OP_SETSOCKOPT, Linux 6.7) failed with ${res === undefined ? 'no completion' : errnoName(-res)}` };
+    } finally {
+      this.libc.close(fd);
+    }
   }
 
   get stopping(): boolean {
@@ -165,19 +261,11 @@ export class UringEngine {
     return this.ring.enters;
   }
 
-  private flowEvents(): boolean {
-    return Atomics.load(this.flowEventsFlag, 0) === 1;
-  }
-
-  private emit(event: ProxyEvent): void {
-    this.pending.push(event);
-  }
-
   handle(message: ToEngine): void {
-    if (message.kind === 'local-addresses') this.localAddresses = new Set(message.addresses);
+    if (message.kind === 'local-addresses') this.admission.localAddresses = new Set(message.addresses);
     else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
     else if (message.kind === 'routing') {
-      this.routes = RouteTable.compile(message.routing);
+      this.admission.reroute(message.routing);
       this.post({ kind: 'routing', requestId: message.requestId });
     } else if (message.kind === 'close-flow') {
       const flow = this.flows.get(message.id);
@@ -187,28 +275,11 @@ export class UringEngine {
   }
 
   busiest(limit: number): TcpFlowSnapshot[] {
-    const now = this.now();
-    return topN(this.flows.values(), limit, (f) => f.up.bytes + f.down.bytes).map((f) => ({
-      id: f.id,
-      client: f.client,
-      originalDestination: f.destination,
-      bytesFromClient: f.up.bytes,
-      bytesFromServer: f.down.bytes,
-      ageMs: now - f.started,
-      connected: f.connected,
-    }));
+    return this.admission.busiest(this.flows.values(), limit);
   }
 
-  private snapshot(): typeof this.counters {
-    let bytesFromClient = this.counters.bytesFromClient;
-    let bytesFromServer = this.counters.bytesFromServer;
-    const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
-    for (const f of this.flows.values()) {
-      bytesFromClient += f.up.bytes;
-      bytesFromServer += f.down.bytes;
-      countRouted(routed, f.decision.route, f.decision.outbound.name, 0, f.up.bytes, f.down.bytes);
-    }
-    return { ...this.counters, active: this.flows.size, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed }, ...routed };
+  private snapshot(): TcpCounters {
+    return this.admission.snapshot(this.flows.values(), this.flows.size);
   }
 
   /** One loop turn: submit what is queued and wait (up to waitMs) for completions, handle them, run timers. */
@@ -219,10 +290,8 @@ export class UringEngine {
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     const now = this.now();
     if (this.timers.scanDue(now)) this.scan(now);
-    if (this.pending.length > 0) {
-      this.post({ kind: 'events', events: this.pending });
-      this.pending = [];
-    }
+    const events = this.admission.takeEvents();
+    if (events) this.post({ kind: 'events', events });
     if (this.timers.countersDue(now)) this.post({ kind: 'counters', counters: this.snapshot() });
     return !this.finishStopIfDone(now);
   }
@@ -239,17 +308,41 @@ export class UringEngine {
         return;
       case Op.ConnectTimeout:
       case Op.Cancel:
+      case Op.Probe:
+      case Op.Finish:
+        // Finish: a failed step of a FIN or an orderly close. The flow ends (or ended) anyway, as
+        // when shutdown() and close() were synchronous calls whose results went unread.
         return;
     }
     const flow = this.flows.get(id);
     if (!flow || flow.closed) {
-      // A flow reset before its operations completed: only a buffer it was lent needs a way back.
+      // A flow reset before its operations completed: only a buffer it was lent needs a way back,
+      // and an upstream socket kept for its setup chain a close.
       if (flags & U.IORING_CQE_F_BUFFER) this.giveBack(flags >>> U.IORING_CQE_BUFFER_SHIFT);
+      // The chain's end: its connect, or a failed bind (see onBindFailed).
+      const chainEnd = kind === Op.Connect || kind === Op.ConnectAgain || kind === Op.Bind;
+      const orphan = chainEnd ? this.orphans.get(id) : undefined;
+      if (orphan !== undefined) {
+        this.orphans.delete(id);
+        this.reset(orphan);
+      }
       return;
     }
+    if (kind === Op.Setup) {
+      // A failed option: the flow ends when its chain does (the connect, or a failed bind).
+      if (flow.chain && flow.setupErrno === 0) flow.setupErrno = -res;
+      return;
+    }
+    if (kind === Op.Bind) {
+      if (flow.chain) this.onBindFailed(flow, -res);
+      return;
+    }
+    // A late CQE of a first chain that failed, should a kernel post them: onSetupFailed ended it.
+    if (kind === Op.Connect && flow.portTaken) return;
     flow.pending--;
     switch (kind) {
       case Op.Connect:
+      case Op.ConnectAgain:
         this.onConnect(flow, res);
         return;
       case Op.RecvClient:
@@ -283,8 +376,11 @@ export class UringEngine {
       return;
     }
     for (const [i, l] of this.listeners.entries()) {
-      while (l.inFlight < ACCEPTS_PER_LISTENER) {
-        this.ring.accept(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, i);
+      for (let slot = l.freeSlots.pop(); slot !== undefined; slot = l.freeSlots.pop()) {
+        const at = i * ACCEPTS_PER_LISTENER + slot;
+        this.peers.writeUInt32LE(SOCKADDR_STORAGE_SIZE, this.peerLengthsAt + at * 4);
+        const peer = { address: this.peersAddress + BigInt(at * SOCKADDR_STORAGE_SIZE), length: this.peersAddress + BigInt(this.peerLengthsAt + at * 4) };
+        this.ring.accept(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, at, peer);
         l.inFlight++;
       }
     }
@@ -292,13 +388,17 @@ export class UringEngine {
 
   /** Cancel the accepts in flight (out of descriptors, or stopping); their CQEs say ECANCELED. */
   private cancelAccepts(): void {
-    for (const [i, l] of this.listeners.entries()) if (l.inFlight > 0) this.ring.cancel(Op.Accept, i, Op.Cancel);
+    for (const [i, l] of this.listeners.entries()) {
+      if (l.inFlight === 0) continue;
+      for (let slot = 0; slot < ACCEPTS_PER_LISTENER; slot++) if (!l.freeSlots.includes(slot)) this.ring.cancel(Op.Accept, i * ACCEPTS_PER_LISTENER + slot, Op.Cancel);
+    }
   }
 
-  private onAccept(index: number, res: number): void {
-    const listener = this.listeners[index];
+  private onAccept(at: number, res: number): void {
+    const listener = this.listeners[Math.floor(at / ACCEPTS_PER_LISTENER)];
     if (!listener) return;
     listener.inFlight--;
+    listener.freeSlots.push(at % ACCEPTS_PER_LISTENER);
     if (res < 0) {
       const errno = errnoName(-res);
       if (res === -C.EMFILE || res === -C.ENFILE) {
@@ -307,7 +407,7 @@ export class UringEngine {
         this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
         this.cancelAccepts();
       } else if (res !== -ECANCELED && res !== -C.ECONNABORTED && res !== -C.EAGAIN) {
-        this.emit({ type: 'error', code: errno, message: `tcp accept: ${errno}` });
+        this.admission.emit({ type: 'error', code: errno, message: `tcp accept: ${errno}` });
       }
       this.armAccepts();
       return;
@@ -317,12 +417,21 @@ export class UringEngine {
       this.reset(cfd);
       return;
     }
-    const client = this.endpoint(cfd, 'getpeername');
+    // The kernel wrote the peer's address with the accept: the slot is free again only below.
+    const client = this.acceptedPeer(at);
     const destination = client && this.endpoint(cfd, 'getsockname');
     if (!client || !destination) this.reset(cfd);
     else if (this.flows.size >= this.config.maxConnections) this.parked.push({ listener, cfd, client, destination });
     else this.onAccepted(listener, cfd, client, destination);
     this.armAccepts();
+  }
+
+  private acceptedPeer(at: number): Endpoint | undefined {
+    try {
+      return decodeSockaddr(this.peers.subarray(at * SOCKADDR_STORAGE_SIZE, (at + 1) * SOCKADDR_STORAGE_SIZE), this.peers.readUInt32LE(this.peerLengthsAt + at * 4));
+    } catch {
+      return undefined;
+    }
   }
 
   private endpoint(fd: number, call: 'getpeername' | 'getsockname'): Endpoint | undefined {
@@ -332,57 +441,155 @@ export class UringEngine {
   }
 
   private onAccepted(listener: { readonly family: C.Family; readonly port: number }, cfd: number, client: Endpoint, destination: Endpoint): void {
-    const refused = refusalReason(client, destination, { localAddresses: this.localAddresses, listenPort: listener.port, activeFlows: this.flows.size, maxConnections: this.config.maxConnections });
-    if (refused) {
-      this.counters.refused[refused]++;
-      if (this.flowEvents()) this.emit({ type: 'tcp.refused', client, originalDestination: destination, reason: refused });
+    const id = this.admission.admit(listener.port, client, destination, this.flows.size);
+    if (id === undefined) {
       this.reset(cfd);
       return;
     }
-    const id = this.nextId++;
-    if (this.flowEvents()) this.emit({ type: 'tcp.accept', id, client, originalDestination: destination });
-    const first = this.routes.decideUnnamed(routeFlowOf(client, destination));
+    const first = this.admission.firstDecision(client, destination);
     // The relay starts this engine only for routing without names (uringRoutingGap).
-    const decision = first === 'sniff' ? this.routes.decide(routeFlowOf(client, destination)) : first;
-    const outbound = decision.outbound;
-    countRouted(this.counters, decision.route, outbound.name, 1);
-    if (this.flowEvents()) this.emit({ type: 'tcp.route', id, originalDestination: destination, ...routeFields(decision) });
-    this.counters.accepted++;
-    if (outbound.kind === 'reject') {
-      increment(this.counters.closed, 'rejected');
-      if (this.flowEvents()) this.emit({ type: 'tcp.close', id, client, originalDestination: destination, bytesFromClient: 0, bytesFromServer: 0, durationMs: 0, reason: 'rejected', ...routeFields(decision) });
+    const decision = first === 'sniff' ? this.admission.decide(client, destination) : first;
+    if (!this.admission.routed(id, client, destination, decision)) {
       this.reset(cfd);
       return;
     }
-    let ufd: number;
+    this.counters.accepted++;
+    let dscp: number | undefined;
+    let ufd = -1;
     try {
-      let dscp = typeof this.config.headers.dscp === 'number' ? this.config.headers.dscp : undefined;
-      if (this.config.headers.dscp === 'copy') {
-        dscp = this.api.savedSynDscp(cfd) ?? 0;
-        this.api.setDscp(cfd, listener.family, dscp);
-      }
-      ufd = openUpstreamSocket(this.api, { upstreamMark: this.config.upstreamMark, ttl: this.config.headers.ttl }, client, outbound, dscp, () => this.counters.clientPortFallbacks++);
+      dscp = this.admission.flowDscp(cfd, listener.family);
+      if (!this.ringSetup.sockets) ufd = this.admission.openUpstream(cfd, listener.family, client, decision.outbound, dscp);
     } catch (error) {
-      const errno = errnoOf(error);
-      increment(this.counters.connectErrors, errno);
-      if (errno === 'EMFILE' || errno === 'ENFILE') {
-        if (this.resumeAt === 0) this.counters.acceptPauses++;
-        this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
-        this.cancelAccepts();
-      }
-      this.reset(cfd);
+      this.setupFailed(errnoOf(error), cfd);
       return;
     }
     const now = this.now();
     const sockaddr = encodeSockaddr(destination);
-    const flow: UFlow = { id, client, destination, cfd, ufd, decision, sockaddr, connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: 1 };
+    const flow: UFlow = {
+      id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
+      connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0,
+    };
     this.flows.set(id, flow);
-    this.ring.connect(ufd, this.libc.address(sockaddr), sockaddr.length, Op.Connect, id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
+    if (ufd < 0) this.openThroughRing(flow);
+    else this.ring.connect(ufd, this.libc.address(sockaddr), sockaddr.length, Op.Connect, id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
+  }
+
+  /** The upstream socket could not be opened: counted as a connect error, the client reset. */
+  private setupFailed(errno: string, cfd: number): void {
+    increment(this.counters.connectErrors, errno);
+    if (errno === 'EMFILE' || errno === 'ENFILE') {
+      if (this.resumeAt === 0) this.counters.acceptPauses++;
+      this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
+      this.cancelAccepts();
+    }
+    this.reset(cfd);
+  }
+
+  /** A flow whose upstream socket failed before its connect began: gone without a close (as when opened synchronously). */
+  private dropFlow(flow: UFlow, errno: string): void {
+    flow.closed = true;
+    this.flows.delete(flow.id);
+    this.counters.active = this.flows.size;
+    if (flow.ufd >= 0) this.libc.close(flow.ufd);
+    this.setupFailed(errno, flow.cfd);
+    this.admitParked();
+  }
+
+  /**
+   * The upstream socket (socket() stays a synchronous call: IORING_OP_SOCKET cost each new
+   * connection a loop turn before its options could be queued, and measured slower), then its
+   * options, bind and connect (with its timeout) through the ring, all with the next submission.
+   *
+   * The options are not linked: they run inline, in order, at submission, and post a CQE only
+   * when one fails (that ends the flow once its connect is done). Links would cost a loop turn
+   * per step: with DEFER_TASKRUN the kernel issues each next link as task work, which an
+   * io_uring_enter that already has completions to return runs one step of. Only the bind is
+   * linked to the connect (transparent outbounds), so a client whose port is taken here is never
+   * connected from another source: a failed bind ends the chain, with no CQE for the connect
+   * (the kernel posts none for the links cancelled after an SQE with IOSQE_CQE_SKIP_SUCCESS fails).
+   */
+  private openThroughRing(flow: UFlow): void {
+    flow.ufd = this.libc.socket(flow.client.family === 4 ? C.AF_INET : C.AF_INET6, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0);
+    if (flow.ufd < 0) {
+      this.dropFlow(flow, errnoName(this.libc.errno()));
+      return;
+    }
+    const outbound = flow.decision.outbound;
+    if (outbound.kind !== 'direct' && outbound.kind !== 'transparent') {
+      this.dropFlow(flow, 'EINVAL');
+      return;
+    }
+    const setup = upstreamSetup(flow.client, outbound, { dscp: flow.dscp !== undefined, ttl: this.config.headers.ttl !== undefined }, flow.portTaken);
+    if (flow.dscp !== undefined && !flow.setupValues) {
+      flow.setupValues = Buffer.alloc(4);
+      flow.setupValues.writeInt32LE(flow.dscp << 2, 0);
+    }
+    this.ring.reserve(CHAIN_ROOM);
+    flow.setupErrno = 0;
+    for (const option of setup.options) {
+      const [address, length] = this.optionValue(flow, option);
+      this.ring.setsockopt(flow.ufd, option.level, option.name, address, length, Op.Setup, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
+    }
+    if (setup.bind) {
+      flow.bindAddress = encodeSockaddr(setup.bind);
+      this.ring.bind(flow.ufd, this.libc.address(flow.bindAddress), flow.bindAddress.length, Op.Bind, flow.id, U.IOSQE_IO_LINK | U.IOSQE_CQE_SKIP_SUCCESS);
+    }
+    flow.pending++;
+    flow.chain = true;
+    this.ring.connect(flow.ufd, this.libc.address(flow.sockaddr), flow.sockaddr.length, this.connectKind(flow), flow.id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
+  }
+
+  private connectKind(flow: UFlow): number {
+    return flow.portTaken ? Op.ConnectAgain : Op.Connect;
+  }
+
+  /**
+   * The bind failed (its CQE): the chain's end, the connect linked to it cancelled without a CQE
+   * (so the connect counted in `pending` ends here). The client's port taken (EADDRINUSE): a new
+   * socket, bound to the client's address with a port the kernel picks at connect.
+   */
+  private onBindFailed(flow: UFlow, errno: number): void {
+    flow.chain = false;
+    flow.pending--;
+    if (flow.setupErrno !== 0) {
+      this.dropFlow(flow, errnoName(flow.setupErrno));
+      return;
+    }
+    if (errno === EADDRINUSE && !flow.portTaken) {
+      this.counters.clientPortFallbacks++;
+      flow.portTaken = true;
+      this.libc.close(flow.ufd);
+      flow.ufd = -1;
+      this.openThroughRing(flow);
+      return;
+    }
+    this.dropFlow(flow, errnoName(errno));
+  }
+
+  private optionValue(flow: UFlow, option: RingOption): readonly [bigint, number] {
+    switch (option.value) {
+      case 'one':
+        return [this.optionAddress + BigInt(OPTION_AT.one), 4];
+      case 'mark':
+        return [this.optionAddress + BigInt(OPTION_AT.mark), 4];
+      case 'ttl':
+        return [this.optionAddress + BigInt(OPTION_AT.ttl), 4];
+      case 'linger':
+        return [this.optionAddress + BigInt(OPTION_AT.linger), 8];
+      case 'dscp':
+        return [this.libc.address(flow.setupValues ?? this.optionValues), 4];
+    }
   }
 
   // ---- flows ----------------------------------------------------------------------------------
 
   private onConnect(flow: UFlow, res: number): void {
+    flow.chain = false;
+    if (flow.setupErrno !== 0) {
+      // An option failed (its CQE came before this one): connected or not, the flow ends.
+      this.dropFlow(flow, errnoName(flow.setupErrno));
+      return;
+    }
     if (res < 0) {
       // The linked timeout cancels the connect: ECANCELED is the deadline passing.
       const reason = res === -ECANCELED || res === -ETIME ? 'connect-timeout' : errnoName(-res);
@@ -391,17 +598,8 @@ export class UringEngine {
       return;
     }
     flow.connected = true;
-    this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
-    if (this.config.keepAliveMs > 0) {
-      const idle = Math.max(1, Math.round(this.config.keepAliveMs / 1000));
-      for (const fd of [flow.cfd, flow.ufd]) {
-        this.api.setInt(fd, C.SOL_SOCKET, C.SO_KEEPALIVE, 1);
-        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPIDLE, idle);
-        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPINTVL, Math.max(1, Math.round(idle / 3)));
-        this.api.setInt(fd, C.IPPROTO_TCP, C.TCP_KEEPCNT, 3);
-      }
-    }
-    if (this.flowEvents()) this.emit({ type: 'tcp.connected', id: flow.id, upstreamLocal: this.api.localEndpoint(flow.ufd) });
+    // TCP_NODELAY was set in the setup chain when the ring opened the socket.
+    this.admission.connected(flow.id, flow.cfd, flow.ufd, this.ringSetup.sockets);
     this.recv(flow, 'client');
     this.recv(flow, 'upstream');
   }
@@ -462,14 +660,29 @@ export class UringEngine {
 
   /** The source's FIN, after everything before it was sent: SHUT_WR on the sink, or the end. */
   private passFin(flow: UFlow, d: UDirection, sink: number): void {
-    this.libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
     d.shut = true;
     const other = d === flow.up ? flow.down : flow.up;
     if (other.shut) {
-      this.close(flow, 'done');
+      this.close(flow, 'done', sink);
       return;
     }
+    // SO_LINGER matters to close() only: through the ring it can go with the next submission.
+    // The FIN itself stays a synchronous call: IORING_OP_SHUTDOWN always runs in an io-wq
+    // worker thread (a wake-up per FIN), and looks its descriptor up there, late enough for a
+    // close queued after it to run first and a new socket to take the number.
+    if (this.ringSetup.sockets) this.lingerOffThroughRing(flow, sink);
+    else this.libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
     this.libc.shutdown(sink, C.SHUT_WR);
+  }
+
+  /**
+   * SO_LINGER {0, 0} on `fd`, through the ring. Not linked to the close that follows: the kernel
+   * issues a linked SQE later (as task work, after the rest of the submission) and looks its
+   * descriptor up then; unlinked, the setsockopt and the closes run inline, in queue order, at
+   * submission. Their results went unread when they were synchronous calls, too.
+   */
+  private lingerOffThroughRing(flow: UFlow, fd: number): void {
+    this.ring.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.optionAddress + BigInt(OPTION_AT.lingerOff), 8, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
   }
 
   private giveBack(bid: number): void {
@@ -492,32 +705,47 @@ export class UringEngine {
     this.libc.close(fd);
   }
 
-  private close(flow: UFlow, reason: string): void {
+  /**
+   * End a flow. `lastFin`: an orderly end, the descriptor whose SO_LINGER goes off before it
+   * closes (the other one's went off with its FIN). Through the ring when nothing of the flow is
+   * in flight: SO_LINGER off, then both closes, in this order with the next submission.
+   */
+  private close(flow: UFlow, reason: string, lastFin?: number): void {
     if (flow.closed) return;
     flow.closed = true;
-    // Operations still pending hold the sockets: cancel them first, or close() would not close.
-    if (flow.pending > 0) {
-      this.ring.cancelFdNow(flow.cfd);
-      this.ring.cancelFdNow(flow.ufd);
+    if (flow.chain) {
+      this.orphans.set(flow.id, flow.ufd);
+      this.ring.cancel(this.connectKind(flow), flow.id, Op.Cancel);
     }
-    for (const fd of [flow.cfd, flow.ufd]) {
-      if (reason === 'done') this.libc.close(fd);
-      else this.reset(fd);
+    const fds = flow.ufd >= 0 && !flow.chain ? [flow.cfd, flow.ufd] : [flow.cfd];
+    if (lastFin !== undefined && this.ringSetup.sockets && flow.pending === 0) {
+      this.lingerOffThroughRing(flow, lastFin);
+      this.ring.closeFd(lastFin, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
+      for (const fd of fds) if (fd !== lastFin) this.ring.closeFd(fd, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
+    } else {
+      if (lastFin !== undefined) this.libc.setsockopt(lastFin, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
+      // SQEs queued this turn may name these descriptors: submitted after a close() here, they
+      // would act on whatever socket gets the number next (a shutdown queued for this flow, run
+      // on the next flow's new upstream socket, left it unable to send). So they go first.
+      if (this.ring.queued > 0) this.ring.submit(0, -1);
+      // Operations still pending hold the sockets: cancel them first, or close() would not close.
+      if (flow.pending > 0) for (const fd of fds) this.ring.cancelFdNow(fd);
+      for (const fd of fds) {
+        if (reason === 'done') this.libc.close(fd);
+        else this.reset(fd);
+      }
     }
     for (const d of [flow.up, flow.down]) {
       if (d.bid >= 0) this.giveBack(d.bid);
       d.bid = -1;
     }
     this.flows.delete(flow.id);
-    increment(this.counters.closed, reason);
-    this.counters.bytesFromClient += flow.up.bytes;
-    this.counters.bytesFromServer += flow.down.bytes;
-    countRouted(this.counters, flow.decision.route, flow.decision.outbound.name, 0, flow.up.bytes, flow.down.bytes);
-    this.counters.active = this.flows.size;
-    if (this.flowEvents()) {
-      this.emit({ type: 'tcp.close', id: flow.id, client: flow.client, originalDestination: flow.destination, bytesFromClient: flow.up.bytes, bytesFromServer: flow.down.bytes, durationMs: this.now() - flow.started, reason, ...routeFields(flow.decision) });
-    }
-    // A connection accepted at the cap takes the place first; then accepting resumes.
+    this.admission.closed(flow, reason, this.flows.size);
+    this.admitParked();
+  }
+
+  /** A place came free: a connection accepted at the cap takes it first; then accepting resumes. */
+  private admitParked(): void {
     const next = this.parked.shift();
     if (next && !this.stop.stopping) this.onAccepted(next.listener, next.cfd, next.client, next.destination);
     else if (next) this.reset(next.cfd);
@@ -556,11 +784,17 @@ export class UringEngine {
     if (!this.stop.due(now, this.flows.size)) return false;
     const forced = this.flows.size;
     for (const flow of [...this.flows.values()]) this.close(flow, 'stopped');
-    if (this.pending.length > 0) this.post({ kind: 'events', events: this.pending });
-    this.pending = [];
+    const events = this.admission.takeEvents();
+    if (events) this.post({ kind: 'events', events });
     this.post({ kind: 'stopped', report: this.stop.report(forced), counters: this.snapshot() });
+    // Closes queued through the ring go now, and sockets the ring opened for flows gone get closed.
+    this.ring.submit(0, -1);
+    const c = this.ring.completion;
+    while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     this.ring.cancelFdNow(this.wakeFd);
     this.ring.close();
+    for (const fd of this.orphans.values()) this.reset(fd);
+    this.orphans.clear();
     this.buffers.close();
     this.libc.close(this.wakeFd);
     return true;

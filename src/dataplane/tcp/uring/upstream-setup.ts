@@ -1,0 +1,49 @@
+/**
+ * The upstream socket's setup as a list of ring operations (pure): the options
+ * openUpstreamSocket sets with synchronous calls, in the same order, then the bind, so the uring
+ * engine can queue socket options, bind and connect as one linked chain (no system call of its
+ * own). TCP_NODELAY joins them (the other engines set it once connected; before the SYN is as
+ * good). SO_LINGER {1, 0} comes last, as openUpstreamSocket sets it after the bind.
+ */
+import * as C from '../../../core/net/constants.js';
+import type { Endpoint } from '../../../core/net/sockaddr.js';
+import type { ConnectingOutbound } from '../upstream-socket.js';
+
+/** One setsockopt: `value` names which of the engine's constant option values it takes. */
+export interface RingOption {
+  readonly level: number;
+  readonly name: number;
+  readonly value: 'one' | 'mark' | 'dscp' | 'ttl' | 'linger';
+  /** For errors: the option's name as in the kernel headers. */
+  readonly label: string;
+}
+
+export interface UpstreamSetup {
+  readonly domain: number;
+  readonly options: readonly RingOption[];
+  /** Where to bind before connecting (none: the kernel picks at connect). */
+  readonly bind: Endpoint | undefined;
+}
+
+/**
+ * The setup of the upstream socket of a flow from `client` through a direct or transparent
+ * outbound (upstream proxies run on the splice engine). `portTaken`: the client's port was in use
+ * here at the first try, so bind its address with port 0 and IP_BIND_ADDRESS_NO_PORT.
+ */
+export function upstreamSetup(client: Endpoint, outbound: Extract<ConnectingOutbound, { kind: 'direct' | 'transparent' }>, settings: { readonly dscp: boolean; readonly ttl: boolean }, portTaken: boolean): UpstreamSetup {
+  const v4 = client.family === 4;
+  const ip = v4 ? C.SOL_IP : C.SOL_IPV6;
+  const options: RingOption[] = [];
+  if (!v4) options.push({ level: C.SOL_IPV6, name: C.IPV6_V6ONLY, value: 'one', label: 'IPV6_V6ONLY' });
+  const transparent = outbound.kind === 'transparent';
+  if (transparent && !portTaken) options.push({ level: C.SOL_SOCKET, name: C.SO_REUSEADDR, value: 'one', label: 'SO_REUSEADDR' });
+  if (transparent) options.push({ level: ip, name: v4 ? C.IP_TRANSPARENT : C.IPV6_TRANSPARENT, value: 'one', label: v4 ? 'IP_TRANSPARENT' : 'IPV6_TRANSPARENT' });
+  options.push({ level: C.SOL_SOCKET, name: C.SO_MARK, value: 'mark', label: 'SO_MARK' });
+  if (transparent && portTaken) options.push({ level: C.SOL_IP, name: C.IP_BIND_ADDRESS_NO_PORT, value: 'one', label: 'IP_BIND_ADDRESS_NO_PORT' });
+  if (settings.dscp) options.push({ level: ip, name: v4 ? C.IP_TOS : C.IPV6_TCLASS, value: 'dscp', label: v4 ? 'IP_TOS' : 'IPV6_TCLASS' });
+  if (settings.ttl) options.push({ level: ip, name: v4 ? C.IP_TTL : C.IPV6_UNICAST_HOPS, value: 'ttl', label: v4 ? 'IP_TTL' : 'IPV6_UNICAST_HOPS' });
+  options.push({ level: C.IPPROTO_TCP, name: C.TCP_NODELAY, value: 'one', label: 'TCP_NODELAY' });
+  options.push({ level: C.SOL_SOCKET, name: C.SO_LINGER, value: 'linger', label: 'SO_LINGER' });
+  const bind = transparent ? (portTaken ? { ...client, port: 0 } : client) : undefined;
+  return { domain: v4 ? C.AF_INET : C.AF_INET6, options, bind };
+}
