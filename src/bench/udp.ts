@@ -25,7 +25,7 @@ import { TproxyError } from '../core/errors.js';
 import type { UdpCounters } from '../dataplane/udp/counters.js';
 import { JsonLines } from '../lab/json-lines.js';
 import { LAB_ADDRESSES, Lab } from '../lab/topology.js';
-import { machineCpu, machineCpuSince } from '../sys/proc-usage.js';
+import { machineCpu, machineCpuSince, processTree, usageOf } from '../sys/proc-usage.js';
 import { summarize } from './stats.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -78,22 +78,28 @@ export interface UdpBenchFigure {
 export interface MachineFigure {
   readonly busy: number;
   readonly cpuMicrosPerUnit: number;
+  /** The relay's own processes (user + system), microseconds per unit: what its engine costs, whatever else loads the machine. */
+  readonly proxyMicrosPerUnit: number;
 }
 
 interface Run {
   readonly perSecond: number;
   readonly busy: number;
   readonly cpuMicrosPerUnit: number;
+  readonly proxyMicrosPerUnit: number;
 }
 
-/** Run `measure` (events per second over durationMs) and what the machine spent meanwhile. */
-async function withMachine(durationMs: number, measure: () => Promise<number>): Promise<Run> {
+/** Run `measure` (events per second over durationMs) and what the machine, and the relay `pid` (with its children), spent meanwhile. */
+async function withMachine(durationMs: number, measure: () => Promise<number>, pid?: number): Promise<Run> {
+  const pids = pid === undefined ? [] : processTree(pid);
+  const proxyBefore = usageOf(pids).cpuSeconds;
   const before = machineCpu();
   const perSecond = await measure();
   const spent = machineCpuSince(before);
+  const proxySeconds = usageOf(pids).cpuSeconds - proxyBefore;
   const total = spent.busySeconds + spent.idleSeconds;
   const events = (perSecond * durationMs) / 1000;
-  return { perSecond, busy: total > 0 ? spent.busySeconds / total : 0, cpuMicrosPerUnit: events > 0 ? (spent.busySeconds / events) * 1e6 : 0 };
+  return { perSecond, busy: total > 0 ? spent.busySeconds / total : 0, cpuMicrosPerUnit: events > 0 ? (spent.busySeconds / events) * 1e6 : 0, proxyMicrosPerUnit: events > 0 ? (proxySeconds / events) * 1e6 : 0 };
 }
 
 export interface UdpBenchResult {
@@ -143,6 +149,7 @@ function spread(values: readonly number[]): Spread {
 const machineOf = (runs: readonly Run[]): MachineFigure => ({
   busy: Math.round(summarize(runs.map((r) => r.busy)).median * 100) / 100,
   cpuMicrosPerUnit: Math.round(summarize(runs.map((r) => r.cpuMicrosPerUnit)).median * 10) / 10,
+  proxyMicrosPerUnit: Math.round(summarize(runs.map((r) => r.proxyMicrosPerUnit)).median * 10) / 10,
 });
 
 function figure(kernel: readonly Run[], relay: readonly Run[]): UdpBenchFigure {
@@ -292,12 +299,12 @@ async function benchIn(
       }
     };
     rrKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel)));
-    await pair(async () => void rrRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay))), async () => void rrBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline))));
+    await pair(async () => void rrRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay), proxy.child.pid)), async () => void rrBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline), baselineProxy?.child.pid)));
     manyKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel, manyFlows)));
-    await pair(async () => void manyRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay, manyFlows))), async () => void manyBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline, manyFlows))));
+    await pair(async () => void manyRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay, manyFlows), proxy.child.pid)), async () => void manyBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline, manyFlows), baselineProxy?.child.pid)));
     if (socks) rrSocks.push(await withMachine(durationMs, () => rr(PORTS.echoSocks)));
     dgKernel.push(await withMachine(durationMs, () => flood(PORTS.sinkKernel)));
-    await pair(async () => void dgRelay.push(await withMachine(durationMs, () => flood(PORTS.sinkRelay))), async () => void dgBase.push(await withMachine(durationMs, () => flood(PORTS.sinkBaseline))));
+    await pair(async () => void dgRelay.push(await withMachine(durationMs, () => flood(PORTS.sinkRelay), proxy.child.pid)), async () => void dgBase.push(await withMachine(durationMs, () => flood(PORTS.sinkBaseline), baselineProxy?.child.pid)));
     const b = (runs: readonly Run[]): string => (base ? ` baseline ${runs.at(-1)?.perSecond}` : '');
     report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)?.perSecond} relay ${rrRelay.at(-1)?.perSecond}${b(rrBase)}; with ${manyFlows} flows kernel ${manyKernel.at(-1)?.perSecond} relay ${manyRelay.at(-1)?.perSecond}${b(manyBase)}${socks ? `; socks5 ${rrSocks.at(-1)?.perSecond}` : ''}; datagrams/s kernel ${dgKernel.at(-1)?.perSecond} relay ${dgRelay.at(-1)?.perSecond}${b(dgBase)}`);
   }
@@ -338,7 +345,7 @@ async function benchIn(
 
 /** The result as a table. */
 export function formatUdpBench(result: UdpBenchResult): string {
-  const machine = (m: MachineFigure): string => `${m.cpuMicrosPerUnit} us (${Math.round(m.busy * 100)}% busy)`;
+  const machine = (m: MachineFigure): string => `${m.cpuMicrosPerUnit} us (${Math.round(m.busy * 100)}% busy${m.proxyMicrosPerUnit > 0 ? `; relay process ${m.proxyMicrosPerUnit} us` : ''})`;
   const row = (name: string, f: UdpBenchFigure, [a, b] = ['kernel', 'relay']): string =>
     `${name.padEnd(34)}${`${f.kernel.median}`.padStart(10)}${`${f.relay.median}`.padStart(10)}${`${f.ratio.toFixed(2)}x`.padStart(8)}   ${a} ${f.kernel.min}-${f.kernel.max}, ${b} ${f.relay.min}-${f.relay.max}; machine CPU each: ${a} ${machine(f.machine.kernel)}, ${b} ${machine(f.machine.relay)}`;
   const b = result.baseline;

@@ -65,6 +65,8 @@ export class UringDatagramIo implements DatagramIo {
   /** Descriptors whose receive is (re)armed on the next turn. */
   private readonly toArm = new Set<number>();
   private epollArmed = false;
+  /** Sends whose completion has not been read yet (each gives a buffer back). */
+  private sendsInFlight = 0;
   /** Buffers taken per descriptor this turn, in arrival order, and a receive error per descriptor. */
   private readonly pending = new Map<number, number[]>();
   private readonly errors = new Map<number, number>();
@@ -149,7 +151,9 @@ export class UringDatagramIo implements DatagramIo {
       this.uring.pollMultishot(this.epoll.fd, POLLIN, KIND_POLL, 0);
       this.epollArmed = true;
     }
-    this.uring.submit(timeoutMs > 0 ? 1 : 0, timeoutMs);
+    // Sends complete as they are submitted (MSG_DONTWAIT): waiting for one completion more than
+    // their count waits for traffic, where 1 would return at once with only the sends' completions.
+    this.uring.submit(timeoutMs > 0 ? this.sendsInFlight + 1 : 0, timeoutMs);
     this.harvest();
     if (this.failures.length > 0) {
       const failures = this.failures.splice(0);
@@ -216,6 +220,7 @@ export class UringDatagramIo implements DatagramIo {
   }
 
   private sent(bid: number, res: number): void {
+    this.sendsInFlight--;
     const left = --this.inFlight[bid]!;
     if (left === 0 && this.inBatch[bid] === 0) this.ring.giveBack(bid);
     if (res >= 0) return;
@@ -336,6 +341,7 @@ export class UringDatagramIo implements DatagramIo {
       }
       this.uring.sendTo(fd, data, this.lengths[i] ?? 0, MSG_DONTWAIT, target, targetLength, KIND_SEND, bid);
       this.inFlight[bid]!++;
+      this.sendsInFlight++;
       this.sendFd[bid] = fd;
       this.sendWatch[bid] = watch;
     }
