@@ -51,7 +51,9 @@ export class UringDatagramIo implements DatagramIo {
   private readonly uring: IoUring;
   private readonly ring: BufferRing;
   private readonly memory: Buffer;
-  private readonly bufferAddress: bigint[];
+  /** Per buffer: where its payload and its name (msg_name) are, for send SQEs. */
+  private readonly payloadAddress: bigint[];
+  private readonly nameAddress: bigint[];
   private readonly size: number;
   private readonly msghdr = Buffer.alloc(MSGHDR_SIZE);
   private readonly msghdrAddress: bigint;
@@ -98,7 +100,8 @@ export class UringDatagramIo implements DatagramIo {
       throw error;
     }
     this.memory = this.ring.memory();
-    this.bufferAddress = Array.from({ length: options.buffers }, (_, bid) => this.ring.address(bid));
+    this.payloadAddress = Array.from({ length: options.buffers }, (_, bid) => this.ring.address(bid) + BigInt(PAYLOAD_AT));
+    this.nameAddress = Array.from({ length: options.buffers }, (_, bid) => this.ring.address(bid) + BigInt(RECVMSG_OUT.size));
     const n = options.buffers;
     this.lengths = new Int32Array(n);
     this.batch = new Int32Array(n);
@@ -110,7 +113,7 @@ export class UringDatagramIo implements DatagramIo {
     this.sendFd = new Int32Array(n);
     this.sendWatch = new Float64Array(n);
     writeMsghdr(this.msghdr, { nameAddress: 0n, nameLength: NAME_SPACE, iovAddress: 0n, iovCount: 0, controlAddress: 0n, controlLength: CONTROL_SPACE });
-    this.msghdrAddress = koffi.address(this.msghdr) as bigint;
+    this.msghdrAddress = koffi.address(this.msghdr);
   }
 
   /** io_uring_enter calls so far. */
@@ -321,7 +324,7 @@ export class UringDatagramIo implements DatagramIo {
 
   pin(endpoint: Endpoint): PinnedSockaddr {
     const sockaddr = encodeSockaddr(endpoint);
-    return { sockaddr, address: koffi.address(sockaddr) as bigint };
+    return { sockaddr, address: koffi.address(sockaddr) };
   }
 
   /** Queued: they leave with the next turn's io_uring_enter (failures come back through onSendFailed). */
@@ -329,11 +332,11 @@ export class UringDatagramIo implements DatagramIo {
     const watch = this.watched.get(fd) ?? 0;
     for (let i = from; i < from + count; i++) {
       const bid = this.batch[i]!;
-      const data = this.bufferAddress[bid]! + BigInt(PAYLOAD_AT);
+      const data = this.payloadAddress[bid]!;
       let target = 0n;
       let targetLength = 0;
       if (to === 'source') {
-        target = this.bufferAddress[bid]! + BigInt(RECVMSG_OUT.size);
+        target = this.nameAddress[bid]!;
         targetLength = this.nameLengths[i] ?? 0;
       } else if (to !== null) {
         target = to.address;

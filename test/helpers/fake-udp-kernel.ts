@@ -221,7 +221,7 @@ export class FakeUdpKernel {
         armed.clear();
       },
     };
-    return io as unknown as DatagramIo;
+    return io;
   }
 
   private batch(capacity: number): unknown {

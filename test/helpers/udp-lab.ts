@@ -35,7 +35,7 @@ export async function startProxy(lab: Lab, args: readonly string[], engine?: Udp
     if (line?.['engine'] !== 'uring') {
       proc.child.kill('SIGTERM');
       await proc.exited;
-      throw new Error(`asked for --udp-engine uring, the daemon runs ${String(line?.['engine'] ?? 'epoll')}: ${String(line?.['why'] ?? 'no udp.engine line')}`);
+      throw new Error(`asked for --udp-engine uring, the daemon runs ${JSON.stringify(line?.['engine'] ?? 'epoll')}: ${JSON.stringify(line?.['why'] ?? 'no udp.engine line')}`);
     }
   }
   return {
