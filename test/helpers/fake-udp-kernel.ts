@@ -33,6 +33,8 @@ export class FakeUdpKernel {
   readonly sockets = new Map<number, FakeSocket>();
   private nextFd = 100;
   private readonly watched = new Set<number>();
+  /** Set: the uring engine's ring cannot be set up (datagramIo('uring') throws this). */
+  refuseUring: Error | undefined = undefined;
   /** Called once right after the next epoll_wait returns: what arrives while the loop works through its turn. */
   afterNextWait: (() => void) | undefined;
 
@@ -130,7 +132,10 @@ export class FakeUdpKernel {
         };
       },
       batch: (capacity: number) => this.batch(capacity),
-      datagramIo: (engine: UdpEngineKind, capacity: number) => (engine === 'uring' ? this.uringIo(capacity, api.epoll() as unknown as Epoll) : new EpollDatagramIo(this.batch(capacity) as DatagramBatch, api.epoll() as unknown as Epoll)),
+      datagramIo: (engine: UdpEngineKind, capacity: number) => {
+        if (engine === 'uring' && this.refuseUring) throw this.refuseUring;
+        return engine === 'uring' ? this.uringIo(capacity, api.epoll() as unknown as Epoll) : new EpollDatagramIo(this.batch(capacity) as DatagramBatch, api.epoll() as unknown as Epoll);
+      },
     };
     return api as unknown as SocketApi;
   }

@@ -217,7 +217,7 @@ export class UdpLoop {
     this.routes = RouteTable.compile(config.routing);
     this.layout = config.layout ?? routedLayoutOf(config.routing);
     this.quic = new QuicHold({ timeoutMs: config.sniffTimeoutMs ?? 300 });
-    this.batch = this.api.datagramIo(config.engine ?? 'epoll', config.batchSize, config.maxDatagramBytes);
+    this.batch = this.openIo(config);
     this.batch.onSendFailed = (fd, errno, count) => this.queuedSendFailed(fd, errno, count);
     this.drainRx = this.api.receiver(config.maxDatagramBytes);
     this.wrapped = Buffer.alloc(config.maxDatagramBytes + 4 + 256 + 2);
@@ -227,6 +227,22 @@ export class UdpLoop {
       this.owners.set(fd, { kind: 'listener' });
       this.batch.watch(fd);
     }
+  }
+
+  /**
+   * The engine's I/O. A uring ring that cannot be set up here (the host probe passed, but this
+   * ring's buffers or size were refused) leaves the loop on epoll, with a udp.engine line saying why.
+   */
+  private openIo(config: UdpLoopConfig): DatagramIo {
+    if (config.engine === 'uring') {
+      try {
+        return this.api.datagramIo('uring', config.batchSize, config.maxDatagramBytes);
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        this.deps.emit({ type: 'udp.engine', requested: 'uring', engine: 'epoll', why: `the io_uring ring could not be set up (${why}): the epoll engine runs instead` });
+      }
+    }
+    return this.api.datagramIo('epoll', config.batchSize, config.maxDatagramBytes);
   }
 
   /** Wait up to timeoutMs for traffic, relay what came, expire idle sessions. */

@@ -17,9 +17,10 @@ const B: Endpoint = { family: 4, address: '198.51.100.11', port: 40_002 };
 const ROUTING: RoutingConfig = { listener: 'main', defaultOutbound: { name: 'direct', kind: 'direct' }, outbounds: [], lists: [], routes: [] };
 const same = (x: Endpoint | undefined, y: Endpoint): boolean => x?.address === y.address && x.port === y.port;
 
-function setup(engine: UdpEngineKind, afterReplyBind?: (kernel: FakeUdpKernel) => void): { kernel: FakeUdpKernel; loop: UdpLoop; turn: (timeoutMs: number) => void; listener: number; counters: () => UdpCounters; events: ProxyEvent[]; clock: { now: number } } {
+function setup(engine: UdpEngineKind, afterReplyBind?: (kernel: FakeUdpKernel) => void, refuseUring?: Error): { kernel: FakeUdpKernel; loop: UdpLoop; turn: (timeoutMs: number) => void; listener: number; counters: () => UdpCounters; events: ProxyEvent[]; clock: { now: number } } {
   const clock = { now: 1000 };
   const kernel = new FakeUdpKernel();
+  kernel.refuseUring = refuseUring;
   const listener = kernel.listener({ family: 4, address: '0.0.0.0', port: 8000 });
   const layout = routedLayoutOf(ROUTING);
   const slots = new Float64Array(createCounterBuffer(layout));
@@ -198,5 +199,18 @@ for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay loop (fake kernel, 
     assert.equal(counters().sessionsActive, 1);
     assert.deepEqual(loop.sessionSnapshot(10).map((x) => x.client.port), [B.port]);
     assert.equal(kernel.find((x) => same(x.connected, A)).length, 0, "A's reply socket is closed");
+  });
+});
+
+describe('UDP relay loop: a uring ring that cannot be set up', () => {
+  it('runs the loop on epoll and says why in a udp.engine line', () => {
+    const { kernel, loop, listener, events } = setup('uring', undefined, new Error('io_uring_register(IORING_REGISTER_PBUF_RING) failed with ENOMEM'));
+    assert.deepEqual(
+      events.filter((e) => e.type === 'udp.engine'),
+      [{ type: 'udp.engine', requested: 'uring', engine: 'epoll', why: 'the io_uring ring could not be set up (io_uring_register(IORING_REGISTER_PBUF_RING) failed with ENOMEM): the epoll engine runs instead' }],
+    );
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    assert.deepEqual(upstreamPayloads(kernel), [['a1']], 'relayed on epoll');
   });
 });
