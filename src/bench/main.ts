@@ -10,6 +10,7 @@
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
  *                               [--only NAME,NAME] [--no-udp] [--no-mmproxy] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
  *                               [--haproxy-splice] [--tcp-engine ENGINE] [--baseline-tcp-engine ENGINE] [--no-dashboard]
+ *                               [--udp-engine ENGINE] [--baseline-udp-engine ENGINE]
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
  * after come from the same run and share its (noisy) conditions. With --baseline-workers it can be
@@ -17,7 +18,9 @@
  * ways (`option splice-request` and `splice-response`), its fastest setting for streams.
  * --tcp-engine runs the tproxy scenario on that engine; --baseline-tcp-engine runs the baseline
  * on that one (this build unless --baseline names another), so two engines share one run:
- * `--tcp-engine uring --baseline-tcp-engine splice`.
+ * `--tcp-engine uring --baseline-tcp-engine splice`. --udp-engine and --baseline-udp-engine do the
+ * same for the UDP relay (bench/udp.ts): a second relay on the baseline engine, measured in the
+ * same rounds: `--udp-engine uring --baseline-udp-engine epoll`.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -171,6 +174,8 @@ async function main(): Promise<void> {
       'haproxy-splice': { type: 'boolean', default: false },
       'tcp-engine': { type: 'string' },
       'baseline-tcp-engine': { type: 'string' },
+      'udp-engine': { type: 'string' },
+      'baseline-udp-engine': { type: 'string' },
     },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -352,7 +357,8 @@ async function main(): Promise<void> {
     let udp: UdpBenchResult | undefined;
     if (!values['no-udp']) {
       say('bench: UDP (kernel forwarding vs tproxy; HAProxy has no UDP relay)');
-      udp = await benchUdp(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
+      const engines = { ...(values['udp-engine'] !== undefined ? { engine: values['udp-engine'] } : {}), ...(values['baseline-udp-engine'] !== undefined ? { baselineEngine: values['baseline-udp-engine'] } : {}) };
+      udp = await benchUdp(lab, { rounds, durationMs: seconds * 1000, ...engines, report: (line) => say(`  ${line}`) });
     }
     let dashboard: DashboardBenchResult | undefined;
     if (!values['no-dashboard']) {

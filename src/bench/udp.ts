@@ -12,6 +12,10 @@
  * Figures are medians (and min / max) over the rounds; ratios are relay / kernel, and socks5 /
  * relay for the SOCKS5 path.
  *
+ * `engine` runs the relay on that UDP engine (--udp-engine); `baselineEngine` adds a second `tproxy
+ * run` on its own listener and ports with that engine, measured in the same rounds (round trips
+ * with both flow counts and datagrams/s), so two engines compare under one run's conditions.
+ *
  * Runnable: `node dist/src/bench/udp.js [--rounds N] [--duration-ms D] [--flows F]` builds a lab,
  * prints a table and the JSON figures, and removes the lab (needs root).
  */
@@ -21,7 +25,7 @@ import { TproxyError } from '../core/errors.js';
 import type { UdpCounters } from '../dataplane/udp/counters.js';
 import { JsonLines } from '../lab/json-lines.js';
 import { LAB_ADDRESSES, Lab } from '../lab/topology.js';
-import { machineCpu, machineCpuSince } from '../sys/proc-usage.js';
+import { machineCpu, machineCpuSince, processTree, usageOf } from '../sys/proc-usage.js';
 import { summarize } from './stats.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +50,10 @@ export interface UdpBenchOptions {
   readonly report?: (line: string) => void;
   /** Also measure UDP through danted (a socks5 outbound); default true (needs danted). */
   readonly socks?: boolean;
+  /** The relay's UDP engine (--udp-engine); absent: the default. */
+  readonly engine?: string;
+  /** A second relay on this engine, measured in the same rounds (absent: none). */
+  readonly baselineEngine?: string;
 }
 
 export interface Spread {
@@ -70,22 +78,28 @@ export interface UdpBenchFigure {
 export interface MachineFigure {
   readonly busy: number;
   readonly cpuMicrosPerUnit: number;
+  /** The relay's own processes (user + system), microseconds per unit: what its engine costs, whatever else loads the machine. */
+  readonly proxyMicrosPerUnit: number;
 }
 
 interface Run {
   readonly perSecond: number;
   readonly busy: number;
   readonly cpuMicrosPerUnit: number;
+  readonly proxyMicrosPerUnit: number;
 }
 
-/** Run `measure` (events per second over durationMs) and what the machine spent meanwhile. */
-async function withMachine(durationMs: number, measure: () => Promise<number>): Promise<Run> {
+/** Run `measure` (events per second over durationMs) and what the machine, and the relay `pid` (with its children), spent meanwhile. */
+async function withMachine(durationMs: number, measure: () => Promise<number>, pid?: number): Promise<Run> {
+  const pids = pid === undefined ? [] : processTree(pid);
+  const proxyBefore = usageOf(pids).cpuSeconds;
   const before = machineCpu();
   const perSecond = await measure();
   const spent = machineCpuSince(before);
+  const proxySeconds = usageOf(pids).cpuSeconds - proxyBefore;
   const total = spent.busySeconds + spent.idleSeconds;
   const events = (perSecond * durationMs) / 1000;
-  return { perSecond, busy: total > 0 ? spent.busySeconds / total : 0, cpuMicrosPerUnit: events > 0 ? (spent.busySeconds / events) * 1e6 : 0 };
+  return { perSecond, busy: total > 0 ? spent.busySeconds / total : 0, cpuMicrosPerUnit: events > 0 ? (spent.busySeconds / events) * 1e6 : 0, proxyMicrosPerUnit: events > 0 ? (proxySeconds / events) * 1e6 : 0 };
 }
 
 export interface UdpBenchResult {
@@ -108,10 +122,24 @@ export interface UdpBenchResult {
   readonly socksRoundTrips: UdpBenchFigure | undefined;
   /** The relay's counters at the end (proof that the relayed runs went through it). */
   readonly relayCounters: UdpCounters;
+  /** The relay's UDP engine (as asked for; the daemon's udp.engine line says when it fell back). */
+  readonly engine: string;
+  /** With baselineEngine: the second relay's figures (`relay` in each is that relay) and relay / baseline. */
+  readonly baseline: UdpBaselineFigures | undefined;
 }
 
-const PORTS = { echoKernel: 7000, echoRelay: 7001, sinkKernel: 7002, sinkRelay: 7003, echoSocks: 7004 } as const;
+export interface UdpBaselineFigures {
+  readonly engine: string;
+  readonly roundTrips: UdpBenchFigure;
+  readonly roundTripsManyFlows: UdpBenchFigure;
+  readonly datagrams: UdpBenchFigure;
+  /** Relay median / baseline median per workload (>1: the relay's engine is ahead). */
+  readonly vsBaseline: { readonly roundTrips: number; readonly roundTripsManyFlows: number; readonly datagrams: number };
+}
+
+const PORTS = { echoKernel: 7000, echoRelay: 7001, sinkKernel: 7002, sinkRelay: 7003, echoSocks: 7004, echoBaseline: 7005, sinkBaseline: 7006 } as const;
 const LISTEN = 8700;
+const BASELINE_LISTEN = 8701;
 
 function spread(values: readonly number[]): Spread {
   const s = summarize(values);
@@ -121,6 +149,7 @@ function spread(values: readonly number[]): Spread {
 const machineOf = (runs: readonly Run[]): MachineFigure => ({
   busy: Math.round(summarize(runs.map((r) => r.busy)).median * 100) / 100,
   cpuMicrosPerUnit: Math.round(summarize(runs.map((r) => r.cpuMicrosPerUnit)).median * 10) / 10,
+  proxyMicrosPerUnit: Math.round(summarize(runs.map((r) => r.proxyMicrosPerUnit)).median * 10) / 10,
 });
 
 function figure(kernel: readonly Run[], relay: readonly Run[]): UdpBenchFigure {
@@ -144,18 +173,20 @@ export async function benchUdp(lab: Lab, options: UdpBenchOptions = {}): Promise
   const report = options.report ?? (() => undefined);
   const server = LAB_ADDRESSES.server.ipv4;
   const socks = options.socks ?? true;
+  const engines = { engine: options.engine, baselineEngine: options.baselineEngine };
   const dir = mkdtempSync(join(tmpdir(), 'tproxy-bench-udp-'));
   try {
-    return await benchIn(lab, dir, { rounds, durationMs, flows, manyFlows, size, report, socks, server });
+    return await benchIn(lab, dir, { rounds, durationMs, flows, manyFlows, size, report, socks, server, ...engines });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** The listener: the relayed ports straight to the server, the SOCKS5 port through danted. */
-function relayConfig(socks: boolean, server: string): string {
+function relayConfig(socks: boolean, server: string, engine: string | undefined): string {
   const ports = [PORTS.echoRelay, PORTS.sinkRelay, ...(socks ? [PORTS.echoSocks] : [])].join(',');
   return [
+    ...(engine !== undefined ? ['udp:', `  engine: ${engine}`] : []),
     'listeners:',
     '  - name: bench',
     `    port: ${LISTEN}`,
@@ -170,22 +201,64 @@ function relayConfig(socks: boolean, server: string): string {
   ].join('\n');
 }
 
+/** The baseline relay: its own listener, ports, table and route table, on `engine`. */
+function baselineConfig(engine: string): string {
+  return [
+    'udp:',
+    `  engine: ${engine}`,
+    'listeners:',
+    '  - name: baseline',
+    `    port: ${BASELINE_LISTEN}`,
+    '    families: [4]',
+    `    intercept: ["udp:${PORTS.echoBaseline},${PORTS.sinkBaseline}"]`,
+    'rules:',
+    '  table: tproxy_bench_baseline',
+    '  routeTable: 171',
+    '  rulePriority: 9171',
+    // Mark bits of its own: the relay's rules hold 0x1.
+    '  fwmark: 0x4',
+    '  fwmarkMask: 0x4',
+    '',
+  ].join('\n');
+}
+
 async function benchIn(
   lab: Lab,
   dir: string,
-  o: { rounds: number; durationMs: number; flows: number; manyFlows: number; size: number; report: (line: string) => void; socks: boolean; server: string },
+  o: { rounds: number; durationMs: number; flows: number; manyFlows: number; size: number; report: (line: string) => void; socks: boolean; server: string; engine: string | undefined; baselineEngine: string | undefined },
 ): Promise<UdpBenchResult> {
-  const { rounds, durationMs, flows, manyFlows, size, report, socks, server } = o;
-  const echoPorts = [PORTS.echoKernel, PORTS.echoRelay, ...(socks ? [PORTS.echoSocks] : [])].join(',');
-  const sink = lab.spawn('server', [process.execPath, LOAD, 'serve', '--echo', echoPorts, '--sink', `${PORTS.sinkKernel},${PORTS.sinkRelay}`]);
+  const { rounds, durationMs, flows, manyFlows, size, report, socks, server, engine, baselineEngine } = o;
+  const base = baselineEngine !== undefined;
+  const echoPorts = [PORTS.echoKernel, PORTS.echoRelay, ...(socks ? [PORTS.echoSocks] : []), ...(base ? [PORTS.echoBaseline] : [])].join(',');
+  const sink = lab.spawn('server', [process.execPath, LOAD, 'serve', '--echo', echoPorts, '--sink', [PORTS.sinkKernel, PORTS.sinkRelay, ...(base ? [PORTS.sinkBaseline] : [])].join(',')]);
   const sinkLines = new JsonLines<{ event: string; counts?: Record<string, number> }>(sink.child.stdout!);
   await sinkLines.waitFor((l) => l.event === 'ready', 10_000, 'udp-load serve ready');
   if (socks) await startDanted(lab, dir);
   const configFile = join(dir, 'tproxy.yaml');
-  writeFileSync(configFile, relayConfig(socks, server));
+  writeFileSync(configFile, relayConfig(socks, server, engine));
   const proxy = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', '--config', configFile]);
-  const proxyLines = new JsonLines<{ type: string; counters?: UdpCounters }>(proxy.child.stderr!);
+  const proxyLines = new JsonLines<{ type: string; counters?: UdpCounters; engine?: string; why?: string }>(proxy.child.stderr!);
   await proxyLines.waitFor((l) => l.type === 'ready', 15_000, 'tproxy run ready');
+  const engineLine = (lines: typeof proxyLines, name: string): void => {
+    const line = lines.find((l) => l.type === 'udp.engine');
+    if (line) report(`${name}: udp engine ${line.engine ?? '?'} (${line.why ?? ''})`);
+  };
+  engineLine(proxyLines, 'relay');
+  let baselineProxy: ReturnType<typeof lab.spawn> | undefined;
+  let baselineLines: typeof proxyLines | undefined;
+  if (baselineEngine !== undefined) {
+    const file = join(dir, 'baseline.yaml');
+    writeFileSync(file, baselineConfig(baselineEngine));
+    baselineProxy = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', '--config', file]);
+    baselineLines = new JsonLines(baselineProxy.child.stderr!);
+    try {
+      await baselineLines.waitFor((l) => l.type === 'ready', 15_000, 'baseline tproxy run ready');
+    } catch (error) {
+      baselineProxy.child.kill('SIGTERM');
+      throw new Error(`${(error as Error).message}: ${baselineLines.text.filter((l) => !l.includes('udp.stats')).slice(-4).join(' | ')}`, { cause: error });
+    }
+    engineLine(baselineLines, 'baseline');
+  }
 
   let reports = 0;
   const sinkCount = async (port: number): Promise<number> => {
@@ -211,20 +284,42 @@ async function benchIn(
   const dgKernel: Run[] = [];
   const dgRelay: Run[] = [];
   const rrSocks: Run[] = [];
+  const rrBase: Run[] = [];
+  const manyBase: Run[] = [];
+  const dgBase: Run[] = [];
   for (let round = 1; round <= rounds; round++) {
+    // The relay and the baseline alternate which goes first each round.
+    const pair = async (relay: () => Promise<void>, baseline: () => Promise<void>): Promise<void> => {
+      if (!base || round % 2 === 1) {
+        await relay();
+        if (base) await baseline();
+      } else {
+        await baseline();
+        await relay();
+      }
+    };
     rrKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel)));
-    rrRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay)));
+    await pair(async () => void rrRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay), proxy.child.pid)), async () => void rrBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline), baselineProxy?.child.pid)));
     manyKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel, manyFlows)));
-    manyRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay, manyFlows)));
+    await pair(async () => void manyRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay, manyFlows), proxy.child.pid)), async () => void manyBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline, manyFlows), baselineProxy?.child.pid)));
     if (socks) rrSocks.push(await withMachine(durationMs, () => rr(PORTS.echoSocks)));
     dgKernel.push(await withMachine(durationMs, () => flood(PORTS.sinkKernel)));
-    dgRelay.push(await withMachine(durationMs, () => flood(PORTS.sinkRelay)));
-    report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)?.perSecond} relay ${rrRelay.at(-1)?.perSecond}; with ${manyFlows} flows kernel ${manyKernel.at(-1)?.perSecond} relay ${manyRelay.at(-1)?.perSecond}${socks ? `; socks5 ${rrSocks.at(-1)?.perSecond}` : ''}; datagrams/s kernel ${dgKernel.at(-1)?.perSecond} relay ${dgRelay.at(-1)?.perSecond}`);
+    await pair(async () => void dgRelay.push(await withMachine(durationMs, () => flood(PORTS.sinkRelay), proxy.child.pid)), async () => void dgBase.push(await withMachine(durationMs, () => flood(PORTS.sinkBaseline), baselineProxy?.child.pid)));
+    const b = (runs: readonly Run[]): string => (base ? ` baseline ${runs.at(-1)?.perSecond}` : '');
+    report(`round ${round}/${rounds}: round trips/s kernel ${rrKernel.at(-1)?.perSecond} relay ${rrRelay.at(-1)?.perSecond}${b(rrBase)}; with ${manyFlows} flows kernel ${manyKernel.at(-1)?.perSecond} relay ${manyRelay.at(-1)?.perSecond}${b(manyBase)}${socks ? `; socks5 ${rrSocks.at(-1)?.perSecond}` : ''}; datagrams/s kernel ${dgKernel.at(-1)?.perSecond} relay ${dgRelay.at(-1)?.perSecond}${b(dgBase)}`);
   }
 
   proxy.child.kill('SIGTERM');
   await proxy.exited;
   await proxyLines.closed();
+  let baselineCounters: UdpCounters | undefined;
+  if (baselineProxy && baselineLines) {
+    baselineProxy.child.kill('SIGTERM');
+    await baselineProxy.exited;
+    await baselineLines.closed();
+    baselineCounters = baselineLines.find((l) => l.type === 'udp.stats')?.counters;
+    if (!baselineCounters || baselineCounters.datagramsFromClients === 0) throw new TproxyError('ERR_PROXY_BYPASSED', 'the baseline relay\'s counters show no datagrams: its figures would be kernel forwarding');
+  }
   sink.child.stdin?.end();
   await sink.exited;
   const relayCounters = proxyLines.find((l) => l.type === 'udp.stats')?.counters;
@@ -234,16 +329,28 @@ async function benchIn(
   if (socks && !(relayCounters.outbounds['socks']?.datagramsFromServers ?? 0)) {
     throw new TproxyError('ERR_PROXY_BYPASSED', 'the SOCKS5 runs brought nothing back through the socks5 outbound (its counters show no datagram from servers): the figure would not measure danted');
   }
-  return { rounds, durationMs, flows, manyFlows, size, roundTrips: figure(rrKernel, rrRelay), roundTripsManyFlows: figure(manyKernel, manyRelay), datagrams: figure(dgKernel, dgRelay), socksRoundTrips: socks ? figure(rrRelay, rrSocks) : undefined, relayCounters };
+  const roundTrips = figure(rrKernel, rrRelay);
+  const roundTripsManyFlows = figure(manyKernel, manyRelay);
+  const datagrams = figure(dgKernel, dgRelay);
+  let baseline: UdpBaselineFigures | undefined;
+  if (baselineEngine !== undefined) {
+    const bRound = figure(rrKernel, rrBase);
+    const bMany = figure(manyKernel, manyBase);
+    const bData = figure(dgKernel, dgBase);
+    const vs = (a: UdpBenchFigure, b: UdpBenchFigure): number => (b.relay.median > 0 ? Math.round((a.relay.median / b.relay.median) * 100) / 100 : 0);
+    baseline = { engine: baselineEngine, roundTrips: bRound, roundTripsManyFlows: bMany, datagrams: bData, vsBaseline: { roundTrips: vs(roundTrips, bRound), roundTripsManyFlows: vs(roundTripsManyFlows, bMany), datagrams: vs(datagrams, bData) } };
+  }
+  return { rounds, durationMs, flows, manyFlows, size, roundTrips, roundTripsManyFlows, datagrams, socksRoundTrips: socks ? figure(rrRelay, rrSocks) : undefined, relayCounters, engine: engine ?? 'default', baseline };
 }
 
 /** The result as a table. */
 export function formatUdpBench(result: UdpBenchResult): string {
-  const machine = (m: MachineFigure): string => `${m.cpuMicrosPerUnit} us (${Math.round(m.busy * 100)}% busy)`;
+  const machine = (m: MachineFigure): string => `${m.cpuMicrosPerUnit} us (${Math.round(m.busy * 100)}% busy${m.proxyMicrosPerUnit > 0 ? `; relay process ${m.proxyMicrosPerUnit} us` : ''})`;
   const row = (name: string, f: UdpBenchFigure, [a, b] = ['kernel', 'relay']): string =>
     `${name.padEnd(34)}${`${f.kernel.median}`.padStart(10)}${`${f.relay.median}`.padStart(10)}${`${f.ratio.toFixed(2)}x`.padStart(8)}   ${a} ${f.kernel.min}-${f.kernel.max}, ${b} ${f.relay.min}-${f.relay.max}; machine CPU each: ${a} ${machine(f.machine.kernel)}, ${b} ${machine(f.machine.relay)}`;
+  const b = result.baseline;
   return [
-    `UDP, ${result.size}-byte datagrams, medians of ${result.rounds} rounds of ${result.durationMs} ms`,
+    `UDP, ${result.size}-byte datagrams, medians of ${result.rounds} rounds of ${result.durationMs} ms (relay engine: ${result.engine})`,
     `${''.padEnd(34)}${'kernel'.padStart(10)}${'relay'.padStart(10)}${'ratio'.padStart(8)}`,
     row(`round trips/s (${result.flows} flows)`, result.roundTrips),
     row(`round trips/s (${result.manyFlows} flows)`, result.roundTripsManyFlows),
@@ -251,11 +358,21 @@ export function formatUdpBench(result: UdpBenchResult): string {
     ...(result.socksRoundTrips
       ? [`${''.padEnd(34)}${'direct'.padStart(10)}${'socks5'.padStart(10)}${'ratio'.padStart(8)}`, row(`round trips/s via danted (${result.flows} flows)`, result.socksRoundTrips, ['direct', 'socks5'])]
       : []),
+    ...(b
+      ? [
+          `baseline relay on the ${b.engine} engine, same rounds:`,
+          `${''.padEnd(34)}${'kernel'.padStart(10)}${'baseline'.padStart(10)}${'ratio'.padStart(8)}`,
+          row(`round trips/s (${result.flows} flows)`, b.roundTrips, ['kernel', 'baseline']),
+          row(`round trips/s (${result.manyFlows} flows)`, b.roundTripsManyFlows, ['kernel', 'baseline']),
+          row('datagrams/s (1 flow, to a sink)', b.datagrams, ['kernel', 'baseline']),
+          `relay (${result.engine}) vs baseline (${b.engine}): round trips ${b.vsBaseline.roundTrips.toFixed(2)}x (${result.flows} flows), ${b.vsBaseline.roundTripsManyFlows.toFixed(2)}x (${result.manyFlows} flows); datagrams/s ${b.vsBaseline.datagrams.toFixed(2)}x`,
+        ]
+      : []),
   ].join('\n');
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, 'duration-ms': { type: 'string', default: '2000' }, flows: { type: 'string', default: '4' } } });
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, 'duration-ms': { type: 'string', default: '2000' }, flows: { type: 'string', default: '4' }, 'udp-engine': { type: 'string' }, 'baseline-udp-engine': { type: 'string' }, 'no-socks': { type: 'boolean', default: false } } });
   const lab = await Lab.create();
   const interrupt = (): void => {
     lab.destroySync();
@@ -267,6 +384,9 @@ async function main(): Promise<void> {
       rounds: Number(values.rounds),
       durationMs: Number(values['duration-ms']),
       flows: Number(values.flows),
+      socks: !values['no-socks'],
+      ...(values['udp-engine'] !== undefined ? { engine: values['udp-engine'] } : {}),
+      ...(values['baseline-udp-engine'] !== undefined ? { baselineEngine: values['baseline-udp-engine'] } : {}),
       report: (line) => process.stderr.write(`${line}\n`),
     });
     process.stdout.write(`${formatUdpBench(result)}\n${JSON.stringify(result)}\n`);

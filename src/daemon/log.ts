@@ -126,6 +126,8 @@ export function messageOf(event: LogEvent): string {
       return `udp #${e.id} replies ${formatEndpoint(e.remote)} -> ${formatEndpoint(e.replyTo)} go through the raw socket (${e.reason}: a local service holds that port)`;
     case 'udp.outbound.failed':
       return `udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} failed on outbound ${e.outbound} (${e.proxy}): ${e.reason} (${e.detail}); the session ended${e.failures > 1 ? ` (${e.failures} sessions failed so since the last line)` : ''}`;
+    case 'udp.engine':
+      return `udp engine ${e.engine} (asked for ${e.requested}): ${e.why}`;
     case 'udp.restart':
       return `udp relay loop on port ${e.port} started again (restart ${e.restarts})`;
     case 'udp.drop':

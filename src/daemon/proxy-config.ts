@@ -28,6 +28,7 @@ export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, 
     maxConnections: listener.maxConnections,
     tcpWorkers: config.tcp.workers === 'auto' ? defaultTcpWorkers(cores) : config.tcp.workers,
     tcpEngine: config.tcp.engine,
+    udpEngine: config.udp.engine,
     udpIdleTimeoutMs: listener.udp.idleTimeoutMs,
     maxUdpSessions: listener.udp.maxSessions,
     // The dashboard's flow table is fed by the per-flow events.

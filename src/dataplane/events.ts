@@ -12,6 +12,8 @@ export type ProxyEvent =
   | { readonly type: 'listening'; readonly transport: Transport; readonly family: Family; readonly local: Endpoint }
   /** Which TCP engine runs and why (asked for uring: whether io_uring and the routing allow it). */
   | { readonly type: 'tcp.engine'; readonly requested: string; readonly engine: string; readonly why: string }
+  /** Which UDP engine runs and why (asked for uring: whether io_uring works here). */
+  | { readonly type: 'udp.engine'; readonly requested: string; readonly engine: string; readonly why: string }
   /** `pid` on the events of a flow: the TCP worker process that relays it (flow ids are per worker; absent when TCP runs in the daemon's process). */
   | { readonly type: 'tcp.accept'; readonly id: number; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly pid?: number }
   | { readonly type: 'tcp.refused'; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly reason: RefusalReason }

@@ -20,6 +20,7 @@ import { localAddressCache } from './local-addresses.js';
 import { expectedTcpCapacity, reserveTcpFlows, tcpCapacity, type TcpCapacity } from './tcp/capacity.js';
 import { emptyTcpCounters, sumTcpCounters, type TcpCounters } from './tcp/counters.js';
 import { createTcpEngine, type TcpEngine, type TcpEngineKind } from './tcp/engines.js';
+import type { UdpEngineKind } from '../sys/datagram-io.js';
 import type { TcpFlowSnapshot } from './tcp/flows.js';
 import { TcpWorkerPool } from './tcp/pool.js';
 import type { StopReport, TcpRelayConfig } from './tcp/relay.js';
@@ -53,6 +54,8 @@ export interface ProxyConfig {
   readonly tcpWorkers: number;
   /** `splice`: bytes move kernel to kernel (default); `stream`: Node streams. */
   readonly tcpEngine: TcpEngineKind;
+  /** How UDP datagrams move (sys/datagram-io.ts). */
+  readonly udpEngine: UdpEngineKind;
   readonly udpIdleTimeoutMs: number;
   readonly maxUdpSessions: number;
   /** Report every flow as an event (debug logging); counters are kept regardless. Switched at run time by setFlowEvents. */
@@ -86,6 +89,7 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = {
   maxConnections: 100_000,
   tcpWorkers: defaultTcpWorkers(os.availableParallelism()),
   tcpEngine: 'splice',
+  udpEngine: 'epoll',
   udpIdleTimeoutMs: 60_000,
   maxUdpSessions: 65_536,
   flowEvents: false,
@@ -257,6 +261,7 @@ export class Proxy {
             mapping: this.config.udpMapping,
             flowEvents: this.config.flowEvents,
             ...(this.config.headers ? { headers: this.config.headers } : {}),
+            engine: this.config.udpEngine,
           },
           { sockets: this.sockets, emit: this.deps.emit, budget: this.budget, ...(this.deps.onFailure ? { onFailure: this.deps.onFailure } : {}) },
         );

@@ -10,7 +10,8 @@ import type { SocketApi } from './socket.js';
 const EINTR = 4;
 
 export class Epoll {
-  private readonly fd: number;
+  /** The epoll descriptor itself (an io_uring poll can watch it). */
+  readonly fd: number;
   private readonly layout: EpollEventLayout;
   private readonly ready: Buffer;
   private readonly one: Buffer;

@@ -234,6 +234,31 @@ export class IoUring {
     this.sqes.setUint32(at + U.SQE.opFlags, msgFlags, true);
   }
 
+  /**
+   * Multishot recvmsg (Linux 6.0): every datagram lands in a buffer of group `group`, behind an
+   * io_uring_recvmsg_out header and the name and control space the msghdr at `msghdr` asks for
+   * (its msg_iovlen 0). One CQE per datagram, with IORING_CQE_F_MORE while it goes on.
+   */
+  recvmsgMultishot(fd: number, msghdr: bigint, group: number, kind: number, id: number): void {
+    const at = this.sqe(U.IORING_OP_RECVMSG, fd, kind, id);
+    this.sqes.setUint8(at + U.SQE.flags, U.IOSQE_BUFFER_SELECT);
+    this.sqes.setUint16(at + U.SQE.ioprio, U.IORING_RECV_MULTISHOT, true);
+    this.sqes.setBigUint64(at + U.SQE.addr, msghdr, true);
+    this.sqes.setUint32(at + U.SQE.len, 1, true);
+    this.sqes.setUint16(at + U.SQE.bufGroup, group, true);
+  }
+
+  /** send() of `length` bytes at `address`, to the sockaddr at `to` (0n: the connected peer). */
+  sendTo(fd: number, address: bigint, length: number, msgFlags: number, to: bigint, toLength: number, kind: number, id: number): void {
+    const at = this.sqe(U.IORING_OP_SEND, fd, kind, id);
+    this.sqes.setBigUint64(at + U.SQE.addr, address, true);
+    this.sqes.setUint32(at + U.SQE.len, length, true);
+    this.sqes.setUint32(at + U.SQE.opFlags, msgFlags, true);
+    if (to === 0n) return;
+    this.sqes.setBigUint64(at + U.SQE.off, to, true);
+    this.sqes.setUint16(at + U.SQE.addrLen, toLength, true);
+  }
+
   /** Multishot poll (for the wake eventfd). */
   pollMultishot(fd: number, events: number, kind: number, id: number): void {
     const at = this.sqe(U.IORING_OP_POLL_ADD, fd, kind, id);
@@ -386,6 +411,11 @@ export class BufferRing {
   /** Buffers the kernel has handed to us (taken by a recv, not yet given back). */
   get inUse(): number {
     return this.lent;
+  }
+
+  /** Every buffer's bytes, in place (buffer `bid` at bid * size). */
+  memory(): Buffer {
+    return Buffer.from(koffi.view(this.bufsPtr, this.count * this.size));
   }
 
   address(bid: number): bigint {

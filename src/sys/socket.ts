@@ -18,6 +18,8 @@ import { dscpOfSavedSyn } from '../core/net/ip-header.js';
 import { MSGHDR_SIZE, IOVEC_SIZE, writeMsghdr, writeIovec, readMsghdrResult } from '../core/net/msghdr.js';
 import { DatagramBatch } from './datagram-batch.js';
 import { Epoll } from './epoll.js';
+import { EpollDatagramIo, type DatagramIo, type UdpEngineKind } from './datagram-io.js';
+import { UringDatagramIo } from './uring-datagram-io.js';
 import { loadLibc, type Libc } from './libc.js';
 import { RawUdpSender } from './raw-udp.js';
 
@@ -300,6 +302,21 @@ export class SocketApi {
     return new DatagramBatch(this.libc, capacity, slotBytes);
   }
 
+  /**
+   * The UDP loop's receives and sends: `epoll` (recvmmsg/sendmmsg batches of `capacity`) or
+   * `uring` (multishot recvmsg into provided buffers, sends queued as SQEs).
+   */
+  datagramIo(engine: UdpEngineKind, capacity: number, slotBytes: number): DatagramIo {
+    if (engine === 'epoll') return new EpollDatagramIo(this.batch(capacity, slotBytes), this.epoll(256));
+    const epoll = this.epoll(64);
+    try {
+      return new UringDatagramIo(epoll, { maxDatagramBytes: slotBytes, buffers: uringBuffers(capacity), entries: URING_ENTRIES });
+    } catch (error) {
+      epoll.close();
+      throw error;
+    }
+  }
+
   /** An epoll instance reporting up to maxEvents ready fds per wait. */
   epoll(maxEvents: number): Epoll {
     return new Epoll(this, this.libc, maxEvents);
@@ -310,6 +327,16 @@ export class SocketApi {
     return new RawUdpSender(this, this.libc, family);
   }
 
+}
+
+/** SQ entries of the UDP loop's ring: sends queued in one turn beyond it are submitted early. */
+const URING_ENTRIES = 512;
+
+/** Receive buffers of the UDP loop's ring: eight batches' worth, a power of two from 256 to 4096. */
+function uringBuffers(capacity: number): number {
+  let n = 256;
+  while (n < capacity * 8 && n < 4096) n *= 2;
+  return n;
 }
 
 /** IPv6 (40) plus the longest TCP header (60): a SYN's headers always fit. */

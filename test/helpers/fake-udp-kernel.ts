@@ -7,6 +7,9 @@
  */
 import { decodeSockaddr, encodeSockaddr, type Endpoint } from '../../src/core/net/sockaddr.js';
 import type { SocketApi, SocketOptions } from '../../src/sys/socket.js';
+import type { DatagramBatch, SendTarget } from '../../src/sys/datagram-batch.js';
+import { EpollDatagramIo, type DatagramIo, type UdpEngineKind } from '../../src/sys/datagram-io.js';
+import type { Epoll } from '../../src/sys/epoll.js';
 
 export interface FakeDatagram {
   readonly source: Endpoint;
@@ -30,6 +33,8 @@ export class FakeUdpKernel {
   readonly sockets = new Map<number, FakeSocket>();
   private nextFd = 100;
   private readonly watched = new Set<number>();
+  /** Set: the uring engine's ring cannot be set up (datagramIo('uring') throws this). */
+  refuseUring: Error | undefined = undefined;
   /** Called once right after the next epoll_wait returns: what arrives while the loop works through its turn. */
   afterNextWait: (() => void) | undefined;
 
@@ -127,8 +132,101 @@ export class FakeUdpKernel {
         };
       },
       batch: (capacity: number) => this.batch(capacity),
+      datagramIo: (engine: UdpEngineKind, capacity: number) => {
+        if (engine === 'uring' && this.refuseUring) throw this.refuseUring;
+        return engine === 'uring' ? this.uringIo(capacity, api.epoll() as unknown as Epoll) : new EpollDatagramIo(this.batch(capacity) as DatagramBatch, api.epoll() as unknown as Epoll);
+      },
     };
     return api as unknown as SocketApi;
+  }
+
+  /** Sends the uring engine queued: they happen when the loop next enters the kernel (or closes a socket). */
+  private readonly submissions: { fd: number; data: Buffer; to: Endpoint | undefined }[] = [];
+
+  /** What the next io_uring_enter would do with the queued sends: they are sent now. */
+  submitQueued(): void {
+    for (const q of this.submissions.splice(0)) {
+      if (this.sockets.get(q.fd)?.closed) continue;
+      const errno = this.refused.get(q.fd);
+      if (errno !== undefined) this.sendFailures.push({ fd: q.fd, errno });
+      else this.record(q.fd, q.data, q.to);
+    }
+  }
+
+  /** Sends on `fd` fail with `errno` from now on (the epoll engine sees it at once, the uring engine at its next wait). */
+  refuseSends(fd: number, errno: number): void {
+    this.refused.set(fd, errno);
+  }
+
+  private readonly refused = new Map<number, number>();
+  private readonly sendFailures: { fd: number; errno: number }[] = [];
+
+  /**
+   * The uring engine over these queues: a watched socket's receive is armed on the next wait; a
+   * wait submits the queued sends, then takes every datagram queued on an armed socket (a
+   * multishot receive takes them as they come); sends are queued until the next wait.
+   */
+  private uringIo(capacity: number, epoll: Epoll): DatagramIo {
+    const batch = this.batch(Math.max(capacity, 1024)) as DatagramBatch & { load(taken: FakeDatagram[]): number };
+    const armed = new Set<number>();
+    const toArm = new Set<number>();
+    const pending = new Map<number, FakeDatagram[]>();
+    let ready: number[] = [];
+    const io = {
+      lengths: batch.lengths,
+      epoll,
+      onSendFailed: (_fd: number, _errno: number, _count: number): void => undefined,
+      waits: 0,
+      watch: (fd: number) => void toArm.add(fd),
+      forget: (fd: number) => {
+        this.submitQueued();
+        armed.delete(fd);
+        toArm.delete(fd);
+        pending.delete(fd);
+      },
+      wait: () => {
+        io.waits++;
+        this.submitQueued();
+        for (const f of this.sendFailures.splice(0)) io.onSendFailed(f.fd, f.errno, 1);
+        for (const fd of toArm) armed.add(fd);
+        toArm.clear();
+        for (const fd of armed) {
+          const queue = this.sockets.get(fd)?.queue ?? [];
+          if (queue.length === 0) continue;
+          pending.set(fd, [...(pending.get(fd) ?? []), ...queue.splice(0)]);
+        }
+        ready = [...pending.keys()];
+        const after = this.afterNextWait;
+        this.afterNextWait = undefined;
+        after?.();
+        return ready.length;
+      },
+      readyFd: (i: number) => ready[i] ?? -1,
+      readyEvents: () => 1,
+      receive: (fd: number) => {
+        const taken = pending.get(fd) ?? [];
+        pending.delete(fd);
+        return batch.load(taken);
+      },
+      slot: (i: number) => batch.slot(i),
+      truncated: () => false,
+      source: (i: number) => batch.source(i),
+      sourceIs: (i: number, sockaddr: Buffer) => batch.sourceIs(i, sockaddr),
+      originalDestination: (i: number) => batch.originalDestination(i),
+      dscp: () => undefined,
+      pin: (endpoint: Endpoint) => batch.pin(endpoint),
+      send: (fd: number, from: number, count: number, to: SendTarget) => {
+        for (let i = from; i < from + count; i++) {
+          this.submissions.push({ fd, data: Buffer.from(batch.slot(i)), to: to === null ? undefined : to === 'source' ? batch.source(i) : decodeSockaddr(to.sockaddr) });
+        }
+        return count;
+      },
+      close: () => {
+        this.submitQueued();
+        armed.clear();
+      },
+    };
+    return io;
   }
 
   private batch(capacity: number): unknown {
@@ -137,6 +235,14 @@ export class FakeUdpKernel {
     return {
       capacity,
       lengths,
+      load: (taken: FakeDatagram[]) => {
+        slots.length = 0;
+        for (const d of taken) {
+          lengths[slots.length] = d.data.length;
+          slots.push(d);
+        }
+        return slots.length;
+      },
       receive: (fd: number) => {
         slots.length = 0;
         while (slots.length < capacity) {
@@ -156,6 +262,8 @@ export class FakeUdpKernel {
       slot: (i: number) => slots[i]!.data.subarray(0, lengths[i]),
       pin: (endpoint: Endpoint) => ({ sockaddr: encodeSockaddr(endpoint), address: 0n }),
       send: (fd: number, from: number, count: number, to: null | 'source' | { sockaddr: Buffer }) => {
+        const errno = this.refused.get(fd);
+        if (errno !== undefined) return -errno;
         for (let i = from; i < from + count; i++) this.record(fd, slots[i]!.data, to === null ? undefined : to === 'source' ? slots[i]!.source : decodeSockaddr(to.sockaddr));
         return count;
       },

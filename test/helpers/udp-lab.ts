@@ -1,4 +1,5 @@
 /** Shared steps of the UDP namespace tests: the proxy, the agents, and reading what they print. */
+import type { UdpEngineKind } from '../../src/sys/datagram-io.js';
 import type { UdpCounters } from '../../src/dataplane/udp/counters.js';
 import { JsonLines } from '../../src/lab/json-lines.js';
 import { untilReady, type HostName, type Lab, type SpawnedProcess } from '../../src/lab/topology.js';
@@ -23,10 +24,20 @@ export interface RunningProxy {
 }
 
 /** `tproxy run` with its own rules in the router namespace (JSON log lines on stderr). */
-export async function startProxy(lab: Lab, args: readonly string[]): Promise<RunningProxy> {
-  const proc = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', '--log-level', 'debug', ...args]);
+/** `tproxy run` in the router with `args`; `engine`: its UDP engine (--udp-engine; default the configuration's). */
+export async function startProxy(lab: Lab, args: readonly string[], engine?: UdpEngineKind): Promise<RunningProxy> {
+  const proc = lab.spawn('router', [process.execPath, BIN, 'run', '--log-format', 'json', '--log-level', 'debug', ...args, ...(engine ? ['--udp-engine', engine] : [])]);
   const lines = new JsonLines<LogLine>(proc.child.stderr!);
   await untilReady(proc, lines.waitFor((l) => l.type === 'ready', 60_000, 'tproxy run ready'));
+  if (engine === 'uring') {
+    // The engine asked for is the one tested: a fallback to epoll would test that engine twice.
+    const line = lines.find((l) => l.type === 'udp.engine');
+    if (line?.['engine'] !== 'uring') {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+      throw new Error(`asked for --udp-engine uring, the daemon runs ${JSON.stringify(line?.['engine'] ?? 'epoll')}: ${JSON.stringify(line?.['why'] ?? 'no udp.engine line')}`);
+    }
+  }
   return {
     lines,
     process: proc,

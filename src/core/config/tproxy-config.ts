@@ -13,6 +13,7 @@ import { HEALTH } from './sections/health.js';
 import { MMPROXY, checkMmproxy } from './sections/mmproxy.js';
 import { RULES } from './sections/rules.js';
 import { TCP } from './sections/tcp.js';
+import { UDP } from './sections/udp.js';
 import { OUTBOUNDS } from './sections/outbounds.js';
 import { LISTS } from './sections/lists.js';
 import { ROUTES } from './sections/routes.js';
@@ -26,6 +27,7 @@ export const SECTIONS = {
   routes: ROUTES,
   rules: RULES,
   tcp: TCP,
+  udp: UDP,
   log: LOG,
   shutdown: SHUTDOWN,
   reload: RELOAD,

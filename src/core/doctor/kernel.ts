@@ -35,8 +35,8 @@ export function checkKernel(input: DoctorInput): Finding[] {
   const ioUring = snapshot.host?.ioUring;
   if (ioUring) {
     // Opt-in: without it the epoll engines run, so a host without io_uring only hears why.
-    if (ioUring.available) out.push(finding('kernel', 'kernel.io_uring', 'pass', ioUring.why, 'the uring TCP engine (--tcp-engine uring) can run'));
-    else out.push(finding('kernel', 'kernel.io_uring', 'warn', ioUring.why, '--tcp-engine uring falls back to the splice engine here (the default engines are unaffected)'));
+    if (ioUring.available) out.push(finding('kernel', 'kernel.io_uring', 'pass', ioUring.why, 'the uring engines (--tcp-engine uring, --udp-engine uring) can run'));
+    else out.push(finding('kernel', 'kernel.io_uring', 'warn', ioUring.why, '--tcp-engine uring falls back to the splice engine here, --udp-engine uring to epoll (the default engines are unaffected)'));
   }
   for (const family of config.families) {
     const rules = input.world.routing.rules.filter((r) => r.family === family);

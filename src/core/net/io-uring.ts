@@ -29,6 +29,7 @@ export const IORING_REGISTER_PBUF_RING = 22;
 export const IORING_REGISTER_SYNC_CANCEL = 24;
 
 export const IORING_OP_NOP = 0;
+export const IORING_OP_RECVMSG = 10;
 export const IORING_OP_POLL_ADD = 6;
 export const IORING_OP_TIMEOUT = 11;
 export const IORING_OP_ACCEPT = 13;
@@ -73,6 +74,9 @@ export const IORING_POLL_ADD_MULTI = 1 << 0;
 export const IORING_ASYNC_CANCEL_ALL = 1 << 0;
 export const IORING_ASYNC_CANCEL_FD = 1 << 1;
 
+/** sqe.ioprio of a recv / recvmsg: one SQE delivers every datagram until it ends (Linux 6.0). */
+export const IORING_RECV_MULTISHOT = 1 << 1;
+
 export const IORING_CQE_F_BUFFER = 1 << 0;
 export const IORING_CQE_F_MORE = 1 << 1;
 export const IORING_CQE_BUFFER_SHIFT = 16;
@@ -111,7 +115,16 @@ export const SQE = {
   /** SOCKET_URING_OP_SETSOCKOPT: the option's length (shares `fileIndex`) and its address. */
   optlen: 44,
   optval: 48,
+  /** IORING_OP_SEND with a destination (sendto): its sockaddr in `off` (addr2), its length (shares `fileIndex`). */
+  addrLen: 44,
 } as const;
+
+/**
+ * struct io_uring_recvmsg_out at the start of each buffer a multishot recvmsg fills: { u32 namelen;
+ * u32 controllen; u32 payloadlen; u32 flags }, then msg_namelen bytes of name, msg_controllen bytes
+ * of control messages (the sizes the SQE's msghdr asked for, whatever was filled), then the payload.
+ */
+export const RECVMSG_OUT = { nameLength: 0, controlLength: 4, payloadLength: 8, flags: 12, size: 16 } as const;
 
 /** The ring offsets io_uring_setup writes into io_uring_params. */
 export interface RingOffsets {

@@ -1,6 +1,9 @@
 /**
- * The UDP relay loop (run in a worker thread by worker.ts): epoll over the listeners and every
- * session socket, recvmmsg/sendmmsg between them.
+ * The UDP relay loop (run in a worker thread by worker.ts): every session socket and the listeners
+ * watched by one engine (sys/datagram-io.ts): `epoll` (epoll_wait, recvmmsg/sendmmsg between them)
+ * or `uring` (a multishot recvmsg per socket into provided buffers, sends queued as SQEs, one
+ * io_uring_enter per turn). The loop is the same for both; with uring a send's failure comes back a
+ * turn later (queuedSendFailed) and is handled as the epoll engine handles it at once.
  *
  * A session belongs to one client. It holds one upstream socket (SO_MARK; in transparent mode
  * IP_TRANSPARENT and bound to the client's address and port) and one reply path per remote:
@@ -57,10 +60,11 @@
 import type { UdpLoopTestSeam } from './test-seam.js';
 import { TproxyError } from '../../core/errors.js';
 import { errnoName } from '../../core/errno.js';
-import { EPOLLIN, type Family } from '../../core/net/constants.js';
+import type { Family } from '../../core/net/constants.js';
 import { anyAddress, encodeSockaddr, endpointKey, type Endpoint } from '../../core/net/sockaddr.js';
 import { udpFallbackRoute, type UdpFallbackRoute } from '../../core/net/udp-datagram.js';
-import type { DatagramBatch, PinnedSockaddr } from '../../sys/datagram-batch.js';
+import type { PinnedSockaddr } from '../../sys/datagram-batch.js';
+import type { DatagramIo } from '../../sys/datagram-io.js';
 import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import type { Epoll } from '../../sys/epoll.js';
 import type { RawUdpSender } from '../../sys/raw-udp.js';
@@ -173,7 +177,8 @@ const MAX_EVICTIONS_PER_DESCRIPTOR = 4;
 
 export class UdpLoop {
   private readonly api: SocketApi;
-  private readonly batch: DatagramBatch;
+  /** The engine's receives and sends (sys/datagram-io.ts): epoll, or io_uring. */
+  private readonly batch: DatagramIo;
   private readonly drainRx: DatagramReceiver;
   private readonly epoll: Epoll;
   private readonly sessions = new SessionTable<Session>();
@@ -212,29 +217,46 @@ export class UdpLoop {
     this.routes = RouteTable.compile(config.routing);
     this.layout = config.layout ?? routedLayoutOf(config.routing);
     this.quic = new QuicHold({ timeoutMs: config.sniffTimeoutMs ?? 300 });
-    this.batch = this.api.batch(config.batchSize, config.maxDatagramBytes);
+    this.batch = this.openIo(config);
+    this.batch.onSendFailed = (fd, errno, count) => this.queuedSendFailed(fd, errno, count);
     this.drainRx = this.api.receiver(config.maxDatagramBytes);
     this.wrapped = Buffer.alloc(config.maxDatagramBytes + 4 + 256 + 2);
-    this.epoll = this.api.epoll(256);
+    this.epoll = this.batch.epoll;
     this.now = deps.now();
     for (const fd of listenerFds) {
       this.owners.set(fd, { kind: 'listener' });
-      this.epoll.add(fd, EPOLLIN);
+      this.batch.watch(fd);
     }
+  }
+
+  /**
+   * The engine's I/O. A uring ring that cannot be set up here (the host probe passed, but this
+   * ring's buffers or size were refused) leaves the loop on epoll, with a udp.engine line saying why.
+   */
+  private openIo(config: UdpLoopConfig): DatagramIo {
+    if (config.engine === 'uring') {
+      try {
+        return this.api.datagramIo('uring', config.batchSize, config.maxDatagramBytes);
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        this.deps.emit({ type: 'udp.engine', requested: 'uring', engine: 'epoll', why: `the io_uring ring could not be set up (${why}): the epoll engine runs instead` });
+      }
+    }
+    return this.api.datagramIo('epoll', config.batchSize, config.maxDatagramBytes);
   }
 
   /** Wait up to timeoutMs for traffic, relay what came, expire idle sessions. */
   runOnce(timeoutMs: number): void {
-    const ready = this.epoll.wait(timeoutMs);
+    const ready = this.batch.wait(timeoutMs);
     this.now = this.deps.now();
     for (let i = 0; i < ready; i++) {
-      const owner = this.owners.get(this.epoll.readyFd(i));
+      const owner = this.owners.get(this.batch.readyFd(i));
       if (!owner) continue;
-      if (owner.kind === 'listener') this.readListener(this.epoll.readyFd(i));
+      if (owner.kind === 'listener') this.readListener(this.batch.readyFd(i));
       else if (owner.kind === 'upstream') {
         if (owner.session.socks) this.readRelay(owner.session);
         else this.readUpstream(owner.session);
-      } else if (owner.kind === 'socks-control') this.onControl(owner.session, this.epoll.readyEvents(i));
+      } else if (owner.kind === 'socks-control') this.onControl(owner.session, this.batch.readyEvents(i));
       else if (owner.kind === 'guard') this.readGuard(owner.guard);
       else this.readReply(owner.peer);
       this.handOver();
@@ -309,6 +331,7 @@ export class UdpLoop {
     this.quic.clear();
     for (const s of [...this.sessions.values()]) this.close(s, 'stopped');
     for (const g of [...this.guards.values()]) {
+      this.batch.forget(g.fd);
       this.api.close(g.fd);
       this.owners.delete(g.fd);
       this.giveBack();
@@ -319,7 +342,7 @@ export class UdpLoop {
       this.giveBack();
     }
     this.raw.clear();
-    this.epoll.close();
+    this.batch.close();
   }
 
   private bump(slot: number, n = 1): void {
@@ -441,6 +464,20 @@ export class UdpLoop {
     this.failed(session, errno, 'upstream');
   }
 
+  /** Full buffers and oversized datagrams toward the client drop the datagram; other errors end the session. */
+  private replySendFailed(session: Session, errno: number, count: number): void {
+    const name = errnoName(errno);
+    if (name === 'EAGAIN' || name === 'ENOBUFS' || name === 'EMSGSIZE') return this.count(errorReasonOf(name, 'client'), session.client, count);
+    this.failed(session, errno, 'client');
+  }
+
+  /** A send the uring engine queued in an earlier turn failed (the epoll engine's fail at once). */
+  private queuedSendFailed(fd: number, errno: number, count: number): void {
+    const owner = this.owners.get(fd);
+    if (owner?.kind === 'upstream') this.upstreamSendFailed(owner.session, errno, count);
+    else if (owner?.kind === 'reply') this.replySendFailed(owner.peer.session, errno, count);
+  }
+
   // ---- server -> client ----
 
   private readUpstream(session: Session): void {
@@ -511,9 +548,7 @@ export class UdpLoop {
         if (sent < count) this.count('client-busy', session.client, count - sent);
         return;
       }
-      const name = errnoName(-sent);
-      if (name === 'EAGAIN' || name === 'ENOBUFS' || name === 'EMSGSIZE') return this.count(errorReasonOf(name, 'client'), session.client, count);
-      return this.failed(session, -sent, 'client');
+      return this.replySendFailed(session, -sent, count);
     }
     const sender = this.raw.get(peer.remote.family);
     if (!sender || !peer.fallback) return this.count('reply-fallback-failed', session.client, count);
@@ -788,10 +823,13 @@ export class UdpLoop {
       else if (transparent) this.api.bind(upstreamFd, client);
       else if (this.independent) this.api.bind(upstreamFd, { family, address: anyAddress(family), port: 0 });
       if (!this.independent && !proxy) this.api.connect(upstreamFd, destination);
-      this.epoll.add(upstreamFd, EPOLLIN);
+      this.batch.watch(upstreamFd);
       if (transparent && !this.independent) this.holdGuard(client);
     } catch (error) {
-      if (upstreamFd >= 0) this.api.close(upstreamFd);
+      if (upstreamFd >= 0) {
+        this.batch.forget(upstreamFd);
+        this.api.close(upstreamFd);
+      }
       if (socks) this.api.close(socks.controlFd);
       this.giveBack(held);
       this.count('session-open-failed', client, 1, error);
@@ -867,10 +905,13 @@ export class UdpLoop {
       if (replyFd >= 0) {
         this.deps.testSeam?.afterReplyBind();
         this.api.connect(replyFd, client);
-        this.epoll.add(replyFd, EPOLLIN);
+        this.batch.watch(replyFd);
       }
     } catch (error) {
-      if (replyFd >= 0) this.api.close(replyFd);
+      if (replyFd >= 0) {
+        this.batch.forget(replyFd);
+        this.api.close(replyFd);
+      }
       this.giveBack(); // the open failed, or the socket was closed just now
       this.count('session-open-failed', client, 1, error);
       if (session.peers.size === 0) this.close(session, 'reply-path-failed');
@@ -902,9 +943,12 @@ export class UdpLoop {
     try {
       fd = this.api.open({ family: client.family, transport: 'udp', transparent: true, reuseAddress: true, receiveBufferBytes: GUARD_RECEIVE_BYTES });
       this.api.bind(fd, client);
-      this.epoll.add(fd, EPOLLIN);
+      this.batch.watch(fd);
     } catch (error) {
-      if (fd >= 0) this.api.close(fd);
+      if (fd >= 0) {
+        this.batch.forget(fd);
+        this.api.close(fd);
+      }
       this.giveBack();
       throw error;
     }
@@ -918,6 +962,7 @@ export class UdpLoop {
     if (!guard || --guard.sessions > 0) return;
     this.guards.delete(guard.key);
     this.owners.delete(guard.fd);
+    this.batch.forget(guard.fd);
     this.api.close(guard.fd);
     this.giveBack();
   }
@@ -1024,6 +1069,7 @@ export class UdpLoop {
     this.settingUp.delete(session);
     for (const fd of fds) {
       this.owners.delete(fd);
+      this.batch.forget(fd);
       try {
         this.api.close(fd);
       } catch {

@@ -6,6 +6,7 @@ import type { Endpoint } from '../../core/net/sockaddr.js';
 import type { ProxyEvent } from '../events.js';
 import type { SentHeaders } from '../headers.js';
 import type { UdpRoutedLayout } from './counters.js';
+import type { UdpEngineKind } from '../../sys/datagram-io.js';
 
 /**
  * How a client's upstream port is shared and who may answer through it (RFC 4787 vocabulary):
@@ -39,6 +40,8 @@ export interface UdpLoopConfig {
   readonly batchSize: number;
   /** DSCP and TTL of the datagrams sent both ways (upstream and reply sockets). */
   readonly headers: SentHeaders;
+  /** How datagrams are received and sent (sys/datagram-io.ts); default epoll. Resolved (uring only where it runs) before the loop starts. */
+  readonly engine?: UdpEngineKind;
 }
 
 export interface UdpWorkerData extends UdpLoopConfig {

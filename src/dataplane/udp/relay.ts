@@ -16,6 +16,8 @@ import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import type { SocketApi } from '../../sys/socket.js';
+import type { UdpEngineKind } from '../../sys/datagram-io.js';
+import { resolveUdpEngine } from './engines.js';
 import type { EventSink, UpstreamMode } from '../events.js';
 import { RestartWindow } from '../restart-window.js';
 import type { SentHeaders } from '../headers.js';
@@ -57,6 +59,8 @@ export interface UdpRelayConfig {
   readonly testSeam?: UdpTestSeam;
   /** DSCP and TTL of the datagrams sent both ways; absent: the kernel's defaults. */
   readonly headers?: SentHeaders;
+  /** How datagrams move (sys/datagram-io.ts); default epoll. uring falls back to epoll where io_uring does not work, with a udp.engine event. */
+  readonly engine?: UdpEngineKind;
 }
 
 export const MAX_RESTARTS_PER_MINUTE = 5;
@@ -186,6 +190,7 @@ export class UdpRelay {
       budget: this.budget.buffer,
       ...(this.config.testSeam ? { testSeam: this.config.testSeam } : {}),
       headers: this.config.headers ?? {},
+      engine: this.engine(),
     };
     this.data = data;
     try {
@@ -385,6 +390,18 @@ export class UdpRelay {
       this.deps.emit({ type: 'udp.stats', counters: this.counters() });
     }
     this.closeListeners();
+  }
+
+  private resolvedEngine: UdpEngineKind | undefined;
+
+  /** The engine that runs (resolved once: a restarted loop keeps it), with its log line when uring was asked for. */
+  private engine(): UdpEngineKind {
+    if (this.resolvedEngine) return this.resolvedEngine;
+    const requested = this.config.engine ?? 'epoll';
+    const { engine, why } = resolveUdpEngine(requested);
+    if (why !== undefined) this.deps.emit({ type: 'udp.engine', requested, engine, why });
+    this.resolvedEngine = engine;
+    return engine;
   }
 
   private closeListeners(): void {

@@ -47,7 +47,7 @@ describe('configuration files: bad ones, with the exact error', () => {
   const bad: [string, string, string][] = [
     ['a port out of range', 'listeners:\n  - port: 70000\n', 'tproxy.yaml:2:11: listeners[0].port: 70000 is not allowed: use a port from 1 to 65535'],
     ['a port given as text', 'listeners:\n  - port: "8000"\n', 'tproxy.yaml:2:11: listeners[0].port: "8000" is not allowed: use a port from 1 to 65535'],
-    ['an unknown top-level key, close to one', 'listener: []\n', 'tproxy.yaml:1:1: listener: unknown setting: did you mean listeners? (allowed here: listeners, outbounds, lists, routes, rules, tcp, log, shutdown, reload, metrics, health, admin, dashboard, mmproxy)'],
+    ['an unknown top-level key, close to one', 'listener: []\n', 'tproxy.yaml:1:1: listener: unknown setting: did you mean listeners? (allowed here: listeners, outbounds, lists, routes, rules, tcp, udp, log, shutdown, reload, metrics, health, admin, dashboard, mmproxy)'],
     ['an unknown key, far from any', 'rules:\n  colour: blue\n', 'tproxy.yaml:2:3: rules.colour: unknown setting (allowed here: apply, backend, table, interfaces, bypass, local, mangle, failMode, fwmark, fwmarkMask, routeTable, rulePriority)'],
     ['a misspelt key in the second listener', 'listeners:\n  - name: a\n  - name: b\n    port: 8001\n    idleTimeoutMS: 5\n', 'tproxy.yaml:5:5: listeners[1].idleTimeoutMS: unknown setting: did you mean idleTimeoutMs? (allowed here: name, port, addresses, families, intercept, upstream, upstreamProxy, outbound, sniffTimeoutMs, upstreamMark, maxConnections, connectTimeoutMs, idleTimeoutMs, keepAliveMs, udp, headers)'],
     ['an upstream proxy given by name', 'listeners:\n  - upstreamProxy: socks5://proxy.example:1080\n', 'tproxy.yaml:2:20: listeners[0].upstreamProxy: "socks5://proxy.example:1080" is not allowed: "proxy.example" is not an IP address (names are not resolved); write socks5://ADDR:PORT or http://ADDR:PORT (ADDR an IP address, [..] around IPv6; user:pass@ before it for credentials)'],
@@ -77,7 +77,7 @@ describe('configuration files: bad ones, with the exact error', () => {
     ['a relative admin socket path', 'admin:\n  socket: admin.sock\n', 'tproxy.yaml:2:11: admin.socket: "admin.sock" is not allowed: use an absolute path shorter than 108 bytes (the unix socket limit)'],
     ['an admin socket path too long for a unix socket', `admin:\n  socket: /${'a'.repeat(107)}\n`, `tproxy.yaml:2:11: admin.socket: "/${'a'.repeat(107)}" is not allowed: use an absolute path shorter than 108 bytes (the unix socket limit)`],
     ['a log level that does not exist', 'log:\n  level: warning\n', 'tproxy.yaml:2:10: log.level: "warning" is not allowed: use one of error, warn, info, debug'],
-    ['a file that is a list', '- a\n- b\n', 'tproxy.yaml:1:1: a list is not allowed: use a mapping of listeners, outbounds, lists, routes, rules, tcp, log, shutdown, reload, metrics, health, admin, dashboard, mmproxy'],
+    ['a file that is a list', '- a\n- b\n', 'tproxy.yaml:1:1: a list is not allowed: use a mapping of listeners, outbounds, lists, routes, rules, tcp, udp, log, shutdown, reload, metrics, health, admin, dashboard, mmproxy'],
     ['not YAML', 'listeners: [\n', 'tproxy.yaml:2:1: not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]'],
     ['a key given twice', 'log: {}\nlog: {}\n', 'tproxy.yaml:2:1: not valid YAML: Map keys must be unique'],
   ];

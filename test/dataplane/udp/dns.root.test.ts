@@ -7,6 +7,7 @@ import { JsonLines } from '../../../src/lab/json-lines.js';
 import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
 import { findExecutable } from '../../../src/sys/exec.js';
 import { agent, startProxy } from '../../helpers/udp-lab.js';
+import { UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
 
 interface DnsResult {
   ok: boolean;
@@ -18,7 +19,7 @@ interface DnsResult {
 
 const RULES = ['--intercept', 'udp:53', '--listen', '8600', '--table', 'tproxy_dns', '--route-table', '160', '--rule-priority', '9160'];
 
-describe('DNS through the UDP relay (root)', () => {
+for (const engine of UDP_ENGINE_CHOICES) describe(`DNS through the UDP relay (root, ${engine} engine)`, () => {
   let lab: Lab;
   before(async () => {
     const dnsmasq = findExecutable('dnsmasq');
@@ -48,7 +49,7 @@ describe('DNS through the UDP relay (root)', () => {
   }
 
   it('resolves through the proxy over IPv4 and IPv6', async () => {
-    const proxy = await startProxy(lab, [...RULES, '--upstream', 'transparent']);
+    const proxy = await startProxy(lab, [...RULES, '--upstream', 'transparent'], engine);
     await query(4, 'A');
     await query(6, 'AAAA');
     const counters = await proxy.stop();
@@ -67,7 +68,7 @@ describe('DNS through the UDP relay (root)', () => {
        }`,
     ]);
     await new JsonLines<{ event: string }>(squatter.child.stdout!).waitFor((l) => l.event === 'ready', 5000, 'the local service on port 53');
-    const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct']);
+    const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct'], engine);
     await query(4, 'A');
     await query(6, 'AAAA');
     await query(4, 'A');

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
 import { spawnAgent, startEchoServer, startProxy } from '../../helpers/udp-lab.js';
+import { UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
 
 interface Datagram {
   event: string;
@@ -14,7 +15,7 @@ interface Datagram {
 
 const RULES = ['--intercept', 'udp:80,9999', '--listen', '8500', '--table', 'tproxy_cone', '--route-table', '150', '--rule-priority', '9150'];
 
-describe('UDP mapping behaviour (root)', () => {
+for (const engine of UDP_ENGINE_CHOICES) describe(`UDP mapping behaviour (root, ${engine} engine)`, () => {
   let lab: Lab;
   before(async () => {
     lab = await Lab.create();
@@ -41,7 +42,7 @@ describe('UDP mapping behaviour (root)', () => {
 
   for (const [family, upstream] of [[4, 'direct'], [6, 'direct'], [4, 'transparent']] as const) {
     it(`endpoint-independent (IPv${family}, --upstream ${upstream}): a second remote reaches the client through the same mapping, and the client answers it from that mapping`, async () => {
-      const proxy = await startProxy(lab, [...RULES, '--udp-mapping', 'endpoint-independent', '--upstream', upstream]);
+      const proxy = await startProxy(lab, [...RULES, '--udp-mapping', 'endpoint-independent', '--upstream', upstream], engine);
       const s = await scene(family);
       const expected = upstream === 'direct' ? (family === 4 ? A.routerServerSide.ipv4 : A.routerServerSide.ipv6) : A.client.ipv4;
       assert.equal(s.mapped.address, expected, upstream === 'direct' ? 'the mapping is on the router' : 'the mapping is the client itself');
@@ -61,7 +62,7 @@ describe('UDP mapping behaviour (root)', () => {
   }
 
   it('endpoint-dependent (default): the second remote does not reach the client, and the client gets a new mapping toward it', async () => {
-    const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct']);
+    const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct'], engine);
     const s = await scene(4);
     s.stranger.send(`send ${s.mapped.address} ${s.mapped.port} from the stranger`);
     await s.stranger.lines.waitFor((l) => l.event === 'sent', 5000, 'the stranger sending');
@@ -83,7 +84,7 @@ describe('UDP mapping behaviour (root)', () => {
       const third = family === 4 ? '203.0.113.21' : '2001:db8:2::21';
       // A secondary (IPv4) or deprecated (IPv6) address: the server's own replies keep their source.
       await lab.run('server', ['ip', 'addr', 'add', `${third}/${family === 4 ? 24 : 64}`, 'dev', 'eth0', ...(family === 6 ? ['nodad', 'preferred_lft', '0'] : [])]);
-      const proxy = await startProxy(lab, [...RULES, '--upstream', 'transparent']);
+      const proxy = await startProxy(lab, [...RULES, '--upstream', 'transparent'], engine);
       const s = await scene(family);
       assert.deepEqual(s.mapped.address, family === 4 ? A.client.ipv4 : A.client.ipv6, 'the server sees the client itself');
       const outsider = spawnAgent<Datagram>(lab, 'server', ['udp-peer', '--bind', third, '--port', '9999']);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
 import { spawnAgent, startEchoServer, startProxy, type RunningProxy } from '../../helpers/udp-lab.js';
+import { UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
 
 interface Datagram {
   event: string;
@@ -31,7 +32,7 @@ async function client(lab: Lab): Promise<{ port: number; exchange(text: string):
   };
 }
 
-describe('UDP session limits (root)', () => {
+for (const engine of UDP_ENGINE_CHOICES) describe(`UDP session limits (root, ${engine} engine)`, () => {
   let lab: Lab;
   before(async () => {
     lab = await Lab.create();
@@ -40,7 +41,7 @@ describe('UDP session limits (root)', () => {
   after(() => lab.destroy());
 
   it('evicts the least recently used session at --udp-max-sessions', async () => {
-    const proxy: RunningProxy = await startProxy(lab, [...RULES, '--udp-max-sessions', '2']);
+    const proxy: RunningProxy = await startProxy(lab, [...RULES, '--udp-max-sessions', '2'], engine);
     const [a, b, c] = [await client(lab), await client(lab), await client(lab)];
     await a.exchange('a1');
     await b.exchange('b1');
@@ -58,7 +59,7 @@ describe('UDP session limits (root)', () => {
   });
 
   it('expires a session after --udp-idle-timeout-ms of silence; the next datagram opens a new one', async () => {
-    const proxy = await startProxy(lab, [...RULES, '--udp-idle-timeout-ms', '300']);
+    const proxy = await startProxy(lab, [...RULES, '--udp-idle-timeout-ms', '300'], engine);
     const a = await client(lab);
     await a.exchange('before');
     const expired = await proxy.lines.waitFor((l) => l.type === 'udp.session.close', 10_000, 'idle expiry');

@@ -9,6 +9,7 @@ import { UdpLoop } from '../../../src/dataplane/udp/loop.js';
 import type { ProxyEvent } from '../../../src/dataplane/events.js';
 import { DescriptorBudget } from '../../../src/sys/descriptor-budget.js';
 import { FakeUdpKernel, type FakeSocket } from '../../helpers/fake-udp-kernel.js';
+import { UDP_ENGINE_CHOICES, type UdpEngineKind } from '../../../src/sys/datagram-io.js';
 
 const SERVER: Endpoint = { family: 4, address: '203.0.113.20', port: 80 };
 const A: Endpoint = { family: 4, address: '198.51.100.10', port: 40_001 };
@@ -16,15 +17,16 @@ const B: Endpoint = { family: 4, address: '198.51.100.11', port: 40_002 };
 const ROUTING: RoutingConfig = { listener: 'main', defaultOutbound: { name: 'direct', kind: 'direct' }, outbounds: [], lists: [], routes: [] };
 const same = (x: Endpoint | undefined, y: Endpoint): boolean => x?.address === y.address && x.port === y.port;
 
-function setup(afterReplyBind?: (kernel: FakeUdpKernel) => void): { kernel: FakeUdpKernel; loop: UdpLoop; listener: number; counters: () => UdpCounters; events: ProxyEvent[]; clock: { now: number } } {
+function setup(engine: UdpEngineKind, afterReplyBind?: (kernel: FakeUdpKernel) => void, refuseUring?: Error): { kernel: FakeUdpKernel; loop: UdpLoop; turn: (timeoutMs: number) => void; listener: number; counters: () => UdpCounters; events: ProxyEvent[]; clock: { now: number } } {
   const clock = { now: 1000 };
   const kernel = new FakeUdpKernel();
+  kernel.refuseUring = refuseUring;
   const listener = kernel.listener({ family: 4, address: '0.0.0.0', port: 8000 });
   const layout = routedLayoutOf(ROUTING);
   const slots = new Float64Array(createCounterBuffer(layout));
   const events: ProxyEvent[] = [];
   const loop = new UdpLoop(
-    { routing: ROUTING, upstreamMark: 2, mapping: 'endpoint-dependent', idleTimeoutMs: 5000, maxSessions: 100, maxPeersPerSession: 8, maxDatagramBytes: 2048, receiveBufferBytes: 65_536, batchSize: 8, headers: {} },
+    { routing: ROUTING, upstreamMark: 2, mapping: 'endpoint-dependent', idleTimeoutMs: 5000, maxSessions: 100, maxPeersPerSession: 8, maxDatagramBytes: 2048, receiveBufferBytes: 65_536, batchSize: 8, headers: {}, engine },
     [listener],
     {
       api: kernel.api(),
@@ -37,7 +39,14 @@ function setup(afterReplyBind?: (kernel: FakeUdpKernel) => void): { kernel: Fake
       ...(afterReplyBind ? { testSeam: { afterReplyBind: () => afterReplyBind(kernel) } } : {}),
     },
   );
-  return { kernel, loop, listener, counters: () => snapshotCounters(slots, layout), events, clock };
+  // A turn, and what its sends become in the kernel: the uring engine's queued sends go out with
+  // the next io_uring_enter, which the next turn would make at once.
+  const turn = loop.runOnce.bind(loop);
+  loop.runOnce = (timeoutMs: number): void => {
+    turn(timeoutMs);
+    kernel.submitQueued();
+  };
+  return { kernel, loop, turn, listener, counters: () => snapshotCounters(slots, layout), events, clock };
 }
 
 /** The reply socket of `client`'s flow to SERVER (bound to the server, connected to the client). */
@@ -52,9 +61,9 @@ function upstreamPayloads(kernel: FakeUdpKernel): string[][] {
   return kernel.find((x) => same(x.connected, SERVER)).map((x) => x.sent.map((d) => d.data));
 }
 
-describe('UDP relay loop (fake kernel)', () => {
+for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay loop (fake kernel, ${engine} engine)`, () => {
   it('relays the first datagram of a flow through a new session: an upstream socket and a reply socket', () => {
-    const { kernel, loop, listener } = setup();
+    const { kernel, loop, listener } = setup(engine);
     kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
     loop.runOnce(0);
     assert.deepEqual(upstreamPayloads(kernel), [['a1']]);
@@ -69,7 +78,7 @@ describe('UDP relay loop (fake kernel)', () => {
 
   it('hands a datagram queued on a new reply socket before connect() to its own flow (the drain)', () => {
     let once = true;
-    const { kernel, loop, listener, counters } = setup((k) => {
+    const { kernel, loop, listener, counters } = setup(engine, (k) => {
       if (!once) return;
       once = false;
       // Between bind() and connect(): B's datagram to the same server reaches A's new reply socket.
@@ -86,7 +95,7 @@ describe('UDP relay loop (fake kernel)', () => {
   it('hands another client\'s datagram that reaches a connected reply socket after the drain to that client\'s own flow, never to this one', () => {
     // The kernel looked A's reply socket up for B's datagram while it was unconnected, and queued
     // it after the loop's drain: seen under load with bursts of new flows (the soak's lost round trips).
-    const { kernel, loop, listener, counters } = setup();
+    const { kernel, loop, listener, counters } = setup(engine);
     kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
     loop.runOnce(0);
     const replyA = replySocket(kernel, A);
@@ -105,7 +114,7 @@ describe('UDP relay loop (fake kernel)', () => {
   });
 
   it('keeps an idle session whose client\'s datagram arrived during the turn that would expire it, and relays that datagram', () => {
-    const { kernel, loop, listener, counters, clock } = setup();
+    const { kernel, loop, listener, counters, clock } = setup(engine);
     kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
     loop.runOnce(0);
     const replyA = replySocket(kernel, A);
@@ -123,8 +132,51 @@ describe('UDP relay loop (fake kernel)', () => {
     assert.equal(kernel.find((x) => same(x.bound, SERVER)).length, 0, 'its sockets are closed');
   });
 
+  it('drops a reply the client side has no room for (counted, the session stays) and ends the session when the client\'s port is gone, whether the send fails at once or a turn later', () => {
+    const { kernel, loop, listener, counters, events } = setup(engine);
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    const replyA = replySocket(kernel, A);
+    const [upstream] = kernel.find((x) => same(x.connected, SERVER));
+    kernel.refuseSends(replyA.fd, 11); // EAGAIN: the client's socket buffer is full
+    kernel.deliver(upstream!.fd, { source: SERVER, destination: upstream!.bound!, data: 'echo a1' });
+    loop.runOnce(0);
+    loop.runOnce(0);
+    assert.equal(counters().errors['client-busy'], 1);
+    assert.equal(counters().sessionsActive, 1, 'a full buffer drops the datagram, not the session');
+    kernel.refuseSends(replyA.fd, 111); // ECONNREFUSED: the client's port is gone
+    kernel.deliver(upstream!.fd, { source: SERVER, destination: upstream!.bound!, data: 'echo a1 again' });
+    loop.runOnce(0);
+    loop.runOnce(0);
+    assert.equal(counters().errors['client-refused'], 1);
+    assert.equal(counters().sessionsActive, 0);
+    const closed = events.find((e) => e.type === 'udp.session.close');
+    assert.ok(closed && closed.type === 'udp.session.close' && closed.reason === 'ECONNREFUSED');
+    assert.equal(kernel.find((x) => same(x.bound, SERVER) || same(x.connected, SERVER)).length, 0, 'its sockets are closed');
+  });
+
+  it('sends what a turn queued before a session\'s sockets close, and nothing on them afterwards', () => {
+    const { kernel, loop, turn, listener, counters } = setup(engine);
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    const replyA = replySocket(kernel, A);
+    const [upstream] = kernel.find((x) => same(x.connected, SERVER));
+    kernel.deliver(replyA.fd, { source: A, destination: SERVER, data: 'a2' });
+    kernel.deliver(upstream!.fd, { source: SERVER, destination: upstream!.bound!, data: 'echo a1' });
+    // The operator closes the session right after the turn that relayed a2 and the answer (with
+    // uring, before the next io_uring_enter would have sent them).
+    turn(0);
+    assert.equal(counters().datagramsFromServers, 1);
+    const [session] = loop.sessionSnapshot(1);
+    assert.equal(loop.closeSession(session!.id), true);
+    loop.runOnce(0);
+    assert.deepEqual(upstream!.sent.map((d) => d.data), ['a1', 'a2']);
+    assert.deepEqual(replyA.sent, [{ data: 'echo a1', to: A }]);
+    assert.ok(upstream!.closed && replyA.closed);
+  });
+
   it('lists sessions in progress with their bytes now, busiest first and bounded, and an operator closes one by id', () => {
-    const { kernel, loop, listener, counters, events, clock } = setup();
+    const { kernel, loop, listener, counters, events, clock } = setup(engine);
     kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
     kernel.deliver(listener, { source: B, destination: SERVER, data: 'b-longer' });
     loop.runOnce(0);
@@ -147,5 +199,18 @@ describe('UDP relay loop (fake kernel)', () => {
     assert.equal(counters().sessionsActive, 1);
     assert.deepEqual(loop.sessionSnapshot(10).map((x) => x.client.port), [B.port]);
     assert.equal(kernel.find((x) => same(x.connected, A)).length, 0, "A's reply socket is closed");
+  });
+});
+
+describe('UDP relay loop: a uring ring that cannot be set up', () => {
+  it('runs the loop on epoll and says why in a udp.engine line', () => {
+    const { kernel, loop, listener, events } = setup('uring', undefined, new Error('io_uring_register(IORING_REGISTER_PBUF_RING) failed with ENOMEM'));
+    assert.deepEqual(
+      events.filter((e) => e.type === 'udp.engine'),
+      [{ type: 'udp.engine', requested: 'uring', engine: 'epoll', why: 'the io_uring ring could not be set up (io_uring_register(IORING_REGISTER_PBUF_RING) failed with ENOMEM): the epoll engine runs instead' }],
+    );
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    assert.deepEqual(upstreamPayloads(kernel), [['a1']], 'relayed on epoll');
   });
 });

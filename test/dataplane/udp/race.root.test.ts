@@ -10,6 +10,7 @@ import { JsonLines } from '../../../src/lab/json-lines.js';
 import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
 import { BIN } from '../../helpers/paths.js';
 import { spawnAgent, startEchoServer } from '../../helpers/udp-lab.js';
+import { UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
 
 const HOST = new URL('../../helpers/udp-relay-host.js', import.meta.url).pathname;
 const RULES = ['--intercept', 'udp:80', '--listen', '8300', '--family', '4', '--table', 'tproxy_race', '--route-table', '130', '--rule-priority', '9130'];
@@ -26,7 +27,7 @@ async function waitForDivertedPackets(lab: Lab, packets: number): Promise<void> 
   assert.equal(seen, packets, 'datagrams diverted to the bound reply socket');
 }
 
-describe('UDP bind-before-connect race (root)', () => {
+for (const engine of UDP_ENGINE_CHOICES) describe(`UDP bind-before-connect race (root, ${engine} engine)`, () => {
   let lab: Lab;
   before(async () => {
     lab = await Lab.create();
@@ -36,9 +37,10 @@ describe('UDP bind-before-connect race (root)', () => {
   after(() => lab.destroy());
 
   it('hands datagrams that reach a reply socket before connect() to their own sessions, never answering them as another client', async () => {
-    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8300, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, testSeam: { holdFirstReplyBind: true } })]);
-    const events = new JsonLines<{ type: string; counters?: UdpCounters }>(relay.child.stdout!);
+    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8300, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, engine, testSeam: { holdFirstReplyBind: true } })]);
+    const events = new JsonLines<{ type: string; counters?: UdpCounters; engine?: string }>(relay.child.stdout!);
     await events.waitFor((l) => l.type === 'ready', 10_000, 'relay ready');
+    if (engine === 'uring') assert.equal(events.find((l) => l.type === 'udp.engine')?.engine, 'uring', 'the uring engine runs (no fallback to epoll)');
     const flows = spawnAgent<{ event?: string; ok?: boolean; replies?: number; problems?: string[] }>(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '20', '--rounds', '2', '--hold-first']);
     await events.waitFor((l) => l.type === 'held', 10_000, 'the relay holding between bind and connect of the first reply socket');
     flows.send('go');

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
 import { agent, spawnAgent, startEchoServer, startProxy } from '../../helpers/udp-lab.js';
+import { UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
 
 interface Probe {
   ok: boolean;
@@ -27,7 +28,7 @@ interface Datagram {
 
 const RULES = ['--intercept', 'udp:80,81,7', '--listen', '8200', '--table', 'tproxy_udp', '--route-table', '120', '--rule-priority', '9120'];
 
-describe('UDP relay through tproxy run (root)', () => {
+for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay through tproxy run (root, ${engine} engine)`, () => {
   let lab: Lab;
   before(async () => {
     lab = await Lab.create();
@@ -37,7 +38,7 @@ describe('UDP relay through tproxy run (root)', () => {
 
   for (const upstream of ['direct', 'transparent'] as const) {
     it(`relays the classic flow over IPv4 and IPv6 with --upstream ${upstream}: echo from server:80, the server sees the ${upstream === 'direct' ? 'router' : 'client'}`, async () => {
-      const proxy = await startProxy(lab, [...RULES, '--upstream', upstream]);
+      const proxy = await startProxy(lab, [...RULES, '--upstream', upstream], engine);
       for (const family of [4, 6] as const) {
         const server = family === 4 ? A.server.ipv4 : A.server.ipv6;
         const probe = await agent<Probe>(lab, 'client', ['probe', 'udp', server, '80', `classic ${upstream} v${family}`]);
@@ -63,7 +64,7 @@ describe('UDP relay through tproxy run (root)', () => {
   }
 
   it('keeps 200 concurrent flows to one destination apart: every reply reaches its own client and no other', async () => {
-    const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct']);
+    const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct'], engine);
     const result = await agent<Flows>(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '200', '--rounds', '3']);
     assert.deepEqual(result.problems, []);
     assert.equal(result.ok, true);
@@ -77,7 +78,7 @@ describe('UDP relay through tproxy run (root)', () => {
   });
 
   it('relays datagrams of 65,507 bytes both ways, IPv4 and IPv6', async () => {
-    const proxy = await startProxy(lab, [...RULES, '--upstream', 'transparent']);
+    const proxy = await startProxy(lab, [...RULES, '--upstream', 'transparent'], engine);
     for (const family of [4, 6] as const) {
       const server = family === 4 ? A.server.ipv4 : A.server.ipv6;
       const peer = spawnAgent<Datagram>(lab, 'client', ['udp-peer', '--bind', family === 4 ? '0.0.0.0' : '::']);
@@ -98,7 +99,7 @@ describe('UDP relay through tproxy run (root)', () => {
   });
 
   it('ends a session cleanly on ICMP port unreachable from the server and counts it', async () => {
-    const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct']);
+    const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct'], engine);
     const probe = await agent<Probe>(lab, 'client', ['probe', 'udp', A.server.ipv4, '81', 'nobody listens', '--timeout-ms', '1000']);
     assert.equal(probe.ok, false);
     const closed = await proxy.lines.waitFor((l) => l.type === 'udp.session.close' && l.originalDestination?.port === 81, 10_000, 'session closed by ECONNREFUSED');

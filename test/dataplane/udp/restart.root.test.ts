@@ -10,6 +10,7 @@ import { JsonLines } from '../../../src/lab/json-lines.js';
 import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
 import { BIN } from '../../helpers/paths.js';
 import { agent, startEchoServer } from '../../helpers/udp-lab.js';
+import { UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
 
 const HOST = new URL('../../helpers/udp-relay-host.js', import.meta.url).pathname;
 const RULES = ['--intercept', 'udp:80', '--listen', '8350', '--family', '4', '--table', 'tproxy_restart', '--route-table', '135', '--rule-priority', '9135'];
@@ -19,9 +20,10 @@ interface Line {
   restarts?: number;
   message?: string;
   counters?: UdpCounters;
+  engine?: string;
 }
 
-describe('UDP relay loop restart (root)', () => {
+for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay loop restart (root, ${engine} engine)`, () => {
   let lab: Lab;
   before(async () => {
     lab = await Lab.create();
@@ -31,9 +33,10 @@ describe('UDP relay loop restart (root)', () => {
   after(() => lab.destroy());
 
   it('starts a crashed loop again with a growing backoff and relays through it; the death past the limit is the relay\'s failure', async () => {
-    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8350, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000 })]);
+    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8350, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, engine })]);
     const events = new JsonLines<Line>(relay.child.stdout!);
     await events.waitFor((l) => l.type === 'ready', 10_000, 'relay ready');
+    if (engine === 'uring') assert.equal(events.find((l) => l.type === 'udp.engine')?.engine, 'uring', 'the uring engine runs (no fallback to epoll)');
     const flows = (): Promise<{ ok: boolean; replies: number; problems: string[] }> => agent(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '5', '--rounds', '2']);
     const before = await flows();
     assert.deepEqual(before.problems, []);

@@ -17,6 +17,7 @@ import { startDante } from '../../helpers/dante.js';
 import { FAKE_SOCKS5 } from '../../helpers/paths.js';
 import { agent, spawnAgent, startEchoServer, startProxy, type LogLine, type RunningProxy } from '../../helpers/udp-lab.js';
 import { sumUdpCounters, type UdpCounters } from '../../../src/dataplane/udp/counters.js';
+import { UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
 
 const SERVER = A.server.ipv4;
 const PORTS = { socks: 80, auth: 81, zero: 82, refuse: 83, garbage: 84, silent: 85, v6: 86, named: 87, cone: 90, coneDirect: 91, coneNamed: 92 } as const;
@@ -94,7 +95,7 @@ function processTree(pid: number): number[] {
   return tree;
 }
 
-describe('UDP through socks5 outbounds (root)', () => {
+for (const engine of UDP_ENGINE_CHOICES) describe(`UDP through socks5 outbounds (root, ${engine} engine)`, () => {
   let lab: Lab;
   let dir: string;
   let proxy: RunningProxy;
@@ -121,7 +122,7 @@ describe('UDP through socks5 outbounds (root)', () => {
       }
       const file = join(dir, 'tproxy.yaml');
       writeFileSync(file, config);
-      proxy = await startProxy(lab, ['--config', file]);
+      proxy = await startProxy(lab, ['--config', file], engine);
     } catch (error) {
       await lab.destroy();
       rmSync(dir, { recursive: true, force: true });
