@@ -80,6 +80,10 @@ export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
 export const EPOLLRDHUP = 0x2000;
+/** Wake one of the epoll sets watching the descriptor, not all (a listener shared by threads). */
+export const EPOLLEXCLUSIVE = 1 << 28;
+/** Edge-triggered: reported when new events arrive, not while the condition holds. */
+export const EPOLLET = 0x8000_0000;
 export const SPLICE_F_MOVE = 1;
 export const SPLICE_F_NONBLOCK = 2;
 export const O_NONBLOCK = 0o4000;
