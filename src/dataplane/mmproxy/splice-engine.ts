@@ -141,9 +141,9 @@ export class MmproxySpliceEngine {
     return this.ending !== undefined;
   }
 
-  /** Connections in progress: flows, headers being read, health checks closing. */
+  /** TCP connections in progress: both of each flow (balancer and backend side), headers being read, health checks closing. */
   get connections(): number {
-    return this.flows.size + this.pending.size + this.closing.size;
+    return 2 * this.flows.size + this.pending.size + this.closing.size;
   }
 
   private watch(fds: readonly number[]): void {
@@ -237,7 +237,8 @@ export class MmproxySpliceEngine {
       const cfd = this.libc.accept4(listener, this.addr, this.addrLen, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
       if (cfd < 0) {
         const errno = this.libc.errno();
-        if (errno === C.EAGAIN || errno === C.EINTR) return;
+        // EINVAL: the owner shut the listener down (a drain or a stop); the message saying so follows.
+        if (errno === C.EAGAIN || errno === C.EINTR || errno === C.EINVAL) return;
         if (errno !== C.ECONNABORTED) this.emit({ type: 'error', code: errnoName(errno), message: `mmproxy ${this.config.name} accept: ${errnoName(errno)}` });
         if (errno === C.EMFILE || errno === C.ENFILE) return;
         continue;

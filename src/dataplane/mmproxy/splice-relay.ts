@@ -15,6 +15,7 @@
 import { Worker } from 'node:worker_threads';
 import { errnoOf, TproxyError, type TproxyErrorCode } from '../../core/errors.js';
 import * as C from '../../core/net/constants.js';
+import { PrefixSet } from '../../core/net/prefix-set.js';
 import type { Endpoint } from '../../core/net/sockaddr.js';
 import { loadLibc } from '../../sys/libc.js';
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
@@ -59,6 +60,8 @@ export class MmproxySpliceRelay {
     private readonly deps: MmproxySpliceDeps,
     counters?: MmproxyCounters,
   ) {
+    // Checked here (the threads parse it again): a bad prefix refuses the start or the reload before anything is bound.
+    PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.counters = counters ?? emptyMmproxyCounters();
     this.wake.writeBigUInt64LE(1n, 0);
   }
@@ -250,11 +253,16 @@ export class MmproxySpliceRelay {
     await this.terminate();
   }
 
-  /** The threads stop watching every listening socket (answered), then those this listener still holds are closed. */
+  /**
+   * Stop listening now (shutdown(SHUT_RD) of a listening socket: new connections are refused, as
+   * when the stream engine closes its server), then the threads stop watching them (answered),
+   * then they are closed: a descriptor number is never closed while a thread may still use it.
+   */
   private async closeListeners(): Promise<void> {
     const fds = [...this.fds.values()];
     this.fds.clear();
     if (fds.length === 0) return;
+    for (const fd of fds) loadLibc().shutdown(fd, C.SHUT_RD);
     await Promise.all(
       this.threads.map((t) => {
         if (t.stopped) return Promise.resolve();
