@@ -31,7 +31,8 @@ import type { Epoll } from '../../sys/epoll.js';
 import { loadLibc, type Libc } from '../../sys/libc.js';
 import { SocketApi } from '../../sys/socket.js';
 import type { ProxyEvent } from '../events.js';
-import { NOT_WATCHED, socketInterest, updateInterest } from '../tcp/splice/interest.js';
+import { FlowPump, type PairEnd } from '../tcp/splice/flow-pump.js';
+import { NOT_WATCHED } from '../tcp/splice/interest.js';
 import { PipePool } from '../tcp/splice/pipe-pool.js';
 import { newDirection, Pump, type Direction } from '../tcp/splice/pump.js';
 import { duePrefix, EngineTimers } from '../tcp/splice/timers.js';
@@ -94,7 +95,7 @@ export class MmproxySpliceEngine {
   private readonly allowed: PrefixSet;
   private readonly budget: DescriptorBudget | undefined;
   private readonly pipes: PipePool;
-  private readonly pump: Pump;
+  private readonly pairs: FlowPump;
   private readonly timers: EngineTimers;
   private readonly listeners = new Set<number>();
   private readonly owners = new Map<number, Owner>();
@@ -127,10 +128,10 @@ export class MmproxySpliceEngine {
     this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.pipes = new PipePool(libc, config.pipeBytes, MAX_PIPES);
-    this.pump = new Pump(libc, this.pipes, config.pipeBytes);
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.head = Buffer.alloc(maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes }));
     this.epoll = this.api.epoll(MAX_EVENTS);
+    this.pairs = new FlowPump(this.api, new Pump(libc, this.pipes, config.pipeBytes), this.epoll, config.pipeBytes, now, 'backend');
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.epoll.add(this.wakeFd, C.EPOLLIN);
@@ -409,53 +410,18 @@ export class MmproxySpliceEngine {
       flow.connected = true;
       this.connecting.delete(flow);
       this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
-      this.api.setInt(flow.cfd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
-      this.pumpAll(flow, true, true, false, false);
+      const end = this.pairs.all(flow);
+      if (end) this.ended(flow, end);
       return;
     }
-    if (events & C.EPOLLERR) {
-      const soError = this.api.getInt(side === 'client' ? flow.cfd : flow.ufd, C.SOL_SOCKET, C.SO_ERROR);
-      if (soError !== 0) {
-        this.close(flow, `${side === 'client' ? 'client' : 'backend'}-${errnoName(soError)}`);
-        return;
-      }
-    }
-    // Only the directions this event can move (HUP and ERR count as both, so EOF and errors are seen).
-    const readable = (events & (C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLHUP | C.EPOLLERR)) !== 0;
-    const writable = (events & (C.EPOLLOUT | C.EPOLLHUP | C.EPOLLERR)) !== 0;
-    const finished = (events & (C.EPOLLRDHUP | C.EPOLLHUP)) !== 0;
-    if (side === 'client') this.pumpAll(flow, readable, writable, finished, false);
-    else this.pumpAll(flow, writable, readable, false, finished);
+    const end = this.pairs.onEvents(flow, side, events);
+    if (end) this.ended(flow, end);
   }
 
-  /** Move what can be moved both ways, pass FINs on, then set epoll interest to match. */
-  private pumpAll(flow: Flow, up: boolean, down: boolean, upFinished: boolean, downFinished: boolean): void {
-    if (up && !this.pumpOne(flow, flow.up, flow.down, flow.cfd, flow.ufd, 'client', upFinished)) return;
-    if (down && !this.pumpOne(flow, flow.down, flow.up, flow.ufd, flow.cfd, 'backend', downFinished)) return;
-    if (flow.up.shut && flow.down.shut) {
-      this.close(flow, 'done');
-      return;
-    }
-    const pipeBytes = this.config.pipeBytes;
-    flow.cInterest = updateInterest(this.epoll, flow.cfd, flow.cInterest, socketInterest(flow.up, flow.down, pipeBytes));
-    flow.uInterest = updateInterest(this.epoll, flow.ufd, flow.uInterest, socketInterest(flow.down, flow.up, pipeBytes));
-  }
-
-  /** One direction; false when the flow was reset. */
-  private pumpOne(flow: Flow, d: Direction, other: Direction, source: number, sink: number, sourceSide: 'client' | 'backend', finished: boolean): boolean {
-    const before = d.bytes;
-    const failure = this.pump.move(d, other, source, sink, finished);
-    if (d.bytes !== before) flow.lastActive = this.now();
-    if (failure === undefined) return true;
-    const errno = errnoName(failure.errno);
-    if (failure.at === 'pipe') {
-      count(this.counters.connectErrors, errno);
-      this.close(flow, 'pipe');
-    } else {
-      const side = failure.at === 'source' ? sourceSide : sourceSide === 'client' ? 'backend' : 'client';
-      this.close(flow, `${side}-${errno}`);
-    }
-    return false;
+  /** The pair ended: a pipe that could not be had counts with connect errors. */
+  private ended(flow: Flow, end: PairEnd): void {
+    if (end.pipeErrno !== undefined) count(this.counters.connectErrors, end.pipeErrno);
+    this.close(flow, end.reason);
   }
 
   private reset(fd: number): void {
