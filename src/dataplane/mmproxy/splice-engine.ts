@@ -197,7 +197,7 @@ export class MmproxySpliceEngine {
       const owner = this.owners.get(fd);
       if (!owner) continue;
       if (owner.kind === 'listener') this.acceptFrom(fd);
-      else if (owner.kind === 'header') this.onHeaderBytes(owner, events);
+      else if (owner.kind === 'header') void this.onHeaderBytes(owner, events);
       else if (owner.kind === 'closing') this.onClosingBytes(owner);
       else if (!owner.flow.closed) this.onSocket(owner.flow, owner.kind, events);
     }
@@ -260,38 +260,46 @@ export class MmproxySpliceEngine {
       return;
     }
     const pending: Pending = { kind: 'header', cfd, balancer, deadline: this.now() + this.config.headerTimeoutMs };
+    // The balancer sends its header as soon as it is connected: mostly it is here already, and
+    // the connection needs no epoll registration to wait for it.
+    if (this.onHeaderBytes(pending, 0)) return;
     this.pending.add(pending);
     this.owners.set(cfd, pending);
     // Edge-triggered: a header prefix already peeked must not report readable again until more comes.
-    // Adding a socket that already holds bytes reports them at once.
+    // Adding a socket that already holds bytes (or its FIN) reports them at once.
     this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLET);
   }
 
-  /** Peek at what came, decode, and take exactly the header's bytes off the socket. */
-  private onHeaderBytes(p: Pending, events: number): void {
+  /**
+   * Peek at what came, decode, and take exactly the header's bytes off the socket. False: the
+   * header is not complete yet (wait for more bytes); true: relayed or refused.
+   */
+  private onHeaderBytes(p: Pending, events: number): boolean {
     const n = this.libc.recv(p.cfd, this.head, this.head.length, C.MSG_PEEK | C.MSG_DONTWAIT);
     if (n < 0) {
       const errno = this.libc.errno();
-      if (errno !== C.EAGAIN && errno !== C.EINTR) this.reject(p, 'closed-before-header');
-      return;
+      if (errno === C.EAGAIN || errno === C.EINTR) return false;
+      this.reject(p, 'closed-before-header');
+      return true;
     }
     if (n === 0) {
       this.reject(p, 'closed-before-header');
-      return;
+      return true;
     }
     const result = decodeProxyHeader(this.head.subarray(0, n), { maxV2Bytes: this.config.maxHeaderBytes });
     if (result.kind === 'invalid') {
       this.reject(p, result.reason);
-      return;
+      return true;
     }
     if (result.kind === 'more') {
       // The FIN came inside the header: no more bytes will.
-      if (events & (C.EPOLLRDHUP | C.EPOLLHUP)) this.reject(p, 'truncated');
-      return;
+      if ((events & (C.EPOLLRDHUP | C.EPOLLHUP)) === 0) return false;
+      this.reject(p, 'truncated');
+      return true;
     }
     if (this.libc.recv(p.cfd, this.head, result.take, C.MSG_DONTWAIT) !== result.take) {
       this.reject(p, 'closed-before-header');
-      return;
+      return true;
     }
     this.endPending(p);
     const addresses = result.header.command === 'proxy' ? result.header.addresses : undefined;
@@ -301,7 +309,7 @@ export class MmproxySpliceEngine {
       const health = this.config.healthTarget;
       if (health) this.startFlow(p.cfd, p.balancer, undefined, { family: familyOf(health), ...health });
       else this.closeAfterHeader(p.cfd);
-      return;
+      return true;
     }
     this.counters.headersProxy++;
     const { source, destination } = addresses;
@@ -310,13 +318,15 @@ export class MmproxySpliceEngine {
     if (backend.family !== source.family) {
       // Only a fixed backend can differ (the header's addresses share a family): a client cannot be a source toward it.
       this.refuseAfterHeader(p.cfd, p.balancer, 'backend-family');
-      return;
+      return true;
     }
     this.startFlow(p.cfd, p.balancer, source, backend);
+    return true;
   }
 
+  /** No longer waiting for its header (a no-op when it never had to wait). */
   private endPending(p: Pending): void {
-    this.pending.delete(p);
+    if (!this.pending.delete(p)) return;
     this.owners.delete(p.cfd);
     this.epoll.remove(p.cfd);
   }
