@@ -20,10 +20,10 @@
  * engine): a refusal or a failure resets, a clean end stays a FIN.
  */
 import { errnoName } from '../../core/errno.js';
-import { errnoOf } from '../../core/errors.js';
+import { errnoOf, TproxyError } from '../../core/errors.js';
 import * as C from '../../core/net/constants.js';
 import { PrefixSet } from '../../core/net/prefix-set.js';
-import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
+import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
 import { decodeProxyHeader, maxProxyHeaderBytes } from '../../core/proxy-protocol/decode.js';
 import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
@@ -39,6 +39,7 @@ import { duePrefix, EngineTimers } from '../tcp/splice/timers.js';
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
 import { openBackendSocket } from './backend-socket.js';
+import { endpointKey } from './tcp-relay.js';
 
 const MAX_EVENTS = 512;
 const ACCEPT_BATCH = 64;
@@ -116,6 +117,8 @@ export class MmproxySpliceEngine {
   /** Peeked header bytes: the longest header the size bound allows. */
   private readonly head: Buffer;
   private readonly discard = Buffer.alloc(4096);
+  /** The sockaddrs of the fixed backends and the health target, encoded once (by endpointKey). */
+  private readonly fixed = new Map<string, Buffer>();
 
   constructor(
     private readonly config: MmproxyEngineConfig,
@@ -130,6 +133,7 @@ export class MmproxySpliceEngine {
     this.pipes = new PipePool(libc, config.pipeBytes, MAX_PIPES);
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.head = Buffer.alloc(maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes }));
+    for (const e of [config.backend4, config.backend6, config.healthTarget]) if (e) this.fixed.set(endpointKey(e), encodeSockaddr({ family: familyOf(e), ...e }));
     this.epoll = this.api.epoll(MAX_EVENTS);
     this.pairs = new FlowPump(this.api, new Pump(libc, this.pipes, config.pipeBytes), this.epoll, config.pipeBytes, now, 'backend');
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
@@ -385,7 +389,11 @@ export class MmproxySpliceEngine {
       ufd = openBackendSocket(this.api, this.config.upstreamMark, backend.family, from);
       // Reset on crash until our FIN is sent (the pump clears it), as the client socket (from the listener).
       this.api.setResetOnClose(ufd, true);
-      this.api.connect(ufd, backend);
+      const sockaddr = this.fixed.get(endpointKey(backend)) ?? encodeSockaddr(backend);
+      if (this.libc.connect(ufd, sockaddr, sockaddr.length) !== 0 && this.libc.errno() !== C.EINPROGRESS) {
+        const errno = errnoName(this.libc.errno());
+        throw new TproxyError('ERR_SYSCALL', `connect: ${errno}`, { errno });
+      }
     } catch (error) {
       const errno = errnoOf(error);
       count(this.counters.connectErrors, errno);
