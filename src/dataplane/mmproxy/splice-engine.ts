@@ -34,7 +34,7 @@ import type { ProxyEvent } from '../events.js';
 import { FlowPump, type PairEnd } from '../tcp/splice/flow-pump.js';
 import { NOT_WATCHED } from '../tcp/splice/interest.js';
 import { PipePool } from '../tcp/splice/pipe-pool.js';
-import { newDirection, Pump, type Direction } from '../tcp/splice/pump.js';
+import { newDirection, type Direction } from '../tcp/splice/pump.js';
 import { duePrefix, EngineTimers } from '../tcp/splice/timers.js';
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
@@ -135,7 +135,7 @@ export class MmproxySpliceEngine {
     this.head = Buffer.alloc(maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes }));
     for (const e of [config.backend4, config.backend6, config.healthTarget]) if (e) this.fixed.set(endpointKey(e), encodeSockaddr({ family: familyOf(e), ...e }));
     this.epoll = this.api.epoll(MAX_EVENTS);
-    this.pairs = new FlowPump(this.api, new Pump(libc, this.pipes, config.pipeBytes), this.epoll, config.pipeBytes, now, 'backend');
+    this.pairs = new FlowPump(libc, this.api, this.pipes, this.epoll, config.pipeBytes, now, 'backend');
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.epoll.add(this.wakeFd, C.EPOLLIN);
@@ -450,13 +450,9 @@ export class MmproxySpliceEngine {
   private close(flow: Flow, reason: string): void {
     if (flow.closed) return;
     flow.closed = true;
-    for (const fd of [flow.cfd, flow.ufd]) {
-      this.owners.delete(fd);
-      if (reason === 'done') this.libc.close(fd);
-      else this.reset(fd);
-    }
-    this.pipes.release(flow.up, flow.up.buffered === 0);
-    this.pipes.release(flow.down, flow.down.buffered === 0);
+    this.owners.delete(flow.cfd);
+    this.owners.delete(flow.ufd);
+    this.pairs.close(flow, reason);
     this.flows.delete(flow);
     this.connecting.delete(flow);
     this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);

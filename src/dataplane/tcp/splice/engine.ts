@@ -42,7 +42,7 @@ import { FlowPump, type PairEnd } from './flow-pump.js';
 import { NOT_WATCHED, updateInterest } from './interest.js';
 import { PipePool } from './pipe-pool.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
-import { newDirection, Pump, type Direction } from './pump.js';
+import { newDirection, type Direction } from './pump.js';
 import { GracefulStop } from './stop.js';
 import { duePrefix, EngineTimers } from './timers.js';
 
@@ -133,13 +133,12 @@ export class SpliceEngine {
     this.admission = new FlowAdmission(config, this.api, now);
     this.counters = this.admission.counters;
     this.pipes = new PipePool(libc, config.pipeBytes, config.maxConnections * 2);
-    const pump = new Pump(libc, this.pipes, config.pipeBytes);
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.linger.writeInt32LE(1, 0);
     this.linger.writeInt32LE(0, 4);
     this.sniffTimeoutMs = config.sniffTimeoutMs;
     this.epoll = this.api.epoll(MAX_EVENTS);
-    this.pairs = new FlowPump(this.api, pump, this.epoll, config.pipeBytes, now, 'upstream');
+    this.pairs = new FlowPump(libc, this.api, this.pipes, this.epoll, config.pipeBytes, now, 'upstream');
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.epoll.add(this.wakeFd, C.EPOLLIN);
@@ -496,14 +495,9 @@ export class SpliceEngine {
   private close(flow: Flow, reason: string): void {
     if (flow.closed) return;
     flow.closed = true;
-    // close() takes the sockets out of the epoll set (no other descriptor refers to them).
-    for (const fd of [flow.cfd, flow.ufd]) {
-      this.owners.delete(fd);
-      if (reason === 'done') this.libc.close(fd);
-      else this.reset(fd);
-    }
-    this.pipes.release(flow.up, flow.up.buffered === 0);
-    this.pipes.release(flow.down, flow.down.buffered === 0);
+    this.owners.delete(flow.cfd);
+    this.owners.delete(flow.ufd);
+    this.pairs.close(flow, reason);
     this.flows.delete(flow);
     this.connecting.delete(flow);
     this.admission.closed(flow, reason, this.flows.size);

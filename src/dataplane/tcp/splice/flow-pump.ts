@@ -2,13 +2,15 @@
  * A relayed pair of sockets on the splice engines (the TPROXY engine and mmproxy's): on an epoll
  * event, the directions it can move are pumped (pump.ts), FINs passed on, and each socket's epoll
  * interest set to match. Says why the pair ends (done, a socket's error, no pipe); the engine
- * closes it and counts that its own way.
+ * counts that its own way, and closes the pair's sockets and pipes here.
  */
 import { errnoName } from '../../../core/errno.js';
 import * as C from '../../../core/net/constants.js';
+import type { Libc } from '../../../sys/libc.js';
 import type { SocketApi } from '../../../sys/socket.js';
 import { socketInterest, updateInterest, type InterestSet } from './interest.js';
-import type { Direction, Pump } from './pump.js';
+import type { PipePool } from './pipe-pool.js';
+import { Pump, type Direction } from './pump.js';
 
 /** What the pump reads and updates of an engine's flow. */
 export interface SplicedPair {
@@ -31,17 +33,38 @@ export interface PairEnd {
 }
 
 const DONE: PairEnd = { reason: 'done' };
+/** struct linger {1, 0}: close() resets. */
+const LINGER_RESET = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
 
 export class FlowPump {
+  private readonly pump: Pump;
+
   constructor(
+    private readonly libc: Libc,
     private readonly api: SocketApi,
-    private readonly pump: Pump,
+    private readonly pipes: PipePool,
     private readonly epoll: InterestSet,
     private readonly pipeBytes: number,
     private readonly now: () => number,
     /** The upstream side's name in end reasons (`upstream-ECONNRESET`, `backend-ECONNRESET`). */
     private readonly upstreamName: string,
-  ) {}
+  ) {
+    this.pump = new Pump(libc, pipes, pipeBytes);
+  }
+
+  /**
+   * Close the pair's sockets, which also takes them out of the epoll set (no other descriptor
+   * refers to them): after `done` a FIN (both ways were read to their end), else a reset. Its
+   * pipes go back to the pool (kept when empty).
+   */
+  close(p: SplicedPair, reason: string): void {
+    for (const fd of [p.cfd, p.ufd]) {
+      if (reason !== 'done') this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, LINGER_RESET, LINGER_RESET.length);
+      this.libc.close(fd);
+    }
+    this.pipes.release(p.up, p.up.buffered === 0);
+    this.pipes.release(p.down, p.down.buffered === 0);
+  }
 
   /** Events on one socket of a connected pair. Undefined: it goes on. */
   onEvents(p: SplicedPair, side: 'client' | 'upstream', events: number): PairEnd | undefined {
