@@ -45,8 +45,11 @@ const MAX_EVENTS = 512;
 const ACCEPT_BATCH = 64;
 /** The two sockets of a connection and the two pipes (two descriptors each) its directions may hold. */
 export const SPLICE_DESCRIPTORS_PER_CONNECTION = 6;
-/** Pipes kept at most per thread (two per flow in flight; more flows wait for one). */
-const MAX_PIPES = 8192;
+/**
+ * Pipes a thread keeps for the next flows (a flow's own are counted in its six descriptors): their
+ * descriptors are taken from the budget once, at start (none kept when it has no room).
+ */
+const POOLED_PIPES = 64;
 
 /** A connection whose PROXY header is being read. */
 interface Pending {
@@ -96,9 +99,11 @@ export class MmproxySpliceEngine {
   private readonly allowed: PrefixSet;
   private readonly budget: DescriptorBudget | undefined;
   private readonly pipes: PipePool;
+  private readonly pooledPipes: number;
   private readonly pairs: FlowPump;
   private readonly timers: EngineTimers;
   private readonly listeners = new Set<number>();
+  private readonly accepting: Int32Array;
   private readonly owners = new Map<number, Owner>();
   /** Connections reading their header, in accept order (so in deadline order). */
   private readonly pending = new Set<Pending>();
@@ -128,9 +133,11 @@ export class MmproxySpliceEngine {
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
+    this.accepting = new Int32Array(config.accepting);
     this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
-    this.pipes = new PipePool(libc, config.pipeBytes, MAX_PIPES);
+    this.pooledPipes = this.budget && !this.budget.acquire('mmproxy', 2 * POOLED_PIPES) ? 0 : POOLED_PIPES;
+    this.pipes = new PipePool(libc, config.pipeBytes, this.pooledPipes);
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.head = Buffer.alloc(maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes }));
     for (const e of [config.backend4, config.backend6, config.healthTarget]) if (e) this.fixed.set(endpointKey(e), encodeSockaddr({ family: familyOf(e), ...e }));
@@ -216,6 +223,7 @@ export class MmproxySpliceEngine {
     if (this.ending && this.connections === 0) {
       this.post({ kind: 'stopped', counters: this.copyCounters() });
       this.pipes.closeIdle();
+      if (this.pooledPipes > 0) this.budget?.release('mmproxy', 2 * this.pooledPipes);
       this.epoll.close();
       // The wake eventfd stays open: the owner may still write to it, and closes it once this thread exited.
       return false;
@@ -237,7 +245,7 @@ export class MmproxySpliceEngine {
   // ---- accepting and the header ---------------------------------------------------------------
 
   private acceptFrom(listener: number): void {
-    for (let i = 0; i < ACCEPT_BATCH && this.listeners.has(listener); i++) {
+    for (let i = 0; i < ACCEPT_BATCH && this.listeners.has(listener) && Atomics.load(this.accepting, 0) === 1; i++) {
       this.addrLen.writeUInt32LE(this.addr.length, 0);
       const cfd = this.libc.accept4(listener, this.addr, this.addrLen, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
       if (cfd < 0) {

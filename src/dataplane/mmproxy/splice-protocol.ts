@@ -10,6 +10,12 @@ export interface MmproxyEngineConfig {
    * of the entry watches each with EPOLLEXCLUSIVE, so a connection wakes one thread.
    */
   readonly listeners: readonly number[];
+  /**
+   * Int32Array view [0]: 1 while the entry accepts. The owner clears it when the entry leaves (a
+   * reload hands its listening sockets over, or it drains): shared memory, so no accept follows
+   * without waiting for a message.
+   */
+  readonly accepting: SharedArrayBuffer;
   readonly allowedSources: readonly string[];
   readonly backend4?: MmproxyEndpoint;
   readonly backend6?: MmproxyEndpoint;

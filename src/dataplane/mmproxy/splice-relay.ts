@@ -53,6 +53,8 @@ export class MmproxySpliceRelay {
   private nextRequest = 1;
   private readonly wake = Buffer.alloc(8);
   private idle: (() => void) | undefined;
+  /** Shared with the engine threads (MmproxyEngineConfig.accepting). */
+  private readonly accepting = new SharedArrayBuffer(4);
 
   /** `counters`: those of the listener this one replaces on a reload (they go on counting). */
   constructor(
@@ -64,6 +66,12 @@ export class MmproxySpliceRelay {
     PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.counters = counters ?? emptyMmproxyCounters();
     this.wake.writeBigUInt64LE(1n, 0);
+    Atomics.store(new Int32Array(this.accepting), 0, 1);
+  }
+
+  /** No accept from here on, in every thread (the listening sockets stay open and watched until told). */
+  private stopAccepting(): void {
+    Atomics.store(new Int32Array(this.accepting), 0, 0);
   }
 
   /** Listen on every address; a failure closes what was opened and throws with the address. */
@@ -116,6 +124,7 @@ export class MmproxySpliceRelay {
     const engine: MmproxyEngineConfig = {
       name: this.config.name,
       listeners: [],
+      accepting: this.accepting,
       allowedSources: this.config.allowedSources,
       ...(this.config.backend4 ? { backend4: this.config.backend4 } : {}),
       ...(this.config.backend6 ? { backend6: this.config.backend6 } : {}),
@@ -223,8 +232,10 @@ export class MmproxySpliceRelay {
     const fd = this.fds.get(key);
     if (fd === undefined) return undefined;
     this.fds.delete(key);
-    // Posted before the new listener's 'watch': a connection meanwhile waits in the backlog, or is
-    // accepted by whichever thread sees it first (both are listeners of this address).
+    // A listener gives its sockets away only when it leaves (a reload replaces or removes it): it
+    // accepts nothing more from now, so new connections are the new listener's (they wait in the
+    // backlog until its threads watch the socket).
+    this.stopAccepting();
     this.send({ kind: 'release', requestId: this.nextRequest++, fds: [fd] });
     return fd;
   }
@@ -259,6 +270,7 @@ export class MmproxySpliceRelay {
    * then they are closed: a descriptor number is never closed while a thread may still use it.
    */
   private async closeListeners(): Promise<void> {
+    this.stopAccepting();
     const fds = [...this.fds.values()];
     this.fds.clear();
     if (fds.length === 0) return;
