@@ -9,19 +9,24 @@ import type { Family } from '../../core/net/constants.js';
 import type { Endpoint } from '../../core/net/sockaddr.js';
 import type { SocketApi } from '../../sys/socket.js';
 
-/** Throws TproxyError (with the errno) and leaves no descriptor behind. */
-export function openBackendSocket(sockets: SocketApi, mark: number, family: Family, from: Endpoint | undefined): number {
+/**
+ * Throws TproxyError (with the errno) and leaves no descriptor behind. `anyPort`: from the client's
+ * address with a port the kernel picks at connect (its own port failed: see below).
+ */
+export function openBackendSocket(sockets: SocketApi, mark: number, family: Family, from: Endpoint | undefined, anyPort = false): number {
   if (!from) return sockets.open({ family, transport: 'tcp', mark });
-  let fd = sockets.open({ family, transport: 'tcp', mark, transparent: true, freebind: true, reuseAddress: true });
-  try {
-    sockets.bind(fd, from);
-    return fd;
-  } catch (error) {
-    sockets.close(fd);
-    if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
+  if (!anyPort) {
+    const fd = sockets.open({ family, transport: 'tcp', mark, transparent: true, freebind: true, reuseAddress: true });
+    try {
+      sockets.bind(fd, from);
+      return fd;
+    } catch (error) {
+      sockets.close(fd);
+      if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
+    }
   }
   // The client's port is in use here (the balancer reused it toward another backend): keep the address.
-  fd = sockets.open({ family, transport: 'tcp', mark, transparent: true, freebind: true, bindAddressNoPort: true });
+  const fd = sockets.open({ family, transport: 'tcp', mark, transparent: true, freebind: true, bindAddressNoPort: true });
   try {
     sockets.bind(fd, { ...from, port: 0 });
     return fd;

@@ -42,6 +42,7 @@ import { openBackendSocket } from './backend-socket.js';
 import { endpointKey } from './tcp-relay.js';
 
 const MAX_EVENTS = 512;
+const EADDRNOTAVAIL = 99;
 const ACCEPT_BATCH = 64;
 /** The two sockets of a connection and the two pipes (two descriptors each) its directions may hold. */
 export const SPLICE_DESCRIPTORS_PER_CONNECTION = 6;
@@ -392,21 +393,18 @@ export class MmproxySpliceEngine {
 
   /** Connect to `backend` (from `from` when given, transparently) without blocking; the flow pumps once connected. */
   private startFlow(cfd: number, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint): void {
-    let ufd = -1;
+    let ufd: number;
     try {
-      ufd = openBackendSocket(this.api, this.config.upstreamMark, backend.family, from);
-      // Reset on crash until our FIN is sent (the pump clears it), as the client socket (from the listener).
-      this.api.setResetOnClose(ufd, true);
       const sockaddr = this.fixed.get(endpointKey(backend)) ?? encodeSockaddr(backend);
-      if (this.libc.connect(ufd, sockaddr, sockaddr.length) !== 0 && this.libc.errno() !== C.EINPROGRESS) {
-        const errno = errnoName(this.libc.errno());
-        throw new TproxyError('ERR_SYSCALL', `connect: ${errno}`, { errno });
-      }
+      ufd = this.connectBackend(sockaddr, backend.family, from, false);
+      // EADDRNOTAVAIL: the client's address and port toward this backend is a connection of ours
+      // still closing (the balancer reuses client ports quickly): the client's address with a port the kernel picks.
+      if (ufd < 0) ufd = this.connectBackend(sockaddr, backend.family, from, true);
+      if (ufd < 0) throw new TproxyError('ERR_SYSCALL', 'connect: EADDRNOTAVAIL', { errno: 'EADDRNOTAVAIL' });
     } catch (error) {
       const errno = errnoOf(error);
       count(this.counters.connectErrors, errno);
       this.emit({ type: 'error', code: errno, message: `mmproxy ${this.config.name}: backend socket from ${from?.address ?? 'this host'} to ${backend.address}:${backend.port}: ${(error as Error).message}` });
-      if (ufd >= 0) this.reset(ufd);
       this.reset(cfd);
       this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
       return;
@@ -419,6 +417,27 @@ export class MmproxySpliceEngine {
     this.owners.set(cfd, { kind: 'client', flow });
     this.owners.set(ufd, { kind: 'upstream', flow });
     this.epoll.add(ufd, C.EPOLLOUT);
+  }
+
+  /**
+   * A backend socket whose non-blocking connect is under way; -1 on EADDRNOTAVAIL from a socket
+   * bound to the client's own port (closed). Throws TproxyError otherwise.
+   */
+  private connectBackend(sockaddr: Buffer, family: C.Family, from: Endpoint | undefined, anyPort: boolean): number {
+    const ufd = openBackendSocket(this.api, this.config.upstreamMark, family, from, anyPort);
+    // Reset on crash until our FIN is sent (the pump clears it), as the client socket (from the listener).
+    try {
+      this.api.setResetOnClose(ufd, true);
+    } catch (error) {
+      this.libc.close(ufd);
+      throw error;
+    }
+    if (this.libc.connect(ufd, sockaddr, sockaddr.length) === 0) return ufd;
+    const errno = this.libc.errno();
+    if (errno === C.EINPROGRESS) return ufd;
+    this.reset(ufd);
+    if (errno === EADDRNOTAVAIL && from && !anyPort) return -1;
+    throw new TproxyError('ERR_SYSCALL', `connect: ${errnoName(errno)}`, { errno: errnoName(errno) });
   }
 
   private onSocket(flow: Flow, side: 'client' | 'upstream', events: number): void {
