@@ -49,7 +49,7 @@ import { CPU_PER_GB_SOURCE, DEFAULT_SCENARIOS, haproxyIdlePlan, PROXY_SCENARIOS,
 import { benchSniff, formatSniffBench, type SniffBenchRow } from './sniff.js';
 import { ROUTED_PREFIXES, writeRoutedConfig } from './routed.js';
 import { benchChartSvg, chartPathOf } from './chart.js';
-import { benchMmproxy, formatMmproxyBench, type MmproxyBenchResult } from './mmproxy.js';
+import { benchMmproxy, formatMmproxyBench, MMPROXY_WORKLOADS, type MmproxyBenchResult } from './mmproxy.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const PROXY_PORT = 8000;
@@ -215,7 +215,9 @@ async function main(): Promise<void> {
     const engineArgs = (engine: string | undefined): string[] => (engine !== undefined ? ['--tcp-engine', engine] : []);
     const only = values.only?.split(',');
     const workloads: readonly Workload[] = TCP_WORKLOADS.filter((w) => !only || only.includes(w.name));
-    if (workloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${TCP_WORKLOADS.map((w) => w.name).join(', ')}`);
+    // --only may name mmproxy workloads too (alone: no TCP workload runs).
+    const mmproxyWorkloads = MMPROXY_WORKLOADS.filter((w) => !only || only.includes(w.name)).map((w) => w.name);
+    if (workloads.length === 0 && mmproxyWorkloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${[...TCP_WORKLOADS, ...MMPROXY_WORKLOADS].map((w) => w.name).join(', ')}`);
     // The baseline runs with --baseline only; the routed listener only for the workloads that name it.
     const scenarioList = SCENARIOS.filter((s) => (s !== 'baseline' || baselineBin !== undefined) && (s !== 'routed' || workloads.some((w) => w.scenarios?.includes('routed'))));
     const routedConfig = writeRoutedConfig(routedDir, ROUTED_PORT, [IPERF_PORT, HTTP_PORT]);
@@ -366,9 +368,9 @@ async function main(): Promise<void> {
       dashboard = await benchDashboard(lab, { rounds, durationMs: seconds * 1000, report: (line) => say(`  ${line}`) });
     }
     let mmproxy: MmproxyBenchResult | undefined;
-    if (!values['no-mmproxy']) {
+    if (!values['no-mmproxy'] && mmproxyWorkloads.length > 0) {
       say('bench: mmproxy (HAProxy balancer -> tproxy mmproxy vs HAProxy accept-proxy + usesrc clientip -> server)');
-      mmproxy = await benchMmproxy(lab, { rounds, seconds, report: (line) => say(`  ${line}`) });
+      mmproxy = await benchMmproxy(lab, { rounds, seconds, workloads: mmproxyWorkloads, engine: values['tcp-engine'], report: (line) => say(`  ${line}`) });
     }
     const result: BenchResult = {
       udp,

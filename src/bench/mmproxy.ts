@@ -130,7 +130,8 @@ export interface MmproxyBenchResult {
 }
 
 /** Run the mmproxy workloads, `rounds` interleaved rounds of `seconds` each. The servers must be running. */
-export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds: number; report: (line: string) => void }): Promise<MmproxyBenchResult> {
+export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds: number; report: (line: string) => void; workloads?: readonly string[]; engine?: string | undefined }): Promise<MmproxyBenchResult> {
+  const workloads = MMPROXY_WORKLOADS.filter((w) => !options.workloads || options.workloads.includes(w.name));
   const dir = mkdtempSync(join(tmpdir(), 'tproxy-bench-mmproxy-'));
   const rules = new RulesController(lab.runnerFor('router'));
   // The reply routing of a remote mmproxy backend, planned by tproxy (a UDP listener only, so the TCP divert is the mmproxy's).
@@ -141,7 +142,7 @@ export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds:
     for (const [name, text] of [['balancer.cfg', balancerConfig()], ['half.cfg', haproxyHalfConfig()], ['tproxy.yaml', tproxyConfig()]] as const) writeFileSync(join(dir, name), text);
     spawned.push(lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'half.cfg')]));
     spawned.push(lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'balancer.cfg')]));
-    const tproxy = lab.spawn('router', [process.execPath, BIN, 'run', '--config', join(dir, 'tproxy.yaml'), '--log-format', 'json']);
+    const tproxy = lab.spawn('router', [process.execPath, BIN, 'run', '--config', join(dir, 'tproxy.yaml'), ...(options.engine ? ['--tcp-engine', options.engine] : []), '--log-format', 'json']);
     spawned.push(tproxy);
     const log = new JsonLines<{ type: string; level?: string; message?: string; error?: string }>(tproxy.child.stderr!);
     await log.waitFor((l) => l.type === 'ready', 20_000, 'tproxy run (mmproxy) starting');
@@ -154,7 +155,7 @@ export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds:
     const samples: Record<string, Record<Peer, number[]>> = {};
     for (let round = 0; round < options.rounds; round++) {
       const order = round % 2 === 0 ? PEERS : [...PEERS].reverse();
-      for (const w of MMPROXY_WORKLOADS) {
+      for (const w of workloads) {
         for (const peer of order) {
           await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[peer]}`]);
           const value = await w.run(lab, peer, options.seconds).catch((error: unknown) => {
@@ -170,7 +171,7 @@ export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds:
     if (!divert?.counter || divert.counter.packets === 0) throw new TproxyError('ERR_PROXY_BYPASSED', 'mmproxy bench: the divert rule counted no reply: the backend halves were not in the path');
     return {
       workloads: Object.fromEntries(
-        MMPROXY_WORKLOADS.map((w) => {
+        workloads.map((w) => {
           const s = samples[w.name]!;
           const t = summarize(s.tproxy);
           const h = summarize(s.haproxy);

@@ -18,26 +18,36 @@
  * its sessions end, and the next datagram of each flow opens a new one on the new entry (a UDP
  * session holds nothing a client would miss but the socket itself).
  */
-import type net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { MmproxySettings } from '../core/config/sections/mmproxy.js';
 import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';
 import type { MmproxyStatusView } from './admin-protocol.js';
-import { MmproxyTcpRelay } from '../dataplane/mmproxy/tcp-relay.js';
+import { MmproxySpliceRelay } from '../dataplane/mmproxy/splice-relay.js';
+import { MmproxyTcpRelay, type HandedListener } from '../dataplane/mmproxy/tcp-relay.js';
 import { MmproxyUdpRelay } from '../dataplane/mmproxy/udp-relay.js';
 import type { EventSink } from '../dataplane/events.js';
 import type { DescriptorBudget } from '../sys/descriptor-budget.js';
 import type { SocketApi } from '../sys/socket.js';
 
+/** A TCP entry on either engine: the same life (bind, adopt, release, drain, stop) and counters. */
+type TcpRelay = MmproxyTcpRelay | MmproxySpliceRelay;
+
 interface Running {
   readonly settings: MmproxySettings;
-  readonly relay: MmproxyTcpRelay | MmproxyUdpRelay;
+  readonly relay: TcpRelay | MmproxyUdpRelay;
 }
 
 export interface MmproxyListenersDeps {
   readonly sockets: SocketApi;
   readonly emit: EventSink;
   readonly budget?: DescriptorBudget;
+  /**
+   * The TCP engine of `protocol: tcp` entries: `splice` (the default; `uring` asks for it too)
+   * runs them in engine threads, `stream` on Node streams in the daemon's thread.
+   */
+  readonly engine?: 'splice' | 'stream';
+  /** Engine threads per splice entry (the TCP workers setting: one per core by default). */
+  readonly threads?: number;
 }
 
 /** A prepared change of the mmproxy listeners (MmproxyListeners.prepare). */
@@ -52,7 +62,7 @@ export interface MmproxyChange {
 export class MmproxyListeners {
   private readonly running = new Map<string, Running>();
   /** Entries replaced or removed by a reload whose flows are still finishing. */
-  private readonly draining = new Set<MmproxyTcpRelay>();
+  private readonly draining = new Set<TcpRelay>();
   /** udp entries replaced or removed by a reload that is being stopped. */
   private readonly stoppingUdp = new Set<Promise<void>>();
 
@@ -79,11 +89,11 @@ export class MmproxyListeners {
     // Built first: a setting the relay refuses throws before anything is opened.
     const fresh = changed.map((settings): Running => {
       const counters = this.running.get(settings.name)?.relay.counters;
-      return { settings, relay: settings.protocol === 'udp' ? new MmproxyUdpRelay(settings, this.deps, counters) : new MmproxyTcpRelay(settings, this.deps, counters) };
+      return { settings, relay: settings.protocol === 'udp' ? new MmproxyUdpRelay(settings, this.deps, counters) : this.tcpRelay(settings, counters) };
     });
-    const handedOver = new Map<string, MmproxyTcpRelay>();
-    for (const r of leaving) if (r.relay instanceof MmproxyTcpRelay) for (const key of r.relay.keys()) handedOver.set(key, r.relay);
-    const bound: (MmproxyTcpRelay | MmproxyUdpRelay)[] = [];
+    const handedOver = new Map<string, TcpRelay>();
+    for (const r of leaving) if (!(r.relay instanceof MmproxyUdpRelay)) for (const key of r.relay.keys()) handedOver.set(key, r.relay);
+    const bound: (TcpRelay | MmproxyUdpRelay)[] = [];
     const abort = async (): Promise<void> => {
       await Promise.all(bound.map((r) => r.stop()));
     };
@@ -100,8 +110,8 @@ export class MmproxyListeners {
     const commit = (): { settings: MmproxySettings; drained: Promise<void> }[] => {
       // Nothing here can fail: hand the sockets over, then let the old entries drain.
       for (const f of fresh) {
-        if (!(f.relay instanceof MmproxyTcpRelay)) continue;
-        const handed = new Map<string, net.Server>();
+        if (f.relay instanceof MmproxyUdpRelay) continue;
+        const handed = new Map<string, HandedListener>();
         for (const key of f.relay.keys()) {
           const server = handedOver.get(key)?.release(key);
           if (server) handed.set(key, server);
@@ -124,6 +134,11 @@ export class MmproxyListeners {
       return drains;
     };
     return { leaving: leaving.map((r) => r.settings), commit, abort };
+  }
+
+  private tcpRelay(settings: MmproxySettings, counters: MmproxyCounters | undefined): TcpRelay {
+    if (this.deps.engine === 'stream') return new MmproxyTcpRelay(settings, this.deps, counters);
+    return new MmproxySpliceRelay(settings, { ...this.deps, threads: this.deps.threads ?? 1 }, counters);
   }
 
   /** Stop every listener, and reset the flows still in progress (draining ones too). */

@@ -1,6 +1,7 @@
 // A reload of the mmproxy listeners on loopback (no privileges: LOCAL headers relayed to a health
 // target from this host's address): all or nothing, the listening socket handed over (never closed),
 // flows in progress go on, counters go on, a bad change changes nothing, a removed entry drains.
+// On each TCP engine: splice (engine threads sharing the listening socket) and stream.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -49,113 +50,115 @@ class Flow {
   }
 }
 
-describe('mmproxy listeners: reload', () => {
-  const echo = net.createServer((s) => s.pipe(s));
-  const taken = net.createServer();
-  let echoPort: number;
-  let takenPort: number;
-  let port: number;
-  let listeners: MmproxyListeners;
-  const settings = (change: Partial<Omit<MmproxySettings, 'backend4' | 'backend6' | 'healthTarget'>> = {}): MmproxySettings => ({
-    name: 'lb',
-    protocol: 'tcp',
-    maxSessions: 4096,
-    listen: [{ address: '127.0.0.1', port }],
-    allowedSources: ['127.0.0.0/8'],
-    backend4: undefined,
-    backend6: undefined,
-    headerTimeoutMs: 1000,
-    maxHeaderBytes: 512,
-    healthTarget: { address: '127.0.0.1', port: echoPort },
-    upstreamMark: 0,
-    connectTimeoutMs: 2000,
-    idleTimeoutMs: 0,
-    ...change,
-  });
+for (const engine of ['splice', 'stream'] as const) {
+  describe(`mmproxy listeners: reload, ${engine} engine`, () => {
+    const echo = net.createServer((s) => s.pipe(s));
+    const taken = net.createServer();
+    let echoPort: number;
+    let takenPort: number;
+    let port: number;
+    let listeners: MmproxyListeners;
+    const settings = (change: Partial<Omit<MmproxySettings, 'backend4' | 'backend6' | 'healthTarget'>> = {}): MmproxySettings => ({
+      name: 'lb',
+      protocol: 'tcp',
+      maxSessions: 4096,
+      listen: [{ address: '127.0.0.1', port }],
+      allowedSources: ['127.0.0.0/8'],
+      backend4: undefined,
+      backend6: undefined,
+      headerTimeoutMs: 1000,
+      maxHeaderBytes: 512,
+      healthTarget: { address: '127.0.0.1', port: echoPort },
+      upstreamMark: 0,
+      connectTimeoutMs: 2000,
+      idleTimeoutMs: 0,
+      ...change,
+    });
 
-  before(async () => {
-    echoPort = await listen(echo);
-    takenPort = await listen(taken);
-    const probe = net.createServer();
-    port = await listen(probe);
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    listeners = new MmproxyListeners({ sockets: new SocketApi(), emit: () => undefined });
-  });
-  after(async () => {
-    await listeners.stop();
-    echo.close();
-    taken.close();
-  });
+    before(async () => {
+      echoPort = await listen(echo);
+      takenPort = await listen(taken);
+      const probe = net.createServer();
+      port = await listen(probe);
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+      listeners = new MmproxyListeners({ sockets: new SocketApi(), emit: () => undefined, engine, threads: 2 });
+    });
+    after(async () => {
+      await listeners.stop();
+      echo.close();
+      taken.close();
+    });
 
-  let first: Flow;
-  it('a changed entry takes over the listening socket: the flow in progress goes on, new flows come in, counters go on', async () => {
-    await listeners.apply([settings()]);
-    first = new Flow(port);
-    await first.echo('one');
-    const counters = listeners.counters().lb!;
-    await listeners.apply([settings({ headerTimeoutMs: 2000 })]);
-    assert.equal(listeners.status().listeners[0]?.name, 'lb');
-    await first.echo('two');
-    const second = new Flow(port);
-    await second.echo('three');
-    await second.end();
-    assert.equal(listeners.counters().lb, counters, 'the same counters go on');
-    assert.equal(counters.headersLocal, 2);
-    assert.equal(listeners.status().drainingConnections, 2, 'the first flow (both sides) finishes on the replaced entry');
-  });
+    let first: Flow;
+    it('a changed entry takes over the listening socket: the flow in progress goes on, new flows come in, counters go on', async () => {
+      await listeners.apply([settings()]);
+      first = new Flow(port);
+      await first.echo('one');
+      const counters = listeners.counters().lb!;
+      await listeners.apply([settings({ headerTimeoutMs: 2000 })]);
+      assert.equal(listeners.status().listeners[0]?.name, 'lb');
+      await first.echo('two');
+      const second = new Flow(port);
+      await second.echo('three');
+      await second.end();
+      assert.equal(listeners.counters().lb, counters, 'the same counters go on');
+      assert.equal(counters.headersLocal, 2);
+      assert.equal(listeners.status().drainingConnections, 2, 'the first flow (both sides) finishes on the replaced entry');
+    });
 
-  it('a change with a taken address is refused whole: the running entry and its flows are as they were', async () => {
-    await assert.rejects(listeners.apply([settings({ headerTimeoutMs: 3000, listen: [{ address: '127.0.0.1', port }, { address: '127.0.0.1', port: takenPort }] })]), new RegExp(`mmproxy lb: cannot listen on 127\\.0\\.0\\.1:${takenPort}`));
-    await assert.rejects(listeners.apply([settings({ allowedSources: ['not-a-prefix'] })]));
-    assert.deepEqual(
-      listeners.status().listeners.map((l) => l.listen),
-      [[{ address: '127.0.0.1', port }]],
-    );
-    await first.echo('four');
-    const third = new Flow(port);
-    await third.echo('five');
-    await third.end();
-  });
+    it('a change with a taken address is refused whole: the running entry and its flows are as they were', async () => {
+      await assert.rejects(listeners.apply([settings({ headerTimeoutMs: 3000, listen: [{ address: '127.0.0.1', port }, { address: '127.0.0.1', port: takenPort }] })]), new RegExp(`mmproxy lb: cannot listen on 127\\.0\\.0\\.1:${takenPort}`));
+      await assert.rejects(listeners.apply([settings({ allowedSources: ['not-a-prefix'] })]));
+      assert.deepEqual(
+        listeners.status().listeners.map((l) => l.listen),
+        [[{ address: '127.0.0.1', port }]],
+      );
+      await first.echo('four');
+      const third = new Flow(port);
+      await third.echo('five');
+      await third.end();
+    });
 
-  it('a prepared change that is aborted (the daemon\'s reload failed) closes what it bound and changes nothing', async () => {
-    const free = net.createServer();
-    const freePort = await listen(free);
-    await new Promise<void>((resolve) => free.close(() => resolve()));
-    const change = await listeners.prepare([settings({ listen: [{ address: '127.0.0.1', port }, { address: '127.0.0.1', port: freePort }] })]);
-    await change.abort();
-    await assert.rejects(
-      new Promise((resolve, reject) => net.connect(freePort, '127.0.0.1', () => resolve(undefined)).on('error', reject)),
-      /ECONNREFUSED/,
-    );
-    const still = new Flow(port);
-    await still.echo('six');
-    await still.end();
-  });
+    it('a prepared change that is aborted (the daemon\'s reload failed) closes what it bound and changes nothing', async () => {
+      const free = net.createServer();
+      const freePort = await listen(free);
+      await new Promise<void>((resolve) => free.close(() => resolve()));
+      const change = await listeners.prepare([settings({ listen: [{ address: '127.0.0.1', port }, { address: '127.0.0.1', port: freePort }] })]);
+      await change.abort();
+      await assert.rejects(
+        new Promise((resolve, reject) => net.connect(freePort, '127.0.0.1', () => resolve(undefined)).on('error', reject)),
+        /ECONNREFUSED/,
+      );
+      const still = new Flow(port);
+      await still.echo('six');
+      await still.end();
+    });
 
-  it('a removed entry stops accepting and drains: its flows go on to their end, and its drain settles then (the daemon keeps its reply routing until)', async () => {
-    const last = new Flow(port);
-    await last.echo('on the entry removed');
-    const before = listeners.status().listeners.map((l) => l.name);
-    const change = await listeners.prepare([]);
-    assert.deepEqual(change.leaving.map((l) => l.name), before);
-    const drains = change.commit();
-    assert.deepEqual(drains.map((d) => d.settings.name), before);
-    let drained = false;
-    void Promise.all(drains.map((d) => d.drained)).then(() => (drained = true));
-    assert.deepEqual(listeners.status().listeners, []);
-    await assert.rejects(
-      new Promise((resolve, reject) => net.connect(port, '127.0.0.1', () => resolve(undefined)).on('error', reject)),
-      /ECONNREFUSED/,
-    );
-    await first.echo('seven');
-    await last.echo('eight');
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(drained, false, 'the drain settles only when its last flow ended');
-    await last.end();
-    await Promise.all(drains.map((d) => d.drained));
-    await first.end();
-    const deadline = Date.now() + 5000;
-    while (listeners.status().drainingConnections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(listeners.status().drainingConnections, 0);
+    it('a removed entry stops accepting and drains: its flows go on to their end, and its drain settles then (the daemon keeps its reply routing until)', async () => {
+      const last = new Flow(port);
+      await last.echo('on the entry removed');
+      const before = listeners.status().listeners.map((l) => l.name);
+      const change = await listeners.prepare([]);
+      assert.deepEqual(change.leaving.map((l) => l.name), before);
+      const drains = change.commit();
+      assert.deepEqual(drains.map((d) => d.settings.name), before);
+      let drained = false;
+      void Promise.all(drains.map((d) => d.drained)).then(() => (drained = true));
+      assert.deepEqual(listeners.status().listeners, []);
+      await assert.rejects(
+        new Promise((resolve, reject) => net.connect(port, '127.0.0.1', () => resolve(undefined)).on('error', reject)),
+        /ECONNREFUSED/,
+      );
+      await first.echo('seven');
+      await last.echo('eight');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(drained, false, 'the drain settles only when its last flow ended');
+      await last.end();
+      await Promise.all(drains.map((d) => d.drained));
+      await first.end();
+      const deadline = Date.now() + 5000;
+      while (listeners.status().drainingConnections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(listeners.status().drainingConnections, 0);
+    });
   });
-});
+}

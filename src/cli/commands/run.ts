@@ -13,7 +13,7 @@ import { DASHBOARD_DEFAULT_LISTEN } from '../../core/config/sections/dashboard.j
 import { explainRequest } from '../../core/model/explain-request.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import { SharedRead } from '../../daemon/shared-read.js';
-import { Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
+import { defaultTcpWorkers, Proxy, sumProxyCounters } from '../../dataplane/proxy.js';
 import { describeCapacity } from '../../dataplane/tcp/capacity.js';
 import { ProcessRunner } from '../../sys/exec.js';
 import { watchFileContent, type FileWatch } from '../../sys/file-watch.js';
@@ -175,7 +175,8 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     cores: os.availableParallelism(),
     pid: process.pid,
   });
-  const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget });
+  // mmproxy TCP entries run on the TCP engine asked for (uring: its splice fallback), in as many threads as TCP workers.
+  const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget, engine: config.tcp.engine === 'stream' ? 'stream' : 'splice', threads: config.tcp.workers === 'auto' ? defaultTcpWorkers(os.availableParallelism()) : config.tcp.workers });
   // Read at each request, so listeners and rules changed by a reload are followed.
   await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters(), mmproxyStatus: () => mmproxy.status() }).catch((error: unknown) => {
     watch?.close();

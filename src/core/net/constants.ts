@@ -67,6 +67,8 @@ export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
 export const MSG_CTRUNC = 0x08;
 
+/** On a listening socket (Linux): stop listening, new connections are refused; the descriptor stays. */
+export const SHUT_RD = 0;
 export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;
 export const SO_LINGER = 13;
@@ -80,6 +82,10 @@ export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
 export const EPOLLRDHUP = 0x2000;
+/** Wake one of the epoll sets watching the descriptor, not all (a listener shared by threads). */
+export const EPOLLEXCLUSIVE = 1 << 28;
+/** Edge-triggered: reported when new events arrive, not while the condition holds. */
+export const EPOLLET = 0x8000_0000;
 export const SPLICE_F_MOVE = 1;
 export const SPLICE_F_NONBLOCK = 2;
 export const O_NONBLOCK = 0o4000;
@@ -94,6 +100,8 @@ export type Transport = 'tcp' | 'udp';
 /** errno values the data plane tests for on hot paths (include/uapi/asm-generic/errno-base.h, errno.h). */
 export const EINTR = 4;
 export const EAGAIN = 11;
+/** accept() on a socket that no longer listens. */
+export const EINVAL = 22;
 export const ENFILE = 23;
 export const EMFILE = 24;
 export const ECONNABORTED = 103;

@@ -25,6 +25,7 @@ import type { SocketApi } from '../../sys/socket.js';
 import type { EventSink } from '../events.js';
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 import { readProxyHeader, type HeaderRejected } from './header-reader.js';
+import { openBackendSocket } from './backend-socket.js';
 
 export interface MmproxyTcpConfig {
   readonly name: string;
@@ -52,6 +53,12 @@ export interface MmproxyTcpDeps {
 const DESCRIPTORS_PER_CONNECTION = 2;
 
 const familyOf = (address: string): Family => (net.isIPv4(address) ? 4 : 6);
+
+/**
+ * A listening socket handed from a listener to the one that replaces it on a reload: a net.Server
+ * on the stream engine, a descriptor on the splice engine (mmproxy/splice-relay.ts).
+ */
+export type HandedListener = net.Server | number;
 
 /** A listen endpoint as a key: the same text on a reload is the same socket. */
 export function endpointKey(e: MmproxyEndpoint): string {
@@ -122,8 +129,8 @@ export class MmproxyTcpRelay {
    * Take over `handed` (listening sockets of the listener this one replaces, by key) and start
    * accepting on every socket: from here new connections are this listener's. Cannot fail.
    */
-  adopt(handed: ReadonlyMap<string, net.Server>): Endpoint[] {
-    for (const [key, server] of handed) this.servers.set(key, server);
+  adopt(handed: ReadonlyMap<string, HandedListener>): Endpoint[] {
+    for (const [key, server] of handed) if (typeof server !== 'number') this.servers.set(key, server);
     const locals: Endpoint[] = [];
     for (const at of this.config.listen) {
       const server = this.servers.get(endpointKey(at));
@@ -141,7 +148,7 @@ export class MmproxyTcpRelay {
   }
 
   /** Give up the listening socket of `key` (to the listener that replaces this one), if this one has it. */
-  release(key: string): net.Server | undefined {
+  release(key: string): HandedListener | undefined {
     const server = this.servers.get(key);
     this.servers.delete(key);
     return server;
@@ -249,7 +256,7 @@ export class MmproxyTcpRelay {
   private pipe(client: net.Socket, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint, early: Buffer): void {
     let upstream: net.Socket;
     try {
-      upstream = this.openUpstream(backend.family, from);
+      upstream = new net.Socket({ fd: openBackendSocket(this.deps.sockets, this.config.upstreamMark, backend.family, from), allowHalfOpen: true, readable: true, writable: true });
     } catch (error) {
       count(this.counters.connectErrors, errnoOf(error));
       this.deps.emit({ type: 'error', code: errnoOf(error), message: `mmproxy ${this.config.name}: backend socket from ${from?.address ?? 'this host'}: ${(error as Error).message}` });
@@ -305,31 +312,5 @@ export class MmproxyTcpRelay {
     client.once('close', onClose);
     upstream.once('close', onClose);
     upstream.connect({ host: backend.address, port: backend.port });
-  }
-
-  /**
-   * The backend socket: from the client's address and port (IP_TRANSPARENT binds an address that
-   * is not this host's, IP_FREEBIND one no interface has), or from this host for a health check.
-   */
-  private openUpstream(family: Family, from: Endpoint | undefined): net.Socket {
-    const { sockets } = this.deps;
-    const mark = this.config.upstreamMark;
-    if (!from) return new net.Socket({ fd: sockets.open({ family, transport: 'tcp', mark }), allowHalfOpen: true, readable: true, writable: true });
-    let fd = sockets.open({ family, transport: 'tcp', mark, transparent: true, freebind: true, reuseAddress: true });
-    try {
-      sockets.bind(fd, from);
-    } catch (error) {
-      sockets.close(fd);
-      if (!(error instanceof TproxyError && error.code === 'ERR_ADDRESS_IN_USE')) throw error;
-      // The client's port is in use here (the balancer reused it toward another backend): keep the address.
-      fd = sockets.open({ family, transport: 'tcp', mark, transparent: true, freebind: true, bindAddressNoPort: true });
-      try {
-        sockets.bind(fd, { ...from, port: 0 });
-      } catch (error2) {
-        sockets.close(fd);
-        throw error2;
-      }
-    }
-    return new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   }
 }

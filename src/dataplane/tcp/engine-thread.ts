@@ -1,7 +1,8 @@
 /**
- * The thread entry both thread engines share (splice/thread.ts, uring/thread.ts): the engine is
- * built from the worker data, then its loop runs in slices, yielding to the thread's event loop
- * between them so the owner's messages arrive (the wake eventfd cuts a slice short).
+ * The thread entry the thread engines share (splice/thread.ts, uring/thread.ts, and mmproxy's
+ * splice-thread.ts): the engine is built from the worker data, then its loop runs in slices,
+ * yielding to the thread's event loop between them so the owner's messages arrive (the wake
+ * eventfd cuts a slice short).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { TproxyError } from '../../core/errors.js';
@@ -17,27 +18,31 @@ const SLICE_MS = 20;
 const WAIT_MS = 200;
 const STOPPING_WAIT_MS = 20;
 
-/** What the thread entry drives: SpliceEngine and UringEngine. */
-export interface ThreadEngine {
+/** What the thread entry drives: SpliceEngine, UringEngine, MmproxySpliceEngine. */
+export interface ThreadEngine<In = ToEngine> {
   readonly wakeFd: number;
   /** Set when the wake eventfd fired (a message waits): the slice ends early. */
   woken: boolean;
   readonly stopping: boolean;
   /** One loop turn, waiting at most waitMs; false once the engine has stopped. */
   turn(waitMs: number): boolean;
-  handle(message: ToEngine): void;
+  handle(message: In): void;
 }
 
-const fatal = (error: unknown): FromEngine => ({ kind: 'fatal', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: (error as Error).message });
+const fatal = (error: unknown): Extract<FromEngine, { kind: 'fatal' }> => ({ kind: 'fatal', code: error instanceof TproxyError ? error.code : 'ERR_SYSCALL', message: (error as Error).message });
 
-/** Run `create`'s engine in this worker thread, when it was started with a `spliceEngine` config. */
-export function runEngineThread(create: (config: SpliceEngineConfig, post: (message: FromEngine) => void) => ThreadEngine): void {
-  const config = (workerData as { spliceEngine?: SpliceEngineConfig } | undefined)?.spliceEngine;
+/**
+ * Run `create`'s engine in this worker thread, when it was started with its config under `key` in
+ * the worker data (`spliceEngine` for the TPROXY engines). The engine posts 'ready', 'fatal' and
+ * its own messages.
+ */
+export function runEngineThread<Config = SpliceEngineConfig, In = ToEngine, Out = FromEngine>(create: (config: Config, post: (message: Out) => void) => ThreadEngine<In>, key = 'spliceEngine'): void {
+  const config = (workerData as Record<string, Config | undefined> | undefined)?.[key];
   if (!parentPort || !config) return;
   const port = parentPort;
   try {
     const engine = create(config, (m) => port.postMessage(m));
-    port.on('message', (m: ToEngine) => engine.handle(m));
+    port.on('message', (m: In) => engine.handle(m));
     port.postMessage({ kind: 'ready', wakeFd: engine.wakeFd } satisfies FromEngine);
     const loop = (): void => {
       try {

@@ -39,10 +39,11 @@ import type { TcpFlowSnapshot } from '../flows.js';
 import { proxyHeaderFor } from '../routing.js';
 import { MAX_STREAM_SNIFF_BYTES, sniffStream } from '../../../core/sniff/stream.js';
 import { sharedPipes } from '../capacity.js';
-import { NOT_WATCHED, socketInterest, updateInterest } from './interest.js';
+import { FlowPump, type PairEnd } from './flow-pump.js';
+import { NOT_WATCHED, updateInterest } from './interest.js';
 import { PipePool } from './pipe-pool.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
-import { newDirection, Pump, type Direction, type PumpFailure } from './pump.js';
+import { newDirection, type Direction } from './pump.js';
 import { GracefulStop } from './stop.js';
 import { duePrefix, EngineTimers } from './timers.js';
 
@@ -105,7 +106,7 @@ export class SpliceEngine {
   private readonly localLen = Buffer.alloc(4);
   /** Shared by the flows with bytes in flight; a direction that finds none waits in its line. */
   private readonly pipes: PipePool<Flow>;
-  private readonly pump: Pump;
+  private readonly pairs: FlowPump<Flow>;
   private readonly owners = new Map<number, Owner>();
   private readonly flows = new Set<Flow>();
   private readonly listeners: Owner[] = [];
@@ -134,12 +135,12 @@ export class SpliceEngine {
     this.admission = new FlowAdmission(config, this.api, now);
     this.counters = this.admission.counters;
     this.pipes = new PipePool<Flow>(libc, config.pipeBytes, config.maxPipes ?? sharedPipes('splice', config.maxConnections));
-    this.pump = new Pump(libc, this.pipes, config.pipeBytes);
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.linger.writeInt32LE(1, 0);
     this.linger.writeInt32LE(0, 4);
     this.sniffTimeoutMs = config.sniffTimeoutMs;
     this.epoll = this.api.epoll(MAX_EVENTS);
+    this.pairs = new FlowPump(libc, this.api, this.pipes, this.epoll, config.pipeBytes, now, 'upstream');
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.epoll.add(this.wakeFd, C.EPOLLIN);
@@ -400,24 +401,8 @@ export class SpliceEngine {
       else this.onConnected(flow);
       return;
     }
-    if (events & C.EPOLLERR) {
-      const soError = this.api.getInt(side === 'client' ? flow.cfd : flow.ufd, C.SOL_SOCKET, C.SO_ERROR);
-      if (soError !== 0) {
-        this.close(flow, `${side}-${errnoName(soError)}`);
-        return;
-      }
-    }
-    // Only the directions this event can move: a readable socket feeds its direction, a writable
-    // one drains the other (HUP and ERR count as both, so EOF and errors are seen).
-    const readable = (events & (C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLHUP | C.EPOLLERR)) !== 0;
-    const writable = (events & (C.EPOLLOUT | C.EPOLLHUP | C.EPOLLERR)) !== 0;
-    const up = side === 'client' ? readable : writable;
-    const down = side === 'client' ? writable : readable;
-    // The peer's FIN is already here: read on to it in this turn, so the FIN follows the last
-    // bytes at once (a client that closes first on seeing a whole response would otherwise be the
-    // one left in TIME_WAIT, and run out of ports).
-    const finished = (events & (C.EPOLLRDHUP | C.EPOLLHUP)) !== 0;
-    this.pumpAll(flow, up, down, finished && side === 'client', finished && side === 'upstream');
+    const end = this.pairs.onEvents(flow, side, events);
+    if (end) this.ended(flow, end);
   }
 
   // ---- upstream proxy handshake ---------------------------------------------------------------
@@ -480,47 +465,19 @@ export class SpliceEngine {
     flow.connected = true;
     this.connecting.delete(flow);
     this.admission.connected(flow.id, flow.cfd, flow.ufd);
-    this.pumpAll(flow);
+    const end = this.pairs.all(flow);
+    if (end) this.ended(flow, end);
   }
 
-  /** Move what can be moved both ways, pass FINs on, then set epoll interest to match. */
-  private pumpAll(flow: Flow, up = true, down = true, upFinished = false, downFinished = false): void {
-    if (up && !this.pumpOne(flow, flow.up, flow.down, flow.cfd, flow.ufd, 'client', upFinished)) return;
-    if (down && !this.pumpOne(flow, flow.down, flow.up, flow.ufd, flow.cfd, 'upstream', downFinished)) return;
-    if (flow.up.shut && flow.down.shut) {
-      this.close(flow, 'done');
-      return;
-    }
-    const pipeBytes = this.config.pipeBytes;
-    this.interest(flow, 'client', socketInterest(flow.up, flow.down, pipeBytes));
-    this.interest(flow, 'upstream', socketInterest(flow.down, flow.up, pipeBytes));
+  /** The pair ended: a pipe that could not be had counts with connect errors. */
+  private ended(flow: Flow, end: PairEnd): void {
+    if (end.pipeErrno !== undefined) increment(this.counters.connectErrors, end.pipeErrno);
+    this.close(flow, end.reason);
   }
 
   private interest(flow: Flow, side: 'client' | 'upstream', events: number): void {
     if (side === 'client') flow.cInterest = updateInterest(this.epoll, flow.cfd, flow.cInterest, events);
     else flow.uInterest = updateInterest(this.epoll, flow.ufd, flow.uInterest, events);
-  }
-
-  /** One direction; false when the flow was aborted. `finished`: the source's FIN has arrived. */
-  private pumpOne(flow: Flow, d: Direction, other: Direction, source: number, sink: number, sourceSide: 'client' | 'upstream', finished: boolean): boolean {
-    const before = d.bytes;
-    const failure = this.pump.move(d, other, source, sink, finished);
-    if (d.bytes !== before) flow.lastActive = this.now();
-    if (d.waiting) this.pipes.wait(d, flow);
-    if (failure === undefined) return true;
-    this.pumpFailed(flow, failure, sourceSide);
-    return false;
-  }
-
-  private pumpFailed(flow: Flow, failure: PumpFailure, sourceSide: 'client' | 'upstream'): void {
-    const errno = errnoName(failure.errno);
-    if (failure.at === 'pipe') {
-      increment(this.counters.connectErrors, errno);
-      this.close(flow, 'pipe');
-      return;
-    }
-    const side = failure.at === 'source' ? sourceSide : sourceSide === 'client' ? 'upstream' : 'client';
-    this.close(flow, `${side}-${errno}`);
   }
 
   /** An operator closes flow `id`: reset both peers. False when it is not in progress. */
@@ -541,16 +498,9 @@ export class SpliceEngine {
   private close(flow: Flow, reason: string): void {
     if (flow.closed) return;
     flow.closed = true;
-    // close() takes the sockets out of the epoll set (no other descriptor refers to them).
-    for (const fd of [flow.cfd, flow.ufd]) {
-      this.owners.delete(fd);
-      if (reason === 'done') this.libc.close(fd);
-      else this.reset(fd);
-    }
-    this.pipes.forget(flow.up);
-    this.pipes.forget(flow.down);
-    this.pipes.release(flow.up, flow.up.buffered === 0, flow.down);
-    this.pipes.release(flow.down, flow.down.buffered === 0, flow.up);
+    this.owners.delete(flow.cfd);
+    this.owners.delete(flow.ufd);
+    this.pairs.close(flow, reason);
     this.flows.delete(flow);
     this.connecting.delete(flow);
     this.admission.closed(flow, reason, this.flows.size);
@@ -566,10 +516,14 @@ export class SpliceEngine {
    */
   private wakePipeWaiters(): void {
     for (let rounds = 0; rounds < 2 * this.config.maxConnections + 1; rounds++) {
-      const woken = this.pipes.takeWoken();
+      const woken = this.pairs.woken();
       if (woken.length === 0) return;
       // Only the directions that hold a pipe now: an idle other way must not join the line.
-      for (const flow of woken) if (!flow.closed) this.pumpAll(flow, flow.up.r >= 0, flow.down.r >= 0);
+      for (const flow of woken) {
+        if (flow.closed) continue;
+        const end = this.pairs.all(flow, flow.up.r >= 0, flow.down.r >= 0);
+        if (end) this.ended(flow, end);
+      }
     }
   }
 

@@ -50,8 +50,19 @@ export class PipePool<W = unknown> {
     private readonly pipeBytes: number,
     /** Pipes held plus pooled never exceed this: the pipe budget (capacity.ts sharedPipes), half as many slots. */
     private readonly maxPipes: number,
+    /** Empty pipes kept at most. */
+    private readonly maxIdle = PIPE_POOL,
   ) {
     this.maxSlots = Math.max(1, Math.floor(maxPipes / 2));
+  }
+
+  /**
+   * For flows that paid for their own two pipes in the descriptor budget (mmproxy's engine takes 6
+   * descriptors per connection at accept): no slot limit, so no direction ever waits; at most
+   * `pooled` empty pipes kept (the budget holds those too).
+   */
+  static perFlow<W>(libc: PipeLibc, pipeBytes: number, pooled: number): PipePool<W> {
+    return new PipePool<W>(libc, pipeBytes, Infinity, pooled);
   }
 
   get inUse(): number {
@@ -139,7 +150,7 @@ export class PipePool<W = unknown> {
     } else {
       this.held--;
       const room = this.maxPipes - this.held - this.idle.length;
-      if (empty && room > 0 && this.idle.length < PIPE_POOL && !this.draining) {
+      if (empty && room > 0 && this.idle.length < this.maxIdle && !this.draining) {
         this.idle.push({ r: from.r, w: from.w });
       } else {
         this.libc.close(from.r);

@@ -1,0 +1,527 @@
+/**
+ * An mmproxy TCP listener on the splice engine: one epoll loop per engine thread (several per
+ * entry, all watching the entry's listening sockets with EPOLLEXCLUSIVE), whose relayed bytes never
+ * enter JavaScript. What it does is the stream path's (tcp-relay.ts), step for step:
+ *
+ * - accept; a source outside allowedSources, or no room in the descriptor budget, is reset;
+ * - the PROXY header is peeked (MSG_PEEK), decoded (core/proxy-protocol), and only its own bytes
+ *   are read (recv of exactly its length): the client's bytes after it stay in the socket for
+ *   splice, so none is copied or lost. A header still incomplete waits for the next bytes with
+ *   EPOLLET (level-triggered, a peeked prefix would report readable on every turn), bounded by
+ *   the header timeout and the size bound;
+ * - LOCAL: relayed to the health target from this host, or closed cleanly after the header (the
+ *   balancer's side read to its end, cut at the header timeout);
+ * - PROXY: the backend (fixed per family, or the header's destination) is connected without
+ *   blocking from the client's address and port (IP_TRANSPARENT, IP_FREEBIND, the upstream mark;
+ *   the client's port taken here: another port), bounded by the connect timeout; then socket ->
+ *   pipe -> socket both ways (../tcp/splice/pump.ts), FINs passed on, idle flows cut.
+ *
+ * Sockets of a flow carry SO_LINGER {1, 0} until their FIN is sent (as in the TPROXY splice
+ * engine): a refusal or a failure resets, a clean end stays a FIN.
+ */
+import { errnoName } from '../../core/errno.js';
+import { errnoOf, TproxyError } from '../../core/errors.js';
+import * as C from '../../core/net/constants.js';
+import { PrefixSet } from '../../core/net/prefix-set.js';
+import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
+import { decodeProxyHeader, maxProxyHeaderBytes } from '../../core/proxy-protocol/decode.js';
+import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
+import { DescriptorBudget } from '../../sys/descriptor-budget.js';
+import type { Epoll } from '../../sys/epoll.js';
+import { loadLibc, type Libc } from '../../sys/libc.js';
+import { SocketApi } from '../../sys/socket.js';
+import type { ProxyEvent } from '../events.js';
+import { FlowPump, type PairEnd } from '../tcp/splice/flow-pump.js';
+import { NOT_WATCHED } from '../tcp/splice/interest.js';
+import { PipePool } from '../tcp/splice/pipe-pool.js';
+import { newDirection, type Direction } from '../tcp/splice/pump.js';
+import { duePrefix, EngineTimers } from '../tcp/splice/timers.js';
+import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
+import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
+import { openBackendSocket } from './backend-socket.js';
+import { endpointKey } from './tcp-relay.js';
+
+const MAX_EVENTS = 512;
+const EADDRNOTAVAIL = 99;
+const ACCEPT_BATCH = 64;
+/** The two sockets of a connection and the two pipes (two descriptors each) its directions may hold. */
+export const SPLICE_DESCRIPTORS_PER_CONNECTION = 6;
+/**
+ * Pipes a thread keeps for the next flows (a flow's own are counted in its six descriptors): their
+ * descriptors are taken from the budget once, at start (none kept when it has no room).
+ */
+const POOLED_PIPES = 64;
+
+/** A connection whose PROXY header is being read. */
+interface Pending {
+  readonly kind: 'header';
+  readonly cfd: number;
+  readonly balancer: Endpoint;
+  readonly deadline: number;
+}
+
+/** A health check without a health target: FIN sent after its header, read to its end. */
+interface Closing {
+  readonly kind: 'closing';
+  readonly cfd: number;
+  readonly deadline: number;
+}
+
+interface Flow {
+  readonly kind: 'flow';
+  readonly cfd: number;
+  readonly ufd: number;
+  readonly balancer: Endpoint;
+  /** The client the header named; undefined for a health check. */
+  readonly from: Endpoint | undefined;
+  readonly backend: Endpoint;
+  readonly up: Direction;
+  readonly down: Direction;
+  readonly started: number;
+  readonly connectDeadline: number;
+  lastActive: number;
+  connected: boolean;
+  closed: boolean;
+  cInterest: number;
+  uInterest: number;
+}
+
+type Owner = { readonly kind: 'listener' } | Pending | Closing | { readonly kind: 'client' | 'upstream'; readonly flow: Flow };
+
+const familyOf = (e: MmproxyEndpoint): C.Family => (e.address.includes(':') ? 6 : 4);
+
+export class MmproxySpliceEngine {
+  readonly counters: MmproxyCounters = emptyMmproxyCounters();
+  readonly wakeFd: number;
+  woken = false;
+  private readonly libc: Libc;
+  private readonly api: SocketApi;
+  private readonly epoll: Epoll;
+  private readonly allowed: PrefixSet;
+  private readonly budget: DescriptorBudget | undefined;
+  /** Pipes paid for per connection (6 descriptors at accept): no direction waits for one. */
+  private readonly pipes: PipePool<Flow>;
+  private readonly pooledPipes: number;
+  private readonly pairs: FlowPump<Flow>;
+  private readonly timers: EngineTimers;
+  private readonly listeners = new Set<number>();
+  private readonly accepting: Int32Array;
+  private readonly owners = new Map<number, Owner>();
+  /** Connections reading their header, in accept order (so in deadline order). */
+  private readonly pending = new Set<Pending>();
+  private readonly closing = new Set<Closing>();
+  private readonly flows = new Set<Flow>();
+  /** Flows waiting for their backend connect, in start order (so in deadline order). */
+  private readonly connecting = new Set<Flow>();
+  private events: ProxyEvent[] = [];
+  /** 'drain': no new connections, those in progress end on their own; 'stop': reset them all. */
+  private ending: 'drain' | 'stop' | undefined;
+  private readonly u64 = Buffer.alloc(8);
+  private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
+  private readonly addrLen = Buffer.alloc(4);
+  private readonly linger = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
+  private readonly noLinger = Buffer.alloc(8);
+  /** Peeked header bytes: the longest header the size bound allows. */
+  private readonly head: Buffer;
+  private readonly discard = Buffer.alloc(4096);
+  /** The sockaddrs of the fixed backends and the health target, encoded once (by endpointKey). */
+  private readonly fixed = new Map<string, Buffer>();
+
+  constructor(
+    private readonly config: MmproxyEngineConfig,
+    private readonly post: (message: FromMmproxyEngine) => void,
+    libc: Libc = loadLibc(),
+    private readonly now: () => number = Date.now,
+  ) {
+    this.libc = libc;
+    this.api = new SocketApi(libc);
+    this.accepting = new Int32Array(config.accepting);
+    this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
+    this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
+    this.pooledPipes = this.budget && !this.budget.acquire('mmproxy', 2 * POOLED_PIPES) ? 0 : POOLED_PIPES;
+    this.pipes = PipePool.perFlow<Flow>(libc, config.pipeBytes, this.pooledPipes);
+    this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
+    this.head = Buffer.alloc(maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes }));
+    for (const e of [config.backend4, config.backend6, config.healthTarget]) if (e) this.fixed.set(endpointKey(e), encodeSockaddr({ family: familyOf(e), ...e }));
+    this.epoll = this.api.epoll(MAX_EVENTS);
+    this.pairs = new FlowPump(libc, this.api, this.pipes, this.epoll, config.pipeBytes, now, 'backend');
+    this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
+    if (this.wakeFd < 0) this.api.fail('eventfd');
+    this.epoll.add(this.wakeFd, C.EPOLLIN);
+    this.watch(config.listeners);
+  }
+
+  get stopping(): boolean {
+    return this.ending !== undefined;
+  }
+
+  /** TCP connections in progress: both of each flow (balancer and backend side), headers being read, health checks closing. */
+  get connections(): number {
+    return 2 * this.flows.size + this.pending.size + this.closing.size;
+  }
+
+  private watch(fds: readonly number[]): void {
+    for (const fd of fds) {
+      if (this.listeners.has(fd)) continue;
+      this.listeners.add(fd);
+      this.owners.set(fd, { kind: 'listener' });
+      this.epoll.add(fd, C.EPOLLIN | C.EPOLLEXCLUSIVE);
+    }
+  }
+
+  private unwatch(fds: Iterable<number>): void {
+    for (const fd of [...fds]) {
+      if (!this.listeners.delete(fd)) continue;
+      this.owners.delete(fd);
+      this.epoll.remove(fd);
+    }
+  }
+
+  handle(message: ToMmproxyEngine): void {
+    if (message.kind === 'watch') {
+      if (!this.ending) this.watch(message.fds);
+    } else if (message.kind === 'release') {
+      this.unwatch(message.fds);
+      this.post({ kind: 'released', requestId: message.requestId });
+    } else {
+      this.unwatch(this.listeners);
+      if (this.ending !== 'stop') this.ending = message.kind;
+      this.pipes.draining = true;
+      if (message.kind === 'stop') this.resetAll();
+    }
+  }
+
+  private emit(event: ProxyEvent): void {
+    this.events.push(event);
+  }
+
+  /** One loop turn: wait for events (up to waitMs), handle them, run timers. False once ended. */
+  turn(waitMs: number): boolean {
+    const firstHeader = this.pending.values().next().value;
+    const n = this.epoll.wait(firstHeader ? Math.max(0, Math.min(waitMs, firstHeader.deadline - this.now())) : waitMs);
+    for (let i = 0; i < n; i++) {
+      const fd = this.epoll.readyFd(i);
+      const events = this.epoll.readyEvents(i);
+      if (fd === this.wakeFd) {
+        this.libc.read(this.wakeFd, this.u64, 8);
+        this.woken = true;
+        continue;
+      }
+      const owner = this.owners.get(fd);
+      if (!owner) continue;
+      if (owner.kind === 'listener') this.acceptFrom(fd);
+      else if (owner.kind === 'header') void this.onHeaderBytes(owner, events);
+      else if (owner.kind === 'closing') this.onClosingBytes(owner);
+      else if (!owner.flow.closed) this.onSocket(owner.flow, owner.kind, events);
+    }
+    const now = this.now();
+    if (firstHeader) for (const p of duePrefix(this.pending, now, (x) => x.deadline)) this.reject(p, 'header-timeout');
+    if (this.timers.scanDue(now)) this.scan(now);
+    if (this.events.length > 0) {
+      this.post({ kind: 'events', events: this.events, counters: this.copyCounters(), connections: this.connections });
+      this.events = [];
+    }
+    if (this.timers.countersDue(now)) this.post({ kind: 'counters', counters: this.copyCounters(), connections: this.connections });
+    if (this.ending && this.connections === 0) {
+      this.post({ kind: 'stopped', counters: this.copyCounters() });
+      this.pipes.closeIdle();
+      if (this.pooledPipes > 0) this.budget?.release('mmproxy', 2 * this.pooledPipes);
+      this.epoll.close();
+      // The wake eventfd stays open: the owner may still write to it, and closes it once this thread exited.
+      return false;
+    }
+    return true;
+  }
+
+  private copyCounters(): MmproxyCounters {
+    const c = this.counters;
+    let bytesFromClient = c.bytesFromClient;
+    let bytesFromBackend = c.bytesFromBackend;
+    for (const f of this.flows) {
+      bytesFromClient += f.up.bytes;
+      bytesFromBackend += f.down.bytes;
+    }
+    return { ...c, rejected: { ...c.rejected }, connectErrors: { ...c.connectErrors }, closed: { ...c.closed }, bytesFromClient, bytesFromBackend };
+  }
+
+  // ---- accepting and the header ---------------------------------------------------------------
+
+  private acceptFrom(listener: number): void {
+    for (let i = 0; i < ACCEPT_BATCH && this.listeners.has(listener) && Atomics.load(this.accepting, 0) === 1; i++) {
+      this.addrLen.writeUInt32LE(this.addr.length, 0);
+      const cfd = this.libc.accept4(listener, this.addr, this.addrLen, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
+      if (cfd < 0) {
+        const errno = this.libc.errno();
+        // EINVAL: the owner shut the listener down (a drain or a stop); the message saying so follows.
+        if (errno === C.EAGAIN || errno === C.EINTR || errno === C.EINVAL) return;
+        if (errno !== C.ECONNABORTED) this.emit({ type: 'error', code: errnoName(errno), message: `mmproxy ${this.config.name} accept: ${errnoName(errno)}` });
+        if (errno === C.EMFILE || errno === C.ENFILE) return;
+        continue;
+      }
+      this.onAccepted(cfd, decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0)));
+    }
+  }
+
+  private onAccepted(cfd: number, balancer: Endpoint): void {
+    // The descriptors of the whole connection before anything else; given back at its close.
+    if (this.budget && !this.budget.acquire('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION)) {
+      this.refuse(cfd, balancer, 'descriptor-limit');
+      return;
+    }
+    if (!this.allowed.has(balancer.address)) {
+      this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
+      this.refuse(cfd, balancer, 'source-not-allowed');
+      return;
+    }
+    const pending: Pending = { kind: 'header', cfd, balancer, deadline: this.now() + this.config.headerTimeoutMs };
+    // The balancer sends its header as soon as it is connected: mostly it is here already, and
+    // the connection needs no epoll registration to wait for it.
+    if (this.onHeaderBytes(pending, 0)) return;
+    this.pending.add(pending);
+    this.owners.set(cfd, pending);
+    // Edge-triggered: a header prefix already peeked must not report readable again until more comes.
+    // Adding a socket that already holds bytes (or its FIN) reports them at once.
+    this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLET);
+  }
+
+  /**
+   * Peek at what came, decode, and take exactly the header's bytes off the socket. False: the
+   * header is not complete yet (wait for more bytes); true: relayed or refused.
+   */
+  private onHeaderBytes(p: Pending, events: number): boolean {
+    const n = this.libc.recv(p.cfd, this.head, this.head.length, C.MSG_PEEK | C.MSG_DONTWAIT);
+    if (n < 0) {
+      const errno = this.libc.errno();
+      if (errno === C.EAGAIN || errno === C.EINTR) return false;
+      this.reject(p, 'closed-before-header');
+      return true;
+    }
+    if (n === 0) {
+      this.reject(p, 'closed-before-header');
+      return true;
+    }
+    const result = decodeProxyHeader(this.head.subarray(0, n), { maxV2Bytes: this.config.maxHeaderBytes });
+    if (result.kind === 'invalid') {
+      this.reject(p, result.reason);
+      return true;
+    }
+    if (result.kind === 'more') {
+      // The FIN came inside the header: no more bytes will.
+      if ((events & (C.EPOLLRDHUP | C.EPOLLHUP)) === 0) return false;
+      this.reject(p, 'truncated');
+      return true;
+    }
+    if (this.libc.recv(p.cfd, this.head, result.take, C.MSG_DONTWAIT) !== result.take) {
+      this.reject(p, 'closed-before-header');
+      return true;
+    }
+    this.endPending(p);
+    const addresses = result.header.command === 'proxy' ? result.header.addresses : undefined;
+    if (!addresses) {
+      this.counters.headersLocal++;
+      this.emit({ type: 'mmproxy.local', listener: this.config.name, balancer: p.balancer });
+      const health = this.config.healthTarget;
+      if (health) this.startFlow(p.cfd, p.balancer, undefined, { family: familyOf(health), ...health });
+      else this.closeAfterHeader(p.cfd);
+      return true;
+    }
+    this.counters.headersProxy++;
+    const { source, destination } = addresses;
+    const fixed = source.family === 4 ? this.config.backend4 : this.config.backend6;
+    const backend: Endpoint = fixed ? { family: familyOf(fixed), ...fixed } : destination;
+    if (backend.family !== source.family) {
+      // Only a fixed backend can differ (the header's addresses share a family): a client cannot be a source toward it.
+      this.refuseAfterHeader(p.cfd, p.balancer, 'backend-family');
+      return true;
+    }
+    this.startFlow(p.cfd, p.balancer, source, backend);
+    return true;
+  }
+
+  /** No longer waiting for its header (a no-op when it never had to wait). */
+  private endPending(p: Pending): void {
+    if (!this.pending.delete(p)) return;
+    this.owners.delete(p.cfd);
+    this.epoll.remove(p.cfd);
+  }
+
+  /** Refused while (or after) reading its header: counted, reported, reset. */
+  private reject(p: Pending, reason: string): void {
+    this.endPending(p);
+    this.refuseAfterHeader(p.cfd, p.balancer, reason);
+  }
+
+  private refuseAfterHeader(cfd: number, balancer: Endpoint, reason: string): void {
+    this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
+    this.refuse(cfd, balancer, reason);
+  }
+
+  private refuse(cfd: number, balancer: Endpoint, reason: string): void {
+    count(this.counters.rejected, reason);
+    this.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
+    this.reset(cfd);
+  }
+
+  /** A health check without a target: our FIN now, the balancer's side read to its end (or cut at the header timeout). */
+  private closeAfterHeader(cfd: number): void {
+    this.libc.setsockopt(cfd, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
+    this.libc.shutdown(cfd, C.SHUT_WR);
+    const c: Closing = { kind: 'closing', cfd, deadline: this.now() + this.config.headerTimeoutMs };
+    this.closing.add(c);
+    this.owners.set(cfd, c);
+    this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);
+  }
+
+  private onClosingBytes(c: Closing): void {
+    for (;;) {
+      const n = this.libc.recv(c.cfd, this.discard, this.discard.length, C.MSG_DONTWAIT);
+      if (n > 0) continue;
+      if (n < 0 && (this.libc.errno() === C.EAGAIN || this.libc.errno() === C.EINTR)) return;
+      this.endClosing(c, n === 0);
+      return;
+    }
+  }
+
+  private endClosing(c: Closing, clean: boolean): void {
+    this.closing.delete(c);
+    this.owners.delete(c.cfd);
+    if (clean) this.libc.close(c.cfd);
+    else this.reset(c.cfd);
+    this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
+  }
+
+  // ---- flows ----------------------------------------------------------------------------------
+
+  /** Connect to `backend` (from `from` when given, transparently) without blocking; the flow pumps once connected. */
+  private startFlow(cfd: number, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint): void {
+    let ufd: number;
+    try {
+      const sockaddr = this.fixed.get(endpointKey(backend)) ?? encodeSockaddr(backend);
+      ufd = this.connectBackend(sockaddr, backend.family, from, false);
+      // EADDRNOTAVAIL: the client's address and port toward this backend is a connection of ours
+      // still closing (the balancer reuses client ports quickly): the client's address with a port the kernel picks.
+      if (ufd < 0) ufd = this.connectBackend(sockaddr, backend.family, from, true);
+      if (ufd < 0) throw new TproxyError('ERR_SYSCALL', 'connect: EADDRNOTAVAIL', { errno: 'EADDRNOTAVAIL' });
+    } catch (error) {
+      const errno = errnoOf(error);
+      count(this.counters.connectErrors, errno);
+      this.emit({ type: 'error', code: errno, message: `mmproxy ${this.config.name}: backend socket from ${from?.address ?? 'this host'} to ${backend.address}:${backend.port}: ${(error as Error).message}` });
+      this.reset(cfd);
+      this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
+      return;
+    }
+    const now = this.now();
+    const flow: Flow = { kind: 'flow', cfd, ufd, balancer, from, backend, up: newDirection(), down: newDirection(), started: now, connectDeadline: now + this.config.connectTimeoutMs, lastActive: now, connected: false, closed: false, cInterest: NOT_WATCHED, uInterest: C.EPOLLOUT };
+    this.counters.active++;
+    this.flows.add(flow);
+    this.connecting.add(flow);
+    this.owners.set(cfd, { kind: 'client', flow });
+    this.owners.set(ufd, { kind: 'upstream', flow });
+    this.epoll.add(ufd, C.EPOLLOUT);
+  }
+
+  /**
+   * A backend socket whose non-blocking connect is under way; -1 on EADDRNOTAVAIL from a socket
+   * bound to the client's own port (closed). Throws TproxyError otherwise.
+   */
+  private connectBackend(sockaddr: Buffer, family: C.Family, from: Endpoint | undefined, anyPort: boolean): number {
+    const ufd = openBackendSocket(this.api, this.config.upstreamMark, family, from, anyPort);
+    // Reset on crash until our FIN is sent (the pump clears it), as the client socket (from the listener).
+    try {
+      this.api.setResetOnClose(ufd, true);
+    } catch (error) {
+      this.libc.close(ufd);
+      throw error;
+    }
+    if (this.libc.connect(ufd, sockaddr, sockaddr.length) === 0) return ufd;
+    const errno = this.libc.errno();
+    if (errno === C.EINPROGRESS) return ufd;
+    this.reset(ufd);
+    if (errno === EADDRNOTAVAIL && from && !anyPort) return -1;
+    throw new TproxyError('ERR_SYSCALL', `connect: ${errnoName(errno)}`, { errno: errnoName(errno) });
+  }
+
+  private onSocket(flow: Flow, side: 'client' | 'upstream', events: number): void {
+    if (!flow.connected) {
+      if (side !== 'upstream') return;
+      // A failed connect reports EPOLLERR (and HUP); only then is SO_ERROR worth a syscall.
+      const soError = events & (C.EPOLLERR | C.EPOLLHUP) ? this.api.getInt(flow.ufd, C.SOL_SOCKET, C.SO_ERROR) : 0;
+      if (soError !== 0) {
+        const errno = errnoName(soError);
+        count(this.counters.connectErrors, errno);
+        this.close(flow, errno);
+        return;
+      }
+      if ((events & C.EPOLLOUT) === 0) return;
+      flow.connected = true;
+      this.connecting.delete(flow);
+      this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
+      const end = this.pairs.all(flow);
+      if (end) this.ended(flow, end);
+      return;
+    }
+    const end = this.pairs.onEvents(flow, side, events);
+    if (end) this.ended(flow, end);
+  }
+
+  /** The pair ended: a pipe that could not be had counts with connect errors. */
+  private ended(flow: Flow, end: PairEnd): void {
+    if (end.pipeErrno !== undefined) count(this.counters.connectErrors, end.pipeErrno);
+    this.close(flow, end.reason);
+  }
+
+  private reset(fd: number): void {
+    this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.linger, 8);
+    this.libc.close(fd);
+  }
+
+  private close(flow: Flow, reason: string): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    this.owners.delete(flow.cfd);
+    this.owners.delete(flow.ufd);
+    this.pairs.close(flow, reason);
+    this.flows.delete(flow);
+    this.connecting.delete(flow);
+    this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
+    const c = this.counters;
+    c.active--;
+    count(c.closed, reason);
+    c.bytesFromClient += flow.up.bytes;
+    c.bytesFromBackend += flow.down.bytes;
+    this.emit({
+      type: 'mmproxy.close',
+      listener: this.config.name,
+      balancer: flow.balancer,
+      ...(flow.from ? { headerSource: flow.from } : {}),
+      backend: flow.backend,
+      bytesFromClient: flow.up.bytes,
+      bytesFromBackend: flow.down.bytes,
+      durationMs: this.now() - flow.started,
+      reason,
+    });
+  }
+
+  private scan(now: number): void {
+    for (const flow of duePrefix(this.connecting, now, (f) => f.connectDeadline)) {
+      count(this.counters.connectErrors, 'connect-timeout');
+      this.close(flow, 'connect-timeout');
+    }
+    for (const c of duePrefix(this.closing, now, (x) => x.deadline)) this.endClosing(c, false);
+    if (this.timers.idleDue(now)) {
+      const idle = this.config.idleTimeoutMs;
+      for (const flow of [...this.flows]) if (flow.connected && now - flow.lastActive >= idle) this.close(flow, 'idle-timeout');
+    }
+  }
+
+  /** Stopping: every connection is reset (headers being read are not counted as refused: the listener went away). */
+  private resetAll(): void {
+    for (const p of [...this.pending]) {
+      this.endPending(p);
+      this.reset(p.cfd);
+      this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
+    }
+    for (const c of [...this.closing]) this.endClosing(c, false);
+    for (const flow of [...this.flows]) this.close(flow, 'stopped');
+  }
+}
