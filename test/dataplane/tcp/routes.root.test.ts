@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LAB_ADDRESSES } from '../../../src/lab/topology.js';
+import { treeCpuMs } from '../../helpers/process-cpu.js';
 import { startProxyLab, type LogLine, type ProxyLab } from '../../helpers/proxy-lab.js';
 
 const SERVER = { 4: LAB_ADDRESSES.server.ipv4, 6: LAB_ADDRESSES.server.ipv6 } as const;
@@ -21,7 +22,7 @@ const config = (engine: string): string => `listeners:
   - name: main
     port: 8000
     intercept: ["tcp:81-84"]
-    sniffTimeoutMs: 300
+    sniffTimeoutMs: 1500
 routes:
   - name: v6-blocked
     outbound: reject
@@ -44,6 +45,10 @@ tcp:
   engine: ${engine}
   workers: 1
 `;
+
+// Sends the first 9 bytes of a TLS ClientHello (a record of 512 bytes announced) and waits 2 s:
+// the sniffer needs more than the socket holds until the sniff timeout ends the wait.
+const PARTIAL_HELLO_CLIENT = `const s = require('node:net').connect(81, '${SERVER[4]}', () => s.write(Buffer.from('160301020001000200', 'hex'))); s.on('error', () => {}); setTimeout(() => { s.destroy(); console.log('"done"'); }, 2000);`;
 
 // A server that speaks first (a banner, like SMTP or SSH), then echoes one line.
 const BANNER_SERVER = `require('node:net').createServer((s) => { s.write('220 banner\\n'); s.once('data', (d) => s.end('got ' + d)); }).listen(${BANNER_PORT}, () => console.log('ready'));`;
@@ -120,6 +125,15 @@ for (const engine of ['splice', 'stream'] as const) {
     it('a server that speaks first completes: the sniff times out, then the flow goes its way', async () => {
       const r = await p.lab.run('client', [process.execPath, '-e', BANNER_CLIENT], { timeoutMs: 30_000 });
       assert.equal(JSON.parse(r.stdout.trim()), '220 banner\ngot hello\n');
+    });
+
+    it('a partial ClientHello waits for the rest without spinning: a peeked prefix is read again only when more bytes come', async () => {
+      const cpuBefore = treeCpuMs(p.proxy.child.pid!);
+      const r = await p.lab.run('client', [process.execPath, '-e', PARTIAL_HELLO_CLIENT], { timeoutMs: 30_000 });
+      assert.equal(JSON.parse(r.stdout.trim()), 'done');
+      // 1.5 s of sniff timeout on a readable socket: a level-triggered loop spins through all of it.
+      const used = treeCpuMs(p.proxy.child.pid!) - cpuBefore;
+      assert.ok(used < 500, `the proxy used ${used} ms of CPU while the ClientHello prefix waited`);
     });
 
     it('an outbound with proxyProtocol v1 sends the PROXY header naming the real client first', async () => {

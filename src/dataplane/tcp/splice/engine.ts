@@ -269,13 +269,16 @@ export class SpliceEngine {
     const sniff: Sniffing = { id, listener, cfd, client, destination, deadline: this.now() + this.sniffTimeoutMs };
     this.sniffing.add(sniff);
     this.owners.set(cfd, { kind: 'sniffing', sniff });
-    this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);
+    // Edge-triggered: a prefix that needs more bytes stays in the socket, and level-triggered epoll
+    // would report it on every turn until the sniff timeout (a spinning loop).
+    this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLET);
     if (this.flowsAtCap()) this.setAccepting(false);
   }
 
   // ---- sniffing -------------------------------------------------------------------------------
   // MSG_PEEK only: every byte stays in the client's socket for the relay. sniffStream gives a
-  // final answer by MAX_STREAM_SNIFF_BYTES, so the buffer never fills without one.
+  // final answer by MAX_STREAM_SNIFF_BYTES, so the buffer never fills without one. The socket is
+  // watched edge-triggered, so a prefix that needs more is looked at again only when more arrives.
 
   private onSniffBytes(sniff: Sniffing, events: number): void {
     const n = this.libc.recv(sniff.cfd, this.sniffBytes, this.sniffBytes.length, C.MSG_PEEK | C.MSG_DONTWAIT);
@@ -412,7 +415,8 @@ export class SpliceEngine {
   private startHandshake(flow: Flow, handshake: UpstreamHandshake): void {
     flow.handshake = handshake;
     if (!this.sendAll(flow, handshake.first)) return;
-    this.interest(flow, 'upstream', C.EPOLLIN | C.EPOLLRDHUP);
+    // Edge-triggered, as sniffing: a reply that came in part is peeked again only when more comes.
+    this.interest(flow, 'upstream', C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLET);
   }
 
   /** Proxy requests are small and the socket's buffer empty: a short send is a broken proxy. */
