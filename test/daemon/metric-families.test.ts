@@ -63,6 +63,11 @@ describe('metric families (pure mapping)', () => {
     assert.equal(sample('tproxy_mmproxy_connections_closed_total', { ...lb, reason: 'done' }), 18);
     assert.equal(sample('tproxy_mmproxy_connect_errors_total', { ...lb, errno: 'ECONNREFUSED' }), 1);
     assert.equal(sample('tproxy_mmproxy_bytes_total', { ...lb, direction: 'from_server' }), 9000);
+    // One family for both transports: its help says what a TCP and what a UDP entry counts.
+    const help = FAMILY_LIST.find((f) => f.name === 'tproxy_mmproxy_rejected_total')?.help ?? '';
+    assert.match(help, /TCP entries count connections reset/);
+    assert.match(help, /UDP entries count datagrams dropped/);
+    for (const reason of ['not-dgram', 'session-limit', 'descriptor-budget']) assert.ok(help.includes(reason), reason);
     const { mmproxy: _none, ...without } = snapshot;
     assert.ok(!metricValues(without).some((v) => v.family.name.startsWith('tproxy_mmproxy_')));
   });
