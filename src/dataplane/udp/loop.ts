@@ -126,7 +126,7 @@ interface Guard {
   sessions: number;
 }
 
-type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'socks-control'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer } | { readonly kind: 'guard'; readonly guard: Guard };
+type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'socks-control'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer } | { readonly kind: 'guard'; readonly guard: Guard } | { readonly kind: 'wake' };
 
 /** A routed flow: its decision, the DSCP of its first datagram, and the datagrams held before the one at hand. */
 interface Routed {
@@ -166,6 +166,11 @@ export interface UdpLoopDeps {
   readonly budget: DescriptorBudget;
   /** Tests only (test-seam.ts): called between bind() and connect() of a reply socket. */
   readonly testSeam?: UdpLoopTestSeam;
+  /**
+   * The owner's wake-up (sys/wakeup.ts): written after each message it posts and when it stops the
+   * loop, so the loop can block without a timeout while nothing is timed (see waitMs).
+   */
+  readonly wake?: { readonly fd: number; drain(): void };
 }
 
 /** Sessions evicted at most to find room for one descriptor (each frees two or more). */
@@ -200,6 +205,7 @@ export class UdpLoop {
   private nextId = 1;
   private now: number;
   private nextExpiryCheck = 0;
+  private woken = false;
 
   constructor(
     private readonly config: UdpLoopConfig,
@@ -221,15 +227,44 @@ export class UdpLoop {
       this.owners.set(fd, { kind: 'listener' });
       this.epoll.add(fd, EPOLLIN);
     }
+    if (deps.wake) {
+      this.owners.set(deps.wake.fd, { kind: 'wake' });
+      this.epoll.add(deps.wake.fd, EPOLLIN);
+    }
   }
 
-  /** Wait up to timeoutMs for traffic, relay what came, expire idle sessions. */
+  /**
+   * How long runOnce may block before something timed is due: the next idle sweep while sessions
+   * exist (or SOCKS5 set-ups wait), the first sniff deadline while QUIC flows are held; -1 when
+   * nothing is, so an idle loop sleeps until traffic or its owner's wake-up (no periodic wake-ups).
+   */
+  waitMs(): number {
+    let due = Infinity;
+    if (this.sessions.size > 0 || this.settingUp.size > 0) due = this.nextExpiryCheck;
+    const held = this.quic.nextDeadline();
+    if (held !== undefined) due = Math.min(due, held);
+    return due === Infinity ? -1 : Math.max(0, Math.ceil(due - this.deps.now()));
+  }
+
+  /** Whether the owner's wake-up fired since the last call (a message waits for the thread): cleared by the call. */
+  takeWoken(): boolean {
+    const woken = this.woken;
+    this.woken = false;
+    return woken;
+  }
+
+  /** Wait up to timeoutMs (-1: until an event) for traffic, relay what came, expire idle sessions. */
   runOnce(timeoutMs: number): void {
     const ready = this.epoll.wait(timeoutMs);
     this.now = this.deps.now();
     for (let i = 0; i < ready; i++) {
       const owner = this.owners.get(this.epoll.readyFd(i));
       if (!owner) continue;
+      if (owner.kind === 'wake') {
+        this.deps.wake?.drain();
+        this.woken = true;
+        continue;
+      }
       if (owner.kind === 'listener') this.readListener(this.epoll.readyFd(i));
       else if (owner.kind === 'upstream') {
         if (owner.session.socks) this.readRelay(owner.session);
