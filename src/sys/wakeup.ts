@@ -1,6 +1,6 @@
 /**
  * An eventfd that one thread writes to end another thread's epoll_wait: a loop that watches it can
- * block without a timeout while nothing of its own is timed, and still take its owner's messages
+ * block long (IDLE_WAIT_MAX_MS) while nothing of its own is timed, and still take its owner's messages
  * and stop at once. The owner creates and closes it; the loop's thread only drains it.
  */
 import { TproxyError } from '../core/errors.js';

@@ -12,8 +12,8 @@
  * Every socket is a SocketApi (koffi) socket, never Node's dgram (FINDINGS: a connected UDP fd
  * cannot be adopted by dgram). One epoll carries them all; its wait runs on koffi's worker thread
  * (Epoll.waitAsync), so the loop shares the main thread with Node's without blocking it. Without
- * sessions the wait has no timeout (an idle listener wakes nothing); with sessions it ends for the
- * next idle sweep; stop() ends it at once through an eventfd (sys/wakeup.ts).
+ * sessions the wait lasts IDLE_WAIT_MAX_MS (an idle listener wakes once a second); with sessions it
+ * ends for the next idle sweep; stop() ends it at once through an eventfd (sys/wakeup.ts).
  *
  * Dropped and counted, never relayed: a source not allowed (source-not-allowed), a header the
  * decoder refuses (its reason: bad-signature, truncated, v2-too-long...), a header that is not
@@ -21,7 +21,7 @@
  * new session beyond the cap (session-limit) or the descriptor budget (descriptor-budget).
  */
 import { errnoOf } from '../../core/errors.js';
-import { EPOLLIN, type Family } from '../../core/net/constants.js';
+import { EPOLLIN, IDLE_WAIT_MAX_MS, type Family } from '../../core/net/constants.js';
 import { PrefixSet } from '../../core/net/prefix-set.js';
 import { encodeSockaddr, endpointKey, familyOf, type Endpoint } from '../../core/net/sockaddr.js';
 import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
@@ -76,7 +76,7 @@ export class MmproxyUdpRelay {
   private readonly receiver: DatagramReceiver;
   private readonly reply = Buffer.alloc(MAX_DATAGRAM);
   private epoll: Epoll | undefined;
-  /** Ends the loop's wait when stop() is called (the wait has no timeout while no session exists). */
+  /** Ends the loop's wait when stop() is called (it lasts IDLE_WAIT_MAX_MS while no session exists). */
   private wakeup: Wakeup | undefined;
   private loop: Promise<void> | undefined;
   private stopping = false;
@@ -167,10 +167,13 @@ export class MmproxyUdpRelay {
     }
   }
 
-  /** Until the next idle sweep while sessions can expire; -1 (no timeout) when none can: traffic or stop() ends the wait. */
+  /**
+   * Until the next idle sweep while sessions can expire; IDLE_WAIT_MAX_MS when none can (traffic or
+   * stop() ends the wait sooner): never forever, since process.exit() waits for the pool thread in it.
+   */
   private waitMs(now: number): number {
-    if (this.sessions.size === 0 || this.config.idleTimeoutMs <= 0) return -1;
-    return Math.max(0, this.lastSweepMs + SWEEP_EVERY_MS - now);
+    if (this.sessions.size === 0 || this.config.idleTimeoutMs <= 0) return IDLE_WAIT_MAX_MS;
+    return Math.max(0, Math.min(IDLE_WAIT_MAX_MS, this.lastSweepMs + SWEEP_EVERY_MS - now));
   }
 
   private fromBalancer(listenerFd: number): void {

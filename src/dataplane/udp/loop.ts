@@ -57,7 +57,7 @@
 import type { UdpLoopTestSeam } from './test-seam.js';
 import { TproxyError } from '../../core/errors.js';
 import { errnoName } from '../../core/errno.js';
-import { EPOLLIN, type Family } from '../../core/net/constants.js';
+import { EPOLLIN, IDLE_WAIT_MAX_MS, type Family } from '../../core/net/constants.js';
 import { anyAddress, encodeSockaddr, endpointKey, type Endpoint } from '../../core/net/sockaddr.js';
 import { udpFallbackRoute, type UdpFallbackRoute } from '../../core/net/udp-datagram.js';
 import type { DatagramBatch, PinnedSockaddr } from '../../sys/datagram-batch.js';
@@ -168,7 +168,7 @@ export interface UdpLoopDeps {
   readonly testSeam?: UdpLoopTestSeam;
   /**
    * The owner's wake-up (sys/wakeup.ts): written after each message it posts and when it stops the
-   * loop, so the loop can block without a timeout while nothing is timed (see waitMs).
+   * loop, so the loop can block long while nothing is timed (see waitMs).
    */
   readonly wake?: { readonly fd: number; drain(): void };
 }
@@ -235,15 +235,17 @@ export class UdpLoop {
 
   /**
    * How long runOnce may block before something timed is due: the next idle sweep while sessions
-   * exist (or SOCKS5 set-ups wait), the first sniff deadline while QUIC flows are held; -1 when
-   * nothing is, so an idle loop sleeps until traffic or its owner's wake-up (no periodic wake-ups).
+   * exist (or SOCKS5 set-ups wait), the first sniff deadline while QUIC flows are held; when
+   * nothing is, IDLE_WAIT_MAX_MS, so an idle loop sleeps until traffic or its owner's wake-up
+   * (once a second at most, so an exit without a stop is not held up).
    */
   waitMs(): number {
-    let due = Infinity;
-    if (this.sessions.size > 0 || this.settingUp.size > 0) due = this.nextExpiryCheck;
+    const now = this.deps.now();
+    let due = now + IDLE_WAIT_MAX_MS;
+    if (this.sessions.size > 0 || this.settingUp.size > 0) due = Math.min(due, this.nextExpiryCheck);
     const held = this.quic.nextDeadline();
     if (held !== undefined) due = Math.min(due, held);
-    return due === Infinity ? -1 : Math.max(0, Math.ceil(due - this.deps.now()));
+    return Math.max(0, Math.ceil(due - now));
   }
 
   /** Whether the owner's wake-up fired since the last call (a message waits for the thread): cleared by the call. */

@@ -115,7 +115,7 @@ export class UdpRelay {
   private restartCount = 0;
   /** The relay loop's thread is up and answering (false between its unexpected end and its restart). */
   private loopRunning = false;
-  /** Ends the loop's wait after each message and to stop it (the loop blocks without a timeout when idle); restarted loops share it. */
+  /** Ends the loop's wait after each message and to stop it (an idle loop blocks up to IDLE_WAIT_MAX_MS); restarted loops share it. */
   private wakeup: Wakeup | undefined;
 
   constructor(
@@ -376,7 +376,7 @@ export class UdpRelay {
     this.wakeup?.signal();
   }
 
-  /** A message to the loop, and its wake-up: an idle loop waits in epoll_wait without a timeout. */
+  /** A message to the loop, and its wake-up: an idle loop waits in epoll_wait up to IDLE_WAIT_MAX_MS. */
   private tell(worker: Worker, message: UdpLoopMessage): void {
     worker.postMessage(message);
     this.wakeup?.signal();

@@ -1,7 +1,7 @@
 /**
  * Worker-thread entry of the UDP relay: runs UdpLoop until the stop flag is set, passing events to
  * the main thread in batches. The loop blocks in epoll_wait for as long as nothing of its own is
- * timed (UdpLoop.waitMs: without sessions, until traffic comes); the owner's wake-up (an eventfd
+ * timed (UdpLoop.waitMs: without sessions, until traffic comes, a second at most); the owner's wake-up (an eventfd
  * it writes after each message and when it stops the loop) ends a wait at once, and the thread
  * then returns to its event loop to take the message. Busy, it yields every ~20 ms so queued
  * messages come in and events go out; events are never held across a wait longer than that.
@@ -101,7 +101,7 @@ function tick(): void {
       if (left <= 0) break;
       const due = loop.waitMs();
       // Events waiting to go out: wait no longer than the slice (they leave when it ends).
-      loop.runOnce(events.length === 0 ? due : due < 0 ? left : Math.min(due, left));
+      loop.runOnce(events.length === 0 ? due : Math.min(due, left));
       // The owner posted a message (or stops the loop): back to the event loop to take it.
       if (loop.takeWoken()) break;
       if (events.length >= 256) flush();

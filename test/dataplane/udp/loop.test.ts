@@ -2,6 +2,7 @@
 // the real kernel produces only by chance under load.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { IDLE_WAIT_MAX_MS } from '../../../src/core/net/constants.js';
 import type { Endpoint } from '../../../src/core/net/sockaddr.js';
 import type { RoutingConfig } from '../../../src/core/route/config.js';
 import { createCounterBuffer, routedLayoutOf, snapshotCounters, type UdpCounters } from '../../../src/dataplane/udp/counters.js';
@@ -53,11 +54,12 @@ function upstreamPayloads(kernel: FakeUdpKernel): string[][] {
 }
 
 describe('UDP relay loop (fake kernel)', () => {
-  it('arms no wake-up while idle: no timed wait without sessions, the next sweep while one exists, none again once it expired', () => {
+  it('arms no wake-up while idle: the longest wait without sessions, the next sweep while one exists, none again once it expired', () => {
     const { kernel, loop, listener, clock, counters } = setup();
-    assert.equal(loop.waitMs(), -1, 'a loop without sessions blocks until traffic or its owner wakes it');
+    assert.equal(loop.waitMs(), IDLE_WAIT_MAX_MS, 'a loop without sessions blocks until traffic or its owner wakes it (a second at most)');
+    assert.ok(IDLE_WAIT_MAX_MS >= 1000);
     loop.runOnce(0);
-    assert.equal(loop.waitMs(), -1, 'a turn with nothing to do arms nothing');
+    assert.equal(loop.waitMs(), IDLE_WAIT_MAX_MS, 'a turn with nothing to do arms nothing sooner');
     kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
     loop.runOnce(0);
     // The idle timeout is 5000 ms: sweeps every tenth of it; the first was due at the first turn (clock 1000).
@@ -67,7 +69,7 @@ describe('UDP relay loop (fake kernel)', () => {
     clock.now += 5000 + 1; // past the idle timeout
     loop.runOnce(0);
     assert.equal(counters().sessionsExpired, 1);
-    assert.equal(loop.waitMs(), -1, 'the last session expired: nothing timed any more');
+    assert.equal(loop.waitMs(), IDLE_WAIT_MAX_MS, 'the last session expired: nothing timed any more');
   });
 
   it('an owner\'s wake-up ends a wait and is reported once (takeWoken), its eventfd drained', () => {

@@ -198,8 +198,8 @@ export class SpliceEngine {
   }
 
   /**
-   * One loop turn: wait for events (up to waitMs; without a timeout when nothing is timed and the
-   * owner has the counters as they are: an idle engine wakes for nothing), handle them, run timers.
+   * One loop turn: wait for events (up to waitMs; up to IDLE_WAIT_MAX_MS when nothing is timed and
+   * the owner has the counters as they are: an idle engine wakes once a second), handle them, run timers.
    * False once stopped.
    */
   turn(waitMs: number): boolean {
