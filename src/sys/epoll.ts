@@ -47,7 +47,7 @@ export class Epoll {
     this.libc.epoll_ctl(this.fd, C.EPOLL_CTL_DEL, fd, null);
   }
 
-  /** Wait up to timeoutMs; the number of ready entries, read with readyFd/readyEvents. */
+  /** Wait up to timeoutMs (-1: until an event); the number of ready entries, read with readyFd/readyEvents. */
   wait(timeoutMs: number): number {
     const n = this.libc.epoll_wait(this.fd, this.ready, this.maxEvents, timeoutMs);
     if (n >= 0) return n;
@@ -62,7 +62,7 @@ export class Epoll {
   waitAsync(timeoutMs: number): Promise<number> {
     const libc = this.libc;
     // A libc without it (a test's fake): look without blocking, after a short timer, never in a tight loop.
-    if (!libc.epoll_wait_async) return new Promise((resolve) => setTimeout(() => resolve(this.wait(0)), Math.min(timeoutMs, 10)));
+    if (!libc.epoll_wait_async) return new Promise((resolve) => setTimeout(() => resolve(this.wait(0)), timeoutMs < 0 ? 10 : Math.min(timeoutMs, 10)));
     return new Promise((resolve, reject) => {
       libc.epoll_wait_async!(this.fd, this.ready, this.maxEvents, timeoutMs, (error, n) => (error ? reject(new Error('epoll_wait on koffi\'s thread failed', { cause: error })) : resolve(Math.max(0, n))));
     });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import perfHooks from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { FAMILY_LIST, metricValues, type MetricsSnapshot } from '../../src/daemon/metric-families.js';
-import { PrometheusExposition } from '../../src/daemon/prometheus.js';
+import { EVENT_LOOP_SAMPLE_MS, PrometheusExposition } from '../../src/daemon/prometheus.js';
 import { emptyTcpCounters } from '../../src/dataplane/tcp/counters.js';
 import { snapshotCounters, UDP_COUNTER_SLOTS, UDP_ERROR_REASONS, type UdpRoutedCounters } from '../../src/dataplane/udp/counters.js';
 import { parsePromText } from '../helpers/prometheus-text.js';
@@ -63,6 +64,11 @@ describe('metric families (pure mapping)', () => {
     assert.equal(sample('tproxy_mmproxy_connections_closed_total', { ...lb, reason: 'done' }), 18);
     assert.equal(sample('tproxy_mmproxy_connect_errors_total', { ...lb, errno: 'ECONNREFUSED' }), 1);
     assert.equal(sample('tproxy_mmproxy_bytes_total', { ...lb, direction: 'from_server' }), 9000);
+    // One family for both transports: its help says what a TCP and what a UDP entry counts.
+    const help = FAMILY_LIST.find((f) => f.name === 'tproxy_mmproxy_rejected_total')?.help ?? '';
+    assert.match(help, /TCP entries count connections reset/);
+    assert.match(help, /UDP entries count datagrams dropped/);
+    for (const reason of ['not-dgram', 'session-limit', 'descriptor-budget']) assert.ok(help.includes(reason), reason);
     const { mmproxy: _none, ...without } = snapshot;
     assert.ok(!metricValues(without).some((v) => v.family.name.startsWith('tproxy_mmproxy_')));
   });
@@ -164,6 +170,23 @@ describe('metric families (pure mapping)', () => {
     assert.equal(parsed.samples.some((s) => s.name.startsWith('process_')), false);
     const withProcess = parsePromText(await new PrometheusExposition().render(metricValues(snapshot)));
     assert.ok((withProcess.value('process_resident_memory_bytes') ?? 0) > 0, 'process metrics of prom-client are included');
+  });
+
+  it('the process metrics sample the event loop once a second, not 100 times (an idle daemon is not woken for them)', () => {
+    // prom-client looks perf_hooks.monitorEventLoopDelay up when it starts its histogram: see what it asks for.
+    const original = perfHooks.monitorEventLoopDelay;
+    const asked: (number | undefined)[] = [];
+    perfHooks.monitorEventLoopDelay = (options) => {
+      asked.push(options?.resolution);
+      return original(options);
+    };
+    try {
+      new PrometheusExposition();
+    } finally {
+      perfHooks.monitorEventLoopDelay = original;
+    }
+    assert.deepEqual(asked, [EVENT_LOOP_SAMPLE_MS]);
+    assert.ok(EVENT_LOOP_SAMPLE_MS >= 1000);
   });
 
   it('a fresh registry per scrape: a series gone from the snapshot is gone from the text', async () => {

@@ -111,6 +111,13 @@ export const EINPROGRESS = 115;
 /** Data-plane timing and batching (ours, not the kernel's). */
 /** After running out of descriptors (EMFILE/ENFILE), accepting is retried this much later. */
 export const DESCRIPTOR_RETRY_MS = 250;
+/**
+ * The longest an idle loop (UDP relay thread, splice thread, UDP mmproxy) blocks in epoll_wait
+ * when nothing of its own is timed. Not forever: process.exit() waits for a thread blocked in a
+ * native call (a worker thread's, or a libuv pool thread's for koffi's async calls), so an exit
+ * that did not stop the loop first (a TCP worker whose supervisor died) is delayed this long at most.
+ */
+export const IDLE_WAIT_MAX_MS = 1000;
 /** How often the splice engine checks connect deadlines and retries paused accepting. */
 export const TIMER_SCAN_MS = 100;
 /**

@@ -55,10 +55,22 @@ export interface DashboardOptions {
   /** Samples of the history (one a second). */
   readonly historySeconds?: number;
   readonly statusEveryMs?: number;
-  /** How often batched flow changes go out to the pages. */
+  /** How often batched flow changes go out to the pages (armed only while a page is connected). */
   readonly pushEveryMs?: number;
   readonly now?: () => number;
+  /** Tests: the interval timers (default the global ones), to count what is armed. */
+  readonly timers?: DashboardTimers;
 }
+
+export interface DashboardTimers {
+  setInterval(f: () => void, ms: number): { unref(): unknown };
+  clearInterval(timer: unknown): void;
+}
+
+const GLOBAL_TIMERS: DashboardTimers = {
+  setInterval: (f, ms) => setInterval(f, ms),
+  clearInterval: (t) => clearInterval(t as NodeJS.Timeout),
+};
 
 /** A page connected to the event stream: gets one SSE message at a time. */
 export interface DashboardClient {
@@ -95,7 +107,12 @@ export class Dashboard {
   readonly history: History;
   private readonly clients = new Set<DashboardClient>();
   private pending: FlowChange[] = [];
-  private timers: NodeJS.Timeout[] = [];
+  private readonly timers: DashboardTimers;
+  /** The 1 s tick while started (history samples are taken with or without pages). */
+  private ticker: unknown;
+  /** The push of flow changes: only while a page is connected (nothing to push to otherwise). */
+  private pusher: unknown;
+  private started = false;
   private lastStatus = '';
   private lastReadiness = '';
   private statusAt = 0;
@@ -107,6 +124,7 @@ export class Dashboard {
     private readonly options: DashboardOptions = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.timers = options.timers ?? GLOBAL_TIMERS;
     this.table = new FlowTable(options.maxFlows ?? DEFAULT_MAX_FLOWS, this.now);
     this.history = new History(options.historySeconds ?? 600);
   }
@@ -129,19 +147,36 @@ export class Dashboard {
   };
 
   start(): void {
+    if (this.started) return;
+    this.started = true;
     this.tick();
-    const every = (ms: number, f: () => void): void => {
-      const t = setInterval(f, ms);
-      t.unref();
-      this.timers.push(t);
-    };
-    every(1000, () => this.tick());
-    every(this.options.pushEveryMs ?? 250, () => this.flush());
+    this.ticker = this.every(1000, () => this.tick());
+    if (this.clients.size > 0) this.armPush();
   }
 
   stop(): void {
-    for (const t of this.timers.splice(0)) clearInterval(t);
+    this.started = false;
+    if (this.ticker !== undefined) this.timers.clearInterval(this.ticker);
+    this.ticker = undefined;
+    this.disarmPush();
     this.clients.clear();
+  }
+
+  private every(ms: number, f: () => void): unknown {
+    const t = this.timers.setInterval(f, ms);
+    t.unref();
+    return t;
+  }
+
+  /** The first page connected: flow changes go out every pushEveryMs from now on. */
+  private armPush(): void {
+    if (this.pusher === undefined && this.started) this.pusher = this.every(this.options.pushEveryMs ?? 250, () => this.flush());
+  }
+
+  /** The last page left: nothing to push to, so nothing wakes the daemon for it. */
+  private disarmPush(): void {
+    if (this.pusher !== undefined) this.timers.clearInterval(this.pusher);
+    this.pusher = undefined;
   }
 
   async state(): Promise<DashboardState> {
@@ -153,12 +188,26 @@ export class Dashboard {
   async connect(client: DashboardClient): Promise<() => void> {
     // Added first: changes during the status read are queued, and the page applies them after the state.
     this.clients.add(client);
-    const state = await this.state();
+    this.armPush();
+    const goodbye = (): void => {
+      this.clients.delete(client);
+      if (this.clients.size > 0) return;
+      this.disarmPush();
+      // Queued for the pages that left: nobody will get them.
+      this.pending = [];
+    };
+    let state: DashboardState;
+    try {
+      state = await this.state();
+    } catch (error) {
+      goodbye();
+      throw error;
+    }
     this.lastStatus = JSON.stringify(statusOnly(state.status));
     this.lastReadiness = JSON.stringify(state.readiness);
     this.statusAt = this.now();
     client.send('state', state);
-    return () => this.clients.delete(client);
+    return goodbye;
   }
 
   get connected(): number {

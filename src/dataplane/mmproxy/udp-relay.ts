@@ -13,7 +13,9 @@
  *
  * Every socket is a SocketApi (koffi) socket, never Node's dgram (FINDINGS: a connected UDP fd
  * cannot be adopted by dgram). One epoll carries them all; its wait runs on koffi's worker thread
- * (Epoll.waitAsync), so the loop shares the main thread with Node's without blocking it.
+ * (Epoll.waitAsync), so the loop shares the main thread with Node's without blocking it. Without
+ * sessions the wait lasts IDLE_WAIT_MAX_MS (an idle listener wakes once a second); with sessions it
+ * ends for the next idle sweep; stop() ends it at once through an eventfd (sys/wakeup.ts).
  *
  * Dropped and counted, never relayed: a source not allowed (source-not-allowed), a header the
  * decoder refuses (its reason: bad-signature, truncated, v2-too-long...), a header that is not
@@ -21,7 +23,7 @@
  * new session beyond the cap (session-limit) or the descriptor budget (descriptor-budget).
  */
 import { errnoOf, TproxyError } from '../../core/errors.js';
-import { EPOLLIN, type Family } from '../../core/net/constants.js';
+import { EPOLLIN, IDLE_WAIT_MAX_MS, type Family } from '../../core/net/constants.js';
 import { PrefixSet } from '../../core/net/prefix-set.js';
 import { encodeSockaddr, endpointKey, familyOf, type Endpoint } from '../../core/net/sockaddr.js';
 import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
@@ -29,6 +31,7 @@ import { decodeProxyDatagram } from '../../core/proxy-protocol/decode.js';
 import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import type { Epoll } from '../../sys/epoll.js';
 import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
+import { Wakeup } from '../../sys/wakeup.js';
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 
 export interface MmproxyUdpConfig {
@@ -63,8 +66,8 @@ interface Session {
 const MAX_DATAGRAM = 65_535;
 /** Datagrams read per ready socket per wait: one busy socket cannot starve the others. */
 const READS_PER_WAKE = 64;
-/** The longest wait: how late an idle sweep or a stop is seen. */
-const WAIT_MS = 200;
+/** Idle sweeps while sessions exist: a session ends at most this long after its idle timeout. */
+const SWEEP_EVERY_MS = 1000;
 
 export class MmproxyUdpRelay {
   readonly counters: MmproxyCounters;
@@ -75,6 +78,8 @@ export class MmproxyUdpRelay {
   private readonly receiver: DatagramReceiver;
   private readonly reply = Buffer.alloc(MAX_DATAGRAM);
   private epoll: Epoll | undefined;
+  /** Ends the loop's wait when stop() is called (it lasts IDLE_WAIT_MAX_MS while no session exists). */
+  private wakeup: Wakeup | undefined;
   private loop: Promise<void> | undefined;
   private stopping = false;
   private lastSweepMs = Date.now();
@@ -93,16 +98,16 @@ export class MmproxyUdpRelay {
 
   /**
    * Open the listeners and start the loop; a bind refused throws (naming the address) and opens
-   * nothing, as does a descriptor budget that cannot hold the listening sockets and the epoll.
+   * nothing, as does a descriptor budget that cannot hold the listening sockets, the epoll and the wake-up.
    */
   start(): void {
     const { sockets, budget } = this.deps;
-    const wanted = this.config.listen.length + 1;
+    const wanted = this.config.listen.length + 2;
     if (budget && !budget.acquire('mmproxy', wanted)) {
       const { capacity } = budget.snapshot();
       throw new TproxyError(
         'ERR_RESOURCE_EXHAUSTED',
-        `mmproxy ${this.config.name}: the descriptor budget cannot hold its ${wanted} descriptors (${this.config.listen.length} listening socket${this.config.listen.length === 1 ? '' : 's'} and its epoll): ${budget.available('mmproxy')} left of ${capacity} (sessions and listeners of every kind share them): raise the descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)`,
+        `mmproxy ${this.config.name}: the descriptor budget cannot hold its ${wanted} descriptors (${this.config.listen.length} listening socket${this.config.listen.length === 1 ? '' : 's'}, its epoll and its wake-up eventfd): ${budget.available('mmproxy')} left of ${capacity} (sessions and listeners of every kind share them): raise the descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)`,
         { errno: 'EMFILE' },
       );
     }
@@ -114,6 +119,7 @@ export class MmproxyUdpRelay {
       this.releaseHeld();
       throw error;
     }
+    let wakeup: Wakeup | undefined;
     try {
       for (const at of this.config.listen) {
         const family = familyOf(at.address);
@@ -122,13 +128,17 @@ export class MmproxyUdpRelay {
         sockets.bind(fd, { family, address: at.address, port: at.port });
         epoll.add(fd, EPOLLIN);
       }
+      wakeup = Wakeup.create();
+      epoll.add(wakeup.fd, EPOLLIN);
     } catch (error) {
       for (const fd of this.listeners.splice(0)) sockets.close(fd);
+      wakeup?.close();
       epoll.close();
       this.releaseHeld();
       throw error;
     }
     this.epoll = epoll;
+    this.wakeup = wakeup;
     this.loop = this.run(epoll);
   }
 
@@ -136,15 +146,18 @@ export class MmproxyUdpRelay {
     return this.sessions.size;
   }
 
-  /** Stop reading, close every session and listener (within one wait, WAIT_MS). */
+  /** Stop reading (the wait ends at once), close every session and listener. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.wakeup?.signal();
     await this.loop;
     this.loop = undefined;
     for (const s of [...this.sessions.values()]) this.close(s, 'stopped');
     for (const fd of this.listeners.splice(0)) this.deps.sockets.close(fd);
     this.epoll?.close();
     this.epoll = undefined;
+    this.wakeup?.close();
+    this.wakeup = undefined;
     this.releaseHeld();
     if (this.failure) throw this.failure;
   }
@@ -167,17 +180,30 @@ export class MmproxyUdpRelay {
 
   private async turn(epoll: Epoll): Promise<void> {
     while (!this.stopping) {
-      const n = await epoll.waitAsync(WAIT_MS);
+      const n = await epoll.waitAsync(this.waitMs(Date.now()));
       if (this.stopping) return;
       for (let i = 0; i < n; i++) {
         const fd = epoll.readyFd(i);
+        if (fd === this.wakeup?.fd) {
+          this.wakeup.drain();
+          continue;
+        }
         const session = this.byFd.get(fd);
         if (session) this.fromBackend(session);
         else if (this.listeners.includes(fd)) this.fromBalancer(fd);
       }
       const now = Date.now();
-      if (now - this.lastSweepMs >= 1000) this.sweep(now);
+      if (now - this.lastSweepMs >= SWEEP_EVERY_MS) this.sweep(now);
     }
+  }
+
+  /**
+   * Until the next idle sweep while sessions can expire; IDLE_WAIT_MAX_MS when none can (traffic or
+   * stop() ends the wait sooner): never forever, since process.exit() waits for the pool thread in it.
+   */
+  private waitMs(now: number): number {
+    if (this.sessions.size === 0 || this.config.idleTimeoutMs <= 0) return IDLE_WAIT_MAX_MS;
+    return Math.max(0, Math.min(IDLE_WAIT_MAX_MS, this.lastSweepMs + SWEEP_EVERY_MS - now));
   }
 
   private fromBalancer(listenerFd: number): void {

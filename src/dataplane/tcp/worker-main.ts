@@ -41,7 +41,15 @@ async function main(config: TcpWorkerConfig): Promise<void> {
     process.exit(1);
   }
   send({ kind: 'ready', locals, maxConnections });
-  const timer = setInterval(() => send({ kind: 'counters', counters: engine.counters() }), config.countersIntervalMs);
+  // Sent when they changed: an idle worker's unchanged counters would wake the supervisor for nothing.
+  let lastCounters = '';
+  const timer = setInterval(() => {
+    const counters = engine.counters();
+    const text = JSON.stringify(counters);
+    if (text === lastCounters) return;
+    lastCounters = text;
+    send({ kind: 'counters', counters });
+  }, config.countersIntervalMs);
   let stopping = false;
   process.on('message', (message: SupervisorMessage) => {
     if (message.kind === 'config') return; // taken once, at the start

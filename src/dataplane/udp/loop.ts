@@ -60,7 +60,7 @@
 import type { UdpLoopTestSeam } from './test-seam.js';
 import { TproxyError } from '../../core/errors.js';
 import { errnoName } from '../../core/errno.js';
-import type { Family } from '../../core/net/constants.js';
+import { EPOLLIN, IDLE_WAIT_MAX_MS, type Family } from '../../core/net/constants.js';
 import { anyAddress, encodeSockaddr, endpointKey, type Endpoint } from '../../core/net/sockaddr.js';
 import { udpFallbackRoute, type UdpFallbackRoute } from '../../core/net/udp-datagram.js';
 import type { PinnedSockaddr } from '../../sys/datagram-batch.js';
@@ -130,7 +130,7 @@ interface Guard {
   sessions: number;
 }
 
-type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'socks-control'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer } | { readonly kind: 'guard'; readonly guard: Guard };
+type FdOwner = { readonly kind: 'listener' } | { readonly kind: 'upstream'; readonly session: Session } | { readonly kind: 'socks-control'; readonly session: Session } | { readonly kind: 'reply'; readonly peer: Peer } | { readonly kind: 'guard'; readonly guard: Guard } | { readonly kind: 'wake' };
 
 /** A routed flow: its decision, the DSCP of its first datagram, and the datagrams held before the one at hand. */
 interface Routed {
@@ -170,6 +170,11 @@ export interface UdpLoopDeps {
   readonly budget: DescriptorBudget;
   /** Tests only (test-seam.ts): called between bind() and connect() of a reply socket. */
   readonly testSeam?: UdpLoopTestSeam;
+  /**
+   * The owner's wake-up (sys/wakeup.ts): written after each message it posts and when it stops the
+   * loop, so the loop can block long while nothing is timed (see waitMs).
+   */
+  readonly wake?: { readonly fd: number; drain(): void };
 }
 
 /** Sessions evicted at most to find room for one descriptor (each frees two or more). */
@@ -205,6 +210,7 @@ export class UdpLoop {
   private nextId = 1;
   private now: number;
   private nextExpiryCheck = 0;
+  private woken = false;
 
   constructor(
     private readonly config: UdpLoopConfig,
@@ -227,6 +233,10 @@ export class UdpLoop {
       this.owners.set(fd, { kind: 'listener' });
       this.batch.watch(fd);
     }
+    if (deps.wake) {
+      this.owners.set(deps.wake.fd, { kind: 'wake' });
+      this.epoll.add(deps.wake.fd, EPOLLIN);
+    }
   }
 
   /**
@@ -245,13 +255,40 @@ export class UdpLoop {
     return this.api.datagramIo('epoll', config.batchSize, config.maxDatagramBytes);
   }
 
-  /** Wait up to timeoutMs for traffic, relay what came, expire idle sessions. */
+  /**
+   * How long runOnce may block before something timed is due: the next idle sweep while sessions
+   * exist (or SOCKS5 set-ups wait), the first sniff deadline while QUIC flows are held; when
+   * nothing is, IDLE_WAIT_MAX_MS, so an idle loop sleeps until traffic or its owner's wake-up
+   * (once a second at most, so an exit without a stop is not held up).
+   */
+  waitMs(): number {
+    const now = this.deps.now();
+    let due = now + IDLE_WAIT_MAX_MS;
+    if (this.sessions.size > 0 || this.settingUp.size > 0) due = Math.min(due, this.nextExpiryCheck);
+    const held = this.quic.nextDeadline();
+    if (held !== undefined) due = Math.min(due, held);
+    return Math.max(0, Math.ceil(due - now));
+  }
+
+  /** Whether the owner's wake-up fired since the last call (a message waits for the thread): cleared by the call. */
+  takeWoken(): boolean {
+    const woken = this.woken;
+    this.woken = false;
+    return woken;
+  }
+
+  /** Wait up to timeoutMs (-1: until an event) for traffic, relay what came, expire idle sessions. */
   runOnce(timeoutMs: number): void {
     const ready = this.batch.wait(timeoutMs);
     this.now = this.deps.now();
     for (let i = 0; i < ready; i++) {
       const owner = this.owners.get(this.batch.readyFd(i));
       if (!owner) continue;
+      if (owner.kind === 'wake') {
+        this.deps.wake?.drain();
+        this.woken = true;
+        continue;
+      }
       if (owner.kind === 'listener') this.readListener(this.batch.readyFd(i));
       else if (owner.kind === 'upstream') {
         if (owner.session.socks) this.readRelay(owner.session);

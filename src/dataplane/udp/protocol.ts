@@ -61,6 +61,8 @@ export interface UdpWorkerData extends UdpLoopConfig {
   readonly counters: SharedArrayBuffer;
   /** The process's descriptor budget (sys/descriptor-budget.ts), shared with the main thread. */
   readonly budget: SharedArrayBuffer;
+  /** The owner's wake-up eventfd (sys/wakeup.ts): it writes it after each message and to stop the loop; the loop drains it. */
+  readonly wakeFd: number;
 }
 
 /** Messages to the loop's thread. */

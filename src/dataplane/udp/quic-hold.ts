@@ -98,6 +98,14 @@ export class QuicHold {
     return { kind: 'route', name: result.kind === 'name' ? result.name : undefined, held: flow.datagrams, dscp: flow.dscp };
   }
 
+  /** The earliest sniff deadline of the held flows; undefined when none is held. */
+  nextDeadline(): number | undefined {
+    let first: number | undefined;
+    // Not simply the first flow's: a reload that shortened the timeout gives later flows earlier deadlines.
+    for (const flow of this.flows.values()) if (first === undefined || flow.deadline < first) first = flow.deadline;
+    return first;
+  }
+
   /** Flows whose sniff timeout passed, taken out: each is routed without a name. */
   expired(now: number): ExpiredHold[] {
     const out: ExpiredHold[] = [];

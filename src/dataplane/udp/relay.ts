@@ -14,6 +14,7 @@ import { TproxyError } from '../../core/errors.js';
 import type { Family } from '../../core/net/constants.js';
 import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
+import { Wakeup } from '../../sys/wakeup.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { UdpEngineKind } from '../../sys/datagram-io.js';
@@ -118,6 +119,8 @@ export class UdpRelay {
   private restartCount = 0;
   /** The relay loop's thread is up and answering (false between its unexpected end and its restart). */
   private loopRunning = false;
+  /** Ends the loop's wait after each message and to stop it (an idle loop blocks up to IDLE_WAIT_MAX_MS); restarted loops share it. */
+  private wakeup: Wakeup | undefined;
 
   constructor(
     private readonly config: UdpRelayConfig,
@@ -173,6 +176,12 @@ export class UdpRelay {
       throw error;
     }
     this.stopping = false;
+    try {
+      this.wakeup ??= Wakeup.create();
+    } catch (error) {
+      this.closeListeners();
+      throw error;
+    }
     const data: UdpWorkerData = {
       listeners,
       routing: this.routing,
@@ -188,6 +197,7 @@ export class UdpRelay {
       control: this.control,
       counters: this.counterBuffer,
       budget: this.budget.buffer,
+      wakeFd: this.wakeup.fd,
       ...(this.config.testSeam ? { testSeam: this.config.testSeam } : {}),
       headers: this.config.headers ?? {},
       engine: this.engine(),
@@ -306,7 +316,7 @@ export class UdpRelay {
         this.asks.delete(requestId);
         resolve(answer);
       });
-      worker.postMessage(message(requestId));
+      this.tell(worker, message(requestId));
     });
   }
 
@@ -335,7 +345,7 @@ export class UdpRelay {
         },
       });
       const worker = this.worker;
-      if (worker) worker.postMessage({ kind: 'routing', requestId, routing: update.routing, sniffTimeoutMs: update.sniffTimeoutMs, layout, counters: buffer } satisfies UdpLoopMessage);
+      if (worker) this.tell(worker, { kind: 'routing', requestId, routing: update.routing, sniffTimeoutMs: update.sniffTimeoutMs, layout, counters: buffer });
       else this.swapped(requestId, undefined, true);
     });
   }
@@ -368,6 +378,13 @@ export class UdpRelay {
    */
   testSeamCrashLoop(): void {
     requestCrash(new Int32Array(this.control));
+    this.wakeup?.signal();
+  }
+
+  /** A message to the loop, and its wake-up: an idle loop waits in epoll_wait up to IDLE_WAIT_MAX_MS. */
+  private tell(worker: Worker, message: UdpLoopMessage): void {
+    worker.postMessage(message);
+    this.wakeup?.signal();
   }
 
   /** Tests only (test-seam.ts): let a held loop go on. */
@@ -384,11 +401,15 @@ export class UdpRelay {
     if (worker) {
       Atomics.store(new Int32Array(this.control), 0, 1);
       releaseHold(new Int32Array(this.control));
+      this.wakeup?.signal();
       const timer = setTimeout(() => void worker.terminate(), timeoutMs);
       await this.exited;
       clearTimeout(timer);
       this.deps.emit({ type: 'udp.stats', counters: this.counters() });
     }
+    // No thread watches it any more (a restart waiting for its backoff sees stopping and starts none).
+    this.wakeup?.close();
+    this.wakeup = undefined;
     this.closeListeners();
   }
 

@@ -1,19 +1,22 @@
 /**
  * Worker-thread entry of the UDP relay: runs UdpLoop until the stop flag is set, passing events to
- * the main thread in batches. The loop blocks in epoll_wait (at most 50 ms, so a stop is seen
- * quickly) and yields to the worker's event loop every ~20 ms so queued messages go out.
+ * the main thread in batches. The loop blocks in epoll_wait for as long as nothing of its own is
+ * timed (UdpLoop.waitMs: without sessions, until traffic comes, a second at most); the owner's wake-up (an eventfd
+ * it writes after each message and when it stops the loop) ends a wait at once, and the thread
+ * then returns to its event loop to take the message. Busy, it yields every ~20 ms so queued
+ * messages come in and events go out; events are never held across a wait longer than that.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { TproxyError } from '../../core/errors.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import { SocketApi } from '../../sys/socket.js';
+import { Wakeup } from '../../sys/wakeup.js';
 import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
 import { UdpLoop } from './loop.js';
 import type { UdpLoopMessage, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
 import { crashRequested, holdFirstReplyBind } from './test-seam.js';
 
-const WAIT_MS = 50;
 const SLICE_MS = 20;
 
 function post(message: UdpWorkerMessage): void {
@@ -42,6 +45,7 @@ try {
       now: Date.now,
       flowEvents: () => Atomics.load(control, 2) === 1,
       budget: DescriptorBudget.attach(data.budget),
+      wake: Wakeup.attach(data.wakeFd),
       ...(data.testSeam?.holdFirstReplyBind
         ? {
             testSeam: holdFirstReplyBind(control, () => {
@@ -83,7 +87,7 @@ try {
 function tick(): void {
   try {
     const sliceEnd = Date.now() + SLICE_MS;
-    do {
+    for (;;) {
       if (!loop) return;
       if (Atomics.load(control, 0) !== 0) {
         loop.shutdown();
@@ -93,9 +97,15 @@ function tick(): void {
       }
       // A test asked for a crash (test-seam.ts): once, like an unexpected error.
       if (crashRequested(control)) throw new Error('crash requested by a test (UdpRelay.testSeamCrashLoop)');
-      loop.runOnce(WAIT_MS);
+      const left = sliceEnd - Date.now();
+      if (left <= 0) break;
+      const due = loop.waitMs();
+      // Events waiting to go out: wait no longer than the slice (they leave when it ends).
+      loop.runOnce(events.length === 0 ? due : Math.min(due, left));
+      // The owner posted a message (or stops the loop): back to the event loop to take it.
+      if (loop.takeWoken()) break;
       if (events.length >= 256) flush();
-    } while (Date.now() < sliceEnd);
+    }
     flush();
     setImmediate(tick);
   } catch (error) {

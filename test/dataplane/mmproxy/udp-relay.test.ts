@@ -1,5 +1,5 @@
 // The UDP mmproxy relay and the descriptor budget (no privileges: loopback, and no session socket
-// is ever opened): its listening sockets and its epoll take their descriptors from the budget when
+// is ever opened): its listening sockets, its epoll and its wake-up eventfd take their descriptors from the budget when
 // it starts and give them back when it stops; a budget that cannot hold them refuses the start with
 // a clear error and nothing opened; a session the budget cannot hold is dropped and counted.
 import assert from 'node:assert/strict';
@@ -56,8 +56,8 @@ describe('mmproxy UDP relay: the descriptor budget', () => {
     const relay = new MmproxyUdpRelay(config(await freePorts(2)), { sockets: new SocketApi(), budget });
     relay.start();
     try {
-      assert.equal(budget.snapshot().byConsumer.mmproxy.inUse, 3);
-      assert.equal(budget.available('mmproxy'), 7);
+      assert.equal(budget.snapshot().byConsumer.mmproxy.inUse, 4);
+      assert.equal(budget.available('mmproxy'), 6);
     } finally {
       await relay.stop();
     }
@@ -75,7 +75,7 @@ describe('mmproxy UDP relay: the descriptor budget', () => {
       (error: unknown) => {
         assert.ok(error instanceof TproxyError);
         assert.equal(error.code, 'ERR_RESOURCE_EXHAUSTED');
-        assert.match(error.message, /^mmproxy dns: the descriptor budget cannot hold its 3 descriptors \(2 listening sockets and its epoll\): 2 left of 5 .*raise the descriptor limit \(LimitNOFILE= in the systemd unit, ulimit -n\)$/);
+        assert.match(error.message, /^mmproxy dns: the descriptor budget cannot hold its 4 descriptors \(2 listening sockets, its epoll and its wake-up eventfd\): 2 left of 5 .*raise the descriptor limit \(LimitNOFILE= in the systemd unit, ulimit -n\)$/);
         return true;
       },
     );
@@ -104,7 +104,7 @@ describe('mmproxy UDP relay: the descriptor budget', () => {
 
   it('a session the budget cannot hold once the listeners took theirs is dropped and counted (descriptor-budget)', async () => {
     const [port] = await freePorts(1);
-    const budget = budgetOf(2);
+    const budget = budgetOf(3);
     const relay = new MmproxyUdpRelay(config([port!]), { sockets: new SocketApi(), budget });
     relay.start();
     const sender = dgram.createSocket('udp4');

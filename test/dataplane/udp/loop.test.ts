@@ -2,6 +2,7 @@
 // the real kernel produces only by chance under load.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { IDLE_WAIT_MAX_MS } from '../../../src/core/net/constants.js';
 import type { Endpoint } from '../../../src/core/net/sockaddr.js';
 import type { RoutingConfig } from '../../../src/core/route/config.js';
 import { createCounterBuffer, routedLayoutOf, snapshotCounters, type UdpCounters } from '../../../src/dataplane/udp/counters.js';
@@ -60,6 +61,57 @@ function replySocket(kernel: FakeUdpKernel, client: Endpoint): FakeSocket {
 function upstreamPayloads(kernel: FakeUdpKernel): string[][] {
   return kernel.find((x) => same(x.connected, SERVER)).map((x) => x.sent.map((d) => d.data));
 }
+
+describe('UDP relay loop wake-ups (fake kernel, epoll engine)', () => {
+  it('arms no wake-up while idle: the longest wait without sessions, the next sweep while one exists, none again once it expired', () => {
+    const { kernel, loop, listener, clock, counters } = setup('epoll');
+    assert.equal(loop.waitMs(), IDLE_WAIT_MAX_MS, 'a loop without sessions blocks until traffic or its owner wakes it (a second at most)');
+    assert.ok(IDLE_WAIT_MAX_MS >= 1000);
+    loop.runOnce(0);
+    assert.equal(loop.waitMs(), IDLE_WAIT_MAX_MS, 'a turn with nothing to do arms nothing sooner');
+    kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+    loop.runOnce(0);
+    // The idle timeout is 5000 ms: sweeps every tenth of it; the first was due at the first turn (clock 1000).
+    assert.equal(loop.waitMs(), 500);
+    clock.now += 200;
+    assert.equal(loop.waitMs(), 300, 'the sweep stays where it was: waiting shortens the wait');
+    clock.now += 5000 + 1; // past the idle timeout
+    loop.runOnce(0);
+    assert.equal(counters().sessionsExpired, 1);
+    assert.equal(loop.waitMs(), IDLE_WAIT_MAX_MS, 'the last session expired: nothing timed any more');
+  });
+
+  it('an owner\'s wake-up ends a wait and is reported once (takeWoken), its eventfd drained', () => {
+    const clock = { now: 1000 };
+    const kernel = new FakeUdpKernel();
+    const listener = kernel.listener({ family: 4, address: '0.0.0.0', port: 8000 });
+    const wakeFd = kernel.listener({ family: 4, address: '127.0.0.1', port: 1 });
+    const layout = routedLayoutOf(ROUTING);
+    let drained = 0;
+    const loop = new UdpLoop(
+      { routing: ROUTING, upstreamMark: 2, mapping: 'endpoint-dependent', idleTimeoutMs: 5000, maxSessions: 100, maxPeersPerSession: 8, maxDatagramBytes: 2048, receiveBufferBytes: 65_536, batchSize: 8, headers: {}, engine: 'epoll' },
+      [listener],
+      {
+        api: kernel.api(),
+        counters: new Float64Array(createCounterBuffer(layout)),
+        emit: () => undefined,
+        localAddresses: () => new Set(),
+        now: () => clock.now,
+        flowEvents: () => true,
+        budget: DescriptorBudget.create({ limit: 1000, open: 0 }),
+        wake: { fd: wakeFd, drain: () => void (drained++, (kernel.get(wakeFd).queue.length = 0)) },
+      },
+    );
+    loop.runOnce(0);
+    assert.equal(loop.takeWoken(), false);
+    kernel.deliver(wakeFd, { source: A, destination: SERVER, data: 'wake' });
+    loop.runOnce(-1);
+    assert.equal(drained, 1);
+    assert.equal(loop.takeWoken(), true, 'the thread goes back to its event loop to take the message');
+    assert.equal(loop.takeWoken(), false, 'once');
+    assert.equal(kernel.find((x) => same(x.connected, SERVER)).length, 0, 'a wake-up is no datagram: no session opened');
+  });
+});
 
 for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay loop (fake kernel, ${engine} engine)`, () => {
   it('relays the first datagram of a flow through a new session: an upstream socket and a reply socket', () => {

@@ -44,9 +44,15 @@ describe('QUIC hold: flows waiting for the rest of their ClientHello', () => {
     hold.first('old', client, server, FIRST, undefined, 0);
     hold.setTimeout(1000);
     hold.first('new', client, server, FIRST, undefined, 0);
-    assert.deepEqual(hold.expired(500).length, 1);
+    assert.equal(hold.nextDeadline(), 300);
+    hold.setTimeout(100);
+    hold.first('later', client, server, FIRST, undefined, 50);
+    assert.equal(hold.nextDeadline(), 150, 'the earliest deadline, not the first flow\'s: a shorter timeout came later');
+    hold.setTimeout(1000);
+    assert.deepEqual(hold.expired(500).length, 2);
     assert.equal(hold.has('new'), true);
     hold.clear();
     assert.equal(hold.size, 0);
+    assert.equal(hold.nextDeadline(), undefined, 'nothing held: nothing timed');
   });
 });

@@ -45,7 +45,7 @@ import { PipePool } from './pipe-pool.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 import { newDirection, type Direction } from './pump.js';
 import { GracefulStop } from './stop.js';
-import { duePrefix, EngineTimers } from './timers.js';
+import { duePrefix, EngineTimers, turnWait } from './timers.js';
 
 const MAX_EVENTS = 512;
 const ACCEPT_BATCH = 64;
@@ -176,11 +176,16 @@ export class SpliceEngine {
     return this.admission.busiest(this.flows, limit);
   }
 
-  /** One loop turn: wait for events (up to waitMs), handle them, run timers. False once stopped. */
+  /**
+   * One loop turn: wait for events (up to waitMs; up to IDLE_WAIT_MAX_MS when nothing is timed and
+   * the owner has the counters as they are: an idle engine wakes once a second), handle them, run timers.
+   * False once stopped.
+   */
   turn(waitMs: number): boolean {
     // A sniff deadline due sooner than waitMs shortens the wait (flows are not delayed past it).
     const firstSniff = this.sniffing.values().next().value;
-    const n = this.epoll.wait(firstSniff ? Math.max(0, Math.min(waitMs, firstSniff.deadline - this.now())) : waitMs);
+    const wait = firstSniff ? Math.max(0, Math.min(waitMs, firstSniff.deadline - this.now())) : turnWait(waitMs, this);
+    const n = this.epoll.wait(wait);
     for (let i = 0; i < n; i++) {
       const fd = this.epoll.readyFd(i);
       const events = this.epoll.readyEvents(i);
@@ -201,8 +206,25 @@ export class SpliceEngine {
     this.wakePipeWaiters();
     const events = this.admission.takeEvents();
     if (events) this.post({ kind: 'events', events });
-    if (this.timers.countersDue(now)) this.post({ kind: 'counters', counters: this.snapshot() });
+    if (this.timers.countersDue(now)) {
+      const counters = this.snapshot();
+      this.post({ kind: 'counters', counters });
+      this.reportedCounters = this.timed ? undefined : JSON.stringify(counters);
+    }
     return !this.finishStopIfDone(now);
+  }
+
+  /** The counters last posted while nothing was timed (as JSON); undefined while flows move them. */
+  private reportedCounters: string | undefined;
+
+  /** Something of the engine's own is due later: flows (idle timeout, bytes), connects, sniffs, an accept retry, a stop. */
+  get timed(): boolean {
+    return this.flows.size > 0 || this.connecting.size > 0 || this.sniffing.size > 0 || this.acceptPaused || this.stop.stopping;
+  }
+
+  /** The owner got the counters as they are now (only asked while nothing is timed, so the snapshot is small). */
+  get countersReported(): boolean {
+    return this.reportedCounters !== undefined && this.reportedCounters === JSON.stringify(this.snapshot());
   }
 
   private snapshot(): TcpCounters {

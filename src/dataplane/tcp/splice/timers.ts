@@ -15,6 +15,16 @@ export function duePrefix<T>(ordered: Iterable<T>, now: number, deadlineOf: (ite
   return due;
 }
 
+/**
+ * The wait of one engine turn: `waitMs` while anything is timed (flows, connects, sniffs, an
+ * accept retry, a stop) or the owner has not got the counters as they are now; otherwise
+ * IDLE_WAIT_MAX_MS (an event or the owner's wake-up ends it sooner), so an idle engine thread
+ * sleeps but for once a second.
+ */
+export function turnWait(waitMs: number, engine: { readonly timed: boolean; readonly countersReported: boolean }): number {
+  return engine.timed || !engine.countersReported ? waitMs : Math.max(waitMs, C.IDLE_WAIT_MAX_MS);
+}
+
 /** The idle pass runs as often as the timeout's resolution needs: 1/10 of it, within bounds. */
 export function idleScanInterval(idleTimeoutMs: number): number {
   return Math.min(C.IDLE_SCAN_MAX_MS, Math.max(C.IDLE_SCAN_MIN_MS, idleTimeoutMs / 10));

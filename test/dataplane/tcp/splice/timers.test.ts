@@ -3,13 +3,20 @@ import { describe, it } from 'node:test';
 import * as C from '../../../../src/core/net/constants.js';
 import { NOT_WATCHED, updateInterest } from '../../../../src/dataplane/tcp/splice/interest.js';
 import { GracefulStop } from '../../../../src/dataplane/tcp/splice/stop.js';
-import { duePrefix, EngineTimers, idleScanInterval } from '../../../../src/dataplane/tcp/splice/timers.js';
+import { duePrefix, EngineTimers, idleScanInterval, turnWait } from '../../../../src/dataplane/tcp/splice/timers.js';
 
 describe('splice engine timers, stop and epoll interest', () => {
   it('takes the due prefix of deadlines in order', () => {
     const items = [{ at: 10 }, { at: 20 }, { at: 30 }];
     assert.deepEqual(duePrefix(items, 20, (i) => i.at), [{ at: 10 }, { at: 20 }]);
     assert.deepEqual(duePrefix(items, 5, (i) => i.at), []);
+  });
+
+  it('an idle engine waits a second (not 200 ms): only while nothing is timed and the owner has the counters as they are', () => {
+    assert.equal(turnWait(200, { timed: false, countersReported: true }), C.IDLE_WAIT_MAX_MS, 'idle: one wake-up a second, unless an event or the owner\'s comes');
+    assert.ok(C.IDLE_WAIT_MAX_MS >= 1000);
+    assert.equal(turnWait(200, { timed: true, countersReported: true }), 200, 'flows, connects, sniffs, an accept retry or a stop are timed');
+    assert.equal(turnWait(200, { timed: false, countersReported: false }), 200, 'the last flow ended: its counters still go out at the next report');
   });
 
   it('runs each timer at its own period of one injected clock', () => {
