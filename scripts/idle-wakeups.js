@@ -2,8 +2,9 @@
 // with one TCP+UDP listener and one TCP worker, lets it settle, then reads every thread's voluntary
 // context switches (wake-ups: each is a sleep that ended) and CPU time (schedstat) over SECONDS and
 // prints them per process and thread, with the load average. No traffic is sent. Root only.
-//   node scripts/idle-wakeups.js [SECONDS] [full]
-// `full` adds metrics (prom-client), the dashboard and a UDP mmproxy entry. The lab (namespaces,
+//   node scripts/idle-wakeups.js [SECONDS] [full] [uring]
+// `full` adds metrics (prom-client), the dashboard and a UDP and a TCP mmproxy entry; `uring` runs the
+// TCP engine uring instead of splice. The lab (namespaces,
 // processes, temp dir) is deleted at the end, also on failure.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const seconds = Math.min(600, Math.max(1, Number(process.argv[2] ?? 30)));
-const full = process.argv[3] === 'full';
+const full = process.argv.slice(3).includes('full');
+/** `uring`: the TCP engine uring instead of splice. */
+const engine = process.argv.slice(3).includes('uring') ? 'uring' : 'splice';
 const dist = new URL('../dist/src/', import.meta.url).href;
 const { Lab } = await import(`${dist}lab/topology.js`);
 const { JsonLines } = await import(`${dist}lab/json-lines.js`);
@@ -21,8 +24,8 @@ const bin = new URL('../bin/tproxy.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'tproxy-idle-'));
 const lab = await Lab.create();
 try {
-  let config = `listeners:\n  - name: main\n    port: 8000\n    intercept: [tcp:80, udp:80]\nrules: { table: tproxy_idle, routeTable: 177, rulePriority: 9177 }\ntcp: { workers: 1 }\nadmin: { socket: ${join(dir, 'admin.sock')} }\n`;
-  if (full) config += 'metrics: { listen: 127.0.0.1:9464 }\ndashboard: { enabled: true }\nmmproxy:\n  - name: mm\n    protocol: udp\n    listen: [198.51.100.1:9999]\n    allowedSources: [198.51.100.0/24]\n    upstreamMark: 0x6\n';
+  let config = `listeners:\n  - name: main\n    port: 8000\n    intercept: [tcp:80, udp:80]\nrules: { table: tproxy_idle, routeTable: 177, rulePriority: 9177 }\ntcp: { workers: 1, engine: ${engine} }\nadmin: { socket: ${join(dir, 'admin.sock')} }\n`;
+  if (full) config += 'metrics: { listen: 127.0.0.1:9464 }\ndashboard: { enabled: true }\nmmproxy:\n  - name: mm\n    protocol: udp\n    listen: [198.51.100.1:9999]\n    allowedSources: [198.51.100.0/24]\n    upstreamMark: 0x6\n  - name: mmt\n    listen: [198.51.100.1:9998]\n    allowedSources: [198.51.100.0/24]\n    upstreamMark: 0x4\n';
   const file = join(dir, 'tproxy.yaml');
   writeFileSync(file, config);
   const daemon = lab.spawn('router', [process.execPath, bin, 'run', '--config', file, '--log-format', 'json']);
@@ -65,7 +68,7 @@ try {
   const elapsed = (Date.now() - started) / 1000;
   let wakeups = 0;
   let cpuMs = 0;
-  console.log(`idle daemon (${full ? 'full: metrics, dashboard, UDP mmproxy' : 'one TCP+UDP listener'}) over ${elapsed.toFixed(1)} s; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  console.log(`idle daemon, tcp engine ${engine} (${full ? 'full: metrics, dashboard, TCP and UDP mmproxy' : 'one TCP+UDP listener'}) over ${elapsed.toFixed(1)} s; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
   for (const [key, b] of after) {
     const a = before.get(key);
     if (!a) continue;

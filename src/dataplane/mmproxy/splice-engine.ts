@@ -35,7 +35,7 @@ import { FlowPump, type PairEnd } from '../tcp/splice/flow-pump.js';
 import { NOT_WATCHED } from '../tcp/splice/interest.js';
 import { PipePool } from '../tcp/splice/pipe-pool.js';
 import { newDirection, type Direction } from '../tcp/splice/pump.js';
-import { duePrefix, EngineTimers } from '../tcp/splice/timers.js';
+import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
 import { openBackendSocket } from './backend-socket.js';
@@ -104,6 +104,7 @@ export class MmproxySpliceEngine {
   private readonly pooledPipes: number;
   private readonly pairs: FlowPump<Flow>;
   private readonly timers: EngineTimers;
+  private readonly reported = new ReportedCounters();
   private readonly listeners = new Set<number>();
   private readonly accepting: Int32Array;
   private readonly owners = new Map<number, Owner>();
@@ -195,10 +196,24 @@ export class MmproxySpliceEngine {
     this.events.push(event);
   }
 
-  /** One loop turn: wait for events (up to waitMs), handle them, run timers. False once ended. */
+  /** Something of the engine's own is due later: flows (idle timeout, bytes, connects), headers, health checks closing, an end. */
+  get timed(): boolean {
+    return this.flows.size > 0 || this.pending.size > 0 || this.closing.size > 0 || this.ending !== undefined;
+  }
+
+  /** The owner got the counters as they are now (only asked while nothing is timed, so the copy is small). */
+  get countersReported(): boolean {
+    return this.reported.current(this.copyCounters());
+  }
+
+  /**
+   * One loop turn: wait for events (up to waitMs, the first header's deadline; up to
+   * IDLE_WAIT_MAX_MS when nothing is timed and the owner has the counters), handle them, run
+   * timers. False once ended.
+   */
   turn(waitMs: number): boolean {
     const firstHeader = this.pending.values().next().value;
-    const n = this.epoll.wait(firstHeader ? Math.max(0, Math.min(waitMs, firstHeader.deadline - this.now())) : waitMs);
+    const n = this.epoll.wait(firstHeader ? Math.max(0, Math.min(waitMs, firstHeader.deadline - this.now())) : turnWait(waitMs, this));
     for (let i = 0; i < n; i++) {
       const fd = this.epoll.readyFd(i);
       const events = this.epoll.readyEvents(i);
@@ -221,7 +236,11 @@ export class MmproxySpliceEngine {
       this.post({ kind: 'events', events: this.events, counters: this.copyCounters(), connections: this.connections });
       this.events = [];
     }
-    if (this.timers.countersDue(now)) this.post({ kind: 'counters', counters: this.copyCounters(), connections: this.connections });
+    if (this.timers.countersDue(now)) {
+      const counters = this.copyCounters();
+      this.post({ kind: 'counters', counters, connections: this.connections });
+      this.reported.posted(counters, this.timed);
+    }
     if (this.ending && this.connections === 0) {
       this.post({ kind: 'stopped', counters: this.copyCounters() });
       this.pipes.closeIdle();

@@ -45,7 +45,7 @@ import { PipePool } from './pipe-pool.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 import { newDirection, type Direction } from './pump.js';
 import { GracefulStop } from './stop.js';
-import { duePrefix, EngineTimers, turnWait } from './timers.js';
+import { duePrefix, EngineTimers, ReportedCounters, turnWait } from './timers.js';
 
 const MAX_EVENTS = 512;
 const ACCEPT_BATCH = 64;
@@ -209,13 +209,12 @@ export class SpliceEngine {
     if (this.timers.countersDue(now)) {
       const counters = this.snapshot();
       this.post({ kind: 'counters', counters });
-      this.reportedCounters = this.timed ? undefined : JSON.stringify(counters);
+      this.reported.posted(counters, this.timed);
     }
     return !this.finishStopIfDone(now);
   }
 
-  /** The counters last posted while nothing was timed (as JSON); undefined while flows move them. */
-  private reportedCounters: string | undefined;
+  private readonly reported = new ReportedCounters();
 
   /** Something of the engine's own is due later: flows (idle timeout, bytes), connects, sniffs, an accept retry, a stop. */
   get timed(): boolean {
@@ -224,7 +223,7 @@ export class SpliceEngine {
 
   /** The owner got the counters as they are now (only asked while nothing is timed, so the snapshot is small). */
   get countersReported(): boolean {
-    return this.reportedCounters !== undefined && this.reportedCounters === JSON.stringify(this.snapshot());
+    return this.reported.current(this.snapshot());
   }
 
   private snapshot(): TcpCounters {

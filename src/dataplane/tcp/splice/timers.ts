@@ -25,6 +25,24 @@ export function turnWait(waitMs: number, engine: { readonly timed: boolean; read
   return engine.timed || !engine.countersReported ? waitMs : Math.max(waitMs, C.IDLE_WAIT_MAX_MS);
 }
 
+/**
+ * Whether the owner already has an engine's counters as they are now (turnWait's
+ * `countersReported`). Kept only for counters posted while nothing was timed: with no flow,
+ * connect, retry or stop, nothing changes them but an event, which ends the wait anyway.
+ */
+export class ReportedCounters {
+  private last: string | undefined;
+
+  posted(counters: unknown, timed: boolean): void {
+    this.last = timed ? undefined : JSON.stringify(counters);
+  }
+
+  /** `counters`: a snapshot now (small while nothing is timed). */
+  current(counters: unknown): boolean {
+    return this.last !== undefined && this.last === JSON.stringify(counters);
+  }
+}
+
 /** The idle pass runs as often as the timeout's resolution needs: 1/10 of it, within bounds. */
 export function idleScanInterval(idleTimeoutMs: number): number {
   return Math.min(C.IDLE_SCAN_MAX_MS, Math.max(C.IDLE_SCAN_MIN_MS, idleTimeoutMs / 10));

@@ -40,7 +40,7 @@ import type { TcpFlowSnapshot } from '../flows.js';
 import { upstreamSetup, type RingOption } from './upstream-setup.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
-import { EngineTimers } from '../splice/timers.js';
+import { EngineTimers, ReportedCounters, turnWait } from '../splice/timers.js';
 
 const RING_ENTRIES = 4096;
 /**
@@ -171,6 +171,7 @@ export class UringEngine {
    * socket's by then, and the chain would set options on it and connect it.
    */
   private readonly orphans = new Map<number, number>();
+  private readonly reported = new ReportedCounters();
   private readonly connectTimeout = Buffer.alloc(16);
   private readonly connectTimeoutAddress: bigint;
   private readonly linger = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
@@ -282,9 +283,22 @@ export class UringEngine {
     return this.admission.snapshot(this.flows.values(), this.flows.size);
   }
 
-  /** One loop turn: submit what is queued and wait (up to waitMs) for completions, handle them, run timers. */
+  /** Something of the engine's own is due later: flows (idle timeout, bytes, connects), upstream sockets closing, an accept retry, a stop. */
+  get timed(): boolean {
+    return this.flows.size > 0 || this.orphans.size > 0 || this.resumeAt !== 0 || this.stop.stopping;
+  }
+
+  /** The owner got the counters as they are now (only asked while nothing is timed, so the snapshot is small). */
+  get countersReported(): boolean {
+    return this.reported.current(this.snapshot());
+  }
+
+  /**
+   * One loop turn: submit what is queued and wait (up to waitMs; up to IDLE_WAIT_MAX_MS when
+   * nothing is timed and the owner has the counters) for completions, handle them, run timers.
+   */
   turn(waitMs: number): boolean {
-    this.ring.submit(1, waitMs);
+    this.ring.submit(1, turnWait(waitMs, this));
     const c = this.ring.completion;
     // Completions handled here queue new operations; they go with the next turn's enter.
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
@@ -292,7 +306,11 @@ export class UringEngine {
     if (this.timers.scanDue(now)) this.scan(now);
     const events = this.admission.takeEvents();
     if (events) this.post({ kind: 'events', events });
-    if (this.timers.countersDue(now)) this.post({ kind: 'counters', counters: this.snapshot() });
+    if (this.timers.countersDue(now)) {
+      const counters = this.snapshot();
+      this.post({ kind: 'counters', counters });
+      this.reported.posted(counters, this.timed);
+    }
     return !this.finishStopIfDone(now);
   }
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import * as C from '../../../../src/core/net/constants.js';
 import { NOT_WATCHED, updateInterest } from '../../../../src/dataplane/tcp/splice/interest.js';
 import { GracefulStop } from '../../../../src/dataplane/tcp/splice/stop.js';
-import { duePrefix, EngineTimers, idleScanInterval, turnWait } from '../../../../src/dataplane/tcp/splice/timers.js';
+import { duePrefix, EngineTimers, idleScanInterval, ReportedCounters, turnWait } from '../../../../src/dataplane/tcp/splice/timers.js';
 
 describe('splice engine timers, stop and epoll interest', () => {
   it('takes the due prefix of deadlines in order', () => {
@@ -60,5 +60,15 @@ describe('splice engine timers, stop and epoll interest', () => {
     i = updateInterest(epoll, 7, i, 0);
     assert.equal(i, NOT_WATCHED);
     assert.deepEqual(calls, [`add 7 ${C.EPOLLIN}`, `mod 7 ${C.EPOLLIN | C.EPOLLOUT}`, 'del 7']);
+  });
+
+  it('ReportedCounters: the owner has the counters only when they were posted while nothing was timed and have not changed since', () => {
+    const reported = new ReportedCounters();
+    assert.equal(reported.current({ accepted: 1 }), false, 'nothing posted yet');
+    reported.posted({ accepted: 1 }, true);
+    assert.equal(reported.current({ accepted: 1 }), false, 'posted while flows moved them: they may have changed');
+    reported.posted({ accepted: 1 }, false);
+    assert.equal(reported.current({ accepted: 1 }), true);
+    assert.equal(reported.current({ accepted: 2 }), false, 'changed since: post again');
   });
 });
