@@ -187,6 +187,15 @@ export class SocketApi {
     if (this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, linger, linger.length) !== 0) this.fail('setsockopt(SO_LINGER)', { fd, on });
   }
 
+  /**
+   * Close with a reset instead of a FIN: SO_LINGER {1, 0}, then close(). Never throws (the engines'
+   * way to end a flow or refuse a connection; the peer may be gone already).
+   */
+  resetClose(fd: number): void {
+    this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, LINGER_ON, LINGER_ON.length);
+    this.libc.close(fd);
+  }
+
   getInt(fd: number, level: number, name: number): number {
     const value = Buffer.alloc(4);
     const length = Buffer.alloc(4);

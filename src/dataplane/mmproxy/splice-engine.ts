@@ -120,7 +120,6 @@ export class MmproxySpliceEngine {
   private readonly u64 = Buffer.alloc(8);
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
-  private readonly linger = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
   private readonly noLinger = Buffer.alloc(8);
   /** Peeked header bytes: the longest header the size bound allows. */
   private readonly head: Buffer;
@@ -378,7 +377,7 @@ export class MmproxySpliceEngine {
   private refuse(cfd: number, balancer: Endpoint, reason: string): void {
     count(this.counters.rejected, reason);
     this.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
-    this.reset(cfd);
+    this.api.resetClose(cfd);
   }
 
   /** A health check without a target: our FIN now, the balancer's side read to its end (or cut at the header timeout). */
@@ -405,7 +404,7 @@ export class MmproxySpliceEngine {
     this.closing.delete(c);
     this.owners.delete(c.cfd);
     if (clean) this.libc.close(c.cfd);
-    else this.reset(c.cfd);
+    else this.api.resetClose(c.cfd);
     this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
   }
 
@@ -425,7 +424,7 @@ export class MmproxySpliceEngine {
       const errno = errnoOf(error);
       count(this.counters.connectErrors, errno);
       this.emit({ type: 'error', code: errno, message: `mmproxy ${this.config.name}: backend socket from ${from?.address ?? 'this host'} to ${backend.address}:${backend.port}: ${(error as Error).message}` });
-      this.reset(cfd);
+      this.api.resetClose(cfd);
       this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
       return;
     }
@@ -455,7 +454,7 @@ export class MmproxySpliceEngine {
     if (this.libc.connect(ufd, sockaddr, sockaddr.length) === 0) return ufd;
     const errno = this.libc.errno();
     if (errno === C.EINPROGRESS) return ufd;
-    this.reset(ufd);
+    this.api.resetClose(ufd);
     if (errno === EADDRNOTAVAIL && from && !anyPort) return -1;
     throw new TproxyError('ERR_SYSCALL', `connect: ${errnoName(errno)}`, { errno: errnoName(errno) });
   }
@@ -487,11 +486,6 @@ export class MmproxySpliceEngine {
   private ended(flow: Flow, end: PairEnd): void {
     if (end.pipeErrno !== undefined) count(this.counters.connectErrors, end.pipeErrno);
     this.close(flow, end.reason);
-  }
-
-  private reset(fd: number): void {
-    this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.linger, 8);
-    this.libc.close(fd);
   }
 
   private close(flow: Flow, reason: string): void {
@@ -537,7 +531,7 @@ export class MmproxySpliceEngine {
   private resetAll(): void {
     for (const p of [...this.pending]) {
       this.endPending(p);
-      this.reset(p.cfd);
+      this.api.resetClose(p.cfd);
       this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
     }
     for (const c of [...this.closing]) this.endClosing(c, false);

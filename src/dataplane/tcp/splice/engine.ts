@@ -96,7 +96,6 @@ export class SpliceEngine {
   readonly wakeFd: number;
   private readonly u64 = Buffer.alloc(8);
   private readonly i32 = Buffer.alloc(4);
-  private readonly linger = Buffer.alloc(8);
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
   /** Handshake bytes from an upstream proxy, peeked then read: replies are far smaller than this. */
@@ -136,8 +135,6 @@ export class SpliceEngine {
     this.counters = this.admission.counters;
     this.pipes = new PipePool<Flow>(libc, config.pipeBytes, config.maxPipes ?? sharedPipes('splice', config.maxConnections));
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
-    this.linger.writeInt32LE(1, 0);
-    this.linger.writeInt32LE(0, 4);
     this.sniffTimeoutMs = config.sniffTimeoutMs;
     this.epoll = this.api.epoll(MAX_EVENTS);
     this.pairs = new FlowPump(libc, this.api, this.pipes, this.epoll, config.pipeBytes, now, 'upstream');
@@ -260,7 +257,7 @@ export class SpliceEngine {
       const client = decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0));
       this.localLen.writeUInt32LE(this.local.length, 0);
       if (this.libc.getsockname(cfd, this.local, this.localLen) !== 0) {
-        this.reset(cfd); // gone already (ENOTCONN is not expected on an accepted socket)
+        this.api.resetClose(cfd); // gone already (ENOTCONN is not expected on an accepted socket)
         continue;
       }
       // decodeSockaddr already gives canonical text, and V6ONLY listeners see no IPv4-mapped peers.
@@ -278,7 +275,7 @@ export class SpliceEngine {
   private onAccepted(listener: ListenerOwner, cfd: number, client: Endpoint, destination: Endpoint): void {
     const id = this.admission.admit(listener.port, client, destination, this.flows.size + this.sniffing.size);
     if (id === undefined) {
-      this.reset(cfd);
+      this.api.resetClose(cfd);
       return;
     }
     const first = this.admission.firstDecision(client, destination);
@@ -309,7 +306,7 @@ export class SpliceEngine {
       this.endSniff(sniff);
       this.counters.accepted++;
       increment(this.counters.closed, `client-${errnoName(errno)}`);
-      this.reset(sniff.cfd);
+      this.api.resetClose(sniff.cfd);
       return;
     }
     if (n === 0) {
@@ -350,7 +347,7 @@ export class SpliceEngine {
    */
   private startFlow(listener: ListenerOwner, id: number, cfd: number, client: Endpoint, destination: Endpoint, decision: RouteDecision, name: string | undefined, fresh: boolean): void {
     if (!this.admission.routed(id, client, destination, decision, name)) {
-      this.reset(cfd);
+      this.api.resetClose(cfd);
       return;
     }
     const outbound = decision.outbound;
@@ -369,7 +366,7 @@ export class SpliceEngine {
       const errno = errnoOf(error);
       if (errno === 'EMFILE' || errno === 'ENFILE') this.descriptorsExhausted(errno);
       else increment(this.counters.connectErrors, errno);
-      this.reset(cfd);
+      this.api.resetClose(cfd);
       return;
     }
     const now = this.now();
@@ -515,11 +512,6 @@ export class SpliceEngine {
     return false;
   }
 
-  private reset(fd: number): void {
-    this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.linger, 8);
-    this.libc.close(fd);
-  }
-
   private close(flow: Flow, reason: string): void {
     if (flow.closed) return;
     flow.closed = true;
@@ -579,7 +571,7 @@ export class SpliceEngine {
     for (const sniff of [...this.sniffing]) {
       this.endSniff(sniff);
       increment(this.counters.closed, 'stopped');
-      this.reset(sniff.cfd);
+      this.api.resetClose(sniff.cfd);
     }
   }
 

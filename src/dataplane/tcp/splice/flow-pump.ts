@@ -34,8 +34,6 @@ export interface PairEnd {
 }
 
 const DONE: PairEnd = { reason: 'done' };
-/** struct linger {1, 0}: close() resets. */
-const LINGER_RESET = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
 
 export class FlowPump<P extends SplicedPair> {
   private readonly pump: Pump;
@@ -61,8 +59,8 @@ export class FlowPump<P extends SplicedPair> {
    */
   close(p: P, reason: string): void {
     for (const fd of [p.cfd, p.ufd]) {
-      if (reason !== 'done') this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, LINGER_RESET, LINGER_RESET.length);
-      this.libc.close(fd);
+      if (reason === 'done') this.libc.close(fd);
+      else this.api.resetClose(fd);
     }
     this.pipes.forget(p.up);
     this.pipes.forget(p.down);

@@ -174,7 +174,6 @@ export class UringEngine {
   private readonly reported = new ReportedCounters();
   private readonly connectTimeout = Buffer.alloc(16);
   private readonly connectTimeoutAddress: bigint;
-  private readonly linger = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
   private readonly noLinger = Buffer.alloc(8);
   private readonly u64 = Buffer.alloc(8);
   private readonly name = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
@@ -342,7 +341,7 @@ export class UringEngine {
       const orphan = chainEnd ? this.orphans.get(id) : undefined;
       if (orphan !== undefined) {
         this.orphans.delete(id);
-        this.reset(orphan);
+        this.api.resetClose(orphan);
       }
       return;
     }
@@ -432,13 +431,13 @@ export class UringEngine {
     }
     const cfd = res;
     if (this.stop.stopping) {
-      this.reset(cfd);
+      this.api.resetClose(cfd);
       return;
     }
     // The kernel wrote the peer's address with the accept: the slot is free again only below.
     const client = this.acceptedPeer(at);
     const destination = client && this.endpoint(cfd, 'getsockname');
-    if (!client || !destination) this.reset(cfd);
+    if (!client || !destination) this.api.resetClose(cfd);
     else if (this.flows.size >= this.config.maxConnections) this.parked.push({ listener, cfd, client, destination });
     else this.onAccepted(listener, cfd, client, destination);
     this.armAccepts();
@@ -461,14 +460,14 @@ export class UringEngine {
   private onAccepted(listener: { readonly family: C.Family; readonly port: number }, cfd: number, client: Endpoint, destination: Endpoint): void {
     const id = this.admission.admit(listener.port, client, destination, this.flows.size);
     if (id === undefined) {
-      this.reset(cfd);
+      this.api.resetClose(cfd);
       return;
     }
     const first = this.admission.firstDecision(client, destination);
     // The relay starts this engine only for routing without names (uringRoutingGap).
     const decision = first === 'sniff' ? this.admission.decide(client, destination) : first;
     if (!this.admission.routed(id, client, destination, decision)) {
-      this.reset(cfd);
+      this.api.resetClose(cfd);
       return;
     }
     this.counters.accepted++;
@@ -500,7 +499,7 @@ export class UringEngine {
       this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
       this.cancelAccepts();
     }
-    this.reset(cfd);
+    this.api.resetClose(cfd);
   }
 
   /** A flow whose upstream socket failed before its connect began: gone without a close (as when opened synchronously). */
@@ -718,11 +717,6 @@ export class UringEngine {
     }
   }
 
-  private reset(fd: number): void {
-    this.libc.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.linger, 8);
-    this.libc.close(fd);
-  }
-
   /**
    * End a flow. `lastFin`: an orderly end, the descriptor whose SO_LINGER goes off before it
    * closes (the other one's went off with its FIN). Through the ring when nothing of the flow is
@@ -750,7 +744,7 @@ export class UringEngine {
       if (flow.pending > 0) for (const fd of fds) this.ring.cancelFdNow(fd);
       for (const fd of fds) {
         if (reason === 'done') this.libc.close(fd);
-        else this.reset(fd);
+        else this.api.resetClose(fd);
       }
     }
     for (const d of [flow.up, flow.down]) {
@@ -766,7 +760,7 @@ export class UringEngine {
   private admitParked(): void {
     const next = this.parked.shift();
     if (next && !this.stop.stopping) this.onAccepted(next.listener, next.cfd, next.client, next.destination);
-    else if (next) this.reset(next.cfd);
+    else if (next) this.api.resetClose(next.cfd);
     if (this.flows.size + this.parked.length < this.config.maxConnections) this.capped = false;
     this.armAccepts();
   }
@@ -789,7 +783,7 @@ export class UringEngine {
     this.cancelAccepts();
     for (const p of this.parked.splice(0)) {
       increment(this.counters.closed, 'stopped');
-      this.reset(p.cfd);
+      this.api.resetClose(p.cfd);
     }
     this.ring.submit(0, -1);
     for (const l of this.listeners) {
@@ -811,7 +805,7 @@ export class UringEngine {
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     this.ring.cancelFdNow(this.wakeFd);
     this.ring.close();
-    for (const fd of this.orphans.values()) this.reset(fd);
+    for (const fd of this.orphans.values()) this.api.resetClose(fd);
     this.orphans.clear();
     this.buffers.close();
     this.libc.close(this.wakeFd);
