@@ -48,6 +48,8 @@ export interface MmproxyListenersDeps {
   readonly engine?: 'splice' | 'stream';
   /** Engine threads per splice entry (the TCP workers setting: one per core by default). */
   readonly threads?: number;
+  /** Per-flow events of the TCP entries (MmproxyTcpDeps.flowEvents) from the start; setFlowEvents switches them. */
+  readonly flowEvents: boolean;
 }
 
 /** A prepared change of the mmproxy listeners (MmproxyListeners.prepare). */
@@ -66,7 +68,21 @@ export class MmproxyListeners {
   /** udp entries replaced or removed by a reload that is being stopped. */
   private readonly stoppingUdp = new Set<Promise<void>>();
 
-  constructor(private readonly deps: MmproxyListenersDeps) {}
+  private flowEvents: boolean;
+
+  constructor(private readonly deps: MmproxyListenersDeps) {
+    this.flowEvents = deps.flowEvents;
+  }
+
+  /**
+   * The per-flow events of every TCP entry (running, draining, and those started from now on), as
+   * the TPROXY listeners' Proxy.setFlowEvents: a reload that changes the log level or the dashboard.
+   */
+  setFlowEvents(on: boolean): void {
+    this.flowEvents = on;
+    for (const { relay } of this.running.values()) if (!(relay instanceof MmproxyUdpRelay)) relay.setFlowEvents(on);
+    for (const relay of this.draining) relay.setFlowEvents(on);
+  }
 
   /**
    * Make the running listeners those of `wanted`, atomically (see above). A refusal throws (naming
@@ -137,8 +153,9 @@ export class MmproxyListeners {
   }
 
   private tcpRelay(settings: MmproxySettings, counters: MmproxyCounters | undefined): TcpRelay {
-    if (this.deps.engine === 'stream') return new MmproxyTcpRelay(settings, this.deps, counters);
-    return new MmproxySpliceRelay(settings, { ...this.deps, threads: this.deps.threads ?? 1 }, counters);
+    const deps = { ...this.deps, flowEvents: this.flowEvents };
+    if (this.deps.engine === 'stream') return new MmproxyTcpRelay(settings, deps, counters);
+    return new MmproxySpliceRelay(settings, { ...deps, threads: this.deps.threads ?? 1 }, counters);
   }
 
   /** Stop every listener, and reset the flows still in progress (draining ones too). */

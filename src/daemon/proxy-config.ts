@@ -5,6 +5,14 @@ import type { TproxyConfig } from '../core/config/tproxy-config.js';
 import { routingOf } from '../core/config/routing-of.js';
 import { defaultTcpWorkers, type ProxyConfig } from '../dataplane/proxy.js';
 
+/**
+ * Whether the data plane reports every flow as events (TPROXY listeners and mmproxy entries alike):
+ * the debug log shows them, and the dashboard's flow table is fed by them.
+ */
+export function flowEventsOf(config: TproxyConfig): boolean {
+  return config.log.level === 'debug' || config.dashboard.enabled;
+}
+
 export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, cores: number): ProxyConfig {
   const addresses: { 4?: string; 6?: string } = {};
   for (const a of listener.addresses) addresses[net.isIPv4(a) ? 4 : 6] = a;
@@ -31,8 +39,7 @@ export function proxyConfigOf(config: TproxyConfig, listener: ListenerSettings, 
     udpEngine: config.udp.engine,
     udpIdleTimeoutMs: listener.udp.idleTimeoutMs,
     maxUdpSessions: listener.udp.maxSessions,
-    // The dashboard's flow table is fed by the per-flow events.
-    flowEvents: config.log.level === 'debug' || config.dashboard.enabled,
+    flowEvents: flowEventsOf(config),
     udpMapping: listener.udp.mapping,
     headers: { ...(listener.headers.dscp !== undefined ? { dscp: listener.headers.dscp } : {}), ...(listener.headers.ttl !== undefined ? { ttl: listener.headers.ttl } : {}) },
   };

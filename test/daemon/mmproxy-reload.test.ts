@@ -7,7 +7,9 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { MmproxySettings } from '../../src/core/config/sections/mmproxy.js';
 import { MmproxyListeners } from '../../src/daemon/mmproxy.js';
+import type { ProxyEvent } from '../../src/dataplane/events.js';
 import { SocketApi } from '../../src/sys/socket.js';
+import { until } from '../helpers/until.js';
 
 const LOCAL_HEADER = Buffer.from('0d0a0d0a000d0a515549540a20000000', 'hex');
 
@@ -58,6 +60,8 @@ for (const engine of ['splice', 'stream'] as const) {
     let takenPort: number;
     let port: number;
     let listeners: MmproxyListeners;
+    const events: ProxyEvent[] = [];
+    const flowEventTypes = (): string[] => events.filter((e) => e.type === 'mmproxy.local' || e.type === 'mmproxy.close').map((e) => e.type);
     const settings = (change: Partial<Omit<MmproxySettings, 'backend4' | 'backend6' | 'healthTarget'>> = {}): MmproxySettings => ({
       name: 'lb',
       protocol: 'tcp',
@@ -81,7 +85,7 @@ for (const engine of ['splice', 'stream'] as const) {
       const probe = net.createServer();
       port = await listen(probe);
       await new Promise<void>((resolve) => probe.close(() => resolve()));
-      listeners = new MmproxyListeners({ sockets: new SocketApi(), emit: () => undefined, engine, threads: 2 });
+      listeners = new MmproxyListeners({ sockets: new SocketApi(), emit: (e) => events.push(e), engine, threads: 2, flowEvents: false });
     });
     after(async () => {
       await listeners.stop();
@@ -102,8 +106,22 @@ for (const engine of ['splice', 'stream'] as const) {
       await second.echo('three');
       await second.end();
       assert.equal(listeners.counters().lb, counters, 'the same counters go on');
-      assert.equal(counters.headersLocal, 2);
-      assert.equal(listeners.status().drainingConnections, 2, 'the first flow (both sides) finishes on the replaced entry');
+      // Without per-flow events, an engine thread reports its counters and connections once a second.
+      await until(() => Promise.resolve(counters.headersLocal), (n) => n === 2, 5000, 'both health checks counted');
+      await until(() => Promise.resolve(listeners.status().drainingConnections), (n) => n === 2, 5000, 'the first flow (both sides) finishing on the replaced entry');
+    });
+
+    it('per-flow events follow the flowEvents setting: none while off (counters move), switched on in place for the entries running', async () => {
+      // The flow of the test above has closed, counted (a thread reports its counters once a second) but not reported.
+      await until(() => Promise.resolve(listeners.counters().lb!.closed['done'] ?? 0), (n) => n >= 1, 5000, 'the closed flow counted');
+      assert.deepEqual(flowEventTypes(), []);
+      listeners.setFlowEvents(true);
+      const flow = new Flow(port);
+      await flow.echo('reported');
+      await flow.end();
+      await until(() => Promise.resolve(flowEventTypes()), (types) => types.includes('mmproxy.close'), 5000, 'the flow reported');
+      assert.deepEqual(flowEventTypes(), ['mmproxy.local', 'mmproxy.close']);
+      listeners.setFlowEvents(false);
     });
 
     it('a change with a taken address is refused whole: the running entry and its flows are as they were', async () => {

@@ -59,7 +59,7 @@ describe('mmproxy listeners: protocol udp in the daemon', () => {
     const probe = await freePort();
     port = probe.port;
     probe.socket.close();
-    listeners = new MmproxyListeners({ sockets: new SocketApi(), emit: () => undefined });
+    listeners = new MmproxyListeners({ sockets: new SocketApi(), emit: () => undefined, flowEvents: false });
   });
   after(async () => {
     await listeners.stop();

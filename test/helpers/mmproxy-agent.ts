@@ -9,7 +9,8 @@ import { SocketApi } from '../../src/sys/socket.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as MmproxyTcpConfig;
 const print = (line: object): void => void process.stdout.write(`${JSON.stringify(line)}\n`);
-const deps = { sockets: new SocketApi(), emit: print };
+// Per-flow events on: the tests wait for refusals of sources not allowed, health checks and closes.
+const deps = { sockets: new SocketApi(), emit: print, flowEvents: true };
 const relay = process.argv[3] === 'stream' ? new MmproxyTcpRelay(config, deps) : new MmproxySpliceRelay(config, { ...deps, threads: 2 });
 const stop = (): void => void relay.stop().then(() => process.exit(0));
 process.once('SIGTERM', stop);

@@ -8,6 +8,7 @@ import { RulesController } from '../../control/apply.js';
 import { Daemon, type DaemonEvent } from '../../daemon/daemon.js';
 import { MmproxyListeners } from '../../daemon/mmproxy.js';
 import { Operations } from '../../daemon/operations.js';
+import { flowEventsOf } from '../../daemon/proxy-config.js';
 import { Dashboard } from '../../daemon/dashboard/dashboard.js';
 import { DASHBOARD_DEFAULT_LISTEN } from '../../core/config/sections/dashboard.js';
 import { explainRequest } from '../../core/model/explain-request.js';
@@ -176,7 +177,7 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     pid: process.pid,
   });
   // mmproxy TCP entries run on the TCP engine asked for (uring: its splice fallback), in as many threads as TCP workers.
-  const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget, engine: config.tcp.engine === 'stream' ? 'stream' : 'splice', threads: config.tcp.workers === 'auto' ? defaultTcpWorkers(os.availableParallelism()) : config.tcp.workers });
+  const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget, engine: config.tcp.engine === 'stream' ? 'stream' : 'splice', threads: config.tcp.workers === 'auto' ? defaultTcpWorkers(os.availableParallelism()) : config.tcp.workers, flowEvents: flowEventsOf(config) });
   // Read at each request, so listeners and rules changed by a reload are followed.
   await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters(), mmproxyStatus: () => mmproxy.status() }).catch((error: unknown) => {
     watch?.close();
@@ -217,6 +218,8 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
         throw error;
       }
       for (const { settings, drained } of change.commit()) void drained.then(() => running.mmproxyDrained(settings));
+      // Per-flow events follow the new log level and dashboard, as the TPROXY listeners' do (Daemon.reload).
+      mmproxy.setFlowEvents(flowEventsOf(next));
     } catch (error) {
       log({ type: 'reload.rejected', error: (error as Error).message, ...(error instanceof Error && 'code' in error && typeof error.code === 'string' ? { code: error.code } : {}) });
       throw error;

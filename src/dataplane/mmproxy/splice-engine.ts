@@ -39,7 +39,7 @@ import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/spli
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
 import { openBackendSocket } from './backend-socket.js';
-import { endpointKey } from './tcp-relay.js';
+import { endpointKey, isFlowRefusal } from './tcp-relay.js';
 
 const MAX_EVENTS = 512;
 const EADDRNOTAVAIL = 99;
@@ -107,6 +107,7 @@ export class MmproxySpliceEngine {
   private readonly reported = new ReportedCounters();
   private readonly listeners = new Set<number>();
   private readonly accepting: Int32Array;
+  private readonly flowEvents: Int32Array;
   private readonly owners = new Map<number, Owner>();
   /** Connections reading their header, in accept order (so in deadline order). */
   private readonly pending = new Set<Pending>();
@@ -136,6 +137,7 @@ export class MmproxySpliceEngine {
     this.libc = libc;
     this.api = new SocketApi(libc);
     this.accepting = new Int32Array(config.accepting);
+    this.flowEvents = new Int32Array(config.flowEvents);
     this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.pooledPipes = this.budget && !this.budget.acquire('mmproxy', 2 * POOLED_PIPES) ? 0 : POOLED_PIPES;
@@ -193,6 +195,11 @@ export class MmproxySpliceEngine {
 
   private emit(event: ProxyEvent): void {
     this.events.push(event);
+  }
+
+  /** The per-flow events are asked for (the owner's setFlowEvents). */
+  private flowEventsOn(): boolean {
+    return Atomics.load(this.flowEvents, 0) === 1;
   }
 
   /** Something of the engine's own is due later: flows (idle timeout, bytes, connects), headers, health checks closing, an end. */
@@ -337,7 +344,7 @@ export class MmproxySpliceEngine {
     const addresses = result.header.command === 'proxy' ? result.header.addresses : undefined;
     if (!addresses) {
       this.counters.headersLocal++;
-      this.emit({ type: 'mmproxy.local', listener: this.config.name, balancer: p.balancer });
+      if (this.flowEventsOn()) this.emit({ type: 'mmproxy.local', listener: this.config.name, balancer: p.balancer });
       const health = this.config.healthTarget;
       if (health) this.startFlow(p.cfd, p.balancer, undefined, { family: familyOf(health), ...health });
       else this.closeAfterHeader(p.cfd);
@@ -376,7 +383,7 @@ export class MmproxySpliceEngine {
 
   private refuse(cfd: number, balancer: Endpoint, reason: string): void {
     count(this.counters.rejected, reason);
-    this.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
+    if (!isFlowRefusal(reason) || this.flowEventsOn()) this.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
     this.api.resetClose(cfd);
   }
 
@@ -502,6 +509,7 @@ export class MmproxySpliceEngine {
     count(c.closed, reason);
     c.bytesFromClient += flow.up.bytes;
     c.bytesFromBackend += flow.down.bytes;
+    if (!this.flowEventsOn()) return;
     this.emit({
       type: 'mmproxy.close',
       listener: this.config.name,

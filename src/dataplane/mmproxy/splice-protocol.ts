@@ -16,6 +16,8 @@ export interface MmproxyEngineConfig {
    * without waiting for a message.
    */
   readonly accepting: SharedArrayBuffer;
+  /** Int32Array view [0]: 1 while the per-flow events are asked for (MmproxyTcpDeps.flowEvents; the owner switches it). */
+  readonly flowEvents: SharedArrayBuffer;
   readonly allowedSources: readonly string[];
   readonly backend4?: MmproxyEndpoint;
   readonly backend6?: MmproxyEndpoint;

@@ -55,6 +55,8 @@ export class MmproxySpliceRelay {
   private idle: (() => void) | undefined;
   /** Shared with the engine threads (MmproxyEngineConfig.accepting). */
   private readonly accepting = new SharedArrayBuffer(4);
+  /** Shared with the engine threads (MmproxyEngineConfig.flowEvents). */
+  private readonly flowEvents = new SharedArrayBuffer(4);
 
   /** `counters`: those of the listener this one replaces on a reload (they go on counting). */
   constructor(
@@ -67,6 +69,12 @@ export class MmproxySpliceRelay {
     this.counters = counters ?? emptyMmproxyCounters();
     this.wake.writeBigUInt64LE(1n, 0);
     Atomics.store(new Int32Array(this.accepting), 0, 1);
+    this.setFlowEvents(deps.flowEvents);
+  }
+
+  /** Emit the per-flow events from now on, or stop, in every thread (connections in progress included). */
+  setFlowEvents(on: boolean): void {
+    Atomics.store(new Int32Array(this.flowEvents), 0, on ? 1 : 0);
   }
 
   /** No accept from here on, in every thread (the listening sockets stay open and watched until told). */
@@ -125,6 +133,7 @@ export class MmproxySpliceRelay {
       name: this.config.name,
       listeners: [],
       accepting: this.accepting,
+      flowEvents: this.flowEvents,
       allowedSources: this.config.allowedSources,
       ...(this.config.backend4 ? { backend4: this.config.backend4 } : {}),
       ...(this.config.backend6 ? { backend6: this.config.backend6 } : {}),

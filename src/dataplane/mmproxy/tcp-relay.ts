@@ -9,6 +9,10 @@
  * Anything refused (a source not allowed, a header that is not one, too long or too slow) is reset,
  * counted by reason and reported once; not one byte of it reaches a backend.
  *
+ * Per-flow events (mmproxy.close, mmproxy.local, and the refusals of sources not allowed: what the
+ * log shows at debug level only) are emitted while `flowEvents` asks, as on the TPROXY engines;
+ * the counters move either way. A refused header (the balancer's misconfiguration) is always reported.
+ *
  * LOCAL headers (and v1 UNKNOWN / v2 AF_UNSPEC, which carry no client) are the balancer's health
  * checks: relayed to the health target from this host's address when one is set, else closed
  * cleanly after the header.
@@ -47,6 +51,16 @@ export interface MmproxyTcpDeps {
   readonly emit: EventSink;
   /** The process's descriptors: each connection takes its two (balancer side and backend side) at accept. */
   readonly budget?: DescriptorBudget;
+  /** Per-flow events from the start (see above); setFlowEvents switches them in place. */
+  readonly flowEvents: boolean;
+}
+
+/**
+ * Whether a refusal is a per-flow event (gated by flowEvents): a source not allowed is a scan (the
+ * log's debug level); a bad header is the balancer's misconfiguration, always reported.
+ */
+export function isFlowRefusal(reason: string): boolean {
+  return reason === 'source-not-allowed';
 }
 
 /** The balancer's connection and the backend connection. */
@@ -72,6 +86,7 @@ export class MmproxyTcpRelay {
   private readonly servers = new Map<string, net.Server>();
   private readonly open = new Set<net.Socket>();
   private idle: (() => void) | undefined;
+  private flowEvents: boolean;
 
   /** `counters`: those of the listener this one replaces on a reload (they go on counting). */
   constructor(
@@ -81,6 +96,12 @@ export class MmproxyTcpRelay {
   ) {
     this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.counters = counters ?? emptyMmproxyCounters();
+    this.flowEvents = deps.flowEvents;
+  }
+
+  /** Emit the per-flow events from now on, or stop (connections in progress included). */
+  setFlowEvents(on: boolean): void {
+    this.flowEvents = on;
   }
 
   /** Listen on every address; a failure closes what was opened and throws with the address. */
@@ -220,7 +241,7 @@ export class MmproxyTcpRelay {
 
   private reject(client: net.Socket, balancer: Endpoint, reason: string): void {
     count(this.counters.rejected, reason);
-    this.deps.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
+    if (this.flowEvents || !isFlowRefusal(reason)) this.deps.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
     client.resetAndDestroy();
   }
 
@@ -228,7 +249,7 @@ export class MmproxyTcpRelay {
     const addresses = header.command === 'proxy' ? header.addresses : undefined;
     if (!addresses) {
       this.counters.headersLocal++;
-      this.deps.emit({ type: 'mmproxy.local', listener: this.config.name, balancer });
+      if (this.flowEvents) this.deps.emit({ type: 'mmproxy.local', listener: this.config.name, balancer });
       const health = this.config.healthTarget;
       if (!health) {
         // Closed cleanly after the header; a balancer that keeps its side open is cut after the header timeout.
@@ -282,7 +303,7 @@ export class MmproxyTcpRelay {
       const bytesFromBackend = upstream.bytesRead;
       this.counters.bytesFromClient += bytesFromClient;
       this.counters.bytesFromBackend += bytesFromBackend;
-      this.deps.emit({ type: 'mmproxy.close', listener: this.config.name, balancer, ...(from ? { headerSource: from } : {}), backend, bytesFromClient, bytesFromBackend, durationMs: Date.now() - started, reason });
+      if (this.flowEvents) this.deps.emit({ type: 'mmproxy.close', listener: this.config.name, balancer, ...(from ? { headerSource: from } : {}), backend, bytesFromClient, bytesFromBackend, durationMs: Date.now() - started, reason });
     };
     const timer = setTimeout(() => {
       count(this.counters.connectErrors, 'connect-timeout');
