@@ -19,5 +19,6 @@ export const MMPROXY_UDP_AGENT = fileURLToPath(new URL('./mmproxy-udp-agent.js',
 export const UDP_PEERS = fileURLToPath(new URL('./udp-peers.js', import.meta.url));
 export const FAKE_SOCKS5 = fileURLToPath(new URL('./fake-socks5.js', import.meta.url));
 export const HEADER_SENDER = fileURLToPath(new URL('./header-sender.js', import.meta.url));
+export const TRANSPARENT_HOLDER = fileURLToPath(new URL('./transparent-holder.js', import.meta.url));
 export const SNI_CLIENT = fileURLToPath(new URL('./sni-client.js', import.meta.url));
 export const PROXIED_CLIENT = fileURLToPath(new URL('./proxied-client.js', import.meta.url));

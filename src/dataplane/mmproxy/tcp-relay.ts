@@ -273,18 +273,22 @@ export class MmproxyTcpRelay {
     this.pipe(client, balancer, source, backend, early);
   }
 
-  /** Connect to `backend` (from `from` when given, transparently) and relay both ways. */
+  /**
+   * Connect to `backend` (from `from` when given, transparently) and relay both ways. A connect
+   * refused with EADDRNOTAVAIL from the client's own port (that address and port toward this
+   * backend is a connection of ours still closing: the balancer reuses client ports quickly) is
+   * tried once more from the client's address with a port the kernel picks, as on the splice
+   * engine; a port taken at bind (EADDRINUSE) already falls back so in openBackendSocket.
+   */
   private pipe(client: net.Socket, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint, early: Buffer): void {
     let upstream: net.Socket;
     try {
-      upstream = new net.Socket({ fd: openBackendSocket(this.deps.sockets, this.config.upstreamMark, backend.family, from), allowHalfOpen: true, readable: true, writable: true });
+      upstream = this.backendSocket(backend, from, false);
     } catch (error) {
-      count(this.counters.connectErrors, errnoOf(error));
-      this.deps.emit({ type: 'error', code: errnoOf(error), message: `mmproxy ${this.config.name}: backend socket from ${from?.address ?? 'this host'}: ${(error as Error).message}` });
+      this.backendSocketFailed(from, error);
       client.resetAndDestroy();
       return;
     }
-    this.track(upstream);
     this.counters.active++;
     const started = Date.now();
     let ended = false;
@@ -309,29 +313,59 @@ export class MmproxyTcpRelay {
       count(this.counters.connectErrors, 'connect-timeout');
       end('connect-timeout');
     }, this.config.connectTimeoutMs);
-    upstream.once('connect', () => {
-      connected = true;
-      clearTimeout(timer);
-      client.setNoDelay(true);
-      upstream.setNoDelay(true);
-      if (this.config.idleTimeoutMs > 0) client.setTimeout(this.config.idleTimeoutMs, () => end('idle-timeout'));
-      if (early.length > 0) upstream.write(early);
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.resume();
-    });
-    upstream.on('error', (error: NodeJS.ErrnoException) => {
-      const errno = error.code ?? 'error';
-      if (!connected) count(this.counters.connectErrors, errno);
-      end(connected ? `backend-${errno}` : errno);
-    });
-    client.on('error', (error: NodeJS.ErrnoException) => end(`client-${error.code ?? 'error'}`));
     let closedSides = 0;
     const onClose = (): void => {
       if (++closedSides === 2) end('done');
     };
+    client.on('error', (error: NodeJS.ErrnoException) => end(`client-${error.code ?? 'error'}`));
     client.once('close', onClose);
-    upstream.once('close', onClose);
+    const attach = (socket: net.Socket, anyPort: boolean): void => {
+      this.track(socket);
+      socket.once('connect', () => {
+        connected = true;
+        clearTimeout(timer);
+        client.setNoDelay(true);
+        socket.setNoDelay(true);
+        if (this.config.idleTimeoutMs > 0) client.setTimeout(this.config.idleTimeoutMs, () => end('idle-timeout'));
+        if (early.length > 0) socket.write(early);
+        client.pipe(socket);
+        socket.pipe(client);
+        client.resume();
+      });
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        const errno = error.code ?? 'error';
+        if (!connected && !ended && errno === 'EADDRNOTAVAIL' && from && !anyPort) {
+          try {
+            upstream = this.backendSocket(backend, from, true);
+          } catch (retryError) {
+            this.backendSocketFailed(from, retryError);
+            end(errnoOf(retryError));
+            return;
+          }
+          attach(upstream, true);
+          upstream.connect({ host: backend.address, port: backend.port });
+          return;
+        }
+        if (!connected) count(this.counters.connectErrors, errno);
+        end(connected ? `backend-${errno}` : errno);
+      });
+      // The socket given up for a retry closes too: only the one in use is the flow's backend side.
+      socket.once('close', () => {
+        if (socket === upstream) onClose();
+      });
+    };
+    attach(upstream, false);
     upstream.connect({ host: backend.address, port: backend.port });
+  }
+
+  /** A backend socket bound (from the client's address and port, or any port of it), not connected; throws TproxyError. */
+  private backendSocket(backend: Endpoint, from: Endpoint | undefined, anyPort: boolean): net.Socket {
+    return new net.Socket({ fd: openBackendSocket(this.deps.sockets, this.config.upstreamMark, backend.family, from, anyPort), allowHalfOpen: true, readable: true, writable: true });
+  }
+
+  /** Counted as a connect error and reported. */
+  private backendSocketFailed(from: Endpoint | undefined, error: unknown): void {
+    count(this.counters.connectErrors, errnoOf(error));
+    this.deps.emit({ type: 'error', code: errnoOf(error), message: `mmproxy ${this.config.name}: backend socket from ${from?.address ?? 'this host'}: ${(error as Error).message}` });
   }
 }

@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { JsonLines } from '../../../src/lab/json-lines.js';
 import { Lab, LAB_ADDRESSES } from '../../../src/lab/topology.js';
 import type { MmproxyTcpConfig } from '../../../src/dataplane/mmproxy/tcp-relay.js';
-import { BIN, HEADER_SENDER, MMPROXY_AGENT } from '../../helpers/paths.js';
+import { BIN, HEADER_SENDER, MMPROXY_AGENT, TRANSPARENT_HOLDER } from '../../helpers/paths.js';
 import { until } from '../../helpers/until.js';
 
 const BALANCER = { 4: LAB_ADDRESSES.routerClientSide.ipv4, 6: LAB_ADDRESSES.routerClientSide.ipv6 } as const;
@@ -25,7 +25,7 @@ const CLIENT = { 4: LAB_ADDRESSES.client.ipv4, 6: LAB_ADDRESSES.client.ipv6 } as
 const hex = (text: string): string => Buffer.from(text, 'latin1').toString('hex');
 const V2_SIGNATURE = '0d0a0d0a000d0a515549540a';
 
-type Line = { type: string; seq?: number; reason?: string; listener?: string; headerSource?: { address: string; port: number }; rejected?: Record<string, number>; headersProxy?: number; headersLocal?: number };
+type Line = { type: string; seq?: number; reason?: string; listener?: string; headerSource?: { address: string; port: number }; rejected?: Record<string, number>; connectErrors?: Record<string, number>; headersProxy?: number; headersLocal?: number };
 
 for (const engine of ['splice', 'stream'] as const) {
   describe(`mmproxy TCP on the ${engine} engine: HAProxy in front, nginx behind on loopback (root)`, () => {
@@ -256,6 +256,33 @@ for (const engine of ['splice', 'stream'] as const) {
       const c = await counters();
       assert.ok((c.headersProxy ?? 0) >= 6);
     });
+
+    // The client's address and port already taken on this host toward the same backend: a connection
+    // of ours still closing, as when the balancer reuses a client port at once. With SO_REUSEADDR
+    // the bind succeeds and the connect meets EADDRNOTAVAIL; without it the bind meets EADDRINUSE.
+    // Either way the flow goes from the client's address with another port, nothing is refused.
+    for (const mode of ['reuse', 'exclusive'] as const) {
+      it(`the client's address and port taken toward the backend (${mode === 'reuse' ? 'connect: EADDRNOTAVAIL' : 'bind: EADDRINUSE'}): relayed from the client's address with another port`, async () => {
+        const port = ++localPort;
+        const errorsBefore = (await counters()).connectErrors;
+        const holder = lab.spawn('router', [process.execPath, TRANSPARENT_HOLDER, CLIENT[4], `${port}`, '127.0.0.1', '8080', mode]);
+        try {
+          const held = await new JsonLines<{ event: string; code?: string }>(holder.child.stdout!).waitFor((l) => l.event !== undefined, 5000, 'the connection held');
+          assert.equal(held.event, 'connected', JSON.stringify(held));
+          const request = hex(`PROXY TCP4 ${CLIENT[4]} ${BALANCER[4]} ${port} 80\r\nGET /taken-${mode} HTTP/1.0\r\n\r\n`);
+          const r = await lab.run('router', [process.execPath, HEADER_SENDER, '127.0.0.1', '8443', request]);
+          const out = JSON.parse(r.stdout.trim()) as { how: string; received: string };
+          assert.equal(out.how, 'end', JSON.stringify(out));
+          const seen = new RegExp(`backend saw ${CLIENT[4].replace(/\./g, '\\.')}:(\\d+)`).exec(out.received);
+          assert.ok(seen, out.received);
+          assert.notEqual(Number(seen[1]), port, 'another port than the one taken');
+          assert.deepEqual((await counters()).connectErrors, errorsBefore, 'no connect error');
+        } finally {
+          holder.child.stdin!.end();
+          await holder.exited;
+        }
+      });
+    }
 
     for (const family of [4, 6] as const) {
       it(`tproxy run with an mmproxy section, IPv${family}: nginx sees the client, the flow is logged with its client`, async () => {
