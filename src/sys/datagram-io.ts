@@ -21,6 +21,12 @@ export type UdpEngineKind = 'epoll' | 'uring';
 
 export const UDP_ENGINE_CHOICES: readonly UdpEngineKind[] = ['epoll', 'uring'];
 
+/**
+ * Descriptors each engine holds for as long as it runs (SocketApi.datagramIo): epoll its epoll
+ * instance; uring its ring and the epoll the ring polls (for the SOCKS5 control connections).
+ */
+export const DATAGRAM_IO_DESCRIPTORS: { readonly [K in UdpEngineKind]: number } = { epoll: 1, uring: 2 };
+
 /** A send queued earlier failed with `errno` (positive): `count` datagrams on `fd` did not go. */
 export type SendFailure = (fd: number, errno: number, count: number) => void;
 

@@ -64,7 +64,7 @@ import { EPOLLIN, IDLE_WAIT_MAX_MS, type Family } from '../../core/net/constants
 import { anyAddress, encodeSockaddr, endpointKey, type Endpoint } from '../../core/net/sockaddr.js';
 import { udpFallbackRoute, type UdpFallbackRoute } from '../../core/net/udp-datagram.js';
 import type { PinnedSockaddr } from '../../sys/datagram-batch.js';
-import type { DatagramIo } from '../../sys/datagram-io.js';
+import { DATAGRAM_IO_DESCRIPTORS, type DatagramIo, type UdpEngineKind } from '../../sys/datagram-io.js';
 import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import type { Epoll } from '../../sys/epoll.js';
 import type { RawUdpSender } from '../../sys/raw-udp.js';
@@ -211,6 +211,8 @@ export class UdpLoop {
   private now: number;
   private nextExpiryCheck = 0;
   private woken = false;
+  /** Descriptors of the budget the engine's own I/O holds (DATAGRAM_IO_DESCRIPTORS), given back at shutdown. */
+  private ioDescriptors = 0;
 
   constructor(
     private readonly config: UdpLoopConfig,
@@ -245,14 +247,41 @@ export class UdpLoop {
    */
   private openIo(config: UdpLoopConfig): DatagramIo {
     if (config.engine === 'uring') {
+      this.takeIoDescriptors('uring');
       try {
         return this.api.datagramIo('uring', config.batchSize, config.maxDatagramBytes);
       } catch (error) {
+        this.giveBackIoDescriptors();
         const why = error instanceof Error ? error.message : String(error);
         this.deps.emit({ type: 'udp.engine', requested: 'uring', engine: 'epoll', why: `the io_uring ring could not be set up (${why}): the epoll engine runs instead` });
       }
     }
-    return this.api.datagramIo('epoll', config.batchSize, config.maxDatagramBytes);
+    this.takeIoDescriptors('epoll');
+    try {
+      return this.api.datagramIo('epoll', config.batchSize, config.maxDatagramBytes);
+    } catch (error) {
+      this.giveBackIoDescriptors();
+      throw error;
+    }
+  }
+
+  /** The engine's own descriptors from the budget, before they are opened (no session exists yet to evict). */
+  private takeIoDescriptors(engine: UdpEngineKind): void {
+    const n = DATAGRAM_IO_DESCRIPTORS[engine];
+    const { budget } = this.deps;
+    if (!budget.acquire('udp', n)) {
+      throw new TproxyError(
+        'ERR_RESOURCE_EXHAUSTED',
+        `udp relay: the descriptor budget cannot hold the ${engine} engine's ${n} descriptor${n === 1 ? '' : 's'} (${budget.available('udp')} left of ${budget.snapshot().capacity}): raise the descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)`,
+        { errno: 'EMFILE' },
+      );
+    }
+    this.ioDescriptors = n;
+  }
+
+  private giveBackIoDescriptors(): void {
+    this.giveBack(this.ioDescriptors);
+    this.ioDescriptors = 0;
   }
 
   /**
@@ -380,6 +409,7 @@ export class UdpLoop {
     }
     this.raw.clear();
     this.batch.close();
+    this.giveBackIoDescriptors();
   }
 
   private bump(slot: number, n = 1): void {

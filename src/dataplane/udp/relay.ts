@@ -177,7 +177,7 @@ export class UdpRelay {
     }
     this.stopping = false;
     try {
-      this.wakeup ??= Wakeup.create();
+      this.wakeup ??= this.createWakeup();
     } catch (error) {
       this.closeListeners();
       throw error;
@@ -408,9 +408,25 @@ export class UdpRelay {
       this.deps.emit({ type: 'udp.stats', counters: this.counters() });
     }
     // No thread watches it any more (a restart waiting for its backoff sees stopping and starts none).
-    this.wakeup?.close();
-    this.wakeup = undefined;
+    if (this.wakeup) {
+      this.wakeup.close();
+      this.budget.release('udp');
+      this.wakeup = undefined;
+    }
     this.closeListeners();
+  }
+
+  /** The loop's wake-up eventfd, its descriptor taken from the budget (the loop takes its engine's own: DATAGRAM_IO_DESCRIPTORS). */
+  private createWakeup(): Wakeup {
+    if (!this.budget.acquire('udp')) {
+      throw new TproxyError('ERR_RESOURCE_EXHAUSTED', `udp relay on port ${this.config.port}: the descriptor budget has no room for the loop's wake-up eventfd (${this.budget.snapshot().capacity} in all): raise the descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)`, { errno: 'EMFILE' });
+    }
+    try {
+      return Wakeup.create();
+    } catch (error) {
+      this.budget.release('udp');
+      throw error;
+    }
   }
 
   private resolvedEngine: UdpEngineKind | undefined;

@@ -18,7 +18,12 @@ const B: Endpoint = { family: 4, address: '198.51.100.11', port: 40_002 };
 const ROUTING: RoutingConfig = { listener: 'main', defaultOutbound: { name: 'direct', kind: 'direct' }, outbounds: [], lists: [], routes: [] };
 const same = (x: Endpoint | undefined, y: Endpoint): boolean => x?.address === y.address && x.port === y.port;
 
-function setup(engine: UdpEngineKind, afterReplyBind?: (kernel: FakeUdpKernel) => void, refuseUring?: Error): { kernel: FakeUdpKernel; loop: UdpLoop; turn: (timeoutMs: number) => void; listener: number; counters: () => UdpCounters; events: ProxyEvent[]; clock: { now: number } } {
+function setup(
+  engine: UdpEngineKind,
+  afterReplyBind?: (kernel: FakeUdpKernel) => void,
+  refuseUring?: Error,
+  budget = DescriptorBudget.create({ limit: 1000, open: 0 }),
+): { kernel: FakeUdpKernel; loop: UdpLoop; turn: (timeoutMs: number) => void; listener: number; counters: () => UdpCounters; events: ProxyEvent[]; clock: { now: number } } {
   const clock = { now: 1000 };
   const kernel = new FakeUdpKernel();
   kernel.refuseUring = refuseUring;
@@ -36,7 +41,7 @@ function setup(engine: UdpEngineKind, afterReplyBind?: (kernel: FakeUdpKernel) =
       localAddresses: () => new Set(),
       now: () => clock.now,
       flowEvents: () => true,
-      budget: DescriptorBudget.create({ limit: 1000, open: 0 }),
+      budget,
       ...(afterReplyBind ? { testSeam: { afterReplyBind: () => afterReplyBind(kernel) } } : {}),
     },
   );
@@ -264,5 +269,33 @@ describe('UDP relay loop: a uring ring that cannot be set up', () => {
     kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
     loop.runOnce(0);
     assert.deepEqual(upstreamPayloads(kernel), [['a1']], 'relayed on epoll');
+  });
+});
+
+describe('UDP relay loop: its engine\'s own descriptors in the budget', () => {
+  const udpInUse = (budget: DescriptorBudget): number => budget.snapshot().byConsumer.udp.inUse;
+  for (const [engine, refuse, held, what] of [
+    ['epoll', undefined, 1, 'the epoll engine: its epoll'],
+    ['uring', undefined, 2, 'the uring engine: its ring and the epoll it polls'],
+    ['uring', new Error('io_uring_register(IORING_REGISTER_PBUF_RING) failed with ENOMEM'), 1, 'uring asked for, its ring refused: the epoll engine\'s one, the ring\'s given back'],
+  ] as const) {
+    it(`${what}: ${held} held while it runs, given back at shutdown`, () => {
+      const budget = DescriptorBudget.create({ limit: 1000, open: 0 });
+      const { kernel, loop, listener } = setup(engine, undefined, refuse, budget);
+      assert.equal(udpInUse(budget), held);
+      kernel.deliver(listener, { source: A, destination: SERVER, data: 'a1' });
+      loop.runOnce(0);
+      assert.equal(udpInUse(budget), held + 2, 'and a session\'s two sockets');
+      loop.shutdown();
+      assert.equal(udpInUse(budget), 0);
+    });
+  }
+
+  it('a budget without room for them refuses the loop, saying which limit to raise, and holds nothing', () => {
+    // Capacity 2 (limit - open - slack), all but one kept for child processes and the stop.
+    const budget = DescriptorBudget.create({ limit: 2, open: 0, slack: 0, childReserve: 1, stopReserve: 0 });
+    assert.throws(() => setup('uring', undefined, undefined, budget), (error: Error & { code?: string }) => error.code === 'ERR_RESOURCE_EXHAUSTED' && /the uring engine's 2 descriptors \(1 left of 2\): raise the descriptor limit/.test(error.message));
+    assert.equal(udpInUse(budget), 0);
+    assert.equal(budget.snapshot().byConsumer.udp.refused, 1);
   });
 });
