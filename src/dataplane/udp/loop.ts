@@ -72,6 +72,7 @@ import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
 import { OPERATOR_CLOSE_REASON, type ProxyEvent } from '../events.js';
 import { errorReasonOf, UDP_COUNTER_INDEX as N, UDP_ERROR_INDEX as E, type UdpErrorReason } from './counters.js';
 import type { UdpLoopConfig, UdpSessionSnapshot } from './protocol.js';
+import type { RunningUdpEngine } from './engines.js';
 import { type RouteDecision, RouteTable } from '../../core/route/table.js';
 import { QuicHold, type ExpiredHold, type QuicHoldStep } from './quic-hold.js';
 import { migrateCounters, outboundSlot, routedLayoutOf, routeSlot, UDP_ROUTED_INDEX as R, type UdpRoutedLayout } from './counters.js';
@@ -213,6 +214,8 @@ export class UdpLoop {
   private woken = false;
   /** Descriptors of the budget the engine's own I/O holds (DATAGRAM_IO_DESCRIPTORS), given back at shutdown. */
   private ioDescriptors = 0;
+  /** The engine that runs (set by openIo): its owner logs it in one udp.engine line. */
+  private running: RunningUdpEngine = { engine: 'epoll' };
 
   constructor(
     private readonly config: UdpLoopConfig,
@@ -241,19 +244,26 @@ export class UdpLoop {
     }
   }
 
+  /** The engine that runs, and why it is epoll when uring was asked for (its owner's udp.engine line: udpEngineLine). */
+  get engine(): RunningUdpEngine {
+    return this.running;
+  }
+
   /**
    * The engine's I/O. A uring ring that cannot be set up here (the host probe passed, but this
-   * ring's buffers or size were refused) leaves the loop on epoll, with a udp.engine line saying why.
+   * ring's buffers or size were refused) leaves the loop on epoll; `engine` says why.
    */
   private openIo(config: UdpLoopConfig): DatagramIo {
     if (config.engine === 'uring') {
       this.takeIoDescriptors('uring');
       try {
-        return this.api.datagramIo('uring', config.batchSize, config.maxDatagramBytes);
+        const io = this.api.datagramIo('uring', config.batchSize, config.maxDatagramBytes);
+        this.running = { engine: 'uring' };
+        return io;
       } catch (error) {
         this.giveBackIoDescriptors();
         const why = error instanceof Error ? error.message : String(error);
-        this.deps.emit({ type: 'udp.engine', requested: 'uring', engine: 'epoll', why: `the io_uring ring could not be set up (${why}): the epoll engine runs instead` });
+        this.running = { engine: 'epoll', fallback: `the io_uring ring could not be set up (${why}): the epoll engine runs instead` };
       }
     }
     this.takeIoDescriptors('epoll');

@@ -7,6 +7,7 @@ import type { ProxyEvent } from '../events.js';
 import type { SentHeaders } from '../headers.js';
 import type { UdpRoutedLayout } from './counters.js';
 import type { UdpEngineKind } from '../../sys/datagram-io.js';
+import type { RunningUdpEngine } from './engines.js';
 
 /**
  * How a client's upstream port is shared and who may answer through it (RFC 4787 vocabulary):
@@ -92,7 +93,8 @@ export interface UdpSessionSnapshot {
 }
 
 export type UdpWorkerMessage =
-  | { readonly kind: 'ready' }
+  /** The loop runs, on `engine` (the one asked for, or epoll when its ring was refused). */
+  | { readonly kind: 'ready'; readonly engine: RunningUdpEngine }
   | { readonly kind: 'events'; readonly events: readonly ProxyEvent[] }
   | { readonly kind: 'stopped' }
   /** Tests only (test-seam.ts): the loop holds between bind() and connect() of its first reply socket. */

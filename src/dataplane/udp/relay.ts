@@ -18,7 +18,7 @@ import { Wakeup } from '../../sys/wakeup.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { UdpEngineKind } from '../../sys/datagram-io.js';
-import { resolveUdpEngine } from './engines.js';
+import { resolveUdpEngine, udpEngineLine, type RunningUdpEngine } from './engines.js';
 import type { EventSink, UpstreamMode } from '../events.js';
 import { RestartWindow } from '../restart-window.js';
 import type { SentHeaders } from '../headers.js';
@@ -227,6 +227,7 @@ export class UdpRelay {
           case 'ready':
             ready = true;
             if (this.worker === worker) this.loopRunning = true;
+            this.engineRuns(message.engine);
             resolve();
             break;
           case 'events':
@@ -429,16 +430,23 @@ export class UdpRelay {
     }
   }
 
-  private resolvedEngine: UdpEngineKind | undefined;
+  private resolvedEngine: { readonly engine: UdpEngineKind; readonly why: string | undefined } | undefined;
+  /** The udp.engine line last logged (a restarted loop on the same engine logs none). */
+  private engineLogged: string | undefined;
 
-  /** The engine that runs (resolved once: a restarted loop keeps it), with its log line when uring was asked for. */
+  /** The engine the loop is given (resolved once: a restarted loop keeps it); its line waits for the loop's answer (engineRuns). */
   private engine(): UdpEngineKind {
-    if (this.resolvedEngine) return this.resolvedEngine;
-    const requested = this.config.engine ?? 'epoll';
-    const { engine, why } = resolveUdpEngine(requested);
-    if (why !== undefined) this.deps.emit({ type: 'udp.engine', requested, engine, why });
-    this.resolvedEngine = engine;
-    return engine;
+    this.resolvedEngine ??= resolveUdpEngine(this.config.engine ?? 'epoll');
+    return this.resolvedEngine.engine;
+  }
+
+  /** One udp.engine line when uring was asked for: the engine the loop opened, and why. */
+  private engineRuns(running: RunningUdpEngine): void {
+    if (!this.resolvedEngine) return;
+    const line = udpEngineLine(this.config.engine ?? 'epoll', this.resolvedEngine, running);
+    if (!line || JSON.stringify(line) === this.engineLogged) return;
+    this.engineLogged = JSON.stringify(line);
+    this.deps.emit(line);
   }
 
   private closeListeners(): void {

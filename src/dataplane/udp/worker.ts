@@ -56,7 +56,7 @@ try {
         : {}),
     },
   );
-  post({ kind: 'ready' });
+  post({ kind: 'ready', engine: loop.engine });
   setImmediate(tick);
   // Taken between loop slices (the loop yields to this thread's event loop every SLICE_MS).
   parentPort?.on('message', (message: UdpLoopMessage) => {

@@ -75,6 +75,8 @@ for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay loop restart (root,
     assert.ok(events.items.some((l) => l.type === 'error' && l.message?.includes(`ended ${MAX_RESTARTS_PER_MINUTE + 1} times within a minute: not started again`)));
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(events.items.filter((l) => l.type === 'udp.restart').length, MAX_RESTARTS_PER_MINUTE, 'no restart after the failure');
+    // One udp.engine line when uring was asked for (restarted loops on the same engine add none); none for epoll.
+    assert.deepEqual(events.items.filter((l) => l.type === 'udp.engine').map((l) => l.engine), engine === 'uring' ? ['uring'] : []);
 
     const failed = await counters();
     assert.equal(failed?.sessionsActive, 0, 'the last loop closed its sessions too');
