@@ -58,7 +58,8 @@ function listenerLines(l: ListenerStatus): string[] {
   const lines = [
     `listener ${l.name}: ${l.sockets.length === 0 ? 'no sockets yet' : l.sockets.map((s) => `${s.transport} ${formatEndpoint(s)}`).join(', ')}`,
     `  tcp: ${tcp.active} active, ${tcp.accepted} accepted; ${formatBytes(tcp.bytesFromClient)} from clients, ${formatBytes(tcp.bytesFromServer)} from servers`,
-    `    closed: ${tally(tcp.closed)}; refused: ${tally(tcp.refused)}; connect errors: ${tally(tcp.connectErrors)}; accept pauses: ${tcp.acceptPauses}`,
+    // Pipe waits only once there were some (the splice engine's shared pipes at their budget; 0 elsewhere).
+    `    closed: ${tally(tcp.closed)}; refused: ${tally(tcp.refused)}; connect errors: ${tally(tcp.connectErrors)}; accept pauses: ${tcp.acceptPauses}${tcp.pipeWaits > 0 ? `; pipe waits: ${tcp.pipeWaits} (${tcp.pipeWaiting} now)` : ''}`,
     // Only with routes: a listener without them has one outbound, and its flows are the lines above.
     ...(Object.keys(tcp.routes ?? {}).some((r) => r !== DEFAULT_ROUTE) ? [`    routes: ${routed(tcp.routes)}`, `    outbounds: ${routed(tcp.outbounds)}`, `    sniffed: ${tally(tcp.sniffs ?? {})}`] : []),
     `    workers: ${l.workers.pids.length === 0 ? 'none (TCP in the main process)' : `${l.workers.pids.length} (pids ${l.workers.pids.join(', ')})`}, ${l.workers.restarts} restarts`,

@@ -80,6 +80,8 @@ export const FAMILIES = {
   tcpBytes: family('tproxy_tcp_bytes_total', 'counter', 'TCP payload bytes relayed, by direction.', ['listener', 'direction']),
   tcpAcceptPauses: family('tproxy_tcp_accept_pauses_total', 'counter', 'Times accepting paused at the connection cap or the descriptor limit.', ['listener']),
   tcpPortFallbacks: family('tproxy_tcp_client_port_fallbacks_total', 'counter', 'Transparent upstreams that could not reuse the client port and took another.', ['listener']),
+  tcpPipeWaits: family('tproxy_tcp_pipe_waits_total', 'counter', 'Splice engine: directions of TCP flows that waited in line for a pipe (every pair of the shared pipes was held by flows with bytes in flight).', ['listener']),
+  tcpPipeWaiting: family('tproxy_tcp_pipe_waiting', 'gauge', 'Splice engine: directions of TCP flows waiting in line for a pipe now.', ['listener']),
   // Routes and outbounds: labelled by their names in the configuration (bounded by it), never by
   // a destination or a sniffed name (unbounded).
   tcpRouteFlows: family('tproxy_tcp_route_flows_total', 'counter', 'TCP flows by the route they took (default: none matched).', ['listener', 'route']),
@@ -167,6 +169,8 @@ function listenerValues(l: ListenerSnapshot): FamilyValues[] {
     { family: F.tcpBytes, samples: directions(tcp.bytesFromClient, tcp.bytesFromServer) },
     { family: F.tcpAcceptPauses, samples: [one(tcp.acceptPauses)] },
     { family: F.tcpPortFallbacks, samples: [one(tcp.clientPortFallbacks)] },
+    { family: F.tcpPipeWaits, samples: [one(tcp.pipeWaits)] },
+    { family: F.tcpPipeWaiting, samples: [one(tcp.pipeWaiting)] },
     { family: F.tcpRouteFlows, samples: routedFlows('route', tcp.routes) },
     { family: F.tcpRouteBytes, samples: routedBytes('route', tcp.routes) },
     { family: F.tcpOutboundFlows, samples: routedFlows('outbound', tcp.outbounds) },

@@ -48,6 +48,12 @@ describe('tproxy status text', () => {
     assert.doesNotMatch(renderStatus(status, 0), /routes:/, 'no routes line without routes');
   });
 
+  it('adds the pipe waits (splice engine) to the closed line once there were some', () => {
+    const waited: DaemonStatus = { ...status, listeners: status.listeners.map((l) => ({ ...l, counters: { tcp: { ...l.counters.tcp, pipeWaits: 12, pipeWaiting: 3 } } })) };
+    assert.match(renderStatus(waited, 0), /\n {4}closed: done 4; refused: none; connect errors: none; accept pauses: 0; pipe waits: 12 \(3 now\)\n/);
+    assert.doesNotMatch(renderStatus(status, 0), /pipe waits/);
+  });
+
   it('formats bytes and durations', () => {
     assert.equal(formatBytes(999), '999 B');
     assert.equal(formatBytes(1536), '1.5 KiB');

@@ -24,7 +24,7 @@ const snapshot: MetricsSnapshot = {
     {
       name: 'main',
       counters: {
-        tcp: { ...emptyTcpCounters(), accepted: 12, active: 3, refused: { 'not-intercepted': 1, loop: 2, limit: 0 }, connectErrors: { ECONNREFUSED: 4, 'connect-timeout': 1 }, closed: { done: 6, 'client-ECONNRESET': 2 }, bytesFromClient: 1000, bytesFromServer: 250_000, acceptPauses: 1, clientPortFallbacks: 2 },
+        tcp: { ...emptyTcpCounters(), accepted: 12, active: 3, refused: { 'not-intercepted': 1, loop: 2, limit: 0 }, connectErrors: { ECONNREFUSED: 4, 'connect-timeout': 1 }, closed: { done: 6, 'client-ECONNRESET': 2 }, bytesFromClient: 1000, bytesFromServer: 250_000, acceptPauses: 1, clientPortFallbacks: 2, pipeWaits: 9, pipeWaiting: 1 },
         udp,
       },
       workers: { running: 2, restarts: 1 },
@@ -54,6 +54,13 @@ const sample = (name: string, labels: Record<string, string> = {}): number | und
 };
 
 describe('metric families (pure mapping)', () => {
+  it('maps the splice engine\'s pipe waits: a counter and a gauge per listener', () => {
+    assert.equal(sample('tproxy_tcp_pipe_waits_total', main), 9);
+    assert.equal(sample('tproxy_tcp_pipe_waiting', main), 1);
+    assert.equal(sample('tproxy_tcp_pipe_waits_total', { listener: 'dns' }), 0);
+    assert.equal(FAMILY_LIST.find((f) => f.name === 'tproxy_tcp_pipe_waiting')?.type, 'gauge');
+  });
+
   it('maps the mmproxy listeners: headers by command, rejections by reason, flows and bytes; absent without any', () => {
     const lb = { listener: 'lb' };
     assert.equal(sample('tproxy_mmproxy_headers_total', { ...lb, command: 'proxy' }), 20);

@@ -179,7 +179,8 @@ export class FlowAdmission {
   }
 
   /** The counters now, bytes of the flows in progress included (a copy: snapshots share no live record). */
-  snapshot(flows: Iterable<AdmittedFlow>, active: number): TcpCounters {
+  /** `pipes`: the splice engine's pipe pool, whose line gives pipeWaits and pipeWaiting. */
+  snapshot(flows: Iterable<AdmittedFlow>, active: number, pipes?: { readonly waits: number; readonly waiting: number }): TcpCounters {
     let bytesFromClient = this.counters.bytesFromClient;
     let bytesFromServer = this.counters.bytesFromServer;
     const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
@@ -188,7 +189,8 @@ export class FlowAdmission {
       bytesFromServer += f.down.bytes;
       countRouted(routed, f.decision.route, f.decision.outbound.name, 0, f.up.bytes, f.down.bytes);
     }
-    return { ...this.counters, active, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed }, ...routed };
+    const waits = pipes ? { pipeWaits: pipes.waits, pipeWaiting: pipes.waiting } : {};
+    return { ...this.counters, active, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed }, ...routed, ...waits };
   }
 
   /** The busiest flows by bytes both ways. */

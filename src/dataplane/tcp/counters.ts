@@ -25,6 +25,12 @@ export interface TcpCounters {
   acceptPauses: number;
   /** Transparent mode: the client's port was taken on this host, another port was used. */
   clientPortFallbacks: number;
+  /**
+   * Splice engine: directions of flows that waited in line for a pipe (every pair of the shared
+   * pipes held: splice/pipe-pool.ts), and those waiting now (a gauge). 0 on the other engines.
+   */
+  pipeWaits: number;
+  pipeWaiting: number;
   /** By route name (DEFAULT_ROUTE: no route matched); flows a reject outbound reset included. */
   routes: Record<string, RoutedCounters>;
   /** By outbound name. */
@@ -48,6 +54,8 @@ export function emptyTcpCounters(): TcpCounters {
     bytesFromServer: 0,
     acceptPauses: 0,
     clientPortFallbacks: 0,
+    pipeWaits: 0,
+    pipeWaiting: 0,
     routes: {},
     outbounds: {},
     sniffs: {},
@@ -64,7 +72,7 @@ export const WORKER_LOST = 'worker-lost';
 export function retireTcpCounters(c: TcpCounters): { readonly counters: TcpCounters; readonly lost: number } {
   const lost = c.active;
   const closed = lost > 0 ? { ...c.closed, [WORKER_LOST]: (c.closed[WORKER_LOST] ?? 0) + lost } : c.closed;
-  return { counters: { ...c, active: 0, closed }, lost };
+  return { counters: { ...c, active: 0, pipeWaiting: 0, closed }, lost };
 }
 
 function addRouted(record: Record<string, RoutedCounters>, key: string, flows: number, fromClient: number, fromServer: number): void {
@@ -113,6 +121,8 @@ export function sumTcpCounters(list: readonly TcpCounters[]): TcpCounters {
       bytesFromServer: acc.bytesFromServer + c.bytesFromServer,
       acceptPauses: acc.acceptPauses + c.acceptPauses,
       clientPortFallbacks: acc.clientPortFallbacks + c.clientPortFallbacks,
+      pipeWaits: acc.pipeWaits + c.pipeWaits,
+      pipeWaiting: acc.pipeWaiting + c.pipeWaiting,
       routes: sumRouted(acc.routes, c.routes),
       outbounds: sumRouted(acc.outbounds, c.outbounds),
       sniffs: addRecords(acc.sniffs, c.sniffs ?? {}),

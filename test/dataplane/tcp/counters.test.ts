@@ -14,6 +14,13 @@ describe('retireTcpCounters', () => {
     assert.equal(total.closed[WORKER_LOST], 11);
   });
 
+  it('a dead worker has no direction waiting for a pipe any more; the waits it counted stay in the sum', () => {
+    const { counters } = retireTcpCounters({ ...emptyTcpCounters(), accepted: 4, active: 4, pipeWaits: 7, pipeWaiting: 2 });
+    assert.equal(counters.pipeWaiting, 0);
+    const total = sumTcpCounters([counters, { ...emptyTcpCounters(), pipeWaits: 3, pipeWaiting: 1 }]);
+    assert.deepEqual([total.pipeWaits, total.pipeWaiting], [10, 1]);
+  });
+
   it('leaves a worker with nothing open as it was', () => {
     const last = { ...emptyTcpCounters(), accepted: 3, closed: { done: 3 } };
     assert.deepEqual(retireTcpCounters(last), { counters: last, lost: 0 });

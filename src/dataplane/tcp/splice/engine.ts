@@ -224,7 +224,7 @@ export class SpliceEngine {
   }
 
   private snapshot(): TcpCounters {
-    return this.admission.snapshot(this.flows, this.flows.size);
+    return this.admission.snapshot(this.flows, this.flows.size, this.pipes);
   }
 
   // ---- accepting ------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ export class PipePool<W = unknown> {
   private readonly line = new Map<PipeEnds, W>();
   /** Waiters that got a pipe since the engine last took them. */
   private woken: W[] = [];
+  /** Directions that joined the line since the pool was made (TcpCounters.pipeWaits). */
+  waits = 0;
   /** Set while stopping: pipes given back are closed, not kept. */
   draining = false;
 
@@ -116,7 +118,9 @@ export class PipePool<W = unknown> {
 
   /** `into` waits for a pipe; `waiter` is woken when it has one. Already in line: keeps its place. */
   wait(into: PipeEnds, waiter: W): void {
-    if (!this.line.has(into)) this.line.set(into, waiter);
+    if (this.line.has(into)) return;
+    this.line.set(into, waiter);
+    this.waits++;
   }
 
   /** `into` no longer waits (its flow closed). */

@@ -75,6 +75,7 @@ describe('splice pipe pool (fake kernel)', () => {
     pool.wait(second, 'second');
     pool.wait(first, 'first'); // already in line: keeps its place, no second entry
     assert.equal(pool.waiting, 2);
+    assert.equal(pool.waits, 2, 'directions that joined the line (counted once each)');
     assert.deepEqual(pool.takeWoken(), []);
     const aEnds = { ...a };
     pool.release(a, true, alone);
@@ -94,6 +95,7 @@ describe('splice pipe pool (fake kernel)', () => {
     assert.equal(pool.spent, false);
     assert.equal(pool.pooled, 1, 'nobody waits: pooled again');
     assert.equal(kernel.calls.filter((c) => c === 'pipe2').length, 2, 'two pipes served four directions');
+    assert.equal(pool.waits, 2, 'cumulative: the waits stay counted once served');
   });
 
   it('a pipe given back with bytes in it is closed and the waiter gets a new one; a forgotten waiter gets none', () => {

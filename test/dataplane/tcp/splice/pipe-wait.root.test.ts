@@ -81,6 +81,8 @@ describe('TCP splice engine, a tiny shared pipe budget (root)', () => {
     assert.equal(tcp.accepted, FLOWS);
     assert.deepEqual(tcp.closed, { done: FLOWS }, 'every flow ended with its FINs, none for want of a pipe');
     assert.deepEqual(tcp.connectErrors, {});
+    assert.ok(tcp.pipeWaits > 0, `directions waited for a pipe, and were counted: ${tcp.pipeWaits}`);
+    assert.equal(tcp.pipeWaiting, 0, 'none waits once every flow ended');
     assert.equal(tcp.bytesFromClient, FLOWS * (BYTES + 'ECHO\n'.length));
     assert.equal(tcp.bytesFromServer, FLOWS * BYTES);
     await relay.exited;
