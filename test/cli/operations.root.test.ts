@@ -1,17 +1,15 @@
 // The daemon as an operator sees it: Prometheus metrics over HTTP while real TCP and UDP flow,
 // tproxy status over the admin socket with a flow in progress, and the socket's protections.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { LAB_ADDRESSES as A } from '../../src/lab/topology.js';
 import type { DaemonStatus } from '../../src/daemon/admin-protocol.js';
-import { probe, startEchoServer } from '../helpers/lab-flows.js';
+import { probe } from '../helpers/lab-flows.js';
 import { BIN } from '../helpers/paths.js';
 import { parsePromText, type PromText } from '../helpers/prometheus-text.js';
-import { startProxyLab, type ProxyLab } from '../helpers/proxy-lab.js';
+import { startAdminProxyLab, type AdminProxyLab } from '../helpers/proxy-lab.js';
+import { runTproxy } from '../helpers/tproxy-process.js';
 import { until } from '../helpers/until.js';
 
 const METRICS = '127.0.0.1:9464';
@@ -19,32 +17,14 @@ const INTERCEPT_TCP = 'prerouting: tproxy: intercept tcp ipv4';
 const MAIN = { listener: 'main' };
 const INTERCEPT_UDP = 'prerouting: tproxy: intercept udp ipv6';
 
-/** `tproxy <argv>` in this (root) namespace: the admin socket is a file, reachable from here. */
-function cli(argv: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
 describe('metrics and tproxy status of a running daemon (root)', () => {
-  let p: ProxyLab;
-  let dir: string;
+  let p: AdminProxyLab;
   let socket: string;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tproxy-ops-'));
-    socket = join(dir, 'admin.sock');
-    p = await startProxyLab(['--intercept', 'tcp:81', '--intercept', 'udp:80', '--workers', '2', '--table', 'tproxy_ops', '--route-table', '131', '--rule-priority', '9131', '--metrics-address', METRICS, '--admin-socket', socket]);
-    await startEchoServer(p.lab);
+    p = await startAdminProxyLab('ops', ['--intercept', 'tcp:81', '--intercept', 'udp:80', '--workers', '2', '--table', 'tproxy_ops', '--route-table', '131', '--rule-priority', '9131', '--metrics-address', METRICS], { echo: true });
+    socket = p.socket;
   });
-  after(async () => {
-    await p.lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => p?.close());
 
   const scrape = async (): Promise<PromText> => {
     const script = `fetch('http://${METRICS}/metrics').then(async (r) => { process.stdout.write(r.headers.get('content-type') + '\\n' + await r.text()); })`;
@@ -54,7 +34,7 @@ describe('metrics and tproxy status of a running daemon (root)', () => {
     return parsePromText(body.join('\n'));
   };
   const status = async (): Promise<DaemonStatus> => {
-    const r = await cli(['status', '--socket', socket, '--json', '--top', '5']);
+    const r = await runTproxy(['status', '--socket', socket, '--json', '--top', '5']);
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as DaemonStatus;
   };
@@ -103,7 +83,7 @@ describe('metrics and tproxy status of a running daemon (root)', () => {
     assert.ok(listener.counters.tcp.active >= 1);
     assert.deepEqual(listener.sockets.map((l) => `${l.transport} ${l.address}:${l.port}`).sort(), ['tcp 0.0.0.0:8000', 'tcp :::8000', 'udp 0.0.0.0:8000', 'udp :::8000']);
 
-    const text = await cli(['status', '--socket', socket]);
+    const text = await runTproxy(['status', '--socket', socket]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^tproxy 0\.1\.0, pid \d+, running, up /m);
     assert.match(text.stdout, /^listener main: tcp 0\.0\.0\.0:8000, tcp \[::\]:8000, udp 0\.0\.0\.0:8000, udp \[::\]:8000$/m);
@@ -141,20 +121,15 @@ describe('metrics and tproxy status of a running daemon (root)', () => {
 });
 
 describe('tproxy status and metrics with the stream engine in the main process (root)', () => {
-  let p: ProxyLab;
-  let dir: string;
+  let p: AdminProxyLab;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tproxy-ops-stream-'));
-    p = await startProxyLab(['--intercept', 'tcp:81', '--workers', '0', '--tcp-engine', 'stream', '--table', 'tproxy_ops_stream', '--route-table', '134', '--rule-priority', '9134', '--metrics-address', METRICS, '--admin-socket', join(dir, 'admin.sock')]);
+    p = await startAdminProxyLab('ops-stream', ['--intercept', 'tcp:81', '--workers', '0', '--tcp-engine', 'stream', '--table', 'tproxy_ops_stream', '--route-table', '134', '--rule-priority', '9134', '--metrics-address', METRICS]);
   });
-  after(async () => {
-    await p.lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => p?.close());
 
   it('counts the bytes of a flow in progress, at scrape time and in status', async () => {
     const trickle = p.client<{ receivedBytes: number }>('trickle', A.server.ipv6, 81, 300);
-    const read = async (): Promise<DaemonStatus> => JSON.parse((await cli(['status', '--socket', join(dir, 'admin.sock'), '--json'])).stdout) as DaemonStatus;
+    const read = async (): Promise<DaemonStatus> => JSON.parse((await runTproxy(['status', '--socket', p.socket, '--json'])).stdout) as DaemonStatus;
     const busy = await until(read, (s) => (s.flows[0]?.bytesFromClient ?? 0) >= 16 * 1024, 15_000, 'the flow in status');
     const flow = busy.flows[0]!;
     assert.equal(flow.pid, undefined, 'no worker: TCP runs in the main process');

@@ -2,51 +2,30 @@
 // see it: /readyz and `tproxy status --ready` follow the kernel rules (removed behind the daemon's
 // back) and `tproxy drain` / `undrain`; drained, the listener still serves.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LAB_ADDRESSES as A } from '../../src/lab/topology.js';
-import { startEchoServer } from '../helpers/lab-flows.js';
-import { BIN } from '../helpers/paths.js';
-import { startProxyLab, type ProxyLab } from '../helpers/proxy-lab.js';
+import { startAdminProxyLab, type AdminProxyLab } from '../helpers/proxy-lab.js';
+import { runTproxy, type TproxyProcessResult } from '../helpers/tproxy-process.js';
 import { until } from '../helpers/until.js';
 
 const METRICS = '127.0.0.1:9465';
 
-function cli(argv: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
 describe('readiness of a running daemon (root)', () => {
-  let p: ProxyLab;
-  let dir: string;
+  let p: AdminProxyLab;
   let socket: string;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tproxy-ready-'));
-    socket = join(dir, 'admin.sock');
-    p = await startProxyLab(['--intercept', 'tcp:81', '--workers', '2', '--table', 'tproxy_ready', '--route-table', '132', '--rule-priority', '9132', '--metrics-address', METRICS, '--admin-socket', socket]);
-    await startEchoServer(p.lab);
+    p = await startAdminProxyLab('ready', ['--intercept', 'tcp:81', '--workers', '2', '--table', 'tproxy_ready', '--route-table', '132', '--rule-priority', '9132', '--metrics-address', METRICS], { echo: true });
+    socket = p.socket;
   });
-  after(async () => {
-    await p.lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => p?.close());
 
   /** GET a path of the metrics endpoint from inside the router namespace. */
   const get = async (path: string): Promise<{ status: number; body: string }> => {
     const script = `fetch('http://${METRICS}${path}').then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })))`;
     return JSON.parse((await p.lab.run('router', [process.execPath, '-e', script])).stdout) as { status: number; body: string };
   };
-  const ready = (): Promise<{ code: number; stdout: string; stderr: string }> => cli(['status', '--ready', '--socket', socket]);
+  const ready = (): Promise<TproxyProcessResult> => runTproxy(['status', '--ready', '--socket', socket]);
   const flow = async (): Promise<number> => (await p.client<{ receivedBytes: number }>('bulk', A.server.ipv4, 81, 10_000)).receivedBytes;
 
   it('is ready once started, and alive', async () => {
@@ -56,7 +35,7 @@ describe('readiness of a running daemon (root)', () => {
   });
 
   it('is not ready while drained, serves new flows meanwhile, and is ready again after undrain', async () => {
-    const drained = await cli(['drain', '--socket', socket]);
+    const drained = await runTproxy(['drain', '--socket', socket]);
     assert.equal(drained.code, 0, drained.stderr);
     assert.match(drained.stdout, /drained on purpose/);
     const r = await ready();
@@ -66,7 +45,7 @@ describe('readiness of a running daemon (root)', () => {
     assert.equal(page.status, 503);
     assert.match(page.body, /drained on purpose/);
     assert.equal(await flow(), 10_000, 'a drained gateway still serves the flows that reach it');
-    assert.equal((await cli(['undrain', '--socket', socket])).code, 0);
+    assert.equal((await runTproxy(['undrain', '--socket', socket])).code, 0);
     assert.equal((await ready()).code, 0);
   });
 
@@ -80,7 +59,7 @@ describe('readiness of a running daemon (root)', () => {
   });
 
   it('exits 2 when there is nobody to ask', async () => {
-    const r = await cli(['status', '--ready', '--socket', join(dir, 'nobody.sock')]);
+    const r = await runTproxy(['status', '--ready', '--socket', join(dirname(socket), 'nobody.sock')]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /cannot ask the daemon/);
   });

@@ -1,6 +1,10 @@
 /** A lab with `tproxy run` on the router and test peers on the server, for data-plane tests. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { JsonLines } from '../../src/lab/json-lines.js';
 import { Lab, type SpawnedProcess } from '../../src/lab/topology.js';
+import { startEchoServer } from './lab-flows.js';
 import { BIN, TCP_PEER } from './paths.js';
 
 export type LogLine = { type: string; [key: string]: unknown };
@@ -37,4 +41,38 @@ export async function startProxyLab(runArgs: readonly string[], serverPort = 81,
     await lab.destroy();
     throw error;
   }
+}
+
+/** A proxy lab whose daemon answers on an admin socket in a temporary folder; `close` removes the lab and the folder. */
+export interface AdminProxyLab extends ProxyLab {
+  readonly socket: string;
+  close(): Promise<void>;
+}
+
+/**
+ * startProxyLab with `--admin-socket` in a new temporary folder (`tproxy-NAME-`), and the UDP echo
+ * server on the server (port 80) when `echo`. Nothing is left behind when it fails.
+ */
+export async function startAdminProxyLab(name: string, runArgs: readonly string[], options: { readonly echo?: boolean } = {}): Promise<AdminProxyLab> {
+  const dir = mkdtempSync(join(tmpdir(), `tproxy-${name}-`));
+  const socket = join(dir, 'admin.sock');
+  const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
+  let p: ProxyLab;
+  try {
+    p = await startProxyLab([...runArgs, '--admin-socket', socket]);
+  } catch (error) {
+    removeDir();
+    throw error;
+  }
+  const close = async (): Promise<void> => {
+    await p.lab.destroy();
+    removeDir();
+  };
+  try {
+    if (options.echo) await startEchoServer(p.lab);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { ...p, socket, close };
 }

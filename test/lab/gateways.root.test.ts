@@ -2,27 +2,15 @@
 // over both; a killed proxy is withdrawn and new flows reach the survivor within a measured bound,
 // flows on the survivor lose nothing, only the dead gateway's break; a drain breaks nothing.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { gatewayAddresses, GatewayLab, type FlowReport } from '../../src/lab/gateways.js';
-import { BIN } from '../helpers/paths.js';
+import { runTproxy } from '../helpers/tproxy-process.js';
 
 /** New flows reach the survivor within this after a gateway's proxy is killed (measured: see the log line; under load 20+). */
 const FAILOVER_BOUND_MS = 10_000;
 const FLOWS = 40;
 
 const via = (r: FlowReport, g: number): number => r.via[gatewayAddresses(g).toServer] ?? 0;
-
-function cli(argv: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 /** Open batches of 8 new flows until one batch all reaches gateway `g`; the ms from `since`. */
 async function untilAllNewFlowsVia(lab: GatewayLab, g: number, since: number, boundMs: number): Promise<number> {
@@ -74,7 +62,7 @@ describe('gateways behind ECMP announced by BIRD (root)', { timeout: 300_000 }, 
     assert.equal(held.failed, 0);
     const on1 = via(held, 1);
     assert.ok(on1 > 0 && via(held, 2) > 0, JSON.stringify(held.via));
-    const drained = await cli(['drain', '--socket', lab.adminSocket(1)]);
+    const drained = await runTproxy(['drain', '--socket', lab.adminSocket(1)]);
     assert.equal(drained.code, 0, drained.stderr);
     // From the drain's answer (the CLI's own start, about a second under load, is not the routers' time).
     const drainedAt = performance.now();
@@ -84,7 +72,7 @@ describe('gateways behind ECMP announced by BIRD (root)', { timeout: 300_000 }, 
     const after = await lab.check('held2', 2000);
     assert.deepEqual([after.ok, after.broken, via(after, 1)], [FLOWS, 0, on1], 'every flow in progress goes on, the drained gateway\'s included');
     await lab.close('held2');
-    assert.equal((await cli(['undrain', '--socket', lab.adminSocket(1)])).code, 0);
+    assert.equal((await runTproxy(['undrain', '--socket', lab.adminSocket(1)])).code, 0);
     await lab.waitForNextHops(2, 30_000);
   });
 });
