@@ -6,17 +6,17 @@
 // show names from the network as text. On a failure each test saves a screenshot to a temp dir
 // named in the failure.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { JsonLines } from '../../../src/lab/json-lines.js';
 import { LAB_ADDRESSES, Lab, type SpawnedProcess } from '../../../src/lab/topology.js';
 import { startProxy } from '../../helpers/lab-flows.js';
+import { CHROMIUM, CHROMIUM_SKIP, openChromium, poll, type ChromiumPage } from '../../helpers/chromium.js';
 import { AGENT, BIN, SNI_CLIENT, TCP_PEER } from '../../helpers/paths.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token-0123456789';
 const PORT = 9470;
 const URL_ = `http://127.0.0.1:${PORT}/`;
@@ -35,19 +35,16 @@ metrics: { listen: "127.0.0.1:${PORT}" }
 dashboard: { enabled: true, token: ${TOKEN} }
 `;
 
-describe('dashboard in chromium (root)', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} missing: bash scripts/setup.sh installs it` }, () => {
+describe('dashboard in chromium (root)', { skip: CHROMIUM_SKIP }, () => {
   let lab: Lab;
   let dir: string;
-  let shots: string;
   let configFile: string;
-  let context: BrowserContext;
+  let browser: ChromiumPage;
   let page: Page;
-  let failed = false;
   const trickles: Promise<unknown>[] = [];
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-'));
-    shots = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-shots-'));
     lab = await Lab.create();
     const echo = lab.spawn('server', [process.execPath, AGENT, 'serve', '--port', '80']);
     await new JsonLines<{ event: string }>(echo.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'echo server on 80');
@@ -65,35 +62,18 @@ describe('dashboard in chromium (root)', { skip: existsSync(CHROMIUM) ? false : 
     const wrapper = join(dir, 'chromium-in-router');
     writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${lab.namespace('router')} ${CHROMIUM} "$@"\n`);
     chmodSync(wrapper, 0o755);
-    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: wrapper,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 60_000,
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(30_000);
+    browser = await openChromium('dashboard', wrapper);
+    page = browser.page;
   });
 
   after(async () => {
-    await context?.close().catch(() => undefined);
+    await browser?.close();
     await Promise.allSettled(trickles);
     await lab?.destroy();
     rmSync(dir, { recursive: true, force: true });
-    if (!failed) rmSync(shots, { recursive: true, force: true });
   });
 
-  /** Run a step; on failure save a screenshot and name it in the error. */
-  const step = async (name: string, body: () => Promise<void>): Promise<void> => {
-    try {
-      await body();
-    } catch (error) {
-      failed = true;
-      const file = join(shots, `${name}.png`);
-      await page?.screenshot({ path: file, fullPage: true }).catch(() => undefined);
-      throw new Error(`${(error as Error).message}\n(screenshot: ${file})`, { cause: error });
-    }
-  };
+  const step = (name: string, body: () => Promise<void>): Promise<void> => browser.step(name, body);
 
   const rowSelector = (dest: string, transport = 'tcp'): string => `#flow-rows .row.flow[data-key^="${transport}/"]:has(span.dest:text-is("${dest}"))`;
 
@@ -227,15 +207,6 @@ describe('dashboard in chromium (root)', { skip: existsSync(CHROMIUM) ? false : 
       killQuietly(sni);
     }));
 });
-
-/** Wait for a condition the page reaches by itself (at most timeoutMs), checking every 200 ms. */
-async function poll(what: string, ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 function killQuietly(p: SpawnedProcess): void {
   try {

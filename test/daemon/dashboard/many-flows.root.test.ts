@@ -4,18 +4,15 @@
 // kernel change), chromium headless in this namespace (root: chromium runs --no-sandbox as in the
 // other browser test). Screenshots on failure go to a temp dir named in the failure.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { DaemonStatus } from '../../../src/daemon/admin-protocol.js';
 import { Dashboard } from '../../../src/daemon/dashboard/dashboard.js';
 import { dashboardHandler, loadAssets } from '../../../src/daemon/dashboard/http.js';
 import { emptyTcpCounters } from '../../../src/dataplane/tcp/counters.js';
 import { serveMetrics, type MetricsEndpoint } from '../../../src/sys/metrics-http.js';
+import { CHROMIUM_SKIP, openChromium, poll, type ChromiumPage } from '../../helpers/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const FLOWS = 10_000;
 const STATUS = { state: 'running', pid: 1, version: 'test', node: 'v20', engine: 'splice', startedAt: '', uptimeSeconds: 0, listeners: [], rules: { managed: false }, flows: [] } as unknown as DaemonStatus;
 const READY = { ready: true, drained: false, reasons: [] };
@@ -23,18 +20,13 @@ const READY = { ready: true, drained: false, reasons: [] };
 const endpointOf = (i: number): { family: 4; address: string; port: number } => ({ family: 4, address: `198.51.100.${(i % 250) + 1}`, port: 10_000 + i });
 const destOf = (i: number): { family: 4; address: string; port: number } => ({ family: 4, address: `203.0.113.${(i % 200) + 1}`, port: 443 });
 
-describe('dashboard with 10,000 flows in chromium (root)', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} missing: bash scripts/setup.sh installs it` }, () => {
-  let dir: string;
-  let shots: string;
+describe('dashboard with 10,000 flows in chromium (root)', { skip: CHROMIUM_SKIP }, () => {
   let endpoint: MetricsEndpoint;
   let dashboard: Dashboard;
-  let context: BrowserContext;
+  let browser: ChromiumPage;
   let page: Page;
-  let failed = false;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-many-'));
-    shots = mkdtempSync(join(tmpdir(), 'tproxy-dashboard-many-shots-'));
     dashboard = new Dashboard(
       { listeners: () => [{ name: 'web', proxy: { counters: () => ({ tcp: emptyTcpCounters() }), snapshot: () => Promise.resolve({ flows: [] }), closeTcpFlow: () => Promise.resolve(false), udpSessions: () => Promise.resolve([]), closeUdpSession: () => Promise.resolve(false) } }], status: () => Promise.resolve(STATUS), explain: () => Promise.reject(new Error('not here')), reload: () => Promise.resolve(), readiness: () => Promise.resolve(READY), drain: () => Promise.resolve(READY) },
       { pushEveryMs: 50 },
@@ -45,34 +37,17 @@ describe('dashboard with 10,000 flows in chromium (root)', { skip: existsSync(CH
     }
     endpoint = await serveMetrics({ host: '127.0.0.1', port: 0 }, { metrics: () => Promise.resolve({ contentType: 'text/plain', body: '' }), other: dashboardHandler(dashboard, await loadAssets()) }, () => undefined, 16);
     dashboard.start();
-    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 60_000,
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(30_000);
+    browser = await openChromium('dashboard-many');
+    page = browser.page;
   });
 
   after(async () => {
-    await context?.close().catch(() => undefined);
+    await browser?.close();
     dashboard?.stop();
     await endpoint?.close();
-    rmSync(dir, { recursive: true, force: true });
-    if (!failed) rmSync(shots, { recursive: true, force: true });
   });
 
-  const step = async (name: string, body: () => Promise<void>): Promise<void> => {
-    try {
-      await body();
-    } catch (error) {
-      failed = true;
-      const file = join(shots, `${name}.png`);
-      await page?.screenshot({ path: file, fullPage: true }).catch(() => undefined);
-      throw new Error(`${(error as Error).message}\n(screenshot: ${file})`, { cause: error });
-    }
-  };
+  const step = (name: string, body: () => Promise<void>): Promise<void> => browser.step(name, body);
 
   it('renders only the rows in view, filters, sorts, scrolls and follows changes', () =>
     step('many', async () => {
@@ -103,12 +78,3 @@ describe('dashboard with 10,000 flows in chromium (root)', { skip: existsSync(CH
       assert.ok((await page.locator('#flow-rows .row.flow span.dest').allTextContents()).every((d) => d === '203.0.113.7:443'));
     }));
 });
-
-/** Wait for a condition the page reaches by itself (at most timeoutMs), checking every 200 ms. */
-async function poll(what: string, ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
