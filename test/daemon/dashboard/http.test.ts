@@ -10,6 +10,7 @@ import type { DaemonStatus } from '../../../src/daemon/admin-protocol.js';
 import { judgeReadiness } from '../../../src/daemon/readiness.js';
 import { emptyTcpCounters } from '../../../src/dataplane/tcp/counters.js';
 import { serveMetrics, type MetricsEndpoint } from '../../../src/sys/metrics-http.js';
+import { openEventStream } from '../../helpers/event-stream.js';
 
 const TOKEN = 'abcdefghijklmnop0123';
 const client = { family: 4 as const, address: '198.51.100.10', port: 40000 };
@@ -149,26 +150,14 @@ describe('dashboard HTTP with a token', () => {
   });
 
   it('drains and undrains with the token: the answer, /api/readiness and the event stream say drained and why', async () => {
-    const events: { event: string; data: { ready: boolean; drained: boolean; reasons: string[] } }[] = [];
-    const req = http.request({ host: '127.0.0.1', port, path: '/api/events' });
+    type Readiness = { ready: boolean; drained: boolean; reasons: string[] };
+    const events: { event: string; data: Readiness }[] = [];
     let onEvent = (): void => undefined;
-    req.on('response', (res) => {
-      let buffer = '';
-      res.on('data', (d: Buffer) => {
-        buffer += d.toString();
-        let at;
-        while ((at = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, at);
-          buffer = buffer.slice(at + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event === 'state') events.push({ event, data: (JSON.parse(data!) as { readiness: (typeof events)[0]['data'] }).readiness });
-          if (event === 'readiness') events.push({ event, data: JSON.parse(data!) as (typeof events)[0]['data'] });
-          onEvent();
-        }
-      });
+    const req = openEventStream(port, (event, data) => {
+      if (event === 'state') events.push({ event, data: (data as { readiness: Readiness }).readiness });
+      if (event === 'readiness') events.push({ event, data: data as Readiness });
+      onEvent();
     });
-    req.end();
     const waitFor = (n: number): Promise<void> =>
       new Promise((resolve) => {
         onEvent = () => events.length >= n && resolve();
@@ -208,26 +197,13 @@ describe('dashboard HTTP with a token', () => {
   it('UDP sessions: their bytes rise while they live (with a page connected), and the close action ends one', async () => {
     s.dashboard.sink({ type: 'udp.session.open', id: 3, client, originalDestination: dest, upstreamLocal: client, mapping: 'endpoint-dependent', listener: 'web' });
     const ups: number[] = [];
-    const req = http.request({ host: '127.0.0.1', port, path: '/api/events' });
-    const rising = new Promise<void>((resolve) => {
-      req.on('response', (res) => {
-        let buffer = '';
-        res.on('data', (d: Buffer) => {
-          buffer += d.toString();
-          let at;
-          while ((at = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, at);
-            buffer = buffer.slice(at + 2);
-            if (/^event: flows$/m.test(block)) {
-              const changes = JSON.parse(/^data: (.*)$/m.exec(block)![1]!) as { op: string; key: string; fields?: { bytesFromClient?: number } }[];
-              for (const c of changes) if (c.op === 'update' && c.key === 'udp/web/3' && c.fields?.bytesFromClient !== undefined) ups.push(c.fields.bytesFromClient);
-              if (ups.length >= 2) resolve();
-            }
-          }
-        });
-      });
+    let rose = (): void => undefined;
+    const rising = new Promise<void>((resolve) => (rose = resolve));
+    const req = openEventStream(port, (event, data) => {
+      if (event !== 'flows') return;
+      for (const c of data as { op: string; key: string; fields?: { bytesFromClient?: number } }[]) if (c.op === 'update' && c.key === 'udp/web/3' && c.fields?.bytesFromClient !== undefined) ups.push(c.fields.bytesFromClient);
+      if (ups.length >= 2) rose();
     });
-    req.end();
     try {
       await rising;
     } finally {
@@ -256,30 +232,26 @@ describe('dashboard HTTP with a token', () => {
 
   it('streams the state once, then only changes', async () => {
     const events: { event: string; data: unknown }[] = [];
-    const req = http.request({ host: '127.0.0.1', port, path: '/api/events' });
+    let contentType: string | undefined;
+    let seenAll = (): void => undefined;
+    let failed = (_error: Error): void => undefined;
     const seen = new Promise<void>((resolve, reject) => {
-      req.on('response', (res) => {
-        assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
-        let buffer = '';
-        res.on('data', (d: Buffer) => {
-          buffer += d.toString();
-          let at;
-          while ((at = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, at);
-            buffer = buffer.slice(at + 2);
-            const event = /^event: (.*)$/m.exec(block)?.[1];
-            const data = /^data: (.*)$/m.exec(block)?.[1];
-            if (event && data) events.push({ event, data: JSON.parse(data) });
-            if (event === 'state') s.dashboard.sink({ type: 'tcp.accept', id: 9, pid: 50, client, originalDestination: dest, listener: 'web' });
-            if (events.some((e) => e.event === 'flows' && JSON.stringify(e.data).includes('tcp/web/50/9'))) resolve();
-          }
-        });
-      });
-      req.on('error', reject);
+      seenAll = resolve;
+      failed = reject;
     });
-    req.end();
+    const req = openEventStream(
+      port,
+      (event, data) => {
+        events.push({ event, data });
+        if (event === 'state') s.dashboard.sink({ type: 'tcp.accept', id: 9, pid: 50, client, originalDestination: dest, listener: 'web' });
+        if (events.some((e) => e.event === 'flows' && JSON.stringify(e.data).includes('tcp/web/50/9'))) seenAll();
+      },
+      (res) => (contentType = res.headers['content-type']),
+    );
+    req.on('error', (error) => failed(error));
     await seen;
     req.destroy();
+    assert.equal(contentType, 'text/event-stream; charset=utf-8');
     assert.equal(events[0]?.event, 'state');
     const change = events.find((e) => e.event === 'flows')?.data as { op: string }[];
     assert.ok(change.every((c) => ['add', 'update', 'remove'].includes(c.op)), 'changes, not the whole table');
