@@ -2,6 +2,7 @@
 // faults; IPv4 and IPv6. Each scenario builds its world on a lab router and sends real packets.
 import type { Scenario } from '../../../helpers/differential.js';
 import type { SocketSpec } from '../../../helpers/model-agent.js';
+import { probedAfterSetup } from '../../../helpers/scenario-probes.js';
 
 const S4 = '203.0.113.20';
 const S6 = '2001:db8:2::20';
@@ -124,47 +125,25 @@ export const SCENARIOS: Scenario[] = [
     name: 'divert: data of an established proxied flow reaches its socket through the socket match',
     nft: pre(`${DIVERT}\n${TPROXY_TCP}`),
     sockets: listeners,
-    setup: [
-      { proto: 'tcp', sport: 41101, daddr: S4, dport: 80, mode: 'hold' },
-      { proto: 'tcp', sport: 41102, daddr: S6, dport: 80, mode: 'hold' },
-    ],
-    probes: [
-      { proto: 'tcp', sport: 41101, daddr: S4, dport: 80, data: true, expect: 'delivered' },
-      { proto: 'tcp', sport: 41102, daddr: S6, dport: 80, data: true, expect: 'delivered' },
-    ],
+    ...probedAfterSetup('hold', [{ sport: 41101, daddr: S4 }, { sport: 41102, daddr: S6 }], 'delivered'),
   },
   {
     name: 'without divert, the tproxy established lookup still finds the flow',
     nft: pre(TPROXY_TCP),
     sockets: listeners,
-    setup: [{ proto: 'tcp', sport: 41111, daddr: S4, dport: 80, mode: 'hold' }],
-    probes: [{ proto: 'tcp', sport: 41111, daddr: S4, dport: 80, data: true, expect: 'delivered' }],
+    ...probedAfterSetup('hold', [{ sport: 41111, daddr: S4 }], 'delivered'),
   },
   {
     name: 'tproxy for SYNs only and no divert: early demux gives the packet the socket of the flow and forwarding drops it',
     nft: pre('meta l4proto tcp tcp dport 80 tcp flags & (syn | ack) == syn tproxy to :8000 meta mark set 0x1 accept'),
     sockets: listeners,
-    setup: [
-      { proto: 'tcp', sport: 41121, daddr: S6, dport: 80, mode: 'hold' },
-      { proto: 'tcp', sport: 41122, daddr: S4, dport: 80, mode: 'hold' },
-    ],
-    probes: [
-      { proto: 'tcp', sport: 41121, daddr: S6, dport: 80, data: true, expect: 'dropped' },
-      { proto: 'tcp', sport: 41122, daddr: S4, dport: 80, data: true, expect: 'dropped' },
-    ],
+    ...probedAfterSetup('hold', [{ sport: 41121, daddr: S6 }, { sport: 41122, daddr: S4 }], 'dropped'),
   },
   {
     name: 'TIME_WAIT reuse: a new SYN retires the TIME_WAIT socket for the listener (divert excludes SYNs)',
     nft: pre(`${DIVERT}\n${TPROXY_TCP}`),
     sockets: listeners.map((l) => ({ ...l, closeFirst: true })),
-    setup: [
-      { proto: 'tcp', sport: 41131, daddr: S4, dport: 80, mode: 'time-wait' },
-      { proto: 'tcp', sport: 41132, daddr: S6, dport: 80, mode: 'time-wait' },
-    ],
-    probes: [
-      { proto: 'tcp', sport: 41131, daddr: S4, dport: 80, expect: 'delivered', socket: 'tcp4' },
-      { proto: 'tcp', sport: 41132, daddr: S6, dport: 80, expect: 'delivered', socket: 'tcp6' },
-    ],
+    ...probedAfterSetup('time-wait', [{ sport: 41131, daddr: S4, socket: 'tcp4' }, { sport: 41132, daddr: S6, socket: 'tcp6' }], 'delivered'),
   },
   {
     name: 'TIME_WAIT: a divert rule that catches SYNs sends them to the TIME_WAIT socket, not the proxy',
@@ -173,8 +152,7 @@ export const SCENARIOS: Scenario[] = [
     // SYN is sent again; holding the reset back keeps the first SYN's fate observable.
     clientNft: 'table inet hold {\n  chain out { type filter hook output priority 0;\n    tcp flags rst drop\n  }\n}',
     sockets: listeners.map((l) => ({ ...l, closeFirst: true })),
-    setup: [{ proto: 'tcp', sport: 41141, daddr: S4, dport: 80, mode: 'time-wait' }],
-    probes: [{ proto: 'tcp', sport: 41141, daddr: S4, dport: 80, expect: 'input-no-socket' }],
+    ...probedAfterSetup('time-wait', [{ sport: 41141, daddr: S4 }], 'input-no-socket'),
   },
 ];
 
