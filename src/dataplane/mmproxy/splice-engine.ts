@@ -6,9 +6,8 @@
  * - accept; a source outside allowedSources, or no room in the descriptor budget, is reset;
  * - the PROXY header is read with one recv (no peek, then a read of its length): what came
  *   after it in that read (the client's first bytes: a balancer sends them with the header) is
- *   kept and written to the backend first once it is connected (send; what a short send leaves
- *   goes into the direction's pipe, ahead of anything spliced), so no byte is lost and the first
- *   request costs one call instead of two splices. A header still incomplete is kept and waits
+ *   kept and written to the backend first once it is connected (splice-early.ts), so no byte is
+ *   lost and the first request costs one call instead of two splices. A header still incomplete is kept and waits
  *   for the next bytes (EPOLLET: the socket was read empty), bounded by the header timeout and
  *   the size bound;
  * - LOCAL: relayed to the health target from this host, or closed cleanly after the header (the
@@ -44,6 +43,7 @@ import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/spli
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
 import { openBackendSocket } from './backend-socket.js';
+import { writeEarlyBytes } from './splice-early.js';
 import { endpointKey } from './tcp-relay.js';
 
 const MAX_EVENTS = 512;
@@ -522,31 +522,15 @@ export class MmproxySpliceEngine {
     if (end) this.ended(flow, end);
   }
 
-  /**
-   * The client's bytes read with the header, to the just connected backend (its send buffer is
-   * empty: one send mostly takes them all); what a short send leaves goes into the client
-   * direction's pipe, ahead of anything spliced after it. Undefined, or the close reason.
-   */
+  /** The early bytes to the backend (splice-early.ts). Undefined, or the close reason. */
   private writeEarly(flow: Flow, early: Buffer): string | undefined {
-    flow.up.bytes += early.length;
-    // Node ignores SIGPIPE: a backend gone already is an EPIPE here.
-    const sent = this.libc.send(flow.ufd, early, early.length, C.MSG_DONTWAIT);
-    if (sent === early.length) return undefined;
-    if (sent < 0) {
-      const errno = this.libc.errno();
-      if (errno !== C.EAGAIN && errno !== C.EINTR) return `backend-${errnoName(errno)}`;
-    }
-    const rest = early.subarray(Math.max(0, sent));
-    if (!this.pipes.take(flow.up, flow.down)) {
-      const errno = errnoName(this.libc.errno());
-      count(this.counters.connectErrors, errno);
-      return 'pipe';
-    }
-    // An empty pipe of pipeBytes (far more than EARLY_BYTES) takes them whole.
-    const written = this.libc.write(flow.up.w, rest, rest.length);
-    if (written !== rest.length) return `backend-${errnoName(this.libc.errno())}`;
-    flow.up.buffered = rest.length;
-    return undefined;
+    const failure = writeEarlyBytes(this.libc, this.pipes, flow.ufd, flow.up, flow.down, early);
+    if (!failure) return undefined;
+    const errno = errnoName(failure.errno);
+    if (failure.at === 'backend') return `backend-${errno}`;
+    // As a pipe the pump could not have (FlowPump's PairEnd): counted with connect errors.
+    count(this.counters.connectErrors, errno);
+    return 'pipe';
   }
 
   /** The pair ended: a pipe that could not be had counts with connect errors. */

@@ -21,8 +21,8 @@ export class EngineEpoll {
   private readonly u64 = Buffer.alloc(8);
 
   constructor(
-    private readonly libc: Libc,
-    api: SocketApi,
+    private readonly libc: Pick<Libc, 'eventfd' | 'read'>,
+    api: Pick<SocketApi, 'epoll' | 'fail'>,
     maxEvents: number,
   ) {
     this.epoll = api.epoll(maxEvents);

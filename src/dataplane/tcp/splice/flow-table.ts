@@ -49,7 +49,7 @@ export class FlowTable<F extends TableFlow, O> {
 
   constructor(
     private readonly epoll: InterestSet,
-    private readonly pairs: FlowPump<F>,
+    private readonly pairs: Pick<FlowPump<F>, 'close'>,
   ) {}
 
   /** A flow whose upstream connect was started: its two sockets are its own, the upstream one watched for the connect's end. */
