@@ -106,6 +106,9 @@ const familyOf = (e: MmproxyEndpoint): C.Family => (e.address.includes(':') ? 6 
 
 export class MmproxySpliceEngine {
   readonly counters: MmproxyCounters = emptyMmproxyCounters();
+  readonly wakeFd: number;
+  /** The owner posted a message (the wake eventfd fired). */
+  woken = false;
   private readonly libc: Libc;
   private readonly api: SocketApi;
   private readonly loop: EngineEpoll;
@@ -158,24 +161,12 @@ export class MmproxySpliceEngine {
     for (const e of [config.backend4, config.backend6, config.healthTarget]) if (e) this.fixed.set(endpointKey(e), encodeSockaddr({ family: familyOf(e), ...e }));
     this.loop = new EngineEpoll(libc, this.api, MAX_EVENTS);
     this.epoll = this.loop.epoll;
+    this.wakeFd = this.loop.wakeFd;
     this.pairs = new FlowPump(libc, this.api, this.pipes, this.epoll, config.pipeBytes, now, 'backend');
     this.table = new FlowTable(this.epoll, this.pairs);
     this.owners = this.table.owners;
     this.flows = this.table.flows;
     this.watch(config.listeners);
-  }
-
-  get wakeFd(): number {
-    return this.loop.wakeFd;
-  }
-
-  /** The owner posted a message (the wake eventfd fired). */
-  get woken(): boolean {
-    return this.loop.woken;
-  }
-
-  set woken(on: boolean) {
-    this.loop.woken = on;
   }
 
   get stopping(): boolean {
@@ -239,10 +230,7 @@ export class MmproxySpliceEngine {
    */
   turn(waitMs: number): boolean {
     const firstHeader = this.pending.values().next().value;
-    this.loop.dispatch(
-      waitBefore(waitMs, firstHeader, this.now, () => turnWait(waitMs, this)),
-      this.onReady,
-    );
+    if (this.loop.dispatch(waitBefore(waitMs, firstHeader, this.now, () => turnWait(waitMs, this)), this.onReady)) this.woken = true;
     const now = this.now();
     if (firstHeader) for (const p of duePrefix(this.pending, now, (x) => x.deadline)) this.reject(p, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);

@@ -83,27 +83,20 @@ describe('mmproxy: the client bytes read with the PROXY header go to the backend
     assert.equal(up.bytes, early.length);
   });
 
-  it('a short send: the rest goes into the client direction\'s pipe, in order, and is counted as buffered for the pump', () => {
-    const { fake, pipes } = setup();
-    const up = newDirection();
-    const early = Buffer.from('0123456789abcdef');
-    fake.room = 6;
-    assert.equal(writeEarlyBytes(fake, pipes, UFD, up, newDirection(), early), undefined);
-    assert.ok(up.r >= 0 && up.w >= 0, 'the direction holds a pipe');
-    assert.deepEqual(Buffer.concat([...fake.sent, ...(fake.piped.get(up.w) ?? [])]), early, 'sent + piped is every byte, in order');
-    assert.equal(up.buffered, early.length - 6);
-    assert.equal(up.bytes, early.length);
-  });
-
-  it('a send buffer that takes nothing (EAGAIN): all of them into the pipe', () => {
-    const { fake, pipes } = setup();
-    const up = newDirection();
-    const early = Buffer.from('hello');
-    fake.room = 0;
-    assert.equal(writeEarlyBytes(fake, pipes, UFD, up, newDirection(), early), undefined);
-    assert.deepEqual(Buffer.concat(fake.piped.get(up.w) ?? []), early);
-    assert.equal(up.buffered, early.length);
-  });
+  // A short send, and a send buffer that takes nothing (EAGAIN).
+  for (const room of [6, 0]) {
+    it(`a send that takes ${room} of 16 bytes: the rest goes into the client direction's pipe, in order, counted as buffered for the pump`, () => {
+      const { fake, pipes } = setup();
+      const up = newDirection();
+      const early = Buffer.from('0123456789abcdef');
+      fake.room = room;
+      assert.equal(writeEarlyBytes(fake, pipes, UFD, up, newDirection(), early), undefined);
+      assert.ok(up.r >= 0 && up.w >= 0, 'the direction holds a pipe');
+      assert.deepEqual(Buffer.concat([...fake.sent, ...(fake.piped.get(up.w) ?? [])]), early, 'sent + piped is every byte, in order');
+      assert.equal(up.buffered, early.length - room);
+      assert.equal(up.bytes, early.length);
+    });
+  }
 
   it('a backend gone already: its errno, nothing piped', () => {
     const { fake, pipes } = setup();

@@ -2,7 +2,8 @@
  * The epoll set of a splice engine thread (the TPROXY engine.ts and mmproxy's splice-engine.ts)
  * with the wake eventfd its owner writes after posting a message, and one turn's wait and
  * dispatch: every ready descriptor but the eventfd goes to the engine's handler; the eventfd is
- * read and marks the engine `woken` (its thread returns to Node's loop to take the message).
+ * read, and the turn says it fired (the engine is `woken`: its thread returns to Node's loop to
+ * take the message).
  */
 import * as C from '../../../core/net/constants.js';
 import type { Epoll } from '../../../sys/epoll.js';
@@ -16,8 +17,6 @@ export class EngineEpoll {
   readonly epoll: Epoll;
   /** Written by the owner thread after each message (EFD_NONBLOCK: the read in dispatch never blocks). */
   readonly wakeFd: number;
-  /** The wake eventfd fired since the thread last cleared this. */
-  woken = false;
   private readonly u64 = Buffer.alloc(8);
 
   constructor(
@@ -37,19 +36,21 @@ export class EngineEpoll {
     this.epoll.add(this.wakeFd, C.EPOLLIN);
   }
 
-  /** Wait up to waitMs, then hand each ready descriptor to `onReady` (in the kernel's order). */
-  dispatch(waitMs: number, onReady: ReadyHandler): void {
+  /** Wait up to waitMs, then hand each ready descriptor to `onReady` (in the kernel's order). True: the wake eventfd fired. */
+  dispatch(waitMs: number, onReady: ReadyHandler): boolean {
     const epoll = this.epoll;
     const n = epoll.wait(waitMs);
+    let woken = false;
     for (let i = 0; i < n; i++) {
       const fd = epoll.readyFd(i);
       if (fd === this.wakeFd) {
         this.libc.read(this.wakeFd, this.u64, 8);
-        this.woken = true;
+        woken = true;
         continue;
       }
       onReady(fd, epoll.readyEvents(i));
     }
+    return woken;
   }
 }
 

@@ -95,6 +95,9 @@ export class SpliceEngine {
   private readonly api: SocketApi;
   private readonly loop: EngineEpoll;
   private readonly epoll: EngineEpoll['epoll'];
+  readonly wakeFd: number;
+  /** The owner thread posted a message (the wake eventfd fired): return to the event loop to take it. */
+  woken = false;
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
   /** Handshake bytes from an upstream proxy, peeked then read: replies are far smaller than this. */
@@ -138,6 +141,7 @@ export class SpliceEngine {
     this.sniffTimeoutMs = config.sniffTimeoutMs;
     this.loop = new EngineEpoll(libc, this.api, MAX_EVENTS);
     this.epoll = this.loop.epoll;
+    this.wakeFd = this.loop.wakeFd;
     this.pairs = new FlowPump(libc, this.api, this.pipes, this.epoll, config.pipeBytes, now, 'upstream');
     this.table = new FlowTable(this.epoll, this.pairs);
     ({ owners: this.owners, flows: this.flows, connecting: this.connecting } = this.table);
@@ -166,19 +170,6 @@ export class SpliceEngine {
     else this.beginStop(message.graceMs);
   }
 
-  get wakeFd(): number {
-    return this.loop.wakeFd;
-  }
-
-  /** The owner thread posted a message (the wake eventfd fired): return to the event loop to take it. */
-  get woken(): boolean {
-    return this.loop.woken;
-  }
-
-  set woken(on: boolean) {
-    this.loop.woken = on;
-  }
-
   /** The busiest flows by bytes both ways (bytes read into the pipes so far). */
   busiest(limit: number): TcpFlowSnapshot[] {
     return this.admission.busiest(this.flows, limit);
@@ -192,10 +183,7 @@ export class SpliceEngine {
   turn(waitMs: number): boolean {
     // A sniff deadline due sooner than waitMs shortens the wait (flows are not delayed past it).
     const firstSniff = this.sniffing.values().next().value;
-    this.loop.dispatch(
-      waitBefore(waitMs, firstSniff, this.now, () => turnWait(waitMs, this)),
-      this.onReady,
-    );
+    if (this.loop.dispatch(waitBefore(waitMs, firstSniff, this.now, () => turnWait(waitMs, this)), this.onReady)) this.woken = true;
     const now = this.now();
     if (firstSniff) this.expireSniffs(now);
     if (this.timers.scanDue(now)) this.scan(now);

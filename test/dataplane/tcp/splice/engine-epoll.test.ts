@@ -26,16 +26,21 @@ function fakes(ready: [number, number][]): { loop: EngineEpoll; waits: number[];
 }
 
 describe('splice engine epoll set (both splice engines)', () => {
-  it('watches its wake eventfd; a turn hands every other ready descriptor to the engine, the eventfd is read and marks it woken', () => {
+  it('watches its wake eventfd; a turn hands every other ready descriptor to the engine, the eventfd is read and says it was woken', () => {
     const { loop, waits, reads, added } = fakes([[20, C.EPOLLIN], [WAKE, C.EPOLLIN], [21, C.EPOLLOUT | C.EPOLLHUP]]);
     assert.equal(loop.wakeFd, WAKE);
     assert.deepEqual(added, [`${WAKE} ${C.EPOLLIN}`]);
     const seen: string[] = [];
-    loop.dispatch(200, (fd, events) => seen.push(`${fd} ${events}`));
+    assert.equal(loop.dispatch(200, (fd, events) => seen.push(`${fd} ${events}`)), true);
     assert.deepEqual(waits, [200]);
     assert.deepEqual(seen, [`20 ${C.EPOLLIN}`, `21 ${C.EPOLLOUT | C.EPOLLHUP}`]);
     assert.deepEqual(reads, [WAKE]);
-    assert.equal(loop.woken, true);
+  });
+
+  it('a turn without the eventfd among the ready ones says it was not woken', () => {
+    const { loop, reads } = fakes([[20, C.EPOLLIN]]);
+    assert.equal(loop.dispatch(0, () => undefined), false);
+    assert.deepEqual(reads, []);
   });
 
   it('no eventfd: the error says so and the epoll descriptor is closed', () => {
