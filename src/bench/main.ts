@@ -370,7 +370,8 @@ async function main(): Promise<void> {
     let mmproxy: MmproxyBenchResult | undefined;
     if (!values['no-mmproxy'] && mmproxyWorkloads.length > 0) {
       say('bench: mmproxy (HAProxy balancer -> tproxy mmproxy vs HAProxy accept-proxy + usesrc clientip -> server)');
-      mmproxy = await benchMmproxy(lab, { rounds, seconds, workloads: mmproxyWorkloads, engine: values['tcp-engine'], report: (line) => say(`  ${line}`) });
+      // The baseline build (--baseline, or this one on --baseline-tcp-engine) as a third backend half in the same rounds.
+      mmproxy = await benchMmproxy(lab, { rounds, seconds, workloads: mmproxyWorkloads, engine: values['tcp-engine'], baseline: baselineBin, baselineEngine: values['baseline-tcp-engine'], report: (line) => say(`  ${line}`) });
     }
     const result: BenchResult = {
       udp,
