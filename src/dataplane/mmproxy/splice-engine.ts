@@ -7,13 +7,13 @@
  * - the PROXY header is read with one recv (no peek, then a read of its length): what came
  *   after it in that read (the client's first bytes: a balancer sends them with the header) is
  *   kept and written to the backend first once it is connected (splice-early.ts), so no byte is
- *   lost and the first request costs one call instead of two splices. A header still incomplete is kept and waits
- *   for the next bytes (EPOLLET: the socket was read empty), bounded by the header timeout and
- *   the size bound;
+ *   lost and the first request costs one call instead of two splices. A header still incomplete
+ *   is kept and waits for the next bytes (EPOLLET: the socket was read empty), bounded by the
+ *   header timeout and the size bound;
  * - LOCAL: relayed to the health target from this host, or closed cleanly after the header (the
  *   balancer's side read to its end, cut at the header timeout);
  * - PROXY: the backend (fixed per family, or the header's destination) is connected without
- *   blocking from the client's address and port (IP_TRANSPARENT, IP_FREEBIND, the upstream mark;
+ *   blocking from the client's address and port (IP_TRANSPARENT, the upstream mark;
  *   the client's port taken here: another port), bounded by the connect timeout; then socket ->
  *   pipe -> socket both ways (../tcp/splice/pump.ts), FINs passed on, idle flows cut. The turn
  *   loop and the flow table (owners, connects, close, deadlines) are the TPROXY engine's
@@ -54,6 +54,8 @@ const ACCEPT_BATCH = 64;
  * client's first bytes, which the balancer sends with the header (a request, a TLS hello).
  */
 const EARLY_BYTES = 16 * 1024;
+/** The events a connection waiting for the rest of its header is watched for (edge-triggered: see onAccepted). */
+const HEADER_EVENTS = C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLET;
 /** The two sockets of a connection and the two pipes (two descriptors each) its directions may hold. */
 export const SPLICE_DESCRIPTORS_PER_CONNECTION = 6;
 /**
@@ -311,7 +313,7 @@ export class MmproxySpliceEngine {
     this.owners.set(cfd, pending);
     // Edge-triggered: the socket was read empty (a prefix is held), so the next bytes or the FIN
     // are a new edge; no readable report per turn in between.
-    this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLET);
+    this.epoll.add(cfd, HEADER_EVENTS);
   }
 
   /**
@@ -351,15 +353,15 @@ export class MmproxySpliceEngine {
       return false;
     }
     const early = bytes.length > result.take ? Buffer.from(bytes.subarray(result.take)) : undefined;
-    this.endPending(p);
+    const watched = this.endPending(p);
     const addresses = result.header.command === 'proxy' ? result.header.addresses : undefined;
     if (!addresses) {
       this.counters.headersLocal++;
       this.emit({ type: 'mmproxy.local', listener: this.config.name, balancer: p.balancer });
       const health = this.config.healthTarget;
-      if (health) this.startFlow(p.cfd, p.balancer, undefined, { family: familyOf(health), ...health }, early);
+      if (health) this.startFlow(p.cfd, p.balancer, undefined, { family: familyOf(health), ...health }, early, watched);
       // Nothing is relayed: the client's bytes are read to their end and dropped.
-      else this.closeAfterHeader(p.cfd);
+      else this.closeAfterHeader(p.cfd, watched);
       return true;
     }
     this.counters.headersProxy++;
@@ -371,15 +373,20 @@ export class MmproxySpliceEngine {
       this.refuseAfterHeader(p.cfd, p.balancer, 'backend-family');
       return true;
     }
-    this.startFlow(p.cfd, p.balancer, source, backend, early);
+    this.startFlow(p.cfd, p.balancer, source, backend, early, watched);
     return true;
   }
 
-  /** No longer waiting for its header (a no-op when it never had to wait). */
-  private endPending(p: Pending): void {
-    if (!this.pending.delete(p)) return;
+  /**
+   * No longer waiting for its header (a no-op when it never had to wait). True: its socket stays
+   * in the epoll set (HEADER_EVENTS, owned by nobody: edge-triggered, so nothing is reported over
+   * and over meanwhile), for what comes next to change with one MOD instead of a DEL and an ADD;
+   * a close takes it out.
+   */
+  private endPending(p: Pending): boolean {
+    if (!this.pending.delete(p)) return false;
     this.owners.delete(p.cfd);
-    this.epoll.remove(p.cfd);
+    return true;
   }
 
   /** Refused while (or after) reading its header: counted, reported, reset. */
@@ -399,14 +406,18 @@ export class MmproxySpliceEngine {
     this.api.resetClose(cfd);
   }
 
-  /** A health check without a target: our FIN now, the balancer's side read to its end (or cut at the header timeout). */
-  private closeAfterHeader(cfd: number): void {
+  /**
+   * A health check without a target: our FIN now, the balancer's side read to its end (or cut at
+   * the header timeout). `watched`: the socket is in the epoll set already (endPending).
+   */
+  private closeAfterHeader(cfd: number, watched: boolean): void {
     this.libc.setsockopt(cfd, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
     this.libc.shutdown(cfd, C.SHUT_WR);
     const c: Closing = { kind: 'closing', cfd, deadline: this.now() + this.config.headerTimeoutMs };
     this.closing.add(c);
     this.owners.set(cfd, c);
-    this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);
+    if (watched) this.epoll.modify(cfd, C.EPOLLIN | C.EPOLLRDHUP);
+    else this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);
   }
 
   private onClosingBytes(c: Closing): void {
@@ -431,9 +442,10 @@ export class MmproxySpliceEngine {
 
   /**
    * Connect to `backend` (from `from` when given, transparently) without blocking; once connected,
-   * `early` (the client's bytes read with the header) goes first, then the flow pumps.
+   * `early` (the client's bytes read with the header) goes first, then the flow pumps. `watched`:
+   * the client's socket is in the epoll set already (endPending); the pump changes its events.
    */
-  private startFlow(cfd: number, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint, early: Buffer | undefined): void {
+  private startFlow(cfd: number, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint, early: Buffer | undefined, watched: boolean): void {
     let ufd: number;
     try {
       const sockaddr = this.fixed.get(endpointKey(backend)) ?? encodeSockaddr(backend);
@@ -451,7 +463,7 @@ export class MmproxySpliceEngine {
       return;
     }
     const now = this.now();
-    const flow: Flow = { kind: 'flow', cfd, ufd, balancer, from, backend, up: newDirection(), down: newDirection(), started: now, connectDeadline: now + this.config.connectTimeoutMs, early, lastActive: now, connected: false, closed: false, cInterest: NOT_WATCHED, uInterest: NOT_WATCHED };
+    const flow: Flow = { kind: 'flow', cfd, ufd, balancer, from, backend, up: newDirection(), down: newDirection(), started: now, connectDeadline: now + this.config.connectTimeoutMs, early, lastActive: now, connected: false, closed: false, cInterest: watched ? HEADER_EVENTS : NOT_WATCHED, uInterest: NOT_WATCHED };
     this.counters.active++;
     this.table.add(flow);
   }
