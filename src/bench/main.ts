@@ -14,7 +14,8 @@
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
  * after come from the same run and share its (noisy) conditions. With --baseline-workers it can be
- * this very build with another worker count. --haproxy-splice makes HAProxy splice both
+ * this very build with another worker count; the mmproxy workloads run it as a third backend
+ * half (bench/mmproxy.ts). --haproxy-splice makes HAProxy splice both
  * ways (`option splice-request` and `splice-response`), its fastest setting for streams.
  * --tcp-engine runs the tproxy scenario on that engine; --baseline-tcp-engine runs the baseline
  * on that one (this build unless --baseline names another), so two engines share one run:
