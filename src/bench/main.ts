@@ -14,7 +14,8 @@
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
  * after come from the same run and share its (noisy) conditions. With --baseline-workers it can be
- * this very build with another worker count. --haproxy-splice makes HAProxy splice both
+ * this very build with another worker count; the mmproxy workloads run it as a third backend
+ * half (bench/mmproxy.ts). --haproxy-splice makes HAProxy splice both
  * ways (`option splice-request` and `splice-response`), its fastest setting for streams.
  * --tcp-engine runs the tproxy scenario on that engine; --baseline-tcp-engine runs the baseline
  * on that one (this build unless --baseline names another), so two engines share one run:
@@ -370,7 +371,8 @@ async function main(): Promise<void> {
     let mmproxy: MmproxyBenchResult | undefined;
     if (!values['no-mmproxy'] && mmproxyWorkloads.length > 0) {
       say('bench: mmproxy (HAProxy balancer -> tproxy mmproxy vs HAProxy accept-proxy + usesrc clientip -> server)');
-      mmproxy = await benchMmproxy(lab, { rounds, seconds, workloads: mmproxyWorkloads, engine: values['tcp-engine'], report: (line) => say(`  ${line}`) });
+      // The baseline build (--baseline, or this one on --baseline-tcp-engine) as a third backend half in the same rounds.
+      mmproxy = await benchMmproxy(lab, { rounds, seconds, workloads: mmproxyWorkloads, engine: values['tcp-engine'], baseline: baselineBin, baselineEngine: values['baseline-tcp-engine'], report: (line) => say(`  ${line}`) });
     }
     const result: BenchResult = {
       udp,

@@ -4,17 +4,20 @@
  * enter JavaScript. What it does is the stream path's (tcp-relay.ts), step for step:
  *
  * - accept; a source outside allowedSources, or no room in the descriptor budget, is reset;
- * - the PROXY header is peeked (MSG_PEEK), decoded (core/proxy-protocol), and only its own bytes
- *   are read (recv of exactly its length): the client's bytes after it stay in the socket for
- *   splice, so none is copied or lost. A header still incomplete waits for the next bytes with
- *   EPOLLET (level-triggered, a peeked prefix would report readable on every turn), bounded by
- *   the header timeout and the size bound;
+ * - the PROXY header is read with one recv (no peek, then a read of its length): what came
+ *   after it in that read (the client's first bytes: a balancer sends them with the header) is
+ *   kept and written to the backend first once it is connected (splice-early.ts), so no byte is
+ *   lost and the first request costs one call instead of two splices. A header still incomplete
+ *   is kept and waits for the next bytes (EPOLLET: the socket was read empty), bounded by the
+ *   header timeout and the size bound;
  * - LOCAL: relayed to the health target from this host, or closed cleanly after the header (the
  *   balancer's side read to its end, cut at the header timeout);
  * - PROXY: the backend (fixed per family, or the header's destination) is connected without
- *   blocking from the client's address and port (IP_TRANSPARENT, IP_FREEBIND, the upstream mark;
+ *   blocking from the client's address and port (IP_TRANSPARENT, the upstream mark;
  *   the client's port taken here: another port), bounded by the connect timeout; then socket ->
- *   pipe -> socket both ways (../tcp/splice/pump.ts), FINs passed on, idle flows cut.
+ *   pipe -> socket both ways (../tcp/splice/pump.ts), FINs passed on, idle flows cut. The turn
+ *   loop and the flow table (owners, connects, close, deadlines) are the TPROXY engine's
+ *   (../tcp/splice/engine-epoll.ts, flow-table.ts).
  *
  * Sockets of a flow carry SO_LINGER {1, 0} until their FIN is sent (as in the TPROXY splice
  * engine): a refusal or a failure resets, a clean end stays a FIN.
@@ -27,11 +30,12 @@ import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } 
 import { decodeProxyHeader, maxProxyHeaderBytes } from '../../core/proxy-protocol/decode.js';
 import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
-import type { Epoll } from '../../sys/epoll.js';
 import { loadLibc, type Libc } from '../../sys/libc.js';
 import { SocketApi } from '../../sys/socket.js';
 import type { ProxyEvent } from '../events.js';
+import { EngineEpoll, waitBefore } from '../tcp/splice/engine-epoll.js';
 import { FlowPump, type PairEnd } from '../tcp/splice/flow-pump.js';
+import { CONNECTING, connectOutcome, FlowTable, type Expiry, type FlowSocket } from '../tcp/splice/flow-table.js';
 import { NOT_WATCHED } from '../tcp/splice/interest.js';
 import { PipePool } from '../tcp/splice/pipe-pool.js';
 import { newDirection, type Direction } from '../tcp/splice/pump.js';
@@ -39,11 +43,19 @@ import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/spli
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
 import { openBackendSocket } from './backend-socket.js';
+import { writeEarlyBytes } from './splice-early.js';
 import { endpointKey, isFlowRefusal } from './tcp-relay.js';
 
 const MAX_EVENTS = 512;
 const EADDRNOTAVAIL = 99;
 const ACCEPT_BATCH = 64;
+/**
+ * The first read of a connection takes up to this much after the longest header allowed: the
+ * client's first bytes, which the balancer sends with the header (a request, a TLS hello).
+ */
+const EARLY_BYTES = 16 * 1024;
+/** The events a connection waiting for the rest of its header is watched for (edge-triggered: see onAccepted). */
+const HEADER_EVENTS = C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLET;
 /** The two sockets of a connection and the two pipes (two descriptors each) its directions may hold. */
 export const SPLICE_DESCRIPTORS_PER_CONNECTION = 6;
 /**
@@ -58,6 +70,8 @@ interface Pending {
   readonly cfd: number;
   readonly balancer: Endpoint;
   readonly deadline: number;
+  /** The header's bytes read so far (read off the socket: it came in parts). */
+  held: Buffer | undefined;
 }
 
 /** A health check without a health target: FIN sent after its header, read to its end. */
@@ -79,6 +93,8 @@ interface Flow {
   readonly down: Direction;
   readonly started: number;
   readonly connectDeadline: number;
+  /** The client's bytes read with the header, for the backend before anything else (undefined once written, or when none came). */
+  early: Buffer | undefined;
   lastActive: number;
   connected: boolean;
   closed: boolean;
@@ -86,17 +102,19 @@ interface Flow {
   uInterest: number;
 }
 
-type Owner = { readonly kind: 'listener' } | Pending | Closing | { readonly kind: 'client' | 'upstream'; readonly flow: Flow };
+type Owner = { readonly kind: 'listener' } | Pending | Closing | FlowSocket<Flow>;
 
 const familyOf = (e: MmproxyEndpoint): C.Family => (e.address.includes(':') ? 6 : 4);
 
 export class MmproxySpliceEngine {
   readonly counters: MmproxyCounters = emptyMmproxyCounters();
   readonly wakeFd: number;
+  /** The owner posted a message (the wake eventfd fired). */
   woken = false;
   private readonly libc: Libc;
   private readonly api: SocketApi;
-  private readonly epoll: Epoll;
+  private readonly loop: EngineEpoll;
+  private readonly epoll: EngineEpoll['epoll'];
   private readonly allowed: PrefixSet;
   private readonly budget: DescriptorBudget | undefined;
   /** Pipes paid for per connection (6 descriptors at accept): no direction waits for one. */
@@ -108,22 +126,21 @@ export class MmproxySpliceEngine {
   private readonly listeners = new Set<number>();
   private readonly accepting: Int32Array;
   private readonly flowEvents: Int32Array;
-  private readonly owners = new Map<number, Owner>();
+  private readonly table: FlowTable<Flow, { readonly kind: 'listener' } | Pending | Closing>;
+  private readonly owners: Map<number, Owner>;
   /** Connections reading their header, in accept order (so in deadline order). */
   private readonly pending = new Set<Pending>();
   private readonly closing = new Set<Closing>();
-  private readonly flows = new Set<Flow>();
-  /** Flows waiting for their backend connect, in start order (so in deadline order). */
-  private readonly connecting = new Set<Flow>();
+  private readonly flows: Set<Flow>;
   private events: ProxyEvent[] = [];
   /** 'drain': no new connections, those in progress end on their own; 'stop': reset them all. */
   private ending: 'drain' | 'stop' | undefined;
-  private readonly u64 = Buffer.alloc(8);
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
   private readonly noLinger = Buffer.alloc(8);
-  /** Peeked header bytes: the longest header the size bound allows. */
+  /** A connection's first read: the longest header the size bound allows, and EARLY_BYTES of the client's after it. */
   private readonly head: Buffer;
+  private readonly headerBound: number;
   private readonly discard = Buffer.alloc(4096);
   /** The sockaddrs of the fixed backends and the health target, encoded once (by endpointKey). */
   private readonly fixed = new Map<string, Buffer>();
@@ -143,13 +160,16 @@ export class MmproxySpliceEngine {
     this.pooledPipes = this.budget && !this.budget.acquire('mmproxy', 2 * POOLED_PIPES) ? 0 : POOLED_PIPES;
     this.pipes = PipePool.perFlow<Flow>(libc, config.pipeBytes, this.pooledPipes);
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
-    this.head = Buffer.alloc(maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes }));
+    this.headerBound = maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes });
+    this.head = Buffer.alloc(this.headerBound + EARLY_BYTES);
     for (const e of [config.backend4, config.backend6, config.healthTarget]) if (e) this.fixed.set(endpointKey(e), encodeSockaddr({ family: familyOf(e), ...e }));
-    this.epoll = this.api.epoll(MAX_EVENTS);
+    this.loop = new EngineEpoll(libc, this.api, MAX_EVENTS);
+    this.epoll = this.loop.epoll;
+    this.wakeFd = this.loop.wakeFd;
     this.pairs = new FlowPump(libc, this.api, this.pipes, this.epoll, config.pipeBytes, now, 'backend');
-    this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
-    if (this.wakeFd < 0) this.api.fail('eventfd');
-    this.epoll.add(this.wakeFd, C.EPOLLIN);
+    this.table = new FlowTable(this.epoll, this.pairs);
+    this.owners = this.table.owners;
+    this.flows = this.table.flows;
     this.watch(config.listeners);
   }
 
@@ -219,22 +239,7 @@ export class MmproxySpliceEngine {
    */
   turn(waitMs: number): boolean {
     const firstHeader = this.pending.values().next().value;
-    const n = this.epoll.wait(firstHeader ? Math.max(0, Math.min(waitMs, firstHeader.deadline - this.now())) : turnWait(waitMs, this));
-    for (let i = 0; i < n; i++) {
-      const fd = this.epoll.readyFd(i);
-      const events = this.epoll.readyEvents(i);
-      if (fd === this.wakeFd) {
-        this.libc.read(this.wakeFd, this.u64, 8);
-        this.woken = true;
-        continue;
-      }
-      const owner = this.owners.get(fd);
-      if (!owner) continue;
-      if (owner.kind === 'listener') this.acceptFrom(fd);
-      else if (owner.kind === 'header') void this.onHeaderBytes(owner, events);
-      else if (owner.kind === 'closing') this.onClosingBytes(owner);
-      else if (!owner.flow.closed) this.onSocket(owner.flow, owner.kind, events);
-    }
+    if (this.loop.dispatch(waitBefore(waitMs, firstHeader, this.now, () => turnWait(waitMs, this)), this.onReady)) this.woken = true;
     const now = this.now();
     if (firstHeader) for (const p of duePrefix(this.pending, now, (x) => x.deadline)) this.reject(p, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
@@ -257,6 +262,15 @@ export class MmproxySpliceEngine {
     }
     return true;
   }
+
+  private readonly onReady = (fd: number, events: number): void => {
+    const owner = this.owners.get(fd);
+    if (!owner) return;
+    if (owner.kind === 'listener') this.acceptFrom(fd);
+    else if (owner.kind === 'header') void this.onHeaderBytes(owner, events);
+    else if (owner.kind === 'closing') this.onClosingBytes(owner);
+    else if (!owner.flow.closed) this.onSocket(owner.flow, owner.kind, events);
+  };
 
   private copyCounters(): MmproxyCounters {
     const c = this.counters;
@@ -298,23 +312,26 @@ export class MmproxySpliceEngine {
       this.refuse(cfd, balancer, 'source-not-allowed');
       return;
     }
-    const pending: Pending = { kind: 'header', cfd, balancer, deadline: this.now() + this.config.headerTimeoutMs };
+    const pending: Pending = { kind: 'header', cfd, balancer, deadline: this.now() + this.config.headerTimeoutMs, held: undefined };
     // The balancer sends its header as soon as it is connected: mostly it is here already, and
     // the connection needs no epoll registration to wait for it.
     if (this.onHeaderBytes(pending, 0)) return;
     this.pending.add(pending);
     this.owners.set(cfd, pending);
-    // Edge-triggered: a header prefix already peeked must not report readable again until more comes.
-    // Adding a socket that already holds bytes (or its FIN) reports them at once.
-    this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLET);
+    // Edge-triggered: the socket was read empty (a prefix is held), so the next bytes or the FIN
+    // are a new edge; no readable report per turn in between.
+    this.epoll.add(cfd, HEADER_EVENTS);
   }
 
   /**
-   * Peek at what came, decode, and take exactly the header's bytes off the socket. False: the
-   * header is not complete yet (wait for more bytes); true: relayed or refused.
+   * Read what came (after a held prefix, up to the size bound; else with EARLY_BYTES of the
+   * client's), decode, and keep what follows the header for the backend. False: the header is not
+   * complete yet (its prefix held, wait for more bytes); true: relayed or refused.
    */
   private onHeaderBytes(p: Pending, events: number): boolean {
-    const n = this.libc.recv(p.cfd, this.head, this.head.length, C.MSG_PEEK | C.MSG_DONTWAIT);
+    const held = p.held?.length ?? 0;
+    // After a prefix, no more than the header can still need: the client's bytes stay in the socket.
+    const n = this.libc.recv(p.cfd, this.head, held > 0 ? this.headerBound - held : this.head.length, C.MSG_DONTWAIT);
     if (n < 0) {
       const errno = this.libc.errno();
       if (errno === C.EAGAIN || errno === C.EINTR) return false;
@@ -322,32 +339,36 @@ export class MmproxySpliceEngine {
       return true;
     }
     if (n === 0) {
-      this.reject(p, 'closed-before-header');
+      // The FIN came inside the header: no more bytes will.
+      this.reject(p, held > 0 ? 'truncated' : 'closed-before-header');
       return true;
     }
-    const result = decodeProxyHeader(this.head.subarray(0, n), { maxV2Bytes: this.config.maxHeaderBytes });
+    const bytes = p.held ? Buffer.concat([p.held, this.head.subarray(0, n)]) : this.head.subarray(0, n);
+    const result = decodeProxyHeader(bytes, { maxV2Bytes: this.config.maxHeaderBytes });
     if (result.kind === 'invalid') {
       this.reject(p, result.reason);
       return true;
     }
     if (result.kind === 'more') {
-      // The FIN came inside the header: no more bytes will.
-      if ((events & (C.EPOLLRDHUP | C.EPOLLHUP)) === 0) return false;
-      this.reject(p, 'truncated');
-      return true;
+      // The FIN came with these bytes: no more will.
+      if (events & (C.EPOLLRDHUP | C.EPOLLHUP)) {
+        this.reject(p, 'truncated');
+        return true;
+      }
+      // A copy: this.head is the next connection's. Never past the size bound (the decoder refuses a longer header).
+      p.held = Buffer.from(bytes);
+      return false;
     }
-    if (this.libc.recv(p.cfd, this.head, result.take, C.MSG_DONTWAIT) !== result.take) {
-      this.reject(p, 'closed-before-header');
-      return true;
-    }
-    this.endPending(p);
+    const early = bytes.length > result.take ? Buffer.from(bytes.subarray(result.take)) : undefined;
+    const watched = this.endPending(p);
     const addresses = result.header.command === 'proxy' ? result.header.addresses : undefined;
     if (!addresses) {
       this.counters.headersLocal++;
       if (this.flowEventsOn()) this.emit({ type: 'mmproxy.local', listener: this.config.name, balancer: p.balancer });
       const health = this.config.healthTarget;
-      if (health) this.startFlow(p.cfd, p.balancer, undefined, { family: familyOf(health), ...health });
-      else this.closeAfterHeader(p.cfd);
+      if (health) this.startFlow(p.cfd, p.balancer, undefined, { family: familyOf(health), ...health }, early, watched);
+      // Nothing is relayed: the client's bytes are read to their end and dropped.
+      else this.closeAfterHeader(p.cfd, watched);
       return true;
     }
     this.counters.headersProxy++;
@@ -359,15 +380,20 @@ export class MmproxySpliceEngine {
       this.refuseAfterHeader(p.cfd, p.balancer, 'backend-family');
       return true;
     }
-    this.startFlow(p.cfd, p.balancer, source, backend);
+    this.startFlow(p.cfd, p.balancer, source, backend, early, watched);
     return true;
   }
 
-  /** No longer waiting for its header (a no-op when it never had to wait). */
-  private endPending(p: Pending): void {
-    if (!this.pending.delete(p)) return;
+  /**
+   * No longer waiting for its header (a no-op when it never had to wait). True: its socket stays
+   * in the epoll set (HEADER_EVENTS, owned by nobody: edge-triggered, so nothing is reported over
+   * and over meanwhile), for what comes next to change with one MOD instead of a DEL and an ADD;
+   * a close takes it out.
+   */
+  private endPending(p: Pending): boolean {
+    if (!this.pending.delete(p)) return false;
     this.owners.delete(p.cfd);
-    this.epoll.remove(p.cfd);
+    return true;
   }
 
   /** Refused while (or after) reading its header: counted, reported, reset. */
@@ -387,14 +413,18 @@ export class MmproxySpliceEngine {
     this.api.resetClose(cfd);
   }
 
-  /** A health check without a target: our FIN now, the balancer's side read to its end (or cut at the header timeout). */
-  private closeAfterHeader(cfd: number): void {
+  /**
+   * A health check without a target: our FIN now, the balancer's side read to its end (or cut at
+   * the header timeout). `watched`: the socket is in the epoll set already (endPending).
+   */
+  private closeAfterHeader(cfd: number, watched: boolean): void {
     this.libc.setsockopt(cfd, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
     this.libc.shutdown(cfd, C.SHUT_WR);
     const c: Closing = { kind: 'closing', cfd, deadline: this.now() + this.config.headerTimeoutMs };
     this.closing.add(c);
     this.owners.set(cfd, c);
-    this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);
+    if (watched) this.epoll.modify(cfd, C.EPOLLIN | C.EPOLLRDHUP);
+    else this.epoll.add(cfd, C.EPOLLIN | C.EPOLLRDHUP);
   }
 
   private onClosingBytes(c: Closing): void {
@@ -417,8 +447,12 @@ export class MmproxySpliceEngine {
 
   // ---- flows ----------------------------------------------------------------------------------
 
-  /** Connect to `backend` (from `from` when given, transparently) without blocking; the flow pumps once connected. */
-  private startFlow(cfd: number, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint): void {
+  /**
+   * Connect to `backend` (from `from` when given, transparently) without blocking; once connected,
+   * `early` (the client's bytes read with the header) goes first, then the flow pumps. `watched`:
+   * the client's socket is in the epoll set already (endPending); the pump changes its events.
+   */
+  private startFlow(cfd: number, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint, early: Buffer | undefined, watched: boolean): void {
     let ufd: number;
     try {
       const sockaddr = this.fixed.get(endpointKey(backend)) ?? encodeSockaddr(backend);
@@ -436,13 +470,9 @@ export class MmproxySpliceEngine {
       return;
     }
     const now = this.now();
-    const flow: Flow = { kind: 'flow', cfd, ufd, balancer, from, backend, up: newDirection(), down: newDirection(), started: now, connectDeadline: now + this.config.connectTimeoutMs, lastActive: now, connected: false, closed: false, cInterest: NOT_WATCHED, uInterest: C.EPOLLOUT };
+    const flow: Flow = { kind: 'flow', cfd, ufd, balancer, from, backend, up: newDirection(), down: newDirection(), started: now, connectDeadline: now + this.config.connectTimeoutMs, early, lastActive: now, connected: false, closed: false, cInterest: watched ? HEADER_EVENTS : NOT_WATCHED, uInterest: NOT_WATCHED };
     this.counters.active++;
-    this.flows.add(flow);
-    this.connecting.add(flow);
-    this.owners.set(cfd, { kind: 'client', flow });
-    this.owners.set(ufd, { kind: 'upstream', flow });
-    this.epoll.add(ufd, C.EPOLLOUT);
+    this.table.add(flow);
   }
 
   /**
@@ -469,24 +499,45 @@ export class MmproxySpliceEngine {
   private onSocket(flow: Flow, side: 'client' | 'upstream', events: number): void {
     if (!flow.connected) {
       if (side !== 'upstream') return;
-      // A failed connect reports EPOLLERR (and HUP); only then is SO_ERROR worth a syscall.
-      const soError = events & (C.EPOLLERR | C.EPOLLHUP) ? this.api.getInt(flow.ufd, C.SOL_SOCKET, C.SO_ERROR) : 0;
-      if (soError !== 0) {
-        const errno = errnoName(soError);
+      const outcome = connectOutcome(this.api, flow.ufd, events);
+      if (outcome === CONNECTING) return;
+      if (outcome !== 0) {
+        const errno = errnoName(outcome);
         count(this.counters.connectErrors, errno);
         this.close(flow, errno);
         return;
       }
-      if ((events & C.EPOLLOUT) === 0) return;
-      flow.connected = true;
-      this.connecting.delete(flow);
+      this.table.connected(flow);
       this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
-      const end = this.pairs.all(flow);
+      const early = flow.early;
+      if (early) {
+        flow.early = undefined;
+        const failed = this.writeEarly(flow, early);
+        if (failed) {
+          this.close(flow, failed);
+          return;
+        }
+      }
+      // The client's first bytes went with the header: more is read when epoll reports it (no
+      // splice only to hear EAGAIN). Without them, the client's bytes are likely waiting: pumped
+      // now. The backend's reply cannot have come yet (one that speaks first is reported by epoll).
+      const end = this.pairs.all(flow, early === undefined, false);
       if (end) this.ended(flow, end);
       return;
     }
     const end = this.pairs.onEvents(flow, side, events);
     if (end) this.ended(flow, end);
+  }
+
+  /** The early bytes to the backend (splice-early.ts). Undefined, or the close reason. */
+  private writeEarly(flow: Flow, early: Buffer): string | undefined {
+    const failure = writeEarlyBytes(this.libc, this.pipes, flow.ufd, flow.up, flow.down, early);
+    if (!failure) return undefined;
+    const errno = errnoName(failure.errno);
+    if (failure.at === 'backend') return `backend-${errno}`;
+    // As a pipe the pump could not have (FlowPump's PairEnd): counted with connect errors.
+    count(this.counters.connectErrors, errno);
+    return 'pipe';
   }
 
   /** The pair ended: a pipe that could not be had counts with connect errors. */
@@ -496,13 +547,7 @@ export class MmproxySpliceEngine {
   }
 
   private close(flow: Flow, reason: string): void {
-    if (flow.closed) return;
-    flow.closed = true;
-    this.owners.delete(flow.cfd);
-    this.owners.delete(flow.ufd);
-    this.pairs.close(flow, reason);
-    this.flows.delete(flow);
-    this.connecting.delete(flow);
+    if (!this.table.close(flow, reason)) return;
     this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
     const c = this.counters;
     c.active--;
@@ -524,16 +569,14 @@ export class MmproxySpliceEngine {
   }
 
   private scan(now: number): void {
-    for (const flow of duePrefix(this.connecting, now, (f) => f.connectDeadline)) {
-      count(this.counters.connectErrors, 'connect-timeout');
-      this.close(flow, 'connect-timeout');
-    }
     for (const c of duePrefix(this.closing, now, (x) => x.deadline)) this.endClosing(c, false);
-    if (this.timers.idleDue(now)) {
-      const idle = this.config.idleTimeoutMs;
-      for (const flow of [...this.flows]) if (flow.connected && now - flow.lastActive >= idle) this.close(flow, 'idle-timeout');
-    }
+    this.table.expire(now, this.timers.idleDue(now) ? this.config.idleTimeoutMs : undefined, this.expired);
   }
+
+  private readonly expired = (flow: Flow, why: Expiry): void => {
+    if (why === 'connect-timeout') count(this.counters.connectErrors, why);
+    this.close(flow, why);
+  };
 
   /** Stopping: every connection is reset (headers being read are not counted as refused: the listener went away). */
   private resetAll(): void {

@@ -31,7 +31,6 @@ import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../c
 import { createHandshake, type UpstreamHandshake } from '../../../core/upstream/handshake.js';
 import type { RouteDecision } from '../../../core/route/table.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
-import type { Epoll } from '../../../sys/epoll.js';
 import { SocketApi } from '../../../sys/socket.js';
 import { FlowAdmission } from '../admission.js';
 import { increment, type TcpCounters } from '../counters.js';
@@ -39,7 +38,9 @@ import type { TcpFlowSnapshot } from '../flows.js';
 import { proxyHeaderFor } from '../routing.js';
 import { MAX_STREAM_SNIFF_BYTES, sniffStream } from '../../../core/sniff/stream.js';
 import { sharedPipes } from '../capacity.js';
+import { EngineEpoll, waitBefore } from './engine-epoll.js';
 import { FlowPump, type PairEnd } from './flow-pump.js';
+import { CONNECTING, connectOutcome, FlowTable, type Expiry, type FlowSocket } from './flow-table.js';
 import { NOT_WATCHED, updateInterest } from './interest.js';
 import { PipePool } from './pipe-pool.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
@@ -85,17 +86,18 @@ interface Sniffing {
   readonly deadline: number;
 }
 
-type Owner = ListenerOwner | { readonly kind: 'client' | 'upstream'; readonly flow: Flow } | { readonly kind: 'sniffing'; readonly sniff: Sniffing };
+type Owner = ListenerOwner | FlowSocket<Flow> | { readonly kind: 'sniffing'; readonly sniff: Sniffing };
 
 export class SpliceEngine {
   private readonly admission: FlowAdmission;
   private readonly counters: TcpCounters;
   private readonly libc: Libc;
   private readonly api: SocketApi;
-  private readonly epoll: Epoll;
+  private readonly loop: EngineEpoll;
+  private readonly epoll: EngineEpoll['epoll'];
   readonly wakeFd: number;
-  private readonly u64 = Buffer.alloc(8);
-  private readonly i32 = Buffer.alloc(4);
+  /** The owner thread posted a message (the wake eventfd fired): return to the event loop to take it. */
+  woken = false;
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
   /** Handshake bytes from an upstream proxy, peeked then read: replies are far smaller than this. */
@@ -106,15 +108,16 @@ export class SpliceEngine {
   /** Shared by the flows with bytes in flight; a direction that finds none waits in its line. */
   private readonly pipes: PipePool<Flow>;
   private readonly pairs: FlowPump<Flow>;
-  private readonly owners = new Map<number, Owner>();
-  private readonly flows = new Set<Flow>();
-  private readonly listeners: Owner[] = [];
+  private readonly table: FlowTable<Flow, ListenerOwner | { readonly kind: 'sniffing'; readonly sniff: Sniffing }>;
+  private readonly owners: Map<number, Owner>;
+  private readonly flows: Set<Flow>;
+  /** Flows waiting for their upstream connect, in accept order (so in deadline order). */
+  private readonly connecting: Set<Flow>;
+  private readonly listeners: ListenerOwner[] = [];
   private listening = true;
   private acceptPaused = false;
   private resumeAt = 0;
   private readonly timers: EngineTimers;
-  /** Flows waiting for their upstream connect, in accept order (so in deadline order). */
-  private readonly connecting = new Set<Flow>();
   private readonly stop = new GracefulStop();
   private sniffTimeoutMs: number;
   /** Connections waiting for their name, in accept order (so in deadline order). */
@@ -136,14 +139,15 @@ export class SpliceEngine {
     this.pipes = new PipePool<Flow>(libc, config.pipeBytes, config.maxPipes ?? sharedPipes('splice', config.maxConnections));
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.sniffTimeoutMs = config.sniffTimeoutMs;
-    this.epoll = this.api.epoll(MAX_EVENTS);
+    this.loop = new EngineEpoll(libc, this.api, MAX_EVENTS);
+    this.epoll = this.loop.epoll;
+    this.wakeFd = this.loop.wakeFd;
     this.pairs = new FlowPump(libc, this.api, this.pipes, this.epoll, config.pipeBytes, now, 'upstream');
-    this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
-    if (this.wakeFd < 0) this.api.fail('eventfd');
-    this.epoll.add(this.wakeFd, C.EPOLLIN);
+    this.table = new FlowTable(this.epoll, this.pairs);
+    ({ owners: this.owners, flows: this.flows, connecting: this.connecting } = this.table);
     for (const l of config.listeners) {
       this.api.setInt(l.fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
-      const owner: Owner = { kind: 'listener', fd: l.fd, family: l.family, port: l.port };
+      const owner: ListenerOwner = { kind: 'listener', fd: l.fd, family: l.family, port: l.port };
       this.listeners.push(owner);
       this.owners.set(l.fd, owner);
       this.epoll.add(l.fd, C.EPOLLIN);
@@ -166,8 +170,6 @@ export class SpliceEngine {
     else this.beginStop(message.graceMs);
   }
 
-  /** The owner thread posted a message (the wake eventfd fired): return to the event loop to take it. */
-  woken = false;
   /** The busiest flows by bytes both ways (bytes read into the pipes so far). */
   busiest(limit: number): TcpFlowSnapshot[] {
     return this.admission.busiest(this.flows, limit);
@@ -181,22 +183,7 @@ export class SpliceEngine {
   turn(waitMs: number): boolean {
     // A sniff deadline due sooner than waitMs shortens the wait (flows are not delayed past it).
     const firstSniff = this.sniffing.values().next().value;
-    const wait = firstSniff ? Math.max(0, Math.min(waitMs, firstSniff.deadline - this.now())) : turnWait(waitMs, this);
-    const n = this.epoll.wait(wait);
-    for (let i = 0; i < n; i++) {
-      const fd = this.epoll.readyFd(i);
-      const events = this.epoll.readyEvents(i);
-      if (fd === this.wakeFd) {
-        this.libc.read(this.wakeFd, this.u64, 8);
-        this.woken = true;
-        continue;
-      }
-      const owner = this.owners.get(fd);
-      if (!owner) continue;
-      if (owner.kind === 'listener') this.acceptFrom(owner);
-      else if (owner.kind === 'sniffing') this.onSniffBytes(owner.sniff, events);
-      else if (!owner.flow.closed) this.onSocket(owner.flow, owner.kind, events);
-    }
+    if (this.loop.dispatch(waitBefore(waitMs, firstSniff, this.now, () => turnWait(waitMs, this)), this.onReady)) this.woken = true;
     const now = this.now();
     if (firstSniff) this.expireSniffs(now);
     if (this.timers.scanDue(now)) this.scan(now);
@@ -212,6 +199,14 @@ export class SpliceEngine {
   }
 
   private readonly reported = new ReportedCounters();
+
+  private readonly onReady = (fd: number, events: number): void => {
+    const owner = this.owners.get(fd);
+    if (!owner) return;
+    if (owner.kind === 'listener') this.acceptFrom(owner);
+    else if (owner.kind === 'sniffing') this.onSniffBytes(owner.sniff, events);
+    else if (!owner.flow.closed) this.onSocket(owner.flow, owner.kind, events);
+  };
 
   /** Something of the engine's own is due later: flows (idle timeout, bytes), connects, sniffs, an accept retry, a stop. */
   get timed(): boolean {
@@ -231,8 +226,7 @@ export class SpliceEngine {
 
   private setAccepting(on: boolean): void {
     if (!this.listening || on === !this.acceptPaused) return;
-    for (const l of this.listeners) {
-      const fd = (l as { fd: number }).fd;
+    for (const { fd } of this.listeners) {
       if (on) this.epoll.add(fd, C.EPOLLIN);
       else this.epoll.remove(fd);
     }
@@ -390,12 +384,7 @@ export class SpliceEngine {
       uInterest: NOT_WATCHED,
     };
     this.counters.accepted++;
-    this.flows.add(flow);
-    this.connecting.add(flow);
-    this.owners.set(cfd, { kind: 'client', flow });
-    this.owners.set(ufd, { kind: 'upstream', flow });
-    this.epoll.add(ufd, C.EPOLLOUT);
-    flow.uInterest = C.EPOLLOUT;
+    this.table.add(flow);
     if (this.flowsAtCap()) this.setAccepting(false);
   }
 
@@ -408,15 +397,14 @@ export class SpliceEngine {
         this.onHandshakeBytes(flow, flow.handshake);
         return;
       }
-      // A failed connect reports EPOLLERR (and HUP); only then is SO_ERROR worth a syscall.
-      const soError = events & (C.EPOLLERR | C.EPOLLHUP) ? this.api.getInt(flow.ufd, C.SOL_SOCKET, C.SO_ERROR) : 0;
-      if (soError !== 0) {
-        const errno = errnoName(soError);
+      const outcome = connectOutcome(this.api, flow.ufd, events);
+      if (outcome === CONNECTING) return;
+      if (outcome !== 0) {
+        const errno = errnoName(outcome);
         increment(this.counters.connectErrors, errno);
         this.close(flow, errno);
         return;
       }
-      if ((events & C.EPOLLOUT) === 0) return;
       const outbound = flow.decision.outbound;
       if (outbound.kind === 'socks5' || outbound.kind === 'http') this.startHandshake(flow, createHandshake(outbound.proxy, flow.destination));
       else this.onConnected(flow);
@@ -484,10 +472,11 @@ export class SpliceEngine {
     // The socket's send buffer is empty: the header goes whole or the next hop is broken.
     const header = proxyHeaderFor(flow.decision.outbound, flow.client, flow.destination);
     if (header && !this.sendAll(flow, header)) return;
-    flow.connected = true;
-    this.connecting.delete(flow);
+    this.table.connected(flow);
     this.admission.connected(flow.id, flow.cfd, flow.ufd);
-    const end = this.pairs.all(flow);
+    // The client's bytes (mostly here already) go now; the upstream's reply cannot have come yet
+    // (a server that speaks first is reported by epoll): no splice only to hear EAGAIN.
+    const end = this.pairs.all(flow, true, false);
     if (end) this.ended(flow, end);
   }
 
@@ -513,13 +502,7 @@ export class SpliceEngine {
   }
 
   private close(flow: Flow, reason: string): void {
-    if (flow.closed) return;
-    flow.closed = true;
-    this.owners.delete(flow.cfd);
-    this.owners.delete(flow.ufd);
-    this.pairs.close(flow, reason);
-    this.flows.delete(flow);
-    this.connecting.delete(flow);
+    if (!this.table.close(flow, reason)) return;
     this.admission.closed(flow, reason, this.flows.size);
     // Resume below the cap, not below a lower mark: waiting connections must not sit in the
     // backlog while there is room (with a gap, flows that wait on each other could never finish).
@@ -549,15 +532,13 @@ export class SpliceEngine {
       this.resumeAt = 0;
       if (!this.flowsAtCap()) this.setAccepting(true);
     }
-    for (const flow of duePrefix(this.connecting, now, (f) => f.connectDeadline)) {
-      increment(this.counters.connectErrors, 'connect-timeout');
-      this.close(flow, 'connect-timeout');
-    }
-    if (this.timers.idleDue(now)) {
-      const idle = this.config.idleTimeoutMs;
-      for (const flow of [...this.flows]) if (flow.connected && now - flow.lastActive >= idle) this.close(flow, 'idle-timeout');
-    }
+    this.table.expire(now, this.timers.idleDue(now) ? this.config.idleTimeoutMs : undefined, this.expired);
   }
+
+  private readonly expired = (flow: Flow, why: Expiry): void => {
+    if (why === 'connect-timeout') increment(this.counters.connectErrors, why);
+    this.close(flow, why);
+  };
 
   // ---- stopping -------------------------------------------------------------------------------
 
@@ -566,7 +547,7 @@ export class SpliceEngine {
     this.pipes.draining = true;
     if (!this.acceptPaused) this.setAccepting(false);
     this.listening = false;
-    for (const l of this.listeners) this.libc.close((l as { fd: number }).fd);
+    for (const { fd } of this.listeners) this.libc.close(fd);
     // Connections still waiting for their name never became flows: reset them.
     for (const sniff of [...this.sniffing]) {
       this.endSniff(sniff);
