@@ -350,7 +350,8 @@ async function main(): Promise<void> {
           }
           ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(m.value);
           ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(m.extra ?? {});
-          say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}${cpuPerGb === undefined ? '' : ` (proxy CPU ${cpuPerGb.toFixed(3)} s/GB)`}`);
+          const ends = m.extra?.['clientCpuSecondsPerGB'] !== undefined && m.extra['serverCpuSecondsPerGB'] !== undefined ? `; iperf3 client ${m.extra['clientCpuSecondsPerGB'].toFixed(3)}, server ${m.extra['serverCpuSecondsPerGB'].toFixed(3)} s/GB` : '';
+          say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}${cpuPerGb === undefined ? '' : ` (proxy CPU ${cpuPerGb.toFixed(3)} s/GB${ends})`}${cpuPerGb === undefined && ends ? ` (${ends.slice(2)})` : ''}`);
           // The other workloads measure the proxy as it starts by default.
           if (idle?.workers !== undefined) await restart(scenario);
         }

@@ -28,12 +28,20 @@ export function parseIperf3(json: string): number {
 }
 
 /** Received throughput and bytes from `iperf3 -J` output. */
-export function parseIperf3Received(json: string): { bitsPerSecond: number; bytes: number } {
-  const parsed = JSON.parse(json) as { error?: string; end?: { sum_received?: { bits_per_second?: number; bytes?: number } } };
+export function parseIperf3Received(json: string): { bitsPerSecond: number; bytes: number; cpuSeconds?: { client: number; server: number } } {
+  const parsed = JSON.parse(json) as {
+    error?: string;
+    end?: { sum_received?: { bits_per_second?: number; bytes?: number; seconds?: number }; cpu_utilization_percent?: { host_total?: number; remote_total?: number } };
+  };
   if (parsed.error) throw new TproxyError('ERR_COMMAND_FAILED', `iperf3: ${parsed.error}`);
   const bps = parsed.end?.sum_received?.bits_per_second;
   if (typeof bps !== 'number') throw new TproxyError('ERR_COMMAND_FAILED', 'iperf3 output has no end.sum_received.bits_per_second');
-  return { bitsPerSecond: bps, bytes: parsed.end?.sum_received?.bytes ?? 0 };
+  // iperf3's own CPU use (user + system, percent of one CPU over the test) of the client (host)
+  // and the server (remote): the two endpoint stages' cost, whatever else runs on the machine.
+  const cpu = parsed.end?.cpu_utilization_percent;
+  const seconds = parsed.end?.sum_received?.seconds;
+  const cpuSeconds = typeof cpu?.host_total === 'number' && typeof cpu.remote_total === 'number' && typeof seconds === 'number' ? { client: (cpu.host_total / 100) * seconds, server: (cpu.remote_total / 100) * seconds } : undefined;
+  return { bitsPerSecond: bps, bytes: parsed.end?.sum_received?.bytes ?? 0, ...(cpuSeconds ? { cpuSeconds } : {}) };
 }
 
 export interface WrkResult {

@@ -80,6 +80,15 @@ export interface MachineFigure {
   readonly cpuMicrosPerUnit: number;
   /** The relay's own processes (user + system), microseconds per unit: what its engine costs, whatever else loads the machine. */
   readonly proxyMicrosPerUnit: number;
+  /** Its kernel part (system time: its system calls and the packet processing they run, the peer's wake-up included). */
+  readonly proxySystemMicrosPerUnit: number;
+  /**
+   * The endpoints' own processes, microseconds per unit (round trips only): the client (udp-load
+   * rr, its own count) and the echo server. With the relay's, the three stages that share the
+   * machine's CPUs: unlike the machine's figure, these hardly move with other load on the machine.
+   */
+  readonly clientMicrosPerUnit?: number;
+  readonly serverMicrosPerUnit?: number;
 }
 
 interface Run {
@@ -87,19 +96,43 @@ interface Run {
   readonly busy: number;
   readonly cpuMicrosPerUnit: number;
   readonly proxyMicrosPerUnit: number;
+  readonly proxySystemMicrosPerUnit: number;
+  readonly clientMicrosPerUnit?: number;
+  readonly serverMicrosPerUnit?: number;
 }
 
-/** Run `measure` (events per second over durationMs) and what the machine, and the relay `pid` (with its children), spent meanwhile. */
-async function withMachine(durationMs: number, measure: () => Promise<number>, pid?: number): Promise<Run> {
+/** What a measurement gives: events per second, and the client's own CPU seconds when it counts them. */
+interface Measured {
+  readonly perSecond: number;
+  readonly clientCpuSeconds?: number;
+}
+
+/**
+ * Run `measure` (events per second over durationMs) and what the machine, the relay `pid` (with
+ * its children) and the server process `serverPid` spent meanwhile.
+ */
+async function withMachine(durationMs: number, measure: () => Promise<Measured>, pid?: number, serverPid?: number): Promise<Run> {
   const pids = pid === undefined ? [] : processTree(pid);
-  const proxyBefore = usageOf(pids).cpuSeconds;
+  const servers = serverPid === undefined ? [] : processTree(serverPid);
+  const proxyBefore = usageOf(pids);
+  const serverBefore = usageOf(servers).cpuSeconds;
   const before = machineCpu();
-  const perSecond = await measure();
+  const { perSecond, clientCpuSeconds } = await measure();
   const spent = machineCpuSince(before);
-  const proxySeconds = usageOf(pids).cpuSeconds - proxyBefore;
+  const proxyAfter = usageOf(pids);
+  const serverSeconds = usageOf(servers).cpuSeconds - serverBefore;
   const total = spent.busySeconds + spent.idleSeconds;
   const events = (perSecond * durationMs) / 1000;
-  return { perSecond, busy: total > 0 ? spent.busySeconds / total : 0, cpuMicrosPerUnit: events > 0 ? (spent.busySeconds / events) * 1e6 : 0, proxyMicrosPerUnit: events > 0 ? (proxySeconds / events) * 1e6 : 0 };
+  const micros = (seconds: number): number => (events > 0 ? (seconds / events) * 1e6 : 0);
+  return {
+    perSecond,
+    busy: total > 0 ? spent.busySeconds / total : 0,
+    cpuMicrosPerUnit: micros(spent.busySeconds),
+    proxyMicrosPerUnit: micros(proxyAfter.cpuSeconds - proxyBefore.cpuSeconds),
+    proxySystemMicrosPerUnit: micros(proxyAfter.systemSeconds - proxyBefore.systemSeconds),
+    ...(clientCpuSeconds !== undefined ? { clientMicrosPerUnit: micros(clientCpuSeconds) } : {}),
+    ...(serverPid !== undefined ? { serverMicrosPerUnit: micros(serverSeconds) } : {}),
+  };
 }
 
 export interface UdpBenchResult {
@@ -146,11 +179,23 @@ function spread(values: readonly number[]): Spread {
   return { median: Math.round(s.median), min: s.min, max: s.max };
 }
 
-const machineOf = (runs: readonly Run[]): MachineFigure => ({
-  busy: Math.round(summarize(runs.map((r) => r.busy)).median * 100) / 100,
-  cpuMicrosPerUnit: Math.round(summarize(runs.map((r) => r.cpuMicrosPerUnit)).median * 10) / 10,
-  proxyMicrosPerUnit: Math.round(summarize(runs.map((r) => r.proxyMicrosPerUnit)).median * 10) / 10,
-});
+const machineOf = (runs: readonly Run[]): MachineFigure => {
+  const median = (values: readonly number[]): number => Math.round(summarize(values).median * 10) / 10;
+  const stage = (pick: (r: Run) => number | undefined): number | undefined => {
+    const values = runs.flatMap((r) => (pick(r) === undefined ? [] : [pick(r)!]));
+    return values.length > 0 ? median(values) : undefined;
+  };
+  const client = stage((r) => r.clientMicrosPerUnit);
+  const server = stage((r) => r.serverMicrosPerUnit);
+  return {
+    busy: Math.round(summarize(runs.map((r) => r.busy)).median * 100) / 100,
+    cpuMicrosPerUnit: median(runs.map((r) => r.cpuMicrosPerUnit)),
+    proxyMicrosPerUnit: median(runs.map((r) => r.proxyMicrosPerUnit)),
+    proxySystemMicrosPerUnit: median(runs.map((r) => r.proxySystemMicrosPerUnit)),
+    ...(client !== undefined ? { clientMicrosPerUnit: client } : {}),
+    ...(server !== undefined ? { serverMicrosPerUnit: server } : {}),
+  };
+};
 
 function figure(kernel: readonly Run[], relay: readonly Run[]): UdpBenchFigure {
   const k = spread(kernel.map((r) => r.perSecond));
@@ -268,13 +313,15 @@ async function benchIn(
     return sinkLines.items.filter((x) => x.event === 'report')[want - 1]?.counts?.[port] ?? line.counts?.[port] ?? 0;
   };
   const limit = durationMs + 15_000;
-  const rr = async (port: number, count = flows): Promise<number> =>
-    (await lastJson<{ perSecond: number }>(lab, [process.execPath, LOAD, 'rr', server, `${port}`, '--flows', `${count}`, '--duration-ms', `${durationMs}`, '--size', `${size}`], limit)).perSecond;
-  const flood = async (port: number): Promise<number> => {
+  const rr = async (port: number, count = flows): Promise<Measured> => {
+    const out = await lastJson<{ perSecond: number; userMicros?: number; systemMicros?: number }>(lab, [process.execPath, LOAD, 'rr', server, `${port}`, '--flows', `${count}`, '--duration-ms', `${durationMs}`, '--size', `${size}`], limit);
+    return { perSecond: out.perSecond, ...(out.userMicros !== undefined && out.systemMicros !== undefined ? { clientCpuSeconds: (out.userMicros + out.systemMicros) / 1e6 } : {}) };
+  };
+  const flood = async (port: number): Promise<Measured> => {
     const before = await sinkCount(port);
     const sent = await lastJson<{ durationMs: number }>(lab, [process.execPath, LOAD, 'flood', server, `${port}`, '--duration-ms', `${durationMs}`, '--size', `${size}`], limit);
     await new Promise((r) => setTimeout(r, 200)); // let the queues drain into the sink
-    return Math.round(((await sinkCount(port)) - before) * 1000 / sent.durationMs);
+    return { perSecond: Math.round(((await sinkCount(port)) - before) * 1000 / sent.durationMs) };
   };
 
   const rrKernel: Run[] = [];
@@ -298,10 +345,10 @@ async function benchIn(
         await relay();
       }
     };
-    rrKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel)));
-    await pair(async () => void rrRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay), proxy.child.pid)), async () => void rrBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline), baselineProxy?.child.pid)));
-    manyKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel, manyFlows)));
-    await pair(async () => void manyRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay, manyFlows), proxy.child.pid)), async () => void manyBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline, manyFlows), baselineProxy?.child.pid)));
+    rrKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel), undefined, sink.child.pid));
+    await pair(async () => void rrRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay), proxy.child.pid, sink.child.pid)), async () => void rrBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline), baselineProxy?.child.pid, sink.child.pid)));
+    manyKernel.push(await withMachine(durationMs, () => rr(PORTS.echoKernel, manyFlows), undefined, sink.child.pid));
+    await pair(async () => void manyRelay.push(await withMachine(durationMs, () => rr(PORTS.echoRelay, manyFlows), proxy.child.pid, sink.child.pid)), async () => void manyBase.push(await withMachine(durationMs, () => rr(PORTS.echoBaseline, manyFlows), baselineProxy?.child.pid, sink.child.pid)));
     if (socks) rrSocks.push(await withMachine(durationMs, () => rr(PORTS.echoSocks)));
     dgKernel.push(await withMachine(durationMs, () => flood(PORTS.sinkKernel)));
     await pair(async () => void dgRelay.push(await withMachine(durationMs, () => flood(PORTS.sinkRelay), proxy.child.pid)), async () => void dgBase.push(await withMachine(durationMs, () => flood(PORTS.sinkBaseline), baselineProxy?.child.pid)));
@@ -345,7 +392,9 @@ async function benchIn(
 
 /** The result as a table. */
 export function formatUdpBench(result: UdpBenchResult): string {
-  const machine = (m: MachineFigure): string => `${m.cpuMicrosPerUnit} us (${Math.round(m.busy * 100)}% busy${m.proxyMicrosPerUnit > 0 ? `; relay process ${m.proxyMicrosPerUnit} us` : ''})`;
+  const stages = (m: MachineFigure): string => (m.clientMicrosPerUnit !== undefined && m.serverMicrosPerUnit !== undefined ? `; client ${m.clientMicrosPerUnit} us, server ${m.serverMicrosPerUnit} us` : '');
+  const relay = (m: MachineFigure): string => (m.proxyMicrosPerUnit > 0 ? `; relay process ${m.proxyMicrosPerUnit} us, ${m.proxySystemMicrosPerUnit} in kernel` : '');
+  const machine = (m: MachineFigure): string => `${m.cpuMicrosPerUnit} us (${Math.round(m.busy * 100)}% busy${stages(m)}${relay(m)})`;
   const row = (name: string, f: UdpBenchFigure, [a, b] = ['kernel', 'relay']): string =>
     `${name.padEnd(34)}${`${f.kernel.median}`.padStart(10)}${`${f.relay.median}`.padStart(10)}${`${f.ratio.toFixed(2)}x`.padStart(8)}   ${a} ${f.kernel.min}-${f.kernel.max}, ${b} ${f.relay.min}-${f.relay.max}; machine CPU each: ${a} ${machine(f.machine.kernel)}, ${b} ${machine(f.machine.relay)}`;
   const b = result.baseline;

@@ -64,7 +64,10 @@ function iperf(name: string, description: string, streams: number): Workload {
     async run(lab, seconds) {
       const out = await lab.run('client', ['iperf3', '-c', server, '-p', `${IPERF_PORT}`, '-P', `${streams}`, '-t', `${seconds}`, '-J'], { timeoutMs: (seconds + 30) * 1000, check: false });
       const received = parseIperf3Received(out.stdout);
-      return { value: received.bitsPerSecond / 1e9, unit: 'Gbit/s', bytes: received.bytes, work: { count: received.bytes / 1e9, unit: 'GB' } };
+      const gb = received.bytes / 1e9;
+      // The endpoints' CPU seconds per GB (iperf3's own count): with the proxy's, the stages that share the CPUs.
+      const stages = received.cpuSeconds && gb > 0 ? { clientCpuSecondsPerGB: received.cpuSeconds.client / gb, serverCpuSecondsPerGB: received.cpuSeconds.server / gb } : undefined;
+      return { value: received.bitsPerSecond / 1e9, unit: 'Gbit/s', bytes: received.bytes, work: { count: gb, unit: 'GB' }, ...(stages ? { extra: stages } : {}) };
     },
   };
 }

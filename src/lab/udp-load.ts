@@ -8,7 +8,8 @@
  *                                           datagrams counted per sink port
  *   udp-load rr HOST PORT --flows F --duration-ms D --size S
  *                                           F connected sockets, one datagram in flight each:
- *                                           round trips completed in D ms
+ *                                           round trips completed in D ms, and this
+ *                                           process's CPU meanwhile (userMicros, systemMicros)
  *   udp-load flood HOST PORT --duration-ms D --size S
  *                                           one connected socket sending as fast as it can
  *   udp-load spray HOST PORT --sources N [--first-port P] [--size S]
@@ -93,6 +94,7 @@ function rr(args: readonly string[]): number {
   }
   let roundTrips = 0;
   let resent = 0;
+  const cpuBefore = process.cpuUsage();
   const start = Date.now();
   for (const fd of sentAt.keys()) {
     api.sendDatagram(fd, payload, size, null);
@@ -120,7 +122,9 @@ function rr(args: readonly string[]): number {
     }
   }
   const elapsed = Date.now() - start;
-  print({ roundTrips, resent, durationMs: elapsed, perSecond: Math.round((roundTrips * 1000) / elapsed) });
+  // This process's own CPU over the run (the client stage's cost per round trip, in the bench).
+  const cpu = process.cpuUsage(cpuBefore);
+  print({ roundTrips, resent, durationMs: elapsed, perSecond: Math.round((roundTrips * 1000) / elapsed), userMicros: cpu.user, systemMicros: cpu.system });
   return 0;
 }
 

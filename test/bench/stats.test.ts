@@ -13,6 +13,12 @@ describe('bench statistics and parsers', () => {
     assert.equal(parseIperf3(JSON.stringify({ end: { sum_received: { bits_per_second: 1.5e10 } } })), 1.5e10);
     assert.throws(() => parseIperf3(JSON.stringify({ error: 'unable to connect to server' })), /iperf3: unable to connect/);
     assert.deepEqual(parseIperf3Received(JSON.stringify({ end: { sum_received: { bits_per_second: 8e9, bytes: 5e9 } } })), { bitsPerSecond: 8e9, bytes: 5e9 });
+    // iperf3's CPU percentages (of one CPU, over the test) become each endpoint's CPU seconds.
+    assert.deepEqual(parseIperf3Received(JSON.stringify({ end: { sum_received: { bits_per_second: 8e9, bytes: 5e9, seconds: 4 }, cpu_utilization_percent: { host_total: 50, remote_total: 75.5 } } })), {
+      bitsPerSecond: 8e9,
+      bytes: 5e9,
+      cpuSeconds: { client: 2, server: 3.02 },
+    });
   });
 
   it('reads wrk output with latency distribution', () => {

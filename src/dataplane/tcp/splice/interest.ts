@@ -5,11 +5,11 @@
  * forever otherwise).
  */
 import * as C from '../../../core/net/constants.js';
-import type { Direction } from './pump.js';
+import { capacityOf, type Direction } from './pump.js';
 
 /** Events to watch on the socket that feeds `reads` and drains `writes`. Pure. */
 export function socketInterest(reads: Direction, writes: Direction, pipeBytes: number): number {
-  const reading = !reads.eof && !reads.waiting && reads.buffered < pipeBytes ? C.EPOLLIN | C.EPOLLRDHUP : 0;
+  const reading = !reads.eof && !reads.waiting && reads.buffered < capacityOf(reads, pipeBytes) ? C.EPOLLIN | C.EPOLLRDHUP : 0;
   const writing = writes.buffered > 0 ? C.EPOLLOUT : 0;
   return reading | writing;
 }

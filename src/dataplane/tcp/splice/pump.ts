@@ -2,8 +2,8 @@
  * The byte pump of the splice engine: one direction of a flow, source socket -> pipe -> sink
  * socket with splice(2). Bytes never enter JavaScript.
  *
- * The source is read only while the direction's pipe has room (backpressure: at most `pipeBytes`
- * in flight). A direction with nothing in flight holds no pipe; when it needs one and the budget
+ * The source is read only while the direction's pipe has room (backpressure: at most its pipe's
+ * size in flight: `pipeBytes`, or BULK_PIPE_BYTES once a full pipe grew). A direction with nothing in flight holds no pipe; when it needs one and the budget
  * is spent it waits (`waiting`: not read, the engine puts it in the pool's line) instead of failing. A FIN crosses as shutdown(SHUT_WR) on the sink once the pipe is drained
  * (half-close); the sink loses its SO_LINGER {1, 0} first, so from then on a crash no longer
  * resets that peer. An error on either socket is returned; the engine resets the flow.
@@ -28,7 +28,13 @@ export interface Direction extends PipeEnds {
   waiting: boolean;
 }
 
-export const newDirection = (): Direction => ({ r: -1, w: -1, buffered: 0, eof: false, shut: false, bytes: 0, waiting: false });
+export const newDirection = (): Direction => ({ r: -1, w: -1, size: 0, buffered: 0, eof: false, shut: false, bytes: 0, waiting: false });
+
+/** What `d`'s pipe holds at most: its own size while it holds one, else the pool's size for new pipes. */
+export function capacityOf(d: Direction, pipeBytes: number): number {
+  const size = d.r >= 0 ? (d.size ?? 0) : 0;
+  return size > 0 ? size : pipeBytes;
+}
 
 /** Why a direction stopped: its source or sink failed (errno), or pipe2 failed (errno: out of descriptors). */
 export interface PumpFailure {
@@ -64,7 +70,7 @@ export class Pump {
       // EAGAIN. Level-triggered epoll reports whatever is left, EOF included, on the next turn;
       // unless the FIN is known to be there, when the retry reads it (0) now.
       let shortRead = false;
-      if (!d.eof && d.buffered < pipeBytes) {
+      if (!d.eof && d.buffered < capacityOf(d, pipeBytes)) {
         if (d.r < 0) {
           // Within the flow's slot when the other way holds a pipe: never waits then.
           if (other.r < 0 && this.pipes.spent) {
@@ -73,7 +79,7 @@ export class Pump {
           }
           if (!this.pipes.take(d, other)) return { at: 'pipe', errno: libc.errno() };
         }
-        const want = pipeBytes - d.buffered;
+        const want = capacityOf(d, pipeBytes) - d.buffered;
         const n = libc.splice(source, null, d.w, null, want, SPLICE_FLAGS);
         if (n > 0) {
           d.buffered += n;
@@ -101,6 +107,9 @@ export class Pump {
     }
     // Nothing in flight: the pipe goes back to the pool until the source has bytes again.
     if (d.buffered === 0) this.pipes.release(d, true, other);
+    // Full, and the sink took no more: a bulk transfer, whose source outruns its sink. A bigger
+    // pipe moves more per splice and per turn (pipe-pool.ts BULK_PIPE_BYTES).
+    else if (!d.eof && d.buffered >= capacityOf(d, pipeBytes)) this.pipes.grow(d);
     if (d.eof && d.buffered === 0 && !d.shut) {
       // The FIN toward the sink's peer goes now: from here on a crash must not reset that peer.
       libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, NO_LINGER, NO_LINGER.length);

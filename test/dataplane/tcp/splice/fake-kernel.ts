@@ -37,6 +37,8 @@ export class FakeKernel implements PumpLibc, PipeLibc {
   readonly calls: string[] = [];
   /** pipe2 fails with EMFILE while set. */
   outOfDescriptors = false;
+  /** F_SETPIPE_SZ above this fails with EPERM (an unprivileged user past fs/pipe-user-pages-soft). */
+  pipeSizeLimit = Infinity;
 
   socket(init: Partial<Omit<FakeSocket, 'kind'>> = {}): number {
     const fd = this.next++;
@@ -48,6 +50,13 @@ export class FakeKernel implements PumpLibc, PipeLibc {
     const s = this.fds.get(fd);
     if (s?.kind !== 'socket') throw new Error(`fd ${fd} is not a fake socket`);
     return s;
+  }
+
+  /** What the pipe of end `fd` holds at most. */
+  pipeCapacity(fd: number): number {
+    const p = this.fds.get(fd);
+    if (p?.kind !== 'pipe') throw new Error(`fd ${fd} is not a fake pipe`);
+    return p.buffer.capacity;
   }
 
   /** Pipes not closed. */
@@ -82,6 +91,7 @@ export class FakeKernel implements PumpLibc, PipeLibc {
     this.calls.push('fcntl');
     const p = this.fds.get(fd);
     if (p?.kind !== 'pipe' || cmd !== C.F_SETPIPE_SZ) return this.fail(22);
+    if (arg > this.pipeSizeLimit) return this.fail(1);
     p.buffer.capacity = arg;
     return arg;
   }

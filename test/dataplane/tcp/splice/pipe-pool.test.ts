@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PipePool, type PipeEnds } from '../../../../src/dataplane/tcp/splice/pipe-pool.js';
+import { F_SETPIPE_SZ } from '../../../../src/core/net/constants.js';
+import { BULK_PIPE_BYTES, PipePool, type PipeEnds } from '../../../../src/dataplane/tcp/splice/pipe-pool.js';
+import { loadLibc } from '../../../../src/sys/libc.js';
 import { FakeKernel } from './fake-kernel.js';
 
 const ends = (): PipeEnds => ({ r: -1, w: -1 });
@@ -8,6 +10,70 @@ const ends = (): PipeEnds => ({ r: -1, w: -1 });
 const alone: PipeEnds = { r: -1, w: -1 };
 
 describe('splice pipe pool (fake kernel)', () => {
+  it('grows a pipe to the bulk size once, keeps it grown in the pool, caps grown pipes, and counts them back when closed', () => {
+    const kernel = new FakeKernel();
+    const pool = new PipePool(kernel, 65536, 8, 8, 1 << 20, 1);
+    const a = ends();
+    const b = ends();
+    assert.ok(pool.take(a, alone));
+    assert.equal(a.size, 65536, 'the size the kernel gave');
+    assert.equal(pool.grow(a), true);
+    assert.equal(a.size, 1 << 20);
+    assert.equal(kernel.pipeCapacity(a.w), 1 << 20);
+    assert.equal(pool.grown, 1);
+    const calls = kernel.calls.length;
+    assert.equal(pool.grow(a), false, 'already grown: no system call');
+    assert.ok(pool.take(b, a));
+    assert.equal(pool.grow(b), false, 'the cap (1 grown pipe) is reached');
+    assert.equal(kernel.calls.length, calls + 2, 'pipe2 and fcntl of b only');
+    pool.release(a, true, b);
+    const c = ends();
+    assert.ok(pool.take(c, b));
+    assert.equal(c.size, 1 << 20, 'a pooled pipe keeps its size');
+    pool.release(c, true, b);
+    pool.release(b, true, alone);
+    pool.closeIdle();
+    assert.equal(pool.grown, 0);
+    assert.equal(pool.pooled, 0);
+  });
+
+  it('real pipes: the kernel gives the asked sizes, and a full pipe grows to BULK_PIPE_BYTES (its default fs/pipe-max-size)', () => {
+    const libc = loadLibc();
+    const F_GETPIPE_SZ = F_SETPIPE_SZ + 1;
+    const pool = new PipePool(libc, 256 * 1024, 4);
+    const a = ends();
+    assert.ok(pool.take(a, alone));
+    try {
+      assert.equal(a.size, 256 * 1024);
+      assert.equal(libc.fcntl(a.w, F_GETPIPE_SZ, 0), 256 * 1024);
+      assert.equal(pool.grow(a), true);
+      assert.equal(a.size, BULK_PIPE_BYTES);
+      assert.equal(libc.fcntl(a.w, F_GETPIPE_SZ, 0), BULK_PIPE_BYTES);
+    } finally {
+      pool.draining = true;
+      pool.release(a, true, alone);
+    }
+    assert.equal(pool.grown, 0, 'closed: no longer counted');
+  });
+
+  it('a pipe the kernel refuses to grow keeps its size and is not asked again; a refused first size counts as the default', () => {
+    const kernel = new FakeKernel();
+    kernel.pipeSizeLimit = 256 * 1024;
+    const pool = new PipePool(kernel, 256 * 1024, 8);
+    const a = ends();
+    assert.ok(pool.take(a, alone));
+    assert.equal(pool.grow(a), false);
+    assert.equal(a.size, 256 * 1024);
+    const calls = kernel.calls.length;
+    assert.equal(pool.grow(a), false);
+    assert.equal(kernel.calls.length, calls, 'refused once: not asked again');
+    assert.equal(pool.grown, 0);
+    kernel.pipeSizeLimit = 0;
+    const b = ends();
+    assert.ok(pool.take(b, a));
+    assert.equal(b.size, 65536, 'F_SETPIPE_SZ refused: the kernel default');
+  });
+
   it('sizes new pipes, reuses empty ones, and never keeps more than the descriptor budget allows', () => {
     const kernel = new FakeKernel();
     const pool = new PipePool(kernel, 256 * 1024, 2);
@@ -19,7 +85,7 @@ describe('splice pipe pool (fake kernel)', () => {
     assert.equal(pool.inUse, 2);
     pool.release(a, true, alone);
     assert.equal(pool.pooled, 1);
-    assert.deepEqual(a, { r: -1, w: -1 });
+    assert.deepEqual(a, { r: -1, w: -1, size: 0 });
     pool.release(b, true, alone);
     assert.equal(pool.pooled, 2);
     // Three held at once (beyond the budget of 2): given back, they are kept only while held plus
@@ -80,7 +146,7 @@ describe('splice pipe pool (fake kernel)', () => {
     const aEnds = { ...a };
     pool.release(a, true, alone);
     assert.deepEqual(first, aEnds, 'the very pipe, handed over');
-    assert.deepEqual(a, { r: -1, w: -1 });
+    assert.deepEqual(a, { r: -1, w: -1, size: 0 });
     assert.equal(pool.inUse, 2, 'still held, by the waiter now');
     assert.equal(pool.pooled, 0, 'never pooled in between');
     assert.equal(pool.waiting, 1);

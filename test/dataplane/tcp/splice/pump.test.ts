@@ -9,9 +9,10 @@ import { FakeKernel } from './fake-kernel.js';
 
 const PIPE = 64 * 1024;
 
-function setup(maxPipes = 8): { kernel: FakeKernel; pool: PipePool; pump: Pump } {
+/** `bulk`: the size full pipes grow to (PIPE: they never grow). */
+function setup(maxPipes = 8, bulk = PIPE): { kernel: FakeKernel; pool: PipePool; pump: Pump } {
   const kernel = new FakeKernel();
-  const pool = new PipePool(kernel, PIPE, maxPipes);
+  const pool = new PipePool(kernel, PIPE, maxPipes, undefined, bulk);
   return { kernel, pool, pump: new Pump(kernel, pool, PIPE) };
 }
 
@@ -81,6 +82,41 @@ describe('splice pump (fake kernel)', () => {
     assert.equal(pump.move(up, down, client, server, false), undefined);
     assert.equal(kernel.state(server).sent, 1_000_000);
     assert.equal(pool.inUse, 0);
+  });
+
+  it('a pipe left full by a slow sink grows to the bulk size, so the next turn reads up to that much; it shrinks back never, and only full pipes grow', () => {
+    const BULK = 4 * PIPE;
+    const { kernel, pool, pump } = setup(8, BULK);
+    const client = kernel.socket({ inbound: 1_000_000 });
+    const server = kernel.socket({ room: 0 });
+    const up = newDirection();
+    const down = newDirection();
+    assert.equal(pump.move(up, down, client, server, false), undefined);
+    assert.equal(up.buffered, PIPE, 'the first turn fills the pipe as it was');
+    assert.equal(up.size, BULK, 'full with the sink blocked: grown');
+    assert.equal(pool.grown, 1);
+    // Grown, it has room again: the client is read, up to the new size.
+    assert.equal(socketInterest(up, down, PIPE) & C.EPOLLIN, C.EPOLLIN);
+    assert.equal(pump.move(up, down, client, server, false), undefined);
+    assert.equal(up.buffered, BULK);
+    assert.equal(kernel.state(client).inbound, 1_000_000 - BULK);
+    assert.equal(socketInterest(up, down, PIPE) & C.EPOLLIN, 0, 'full at the bulk size: backpressure');
+    kernel.state(server).room = 1 << 30;
+    assert.equal(pump.move(up, down, client, server, false), undefined);
+    assert.equal(kernel.state(server).sent, 1_000_000);
+    assert.equal(pool.inUse, 0);
+    assert.equal(pool.grown, 1, 'the grown pipe waits in the pool for the next bulk direction');
+    // A direction whose sink keeps up never fills its pipe, and never grows one.
+    const other = kernel.socket({ inbound: 3 * PIPE });
+    const fast = kernel.socket({ room: 1 << 30 });
+    const d = newDirection();
+    pool.closeIdle();
+    assert.equal(pool.grown, 0);
+    const before = kernel.calls.length;
+    assert.equal(pump.move(d, newDirection(), other, fast, false), undefined);
+    assert.equal(kernel.state(fast).sent, 3 * PIPE);
+    assert.deepEqual(kernel.calls.slice(before).filter((c) => c === 'fcntl'), ['fcntl'], 'its new pipe sized once, never grown');
+    assert.equal(pool.grown, 0);
   });
 
   it('EAGAIN both ways is no error: nothing moves, nothing is held', () => {
