@@ -20,7 +20,8 @@
  * one shutdown() per FIN.
  *
  * Per-flow admission (refusal, route decision, upstream socket, accounting) is ../admission.ts,
- * shared with the splice engine.
+ * shared with the splice engine; the relay itself (recv, send, FIN, closes) is ring-relay.ts,
+ * shared with mmproxy's uring engine.
  *
  * Not yet (the relay falls back to splice for them, saying why): routes by name (sniffing),
  * upstream proxies and PROXY protocol headers.
@@ -37,6 +38,7 @@ import { SocketApi } from '../../../sys/socket.js';
 import { FlowAdmission } from '../admission.js';
 import { increment, type TcpCounters } from '../counters.js';
 import type { TcpFlowSnapshot } from '../flows.js';
+import { newDirection, RelayOp, RingRelay, type RelayPair } from './ring-relay.js';
 import { upstreamSetup, type RingOption } from './upstream-setup.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
@@ -53,11 +55,10 @@ export const URING_BUFFERS = 1024;
 export const URING_BUFFER_BYTES = 64 * 1024;
 const BUFFER_GROUP = 1;
 const ECANCELED = 125;
-const ENOBUFS = 105;
 const ETIME = 62;
 const EADDRINUSE = 98;
 /** Where optionValues keeps each constant value (SO_LINGER values are struct linger, 8 bytes). */
-const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16, lingerOff: 24 } as const;
+const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16 } as const;
 const OPTION_VALUES_BYTES = 32;
 /** Longest linked chain queued at once: the upstream socket's options, bind, connect and its timeout. */
 const CHAIN_ROOM = 16;
@@ -72,16 +73,11 @@ const Op = {
   Accept: 1,
   Connect: 2,
   ConnectTimeout: 3,
-  RecvClient: 4,
-  RecvUpstream: 5,
-  SendUpstream: 6,
-  SendClient: 7,
+  // 4-7, 12 and 16: the relay's (RelayOp).
   Wake: 8,
   Cancel: 9,
   /** A socket option of the setup: a CQE only when it fails (CQE_SKIP_SUCCESS). */
   Setup: 11,
-  /** The linked options, shutdown and close of a FIN or an orderly end: a CQE only on failure. */
-  Finish: 12,
   Probe: 13,
   /** The bind of the setup chain: a CQE only when it fails. */
   Bind: 14,
@@ -96,25 +92,10 @@ export interface RingSetupSupport {
   readonly why: string;
 }
 
-interface UDirection {
-  /** The buffer being sent on (-1: none), its length and how much of it went. */
-  bid: number;
-  length: number;
-  sent: number;
-  eof: boolean;
-  shut: boolean;
-  bytes: number;
-  /** Waiting for a buffer (the ring ran dry). */
-  starved: boolean;
-}
-
-interface UFlow {
+interface UFlow extends RelayPair {
   readonly id: number;
   readonly client: Endpoint;
   readonly destination: Endpoint;
-  readonly cfd: number;
-  /** -1 between a failed bind and the new socket of the fallback. */
-  ufd: number;
   readonly decision: RouteDecision;
   /** The destination's sockaddr: the kernel reads it until the connect completes. */
   readonly sockaddr: Buffer;
@@ -130,16 +111,9 @@ interface UFlow {
   /** Ring setup: the errno of the first option that failed (0: none). */
   setupErrno: number;
   connected: boolean;
-  closed: boolean;
-  readonly up: UDirection;
-  readonly down: UDirection;
   readonly started: number;
-  lastActive: number;
-  /** Operations on the flow's sockets not yet completed. */
-  pending: number;
 }
 
-const newDirection = (): UDirection => ({ bid: -1, length: 0, sent: 0, eof: false, shut: false, bytes: 0, starved: false });
 
 export class UringEngine {
   private readonly admission: FlowAdmission;
@@ -163,7 +137,7 @@ export class UringEngine {
   private resumeAt = 0;
   private readonly stop = new GracefulStop();
   private readonly timers: EngineTimers;
-  private readonly starved: UFlow[] = [];
+  private readonly relay: RingRelay<UFlow>;
   /**
    * Upstream sockets of flows ended while their setup chain was in flight, by flow id: closed
    * when the chain's connect completes. The kernel issues the chain's later steps after the
@@ -174,7 +148,6 @@ export class UringEngine {
   private readonly reported = new ReportedCounters();
   private readonly connectTimeout = Buffer.alloc(16);
   private readonly connectTimeoutAddress: bigint;
-  private readonly noLinger = Buffer.alloc(8);
   private readonly u64 = Buffer.alloc(8);
   private readonly name = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly nameLength = Buffer.alloc(4);
@@ -211,9 +184,10 @@ export class UringEngine {
     this.optionValues.writeInt32LE(1, OPTION_AT.one);
     this.optionValues.writeUInt32LE(config.upstreamMark >>> 0, OPTION_AT.mark);
     this.optionValues.writeInt32LE(config.headers.ttl ?? 0, OPTION_AT.ttl);
-    this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }; lingerOff stays zero
+    this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }
     this.optionAddress = libc.address(this.optionValues);
     this.ringSetup = this.probeRingSetup();
+    this.relay = new RingRelay<UFlow>(this.ring, this.buffers, libc, this.api, now, { group: BUFFER_GROUP, bufferBytes: URING_BUFFER_BYTES, ringSockets: this.ringSetup.sockets, end: (flow, reason, lastFin) => this.close(flow, reason, lastFin) });
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
@@ -326,7 +300,7 @@ export class UringEngine {
       case Op.ConnectTimeout:
       case Op.Cancel:
       case Op.Probe:
-      case Op.Finish:
+      case RelayOp.Finish:
         // Finish: a failed step of a FIN or an orderly close. The flow ends (or ended) anyway, as
         // when shutdown() and close() were synchronous calls whose results went unread.
         return;
@@ -335,7 +309,7 @@ export class UringEngine {
     if (!flow || flow.closed) {
       // A flow reset before its operations completed: only a buffer it was lent needs a way back,
       // and an upstream socket kept for its setup chain a close.
-      if (flags & U.IORING_CQE_F_BUFFER) this.giveBack(flags >>> U.IORING_CQE_BUFFER_SHIFT);
+      this.relay.giveBackFlags(flags);
       // The chain's end: its connect, or a failed bind (see onBindFailed).
       const chainEnd = kind === Op.Connect || kind === Op.ConnectAgain || kind === Op.Bind;
       const orphan = chainEnd ? this.orphans.get(id) : undefined;
@@ -357,24 +331,8 @@ export class UringEngine {
     // A late CQE of a first chain that failed, should a kernel post them: onSetupFailed ended it.
     if (kind === Op.Connect && flow.portTaken) return;
     flow.pending--;
-    switch (kind) {
-      case Op.Connect:
-      case Op.ConnectAgain:
-        this.onConnect(flow, res);
-        return;
-      case Op.RecvClient:
-        this.onRecv(flow, flow.up, 'client', res, flags);
-        return;
-      case Op.RecvUpstream:
-        this.onRecv(flow, flow.down, 'upstream', res, flags);
-        return;
-      case Op.SendUpstream:
-        this.onSent(flow, flow.up, 'upstream', res);
-        return;
-      case Op.SendClient:
-        this.onSent(flow, flow.down, 'client', res);
-        return;
-    }
+    if (kind === Op.Connect || kind === Op.ConnectAgain) this.onConnect(flow, res);
+    else this.relay.complete(kind, flow, res, flags);
   }
 
   // ---- accepting ------------------------------------------------------------------------------
@@ -484,7 +442,7 @@ export class UringEngine {
     const sockaddr = encodeSockaddr(destination);
     const flow: UFlow = {
       id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
-      connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0,
+      connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0, first: undefined,
     };
     this.flows.set(id, flow);
     if (ufd < 0) this.openThroughRing(flow);
@@ -617,104 +575,7 @@ export class UringEngine {
     flow.connected = true;
     // TCP_NODELAY was set in the setup chain when the ring opened the socket.
     this.admission.connected(flow.id, flow.cfd, flow.ufd, this.ringSetup.sockets);
-    this.recv(flow, 'client');
-    this.recv(flow, 'upstream');
-  }
-
-  private recv(flow: UFlow, from: 'client' | 'upstream'): void {
-    flow.pending++;
-    if (from === 'client') this.ring.recvSelect(flow.cfd, BUFFER_GROUP, URING_BUFFER_BYTES, Op.RecvClient, flow.id);
-    else this.ring.recvSelect(flow.ufd, BUFFER_GROUP, URING_BUFFER_BYTES, Op.RecvUpstream, flow.id);
-  }
-
-  private onRecv(flow: UFlow, d: UDirection, from: 'client' | 'upstream', res: number, flags: number): void {
-    if (res > 0) {
-      const bid = flags >>> U.IORING_CQE_BUFFER_SHIFT;
-      this.buffers.taken();
-      d.bid = bid;
-      d.length = res;
-      d.sent = 0;
-      d.bytes += res;
-      flow.lastActive = this.now();
-      this.sendRest(flow, d, from === 'client' ? 'upstream' : 'client');
-      return;
-    }
-    if (res === 0) {
-      d.eof = true;
-      this.passFin(flow, d, from === 'client' ? flow.ufd : flow.cfd);
-      return;
-    }
-    if (res === -ENOBUFS) {
-      // Every buffer is lent: this direction waits for one to come back.
-      d.starved = true;
-      this.starved.push(flow);
-      return;
-    }
-    this.close(flow, `${from}-${errnoName(-res)}`);
-  }
-
-  private sendRest(flow: UFlow, d: UDirection, to: 'client' | 'upstream'): void {
-    flow.pending++;
-    const address = this.buffers.address(d.bid) + BigInt(d.sent);
-    if (to === 'upstream') this.ring.send(flow.ufd, address, d.length - d.sent, 0, Op.SendUpstream, flow.id);
-    else this.ring.send(flow.cfd, address, d.length - d.sent, 0, Op.SendClient, flow.id);
-  }
-
-  private onSent(flow: UFlow, d: UDirection, to: 'client' | 'upstream', res: number): void {
-    if (res < 0) {
-      this.close(flow, `${to}-${errnoName(-res)}`);
-      return;
-    }
-    d.sent += res;
-    if (d.sent < d.length) {
-      this.sendRest(flow, d, to);
-      return;
-    }
-    this.giveBack(d.bid);
-    d.bid = -1;
-    this.recv(flow, to === 'upstream' ? 'client' : 'upstream');
-  }
-
-  /** The source's FIN, after everything before it was sent: SHUT_WR on the sink, or the end. */
-  private passFin(flow: UFlow, d: UDirection, sink: number): void {
-    d.shut = true;
-    const other = d === flow.up ? flow.down : flow.up;
-    if (other.shut) {
-      this.close(flow, 'done', sink);
-      return;
-    }
-    // SO_LINGER matters to close() only: through the ring it can go with the next submission.
-    // The FIN itself stays a synchronous call: IORING_OP_SHUTDOWN always runs in an io-wq
-    // worker thread (a wake-up per FIN), and looks its descriptor up there, late enough for a
-    // close queued after it to run first and a new socket to take the number.
-    if (this.ringSetup.sockets) this.lingerOffThroughRing(flow, sink);
-    else this.libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
-    this.libc.shutdown(sink, C.SHUT_WR);
-  }
-
-  /**
-   * SO_LINGER {0, 0} on `fd`, through the ring. Not linked to the close that follows: the kernel
-   * issues a linked SQE later (as task work, after the rest of the submission) and looks its
-   * descriptor up then; unlinked, the setsockopt and the closes run inline, in queue order, at
-   * submission. Their results went unread when they were synchronous calls, too.
-   */
-  private lingerOffThroughRing(flow: UFlow, fd: number): void {
-    this.ring.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.optionAddress + BigInt(OPTION_AT.lingerOff), 8, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
-  }
-
-  private giveBack(bid: number): void {
-    this.buffers.giveBack(bid);
-    // A direction that found the ring empty gets its recv again.
-    while (this.starved.length > 0) {
-      const flow = this.starved.shift();
-      if (!flow || flow.closed) continue;
-      for (const [d, from] of [[flow.up, 'client'], [flow.down, 'upstream']] as const) {
-        if (!d.starved) continue;
-        d.starved = false;
-        this.recv(flow, from);
-      }
-      return;
-    }
+    this.relay.start(flow);
   }
 
   /**
@@ -729,28 +590,7 @@ export class UringEngine {
       this.orphans.set(flow.id, flow.ufd);
       this.ring.cancel(this.connectKind(flow), flow.id, Op.Cancel);
     }
-    const fds = flow.ufd >= 0 && !flow.chain ? [flow.cfd, flow.ufd] : [flow.cfd];
-    if (lastFin !== undefined && this.ringSetup.sockets && flow.pending === 0) {
-      this.lingerOffThroughRing(flow, lastFin);
-      this.ring.closeFd(lastFin, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
-      for (const fd of fds) if (fd !== lastFin) this.ring.closeFd(fd, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
-    } else {
-      if (lastFin !== undefined) this.libc.setsockopt(lastFin, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
-      // SQEs queued this turn may name these descriptors: submitted after a close() here, they
-      // would act on whatever socket gets the number next (a shutdown queued for this flow, run
-      // on the next flow's new upstream socket, left it unable to send). So they go first.
-      if (this.ring.queued > 0) this.ring.submit(0, -1);
-      // Operations still pending hold the sockets: cancel them first, or close() would not close.
-      if (flow.pending > 0) for (const fd of fds) this.ring.cancelFdNow(fd);
-      for (const fd of fds) {
-        if (reason === 'done') this.libc.close(fd);
-        else this.api.resetClose(fd);
-      }
-    }
-    for (const d of [flow.up, flow.down]) {
-      if (d.bid >= 0) this.giveBack(d.bid);
-      d.bid = -1;
-    }
+    this.relay.closeSockets(flow, flow.ufd >= 0 && !flow.chain ? [flow.cfd, flow.ufd] : [flow.cfd], reason, lastFin);
     this.flows.delete(flow.id);
     this.admission.closed(flow, reason, this.flows.size);
     this.admitParked();
