@@ -322,6 +322,11 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
         else this.api.resetClose(fd);
       }
     }
+    this.releaseHeld(pair);
+  }
+
+  /** Give back what the pair holds (a buffer per direction, first bytes kept for upstream): it will send none of it. */
+  releaseHeld(pair: P): void {
     for (const d of [pair.up, pair.down]) {
       if (d.bid >= 0) this.giveBack(d.bid);
       d.bid = -1;
