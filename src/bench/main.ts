@@ -20,7 +20,8 @@
  * on that one (this build unless --baseline names another), so two engines share one run:
  * `--tcp-engine uring --baseline-tcp-engine splice`. --udp-engine and --baseline-udp-engine do the
  * same for the UDP relay (bench/udp.ts): a second relay on the baseline engine, measured in the
- * same rounds: `--udp-engine uring --baseline-udp-engine epoll`.
+ * same rounds: `--udp-engine uring --baseline-udp-engine epoll`. The mmproxy workloads take both
+ * TCP engine flags too: a second `tproxy run` on the baseline engine beside HAProxy (bench/mmproxy.ts).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -370,7 +371,7 @@ async function main(): Promise<void> {
     let mmproxy: MmproxyBenchResult | undefined;
     if (!values['no-mmproxy'] && mmproxyWorkloads.length > 0) {
       say('bench: mmproxy (HAProxy balancer -> tproxy mmproxy vs HAProxy accept-proxy + usesrc clientip -> server)');
-      mmproxy = await benchMmproxy(lab, { rounds, seconds, workloads: mmproxyWorkloads, engine: values['tcp-engine'], report: (line) => say(`  ${line}`) });
+      mmproxy = await benchMmproxy(lab, { rounds, seconds, workloads: mmproxyWorkloads, engine: values['tcp-engine'], baselineEngine: values['baseline-tcp-engine'], report: (line) => say(`  ${line}`) });
     }
     const result: BenchResult = {
       udp,

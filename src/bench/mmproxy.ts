@@ -3,8 +3,10 @@
  * the router in front of the backend half, which connects to nginx / iperf3 in the server namespace
  * FROM the client's address:
  *
- *   tproxy:  client -> HAProxy balancer -> tproxy run (mmproxy listener) -> server
- *   haproxy: client -> HAProxy balancer -> HAProxy (`accept-proxy`, `source 0.0.0.0 usesrc clientip`) -> server
+ *   tproxy:   client -> HAProxy balancer -> tproxy run (mmproxy listener) -> server
+ *   haproxy:  client -> HAProxy balancer -> HAProxy (`accept-proxy`, `source 0.0.0.0 usesrc clientip`) -> server
+ *   baseline: client -> HAProxy balancer -> a second tproxy run on another TCP engine -> server
+ *             (with --baseline-tcp-engine: two engines side by side in one run)
  *
  * The same balancer (one HAProxy process, a frontend per scenario and service), the same reply
  * routing (tproxy's plan for a remote mmproxy backend: TCP divert and fwmark route, which HAProxy's
@@ -28,16 +30,18 @@ const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const BALANCER = LAB_ADDRESSES.routerClientSide.ipv4;
 const SERVER = LAB_ADDRESSES.server.ipv4;
 
-type Peer = 'tproxy' | 'haproxy';
-const PEERS: readonly Peer[] = ['tproxy', 'haproxy'];
+type Peer = 'tproxy' | 'haproxy' | 'baseline';
+const PEERS: readonly Peer[] = ['tproxy', 'haproxy', 'baseline'];
 /** The backend half listens on loopback: HTTP and iperf3, per peer; the balancer's frontends on the router's client side. */
-const BACKEND_HALF: Record<Peer, { http: number; iperf: number }> = { tproxy: { http: 9101, iperf: 9102 }, haproxy: { http: 9201, iperf: 9202 } };
-const FRONT: Record<Peer, { http: number; iperf: number }> = { tproxy: { http: 9301, iperf: 9302 }, haproxy: { http: 9401, iperf: 9402 } };
+const BACKEND_HALF: Record<Peer, { http: number; iperf: number }> = { tproxy: { http: 9101, iperf: 9102 }, haproxy: { http: 9201, iperf: 9202 }, baseline: { http: 9501, iperf: 9502 } };
+const FRONT: Record<Peer, { http: number; iperf: number }> = { tproxy: { http: 9301, iperf: 9302 }, haproxy: { http: 9401, iperf: 9402 }, baseline: { http: 9601, iperf: 9602 } };
+/** The transparent listener each tproxy run has (UDP only, never used): apart, so both can run. */
+const TPROXY_LISTENER: Record<'tproxy' | 'baseline', number> = { tproxy: 8009, baseline: 8010 };
 /**
  * Each peer's client ports, apart from each other and from the main scenarios' (10000-61999): a
  * transparent TIME_WAIT socket left on the router by one would catch another's reused pairs.
  */
-const PORT_RANGES: Record<Peer, string> = { tproxy: '62000 63749', haproxy: '63750 65499' };
+const PORT_RANGES: Record<Peer, string> = { tproxy: '62000 63149', haproxy: '63150 64299', baseline: '64300 65449' };
 
 interface MmproxyWorkload {
   readonly name: string;
@@ -112,25 +116,28 @@ defaults
 ${services.join('')}`;
 }
 
-function tproxyConfig(): string {
-  return `listeners: [{port: 8009, families: [4], intercept: ["udp:9"]}]
+function tproxyConfig(peer: 'tproxy' | 'baseline'): string {
+  return `listeners: [{port: ${TPROXY_LISTENER[peer]}, families: [4], intercept: ["udp:9"]}]
 rules: {apply: false}
 mmproxy:
   - name: http
-    listen: [127.0.0.1:${BACKEND_HALF.tproxy.http}]
+    listen: [127.0.0.1:${BACKEND_HALF[peer].http}]
     backend4: ${SERVER}:${HTTP_PORT}
   - name: iperf
-    listen: [127.0.0.1:${BACKEND_HALF.tproxy.iperf}]
+    listen: [127.0.0.1:${BACKEND_HALF[peer].iperf}]
     backend4: ${SERVER}:${IPERF_PORT}
 `;
 }
 
 export interface MmproxyBenchResult {
-  readonly workloads: Readonly<Record<string, { readonly unit: string; readonly tproxy: Summary; readonly haproxy: Summary; readonly tproxyVsHaproxy: number }>>;
+  /** The baseline's TCP engine (--baseline-tcp-engine), when one ran. */
+  readonly baselineEngine?: string;
+  readonly workloads: Readonly<Record<string, { readonly unit: string; readonly tproxy: Summary; readonly haproxy: Summary; readonly tproxyVsHaproxy: number; readonly baseline?: Summary; readonly tproxyVsBaseline?: number }>>;
 }
 
 /** Run the mmproxy workloads, `rounds` interleaved rounds of `seconds` each. The servers must be running. */
-export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds: number; report: (line: string) => void; workloads?: readonly string[]; engine?: string | undefined }): Promise<MmproxyBenchResult> {
+export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds: number; report: (line: string) => void; workloads?: readonly string[]; engine?: string | undefined; baselineEngine?: string | undefined }): Promise<MmproxyBenchResult> {
+  const peers = PEERS.filter((p) => p !== 'baseline' || options.baselineEngine !== undefined);
   const workloads = MMPROXY_WORKLOADS.filter((w) => !options.workloads || options.workloads.includes(w.name));
   const dir = mkdtempSync(join(tmpdir(), 'tproxy-bench-mmproxy-'));
   const rules = new RulesController(lab.runnerFor('router'));
@@ -139,29 +146,32 @@ export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds:
   const spawned: SpawnedProcess[] = [];
   try {
     await rules.apply(plan);
-    for (const [name, text] of [['balancer.cfg', balancerConfig()], ['half.cfg', haproxyHalfConfig()], ['tproxy.yaml', tproxyConfig()]] as const) writeFileSync(join(dir, name), text);
+    for (const [name, text] of [['balancer.cfg', balancerConfig()], ['half.cfg', haproxyHalfConfig()], ['tproxy.yaml', tproxyConfig('tproxy')], ['baseline.yaml', tproxyConfig('baseline')]] as const) writeFileSync(join(dir, name), text);
     spawned.push(lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'half.cfg')]));
     spawned.push(lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'balancer.cfg')]));
-    const tproxy = lab.spawn('router', [process.execPath, BIN, 'run', '--config', join(dir, 'tproxy.yaml'), ...(options.engine ? ['--tcp-engine', options.engine] : []), '--log-format', 'json']);
-    spawned.push(tproxy);
-    const log = new JsonLines<{ type: string; level?: string; message?: string; error?: string }>(tproxy.child.stderr!);
-    await log.waitFor((l) => l.type === 'ready', 20_000, 'tproxy run (mmproxy) starting');
-    /** What tproxy said that was not routine, for a failed measurement. */
-    const complaints = (): string => {
-      const lines = [...(['error', 'warn'] as const).flatMap((level) => (log.find((l) => l.level === level) ? [JSON.stringify(log.find((l) => l.level === level))] : []))];
-      return `tproxy ${tproxy.child.exitCode === null ? 'running' : `exited ${tproxy.child.exitCode}`}${lines.length ? `; it logged ${lines.join(' ')}` : ''}`;
-    };
-    for (const port of [FRONT.tproxy.http, FRONT.haproxy.iperf, BACKEND_HALF.haproxy.http, BACKEND_HALF.tproxy.iperf]) await waitForPort(lab, port, 10_000, 'router');
+    const complaints: (() => string)[] = [];
+    for (const [peer, engine] of [['tproxy', options.engine], ...(peers.includes('baseline') ? [['baseline', options.baselineEngine] as const] : [])] as const) {
+      const tproxy = lab.spawn('router', [process.execPath, BIN, 'run', '--config', join(dir, `${peer}.yaml`), ...(engine ? ['--tcp-engine', engine] : []), '--log-format', 'json']);
+      spawned.push(tproxy);
+      const log = new JsonLines<{ type: string; level?: string; message?: string; error?: string }>(tproxy.child.stderr!);
+      await log.waitFor((l) => l.type === 'ready', 20_000, `tproxy run (mmproxy, ${peer}) starting`);
+      /** What tproxy said that was not routine, for a failed measurement. */
+      complaints.push(() => {
+        const lines = [...(['error', 'warn'] as const).flatMap((level) => (log.find((l) => l.level === level) ? [JSON.stringify(log.find((l) => l.level === level))] : []))];
+        return `${peer} tproxy ${tproxy.child.exitCode === null ? 'running' : `exited ${tproxy.child.exitCode}`}${lines.length ? `; it logged ${lines.join(' ')}` : ''}`;
+      });
+    }
+    for (const peer of peers) for (const port of [FRONT[peer].http, FRONT[peer].iperf, BACKEND_HALF[peer].http, BACKEND_HALF[peer].iperf]) await waitForPort(lab, port, 10_000, 'router');
     const samples: Record<string, Record<Peer, number[]>> = {};
     for (let round = 0; round < options.rounds; round++) {
-      const order = round % 2 === 0 ? PEERS : [...PEERS].reverse();
+      const order = round % 2 === 0 ? peers : [...peers].reverse();
       for (const w of workloads) {
         for (const peer of order) {
           await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[peer]}`]);
           const value = await w.run(lab, peer, options.seconds).catch((error: unknown) => {
-            throw new TproxyError('ERR_COMMAND_FAILED', `${(error as Error).message} (${complaints()})`, {}, { cause: error });
+            throw new TproxyError('ERR_COMMAND_FAILED', `${(error as Error).message} (${complaints.map((c) => c()).join('; ')})`, {}, { cause: error });
           });
-          ((samples[w.name] ??= { tproxy: [], haproxy: [] })[peer]).push(value);
+          ((samples[w.name] ??= { tproxy: [], haproxy: [], baseline: [] })[peer]).push(value);
           options.report(`round ${round + 1} ${w.name} ${peer}: ${value.toPrecision(4)} ${w.unit}`);
         }
       }
@@ -170,12 +180,14 @@ export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds:
     const divert = (await rules.status(plan)).pieces.find((p) => p.name.includes('divert tcp ipv4'));
     if (!divert?.counter || divert.counter.packets === 0) throw new TproxyError('ERR_PROXY_BYPASSED', 'mmproxy bench: the divert rule counted no reply: the backend halves were not in the path');
     return {
+      ...(options.baselineEngine !== undefined ? { baselineEngine: options.baselineEngine } : {}),
       workloads: Object.fromEntries(
         workloads.map((w) => {
           const s = samples[w.name]!;
           const t = summarize(s.tproxy);
           const h = summarize(s.haproxy);
-          return [w.name, { unit: w.unit, tproxy: t, haproxy: h, tproxyVsHaproxy: t.median / h.median }];
+          const b = s.baseline.length > 0 ? summarize(s.baseline) : undefined;
+          return [w.name, { unit: w.unit, tproxy: t, haproxy: h, tproxyVsHaproxy: t.median / h.median, ...(b ? { baseline: b, tproxyVsBaseline: t.median / b.median } : {}) }];
         }),
       ),
     };
@@ -188,8 +200,12 @@ export async function benchMmproxy(lab: Lab, options: { rounds: number; seconds:
 }
 
 export function formatMmproxyBench(r: MmproxyBenchResult): string {
-  const rows = [['mmproxy workload (balancer -> backend half -> nginx/iperf3)', 'tproxy mmproxy', 'HAProxy accept-proxy + usesrc clientip', 'tproxy vs HAProxy']];
-  for (const [name, w] of Object.entries(r.workloads)) rows.push([name, `${w.tproxy.median.toPrecision(4)} ${w.unit}`, `${w.haproxy.median.toPrecision(4)} ${w.unit}`, `${w.tproxyVsHaproxy.toFixed(2)}x`]);
+  const b = r.baselineEngine;
+  const rows = [['mmproxy workload (balancer -> backend half -> nginx/iperf3)', 'tproxy mmproxy', 'HAProxy accept-proxy + usesrc clientip', 'tproxy vs HAProxy', ...(b ? [`tproxy mmproxy, ${b} engine`, `tproxy vs ${b}`] : [])]];
+  for (const [name, w] of Object.entries(r.workloads)) {
+    const baseline = b && w.baseline && w.tproxyVsBaseline !== undefined ? [`${w.baseline.median.toPrecision(4)} ${w.unit}`, `${w.tproxyVsBaseline.toFixed(2)}x`] : [];
+    rows.push([name, `${w.tproxy.median.toPrecision(4)} ${w.unit}`, `${w.haproxy.median.toPrecision(4)} ${w.unit}`, `${w.tproxyVsHaproxy.toFixed(2)}x`, ...baseline]);
+  }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
 }

@@ -474,10 +474,13 @@ export class MmproxyUringEngine {
         throw error;
       }
     } catch (error) {
+      // No backend socket: a connect error, not a flow that ended (as on the splice engine).
       const errno = errnoOf(error);
       count(this.counters.connectErrors, errno);
       this.emit({ type: 'error', code: errno, message: `mmproxy ${this.config.name}: backend socket from ${flow.from?.address ?? 'this host'} to ${backend.address}:${backend.port}: ${(error as Error).message}` });
-      this.close(flow, errno);
+      this.counters.active--;
+      this.drop(flow);
+      this.budget?.release('mmproxy', URING_DESCRIPTORS_PER_CONNECTION);
       return;
     }
     const sockaddr = flow.sockaddr!;
