@@ -165,7 +165,7 @@ export class MmproxyUringEngine {
       group: BUFFER_GROUP,
       bufferBytes: URING_BUFFER_BYTES,
       ringSockets: false,
-      end: (flow, reason) => this.close(flow, reason),
+      end: (flow, reason, lastFin) => this.close(flow, reason, lastFin),
       decided: (flow, step) => this.onHeader(flow, step),
     });
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
