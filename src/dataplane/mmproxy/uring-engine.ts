@@ -37,6 +37,7 @@ import { loadLibc, type Libc } from '../../sys/libc.js';
 import { SocketApi } from '../../sys/socket.js';
 import type { ProxyEvent } from '../events.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
+import { probeRingSockets, type RingSetupSupport } from '../tcp/uring/ring-probe.js';
 import { newDirection, RelayOp, RingRelay, type RelayPair } from '../tcp/uring/ring-relay.js';
 import { URING_BUFFER_BYTES, URING_BUFFERS } from '../tcp/uring/engine.js';
 import { openBackendSocket } from './backend-socket.js';
@@ -65,6 +66,7 @@ const Op = {
   Cancel: 9,
   /** A recv of a health check closing after its header: read to its end, thrown away. */
   Discard: 10,
+  Probe: 13,
 } as const;
 
 interface Flow extends RelayPair<ProxyHeader> {
@@ -102,6 +104,8 @@ export class MmproxyUringEngine {
   private readonly ring: IoUring;
   private readonly buffers: BufferRing;
   private readonly relay: RingRelay<Flow, ProxyHeader>;
+  /** SO_LINGER and closes through the ring (probed at start). */
+  readonly ringSetup: RingSetupSupport;
   private readonly decoder: FirstBytesDecoder<ProxyHeader>;
   private readonly allowed: PrefixSet;
   private readonly budget: DescriptorBudget | undefined;
@@ -159,12 +163,12 @@ export class MmproxyUringEngine {
       this.ring.close();
       throw error;
     }
-    // SO_LINGER and closes go through synchronous calls here: the ring's socket commands are the
-    // TPROXY engine's measured gain on its upstream setup, which this engine does not have.
+    // SO_LINGER off and the closes of an orderly end through the ring where the kernel can (6.7).
+    this.ringSetup = probeRingSockets(this.ring, libc, this.api, { bind: false, kind: Op.Probe });
     this.relay = new RingRelay<Flow, ProxyHeader>(this.ring, this.buffers, libc, this.api, now, {
       group: BUFFER_GROUP,
       bufferBytes: URING_BUFFER_BYTES,
-      ringSockets: false,
+      ringSockets: this.ringSetup.sockets,
       end: (flow, reason, lastFin) => this.close(flow, reason, lastFin),
       decided: (flow, step) => this.onHeader(flow, step),
     });
@@ -277,6 +281,7 @@ export class MmproxyUringEngine {
         return;
       case Op.ConnectTimeout:
       case Op.Cancel:
+      case Op.Probe:
       case RelayOp.Finish:
         return;
     }

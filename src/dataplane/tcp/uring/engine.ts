@@ -38,7 +38,10 @@ import { SocketApi } from '../../../sys/socket.js';
 import { FlowAdmission } from '../admission.js';
 import { increment, type TcpCounters } from '../counters.js';
 import type { TcpFlowSnapshot } from '../flows.js';
+import { probeRingSockets, type RingSetupSupport } from './ring-probe.js';
 import { newDirection, RelayOp, RingRelay, type RelayPair } from './ring-relay.js';
+
+export { URING_SETUP_ENV, type RingSetupSupport } from './ring-probe.js';
 import { upstreamSetup, type RingOption } from './upstream-setup.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
@@ -62,11 +65,6 @@ const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16 } as const;
 const OPTION_VALUES_BYTES = 32;
 /** Longest linked chain queued at once: the upstream socket's options, bind, connect and its timeout. */
 const CHAIN_ROOM = 16;
-/**
- * `sync`: open upstream sockets with synchronous calls even where the ring could (tests use it to
- * run the fallback of kernels before 6.11 on this one).
- */
-export const URING_SETUP_ENV = 'TPROXY_URING_SOCKET_SETUP';
 
 /** Operation kinds in user_data. */
 const Op = {
@@ -84,13 +82,6 @@ const Op = {
   /** The connect of a second setup chain (the client's port was taken): a late CQE of the first is told apart. */
   ConnectAgain: 15,
 } as const;
-
-/** What the kernel lets the engine do through the ring instead of with synchronous calls. */
-export interface RingSetupSupport {
-  /** socket, setsockopt and bind of upstream sockets, and the setsockopt/shutdown/close of a FIN. */
-  readonly sockets: boolean;
-  readonly why: string;
-}
 
 interface UFlow extends RelayPair {
   readonly id: number;
@@ -186,7 +177,7 @@ export class UringEngine {
     this.optionValues.writeInt32LE(config.headers.ttl ?? 0, OPTION_AT.ttl);
     this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }
     this.optionAddress = libc.address(this.optionValues);
-    this.ringSetup = this.probeRingSetup();
+    this.ringSetup = probeRingSockets(this.ring, libc, this.api, { bind: true, kind: Op.Probe });
     this.relay = new RingRelay<UFlow>(this.ring, this.buffers, libc, this.api, now, { group: BUFFER_GROUP, bufferBytes: URING_BUFFER_BYTES, ringSockets: this.ringSetup.sockets, end: (flow, reason, lastFin) => this.close(flow, reason, lastFin) });
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
@@ -197,33 +188,6 @@ export class UringEngine {
     this.peersAddress = libc.address(this.peers);
     for (const l of this.listeners) this.api.setInt(l.fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
     this.armAccepts();
-  }
-
-  /**
-   * Whether the kernel has bind and setsockopt as ring operations (IORING_OP_BIND 6.11,
-   * SOCKET_URING_OP_SETSOCKOPT 6.7): the probe lists the opcodes, and one setsockopt through the
-   * ring on a scratch socket proves the socket command.
-   */
-  private probeRingSetup(): RingSetupSupport {
-    if (process.env[URING_SETUP_ENV] === 'sync') return { sockets: false, why: `${URING_SETUP_ENV}=sync` };
-    const ops = this.ring.supportedOpcodes();
-    const missing = [
-      [U.IORING_OP_URING_CMD, 'IORING_OP_URING_CMD'],
-      [U.IORING_OP_BIND, 'IORING_OP_BIND'],
-    ].filter(([op]) => !ops.has(op as number));
-    if (missing.length > 0) return { sockets: false, why: `the kernel lacks ${missing.map(([, name]) => name).join(', ')}` };
-    const fd = this.libc.socket(C.AF_INET, C.SOCK_STREAM | C.SOCK_CLOEXEC, 0);
-    if (fd < 0) this.api.fail('socket(AF_INET, SOCK_STREAM)');
-    try {
-      this.ring.setsockopt(fd, C.IPPROTO_TCP, C.TCP_NODELAY, this.optionAddress, 4, Op.Probe, 0);
-      this.ring.submit(1, 1000);
-      let res: number | undefined;
-      while (this.ring.next()) if (this.ring.completion.kind === Op.Probe) res = this.ring.completion.res;
-      if (res === 0) return { sockets: true, why: 'setsockopt and bind run on the ring' };
-      return { sockets: false, why: `setsockopt through the ring (SOCKET_URING_OP_SETSOCKOPT, Linux 6.7) failed with ${res === undefined ? 'no completion' : errnoName(-res)}` };
-    } finally {
-      this.libc.close(fd);
-    }
   }
 
   get stopping(): boolean {
