@@ -73,14 +73,15 @@ describe('FirstBytes: the bytes before a flow relays', () => {
   it('refusals carry the decoder reason; an early end says truncated or closed-before-header', () => {
     assert.deepEqual(new FirstBytes(proxyHeaderDecoder(limits)).offer(Buffer.from('GET / HTTP/1.1\r\n')), { kind: 'fail', reason: 'bad-signature' });
     const first = new FirstBytes(proxyHeaderDecoder(limits));
-    assert.equal(first.ended(), 'closed-before-header');
+    assert.deepEqual(new FirstBytes(proxyHeaderDecoder(limits)).ended('eof'), { kind: 'fail', reason: 'closed-before-header' });
     assert.equal(first.offer(Buffer.from('PROXY TCP4 ')).kind, 'more');
     assert.equal(first.length, 11);
-    assert.equal(first.ended(), 'truncated');
+    assert.deepEqual(first.ended('eof'), { kind: 'fail', reason: 'truncated' });
+    assert.deepEqual(first.ended('deadline'), { kind: 'fail', reason: 'header-timeout' });
   });
 
-  it('bounded: a decoder still asking for more at maxBytes fails as tooLong; a sniffer taking nothing gets every byte back from the held copy', () => {
-    const patient: FirstBytesDecoder<string> = { maxBytes: 8, tooLong: 'too-long', decode: (held) => (held.includes(0x0a) ? { kind: 'done', value: 'line', take: 0 } : { kind: 'more' }), ended: () => 'eof' };
+  it('bounded: a decoder still asking for more at maxBytes ends as too-long; a sniffer taking nothing gets every byte back from the held copy', () => {
+    const patient: FirstBytesDecoder<string> = { maxBytes: 8, decode: (held) => (held.includes(0x0a) ? { kind: 'done', value: 'line', take: 0 } : { kind: 'more' }), ended: (_held, cause) => ({ kind: 'fail', reason: cause }) };
     const a = new FirstBytes(patient);
     assert.equal(a.offer(Buffer.from('abcd')).kind, 'more');
     assert.deepEqual(a.offer(Buffer.from('efgh')), { kind: 'fail', reason: 'too-long' });
@@ -92,7 +93,27 @@ describe('FirstBytes: the bytes before a flow relays', () => {
   });
 
   it('a decoder taking more than it was offered is a programming error, said so', () => {
-    const greedy: FirstBytesDecoder<number> = { maxBytes: 8, tooLong: 'x', decode: () => ({ kind: 'done', value: 1, take: 5 }), ended: () => 'eof' };
+    const greedy: FirstBytesDecoder<number> = { maxBytes: 8, decode: () => ({ kind: 'done', value: 1, take: 5 }), ended: () => ({ kind: 'fail', reason: 'eof' }) };
     assert.throws(() => new FirstBytes(greedy).offer(Buffer.from('ab')), /took 5 of 2 bytes/);
+  });
+});
+
+describe('sniffing as a first-bytes decoder', () => {
+  it('a name decides at once and takes nothing; an end or the deadline decide without a name, every byte held going on', async () => {
+    const { SNIFF_DECODER } = await import('../../src/core/sniff/first-bytes.js');
+    const host = new FirstBytes(SNIFF_DECODER);
+    assert.equal(host.offer(Buffer.from('GET / HTTP/1.1\r\n')).kind, 'more');
+    const named = host.offer(Buffer.from('Host: example.com\r\n\r\n'));
+    assert.ok(named.kind === 'done');
+    assert.deepEqual(named.value, { outcome: 'http', name: 'example.com' });
+    assert.deepEqual(named.rest, { in: 'held', bytes: Buffer.from('GET / HTTP/1.1\r\nHost: example.com\r\n\r\n') });
+    const cut = new FirstBytes(SNIFF_DECODER);
+    assert.equal(cut.offer(Buffer.from('GET / HT')).kind, 'more');
+    assert.deepEqual(cut.ended('deadline'), { kind: 'done', value: { outcome: 'timeout', name: undefined }, rest: { in: 'held', bytes: Buffer.from('GET / HT') } });
+    assert.deepEqual(new FirstBytes(SNIFF_DECODER).ended('eof'), { kind: 'done', value: { outcome: 'closed', name: undefined }, rest: { in: 'held', bytes: Buffer.alloc(0) } });
+    const other = new FirstBytes(SNIFF_DECODER).offer(Buffer.from('SSH-2.0-x\r\n'));
+    assert.ok(other.kind === 'done');
+    assert.deepEqual(other.value, { outcome: 'none', name: undefined });
+    assert.deepEqual(other.rest, { in: 'chunk', offset: 0 });
   });
 });

@@ -9,9 +9,8 @@ import type { ProxyHeader } from './header.js';
 
 export function proxyHeaderDecoder(limits: ProxyDecodeLimits): FirstBytesDecoder<ProxyHeader> {
   return {
-    // The decoder refuses any header longer than this itself (v1-no-crlf, v2-too-long): tooLong is a backstop.
+    // The decoder refuses any header longer than this itself (v1-no-crlf, v2-too-long): too-long is a backstop.
     maxBytes: maxProxyHeaderBytes(limits),
-    tooLong: 'v2-too-long',
     decode(held) {
       const result = decodeProxyHeader(held, limits);
       if (result.kind === 'more') return result;
@@ -19,6 +18,6 @@ export function proxyHeaderDecoder(limits: ProxyDecodeLimits): FirstBytesDecoder
       return { kind: 'done', value: result.header, take: result.take };
     },
     // A stream that ends inside the header is a truncated one; before any byte, a plain early close.
-    ended: (held) => (held > 0 ? 'truncated' : 'closed-before-header'),
+    ended: (held, cause) => ({ kind: 'fail', reason: cause === 'deadline' ? 'header-timeout' : cause === 'too-long' ? 'v2-too-long' : held > 0 ? 'truncated' : 'closed-before-header' }),
   };
 }

@@ -57,7 +57,7 @@ const ETIME = 62;
 const EADDRNOTAVAIL = 99;
 const ENOBUFS = 105;
 
-/** Operation kinds in user_data (4-7, 12 and 16 are the ring relay's). */
+/** Operation kinds in user_data (4-7, 12, 16 and 17 are the ring relay's). */
 const Op = {
   Accept: 1,
   Connect: 2,
@@ -282,6 +282,7 @@ export class MmproxyUringEngine {
       case Op.ConnectTimeout:
       case Op.Cancel:
       case Op.Probe:
+      case RelayOp.Cancel:
       case RelayOp.Finish:
         return;
     }

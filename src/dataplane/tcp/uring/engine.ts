@@ -23,8 +23,16 @@
  * shared with the splice engine; the relay itself (recv, send, FIN, closes) is ring-relay.ts,
  * shared with mmproxy's uring engine.
  *
- * Not yet (the relay falls back to splice for them, saying why): routes by name (sniffing),
- * upstream proxies and PROXY protocol headers.
+ * Routes by name: a connection whose name could change its route is sniffed first (the ring
+ * relay's first-bytes phase, with core/sniff as the decoder): its bytes are received until a name,
+ * a final no, its FIN or the sniff timeout, the route decided, and they go first to the upstream
+ * it chose.
+ *
+ * PROXY protocol headers (an outbound's proxyProtocol) are the first bytes sent upstream once
+ * connected, ahead of the client's.
+ *
+ * Not yet (the relay falls back to splice for them, saying why): upstream proxies (SOCKS5, HTTP
+ * CONNECT).
  */
 import { errnoName } from '../../../core/errno.js';
 import { errnoOf } from '../../../core/errors.js';
@@ -32,20 +40,23 @@ import * as C from '../../../core/net/constants.js';
 import * as U from '../../../core/net/io-uring.js';
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
 import type { RouteDecision } from '../../../core/route/table.js';
+import { FirstBytes } from '../../../core/first-bytes.js';
+import { SNIFF_DECODER, type SniffOutcome } from '../../../core/sniff/first-bytes.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
 import { IoUring, type BufferRing } from '../../../sys/io-uring.js';
 import { SocketApi } from '../../../sys/socket.js';
 import { FlowAdmission } from '../admission.js';
+import { proxyHeaderFor } from '../routing.js';
 import { increment, type TcpCounters } from '../counters.js';
 import type { TcpFlowSnapshot } from '../flows.js';
 import { probeRingSockets, type RingSetupSupport } from './ring-probe.js';
-import { newDirection, RelayOp, RingRelay, type RelayPair } from './ring-relay.js';
+import { newDirection, RelayOp, RingRelay, type RelayDirection, type RelayPair } from './ring-relay.js';
 
 export { URING_SETUP_ENV, type RingSetupSupport } from './ring-probe.js';
 import { upstreamSetup, type RingOption } from './upstream-setup.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
-import { EngineTimers, ReportedCounters, turnWait } from '../splice/timers.js';
+import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../splice/timers.js';
 
 const RING_ENTRIES = 4096;
 /**
@@ -71,7 +82,7 @@ const Op = {
   Accept: 1,
   Connect: 2,
   ConnectTimeout: 3,
-  // 4-7, 12 and 16: the relay's (RelayOp).
+  // 4-7, 12, 16 and 17: the relay's (RelayOp).
   Wake: 8,
   Cancel: 9,
   /** A socket option of the setup: a CQE only when it fails (CQE_SKIP_SUCCESS). */
@@ -83,7 +94,19 @@ const Op = {
   ConnectAgain: 15,
 } as const;
 
-interface UFlow extends RelayPair {
+/**
+ * A connection whose route depends on its name: its first bytes are received (the ring relay's
+ * first-bytes phase, sniffing as the decoder) until a name, a final no, its FIN or the sniff
+ * timeout; then it becomes a flow, the bytes received going first to the upstream its route chose.
+ */
+interface Sniff extends RelayPair<SniffOutcome> {
+  readonly listener: { readonly family: C.Family; readonly port: number };
+  readonly client: Endpoint;
+  readonly destination: Endpoint;
+  readonly deadline: number;
+}
+
+interface UFlow extends RelayPair<SniffOutcome> {
   readonly id: number;
   readonly client: Endpoint;
   readonly destination: Endpoint;
@@ -116,6 +139,10 @@ export class UringEngine {
   private readonly ring: IoUring;
   private readonly buffers: BufferRing;
   private readonly flows = new Map<number, UFlow>();
+  /** Connections sniffing for their name, by id; and those whose deadline is still ahead, in deadline order. */
+  private readonly sniffs = new Map<number, Sniff>();
+  private readonly sniffDeadlines = new Set<Sniff>();
+  private sniffTimeoutMs: number;
   private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; inFlight: number; readonly freeSlots: number[] }[];
   /**
    * Connections accepted while the flows were at the cap (an accept queued before the cap was
@@ -128,7 +155,7 @@ export class UringEngine {
   private resumeAt = 0;
   private readonly stop = new GracefulStop();
   private readonly timers: EngineTimers;
-  private readonly relay: RingRelay<UFlow>;
+  private readonly relay: RingRelay<UFlow | Sniff, SniffOutcome>;
   /**
    * Upstream sockets of flows ended while their setup chain was in flight, by flow id: closed
    * when the chain's connect completes. The kernel issues the chain's later steps after the
@@ -178,7 +205,15 @@ export class UringEngine {
     this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }
     this.optionAddress = libc.address(this.optionValues);
     this.ringSetup = probeRingSockets(this.ring, libc, this.api, { bind: true, kind: Op.Probe });
-    this.relay = new RingRelay<UFlow>(this.ring, this.buffers, libc, this.api, now, { group: BUFFER_GROUP, bufferBytes: URING_BUFFER_BYTES, ringSockets: this.ringSetup.sockets, end: (flow, reason, lastFin) => this.close(flow, reason, lastFin) });
+    this.sniffTimeoutMs = config.sniffTimeoutMs;
+    this.relay = new RingRelay<UFlow | Sniff, SniffOutcome>(this.ring, this.buffers, libc, this.api, now, {
+      group: BUFFER_GROUP,
+      bufferBytes: URING_BUFFER_BYTES,
+      ringSockets: this.ringSetup.sockets,
+      // Only flows relay (a sniff becomes a flow before its relay starts).
+      end: (flow, reason, lastFin) => this.close(flow as UFlow, reason, lastFin),
+      decided: (sniff, step) => this.onSniffed(sniff as Sniff, step.kind === 'done' ? step.value : { outcome: 'closed', name: undefined }),
+    });
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
@@ -204,6 +239,7 @@ export class UringEngine {
     else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
     else if (message.kind === 'routing') {
       this.admission.reroute(message.routing);
+      this.sniffTimeoutMs = message.sniffTimeoutMs;
       this.post({ kind: 'routing', requestId: message.requestId });
     } else if (message.kind === 'close-flow') {
       const flow = this.flows.get(message.id);
@@ -222,7 +258,12 @@ export class UringEngine {
 
   /** Something of the engine's own is due later: flows (idle timeout, bytes, connects), upstream sockets closing, an accept retry, a stop. */
   get timed(): boolean {
-    return this.flows.size > 0 || this.orphans.size > 0 || this.resumeAt !== 0 || this.stop.stopping;
+    return this.occupied > 0 || this.orphans.size > 0 || this.resumeAt !== 0 || this.stop.stopping;
+  }
+
+  /** Connections that count against the cap: flows, and connections sniffing for their name. */
+  private get occupied(): number {
+    return this.flows.size + this.sniffs.size;
   }
 
   /** The owner got the counters as they are now (only asked while nothing is timed, so the snapshot is small). */
@@ -235,11 +276,19 @@ export class UringEngine {
    * nothing is timed and the owner has the counters) for completions, handle them, run timers.
    */
   turn(waitMs: number): boolean {
-    this.ring.submit(1, turnWait(waitMs, this));
+    // A sniff deadline due sooner than waitMs shortens the wait (flows are not delayed past it).
+    const firstSniff = this.sniffDeadlines.values().next().value;
+    this.ring.submit(1, firstSniff ? Math.max(0, Math.min(waitMs, firstSniff.deadline - this.now())) : turnWait(waitMs, this));
     const c = this.ring.completion;
     // Completions handled here queue new operations; they go with the next turn's enter.
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     const now = this.now();
+    if (firstSniff) {
+      for (const sniff of duePrefix(this.sniffDeadlines, now, (x) => x.deadline)) {
+        this.sniffDeadlines.delete(sniff);
+        this.relay.expireFirst(sniff);
+      }
+    }
     if (this.timers.scanDue(now)) this.scan(now);
     const events = this.admission.takeEvents();
     if (events) this.post({ kind: 'events', events });
@@ -264,10 +313,17 @@ export class UringEngine {
       case Op.ConnectTimeout:
       case Op.Cancel:
       case Op.Probe:
+      case RelayOp.Cancel:
       case RelayOp.Finish:
         // Finish: a failed step of a FIN or an orderly close. The flow ends (or ended) anyway, as
         // when shutdown() and close() were synchronous calls whose results went unread.
         return;
+    }
+    const sniff = this.sniffs.get(id);
+    if (sniff) {
+      sniff.pending--;
+      this.relay.complete(kind, sniff, res, flags);
+      return;
     }
     const flow = this.flows.get(id);
     if (!flow || flow.closed) {
@@ -307,7 +363,7 @@ export class UringEngine {
    */
   private armAccepts(): void {
     if (this.stop.stopping || this.resumeAt !== 0) return;
-    if (this.flows.size + this.parked.length >= this.config.maxConnections) {
+    if (this.occupied + this.parked.length >= this.config.maxConnections) {
       if (!this.capped) {
         this.capped = true;
         this.counters.acceptPauses++;
@@ -360,7 +416,7 @@ export class UringEngine {
     const client = this.acceptedPeer(at);
     const destination = client && this.endpoint(cfd, 'getsockname');
     if (!client || !destination) this.api.resetClose(cfd);
-    else if (this.flows.size >= this.config.maxConnections) this.parked.push({ listener, cfd, client, destination });
+    else if (this.occupied >= this.config.maxConnections) this.parked.push({ listener, cfd, client, destination });
     else this.onAccepted(listener, cfd, client, destination);
     this.armAccepts();
   }
@@ -380,15 +436,40 @@ export class UringEngine {
   }
 
   private onAccepted(listener: { readonly family: C.Family; readonly port: number }, cfd: number, client: Endpoint, destination: Endpoint): void {
-    const id = this.admission.admit(listener.port, client, destination, this.flows.size);
+    const id = this.admission.admit(listener.port, client, destination, this.occupied);
     if (id === undefined) {
       this.api.resetClose(cfd);
       return;
     }
     const first = this.admission.firstDecision(client, destination);
-    // The relay starts this engine only for routing without names (uringRoutingGap).
-    const decision = first === 'sniff' ? this.admission.decide(client, destination) : first;
-    if (!this.admission.routed(id, client, destination, decision)) {
+    if (first !== 'sniff') {
+      this.startFlow(listener, id, cfd, client, destination, first, undefined, newDirection());
+      return;
+    }
+    // Its name could change its route: its first bytes are received and sniffed.
+    const now = this.now();
+    const sniff: Sniff = { id, cfd, ufd: -1, closed: false, up: newDirection(), down: newDirection(), lastActive: now, pending: 0, first: new FirstBytes(SNIFF_DECODER), listener, client, destination, deadline: now + this.sniffTimeoutMs };
+    this.sniffs.set(id, sniff);
+    this.sniffDeadlines.add(sniff);
+    this.relay.recvFirst(sniff);
+  }
+
+  /** Sniffed (a name, none, its FIN, the timeout): its route decided, a flow starts with the bytes received held for upstream. */
+  private onSniffed(sniff: Sniff, sniffed: SniffOutcome): void {
+    this.sniffs.delete(sniff.id);
+    this.sniffDeadlines.delete(sniff);
+    increment(this.counters.sniffs, sniffed.outcome);
+    const decision = this.admission.decide(sniff.client, sniff.destination, sniffed.name);
+    const up = sniff.up;
+    up.starved = false;
+    this.startFlow(sniff.listener, sniff.id, sniff.cfd, sniff.client, sniff.destination, decision, sniffed.name, up);
+    // A flow that did not start (a reject route, no upstream socket): the bytes it held go back.
+    if (!this.flows.has(sniff.id)) this.relay.releaseHeld(sniff);
+  }
+
+  /** The flow takes its route's outbound; `up`: its client direction (holding the bytes sniffed, if any). */
+  private startFlow(listener: { readonly family: C.Family; readonly port: number }, id: number, cfd: number, client: Endpoint, destination: Endpoint, decision: RouteDecision, name: string | undefined, up: RelayDirection): void {
+    if (!this.admission.routed(id, client, destination, decision, name)) {
       this.api.resetClose(cfd);
       return;
     }
@@ -406,7 +487,7 @@ export class UringEngine {
     const sockaddr = encodeSockaddr(destination);
     const flow: UFlow = {
       id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
-      connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0, first: undefined,
+      connected: false, closed: false, up, down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0, first: undefined,
     };
     this.flows.set(id, flow);
     if (ufd < 0) this.openThroughRing(flow);
@@ -539,6 +620,9 @@ export class UringEngine {
     flow.connected = true;
     // TCP_NODELAY was set in the setup chain when the ring opened the socket.
     this.admission.connected(flow.id, flow.cfd, flow.ufd, this.ringSetup.sockets);
+    // A PROXY header (the outbound's proxyProtocol) goes first, before the client's bytes.
+    const header = proxyHeaderFor(flow.decision.outbound, flow.client, flow.destination);
+    if (header) this.relay.prependUp(flow, header);
     this.relay.start(flow);
   }
 
@@ -565,7 +649,7 @@ export class UringEngine {
     const next = this.parked.shift();
     if (next && !this.stop.stopping) this.onAccepted(next.listener, next.cfd, next.client, next.destination);
     else if (next) this.api.resetClose(next.cfd);
-    if (this.flows.size + this.parked.length < this.config.maxConnections) this.capped = false;
+    if (this.occupied + this.parked.length < this.config.maxConnections) this.capped = false;
     this.armAccepts();
   }
 
@@ -588,6 +672,15 @@ export class UringEngine {
     for (const p of this.parked.splice(0)) {
       increment(this.counters.closed, 'stopped');
       this.api.resetClose(p.cfd);
+    }
+    // Connections still waiting for their name never became flows: reset them.
+    for (const sniff of [...this.sniffs.values()]) {
+      this.sniffs.delete(sniff.id);
+      this.sniffDeadlines.delete(sniff);
+      sniff.closed = true;
+      sniff.first = undefined;
+      increment(this.counters.closed, 'stopped');
+      this.relay.closeSockets(sniff, [sniff.cfd], 'stopped');
     }
     this.ring.submit(0, -1);
     for (const l of this.listeners) {

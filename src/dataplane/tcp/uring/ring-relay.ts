@@ -17,7 +17,7 @@
  * deadline is the engine's (its timers): it ends the pair, and a recv still in flight comes back
  * ECANCELED to a pair already gone.
  *
- * Operation kinds 4-7, 12 and 16 in user_data are this file's; each engine uses others for its own.
+ * Operation kinds 4-7, 12, 16 and 17 in user_data are this file's; each engine uses others for its own.
  */
 import { errnoName } from '../../../core/errno.js';
 import type { FirstBytes, FirstBytesStep } from '../../../core/first-bytes.js';
@@ -36,6 +36,8 @@ export const RelayOp = {
   Finish: 12,
   /** A recv of the first-bytes phase (from the client). */
   RecvFirst: 16,
+  /** The cancel of a first-bytes recv at its deadline. */
+  Cancel: 17,
 } as const;
 
 const ENOBUFS = 105;
@@ -68,6 +70,8 @@ export interface RelayPair<T = unknown> {
   pending: number;
   /** In the first-bytes phase: what was received so far, and the decoder. */
   first: FirstBytes<T> | undefined;
+  /** The first-bytes deadline passed (expireFirst): its recv was cancelled. */
+  firstExpired?: boolean;
 }
 
 export const newDirection = (): RelayDirection => ({ bid: -1, length: 0, sent: 0, early: undefined, eof: false, shut: false, bytes: 0, starved: false });
@@ -133,21 +137,41 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     this.ring.recvSelect(pair.cfd, this.options.group, this.options.bufferBytes, RelayOp.RecvFirst, pair.id);
   }
 
+  /**
+   * The engine's deadline for the first bytes passed: the recv in flight is cancelled, and the phase
+   * ends as the decoder says for a deadline (with the bytes received up to its CQE).
+   */
+  expireFirst(pair: P): void {
+    const first = pair.first;
+    if (!first || pair.firstExpired) return;
+    pair.firstExpired = true;
+    if (!pair.up.starved) {
+      this.ring.cancel(RelayOp.RecvFirst, pair.id, RelayOp.Cancel);
+      return;
+    }
+    // Waiting for a buffer: no recv to cancel.
+    pair.up.starved = false;
+    pair.first = undefined;
+    this.finishFirst(pair, first.ended('deadline'));
+  }
+
   private onFirst(pair: P, res: number, flags: number): void {
     const first = pair.first;
     if (!first) {
-      if (res > 0) this.giveBackFlags(flags);
+      this.giveBackFlags(flags);
       return;
     }
-    if (res === -ENOBUFS) {
+    if (res === -ENOBUFS && !pair.firstExpired) {
       pair.up.starved = true;
       this.starved.push(pair);
       return;
     }
     if (res <= 0) {
+      // A FIN, or an error (a reset), before the decision, or the recv cancelled at the deadline.
+      // (A sniffer decides without a name: the FIN is received again, and passed on, once the
+      // bytes before it are sent.)
       pair.first = undefined;
-      // A FIN, or an error (a reset), before the decision: the client is gone either way.
-      this.options.decided?.(pair, { kind: 'fail', reason: first.ended() });
+      this.finishFirst(pair, first.ended(res !== 0 && pair.firstExpired ? 'deadline' : 'eof'));
       return;
     }
     const bid = flags >>> U.IORING_CQE_BUFFER_SHIFT;
@@ -157,29 +181,60 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     const step = first.offer(this.memory.subarray(at, at + res));
     if (step.kind === 'more') {
       this.giveBack(bid);
-      this.recvFirst(pair);
+      if (!pair.firstExpired) this.recvFirst(pair);
+      else {
+        pair.first = undefined;
+        this.finishFirst(pair, first.ended('deadline'));
+      }
       return;
     }
     pair.first = undefined;
+    this.finishFirst(pair, step, bid, res);
+  }
+
+  /**
+   * The phase decided: on `done`, the bytes after the decoder's are kept as the relay's first,
+   * sent upstream once it starts (from buffer `bid` of `length` bytes, the last one received, or
+   * from the decoder's held copy). Then the engine hears of it.
+   */
+  private finishFirst(pair: P, step: Exclude<FirstBytesStep<T>, { kind: 'more' }>, bid = -1, length = 0): void {
     if (step.kind === 'done') {
-      // The bytes after the decoder's: the relay's first, sent upstream once it starts.
       const d = pair.up;
-      if (step.rest.in === 'chunk' && step.rest.offset < res) {
+      const rest = step.rest;
+      if (rest.in === 'chunk' && bid >= 0 && rest.offset < length) {
         d.bid = bid;
-        d.length = res;
-        d.sent = step.rest.offset;
-        d.bytes += res - step.rest.offset;
-      } else {
-        this.giveBack(bid);
-        if (step.rest.in === 'held' && step.rest.bytes.length > 0) {
-          d.early = step.rest.bytes;
-          d.length = step.rest.bytes.length;
-          d.sent = 0;
-          d.bytes += d.length;
-        }
+        d.length = length;
+        d.sent = rest.offset;
+        d.bytes += length - rest.offset;
+        bid = -1;
+      } else if (rest.in === 'held' && rest.bytes.length > 0) {
+        d.early = rest.bytes;
+        d.length = rest.bytes.length;
+        d.sent = 0;
+        d.bytes += rest.bytes.length;
       }
-    } else this.giveBack(bid);
+    }
+    if (bid >= 0) this.giveBack(bid);
     this.options.decided?.(pair, step);
+  }
+
+  /**
+   * Bytes that go upstream before anything else (a PROXY header), ahead of the first bytes held:
+   * both in one copy (a buffer holding them goes back at once). Not counted as the client's.
+   */
+  prependUp(pair: P, bytes: Buffer): void {
+    const d = pair.up;
+    let held: Buffer = Buffer.alloc(0);
+    if (d.early) held = d.early.subarray(d.sent);
+    else if (d.bid >= 0) {
+      const at = d.bid * this.buffers.size;
+      held = Buffer.from(this.memory.subarray(at + d.sent, at + d.length));
+      this.giveBack(d.bid);
+      d.bid = -1;
+    }
+    d.early = Buffer.concat([bytes, held]);
+    d.length = d.early.length;
+    d.sent = 0;
   }
 
   // ---- relay ----------------------------------------------------------------------------------
