@@ -28,6 +28,8 @@ import { MmproxyUdpRelay } from '../dataplane/mmproxy/udp-relay.js';
 import type { EventSink } from '../dataplane/events.js';
 import type { DescriptorBudget } from '../sys/descriptor-budget.js';
 import type { SocketApi } from '../sys/socket.js';
+import type { IoUringSupport } from '../core/net/io-uring.js';
+import { hostIoUringSupport } from '../sys/io-uring.js';
 
 /** A TCP entry on either engine: the same life (bind, adopt, release, drain, stop) and counters. */
 type TcpRelay = MmproxyTcpRelay | MmproxySpliceRelay;
@@ -42,10 +44,13 @@ export interface MmproxyListenersDeps {
   readonly emit: EventSink;
   readonly budget?: DescriptorBudget;
   /**
-   * The TCP engine of `protocol: tcp` entries: `splice` (the default; `uring` asks for it too)
-   * runs them in engine threads, `stream` on Node streams in the daemon's thread.
+   * The TCP engine of `protocol: tcp` entries: `splice` (the default) and `uring` run them in
+   * engine threads (epoll and splice, or io_uring: where io_uring cannot run here, uring falls
+   * back to splice, saying so once), `stream` on Node streams in the daemon's thread.
    */
-  readonly engine?: 'splice' | 'stream';
+  readonly engine?: 'splice' | 'stream' | 'uring';
+  /** Whether io_uring runs here (tests replace the host's probe). */
+  readonly uringSupport?: () => IoUringSupport;
   /** Engine threads per splice entry (the TCP workers setting: one per core by default). */
   readonly threads?: number;
   /** Per-flow events of the TCP entries (MmproxyTcpDeps.flowEvents) from the start; setFlowEvents switches them. */
@@ -67,6 +72,8 @@ export class MmproxyListeners {
   private readonly draining = new Set<TcpRelay>();
   /** udp entries replaced or removed by a reload that is being stopped. */
   private readonly stoppingUdp = new Set<Promise<void>>();
+  /** The thread engine of TCP entries, once resolved (at the first one: uring probed, the choice logged). */
+  private threadEngine: 'splice' | 'uring' | undefined;
 
   private flowEvents: boolean;
 
@@ -155,7 +162,17 @@ export class MmproxyListeners {
   private tcpRelay(settings: MmproxySettings, counters: MmproxyCounters | undefined): TcpRelay {
     const deps = { ...this.deps, flowEvents: this.flowEvents };
     if (this.deps.engine === 'stream') return new MmproxyTcpRelay(settings, deps, counters);
-    return new MmproxySpliceRelay(settings, { ...deps, threads: this.deps.threads ?? 1 }, counters);
+    return new MmproxySpliceRelay(settings, { ...deps, threads: this.deps.threads ?? 1, engine: this.resolveThreadEngine() }, counters);
+  }
+
+  /** uring where io_uring runs here, else splice; one log line (tcp.engine) when uring was asked for. */
+  private resolveThreadEngine(): 'splice' | 'uring' {
+    if (this.threadEngine) return this.threadEngine;
+    if (this.deps.engine !== 'uring') return (this.threadEngine = 'splice');
+    const host = (this.deps.uringSupport ?? hostIoUringSupport)();
+    this.threadEngine = host.available ? 'uring' : 'splice';
+    this.deps.emit({ type: 'tcp.engine', requested: 'uring', engine: this.threadEngine, why: `mmproxy TCP entries: ${host.available ? host.why : `${host.why}: the splice engine runs them instead`}` });
+    return this.threadEngine;
   }
 
   /** Stop every listener, and reset the flows still in progress (draining ones too). */

@@ -1,7 +1,8 @@
 // A reload of the mmproxy listeners on loopback (no privileges: LOCAL headers relayed to a health
 // target from this host's address): all or nothing, the listening socket handed over (never closed),
 // flows in progress go on, counters go on, a bad change changes nothing, a removed entry drains.
-// On each TCP engine: splice (engine threads sharing the listening socket) and stream.
+// On each TCP engine: splice and uring (engine threads sharing the listening socket; uring falls
+// back to splice where io_uring cannot run) and stream.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -52,7 +53,7 @@ class Flow {
   }
 }
 
-for (const engine of ['splice', 'stream'] as const) {
+for (const engine of ['splice', 'uring', 'stream'] as const) {
   describe(`mmproxy listeners: reload, ${engine} engine`, () => {
     const echo = net.createServer((s) => s.pipe(s));
     const taken = net.createServer();

@@ -1,5 +1,5 @@
 // Runs one mmproxy TCP listener in the namespace it is started in (argv[2]: its config as JSON;
-// argv[3]: the engine, splice (two engine threads) or stream): prints each event as a JSON line,
+// argv[3]: the engine, splice or uring (two engine threads each) or stream): prints each event as a JSON line,
 // {"type":"ready"} once listening, and its counters as {"type":"counters","seq":N,...} for each
 // "counters N" line on stdin. Ends on SIGTERM or stdin's end.
 import { createInterface } from 'node:readline';
@@ -11,7 +11,7 @@ const config = JSON.parse(process.argv[2] ?? '{}') as MmproxyTcpConfig;
 const print = (line: object): void => void process.stdout.write(`${JSON.stringify(line)}\n`);
 // Per-flow events on: the tests wait for refusals of sources not allowed, health checks and closes.
 const deps = { sockets: new SocketApi(), emit: print, flowEvents: true };
-const relay = process.argv[3] === 'stream' ? new MmproxyTcpRelay(config, deps) : new MmproxySpliceRelay(config, { ...deps, threads: 2 });
+const relay = process.argv[3] === 'stream' ? new MmproxyTcpRelay(config, deps) : new MmproxySpliceRelay(config, { ...deps, threads: 2, engine: process.argv[3] === 'uring' ? 'uring' : 'splice' });
 const stop = (): void => void relay.stop().then(() => process.exit(0));
 process.once('SIGTERM', stop);
 await relay.start();

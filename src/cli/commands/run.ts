@@ -176,8 +176,8 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
     cores: os.availableParallelism(),
     pid: process.pid,
   });
-  // mmproxy TCP entries run on the TCP engine asked for (uring: its splice fallback), in as many threads as TCP workers.
-  const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget, engine: config.tcp.engine === 'stream' ? 'stream' : 'splice', threads: config.tcp.workers === 'auto' ? defaultTcpWorkers(os.availableParallelism()) : config.tcp.workers, flowEvents: flowEventsOf(config) });
+  // mmproxy TCP entries run on the TCP engine asked for (uring: splice where io_uring cannot run), in as many threads as TCP workers.
+  const mmproxy = new MmproxyListeners({ sockets: new SocketApi(), emit: ops.sink, budget, engine: config.tcp.engine, threads: config.tcp.workers === 'auto' ? defaultTcpWorkers(os.availableParallelism()) : config.tcp.workers, flowEvents: flowEventsOf(config) });
   // Read at each request, so listeners and rules changed by a reload are followed.
   await ops.start({ listeners: () => daemon.listeners(), rules: () => daemon.appliedRules(), config: () => daemon.config, mmproxy: () => mmproxy.counters(), mmproxyStatus: () => mmproxy.status() }).catch((error: unknown) => {
     watch?.close();

@@ -43,6 +43,8 @@ interface EngineThread {
 export interface MmproxySpliceDeps extends MmproxyTcpDeps {
   /** Engine threads per listener. */
   readonly threads: number;
+  /** The engine each thread runs: splice (epoll, the default) or uring (io_uring: uring-engine.ts). */
+  readonly engine?: 'splice' | 'uring';
 }
 
 export class MmproxySpliceRelay {
@@ -159,7 +161,8 @@ export class MmproxySpliceRelay {
   }
 
   private startThread(engine: MmproxyEngineConfig): { thread: EngineThread; ready: Promise<void> } {
-    const worker = new Worker(new URL('./splice-thread.js', import.meta.url), { workerData: { mmproxyEngine: engine } });
+    const entry = this.deps.engine === 'uring' ? './uring-thread.js' : './splice-thread.js';
+    const worker = new Worker(new URL(entry, import.meta.url), { workerData: { mmproxyEngine: engine } });
     const thread: EngineThread = { worker, wakeFd: -1, last: emptyMmproxyCounters(), connections: 0, stopped: false, waiting: new Map(), exited: new Promise((resolve) => worker.once('exit', () => resolve())) };
     const ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: FromMmproxyEngine) => {

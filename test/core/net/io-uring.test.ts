@@ -77,9 +77,11 @@ describe('choosing the TCP engine', () => {
     const refused = resolveTcpEngine('uring', routing(), no);
     assert.equal(refused.engine, 'splice');
     assert.match(refused.why ?? '', /EPERM: the splice engine runs instead/);
-    const named = resolveTcpEngine('uring', routing({ routes: [route], outbounds: [direct] }), yes);
-    assert.equal(named.engine, 'splice');
-    assert.match(named.why ?? '', /routes by name/);
+    // Routes by name (sniffing) and PROXY headers sent upstream run on uring; upstream proxies not yet.
+    assert.equal(resolveTcpEngine('uring', routing({ routes: [route], outbounds: [direct, { kind: 'direct', name: 'pp', proxyProtocol: 'v1' }] }), yes).engine, 'uring');
+    const proxied = resolveTcpEngine('uring', routing({ routes: [route], outbounds: [direct, { kind: 'socks5', name: 'socks', proxy: { endpoint: { family: 4, address: '192.0.2.1', port: 1080 } } } as unknown as RoutingConfig['outbounds'][number]] }), yes);
+    assert.equal(proxied.engine, 'splice');
+    assert.match(proxied.why ?? '', /upstream proxies \(outbound socks\)/);
     assert.equal(uringRoutingGap(routing()), undefined);
   });
 });

@@ -26,7 +26,7 @@ export function v2Header4(source: string, port: number): string {
 
 type Line = { type: string; event?: string; listeners?: number };
 
-for (const engine of ['splice', 'stream'] as const) {
+for (const engine of ['splice', 'uring', 'stream'] as const) {
   describe(`tproxy run with mmproxy entries only, ${engine} engine (root)`, () => {
     let lab: Lab;
     let dir: string;

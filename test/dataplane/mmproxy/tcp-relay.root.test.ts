@@ -7,7 +7,8 @@
 // section and removes when it stops: go-mmproxy's policy rule (`from 127.0.0.0/8 iif lo` / `from
 // ::1 iif lo` to a local route) for loopback, and a divert rule and fwmark route for the other host.
 // Nothing is typed by hand: the standalone listener (the agent) relies on the daemon's rules too.
-// All of it on each TCP engine: splice (engine threads) and stream (Node streams).
+// All of it on each TCP engine: splice (engine threads), uring (engine threads on io_uring) and
+// stream (Node streams).
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,9 +26,9 @@ const CLIENT = { 4: LAB_ADDRESSES.client.ipv4, 6: LAB_ADDRESSES.client.ipv6 } as
 const hex = (text: string): string => Buffer.from(text, 'latin1').toString('hex');
 const V2_SIGNATURE = '0d0a0d0a000d0a515549540a';
 
-type Line = { type: string; seq?: number; reason?: string; listener?: string; headerSource?: { address: string; port: number }; rejected?: Record<string, number>; connectErrors?: Record<string, number>; headersProxy?: number; headersLocal?: number };
+type Line = { type: string; engine?: string; why?: string; seq?: number; reason?: string; listener?: string; headerSource?: { address: string; port: number }; rejected?: Record<string, number>; connectErrors?: Record<string, number>; headersProxy?: number; headersLocal?: number };
 
-for (const engine of ['splice', 'stream'] as const) {
+for (const engine of ['splice', 'uring', 'stream'] as const) {
   describe(`mmproxy TCP on the ${engine} engine: HAProxy in front, nginx behind on loopback (root)`, () => {
     let lab: Lab;
     let dir: string;
@@ -170,6 +171,15 @@ for (const engine of ['splice', 'stream'] as const) {
       agent.child.stdin!.write(`counters ${seq}\n`);
       return lines.waitFor((l) => l.type === 'counters' && l.seq === seq, 5000, 'the counters');
     };
+
+    if (engine === 'uring') {
+      it('runs on io_uring: the listener\'s threads hold rings, and tproxy run says its mmproxy entries run on uring', async () => {
+        const rings = (await lab.run('router', ['find', `/proc/${agent.child.pid}/fd`, '-lname', 'anon_inode:\\[io_uring\\]'])).stdout.trim().split('\n').filter((l) => l !== '');
+        assert.ok(rings.length >= 2, `a ring per engine thread: ${rings.join(', ')}`);
+        const said = daemonLog.find((l) => l.type === 'tcp.engine' && (l.why ?? '').startsWith('mmproxy TCP entries'));
+        assert.equal(said?.engine, 'uring', JSON.stringify(said));
+      });
+    }
 
     let localPort = 41_000;
     for (const [version, balancerPort] of [['v1', 80], ['v2', 81]] as const) {

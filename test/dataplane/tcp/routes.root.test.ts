@@ -1,4 +1,4 @@
-// Routes through real kernel rules, both engines: a destination route rejects (reset) while the
+// Routes through real kernel rules, each engine (splice, uring, stream): a destination route rejects (reset) while the
 // default goes direct; name routes see the name real clients asked for (curl's Host header and TLS
 // SNI), peeked without losing a byte; a server that speaks first still completes, delayed by the
 // sniff timeout only; every flow's route and outbound are in its log lines and the counters.
@@ -55,7 +55,7 @@ const BANNER_SERVER = `require('node:net').createServer((s) => { s.write('220 ba
 // Waits for the banner before it sends anything.
 const BANNER_CLIENT = `const s = require('node:net').connect(${BANNER_PORT}, '${SERVER[4]}'); let all = ''; s.on('data', (d) => { all += d; if (all.startsWith('220') && !s.sent) { s.sent = true; s.write('hello\\n'); } }); s.on('end', () => console.log(JSON.stringify(all))); s.on('error', (e) => console.log(JSON.stringify('error ' + e.code)));`;
 
-for (const engine of ['splice', 'stream'] as const) {
+for (const engine of ['splice', 'uring', 'stream'] as const) {
   describe(`routes and name sniffing (${engine} engine) (root)`, () => {
     let p: ProxyLab;
     let dir: string;
@@ -84,6 +84,13 @@ for (const engine of ['splice', 'stream'] as const) {
       await p.lab.destroy();
       rmSync(dir, { recursive: true, force: true });
     });
+
+    if (engine === 'uring') {
+      it('runs the uring engine, not its splice fallback: names and PROXY headers are no gap', async () => {
+        const line = await p.logs.waitFor((l) => l.type === 'tcp.engine', 5000, 'the tcp.engine line');
+        assert.equal(line.engine, 'uring', JSON.stringify(line));
+      });
+    }
 
     /** The tcp.route line of a flow to `destination` with that name. */
     const routeOf = (name: string | undefined, destination: string): Promise<LogLine> =>

@@ -20,10 +20,19 @@
  * one shutdown() per FIN.
  *
  * Per-flow admission (refusal, route decision, upstream socket, accounting) is ../admission.ts,
- * shared with the splice engine.
+ * shared with the splice engine; the relay itself (recv, send, FIN, closes) is ring-relay.ts,
+ * shared with mmproxy's uring engine.
  *
- * Not yet (the relay falls back to splice for them, saying why): routes by name (sniffing),
- * upstream proxies and PROXY protocol headers.
+ * Routes by name: a connection whose name could change its route is sniffed first (the ring
+ * relay's first-bytes phase, with core/sniff as the decoder): its bytes are received until a name,
+ * a final no, its FIN or the sniff timeout, the route decided, and they go first to the upstream
+ * it chose.
+ *
+ * PROXY protocol headers (an outbound's proxyProtocol) are the first bytes sent upstream once
+ * connected, ahead of the client's.
+ *
+ * Not yet (the relay falls back to splice for them, saying why): upstream proxies (SOCKS5, HTTP
+ * CONNECT).
  */
 import { errnoName } from '../../../core/errno.js';
 import { errnoOf } from '../../../core/errors.js';
@@ -31,16 +40,23 @@ import * as C from '../../../core/net/constants.js';
 import * as U from '../../../core/net/io-uring.js';
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../../core/net/sockaddr.js';
 import type { RouteDecision } from '../../../core/route/table.js';
+import { FirstBytes } from '../../../core/first-bytes.js';
+import { SNIFF_DECODER, type SniffOutcome } from '../../../core/sniff/first-bytes.js';
 import { loadLibc, type Libc } from '../../../sys/libc.js';
 import { IoUring, type BufferRing } from '../../../sys/io-uring.js';
 import { SocketApi } from '../../../sys/socket.js';
 import { FlowAdmission } from '../admission.js';
+import { proxyHeaderFor } from '../routing.js';
 import { increment, type TcpCounters } from '../counters.js';
 import type { TcpFlowSnapshot } from '../flows.js';
+import { probeRingSockets, type RingSetupSupport } from './ring-probe.js';
+import { newDirection, RelayOp, RingRelay, type RelayDirection, type RelayPair } from './ring-relay.js';
+
+export { URING_SETUP_ENV, type RingSetupSupport } from './ring-probe.js';
 import { upstreamSetup, type RingOption } from './upstream-setup.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
-import { EngineTimers, ReportedCounters, turnWait } from '../splice/timers.js';
+import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../splice/timers.js';
 
 const RING_ENTRIES = 4096;
 /**
@@ -53,35 +69,24 @@ export const URING_BUFFERS = 1024;
 export const URING_BUFFER_BYTES = 64 * 1024;
 const BUFFER_GROUP = 1;
 const ECANCELED = 125;
-const ENOBUFS = 105;
 const ETIME = 62;
 const EADDRINUSE = 98;
 /** Where optionValues keeps each constant value (SO_LINGER values are struct linger, 8 bytes). */
-const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16, lingerOff: 24 } as const;
+const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16 } as const;
 const OPTION_VALUES_BYTES = 32;
 /** Longest linked chain queued at once: the upstream socket's options, bind, connect and its timeout. */
 const CHAIN_ROOM = 16;
-/**
- * `sync`: open upstream sockets with synchronous calls even where the ring could (tests use it to
- * run the fallback of kernels before 6.11 on this one).
- */
-export const URING_SETUP_ENV = 'TPROXY_URING_SOCKET_SETUP';
 
 /** Operation kinds in user_data. */
 const Op = {
   Accept: 1,
   Connect: 2,
   ConnectTimeout: 3,
-  RecvClient: 4,
-  RecvUpstream: 5,
-  SendUpstream: 6,
-  SendClient: 7,
+  // 4-7, 12, 16 and 17: the relay's (RelayOp).
   Wake: 8,
   Cancel: 9,
   /** A socket option of the setup: a CQE only when it fails (CQE_SKIP_SUCCESS). */
   Setup: 11,
-  /** The linked options, shutdown and close of a FIN or an orderly end: a CQE only on failure. */
-  Finish: 12,
   Probe: 13,
   /** The bind of the setup chain: a CQE only when it fails. */
   Bind: 14,
@@ -89,32 +94,22 @@ const Op = {
   ConnectAgain: 15,
 } as const;
 
-/** What the kernel lets the engine do through the ring instead of with synchronous calls. */
-export interface RingSetupSupport {
-  /** socket, setsockopt and bind of upstream sockets, and the setsockopt/shutdown/close of a FIN. */
-  readonly sockets: boolean;
-  readonly why: string;
+/**
+ * A connection whose route depends on its name: its first bytes are received (the ring relay's
+ * first-bytes phase, sniffing as the decoder) until a name, a final no, its FIN or the sniff
+ * timeout; then it becomes a flow, the bytes received going first to the upstream its route chose.
+ */
+interface Sniff extends RelayPair<SniffOutcome> {
+  readonly listener: { readonly family: C.Family; readonly port: number };
+  readonly client: Endpoint;
+  readonly destination: Endpoint;
+  readonly deadline: number;
 }
 
-interface UDirection {
-  /** The buffer being sent on (-1: none), its length and how much of it went. */
-  bid: number;
-  length: number;
-  sent: number;
-  eof: boolean;
-  shut: boolean;
-  bytes: number;
-  /** Waiting for a buffer (the ring ran dry). */
-  starved: boolean;
-}
-
-interface UFlow {
+interface UFlow extends RelayPair<SniffOutcome> {
   readonly id: number;
   readonly client: Endpoint;
   readonly destination: Endpoint;
-  readonly cfd: number;
-  /** -1 between a failed bind and the new socket of the fallback. */
-  ufd: number;
   readonly decision: RouteDecision;
   /** The destination's sockaddr: the kernel reads it until the connect completes. */
   readonly sockaddr: Buffer;
@@ -130,16 +125,9 @@ interface UFlow {
   /** Ring setup: the errno of the first option that failed (0: none). */
   setupErrno: number;
   connected: boolean;
-  closed: boolean;
-  readonly up: UDirection;
-  readonly down: UDirection;
   readonly started: number;
-  lastActive: number;
-  /** Operations on the flow's sockets not yet completed. */
-  pending: number;
 }
 
-const newDirection = (): UDirection => ({ bid: -1, length: 0, sent: 0, eof: false, shut: false, bytes: 0, starved: false });
 
 export class UringEngine {
   private readonly admission: FlowAdmission;
@@ -151,6 +139,10 @@ export class UringEngine {
   private readonly ring: IoUring;
   private readonly buffers: BufferRing;
   private readonly flows = new Map<number, UFlow>();
+  /** Connections sniffing for their name, by id; and those whose deadline is still ahead, in deadline order. */
+  private readonly sniffs = new Map<number, Sniff>();
+  private readonly sniffDeadlines = new Set<Sniff>();
+  private sniffTimeoutMs: number;
   private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; inFlight: number; readonly freeSlots: number[] }[];
   /**
    * Connections accepted while the flows were at the cap (an accept queued before the cap was
@@ -163,7 +155,7 @@ export class UringEngine {
   private resumeAt = 0;
   private readonly stop = new GracefulStop();
   private readonly timers: EngineTimers;
-  private readonly starved: UFlow[] = [];
+  private readonly relay: RingRelay<UFlow | Sniff, SniffOutcome>;
   /**
    * Upstream sockets of flows ended while their setup chain was in flight, by flow id: closed
    * when the chain's connect completes. The kernel issues the chain's later steps after the
@@ -174,7 +166,6 @@ export class UringEngine {
   private readonly reported = new ReportedCounters();
   private readonly connectTimeout = Buffer.alloc(16);
   private readonly connectTimeoutAddress: bigint;
-  private readonly noLinger = Buffer.alloc(8);
   private readonly u64 = Buffer.alloc(8);
   private readonly name = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly nameLength = Buffer.alloc(4);
@@ -211,9 +202,18 @@ export class UringEngine {
     this.optionValues.writeInt32LE(1, OPTION_AT.one);
     this.optionValues.writeUInt32LE(config.upstreamMark >>> 0, OPTION_AT.mark);
     this.optionValues.writeInt32LE(config.headers.ttl ?? 0, OPTION_AT.ttl);
-    this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }; lingerOff stays zero
+    this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }
     this.optionAddress = libc.address(this.optionValues);
-    this.ringSetup = this.probeRingSetup();
+    this.ringSetup = probeRingSockets(this.ring, libc, this.api, { bind: true, kind: Op.Probe });
+    this.sniffTimeoutMs = config.sniffTimeoutMs;
+    this.relay = new RingRelay<UFlow | Sniff, SniffOutcome>(this.ring, this.buffers, libc, this.api, now, {
+      group: BUFFER_GROUP,
+      bufferBytes: URING_BUFFER_BYTES,
+      ringSockets: this.ringSetup.sockets,
+      // Only flows relay (a sniff becomes a flow before its relay starts).
+      end: (flow, reason, lastFin) => this.close(flow as UFlow, reason, lastFin),
+      decided: (sniff, step) => this.onSniffed(sniff as Sniff, step.kind === 'done' ? step.value : { outcome: 'closed', name: undefined }),
+    });
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
     this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
@@ -223,33 +223,6 @@ export class UringEngine {
     this.peersAddress = libc.address(this.peers);
     for (const l of this.listeners) this.api.setInt(l.fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
     this.armAccepts();
-  }
-
-  /**
-   * Whether the kernel has bind and setsockopt as ring operations (IORING_OP_BIND 6.11,
-   * SOCKET_URING_OP_SETSOCKOPT 6.7): the probe lists the opcodes, and one setsockopt through the
-   * ring on a scratch socket proves the socket command.
-   */
-  private probeRingSetup(): RingSetupSupport {
-    if (process.env[URING_SETUP_ENV] === 'sync') return { sockets: false, why: `${URING_SETUP_ENV}=sync` };
-    const ops = this.ring.supportedOpcodes();
-    const missing = [
-      [U.IORING_OP_URING_CMD, 'IORING_OP_URING_CMD'],
-      [U.IORING_OP_BIND, 'IORING_OP_BIND'],
-    ].filter(([op]) => !ops.has(op as number));
-    if (missing.length > 0) return { sockets: false, why: `the kernel lacks ${missing.map(([, name]) => name).join(', ')}` };
-    const fd = this.libc.socket(C.AF_INET, C.SOCK_STREAM | C.SOCK_CLOEXEC, 0);
-    if (fd < 0) this.api.fail('socket(AF_INET, SOCK_STREAM)');
-    try {
-      this.ring.setsockopt(fd, C.IPPROTO_TCP, C.TCP_NODELAY, this.optionAddress, 4, Op.Probe, 0);
-      this.ring.submit(1, 1000);
-      let res: number | undefined;
-      while (this.ring.next()) if (this.ring.completion.kind === Op.Probe) res = this.ring.completion.res;
-      if (res === 0) return { sockets: true, why: 'setsockopt and bind run on the ring' };
-      return { sockets: false, why: `setsockopt through the ring (SOCKET_URING_OP_SETSOCKOPT, Linux 6.7) failed with ${res === undefined ? 'no completion' : errnoName(-res)}` };
-    } finally {
-      this.libc.close(fd);
-    }
   }
 
   get stopping(): boolean {
@@ -266,6 +239,7 @@ export class UringEngine {
     else if (message.kind === 'snapshot') this.post({ kind: 'snapshot', requestId: message.requestId, counters: this.snapshot(), flows: this.busiest(message.limit) });
     else if (message.kind === 'routing') {
       this.admission.reroute(message.routing);
+      this.sniffTimeoutMs = message.sniffTimeoutMs;
       this.post({ kind: 'routing', requestId: message.requestId });
     } else if (message.kind === 'close-flow') {
       const flow = this.flows.get(message.id);
@@ -284,7 +258,12 @@ export class UringEngine {
 
   /** Something of the engine's own is due later: flows (idle timeout, bytes, connects), upstream sockets closing, an accept retry, a stop. */
   get timed(): boolean {
-    return this.flows.size > 0 || this.orphans.size > 0 || this.resumeAt !== 0 || this.stop.stopping;
+    return this.occupied > 0 || this.orphans.size > 0 || this.resumeAt !== 0 || this.stop.stopping;
+  }
+
+  /** Connections that count against the cap: flows, and connections sniffing for their name. */
+  private get occupied(): number {
+    return this.flows.size + this.sniffs.size;
   }
 
   /** The owner got the counters as they are now (only asked while nothing is timed, so the snapshot is small). */
@@ -297,11 +276,19 @@ export class UringEngine {
    * nothing is timed and the owner has the counters) for completions, handle them, run timers.
    */
   turn(waitMs: number): boolean {
-    this.ring.submit(1, turnWait(waitMs, this));
+    // A sniff deadline due sooner than waitMs shortens the wait (flows are not delayed past it).
+    const firstSniff = this.sniffDeadlines.values().next().value;
+    this.ring.submit(1, firstSniff ? Math.max(0, Math.min(waitMs, firstSniff.deadline - this.now())) : turnWait(waitMs, this));
     const c = this.ring.completion;
     // Completions handled here queue new operations; they go with the next turn's enter.
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     const now = this.now();
+    if (firstSniff) {
+      for (const sniff of duePrefix(this.sniffDeadlines, now, (x) => x.deadline)) {
+        this.sniffDeadlines.delete(sniff);
+        this.relay.expireFirst(sniff);
+      }
+    }
     if (this.timers.scanDue(now)) this.scan(now);
     const events = this.admission.takeEvents();
     if (events) this.post({ kind: 'events', events });
@@ -326,16 +313,23 @@ export class UringEngine {
       case Op.ConnectTimeout:
       case Op.Cancel:
       case Op.Probe:
-      case Op.Finish:
+      case RelayOp.Cancel:
+      case RelayOp.Finish:
         // Finish: a failed step of a FIN or an orderly close. The flow ends (or ended) anyway, as
         // when shutdown() and close() were synchronous calls whose results went unread.
         return;
+    }
+    const sniff = this.sniffs.get(id);
+    if (sniff) {
+      sniff.pending--;
+      this.relay.complete(kind, sniff, res, flags);
+      return;
     }
     const flow = this.flows.get(id);
     if (!flow || flow.closed) {
       // A flow reset before its operations completed: only a buffer it was lent needs a way back,
       // and an upstream socket kept for its setup chain a close.
-      if (flags & U.IORING_CQE_F_BUFFER) this.giveBack(flags >>> U.IORING_CQE_BUFFER_SHIFT);
+      this.relay.giveBackFlags(flags);
       // The chain's end: its connect, or a failed bind (see onBindFailed).
       const chainEnd = kind === Op.Connect || kind === Op.ConnectAgain || kind === Op.Bind;
       const orphan = chainEnd ? this.orphans.get(id) : undefined;
@@ -357,24 +351,8 @@ export class UringEngine {
     // A late CQE of a first chain that failed, should a kernel post them: onSetupFailed ended it.
     if (kind === Op.Connect && flow.portTaken) return;
     flow.pending--;
-    switch (kind) {
-      case Op.Connect:
-      case Op.ConnectAgain:
-        this.onConnect(flow, res);
-        return;
-      case Op.RecvClient:
-        this.onRecv(flow, flow.up, 'client', res, flags);
-        return;
-      case Op.RecvUpstream:
-        this.onRecv(flow, flow.down, 'upstream', res, flags);
-        return;
-      case Op.SendUpstream:
-        this.onSent(flow, flow.up, 'upstream', res);
-        return;
-      case Op.SendClient:
-        this.onSent(flow, flow.down, 'client', res);
-        return;
-    }
+    if (kind === Op.Connect || kind === Op.ConnectAgain) this.onConnect(flow, res);
+    else this.relay.complete(kind, flow, res, flags);
   }
 
   // ---- accepting ------------------------------------------------------------------------------
@@ -385,7 +363,7 @@ export class UringEngine {
    */
   private armAccepts(): void {
     if (this.stop.stopping || this.resumeAt !== 0) return;
-    if (this.flows.size + this.parked.length >= this.config.maxConnections) {
+    if (this.occupied + this.parked.length >= this.config.maxConnections) {
       if (!this.capped) {
         this.capped = true;
         this.counters.acceptPauses++;
@@ -438,7 +416,7 @@ export class UringEngine {
     const client = this.acceptedPeer(at);
     const destination = client && this.endpoint(cfd, 'getsockname');
     if (!client || !destination) this.api.resetClose(cfd);
-    else if (this.flows.size >= this.config.maxConnections) this.parked.push({ listener, cfd, client, destination });
+    else if (this.occupied >= this.config.maxConnections) this.parked.push({ listener, cfd, client, destination });
     else this.onAccepted(listener, cfd, client, destination);
     this.armAccepts();
   }
@@ -458,15 +436,40 @@ export class UringEngine {
   }
 
   private onAccepted(listener: { readonly family: C.Family; readonly port: number }, cfd: number, client: Endpoint, destination: Endpoint): void {
-    const id = this.admission.admit(listener.port, client, destination, this.flows.size);
+    const id = this.admission.admit(listener.port, client, destination, this.occupied);
     if (id === undefined) {
       this.api.resetClose(cfd);
       return;
     }
     const first = this.admission.firstDecision(client, destination);
-    // The relay starts this engine only for routing without names (uringRoutingGap).
-    const decision = first === 'sniff' ? this.admission.decide(client, destination) : first;
-    if (!this.admission.routed(id, client, destination, decision)) {
+    if (first !== 'sniff') {
+      this.startFlow(listener, id, cfd, client, destination, first, undefined, newDirection());
+      return;
+    }
+    // Its name could change its route: its first bytes are received and sniffed.
+    const now = this.now();
+    const sniff: Sniff = { id, cfd, ufd: -1, closed: false, up: newDirection(), down: newDirection(), lastActive: now, pending: 0, first: new FirstBytes(SNIFF_DECODER), listener, client, destination, deadline: now + this.sniffTimeoutMs };
+    this.sniffs.set(id, sniff);
+    this.sniffDeadlines.add(sniff);
+    this.relay.recvFirst(sniff);
+  }
+
+  /** Sniffed (a name, none, its FIN, the timeout): its route decided, a flow starts with the bytes received held for upstream. */
+  private onSniffed(sniff: Sniff, sniffed: SniffOutcome): void {
+    this.sniffs.delete(sniff.id);
+    this.sniffDeadlines.delete(sniff);
+    increment(this.counters.sniffs, sniffed.outcome);
+    const decision = this.admission.decide(sniff.client, sniff.destination, sniffed.name);
+    const up = sniff.up;
+    up.starved = false;
+    this.startFlow(sniff.listener, sniff.id, sniff.cfd, sniff.client, sniff.destination, decision, sniffed.name, up);
+    // A flow that did not start (a reject route, no upstream socket): the bytes it held go back.
+    if (!this.flows.has(sniff.id)) this.relay.releaseHeld(sniff);
+  }
+
+  /** The flow takes its route's outbound; `up`: its client direction (holding the bytes sniffed, if any). */
+  private startFlow(listener: { readonly family: C.Family; readonly port: number }, id: number, cfd: number, client: Endpoint, destination: Endpoint, decision: RouteDecision, name: string | undefined, up: RelayDirection): void {
+    if (!this.admission.routed(id, client, destination, decision, name)) {
       this.api.resetClose(cfd);
       return;
     }
@@ -484,7 +487,7 @@ export class UringEngine {
     const sockaddr = encodeSockaddr(destination);
     const flow: UFlow = {
       id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
-      connected: false, closed: false, up: newDirection(), down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0,
+      connected: false, closed: false, up, down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0, first: undefined,
     };
     this.flows.set(id, flow);
     if (ufd < 0) this.openThroughRing(flow);
@@ -617,104 +620,10 @@ export class UringEngine {
     flow.connected = true;
     // TCP_NODELAY was set in the setup chain when the ring opened the socket.
     this.admission.connected(flow.id, flow.cfd, flow.ufd, this.ringSetup.sockets);
-    this.recv(flow, 'client');
-    this.recv(flow, 'upstream');
-  }
-
-  private recv(flow: UFlow, from: 'client' | 'upstream'): void {
-    flow.pending++;
-    if (from === 'client') this.ring.recvSelect(flow.cfd, BUFFER_GROUP, URING_BUFFER_BYTES, Op.RecvClient, flow.id);
-    else this.ring.recvSelect(flow.ufd, BUFFER_GROUP, URING_BUFFER_BYTES, Op.RecvUpstream, flow.id);
-  }
-
-  private onRecv(flow: UFlow, d: UDirection, from: 'client' | 'upstream', res: number, flags: number): void {
-    if (res > 0) {
-      const bid = flags >>> U.IORING_CQE_BUFFER_SHIFT;
-      this.buffers.taken();
-      d.bid = bid;
-      d.length = res;
-      d.sent = 0;
-      d.bytes += res;
-      flow.lastActive = this.now();
-      this.sendRest(flow, d, from === 'client' ? 'upstream' : 'client');
-      return;
-    }
-    if (res === 0) {
-      d.eof = true;
-      this.passFin(flow, d, from === 'client' ? flow.ufd : flow.cfd);
-      return;
-    }
-    if (res === -ENOBUFS) {
-      // Every buffer is lent: this direction waits for one to come back.
-      d.starved = true;
-      this.starved.push(flow);
-      return;
-    }
-    this.close(flow, `${from}-${errnoName(-res)}`);
-  }
-
-  private sendRest(flow: UFlow, d: UDirection, to: 'client' | 'upstream'): void {
-    flow.pending++;
-    const address = this.buffers.address(d.bid) + BigInt(d.sent);
-    if (to === 'upstream') this.ring.send(flow.ufd, address, d.length - d.sent, 0, Op.SendUpstream, flow.id);
-    else this.ring.send(flow.cfd, address, d.length - d.sent, 0, Op.SendClient, flow.id);
-  }
-
-  private onSent(flow: UFlow, d: UDirection, to: 'client' | 'upstream', res: number): void {
-    if (res < 0) {
-      this.close(flow, `${to}-${errnoName(-res)}`);
-      return;
-    }
-    d.sent += res;
-    if (d.sent < d.length) {
-      this.sendRest(flow, d, to);
-      return;
-    }
-    this.giveBack(d.bid);
-    d.bid = -1;
-    this.recv(flow, to === 'upstream' ? 'client' : 'upstream');
-  }
-
-  /** The source's FIN, after everything before it was sent: SHUT_WR on the sink, or the end. */
-  private passFin(flow: UFlow, d: UDirection, sink: number): void {
-    d.shut = true;
-    const other = d === flow.up ? flow.down : flow.up;
-    if (other.shut) {
-      this.close(flow, 'done', sink);
-      return;
-    }
-    // SO_LINGER matters to close() only: through the ring it can go with the next submission.
-    // The FIN itself stays a synchronous call: IORING_OP_SHUTDOWN always runs in an io-wq
-    // worker thread (a wake-up per FIN), and looks its descriptor up there, late enough for a
-    // close queued after it to run first and a new socket to take the number.
-    if (this.ringSetup.sockets) this.lingerOffThroughRing(flow, sink);
-    else this.libc.setsockopt(sink, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
-    this.libc.shutdown(sink, C.SHUT_WR);
-  }
-
-  /**
-   * SO_LINGER {0, 0} on `fd`, through the ring. Not linked to the close that follows: the kernel
-   * issues a linked SQE later (as task work, after the rest of the submission) and looks its
-   * descriptor up then; unlinked, the setsockopt and the closes run inline, in queue order, at
-   * submission. Their results went unread when they were synchronous calls, too.
-   */
-  private lingerOffThroughRing(flow: UFlow, fd: number): void {
-    this.ring.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.optionAddress + BigInt(OPTION_AT.lingerOff), 8, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
-  }
-
-  private giveBack(bid: number): void {
-    this.buffers.giveBack(bid);
-    // A direction that found the ring empty gets its recv again.
-    while (this.starved.length > 0) {
-      const flow = this.starved.shift();
-      if (!flow || flow.closed) continue;
-      for (const [d, from] of [[flow.up, 'client'], [flow.down, 'upstream']] as const) {
-        if (!d.starved) continue;
-        d.starved = false;
-        this.recv(flow, from);
-      }
-      return;
-    }
+    // A PROXY header (the outbound's proxyProtocol) goes first, before the client's bytes.
+    const header = proxyHeaderFor(flow.decision.outbound, flow.client, flow.destination);
+    if (header) this.relay.prependUp(flow, header);
+    this.relay.start(flow);
   }
 
   /**
@@ -729,28 +638,7 @@ export class UringEngine {
       this.orphans.set(flow.id, flow.ufd);
       this.ring.cancel(this.connectKind(flow), flow.id, Op.Cancel);
     }
-    const fds = flow.ufd >= 0 && !flow.chain ? [flow.cfd, flow.ufd] : [flow.cfd];
-    if (lastFin !== undefined && this.ringSetup.sockets && flow.pending === 0) {
-      this.lingerOffThroughRing(flow, lastFin);
-      this.ring.closeFd(lastFin, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
-      for (const fd of fds) if (fd !== lastFin) this.ring.closeFd(fd, Op.Finish, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
-    } else {
-      if (lastFin !== undefined) this.libc.setsockopt(lastFin, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
-      // SQEs queued this turn may name these descriptors: submitted after a close() here, they
-      // would act on whatever socket gets the number next (a shutdown queued for this flow, run
-      // on the next flow's new upstream socket, left it unable to send). So they go first.
-      if (this.ring.queued > 0) this.ring.submit(0, -1);
-      // Operations still pending hold the sockets: cancel them first, or close() would not close.
-      if (flow.pending > 0) for (const fd of fds) this.ring.cancelFdNow(fd);
-      for (const fd of fds) {
-        if (reason === 'done') this.libc.close(fd);
-        else this.api.resetClose(fd);
-      }
-    }
-    for (const d of [flow.up, flow.down]) {
-      if (d.bid >= 0) this.giveBack(d.bid);
-      d.bid = -1;
-    }
+    this.relay.closeSockets(flow, flow.ufd >= 0 && !flow.chain ? [flow.cfd, flow.ufd] : [flow.cfd], reason, lastFin);
     this.flows.delete(flow.id);
     this.admission.closed(flow, reason, this.flows.size);
     this.admitParked();
@@ -761,7 +649,7 @@ export class UringEngine {
     const next = this.parked.shift();
     if (next && !this.stop.stopping) this.onAccepted(next.listener, next.cfd, next.client, next.destination);
     else if (next) this.api.resetClose(next.cfd);
-    if (this.flows.size + this.parked.length < this.config.maxConnections) this.capped = false;
+    if (this.occupied + this.parked.length < this.config.maxConnections) this.capped = false;
     this.armAccepts();
   }
 
@@ -784,6 +672,15 @@ export class UringEngine {
     for (const p of this.parked.splice(0)) {
       increment(this.counters.closed, 'stopped');
       this.api.resetClose(p.cfd);
+    }
+    // Connections still waiting for their name never became flows: reset them.
+    for (const sniff of [...this.sniffs.values()]) {
+      this.sniffs.delete(sniff.id);
+      this.sniffDeadlines.delete(sniff);
+      sniff.closed = true;
+      sniff.first = undefined;
+      increment(this.counters.closed, 'stopped');
+      this.relay.closeSockets(sniff, [sniff.cfd], 'stopped');
     }
     this.ring.submit(0, -1);
     for (const l of this.listeners) {
