@@ -328,9 +328,11 @@ export class MmproxyUringEngine {
     this.freeSlots.push(slot);
     if (listener) listener.inFlight--;
     if (res < 0) {
-      // EINVAL: the owner shut the listener down (a drain or a stop); the message saying so follows.
-      if (res === -C.EINVAL && listener) listener.dead = true;
-      else if (res === -C.EMFILE || res === -C.ENFILE) {
+      // The listener was released (its accepts cancelled), or shut down by the owner (EINVAL; a drain
+      // or a stop, the message saying so follows): nothing to say.
+      if (!listener || res === -C.EINVAL) {
+        if (listener) listener.dead = true;
+      } else if (res === -C.EMFILE || res === -C.ENFILE) {
         this.emit({ type: 'error', code: errnoName(-res), message: `mmproxy ${this.config.name} accept: ${errnoName(-res)}` });
         this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
       } else if (res !== -ECANCELED && res !== -C.ECONNABORTED && res !== -C.EAGAIN && res !== -C.EINTR) {
@@ -342,7 +344,7 @@ export class MmproxyUringEngine {
     const cfd = res;
     const balancer = this.acceptedPeer(slot);
     this.armAccepts();
-    if (this.ending === 'stop' || !balancer) {
+    if (this.ending === 'stop' || this.finished || !balancer) {
       this.api.resetClose(cfd);
       return;
     }
@@ -572,16 +574,20 @@ export class MmproxyUringEngine {
     }
   }
 
-  /** The last connection ended: the owner hears 'stopped'; the ring and its buffers go (the wake eventfd is the owner's to close). */
+  /**
+   * The last connection ended: the closes queued on the ring go, the ring and its buffers are
+   * released, then the owner hears 'stopped' (it terminates this thread once it has it: nothing
+   * may be left to do by then). The wake eventfd is the owner's to close.
+   */
   private finish(): void {
     this.finished = true;
-    this.post({ kind: 'stopped', counters: this.copyCounters() });
     this.ring.submit(0, -1);
     const c = this.ring.completion;
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     this.ring.cancelFdNow(this.wakeFd);
     this.ring.close();
     this.buffers.close();
+    this.post({ kind: 'stopped', counters: this.copyCounters() });
   }
 
 }

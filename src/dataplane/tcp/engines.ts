@@ -12,10 +12,8 @@ import { sumTcpCounters, type TcpCounters } from './counters.js';
 import { busiestFlows, type TcpSnapshot } from './flows.js';
 import { TcpRelay, type StopReport, type TcpRelayConfig } from './relay.js';
 import { SpliceRelay } from './splice/relay.js';
-import type { RoutingConfig } from '../../core/route/config.js';
 import type { IoUringSupport } from '../../core/net/io-uring.js';
 import { hostIoUringSupport } from '../../sys/io-uring.js';
-import { uringRoutingGap } from './uring/routing-gap.js';
 
 export type TcpEngineKind = 'splice' | 'stream' | 'uring';
 
@@ -42,20 +40,18 @@ export interface TcpEngineDeps {
 }
 
 /**
- * The engine that runs for `requested`: uring only where io_uring works here and the routing needs
- * nothing it lacks, else splice; with one log line (tcp.engine) saying which and why.
+ * The engine that runs for `requested`: uring only where io_uring works here (it handles every
+ * routing the splice engine does), else splice; with one log line (tcp.engine) saying which and why.
  */
-export function resolveTcpEngine(requested: TcpEngineKind, routing: RoutingConfig, support: () => IoUringSupport = hostIoUringSupport): { readonly engine: TcpEngineKind; readonly why: string | undefined } {
+export function resolveTcpEngine(requested: TcpEngineKind, support: () => IoUringSupport = hostIoUringSupport): { readonly engine: TcpEngineKind; readonly why: string | undefined } {
   if (requested !== 'uring') return { engine: requested, why: undefined };
   const host = support();
   if (!host.available) return { engine: 'splice', why: `${host.why}: the splice engine runs instead` };
-  const gap = uringRoutingGap(routing);
-  if (gap) return { engine: 'splice', why: `the uring engine does not handle ${gap} yet: the splice engine runs instead` };
   return { engine: 'uring', why: host.why };
 }
 
 export function createTcpEngine(requested: TcpEngineKind, families: readonly Family[], config: Omit<TcpRelayConfig, 'family'>, deps: TcpEngineDeps): TcpEngine {
-  const { engine: kind, why } = resolveTcpEngine(requested, config.routing);
+  const { engine: kind, why } = resolveTcpEngine(requested);
   if (why !== undefined) deps.emit({ type: 'tcp.engine', requested, engine: kind, why });
   if (kind === 'splice' || kind === 'uring') {
     const relay = new SpliceRelay({ ...config, families, pipeBytes: PIPE_BYTES, engine: kind }, deps);

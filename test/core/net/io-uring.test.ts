@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IO_URING_OP_SUPPORTED, ioUringSupport, kernelVersion, PARAMS_SIZE, PROBE_HEADER_SIZE, PROBE_OP_SIZE, probedOpcodes, readParams, userData, writeParams } from '../../../src/core/net/io-uring.js';
-import { uringRoutingGap } from '../../../src/dataplane/tcp/uring/routing-gap.js';
 import { resolveTcpEngine } from '../../../src/dataplane/tcp/engines.js';
-import type { RoutingConfig } from '../../../src/core/route/config.js';
 
 const base = { release: '6.18.44-fc-v1300', disabledSysctl: 0, setupErrno: undefined, root: true };
 
@@ -64,24 +62,14 @@ describe('io_uring ABI and support', () => {
   });
 });
 
-const direct = { kind: 'direct', name: 'direct' } as const;
-const routing = (over: Partial<RoutingConfig> = {}): RoutingConfig => ({ listener: 'l', defaultOutbound: { kind: 'transparent', name: 'transparent' }, outbounds: [], lists: [], routes: [], ...over });
-const route = { name: 'r', outbound: 'direct', destinations: [], destinationLists: [], sources: [], sourceLists: [], ports: [], protocols: [], listeners: [], names: ['example.org'], nameLists: [] };
-
 describe('choosing the TCP engine', () => {
-  it('runs uring only where io_uring works and the routing needs nothing it lacks, saying why otherwise', () => {
+  it('runs uring only where io_uring works (any routing), saying why otherwise', () => {
     const yes = () => ({ available: true as const, why: 'io_uring is available' });
     const no = () => ({ available: false as const, why: 'io_uring_setup failed with EPERM' });
-    assert.deepEqual(resolveTcpEngine('splice', routing(), no), { engine: 'splice', why: undefined });
-    assert.deepEqual(resolveTcpEngine('uring', routing(), yes), { engine: 'uring', why: 'io_uring is available' });
-    const refused = resolveTcpEngine('uring', routing(), no);
+    assert.deepEqual(resolveTcpEngine('splice', no), { engine: 'splice', why: undefined });
+    assert.deepEqual(resolveTcpEngine('uring', yes), { engine: 'uring', why: 'io_uring is available' });
+    const refused = resolveTcpEngine('uring', no);
     assert.equal(refused.engine, 'splice');
     assert.match(refused.why ?? '', /EPERM: the splice engine runs instead/);
-    // Routes by name (sniffing) and PROXY headers sent upstream run on uring; upstream proxies not yet.
-    assert.equal(resolveTcpEngine('uring', routing({ routes: [route], outbounds: [direct, { kind: 'direct', name: 'pp', proxyProtocol: 'v1' }] }), yes).engine, 'uring');
-    const proxied = resolveTcpEngine('uring', routing({ routes: [route], outbounds: [direct, { kind: 'socks5', name: 'socks', proxy: { endpoint: { family: 4, address: '192.0.2.1', port: 1080 } } } as unknown as RoutingConfig['outbounds'][number]] }), yes);
-    assert.equal(proxied.engine, 'splice');
-    assert.match(proxied.why ?? '', /upstream proxies \(outbound socks\)/);
-    assert.equal(uringRoutingGap(routing()), undefined);
   });
 });

@@ -1,4 +1,4 @@
-// TCP flows relayed through an upstream proxy (SOCKS5 and HTTP CONNECT), both engines, through
+// TCP flows relayed through an upstream proxy (SOCKS5 and HTTP CONNECT), each engine, through
 // real kernel rules: the proxy is asked for the original destination, bytes arrive intact both
 // ways, half-close crosses, refusals and a dead proxy reset the client, and bytes a destination
 // sends right after the proxy's reply are not lost.
@@ -18,6 +18,8 @@ const CASES = [
   { engine: 'stream', protocol: 'http', port: 3128, auth: 'bob:pw', refused: 'http-connect-502' },
   { engine: 'splice', protocol: 'http', port: 3128, auth: undefined, refused: 'http-connect-502' },
   { engine: 'stream', protocol: 'socks5', port: 1080, auth: undefined, refused: 'socks5-connection-refused' },
+  { engine: 'uring', protocol: 'socks5', port: 1080, auth: 'alice:s3cret', refused: 'socks5-connection-refused' },
+  { engine: 'uring', protocol: 'http', port: 3128, auth: 'bob:pw', refused: 'http-connect-502' },
 ] as const;
 
 for (const c of CASES) {
@@ -26,10 +28,10 @@ for (const c of CASES) {
     let agent: { child: import('node:child_process').ChildProcess };
     let requests: JsonLines<ProxyLine>;
     before(async () => {
-      // The proxy runs in the server namespace, reached over IPv4 in the splice labs and over
-      // IPv6 in the stream labs; IPv4 and IPv6 destinations both go through it either way (SOCKS5
+      // The proxy runs in the server namespace, reached over IPv4 in the splice and uring labs and
+      // over IPv6 in the stream labs; IPv4 and IPv6 destinations both go through it either way (SOCKS5
       // carries the address type, HTTP the bracketed authority).
-      const url = `${c.protocol}://${c.auth ? `${c.auth}@` : ''}${c.engine === 'splice' ? SERVER[4] : `[${SERVER[6]}]`}:${c.port}`;
+      const url = `${c.protocol}://${c.auth ? `${c.auth}@` : ''}${c.engine !== 'stream' ? SERVER[4] : `[${SERVER[6]}]`}:${c.port}`;
       p = await startProxyLab(['--intercept', 'tcp:81-83', '--workers', '1', '--tcp-engine', c.engine, '--table', 'tproxy_up', '--upstream-proxy', url]);
       try {
         agent = p.lab.spawn('server', [process.execPath, UPSTREAM_PROXY_AGENT, c.protocol, `${c.port}`, ...(c.auth ? ['--auth', c.auth] : []), '--early-port', '83']);
@@ -42,13 +44,20 @@ for (const c of CASES) {
     });
     after(() => p.lab.destroy());
 
+    if (c.engine === 'uring') {
+      it('runs the uring engine, not its splice fallback', async () => {
+        const line = await p.logs.waitFor((l) => l.type === 'tcp.engine', 5000, 'the tcp.engine line');
+        assert.equal(line.engine, 'uring', JSON.stringify(line));
+      });
+    }
+
     for (const family of [4, 6] as const) {
       it(`IPv${family}: the proxy is asked for the original destination, from this host's address`, async () => {
         const r = await p.client<{ how: string; seen: { address: string } }>('peer', SERVER[family], 81);
         assert.equal(r.how, 'end');
         const req = await requests.waitFor((l) => l.event === 'connect' && l.target?.address === SERVER[family] && l.target.port === 81, 5000, 'the CONNECT request');
         assert.equal(req.result, 'ok');
-        const routerSide = c.engine === 'splice' ? LAB_ADDRESSES.routerServerSide.ipv4 : LAB_ADDRESSES.routerServerSide.ipv6;
+        const routerSide = c.engine !== 'stream' ? LAB_ADDRESSES.routerServerSide.ipv4 : LAB_ADDRESSES.routerServerSide.ipv6;
         assert.equal(req.from?.address.replace(/^::ffff:/, ''), routerSide);
       });
     }

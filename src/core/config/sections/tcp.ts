@@ -17,7 +17,7 @@ export const TCP = section({
   help: 'How TCP flows are relayed.',
   fields: {
     workers,
-    engine: oneOf(TCP_ENGINE_CHOICES, { default: 'splice', help: 'splice: bytes move kernel to kernel; stream: Node streams; uring: io_uring (prototype: falls back to splice where io_uring is refused or the routes need names or upstream proxies).', flag: { name: 'tcp-engine', metavar: 'ENGINE' } }),
+    engine: oneOf(TCP_ENGINE_CHOICES, { default: 'splice', help: 'splice: bytes move kernel to kernel; stream: Node streams; uring: io_uring (prototype: falls back to splice where io_uring is refused).', flag: { name: 'tcp-engine', metavar: 'ENGINE' } }),
   },
 });
 

@@ -13,7 +13,6 @@ import { emptyTcpCounters, type TcpCounters } from '../counters.js';
 import type { TcpSnapshot } from '../flows.js';
 import { listenerHeaders, type StopReport, type TcpRelayConfig } from '../relay.js';
 import type { RoutingUpdate } from '../../routing.js';
-import { uringRoutingGap } from '../uring/routing-gap.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 
 export interface SpliceRelayDeps {
@@ -162,8 +161,6 @@ export class SpliceRelay {
    * engine thread has them in force, or after timeoutMs (it takes them with its next messages).
    */
   setRouting(update: RoutingUpdate, timeoutMs = 2000): Promise<void> {
-    const gap = this.config.engine === 'uring' ? uringRoutingGap(update.routing) : undefined;
-    if (gap) return Promise.reject(new TproxyError('ERR_INVALID_ARGUMENT', `tcp uring engine on port ${this.config.port}: the new routes need ${gap}, which the uring engine does not handle yet: restart with --tcp-engine splice to use them`));
     if (!this.worker) return Promise.resolve();
     const requestId = this.nextRequest++;
     return new Promise((resolve) => {

@@ -50,7 +50,9 @@ import { proxyHeaderFor } from '../routing.js';
 import { increment, type TcpCounters } from '../counters.js';
 import type { TcpFlowSnapshot } from '../flows.js';
 import { probeRingSockets, type RingSetupSupport } from './ring-probe.js';
+import { RingHandshake, type HandshakeEnd, type HandshakePair } from './ring-handshake.js';
 import { newDirection, RelayOp, RingRelay, type RelayDirection, type RelayPair } from './ring-relay.js';
+import { createHandshake } from '../../../core/upstream/handshake.js';
 
 export { URING_SETUP_ENV, type RingSetupSupport } from './ring-probe.js';
 import { upstreamSetup, type RingOption } from './upstream-setup.js';
@@ -106,13 +108,15 @@ interface Sniff extends RelayPair<SniffOutcome> {
   readonly deadline: number;
 }
 
-interface UFlow extends RelayPair<SniffOutcome> {
+interface UFlow extends RelayPair<SniffOutcome>, HandshakePair {
   readonly id: number;
   readonly client: Endpoint;
   readonly destination: Endpoint;
   readonly decision: RouteDecision;
-  /** The destination's sockaddr: the kernel reads it until the connect completes. */
+  /** The sockaddr connected to (the destination, or the upstream proxy): the kernel reads it until the connect completes. */
   readonly sockaddr: Buffer;
+  /** In an upstream proxy's handshake: until when (the connect timeout from the flow's start). */
+  handshakeDeadline: number;
   /** Ring setup: the DSCP the upstream socket gets (undefined: none set). */
   readonly dscp: number | undefined;
   /** Ring setup: the client's port was taken here, so the kernel picks one. */
@@ -129,6 +133,9 @@ interface UFlow extends RelayPair<SniffOutcome> {
 }
 
 
+/** Outbounds through an upstream proxy (a handshake before the relay). */
+const proxied = (outbound: RouteDecision['outbound']): boolean => outbound.kind === 'socks5' || outbound.kind === 'http';
+
 export class UringEngine {
   private readonly admission: FlowAdmission;
   private readonly counters: TcpCounters;
@@ -142,6 +149,9 @@ export class UringEngine {
   /** Connections sniffing for their name, by id; and those whose deadline is still ahead, in deadline order. */
   private readonly sniffs = new Map<number, Sniff>();
   private readonly sniffDeadlines = new Set<Sniff>();
+  private readonly handshakes: RingHandshake<UFlow>;
+  /** Flows in an upstream proxy's handshake, in deadline order (the connect timeout covers it). */
+  private readonly handshaking = new Set<UFlow>();
   private sniffTimeoutMs: number;
   private readonly listeners: { readonly fd: number; readonly family: C.Family; readonly port: number; inFlight: number; readonly freeSlots: number[] }[];
   /**
@@ -213,6 +223,12 @@ export class UringEngine {
       // Only flows relay (a sniff becomes a flow before its relay starts).
       end: (flow, reason, lastFin) => this.close(flow as UFlow, reason, lastFin),
       decided: (sniff, step) => this.onSniffed(sniff as Sniff, step.kind === 'done' ? step.value : { outcome: 'closed', name: undefined }),
+    });
+    this.handshakes = new RingHandshake<UFlow>(this.ring, this.buffers, libc, {
+      group: BUFFER_GROUP,
+      bufferBytes: URING_BUFFER_BYTES,
+      giveBack: (bid) => this.relay.giveBack(bid),
+      ended: (flow, end) => this.onHandshakeEnd(flow, end),
     });
     this.wakeFd = libc.eventfd(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
     if (this.wakeFd < 0) this.api.fail('eventfd');
@@ -352,7 +368,7 @@ export class UringEngine {
     if (kind === Op.Connect && flow.portTaken) return;
     flow.pending--;
     if (kind === Op.Connect || kind === Op.ConnectAgain) this.onConnect(flow, res);
-    else this.relay.complete(kind, flow, res, flags);
+    else if (!this.handshakes.complete(kind, flow, res, flags)) this.relay.complete(kind, flow, res, flags);
   }
 
   // ---- accepting ------------------------------------------------------------------------------
@@ -478,16 +494,18 @@ export class UringEngine {
     let ufd = -1;
     try {
       dscp = this.admission.flowDscp(cfd, listener.family);
-      if (!this.ringSetup.sockets) ufd = this.admission.openUpstream(cfd, listener.family, client, decision.outbound, dscp);
+      // An upstream proxy's socket is opened synchronously (the ring setup knows direct and transparent ones).
+      if (!this.ringSetup.sockets || proxied(decision.outbound)) ufd = this.admission.openUpstream(cfd, listener.family, client, decision.outbound, dscp);
     } catch (error) {
       this.setupFailed(errnoOf(error), cfd);
       return;
     }
     const now = this.now();
-    const sockaddr = encodeSockaddr(destination);
+    const outbound = decision.outbound;
+    const sockaddr = encodeSockaddr(outbound.kind === 'socks5' || outbound.kind === 'http' ? outbound.proxy.endpoint : destination);
     const flow: UFlow = {
       id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
-      connected: false, closed: false, up, down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0, first: undefined,
+      connected: false, closed: false, up, down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0, first: undefined, handshake: undefined, handshakeDeadline: 0,
     };
     this.flows.set(id, flow);
     if (ufd < 0) this.openThroughRing(flow);
@@ -536,6 +554,7 @@ export class UringEngine {
     }
     const outbound = flow.decision.outbound;
     if (outbound.kind !== 'direct' && outbound.kind !== 'transparent') {
+      // Upstream proxies open their socket synchronously (startFlow): never here.
       this.dropFlow(flow, 'EINVAL');
       return;
     }
@@ -617,9 +636,39 @@ export class UringEngine {
       this.close(flow, reason);
       return;
     }
+    const outbound = flow.decision.outbound;
+    if (outbound.kind === 'socks5' || outbound.kind === 'http') {
+      // The client is not read until the tunnel is open (its bytes wait in its socket).
+      flow.handshakeDeadline = flow.started + this.config.connectTimeoutMs;
+      this.handshaking.add(flow);
+      this.handshakes.start(flow, createHandshake(outbound.proxy, flow.destination), flow.handshakeDeadline);
+      return;
+    }
+    this.onTunnel(flow);
+  }
+
+  /** An upstream proxy's handshake ended: the tunnel is open (the relay starts), or the flow ends as a connect error. */
+  private onHandshakeEnd(flow: UFlow, end: HandshakeEnd): void {
+    this.handshaking.delete(flow);
+    if (end.kind === 'failed') {
+      increment(this.counters.connectErrors, end.errno ?? end.reason);
+      this.close(flow, end.reason);
+      return;
+    }
+    if (end.rest.length > 0) {
+      flow.down.early = end.rest;
+      flow.down.length = end.rest.length;
+      flow.down.sent = 0;
+      flow.down.bytes += end.rest.length;
+    }
+    this.onTunnel(flow);
+  }
+
+  /** Connected to the destination (directly, or through an upstream proxy's tunnel): relay. */
+  private onTunnel(flow: UFlow): void {
     flow.connected = true;
     // TCP_NODELAY was set in the setup chain when the ring opened the socket.
-    this.admission.connected(flow.id, flow.cfd, flow.ufd, this.ringSetup.sockets);
+    this.admission.connected(flow.id, flow.cfd, flow.ufd, this.ringSetup.sockets && !proxied(flow.decision.outbound));
     // A PROXY header (the outbound's proxyProtocol) goes first, before the client's bytes.
     const header = proxyHeaderFor(flow.decision.outbound, flow.client, flow.destination);
     if (header) this.relay.prependUp(flow, header);
@@ -634,6 +683,8 @@ export class UringEngine {
   private close(flow: UFlow, reason: string, lastFin?: number): void {
     if (flow.closed) return;
     flow.closed = true;
+    flow.handshake = undefined;
+    this.handshaking.delete(flow);
     if (flow.chain) {
       this.orphans.set(flow.id, flow.ufd);
       this.ring.cancel(this.connectKind(flow), flow.id, Op.Cancel);
@@ -654,6 +705,11 @@ export class UringEngine {
   }
 
   private scan(now: number): void {
+    for (const flow of duePrefix(this.handshaking, now, (f) => f.handshakeDeadline)) {
+      this.handshaking.delete(flow);
+      increment(this.counters.connectErrors, 'connect-timeout');
+      this.close(flow, 'connect-timeout');
+    }
     if (this.resumeAt !== 0 && now >= this.resumeAt) {
       this.resumeAt = 0;
       this.armAccepts();
@@ -695,8 +751,9 @@ export class UringEngine {
     for (const flow of [...this.flows.values()]) this.close(flow, 'stopped');
     const events = this.admission.takeEvents();
     if (events) this.post({ kind: 'events', events });
-    this.post({ kind: 'stopped', report: this.stop.report(forced), counters: this.snapshot() });
-    // Closes queued through the ring go now, and sockets the ring opened for flows gone get closed.
+    const stopped: FromEngine = { kind: 'stopped', report: this.stop.report(forced), counters: this.snapshot() };
+    // Closes queued through the ring go now, and sockets the ring opened for flows gone get closed:
+    // all before 'stopped', after which the owner may end this thread at any moment.
     this.ring.submit(0, -1);
     const c = this.ring.completion;
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
@@ -706,6 +763,7 @@ export class UringEngine {
     this.orphans.clear();
     this.buffers.close();
     this.libc.close(this.wakeFd);
+    this.post(stopped);
     return true;
   }
 }

@@ -243,7 +243,9 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   start(pair: P): void {
     if (pair.up.bid >= 0 || pair.up.early) this.sendRest(pair, pair.up, 'upstream');
     else this.recv(pair, 'client');
-    this.recv(pair, 'upstream');
+    // Bytes of the server's that came with an upstream proxy's last reply go to the client first.
+    if (pair.down.early) this.sendRest(pair, pair.down, 'client');
+    else this.recv(pair, 'upstream');
   }
 
   private recv(pair: P, from: 'client' | 'upstream'): void {
