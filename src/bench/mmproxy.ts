@@ -25,6 +25,7 @@ import { JsonLines } from '../lab/json-lines.js';
 import { LAB_ADDRESSES, type Lab, type SpawnedProcess } from '../lab/topology.js';
 import { HTTP_PORT, IPERF_PORT, waitForPort } from './servers.js';
 import { parseIperf3Received, parseWrk, summarize, type Summary } from './stats.js';
+import { stallState } from './stall-state.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
 const BALANCER = LAB_ADDRESSES.routerClientSide.ipv4;
@@ -165,7 +166,8 @@ export async function benchMmproxy(lab: Lab, options: MmproxyBenchOptions): Prom
   try {
     await rules.apply(plan);
     for (const [name, text] of [['balancer.cfg', balancerConfig(peers)], ['half.cfg', haproxyHalfConfig()], ['tproxy.yaml', tproxyConfig('tproxy', 8009)], ['baseline.yaml', tproxyConfig('baseline', 8010)]] as const) writeFileSync(join(dir, name), text);
-    spawned.push(lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'half.cfg')]));
+    const halfHaproxy = lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'half.cfg')]);
+    spawned.push(halfHaproxy);
     spawned.push(lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'balancer.cfg')]));
     type Log = JsonLines<{ type: string; level?: string; message?: string; error?: string }>;
     const halves: { name: string; process: SpawnedProcess; log: Log }[] = [];
@@ -191,8 +193,12 @@ export async function benchMmproxy(lab: Lab, options: MmproxyBenchOptions): Prom
       for (const w of workloads) {
         for (const peer of order) {
           await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[peer]}`]);
-          const value = await w.run(lab, peer, options.seconds).catch((error: unknown) => {
-            throw new TproxyError('ERR_COMMAND_FAILED', `${(error as Error).message} (${complaints()})`, {}, { cause: error });
+          const value = await w.run(lab, peer, options.seconds).catch(async (error: unknown) => {
+            // A stall says little in the logs: the half's sockets and threads as the failure left them.
+            const iperf = w.name.includes('throughput');
+            const pid = peer === 'haproxy' ? halfHaproxy.child.pid : halves.find((h) => h.name === peer)?.process.child.pid;
+            const state = await stallState(lab, BACKEND_HALF[peer][iperf ? 'iperf' : 'http'], iperf ? IPERF_PORT : HTTP_PORT, pid).catch((e: unknown) => `not taken: ${(e as Error).message}`);
+            throw new TproxyError('ERR_COMMAND_FAILED', `${(error as Error).message} (${complaints()}; ${peer} half after the failure: ${state})`, {}, { cause: error });
           });
           ((samples[w.name] ??= { tproxy: [], haproxy: [], baseline: [] })[peer]).push(value);
           options.report(`round ${round + 1} ${w.name} ${peer}: ${value.toPrecision(4)} ${w.unit}`);
