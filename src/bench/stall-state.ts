@@ -15,14 +15,23 @@ import type { Lab } from '../lab/topology.js';
 export function summarizeSockets(ssLines: string): string {
   const states = new Map<string, number>();
   const listeners: string[] = [];
+  let unread = 0;
+  let waiting = 0;
   for (const line of ssLines.split('\n')) {
     const [state, recvQ, sendQ] = line.trim().split(/\s+/);
     if (!state || recvQ === undefined || sendQ === undefined) continue;
-    if (state === 'LISTEN') listeners.push(`accept queue ${recvQ}/${sendQ}`);
-    else states.set(state, (states.get(state) ?? 0) + 1);
+    if (state === 'LISTEN') {
+      listeners.push(`accept queue ${recvQ}/${sendQ}`);
+      continue;
+    }
+    states.set(state, (states.get(state) ?? 0) + 1);
+    if (Number(recvQ) > 0) waiting++;
+    unread += Number(recvQ) || 0;
   }
   const counted = [...states].sort(([a], [b]) => a.localeCompare(b)).map(([s, n]) => `${n} ${s}`);
-  return [...listeners, ...(counted.length > 0 ? counted : ['no connection'])].join(', ');
+  // Bytes received and not read: a connection the proxy does not read from (its header, say).
+  const backlog = waiting > 0 ? [`${unread} bytes unread on ${waiting}`] : [];
+  return [...listeners, ...(counted.length > 0 ? counted : ['no connection']), ...backlog].join(', ');
 }
 
 /** Where the threads of process `pid` are: "3 S do_epoll_wait, 1 S io_cqring_wait, ..." (empty once it has exited). */
@@ -51,13 +60,15 @@ export function threadStates(pid: number, proc = '/proc'): string {
 
 /**
  * The state of a backend half in the router's namespace: its listening port's sockets (the
- * balancer's connections to it), the sockets toward `backendPort` (every half's, TIME_WAIT left
- * out), and the threads of `pid` when it is a process of ours.
+ * connections it accepted from the balancer, and the balancer's ends of them), the sockets toward
+ * `backendPort` (every half's), TIME_WAIT left out, and the threads of `pid`.
  */
 export async function stallState(lab: Lab, listenPort: number, backendPort: number, pid: number | undefined): Promise<string> {
   const ss = async (filter: string): Promise<string> => (await lab.run('router', ['ss', '-Htan', 'exclude', 'time-wait', filter], { check: false, timeoutMs: 10_000 })).stdout;
   const half = summarizeSockets(await ss(`( sport = :${listenPort} )`));
+  // The balancer's side: a connect it cannot complete shows here (SYN-SENT), not at the half.
+  const balancer = summarizeSockets(await ss(`( dport = :${listenPort} )`));
   const backend = summarizeSockets(await ss(`( dport = :${backendPort} )`));
   const threads = pid === undefined ? '' : threadStates(pid);
-  return `port ${listenPort}: ${half}; toward port ${backendPort}: ${backend}${threads ? `; threads: ${threads}` : ''}`;
+  return `port ${listenPort}: ${half}; the balancer toward it: ${balancer}; toward port ${backendPort}: ${backend}${threads ? `; threads: ${threads}` : ''}`;
 }

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { summarizeSockets, threadStates } from '../../src/bench/stall-state.js';
 
 describe('the state of a backend half after a failed measurement', () => {
-  it('counts connections by state and shows the accept queue of the listener', () => {
+  it('counts connections by state, the accept queue of the listener and the bytes nobody read', () => {
     const ss = [
       'LISTEN     12     511        127.0.0.1:9101        0.0.0.0:*',
       'ESTAB      0      0          127.0.0.1:9101      127.0.0.1:40000',
@@ -14,7 +14,7 @@ describe('the state of a backend half after a failed measurement', () => {
       'FIN-WAIT-1 0      1024       127.0.0.1:9101      127.0.0.1:40004',
       '',
     ].join('\n');
-    assert.equal(summarizeSockets(ss), 'accept queue 12/511, 2 ESTAB, 1 FIN-WAIT-1');
+    assert.equal(summarizeSockets(ss), 'accept queue 12/511, 2 ESTAB, 1 FIN-WAIT-1, 517 bytes unread on 1');
     assert.equal(summarizeSockets(''), 'no connection');
     assert.equal(summarizeSockets('SYN-SENT 0 1 198.51.100.10:62001 203.0.113.20:80\n'), '1 SYN-SENT');
   });
