@@ -41,6 +41,17 @@ const FRONT: Record<Peer, { http: number; iperf: number }> = { tproxy: { http: 9
  * transparent TIME_WAIT socket left on the router by one would catch another's reused pairs.
  */
 const PORT_RANGES: Record<Peer, string> = { tproxy: '62000 63149', haproxy: '63150 64299', baseline: '64300 65499' };
+/**
+ * TIME_WAIT sockets the client's namespace keeps, at most (beyond them a closed connection goes at
+ * once), well under a peer's 1,150 ports. wrk with `Connection: close` closes as soon as it has
+ * the whole response; whenever the server's FIN comes through a backend half a moment after the
+ * response's last bytes, the client closed first and holds the port for 60 s. Uncapped, a half
+ * whose FIN lags more often (the uring engine's: ~1,000 of the 1,150 ports in TIME_WAIT, against
+ * ~240 for the splice engine and ~690 for HAProxy) ran its peer out of ports within two rounds:
+ * wrk's connect() failed (EADDRNOTAVAIL), and wrk never reconnects a connection whose connect
+ * failed, so after 50 failures nothing was left to measure ("50 errors", the half idle).
+ */
+const CLIENT_TIME_WAIT_CAP = 512;
 
 interface MmproxyWorkload {
   readonly name: string;
@@ -163,7 +174,10 @@ export async function benchMmproxy(lab: Lab, options: MmproxyBenchOptions): Prom
   // The reply routing of a remote mmproxy backend, planned by tproxy (a UDP listener only, so the TCP divert is the mmproxy's).
   const plan = planRules({ ...singleListenerRules([{ transport: 'udp', ports: [{ from: 9, to: 9 }] }], { port: 8009, families: [4] }, { tableName: 'tproxy_bench_mm' }), mmproxy: { loopback: [], divert: [4], transports: ['tcp'], upstreamMarks: [2] } });
   const spawned: SpawnedProcess[] = [];
+  const timeWaitCap = 'net.ipv4.tcp_max_tw_buckets';
+  const timeWaitBefore = (await lab.run('client', ['sysctl', '-n', timeWaitCap])).stdout.trim();
   try {
+    await lab.run('client', ['sysctl', '-q', '-w', `${timeWaitCap}=${CLIENT_TIME_WAIT_CAP}`]);
     await rules.apply(plan);
     for (const [name, text] of [['balancer.cfg', balancerConfig(peers)], ['half.cfg', haproxyHalfConfig()], ['tproxy.yaml', tproxyConfig('tproxy', 8009)], ['baseline.yaml', tproxyConfig('baseline', 8010)]] as const) writeFileSync(join(dir, name), text);
     const halfHaproxy = lab.spawn('router', ['haproxy', '-db', '-f', join(dir, 'half.cfg')]);
@@ -224,6 +238,7 @@ export async function benchMmproxy(lab: Lab, options: MmproxyBenchOptions): Prom
     for (const p of spawned) if (p.child.exitCode === null) p.child.kill('SIGTERM');
     await Promise.all(spawned.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 5000))])));
     await rules.remove(plan).catch(() => undefined);
+    await lab.run('client', ['sysctl', '-q', '-w', `${timeWaitCap}=${timeWaitBefore}`], { check: false });
     rmSync(dir, { recursive: true, force: true });
   }
 }
