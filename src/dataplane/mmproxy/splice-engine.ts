@@ -28,7 +28,6 @@ import * as C from '../../core/net/constants.js';
 import { PrefixSet } from '../../core/net/prefix-set.js';
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
 import { decodeProxyHeader, maxProxyHeaderBytes } from '../../core/proxy-protocol/decode.js';
-import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import { loadLibc, type Libc } from '../../sys/libc.js';
 import { SocketApi } from '../../sys/socket.js';
@@ -40,11 +39,12 @@ import { NOT_WATCHED } from '../tcp/splice/interest.js';
 import { PipePool } from '../tcp/splice/pipe-pool.js';
 import { newDirection, type Direction } from '../tcp/splice/pump.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
-import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
+import { count, type MmproxyCounters } from './counters.js';
+import { EntryReport, familyOf } from './entry-report.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
 import { openBackendSocket } from './backend-socket.js';
 import { writeEarlyBytes } from './splice-early.js';
-import { endpointKey, isFlowRefusal } from './tcp-relay.js';
+import { endpointKey } from './tcp-relay.js';
 
 const MAX_EVENTS = 512;
 const EADDRNOTAVAIL = 99;
@@ -104,10 +104,10 @@ interface Flow {
 
 type Owner = { readonly kind: 'listener' } | Pending | Closing | FlowSocket<Flow>;
 
-const familyOf = (e: MmproxyEndpoint): C.Family => (e.address.includes(':') ? 6 : 4);
 
 export class MmproxySpliceEngine {
-  readonly counters: MmproxyCounters = emptyMmproxyCounters();
+  private readonly report: EntryReport;
+  readonly counters: MmproxyCounters;
   readonly wakeFd: number;
   /** The owner posted a message (the wake eventfd fired). */
   woken = false;
@@ -125,14 +125,12 @@ export class MmproxySpliceEngine {
   private readonly reported = new ReportedCounters();
   private readonly listeners = new Set<number>();
   private readonly accepting: Int32Array;
-  private readonly flowEvents: Int32Array;
   private readonly table: FlowTable<Flow, { readonly kind: 'listener' } | Pending | Closing>;
   private readonly owners: Map<number, Owner>;
   /** Connections reading their header, in accept order (so in deadline order). */
   private readonly pending = new Set<Pending>();
   private readonly closing = new Set<Closing>();
   private readonly flows: Set<Flow>;
-  private events: ProxyEvent[] = [];
   /** 'drain': no new connections, those in progress end on their own; 'stop': reset them all. */
   private ending: 'drain' | 'stop' | undefined;
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
@@ -154,7 +152,8 @@ export class MmproxySpliceEngine {
     this.libc = libc;
     this.api = new SocketApi(libc);
     this.accepting = new Int32Array(config.accepting);
-    this.flowEvents = new Int32Array(config.flowEvents);
+    this.report = new EntryReport(config, now);
+    this.counters = this.report.counters;
     this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.pooledPipes = this.budget && !this.budget.acquire('mmproxy', 2 * POOLED_PIPES) ? 0 : POOLED_PIPES;
@@ -214,12 +213,7 @@ export class MmproxySpliceEngine {
   }
 
   private emit(event: ProxyEvent): void {
-    this.events.push(event);
-  }
-
-  /** The per-flow events are asked for (the owner's setFlowEvents). */
-  private flowEventsOn(): boolean {
-    return Atomics.load(this.flowEvents, 0) === 1;
+    this.report.emit(event);
   }
 
   /** Something of the engine's own is due later: flows (idle timeout, bytes, connects), headers, health checks closing, an end. */
@@ -243,15 +237,8 @@ export class MmproxySpliceEngine {
     const now = this.now();
     if (firstHeader) for (const p of duePrefix(this.pending, now, (x) => x.deadline)) this.reject(p, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
-    if (this.events.length > 0) {
-      this.post({ kind: 'events', events: this.events, counters: this.copyCounters(), connections: this.connections });
-      this.events = [];
-    }
-    if (this.timers.countersDue(now)) {
-      const counters = this.copyCounters();
-      this.post({ kind: 'counters', counters, connections: this.connections });
-      this.reported.posted(counters, this.timed);
-    }
+    const counters = this.report.post(this.post, () => this.flows, this.connections, this.timers.countersDue(now));
+    if (counters) this.reported.posted(counters, this.timed);
     if (this.ending && this.connections === 0) {
       this.post({ kind: 'stopped', counters: this.copyCounters() });
       this.pipes.closeIdle();
@@ -273,14 +260,7 @@ export class MmproxySpliceEngine {
   };
 
   private copyCounters(): MmproxyCounters {
-    const c = this.counters;
-    let bytesFromClient = c.bytesFromClient;
-    let bytesFromBackend = c.bytesFromBackend;
-    for (const f of this.flows) {
-      bytesFromClient += f.up.bytes;
-      bytesFromBackend += f.down.bytes;
-    }
-    return { ...c, rejected: { ...c.rejected }, connectErrors: { ...c.connectErrors }, closed: { ...c.closed }, bytesFromClient, bytesFromBackend };
+    return this.report.snapshot(this.flows);
   }
 
   // ---- accepting and the header ---------------------------------------------------------------
@@ -361,26 +341,13 @@ export class MmproxySpliceEngine {
     }
     const early = bytes.length > result.take ? Buffer.from(bytes.subarray(result.take)) : undefined;
     const watched = this.endPending(p);
-    const addresses = result.header.command === 'proxy' ? result.header.addresses : undefined;
-    if (!addresses) {
-      this.counters.headersLocal++;
-      if (this.flowEventsOn()) this.emit({ type: 'mmproxy.local', listener: this.config.name, balancer: p.balancer });
-      const health = this.config.healthTarget;
-      if (health) this.startFlow(p.cfd, p.balancer, undefined, { family: familyOf(health), ...health }, early, watched);
+    const route = this.report.route(result.header, p.balancer);
+    if (route.kind === 'local') {
+      if (route.target) this.startFlow(p.cfd, p.balancer, undefined, route.target, early, watched);
       // Nothing is relayed: the client's bytes are read to their end and dropped.
       else this.closeAfterHeader(p.cfd, watched);
-      return true;
-    }
-    this.counters.headersProxy++;
-    const { source, destination } = addresses;
-    const fixed = source.family === 4 ? this.config.backend4 : this.config.backend6;
-    const backend: Endpoint = fixed ? { family: familyOf(fixed), ...fixed } : destination;
-    if (backend.family !== source.family) {
-      // Only a fixed backend can differ (the header's addresses share a family): a client cannot be a source toward it.
-      this.refuseAfterHeader(p.cfd, p.balancer, 'backend-family');
-      return true;
-    }
-    this.startFlow(p.cfd, p.balancer, source, backend, early, watched);
+    } else if (route.kind === 'refuse') this.refuseAfterHeader(p.cfd, p.balancer, route.reason);
+    else this.startFlow(p.cfd, p.balancer, route.source, route.backend, early, watched);
     return true;
   }
 
@@ -408,8 +375,7 @@ export class MmproxySpliceEngine {
   }
 
   private refuse(cfd: number, balancer: Endpoint, reason: string): void {
-    count(this.counters.rejected, reason);
-    if (!isFlowRefusal(reason) || this.flowEventsOn()) this.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
+    this.report.refused(balancer, reason);
     this.api.resetClose(cfd);
   }
 
@@ -549,23 +515,7 @@ export class MmproxySpliceEngine {
   private close(flow: Flow, reason: string): void {
     if (!this.table.close(flow, reason)) return;
     this.budget?.release('mmproxy', SPLICE_DESCRIPTORS_PER_CONNECTION);
-    const c = this.counters;
-    c.active--;
-    count(c.closed, reason);
-    c.bytesFromClient += flow.up.bytes;
-    c.bytesFromBackend += flow.down.bytes;
-    if (!this.flowEventsOn()) return;
-    this.emit({
-      type: 'mmproxy.close',
-      listener: this.config.name,
-      balancer: flow.balancer,
-      ...(flow.from ? { headerSource: flow.from } : {}),
-      backend: flow.backend,
-      bytesFromClient: flow.up.bytes,
-      bytesFromBackend: flow.down.bytes,
-      durationMs: this.now() - flow.started,
-      reason,
-    });
+    this.report.closed(flow, flow.backend, reason);
   }
 
   private scan(now: number): void {

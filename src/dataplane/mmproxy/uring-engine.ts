@@ -30,7 +30,6 @@ import { PrefixSet } from '../../core/net/prefix-set.js';
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
 import { proxyHeaderDecoder } from '../../core/proxy-protocol/first-bytes.js';
 import type { ProxyHeader } from '../../core/proxy-protocol/header.js';
-import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import { IoUring, type BufferRing } from '../../sys/io-uring.js';
 import { loadLibc, type Libc } from '../../sys/libc.js';
@@ -41,9 +40,10 @@ import { probeRingSockets, type RingSetupSupport } from '../tcp/uring/ring-probe
 import { newDirection, RelayOp, RingRelay, type RelayPair } from '../tcp/uring/ring-relay.js';
 import { URING_BUFFER_BYTES, URING_BUFFERS } from '../tcp/uring/engine.js';
 import { openBackendSocket } from './backend-socket.js';
-import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
+import { count, type MmproxyCounters } from './counters.js';
+import { EntryReport, familyOf } from './entry-report.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
-import { endpointKey, isFlowRefusal } from './tcp-relay.js';
+import { endpointKey } from './tcp-relay.js';
 
 const RING_ENTRIES = 4096;
 const BUFFER_GROUP = 1;
@@ -93,10 +93,10 @@ interface Listening {
   dead: boolean;
 }
 
-const familyOf = (e: MmproxyEndpoint): C.Family => (e.address.includes(':') ? 6 : 4);
 
 export class MmproxyUringEngine {
-  readonly counters: MmproxyCounters = emptyMmproxyCounters();
+  private readonly report: EntryReport;
+  readonly counters: MmproxyCounters;
   readonly wakeFd: number;
   woken = false;
   private readonly libc: Libc;
@@ -110,7 +110,6 @@ export class MmproxyUringEngine {
   private readonly allowed: PrefixSet;
   private readonly budget: DescriptorBudget | undefined;
   private readonly accepting: Int32Array;
-  private readonly flowEvents: Int32Array;
   private readonly timers: EngineTimers;
   private readonly reported = new ReportedCounters();
   private readonly listeners = new Map<number, Listening>();
@@ -127,7 +126,6 @@ export class MmproxyUringEngine {
   private nextId = 1;
   /** Accepting again at this time (out of descriptors); 0: not waiting. */
   private resumeAt = 0;
-  private events: ProxyEvent[] = [];
   /** 'drain': no new connections, those in progress end on their own; 'stop': reset them all. */
   private ending: 'drain' | 'stop' | undefined;
   private finished = false;
@@ -147,7 +145,8 @@ export class MmproxyUringEngine {
     this.libc = libc;
     this.api = new SocketApi(libc);
     this.accepting = new Int32Array(config.accepting);
-    this.flowEvents = new Int32Array(config.flowEvents);
+    this.report = new EntryReport(config, now);
+    this.counters = this.report.counters;
     this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.decoder = proxyHeaderDecoder({ maxV2Bytes: config.maxHeaderBytes });
@@ -226,13 +225,8 @@ export class MmproxyUringEngine {
     }
   }
 
-  /** The per-flow events are asked for (the owner's setFlowEvents). */
-  private flowEventsOn(): boolean {
-    return Atomics.load(this.flowEvents, 0) === 1;
-  }
-
   private emit(event: ProxyEvent): void {
-    this.events.push(event);
+    this.report.emit(event);
   }
 
   /**
@@ -248,15 +242,8 @@ export class MmproxyUringEngine {
     const now = this.now();
     if (firstHeader) for (const flow of duePrefix(this.headers, now, (f) => f.deadline)) this.reject(flow, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
-    if (this.events.length > 0) {
-      this.post({ kind: 'events', events: this.events, counters: this.copyCounters(), connections: this.connections });
-      this.events = [];
-    }
-    if (this.timers.countersDue(now)) {
-      const counters = this.copyCounters();
-      this.post({ kind: 'counters', counters, connections: this.connections });
-      this.reported.posted(counters, this.timed);
-    }
+    const counters = this.report.post(this.post, () => this.openFlows(), this.connections, this.timers.countersDue(now));
+    if (counters) this.reported.posted(counters, this.timed);
     if (this.ending && this.flows.size === 0) {
       this.finish();
       return false;
@@ -264,16 +251,13 @@ export class MmproxyUringEngine {
     return true;
   }
 
+  /** The flows whose bytes the counters count in while open (not a header being read or a health check closing). */
+  private *openFlows(): Iterable<Flow> {
+    for (const f of this.flows.values()) if (f.state === 'connecting' || f.state === 'relaying') yield f;
+  }
+
   private copyCounters(): MmproxyCounters {
-    const c = this.counters;
-    let bytesFromClient = c.bytesFromClient;
-    let bytesFromBackend = c.bytesFromBackend;
-    for (const f of this.flows.values()) {
-      if (f.state !== 'connecting' && f.state !== 'relaying') continue;
-      bytesFromClient += f.up.bytes;
-      bytesFromBackend += f.down.bytes;
-    }
-    return { ...c, rejected: { ...c.rejected }, connectErrors: { ...c.connectErrors }, closed: { ...c.closed }, bytesFromClient, bytesFromBackend };
+    return this.report.snapshot(this.openFlows());
   }
 
   private complete(kind: number, id: number, res: number, flags: number): void {
@@ -387,26 +371,12 @@ export class MmproxyUringEngine {
       return;
     }
     this.headers.delete(flow);
-    const header = step.value;
-    const addresses = header.command === 'proxy' ? header.addresses : undefined;
-    if (!addresses) {
-      this.counters.headersLocal++;
-      if (this.flowEventsOn()) this.emit({ type: 'mmproxy.local', listener: this.config.name, balancer: flow.balancer });
-      const health = this.config.healthTarget;
-      if (health) this.startFlow(flow, undefined, { family: familyOf(health), ...health });
+    const route = this.report.route(step.value, flow.balancer);
+    if (route.kind === 'local') {
+      if (route.target) this.startFlow(flow, undefined, route.target);
       else this.closeAfterHeader(flow);
-      return;
-    }
-    this.counters.headersProxy++;
-    const { source, destination } = addresses;
-    const fixed = source.family === 4 ? this.config.backend4 : this.config.backend6;
-    const backend: Endpoint = fixed ? { family: familyOf(fixed), ...fixed } : destination;
-    if (backend.family !== source.family) {
-      // Only a fixed backend can differ (the header's addresses share a family): a client cannot be a source toward it.
-      this.reject(flow, 'backend-family');
-      return;
-    }
-    this.startFlow(flow, source, backend);
+    } else if (route.kind === 'refuse') this.reject(flow, route.reason);
+    else this.startFlow(flow, route.source, route.backend);
   }
 
   /** Refused while (or after) reading its header: counted, reported, reset. */
@@ -427,8 +397,7 @@ export class MmproxyUringEngine {
   }
 
   private refuse(cfd: number, balancer: Endpoint, reason: string): void {
-    count(this.counters.rejected, reason);
-    if (!isFlowRefusal(reason) || this.flowEventsOn()) this.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
+    this.report.refused(balancer, reason);
     if (cfd >= 0) this.api.resetClose(cfd);
   }
 
@@ -532,23 +501,7 @@ export class MmproxyUringEngine {
     this.flows.delete(flow.id);
     this.relay.closeSockets(flow, flow.ufd >= 0 ? [flow.cfd, flow.ufd] : [flow.cfd], reason, lastFin);
     this.budget?.release('mmproxy', URING_DESCRIPTORS_PER_CONNECTION);
-    const c = this.counters;
-    c.active--;
-    count(c.closed, reason);
-    c.bytesFromClient += flow.up.bytes;
-    c.bytesFromBackend += flow.down.bytes;
-    if (!this.flowEventsOn()) return;
-    this.emit({
-      type: 'mmproxy.close',
-      listener: this.config.name,
-      balancer: flow.balancer,
-      ...(flow.from ? { headerSource: flow.from } : {}),
-      backend: flow.backend!,
-      bytesFromClient: flow.up.bytes,
-      bytesFromBackend: flow.down.bytes,
-      durationMs: this.now() - flow.started,
-      reason,
-    });
+    this.report.closed(flow, flow.backend!, reason);
   }
 
   private scan(now: number): void {

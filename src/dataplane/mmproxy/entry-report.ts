@@ -1,0 +1,132 @@
+/**
+ * What both mmproxy TCP engine threads (splice-engine.ts, uring-engine.ts) decide from a PROXY
+ * header and tell their owner about a connection: where the header sends it, the counters, and the
+ * per-flow events (only when the owner's shared flag asks for them; refusals that mean a
+ * misconfigured balancer always). One place, so the two engines cannot drift apart.
+ */
+import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
+import type * as C from '../../core/net/constants.js';
+import type { Endpoint } from '../../core/net/sockaddr.js';
+import type { ProxyHeader } from '../../core/proxy-protocol/header.js';
+import type { ProxyEvent } from '../events.js';
+import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
+import type { FromMmproxyEngine, MmproxyEngineConfig } from './splice-protocol.js';
+import { isFlowRefusal } from './tcp-relay.js';
+
+export const familyOf = (e: MmproxyEndpoint): C.Family => (e.address.includes(':') ? 6 : 4);
+
+/** Where a decoded header sends its connection. */
+export type HeaderRoute =
+  /** LOCAL (a health check): to the health target, or nowhere. */
+  | { readonly kind: 'local'; readonly target: Endpoint | undefined }
+  /** From the client the header names, to the fixed backend of its family or the header's destination. */
+  | { readonly kind: 'proxy'; readonly source: Endpoint; readonly backend: Endpoint }
+  | { readonly kind: 'refuse'; readonly reason: 'backend-family' };
+
+/** Bytes a connection has moved each way so far. */
+interface Moved {
+  readonly up: { readonly bytes: number };
+  readonly down: { readonly bytes: number };
+}
+
+/** A relayed flow as its close reports it. */
+export interface ReportedFlow extends Moved {
+  readonly balancer: Endpoint;
+  /** The client the header named (undefined for a health check). */
+  readonly from: Endpoint | undefined;
+  readonly started: number;
+}
+
+export class EntryReport {
+  readonly counters: MmproxyCounters = emptyMmproxyCounters();
+  private events: ProxyEvent[] = [];
+  private readonly flowEvents: Int32Array;
+
+  constructor(
+    private readonly config: MmproxyEngineConfig,
+    private readonly now: () => number,
+  ) {
+    this.flowEvents = new Int32Array(config.flowEvents);
+  }
+
+  /** The per-flow events are asked for (the owner's setFlowEvents). */
+  private get flowEventsOn(): boolean {
+    return Atomics.load(this.flowEvents, 0) === 1;
+  }
+
+  emit(event: ProxyEvent): void {
+    this.events.push(event);
+  }
+
+  /** The header's route, counted (PROXY or LOCAL) and, for LOCAL, reported. */
+  route(header: ProxyHeader, balancer: Endpoint): HeaderRoute {
+    const addresses = header.command === 'proxy' ? header.addresses : undefined;
+    if (!addresses) {
+      this.counters.headersLocal++;
+      if (this.flowEventsOn) this.emit({ type: 'mmproxy.local', listener: this.config.name, balancer });
+      const health = this.config.healthTarget;
+      return { kind: 'local', target: health ? { family: familyOf(health), ...health } : undefined };
+    }
+    this.counters.headersProxy++;
+    const { source, destination } = addresses;
+    const fixed = source.family === 4 ? this.config.backend4 : this.config.backend6;
+    const backend: Endpoint = fixed ? { family: familyOf(fixed), ...fixed } : destination;
+    // Only a fixed backend can differ (the header's addresses share a family): a client cannot be a source toward it.
+    if (backend.family !== source.family) return { kind: 'refuse', reason: 'backend-family' };
+    return { kind: 'proxy', source, backend };
+  }
+
+  /** A connection refused before any relay (the engine resets it). */
+  refused(balancer: Endpoint, reason: string): void {
+    count(this.counters.rejected, reason);
+    if (!isFlowRefusal(reason) || this.flowEventsOn) this.emit({ type: 'mmproxy.reject', listener: this.config.name, balancer, reason });
+  }
+
+  /** A relayed flow ended. */
+  closed(flow: ReportedFlow, backend: Endpoint, reason: string): void {
+    const c = this.counters;
+    c.active--;
+    count(c.closed, reason);
+    c.bytesFromClient += flow.up.bytes;
+    c.bytesFromBackend += flow.down.bytes;
+    if (!this.flowEventsOn) return;
+    this.emit({
+      type: 'mmproxy.close',
+      listener: this.config.name,
+      balancer: flow.balancer,
+      ...(flow.from ? { headerSource: flow.from } : {}),
+      backend,
+      bytesFromClient: flow.up.bytes,
+      bytesFromBackend: flow.down.bytes,
+      durationMs: this.now() - flow.started,
+      reason,
+    });
+  }
+
+  /** The counters as they are now, with the bytes of the flows still open (`open`) counted in. */
+  snapshot(open: Iterable<Moved>): MmproxyCounters {
+    const c = this.counters;
+    let bytesFromClient = c.bytesFromClient;
+    let bytesFromBackend = c.bytesFromBackend;
+    for (const f of open) {
+      bytesFromClient += f.up.bytes;
+      bytesFromBackend += f.down.bytes;
+    }
+    return { ...c, rejected: { ...c.rejected }, connectErrors: { ...c.connectErrors }, closed: { ...c.closed }, bytesFromClient, bytesFromBackend };
+  }
+
+  /**
+   * The end of a loop turn: the events gathered go to the owner with the counters; the counters
+   * alone when `countersDue`. Returns the counters posted on that second path, for ReportedCounters.
+   */
+  post(post: (message: FromMmproxyEngine) => void, open: () => Iterable<Moved>, connections: number, countersDue: boolean): MmproxyCounters | undefined {
+    if (this.events.length > 0) {
+      post({ kind: 'events', events: this.events, counters: this.snapshot(open()), connections });
+      this.events = [];
+    }
+    if (!countersDue) return undefined;
+    const counters = this.snapshot(open());
+    post({ kind: 'counters', counters, connections });
+    return counters;
+  }
+}
