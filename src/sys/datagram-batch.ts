@@ -7,13 +7,12 @@
  */
 import { decodeControlMessages, originalDestination, ORIGDSTADDR_CONTROL_SPACE } from '../core/net/cmsg.js';
 import { dscpOfControlMessages } from '../core/net/ip-header.js';
-import { MSG_DONTWAIT, MSG_TRUNC } from '../core/net/constants.js';
+import * as C from '../core/net/constants.js';
 import { MMSGHDR_LENGTH_OFFSET, MMSGHDR_SIZE, resetMmsghdrForReceive, setMmsghdrName, writeMmsghdr } from '../core/net/mmsghdr.js';
 import { IOVEC_SIZE, MSGHDR_OFFSET, writeIovec } from '../core/net/msghdr.js';
 import { decodeSockaddr, encodeSockaddr, sockaddrKey, SOCKADDR_IN6_SIZE, type Endpoint } from '../core/net/sockaddr.js';
 import type { Libc } from './libc.js';
 
-const EAGAIN = 11;
 const NAME_STRIDE = 32;
 
 /** A sockaddr kept alive with its C address, to send many datagrams to. */
@@ -107,11 +106,11 @@ export class DatagramBatch {
   receive(fd: number, max: number = this.capacity): number {
     const count = Math.min(max, this.capacity);
     for (let i = 0; i < this.filled; i++) resetMmsghdrForReceive(this.recvHdrs, i, NAME_STRIDE, ORIGDSTADDR_CONTROL_SPACE);
-    const n = this.libc.recvmmsg(fd, this.recvHdrs, count, MSG_DONTWAIT, null);
+    const n = this.libc.recvmmsg(fd, this.recvHdrs, count, C.MSG_DONTWAIT, null);
     if (n < 0) {
       this.filled = 0;
       const errno = this.libc.errno();
-      return errno === EAGAIN ? 0 : -errno;
+      return errno === C.EAGAIN ? 0 : -errno;
     }
     this.filled = n;
     for (let i = 0; i < n; i++) {
@@ -126,7 +125,7 @@ export class DatagramBatch {
 
   /** The datagram in slot i was longer than a slot (MSG_TRUNC). */
   truncated(i: number): boolean {
-    return ((this.flags[i] ?? 0) & MSG_TRUNC) !== 0;
+    return ((this.flags[i] ?? 0) & C.MSG_TRUNC) !== 0;
   }
 
   private name(i: number): Buffer {
@@ -181,7 +180,7 @@ export class DatagramBatch {
     let sent = 0;
     while (sent < count) {
       const start = (from + sent) * MMSGHDR_SIZE;
-      const n = this.libc.sendmmsg(fd, this.sendHdrs.subarray(start), count - sent, MSG_DONTWAIT);
+      const n = this.libc.sendmmsg(fd, this.sendHdrs.subarray(start), count - sent, C.MSG_DONTWAIT);
       if (n < 0) return sent > 0 ? sent : -this.libc.errno();
       if (n === 0) break;
       sent += n;

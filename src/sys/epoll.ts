@@ -7,7 +7,6 @@ import { epollEventLayout, readEpollEvent, writeEpollEvent, type EpollEventLayou
 import type { Libc } from './libc.js';
 import type { SocketApi } from './socket.js';
 
-const EINTR = 4;
 
 export class Epoll {
   /** The epoll descriptor itself (an io_uring poll can watch it). */
@@ -51,7 +50,7 @@ export class Epoll {
   wait(timeoutMs: number): number {
     const n = this.libc.epoll_wait(this.fd, this.ready, this.maxEvents, timeoutMs);
     if (n >= 0) return n;
-    if (this.libc.errno() === EINTR) return 0;
+    if (this.libc.errno() === C.EINTR) return 0;
     return this.api.fail('epoll_wait');
   }
 

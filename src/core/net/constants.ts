@@ -107,6 +107,12 @@ export const EMFILE = 24;
 export const ECONNABORTED = 103;
 export const ECONNRESET = 104;
 export const EINPROGRESS = 115;
+/** io_uring: a linked timeout fired (ETIME), an operation cancelled (ECANCELED), the provided buffer ring empty (ENOBUFS). */
+export const ETIME = 62;
+export const EADDRINUSE = 98;
+export const EADDRNOTAVAIL = 99;
+export const ENOBUFS = 105;
+export const ECANCELED = 125;
 
 /** Data-plane timing and batching (ours, not the kernel's). */
 /** After running out of descriptors (EMFILE/ENFILE), accepting is retried this much later. */

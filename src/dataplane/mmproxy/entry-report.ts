@@ -9,6 +9,7 @@ import type * as C from '../../core/net/constants.js';
 import type { Endpoint } from '../../core/net/sockaddr.js';
 import type { ProxyHeader } from '../../core/proxy-protocol/header.js';
 import type { ProxyEvent } from '../events.js';
+import type { ReportedCounters } from '../tcp/splice/timers.js';
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig } from './splice-protocol.js';
 import { isFlowRefusal } from './tcp-relay.js';
@@ -117,16 +118,13 @@ export class EntryReport {
 
   /**
    * The end of a loop turn: the events gathered go to the owner with the counters; the counters
-   * alone when `countersDue`. Returns the counters posted on that second path, for ReportedCounters.
+   * alone when `countersDue` (remembered by `reported`).
    */
-  post(post: (message: FromMmproxyEngine) => void, open: () => Iterable<Moved>, connections: number, countersDue: boolean): MmproxyCounters | undefined {
+  post(post: (message: FromMmproxyEngine) => void, open: () => Iterable<Moved>, connections: number, countersDue: boolean, reported: ReportedCounters, timed: boolean): void {
     if (this.events.length > 0) {
       post({ kind: 'events', events: this.events, counters: this.snapshot(open()), connections });
       this.events = [];
     }
-    if (!countersDue) return undefined;
-    const counters = this.snapshot(open());
-    post({ kind: 'counters', counters, connections });
-    return counters;
+    reported.postWhenDue(countersDue, () => this.snapshot(open()), (counters) => post({ kind: 'counters', counters, connections }), timed);
   }
 }

@@ -47,7 +47,6 @@ import { writeEarlyBytes } from './splice-early.js';
 import { endpointKey } from './tcp-relay.js';
 
 const MAX_EVENTS = 512;
-const EADDRNOTAVAIL = 99;
 const ACCEPT_BATCH = 64;
 /**
  * The first read of a connection takes up to this much after the longest header allowed: the
@@ -237,8 +236,7 @@ export class MmproxySpliceEngine {
     const now = this.now();
     if (firstHeader) for (const p of duePrefix(this.pending, now, (x) => x.deadline)) this.reject(p, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
-    const counters = this.report.post(this.post, () => this.flows, this.connections, this.timers.countersDue(now));
-    if (counters) this.reported.posted(counters, this.timed);
+    this.report.post(this.post, () => this.flows, this.connections, this.timers.countersDue(now), this.reported, this.timed);
     if (this.ending && this.connections === 0) {
       this.post({ kind: 'stopped', counters: this.copyCounters() });
       this.pipes.closeIdle();
@@ -426,7 +424,7 @@ export class MmproxySpliceEngine {
       // EADDRNOTAVAIL: the client's address and port toward this backend is a connection of ours
       // still closing (the balancer reuses client ports quickly): the client's address with a port the kernel picks.
       if (ufd < 0) ufd = this.connectBackend(sockaddr, backend.family, from, true);
-      if (ufd < 0) throw new TproxyError('ERR_SYSCALL', 'connect: EADDRNOTAVAIL', { errno: 'EADDRNOTAVAIL' });
+      if (ufd < 0) throw new TproxyError('ERR_SYSCALL', 'connect: C.EADDRNOTAVAIL', { errno: 'C.EADDRNOTAVAIL' });
     } catch (error) {
       const errno = errnoOf(error);
       count(this.counters.connectErrors, errno);
@@ -458,7 +456,7 @@ export class MmproxySpliceEngine {
     const errno = this.libc.errno();
     if (errno === C.EINPROGRESS) return ufd;
     this.api.resetClose(ufd);
-    if (errno === EADDRNOTAVAIL && from && !anyPort) return -1;
+    if (errno === C.EADDRNOTAVAIL && from && !anyPort) return -1;
     throw new TproxyError('ERR_SYSCALL', `connect: ${errnoName(errno)}`, { errno: errnoName(errno) });
   }
 

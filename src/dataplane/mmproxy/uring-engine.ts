@@ -52,10 +52,6 @@ const ACCEPTS_PER_LISTENER = 8;
 const ACCEPT_SLOTS = 256;
 /** The two sockets of a connection (no pipes on this engine). */
 export const URING_DESCRIPTORS_PER_CONNECTION = 2;
-const ECANCELED = 125;
-const ETIME = 62;
-const EADDRNOTAVAIL = 99;
-const ENOBUFS = 105;
 
 /** Operation kinds in user_data (4-7, 12, 16 and 17 are the ring relay's). */
 const Op = {
@@ -242,8 +238,7 @@ export class MmproxyUringEngine {
     const now = this.now();
     if (firstHeader) for (const flow of duePrefix(this.headers, now, (f) => f.deadline)) this.reject(flow, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
-    const counters = this.report.post(this.post, () => this.openFlows(), this.connections, this.timers.countersDue(now));
-    if (counters) this.reported.posted(counters, this.timed);
+    this.report.post(this.post, () => this.openFlows(), this.connections, this.timers.countersDue(now), this.reported, this.timed);
     if (this.ending && this.flows.size === 0) {
       this.finish();
       return false;
@@ -319,7 +314,7 @@ export class MmproxyUringEngine {
       } else if (res === -C.EMFILE || res === -C.ENFILE) {
         this.emit({ type: 'error', code: errnoName(-res), message: `mmproxy ${this.config.name} accept: ${errnoName(-res)}` });
         this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
-      } else if (res !== -ECANCELED && res !== -C.ECONNABORTED && res !== -C.EAGAIN && res !== -C.EINTR) {
+      } else if (res !== -C.ECANCELED && res !== -C.ECONNABORTED && res !== -C.EAGAIN && res !== -C.EINTR) {
         this.emit({ type: 'error', code: errnoName(-res), message: `mmproxy ${this.config.name} accept: ${errnoName(-res)}` });
       }
       this.armAccepts();
@@ -422,7 +417,7 @@ export class MmproxyUringEngine {
     this.relay.giveBackFlags(flags);
     if (res > 0) this.discard(flow);
     // ENOBUFS (every buffer lent): no more reading; the header timeout cuts it.
-    else if (res !== -ENOBUFS) this.endClosing(flow, res === 0);
+    else if (res !== -C.ENOBUFS) this.endClosing(flow, res === 0);
   }
 
   private endClosing(flow: Flow, clean: boolean): void {
@@ -473,7 +468,7 @@ export class MmproxyUringEngine {
   }
 
   private onConnect(flow: Flow, res: number): void {
-    if (res === -EADDRNOTAVAIL && flow.from && !flow.anyPort) {
+    if (res === -C.EADDRNOTAVAIL && flow.from && !flow.anyPort) {
       // The client's address and port toward this backend is a connection of ours still closing
       // (the balancer reuses client ports quickly): the client's address with a port the kernel picks.
       this.api.resetClose(flow.ufd);
@@ -484,7 +479,7 @@ export class MmproxyUringEngine {
     }
     if (res < 0) {
       // The linked timeout cancels the connect: ECANCELED is the deadline passing.
-      const reason = res === -ECANCELED || res === -ETIME ? 'connect-timeout' : errnoName(-res);
+      const reason = res === -C.ECANCELED || res === -C.ETIME ? 'connect-timeout' : errnoName(-res);
       count(this.counters.connectErrors, reason);
       this.close(flow, reason);
       return;

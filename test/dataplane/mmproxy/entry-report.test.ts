@@ -4,6 +4,7 @@ import type { ProxyHeader } from '../../../src/core/proxy-protocol/header.js';
 import type { ProxyEvent } from '../../../src/dataplane/events.js';
 import { EntryReport } from '../../../src/dataplane/mmproxy/entry-report.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig } from '../../../src/dataplane/mmproxy/splice-protocol.js';
+import { ReportedCounters } from '../../../src/dataplane/tcp/splice/timers.js';
 
 const balancer = { family: 4, address: '192.0.2.1', port: 40000 } as const;
 const client = { family: 4, address: '198.51.100.7', port: 51000 } as const;
@@ -23,7 +24,7 @@ const localHeader: ProxyHeader = { version: 2, command: 'local', transport: 'uns
 
 function posted(report: EntryReport, countersDue = false): FromMmproxyEngine[] {
   const messages: FromMmproxyEngine[] = [];
-  report.post((m) => void messages.push(m), () => [], 0, countersDue);
+  report.post((m) => void messages.push(m), () => [], 0, countersDue, new ReportedCounters(), false);
   return messages;
 }
 

@@ -190,11 +190,7 @@ export class SpliceEngine {
     this.wakePipeWaiters();
     const events = this.admission.takeEvents();
     if (events) this.post({ kind: 'events', events });
-    if (this.timers.countersDue(now)) {
-      const counters = this.snapshot();
-      this.post({ kind: 'counters', counters });
-      this.reported.posted(counters, this.timed);
-    }
+    this.reported.postWhenDue(this.timers.countersDue(now), () => this.snapshot(), (counters) => this.post({ kind: 'counters', counters }), this.timed);
     return !this.finishStopIfDone(now);
   }
 

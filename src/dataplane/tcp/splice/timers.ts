@@ -37,6 +37,14 @@ export class ReportedCounters {
     this.last = timed ? undefined : JSON.stringify(counters);
   }
 
+  /** The end of a loop turn: when `due`, a snapshot of the counters goes to the owner (`post`) and is remembered. */
+  postWhenDue<T>(due: boolean, snapshot: () => T, post: (counters: T) => void, timed: boolean): void {
+    if (!due) return;
+    const counters = snapshot();
+    post(counters);
+    this.posted(counters, timed);
+  }
+
   /** `counters`: a snapshot now (small while nothing is timed). */
   current(counters: unknown): boolean {
     return this.last !== undefined && this.last === JSON.stringify(counters);

@@ -70,9 +70,6 @@ const ACCEPTS_PER_LISTENER = 8;
 export const URING_BUFFERS = 1024;
 export const URING_BUFFER_BYTES = 64 * 1024;
 const BUFFER_GROUP = 1;
-const ECANCELED = 125;
-const ETIME = 62;
-const EADDRINUSE = 98;
 /** Where optionValues keeps each constant value (SO_LINGER values are struct linger, 8 bytes). */
 const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16 } as const;
 const OPTION_VALUES_BYTES = 32;
@@ -308,11 +305,7 @@ export class UringEngine {
     if (this.timers.scanDue(now)) this.scan(now);
     const events = this.admission.takeEvents();
     if (events) this.post({ kind: 'events', events });
-    if (this.timers.countersDue(now)) {
-      const counters = this.snapshot();
-      this.post({ kind: 'counters', counters });
-      this.reported.posted(counters, this.timed);
-    }
+    this.reported.postWhenDue(this.timers.countersDue(now), () => this.snapshot(), (counters) => this.post({ kind: 'counters', counters }), this.timed);
     return !this.finishStopIfDone(now);
   }
 
@@ -417,7 +410,7 @@ export class UringEngine {
         if (this.resumeAt === 0) this.counters.acceptPauses++;
         this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
         this.cancelAccepts();
-      } else if (res !== -ECANCELED && res !== -C.ECONNABORTED && res !== -C.EAGAIN) {
+      } else if (res !== -C.ECANCELED && res !== -C.ECONNABORTED && res !== -C.EAGAIN) {
         this.admission.emit({ type: 'error', code: errno, message: `tcp accept: ${errno}` });
       }
       this.armAccepts();
@@ -594,7 +587,7 @@ export class UringEngine {
       this.dropFlow(flow, errnoName(flow.setupErrno));
       return;
     }
-    if (errno === EADDRINUSE && !flow.portTaken) {
+    if (errno === C.EADDRINUSE && !flow.portTaken) {
       this.counters.clientPortFallbacks++;
       flow.portTaken = true;
       this.libc.close(flow.ufd);
@@ -631,7 +624,7 @@ export class UringEngine {
     }
     if (res < 0) {
       // The linked timeout cancels the connect: ECANCELED is the deadline passing.
-      const reason = res === -ECANCELED || res === -ETIME ? 'connect-timeout' : errnoName(-res);
+      const reason = res === -C.ECANCELED || res === -C.ETIME ? 'connect-timeout' : errnoName(-res);
       increment(this.counters.connectErrors, reason);
       this.close(flow, reason);
       return;

@@ -40,7 +40,6 @@ export const RelayOp = {
   Cancel: 17,
 } as const;
 
-const ENOBUFS = 105;
 
 export interface RelayDirection {
   /** The buffer being sent on (-1: none), its length and how much of it went. */
@@ -161,7 +160,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
       this.giveBackFlags(flags);
       return;
     }
-    if (res === -ENOBUFS && !pair.firstExpired) {
+    if (res === -C.ENOBUFS && !pair.firstExpired) {
       pair.up.starved = true;
       this.starved.push(pair);
       return;
@@ -271,7 +270,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
       this.passFin(pair, d, from === 'client' ? pair.ufd : pair.cfd);
       return;
     }
-    if (res === -ENOBUFS) {
+    if (res === -C.ENOBUFS) {
       // Every buffer is lent: this direction waits for one to come back.
       d.starved = true;
       this.starved.push(pair);

@@ -71,4 +71,16 @@ describe('splice engine timers, stop and epoll interest', () => {
     assert.equal(reported.current({ accepted: 1 }), true);
     assert.equal(reported.current({ accepted: 2 }), false, 'changed since: post again');
   });
+
+  it('ReportedCounters.postWhenDue: a snapshot posted and remembered only when due', () => {
+    const reported = new ReportedCounters();
+    const posts: unknown[] = [];
+    let snapshots = 0;
+    const snapshot = (): { accepted: number } => ({ accepted: ++snapshots });
+    reported.postWhenDue(false, snapshot, (c) => posts.push(c), false);
+    assert.deepEqual([posts, snapshots], [[], 0], 'not due: no snapshot taken');
+    reported.postWhenDue(true, snapshot, (c) => posts.push(c), false);
+    assert.deepEqual(posts, [{ accepted: 1 }]);
+    assert.equal(reported.current({ accepted: 1 }), true);
+  });
 });
