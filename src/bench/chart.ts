@@ -26,9 +26,9 @@ export interface ChartBar {
   readonly ratio: number;
 }
 
-const PROXY_SCENARIOS: readonly Exclude<Scenario, 'forwarding'>[] = ['tproxy', 'haproxy', 'baseline', 'routed'];
+const PROXY_SCENARIOS: readonly Exclude<Scenario, 'forwarding'>[] = ['tproxy', 'haproxy', 'baseline', 'routed', 'reference'];
 
-const COLOURS: Readonly<Record<Exclude<Scenario, 'forwarding'>, string>> = { tproxy: '#1f77b4', haproxy: '#ff7f0e', baseline: '#7f7f7f', routed: '#2ca02c' };
+const COLOURS: Readonly<Record<Exclude<Scenario, 'forwarding'>, string>> = { tproxy: '#1f77b4', haproxy: '#ff7f0e', baseline: '#7f7f7f', routed: '#2ca02c', reference: '#9467bd' };
 
 /** Every bar of the chart, in drawing order: workloads as the run listed them, then UDP. */
 export function chartBars(input: ChartInput): ChartBar[] {
@@ -137,5 +137,7 @@ function labelOf(scenario: Exclude<Scenario, 'forwarding'>, input: ChartInput): 
       return 'baseline tproxy';
     case 'routed':
       return `tproxy + ${ROUTED_PREFIXES / 1000}k prefixes`;
+    case 'reference':
+      return 'C reference relay';
   }
 }

@@ -70,11 +70,13 @@ export function machineTable(workloads: Readonly<Record<string, { readonly machi
   const x = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
   // The routed listener's column only when some workload ran it.
   const routed = Object.values(workloads).some((w) => w.machine.routed);
-  const rows = [['machine CPU per unit', 'kernel forwarding', 'tproxy', haproxyLabel, ...(routed ? ['tproxy + routes'] : []), 'CPU ceiling tproxy / fwd', 'CPU ceiling HAProxy / fwd']];
+  // The C reference relay's column only when it ran (--reference-relay).
+  const reference = Object.values(workloads).some((w) => w.machine.reference);
+  const rows = [['machine CPU per unit', 'kernel forwarding', 'tproxy', haproxyLabel, ...(routed ? ['tproxy + routes'] : []), ...(reference ? ['C reference relay'] : []), 'CPU ceiling tproxy / fwd', 'CPU ceiling HAProxy / fwd', ...(reference ? ['CPU ceiling reference / fwd'] : [])]];
   for (const [name, w] of Object.entries(workloads)) {
     const m = w.machine;
     if (!m.forwarding && !m.tproxy) continue;
-    rows.push([name, perUnit(m.forwarding), perUnit(m.tproxy), perUnit(m.haproxy), ...(routed ? [perUnit(m.routed)] : []), x(cpuCeiling(m.forwarding, m.tproxy)), x(cpuCeiling(m.forwarding, m.haproxy))]);
+    rows.push([name, perUnit(m.forwarding), perUnit(m.tproxy), perUnit(m.haproxy), ...(routed ? [perUnit(m.routed)] : []), ...(reference ? [perUnit(m.reference)] : []), x(cpuCeiling(m.forwarding, m.tproxy)), x(cpuCeiling(m.forwarding, m.haproxy)), ...(reference ? [x(cpuCeiling(m.forwarding, m.reference))] : [])]);
   }
   return formatColumns(rows);
 }

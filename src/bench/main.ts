@@ -10,7 +10,7 @@
  *   node dist/src/bench/main.js [--quick] [--rounds N] [--seconds S] [--out FILE] [--workers N]
  *                               [--only NAME,NAME] [--no-udp] [--no-mmproxy] [--baseline OTHER/bin/tproxy.js] [--baseline-workers N]
  *                               [--haproxy-splice] [--tcp-engine ENGINE] [--baseline-tcp-engine ENGINE] [--no-dashboard]
- *                               [--udp-engine ENGINE] [--baseline-udp-engine ENGINE]
+ *                               [--udp-engine ENGINE] [--baseline-udp-engine ENGINE] [--reference-relay threads|epoll]
  *
  * --baseline adds a fourth scenario: another tproxy build (say the main branch's), so before and
  * after come from the same run and share its (noisy) conditions. With --baseline-workers it can be
@@ -22,6 +22,8 @@
  * `--tcp-engine uring --baseline-tcp-engine splice`. --udp-engine and --baseline-udp-engine do the
  * same for the UDP relay (bench/udp.ts): a second relay on the baseline engine, measured in the
  * same rounds: `--udp-engine uring --baseline-udp-engine epoll`.
+ * --reference-relay adds the C reference relay (bench/reference.ts) as a scenario of the stream
+ * workloads: what a minimal relay of that design reaches on this lab, beside tproxy.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +52,7 @@ import { CPU_PER_GB_SOURCE, DEFAULT_SCENARIOS, haproxyIdlePlan, PROXY_SCENARIOS,
 import { benchSniff, formatSniffBench, type SniffBenchRow } from './sniff.js';
 import { ROUTED_PREFIXES, writeRoutedConfig } from './routed.js';
 import { benchChartSvg, chartPathOf } from './chart.js';
+import { buildReferenceRelay, parseReferenceMode, startReferenceRelay } from './reference.js';
 import { benchMmproxy, formatMmproxyBench, MMPROXY_WORKLOADS, type MmproxyBenchResult } from './mmproxy.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tproxy.js', import.meta.url));
@@ -58,6 +61,7 @@ const PROXY_PORT = 8000;
 const HAPROXY_THREADS = 2;
 const BASELINE_PORT = 8002;
 const ROUTED_PORT = 8003;
+const REFERENCE_PORT = 8004;
 
 const CPU_PER_GB = 'proxy-cpu-per-gb';
 
@@ -89,6 +93,8 @@ export interface WorkloadResult {
   readonly ratio: number | null;
   readonly haproxyRatio: number | null;
   readonly baselineRatio: number | null;
+  /** The C reference relay against kernel forwarding; null without --reference-relay. */
+  readonly referenceRatio: number | null;
   /** tproxy against HAProxy (>1: tproxy is better, whichever way the unit runs). */
   readonly vsHaproxy: number;
   /** tproxy against the baseline build (>1: this build is better); null without --baseline. */
@@ -98,6 +104,11 @@ export interface WorkloadResult {
   /** The whole machine's CPU per unit of work and busy share, per scenario (workloads that count work). */
   readonly machine: Partial<Record<Scenario, MachineSummary>>;
   readonly extra: unknown;
+}
+
+/** An empty list per scenario. */
+function perScenario<T>(): Record<Scenario, T[]> {
+  return { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [], reference: [] };
 }
 
 const say = (line: string): void => {
@@ -110,13 +121,14 @@ function haproxyLabel(splice: boolean): string {
 
 function table(result: BenchResult, baseline: boolean): string {
   const routed = Object.values(result.workloads).some((w) => w.scenarios.routed);
-  const rows = [['workload', 'kernel forwarding', 'tproxy', haproxyLabel(result.haproxy.splice), ...(baseline ? ['baseline tproxy'] : []), ...(routed ? [`tproxy + ${ROUTED_PREFIXES / 1000}k prefixes`] : []), 'tproxy / fwd', 'HAProxy / fwd', ...(baseline ? ['baseline / fwd'] : []), 'tproxy vs HAProxy', ...(baseline ? ['tproxy vs baseline'] : []), ...(routed ? ['routed vs no routes'] : [])]];
+  const reference = Object.values(result.workloads).some((w) => w.scenarios.reference);
+  const rows = [['workload', 'kernel forwarding', 'tproxy', haproxyLabel(result.haproxy.splice), ...(baseline ? ['baseline tproxy'] : []), ...(routed ? [`tproxy + ${ROUTED_PREFIXES / 1000}k prefixes`] : []), ...(reference ? ['C reference relay'] : []), 'tproxy / fwd', 'HAProxy / fwd', ...(baseline ? ['baseline / fwd'] : []), ...(reference ? ['reference / fwd'] : []), 'tproxy vs HAProxy', ...(baseline ? ['tproxy vs baseline'] : []), ...(routed ? ['routed vs no routes'] : [])]];
   const fmt = (s: Summary | undefined, unit: string): string => (s ? `${s.median.toPrecision(4)} ${unit} [${s.min.toPrecision(3)}-${s.max.toPrecision(3)}]` : '-');
   const x = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
   for (const [name, w] of Object.entries(result.workloads)) {
     rows.push([
-      name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), ...(baseline ? [fmt(w.scenarios.baseline, w.unit)] : []), ...(routed ? [fmt(w.scenarios.routed, w.unit)] : []),
-      x(w.ratio), x(w.haproxyRatio), ...(baseline ? [x(w.baselineRatio)] : []), x(w.vsHaproxy), ...(baseline ? [x(w.vsBaseline)] : []), ...(routed ? [x(w.routedVsPlain)] : []),
+      name, fmt(w.scenarios.forwarding, w.unit), fmt(w.scenarios.tproxy, w.unit), fmt(w.scenarios.haproxy, w.unit), ...(baseline ? [fmt(w.scenarios.baseline, w.unit)] : []), ...(routed ? [fmt(w.scenarios.routed, w.unit)] : []), ...(reference ? [fmt(w.scenarios.reference, w.unit)] : []),
+      x(w.ratio), x(w.haproxyRatio), ...(baseline ? [x(w.baselineRatio)] : []), ...(reference ? [x(w.referenceRatio)] : []), x(w.vsHaproxy), ...(baseline ? [x(w.vsBaseline)] : []), ...(routed ? [x(w.routedVsPlain)] : []),
     ]);
   }
   return formatColumns(rows);
@@ -128,7 +140,7 @@ const cpuPerGbRow: Workload = {
   description: `proxy CPU seconds (utime + stime of all its processes) per GB relayed, from the ${CPU_PER_GB_SOURCE} runs`,
   unit: 's/GB',
   higherIsBetter: false,
-  scenarios: ['tproxy', 'haproxy', 'baseline'],
+  scenarios: ['tproxy', 'haproxy', 'baseline', 'reference'],
   run: () => Promise.reject(new Error('derived row')),
 };
 
@@ -150,6 +162,7 @@ function resultOf(w: Workload, s: Record<Scenario, number[]>, extra: unknown, ma
     ratio: better(scenarios.tproxy, scenarios.forwarding),
     haproxyRatio: better(scenarios.haproxy, scenarios.forwarding),
     baselineRatio: better(scenarios.baseline, scenarios.forwarding),
+    referenceRatio: better(scenarios.reference, scenarios.forwarding),
     vsHaproxy: better(scenarios.tproxy, scenarios.haproxy) ?? NaN,
     vsBaseline: better(scenarios.tproxy, scenarios.baseline),
     routedVsPlain: better(scenarios.routed, scenarios.tproxy),
@@ -177,8 +190,10 @@ async function main(): Promise<void> {
       'baseline-tcp-engine': { type: 'string' },
       'udp-engine': { type: 'string' },
       'baseline-udp-engine': { type: 'string' },
+      'reference-relay': { type: 'string' },
     },
   });
+  const referenceMode = values['reference-relay'] === undefined ? undefined : parseReferenceMode(values['reference-relay']);
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
   const seconds = Number(values.seconds ?? (values.quick ? 2 : 5));
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root: it builds network namespaces');
@@ -219,8 +234,10 @@ async function main(): Promise<void> {
     // --only may name mmproxy workloads too (alone: no TCP workload runs).
     const mmproxyWorkloads = MMPROXY_WORKLOADS.filter((w) => !only || only.includes(w.name)).map((w) => w.name);
     if (workloads.length === 0 && mmproxyWorkloads.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--only names no workload; they are: ${[...TCP_WORKLOADS, ...MMPROXY_WORKLOADS].map((w) => w.name).join(', ')}`);
-    // The baseline runs with --baseline only; the routed listener only for the workloads that name it.
-    const scenarioList = SCENARIOS.filter((s) => (s !== 'baseline' || baselineBin !== undefined) && (s !== 'routed' || workloads.some((w) => w.scenarios?.includes('routed'))));
+    // The baseline runs with --baseline only, the reference relay with --reference-relay only; the
+    // routed listener and the reference relay only for the workloads that name them.
+    const named = (s: Scenario): boolean => workloads.some((w) => w.scenarios?.includes(s));
+    const scenarioList = SCENARIOS.filter((s) => (s !== 'baseline' || baselineBin !== undefined) && (s !== 'routed' || named('routed')) && (s !== 'reference' || (referenceMode !== undefined && named('reference'))));
     const routedConfig = writeRoutedConfig(routedDir, ROUTED_PORT, [IPERF_PORT, HTTP_PORT]);
     /** The plain listener from flags, or the routed one from its configuration. */
     const startTproxy = async (bin = BIN, port = PROXY_PORT, workerCount = workers, engine = values['tcp-engine']): Promise<{ process: SpawnedProcess; capacity: number; workers: number }> => {
@@ -255,6 +272,14 @@ async function main(): Promise<void> {
     let baseline = await startBaseline();
     const startRouted = async (): Promise<SpawnedProcess | undefined> => (scenarioList.includes('routed') ? (await startTproxy(BIN, ROUTED_PORT)).process : undefined);
     let routed = await startRouted();
+    const referenceBinary = scenarioList.includes('reference') ? await buildReferenceRelay(scratch, runner, say) : undefined;
+    const startReference = async (): Promise<SpawnedProcess | undefined> => {
+      if (referenceBinary === undefined || referenceMode === undefined) return undefined;
+      const spawned = startReferenceRelay(lab, referenceBinary, REFERENCE_PORT, referenceMode);
+      await waitForPort(lab, REFERENCE_PORT, 10_000, 'router');
+      return spawned;
+    };
+    let reference = await startReference();
     /**
      * A fresh process: memory a proxy freed keeps its RSS, and a later round would measure reuse.
      * `workerCount`: a tproxy with that many workers (the idle workload's), else as started first.
@@ -276,6 +301,10 @@ async function main(): Promise<void> {
         routed.child.kill('SIGTERM');
         await routed.exited;
         routed = await startRouted();
+      } else if (scenario === 'reference' && reference) {
+        reference.child.kill('SIGTERM');
+        await reference.exited;
+        reference = await startReference();
       }
     };
     // Idle connections per scenario: IDLE_CONNECTIONS where the proxy can hold them. Each tproxy
@@ -296,10 +325,11 @@ async function main(): Promise<void> {
       haproxy: () => processTree(haproxy.child.pid ?? -1),
       baseline: () => processTree(baseline?.child.pid ?? -1),
       routed: () => processTree(routed?.child.pid ?? -1),
+      reference: () => processTree(reference?.child.pid ?? -1),
     };
     const planFor = (listenPort: number): RulesPlan =>
       planRules(singleListenerRules([{ transport: 'tcp', ports: [{ from: IPERF_PORT, to: IPERF_PORT }, { from: HTTP_PORT, to: HTTP_PORT }] }], { port: listenPort, families: [4] }, { tableName: 'tproxy_bench' }));
-    const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT), baseline: planFor(BASELINE_PORT), routed: planFor(ROUTED_PORT) };
+    const plans: Record<Scenario, RulesPlan> = { forwarding: planFor(PROXY_PORT), tproxy: planFor(PROXY_PORT), haproxy: planFor(HAPROXY_PORT), baseline: planFor(BASELINE_PORT), routed: planFor(ROUTED_PORT), reference: planFor(REFERENCE_PORT) };
     const rules = new RulesController(lab.runnerFor('router'));
     const intercepted = async (scenario: Scenario): Promise<number> => {
       if (scenario === 'forwarding') return 0;
@@ -309,7 +339,8 @@ async function main(): Promise<void> {
     // Each scenario's client connections use their own ephemeral ports: a proxy's transparent
     // TIME_WAIT sockets on the router would otherwise catch (early demux) and black-hole the same
     // address/port pairs when a later scenario forwards them.
-    const PORT_RANGES: Record<Scenario, string> = { forwarding: '10000 20399', tproxy: '20400 30799', haproxy: '30800 41199', baseline: '41200 51599', routed: '51600 61999' };
+    // The reference relay runs the stream workloads only: a few ports do.
+    const PORT_RANGES: Record<Scenario, string> = { forwarding: '10000 20399', tproxy: '20400 30799', haproxy: '30800 41199', baseline: '41200 51599', routed: '51600 61999', reference: '62000 64999' };
     const scenarioOn = async (scenario: Scenario): Promise<void> => {
       await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[scenario]}`]);
       if (scenario === 'forwarding') await rules.remove(plans.forwarding);
@@ -342,14 +373,14 @@ async function main(): Promise<void> {
           const cpuPerGb = scenario !== 'forwarding' && measured.bytes ? cpuSeconds / (measured.bytes / 1e9) : undefined;
           const m = scenario === 'forwarding' ? measured : { ...measured, extra: { ...measured.extra, proxyCpuSeconds: cpuSeconds, ...(cpuPerGb === undefined ? {} : { cpuSecondsPerGB: cpuPerGb }) } };
           if (cpuPerGb !== undefined && workload.name === CPU_PER_GB_SOURCE) {
-            ((samples[CPU_PER_GB] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(cpuPerGb);
+            ((samples[CPU_PER_GB] ??= perScenario())[scenario]).push(cpuPerGb);
           }
           // A proxy that is not in the path looks exactly like kernel forwarding: prove it was.
           if (scenario !== 'forwarding' && (await intercepted(scenario)) <= before) {
             throw new TproxyError('ERR_PROXY_BYPASSED', `${workload.name} ${scenario}: the tproxy rule counted no new packet: the traffic did not reach ${scenario}`);
           }
-          ((samples[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(m.value);
-          ((extras[workload.name] ??= { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] })[scenario]).push(m.extra ?? {});
+          ((samples[workload.name] ??= perScenario())[scenario]).push(m.value);
+          ((extras[workload.name] ??= perScenario())[scenario]).push(m.extra ?? {});
           const ends = m.extra?.['clientCpuSecondsPerGB'] !== undefined && m.extra['serverCpuSecondsPerGB'] !== undefined ? `; iperf3 client ${m.extra['clientCpuSecondsPerGB'].toFixed(3)}, server ${m.extra['serverCpuSecondsPerGB'].toFixed(3)} s/GB` : '';
           say(`  round ${round + 1} ${workload.name} ${scenario}: ${m.value.toPrecision(4)} ${m.unit}${cpuPerGb === undefined ? '' : ` (proxy CPU ${cpuPerGb.toFixed(3)} s/GB${ends})`}${cpuPerGb === undefined && ends ? ` (${ends.slice(2)})` : ''}`);
           // The other workloads measure the proxy as it starts by default.
@@ -387,7 +418,7 @@ async function main(): Promise<void> {
       seconds,
       workloads: Object.fromEntries(
         [...workloads, ...(samples[CPU_PER_GB] ? [cpuPerGbRow] : [])].map((w) => {
-          const s = samples[w.name] ?? { forwarding: [], tproxy: [], haproxy: [], baseline: [], routed: [] };
+          const s = samples[w.name] ?? perScenario();
           return [w.name, resultOf(w, s, extras[w.name], machineSamples[w.name] ?? {})];
         }),
       ),

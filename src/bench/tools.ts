@@ -8,12 +8,14 @@ export const BENCH_TOOLS: Readonly<Record<string, string>> = {
   nginx: 'nginx-light',
   haproxy: 'haproxy',
   danted: 'dante-server',
+  // The reference relay's compiler (src/bench/reference.ts), with the C library's headers.
+  cc: 'gcc libc6-dev',
 };
 
 export async function ensureTools(names: readonly string[], runner: CommandRunner, say: (line: string) => void): Promise<void> {
   const missing = names.filter((n) => !findExecutable(n));
   if (missing.length === 0) return;
-  const packages = missing.map((n) => BENCH_TOOLS[n] ?? n);
+  const packages = missing.flatMap((n) => (BENCH_TOOLS[n] ?? n).split(' '));
   if (process.getuid?.() !== 0) {
     throw new TproxyError('ERR_COMMAND_MISSING', `the benchmark needs ${missing.join(', ')}: apt-get install ${packages.join(' ')}`);
   }

@@ -13,9 +13,11 @@ const TCP_HOLD = fileURLToPath(new URL('../lab/tcp-hold.js', import.meta.url));
  * `baseline`: another tproxy build (`--baseline BIN`), for before/after figures from one run.
  * `routed`: this tproxy with a 10,000-prefix route table on its listener (src/bench/routed.ts),
  * against `tproxy`'s listener without routes; only the workloads that name it run it.
+ * `reference`: the C reference relay (`--reference-relay`, src/bench/reference.ts); the stream
+ * workloads name it.
  */
-export type Scenario = 'forwarding' | 'tproxy' | 'haproxy' | 'baseline' | 'routed';
-export const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline', 'routed'];
+export type Scenario = 'forwarding' | 'tproxy' | 'haproxy' | 'baseline' | 'routed' | 'reference';
+export const SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline', 'routed', 'reference'];
 /** The scenarios of a workload that does not name its own. */
 export const DEFAULT_SCENARIOS: readonly Scenario[] = ['forwarding', 'tproxy', 'haproxy', 'baseline'];
 /** The scenarios with a proxy in the path. */
@@ -61,6 +63,7 @@ function iperf(name: string, description: string, streams: number): Workload {
     description,
     unit: 'Gbit/s',
     higherIsBetter: true,
+    scenarios: [...DEFAULT_SCENARIOS, 'reference'],
     async run(lab, seconds) {
       const out = await lab.run('client', ['iperf3', '-c', server, '-p', `${IPERF_PORT}`, '-P', `${streams}`, '-t', `${seconds}`, '-J'], { timeoutMs: (seconds + 30) * 1000, check: false });
       const received = parseIperf3Received(out.stdout);
