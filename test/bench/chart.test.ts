@@ -71,6 +71,14 @@ describe('benchmark chart', () => {
     assert.equal(bars.length, 0);
   });
 
+  it('draws the C reference relay as its own bar and names it in the legend', () => {
+    const input: ChartInput = { ...INPUT, workloads: { 'tcp-stream': { higherIsBetter: true, scenarios: { forwarding: med(10e9), tproxy: med(6e9), reference: med(6.5e9) } } }, udp: undefined };
+    assert.deepEqual(chartBars(input).map((b) => [b.scenario, b.ratio]), [['tproxy', 0.6], ['reference', 0.65]]);
+    const svg = benchChartSvg(input);
+    assert.deepEqual(barsOf(svg).map((b) => b['@_data-scenario']), ['tproxy', 'reference']);
+    assert.match(svg, />C reference relay</);
+  });
+
   it('goes beside the results file', () => {
     assert.equal(chartPathOf('bench-results.json'), 'bench-results.svg');
     assert.equal(chartPathOf('/tmp/run'), '/tmp/run.svg');

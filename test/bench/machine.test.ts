@@ -22,4 +22,16 @@ describe('machine CPU per unit of work', () => {
     assert.match(text, /^stream\s+-\s+1\.50 s\/GB \(100% busy\)/m);
     assert.doesNotMatch(text, /^idle/m);
   });
+
+  it('adds the C reference relay column and its ceiling only when it ran', () => {
+    const fwd = summarizeMachine([{ busy: 0.75, cpuPerUnit: 0.6, unit: 'GB' }]);
+    const tproxy = summarizeMachine([{ busy: 0.8, cpuPerUnit: 1.2, unit: 'GB', proxy: { cpuPerUnit: 0.3, systemPerUnit: 0.25 } }]);
+    const reference = summarizeMachine([{ busy: 0.8, cpuPerUnit: 1.0, unit: 'GB', proxy: { cpuPerUnit: 0.26, systemPerUnit: 0.26 } }]);
+    assert.ok(fwd && tproxy && reference);
+    const without = machineTable({ stream: { machine: { forwarding: fwd, tproxy } } });
+    assert.doesNotMatch(without, /reference/);
+    const text = machineTable({ stream: { machine: { forwarding: fwd, tproxy, reference } } });
+    assert.match(text.split('\n')[0] ?? '', /C reference relay .*CPU ceiling reference \/ fwd/);
+    assert.match(text, /^stream\s+0\.60 s\/GB \(75% busy\)\s+1\.20 s\/GB .*-\s+1\.00 s\/GB \(80% busy; proxy 0\.26, 0\.26 in kernel\)\s+0\.50x\s+-\s+0\.60x\s*$/m);
+  });
 });
