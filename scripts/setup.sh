@@ -8,6 +8,7 @@
 # the tests start each in the foreground from a temp dir), bird2 (BIRD 2: the routing daemon of the multi-gateway lab, BGP
 # and BFD between the edge and the gateways, one per namespace from a temp dir), openssl (their throwaway certificate and password hash),
 # chromium (the dashboard tests drive it headless through playwright-core, inside a lab namespace),
+# gcc and libc6-dev (the bench's C reference relay, --reference-relay, which a root test compiles and runs),
 # the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,7 @@ have openssl || missing+=(openssl)
 have curl || missing+=(curl)
 have chromium || missing+=(chromium)
 have bird && have birdc || missing+=(bird2)
+have cc || missing+=(gcc libc6-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing and not root: install them with apt-get install ${missing[*]}" >&2
