@@ -5,7 +5,10 @@
  *
  * Relay: recv into a buffer the kernel picks from the provided buffer ring when bytes arrive (so an
  * idle flow holds no buffer), send of that buffer to the other socket; one buffer in flight per
- * direction (its next recv is queued once the last buffer was sent whole: backpressure). A FIN
+ * direction (backpressure): the send (MSG_WAITALL: the kernel goes on until every byte went) is
+ * linked to the source's next recv, which the kernel issues as soon as the send went whole, in the
+ * same io_uring_enter when the socket had room, so a FIN right behind the last bytes crosses in the
+ * turn that sent them instead of one ring round trip later (a failed send cancels it). A FIN
  * crosses as shutdown(SHUT_WR) (half-close); an error on either socket ends the pair (the engine
  * resets both). A direction that finds the buffer ring empty (ENOBUFS) waits for the next buffer
  * given back.
@@ -53,6 +56,8 @@ export interface RelayDirection {
   bytes: number;
   /** Waiting for a buffer (the ring ran dry). */
   starved: boolean;
+  /** Recvs linked to a send that went short (it failed part way): their CQEs say ECANCELED, and are not the source's. */
+  cancelled: number;
 }
 
 export interface RelayPair<T = unknown> {
@@ -73,7 +78,7 @@ export interface RelayPair<T = unknown> {
   firstExpired?: boolean;
 }
 
-export const newDirection = (): RelayDirection => ({ bid: -1, length: 0, sent: 0, early: undefined, eof: false, shut: false, bytes: 0, starved: false });
+export const newDirection = (): RelayDirection => ({ bid: -1, length: 0, sent: 0, early: undefined, eof: false, shut: false, bytes: 0, starved: false, cancelled: 0 });
 
 export interface RingRelayOptions<P, T> {
   readonly group: number;
@@ -254,6 +259,11 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   }
 
   private onRecv(pair: P, d: RelayDirection, from: 'client' | 'upstream', res: number, flags: number): void {
+    if (res === -C.ECANCELED && d.cancelled > 0) {
+      // Linked to a send that went short: the send goes on (sendRest queued another recv with it).
+      d.cancelled--;
+      return;
+    }
     if (res > 0) {
       const bid = flags >>> U.IORING_CQE_BUFFER_SHIFT;
       this.buffers.taken();
@@ -279,27 +289,34 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     this.options.end(pair, `${from}-${errnoName(-res)}`);
   }
 
+  /** Send what is left of the direction's bytes to `to`, the source's next recv linked behind it. */
   private sendRest(pair: P, d: RelayDirection, to: 'client' | 'upstream'): void {
     pair.pending++;
     const address = (d.early ? this.libc.address(d.early) : this.buffers.address(d.bid)) + BigInt(d.sent);
-    if (to === 'upstream') this.ring.send(pair.ufd, address, d.length - d.sent, 0, RelayOp.SendUpstream, pair.id);
-    else this.ring.send(pair.cfd, address, d.length - d.sent, 0, RelayOp.SendClient, pair.id);
+    // A chain split by a submission would be cut there.
+    this.ring.reserve(2);
+    if (to === 'upstream') this.ring.send(pair.ufd, address, d.length - d.sent, C.MSG_WAITALL, RelayOp.SendUpstream, pair.id, U.IOSQE_IO_LINK);
+    else this.ring.send(pair.cfd, address, d.length - d.sent, C.MSG_WAITALL, RelayOp.SendClient, pair.id, U.IOSQE_IO_LINK);
+    this.recv(pair, to === 'upstream' ? 'client' : 'upstream');
   }
 
   private onSent(pair: P, d: RelayDirection, to: 'client' | 'upstream', res: number): void {
     if (res < 0) {
+      // The recv linked to it comes back ECANCELED to a pair gone.
       this.options.end(pair, `${to}-${errnoName(-res)}`);
       return;
     }
     d.sent += res;
     if (d.sent < d.length) {
+      // MSG_WAITALL: short only when the socket failed part way; the linked recv was cancelled.
+      d.cancelled++;
       this.sendRest(pair, d, to);
       return;
     }
     if (d.early) d.early = undefined;
     else this.giveBack(d.bid);
     d.bid = -1;
-    this.recv(pair, to === 'upstream' ? 'client' : 'upstream');
+    // The source's next recv was linked to this send: the kernel issued it already.
   }
 
   /** The source's FIN, after everything before it was sent: SHUT_WR on the sink, or the end. */
