@@ -40,7 +40,7 @@ import type { ProxyEvent } from '../events.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
 import { probeRingSockets, type RingSetupSupport } from '../tcp/uring/ring-probe.js';
 import { newDirection, RelayOp, RingRelay, type RelayPair } from '../tcp/uring/ring-relay.js';
-import { URING_BUFFER_BYTES, URING_BUFFERS } from '../tcp/uring/engine.js';
+import { URING_BIG_BUFFERS, URING_BUFFER_BYTES, URING_BUFFERS } from '../tcp/uring/engine.js';
 import { RingConnector, type RingConnecting } from '../tcp/uring/ring-connect.js';
 import { upstreamSetup } from '../tcp/uring/upstream-setup.js';
 import { openBackendSocket } from './backend-socket.js';
@@ -171,6 +171,7 @@ export class MmproxyUringEngine {
     this.relay = new RingRelay<Flow, ProxyHeader>(this.ring, this.buffers, libc, this.api, now, {
       group: BUFFER_GROUP,
       bufferBytes: URING_BUFFER_BYTES,
+      big: URING_BIG_BUFFERS,
       ringSockets: this.ringSetup.sockets,
       end: (flow, reason, lastFin) => this.close(flow, reason, lastFin),
       decided: (flow, step) => this.onHeader(flow, step),
@@ -282,7 +283,7 @@ export class MmproxyUringEngine {
     if (!flow || flow.closed) {
       // A connection ended before its operations completed: a buffer it was lent goes back, a
       // backend socket kept for its setup chain is closed.
-      this.relay.giveBackFlags(flags);
+      this.relay.giveBackFlags(flags, kind);
       this.connector.gone(kind, id);
       return;
     }
@@ -550,6 +551,7 @@ export class MmproxyUringEngine {
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     this.ring.cancelFdNow(this.wakeFd);
     this.ring.close();
+    this.relay.close();
     this.connector.closeOrphans();
     this.buffers.close();
     this.post({ kind: 'stopped', counters: this.copyCounters() });

@@ -70,6 +70,8 @@ const ACCEPTS_PER_LISTENER = 8;
 /** Receive buffers: count (a power of two) and size. */
 export const URING_BUFFERS = 1024;
 export const URING_BUFFER_BYTES = 64 * 1024;
+/** Big buffers for busy directions (the ring relay's): group, count and size. */
+export const URING_BIG_BUFFERS = { group: 2, count: 32, size: 256 * 1024 } as const;
 const BUFFER_GROUP = 1;
 
 /** Operation kinds in user_data. */
@@ -184,6 +186,7 @@ export class UringEngine {
     this.relay = new RingRelay<UFlow | Sniff, SniffOutcome>(this.ring, this.buffers, libc, this.api, now, {
       group: BUFFER_GROUP,
       bufferBytes: URING_BUFFER_BYTES,
+      big: URING_BIG_BUFFERS,
       ringSockets: this.ringSetup.sockets,
       // Only flows relay (a sniff becomes a flow before its relay starts).
       end: (flow, reason, lastFin) => this.close(flow as UFlow, reason, lastFin),
@@ -306,7 +309,7 @@ export class UringEngine {
     if (!flow || flow.closed) {
       // A flow reset before its operations completed: only a buffer it was lent needs a way back,
       // and an upstream socket kept for its setup chain a close.
-      this.relay.giveBackFlags(flags);
+      this.relay.giveBackFlags(flags, kind);
       this.connector.gone(kind, id);
       return;
     }
@@ -608,6 +611,7 @@ export class UringEngine {
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     this.ring.cancelFdNow(this.wakeFd);
     this.ring.close();
+    this.relay.close();
     this.connector.closeOrphans();
     this.buffers.close();
     this.libc.close(this.wakeFd);

@@ -1,11 +1,11 @@
 // The ring relay on loopback socket pairs (no privileges), driven one loop turn at a time: the
 // server's FIN right behind its last bytes crosses in the turn that sends those bytes (the
 // source's next recv is linked to the send), and a big transfer still keeps one buffer in flight
-// per direction.
+// per direction; a busy direction moves into big buffers and back.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as C from '../../../../src/core/net/constants.js';
-import { newDirection, RingRelay, type RelayPair } from '../../../../src/dataplane/tcp/uring/ring-relay.js';
+import { newDirection, RelayOp, RingRelay, type RelayPair } from '../../../../src/dataplane/tcp/uring/ring-relay.js';
 import { hostIoUringSupport, IoUring, type BufferRing } from '../../../../src/sys/io-uring.js';
 import { loadLibc } from '../../../../src/sys/libc.js';
 import { SocketApi } from '../../../../src/sys/socket.js';
@@ -19,7 +19,10 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
   const api = new SocketApi(libc);
 
   /** client <-> cfd (relay) ufd <-> server, a ring and its buffers; turn() runs one loop turn (waiting up to waitMs). */
-  function setup(buffers = 16): { client: number; server: number; pair: RelayPair; ring: IoUring; ring_buffers: BufferRing; relay: RingRelay<RelayPair>; turn: (waitMs?: number) => void; ended: string[]; close: () => void } {
+  function setup(
+    buffers = 16,
+    big?: { readonly group: number; readonly count: number; readonly size: number },
+  ): { client: number; server: number; pair: RelayPair; ring: IoUring; ring_buffers: BufferRing; relay: RingRelay<RelayPair>; turn: (waitMs?: number) => void; ended: string[]; kinds: number[]; close: () => void } {
     const [client, cfd] = tcpPair(api, libc);
     const [ufd, server] = tcpPair(api, libc);
     const ring = new IoUring(64);
@@ -30,6 +33,7 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
       group: GROUP,
       bufferBytes: BUFFER_BYTES,
       ringSockets: false,
+      ...(big ? { big } : {}),
       end: (p, reason, lastFin) => {
         ended.push(reason);
         p.closed = true;
@@ -37,10 +41,12 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
       },
     });
     const pair: RelayPair = { id: 1, cfd, ufd, closed: false, up: newDirection(), down: newDirection(), lastActive: 0, pending: 0, first: undefined };
+    const kinds: number[] = [];
     const turn = (waitMs = 1000): void => {
       ring.submit(1, waitMs);
       const c = ring.completion;
       while (ring.next()) {
+        kinds.push(c.kind);
         pair.pending--;
         relay.complete(c.kind, pair, c.res, c.flags);
       }
@@ -51,10 +57,11 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
         ring.cancelFdNow(ufd);
       }
       ring.close();
+      relay.close();
       ringBuffers.close();
       for (const fd of pair.closed ? [client, server] : [client, cfd, ufd, server]) libc.close(fd);
     };
-    return { client, server, pair, ring, ring_buffers: ringBuffers, relay, turn, ended, close };
+    return { client, server, pair, ring, ring_buffers: ringBuffers, relay, turn, ended, kinds, close };
   }
 
   /** What `fd` has to read now: its bytes, and whether its peer's FIN is behind them. */
@@ -129,6 +136,41 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
       assert.ok(Buffer.concat(got.server).equals(up), 'client -> server intact');
       assert.ok(Buffer.concat(got.client).equals(down), 'server -> client intact');
       assert.deepEqual(s.ended, ['done']);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('a direction whose recvs fill their buffers takes big ones, and a short message goes back to a small one', () => {
+    const s = setup(16, { group: 2, count: 4, size: 4 * BUFFER_BYTES });
+    try {
+      const total = 1 << 20;
+      const down = Buffer.alloc(total);
+      for (let i = 0; i < total; i++) down[i] = i % 251;
+      let sent = 0;
+      const received: Buffer[] = [];
+      s.relay.start(s.pair);
+      const until = Date.now() + 20_000;
+      let got = 0;
+      while (Date.now() < until && got < total) {
+        if (sent < total) sent += api.send(s.server, down.subarray(sent)) ?? 0;
+        s.turn(5);
+        const r = drain(s.client);
+        received.push(r.bytes);
+        got += r.bytes.length;
+      }
+      assert.ok(Buffer.concat(received).equals(down), 'server -> client intact');
+      assert.ok(s.kinds.includes(RelayOp.RecvUpstreamBig), 'the busy direction received into big buffers');
+      assert.ok(!s.kinds.includes(RelayOp.RecvClientBig), 'the idle one did not');
+      // A short message: the next recv is a small one again.
+      const bigBefore = s.kinds.filter((k) => k === RelayOp.RecvUpstreamBig).length;
+      for (const text of ['one', 'two']) {
+        assert.equal(libc.send(s.server, Buffer.from(text), text.length, 0), text.length);
+        for (let i = 0; i < 10 && drain(s.client).bytes.length === 0; i++) s.turn(50);
+      }
+      assert.ok(s.kinds.filter((k) => k === RelayOp.RecvUpstreamBig).length <= bigBefore + 1, 'at most one more big recv (the one in flight)');
+      assert.equal(s.kinds.at(-2) === RelayOp.RecvUpstream || s.kinds.at(-1) === RelayOp.RecvUpstream, true, 'the last message came in a small buffer');
+      assert.deepEqual(s.ended, []);
     } finally {
       s.close();
     }
