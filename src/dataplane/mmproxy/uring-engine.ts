@@ -57,7 +57,7 @@ const ACCEPT_SLOTS = 256;
 /** The two sockets of a connection (no pipes on this engine). */
 export const URING_DESCRIPTORS_PER_CONNECTION = 2;
 
-/** Operation kinds in user_data (4-7, 12, 16 and 17 are the ring relay's; 2, 3, 11, 14, 15 and 20 the connector's). */
+/** Operation kinds in user_data (4-7, 12, 16, 17, 21 and 22 are the ring relay's; 2, 3, 11, 14, 15 and 20 the connector's). */
 const Op = {
   Accept: 1,
   Wake: 8,

@@ -77,7 +77,7 @@ const BUFFER_GROUP = 1;
 /** Operation kinds in user_data. */
 const Op = {
   Accept: 1,
-  // 2, 3, 11, 14, 15 and 20: the connector's (ConnectOp); 4-7, 12, 16 and 17: the relay's (RelayOp).
+  // 2, 3, 11, 14, 15 and 20: the connector's (ConnectOp); 4-7, 12, 16, 17, 21 and 22: the relay's (RelayOp).
   Wake: 8,
   Cancel: 9,
   Probe: 13,
