@@ -227,11 +227,13 @@ export class IoUring {
     this.sqes.setUint32(at + U.SQE.len, maxBytes, true);
   }
 
-  send(fd: number, address: bigint, length: number, msgFlags: number, kind: number, id: number): void {
+  /** send() of `length` bytes at `address`; `sqeFlags` IOSQE_IO_LINK: the next SQE runs once it succeeds. */
+  send(fd: number, address: bigint, length: number, msgFlags: number, kind: number, id: number, sqeFlags = 0): void {
     const at = this.sqe(U.IORING_OP_SEND, fd, kind, id);
     this.sqes.setBigUint64(at + U.SQE.addr, address, true);
     this.sqes.setUint32(at + U.SQE.len, length, true);
     this.sqes.setUint32(at + U.SQE.opFlags, msgFlags, true);
+    if (sqeFlags !== 0) this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
   }
 
   /**

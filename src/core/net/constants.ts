@@ -65,6 +65,8 @@ export const IPV6_FREEBIND = 78;
 export const MSG_PEEK = 0x02;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
+/** send(): on a stream socket, go on until every byte went (io_uring retries a short send itself). */
+export const MSG_WAITALL = 0x100;
 export const MSG_CTRUNC = 0x08;
 
 /** On a listening socket (Linux): stop listening, new connections are refused; the descriptor stays. */

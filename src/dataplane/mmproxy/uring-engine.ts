@@ -12,11 +12,13 @@
  *   after it stay in their buffer and are the first sent to the backend;
  * - LOCAL: relayed to the health target from this host, or closed cleanly after the header (our
  *   FIN, the balancer's side read to its end, cut at the header timeout);
- * - PROXY: the backend socket opened from the client's address and port (backend-socket.ts:
- *   IP_TRANSPARENT, IP_FREEBIND, the upstream mark; the port taken: another port), its connect
- *   through the ring linked to the connect timeout (EADDRNOTAVAIL, the client's address and port
- *   toward this backend still closing here: once more from another port); then the ring relay both
- *   ways, FINs passed on, idle flows cut.
+ * - PROXY: the backend socket opened from the client's address and port (IP_TRANSPARENT, the
+ *   upstream mark; the port taken: another port), as the TPROXY uring engine opens its upstream
+ *   socket (../tcp/uring/ring-connect.ts): socket() the only synchronous call, its options, bind
+ *   and connect (linked to the connect timeout) queued on the ring where the kernel can (else
+ *   backend-socket.ts's synchronous calls and the connect through the ring). EADDRNOTAVAIL at the
+ *   connect (the client's address and port toward this backend still closing here): once more
+ *   from another port. Then the ring relay both ways, FINs passed on, idle flows cut.
  *
  * A connection accepted by an accept already queued when the owner stops this entry accepting (a
  * reload hands the listening sockets over, a drain) is served here, and drains with the rest.
@@ -38,7 +40,9 @@ import type { ProxyEvent } from '../events.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
 import { probeRingSockets, type RingSetupSupport } from '../tcp/uring/ring-probe.js';
 import { newDirection, RelayOp, RingRelay, type RelayPair } from '../tcp/uring/ring-relay.js';
-import { URING_BUFFER_BYTES, URING_BUFFERS } from '../tcp/uring/engine.js';
+import { URING_BIG_BUFFERS, URING_BUFFER_BYTES, URING_BUFFERS } from '../tcp/uring/engine.js';
+import { RingConnector, type RingConnecting } from '../tcp/uring/ring-connect.js';
+import { upstreamSetup } from '../tcp/uring/upstream-setup.js';
 import { openBackendSocket } from './backend-socket.js';
 import { count, type MmproxyCounters } from './counters.js';
 import { EntryReport, familyOf } from './entry-report.js';
@@ -53,11 +57,9 @@ const ACCEPT_SLOTS = 256;
 /** The two sockets of a connection (no pipes on this engine). */
 export const URING_DESCRIPTORS_PER_CONNECTION = 2;
 
-/** Operation kinds in user_data (4-7, 12, 16 and 17 are the ring relay's). */
+/** Operation kinds in user_data (4-7, 12, 16, 17, 21 and 22 are the ring relay's; 2, 3, 11, 14, 15 and 20 the connector's). */
 const Op = {
   Accept: 1,
-  Connect: 2,
-  ConnectTimeout: 3,
   Wake: 8,
   Cancel: 9,
   /** A recv of a health check closing after its header: read to its end, thrown away. */
@@ -65,7 +67,7 @@ const Op = {
   Probe: 13,
 } as const;
 
-interface Flow extends RelayPair<ProxyHeader> {
+interface Flow extends RelayPair<ProxyHeader>, RingConnecting {
   readonly balancer: Endpoint;
   /**
    * header: its PROXY header is being read (until `deadline`); closing: a health check without a
@@ -77,8 +79,6 @@ interface Flow extends RelayPair<ProxyHeader> {
   from: Endpoint | undefined;
   backend: Endpoint | undefined;
   sockaddr: Buffer | undefined;
-  /** Connecting from another port than the client's (its own was unavailable toward this backend). */
-  anyPort: boolean;
   readonly started: number;
 }
 
@@ -100,7 +100,9 @@ export class MmproxyUringEngine {
   private readonly ring: IoUring;
   private readonly buffers: BufferRing;
   private readonly relay: RingRelay<Flow, ProxyHeader>;
-  /** SO_LINGER and closes through the ring (probed at start). */
+  /** The backend socket's setup and connect through the ring. */
+  private readonly connector: RingConnector<Flow>;
+  /** The backend socket's setup, SO_LINGER and closes through the ring (probed at start). */
   readonly ringSetup: RingSetupSupport;
   private readonly decoder: FirstBytesDecoder<ProxyHeader>;
   private readonly allowed: PrefixSet;
@@ -127,8 +129,6 @@ export class MmproxyUringEngine {
   private finished = false;
   private readonly u64 = Buffer.alloc(8);
   private readonly noLinger = Buffer.alloc(8);
-  private readonly connectTimeout = Buffer.alloc(16);
-  private readonly connectTimeoutAddress: bigint;
   /** The sockaddrs of the fixed backends and the health target, encoded once (by endpointKey). */
   private readonly fixed = new Map<string, Buffer>();
 
@@ -148,10 +148,6 @@ export class MmproxyUringEngine {
     this.decoder = proxyHeaderDecoder({ maxV2Bytes: config.maxHeaderBytes });
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     for (const e of [config.backend4, config.backend6, config.healthTarget]) if (e) this.fixed.set(endpointKey(e), encodeSockaddr({ family: familyOf(e), ...e }));
-    const ms = config.connectTimeoutMs;
-    this.connectTimeout.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
-    this.connectTimeout.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
-    this.connectTimeoutAddress = libc.address(this.connectTimeout);
     this.peersAddress = libc.address(this.peers);
     this.ring = new IoUring(RING_ENTRIES);
     try {
@@ -160,11 +156,22 @@ export class MmproxyUringEngine {
       this.ring.close();
       throw error;
     }
-    // SO_LINGER off and the closes of an orderly end through the ring where the kernel can (6.7).
-    this.ringSetup = probeRingSockets(this.ring, libc, this.api, { bind: false, kind: Op.Probe });
+    // The backend socket's options and bind, SO_LINGER off and the closes of an orderly end through
+    // the ring where the kernel can (6.11).
+    this.ringSetup = probeRingSockets(this.ring, libc, this.api, { bind: true, kind: Op.Probe });
+    this.connector = new RingConnector<Flow>(this.ring, libc, this.api, {
+      mark: config.upstreamMark,
+      ttl: undefined,
+      connectTimeoutMs: config.connectTimeoutMs,
+      // From the client's address (and port, unless taken), or from this host for a health check.
+      setup: (flow) => upstreamSetup(flow.from ?? flow.backend!, { kind: flow.from ? 'transparent' : 'direct' }, { dscp: false, ttl: false }, flow.portTaken),
+      connected: (flow, res) => this.onConnect(flow, res),
+      failed: (flow, errno) => this.connectFailed(flow, errno, errno),
+    });
     this.relay = new RingRelay<Flow, ProxyHeader>(this.ring, this.buffers, libc, this.api, now, {
       group: BUFFER_GROUP,
       bufferBytes: URING_BUFFER_BYTES,
+      big: URING_BIG_BUFFERS,
       ringSockets: this.ringSetup.sockets,
       end: (flow, reason, lastFin) => this.close(flow, reason, lastFin),
       decided: (flow, step) => this.onHeader(flow, step),
@@ -186,7 +193,7 @@ export class MmproxyUringEngine {
 
   /** Something of the engine's own is due later: flows (idle timeout, bytes), headers, health checks closing, an accept retry, an end. */
   get timed(): boolean {
-    return this.flows.size > 0 || this.resumeAt !== 0 || this.ending !== undefined;
+    return this.flows.size > 0 || this.connector.orphaned > 0 || this.resumeAt !== 0 || this.ending !== undefined;
   }
 
   /** The owner got the counters as they are now (only asked while nothing is timed, so the copy is small). */
@@ -265,22 +272,24 @@ export class MmproxyUringEngine {
         this.woken = true;
         if ((flags & U.IORING_CQE_F_MORE) === 0 && !this.finished) this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
         return;
-      case Op.ConnectTimeout:
       case Op.Cancel:
       case Op.Probe:
       case RelayOp.Cancel:
       case RelayOp.Finish:
         return;
     }
+    if (RingConnector.quiet(kind)) return;
     const flow = this.flows.get(id);
     if (!flow || flow.closed) {
-      // A connection ended before its operations completed: a buffer it was lent goes back.
-      this.relay.giveBackFlags(flags);
+      // A connection ended before its operations completed: a buffer it was lent goes back, a
+      // backend socket kept for its setup chain is closed.
+      this.relay.giveBackFlags(flags, kind);
+      this.connector.gone(kind, id);
       return;
     }
+    if (this.connector.complete(kind, flow, res)) return;
     flow.pending--;
-    if (kind === Op.Connect) this.onConnect(flow, res);
-    else if (kind === Op.Discard) this.onDiscard(flow, res, flags);
+    if (kind === Op.Discard) this.onDiscard(flow, res, flags);
     else this.relay.complete(kind, flow, res, flags);
   }
 
@@ -352,7 +361,8 @@ export class MmproxyUringEngine {
     const now = this.now();
     const flow: Flow = {
       id: this.nextId++, cfd, ufd: -1, closed: false, up: newDirection(), down: newDirection(), lastActive: now, pending: 0, first: new FirstBytes(this.decoder),
-      balancer, state: 'header', deadline: now + this.config.headerTimeoutMs, from: undefined, backend: undefined, sockaddr: undefined, anyPort: false, started: now,
+      balancer, state: 'header', deadline: now + this.config.headerTimeoutMs, from: undefined, backend: undefined, sockaddr: undefined, started: now,
+      dscp: undefined, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
     };
     this.flows.set(flow.id, flow);
     this.headers.add(flow);
@@ -440,10 +450,15 @@ export class MmproxyUringEngine {
     this.connect(flow);
   }
 
+  /** The backend socket and its connect: through the ring where the kernel can, else opened with synchronous calls. */
   private connect(flow: Flow): void {
+    if (this.ringSetup.sockets) {
+      this.connector.open(flow);
+      return;
+    }
     const backend = flow.backend!;
     try {
-      flow.ufd = openBackendSocket(this.api, this.config.upstreamMark, backend.family, flow.from, flow.anyPort);
+      flow.ufd = openBackendSocket(this.api, this.config.upstreamMark, backend.family, flow.from, flow.portTaken);
       // Reset on crash until our FIN is sent (the relay clears it), as the client socket (from the listener).
       try {
         this.api.setResetOnClose(flow.ufd, true);
@@ -453,27 +468,27 @@ export class MmproxyUringEngine {
         throw error;
       }
     } catch (error) {
-      // No backend socket: a connect error, not a flow that ended (as on the splice engine).
-      const errno = errnoOf(error);
-      count(this.counters.connectErrors, errno);
-      this.emit({ type: 'error', code: errno, message: `mmproxy ${this.config.name}: backend socket from ${flow.from?.address ?? 'this host'} to ${backend.address}:${backend.port}: ${(error as Error).message}` });
-      this.counters.active--;
-      this.drop(flow);
-      this.budget?.release('mmproxy', URING_DESCRIPTORS_PER_CONNECTION);
+      this.connectFailed(flow, errnoOf(error), (error as Error).message);
       return;
     }
-    const sockaddr = flow.sockaddr!;
-    flow.pending++;
-    this.ring.connect(flow.ufd, this.libc.address(sockaddr), sockaddr.length, Op.Connect, flow.id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
+    this.connector.connectOpened(flow);
+  }
+
+  /** No backend socket: a connect error, not a flow that ended (as on the splice engine). */
+  private connectFailed(flow: Flow, errno: string, message: string): void {
+    const backend = flow.backend!;
+    count(this.counters.connectErrors, errno);
+    this.emit({ type: 'error', code: errno, message: `mmproxy ${this.config.name}: backend socket from ${flow.from?.address ?? 'this host'} to ${backend.address}:${backend.port}: ${message}` });
+    this.counters.active--;
+    this.drop(flow);
+    this.budget?.release('mmproxy', URING_DESCRIPTORS_PER_CONNECTION);
   }
 
   private onConnect(flow: Flow, res: number): void {
-    if (res === -C.EADDRNOTAVAIL && flow.from && !flow.anyPort) {
+    if (res === -C.EADDRNOTAVAIL && flow.from && !flow.portTaken) {
       // The client's address and port toward this backend is a connection of ours still closing
       // (the balancer reuses client ports quickly): the client's address with a port the kernel picks.
-      this.api.resetClose(flow.ufd);
-      flow.ufd = -1;
-      flow.anyPort = true;
+      this.connector.again(flow, false);
       this.connect(flow);
       return;
     }
@@ -485,7 +500,8 @@ export class MmproxyUringEngine {
       return;
     }
     flow.state = 'relaying';
-    this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
+    // TCP_NODELAY came with the setup where the ring did it.
+    if (!this.ringSetup.sockets) this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
     this.relay.start(flow);
   }
 
@@ -494,7 +510,8 @@ export class MmproxyUringEngine {
     if (flow.closed) return;
     flow.closed = true;
     this.flows.delete(flow.id);
-    this.relay.closeSockets(flow, flow.ufd >= 0 ? [flow.cfd, flow.ufd] : [flow.cfd], reason, lastFin);
+    const orphaned = this.connector.release(flow);
+    this.relay.closeSockets(flow, flow.ufd >= 0 && !orphaned ? [flow.cfd, flow.ufd] : [flow.cfd], reason, lastFin);
     this.budget?.release('mmproxy', URING_DESCRIPTORS_PER_CONNECTION);
     this.report.closed(flow, flow.backend!, reason);
   }
@@ -534,6 +551,8 @@ export class MmproxyUringEngine {
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     this.ring.cancelFdNow(this.wakeFd);
     this.ring.close();
+    this.relay.close();
+    this.connector.closeOrphans();
     this.buffers.close();
     this.post({ kind: 'stopped', counters: this.copyCounters() });
   }

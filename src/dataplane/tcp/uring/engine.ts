@@ -55,7 +55,8 @@ import { newDirection, RelayOp, RingRelay, type RelayDirection, type RelayPair }
 import { createHandshake } from '../../../core/upstream/handshake.js';
 
 export { URING_SETUP_ENV, type RingSetupSupport } from './ring-probe.js';
-import { upstreamSetup, type RingOption } from './upstream-setup.js';
+import { upstreamSetup } from './upstream-setup.js';
+import { RingConnector, type RingConnecting } from './ring-connect.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../splice/timers.js';
@@ -69,28 +70,17 @@ const ACCEPTS_PER_LISTENER = 8;
 /** Receive buffers: count (a power of two) and size. */
 export const URING_BUFFERS = 1024;
 export const URING_BUFFER_BYTES = 64 * 1024;
+/** Big buffers for busy directions (the ring relay's): group, count and size. */
+export const URING_BIG_BUFFERS = { group: 2, count: 32, size: 256 * 1024 } as const;
 const BUFFER_GROUP = 1;
-/** Where optionValues keeps each constant value (SO_LINGER values are struct linger, 8 bytes). */
-const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16 } as const;
-const OPTION_VALUES_BYTES = 32;
-/** Longest linked chain queued at once: the upstream socket's options, bind, connect and its timeout. */
-const CHAIN_ROOM = 16;
 
 /** Operation kinds in user_data. */
 const Op = {
   Accept: 1,
-  Connect: 2,
-  ConnectTimeout: 3,
-  // 4-7, 12, 16 and 17: the relay's (RelayOp).
+  // 2, 3, 11, 14, 15 and 20: the connector's (ConnectOp); 4-7, 12, 16, 17, 21 and 22: the relay's (RelayOp).
   Wake: 8,
   Cancel: 9,
-  /** A socket option of the setup: a CQE only when it fails (CQE_SKIP_SUCCESS). */
-  Setup: 11,
   Probe: 13,
-  /** The bind of the setup chain: a CQE only when it fails. */
-  Bind: 14,
-  /** The connect of a second setup chain (the client's port was taken): a late CQE of the first is told apart. */
-  ConnectAgain: 15,
 } as const;
 
 /**
@@ -105,7 +95,7 @@ interface Sniff extends RelayPair<SniffOutcome> {
   readonly deadline: number;
 }
 
-interface UFlow extends RelayPair<SniffOutcome>, HandshakePair {
+interface UFlow extends RelayPair<SniffOutcome>, HandshakePair, RingConnecting {
   readonly id: number;
   readonly client: Endpoint;
   readonly destination: Endpoint;
@@ -114,17 +104,6 @@ interface UFlow extends RelayPair<SniffOutcome>, HandshakePair {
   readonly sockaddr: Buffer;
   /** In an upstream proxy's handshake: until when (the connect timeout from the flow's start). */
   handshakeDeadline: number;
-  /** Ring setup: the DSCP the upstream socket gets (undefined: none set). */
-  readonly dscp: number | undefined;
-  /** Ring setup: the client's port was taken here, so the kernel picks one. */
-  portTaken: boolean;
-  /** Ring setup: the option values this flow's chain points the kernel at (DSCP, bind address). */
-  setupValues: Buffer | undefined;
-  bindAddress: Buffer | undefined;
-  /** Ring setup: the chain (options, bind, connect) is in flight; its connect's CQE ends it. */
-  chain: boolean;
-  /** Ring setup: the errno of the first option that failed (0: none). */
-  setupErrno: number;
   connected: boolean;
   readonly started: number;
 }
@@ -163,24 +142,14 @@ export class UringEngine {
   private readonly stop = new GracefulStop();
   private readonly timers: EngineTimers;
   private readonly relay: RingRelay<UFlow | Sniff, SniffOutcome>;
-  /**
-   * Upstream sockets of flows ended while their setup chain was in flight, by flow id: closed
-   * when the chain's connect completes. The kernel issues the chain's later steps after the
-   * submission and looks the descriptor up then: closed earlier, its number could be a new
-   * socket's by then, and the chain would set options on it and connect it.
-   */
-  private readonly orphans = new Map<number, number>();
+  /** The upstream socket's setup and connect through the ring. */
+  private readonly connector: RingConnector<UFlow>;
   private readonly reported = new ReportedCounters();
-  private readonly connectTimeout = Buffer.alloc(16);
-  private readonly connectTimeoutAddress: bigint;
   private readonly u64 = Buffer.alloc(8);
   private readonly name = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly nameLength = Buffer.alloc(4);
   /** Upstream socket setup, FIN and orderly close through the ring (probed at start). */
   readonly ringSetup: RingSetupSupport;
-  /** Constant option values the ring's setsockopt reads (ints; SO_LINGER structs). */
-  private readonly optionValues = Buffer.alloc(OPTION_VALUES_BYTES);
-  private readonly optionAddress: bigint;
   /**
    * The peer's sockaddr per queued accept (slot i of listener l at (l * ACCEPTS_PER_LISTENER + i)),
    * written by the kernel: no getpeername per connection. Then a socklen_t per slot.
@@ -202,20 +171,22 @@ export class UringEngine {
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.ring = new IoUring(RING_ENTRIES);
     this.buffers = this.ring.bufferRing(BUFFER_GROUP, URING_BUFFERS, URING_BUFFER_BYTES);
-    const ms = config.connectTimeoutMs;
-    this.connectTimeout.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
-    this.connectTimeout.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
-    this.connectTimeoutAddress = libc.address(this.connectTimeout);
-    this.optionValues.writeInt32LE(1, OPTION_AT.one);
-    this.optionValues.writeUInt32LE(config.upstreamMark >>> 0, OPTION_AT.mark);
-    this.optionValues.writeInt32LE(config.headers.ttl ?? 0, OPTION_AT.ttl);
-    this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }
-    this.optionAddress = libc.address(this.optionValues);
+    this.connector = new RingConnector<UFlow>(this.ring, libc, this.api, {
+      mark: config.upstreamMark,
+      ttl: config.headers.ttl,
+      connectTimeoutMs: config.connectTimeoutMs,
+      // Upstream proxies open their socket synchronously (startFlow): never through the ring.
+      setup: (flow) => upstreamSetup(flow.client, flow.decision.outbound, { dscp: flow.dscp !== undefined, ttl: config.headers.ttl !== undefined }, flow.portTaken),
+      connected: (flow, res) => this.onConnect(flow, res),
+      failed: (flow, errno) => this.dropFlow(flow, errno),
+      portFallback: () => this.counters.clientPortFallbacks++,
+    });
     this.ringSetup = probeRingSockets(this.ring, libc, this.api, { bind: true, kind: Op.Probe });
     this.sniffTimeoutMs = config.sniffTimeoutMs;
     this.relay = new RingRelay<UFlow | Sniff, SniffOutcome>(this.ring, this.buffers, libc, this.api, now, {
       group: BUFFER_GROUP,
       bufferBytes: URING_BUFFER_BYTES,
+      big: URING_BIG_BUFFERS,
       ringSockets: this.ringSetup.sockets,
       // Only flows relay (a sniff becomes a flow before its relay starts).
       end: (flow, reason, lastFin) => this.close(flow as UFlow, reason, lastFin),
@@ -271,7 +242,7 @@ export class UringEngine {
 
   /** Something of the engine's own is due later: flows (idle timeout, bytes, connects), upstream sockets closing, an accept retry, a stop. */
   get timed(): boolean {
-    return this.occupied > 0 || this.orphans.size > 0 || this.resumeAt !== 0 || this.stop.stopping;
+    return this.occupied > 0 || this.connector.orphaned > 0 || this.resumeAt !== 0 || this.stop.stopping;
   }
 
   /** Connections that count against the cap: flows, and connections sniffing for their name. */
@@ -319,7 +290,6 @@ export class UringEngine {
         this.woken = true;
         if ((flags & U.IORING_CQE_F_MORE) === 0 && !this.stop.stopping) this.ring.pollMultishot(this.wakeFd, C.EPOLLIN, Op.Wake, 0);
         return;
-      case Op.ConnectTimeout:
       case Op.Cancel:
       case Op.Probe:
       case RelayOp.Cancel:
@@ -328,6 +298,7 @@ export class UringEngine {
         // when shutdown() and close() were synchronous calls whose results went unread.
         return;
     }
+    if (RingConnector.quiet(kind)) return;
     const sniff = this.sniffs.get(id);
     if (sniff) {
       sniff.pending--;
@@ -338,30 +309,13 @@ export class UringEngine {
     if (!flow || flow.closed) {
       // A flow reset before its operations completed: only a buffer it was lent needs a way back,
       // and an upstream socket kept for its setup chain a close.
-      this.relay.giveBackFlags(flags);
-      // The chain's end: its connect, or a failed bind (see onBindFailed).
-      const chainEnd = kind === Op.Connect || kind === Op.ConnectAgain || kind === Op.Bind;
-      const orphan = chainEnd ? this.orphans.get(id) : undefined;
-      if (orphan !== undefined) {
-        this.orphans.delete(id);
-        this.api.resetClose(orphan);
-      }
+      this.relay.giveBackFlags(flags, kind);
+      this.connector.gone(kind, id);
       return;
     }
-    if (kind === Op.Setup) {
-      // A failed option: the flow ends when its chain does (the connect, or a failed bind).
-      if (flow.chain && flow.setupErrno === 0) flow.setupErrno = -res;
-      return;
-    }
-    if (kind === Op.Bind) {
-      if (flow.chain) this.onBindFailed(flow, -res);
-      return;
-    }
-    // A late CQE of a first chain that failed, should a kernel post them: onSetupFailed ended it.
-    if (kind === Op.Connect && flow.portTaken) return;
+    if (this.connector.complete(kind, flow, res)) return;
     flow.pending--;
-    if (kind === Op.Connect || kind === Op.ConnectAgain) this.onConnect(flow, res);
-    else if (!this.handshakes.complete(kind, flow, res, flags)) this.relay.complete(kind, flow, res, flags);
+    if (!this.handshakes.complete(kind, flow, res, flags)) this.relay.complete(kind, flow, res, flags);
   }
 
   // ---- accepting ------------------------------------------------------------------------------
@@ -498,11 +452,11 @@ export class UringEngine {
     const sockaddr = encodeSockaddr(outbound.kind === 'socks5' || outbound.kind === 'http' ? outbound.proxy.endpoint : destination);
     const flow: UFlow = {
       id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
-      connected: false, closed: false, up, down: newDirection(), started: now, lastActive: now, pending: ufd >= 0 ? 1 : 0, first: undefined, handshake: undefined, handshakeDeadline: 0,
+      connected: false, closed: false, up, down: newDirection(), started: now, lastActive: now, pending: 0, first: undefined, handshake: undefined, handshakeDeadline: 0,
     };
     this.flows.set(id, flow);
-    if (ufd < 0) this.openThroughRing(flow);
-    else this.ring.connect(ufd, this.libc.address(sockaddr), sockaddr.length, Op.Connect, id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
+    if (ufd < 0) this.connector.open(flow);
+    else this.connector.connectOpened(flow);
   }
 
   /** The upstream socket could not be opened: counted as a connect error, the client reset. */
@@ -526,102 +480,10 @@ export class UringEngine {
     this.admitParked();
   }
 
-  /**
-   * The upstream socket (socket() stays a synchronous call: IORING_OP_SOCKET cost each new
-   * connection a loop turn before its options could be queued, and measured slower), then its
-   * options, bind and connect (with its timeout) through the ring, all with the next submission.
-   *
-   * The options are not linked: they run inline, in order, at submission, and post a CQE only
-   * when one fails (that ends the flow once its connect is done). Links would cost a loop turn
-   * per step: with DEFER_TASKRUN the kernel issues each next link as task work, which an
-   * io_uring_enter that already has completions to return runs one step of. Only the bind is
-   * linked to the connect (transparent outbounds), so a client whose port is taken here is never
-   * connected from another source: a failed bind ends the chain, with no CQE for the connect
-   * (the kernel posts none for the links cancelled after an SQE with IOSQE_CQE_SKIP_SUCCESS fails).
-   */
-  private openThroughRing(flow: UFlow): void {
-    flow.ufd = this.libc.socket(flow.client.family === 4 ? C.AF_INET : C.AF_INET6, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0);
-    if (flow.ufd < 0) {
-      this.dropFlow(flow, errnoName(this.libc.errno()));
-      return;
-    }
-    const outbound = flow.decision.outbound;
-    if (outbound.kind !== 'direct' && outbound.kind !== 'transparent') {
-      // Upstream proxies open their socket synchronously (startFlow): never here.
-      this.dropFlow(flow, 'EINVAL');
-      return;
-    }
-    const setup = upstreamSetup(flow.client, outbound, { dscp: flow.dscp !== undefined, ttl: this.config.headers.ttl !== undefined }, flow.portTaken);
-    if (flow.dscp !== undefined && !flow.setupValues) {
-      flow.setupValues = Buffer.alloc(4);
-      flow.setupValues.writeInt32LE(flow.dscp << 2, 0);
-    }
-    this.ring.reserve(CHAIN_ROOM);
-    flow.setupErrno = 0;
-    for (const option of setup.options) {
-      const [address, length] = this.optionValue(flow, option);
-      this.ring.setsockopt(flow.ufd, option.level, option.name, address, length, Op.Setup, flow.id, U.IOSQE_CQE_SKIP_SUCCESS);
-    }
-    if (setup.bind) {
-      flow.bindAddress = encodeSockaddr(setup.bind);
-      this.ring.bind(flow.ufd, this.libc.address(flow.bindAddress), flow.bindAddress.length, Op.Bind, flow.id, U.IOSQE_IO_LINK | U.IOSQE_CQE_SKIP_SUCCESS);
-    }
-    flow.pending++;
-    flow.chain = true;
-    this.ring.connect(flow.ufd, this.libc.address(flow.sockaddr), flow.sockaddr.length, this.connectKind(flow), flow.id, { at: this.connectTimeoutAddress, kind: Op.ConnectTimeout });
-  }
-
-  private connectKind(flow: UFlow): number {
-    return flow.portTaken ? Op.ConnectAgain : Op.Connect;
-  }
-
-  /**
-   * The bind failed (its CQE): the chain's end, the connect linked to it cancelled without a CQE
-   * (so the connect counted in `pending` ends here). The client's port taken (EADDRINUSE): a new
-   * socket, bound to the client's address with a port the kernel picks at connect.
-   */
-  private onBindFailed(flow: UFlow, errno: number): void {
-    flow.chain = false;
-    flow.pending--;
-    if (flow.setupErrno !== 0) {
-      this.dropFlow(flow, errnoName(flow.setupErrno));
-      return;
-    }
-    if (errno === C.EADDRINUSE && !flow.portTaken) {
-      this.counters.clientPortFallbacks++;
-      flow.portTaken = true;
-      this.libc.close(flow.ufd);
-      flow.ufd = -1;
-      this.openThroughRing(flow);
-      return;
-    }
-    this.dropFlow(flow, errnoName(errno));
-  }
-
-  private optionValue(flow: UFlow, option: RingOption): readonly [bigint, number] {
-    switch (option.value) {
-      case 'one':
-        return [this.optionAddress + BigInt(OPTION_AT.one), 4];
-      case 'mark':
-        return [this.optionAddress + BigInt(OPTION_AT.mark), 4];
-      case 'ttl':
-        return [this.optionAddress + BigInt(OPTION_AT.ttl), 4];
-      case 'linger':
-        return [this.optionAddress + BigInt(OPTION_AT.linger), 8];
-      case 'dscp':
-        return [this.libc.address(flow.setupValues ?? this.optionValues), 4];
-    }
-  }
-
   // ---- flows ----------------------------------------------------------------------------------
 
+  /** The connect completed (the setup's options all went, where the ring set them). */
   private onConnect(flow: UFlow, res: number): void {
-    flow.chain = false;
-    if (flow.setupErrno !== 0) {
-      // An option failed (its CQE came before this one): connected or not, the flow ends.
-      this.dropFlow(flow, errnoName(flow.setupErrno));
-      return;
-    }
     if (res < 0) {
       // The linked timeout cancels the connect: ECANCELED is the deadline passing.
       const reason = res === -C.ECANCELED || res === -C.ETIME ? 'connect-timeout' : errnoName(-res);
@@ -678,11 +540,8 @@ export class UringEngine {
     flow.closed = true;
     flow.handshake = undefined;
     this.handshaking.delete(flow);
-    if (flow.chain) {
-      this.orphans.set(flow.id, flow.ufd);
-      this.ring.cancel(this.connectKind(flow), flow.id, Op.Cancel);
-    }
-    this.relay.closeSockets(flow, flow.ufd >= 0 && !flow.chain ? [flow.cfd, flow.ufd] : [flow.cfd], reason, lastFin);
+    const orphaned = this.connector.release(flow);
+    this.relay.closeSockets(flow, flow.ufd >= 0 && !orphaned ? [flow.cfd, flow.ufd] : [flow.cfd], reason, lastFin);
     this.flows.delete(flow.id);
     this.admission.closed(flow, reason, this.flows.size);
     this.admitParked();
@@ -752,8 +611,8 @@ export class UringEngine {
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     this.ring.cancelFdNow(this.wakeFd);
     this.ring.close();
-    for (const fd of this.orphans.values()) this.api.resetClose(fd);
-    this.orphans.clear();
+    this.relay.close();
+    this.connector.closeOrphans();
     this.buffers.close();
     this.libc.close(this.wakeFd);
     this.post(stopped);

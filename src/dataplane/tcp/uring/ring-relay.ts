@@ -5,7 +5,10 @@
  *
  * Relay: recv into a buffer the kernel picks from the provided buffer ring when bytes arrive (so an
  * idle flow holds no buffer), send of that buffer to the other socket; one buffer in flight per
- * direction (its next recv is queued once the last buffer was sent whole: backpressure). A FIN
+ * direction (backpressure): the send (MSG_WAITALL: the kernel goes on until every byte went) is
+ * linked to the source's next recv, which the kernel issues as soon as the send went whole, in the
+ * same io_uring_enter when the socket had room, so a FIN right behind the last bytes crosses in the
+ * turn that sent them instead of one ring round trip later (a failed send cancels it). A FIN
  * crosses as shutdown(SHUT_WR) (half-close); an error on either socket ends the pair (the engine
  * resets both). A direction that finds the buffer ring empty (ENOBUFS) waits for the next buffer
  * given back.
@@ -17,7 +20,12 @@
  * deadline is the engine's (its timers): it ends the pair, and a recv still in flight comes back
  * ECANCELED to a pair already gone.
  *
- * Operation kinds 4-7, 12, 16 and 17 in user_data are this file's; each engine uses others for its own.
+ * Busy directions: a recv that filled its buffer makes the direction's next recv take a big one
+ * (a second, smaller provided ring of bigger buffers, when the engine asks for it): a stream moves
+ * in fewer, bigger steps (fewer recvs, sends and completions per byte); a recv that comes back
+ * with less than a small buffer's worth, or finds no big buffer, goes back to the small ones.
+ *
+ * Operation kinds 4-7, 12, 16, 17, 21 and 22 in user_data are this file's; each engine uses others for its own.
  */
 import { errnoName } from '../../../core/errno.js';
 import type { FirstBytes, FirstBytesStep } from '../../../core/first-bytes.js';
@@ -38,6 +46,9 @@ export const RelayOp = {
   RecvFirst: 16,
   /** The cancel of a first-bytes recv at its deadline. */
   Cancel: 17,
+  /** Recvs into a big buffer (a busy direction). */
+  RecvClientBig: 21,
+  RecvUpstreamBig: 22,
 } as const;
 
 
@@ -53,6 +64,12 @@ export interface RelayDirection {
   bytes: number;
   /** Waiting for a buffer (the ring ran dry). */
   starved: boolean;
+  /** Recvs linked to a send that went short (it failed part way): their CQEs say ECANCELED, and are not the source's. */
+  cancelled: number;
+  /** The last recv filled its buffer: the next takes a big one (where the engine has them). */
+  busy: boolean;
+  /** `bid` is a big buffer. */
+  big: boolean;
 }
 
 export interface RelayPair<T = unknown> {
@@ -73,7 +90,7 @@ export interface RelayPair<T = unknown> {
   firstExpired?: boolean;
 }
 
-export const newDirection = (): RelayDirection => ({ bid: -1, length: 0, sent: 0, early: undefined, eof: false, shut: false, bytes: 0, starved: false });
+export const newDirection = (): RelayDirection => ({ bid: -1, length: 0, sent: 0, early: undefined, eof: false, shut: false, bytes: 0, starved: false, cancelled: 0, busy: false, big: false });
 
 export interface RingRelayOptions<P, T> {
   readonly group: number;
@@ -84,6 +101,8 @@ export interface RingRelayOptions<P, T> {
   readonly end: (pair: P, reason: string, lastFin?: number) => void;
   /** The first-bytes phase decided (done or fail): the engine goes on (or ends the pair). */
   readonly decided?: (pair: P, step: Exclude<FirstBytesStep<T>, { kind: 'more' }>) => void;
+  /** Big buffers for busy directions: a provided ring of `count` buffers of `size` bytes as `group` (this file's to open and close). */
+  readonly big?: { readonly group: number; readonly count: number; readonly size: number };
 }
 
 export class RingRelay<P extends RelayPair<T>, T = unknown> {
@@ -92,6 +111,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   /** SO_LINGER {0, 0} for the ring's setsockopt (it reads it at submission). */
   private readonly lingerOffAddress: bigint;
   private readonly memory: Buffer;
+  private readonly big: BufferRing | undefined;
 
   constructor(
     private readonly ring: IoUring,
@@ -103,16 +123,25 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   ) {
     this.lingerOffAddress = libc.address(this.noLinger);
     this.memory = buffers.memory();
+    const big = options.big;
+    this.big = big ? ring.bufferRing(big.group, big.count, big.size) : undefined;
+  }
+
+  /** The big buffers go (the ring closed first: the kernel holds none of them). */
+  close(): void {
+    this.big?.close();
   }
 
   /** A completion of this file's kinds (`pending` already counted down by the engine). False: not one of them. */
   complete(kind: number, pair: P, res: number, flags: number): boolean {
     switch (kind) {
       case RelayOp.RecvClient:
-        this.onRecv(pair, pair.up, 'client', res, flags);
+      case RelayOp.RecvClientBig:
+        this.onRecv(pair, pair.up, 'client', res, flags, kind === RelayOp.RecvClientBig);
         return true;
       case RelayOp.RecvUpstream:
-        this.onRecv(pair, pair.down, 'upstream', res, flags);
+      case RelayOp.RecvUpstreamBig:
+        this.onRecv(pair, pair.down, 'upstream', res, flags, kind === RelayOp.RecvUpstreamBig);
         return true;
       case RelayOp.SendUpstream:
         this.onSent(pair, pair.up, 'upstream', res);
@@ -249,14 +278,23 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
 
   private recv(pair: P, from: 'client' | 'upstream'): void {
     pair.pending++;
-    if (from === 'client') this.ring.recvSelect(pair.cfd, this.options.group, this.options.bufferBytes, RelayOp.RecvClient, pair.id);
-    else this.ring.recvSelect(pair.ufd, this.options.group, this.options.bufferBytes, RelayOp.RecvUpstream, pair.id);
+    const fd = from === 'client' ? pair.cfd : pair.ufd;
+    const big = this.big;
+    if (big && (from === 'client' ? pair.up : pair.down).busy) this.ring.recvSelect(fd, big.group, big.size, from === 'client' ? RelayOp.RecvClientBig : RelayOp.RecvUpstreamBig, pair.id);
+    else this.ring.recvSelect(fd, this.options.group, this.options.bufferBytes, from === 'client' ? RelayOp.RecvClient : RelayOp.RecvUpstream, pair.id);
   }
 
-  private onRecv(pair: P, d: RelayDirection, from: 'client' | 'upstream', res: number, flags: number): void {
+  private onRecv(pair: P, d: RelayDirection, from: 'client' | 'upstream', res: number, flags: number, big: boolean): void {
+    if (res === -C.ECANCELED && d.cancelled > 0) {
+      // Linked to a send that went short: the send goes on (sendRest queued another recv with it).
+      d.cancelled--;
+      return;
+    }
     if (res > 0) {
       const bid = flags >>> U.IORING_CQE_BUFFER_SHIFT;
-      this.buffers.taken();
+      (big ? this.big! : this.buffers).taken();
+      d.big = big;
+      d.busy = res >= this.options.bufferBytes;
       d.bid = bid;
       d.length = res;
       d.sent = 0;
@@ -270,6 +308,12 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
       this.passFin(pair, d, from === 'client' ? pair.ufd : pair.cfd);
       return;
     }
+    if (res === -C.ENOBUFS && big) {
+      // No big buffer free: a small one.
+      d.busy = false;
+      this.recv(pair, from);
+      return;
+    }
     if (res === -C.ENOBUFS) {
       // Every buffer is lent: this direction waits for one to come back.
       d.starved = true;
@@ -279,27 +323,34 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     this.options.end(pair, `${from}-${errnoName(-res)}`);
   }
 
+  /** Send what is left of the direction's bytes to `to`, the source's next recv linked behind it. */
   private sendRest(pair: P, d: RelayDirection, to: 'client' | 'upstream'): void {
     pair.pending++;
-    const address = (d.early ? this.libc.address(d.early) : this.buffers.address(d.bid)) + BigInt(d.sent);
-    if (to === 'upstream') this.ring.send(pair.ufd, address, d.length - d.sent, 0, RelayOp.SendUpstream, pair.id);
-    else this.ring.send(pair.cfd, address, d.length - d.sent, 0, RelayOp.SendClient, pair.id);
+    const address = (d.early ? this.libc.address(d.early) : (d.big ? this.big! : this.buffers).address(d.bid)) + BigInt(d.sent);
+    // A chain split by a submission would be cut there.
+    this.ring.reserve(2);
+    if (to === 'upstream') this.ring.send(pair.ufd, address, d.length - d.sent, C.MSG_WAITALL, RelayOp.SendUpstream, pair.id, U.IOSQE_IO_LINK);
+    else this.ring.send(pair.cfd, address, d.length - d.sent, C.MSG_WAITALL, RelayOp.SendClient, pair.id, U.IOSQE_IO_LINK);
+    this.recv(pair, to === 'upstream' ? 'client' : 'upstream');
   }
 
   private onSent(pair: P, d: RelayDirection, to: 'client' | 'upstream', res: number): void {
     if (res < 0) {
+      // The recv linked to it comes back ECANCELED to a pair gone.
       this.options.end(pair, `${to}-${errnoName(-res)}`);
       return;
     }
     d.sent += res;
     if (d.sent < d.length) {
+      // MSG_WAITALL: short only when the socket failed part way; the linked recv was cancelled.
+      d.cancelled++;
       this.sendRest(pair, d, to);
       return;
     }
     if (d.early) d.early = undefined;
-    else this.giveBack(d.bid);
+    else this.giveBackHeld(d);
     d.bid = -1;
-    this.recv(pair, to === 'upstream' ? 'client' : 'upstream');
+    // The source's next recv was linked to this send: the kernel issued it already.
   }
 
   /** The source's FIN, after everything before it was sent: SHUT_WR on the sink, or the end. */
@@ -329,9 +380,21 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     this.ring.setsockopt(fd, C.SOL_SOCKET, C.SO_LINGER, this.lingerOffAddress, 8, RelayOp.Finish, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
   }
 
-  /** A completion carrying a buffer for a pair already gone: the buffer goes back. */
-  giveBackFlags(flags: number): void {
-    if (flags & U.IORING_CQE_F_BUFFER) this.giveBack(flags >>> U.IORING_CQE_BUFFER_SHIFT);
+  /** A completion (of `kind`) carrying a buffer for a pair already gone: the buffer goes back. */
+  giveBackFlags(flags: number, kind = 0): void {
+    if ((flags & U.IORING_CQE_F_BUFFER) === 0) return;
+    const bid = flags >>> U.IORING_CQE_BUFFER_SHIFT;
+    if (kind === RelayOp.RecvClientBig || kind === RelayOp.RecvUpstreamBig) {
+      this.big!.taken();
+      this.big!.giveBack(bid);
+    } else this.giveBack(bid);
+  }
+
+  /** The buffer a direction holds goes back to its ring. */
+  private giveBackHeld(d: RelayDirection): void {
+    if (d.big) this.big!.giveBack(d.bid);
+    else this.giveBack(d.bid);
+    d.big = false;
   }
 
   giveBack(bid: number): void {
@@ -384,7 +447,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   /** Give back what the pair holds (a buffer per direction, first bytes kept for upstream): it will send none of it. */
   releaseHeld(pair: P): void {
     for (const d of [pair.up, pair.down]) {
-      if (d.bid >= 0) this.giveBack(d.bid);
+      if (d.bid >= 0) this.giveBackHeld(d);
       d.bid = -1;
       d.early = undefined;
     }

@@ -7,7 +7,7 @@
  */
 import * as C from '../../../core/net/constants.js';
 import type { Endpoint } from '../../../core/net/sockaddr.js';
-import type { ConnectingOutbound } from '../upstream-socket.js';
+import type { OutboundKind } from '../../../core/route/outbound.js';
 
 /** One setsockopt: `value` names which of the engine's constant option values it takes. */
 export interface RingOption {
@@ -27,10 +27,12 @@ export interface UpstreamSetup {
 
 /**
  * The setup of the upstream socket of a flow from `client` through a direct or transparent
- * outbound (upstream proxies run on the splice engine). `portTaken`: the client's port was in use
- * here at the first try, so bind its address with port 0 and IP_BIND_ADDRESS_NO_PORT.
+ * outbound (the socket of an upstream proxy is opened with synchronous calls: never asked here;
+ * mmproxy's backend socket is a transparent one from the header's source, a direct one for a
+ * health check). `portTaken`: the client's port was in use here at the first try, so bind its
+ * address with port 0 and IP_BIND_ADDRESS_NO_PORT.
  */
-export function upstreamSetup(client: Endpoint, outbound: Extract<ConnectingOutbound, { kind: 'direct' | 'transparent' }>, settings: { readonly dscp: boolean; readonly ttl: boolean }, portTaken: boolean): UpstreamSetup {
+export function upstreamSetup(client: Endpoint, outbound: { readonly kind: OutboundKind }, settings: { readonly dscp: boolean; readonly ttl: boolean }, portTaken: boolean): UpstreamSetup {
   const v4 = client.family === 4;
   const ip = v4 ? C.SOL_IP : C.SOL_IPV6;
   const options: RingOption[] = [];
