@@ -49,6 +49,12 @@ export type ProxyEvent =
   /** A reply address was taken by a local service (EADDRINUSE): replies go out through a raw socket. */
   /** The UDP relay loop ended unexpectedly and was started again on the same listeners. */
   | { readonly type: 'udp.restart'; readonly port: number; readonly restarts: number }
+  /**
+   * The UDP relay loop's thread ended still holding `descriptors` entries of the descriptor budget
+   * (terminated after the stop timeout, or its shutdown failed half-way): given back, so a reload
+   * or restart gets the whole budget. The sockets it had not closed stay open until the process exits.
+   */
+  | { readonly type: 'udp.budget.reclaimed'; readonly port: number; readonly descriptors: number }
   | { readonly type: 'udp.reply.fallback'; readonly id: number; readonly remote: Endpoint; readonly replyTo: Endpoint; readonly reason: 'EADDRINUSE' }
   /** The UDP relay's counters when it stopped (see UdpRelay.counters()). */
   | { readonly type: 'udp.stats'; readonly counters: UdpCounters }

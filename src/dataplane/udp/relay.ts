@@ -26,7 +26,8 @@ import { createCounterBuffer, migrateCounters, routedLayoutOf, snapshotCounters,
 import type { RoutingUpdate } from '../routing.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import { carries } from '../../core/route/outbound.js';
-import type { UdpLoopMessage, UdpMapping, UdpSessionSnapshot, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
+import { CONTROL_SLOTS, LOOP_BUDGET_HELD, type UdpLoopMessage, type UdpMapping, type UdpSessionSnapshot, type UdpWorkerData, type UdpWorkerMessage } from './protocol.js';
+import { reclaimLoopBudget } from './loop-budget.js';
 import { releaseHold, requestCrash, type UdpTestSeam } from './test-seam.js';
 
 /** The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more. */
@@ -94,8 +95,8 @@ function validate(config: UdpRelayConfig): void {
 
 export class UdpRelay {
   private worker: Worker | undefined;
-  /** Shared with the loop: stop flag, test-seam hold, flow events, test-seam crash (see UdpWorkerData.control). */
-  private readonly control = new SharedArrayBuffer(16);
+  /** Shared with the loop: stop flag, test-seam hold, flow events, test-seam crash, budget entries held (see UdpWorkerData.control). */
+  private readonly control = new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT);
   /**
    * The routing and counters the loop uses now (and a restarted loop starts with): a reload's
    * routing is taken over once the loop confirms it moved its counts to the new buffer.
@@ -217,7 +218,12 @@ export class UdpRelay {
   private startLoop(data: UdpWorkerData, initial: boolean): Promise<void> {
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
     this.worker = worker;
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    this.exited = new Promise((resolve) =>
+      worker.once('exit', () => {
+        this.reclaimBudget();
+        resolve();
+      }),
+    );
     let reason: string | undefined;
     let code: TproxyError['code'] = 'ERR_SYSCALL';
     return new Promise<void>((resolve, reject) => {
@@ -415,6 +421,16 @@ export class UdpRelay {
       this.wakeup = undefined;
     }
     this.closeListeners();
+  }
+
+  /**
+   * The loop's thread exited: what it still held of the budget goes back (nothing after an orderly
+   * shutdown; a thread terminated after the stop timeout, or whose shutdown threw, left entries),
+   * before a restarted loop or a later start takes any.
+   */
+  private reclaimBudget(): void {
+    const n = reclaimLoopBudget(this.budget, new Int32Array(this.control), LOOP_BUDGET_HELD);
+    if (n > 0) this.deps.emit({ type: 'udp.budget.reclaimed', port: this.config.port, descriptors: n });
   }
 
   /** The loop's wake-up eventfd, its descriptor taken from the budget (the loop takes its engine's own: DATAGRAM_IO_DESCRIPTORS). */
