@@ -21,7 +21,7 @@ export { LOG_LEVELS, type LogLevel };
 export type LogEvent = DaemonEvent;
 
 /** One line per flow and per refused or dropped packet: debug. */
-const DEBUG = new Set(['tcp.accept', 'tcp.route', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop', 'mmproxy.local', 'mmproxy.close']);
+const DEBUG = new Set(['tcp.accept', 'tcp.route', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop', 'mmproxy.local', 'mmproxy.close', 'mmproxy.udp.open', 'mmproxy.udp.close']);
 
 export function levelOf(event: LogEvent): LogLevel {
   if (DEBUG.has(event.type)) return 'debug';
@@ -147,6 +147,10 @@ export function messageOf(event: LogEvent): string {
       return `mmproxy ${e.listener} health check (LOCAL) from ${formatEndpoint(e.balancer)}`;
     case 'mmproxy.close':
       return `mmproxy ${e.listener} ${e.headerSource ? formatEndpoint(e.headerSource) : 'health check'} via ${formatEndpoint(e.balancer)} -> ${formatEndpoint(e.backend)} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromBackend} bytes down, ${e.durationMs} ms`;
+    case 'mmproxy.udp.open':
+      return `mmproxy ${e.listener} udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} via ${formatEndpoint(e.balancer)} session opened (backend ${formatEndpoint(e.backend)})`;
+    case 'mmproxy.udp.close':
+      return `mmproxy ${e.listener} udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} via ${formatEndpoint(e.balancer)} -> ${formatEndpoint(e.backend)} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromBackend} / ${e.bytesFromBackend} down, ${e.durationMs} ms`;
     case 'error':
       return `error ${e.code}: ${e.message}`;
     default: {

@@ -110,6 +110,29 @@ export type ProxyEvent =
       readonly durationMs: number;
       readonly reason: string;
     }
+  /**
+   * A session of an mmproxy `protocol: udp` entry opened (the first datagram of a balancer, header
+   * source and header destination) and closed: `client` is the client the header named (the
+   * session socket's address), `originalDestination` the header's destination, `backend` where the
+   * payloads go. Per-flow events: gated by flowEvents as udp.session.*.
+   */
+  | { readonly type: 'mmproxy.udp.open'; readonly listener: string; readonly id: number; readonly balancer: Endpoint; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly backend: Endpoint }
+  | {
+      readonly type: 'mmproxy.udp.close';
+      readonly listener: string;
+      readonly id: number;
+      readonly balancer: Endpoint;
+      readonly client: Endpoint;
+      readonly originalDestination: Endpoint;
+      readonly backend: Endpoint;
+      readonly datagramsFromClient: number;
+      readonly datagramsFromBackend: number;
+      readonly bytesFromClient: number;
+      readonly bytesFromBackend: number;
+      readonly durationMs: number;
+      /** 'idle', 'stopped', closed-by-operator, or the errno name the backend's error gave (ECONNREFUSED). */
+      readonly reason: string;
+    }
   | { readonly type: 'error'; readonly code: string; readonly message: string };
 
 export type RefusalReason = 'not-intercepted' | 'loop' | 'limit';
