@@ -37,7 +37,7 @@ export function levelOf(event: LogEvent): LogLevel {
     case 'udp.reply.fallback':
     case 'udp.outbound.failed':
     case 'udp.restart':
-    case 'udp.budget.reclaimed':
+    case 'udp.loop.reclaimed':
     case 'admin.stale-socket':
     case 'reload.rejected':
       return 'warn';
@@ -131,8 +131,8 @@ export function messageOf(event: LogEvent): string {
       return `udp engine ${e.engine} (asked for ${e.requested}): ${e.why}`;
     case 'udp.restart':
       return `udp relay loop on port ${e.port} started again (restart ${e.restarts})`;
-    case 'udp.budget.reclaimed':
-      return `udp relay loop on port ${e.port} ended without closing everything (stop timeout or failed shutdown): its ${e.descriptors} descriptor budget entries were given back; sockets it left open stay open until the process exits`;
+    case 'udp.loop.reclaimed':
+      return `udp relay loop on port ${e.port} ended without closing everything (stop timeout or failed shutdown): ${e.sockets} sockets it left open closed, ${e.descriptors} descriptor budget entries given back`;
     case 'udp.drop':
       return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}`;
     case 'worker.start':

@@ -50,11 +50,12 @@ export type ProxyEvent =
   /** The UDP relay loop ended unexpectedly and was started again on the same listeners. */
   | { readonly type: 'udp.restart'; readonly port: number; readonly restarts: number }
   /**
-   * The UDP relay loop's thread ended still holding `descriptors` entries of the descriptor budget
-   * (terminated after the stop timeout, or its shutdown failed half-way): given back, so a reload
-   * or restart gets the whole budget. The sockets it had not closed stay open until the process exits.
+   * The UDP relay loop's thread ended without closing everything (terminated after the stop
+   * timeout, or its shutdown failed half-way): its owner closed the `sockets` it left open and gave
+   * back the `descriptors` budget entries it still held, so a reload or restart gets the whole
+   * budget and no dead socket takes a flow's datagrams. Its engine's own descriptors stay open.
    */
-  | { readonly type: 'udp.budget.reclaimed'; readonly port: number; readonly descriptors: number }
+  | { readonly type: 'udp.loop.reclaimed'; readonly port: number; readonly descriptors: number; readonly sockets: number }
   | { readonly type: 'udp.reply.fallback'; readonly id: number; readonly remote: Endpoint; readonly replyTo: Endpoint; readonly reason: 'EADDRINUSE' }
   /** The UDP relay's counters when it stopped (see UdpRelay.counters()). */
   | { readonly type: 'udp.stats'; readonly counters: UdpCounters }

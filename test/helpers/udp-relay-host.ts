@@ -2,8 +2,9 @@
 // test seam (src/dataplane/udp/test-seam.ts). argv[2]: JSON UdpRelayConfig. Prints events as JSON lines on stdout; stdin lines:
 // `release` (end a test hold), `crash` (testSeamCrashLoop), `counters` (print
 // {"type":"counters"} with relay.counters()), `stop` (stop, print
-// {"type":"udp.stats"}, then {"type":"budget","udpInUse":N} with the descriptor budget's UDP entries
-// still taken, exit). The relay giving up (onFailure) prints {"type":"failure"}.
+// {"type":"udp.stats"}, then {"type":"budget","udpInUse":N,"sockets":M} with the descriptor
+// budget's UDP entries still taken and the sockets this process still has open past stdio, exit). The relay giving up (onFailure) prints {"type":"failure"}.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { UdpRelayConfig } from '../../src/dataplane/udp/relay.js';
 import { UdpRelay } from '../../src/dataplane/udp/relay.js';
@@ -24,7 +25,16 @@ lines.on('line', (line) => {
   if (line === 'stop') {
     lines.close();
     void relay.stop().then(() => {
-      print({ type: 'budget', udpInUse: budget.snapshot().byConsumer.udp.inUse });
+      // Past stdin, stdout and stderr (socket pairs when the parent spawned this with pipes).
+      const sockets = readdirSync('/proc/self/fd').filter((fd) => {
+        if (Number(fd) <= 2) return false;
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+        } catch {
+          return false; // the directory's own descriptor, gone once read
+        }
+      }).length;
+      print({ type: 'budget', udpInUse: budget.snapshot().byConsumer.udp.inUse, sockets });
       process.exit(0);
     });
   }

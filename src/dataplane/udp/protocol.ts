@@ -68,6 +68,8 @@ export interface UdpWorkerData extends UdpLoopConfig {
   readonly counters: SharedArrayBuffer;
   /** The process's descriptor budget (sys/descriptor-budget.ts), shared with the main thread. */
   readonly budget: SharedArrayBuffer;
+  /** The sockets the loop opened and has not closed (loop-sockets.ts), for its owner to close if it dies. */
+  readonly openSockets: SharedArrayBuffer;
   /** The owner's wake-up eventfd (sys/wakeup.ts): it writes it after each message and to stop the loop; the loop drains it. */
   readonly wakeFd: number;
 }

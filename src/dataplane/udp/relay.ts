@@ -15,7 +15,7 @@ import type { Family } from '../../core/net/constants.js';
 import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import { Wakeup } from '../../sys/wakeup.js';
-import { processDescriptorBudget } from '../../sys/limits.js';
+import { fileLimit, processDescriptorBudget } from '../../sys/limits.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { UdpEngineKind } from '../../sys/datagram-io.js';
 import { resolveUdpEngine, udpEngineLine, type RunningUdpEngine } from './engines.js';
@@ -28,6 +28,7 @@ import type { RoutingConfig } from '../../core/route/config.js';
 import { carries } from '../../core/route/outbound.js';
 import { CONTROL_SLOTS, LOOP_BUDGET_HELD, type UdpLoopMessage, type UdpMapping, type UdpSessionSnapshot, type UdpWorkerData, type UdpWorkerMessage } from './protocol.js';
 import { reclaimLoopBudget } from './loop-budget.js';
+import { LoopSockets } from './loop-sockets.js';
 import { releaseHold, requestCrash, type UdpTestSeam } from './test-seam.js';
 
 /** The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more. */
@@ -120,6 +121,8 @@ export class UdpRelay {
   private restartCount = 0;
   /** The relay loop's thread is up and answering (false between its unexpected end and its restart). */
   private loopRunning = false;
+  /** The sockets the loop holds (loop-sockets.ts), closed here when it dies holding any; made at the first start. */
+  private loopSockets: LoopSockets | undefined;
   /** Ends the loop's wait after each message and to stop it (an idle loop blocks up to IDLE_WAIT_MAX_MS); restarted loops share it. */
   private wakeup: Wakeup | undefined;
 
@@ -177,6 +180,7 @@ export class UdpRelay {
       throw error;
     }
     this.stopping = false;
+    this.loopSockets ??= LoopSockets.create(fileLimit().soft);
     try {
       this.wakeup ??= this.createWakeup();
     } catch (error) {
@@ -198,6 +202,7 @@ export class UdpRelay {
       control: this.control,
       counters: this.counterBuffer,
       budget: this.budget.buffer,
+      openSockets: this.loopSockets.buffer,
       wakeFd: this.wakeup.fd,
       ...(this.config.testSeam ? { testSeam: this.config.testSeam } : {}),
       headers: this.config.headers ?? {},
@@ -220,7 +225,7 @@ export class UdpRelay {
     this.worker = worker;
     this.exited = new Promise((resolve) =>
       worker.once('exit', () => {
-        this.reclaimBudget();
+        this.reclaim();
         resolve();
       }),
     );
@@ -424,13 +429,24 @@ export class UdpRelay {
   }
 
   /**
-   * The loop's thread exited: what it still held of the budget goes back (nothing after an orderly
-   * shutdown; a thread terminated after the stop timeout, or whose shutdown threw, left entries),
-   * before a restarted loop or a later start takes any.
+   * The loop's thread exited: the sockets it left open are closed and what it still held of the
+   * budget goes back (nothing after an orderly shutdown; a thread terminated after the stop
+   * timeout, or whose shutdown threw, left both), before a restarted loop or a later start takes
+   * any. Its engine's own descriptors (the epoll; with uring the ring, whose mappings keep it
+   * alive) and raw reply sockets are not known here: they stay open, their entries given back.
    */
-  private reclaimBudget(): void {
-    const n = reclaimLoopBudget(this.budget, new Int32Array(this.control), LOOP_BUDGET_HELD);
-    if (n > 0) this.deps.emit({ type: 'udp.budget.reclaimed', port: this.config.port, descriptors: n });
+  private reclaim(): void {
+    let sockets = 0;
+    for (const fd of this.loopSockets?.take() ?? []) {
+      try {
+        this.deps.sockets.close(fd);
+        sockets++;
+      } catch {
+        // already closed
+      }
+    }
+    const descriptors = reclaimLoopBudget(this.budget, new Int32Array(this.control), LOOP_BUDGET_HELD);
+    if (descriptors > 0 || sockets > 0) this.deps.emit({ type: 'udp.loop.reclaimed', port: this.config.port, descriptors, sockets });
   }
 
   /** The loop's wake-up eventfd, its descriptor taken from the budget (the loop takes its engine's own: DATAGRAM_IO_DESCRIPTORS). */

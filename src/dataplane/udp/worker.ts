@@ -9,12 +9,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { TproxyError } from '../../core/errors.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
-import { SocketApi } from '../../sys/socket.js';
 import { Wakeup } from '../../sys/wakeup.js';
 import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
 import { UdpLoop } from './loop.js';
 import { countedLoopBudget } from './loop-budget.js';
+import { LoopSockets, RecordedSocketApi } from './loop-sockets.js';
 import { LOOP_BUDGET_HELD, type UdpLoopMessage, type UdpWorkerData, type UdpWorkerMessage } from './protocol.js';
 import { crashRequested, holdFirstReplyBind, stuckOnStop } from './test-seam.js';
 
@@ -39,7 +39,7 @@ try {
     data,
     data.listeners.map((l) => l.fd),
     {
-      api: new SocketApi(),
+      api: new RecordedSocketApi(LoopSockets.attach(data.openSockets)),
       counters: new Float64Array(data.counters),
       emit: (e) => events.push(e),
       localAddresses: localAddressCache(),

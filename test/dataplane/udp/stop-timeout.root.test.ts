@@ -1,7 +1,8 @@
-// A UDP relay loop that does not stop within the stop timeout: the relay terminates its thread and
-// gives back the descriptor budget entries the loop still held (its engine's and its sessions'),
-// so a reload or restart of the UDP side gets the whole budget. The loop that will not stop comes
-// from the test seam (stuckOnStop: asked to stop, its thread blocks instead).
+// A UDP relay loop that does not stop within the stop timeout: the relay terminates its thread,
+// closes the sockets the loop left open (its sessions') and gives back the descriptor budget
+// entries it still held (its engine's and its sessions'), so a reload or restart of the UDP side
+// gets the whole budget and no dead socket keeps a flow's datagrams. The loop that will not stop
+// comes from the test seam (stuckOnStop: asked to stop, its thread blocks instead).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { JsonLines } from '../../../src/lab/json-lines.js';
@@ -17,6 +18,7 @@ interface Line {
   type: string;
   descriptors?: number;
   udpInUse?: number;
+  sockets?: number;
 }
 
 describe('UDP relay loop killed after the stop timeout (root)', () => {
@@ -28,7 +30,7 @@ describe('UDP relay loop killed after the stop timeout (root)', () => {
   });
   after(() => lab.destroy());
 
-  it('gives back every budget entry the terminated loop held', async () => {
+  it('closes the sockets the terminated loop left open and gives back every budget entry it held', async () => {
     const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8351, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, engine: 'epoll', testSeam: { holdFirstReplyBind: false, stuckOnStop: true } })]);
     const events = new JsonLines<Line>(relay.child.stdout!);
     await events.waitFor((l) => l.type === 'ready', 10_000, 'relay ready');
@@ -42,8 +44,9 @@ describe('UDP relay loop killed after the stop timeout (root)', () => {
     assert.ok(Date.now() - asked >= 1900, 'the loop did not stop: the relay waited for its 2 s stop timeout');
     // Five sessions of an upstream and a reply socket each, and the epoll engine's own descriptor.
     const held = 5 * 2 + DATAGRAM_IO_DESCRIPTORS.epoll;
-    assert.deepEqual(events.items.filter((l) => l.type === 'udp.budget.reclaimed').map((l) => l.descriptors), [held], 'the entries the loop held, given back once');
+    assert.deepEqual(events.items.filter((l) => l.type === 'udp.loop.reclaimed').map((l) => [l.descriptors, l.sockets]), [[held, 5 * 2]], 'the entries the loop held given back, its session sockets closed, once');
     assert.equal(budget.udpInUse, 0, 'no UDP entry of the budget left taken');
+    assert.equal(budget.sockets, 0, 'no socket left open in the process (the listeners closed by the stop, the sessions\' by the relay)');
     assert.equal(events.items.filter((l) => l.type === 'udp.session.close').length, 0, 'the loop closed nothing (it never shut down)');
     assert.equal(await relay.exited, 0);
   });
