@@ -53,7 +53,8 @@ export type ProxyEvent =
    * The UDP relay loop's thread ended without closing everything (terminated after the stop
    * timeout, or its shutdown failed half-way): its owner closed the `sockets` it left open and gave
    * back the `descriptors` budget entries it still held, so a reload or restart gets the whole
-   * budget and no dead socket takes a flow's datagrams. Its engine's own descriptors stay open.
+   * budget and (epoll engine) no dead socket takes a flow's datagrams. Its engine's own descriptors
+   * stay open; a uring loop's ring keeps its sockets alive in the kernel until the process exits.
    */
   | { readonly type: 'udp.loop.reclaimed'; readonly port: number; readonly descriptors: number; readonly sockets: number }
   | { readonly type: 'udp.reply.fallback'; readonly id: number; readonly remote: Endpoint; readonly replyTo: Endpoint; readonly reason: 'EADDRINUSE' }

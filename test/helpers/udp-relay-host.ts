@@ -3,7 +3,8 @@
 // `release` (end a test hold), `crash` (testSeamCrashLoop), `counters` (print
 // {"type":"counters"} with relay.counters()), `stop` (stop, print
 // {"type":"udp.stats"}, then {"type":"budget","udpInUse":N,"sockets":M} with the descriptor
-// budget's UDP entries still taken and the sockets this process still has open past stdio, exit). The relay giving up (onFailure) prints {"type":"failure"}.
+// budget's UDP entries still taken and the sockets this process still has open past stdio, exit;
+// `stop-and-stay`: the same without exiting, until `exit`). The relay giving up (onFailure) prints {"type":"failure"}.
 import { readdirSync, readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { UdpRelayConfig } from '../../src/dataplane/udp/relay.js';
@@ -22,8 +23,10 @@ lines.on('line', (line) => {
   if (line === 'release') relay.releaseTestSeamHold();
   if (line === 'crash') relay.testSeamCrashLoop();
   if (line === 'counters') print({ type: 'counters', counters: relay.counters() });
-  if (line === 'stop') {
-    lines.close();
+  if (line === 'exit') process.exit(0);
+  if (line === 'stop' || line === 'stop-and-stay') {
+    const stay = line === 'stop-and-stay';
+    if (!stay) lines.close();
     void relay.stop().then(() => {
       // Past stdin, stdout and stderr (socket pairs when the parent spawned this with pipes).
       const sockets = readdirSync('/proc/self/fd').filter((fd) => {
@@ -35,7 +38,7 @@ lines.on('line', (line) => {
         }
       }).length;
       print({ type: 'budget', udpInUse: budget.snapshot().byConsumer.udp.inUse, sockets });
-      process.exit(0);
+      if (!stay) process.exit(0);
     });
   }
 });

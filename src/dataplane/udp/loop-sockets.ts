@@ -9,7 +9,9 @@
  * A descriptor is recorded after socket() returned it and cleared before close(): a thread
  * terminated between the two leaves one socket open, and never makes its owner close a descriptor
  * number that another thread may have been given since. The listeners are the owner's, never here.
- * The io_uring engine's ring and the raw reply sockets are not recorded (see relay.ts).
+ * The io_uring engine's ring and the raw reply sockets are not recorded (see relay.ts); with that
+ * engine the dead loop's ring, still mapped in the process, keeps the closed sockets alive in the
+ * kernel until the process exits (its requests hold them), so there this frees descriptor numbers only.
  */
 import { SocketApi, type SocketOptions } from '../../sys/socket.js';
 import type { Libc } from '../../sys/libc.js';
