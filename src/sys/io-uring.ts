@@ -275,11 +275,14 @@ export class IoUring {
   }
 
   /**
-   * Cancel every operation on `fd` now (IORING_REGISTER_SYNC_CANCEL): when it returns the kernel
-   * holds no reference to the socket through this ring, so close() really closes it. Their CQEs
-   * (-ECANCELED) still come.
+   * Cancel every operation on `fd` now (IORING_REGISTER_SYNC_CANCEL). Returns how many were found
+   * (0: none was pending). Their CQEs (-ECANCELED) still come. With IORING_SETUP_DEFER_TASKRUN a
+   * cancelled poll-driven operation (a multishot receive waiting for data) is only marked: it ends,
+   * and drops its reference to the socket, when this thread next runs the ring's task work
+   * (runTaskWork, or the next io_uring_enter); until then a close() of the descriptor leaves the
+   * socket alive and receiving.
    */
-  cancelFdNow(fd: number): void {
+  cancelFdNow(fd: number): number {
     const b = this.syncCancel;
     b.fill(0);
     b.writeInt32LE(fd, 8);
@@ -287,7 +290,19 @@ export class IoUring {
     b.writeBigInt64LE(-1n, 16); // no timeout
     b.writeBigInt64LE(-1n, 24);
     // ENOENT: nothing was pending.
-    load().register(U.SYS_IO_URING_REGISTER, this.fd, U.IORING_REGISTER_SYNC_CANCEL, b, 1);
+    return Math.max(0, load().register(U.SYS_IO_URING_REGISTER, this.fd, U.IORING_REGISTER_SYNC_CANCEL, b, 1));
+  }
+
+  /**
+   * Run the ring's deferred task work now (io_uring_enter with IORING_ENTER_GETEVENTS, nothing
+   * submitted, no wait): cancelled operations complete and release their files, so after
+   * cancelFdNow + runTaskWork the ring holds no reference to that socket and close() closes it.
+   * Their CQEs wait in the CQ for the next reading.
+   */
+  runTaskWork(): void {
+    this.enters++;
+    const n = load().enter(U.SYS_IO_URING_ENTER, this.fd, 0, 0, U.IORING_ENTER_GETEVENTS, null, 0);
+    if (n < 0 && !this.transient()) fail('io_uring_enter');
   }
 
   /**

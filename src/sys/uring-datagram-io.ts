@@ -8,7 +8,9 @@
  * A buffer goes back to the kernel when the turn is done with it and no send of it is in flight.
  * A multishot receive that ends (no buffer left: ENOBUFS, or a socket error) is armed again on the
  * next turn. Before a socket closes (forget) whatever is queued is submitted, so its sends leave
- * first, and its receive is cancelled synchronously, so no late completion can be taken for a
+ * first, and its receive is cancelled synchronously and the ring's task work run, so the kernel
+ * holds no reference to the socket when it is closed (a new session's socket bound to the same
+ * addresses gets the flow's datagrams at once) and no late completion can be taken for a
  * socket that reuses the descriptor number; a completion of an earlier receive carries an id no
  * longer in use and only gives its buffer back. A failed send is reported by descriptor only while
  * the socket it was queued on is still the one watched under that number.
@@ -141,7 +143,10 @@ export class UringDatagramIo implements DatagramIo {
     if (id === undefined) return;
     this.armOf.delete(fd);
     this.armed.delete(id);
-    this.uring.cancelFdNow(fd);
+    // The cancelled receive still holds the socket until the ring's task work runs (DEFER_TASKRUN):
+    // run it now, or the caller's close() leaves a socket bound (and, for a reply socket, connected
+    // to the client) that takes the flow's next datagrams until the next turn, where they are lost.
+    if (this.uring.cancelFdNow(fd) > 0) this.uring.runTaskWork();
   }
 
   wait(timeoutMs: number): number {

@@ -127,6 +127,40 @@ describe('UDP uring engine on loopback (root)', { skip: support.available ? fals
     }
   });
 
+  it('a forgotten and closed socket is gone from the kernel before the next turn: its address binds again at once, and its datagrams reach the new socket', async () => {
+    // A session's reply socket closed at idle expiry, and the client's next datagram: with the
+    // cancelled receive still holding the old socket (DEFER_TASKRUN task work not yet run), that
+    // datagram went to the old socket and was lost.
+    const io = new UringDatagramIo(api.epoll(4), { maxDatagramBytes: 2048, buffers: 16, entries: 16 });
+    try {
+      const a = open();
+      io.watch(a.fd);
+      io.wait(0); // its multishot receive is in the kernel
+      io.forget(a.fd);
+      close(a.fd);
+      // No turn in between. Without SO_REUSEADDR the bind fails (EADDRINUSE) while the old socket lives.
+      const fd = api.open({ family: 4, transport: 'udp' });
+      opened.push(fd);
+      api.bind(fd, a.local);
+      io.watch(fd);
+      io.wait(0);
+      await send(senders[0]!, 'to the address again', a.local.port);
+      let seen: string[] = [];
+      for (let turn = 0; turn < 5 && seen.length === 0; turn++) {
+        const ready = io.wait(200);
+        for (let r = 0; r < ready; r++) {
+          const n = io.receive(io.readyFd(r));
+          seen = [...seen, ...Array.from({ length: Math.max(0, n) }, (_, i) => io.slot(i).toString())];
+        }
+      }
+      assert.deepEqual(seen, ['to the address again']);
+      io.forget(fd);
+      close(fd);
+    } finally {
+      io.close();
+    }
+  });
+
   it('reports a queued send that fails (EPIPE after shutdown) on a later turn, and a receive error as -errno (ECONNREFUSED)', async () => {
     const io = new UringDatagramIo(api.epoll(4), { maxDatagramBytes: 2048, buffers: 16, entries: 16 });
     const failures: [number, number, number][] = [];
