@@ -132,7 +132,7 @@ export function messageOf(event: LogEvent): string {
     case 'udp.restart':
       return `udp relay loop on port ${e.port} started again (restart ${e.restarts})`;
     case 'udp.loop.reclaimed':
-      return `udp relay loop on port ${e.port} ended without closing everything (stop timeout or failed shutdown): ${e.sockets} sockets it left open closed, ${e.descriptors} descriptor budget entries given back`;
+      return `udp relay loop on port ${e.port} ended without closing everything (stop timeout or failed shutdown): ${e.sockets} sockets it left open closed, ${e.engineDescriptors === undefined ? '' : `its io_uring ring torn down (${e.engineDescriptors} engine descriptors closed${e.engineErrors?.length ? `; failed: ${e.engineErrors.join(', ')}` : ''}), `}${e.descriptors} descriptor budget entries given back`;
     case 'udp.drop':
       return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}`;
     case 'worker.start':

@@ -53,10 +53,11 @@ export type ProxyEvent =
    * The UDP relay loop's thread ended without closing everything (terminated after the stop
    * timeout, or its shutdown failed half-way): its owner closed the `sockets` it left open and gave
    * back the `descriptors` budget entries it still held, so a reload or restart gets the whole
-   * budget and (epoll engine) no dead socket takes a flow's datagrams. Its engine's own descriptors
-   * stay open; a uring loop's ring keeps its sockets alive in the kernel until the process exits.
+   * budget and no dead socket takes a flow's datagrams. A uring loop's ring (whose requests hold
+   * the sockets in the kernel) is torn down too: `engineDescriptors` (the ring and its epoll)
+   * closed, `engineErrors` what failed. The epoll engine's epoll stays open.
    */
-  | { readonly type: 'udp.loop.reclaimed'; readonly port: number; readonly descriptors: number; readonly sockets: number }
+  | { readonly type: 'udp.loop.reclaimed'; readonly port: number; readonly descriptors: number; readonly sockets: number; readonly engineDescriptors?: number; readonly engineErrors?: readonly string[] }
   | { readonly type: 'udp.reply.fallback'; readonly id: number; readonly remote: Endpoint; readonly replyTo: Endpoint; readonly reason: 'EADDRINUSE' }
   /** The UDP relay's counters when it stopped (see UdpRelay.counters()). */
   | { readonly type: 'udp.stats'; readonly counters: UdpCounters }

@@ -25,7 +25,7 @@ import { decodeSockaddr, encodeSockaddr, SOCKADDR_IN6_SIZE, type Endpoint } from
 import type { PinnedSockaddr, SendTarget } from './datagram-batch.js';
 import type { DatagramIo, SendFailure } from './datagram-io.js';
 import type { Epoll } from './epoll.js';
-import { type BufferRing, IoUring } from './io-uring.js';
+import { type BufferRing, IoUring, type RingResources } from './io-uring.js';
 
 const KIND_RECV = 1;
 const KIND_SEND = 2;
@@ -37,6 +37,12 @@ const CONTROL_SPACE = ORIGDSTADDR_CONTROL_SPACE;
 /** Where the payload starts in each buffer. */
 const PAYLOAD_AT = RECVMSG_OUT.size + NAME_SPACE + CONTROL_SPACE;
 const GROUP = 1;
+
+/** What this engine holds in the kernel: its ring (with the buffer ring's mappings) and the epoll it polls. */
+export interface UringDatagramIoResources {
+  readonly ring: RingResources;
+  readonly epollFd: number;
+}
 
 export interface UringDatagramIoOptions {
   /** The largest datagram kept whole (longer ones are truncated and dropped). */
@@ -50,6 +56,8 @@ export interface UringDatagramIoOptions {
 export class UringDatagramIo implements DatagramIo {
   readonly lengths: Int32Array;
   onSendFailed: SendFailure = () => undefined;
+  /** Called first thing in close(), before anything is closed (the loop's record of its ring is cleared there). */
+  onClose: () => void = () => undefined;
   private readonly uring: IoUring;
   private readonly ring: BufferRing;
   private readonly memory: Buffer;
@@ -116,6 +124,12 @@ export class UringDatagramIo implements DatagramIo {
     this.sendWatch = new Float64Array(n);
     writeMsghdr(this.msghdr, { nameAddress: 0n, nameLength: NAME_SPACE, iovAddress: 0n, iovCount: 0, controlAddress: 0n, controlLength: CONTROL_SPACE });
     this.msghdrAddress = koffi.address(this.msghdr);
+  }
+
+  /** The ring's descriptor and mappings and the epoll's descriptor, for an owner that outlives this thread. */
+  resources(): UringDatagramIoResources {
+    const ring = this.uring.resources();
+    return { ring: { fd: ring.fd, mappings: [...ring.mappings, ...this.ring.mappings()] }, epollFd: this.epoll.fd };
   }
 
   /** io_uring_enter calls so far. */
@@ -357,6 +371,7 @@ export class UringDatagramIo implements DatagramIo {
   }
 
   close(): void {
+    this.onClose();
     this.release();
     for (const fd of [...this.watched.keys()]) this.forget(fd);
     this.uring.cancelFdNow(this.epoll.fd);

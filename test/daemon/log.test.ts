@@ -96,6 +96,9 @@ describe('log lines', () => {
     const reclaimed: LogEvent = { type: 'udp.loop.reclaimed', port: 8000, descriptors: 11, sockets: 10 };
     assert.equal(levelOf(reclaimed), 'warn');
     assert.equal(messageOf(reclaimed), 'udp relay loop on port 8000 ended without closing everything (stop timeout or failed shutdown): 10 sockets it left open closed, 11 descriptor budget entries given back');
+    const uring: LogEvent = { ...reclaimed, descriptors: 12, engineDescriptors: 2 };
+    assert.equal(messageOf(uring), 'udp relay loop on port 8000 ended without closing everything (stop timeout or failed shutdown): 10 sockets it left open closed, its io_uring ring torn down (2 engine descriptors closed), 12 descriptor budget entries given back');
+    assert.match(messageOf({ ...uring, engineDescriptors: 1, engineErrors: ['close(epoll): EBADF'] }), /ring torn down \(1 engine descriptors closed; failed: close\(epoll\): EBADF\)/);
   });
 
   it('a crashed worker\'s line says how many flows it lost and how they ended', () => {

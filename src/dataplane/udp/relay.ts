@@ -14,6 +14,7 @@ import { TproxyError } from '../../core/errors.js';
 import type { Family } from '../../core/net/constants.js';
 import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
+import { releaseAbandonedRing } from '../../sys/io-uring.js';
 import { Wakeup } from '../../sys/wakeup.js';
 import { fileLimit, processDescriptorBudget } from '../../sys/limits.js';
 import type { SocketApi } from '../../sys/socket.js';
@@ -432,8 +433,10 @@ export class UdpRelay {
    * The loop's thread exited: the sockets it left open are closed and what it still held of the
    * budget goes back (nothing after an orderly shutdown; a thread terminated after the stop
    * timeout, or whose shutdown threw, left both), before a restarted loop or a later start takes
-   * any. Its engine's own descriptors (the epoll; with uring the ring, whose mappings keep it
-   * alive) and raw reply sockets are not known here: they stay open, their entries given back.
+   * any. With uring its ring is torn down too (unmapped and closed, with the epoll it polled): the
+   * ring's requests hold the sockets, which would otherwise stay alive in the kernel, taking their
+   * flows' datagrams, until the process exits. The epoll engine's epoll and raw reply sockets are
+   * not known here: they stay open (no socket is kept alive by them), their entries given back.
    */
   private reclaim(): void {
     let sockets = 0;
@@ -445,8 +448,23 @@ export class UdpRelay {
         // already closed
       }
     }
+    let engineDescriptors = 0;
+    let engineErrors: string[] = [];
+    const ring = this.loopSockets?.takeRing();
+    if (ring) {
+      engineErrors = releaseAbandonedRing(ring.ring);
+      engineDescriptors++;
+      try {
+        this.deps.sockets.close(ring.epollFd);
+        engineDescriptors++;
+      } catch (error) {
+        engineErrors.push(`close(epoll): ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
     const descriptors = reclaimLoopBudget(this.budget, new Int32Array(this.control), LOOP_BUDGET_HELD);
-    if (descriptors > 0 || sockets > 0) this.deps.emit({ type: 'udp.loop.reclaimed', port: this.config.port, descriptors, sockets });
+    if (descriptors > 0 || sockets > 0 || ring) {
+      this.deps.emit({ type: 'udp.loop.reclaimed', port: this.config.port, descriptors, sockets, ...(ring ? { engineDescriptors } : {}), ...(engineErrors.length > 0 ? { engineErrors } : {}) });
+    }
   }
 
   /** The loop's wake-up eventfd, its descriptor taken from the budget (the loop takes its engine's own: DATAGRAM_IO_DESCRIPTORS). */
