@@ -76,7 +76,7 @@ function schedule() {
 
 function matches(flow, filter) {
   if (filter === '') return true;
-  return [flow.transport, flow.listener, flow.client, flow.originalDestination, flow.name, flow.route, flow.outbound].some((v) => v !== undefined && String(v).toLowerCase().includes(filter));
+  return [flow.transport, flow.listener, flow.client, flow.originalDestination, flow.name, flow.route, flow.outbound, flow.backend, flow.balancer].some((v) => v !== undefined && String(v).toLowerCase().includes(filter));
 }
 
 function recompute() {
@@ -106,8 +106,9 @@ function flowRow(flow, now) {
     cell(flow.client),
     cell(flow.originalDestination, 'dest'),
     cell(flow.name ?? '', 'name'),
-    cell(flow.route ?? '(default)'),
-    cell(flow.outbound ?? ''),
+    // An mmproxy session has no route: it goes to its entry's backend.
+    cell(flow.backend !== undefined ? 'mmproxy' : flow.route ?? '(default)'),
+    cell(flow.backend !== undefined ? `backend ${flow.backend}` : flow.outbound ?? ''),
     cell(fmtBytes(flow.bytesFromClient), 'num up-bytes'),
     cell(fmtBytes(flow.bytesFromServer), 'num down-bytes'),
     cell(fmtAge(now - flow.startedAt), 'num'),
@@ -305,7 +306,8 @@ $('flow-rows').addEventListener('click', (e) => {
   }
   const row = target.closest('.row.flow');
   const flow = row && state.flows.get(row.dataset.key);
-  if (!flow) return;
+  // An mmproxy session came from a balancer, not through the TPROXY rules: nothing to explain.
+  if (!flow || flow.backend !== undefined) return;
   // The flow's first packet, as tproxy explain reads it.
   $('explain-packet').value = `${flow.transport} ${flow.client} -> ${flow.originalDestination}${flow.transport === 'tcp' ? ' syn' : ''}`;
   $('explain-sni').value = flow.name ?? '';

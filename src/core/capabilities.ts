@@ -7,12 +7,13 @@
  * root). CAP_NET_BIND_SERVICE when a port below net.ipv4.ip_unprivileged_port_start is bound: a
  * listen port, and for UDP every intercepted destination port (each session's reply socket binds
  * the original destination's address and port, e.g. :53 for DNS). Optional: CAP_NET_RAW (the UDP
- * raw reply fallback).
+ * raw reply fallback), CAP_SYS_RESOURCE (the splice engine's pipes keep growing past
+ * fs/pipe-user-pages-soft: packaging/tproxy.service grants it).
  */
 import { TproxyError } from './errors.js';
 import type { PortRange } from './rules/config.js';
 
-export const CAPABILITY_BITS = { net_bind_service: 10, net_admin: 12, net_raw: 13 } as const;
+export const CAPABILITY_BITS = { net_bind_service: 10, net_admin: 12, net_raw: 13, sys_resource: 24 } as const;
 export type CapabilityName = keyof typeof CAPABILITY_BITS;
 
 export interface ProcessPrivileges {

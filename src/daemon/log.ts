@@ -21,7 +21,7 @@ export { LOG_LEVELS, type LogLevel };
 export type LogEvent = DaemonEvent;
 
 /** One line per flow and per refused or dropped packet: debug. */
-const DEBUG = new Set(['tcp.accept', 'tcp.route', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop', 'mmproxy.local', 'mmproxy.close']);
+const DEBUG = new Set(['tcp.accept', 'tcp.route', 'tcp.connected', 'tcp.close', 'tcp.refused', 'udp.session.open', 'udp.session.close', 'udp.drop', 'mmproxy.local', 'mmproxy.close', 'mmproxy.udp.open', 'mmproxy.udp.close']);
 
 export function levelOf(event: LogEvent): LogLevel {
   if (DEBUG.has(event.type)) return 'debug';
@@ -37,6 +37,7 @@ export function levelOf(event: LogEvent): LogLevel {
     case 'udp.reply.fallback':
     case 'udp.outbound.failed':
     case 'udp.restart':
+    case 'udp.loop.reclaimed':
     case 'admin.stale-socket':
     case 'reload.rejected':
       return 'warn';
@@ -130,6 +131,8 @@ export function messageOf(event: LogEvent): string {
       return `udp engine ${e.engine} (asked for ${e.requested}): ${e.why}`;
     case 'udp.restart':
       return `udp relay loop on port ${e.port} started again (restart ${e.restarts})`;
+    case 'udp.loop.reclaimed':
+      return `udp relay loop on port ${e.port} ended without closing everything (stop timeout or failed shutdown): ${e.sockets} sockets it left open closed, ${e.engineDescriptors === undefined ? '' : `its io_uring ring torn down (${e.engineDescriptors} engine descriptors closed${e.engineErrors?.length ? `; failed: ${e.engineErrors.join(', ')}` : ''}), `}${e.descriptors} descriptor budget entries given back`;
     case 'udp.drop':
       return `udp dropped a datagram${e.source ? ` from ${formatEndpoint(e.source)}` : ''}: ${e.reason}`;
     case 'worker.start':
@@ -144,6 +147,10 @@ export function messageOf(event: LogEvent): string {
       return `mmproxy ${e.listener} health check (LOCAL) from ${formatEndpoint(e.balancer)}`;
     case 'mmproxy.close':
       return `mmproxy ${e.listener} ${e.headerSource ? formatEndpoint(e.headerSource) : 'health check'} via ${formatEndpoint(e.balancer)} -> ${formatEndpoint(e.backend)} closed (${e.reason}): ${e.bytesFromClient} bytes up, ${e.bytesFromBackend} bytes down, ${e.durationMs} ms`;
+    case 'mmproxy.udp.open':
+      return `mmproxy ${e.listener} udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} via ${formatEndpoint(e.balancer)} session opened (backend ${formatEndpoint(e.backend)})`;
+    case 'mmproxy.udp.close':
+      return `mmproxy ${e.listener} udp #${e.id} ${formatEndpoint(e.client)} -> ${formatEndpoint(e.originalDestination)} via ${formatEndpoint(e.balancer)} -> ${formatEndpoint(e.backend)} session closed (${e.reason}): ${e.datagramsFromClient} datagrams / ${e.bytesFromClient} bytes up, ${e.datagramsFromBackend} / ${e.bytesFromBackend} down, ${e.durationMs} ms`;
     case 'error':
       return `error ${e.code}: ${e.message}`;
     default: {

@@ -24,7 +24,7 @@ import type { MmproxyCounters } from '../dataplane/mmproxy/counters.js';
 import type { MmproxyStatusView } from './admin-protocol.js';
 import { MmproxySpliceRelay } from '../dataplane/mmproxy/splice-relay.js';
 import { MmproxyTcpRelay, type HandedListener } from '../dataplane/mmproxy/tcp-relay.js';
-import { MmproxyUdpRelay } from '../dataplane/mmproxy/udp-relay.js';
+import { MmproxyUdpRelay, type MmproxyUdpSessionSnapshot } from '../dataplane/mmproxy/udp-relay.js';
 import type { EventSink } from '../dataplane/events.js';
 import type { DescriptorBudget } from '../sys/descriptor-budget.js';
 import type { SocketApi } from '../sys/socket.js';
@@ -53,7 +53,7 @@ export interface MmproxyListenersDeps {
   readonly uringSupport?: () => IoUringSupport;
   /** Engine threads per splice entry (the TCP workers setting: one per core by default). */
   readonly threads?: number;
-  /** Per-flow events of the TCP entries (MmproxyTcpDeps.flowEvents) from the start; setFlowEvents switches them. */
+  /** Per-flow events of the entries (TCP flows, UDP sessions) from the start; setFlowEvents switches them. */
   readonly flowEvents: boolean;
 }
 
@@ -82,13 +82,24 @@ export class MmproxyListeners {
   }
 
   /**
-   * The per-flow events of every TCP entry (running, draining, and those started from now on), as
+   * The per-flow events of every entry (running, draining, and those started from now on), as
    * the TPROXY listeners' Proxy.setFlowEvents: a reload that changes the log level or the dashboard.
    */
   setFlowEvents(on: boolean): void {
     this.flowEvents = on;
-    for (const { relay } of this.running.values()) if (!(relay instanceof MmproxyUdpRelay)) relay.setFlowEvents(on);
+    for (const { relay } of this.running.values()) relay.setFlowEvents(on);
     for (const relay of this.draining) relay.setFlowEvents(on);
+  }
+
+  /** The `limit` busiest sessions in progress of each running `protocol: udp` entry (the dashboard's live bytes). */
+  udpSessions(limit: number): { readonly name: string; readonly sessions: readonly MmproxyUdpSessionSnapshot[] }[] {
+    return [...this.running.values()].flatMap(({ settings, relay }) => (relay instanceof MmproxyUdpRelay ? [{ name: settings.name, sessions: relay.sessions(limit) }] : []));
+  }
+
+  /** End session `id` of the running `protocol: udp` entry `name` (an operator, from the dashboard); false when it is not in progress. */
+  closeUdpSession(name: string, id: number): boolean {
+    const relay = this.running.get(name)?.relay;
+    return relay instanceof MmproxyUdpRelay && relay.closeSession(id);
   }
 
   /**
@@ -112,7 +123,7 @@ export class MmproxyListeners {
     // Built first: a setting the relay refuses throws before anything is opened.
     const fresh = changed.map((settings): Running => {
       const counters = this.running.get(settings.name)?.relay.counters;
-      return { settings, relay: settings.protocol === 'udp' ? new MmproxyUdpRelay(settings, this.deps, counters) : this.tcpRelay(settings, counters) };
+      return { settings, relay: settings.protocol === 'udp' ? new MmproxyUdpRelay(settings, { ...this.deps, flowEvents: this.flowEvents }, counters) : this.tcpRelay(settings, counters) };
     });
     const handedOver = new Map<string, TcpRelay>();
     for (const r of leaving) if (!(r.relay instanceof MmproxyUdpRelay)) for (const key of r.relay.keys()) handedOver.set(key, r.relay);

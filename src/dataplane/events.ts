@@ -49,6 +49,15 @@ export type ProxyEvent =
   /** A reply address was taken by a local service (EADDRINUSE): replies go out through a raw socket. */
   /** The UDP relay loop ended unexpectedly and was started again on the same listeners. */
   | { readonly type: 'udp.restart'; readonly port: number; readonly restarts: number }
+  /**
+   * The UDP relay loop's thread ended without closing everything (terminated after the stop
+   * timeout, or its shutdown failed half-way): its owner closed the `sockets` it left open and gave
+   * back the `descriptors` budget entries it still held, so a reload or restart gets the whole
+   * budget and no dead socket takes a flow's datagrams. A uring loop's ring (whose requests hold
+   * the sockets in the kernel) is torn down too: `engineDescriptors` (the ring and its epoll)
+   * closed, `engineErrors` what failed. The epoll engine's epoll stays open.
+   */
+  | { readonly type: 'udp.loop.reclaimed'; readonly port: number; readonly descriptors: number; readonly sockets: number; readonly engineDescriptors?: number; readonly engineErrors?: readonly string[] }
   | { readonly type: 'udp.reply.fallback'; readonly id: number; readonly remote: Endpoint; readonly replyTo: Endpoint; readonly reason: 'EADDRINUSE' }
   /** The UDP relay's counters when it stopped (see UdpRelay.counters()). */
   | { readonly type: 'udp.stats'; readonly counters: UdpCounters }
@@ -102,6 +111,29 @@ export type ProxyEvent =
       readonly bytesFromClient: number;
       readonly bytesFromBackend: number;
       readonly durationMs: number;
+      readonly reason: string;
+    }
+  /**
+   * A session of an mmproxy `protocol: udp` entry opened (the first datagram of a balancer, header
+   * source and header destination) and closed: `client` is the client the header named (the
+   * session socket's address), `originalDestination` the header's destination, `backend` where the
+   * payloads go. Per-flow events: gated by flowEvents as udp.session.*.
+   */
+  | { readonly type: 'mmproxy.udp.open'; readonly listener: string; readonly id: number; readonly balancer: Endpoint; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly backend: Endpoint }
+  | {
+      readonly type: 'mmproxy.udp.close';
+      readonly listener: string;
+      readonly id: number;
+      readonly balancer: Endpoint;
+      readonly client: Endpoint;
+      readonly originalDestination: Endpoint;
+      readonly backend: Endpoint;
+      readonly datagramsFromClient: number;
+      readonly datagramsFromBackend: number;
+      readonly bytesFromClient: number;
+      readonly bytesFromBackend: number;
+      readonly durationMs: number;
+      /** 'idle', 'stopped', closed-by-operator, or the errno name the backend's error gave (ECONNREFUSED). */
       readonly reason: string;
     }
   | { readonly type: 'error'; readonly code: string; readonly message: string };

@@ -19,8 +19,11 @@ const PROT_READ = 1;
 const PROT_WRITE = 2;
 const MAP_SHARED = 0x01;
 const MAP_PRIVATE = 0x02;
+const MAP_FIXED = 0x10;
 const MAP_ANONYMOUS = 0x20;
+const MAP_NORESERVE = 0x4000;
 const MAP_POPULATE = 0x8000;
+const PROT_NONE = 0;
 
 interface UringCalls {
   setup(nr: number, entries: number, params: Buffer): number;
@@ -28,6 +31,8 @@ interface UringCalls {
   register(nr: number, fd: number, opcode: number, arg: Buffer | null, nrArgs: number): number;
   mmap(addr: null, length: number, prot: number, flags: number, fd: number, offset: number): unknown;
   munmap(addr: unknown, length: number): number;
+  munmapAt(addr: bigint, length: number): number;
+  mmapFixed(addr: bigint, length: number, prot: number, flags: number, fd: number, offset: number): bigint;
   close(fd: number): number;
   errno(): number;
 }
@@ -43,6 +48,8 @@ function load(): UringCalls {
     register: lib.func('syscall', 'long', ['long', 'int', 'uint32_t', 'void *', 'uint32_t']) as UringCalls['register'],
     mmap: lib.func('void *mmap(void *, size_t, int, int, int, int64_t)') as UringCalls['mmap'],
     munmap: lib.func('int munmap(void *, size_t)') as UringCalls['munmap'],
+    munmapAt: lib.func('munmap', 'int', ['uintptr_t', 'size_t']) as UringCalls['munmapAt'],
+    mmapFixed: lib.func('mmap', 'uintptr_t', ['uintptr_t', 'size_t', 'int', 'int', 'int', 'int64_t']) as UringCalls['mmapFixed'],
     close: lib.func('int close(int)') as UringCalls['close'],
     errno: () => koffi.errno(),
   };
@@ -59,6 +66,23 @@ const MAP_FAILED = -1n;
 function mapped(ptr: unknown, call: string): unknown {
   if (ptr === null || koffi.address(ptr) === MAP_FAILED) fail(call);
   return ptr;
+}
+
+/**
+ * A range of this process's memory that a ring uses: its SQ/CQ rings and SQEs (the io_uring
+ * file's pages: each mapping holds a reference to the ring), a provided buffer ring, the buffers
+ * (`kernelWrites`: received bytes are copied there).
+ */
+export interface RingMapping {
+  readonly address: bigint;
+  readonly length: number;
+  readonly kernelWrites: boolean;
+}
+
+/** What keeps a ring alive in the kernel: its descriptor and its mappings (releaseAbandonedRing). */
+export interface RingResources {
+  readonly fd: number;
+  readonly mappings: readonly RingMapping[];
 }
 
 /** One completion, read in place (valid until the next `next()`). */
@@ -277,11 +301,14 @@ export class IoUring {
   }
 
   /**
-   * Cancel every operation on `fd` now (IORING_REGISTER_SYNC_CANCEL): when it returns the kernel
-   * holds no reference to the socket through this ring, so close() really closes it. Their CQEs
-   * (-ECANCELED) still come.
+   * Cancel every operation on `fd` now (IORING_REGISTER_SYNC_CANCEL). Returns how many were found
+   * (0: none was pending). Their CQEs (-ECANCELED) still come. With IORING_SETUP_DEFER_TASKRUN a
+   * cancelled poll-driven operation (a multishot receive waiting for data) is only marked: it ends,
+   * and drops its reference to the socket, when this thread next runs the ring's task work
+   * (runTaskWork, or the next io_uring_enter); until then a close() of the descriptor leaves the
+   * socket alive and receiving.
    */
-  cancelFdNow(fd: number): void {
+  cancelFdNow(fd: number): number {
     const b = this.syncCancel;
     b.fill(0);
     b.writeInt32LE(fd, 8);
@@ -289,7 +316,19 @@ export class IoUring {
     b.writeBigInt64LE(-1n, 16); // no timeout
     b.writeBigInt64LE(-1n, 24);
     // ENOENT: nothing was pending.
-    load().register(U.SYS_IO_URING_REGISTER, this.fd, U.IORING_REGISTER_SYNC_CANCEL, b, 1);
+    return Math.max(0, load().register(U.SYS_IO_URING_REGISTER, this.fd, U.IORING_REGISTER_SYNC_CANCEL, b, 1));
+  }
+
+  /**
+   * Run the ring's deferred task work now (io_uring_enter with IORING_ENTER_GETEVENTS, nothing
+   * submitted, no wait): cancelled operations complete and release their files, so after
+   * cancelFdNow + runTaskWork the ring holds no reference to that socket and close() closes it.
+   * Their CQEs wait in the CQ for the next reading.
+   */
+  runTaskWork(): void {
+    this.enters++;
+    const n = load().enter(U.SYS_IO_URING_ENTER, this.fd, 0, 0, U.IORING_ENTER_GETEVENTS, null, 0);
+    if (n < 0 && !this.transient()) fail('io_uring_enter');
   }
 
   /**
@@ -360,6 +399,17 @@ export class IoUring {
   /** @internal */
   registerRaw(opcode: number, arg: Buffer, nrArgs: number): number {
     return load().register(U.SYS_IO_URING_REGISTER, this.fd, opcode, arg, nrArgs);
+  }
+
+  /** Its descriptor and its rings' mappings (not a buffer ring's: BufferRing.mappings). */
+  resources(): RingResources {
+    return {
+      fd: this.fd,
+      mappings: [
+        { address: koffi.address(this.ringPtr), length: this.ringBytes, kernelWrites: false },
+        { address: koffi.address(this.sqesPtr), length: this.offsets.sqEntries * U.SQE_SIZE, kernelWrites: false },
+      ],
+    };
   }
 
   close(): void {
@@ -448,11 +498,44 @@ export class BufferRing {
     this.publish();
   }
 
+  /** The ring of buffer entries and the buffers. */
+  mappings(): RingMapping[] {
+    return [
+      { address: koffi.address(this.ringPtr), length: this.count * U.BUF_SIZE, kernelWrites: false },
+      { address: this.base, length: this.count * this.size, kernelWrites: true },
+    ];
+  }
+
   close(): void {
     const c = load();
     c.munmap(this.bufsPtr, this.count * this.size);
     c.munmap(this.ringPtr, this.count * U.BUF_SIZE);
   }
+}
+
+/**
+ * Tear down a ring whose thread is gone without closing it (a UDP loop terminated after the stop
+ * timeout), from another thread of the process: its mappings are removed and its descriptor
+ * closed, so the kernel frees the ring (asynchronously) and, with it, its requests and their
+ * references to sockets. Nothing else may use the ring (IORING_SETUP_SINGLE_ISSUER refuses
+ * another thread's io_uring_enter and io_uring_register anyway). The buffers the kernel copies
+ * received bytes into are not unmapped but replaced by an inaccessible reservation (their pages
+ * freed): until the kernel has ended the ring's receives their addresses must not be given to any
+ * other allocation of the process. (With IORING_SETUP_DEFER_TASKRUN a receive copies only in its
+ * submitter thread's task work, so none should, but a stray write then faults instead of
+ * corrupting memory.) Returns the failures, as "call: errno" (empty: all done).
+ */
+export function releaseAbandonedRing(ring: RingResources): string[] {
+  const c = load();
+  const failures: string[] = [];
+  for (const m of ring.mappings) {
+    if (m.kernelWrites) {
+      const at = c.mmapFixed(m.address, m.length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+      if (BigInt(at) !== m.address) failures.push(`mmap(MAP_FIXED, PROT_NONE): ${errnoName(c.errno())}`);
+    } else if (c.munmapAt(m.address, m.length) !== 0) failures.push(`munmap: ${errnoName(c.errno())}`);
+  }
+  if (c.close(ring.fd) !== 0) failures.push(`close(io_uring): ${errnoName(c.errno())}`);
+  return failures;
 }
 
 /** kernel.io_uring_disabled, or undefined when the kernel has no such sysctl (before 6.6). */

@@ -8,7 +8,9 @@
  * A buffer goes back to the kernel when the turn is done with it and no send of it is in flight.
  * A multishot receive that ends (no buffer left: ENOBUFS, or a socket error) is armed again on the
  * next turn. Before a socket closes (forget) whatever is queued is submitted, so its sends leave
- * first, and its receive is cancelled synchronously, so no late completion can be taken for a
+ * first, and its receive is cancelled synchronously and the ring's task work run, so the kernel
+ * holds no reference to the socket when it is closed (a new session's socket bound to the same
+ * addresses gets the flow's datagrams at once) and no late completion can be taken for a
  * socket that reuses the descriptor number; a completion of an earlier receive carries an id no
  * longer in use and only gives its buffer back. A failed send is reported by descriptor only while
  * the socket it was queued on is still the one watched under that number.
@@ -23,7 +25,7 @@ import { decodeSockaddr, encodeSockaddr, SOCKADDR_IN6_SIZE, type Endpoint } from
 import type { PinnedSockaddr, SendTarget } from './datagram-batch.js';
 import type { DatagramIo, SendFailure } from './datagram-io.js';
 import type { Epoll } from './epoll.js';
-import { type BufferRing, IoUring } from './io-uring.js';
+import { type BufferRing, IoUring, type RingResources } from './io-uring.js';
 
 const KIND_RECV = 1;
 const KIND_SEND = 2;
@@ -35,6 +37,12 @@ const CONTROL_SPACE = ORIGDSTADDR_CONTROL_SPACE;
 /** Where the payload starts in each buffer. */
 const PAYLOAD_AT = RECVMSG_OUT.size + NAME_SPACE + CONTROL_SPACE;
 const GROUP = 1;
+
+/** What this engine holds in the kernel: its ring (with the buffer ring's mappings) and the epoll it polls. */
+export interface UringDatagramIoResources {
+  readonly ring: RingResources;
+  readonly epollFd: number;
+}
 
 export interface UringDatagramIoOptions {
   /** The largest datagram kept whole (longer ones are truncated and dropped). */
@@ -48,6 +56,8 @@ export interface UringDatagramIoOptions {
 export class UringDatagramIo implements DatagramIo {
   readonly lengths: Int32Array;
   onSendFailed: SendFailure = () => undefined;
+  /** Called first thing in close(), before anything is closed (the loop's record of its ring is cleared there). */
+  onClose: () => void = () => undefined;
   private readonly uring: IoUring;
   private readonly ring: BufferRing;
   private readonly memory: Buffer;
@@ -116,6 +126,12 @@ export class UringDatagramIo implements DatagramIo {
     this.msghdrAddress = koffi.address(this.msghdr);
   }
 
+  /** The ring's descriptor and mappings and the epoll's descriptor, for an owner that outlives this thread. */
+  resources(): UringDatagramIoResources {
+    const ring = this.uring.resources();
+    return { ring: { fd: ring.fd, mappings: [...ring.mappings, ...this.ring.mappings()] }, epollFd: this.epoll.fd };
+  }
+
   /** io_uring_enter calls so far. */
   get waits(): number {
     return this.uring.enters;
@@ -141,7 +157,10 @@ export class UringDatagramIo implements DatagramIo {
     if (id === undefined) return;
     this.armOf.delete(fd);
     this.armed.delete(id);
-    this.uring.cancelFdNow(fd);
+    // The cancelled receive still holds the socket until the ring's task work runs (DEFER_TASKRUN):
+    // run it now, or the caller's close() leaves a socket bound (and, for a reply socket, connected
+    // to the client) that takes the flow's next datagrams until the next turn, where they are lost.
+    if (this.uring.cancelFdNow(fd) > 0) this.uring.runTaskWork();
   }
 
   wait(timeoutMs: number): number {
@@ -352,6 +371,7 @@ export class UringDatagramIo implements DatagramIo {
   }
 
   close(): void {
+    this.onClose();
     this.release();
     for (const fd of [...this.watched.keys()]) this.forget(fd);
     this.uring.cancelFdNow(this.epoll.fd);

@@ -12,6 +12,13 @@ describe('capabilities', () => {
     assert.deepEqual(parseCapabilities('Name:\tx\n'), { effective: 0n, ambient: 0n });
   });
 
+  it('names CAP_SYS_RESOURCE (bit 24: the systemd unit\'s third capability, for the pipes) among those it reports', () => {
+    // CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_SYS_RESOURCE, and CAP_SYS_ADMIN (21), which it does not report.
+    const { effective, ambient } = parseCapabilities('CapEff:\t0000000001201400\nCapAmb:\t0000000001000000\n');
+    assert.deepEqual(relevantCapabilities(effective), ['net_bind_service', 'net_admin', 'sys_resource']);
+    assert.deepEqual(relevantCapabilities(ambient), ['sys_resource']);
+  });
+
   it('accepts root, and a user with CAP_NET_ADMIN effective and ambient', () => {
     checkRunPrivileges({ uid: 0, effective: 0x1fffffffffn, ambient: 0n }, true);
     checkRunPrivileges({ uid: 65534, effective: 1n << 12n, ambient: 1n << 12n }, true);

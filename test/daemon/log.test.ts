@@ -83,6 +83,24 @@ describe('log lines', () => {
     assert.equal(levelOf({ type: 'ready', pid: 1 }), 'info');
   });
 
+  it('mmproxy UDP sessions: debug lines with the balancer, the client, the backend and the counts; a UDP loop that left budget entries: warn', () => {
+    const balancer = { family: 4 as const, address: '198.51.100.2', port: 5000 };
+    const client = { family: 4 as const, address: '192.0.2.10', port: 40000 };
+    const destination = { family: 4 as const, address: '203.0.113.53', port: 53 };
+    const backend = { family: 4 as const, address: '127.0.0.1', port: 5353 };
+    const open: LogEvent = { type: 'mmproxy.udp.open', listener: 'dns', id: 3, balancer, client, originalDestination: destination, backend };
+    const close: LogEvent = { type: 'mmproxy.udp.close', listener: 'dns', id: 3, balancer, client, originalDestination: destination, backend, datagramsFromClient: 2, datagramsFromBackend: 1, bytesFromClient: 80, bytesFromBackend: 120, durationMs: 61000, reason: 'idle' };
+    assert.deepEqual([levelOf(open), levelOf(close)], ['debug', 'debug']);
+    assert.equal(messageOf(open), 'mmproxy dns udp #3 192.0.2.10:40000 -> 203.0.113.53:53 via 198.51.100.2:5000 session opened (backend 127.0.0.1:5353)');
+    assert.equal(messageOf(close), 'mmproxy dns udp #3 192.0.2.10:40000 -> 203.0.113.53:53 via 198.51.100.2:5000 -> 127.0.0.1:5353 session closed (idle): 2 datagrams / 80 bytes up, 1 / 120 down, 61000 ms');
+    const reclaimed: LogEvent = { type: 'udp.loop.reclaimed', port: 8000, descriptors: 11, sockets: 10 };
+    assert.equal(levelOf(reclaimed), 'warn');
+    assert.equal(messageOf(reclaimed), 'udp relay loop on port 8000 ended without closing everything (stop timeout or failed shutdown): 10 sockets it left open closed, 11 descriptor budget entries given back');
+    const uring: LogEvent = { ...reclaimed, descriptors: 12, engineDescriptors: 2 };
+    assert.equal(messageOf(uring), 'udp relay loop on port 8000 ended without closing everything (stop timeout or failed shutdown): 10 sockets it left open closed, its io_uring ring torn down (2 engine descriptors closed), 12 descriptor budget entries given back');
+    assert.match(messageOf({ ...uring, engineDescriptors: 1, engineErrors: ['close(epoll): EBADF'] }), /ring torn down \(1 engine descriptors closed; failed: close\(epoll\): EBADF\)/);
+  });
+
   it('a crashed worker\'s line says how many flows it lost and how they ended', () => {
     assert.equal(
       messageOf({ type: 'worker.exit', pid: 7, exitCode: null, signal: 'SIGKILL', restarting: true, lostFlows: 8 }),

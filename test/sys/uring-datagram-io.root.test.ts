@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import type { Endpoint } from '../../src/core/net/sockaddr.js';
-import { hostIoUringSupport } from '../../src/sys/io-uring.js';
+import { hostIoUringSupport, releaseAbandonedRing } from '../../src/sys/io-uring.js';
 import { SocketApi } from '../../src/sys/socket.js';
 import { UringDatagramIo } from '../../src/sys/uring-datagram-io.js';
 
@@ -125,6 +125,77 @@ describe('UDP uring engine on loopback (root)', { skip: support.available ? fals
     } finally {
       io.close();
     }
+  });
+
+  it('a forgotten and closed socket is gone from the kernel before the next turn: its address binds again at once, and its datagrams reach the new socket', async () => {
+    // A session's reply socket closed at idle expiry, and the client's next datagram: with the
+    // cancelled receive still holding the old socket (DEFER_TASKRUN task work not yet run), that
+    // datagram went to the old socket and was lost.
+    const io = new UringDatagramIo(api.epoll(4), { maxDatagramBytes: 2048, buffers: 16, entries: 16 });
+    try {
+      const a = open();
+      io.watch(a.fd);
+      io.wait(0); // its multishot receive is in the kernel
+      io.forget(a.fd);
+      close(a.fd);
+      // No turn in between. Without SO_REUSEADDR the bind fails (EADDRINUSE) while the old socket lives.
+      const fd = api.open({ family: 4, transport: 'udp' });
+      opened.push(fd);
+      api.bind(fd, a.local);
+      io.watch(fd);
+      io.wait(0);
+      await send(senders[0]!, 'to the address again', a.local.port);
+      let seen: string[] = [];
+      for (let turn = 0; turn < 5 && seen.length === 0; turn++) {
+        const ready = io.wait(200);
+        for (let r = 0; r < ready; r++) {
+          const n = io.receive(io.readyFd(r));
+          seen = [...seen, ...Array.from({ length: Math.max(0, n) }, (_, i) => io.slot(i).toString())];
+        }
+      }
+      assert.deepEqual(seen, ['to the address again']);
+      io.forget(fd);
+      close(fd);
+    } finally {
+      io.close();
+    }
+  });
+
+  it('a ring abandoned with a receive pending holds its closed socket until it is torn down from its resources (releaseAbandonedRing)', async () => {
+    // What the UDP relay does for a loop terminated after the stop timeout: the socket's
+    // descriptor closed without the engine knowing, then the ring released from another owner.
+    const io = new UringDatagramIo(api.epoll(4), { maxDatagramBytes: 2048, buffers: 16, entries: 16 });
+    const a = open();
+    io.watch(a.fd);
+    io.wait(0); // its multishot receive is in the kernel
+    close(a.fd);
+    const bindAgain = (): number => {
+      const fd = api.open({ family: 4, transport: 'udp' });
+      try {
+        api.bind(fd, a.local);
+      } catch (error) {
+        api.close(fd);
+        throw error;
+      }
+      opened.push(fd);
+      return fd;
+    };
+    assert.throws(bindAgain, /EADDRINUSE/, 'the ring\'s receive keeps the closed socket bound');
+    const { ring, epollFd } = io.resources();
+    assert.ok(ring.mappings.some((m) => m.kernelWrites), 'the buffers are among the mappings');
+    assert.deepEqual(releaseAbandonedRing(ring), []);
+    api.close(epollFd);
+    // The kernel frees the ring (and the requests' references) in the background.
+    let fd = -1;
+    for (let i = 0; i < 40 && fd < 0; i++) {
+      try {
+        fd = bindAgain();
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    assert.ok(fd >= 0, 'the address is free again: the socket is gone from the kernel');
+    close(fd);
   });
 
   it('reports a queued send that fails (EPIPE after shutdown) on a later turn, and a receive error as -errno (ECONNREFUSED)', async () => {

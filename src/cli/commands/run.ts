@@ -151,6 +151,9 @@ async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Lo
           reload: () => reloadNow(),
           readiness: () => ops.readiness(),
           drain: (on) => ops.drain(on),
+          // mmproxy is made below, before the dashboard's first tick or page.
+          mmproxyUdpSessions: (limit) => mmproxy.udpSessions(limit),
+          closeMmproxyUdpSession: (name, id) => mmproxy.closeUdpSession(name, id),
         },
         config.dashboard.token !== undefined ? { token: config.dashboard.token } : {},
       )

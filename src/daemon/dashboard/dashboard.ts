@@ -18,6 +18,7 @@ import type { ExplainAnswer, ExplainRequest } from '../../core/model/explain-req
 import type { ProxyCounters } from '../../dataplane/proxy.js';
 import { MAX_FLOWS_LIMIT, type TcpFlowSnapshot } from '../../dataplane/tcp/flows.js';
 import type { UdpSessionSnapshot } from '../../dataplane/udp/protocol.js';
+import type { MmproxyUdpSessionSnapshot } from '../../dataplane/mmproxy/udp-relay.js';
 import type { DaemonStatus } from '../admin-protocol.js';
 import type { DaemonEvent } from '../events.js';
 import type { Readiness } from '../readiness.js';
@@ -45,6 +46,10 @@ export interface DashboardSource {
   readiness(): Promise<Readiness>;
   /** Take the gateway out of service (true) or back in (false), as `tproxy drain`/`undrain`; its readiness after. */
   drain(on: boolean): Promise<Readiness>;
+  /** The busiest sessions in progress of each mmproxy `protocol: udp` entry (absent: no mmproxy entries). */
+  mmproxyUdpSessions?(limit: number): readonly { readonly name: string; readonly sessions: readonly MmproxyUdpSessionSnapshot[] }[];
+  /** End session `id` of mmproxy entry `name`; false when it is not in progress. */
+  closeMmproxyUdpSession?(name: string, id: number): boolean;
 }
 
 export interface DashboardOptions {
@@ -231,11 +236,15 @@ export class Dashboard {
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
-  /** End one flow in progress: a TCP flow is reset toward both peers, a UDP session's sockets close. */
+  /** End one flow in progress: a TCP flow is reset toward both peers, a UDP session's sockets close (an mmproxy one's too). */
   async closeFlow(key: string): Promise<ActionResult> {
     const where = parseFlowKey(key);
     const flow = this.table.get(key);
     if (!where || !flow) return { ok: false, status: 404, error: `no flow ${JSON.stringify(key)} in progress (it may have ended)` };
+    if (where.mmproxy) {
+      const closed = this.source.closeMmproxyUdpSession?.(where.listener, where.id) ?? false;
+      return closed ? { ok: true, key } : { ok: false, status: 404, error: `flow ${key} had already ended` };
+    }
     const listener = this.source.listeners().find((l) => l.name === where.listener);
     if (!listener) return { ok: false, status: 404, error: `listener ${where.listener} is no longer running` };
     const closed = where.transport === 'tcp' ? await listener.proxy.closeTcpFlow(where.id, where.pid) : await listener.proxy.closeUdpSession(where.id);
@@ -309,6 +318,7 @@ export class Dashboard {
     try {
       const snapshots = await Promise.all(listeners.map(async (l) => ({ name: l.name, flows: (await l.proxy.snapshot(MAX_FLOWS_LIMIT)).flows, sessions: await l.proxy.udpSessions(MAX_FLOWS_LIMIT) })));
       for (const s of snapshots) this.pending.push(...this.table.updateBytes(s.name, s.flows), ...this.table.updateUdpBytes(s.name, s.sessions));
+      for (const m of this.source.mmproxyUdpSessions?.(MAX_FLOWS_LIMIT) ?? []) this.pending.push(...this.table.updateMmproxyUdpBytes(m.name, m.sessions));
       if (this.now() - this.statusAt >= (this.options.statusEveryMs ?? 30_000)) {
         this.statusAt = this.now();
         const status = await this.source.status();

@@ -1,18 +1,21 @@
 /**
- * The dashboard's table of flows in progress (TCP flows and UDP sessions), fed by the data plane's
- * per-flow events and by the TCP engines' byte counts, and the changes it reports for the page
+ * The dashboard's table of flows in progress (TCP flows, UDP sessions, and the sessions of mmproxy
+ * `protocol: udp` entries), fed by the data plane's per-flow events and by the engines' byte
+ * counts, and the changes it reports for the page
  * (added, updated, removed), so the page never needs the whole table again. Bounded: past
  * maxFlows, new flows are counted (untracked) but not kept. Pure: no I/O, the clock passed in.
  */
 import { formatEndpoint, type Endpoint } from '../../core/net/sockaddr.js';
 import type { TcpFlowSnapshot } from '../../dataplane/tcp/flows.js';
 import type { UdpSessionSnapshot } from '../../dataplane/udp/protocol.js';
+import type { MmproxyUdpSessionSnapshot } from '../../dataplane/mmproxy/udp-relay.js';
 import type { DaemonEvent } from '../events.js';
 
 export interface DashboardFlow {
   /** Unique among the flows in progress: transport, listener, worker process (TCP) and id. */
   readonly key: string;
   readonly transport: 'tcp' | 'udp';
+  /** The TPROXY listener, or (with `backend`) the mmproxy entry. */
   readonly listener: string;
   /** The flow's number in its engine, and (TCP in worker processes) the worker's pid. */
   readonly id: number;
@@ -22,6 +25,9 @@ export interface DashboardFlow {
   name?: string;
   route?: string;
   outbound?: string;
+  /** mmproxy sessions only: where the payloads go, and the balancer they came through. */
+  readonly backend?: string;
+  readonly balancer?: string;
   bytesFromClient: number;
   bytesFromServer: number;
   /** When it was accepted (ms since the epoch). */
@@ -44,10 +50,17 @@ export function udpFlowKey(listener: string, id: number): string {
   return `udp/${listener}/${id}`;
 }
 
+/** A session of mmproxy entry `listener` (entries are named apart from TPROXY listeners: a name may be both). */
+export function mmproxyUdpFlowKey(listener: string, id: number): string {
+  return `mmproxy-udp/${listener}/${id}`;
+}
+
 /** Where a key says the flow is: what closing it needs. */
-export function parseFlowKey(key: string): { transport: 'tcp' | 'udp'; listener: string; pid?: number; id: number } | undefined {
+export function parseFlowKey(key: string): { transport: 'tcp' | 'udp'; mmproxy?: true; listener: string; pid?: number; id: number } | undefined {
   const tcp = /^tcp\/(.+)\/(\d+)\/(\d+)$/.exec(key);
   if (tcp) return { transport: 'tcp', listener: tcp[1]!, ...(tcp[2] === '0' ? {} : { pid: Number(tcp[2]) }), id: Number(tcp[3]) };
+  const mmproxy = /^mmproxy-udp\/(.+)\/(\d+)$/.exec(key);
+  if (mmproxy) return { transport: 'udp', mmproxy: true, listener: mmproxy[1]!, id: Number(mmproxy[2]) };
   const udp = /^udp\/(.+)\/(\d+)$/.exec(key);
   return udp ? { transport: 'udp', listener: udp[1]!, id: Number(udp[2]) } : undefined;
 }
@@ -100,6 +113,11 @@ export class FlowTable {
         return this.add({ key: udpFlowKey(listener, event.id), transport: 'udp', listener, id: event.id, client: text(event.client), originalDestination: text(event.originalDestination), ...(event.route !== undefined ? { route: event.route } : {}), ...(event.outbound !== undefined ? { outbound: event.outbound } : {}), bytesFromClient: 0, bytesFromServer: 0, startedAt: this.now() });
       case 'udp.session.close':
         return this.remove(udpFlowKey(listener, event.id), event.reason, event.bytesFromClient, event.bytesFromServer);
+      case 'mmproxy.udp.open':
+        this.opened++;
+        return this.add({ key: mmproxyUdpFlowKey(event.listener, event.id), transport: 'udp', listener: event.listener, id: event.id, client: text(event.client), originalDestination: text(event.originalDestination), backend: text(event.backend), balancer: text(event.balancer), bytesFromClient: 0, bytesFromServer: 0, startedAt: this.now() });
+      case 'mmproxy.udp.close':
+        return this.remove(mmproxyUdpFlowKey(event.listener, event.id), event.reason, event.bytesFromClient, event.bytesFromBackend);
       default:
         return undefined;
     }
@@ -129,6 +147,11 @@ export class FlowTable {
   /** The same for UDP sessions in progress (the loop's snapshot of them). */
   updateUdpBytes(listener: string, sessions: readonly UdpSessionSnapshot[]): FlowChange[] {
     return this.setBytes(sessions.map((s) => ({ key: udpFlowKey(listener, s.id), bytesFromClient: s.bytesFromClient, bytesFromServer: s.bytesFromServer })));
+  }
+
+  /** The same for the sessions of an mmproxy `protocol: udp` entry (the relay's snapshot of them). */
+  updateMmproxyUdpBytes(listener: string, sessions: readonly MmproxyUdpSessionSnapshot[]): FlowChange[] {
+    return this.setBytes(sessions.map((s) => ({ key: mmproxyUdpFlowKey(listener, s.id), bytesFromClient: s.bytesFromClient, bytesFromServer: s.bytesFromBackend })));
   }
 
   private setBytes(snapshots: readonly { readonly key: string; readonly bytesFromClient: number; readonly bytesFromServer: number }[]): FlowChange[] {

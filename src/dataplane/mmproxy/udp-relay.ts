@@ -21,6 +21,12 @@
  * decoder refuses (its reason: bad-signature, truncated, v2-too-long...), a header that is not
  * DGRAM (not-dgram), a LOCAL header (headersLocal: the balancer's health check, no session), a
  * new session beyond the cap (session-limit) or the descriptor budget (descriptor-budget).
+ *
+ * Each session's open and close are reported (mmproxy.udp.open / mmproxy.udp.close: the balancer,
+ * the client the header named, its destination, the backend; at close datagrams and bytes each
+ * way, duration and why) while `flowEvents` asks, as the TPROXY UDP relay reports udp.session.*;
+ * counters are kept either way. sessions() lists those in progress with their counts now (the
+ * dashboard's live bytes), closeSession() ends one (an operator, from the dashboard).
  */
 import { errnoOf, TproxyError } from '../../core/errors.js';
 import { EPOLLIN, IDLE_WAIT_MAX_MS, type Family } from '../../core/net/constants.js';
@@ -29,6 +35,7 @@ import { encodeSockaddr, endpointKey, familyOf, type Endpoint } from '../../core
 import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
 import { decodeProxyDatagram } from '../../core/proxy-protocol/decode.js';
 import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
+import { OPERATOR_CLOSE_REASON, type EventSink } from '../events.js';
 import type { Epoll } from '../../sys/epoll.js';
 import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
 import { Wakeup } from '../../sys/wakeup.js';
@@ -51,16 +58,53 @@ export interface MmproxyUdpConfig {
 export interface MmproxyUdpDeps {
   readonly sockets: SocketApi;
   readonly budget?: DescriptorBudget | undefined;
+  /** Where the session events go (absent: nowhere). */
+  readonly emit?: EventSink | undefined;
+  /** Report each session's open and close from the start (default false); switched by setFlowEvents. */
+  readonly flowEvents?: boolean | undefined;
+}
+
+/** A session in progress, as the relay counts it now. */
+export interface MmproxyUdpSessionSnapshot {
+  readonly id: number;
+  readonly balancer: Endpoint;
+  /** The client the header named (the session socket's address). */
+  readonly client: Endpoint;
+  /** The header's destination. */
+  readonly originalDestination: Endpoint;
+  readonly backend: Endpoint;
+  readonly datagramsFromClient: number;
+  readonly datagramsFromBackend: number;
+  readonly bytesFromClient: number;
+  readonly bytesFromBackend: number;
+  /** Since its last datagram either way. */
+  readonly idleMs: number;
 }
 
 interface Session {
   readonly key: string;
+  readonly id: number;
   readonly fd: number;
   readonly listenerFd: number;
   /** The balancer's sockaddr: where replies go, from the listener socket. */
-  readonly balancer: Buffer;
+  readonly balancerSockaddr: Buffer;
+  readonly balancer: Endpoint;
+  readonly client: Endpoint;
+  readonly destination: Endpoint;
+  readonly backend: Endpoint;
+  readonly startedMs: number;
   lastActiveMs: number;
+  datagramsFromClient: number;
+  datagramsFromBackend: number;
+  bytesFromClient: number;
+  bytesFromBackend: number;
 }
+
+/**
+ * Session ids, unique in the process: a reload's new entry runs beside the old one of the same
+ * name for a moment, and their sessions must not share an id (the dashboard keys flows by it).
+ */
+let nextSessionId = 1;
 
 /** The largest UDP payload. */
 const MAX_DATAGRAM = 65_535;
@@ -73,7 +117,7 @@ export class MmproxyUdpRelay {
   readonly counters: MmproxyCounters;
   private readonly allowed: PrefixSet;
   private readonly listeners: number[] = [];
-  private readonly sessions = new Map<string, Session>();
+  private readonly byKey = new Map<string, Session>();
   private readonly byFd = new Map<number, Session>();
   private readonly receiver: DatagramReceiver;
   private readonly reply = Buffer.alloc(MAX_DATAGRAM);
@@ -85,6 +129,7 @@ export class MmproxyUdpRelay {
   private lastSweepMs = Date.now();
   /** Descriptors of the budget held by the listening sockets and the epoll (0 until start). */
   private held = 0;
+  private flowEvents: boolean;
 
   constructor(
     private readonly config: MmproxyUdpConfig,
@@ -94,6 +139,41 @@ export class MmproxyUdpRelay {
     this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.counters = counters ?? emptyMmproxyCounters();
     this.receiver = deps.sockets.receiver(MAX_DATAGRAM);
+    this.flowEvents = deps.flowEvents ?? false;
+  }
+
+  /** Report sessions opened and closed from now on, or stop reporting them; sessions go on either way. */
+  setFlowEvents(on: boolean): void {
+    this.flowEvents = on;
+  }
+
+  /** The `limit` sessions in progress with the most bytes both ways, busiest first. */
+  sessions(limit: number): MmproxyUdpSessionSnapshot[] {
+    const now = Date.now();
+    const all = [...this.byKey.values()];
+    all.sort((a, b) => b.bytesFromClient + b.bytesFromBackend - (a.bytesFromClient + a.bytesFromBackend));
+    return all.slice(0, Math.max(0, limit)).map((s) => ({
+      id: s.id,
+      balancer: s.balancer,
+      client: s.client,
+      originalDestination: s.destination,
+      backend: s.backend,
+      datagramsFromClient: s.datagramsFromClient,
+      datagramsFromBackend: s.datagramsFromBackend,
+      bytesFromClient: s.bytesFromClient,
+      bytesFromBackend: s.bytesFromBackend,
+      idleMs: Math.max(0, now - s.lastActiveMs),
+    }));
+  }
+
+  /** An operator ends session `id` (its socket closes; closed as closed-by-operator). False when none is in progress. */
+  closeSession(id: number): boolean {
+    for (const s of this.byKey.values()) {
+      if (s.id !== id) continue;
+      this.close(s, OPERATOR_CLOSE_REASON);
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -143,7 +223,7 @@ export class MmproxyUdpRelay {
   }
 
   get sessionCount(): number {
-    return this.sessions.size;
+    return this.byKey.size;
   }
 
   /** Stop reading (the wait ends at once), close every session and listener. */
@@ -152,7 +232,7 @@ export class MmproxyUdpRelay {
     this.wakeup?.signal();
     await this.loop;
     this.loop = undefined;
-    for (const s of [...this.sessions.values()]) this.close(s, 'stopped');
+    for (const s of [...this.byKey.values()]) this.close(s, 'stopped');
     for (const fd of this.listeners.splice(0)) this.deps.sockets.close(fd);
     this.epoll?.close();
     this.epoll = undefined;
@@ -202,7 +282,7 @@ export class MmproxyUdpRelay {
    * stop() ends the wait sooner): never forever, since process.exit() waits for the pool thread in it.
    */
   private waitMs(now: number): number {
-    if (this.sessions.size === 0 || this.config.idleTimeoutMs <= 0) return IDLE_WAIT_MAX_MS;
+    if (this.byKey.size === 0 || this.config.idleTimeoutMs <= 0) return IDLE_WAIT_MAX_MS;
     return Math.max(0, Math.min(IDLE_WAIT_MAX_MS, this.lastSweepMs + SWEEP_EVERY_MS - now));
   }
 
@@ -237,18 +317,21 @@ export class MmproxyUdpRelay {
       this.counters.headersProxy++;
       const { source, destination } = header.addresses;
       const key = `${listenerFd}|${endpointKey(d.source)}|${endpointKey(source)}|${endpointKey(destination)}`;
-      const session = this.sessions.get(key) ?? this.open(key, listenerFd, d.source, source, destination);
+      const session = this.byKey.get(key) ?? this.open(key, listenerFd, d.source, source, destination);
       if (!session) continue;
       session.lastActiveMs = Date.now();
       const payload = datagram.subarray(take);
       const sent = this.deps.sockets.sendDatagram(session.fd, payload, payload.length, null);
-      if (sent >= 0) this.counters.bytesFromClient += sent;
-      else count(this.counters.connectErrors, 'send-failed');
+      if (sent >= 0) {
+        this.counters.bytesFromClient += sent;
+        session.bytesFromClient += sent;
+        session.datagramsFromClient++;
+      } else count(this.counters.connectErrors, 'send-failed');
     }
   }
 
   private open(key: string, listenerFd: number, balancer: Endpoint, source: Endpoint, destination: Endpoint): Session | undefined {
-    if (this.sessions.size >= this.config.maxSessions) {
+    if (this.byKey.size >= this.config.maxSessions) {
       count(this.counters.rejected, 'session-limit');
       return undefined;
     }
@@ -275,10 +358,28 @@ export class MmproxyUdpRelay {
       count(this.counters.connectErrors, errnoOf(error));
       return undefined;
     }
-    const session: Session = { key, fd, listenerFd, balancer: encodeSockaddr(balancer), lastActiveMs: Date.now() };
-    this.sessions.set(key, session);
+    const now = Date.now();
+    const session: Session = {
+      key,
+      id: nextSessionId++,
+      fd,
+      listenerFd,
+      balancerSockaddr: encodeSockaddr(balancer),
+      balancer,
+      client: source,
+      destination,
+      backend,
+      startedMs: now,
+      lastActiveMs: now,
+      datagramsFromClient: 0,
+      datagramsFromBackend: 0,
+      bytesFromClient: 0,
+      bytesFromBackend: 0,
+    };
+    this.byKey.set(key, session);
     this.byFd.set(fd, session);
-    this.counters.active = this.sessions.size;
+    this.counters.active = this.byKey.size;
+    if (this.flowEvents) this.deps.emit?.({ type: 'mmproxy.udp.open', listener: this.config.name, id: session.id, balancer, client: source, originalDestination: destination, backend });
     return session;
   }
 
@@ -295,8 +396,12 @@ export class MmproxyUdpRelay {
       }
       if (n === null) return;
       session.lastActiveMs = Date.now();
-      const sent = sockets.sendDatagram(session.listenerFd, this.reply, n, session.balancer);
-      if (sent >= 0) this.counters.bytesFromBackend += sent;
+      const sent = sockets.sendDatagram(session.listenerFd, this.reply, n, session.balancerSockaddr);
+      if (sent >= 0) {
+        this.counters.bytesFromBackend += sent;
+        session.bytesFromBackend += sent;
+        session.datagramsFromBackend++;
+      }
     }
   }
 
@@ -304,12 +409,12 @@ export class MmproxyUdpRelay {
     this.lastSweepMs = now;
     const idle = this.config.idleTimeoutMs;
     if (idle <= 0) return;
-    for (const s of [...this.sessions.values()]) if (now - s.lastActiveMs >= idle) this.close(s, 'idle');
+    for (const s of [...this.byKey.values()]) if (now - s.lastActiveMs >= idle) this.close(s, 'idle');
   }
 
   private close(session: Session, reason: string): void {
-    if (this.sessions.get(session.key) !== session) return;
-    this.sessions.delete(session.key);
+    if (this.byKey.get(session.key) !== session) return;
+    this.byKey.delete(session.key);
     this.byFd.delete(session.fd);
     this.epoll?.remove(session.fd);
     try {
@@ -319,6 +424,22 @@ export class MmproxyUdpRelay {
     }
     this.deps.budget?.release('mmproxy');
     count(this.counters.closed, reason);
-    this.counters.active = this.sessions.size;
+    this.counters.active = this.byKey.size;
+    if (this.flowEvents)
+      this.deps.emit?.({
+        type: 'mmproxy.udp.close',
+        listener: this.config.name,
+        id: session.id,
+        balancer: session.balancer,
+        client: session.client,
+        originalDestination: session.destination,
+        backend: session.backend,
+        datagramsFromClient: session.datagramsFromClient,
+        datagramsFromBackend: session.datagramsFromBackend,
+        bytesFromClient: session.bytesFromClient,
+        bytesFromBackend: session.bytesFromBackend,
+        durationMs: Date.now() - session.startedMs,
+        reason,
+      });
   }
 }

@@ -65,7 +65,7 @@ import { anyAddress, encodeSockaddr, endpointKey, type Endpoint } from '../../co
 import { udpFallbackRoute, type UdpFallbackRoute } from '../../core/net/udp-datagram.js';
 import type { PinnedSockaddr } from '../../sys/datagram-batch.js';
 import { DATAGRAM_IO_DESCRIPTORS, type DatagramIo, type UdpEngineKind } from '../../sys/datagram-io.js';
-import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
+import type { UdpLoopBudget } from './loop-budget.js';
 import type { Epoll } from '../../sys/epoll.js';
 import type { RawUdpSender } from '../../sys/raw-udp.js';
 import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
@@ -167,8 +167,8 @@ export interface UdpLoopDeps {
   readonly now: () => number;
   /** Whether to report each session's open and close as events now (switched at run time). */
   readonly flowEvents: () => boolean;
-  /** The process's descriptor budget: asked before every socket a session opens. */
-  readonly budget: DescriptorBudget;
+  /** The process's descriptor budget: asked before every socket a session opens (counted per loop: loop-budget.ts). */
+  readonly budget: UdpLoopBudget;
   /** Tests only (test-seam.ts): called between bind() and connect() of a reply socket. */
   readonly testSeam?: UdpLoopTestSeam;
   /**

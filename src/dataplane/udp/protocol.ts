@@ -45,13 +45,19 @@ export interface UdpLoopConfig {
   readonly engine?: UdpEngineKind;
 }
 
+/** Index in the control Int32Array of the budget entries the loop holds (loop-budget.ts). */
+export const LOOP_BUDGET_HELD = 4;
+/** Int32 slots of the control array. */
+export const CONTROL_SLOTS = 5;
+
 export interface UdpWorkerData extends UdpLoopConfig {
   readonly listeners: readonly { readonly fd: number; readonly family: Family; readonly port: number }[];
   /**
    * Int32Array view [0]: set to 1 to stop the loop; [1]: set to 1 to release a test hold
    * (test-seam.ts); [2]: 1
    * while each session's open and close are reported as events (debug logging; counters are kept
-   * regardless); [3]: set to 1 by a test (UdpRelay.testSeamCrashLoop (test-seam.ts)) to make the loop throw once.
+   * regardless); [3]: set to 1 by a test (UdpRelay.testSeamCrashLoop (test-seam.ts)) to make the loop throw once;
+   * [4] (LOOP_BUDGET_HELD): the descriptor budget entries the loop holds now (loop-budget.ts).
    * Shared memory, so a switch of [2] is in force for the next session without a message round
    * trip.
    */
@@ -62,6 +68,8 @@ export interface UdpWorkerData extends UdpLoopConfig {
   readonly counters: SharedArrayBuffer;
   /** The process's descriptor budget (sys/descriptor-budget.ts), shared with the main thread. */
   readonly budget: SharedArrayBuffer;
+  /** The sockets the loop opened and has not closed (loop-sockets.ts), for its owner to close if it dies. */
+  readonly openSockets: SharedArrayBuffer;
   /** The owner's wake-up eventfd (sys/wakeup.ts): it writes it after each message and to stop the loop; the loop drains it. */
   readonly wakeFd: number;
 }

@@ -14,8 +14,9 @@ import { TproxyError } from '../../core/errors.js';
 import type { Family } from '../../core/net/constants.js';
 import { anyAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
+import { releaseAbandonedRing } from '../../sys/io-uring.js';
 import { Wakeup } from '../../sys/wakeup.js';
-import { processDescriptorBudget } from '../../sys/limits.js';
+import { fileLimit, processDescriptorBudget } from '../../sys/limits.js';
 import type { SocketApi } from '../../sys/socket.js';
 import type { UdpEngineKind } from '../../sys/datagram-io.js';
 import { resolveUdpEngine, udpEngineLine, type RunningUdpEngine } from './engines.js';
@@ -26,7 +27,9 @@ import { createCounterBuffer, migrateCounters, routedLayoutOf, snapshotCounters,
 import type { RoutingUpdate } from '../routing.js';
 import type { RoutingConfig } from '../../core/route/config.js';
 import { carries } from '../../core/route/outbound.js';
-import type { UdpLoopMessage, UdpMapping, UdpSessionSnapshot, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
+import { CONTROL_SLOTS, LOOP_BUDGET_HELD, type UdpLoopMessage, type UdpMapping, type UdpSessionSnapshot, type UdpWorkerData, type UdpWorkerMessage } from './protocol.js';
+import { reclaimLoopBudget } from './loop-budget.js';
+import { LoopSockets } from './loop-sockets.js';
 import { releaseHold, requestCrash, type UdpTestSeam } from './test-seam.js';
 
 /** The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more. */
@@ -94,8 +97,8 @@ function validate(config: UdpRelayConfig): void {
 
 export class UdpRelay {
   private worker: Worker | undefined;
-  /** Shared with the loop: stop flag, test-seam hold, flow events, test-seam crash (see UdpWorkerData.control). */
-  private readonly control = new SharedArrayBuffer(16);
+  /** Shared with the loop: stop flag, test-seam hold, flow events, test-seam crash, budget entries held (see UdpWorkerData.control). */
+  private readonly control = new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT);
   /**
    * The routing and counters the loop uses now (and a restarted loop starts with): a reload's
    * routing is taken over once the loop confirms it moved its counts to the new buffer.
@@ -119,6 +122,8 @@ export class UdpRelay {
   private restartCount = 0;
   /** The relay loop's thread is up and answering (false between its unexpected end and its restart). */
   private loopRunning = false;
+  /** The sockets the loop holds (loop-sockets.ts), closed here when it dies holding any; made at the first start. */
+  private loopSockets: LoopSockets | undefined;
   /** Ends the loop's wait after each message and to stop it (an idle loop blocks up to IDLE_WAIT_MAX_MS); restarted loops share it. */
   private wakeup: Wakeup | undefined;
 
@@ -176,6 +181,7 @@ export class UdpRelay {
       throw error;
     }
     this.stopping = false;
+    this.loopSockets ??= LoopSockets.create(fileLimit().soft);
     try {
       this.wakeup ??= this.createWakeup();
     } catch (error) {
@@ -197,6 +203,7 @@ export class UdpRelay {
       control: this.control,
       counters: this.counterBuffer,
       budget: this.budget.buffer,
+      openSockets: this.loopSockets.buffer,
       wakeFd: this.wakeup.fd,
       ...(this.config.testSeam ? { testSeam: this.config.testSeam } : {}),
       headers: this.config.headers ?? {},
@@ -217,7 +224,12 @@ export class UdpRelay {
   private startLoop(data: UdpWorkerData, initial: boolean): Promise<void> {
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
     this.worker = worker;
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    this.exited = new Promise((resolve) =>
+      worker.once('exit', () => {
+        this.reclaim();
+        resolve();
+      }),
+    );
     let reason: string | undefined;
     let code: TproxyError['code'] = 'ERR_SYSCALL';
     return new Promise<void>((resolve, reject) => {
@@ -415,6 +427,44 @@ export class UdpRelay {
       this.wakeup = undefined;
     }
     this.closeListeners();
+  }
+
+  /**
+   * The loop's thread exited: the sockets it left open are closed and what it still held of the
+   * budget goes back (nothing after an orderly shutdown; a thread terminated after the stop
+   * timeout, or whose shutdown threw, left both), before a restarted loop or a later start takes
+   * any. With uring its ring is torn down too (unmapped and closed, with the epoll it polled): the
+   * ring's requests hold the sockets, which would otherwise stay alive in the kernel, taking their
+   * flows' datagrams, until the process exits. The epoll engine's epoll and raw reply sockets are
+   * not known here: they stay open (no socket is kept alive by them), their entries given back.
+   */
+  private reclaim(): void {
+    let sockets = 0;
+    for (const fd of this.loopSockets?.take() ?? []) {
+      try {
+        this.deps.sockets.close(fd);
+        sockets++;
+      } catch {
+        // already closed
+      }
+    }
+    let engineDescriptors = 0;
+    let engineErrors: string[] = [];
+    const ring = this.loopSockets?.takeRing();
+    if (ring) {
+      engineErrors = releaseAbandonedRing(ring.ring);
+      engineDescriptors++;
+      try {
+        this.deps.sockets.close(ring.epollFd);
+        engineDescriptors++;
+      } catch (error) {
+        engineErrors.push(`close(epoll): ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    const descriptors = reclaimLoopBudget(this.budget, new Int32Array(this.control), LOOP_BUDGET_HELD);
+    if (descriptors > 0 || sockets > 0 || ring) {
+      this.deps.emit({ type: 'udp.loop.reclaimed', port: this.config.port, descriptors, sockets, ...(ring ? { engineDescriptors } : {}), ...(engineErrors.length > 0 ? { engineErrors } : {}) });
+    }
   }
 
   /** The loop's wake-up eventfd, its descriptor taken from the budget (the loop takes its engine's own: DATAGRAM_IO_DESCRIPTORS). */

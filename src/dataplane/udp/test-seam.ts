@@ -2,6 +2,8 @@
  * The UDP relay's test seam, and everything of it. Two uses:
  * - a crash on request (TEST_SEAM_CRASH): test/dataplane/udp/restart.root.test.ts makes the loop's
  *   thread throw, as an unexpected error would, to see the restart path;
+ * - a loop that will not stop (stuckOnStop): test/dataplane/udp/stop-timeout.root.test.ts sees the
+ *   relay terminate its thread after the stop timeout and give back the budget entries it held;
  * - a hold: a namespace test
  * (test/dataplane/udp/race.root.test.ts, through test/helpers/udp-relay-host.ts) stops the loop
  * between bind() and connect() of its first reply socket, so it can send other clients' datagrams
@@ -16,6 +18,8 @@
 export interface UdpTestSeam {
   /** Hold the loop between bind() and connect() of its first reply socket until released (at most 10 s). */
   readonly holdFirstReplyBind: boolean;
+  /** When asked to stop, block instead (at most STUCK_LIMIT_MS): the owner's stop timeout terminates the thread. */
+  readonly stuckOnStop?: boolean;
 }
 
 /** The loop's side (UdpLoopDeps.testSeam): called between bind() and connect() of every reply socket. */
@@ -61,4 +65,12 @@ export function requestCrash(control: Int32Array): void {
 /** The worker's side: whether a crash was asked for (once: the request is taken). */
 export function crashRequested(control: Int32Array): boolean {
   return Atomics.load(control, TEST_SEAM_CRASH) !== 0 && Atomics.exchange(control, TEST_SEAM_CRASH, 0) !== 0;
+}
+
+/** How long a loop asked to be stuck on stop blocks: far past any stop timeout, bounded so a test cannot hang for ever. */
+const STUCK_LIMIT_MS = 30_000;
+
+/** The worker's side: block the thread as a loop that does not stop would (Worker.terminate() ends the wait). */
+export function stuckOnStop(): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, STUCK_LIMIT_MS);
 }

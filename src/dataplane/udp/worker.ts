@@ -9,13 +9,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { TproxyError } from '../../core/errors.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
-import { SocketApi } from '../../sys/socket.js';
 import { Wakeup } from '../../sys/wakeup.js';
 import type { ProxyEvent } from '../events.js';
 import { localAddressCache } from '../local-addresses.js';
 import { UdpLoop } from './loop.js';
-import type { UdpLoopMessage, UdpWorkerData, UdpWorkerMessage } from './protocol.js';
-import { crashRequested, holdFirstReplyBind } from './test-seam.js';
+import { countedLoopBudget } from './loop-budget.js';
+import { LoopSockets, RecordedSocketApi } from './loop-sockets.js';
+import { LOOP_BUDGET_HELD, type UdpLoopMessage, type UdpWorkerData, type UdpWorkerMessage } from './protocol.js';
+import { crashRequested, holdFirstReplyBind, stuckOnStop } from './test-seam.js';
 
 const SLICE_MS = 20;
 
@@ -38,13 +39,13 @@ try {
     data,
     data.listeners.map((l) => l.fd),
     {
-      api: new SocketApi(),
+      api: new RecordedSocketApi(LoopSockets.attach(data.openSockets)),
       counters: new Float64Array(data.counters),
       emit: (e) => events.push(e),
       localAddresses: localAddressCache(),
       now: Date.now,
       flowEvents: () => Atomics.load(control, 2) === 1,
-      budget: DescriptorBudget.attach(data.budget),
+      budget: countedLoopBudget(DescriptorBudget.attach(data.budget), control, LOOP_BUDGET_HELD),
       wake: Wakeup.attach(data.wakeFd),
       ...(data.testSeam?.holdFirstReplyBind
         ? {
@@ -90,6 +91,8 @@ function tick(): void {
     for (;;) {
       if (!loop) return;
       if (Atomics.load(control, 0) !== 0) {
+        // A test's loop that will not stop (test-seam.ts): its owner terminates the thread after the stop timeout.
+        if (data.testSeam?.stuckOnStop) stuckOnStop();
         loop.shutdown();
         flush();
         post({ kind: 'stopped' });
@@ -119,7 +122,7 @@ function fatal(error: unknown): void {
   try {
     loop?.shutdown();
   } catch {
-    // their sockets stay open (and counted in the budget): nothing else can close them
+    // their sockets stay open: nothing else can close them; the relay gives back their budget entries once the thread exits (loop-budget.ts)
   }
   flush();
   post({ kind: 'fatal', message: e.message, code: e.code });

@@ -1,7 +1,8 @@
 // The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core, run
 // inside the lab router's namespace (ip netns exec) against `tproxy run` with the dashboard on
-// loopback there. The lab relays TCP flows (two trickling, one held) and a UDP session; the page
-// must list them with their original destinations and rising bytes (the UDP session's while it lives), draw the chart, explain a
+// loopback there. The lab relays TCP flows (two trickling, one held), a UDP session and a session of
+// an mmproxy UDP entry; the page must list them with their original destinations and rising bytes
+// (the UDP sessions' while they live), draw the chart, explain a
 // packet as `tproxy explain --json` does, close a flow and drain only with the token, keep a strict CSP and
 // show names from the network as text. On a failure each test saves a screenshot to a temp dir
 // named in the failure.
@@ -15,13 +16,17 @@ import { JsonLines } from '../../../src/lab/json-lines.js';
 import { LAB_ADDRESSES, Lab, type SpawnedProcess } from '../../../src/lab/topology.js';
 import { startProxy } from '../../helpers/lab-flows.js';
 import { CHROMIUM, CHROMIUM_SKIP, openChromium, poll, type ChromiumPage } from '../../helpers/chromium.js';
-import { AGENT, BIN, SNI_CLIENT, TCP_PEER } from '../../helpers/paths.js';
+import { AGENT, BIN, SNI_CLIENT, TCP_PEER, UDP_PEERS } from '../../helpers/paths.js';
+import { encodeProxyHeaderV2 } from '../../../src/core/proxy-protocol/v2.js';
 
 const TOKEN = 'dashboard-test-token-0123456789';
 const PORT = 9470;
 const URL_ = `http://127.0.0.1:${PORT}/`;
 const server = LAB_ADDRESSES.server.ipv4;
 const client = LAB_ADDRESSES.client.ipv4;
+/** The mmproxy UDP entry's address (the router, client side) and the client its balancer's header names. */
+const MMPROXY = { address: LAB_ADDRESSES.routerClientSide.ipv4, port: 8553 };
+const MMPROXY_CLIENT = { family: 4 as const, address: '192.0.2.60', port: 41060 };
 
 const CONFIG = `listeners:
   - name: web
@@ -33,6 +38,12 @@ rules: { table: tproxy_dash, routeTable: 133, rulePriority: 9133 }
 tcp: { workers: 1 }
 metrics: { listen: "127.0.0.1:${PORT}" }
 dashboard: { enabled: true, token: ${TOKEN} }
+mmproxy:
+  - name: dns
+    protocol: udp
+    listen: ["${MMPROXY.address}:${MMPROXY.port}"]
+    allowedSources: [${client}/32]
+    backend4: "${server}:80"
 `;
 
 describe('dashboard in chromium (root)', { skip: CHROMIUM_SKIP }, () => {
@@ -158,6 +169,26 @@ describe('dashboard in chromium (root)', { skip: CHROMIUM_SKIP }, () => {
       await page.locator(`#flow-rows .row.flow[data-key="${key}"]`).waitFor({ state: 'detached' });
       const state = await page.evaluate(() => fetch('/api/state').then((r) => r.json() as Promise<{ status: { listeners: { counters: { udp?: { sessionsClosedByOperator: number } } }[] } }>));
       assert.equal(state.status.listeners[0]?.counters.udp?.sessionsClosedByOperator, 1);
+    }));
+
+  it('lists a session of an mmproxy UDP entry (route mmproxy, outbound its backend) with its bytes, and closes it with the token', () =>
+    step('mmproxy', async () => {
+      // The balancer (the client namespace) sends one datagram behind a PROXY v2 header naming MMPROXY_CLIENT.
+      const header = encodeProxyHeaderV2({ command: 'proxy', transport: 'udp', addresses: { source: MMPROXY_CLIENT, destination: { family: 4, ...MMPROXY } } });
+      const sent = await lab.run('client', [process.execPath, UDP_PEERS, 'send', MMPROXY.address, String(MMPROXY.port), '1', Buffer.concat([header, Buffer.from('mm')]).toString('hex')]);
+      assert.equal((JSON.parse(sent.stdout.trim().split('\n').pop() ?? '{}') as { replies?: string[] }).replies?.length, 1, sent.stdout);
+      const row = page.locator('#flow-rows .row.flow[data-key^="mmproxy-udp/dns/"]').first();
+      await row.waitFor();
+      const cells = await row.locator('span').allTextContents();
+      assert.deepEqual(cells.slice(0, 7), ['udp', 'dns', '192.0.2.60:41060', `${MMPROXY.address}:${MMPROXY.port}`, '', 'mmproxy', `backend ${server}:80`]);
+      await poll('the mmproxy session shows its bytes while it lives', async () => Number(await row.getAttribute('data-up')) === 2 && Number(await row.getAttribute('data-down')) > 0);
+      const key = (await row.getAttribute('data-key')) ?? '';
+      await page.fill('#token', TOKEN);
+      await row.locator('button.close').click();
+      await page.locator(`#action-result:text-is("closed ${key}")`).waitFor();
+      await page.locator(`#flow-rows .row.flow[data-key="${key}"]`).waitFor({ state: 'detached' });
+      const state = await page.evaluate(() => fetch('/api/state').then((r) => r.json() as Promise<{ status: { mmproxy?: { listeners: { counters: { closed: Record<string, number> } }[] } } }>));
+      assert.equal(state.status.mmproxy?.listeners[0]?.counters.closed['closed-by-operator'], 1);
     }));
 
   it('drains and undrains from the page with the token: the header, the reasons and /readyz follow', () =>

@@ -5,7 +5,8 @@
 // clients, IPv4 and IPv6; the echo backends answer with the source they saw. Each echo sees the
 // client's own address and port, every reply reaches the balancer without a header, the daemon's
 // status counts the headers and sessions, doctor and explain follow the reply datagrams, and at
-// SIGTERM every rule the daemon made is gone.
+// SIGTERM every rule the daemon made is gone. At log level debug each session is reported
+// (mmproxy.udp.open, and at its end mmproxy.udp.close with datagrams and bytes each way).
 // A third entry (`wild`) has its backend on loopback bound to the wildcard address (0.0.0.0, ::): the
 // echo gets the datagrams but its answers take the source the route lookup picks (the router's
 // default route here, as on a real host), miss the loopback rule and never come back; doctor warns
@@ -35,7 +36,23 @@ const ECHO = 7007;
 const WILD_ECHO = 7008;
 const ROUTE_TABLE = 100;
 
-type Line = { type: string; listeners?: number; from?: string; code?: string };
+type Line = {
+  type: string;
+  listeners?: number;
+  from?: string;
+  code?: string;
+  listener?: string;
+  id?: number;
+  balancer?: Endpoint;
+  client?: Endpoint;
+  originalDestination?: Endpoint;
+  backend?: Endpoint;
+  datagramsFromClient?: number;
+  datagramsFromBackend?: number;
+  bytesFromClient?: number;
+  bytesFromBackend?: number;
+  reason?: string;
+};
 
 const ep = (address: string, port: number): Endpoint => ({ family: address.includes(':') ? 6 : 4, address, port });
 /** A balancer's datagram: the PROXY v2 header (PROXY, DGRAM) naming `client`, then `payload`; as hex. */
@@ -79,7 +96,7 @@ describe('tproxy run: UDP mmproxy entries from a configuration file (root)', () 
         path.join(dir, 'tproxy.yaml'),
         [`admin: {socket: ${socket()}}`, 'mmproxy:', ...entry('local', PORTS.local, LOOPBACK), ...entry('remote', PORTS.remote, SERVER), ...entry('wild', WILD_PORT, LOOPBACK, WILD_ECHO)].join('\n') + '\n',
       );
-      daemon = lab.spawn('router', [process.execPath, BIN, 'run', '--config', path.join(dir, 'tproxy.yaml'), '--log-format', 'json']);
+      daemon = lab.spawn('router', [process.execPath, BIN, 'run', '--config', path.join(dir, 'tproxy.yaml'), '--log-format', 'json', '--log-level', 'debug']);
       daemonLog = new JsonLines<Line>(daemon.child.stderr!);
       await daemonLog.waitFor((l) => l.type === 'ready', 15_000, 'tproxy run ready');
     } catch (error) {
@@ -149,6 +166,16 @@ describe('tproxy run: UDP mmproxy entries from a configuration file (root)', () 
     }
   });
 
+  it('reports each session opened (debug): the entry, the balancer, the client the header named, its destination and the backend', () => {
+    const opens = daemonLog.items.filter((l) => l.type === 'mmproxy.udp.open');
+    const seen = opens.map((l) => `${l.listener} ${l.client?.address}:${l.client?.port} -> ${l.originalDestination?.address}:${l.originalDestination?.port} via ${l.balancer?.address} to ${l.backend?.address}:${l.backend?.port}`).sort();
+    const expected = ([4, 6] as const).flatMap((family) =>
+      Object.entries(PORTS).flatMap(([name, port]) => CLIENTS[family].map((c, i) => `${name} ${c}:${41_001 + i} -> ${LISTEN[family]}:${port} via ${family === 4 ? LAB_ADDRESSES.client.ipv4 : LAB_ADDRESSES.client.ipv6} to ${name === 'local' ? LOOPBACK[family] : SERVER[family]}:${ECHO}`)),
+    );
+    assert.deepEqual(seen, expected.sort(), 'one open per session (a flow\'s second datagram opens none)');
+    assert.equal(new Set(opens.map((l) => l.id)).size, opens.length, 'session ids unique in the daemon');
+  });
+
   it('a loopback backend bound to the wildcard address gets the datagrams, but its answers never come back', async () => {
     const results = await Promise.all(
       ([4, 6] as const).map(async (family) => {
@@ -188,6 +215,29 @@ describe('tproxy run: UDP mmproxy entries from a configuration file (root)', () 
   it('removes every rule it made when it stops (SIGTERM)', async () => {
     daemon.child.kill('SIGTERM');
     assert.equal(await daemon.exited, 0);
+    // Every session ended with the daemon, each reported with what it carried (debug).
+    const closes = daemonLog.items.filter((l) => l.type === 'mmproxy.udp.close');
+    const opens = daemonLog.items.filter((l) => l.type === 'mmproxy.udp.open');
+    assert.deepEqual(closes.map((l) => l.id).sort(), opens.map((l) => l.id).sort(), 'a close for every open');
+    assert.ok(closes.every((l) => l.reason === 'stopped'), JSON.stringify(closes));
+    for (const family of [4, 6] as const) {
+      for (const name of Object.keys(PORTS)) {
+        const [a, b] = CLIENTS[family];
+        const of = (client: string): Line | undefined => closes.find((l) => l.listener === name && l.client?.address === client);
+        // Client a sent `a-NAME` and `a-NAME-again`, b `b-NAME`; the echo answered each with `CLIENT:PORT|PAYLOAD`.
+        const reply = (client: string, port: number, payload: string): number => `${client}:${port}|${payload}`.length;
+        assert.deepEqual(
+          [of(a), of(b)].map((l) => [l?.datagramsFromClient, l?.datagramsFromBackend, l?.bytesFromClient, l?.bytesFromBackend]),
+          [
+            [2, 2, `a-${name}`.length + `a-${name}-again`.length, reply(a, 41_001, `a-${name}`) + reply(a, 41_001, `a-${name}-again`)],
+            [1, 1, `b-${name}`.length, reply(b, 41_002, `b-${name}`)],
+          ],
+          `IPv${family} ${name}: ${JSON.stringify(closes.filter((l) => l.listener === name))}`,
+        );
+      }
+    }
+    // The wildcard-bound backend got the datagrams; its answers went elsewhere, none came through the sessions.
+    assert.deepEqual(closes.filter((l) => l.listener === 'wild').map((l) => [l.datagramsFromClient, l.datagramsFromBackend]), [[1, 0], [1, 0]]);
     for (const family of ['-4', '-6']) {
       const rules = (await lab.run('router', ['ip', family, 'rule'])).stdout;
       assert.doesNotMatch(rules, new RegExp(`iif lo|fwmark|lookup ${ROUTE_TABLE}`), rules);
