@@ -495,13 +495,8 @@ export class MmproxySpliceEngine {
 
   /** The early bytes to the backend (splice-early.ts). Undefined, or the close reason. */
   private writeEarly(flow: Flow, early: Buffer): string | undefined {
-    const failure = writeEarlyBytes(this.libc, this.pipes, flow.ufd, flow.up, flow.down, early);
-    if (!failure) return undefined;
-    const errno = errnoName(failure.errno);
-    if (failure.at === 'backend') return `backend-${errno}`;
-    // As a pipe the pump could not have (FlowPump's PairEnd): counted with connect errors.
-    count(this.counters.connectErrors, errno);
-    return 'pipe';
+    const errno = writeEarlyBytes(this.libc, flow.ufd, flow.up, early);
+    return errno === undefined ? undefined : `backend-${errnoName(errno)}`;
   }
 
   /** The pair ended: a pipe that could not be had counts with connect errors. */
