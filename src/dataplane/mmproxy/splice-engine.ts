@@ -36,7 +36,7 @@ import { EngineEpoll, waitBefore } from '../tcp/splice/engine-epoll.js';
 import { FlowPump, type PairEnd } from '../tcp/splice/flow-pump.js';
 import { CONNECTING, connectOutcome, FlowTable, type Expiry, type FlowSocket } from '../tcp/splice/flow-table.js';
 import { NOT_WATCHED } from '../tcp/splice/interest.js';
-import { PipePool } from '../tcp/splice/pipe-pool.js';
+import { PipePool, resizeRefusedMessage } from '../tcp/splice/pipe-pool.js';
 import { newDirection, type Direction } from '../tcp/splice/pump.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
 import { count, type MmproxyCounters } from './counters.js';
@@ -157,6 +157,10 @@ export class MmproxySpliceEngine {
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.pooledPipes = this.budget && !this.budget.acquire('mmproxy', 2 * POOLED_PIPES) ? 0 : POOLED_PIPES;
     this.pipes = PipePool.perFlow<Flow>(libc, config.pipeBytes, this.pooledPipes);
+    this.pipes.onResizeRefused = (errno, bytes) => {
+      const code = errnoName(errno);
+      this.emit({ type: 'error', code, message: resizeRefusedMessage(`mmproxy ${config.name} splice engine`, code, bytes, 'tproxy_mmproxy_pipe_resizes_refused_total') });
+    };
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.headerBound = maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes });
     this.head = Buffer.alloc(this.headerBound + EARLY_BYTES);
@@ -258,7 +262,7 @@ export class MmproxySpliceEngine {
   };
 
   private copyCounters(): MmproxyCounters {
-    return this.report.snapshot(this.flows);
+    return { ...this.report.snapshot(this.flows), pipeResizesRefused: this.pipes.resizesRefused };
   }
 
   // ---- accepting and the header ---------------------------------------------------------------
