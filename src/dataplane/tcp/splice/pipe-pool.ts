@@ -100,15 +100,6 @@ export class PipePool<W = unknown> {
     this.maxSlots = Math.max(1, Math.floor(maxPipes / 2));
   }
 
-  /**
-   * For flows that paid for their own two pipes in the descriptor budget (mmproxy's engine takes 6
-   * descriptors per connection at accept): no slot limit, so no direction ever waits; at most
-   * `pooled` empty pipes kept (the budget holds those too).
-   */
-  static perFlow<W>(libc: PipeLibc, pipeBytes: number, pooled: number): PipePool<W> {
-    return new PipePool<W>(libc, pipeBytes, Infinity, pooled);
-  }
-
   get inUse(): number {
     return this.held;
   }
