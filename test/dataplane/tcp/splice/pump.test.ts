@@ -22,7 +22,7 @@ const splices = (k: FakeKernel): number => k.calls.filter((c) => c === 'splice')
 const spliced = (): Direction => ({ ...newDirection(), splicing: true });
 
 describe('splice pump, splice mode (fake kernel)', () => {
-  it('moves the bytes waiting, then gives its pipe back to the pool (and copies the next ones: it read less than a bulk)', () => {
+  it('moves the bytes waiting, then gives its pipe back to the pool (and still splices: it read more than a message)', () => {
     const { kernel, pool, pump } = setup();
     const client = kernel.socket({ inbound: 10_000 });
     const server = kernel.socket();
@@ -37,6 +37,9 @@ describe('splice pump, splice mode (fake kernel)', () => {
     assert.equal(up.eof, false);
     // A short read (10,000 < 64 KiB) means drained: no extra read that could only say EAGAIN.
     assert.equal(splices(kernel), 2);
+    assert.equal(up.splicing, true, 'drained after 10,000 bytes: a bulk stream read as it comes, still splicing');
+    kernel.state(client).inbound = 100;
+    assert.equal(pump.move(up, newDirection(), client, server, false), undefined);
     assert.equal(up.splicing, false, 'drained after a small read: back to copying');
   });
 
