@@ -82,6 +82,7 @@ export const FAMILIES = {
   tcpPortFallbacks: family('tproxy_tcp_client_port_fallbacks_total', 'counter', 'Transparent upstreams that could not reuse the client port and took another.', ['listener']),
   tcpPipeWaits: family('tproxy_tcp_pipe_waits_total', 'counter', 'Splice engine: directions of TCP flows that waited in line for a pipe (every pair of the shared pipes was held by flows with bytes in flight).', ['listener']),
   tcpPipeWaiting: family('tproxy_tcp_pipe_waiting', 'gauge', 'Splice engine: directions of TCP flows waiting in line for a pipe now.', ['listener']),
+  tcpPipeResizesRefused: family('tproxy_tcp_pipe_resizes_refused_total', 'counter', 'Splice engine: pipe sizes the kernel refused (F_SETPIPE_SZ, EPERM: past fs/pipe-user-pages-soft without CAP_SYS_RESOURCE); those pipes keep the kernel\'s size.', ['listener']),
   // Routes and outbounds: labelled by their names in the configuration (bounded by it), never by
   // a destination or a sniffed name (unbounded).
   tcpRouteFlows: family('tproxy_tcp_route_flows_total', 'counter', 'TCP flows by the route they took (default: none matched).', ['listener', 'route']),
@@ -117,6 +118,7 @@ export const FAMILIES = {
   mmproxyActive: family('tproxy_mmproxy_connections_active', 'gauge', 'Flows mmproxy listeners relay now.', ['listener']),
   mmproxyClosed: family('tproxy_mmproxy_connections_closed_total', 'counter', 'Flows of mmproxy listeners ended, by how they ended (done: cleanly both ways).', ['listener', 'reason']),
   mmproxyConnectErrors: family('tproxy_mmproxy_connect_errors_total', 'counter', 'Backend connects of mmproxy listeners that failed, by errno name (or connect-timeout).', ['listener', 'errno']),
+  mmproxyPipeResizesRefused: family('tproxy_mmproxy_pipe_resizes_refused_total', 'counter', 'Splice engine of mmproxy listeners: pipe sizes the kernel refused (F_SETPIPE_SZ, EPERM: past fs/pipe-user-pages-soft without CAP_SYS_RESOURCE).', ['listener']),
   mmproxyBytes: family('tproxy_mmproxy_bytes_total', 'counter', 'Bytes mmproxy listeners relayed (flows ended), by direction.', ['listener', 'direction']),
   rulesInPlace: family('tproxy_rules_in_place', 'gauge', '1 when every kernel rule of ours is live as planned, else 0 (absent with --no-rules).', ['backend']),
   rulesReadFailures: family('tproxy_rules_read_failures_total', 'counter', 'Scrapes whose read of the kernel rules failed.'),
@@ -171,6 +173,7 @@ function listenerValues(l: ListenerSnapshot): FamilyValues[] {
     { family: F.tcpPortFallbacks, samples: [one(tcp.clientPortFallbacks)] },
     { family: F.tcpPipeWaits, samples: [one(tcp.pipeWaits)] },
     { family: F.tcpPipeWaiting, samples: [one(tcp.pipeWaiting)] },
+    { family: F.tcpPipeResizesRefused, samples: [one(tcp.pipeResizesRefused)] },
     { family: F.tcpRouteFlows, samples: routedFlows('route', tcp.routes) },
     { family: F.tcpRouteBytes, samples: routedBytes('route', tcp.routes) },
     { family: F.tcpOutboundFlows, samples: routedFlows('outbound', tcp.outbounds) },
@@ -242,6 +245,7 @@ export function metricValues(s: MetricsSnapshot): FamilyValues[] {
       { family: F.mmproxyClosed, samples: each((c) => byLabel('reason', c.closed)) },
       { family: F.mmproxyConnectErrors, samples: each((c) => byLabel('errno', c.connectErrors)) },
       { family: F.mmproxyBytes, samples: each((c) => [one(c.bytesFromClient, { direction: 'from_client' }), one(c.bytesFromBackend, { direction: 'from_server' })]) },
+      { family: F.mmproxyPipeResizesRefused, samples: each((c) => [one(c.pipeResizesRefused)]) },
     );
   }
   out.push({ family: F.errors, samples: byLabel('code', s.errors) });

@@ -24,7 +24,7 @@ const snapshot: MetricsSnapshot = {
     {
       name: 'main',
       counters: {
-        tcp: { ...emptyTcpCounters(), accepted: 12, active: 3, refused: { 'not-intercepted': 1, loop: 2, limit: 0 }, connectErrors: { ECONNREFUSED: 4, 'connect-timeout': 1 }, closed: { done: 6, 'client-ECONNRESET': 2 }, bytesFromClient: 1000, bytesFromServer: 250_000, acceptPauses: 1, clientPortFallbacks: 2, pipeWaits: 9, pipeWaiting: 1 },
+        tcp: { ...emptyTcpCounters(), accepted: 12, active: 3, refused: { 'not-intercepted': 1, loop: 2, limit: 0 }, connectErrors: { ECONNREFUSED: 4, 'connect-timeout': 1 }, closed: { done: 6, 'client-ECONNRESET': 2 }, bytesFromClient: 1000, bytesFromServer: 250_000, acceptPauses: 1, clientPortFallbacks: 2, pipeWaits: 9, pipeWaiting: 1, pipeResizesRefused: 5 },
         udp,
       },
       workers: { running: 2, restarts: 1 },
@@ -43,7 +43,7 @@ const snapshot: MetricsSnapshot = {
     byConsumer: { tcp: { inUse: 0, refused: 0 }, udp: { inUse: 86, refused: 7 }, child: { inUse: 0, refused: 1 }, admin: { inUse: 17, refused: 0 }, metrics: { inUse: 17, refused: 0 }, mmproxy: { inUse: 0, refused: 0 } },
   },
   mmproxy: {
-    lb: { headersProxy: 20, headersLocal: 3, rejected: { 'source-not-allowed': 4, 'header-timeout': 1, 'v2-too-long': 2 }, connectErrors: { ECONNREFUSED: 1 }, closed: { done: 18 }, active: 1, bytesFromClient: 700, bytesFromBackend: 9000 },
+    lb: { headersProxy: 20, headersLocal: 3, rejected: { 'source-not-allowed': 4, 'header-timeout': 1, 'v2-too-long': 2 }, connectErrors: { ECONNREFUSED: 1 }, closed: { done: 18 }, active: 1, bytesFromClient: 700, bytesFromBackend: 9000, pipeResizesRefused: 2 },
   },
 };
 
@@ -59,6 +59,8 @@ describe('metric families (pure mapping)', () => {
     assert.equal(sample('tproxy_tcp_pipe_waiting', main), 1);
     assert.equal(sample('tproxy_tcp_pipe_waits_total', { listener: 'dns' }), 0);
     assert.equal(FAMILY_LIST.find((f) => f.name === 'tproxy_tcp_pipe_waiting')?.type, 'gauge');
+    assert.equal(sample('tproxy_tcp_pipe_resizes_refused_total', main), 5);
+    assert.equal(sample('tproxy_mmproxy_pipe_resizes_refused_total', { listener: 'lb' }), 2);
   });
 
   it('maps the mmproxy listeners: headers by command, rejections by reason, flows and bytes; absent without any', () => {

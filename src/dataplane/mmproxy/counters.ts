@@ -13,10 +13,12 @@ export interface MmproxyCounters {
   active: number;
   bytesFromClient: number;
   bytesFromBackend: number;
+  /** Splice engine: pipe sizes the kernel refused (F_SETPIPE_SZ: EPERM past fs/pipe-user-pages-soft without CAP_SYS_RESOURCE). */
+  pipeResizesRefused: number;
 }
 
 export function emptyMmproxyCounters(): MmproxyCounters {
-  return { headersProxy: 0, headersLocal: 0, rejected: {}, connectErrors: {}, closed: {}, active: 0, bytesFromClient: 0, bytesFromBackend: 0 };
+  return { headersProxy: 0, headersLocal: 0, rejected: {}, connectErrors: {}, closed: {}, active: 0, bytesFromClient: 0, bytesFromBackend: 0, pipeResizesRefused: 0 };
 }
 
 export function count(table: Record<string, number>, key: string): void {

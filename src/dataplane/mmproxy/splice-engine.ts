@@ -14,8 +14,9 @@
  *   balancer's side read to its end, cut at the header timeout);
  * - PROXY: the backend (fixed per family, or the header's destination) is connected without
  *   blocking from the client's address and port (IP_TRANSPARENT, the upstream mark;
- *   the client's port taken here: another port), bounded by the connect timeout; then socket ->
- *   pipe -> socket both ways (../tcp/splice/pump.ts), FINs passed on, idle flows cut. The turn
+ *   the client's port taken here: another port), bounded by the connect timeout; then both ways
+ *   small messages are copied and bulk goes socket -> pipe -> socket (../tcp/splice/pump.ts, the
+ *   thread's shared pipes), FINs passed on, idle flows cut. The turn
  *   loop and the flow table (owners, connects, close, deadlines) are the TPROXY engine's
  *   (../tcp/splice/engine-epoll.ts, flow-table.ts).
  *
@@ -36,7 +37,7 @@ import { EngineEpoll, waitBefore } from '../tcp/splice/engine-epoll.js';
 import { FlowPump, type PairEnd } from '../tcp/splice/flow-pump.js';
 import { CONNECTING, connectOutcome, FlowTable, type Expiry, type FlowSocket } from '../tcp/splice/flow-table.js';
 import { NOT_WATCHED } from '../tcp/splice/interest.js';
-import { PipePool } from '../tcp/splice/pipe-pool.js';
+import { PipePool, resizeRefusedMessage } from '../tcp/splice/pipe-pool.js';
 import { newDirection, type Direction } from '../tcp/splice/pump.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
 import { count, type MmproxyCounters } from './counters.js';
@@ -55,13 +56,19 @@ const ACCEPT_BATCH = 64;
 const EARLY_BYTES = 16 * 1024;
 /** The events a connection waiting for the rest of its header is watched for (edge-triggered: see onAccepted). */
 const HEADER_EVENTS = C.EPOLLIN | C.EPOLLRDHUP | C.EPOLLET;
-/** The two sockets of a connection and the two pipes (two descriptors each) its directions may hold. */
-export const SPLICE_DESCRIPTORS_PER_CONNECTION = 6;
 /**
- * Pipes a thread keeps for the next flows (a flow's own are counted in its six descriptors): their
- * descriptors are taken from the budget once, at start (none kept when it has no room).
+ * The two sockets of a connection: small messages are copied (../tcp/splice/pump.ts), so a
+ * connection holds a pipe only while bulk bytes are in flight, from the thread's shared pipes.
  */
-const POOLED_PIPES = 64;
+export const SPLICE_DESCRIPTORS_PER_CONNECTION = 2;
+/**
+ * Pipes a thread's flows with bulk bytes in flight share (held and pooled; 32 flows at once, as a
+ * pair each): their descriptors are taken from the budget once, at start. A flow that finds them
+ * all held copies on, or waits in line when its sink left bytes unsent.
+ */
+const SHARED_PIPES = 64;
+/** What a thread shares when the budget has no room for SHARED_PIPES: one flow's pair. */
+const MIN_SHARED_PIPES = 2;
 
 /** A connection whose PROXY header is being read. */
 interface Pending {
@@ -116,9 +123,9 @@ export class MmproxySpliceEngine {
   private readonly epoll: EngineEpoll['epoll'];
   private readonly allowed: PrefixSet;
   private readonly budget: DescriptorBudget | undefined;
-  /** Pipes paid for per connection (6 descriptors at accept): no direction waits for one. */
+  /** The thread's shared pipes (their descriptors taken from the budget at start: reservedPipes). */
   private readonly pipes: PipePool<Flow>;
-  private readonly pooledPipes: number;
+  private readonly reservedPipes: number;
   private readonly pairs: FlowPump<Flow>;
   private readonly timers: EngineTimers;
   private readonly reported = new ReportedCounters();
@@ -155,8 +162,13 @@ export class MmproxySpliceEngine {
     this.counters = this.report.counters;
     this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
-    this.pooledPipes = this.budget && !this.budget.acquire('mmproxy', 2 * POOLED_PIPES) ? 0 : POOLED_PIPES;
-    this.pipes = PipePool.perFlow<Flow>(libc, config.pipeBytes, this.pooledPipes);
+    this.reservedPipes = this.reservePipes();
+    // Without room for even one pair in the budget, the thread still shares one (4 descriptors past it).
+    this.pipes = new PipePool<Flow>(libc, config.pipeBytes, Math.max(MIN_SHARED_PIPES, this.reservedPipes));
+    this.pipes.onResizeRefused = (errno, bytes) => {
+      const code = errnoName(errno);
+      this.emit({ type: 'error', code, message: resizeRefusedMessage(`mmproxy ${config.name} splice engine`, code, bytes, 'tproxy_mmproxy_pipe_resizes_refused_total') });
+    };
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.headerBound = maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes });
     this.head = Buffer.alloc(this.headerBound + EARLY_BYTES);
@@ -169,6 +181,12 @@ export class MmproxySpliceEngine {
     this.owners = this.table.owners;
     this.flows = this.table.flows;
     this.watch(config.listeners);
+  }
+
+  /** The pipes whose descriptors the budget gives the thread: SHARED_PIPES, else MIN_SHARED_PIPES, else none. */
+  private reservePipes(): number {
+    if (!this.budget || this.budget.acquire('mmproxy', 2 * SHARED_PIPES)) return SHARED_PIPES;
+    return this.budget.acquire('mmproxy', 2 * MIN_SHARED_PIPES) ? MIN_SHARED_PIPES : 0;
   }
 
   get stopping(): boolean {
@@ -236,11 +254,12 @@ export class MmproxySpliceEngine {
     const now = this.now();
     if (firstHeader) for (const p of duePrefix(this.pending, now, (x) => x.deadline)) this.reject(p, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
+    this.wakePipeWaiters();
     this.report.post(this.post, () => this.flows, this.connections, this.timers.countersDue(now), this.reported, this.timed);
     if (this.ending && this.connections === 0) {
       this.post({ kind: 'stopped', counters: this.copyCounters() });
       this.pipes.closeIdle();
-      if (this.pooledPipes > 0) this.budget?.release('mmproxy', 2 * this.pooledPipes);
+      if (this.reservedPipes > 0) this.budget?.release('mmproxy', 2 * this.reservedPipes);
       this.epoll.close();
       // The wake eventfd stays open: the owner may still write to it, and closes it once this thread exited.
       return false;
@@ -258,7 +277,7 @@ export class MmproxySpliceEngine {
   };
 
   private copyCounters(): MmproxyCounters {
-    return this.report.snapshot(this.flows);
+    return { ...this.report.snapshot(this.flows), pipeResizesRefused: this.pipes.resizesRefused };
   }
 
   // ---- accepting and the header ---------------------------------------------------------------
@@ -493,15 +512,28 @@ export class MmproxySpliceEngine {
     if (end) this.ended(flow, end);
   }
 
+  /**
+   * Pump the flows whose waiting direction was handed a pipe this turn (pipes given back by
+   * drained directions and closed flows). Each pump may give pipes back and wake more: bounded by
+   * the line, which holds at most two directions per flow.
+   */
+  private wakePipeWaiters(): void {
+    for (let rounds = 0; rounds <= 2 * this.flows.size; rounds++) {
+      const woken = this.pairs.woken();
+      if (woken.length === 0) return;
+      // Only the directions that hold a pipe now: an idle other way must not join the line.
+      for (const flow of woken) {
+        if (flow.closed) continue;
+        const end = this.pairs.all(flow, flow.up.r >= 0, flow.down.r >= 0);
+        if (end) this.ended(flow, end);
+      }
+    }
+  }
+
   /** The early bytes to the backend (splice-early.ts). Undefined, or the close reason. */
   private writeEarly(flow: Flow, early: Buffer): string | undefined {
-    const failure = writeEarlyBytes(this.libc, this.pipes, flow.ufd, flow.up, flow.down, early);
-    if (!failure) return undefined;
-    const errno = errnoName(failure.errno);
-    if (failure.at === 'backend') return `backend-${errno}`;
-    // As a pipe the pump could not have (FlowPump's PairEnd): counted with connect errors.
-    count(this.counters.connectErrors, errno);
-    return 'pipe';
+    const errno = writeEarlyBytes(this.libc, flow.ufd, flow.up, early);
+    return errno === undefined ? undefined : `backend-${errnoName(errno)}`;
   }
 
   /** The pair ended: a pipe that could not be had counts with connect errors. */

@@ -212,6 +212,7 @@ export class MmproxySpliceRelay {
     c.active += now.active - last.active;
     c.bytesFromClient += now.bytesFromClient - last.bytesFromClient;
     c.bytesFromBackend += now.bytesFromBackend - last.bytesFromBackend;
+    c.pipeResizesRefused += now.pipeResizesRefused - last.pipeResizesRefused;
     for (const key of ['rejected', 'connectErrors', 'closed'] as const) {
       for (const [reason, n] of Object.entries(now[key])) {
         const added = n - (last[key][reason] ?? 0);

@@ -179,8 +179,8 @@ export class FlowAdmission {
   }
 
   /** The counters now, bytes of the flows in progress included (a copy: snapshots share no live record). */
-  /** `pipes`: the splice engine's pipe pool, whose line gives pipeWaits and pipeWaiting. */
-  snapshot(flows: Iterable<AdmittedFlow>, active: number, pipes?: { readonly waits: number; readonly waiting: number }): TcpCounters {
+  /** `pipes`: the splice engine's pipe pool, whose line gives pipeWaits and pipeWaiting, and its refused sizes pipeResizesRefused. */
+  snapshot(flows: Iterable<AdmittedFlow>, active: number, pipes?: { readonly waits: number; readonly waiting: number; readonly resizesRefused: number }): TcpCounters {
     let bytesFromClient = this.counters.bytesFromClient;
     let bytesFromServer = this.counters.bytesFromServer;
     const routed = { routes: copyRouted(this.counters.routes), outbounds: copyRouted(this.counters.outbounds) };
@@ -189,7 +189,7 @@ export class FlowAdmission {
       bytesFromServer += f.down.bytes;
       countRouted(routed, f.decision.route, f.decision.outbound.name, 0, f.up.bytes, f.down.bytes);
     }
-    const waits = pipes ? { pipeWaits: pipes.waits, pipeWaiting: pipes.waiting } : {};
+    const waits = pipes ? { pipeWaits: pipes.waits, pipeWaiting: pipes.waiting, pipeResizesRefused: pipes.resizesRefused } : {};
     return { ...this.counters, active, bytesFromClient, bytesFromServer, refused: { ...this.counters.refused }, connectErrors: { ...this.counters.connectErrors }, closed: { ...this.counters.closed }, ...routed, ...waits };
   }
 

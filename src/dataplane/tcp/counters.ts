@@ -31,6 +31,11 @@ export interface TcpCounters {
    */
   pipeWaits: number;
   pipeWaiting: number;
+  /**
+   * Splice engine: pipe sizes the kernel refused (F_SETPIPE_SZ: EPERM past fs/pipe-user-pages-soft
+   * without CAP_SYS_RESOURCE): those pipes keep the kernel's size, bulk transfers cost more CPU.
+   */
+  pipeResizesRefused: number;
   /** By route name (DEFAULT_ROUTE: no route matched); flows a reject outbound reset included. */
   routes: Record<string, RoutedCounters>;
   /** By outbound name. */
@@ -56,6 +61,7 @@ export function emptyTcpCounters(): TcpCounters {
     clientPortFallbacks: 0,
     pipeWaits: 0,
     pipeWaiting: 0,
+    pipeResizesRefused: 0,
     routes: {},
     outbounds: {},
     sniffs: {},
@@ -123,6 +129,7 @@ export function sumTcpCounters(list: readonly TcpCounters[]): TcpCounters {
       clientPortFallbacks: acc.clientPortFallbacks + c.clientPortFallbacks,
       pipeWaits: acc.pipeWaits + c.pipeWaits,
       pipeWaiting: acc.pipeWaiting + c.pipeWaiting,
+      pipeResizesRefused: acc.pipeResizesRefused + (c.pipeResizesRefused ?? 0),
       routes: sumRouted(acc.routes, c.routes),
       outbounds: sumRouted(acc.outbounds, c.outbounds),
       sniffs: addRecords(acc.sniffs, c.sniffs ?? {}),

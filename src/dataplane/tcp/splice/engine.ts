@@ -42,7 +42,7 @@ import { EngineEpoll, waitBefore } from './engine-epoll.js';
 import { FlowPump, type PairEnd } from './flow-pump.js';
 import { CONNECTING, connectOutcome, FlowTable, type Expiry, type FlowSocket } from './flow-table.js';
 import { NOT_WATCHED, updateInterest } from './interest.js';
-import { PipePool } from './pipe-pool.js';
+import { PipePool, resizeRefusedMessage } from './pipe-pool.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 import { newDirection, type Direction } from './pump.js';
 import { GracefulStop } from './stop.js';
@@ -137,6 +137,10 @@ export class SpliceEngine {
     this.admission = new FlowAdmission(config, this.api, now);
     this.counters = this.admission.counters;
     this.pipes = new PipePool<Flow>(libc, config.pipeBytes, config.maxPipes ?? sharedPipes('splice', config.maxConnections));
+    this.pipes.onResizeRefused = (errno, bytes) => {
+      const code = errnoName(errno);
+      this.admission.emit({ type: 'error', code, message: resizeRefusedMessage('tcp splice engine', code, bytes, 'tproxy_tcp_pipe_resizes_refused_total') });
+    };
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.sniffTimeoutMs = config.sniffTimeoutMs;
     this.loop = new EngineEpoll(libc, this.api, MAX_EVENTS);

@@ -1,16 +1,17 @@
 /**
  * epoll interest of a flow's two sockets. Level-triggered: a socket is watched for reading while
- * its direction's pipe has room, no FIN came and it is not waiting for a pipe, for writing while the other direction has bytes
- * waiting for it; a socket with nothing to wait for leaves the set (EPOLLHUP would be reported
+ * its direction has room (copying: nothing held; splicing: room in its pipe), no FIN came and it is
+ * not waiting for a pipe, for writing while the other direction has bytes waiting for it (held or
+ * in its pipe); a socket with nothing to wait for leaves the set (EPOLLHUP would be reported
  * forever otherwise).
  */
 import * as C from '../../../core/net/constants.js';
-import { capacityOf, type Direction } from './pump.js';
+import { inFlight, readable, type Direction } from './pump.js';
 
 /** Events to watch on the socket that feeds `reads` and drains `writes`. Pure. */
 export function socketInterest(reads: Direction, writes: Direction, pipeBytes: number): number {
-  const reading = !reads.eof && !reads.waiting && reads.buffered < capacityOf(reads, pipeBytes) ? C.EPOLLIN | C.EPOLLRDHUP : 0;
-  const writing = writes.buffered > 0 ? C.EPOLLOUT : 0;
+  const reading = readable(reads, pipeBytes) ? C.EPOLLIN | C.EPOLLRDHUP : 0;
+  const writing = inFlight(writes) > 0 ? C.EPOLLOUT : 0;
   return reading | writing;
 }
 

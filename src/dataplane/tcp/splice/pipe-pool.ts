@@ -17,7 +17,7 @@ import * as C from '../../../core/net/constants.js';
 import type { Libc } from '../../../sys/libc.js';
 
 /** The libc calls a pool makes (a fake in unit tests). */
-export type PipeLibc = Pick<Libc, 'pipe2' | 'fcntl' | 'close'>;
+export type PipeLibc = Pick<Libc, 'pipe2' | 'fcntl' | 'close' | 'errno'>;
 
 /** Read and write ends; -1 when none is held. */
 export interface PipeEnds {
@@ -47,6 +47,15 @@ export const GROWN_PIPES_MAX = 32;
 /** A pipe's size when F_SETPIPE_SZ is refused: the kernel's default (16 pages). */
 const DEFAULT_PIPE_BYTES = 65536;
 
+/** The line an engine thread logs on the first pipe size the kernel refused (`errno`: its name). */
+export function resizeRefusedMessage(who: string, errno: string, bytes: number, counter: string): string {
+  return (
+    `${who}: the kernel refused to size a pipe to ${bytes} bytes (F_SETPIPE_SZ: ${errno}): the user's pipes are past ` +
+    `fs/pipe-user-pages-soft and the process lacks CAP_SYS_RESOURCE, so pipes keep the kernel's size and bulk transfers ` +
+    `cost more CPU; give the service CAP_SYS_RESOURCE or raise fs/pipe-user-pages-soft (counted in ${counter}; logged once per engine thread)`
+  );
+}
+
 /** `W`: what the engine wakes when a waiting direction got its pipe (its flow). */
 export class PipePool<W = unknown> {
   private readonly idle: PipeEnds[] = [];
@@ -68,6 +77,13 @@ export class PipePool<W = unknown> {
   private grownCount = 0;
   /** Write ends of pipes the kernel refused to grow: not asked again. */
   private readonly ungrowable = new Set<number>();
+  /**
+   * Sizes the kernel refused (F_SETPIPE_SZ of a new pipe, or grow): an unprivileged process past
+   * fs/pipe-user-pages-soft gets EPERM (it lacks CAP_SYS_RESOURCE). Such pipes keep their size.
+   */
+  resizesRefused = 0;
+  /** Called on the first refusal only (the engine logs it once per thread): its errno and the size asked. */
+  onResizeRefused: ((errno: number, bytes: number) => void) | undefined;
 
   constructor(
     private readonly libc: PipeLibc,
@@ -82,15 +98,6 @@ export class PipePool<W = unknown> {
     private readonly maxGrown = GROWN_PIPES_MAX,
   ) {
     this.maxSlots = Math.max(1, Math.floor(maxPipes / 2));
-  }
-
-  /**
-   * For flows that paid for their own two pipes in the descriptor budget (mmproxy's engine takes 6
-   * descriptors per connection at accept): no slot limit, so no direction ever waits; at most
-   * `pooled` empty pipes kept (the budget holds those too).
-   */
-  static perFlow<W>(libc: PipeLibc, pipeBytes: number, pooled: number): PipePool<W> {
-    return new PipePool<W>(libc, pipeBytes, Infinity, pooled);
   }
 
   get inUse(): number {
@@ -145,6 +152,7 @@ export class PipePool<W = unknown> {
       // The size the kernel gave (it rounds up to a power of two pages); refused (an unprivileged
       // user past fs/pipe-user-pages-soft), the pipe keeps the default.
       const size = this.libc.fcntl(into.w, C.F_SETPIPE_SZ, this.pipeBytes);
+      if (size < 0) this.refused(this.pipeBytes);
       into.size = size > 0 ? size : DEFAULT_PIPE_BYTES;
     }
     this.held++;
@@ -160,12 +168,17 @@ export class PipePool<W = unknown> {
     if (of.r < 0 || (of.size ?? this.pipeBytes) >= this.bulkBytes || this.grownCount >= this.maxGrown || this.ungrowable.has(of.w)) return false;
     const size = this.libc.fcntl(of.w, C.F_SETPIPE_SZ, this.bulkBytes);
     if (size <= (of.size ?? this.pipeBytes)) {
+      if (size < 0) this.refused(this.bulkBytes);
       this.ungrowable.add(of.w);
       return false;
     }
     of.size = size;
     this.grownCount++;
     return true;
+  }
+
+  private refused(bytes: number): void {
+    if (this.resizesRefused++ === 0) this.onResizeRefused?.(this.libc.errno(), bytes);
   }
 
   /** Close a pipe the pool no longer keeps. */

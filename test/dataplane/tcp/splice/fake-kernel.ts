@@ -1,6 +1,8 @@
 // A fake of the libc calls the splice engine's pump and pipe pool make: sockets and pipes as byte
 // counts, with the kernel's answers (EAGAIN when nothing can move, 0 at EOF, ECONNRESET/EPIPE
-// after a reset), and a log of every call so tests can count them.
+// after a reset), and a log of every call so tests can count them. Order is checked: byte i of a
+// socket's inbound stream is numbered i (recv writes i % 251 into the buffer, a pipe carries the
+// numbers), and a sink throws unless its byte `sent` is byte `sent` of the stream it relays.
 import * as C from '../../../../src/core/net/constants.js';
 import type { PipeLibc } from '../../../../src/dataplane/tcp/splice/pipe-pool.js';
 import type { PumpLibc } from '../../../../src/dataplane/tcp/splice/pump.js';
@@ -12,10 +14,14 @@ interface FakeSocket {
   kind: 'socket';
   /** Bytes the peer sent, waiting to be read. */
   inbound: number;
+  /** Bytes read so far (the number of the next inbound byte). */
+  read: number;
   /** The peer's FIN is here (after `inbound`). */
   fin: boolean;
   /** Room in the send buffer; bytes written are counted in `sent`. */
   room: number;
+  /** Set: each write takes at most this much, whatever the room (acks free room between calls). */
+  perCall?: number;
   sent: number;
   /** The connection was reset: reads give ECONNRESET, writes EPIPE. */
   reset: boolean;
@@ -26,7 +32,7 @@ interface FakeSocket {
 interface FakePipe {
   kind: 'pipe';
   end: 'r' | 'w';
-  buffer: { bytes: number; capacity: number };
+  buffer: { bytes: number; capacity: number; segments: [number, number][] };
   closed: boolean;
 }
 
@@ -42,7 +48,7 @@ export class FakeKernel implements PumpLibc, PipeLibc {
 
   socket(init: Partial<Omit<FakeSocket, 'kind'>> = {}): number {
     const fd = this.next++;
-    this.fds.set(fd, { kind: 'socket', inbound: 0, fin: false, room: 1 << 30, sent: 0, reset: false, shutWr: false, lingerOff: false, ...init });
+    this.fds.set(fd, { kind: 'socket', inbound: 0, read: 0, fin: false, room: 1 << 30, sent: 0, reset: false, shutWr: false, lingerOff: false, ...init });
     return fd;
   }
 
@@ -77,7 +83,7 @@ export class FakeKernel implements PumpLibc, PipeLibc {
     this.calls.push('pipe2');
     if (flags !== (C.O_NONBLOCK | C.O_CLOEXEC)) throw new Error('pipes must be non-blocking and close-on-exec');
     if (this.outOfDescriptors) return this.fail(EMFILE);
-    const buffer = { bytes: 0, capacity: 65536 };
+    const buffer = { bytes: 0, capacity: 65536, segments: [] as [number, number][] };
     const r = this.next++;
     const w = this.next++;
     this.fds.set(r, { kind: 'pipe', end: 'r', buffer, closed: false });
@@ -118,6 +124,8 @@ export class FakeKernel implements PumpLibc, PipeLibc {
       if (room === 0) return this.fail(C.EAGAIN);
       const n = Math.min(length, from.inbound, room);
       from.inbound -= n;
+      to.buffer.segments.push([from.read, from.read + n]);
+      from.read += n;
       to.buffer.bytes += n;
       return n;
     }
@@ -125,13 +133,49 @@ export class FakeKernel implements PumpLibc, PipeLibc {
       if (to.reset || to.shutWr) return this.fail(EPIPE);
       if (from.buffer.bytes === 0) return this.fail(C.EAGAIN);
       if (to.room === 0) return this.fail(C.EAGAIN);
-      const n = Math.min(length, from.buffer.bytes, to.room);
+      const n = Math.min(length, from.buffer.bytes, to.room, to.perCall ?? Infinity);
       from.buffer.bytes -= n;
+      for (let left = n; left > 0; ) {
+        const segment = from.buffer.segments[0]!;
+        if (segment[0] !== to.sent) throw new Error(`out of order: the sink's byte ${to.sent} is byte ${segment[0]} of the stream`);
+        const take = Math.min(left, segment[1] - segment[0]);
+        segment[0] += take;
+        to.sent += take;
+        left -= take;
+        if (segment[0] === segment[1]) from.buffer.segments.shift();
+      }
       to.room -= n;
-      to.sent += n;
       return n;
     }
     throw new Error(`splice from fd ${fdIn} to fd ${fdOut}: not socket -> pipe or pipe -> socket`);
+  }
+
+  recv(fd: number, data: Buffer, length: number, flags: number): number {
+    this.calls.push('recv');
+    if ((flags & C.MSG_DONTWAIT) === 0) throw new Error('recv must not block');
+    const s = this.state(fd);
+    if (s.reset) return this.fail(C.ECONNRESET);
+    if (s.inbound === 0) return s.fin ? 0 : this.fail(C.EAGAIN);
+    const n = Math.min(length, s.inbound);
+    for (let i = 0; i < n; i++) data[i] = (s.read + i) % 251;
+    s.inbound -= n;
+    s.read += n;
+    return n;
+  }
+
+  send(fd: number, data: Buffer, length: number, flags: number): number {
+    this.calls.push('send');
+    if ((flags & C.MSG_DONTWAIT) === 0) throw new Error('send must not block');
+    const s = this.state(fd);
+    if (s.reset || s.shutWr) return this.fail(EPIPE);
+    if (s.room === 0) return this.fail(C.EAGAIN);
+    const n = Math.min(length, s.room, s.perCall ?? Infinity);
+    for (let i = 0; i < n; i++) {
+      if (data[i] !== (s.sent + i) % 251) throw new Error(`out of order: the sink's byte ${s.sent + i} is not the stream's`);
+    }
+    s.room -= n;
+    s.sent += n;
+    return n;
   }
 
   setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number {

@@ -74,6 +74,25 @@ describe('splice pipe pool (fake kernel)', () => {
     assert.equal(b.size, 65536, 'F_SETPIPE_SZ refused: the kernel default');
   });
 
+  it('counts every size the kernel refuses (EPERM) and tells the engine of the first one only', () => {
+    const kernel = new FakeKernel();
+    kernel.pipeSizeLimit = 256 * 1024;
+    const pool = new PipePool(kernel, 256 * 1024, 8);
+    const told: [number, number][] = [];
+    pool.onResizeRefused = (errno, bytes) => told.push([errno, bytes]);
+    const a = ends();
+    assert.ok(pool.take(a, alone));
+    assert.equal(pool.resizesRefused, 0, 'the first size was given');
+    assert.equal(pool.grow(a), false);
+    assert.equal(pool.resizesRefused, 1);
+    assert.deepEqual(told, [[1, BULK_PIPE_BYTES]], 'EPERM, the bulk size asked');
+    kernel.pipeSizeLimit = 0;
+    const b = ends();
+    assert.ok(pool.take(b, a));
+    assert.equal(pool.resizesRefused, 2, 'a refused first size counts too');
+    assert.equal(told.length, 1, 'told once');
+  });
+
   it('sizes new pipes, reuses empty ones, and never keeps more than the descriptor budget allows', () => {
     const kernel = new FakeKernel();
     const pool = new PipePool(kernel, 256 * 1024, 2);
