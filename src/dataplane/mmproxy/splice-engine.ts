@@ -254,7 +254,7 @@ export class MmproxySpliceEngine {
     const now = this.now();
     if (firstHeader) for (const p of duePrefix(this.pending, now, (x) => x.deadline)) this.reject(p, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
-    this.wakePipeWaiters();
+    this.pairs.wakeWaiters(this.flows.size, (flow, end) => this.ended(flow, end));
     this.report.post(this.post, () => this.flows, this.connections, this.timers.countersDue(now), this.reported, this.timed);
     if (this.ending && this.connections === 0) {
       this.post({ kind: 'stopped', counters: this.copyCounters() });
@@ -510,24 +510,6 @@ export class MmproxySpliceEngine {
     }
     const end = this.pairs.onEvents(flow, side, events);
     if (end) this.ended(flow, end);
-  }
-
-  /**
-   * Pump the flows whose waiting direction was handed a pipe this turn (pipes given back by
-   * drained directions and closed flows). Each pump may give pipes back and wake more: bounded by
-   * the line, which holds at most two directions per flow.
-   */
-  private wakePipeWaiters(): void {
-    for (let rounds = 0; rounds <= 2 * this.flows.size; rounds++) {
-      const woken = this.pairs.woken();
-      if (woken.length === 0) return;
-      // Only the directions that hold a pipe now: an idle other way must not join the line.
-      for (const flow of woken) {
-        if (flow.closed) continue;
-        const end = this.pairs.all(flow, flow.up.r >= 0, flow.down.r >= 0);
-        if (end) this.ended(flow, end);
-      }
-    }
   }
 
   /** The early bytes to the backend (splice-early.ts). Undefined, or the close reason. */

@@ -191,7 +191,7 @@ export class SpliceEngine {
     const now = this.now();
     if (firstSniff) this.expireSniffs(now);
     if (this.timers.scanDue(now)) this.scan(now);
-    this.wakePipeWaiters();
+    this.pairs.wakeWaiters(this.config.maxConnections, (flow, end) => this.ended(flow, end));
     const events = this.admission.takeEvents();
     if (events) this.post({ kind: 'events', events });
     this.reported.postWhenDue(this.timers.countersDue(now), () => this.snapshot(), (counters) => this.post({ kind: 'counters', counters }), this.timed);
@@ -507,24 +507,6 @@ export class SpliceEngine {
     // Resume below the cap, not below a lower mark: waiting connections must not sit in the
     // backlog while there is room (with a gap, flows that wait on each other could never finish).
     if (this.acceptPaused && this.resumeAt === 0 && !this.flowsAtCap()) this.setAccepting(true);
-  }
-
-  /**
-   * Pump the flows whose waiting direction was handed a pipe this turn (pipes given back by
-   * drained directions and closed flows). Each pump may give pipes back and wake more: bounded by
-   * the line, which holds at most two directions per flow.
-   */
-  private wakePipeWaiters(): void {
-    for (let rounds = 0; rounds < 2 * this.config.maxConnections + 1; rounds++) {
-      const woken = this.pairs.woken();
-      if (woken.length === 0) return;
-      // Only the directions that hold a pipe now: an idle other way must not join the line.
-      for (const flow of woken) {
-        if (flow.closed) continue;
-        const end = this.pairs.all(flow, flow.up.r >= 0, flow.down.r >= 0);
-        if (end) this.ended(flow, end);
-      }
-    }
   }
 
   private scan(now: number): void {

@@ -25,6 +25,8 @@ export interface SplicedPair {
   /** Current epoll interest per socket (NOT_WATCHED: not registered). */
   cInterest: number;
   uInterest: number;
+  /** Closed by the engine (its sockets and pipes gone). */
+  readonly closed: boolean;
 }
 
 /** Why a pair ends: `done` (both ways shut), `<side>-<errno>`, or `pipe` (no pipe could be had: pipeErrno). */
@@ -69,12 +71,22 @@ export class FlowPump<P extends SplicedPair> {
   }
 
   /**
-   * The pairs whose waiting direction was handed a pipe since the last call: the engine pumps
-   * each still open with `all(p, p.up.r >= 0, p.down.r >= 0)` (only the directions that now hold
-   * a pipe: an idle other way must not join the line).
+   * Pump the pairs whose waiting direction was handed a pipe since the last call (pipes given back
+   * by drained directions and closed pairs), only the directions that now hold a pipe (an idle
+   * other way must not join the line). Each pump may give pipes back and wake more: bounded by the
+   * line, which holds at most two directions per pair (`pairs`: how many the engine has open).
+   * `ended`: a pair that ends here (the engine counts and closes it).
    */
-  woken(): P[] {
-    return this.pipes.takeWoken();
+  wakeWaiters(pairs: number, ended: (p: P, end: PairEnd) => void): void {
+    for (let rounds = 0; rounds <= 2 * pairs; rounds++) {
+      const woken = this.pipes.takeWoken();
+      if (woken.length === 0) return;
+      for (const p of woken) {
+        if (p.closed) continue;
+        const end = this.all(p, p.up.r >= 0, p.down.r >= 0);
+        if (end) ended(p, end);
+      }
+    }
   }
 
   /** Events on one socket of a connected pair. Undefined: it goes on. */
