@@ -2,8 +2,11 @@
 import type { UdpEngineKind } from '../../src/sys/datagram-io.js';
 import type { UdpCounters } from '../../src/dataplane/udp/counters.js';
 import { JsonLines } from '../../src/lab/json-lines.js';
-import { untilReady, type HostName, type Lab, type SpawnedProcess } from '../../src/lab/topology.js';
+import { after, before } from 'node:test';
+import { Lab, untilReady, type HostName, type SpawnedProcess } from '../../src/lab/topology.js';
 import { AGENT, BIN } from './paths.js';
+
+const RELAY_HOST = new URL('./udp-relay-host.js', import.meta.url).pathname;
 
 export interface LogLine {
   type: string;
@@ -74,4 +77,32 @@ export async function startEchoServer(lab: Lab, port = 80, rawPort?: number): Pr
   const args = ['serve', '--port', `${port}`, ...(rawPort === undefined ? [] : ['--raw-port', `${rawPort}`])];
   const server = lab.spawn('server', [process.execPath, AGENT, ...args]);
   await new JsonLines<{ event: string }>(server.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'echo server ready');
+}
+
+/**
+ * The lab of one suite (call inside describe()): made before its tests with the echo server
+ * running and `rules` applied in the router (`tproxy rules apply`), destroyed after them.
+ */
+export function echoLabPerSuite(rules: readonly string[]): { readonly lab: Lab } {
+  let lab: Lab | undefined;
+  before(async () => {
+    lab = await Lab.create();
+    await startEchoServer(lab);
+    await lab.run('router', [process.execPath, BIN, 'rules', 'apply', ...rules]);
+  });
+  after(() => lab?.destroy());
+  return {
+    get lab(): Lab {
+      if (!lab) throw new Error('the suite\'s lab is made in before()');
+      return lab;
+    },
+  };
+}
+
+/** The test relay host (udp-relay-host.ts: a UdpRelay with its test seam) in the router with `config`, once ready. */
+export async function startRelayHost<L extends { type: string }>(lab: Lab, config: object): Promise<{ relay: SpawnedProcess; events: JsonLines<L> }> {
+  const relay = lab.spawn('router', [process.execPath, RELAY_HOST, JSON.stringify(config)]);
+  const events = new JsonLines<L>(relay.child.stdout!);
+  await events.waitFor((l) => l.type === 'ready', 10_000, 'relay ready');
+  return { relay, events };
 }

@@ -2,17 +2,14 @@
 // between bind() and connect() of its first reply socket while 19 other clients send to the same
 // destination. Their datagrams land on that socket; each must reach its own session.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { UdpCounters } from '../../../src/dataplane/udp/counters.js';
 import { Nft } from '../../../src/control/nft.js';
 import { ruleCounter } from '../../../src/core/rules/nft-expected.js';
-import { JsonLines } from '../../../src/lab/json-lines.js';
-import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
-import { BIN } from '../../helpers/paths.js';
-import { spawnAgent, startEchoServer } from '../../helpers/udp-lab.js';
+import { LAB_ADDRESSES as A, type Lab } from '../../../src/lab/topology.js';
+import { echoLabPerSuite, spawnAgent, startRelayHost } from '../../helpers/udp-lab.js';
 import { UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
 
-const HOST = new URL('../../helpers/udp-relay-host.js', import.meta.url).pathname;
 const RULES = ['--intercept', 'udp:80', '--listen', '8300', '--family', '4', '--table', 'tproxy_race', '--route-table', '130', '--rule-priority', '9130'];
 
 async function waitForDivertedPackets(lab: Lab, packets: number): Promise<void> {
@@ -28,27 +25,19 @@ async function waitForDivertedPackets(lab: Lab, packets: number): Promise<void> 
 }
 
 for (const engine of UDP_ENGINE_CHOICES) describe(`UDP bind-before-connect race (root, ${engine} engine)`, () => {
-  let lab: Lab;
-  before(async () => {
-    lab = await Lab.create();
-    await startEchoServer(lab);
-    await lab.run('router', [process.execPath, BIN, 'rules', 'apply', ...RULES]);
-  });
-  after(() => lab.destroy());
+  const suite = echoLabPerSuite(RULES);
 
   it('hands datagrams that reach a reply socket before connect() to their own sessions, never answering them as another client', async () => {
-    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8300, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, engine, testSeam: { holdFirstReplyBind: true } })]);
-    const events = new JsonLines<{ type: string; counters?: UdpCounters; engine?: string }>(relay.child.stdout!);
-    await events.waitFor((l) => l.type === 'ready', 10_000, 'relay ready');
+    const { relay, events } = await startRelayHost<{ type: string; counters?: UdpCounters; engine?: string }>(suite.lab, { families: [4], port: 8300, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, engine, testSeam: { holdFirstReplyBind: true } });
     if (engine === 'uring') assert.equal(events.find((l) => l.type === 'udp.engine')?.engine, 'uring', 'the uring engine runs (no fallback to epoll)');
-    const flows = spawnAgent<{ event?: string; ok?: boolean; replies?: number; problems?: string[] }>(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '20', '--rounds', '2', '--hold-first']);
+    const flows = spawnAgent<{ event?: string; ok?: boolean; replies?: number; problems?: string[] }>(suite.lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '20', '--rounds', '2', '--hold-first']);
     await events.waitFor((l) => l.type === 'held', 10_000, 'the relay holding between bind and connect of the first reply socket');
     flows.send('go');
     await flows.lines.waitFor((l) => l.event === 'all-sent', 10_000, 'the other 19 clients sending');
     // They are routed to the bound reply socket (the divert rule finds a transparent socket that
     // owns that address and port): wait until the divert rule counted all 19, then let the relay
     // connect and drain.
-    await waitForDivertedPackets(lab, 19);
+    await waitForDivertedPackets(suite.lab, 19);
     relay.child.stdin?.write('release\n');
     const result = await flows.lines.waitFor((l) => l.ok !== undefined, 20_000, 'udp-flows result');
     assert.deepEqual(result.problems, []);

@@ -3,16 +3,13 @@
 // next death is the relay's failure (onFailure: the daemon stops and removes its rules). The
 // deaths come from UdpRelay.testSeamCrashLoop (the thread throws at its next turn).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { UdpCounters } from '../../../src/dataplane/udp/counters.js';
 import { MAX_RESTARTS_PER_MINUTE } from '../../../src/dataplane/udp/relay.js';
-import { JsonLines } from '../../../src/lab/json-lines.js';
-import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
-import { BIN } from '../../helpers/paths.js';
-import { agent, startEchoServer } from '../../helpers/udp-lab.js';
+import { LAB_ADDRESSES as A } from '../../../src/lab/topology.js';
+import { agent, echoLabPerSuite, startRelayHost } from '../../helpers/udp-lab.js';
 import { UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
 
-const HOST = new URL('../../helpers/udp-relay-host.js', import.meta.url).pathname;
 const RULES = ['--intercept', 'udp:80', '--listen', '8350', '--family', '4', '--table', 'tproxy_restart', '--route-table', '135', '--rule-priority', '9135'];
 
 interface Line {
@@ -24,20 +21,12 @@ interface Line {
 }
 
 for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay loop restart (root, ${engine} engine)`, () => {
-  let lab: Lab;
-  before(async () => {
-    lab = await Lab.create();
-    await startEchoServer(lab);
-    await lab.run('router', [process.execPath, BIN, 'rules', 'apply', ...RULES]);
-  });
-  after(() => lab.destroy());
+  const suite = echoLabPerSuite(RULES);
 
   it('starts a crashed loop again with a growing backoff and relays through it; the death past the limit is the relay\'s failure', async () => {
-    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8350, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, engine })]);
-    const events = new JsonLines<Line>(relay.child.stdout!);
-    await events.waitFor((l) => l.type === 'ready', 10_000, 'relay ready');
+    const { relay, events } = await startRelayHost<Line>(suite.lab, { families: [4], port: 8350, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, engine });
     if (engine === 'uring') assert.equal(events.find((l) => l.type === 'udp.engine')?.engine, 'uring', 'the uring engine runs (no fallback to epoll)');
-    const flows = (): Promise<{ ok: boolean; replies: number; problems: string[] }> => agent(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '5', '--rounds', '2']);
+    const flows = (): Promise<{ ok: boolean; replies: number; problems: string[] }> => agent(suite.lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '5', '--rounds', '2']);
     const before = await flows();
     assert.deepEqual(before.problems, []);
 

@@ -4,14 +4,11 @@
 // gets the whole budget and no dead socket keeps a flow's datagrams. The loop that will not stop
 // comes from the test seam (stuckOnStop: asked to stop, its thread blocks instead).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { JsonLines } from '../../../src/lab/json-lines.js';
-import { LAB_ADDRESSES as A, Lab } from '../../../src/lab/topology.js';
+import { describe, it } from 'node:test';
+import { LAB_ADDRESSES as A } from '../../../src/lab/topology.js';
 import { DATAGRAM_IO_DESCRIPTORS, UDP_ENGINE_CHOICES } from '../../../src/sys/datagram-io.js';
-import { BIN } from '../../helpers/paths.js';
-import { agent, startEchoServer } from '../../helpers/udp-lab.js';
+import { agent, echoLabPerSuite, startRelayHost } from '../../helpers/udp-lab.js';
 
-const HOST = new URL('../../helpers/udp-relay-host.js', import.meta.url).pathname;
 const RULES = ['--intercept', 'udp:80', '--listen', '8351', '--family', '4', '--table', 'tproxy_stoptimeout', '--route-table', '136', '--rule-priority', '9136'];
 
 interface Line {
@@ -24,19 +21,11 @@ interface Line {
 }
 
 for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay loop killed after the stop timeout (root, ${engine} engine)`, () => {
-  let lab: Lab;
-  before(async () => {
-    lab = await Lab.create();
-    await startEchoServer(lab);
-    await lab.run('router', [process.execPath, BIN, 'rules', 'apply', ...RULES]);
-  });
-  after(() => lab.destroy());
+  const suite = echoLabPerSuite(RULES);
 
   it('closes the sockets the terminated loop left open and gives back every budget entry it held', async () => {
-    const relay = lab.spawn('router', [process.execPath, HOST, JSON.stringify({ families: [4], port: 8351, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, engine, testSeam: { holdFirstReplyBind: false, stuckOnStop: true } })]);
-    const events = new JsonLines<Line>(relay.child.stdout!);
-    await events.waitFor((l) => l.type === 'ready', 10_000, 'relay ready');
-    const flows = await agent<{ replies: number; problems: string[] }>(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '5', '--rounds', '1']);
+    const { relay, events } = await startRelayHost<Line>(suite.lab, { families: [4], port: 8351, upstream: 'direct', upstreamMark: 2, idleTimeoutMs: 60_000, maxSessions: 1000, engine, testSeam: { holdFirstReplyBind: false, stuckOnStop: true } });
+    const flows = await agent<{ replies: number; problems: string[] }>(suite.lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '5', '--rounds', '1']);
     assert.deepEqual(flows.problems, []);
     assert.equal(flows.replies, 5);
 
@@ -57,10 +46,10 @@ for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay loop killed after t
     // The kernel's view, the process still running: no socket of the relay left (listener, reply
     // sockets bound to the server's address, upstream sockets). With uring the dead loop's ring
     // held its sockets until the relay tore it down; the kernel frees it in the background.
-    let left = (await lab.run('router', ['ss', '-Huan'])).stdout.trim();
+    let left = (await suite.lab.run('router', ['ss', '-Huan'])).stdout.trim();
     for (let i = 0; i < 40 && left !== ''; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      left = (await lab.run('router', ['ss', '-Huan'])).stdout.trim();
+      left = (await suite.lab.run('router', ['ss', '-Huan'])).stdout.trim();
     }
     assert.equal(left, '', left);
     relay.child.stdin?.write('exit\n');
