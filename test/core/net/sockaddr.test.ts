@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import ipaddr from 'ipaddr.js';
 import { isTproxyError } from '../../../src/core/errors.js';
 import { decodeSockaddr, encodeSockaddr, endpointKey, familyOf, formatEndpoint, normalizeAddress, sameEndpoint, sockaddrKey } from '../../../src/core/net/sockaddr.js';
 
@@ -36,6 +37,23 @@ describe('sockaddr', () => {
       assert.equal(decoded.port, endpoint.port);
       assert.equal(normalizeAddress(decoded.address), normalizeAddress(endpoint.address));
       assert.equal(decoded.scopeId, 'scopeId' in endpoint ? endpoint.scopeId : undefined);
+    });
+  }
+
+  it('encodes every dotted quad form with the bytes ipaddr.js gives (the hand-read fast path)', () => {
+    for (const address of ['0.0.0.0', '1.2.3.4', '10.0.0.1', '100.64.9.99', '192.0.2.255', '255.255.255.255', '203.0.113.200']) {
+      const buf = encodeSockaddr({ family: 4, address, port: 4242 });
+      assert.deepEqual([...buf], [2, 0, 0x10, 0x92, ...ipaddr.IPv4.parse(address).toByteArray(), 0, 0, 0, 0, 0, 0, 0, 0], address);
+    }
+  });
+
+  for (const address of ['01.2.3.4', '1.2.3.04', '1.2.3.256', '1.2.3.1000', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '', ' 1.2.3.4', '1.2.3.4 ', '1.2.3.a', '0x1.2.3.4']) {
+    it(`refuses ${JSON.stringify(address)} as an IPv4 address, as ipaddr.js does`, () => {
+      assert.equal(ipaddr.IPv4.isValidFourPartDecimal(address), false);
+      assert.throws(
+        () => encodeSockaddr({ family: 4, address, port: 1 }),
+        (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT') && /not an IPv4 address/.test(e.message),
+      );
     });
   }
 
