@@ -56,7 +56,11 @@ async function serve(port: number, rawPort: number | undefined): Promise<void> {
       tcp.listen({ host, port, ipv6Only: host === '::' }, resolve);
     });
     closers.push(() => tcp.close());
-    const udp = dgram.createSocket({ type: host === '::' ? 'udp6' : 'udp4', ipv6Only: host === '::' });
+    // Room for a burst (a test sends 200 flows' first datagrams at once) while this process, which
+    // prints a line per datagram, waits for a CPU on a busy machine: each datagram is charged its
+    // whole buffer, not its payload, so the default receive buffer can fill, and a datagram dropped
+    // here looks like one the proxy lost.
+    const udp = dgram.createSocket({ type: host === '::' ? 'udp6' : 'udp4', ipv6Only: host === '::', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
     udp.on('message', (msg, rinfo) => {
       const reply: EchoReply = {
         seen: { address: rinfo.address, port: rinfo.port },

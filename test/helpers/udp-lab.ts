@@ -24,6 +24,8 @@ export interface RunningProxy {
   readonly process: SpawnedProcess;
   /** SIGTERM, wait for the exit, and return the final UDP counters. */
   stop(): Promise<UdpCounters>;
+  /** SIGTERM unless it already exited, and wait for the exit (a test's cleanup: its rules go, the next test can apply its own). */
+  kill(): Promise<void>;
 }
 
 /** `tproxy run` with its own rules in the router namespace (JSON log lines on stderr). */
@@ -52,6 +54,10 @@ export async function startProxy(lab: Lab, args: readonly string[], engine?: Udp
       const stats = lines.find((l) => l.type === 'udp.stats');
       if (!stats?.counters) throw new Error('tproxy run reported no udp.stats');
       return stats.counters;
+    },
+    async kill() {
+      if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGTERM');
+      await proc.exited;
     },
   };
 }

@@ -37,8 +37,9 @@ for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay through tproxy run 
   after(() => lab.destroy());
 
   for (const upstream of ['direct', 'transparent'] as const) {
-    it(`relays the classic flow over IPv4 and IPv6 with --upstream ${upstream}: echo from server:80, the server sees the ${upstream === 'direct' ? 'router' : 'client'}`, async () => {
+    it(`relays the classic flow over IPv4 and IPv6 with --upstream ${upstream}: echo from server:80, the server sees the ${upstream === 'direct' ? 'router' : 'client'}`, async (t) => {
       const proxy = await startProxy(lab, [...RULES, '--upstream', upstream], engine);
+      t.after(() => proxy.kill());
       for (const family of [4, 6] as const) {
         const server = family === 4 ? A.server.ipv4 : A.server.ipv6;
         const probe = await agent<Probe>(lab, 'client', ['probe', 'udp', server, '80', `classic ${upstream} v${family}`]);
@@ -63,8 +64,9 @@ for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay through tproxy run 
     });
   }
 
-  it('keeps 200 concurrent flows to one destination apart: every reply reaches its own client and no other', async () => {
+  it('keeps 200 concurrent flows to one destination apart: every reply reaches its own client and no other', async (t) => {
     const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct'], engine);
+    t.after(() => proxy.kill());
     const result = await agent<Flows>(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '200', '--rounds', '3']);
     assert.deepEqual(result.problems, []);
     assert.equal(result.ok, true);
@@ -77,8 +79,9 @@ for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay through tproxy run 
     assert.equal(counters.errors['foreign-source'], 0);
   });
 
-  it('relays datagrams of 65,507 bytes both ways, IPv4 and IPv6', async () => {
+  it('relays datagrams of 65,507 bytes both ways, IPv4 and IPv6', async (t) => {
     const proxy = await startProxy(lab, [...RULES, '--upstream', 'transparent'], engine);
+    t.after(() => proxy.kill());
     for (const family of [4, 6] as const) {
       const server = family === 4 ? A.server.ipv4 : A.server.ipv6;
       const peer = spawnAgent<Datagram>(lab, 'client', ['udp-peer', '--bind', family === 4 ? '0.0.0.0' : '::']);
@@ -98,8 +101,9 @@ for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay through tproxy run 
     assert.equal(counters.bytesFromServers, 2 * 65_507);
   });
 
-  it('ends a session cleanly on ICMP port unreachable from the server and counts it', async () => {
+  it('ends a session cleanly on ICMP port unreachable from the server and counts it', async (t) => {
     const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct'], engine);
+    t.after(() => proxy.kill());
     const probe = await agent<Probe>(lab, 'client', ['probe', 'udp', A.server.ipv4, '81', 'nobody listens', '--timeout-ms', '1000']);
     assert.equal(probe.ok, false);
     const closed = await proxy.lines.waitFor((l) => l.type === 'udp.session.close' && l.originalDestination?.port === 81, 10_000, 'session closed by ECONNREFUSED');
