@@ -3,7 +3,8 @@
 // while a page is connected and disarmed when the last one leaves.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Dashboard, type DashboardSource, type DashboardTimers } from '../../../src/daemon/dashboard/dashboard.js';
+import { Dashboard, type DashboardSource } from '../../../src/daemon/dashboard/dashboard.js';
+import { FakeTimers } from '../../helpers/fake-dashboard-timers.js';
 import type { DaemonStatus } from '../../../src/daemon/admin-protocol.js';
 import { judgeReadiness } from '../../../src/daemon/readiness.js';
 import { emptyTcpCounters } from '../../../src/dataplane/tcp/counters.js';
@@ -11,26 +12,6 @@ import { emptyTcpCounters } from '../../../src/dataplane/tcp/counters.js';
 const STATUS = { state: 'running', pid: 1, version: 'test', node: 'v20', engine: 'splice', startedAt: '', uptimeSeconds: 0, listeners: [], rules: { managed: false }, flows: [] } as unknown as DaemonStatus;
 const client = { family: 4 as const, address: '198.51.100.10', port: 40000 };
 const dest = { family: 4 as const, address: '203.0.113.20', port: 443 };
-
-class FakeTimers implements DashboardTimers {
-  readonly armed = new Map<number, { readonly f: () => void; readonly ms: number }>();
-  private next = 1;
-  setInterval(f: () => void, ms: number): { unref(): unknown; id: number } {
-    const id = this.next++;
-    this.armed.set(id, { f, ms });
-    return { id, unref: () => undefined };
-  }
-  clearInterval(timer: unknown): void {
-    this.armed.delete((timer as { id: number }).id);
-  }
-  periods(): number[] {
-    return [...this.armed.values()].map((t) => t.ms).sort((a, b) => a - b);
-  }
-  /** Fire every armed interval of `ms` once. */
-  fire(ms: number): void {
-    for (const t of [...this.armed.values()]) if (t.ms === ms) t.f();
-  }
-}
 
 function dashboard(status: () => Promise<DaemonStatus> = () => Promise.resolve(STATUS)): { dashboard: Dashboard; timers: FakeTimers } {
   const source: DashboardSource = {

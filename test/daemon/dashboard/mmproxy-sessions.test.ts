@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DaemonStatus } from '../../../src/daemon/admin-protocol.js';
-import { Dashboard, type DashboardSource, type DashboardTimers } from '../../../src/daemon/dashboard/dashboard.js';
+import { Dashboard, type DashboardSource } from '../../../src/daemon/dashboard/dashboard.js';
+import { FakeTimers } from '../../helpers/fake-dashboard-timers.js';
 import { mmproxyUdpFlowKey, parseFlowKey, udpFlowKey, type FlowChange } from '../../../src/daemon/dashboard/flow-table.js';
 import { judgeReadiness } from '../../../src/daemon/readiness.js';
 import type { MmproxyUdpSessionSnapshot } from '../../../src/dataplane/mmproxy/udp-relay.js';
@@ -16,22 +17,6 @@ const balancer = { family: 4 as const, address: '198.51.100.2', port: 5000 };
 const client = { family: 4 as const, address: '192.0.2.10', port: 40000 };
 const destination = { family: 4 as const, address: '203.0.113.53', port: 53 };
 const backend = { family: 4 as const, address: '127.0.0.1', port: 5353 };
-
-class FakeTimers implements DashboardTimers {
-  private readonly armed = new Map<number, { readonly f: () => void; readonly ms: number }>();
-  private next = 1;
-  setInterval(f: () => void, ms: number): { unref(): unknown; id: number } {
-    const id = this.next++;
-    this.armed.set(id, { f, ms });
-    return { id, unref: () => undefined };
-  }
-  clearInterval(timer: unknown): void {
-    this.armed.delete((timer as { id: number }).id);
-  }
-  fire(ms: number): void {
-    for (const t of [...this.armed.values()]) if (t.ms === ms) t.f();
-  }
-}
 
 const snapshot = (bytes: number): MmproxyUdpSessionSnapshot => ({ id: 4, balancer, client, originalDestination: destination, backend, datagramsFromClient: 1, datagramsFromBackend: 1, bytesFromClient: bytes, bytesFromBackend: 2 * bytes, idleMs: 0 });
 
