@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import { isTproxyError } from '../../../src/core/errors.js';
 import { decodeSockaddr, encodeSockaddr, endpointKey, familyOf, formatEndpoint, normalizeAddress, sameEndpoint, sockaddrKey } from '../../../src/core/net/sockaddr.js';
@@ -45,6 +46,28 @@ describe('sockaddr', () => {
       const buf = encodeSockaddr({ family: 4, address, port: 4242 });
       assert.deepEqual([...buf], [2, 0, 0x10, 0x92, ...ipaddr.IPv4.parse(address).toByteArray(), 0, 0, 0, 0, 0, 0, 0, 0], address);
     }
+  });
+
+  it('agrees with ipaddr.js on any text of digits and dots (seeded): the same bytes, or refused where it refuses', () => {
+    const part = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.stringMatching(/^[0-9]{0,4}$/));
+    const text = fc.oneof(
+      fc.array(part, { minLength: 1, maxLength: 6 }).map((parts) => parts.join('.')),
+      fc.stringMatching(/^[0-9.]{0,18}$/),
+    );
+    fc.assert(
+      fc.property(text, (address) => {
+        const valid = ipaddr.IPv4.isValidFourPartDecimal(address);
+        let encoded: number[] | undefined;
+        try {
+          encoded = [...encodeSockaddr({ family: 4, address, port: 4242 })];
+        } catch (e) {
+          if (!isTproxyError(e, 'ERR_INVALID_ARGUMENT')) throw e;
+        }
+        if (!valid) return encoded === undefined;
+        return encoded !== undefined && encoded.join() === [2, 0, 0x10, 0x92, ...ipaddr.IPv4.parse(address).toByteArray(), 0, 0, 0, 0, 0, 0, 0, 0].join();
+      }),
+      { seed: 4242, numRuns: 2000 },
+    );
   });
 
   for (const address of ['01.2.3.4', '1.2.3.04', '1.2.3.256', '1.2.3.1000', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '', ' 1.2.3.4', '1.2.3.4 ', '1.2.3.a', '0x1.2.3.4']) {
