@@ -1,4 +1,4 @@
-import { type CliOption, optionsHelp } from '../core/cli-options.js';
+import { type CliOption, type OptionValues, optionsHelp, parseCommandLine } from '../core/cli-options.js';
 
 /** Where the CLI reads and writes; the bin passes process streams, tests pass buffers. */
 export interface CliIo {
@@ -42,4 +42,42 @@ export interface Command {
 export function usageText(synopsis: readonly string[], description: string, options: readonly CliOption[]): string {
   const forms = synopsis.map((form, i) => `${i === 0 ? 'Usage: ' : '       '}${form}`).join('\n');
   return `${forms}\n\n${description}\nOptions:\n${optionsHelp(options)}\n`;
+}
+
+/** What a command is, and what it does with its command line once parsed. */
+export interface CommandSpec<O extends readonly CliOption[]> extends Omit<Command, 'usage' | 'options' | 'run'> {
+  readonly options: O;
+  /** It takes operands (`actions` / `operand`, or words like a packet); without, an operand is refused. */
+  readonly operands?: boolean;
+  /** The parsed command line; `--help` never reaches it. */
+  run(this: void, line: { readonly values: OptionValues<O>; readonly positionals: string[]; readonly argv: readonly string[] }, io: CliIo): Promise<number>;
+}
+
+/**
+ * A lone `->` operand (a packet's arrow in `tproxy explain`) would read as an option: it is kept
+ * apart while the options are parsed.
+ */
+const ARROW = '->';
+const ARROW_HELD = '\u2192';
+
+/**
+ * A command from its spec: the `--help` text (usageText) made once and printed for `--help`, the
+ * options parsed strictly (parseCommandLine) before `run`.
+ */
+export function defineCommand<const O extends readonly CliOption[]>(spec: CommandSpec<O>): Command {
+  const { run, operands = false, ...about } = spec;
+  const usage = usageText(spec.synopsis, spec.description, spec.options);
+  return {
+    ...about,
+    usage,
+    async run(argv: string[], io: CliIo): Promise<number> {
+      const words = operands ? argv.map((a) => (a === ARROW ? ARROW_HELD : a)) : argv;
+      const { values, positionals } = parseCommandLine(words, spec.options, operands);
+      if ((values as { help?: boolean }).help === true) {
+        io.out(usage);
+        return 0;
+      }
+      return run({ values, positionals: positionals.map((w) => (w === ARROW_HELD ? ARROW : w)), argv }, io);
+    },
+  };
 }

@@ -1,9 +1,9 @@
 /** `tproxy completion bash|zsh|fish`: the shell completion script, from the commands' option lists. */
 import { quoted } from '../../core/quote.js';
-import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
+import { HELP_OPTION } from '../../core/cli-options.js';
 import { TproxyError } from '../../core/errors.js';
 import { completionScript, SHELLS, type Shell } from '../completion.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { type Command, defineCommand } from '../io.js';
 
 const OPTIONS = [HELP_OPTION] as const;
 
@@ -19,32 +19,25 @@ accepts when they are a fixed set. Load it in the current shell, or save it wher
          tproxy completion fish > ~/.config/fish/completions/tproxy.fish
 `;
 
-const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
-
 function isShell(word: string | undefined): word is Shell {
   return (SHELLS as readonly (string | undefined)[]).includes(word);
 }
 
 /** `commands`: every command of tproxy (this one included), read when the script is printed. */
 export function completionCommand(commands: () => readonly Command[]): Command {
-  return {
+  return defineCommand({
     name: 'completion',
     summary: 'print the shell completion script (bash, zsh or fish)',
-    usage: USAGE,
     synopsis: SYNOPSIS,
     description: DESCRIPTION,
     options: OPTIONS,
     actions: SHELLS,
-    run(argv: string[], io: CliIo): Promise<number> {
-      const { values, positionals } = parseCommandLine(argv, OPTIONS, true);
-      if (values.help) {
-        io.out(USAGE);
-        return Promise.resolve(0);
-      }
+    operands: true,
+    run({ positionals }, io): Promise<number> {
       const [shell, ...rest] = positionals;
       if (!isShell(shell) || rest.length > 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy completion: expected one of ${SHELLS.join(', ')}${positionals.length > 0 ? `, got ${quoted(positionals.join(' '))}` : ''}`);
       io.out(completionScript(shell, commands()));
       return Promise.resolve(0);
     },
-  };
+  });
 }

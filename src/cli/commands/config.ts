@@ -1,12 +1,12 @@
 /** `tproxy config check FILE` and `tproxy config example`. */
 import { quoted } from '../../core/quote.js';
 import { readFile } from 'node:fs/promises';
-import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
+import { HELP_OPTION } from '../../core/cli-options.js';
 import { exampleConfig } from '../../core/config/example.js';
 import { TproxyError } from '../../core/errors.js';
 import { rulesConfigOf } from '../../core/config/rules-of.js';
 import { planRules } from '../../core/rules/plan.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { defineCommand } from '../io.js';
 import { configFrom } from '../selection.js';
 
 const OPTIONS = [{ name: 'json', help: 'check: print the configuration with every default filled in, as JSON' }, HELP_OPTION] as const;
@@ -22,23 +22,16 @@ const DESCRIPTION = `  check     validate FILE (- for standard input) as tproxy 
   example   print a commented configuration with every setting and its default
 `;
 
-const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
-
-export const configCommand: Command = {
+export const configCommand = defineCommand({
   name: 'config',
   summary: 'check a configuration file, or print a commented example',
-  usage: USAGE,
   synopsis: SYNOPSIS,
   description: DESCRIPTION,
   options: OPTIONS,
   actions: ['check', 'example'],
   operand: 'FILE',
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const { values, positionals } = parseCommandLine(argv, OPTIONS, true);
-    if (values.help) {
-      io.out(USAGE);
-      return 0;
-    }
+  operands: true,
+  async run({ values, positionals }, io): Promise<number> {
     const [action, ...rest] = positionals;
     if (action === 'example' && rest.length === 0) {
       io.out(exampleConfig());
@@ -60,4 +53,4 @@ export const configCommand: Command = {
     }
     throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy config: expected "check FILE" or "example"${positionals.length > 0 ? `, got ${quoted(positionals.join(' '))}` : ''}`);
   },
-};
+});

@@ -1,5 +1,5 @@
 /** `tproxy demo`: the classic TPROXY relay end to end in network namespaces. */
-import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
+import { HELP_OPTION } from '../../core/cli-options.js';
 import { parseFamily, parsePortOption } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
 import type { Transport } from '../../core/net/constants.js';
@@ -8,7 +8,7 @@ import { runGatewaysDemo } from '../../demo/gateways-demo.js';
 import type { GatewayLab } from '../../lab/gateways.js';
 import { parseInteger } from '../../core/config/intercept.js';
 import type { Lab } from '../../lab/topology.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { type CliIo, defineCommand } from '../io.js';
 
 const OPTIONS = [
   { name: 'upstream', metavar: 'MODE', choices: ['direct', 'transparent'], default: 'transparent', help: 'the server sees the router (direct) or the client (transparent, the classic relay)' },
@@ -34,56 +34,48 @@ flows spread over the gateways, kills gateway 1's proxy, and shows the route wit
 new flow on the survivors, whose flows in progress go on (see docs/gateways.md).
 `;
 
-const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
-
-export const demoCommand: Command = {
+export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'run the classic TPROXY relay end to end in network namespaces',
-  usage: USAGE,
   synopsis: SYNOPSIS,
   description: DESCRIPTION,
   options: OPTIONS,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseCommandLine(argv, OPTIONS);
-    if (values.help) {
-      io.out(USAGE);
-      return 0;
-    }
+  async run({ values }, io): Promise<number> {
     if (values.gateways !== undefined) return runGateways(parseInteger('gateways', values.gateways, 2), values.json === true, io);
     const upstream = values.upstream;
     if (upstream !== 'direct' && upstream !== 'transparent') throw new TproxyError('ERR_INVALID_ARGUMENT', `--upstream ${upstream}: use direct or transparent`);
     const transports: Transport[] = values.transport === 'both' ? ['tcp', 'udp'] : values.transport === 'tcp' || values.transport === 'udp' ? [values.transport] : [];
     if (transports.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `--transport ${values.transport}: use tcp, udp or both`);
-
-    let lab: Lab | undefined;
-    const interrupt = (): void => {
-      io.err('\ninterrupted: removing the namespaces\n');
-      lab?.destroySync();
-      process.exit(130);
-    };
-    process.once('SIGINT', interrupt);
-    process.once('SIGTERM', interrupt);
-    try {
-      const result = await runDemo({
+    const result = await removedOnInterrupt(io, (onLab) =>
+      runDemo({
         upstream,
         listenPort: parsePortOption('listen', values.listen),
         families: parseFamily(values.family),
         transports,
         report: (line) => (values.json ? io.err : io.out)(`${line}\n`),
-        onLab: (l) => (lab = l),
-      });
-      if (values.json) io.out(`${JSON.stringify({ ok: true, ...result }, null, 2)}\n`);
-      else io.out(`demo passed: ${result.flows.length} flows intercepted, relayed and answered from their original destination\n`);
-      return 0;
-    } finally {
-      process.off('SIGINT', interrupt);
-      process.off('SIGTERM', interrupt);
-    }
+        onLab,
+      }),
+    );
+    if (values.json) io.out(`${JSON.stringify({ ok: true, ...result }, null, 2)}\n`);
+    else io.out(`demo passed: ${result.flows.length} flows intercepted, relayed and answered from their original destination\n`);
+    return 0;
   },
-};
+});
 
 async function runGateways(gateways: number, json: boolean, io: CliIo): Promise<number> {
-  let lab: GatewayLab | undefined;
+  const result = await removedOnInterrupt(io, (onLab) => runGatewaysDemo(gateways, (line) => (json ? io.err : io.out)(`${line}\n`), onLab));
+  if (json) io.out(`${JSON.stringify({ ok: true, ...result }, null, 2)}\n`);
+  const ok = result.held.broken === (result.spread.gw1 ?? 0) && result.after.gw1 === undefined;
+  if (!json) io.out(ok ? `demo passed: gw1 withdrawn after ${result.withdrawnMs} ms; new flows avoid it; only its own flows broke\n` : 'demo FAILED: see above\n');
+  return ok ? 0 : 1;
+}
+
+/**
+ * Run a demo whose namespaces SIGINT / SIGTERM remove (exit 130) until it returns: `onLab` hands
+ * over the lab as soon as it exists.
+ */
+async function removedOnInterrupt<T>(io: CliIo, demo: (onLab: (lab: Lab | GatewayLab) => void) => Promise<T>): Promise<T> {
+  let lab: Lab | GatewayLab | undefined;
   const interrupt = (): void => {
     io.err('\ninterrupted: removing the namespaces\n');
     lab?.destroySync();
@@ -92,11 +84,7 @@ async function runGateways(gateways: number, json: boolean, io: CliIo): Promise<
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
-    const result = await runGatewaysDemo(gateways, (line) => (json ? io.err : io.out)(`${line}\n`), (l) => (lab = l));
-    if (json) io.out(`${JSON.stringify({ ok: true, ...result }, null, 2)}\n`);
-    const ok = result.held.broken === (result.spread.gw1 ?? 0) && result.after.gw1 === undefined;
-    if (!json) io.out(ok ? `demo passed: gw1 withdrawn after ${result.withdrawnMs} ms; new flows avoid it; only its own flows broke\n` : 'demo FAILED: see above\n');
-    return ok ? 0 : 1;
+    return await demo((l) => (lab = l));
   } finally {
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);

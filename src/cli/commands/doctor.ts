@@ -17,7 +17,7 @@ import { configFlags } from '../../core/config/flags.js';
 import { planRules } from '../../core/rules/plan.js';
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { type Command, defineCommand } from '../io.js';
 import { HELP_OPTION, parseCommandLine, parseOptions, type CliOption } from '../../core/cli-options.js';
 import { RULES_FLAGS, selectionOptions } from '../selection.js';
 
@@ -69,8 +69,6 @@ commands of their own family.
 Exit status: 0 healthy (warnings allowed), 1 problems found, 2 could not inspect (not root, or a
 source could not be read).
 `;
-
-const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
 /** The options doctor was given, as words for a fix command: all of them (run), or the rule selection only (rules apply). */
 function commandArgs(argv: readonly string[], only?: ReadonlySet<string>): string[] {
@@ -141,24 +139,18 @@ function capacityHere(tcp: readonly TcpLimits[]): ListenerCapacity[] {
 }
 
 export function doctorCommand(runner: CommandRunner = new ProcessRunner()): Command {
-  return {
+  return defineCommand({
     name: 'doctor',
     summary: 'find what stops TPROXY from working on this host, and how to fix it',
-    usage: USAGE,
     synopsis: SYNOPSIS,
     description: DESCRIPTION,
     options: OPTIONS,
-    async run(argv: string[], io: CliIo): Promise<number> {
-      const { values } = parseCommandLine(argv, OPTIONS);
-      if (values.help === true) {
-        io.out(USAGE);
-        return 0;
-      }
+    async run({ values, argv }, io): Promise<number> {
       const saved = typeof values.snapshot === 'string' ? await readSnapshot(values.snapshot) : undefined;
       const { running, report } = await doctorRun(argv, runner, saved);
       const configuration = { ...running.source, text: describeSource(running.source) };
       io.out(values.json === true ? `${JSON.stringify({ ...reportToJson(report), configuration }, null, 2)}\n` : `${configuration.text}\n${formatReport(report)}`);
       return report.status;
     },
-  };
+  });
 }

@@ -6,11 +6,11 @@
  * accepting: behind ECMP the routers need a moment to converge, and a flow that still arrives
  * meanwhile is served, not refused. Flows in progress are never touched; they finish on their own.
  */
-import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
+import { HELP_OPTION } from '../../core/cli-options.js';
 import { requestDrain } from '../../daemon/operations.js';
 import { readinessText } from '../../daemon/readiness.js';
 import { DEFAULT_ADMIN_SOCKET } from '../../daemon/discover.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { type Command, defineCommand } from '../io.js';
 import { adminSocket } from './status.js';
 
 const OPTIONS = [
@@ -33,26 +33,19 @@ keeps it.
     : `Put a drained daemon back in service: it reports ready again when everything else holds
 (tproxy status --ready says what does not).
 `;
-  const usage = usageText(synopsis, description, OPTIONS);
-  return {
+  return defineCommand({
     name,
     summary: on ? 'take a running daemon out of service (not ready; flows finish, new ones still served)' : 'put a drained daemon back in service',
-    usage,
     synopsis,
     description,
     options: OPTIONS,
-    async run(argv: string[], io: CliIo): Promise<number> {
-      const { values } = parseCommandLine(argv, OPTIONS);
-      if (values.help) {
-        io.out(usage);
-        return 0;
-      }
+    async run({ values }, io): Promise<number> {
       const where = await adminSocket(values.socket);
       const readiness = await requestDrain(where.path, on);
       io.out(values.json ? `${JSON.stringify({ adminSocket: where, ...readiness }, null, 2)}\n` : `${on ? 'drained' : 'undrained'} (admin socket ${where.path})\n${readinessText(readiness)}`);
       return 0;
     },
-  };
+  });
 }
 
 export const drainCommand = drainCommandOf(true);

@@ -1,6 +1,6 @@
 /** `tproxy explain PACKET`: what the kernel does with one packet, and why, from the live host or a snapshot. */
 import { readFile } from 'node:fs/promises';
-import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
+import { HELP_OPTION } from '../../core/cli-options.js';
 import { TproxyError } from '../../core/errors.js';
 import { checkExplainRequest, explainRequest, type ExplainRequest } from '../../core/model/explain-request.js';
 import { PACKET_FORM } from '../../core/model/packet-text.js';
@@ -8,7 +8,7 @@ import { checkSnapshot, worldFromSnapshot, type Snapshot } from '../../core/mode
 import { describeRuleSources, explanationToJson, formatExplanation } from '../../core/model/format.js';
 import { ProcessRunner, type CommandRunner } from '../../sys/exec.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { type CliIo, type Command, defineCommand } from '../io.js';
 import { configFrom } from '../selection.js';
 import net from 'node:net';
 import { parseIp } from '../../core/net/address.js';
@@ -47,8 +47,6 @@ CLIENT) followed to the listener's session socket (transparent, bound to CLIENT,
 backend).
   tproxy explain --config tproxy.yaml --mmproxy web 198.51.100.10:40000
 `;
-
-const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
 async function stateOf(runner: CommandRunner, file: string | undefined): Promise<Snapshot> {
   if (file === undefined) return takeSnapshot(runner);
@@ -95,23 +93,15 @@ async function explainMmproxyReply(io: CliIo, runner: CommandRunner, values: { m
 }
 
 export function explainCommand(runner: CommandRunner = new ProcessRunner()): Command {
-  return {
+  return defineCommand({
     name: 'explain',
     summary: 'explain step by step what the kernel does with a packet and whether it reaches the proxy',
-    usage: USAGE,
     synopsis: SYNOPSIS,
     description: DESCRIPTION,
     options: OPTIONS,
     operand: 'PACKET',
-    async run(argv: string[], io: CliIo): Promise<number> {
-      // The packet's `->` looks like an option to parseArgs: keep it apart as a placeholder.
-      const ARROW = '\u2192';
-      const { values, positionals: words } = parseCommandLine(argv.map((a) => (a === '->' ? ARROW : a)), OPTIONS, true);
-      const positionals = words.map((w) => (w === ARROW ? '->' : w));
-      if (values.help) {
-        io.out(USAGE);
-        return 0;
-      }
+    operands: true,
+    async run({ values, positionals }, io): Promise<number> {
       if (values.mmproxy !== undefined) return explainMmproxyReply(io, runner, values, positionals);
       if (positionals.length === 0) throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy explain needs a packet: ${PACKET_FORM}`);
       const request: ExplainRequest = { packet: positionals.join(' '), ...(values.sni !== undefined ? { sni: values.sni } : {}), ...(values.host !== undefined ? { host: values.host } : {}), ...(values.listener !== undefined ? { listener: values.listener } : {}) };
@@ -125,5 +115,5 @@ export function explainCommand(runner: CommandRunner = new ProcessRunner()): Com
       for (const [source, reason] of Object.entries(snapshot.errors)) io.err(`tproxy explain: could not read ${source}: ${reason}\n`);
       return 0;
     },
-  };
+  });
 }

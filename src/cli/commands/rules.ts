@@ -7,11 +7,11 @@ import type { PieceStatus } from '../../core/rules/status.js';
 import { RulesController, createBackend, type RulesStatus } from '../../control/apply.js';
 import type { BackendName } from '../../control/backend.js';
 import { ProcessRunner, findExecutable } from '../../sys/exec.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { type CliIo, defineCommand } from '../io.js';
 import { planRules } from '../../core/rules/plan.js';
 import { rulesConfigOf } from '../../core/config/rules-of.js';
 import type { BackendChoice } from '../../control/backend.js';
-import { HELP_OPTION, parseCommandLine, type CliOption } from '../../core/cli-options.js';
+import { HELP_OPTION, type CliOption } from '../../core/cli-options.js';
 import { RULES_FLAGS, backendFrom, configFrom, selectionOptions, type SelectionValues } from '../selection.js';
 import { describeSource, runningConfig, selectsConfig } from '../discovery.js';
 import { loadConfig } from '../../core/config/document.js';
@@ -38,8 +38,6 @@ const DESCRIPTION = `  plan      print exactly what apply writes (nft script or 
   cleanup   remove exactly our table (or chains), ip rules and routes, also those an earlier
             apply or a crashed tproxy run recorded; succeeds when there is nothing to remove
 `;
-
-const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
 
 const FAIL_MODE_TEXT = {
   open: 'open: while no proxy socket exists, intercepted traffic goes its normal way',
@@ -118,21 +116,16 @@ async function status(values: SelectionValues, io: CliIo, json: (value: unknown)
   return result.inPlace ? 0 : 1;
 }
 
-export const rulesCommand: Command = {
+export const rulesCommand = defineCommand({
   name: 'rules',
   summary: 'plan, apply, show or remove the kernel rules',
-  usage: USAGE,
   synopsis: SYNOPSIS,
   description: DESCRIPTION,
   options: OPTIONS,
   actions: ACTIONS,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const { positionals, values: parsed } = parseCommandLine(argv, OPTIONS, true);
-    const values = parsed as SelectionValues & { json?: boolean; help?: boolean };
-    if (values.help) {
-      io.out(USAGE);
-      return 0;
-    }
+  operands: true,
+  async run({ positionals, values: parsed }, io): Promise<number> {
+    const values = parsed as SelectionValues & { json?: boolean };
     const [action, ...extra] = positionals;
     if (!action || extra.length > 0 || !ACTIONS.includes(action)) {
       throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: expected one of ${ACTIONS.join(', ')}${action ? `, got ${quoted(positionals.join(' '))}` : ''}`);
@@ -178,4 +171,4 @@ export const rulesCommand: Command = {
         throw new TproxyError('ERR_INVALID_ARGUMENT', `tproxy rules: unknown action ${action}`);
     }
   },
-};
+});

@@ -1,7 +1,7 @@
 /** `tproxy run`: the daemon: transparent listeners and their kernel rules, reloaded on SIGHUP. */
 import os from 'node:os';
 import { checkRunPrivileges, relevantCapabilities } from '../../core/capabilities.js';
-import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
+import { HELP_OPTION } from '../../core/cli-options.js';
 import { configFlags } from '../../core/config/flags.js';
 import type { TproxyConfig } from '../../core/config/tproxy-config.js';
 import { RulesController } from '../../control/apply.js';
@@ -21,7 +21,7 @@ import { watchFileContent, type FileWatch } from '../../sys/file-watch.js';
 import { SocketApi } from '../../sys/socket.js';
 import { processDescriptorBudget } from '../../sys/limits.js';
 import { processPrivileges, unprivilegedPortStart } from '../../sys/privileges.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { type CliIo, defineCommand } from '../io.js';
 import { createLogger, type Logger } from '../../daemon/log.js';
 import { RunSignals } from '../run-signals.js';
 import { backendFrom, configFrom, selectionOptions, type SelectionValues } from '../selection.js';
@@ -50,8 +50,6 @@ browser (dashboard.enabled in the configuration file; docs/dashboard.md). Log li
 Each option sets the configuration setting in brackets (see tproxy config example).
 `;
 
-const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
-
 /** How old the kernel state a dashboard explain uses may be (docs/dashboard.md says so). */
 const EXPLAIN_STATE_MAX_AGE_MS = 1000;
 
@@ -76,14 +74,13 @@ function checkPrivileges(config: TproxyConfig, log: Logger): void {
   log({ type: 'privileges', uid: privileges.uid, capabilities: relevantCapabilities(privileges.effective), ambient: relevantCapabilities(privileges.ambient) });
 }
 
-export const runCommand: Command = {
+export const runCommand = defineCommand({
   name: 'run',
   summary: 'run the proxy and manage its kernel rules',
-  usage: USAGE,
   synopsis: SYNOPSIS,
   description: DESCRIPTION,
   options: OPTIONS,
-  async run(argv: string[], io: CliIo): Promise<number> {
+  async run({ values, argv }, io): Promise<number> {
     // Signals are ours from the first line (a default action would leave the rules installed):
     // until the logger of the configuration exists, what they say goes to stderr as text.
     let logger: Logger = createLogger({ format: 'text', level: 'info', write: (line) => io.err(line) });
@@ -97,20 +94,15 @@ export const runCommand: Command = {
     };
     process.on('uncaughtException', unexpected);
     try {
-      return await runDaemon(argv, io, signals, log, (next) => (logger = next));
+      return await runDaemon(values, argv, io, signals, log, (next) => (logger = next));
     } finally {
       process.off('uncaughtException', unexpected);
       signals.dispose();
     }
   },
-};
+});
 
-async function runDaemon(argv: string[], io: CliIo, signals: RunSignals, log: Logger, setLogger: (logger: Logger) => void): Promise<number> {
-  const values = parseCommandLine(argv, OPTIONS).values as SelectionValues;
-  if (values.help === true) {
-    io.out(USAGE);
-    return 0;
-  }
+async function runDaemon(values: SelectionValues, argv: readonly string[], io: CliIo, signals: RunSignals, log: Logger, setLogger: (logger: Logger) => void): Promise<number> {
   const config: TproxyConfig = await configFrom(values);
   // log.format and log.level follow reloads: the logger of the configuration in force.
   const loggerOf = (c: TproxyConfig): Logger => createLogger({ format: c.log.format, level: c.log.level, write: (line) => io.err(line) });

@@ -1,9 +1,9 @@
 /** `tproxy snapshot`: save what the model needs to explain packets on this host, as JSON. */
-import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
+import { HELP_OPTION } from '../../core/cli-options.js';
 import { takeSnapshot } from '../../sys/snapshot.js';
 import type { CommandRunner } from '../../sys/exec.js';
 import { ProcessRunner } from '../../sys/exec.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { type Command, defineCommand } from '../io.js';
 
 const OPTIONS = [HELP_OPTION] as const;
 
@@ -18,26 +18,18 @@ reports.
 Sources that cannot be read are listed under "errors". Needs root to see every socket and rule.
 `;
 
-const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
-
 export function snapshotCommand(runner: CommandRunner = new ProcessRunner()): Command {
-  return {
+  return defineCommand({
     name: 'snapshot',
     summary: 'save the ruleset, routes, sockets and sysctls of this host as JSON',
-    usage: USAGE,
     synopsis: SYNOPSIS,
     description: DESCRIPTION,
     options: OPTIONS,
-    async run(argv: string[], io: CliIo): Promise<number> {
-      const { values } = parseCommandLine(argv, OPTIONS);
-      if (values.help) {
-        io.out(USAGE);
-        return 0;
-      }
+    async run(_line, io): Promise<number> {
       const snapshot = await takeSnapshot(runner);
       io.out(`${JSON.stringify(snapshot, null, 2)}\n`);
       for (const [source, reason] of Object.entries(snapshot.errors)) io.err(`tproxy snapshot: could not read ${source}: ${reason}\n`);
       return 0;
     },
-  };
+  });
 }

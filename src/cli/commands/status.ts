@@ -1,5 +1,5 @@
 /** `tproxy status`: ask a running daemon over its admin socket. */
-import { HELP_OPTION, parseCommandLine } from '../../core/cli-options.js';
+import { HELP_OPTION } from '../../core/cli-options.js';
 import { parseInteger } from '../../core/config/intercept.js';
 import { TproxyError } from '../../core/errors.js';
 import { DEFAULT_TOP_FLOWS } from '../../daemon/admin-protocol.js';
@@ -8,7 +8,7 @@ import { fetchReadiness, fetchStatus } from '../../daemon/operations.js';
 import { readinessText } from '../../daemon/readiness.js';
 import { DEFAULT_ADMIN_SOCKET, discoverDaemon } from '../../daemon/discover.js';
 import { ProcessRunner } from '../../sys/exec.js';
-import { type CliIo, type Command, usageText } from '../io.js';
+import { defineCommand } from '../io.js';
 import { renderStatus } from '../status-text.js';
 
 
@@ -33,8 +33,6 @@ reasons on stdout), 2 the daemon could not be asked (no socket, no answer, not a
 The socket is owner-only (mode 0600): run as the daemon's user, or as root.
 `;
 
-const USAGE = usageText(SYNOPSIS, DESCRIPTION, OPTIONS);
-
 /** The socket given; else the default one when a daemon answers there; else the one found in this network namespace. */
 export async function adminSocket(given: string | undefined): Promise<{ path: string; how: string }> {
   if (given !== undefined) return { path: given, how: 'given' };
@@ -43,19 +41,13 @@ export async function adminSocket(given: string | undefined): Promise<{ path: st
   return { path: DEFAULT_ADMIN_SOCKET, how: 'the default' };
 }
 
-export const statusCommand: Command = {
+export const statusCommand = defineCommand({
   name: 'status',
   summary: 'show listeners, rules, counters and busiest flows of a running daemon',
-  usage: USAGE,
   synopsis: SYNOPSIS,
   description: DESCRIPTION,
   options: OPTIONS,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseCommandLine(argv, OPTIONS);
-    if (values.help) {
-      io.out(USAGE);
-      return 0;
-    }
+  async run({ values }, io): Promise<number> {
     if (values.ready) {
       let where: { path: string; how: string };
       let readiness;
@@ -77,4 +69,4 @@ export const statusCommand: Command = {
     io.out(values.json ? `${JSON.stringify({ adminSocket: { path, how }, ...status }, null, 2)}\n` : `${source}\n${renderStatus(status, top)}`);
     return 0;
   },
-};
+});
