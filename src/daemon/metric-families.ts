@@ -119,6 +119,8 @@ export const FAMILIES = {
   mmproxyClosed: family('tproxy_mmproxy_connections_closed_total', 'counter', 'Flows of mmproxy listeners ended, by how they ended (done: cleanly both ways).', ['listener', 'reason']),
   mmproxyConnectErrors: family('tproxy_mmproxy_connect_errors_total', 'counter', 'Backend connects of mmproxy listeners that failed, by errno name (or connect-timeout).', ['listener', 'errno']),
   mmproxyPipeResizesRefused: family('tproxy_mmproxy_pipe_resizes_refused_total', 'counter', 'Splice engine of mmproxy listeners: pipe sizes the kernel refused (F_SETPIPE_SZ, EPERM: past fs/pipe-user-pages-soft without CAP_SYS_RESOURCE).', ['listener']),
+  mmproxyPipeWaits: family('tproxy_mmproxy_pipe_waits_total', 'counter', 'Splice engine of mmproxy listeners: directions of flows that waited in line for a pipe (every pair of the engine thread\'s shared pipes was held by flows with bytes in flight).', ['listener']),
+  mmproxyPipeWaiting: family('tproxy_mmproxy_pipe_waiting', 'gauge', 'Splice engine of mmproxy listeners: directions of flows waiting in line for a pipe now.', ['listener']),
   mmproxyBytes: family('tproxy_mmproxy_bytes_total', 'counter', 'Bytes mmproxy listeners relayed (flows ended), by direction.', ['listener', 'direction']),
   rulesInPlace: family('tproxy_rules_in_place', 'gauge', '1 when every kernel rule of ours is live as planned, else 0 (absent with --no-rules).', ['backend']),
   rulesReadFailures: family('tproxy_rules_read_failures_total', 'counter', 'Scrapes whose read of the kernel rules failed.'),
@@ -246,6 +248,8 @@ export function metricValues(s: MetricsSnapshot): FamilyValues[] {
       { family: F.mmproxyConnectErrors, samples: each((c) => byLabel('errno', c.connectErrors)) },
       { family: F.mmproxyBytes, samples: each((c) => [one(c.bytesFromClient, { direction: 'from_client' }), one(c.bytesFromBackend, { direction: 'from_server' })]) },
       { family: F.mmproxyPipeResizesRefused, samples: each((c) => [one(c.pipeResizesRefused)]) },
+      { family: F.mmproxyPipeWaits, samples: each((c) => [one(c.pipeWaits)]) },
+      { family: F.mmproxyPipeWaiting, samples: each((c) => [one(c.pipeWaiting)]) },
     );
   }
   out.push({ family: F.errors, samples: byLabel('code', s.errors) });

@@ -277,7 +277,7 @@ export class MmproxySpliceEngine {
   };
 
   private copyCounters(): MmproxyCounters {
-    return { ...this.report.snapshot(this.flows), pipeResizesRefused: this.pipes.resizesRefused };
+    return { ...this.report.snapshot(this.flows), pipeResizesRefused: this.pipes.resizesRefused, pipeWaits: this.pipes.waits, pipeWaiting: this.pipes.waiting };
   }
 
   // ---- accepting and the header ---------------------------------------------------------------
