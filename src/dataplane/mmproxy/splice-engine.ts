@@ -165,6 +165,7 @@ export class MmproxySpliceEngine {
     this.reservedPipes = this.reservePipes();
     // Without room for even one pair in the budget, the thread still shares one (4 descriptors past it).
     this.pipes = new PipePool<Flow>(libc, config.pipeBytes, Math.max(MIN_SHARED_PIPES, this.reservedPipes));
+    this.report.pipes = this.pipes;
     this.pipes.onResizeRefused = (errno, bytes) => {
       const code = errnoName(errno);
       this.emit({ type: 'error', code, message: resizeRefusedMessage(`mmproxy ${config.name} splice engine`, code, bytes, 'tproxy_mmproxy_pipe_resizes_refused_total') });
@@ -277,7 +278,7 @@ export class MmproxySpliceEngine {
   };
 
   private copyCounters(): MmproxyCounters {
-    return { ...this.report.snapshot(this.flows), pipeResizesRefused: this.pipes.resizesRefused, pipeWaits: this.pipes.waits, pipeWaiting: this.pipes.waiting };
+    return this.report.snapshot(this.flows);
   }
 
   // ---- accepting and the header ---------------------------------------------------------------
