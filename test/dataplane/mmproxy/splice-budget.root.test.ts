@@ -8,6 +8,12 @@
 //   come back to where they were, and the pair still serves the next flow.
 // - Connections up to what the budget holds (2 each past the reserved pipes), the next ones reset
 //   and counted (descriptor-limit, one mmproxy.reject each), no EMFILE; closing some makes room again.
+// - Out of descriptors anyway (no budget here: its slack is what the engine threads' own descriptors
+//   use; the limit lowered under the running process), accepting pauses: EMFILE reported once per
+//   retry (250 ms), not on every loop turn, and the connection waiting in the backlog is served
+//   once the limit is raised. Splice only: the uring engine's accepts are queued ahead, each with the
+//   limit in force when it was queued (io_uring reads RLIMIT_NOFILE at prep), so lowering the limit
+//   under it does not make its next accept fail (its backend socket does: a connect error).
 // The backend is the tcp-peer server on loopback; the header names 127.0.0.2 as the client, a local
 // address, so the backend's replies come back without any rule.
 import assert from 'node:assert/strict';
@@ -47,6 +53,25 @@ function descriptorsOf(pid: number, kind: string): number {
   return n;
 }
 
+function mmproxyConfig(port: number): MmproxyTcpConfig {
+  return {
+    name: 'lb',
+    listen: [{ address: LISTEN.address, port }],
+    allowedSources: ['127.0.0.0/8'],
+    backend4: { address: '127.0.0.1', port: 8080 },
+    headerTimeoutMs: 5000,
+    maxHeaderBytes: 512,
+    upstreamMark: 0x2,
+    connectTimeoutMs: 5000,
+    idleTimeoutMs: 60_000,
+  };
+}
+
+async function startBackend(lab: Lab): Promise<void> {
+  const backend = lab.spawn('router', [process.execPath, TCP_PEER, 'server', '--port', '8080']);
+  await new JsonLines<{ event: string }>(backend.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'the backend ready');
+}
+
 describe('mmproxy splice engine: shared pipes and the descriptor budget under a small RLIMIT_NOFILE (root)', () => {
   let lab: Lab;
   let agent: ReturnType<Lab['spawn']>;
@@ -69,20 +94,8 @@ describe('mmproxy splice engine: shared pipes and the descriptor budget under a 
   before(async () => {
     lab = await Lab.create();
     try {
-      const backend = lab.spawn('router', [process.execPath, TCP_PEER, 'server', '--port', '8080']);
-      await new JsonLines<{ event: string }>(backend.child.stdout!).waitFor((l) => l.event === 'ready', 10_000, 'the backend ready');
-      const config: MmproxyTcpConfig = {
-        name: 'lb',
-        listen: [LISTEN],
-        allowedSources: ['127.0.0.0/8'],
-        backend4: { address: '127.0.0.1', port: 8080 },
-        headerTimeoutMs: 5000,
-        maxHeaderBytes: 512,
-        upstreamMark: 0x2,
-        connectTimeoutMs: 5000,
-        idleTimeoutMs: 60_000,
-      };
-      agent = lab.spawn('router', ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, process.execPath, MMPROXY_AGENT, JSON.stringify(config), 'splice', JSON.stringify({ threads: 1, budget: true })]);
+      await startBackend(lab);
+      agent = lab.spawn('router', ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, process.execPath, MMPROXY_AGENT, JSON.stringify(mmproxyConfig(LISTEN.port)), 'splice', JSON.stringify({ threads: 1, budget: true })]);
       lines = new JsonLines<Line>(agent.child.stdout!);
       await lines.waitFor((l) => l.type === 'ready', 15_000, 'the mmproxy listener ready');
       pid = agent.child.pid ?? -1;
@@ -199,5 +212,54 @@ describe('mmproxy splice engine: shared pipes and the descriptor budget under a 
     assert.equal(end.available, start.available);
     assert.equal(end.rejected['descriptor-limit'], (start.rejected['descriptor-limit'] ?? 0) + 4);
     await until(() => Promise.resolve(descriptorsOf(pid, 'socket:')), (n) => n === sockets, 5000, 'no socket left open');
+  });
+});
+
+describe('mmproxy splice engine out of descriptors: accepting pauses and resumes (root)', () => {
+  let lab: Lab;
+  before(async () => {
+    lab = await Lab.create();
+    try {
+      await startBackend(lab);
+    } catch (error) {
+      await lab.destroy();
+      throw error;
+    }
+  });
+  after(() => lab.destroy());
+
+  it('EMFILE on accept pauses accepting (one report per retry, not per turn); the waiting connection is served once descriptors are back', async () => {
+    const port = 8450;
+    const agent = lab.spawn('router', [process.execPath, MMPROXY_AGENT, JSON.stringify(mmproxyConfig(port)), 'splice', JSON.stringify({ threads: 1 })]);
+    const lines = new JsonLines<Line>(agent.child.stdout!);
+    await lines.waitFor((l) => l.type === 'ready', 15_000, 'the mmproxy listener ready');
+    const pid = agent.child.pid ?? -1;
+    // The lowest descriptor number free: as the limit, not one descriptor left (the kernel gives the
+    // lowest free number, and only below the limit): the next accept fails with EMFILE.
+    const numbers = new Set(readdirSync(`/proc/${pid}/fd`).map(Number));
+    let open = 0;
+    while (numbers.has(open)) open++;
+    await lab.run('router', ['prlimit', '--pid', `${pid}`, `--nofile=${open}:${open + 64}`]);
+    const held = lab.spawn('router', [process.execPath, HELD_CONNECTIONS, LISTEN.address, `${port}`, `${CLIENT}:26000`]);
+    const results = new JsonLines<{ event: string; held?: number; how?: string[] }>(held.child.stdout!);
+    try {
+      held.child.stdin!.write('open 1\n');
+      await lines.waitFor((l) => l.type === 'error' && l.code === 'EMFILE', 5000, 'EMFILE reported');
+      const from = Date.now();
+      const first = lines.items.filter((l) => l.type === 'error').length;
+      await new Promise((r) => setTimeout(r, 1500));
+      const reports = lines.items.filter((l) => l.type === 'error').length - first;
+      const seconds = (Date.now() - from) / 1000;
+      // One accept retry every 250 ms, not one per loop turn (about 100,000 a second before).
+      assert.ok(reports <= Math.ceil(seconds * 4 + 1), `${reports} EMFILE reports in ${seconds} s`);
+      assert.equal(lines.items.filter((l) => l.type === 'error' && l.code !== 'EMFILE').length, 0);
+      await lab.run('router', ['prlimit', '--pid', `${pid}`, `--nofile=${open + 64}:${open + 64}`]);
+      const opened = await results.waitFor((l) => l.event === 'opened', 10_000, 'the waiting connection served');
+      assert.equal(opened.held, 1, `served once descriptors are back: ${JSON.stringify(opened)}; the listener said: ${lines.text.filter((t) => !t.includes('accept: EMFILE')).slice(-5).join(' | ')}`);
+    } finally {
+      held.child.stdin!.end();
+      agent.child.stdin!.end();
+    }
+    await agent.exited;
   });
 });
