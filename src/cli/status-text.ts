@@ -94,7 +94,7 @@ function mmproxyLines(view: MmproxyStatusView): string[] {
       : [
           `mmproxy ${l.name}: tcp ${l.listen.map(hostPort).join(', ')} (PROXY v1/v2) -> ${backends}`,
           headers,
-          `  flows: ${c.active} active; closed: ${tally(c.closed)}; ${formatBytes(c.bytesFromClient)} from clients, ${formatBytes(c.bytesFromBackend)} from backends (flows ended)`,
+          `  flows: ${c.active} active; closed: ${tally(c.closed)}; ${formatBytes(c.bytesFromClient)} from clients, ${formatBytes(c.bytesFromBackend)} from backends (flows ended)${c.pipeWaits > 0 ? `; pipe waits: ${c.pipeWaits} (${c.pipeWaiting} now)` : ''}`,
         ];
   });
   if (view.drainingConnections > 0) lines.push(`mmproxy: ${view.drainingConnections} connection${view.drainingConnections === 1 ? '' : 's'} of replaced listeners still finishing`);

@@ -114,11 +114,13 @@ export const FAMILIES = {
   udpSniffs: family('tproxy_udp_quic_sniffs_total', 'counter', 'UDP flows whose first datagram was read for a QUIC server name, by outcome (quic: a name, none: no name).', ['listener', 'outcome']),
   udpHandovers: family('tproxy_udp_race_handovers_total', 'counter', 'Datagrams found on a new reply socket that belonged to another client, handed to their own session.', ['listener']),
   mmproxyHeaders: family('tproxy_mmproxy_headers_total', 'counter', 'PROXY headers accepted by mmproxy listeners, by command (proxy: relayed from the client\'s address; local: a health check).', ['listener', 'command']),
-  mmproxyRejected: family('tproxy_mmproxy_rejected_total', 'counter', 'What mmproxy listeners refused before any relay, by reason: TCP entries count connections reset (source-not-allowed, header-timeout, closed-before-header, or the header decoder\'s reason); UDP entries count datagrams dropped (source-not-allowed, the decoder\'s reason, not-dgram, session-limit, descriptor-budget).', ['listener', 'reason']),
+  mmproxyRejected: family('tproxy_mmproxy_rejected_total', 'counter', 'What mmproxy listeners refused before any relay, by reason: TCP entries count connections reset (source-not-allowed, header-timeout, closed-before-header, the header decoder\'s reason, backend-family, descriptor-limit); UDP entries count datagrams dropped (source-not-allowed, the decoder\'s reason, not-dgram, session-limit, descriptor-budget).', ['listener', 'reason']),
   mmproxyActive: family('tproxy_mmproxy_connections_active', 'gauge', 'Flows mmproxy listeners relay now.', ['listener']),
   mmproxyClosed: family('tproxy_mmproxy_connections_closed_total', 'counter', 'Flows of mmproxy listeners ended, by how they ended (done: cleanly both ways).', ['listener', 'reason']),
   mmproxyConnectErrors: family('tproxy_mmproxy_connect_errors_total', 'counter', 'Backend connects of mmproxy listeners that failed, by errno name (or connect-timeout).', ['listener', 'errno']),
   mmproxyPipeResizesRefused: family('tproxy_mmproxy_pipe_resizes_refused_total', 'counter', 'Splice engine of mmproxy listeners: pipe sizes the kernel refused (F_SETPIPE_SZ, EPERM: past fs/pipe-user-pages-soft without CAP_SYS_RESOURCE).', ['listener']),
+  mmproxyPipeWaits: family('tproxy_mmproxy_pipe_waits_total', 'counter', 'Splice engine of mmproxy listeners: directions of flows that waited in line for a pipe (every pair of the engine thread\'s shared pipes was held by flows with bytes in flight).', ['listener']),
+  mmproxyPipeWaiting: family('tproxy_mmproxy_pipe_waiting', 'gauge', 'Splice engine of mmproxy listeners: directions of flows waiting in line for a pipe now.', ['listener']),
   mmproxyBytes: family('tproxy_mmproxy_bytes_total', 'counter', 'Bytes mmproxy listeners relayed (flows ended), by direction.', ['listener', 'direction']),
   rulesInPlace: family('tproxy_rules_in_place', 'gauge', '1 when every kernel rule of ours is live as planned, else 0 (absent with --no-rules).', ['backend']),
   rulesReadFailures: family('tproxy_rules_read_failures_total', 'counter', 'Scrapes whose read of the kernel rules failed.'),
@@ -246,6 +248,8 @@ export function metricValues(s: MetricsSnapshot): FamilyValues[] {
       { family: F.mmproxyConnectErrors, samples: each((c) => byLabel('errno', c.connectErrors)) },
       { family: F.mmproxyBytes, samples: each((c) => [one(c.bytesFromClient, { direction: 'from_client' }), one(c.bytesFromBackend, { direction: 'from_server' })]) },
       { family: F.mmproxyPipeResizesRefused, samples: each((c) => [one(c.pipeResizesRefused)]) },
+      { family: F.mmproxyPipeWaits, samples: each((c) => [one(c.pipeWaits)]) },
+      { family: F.mmproxyPipeWaiting, samples: each((c) => [one(c.pipeWaiting)]) },
     );
   }
   out.push({ family: F.errors, samples: byLabel('code', s.errors) });

@@ -82,7 +82,7 @@ describe('tproxy status text', () => {
   });
 
   it('lists the mmproxy listeners with their backends and counts, and connections of replaced ones still finishing', () => {
-    const counters = { headersProxy: 12, headersLocal: 3, rejected: { 'source-not-allowed': 2, 'bad-signature': 1 }, connectErrors: {}, closed: { done: 10 }, active: 2, bytesFromClient: 4096, bytesFromBackend: 1_048_576, pipeResizesRefused: 0 };
+    const counters = { headersProxy: 12, headersLocal: 3, rejected: { 'source-not-allowed': 2, 'bad-signature': 1 }, connectErrors: {}, closed: { done: 10 }, active: 2, bytesFromClient: 4096, bytesFromBackend: 1_048_576, pipeResizesRefused: 0, pipeWaits: 0, pipeWaiting: 0 };
     const text = renderStatus({ ...status, mmproxy: { listeners: [{ name: 'web', listen: [{ address: '0.0.0.0', port: 8443 }, { address: '::', port: 8443 }], backend4: { address: '127.0.0.1', port: 80 }, counters }], drainingConnections: 1 } }, 0);
     assert.match(
       text,
@@ -98,8 +98,15 @@ describe('tproxy status text', () => {
     assert.doesNotMatch(renderStatus(status, 0), /mmproxy/);
   });
 
+  it('adds an mmproxy listener\'s pipe waits (splice engine) to its flows line once there were some', () => {
+    const counters = { headersProxy: 12, headersLocal: 0, rejected: {}, connectErrors: {}, closed: { done: 10 }, active: 2, bytesFromClient: 4096, bytesFromBackend: 4096, pipeResizesRefused: 0, pipeWaits: 9, pipeWaiting: 2 };
+    const view = (c: typeof counters): DaemonStatus => ({ ...status, mmproxy: { listeners: [{ name: 'web', listen: [{ address: '0.0.0.0', port: 8443 }], counters: c }], drainingConnections: 0 } });
+    assert.match(renderStatus(view(counters), 0), /\n {2}flows: 2 active; closed: done 10; 4\.0 KiB from clients, 4\.0 KiB from backends \(flows ended\); pipe waits: 9 \(2 now\)\n/);
+    assert.doesNotMatch(renderStatus(view({ ...counters, pipeWaits: 0, pipeWaiting: 0 }), 0), /pipe waits/);
+  });
+
   it('shows a udp mmproxy listener as udp, with its sessions and bytes relayed so far', () => {
-    const counters = { headersProxy: 7, headersLocal: 1, rejected: { 'not-dgram': 1 }, connectErrors: {}, closed: { idle: 2 }, active: 3, bytesFromClient: 2048, bytesFromBackend: 4096, pipeResizesRefused: 0 };
+    const counters = { headersProxy: 7, headersLocal: 1, rejected: { 'not-dgram': 1 }, connectErrors: {}, closed: { idle: 2 }, active: 3, bytesFromClient: 2048, bytesFromBackend: 4096, pipeResizesRefused: 0, pipeWaits: 0, pipeWaiting: 0 };
     const text = renderStatus({ ...status, mmproxy: { listeners: [{ name: 'dns', protocol: 'udp', listen: [{ address: '10.0.0.5', port: 5353 }], backend4: { address: '127.0.0.1', port: 53 }, counters }], drainingConnections: 0 } }, 0);
     assert.match(
       text,

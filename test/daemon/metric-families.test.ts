@@ -43,7 +43,7 @@ const snapshot: MetricsSnapshot = {
     byConsumer: { tcp: { inUse: 0, refused: 0 }, udp: { inUse: 86, refused: 7 }, child: { inUse: 0, refused: 1 }, admin: { inUse: 17, refused: 0 }, metrics: { inUse: 17, refused: 0 }, mmproxy: { inUse: 0, refused: 0 } },
   },
   mmproxy: {
-    lb: { headersProxy: 20, headersLocal: 3, rejected: { 'source-not-allowed': 4, 'header-timeout': 1, 'v2-too-long': 2 }, connectErrors: { ECONNREFUSED: 1 }, closed: { done: 18 }, active: 1, bytesFromClient: 700, bytesFromBackend: 9000, pipeResizesRefused: 2 },
+    lb: { headersProxy: 20, headersLocal: 3, rejected: { 'source-not-allowed': 4, 'header-timeout': 1, 'v2-too-long': 2 }, connectErrors: { ECONNREFUSED: 1 }, closed: { done: 18 }, active: 1, bytesFromClient: 700, bytesFromBackend: 9000, pipeResizesRefused: 2, pipeWaits: 6, pipeWaiting: 1 },
   },
 };
 
@@ -61,6 +61,9 @@ describe('metric families (pure mapping)', () => {
     assert.equal(FAMILY_LIST.find((f) => f.name === 'tproxy_tcp_pipe_waiting')?.type, 'gauge');
     assert.equal(sample('tproxy_tcp_pipe_resizes_refused_total', main), 5);
     assert.equal(sample('tproxy_mmproxy_pipe_resizes_refused_total', { listener: 'lb' }), 2);
+    assert.equal(sample('tproxy_mmproxy_pipe_waits_total', { listener: 'lb' }), 6);
+    assert.equal(sample('tproxy_mmproxy_pipe_waiting', { listener: 'lb' }), 1);
+    assert.equal(FAMILY_LIST.find((f) => f.name === 'tproxy_mmproxy_pipe_waiting')?.type, 'gauge');
   });
 
   it('maps the mmproxy listeners: headers by command, rejections by reason, flows and bytes; absent without any', () => {

@@ -22,3 +22,4 @@ export const HEADER_SENDER = fileURLToPath(new URL('./header-sender.js', import.
 export const TRANSPARENT_HOLDER = fileURLToPath(new URL('./transparent-holder.js', import.meta.url));
 export const SNI_CLIENT = fileURLToPath(new URL('./sni-client.js', import.meta.url));
 export const PROXIED_CLIENT = fileURLToPath(new URL('./proxied-client.js', import.meta.url));
+export const HELD_CONNECTIONS = fileURLToPath(new URL('./held-connections.js', import.meta.url));

@@ -9,6 +9,8 @@
  *                         HOLD        reply "OK", keep the connection; report how it ended
  *                         GATE n      hold until n GATE connections are open at once, then reply
  *                                     "go" and FIN to all n (proves n flows were open together)
+ *                         STALL n     read nothing more (the sender's bytes back up); reset the
+ *                                     connection after n ms (0: never)
  *   client SCENARIO HOST PORT [ARG]
  *                         bulk N      send N bytes after ECHO, FIN, read the echo; sha256 both ways
  *                         trickle N   like bulk, but N pieces of 1 KiB, 50 ms apart (a flow that lasts)
@@ -22,12 +24,17 @@
  *                         many N      N concurrent ECHO connections, all open at once
  *                         bulkmany N B  N concurrent bulk B transfers at once; how many came back intact
  *                         gated N G   N concurrent connections sending GATE G
+ *                         stall N     STALL N, then 32 MiB (most of it stays unsent); how it ended
+ *     --proxy ADDRESS:PORT  (anywhere after `client`) each connection starts with a PROXY v2
+ *                         header (TCP) from ADDRESS, port PORT for the first connection, PORT+1 for
+ *                         the next...: a client behind a load balancer, for an mmproxy listener
  *   hold-port ADDRESS PORT  (on the router) hold ADDRESS:PORT with a transparent socket bound
  *                         without SO_REUSEADDR, so a proxy's bind to it fails; "ready", then
  *                         wait for SIGTERM
  */
 import { createCipheriv, createHash } from 'node:crypto';
 import net from 'node:net';
+import { encodeProxyHeaderV2 } from '../../src/core/proxy-protocol/v2.js';
 import { raiseFileLimit } from '../../src/sys/limits.js';
 import { SocketApi } from '../../src/sys/socket.js';
 
@@ -97,6 +104,10 @@ function serve(port: number): void {
           socket.write('OK\n');
           socket.resume();
           break;
+        case 'STALL':
+          socket.pause();
+          if (Number(arg) > 0) setTimeout(() => socket.resetAndDestroy(), Number(arg));
+          break;
         default:
           socket.end('unknown command\n');
       }
@@ -126,9 +137,16 @@ function outcome(socket: net.Socket, timeoutMs: number): Promise<{ how: string; 
   });
 }
 
+/** --proxy ADDRESS:PORT: the client each connection's PROXY header names, and the port of the next one. */
+let proxied: { address: string; port: number } | undefined;
+
 function connect(host: string, port: number, localPort?: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port, allowHalfOpen: true, ...(localPort !== undefined ? { localPort } : {}) });
+    if (proxied) {
+      const source = { family: 4 as const, address: proxied.address, port: proxied.port++ };
+      socket.write(encodeProxyHeaderV2({ command: 'proxy', transport: 'tcp', addresses: { source, destination: { family: 4, address: host, port } } }));
+    }
     socket.once('connect', () => resolve(socket));
     socket.once('error', reject);
   });
@@ -198,6 +216,18 @@ async function client(scenario: string, host: string, port: number, arg: number)
       socket.write('HOLD\n');
       const r = await outcome(socket, arg);
       print({ how: r.how, local, reply: r.received.toString() });
+      break;
+    }
+    case 'stall': {
+      const ended = outcome(socket, 60_000);
+      socket.write(`STALL ${arg}\n`);
+      let written = 0;
+      for (const c of chunks(32 * 1024 * 1024)) {
+        socket.write(c);
+        written += c.length;
+      }
+      const r = await ended;
+      print({ how: r.how, local, written });
       break;
     }
     case 'raw': {
@@ -297,6 +327,11 @@ raiseFileLimit();
 if (role === 'server') {
   serve(Number(args[args.indexOf('--port') + 1] ?? 81));
 } else if (role === 'client') {
+  const at = args.indexOf('--proxy');
+  if (at >= 0) {
+    const [address = '', port = '0'] = (args.splice(at, 2)[1] ?? '').split(':');
+    proxied = { address, port: Number(port) };
+  }
   const [scenario = '', host = '', port = '0', arg = '0', arg2 = '0'] = args;
   const run =
     scenario === 'many'

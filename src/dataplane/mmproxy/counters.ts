@@ -15,10 +15,16 @@ export interface MmproxyCounters {
   bytesFromBackend: number;
   /** Splice engine: pipe sizes the kernel refused (F_SETPIPE_SZ: EPERM past fs/pipe-user-pages-soft without CAP_SYS_RESOURCE). */
   pipeResizesRefused: number;
+  /**
+   * Splice engine: directions of flows that waited in line for a pipe (every pair of the thread's
+   * shared pipes was held by flows with bytes in flight), since the start; and those waiting now.
+   */
+  pipeWaits: number;
+  pipeWaiting: number;
 }
 
 export function emptyMmproxyCounters(): MmproxyCounters {
-  return { headersProxy: 0, headersLocal: 0, rejected: {}, connectErrors: {}, closed: {}, active: 0, bytesFromClient: 0, bytesFromBackend: 0, pipeResizesRefused: 0 };
+  return { headersProxy: 0, headersLocal: 0, rejected: {}, connectErrors: {}, closed: {}, active: 0, bytesFromClient: 0, bytesFromBackend: 0, pipeResizesRefused: 0, pipeWaits: 0, pipeWaiting: 0 };
 }
 
 export function count(table: Record<string, number>, key: string): void {

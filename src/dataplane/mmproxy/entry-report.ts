@@ -38,8 +38,17 @@ export interface ReportedFlow extends Moved {
   readonly started: number;
 }
 
+/** What the splice engine's shared pipes count (its PipePool): carried by every snapshot. */
+export interface PipeCounts {
+  readonly resizesRefused: number;
+  readonly waits: number;
+  readonly waiting: number;
+}
+
 export class EntryReport {
   readonly counters: MmproxyCounters = emptyMmproxyCounters();
+  /** The splice engine's shared pipes (none on uring): their counts go into every snapshot, the periodic ones included. */
+  pipes: PipeCounts | undefined;
   private events: ProxyEvent[] = [];
   private readonly flowEvents: Int32Array;
 
@@ -113,7 +122,9 @@ export class EntryReport {
       bytesFromClient += f.up.bytes;
       bytesFromBackend += f.down.bytes;
     }
-    return { ...c, rejected: { ...c.rejected }, connectErrors: { ...c.connectErrors }, closed: { ...c.closed }, bytesFromClient, bytesFromBackend };
+    const p = this.pipes;
+    const pipes = p ? { pipeResizesRefused: p.resizesRefused, pipeWaits: p.waits, pipeWaiting: p.waiting } : {};
+    return { ...c, rejected: { ...c.rejected }, connectErrors: { ...c.connectErrors }, closed: { ...c.closed }, bytesFromClient, bytesFromBackend, ...pipes };
   }
 
   /**

@@ -139,6 +139,11 @@ export class MmproxySpliceEngine {
   private readonly flows: Set<Flow>;
   /** 'drain': no new connections, those in progress end on their own; 'stop': reset them all. */
   private ending: 'drain' | 'stop' | undefined;
+  /**
+   * Accepting again at this time (out of descriptors: EMFILE or ENFILE on accept, the listening
+   * sockets out of the epoll set meanwhile, as on the uring engine); 0: not waiting.
+   */
+  private resumeAt = 0;
   private readonly addr = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
   private readonly addrLen = Buffer.alloc(4);
   private readonly noLinger = Buffer.alloc(8);
@@ -165,6 +170,7 @@ export class MmproxySpliceEngine {
     this.reservedPipes = this.reservePipes();
     // Without room for even one pair in the budget, the thread still shares one (4 descriptors past it).
     this.pipes = new PipePool<Flow>(libc, config.pipeBytes, Math.max(MIN_SHARED_PIPES, this.reservedPipes));
+    this.report.pipes = this.pipes;
     this.pipes.onResizeRefused = (errno, bytes) => {
       const code = errnoName(errno);
       this.emit({ type: 'error', code, message: resizeRefusedMessage(`mmproxy ${config.name} splice engine`, code, bytes, 'tproxy_mmproxy_pipe_resizes_refused_total') });
@@ -203,8 +209,25 @@ export class MmproxySpliceEngine {
       if (this.listeners.has(fd)) continue;
       this.listeners.add(fd);
       this.owners.set(fd, { kind: 'listener' });
-      this.epoll.add(fd, C.EPOLLIN | C.EPOLLEXCLUSIVE);
+      // Paused: watched again with the others when accepting resumes.
+      if (this.resumeAt === 0) this.epoll.add(fd, C.EPOLLIN | C.EPOLLEXCLUSIVE);
     }
+  }
+
+  /**
+   * Out of descriptors: the listening sockets leave the epoll set until DESCRIPTOR_RETRY_MS from
+   * now (level-triggered, a connection waiting in the backlog would be reported, and its accept
+   * fail, on every turn), then rejoin it (resumeAccepting).
+   */
+  private pauseAccepting(): void {
+    for (const fd of this.listeners) this.epoll.remove(fd);
+    this.resumeAt = this.now() + C.DESCRIPTOR_RETRY_MS;
+  }
+
+  private resumeAccepting(now: number): void {
+    if (this.resumeAt === 0 || now < this.resumeAt) return;
+    this.resumeAt = 0;
+    for (const fd of this.listeners) this.epoll.add(fd, C.EPOLLIN | C.EPOLLEXCLUSIVE);
   }
 
   private unwatch(fds: Iterable<number>): void {
@@ -233,9 +256,9 @@ export class MmproxySpliceEngine {
     this.report.emit(event);
   }
 
-  /** Something of the engine's own is due later: flows (idle timeout, bytes, connects), headers, health checks closing, an end. */
+  /** Something of the engine's own is due later: flows (idle timeout, bytes, connects), headers, health checks closing, an accept retry, an end. */
   get timed(): boolean {
-    return this.flows.size > 0 || this.pending.size > 0 || this.closing.size > 0 || this.ending !== undefined;
+    return this.flows.size > 0 || this.pending.size > 0 || this.closing.size > 0 || this.resumeAt !== 0 || this.ending !== undefined;
   }
 
   /** The owner got the counters as they are now (only asked while nothing is timed, so the copy is small). */
@@ -254,6 +277,7 @@ export class MmproxySpliceEngine {
     const now = this.now();
     if (firstHeader) for (const p of duePrefix(this.pending, now, (x) => x.deadline)) this.reject(p, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
+    this.resumeAccepting(now);
     this.pairs.wakeWaiters(this.flows.size, (flow, end) => this.ended(flow, end));
     this.report.post(this.post, () => this.flows, this.connections, this.timers.countersDue(now), this.reported, this.timed);
     if (this.ending && this.connections === 0) {
@@ -277,13 +301,13 @@ export class MmproxySpliceEngine {
   };
 
   private copyCounters(): MmproxyCounters {
-    return { ...this.report.snapshot(this.flows), pipeResizesRefused: this.pipes.resizesRefused };
+    return this.report.snapshot(this.flows);
   }
 
   // ---- accepting and the header ---------------------------------------------------------------
 
   private acceptFrom(listener: number): void {
-    for (let i = 0; i < ACCEPT_BATCH && this.listeners.has(listener) && Atomics.load(this.accepting, 0) === 1; i++) {
+    for (let i = 0; i < ACCEPT_BATCH && this.resumeAt === 0 && this.listeners.has(listener) && Atomics.load(this.accepting, 0) === 1; i++) {
       this.addrLen.writeUInt32LE(this.addr.length, 0);
       const cfd = this.libc.accept4(listener, this.addr, this.addrLen, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
       if (cfd < 0) {
@@ -291,7 +315,10 @@ export class MmproxySpliceEngine {
         // EINVAL: the owner shut the listener down (a drain or a stop); the message saying so follows.
         if (errno === C.EAGAIN || errno === C.EINTR || errno === C.EINVAL) return;
         if (errno !== C.ECONNABORTED) this.emit({ type: 'error', code: errnoName(errno), message: `mmproxy ${this.config.name} accept: ${errnoName(errno)}` });
-        if (errno === C.EMFILE || errno === C.ENFILE) return;
+        if (errno === C.EMFILE || errno === C.ENFILE) {
+          this.pauseAccepting();
+          return;
+        }
         continue;
       }
       this.onAccepted(cfd, decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0)));

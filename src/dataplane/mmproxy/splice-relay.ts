@@ -213,6 +213,9 @@ export class MmproxySpliceRelay {
     c.bytesFromClient += now.bytesFromClient - last.bytesFromClient;
     c.bytesFromBackend += now.bytesFromBackend - last.bytesFromBackend;
     c.pipeResizesRefused += now.pipeResizesRefused - last.pipeResizesRefused;
+    c.pipeWaits += now.pipeWaits - last.pipeWaits;
+    // A gauge: the sum of each thread's line now.
+    c.pipeWaiting += now.pipeWaiting - last.pipeWaiting;
     for (const key of ['rejected', 'connectErrors', 'closed'] as const) {
       for (const [reason, n] of Object.entries(now[key])) {
         const added = n - (last[key][reason] ?? 0);

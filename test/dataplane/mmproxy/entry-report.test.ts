@@ -77,4 +77,18 @@ describe('EntryReport', () => {
       { type: 'mmproxy.close', listener: 'web', balancer, backend: service, bytesFromClient: 0, bytesFromBackend: 0, durationMs: 150, reason: 'idle-timeout' },
     ]);
   });
+
+  it('carries the shared pipes\' counts (splice engine) in every snapshot it posts, the periodic ones and those with events', () => {
+    const report = new EntryReport(config(), () => 0);
+    const pipes = { resizesRefused: 1, waits: 7, waiting: 2 };
+    report.pipes = pipes;
+    const [due] = posted(report, true);
+    assert.deepEqual(due?.kind === 'counters' ? [due.counters.pipeResizesRefused, due.counters.pipeWaits, due.counters.pipeWaiting] : [], [1, 7, 2]);
+    pipes.waiting = 0;
+    report.refused(balancer, 'bad-signature');
+    const [events] = posted(report);
+    assert.deepEqual(events?.kind === 'events' ? [events.counters.pipeWaits, events.counters.pipeWaiting] : [], [7, 0]);
+    const none = new EntryReport(config(), () => 0).snapshot([]);
+    assert.deepEqual([none.pipeResizesRefused, none.pipeWaits, none.pipeWaiting], [0, 0, 0], 'none without pipes (the uring engine)');
+  });
 });
