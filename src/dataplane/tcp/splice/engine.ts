@@ -51,9 +51,22 @@ import { duePrefix, EngineTimers, ReportedCounters, turnWait } from './timers.js
 const MAX_EVENTS = 512;
 const ACCEPT_BATCH = 64;
 
+/**
+ * The engine's clock (ms): time since it started, plus an hour, so that the timers' "last run at 0"
+ * is long past at the start, as with Date.now(). Its values are small integers (Smis), which V8
+ * keeps in a flow's own fields; Date.now()'s, and any arithmetic on them, are each a 16-byte heap
+ * number (three per flow: started, connectDeadline, lastActive). `| 0` makes the Smi; from 2^31 ms
+ * (24 days) on the values stay correct, boxed again.
+ */
+export function engineClock(start = Date.now()): () => number {
+  return () => {
+    const t = Date.now() - start + 3_600_000;
+    return t < 2 ** 31 ? t | 0 : t;
+  };
+}
+
 interface Flow {
   readonly id: number;
-  readonly family: C.Family;
   readonly client: Endpoint;
   readonly destination: Endpoint;
   readonly cfd: number;
@@ -130,7 +143,7 @@ export class SpliceEngine {
     private readonly post: (message: FromEngine) => void,
     libc: Libc = loadLibc(),
     /** The clock of deadlines, timeouts, ages and durations (ms). */
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = engineClock(),
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
@@ -366,7 +379,6 @@ export class SpliceEngine {
     const now = this.now();
     const flow: Flow = {
       id,
-      family: listener.family,
       client,
       destination,
       cfd,
