@@ -38,6 +38,7 @@ import type { TcpFlowSnapshot } from '../flows.js';
 import { proxyHeaderFor } from '../routing.js';
 import { MAX_STREAM_SNIFF_BYTES, sniffStream } from '../../../core/sniff/stream.js';
 import { sharedPipes } from '../capacity.js';
+import { EndpointCache } from './endpoint-cache.js';
 import { EngineEpoll, waitBefore } from './engine-epoll.js';
 import { FlowPump, type PairEnd } from './flow-pump.js';
 import { CONNECTING, connectOutcome, FlowTable, type Expiry, type FlowSocket } from './flow-table.js';
@@ -137,6 +138,8 @@ export class SpliceEngine {
   private readonly sniffing = new Set<Sniffing>();
   /** The first bytes of a client, peeked (never read) for its name. */
   private readonly sniffBytes = Buffer.alloc(MAX_STREAM_SNIFF_BYTES);
+  /** Address strings and destinations shared by the flows (kept for each flow's life). */
+  private readonly endpoints = new EndpointCache();
 
   constructor(
     private readonly config: SpliceEngineConfig,
@@ -261,14 +264,14 @@ export class SpliceEngine {
         if (errno !== C.ECONNABORTED) this.admission.emit({ type: 'error', code: errnoName(errno), message: `tcp accept: ${errnoName(errno)}` });
         continue;
       }
-      const client = decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0));
+      const client = this.endpoints.client(decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0)));
       this.localLen.writeUInt32LE(this.local.length, 0);
       if (this.libc.getsockname(cfd, this.local, this.localLen) !== 0) {
         this.api.resetClose(cfd); // gone already (ENOTCONN is not expected on an accepted socket)
         continue;
       }
       // decodeSockaddr already gives canonical text, and V6ONLY listeners see no IPv4-mapped peers.
-      this.onAccepted(listener, cfd, client, decodeSockaddr(this.local, this.localLen.readUInt32LE(0)));
+      this.onAccepted(listener, cfd, client, this.endpoints.destination(decodeSockaddr(this.local, this.localLen.readUInt32LE(0))));
     }
   }
 
