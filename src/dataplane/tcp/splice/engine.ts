@@ -38,6 +38,7 @@ import type { TcpFlowSnapshot } from '../flows.js';
 import { proxyHeaderFor } from '../routing.js';
 import { MAX_STREAM_SNIFF_BYTES, sniffStream } from '../../../core/sniff/stream.js';
 import { sharedPipes } from '../capacity.js';
+import { EndpointCache } from './endpoint-cache.js';
 import { EngineEpoll, waitBefore } from './engine-epoll.js';
 import { FlowPump, type PairEnd } from './flow-pump.js';
 import { CONNECTING, connectOutcome, FlowTable, type Expiry, type FlowSocket } from './flow-table.js';
@@ -51,9 +52,22 @@ import { duePrefix, EngineTimers, ReportedCounters, turnWait } from './timers.js
 const MAX_EVENTS = 512;
 const ACCEPT_BATCH = 64;
 
+/**
+ * The engine's clock (ms): time since it started, plus an hour, so that the timers' "last run at 0"
+ * is long past at the start, as with Date.now(). Its values are small integers (Smis), which V8
+ * keeps in a flow's own fields; Date.now()'s, and any arithmetic on them, are each a 16-byte heap
+ * number (three per flow: started, connectDeadline, lastActive). `| 0` makes the Smi; from 2^31 ms
+ * (24 days) on the values stay correct, boxed again.
+ */
+export function engineClock(start = Date.now()): () => number {
+  return () => {
+    const t = Date.now() - start + 3_600_000;
+    return t < 2 ** 31 ? t | 0 : t;
+  };
+}
+
 interface Flow {
   readonly id: number;
-  readonly family: C.Family;
   readonly client: Endpoint;
   readonly destination: Endpoint;
   readonly cfd: number;
@@ -124,13 +138,15 @@ export class SpliceEngine {
   private readonly sniffing = new Set<Sniffing>();
   /** The first bytes of a client, peeked (never read) for its name. */
   private readonly sniffBytes = Buffer.alloc(MAX_STREAM_SNIFF_BYTES);
+  /** Address strings and destinations shared by the flows (kept for each flow's life). */
+  private readonly endpoints = new EndpointCache();
 
   constructor(
     private readonly config: SpliceEngineConfig,
     private readonly post: (message: FromEngine) => void,
     libc: Libc = loadLibc(),
     /** The clock of deadlines, timeouts, ages and durations (ms). */
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = engineClock(),
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
@@ -248,14 +264,14 @@ export class SpliceEngine {
         if (errno !== C.ECONNABORTED) this.admission.emit({ type: 'error', code: errnoName(errno), message: `tcp accept: ${errnoName(errno)}` });
         continue;
       }
-      const client = decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0));
+      const client = this.endpoints.client(decodeSockaddr(this.addr, this.addrLen.readUInt32LE(0)));
       this.localLen.writeUInt32LE(this.local.length, 0);
       if (this.libc.getsockname(cfd, this.local, this.localLen) !== 0) {
         this.api.resetClose(cfd); // gone already (ENOTCONN is not expected on an accepted socket)
         continue;
       }
       // decodeSockaddr already gives canonical text, and V6ONLY listeners see no IPv4-mapped peers.
-      this.onAccepted(listener, cfd, client, decodeSockaddr(this.local, this.localLen.readUInt32LE(0)));
+      this.onAccepted(listener, cfd, client, this.endpoints.destination(decodeSockaddr(this.local, this.localLen.readUInt32LE(0))));
     }
   }
 
@@ -366,7 +382,6 @@ export class SpliceEngine {
     const now = this.now();
     const flow: Flow = {
       id,
-      family: listener.family,
       client,
       destination,
       cfd,

@@ -14,6 +14,7 @@ import type { TcpSnapshot } from '../flows.js';
 import { listenerHeaders, type StopReport, type TcpRelayConfig } from '../relay.js';
 import type { RoutingUpdate } from '../../routing.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
+import { ENGINE_THREAD_LIMITS } from './thread-limits.js';
 
 export interface SpliceRelayDeps {
   readonly sockets: SocketApi;
@@ -90,7 +91,7 @@ export class SpliceRelay {
     };
     // Both engines of this thread protocol: splice (epoll) and uring (io_uring).
     const entry = this.config.engine === 'uring' ? '../uring/thread.js' : './thread.js';
-    const worker = new Worker(new URL(entry, import.meta.url), { workerData: { spliceEngine: engine } });
+    const worker = new Worker(new URL(entry, import.meta.url), { workerData: { spliceEngine: engine }, resourceLimits: ENGINE_THREAD_LIMITS });
     this.worker = worker;
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     await new Promise<void>((resolve, reject) => {
