@@ -14,6 +14,7 @@ import koffi from 'koffi';
 import { TproxyError } from '../core/errors.js';
 import { errnoName } from '../core/errno.js';
 import * as U from '../core/net/io-uring.js';
+import { encodeSockaddrInto, type Endpoint } from '../core/net/sockaddr.js';
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
@@ -24,6 +25,8 @@ const MAP_ANONYMOUS = 0x20;
 const MAP_NORESERVE = 0x4000;
 const MAP_POPULATE = 0x8000;
 const PROT_NONE = 0;
+/** Room per SQE for a sockaddr (sockaddr_in6 is 28 bytes). */
+const SOCKADDR_SLOT = 32;
 
 interface UringCalls {
   setup(nr: number, entries: number, params: Buffer): number;
@@ -111,7 +114,11 @@ export class IoUring {
   private submitted: number;
   private readonly extArg = Buffer.alloc(U.GETEVENTS_ARG_SIZE);
   private readonly timespec = Buffer.alloc(16);
+  /** The wait the timespec holds now (ms; -1: none written yet). */
+  private timespecMs = -1;
   private readonly syncCancel = Buffer.alloc(U.SYNC_CANCEL_REG_SIZE);
+  /** bindEndpoint's sockaddrs, a slot per SQE (allocated at the first). */
+  private sockaddrs: { readonly buffer: Buffer; readonly base: number } | undefined;
   readonly completion: Completion = { kind: 0, id: 0, res: 0, flags: 0 };
   /** io_uring_enter calls so far (the bench and tests count them). */
   enters = 0;
@@ -145,6 +152,8 @@ export class IoUring {
     this.submitted = this.sqTail;
     // The SQ array maps ring slots to SQEs one to one, once.
     for (let i = 0; i < o.sqEntries; i++) this.ringU32[o.sq.array / 4 + i] = i;
+    // The wait's io_uring_getevents_arg: only its timespec changes (no sigmask, no min_wait).
+    this.extArg.writeBigUInt64LE(koffi.address(this.timespec), 16);
   }
 
   /** SQEs queued and not yet submitted. */
@@ -222,6 +231,35 @@ export class IoUring {
   closeFd(fd: number, kind: number, id: number, sqeFlags = 0): void {
     const at = this.sqe(U.IORING_OP_CLOSE, fd, kind, id);
     this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
+  }
+
+  /**
+   * bind() to `endpoint` (Linux 6.11), its sockaddr written into memory of the ring's own: a slot
+   * per SQE, the one this bind takes. The kernel copies the address when it prepares the SQE, at
+   * the submission that consumes it, and an SQE's slot is only written again once the kernel has
+   * consumed it (sqe() submits first when the ring is full): no Buffer and no address lookup per
+   * bind. A bad endpoint throws before anything is queued.
+   */
+  bindEndpoint(fd: number, endpoint: Endpoint, kind: number, id: number, sqeFlags = 0): void {
+    if (this.free() === 0) this.submit(0, -1);
+    const memory = (this.sockaddrs ??= this.sockaddrSlots());
+    const slot = this.sqTail & this.sqMask;
+    const length = encodeSockaddrInto(endpoint, memory.buffer, slot * SOCKADDR_SLOT);
+    const at = this.sqe(U.IORING_OP_BIND, fd, kind, id);
+    this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
+    this.setPointer(at + U.SQE.addr, memory.base + slot * SOCKADDR_SLOT);
+    this.sqes.setUint32(at + U.SQE.off, length, true);
+  }
+
+  private sockaddrSlots(): { readonly buffer: Buffer; readonly base: number } {
+    const buffer = Buffer.alloc(this.offsets.sqEntries * SOCKADDR_SLOT);
+    return { buffer, base: Number(koffi.address(buffer)) };
+  }
+
+  /** A user-space address (below 2^53, so exact as a number) into an SQE's 64-bit field, without a BigInt. */
+  private setPointer(at: number, address: number): void {
+    this.sqes.setUint32(at, address % 0x1_0000_0000, true);
+    this.sqes.setUint32(at + 4, Math.floor(address / 0x1_0000_0000), true);
   }
 
   /** The opcodes this kernel supports (IORING_REGISTER_PROBE, Linux 5.6). */
@@ -348,10 +386,14 @@ export class IoUring {
       return this.ready();
     }
     const ms = Math.max(0, Math.floor(waitMs));
-    this.timespec.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
-    this.timespec.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
-    this.extArg.fill(0);
-    this.extArg.writeBigUInt64LE(koffi.address(this.timespec), 16);
+    if (ms !== this.timespecMs) {
+      // Whole numbers well under 2^53 as two 32-bit halves: no BigInt per loop turn.
+      this.timespecMs = ms;
+      this.timespec.writeUInt32LE(Math.floor(ms / 1000) >>> 0, 0);
+      this.timespec.writeUInt32LE(0, 4);
+      this.timespec.writeUInt32LE((ms % 1000) * 1_000_000, 8);
+      this.timespec.writeUInt32LE(0, 12);
+    }
     this.enters++;
     const n = load().enter(U.SYS_IO_URING_ENTER, this.fd, toSubmit, minComplete, U.IORING_ENTER_GETEVENTS | U.IORING_ENTER_EXT_ARG, this.extArg, U.GETEVENTS_ARG_SIZE);
     if (n < 0 && !this.transient()) fail('io_uring_enter');

@@ -57,7 +57,7 @@ describe('the ring connector: the outgoing socket set up through the ring (root,
   });
 
   const pairFrom = (port: number): Pair => ({
-    id: nextId++, ufd: -1, pending: 0, sockaddr: encodeSockaddr(listener.endpoint), dscp: undefined, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
+    id: nextId++, ufd: -1, pending: 0, sockaddr: encodeSockaddr(listener.endpoint), dscp: undefined, portTaken: false, setupValues: undefined, chain: false, setupErrno: 0,
     client: { family: 4, address: CLIENT_ADDRESS, port },
   });
 
