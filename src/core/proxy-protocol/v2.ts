@@ -102,13 +102,11 @@ export function decodeProxyHeaderV2(bytes: Uint8Array, maxBytes: number): ProxyD
   const { tlvs, crcAt } = decoded;
   if (crcAt >= 0 && !crcMatches(bytes.subarray(0, take), crcAt)) return proxyInvalid('v2-crc32c-mismatch');
 
-  const header: ProxyHeader = {
-    version: 2,
-    command: command === COMMAND_LOCAL ? 'local' : 'proxy',
-    transport,
-    ...(command === COMMAND_PROXY && (family === AF_INET || family === AF_INET6) ? { addresses: decodeAddresses(bytes, family) } : {}),
-    tlvs,
-  };
+  // Two literals rather than a spread of the optional addresses: this runs per connection.
+  const header: ProxyHeader =
+    command === COMMAND_PROXY && (family === AF_INET || family === AF_INET6)
+      ? { version: 2, command: 'proxy', transport, addresses: decodeAddresses(bytes, family), tlvs }
+      : { version: 2, command: command === COMMAND_LOCAL ? 'local' : 'proxy', transport, tlvs };
   return { kind: 'header', header, take };
 }
 
