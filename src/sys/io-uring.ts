@@ -289,10 +289,14 @@ export class IoUring {
     this.sqes.setUint32(at + U.SQE.len, maxBytes, true);
   }
 
-  /** send() of `length` bytes at `address`; `sqeFlags` IOSQE_IO_LINK: the next SQE runs once it succeeds. */
-  send(fd: number, address: bigint, length: number, msgFlags: number, kind: number, id: number, sqeFlags = 0): void {
+  /**
+   * send() of `length` bytes at `address` (a number: a pointer from BufferRing.pointer, no BigInt per
+   * send); `sqeFlags` IOSQE_IO_LINK: the next SQE runs once it succeeds.
+   */
+  send(fd: number, address: bigint | number, length: number, msgFlags: number, kind: number, id: number, sqeFlags = 0): void {
     const at = this.sqe(U.IORING_OP_SEND, fd, kind, id);
-    this.sqes.setBigUint64(at + U.SQE.addr, address, true);
+    if (typeof address === 'number') this.setPointer(at + U.SQE.addr, address);
+    else this.sqes.setBigUint64(at + U.SQE.addr, address, true);
     this.sqes.setUint32(at + U.SQE.len, length, true);
     this.sqes.setUint32(at + U.SQE.opFlags, msgFlags, true);
     if (sqeFlags !== 0) this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
@@ -468,6 +472,7 @@ export class IoUring {
  */
 export class BufferRing {
   readonly base: bigint;
+  private readonly baseNumber: number;
   private readonly ringPtr: unknown;
   private readonly bufsPtr: unknown;
   private readonly ring: DataView;
@@ -487,6 +492,7 @@ export class BufferRing {
     this.ringPtr = mapped(c.mmap(null, count * U.BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0), 'mmap(buffer ring)');
     this.bufsPtr = mapped(c.mmap(null, count * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), 'mmap(buffers)');
     this.base = koffi.address(this.bufsPtr);
+    this.baseNumber = Number(this.base);
     const view = koffi.view(this.ringPtr, count * U.BUF_SIZE);
     this.ring = new DataView(view);
     this.tail16 = new Uint16Array(view);
@@ -514,6 +520,11 @@ export class BufferRing {
 
   address(bid: number): bigint {
     return this.base + BigInt(bid * this.size);
+  }
+
+  /** The same address as a number (exact: user-space addresses are below 2^53), for IoUring.send without a BigInt. */
+  pointer(bid: number): number {
+    return this.baseNumber + bid * this.size;
   }
 
   /** The kernel handed us buffer `bid` (a recv CQE). */

@@ -124,8 +124,12 @@ function decodeAddresses(bytes: Uint8Array, family: number): { source: Endpoint;
   };
 }
 
+/** No TLVs (what a balancer sends unless told otherwise): one answer for every such header. */
+const NO_TLVS: { readonly tlvs: readonly ProxyTlv[]; readonly crcAt: number } = Object.freeze({ tlvs: Object.freeze([]), crcAt: -1 });
+
 /** The TLVs in bytes[start, end), and where a CRC32C value sits; undefined if malformed. */
-function decodeTlvs(bytes: Uint8Array, start: number, end: number): { tlvs: ProxyTlv[]; crcAt: number } | undefined {
+function decodeTlvs(bytes: Uint8Array, start: number, end: number): { readonly tlvs: readonly ProxyTlv[]; readonly crcAt: number } | undefined {
+  if (start >= end) return NO_TLVS;
   const tlvs: ProxyTlv[] = [];
   let crcAt = -1;
   for (let pos = start; pos < end; ) {

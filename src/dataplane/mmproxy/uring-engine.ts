@@ -114,7 +114,8 @@ export class MmproxyUringEngine {
   private readonly slots = new Int32Array(ACCEPT_SLOTS).fill(-1);
   private readonly freeSlots: number[] = Array.from({ length: ACCEPT_SLOTS }, (_, i) => ACCEPT_SLOTS - 1 - i);
   private readonly peers = Buffer.alloc(ACCEPT_SLOTS * (SOCKADDR_STORAGE_SIZE + 4));
-  private readonly peersAddress: bigint;
+  /** Where the kernel writes each accept slot's peer sockaddr and its length (made once). */
+  private readonly peerSlots: readonly { readonly address: bigint; readonly length: bigint }[];
   private readonly flows = new Map<number, Flow>();
   /** Connections reading their header, in accept order (so in deadline order). */
   private readonly headers = new Set<Flow>();
@@ -147,7 +148,8 @@ export class MmproxyUringEngine {
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.decoder = proxyHeaderDecoder({ maxV2Bytes: config.maxHeaderBytes });
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
-    this.peersAddress = libc.address(this.peers);
+    const peersAddress = libc.address(this.peers);
+    this.peerSlots = Array.from({ length: ACCEPT_SLOTS }, (_, slot) => ({ address: peersAddress + BigInt(slot * SOCKADDR_STORAGE_SIZE), length: peersAddress + BigInt(ACCEPT_SLOTS * SOCKADDR_STORAGE_SIZE + slot * 4) }));
     this.ring = new IoUring(RING_ENTRIES);
     try {
       this.buffers = this.ring.bufferRing(BUFFER_GROUP, URING_BUFFERS, URING_BUFFER_BYTES);
@@ -242,15 +244,19 @@ export class MmproxyUringEngine {
     const c = this.ring.completion;
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     const now = this.now();
-    if (firstHeader) for (const flow of duePrefix(this.headers, now, (f) => f.deadline)) this.reject(flow, 'header-timeout');
+    // (The first header's deadline checked first: no list made on a turn where none is due.)
+    if (firstHeader && now >= firstHeader.deadline) for (const flow of duePrefix(this.headers, now, (f) => f.deadline)) this.reject(flow, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
-    this.report.post(this.post, () => this.openFlows(), this.connections, this.timers.countersDue(now), this.reported, this.timed);
+    this.report.post(this.post, this.openFlowsNow, this.connections, this.timers.countersDue(now), this.reported, this.timed);
     if (this.ending && this.flows.size === 0) {
       this.finish();
       return false;
     }
     return true;
   }
+
+  /** openFlows for report.post, made once (not a closure per loop turn). */
+  private readonly openFlowsNow = (): Iterable<Flow> => this.openFlows();
 
   /** The flows whose bytes the counters count in while open (not a header being read or a health check closing). */
   private *openFlows(): Iterable<Flow> {
@@ -303,7 +309,7 @@ export class MmproxyUringEngine {
         this.slots[slot] = l.fd;
         const lengthAt = ACCEPT_SLOTS * SOCKADDR_STORAGE_SIZE + slot * 4;
         this.peers.writeUInt32LE(SOCKADDR_STORAGE_SIZE, lengthAt);
-        this.ring.accept(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, slot, { address: this.peersAddress + BigInt(slot * SOCKADDR_STORAGE_SIZE), length: this.peersAddress + BigInt(lengthAt) });
+        this.ring.accept(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, slot, this.peerSlots[slot]);
         l.inFlight++;
       }
     }

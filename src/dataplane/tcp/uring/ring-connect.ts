@@ -136,7 +136,9 @@ export class RingConnector<F extends RingConnecting> {
     }
     this.ring.reserve(CHAIN_ROOM);
     pair.setupErrno = 0;
-    for (const option of setup.options) {
+    const options = setup.options;
+    for (let i = 0; i < options.length; i++) {
+      const option = options[i]!;
       this.ring.setsockopt(pair.ufd, option.level, option.name, this.optionAt(pair, option.value), option.value === 'linger' ? 8 : 4, ConnectOp.Setup, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
     }
     if (setup.bind) {

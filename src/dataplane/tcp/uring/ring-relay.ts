@@ -326,7 +326,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   /** Send what is left of the direction's bytes to `to`, the source's next recv linked behind it. */
   private sendRest(pair: P, d: RelayDirection, to: 'client' | 'upstream'): void {
     pair.pending++;
-    const address = (d.early ? this.libc.address(d.early) : (d.big ? this.big! : this.buffers).address(d.bid)) + BigInt(d.sent);
+    const address = (d.early ? Number(this.libc.address(d.early)) : (d.big ? this.big! : this.buffers).pointer(d.bid)) + d.sent;
     // A chain split by a submission would be cut there.
     this.ring.reserve(2);
     if (to === 'upstream') this.ring.send(pair.ufd, address, d.length - d.sent, C.MSG_WAITALL, RelayOp.SendUpstream, pair.id, U.IOSQE_IO_LINK);
@@ -446,10 +446,13 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
 
   /** Give back what the pair holds (a buffer per direction, first bytes kept for upstream): it will send none of it. */
   releaseHeld(pair: P): void {
-    for (const d of [pair.up, pair.down]) {
-      if (d.bid >= 0) this.giveBackHeld(d);
-      d.bid = -1;
-      d.early = undefined;
-    }
+    this.releaseDirection(pair.up);
+    this.releaseDirection(pair.down);
+  }
+
+  private releaseDirection(d: RelayDirection): void {
+    if (d.bid >= 0) this.giveBackHeld(d);
+    d.bid = -1;
+    d.early = undefined;
   }
 }

@@ -39,7 +39,7 @@ export function upstreamSetup(client: Endpoint, outbound: { readonly kind: Outbo
   const key = (v4 ? 1 : 0) | (transparent ? 2 : 0) | (portTaken ? 4 : 0) | (settings.dscp ? 8 : 0) | (settings.ttl ? 16 : 0);
   let options = OPTION_LISTS.get(key);
   if (!options) {
-    options = Object.freeze(optionList(v4, transparent, settings, portTaken));
+    options = optionList(v4, transparent, settings, portTaken);
     OPTION_LISTS.set(key, options);
   }
   const bind = transparent ? (portTaken ? { ...client, port: 0 } : client) : undefined;
@@ -60,6 +60,5 @@ function optionList(v4: boolean, transparent: boolean, settings: { readonly dscp
   if (settings.ttl) options.push({ level: ip, name: v4 ? C.IP_TTL : C.IPV6_UNICAST_HOPS, value: 'ttl', label: v4 ? 'IP_TTL' : 'IPV6_UNICAST_HOPS' });
   options.push({ level: C.IPPROTO_TCP, name: C.TCP_NODELAY, value: 'one', label: 'TCP_NODELAY' });
   options.push({ level: C.SOL_SOCKET, name: C.SO_LINGER, value: 'linger', label: 'SO_LINGER' });
-  for (const option of options) Object.freeze(option);
   return options;
 }
