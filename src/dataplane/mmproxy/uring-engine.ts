@@ -115,7 +115,7 @@ export class MmproxyUringEngine {
   private readonly freeSlots: number[] = Array.from({ length: ACCEPT_SLOTS }, (_, i) => ACCEPT_SLOTS - 1 - i);
   private readonly peers = Buffer.alloc(ACCEPT_SLOTS * (SOCKADDR_STORAGE_SIZE + 4));
   /** Where the kernel writes each accept slot's peer sockaddr and its length (made once). */
-  private readonly peerSlots: readonly { readonly address: bigint; readonly length: bigint }[];
+  private readonly peerSlots: readonly { readonly address: number; readonly length: number }[];
   private readonly flows = new Map<number, Flow>();
   /** Connections reading their header, in accept order (so in deadline order). */
   private readonly headers = new Set<Flow>();
@@ -148,8 +148,8 @@ export class MmproxyUringEngine {
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.decoder = proxyHeaderDecoder({ maxV2Bytes: config.maxHeaderBytes });
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
-    const peersAddress = libc.address(this.peers);
-    this.peerSlots = Array.from({ length: ACCEPT_SLOTS }, (_, slot) => ({ address: peersAddress + BigInt(slot * SOCKADDR_STORAGE_SIZE), length: peersAddress + BigInt(ACCEPT_SLOTS * SOCKADDR_STORAGE_SIZE + slot * 4) }));
+    const peersAddress = Number(libc.address(this.peers));
+    this.peerSlots = Array.from({ length: ACCEPT_SLOTS }, (_, slot) => ({ address: peersAddress + slot * SOCKADDR_STORAGE_SIZE, length: peersAddress + ACCEPT_SLOTS * SOCKADDR_STORAGE_SIZE + slot * 4 }));
     this.ring = new IoUring(RING_ENTRIES);
     try {
       this.buffers = this.ring.bufferRing(BUFFER_GROUP, URING_BUFFERS, URING_BUFFER_BYTES);

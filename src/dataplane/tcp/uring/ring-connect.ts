@@ -90,13 +90,15 @@ export class RingConnector<F extends RingConnecting> {
    */
   private readonly orphans = new Map<number, number>();
   private readonly connectTimeout = Buffer.alloc(16);
-  private readonly connectTimeoutAddress: bigint;
+  /** The connect's linked timeout (made once). */
+  private readonly timeout: { readonly at: number; readonly kind: number };
   /** Constant option values the ring's setsockopt reads (ints; SO_LINGER struct). */
   private readonly optionValues = Buffer.alloc(OPTION_VALUES_BYTES);
-  private readonly optionAddresses: Readonly<Record<'one' | 'mark' | 'ttl' | 'linger', bigint>>;
+  /** Addresses as numbers (exact below 2^53): no BigInt per SQE. */
+  private readonly optionAddresses: Readonly<Record<'one' | 'mark' | 'ttl' | 'linger', number>>;
   /** The last sockaddr connected to and its address (a fixed backend's is the same Buffer for every pair: one lookup). */
   private lastSockaddr: Buffer | undefined;
-  private lastSockaddrAddress = 0n;
+  private lastSockaddrAddress = 0;
 
   constructor(
     private readonly ring: IoUring,
@@ -107,13 +109,13 @@ export class RingConnector<F extends RingConnecting> {
     const ms = options.connectTimeoutMs;
     this.connectTimeout.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
     this.connectTimeout.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
-    this.connectTimeoutAddress = libc.address(this.connectTimeout);
+    this.timeout = { at: Number(libc.address(this.connectTimeout)), kind: ConnectOp.ConnectTimeout };
     this.optionValues.writeInt32LE(1, OPTION_AT.one);
     this.optionValues.writeUInt32LE(options.mark >>> 0, OPTION_AT.mark);
     this.optionValues.writeInt32LE(options.ttl ?? 0, OPTION_AT.ttl);
     this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }
-    const base = libc.address(this.optionValues);
-    this.optionAddresses = { one: base + BigInt(OPTION_AT.one), mark: base + BigInt(OPTION_AT.mark), ttl: base + BigInt(OPTION_AT.ttl), linger: base + BigInt(OPTION_AT.linger) };
+    const base = Number(libc.address(this.optionValues));
+    this.optionAddresses = { one: base + OPTION_AT.one, mark: base + OPTION_AT.mark, ttl: base + OPTION_AT.ttl, linger: base + OPTION_AT.linger };
   }
 
   /** Sockets of ended pairs still waiting for their chain's end. */
@@ -153,10 +155,10 @@ export class RingConnector<F extends RingConnecting> {
     const sockaddr = pair.sockaddr!;
     if (sockaddr !== this.lastSockaddr) {
       this.lastSockaddr = sockaddr;
-      this.lastSockaddrAddress = this.libc.address(sockaddr);
+      this.lastSockaddrAddress = Number(this.libc.address(sockaddr));
     }
     pair.pending++;
-    this.ring.connect(pair.ufd, this.lastSockaddrAddress, sockaddr.length, this.connectKind(pair), pair.id, { at: this.connectTimeoutAddress, kind: ConnectOp.ConnectTimeout });
+    this.ring.connect(pair.ufd, this.lastSockaddrAddress, sockaddr.length, this.connectKind(pair), pair.id, this.timeout);
   }
 
   /**
@@ -248,7 +250,7 @@ export class RingConnector<F extends RingConnecting> {
   }
 
   /** Where the kernel reads the option's value (its length: OPTION_LENGTH). */
-  private optionAt(pair: F, value: RingOption['value']): bigint {
+  private optionAt(pair: F, value: RingOption['value']): bigint | number {
     switch (value) {
       case 'one':
         return this.optionAddresses.one;

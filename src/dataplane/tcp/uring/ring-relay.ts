@@ -109,7 +109,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   private readonly starved: P[] = [];
   private readonly noLinger = Buffer.alloc(8);
   /** SO_LINGER {0, 0} for the ring's setsockopt (it reads it at submission). */
-  private readonly lingerOffAddress: bigint;
+  private readonly lingerOffAddress: number;
   private readonly memory: Buffer;
   private readonly big: BufferRing | undefined;
 
@@ -121,7 +121,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     private readonly now: () => number,
     private readonly options: RingRelayOptions<P, T>,
   ) {
-    this.lingerOffAddress = libc.address(this.noLinger);
+    this.lingerOffAddress = Number(libc.address(this.noLinger));
     this.memory = buffers.memory();
     const big = options.big;
     this.big = big ? ring.bufferRing(big.group, big.count, big.size) : undefined;
