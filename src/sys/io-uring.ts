@@ -111,6 +111,9 @@ export class IoUring {
   private readonly sqMask: number;
   private readonly cqMask: number;
   private sqTail: number;
+  /** The SQ head and CQ tail (the kernel's) as last read: see free() and next(). */
+  private sqHeadSeen: number;
+  private cqTailSeen: number;
   private submitted: number;
   private readonly extArg = Buffer.alloc(U.GETEVENTS_ARG_SIZE);
   private readonly timespec = Buffer.alloc(16);
@@ -149,6 +152,8 @@ export class IoUring {
     this.sqMask = this.ringU32[o.sq.ringMask / 4] ?? 0;
     this.cqMask = this.ringU32[o.cq.ringMask / 4] ?? 0;
     this.sqTail = Atomics.load(this.ringU32, o.sq.tail / 4);
+    this.sqHeadSeen = Atomics.load(this.ringU32, o.sq.head / 4);
+    this.cqTailSeen = Atomics.load(this.ringU32, o.cq.tail / 4);
     this.submitted = this.sqTail;
     // The SQ array maps ring slots to SQEs one to one, once.
     for (let i = 0; i < o.sqEntries; i++) this.ringU32[o.sq.array / 4 + i] = i;
@@ -162,8 +167,12 @@ export class IoUring {
   }
 
   private free(): number {
-    const head = Atomics.load(this.ringU32, this.offsets.sq.head / 4);
-    return this.offsets.sqEntries - ((this.sqTail - head) >>> 0);
+    // The kernel's head only moves on: a head read earlier understates the room, never overstates
+    // it. Read again only when that is not enough (an atomic load per SQE was a runtime call each).
+    const room = this.offsets.sqEntries - ((this.sqTail - this.sqHeadSeen) >>> 0);
+    if (room > 0) return room;
+    this.sqHeadSeen = Atomics.load(this.ringU32, this.offsets.sq.head / 4);
+    return this.offsets.sqEntries - ((this.sqTail - this.sqHeadSeen) >>> 0);
   }
 
   /** The next SQE, zeroed, at byte offset returned; submits first when the ring is full. */
@@ -192,7 +201,10 @@ export class IoUring {
    * would be cut at the split.
    */
   reserve(count: number): void {
-    if (this.free() < count) this.submit(0, -1);
+    if (this.free() < count) {
+      this.sqHeadSeen = Atomics.load(this.ringU32, this.offsets.sq.head / 4);
+      if (this.free() < count) this.submit(0, -1);
+    }
   }
 
   /**
@@ -434,7 +446,11 @@ export class IoUring {
   next(): boolean {
     const headIndex = this.offsets.cq.head / 4;
     const head = this.ringU32[headIndex] ?? 0;
-    if (head === Atomics.load(this.ringU32, this.offsets.cq.tail / 4)) return false;
+    // CQEs up to a tail read earlier are there for sure (the tail only moves on): read it again only on reaching it.
+    if (head === this.cqTailSeen) {
+      this.cqTailSeen = Atomics.load(this.ringU32, this.offsets.cq.tail / 4);
+      if (head === this.cqTailSeen) return false;
+    }
     const at = (head & this.cqMask) * U.CQE_SIZE;
     const c = this.completion;
     c.id = this.cqes.getUint32(at, true);

@@ -427,7 +427,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     if (lastFin !== undefined && this.options.ringSockets && pair.pending === 0) {
       this.lingerOffThroughRing(pair, lastFin);
       this.ring.closeFd(lastFin, RelayOp.Finish, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
-      for (const fd of fds) if (fd !== lastFin) this.ring.closeFd(fd, RelayOp.Finish, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
+      for (let i = 0; i < fds.length; i++) if (fds[i] !== lastFin) this.ring.closeFd(fds[i]!, RelayOp.Finish, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
     } else {
       if (lastFin !== undefined) this.libc.setsockopt(lastFin, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
       // SQEs queued this turn may name these descriptors: submitted after a close() here, they
