@@ -109,6 +109,27 @@ describe('the ring connector: the outgoing socket set up through the ring (root,
     }
   });
 
+  it('chains queued past the ring\'s room (submitted part way, bind slots used again): each socket bound to its own client', () => {
+    // 64 SQEs, 7 a chain here (5 options, bind, connect; its timeout): 20 chains fill the ring three times over.
+    const fd = api.open({ family: 4, transport: 'tcp', nonBlocking: false });
+    api.bind(fd, { family: 4, address: '127.0.0.1', port: 0 });
+    api.listen(fd, 64);
+    const sockaddr = encodeSockaddr(api.localEndpoint(fd));
+    const pairs = Array.from({ length: 20 }, (_, i) => ({ ...pairFrom(0), sockaddr, client: { family: 4 as const, address: `127.0.0.${100 + i}`, port: 42000 + i } }));
+    for (const pair of pairs) connector.open(pair);
+    const byId = new Map(pairs.map((p) => [p.id, p]));
+    turns(() => pairs.every((p) => connected.has(p.id)), (id) => byId.get(id));
+    try {
+      for (const pair of pairs) {
+        assert.equal(connected.get(pair.id), 0, `pair ${pair.id} connected`);
+        assert.deepEqual(api.localEndpoint(pair.ufd), pair.client, `pair ${pair.id} bound to its own client`);
+      }
+    } finally {
+      for (const pair of pairs) if (pair.ufd >= 0) api.resetClose(pair.ufd);
+      libc.close(fd);
+    }
+  });
+
   it("the client's port taken here: once more from its address with a port the kernel picks", () => {
     // A listener on the client's address and port: binding it again fails even with SO_REUSEADDR.
     const holder = api.open({ family: 4, transport: 'tcp', transparent: true, reuseAddress: true });
