@@ -65,12 +65,38 @@ function parseDottedQuad(text: string): number {
   return part === 4 ? address : -1;
 }
 
-/** sockaddr_in of the address `parseDottedQuad` read, into `target` at `offset` (16 bytes). */
+/** sockaddr_in of the address `parseDottedQuad` read, into `target` at `offset` (16 bytes; byte stores: this runs per connection). */
 function writeSockaddrIn(address: number, port: number, target: Buffer, offset: number): void {
-  target.writeUInt16LE(AF_INET, offset);
-  target.writeUInt16BE(port, offset + 2);
-  target.writeUInt32BE(address, offset + 4);
-  target.fill(0, offset + 8, offset + SOCKADDR_IN_SIZE);
+  if (offset < 0 || offset + SOCKADDR_IN_SIZE > target.length) throw new RangeError(`sockaddr_in at ${offset} does not fit in ${target.length} bytes`);
+  target[offset] = AF_INET & 0xff;
+  target[offset + 1] = AF_INET >>> 8;
+  target[offset + 2] = port >>> 8;
+  target[offset + 3] = port & 0xff;
+  target[offset + 4] = address >>> 24;
+  target[offset + 5] = (address >>> 16) & 0xff;
+  target[offset + 6] = (address >>> 8) & 0xff;
+  target[offset + 7] = address & 0xff;
+  for (let i = 8; i < SOCKADDR_IN_SIZE; i++) target[offset + i] = 0;
+}
+
+/** Dotted quads made so far, by their 32-bit value (a balancer's, and frequent clients'): bounded, cleared when full. */
+const dottedQuads = new Map<number, string>();
+const DOTTED_QUADS_KEPT = 1024;
+
+/**
+ * The dotted quad of four address bytes (canonical: what ipaddr.js prints), from a small cache: the
+ * text of an address seen again is not built again (four number conversions and six joins, per
+ * accepted connection and per PROXY header address).
+ */
+export function dottedQuad(a: number, b: number, c: number, d: number): string {
+  const key = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+  let text = dottedQuads.get(key);
+  if (text === undefined) {
+    if (dottedQuads.size >= DOTTED_QUADS_KEPT) dottedQuads.clear();
+    text = `${a}.${b}.${c}.${d}`;
+    dottedQuads.set(key, text);
+  }
+  return text;
 }
 
 function encodeDottedQuad(text: string, port: number): Buffer | undefined {
@@ -133,7 +159,7 @@ export function decodeSockaddr(buf: Buffer, length: number = buf.length, offset 
   if (family === AF_INET) {
     if (length < 8) throw new TproxyError('ERR_INVALID_ARGUMENT', `sockaddr_in of ${length} bytes is too short (need 8)`, { length });
     // Dotted decimal is already canonical (what ipaddr.js prints), and this runs per connection.
-    const address = `${buf[offset + 4] ?? 0}.${buf[offset + 5] ?? 0}.${buf[offset + 6] ?? 0}.${buf[offset + 7] ?? 0}`;
+    const address = dottedQuad(buf[offset + 4] ?? 0, buf[offset + 5] ?? 0, buf[offset + 6] ?? 0, buf[offset + 7] ?? 0);
     return { family: 4, address, port: buf.readUInt16BE(offset + 2) };
   }
   if (family === AF_INET6) {

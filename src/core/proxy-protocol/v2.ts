@@ -17,7 +17,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
-import type { Endpoint } from '../net/sockaddr.js';
+import { dottedQuad, type Endpoint } from '../net/sockaddr.js';
 import { crc32c } from './crc32c.js';
 import { PP2_TYPE, PROXY_MORE, V2_FIXED_BYTES, V2_SIGNATURE, proxyInvalid, type ProxyDecodeResult, type ProxyHeader, type ProxyTlv, type ProxyTransport } from './header.js';
 
@@ -115,7 +115,7 @@ function decodeAddresses(bytes: Uint8Array, family: number): { source: Endpoint;
   const size = family === AF_INET ? 4 : 16;
   // Dotted decimal is already canonical; IPv6 goes through ipaddr.js for RFC 5952 text.
   const text = (start: number): string =>
-    size === 4 ? `${bytes[start]}.${bytes[start + 1]}.${bytes[start + 2]}.${bytes[start + 3]}` : ipaddr.fromByteArray([...bytes.subarray(start, start + size)]).toString();
+    size === 4 ? dottedQuad(bytes[start]!, bytes[start + 1]!, bytes[start + 2]!, bytes[start + 3]!) : ipaddr.fromByteArray([...bytes.subarray(start, start + size)]).toString();
   const ports = at + 2 * size;
   const f = family === AF_INET ? 4 : 6;
   return {
