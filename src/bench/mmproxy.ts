@@ -23,6 +23,7 @@ import { singleListenerRules } from '../core/rules/config.js';
 import { planRules } from '../core/rules/plan.js';
 import { JsonLines } from '../lab/json-lines.js';
 import { LAB_ADDRESSES, type Lab, type SpawnedProcess } from '../lab/topology.js';
+import { processTree, usageOf } from '../sys/proc-usage.js';
 import { HTTP_PORT, IPERF_PORT, waitForPort } from './servers.js';
 import { parseIperf3Received, parseWrk, summarize, type Summary } from './stats.js';
 import { stallState } from './stall-state.js';
@@ -52,6 +53,8 @@ const PORT_RANGES: Record<Peer, string> = { tproxy: '62000 63149', haproxy: '631
  * failed, so after 50 failures nothing was left to measure ("50 errors", the half idle).
  */
 const CLIENT_TIME_WAIT_CAP = 512;
+/** Each workload's unmeasured run per peer before the rounds (the halves' warm-up). */
+const WARM_UP_SECONDS = 1;
 
 interface MmproxyWorkload {
   readonly name: string;
@@ -148,6 +151,11 @@ export interface MmproxyWorkloadResult {
   /** With a baseline build: its figures, and this build against it (>1: this build is better). */
   readonly baseline?: Summary;
   readonly tproxyVsBaseline?: number;
+  /**
+   * The backend half's CPU per unit of work (a connection, a request, a Gbit), in microseconds, its
+   * user and kernel parts: medians over the rounds, per peer. Robust where the rates are noisy.
+   */
+  readonly cpuPerUnit?: Readonly<Partial<Record<Peer, { readonly userUs: number; readonly systemUs: number }>>>;
 }
 
 export interface MmproxyBenchResult {
@@ -201,12 +209,25 @@ export async function benchMmproxy(lab: Lab, options: MmproxyBenchOptions): Prom
         })
         .join('; ');
     for (const peer of peers) for (const port of [FRONT[peer].http, FRONT[peer].iperf, BACKEND_HALF[peer].http, BACKEND_HALF[peer].iperf]) await waitForPort(lab, port, 10_000, 'router');
+    // Unmeasured, each workload once per peer: a tproxy half starts with its JavaScript not yet
+    // compiled (about half of its first seconds' extra CPU went to V8's optimizing compiler), which
+    // a daemon pays once in its life, not in one of three measured rounds.
+    for (const w of workloads) {
+      for (const peer of peers) {
+        await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[peer]}`]);
+        await w.run(lab, peer, WARM_UP_SECONDS);
+      }
+    }
     const samples: Record<string, Record<Peer, number[]>> = {};
+    const cpuSamples: Record<string, Record<Peer, { user: number[]; system: number[] }>> = {};
+    const pidOf = (peer: Peer): number | undefined => (peer === 'haproxy' ? halfHaproxy.child.pid : halves.find((h) => h.name === peer)?.process.child.pid);
     for (let round = 0; round < options.rounds; round++) {
       const order = round % 2 === 0 ? peers : [...peers].reverse();
       for (const w of workloads) {
         for (const peer of order) {
           await lab.run('client', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${PORT_RANGES[peer]}`]);
+          const halfPid = pidOf(peer);
+          const before = halfPid === undefined ? undefined : usageOf(processTree(halfPid));
           const value = await w.run(lab, peer, options.seconds).catch(async (error: unknown) => {
             // A stall says little in the logs: the half's sockets and threads as the failure left them.
             const iperf = w.name.includes('throughput');
@@ -215,7 +236,19 @@ export async function benchMmproxy(lab: Lab, options: MmproxyBenchOptions): Prom
             throw new TproxyError('ERR_COMMAND_FAILED', `${(error as Error).message} (${complaints()}; ${peer} half after the failure: ${state})`, {}, { cause: error });
           });
           ((samples[w.name] ??= { tproxy: [], haproxy: [], baseline: [] })[peer]).push(value);
-          options.report(`round ${round + 1} ${w.name} ${peer}: ${value.toPrecision(4)} ${w.unit}`);
+          // The half's CPU over the run, per unit of work (the rate times the run's length).
+          let cpu = '';
+          if (before && halfPid !== undefined && value > 0) {
+            const after = usageOf(processTree(halfPid));
+            const units = value * options.seconds;
+            const systemUs = ((after.systemSeconds - before.systemSeconds) / units) * 1e6;
+            const userUs = ((after.cpuSeconds - before.cpuSeconds) / units) * 1e6 - systemUs;
+            const c = ((cpuSamples[w.name] ??= { tproxy: { user: [], system: [] }, haproxy: { user: [], system: [] }, baseline: { user: [], system: [] } })[peer]);
+            c.user.push(userUs);
+            c.system.push(systemUs);
+            cpu = `, CPU ${userUs.toFixed(1)} us user + ${systemUs.toFixed(1)} us kernel per ${w.unit.split('/')[0]}`;
+          }
+          options.report(`round ${round + 1} ${w.name} ${peer}: ${value.toPrecision(4)} ${w.unit}${cpu}`);
         }
       }
     }
@@ -229,7 +262,9 @@ export async function benchMmproxy(lab: Lab, options: MmproxyBenchOptions): Prom
           const t = summarize(s.tproxy);
           const h = summarize(s.haproxy);
           const b = s.baseline.length > 0 ? summarize(s.baseline) : undefined;
-          const result: MmproxyWorkloadResult = { unit: w.unit, tproxy: t, haproxy: h, tproxyVsHaproxy: t.median / h.median, ...(b ? { baseline: b, tproxyVsBaseline: t.median / b.median } : {}) };
+          const c = cpuSamples[w.name];
+          const cpuPerUnit = c ? Object.fromEntries(peers.filter((p) => c[p].user.length > 0).map((p) => [p, { userUs: summarize(c[p].user).median, systemUs: summarize(c[p].system).median }])) : undefined;
+          const result: MmproxyWorkloadResult = { unit: w.unit, tproxy: t, haproxy: h, tproxyVsHaproxy: t.median / h.median, ...(b ? { baseline: b, tproxyVsBaseline: t.median / b.median } : {}), ...(cpuPerUnit ? { cpuPerUnit } : {}) };
           return [w.name, result];
         }),
       ),

@@ -43,8 +43,11 @@ export type FirstBytesStep<T> =
   | { readonly kind: 'done'; readonly value: T; readonly rest: FirstBytesRest }
   | { readonly kind: 'fail'; readonly reason: string };
 
+/** Nothing held (shared: a Buffer of no bytes cannot be written to; one per connection cost an allocation each). */
+const NOTHING = Buffer.alloc(0);
+
 export class FirstBytes<T> {
-  private held: Buffer = Buffer.alloc(0);
+  private held: Buffer = NOTHING;
 
   constructor(private readonly decoder: FirstBytesDecoder<T>) {}
 
@@ -68,7 +71,7 @@ export class FirstBytes<T> {
     }
     if (answer.take < 0 || answer.take > bytes.length) throw new RangeError(`first bytes: the decoder took ${answer.take} of ${bytes.length} bytes`);
     const rest: FirstBytesRest = answer.take >= before ? { in: 'chunk', offset: answer.take - before } : { in: 'held', bytes: Buffer.from(bytes.subarray(answer.take)) };
-    this.held = Buffer.alloc(0);
+    this.held = NOTHING;
     return { kind: 'done', value: answer.value, rest };
   }
 
@@ -77,7 +80,7 @@ export class FirstBytes<T> {
     const answer = this.decoder.ended(this.held.length, cause);
     if (answer.kind === 'fail') return answer;
     const bytes = this.held;
-    this.held = Buffer.alloc(0);
+    this.held = NOTHING;
     return { kind: 'done', value: answer.value, rest: { in: 'held', bytes } };
   }
 }

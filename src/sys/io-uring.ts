@@ -14,6 +14,7 @@ import koffi from 'koffi';
 import { TproxyError } from '../core/errors.js';
 import { errnoName } from '../core/errno.js';
 import * as U from '../core/net/io-uring.js';
+import { encodeSockaddrInto, type Endpoint } from '../core/net/sockaddr.js';
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
@@ -24,6 +25,8 @@ const MAP_ANONYMOUS = 0x20;
 const MAP_NORESERVE = 0x4000;
 const MAP_POPULATE = 0x8000;
 const PROT_NONE = 0;
+/** Room per SQE for a sockaddr (sockaddr_in6 is 28 bytes). */
+const SOCKADDR_SLOT = 32;
 
 interface UringCalls {
   setup(nr: number, entries: number, params: Buffer): number;
@@ -102,16 +105,23 @@ export class IoUring {
   private readonly sqesPtr: unknown;
   private readonly ring: ArrayBuffer;
   private readonly sqes: DataView;
-  private readonly sqesU8: Uint8Array;
+  private readonly sqesU32: Uint32Array;
   private readonly ringU32: Uint32Array;
   private readonly cqes: DataView;
   private readonly sqMask: number;
   private readonly cqMask: number;
   private sqTail: number;
+  /** The SQ head and CQ tail (the kernel's) as last read: see free() and next(). */
+  private sqHeadSeen: number;
+  private cqTailSeen: number;
   private submitted: number;
   private readonly extArg = Buffer.alloc(U.GETEVENTS_ARG_SIZE);
   private readonly timespec = Buffer.alloc(16);
+  /** The wait the timespec holds now (ms; -1: none written yet). */
+  private timespecMs = -1;
   private readonly syncCancel = Buffer.alloc(U.SYNC_CANCEL_REG_SIZE);
+  /** bindEndpoint's sockaddrs, a slot per SQE (allocated at the first). */
+  private sockaddrs: { readonly buffer: Buffer; readonly base: number } | undefined;
   readonly completion: Completion = { kind: 0, id: 0, res: 0, flags: 0 };
   /** io_uring_enter calls so far (the bench and tests count them). */
   enters = 0;
@@ -136,15 +146,19 @@ export class IoUring {
     this.ring = koffi.view(this.ringPtr, this.ringBytes);
     const sqesBuffer = koffi.view(this.sqesPtr, o.sqEntries * U.SQE_SIZE);
     this.sqes = new DataView(sqesBuffer);
-    this.sqesU8 = new Uint8Array(sqesBuffer);
+    this.sqesU32 = new Uint32Array(sqesBuffer);
     this.ringU32 = new Uint32Array(this.ring);
     this.cqes = new DataView(this.ring, o.cq.cqes, o.cqEntries * U.CQE_SIZE);
     this.sqMask = this.ringU32[o.sq.ringMask / 4] ?? 0;
     this.cqMask = this.ringU32[o.cq.ringMask / 4] ?? 0;
     this.sqTail = Atomics.load(this.ringU32, o.sq.tail / 4);
+    this.sqHeadSeen = Atomics.load(this.ringU32, o.sq.head / 4);
+    this.cqTailSeen = Atomics.load(this.ringU32, o.cq.tail / 4);
     this.submitted = this.sqTail;
     // The SQ array maps ring slots to SQEs one to one, once.
     for (let i = 0; i < o.sqEntries; i++) this.ringU32[o.sq.array / 4 + i] = i;
+    // The wait's io_uring_getevents_arg: only its timespec changes (no sigmask, no min_wait).
+    this.extArg.writeBigUInt64LE(koffi.address(this.timespec), 16);
   }
 
   /** SQEs queued and not yet submitted. */
@@ -153,15 +167,22 @@ export class IoUring {
   }
 
   private free(): number {
-    const head = Atomics.load(this.ringU32, this.offsets.sq.head / 4);
-    return this.offsets.sqEntries - ((this.sqTail - head) >>> 0);
+    // The kernel's head only moves on: a head read earlier understates the room, never overstates
+    // it. Read again only when that is not enough (an atomic load per SQE was a runtime call each).
+    const room = this.offsets.sqEntries - ((this.sqTail - this.sqHeadSeen) >>> 0);
+    if (room > 0) return room;
+    this.sqHeadSeen = Atomics.load(this.ringU32, this.offsets.sq.head / 4);
+    return this.offsets.sqEntries - ((this.sqTail - this.sqHeadSeen) >>> 0);
   }
 
   /** The next SQE, zeroed, at byte offset returned; submits first when the ring is full. */
   private sqe(opcode: number, fd: number, kind: number, id: number): number {
     if (this.free() === 0) this.submit(0, -1);
     const at = (this.sqTail & this.sqMask) * U.SQE_SIZE;
-    this.sqesU8.fill(0, at, at + U.SQE_SIZE);
+    // Sixteen word stores, inlined: fill() is a call into the runtime, for each of the ~20 SQEs of a connection.
+    const w = this.sqesU32;
+    const word = at >>> 2;
+    for (let i = 0; i < U.SQE_SIZE / 4; i++) w[word + i] = 0;
     const v = this.sqes;
     v.setUint8(at + U.SQE.opcode, opcode);
     v.setInt32(at + U.SQE.fd, fd, true);
@@ -180,26 +201,29 @@ export class IoUring {
    * would be cut at the split.
    */
   reserve(count: number): void {
-    if (this.free() < count) this.submit(0, -1);
+    if (this.free() < count) {
+      this.sqHeadSeen = Atomics.load(this.ringU32, this.offsets.sq.head / 4);
+      if (this.free() < count) this.submit(0, -1);
+    }
   }
 
   /**
    * accept4() on a listener with these flags (res: the new descriptor). With `peer`, the kernel
    * writes the peer's sockaddr there and its length at `peerLength` (a socklen_t holding the room).
    */
-  accept(fd: number, flags: number, kind: number, id: number, peer?: { readonly address: bigint; readonly length: bigint }): void {
+  accept(fd: number, flags: number, kind: number, id: number, peer?: { readonly address: bigint | number; readonly length: bigint | number }): void {
     const at = this.sqe(U.IORING_OP_ACCEPT, fd, kind, id);
     this.sqes.setUint32(at + U.SQE.opFlags, flags, true);
     if (!peer) return;
-    this.sqes.setBigUint64(at + U.SQE.addr, peer.address, true);
-    this.sqes.setBigUint64(at + U.SQE.off, peer.length, true);
+    this.setAddress(at + U.SQE.addr, peer.address);
+    this.setAddress(at + U.SQE.off, peer.length);
   }
 
   /**
    * setsockopt() as SOCKET_URING_OP_SETSOCKOPT (Linux 6.7); the value at `value` is read when it
    * runs. `sqeFlags`: IOSQE_* (IOSQE_CQE_SKIP_SUCCESS, IOSQE_IO_LINK).
    */
-  setsockopt(fd: number, level: number, name: number, value: bigint, length: number, kind: number, id: number, sqeFlags = 0): void {
+  setsockopt(fd: number, level: number, name: number, value: bigint | number, length: number, kind: number, id: number, sqeFlags = 0): void {
     const at = this.sqe(U.IORING_OP_URING_CMD, fd, kind, id);
     const v = this.sqes;
     v.setUint8(at + U.SQE.flags, sqeFlags);
@@ -207,7 +231,7 @@ export class IoUring {
     v.setUint32(at + U.SQE.level, level, true);
     v.setUint32(at + U.SQE.optname, name, true);
     v.setUint32(at + U.SQE.optlen, length, true);
-    v.setBigUint64(at + U.SQE.optval, value, true);
+    this.setAddress(at + U.SQE.optval, value);
   }
 
   /** bind() to the sockaddr at `address` (Linux 6.11; the kernel copies it when the SQE is prepared). */
@@ -215,13 +239,48 @@ export class IoUring {
     const at = this.sqe(U.IORING_OP_BIND, fd, kind, id);
     this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
     this.sqes.setBigUint64(at + U.SQE.addr, address, true);
-    this.sqes.setBigUint64(at + U.SQE.off, BigInt(length), true);
+    this.sqes.setUint32(at + U.SQE.off, length, true);
   }
 
   /** close() of a descriptor (not a registered one). */
   closeFd(fd: number, kind: number, id: number, sqeFlags = 0): void {
     const at = this.sqe(U.IORING_OP_CLOSE, fd, kind, id);
     this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
+  }
+
+  /**
+   * bind() to `endpoint` (Linux 6.11), its sockaddr written into memory of the ring's own: a slot
+   * per SQE, the one this bind takes. The kernel copies the address when it prepares the SQE, at
+   * the submission that consumes it, and an SQE's slot is only written again once the kernel has
+   * consumed it (sqe() submits first when the ring is full): no Buffer and no address lookup per
+   * bind. A bad endpoint throws before anything is queued.
+   */
+  bindEndpoint(fd: number, endpoint: Endpoint, kind: number, id: number, sqeFlags = 0): void {
+    if (this.free() === 0) this.submit(0, -1);
+    const memory = (this.sockaddrs ??= this.sockaddrSlots());
+    const slot = this.sqTail & this.sqMask;
+    const length = encodeSockaddrInto(endpoint, memory.buffer, slot * SOCKADDR_SLOT);
+    const at = this.sqe(U.IORING_OP_BIND, fd, kind, id);
+    this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
+    this.setPointer(at + U.SQE.addr, memory.base + slot * SOCKADDR_SLOT);
+    this.sqes.setUint32(at + U.SQE.off, length, true);
+  }
+
+  private sockaddrSlots(): { readonly buffer: Buffer; readonly base: number } {
+    const buffer = Buffer.alloc(this.offsets.sqEntries * SOCKADDR_SLOT);
+    return { buffer, base: Number(koffi.address(buffer)) };
+  }
+
+  /** A user-space address (below 2^53, so exact as a number) into an SQE's 64-bit field, without a BigInt. */
+  private setPointer(at: number, address: number): void {
+    this.sqes.setUint32(at, address % 0x1_0000_0000, true);
+    this.sqes.setUint32(at + 4, Math.floor(address / 0x1_0000_0000), true);
+  }
+
+  /** An address into an SQE's 64-bit field: a number without a BigInt (DataView's setBigUint64 is a runtime call). */
+  private setAddress(at: number, address: bigint | number): void {
+    if (typeof address === 'number') this.setPointer(at, address);
+    else this.sqes.setBigUint64(at, address, true);
   }
 
   /** The opcodes this kernel supports (IORING_REGISTER_PROBE, Linux 5.6). */
@@ -232,14 +291,14 @@ export class IoUring {
   }
 
   /** connect() to the sockaddr at `address` (kept alive by the caller until the CQE), linked to a timeout. */
-  connect(fd: number, address: bigint, length: number, kind: number, id: number, timeout: { readonly at: bigint; readonly kind: number } | undefined): void {
+  connect(fd: number, address: bigint | number, length: number, kind: number, id: number, timeout: { readonly at: bigint | number; readonly kind: number } | undefined): void {
     const at = this.sqe(U.IORING_OP_CONNECT, fd, kind, id);
-    this.sqes.setBigUint64(at + U.SQE.addr, address, true);
-    this.sqes.setBigUint64(at + U.SQE.off, BigInt(length), true);
+    this.setAddress(at + U.SQE.addr, address);
+    this.sqes.setUint32(at + U.SQE.off, length, true);
     if (!timeout) return;
     this.sqes.setUint8(at + U.SQE.flags, U.IOSQE_IO_LINK);
     const t = this.sqe(U.IORING_OP_LINK_TIMEOUT, -1, timeout.kind, id);
-    this.sqes.setBigUint64(t + U.SQE.addr, timeout.at, true);
+    this.setAddress(t + U.SQE.addr, timeout.at);
     this.sqes.setUint32(t + U.SQE.len, 1, true);
   }
 
@@ -251,10 +310,13 @@ export class IoUring {
     this.sqes.setUint32(at + U.SQE.len, maxBytes, true);
   }
 
-  /** send() of `length` bytes at `address`; `sqeFlags` IOSQE_IO_LINK: the next SQE runs once it succeeds. */
-  send(fd: number, address: bigint, length: number, msgFlags: number, kind: number, id: number, sqeFlags = 0): void {
+  /**
+   * send() of `length` bytes at `address` (a number: a pointer from BufferRing.pointer, no BigInt per
+   * send); `sqeFlags` IOSQE_IO_LINK: the next SQE runs once it succeeds.
+   */
+  send(fd: number, address: bigint | number, length: number, msgFlags: number, kind: number, id: number, sqeFlags = 0): void {
     const at = this.sqe(U.IORING_OP_SEND, fd, kind, id);
-    this.sqes.setBigUint64(at + U.SQE.addr, address, true);
+    this.setAddress(at + U.SQE.addr, address);
     this.sqes.setUint32(at + U.SQE.len, length, true);
     this.sqes.setUint32(at + U.SQE.opFlags, msgFlags, true);
     if (sqeFlags !== 0) this.sqes.setUint8(at + U.SQE.flags, sqeFlags);
@@ -348,10 +410,14 @@ export class IoUring {
       return this.ready();
     }
     const ms = Math.max(0, Math.floor(waitMs));
-    this.timespec.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
-    this.timespec.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
-    this.extArg.fill(0);
-    this.extArg.writeBigUInt64LE(koffi.address(this.timespec), 16);
+    if (ms !== this.timespecMs) {
+      // Whole numbers well under 2^53 as two 32-bit halves: no BigInt per loop turn.
+      this.timespecMs = ms;
+      this.timespec.writeUInt32LE(Math.floor(ms / 1000) >>> 0, 0);
+      this.timespec.writeUInt32LE(0, 4);
+      this.timespec.writeUInt32LE((ms % 1000) * 1_000_000, 8);
+      this.timespec.writeUInt32LE(0, 12);
+    }
     this.enters++;
     const n = load().enter(U.SYS_IO_URING_ENTER, this.fd, toSubmit, minComplete, U.IORING_ENTER_GETEVENTS | U.IORING_ENTER_EXT_ARG, this.extArg, U.GETEVENTS_ARG_SIZE);
     if (n < 0 && !this.transient()) fail('io_uring_enter');
@@ -380,7 +446,11 @@ export class IoUring {
   next(): boolean {
     const headIndex = this.offsets.cq.head / 4;
     const head = this.ringU32[headIndex] ?? 0;
-    if (head === Atomics.load(this.ringU32, this.offsets.cq.tail / 4)) return false;
+    // CQEs up to a tail read earlier are there for sure (the tail only moves on): read it again only on reaching it.
+    if (head === this.cqTailSeen) {
+      this.cqTailSeen = Atomics.load(this.ringU32, this.offsets.cq.tail / 4);
+      if (head === this.cqTailSeen) return false;
+    }
     const at = (head & this.cqMask) * U.CQE_SIZE;
     const c = this.completion;
     c.id = this.cqes.getUint32(at, true);
@@ -426,6 +496,7 @@ export class IoUring {
  */
 export class BufferRing {
   readonly base: bigint;
+  private readonly baseNumber: number;
   private readonly ringPtr: unknown;
   private readonly bufsPtr: unknown;
   private readonly ring: DataView;
@@ -445,6 +516,7 @@ export class BufferRing {
     this.ringPtr = mapped(c.mmap(null, count * U.BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0), 'mmap(buffer ring)');
     this.bufsPtr = mapped(c.mmap(null, count * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), 'mmap(buffers)');
     this.base = koffi.address(this.bufsPtr);
+    this.baseNumber = Number(this.base);
     const view = koffi.view(this.ringPtr, count * U.BUF_SIZE);
     this.ring = new DataView(view);
     this.tail16 = new Uint16Array(view);
@@ -474,6 +546,11 @@ export class BufferRing {
     return this.base + BigInt(bid * this.size);
   }
 
+  /** The same address as a number (exact: user-space addresses are below 2^53), for IoUring.send without a BigInt. */
+  pointer(bid: number): number {
+    return this.baseNumber + bid * this.size;
+  }
+
   /** The kernel handed us buffer `bid` (a recv CQE). */
   taken(): void {
     this.lent++;
@@ -481,7 +558,9 @@ export class BufferRing {
 
   private put(bid: number): void {
     const at = (this.tail & this.mask) * U.BUF_SIZE;
-    this.ring.setBigUint64(at, this.address(bid), true);
+    const address = this.pointer(bid);
+    this.ring.setUint32(at, address % 0x1_0000_0000, true);
+    this.ring.setUint32(at + 4, Math.floor(address / 0x1_0000_0000), true);
     this.ring.setUint32(at + 8, this.size, true);
     this.ring.setUint16(at + 12, bid, true);
     this.tail = (this.tail + 1) & 0xffff;

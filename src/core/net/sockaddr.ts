@@ -36,37 +36,94 @@ function checkPort(port: number): void {
 }
 
 /**
- * sockaddr_in of a dotted quad in its canonical form (four decimal parts of at most 255, no leading
- * zeros: what decodeSockaddr and the PROXY decoders print), read by hand: this runs per connection
- * (the mmproxy backend socket's bind and connect), where ipaddr.js's regular expressions and
- * parseInt cost about 1 us a call. Undefined for any other text, which the general path then
- * accepts or refuses: this accepts a subset of what it does, with the same bytes.
+ * The address of a dotted quad in its canonical form (four decimal parts of at most 255, no leading
+ * zeros: what decodeSockaddr and the PROXY decoders print) as a 32-bit number, read by hand: this
+ * runs per connection (the mmproxy backend socket's bind and connect), where ipaddr.js's regular
+ * expressions and parseInt cost about 1 us a call. -1 for any other text, which the general path
+ * then accepts or refuses: this accepts a subset of what it does, with the same bytes.
  */
-function encodeDottedQuad(text: string, port: number): Buffer | undefined {
-  const bytes = [0, 0, 0, 0];
+function parseDottedQuad(text: string): number {
+  let address = 0;
   let part = 0;
   let digits = 0;
   let value = 0;
   for (let i = 0; i <= text.length; i++) {
     const c = i < text.length ? text.charCodeAt(i) : 46; // the end closes the last part as a '.' would
     if (c === 46) {
-      if (digits === 0 || part > 3) return undefined;
-      bytes[part++] = value;
+      if (digits === 0 || part > 3) return -1;
+      address = address * 256 + value;
+      part++;
       digits = 0;
       value = 0;
     } else if (c >= 48 && c <= 57) {
-      if (digits === 1 && value === 0) return undefined; // a leading zero
+      if (digits === 1 && value === 0) return -1; // a leading zero
       value = value * 10 + (c - 48);
-      if (value > 255) return undefined;
+      if (value > 255) return -1;
       digits++;
-    } else return undefined;
+    } else return -1;
   }
-  if (part !== 4) return undefined;
+  return part === 4 ? address : -1;
+}
+
+/** sockaddr_in of the address `parseDottedQuad` read, into `target` at `offset` (16 bytes; byte stores: this runs per connection). */
+function writeSockaddrIn(address: number, port: number, target: Buffer, offset: number): void {
+  if (offset < 0 || offset + SOCKADDR_IN_SIZE > target.length) throw new RangeError(`sockaddr_in at ${offset} does not fit in ${target.length} bytes`);
+  target[offset] = AF_INET & 0xff;
+  target[offset + 1] = AF_INET >>> 8;
+  target[offset + 2] = port >>> 8;
+  target[offset + 3] = port & 0xff;
+  target[offset + 4] = address >>> 24;
+  target[offset + 5] = (address >>> 16) & 0xff;
+  target[offset + 6] = (address >>> 8) & 0xff;
+  target[offset + 7] = address & 0xff;
+  for (let i = 8; i < SOCKADDR_IN_SIZE; i++) target[offset + i] = 0;
+}
+
+/** Dotted quads made so far, by their 32-bit value (a balancer's, and frequent clients'): bounded, cleared when full. */
+const dottedQuads = new Map<number, string>();
+const DOTTED_QUADS_KEPT = 1024;
+
+/**
+ * The dotted quad of four address bytes (canonical: what ipaddr.js prints), from a small cache: the
+ * text of an address seen again is not built again (four number conversions and six joins, per
+ * accepted connection and per PROXY header address).
+ */
+export function dottedQuad(a: number, b: number, c: number, d: number): string {
+  const key = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+  let text = dottedQuads.get(key);
+  if (text === undefined) {
+    if (dottedQuads.size >= DOTTED_QUADS_KEPT) dottedQuads.clear();
+    text = `${a}.${b}.${c}.${d}`;
+    dottedQuads.set(key, text);
+  }
+  return text;
+}
+
+function encodeDottedQuad(text: string, port: number): Buffer | undefined {
+  const address = parseDottedQuad(text);
+  if (address < 0) return undefined;
   const buf = Buffer.alloc(SOCKADDR_IN_SIZE);
-  buf.writeUInt16LE(AF_INET, 0);
-  buf.writeUInt16BE(port, 2);
-  for (let i = 0; i < 4; i++) buf[4 + i] = bytes[i] ?? 0;
+  writeSockaddrIn(address, port, buf, 0);
   return buf;
+}
+
+/**
+ * encodeSockaddr's bytes written into `target` at `offset` (room for SOCKADDR_IN6_SIZE bytes), for
+ * callers that keep sockaddrs in memory of their own (the ring's bind slots): the same checks, no
+ * Buffer of its own for a canonical dotted quad. Returns the sockaddr's length.
+ */
+export function encodeSockaddrInto(endpoint: Endpoint, target: Buffer, offset: number): number {
+  if (endpoint.family === 4) {
+    checkPort(endpoint.port);
+    const address = parseDottedQuad(endpoint.address);
+    if (address >= 0) {
+      writeSockaddrIn(address, endpoint.port, target, offset);
+      return SOCKADDR_IN_SIZE;
+    }
+  }
+  const encoded = encodeSockaddr(endpoint);
+  encoded.copy(target, offset);
+  return encoded.length;
 }
 
 /** Encode an endpoint as sockaddr_in (IPv4) or sockaddr_in6 (IPv6). */
@@ -95,21 +152,21 @@ export function encodeSockaddr(endpoint: Endpoint): Buffer {
   return buf;
 }
 
-/** Decode a sockaddr_in / sockaddr_in6 of `length` bytes at the start of `buf`. */
-export function decodeSockaddr(buf: Buffer, length: number = buf.length): Endpoint {
+/** Decode a sockaddr_in / sockaddr_in6 of `length` bytes at `offset` of `buf` (its start by default). */
+export function decodeSockaddr(buf: Buffer, length: number = buf.length, offset = 0): Endpoint {
   if (length < 2) throw new TproxyError('ERR_INVALID_ARGUMENT', `sockaddr of ${length} bytes is too short`, { length });
-  const family = buf.readUInt16LE(0);
+  const family = buf.readUInt16LE(offset);
   if (family === AF_INET) {
     if (length < 8) throw new TproxyError('ERR_INVALID_ARGUMENT', `sockaddr_in of ${length} bytes is too short (need 8)`, { length });
     // Dotted decimal is already canonical (what ipaddr.js prints), and this runs per connection.
-    const address = `${buf[4] ?? 0}.${buf[5] ?? 0}.${buf[6] ?? 0}.${buf[7] ?? 0}`;
-    return { family: 4, address, port: buf.readUInt16BE(2) };
+    const address = dottedQuad(buf[offset + 4] ?? 0, buf[offset + 5] ?? 0, buf[offset + 6] ?? 0, buf[offset + 7] ?? 0);
+    return { family: 4, address, port: buf.readUInt16BE(offset + 2) };
   }
   if (family === AF_INET6) {
     if (length < 24) throw new TproxyError('ERR_INVALID_ARGUMENT', `sockaddr_in6 of ${length} bytes is too short (need 24)`, { length });
-    const address = ipaddr.fromByteArray([...buf.subarray(8, 24)]).toString();
-    const scopeId = length >= 28 ? buf.readUInt32LE(24) : 0;
-    return scopeId === 0 ? { family: 6, address, port: buf.readUInt16BE(2) } : { family: 6, address, port: buf.readUInt16BE(2), scopeId };
+    const address = ipaddr.fromByteArray([...buf.subarray(offset + 8, offset + 24)]).toString();
+    const scopeId = length >= 28 ? buf.readUInt32LE(offset + 24) : 0;
+    return scopeId === 0 ? { family: 6, address, port: buf.readUInt16BE(offset + 2) } : { family: 6, address, port: buf.readUInt16BE(offset + 2), scopeId };
   }
   throw new TproxyError('ERR_INVALID_ARGUMENT', `unsupported address family ${family} in sockaddr`, { family });
 }

@@ -17,7 +17,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { TproxyError } from '../errors.js';
-import type { Endpoint } from '../net/sockaddr.js';
+import { dottedQuad, type Endpoint } from '../net/sockaddr.js';
 import { crc32c } from './crc32c.js';
 import { PP2_TYPE, PROXY_MORE, V2_FIXED_BYTES, V2_SIGNATURE, proxyInvalid, type ProxyDecodeResult, type ProxyHeader, type ProxyTlv, type ProxyTransport } from './header.js';
 
@@ -102,13 +102,11 @@ export function decodeProxyHeaderV2(bytes: Uint8Array, maxBytes: number): ProxyD
   const { tlvs, crcAt } = decoded;
   if (crcAt >= 0 && !crcMatches(bytes.subarray(0, take), crcAt)) return proxyInvalid('v2-crc32c-mismatch');
 
-  const header: ProxyHeader = {
-    version: 2,
-    command: command === COMMAND_LOCAL ? 'local' : 'proxy',
-    transport,
-    ...(command === COMMAND_PROXY && (family === AF_INET || family === AF_INET6) ? { addresses: decodeAddresses(bytes, family) } : {}),
-    tlvs,
-  };
+  // Two literals rather than a spread of the optional addresses: this runs per connection.
+  const header: ProxyHeader =
+    command === COMMAND_PROXY && (family === AF_INET || family === AF_INET6)
+      ? { version: 2, command: 'proxy', transport, addresses: decodeAddresses(bytes, family), tlvs }
+      : { version: 2, command: command === COMMAND_LOCAL ? 'local' : 'proxy', transport, tlvs };
   return { kind: 'header', header, take };
 }
 
@@ -117,7 +115,7 @@ function decodeAddresses(bytes: Uint8Array, family: number): { source: Endpoint;
   const size = family === AF_INET ? 4 : 16;
   // Dotted decimal is already canonical; IPv6 goes through ipaddr.js for RFC 5952 text.
   const text = (start: number): string =>
-    size === 4 ? `${bytes[start]}.${bytes[start + 1]}.${bytes[start + 2]}.${bytes[start + 3]}` : ipaddr.fromByteArray([...bytes.subarray(start, start + size)]).toString();
+    size === 4 ? dottedQuad(bytes[start]!, bytes[start + 1]!, bytes[start + 2]!, bytes[start + 3]!) : ipaddr.fromByteArray([...bytes.subarray(start, start + size)]).toString();
   const ports = at + 2 * size;
   const f = family === AF_INET ? 4 : 6;
   return {
@@ -126,8 +124,12 @@ function decodeAddresses(bytes: Uint8Array, family: number): { source: Endpoint;
   };
 }
 
+/** No TLVs (what a balancer sends unless told otherwise): one answer for every such header. */
+const NO_TLVS: { readonly tlvs: readonly ProxyTlv[]; readonly crcAt: number } = Object.freeze({ tlvs: Object.freeze([]), crcAt: -1 });
+
 /** The TLVs in bytes[start, end), and where a CRC32C value sits; undefined if malformed. */
-function decodeTlvs(bytes: Uint8Array, start: number, end: number): { tlvs: ProxyTlv[]; crcAt: number } | undefined {
+function decodeTlvs(bytes: Uint8Array, start: number, end: number): { readonly tlvs: readonly ProxyTlv[]; readonly crcAt: number } | undefined {
+  if (start >= end) return NO_TLVS;
   const tlvs: ProxyTlv[] = [];
   let crcAt = -1;
   for (let pos = start; pos < end; ) {

@@ -6,7 +6,7 @@
  */
 import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
 import type * as C from '../../core/net/constants.js';
-import type { Endpoint } from '../../core/net/sockaddr.js';
+import { encodeSockaddr, type Endpoint } from '../../core/net/sockaddr.js';
 import type { ProxyHeader } from '../../core/proxy-protocol/header.js';
 import type { ProxyEvent } from '../events.js';
 import type { ReportedCounters } from '../tcp/splice/timers.js';
@@ -51,12 +51,31 @@ export class EntryReport {
   pipes: PipeCounts | undefined;
   private events: ProxyEvent[] = [];
   private readonly flowEvents: Int32Array;
+  /** The fixed backends and the health target as endpoints, and their sockaddrs, made once (route gives these very objects). */
+  private readonly backend4: Endpoint | undefined;
+  private readonly backend6: Endpoint | undefined;
+  private readonly healthTarget: Endpoint | undefined;
+  private readonly sockaddrs = new Map<Endpoint, Buffer>();
 
   constructor(
     private readonly config: MmproxyEngineConfig,
     private readonly now: () => number,
   ) {
     this.flowEvents = new Int32Array(config.flowEvents);
+    const endpoint = (e: MmproxyEndpoint | undefined): Endpoint | undefined => {
+      if (!e) return undefined;
+      const made: Endpoint = { family: familyOf(e), ...e };
+      this.sockaddrs.set(made, encodeSockaddr(made));
+      return made;
+    };
+    this.backend4 = endpoint(config.backend4);
+    this.backend6 = endpoint(config.backend6);
+    this.healthTarget = endpoint(config.healthTarget);
+  }
+
+  /** The sockaddr of a backend route gave: made once for the fixed ones, encoded now for a header's destination. */
+  sockaddrOf(backend: Endpoint): Buffer {
+    return this.sockaddrs.get(backend) ?? encodeSockaddr(backend);
   }
 
   /** The per-flow events are asked for (the owner's setFlowEvents). */
@@ -74,13 +93,11 @@ export class EntryReport {
     if (!addresses) {
       this.counters.headersLocal++;
       if (this.flowEventsOn) this.emit({ type: 'mmproxy.local', listener: this.config.name, balancer });
-      const health = this.config.healthTarget;
-      return { kind: 'local', target: health ? { family: familyOf(health), ...health } : undefined };
+      return { kind: 'local', target: this.healthTarget };
     }
     this.counters.headersProxy++;
     const { source, destination } = addresses;
-    const fixed = source.family === 4 ? this.config.backend4 : this.config.backend6;
-    const backend: Endpoint = fixed ? { family: familyOf(fixed), ...fixed } : destination;
+    const backend = (source.family === 4 ? this.backend4 : this.backend6) ?? destination;
     // Only a fixed backend can differ (the header's addresses share a family): a client cannot be a source toward it.
     if (backend.family !== source.family) return { kind: 'refuse', reason: 'backend-family' };
     return { kind: 'proxy', source, backend };

@@ -27,7 +27,7 @@ import { errnoName } from '../../core/errno.js';
 import { errnoOf, TproxyError } from '../../core/errors.js';
 import * as C from '../../core/net/constants.js';
 import { PrefixSet } from '../../core/net/prefix-set.js';
-import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
+import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
 import { decodeProxyHeader, maxProxyHeaderBytes } from '../../core/proxy-protocol/decode.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
 import { loadLibc, type Libc } from '../../sys/libc.js';
@@ -41,11 +41,10 @@ import { PipePool, resizeRefusedMessage } from '../tcp/splice/pipe-pool.js';
 import { newDirection, type Direction } from '../tcp/splice/pump.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
 import { count, type MmproxyCounters } from './counters.js';
-import { EntryReport, familyOf } from './entry-report.js';
+import { EntryReport } from './entry-report.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
 import { openBackendSocket } from './backend-socket.js';
 import { writeEarlyBytes } from './splice-early.js';
-import { endpointKey } from './tcp-relay.js';
 
 const MAX_EVENTS = 512;
 const ACCEPT_BATCH = 64;
@@ -151,8 +150,6 @@ export class MmproxySpliceEngine {
   private readonly head: Buffer;
   private readonly headerBound: number;
   private readonly discard = Buffer.alloc(4096);
-  /** The sockaddrs of the fixed backends and the health target, encoded once (by endpointKey). */
-  private readonly fixed = new Map<string, Buffer>();
 
   constructor(
     private readonly config: MmproxyEngineConfig,
@@ -178,7 +175,6 @@ export class MmproxySpliceEngine {
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
     this.headerBound = maxProxyHeaderBytes({ maxV2Bytes: config.maxHeaderBytes });
     this.head = Buffer.alloc(this.headerBound + EARLY_BYTES);
-    for (const e of [config.backend4, config.backend6, config.healthTarget]) if (e) this.fixed.set(endpointKey(e), encodeSockaddr({ family: familyOf(e), ...e }));
     this.loop = new EngineEpoll(libc, this.api, MAX_EVENTS);
     this.epoll = this.loop.epoll;
     this.wakeFd = this.loop.wakeFd;
@@ -465,7 +461,7 @@ export class MmproxySpliceEngine {
   private startFlow(cfd: number, balancer: Endpoint, from: Endpoint | undefined, backend: Endpoint, early: Buffer | undefined, watched: boolean): void {
     let ufd: number;
     try {
-      const sockaddr = this.fixed.get(endpointKey(backend)) ?? encodeSockaddr(backend);
+      const sockaddr = this.report.sockaddrOf(backend);
       ufd = this.connectBackend(sockaddr, backend.family, from, false);
       // EADDRNOTAVAIL: the client's address and port toward this backend is a connection of ours
       // still closing (the balancer reuses client ports quickly): the client's address with a port the kernel picks.

@@ -29,7 +29,7 @@ import { FirstBytes, type FirstBytesDecoder, type FirstBytesStep } from '../../c
 import * as C from '../../core/net/constants.js';
 import * as U from '../../core/net/io-uring.js';
 import { PrefixSet } from '../../core/net/prefix-set.js';
-import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
+import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
 import { proxyHeaderDecoder } from '../../core/proxy-protocol/first-bytes.js';
 import type { ProxyHeader } from '../../core/proxy-protocol/header.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
@@ -45,9 +45,8 @@ import { RingConnector, type RingConnecting } from '../tcp/uring/ring-connect.js
 import { upstreamSetup } from '../tcp/uring/upstream-setup.js';
 import { openBackendSocket } from './backend-socket.js';
 import { count, type MmproxyCounters } from './counters.js';
-import { EntryReport, familyOf } from './entry-report.js';
+import { EntryReport } from './entry-report.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
-import { endpointKey } from './tcp-relay.js';
 
 const RING_ENTRIES = 4096;
 const BUFFER_GROUP = 1;
@@ -115,7 +114,8 @@ export class MmproxyUringEngine {
   private readonly slots = new Int32Array(ACCEPT_SLOTS).fill(-1);
   private readonly freeSlots: number[] = Array.from({ length: ACCEPT_SLOTS }, (_, i) => ACCEPT_SLOTS - 1 - i);
   private readonly peers = Buffer.alloc(ACCEPT_SLOTS * (SOCKADDR_STORAGE_SIZE + 4));
-  private readonly peersAddress: bigint;
+  /** Where the kernel writes each accept slot's peer sockaddr and its length (made once). */
+  private readonly peerSlots: readonly { readonly address: number; readonly length: number }[];
   private readonly flows = new Map<number, Flow>();
   /** Connections reading their header, in accept order (so in deadline order). */
   private readonly headers = new Set<Flow>();
@@ -129,8 +129,9 @@ export class MmproxyUringEngine {
   private finished = false;
   private readonly u64 = Buffer.alloc(8);
   private readonly noLinger = Buffer.alloc(8);
-  /** The sockaddrs of the fixed backends and the health target, encoded once (by endpointKey). */
-  private readonly fixed = new Map<string, Buffer>();
+  /** The last balancer address checked against allowedSources, and the answer (a balancer's connections come from one or a few addresses). */
+  private lastBalancer = '';
+  private lastAllowed = false;
 
   constructor(
     private readonly config: MmproxyEngineConfig,
@@ -147,8 +148,8 @@ export class MmproxyUringEngine {
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.decoder = proxyHeaderDecoder({ maxV2Bytes: config.maxHeaderBytes });
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
-    for (const e of [config.backend4, config.backend6, config.healthTarget]) if (e) this.fixed.set(endpointKey(e), encodeSockaddr({ family: familyOf(e), ...e }));
-    this.peersAddress = libc.address(this.peers);
+    const peersAddress = Number(libc.address(this.peers));
+    this.peerSlots = Array.from({ length: ACCEPT_SLOTS }, (_, slot) => ({ address: peersAddress + slot * SOCKADDR_STORAGE_SIZE, length: peersAddress + ACCEPT_SLOTS * SOCKADDR_STORAGE_SIZE + slot * 4 }));
     this.ring = new IoUring(RING_ENTRIES);
     try {
       this.buffers = this.ring.bufferRing(BUFFER_GROUP, URING_BUFFERS, URING_BUFFER_BYTES);
@@ -243,15 +244,19 @@ export class MmproxyUringEngine {
     const c = this.ring.completion;
     while (this.ring.next()) this.complete(c.kind, c.id, c.res, c.flags);
     const now = this.now();
-    if (firstHeader) for (const flow of duePrefix(this.headers, now, (f) => f.deadline)) this.reject(flow, 'header-timeout');
+    // (The first header's deadline checked first: no list made on a turn where none is due.)
+    if (firstHeader && now >= firstHeader.deadline) for (const flow of duePrefix(this.headers, now, (f) => f.deadline)) this.reject(flow, 'header-timeout');
     if (this.timers.scanDue(now)) this.scan(now);
-    this.report.post(this.post, () => this.openFlows(), this.connections, this.timers.countersDue(now), this.reported, this.timed);
+    this.report.post(this.post, this.openFlowsNow, this.connections, this.timers.countersDue(now), this.reported, this.timed);
     if (this.ending && this.flows.size === 0) {
       this.finish();
       return false;
     }
     return true;
   }
+
+  /** openFlows for report.post, made once (not a closure per loop turn). */
+  private readonly openFlowsNow = (): Iterable<Flow> => this.openFlows();
 
   /** The flows whose bytes the counters count in while open (not a header being read or a health check closing). */
   private *openFlows(): Iterable<Flow> {
@@ -304,7 +309,7 @@ export class MmproxyUringEngine {
         this.slots[slot] = l.fd;
         const lengthAt = ACCEPT_SLOTS * SOCKADDR_STORAGE_SIZE + slot * 4;
         this.peers.writeUInt32LE(SOCKADDR_STORAGE_SIZE, lengthAt);
-        this.ring.accept(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, slot, { address: this.peersAddress + BigInt(slot * SOCKADDR_STORAGE_SIZE), length: this.peersAddress + BigInt(lengthAt) });
+        this.ring.accept(l.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, Op.Accept, slot, this.peerSlots[slot]);
         l.inFlight++;
       }
     }
@@ -341,7 +346,7 @@ export class MmproxyUringEngine {
 
   private acceptedPeer(slot: number): Endpoint | undefined {
     try {
-      return decodeSockaddr(this.peers.subarray(slot * SOCKADDR_STORAGE_SIZE, (slot + 1) * SOCKADDR_STORAGE_SIZE), this.peers.readUInt32LE(ACCEPT_SLOTS * SOCKADDR_STORAGE_SIZE + slot * 4));
+      return decodeSockaddr(this.peers, Math.min(SOCKADDR_STORAGE_SIZE, this.peers.readUInt32LE(ACCEPT_SLOTS * SOCKADDR_STORAGE_SIZE + slot * 4)), slot * SOCKADDR_STORAGE_SIZE);
     } catch {
       return undefined;
     }
@@ -353,7 +358,11 @@ export class MmproxyUringEngine {
       this.refuse(cfd, balancer, 'descriptor-limit');
       return;
     }
-    if (!this.allowed.has(balancer.address)) {
+    if (balancer.address !== this.lastBalancer) {
+      this.lastBalancer = balancer.address;
+      this.lastAllowed = this.allowed.has(balancer.address);
+    }
+    if (!this.lastAllowed) {
       this.budget?.release('mmproxy', URING_DESCRIPTORS_PER_CONNECTION);
       this.refuse(cfd, balancer, 'source-not-allowed');
       return;
@@ -362,7 +371,7 @@ export class MmproxyUringEngine {
     const flow: Flow = {
       id: this.nextId++, cfd, ufd: -1, closed: false, up: newDirection(), down: newDirection(), lastActive: now, pending: 0, first: new FirstBytes(this.decoder),
       balancer, state: 'header', deadline: now + this.config.headerTimeoutMs, from: undefined, backend: undefined, sockaddr: undefined, started: now,
-      dscp: undefined, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
+      dscp: undefined, portTaken: false, setupValues: undefined, chain: false, setupErrno: 0,
     };
     this.flows.set(flow.id, flow);
     this.headers.add(flow);
@@ -445,7 +454,7 @@ export class MmproxyUringEngine {
     flow.state = 'connecting';
     flow.from = from;
     flow.backend = backend;
-    flow.sockaddr = this.fixed.get(endpointKey(backend)) ?? encodeSockaddr(backend);
+    flow.sockaddr = this.report.sockaddrOf(backend);
     this.counters.active++;
     this.connect(flow);
   }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import { isTproxyError } from '../../../src/core/errors.js';
-import { decodeSockaddr, encodeSockaddr, endpointKey, familyOf, formatEndpoint, normalizeAddress, sameEndpoint, sockaddrKey } from '../../../src/core/net/sockaddr.js';
+import { decodeSockaddr, dottedQuad, encodeSockaddr, encodeSockaddrInto, endpointKey, familyOf, formatEndpoint, normalizeAddress, sameEndpoint, sockaddrKey } from '../../../src/core/net/sockaddr.js';
 
 describe('sockaddr', () => {
   it('encodes sockaddr_in with host-order family and network-order port', () => {
@@ -68,6 +68,34 @@ describe('sockaddr', () => {
       }),
       { seed: 4242, numRuns: 2000 },
     );
+  });
+
+  it('gives the dotted quad ipaddr.js prints for any four bytes, again and again, and after its cache was cleared (seeded)', () => {
+    const quad = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }));
+    fc.assert(
+      fc.property(quad, ([a, b, c, d]) => {
+        const expected = ipaddr.fromByteArray([a, b, c, d]).toString();
+        return dottedQuad(a, b, c, d) === expected && dottedQuad(a, b, c, d) === expected;
+      }),
+      { seed: 1616, numRuns: 3000 },
+    );
+    assert.equal(dottedQuad(198, 51, 100, 10), '198.51.100.10');
+    assert.equal(decodeSockaddr(encodeSockaddr({ family: 4, address: '203.0.113.7', port: 1 })).address, '203.0.113.7');
+  });
+
+  it('writes into memory of the caller the bytes encodeSockaddr gives, over whatever was there, and says how many', () => {
+    const target = Buffer.alloc(64, 0xee);
+    for (const endpoint of [...cases, { family: 4, address: '198.51.100.7', port: 62001 }] as const) {
+      target.fill(0xee);
+      const length = encodeSockaddrInto(endpoint, target, 5);
+      const expected = encodeSockaddr(endpoint);
+      assert.equal(length, expected.length, formatEndpoint(endpoint));
+      assert.deepEqual([...target.subarray(5, 5 + length)], [...expected], formatEndpoint(endpoint));
+      assert.ok(target.subarray(0, 5).every((b) => b === 0xee) && target.subarray(5 + length).every((b) => b === 0xee), 'nothing outside it written');
+    }
+    assert.throws(() => encodeSockaddrInto({ family: 4, address: '1.2.3.04', port: 1 }, target, 0), (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT'));
+    assert.throws(() => encodeSockaddrInto({ family: 4, address: '1.2.3.4', port: 70000 }, target, 0), (e: unknown) => isTproxyError(e, 'ERR_INVALID_ARGUMENT'));
+    assert.throws(() => encodeSockaddrInto({ family: 4, address: '1.2.3.4', port: 1 }, target, 60), RangeError, 'past the end: refused, not cut short');
   });
 
   for (const address of ['01.2.3.4', '1.2.3.04', '1.2.3.256', '1.2.3.1000', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '', ' 1.2.3.4', '1.2.3.4 ', '1.2.3.a', '0x1.2.3.4']) {

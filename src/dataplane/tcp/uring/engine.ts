@@ -451,7 +451,7 @@ export class UringEngine {
     const outbound = decision.outbound;
     const sockaddr = encodeSockaddr(outbound.kind === 'socks5' || outbound.kind === 'http' ? outbound.proxy.endpoint : destination);
     const flow: UFlow = {
-      id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
+      id, client, destination, cfd, ufd, decision, sockaddr, dscp, portTaken: false, setupValues: undefined, chain: false, setupErrno: 0,
       connected: false, closed: false, up, down: newDirection(), started: now, lastActive: now, pending: 0, first: undefined, handshake: undefined, handshakeDeadline: 0,
     };
     this.flows.set(id, flow);

@@ -23,7 +23,6 @@
 import { errnoName } from '../../../core/errno.js';
 import * as C from '../../../core/net/constants.js';
 import * as U from '../../../core/net/io-uring.js';
-import { encodeSockaddr } from '../../../core/net/sockaddr.js';
 import type { IoUring } from '../../../sys/io-uring.js';
 import type { Libc } from '../../../sys/libc.js';
 import type { SocketApi } from '../../../sys/socket.js';
@@ -60,9 +59,8 @@ export interface RingConnecting {
   readonly dscp: number | undefined;
   /** The client's port was taken here (or unavailable toward this destination): the kernel picks one. */
   portTaken: boolean;
-  /** Ring setup: the DSCP value and bind address this pair's chain points the kernel at. */
+  /** Ring setup: the DSCP value this pair's chain points the kernel at (its bind address is in the ring's own slots). */
   setupValues: Buffer | undefined;
-  bindAddress: Buffer | undefined;
   /** Ring setup: the chain (options, bind, connect) is in flight; its connect's CQE ends it. */
   chain: boolean;
   /** Ring setup: the errno of the first option that failed (0: none). */
@@ -92,10 +90,15 @@ export class RingConnector<F extends RingConnecting> {
    */
   private readonly orphans = new Map<number, number>();
   private readonly connectTimeout = Buffer.alloc(16);
-  private readonly connectTimeoutAddress: bigint;
+  /** The connect's linked timeout (made once). */
+  private readonly timeout: { readonly at: number; readonly kind: number };
   /** Constant option values the ring's setsockopt reads (ints; SO_LINGER struct). */
   private readonly optionValues = Buffer.alloc(OPTION_VALUES_BYTES);
-  private readonly optionAddress: bigint;
+  /** Addresses as numbers (exact below 2^53): no BigInt per SQE. */
+  private readonly optionAddresses: Readonly<Record<'one' | 'mark' | 'ttl' | 'linger', number>>;
+  /** The last sockaddr connected to and its address (a fixed backend's is the same Buffer for every pair: one lookup). */
+  private lastSockaddr: Buffer | undefined;
+  private lastSockaddrAddress = 0;
 
   constructor(
     private readonly ring: IoUring,
@@ -106,12 +109,13 @@ export class RingConnector<F extends RingConnecting> {
     const ms = options.connectTimeoutMs;
     this.connectTimeout.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
     this.connectTimeout.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
-    this.connectTimeoutAddress = libc.address(this.connectTimeout);
+    this.timeout = { at: Number(libc.address(this.connectTimeout)), kind: ConnectOp.ConnectTimeout };
     this.optionValues.writeInt32LE(1, OPTION_AT.one);
     this.optionValues.writeUInt32LE(options.mark >>> 0, OPTION_AT.mark);
     this.optionValues.writeInt32LE(options.ttl ?? 0, OPTION_AT.ttl);
     this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }
-    this.optionAddress = libc.address(this.optionValues);
+    const base = Number(libc.address(this.optionValues));
+    this.optionAddresses = { one: base + OPTION_AT.one, mark: base + OPTION_AT.mark, ttl: base + OPTION_AT.ttl, linger: base + OPTION_AT.linger };
   }
 
   /** Sockets of ended pairs still waiting for their chain's end. */
@@ -134,13 +138,13 @@ export class RingConnector<F extends RingConnecting> {
     }
     this.ring.reserve(CHAIN_ROOM);
     pair.setupErrno = 0;
-    for (const option of setup.options) {
-      const [address, length] = this.optionValue(pair, option);
-      this.ring.setsockopt(pair.ufd, option.level, option.name, address, length, ConnectOp.Setup, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
+    const options = setup.options;
+    for (let i = 0; i < options.length; i++) {
+      const option = options[i]!;
+      this.ring.setsockopt(pair.ufd, option.level, option.name, this.optionAt(pair, option.value), option.value === 'linger' ? 8 : 4, ConnectOp.Setup, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
     }
     if (setup.bind) {
-      pair.bindAddress = encodeSockaddr(setup.bind);
-      this.ring.bind(pair.ufd, this.libc.address(pair.bindAddress), pair.bindAddress.length, ConnectOp.Bind, pair.id, U.IOSQE_IO_LINK | U.IOSQE_CQE_SKIP_SUCCESS);
+      this.ring.bindEndpoint(pair.ufd, setup.bind, ConnectOp.Bind, pair.id, U.IOSQE_IO_LINK | U.IOSQE_CQE_SKIP_SUCCESS);
     }
     pair.chain = true;
     this.connectOpened(pair);
@@ -149,8 +153,12 @@ export class RingConnector<F extends RingConnecting> {
   /** The connect (with its timeout) of a socket the pair has (opened synchronously, or by open). */
   connectOpened(pair: F): void {
     const sockaddr = pair.sockaddr!;
+    if (sockaddr !== this.lastSockaddr) {
+      this.lastSockaddr = sockaddr;
+      this.lastSockaddrAddress = Number(this.libc.address(sockaddr));
+    }
     pair.pending++;
-    this.ring.connect(pair.ufd, this.libc.address(sockaddr), sockaddr.length, this.connectKind(pair), pair.id, { at: this.connectTimeoutAddress, kind: ConnectOp.ConnectTimeout });
+    this.ring.connect(pair.ufd, this.lastSockaddrAddress, sockaddr.length, this.connectKind(pair), pair.id, this.timeout);
   }
 
   /**
@@ -241,18 +249,19 @@ export class RingConnector<F extends RingConnecting> {
     this.options.failed(pair, errnoName(pair.setupErrno !== 0 ? pair.setupErrno : errno));
   }
 
-  private optionValue(pair: F, option: RingOption): readonly [bigint, number] {
-    switch (option.value) {
+  /** Where the kernel reads the option's value (its length: OPTION_LENGTH). */
+  private optionAt(pair: F, value: RingOption['value']): bigint | number {
+    switch (value) {
       case 'one':
-        return [this.optionAddress + BigInt(OPTION_AT.one), 4];
+        return this.optionAddresses.one;
       case 'mark':
-        return [this.optionAddress + BigInt(OPTION_AT.mark), 4];
+        return this.optionAddresses.mark;
       case 'ttl':
-        return [this.optionAddress + BigInt(OPTION_AT.ttl), 4];
+        return this.optionAddresses.ttl;
       case 'linger':
-        return [this.optionAddress + BigInt(OPTION_AT.linger), 8];
+        return this.optionAddresses.linger;
       case 'dscp':
-        return [this.libc.address(pair.setupValues ?? this.optionValues), 4];
+        return this.libc.address(pair.setupValues ?? this.optionValues);
     }
   }
 }

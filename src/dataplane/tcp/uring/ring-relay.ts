@@ -109,7 +109,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   private readonly starved: P[] = [];
   private readonly noLinger = Buffer.alloc(8);
   /** SO_LINGER {0, 0} for the ring's setsockopt (it reads it at submission). */
-  private readonly lingerOffAddress: bigint;
+  private readonly lingerOffAddress: number;
   private readonly memory: Buffer;
   private readonly big: BufferRing | undefined;
 
@@ -121,7 +121,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     private readonly now: () => number,
     private readonly options: RingRelayOptions<P, T>,
   ) {
-    this.lingerOffAddress = libc.address(this.noLinger);
+    this.lingerOffAddress = Number(libc.address(this.noLinger));
     this.memory = buffers.memory();
     const big = options.big;
     this.big = big ? ring.bufferRing(big.group, big.count, big.size) : undefined;
@@ -326,7 +326,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   /** Send what is left of the direction's bytes to `to`, the source's next recv linked behind it. */
   private sendRest(pair: P, d: RelayDirection, to: 'client' | 'upstream'): void {
     pair.pending++;
-    const address = (d.early ? this.libc.address(d.early) : (d.big ? this.big! : this.buffers).address(d.bid)) + BigInt(d.sent);
+    const address = (d.early ? Number(this.libc.address(d.early)) : (d.big ? this.big! : this.buffers).pointer(d.bid)) + d.sent;
     // A chain split by a submission would be cut there.
     this.ring.reserve(2);
     if (to === 'upstream') this.ring.send(pair.ufd, address, d.length - d.sent, C.MSG_WAITALL, RelayOp.SendUpstream, pair.id, U.IOSQE_IO_LINK);
@@ -427,7 +427,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     if (lastFin !== undefined && this.options.ringSockets && pair.pending === 0) {
       this.lingerOffThroughRing(pair, lastFin);
       this.ring.closeFd(lastFin, RelayOp.Finish, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
-      for (const fd of fds) if (fd !== lastFin) this.ring.closeFd(fd, RelayOp.Finish, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
+      for (let i = 0; i < fds.length; i++) if (fds[i] !== lastFin) this.ring.closeFd(fds[i]!, RelayOp.Finish, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
     } else {
       if (lastFin !== undefined) this.libc.setsockopt(lastFin, C.SOL_SOCKET, C.SO_LINGER, this.noLinger, 8);
       // SQEs queued this turn may name these descriptors: submitted after a close() here, they
@@ -446,10 +446,13 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
 
   /** Give back what the pair holds (a buffer per direction, first bytes kept for upstream): it will send none of it. */
   releaseHeld(pair: P): void {
-    for (const d of [pair.up, pair.down]) {
-      if (d.bid >= 0) this.giveBackHeld(d);
-      d.bid = -1;
-      d.early = undefined;
-    }
+    this.releaseDirection(pair.up);
+    this.releaseDirection(pair.down);
+  }
+
+  private releaseDirection(d: RelayDirection): void {
+    if (d.bid >= 0) this.giveBackHeld(d);
+    d.bid = -1;
+    d.early = undefined;
   }
 }

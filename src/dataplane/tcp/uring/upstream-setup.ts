@@ -34,10 +34,24 @@ export interface UpstreamSetup {
  */
 export function upstreamSetup(client: Endpoint, outbound: { readonly kind: OutboundKind }, settings: { readonly dscp: boolean; readonly ttl: boolean }, portTaken: boolean): UpstreamSetup {
   const v4 = client.family === 4;
+  const transparent = outbound.kind === 'transparent';
+  // The list depends on five flags only: built once per combination (this runs per connection).
+  const key = (v4 ? 1 : 0) | (transparent ? 2 : 0) | (portTaken ? 4 : 0) | (settings.dscp ? 8 : 0) | (settings.ttl ? 16 : 0);
+  let options = OPTION_LISTS.get(key);
+  if (!options) {
+    options = optionList(v4, transparent, settings, portTaken);
+    OPTION_LISTS.set(key, options);
+  }
+  const bind = transparent ? (portTaken ? { ...client, port: 0 } : client) : undefined;
+  return { domain: v4 ? C.AF_INET : C.AF_INET6, options, bind };
+}
+
+const OPTION_LISTS = new Map<number, readonly RingOption[]>();
+
+function optionList(v4: boolean, transparent: boolean, settings: { readonly dscp: boolean; readonly ttl: boolean }, portTaken: boolean): RingOption[] {
   const ip = v4 ? C.SOL_IP : C.SOL_IPV6;
   const options: RingOption[] = [];
   if (!v4) options.push({ level: C.SOL_IPV6, name: C.IPV6_V6ONLY, value: 'one', label: 'IPV6_V6ONLY' });
-  const transparent = outbound.kind === 'transparent';
   if (transparent && !portTaken) options.push({ level: C.SOL_SOCKET, name: C.SO_REUSEADDR, value: 'one', label: 'SO_REUSEADDR' });
   if (transparent) options.push({ level: ip, name: v4 ? C.IP_TRANSPARENT : C.IPV6_TRANSPARENT, value: 'one', label: v4 ? 'IP_TRANSPARENT' : 'IPV6_TRANSPARENT' });
   options.push({ level: C.SOL_SOCKET, name: C.SO_MARK, value: 'mark', label: 'SO_MARK' });
@@ -46,6 +60,5 @@ export function upstreamSetup(client: Endpoint, outbound: { readonly kind: Outbo
   if (settings.ttl) options.push({ level: ip, name: v4 ? C.IP_TTL : C.IPV6_UNICAST_HOPS, value: 'ttl', label: v4 ? 'IP_TTL' : 'IPV6_UNICAST_HOPS' });
   options.push({ level: C.IPPROTO_TCP, name: C.TCP_NODELAY, value: 'one', label: 'TCP_NODELAY' });
   options.push({ level: C.SOL_SOCKET, name: C.SO_LINGER, value: 'linger', label: 'SO_LINGER' });
-  const bind = transparent ? (portTaken ? { ...client, port: 0 } : client) : undefined;
-  return { domain: v4 ? C.AF_INET : C.AF_INET6, options, bind };
+  return options;
 }

@@ -57,7 +57,7 @@ describe('the ring connector: the outgoing socket set up through the ring (root,
   });
 
   const pairFrom = (port: number): Pair => ({
-    id: nextId++, ufd: -1, pending: 0, sockaddr: encodeSockaddr(listener.endpoint), dscp: undefined, portTaken: false, setupValues: undefined, bindAddress: undefined, chain: false, setupErrno: 0,
+    id: nextId++, ufd: -1, pending: 0, sockaddr: encodeSockaddr(listener.endpoint), dscp: undefined, portTaken: false, setupValues: undefined, chain: false, setupErrno: 0,
     client: { family: 4, address: CLIENT_ADDRESS, port },
   });
 
@@ -106,6 +106,27 @@ describe('the ring connector: the outgoing socket set up through the ring (root,
       assert.deepEqual([linger.readInt32LE(0), linger.readInt32LE(4)], [1, 0]);
     } finally {
       api.resetClose(pair.ufd);
+    }
+  });
+
+  it('chains queued past the ring\'s room (submitted part way, bind slots used again): each socket bound to its own client', () => {
+    // 64 SQEs, 7 a chain here (5 options, bind, connect; its timeout): 20 chains fill the ring three times over.
+    const fd = api.open({ family: 4, transport: 'tcp', nonBlocking: false });
+    api.bind(fd, { family: 4, address: '127.0.0.1', port: 0 });
+    api.listen(fd, 64);
+    const sockaddr = encodeSockaddr(api.localEndpoint(fd));
+    const pairs = Array.from({ length: 20 }, (_, i) => ({ ...pairFrom(0), sockaddr, client: { family: 4 as const, address: `127.0.0.${100 + i}`, port: 42000 + i } }));
+    for (const pair of pairs) connector.open(pair);
+    const byId = new Map(pairs.map((p) => [p.id, p]));
+    turns(() => pairs.every((p) => connected.has(p.id)), (id) => byId.get(id));
+    try {
+      for (const pair of pairs) {
+        assert.equal(connected.get(pair.id), 0, `pair ${pair.id} connected`);
+        assert.deepEqual(api.localEndpoint(pair.ufd), pair.client, `pair ${pair.id} bound to its own client`);
+      }
+    } finally {
+      for (const pair of pairs) if (pair.ufd >= 0) api.resetClose(pair.ufd);
+      libc.close(fd);
     }
   });
 
