@@ -47,24 +47,10 @@ import { PipePool, resizeRefusedMessage } from './pipe-pool.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from './protocol.js';
 import { newDirection, type Direction } from './pump.js';
 import { GracefulStop } from './stop.js';
-import { duePrefix, EngineTimers, ReportedCounters, turnWait } from './timers.js';
+import { duePrefix, engineClock, EngineTimers, ReportedCounters, turnWait } from './timers.js';
 
 const MAX_EVENTS = 512;
 const ACCEPT_BATCH = 64;
-
-/**
- * The engine's clock (ms): time since it started, plus an hour, so that the timers' "last run at 0"
- * is long past at the start, as with Date.now(). Its values are small integers (Smis), which V8
- * keeps in a flow's own fields; Date.now()'s, and any arithmetic on them, are each a 16-byte heap
- * number (three per flow: started, connectDeadline, lastActive). `| 0` makes the Smi; from 2^31 ms
- * (24 days) on the values stay correct, boxed again.
- */
-export function engineClock(start = Date.now()): () => number {
-  return () => {
-    const t = Date.now() - start + 3_600_000;
-    return t < 2 ** 31 ? t | 0 : t;
-  };
-}
 
 interface Flow {
   readonly id: number;

@@ -1,9 +1,24 @@
 /**
- * The splice engine's timers, run once per loop turn from one clock reading (no timer objects):
- * connect and sniff deadlines (kept in accept order, so the due ones are a prefix), the idle
- * timeout, the retry of accepting after running out of descriptors, and the counters report.
+ * The TCP engines' clock and timers (splice and uring), run once per loop turn from one clock
+ * reading (no timer objects): connect and sniff deadlines (kept in accept order, so the due ones
+ * are a prefix), the idle timeout, the retry of accepting after running out of descriptors, and
+ * the counters report.
  */
 import * as C from '../../../core/net/constants.js';
+
+/**
+ * The engines' clock (ms): time since the engine started, plus an hour, so that the timers' "last
+ * run at 0" is long past at the start, as with Date.now(). Its values are small integers (Smis), which V8
+ * keeps in a flow's own fields; Date.now()'s, and any arithmetic on them, are each a 16-byte heap
+ * number (three per flow: started, connectDeadline, lastActive). `| 0` makes the Smi; from 2^31 ms
+ * (24 days) on the values stay correct, boxed again.
+ */
+export function engineClock(start = Date.now()): () => number {
+  return () => {
+    const t = Date.now() - start + 3_600_000;
+    return t < 2 ** 31 ? t | 0 : t;
+  };
+}
 
 /** The due entries of `ordered` (deadlines ascending): stops at the first that is not due. */
 export function duePrefix<T>(ordered: Iterable<T>, now: number, deadlineOf: (item: T) => number): T[] {

@@ -59,7 +59,8 @@ import { upstreamSetup } from './upstream-setup.js';
 import { RingConnector, type RingConnecting } from './ring-connect.js';
 import type { FromEngine, SpliceEngineConfig, ToEngine } from '../splice/protocol.js';
 import { GracefulStop } from '../splice/stop.js';
-import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../splice/timers.js';
+import { duePrefix, engineClock, EngineTimers, ReportedCounters, turnWait } from '../splice/timers.js';
+import { EndpointCache } from '../splice/endpoint-cache.js';
 
 const RING_ENTRIES = 4096;
 /**
@@ -155,6 +156,8 @@ export class UringEngine {
    * written by the kernel: no getpeername per connection. Then a socklen_t per slot.
    */
   private readonly peers: Buffer;
+  /** Address strings and destinations shared by the flows (kept for each flow's life). */
+  private readonly endpoints = new EndpointCache();
   private readonly peerLengthsAt: number;
   private readonly peersAddress: bigint;
 
@@ -162,7 +165,7 @@ export class UringEngine {
     private readonly config: SpliceEngineConfig,
     private readonly post: (message: FromEngine) => void,
     libc: Libc = loadLibc(),
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = engineClock(),
   ) {
     this.libc = libc;
     this.api = new SocketApi(libc);
@@ -377,7 +380,8 @@ export class UringEngine {
     }
     // The kernel wrote the peer's address with the accept: the slot is free again only below.
     const client = this.acceptedPeer(at);
-    const destination = client && this.endpoint(cfd, 'getsockname');
+    const local = client && this.localEndpoint(cfd);
+    const destination = local && this.endpoints.destination(local);
     if (!client || !destination) this.api.resetClose(cfd);
     else if (this.occupied >= this.config.maxConnections) this.parked.push({ listener, cfd, client, destination });
     else this.onAccepted(listener, cfd, client, destination);
@@ -386,15 +390,15 @@ export class UringEngine {
 
   private acceptedPeer(at: number): Endpoint | undefined {
     try {
-      return decodeSockaddr(this.peers.subarray(at * SOCKADDR_STORAGE_SIZE, (at + 1) * SOCKADDR_STORAGE_SIZE), this.peers.readUInt32LE(this.peerLengthsAt + at * 4));
+      return this.endpoints.client(decodeSockaddr(this.peers, this.peers.readUInt32LE(this.peerLengthsAt + at * 4), at * SOCKADDR_STORAGE_SIZE));
     } catch {
       return undefined;
     }
   }
 
-  private endpoint(fd: number, call: 'getpeername' | 'getsockname'): Endpoint | undefined {
+  private localEndpoint(fd: number): Endpoint | undefined {
     this.nameLength.writeUInt32LE(this.name.length, 0);
-    if (this.libc[call](fd, this.name, this.nameLength) !== 0) return undefined;
+    if (this.libc.getsockname(fd, this.name, this.nameLength) !== 0) return undefined;
     return decodeSockaddr(this.name, this.nameLength.readUInt32LE(0));
   }
 

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
-import { engineClock } from '../../../../src/dataplane/tcp/splice/engine.js';
-import { EngineTimers } from '../../../../src/dataplane/tcp/splice/timers.js';
+import { engineClock, EngineTimers } from '../../../../src/dataplane/tcp/splice/timers.js';
 
 // V8's own answer: is this value a Smi (kept in an object's field, no heap number of its own)?
 setFlagsFromString('--allow-natives-syntax');
