@@ -13,6 +13,7 @@ import { formatEndpoint } from '../core/net/sockaddr.js';
 import { LOG_LEVELS, type LogLevel } from '../core/config/sections/log.js';
 import type { DaemonEvent, DaemonOwnEvent } from './events.js';
 import type { ProxyEvent } from '../dataplane/events.js';
+import { LogThrottle, THROTTLE_WINDOW_MS, throttleKey } from './log-throttle.js';
 
 export type LogFormat = 'json' | 'text';
 
@@ -160,13 +161,16 @@ export function messageOf(event: LogEvent): string {
   }
 }
 
-/** One log line, newline included. */
-export function formatEvent(event: LogEvent, format: LogFormat, now: Date = new Date(), level: LogLevel = levelOf(event)): string {
-  const msg = messageOf(event);
+/**
+ * One log line, newline included. `leftOut`: events like this one the logger left out before it
+ * (log-throttle.ts), said in the line (JSON: a `leftOut` field).
+ */
+export function formatEvent(event: LogEvent, format: LogFormat, now: Date = new Date(), level: LogLevel = levelOf(event), leftOut = 0): string {
+  const msg = leftOut > 0 ? `${messageOf(event)} (and ${leftOut} more like it in the ${THROTTLE_WINDOW_MS / 1000} s before: counted, not logged)` : messageOf(event);
   if (format === 'json') {
     const { type, ...fields } = event as { type: string; [field: string]: unknown };
-    for (const reserved of ['time', 'level', 'msg']) delete fields[reserved];
-    return `${JSON.stringify({ time: now.toISOString(), level, type, msg, ...fields })}\n`;
+    for (const reserved of ['time', 'level', 'msg', 'leftOut']) delete fields[reserved];
+    return `${JSON.stringify({ time: now.toISOString(), level, type, msg, ...fields, ...(leftOut > 0 ? { leftOut } : {}) })}\n`;
   }
   // With several listeners, each proxy event names its listener (the listener.* events say it already).
   const listener = (event as { listener?: unknown }).listener;
@@ -183,11 +187,17 @@ export interface LoggerOptions {
 
 export type Logger = (event: LogEvent) => void;
 
-/** A sink that drops events below the threshold and writes the rest as lines. */
+/** A sink that drops events below the threshold and writes the rest as lines (those an outsider can repeat per connection throttled: log-throttle.ts). */
 export function createLogger(options: LoggerOptions): Logger {
   const now = options.now ?? ((): Date => new Date());
+  const throttle = new LogThrottle();
   return (event) => {
     const level = levelOf(event);
-    if (enabled(level, options.level)) options.write(formatEvent(event, options.format, now(), level));
+    if (!enabled(level, options.level)) return;
+    const at = now();
+    const key = throttleKey(event);
+    const leftOut = key === undefined ? 0 : throttle.admit(key, at.getTime());
+    if (leftOut === undefined) return;
+    options.write(formatEvent(event, options.format, at, level, leftOut));
   };
 }
