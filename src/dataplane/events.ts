@@ -119,24 +119,36 @@ export type ProxyEvent =
    * session socket's address), `originalDestination` the header's destination, `backend` where the
    * payloads go. Per-flow events: gated by flowEvents as udp.session.*.
    */
-  | { readonly type: 'mmproxy.udp.open'; readonly listener: string; readonly id: number; readonly balancer: Endpoint; readonly client: Endpoint; readonly originalDestination: Endpoint; readonly backend: Endpoint }
-  | {
+  | ({ readonly type: 'mmproxy.udp.open'; readonly listener: string } & MmproxyUdpSession)
+  | ({
       readonly type: 'mmproxy.udp.close';
       readonly listener: string;
-      readonly id: number;
-      readonly balancer: Endpoint;
-      readonly client: Endpoint;
-      readonly originalDestination: Endpoint;
-      readonly backend: Endpoint;
-      readonly datagramsFromClient: number;
-      readonly datagramsFromBackend: number;
-      readonly bytesFromClient: number;
-      readonly bytesFromBackend: number;
       readonly durationMs: number;
       /** 'idle', 'stopped', closed-by-operator, or the errno name the backend's error gave (ECONNREFUSED). */
       readonly reason: string;
-    }
+    } & MmproxyUdpSession &
+      MmproxyUdpTally)
   | { readonly type: 'error'; readonly code: string; readonly message: string };
+
+/** An mmproxy UDP session: where its datagrams come from and go (its events and its snapshot). */
+export interface MmproxyUdpSession {
+  readonly id: number;
+  readonly balancer: Endpoint;
+  /** The client the header named (the session socket's address). */
+  readonly client: Endpoint;
+  /** The header's destination. */
+  readonly originalDestination: Endpoint;
+  /** Where the payloads go. */
+  readonly backend: Endpoint;
+}
+
+/** What an mmproxy UDP session has moved each way. */
+export interface MmproxyUdpTally {
+  readonly datagramsFromClient: number;
+  readonly datagramsFromBackend: number;
+  readonly bytesFromClient: number;
+  readonly bytesFromBackend: number;
+}
 
 export type RefusalReason = 'not-intercepted' | 'loop' | 'limit';
 

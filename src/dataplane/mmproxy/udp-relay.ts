@@ -35,10 +35,11 @@ import { encodeSockaddr, endpointKey, familyOf, type Endpoint } from '../../core
 import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
 import { decodeProxyDatagram } from '../../core/proxy-protocol/decode.js';
 import type { DescriptorBudget } from '../../sys/descriptor-budget.js';
-import { OPERATOR_CLOSE_REASON, type EventSink } from '../events.js';
+import { OPERATOR_CLOSE_REASON, type EventSink, type MmproxyUdpSession, type MmproxyUdpTally } from '../events.js';
 import type { Epoll } from '../../sys/epoll.js';
 import type { DatagramReceiver, SocketApi } from '../../sys/socket.js';
 import { Wakeup } from '../../sys/wakeup.js';
+import { topN } from '../tcp/flows.js';
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
 
 export interface MmproxyUdpConfig {
@@ -65,18 +66,7 @@ export interface MmproxyUdpDeps {
 }
 
 /** A session in progress, as the relay counts it now. */
-export interface MmproxyUdpSessionSnapshot {
-  readonly id: number;
-  readonly balancer: Endpoint;
-  /** The client the header named (the session socket's address). */
-  readonly client: Endpoint;
-  /** The header's destination. */
-  readonly originalDestination: Endpoint;
-  readonly backend: Endpoint;
-  readonly datagramsFromClient: number;
-  readonly datagramsFromBackend: number;
-  readonly bytesFromClient: number;
-  readonly bytesFromBackend: number;
+export interface MmproxyUdpSessionSnapshot extends MmproxyUdpSession, MmproxyUdpTally {
   /** Since its last datagram either way. */
   readonly idleMs: number;
 }
@@ -150,9 +140,7 @@ export class MmproxyUdpRelay {
   /** The `limit` sessions in progress with the most bytes both ways, busiest first. */
   sessions(limit: number): MmproxyUdpSessionSnapshot[] {
     const now = Date.now();
-    const all = [...this.byKey.values()];
-    all.sort((a, b) => b.bytesFromClient + b.bytesFromBackend - (a.bytesFromClient + a.bytesFromBackend));
-    return all.slice(0, Math.max(0, limit)).map((s) => ({
+    return topN(this.byKey.values(), limit, (s) => s.bytesFromClient + s.bytesFromBackend).map((s) => ({
       id: s.id,
       balancer: s.balancer,
       client: s.client,

@@ -82,6 +82,7 @@ import { Socks5Association, SOCKS5_SETUP_TIMEOUT_MS, type Socks5FailureReason } 
 import { decodeSocks5UdpDatagram } from '../../core/upstream/socks5-udp.js';
 import { encodeSocks5Address, type Socks5Address } from '../../core/upstream/socks5-address.js';
 import { formatUpstreamProxy } from '../../core/upstream/proxy-url.js';
+import { topN } from '../tcp/flows.js';
 
 interface Session {
   readonly key: string;
@@ -377,9 +378,7 @@ export class UdpLoop {
   /** The `limit` sessions in progress with the most bytes both ways, busiest first. */
   sessionSnapshot(limit: number): UdpSessionSnapshot[] {
     const now = this.deps.now();
-    const all = [...this.sessions.values()];
-    all.sort((a, b) => b.bytesFromClient + b.bytesFromServer - (a.bytesFromClient + a.bytesFromServer));
-    return all.slice(0, Math.max(0, limit)).map((s) => ({
+    return topN(this.sessions.values(), limit, (s) => s.bytesFromClient + s.bytesFromServer).map((s) => ({
       id: s.id,
       client: s.client,
       originalDestination: s.destination,
