@@ -68,6 +68,8 @@ export const MSG_TRUNC = 0x20;
 /** send(): on a stream socket, go on until every byte went (io_uring retries a short send itself). */
 export const MSG_WAITALL = 0x100;
 export const MSG_CTRUNC = 0x08;
+/** send(): more follows; TCP holds a part segment back (a FIN queued next goes in the same segment). */
+export const MSG_MORE = 0x8000;
 
 /** On a listening socket (Linux): stop listening, new connections are refused; the descriptor stays. */
 export const SHUT_RD = 0;

@@ -79,6 +79,8 @@ export const IORING_RECV_MULTISHOT = 1 << 1;
 
 export const IORING_CQE_F_BUFFER = 1 << 0;
 export const IORING_CQE_F_MORE = 1 << 1;
+/** A recv's CQE: the socket had more to read after it (bytes, or its FIN: tcp_inq_hint counts a FIN as one). */
+export const IORING_CQE_F_SOCK_NONEMPTY = 1 << 2;
 export const IORING_CQE_BUFFER_SHIFT = 16;
 
 export const SQE_SIZE = 64;

@@ -129,7 +129,7 @@ export class Pump {
       let shortRead = false;
       if (!d.splicing) {
         if (!d.eof && d.held === undefined) {
-          const n = this.copy(d, source, sink);
+          const n = this.copy(d, source, sink, finished);
           if (typeof n !== 'number') return n;
           if (n > 0) {
             read += n;
@@ -205,10 +205,17 @@ export class Pump {
    * One copy: recv into the scratch buffer, send it on. Bytes read (0: none now, or the FIN), or
    * the failure. What the sink does not take is held; that, or a read that filled the buffer,
    * switches `d` to splice.
+   *
+   * `finished` (the FIN has arrived): the source is read on to its FIN before the bytes are sent
+   * (the read the FIN took anyway, made first), and a FIN found so goes in their segment: the send
+   * says MSG_MORE (TCP holds the last part segment) and the shutdown that follows (move) sets the
+   * FIN on it. One packet, and one ACK back, instead of two each: a server closing after its
+   * response does so on every connection. An error found so is returned after the bytes went, as
+   * the next read would have.
    */
-  private copy(d: Direction, source: number, sink: number): number | PumpFailure {
+  private copy(d: Direction, source: number, sink: number, finished: boolean): number | PumpFailure {
     const { libc, scratch } = this;
-    const n = libc.recv(source, scratch, scratch.length, C.MSG_DONTWAIT);
+    let n = libc.recv(source, scratch, scratch.length, C.MSG_DONTWAIT);
     if (n === 0) {
       d.eof = true;
       return 0;
@@ -217,9 +224,19 @@ export class Pump {
       const errno = libc.errno();
       return retryable(errno) ? 0 : { at: 'source', errno };
     }
+    let after: PumpFailure | undefined;
+    if (finished && n < scratch.length) {
+      const m = libc.recv(source, scratch.subarray(n), scratch.length - n, C.MSG_DONTWAIT);
+      if (m === 0) d.eof = true;
+      else if (m > 0) n += m;
+      else {
+        const errno = libc.errno();
+        if (!retryable(errno)) after = { at: 'source', errno };
+      }
+    }
     d.bytes += n;
     // Node ignores SIGPIPE: a sink gone is an EPIPE here.
-    let sent = libc.send(sink, scratch, n, C.MSG_DONTWAIT);
+    let sent = libc.send(sink, scratch, n, d.eof ? C.MSG_DONTWAIT | C.MSG_MORE : C.MSG_DONTWAIT);
     if (sent < 0) {
       const errno = libc.errno();
       if (!retryable(errno)) return { at: 'sink', errno };
@@ -233,7 +250,7 @@ export class Pump {
     } else if (n === scratch.length) {
       d.splicing = true;
     }
-    return n;
+    return after ?? n;
   }
 
   /** Send what `d` holds: bytes sent (0: the sink took none now), or -errno when the sink failed. */

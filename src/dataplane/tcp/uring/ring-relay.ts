@@ -60,6 +60,8 @@ export interface RelayDirection {
   /** First bytes held in a copy (the decoder's), sent before anything else; then undefined. */
   early: Buffer | undefined;
   eof: boolean;
+  /** The source failed (an errno) right behind the bytes being sent: the pair ends once they went. */
+  failed: number;
   shut: boolean;
   bytes: number;
   /** Waiting for a buffer (the ring ran dry). */
@@ -90,7 +92,7 @@ export interface RelayPair<T = unknown> {
   firstExpired?: boolean;
 }
 
-export const newDirection = (): RelayDirection => ({ bid: -1, length: 0, sent: 0, early: undefined, eof: false, shut: false, bytes: 0, starved: false, cancelled: 0, busy: false, big: false });
+export const newDirection = (): RelayDirection => ({ bid: -1, length: 0, sent: 0, early: undefined, eof: false, failed: 0, shut: false, bytes: 0, starved: false, cancelled: 0, busy: false, big: false });
 
 export interface RingRelayOptions<P, T> {
   readonly group: number;
@@ -112,6 +114,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   private readonly lingerOffAddress: number;
   private readonly memory: Buffer;
   private readonly big: BufferRing | undefined;
+  private readonly bigMemory: Buffer | undefined;
 
   constructor(
     private readonly ring: IoUring,
@@ -125,6 +128,7 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     this.memory = buffers.memory();
     const big = options.big;
     this.big = big ? ring.bufferRing(big.group, big.count, big.size) : undefined;
+    this.bigMemory = this.big?.memory();
   }
 
   /** The big buffers go (the ring closed first: the kernel holds none of them). */
@@ -300,6 +304,8 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
       d.sent = 0;
       d.bytes += res;
       pair.lastActive = this.now();
+      // More to read: if it is the FIN, it goes in the segment of these bytes.
+      if ((flags & U.IORING_CQE_F_SOCK_NONEMPTY) !== 0) this.readAhead(d, from === 'client' ? pair.cfd : pair.ufd);
       this.sendRest(pair, d, from === 'client' ? 'upstream' : 'client');
       return;
     }
@@ -323,14 +329,47 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     this.options.end(pair, `${from}-${errnoName(-res)}`);
   }
 
-  /** Send what is left of the direction's bytes to `to`, the source's next recv linked behind it. */
+  /**
+   * The recv said its socket had more to read (bytes or the FIN): read it now, without waiting,
+   * into the rest of the buffer, before the bytes are sent. A FIN found so is sent with them: the
+   * send says MSG_MORE (TCP holds the last part segment) and the FIN follows its completion,
+   * joining that segment (one packet, and one ACK back, instead of two each: a server closing
+   * after its response does so on every connection). An error found so ends the pair once the
+   * bytes went, as the next recv would have (it takes the error: a later recv would find none).
+   */
+  private readAhead(d: RelayDirection, fd: number): void {
+    const size = d.big ? this.big!.size : this.buffers.size;
+    const room = size - d.length;
+    if (room <= 0) return;
+    const at = d.bid * size + d.length;
+    const n = this.libc.recv(fd, (d.big ? this.bigMemory! : this.memory).subarray(at, at + room), room, C.MSG_DONTWAIT);
+    if (n > 0) {
+      d.length += n;
+      d.bytes += n;
+      d.busy = d.length >= this.options.bufferBytes;
+    } else if (n === 0) d.eof = true;
+    else {
+      const errno = this.libc.errno();
+      if (errno !== C.EAGAIN && errno !== C.EINTR) d.failed = errno;
+    }
+  }
+
+  /**
+   * Send what is left of the direction's bytes to `to`, the source's next recv linked behind it
+   * (none when its FIN or error is known already: that follows the send's completion).
+   */
   private sendRest(pair: P, d: RelayDirection, to: 'client' | 'upstream'): void {
     pair.pending++;
     const address = (d.early ? Number(this.libc.address(d.early)) : (d.big ? this.big! : this.buffers).pointer(d.bid)) + d.sent;
+    const fd = to === 'upstream' ? pair.ufd : pair.cfd;
+    const kind = to === 'upstream' ? RelayOp.SendUpstream : RelayOp.SendClient;
+    if (d.eof || d.failed !== 0) {
+      this.ring.send(fd, address, d.length - d.sent, d.eof ? C.MSG_WAITALL | C.MSG_MORE : C.MSG_WAITALL, kind, pair.id);
+      return;
+    }
     // A chain split by a submission would be cut there.
     this.ring.reserve(2);
-    if (to === 'upstream') this.ring.send(pair.ufd, address, d.length - d.sent, C.MSG_WAITALL, RelayOp.SendUpstream, pair.id, U.IOSQE_IO_LINK);
-    else this.ring.send(pair.cfd, address, d.length - d.sent, C.MSG_WAITALL, RelayOp.SendClient, pair.id, U.IOSQE_IO_LINK);
+    this.ring.send(fd, address, d.length - d.sent, C.MSG_WAITALL, kind, pair.id, U.IOSQE_IO_LINK);
     this.recv(pair, to === 'upstream' ? 'client' : 'upstream');
   }
 
@@ -341,16 +380,21 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
       return;
     }
     d.sent += res;
+    const linked = !d.eof && d.failed === 0;
     if (d.sent < d.length) {
       // MSG_WAITALL: short only when the socket failed part way; the linked recv was cancelled.
-      d.cancelled++;
+      if (linked) d.cancelled++;
       this.sendRest(pair, d, to);
       return;
     }
     if (d.early) d.early = undefined;
     else this.giveBackHeld(d);
     d.bid = -1;
-    // The source's next recv was linked to this send: the kernel issued it already.
+    // The source's next recv was linked to this send: the kernel issued it already. Else its FIN
+    // (or error), read ahead, follows now.
+    if (linked) return;
+    if (d.failed !== 0) this.options.end(pair, `${to === 'upstream' ? 'client' : 'upstream'}-${errnoName(d.failed)}`);
+    else this.passFin(pair, d, to === 'upstream' ? pair.ufd : pair.cfd);
   }
 
   /** The source's FIN, after everything before it was sent: SHUT_WR on the sink, or the end. */

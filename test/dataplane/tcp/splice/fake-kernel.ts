@@ -164,7 +164,7 @@ export class FakeKernel implements PumpLibc, PipeLibc {
   }
 
   send(fd: number, data: Buffer, length: number, flags: number): number {
-    this.calls.push('send');
+    this.calls.push((flags & C.MSG_MORE) !== 0 ? 'send(MSG_MORE)' : 'send');
     if ((flags & C.MSG_DONTWAIT) === 0) throw new Error('send must not block');
     const s = this.state(fd);
     if (s.reset || s.shutWr) return this.fail(EPIPE);

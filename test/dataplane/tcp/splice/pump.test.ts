@@ -287,15 +287,28 @@ describe('splice pump, copy mode and the switch to splice (fake kernel)', () => 
     assert.equal(socketInterest(up, newDirection(), PIPE) & C.EPOLLIN, C.EPOLLIN);
   });
 
-  it('a FIN right after a small message: the message, then SHUT_WR, in one call', () => {
+  it('a FIN right after a small message: read before the message is sent, which says MSG_MORE so the FIN (SHUT_WR) joins its segment, in one call', () => {
     const { kernel, pump } = copySetup();
     const client = kernel.socket({ inbound: 300, fin: true });
     const server = kernel.socket();
     const up = newDirection();
     assert.equal(pump.move(up, newDirection(), client, server, true), undefined);
-    assert.deepEqual(kernel.calls, ['recv', 'send', 'recv', 'setsockopt', 'shutdown']);
+    assert.deepEqual(kernel.calls, ['recv', 'recv', 'send(MSG_MORE)', 'setsockopt', 'shutdown']);
     assert.equal(kernel.state(server).sent, 300);
     assert.equal(up.shut, true);
+  });
+
+  it('the FIN not known to be there (no EPOLLRDHUP): the message goes at once, without MSG_MORE, and the FIN on a later wake-up', () => {
+    const { kernel, pump } = copySetup();
+    const client = kernel.socket({ inbound: 300, fin: true });
+    const server = kernel.socket();
+    const up = newDirection();
+    assert.equal(pump.move(up, newDirection(), client, server, false), undefined);
+    assert.deepEqual(kernel.calls, ['recv', 'send']);
+    assert.equal(up.shut, false);
+    assert.equal(pump.move(up, newDirection(), client, server, true), undefined);
+    assert.deepEqual(kernel.calls.slice(2), ['recv', 'setsockopt', 'shutdown']);
+    assert.equal(kernel.state(server).sent, 300);
   });
 
   it('a sink that takes part: the rest is held (not read on past it), the direction splices next, and order stays exact', () => {

@@ -12,6 +12,9 @@ import { SocketApi } from '../../../../src/sys/socket.js';
 import { tcpPair } from '../../../helpers/ring-pairs.js';
 
 const GROUP = 1;
+/** getsockopt(IPPROTO_TCP, TCP_INFO), and where struct tcp_info has tcpi_segs_in. */
+const TCP_INFO = 11;
+const TCPI_SEGS_IN = 140;
 const BUFFER_BYTES = 16_384;
 
 describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_uring unavailable here' }, () => {
@@ -22,7 +25,7 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
   function setup(
     buffers = 16,
     big?: { readonly group: number; readonly count: number; readonly size: number },
-  ): { client: number; server: number; pair: RelayPair; ring: IoUring; ring_buffers: BufferRing; relay: RingRelay<RelayPair>; turn: (waitMs?: number) => void; ended: string[]; kinds: number[]; close: () => void } {
+  ): { client: number; server: number; pair: RelayPair; ring: IoUring; ring_buffers: BufferRing; relay: RingRelay<RelayPair>; turn: (waitMs?: number) => void; ended: string[]; kinds: number[]; close: (closedAlready?: readonly number[]) => void } {
     const [client, cfd] = tcpPair(api, libc);
     const [ufd, server] = tcpPair(api, libc);
     const ring = new IoUring(64);
@@ -51,7 +54,8 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
         relay.complete(c.kind, pair, c.res, c.flags);
       }
     };
-    const close = (): void => {
+    /** `closedAlready`: descriptors the test closed itself (never closed twice: the number may be another's by then). */
+    const close = (closedAlready: readonly number[] = []): void => {
       if (!pair.closed && pair.pending > 0) {
         ring.cancelFdNow(cfd);
         ring.cancelFdNow(ufd);
@@ -59,7 +63,7 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
       ring.close();
       relay.close();
       ringBuffers.close();
-      for (const fd of pair.closed ? [client, server] : [client, cfd, ufd, server]) libc.close(fd);
+      for (const fd of pair.closed ? [client, server] : [client, cfd, ufd, server]) if (!closedAlready.includes(fd)) libc.close(fd);
     };
     return { client, server, pair, ring, ring_buffers: ringBuffers, relay, turn, ended, kinds, close };
   }
@@ -95,6 +99,53 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
       assert.deepEqual(s.ended, []);
     } finally {
       s.close();
+    }
+  });
+
+  /** Segments `fd` received so far (TCP_INFO tcpi_segs_in). */
+  function segmentsIn(fd: number): number {
+    const info = Buffer.alloc(232);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(info.length, 0);
+    assert.equal(libc.getsockopt(fd, C.IPPROTO_TCP, TCP_INFO, info, length), 0);
+    return info.readUInt32LE(TCPI_SEGS_IN);
+  }
+
+  it("the server's FIN already behind its last bytes goes in their segment (read ahead, sent with MSG_MORE): one segment to the client, not two", () => {
+    const s = setup();
+    try {
+      const reply = Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      // The server's reply and FIN in one segment, so both are there when the relay's recv completes.
+      assert.equal(libc.send(s.server, reply, reply.length, C.MSG_MORE), reply.length);
+      libc.shutdown(s.server, C.SHUT_WR);
+      const before = segmentsIn(s.client);
+      s.relay.start(s.pair);
+      s.turn();
+      assert.equal(s.pair.down.eof, true, 'the FIN read with the reply, before it was sent');
+      s.turn();
+      assert.equal(s.pair.down.shut, true);
+      const got = drain(s.client);
+      assert.deepEqual([got.bytes.toString(), got.fin], [reply.toString(), true]);
+      assert.equal(segmentsIn(s.client) - before, 1, 'the reply and the FIN in one segment');
+      assert.deepEqual(s.ended, []);
+    } finally {
+      s.close();
+    }
+  });
+
+  it("a reset right behind the server's last bytes: the bytes go to the client, then the pair ends with the reset's reason", () => {
+    const s = setup();
+    try {
+      const reply = Buffer.from('partial');
+      assert.equal(libc.send(s.server, reply, reply.length, 0), reply.length);
+      // The server aborts (SO_LINGER {1, 0}): its reset follows the bytes.
+      api.resetClose(s.server);
+      s.relay.start(s.pair);
+      for (let i = 0; i < 3 && s.ended.length === 0; i++) s.turn(100);
+      assert.deepEqual(s.ended, ['upstream-ECONNRESET']);
+      assert.equal(drain(s.client).bytes.toString(), 'partial', 'the bytes before the reset were relayed');
+    } finally {
+      s.close([s.server]);
     }
   });
 
