@@ -23,3 +23,4 @@ export const TRANSPARENT_HOLDER = fileURLToPath(new URL('./transparent-holder.js
 export const SNI_CLIENT = fileURLToPath(new URL('./sni-client.js', import.meta.url));
 export const PROXIED_CLIENT = fileURLToPath(new URL('./proxied-client.js', import.meta.url));
 export const HELD_CONNECTIONS = fileURLToPath(new URL('./held-connections.js', import.meta.url));
+export const PIECEWISE_BACKEND = fileURLToPath(new URL('./piecewise-backend.js', import.meta.url));

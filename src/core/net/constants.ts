@@ -32,6 +32,8 @@ export const SO_KEEPALIVE = 9;
 
 /** include/uapi/linux/tcp.h */
 export const TCP_NODELAY = 1;
+/** 0: delay ACKs (pingpong mode), so the handshake's last ACK goes with the first bytes sent; 1: back to quick ACKs. */
+export const TCP_QUICKACK = 12;
 export const TCP_KEEPIDLE = 4;
 export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;

@@ -39,7 +39,7 @@ import { SocketApi } from '../../sys/socket.js';
 import type { ProxyEvent } from '../events.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
 import { probeRingSockets, type RingSetupSupport } from '../tcp/uring/ring-probe.js';
-import { newDirection, RelayOp, RingRelay, type RelayPair } from '../tcp/uring/ring-relay.js';
+import { holdsFirstBytes, newDirection, RelayOp, RingRelay, type RelayPair } from '../tcp/uring/ring-relay.js';
 import { URING_BIG_BUFFERS, URING_BUFFER_BYTES, URING_BUFFERS } from '../tcp/uring/engine.js';
 import { RingConnector, type RingConnecting } from '../tcp/uring/ring-connect.js';
 import { upstreamSetup } from '../tcp/uring/upstream-setup.js';
@@ -165,7 +165,7 @@ export class MmproxyUringEngine {
       ttl: undefined,
       connectTimeoutMs: config.connectTimeoutMs,
       // From the client's address (and port, unless taken), or from this host for a health check.
-      setup: (flow) => upstreamSetup(flow.from ?? flow.backend!, { kind: flow.from ? 'transparent' : 'direct' }, { dscp: false, ttl: false }, flow.portTaken),
+      setup: (flow) => upstreamSetup(flow.from ?? flow.backend!, { kind: flow.from ? 'transparent' : 'direct' }, { dscp: false, ttl: false }, flow.portTaken, holdsFirstBytes(flow)),
       connected: (flow, res) => this.onConnect(flow, res),
       failed: (flow, errno) => this.connectFailed(flow, errno, errno),
     });
@@ -511,7 +511,7 @@ export class MmproxyUringEngine {
     flow.state = 'relaying';
     // TCP_NODELAY came with the setup where the ring did it.
     if (!this.ringSetup.sockets) this.api.setInt(flow.ufd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
-    this.relay.start(flow);
+    this.relay.start(flow, this.ringSetup.sockets);
   }
 
   /** A flow (connecting or relaying) ends: counted, reported, its sockets closed (reset unless 'done'). */

@@ -14,6 +14,9 @@ export function routeFields(decision: RouteDecision): { route?: string; outbound
   return decision.route === undefined ? { outbound: decision.outbound.name } : { route: decision.route, outbound: decision.outbound.name };
 }
 
+/** The outbound's connections start with a PROXY header (ours, for the server). */
+export const sendsProxyHeader = (outbound: Outbound): boolean => outbound.kind !== 'reject' && outbound.proxyProtocol !== undefined;
+
 /**
  * The PROXY protocol header the outbound sends its next hop before the client's bytes (after a
  * proxy's handshake: the header is for the server behind the tunnel), or undefined.

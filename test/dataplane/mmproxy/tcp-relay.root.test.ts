@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { JsonLines } from '../../../src/lab/json-lines.js';
 import { Lab, LAB_ADDRESSES } from '../../../src/lab/topology.js';
 import type { MmproxyTcpConfig } from '../../../src/dataplane/mmproxy/tcp-relay.js';
-import { BIN, HEADER_SENDER, MMPROXY_AGENT, TRANSPARENT_HOLDER } from '../../helpers/paths.js';
+import { BIN, HEADER_SENDER, MMPROXY_AGENT, PIECEWISE_BACKEND, TRANSPARENT_HOLDER } from '../../helpers/paths.js';
 import { until } from '../../helpers/until.js';
 
 const BALANCER = { 4: LAB_ADDRESSES.routerClientSide.ipv4, 6: LAB_ADDRESSES.routerClientSide.ipv6 } as const;
@@ -178,6 +178,39 @@ for (const engine of ['splice', 'uring', 'stream'] as const) {
         assert.ok(rings.length >= 2, `a ring per engine thread: ${rings.join(', ')}`);
         const said = daemonLog.find((l) => l.type === 'tcp.engine' && (l.why ?? '').startsWith('mmproxy TCP entries'));
         assert.equal(said?.engine, 'uring', JSON.stringify(said));
+      });
+
+      // The client's bytes come with the header: the backend socket delays the handshake's last ACK
+      // so it goes with them (TCP_QUICKACK 0 before the connect), then turns quick ACKs back on. Left
+      // delaying, this backend's second piece would wait for our delayed-ACK timer.
+      it("a backend answering in small pieces with Nagle on: the handshake's ACK came with the request (2 segments in, not 3), and no ACK of ours waited for its timer", async () => {
+        const backend = lab.spawn('router', [process.execPath, PIECEWISE_BACKEND, '127.0.0.1', '8090', '3']);
+        const said = new JsonLines<{ listening?: boolean; segmentsIn?: number }>(backend.child.stdout!);
+        const relay = lab.spawn('router', [process.execPath, MMPROXY_AGENT, JSON.stringify({ ...baseConfig, name: 'pieces', listen: [{ address: '127.0.0.1', port: 8446 }], backend4: { address: '127.0.0.1', port: 8090 } }), engine]);
+        try {
+          await said.waitFor((l) => l.listening === true, 5000, 'the piecewise backend listening');
+          await new JsonLines<Line>(relay.child.stdout!).waitFor((l) => l.type === 'ready', 10_000, 'the second mmproxy listener ready');
+          const delayedAcks = async (): Promise<number> => {
+            const lines = (await lab.run('router', ['cat', '/proc/net/netstat'])).stdout.split('\n').filter((l) => l.startsWith('TcpExt:'));
+            const names = lines[0]!.split(' ');
+            return Number(lines[1]!.split(' ')[names.indexOf('DelayedACKs')]);
+          };
+          const before = await delayedAcks();
+          for (let i = 0; i < 3; i++) {
+            const request = hex(`PROXY TCP4 ${CLIENT[4]} ${BALANCER[4]} ${43500 + i} 80\r\nGET /pieces HTTP/1.0\r\n\r\n`);
+            const r = await lab.run('router', [process.execPath, HEADER_SENDER, '127.0.0.1', '8446', request]);
+            const out = JSON.parse(r.stdout.trim()) as { how: string; received: string };
+            assert.deepEqual([out.how, out.received], ['end', 'piece 1\npiece 2\npiece 3\n']);
+          }
+          const counted = (): (number | undefined)[] => said.items.filter((l) => l.segmentsIn !== undefined).map((l) => l.segmentsIn);
+          const counts = await until(() => Promise.resolve(counted()), (c) => c.length === 3, 5000, "the backend's three counts");
+          assert.deepEqual(counts, [2, 2, 2], 'the SYN, then the request carrying the handshake\'s ACK');
+          assert.equal((await delayedAcks()) - before, 0, 'no delayed-ACK timer fired in the namespace');
+        } finally {
+          relay.child.kill('SIGTERM');
+          backend.child.kill('SIGTERM');
+          await Promise.all([relay.exited, backend.exited]);
+        }
       });
     }
 

@@ -46,12 +46,12 @@ import { loadLibc, type Libc } from '../../../sys/libc.js';
 import { IoUring, type BufferRing } from '../../../sys/io-uring.js';
 import { SocketApi } from '../../../sys/socket.js';
 import { FlowAdmission } from '../admission.js';
-import { proxyHeaderFor } from '../routing.js';
+import { proxyHeaderFor, sendsProxyHeader } from '../routing.js';
 import { increment, type TcpCounters } from '../counters.js';
 import type { TcpFlowSnapshot } from '../flows.js';
 import { probeRingSockets, type RingSetupSupport } from './ring-probe.js';
 import { RingHandshake, type HandshakeEnd, type HandshakePair } from './ring-handshake.js';
-import { newDirection, RelayOp, RingRelay, type RelayDirection, type RelayPair } from './ring-relay.js';
+import { holdsFirstBytes, newDirection, RelayOp, RingRelay, type RelayDirection, type RelayPair } from './ring-relay.js';
 import { createHandshake } from '../../../core/upstream/handshake.js';
 
 export { URING_SETUP_ENV, type RingSetupSupport } from './ring-probe.js';
@@ -179,7 +179,7 @@ export class UringEngine {
       ttl: config.headers.ttl,
       connectTimeoutMs: config.connectTimeoutMs,
       // Upstream proxies open their socket synchronously (startFlow): never through the ring.
-      setup: (flow) => upstreamSetup(flow.client, flow.decision.outbound, { dscp: flow.dscp !== undefined, ttl: config.headers.ttl !== undefined }, flow.portTaken),
+      setup: (flow) => upstreamSetup(flow.client, flow.decision.outbound, { dscp: flow.dscp !== undefined, ttl: config.headers.ttl !== undefined }, flow.portTaken, holdsFirstBytes(flow) || sendsProxyHeader(flow.decision.outbound)),
       connected: (flow, res) => this.onConnect(flow, res),
       failed: (flow, errno) => this.dropFlow(flow, errno),
       portFallback: () => this.counters.clientPortFallbacks++,
@@ -531,7 +531,7 @@ export class UringEngine {
     // A PROXY header (the outbound's proxyProtocol) goes first, before the client's bytes.
     const header = proxyHeaderFor(flow.decision.outbound, flow.client, flow.destination);
     if (header) this.relay.prependUp(flow, header);
-    this.relay.start(flow);
+    this.relay.start(flow, this.ringSetup.sockets && !proxied(flow.decision.outbound));
   }
 
   /**

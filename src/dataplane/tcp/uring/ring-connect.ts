@@ -42,7 +42,7 @@ export const ConnectOp = {
 } as const;
 
 /** Where optionValues keeps each constant value (SO_LINGER values are struct linger, 8 bytes). */
-const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16 } as const;
+const OPTION_AT = { one: 0, mark: 4, ttl: 8, linger: 16, zero: 24 } as const;
 const OPTION_VALUES_BYTES = 32;
 /** Longest linked chain queued at once: the socket's options, bind, connect and its timeout. */
 const CHAIN_ROOM = 16;
@@ -95,7 +95,7 @@ export class RingConnector<F extends RingConnecting> {
   /** Constant option values the ring's setsockopt reads (ints; SO_LINGER struct). */
   private readonly optionValues = Buffer.alloc(OPTION_VALUES_BYTES);
   /** Addresses as numbers (exact below 2^53): no BigInt per SQE. */
-  private readonly optionAddresses: Readonly<Record<'one' | 'mark' | 'ttl' | 'linger', number>>;
+  private readonly optionAddresses: Readonly<Record<'one' | 'zero' | 'mark' | 'ttl' | 'linger', number>>;
   /** The last sockaddr connected to and its address (a fixed backend's is the same Buffer for every pair: one lookup). */
   private lastSockaddr: Buffer | undefined;
   private lastSockaddrAddress = 0;
@@ -115,7 +115,7 @@ export class RingConnector<F extends RingConnecting> {
     this.optionValues.writeInt32LE(options.ttl ?? 0, OPTION_AT.ttl);
     this.optionValues.writeInt32LE(1, OPTION_AT.linger); // { l_onoff 1, l_linger 0 }
     const base = Number(libc.address(this.optionValues));
-    this.optionAddresses = { one: base + OPTION_AT.one, mark: base + OPTION_AT.mark, ttl: base + OPTION_AT.ttl, linger: base + OPTION_AT.linger };
+    this.optionAddresses = { one: base + OPTION_AT.one, zero: base + OPTION_AT.zero, mark: base + OPTION_AT.mark, ttl: base + OPTION_AT.ttl, linger: base + OPTION_AT.linger };
   }
 
   /** Sockets of ended pairs still waiting for their chain's end. */
@@ -254,6 +254,8 @@ export class RingConnector<F extends RingConnecting> {
     switch (value) {
       case 'one':
         return this.optionAddresses.one;
+      case 'zero':
+        return this.optionAddresses.zero;
       case 'mark':
         return this.optionAddresses.mark;
       case 'ttl':

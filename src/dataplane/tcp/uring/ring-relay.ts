@@ -92,6 +92,9 @@ export interface RelayPair<T = unknown> {
   firstExpired?: boolean;
 }
 
+/** The client's bytes wait to go upstream as soon as the pair connects (its socket's setup delays the handshake's ACK for them: upstream-setup.ts). */
+export const holdsFirstBytes = (pair: RelayPair): boolean => pair.up.bid >= 0 || pair.up.early !== undefined;
+
 export const newDirection = (): RelayDirection => ({ bid: -1, length: 0, sent: 0, early: undefined, eof: false, failed: 0, shut: false, bytes: 0, starved: false, cancelled: 0, busy: false, big: false });
 
 export interface RingRelayOptions<P, T> {
@@ -112,6 +115,9 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
   private readonly noLinger = Buffer.alloc(8);
   /** SO_LINGER {0, 0} for the ring's setsockopt (it reads it at submission). */
   private readonly lingerOffAddress: number;
+  /** An int 1 for the ring's setsockopt (TCP_QUICKACK back on). */
+  private readonly one = Buffer.alloc(4);
+  private readonly oneAddress: number;
   private readonly memory: Buffer;
   private readonly big: BufferRing | undefined;
   private readonly bigMemory: Buffer | undefined;
@@ -125,6 +131,8 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
     private readonly options: RingRelayOptions<P, T>,
   ) {
     this.lingerOffAddress = Number(libc.address(this.noLinger));
+    this.one.writeInt32LE(1, 0);
+    this.oneAddress = Number(libc.address(this.one));
     this.memory = buffers.memory();
     const big = options.big;
     this.big = big ? ring.bufferRing(big.group, big.count, big.size) : undefined;
@@ -271,10 +279,19 @@ export class RingRelay<P extends RelayPair<T>, T = unknown> {
 
   // ---- relay ----------------------------------------------------------------------------------
 
-  /** The pair is connected: relay both ways, the first bytes held for upstream going first. */
-  start(pair: P): void {
-    if (pair.up.bid >= 0 || pair.up.early) this.sendRest(pair, pair.up, 'upstream');
-    else this.recv(pair, 'client');
+  /**
+   * The pair is connected: relay both ways, the first bytes held for upstream going first. With
+   * `delayedAck` (the upstream socket's setup said TCP_QUICKACK 0 for them) their send carries the
+   * handshake's last ACK, and quick ACKs are back on right behind it (at submission, after the
+   * send): left delaying, a server that writes a reply in small pieces without TCP_NODELAY would
+   * wait for our ACK (Nagle: 40 ms or more), and one that answers and closes would probe its FIN
+   * again (a tail loss probe, a few ms) while our ACK waited for our FIN.
+   */
+  start(pair: P, delayedAck = false): void {
+    if (holdsFirstBytes(pair)) {
+      this.sendRest(pair, pair.up, 'upstream');
+      if (delayedAck) this.ring.setsockopt(pair.ufd, C.IPPROTO_TCP, C.TCP_QUICKACK, this.oneAddress, 4, RelayOp.Finish, pair.id, U.IOSQE_CQE_SKIP_SUCCESS);
+    } else this.recv(pair, 'client');
     // Bytes of the server's that came with an upstream proxy's last reply go to the client first.
     if (pair.down.early) this.sendRest(pair, pair.down, 'client');
     else this.recv(pair, 'upstream');
