@@ -34,6 +34,8 @@ export const SO_KEEPALIVE = 9;
 export const TCP_NODELAY = 1;
 /** 0: delay ACKs (pingpong mode), so the handshake's last ACK goes with the first bytes sent; 1: back to quick ACKs. */
 export const TCP_QUICKACK = 12;
+/** On a listener: a connection is accepted once its first bytes come (or, after this many seconds, on its next ACK). */
+export const TCP_DEFER_ACCEPT = 9;
 export const TCP_KEEPIDLE = 4;
 export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;

@@ -111,6 +111,7 @@ export class MmproxySpliceRelay {
           // Accepted sockets inherit both: a crashed daemon resets its clients; segments leave as they come.
           sockets.setResetOnClose(fd, true);
           sockets.setInt(fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
+          sockets.setInt(fd, C.IPPROTO_TCP, C.TCP_DEFER_ACCEPT, 1);
           sockets.bind(fd, { family, address: at.address, port: at.port });
           sockets.listen(fd, BACKLOG);
         } catch (error) {
