@@ -1,11 +1,14 @@
 // A backend that answers each request in small pieces with Nagle on (no TCP_NODELAY), as many
 // simple servers do: its second piece waits in its kernel until the first is acknowledged, so a
 // peer that delays its ACKs holds the reply up by its delayed-ACK timer (40 ms or more).
-// argv: host port pieces. For each connection, once its request (up to a blank line) is in: one
-// JSON line {"segmentsIn":N} (segments its socket had received then, TCP_INFO tcpi_segs_in: the
-// SYN, the handshake's ACK unless it came with the request, and the request), then the pieces
-// ("piece 1\n" ...), and its FIN 200 ms later (a FIN would push the pieces out at once: Nagle
-// holds them only while nothing else is sent).
+// argv: host port pieces. For each connection, once its request (up to a blank line) is in: the
+// pieces ("piece 1\n" ...), its FIN 200 ms later (a FIN would push the pieces out at once: Nagle
+// holds them only while nothing else is sent), and one JSON line {"segmentsIn":N,"delayedAcks":M}:
+// N the segments its socket had received with the request (TCP_INFO tcpi_segs_in: the SYN, the
+// handshake's ACK unless it came with the request, and the request), M the delayed-ACK timers that
+// fired in this network namespace while the pieces went (TcpExt DelayedACKs: the peer's ACK of a
+// piece left to its timer; nothing else in the namespace should have one pending then).
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import * as C from '../../src/core/net/constants.js';
 import { loadLibc } from '../../src/sys/libc.js';
@@ -24,15 +27,25 @@ function segmentsIn(socket: net.Socket): number {
   return info.readUInt32LE(TCPI_SEGS_IN);
 }
 
+function delayedAcks(): number {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const names = lines[0]!.split(' ');
+  return Number(lines[1]!.split(' ')[names.indexOf('DelayedACKs')]);
+}
+
 const server = net.createServer({ noDelay: false }, (socket) => {
   socket.setNoDelay(false);
   let request = '';
   socket.on('data', (d) => {
     request += d.toString('latin1');
     if (!request.includes('\r\n\r\n')) return;
-    process.stdout.write(`${JSON.stringify({ segmentsIn: segmentsIn(socket) })}\n`);
+    const segments = segmentsIn(socket);
+    const before = delayedAcks();
     for (let i = 1; i <= Number(pieces); i++) socket.write(`piece ${i}\n`);
-    setTimeout(() => socket.end(), 200);
+    setTimeout(() => {
+      process.stdout.write(`${JSON.stringify({ segmentsIn: segments, delayedAcks: delayedAcks() - before })}\n`);
+      socket.end();
+    }, 200);
   });
   socket.on('error', () => undefined);
 });

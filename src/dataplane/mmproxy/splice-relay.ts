@@ -108,9 +108,10 @@ export class MmproxySpliceRelay {
         const family: C.Family = at.address.includes(':') ? 6 : 4;
         const fd = sockets.open({ family, transport: 'tcp', reuseAddress: true });
         try {
-          // Accepted sockets inherit both: a crashed daemon resets its clients; segments leave as they come.
+          // Accepted sockets inherit these two: a crashed daemon resets its clients; segments leave as they come.
           sockets.setResetOnClose(fd, true);
           sockets.setInt(fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
+          // The listener's own: a connection is handed over when its first bytes (the header) come.
           sockets.setInt(fd, C.IPPROTO_TCP, C.TCP_DEFER_ACCEPT, 1);
           sockets.bind(fd, { family, address: at.address, port: at.port });
           sockets.listen(fd, BACKLOG);

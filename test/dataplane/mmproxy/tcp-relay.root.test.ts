@@ -10,7 +10,7 @@
 // All of it on each TCP engine: splice (engine threads), uring (engine threads on io_uring) and
 // stream (Node streams).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -185,32 +185,46 @@ for (const engine of ['splice', 'uring', 'stream'] as const) {
       // delaying, this backend's second piece would wait for our delayed-ACK timer.
       it("a backend answering in small pieces with Nagle on: the handshake's ACK came with the request (2 segments in, not 3), and no ACK of ours waited for its timer", async () => {
         const backend = lab.spawn('router', [process.execPath, PIECEWISE_BACKEND, '127.0.0.1', '8090', '3']);
-        const said = new JsonLines<{ listening?: boolean; segmentsIn?: number }>(backend.child.stdout!);
+        const said = new JsonLines<{ listening?: boolean; segmentsIn?: number; delayedAcks?: number }>(backend.child.stdout!);
         const relay = lab.spawn('router', [process.execPath, MMPROXY_AGENT, JSON.stringify({ ...baseConfig, name: 'pieces', listen: [{ address: '127.0.0.1', port: 8446 }], backend4: { address: '127.0.0.1', port: 8090 } }), engine]);
         try {
           await said.waitFor((l) => l.listening === true, 5000, 'the piecewise backend listening');
           await new JsonLines<Line>(relay.child.stdout!).waitFor((l) => l.type === 'ready', 10_000, 'the second mmproxy listener ready');
-          const delayedAcks = async (): Promise<number> => {
-            const lines = (await lab.run('router', ['cat', '/proc/net/netstat'])).stdout.split('\n').filter((l) => l.startsWith('TcpExt:'));
-            const names = lines[0]!.split(' ');
-            return Number(lines[1]!.split(' ')[names.indexOf('DelayedACKs')]);
-          };
-          const before = await delayedAcks();
           for (let i = 0; i < 3; i++) {
             const request = hex(`PROXY TCP4 ${CLIENT[4]} ${BALANCER[4]} ${43500 + i} 80\r\nGET /pieces HTTP/1.0\r\n\r\n`);
             const r = await lab.run('router', [process.execPath, HEADER_SENDER, '127.0.0.1', '8446', request]);
             const out = JSON.parse(r.stdout.trim()) as { how: string; received: string };
             assert.deepEqual([out.how, out.received], ['end', 'piece 1\npiece 2\npiece 3\n']);
           }
-          const counted = (): (number | undefined)[] => said.items.filter((l) => l.segmentsIn !== undefined).map((l) => l.segmentsIn);
+          const counted = (): { segmentsIn?: number; delayedAcks?: number }[] => said.items.filter((l) => l.segmentsIn !== undefined);
           const counts = await until(() => Promise.resolve(counted()), (c) => c.length === 3, 5000, "the backend's three counts");
-          assert.deepEqual(counts, [2, 2, 2], 'the SYN, then the request carrying the handshake\'s ACK');
-          assert.equal((await delayedAcks()) - before, 0, 'no delayed-ACK timer fired in the namespace');
+          assert.deepEqual(counts.map((c) => c.segmentsIn), [2, 2, 2], 'the SYN, then the request carrying the handshake\'s ACK');
+          assert.deepEqual(counts.map((c) => c.delayedAcks), [0, 0, 0], 'no delayed-ACK timer fired while the pieces went');
         } finally {
           relay.child.kill('SIGTERM');
           backend.child.kill('SIGTERM');
           await Promise.all([relay.exited, backend.exited]);
         }
+      });
+    }
+
+    if (engine !== 'stream') {
+      it('a connection that sends nothing is not handed over at once (TCP_DEFER_ACCEPT): no descriptor until its SYN-ACK is sent again (1 s), then the header timeout cuts it', async () => {
+        const pid = agent.child.pid ?? -1;
+        const sockets = (): number => readdirSync(`/proc/${pid}/fd`).filter((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:'); } catch { return false; } }).length;
+        const before = sockets();
+        const cutBefore = (await counters()).rejected?.['header-timeout'] ?? 0;
+        const started = Date.now();
+        // Connects and sends nothing (no bytes, a tick that sends none), then waits for the end.
+        const silent = lab.run('router', [process.execPath, HEADER_SENDER, '127.0.0.1', '8443', '', '100']);
+        await new Promise((r) => setTimeout(r, 400));
+        const held = sockets();
+        // (Only while the resend is surely not due: a test process held up past it proves nothing.)
+        if (Date.now() - started < 800) assert.equal(held, before, 'no socket accepted for it yet');
+        const out = JSON.parse((await silent).stdout.trim()) as { how: string };
+        assert.equal(out.how, 'reset', 'cut at the header timeout once accepted');
+        assert.ok(Date.now() - started >= 1000 + baseConfig.headerTimeoutMs - 100, `accepted after the resend, then timed out: ${Date.now() - started} ms`);
+        assert.equal((await counters()).rejected?.['header-timeout'], cutBefore + 1);
       });
     }
 

@@ -9,7 +9,7 @@
  * connect), TCP_QUICKACK 0 as well: the handshake's last ACK is not sent alone but with those bytes
  * (one packet fewer to the server per connection, as HAProxy's tcp-smart-connect). The relay turns
  * quick ACKs back on once they went (ring-relay.ts): left delaying, a server that writes a reply in
- * two small pieces without TCP_NODELAY would wait up to 40 ms (Nagle) for our ACK of the first.
+ * two small pieces without TCP_NODELAY would wait 40 ms or more (Nagle) for our ACK of the first.
  */
 import * as C from '../../../core/net/constants.js';
 import type { Endpoint } from '../../../core/net/sockaddr.js';

@@ -25,6 +25,8 @@ interface FakeSocket {
   sent: number;
   /** The connection was reset: reads give ECONNRESET, writes EPIPE. */
   reset: boolean;
+  /** A reset behind `inbound`: once it is read, reads give ECONNRESET. */
+  resetWhenDrained?: boolean;
   shutWr: boolean;
   lingerOff: boolean;
 }
@@ -155,7 +157,7 @@ export class FakeKernel implements PumpLibc, PipeLibc {
     if ((flags & C.MSG_DONTWAIT) === 0) throw new Error('recv must not block');
     const s = this.state(fd);
     if (s.reset) return this.fail(C.ECONNRESET);
-    if (s.inbound === 0) return s.fin ? 0 : this.fail(C.EAGAIN);
+    if (s.inbound === 0) return s.resetWhenDrained ? this.fail(C.ECONNRESET) : s.fin ? 0 : this.fail(C.EAGAIN);
     const n = Math.min(length, s.inbound);
     for (let i = 0; i < n; i++) data[i] = (s.read + i) % 251;
     s.inbound -= n;

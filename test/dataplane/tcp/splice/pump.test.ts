@@ -298,6 +298,17 @@ describe('splice pump, copy mode and the switch to splice (fake kernel)', () => 
     assert.equal(up.shut, true);
   });
 
+  it('a reset behind a small message, found by the read before the send: the message goes (no MSG_MORE), then the source failure', () => {
+    const { kernel, pump } = copySetup();
+    const client = kernel.socket({ inbound: 300, resetWhenDrained: true });
+    const server = kernel.socket();
+    const up = newDirection();
+    assert.deepEqual(pump.move(up, newDirection(), client, server, true), { at: 'source', errno: C.ECONNRESET });
+    assert.deepEqual(kernel.calls, ['recv', 'recv', 'send']);
+    assert.equal(kernel.state(server).sent, 300);
+    assert.equal(up.eof, false);
+  });
+
   it('the FIN not known to be there (no EPOLLRDHUP): the message goes at once, without MSG_MORE, and the FIN on a later wake-up', () => {
     const { kernel, pump } = copySetup();
     const client = kernel.socket({ inbound: 300, fin: true });

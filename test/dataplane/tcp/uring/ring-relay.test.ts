@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import * as C from '../../../../src/core/net/constants.js';
 import { newDirection, RelayOp, RingRelay, type RelayPair } from '../../../../src/dataplane/tcp/uring/ring-relay.js';
 import { hostIoUringSupport, IoUring, type BufferRing } from '../../../../src/sys/io-uring.js';
-import { loadLibc } from '../../../../src/sys/libc.js';
+import { loadLibc, type Libc } from '../../../../src/sys/libc.js';
 import { SocketApi } from '../../../../src/sys/socket.js';
 import { tcpPair } from '../../../helpers/ring-pairs.js';
 
@@ -25,6 +25,7 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
   function setup(
     buffers = 16,
     big?: { readonly group: number; readonly count: number; readonly size: number },
+    relayLibc: Libc = libc,
   ): { client: number; server: number; pair: RelayPair; ring: IoUring; ring_buffers: BufferRing; relay: RingRelay<RelayPair>; turn: (waitMs?: number) => void; ended: string[]; kinds: number[]; close: (closedAlready?: readonly number[]) => void } {
     const [client, cfd] = tcpPair(api, libc);
     const [ufd, server] = tcpPair(api, libc);
@@ -32,7 +33,7 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
     const ringBuffers = ring.bufferRing(GROUP, buffers, BUFFER_BYTES);
     const ended: string[] = [];
     // As the engines do: the pair's end closes both its sockets (the last FIN crosses as the close).
-    const relay: RingRelay<RelayPair> = new RingRelay<RelayPair>(ring, ringBuffers, libc, api, Date.now, {
+    const relay: RingRelay<RelayPair> = new RingRelay<RelayPair>(ring, ringBuffers, relayLibc, api, Date.now, {
       group: GROUP,
       bufferBytes: BUFFER_BYTES,
       ringSockets: false,
@@ -133,7 +134,7 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
     }
   });
 
-  it("a reset right behind the server's last bytes: the bytes go to the client, then the pair ends with the reset's reason", () => {
+  it("a reset right behind the server's last bytes (a recv's completion does not flag it: no read ahead): the bytes go to the client, then the pair ends with the reset's reason", () => {
     const s = setup();
     try {
       const reply = Buffer.from('partial');
@@ -146,6 +147,33 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
       assert.equal(drain(s.client).bytes.toString(), 'partial', 'the bytes before the reset were relayed');
     } finally {
       s.close([s.server]);
+    }
+  });
+
+  it('an error found by the read ahead (after a FIN-flagged recv): the bytes go to the client without a recv linked, then the pair ends with the source\'s errno', () => {
+    // The kernel flags a FIN, not a reset, so this read ahead is made to fail: its recv says ECONNRESET.
+    let failed = 0;
+    const failing: Libc = {
+      ...libc,
+      recv: (fd, data, length, flags) => ((flags & C.MSG_DONTWAIT) !== 0 ? (failed++, -1) : libc.recv(fd, data, length, flags)),
+      errno: () => (failed > 0 ? C.ECONNRESET : libc.errno()),
+    };
+    const s = setup(16, undefined, failing);
+    try {
+      const reply = Buffer.from('last bytes');
+      assert.equal(libc.send(s.server, reply, reply.length, C.MSG_MORE), reply.length);
+      libc.shutdown(s.server, C.SHUT_WR);
+      s.relay.start(s.pair);
+      s.turn();
+      assert.equal(failed, 1, 'read ahead once');
+      assert.equal(s.pair.down.failed, C.ECONNRESET);
+      for (let i = 0; i < 3 && s.ended.length === 0; i++) s.turn(100);
+      assert.deepEqual(s.ended, ['upstream-ECONNRESET']);
+      assert.equal(s.pair.down.cancelled, 0, 'no recv was linked to the send');
+      assert.equal(s.pair.down.bid, -1, 'its buffer went back');
+      assert.equal(drain(s.client).bytes.toString(), 'last bytes', 'the bytes went before the end');
+    } finally {
+      s.close();
     }
   });
 
