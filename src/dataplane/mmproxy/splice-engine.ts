@@ -26,7 +26,6 @@
 import { errnoName } from '../../core/errno.js';
 import { errnoOf, TproxyError } from '../../core/errors.js';
 import * as C from '../../core/net/constants.js';
-import { PrefixSet } from '../../core/net/prefix-set.js';
 import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
 import { decodeProxyHeader, maxProxyHeaderBytes } from '../../core/proxy-protocol/decode.js';
 import { DescriptorBudget } from '../../sys/descriptor-budget.js';
@@ -40,6 +39,7 @@ import { NOT_WATCHED } from '../tcp/splice/interest.js';
 import { PipePool, resizeRefusedMessage } from '../tcp/splice/pipe-pool.js';
 import { newDirection, type Direction } from '../tcp/splice/pump.js';
 import { duePrefix, EngineTimers, ReportedCounters, turnWait } from '../tcp/splice/timers.js';
+import { AllowedSources } from './allowed-sources.js';
 import { count, type MmproxyCounters } from './counters.js';
 import { EntryReport } from './entry-report.js';
 import type { FromMmproxyEngine, MmproxyEngineConfig, ToMmproxyEngine } from './splice-protocol.js';
@@ -120,7 +120,7 @@ export class MmproxySpliceEngine {
   private readonly api: SocketApi;
   private readonly loop: EngineEpoll;
   private readonly epoll: EngineEpoll['epoll'];
-  private readonly allowed: PrefixSet;
+  private readonly allowed: AllowedSources;
   private readonly budget: DescriptorBudget | undefined;
   /** The thread's shared pipes (their descriptors taken from the budget at start: reservedPipes). */
   private readonly pipes: PipePool<Flow>;
@@ -162,7 +162,7 @@ export class MmproxySpliceEngine {
     this.accepting = new Int32Array(config.accepting);
     this.report = new EntryReport(config, now);
     this.counters = this.report.counters;
-    this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
+    this.allowed = new AllowedSources(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.reservedPipes = this.reservePipes();
     // Without room for even one pair in the budget, the thread still shares one (4 descriptors past it).

@@ -15,7 +15,7 @@
 import { Worker } from 'node:worker_threads';
 import { errnoOf, TproxyError, type TproxyErrorCode } from '../../core/errors.js';
 import * as C from '../../core/net/constants.js';
-import { PrefixSet } from '../../core/net/prefix-set.js';
+import { AllowedSources } from './allowed-sources.js';
 import type { Endpoint } from '../../core/net/sockaddr.js';
 import { loadLibc } from '../../sys/libc.js';
 import { count, emptyMmproxyCounters, type MmproxyCounters } from './counters.js';
@@ -67,7 +67,7 @@ export class MmproxySpliceRelay {
     counters?: MmproxyCounters,
   ) {
     // Checked here (the threads parse it again): a bad prefix refuses the start or the reload before anything is bound.
-    PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
+    new AllowedSources(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.counters = counters ?? emptyMmproxyCounters();
     this.wake.writeBigUInt64LE(1n, 0);
     Atomics.store(new Int32Array(this.accepting), 0, 1);

@@ -20,7 +20,7 @@
 import net from 'node:net';
 import { errnoOf, TproxyError } from '../../core/errors.js';
 import type { Family } from '../../core/net/constants.js';
-import { PrefixSet } from '../../core/net/prefix-set.js';
+import { AllowedSources } from './allowed-sources.js';
 import { normalizeAddress, type Endpoint } from '../../core/net/sockaddr.js';
 import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
 import type { ProxyHeader } from '../../core/proxy-protocol/header.js';
@@ -81,7 +81,7 @@ export function endpointKey(e: MmproxyEndpoint): string {
 
 export class MmproxyTcpRelay {
   readonly counters: MmproxyCounters;
-  private readonly allowed: PrefixSet;
+  private readonly allowed: AllowedSources;
   /** Listening sockets by endpointKey. */
   private readonly servers = new Map<string, net.Server>();
   private readonly open = new Set<net.Socket>();
@@ -94,7 +94,7 @@ export class MmproxyTcpRelay {
     private readonly deps: MmproxyTcpDeps,
     counters?: MmproxyCounters,
   ) {
-    this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
+    this.allowed = new AllowedSources(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.counters = counters ?? emptyMmproxyCounters();
     this.flowEvents = deps.flowEvents;
   }

@@ -30,7 +30,7 @@
  */
 import { errnoOf, TproxyError } from '../../core/errors.js';
 import { EPOLLIN, IDLE_WAIT_MAX_MS, type Family } from '../../core/net/constants.js';
-import { PrefixSet } from '../../core/net/prefix-set.js';
+import { AllowedSources } from './allowed-sources.js';
 import { encodeSockaddr, endpointKey, familyOf, type Endpoint } from '../../core/net/sockaddr.js';
 import type { MmproxyEndpoint } from '../../core/config/sections/mmproxy.js';
 import { decodeProxyDatagram } from '../../core/proxy-protocol/decode.js';
@@ -105,7 +105,7 @@ const SWEEP_EVERY_MS = 1000;
 
 export class MmproxyUdpRelay {
   readonly counters: MmproxyCounters;
-  private readonly allowed: PrefixSet;
+  private readonly allowed: AllowedSources;
   private readonly listeners: number[] = [];
   private readonly byKey = new Map<string, Session>();
   private readonly byFd = new Map<number, Session>();
@@ -126,7 +126,7 @@ export class MmproxyUdpRelay {
     private readonly deps: MmproxyUdpDeps,
     counters?: MmproxyCounters,
   ) {
-    this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
+    this.allowed = new AllowedSources(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.counters = counters ?? emptyMmproxyCounters();
     this.receiver = deps.sockets.receiver(MAX_DATAGRAM);
     this.flowEvents = deps.flowEvents ?? false;

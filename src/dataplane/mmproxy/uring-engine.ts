@@ -28,7 +28,6 @@ import { errnoOf } from '../../core/errors.js';
 import { FirstBytes, type FirstBytesDecoder, type FirstBytesStep } from '../../core/first-bytes.js';
 import * as C from '../../core/net/constants.js';
 import * as U from '../../core/net/io-uring.js';
-import { PrefixSet } from '../../core/net/prefix-set.js';
 import { decodeSockaddr, SOCKADDR_STORAGE_SIZE, type Endpoint } from '../../core/net/sockaddr.js';
 import { proxyHeaderDecoder } from '../../core/proxy-protocol/first-bytes.js';
 import type { ProxyHeader } from '../../core/proxy-protocol/header.js';
@@ -43,6 +42,7 @@ import { holdsFirstBytes, newDirection, RelayOp, RingRelay, type RelayPair } fro
 import { URING_BIG_BUFFERS, URING_BUFFER_BYTES, URING_BUFFERS } from '../tcp/uring/engine.js';
 import { RingConnector, type RingConnecting } from '../tcp/uring/ring-connect.js';
 import { upstreamSetup } from '../tcp/uring/upstream-setup.js';
+import { AllowedSources } from './allowed-sources.js';
 import { openBackendSocket } from './backend-socket.js';
 import { count, type MmproxyCounters } from './counters.js';
 import { EntryReport } from './entry-report.js';
@@ -104,7 +104,7 @@ export class MmproxyUringEngine {
   /** The backend socket's setup, SO_LINGER and closes through the ring (probed at start). */
   readonly ringSetup: RingSetupSupport;
   private readonly decoder: FirstBytesDecoder<ProxyHeader>;
-  private readonly allowed: PrefixSet;
+  private readonly allowed: AllowedSources;
   private readonly budget: DescriptorBudget | undefined;
   private readonly accepting: Int32Array;
   private readonly timers: EngineTimers;
@@ -129,9 +129,6 @@ export class MmproxyUringEngine {
   private finished = false;
   private readonly u64 = Buffer.alloc(8);
   private readonly noLinger = Buffer.alloc(8);
-  /** The last balancer address checked against allowedSources, and the answer (a balancer's connections come from one or a few addresses). */
-  private lastBalancer = '';
-  private lastAllowed = false;
 
   constructor(
     private readonly config: MmproxyEngineConfig,
@@ -144,7 +141,7 @@ export class MmproxyUringEngine {
     this.accepting = new Int32Array(config.accepting);
     this.report = new EntryReport(config, now);
     this.counters = this.report.counters;
-    this.allowed = PrefixSet.from(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
+    this.allowed = new AllowedSources(config.allowedSources, `mmproxy ${config.name}: allowedSources`);
     this.budget = config.budget ? DescriptorBudget.attach(config.budget) : undefined;
     this.decoder = proxyHeaderDecoder({ maxV2Bytes: config.maxHeaderBytes });
     this.timers = new EngineTimers(config.idleTimeoutMs, config.countersIntervalMs);
@@ -358,11 +355,7 @@ export class MmproxyUringEngine {
       this.refuse(cfd, balancer, 'descriptor-limit');
       return;
     }
-    if (balancer.address !== this.lastBalancer) {
-      this.lastBalancer = balancer.address;
-      this.lastAllowed = this.allowed.has(balancer.address);
-    }
-    if (!this.lastAllowed) {
+    if (!this.allowed.has(balancer.address)) {
       this.budget?.release('mmproxy', URING_DESCRIPTORS_PER_CONNECTION);
       this.refuse(cfd, balancer, 'source-not-allowed');
       return;
