@@ -10,22 +10,14 @@
 // piece left to its timer; nothing else in the namespace should have one pending then).
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import * as C from '../../src/core/net/constants.js';
 import { loadLibc } from '../../src/sys/libc.js';
+import { segmentsIn } from './tcp-info.js';
 
-const TCP_INFO = 11;
-const TCPI_SEGS_IN = 140;
 const [host = '127.0.0.1', port = '0', pieces = '3'] = process.argv.slice(2);
 const libc = loadLibc();
 
-function segmentsIn(socket: net.Socket): number {
-  const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
-  const info = Buffer.alloc(232);
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(info.length, 0);
-  if (libc.getsockopt(fd, C.IPPROTO_TCP, TCP_INFO, info, length) !== 0) return -1;
-  return info.readUInt32LE(TCPI_SEGS_IN);
-}
+/** The descriptor under a net.Socket (Linux: its handle's fd). */
+const fdOf = (socket: net.Socket): number => (socket as unknown as { _handle: { fd: number } })._handle.fd;
 
 function delayedAcks(): number {
   const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
@@ -39,7 +31,7 @@ const server = net.createServer({ noDelay: false }, (socket) => {
   socket.on('data', (d) => {
     request += d.toString('latin1');
     if (!request.includes('\r\n\r\n')) return;
-    const segments = segmentsIn(socket);
+    const segments = segmentsIn(libc, fdOf(socket));
     const before = delayedAcks();
     for (let i = 1; i <= Number(pieces); i++) socket.write(`piece ${i}\n`);
     setTimeout(() => {

@@ -10,11 +10,9 @@ import { hostIoUringSupport, IoUring, type BufferRing } from '../../../../src/sy
 import { loadLibc, type Libc } from '../../../../src/sys/libc.js';
 import { SocketApi } from '../../../../src/sys/socket.js';
 import { tcpPair } from '../../../helpers/ring-pairs.js';
+import { segmentsIn } from '../../../helpers/tcp-info.js';
 
 const GROUP = 1;
-/** getsockopt(IPPROTO_TCP, TCP_INFO), and where struct tcp_info has tcpi_segs_in. */
-const TCP_INFO = 11;
-const TCPI_SEGS_IN = 140;
 const BUFFER_BYTES = 16_384;
 
 describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_uring unavailable here' }, () => {
@@ -103,15 +101,6 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
     }
   });
 
-  /** Segments `fd` received so far (TCP_INFO tcpi_segs_in). */
-  function segmentsIn(fd: number): number {
-    const info = Buffer.alloc(232);
-    const length = Buffer.alloc(4);
-    length.writeUInt32LE(info.length, 0);
-    assert.equal(libc.getsockopt(fd, C.IPPROTO_TCP, TCP_INFO, info, length), 0);
-    return info.readUInt32LE(TCPI_SEGS_IN);
-  }
-
   it("the server's FIN already behind its last bytes goes in their segment (read ahead, sent with MSG_MORE): one segment to the client, not two", () => {
     const s = setup();
     try {
@@ -119,7 +108,7 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
       // The server's reply and FIN in one segment, so both are there when the relay's recv completes.
       assert.equal(libc.send(s.server, reply, reply.length, C.MSG_MORE), reply.length);
       libc.shutdown(s.server, C.SHUT_WR);
-      const before = segmentsIn(s.client);
+      const before = segmentsIn(libc, s.client);
       s.relay.start(s.pair);
       s.turn();
       assert.equal(s.pair.down.eof, true, 'the FIN read with the reply, before it was sent');
@@ -127,7 +116,7 @@ describe('the ring relay', { skip: hostIoUringSupport().available ? false : 'io_
       assert.equal(s.pair.down.shut, true);
       const got = drain(s.client);
       assert.deepEqual([got.bytes.toString(), got.fin], [reply.toString(), true]);
-      assert.equal(segmentsIn(s.client) - before, 1, 'the reply and the FIN in one segment');
+      assert.equal(segmentsIn(libc, s.client) - before, 1, 'the reply and the FIN in one segment');
       assert.deepEqual(s.ended, []);
     } finally {
       s.close();
