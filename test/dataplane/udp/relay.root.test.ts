@@ -68,7 +68,12 @@ for (const engine of UDP_ENGINE_CHOICES) describe(`UDP relay through tproxy run 
     const proxy = await startProxy(lab, [...RULES, '--upstream', 'direct'], engine);
     t.after(() => proxy.kill());
     const result = await agent<Flows>(lab, 'client', ['udp-flows', A.server.ipv4, '80', '--count', '200', '--rounds', '3']);
-    assert.deepEqual(result.problems, []);
+    // A lost datagram (seen rarely, on a busy machine: one first datagram of 200) says where it went:
+    // each namespace's kernel UDP counters (a receive buffer full, no socket) and the proxy's own.
+    if (result.problems.length > 0) {
+      const udp = await Promise.all((['client', 'router', 'server'] as const).map(async (host) => `${host}: ${(await lab.run(host, ['cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp:')).join(' / ')}`));
+      assert.deepEqual(result.problems, [], `${JSON.stringify(result)}; kernel: ${udp.join('; ')}; proxy: ${JSON.stringify(await proxy.stop())}`);
+    }
     assert.equal(result.ok, true);
     assert.equal(result.replies, 600);
     assert.equal(result.distinctServerSeenPorts, 200, 'one upstream port per flow');
